@@ -1,0 +1,610 @@
+"""
+The northbound REST API v1 (DESIGN §4) as a twisted.web resource tree.
+
+Resources parse and authorise, then call the L{GatewayService}; the
+service owns all protocol logic and representations.  Serve the tree with
+L{build_site}, which also refuses oversized bodies before reading them and
+logs one event per request.
+
+Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
+
+    PUT|GET  /api/v1/devices/{device_id}
+    POST|GET /api/v1/devices/{device_id}/jobs
+    GET      /api/v1/jobs/{job_id}
+    GET      /api/v1/events?after=N&wait=S&limit=L
+    GET      /metrics                  (optional, no auth)
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web import server
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from dmgateway.api import validation
+from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice
+from dmgateway.api.validation import ValidationError
+
+JSON_TYPE = b"application/json; charset=utf-8"
+DEFAULT_MAX_BODY = 1048576
+DEFAULT_MAX_WAIT = 60.0
+DEFAULT_JOB_PAGE = 50
+MAX_JOB_PAGE = 500
+DEFAULT_EVENT_LIMIT = 100
+MAX_EVENT_LIMIT = 1000
+MAX_SEQ = 2**63 - 1
+
+log = Logger()
+
+
+class ApiError(Exception):
+    """
+    An error answer: C{{"error": {"code": code, "message": message}}}.
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str,
+        headers: dict[bytes, bytes] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: Any
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+
+
+def json_bytes(body: Any) -> bytes:
+    """
+    Encode a response body: UTF-8 JSON and a final newline.
+    """
+    return json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+
+
+def error_bytes(code: str, message: str) -> bytes:
+    """
+    Encode the API's error shape.
+    """
+    return json_bytes({"error": {"code": code, "message": message}})
+
+
+def _quote_id(value: str) -> str:
+    return quote(value, safe="")
+
+
+# -- request plumbing -----------------------------------------------------
+
+
+class _Exchange:
+    """
+    One request being answered: writes the reply unless the client left.
+    """
+
+    def __init__(self, request: server.Request) -> None:
+        self.request = request
+        self.gone = False
+        request.notifyFinish().addErrback(self._lost)
+
+    def _lost(self, reason: Failure) -> None:
+        self.gone = True
+
+    def encode(self, reply: _Reply) -> tuple[int, bytes, dict[bytes, bytes]]:
+        return reply.status, json_bytes(reply.body), reply.headers
+
+    def error(self, reason: Failure) -> tuple[int, bytes, dict[bytes, bytes]] | None:
+        if self.gone:
+            return None
+        error = reason.value
+        if isinstance(error, ValidationError):
+            error = ApiError(400, error.code, error.message)
+        elif isinstance(error, UnknownDevice):
+            error = ApiError(404, "unknown_device", str(error) or "no such device")
+        elif isinstance(error, ServiceUnavailable):
+            error = ApiError(
+                503, "service_unavailable", str(error) or "service unavailable"
+            )
+        elif not isinstance(error, ApiError):
+            log.failure(
+                "API request {method} {path} failed",
+                reason,
+                method=self.request.method.decode("latin-1"),
+                path=self.request.path.decode("latin-1"),
+            )
+            error = ApiError(500, "internal_error", "internal error")
+        return error.status, error_bytes(error.code, error.message), error.headers
+
+    def write(self, answer: tuple[int, bytes, dict[bytes, bytes]] | None) -> None:
+        if self.gone or answer is None:
+            return
+        status, body, headers = answer
+        request = self.request
+        request.setResponseCode(status)
+        for name, value in headers.items():
+            request.setHeader(name, value)
+        request.setHeader(b"Content-Type", JSON_TYPE)
+        request.setHeader(b"Content-Length", b"%d" % (len(body),))
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.write(body)
+        request.finish()
+
+
+class _JsonResource(Resource):
+    """
+    A resource answering JSON.  C{methods} maps an HTTP method to the name
+    of a handler taking the request and returning a L{_Reply} or a
+    L{Deferred} firing with one; handlers raise L{ApiError},
+    L{ValidationError} or service errors to answer with an error.
+    """
+
+    methods: dict[bytes, str] = {}
+
+    def getChild(self, path: bytes, request: server.Request) -> Resource:
+        return _Error(ApiError(404, "not_found", "no such resource"))
+
+    def render(self, request: server.Request) -> int:
+        exchange = _Exchange(request)
+        d = maybeDeferred(self._dispatch, request)
+        d.addCallback(exchange.encode)
+        d.addErrback(exchange.error)
+        d.addCallback(exchange.write)
+        d.addErrback(lambda f: log.failure("writing an API reply failed", f))
+        return NOT_DONE_YET
+
+    def _dispatch(self, request: server.Request) -> _Reply | Deferred[_Reply]:
+        method = b"GET" if request.method == b"HEAD" else request.method
+        name = self.methods.get(method)
+        if name is not None:
+            return getattr(self, name)(request)
+        if not self.methods:
+            raise ApiError(404, "not_found", "no such resource")
+        allowed = sorted(self.methods) + ([b"HEAD"] if b"GET" in self.methods else [])
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            "method %s is not allowed here; use %s"
+            % (request.method.decode("latin-1"), b", ".join(allowed).decode("ascii")),
+            {b"Allow": b", ".join(allowed)},
+        )
+
+
+class _Error(_JsonResource):
+    """
+    Answers every method, here and below, with one error.
+    """
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__()
+        self._error = error
+
+    def getChild(self, path: bytes, request: server.Request) -> Resource:
+        return self
+
+    def _dispatch(self, request: server.Request) -> _Reply:
+        raise self._error
+
+
+def _json_body(request: server.Request, max_body: int) -> Any:
+    """
+    Check the content type and size of a request body and parse it.
+    """
+    ctype = request.getHeader(b"content-type") or b""
+    media, *params = [p.strip().lower() for p in ctype.split(b";")]
+    charset_ok = all(
+        p in (b"charset=utf-8", b'charset="utf-8"')
+        for p in params if p.startswith(b"charset=")
+    )
+    if media != b"application/json" or not charset_ok:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "Content-Type must be application/json (UTF-8)",
+        )
+    request.content.seek(0)
+    body = request.content.read(max_body + 1)
+    if len(body) > max_body:
+        raise ApiError(
+            413, "payload_too_large", f"request body is larger than {max_body} bytes"
+        )
+    return validation.parse_json(body)
+
+
+# -- the tree -------------------------------------------------------------
+
+
+@dataclass
+class _Settings:
+    service: GatewayService
+    max_body: int
+    max_wait: float
+    max_commands: int
+
+
+class _Namespace(_JsonResource):
+    """
+    A path prefix (C{/}, C{/api}) with fixed children; 404 itself.
+    """
+
+
+class _V1(_JsonResource):
+    """
+    C{/api/v1}: checks the bearer token for itself and everything below.
+    """
+
+    def __init__(self, settings: _Settings, token: bytes) -> None:
+        super().__init__()
+        self._token = token
+        self.putChild(b"devices", _Devices(settings))
+        self.putChild(b"jobs", _Jobs(settings))
+        self.putChild(b"events", _Events(settings))
+
+    def _check(self, request: server.Request) -> ApiError | None:
+        values = request.requestHeaders.getRawHeaders(b"authorization") or []
+        challenge = b'Bearer realm="dmgateway"'
+        if not values:
+            return ApiError(
+                401, "unauthorized", "missing bearer token",
+                {b"WWW-Authenticate": challenge},
+            )
+        scheme, _, credentials = values[0].strip().partition(b" ")
+        if (
+            len(values) == 1
+            and scheme.lower() == b"bearer"
+            and hmac.compare_digest(credentials.strip(), self._token)
+        ):
+            return None
+        return ApiError(
+            401, "unauthorized", "invalid bearer token",
+            {b"WWW-Authenticate": challenge + b', error="invalid_token"'},
+        )
+
+    def getChildWithDefault(self, path: bytes, request: server.Request) -> Resource:
+        error = self._check(request)
+        if error is not None:
+            return _Error(error)
+        return super().getChildWithDefault(path, request)
+
+    def _dispatch(self, request: server.Request) -> _Reply:
+        raise self._check(request) or ApiError(404, "not_found", "no such resource")
+
+
+class _Devices(_JsonResource):
+    """
+    C{/api/v1/devices}: only its children exist.
+    """
+
+    def __init__(self, settings: _Settings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def getChild(self, path: bytes, request: server.Request) -> Resource:
+        if not path:
+            return super().getChild(path, request)
+        try:
+            device_id = validation.parse_device_id(path)
+        except ValidationError as e:
+            return _Error(ApiError(400, e.code, e.message))
+        return _Device(self._settings, device_id)
+
+
+class _Device(_JsonResource):
+    """
+    C{/api/v1/devices/{device_id}}: the device account.
+    """
+
+    methods = {b"GET": "get", b"PUT": "put"}
+
+    def __init__(self, settings: _Settings, device_id: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._device_id = device_id
+
+    def getChild(self, path: bytes, request: server.Request) -> Resource:
+        if path == b"jobs":
+            return _DeviceJobs(self._settings, self._device_id)
+        return super().getChild(path, request)
+
+    def get(self, request: server.Request) -> Deferred[_Reply]:
+        def found(device: dict[str, Any] | None) -> _Reply:
+            if device is None:
+                raise UnknownDevice(f"no device {self._device_id!r}")
+            return _Reply(200, device)
+
+        d = self._settings.service.get_device(self._device_id)
+        return d.addCallback(found)
+
+    def put(self, request: server.Request) -> Deferred[_Reply]:
+        account = validation.validate_device(
+            _json_body(request, self._settings.max_body)
+        )
+
+        def stored(created: bool) -> _Reply:
+            body = {"device_id": self._device_id, "created": bool(created)}
+            if not created:
+                return _Reply(200, body)
+            location = "/api/v1/devices/" + _quote_id(self._device_id)
+            return _Reply(201, body, {b"Location": location.encode("ascii")})
+
+        d = self._settings.service.put_device(self._device_id, account)
+        return d.addCallback(stored)
+
+
+class _DeviceJobs(_JsonResource):
+    """
+    C{/api/v1/devices/{device_id}/jobs}: queue a job, list jobs by page.
+    """
+
+    methods = {b"GET": "list", b"POST": "create"}
+
+    def __init__(self, settings: _Settings, device_id: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._device_id = device_id
+
+    def create(self, request: server.Request) -> Deferred[_Reply]:
+        spec = validation.validate_job(
+            _json_body(request, self._settings.max_body), self._settings.max_commands
+        )
+
+        def queued(job: dict[str, Any]) -> _Reply:
+            headers = {}
+            if isinstance(job.get("id"), str):
+                location = "/api/v1/jobs/" + _quote_id(job["id"])
+                headers[b"Location"] = location.encode("ascii")
+            return _Reply(201, job, headers)
+
+        d = self._settings.service.create_job(self._device_id, spec)
+        return d.addCallback(queued)
+
+    def list(self, request: server.Request) -> Deferred[_Reply]:
+        limit = validation.parse_int_param(
+            validation.query_value(request.args, "limit"),
+            "limit", DEFAULT_JOB_PAGE, 1, MAX_JOB_PAGE,
+        )
+        after = validation.parse_after_job(validation.query_value(request.args, "after"))
+
+        def page(jobs: list[dict[str, Any]]) -> _Reply:
+            more = len(jobs) > limit
+            jobs = jobs[:limit]
+            return _Reply(200, {"jobs": jobs, "next": jobs[-1]["id"] if more else None})
+
+        # One job more than asked tells whether there is a next page.
+        d = self._settings.service.list_jobs(self._device_id, limit + 1, after)
+        return d.addCallback(page)
+
+
+class _Jobs(_JsonResource):
+    """
+    C{/api/v1/jobs}: only its children exist.
+    """
+
+    def __init__(self, settings: _Settings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def getChild(self, path: bytes, request: server.Request) -> Resource:
+        job_id = validation.parse_job_id(path)
+        if job_id is None:
+            return _Error(ApiError(404, "unknown_job", "no such job"))
+        return _Job(self._settings, job_id)
+
+
+class _Job(_JsonResource):
+    """
+    C{/api/v1/jobs/{job_id}}: a job with its results and notifications.
+    """
+
+    methods = {b"GET": "get"}
+
+    def __init__(self, settings: _Settings, job_id: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._job_id = job_id
+
+    def get(self, request: server.Request) -> Deferred[_Reply]:
+        def found(job: dict[str, Any] | None) -> _Reply:
+            if job is None:
+                raise ApiError(404, "unknown_job", f"no job {self._job_id!r}")
+            return _Reply(200, job)
+
+        return self._settings.service.get_job(self._job_id).addCallback(found)
+
+
+class _Events(_JsonResource):
+    """
+    C{/api/v1/events}: long-poll of the event log.
+    """
+
+    methods = {b"GET": "get"}
+
+    def __init__(self, settings: _Settings) -> None:
+        super().__init__()
+        self._settings = settings
+
+    def get(self, request: server.Request) -> Deferred[_Reply]:
+        args = request.args
+        after = validation.parse_int_param(
+            validation.query_value(args, "after"), "after", 0, 0, MAX_SEQ
+        )
+        limit = validation.parse_int_param(
+            validation.query_value(args, "limit"),
+            "limit", DEFAULT_EVENT_LIMIT, 1, MAX_EVENT_LIMIT,
+        )
+        wait = validation.parse_wait_param(
+            validation.query_value(args, "wait"), self._settings.max_wait
+        )
+        d = self._settings.service.wait_events(after, limit, wait)
+        # A client that goes away releases its wait.
+        request.notifyFinish().addErrback(lambda _: d.cancel())
+        return d.addCallback(lambda events: _Reply(200, {"events": events}))
+
+
+def build_root(
+    service: GatewayService,
+    token: bytes | str,
+    *,
+    metrics_resource: Resource | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_wait: float = DEFAULT_MAX_WAIT,
+    max_commands: int = validation.MAX_COMMANDS,
+) -> Resource:
+    """
+    The site root: C{/api/v1/...} and, if given, C{metrics_resource} at
+    C{/metrics} (without authentication).  Every other path is a JSON 404.
+
+    @param token: the bearer token (read by the caller from
+        C{[api] token_file}); surrounding whitespace is ignored.
+    @param max_wait: cap on the long-poll C{wait}, in seconds.
+    """
+    if isinstance(token, str):
+        token = token.encode("utf-8")
+    token = token.strip()
+    if not token:
+        raise ValueError("the API token must not be empty")
+    settings = _Settings(service, max_body, max_wait, max_commands)
+    api = _Namespace()
+    api.putChild(b"v1", _V1(settings, token))
+    root = _Namespace()
+    root.putChild(b"api", api)
+    if metrics_resource is not None:
+        root.putChild(b"metrics", metrics_resource)
+    return root
+
+
+# -- the site -------------------------------------------------------------
+
+
+class ApiRequest(server.Request):
+    """
+    A request that refuses a body over the site's C{max_body} (HTTP 413,
+    then closes the connection): by its Content-Length before reading any
+    of it, or while reading a body of unknown length.  Logs one event per
+    request, also when the client goes away first.
+    """
+
+    _refused = False
+    _received = 0
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self.channel.site.max_body:
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self.channel.site.max_body:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        clock = self.channel.site.reactor
+        started = clock.seconds()
+        self.notifyFinish().addBoth(self._log, clock, started)
+        super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        channel = self.channel
+        limit = channel.site.max_body
+        # No "100 Continue" after this answer.
+        self.requestHeaders.removeHeader(b"expect")
+        body = error_bytes(
+            "payload_too_large", f"request body is larger than {limit} bytes"
+        )
+        channel.transport.write(
+            b"HTTP/1.1 413 Payload Too Large\r\n"
+            b"Content-Type: " + JSON_TYPE + b"\r\n"
+            b"Content-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % (len(body),) + body
+        )
+        channel.loseConnection()
+        # The request line is parsed but not yet handed to the request.
+        log.info(
+            "API {method} {path} -> {status}: body over {max_body} bytes refused",
+            method=getattr(channel, "_command", b"?").decode("latin-1"),
+            path=getattr(channel, "_path", b"?").split(b"?")[0].decode("latin-1"),
+            status=413,
+            max_body=limit,
+            client=_client(self),
+        )
+
+    def _log(self, result: None | Failure, clock: Any, started: float) -> None:
+        log.info(
+            "API {method} {path} -> {status} in {duration:.3f}s{outcome}",
+            method=self.method.decode("latin-1"),
+            path=self.path.decode("latin-1"),
+            status=self.code,
+            duration=clock.seconds() - started,
+            outcome="" if result is None else " (client went away)",
+            client=_client(self),
+        )
+
+
+def _client(request: server.Request) -> str:
+    address = request.getClientAddress()
+    return str(getattr(address, "host", address))
+
+
+class ApiSite(server.Site):
+    """
+    The API's HTTP site: L{ApiRequest}s, no traceback pages, and no access
+    log of its own (each request logs one structured event).
+    """
+
+    requestFactory = ApiRequest
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(
+        self, resource: Resource, max_body: int = DEFAULT_MAX_BODY,
+        reactor: Any = None,
+    ) -> None:
+        super().__init__(resource, reactor=reactor)
+        self.max_body = max_body
+
+    def log(self, request: server.Request) -> None:
+        """
+        Nothing: L{ApiRequest} logs its own event.
+        """
+
+
+def build_site(
+    service: GatewayService,
+    token: bytes | str,
+    *,
+    metrics_resource: Resource | None = None,
+    max_body: int = DEFAULT_MAX_BODY,
+    max_wait: float = DEFAULT_MAX_WAIT,
+    max_commands: int = validation.MAX_COMMANDS,
+    reactor: Any = None,
+) -> ApiSite:
+    """
+    The API site to listen on (e.g. with C{serverFromString(reactor,
+    "tcp:8081:interface=127.0.0.1")}); see L{build_root} for the
+    arguments.  C{reactor} also times requests for the log.
+    """
+    root = build_root(
+        service, token, metrics_resource=metrics_resource, max_body=max_body,
+        max_wait=max_wait, max_commands=max_commands,
+    )
+    return ApiSite(root, max_body=max_body, reactor=reactor)

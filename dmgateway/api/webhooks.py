@@ -1,0 +1,341 @@
+"""
+Webhooks: the API's event log pushed to operator URLs.
+
+Delivery, per URL and independently of the other URLs:
+
+    - one event per POST, in C{seq} order; the body is the same JSON as the
+      long-poll answers, C{{"events": [event]}}, with headers
+      C{X-Dmgw-Event-Seq: <seq>} and, when a secret is configured,
+      C{X-Dmgw-Signature: sha256=<hex HMAC-SHA256(secret, body)>};
+    - a 2xx answer delivers the event and the URL's cursor (the last
+      delivered seq) is saved, so a restart resumes after it.  Delivery is
+      at least once: a receiver should ignore a seq it has seen;
+    - no answer (connection error, timeout), 5xx, 408 or 429: the receiver
+      is unavailable.  The event is retried with exponential backoff
+      (C{initial_delay} doubling up to C{max_delay}) for as long as it takes,
+      so an outage loses nothing and order is kept;
+    - any other 4xx: the receiver refuses this event.  It is retried
+      C{retries} times with the same backoff, then logged as an error and
+      skipped (it stays readable through C{GET /api/v1/events}).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
+
+from twisted.application.service import Service
+from twisted.internet import task
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IBodyProducer
+from zope.interface import implementer
+
+SIGNATURE_HEADER = b"X-Dmgw-Signature"
+SEQ_HEADER = b"X-Dmgw-Event-Seq"
+
+log = Logger()
+
+
+def sign(secret: bytes, body: bytes) -> str:
+    """
+    The C{X-Dmgw-Signature} value for C{body}: C{sha256=<hex>}.
+    """
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: bytes, body: bytes, header: str | bytes | None) -> bool:
+    """
+    For receivers: does C{header} sign C{body} with C{secret}?
+    (Constant-time comparison.)
+    """
+    if header is None:
+        return False
+    if isinstance(header, str):
+        header = header.encode("ascii", "replace")
+    return hmac.compare_digest(header, sign(secret, body).encode("ascii"))
+
+
+def redact_url(url: str) -> str:
+    """
+    C{url} without user info, query or fragment, for logs.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+@implementer(IBodyProducer)
+class _BytesProducer:
+    """
+    A request body that is already in memory.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: Any) -> Deferred[None]:
+        consumer.write(self.body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class _Drain(Protocol):
+    """
+    Reads a response body, keeping its first bytes for the log.
+    """
+
+    keep = 200
+
+    def __init__(self, done: Deferred[bytes]) -> None:
+        self.done = done
+        self.head = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        if len(self.head) < self.keep:
+            self.head = (self.head + data)[: self.keep]
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.done.callback(self.head)
+
+
+def _transient(code: int) -> bool:
+    return code >= 500 or code in (408, 429)
+
+
+class _Target:
+    """
+    Delivery to one URL: a loop of fetch, POST, save cursor; idle until
+    woken when there is nothing to send.
+    """
+
+    def __init__(self, sender: WebhookSender, url: str) -> None:
+        self.sender = sender
+        self.url = url
+        self.name = redact_url(url)
+        self.cursor: int | None = None
+        self._woken = False
+        self._idle: Deferred[None] | None = None
+        self._loop: Deferred[None] | None = None
+
+    def start(self) -> None:
+        self._loop = Deferred.fromCoroutine(self._run())
+        self._loop.addErrback(self._stopped)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            loop.cancel()
+
+    def wake(self) -> None:
+        self._woken = True
+        if self._idle is not None:
+            idle, self._idle = self._idle, None
+            idle.callback(None)
+
+    def _stopped(self, reason: Failure) -> None:
+        if not reason.check(CancelledError):
+            log.failure("webhook {url}: delivery stopped", reason, url=self.name)
+
+    async def _run(self) -> None:
+        sender = self.sender
+        cursor = await self._store("load cursor", lambda: sender.load_cursor(self.url))
+        self.cursor = cursor = int(cursor or 0)
+        while True:
+            self._woken = False
+            events = await self._store(
+                "fetch events", lambda: sender.fetch_events(cursor, sender.batch)
+            )
+            events = sorted(
+                (e for e in events if e["seq"] > cursor), key=lambda e: e["seq"]
+            )
+            if not events:
+                if not self._woken:
+                    self._idle = Deferred(lambda d: setattr(self, "_idle", None))
+                    await self._idle
+                continue
+            for event in events:
+                await self._deliver(event)
+                cursor = event["seq"]
+                await self._store(
+                    "save cursor", lambda: sender.save_cursor(self.url, cursor)
+                )
+                self.cursor = cursor
+
+    async def _store(self, what: str, call: Callable[[], Deferred[Any]]) -> Any:
+        """
+        Call the store until it answers, backing off between failures.
+        """
+        failures = 0
+        while True:
+            try:
+                return await maybeDeferred(call)
+            except CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                delay = self.sender.backoff(failures)
+                log.failure(
+                    "webhook {url}: {what} failed; again in {delay}s",
+                    url=self.name, what=what, delay=delay,
+                )
+                await self.sender.sleep(delay)
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
+        sender = self.sender
+        seq = event["seq"]
+        body = json.dumps({"events": [event]}, ensure_ascii=False).encode("utf-8")
+        failures = 0
+        while True:
+            try:
+                code, head = await sender.post(self.url, seq, body)
+            except CancelledError:
+                raise
+            except Exception as e:
+                code, head, reason = None, b"", f"{type(e).__name__}: {e}"
+            else:
+                if 200 <= code < 300:
+                    return
+                reason = f"HTTP {code}"
+            failures += 1
+            if code is not None and not _transient(code) and failures > sender.retries:
+                log.error(
+                    "webhook {url}: event {seq} refused ({reason}) {failures} times;"
+                    " skipped",
+                    url=self.name, seq=seq, reason=reason, failures=failures,
+                    answer=head.decode("utf-8", "replace"),
+                )
+                return
+            delay = sender.backoff(failures)
+            log.warn(
+                "webhook {url}: event {seq} not delivered ({reason}); again in {delay}s",
+                url=self.name, seq=seq, reason=reason, delay=delay,
+                answer=head.decode("utf-8", "replace"),
+            )
+            await sender.sleep(delay)
+
+
+class WebhookSender(Service):
+    """
+    Pushes the event log to webhook URLs (delivery rules: module docstring).
+
+    @param urls: the receivers' C{http(s)://} URLs.
+    @param secret: the HMAC key signing each body, or L{None} for no
+        signature.
+    @param agent: an L{IAgent} (e.g. L{twisted.web.client.Agent} with a
+        persistent pool).
+    @param clock: the time source for backoff and timeouts.
+    @param load_cursor: C{load_cursor(url) -> Deferred[int]}, the last
+        delivered seq (0 for none).
+    @param save_cursor: C{save_cursor(url, seq) -> Deferred}.
+    @param fetch_events: C{fetch_events(after, limit) -> Deferred[list]},
+        events with C{seq > after} in order.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        secret: bytes | None,
+        agent: Any,
+        clock: IReactorTime,
+        load_cursor: Callable[[str], Deferred[int]],
+        save_cursor: Callable[[str, int], Deferred[Any]],
+        fetch_events: Callable[[int, int], Deferred[list[dict[str, Any]]]],
+        *,
+        retries: int = 5,
+        initial_delay: float = 1.0,
+        max_delay: float = 300.0,
+        timeout: float = 30.0,
+        batch: int = 100,
+    ) -> None:
+        for url in urls:
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise ValueError(f"webhook URL must be http or https: {redact_url(url)}")
+        self.urls = list(urls)
+        self.secret = secret
+        self.agent = agent
+        self.clock = clock
+        self.load_cursor = load_cursor
+        self.save_cursor = save_cursor
+        self.fetch_events = fetch_events
+        self.retries = retries
+        self.initial_delay = initial_delay
+        self.max_delay = max_delay
+        self.timeout = timeout
+        self.batch = batch
+        self._targets: list[_Target] = []
+
+    def startService(self) -> None:
+        super().startService()
+        self._targets = [_Target(self, url) for url in self.urls]
+        for target in self._targets:
+            target.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        for target in self._targets:
+            target.stop()
+        self._targets = []
+
+    def notify(self) -> None:
+        """
+        A new event was appended: wake the idle deliveries.
+        """
+        for target in self._targets:
+            target.wake()
+
+    def cursors(self) -> dict[str, int | None]:
+        """
+        The last delivered seq of each URL (L{None} before it is loaded).
+        """
+        return {target.url: target.cursor for target in self._targets}
+
+    def backoff(self, failures: int) -> float:
+        """
+        The delay after C{failures} failures in a row.
+        """
+        return min(self.initial_delay * 2 ** min(failures - 1, 32), self.max_delay)
+
+    def sleep(self, delay: float) -> Deferred[None]:
+        return task.deferLater(self.clock, delay, lambda: None)
+
+    async def _exchange(self, url: str, headers: Headers, body: bytes) -> tuple[int, bytes]:
+        response = await self.agent.request(
+            b"POST", url.encode("ascii"), headers, _BytesProducer(body)
+        )
+        done: Deferred[bytes] = Deferred()
+        response.deliverBody(_Drain(done))
+        return response.code, await done
+
+    def post(self, url: str, seq: int, body: bytes) -> Deferred[tuple[int, bytes]]:
+        """
+        POST one body; fires with the status code and the first bytes of
+        the answer, or fails (connection error, timeout).
+        """
+        headers = Headers({
+            b"Content-Type": [b"application/json; charset=utf-8"],
+            b"User-Agent": [b"dmgateway-webhook/1"],
+            SEQ_HEADER: [b"%d" % (seq,)],
+        })
+        if self.secret is not None:
+            headers.setRawHeaders(SIGNATURE_HEADER, [sign(self.secret, body).encode("ascii")])
+        d = Deferred.fromCoroutine(self._exchange(url, headers, body))
+        return d.addTimeout(self.timeout, self.clock)

@@ -1,0 +1,259 @@
+"""DM-2 over HTTP and HTTPS: the thin twisted.web side of the DM session.
+
+A device POSTs one SyncML message per request; the reply is the next server
+message in the body of ``200 OK``.  This module only checks what HTTP must
+check (method, media type, size) and hands the bytes to the dispatcher; all
+SyncML knowledge lives in the dispatcher and the session engine.
+
+Bodies larger than ``max_body`` are refused with 413 as soon as the headers
+announce them (``Content-Length``) or, for chunked uploads, as soon as the
+running total passes the limit: an oversized body is never buffered.
+"""
+
+import time
+
+from twisted.internet import endpoints
+from twisted.logger import Logger
+from twisted.web import resource, server
+
+log = Logger(namespace="dmgateway.http")
+
+#: media types a device may send, and the encoding each means
+MEDIA_TYPES = {
+    b"application/vnd.syncml.dm+xml": "xml",
+    b"application/vnd.syncml.dm+wbxml": "wbxml",
+    b"application/vnd.syncml+xml": "xml",
+    b"application/vnd.syncml+wbxml": "wbxml",
+}
+
+_TOO_LARGE = (
+    b"HTTP/1.1 413 Request Entity Too Large\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s"
+)
+
+
+def _refuse_too_large(channel, limit):
+    text = b"request body exceeds the limit of %d bytes\n" % (limit,)
+    channel.transport.write(_TOO_LARGE % (len(text), text))
+    channel.transport.loseConnection()
+
+
+class LimitedRequest(server.Request):
+    """A request that refuses bodies over ``max_body`` before buffering them."""
+
+    max_body = 1048576
+    _received = 0
+    _refused = False
+
+    def gotLength(self, length):
+        if length is not None and length > self.max_body:
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data):
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self.max_body:
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)
+
+    def _refuse(self):
+        self._refused = True
+        log.warn(
+            "refused oversized request body (limit {limit} bytes) from {peer}",
+            limit=self.max_body,
+            peer=_peer(self),
+        )
+        _refuse_too_large(self.channel, self.max_body)
+
+
+def _peer(request):
+    try:
+        address = request.channel.transport.getPeer()
+        return "%s:%s" % (address.host, address.port)
+    except Exception:
+        return "?"
+
+
+def media_type(header):
+    """The bare lower-case media type of a Content-Type header value."""
+    if header is None:
+        return None
+    return header.split(b";", 1)[0].strip().lower()
+
+
+class DMResource(resource.Resource):
+    """Answers POSTs of SyncML messages at exactly one path."""
+
+    isLeaf = True
+
+    def __init__(self, dispatcher, path):
+        super().__init__()
+        self.dispatcher = dispatcher
+        self.path = path.encode("utf-8") if isinstance(path, str) else path
+
+    def render(self, request):
+        if request.path.rstrip(b"/") != self.path.rstrip(b"/"):
+            return self._plain(request, 404, "no DM service at this path")
+        if request.method != b"POST":
+            request.setHeader(b"Allow", b"POST")
+            return self._plain(request, 405, "DM messages are POSTed")
+        ctype = media_type(request.getHeader(b"content-type"))
+        if ctype is not None and ctype not in MEDIA_TYPES:
+            return self._plain(request, 415, "unsupported media type %r" % (ctype.decode("latin-1"),))
+        body = request.content.read()
+        started = time.monotonic()
+        token = request.args.get(b"s", [None])[0]
+        d = self.dispatcher.handle_dm(
+            body,
+            encoding=MEDIA_TYPES.get(ctype),
+            hmac_header=_text(request.getHeader(b"x-syncml-hmac")),
+            token=_text(token),
+            peer=_peer(request),
+        )
+        d.addCallback(self._reply, request, ctype, started)
+        d.addErrback(self._failed, request)
+        request.notifyFinish().addErrback(lambda _: None)
+        return server.NOT_DONE_YET
+
+    def _reply(self, reply, request, ctype, started):
+        if request._disconnected:
+            return
+        request.setResponseCode(reply.code)
+        request.setHeader(b"Content-Type", reply.content_type.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        for name, value in reply.headers.items():
+            request.setHeader(name.encode("ascii"), value.encode("utf-8"))
+        request.setHeader(b"Content-Length", b"%d" % (len(reply.body),))
+        request.write(reply.body)
+        request.finish()
+
+    def _failed(self, failure, request):
+        log.failure("DM request failed", failure)
+        if not request._disconnected:
+            request.setResponseCode(500)
+            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+            request.write(b"internal error\n")
+            request.finish()
+
+    @staticmethod
+    def _plain(request, code, message):
+        request.setResponseCode(code)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return message.encode("utf-8") + b"\n"
+
+
+def _text(value):
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value
+
+
+def dm_site(dispatcher, path, max_body):
+    """A ``Site`` serving DM-2 at ``path`` with the body limit ``max_body``."""
+
+    class Request(LimitedRequest):
+        pass
+
+    Request.max_body = max_body
+    site = server.Site(DMResource(dispatcher, path))
+    site.requestFactory = Request
+    site.displayTracebacks = False
+    site.noisy = False
+    return site
+
+
+# -- HTTPS -------------------------------------------------------------------
+
+
+def split_endpoint(description):
+    """Split a Twisted endpoint string into (type, positional args, keyword args)."""
+    parts, current, escaped = [], [], False
+    for ch in description:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    kind, args, kwargs = parts[0], [], {}
+    for part in parts[1:]:
+        if "=" in part:
+            key, value = part.split("=", 1)
+            kwargs[key] = value
+        else:
+            args.append(part)
+    return kind, args, kwargs
+
+
+def https_context(https):
+    """``CertificateOptions`` for the HTTPS listener: certificate files, TLS >= 1.2."""
+    from twisted.internet import ssl
+    from twisted.internet.ssl import TLSVersion
+
+    _kind, _args, kwargs = split_endpoint(https.endpoint)
+    key_path = kwargs.get("privateKey")
+    cert_path = kwargs.get("certKey", key_path)
+    with open(cert_path, "rb") as f:
+        cert_pem = f.read()
+    with open(key_path, "rb") as f:
+        key_pem = f.read()
+    certificate = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
+    chain = []
+    if kwargs.get("extraCertChain"):
+        with open(kwargs["extraCertChain"], "rb") as f:
+            chain = [c.original for c in _load_certs(f.read())]
+    minimum = TLSVersion.TLSv1_3 if getattr(https, "min_tls", "1.2") == "1.3" else TLSVersion.TLSv1_2
+    options = dict(
+        privateKey=certificate.privateKey.original,
+        certificate=certificate.original,
+        extraCertChain=chain,
+        raiseMinimumTo=minimum,
+    )
+    client_ca = getattr(https, "client_ca", "") or ""
+    if client_ca:
+        with open(client_ca, "rb") as f:
+            options.update(
+                verify=True,
+                caCerts=[c.original for c in _load_certs(f.read())],
+                requireCertificate=False,
+            )
+    return ssl.CertificateOptions(**options)
+
+
+def _load_certs(pem):
+    from twisted.internet import ssl
+
+    marker = b"-----END CERTIFICATE-----"
+    blocks = [b + marker for b in pem.split(marker) if b.strip()]
+    return [ssl.Certificate.loadPEM(block) for block in blocks]
+
+
+def https_endpoint(reactor, https):
+    """The HTTPS server endpoint for the ``[https]`` section."""
+    _kind, args, kwargs = split_endpoint(https.endpoint)
+    port = int(args[0] if args else kwargs.get("port", 8443))
+    return endpoints.SSL4ServerEndpoint(
+        reactor,
+        port,
+        https_context(https),
+        backlog=int(kwargs.get("backlog", 50)),
+        interface=kwargs.get("interface", ""),
+    )

@@ -1,0 +1,170 @@
+"""``dmgw``: the operator command.
+
+    dmgw decode FILE|-            any SyncML XML/WBXML, TNDS or CP document -> readable XML
+    dmgw encode --wbxml FILE|-    SyncML, TNDS or CP XML -> WBXML
+    dmgw api ...                  the REST API from the shell
+
+Errors are one line on standard error and exit status 2.
+"""
+
+import argparse
+import sys
+
+from dmgateway.codec import errors
+
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+
+
+class Failed(Exception):
+    """A one-line message for standard error; exit status 2."""
+
+
+def _read(path):
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise Failed("cannot read %s: %s" % (path, e.strerror or e))
+
+
+def _write(data, path):
+    if path in (None, "-"):
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise Failed("cannot write %s: %s" % (path, e.strerror or e))
+
+
+def _pretty(xml_bytes):
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.fromstring(xml_bytes, parser)
+    for element in root.iter():
+        if len(element) and element.text is not None and not element.text.strip():
+            element.text = None
+    return etree.tostring(root, pretty_print=True, encoding="UTF-8", xml_declaration=True)
+
+
+# -- document kinds ------------------------------------------------------------
+
+
+def identify(data):
+    """("syncml" | "tnds" | "cp", "xml" | "wbxml") for a document, or Failed."""
+    from dmgateway.codec import sniff_encoding, wbxml, wbxml_pages, xml
+
+    if not data:
+        raise Failed("empty input")
+    if sniff_encoding(data) == "wbxml":
+        header = wbxml.read_header(data)
+        vocab = wbxml_pages.vocabulary_for(header.public_id, header.fpi)
+        kinds = {
+            wbxml_pages.PROV10: "cp",
+            wbxml_pages.DMDDF12: "tnds",
+            wbxml_pages.SYNCML11: "syncml",
+            wbxml_pages.SYNCML12: "syncml",
+        }
+        if vocab not in kinds:
+            raise Failed(
+                "not a SyncML, TNDS or CP WBXML document (public id 0x%X%s)"
+                % (header.public_id, " %r" % (header.fpi,) if header.fpi else "")
+            )
+        return kinds[vocab], "wbxml"
+    root = xml.parse(data)
+    kinds = {"SyncML": "syncml", "MgmtTree": "tnds", "wap-provisioningdoc": "cp"}
+    if root.name not in kinds:
+        raise Failed("not a SyncML, TNDS or CP XML document (root element %r)" % (root.name,))
+    return kinds[root.name], "xml"
+
+
+def decode_to_xml(data):
+    """Readable XML for any document ``identify`` knows."""
+    from dmgateway.codec import prov, wbxml, xml
+
+    kind, encoding = identify(data)
+    if kind == "syncml":
+        msg = wbxml.decode(data) if encoding == "wbxml" else xml.decode(data)
+        return _pretty(xml.encode(msg))
+    if kind == "cp":
+        doc = prov.decode_wbxml(data) if encoding == "wbxml" else prov.decode_xml(data)
+        return _pretty(prov.encode_xml(doc))
+    tree = wbxml.decode_tnds(data) if encoding == "wbxml" else xml.parse(data)
+    return _pretty(xml.serialize(tree))
+
+
+def encode_to_wbxml(data):
+    """WBXML for a SyncML, TNDS or CP XML document."""
+    from dmgateway.codec import prov, wbxml, xml
+
+    kind, encoding = identify(data)
+    if encoding == "wbxml":
+        raise Failed("input is already WBXML")
+    if kind == "syncml":
+        return wbxml.encode(xml.decode(data))
+    if kind == "cp":
+        return prov.encode_wbxml(prov.decode_xml(data))
+    return wbxml.encode_tnds(xml.parse(data))
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def cmd_decode(args):
+    _write(decode_to_xml(_read(args.file)), args.output)
+
+
+def cmd_encode(args):
+    data = _read(args.file)
+    if args.wbxml:
+        _write(encode_to_wbxml(data), args.output)
+    else:
+        _write(decode_to_xml(data), args.output)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="dmgw", description="dmgateway operator command")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("decode", help="SyncML XML/WBXML, TNDS or CP document -> readable XML")
+    p.add_argument("file", metavar="FILE|-")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("encode", help="SyncML, TNDS or CP XML -> WBXML")
+    p.add_argument("file", metavar="FILE|-")
+    p.add_argument("--wbxml", action="store_true", help="produce WBXML (the default output is XML)")
+    p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.set_defaults(func=cmd_encode)
+
+    try:
+        from dmgateway.api.cli import add_arguments
+    except ImportError:  # pragma: no cover - the API client is part of the package
+        add_arguments = None
+    if add_arguments is not None:
+        add_arguments(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except Failed as e:
+        print("dmgw %s: %s" % (args.command, e), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except errors.CodecError as e:
+        print("dmgw %s: invalid input: %s" % (args.command, e), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return result if isinstance(result, int) else EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

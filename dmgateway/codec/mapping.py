@@ -1,0 +1,539 @@
+"""Map the SyncML message model to :class:`~.element.Node` trees and back.
+
+Both wire codecs (XML and WBXML) go through this module, so they agree on
+what a message means.
+
+The writer is strict: elements come out in the order of the SyncML 1.2 DTD
+(dm-protocol §3.1, §6.1), every metinf element in namespace ``MetInf``, and a
+model value of the wrong type raises :class:`~.errors.ModelError`.
+
+The reader is tolerant: children in any order, any namespace (sloppy clients
+send ``<Type>`` without ``xmlns="syncml:metinf"``), surrounding XML whitespace
+stripped from values (``<Data>`` kept exactly, except around alert and status
+codes), unknown elements inside known containers ignored, and unknown
+commands kept as :class:`~.syncml.UnknownCommand`.  Anything structurally
+wrong raises :class:`~.errors.ModelError` naming the element path, e.g.
+``SyncML/SyncBody/Replace[2]/Item[1]``.
+"""
+
+import re
+
+from .element import NS_DMDDF, NS_METINF, NS_SYNCML, Node
+from .errors import ModelError
+from .syncml import (
+    Alert,
+    Chal,
+    Container,
+    Cred,
+    Exec,
+    Item,
+    ItemCommand,
+    LocRef,
+    Meta,
+    Results,
+    Status,
+    SyncHdr,
+    SyncML,
+    UnknownCommand,
+    COMMAND_CLASSES,
+)
+
+__all__ = [
+    "message_to_node",
+    "node_to_message",
+    "command_to_node",
+    "node_to_command",
+    "meta_to_node",
+    "node_to_meta",
+    "item_to_node",
+    "node_to_item",
+]
+
+XML_WHITESPACE = " \t\r\n"
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")
+
+# metinf children with a field of their own, in DTD order: (element, field, is-int)
+_META_FIELDS = (
+    ("Format", "format", False),
+    ("Type", "type", False),
+    ("Mark", "mark", False),
+    ("Size", "size", True),
+    ("Version", "version", False),
+    ("NextNonce", "next_nonce", False),
+    ("MaxMsgSize", "max_msg_size", True),
+    ("MaxObjSize", "max_obj_size", True),
+)
+_META_NAMES = {name for name, _, _ in _META_FIELDS} | {"EMI"}
+
+
+# -- writer ---------------------------------------------------------------
+
+
+def message_to_node(msg):
+    """The ``<SyncML>`` element tree of ``msg``."""
+    _expect(msg, SyncML, "SyncML")
+    root = Node("SyncML")
+    root.append(_hdr_to_node(msg.hdr, "SyncML/SyncHdr"))
+    body = root.add("SyncBody")
+    _commands_to_nodes(body, msg.body, "SyncML/SyncBody")
+    if msg.final:
+        body.add("Final")
+    return root
+
+
+def _hdr_to_node(hdr, path):
+    _expect(hdr, SyncHdr, path)
+    node = Node("SyncHdr")
+    _add_value(node, "VerDTD", hdr.ver_dtd, path)
+    _add_value(node, "VerProto", hdr.ver_proto, path)
+    _add_value(node, "SessionID", hdr.session_id, path)
+    _add_value(node, "MsgID", hdr.msg_id, path)
+    node.append(_locref_to_node("Target", hdr.target, path + "/Target"))
+    node.append(_locref_to_node("Source", hdr.source, path + "/Source"))
+    _add_value(node, "RespURI", hdr.resp_uri, path, optional=True)
+    if hdr.no_resp:
+        node.add("NoResp")
+    _add_cred(node, hdr.cred, path)
+    _add_meta(node, hdr.meta, path)
+    return node
+
+
+def _commands_to_nodes(parent, commands, path):
+    counts = {}
+    for cmd in commands:
+        name = _command_name(cmd, path)
+        counts[name] = counts.get(name, 0) + 1
+        parent.append(command_to_node(cmd, "%s/%s[%d]" % (path, name, counts[name])))
+
+
+def _command_name(cmd, path):
+    if isinstance(cmd, UnknownCommand):
+        name = cmd.node.name if cmd.node is not None else cmd.name
+    else:
+        name = getattr(cmd, "NAME", "")
+    if not isinstance(name, str) or not name:
+        raise ModelError("not a command: %r" % (type(cmd).__name__,), path=path)
+    return name
+
+
+def command_to_node(cmd, path=None):
+    """The element of one SyncBody (or Atomic/Sequence) child."""
+    name = _command_name(cmd, path or "SyncBody")
+    path = path or name
+    if isinstance(cmd, UnknownCommand):
+        if cmd.node is not None:
+            _expect(cmd.node, Node, path)
+            return cmd.node
+        node = Node(name)
+        _add_value(node, "CmdID", cmd.cmd_id, path)
+        return node
+    node = Node(name)
+    _add_value(node, "CmdID", cmd.cmd_id, path)
+    if isinstance(cmd, Status):
+        _status_children(node, cmd, path)
+    elif isinstance(cmd, Results):
+        _results_children(node, cmd, path)
+    elif isinstance(cmd, Alert):
+        _add_flag(node, "NoResp", cmd.no_resp)
+        _add_cred(node, cmd.cred, path)
+        if cmd.data is not None:
+            _add_value(node, "Data", _int_text(cmd.data, path + "/Data"), path)
+        _add_value(node, "Correlator", cmd.correlator, path, optional=True)
+        _add_items(node, cmd.items, path)
+    elif isinstance(cmd, Container):
+        _add_flag(node, "NoResp", cmd.no_resp)
+        _add_meta(node, cmd.meta, path)
+        _commands_to_nodes(node, cmd.commands, path)
+    elif isinstance(cmd, ItemCommand):
+        _add_flag(node, "NoResp", cmd.no_resp)
+        _add_cred(node, cmd.cred, path)
+        _add_meta(node, cmd.meta, path)
+        if isinstance(cmd, Exec):
+            _add_value(node, "Correlator", cmd.correlator, path, optional=True)
+        _add_items(node, cmd.items, path)
+    else:
+        raise ModelError("unsupported command class %s" % (type(cmd).__name__,), path=path)
+    return node
+
+
+def _status_children(node, cmd, path):
+    _add_value(node, "MsgRef", cmd.msg_ref, path, optional=True)
+    _add_value(node, "CmdRef", cmd.cmd_ref, path)
+    _add_value(node, "Cmd", cmd.cmd, path)
+    _add_values(node, "TargetRef", cmd.target_refs, path)
+    _add_values(node, "SourceRef", cmd.source_refs, path)
+    _add_cred(node, cmd.cred, path)
+    if cmd.chal is not None:
+        _expect(cmd.chal, Chal, path + "/Chal")
+        chal = node.add("Chal")
+        chal.append(meta_to_node(cmd.chal.meta, path + "/Chal/Meta"))
+    _add_value(node, "Data", _int_text(cmd.data, path + "/Data"), path)
+    _add_items(node, cmd.items, path)
+
+
+def _results_children(node, cmd, path):
+    _add_value(node, "MsgRef", cmd.msg_ref, path, optional=True)
+    _add_value(node, "CmdRef", cmd.cmd_ref, path)
+    _add_meta(node, cmd.meta, path)
+    _add_values(node, "TargetRef", cmd.target_refs, path)
+    _add_values(node, "SourceRef", cmd.source_refs, path)
+    _add_items(node, cmd.items, path)
+
+
+def _add_items(node, items, path):
+    for index, item in enumerate(items, 1):
+        node.append(item_to_node(item, "%s/Item[%d]" % (path, index)))
+
+
+def item_to_node(item, path="Item"):
+    _expect(item, Item, path)
+    node = Node("Item")
+    if item.target is not None:
+        node.append(_locref_to_node("Target", item.target, path + "/Target"))
+    if item.source is not None:
+        node.append(_locref_to_node("Source", item.source, path + "/Source"))
+    _add_meta(node, item.meta, path)
+    data = item.data
+    if isinstance(data, Node):
+        node.add("Data").append(data)
+    elif isinstance(data, (str, bytes)):
+        node.add("Data", data if data != "" else None)
+    elif data is not None:
+        raise ModelError("Item data must be str, bytes or Node", path=path + "/Data")
+    _add_flag(node, "MoreData", item.more_data)
+    return node
+
+
+def meta_to_node(meta, path="Meta"):
+    """``<Meta>`` with its metinf children in DTD order, extras last."""
+    _expect(meta, Meta, path)
+    node = Node("Meta")
+    for name, attr, is_int in _META_FIELDS:
+        value = getattr(meta, attr)
+        if value is None:
+            continue
+        if is_int:
+            value = _int_text(value, "%s/%s" % (path, name))
+        node.add(name, _value(value, "%s/%s" % (path, name)), ns=NS_METINF)
+    for emi in meta.emi:
+        node.add("EMI", _value(emi, path + "/EMI"), ns=NS_METINF)
+    for extra in meta.extra:
+        _expect(extra, Node, path)
+        node.append(extra)
+    return node
+
+
+def _locref_to_node(name, ref, path):
+    _expect(ref, LocRef, path)
+    node = Node(name)
+    _add_value(node, "LocURI", ref.loc_uri, path)
+    _add_value(node, "LocName", ref.loc_name, path, optional=True)
+    return node
+
+
+def _add_cred(node, cred, path):
+    if cred is None:
+        return
+    path += "/Cred"
+    _expect(cred, Cred, path)
+    child = node.add("Cred")
+    _add_meta(child, cred.meta, path)
+    _add_value(child, "Data", cred.data, path)
+
+
+def _add_meta(node, meta, path):
+    if meta is not None:
+        node.append(meta_to_node(meta, path + "/Meta"))
+
+
+def _add_flag(node, name, flag):
+    if flag:
+        node.add(name)
+
+
+def _add_value(node, name, value, path, optional=False):
+    if value is None and optional:
+        return
+    node.add(name, _value(value, "%s/%s" % (path, name)))
+
+
+def _add_values(node, name, values, path):
+    for index, value in enumerate(values, 1):
+        node.add(name, _value(value, "%s/%s[%d]" % (path, name, index)))
+
+
+def _value(value, path):
+    if not isinstance(value, str):
+        raise ModelError("expected a string, not %s" % (type(value).__name__,), path=path)
+    return value if value else None
+
+
+def _int_text(value, path):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ModelError("expected a non-negative int, not %r" % (value,), path=path)
+    return str(value)
+
+
+def _expect(value, cls, path):
+    if not isinstance(value, cls):
+        raise ModelError("expected %s, not %s" % (cls.__name__, type(value).__name__), path=path)
+
+
+# -- reader ---------------------------------------------------------------
+
+
+class _Children:
+    """The children of one element, by name, remembering the element's path."""
+
+    def __init__(self, node, path):
+        self.node = node
+        self.path = path
+        self.by_name = {}
+        for child in node.children:
+            self.by_name.setdefault(child.name, []).append(child)
+
+    def first(self, name):
+        found = self.by_name.get(name)
+        return found[0] if found else None
+
+    def all(self, name):
+        return self.by_name.get(name, [])
+
+    def has(self, name):
+        return name in self.by_name
+
+    def require(self, name):
+        child = self.first(name)
+        if child is None:
+            raise ModelError("missing %s" % (name,), path=self.path)
+        return child
+
+    def value(self, name, required=False):
+        child = self.require(name) if required else self.first(name)
+        if child is None:
+            return None
+        return _text(child, "%s/%s" % (self.path, name))
+
+    def values(self, name):
+        return [
+            _text(child, "%s/%s[%d]" % (self.path, name, index))
+            for index, child in enumerate(self.all(name), 1)
+        ]
+
+    def number(self, name, required=False):
+        child = self.require(name) if required else self.first(name)
+        if child is None:
+            return None
+        return _number(child, "%s/%s" % (self.path, name))
+
+
+def _text(node, path):
+    """A value: text with surrounding XML whitespace stripped, OPAQUE decoded."""
+    if node.children:
+        raise ModelError("element content where a value is expected", path=path)
+    text = node.text
+    if text is None:
+        return ""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelError("opaque value is not UTF-8", path=path) from None
+    return text.strip(XML_WHITESPACE)
+
+
+def _number(node, path):
+    text = _text(node, path)
+    if not _DIGITS.match(text):
+        raise ModelError("not a number: %r" % (text[:40],), path=path)
+    return int(text)
+
+
+def node_to_message(node):
+    """The :class:`SyncML` model of a ``<SyncML>`` element tree."""
+    if not isinstance(node, Node):
+        raise ModelError("not an element tree")
+    if node.name != "SyncML":
+        raise ModelError("root element is %r, not SyncML" % (node.name,), path=node.name)
+    root = _Children(node, "SyncML")
+    hdr = _node_to_hdr(root.require("SyncHdr"), "SyncML/SyncHdr")
+    body_node = root.require("SyncBody")
+    body = _Children(body_node, "SyncML/SyncBody")
+    commands = _nodes_to_commands(body_node, "SyncML/SyncBody", skip=("Final",))
+    return SyncML(hdr=hdr, body=commands, final=body.has("Final"))
+
+
+def _node_to_hdr(node, path):
+    c = _Children(node, path)
+    return SyncHdr(
+        ver_dtd=c.value("VerDTD", required=True),
+        ver_proto=c.value("VerProto", required=True),
+        session_id=c.value("SessionID", required=True),
+        msg_id=c.value("MsgID", required=True),
+        target=_node_to_locref(c.require("Target"), path + "/Target"),
+        source=_node_to_locref(c.require("Source"), path + "/Source"),
+        resp_uri=c.value("RespURI"),
+        no_resp=c.has("NoResp"),
+        cred=_optional(c, "Cred", _node_to_cred),
+        meta=_optional(c, "Meta", node_to_meta),
+    )
+
+
+def _nodes_to_commands(node, path, skip=()):
+    commands = []
+    counts = {}
+    for child in node.children:
+        if child.name in skip:
+            continue
+        index = counts[child.name] = counts.get(child.name, 0) + 1
+        commands.append(node_to_command(child, "%s/%s[%d]" % (path, child.name, index)))
+    return commands
+
+
+def node_to_command(node, path=None):
+    """The command model of one SyncBody (or Atomic/Sequence) child element."""
+    path = path or node.name
+    cls = COMMAND_CLASSES.get(node.name)
+    if cls is None:
+        return _unknown_command(node)
+    c = _Children(node, path)
+    cmd_id = c.value("CmdID", required=True)
+    if cls is Status:
+        return Status(
+            cmd_id=cmd_id,
+            msg_ref=c.value("MsgRef"),
+            cmd_ref=c.value("CmdRef", required=True),
+            cmd=c.value("Cmd") or "",
+            target_refs=c.values("TargetRef"),
+            source_refs=c.values("SourceRef"),
+            cred=_optional(c, "Cred", _node_to_cred),
+            chal=_optional(c, "Chal", _node_to_chal),
+            data=c.number("Data", required=True),
+            items=_items(c),
+        )
+    if cls is Results:
+        return Results(
+            cmd_id=cmd_id,
+            msg_ref=c.value("MsgRef"),
+            cmd_ref=c.value("CmdRef", required=True),
+            meta=_optional(c, "Meta", node_to_meta),
+            target_refs=c.values("TargetRef"),
+            source_refs=c.values("SourceRef"),
+            items=_items(c),
+        )
+    if cls is Alert:
+        return Alert(
+            cmd_id=cmd_id,
+            no_resp=c.has("NoResp"),
+            cred=_optional(c, "Cred", _node_to_cred),
+            data=c.number("Data"),
+            correlator=c.value("Correlator"),
+            items=_items(c),
+        )
+    if issubclass(cls, Container):
+        return cls(
+            cmd_id=cmd_id,
+            no_resp=c.has("NoResp"),
+            meta=_optional(c, "Meta", node_to_meta),
+            commands=_nodes_to_commands(node, path, skip=("CmdID", "NoResp", "Meta")),
+        )
+    cmd = cls(
+        cmd_id=cmd_id,
+        no_resp=c.has("NoResp"),
+        cred=_optional(c, "Cred", _node_to_cred),
+        meta=_optional(c, "Meta", node_to_meta),
+        items=_items(c),
+    )
+    if cls is Exec:
+        cmd.correlator = c.value("Correlator")
+    return cmd
+
+
+def _unknown_command(node):
+    cmd_id = ""
+    for child in node.children:
+        if child.name == "CmdID" and not child.children:
+            try:
+                cmd_id = _text(child, "")
+            except ModelError:
+                pass
+            break
+    return UnknownCommand(cmd_id=cmd_id, name=node.name, node=node)
+
+
+def _items(c):
+    return [
+        node_to_item(child, "%s/Item[%d]" % (c.path, index))
+        for index, child in enumerate(c.all("Item"), 1)
+    ]
+
+
+def node_to_item(node, path="Item"):
+    c = _Children(node, path)
+    data_node = c.first("Data")
+    return Item(
+        target=_optional(c, "Target", _node_to_locref),
+        source=_optional(c, "Source", _node_to_locref),
+        meta=_optional(c, "Meta", node_to_meta),
+        data=None if data_node is None else _item_data(data_node, path + "/Data"),
+        more_data=c.has("MoreData"),
+    )
+
+
+def _item_data(node, path):
+    """``<Data>`` content as is: str, bytes (OPAQUE) or one embedded element."""
+    if node.children:
+        if len(node.children) != 1:
+            raise ModelError("Data holds %d elements, expected one" % (len(node.children),),
+                             path=path)
+        child = node.children[0]
+        if child.name == "MgmtTree" and child.ns == NS_SYNCML:
+            child = _rekey(child, NS_SYNCML, NS_DMDDF)  # inline TNDS without its xmlns
+        return child
+    return "" if node.text is None else node.text
+
+
+def node_to_meta(node, path="Meta"):
+    """A :class:`Meta` from ``<Meta>``; metinf children in any namespace."""
+    c = _Children(node, path)
+    meta = Meta()
+    for name, attr, is_int in _META_FIELDS:
+        setattr(meta, attr, c.number(name) if is_int else c.value(name))
+    meta.emi = c.values("EMI")
+    meta.extra = [
+        _rekey(child, NS_SYNCML, NS_METINF)
+        for child in node.children
+        if child.name not in _META_NAMES
+    ]
+    return meta
+
+
+def _node_to_locref(node, path):
+    c = _Children(node, path)
+    return LocRef(loc_uri=c.value("LocURI", required=True), loc_name=c.value("LocName"))
+
+
+def _node_to_cred(node, path):
+    c = _Children(node, path)
+    return Cred(meta=_optional(c, "Meta", node_to_meta), data=c.value("Data") or "")
+
+
+def _node_to_chal(node, path):
+    c = _Children(node, path)
+    return Chal(meta=_optional(c, "Meta", node_to_meta) or Meta())
+
+
+def _optional(c, name, read):
+    child = c.first(name)
+    if child is None:
+        return None
+    return read(child, "%s/%s" % (c.path, name))
+
+
+def _rekey(node, old, new):
+    """A copy of ``node`` with namespace key ``old`` replaced by ``new``."""
+    if node.ns != old:
+        return node
+    copy = Node(node.name, new, None, node.text, node.attrs)
+    copy.children = [_rekey(child, old, new) for child in node.children]
+    return copy

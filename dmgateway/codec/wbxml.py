@@ -1,0 +1,872 @@
+"""A WBXML 1.x reader and writer over :class:`~dmgateway.codec.element.Node`.
+
+The engine knows the WBXML grammar (header, string table, global tokens, code
+pages, attributes); the languages themselves are data, described by a
+:class:`~dmgateway.codec.wbxml_pages.Vocabulary`.  The reader accepts WBXML
+1.0-1.3, numeric or string-table public ids (NUL-terminated or the SyncML
+RTK's un-terminated literal), UTF-8 / ISO-8859-1 / unknown charsets, STR_T,
+OPAQUE, ENTITY, LITERAL tags, attributes and processing instructions.  Any
+malformed input raises :class:`~dmgateway.codec.errors.WBXMLCodecError` with
+the byte offset; nothing else escapes.
+
+The writer emits WBXML 1.3, UTF-8, the numeric public id when the language
+has one, switches code pages lazily (only when the next token lives on
+another page, like libwbxml), writes ``str`` text as STR_I and ``bytes`` text
+as OPAQUE.
+
+:func:`decode` and :func:`encode` convert SyncML DM messages using
+:mod:`dmgateway.codec.mapping`.
+"""
+
+from collections import namedtuple
+
+from .element import Node
+from .errors import WBXMLCodecError
+from .wbxml_pages import DMDDF12, PROV10, SYNCML11, SYNCML12, vocabulary_for
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_SIZE",
+    "Header",
+    "read_header",
+    "decode_node",
+    "encode_node",
+    "decode",
+    "encode",
+    "decode_tnds",
+    "encode_tnds",
+]
+
+DEFAULT_MAX_DEPTH = 100
+DEFAULT_MAX_SIZE = 4 * 1024 * 1024
+
+# Global tokens (dm-wbxml.md §1.1)
+SWITCH_PAGE = 0x00
+END = 0x01
+ENTITY = 0x02
+STR_I = 0x03
+LITERAL = 0x04
+EXT_I_0, EXT_I_1, EXT_I_2 = 0x40, 0x41, 0x42
+PI = 0x43
+LITERAL_C = 0x44
+EXT_T_0, EXT_T_1, EXT_T_2 = 0x80, 0x81, 0x82
+STR_T = 0x83
+LITERAL_A = 0x84
+EXT_0, EXT_1, EXT_2 = 0xC0, 0xC1, 0xC2
+OPAQUE = 0xC3
+LITERAL_AC = 0xC4
+
+_UTF8 = 106
+_CHARSETS = {
+    0: "utf-8",  # unknown: the DM and CP specs only use UTF-8
+    3: "ascii",
+    4: "latin-1",
+    106: "utf-8",
+    111: "iso-8859-15",
+    2252: "cp1252",
+}
+
+Header = namedtuple("Header", "version public_id fpi charset string_table body_offset")
+Header.__doc__ = """A WBXML header: ``public_id`` is 0 when the id is given as ``fpi``."""
+
+
+class _NodeFactory:
+    """Stand-in for ``object.__new__`` should Node ever stop being 5 slots."""
+
+    def __new__(cls, node_cls):
+        return Node("", None)
+
+
+# Element creation is the reader's main cost: it skips Node.__init__ and
+# sets the five slots itself, as long as Node has exactly those.
+_FAST_NODES = tuple(Node.__slots__) == ("name", "ns", "children", "text", "attrs")
+
+
+def _error(reason, offset=None):
+    return WBXMLCodecError(reason, offset=offset)
+
+
+# ---------------------------------------------------------------------------
+# Compiled vocabulary tables
+
+# Every tag-table entry is ``(name, ns, code)``: for a known tag ``code`` is
+# its flag bits (0x40 content, 0x80 attributes); global tokens have a code
+# from the _K_* kinds below; unknown tags have name None and code _K_UNKNOWN.
+(_K_END, _K_STR_I, _K_SWITCH, _K_STR_T, _K_OPAQUE, _K_ENTITY, _K_LITERAL, _K_PI,
+ _K_EXT_I, _K_EXT_T, _K_EXT, _K_UNKNOWN) = range(0x100, 0x10C)
+_GLOBAL_KINDS = {
+    SWITCH_PAGE: _K_SWITCH, END: _K_END, ENTITY: _K_ENTITY, STR_I: _K_STR_I,
+    LITERAL: _K_LITERAL, LITERAL_C: _K_LITERAL, LITERAL_A: _K_LITERAL, LITERAL_AC: _K_LITERAL,
+    PI: _K_PI, STR_T: _K_STR_T, OPAQUE: _K_OPAQUE,
+    EXT_I_0: _K_EXT_I, EXT_I_1: _K_EXT_I, EXT_I_2: _K_EXT_I,
+    EXT_T_0: _K_EXT_T, EXT_T_1: _K_EXT_T, EXT_T_2: _K_EXT_T,
+    EXT_0: _K_EXT, EXT_1: _K_EXT, EXT_2: _K_EXT,
+}
+
+
+class _Compiled:
+    """Lookup tables built once per vocabulary."""
+
+    def __init__(self, vocab):
+        globals_only = [(None, None, _GLOBAL_KINDS[b] if (b & 0x3F) < 5 else _K_UNKNOWN)
+                        for b in range(256)]
+        self.page_ns = [None] * 256
+        self.tag_pages = [globals_only] * 256
+        for page in set(vocab.tags) | set(vocab.extra_tags):
+            ns = vocab.namespaces[page]
+            self.page_ns[page] = ns
+            names = {**vocab.extra_tags.get(page, {}), **vocab.tags.get(page, {})}
+            table = list(globals_only)
+            for token, name in names.items():
+                for flags in (0x00, 0x40, 0x80, 0xC0):
+                    table[token | flags] = (name, ns, flags)
+            self.tag_pages[page] = table
+        self.attr_starts = [{}] * 256
+        self.attr_values = [{}] * 256
+        for pages, extra, target in (
+            (vocab.attr_starts, vocab.extra_attr_starts, self.attr_starts),
+            (vocab.attr_values, vocab.extra_attr_values, self.attr_values),
+        ):
+            for page in set(pages) | set(extra):
+                target[page] = {**extra.get(page, {}), **pages.get(page, {})}
+        self.has_attributes = vocab.has_attributes
+
+        # encoder: prefer the current page, else the lowest page holding the token
+        self.enc_tags = {}
+        for page in sorted(vocab.tags):
+            ns = vocab.namespaces[page]
+            for token, name in vocab.tags[page].items():
+                forms = (token, bytes((token,)), bytes((token | 0x40,)),
+                         bytes((token | 0x40, STR_I)))
+                self._add_choice(self.enc_tags.setdefault(ns, {}), name, page, forms)
+        self.ns_page = {}
+        for page in sorted(vocab.namespaces, reverse=True):
+            self.ns_page[vocab.namespaces[page]] = page
+        self.enc_starts = {}  # (name, value) for value-carrying tokens, name for plain ones
+        for page in sorted(vocab.attr_starts):
+            for token, (name, prefix) in vocab.attr_starts[page].items():
+                key = name if prefix is None else (name, prefix)
+                self._add_choice(self.enc_starts, key, page, token)
+        self.enc_values = {}
+        for page in sorted(vocab.attr_values):
+            for token, value in vocab.attr_values[page].items():
+                self._add_choice(self.enc_values, value, page, token)
+
+    @staticmethod
+    def _add_choice(table, key, page, token):
+        """``(default page, token, {page: token})``; a tag's token is its byte forms."""
+        choice = table.get(key)
+        if choice is None:
+            table[key] = (page, token, {page: token})
+        else:
+            choice[2].setdefault(page, token)
+
+
+def _compiled(vocab):
+    comp = vocab.compiled
+    if comp is None:
+        comp = vocab.compiled = _Compiled(vocab)
+    return comp
+
+
+# ---------------------------------------------------------------------------
+# Reader
+
+def _read_mb(data, pos):
+    """An mb_u_int32 at ``pos``: ``(value, next position)``."""
+    start = pos
+    value = 0
+    for _ in range(5):
+        b = data[pos]
+        pos += 1
+        value = (value << 7) | (b & 0x7F)
+        if b < 0x80:
+            if value > 0xFFFFFFFF:
+                raise _error("mb_u_int32 overflows 32 bits", start)
+            return value, pos
+    raise _error("mb_u_int32 longer than 5 bytes", start)
+
+
+def _charset_name(charset, offset):
+    name = _CHARSETS.get(charset)
+    if name is None:
+        raise _error("unsupported charset MIBenum %d" % (charset,), offset)
+    return name
+
+
+def _decode_text(raw, encoding, offset):
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise _error("invalid %s text" % (encoding,), offset + e.start) from None
+
+
+def read_header(data):
+    """Parse the WBXML header of ``data`` into a :class:`Header`."""
+    data = bytes(data)
+    try:
+        return _read_header(data)
+    except IndexError:
+        raise _error("truncated header", len(data)) from None
+
+
+def _read_header(data):
+    version = data[0]
+    if version > 0x03:
+        raise _error("unsupported WBXML version 0x%02X" % (version,), 0)
+    fpi_index = None
+    b1 = data[1]
+    if b1 < 0x80:
+        public_id, pos = b1, 2
+    elif data[2] < 0x80:
+        public_id, pos = ((b1 & 0x7F) << 7) | data[2], 3
+    else:
+        public_id = 0
+    if version and public_id and data[pos] == _UTF8 and data[pos + 1] < 0x80:
+        # the usual header: short numeric public id, UTF-8, short string table
+        charset, length, pos = _UTF8, data[pos + 1], pos + 2
+    else:
+        public_id, pos = _read_mb(data, 1)
+        if public_id == 0:
+            fpi_at = pos
+            fpi_index, pos = _read_mb(data, pos)
+        if version == 0x00:
+            charset = _UTF8  # WBXML 1.0 has no charset field
+        else:
+            charset_at = pos
+            charset, pos = _read_mb(data, pos)
+            _charset_name(charset, charset_at)
+        length, pos = _read_mb(data, pos)
+    if pos + length > len(data):
+        raise _error("string table longer than the document", pos - 1)
+    table = data[pos:pos + length]
+    fpi = None
+    if fpi_index is not None:
+        if fpi_index >= length:
+            raise _error("public id index outside the string table", fpi_at)
+        # The SyncML RTK writes the identifier without its NUL: take the rest.
+        nul = table.find(0, fpi_index)
+        raw = table[fpi_index:] if nul < 0 else table[fpi_index:nul]
+        fpi = _decode_text(raw, _charset_name(charset, None), pos + fpi_index)
+    return Header(version, public_id, fpi, charset, table, pos + length)
+
+
+def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
+    """Read a WBXML document into its root :class:`Node`.
+
+    ``vocabulary`` is the language to read with; ``None`` picks it from the
+    public id.  Raises :class:`WBXMLCodecError` for anything malformed.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if len(data) > max_size:
+        raise _error("document larger than %d bytes" % (max_size,), max_size)
+    try:
+        header = _read_header(data)
+        if vocabulary is None:
+            vocabulary = vocabulary_for(header.public_id, header.fpi)
+            if vocabulary is None:
+                raise _error("unknown document type (public id 0x%X%s)" % (
+                    header.public_id, ", %r" % (header.fpi,) if header.fpi else ""), 1)
+        return _Reader(data, header, vocabulary, max_depth, max_size).parse()
+    except IndexError:
+        raise _error("truncated document", len(data)) from None
+    except RecursionError:  # pragma: no cover - the reader does not recurse
+        raise _error("document too deeply nested") from None
+
+
+class _Reader:
+    """One pass over a document body; rare tokens are methods, hot ones inline."""
+
+    def __init__(self, data, header, vocab, max_depth, max_size):
+        self.data = data
+        self.table = header.string_table
+        self.table_offset = header.body_offset - len(header.string_table)
+        self.pos = header.body_offset
+        self.encoding = _charset_name(header.charset, None)
+        self.comp = _compiled(vocab)
+        self.max_depth = max_depth
+        # STR_T lets a small document repeat a long string: bound the total.
+        self.budget = max_size
+        self.strings = {}
+        self.apage = 0
+
+    def table_string(self, index, offset):
+        s = self.strings.get(index)
+        if s is None:
+            table = self.table
+            if index >= len(table):
+                raise _error("string table reference %d out of range" % (index,), offset)
+            nul = table.find(0, index)
+            raw = table[index:] if nul < 0 else table[index:nul]
+            s = self.strings[index] = _decode_text(raw, self.encoding, self.table_offset + index)
+        self.budget -= len(s)
+        if self.budget < 0:
+            raise _error("string table references expand beyond the size limit", offset)
+        return s
+
+    def parse(self):
+        data = self.data
+        pos = self.pos
+        encoding = self.encoding
+        tag_pages = self.comp.tag_pages
+        tpage = 0
+        tags = tag_pages[0]
+        has_attributes = self.comp.has_attributes
+        max_depth = self.max_depth
+        doc = Node("#document", None)
+        cur = doc
+        append = doc.children.append
+        stack = []
+        multi = {}  # id(node) -> text pieces, for elements with several
+        # Strings are sliced from a latin-1 view of the document (one char per
+        # byte); only non-ASCII pieces of a UTF-8 document need re-decoding.
+        chars = data.decode("latin-1")
+        recode = encoding != "latin-1" and not data.isascii()
+        find = chars.find
+        new = object.__new__
+        if not _FAST_NODES:
+            new = _NodeFactory
+        node_cls = Node
+        # token kinds as locals: this loop is the reader's hot path
+        k_end, k_str_i, k_switch, k_unknown, k_entity, k_literal = (
+            _K_END, _K_STR_I, _K_SWITCH, _K_UNKNOWN, _K_ENTITY, _K_LITERAL)
+
+        while True:
+            b = data[pos]
+            name, ns, code = tags[b]
+            if code == 0x40:  # element with content, no attributes
+                if data[pos + 1] == 3 and stack:  # STR_I
+                    # the common leaf, tag STR_I "text" END, in one step
+                    nul = find("\0", pos + 2)
+                    if nul > 0 and data[nul + 1] == 1:  # END
+                        s = chars[pos + 2:nul]
+                        if recode and not s.isascii():
+                            s = self.recode(s, pos + 2)
+                        node = new(node_cls)
+                        node.name = name
+                        node.ns = ns
+                        node.children = []
+                        node.text = s or None
+                        node.attrs = None
+                        append(node)
+                        pos = nul + 2
+                        continue
+                pos += 1
+            elif code == k_end:
+                if not stack:
+                    raise _error("END outside any element", pos)
+                pos += 1
+                text = cur.text
+                if text is not None:
+                    if multi:
+                        pieces = multi.pop(id(cur), None)
+                        if pieces is not None:
+                            text = _join(pieces)
+                    if cur.children:
+                        if text.__class__ is not str or text.strip():
+                            raise _error("element %s has both text and elements" % (cur.name,),
+                                         pos - 1)
+                        text = None
+                    elif text == "":
+                        text = None
+                    cur.text = text
+                cur = stack.pop()
+                if not stack:
+                    break
+                append = cur.children.append
+                continue
+            elif code == 0:  # empty element
+                pos += 1
+            elif code == k_str_i:
+                nul = find("\0", pos + 1)
+                if nul < 0:
+                    raise _error("unterminated inline string", pos)
+                s = chars[pos + 1:nul]
+                if recode and not s.isascii():
+                    s = self.recode(s, pos + 1)
+                if not stack:
+                    raise _error("text outside the root element", pos)
+                pos = nul + 1
+                if cur.text is None:
+                    cur.text = s
+                else:
+                    _add_piece(multi, cur, s)
+                continue
+            elif code == k_switch:
+                tpage = data[pos + 1]
+                tags = tag_pages[tpage]
+                pos += 2
+                continue
+            elif code < 0x100:  # element with attributes
+                attrs, pos = self.attributes(pos + 1, has_attributes)
+            elif code == k_unknown:
+                raise _error("unknown tag token 0x%02X on code page %d" % (b, tpage), pos)
+            elif code <= k_entity:  # STR_T, OPAQUE, ENTITY
+                if not stack:
+                    raise _error("character data outside the root element", pos)
+                s, pos = self.character_data(code, pos)
+                if cur.text is None:
+                    cur.text = s
+                else:
+                    _add_piece(multi, cur, s)
+                continue
+            elif code == k_literal:
+                index, after = _read_mb(data, pos + 1)
+                name = self.table_string(index, pos)
+                ns = self.comp.page_ns[tpage]
+                code = b & 0xC0
+                pos = after
+                if code & 0x80:
+                    attrs, pos = self.attributes(pos, has_attributes)
+            else:  # PI and extensions carry nothing for these languages
+                pos = self.skip(code, pos)
+                continue
+
+            # a new element: attach it, and enter it when it has content
+            node = new(node_cls)
+            node.name = name
+            node.ns = ns
+            node.children = []
+            node.text = None
+            node.attrs = attrs if code & 0x80 else None
+            if not stack and doc.children:
+                raise _error("more than one root element", pos - 1)
+            append(node)
+            if code & 0x40:
+                if len(stack) >= max_depth:
+                    raise _error("elements nested deeper than %d" % (max_depth,), pos - 1)
+                stack.append(cur)
+                cur = node
+                append = node.children.append
+            elif not stack:
+                break
+
+        self.pos = pos
+        self.trailer()
+        return doc.children[0]
+
+    def recode(self, s, offset):
+        """A latin-1 slice of the document, decoded in the document's charset."""
+        return _decode_text(s.encode("latin-1"), self.encoding, offset)
+
+    def character_data(self, kind, pos):
+        """STR_T, OPAQUE or ENTITY at ``pos``: ``(text, next position)``."""
+        data = self.data
+        value, after = _read_mb(data, pos + 1)
+        if kind == _K_STR_T:
+            return self.table_string(value, pos), after
+        if kind == _K_OPAQUE:
+            end = after + value
+            if end > len(data):
+                raise _error("OPAQUE data runs past the end of the document", pos)
+            return data[after:end], end
+        if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
+            raise _error("ENTITY 0x%X is not a character" % (value,), pos)
+        return chr(value), after
+
+    def skip(self, kind, pos):
+        """Step over a PI or an extension token."""
+        data = self.data
+        if kind == _K_PI:
+            _, pos = self.attributes(pos + 1, False, pi=True)
+            return pos
+        if kind == _K_EXT_I:
+            nul = data.find(0, pos + 1)
+            if nul < 0:
+                raise _error("unterminated extension string", pos)
+            return nul + 1
+        if kind == _K_EXT_T:
+            index, after = _read_mb(data, pos + 1)
+            self.table_string(index, pos)
+            return after
+        return pos + 1  # EXT_0..2: single byte
+
+    def attributes(self, pos, keep, pi=False):
+        """An attribute list up to its END: ``(dict or None, next position)``.
+
+        ``keep`` is false for languages without attributes (SyncML): the list
+        is read and dropped, whatever its tokens.
+        """
+        data = self.data
+        comp = self.comp
+        apage = self.apage
+        starts = comp.attr_starts[apage]
+        values = comp.attr_values[apage]
+        attrs = {} if keep else None
+        name = None
+        pieces = None
+        first = True
+        while True:
+            b = data[pos]
+            at = pos
+            if b == END:
+                pos += 1
+                break
+            if b == SWITCH_PAGE:
+                apage = data[pos + 1]
+                starts = comp.attr_starts[apage]
+                values = comp.attr_values[apage]
+                pos += 2
+                continue
+            if b in (STR_I, STR_T, ENTITY, OPAQUE):
+                if name is None and keep:
+                    raise _error("attribute value without an attribute", pos)
+                if b == STR_I:
+                    nul = data.find(0, pos + 1)
+                    if nul < 0:
+                        raise _error("unterminated inline string", pos)
+                    piece = _decode_text(data[pos + 1:nul], self.encoding, pos + 1)
+                    pos = nul + 1
+                else:
+                    kind = {STR_T: _K_STR_T, ENTITY: _K_ENTITY, OPAQUE: _K_OPAQUE}[b]
+                    piece, pos = self.character_data(kind, pos)
+                    if piece.__class__ is bytes:
+                        piece = _decode_text(piece, self.encoding, at)
+                if keep:
+                    pieces.append(piece)
+                continue
+            if b in (EXT_I_0, EXT_I_1, EXT_I_2, EXT_T_0, EXT_T_1, EXT_T_2, EXT_0, EXT_1, EXT_2):
+                pos = self.skip(_GLOBAL_KINDS[b], pos)
+                continue
+            if b in (PI, LITERAL_C, LITERAL_A, LITERAL_AC):
+                raise _error("token 0x%02X not allowed in an attribute list" % (b,), pos)
+            if b == LITERAL or b < 0x80:
+                if pi and not first:
+                    raise _error("processing instruction with two targets", pos)
+                first = False
+                if keep and name is not None:
+                    _store(attrs, name, pieces, at)
+                if b == LITERAL:
+                    index, pos = _read_mb(data, pos + 1)
+                    name = self.table_string(index, at)
+                    pieces = []
+                    continue
+                pos += 1
+                entry = starts.get(b)
+                if entry is None:
+                    if keep:
+                        raise _error("unknown attribute token 0x%02X on code page %d"
+                                     % (b, apage), at)
+                    continue
+                name = entry[0]
+                pieces = [entry[1]] if entry[1] is not None else []
+                continue
+            # attribute value token (>= 0x80)
+            pos += 1
+            if keep:
+                if name is None:
+                    raise _error("attribute value without an attribute", at)
+                value = values.get(b)
+                if value is None:
+                    raise _error("unknown attribute value token 0x%02X on code page %d"
+                                 % (b, apage), at)
+                pieces.append(value)
+        if pi and first:
+            raise _error("processing instruction without a target", pos - 1)
+        if keep and name is not None:
+            _store(attrs, name, pieces, pos - 1)
+        self.apage = apage
+        return attrs, pos
+
+    def trailer(self):
+        """After the root element only processing instructions may follow."""
+        data = self.data
+        pos = self.pos
+        while pos < len(data):
+            if data[pos] != PI:
+                raise _error("data after the root element", pos)
+            pos = self.skip(_K_PI, pos)
+
+
+def _store(attrs, name, pieces, offset):
+    if name in attrs:
+        raise _error("duplicate attribute %r" % (name,), offset)
+    attrs[name] = "".join(pieces)
+
+
+def _add_piece(multi, node, piece):
+    pieces = multi.get(id(node))
+    if pieces is None:
+        multi[id(node)] = [node.text, piece]
+    else:
+        pieces.append(piece)
+
+
+def _join(pieces):
+    if all(p.__class__ is str for p in pieces):
+        return "".join(pieces)
+    return b"".join(p if p.__class__ is bytes else p.encode("utf-8") for p in pieces)
+
+
+# ---------------------------------------------------------------------------
+# Writer
+
+def _mb_bytes(value):
+    if value < 0x80:
+        return bytes((value,))
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def encode_node(root, vocabulary, *, public_id=None, max_depth=DEFAULT_MAX_DEPTH):
+    """Write ``root`` as a WBXML 1.3, UTF-8 document of ``vocabulary``.
+
+    ``public_id`` overrides the vocabulary's numeric id; without either, the
+    formal public identifier goes in the string table.  Element names the
+    vocabulary has no token for are written as LITERALs.  Raises
+    :class:`WBXMLCodecError` (with the element path) for a tree WBXML cannot
+    carry.
+    """
+    if not isinstance(root, Node):
+        raise WBXMLCodecError("not an element tree: %s" % (type(root).__name__,))
+    return _Writer(vocabulary, max_depth).document(root, public_id)
+
+
+class _Unencodable(Exception):
+    """Internal: ``node`` cannot be written; the path is worked out afterwards."""
+
+    def __init__(self, reason, node):
+        super().__init__(reason)
+        self.reason = reason
+        self.node = node
+
+
+class _Writer:
+    def __init__(self, vocab, max_depth):
+        self.vocab = vocab
+        self.comp = _compiled(vocab)
+        self.max_depth = max_depth
+        self.out = bytearray()
+        self.table = bytearray()
+        self.table_index = {}
+        self.tpage = 0
+        self.apage = 0
+
+    def document(self, root, public_id):
+        if public_id is None:
+            public_id = self.vocab.public_id
+        try:
+            if public_id is None:
+                fpi_index = self.string_index(self.vocab.fpi, root)
+            _write_children(self, (root,), 0)
+        except _Unencodable as e:
+            raise WBXMLCodecError(e.reason, path=_path_to(root, e.node)) from None
+        except (AttributeError, TypeError) as e:
+            raise WBXMLCodecError("malformed element tree: %s" % (e,)) from None
+        except RecursionError:
+            raise WBXMLCodecError("element tree too deep to encode") from None
+        head = bytearray(b"\x03")
+        if public_id is None:
+            head += b"\x00" + _mb_bytes(fpi_index)
+        else:
+            head += _mb_bytes(public_id)
+        head += b"\x6a" + _mb_bytes(len(self.table)) + self.table
+        return bytes(head + self.out)
+
+    def string_index(self, s, node):
+        index = self.table_index.get(s)
+        if index is None:
+            index = self.table_index[s] = len(self.table)
+            self.table += _encode_str(s, node) + b"\x00"
+        return index
+
+    def element(self, node, choice, depth):
+        """The general case: page alternatives, LITERAL names, attributes."""
+        out = self.out
+        text = node.text
+        children = node.children
+        if children and text is not None:
+            raise _Unencodable("element has both text and children", node)
+        if text is not None and text.__class__ is not str and text.__class__ is not bytes:
+            raise _Unencodable("text is neither str nor bytes", node)
+        flags = 0
+        if children or (text is not None and (text.__class__ is bytes or text != "")):
+            flags = 0x40
+        if node.attrs:
+            flags |= 0x80
+        if choice is not None:
+            forms = self.tag_forms(choice)
+            out.append(forms[0] | flags)
+        else:
+            page = self.comp.ns_page.get(node.ns)
+            if page is None:
+                raise _Unencodable("namespace %r has no code page in %s"
+                                   % (node.ns, self.vocab.name), node)
+            if page != self.tpage:
+                out += bytes((SWITCH_PAGE, page))
+                self.tpage = page
+            out.append(LITERAL | flags)
+            out += _mb_bytes(self.string_index(node.name, node))
+        if flags & 0x80:
+            self.attributes(node)
+        if flags & 0x40:
+            if children:
+                _write_children(self, children, depth + 1)
+            elif text.__class__ is str:
+                out.append(STR_I)
+                out += _encode_str(text, node)
+                out.append(0)
+            else:
+                out.append(OPAQUE)
+                out += _mb_bytes(len(text))
+                out += text
+            out.append(END)
+
+    def tag_forms(self, choice):
+        """Byte forms of a tag, switching the tag page first if need be."""
+        page, forms, pages = choice
+        if page != self.tpage:
+            alt = pages.get(self.tpage)
+            if alt is not None:
+                return alt
+            self.out += bytes((SWITCH_PAGE, page))
+            self.tpage = page
+        return forms
+
+    def attributes(self, node):
+        if not self.comp.has_attributes:
+            raise _Unencodable("%s has no attributes" % (self.vocab.name,), node)
+        out = self.out
+        starts = self.comp.enc_starts
+        values = self.comp.enc_values
+        for name, value in node.attrs.items():
+            if value is None:
+                value = ""
+            if value.__class__ is not str or name.__class__ is not str:
+                raise _Unencodable("attribute %r is not text" % (name,), node)
+            choice = starts.get((name, value))
+            if choice is not None:
+                self.attribute_token(choice)
+                continue
+            choice = starts.get(name)
+            if choice is not None:
+                self.attribute_token(choice)
+            else:
+                out.append(LITERAL)
+                out += _mb_bytes(self.string_index(name, node))
+            if value:
+                choice = values.get(value)
+                if choice is not None:
+                    self.attribute_token(choice)
+                else:
+                    out.append(STR_I)
+                    out += _encode_str(value, node)
+                    out.append(0)
+        out.append(END)
+
+    def attribute_token(self, choice):
+        page, token, pages = choice
+        if page != self.apage:
+            alt = pages.get(self.apage)
+            if alt is not None:
+                token = alt
+            else:
+                self.out += bytes((SWITCH_PAGE, page))
+                self.apage = page
+        self.out.append(token)
+
+
+def _write_children(w, children, depth):
+    """Write ``children``; the common cases inline, the rest via ``w.element``."""
+    if depth >= w.max_depth:
+        raise _Unencodable("elements nested deeper than %d" % (w.max_depth,), children[0])
+    out = w.out
+    enc_tags = w.comp.enc_tags
+    for node in children:
+        by_name = enc_tags.get(node.ns)
+        choice = None if by_name is None else by_name.get(node.name)
+        if choice is None or node.attrs or choice[0] != w.tpage:
+            w.element(node, choice, depth)
+            continue
+        forms = choice[1]
+        text = node.text
+        if node.children:
+            if text is not None:
+                raise _Unencodable("element has both text and children", node)
+            out += forms[2]
+            _write_children(w, node.children, depth + 1)
+            out.append(END)
+        elif text.__class__ is str and text:
+            try:
+                raw = text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Unencodable("text is not encodable as UTF-8", node) from None
+            if b"\x00" in raw:
+                raise _Unencodable("text contains NUL, which WBXML strings cannot carry", node)
+            out += forms[3]
+            out += raw
+            out += b"\x00\x01"
+        elif text is None or text == "":
+            out += forms[1]
+        else:
+            w.element(node, choice, depth)
+
+
+def _encode_str(text, node):
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Unencodable("text is not encodable as UTF-8", node) from None
+    if b"\x00" in raw:
+        raise _Unencodable("text contains NUL, which WBXML strings cannot carry", node)
+    return raw
+
+
+def _path_to(root, target):
+    """``SyncML/SyncBody/Add[2]/Item`` style path of ``target`` under ``root``."""
+    work = [(root, root.name if isinstance(root, Node) else "?")]
+    while work:
+        node, path = work.pop()
+        if node is target:
+            return path
+        if isinstance(node, Node) and isinstance(node.children, list):
+            counts = {}
+            for child in node.children:
+                name = getattr(child, "name", "?")
+                counts[name] = counts.get(name, 0) + 1
+                work.append((child, "%s/%s[%d]" % (path, name, counts[name])))
+    return None
+
+
+# ---------------------------------------------------------------------------
+# SyncML DM and TNDS documents
+
+def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
+    """A WBXML SyncML DM message (any SyncML public id) -> :class:`SyncML`."""
+    from .mapping import node_to_message
+
+    root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size)
+    return node_to_message(root)
+
+
+def encode(msg):
+    """A :class:`SyncML` message -> WBXML (public id by ``VerDTD``: 1.1 or 1.2)."""
+    from .mapping import message_to_node
+
+    vocab = SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12
+    return encode_node(message_to_node(msg), vocab)
+
+
+def decode_tnds(data, **limits):
+    """A stand-alone WBXML DDF/TNDS document -> its ``MgmtTree`` node."""
+    return decode_node(data, DMDDF12, **limits)
+
+
+def encode_tnds(tree):
+    """A ``MgmtTree`` node (ns DMDDF) -> a stand-alone WBXML TNDS document."""
+    return encode_node(tree, DMDDF12)
+
+
+def decode_prov_node(data, **limits):
+    """A WBXML provisioning document -> its ``wap-provisioningdoc`` node."""
+    return decode_node(data, PROV10, **limits)
+
+
+def encode_prov_node(root):
+    return encode_node(root, PROV10)
+

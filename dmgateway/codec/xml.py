@@ -1,0 +1,258 @@
+"""SyncML DM in XML: ``application/vnd.syncml.dm+xml``.
+
+:func:`parse` reads bytes into a :class:`~.element.Node` tree with a hardened
+lxml parser: no DTD loading, no entity expansion (a document declaring
+entities is refused), no network, bounded size and depth.  It accepts what
+devices send: an optional XML declaration or BOM, any quoting, namespace URIs
+in any letter case or none at all, CDATA, arbitrary indentation.
+
+:func:`serialize` writes a node tree as compact UTF-8, declaring
+``xmlns`` wherever the namespace changes (so every metinf element carries
+``xmlns="syncml:metinf"``, as devices expect); ``bytes`` text is written as
+base64.
+
+:func:`decode` and :func:`encode` go all the way between bytes and the
+:class:`~.syncml.SyncML` model.  Every failure is an
+:class:`~.errors.XMLCodecError` or :class:`~.errors.ModelError`.
+"""
+
+import base64
+import re
+
+from lxml import etree
+
+from .element import NS_DMDDF, NS_METINF, NS_PROV, NS_SYNCML, Node
+from .errors import XMLCodecError
+from .mapping import message_to_node, node_to_message
+
+__all__ = [
+    "MAX_SIZE",
+    "MAX_DEPTH",
+    "NS_URI_SYNCML_1_1",
+    "NS_URI_SYNCML_1_2",
+    "NS_URI_METINF",
+    "NS_URI_DMDDF",
+    "syncml_namespace",
+    "parse",
+    "serialize",
+    "decode",
+    "encode",
+]
+
+MAX_SIZE = 8 * 1024 * 1024
+MAX_DEPTH = 64
+
+NS_URI_SYNCML_1_1 = "SYNCML:SYNCML1.1"
+NS_URI_SYNCML_1_2 = "SYNCML:SYNCML1.2"
+NS_URI_METINF = "syncml:metinf"
+NS_URI_DMDDF = "syncml:dmddf1.2"
+
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>'
+
+# root elements that say which vocabulary an un-namespaced document uses
+_ROOT_KEYS = {"MgmtTree": NS_DMDDF, "wap-provisioningdoc": NS_PROV}
+
+# XML 1.0 (5th ed.) Name without ':' (we never write prefixes)
+_NAME_START = (
+    "A-Z_a-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff"
+    "\u200c\u200d\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd"
+    "\U00010000-\U000effff"
+)
+_NAME = re.compile(
+    "[%s][%s\\-.0-9\u00b7\u0300-\u036f\u203f\u2040]*\\Z" % (_NAME_START, _NAME_START))
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTR_ESCAPES = str.maketrans({
+    "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
+    "\r": "&#13;", "\n": "&#10;", "\t": "&#9;",
+})
+
+
+def syncml_namespace(ver_dtd):
+    """The root namespace URI to write for a message of SyncML DTD ``ver_dtd``."""
+    return NS_URI_SYNCML_1_1 if ver_dtd == "1.1" else NS_URI_SYNCML_1_2
+
+
+def _key_for_uri(uri, inherited):
+    """Namespace key of URI ``uri`` (compared case-insensitively)."""
+    if not uri:
+        return inherited
+    folded = uri.lower()
+    if folded.startswith("syncml:syncml"):
+        return NS_SYNCML
+    if folded == NS_URI_METINF:
+        return NS_METINF
+    if folded.startswith("syncml:dmddf"):
+        return NS_DMDDF
+    return uri
+
+
+# -- reading --------------------------------------------------------------
+
+
+def _parser():
+    # collect_ids stays at its default: turning it off makes libxml2 try to
+    # load the external DTD subset.
+    return etree.XMLParser(
+        resolve_entities=False,
+        load_dtd=False,
+        dtd_validation=False,
+        no_network=True,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        strip_cdata=True,
+    )
+
+
+def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH):
+    """Read an XML document into a :class:`Node` tree."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise XMLCodecError("XML input must be bytes, not %s" % (type(data).__name__,))
+    data = bytes(data)
+    if len(data) > max_size:
+        raise XMLCodecError("document of %d bytes exceeds the limit of %d" % (len(data), max_size))
+    if not data.strip():
+        raise XMLCodecError("empty document", offset=0)
+    try:
+        root = etree.fromstring(data, _parser())
+    except (etree.LxmlError, ValueError, LookupError) as e:
+        raise XMLCodecError("not well-formed XML: %s" % (e,)) from None
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and (any(True for _ in dtd.iterentities())
+                            or any(True for _ in dtd.iterelements())):
+        raise XMLCodecError("DTD declarations are not allowed")
+    return _convert(root, max_depth)
+
+
+def _convert(root, max_depth):
+    """Turn the lxml tree into Nodes, iteratively, checking depth and content."""
+    tag = _qname(root, "")
+    key = _key_for_uri(tag.namespace, _ROOT_KEYS.get(tag.localname, NS_SYNCML))
+    top = Node(tag.localname, key, None, None, _attrs(root))
+    stack = [(root, top, tag.localname, 1)]
+    while stack:
+        element, node, path, depth = stack.pop()
+        if depth > max_depth:
+            raise XMLCodecError("nesting deeper than %d elements" % (max_depth,), path=path)
+        children = list(element)
+        if not children:
+            node.text = element.text or None
+            continue
+        if element.text and element.text.strip(" \t\r\n"):
+            raise XMLCodecError("mixed text and element content", path=path)
+        for child in children:
+            if not isinstance(child.tag, str):
+                raise XMLCodecError("entity references are not allowed", path=path)
+            if child.tail and child.tail.strip(" \t\r\n"):
+                raise XMLCodecError("mixed text and element content", path=path)
+            tag = _qname(child, path)
+            sub = node.append(Node(tag.localname, _key_for_uri(tag.namespace, node.ns), None, None,
+                                   _attrs(child)))
+            stack.append((child, sub, "%s/%s" % (path, tag.localname), depth + 1))
+    return top
+
+
+def _qname(element, path):
+    try:
+        return etree.QName(element)
+    except ValueError:
+        raise XMLCodecError("invalid element name", path=path) from None
+
+
+def _attrs(element):
+    """Plain (un-namespaced) attributes; ``xmlns`` declarations are not attributes."""
+    attrs = {name: value for name, value in element.attrib.items() if not name.startswith("{")}
+    return attrs or None
+
+
+def decode(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH):
+    """The :class:`~.syncml.SyncML` model of an XML DM message."""
+    return node_to_message(parse(data, max_size=max_size, max_depth=max_depth))
+
+
+# -- writing --------------------------------------------------------------
+
+
+def serialize(node, *, syncml_uri=None, xml_declaration=False):
+    """Compact UTF-8 XML for a :class:`Node` tree.
+
+    ``syncml_uri`` is the URI written for namespace key ``SyncML``; by
+    default it follows the tree's ``SyncHdr/VerDTD``.
+    """
+    if not isinstance(node, Node):
+        raise XMLCodecError("not an element tree: %s" % (type(node).__name__,))
+    if syncml_uri is None:
+        syncml_uri = syncml_namespace(_ver_dtd(node))
+    uris = {NS_SYNCML: syncml_uri, NS_METINF: NS_URI_METINF, NS_DMDDF: NS_URI_DMDDF, NS_PROV: ""}
+    out = [XML_DECLARATION.decode("ascii")] if xml_declaration else []
+    # work items: (node, parent's URI, path) to open, or a str to emit as is
+    work = [(node, None, node.name)]
+    while work:
+        item = work.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        current, parent_uri, path = item
+        name = current.name
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise XMLCodecError("cannot write element name %r" % (name,), path=path)
+        uri = uris.get(current.ns, current.ns)
+        if not isinstance(uri, str):
+            raise XMLCodecError("bad namespace %r" % (uri,), path=path)
+        out.append("<" + name)
+        if uri != (parent_uri or ""):
+            out.append(' xmlns="%s"' % (_escape(uri, _ATTR_ESCAPES, path),))
+        for key, value in (current.attrs or {}).items():
+            if not isinstance(key, str) or not _NAME.match(key) or key.startswith("xmlns"):
+                raise XMLCodecError("cannot write attribute %r" % (key,), path=path)
+            out.append(' %s="%s"' % (key, _escape(value, _ATTR_ESCAPES, path)))
+        text = _text(current.text, path)
+        if current.children:
+            if text:
+                raise XMLCodecError("element has both text and children", path=path)
+            out.append(">")
+            work.append("</%s>" % (name,))
+            for child in reversed(current.children):
+                if not isinstance(child, Node):
+                    raise XMLCodecError("child is not a Node", path=path)
+                work.append((child, uri, "%s/%s" % (path, child.name)))
+        elif text:
+            out.append(">%s</%s>" % (text, name))
+        else:
+            out.append("/>")
+    return "".join(out).encode("utf-8")
+
+
+def _text(text, path):
+    if text is None:
+        return ""
+    if isinstance(text, (bytes, bytearray)):
+        return base64.b64encode(bytes(text)).decode("ascii")
+    return _escape(text, _TEXT_ESCAPES, path)
+
+
+def _escape(value, table, path):
+    if not isinstance(value, str):
+        raise XMLCodecError("cannot write %s as text" % (type(value).__name__,), path=path)
+    bad = _NOT_XML_CHAR.search(value)
+    if bad:
+        raise XMLCodecError("character U+%04X cannot be written in XML" % (ord(bad.group()),),
+                            path=path)
+    return value.translate(table)
+
+
+def _ver_dtd(root):
+    if root.name != "SyncML":
+        return None
+    hdr = root.find("SyncHdr")
+    ver = hdr.find("VerDTD") if hdr is not None else None
+    if ver is None or not isinstance(ver.text, str):
+        return None
+    return ver.text.strip(" \t\r\n")
+
+
+def encode(msg, *, xml_declaration=False):
+    """XML bytes of a :class:`~.syncml.SyncML` model (namespace from ``VerDTD``)."""
+    return serialize(message_to_node(msg), syncml_uri=syncml_namespace(msg.hdr.ver_dtd),
+                     xml_declaration=xml_declaration)

@@ -1,0 +1,496 @@
+"""One frozen dataclass per config section, each reading its own keys.
+
+Every class has ``read(reader, ...)`` which asks a
+:class:`~dmgateway.config.reader.SectionReader` for each key with its type,
+range and default (the defaults are the values of the shipped ``conf/``
+files).  Secrets are left out of ``repr()``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from dmgateway.config import checks
+from dmgateway.config.reader import SectionReader
+
+_LOG_LEVELS = ("debug", "info", "warn", "error", "critical")
+_BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+_SMPP_NPI = (0, 1, 3, 4, 6, 8, 9, 10, 14, 18)  # SMPP 3.4 §5.2.6
+_DAY = 86400
+
+
+def _single_word(value: str) -> str | None:
+    if any(c.isspace() for c in value):
+        return "must not contain whitespace"
+    return None
+
+
+def _node_name(value: str) -> str | None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
+        return "bad node name %r (letters, digits, '.', '_', '-'; at most 63)" % (value,)
+    return None
+
+
+def _url_path(value: str) -> str | None:
+    if not value.startswith("/") or re.search(r"[\s?#]", value):
+        return "bad path %r (must start with '/', no spaces, '?' or '#')" % (value,)
+    return None
+
+
+def _msisdn_prefix(value: str) -> str | None:
+    if not re.fullmatch(r"\+?[0-9]{1,15}", value):
+        return "bad MSISDN prefix %r (international digits, '+' optional)" % (value,)
+    return None
+
+
+def _max_length(limit: int):
+    def check(value: str) -> str | None:
+        if len(value.encode("utf-8")) > limit:
+            return "longer than %d characters" % (limit,)
+        return None
+    return check
+
+
+def _host_port(default_port: int | None):
+    def check(value: str) -> str | None:
+        try:
+            checks.parse_host_port(value, default_port)
+        except ValueError as e:
+            return str(e)
+        return None
+    return check
+
+
+def _secret_file(reader: SectionReader, key: str, default: str = "", *,
+                 required: bool = False) -> str:
+    """A file holding a secret: readable and not empty (when active)."""
+    path = reader.readable_file(key, default, required=required)
+    if path and reader.active and checks.check_readable_file(path) is None:
+        try:
+            if os.path.getsize(path) == 0:
+                reader.problem(key, "file %r is empty" % (path,))
+        except OSError as e:
+            reader.problem(key, "cannot read %r: %s" % (path, e.strerror))
+    return path
+
+
+# -- dmgateway.ini -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``dmgateway.ini [gateway]``: who this server is, its store, its sessions."""
+
+    server_id: str = "dmgateway"
+    public_url: str = "http://127.0.0.1:8080/dm"
+    store: str = field(default="sqlite:var/dmgateway.sqlite", repr=False)
+    notification_version: int = 11
+    session_timeout: int = 300
+    node_name: str = ""
+    max_sessions: int = 10000
+
+    @classmethod
+    def read(cls, r: SectionReader, *, hostname: str) -> ServerConfig:
+        return cls(
+            server_id=r.text("server_id", cls.server_id, empty_ok=False,
+                             validate=_single_word),
+            public_url=r.text("public_url", cls.public_url, empty_ok=False,
+                              validate=checks.check_http_url),
+            store=r.text("store", cls.store, empty_ok=False,
+                         validate=lambda v: checks.check_store(v, environment=r.active)),
+            notification_version=r.integer("notification_version", 11, 10, 13),
+            session_timeout=r.integer("session_timeout", 300, 10, _DAY),
+            node_name=r.text("node_name", hostname, empty_ok=False, validate=_node_name),
+            max_sessions=r.integer("max_sessions", 10000, 1, 10_000_000),
+        )
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """``dmgateway.ini [auth]``: DM-level authentication policy."""
+
+    max_failures: int = 5
+    failure_window: int = 300
+    lockout: int = 900
+    nonce_size: int = 16
+    accept_hex_mac: bool = False
+    resync_nonce: str = "both"
+
+    @classmethod
+    def read(cls, r: SectionReader) -> AuthConfig:
+        return cls(
+            max_failures=r.integer("max_failures", 5, 1, 1000),
+            failure_window=r.integer("failure_window", 300, 1, _DAY),
+            lockout=r.integer("lockout", 900, 0, 7 * _DAY),
+            nonce_size=r.integer("nonce_size", 16, 8, 64),
+            accept_hex_mac=r.boolean("accept_hex_mac", False),
+            resync_nonce=r.choice("resync_nonce", "both", ("both", "ascii", "binary")),
+        )
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """``dmgateway.ini [api]``: the northbound REST API and its webhooks."""
+
+    enabled: bool = True
+    endpoint: str = "tcp:8081:interface=127.0.0.1"
+    token_file: str = "var/api.token"
+    max_body: int = 65536
+    webhooks: tuple[str, ...] = ()
+    webhook_secret_file: str = ""
+    webhook_retries: int = 8
+    webhook_timeout: float = 10.0
+
+    @classmethod
+    def read(cls, r: SectionReader) -> ApiConfig:
+        r.active = r.boolean("enabled", True)
+        return cls(
+            enabled=r.active,
+            endpoint=r.endpoint("endpoint", cls.endpoint),
+            token_file=_secret_file(r, "token_file", cls.token_file),
+            max_body=r.integer("max_body", 65536, 1024, 1 << 30),
+            webhooks=r.words("webhooks", validate=checks.check_http_url),
+            webhook_secret_file=_secret_file(r, "webhook_secret_file"),
+            webhook_retries=r.integer("webhook_retries", 8, 0, 100),
+            webhook_timeout=r.number("webhook_timeout", 10.0, 0.1, 600),
+        )
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``dmgateway.ini [metrics]``: Prometheus text at ``/metrics`` on the API endpoint."""
+
+    enabled: bool = True
+
+    @classmethod
+    def read(cls, r: SectionReader) -> MetricsConfig:
+        return cls(enabled=r.boolean("enabled", True))
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """``dmgateway.ini [logging]``: log format, level and destination."""
+
+    format: str = "text"
+    level: str = "info"
+    file: str = ""
+
+    @classmethod
+    def read(cls, r: SectionReader) -> LoggingConfig:
+        path = r.text("file")
+        if path and r.active:
+            problem = checks.check_parent_directory(path)
+            if problem is None and os.path.isdir(path):
+                problem = "%r is a directory, not a file" % (path,)
+            if problem:
+                r.problem("file", problem)
+        return cls(
+            format=r.choice("format", "text", ("text", "json")),
+            level=r.choice("level", "info", _LOG_LEVELS, aliases={"warning": "warn"}),
+            file=path,
+        )
+
+
+# -- http.ini ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """``http.ini [http]``: the plain-HTTP DM-2 listener."""
+
+    enabled: bool = False
+    endpoint: str = "tcp:8080:interface=127.0.0.1"
+    path: str = "/dm"
+    max_body: int = 1048576
+
+    @classmethod
+    def read(cls, r: SectionReader, *, enabled_default: bool) -> HttpConfig:
+        r.active = r.boolean("enabled", enabled_default)
+        return cls(
+            enabled=r.active,
+            endpoint=r.endpoint("endpoint", cls.endpoint),
+            path=r.text("path", "/dm", empty_ok=False, validate=_url_path),
+            max_body=r.integer("max_body", 1048576, 1024, 1 << 30),
+        )
+
+
+@dataclass(frozen=True)
+class HttpsConfig:
+    """``http.ini [https]``: the HTTPS DM-2 listener (``ssl:`` or ``tls:`` endpoint)."""
+
+    enabled: bool = False
+    endpoint: str = ("ssl:8443:interface=127.0.0.1:privateKey=/etc/dmgateway/key.pem"
+                     ":certKey=/etc/dmgateway/cert.pem")
+    path: str = "/dm"
+    max_body: int = 1048576
+    min_tls: str = "1.2"
+    client_ca: str = ""
+
+    @classmethod
+    def read(cls, r: SectionReader) -> HttpsConfig:
+        r.active = r.boolean("enabled", False)
+        return cls(
+            enabled=r.active,
+            endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls")),
+            path=r.text("path", "/dm", empty_ok=False, validate=_url_path),
+            max_body=r.integer("max_body", 1048576, 1024, 1 << 30),
+            min_tls=r.choice("min_tls", "1.2", ("1.2", "1.3"), aliases={
+                "tlsv1.2": "1.2", "tls1.2": "1.2", "tlsv1.3": "1.3", "tls1.3": "1.3"}),
+            client_ca=r.readable_file("client_ca"),
+        )
+
+
+# -- smpp.ini ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SmppLinkConfig:
+    """``smpp.ini [smpp]`` (named ``default``) or ``[smpp:NAME]``: one SMPP 3.4 ESME link."""
+
+    name: str = "default"
+    enabled: bool = False
+    endpoint: str = "tcp:host=127.0.0.1:port=2775"
+    system_id: str = ""
+    password: str = field(default="", repr=False)
+    system_type: str = ""
+    bind: str = "transmitter"
+    source_addr: str = ""
+    source_ton: int = 5
+    source_npi: int = 0
+    window: int = 10
+    max_per_second: float = 50.0
+    enquire_link_interval: float = 30.0
+    response_timeout: float = 10.0
+    request_delivery_receipts: bool = True
+    reconnect_initial: float = 1.0
+    reconnect_max: float = 60.0
+    routes: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, r: SectionReader, *, name: str) -> SmppLinkConfig:
+        r.active = r.boolean("enabled", False)
+        source_ton = r.integer("source_ton", 5, 0, 6)
+        source_npi = r.integer("source_npi", 0, 0, 18)
+        if source_npi not in _SMPP_NPI:
+            r.problem("source_npi", "%d is not an SMPP NPI (one of: %s)"
+                      % (source_npi, ", ".join(map(str, _SMPP_NPI))))
+        link = cls(
+            name=name,
+            enabled=r.active,
+            endpoint=r.endpoint("endpoint", cls.endpoint, server=False),
+            system_id=r.text("system_id", required=True, validate=_max_length(15)),
+            password=r.secret("password", validate=_max_length(8)),
+            system_type=r.text("system_type", validate=_max_length(12)),
+            bind=r.choice("bind", "transmitter", ("transmitter", "transceiver")),
+            source_addr=r.text("source_addr", validate=lambda v: _source_addr(v, source_ton)),
+            source_ton=source_ton,
+            source_npi=source_npi,
+            window=r.integer("window", 10, 1, 1000),
+            max_per_second=r.number("max_per_second", 50.0, 0.1, 100000),
+            enquire_link_interval=r.number("enquire_link_interval", 30.0, 1, 3600),
+            response_timeout=r.number("response_timeout", 10.0, 0.1, 600),
+            request_delivery_receipts=r.boolean("request_delivery_receipts", True),
+            reconnect_initial=r.number("reconnect_initial", 1.0, 0.1, 3600),
+            reconnect_max=r.number("reconnect_max", 60.0, 0.1, _DAY),
+            routes=tuple(dict.fromkeys(p.lstrip("+") for p in r.words(
+                "routes", validate=_msisdn_prefix, separators=","))),
+        )
+        if link.reconnect_max < link.reconnect_initial:
+            r.problem("reconnect_max", "%g is less than reconnect_initial (%g)"
+                      % (link.reconnect_max, link.reconnect_initial))
+        return link
+
+    def serves(self, msisdn: str) -> bool:
+        """Whether this link's ``routes`` cover ``msisdn`` (``+`` optional)."""
+        number = msisdn.lstrip("+")
+        return not self.routes or any(number.startswith(p) for p in self.routes)
+
+
+def _source_addr(value: str, ton: int) -> str | None:
+    if ton == 5 and len(value) > 11:  # alphanumeric sender (GSM 03.40 limit)
+        return "an alphanumeric source_addr (source_ton 5) has at most 11 characters"
+    if ton in (1, 2, 4) and not re.fullmatch(r"\+?[0-9]{1,20}", value):
+        return "bad source_addr %r for source_ton %d (digits only)" % (value, ton)
+    return _max_length(20)(value)
+
+
+# -- modem.ini -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModemConfig:
+    """``modem.ini [modem]``: a serial GSM modem sending SMS (AT commands, PDU mode)."""
+
+    enabled: bool = False
+    device: str = "/dev/ttyUSB0"
+    baudrate: int = 115200
+    pin: str = field(default="", repr=False)
+    smsc: str = ""
+    command_timeout: float = 10.0
+
+    @classmethod
+    def read(cls, r: SectionReader) -> ModemConfig:
+        r.active = r.boolean("enabled", False)
+        device = r.text("device", cls.device, empty_ok=False)
+        if r.active and device and not os.path.exists(device):
+            r.problem("device", "device %r not found%s" % (device, checks.where(device)))
+        elif r.active and device and not os.access(device, os.R_OK | os.W_OK):
+            r.problem("device", "device %r is not readable and writable" % (device,))
+        baudrate = r.integer("baudrate", 115200, 300, 4_000_000)
+        if baudrate not in _BAUDRATES:
+            r.problem("baudrate", "%d is not a standard rate (one of: %s)"
+                      % (baudrate, ", ".join(map(str, _BAUDRATES))))
+        return cls(
+            enabled=r.active,
+            device=device,
+            baudrate=baudrate,
+            pin=r.secret("pin", validate=lambda v: None if re.fullmatch(r"[0-9]{4,8}", v)
+                         else "a SIM PIN is 4 to 8 digits"),
+            smsc=r.text("smsc", validate=lambda v: None if re.fullmatch(r"\+?[0-9]{3,20}", v)
+                        else "bad SMSC number %r" % (v,)),
+            command_timeout=r.number("command_timeout", 10.0, 0.1, 600),
+        )
+
+
+# -- sip.ini -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    """``sip.ini [sip]``: SIP Push (pager-mode MESSAGE) to the device's ``sip_uri``."""
+
+    enabled: bool = False
+    transport: str = "udp"
+    proxy: str = ""
+    from_uri: str = ""
+    push_app_id: str = "syncml.dm"
+    content_type: str = "application/vnd.syncml.notification"
+    local_endpoint: str = ""
+    auth_user: str = ""
+    auth_password_file: str = ""
+    t1: float = 0.5
+    timeout: float = 32.0
+    tls_ca: str = ""
+
+    @classmethod
+    def read(cls, r: SectionReader) -> SipConfig:
+        r.active = r.boolean("enabled", False)
+        transport = r.choice("transport", "udp", ("udp", "tcp", "tls"))
+        auth_user = r.text("auth_user", validate=_single_word)
+        config = cls(
+            enabled=r.active,
+            transport=transport,
+            proxy=r.text("proxy", required=True,
+                         validate=_host_port(5061 if transport == "tls" else 5060)),
+            from_uri=r.text("from_uri", required=True, validate=_sip_uri),
+            push_app_id=r.text("push_app_id", "syncml.dm", empty_ok=False,
+                               validate=lambda v: None if re.fullmatch(r"[\x21-\x7e]+", v)
+                               and '"' not in v else "bad push application id %r" % (v,)),
+            content_type=r.text("content_type", cls.content_type, empty_ok=False,
+                                validate=lambda v: None if re.fullmatch(
+                                    r"[\w.+-]+/[\w.+-]+", v) else "bad media type %r" % (v,)),
+            local_endpoint=r.text("local_endpoint", validate=_host_port(0)),
+            auth_user=auth_user,
+            auth_password_file=_secret_file(r, "auth_password_file",
+                                            required=bool(auth_user)),
+            t1=r.number("t1", 0.5, 0.01, 10),
+            timeout=r.number("timeout", 32.0, 0.1, 600),
+            tls_ca=r.readable_file("tls_ca"),
+        )
+        if config.timeout < config.t1:
+            r.problem("timeout", "%g is less than t1 (%g)" % (config.timeout, config.t1))
+        return config
+
+    @property
+    def proxy_address(self) -> tuple[str, int]:
+        """``(host, port)`` of ``proxy``; the port defaults to 5060 (5061 for TLS)."""
+        return checks.parse_host_port(self.proxy, 5061 if self.transport == "tls" else 5060)
+
+
+def _sip_uri(value: str) -> str | None:
+    if not re.fullmatch(r"sips?:([^@\s<>\"]+@)?[^@\s<>\";:]+(:[0-9]{1,5})?(;[^\s<>\"]*)?",
+                        value, re.IGNORECASE):
+        return "bad SIP URI %r (like sip:dms@example.com)" % (value,)
+    return None
+
+
+# -- delegation.ini ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DelegationPeer:
+    """A DM server this gateway delegates devices to or accepts them from."""
+
+    server_id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DelegationConfig:
+    """``delegation.ini [delegation]``: DM-6 server-to-server delegation over TLS."""
+
+    enabled: bool = False
+    endpoint: str = ("ssl:8444:interface=127.0.0.1:privateKey=/etc/dmgateway/key.pem"
+                     ":certKey=/etc/dmgateway/cert.pem")
+    path: str = "/dm-delegation"
+    psk_identity: str = ""
+    psk_file: str = ""
+    peers: tuple[DelegationPeer, ...] = ()
+    peer_ca: str = ""
+    timeout: float = 30.0
+
+    @classmethod
+    def read(cls, r: SectionReader) -> DelegationConfig:
+        r.active = r.boolean("enabled", False)
+        psk_identity = r.text("psk_identity", validate=_max_length(128))
+        peers = []
+        for word in r.words("peers", validate=_peer):
+            server_id, url = word.split("=", 1)
+            if any(p.server_id == server_id for p in peers):
+                r.problem("peers", "peer %r listed twice" % (server_id,))
+            else:
+                peers.append(DelegationPeer(server_id, url))
+        return cls(
+            enabled=r.active,
+            endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls")),
+            path=r.text("path", cls.path, empty_ok=False, validate=_url_path),
+            psk_identity=psk_identity,
+            psk_file=_secret_file(r, "psk_file", required=bool(psk_identity)),
+            peers=tuple(peers),
+            peer_ca=r.readable_file("peer_ca"),
+            timeout=r.number("timeout", 30.0, 0.1, 600),
+        )
+
+
+def _peer(word: str) -> list[str] | str | None:
+    server_id, sep, url = word.partition("=")
+    if not sep or not server_id:
+        return "bad peer %r (expected SERVERID=https://host/path)" % (word,)
+    return checks.check_http_url(url, https_only=True)
+
+
+# -- snmp.ini ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SnmpConfig:
+    """``snmp.ini [snmp]``: the SNMP agent (pysnmp 7: needs ``--reactor=asyncio``)."""
+
+    enabled: bool = False
+    address: str = "127.0.0.1:1161"
+    community: str = field(default="public", repr=False)
+
+    @classmethod
+    def read(cls, r: SectionReader) -> SnmpConfig:
+        r.active = r.boolean("enabled", False)
+        return cls(
+            enabled=r.active,
+            address=r.text("address", cls.address, empty_ok=False, validate=_host_port(None)),
+            community=r.secret("community", "public", validate=_max_length(64)),
+        )
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return checks.parse_host_port(self.address)

@@ -1,0 +1,552 @@
+"""The dispatcher: the one place that joins bearers, sessions and the store.
+
+One per process.  A device has at most one live session; messages of one
+device are handled one at a time (a per-device lock), so jobs run in order
+and a session's state is never touched by two requests at once.  The session
+engine (:mod:`dmgateway.dm`) decides what to answer and which effects follow;
+the dispatcher performs the effects (store writes, events, logs) *before* the
+reply leaves, so a result the device reported is never lost by a crash after
+the device was told it was received.
+
+It also implements :class:`dmgateway.api.service.GatewayService`, the
+interface the REST API calls.
+"""
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from dmgateway.api.service import UnknownDevice
+from dmgateway.auth.credentials import user_hash
+from dmgateway.auth.nonce import decode_nonce, encode_nonce
+from dmgateway.auth.ratelimit import FailureLimiter
+from dmgateway.auth.verify import AuthAccount
+from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message
+from dmgateway.codec.errors import CodecError
+from dmgateway.dm import effects as fx
+from dmgateway.dm.session import ServerSession
+from dmgateway.dm.replies import status_only_reply
+from dmgateway.store.model import ClientAuth, ServerAuth
+
+log = Logger(namespace="dmgateway.dispatch")
+
+
+@dataclass
+class DMReply:
+    """What the HTTP bearer sends back for one DM request."""
+
+    code: int
+    content_type: str
+    body: bytes
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class LiveSession:
+    token: str
+    device_id: str
+    session_id: str  # the SyncML SessionID
+    engine: ServerSession
+    encoding: str
+    media_type: str
+    started: float
+    messages: int = 0
+    timer: object = None
+    job_ids: list = field(default_factory=list)
+
+
+MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
+
+
+def media_type_for(encoding):
+    return MEDIA_TYPES[encoding]
+
+
+def iso_time(seconds):
+    """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds."""
+    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (stamp.microsecond // 1000,)
+
+
+def _starts_session(msg):
+    from dmgateway.codec.syncml import ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED, Alert
+
+    return any(
+        isinstance(cmd, Alert) and cmd.data in (ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED)
+        for cmd in msg.body
+    )
+
+
+class Dispatcher:
+    def __init__(self, store, config, clock, random_bytes=os.urandom):
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.random_bytes = random_bytes
+        self.node = config.gateway.node_name
+        self.limiter = FailureLimiter(
+            max_failures=config.auth.max_failures,
+            window=config.auth.failure_window,
+            lockout=config.auth.lockout,
+        )
+        self._by_token = {}
+        self._by_device = {}
+        self._locks = {}
+        self._waiters = []
+        self._listeners = []
+        self.stats = {"sessions_started": 0, "sessions_ended": 0, "messages": 0, "bad_requests": 0}
+
+    # -- life cycle ----------------------------------------------------------
+
+    async def start(self):
+        recovery = await self.store.recover(self.node, self.clock.seconds())
+        counts = recovery.counts()
+        if recovery.sessions or recovery.failed_jobs:
+            log.warn(
+                "recovered after an unclean stop: {sessions_ended} sessions ended, "
+                "{jobs_failed} running jobs failed (interrupted), {jobs_queued} jobs still queued",
+                **counts,
+            )
+            for job_id in recovery.failed_jobs:
+                await self._event("job", None, {"job_id": job_id, "state": "failed", "error": "interrupted"})
+        else:
+            log.info("store clean: nothing was in flight", **counts)
+
+    async def stop(self):
+        for live in list(self._by_token.values()):
+            await self._abort(live, "shutdown", "gateway shutting down")
+        for d, timer in list(self._waiters):
+            if timer.active():
+                timer.cancel()
+            if not d.called:
+                d.callback(None)
+        self._waiters = []
+
+    def add_event_listener(self, listener):
+        """Call ``listener()`` after every event appended (webhooks)."""
+        self._listeners.append(listener)
+
+    # -- DM-2 ------------------------------------------------------------------
+
+    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None):
+        """Answer one DM message; fires with a :class:`DMReply`."""
+        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer))
+
+    async def _handle_dm(self, body, encoding, hmac_header, token, peer):
+        self.stats["messages"] += 1
+        try:
+            msg, encoding = decode_message(body, CONTENT_TYPES.get(encoding))
+        except CodecError as e:
+            self.stats["bad_requests"] += 1
+            log.info("rejected malformed DM message from {peer}: {reason}", peer=peer, reason=str(e))
+            return DMReply(400, "text/plain; charset=utf-8", ("malformed SyncML message: %s\n" % (e,)).encode("utf-8"))
+        device_id = msg.hdr.source.loc_uri
+        lock = self._locks.get(device_id)
+        if lock is None:
+            lock = self._locks[device_id] = defer.DeferredLock()
+        await lock.acquire()
+        try:
+            return await self._in_session(msg, encoding, body, hmac_header, token, peer)
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting and device_id not in self._by_device:
+                self._locks.pop(device_id, None)
+
+    async def _in_session(self, msg, encoding, body, hmac_header, token, peer):
+        device_id = msg.hdr.source.loc_uri
+        live = self._by_device.get(device_id)
+        if live is not None and self._is_new_session(live, msg, token):
+            await self._abort(live, "superseded", "a new session from the device replaced this one")
+            live = None
+        if live is None:
+            if not _starts_session(msg):
+                log.info(
+                    "message for no live session from {device_id} ({peer})",
+                    device_id=device_id,
+                    peer=peer,
+                )
+                return self._plain_reply(msg, encoding, 403)
+            live = await self._open(msg, encoding, peer)
+            if isinstance(live, DMReply):
+                return live
+        live.messages += 1
+        outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
+        await self._apply(live, outcome.effects)
+        reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, encoding)
+        headers = {}
+        if outcome.hmac_header:
+            headers["x-syncml-hmac"] = outcome.hmac_header
+        if outcome.finished or live.engine.finished:
+            self._forget(live)
+        else:
+            self._arm_timer(live)
+        return DMReply(200, live.media_type, reply_body, headers)
+
+    def _is_new_session(self, live, msg, token):
+        if msg.hdr.session_id != live.session_id:
+            return True
+        if token is not None and token != live.token:
+            return True
+        return msg.hdr.msg_id == "1" and live.messages > 0 and _starts_session(msg)
+
+    def _plain_reply(self, msg, encoding, code):
+        reply = status_only_reply(msg, code, server_uri=self.config.gateway.public_url)
+        return DMReply(200, media_type_for(encoding), encode_message(reply, encoding))
+
+    async def _open(self, msg, encoding, peer):
+        device_id = msg.hdr.source.loc_uri
+        now = self.clock.seconds()
+        device = await self.store.get_device(device_id)
+        if device is None:
+            log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
+            return self._plain_reply(msg, encoding, 401)
+        if self.limiter.blocked(device_id, now) or device.locked(now):
+            log.warn(
+                "session refused: {device_id} locked out after repeated authentication failures",
+                device_id=device_id,
+            )
+            return self._plain_reply(msg, encoding, 401)
+        jobs = await self.store.pending_jobs(device_id)
+        token = uuid.uuid4().hex
+        resp_uri = self._resp_uri(token)
+
+        def measure(message):
+            return len(encode_message(message, encoding))
+
+        engine = ServerSession(
+            _device_state(device),
+            [_job_spec(job) for job in jobs],
+            server_uri=self.config.gateway.public_url,
+            resp_uri=resp_uri,
+            measure=measure,
+            random_bytes=self.random_bytes,
+        )
+        live = LiveSession(
+            token=token,
+            device_id=device_id,
+            session_id=msg.hdr.session_id,
+            engine=engine,
+            encoding=encoding,
+            media_type=media_type_for(encoding),
+            started=now,
+        )
+        self._by_token[token] = live
+        self._by_device[device_id] = live
+        self.stats["sessions_started"] += 1
+        await self.store.start_session(token, device_id, self.node, token=token, started=now)
+        log.info(
+            "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
+            session_id=msg.hdr.session_id,
+            device_id=device_id,
+            encoding=encoding,
+            jobs=len(jobs),
+            peer=peer,
+        )
+        return live
+
+    def _resp_uri(self, token):
+        url = self.config.gateway.public_url
+        separator = "&" if "?" in url else "?"
+        return url + separator + urlencode({"s": token})
+
+    def _arm_timer(self, live):
+        if live.timer is not None and live.timer.active():
+            live.timer.reset(self.config.gateway.session_timeout)
+        else:
+            live.timer = self.clock.callLater(self.config.gateway.session_timeout, self._expire, live)
+
+    def _expire(self, live):
+        lock = self._locks.setdefault(live.device_id, defer.DeferredLock())
+        d = lock.run(lambda: defer.ensureDeferred(self._expire_locked(live)))
+        d.addErrback(lambda f: log.failure("session timeout handling failed", f))
+
+    async def _expire_locked(self, live):
+        if self._by_token.get(live.token) is live:
+            log.info(
+                "session {session_id} of {device_id} timed out",
+                session_id=live.session_id,
+                device_id=live.device_id,
+            )
+            await self._abort(live, "session_timeout", "the device stopped answering")
+
+    async def _abort(self, live, code, message):
+        effects = live.engine.abort(code, message)
+        self._forget(live)
+        await self._apply(live, effects)
+
+    def _forget(self, live):
+        if live.timer is not None and live.timer.active():
+            live.timer.cancel()
+        self._by_token.pop(live.token, None)
+        if self._by_device.get(live.device_id) is live:
+            del self._by_device[live.device_id]
+
+    # -- effects ---------------------------------------------------------------
+
+    async def _apply(self, live, effects):
+        now = self.clock.seconds()
+        device_id = live.device_id
+        for effect in effects:
+            if isinstance(effect, fx.DevInfoReceived):
+                await self.store.set_devinfo(device_id, effect.values)
+            elif isinstance(effect, fx.NoncesChanged):
+                await self.store.set_nonces(
+                    device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce
+                )
+            elif isinstance(effect, fx.Authenticated):
+                self.limiter.success(device_id)
+            elif isinstance(effect, fx.AuthFailed):
+                locked = self.limiter.failure(device_id, now)
+                log.warn(
+                    "authentication failed for {device_id}: {status} {reason}{locked}",
+                    device_id=device_id,
+                    status=effect.status,
+                    reason=effect.reason,
+                    locked=" (now locked out)" if locked else "",
+                )
+            elif isinstance(effect, fx.JobStarted):
+                live.job_ids.append(effect.job_id)
+                await self.store.update_job(effect.job_id, state="running")
+                await self.store.touch_session(live.token, now, job_ids=live.job_ids)
+            elif isinstance(effect, fx.JobFinished):
+                await self.store.update_job(
+                    effect.job_id, state=effect.state, results=effect.results, error=effect.error
+                )
+                payload = {"job_id": effect.job_id, "state": effect.state}
+                if effect.error:
+                    payload["error"] = effect.error.get("code")
+                await self._event("job", device_id, payload)
+            elif isinstance(effect, fx.EventRaised):
+                await self._event(effect.type, device_id, dict(effect.payload))
+            elif isinstance(effect, fx.InputIgnored):
+                log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
+            elif isinstance(effect, fx.SessionEnded):
+                self.stats["sessions_ended"] += 1
+                summary = {
+                    "session_id": live.session_id,
+                    "started": iso_time(live.started),
+                    "ended": iso_time(now),
+                    "outcome": effect.outcome,
+                    "reason": effect.reason,
+                    "messages": live.messages,
+                    "jobs": list(live.job_ids),
+                }
+                await self.store.end_session(live.token)
+                await self.store.set_last_session(device_id, summary)
+                await self._event("session", device_id, summary)
+                log.info(
+                    "session {session_id} of {device_id} ended: {outcome} ({reason})",
+                    session_id=live.session_id,
+                    device_id=device_id,
+                    outcome=effect.outcome,
+                    reason=effect.reason,
+                )
+
+    async def _event(self, type_, device_id, payload):
+        await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
+        self._wake_waiters()
+        for listener in self._listeners:
+            listener()
+
+    # -- the REST API's service --------------------------------------------------
+
+    def put_device(self, device_id, account):
+        client = account["client_auth"]
+        server = account["server_auth"]
+        client_auth = ClientAuth(
+            type=client["type"],
+            name=client["name"],
+            user_hash=user_hash(client["name"], client["secret"]),
+            nonce=_nonce_or_none(client),
+        )
+        server_auth = ServerAuth(
+            type=server["type"],
+            name=server["name"],
+            user_hash=user_hash(server["name"], server["secret"]),
+            secret=server["secret"] if server["type"] == "basic" else None,
+            nonce=_nonce_or_none(server),
+        )
+        return self.store.put_device(
+            device_id,
+            server_id=account.get("server_id") or self.config.gateway.server_id,
+            client_auth=client_auth,
+            server_auth=server_auth,
+            msisdn=account.get("msisdn"),
+            sip_uri=account.get("sip_uri"),
+            imsi=account.get("imsi"),
+        )
+
+    def get_device(self, device_id):
+        d = self.store.get_device(device_id)
+        return d.addCallback(lambda device: None if device is None else device_view(device))
+
+    def create_job(self, device_id, spec):
+        return defer.ensureDeferred(self._create_job(device_id, spec))
+
+    async def _create_job(self, device_id, spec):
+        device = await self.store.get_device(device_id)
+        if device is None:
+            raise UnknownDevice(device_id)
+        job_id = uuid.uuid4().hex
+        job = await self.store.create_job(
+            job_id,
+            device_id,
+            commands=spec["commands"],
+            atomic=spec.get("atomic", False),
+            notify=spec.get("notify", "auto"),
+            ui_mode=spec.get("ui_mode", 0),
+            now=self.clock.seconds(),
+        )
+        live = self._by_device.get(device_id)
+        if live is not None:
+            live.engine.add_job(_job_spec(job))
+        log.info(
+            "job {job_id} queued for {device_id}: {count} commands",
+            job_id=job_id,
+            device_id=device_id,
+            count=len(spec["commands"]),
+        )
+        return {"id": job_id, "state": "queued"}
+
+    def get_job(self, job_id):
+        return defer.ensureDeferred(self._get_job(job_id))
+
+    async def _get_job(self, job_id):
+        job = await self.store.get_job(job_id)
+        if job is None:
+            return None
+        notifications = await self.store.notifications_for_job(job_id)
+        return job_view(job, notifications)
+
+    def list_jobs(self, device_id, limit, after):
+        return defer.ensureDeferred(self._list_jobs(device_id, limit, after))
+
+    async def _list_jobs(self, device_id, limit, after):
+        device = await self.store.get_device(device_id)
+        if device is None:
+            raise UnknownDevice(device_id)
+        jobs = await self.store.list_jobs(device_id, limit=limit, after=after)
+        return [job_view(job, ()) for job in jobs]
+
+    def wait_events(self, after, limit, wait):
+        return defer.ensureDeferred(self._wait_events(after, limit, wait))
+
+    async def _wait_events(self, after, limit, wait):
+        events = await self.store.events_after(after, limit)
+        if events or wait <= 0:
+            return [event_view(e) for e in events]
+        waiter = defer.Deferred(lambda d: self._drop_waiter(d))
+        timer = self.clock.callLater(wait, self._wait_timeout, waiter)
+        self._waiters.append((waiter, timer))
+        try:
+            await waiter
+        except defer.CancelledError:
+            raise
+        events = await self.store.events_after(after, limit)
+        return [event_view(e) for e in events]
+
+    def _drop_waiter(self, waiter):
+        for entry in list(self._waiters):
+            if entry[0] is waiter:
+                self._waiters.remove(entry)
+                if entry[1].active():
+                    entry[1].cancel()
+
+    def _wait_timeout(self, waiter):
+        self._waiters = [entry for entry in self._waiters if entry[0] is not waiter]
+        if not waiter.called:
+            waiter.callback(None)
+
+    def _wake_waiters(self):
+        waiters, self._waiters = self._waiters, []
+        for waiter, timer in waiters:
+            if timer.active():
+                timer.cancel()
+            if not waiter.called:
+                waiter.callback(None)
+
+
+# -- conversions between store rows, engine inputs and API views --------------
+
+
+def _nonce_or_none(auth):
+    text = auth.get("nonce")
+    if text is None:
+        return None
+    return decode_nonce(text)
+
+
+def _device_state(device):
+    client, server = device.client_auth, device.server_auth
+    return fx.DeviceState(
+        device_id=device.device_id,
+        server_id=device.server_id,
+        client=AuthAccount(client.type, client.name, client.user_hash),
+        client_nonce=client.nonce or b"",
+        server=AuthAccount(server.type, server.name, server.user_hash, server.secret),
+        server_nonce=server.nonce or b"",
+    )
+
+
+def _job_spec(job):
+    return fx.JobSpec(job_id=job.job_id, commands=list(job.commands), atomic=job.atomic)
+
+
+def device_view(device):
+    def auth(a):
+        return {"type": a.type, "name": a.name, "nonce": encode_nonce(a.nonce or b"")}
+
+    return {
+        "device_id": device.device_id,
+        "server_id": device.server_id,
+        "client_auth": auth(device.client_auth),
+        "server_auth": auth(device.server_auth),
+        "msisdn": device.msisdn,
+        "sip_uri": device.sip_uri,
+        "imsi": device.imsi,
+        "devinfo": device.devinfo,
+        "last_session": device.last_session,
+        "created": iso_time(device.created),
+        "updated": iso_time(device.updated),
+    }
+
+
+def job_view(job, notifications):
+    view = {
+        "id": job.job_id,
+        "device_id": job.device_id,
+        "state": job.state,
+        "commands": job.commands,
+        "atomic": job.atomic,
+        "notify": job.notify,
+        "ui_mode": job.ui_mode,
+        "results": job.results,
+        "notifications": [notification_view(n) for n in notifications],
+        "created": iso_time(job.created),
+        "updated": iso_time(job.updated),
+    }
+    if job.state in ("failed", "expired"):
+        view["error"] = job.error or {"code": job.state, "message": "job %s" % (job.state,)}
+    return view
+
+
+def notification_view(n):
+    return {
+        "bearer": n.bearer,
+        "state": n.state,
+        "attempts": n.attempts,
+        "last_error": n.last_error,
+        "message_id": n.message_id,
+    }
+
+
+def event_view(event):
+    view = dict(event)
+    if isinstance(view.get("time"), (int, float)):
+        view["time"] = iso_time(view["time"])
+    return view

@@ -1,0 +1,227 @@
+"""Book-keeping for the jobs of one session.
+
+A :class:`JobRun` follows one :class:`~.effects.JobSpec` from "queued" to a
+:class:`~.effects.JobFinished`: the SyncML commands built for it, the
+:class:`Unit` s the packer sends (one per command, or one Atomic), and what
+the device answered for every job command.
+"""
+
+import copy
+
+from ..codec import syncml as sm
+from . import status as st
+from .commands import alert_answer, build_job_commands
+from .effects import JobFinished
+from .largeobject import OutgoingObject
+
+QUEUED, RUNNING, FINISHED = "queued", "running", "finished"
+
+
+class CommandState:
+    """One job command and what became of it."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.op = spec.get("op")
+        self.target = spec.get("target")
+        self.status = None  # final status code, from the device or decided locally
+        self.answer = None  # {"data", "format", "type"[, "items"]} from Results / alert Status
+        self.results_pending = False  # an incoming chunked Results is being reassembled
+
+    @property
+    def label(self):
+        if self.op == "Alert":
+            return "Alert %s" % (self.spec.get("alert"),)
+        return "%s %s" % (self.op, self.target)
+
+    def result(self):
+        answer = self.answer or {}
+        result = {
+            "op": self.op,
+            "target": self.target,
+            "status": self.status,
+            "data": answer.get("data"),
+            "format": answer.get("format"),
+            "type": answer.get("type"),
+        }
+        if "items" in answer:
+            result["items"] = answer["items"]
+        return result
+
+    def needs_results(self):
+        """A successful Get is not settled before its Results arrive."""
+        return self.op == "Get" and st.is_success(self.status) and self.answer is None
+
+    def settled(self):
+        return self.status is not None and not self.needs_results() and not self.results_pending
+
+
+class Unit:
+    """What the packer places in a message: one command or one Atomic.
+
+    ``indexes`` are the job commands it carries.  ``outgoing`` is set while
+    its data goes out as a large object; ``state`` is "queued" (not yet
+    fully sent), "sent" or "dropped" (decided locally, never sent).
+    """
+
+    def __init__(self, job, indexes, template):
+        self.job = job
+        self.indexes = indexes
+        self.template = template
+        self.outgoing = None
+        self.state = "queued"
+        self.deferrals = 0  # messages in a row that had no room for it
+
+    @property
+    def atomic(self):
+        return isinstance(self.template, sm.Container)
+
+    def data_item(self):
+        """The Item whose data may be chunked (Add/Replace), or None."""
+        cmd = self.template
+        if isinstance(cmd, (sm.Add, sm.Replace)) and len(cmd.items) == 1:
+            item = cmd.items[0]
+            if isinstance(item.data, (str, bytes)) and item.data:
+                return item
+        return None
+
+    def data_items(self):
+        """Every Item with data this unit sends (for the MaxObjSize check)."""
+        commands = self.template.commands if self.atomic else [self.template]
+        return [
+            item
+            for cmd in commands
+            if isinstance(cmd, (sm.Add, sm.Replace))
+            for item in cmd.items
+            if isinstance(item.data, (str, bytes))
+        ]
+
+    def render(self):
+        """A fresh copy of the command to number and send."""
+        return copy.deepcopy(self.template)
+
+    def start_chunks(self):
+        self.outgoing = OutgoingObject(self.data_item().data)
+
+    def render_chunk(self, length):
+        """The command carrying the next ``length`` units of data.
+
+        Every chunk repeats Target and Meta Type/Format; only the first has
+        Meta/Size; all but the last have MoreData (dm-protocol §8).
+        """
+        outgoing = self.outgoing
+        cmd = self.render()
+        item = cmd.items[0]
+        item.data = outgoing.piece(length)
+        item.more_data = length < outgoing.remaining
+        if outgoing.first:
+            item.meta = copy.copy(item.meta) if item.meta is not None else sm.Meta()
+            item.meta.size = outgoing.size
+        return cmd
+
+    def requeue(self):
+        """Send again from the start (the device rejected our credentials)."""
+        self.state = "queued"
+        if self.outgoing is not None:
+            self.outgoing.restart()
+
+
+class JobRun:
+    """One job in this session."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.job_id = spec.job_id
+        built = build_job_commands(spec.commands, spec.atomic)  # ValueError for a bad job
+        self.commands = [CommandState(cmd) for cmd in spec.commands]
+        if spec.atomic:
+            self.units = [Unit(self, list(range(len(self.commands))), built[0])]
+        else:
+            self.units = [Unit(self, [index], cmd) for index, cmd in enumerate(built)]
+        self.atomic_status = None
+        self.error = None  # a local failure: {"code", "message"}
+        self.state = QUEUED
+
+    # -- what the device said --------------------------------------------
+
+    def set_status(self, index, status):
+        """Record the device's Status for job command ``index``; False if a duplicate."""
+        command = self.commands[index]
+        if command.status is not None:
+            return False
+        command.status = status.data
+        code = command.spec.get("alert")
+        if command.op == "Alert" and code in (
+            sm.ALERT_TEXT_INPUT, sm.ALERT_SINGLE_CHOICE, sm.ALERT_MULTIPLE_CHOICE
+        ):
+            command.answer = {"data": alert_answer(code, status), "format": None, "type": None}
+        return True
+
+    def set_results(self, index, answer):
+        command = self.commands[index]
+        if command.answer is not None:
+            return False
+        command.answer = answer
+        command.results_pending = False
+        return True
+
+    def fail_unit(self, unit, code, message, status=None):
+        """A unit that will never be sent: ``status`` for its commands, job error ``code``."""
+        unit.state = "dropped"
+        for index in unit.indexes:
+            if self.commands[index].status is None:
+                self.commands[index].status = status
+        if self.error is None:
+            self.error = {"code": code, "message": message}
+
+    # -- completion ------------------------------------------------------
+
+    def all_sent(self):
+        return all(unit.state != "queued" for unit in self.units)
+
+    def settled(self):
+        """Every command has its final answer: the job can finish now."""
+        if not self.all_sent():
+            return False
+        for unit in self.units:
+            if unit.state == "dropped":
+                continue
+            if unit.atomic and self.atomic_status is None:
+                return False
+            if not all(self.commands[index].settled() for index in unit.indexes):
+                return False
+        return True
+
+    def finish(self):
+        """The JobFinished for what is known now (missing answers count as failures)."""
+        self.state = FINISHED
+        if self.spec.atomic and self.atomic_status is not None:
+            for command in self.commands:
+                if command.status is None:  # the device only answered for the Atomic
+                    command.status = self.atomic_status
+        results = [command.result() for command in self.commands]
+        error = self.error or self._command_error()
+        return JobFinished(self.job_id, "failed" if error else "done", results, error)
+
+    def abandon(self, code, message):
+        """The JobFinished of a job cut short by the end of the session."""
+        self.state = FINISHED
+        results = [command.result() for command in self.commands]
+        return JobFinished(self.job_id, "failed", results, {"code": code, "message": message})
+
+    def _command_error(self):
+        problems = []
+        if self.spec.atomic and self.atomic_status is not None and not st.is_success(
+            self.atomic_status
+        ):
+            problems.append("Atomic: %s" % (st.describe(self.atomic_status),))
+        for command in self.commands:
+            if command.status is None:
+                problems.append("%s: no status from the device" % (command.label,))
+            elif not st.is_success(command.status):
+                problems.append("%s: %s" % (command.label, st.describe(command.status)))
+            elif command.needs_results() or command.results_pending:
+                problems.append("%s: no Results from the device" % (command.label,))
+        if not problems:
+            return None
+        return {"code": "command_failed", "message": "; ".join(problems)}

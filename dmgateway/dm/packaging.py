@@ -1,0 +1,123 @@
+"""Filling one outgoing message without exceeding the client's MaxMsgSize.
+
+A :class:`MessageBuilder` holds the SyncBody being built.  Commands are
+added one at a time; each addition is measured on the whole message *with*
+``<Final/>`` (the worst case), so whatever the builder accepted still fits
+when the message is closed with or without Final.  CmdIDs are numbered per
+message, nested commands included (dm-protocol §3.3).
+"""
+
+from ..codec.syncml import Container, SyncML
+
+__all__ = ["MessageBuilder", "number"]
+
+
+def number(cmd, first):
+    """Give ``cmd`` (and the commands inside it) CmdIDs from ``first``; return the next free id."""
+    cmd.cmd_id = str(first)
+    first += 1
+    if isinstance(cmd, Container):
+        for inner in cmd.commands:
+            first = number(inner, first)
+    return first
+
+
+class MessageBuilder:
+    """One message under construction.
+
+    ``measure(msg) -> int`` gives the encoded size; ``limit`` is the byte
+    budget (None: unlimited, nothing is measured).  Commands added with
+    :meth:`add` are mandatory and never refused (the SyncHdr Status); the
+    others go through :meth:`try_add`.
+    """
+
+    def __init__(self, hdr, measure, limit):
+        self.hdr = hdr
+        self.msg_id = hdr.msg_id
+        self.measure = measure
+        self.limit = limit
+        self.body = []
+        self.optional = 0  # how many commands came through try_add
+        self._next_id = 1
+
+    def add(self, cmd):
+        """Append ``cmd`` whether or not it fits."""
+        self._next_id = number(cmd, self._next_id)
+        self.body.append(cmd)
+        return cmd
+
+    def try_add(self, cmd):
+        """Append ``cmd`` if the message still fits with it; say whether it did.
+
+        An encoder error for ``cmd`` (a value the wire format cannot carry)
+        propagates as the codec's ``ValueError`` with nothing appended.
+        """
+        start = self._next_id
+        after = number(cmd, start)
+        if not self._fits(self.body + [cmd]):
+            number(cmd, start)  # leave the ids as they would have been; harmless
+            return False
+        self._next_id = after
+        self.body.append(cmd)
+        self.optional += 1
+        return True
+
+    def fits_alone(self, cmd, mandatory):
+        """Whether ``cmd`` would fit in a message holding only ``mandatory`` commands."""
+        if self.limit is None:
+            return True
+        number(cmd, len(mandatory) + 1)
+        return self._fits(list(mandatory) + [cmd])
+
+    def fit_largest(self, make, maximum):
+        """The largest ``n`` in 1..maximum for which ``make(n)`` fits, with that command.
+
+        ``make(n)`` builds a fresh command (a chunk of ``n`` units).  Returns
+        ``(n, cmd)`` after appending ``cmd``, or ``(0, None)`` if not even
+        ``make(1)`` fits.  Binary search: a logarithmic number of measures.
+        """
+        if maximum < 1:
+            return 0, None
+        start = self._next_id
+        if self.limit is None or self._fits_made(make, maximum, start):
+            best = maximum
+        else:
+            low, high = 0, maximum - 1  # low always fits (0 = nothing), maximum never does
+            while low < high:
+                middle = (low + high + 1) // 2
+                if self._fits_made(make, middle, start):
+                    low = middle
+                else:
+                    high = middle - 1
+            best = low
+        if best == 0:
+            return 0, None
+        cmd = make(best)
+        self._next_id = number(cmd, start)
+        self.body.append(cmd)
+        self.optional += 1
+        return best, cmd
+
+    def mark(self):
+        """A point to :meth:`rollback` to (used to try a whole job at once)."""
+        return len(self.body), self.optional, self._next_id
+
+    def rollback(self, mark):
+        length, self.optional, self._next_id = mark
+        del self.body[length:]
+
+    def build(self, final):
+        return SyncML(hdr=self.hdr, body=list(self.body), final=final)
+
+    def size(self, final=True):
+        return self.measure(SyncML(hdr=self.hdr, body=list(self.body), final=final))
+
+    def _fits_made(self, make, length, start):
+        cmd = make(length)
+        number(cmd, start)
+        return self._fits(self.body + [cmd])
+
+    def _fits(self, body):
+        if self.limit is None:
+            return True
+        return self.measure(SyncML(hdr=self.hdr, body=body, final=True)) <= self.limit

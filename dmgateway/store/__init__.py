@@ -1,0 +1,57 @@
+"""
+Persistent store: SQLite (embedded default) or PostgreSQL (scale-out).
+
+Open one with L{open_store}; the interface is L{Store} in
+L{dmgateway.store.base}, rows are the dataclasses of
+L{dmgateway.store.model}.
+"""
+
+from .base import Store, Txn, open_store
+from .model import (
+    AUTH_TYPES,
+    DELIVERY_STATES,
+    INTERRUPTED,
+    JOB_STATES,
+    NOTIFICATION_STATES,
+    NOTIFY_MODES,
+    PENDING_JOB_STATES,
+    ClientAuth,
+    Conflict,
+    Delivery,
+    Device,
+    Job,
+    Notification,
+    NotFound,
+    Recovery,
+    SchemaTooNew,
+    ServerAuth,
+    Session,
+    StoreClosed,
+    StoreError,
+)
+
+__all__ = [
+    "open_store",
+    "Store",
+    "Txn",
+    "AUTH_TYPES",
+    "DELIVERY_STATES",
+    "INTERRUPTED",
+    "JOB_STATES",
+    "NOTIFICATION_STATES",
+    "NOTIFY_MODES",
+    "PENDING_JOB_STATES",
+    "ClientAuth",
+    "ServerAuth",
+    "Device",
+    "Job",
+    "Session",
+    "Notification",
+    "Delivery",
+    "Recovery",
+    "StoreError",
+    "StoreClosed",
+    "NotFound",
+    "Conflict",
+    "SchemaTooNew",
+]

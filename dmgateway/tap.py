@@ -1,0 +1,163 @@
+"""``twistd dmgateway``: command-line options and the service tree.
+
+The plugin in ``twisted/plugins/`` only points here.  :func:`makeService`
+checks the whole configuration first (nothing binds when it is bad), then
+returns a :class:`GatewayService` that opens the store, settles what a
+previous process left in flight, and only then starts the listeners.
+"""
+
+import sys
+
+from twisted.application import service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+from twisted.python import usage
+
+from dmgateway import __version__
+from dmgateway.config import ConfigError, check_config, load_config
+
+log = Logger(namespace="dmgateway")
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run the OMA DM server gateway. Every *.ini file in the configuration "
+        "directory is loaded; see conf/ for the documented defaults."
+    )
+    optParameters = [
+        ["config-dir", "c", "conf", "Directory with dmgateway.ini and one .ini file per bearer."],
+    ]
+    optFlags = [
+        ["check-config", None, "Validate the configuration, print one line per problem, exit 0 or 2."],
+    ]
+
+    def opt_version(self):
+        """Print the dmgateway version and exit."""
+        print("dmgateway %s" % (__version__,))
+        sys.exit(0)
+
+    def postOptions(self):
+        if self["check-config"]:
+            problems = check_config(self["config-dir"])
+            for line in problems:
+                print(line, file=sys.stderr)
+            if problems:
+                sys.exit(2)
+            print("%s: configuration OK" % (self["config-dir"],))
+            sys.exit(0)
+
+
+def makeService(options):
+    try:
+        config = load_config(options["config-dir"])
+    except ConfigError as e:
+        for problem in e.problems:
+            print(str(problem), file=sys.stderr)
+        sys.exit(2)
+    return GatewayService(config)
+
+
+class GatewayService(service.MultiService):
+    """The whole gateway: store, dispatcher, listeners.
+
+    Listeners are added only once the store is open and recovered, so a
+    device never reaches a process that cannot serve it.
+    """
+
+    def __init__(self, config, reactor=None):
+        super().__init__()
+        self.config = config
+        self._reactor = reactor
+        self.store = None
+        self.dispatcher = None
+        self.ready = defer.Deferred()
+        self._ports = []
+
+    @property
+    def reactor(self):
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
+
+    def startService(self):
+        super().startService()
+        d = defer.ensureDeferred(self._start())
+        d.addCallbacks(self.ready.callback, self._failed)
+
+    def _failed(self, failure):
+        log.failure("gateway failed to start", failure)
+        self.ready.errback(failure)
+        if self.reactor.running:
+            self.reactor.stop()
+
+    async def _start(self):
+        from dmgateway.dispatch import Dispatcher
+        from dmgateway.logs import install_json_log
+        from dmgateway.store import open_store
+
+        cfg = self.config
+        install_json_log(cfg.logging)
+        log.info(
+            "dmgateway {version} starting: server_id={server_id} node={node} store={store}",
+            version=__version__,
+            server_id=cfg.gateway.server_id,
+            node=cfg.gateway.node_name,
+            store=_redact_store(cfg.gateway.store),
+        )
+        self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
+        self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
+        await self.dispatcher.start()
+        for name, endpoint, factory in self._listeners():
+            port = await endpoint.listen(factory)
+            self._ports.append(port)
+            address = port.getHost()
+            log.info(
+                "listening: {listener} on {host}:{port}",
+                listener=name,
+                host=address.host,
+                port=address.port,
+            )
+        return self
+
+    def _listeners(self):
+        from dmgateway.api.site import api_site
+        from dmgateway.bearers.http import dm_site, https_endpoint
+
+        cfg, reactor = self.config, self.reactor
+        if cfg.http.enabled:
+            yield "http", endpoints.serverFromString(reactor, cfg.http.endpoint), dm_site(
+                self.dispatcher, cfg.http.path, cfg.http.max_body
+            )
+        if cfg.https.enabled:
+            yield "https", https_endpoint(reactor, cfg.https), dm_site(
+                self.dispatcher, cfg.https.path, cfg.https.max_body
+            )
+        if cfg.api.enabled:
+            yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), api_site(
+                self.dispatcher, cfg
+            )
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        ports, self._ports = self._ports, []
+        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        yield super().stopService()
+        if self.dispatcher is not None:
+            yield self.dispatcher.stop()
+        if self.store is not None:
+            yield self.store.close()
+        log.info("dmgateway stopped")
+
+
+def _redact_store(uri):
+    """A store URI fit for a log line: no password."""
+    if "://" in uri and "@" in uri:
+        scheme, rest = uri.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return "%s://%s:***@%s" % (scheme, user, host)
+    return uri
+

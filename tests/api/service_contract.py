@@ -1,0 +1,144 @@
+"""
+Contract tests for any L{dmgateway.api.service.GatewayService}.
+
+Subclass L{GatewayServiceContract} together with
+L{twisted.trial.unittest.TestCase} and define:
+
+    - C{make_service()} returning C{(service, clock)}, the clock being the
+      L{twisted.internet.task.Clock} the service uses for timeouts;
+    - C{append_event(service, kind, device_id, **fields)} appending one
+      event the way the gateway does (returns nothing or a Deferred).
+
+The in-memory fake used by the API tests runs it (test_service.py); the
+dispatcher should run it too, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import CancelledError, inlineCallbacks
+
+from dmgateway.api.service import UnknownDevice
+
+ACCOUNT = {
+    "server_id": "dms.example.com",
+    "client_auth": {"type": "md5", "name": "dmclient01", "secret": "cl1ent-s3cret"},
+    "server_auth": {
+        "type": "md5", "name": "dms.example.com", "secret": "s3rver-s3cret",
+        "nonce": "AAECAw==",
+    },
+    "msisdn": "+447700900123",
+    "sip_uri": None,
+    "imsi": None,
+}
+JOB = {
+    "commands": [{"op": "Get", "target": "./DevDetail/SwV"}],
+    "atomic": False,
+    "notify": "none",
+    "ui_mode": 0,
+}
+DEVICE = "IMEI:350000000000001"
+
+
+class GatewayServiceContract:
+    """
+    What the API relies on from the service.
+    """
+
+    make_service: Any
+    append_event: Any
+
+    @inlineCallbacks
+    def test_put_device_creates_then_updates(self):
+        service, _ = self.make_service()
+        self.assertIs((yield service.put_device(DEVICE, ACCOUNT)), True)
+        self.assertIs((yield service.put_device(DEVICE, ACCOUNT)), False)
+
+    @inlineCallbacks
+    def test_get_device_never_returns_secrets(self):
+        service, _ = self.make_service()
+        self.assertIsNone((yield service.get_device(DEVICE)))
+        yield service.put_device(DEVICE, ACCOUNT)
+        device = yield service.get_device(DEVICE)
+        self.assertEqual(device["client_auth"]["name"], "dmclient01")
+        self.assertEqual(device["server_auth"]["nonce"], "AAECAw==")
+        self.assertEqual(device["client_auth"]["nonce"], "")
+        text = repr(device)
+        self.assertNotIn("cl1ent-s3cret", text)
+        self.assertNotIn("s3rver-s3cret", text)
+
+    @inlineCallbacks
+    def test_create_job_for_unknown_device_fails(self):
+        service, _ = self.make_service()
+        with self.assertRaises(UnknownDevice):
+            yield service.create_job(DEVICE, JOB)
+
+    @inlineCallbacks
+    def test_create_and_get_job(self):
+        service, _ = self.make_service()
+        yield service.put_device(DEVICE, ACCOUNT)
+        created = yield service.create_job(DEVICE, JOB)
+        self.assertEqual(created["state"], "queued")
+        job = yield service.get_job(created["id"])
+        self.assertEqual(job["id"], created["id"])
+        self.assertEqual(job["device_id"], DEVICE)
+        self.assertIn(job["state"], ("queued", "notified", "running", "done", "failed", "expired"))
+        self.assertIsInstance(job["results"], list)
+        self.assertIsInstance(job["notifications"], list)
+        self.assertIsNone((yield service.get_job("no-such-job")))
+
+    @inlineCallbacks
+    def test_list_jobs_pages_in_creation_order(self):
+        service, _ = self.make_service()
+        yield service.put_device(DEVICE, ACCOUNT)
+        ids = []
+        for _ in range(5):
+            ids.append((yield service.create_job(DEVICE, JOB))["id"])
+        first = yield service.list_jobs(DEVICE, 2, None)
+        self.assertEqual([j["id"] for j in first], ids[:2])
+        rest = yield service.list_jobs(DEVICE, 10, ids[1])
+        self.assertEqual([j["id"] for j in rest], ids[2:])
+        with self.assertRaises(UnknownDevice):
+            yield service.list_jobs("IMEI:1", 10, None)
+
+    @inlineCallbacks
+    def test_wait_events_fires_at_once_with_existing_events(self):
+        service, _ = self.make_service()
+        yield self.append_event(service, "session", DEVICE)
+        yield self.append_event(service, "session", DEVICE)
+        events = yield service.wait_events(0, 10, 30)
+        self.assertEqual([e["type"] for e in events], ["session", "session"])
+        self.assertLess(events[0]["seq"], events[1]["seq"])
+        later = yield service.wait_events(events[0]["seq"], 10, 0)
+        self.assertEqual([e["seq"] for e in later], [events[1]["seq"]])
+        limited = yield service.wait_events(0, 1, 0)
+        self.assertEqual(len(limited), 1)
+
+    @inlineCallbacks
+    def test_wait_events_fires_when_an_event_arrives(self):
+        service, clock = self.make_service()
+        d = service.wait_events(0, 10, 30)
+        self.assertNoResult(d)
+        clock.advance(10)
+        self.assertNoResult(d)
+        yield self.append_event(service, "generic_alert", DEVICE, data="x")
+        events = yield d
+        self.assertEqual(events[0]["type"], "generic_alert")
+        self.assertEqual(events[0]["device_id"], DEVICE)
+
+    def test_wait_events_times_out_empty(self):
+        service, clock = self.make_service()
+        d = service.wait_events(0, 10, 30)
+        clock.advance(29.9)
+        self.assertNoResult(d)
+        clock.advance(0.1)
+        self.assertEqual(self.successResultOf(d), [])
+
+    def test_wait_events_can_be_cancelled(self):
+        service, clock = self.make_service()
+        d = service.wait_events(0, 10, 30)
+        d.cancel()
+        self.failureResultOf(d, CancelledError)
+        clock.advance(60)
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -1,0 +1,266 @@
+"""
+A throw-away PostgreSQL server for tests.
+
+    with PostgresServer.start() as server:
+        uri = server.create_database()      # postgresql://dmgw@127.0.0.1:PORT/dmgw_1
+        ...
+        server.drop_database(uri)
+
+The server runs from a fresh temporary data directory on 127.0.0.1 with a
+free port and its socket directory inside the temporary directory, with
+durability switched off (tests do not need it).  initdb refuses to run as
+root, so when the test run is root the server runs as an unprivileged user
+(C{postgres} from the Debian package, or C{DMGW_PG_USER}) through C{runuser}
+or C{setpriv}.  Everything is stopped and removed on exit, also on failure.
+
+Binaries are found in C{DMGW_PG_BIN} (a directory), then on C{PATH}, then in
+C{/usr/lib/postgresql/*/bin} (newest first).  When none are found,
+L{start} raises L{PostgresUnavailable}; callers turn that into a skip, or
+into a failure when C{DMGW_REQUIRE_PG=1} (see L{require_postgres}).
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import quote
+
+__all__ = [
+    "PostgresUnavailable",
+    "PostgresServer",
+    "find_binaries",
+    "require_postgres",
+]
+
+SUPERUSER = "dmgw"
+DEFAULT_RUN_AS = "postgres"
+
+
+class PostgresUnavailable(Exception):
+    """PostgreSQL binaries (or a way to run them) are not on this machine."""
+
+
+def require_postgres() -> bool:
+    """True when C{DMGW_REQUIRE_PG=1}: a missing PostgreSQL is then an error."""
+    return os.environ.get("DMGW_REQUIRE_PG", "").strip() in ("1", "true", "yes")
+
+
+def _version_key(path: str) -> tuple:
+    version = Path(path).parent.name
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def find_binaries() -> tuple[str, str]:
+    """
+    Return the paths of C{initdb} and C{pg_ctl}, from the same directory.
+
+    @raise PostgresUnavailable: no directory holds both.
+    """
+    candidates = []
+    env = os.environ.get("DMGW_PG_BIN")
+    if env:
+        candidates.append(env)
+    else:
+        found = shutil.which("pg_ctl")
+        if found:
+            candidates.append(os.path.dirname(os.path.realpath(found)))
+        pattern = "/usr/lib/postgresql/*/bin/pg_ctl"
+        for path in sorted(glob.glob(pattern), key=_version_key, reverse=True):
+            candidates.append(os.path.dirname(path))
+    for directory in candidates:
+        initdb = os.path.join(directory, "initdb")
+        pg_ctl = os.path.join(directory, "pg_ctl")
+        if os.access(initdb, os.X_OK) and os.access(pg_ctl, os.X_OK):
+            return initdb, pg_ctl
+    where = f"DMGW_PG_BIN={env}" if env else "PATH or /usr/lib/postgresql/*/bin"
+    raise PostgresUnavailable(
+        f"PostgreSQL binaries (initdb, pg_ctl) not found in {where}; "
+        "install Debian's 'postgresql' package or set DMGW_PG_BIN"
+    )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _privilege_drop(user: str) -> list[str]:
+    """The command prefix that runs a program as C{user} (we are root)."""
+    runuser = shutil.which("runuser")
+    if runuser:
+        return [runuser, "-u", user, "--"]
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, f"--reuid={user}", f"--regid={user}", "--init-groups"]
+    raise PostgresUnavailable(
+        "running as root but neither runuser nor setpriv is available "
+        "to start PostgreSQL as an unprivileged user"
+    )
+
+
+class PostgresServer:
+    """
+    A running temporary server; use L{start} to get one.
+
+    @ivar host: always C{127.0.0.1}.
+    @ivar port: the TCP port it listens on.
+    @ivar base_dir: the temporary directory holding data, socket and log.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, base_dir: Path, pg_ctl: str, prefix: list[str], port: int):
+        self.base_dir = base_dir
+        self.data_dir = base_dir / "data"
+        self.socket_dir = base_dir / "sock"
+        self.log_file = base_dir / "postgres.log"
+        self.port = port
+        self._pg_ctl = pg_ctl
+        self._prefix = prefix
+        self._names = itertools.count(1)
+
+    @classmethod
+    @contextmanager
+    def start(cls) -> Iterator["PostgresServer"]:
+        """
+        Initialise, start, yield, then stop and remove a server.
+
+        @raise PostgresUnavailable: no binaries, or no way to drop root.
+        @raise RuntimeError: initdb or pg_ctl failed (the log is in the
+            message).
+        """
+        initdb, pg_ctl = find_binaries()
+        prefix: list[str] = []
+        owner = None
+        if os.geteuid() == 0:
+            user = os.environ.get("DMGW_PG_USER", DEFAULT_RUN_AS)
+            try:
+                owner = pwd.getpwnam(user)
+            except KeyError:
+                raise PostgresUnavailable(
+                    f"running as root and there is no user {user!r} to run "
+                    "PostgreSQL as (set DMGW_PG_USER)"
+                ) from None
+            prefix = _privilege_drop(user)
+        base = Path(tempfile.mkdtemp(prefix="dmgw-pg-"))
+        server = None
+        try:
+            (base / "sock").mkdir()
+            if owner is not None:
+                for path in (base, base / "sock"):
+                    os.chown(path, owner.pw_uid, owner.pw_gid)
+            server = cls(base, pg_ctl, prefix, 0)
+            server._initdb(initdb)
+            server._start_server()
+            yield server
+        finally:
+            try:
+                if server is not None:
+                    server._stop()
+            finally:
+                shutil.rmtree(base, ignore_errors=True)
+
+    def _run(self, args: list[str], what: str) -> None:
+        result = subprocess.run(
+            self._prefix + args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.base_dir,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            output = result.stdout.decode("utf-8", "replace")
+            if self.log_file.exists():
+                output += "\n--- server log ---\n" + self.log_file.read_text(
+                    "utf-8", "replace"
+                )
+            raise RuntimeError(f"{what} failed ({result.returncode}):\n{output}")
+
+    def _initdb(self, initdb: str) -> None:
+        self._run(
+            [
+                initdb,
+                "-D", str(self.data_dir),
+                "-U", SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+            "initdb",
+        )
+
+    def _start_server(self) -> None:
+        last_error = None
+        for _attempt in range(3):
+            self.port = _free_port()
+            options = " ".join(
+                [
+                    "-c listen_addresses=127.0.0.1",
+                    f"-c port={self.port}",
+                    f"-c unix_socket_directories='{self.socket_dir}'",
+                    "-c fsync=off",
+                    "-c synchronous_commit=off",
+                    "-c full_page_writes=off",
+                    "-c max_connections=50",
+                ]
+            )
+            try:
+                self._run(
+                    [
+                        self._pg_ctl, "start",
+                        "-D", str(self.data_dir),
+                        "-l", str(self.log_file),
+                        "-o", options,
+                        "-w", "-t", "60",
+                    ],
+                    "pg_ctl start",
+                )
+                return
+            except RuntimeError as e:
+                # Most likely somebody took the port between probe and bind.
+                last_error = e
+        assert last_error is not None
+        raise last_error
+
+    def _stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run(
+                [self._pg_ctl, "stop", "-D", str(self.data_dir), "-m", "immediate", "-w"],
+                "pg_ctl stop",
+            )
+
+    def uri(self, database: str = "postgres") -> str:
+        """The C{postgresql://} URI of C{database} on this server."""
+        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{quote(database)}"
+
+    def _admin(self, sql: str, fast: str = "") -> None:
+        import psycopg
+
+        with psycopg.connect(self.uri(), autocommit=True, connect_timeout=10) as conn:
+            if fast and conn.info.server_version >= 150000:
+                sql += fast
+            conn.execute(sql)
+
+    def create_database(self) -> str:
+        """Create a new empty database and return its URI."""
+        name = f"dmgw_{next(self._names)}"
+        # FILE_COPY (PostgreSQL 15+) is the quicker way for a tiny template.
+        self._admin(f'CREATE DATABASE "{name}"', " STRATEGY FILE_COPY")
+        return self.uri(name)
+
+    def drop_database(self, uri: str) -> None:
+        """Drop the database of C{uri} (made by L{create_database})."""
+        name = uri.rsplit("/", 1)[1]
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,194 @@
+"""
+Store life cycle on both engines: opening, migrations, transactions,
+error translation, closing.
+"""
+
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from dmgateway.store import (
+    Conflict,
+    SchemaTooNew,
+    StoreClosed,
+    StoreError,
+    open_store,
+)
+from dmgateway.store.migrations import Migration, load_migrations
+from tests.store.support import PostgresEngine, SQLiteEngine, StoreCase, add_device
+
+SHIPPED = [m.version for m in load_migrations()]
+
+
+async def _versions(store):
+    rows = await store.run_interaction(
+        "versions",
+        lambda txn: txn.fetchall("SELECT version, name FROM schema_version ORDER BY version"),
+    )
+    return [row["version"] for row in rows]
+
+
+class LifecycleTestsMixin(StoreCase):
+    async def test_open_applies_every_migration(self):
+        store = await self.open()
+        self.assertEqual(await store.schema_version(), SHIPPED[-1])
+        self.assertEqual(await _versions(store), SHIPPED)
+        self.assertEqual(store.engine, self.engine)
+
+    async def test_reopen_applies_nothing_and_keeps_data(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.close()
+
+        store = await self.open()
+        self.assertEqual(await store.migrate(), [])
+        self.assertEqual(await _versions(store), SHIPPED)
+        device = await store.get_device("IMEI:1")
+        self.assertEqual(device.device_id, "IMEI:1")
+
+    async def test_concurrent_opens_apply_once(self):
+        first, second = await defer.gatherResults(
+            [
+                open_store(self.uri, clock=self.clock),
+                open_store(self.uri, clock=self.clock),
+            ]
+        )
+        self.addCleanup(first.close)
+        self.addCleanup(second.close)
+        self.assertEqual(await _versions(first), SHIPPED)
+        await add_device(first, "IMEI:1")
+        self.assertIsNotNone(await second.get_device("IMEI:1"))
+
+    async def test_newer_schema_is_refused(self):
+        store = await self.open()
+        await store.run_interaction(
+            "future",
+            lambda txn: txn.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (999, "future", 0.0),
+            ),
+        )
+        await store.close()
+        with self.assertRaises(SchemaTooNew) as caught:
+            await open_store(self.uri, clock=self.clock)
+        self.assertIn("999", str(caught.exception))
+
+    async def test_failed_migration_leaves_nothing_behind(self):
+        broken = load_migrations() + [
+            Migration(version=99, name="broken", statements=("CREATE TABLE broken (",))
+        ]
+        with self.assertRaises(StoreError):
+            await open_store(self.uri, clock=self.clock, migrations=broken)
+
+        store = await self.open(migrations=[])
+        self.assertEqual(await store.schema_version(), 0)
+        self.assertEqual(await store.migrate(), SHIPPED)
+
+    async def test_interaction_commits_or_rolls_back(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+
+        def delete_then_fail(txn):
+            txn.execute("DELETE FROM devices WHERE device_id = ?", ("IMEI:1",))
+            raise KeyError("boom")
+
+        with self.assertRaises(KeyError):
+            await store.run_interaction("fail", delete_then_fail)
+        self.assertIsNotNone(await store.get_device("IMEI:1"))
+
+        deleted = await store.run_interaction(
+            "delete",
+            lambda txn: txn.execute("DELETE FROM devices WHERE device_id = ?", ("IMEI:1",)),
+        )
+        self.assertEqual(deleted, 1)
+        self.assertIsNone(await store.get_device("IMEI:1"))
+
+    async def test_engine_errors_become_store_errors(self):
+        store = await self.open()
+        with self.assertRaises(StoreError) as caught:
+            await store.run_interaction(
+                "bad", lambda txn: txn.execute("SELECT nothing FROM nowhere")
+            )
+        self.assertIs(type(caught.exception), StoreError)
+
+        await add_device(store, "IMEI:1")
+        duplicate = (
+            "INSERT INTO counters (name, value) VALUES (?, ?)",
+            ("events", 5),
+        )
+        with self.assertRaises(Conflict):
+            await store.run_interaction("dup", lambda txn: txn.execute(*duplicate))
+        # The store still works after a failed transaction.
+        self.assertEqual(await store.last_event_seq(), 0)
+
+    async def test_constraint_message_does_not_quote_the_row(self):
+        store = await self.open()
+        columns = (
+            "device_id, server_id, client_auth_type, client_auth_name, client_user_hash,"
+            " client_nonce, server_auth_type, server_auth_name, server_user_hash,"
+            " server_secret, server_nonce, created, updated"
+        )
+        row = ("IMEI:9", "s", "md5", "n", "h", b"", "md5", "n", "h", "TOPSECRET", b"", 0.0, 0.0)
+        with self.assertRaises(Conflict) as caught:
+            await store.run_interaction(
+                "raw",
+                lambda txn: txn.execute(
+                    f"INSERT INTO devices ({columns}) VALUES ({', '.join('?' * len(row))})",
+                    row,
+                ),
+            )
+        self.assertNotIn("TOPSECRET", str(caught.exception))
+
+    async def test_closed_store_fails_cleanly(self):
+        store = await open_store(self.uri, clock=self.clock)
+        self.assertFalse(store.closed)
+        await store.close()
+        self.assertTrue(store.closed)
+        for call in (
+            lambda: store.get_device("IMEI:1"),
+            lambda: store.append_event("x", None, 1.0, {}),
+            lambda: store.due_notifications(0.0),
+            lambda: store.migrate(),
+        ):
+            with self.assertRaises(StoreClosed):
+                await call()
+        await store.close()  # again: harmless
+
+    async def test_close_lets_running_work_finish(self):
+        store = await open_store(self.uri, clock=self.clock)
+        created = defer.ensureDeferred(add_device(store, "IMEI:1"))
+        fetched = store.list_devices()
+        closing = store.close()
+        closing_again = store.close()
+        self.assertTrue(await created)
+        self.assertIsInstance(await fetched, list)
+        await closing
+        await closing_again
+        with self.assertRaises(StoreClosed):
+            await store.get_device("IMEI:1")
+
+
+class SQLiteLifecycleTests(SQLiteEngine, LifecycleTestsMixin, TestCase):
+    pass
+
+
+class PostgresLifecycleTests(PostgresEngine, LifecycleTestsMixin, TestCase):
+    pass
+
+
+class OpenStoreTests(SynchronousTestCase):
+    def test_unknown_scheme(self):
+        failure = self.failureResultOf(open_store("mysql://db/x"), ValueError)
+        self.assertIn("sqlite:PATH or postgresql://", str(failure.value))
+
+    def test_no_password_in_unknown_scheme_error(self):
+        failure = self.failureResultOf(open_store("mysql://u:pw@db/x"), ValueError)
+        self.assertNotIn("pw", str(failure.value))
+
+    def test_sqlite_without_path(self):
+        self.failureResultOf(open_store("sqlite:"), ValueError)
+
+    def test_bad_pool_size(self):
+        failure = self.failureResultOf(
+            open_store("postgresql://u@127.0.0.1/x?pool_max=lots"), ValueError
+        )
+        self.assertIn("pool_max", str(failure.value))
