@@ -14,6 +14,7 @@ interface the REST API calls.
 
 import os
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urlencode
@@ -29,6 +30,7 @@ from dmgateway.auth.verify import AuthAccount
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message
 from dmgateway.codec.errors import CodecError
 from dmgateway.dm import effects as fx
+from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import status_only_reply
 from dmgateway.store.model import ClientAuth, ServerAuth
@@ -99,7 +101,9 @@ class Dispatcher:
         self._locks = {}
         self._waiters = []
         self._listeners = []
-        self.stats = {"sessions_started": 0, "sessions_ended": 0, "messages": 0, "bad_requests": 0}
+        self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
+        self.sessions_ended = Counter()  # by outcome
+        self.jobs_finished = Counter()  # by state
 
     # -- life cycle ----------------------------------------------------------
 
@@ -126,6 +130,28 @@ class Dispatcher:
             if not d.called:
                 d.callback(None)
         self._waiters = []
+
+    def metrics(self):
+        """Samples for ``/metrics`` (see :mod:`dmgateway.monitor.metrics`)."""
+        return [
+            ("dmgw_sessions_live", "gauge", "DM sessions open in this process", len(self._by_token)),
+            ("dmgw_sessions_started_total", "counter", "DM sessions opened", self.stats["sessions_started"]),
+            (
+                "dmgw_sessions_ended_total",
+                "counter",
+                "DM sessions ended, by outcome",
+                {(("outcome", k),): v for k, v in self.sessions_ended.items()},
+            ),
+            ("dmgw_dm_messages_total", "counter", "DM messages received", self.stats["messages"]),
+            ("dmgw_dm_bad_requests_total", "counter", "DM requests that were not SyncML", self.stats["bad_requests"]),
+            ("dmgw_auth_failures_total", "counter", "failed device authentications", self.stats["auth_failures"]),
+            (
+                "dmgw_jobs_finished_total",
+                "counter",
+                "jobs finished, by state",
+                {(("state", k),): v for k, v in self.jobs_finished.items()},
+            ),
+        ]
 
     def add_event_listener(self, listener):
         """Call ``listener()`` after every event appended (webhooks)."""
@@ -215,17 +241,32 @@ class Dispatcher:
         token = uuid.uuid4().hex
         resp_uri = self._resp_uri(token)
 
-        def measure(message):
-            return len(encode_message(message, encoding))
+        def encode(message):
+            return encode_message(message, encoding)
 
-        engine = ServerSession(
-            _device_state(device),
-            [_job_spec(job) for job in jobs],
-            server_uri=self.config.gateway.public_url,
-            resp_uri=resp_uri,
-            measure=measure,
-            random_bytes=self.random_bytes,
-        )
+        specs = []
+        for job in jobs:
+            problem = _unsendable(job)
+            if problem is None:
+                specs.append(_job_spec(job))
+            else:
+                await self._fail_job(job.job_id, device_id, "invalid_job", problem)
+        try:
+            engine = ServerSession(
+                _device_state(device),
+                specs,
+                server_uri=self.config.gateway.public_url,
+                resp_uri=resp_uri,
+                encode=encode,
+                random_bytes=self.random_bytes,
+            )
+        except SessionError as e:
+            log.error(
+                "session refused: account of {device_id} is unusable: {reason}",
+                device_id=device_id,
+                reason=str(e),
+            )
+            return self._plain_reply(msg, encoding, 500)
         live = LiveSession(
             token=token,
             device_id=device_id,
@@ -301,6 +342,7 @@ class Dispatcher:
             elif isinstance(effect, fx.Authenticated):
                 self.limiter.success(device_id)
             elif isinstance(effect, fx.AuthFailed):
+                self.stats["auth_failures"] += 1
                 locked = self.limiter.failure(device_id, now)
                 log.warn(
                     "authentication failed for {device_id}: {status} {reason}{locked}",
@@ -314,6 +356,7 @@ class Dispatcher:
                 await self.store.update_job(effect.job_id, state="running")
                 await self.store.touch_session(live.token, now, job_ids=live.job_ids)
             elif isinstance(effect, fx.JobFinished):
+                self.jobs_finished[effect.state] += 1
                 await self.store.update_job(
                     effect.job_id, state=effect.state, results=effect.results, error=effect.error
                 )
@@ -326,7 +369,7 @@ class Dispatcher:
             elif isinstance(effect, fx.InputIgnored):
                 log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
             elif isinstance(effect, fx.SessionEnded):
-                self.stats["sessions_ended"] += 1
+                self.sessions_ended[effect.outcome] += 1
                 summary = {
                     "session_id": live.session_id,
                     "started": iso_time(live.started),
@@ -346,6 +389,11 @@ class Dispatcher:
                     outcome=effect.outcome,
                     reason=effect.reason,
                 )
+
+    async def _fail_job(self, job_id, device_id, code, message):
+        error = {"code": code, "message": message}
+        await self.store.update_job(job_id, state="failed", error=error)
+        await self._event("job", device_id, {"job_id": job_id, "state": "failed", "error": code})
 
     async def _event(self, type_, device_id, payload):
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
@@ -491,6 +539,17 @@ def _device_state(device):
         server=AuthAccount(server.type, server.name, server.user_hash, server.secret),
         server_nonce=server.nonce or b"",
     )
+
+
+def _unsendable(job):
+    """Why a stored job cannot be sent (None if it can): the session engine refuses it."""
+    try:
+        from dmgateway.dm.jobs import JobRun
+
+        JobRun(_job_spec(job))
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _job_spec(job):

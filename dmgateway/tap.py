@@ -110,6 +110,8 @@ class GatewayService(service.MultiService):
         self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
         await self.dispatcher.start()
+        if cfg.api.webhooks:
+            self._start_webhooks()
         for name, endpoint, factory in self._listeners():
             port = await endpoint.listen(factory)
             self._ports.append(port)
@@ -139,6 +141,30 @@ class GatewayService(service.MultiService):
             yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), api_site(
                 self.dispatcher, cfg
             )
+
+    def _start_webhooks(self):
+        from twisted.web.client import Agent, HTTPConnectionPool
+
+        from dmgateway.api.webhooks import WebhookSender
+
+        cfg, store = self.config.api, self.store
+        secret = None
+        if cfg.webhook_secret_file:
+            with open(cfg.webhook_secret_file, "rb") as f:
+                secret = f.read().strip()
+        sender = WebhookSender(
+            cfg.webhooks,
+            secret,
+            Agent(self.reactor, pool=HTTPConnectionPool(self.reactor)),
+            self.reactor,
+            load_cursor=lambda url: store.get_cursor("webhook:" + url),
+            save_cursor=lambda url, seq: store.set_cursor("webhook:" + url, seq),
+            fetch_events=lambda after, limit: self.dispatcher.wait_events(after, limit, 0),
+            retries=cfg.webhook_retries,
+            timeout=cfg.webhook_timeout,
+        )
+        sender.setServiceParent(self)
+        self.dispatcher.add_event_listener(sender.notify)
 
     @defer.inlineCallbacks
     def stopService(self):

@@ -5,6 +5,9 @@ A throw-away PostgreSQL server for tests.
         uri = server.create_database()      # postgresql://dmgw@127.0.0.1:PORT/dmgw_1
         ...
         server.drop_database(uri)
+        uri = server.create_schema()        # quicker: a schema of a shared database
+        ...
+        server.drop_schema(uri)
 
 The server runs from a fresh temporary data directory on 127.0.0.1 with a
 free port and its socket directory inside the temporary directory, with
@@ -32,7 +35,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 __all__ = [
     "PostgresUnavailable",
@@ -128,6 +131,7 @@ class PostgresServer:
         self._pg_ctl = pg_ctl
         self._prefix = prefix
         self._names = itertools.count(1)
+        self._shared: str | None = None
 
     @classmethod
     @contextmanager
@@ -245,13 +249,16 @@ class PostgresServer:
         """The C{postgresql://} URI of C{database} on this server."""
         return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{quote(database)}"
 
-    def _admin(self, sql: str, fast: str = "") -> None:
+    def _execute(self, uri: str, sql: str, fast: str = "") -> None:
         import psycopg
 
-        with psycopg.connect(self.uri(), autocommit=True, connect_timeout=10) as conn:
+        with psycopg.connect(uri, autocommit=True, connect_timeout=10) as conn:
             if fast and conn.info.server_version >= 150000:
                 sql += fast
             conn.execute(sql)
+
+    def _admin(self, sql: str, fast: str = "") -> None:
+        self._execute(self.uri(), sql, fast)
 
     def create_database(self) -> str:
         """Create a new empty database and return its URI."""
@@ -262,5 +269,22 @@ class PostgresServer:
 
     def drop_database(self, uri: str) -> None:
         """Drop the database of C{uri} (made by L{create_database})."""
-        name = uri.rsplit("/", 1)[1]
+        name = unquote(urlsplit(uri).path.lstrip("/"))
         self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def create_schema(self) -> str:
+        """
+        Create a new empty schema in a database shared by all schemas of
+        this server, and return a URI whose connections see only it (by
+        C{search_path}).  Much quicker than L{create_database}.
+        """
+        if self._shared is None:
+            self._shared = self.create_database()
+        name = f"dmgw_s{next(self._names)}"
+        self._execute(self._shared, f'CREATE SCHEMA "{name}"')
+        return f"{self._shared}?options=-csearch_path%3D{name}"
+
+    def drop_schema(self, uri: str) -> None:
+        """Drop the schema of C{uri} (made by L{create_schema}) and all in it."""
+        name = uri.rsplit("%3D", 1)[1]
+        self._execute(self._shared, f'DROP SCHEMA IF EXISTS "{name}" CASCADE')

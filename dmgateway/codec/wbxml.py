@@ -22,7 +22,7 @@ from collections import namedtuple
 
 from .element import Node
 from .errors import WBXMLCodecError
-from .wbxml_pages import DMDDF12, PROV10, SYNCML11, SYNCML12, vocabulary_for
+from .wbxml_pages import DMDDF12, SYNCML11, SYNCML12, vocabulary_for
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -102,6 +102,21 @@ _GLOBAL_KINDS = {
     EXT_T_0: _K_EXT_T, EXT_T_1: _K_EXT_T, EXT_T_2: _K_EXT_T,
     EXT_0: _K_EXT, EXT_1: _K_EXT, EXT_2: _K_EXT,
 }
+
+
+# What a byte means inside an attribute list (and a PI).
+_A_START, _A_VALUE, _A_END, _A_SWITCH, _A_STRING, _A_EXTENSION, _A_LITERAL, _A_FORBIDDEN = range(8)
+_ATTR_KINDS = [_A_START if b < 0x80 else _A_VALUE for b in range(256)]
+for _b, _kind in {
+    END: _A_END, SWITCH_PAGE: _A_SWITCH, LITERAL: _A_LITERAL,
+    STR_I: _A_STRING, STR_T: _A_STRING, ENTITY: _A_STRING, OPAQUE: _A_STRING,
+    EXT_I_0: _A_EXTENSION, EXT_I_1: _A_EXTENSION, EXT_I_2: _A_EXTENSION,
+    EXT_T_0: _A_EXTENSION, EXT_T_1: _A_EXTENSION, EXT_T_2: _A_EXTENSION,
+    EXT_0: _A_EXTENSION, EXT_1: _A_EXTENSION, EXT_2: _A_EXTENSION,
+    PI: _A_FORBIDDEN, LITERAL_C: _A_FORBIDDEN, LITERAL_A: _A_FORBIDDEN, LITERAL_AC: _A_FORBIDDEN,
+}.items():
+    _ATTR_KINDS[_b] = _kind
+del _b, _kind
 
 
 class _Compiled:
@@ -203,6 +218,8 @@ def _decode_text(raw, encoding, offset):
 
 def read_header(data):
     """Parse the WBXML header of ``data`` into a :class:`Header`."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _error("WBXML input must be bytes, not %s" % (type(data).__name__,))
     data = bytes(data)
     try:
         return _read_header(data)
@@ -224,7 +241,7 @@ def _read_header(data):
         public_id = 0
     if version and public_id and data[pos] == _UTF8 and data[pos + 1] < 0x80:
         # the usual header: short numeric public id, UTF-8, short string table
-        charset, length, pos = _UTF8, data[pos + 1], pos + 2
+        charset, length_at, length, pos = _UTF8, pos + 1, data[pos + 1], pos + 2
     else:
         public_id, pos = _read_mb(data, 1)
         if public_id == 0:
@@ -236,9 +253,10 @@ def _read_header(data):
             charset_at = pos
             charset, pos = _read_mb(data, pos)
             _charset_name(charset, charset_at)
+        length_at = pos
         length, pos = _read_mb(data, pos)
     if pos + length > len(data):
-        raise _error("string table longer than the document", pos - 1)
+        raise _error("string table longer than the document", length_at)
     table = data[pos:pos + length]
     fpi = None
     if fpi_index is not None:
@@ -258,6 +276,8 @@ def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=
     public id.  Raises :class:`WBXMLCodecError` for anything malformed.
     """
     if not isinstance(data, bytes):
+        if not isinstance(data, (bytearray, memoryview)):
+            raise _error("WBXML input must be bytes, not %s" % (type(data).__name__,))
         data = bytes(data)
     if len(data) > max_size:
         raise _error("document larger than %d bytes" % (max_size,), max_size)
@@ -271,8 +291,6 @@ def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=
         return _Reader(data, header, vocabulary, max_depth, max_size).parse()
     except IndexError:
         raise _error("truncated document", len(data)) from None
-    except RecursionError:  # pragma: no cover - the reader does not recurse
-        raise _error("document too deeply nested") from None
 
 
 class _Reader:
@@ -318,10 +336,12 @@ class _Reader:
         cur = doc
         append = doc.children.append
         stack = []
-        multi = {}  # id(node) -> text pieces, for elements with several
         # Strings are sliced from a latin-1 view of the document (one char per
         # byte); only non-ASCII pieces of a UTF-8 document need re-decoding.
-        chars = data.decode("latin-1")
+        # The extra NUL makes every search for a terminator succeed: one at
+        # ``end`` means the document was cut short.
+        chars = data.decode("latin-1") + "\0"
+        end = len(data)
         recode = encoding != "latin-1" and not data.isascii()
         find = chars.find
         new = object.__new__
@@ -332,14 +352,15 @@ class _Reader:
         k_end, k_str_i, k_switch, k_unknown, k_entity, k_literal = (
             _K_END, _K_STR_I, _K_SWITCH, _K_UNKNOWN, _K_ENTITY, _K_LITERAL)
 
+        depth = 0  # == len(stack)
         while True:
             b = data[pos]
             name, ns, code = tags[b]
             if code == 0x40:  # element with content, no attributes
-                if data[pos + 1] == 3 and stack:  # STR_I
+                if data[pos + 1] == 3 and depth:  # STR_I
                     # the common leaf, tag STR_I "text" END, in one step
                     nul = find("\0", pos + 2)
-                    if nul > 0 and data[nul + 1] == 1:  # END
+                    if data[nul + 1] == 1:  # END (IndexError when unterminated)
                         s = chars[pos + 2:nul]
                         if recode and not s.isascii():
                             s = self.recode(s, pos + 2)
@@ -352,17 +373,32 @@ class _Reader:
                         append(node)
                         pos = nul + 2
                         continue
+                # the common container: enter it
+                node = new(node_cls)
+                node.name = name
+                node.ns = ns
+                node.children = []
+                node.text = None
+                node.attrs = None
+                if not depth and doc.children:
+                    raise _error("more than one root element", pos)
+                if depth >= max_depth:
+                    raise _error("elements nested deeper than %d" % (max_depth,), pos)
+                append(node)
+                depth += 1
+                stack.append(cur)
+                cur = node
+                append = node.children.append
                 pos += 1
+                continue
             elif code == k_end:
-                if not stack:
+                if not depth:
                     raise _error("END outside any element", pos)
                 pos += 1
                 text = cur.text
                 if text is not None:
-                    if multi:
-                        pieces = multi.pop(id(cur), None)
-                        if pieces is not None:
-                            text = _join(pieces)
+                    if text.__class__ is list:
+                        text = _join(text)
                     if cur.children:
                         if text.__class__ is not str or text.strip():
                             raise _error("element %s has both text and elements" % (cur.name,),
@@ -372,7 +408,8 @@ class _Reader:
                         text = None
                     cur.text = text
                 cur = stack.pop()
-                if not stack:
+                depth -= 1
+                if not depth:
                     break
                 append = cur.children.append
                 continue
@@ -380,18 +417,18 @@ class _Reader:
                 pos += 1
             elif code == k_str_i:
                 nul = find("\0", pos + 1)
-                if nul < 0:
+                if nul == end:
                     raise _error("unterminated inline string", pos)
                 s = chars[pos + 1:nul]
                 if recode and not s.isascii():
                     s = self.recode(s, pos + 1)
-                if not stack:
+                if not depth:
                     raise _error("text outside the root element", pos)
                 pos = nul + 1
                 if cur.text is None:
                     cur.text = s
                 else:
-                    _add_piece(multi, cur, s)
+                    _add_text(cur, s)
                 continue
             elif code == k_switch:
                 tpage = data[pos + 1]
@@ -403,13 +440,13 @@ class _Reader:
             elif code == k_unknown:
                 raise _error("unknown tag token 0x%02X on code page %d" % (b, tpage), pos)
             elif code <= k_entity:  # STR_T, OPAQUE, ENTITY
-                if not stack:
+                if not depth:
                     raise _error("character data outside the root element", pos)
                 s, pos = self.character_data(code, pos)
                 if cur.text is None:
                     cur.text = s
                 else:
-                    _add_piece(multi, cur, s)
+                    _add_text(cur, s)
                 continue
             elif code == k_literal:
                 index, after = _read_mb(data, pos + 1)
@@ -430,16 +467,17 @@ class _Reader:
             node.children = []
             node.text = None
             node.attrs = attrs if code & 0x80 else None
-            if not stack and doc.children:
+            if not depth and doc.children:
                 raise _error("more than one root element", pos - 1)
             append(node)
             if code & 0x40:
-                if len(stack) >= max_depth:
+                if depth >= max_depth:
                     raise _error("elements nested deeper than %d" % (max_depth,), pos - 1)
+                depth += 1
                 stack.append(cur)
                 cur = node
                 append = node.children.append
-            elif not stack:
+            elif not depth:
                 break
 
         self.pos = pos
@@ -486,7 +524,8 @@ class _Reader:
         """An attribute list up to its END: ``(dict or None, next position)``.
 
         ``keep`` is false for languages without attributes (SyncML): the list
-        is read and dropped, whatever its tokens.
+        is read and dropped, whatever its tokens.  ``pi`` reads the target
+        and value of a processing instruction instead.
         """
         data = self.data
         comp = self.comp
@@ -496,22 +535,21 @@ class _Reader:
         attrs = {} if keep else None
         name = None
         pieces = None
-        first = True
+        targets = 0
         while True:
-            b = data[pos]
             at = pos
-            if b == END:
+            b = data[pos]
+            kind = _ATTR_KINDS[b]
+            if kind == _A_END:
                 pos += 1
                 break
-            if b == SWITCH_PAGE:
+            if kind == _A_SWITCH:
                 apage = data[pos + 1]
                 starts = comp.attr_starts[apage]
                 values = comp.attr_values[apage]
                 pos += 2
                 continue
-            if b in (STR_I, STR_T, ENTITY, OPAQUE):
-                if name is None and keep:
-                    raise _error("attribute value without an attribute", pos)
+            if kind == _A_STRING:
                 if b == STR_I:
                     nul = data.find(0, pos + 1)
                     if nul < 0:
@@ -519,50 +557,51 @@ class _Reader:
                     piece = _decode_text(data[pos + 1:nul], self.encoding, pos + 1)
                     pos = nul + 1
                 else:
-                    kind = {STR_T: _K_STR_T, ENTITY: _K_ENTITY, OPAQUE: _K_OPAQUE}[b]
-                    piece, pos = self.character_data(kind, pos)
-                    if piece.__class__ is bytes:
+                    piece, pos = self.character_data(_GLOBAL_KINDS[b], pos)
+                    if piece.__class__ is bytes:  # OPAQUE (WBXML 1.3)
                         piece = _decode_text(piece, self.encoding, at)
                 if keep:
+                    if name is None:
+                        raise _error("attribute value without an attribute", at)
                     pieces.append(piece)
                 continue
-            if b in (EXT_I_0, EXT_I_1, EXT_I_2, EXT_T_0, EXT_T_1, EXT_T_2, EXT_0, EXT_1, EXT_2):
+            if kind == _A_EXTENSION:
                 pos = self.skip(_GLOBAL_KINDS[b], pos)
                 continue
-            if b in (PI, LITERAL_C, LITERAL_A, LITERAL_AC):
+            if kind == _A_FORBIDDEN:
                 raise _error("token 0x%02X not allowed in an attribute list" % (b,), pos)
-            if b == LITERAL or b < 0x80:
-                if pi and not first:
-                    raise _error("processing instruction with two targets", pos)
-                first = False
-                if keep and name is not None:
-                    _store(attrs, name, pieces, at)
-                if b == LITERAL:
-                    index, pos = _read_mb(data, pos + 1)
-                    name = self.table_string(index, at)
-                    pieces = []
-                    continue
+            if kind == _A_VALUE:
                 pos += 1
-                entry = starts.get(b)
-                if entry is None:
-                    if keep:
-                        raise _error("unknown attribute token 0x%02X on code page %d"
+                if keep:
+                    if name is None:
+                        raise _error("attribute value without an attribute", at)
+                    value = values.get(b)
+                    if value is None:
+                        raise _error("unknown attribute value token 0x%02X on code page %d"
                                      % (b, apage), at)
-                    continue
-                name = entry[0]
-                pieces = [entry[1]] if entry[1] is not None else []
+                    pieces.append(value)
                 continue
-            # attribute value token (>= 0x80)
+            # an attribute start: a token, or LITERAL naming it in the string table
+            targets += 1
+            if pi and targets > 1:
+                raise _error("processing instruction with two targets", pos)
+            if keep and name is not None:
+                _store(attrs, name, pieces, at)
+            if kind == _A_LITERAL:
+                index, pos = _read_mb(data, pos + 1)
+                name = self.table_string(index, at)
+                pieces = []
+                continue
             pos += 1
-            if keep:
-                if name is None:
-                    raise _error("attribute value without an attribute", at)
-                value = values.get(b)
-                if value is None:
-                    raise _error("unknown attribute value token 0x%02X on code page %d"
+            entry = starts.get(b)
+            if entry is None:
+                if keep:
+                    raise _error("unknown attribute token 0x%02X on code page %d"
                                  % (b, apage), at)
-                pieces.append(value)
-        if pi and first:
+                continue
+            name = entry[0]
+            pieces = [] if entry[1] is None else [entry[1]]
+        if pi and not targets:
             raise _error("processing instruction without a target", pos - 1)
         if keep and name is not None:
             _store(attrs, name, pieces, pos - 1)
@@ -585,12 +624,12 @@ def _store(attrs, name, pieces, offset):
     attrs[name] = "".join(pieces)
 
 
-def _add_piece(multi, node, piece):
-    pieces = multi.get(id(node))
-    if pieces is None:
-        multi[id(node)] = [node.text, piece]
+def _add_text(node, piece):
+    """A further piece of an element's text: kept in a list until its END."""
+    if node.text.__class__ is list:
+        node.text.append(piece)
     else:
-        pieces.append(piece)
+        node.text = [node.text, piece]
 
 
 def _join(pieces):
@@ -653,7 +692,7 @@ class _Writer:
         try:
             if public_id is None:
                 fpi_index = self.string_index(self.vocab.fpi, root)
-            _write_children(self, (root,), 0)
+            _write_children(self, (root,), 0, 0)
         except _Unencodable as e:
             raise WBXMLCodecError(e.reason, path=_path_to(root, e.node)) from None
         except (AttributeError, TypeError) as e:
@@ -706,7 +745,7 @@ class _Writer:
             self.attributes(node)
         if flags & 0x40:
             if children:
-                _write_children(self, children, depth + 1)
+                self.tpage = _write_children(self, children, depth + 1, self.tpage)
             elif text.__class__ is str:
                 out.append(STR_I)
                 out += _encode_str(text, node)
@@ -771,40 +810,52 @@ class _Writer:
         self.out.append(token)
 
 
-def _write_children(w, children, depth):
-    """Write ``children``; the common cases inline, the rest via ``w.element``."""
+def _write_children(w, children, depth, tpage):
+    """Write ``children`` from tag page ``tpage``; returns the tag page after them.
+
+    The common cases are inline; page changes, LITERALs, attributes and
+    OPAQUE go through ``w.element``.
+    """
     if depth >= w.max_depth:
         raise _Unencodable("elements nested deeper than %d" % (w.max_depth,), children[0])
     out = w.out
     enc_tags = w.comp.enc_tags
+    last_ns = by_name = None
     for node in children:
-        by_name = enc_tags.get(node.ns)
+        ns = node.ns
+        if ns is not last_ns:
+            by_name = enc_tags.get(ns)
+            last_ns = ns
         choice = None if by_name is None else by_name.get(node.name)
-        if choice is None or node.attrs or choice[0] != w.tpage:
+        if choice is None or choice[0] != tpage or node.attrs:
+            w.tpage = tpage
             w.element(node, choice, depth)
+            tpage = w.tpage
             continue
-        forms = choice[1]
         text = node.text
-        if node.children:
-            if text is not None:
-                raise _Unencodable("element has both text and children", node)
-            out += forms[2]
-            _write_children(w, node.children, depth + 1)
-            out.append(END)
-        elif text.__class__ is str and text:
+        if text is None:
+            kids = node.children
+            if kids:
+                out += choice[1][2]
+                tpage = _write_children(w, kids, depth + 1, tpage)
+                out.append(END)
+            else:
+                out += choice[1][1]
+        elif text.__class__ is str and text and not node.children:
             try:
                 raw = text.encode("utf-8")
             except UnicodeEncodeError:
                 raise _Unencodable("text is not encodable as UTF-8", node) from None
             if b"\x00" in raw:
                 raise _Unencodable("text contains NUL, which WBXML strings cannot carry", node)
-            out += forms[3]
+            out += choice[1][3]
             out += raw
             out += b"\x00\x01"
-        elif text is None or text == "":
-            out += forms[1]
         else:
+            w.tpage = tpage
             w.element(node, choice, depth)
+            tpage = w.tpage
+    return tpage
 
 
 def _encode_str(text, node):
@@ -860,13 +911,3 @@ def decode_tnds(data, **limits):
 def encode_tnds(tree):
     """A ``MgmtTree`` node (ns DMDDF) -> a stand-alone WBXML TNDS document."""
     return encode_node(tree, DMDDF12)
-
-
-def decode_prov_node(data, **limits):
-    """A WBXML provisioning document -> its ``wap-provisioningdoc`` node."""
-    return decode_node(data, PROV10, **limits)
-
-
-def encode_prov_node(root):
-    return encode_node(root, PROV10)
-

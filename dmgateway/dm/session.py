@@ -242,6 +242,12 @@ class ServerSession:
         builder.add(turn.hdr_status)
         while self._statuses and builder.try_add(self._statuses[0]):
             self._statuses.pop(0)
+        if self._statuses and builder.optional == 0:
+            # MaxMsgSize cannot even hold the header and one Status: exceed it
+            # rather than owe the same Statuses forever
+            builder.add(self._statuses.pop(0))
+            turn.effects.append(InputIgnored("MaxMsgSize %s too small for one Status; exceeded" % (
+                self._max_msg_size,)))
         if turn.next_alert:
             alert = sm.Alert(data=sm.ALERT_NEXT_MESSAGE)
             if not builder.try_add(alert):

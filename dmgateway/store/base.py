@@ -203,9 +203,11 @@ class Store(Queries, abc.ABC):
     def _shut(self, _: Any) -> None:
         pool, self._pool = self._pool, None
         waiters, self._close_waiters = self._close_waiters or [], []
-        pool.close()
-        for waiter in waiters:
-            waiter.callback(None)
+        try:
+            pool.close()
+        finally:
+            for waiter in waiters:
+                waiter.callback(None)
 
     # -- schema ------------------------------------------------------------
 
@@ -334,8 +336,8 @@ class Store(Queries, abc.ABC):
 
     def set_last_session(self, device_id: str, session: Optional[dict]) -> Deferred:
         """
-        Store the summary of the device's last session (C{{"id", "started",
-        "ended", "outcome"}}; L{end_session} writes it itself).  Fire with
+        Store the summary of the device's last session (C{"id", "started",
+        "ended", "outcome"}; L{end_session} writes it itself).  Fire with
         whether the device exists.
         """
         return self.run_interaction(
@@ -374,6 +376,7 @@ class Store(Queries, abc.ABC):
         atomic: bool = False,
         notify: str = "auto",
         ui_mode: int = 0,
+        now: Optional[float] = None,
     ) -> Deferred:
         """
         Queue a job (state C{queued}, no results) behind the device's
@@ -383,13 +386,14 @@ class Store(Queries, abc.ABC):
         @param commands: the JSON list of command objects.
         @param notify: C{auto}, C{sms}, C{sip} or C{none}.
         @param ui_mode: the package #0 UI mode, 0-3.
+        @param now: its creation time (default: the store's clock).
         @return: fires with the new L{Job}.
         @raise NotFound: no such device.
         @raise Conflict: the job id is taken.
         """
         return self.run_interaction(
-            "create_job", self._create_job_txn, self._now(), job_id, device_id,
-            commands, atomic, notify, ui_mode,
+            "create_job", self._create_job_txn, self._now() if now is None else now,
+            job_id, device_id, commands, atomic, notify, ui_mode,
         )
 
     def get_job(self, job_id: str) -> Deferred:
@@ -397,15 +401,16 @@ class Store(Queries, abc.ABC):
         return self.run_interaction("get_job", self._get_job_txn, job_id)
 
     def list_jobs(
-        self, device_id: Optional[str] = None, limit: int = 100, after_id: Optional[str] = None
+        self, device_id: Optional[str] = None, limit: int = 100, after: Optional[str] = None
     ) -> Deferred:
         """
         Fire with up to C{limit} L{Job}s, oldest first, of one device (or
-        of all when C{device_id} is C{None}), after job C{after_id}.
+        of all when C{device_id} is C{None}), after the job with id
+        C{after} (the last one of the previous page).
 
-        @raise NotFound: C{after_id} is not a job.
+        @raise NotFound: C{after} is not a job.
         """
-        return self.run_interaction("list_jobs", self._list_jobs_txn, device_id, limit, after_id)
+        return self.run_interaction("list_jobs", self._list_jobs_txn, device_id, limit, after)
 
     def pending_jobs(self, device_id: str) -> Deferred:
         """Fire with the device's C{queued} and C{notified} L{Job}s, oldest first."""
@@ -450,7 +455,7 @@ class Store(Queries, abc.ABC):
         session_id: str,
         device_id: str,
         node: str,
-        now: float,
+        started: Optional[float] = None,
         *,
         token: Optional[str] = None,
         job_ids: Iterable[str] = (),
@@ -458,13 +463,15 @@ class Store(Queries, abc.ABC):
         """
         Record a live session held by process C{node}.
 
+        @param started: when it started (default: the store's clock); also
+            its first C{last_activity}.
         @return: fires with the L{Session}.
         @raise NotFound: no such device.
         @raise Conflict: the session id is taken.
         """
         return self.run_interaction(
             "start_session", self._start_session_txn, session_id, device_id, node,
-            token, job_ids, now,
+            token, job_ids, self._now() if started is None else started,
         )
 
     def get_session(self, session_id: str) -> Deferred:
@@ -482,17 +489,22 @@ class Store(Queries, abc.ABC):
             "touch_session", self._touch_session_txn, session_id, now, job_ids
         )
 
-    def end_session(self, session_id: str, now: float, outcome: str) -> Deferred:
+    def end_session(
+        self, session_id: str, now: Optional[float] = None, outcome: Optional[str] = None
+    ) -> Deferred:
         """
-        End a live session: remove it and store C{{"id", "started",
-        "ended", "outcome"}} as its device's last session.  Jobs are not
-        touched (settle them with L{update_job} first).
+        End a live session: remove it and, when C{outcome} is given, store
+        C{"id", "started", "ended": now, "outcome"} as its device's last
+        session (without one, write your own with L{set_last_session}).
+        Jobs are not touched (settle them with L{update_job} first).
 
+        @param now: when it ended (default: the store's clock).
         @return: fires with the ended L{Session}, or L{None} if it was not
             live.
         """
         return self.run_interaction(
-            "end_session", self._end_session_txn, session_id, now, outcome
+            "end_session", self._end_session_txn, session_id,
+            self._now() if now is None else now, outcome,
         )
 
     def live_sessions(
@@ -545,6 +557,17 @@ class Store(Queries, abc.ABC):
     def last_event_seq(self) -> Deferred:
         """Fire with the highest event number handed out (0 if none)."""
         return self.run_interaction("last_event_seq", self._last_event_seq_txn)
+
+    def get_cursor(self, name: str) -> Deferred:
+        """
+        Fire with the event seq a consumer (e.g. a webhook URL) has
+        acknowledged up to; 0 for a consumer never seen.
+        """
+        return self.run_interaction("get_cursor", self._get_cursor_txn, name)
+
+    def set_cursor(self, name: str, seq: int) -> Deferred:
+        """Record that consumer C{name} has handled every event up to C{seq}."""
+        return self.run_interaction("set_cursor", self._set_cursor_txn, name, seq)
 
     def prune_events(self, before_time: float) -> Deferred:
         """

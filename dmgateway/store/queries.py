@@ -11,6 +11,7 @@ the clock.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Optional
 
 from .model import (
@@ -66,10 +67,13 @@ def _text(value: Any, what: str, *, optional: bool = False, empty: bool = True) 
         raise ValueError(f"{what} must not be empty")
 
 
-def _int(value: Any, what: str, low: int, high: Optional[int] = None) -> None:
+_INT64_MAX = 2**63 - 1
+
+
+def _int(value: Any, what: str, low: int, high: int = _INT64_MAX) -> None:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < low or (high is not None and value > high):
+    if not low <= value <= high:
         raise ValueError(f"{what} out of range: {value}")
 
 
@@ -78,6 +82,8 @@ def _time(value: Any, what: str, *, optional: bool = False) -> None:
         return
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"{what} must be a number of seconds")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite")
 
 
 def _instance(value: Any, kind: Any, what: str, *, optional: bool = False) -> None:
@@ -120,12 +126,16 @@ def _check_auth(auth: Any, kind: type, side: str) -> None:
     _text(auth.name, f"{side}_auth.name")
     _text(auth.user_hash, f"{side}_auth.user_hash")
     _nonce(auth.nonce, f"{side}_auth.nonce")
+    if kind is ServerAuth:
+        _text(auth.secret, "server_auth.secret", optional=True)
     if auth.type == "none":
         return
     if not auth.name:
         raise ValueError(f"{side}_auth: type {auth.type} needs a name")
     if kind is ServerAuth and auth.type == "basic":
-        _text(auth.secret, "server_auth.secret", empty=False)
+        if not auth.secret:
+            raise ValueError("server_auth: type basic needs the secret")
+        _text(auth.secret, "server_auth.secret")
     elif not auth.user_hash:
         raise ValueError(f"{side}_auth: type {auth.type} needs user_hash")
 
@@ -390,16 +400,16 @@ class Queries:
         row = txn.fetchone("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
         return None if row is None else _job(row)
 
-    def _list_jobs_txn(self, txn, device_id, limit, after_id) -> list[Job]:
+    def _list_jobs_txn(self, txn, device_id, limit, after) -> list[Job]:
         _int(limit, "limit", 1)
         where, args = [], []
         if device_id is not None:
             where.append("device_id = ?")
             args.append(device_id)
-        if after_id is not None:
-            row = txn.fetchone("SELECT seq FROM jobs WHERE job_id = ?", (after_id,))
+        if after is not None:
+            row = txn.fetchone("SELECT seq FROM jobs WHERE job_id = ?", (after,))
             if row is None:
-                raise NotFound(f"no job {after_id!r} to page after")
+                raise NotFound(f"no job {after!r} to page after")
             where.append("seq > ?")
             args.append(row["seq"])
         clause = f"WHERE {' AND '.join(where)} " if where else ""
@@ -448,6 +458,7 @@ class Queries:
     ) -> Session:
         _text(session_id, "session_id", empty=False)
         _text(node, "node", empty=False)
+        _time(now, "started")
         _text(token, "token", optional=True)
         job_ids = list(job_ids)
         for job_id in job_ids:
@@ -475,6 +486,7 @@ class Queries:
         return None if row is None else _session(row)
 
     def _touch_session_txn(self, txn, session_id, now, job_ids) -> bool:
+        _time(now, "now")
         if job_ids is None:
             return (
                 txn.execute(
@@ -496,6 +508,8 @@ class Queries:
 
     def _close_session_txn(self, txn, session: Session, now, outcome) -> None:
         txn.execute("DELETE FROM sessions WHERE session_id = ?", (session.session_id,))
+        if outcome is None:
+            return
         last = {
             "id": session.session_id,
             "started": session.started,
@@ -505,7 +519,8 @@ class Queries:
         self._set_last_session_txn(txn, now, session.device_id, last)
 
     def _end_session_txn(self, txn, session_id, now, outcome) -> Optional[Session]:
-        _text(outcome, "outcome", empty=False)
+        _text(outcome, "outcome", optional=True, empty=False)
+        _time(now, "now")
         session = self._get_session_txn(txn, session_id)
         if session is not None:
             self._close_session_txn(txn, session, now, outcome)
@@ -527,6 +542,7 @@ class Queries:
 
     def _recover_txn(self, txn, node, now) -> Recovery:
         _text(node, "node", empty=False)
+        _time(now, "now")
         sessions = self._live_sessions_txn(txn, node, None)
         error = _dump(INTERRUPTED, "error")
         failed: list[str] = []
@@ -588,6 +604,17 @@ class Queries:
     def _last_event_seq_txn(self, txn) -> int:
         return txn.fetchone("SELECT value FROM counters WHERE name = ?", ("events",))["value"]
 
+    def _get_cursor_txn(self, txn, name) -> int:
+        row = txn.fetchone("SELECT value FROM counters WHERE name = ?", (_cursor_name(name),))
+        return 0 if row is None else row["value"]
+
+    def _set_cursor_txn(self, txn, name, value) -> None:
+        txn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (_cursor_name(name), int(value)),
+        )
+
     def _prune_events_txn(self, txn, before_time) -> int:
         _time(before_time, "before_time")
         return txn.execute("DELETE FROM events WHERE time < ?", (before_time,))
@@ -628,6 +655,7 @@ class Queries:
         return _notification(dict(row, notification_id=ident))
 
     def _get_notification_txn(self, txn, notification_id) -> Optional[Notification]:
+        _int(notification_id, "notification_id", 0)
         row = txn.fetchone(
             "SELECT * FROM notifications WHERE notification_id = ?", (notification_id,)
         )
@@ -723,6 +751,7 @@ class Queries:
         return _delivery(dict(row, delivery_id=ident))
 
     def _get_delivery_txn(self, txn, delivery_id) -> Optional[Delivery]:
+        _int(delivery_id, "delivery_id", 0)
         row = txn.fetchone("SELECT * FROM deliveries WHERE delivery_id = ?", (delivery_id,))
         return None if row is None else _delivery(row)
 
@@ -755,3 +784,10 @@ class Queries:
             args.extend(expected)
         return txn.execute(sql, args) == 1
 
+
+
+def _cursor_name(name):
+    """Consumer cursors live beside the event counter, under their own prefix."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("a cursor name must be a non-empty string")
+    return "cursor:" + name

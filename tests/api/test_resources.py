@@ -12,7 +12,9 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
-from dmgateway.api.resources import build_site
+from twisted.web.server import Site
+
+from dmgateway.api.resources import build_root, build_site
 from dmgateway.api.service import ServiceUnavailable
 from tests.api.fakes import FakeGatewayService
 from tests.api.inmemory import Connection, Response, raw_request
@@ -267,6 +269,16 @@ class BodySizeTests(ApiTestCase):
         self.assertError(connection.response, 413, "payload_too_large")
         self.assertTrue(connection.transport.disconnecting)
         connection.send(b"0\r\n\r\n")
+        self.assertEqual(self.service.calls, [])
+
+    def test_limit_also_holds_on_a_plain_site(self):
+        site = Site(build_root(self.service, TOKEN, max_body=self.max_body), reactor=self.clock)
+        connection = Connection(site)
+        connection.send(raw_request(
+            "PUT", DEVICE_PATH, b" " * 2049,
+            {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        ))
+        self.assertError(connection.response, 413, "payload_too_large")
         self.assertEqual(self.service.calls, [])
 
     def test_body_of_max_size_accepted(self):

@@ -167,7 +167,7 @@ def test_no_authentication():
 def test_hmac_every_message_verified_and_signed():
     device = make_device(client_scheme="hmac", server_scheme="hmac")
     session = make_session(device, [JOB, JobSpec("k", [{"op": "Delete", "target": "./Y"}])],
-                           default_max_msg_size=700)
+                           default_max_msg_size=1024)
     client = Client(session, scheme="hmac")
     out = client.send(client.package1())
     assert out.hmac_header is not None  # Client checks the MAC with the server nonce

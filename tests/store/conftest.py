@@ -3,21 +3,11 @@ Fixtures for the store tests: a real PostgreSQL for the whole run (see
 tests/pgharness.py) and a fresh database per test.
 """
 
-import sys
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tests.pgharness import (  # noqa: E402
-    PostgresServer,
-    PostgresUnavailable,
-    require_postgres,
-)
+from tests.pgharness import PostgresServer, PostgresUnavailable, require_postgres
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +25,7 @@ def postgresql_server():
 
 @pytest.fixture
 def postgresql_uri(postgresql_server):
-    """The URI of a new empty database, dropped after the test."""
-    uri = postgresql_server.create_database()
+    """The URI of a new empty schema (an empty database to the store), dropped after the test."""
+    uri = postgresql_server.create_schema()
     yield uri
-    postgresql_server.drop_database(uri)
+    postgresql_server.drop_schema(uri)

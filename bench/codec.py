@@ -1,0 +1,122 @@
+"""Benchmark of the WBXML codec against lxml and against our XML codec.
+
+Run: ``.venv/bin/python bench/codec.py [--repeat N] [--seconds S]``.
+
+Every message of ``tests/fixtures/dm`` is read once, then written as compact
+XML (our XML writer) and as WBXML; all timings use those bytes.  Rows:
+
+* ``wbxml.decode_node`` (bytes -> element tree) against ``lxml.etree.fromstring``
+  of the equivalent XML, and ``wbxml.encode_node`` against ``lxml.etree.tostring``;
+* ``wbxml.decode``/``encode`` (bytes <-> SyncML model) against our
+  ``xml.decode``/``encode``.
+
+Throughput is messages per second (the ratio column compares these: the same
+messages either way) and MB/s of the wire form each side reads or writes.
+Each figure is the best of several repetitions (``time.perf_counter``), ours
+and the reference measured in alternation.  This
+prints; it asserts nothing.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dmgateway.codec import mapping, wbxml, xml  # noqa: E402
+from dmgateway.codec.wbxml_pages import SYNCML11, SYNCML12  # noqa: E402
+
+
+def _loops(function, min_seconds):
+    """How many calls of ``function`` take at least ``min_seconds``."""
+    loops = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(loops):
+            function()
+        if time.perf_counter() - start >= min_seconds:
+            return loops
+        loops *= 2
+
+
+def best_times(functions, repeat, min_seconds):
+    """Best time per call of each function, measured in alternation.
+
+    Alternating the candidates within every repetition keeps a busy machine
+    from favouring whichever ran while it was quiet.
+    """
+    loops = [_loops(function, min_seconds) for function in functions]
+    best = [float("inf")] * len(functions)
+    for _ in range(repeat):
+        for index, (function, count) in enumerate(zip(functions, loops)):
+            start = time.perf_counter()
+            for _ in range(count):
+                function()
+            best[index] = min(best[index], (time.perf_counter() - start) / count)
+    return best
+
+
+def load_corpus():
+    messages = [xml.decode(path.read_bytes())
+                for path in sorted((ROOT / "tests" / "fixtures" / "dm").glob("*.xml"))]
+    if not messages:
+        raise SystemExit("no DM corpus in tests/fixtures/dm")
+    return messages
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=7, help="repetitions (best is kept)")
+    parser.add_argument("--seconds", type=float, default=0.2, help="minimum time per repetition")
+    args = parser.parse_args()
+
+    messages = load_corpus()
+    count = len(messages)
+    nodes = [mapping.message_to_node(m) for m in messages]
+    vocabs = [SYNCML11 if m.hdr.ver_dtd == "1.1" else SYNCML12 for m in messages]
+    xml_docs = [xml.encode(m) for m in messages]
+    wbxml_docs = [wbxml.encode(m) for m in messages]
+    lxml_trees = [etree.fromstring(x) for x in xml_docs]
+    xml_bytes = sum(map(len, xml_docs))
+    wbxml_bytes = sum(map(len, wbxml_docs))
+
+    decode_node, encode_node = wbxml.decode_node, wbxml.encode_node
+    fromstring, tostring = etree.fromstring, etree.tostring
+    pairs = [
+        ("decode: bytes -> tree",
+         ("wbxml.decode_node", lambda: [decode_node(d, SYNCML12) for d in wbxml_docs], wbxml_bytes),
+         ("lxml fromstring", lambda: [fromstring(d) for d in xml_docs], xml_bytes)),
+        ("encode: tree -> bytes",
+         ("wbxml.encode_node", lambda: [encode_node(n, v) for n, v in zip(nodes, vocabs)],
+          wbxml_bytes),
+         ("lxml tostring", lambda: [tostring(t) for t in lxml_trees], xml_bytes)),
+        ("decode: bytes -> model",
+         ("wbxml.decode", lambda: [wbxml.decode(d) for d in wbxml_docs], wbxml_bytes),
+         ("xml.decode", lambda: [xml.decode(d) for d in xml_docs], xml_bytes)),
+        ("encode: model -> bytes",
+         ("wbxml.encode", lambda: [wbxml.encode(m) for m in messages], wbxml_bytes),
+         ("xml.encode", lambda: [xml.encode(m) for m in messages], xml_bytes)),
+    ]
+
+    print("corpus: %d messages, %d bytes XML (compact), %d bytes WBXML (%.0f%%)"
+          % (count, xml_bytes, wbxml_bytes, 100.0 * wbxml_bytes / xml_bytes))
+    print("best of %d repetitions, >= %.2f s each" % (args.repeat, args.seconds))
+    print()
+    header = "%-24s %-18s %12s %9s   %-16s %12s %9s   %s"
+    print(header % ("", "ours", "msg/s", "MB/s", "reference", "msg/s", "MB/s", "ratio"))
+    for title, (name, function, size), (ref_name, ref_function, ref_size) in pairs:
+        ours, ref = best_times((function, ref_function), args.repeat, args.seconds)
+        print("%-24s %-18s %12.0f %9.2f   %-16s %12.0f %9.2f   %.2f" % (
+            title, name, count / ours, size / ours / 1e6,
+            ref_name, count / ref, ref_size / ref / 1e6, ref / ours))
+    print()
+    print("ratio = our messages/s divided by the reference's (1.0 = as fast); target >= 0.5 "
+          "against lxml.")
+
+
+if __name__ == "__main__":
+    main()

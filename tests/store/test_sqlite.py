@@ -1,0 +1,67 @@
+"""What only the SQLite engine has: paths, pragmas, sharing a file."""
+
+import os
+
+from twisted.internet import defer
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from dmgateway.store import open_store
+from dmgateway.store.sqlite import parse_sqlite_uri
+from tests.store.support import SQLiteEngine, StoreCase, add_device
+
+
+class URITests(SynchronousTestCase):
+    def test_paths(self):
+        self.assertEqual(parse_sqlite_uri("sqlite:/var/lib/dmgw/store.db"), "/var/lib/dmgw/store.db")
+        self.assertEqual(parse_sqlite_uri("sqlite:store.db"), "store.db")
+        self.assertEqual(parse_sqlite_uri("sqlite:///var/x.db"), "/var/x.db")
+        self.assertEqual(parse_sqlite_uri("sqlite::memory:"), ":memory:")
+
+    def test_refusals(self):
+        for uri in ("sqlite:", "sqlite://", "postgresql://x/y"):
+            with self.assertRaises(ValueError):
+                parse_sqlite_uri(uri)
+
+
+class SQLiteOnlyTests(SQLiteEngine, StoreCase, TestCase):
+    async def test_creates_the_directory(self):
+        path = self.tmp_path / "a" / "b" / "c" / "store.db"
+        store = await open_store(f"sqlite:{path}", clock=self.clock)
+        self.addCleanup(store.close)
+        self.assertTrue(path.exists())
+
+    async def test_connection_settings(self):
+        store = await self.open()
+
+        def pragmas(txn):
+            names = ("journal_mode", "foreign_keys", "busy_timeout")
+            return {name: list(txn.fetchone(f"PRAGMA {name}").values())[0] for name in names}
+
+        settings = await store.run_interaction("pragmas", pragmas)
+        self.assertEqual(settings["journal_mode"], "wal")
+        self.assertEqual(settings["foreign_keys"], 1)
+        self.assertGreaterEqual(settings["busy_timeout"], 1000)
+
+    async def test_memory_stores_are_private(self):
+        first = await open_store("sqlite::memory:", clock=self.clock)
+        self.addCleanup(first.close)
+        second = await open_store("sqlite::memory:", clock=self.clock)
+        self.addCleanup(second.close)
+        await add_device(first, "IMEI:1")
+        self.assertIsNotNone(await first.get_device("IMEI:1"))
+        self.assertIsNone(await second.get_device("IMEI:1"))
+
+    async def test_two_stores_share_a_file(self):
+        # Two pools on one file behave like two processes: writes queue up
+        # on the database lock instead of failing.
+        first = await self.open()
+        second = await self.open()
+        seqs = await defer.gatherResults(
+            [
+                (first if i % 2 else second).append_event("tick", None, float(i), {"i": i})
+                for i in range(20)
+            ]
+        )
+        self.assertEqual(sorted(seqs), list(range(1, 21)))
+        self.assertEqual(len(await second.events_after(0, limit=100)), 20)
+        self.assertTrue(os.path.exists(self.uri[len("sqlite:"):] + "-wal"))

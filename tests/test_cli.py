@@ -1,0 +1,106 @@
+"""``dmgw decode`` / ``dmgw encode``: detection, output, one-line errors."""
+
+import glob
+import io
+import os
+import sys
+import types
+
+import pytest
+
+from dmgateway import cli
+from dmgateway.codec import prov, wbxml, xml
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+DM = sorted(glob.glob(os.path.join(FIXTURES, "dm", "*.xml")))
+CP = sorted(glob.glob(os.path.join(FIXTURES, "cp", "*.xml")))
+
+
+def run(argv, stdin=b""):
+    """main(argv) with captured binary stdout/stderr: (status, out, err)."""
+    out, err = io.BytesIO(), io.StringIO()
+    old = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin = types.SimpleNamespace(buffer=io.BytesIO(stdin))
+    sys.stdout = types.SimpleNamespace(buffer=out)
+    sys.stderr = err
+    try:
+        status = cli.main(argv)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = old
+    return status, out.getvalue(), err.getvalue()
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("path", DM, ids=os.path.basename)
+def test_syncml_round_trip_through_the_command(path, tmp_path):
+    binary = tmp_path / "m.wbxml"
+    status, _, err = run(["encode", "--wbxml", path, "-o", str(binary)])
+    assert status == 0, err
+    assert binary.read_bytes() == wbxml.encode(xml.decode(read(path)))
+    status, out, err = run(["decode", str(binary)])
+    assert status == 0, err
+    assert out.startswith(b"<?xml")
+    assert xml.decode(out) == xml.decode(read(path))
+
+
+@pytest.mark.parametrize("path", CP, ids=os.path.basename)
+def test_cp_documents(path, tmp_path):
+    binary = tmp_path / "cp.wbxml"
+    assert run(["encode", "--wbxml", path, "-o", str(binary)])[0] == 0
+    assert binary.read_bytes()[:2] == b"\x03\x0b"
+    status, out, err = run(["decode", str(binary)])
+    assert status == 0, err
+    assert b"wap-provisioningdoc" in out
+    assert prov.decode_xml(out) == prov.decode_xml(read(path))
+
+
+def test_decode_reads_standard_input():
+    data = wbxml.encode(xml.decode(read(DM[0])))
+    status, out, _ = run(["decode", "-"], stdin=data)
+    assert status == 0
+    assert b"<SyncML" in out
+
+
+def test_tnds_document():
+    tree = xml.parse(
+        b'<MgmtTree xmlns="syncml:dmddf1.2"><VerDTD>1.2</VerDTD><Node><NodeName>A</NodeName>'
+        b"<Value>x</Value></Node></MgmtTree>"
+    )
+    status, out, _ = run(["decode", "-"], stdin=wbxml.encode_tnds(tree))
+    assert status == 0
+    assert xml.parse(out) == tree
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "empty input"),
+        (b"garbage", "invalid input"),
+        (b"<html><body/></html>", "root element 'html'"),
+        (b"\x03\x6a\x6a\x00", "public id"),
+        (b"\x03\xa4\x01\x6a\x00\x6d\x6c", "invalid input"),
+        (b'<!DOCTYPE x [<!ENTITY a "b">]><SyncML/>', "invalid input"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(data, words):
+    status, out, err = run(["decode", "-"], stdin=data)
+    assert status == 2
+    assert out == b""
+    assert err.count("\n") == 1 and words in err, err
+
+
+def test_missing_file():
+    status, _, err = run(["decode", "/nonexistent/file.wbxml"])
+    assert status == 2
+    assert "cannot read" in err
+
+
+def test_encode_refuses_wbxml_input():
+    data = wbxml.encode(xml.decode(read(DM[0])))
+    status, _, err = run(["encode", "--wbxml", "-"], stdin=data)
+    assert status == 2
+    assert "already WBXML" in err
