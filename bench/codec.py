@@ -70,8 +70,8 @@ def load_corpus():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=7, help="repetitions (best is kept)")
-    parser.add_argument("--seconds", type=float, default=0.2, help="minimum time per repetition")
+    parser.add_argument("--repeat", type=int, default=15, help="repetitions (best is kept)")
+    parser.add_argument("--seconds", type=float, default=0.1, help="minimum time per repetition")
     args = parser.parse_args()
 
     messages = load_corpus()

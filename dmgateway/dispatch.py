@@ -408,14 +408,14 @@ class Dispatcher:
         server = account["server_auth"]
         client_auth = ClientAuth(
             type=client["type"],
-            name=client["name"],
-            user_hash=user_hash(client["name"], client["secret"]),
+            name=client.get("name") or "",
+            user_hash=_stored_hash(client),
             nonce=_nonce_or_none(client),
         )
         server_auth = ServerAuth(
             type=server["type"],
-            name=server["name"],
-            user_hash=user_hash(server["name"], server["secret"]),
+            name=server.get("name") or "",
+            user_hash=_stored_hash(server),
             secret=server["secret"] if server["type"] == "basic" else None,
             nonce=_nonce_or_none(server),
         )
@@ -520,6 +520,13 @@ class Dispatcher:
 
 
 # -- conversions between store rows, engine inputs and API views --------------
+
+
+def _stored_hash(auth):
+    """B64(MD5(name:secret)): all the store keeps of a secret ("" for type none)."""
+    if auth["type"] == "none":
+        return ""
+    return user_hash(auth["name"], auth["secret"])
 
 
 def _nonce_or_none(auth):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -198,6 +198,14 @@ class _Error(_JsonResource):
         raise self._error
 
 
+def _no_device(reason: Failure, device_id: str) -> NoReturn:
+    """
+    Name the device in an L{UnknownDevice} answer, whatever the service said.
+    """
+    reason.trap(UnknownDevice)
+    raise ApiError(404, "unknown_device", f"no device {device_id!r}")
+
+
 def _json_body(request: server.Request, max_body: int) -> Any:
     """
     Check the content type and size of a request body and parse it.
@@ -321,11 +329,11 @@ class _Device(_JsonResource):
     def get(self, request: server.Request) -> Deferred[_Reply]:
         def found(device: dict[str, Any] | None) -> _Reply:
             if device is None:
-                raise UnknownDevice(f"no device {self._device_id!r}")
+                raise UnknownDevice(self._device_id)
             return _Reply(200, device)
 
         d = self._settings.service.get_device(self._device_id)
-        return d.addCallback(found)
+        return d.addCallback(found).addErrback(_no_device, self._device_id)
 
     def put(self, request: server.Request) -> Deferred[_Reply]:
         account = validation.validate_device(
@@ -368,7 +376,7 @@ class _DeviceJobs(_JsonResource):
             return _Reply(201, job, headers)
 
         d = self._settings.service.create_job(self._device_id, spec)
-        return d.addCallback(queued)
+        return d.addCallbacks(queued, _no_device, errbackArgs=(self._device_id,))
 
     def list(self, request: server.Request) -> Deferred[_Reply]:
         limit = validation.parse_int_param(
@@ -384,7 +392,7 @@ class _DeviceJobs(_JsonResource):
 
         # One job more than asked tells whether there is a next page.
         d = self._settings.service.list_jobs(self._device_id, limit + 1, after)
-        return d.addCallback(page)
+        return d.addCallbacks(page, _no_device, errbackArgs=(self._device_id,))
 
 
 class _Jobs(_JsonResource):

@@ -40,8 +40,9 @@ class GatewayService(Protocol):
 
         @param account: as returned by
             L{dmgateway.api.validation.validate_device}: C{server_id},
-            C{client_auth} and C{server_auth} (C{type}, C{name}, C{secret},
-            and C{nonce} as base64 only when the client sent one; DESIGN §4:
+            C{client_auth} and C{server_auth} (C{type}: md5, basic, hmac or
+            none; C{name} and C{secret}, L{None} only for type none; and
+            C{nonce} as base64 only when the client sent one; DESIGN §4:
             absent means empty), C{msisdn}, C{sip_uri}, C{imsi} (or
             L{None}).
         @return: fires with C{True} if the device was created, C{False} if

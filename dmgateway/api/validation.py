@@ -237,7 +237,7 @@ def _auth(value: Any, where: str) -> dict[str, Any]:
         raise ValidationError(
             code, f"{where}.type must be one of {', '.join(AUTH_TYPES)}"
         )
-    result: dict[str, Any] = {"type": kind.lower()}
+    result: dict[str, Any] = {"type": kind.lower(), "name": None, "secret": None}
     for key in ("name", "secret"):
         if _present(obj, key):
             result[key] = _text(obj[key], f"{where}.{key}", code)
@@ -268,9 +268,9 @@ def validate_device(value: Any) -> dict[str, Any]:
     Validate the body of C{PUT /api/v1/devices/{id}}.
 
     @return: C{server_id}, C{client_auth}, C{server_auth} (each with
-        C{type}, C{name}, C{secret} and C{nonce} if given; C{type} in lower
-        case, C{nonce} as canonical base64) and C{msisdn}, C{sip_uri},
-        C{imsi} (L{None} when absent).
+        C{type} in lower case, C{name} and C{secret} (L{None} only for type
+        C{none}), and C{nonce} as canonical base64 only if given) and
+        C{msisdn}, C{sip_uri}, C{imsi} (L{None} when absent).
     """
     code = "invalid_device"
     obj = _object(value, "body", code)

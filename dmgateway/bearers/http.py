@@ -170,14 +170,14 @@ def _text(value):
     return value
 
 
-def dm_site(dispatcher, path, max_body):
+def dm_site(dispatcher, path, max_body, reactor=None):
     """A ``Site`` serving DM-2 at ``path`` with the body limit ``max_body``."""
 
     class Request(LimitedRequest):
         pass
 
     Request.max_body = max_body
-    site = server.Site(DMResource(dispatcher, path))
+    site = server.Site(DMResource(dispatcher, path), reactor=reactor)
     site.requestFactory = Request
     site.displayTracebacks = False
     site.noisy = False

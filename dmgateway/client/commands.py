@@ -22,6 +22,7 @@ Rules (dm-protocol §5.1, §6, §8):
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field, replace
 from typing import List
 
@@ -51,6 +52,7 @@ SIZE_MISMATCH = 424
 FAILED = 500
 ATOMIC_FAILED = 507
 
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 TNDS_TYPES = ("application/vnd.syncml.dmtnds+xml", "application/vnd.syncml.dmtnds+wbxml")
 _SUCCESS = (OK, ACCEPTED)
 _NOT_IN_ATOMIC = (sm.Get, sm.Exec, sm.Atomic, sm.Sequence, sm.UnknownCommand)
@@ -134,12 +136,19 @@ def result_item(node_data, encoding, with_data=True):
     if fmt == "node":
         data = "/".join(value) if value is not None else None
         meta = sm.Meta(format="node", type=mtype or None)
-    elif isinstance(value, (bytes, bytearray)):
+    elif isinstance(value, (bytes, bytearray)) or fmt == "bin":
+        if isinstance(value, str):
+            value = value.encode("utf-8", "surrogatepass")
+        value = bytes(value or b"")
         if encoding == XML:
-            data, fmt = base64.b64encode(bytes(value)).decode("ascii"), "b64"
+            data, fmt = base64.b64encode(value).decode("ascii"), "b64"
         else:
-            data, fmt = bytes(value), "bin"
+            data, fmt = value, "bin"
         meta = sm.Meta(format=fmt, type=mtype or "application/octet-stream")
+    elif encoding == XML and isinstance(value, str) and _NOT_XML_CHAR.search(value):
+        # text XML cannot carry (control characters ...): its UTF-8 bytes as b64
+        data = base64.b64encode(value.encode("utf-8", "surrogatepass")).decode("ascii")
+        meta = sm.Meta(format="b64", type=mtype or "text/plain")
     else:
         data = "" if value is None else str(value)
         meta = sm.Meta(format=fmt or "chr", type=mtype or "text/plain")
@@ -218,6 +227,7 @@ class CommandRunner:
         self.max_obj_size = max_obj_size
         self.log = log or (lambda text: None)
         self.pending = None  # _Incoming
+        self._in_atomic = False
         self.executed = []  # (command, uri, status) per item, for tests and logs
 
     # -- entry points -------------------------------------------------------
@@ -299,6 +309,7 @@ class CommandRunner:
             status.data = ATOMIC_FAILED
             return ATOMIC_FAILED
         snapshot = self.tree.snapshot()
+        pending = self.pending
         executed = []  # Status lists of the commands that succeeded
         failed = False
         for c in inner:
@@ -306,13 +317,18 @@ class CommandRunner:
                 self._skip(c, turn)
                 continue
             start = len(turn.owed.statuses)
-            code = self._execute(c, turn, "Atomic")
+            self._in_atomic = True
+            try:
+                code = self._execute(c, turn, "Atomic")
+            finally:
+                self._in_atomic = False
             if code in _SUCCESS:
                 executed.append(turn.owed.statuses[start:])
             else:
                 failed = True
         if failed:
             self.tree.restore(snapshot)
+            self.pending = pending  # no half-received object may outlive the Atomic
             for statuses in executed:
                 for s in statuses:
                     s.data = ROLLED_BACK
@@ -393,7 +409,8 @@ class CommandRunner:
                          [t for _, t, _ in outcomes if t], [s for _, _, s in outcomes if s])
         else:
             for code, target, source in outcomes:
-                self._status(turn, cmd, code, [target] if target else [], [source] if source else [])
+                self._status(turn, cmd, code, [target] if target else [],
+                             [source] if source else [])
         if found:
             turn.owed.results.append(sm.Results(msg_ref=turn.msg_ref, cmd_ref=cmd.cmd_id,
                                                 items=found))
@@ -430,6 +447,8 @@ class CommandRunner:
         uri = _uri(item.target)
         meta = _merged_meta(cmd.meta, item.meta)
         data = item.data
+        if item.more_data and self._in_atomic:
+            raise _Refused(BAD_REQUEST, "a large object cannot be part of an Atomic")
         if item.more_data or self.pending is not None:
             data, meta = self._chunk(cmd, item, meta, uri)
             if data is None:
@@ -475,7 +494,8 @@ class CommandRunner:
         if not isinstance(cmd, (sm.Add, sm.Replace)) or cmd.NAME != pending.command:
             return False
         first = cmd.items[0] if cmd.items else None
-        return first is not None and first.target is not None and first.target.loc_uri == pending.uri
+        return (first is not None and first.target is not None
+                and first.target.loc_uri == pending.uri)
 
     def _interrupt(self, turn, why):
         incoming, self.pending = self.pending, None

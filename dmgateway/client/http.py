@@ -12,14 +12,17 @@ This is the only module of :mod:`dmgateway.client` that imports Twisted.
 """
 
 from twisted.internet import defer
-from twisted.web.client import Agent, readBody
+from twisted.internet.protocol import Protocol
+from twisted.web.client import Agent, ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-__all__ = ["DEFAULT_TIMEOUT", "TransportError", "run_session", "post_message"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_BODY", "TransportError", "run_session", "post_message"]
 
 DEFAULT_TIMEOUT = 60.0
+MAX_BODY = 8 * 1024 * 1024  # the XML codec's own limit
 
 
 class TransportError(Exception):
@@ -60,39 +63,93 @@ def _headers_dict(headers):
     }
 
 
-def post_message(agent, request, clock, timeout=DEFAULT_TIMEOUT):
+class _BodyReader(Protocol):
+    """Collects a response body of at most ``limit`` bytes."""
+
+    def __init__(self, finished, limit):
+        self.finished = finished
+        self.limit = limit
+        self.parts = []
+        self.size = 0
+
+    def dataReceived(self, data):
+        if self.finished.called:
+            return
+        self.size += len(data)
+        if self.size > self.limit:
+            self.finished.errback(TransportError("answer larger than %d bytes" % (self.limit,)))
+            self.transport.stopProducing()
+            return
+        self.parts.append(data)
+
+    def connectionLost(self, reason):
+        if self.finished.called:
+            return
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.finished.callback(b"".join(self.parts))
+        else:
+            self.finished.errback(reason)
+
+
+def _read_body(response, limit):
+    reader = None
+
+    def cancel(d):
+        if reader is not None and reader.transport is not None:
+            reader.transport.stopProducing()
+
+    finished = defer.Deferred(cancel)
+    reader = _BodyReader(finished, limit)
+    response.deliverBody(reader)
+    return finished
+
+
+def post_message(agent, request, clock, timeout=DEFAULT_TIMEOUT, max_body=MAX_BODY):
     """POST one :class:`~.session.Request`; fires with ``(body, headers dict)``.
 
     Fails with :class:`TransportError` for a non-200 answer, a transport
-    error or ``timeout`` seconds (on ``clock``) without a full answer.
+    error, an answer over ``max_body`` bytes or ``timeout`` seconds (on
+    ``clock``) without a full answer.
     """
     headers = Headers({name.encode("latin-1"): [value.encode("latin-1")]
                        for name, value in request.headers.items()})
     url = request.url.encode("utf-8")
     d = agent.request(b"POST", url, headers, _BytesProducer(request.body))
+    expired = []
+
+    def expire():
+        expired.append(True)
+        d.cancel()
+
+    timer = clock.callLater(timeout, expire)
 
     def answered(response):
-        if response.code != 200:
-            reading = readBody(response)
+        reading = _read_body(response, max_body)
+        if response.code == 200:
+            return reading.addCallback(lambda body: (body, _headers_dict(response.headers)))
 
-            def refuse(_):
-                raise TransportError("HTTP %d %s from %s" % (
-                    response.code, response.phrase.decode("latin-1", "replace"), request.url),
-                    response.code)
+        def refuse(_):
+            raise TransportError("HTTP %d %s from %s" % (
+                response.code, response.phrase.decode("latin-1", "replace"), request.url),
+                response.code)
 
-            return reading.addBoth(refuse)
-        return readBody(response).addCallback(lambda body: (body, _headers_dict(response.headers)))
+        return reading.addBoth(refuse)
+
+    def stop_timer(result):
+        if timer.active():
+            timer.cancel()
+        return result
 
     def failed(failure):
+        if expired:
+            raise TransportError("no answer from %s within %s s" % (request.url, timeout))
         if failure.check(TransportError, defer.CancelledError):
             return failure
-        if failure.check(defer.TimeoutError):
-            raise TransportError("no answer from %s within %s s" % (request.url, timeout))
-        raise TransportError("POST to %s failed: %s" % (request.url, failure.getErrorMessage()
-                                                         or failure.type.__name__))
+        raise TransportError("POST to %s failed: %s" % (
+            request.url, failure.getErrorMessage() or failure.type.__name__))
 
     d.addCallback(answered)
-    d.addTimeout(timeout, clock)
+    d.addBoth(stop_timer)
     d.addErrback(failed)
     return d
 

@@ -25,12 +25,13 @@ MIN_CHUNK = 64  # don't end a message on a tiny chunk when the next one could ta
 class _Entry:
     """A queued command; for Results, how far its items have gone out."""
 
-    __slots__ = ("cmd", "item_index", "offset")
+    __slots__ = ("cmd", "item_index", "offset", "deferred")
 
     def __init__(self, cmd):
         self.cmd = cmd
         self.item_index = 0
         self.offset = 0  # characters (str) or bytes already sent of items[item_index].data
+        self.deferred = False  # already left for a later message once
 
     @property
     def started(self):
@@ -116,15 +117,19 @@ class Outbox:
                 self._queue.popleft()
                 continue
             crowded = len(body) > mandatory
-            if crowded and fits(body[:mandatory] + [replace(whole, cmd_id=str(mandatory + 1))]):
-                break  # it fits in the next message: send it whole there
+            waits = not (entry.started or entry.deferred) or not isinstance(entry.cmd, sm.Results)
+            if crowded and waits and fits(
+                    body[:mandatory] + [replace(whole, cmd_id=str(mandatory + 1))]):
+                entry.deferred = True
+                break  # it fits in the next message: send it whole there (once)
             if isinstance(entry.cmd, sm.Results):
                 part = self._chunk(entry, body, fits, size, limit, crowded)
                 if part is not None:
                     body.append(part)
             break
         progressed = len(body) > mandatory or not self._queue
-        return body + [replace(cmd, cmd_id=str(len(body) + n)) for n, cmd in enumerate(trailer, 1)], progressed
+        body += [replace(cmd, cmd_id=str(len(body) + n)) for n, cmd in enumerate(trailer, 1)]
+        return body, progressed
 
     # -- large Results --------------------------------------------------------
 

@@ -178,7 +178,7 @@ class ClientSession:
         self._outbox.extend([self._generic_alert(alert)])
 
     def receive(self, body, headers=None):
-        """The next :class:`Request` after server message ``body``, or None when the session ends."""
+        """The next :class:`Request` after server message ``body``; None when the session ends."""
         if self.finished:
             raise SessionError("the session is over")
         if not self._msg_id:
@@ -191,16 +191,7 @@ class ClientSession:
             return self._fail("undecodable server message: %s" % (error,))
         self.transcript.append(("in", msg))
         hdr = msg.hdr
-        if hdr.session_id != self.session_id:
-            self._note("server SessionID %r differs from ours %r" % (hdr.session_id, self.session_id))
-        if hdr.meta is not None:
-            if hdr.meta.max_msg_size:
-                self._server_max_msg_size = hdr.meta.max_msg_size
-            if hdr.meta.max_obj_size:
-                self._server_max_obj_size = hdr.meta.max_obj_size
-        if hdr.resp_uri:
-            self.url = hdr.resp_uri
-
+        self._take_header(hdr)
         code, chal, trusted = self._check_server(msg, body, _header(headers, HMAC_HEADER))
         verdict = self._take_statuses(msg)
         if trusted and self._client_nonce_unsaved:
@@ -218,7 +209,9 @@ class ClientSession:
         has_commands = any(not isinstance(c, (sm.Status, sm.Results)) for c in msg.body)
         if trusted:
             owed = self._runner.run(msg, self._server_max_obj_size)
-            self._outbox.extend(owed.statuses + owed.results + owed.alerts)
+            # Statuses belong in our next message (dm-protocol §3.3): ahead of leftovers
+            self._outbox.push_front(owed.statuses)
+            self._outbox.extend(owed.results + owed.alerts)
             if msg.final:
                 self._outbox.extend(self._runner.end_of_package(hdr.msg_id))
         else:
@@ -228,7 +221,7 @@ class ClientSession:
             if not has_commands and verdict != "retry":
                 # dm-security §2.3 rule 3: no bare Status + Chal answer
                 return self._fail("unauthenticated server message with nothing to answer")
-            self._outbox.extend(self._runner.refuse_all(msg, MISSING))
+            self._outbox.push_front(self._runner.refuse_all(msg, MISSING))
 
         next_message = any(isinstance(c, sm.Alert) and c.data == sm.ALERT_NEXT_MESSAGE
                            for c in msg.body)
@@ -246,6 +239,19 @@ class ClientSession:
         """End the session from outside (transport failure, timeout)."""
         if not self.finished:
             self._fail(reason)
+
+    def _take_header(self, hdr):
+        """The server's limits and RespURI (tolerating a foreign SessionID)."""
+        if hdr.session_id != self.session_id:
+            self._note("server SessionID %r differs from ours %r" % (
+                hdr.session_id, self.session_id))
+        if hdr.meta is not None:
+            if hdr.meta.max_msg_size:
+                self._server_max_msg_size = hdr.meta.max_msg_size
+            if hdr.meta.max_obj_size:
+                self._server_max_obj_size = hdr.meta.max_obj_size
+        if hdr.resp_uri:
+            self.url = hdr.resp_uri
 
     # -- package 1 ----------------------------------------------------------
 
@@ -395,7 +401,8 @@ class ClientSession:
         limit = self._server_max_msg_size
         body, progressed = self._outbox.fill(hdr, first, limit, trailer)
         if not progressed:
-            return self._fail("the server's MaxMsgSize (%s) leaves no room for our answers" % (limit,))
+            return self._fail("the server's MaxMsgSize (%s) leaves no room for our answers" % (
+                limit,))
         final = not ask_next and not self._outbox
         msg = sm.SyncML(hdr=hdr, body=body, final=final)
         data = encode_message(msg, self.encoding)
@@ -405,7 +412,8 @@ class ClientSession:
         headers = {"Content-Type": CONTENT_TYPES[self.encoding],
                    "Accept": CONTENT_TYPES[self.encoding]}
         if self._client_scheme == "hmac":
-            headers[HMAC_HEADER] = client_hmac_header(self._client_account(), self._client_nonce, data)
+            headers[HMAC_HEADER] = client_hmac_header(self._client_account(), self._client_nonce,
+                                                      data)
         self._last_sent = body[len(first):len(body) - len(trailer)]
         for cmd in body:
             self._sent[(hdr.msg_id, cmd.cmd_id)] = cmd

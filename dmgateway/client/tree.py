@@ -394,7 +394,8 @@ class ManagementTree:
         old = node.children.get(segments[-1])
         new = _Node(segments[-1], format or "chr", type, value)
         if old is not None:
-            new.acl, new.title, new.permanent, new.refuse = old.acl, old.title, old.permanent, old.refuse
+            new.acl, new.title = old.acl, old.title
+            new.permanent, new.refuse = old.permanent, old.refuse
             if old.interior and new.interior:
                 new.children = old.children
         node.children[segments[-1]] = new

@@ -14,15 +14,22 @@ has one, switches code pages lazily (only when the next token lives on
 another page, like libwbxml), writes ``str`` text as STR_I and ``bytes`` text
 as OPAQUE.
 
-:func:`decode` and :func:`encode` convert SyncML DM messages using
-:mod:`dmgateway.codec.mapping`.
+:func:`decode` and :func:`encode` convert SyncML DM messages (through
+:mod:`dmgateway.codec.mapping`); :func:`decode_tnds` and :func:`encode_tnds`
+stand-alone DDF/TNDS documents.
 """
 
+import functools
 from collections import namedtuple
 
 from .element import Node
 from .errors import WBXMLCodecError
-from .wbxml_pages import DMDDF12, SYNCML11, SYNCML12, vocabulary_for
+from .mapping import message_to_node, node_to_message
+from .wbxml_pages import (
+    END, ENTITY, EXT_0, EXT_1, EXT_2, EXT_I_0, EXT_I_1, EXT_I_2, EXT_T_0, EXT_T_1, EXT_T_2,
+    LITERAL, LITERAL_A, LITERAL_AC, LITERAL_C, OPAQUE, PI, STR_I, STR_T, SWITCH_PAGE,
+    DMDDF12, SYNCML11, SYNCML12, vocabulary_for,
+)
 
 __all__ = [
     "DEFAULT_MAX_DEPTH",
@@ -40,22 +47,6 @@ __all__ = [
 DEFAULT_MAX_DEPTH = 100
 DEFAULT_MAX_SIZE = 4 * 1024 * 1024
 
-# Global tokens (dm-wbxml.md §1.1)
-SWITCH_PAGE = 0x00
-END = 0x01
-ENTITY = 0x02
-STR_I = 0x03
-LITERAL = 0x04
-EXT_I_0, EXT_I_1, EXT_I_2 = 0x40, 0x41, 0x42
-PI = 0x43
-LITERAL_C = 0x44
-EXT_T_0, EXT_T_1, EXT_T_2 = 0x80, 0x81, 0x82
-STR_T = 0x83
-LITERAL_A = 0x84
-EXT_0, EXT_1, EXT_2 = 0xC0, 0xC1, 0xC2
-OPAQUE = 0xC3
-LITERAL_AC = 0xC4
-
 _UTF8 = 106
 _CHARSETS = {
     0: "utf-8",  # unknown: the DM and CP specs only use UTF-8
@@ -70,16 +61,13 @@ Header = namedtuple("Header", "version public_id fpi charset string_table body_o
 Header.__doc__ = """A WBXML header: ``public_id`` is 0 when the id is given as ``fpi``."""
 
 
-class _NodeFactory:
-    """Stand-in for ``object.__new__`` should Node ever stop being 5 slots."""
-
-    def __new__(cls, node_cls):
+# Element creation is the reader's main cost: it skips Node.__init__ and sets
+# the five slots itself (falling back to the constructor should Node change).
+if tuple(Node.__slots__) == ("name", "ns", "children", "text", "attrs"):
+    _new_node = object.__new__
+else:  # pragma: no cover
+    def _new_node(cls):
         return Node("", None)
-
-
-# Element creation is the reader's main cost: it skips Node.__init__ and
-# sets the five slots itself, as long as Node has exactly those.
-_FAST_NODES = tuple(Node.__slots__) == ("name", "ns", "children", "text", "attrs")
 
 
 def _error(reason, offset=None):
@@ -151,8 +139,8 @@ class _Compiled:
         for page in sorted(vocab.tags):
             ns = vocab.namespaces[page]
             for token, name in vocab.tags[page].items():
-                forms = (token, bytes((token,)), bytes((token | 0x40,)),
-                         bytes((token | 0x40, STR_I)))
+                forms = (token, _piece(token), _piece(token | 0x40),
+                         _piece(token | 0x40) + _STR_I)
                 self._add_choice(self.enc_tags.setdefault(ns, {}), name, page, forms)
         self.ns_page = {}
         for page in sorted(vocab.namespaces, reverse=True):
@@ -232,29 +220,18 @@ def _read_header(data):
     if version > 0x03:
         raise _error("unsupported WBXML version 0x%02X" % (version,), 0)
     fpi_index = None
-    b1 = data[1]
-    if b1 < 0x80:
-        public_id, pos = b1, 2
-    elif data[2] < 0x80:
-        public_id, pos = ((b1 & 0x7F) << 7) | data[2], 3
+    public_id, pos = _read_mb(data, 1)
+    if public_id == 0:
+        fpi_at = pos
+        fpi_index, pos = _read_mb(data, pos)
+    if version == 0x00:
+        charset = _UTF8  # WBXML 1.0 has no charset field
     else:
-        public_id = 0
-    if version and public_id and data[pos] == _UTF8 and data[pos + 1] < 0x80:
-        # the usual header: short numeric public id, UTF-8, short string table
-        charset, length_at, length, pos = _UTF8, pos + 1, data[pos + 1], pos + 2
-    else:
-        public_id, pos = _read_mb(data, 1)
-        if public_id == 0:
-            fpi_at = pos
-            fpi_index, pos = _read_mb(data, pos)
-        if version == 0x00:
-            charset = _UTF8  # WBXML 1.0 has no charset field
-        else:
-            charset_at = pos
-            charset, pos = _read_mb(data, pos)
-            _charset_name(charset, charset_at)
-        length_at = pos
-        length, pos = _read_mb(data, pos)
+        charset_at = pos
+        charset, pos = _read_mb(data, pos)
+        _charset_name(charset, charset_at)
+    length_at = pos
+    length, pos = _read_mb(data, pos)
     if pos + length > len(data):
         raise _error("string table longer than the document", length_at)
     table = data[pos:pos + length]
@@ -344,9 +321,7 @@ class _Reader:
         end = len(data)
         recode = encoding != "latin-1" and not data.isascii()
         find = chars.find
-        new = object.__new__
-        if not _FAST_NODES:
-            new = _NodeFactory
+        new = _new_node
         node_cls = Node
         # token kinds as locals: this loop is the reader's hot path
         k_end, k_str_i, k_switch, k_unknown, k_entity, k_literal = (
@@ -354,8 +329,7 @@ class _Reader:
 
         depth = 0  # == len(stack)
         while True:
-            b = data[pos]
-            name, ns, code = tags[b]
+            name, ns, code = tags[data[pos]]
             if code == 0x40:  # element with content, no attributes
                 if data[pos + 1] == 3 and depth:  # STR_I
                     # the common leaf, tag STR_I "text" END, in one step
@@ -373,24 +347,7 @@ class _Reader:
                         append(node)
                         pos = nul + 2
                         continue
-                # the common container: enter it
-                node = new(node_cls)
-                node.name = name
-                node.ns = ns
-                node.children = []
-                node.text = None
-                node.attrs = None
-                if not depth and doc.children:
-                    raise _error("more than one root element", pos)
-                if depth >= max_depth:
-                    raise _error("elements nested deeper than %d" % (max_depth,), pos)
-                append(node)
-                depth += 1
-                stack.append(cur)
-                cur = node
-                append = node.children.append
                 pos += 1
-                continue
             elif code == k_end:
                 if not depth:
                     raise _error("END outside any element", pos)
@@ -438,7 +395,7 @@ class _Reader:
             elif code < 0x100:  # element with attributes
                 attrs, pos = self.attributes(pos + 1, has_attributes)
             elif code == k_unknown:
-                raise _error("unknown tag token 0x%02X on code page %d" % (b, tpage), pos)
+                raise _error("unknown tag token 0x%02X on code page %d" % (data[pos], tpage), pos)
             elif code <= k_entity:  # STR_T, OPAQUE, ENTITY
                 if not depth:
                     raise _error("character data outside the root element", pos)
@@ -452,7 +409,7 @@ class _Reader:
                 index, after = _read_mb(data, pos + 1)
                 name = self.table_string(index, pos)
                 ns = self.comp.page_ns[tpage]
-                code = b & 0xC0
+                code = data[pos] & 0xC0
                 pos = after
                 if code & 0x80:
                     attrs, pos = self.attributes(pos, has_attributes)
@@ -640,6 +597,26 @@ def _join(pieces):
 
 # ---------------------------------------------------------------------------
 # Writer
+#
+# The body is built as a list of ``str`` pieces and encoded to UTF-8 once: a
+# text is appended as is, a token byte b as chr(b), or, from 0x80 up, as the
+# lone surrogate U+DC00+b that the ``surrogateescape`` handler turns back into
+# byte b.  OPAQUE data travels the same way.  Texts are checked for NUL and
+# (when not ASCII) for surrogates of their own, so nothing else can produce a
+# raw byte.
+
+_ESCAPED = "surrogateescape"
+
+
+def _piece(byte):
+    """The body piece standing for token byte ``byte``."""
+    return chr(byte) if byte < 0x80 else chr(0xDC00 + byte)
+
+
+_STR_I = _piece(STR_I)
+_SWITCH = ["\x00" + _piece(page) for page in range(256)]
+_TEXT_END = "\x00" + _piece(END)
+
 
 def _mb_bytes(value):
     if value < 0x80:
@@ -650,6 +627,16 @@ def _mb_bytes(value):
         out.append(0x80 | (value & 0x7F))
         value >>= 7
     return bytes(reversed(out))
+
+
+def _mb_piece(value):
+    return _mb_bytes(value).decode("ascii", _ESCAPED)
+
+
+@functools.lru_cache(maxsize=64)
+def _simple_header(public_id):
+    """WBXML 1.3, numeric ``public_id``, UTF-8, empty string table."""
+    return b"\x03" + _mb_bytes(public_id) + b"\x6a\x00"
 
 
 def encode_node(root, vocabulary, *, public_id=None, max_depth=DEFAULT_MAX_DEPTH):
@@ -680,7 +667,7 @@ class _Writer:
         self.vocab = vocab
         self.comp = _compiled(vocab)
         self.max_depth = max_depth
-        self.out = bytearray()
+        self.parts = []
         self.table = bytearray()
         self.table_index = {}
         self.tpage = 0
@@ -699,24 +686,26 @@ class _Writer:
             raise WBXMLCodecError("malformed element tree: %s" % (e,)) from None
         except RecursionError:
             raise WBXMLCodecError("element tree too deep to encode") from None
-        head = bytearray(b"\x03")
+        body = "".join(self.parts).encode("utf-8", _ESCAPED)
+        if public_id is not None and not self.table:
+            return _simple_header(public_id) + body
+        head = b"\x03"
         if public_id is None:
             head += b"\x00" + _mb_bytes(fpi_index)
         else:
             head += _mb_bytes(public_id)
-        head += b"\x6a" + _mb_bytes(len(self.table)) + self.table
-        return bytes(head + self.out)
+        return head + b"\x6a" + _mb_bytes(len(self.table)) + bytes(self.table) + body
 
     def string_index(self, s, node):
         index = self.table_index.get(s)
         if index is None:
             index = self.table_index[s] = len(self.table)
-            self.table += _encode_str(s, node) + b"\x00"
+            self.table += _check_text(s, node).encode("utf-8") + b"\x00"
         return index
 
     def element(self, node, choice, depth):
-        """The general case: page alternatives, LITERAL names, attributes."""
-        out = self.out
+        """The general case: page alternatives, LITERAL names, attributes, OPAQUE."""
+        add = self.parts.append
         text = node.text
         children = node.children
         if children and text is not None:
@@ -730,31 +719,27 @@ class _Writer:
             flags |= 0x80
         if choice is not None:
             forms = self.tag_forms(choice)
-            out.append(forms[0] | flags)
+            add(_piece(forms[0] | flags))
         else:
             page = self.comp.ns_page.get(node.ns)
             if page is None:
                 raise _Unencodable("namespace %r has no code page in %s"
                                    % (node.ns, self.vocab.name), node)
             if page != self.tpage:
-                out += bytes((SWITCH_PAGE, page))
+                add(_SWITCH[page])
                 self.tpage = page
-            out.append(LITERAL | flags)
-            out += _mb_bytes(self.string_index(node.name, node))
+            add(_piece(LITERAL | flags) + _mb_piece(self.string_index(node.name, node)))
         if flags & 0x80:
             self.attributes(node)
         if flags & 0x40:
             if children:
                 self.tpage = _write_children(self, children, depth + 1, self.tpage)
+                add(_piece(END))
             elif text.__class__ is str:
-                out.append(STR_I)
-                out += _encode_str(text, node)
-                out.append(0)
+                add(_STR_I + _check_text(text, node) + _TEXT_END)
             else:
-                out.append(OPAQUE)
-                out += _mb_bytes(len(text))
-                out += text
-            out.append(END)
+                add(_piece(OPAQUE) + _mb_piece(len(text)) + text.decode("ascii", _ESCAPED)
+                    + _piece(END))
 
     def tag_forms(self, choice):
         """Byte forms of a tag, switching the tag page first if need be."""
@@ -763,14 +748,14 @@ class _Writer:
             alt = pages.get(self.tpage)
             if alt is not None:
                 return alt
-            self.out += bytes((SWITCH_PAGE, page))
+            self.parts.append(_SWITCH[page])
             self.tpage = page
         return forms
 
     def attributes(self, node):
         if not self.comp.has_attributes:
             raise _Unencodable("%s has no attributes" % (self.vocab.name,), node)
-        out = self.out
+        add = self.parts.append
         starts = self.comp.enc_starts
         values = self.comp.enc_values
         for name, value in node.attrs.items():
@@ -786,17 +771,14 @@ class _Writer:
             if choice is not None:
                 self.attribute_token(choice)
             else:
-                out.append(LITERAL)
-                out += _mb_bytes(self.string_index(name, node))
+                add(_piece(LITERAL) + _mb_piece(self.string_index(name, node)))
             if value:
                 choice = values.get(value)
                 if choice is not None:
                     self.attribute_token(choice)
                 else:
-                    out.append(STR_I)
-                    out += _encode_str(value, node)
-                    out.append(0)
-        out.append(END)
+                    add(_STR_I + _check_text(value, node) + "\x00")
+        add(_piece(END))
 
     def attribute_token(self, choice):
         page, token, pages = choice
@@ -805,9 +787,9 @@ class _Writer:
             if alt is not None:
                 token = alt
             else:
-                self.out += bytes((SWITCH_PAGE, page))
+                self.parts.append(_SWITCH[page])
                 self.apage = page
-        self.out.append(token)
+        self.parts.append(_piece(token))
 
 
 def _write_children(w, children, depth, tpage):
@@ -818,7 +800,7 @@ def _write_children(w, children, depth, tpage):
     """
     if depth >= w.max_depth:
         raise _Unencodable("elements nested deeper than %d" % (w.max_depth,), children[0])
-    out = w.out
+    add = w.parts.append
     enc_tags = w.comp.enc_tags
     last_ns = by_name = None
     for node in children:
@@ -827,30 +809,32 @@ def _write_children(w, children, depth, tpage):
             by_name = enc_tags.get(ns)
             last_ns = ns
         choice = None if by_name is None else by_name.get(node.name)
-        if choice is None or choice[0] != tpage or node.attrs:
+        if choice is None or node.attrs:
             w.tpage = tpage
             w.element(node, choice, depth)
             tpage = w.tpage
             continue
+        if choice[0] == tpage:
+            forms = choice[1]
+        else:  # lazily: switch only when the current page lacks the tag
+            forms = choice[2].get(tpage)
+            if forms is None:
+                tpage = choice[0]
+                add(_SWITCH[tpage])
+                forms = choice[1]
         text = node.text
         if text is None:
             kids = node.children
             if kids:
-                out += choice[1][2]
+                add(forms[2])
                 tpage = _write_children(w, kids, depth + 1, tpage)
-                out.append(END)
+                add("\x01")  # END
             else:
-                out += choice[1][1]
+                add(forms[1])
         elif text.__class__ is str and text and not node.children:
-            try:
-                raw = text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise _Unencodable("text is not encodable as UTF-8", node) from None
-            if b"\x00" in raw:
-                raise _Unencodable("text contains NUL, which WBXML strings cannot carry", node)
-            out += choice[1][3]
-            out += raw
-            out += b"\x00\x01"
+            if "\x00" in text or not text.isascii():
+                _check_text(text, node)
+            add(forms[3] + text + _TEXT_END)
         else:
             w.tpage = tpage
             w.element(node, choice, depth)
@@ -858,14 +842,16 @@ def _write_children(w, children, depth, tpage):
     return tpage
 
 
-def _encode_str(text, node):
-    try:
-        raw = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _Unencodable("text is not encodable as UTF-8", node) from None
-    if b"\x00" in raw:
+def _check_text(text, node):
+    """``text``, if WBXML can carry it as an inline string."""
+    if "\x00" in text:
         raise _Unencodable("text contains NUL, which WBXML strings cannot carry", node)
-    return raw
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Unencodable("text is not encodable as UTF-8", node) from None
+    return text
 
 
 def _path_to(root, target):
@@ -889,18 +875,13 @@ def _path_to(root, target):
 
 def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
     """A WBXML SyncML DM message (any SyncML public id) -> :class:`SyncML`."""
-    from .mapping import node_to_message
-
-    root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size)
-    return node_to_message(root)
+    return node_to_message(decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size))
 
 
 def encode(msg):
     """A :class:`SyncML` message -> WBXML (public id by ``VerDTD``: 1.1 or 1.2)."""
-    from .mapping import message_to_node
-
-    vocab = SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12
-    return encode_node(message_to_node(msg), vocab)
+    root = message_to_node(msg)
+    return encode_node(root, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)
 
 
 def decode_tnds(data, **limits):

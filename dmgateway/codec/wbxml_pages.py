@@ -6,11 +6,28 @@ two layers for every table: the tokens an encoder may use and the extra
 tokens only a decoder accepts (device extensions, later additions, values
 the sources disagree on; see dm-wbxml.md §3 and §6.4).
 
-Token values were cross-checked against libwbxml ``src/wbxml_tables.c``,
-Wireshark's WBXML dissector and Kannel's ``gw/ota_compiler.c``.
+Token values follow dm-wbxml.md, which compares libwbxml, Wireshark and
+Kannel; the PROV tables were checked again against libwbxml
+``src/wbxml_tables.c`` and Kannel ``gw/ota_compiler.c``.
 """
 
 from .element import NS_DMDDF, NS_METINF, NS_PROV, NS_SYNCML
+
+# Global tokens, the same on every code page (dm-wbxml.md §1.1)
+SWITCH_PAGE = 0x00
+END = 0x01
+ENTITY = 0x02
+STR_I = 0x03
+LITERAL = 0x04
+EXT_I_0, EXT_I_1, EXT_I_2 = 0x40, 0x41, 0x42
+PI = 0x43
+LITERAL_C = 0x44
+EXT_T_0, EXT_T_1, EXT_T_2 = 0x80, 0x81, 0x82
+STR_T = 0x83
+LITERAL_A = 0x84
+EXT_0, EXT_1, EXT_2 = 0xC0, 0xC1, 0xC2
+OPAQUE = 0xC3
+LITERAL_AC = 0xC4
 
 # Public identifiers (dm-wbxml.md §2)
 PUBLIC_ID_UNKNOWN = 0x01

@@ -90,6 +90,9 @@ class Reassembler:
         self.pending = None  # IncomingObject or None
         self._refused = set()
 
+    def is_refused(self, key):
+        return key in self._refused
+
     def is_open(self, key):
         return (self.pending is not None and self.pending.key == key) or key in self._refused
 

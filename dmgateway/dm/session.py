@@ -228,6 +228,7 @@ class ServerSession:
             return self._compose(turn, commands=False, final=False)
         if self._reassembler.pending is not None:
             self._interrupt(turn, "the client ended its package")
+            turn.next_alert = False  # there is no more to come: 1225, not 1222
         if self._state == WAITING:
             for job in self._jobs:  # the answers to our package are all in
                 if job.state == RUNNING and job.all_sent():
@@ -243,9 +244,10 @@ class ServerSession:
         while self._statuses and builder.try_add(self._statuses[0]):
             self._statuses.pop(0)
         if self._statuses and builder.optional == 0:
-            # MaxMsgSize cannot even hold the header and one Status: exceed it
-            # rather than owe the same Statuses forever
-            builder.add(self._statuses.pop(0))
+            # MaxMsgSize cannot hold the header and one Status: it cannot be
+            # honoured, so exceed it rather than owe Statuses forever
+            while self._statuses:
+                builder.add(self._statuses.pop(0))
             turn.effects.append(InputIgnored("MaxMsgSize %s too small for one Status; exceeded" % (
                 self._max_msg_size,)))
         if turn.next_alert:
@@ -300,8 +302,8 @@ class ServerSession:
         """Status only: the SyncHdr (401/407 + Chal) and every command, nothing executed."""
         for cmd in turn.msg.body:
             if isinstance(cmd, sm.Status):
-                if _is_hdr_status(cmd) and cmd.chal is not None:
-                    self._server_auth.on_status(cmd, device_authenticated=False)
+                if _is_hdr_status(cmd):  # a stranger's word: take its nonce, nothing else
+                    turn.effects.extend(self._server_auth.adopt_nonce(cmd, False))
             else:
                 self._owe(cmd, check.status, turn)
         aborting = self._state == INIT and any(
@@ -317,7 +319,13 @@ class ServerSession:
         return self._compose(turn, commands=False, final=self._state == INIT)
 
     def _client_abort(self, turn):
-        """Alert 1223: Status for the SyncHdr and the Alert only, then the end."""
+        """Alert 1223: Status for the SyncHdr and the Alert only, then the end.
+
+        Statuses and Results that came with it still count for the jobs.
+        """
+        for cmd in turn.msg.body:
+            if isinstance(cmd, (sm.Status, sm.Results)):
+                self._take(cmd, turn)
         self._statuses = []
         for cmd in turn.msg.body:
             if isinstance(cmd, sm.Alert) and cmd.data == sm.ALERT_SESSION_ABORT:
@@ -441,7 +449,8 @@ class ServerSession:
             return  # our own alert, or too late to matter
         job = unit.job
         if sent.chunk:
-            if status.data != st.CHUNK_ACCEPTED:  # the device refused the large object
+            if status.data != st.CHUNK_ACCEPTED and not st.is_success(status.data):
+                # the device refused the large object: that is its final status
                 job.set_status(unit.indexes[0], status)
                 unit.state = "sent"
                 if unit in self._queue:
@@ -454,6 +463,10 @@ class ServerSession:
 
     def _take_results(self, results, turn):
         msg_ref, sent = self._find(results.msg_ref, results.cmd_ref)
+        key = ("Results", msg_ref, results.cmd_ref)
+        if self._reassembler.is_refused(key) and results.items:  # the rest of a refused object
+            self._owe(results, self._reassembler.feed(key, results.items[-1]).status, turn)
+            return
         command = None
         if sent is not None and sent.unit is not None and sent.index is not None:
             command = sent.unit.job.commands[sent.index]
@@ -461,7 +474,7 @@ class ServerSession:
             turn.effects.append(InputIgnored("Results for no pending Get (%s/%s)" % (
                 results.msg_ref, results.cmd_ref)))
             return
-        job, key = sent.unit.job, ("Results", msg_ref, results.cmd_ref)
+        job = sent.unit.job
         self._check_interrupt(key, turn)
         last = results.items[-1] if results.items else None
         chunked = last is not None and (last.more_data or self._reassembler.is_open(key))
@@ -577,7 +590,7 @@ class ServerSession:
     def _hdr_status(self, hdr, code, chal):
         return sm.Status(
             msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr",
-            target_refs=[hdr.target.loc_uri], source_refs=[hdr.source.loc_uri],
+            target_refs=[_loc(hdr.target) or ""], source_refs=[_loc(hdr.source) or ""],
             chal=chal, data=code,
         )
 
@@ -658,10 +671,12 @@ class ServerSession:
                 job.fail_unit(unit, "too_large", "%s does not fit in a message of %s bytes" % (
                     cmd.NAME, self._max_msg_size))
                 return "placed"
-            if alone and builder.optional > 0:
+            if alone and builder.optional > 0 and unit.deferrals < _MAX_DEFERRALS:
                 return "full"  # it fits whole in the next message: no need to chunk
             unit.start_chunks()
-        length, cmd = builder.fit_largest(unit.render_chunk, unit.outgoing.remaining)
+        # a chunk of n units is at least n bytes: never try more than the limit
+        longest = min(unit.outgoing.remaining, self._max_msg_size or unit.outgoing.remaining)
+        length, cmd = builder.fit_largest(unit.render_chunk, longest)
         if cmd is None:
             if builder.optional > 0 and unit.deferrals < _MAX_DEFERRALS:
                 return "full"

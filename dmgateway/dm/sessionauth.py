@@ -133,18 +133,7 @@ class ServerAuth:
         Returns ``(verdict, effects)``; verdict is "ok", "rejected" (resend
         what that message carried, with new credentials) or "give_up".
         """
-        effects = []
-        try:
-            _, nonce = parse_challenge(status.chal) if status.chal is not None else (None, None)
-        except AuthError as error:
-            nonce = None
-            effects.append(InputIgnored("device NextNonce not usable: %s" % (error,)))
-        if nonce is not None:
-            self.device.server_nonce = nonce
-            if device_authenticated:
-                effects.append(NoncesChanged(server_nonce=nonce))
-            else:
-                self._unpersisted = True
+        effects = self.adopt_nonce(status, device_authenticated)
         code = status.data
         if code == st.AUTHENTICATED and self.scheme != "hmac":
             self.accepted = True
@@ -156,6 +145,26 @@ class ServerAuth:
         if self.scheme == "none" or self.failures >= self.max_attempts:
             return "give_up", effects
         return "rejected", effects
+
+    def adopt_nonce(self, status, device_authenticated):
+        """Use the NextNonce of the device's Chal for our next credentials.
+
+        It is persisted (NoncesChanged) only if the device is authenticated;
+        otherwise it waits for :meth:`on_device_authenticated`.
+        """
+        if status.chal is None:
+            return []
+        try:
+            _, nonce = parse_challenge(status.chal)
+        except AuthError as error:
+            return [InputIgnored("device NextNonce not usable: %s" % (error,))]
+        if nonce is None:
+            return []
+        self.device.server_nonce = nonce
+        if device_authenticated:
+            return [NoncesChanged(server_nonce=nonce)]
+        self._unpersisted = True
+        return []
 
     def on_device_authenticated(self):
         """Persist a server nonce the device handed out before it was authenticated."""

@@ -86,7 +86,7 @@ class FakeGatewayService:
         if failed:
             return failed
         if device_id not in self.devices:
-            return fail(UnknownDevice(f"no device {device_id!r}"))
+            return fail(UnknownDevice(device_id))
         job_id = "job-%d" % (len(self.jobs) + 1,)
         self.jobs[job_id] = {
             "id": job_id,
@@ -114,7 +114,7 @@ class FakeGatewayService:
         if failed:
             return failed
         if device_id not in self.devices:
-            return fail(UnknownDevice(f"no device {device_id!r}"))
+            return fail(UnknownDevice(device_id))
         ids = [i for i, job in self.jobs.items() if job["device_id"] == device_id]
         if after is not None:
             ids = ids[ids.index(after) + 1:] if after in ids else []

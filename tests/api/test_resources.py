@@ -11,7 +11,6 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
-
 from twisted.web.server import Site
 
 from dmgateway.api.resources import build_root, build_site
@@ -327,7 +326,8 @@ class JobTests(ApiTestCase):
 
     def test_create_for_unknown_device(self):
         response = self.call("POST", f"{DEVICE_PATH}/jobs", JOB)
-        self.assertError(response, 404, "unknown_device")
+        error = self.assertError(response, 404, "unknown_device")
+        self.assertEqual(error["message"], f"no device {DEVICE!r}")
 
     def test_unknown_op(self):
         self.put_device()
@@ -413,7 +413,8 @@ class JobTests(ApiTestCase):
             self.assertError(response, 400, "invalid_parameter")
 
     def test_list_for_unknown_device(self):
-        self.assertError(self.call("GET", f"{DEVICE_PATH}/jobs"), 404, "unknown_device")
+        error = self.assertError(self.call("GET", f"{DEVICE_PATH}/jobs"), 404, "unknown_device")
+        self.assertEqual(error["message"], f"no device {DEVICE!r}")
 
 
 class EventTests(ApiTestCase):

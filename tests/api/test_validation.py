@@ -55,7 +55,7 @@ class DeviceTests(Raises, SynchronousTestCase):
         self.assertEqual(account, {
             "server_id": "dms.example.com",
             "client_auth": {"type": "hmac", "name": "dmclient01", "secret": "a"},
-            "server_auth": {"type": "none"},
+            "server_auth": {"type": "none", "name": None, "secret": None},
             "msisdn": None, "sip_uri": None, "imsi": None,
         })
 

@@ -3,6 +3,7 @@
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -45,7 +46,8 @@ def post(path=b"/dm", body=b"<SyncML/>", ctype=b"application/vnd.syncml.dm+xml",
 class DMResourceTests(SynchronousTestCase):
     def setUp(self):
         self.dispatcher = FakeDispatcher()
-        self.site = dm_site(self.dispatcher, "/dm", 1024)
+        self.clock = Clock()
+        self.site = dm_site(self.dispatcher, "/dm", 1024, reactor=self.clock)
 
     def test_post_reaches_dispatcher_and_reply_is_sent(self):
         transport = exchange(
@@ -126,6 +128,11 @@ class DMResourceTests(SynchronousTestCase):
         self.assertNotIn(b"boom", out)
         self.assertNotIn(b"Traceback", out)
         self.flushLoggedErrors(RuntimeError)
+
+    def test_idle_connection_times_out_on_the_sites_clock(self):
+        transport = exchange(self.site, b"")
+        self.clock.advance(self.site.timeOut + 1)
+        self.assertTrue(transport.disconnecting)
 
     def test_client_gone_before_reply(self):
         self.dispatcher.pending = defer.Deferred()

@@ -19,6 +19,7 @@ from .support import (
     follow,
     hdr_status_xml,
     item_xml,
+    make_account,
     make_session,
     md5_cred_xml,
     results,
@@ -266,11 +267,6 @@ def test_atomic_rolls_back():
 
 
 def test_atomic_commits_when_everything_succeeds():
-    session = make_session()
-    session.tree.set("./DMAcc/old/Name", "old")
-    policy = ui.scripted_policy([(200, [])])
-    _, msg = run(ATOMIC, session, ui=policy) if False else run(ATOMIC, make_session(ui=policy))
-    assert statuses(msg)[1] == ("Atomic", "4", 507)  # ./DMAcc/old is missing there
     session = make_session(ui=ui.scripted_policy([(200, [])]))
     session.tree.set("./DMAcc/old/Name", "old")
     _, msg = run(ATOMIC, session)
@@ -448,7 +444,7 @@ def test_large_object_cut_by_the_end_of_the_package():
 
 
 def test_large_object_in_wbxml_as_opaque_chunks():
-    session = make_session(encoding=WBXML, max_obj_size=4096)
+    session = make_session(make_account(server_scheme="none"), encoding=WBXML, max_obj_size=4096)
     session.tree.set("./Vendor/Blob", b"", "bin")
     session.start()
     first = sm.Replace(cmd_id="4", items=[sm.Item(
@@ -458,8 +454,6 @@ def test_large_object_in_wbxml_as_opaque_chunks():
                      source=sm.LocRef("https://dms.example.com/dm"))
     message = sm.SyncML(hdr=hdr, body=[sm.Status(cmd_id="1", msg_ref="1", cmd_ref="0",
                                                  cmd="SyncHdr", data=212), first])
-    session.account.server.scheme = "none"
-    session.server_authenticated = True
     reply = session.receive(encode_message(message, WBXML), {})
     assert statuses(reply)[-1] == ("Replace", "4", 213)
     last = sm.Replace(cmd_id="2", items=[sm.Item(target=sm.LocRef("./Vendor/Blob"),
@@ -479,3 +473,22 @@ def test_cred_in_a_follow_up_is_ignored_after_212():
         "Get", 2, item_xml("./DevInfo/Mod")), 2, cred=md5_cred_xml(b"old"))
     assert statuses(session.receive(message, XML_HEADERS))[:2] == [("SyncHdr", "0", 200),
                                                                   ("Get", "2", 200)]
+
+
+def test_text_xml_cannot_carry_goes_out_as_base64():
+    session = make_session()
+    session.tree.set("./Vendor/Odd", "bell\x07here")
+    _, msg = run(command_xml("Get", 4, item_xml("./Vendor/Odd")), session)
+    item = results(msg)[0].items[0]
+    assert item.meta.format == "b64"
+    assert base64.b64decode(item.data) == "bell\x07here".encode()
+
+
+def test_chunk_inside_a_failed_atomic_is_not_kept():
+    session = make_session()
+    _, msg = run("<Atomic><CmdID>4</CmdID>"
+                 + command_xml("Add", 5, item_xml("./V/Big", "part", size=100, more=True))
+                 + "</Atomic>" + command_xml("Add", 6, item_xml("./V/Next", "x")), session)
+    assert codes(msg) == {"4": 507, "5": 400, "6": 200}
+    assert not msg.commands(sm.Alert)
+    assert session.tree.exists("./V/Next") and not session.tree.exists("./V/Big")

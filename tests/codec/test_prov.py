@@ -88,11 +88,13 @@ def test_w7_napdef_wbxml_uses_only_tokens_all_sources_agree_on():
 
 def test_disputed_values_are_read_from_tokens_but_written_inline():
     doc = ProvDoc(version=None, characteristics=[Characteristic("NAPDEF", [
-        Parm("BEARER", "TETRA-SDS"), Parm("AUTH-ENTITY", "AAA"), Parm("BEARER", "CDMA2000-1X-SIMPLE-IP"),
+        Parm("BEARER", "TETRA-SDS"), Parm("AUTH-ENTITY", "AAA"),
+        Parm("BEARER", "CDMA2000-1X-SIMPLE-IP"),
     ])])
     data = prov.encode_wbxml(doc)
     assert s("TETRA-SDS") in data and s("AAA") in data and s("CDMA2000-1X-SIMPLE-IP") in data
-    tokens = HEADER + b"\xc5\x01\xc6\x55\x01\x87\x10\x06\xb5\x01\x87\x4e\x06\xe0\x01\x87\x10\x06\xb9\x01\x01\x01"
+    tokens = (HEADER + b"\xc5\x01\xc6\x55\x01" + b"\x87\x10\x06\xb5\x01" + b"\x87\x4e\x06\xe0\x01"
+              + b"\x87\x10\x06\xb9\x01" + b"\x01\x01")
     assert prov.decode_wbxml(tokens) == doc
     # AAUTHTYPE built from the CP 1.1 page-1 pieces "HTTP-" "DIGEST", and AAA on page 1
     tokens = (HEADER + b"\xc5\x01\xc6\x00\x01\x57\x01\x87\x33\x06\x91\x93\x01"
@@ -102,7 +104,8 @@ def test_disputed_values_are_read_from_tokens_but_written_inline():
 
 
 def test_version_and_literal_attributes():
-    data = HEADER[:3] + b"\x06color\x00" + b"\xc5\x45" + s("1.1") + b"\x04\x00" + s("red") + b"\x01\x01"
+    table = b"\x06color\x00"  # length 6, then the string
+    data = HEADER[:3] + table + b"\xc5\x45" + s("1.1") + b"\x04\x00" + s("red") + b"\x01\x01"
     root = wbxml.decode_node(data)
     assert root.attrs == {"version": "1.1", "color": "red"}
     assert prov.decode_wbxml(data) == ProvDoc(version="1.1")

@@ -256,7 +256,8 @@ def test_opaque_where_a_string_is_expected():
 
 
 def test_literal_tags_come_from_the_string_table():
-    data = bytes.fromhex("03a4016a06") + b"Fancy\x00" + b"\x6d\x44\x00" + s("x") + b"\x01\x04\x00\x01"
+    table = b"Fancy\x00"
+    data = bytes.fromhex("03a4016a06") + table + b"\x6d\x44\x00" + s("x") + b"\x01\x04\x00\x01"
     root = wbxml.decode_node(data, SYNCML12)
     assert root.children == [Node("Fancy", NS_SYNCML, text="x"), Node("Fancy", NS_SYNCML)]
 
@@ -264,7 +265,8 @@ def test_literal_tags_come_from_the_string_table():
 def test_processing_instructions_are_skipped():
     pi = b"\x43\x05" + s("target data") + b"\x01"
     data = HEADER_12 + pi + b"\x6d" + pi + b"\x12\x01" + pi
-    assert wbxml.decode_node(data, SYNCML12) == Node("SyncML", NS_SYNCML, [Node("Final", NS_SYNCML)])
+    expected = Node("SyncML", NS_SYNCML, [Node("Final", NS_SYNCML)])
+    assert wbxml.decode_node(data, SYNCML12) == expected
 
 
 def test_extension_tokens_are_skipped():
@@ -417,7 +419,8 @@ def test_input_must_be_bytes():
 
 def test_pages_switch_lazily():
     root = Node("SyncML", NS_SYNCML, [
-        Node("Meta", NS_SYNCML, [Node("Type", NS_METINF, text="t"), Node("Format", NS_METINF, text="f")]),
+        Node("Meta", NS_SYNCML, [Node("Type", NS_METINF, text="t"),
+                                 Node("Format", NS_METINF, text="f")]),
         Node("Meta", NS_SYNCML, [Node("Size", NS_METINF, text="1")]),
     ])
     body = wbxml.encode_node(root, SYNCML12)[5:]

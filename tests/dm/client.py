@@ -1,14 +1,13 @@
 """A scripted DM client for driving :class:`ServerSession` in tests.
 
-Every message goes through the real XML codec both ways: the client model
-is encoded, the bytes are decoded again and handed to the session with the
-exact body (so MD5/HMAC work on real bytes), and every reply is measured
-with the same encoder against the client's MaxMsgSize.
+Every message goes through a real codec (XML by default, or WBXML) both
+ways: the client model is encoded, the bytes are decoded again and handed to
+the session with the exact body (so MD5/HMAC work on real bytes), and every
+reply is measured with the same encoder against the client's MaxMsgSize.
 
 Values are those of dm-protocol §10 / dm-security §5.
 """
 
-import base64
 import itertools
 
 from dmgateway.auth.credentials import basic_value, hmac_mac, md5_value, parse_hmac_header, user_hash
@@ -107,8 +106,10 @@ class Client:
 
     def __init__(self, session, *, scheme="md5", name=CLIENT_NAME, secret=CLIENT_SECRET,
                  nonce=CLIENT_NONCE, server_nonce=SERVER_NONCE, session_id="1A2",
-                 max_msg_size=None, max_obj_size=None, ver_dtd="1.2", ver_proto="DM/1.2"):
+                 max_msg_size=None, max_obj_size=None, ver_dtd="1.2", ver_proto="DM/1.2",
+                 codec=xml):
         self.session = session
+        self.codec = codec  # the session must measure with the same codec
         self.scheme = scheme
         self.name, self.secret = name, secret
         self.nonce = nonce
@@ -121,6 +122,7 @@ class Client:
         self.authenticated = False
         self.replies = []
         self.last_reply_msg_id = None
+        self.resp_uri = None
 
     # -- building messages ---------------------------------------------
 
@@ -143,7 +145,7 @@ class Client:
         return sm.SyncHdr(
             session_id=self.session_id,
             msg_id=str(self.msg_id),
-            target=sm.LocRef(SERVER_URI if self.msg_id == 1 else RESP_URI),
+            target=sm.LocRef(self.resp_uri or SERVER_URI),
             source=sm.LocRef(DEVICE_ID, self.name if self.scheme in ("md5", "hmac") else None),
             ver_dtd=self.ver_dtd,
             ver_proto=self.ver_proto,
@@ -197,23 +199,23 @@ class Client:
     def send(self, body, final=True, cred=None, hdr=None, hmac_header=None, raw=None):
         """Encode, decode and hand one message to the session; check the reply."""
         msg = sm.SyncML(hdr=hdr or self.header(cred=cred), body=list(body), final=final)
-        data = raw if raw is not None else xml.encode(msg)
+        data = raw if raw is not None else self.codec.encode(msg)
         if hmac_header is None and self.scheme == "hmac":
             mac = hmac_mac(user_hash(self.name, self.secret), self.nonce, data)
             hmac_header = 'algorithm=MD5, username="%s", mac=%s' % (self.name, mac)
-        outcome = self.session.handle(xml.decode(data), body=data, hmac_header=hmac_header)
+        outcome = self.session.handle(self.codec.decode(data), body=data, hmac_header=hmac_header)
         self._check(outcome)
         return outcome
 
     def _check(self, outcome):
         reply = outcome.reply
         self.replies.append(reply)
-        encoded = xml.encode(reply)
+        encoded = self.codec.encode(reply)
         if outcome.body is not None:
             assert outcome.body == encoded
         if self.max_msg_size:
             assert len(encoded) <= self.max_msg_size, (len(encoded), self.max_msg_size)
-        assert xml.decode(encoded) == reply  # the reply is well-formed and round-trips
+        assert self.codec.decode(encoded) == reply  # the reply is well-formed and round-trips
         ids = [cmd.cmd_id for cmd in _all_commands(reply.body)]
         assert len(ids) == len(set(ids)), "CmdIDs must be unique in a message: %r" % (ids,)
         if outcome.hmac_header is not None:
@@ -226,6 +228,7 @@ class Client:
         if status.data == 212:
             self.authenticated = True
         self.last_reply_msg_id = reply.hdr.msg_id
+        self.resp_uri = reply.hdr.resp_uri  # where the next message goes
 
 
 def _target(cmd):
@@ -240,7 +243,3 @@ def _all_commands(body):
         yield cmd
         if isinstance(cmd, sm.Container):
             yield from _all_commands(cmd.commands)
-
-
-def b64(data):
-    return base64.b64encode(data).decode("ascii")

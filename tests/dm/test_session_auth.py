@@ -43,7 +43,7 @@ def test_missing_credentials_407_then_retry():
     device = make_device()
     session = make_session(device, [JOB])
     client = Client(session)
-    out = client.send(client.package1(), cred=False and None, hdr=_no_cred_header(client))
+    out = client.send(client.package1(), hdr=_no_cred_header(client))
     status = hdr_status(out.reply)
     assert status.data == 407
     assert status.chal.meta.type == "syncml:auth-md5" and status.chal.meta.format == "b64"
@@ -217,15 +217,20 @@ def test_server_hmac_requires_encode():
         make_session(make_device(server_scheme="hmac"), encode=None)
 
 
-def test_device_accepts_server_with_212_then_no_more_cred():
-    session = make_session(jobs=[JOB, JobSpec("k", [{"op": "Delete", "target": "./Y"}])],
-                           default_max_msg_size=None)
+def test_server_cred_in_every_reply_until_the_device_says_212():
+    session = make_session(jobs=[JOB])
     client = Client(session)
     out = client.send(client.package1())
     assert out.reply.hdr.cred.data == server_md5(SERVER_NONCE)
+    session.add_job(JobSpec("k", [{"op": "Delete", "target": "./Y"}]))
     out = client.send(client.answer(out.reply, hdr_code=200))  # accepted for that message only
-    assert out.reply.hdr.cred is None or out.finished
-
+    assert out.reply.hdr.cred.data == server_md5(SERVER_NONCE)
+    assert out.reply.hdr.source.loc_name == SERVER_NAME
+    session.add_job(JobSpec("m", [{"op": "Delete", "target": "./Z"}]))
+    out = client.send(client.answer(out.reply, hdr_code=212))  # accepted for the session
+    assert out.reply.hdr.cred is None and out.reply.hdr.source.loc_name is None
+    out = client.send(client.answer(out.reply, hdr_code=200))
+    assert out.finished and out.reply.hdr.cred is None
 
 def test_device_challenges_server_then_accepts():
     device = make_device()
@@ -283,16 +288,13 @@ def test_device_nonce_from_unauthenticated_message_persisted_only_after_auth():
     client = Client(session, secret="wrong")
     out = client.send(client.package1())  # 401 for the client; our reply carries our Cred
     assert hdr_status(out.reply).data == 401
-    client.secret = "s3cr3t!"
-    client.secret_fixed = True
+    # still wrong, but the device also refuses our Cred and hands out a nonce
     body = [client.hdr_answer(out.reply, 401, challenge("md5", b"\x33" * 16))] + client.package1()
     body[0].cmd_id = "3"
-    client.secret = "still wrong"
     out = client.send(body)
     assert hdr_status(out.reply).data == 401
     assert device.server_nonce == b"\x33" * 16  # used at once ...
-    assert not of_type(out.effects, NoncesChanged) or all(
-        e.server_nonce is None for e in of_type(out.effects, NoncesChanged))  # ... not persisted
+    assert all(e.server_nonce is None for e in of_type(out.effects, NoncesChanged))  # ... not kept
     assert out.reply.hdr.cred.data == server_md5(b"\x33" * 16)
     client.secret = "s3cr3t!"
     out = client.send(client.package1())

@@ -1,0 +1,90 @@
+"""dm.packaging: filling a message under MaxMsgSize, CmdIDs per message."""
+
+from dmgateway.codec import syncml as sm
+from dmgateway.codec import xml
+from dmgateway.dm.packaging import MessageBuilder, number
+
+
+def measure(msg):
+    return len(xml.encode(msg))
+
+
+def hdr():
+    return sm.SyncHdr(session_id="1", msg_id="3", target=sm.LocRef("dev"), source=sm.LocRef("srv"))
+
+
+def get(n):
+    return sm.Get(items=[sm.Item(target=sm.LocRef("./N/%d" % n))])
+
+
+def test_number_counts_nested_commands():
+    atomic = sm.Atomic(commands=[sm.Add(), sm.Sequence(commands=[sm.Delete()]), sm.Replace()])
+    assert number(atomic, 5) == 10
+    assert [atomic.cmd_id] + [c.cmd_id for c in atomic.commands] == ["5", "6", "7", "9"]
+    assert atomic.commands[1].commands[0].cmd_id == "8"
+
+
+def test_unlimited_builder_takes_everything_without_measuring():
+    calls = []
+    builder = MessageBuilder(hdr(), lambda msg: calls.append(msg) or 10 ** 9, None)
+    for n in range(50):
+        assert builder.try_add(get(n))
+    assert calls == [] and builder.msg_id == "3"
+    assert [c.cmd_id for c in builder.build(True).body] == [str(n) for n in range(1, 51)]
+
+
+def test_try_add_stops_at_the_limit_with_room_for_final():
+    limit = 600
+    builder = MessageBuilder(hdr(), measure, limit)
+    added = 0
+    while builder.try_add(get(added)):
+        added += 1
+    assert added > 2
+    assert measure(builder.build(final=True)) <= limit
+    assert measure(builder.build(final=False)) <= limit
+
+
+def test_add_is_never_refused_and_rollback_restores_ids():
+    builder = MessageBuilder(hdr(), measure, 10)  # nothing fits in 10 bytes
+    builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr"))
+    assert not builder.try_add(get(1)) and builder.optional == 0
+    mark = builder.mark()
+    builder.limit = None
+    builder.try_add(get(2))
+    builder.try_add(get(3))
+    builder.rollback(mark)
+    assert len(builder.body) == 1 and builder.optional == 0
+    builder.try_add(get(4))
+    assert builder.body[-1].cmd_id == "2"
+
+
+def test_fit_largest_finds_the_longest_chunk():
+    limit = 700
+    data = "x" * 5000
+
+    def make(length):
+        return sm.Replace(items=[sm.Item(target=sm.LocRef("./B"), data=data[:length], more_data=True)])
+
+    builder = MessageBuilder(hdr(), measure, limit)
+    length, cmd = builder.fit_largest(make, len(data))
+    assert 0 < length < len(data) and cmd.items[0].data == data[:length]
+    assert measure(builder.build(True)) <= limit
+    longer = make(length + 1)
+    number(longer, 1)
+    assert measure(sm.SyncML(hdr(), [longer], True)) > limit  # it is the longest
+
+
+def test_fit_largest_whole_or_nothing():
+    builder = MessageBuilder(hdr(), measure, 2000)
+    make = lambda length: sm.Replace(items=[sm.Item(data="y" * length)])  # noqa: E731
+    assert builder.fit_largest(make, 10)[0] == 10
+    tiny = MessageBuilder(hdr(), measure, 50)
+    assert tiny.fit_largest(make, 10) == (0, None) and tiny.body == []
+    assert tiny.fit_largest(make, 0) == (0, None)
+
+
+def test_fits_alone():
+    builder = MessageBuilder(hdr(), measure, 500)
+    status = builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr"))
+    assert builder.fits_alone(get(1), [status])
+    assert not builder.fits_alone(sm.Get(items=[sm.Item(target=sm.LocRef("x" * 500))]), [status])

@@ -1,0 +1,184 @@
+"""Start the real ``twistd dmgateway`` in a temporary directory and talk to it.
+
+Used by the end-to-end tests and the benchmarks: a config dir written for
+free loopback ports, the daemon as a subprocess (stopped and cleaned up by
+the caller), the REST API over urllib, and a synchronous loop that runs a
+:class:`dmgateway.client.ClientSession` over real HTTP.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+START_TIMEOUT = 30.0
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """One gateway process with its own config dir, store and log."""
+
+    def __init__(self, workdir, store=None, extra_ini=None, session_timeout=300):
+        self.workdir = str(workdir)
+        self.conf = os.path.join(self.workdir, "conf")
+        self.http_port = free_port()
+        self.api_port = free_port()
+        self.url = "http://127.0.0.1:%d/dm" % (self.http_port,)
+        self.api = "http://127.0.0.1:%d/api/v1" % (self.api_port,)
+        self.token = "test-token-" + os.urandom(8).hex()
+        self.store = store or "sqlite:var/dmgateway.sqlite"
+        self.session_timeout = session_timeout
+        self.extra_ini = extra_ini or {}
+        self.log_path = os.path.join(self.workdir, "daemon.log")
+        self.process = None
+        self._write_config()
+
+    def _write_config(self):
+        os.makedirs(self.conf, exist_ok=True)
+        os.makedirs(os.path.join(self.workdir, "var"), exist_ok=True)
+        with open(os.path.join(self.workdir, "var", "api.token"), "w") as f:
+            f.write(self.token + "\n")
+        files = {
+            "dmgateway.ini": (
+                "[gateway]\nserver_id = dmgw-e2e\npublic_url = %s\nstore = %s\n"
+                "session_timeout = %d\n\n[api]\nendpoint = tcp:%d:interface=127.0.0.1\n"
+                "token_file = var/api.token\n"
+                % (self.url, self.store, self.session_timeout, self.api_port)
+            ),
+            "http.ini": "[http]\nenabled = true\nendpoint = tcp:%d:interface=127.0.0.1\npath = /dm\n"
+            % (self.http_port,),
+        }
+        files.update(self.extra_ini)
+        for name, text in files.items():
+            with open(os.path.join(self.conf, name), "w") as f:
+                f.write(text)
+
+    # -- process -------------------------------------------------------------
+
+    def command(self):
+        return [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "dmgateway",
+            "--config-dir",
+            self.conf,
+        ]
+
+    def start(self):
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        self._log = open(self.log_path, "ab")
+        offset = len(self.log())
+        self.process = subprocess.Popen(
+            self.command(), cwd=self.workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("daemon exited with %s:\n%s" % (self.process.returncode, self.log()))
+            text = self.log()[offset:]
+            if "listening: api" in text and "listening: http" in text:
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("daemon did not start in %ss:\n%s" % (START_TIMEOUT, self.log()))
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def kill(self):
+        """kill -9: no clean shutdown at all."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process = None
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+    # -- REST API --------------------------------------------------------------
+
+    def call(self, method, path, body=None, timeout=30):
+        """(status, decoded JSON) of one API call."""
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.api + path, data=data, method=method)
+        request.add_header("Authorization", "Bearer " + self.token)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def put_device(self, device_id, account):
+        return self.call("PUT", "/devices/" + urllib.parse.quote(device_id, safe=""), account)
+
+    def create_job(self, device_id, job):
+        status, body = self.call("POST", "/devices/%s/jobs" % (urllib.parse.quote(device_id, safe=""),), job)
+        assert status == 201, body
+        return body["id"]
+
+    def job(self, job_id):
+        status, body = self.call("GET", "/jobs/" + job_id)
+        assert status == 200, body
+        return body
+
+    def events(self, after=0, wait=0):
+        status, body = self.call("GET", "/events?after=%d&wait=%d" % (after, wait))
+        assert status == 200, body
+        return body["events"]
+
+
+def post(url, body, headers, timeout=30):
+    """POST one DM message; (HTTP status, body, lower-cased headers)."""
+    request = urllib.request.Request(url, data=body, method="POST")
+    for name, value in headers.items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read(), {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), {k.lower(): v for k, v in e.headers.items()}
+
+
+def run_client(session, max_messages=100, stop_after=None, **start):
+    """Run a ClientSession over HTTP to its end (or after ``stop_after`` replies)."""
+    request = session.start(**start)
+    exchanged = 0
+    while request is not None:
+        status, body, headers = post(request.url, request.body, request.headers)
+        if status != 200:
+            raise AssertionError("HTTP %d from the gateway: %r" % (status, body[:200]))
+        exchanged += 1
+        if stop_after is not None and exchanged >= stop_after:
+            return session
+        if exchanged > max_messages:
+            raise AssertionError("session did not end after %d messages" % (max_messages,))
+        request = session.receive(body, headers)
+    return session

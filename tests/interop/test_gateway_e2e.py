@@ -1,0 +1,184 @@
+"""End to end: the real daemon (twistd) managing a device over HTTP.
+
+A job created through the REST API runs in a DM session driven by the
+client library over real HTTP, in XML and in WBXML with MD5 authentication
+both ways; results, Generic Alerts and failures come back through the API.
+"""
+
+import base64
+import os
+import socket
+
+import pytest
+
+from dmgateway.client import ClientSession
+from dmgateway.client.account import Account, Credentials, GenericAlert
+from tests.interop.daemon import Daemon, post, run_client
+
+DEVICE = "IMEI:350000000000001"
+ACCOUNT = {
+    "server_id": "dmgw-e2e",
+    "client_auth": {"type": "md5", "name": "dev1", "secret": "dev-secret-1"},
+    "server_auth": {"type": "md5", "name": "dmgw-e2e", "secret": "srv-secret-1"},
+    "msisdn": "+447700900001",
+}
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    d = Daemon(tmp_path_factory.mktemp("gw"))
+    d.start()
+    yield d
+    d.stop()
+
+
+def device_account(daemon, device_id=DEVICE, client_secret="dev-secret-1"):
+    return Account(
+        device_id=device_id,
+        server_id="dmgw-e2e",
+        server_url=daemon.url,
+        client=Credentials("md5", "dev1", client_secret),
+        server=Credentials("md5", "dmgw-e2e", "srv-secret-1"),
+    )
+
+
+def new_session(account, encoding="xml", **kwargs):
+    return ClientSession(account, random_bytes=os.urandom, encoding=encoding, **kwargs)
+
+
+JOB = {
+    "commands": [
+        {"op": "Get", "target": "./DevDetail/SwV"},
+        {"op": "Replace", "target": "./DMAcc/example/Name", "data": "Managed by dmgateway"},
+        {"op": "Alert", "alert": 1101, "data": "Install the update now?", "options": "MAXDT=30"},
+        {"op": "Get", "target": "./DMAcc/example/Name"},
+    ],
+    "notify": "none",
+}
+ATOMIC_JOB = {
+    "commands": [
+        {"op": "Replace", "target": "./DMAcc/example/Name", "data": "atomic name"},
+        {"op": "Replace", "target": "./DMAcc/example/AppAddr/1/AddrType", "data": "URI"},
+    ],
+    "atomic": True,
+    "notify": "none",
+}
+
+
+@pytest.mark.parametrize("encoding", ["xml", "wbxml"])
+def test_job_runs_to_done_with_results(daemon, encoding):
+    device_id = "IMEI:35000000000000%d" % (1 if encoding == "xml" else 2,)
+    assert daemon.put_device(device_id, ACCOUNT)[0] in (200, 201)
+    job_id = daemon.create_job(device_id, JOB)
+    atomic_id = daemon.create_job(device_id, ATOMIC_JOB)
+    assert daemon.job(job_id)["state"] == "queued"
+
+    account = device_account(daemon, device_id)
+    session = run_client(new_session(account, encoding))
+    assert session.outcome == "completed", session.log
+
+    job = daemon.job(job_id)
+    assert job["state"] == "done", job
+    results = job["results"]
+    assert [r["op"] for r in results] == ["Get", "Replace", "Alert", "Get"]
+    assert [r["status"] for r in results] == [200, 200, 200, 200]
+    assert results[0]["data"] == session.tree.get("./DevDetail/SwV").value
+    assert results[3]["data"] == "Managed by dmgateway"
+
+    atomic = daemon.job(atomic_id)
+    assert atomic["state"] == "done", atomic
+    assert [r["status"] for r in atomic["results"]] == [200, 200]
+    assert session.tree.get("./DMAcc/example/Name").value == "atomic name"
+
+    status, device = daemon.call("GET", "/devices/" + device_id.replace(":", "%3A"))
+    assert status == 200
+    assert device["devinfo"]["DevId"] == device_id
+    assert device["last_session"]["outcome"] == "completed"
+    # the nonces rotated in the session and the device holds the same ones
+    assert device["client_auth"]["nonce"] != ""
+    assert base64.b64decode(device["client_auth"]["nonce"]) == account.client.nonce
+    assert base64.b64decode(device["server_auth"]["nonce"]) == account.server.nonce
+
+    # a second session with the rotated nonces authenticates and has nothing to do
+    again = run_client(new_session(account, encoding))
+    assert again.outcome == "completed", again.log
+    assert again.executed == []
+
+
+def test_generic_alert_reaches_the_event_api(daemon):
+    device_id = "IMEI:350000000000003"
+    daemon.put_device(device_id, ACCOUNT)
+    before = daemon.events()
+    after = before[-1]["seq"] if before else 0
+    alert = GenericAlert(
+        type="Reversed-Domain-Name: org.openmobilealliance.dm.firmwareupdate.devicerequest",
+        format="chr",
+        data="update please",
+    )
+    session = run_client(new_session(device_account(daemon, device_id)), generic_alerts=[alert])
+    assert session.outcome == "completed", session.log
+    events = [e for e in daemon.events(after=after) if e["type"] == "generic_alert"]
+    assert len(events) == 1, events
+    event = events[0]
+    assert event["device_id"] == device_id
+    assert event["meta_type"] == alert.type
+    assert event["format"] == "chr"
+    assert event["data"] == "update please"
+
+
+def test_wrong_credentials_execute_nothing(daemon):
+    device_id = "IMEI:350000000000004"
+    daemon.put_device(device_id, ACCOUNT)
+    job_id = daemon.create_job(device_id, JOB)
+    session = run_client(new_session(device_account(daemon, device_id, client_secret="wrong")))
+    assert session.outcome != "completed" or session.executed == []
+    assert session.executed == []
+    assert daemon.job(job_id)["state"] == "queued"
+    assert "authentication failed for %s" % (device_id,) in daemon.log()
+    assert "wrong" not in daemon.log().replace("wrong credentials", "")
+
+
+def test_malformed_and_oversized_bodies_get_http_errors(daemon):
+    status, body, _ = post(daemon.url, b"<SyncML><broken", {"Content-Type": "application/vnd.syncml.dm+xml"})
+    assert status == 400
+    # announced too large: answered 413 from the headers alone, nothing of the body is read
+    with socket.create_connection(("127.0.0.1", daemon.http_port), timeout=10) as s:
+        s.sendall(
+            b"POST /dm HTTP/1.1\r\nHost: gw\r\nContent-Type: application/vnd.syncml.dm+xml\r\n"
+            b"Content-Length: 2000000\r\n\r\n" + b"x" * 1000
+        )
+        answer = s.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
+    status, _, _ = post(daemon.url, b"<a/>", {"Content-Type": "text/html"})
+    assert status == 415
+    # the daemon still serves a well-formed session afterwards
+    daemon.put_device("IMEI:350000000000005", ACCOUNT)
+    session = run_client(new_session(device_account(daemon, "IMEI:350000000000005")))
+    assert session.outcome == "completed"
+
+
+def test_kill_9_mid_session_leaves_every_job_explicit(tmp_path):
+    gw = Daemon(tmp_path)
+    gw.start()
+    try:
+        gw.put_device(DEVICE, ACCOUNT)
+        first = gw.create_job(DEVICE, JOB)
+        session = run_client(new_session(device_account(gw, DEVICE)), stop_after=1)
+        assert not session.finished
+        assert gw.job(first)["state"] == "running"
+        gw.kill()
+        gw.start()
+        job = gw.job(first)
+        assert job["state"] == "failed"
+        assert job["error"]["code"] == "interrupted"
+        assert "recovered after an unclean stop" in gw.log()
+        # the device can open a new session at once, and new work runs
+        second = gw.create_job(DEVICE, {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"})
+        account = device_account(gw, DEVICE)
+        account.client.nonce = session.account.client.nonce
+        account.server.nonce = session.account.server.nonce
+        done = run_client(new_session(account))
+        assert done.outcome == "completed", done.log
+        assert gw.job(second)["state"] == "done"
+    finally:
+        gw.stop()
