@@ -22,7 +22,7 @@ stand-alone DDF/TNDS documents.
 import functools
 from collections import namedtuple
 
-from .element import Node
+from .element import NS_DMDDF, NS_SYNCML, Node
 from .errors import WBXMLCodecError
 from .mapping import message_to_node, node_to_message
 from .wbxml_pages import (
@@ -874,14 +874,66 @@ def _path_to(root, target):
 # SyncML DM and TNDS documents
 
 def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
-    """A WBXML SyncML DM message (any SyncML public id) -> :class:`SyncML`."""
-    return node_to_message(decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size))
+    """A WBXML SyncML DM message (any SyncML public id) -> :class:`SyncML`.
+
+    An embedded TNDS document in ``<Data>`` (OPAQUE holding a stand-alone
+    DDF WBXML document, as libwbxml and most clients send it) is read into
+    its ``MgmtTree`` node, like the inline page-2 form, and a Meta Type
+    ``...dmtnds+wbxml`` of that Item reads as ``...dmtnds+xml``: the model
+    is the same whichever encoding carried it.
+    """
+    root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size)
+    _embedded_tnds(root, _opaque_to_tree, max_depth)
+    return node_to_message(root)
 
 
 def encode(msg):
-    """A :class:`SyncML` message -> WBXML (public id by ``VerDTD``: 1.1 or 1.2)."""
+    """A :class:`SyncML` message -> WBXML (public id by ``VerDTD``: 1.1 or 1.2).
+
+    ``MgmtTree`` data goes out as OPAQUE holding a stand-alone TNDS document
+    (dm-wbxml §3.3: the form every decoder, libwbxml included, understands)
+    and the Item's Meta Type ``...dmtnds+xml`` says ``...dmtnds+wbxml``.
+    """
     root = message_to_node(msg)
+    _embedded_tnds(root, _tree_to_opaque, DEFAULT_MAX_DEPTH)
     return encode_node(root, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)
+
+
+_DDF_FPI = b"-//OMA//DTD-DM-DDF 1.2//EN"
+_TNDS_XML = "application/vnd.syncml.dmtnds+xml"
+_TNDS_WBXML = "application/vnd.syncml.dmtnds+wbxml"
+
+
+def _embedded_tnds(root, convert, max_depth):
+    """Apply ``convert(data, meta_type)`` to the Data of every Item below ``root``."""
+    work = [(root, 0)]
+    while work:
+        node, depth = work.pop()
+        for child in node.children:
+            if child.name == "Item" and child.ns == NS_SYNCML:
+                data = child.find("Data")
+                if data is not None:
+                    meta = child.find("Meta")
+                    convert(data, meta and meta.find("Type"), max_depth)
+            elif child.children and depth < max_depth:
+                work.append((child, depth + 1))
+
+
+def _tree_to_opaque(data, meta_type, _max_depth):
+    if len(data.children) == 1 and data.children[0].ns == NS_DMDDF:
+        data.text = encode_node(data.children[0], DMDDF12)
+        data.children = []
+        if meta_type is not None and meta_type.text == _TNDS_XML:
+            meta_type.text = _TNDS_WBXML
+
+
+def _opaque_to_tree(data, meta_type, max_depth):
+    text = data.text
+    if text.__class__ is bytes and len(text) > 4 and text[0] <= 0x03 and _DDF_FPI in text[:64]:
+        data.children = [decode_node(text, DMDDF12, max_depth=max_depth)]
+        data.text = None
+        if meta_type is not None and meta_type.text == _TNDS_WBXML:
+            meta_type.text = _TNDS_XML
 
 
 def decode_tnds(data, **limits):

@@ -151,24 +151,34 @@ def test_embedded_tnds_document_travels_as_opaque():
     data = wbxml.encode(msg)
     assert b"\x4f\xc3\x4f" + DDF_EXAMPLE + b"\x01" in data  # Data, OPAQUE, length 79
     back = wbxml.decode(data)
-    assert back == msg
-    assert wbxml.decode_tnds(back.body[0].items[0].data) == DDF_TREE
+    # an embedded TNDS document is read as its tree, like the inline form
+    assert back.body[0].items[0].data == DDF_TREE
+    assert back.body[0].items[0].meta.type == "application/vnd.syncml.dmtnds+xml"
 
 
-def test_inline_tnds_tree_uses_code_page_2():
+def test_tnds_tree_is_sent_as_an_opaque_document():
     msg = _tnds_message(copy.deepcopy(DDF_TREE), "application/vnd.syncml.dmtnds+xml")
     data = wbxml.encode(msg)
-    # <Data> SWITCH_PAGE 2 <MgmtTree> <VerDTD>1.2</VerDTD> ...
-    assert bytes.fromhex("4f000260" "7703312e320001") in data
+    assert b"\x4f\xc3\x4f" + DDF_EXAMPLE + b"\x01" in data
+    assert b"application/vnd.syncml.dmtnds+wbxml" in data
     assert wbxml.decode(data) == msg
+
+
+def test_inline_tnds_on_code_page_2_is_accepted():
+    # <Data> SWITCH_PAGE 2 <MgmtTree> ... as the RTK/AOSP encoders may send it
+    root = xml.parse(xml.encode(_tnds_message(copy.deepcopy(DDF_TREE), "application/vnd.syncml.dmtnds+xml")))
+    inline = wbxml.encode_node(root, SYNCML12)
+    assert bytes.fromhex("4f000260" "7703312e320001") in inline
+    assert wbxml.decode(inline).body[0].items[0].data == DDF_TREE
 
 
 def test_libwbxml_message_with_string_table_and_opaque_tnds():
     msg = wbxml.decode(LIBWBXML_DM_TNDS)
     assert msg.hdr.target.loc_uri == "IMEI:490154203237518"  # via STR_T
     item = msg.body[1].items[0]
-    assert item.meta.type == "application/vnd.syncml.dmtnds+wbxml"
-    tree = wbxml.decode_tnds(item.data)  # FPI at string-table index 11
+    # the embedded document (its FPI at string-table index 11) reads as the tree
+    assert item.meta.type == "application/vnd.syncml.dmtnds+xml"
+    tree = item.data
     assert tree.find("Node").find("NodeName").text == "E-Mail"
     expected = xml.decode((CORPUS[0].parent / "18-add-tnds-inline.xml").read_bytes())
     assert tree == expected.body[1].items[0].data

@@ -29,7 +29,6 @@ encoder and harmless to the model's meaning:
   for (b) the embedded document is read back into a tree.
 """
 
-import copy
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,7 +36,6 @@ from pathlib import Path
 import pytest
 
 from dmgateway.codec import prov, wbxml, xml
-from dmgateway.codec.element import Node
 from dmgateway.codec.syncml import Container
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -78,25 +76,11 @@ def items(commands):
             yield from items(cmd.commands)
 
 
-def as_libwbxml_sends(msg):
-    """``msg`` with inline TNDS trees turned into embedded WBXML documents."""
-    msg = copy.deepcopy(msg)
-    for item in items(msg.body):
-        if isinstance(item.data, Node):
-            item.data = wbxml.encode_tnds(item.data)
-            item.meta.type = TNDS_WBXML
-    return msg
-
-
 def as_read_from_xml(msg):
-    """Undo libwbxml's OPAQUE ``<Data>`` and embedded TNDS, in place."""
+    """Undo libwbxml's OPAQUE ``<Data>`` of text values, in place."""
     for item in items(msg.body):
         if isinstance(item.data, bytes):
-            if item.meta is not None and item.meta.type == TNDS_WBXML:
-                item.data = wbxml.decode_tnds(item.data)
-                item.meta.type = TNDS_XML
-            else:
-                item.data = item.data.decode("utf-8")
+            item.data = item.data.decode("utf-8")
     return msg
 
 
@@ -107,7 +91,7 @@ def test_there_is_enough_to_compare():
 @pytest.mark.parametrize("path", DM_CORPUS, ids=lambda p: p.name)
 def test_dm_our_wbxml_read_by_libwbxml(path, tmp_path):
     msg = xml.decode(path.read_bytes())
-    ours = wbxml.encode(as_libwbxml_sends(msg))
+    ours = wbxml.encode(msg)
     assert xml.decode(wbxml2xml(ours, tmp_path)) == msg
 
 
@@ -119,10 +103,13 @@ def test_dm_libwbxml_wbxml_read_by_us(path, options, tmp_path):
     assert as_read_from_xml(wbxml.decode(theirs)) == msg
 
 
-def test_inline_tnds_in_a_dm_message_is_beyond_libwbxml(tmp_path):
-    """Why (a) converts TNDS first: libwbxml has no code page 2 for SyncML."""
+def test_tnds_in_a_dm_message_goes_as_libwbxml_expects(tmp_path):
+    """libwbxml has no code page 2 for SyncML: TNDS travels as an embedded document."""
     msg = xml.decode((FIXTURES / "dm" / "18-add-tnds-inline.xml").read_bytes())
-    assert b"<unknown>" in wbxml2xml(wbxml.encode(msg), tmp_path)
+    decoded = wbxml2xml(wbxml.encode(msg), tmp_path)
+    assert b"<unknown>" not in decoded
+    assert b"MgmtTree" in decoded
+    assert xml.decode(decoded) == msg
 
 
 @pytest.mark.parametrize("path", CP_DOCS, ids=lambda p: p.name)

@@ -1,0 +1,187 @@
+"""The dispatcher with the real session engine and a real (in-memory SQLite)
+store, driven by the client library without any network: sessions,
+supersession, timeouts on an injected clock, lockout, shutdown."""
+
+import os
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from dmgateway.client import ClientSession
+from dmgateway.client.account import Account, Credentials
+from dmgateway.dispatch import Dispatcher
+from dmgateway.store import open_store
+from tests.support import gateway_config
+
+DEVICE = "IMEI:490154203237518"
+ACCOUNT = {
+    "server_id": "dmgw-test",
+    "client_auth": {"type": "md5", "name": "dev", "secret": "dev-secret"},
+    "server_auth": {"type": "md5", "name": "dmgw-test", "secret": "srv-secret"},
+}
+GET_SWV = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"}
+
+
+def account(secret="dev-secret"):
+    return Account(
+        device_id=DEVICE,
+        server_id="dmgw-test",
+        server_url="http://127.0.0.1:8080/dm",
+        client=Credentials("md5", "dev", secret),
+        server=Credentials("md5", "dmgw-test", "srv-secret"),
+    )
+
+
+class DispatcherTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.addCleanup(self.store.close)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+
+    async def exchange(self, request):
+        token = None
+        if "?s=" in request.url:
+            token = request.url.split("?s=", 1)[1]
+        ctype = request.headers.get("Content-Type")
+        encoding = "wbxml" if ctype and "wbxml" in ctype else "xml"
+        return await self.dispatcher.handle_dm(
+            request.body, encoding=encoding, hmac_header=request.headers.get("x-syncml-hmac"), token=token
+        )
+
+    async def drive(self, session, stop_after=None):
+        request = session.start()
+        count = 0
+        while request is not None:
+            reply = await self.exchange(request)
+            self.assertEqual(reply.code, 200, reply.body)
+            count += 1
+            if stop_after is not None and count >= stop_after:
+                return session
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        return session
+
+    def session(self, acc=None, **kwargs):
+        return ClientSession(acc or account(), random_bytes=os.urandom, **kwargs)
+
+    async def test_session_runs_queued_jobs_in_order(self):
+        first = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        second = await self.dispatcher.create_job(
+            DEVICE, {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
+        )
+        session = await self.drive(self.session())
+        self.assertEqual(session.outcome, "completed")
+        for job_id in (first["id"], second["id"]):
+            job = await self.dispatcher.get_job(job_id)
+            self.assertEqual(job["state"], "done")
+        executed = [uri for _cmd, uri, _status in session.executed]
+        self.assertEqual(executed, ["./DevDetail/SwV", "./DevInfo/Man"])
+        self.assertEqual(self.dispatcher._by_device, {})
+
+    async def test_job_created_during_a_session_joins_it(self):
+        first = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        session = self.session()
+        request = session.start()
+        reply = await self.exchange(request)
+        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        while request is not None:
+            reply = await self.exchange(request)
+            request = session.receive(reply.body, {"content-type": reply.content_type})
+        for job_id in (first["id"], created["id"]):
+            job = await self.dispatcher.get_job(job_id)
+            self.assertEqual(job["state"], "done")
+        self.assertEqual(len(session.executed), 2)
+
+    async def test_timeout_on_the_injected_clock_fails_the_running_job(self):
+        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        await self.drive(self.session(), stop_after=1)
+        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "running")
+        self.clock.advance(59)
+        self.assertIn(DEVICE, self.dispatcher._by_device)
+        self.clock.advance(2)
+        await self.settle()
+        self.assertNotIn(DEVICE, self.dispatcher._by_device)
+        job = await self.dispatcher.get_job(created["id"])
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(job["error"]["code"], "session_timeout")
+        device = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual(device["last_session"]["outcome"], "session_timeout")
+
+    async def test_new_session_supersedes_a_stale_one(self):
+        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        stale = await self.drive(self.session(), stop_after=1)
+        self.assertFalse(stale.finished)
+        # the device restarted: a fresh package 1 with another SessionID
+        acc = account()
+        acc.client.nonce = stale.account.client.nonce
+        acc.server.nonce = stale.account.server.nonce
+        fresh = await self.drive(self.session(acc))
+        self.assertEqual(fresh.outcome, "completed")
+        job = await self.dispatcher.get_job(created["id"])
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(job["error"]["code"], "superseded")
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        outcomes = [e.get("outcome") for e in events if e["type"] == "session"]
+        self.assertEqual(outcomes, ["superseded", "completed"])
+
+    async def test_unknown_device_gets_status_only_401(self):
+        acc = account()
+        acc.device_id = "IMEI:999"
+        session = self.session(acc)
+        reply = await self.exchange(session.start())
+        self.assertEqual(reply.code, 200)
+        self.assertIn(b"<Data>401</Data>", reply.body)
+        self.assertEqual(self.dispatcher._by_device, {})
+
+    async def test_repeated_failures_lock_the_device_out(self):
+        await self.dispatcher.create_job(DEVICE, GET_SWV)
+        for _ in range(2):
+            session = await self.drive(self.session(account(secret="wrong")))
+            self.assertEqual(session.executed, [])
+        self.assertGreaterEqual(self.dispatcher.stats["auth_failures"], 5)
+        # locked out: even the right secret is refused until the lockout ends
+        good = await self.drive(self.session())
+        self.assertEqual(good.executed, [])
+        self.clock.advance(901)
+        good = await self.drive(self.session())
+        self.assertEqual(good.outcome, "completed")
+        self.assertEqual(len(good.executed), 1)
+
+    async def test_malformed_body_is_400_and_counted(self):
+        reply = await self.dispatcher.handle_dm(b"<SyncML><oops", encoding="xml")
+        self.assertEqual(reply.code, 400)
+        self.assertIn(b"malformed SyncML message", reply.body)
+        self.assertEqual(self.dispatcher.stats["bad_requests"], 1)
+
+    async def test_message_without_a_session_is_refused(self):
+        # a package-3 style message (no Alert 1200/1201) while no session is live
+        body = (
+            b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>'
+            b"<SessionID>77</SessionID><MsgID>2</MsgID><Target><LocURI>http://gw/dm</LocURI></Target>"
+            b"<Source><LocURI>" + DEVICE.encode() + b"</LocURI></Source></SyncHdr><SyncBody>"
+            b"<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>4</CmdRef><Cmd>Get</Cmd><Data>200</Data>"
+            b"</Status><Final/></SyncBody></SyncML>"
+        )
+        reply = await self.dispatcher.handle_dm(body, encoding="xml")
+        self.assertEqual(reply.code, 200)
+        self.assertIn(b"<Data>403</Data>", reply.body)
+
+    async def test_stop_aborts_live_sessions_explicitly(self):
+        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        await self.drive(self.session(), stop_after=1)
+        await self.dispatcher.stop()
+        job = await self.dispatcher.get_job(created["id"])
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(job["error"]["code"], "shutdown")
+
+    def settle(self):
+        d = defer.Deferred()
+        reactor.callLater(0.1, d.callback, None)
+        return d
