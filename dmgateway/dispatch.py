@@ -59,6 +59,7 @@ class LiveSession:
     started: float
     messages: int = 0
     timer: object = None
+    unrecorded: bool = False  # the store has no row for this session yet
     job_ids: list = field(default_factory=list)
 
 
@@ -227,7 +228,7 @@ class Dispatcher:
     async def _open(self, msg, encoding, peer):
         device_id = msg.hdr.source.loc_uri
         now = self.clock.seconds()
-        device = await self.store.get_device(device_id)
+        device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit()
         if device is None:
             log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
             return self._plain_reply(msg, encoding, 401)
@@ -237,7 +238,6 @@ class Dispatcher:
                 device_id=device_id,
             )
             return self._plain_reply(msg, encoding, 401)
-        jobs = await self.store.pending_jobs(device_id)
         token = uuid.uuid4().hex
         resp_uri = self._resp_uri(token)
 
@@ -279,7 +279,8 @@ class Dispatcher:
         self._by_token[token] = live
         self._by_device[device_id] = live
         self.stats["sessions_started"] += 1
-        await self.store.start_session(token, device_id, self.node, token=token, started=now)
+        # recorded with the effects of the first message, in the same transaction
+        live.unrecorded = True
         log.info(
             "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
             session_id=msg.hdr.session_id,
@@ -330,15 +331,19 @@ class Dispatcher:
     # -- effects ---------------------------------------------------------------
 
     async def _apply(self, live, effects):
+        """Perform ``effects`` in ONE store transaction, then wake event readers."""
         now = self.clock.seconds()
         device_id = live.device_id
+        batch = self.store.batch()
+        events = 0
+        if live.unrecorded:
+            batch.start_session(live.token, device_id, self.node, token=live.token, started=live.started)
+            live.unrecorded = False
         for effect in effects:
             if isinstance(effect, fx.DevInfoReceived):
-                await self.store.set_devinfo(device_id, effect.values)
+                batch.set_devinfo(device_id, effect.values)
             elif isinstance(effect, fx.NoncesChanged):
-                await self.store.set_nonces(
-                    device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce
-                )
+                batch.set_nonces(device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce)
             elif isinstance(effect, fx.Authenticated):
                 self.limiter.success(device_id)
             elif isinstance(effect, fx.AuthFailed):
@@ -353,19 +358,19 @@ class Dispatcher:
                 )
             elif isinstance(effect, fx.JobStarted):
                 live.job_ids.append(effect.job_id)
-                await self.store.update_job(effect.job_id, state="running")
-                await self.store.touch_session(live.token, now, job_ids=live.job_ids)
+                batch.update_job(effect.job_id, state="running")
+                batch.touch_session(live.token, now, job_ids=live.job_ids)
             elif isinstance(effect, fx.JobFinished):
                 self.jobs_finished[effect.state] += 1
-                await self.store.update_job(
-                    effect.job_id, state=effect.state, results=effect.results, error=effect.error
-                )
+                batch.update_job(effect.job_id, state=effect.state, results=effect.results, error=effect.error)
                 payload = {"job_id": effect.job_id, "state": effect.state}
                 if effect.error:
                     payload["error"] = effect.error.get("code")
-                await self._event("job", device_id, payload)
+                batch.append_event("job", device_id, now, payload)
+                events += 1
             elif isinstance(effect, fx.EventRaised):
-                await self._event(effect.type, device_id, dict(effect.payload))
+                batch.append_event(effect.type, device_id, now, dict(effect.payload))
+                events += 1
             elif isinstance(effect, fx.InputIgnored):
                 log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
             elif isinstance(effect, fx.SessionEnded):
@@ -379,9 +384,10 @@ class Dispatcher:
                     "messages": live.messages,
                     "jobs": list(live.job_ids),
                 }
-                await self.store.end_session(live.token)
-                await self.store.set_last_session(device_id, summary)
-                await self._event("session", device_id, summary)
+                batch.end_session(live.token, now)
+                batch.set_last_session(device_id, summary)
+                batch.append_event("session", device_id, now, summary)
+                events += 1
                 log.info(
                     "session {session_id} of {device_id} ended: {outcome} ({reason})",
                     session_id=live.session_id,
@@ -389,6 +395,9 @@ class Dispatcher:
                     outcome=effect.outcome,
                     reason=effect.reason,
                 )
+        await batch.commit()
+        if events:
+            self._events_appended()
 
     async def _fail_job(self, job_id, device_id, code, message):
         error = {"code": code, "message": message}
@@ -397,6 +406,9 @@ class Dispatcher:
 
     async def _event(self, type_, device_id, payload):
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
+        self._events_appended()
+
+    def _events_appended(self):
         self._wake_waiters()
         for listener in self._listeners:
             listener()

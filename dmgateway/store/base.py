@@ -31,7 +31,7 @@ from .migrations import Migration, load_migrations
 from .model import PENDING_JOB_STATES, SchemaTooNew, StoreClosed, StoreError
 from .queries import Queries
 
-__all__ = ["Store", "Txn", "open_store"]
+__all__ = ["Store", "Txn", "Batch", "open_store"]
 
 log = Logger()
 
@@ -162,6 +162,18 @@ class Store(Queries, abc.ABC):
         self._pending.add(d)
         d.addBoth(self._settled, d)
         return d
+
+    def batch(self) -> "Batch":
+        """
+        Several calls in ONE transaction: call the store's methods on the
+        returned L{Batch} (they are recorded, not run), then C{commit()}
+        fires with the list of their results, in order.  All of them take
+        effect, or none.
+        """
+        return Batch(self)
+
+    def _batch_txn(self, txn: Txn, work: list) -> list:
+        return [func(txn, *args) for _desc, func, args in work]
 
     def _interact(self, cursor: Any, func, args: tuple) -> Any:
         self._begin_txn(cursor)
@@ -721,6 +733,54 @@ async def _open(store: Store, migrations: Optional[Sequence[Migration]]) -> Stor
         applied=applied,
     )
     return store
+
+
+class _Recording:
+    """Stands in for the store while a L{Batch} records one method call."""
+
+    def __init__(self, store: Store, work: list):
+        self._store = store
+        self._work = work
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def run_interaction(self, desc: str, func, *args: Any) -> None:
+        self._work.append((desc, func, args))
+
+
+class Batch:
+    """
+    Calls recorded for one transaction (see L{Store.batch}).  Each store
+    method called on it returns the batch, so calls can be chained.
+    """
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._work: list = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(type(self._store), name, None)
+        if name.startswith("_") or not callable(method) or name in ("batch", "close", "migrate"):
+            raise AttributeError(f"{name!r} cannot be batched")
+        recording = _Recording(self._store, self._work)
+
+        def record(*args: Any, **kwargs: Any) -> "Batch":
+            method(recording, *args, **kwargs)
+            return self
+
+        return record
+
+    def __len__(self) -> int:
+        return len(self._work)
+
+    def commit(self) -> Deferred:
+        """Run the recorded calls in one transaction; fire with their results."""
+        work, self._work = self._work, []
+        if not work:
+            return defer.succeed([])
+        desc = "batch of " + ", ".join(d for d, _f, _a in work)
+        return self._store.run_interaction(desc, self._store._batch_txn, work)
 
 
 def open_store(

@@ -821,3 +821,38 @@ class SQLiteDeliveryTests(SQLiteEngine, DeliveryTestsMixin, TestCase):
 
 class PostgresDeliveryTests(PostgresEngine, DeliveryTestsMixin, TestCase):
     pass
+
+
+class BatchTestsMixin(StoreCase):
+    async def test_batch_runs_in_one_transaction(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        results = await (
+            store.batch()
+            .set_devinfo("IMEI:1", {"Man": "X"})
+            .append_event("session", "IMEI:1", 1.0, {"outcome": "ok"})
+            .get_device("IMEI:1")
+            .commit()
+        )
+        self.assertEqual(results[0], True)
+        self.assertEqual(results[1], 1)
+        self.assertEqual(results[2].devinfo, {"Man": "X"})
+
+    async def test_failed_batch_changes_nothing(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        batch = store.batch().set_devinfo("IMEI:1", {"Man": "Y"}).start_session("s1", "IMEI:missing", "n")
+        with self.assertRaises(NotFound):
+            await batch.commit()
+        self.assertIsNone((await store.get_device("IMEI:1")).devinfo)
+        self.assertEqual(await store.batch().commit(), [])
+        with self.assertRaises(AttributeError):
+            store.batch().close()
+
+
+class SQLiteBatchTests(SQLiteEngine, BatchTestsMixin, TestCase):
+    pass
+
+
+class PostgresBatchTests(PostgresEngine, BatchTestsMixin, TestCase):
+    pass
