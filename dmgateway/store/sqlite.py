@@ -33,7 +33,7 @@ def parse_sqlite_uri(uri: str) -> str:
     """
     if not uri.startswith("sqlite:"):
         raise ValueError("an SQLite store URI starts with sqlite:")
-    path = uri[len("sqlite:"):]
+    path = uri[len("sqlite:"):].split("?", 1)[0]
     if path.startswith("//"):
         path = path[2:]
     if not path:
@@ -41,10 +41,33 @@ def parse_sqlite_uri(uri: str) -> str:
     return path
 
 
-def _setup_connection(busy_timeout_ms: int, connection: sqlite3.Connection) -> None:
+SYNCHRONOUS = ("normal", "full")
+
+
+def sqlite_synchronous(uri: str) -> str:
+    """
+    The C{synchronous} setting of C{sqlite:PATH?synchronous=normal|full}.
+
+    C{normal} (the default) is what WAL mode is designed for: a committed
+    transaction survives a crash or kill of the process; only a power loss
+    or OS crash may lose the last ones (never corrupting the file).
+    C{full} also syncs every commit to disk, at a large cost in speed.
+    """
+    query = uri.split("?", 1)[1] if "?" in uri else ""
+    value = "normal"
+    for part in filter(None, query.split("&")):
+        key, _, given = part.partition("=")
+        if key != "synchronous" or given.lower() not in SYNCHRONOUS:
+            raise ValueError(f"unknown SQLite store option {part!r} (synchronous=normal|full)")
+        value = given.lower()
+    return value
+
+
+def _setup_connection(busy_timeout_ms: int, synchronous: str, connection: sqlite3.Connection) -> None:
     connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     connection.execute("PRAGMA foreign_keys = ON")
     connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
 
 
 class SQLiteStore(Store):
@@ -82,7 +105,7 @@ class SQLiteStore(Store):
             check_same_thread=False,
             cp_min=1,
             cp_max=1,
-            cp_openfun=functools.partial(_setup_connection, busy_timeout * 1000),
+            cp_openfun=functools.partial(_setup_connection, busy_timeout * 1000, sqlite_synchronous(uri)),
             cp_reactor=reactor,
             cp_name="dmgateway-store-sqlite",
         )

@@ -43,6 +43,7 @@ class Daemon:
         self.extra_ini = extra_ini or {}
         self.log_path = os.path.join(self.workdir, "daemon.log")
         self.process = None
+        self.twistd_options = []
         self._write_config()
 
     def _write_config(self):
@@ -74,6 +75,7 @@ class Daemon:
             "from twisted.scripts.twistd import run; run()",
             "--nodaemon",
             "--pidfile=",
+            *self.twistd_options,
             "dmgateway",
             "--config-dir",
             self.conf,

@@ -65,3 +65,15 @@ class SQLiteOnlyTests(SQLiteEngine, StoreCase, TestCase):
         self.assertEqual(sorted(seqs), list(range(1, 21)))
         self.assertEqual(len(await second.events_after(0, limit=100)), 20)
         self.assertTrue(os.path.exists(self.uri[len("sqlite:"):] + "-wal"))
+
+
+def test_synchronous_option():
+    from dmgateway.store.sqlite import parse_sqlite_uri, sqlite_synchronous
+
+    assert sqlite_synchronous("sqlite:var/x.db") == "normal"
+    assert sqlite_synchronous("sqlite:var/x.db?synchronous=FULL") == "full"
+    assert parse_sqlite_uri("sqlite:var/x.db?synchronous=full") == "var/x.db"
+    import pytest
+
+    with pytest.raises(ValueError):
+        sqlite_synchronous("sqlite:var/x.db?sync=off")
