@@ -182,3 +182,25 @@ def test_kill_9_mid_session_leaves_every_job_explicit(tmp_path):
         assert gw.job(second)["state"] == "done"
     finally:
         gw.stop()
+
+
+def test_check_config_command_reports_every_problem_and_binds_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    gw = Daemon(tmp_path)
+    with open(os.path.join(gw.conf, "http.ini"), "w") as f:
+        f.write("[http]\nenabled = true\nendpoint = tcp:99999\nmax_bodyy = 5\n")
+    command = gw.command()
+    command.insert(command.index("dmgateway") + 1, "--check-config")
+    done = subprocess.run(command, cwd=gw.workdir, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("http.ini")]
+    assert len(lines) == 2, done.stderr
+    assert any("[http] endpoint" in line and "99999" in line for line in lines)
+    assert any("[http] max_bodyy" in line for line in lines)
+    # a bad configuration never starts: the daemon exits 2 before binding anything
+    started = subprocess.run(gw.command(), cwd=gw.workdir, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", gw.api_port))
