@@ -27,12 +27,12 @@ from dmgateway.auth.credentials import user_hash
 from dmgateway.auth.nonce import decode_nonce, encode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.auth.verify import AuthAccount
-from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message
+from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
-from dmgateway.dm.replies import status_only_reply
+from dmgateway.dm.replies import bad_request_reply, status_only_reply
 from dmgateway.store.model import ClientAuth, ServerAuth
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -60,6 +60,7 @@ class LiveSession:
     messages: int = 0
     timer: object = None
     unrecorded: bool = False  # the store has no row for this session yet
+    auth_failures: int = 0  # the device's failure count as the store has it
     job_ids: list = field(default_factory=list)
 
 
@@ -171,7 +172,7 @@ class Dispatcher:
         except CodecError as e:
             self.stats["bad_requests"] += 1
             log.info("rejected malformed DM message from {peer}: {reason}", peer=peer, reason=str(e))
-            return DMReply(400, "text/plain; charset=utf-8", ("malformed SyncML message: %s\n" % (e,)).encode("utf-8"))
+            return self._bad_request(body, encoding or sniff_encoding(body), e)
         device_id = msg.hdr.source.loc_uri
         lock = self._locks.get(device_id)
         if lock is None:
@@ -221,6 +222,17 @@ class Dispatcher:
             return True
         return msg.hdr.msg_id == "1" and live.messages > 0 and _starts_session(msg)
 
+    def _bad_request(self, body, encoding, error):
+        """HTTP 400: with a SyncML Status 400 when the header can be read, else plain text."""
+        reply = bad_request_reply(body, encoding) if body else None
+        if reply is not None:
+            try:
+                return DMReply(400, media_type_for(encoding), encode_message(reply, encoding))
+            except CodecError:
+                pass
+        text = "malformed SyncML message: %s\n" % (error,)
+        return DMReply(400, "text/plain; charset=utf-8", text.encode("utf-8"))
+
     def _plain_reply(self, msg, encoding, code):
         reply = status_only_reply(msg, code, server_uri=self.config.gateway.public_url)
         return DMReply(200, media_type_for(encoding), encode_message(reply, encoding))
@@ -230,9 +242,11 @@ class Dispatcher:
         now = self.clock.seconds()
         device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit()
         if device is None:
-            log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
+            # warn once per burst from one peer, not for every message of a scan
+            if not self.limiter.blocked(peer, now) and not self.limiter.failure(peer, now):
+                log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
             return self._plain_reply(msg, encoding, 401)
-        if self.limiter.blocked(device_id, now) or device.locked(now):
+        if device.locked(now):
             log.warn(
                 "session refused: {device_id} locked out after repeated authentication failures",
                 device_id=device_id,
@@ -275,6 +289,7 @@ class Dispatcher:
             encoding=encoding,
             media_type=media_type_for(encoding),
             started=now,
+            auth_failures=device.auth_failures,
         )
         self._by_token[token] = live
         self._by_device[device_id] = live
@@ -336,6 +351,7 @@ class Dispatcher:
         device_id = live.device_id
         batch = self.store.batch()
         events = 0
+        failures = []
         if live.unrecorded:
             batch.start_session(live.token, device_id, self.node, token=live.token, started=live.started)
             live.unrecorded = False
@@ -345,16 +361,18 @@ class Dispatcher:
             elif isinstance(effect, fx.NoncesChanged):
                 batch.set_nonces(device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce)
             elif isinstance(effect, fx.Authenticated):
-                self.limiter.success(device_id)
+                if live.auth_failures:
+                    batch.reset_auth_failures(device_id)
+                    live.auth_failures = 0
             elif isinstance(effect, fx.AuthFailed):
                 self.stats["auth_failures"] += 1
-                locked = self.limiter.failure(device_id, now)
-                log.warn(
-                    "authentication failed for {device_id}: {status} {reason}{locked}",
-                    device_id=device_id,
-                    status=effect.status,
-                    reason=effect.reason,
-                    locked=" (now locked out)" if locked else "",
+                live.auth_failures += 1
+                failures.append((len(batch), effect))
+                batch.record_auth_failure(
+                    device_id,
+                    now,
+                    max_failures=self.config.auth.max_failures,
+                    lockout=self.config.auth.lockout,
                 )
             elif isinstance(effect, fx.JobStarted):
                 live.job_ids.append(effect.job_id)
@@ -395,7 +413,16 @@ class Dispatcher:
                     outcome=effect.outcome,
                     reason=effect.reason,
                 )
-        await batch.commit()
+        results = await batch.commit()
+        for index, effect in failures:
+            device = results[index]
+            log.warn(
+                "authentication failed for {device_id}: {status} {reason}{locked}",
+                device_id=device_id,
+                status=effect.status,
+                reason=effect.reason,
+                locked=" (locked out)" if device is not None and device.locked(now) else "",
+            )
         if events:
             self._events_appended()
 

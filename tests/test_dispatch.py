@@ -146,7 +146,11 @@ class DispatcherTests(TestCase):
             session = await self.drive(self.session(account(secret="wrong")))
             self.assertEqual(session.executed, [])
         self.assertGreaterEqual(self.dispatcher.stats["auth_failures"], 5)
-        # locked out: even the right secret is refused until the lockout ends
+        # locked out: even the right secret is refused until the lockout ends,
+        # also by a restarted process (the lockout is in the store)
+        good = await self.drive(self.session())
+        self.assertEqual(good.executed, [])
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
         good = await self.drive(self.session())
         self.assertEqual(good.executed, [])
         self.clock.advance(901)
@@ -185,3 +189,51 @@ class DispatcherTests(TestCase):
         d = defer.Deferred()
         reactor.callLater(0.1, d.callback, None)
         return d
+
+
+class BadRequestTests(TestCase):
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.addCleanup(self.store.close)
+        self.dispatcher = Dispatcher(self.store, gateway_config(), clock=task.Clock())
+
+    async def test_invalid_body_with_a_readable_header_gets_a_syncml_400(self):
+        body = (
+            b"<SyncML xmlns='SYNCML:SYNCML1.2'><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>"
+            b"<SessionID>0</SessionID><MsgID>3</MsgID><Target><LocURI>http://gw/dm</LocURI></Target>"
+            b"<Source><LocURI>IMEI:1</LocURI></Source></SyncHdr><SyncBody><Alert><Data>12x01</Data>"
+            b"</Alert></SyncBody></SyncML>"
+        )
+        from dmgateway.codec import xml
+
+        reply = await self.dispatcher.handle_dm(body, encoding="xml")
+        self.assertEqual(reply.code, 400)
+        answer = xml.decode(reply.body)
+        self.assertEqual(answer.hdr.session_id, "0")
+        self.assertEqual(answer.hdr.target.loc_uri, "IMEI:1")
+        (status,) = answer.body
+        self.assertEqual((status.cmd, status.msg_ref, status.data), ("SyncHdr", "3", 400))
+
+    async def test_invalid_wbxml_with_a_readable_header_gets_a_wbxml_400(self):
+        from dmgateway.codec import wbxml, xml
+
+        good = xml.parse(
+            b"<SyncML xmlns='SYNCML:SYNCML1.2'><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>"
+            b"<SessionID>5</SessionID><MsgID>1</MsgID><Target><LocURI>http://gw/dm</LocURI></Target>"
+            b"<Source><LocURI>IMEI:2</LocURI></Source></SyncHdr><SyncBody><Status><CmdID>1</CmdID>"
+            b"<Data>200</Data></Status></SyncBody></SyncML>"
+        )
+        from dmgateway.codec.wbxml_pages import SYNCML12
+
+        body = wbxml.encode_node(good, SYNCML12)
+        reply = await self.dispatcher.handle_dm(body, encoding="wbxml")
+        self.assertEqual(reply.code, 400)
+        self.assertEqual(wbxml.decode(reply.body).body[0].data, 400)
+
+    async def test_garbage_gets_plain_400(self):
+        reply = await self.dispatcher.handle_dm(b"\x03\x00garbage", encoding="wbxml")
+        self.assertEqual(reply.code, 400)
+        self.assertTrue(reply.content_type.startswith("text/plain"))

@@ -47,3 +47,56 @@ def status_only_reply(msg, code, server_uri):
             )
         )
     return reply
+
+
+def bad_request_reply(body, encoding):
+    """A SyncML message giving Status 400 to a message that is not valid SyncML.
+
+    Well-formed XML/WBXML whose SyncHdr still names the session (SessionID,
+    MsgID, Source and Target LocURIs) gets an answer the device can relate
+    to its session; anything less yields ``None`` (the caller answers with
+    plain HTTP 400).
+    """
+    from ..codec import wbxml, xml
+    from ..codec.errors import CodecError
+
+    try:
+        root = wbxml.decode_node(body) if encoding == "wbxml" else xml.parse(body)
+    except CodecError:
+        return None
+    hdr = root.find("SyncHdr") if root.name == "SyncML" else None
+    if hdr is None:
+        return None
+
+    def text(node, *path):
+        for name in path:
+            node = node.find(name) if node is not None else None
+        value = node.text if node is not None else None
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    session_id, msg_id = text(hdr, "SessionID"), text(hdr, "MsgID")
+    source, target = text(hdr, "Source", "LocURI"), text(hdr, "Target", "LocURI")
+    if None in (session_id, msg_id, source, target):
+        return None
+    return SyncML(
+        hdr=SyncHdr(
+            session_id=session_id,
+            msg_id="1",
+            target=LocRef(source),
+            source=LocRef(target),
+            ver_dtd=text(hdr, "VerDTD") or "1.2",
+            ver_proto=text(hdr, "VerProto") or "DM/1.2",
+        ),
+        body=[
+            Status(
+                cmd_id="1",
+                msg_ref=msg_id,
+                cmd_ref="0",
+                cmd="SyncHdr",
+                target_refs=[target],
+                source_refs=[source],
+                data=400,
+            )
+        ],
+        final=True,
+    )

@@ -166,6 +166,8 @@ def build(notification: Notification, credential: ServerCredential, nonce: bytes
     """
     trigger = encode_trigger(notification)
     used = credential.nonce if nonce is None else nonce
+    if not isinstance(used, (bytes, bytearray)):
+        raise NotificationError("the nonce must be bytes (decode base64 first)")
     return compute_digest(credential.hash_for(), used, trigger) + trigger
 
 

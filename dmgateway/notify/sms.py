@@ -484,7 +484,10 @@ def parse_submit(data: bytes, *, with_smsc: bool = False) -> SmsSubmit:
     user_data = data[pos:pos + octets]
     udhi = bool(first & _UDHI)
     if udhi:
-        parse_user_data(user_data)
+        try:
+            parse_user_data(user_data)
+        except NotificationError as e:
+            raise NotificationError(e.reason, offset=pos + e.offset) from None
     return SmsSubmit(
         destination=destination, user_data=user_data, udhi=udhi, message_reference=reference,
         pid=pid, dcs=dcs, vp_format=vp_format, validity=validity,

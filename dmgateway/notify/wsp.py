@@ -149,7 +149,7 @@ def decode_uintvar(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _text(value, what):
-    """A Text-string: ASCII without NUL, quoted if it starts with a high byte."""
+    """A Text-string: printable-first ASCII without NUL, NUL-terminated."""
     if not isinstance(value, str):
         raise NotificationError("%s must be text, not %r" % (what, value))
     try:
@@ -237,6 +237,8 @@ def _parameter(name, value):
         key = _text(name, "parameter name")
     if isinstance(value, int) and not isinstance(value, bool):
         return key + _integer(value, "parameter value")
+    if value == "":
+        return key + b"\x00"  # No-value
     return key + _text(value, "parameter value")
 
 

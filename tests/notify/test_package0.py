@@ -208,10 +208,10 @@ def test_verify_with_trigger_server_id_as_name():
 
 # -- properties --------------------------------------------------------------
 
+server_ids = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60)
 notifications = st.builds(
     Notification,
-    server_id=st.text(min_size=1, max_size=60).filter(lambda s: 1 <= len(s.encode("utf-8", "surrogatepass")) <= 255
-                                                       and not any(0xD800 <= ord(c) <= 0xDFFF for c in s)),
+    server_id=server_ids,
     session_id=st.integers(1, 0xFFFF),
     ui_mode=st.integers(0, 3),
     initiator=st.integers(0, 1),
@@ -241,3 +241,21 @@ def test_random_bytes_raise_only_notification_error(data):
     future = (int.from_bytes(package.trigger[:8], "big") >> 24) & ((1 << 27) - 1)
     if future == 0 and package.notification.session_id:
         assert p0.encode_trigger(package.notification) == package.trigger
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(min_size=16, max_size=16), st.integers(10, 13), st.integers(0, (1 << 54) - 1),
+       st.binary(max_size=60))
+def test_plausible_headers_raise_only_notification_error(digest, version, rest, tail):
+    data = digest + ((version << 54) | rest).to_bytes(8, "big") + tail
+    try:
+        package = p0.parse(data)
+    except NotificationError:
+        return
+    assert package.notification.version == version
+    assert len(package.notification.server_id.encode()) == rest & 0xFF
+
+
+def test_build_wants_a_raw_nonce():
+    with pytest.raises(NotificationError):
+        p0.build(VECTOR, CRED, "obase64text==")
