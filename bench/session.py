@@ -76,11 +76,19 @@ def provision(daemon, count):
         daemon.create_job(acc.device_id, {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"})
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    with open("/proc/%d/stat" % (pid,)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Recorder:
     """Wraps sessions to keep the request bodies they sent (for the baseline)."""
 
     def __init__(self):
         self.requests = []
+        self.cpu = (0.0, 0.0)
 
     def wrap(self, session):
         start, receive = session.start, session.receive
@@ -116,9 +124,13 @@ async def run_gateway(daemon, encoding, devices, concurrency, recorder, agent):
             done.append(session.outcome)
 
     queue = list(sessions)
-    started = time.perf_counter()
+    started, daemon_cpu, own_cpu = time.perf_counter(), cpu_seconds(daemon.process.pid), time.process_time()
     await defer.gatherResults([defer.ensureDeferred(worker(queue)) for _ in range(concurrency)])
     elapsed = time.perf_counter() - started
+    recorder.cpu = (
+        (cpu_seconds(daemon.process.pid) - daemon_cpu) / len(sessions) * 1000,
+        (time.process_time() - own_cpu) / len(sessions) * 1000,
+    )
     failed = [o for o in done if o != "completed"]
     if failed:
         raise SystemExit("%d sessions did not complete: %s" % (len(failed), failed[:3]))
@@ -162,6 +174,10 @@ async def main(args):
                 "%-5s  gateway %7.1f sessions/s  bare echo %7.1f sessions/s  ratio %.2f  "
                 "(%d sessions, %.1f HTTP exchanges each, MD5 both ways, one Get)"
                 % (encoding, gateway, baseline, gateway / baseline, len(devices), messages)
+            )
+            print(
+                "       CPU per session: gateway process %.2f ms, client (this process) %.2f ms"
+                % recorder.cpu
             )
     finally:
         yield_ = pool.closeCachedConnections()

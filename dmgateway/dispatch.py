@@ -98,6 +98,7 @@ class Dispatcher:
             window=config.auth.failure_window,
             lockout=config.auth.lockout,
         )
+        self.notifier = None  # the notification Outbox, when a bearer is configured
         self._by_token = {}
         self._by_device = {}
         self._locks = {}
@@ -133,9 +134,23 @@ class Dispatcher:
                 d.callback(None)
         self._waiters = []
 
+    def is_live(self, device_id):
+        """Whether ``device_id`` is in a session with this process now."""
+        return device_id in self._by_device
+
     def metrics(self):
         """Samples for ``/metrics`` (see :mod:`dmgateway.monitor.metrics`)."""
-        return [
+        samples = []
+        if self.notifier is not None:
+            samples.append(
+                (
+                    "dmgw_notifications_total",
+                    "counter",
+                    "notification outcomes",
+                    {(("outcome", k),): v for k, v in self.notifier.stats.items()},
+                )
+            )
+        return samples + [
             ("dmgw_sessions_live", "gauge", "DM sessions open in this process", len(self._by_token)),
             ("dmgw_sessions_started_total", "counter", "DM sessions opened", self.stats["sessions_started"]),
             (
@@ -296,6 +311,8 @@ class Dispatcher:
         self.stats["sessions_started"] += 1
         # recorded with the effects of the first message, in the same transaction
         live.unrecorded = True
+        if self.notifier is not None and jobs:
+            await self.notifier.session_started(device_id, [job.job_id for job in jobs])
         log.info(
             "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
             session_id=msg.hdr.session_id,
@@ -492,6 +509,8 @@ class Dispatcher:
         live = self._by_device.get(device_id)
         if live is not None:
             live.engine.add_job(_job_spec(job))
+        elif self.notifier is not None:
+            await self.notifier.job_created(job, device)
         log.info(
             "job {job_id} queued for {device_id}: {count} commands",
             job_id=job_id,

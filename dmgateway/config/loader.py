@@ -25,14 +25,14 @@ from dmgateway.config import checks, inifile
 from dmgateway.config.problems import ConfigError, Problem
 from dmgateway.config.reader import SectionReader
 from dmgateway.config.sections import (
-    ApiConfig, AuthConfig, DelegationConfig, HttpConfig, HttpsConfig, LoggingConfig,
+    ApiConfig, AuthConfig, NotifyConfig, DelegationConfig, HttpConfig, HttpsConfig, LoggingConfig,
     MetricsConfig, ModemConfig, ServerConfig, SipConfig, SmppLinkConfig, SnmpConfig,
 )
 
 #: The files of a config directory and the sections each may hold, in the
 #: order they are checked.  ``smpp.ini`` also holds ``[smpp:NAME]`` sections.
 FILES: dict[str, tuple[str, ...]] = {
-    "dmgateway.ini": ("gateway", "auth", "api", "metrics", "logging"),
+    "dmgateway.ini": ("gateway", "auth", "notify", "api", "metrics", "logging"),
     "http.ini": ("http", "https"),
     "smpp.ini": ("smpp",),
     "modem.ini": ("modem",),
@@ -52,6 +52,7 @@ class GatewayConfig:
     files: tuple[str, ...]
     gateway: ServerConfig
     auth: AuthConfig
+    notify: NotifyConfig
     api: ApiConfig
     metrics: MetricsConfig
     logging: LoggingConfig
@@ -128,6 +129,7 @@ def _load(config_dir: str, reactor, hostname: str | None):
         files=tuple(files),
         gateway=read("dmgateway.ini", "gateway", ServerConfig, hostname=hostname),
         auth=read("dmgateway.ini", "auth", AuthConfig),
+        notify=read("dmgateway.ini", "notify", NotifyConfig),
         api=read("dmgateway.ini", "api", ApiConfig),
         metrics=read("dmgateway.ini", "metrics", MetricsConfig),
         logging=read("dmgateway.ini", "logging", LoggingConfig),

@@ -131,6 +131,35 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """``dmgateway.ini [notify]``: the notification outbox (DM-1 wake-ups)."""
+
+    auto_order: tuple[str, ...] = ("sip", "sms")
+    retry_initial: float = 5.0
+    retry_max: float = 300.0
+    max_attempts: int = 8
+    renotify_after: int = 300
+    max_notifications: int = 3
+    scan_interval: float = 5.0
+
+    @classmethod
+    def read(cls, r: SectionReader) -> NotifyConfig:
+        def bearer(word):
+            return None if word in ("sms", "sip") else "unknown bearer %r (sms or sip)" % (word,)
+
+        order = r.words("auto_order", validate=bearer)
+        return cls(
+            auto_order=tuple(order) if order else ("sip", "sms"),
+            retry_initial=r.number("retry_initial", 5.0, 0.1, 3600.0),
+            retry_max=r.number("retry_max", 300.0, 1.0, _DAY),
+            max_attempts=r.integer("max_attempts", 8, 1, 1000),
+            renotify_after=r.integer("renotify_after", 300, 10, 7 * _DAY),
+            max_notifications=r.integer("max_notifications", 3, 1, 100),
+            scan_interval=r.number("scan_interval", 5.0, 0.1, 3600.0),
+        )
+
+
+@dataclass(frozen=True)
 class ApiConfig:
     """``dmgateway.ini [api]``: the northbound REST API and its webhooks."""
 

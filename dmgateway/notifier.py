@@ -1,0 +1,313 @@
+"""The notification outbox: wakes devices that have work (DM-1, package #0).
+
+Every notification is a row in the store *before* anything is sent:
+``queued -> sent -> delivered | failed | expired``.  The outbox loop takes
+due rows, builds package #0 with the device's current server nonce
+(:mod:`dmgateway.notify`), and hands it to a bearer (SMS through SMPP or a
+modem, SIP Push).  What a bearer reports decides the row's fate:
+
+* accepted (SMSC ``submit_sm_resp`` OK, SIP 2xx): ``sent``; the job becomes
+  ``notified``; a delivery receipt later makes it ``delivered``;
+* a temporary failure (throttled, queue full, link down, timeout): stays
+  ``queued`` with a backoff, at most ``max_attempts`` times;
+* a permanent failure, or too many attempts: ``failed``; with
+  ``notify: auto`` the next bearer of ``auto_order`` is tried.
+
+A job whose device never opens its session is notified again after
+``renotify_after`` seconds with the *same* 16-bit session id (the device
+starts one session however many copies arrive), up to ``max_notifications``;
+then the job ``expired``.  Nothing here keeps state that a restart would
+lose: the loop rebuilds everything from the store.
+"""
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from dmgateway.notify.package0 import ServerCredential
+from dmgateway.notify.trigger import build_trigger
+
+log = Logger(namespace="dmgateway.notify")
+
+
+class TemporaryFailure(Exception):
+    """The bearer could not send now; try again later."""
+
+
+class PermanentFailure(Exception):
+    """The bearer will never deliver this (bad number, refused, ...)."""
+
+
+def reason_of(failure):
+    return str(failure.value) or failure.type.__name__
+
+
+class Outbox:
+    """One per process: the notification loop over the store.
+
+    ``bearers`` maps a bearer name (``"sms"``, ``"sip"``) to an object with
+    ``address(device) -> str | None`` (where to reach the device, None if
+    it cannot be) and ``send(address, trigger) -> Deferred[list[str]]``
+    (message ids), failing with :class:`TemporaryFailure` or
+    :class:`PermanentFailure`.  ``is_live(device_id)`` says whether the
+    device is in a session; ``event(type, device_id, payload)`` appends an
+    event (a coroutine function).
+    """
+
+    def __init__(self, store, config, clock, bearers, is_live, event, random_bytes):
+        self.store = store
+        self.config = config.notify
+        self.server_version = config.gateway.notification_version
+        self.clock = clock
+        self.bearers = dict(bearers)
+        self.is_live = is_live
+        self.event = event
+        self.random_bytes = random_bytes
+        self._loop = None
+        self._running = None
+        self.stats = {"sent": 0, "temporary_failures": 0, "failed": 0, "delivered": 0}
+
+    # -- life cycle --------------------------------------------------------------
+
+    def start(self):
+        self._loop = task.LoopingCall(self.tick)
+        self._loop.clock = self.clock
+        self._loop.start(self.config.scan_interval, now=True).addErrback(
+            lambda f: log.failure("notification loop stopped", f)
+        )
+
+    def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        return self._running or defer.succeed(None)
+
+    def tick(self):
+        """One pass: send what is due, then look for devices that never came."""
+        if self._running is not None:
+            return self._running
+        d = defer.ensureDeferred(self._tick())
+        d.addErrback(lambda f: log.failure("notification pass failed", f))
+        self._running = d
+
+        def done(result):
+            self._running = None
+            return result
+
+        return d.addBoth(done)
+
+    async def _tick(self):
+        now = self.clock.seconds()
+        for notification in await self.store.due_notifications(now, 100, bearers=list(self.bearers)):
+            await self._send(notification)
+        await self._renotify(now)
+
+    # -- what the dispatcher calls ---------------------------------------------------
+
+    async def job_created(self, job, device):
+        """Queue the first notification of a new job (``notify`` other than none)."""
+        if job.notify == "none" or self.is_live(device.device_id):
+            return None
+        bearer = self._first_bearer(job.notify, device)
+        if bearer is None:
+            log.warn(
+                "job {job_id}: no bearer can reach {device_id} (notify={notify})",
+                job_id=job.job_id,
+                device_id=device.device_id,
+                notify=job.notify,
+            )
+            await self.event(
+                "notification",
+                device.device_id,
+                {"job_id": job.job_id, "bearer": None, "state": "failed", "error": "no_bearer"},
+            )
+            return None
+        session_id = int.from_bytes(self.random_bytes(2), "big")
+        notification = await self.store.add_notification(
+            device.device_id, bearer, b"", job_id=job.job_id, session_id=session_id,
+            next_attempt_at=self.clock.seconds(),
+        )
+        self.tick()
+        return notification
+
+    async def session_started(self, device_id, job_ids):
+        """The device connected: what is still queued for its jobs is moot."""
+        for job_id in job_ids:
+            for n in await self.store.notifications_for_job(job_id):
+                if n.state == "queued":
+                    await self.store.update_notification(
+                        n.notification_id,
+                        state="expired",
+                        last_error="device opened a session",
+                        expect_state="queued",
+                    )
+
+    async def delivery_report(self, bearer, message_id, delivered, error=None):
+        """A bearer's delivery receipt for ``message_id``."""
+        n = await self.store.find_notification_by_message_id(message_id, bearer=bearer)
+        if n is None:
+            log.info("delivery report for unknown message {message_id} ({bearer})", message_id=message_id, bearer=bearer)
+            return
+        state = "delivered" if delivered else "failed"
+        changed = await self.store.update_notification(
+            n.notification_id, state=state, last_error=error, expect_state="sent"
+        )
+        if changed:
+            self.stats["delivered" if delivered else "failed"] += 1
+            await self.event(
+                "notification",
+                n.device_id,
+                {"job_id": n.job_id, "bearer": bearer, "state": state, "message_id": message_id, "error": error},
+            )
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _first_bearer(self, notify, device, after=None):
+        order = list(self.config.auto_order) if notify == "auto" else [notify]
+        if after is not None:
+            if notify != "auto" or after not in order:
+                return None
+            order = order[order.index(after) + 1:]
+        for name in order:
+            bearer = self.bearers.get(name)
+            if bearer is not None and bearer.address(device):
+                return name
+        return None
+
+    async def _send(self, n):
+        now = self.clock.seconds()
+        job = await self.store.get_job(n.job_id) if n.job_id else None
+        if job is not None and job.state not in ("queued", "notified"):
+            await self.store.update_notification(
+                n.notification_id, state="expired", last_error="job is %s" % (job.state,), expect_state="queued"
+            )
+            return
+        if self.is_live(n.device_id):
+            await self.store.update_notification(
+                n.notification_id, next_attempt_at=now + self.config.scan_interval, expect_state="queued"
+            )
+            return
+        device = await self.store.get_device(n.device_id)
+        bearer = self.bearers[n.bearer]
+        address = bearer.address(device) if device is not None else None
+        if address is None:
+            await self._failed(n, job, device, "device has no address for %s" % (n.bearer,))
+            return
+        server = device.server_auth
+        trigger = build_trigger(
+            ServerCredential(server.name, server.nonce or b"", hashed=server.user_hash),
+            device.server_id,
+            n.session_id,
+            ui_mode=job.ui_mode if job is not None else 0,
+            version=self.server_version,
+            bearer=n.bearer,
+            reference=self.random_bytes(1)[0],
+        )
+        try:
+            message_ids = await bearer.send(address, trigger)
+        except TemporaryFailure as e:
+            await self._retry(n, job, device, str(e) or "temporary failure")
+            return
+        except PermanentFailure as e:
+            await self._failed(n, job, device, str(e) or "refused")
+            return
+        except Exception as e:  # a bearer bug must not stop the outbox
+            log.failure("bearer {bearer} failed unexpectedly", bearer=n.bearer)
+            await self._retry(n, job, device, "internal error: %s" % (type(e).__name__,))
+            return
+        message_id = message_ids[0] if message_ids else None
+        await self.store.update_notification(
+            n.notification_id, state="sent", count_attempt=True, message_id=message_id, expect_state="queued"
+        )
+        if job is not None:
+            await self.store.update_job(job.job_id, state="notified", expect_state="queued")
+        self.stats["sent"] += 1
+        log.info(
+            "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
+            device_id=n.device_id,
+            bearer=n.bearer,
+            session_id=n.session_id,
+            job_id=n.job_id,
+        )
+        await self.event(
+            "notification",
+            n.device_id,
+            {"job_id": n.job_id, "bearer": n.bearer, "state": "sent", "message_id": message_id},
+        )
+
+    async def _retry(self, n, job, device, reason):
+        self.stats["temporary_failures"] += 1
+        if n.attempts + 1 >= self.config.max_attempts:
+            await self.store.update_notification(n.notification_id, count_attempt=True)
+            await self._failed(n, job, device, "%s (after %d attempts)" % (reason, n.attempts + 1))
+            return
+        delay = min(self.config.retry_initial * (2 ** n.attempts), self.config.retry_max)
+        await self.store.update_notification(
+            n.notification_id,
+            count_attempt=True,
+            last_error=reason,
+            next_attempt_at=self.clock.seconds() + delay,
+            expect_state="queued",
+        )
+        log.info(
+            "notification {id} by {bearer} will be retried in {delay}s: {reason}",
+            id=n.notification_id,
+            bearer=n.bearer,
+            delay=delay,
+            reason=reason,
+        )
+
+    async def _failed(self, n, job, device, reason):
+        self.stats["failed"] += 1
+        await self.store.update_notification(n.notification_id, state="failed", last_error=reason, expect_state="queued")
+        log.warn(
+            "notification of {device_id} by {bearer} failed: {reason}",
+            device_id=n.device_id,
+            bearer=n.bearer,
+            reason=reason,
+        )
+        await self.event(
+            "notification",
+            n.device_id,
+            {"job_id": n.job_id, "bearer": n.bearer, "state": "failed", "error": reason},
+        )
+        if job is None or device is None:
+            return
+        fallback = self._first_bearer(job.notify, device, after=n.bearer)
+        if fallback is not None:
+            await self.store.add_notification(
+                n.device_id, fallback, b"", job_id=job.job_id, session_id=n.session_id,
+                next_attempt_at=self.clock.seconds(),
+            )
+            log.info("job {job_id}: falling back to {bearer}", job_id=job.job_id, bearer=fallback)
+            return
+        error = {"code": "notification_failed", "message": "no bearer could wake the device: %s" % (reason,)}
+        if await self.store.update_job(job.job_id, state="failed", error=error, expect_state=("queued", "notified")):
+            await self.event("job", n.device_id, {"job_id": job.job_id, "state": "failed", "error": "notification_failed"})
+
+    # -- devices that never came ---------------------------------------------------------
+
+    async def _renotify(self, now):
+        for job in await self.store.jobs_in_state(["notified"], limit=1000):
+            if self.is_live(job.device_id):
+                continue
+            notifications = await self.store.notifications_for_job(job.job_id)
+            if any(n.state == "queued" for n in notifications):
+                continue
+            sent = [n for n in notifications if n.state in ("sent", "delivered")]
+            if not sent or now - max(n.updated for n in sent) < self.config.renotify_after:
+                continue
+            last = max(sent, key=lambda n: n.notification_id)
+            if len(sent) >= self.config.max_notifications:
+                error = {
+                    "code": "device_unreachable",
+                    "message": "no session after %d notifications" % (len(sent),),
+                }
+                if await self.store.update_job(job.job_id, state="expired", error=error, expect_state="notified"):
+                    await self.event(
+                        "job", job.device_id, {"job_id": job.job_id, "state": "expired", "error": "device_unreachable"}
+                    )
+                continue
+            await self.store.add_notification(
+                job.device_id, last.bearer, b"", job_id=job.job_id, session_id=last.session_id,
+                next_attempt_at=now,
+            )
+            log.info("job {job_id}: device did not connect, notifying again", job_id=job.job_id)

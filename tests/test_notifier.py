@@ -1,0 +1,217 @@
+"""The notification outbox with fake bearers, a real SQLite store and an
+injected clock: sent/notified, retries with backoff, fallback, delivery
+receipts, re-notification with the same session id, expiry, restart."""
+
+from types import SimpleNamespace
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from dmgateway.dispatch import Dispatcher
+from dmgateway.notifier import Outbox, PermanentFailure, TemporaryFailure
+from dmgateway.notify import package0
+from dmgateway.store import open_store
+from tests.support import gateway_config
+
+DEVICE = "IMEI:350000000000001"
+ACCOUNT = {
+    "server_id": "dmgw-test",
+    "client_auth": {"type": "md5", "name": "dev", "secret": "dev-secret"},
+    "server_auth": {"type": "md5", "name": "dmgw-test", "secret": "srv-secret", "nonce": "AAECAwQFBgc="},
+    "msisdn": "+447700900001",
+    "sip_uri": "sip:dev1@example.net",
+}
+JOB = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "auto"}
+
+
+class FakeBearer:
+    """Records what it is asked to send; fails as scripted."""
+
+    def __init__(self, name, field):
+        self.name = name
+        self.field = field
+        self.sent = []
+        self.script = []  # exceptions to raise, in order, before succeeding
+
+    def address(self, device):
+        return getattr(device, self.field)
+
+    def send(self, address, trigger):
+        if self.script:
+            return defer.fail(self.script.pop(0))
+        self.sent.append((address, trigger))
+        return defer.succeed(["%s-%d" % (self.name, len(self.sent))])
+
+
+def config(**notify):
+    cfg = gateway_config()
+    values = dict(
+        auto_order=("sip", "sms"),
+        retry_initial=5.0,
+        retry_max=60.0,
+        max_attempts=3,
+        renotify_after=300,
+        max_notifications=2,
+        scan_interval=5.0,
+    )
+    values.update(notify)
+    cfg.notify = SimpleNamespace(**values)
+    return cfg
+
+
+class OutboxTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        # the store stamps rows with the same clock the outbox reads
+        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
+        self.addCleanup(self.store.close)
+        self.sms = FakeBearer("sms", "msisdn")
+        self.sip = FakeBearer("sip", "sip_uri")
+        yield self.make(config())
+        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+
+    def make(self, cfg):
+        self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
+        self.outbox = Outbox(
+            self.store,
+            cfg,
+            self.clock,
+            {"sms": self.sms, "sip": self.sip},
+            self.dispatcher.is_live,
+            self.dispatcher._event,
+            lambda n: bytes(range(7, 7 + n)),
+        )
+        self.dispatcher.notifier = self.outbox
+        return defer.succeed(None)
+
+    async def settle(self):
+        await self.outbox.tick()
+
+    async def job(self, job_id):
+        return await self.dispatcher.get_job(job_id)
+
+    async def test_auto_prefers_sip_and_the_job_becomes_notified(self):
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        self.assertEqual(len(self.sip.sent), 1)
+        self.assertEqual(self.sms.sent, [])
+        address, trigger = self.sip.sent[0]
+        self.assertEqual(address, "sip:dev1@example.net")
+        job = await self.job(created["id"])
+        self.assertEqual(job["state"], "notified")
+        (note,) = job["notifications"]
+        self.assertEqual((note["bearer"], note["state"], note["attempts"]), ("sip", "sent", 1))
+        # the digest verifies with the device's SRVCRED and nonce
+        parsed = package0.parse(trigger.package0)
+        credential = package0.ServerCredential("dmgw-test", bytes(range(8)), secret="srv-secret")
+        self.assertIsNotNone(package0.verify(parsed, credential))
+        self.assertEqual(parsed.notification.server_id, "dmgw-test")
+
+    async def test_explicit_sms_sends_wap_push_segments(self):
+        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        (address, trigger), = self.sms.sent
+        self.assertEqual(address, "+447700900001")
+        self.assertEqual(trigger.esm_class, 0x40)
+        self.assertTrue(all(len(p) <= 140 for p in trigger.payloads))
+        self.assertEqual((await self.job(created["id"]))["notifications"][0]["message_id"], "sms-1")
+
+    async def test_temporary_failures_back_off_then_succeed(self):
+        self.sip.script = [TemporaryFailure("throttled"), TemporaryFailure("throttled")]
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        self.assertEqual(self.sip.sent, [])
+        self.clock.advance(4)
+        await self.settle()
+        self.assertEqual(self.sip.sent, [])  # first retry after 5 s
+        self.clock.advance(1)
+        await self.settle()
+        self.clock.advance(10)  # second retry after 10 s
+        await self.settle()
+        self.assertEqual(len(self.sip.sent), 1)
+        note = (await self.job(created["id"]))["notifications"][0]
+        self.assertEqual((note["state"], note["attempts"]), ("sent", 3))
+
+    async def test_permanent_failure_falls_back_to_sms_with_the_same_session_id(self):
+        self.sip.script = [PermanentFailure("SIP 404 Not Found")]
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        await self.settle()
+        self.assertEqual(len(self.sms.sent), 1)
+        job = await self.job(created["id"])
+        states = [(n["bearer"], n["state"]) for n in job["notifications"]]
+        self.assertEqual(states, [("sip", "failed"), ("sms", "sent")])
+        self.assertEqual(job["notifications"][0]["last_error"], "SIP 404 Not Found")
+        rows = await self.store.notifications_for_job(created["id"])
+        self.assertEqual(rows[0].session_id, rows[1].session_id)
+
+    async def test_every_bearer_failing_fails_the_job_with_the_reason(self):
+        self.sip.script = [PermanentFailure("SIP 403")]
+        self.sms.script = [PermanentFailure("ESME_RINVDSTADR")]
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        await self.settle()
+        job = await self.job(created["id"])
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(job["error"]["code"], "notification_failed")
+        self.assertIn("ESME_RINVDSTADR", job["error"]["message"])
+
+    async def test_delivery_receipt_marks_delivered(self):
+        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        await self.outbox.delivery_report("sms", "sms-1", True)
+        note = (await self.job(created["id"]))["notifications"][0]
+        self.assertEqual(note["state"], "delivered")
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertIn("delivered", [e.get("state") for e in events if e["type"] == "notification"])
+
+    async def test_device_that_never_comes_is_notified_again_then_expires(self):
+        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        self.clock.advance(299)
+        await self.settle()
+        self.assertEqual(len(self.sms.sent), 1)
+        self.clock.advance(2)
+        await self.settle()  # queues the second notification
+        await self.settle()  # sends it
+        self.assertEqual(len(self.sms.sent), 2)
+        first, second = [package0.parse(t.package0).notification.session_id for _a, t in self.sms.sent]
+        self.assertEqual(first, second)
+        self.clock.advance(301)
+        await self.settle()
+        job = await self.job(created["id"])
+        self.assertEqual(job["state"], "expired")
+        self.assertEqual(job["error"]["code"], "device_unreachable")
+
+    async def test_notify_none_and_unreachable_devices(self):
+        await self.dispatcher.create_job(DEVICE, dict(JOB, notify="none"))
+        await self.settle()
+        self.assertEqual(self.sip.sent + self.sms.sent, [])
+        await self.dispatcher.put_device("IMEI:2", dict(ACCOUNT, msisdn=None, sip_uri=None))
+        created = await self.dispatcher.create_job("IMEI:2", JOB)
+        await self.settle()
+        self.assertEqual((await self.job(created["id"]))["state"], "queued")
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertIn("no_bearer", [e.get("error") for e in events if e["type"] == "notification"])
+
+    async def test_queued_notifications_survive_a_restart(self):
+        self.sip.script = [TemporaryFailure("link down")]
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        # a new process over the same store picks the queued notification up
+        await self.make(config())
+        self.clock.advance(5)
+        await self.settle()
+        self.assertEqual(len(self.sip.sent), 1)
+        self.assertEqual((await self.job(created["id"]))["state"], "notified")
+
+    async def test_loop_runs_on_the_clock(self):
+        self.outbox.start()
+        self.addCleanup(self.outbox.stop)
+        await self.dispatcher.create_job(DEVICE, JOB)
+        await self.outbox._running
+        self.assertEqual(len(self.sip.sent), 1)
