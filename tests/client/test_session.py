@@ -39,7 +39,6 @@ from .support import (
     seeded_random,
     server_hmac_header,
     server_message,
-    status_for,
     status_xml,
     statuses,
 )
