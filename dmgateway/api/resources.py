@@ -33,6 +33,7 @@ from twisted.web.server import NOT_DONE_YET
 from dmgateway.api import validation
 from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice
 from dmgateway.api.validation import ValidationError
+from dmgateway.bearers.webrequest import BodyLimitedRequest
 
 JSON_TYPE = b"application/json; charset=utf-8"
 DEFAULT_MAX_BODY = 1048576
@@ -496,7 +497,7 @@ def build_root(
 # -- the site -------------------------------------------------------------
 
 
-class ApiRequest(server.Request):
+class ApiRequest(BodyLimitedRequest):
     """
     A request that refuses a body over the site's C{max_body} (HTTP 413,
     then closes the connection): by its Content-Length before reading any
@@ -504,48 +505,11 @@ class ApiRequest(server.Request):
     request, also when the client goes away first.
     """
 
-    _refused = False
-    _received = 0
+    def too_large(self, limit: int) -> tuple[bytes, bytes]:
+        return JSON_TYPE, error_bytes("payload_too_large", f"request body is larger than {limit} bytes")
 
-    def gotLength(self, length: int | None) -> None:
-        if length is not None and length > self.channel.site.max_body:
-            self._refuse()
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data: bytes) -> None:
-        if self._refused:
-            return
-        self._received += len(data)
-        if self._received > self.channel.site.max_body:
-            self._refuse()
-            return
-        super().handleContentChunk(data)
-
-    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
-        if self._refused:
-            return
-        clock = self.channel.site.reactor
-        started = clock.seconds()
-        self.notifyFinish().addBoth(self._log, clock, started)
-        super().requestReceived(command, path, version)
-
-    def _refuse(self) -> None:
-        self._refused = True
+    def refused(self, limit: int) -> None:
         channel = self.channel
-        limit = channel.site.max_body
-        # No "100 Continue" after this answer.
-        self.requestHeaders.removeHeader(b"expect")
-        body = error_bytes(
-            "payload_too_large", f"request body is larger than {limit} bytes"
-        )
-        channel.transport.write(
-            b"HTTP/1.1 413 Payload Too Large\r\n"
-            b"Content-Type: " + JSON_TYPE + b"\r\n"
-            b"Content-Length: %d\r\n"
-            b"Connection: close\r\n\r\n" % (len(body),) + body
-        )
-        channel.loseConnection()
         # The request line is parsed but not yet handed to the request.
         log.info(
             "API {method} {path} -> {status}: body over {max_body} bytes refused",
@@ -555,6 +519,14 @@ class ApiRequest(server.Request):
             max_body=limit,
             client=_client(self),
         )
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._refused:
+            return
+        clock = self.channel.site.reactor
+        started = clock.seconds()
+        self.notifyFinish().addBoth(self._log, clock, started)
+        super().requestReceived(command, path, version)
 
     def _log(self, result: None | Failure, clock: Any, started: float) -> None:
         log.info(

@@ -16,6 +16,8 @@ from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.web import resource, server
 
+from dmgateway.bearers.webrequest import BodyLimitedRequest, peer_of
+
 log = Logger(namespace="dmgateway.http")
 
 #: media types a device may send, and the encoding each means
@@ -26,61 +28,20 @@ MEDIA_TYPES = {
     b"application/vnd.syncml+wbxml": "wbxml",
 }
 
-_TOO_LARGE = (
-    b"HTTP/1.1 413 Request Entity Too Large\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n"
-    b"Connection: close\r\n"
-    b"Content-Length: %d\r\n\r\n%s"
-)
+class LimitedRequest(BodyLimitedRequest):
+    """A DM-2 request: bodies over the site's ``max_body`` are refused unread."""
 
-
-def _refuse_too_large(channel, limit):
-    text = b"request body exceeds the limit of %d bytes\n" % (limit,)
-    channel.transport.write(_TOO_LARGE % (len(text), text))
-    channel.transport.loseConnection()
-
-
-class LimitedRequest(server.Request):
-    """A request that refuses bodies over ``max_body`` before buffering them."""
-
-    max_body = 1048576
-    _received = 0
-    _refused = False
-
-    def gotLength(self, length):
-        if length is not None and length > self.max_body:
-            self._refuse()
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data):
-        if self._refused:
-            return
-        self._received += len(data)
-        if self._received > self.max_body:
-            self._refuse()
-            return
-        super().handleContentChunk(data)
-
-    def requestReceived(self, command, path, version):
-        if self._refused:
-            return
-        super().requestReceived(command, path, version)
-
-    def _refuse(self):
-        self._refused = True
+    def refused(self, limit):
         log.warn(
             "refused oversized request body (limit {limit} bytes) from {peer}",
-            limit=self.max_body,
+            limit=limit,
             peer=_peer(self),
         )
-        _refuse_too_large(self.channel, self.max_body)
 
 
 def _peer(request):
     try:
-        address = request.channel.transport.getPeer()
-        return "%s:%s" % (address.host, address.port)
+        return peer_of(request)
     except Exception:
         return "?"
 
@@ -173,12 +134,9 @@ def _text(value):
 def dm_site(dispatcher, path, max_body, reactor=None):
     """A ``Site`` serving DM-2 at ``path`` with the body limit ``max_body``."""
 
-    class Request(LimitedRequest):
-        pass
-
-    Request.max_body = max_body
     site = server.Site(DMResource(dispatcher, path), reactor=reactor)
-    site.requestFactory = Request
+    site.requestFactory = LimitedRequest
+    site.max_body = max_body
     site.displayTracebacks = False
     site.noisy = False
     site.log = lambda request: None  # one structured event per request instead
