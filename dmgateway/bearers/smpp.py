@@ -95,8 +95,8 @@ class ESMEProtocol(protocol.Protocol):
 
     ``config`` is a :class:`~dmgateway.config.sections.SmppLinkConfig`,
     ``clock`` an ``IReactorTime``; ``on_receipt(message_id, state, error)``
-    is called for each delivery receipt.  ``bound`` fires with the protocol
-    once bound, or fails with :class:`BindError`/:class:`LinkDown`.
+    is called for each delivery receipt.  ``when_bound()`` fires with the
+    protocol once bound, or fails with :class:`BindError`/:class:`LinkDown`.
     """
 
     state = "closed"
@@ -111,7 +111,8 @@ class ESMEProtocol(protocol.Protocol):
         self.config = config
         self.clock = clock
         self.on_receipt = on_receipt
-        self.bound = defer.Deferred()
+        self._bound_result = None
+        self._bound_waiters = []
         self._buffer = bytearray()
         self._sequence = 0
         self._outstanding = {}
@@ -153,12 +154,25 @@ class ESMEProtocol(protocol.Protocol):
         self._fire_bound(error)
         self._drop()
 
+    def when_bound(self):
+        """A new Deferred: this protocol once bound, or the reason it never will be."""
+        if self._bound_result is None:
+            d = defer.Deferred()
+            self._bound_waiters.append(d)
+            return d
+        if isinstance(self._bound_result, Exception):
+            return defer.fail(self._bound_result)
+        return defer.succeed(self._bound_result)
+
     def _fire_bound(self, result):
-        if not self.bound.called:
-            if isinstance(result, Exception):
-                self.bound.errback(result)
-            else:
-                self.bound.callback(result)
+        if self._bound_result is None:
+            self._bound_result = result
+            waiters, self._bound_waiters = self._bound_waiters, []
+            for d in waiters:
+                if isinstance(result, Exception):
+                    d.errback(result)
+                else:
+                    d.callback(result)
 
     def connectionLost(self, reason=protocol.connectionDone):
         was = self.state
@@ -479,6 +493,9 @@ class ESMEFactory(protocol.Factory):
     def buildProtocol(self, addr):
         p = self.protocol(self.config, self.clock, self.on_receipt)
         p.factory = self
+        link = getattr(self, "link", None)
+        if link is not None:
+            link._connected(p)
         return p
 
 
@@ -486,7 +503,9 @@ class SMPPLink(service.Service):
     """One SMPP link kept bound by ``ClientService`` with backoff.
 
     ``submit`` waits for a bound connection; at most ``queue_limit`` calls
-    wait at once and each waits at most ``wait_timeout`` seconds.
+    wait at once and each waits at most ``wait_timeout`` seconds.  Bind
+    failures count as failed attempts for the backoff (reconnect_initial,
+    doubling up to reconnect_max).
     """
 
     def __init__(self, config, reactor, *, clock=None, endpoint=None, on_receipt=None,
@@ -495,30 +514,44 @@ class SMPPLink(service.Service):
         self.name = "smpp:%s" % (config.name,)
         self._clock = clock or reactor
         self._waiting = 0
+        self._waiters = []
+        self._bind_failures = 0
         self.queue_limit = queue_limit
         self.wait_timeout = wait_timeout
         if endpoint is None:
             endpoint = endpoints.clientFromString(reactor, config.endpoint)
         self.factory = ESMEFactory(config, self._clock, on_receipt)
+        self.factory.link = self
         self._protocol = None
+        backoff = internet.backoffPolicy(initialDelay=config.reconnect_initial,
+                                         maxDelay=config.reconnect_max)
+        # ClientService cannot reject a connection in prepareConnection and
+        # close it (its state machine has no transition for that), so the
+        # bind runs on a "connected" protocol and bind failures feed the
+        # backoff through this policy.
         self._client = internet.ClientService(
             endpoint, self.factory,
-            retryPolicy=internet.backoffPolicy(initialDelay=config.reconnect_initial,
-                                               maxDelay=config.reconnect_max),
+            retryPolicy=lambda attempts: backoff(max(attempts, self._bind_failures)),
             clock=self._clock,
-            prepareConnection=self._prepare,
         )
 
-    def _prepare(self, proto):
-        def bound(p):
-            self._protocol = p
-            return p
+    def _connected(self, proto):
+        """Called by the factory for each new connection."""
+        self._protocol = proto
+        proto.when_bound().addCallbacks(self._bound, self._not_bound)
 
-        def failed(f):
-            log.warn("smpp link {link}: not bound: {error}", link=self.config.name,
-                     error=f.getErrorMessage())
-            return f
-        return proto.bound.addCallbacks(bound, failed)
+    def _bound(self, proto):
+        self._bind_failures = 0
+        if self.running:
+            self._fire_waiters(proto)
+        return proto
+
+    def _not_bound(self, failure):
+        self._bind_failures += 1
+        log.warn("smpp link {link}: not bound ({failures} in a row): {error}",
+                 link=self.config.name, failures=self._bind_failures,
+                 error=failure.getErrorMessage(), outcome="bind_failed")
+        return None
 
     @property
     def state(self):
@@ -539,10 +572,34 @@ class SMPPLink(service.Service):
 
     def stopService(self):
         super().stopService()
+        self._fire_waiters(LinkDown("SMPP link %s stopped" % (self.config.name,)))
         p, self._protocol = self._protocol, None
         d = p.unbind() if p is not None else defer.succeed(None)
         d.addBoth(lambda _: self._client.stopService())
         return d
+
+    def _wait_bound(self):
+        """A bound protocol (the next one to bind), within ``wait_timeout``."""
+        d = defer.Deferred(lambda d: self._waiters.remove(d) if d in self._waiters else None)
+        self._waiters.append(d)
+        d.addTimeout(self.wait_timeout, self._clock)
+
+        def not_bound(failure):
+            if failure.check(defer.CancelledError, defer.TimeoutError):
+                raise LinkDown("SMPP link %s not bound within %gs"
+                               % (self.config.name, self.wait_timeout))
+            return failure
+        return d.addErrback(not_bound)
+
+    def _fire_waiters(self, result):
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            if d.called:
+                continue
+            if isinstance(result, Exception):
+                d.errback(result)
+            else:
+                d.callback(result)
 
     def submit(self, destination_msisdn, short_message_segments, **options):
         """Like :meth:`ESMEProtocol.submit`, on the bound connection once there is one."""
@@ -555,23 +612,14 @@ class SMPPLink(service.Service):
             return defer.fail(QueueFull("%d submits already wait for SMPP link %s"
                                         % (self._waiting, self.config.name)))
         self._waiting += 1
-        waiter = self._client.whenConnected()
-        waiter.addTimeout(self.wait_timeout, self._clock)
-
-        def connected(proto):
-            return proto.submit(destination_msisdn, short_message_segments, **options)
-
-        def not_connected(failure):
-            if failure.check(SMPPError):
-                return failure
-            raise LinkDown("SMPP link %s not bound (%s)" % (self.config.name,
-                                                            failure.getErrorMessage()))
+        waiter = self._wait_bound()
 
         def done(result):
             self._waiting -= 1
             return result
         waiter.addBoth(done)
-        waiter.addCallbacks(connected, not_connected)
+        waiter.addCallback(
+            lambda proto: proto.submit(destination_msisdn, short_message_segments, **options))
         return waiter
 
 

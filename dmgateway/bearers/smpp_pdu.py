@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from smpp.pdu import constants, operations, pdu_encoding
 from smpp.pdu.error import PDUParseError
-from smpp.pdu.pdu_types import CommandId, CommandStatus
+from smpp.pdu.pdu_types import CommandStatus
 
 HEADER = struct.Struct("!LLLL")
 MIN_LENGTH = HEADER.size
@@ -296,4 +296,4 @@ def receipt_of(pdu):
 
 
 __all__ = ["PDUError", "Header", "Receipt", "decode", "encode", "bind", "submit_sm",
-           "receipt_of", "status_name", "CommandId"]
+           "receipt_of", "status_name"]
