@@ -34,12 +34,18 @@ check-config: install
 
 test-deps:
 	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: test-deps install
+# the SMSC simulator the SMPP interop tests run (a third-party SMPP server, npm package smpp)
+var/node/node_modules/smpp:
+	mkdir -p var/node
+	npm install --prefix var/node --no-audit --no-fund --loglevel=error smpp@0.5.1
+
+test: test-deps install var/node/node_modules/smpp
 	$(BIN)/python -m pytest -q tests
 
 bench: install

@@ -120,7 +120,7 @@ class Dispatcher:
                 **counts,
             )
             for job_id in recovery.failed_jobs:
-                await self._event("job", None, {"job_id": job_id, "state": "failed", "error": "interrupted"})
+                await self.event("job", None, {"job_id": job_id, "state": "failed", "error": "interrupted"})
         else:
             log.info("store clean: nothing was in flight", **counts)
 
@@ -446,9 +446,10 @@ class Dispatcher:
     async def _fail_job(self, job_id, device_id, code, message):
         error = {"code": code, "message": message}
         await self.store.update_job(job_id, state="failed", error=error)
-        await self._event("job", device_id, {"job_id": job_id, "state": "failed", "error": code})
+        await self.event("job", device_id, {"job_id": job_id, "state": "failed", "error": code})
 
-    async def _event(self, type_, device_id, payload):
+    async def event(self, type_, device_id, payload):
+        """Append one event and wake its readers (long-polls, webhooks)."""
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
         self._events_appended()
 

@@ -214,8 +214,10 @@ class Outbox:
             await self._retry(n, job, device, "internal error: %s" % (type(e).__name__,))
             return
         message_id = message_ids[0] if message_ids else None
+        # SIP: the 2xx comes from the device's side, so it is a delivery
+        state = "delivered" if getattr(bearer, "delivered_on_accept", False) else "sent"
         await self.store.update_notification(
-            n.notification_id, state="sent", count_attempt=True, message_id=message_id, expect_state="queued"
+            n.notification_id, state=state, count_attempt=True, message_id=message_id, expect_state="queued"
         )
         if job is not None:
             await self.store.update_job(job.job_id, state="notified", expect_state="queued")
@@ -230,7 +232,7 @@ class Outbox:
         await self.event(
             "notification",
             n.device_id,
-            {"job_id": n.job_id, "bearer": n.bearer, "state": "sent", "message_id": message_id},
+            {"job_id": n.job_id, "bearer": n.bearer, "state": state, "message_id": message_id},
         )
 
     async def _retry(self, n, job, device, reason):

@@ -73,6 +73,8 @@ class GatewayService(service.MultiService):
         self.dispatcher = None
         self.ready = defer.Deferred()
         self._ports = []
+        self.outbox = None
+        self._sip = None
 
     @property
     def reactor(self):
@@ -112,6 +114,7 @@ class GatewayService(service.MultiService):
         await self.dispatcher.start()
         if cfg.api.webhooks:
             self._start_webhooks()
+        self._start_notifications()
         for name, endpoint, factory in self._listeners():
             port = await endpoint.listen(factory)
             self._ports.append(port)
@@ -142,6 +145,57 @@ class GatewayService(service.MultiService):
                 self.dispatcher, cfg
             )
 
+    def _start_notifications(self):
+        """The bearers that wake devices, and the outbox feeding them (if any is on)."""
+        import os
+        import random
+
+        from dmgateway.bearers import wake
+        from dmgateway.notifier import Outbox
+
+        cfg, reactor = self.config, self.reactor
+        bearers = {}
+        if cfg.enabled_smpp_links:
+            from dmgateway.bearers.smpp import SMPPLink, SMPPRouter
+
+            router = SMPPRouter()
+            for link in cfg.enabled_smpp_links:
+                router.add(SMPPLink(link, reactor, on_receipt=self._on_smpp_receipt))
+            router.setServiceParent(self)
+            bearers["sms"] = wake.SmsBearer(router)
+        elif cfg.modem.enabled:
+            from dmgateway.bearers.modem import ModemService
+
+            modem = ModemService(cfg.modem, reactor, on_report=self._on_modem_report)
+            modem.setServiceParent(self)
+            bearers["sms"] = wake.SmsBearer(modem, smpp=False)
+        if cfg.sip.enabled:
+            from dmgateway.bearers.sip import SIPPusher
+
+            self._sip = SIPPusher(cfg.sip, reactor, random.SystemRandom())
+            bearers["sip"] = wake.SipBearer(self._sip)
+        if not bearers:
+            log.info("no notification bearer enabled: jobs wait for devices to connect")
+            return
+        self.outbox = Outbox(
+            self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.dispatcher.event, os.urandom
+        )
+        self.dispatcher.notifier = self.outbox
+        self.outbox.start()
+        log.info("notification bearers: {bearers}", bearers=" ".join(sorted(bearers)))
+
+    def _on_smpp_receipt(self, message_id, state, error):
+        from dmgateway.bearers.wake import smpp_receipt_handler
+
+        if self.outbox is not None:
+            smpp_receipt_handler(self.outbox)(message_id, state, error)
+
+    def _on_modem_report(self, report):
+        from dmgateway.bearers.wake import modem_report_handler
+
+        if self.outbox is not None:
+            modem_report_handler(self.outbox)(report)
+
     def _start_webhooks(self):
         from twisted.web.client import Agent, HTTPConnectionPool
 
@@ -170,7 +224,11 @@ class GatewayService(service.MultiService):
     def stopService(self):
         ports, self._ports = self._ports, []
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        if self.outbox is not None:
+            yield self.outbox.stop()
         yield super().stopService()
+        if self._sip is not None:
+            yield self._sip.stop()
         if self.dispatcher is not None:
             yield self.dispatcher.stop()
         if self.store is not None:

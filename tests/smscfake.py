@@ -32,7 +32,7 @@ class FakeSMSC(protocol.Protocol):
 
     def dataReceived(self, data):
         self._buffer += data
-        while len(self._buffer) >= 16:
+        while len(self._buffer) >= 16 and not self.transport.disconnecting:
             (length,) = struct.unpack("!L", self._buffer[:4])
             if len(self._buffer) < length:
                 return

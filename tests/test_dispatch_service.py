@@ -22,7 +22,7 @@ class DispatcherServiceContractTests(GatewayServiceContract, TestCase):
         return Dispatcher(self.store, gateway_config(), clock=clock), clock
 
     def append_event(self, service, kind, device_id, **fields):
-        return defer.ensureDeferred(service._event(kind, device_id, fields))
+        return defer.ensureDeferred(service.event(kind, device_id, fields))
 
     def settle(self):
         d = defer.Deferred()

@@ -82,7 +82,7 @@ class OutboxTests(TestCase):
             self.clock,
             {"sms": self.sms, "sip": self.sip},
             self.dispatcher.is_live,
-            self.dispatcher._event,
+            self.dispatcher.event,
             lambda n: bytes(range(7, 7 + n)),
         )
         self.dispatcher.notifier = self.outbox

@@ -30,7 +30,7 @@ def free_port():
 class Daemon:
     """One gateway process with its own config dir, store and log."""
 
-    def __init__(self, workdir, store=None, extra_ini=None, session_timeout=300):
+    def __init__(self, workdir, store=None, extra_ini=None, session_timeout=300, gateway_extra=""):
         self.workdir = str(workdir)
         self.conf = os.path.join(self.workdir, "conf")
         self.http_port = free_port()
@@ -41,6 +41,7 @@ class Daemon:
         self.store = store or "sqlite:var/dmgateway.sqlite"
         self.session_timeout = session_timeout
         self.extra_ini = extra_ini or {}
+        self.gateway_extra = gateway_extra  # more sections for dmgateway.ini
         self.log_path = os.path.join(self.workdir, "daemon.log")
         self.process = None
         self.twistd_options = []
@@ -55,8 +56,8 @@ class Daemon:
             "dmgateway.ini": (
                 "[gateway]\nserver_id = dmgw-e2e\npublic_url = %s\nstore = %s\n"
                 "session_timeout = %d\n\n[api]\nendpoint = tcp:%d:interface=127.0.0.1\n"
-                "token_file = var/api.token\n"
-                % (self.url, self.store, self.session_timeout, self.api_port)
+                "token_file = var/api.token\n\n%s"
+                % (self.url, self.store, self.session_timeout, self.api_port, self.gateway_extra)
             ),
             "http.ini": "[http]\nenabled = true\nendpoint = tcp:%d:interface=127.0.0.1\npath = /dm\n"
             % (self.http_port,),
