@@ -120,7 +120,7 @@ class Outbox:
                 {"job_id": job.job_id, "bearer": None, "state": "failed", "error": "no_bearer"},
             )
             return None
-        session_id = int.from_bytes(self.random_bytes(2), "big")
+        session_id = 1 + int.from_bytes(self.random_bytes(2), "big") % 0xFFFF  # 1..65535
         notification = await self.store.add_notification(
             device.device_id, bearer, b"", job_id=job.job_id, session_id=session_id,
             next_attempt_at=self.clock.seconds(),

@@ -215,3 +215,19 @@ class OutboxTests(TestCase):
         await self.dispatcher.create_job(DEVICE, JOB)
         await self.outbox._running
         self.assertEqual(len(self.sip.sent), 1)
+
+    async def test_session_id_is_never_zero(self):
+        self.outbox.random_bytes = lambda n: bytes(n)
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        (row,) = await self.store.notifications_for_job(created["id"])
+        self.assertEqual(row.session_id, 1)
+        self.assertEqual(len(self.sip.sent), 1)
+
+    async def test_device_in_a_session_is_not_notified(self):
+        self.dispatcher._by_device[DEVICE] = object()  # as if a session were live
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        self.assertEqual(self.sip.sent + self.sms.sent, [])
+        self.assertEqual((await self.job(created["id"]))["notifications"], [])
+        del self.dispatcher._by_device[DEVICE]
