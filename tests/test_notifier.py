@@ -225,9 +225,11 @@ class OutboxTests(TestCase):
         self.assertEqual(len(self.sip.sent), 1)
 
     async def test_device_in_a_session_is_not_notified(self):
-        self.dispatcher._by_device[DEVICE] = object()  # as if a session were live
+        added = []  # as if a session were live: the job joins it
+        self.dispatcher._by_device[DEVICE] = SimpleNamespace(engine=SimpleNamespace(add_job=added.append))
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
+        self.assertEqual([job.job_id for job in added], [created["id"]])
         self.assertEqual(self.sip.sent + self.sms.sent, [])
         self.assertEqual((await self.job(created["id"]))["notifications"], [])
         del self.dispatcher._by_device[DEVICE]
