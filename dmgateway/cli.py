@@ -149,6 +149,8 @@ def build_parser():
         add_arguments = None
     if add_arguments is not None:
         add_arguments(sub)
+    from dmgateway.client.simcli import add_arguments as add_sim_arguments
+    add_sim_arguments(sub)
     return parser
 
 

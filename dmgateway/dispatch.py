@@ -99,6 +99,10 @@ class Dispatcher:
             lockout=config.auth.lockout,
         )
         self.notifier = None  # the notification Outbox, when a bearer is configured
+        # our MaxMsgSize: what every DM listener accepts (its max_body)
+        limits = [l.max_body for l in (getattr(config, "http", None), getattr(config, "https", None))
+                  if l is not None and l.enabled]
+        self.accept_msg_size = min(limits) if limits else None
         self._by_token = {}
         self._by_device = {}
         self._locks = {}
@@ -288,6 +292,7 @@ class Dispatcher:
                 resp_uri=resp_uri,
                 encode=encode,
                 random_bytes=self.random_bytes,
+                accept_msg_size=self.accept_msg_size,
             )
         except SessionError as e:
             log.error(

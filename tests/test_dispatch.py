@@ -84,6 +84,18 @@ class DispatcherTests(TestCase):
         self.assertEqual(executed, ["./DevDetail/SwV", "./DevInfo/Man"])
         self.assertEqual(self.dispatcher._by_device, {})
 
+    async def test_sessions_with_nothing_to_do_keep_nonces_in_step(self):
+        # the device offers the server a NextNonce only in a message it sends:
+        # a session that ends at package 2 must not leave the nonces apart
+        acc = account()
+        for _ in range(3):
+            session = await self.drive(self.session(acc))
+            self.assertEqual(session.outcome, "completed", session.log)
+        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        session = await self.drive(self.session(acc))
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
+
     async def test_job_created_during_a_session_joins_it(self):
         first = await self.dispatcher.create_job(DEVICE, GET_SWV)
         session = self.session()

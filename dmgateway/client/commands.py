@@ -18,6 +18,10 @@ Rules (dm-protocol §5.1, §6, §8):
 * Large objects: chunks of an Add/Replace are buffered (213) and executed
   when the last one arrives, after the byte count is checked against the
   first chunk's Meta/Size (424 on mismatch, 413 over our MaxObjSize).
+* Every command is checked against the ACLs for the server's ServerID
+  (425 on denial); TNDS data (``application/vnd.syncml.dmtnds+xml|+wbxml``,
+  inline ``MgmtTree`` or a document) is imported by Add/Replace, and
+  ``?list=TNDS`` Gets return the ``MgmtTree`` inline.
 """
 
 import base64
@@ -31,6 +35,7 @@ from ..codec import xml as xml_codec
 from ..codec import XML
 from ..codec.element import Node
 from . import ui
+from ..tree import TNDS_XML, TNDS_WBXML
 from .tree import TreeError
 
 __all__ = ["CommandRunner", "Owed", "data_size", "result_item"]
@@ -53,7 +58,7 @@ FAILED = 500
 ATOMIC_FAILED = 507
 
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-TNDS_TYPES = ("application/vnd.syncml.dmtnds+xml", "application/vnd.syncml.dmtnds+wbxml")
+TNDS_TYPES = (TNDS_XML, TNDS_WBXML)
 _SUCCESS = (OK, ACCEPTED)
 _NOT_IN_ATOMIC = (sm.Get, sm.Exec, sm.Atomic, sm.Sequence, sm.UnknownCommand)
 
@@ -133,6 +138,10 @@ def result_item(node_data, encoding, with_data=True):
     (OPAQUE) over WBXML; interior nodes list their children ``a/b/c``.
     """
     value, fmt, mtype = node_data.value, node_data.format, node_data.type
+    if isinstance(value, Node):  # a TNDS MgmtTree, carried inline
+        return sm.Item(source=sm.LocRef(node_data.uri),
+                       meta=sm.Meta(format="xml", type=mtype or TNDS_XML),
+                       data=value if with_data else None)
     if fmt == "node":
         data = "/".join(value) if value is not None else None
         meta = sm.Meta(format="node", type=mtype or None)
@@ -191,8 +200,10 @@ def item_value(data, meta):
     """``(value, format, type)`` to store for an Item's data and effective Meta."""
     fmt = (meta.format or "chr").strip().lower()
     mtype = meta.type.strip() if meta.type else None
-    if mtype in TNDS_TYPES:
-        raise _Refused(UNSUPPORTED_MEDIA, "TNDS is not supported")
+    if mtype in TNDS_TYPES:  # the tree reads Node, XML or WBXML documents
+        if data is None or data == "":
+            raise _Refused(BAD_REQUEST, "TNDS without data")
+        return data, "xml", mtype
     if fmt == "node":
         return None, "node", mtype
     if isinstance(data, Node):
@@ -220,8 +231,10 @@ def item_value(data, meta):
 class CommandRunner:
     """Runs server commands on ``tree``; keeps the incoming large object between messages."""
 
-    def __init__(self, tree, *, ui_policy=None, encoding=XML, max_obj_size=None, log=None):
+    def __init__(self, tree, *, server=None, ui_policy=None, encoding=XML, max_obj_size=None,
+                 log=None):
         self.tree = tree
+        self.server = server  # the ServerID the ACLs are checked for (None: no ACLs)
         self.ui_policy = ui_policy or ui.default_policy
         self.encoding = encoding
         self.max_obj_size = max_obj_size
@@ -421,16 +434,13 @@ class CommandRunner:
 
     def _get(self, cmd, item, turn, found):
         uri = _uri(item.target)
-        path, _, query = uri.partition("?")
-        if query.startswith("list="):
-            kind = query[len("list="):]
-            if kind not in ("Struct", "StructData"):
-                raise _Refused(NOT_SUPPORTED, "?list=%s not supported" % (kind,))
-            with_data = kind == "StructData"
-            items = [result_item(nd, self.encoding, with_data)
-                     for nd in self.tree.get_struct(path, with_data)]
+        query = uri.partition("?")[2]
+        found_data = self.tree.get(uri, server=self.server)
+        if isinstance(found_data, list):  # ?list=Struct / StructData
+            with_data = query == "list=StructData"
+            items = [result_item(nd, self.encoding, with_data) for nd in found_data]
         else:
-            items = [result_item(self.tree.get(uri), self.encoding)]
+            items = [result_item(found_data, self.encoding)]
         limit = turn.server_max_obj_size
         if limit and any(data_size(i.data) > limit for i in items):
             raise _Refused(TOO_LARGE, "value larger than the server's MaxObjSize")
@@ -456,7 +466,7 @@ class CommandRunner:
         elif self.max_obj_size and data_size(data) > self.max_obj_size:
             raise _Refused(TOO_LARGE, "object larger than our MaxObjSize")
         value, fmt, mtype = item_value(data, meta)
-        write(uri, value, fmt, mtype)
+        write(uri, value, fmt, mtype, server=self.server)
         return OK
 
     def _chunk(self, cmd, item, meta, uri):
@@ -505,13 +515,13 @@ class CommandRunner:
         self.log("large object for %s dropped: %s" % (incoming.uri, why))
 
     def _delete(self, cmd, item, turn, found):
-        self.tree.delete(_uri(item.target))
+        self.tree.delete(_uri(item.target), server=self.server)
         return OK
 
     def _copy(self, cmd, item, turn, found):
-        self.tree.copy(_uri(item.target), _uri(item.source))
+        self.tree.copy(_uri(item.target), _uri(item.source), server=self.server)
         return OK
 
     def _exec(self, cmd, item, turn, found):
         data = item.data if isinstance(item.data, (bytes, bytearray)) else _text(item.data)
-        return self.tree.exec(_uri(item.target), data, cmd.correlator)
+        return self.tree.exec(_uri(item.target), data, cmd.correlator, server=self.server)

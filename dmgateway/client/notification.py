@@ -7,54 +7,40 @@
         session = ClientSession(trigger.account, session_id=trigger.session_id, ...)
         request = session.start(alert=1200)
 
-Only the DM 1.2 format (``application/vnd.syncml.notification``, WSP 0x44)
-is understood; the 0x58 format has no confirmed layout and is refused by
-whoever dispatches on the content type.
+``data`` is a package #0, a whole WSP push carrying one (content type 0x44,
+application id syncml.dm), or a list of SMS TP-UD segments (user data
+header included) that reassemble to such a push.  For segments arriving
+one by one, :class:`SmsInbox` keeps the incomplete ones.  The parsing and
+digest checks are :mod:`dmgateway.notify.package0`'s; only the DM 1.2
+format is understood (0x58 has no confirmed layout).
 """
 
 from dataclasses import dataclass
 from typing import Optional
 
-from ..auth.credentials import constant_time_equal, mac_digest, user_hash
 from ..auth.nonce import RESYNC_NONCES
+from ..notify import package0, sms, wsp
+from ..notify.package0 import NotificationError, Package0
 
 __all__ = [
     "NotificationError",
-    "Notification",
+    "Package0",
     "Trigger",
+    "SmsInbox",
     "parse_notification",
     "verify_notification",
     "accept_notification",
+    "unwrap",
     "UI_NOT_SPECIFIED",
     "UI_BACKGROUND",
     "UI_INFORMATIVE",
     "UI_USER_INTERACTION",
 ]
 
-UI_NOT_SPECIFIED, UI_BACKGROUND, UI_INFORMATIVE, UI_USER_INTERACTION = 0, 1, 2, 3
-ACCEPTED_VERSIONS = range(10, 14)  # 11 is DM 1.2's; 10-13 tolerated (dm-notification §1)
-_MIN_SIZE = 25
-
-
-class NotificationError(ValueError):
-    """Bytes that are not a DM 1.2 package #0."""
-
-
-@dataclass
-class Notification:
-    digest: bytes
-    version: int
-    ui_mode: int
-    initiator: int  # 1 = server initiated
-    session_id: int
-    server_id: str
-    body: bytes  # the vendor-specific trigger body
-    trigger: bytes  # everything the digest covers
-
-    @property
-    def session_id_text(self):
-        """The SyncHdr SessionID: upper-case hex without leading zeros."""
-        return "%X" % (self.session_id,)
+UI_NOT_SPECIFIED = package0.UI_NOT_SPECIFIED
+UI_BACKGROUND = package0.UI_BACKGROUND
+UI_INFORMATIVE = package0.UI_INFORMATIVE
+UI_USER_INTERACTION = package0.UI_USER_INTERACTION
 
 
 @dataclass
@@ -62,91 +48,120 @@ class Trigger:
     """An authenticated notification and the account it is for."""
 
     account: object
-    notification: Notification
+    package: Package0
     nonce: bytes  # the SRVCRED nonce that verified the digest
     resynchronised: bool
 
     @property
+    def notification(self):
+        """The :class:`~dmgateway.notify.package0.Notification` fields."""
+        return self.package.notification
+
+    @property
     def session_id(self):
-        return self.notification.session_id_text
+        """The SyncHdr SessionID: upper-case hex without leading zeros."""
+        return self.package.notification.session_id_text
 
 
-def parse_notification(data):
-    """A :class:`Notification` from package #0 bytes; NotificationError if malformed."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise NotificationError("package #0 must be bytes")
-    data = bytes(data)
-    if len(data) < _MIN_SIZE:
-        raise NotificationError("package #0 of %d bytes is shorter than %d" % (
-            len(data), _MIN_SIZE))
-    header = int.from_bytes(data[16:24], "big")
-    length = header & 0xFF
-    if length == 0:
-        raise NotificationError("empty server identifier")
-    if 24 + length > len(data):
-        raise NotificationError("server identifier runs past the end")
-    try:
-        server_id = data[24:24 + length].decode("utf-8")
-    except UnicodeDecodeError:
-        raise NotificationError("server identifier is not UTF-8") from None
-    return Notification(
-        digest=data[:16],
-        version=header >> 54,
-        ui_mode=(header >> 52) & 0x3,
-        initiator=(header >> 51) & 0x1,
-        session_id=(header >> 8) & 0xFFFF,
-        server_id=server_id,
-        body=data[24 + length:],
-        trigger=data[16:],
-    )
+def parse_notification(data) -> Package0:
+    """A :class:`~dmgateway.notify.package0.Package0` from bytes; NotificationError if malformed."""
+    return package0.parse(data)
 
 
-def verify_notification(notification, account, *, resync=True):
+def _credential(account):
+    creds = account.server
+    return package0.ServerCredential(creds.name, bytes(creds.nonce), secret=creds.secret)
+
+
+def verify_notification(package, account, *, resync=True):
     """``(nonce, resynchronised)`` verifying the digest with ``account``'s SRVCRED, or None.
 
     The stored server nonce is tried first, then -- with ``resync`` -- both
-    readings of the "0x00000000" resynchronisation nonce.  The name hashed
-    is the trigger's server identifier (AOSP) and, if different, the
-    SRVCRED name (libdmclient).
+    readings of the "0x00000000" resynchronisation nonce; the name hashed is
+    the SRVCRED name and, if different, the trigger's server identifier.
     """
-    creds = account.server
-    names = [notification.server_id]
-    if creds.name != notification.server_id:
-        names.append(creds.name)
-    nonces = [(creds.nonce, False)]
-    if resync:
-        nonces.extend((nonce, True) for nonce in RESYNC_NONCES)
-    for nonce, resynchronised in nonces:
-        for name in names:
-            digest = mac_digest(user_hash(name, creds.secret), nonce, notification.trigger)
-            if constant_time_equal(digest, notification.digest):
-                return nonce, resynchronised
-    return None
+    verified = package0.verify(package, _credential(account),
+                               resync_nonces=RESYNC_NONCES if resync else ())
+    if verified is None:
+        return None
+    return verified.nonce, verified.resynchronised
+
+
+def unwrap(data):
+    """The candidate package #0 byte strings in ``data``: push body first, then ``data``.
+
+    ``data`` is bytes (package #0 or a WSP push) or a list of SMS TP-UD
+    segments; undecodable input yields nothing.
+    """
+    if isinstance(data, (list, tuple)):
+        inbox = SmsInbox()
+        whole = None
+        for part in data:
+            whole = inbox.add(part) or whole
+        return unwrap(whole) if whole is not None else []
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        return []
+    data = bytes(data)
+    found = []
+    if len(data) > 2 and data[1] in (wsp.PDU_PUSH, wsp.PDU_CONFIRMED_PUSH):
+        try:
+            pdu = wsp.parse_push(data)
+        except NotificationError:
+            pdu = None
+        if pdu is not None and wsp.is_dm_notification(pdu):
+            found.append(pdu.body)
+    found.append(data)
+    return found
 
 
 def accept_notification(data, accounts, active_session_ids=(), *, resync=True) -> Optional[Trigger]:
     """Checklist steps 2-4 and 6: a :class:`Trigger`, or None to ignore the message silently.
 
     ``accounts`` are :class:`~.account.Account` objects; the one whose
-    ``server_id`` matches is used.  A resynchronised trigger sets that
+    ``server_id`` matches is used.  A notification for a session already
+    running (by SessionID) is ignored.  A resynchronised trigger sets that
     account's server nonce to the nonce that verified.  The ui-mode (step 5)
     is the caller's to apply.
     """
-    try:
-        notification = parse_notification(data)
-    except NotificationError:
-        return None
-    if notification.version not in ACCEPTED_VERSIONS:
-        return None
-    account = next((a for a in accounts if a.server_id == notification.server_id), None)
-    if account is None:
-        return None
-    verified = verify_notification(notification, account, resync=resync)
-    if verified is None:
-        return None
-    if notification.session_id_text in set(active_session_ids):
-        return None
-    nonce, resynchronised = verified
-    if resynchronised:
-        account.server.nonce = nonce
-    return Trigger(account, notification, nonce, resynchronised)
+    active = {str(s).upper() for s in active_session_ids}
+    for candidate in unwrap(data):
+        try:
+            package = package0.parse(candidate)
+        except NotificationError:
+            continue
+        server_id = package.notification.server_id
+        account = next((a for a in accounts if a.server_id == server_id), None)
+        if account is None:
+            continue
+        verified = verify_notification(package, account, resync=resync)
+        if verified is None:
+            continue
+        if package.notification.session_id_text in active:
+            return None
+        nonce, resynchronised = verified
+        if resynchronised:
+            account.server.nonce = nonce
+        return Trigger(account, package, nonce, resynchronised)
+    return None
+
+
+class SmsInbox:
+    """SMS TP-UD segments in (UDH included), whole WSP pushes out.
+
+    The caller says what time it is (``now``) so :meth:`expire` can drop
+    parts of messages that never completed.
+    """
+
+    def __init__(self, max_pending=64):
+        self.reassembler = sms.Reassembler(max_pending)
+
+    def add(self, user_data, sender="", now=0.0, udhi=True):
+        """The reassembled payload once ``user_data`` completes it, else None."""
+        try:
+            parsed = sms.parse_user_data(user_data, udhi)
+        except NotificationError:
+            return None
+        return self.reassembler.add(parsed, sender, now)
+
+    def expire(self, before):
+        return self.reassembler.expire(before)

@@ -49,7 +49,7 @@ from ..codec import syncml as sm
 from ..codec.errors import CodecError
 from .commands import CommandRunner
 from .outbox import Outbox
-from .tree import DEVINFO_LEAVES, client_nonce_path, default_tree, server_nonce_path
+from .tree import DEVINFO_LEAVES, auth_data_path, default_tree
 
 __all__ = ["ClientSession", "Request", "SessionError", "HMAC_HEADER"]
 
@@ -100,13 +100,17 @@ class ClientSession:
     objects).  ``ui(code, options, text, choices) -> (status, answers)``
     answers alerts 1100-1104.  ``session_id`` defaults to a random one; for
     a server-initiated session pass the notification's id, see
-    :func:`~.account.session_id_for_notification`.
+    :func:`~.account.session_id_for_notification`.  ``max_send_size``
+    caps our own messages below the server's MaxMsgSize (a device with a
+    small buffer; also when the server announces none).  A server message
+    over our ``max_msg_size`` is handled but logged and counted
+    (``counters["oversized_messages"]``).
     """
 
     def __init__(self, account, *, random_bytes, tree=None, max_msg_size=None,
                  max_obj_size=None, encoding=XML, ui=None, session_id=None,
                  ver_proto=sm.VERPROTO_DM_1_2, nonce_size=DEFAULT_NONCE_SIZE,
-                 max_auth_attempts=3, devinfo=None, devdetail=None):
+                 max_auth_attempts=3, devinfo=None, devdetail=None, max_send_size=None):
         if encoding not in (XML, WBXML):
             raise ValueError("encoding must be 'xml' or 'wbxml'")
         self.account = account
@@ -115,6 +119,7 @@ class ClientSession:
         self.random_bytes = random_bytes
         self.max_msg_size = max_msg_size
         self.max_obj_size = max_obj_size
+        self.max_send_size = max_send_size
         self.encoding = encoding
         self.ver_proto = ver_proto
         self.ver_dtd = sm.VERDTD_1_1 if ver_proto == sm.VERPROTO_DM_1_1 else sm.VERDTD_1_2
@@ -141,6 +146,7 @@ class ClientSession:
         self._client_nonce_unsaved = False
         self._server_failures = 0
         self._challenges = 0
+        self._offered_server_nonce = None  # a NextNonce for the server, not sent yet
         self._server_max_msg_size = None
         self._server_max_obj_size = None
         self._in_package1 = True
@@ -148,7 +154,8 @@ class ClientSession:
         self._last_sent = []  # commands of our last message, resent if it is rejected
         self._sent = {}  # (our MsgID, CmdID) -> command
         self._outbox = Outbox(lambda msg: len(encode_message(msg, encoding)))
-        self._runner = CommandRunner(self.tree, ui_policy=ui, encoding=encoding,
+        self._runner = CommandRunner(self.tree, server=account.server_id, ui_policy=ui,
+                                     encoding=encoding,
                                      max_obj_size=max_obj_size, log=self._note)
 
     # -- public -------------------------------------------------------------
@@ -168,7 +175,7 @@ class ClientSession:
             raise SessionError("the session has already started")
         commands = [sm.Alert(data=alert), self._devinfo_replace()]
         commands.extend(self._generic_alert(alert) for alert in generic_alerts)
-        self._outbox.extend(commands)
+        self._outbox.push_front(commands)  # ahead of client events queued before the start
         return self._send(None, ask_next=False)
 
     def send_generic_alert(self, alert):
@@ -176,6 +183,20 @@ class ClientSession:
         if self.finished:
             raise SessionError("the session is over")
         self._outbox.extend([self._generic_alert(alert)])
+
+    def send_client_event(self, type, format, data):
+        """Queue a Client Event alert (1224) with one item for our next message.
+
+        ``type`` and ``format`` are the item's Meta Type and Format (both
+        mandatory, dm-protocol §5.2); ``data`` its text or bytes.
+        """
+        if self.finished:
+            raise SessionError("the session is over")
+        if not type or not format:
+            raise ValueError("a client event needs a Meta Type and Format")
+        item = sm.Item(meta=sm.Meta(type=type, format=format), data=data)
+        self._outbox.extend([sm.Alert(data=sm.ALERT_CLIENT_EVENT, items=[item])])
+        self.counters["client_events"] += 1
 
     def receive(self, body, headers=None):
         """The next :class:`Request` after server message ``body``; None when the session ends."""
@@ -185,6 +206,11 @@ class ClientSession:
             raise SessionError("start() the session first")
         self.counters["messages_received"] += 1
         self.counters["bytes_received"] += len(body or b"")
+        if self.max_msg_size and len(body or b"") > self.max_msg_size:
+            # the server broke our limit; the message is still handled (tolerant)
+            self.counters["oversized_messages"] += 1
+            self._note("server message of %d bytes is over our MaxMsgSize %d" % (
+                len(body), self.max_msg_size))
         try:
             msg, _ = decode_message(body, _header(headers, "content-type"))
         except CodecError as error:
@@ -233,6 +259,10 @@ class ClientSession:
             target_refs=[hdr.target.loc_uri], source_refs=[hdr.source.loc_uri],
             chal=chal, data=code,
         )
+        if chal is not None and self._offered_server_nonce is not None:
+            # the server learns this nonce from our message: from now on it is the one
+            self._save_server_nonce(self._offered_server_nonce)
+        self._offered_server_nonce = None
         return self._send(hdr_status, ask_next)
 
     def abort(self, reason):
@@ -299,8 +329,8 @@ class ClientSession:
         chal = None
         if scheme in ("md5", "hmac") or not verdict.ok:
             nonce = new_nonce(self.random_bytes, self.nonce_size) if scheme != "basic" else None
-            if nonce is not None:
-                self._save_server_nonce(nonce)
+            # kept only once the Chal carrying it is really sent (see receive)
+            self._offered_server_nonce = nonce
             chal = challenge(scheme, nonce)
         if verdict.ok:
             if not self.server_authenticated:
@@ -363,11 +393,11 @@ class ClientSession:
     def _save_client_nonce(self):
         self._client_nonce_unsaved = False
         self.account.client.nonce = self._client_nonce
-        self._mirror(client_nonce_path(self.account), self._client_nonce)
+        self._mirror(auth_data_path(self.tree, self.account, "CLCRED"), self._client_nonce)
 
     def _save_server_nonce(self, nonce):
         self.account.server.nonce = nonce
-        self._mirror(server_nonce_path(self.account), nonce)
+        self._mirror(auth_data_path(self.tree, self.account, "SRVCRED"), nonce)
 
     def _mirror(self, uri, nonce):
         if self.tree.exists(uri):
@@ -398,7 +428,8 @@ class ClientSession:
         hdr = self._hdr()
         first = [hdr_status] if hdr_status is not None else []
         trailer = [sm.Alert(data=sm.ALERT_NEXT_MESSAGE)] if ask_next else []
-        limit = self._server_max_msg_size
+        limits = [n for n in (self._server_max_msg_size, self.max_send_size) if n]
+        limit = min(limits) if limits else None
         body, progressed = self._outbox.fill(hdr, first, limit, trailer)
         if not progressed:
             return self._fail("the server's MaxMsgSize (%s) leaves no room for our answers" % (
@@ -407,7 +438,7 @@ class ClientSession:
         msg = sm.SyncML(hdr=hdr, body=body, final=final)
         data = encode_message(msg, self.encoding)
         if limit and len(data) > limit:
-            self._note("message %s is %d bytes, over the server's MaxMsgSize %d" % (
+            self._note("message %s is %d bytes, over the limit %d" % (
                 hdr.msg_id, len(data), limit))
         headers = {"Content-Type": CONTENT_TYPES[self.encoding],
                    "Accept": CONTENT_TYPES[self.encoding]}

@@ -62,12 +62,13 @@ class MessageBuilder:
         self.optional += 1
         return True
 
-    def fits_alone(self, cmd, mandatory):
-        """Whether ``cmd`` would fit in a message holding only ``mandatory`` commands."""
+    def fits_alone(self, cmd, mandatory, hdr=None):
+        """Whether ``cmd`` would fit in a message holding only ``mandatory`` commands
+        (under ``hdr``, by default this message's header)."""
         if self.limit is None:
             return True
         number(cmd, len(mandatory) + 1)
-        return self._fits(list(mandatory) + [cmd])
+        return self._fits(list(mandatory) + [cmd], hdr)
 
     def fit_largest(self, make, maximum):
         """The largest ``n`` in 1..maximum for which ``make(n)`` fits, with that command.
@@ -117,7 +118,7 @@ class MessageBuilder:
         number(cmd, start)
         return self._fits(self.body + [cmd])
 
-    def _fits(self, body):
+    def _fits(self, body, hdr=None):
         if self.limit is None:
             return True
-        return self.measure(SyncML(hdr=self.hdr, body=body, final=True)) <= self.limit
+        return self.measure(SyncML(hdr=hdr or self.hdr, body=body, final=True)) <= self.limit

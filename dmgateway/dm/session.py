@@ -27,6 +27,7 @@ and ENDED (``finished``) once a reply closes the session.  Rules kept here:
 
 import re
 from collections import deque
+import dataclasses
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -109,7 +110,7 @@ class ServerSession:
 
     def __init__(self, device, jobs, *, server_uri, resp_uri, measure=None, random_bytes,
                  max_obj_size=4 * 1024 * 1024, default_max_msg_size=None,
-                 max_auth_attempts=3, encode=None):
+                 max_auth_attempts=3, encode=None, accept_msg_size=None):
         """
         ``measure(msg) -> int`` is the encoded size of a reply in the client's
         encoding.  ``encode(msg) -> bytes`` (optional; required when we sign
@@ -126,6 +127,7 @@ class ServerSession:
         self.server_uri = server_uri
         self.resp_uri = resp_uri
         self.max_obj_size = max_obj_size
+        self.accept_msg_size = accept_msg_size  # our MaxMsgSize: the largest body we take
         self._measure = measure
         self._encode = encode
         self._jobs = [JobRun(job) for job in jobs]
@@ -153,6 +155,8 @@ class ServerSession:
         self._client_max_obj_size = None
         self._package_has_commands = False
         self._last = None  # (client MsgID, body, Outcome) for retransmissions
+        self._deferred_chal = None  # a 212's Chal that did not fit, for our next message
+        self._msg_size_announced = accept_msg_size is None  # our MaxMsgSize went out once
         self.finished = False
 
     # -- public ----------------------------------------------------------
@@ -240,7 +244,10 @@ class ServerSession:
     def _compose(self, turn, *, commands, final=None, end=None):
         """Build the reply: SyncHdr Status, owed Statuses, alerts, then commands."""
         builder = MessageBuilder(self._reply_hdr(), self._measure, self._max_msg_size)
-        builder.add(turn.hdr_status)
+        status = turn.hdr_status
+        if self._deferred_chal is not None and status.chal is None and status.data == st.AUTHENTICATED:
+            status.chal, self._deferred_chal = self._deferred_chal, None
+        builder.add(status)
         while self._statuses and builder.try_add(self._statuses[0]):
             self._statuses.pop(0)
         if self._statuses and builder.optional == 0:
@@ -270,7 +277,23 @@ class ServerSession:
                 self._state = WAITING
             else:
                 self._state = SENDING
+        self._defer_chal_if_too_large(builder, final, end)
         return self._emit(builder, final, turn, end)
+
+    def _defer_chal_if_too_large(self, builder, final, end):
+        """Move the next-session NextNonce of a 212, then our own MaxMsgSize,
+        to our next message when this one would otherwise exceed the client's
+        MaxMsgSize (a first reply with Cred, RespURI and Chal can, at 1 KiB in
+        XML).  Never from a last message, never for HMAC (whose Chal belongs
+        to every message)."""
+        status = builder.body[0]
+        if final or end is not None or builder.limit is None:
+            return
+        if status.chal is not None and status.data == st.AUTHENTICATED and builder.size(final) > builder.limit:
+            self._deferred_chal, status.chal = status.chal, None
+        meta = builder.hdr.meta
+        if meta.max_msg_size is not None and builder.size(final) > builder.limit:
+            meta.max_msg_size = None  # announced in the next message instead
 
     def _emit(self, builder, final, turn, end):
         for job in self._jobs:
@@ -280,6 +303,8 @@ class ServerSession:
             outcome, reason = end
             turn.effects.extend(self._end_effects(outcome, reason, _JOB_ERRORS.get(outcome, outcome)))
         reply = builder.build(final)
+        if reply.hdr.meta is not None and reply.hdr.meta.max_msg_size is not None:
+            self._msg_size_announced = True
         body = self._encode(reply) if self._encode is not None else None
         signature = self._server_auth.sign(body) if self._server_auth.signs else None
         self._sent_order.append(builder.msg_id)
@@ -584,7 +609,10 @@ class ServerSession:
             ver_proto=ver_proto,
             resp_uri=self.resp_uri,
             cred=cred,
-            meta=sm.Meta(max_obj_size=self.max_obj_size),
+            meta=sm.Meta(
+                max_msg_size=None if self._msg_size_announced else self.accept_msg_size,
+                max_obj_size=self.max_obj_size,
+            ),
         )
 
     def _hdr_status(self, hdr, code, chal):
@@ -664,21 +692,24 @@ class ServerSession:
             except ValueError as error:
                 job.fail_unit(unit, "bad_command", "cannot encode %s: %s" % (cmd.NAME, error))
                 return "placed"
-            alone = builder.fits_alone(unit.render(), self._minimal_body(builder))
+            alone = self._fits_later(builder, unit.render())
             if unit.data_item() is None or unit.atomic:
                 if alone and unit.deferrals < _MAX_DEFERRALS:
                     return "full"
                 job.fail_unit(unit, "too_large", "%s does not fit in a message of %s bytes" % (
                     cmd.NAME, self._max_msg_size))
                 return "placed"
-            if alone and builder.optional > 0 and unit.deferrals < _MAX_DEFERRALS:
+            if alone and unit.deferrals < _MAX_DEFERRALS:
                 return "full"  # it fits whole in the next message: no need to chunk
             unit.start_chunks()
         # a chunk of n units is at least n bytes: never try more than the limit
         longest = min(unit.outgoing.remaining, self._max_msg_size or unit.outgoing.remaining)
         length, cmd = builder.fit_largest(unit.render_chunk, longest)
         if cmd is None:
-            if builder.optional > 0 and unit.deferrals < _MAX_DEFERRALS:
+            # no room left here (a first reply carries Cred and Chal): if a chunk
+            # fits in a plain continuation message, end this one and go on there
+            later = builder.optional > 0 or self._fits_later(builder, unit.render_chunk(1))
+            if later and unit.deferrals < _MAX_DEFERRALS:
                 return "full"
             job.fail_unit(unit, "too_large", "no room for even one byte of data in a message of "
                           "%s bytes" % (self._max_msg_size,))
@@ -689,9 +720,17 @@ class ServerSession:
         unit.deferrals = 0
         return "placed" if last else "partial"
 
+    def _fits_later(self, builder, cmd):
+        """Whether ``cmd`` fits in a plain continuation message: only the SyncHdr
+        Status and one more, no Chal, and no Cred (the device answers our
+        credentials in its next message)."""
+        lean = dataclasses.replace(builder.hdr, cred=None)
+        return builder.fits_alone(cmd, self._minimal_body(builder), lean)
+
     def _minimal_body(self, builder):
         """What every continuation message carries at least: the SyncHdr Status and one more."""
-        return [builder.body[0], sm.Status(cmd_id="2", msg_ref="99", cmd_ref="99", cmd="Alert")]
+        hdr_status = dataclasses.replace(builder.body[0], chal=None)  # a Chal goes out once
+        return [hdr_status, sm.Status(cmd_id="2", msg_ref="99", cmd_ref="99", cmd="Alert")]
 
     def _too_large_for_client(self, unit):
         limit = self._client_max_obj_size

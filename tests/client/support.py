@@ -79,6 +79,22 @@ def make_account(client_scheme="md5", server_scheme="md5", client_nonce=CLIENT_N
     )
 
 
+OPEN_ACL = "Add=*&Delete=*&Exec=*&Get=*&Replace=*"
+
+
+def open_acl(tree, uri="."):
+    """Give every server every right at ``uri`` (the real tree enforces ACLs).
+
+    The default root ACL is ``Add=*&Get=*``: a node the device creates below
+    it inherits that, so the server may not Replace, Delete or Exec it, and
+    a node the server adds gets an ACL naming the server for Add, Delete and
+    Replace only (dm-tree-objects §3.3).  Tests about commands, not ACLs,
+    start from this open tree.
+    """
+    tree.set_acl(uri, OPEN_ACL)
+    return tree
+
+
 def make_session(account=None, **options):
     options.setdefault("random_bytes", seeded_random())
     options.setdefault("session_id", "1A2")

@@ -22,6 +22,7 @@ from .support import (
     make_account,
     make_session,
     md5_cred_xml,
+    open_acl,
     results,
     server_message,
     status_for,
@@ -83,7 +84,7 @@ def test_get_failures():
         + command_xml("Get", 6, item_xml("./DMAcc/example/AppAuth/1/AAuthSecret"))
         + command_xml("Get", 7, item_xml("./DevInfo//Man"))
         + command_xml("Get", 8, item_xml("./Private"))
-        + command_xml("Get", 9, item_xml("./DevInfo?list=TNDS"))
+        + command_xml("Get", 9, item_xml("./DevInfo?list=Bogus"))
         + command_xml("Get", 10, "<Item/>")
         + command_xml("Get", 11),
         session)
@@ -99,7 +100,7 @@ def test_get_properties():
         + command_xml("Get", 6, item_xml("./DevInfo?prop=Type"))
         + command_xml("Get", 7, item_xml("./DevInfo/Man?prop=Size"))
         + command_xml("Get", 8, item_xml("./DMAcc?prop=ACL"))
-        + command_xml("Get", 9, item_xml("./DevInfo?prop=VerNo")))
+        + command_xml("Get", 9, item_xml("./DevInfo?prop=Bogus")))
     assert codes(msg)["9"] == 406
     values = {r.cmd_ref: r.items[0].data for r in results(msg)}
     assert values == {
@@ -124,9 +125,10 @@ def test_get_list_struct():
                  + command_xml("Get", 5, item_xml("./A/D/E?list=StructData")), session)
     struct, data = results(msg)
     assert [(i.source.loc_uri, i.meta.format, i.data) for i in struct.items] == [
+        # breadth-first, as in the spec's example (the real tree's order)
         ("./A", "node", None), ("./A/C", "node", None), ("./A/D", "node", None),
-        ("./A/D/E", "node", None), ("./A/D/E/G", "chr", None), ("./A/D/E/H", "b64", None),
-        ("./A/D/F", "xml", None),
+        ("./A/D/E", "node", None), ("./A/D/F", "xml", None), ("./A/D/E/G", "chr", None),
+        ("./A/D/E/H", "b64", None),
     ]
     assert [(i.source.loc_uri, i.data) for i in data.items] == [
         ("./A/D/E", None), ("./A/D/E/G", "g"), ("./A/D/E/H", base64.b64encode(b"\xff\xd8").decode()),
@@ -174,16 +176,19 @@ def test_add_failures():
         + command_xml("Add", 6, item_xml("./DMAcc/example/New", "x"))
         + command_xml("Add", 7, item_xml("./DevInfo/Ext2", "x"))
         + command_xml("Add", 8, item_xml("./Bad/", "x"))
-        + command_xml("Add", 9, item_xml("./Vendor/T", "<MgmtTree/>", fmt="xml",
+        + command_xml("Add", 9, item_xml("./Vendor/T", "&lt;NotTNDS/&gt;", fmt="xml",
                                          mtype="application/vnd.syncml.dmtnds+xml"))
         + command_xml("Add", 10, item_xml("./Vendor/B", "not base64!", fmt="b64")),
         session)
-    assert codes(msg) == {"4": 418, "5": 405, "6": 425, "7": 405, "8": 414, "9": 415, "10": 400}
+    # the real tree: ./DevInfo/Ext2 is denied by the ACL Get=* (425; no DDF there to say 405);
+    # a TNDS that is not a MgmtTree is 400 (TNDS is supported now)
+    assert codes(msg) == {"4": 418, "5": 405, "6": 425, "7": 425, "8": 414, "9": 400, "10": 400}
     assert not session.tree.exists("./Vendor")
 
 
 def test_replace_delete_copy():
     session = make_session()
+    open_acl(session.tree)
     session.tree.set("./Vendor/A", "a")
     session.tree.set("./Vendor/Sub/B", "b")
     _, msg = run(
@@ -215,6 +220,7 @@ def test_exec_hooks():
     def reboot(uri, data, correlator):
         calls.append((uri, data, correlator))
 
+    open_acl(session.tree)
     session.tree.register_exec("./Vendor/Reboot", reboot)
     session.tree.register_exec("./FUMO/fw1/Update", lambda uri, data, corr: 202)
     session.tree.register_exec("./Vendor/Broken", lambda uri, data, corr: 1 / 0)
@@ -268,6 +274,7 @@ def test_atomic_rolls_back():
 
 def test_atomic_commits_when_everything_succeeds():
     session = make_session(ui=ui.scripted_policy([(200, [])]))
+    open_acl(session.tree)
     session.tree.set("./DMAcc/old/Name", "old")
     _, msg = run(ATOMIC, session)
     assert codes(msg) == {"4": 200, "5": 200, "6": 200, "7": 200, "8": 200, "9": 200}
@@ -278,6 +285,7 @@ def test_atomic_commits_when_everything_succeeds():
 
 def test_atomic_user_says_no():
     session = make_session()  # default policy: DR=0 rejects
+    open_acl(session.tree)
     session.tree.set("./DMAcc/old/Name", "old")
     _, msg = run(ATOMIC, session)
     assert codes(msg) == {"4": 507, "5": 216, "6": 216, "7": 216, "8": 216, "9": 304}
@@ -300,6 +308,7 @@ def test_atomic_refuses_get_and_nesting():
 def test_sequence_runs_in_order_and_stops_on_cancel():
     policy = ui.scripted_policy([(214, [])])
     session = make_session(ui=policy)
+    open_acl(session.tree)
     _, msg = run(
         "<Sequence><CmdID>4</CmdID>"
         + command_xml("Add", 5, item_xml("./V/A", "1"))
@@ -390,6 +399,7 @@ def chunk(cmd_id, part, *, first=False, more=True, size=None, target="./Vendor/W
 
 def started_large_object(session=None, size=None):
     session = session or make_session(max_obj_size=4096)
+    open_acl(session.tree)
     session.tree.set("./Vendor/Wallpaper", b"", "bin")
     reply = begin(session, chunk(4, WALLPAPER_B64[:400], first=True, size=size), final=False)
     return session, reply
@@ -445,6 +455,7 @@ def test_large_object_cut_by_the_end_of_the_package():
 
 def test_large_object_in_wbxml_as_opaque_chunks():
     session = make_session(make_account(server_scheme="none"), encoding=WBXML, max_obj_size=4096)
+    open_acl(session.tree)
     session.tree.set("./Vendor/Blob", b"", "bin")
     session.start()
     first = sm.Replace(cmd_id="4", items=[sm.Item(
@@ -492,3 +503,95 @@ def test_chunk_inside_a_failed_atomic_is_not_kept():
     assert codes(msg) == {"4": 507, "5": 400, "6": 200}
     assert not msg.commands(sm.Alert)
     assert session.tree.exists("./V/Next") and not session.tree.exists("./V/Big")
+
+
+# -- ACLs, TNDS, Inbox (the real management tree) -------------------------------------
+
+def test_acl_denial_is_425():
+    session = make_session()
+    tree = session.tree
+    tree.set("./Vendor/Locked", "v")
+    tree.set_acl("./Vendor/Locked", "Get=*&Replace=org.other.server")
+    tree.set("./Vendor/Mine", "m")
+    tree.set_acl("./Vendor/Mine", "Get=*&Replace=%s" % (SERVER_ID,))
+    _, msg = run(
+        command_xml("Replace", 4, item_xml("./Vendor/Locked", "x"))
+        + command_xml("Replace", 5, item_xml("./Vendor/Mine", "y"))
+        + command_xml("Delete", 6, item_xml("./Vendor/Mine"))
+        + command_xml("Get", 7, item_xml("./Vendor/Locked")),
+        session)
+    assert codes(msg) == {"4": 425, "5": 200, "6": 425, "7": 200}
+    assert tree.read("./Vendor/Locked").value == "v" and tree.read("./Vendor/Mine").value == "y"
+
+
+TNDS_APP = (
+    "<MgmtTree xmlns='syncml:dmddf1.2'><VerDTD>1.2</VerDTD>"
+    "<Node><NodeName>App</NodeName><RTProperties><Format><node/></Format></RTProperties>"
+    "<Node><NodeName>Mode</NodeName><RTProperties><Format><chr/></Format>"
+    "<Type><MIME>text/plain</MIME></Type></RTProperties><Value>%s</Value></Node>"
+    "</Node></MgmtTree>"
+)
+
+
+def test_tnds_add_replace_and_list_tnds():
+    session = make_session()
+    open_acl(session.tree)
+    _, msg = run(
+        command_xml("Add", 4, item_xml("./Vendor", TNDS_APP % "fast", fmt="xml",
+                                       mtype="application/vnd.syncml.dmtnds+xml"))
+        + command_xml("Replace", 5, item_xml("./Vendor", TNDS_APP % "slow", fmt="xml",
+                                             mtype="application/vnd.syncml.dmtnds+xml"))
+        + command_xml("Get", 6, item_xml("./Vendor/App?list=TNDS")),
+        session)
+    assert codes(msg) == {"4": 200, "5": 200, "6": 200}
+    assert session.tree.read("./Vendor/App/Mode").value == "slow"
+    (res,) = results(msg)
+    item = res.items[0]
+    assert item.meta.type == "application/vnd.syncml.dmtnds+xml" and item.meta.format == "xml"
+    tnds = item.data
+    assert tnds.name == "MgmtTree"
+    (node,) = tnds.findall("Node")
+    assert node.find("NodeName").text == "App"
+    assert node.find("Node").find("Value").text == "slow"
+
+
+def test_tnds_in_wbxml_goes_both_ways():
+    from dmgateway.codec.xml import parse as parse_xml
+
+    session = make_session(make_account(server_scheme="none"), encoding=WBXML)
+    open_acl(session.tree)
+    session.start()
+    hdr = sm.SyncHdr(session_id="1A2", msg_id="1", target=sm.LocRef("IMEI:490154203237518"),
+                     source=sm.LocRef("https://dms.example.com/dm"))
+    tnds = parse_xml((TNDS_APP % "wb").encode())
+    body = [sm.Status(cmd_id="1", msg_ref="1", cmd_ref="0", cmd="SyncHdr", data=212),
+            sm.Add(cmd_id="2", items=[sm.Item(
+                target=sm.LocRef("./Vendor"),
+                meta=sm.Meta(format="xml", type="application/vnd.syncml.dmtnds+xml"),
+                data=tnds)]),
+            sm.Get(cmd_id="3", items=[sm.Item(target=sm.LocRef("./Vendor/App?list=TNDS"))])]
+    reply = session.receive(encode_message(sm.SyncML(hdr=hdr, body=body, final=True), WBXML), {})
+    msg, _ = decode_message(reply.body)
+    assert codes(msg) == {"2": 200, "3": 200}
+    assert session.tree.read("./Vendor/App/Mode").value == "wb"
+    assert b"application/vnd.syncml.dmtnds+wbxml" in reply.body  # OPAQUE TNDS on the wire
+    data = results(msg)[0].items[0].data
+    assert data.find("Node").find("Node").find("Value").text == "wb"
+
+
+def test_inbox_routes_a_dmacc_to_dmacc():
+    session = make_session()
+    dmacc = (
+        "<MgmtTree xmlns='syncml:dmddf1.2'><VerDTD>1.2</VerDTD>"
+        "<Node><NodeName>second</NodeName><RTProperties><Format><node/></Format>"
+        "<Type><DDFName>urn:oma:mo:oma-dm-dmacc:1.0</DDFName></Type></RTProperties>"
+        "<Node><NodeName>ServerID</NodeName><RTProperties><Format><chr/></Format></RTProperties>"
+        "<Value>org.second</Value></Node></Node></MgmtTree>"
+    )
+    _, msg = run(
+        command_xml("Add", 4, item_xml("./Inbox", dmacc, fmt="xml",
+                                       mtype="application/vnd.syncml.dmtnds+xml"))
+        + command_xml("Get", 5, item_xml("./Inbox")),
+        session)
+    assert codes(msg) == {"4": 200, "5": 405}
+    assert session.tree.read("./DMAcc/second/ServerID").value == "org.second"

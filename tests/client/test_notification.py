@@ -19,12 +19,14 @@ SPEC_HEADER = bytes.fromhex("02d0000000123412")  # version 11, ui 1, initiator 0
 
 
 def test_parse_the_vector():
-    note = parse_notification(PACKAGE0)
+    package = parse_notification(PACKAGE0)
+    note = package.notification
     assert (note.version, note.ui_mode, note.initiator) == (11, 3, 1)
     assert note.session_id == 0x1234 and note.session_id_text == "1234"
     assert note.server_id == "com.example.dms" and note.body == b""
-    assert note.trigger == PACKAGE0[16:] and len(note.trigger) == 23
+    assert package.trigger == PACKAGE0[16:] and len(package.trigger) == 23
     spec = parse_notification(bytes(16) + SPEC_HEADER + b"com.mgmtsrv.manage" + b"\x01\x02")
+    spec = spec.notification
     assert (spec.version, spec.ui_mode, spec.initiator) == (11, 1, 0)
     assert spec.server_id == "com.mgmtsrv.manage" and spec.body == b"\x01\x02"
 
@@ -80,3 +82,57 @@ def test_trigger_opens_a_server_initiated_session():
     session = make_session(trigger.account, session_id=trigger.session_id)
     msg = session.start(alert=1200)
     assert b"<SessionID>1234</SessionID>" in msg.body and b"<Data>1200</Data>" in msg.body
+
+
+def test_session_id_text_is_upper_hex_without_leading_zeros():
+    from dmgateway.notify.package0 import Notification, ServerCredential, build
+
+    account = make_account()
+    cred = ServerCredential(account.server.name, account.server.nonce,
+                            secret=account.server.secret)
+    data = build(Notification(account.server_id, 0x00AB), cred)
+    trigger = accept_notification(data, [account])
+    assert trigger.session_id == "AB"
+    # the same notification again while that session runs starts nothing
+    assert accept_notification(data, [account], active_session_ids=[trigger.session_id]) is None
+
+
+def test_wsp_push_is_unwrapped():
+    from dmgateway.notify import wsp
+
+    push = wsp.encode_push(wsp.PushPDU(wsp.CT_SYNCML_NOTIFICATION, PACKAGE0,
+                                       app_id=wsp.APP_SYNCML_DM))
+    assert push[:6] == bytes.fromhex("0106 03 c4 af 87".replace(" ", ""))
+    trigger = accept_notification(push, [make_account()])
+    assert trigger is not None and trigger.session_id == "1234"
+    other = wsp.encode_push(wsp.PushPDU(wsp.CT_CONNECTIVITY_WBXML, PACKAGE0,
+                                        app_id=wsp.APP_SYNCML_DM))
+    assert accept_notification(other, [make_account()]) is None
+
+
+def test_concatenated_sms_segments_are_reassembled():
+    from dmgateway.client.notification import SmsInbox
+    from dmgateway.notify import sms, wsp
+
+    body = PACKAGE0 + bytes(200)  # a vendor body long enough to need several parts
+    note = parse_notification(body)
+    assert note.notification.body == bytes(200)
+    account = make_account()
+    # sign the long trigger the way the server does
+    from dmgateway.notify.package0 import ServerCredential, build
+    cred = ServerCredential(account.server.name, account.server.nonce,
+                            secret=account.server.secret)
+    data = build(note.notification, cred)
+    push = wsp.encode_push(wsp.PushPDU(wsp.CT_SYNCML_NOTIFICATION, data, app_id=wsp.APP_SYNCML_DM))
+    parts = sms.segment(push, reference=0x2A)
+    assert len(parts) > 1
+    trigger = accept_notification(parts, [account])
+    assert trigger is not None and trigger.notification.body == bytes(200)
+    # one by one, out of order, with a duplicate
+    inbox = SmsInbox()
+    assert inbox.add(parts[-1]) is None and inbox.add(parts[-1]) is None
+    whole = None
+    for part in parts[:-1]:
+        whole = inbox.add(part)
+    assert whole == push
+    assert accept_notification(parts[:-1], [account]) is None  # incomplete

@@ -170,6 +170,31 @@ def test_generic_alert_later_in_the_session():
     assert decode(reply).final
 
 
+def test_client_event_1224():
+    session = make_session()
+    session.send_client_event("com.example/Battery", "chr", "low")  # before the start
+    alerts = decode(session.start()).commands(sm.Alert)
+    assert [a.data for a in alerts] == [1201, 1224]
+    item = alerts[1].items[0]
+    assert (item.meta.type, item.meta.format, item.data) == ("com.example/Battery", "chr", "low")
+    session = make_session()
+    assert begin(session, command_xml("Get", 4, item_xml("./DevInfo/Man"))) is not None
+    session.send_client_event("com.microsoft/MDM/LoginStatus", "chr", "user")
+    alerts = decode(follow(session, 2)).commands(sm.Alert)
+    assert [(a.data, a.items[0].data) for a in alerts] == [(1224, "user")]
+    with pytest.raises(ValueError):
+        session.send_client_event("", "chr", "x")
+
+
+def test_server_message_over_our_max_msg_size_is_counted():
+    session = make_session(max_msg_size=1024)
+    reply = begin(session, command_xml("Get", 4, item_xml("./DevInfo/Man")) + "<!-- %s -->" % (
+        "x" * 1200,))
+    assert reply is not None  # still answered
+    assert session.counters["oversized_messages"] == 1
+    assert any("over our MaxMsgSize 1024" in line for line in session.log)
+
+
 def test_no_credentials_when_the_account_has_none():
     session = make_session(make_account(client_scheme="none", server_scheme="none"))
     msg = decode(session.start())

@@ -1,0 +1,337 @@
+"""``dmgw sim``: the device simulator from the shell.
+
+    dmgw sim session --url URL --device IMEI:... [--scheme md5|basic|hmac] [--wbxml]
+    dmgw sim fleet --count N --rate R --concurrency C --url URL [--provision ...] [--json]
+
+``session`` runs one session and prints every message as readable XML under
+a direction header, then a summary; exit 0 when the session completed, 1
+when it did not.  ``fleet`` runs many devices (generated, or from ``--csv``)
+and prints the summary (JSON with ``--json``); exit 0 when every session
+completed, 1 otherwise.  Usage errors exit 2.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+__all__ = ["add_arguments", "format_transcript", "format_summary"]
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
+
+
+class _Usage(Exception):
+    """A one-line usage problem: exit status 2."""
+
+
+def add_arguments(subparsers):
+    """Register ``sim`` and its commands on a ``dmgw`` sub-parser set."""
+    sim = subparsers.add_parser("sim", help="simulated devices: one session or a fleet",
+                                description=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = sim.add_subparsers(dest="sim_command", metavar="COMMAND", required=True)
+
+    p = commands.add_parser("session", help="run one DM session and print its transcript")
+    p.add_argument("--url", required=True, help="the gateway's DM URL, e.g. http://host:8080/dm")
+    p.add_argument("--device", required=True, help="the DevId, e.g. IMEI:350000000000001")
+    p.add_argument("--client-name", help="CLCRED AAuthName (default: the device id)")
+    p.add_argument("--client-secret", default="", help="CLCRED AAuthSecret")
+    p.add_argument("--server-name", default="dmgateway",
+                   help="SRVCRED AAuthName, the server id (default dmgateway)")
+    p.add_argument("--server-secret", default="", help="SRVCRED AAuthSecret")
+    p.add_argument("--client-nonce", default="", help="current client nonce, base64")
+    p.add_argument("--server-nonce", default="", help="current server nonce, base64")
+    p.add_argument("--scheme", choices=("md5", "basic", "hmac"), default="md5")
+    _session_options(p)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP exchange")
+    p.add_argument("--quiet", action="store_true", help="only the summary, no messages")
+    p.set_defaults(func=_run_session)
+
+    p = commands.add_parser("fleet", help="run many simulated devices and report figures")
+    p.add_argument("--url", required=True, help="the gateway's DM URL")
+    p.add_argument("--count", type=int, default=100, help="devices generated (default 100)")
+    p.add_argument("--rate", type=float, default=0.0, help="sessions started per second "
+                   "(default 0: as fast as the concurrency allows)")
+    p.add_argument("--concurrency", type=int, default=8, help="sessions in flight at most")
+    p.add_argument("--sessions", type=int, help="stop after this many sessions "
+                   "(default: one per device unless --duration)")
+    p.add_argument("--duration", type=float, help="stop starting sessions after S seconds")
+    p.add_argument("--csv", help="devices from this CSV (device_id,client_name,client_secret,"
+                   "server_name,server_secret,msisdn,sip_uri) instead of generated ones")
+    p.add_argument("--scheme", choices=("md5", "basic", "hmac"), default="md5")
+    p.add_argument("--server-name", default="dmgateway", help="server id / SRVCRED name")
+    p.add_argument("--seed", default="dmgw-sim", help="secret seed of generated devices")
+    p.add_argument("--first", type=int, default=0, help="number of the first generated device")
+    p.add_argument("--sip-domain", help="give generated devices sip:<imei>@DOMAIN")
+    p.add_argument("--api", help="REST API base, e.g. http://127.0.0.1:8081/api/v1")
+    p.add_argument("--token-file", help="file holding the API bearer token")
+    p.add_argument("--provision", action="store_true",
+                   help="create the devices through the API first")
+    p.add_argument("--job-get", action="append", metavar="URI",
+                   help="with --provision, give each device a job with a Get of URI")
+    p.add_argument("--wake", choices=("sms", "sip"),
+                   help="devices wait for a wake-up of this kind before each session")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP exchange")
+    p.add_argument("--progress", action="store_true",
+                   help="progress line on stderr even when it is not a terminal")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _session_options(p)
+    p.set_defaults(func=_run_fleet)
+    return sim
+
+
+def _session_options(p):
+    p.add_argument("--wbxml", action="store_true", help="talk WBXML (default XML)")
+    p.add_argument("--max-msg-size", type=int, help="MaxMsgSize announced in package 1")
+
+
+# -- one session -------------------------------------------------------------------
+
+
+def _b64(text, what):
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(text, validate=True) if text else b""
+    except (binascii.Error, ValueError):
+        raise _Usage("%s is not base64" % (what,)) from None
+
+
+def _readable(body):
+    """Pretty XML of a SyncML message (XML or WBXML), or a note when undecodable."""
+    from dmgateway import cli
+    from dmgateway.codec.errors import CodecError
+
+    try:
+        return cli.decode_to_xml(body).decode("utf-8")
+    except (CodecError, cli.Failed, ValueError) as error:
+        return "(%d bytes, not decodable: %s)\n" % (len(body), error)
+
+
+def format_transcript(exchanges):
+    """Text of ``[(direction, url, body)]``: a header line and pretty XML per message."""
+    from dmgateway.codec import sniff_encoding
+
+    lines = []
+    for number, (direction, url, body) in enumerate(exchanges, start=1):
+        arrow = "device -> gateway" if direction == "out" else "gateway -> device"
+        lines.append("=== #%d %s  %s  (%s, %d bytes)" % (
+            number, arrow, url, sniff_encoding(body) if body else "empty", len(body)))
+        lines.append(_readable(body).rstrip("\n"))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def format_summary(session, error=None):
+    """A readable end-of-session summary."""
+    lines = ["--- summary",
+             "outcome:      %s" % (session.outcome or "unfinished",),
+             "session id:   %s" % (session.session_id,),
+             "messages:     %d sent (%d bytes), %d received (%d bytes)" % (
+                 session.counters["messages_sent"], session.counters["bytes_sent"],
+                 session.counters["messages_received"], session.counters["bytes_received"]),
+             "client auth:  %s" % ("accepted (212)" if session.client_authenticated
+                                   else "not confirmed",),
+             "server auth:  %s" % ("verified" if session.server_authenticated else "not verified",)]
+    if session.executed:
+        lines.append("executed:")
+        lines.extend("  %-8s %-40s %s" % (cmd, target, status)
+                     for cmd, target, status in session.executed)
+    if error is not None:
+        lines.append("transport:    %s" % (error,))
+    elif session.error:
+        lines.append("error:        %s" % (session.error,))
+    if session.log:
+        lines.append("log:")
+        lines.extend("  " + entry for entry in session.log)
+    return "\n".join(lines) + "\n"
+
+
+def _device_from_args(args):
+    from .sim import SimDevice
+
+    return SimDevice(args.device, args.client_name or args.device, args.client_secret,
+                     args.server_name, args.server_secret, scheme=args.scheme,
+                     client_nonce=_b64(args.client_nonce, "--client-nonce"),
+                     server_nonce=_b64(args.server_nonce, "--server-nonce"))
+
+
+def _encoding(args):
+    return "wbxml" if args.wbxml else "xml"
+
+
+def _session_kwargs(args):
+    options = {"encoding": _encoding(args)}
+    if args.max_msg_size:
+        options["max_msg_size"] = args.max_msg_size
+    return options
+
+
+def _react(main):
+    from .fleet import react
+
+    return react(main)
+
+
+def _run_session(args):
+    try:
+        device = _device_from_args(args)
+        session = device.session(args.url, random_bytes=os.urandom, **_session_kwargs(args))
+    except ValueError as error:
+        return _usage(args, error)
+    except _Usage as error:
+        return _usage(args, error)
+    exchanges = []
+
+    def record(request):
+        if request is not None:
+            exchanges.append(("out", request.url, request.body))
+        return request
+
+    receive = session.receive
+
+    def recorded_receive(body, headers=None):
+        exchanges.append(("in", session.url, body))
+        return record(receive(body, headers))
+
+    session.receive = recorded_receive
+
+    def main(reactor):
+        from .http import run_session
+
+        request = record(session.start())
+        return run_session(session, reactor, request=request, timeout=args.timeout)
+
+    failure = None
+    try:
+        _react(main)
+    except Exception as error:  # noqa: BLE001 - reported in the summary
+        failure = error
+    if not args.quiet:
+        sys.stdout.write(format_transcript(exchanges))
+    sys.stdout.write(format_summary(session, failure))
+    sys.stdout.flush()
+    return EXIT_OK if session.outcome == "completed" else EXIT_INCOMPLETE
+
+
+def _usage(args, error):
+    print("dmgw sim %s: %s" % (args.sim_command, error), file=sys.stderr)
+    return EXIT_USAGE
+
+
+# -- a fleet ---------------------------------------------------------------------------
+
+
+def _load_devices(args):
+    from . import sim
+
+    if args.csv:
+        try:
+            with open(args.csv, newline="", encoding="utf-8") as f:
+                return sim.load_csv(f, scheme=args.scheme, server_name=args.server_name)
+        except OSError as error:
+            raise _Usage("cannot read %s: %s" % (args.csv, error.strerror or error)) from None
+        except sim.CsvError as error:
+            raise _Usage("%s: %s" % (args.csv, error)) from None
+    if args.count < 1:
+        raise _Usage("--count must be at least 1")
+    return list(sim.pattern_devices(args.count, start=args.first, scheme=args.scheme,
+                                    seed=args.seed, server_name=args.server_name,
+                                    sip_domain=args.sip_domain))
+
+
+def _token(args):
+    if not args.token_file:
+        raise _Usage("--provision needs --api and --token-file")
+    try:
+        with open(args.token_file, encoding="utf-8") as f:
+            token = f.read().strip()
+    except OSError as error:
+        raise _Usage("cannot read %s: %s" % (args.token_file, error.strerror or error)) from None
+    if not token:
+        raise _Usage("token file %s is empty" % (args.token_file,))
+    return token
+
+
+def format_summary_text(summary):
+    """The fleet summary as a few readable lines."""
+    latency = summary["latency_ms"]
+    lines = [
+        "sessions:    %d (%d completed) in %.2f s" % (
+            summary["sessions"], summary["completed"], summary["elapsed_s"]),
+        "rate:        %s sessions/s" % (summary["sessions_per_s"],),
+        "latency ms:  p50 %s  p90 %s  p99 %s  mean %s  max %s" % (
+            latency["p50"], latency["p90"], latency["p99"], latency["mean"], latency["max"]),
+        "outcomes:    %s" % (", ".join("%s %d" % item for item in sorted(
+            summary["outcomes"].items())) or "-",),
+        "errors:      %s" % (", ".join("%s %d" % item for item in summary["errors"].items()),),
+    ]
+    if summary.get("provisioned") is not None:
+        lines.insert(0, "provisioned: %d devices" % (summary["provisioned"],))
+    if summary["wakeups"]:
+        lines.append("wake-ups:    %s" % (", ".join("%s %d" % item for item in sorted(
+            summary["wakeups"].items())),))
+    for kind, samples in sorted(summary["error_samples"].items()):
+        for sample in samples:
+            lines.append("  %s: %s" % (kind, sample))
+    return "\n".join(lines) + "\n"
+
+
+def _run_fleet(args):
+    try:
+        devices = _load_devices(args)
+        token = _token(args) if args.provision else None
+        if args.provision and not args.api:
+            raise _Usage("--provision needs --api and --token-file")
+        if args.concurrency < 1:
+            raise _Usage("--concurrency must be at least 1")
+        wake_factory = None
+        if args.wake:
+            from .fleet import WAKE_SOURCES
+
+            wake_factory = WAKE_SOURCES.get(args.wake)
+            if wake_factory is None:
+                raise _Usage("no %s wake source is available in this installation "
+                              "(none registered in dmgateway.client.fleet.WAKE_SOURCES)"
+                              % (args.wake,))
+            if args.duration is None and args.sessions is None:
+                raise _Usage("--wake needs --duration or --sessions")
+    except _Usage as error:
+        return _usage(args, error)
+
+    def main(reactor):
+        from . import fleet, sim
+
+        async def go():
+            provisioned = None
+            if args.provision:
+                job = sim.api_job(args.job_get) if args.job_get else None
+                provisioned = await fleet.provision(reactor, args.api, token, devices,
+                                                    server_id=args.server_name, job=job,
+                                                    concurrency=min(args.concurrency, 16))
+            wake = wake_factory(reactor, devices, args) if wake_factory else None
+            runner = fleet.FleetRunner(
+                reactor, devices, args.url, rate=args.rate, concurrency=args.concurrency,
+                sessions=args.sessions, duration=args.duration, wake_source=wake,
+                progress=fleet.progress_stream(args.progress), timeout=args.timeout,
+                **_session_kwargs(args))
+            summary = await runner.run()
+            summary["provisioned"] = provisioned
+            summary["devices"] = len(devices)
+            return summary
+
+        return go()
+
+    try:
+        summary = _react(main)
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback
+        print("dmgw sim fleet: %s" % (error,), file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_summary_text(summary))
+    sys.stdout.flush()
+    ok = summary["sessions"] > 0 and summary["completed"] == summary["sessions"]
+    return EXIT_OK if ok else EXIT_INCOMPLETE
