@@ -69,3 +69,12 @@ class Node:
         if self.children:
             parts.append("%d children" % (len(self.children),))
         return "<Node %s>" % (" ".join(parts),)
+
+
+def text_of(node):
+    """The stripped text of ``node`` (OPAQUE bytes read as UTF-8), or None."""
+    if node is None or node.text is None:
+        return None
+    if isinstance(node.text, bytes):
+        return node.text.decode("utf-8", "replace")
+    return node.text.strip()

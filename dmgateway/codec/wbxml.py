@@ -618,7 +618,9 @@ _SWITCH = ["\x00" + _piece(page) for page in range(256)]
 _TEXT_END = "\x00" + _piece(END)
 
 
-def _mb_bytes(value):
+def encode_mb_uint(value):
+    """``value`` as a multi-byte unsigned integer (WBXML mb_u_int32, WSP
+    uintvar): 7 bits a byte, most significant first, high bit = more."""
     if value < 0x80:
         return bytes((value,))
     out = [value & 0x7F]
@@ -630,13 +632,13 @@ def _mb_bytes(value):
 
 
 def _mb_piece(value):
-    return _mb_bytes(value).decode("ascii", _ESCAPED)
+    return encode_mb_uint(value).decode("ascii", _ESCAPED)
 
 
 @functools.lru_cache(maxsize=64)
 def _simple_header(public_id):
     """WBXML 1.3, numeric ``public_id``, UTF-8, empty string table."""
-    return b"\x03" + _mb_bytes(public_id) + b"\x6a\x00"
+    return b"\x03" + encode_mb_uint(public_id) + b"\x6a\x00"
 
 
 def encode_node(root, vocabulary, *, public_id=None, max_depth=DEFAULT_MAX_DEPTH):
@@ -691,10 +693,10 @@ class _Writer:
             return _simple_header(public_id) + body
         head = b"\x03"
         if public_id is None:
-            head += b"\x00" + _mb_bytes(fpi_index)
+            head += b"\x00" + encode_mb_uint(fpi_index)
         else:
-            head += _mb_bytes(public_id)
-        return head + b"\x6a" + _mb_bytes(len(self.table)) + bytes(self.table) + body
+            head += encode_mb_uint(public_id)
+        return head + b"\x6a" + encode_mb_uint(len(self.table)) + bytes(self.table) + body
 
     def string_index(self, s, node):
         index = self.table_index.get(s)

@@ -20,6 +20,7 @@ error is a :class:`~.package0.NotificationError` with a byte offset.
 
 from dataclasses import dataclass
 
+from ..codec.wbxml import encode_mb_uint
 from .package0 import NotificationError
 
 __all__ = [
@@ -122,15 +123,10 @@ class PushPDU:
 
 
 def encode_uintvar(value: int) -> bytes:
-    """A WSP uintvar: 7 bits a byte, most significant first, high bit = more."""
+    """A WSP uintvar (the same encoding as WBXML's mb_u_int32), at most 32 bits."""
     if not isinstance(value, int) or not 0 <= value <= 0xFFFFFFFF:
         raise NotificationError("uintvar out of range: %r" % (value,))
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
+    return encode_mb_uint(value)
 
 
 def decode_uintvar(data: bytes, pos: int) -> tuple[int, int]:

@@ -16,7 +16,7 @@ own errors for bad markup).
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ..codec.element import Node
+from ..codec.element import Node, text_of
 from ..codec.errors import ModelError
 
 __all__ = ["DDFNode", "DDF", "FORMATS", "ALL_ACCESS", "parse_ddf", "ddf_from_node"]
@@ -122,18 +122,12 @@ def parse_ddf(data, content_type=None):
 def ddf_from_node(root):
     if root.name != "MgmtTree":
         raise ModelError("root element is %r, not MgmtTree" % (root.name,), path=root.name)
-    ddf = DDF(man=_text(root.find("Man")), mod=_text(root.find("Mod")))
+    ddf = DDF(man=text_of(root.find("Man")), mod=text_of(root.find("Mod")))
     for index, child in enumerate(root.findall("Node"), 1):
         ddf.roots.append(_node(child, "MgmtTree/Node[%d]" % (index,), 0))
     return ddf
 
 
-def _text(node):
-    if node is None or node.text is None:
-        return None
-    if isinstance(node.text, bytes):
-        return node.text.decode("utf-8", "replace")
-    return node.text.strip()
 
 
 def _first_child_name(node, path, allowed):
@@ -151,7 +145,7 @@ def _node(element, path, depth):
     name_el = element.find("NodeName")
     if name_el is None:
         raise ModelError("Node without NodeName", path=path)
-    desc = DDFNode(_text(name_el) or None)
+    desc = DDFNode(text_of(name_el) or None)
     props = element.find("DFProperties")
     if props is None:
         raise ModelError("Node without DFProperties", path=path)
@@ -169,7 +163,7 @@ def _node(element, path, depth):
         limit = None
         if kind.name in ("ZeroOrN", "OneOrN"):
             try:
-                limit = int(_text(kind) or "")
+                limit = int(text_of(kind) or "")
             except ValueError:
                 raise ModelError("Occurrence without a number", path=path) from None
         desc.occurrence = (kind.name, limit)
@@ -180,15 +174,15 @@ def _node(element, path, depth):
     case = _first_child_name(props.find("CaseSense"), path + "/DFProperties/CaseSense",
                              ("CS", "CIS"))
     desc.case_sensitive = case != "CIS"
-    desc.default = _text(props.find("DefaultValue"))
-    desc.description = _text(props.find("Description"))
-    desc.title = _text(props.find("DFTitle"))
+    desc.default = text_of(props.find("DefaultValue"))
+    desc.description = text_of(props.find("Description"))
+    desc.title = text_of(props.find("DFTitle"))
     dftype = props.find("DFType")
     if dftype is not None:
-        desc.mime = _text(dftype.find("MIME"))
+        desc.mime = text_of(dftype.find("MIME"))
         ddf_name = dftype.find("DDFName")
         if ddf_name is not None:
-            desc.mo_id = _text(ddf_name) or None
+            desc.mo_id = text_of(ddf_name) or None
     for index, child in enumerate(element.findall("Node"), 1):
         desc.children.append(_node(child, "%s/Node[%d]" % (path, index), depth + 1))
     return desc

@@ -15,7 +15,7 @@ Target itself.
 import base64
 import binascii
 
-from ..codec.element import NS_DMDDF, Node
+from ..codec.element import NS_DMDDF, Node, text_of
 from ..codec.errors import CodecError
 from .ddf import FORMATS
 from .tree import BAD_REQUEST, NOT_SUPPORTED, PROPERTIES, TNDS_WBXML, TNDS_XML
@@ -183,9 +183,9 @@ class _Entry:
             kind = rt.find("Type")
             if kind is not None:
                 for child in kind.children:
-                    self.type = _text(child) or None
-            self.acl = _text(rt.find("ACL"))
-            self.title = _text(rt.find("Title"))
+                    self.type = text_of(child) or None
+            self.acl = text_of(rt.find("ACL"))
+            self.title = text_of(rt.find("Title"))
         value = element.find("Value")
         self.value = None if value is None else (value.text if value.text is not None else "")
         if self.format is None:
@@ -199,12 +199,6 @@ class _Entry:
                 raise TreeError(BAD_REQUEST, None, "bad base64 Value") from None
 
 
-def _text(node):
-    if node is None or node.text is None:
-        return None
-    if isinstance(node.text, bytes):
-        return node.text.decode("utf-8", "replace")
-    return node.text.strip()
 
 
 def _entries(root):
@@ -214,9 +208,9 @@ def _entries(root):
     while work:
         element, parent = work.pop()
         name_el = element.find("NodeName")
-        name = _text(name_el) if name_el is not None else ""
+        name = text_of(name_el) if name_el is not None else ""
         if parent is None:
-            path = _text(element.find("Path")) or ""
+            path = text_of(element.find("Path")) or ""
             if path.startswith("./"):
                 path = path[2:]
             base = tuple(unquote_segment(s) for s in path.split("/")) if path else ()
