@@ -610,8 +610,8 @@ def test_systemd_unit(tmp_path):
     unit = SHIPPED / "dmgateway.service"
     text = unit.read_text()
     for line in ("User=dmgateway", "WorkingDirectory=/var/lib/dmgateway", "Type=simple",
-                 "ExecStart=/opt/dmgateway/bin/twistd --nodaemon --pidfile= dmgateway "
-                 "--config-dir /etc/dmgateway", "Restart=on-failure", "NoNewPrivileges=yes",
+                 "ExecStart=/opt/dmgateway/bin/twistd --nodaemon --pidfile= "
+                 "--logger=dmgateway.logs.json_observer dmgateway --config-dir /etc/dmgateway", "Restart=on-failure", "NoNewPrivileges=yes",
                  "ProtectSystem=strict", "ReadWritePaths=/var/lib/dmgateway", "PrivateTmp=yes"):
         assert re.search("(?m)^%s$" % re.escape(line), text), line
     assert re.search(r"(?m)^ExecStartPre=.* --check-config --config-dir /etc/dmgateway$", text)
