@@ -10,8 +10,8 @@ With a :class:`WakeSource`, devices open no session of their own: each
 waits for a wake-up addressed to it (msisdn for SMS, sip_uri for SIP),
 checks it with its SRVCRED and then opens the session with Alert 1200 and
 the notification's session id.  :class:`CallbackWakeSource` is the
-in-process source tests use; the SMSC simulator and SIP endpoint provide
-their own (any object with ``kind`` and ``listen(on_notification)``).
+in-process source tests use; :mod:`.wakesources` has the simulated SMSC
+and SIP endpoint the gateway really sends to (``WAKE_SOURCES``).
 
 :func:`provision` creates the devices (and optionally a job each) through
 the REST API.
@@ -41,6 +41,23 @@ PROGRESS_INTERVAL = 0.5  # at most two progress lines a second
 # kind -> factory(reactor, devices, options) of a WakeSource; the bearer
 # simulators register here so that ``dmgw sim fleet --wake`` can use them
 WAKE_SOURCES = {}
+
+
+def _smsc_source(reactor, devices, args):
+    """The simulated SMSC (``--smsc-listen`` ...), see :mod:`.wakesources`."""
+    from .wakesources import smsc_from_args
+
+    return smsc_from_args(reactor, devices, args)
+
+
+def _sip_source(reactor, devices, args):
+    """The simulated SIP endpoint (``--sip-listen``), see :mod:`.wakesources`."""
+    from .wakesources import sip_from_args
+
+    return sip_from_args(reactor, devices, args)
+
+
+WAKE_SOURCES.update(sms=_smsc_source, sip=_sip_source)
 
 
 class IWakeSource(Interface):

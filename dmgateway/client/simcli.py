@@ -2,12 +2,21 @@
 
     dmgw sim session --url URL --device IMEI:... [--scheme md5|basic|hmac] [--wbxml]
     dmgw sim fleet --count N --rate R --concurrency C --url URL [--provision ...] [--json]
+    dmgw sim fleet --wake sms --smsc-listen tcp:2775 --smsc-system-id gw --smsc-password pw ...
+    dmgw sim fleet --wake sip --sip-listen 127.0.0.1:5060 --sip-domain 127.0.0.1 ...
 
 ``session`` runs one session and prints every message as readable XML under
 a direction header, then a summary; exit 0 when the session completed, 1
 when it did not.  ``fleet`` runs many devices (generated, or from ``--csv``)
 and prints the summary (JSON with ``--json``); exit 0 when every session
 completed, 1 otherwise.  Usage errors exit 2.
+
+With ``--wake sms`` the simulator is the operator's SMSC: the gateway's
+``smpp.ini`` endpoint points at ``--smsc-listen``, and every WAP push it
+submits wakes the device it is addressed to.  With ``--wake sip`` it is
+the SIP proxy of ``sip.ini`` and every MESSAGE wakes its device.  The
+listener starts (and, for SMS, waits for the gateway to bind) before
+``--provision`` creates devices and jobs.
 """
 
 import argparse
@@ -68,9 +77,20 @@ def add_arguments(subparsers):
     p.add_argument("--provision", action="store_true",
                    help="create the devices through the API first")
     p.add_argument("--job-get", action="append", metavar="URI",
-                   help="with --provision, give each device a job with a Get of URI")
+                   help="with --provision, give each device a job with a Get of URI "
+                   "(with --wake: a Get of ./DevDetail/SwV unless given)")
     p.add_argument("--wake", choices=("sms", "sip"),
                    help="devices wait for a wake-up of this kind before each session")
+    p.add_argument("--smsc-listen", metavar="ENDPOINT",
+                   help="with --wake sms: the SMSC's endpoint, e.g. tcp:2775:interface=127.0.0.1")
+    p.add_argument("--smsc-system-id", default="", help="system_id the gateway binds with")
+    p.add_argument("--smsc-password", default="", help="password the gateway binds with")
+    p.add_argument("--smsc-bind-wait", type=float, default=15.0, metavar="S",
+                   help="seconds to wait for the gateway to bind before going on (default 15)")
+    p.add_argument("--smsc-no-receipts", action="store_true",
+                   help="send no delivery receipts to transceivers")
+    p.add_argument("--sip-listen", metavar="HOST:PORT",
+                   help="with --wake sip: where the SIP endpoint (the gateway's proxy) listens")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP exchange")
     p.add_argument("--progress", action="store_true",
                    help="progress line on stderr even when it is not a terminal")
@@ -271,10 +291,22 @@ def format_summary_text(summary):
     if summary["wakeups"]:
         lines.append("wake-ups:    %s" % (", ".join("%s %d" % item for item in sorted(
             summary["wakeups"].items())),))
+    if summary.get("wake_source"):
+        lines.append("wake source: %s" % (", ".join("%s %d" % item for item in sorted(
+            summary["wake_source"].items())),))
     for kind, samples in sorted(summary["error_samples"].items()):
         for sample in samples:
             lines.append("  %s: %s" % (kind, sample))
     return "\n".join(lines) + "\n"
+
+
+async def _start_wake_source(reactor, wake, args):
+    """Listen, and for SMS give the gateway ``--smsc-bind-wait`` seconds to bind."""
+    from .wakesources import start_source
+
+    warning = await start_source(reactor, wake, bind_wait=args.smsc_bind_wait)
+    if warning:
+        print("dmgw sim fleet: %s; going on" % (warning,), file=sys.stderr)
 
 
 def _run_fleet(args):
@@ -296,6 +328,18 @@ def _run_fleet(args):
                               % (args.wake,))
             if args.duration is None and args.sessions is None:
                 raise _Usage("--wake needs --duration or --sessions")
+            needed = {"sms": ("smsc_listen", "--smsc-listen ENDPOINT"),
+                      "sip": ("sip_listen", "--sip-listen HOST:PORT")}[args.wake]
+            if not getattr(args, needed[0]):
+                raise _Usage("no %s wake source configured: --wake %s needs %s"
+                             % (args.wake, args.wake, needed[1]))
+            if args.wake == "sip":
+                from .wakesources import parse_host_port
+
+                try:
+                    parse_host_port(args.sip_listen)
+                except ValueError as error:
+                    raise _Usage("--sip-listen: %s" % (error,)) from None
     except _Usage as error:
         return _usage(args, error)
 
@@ -303,21 +347,30 @@ def _run_fleet(args):
         from . import fleet, sim
 
         async def go():
-            provisioned = None
-            if args.provision:
-                job = sim.api_job(args.job_get) if args.job_get else None
-                provisioned = await fleet.provision(reactor, args.api, token, devices,
-                                                    server_id=args.server_name, job=job,
-                                                    concurrency=min(args.concurrency, 16))
             wake = wake_factory(reactor, devices, args) if wake_factory else None
-            runner = fleet.FleetRunner(
-                reactor, devices, args.url, rate=args.rate, concurrency=args.concurrency,
-                sessions=args.sessions, duration=args.duration, wake_source=wake,
-                progress=fleet.progress_stream(args.progress), timeout=args.timeout,
-                **_session_kwargs(args))
-            summary = await runner.run()
+            try:
+                if wake is not None:
+                    await _start_wake_source(reactor, wake, args)
+                provisioned = None
+                if args.provision:
+                    gets = args.job_get or (["./DevDetail/SwV"] if args.wake else None)
+                    job = sim.api_job(gets, notify=args.wake or "none") if gets else None
+                    provisioned = await fleet.provision(reactor, args.api, token, devices,
+                                                        server_id=args.server_name, job=job,
+                                                        concurrency=min(args.concurrency, 16))
+                runner = fleet.FleetRunner(
+                    reactor, devices, args.url, rate=args.rate, concurrency=args.concurrency,
+                    sessions=args.sessions, duration=args.duration, wake_source=wake,
+                    progress=fleet.progress_stream(args.progress), timeout=args.timeout,
+                    **_session_kwargs(args))
+                summary = await runner.run()
+            finally:
+                if wake is not None:
+                    await wake.stop()
             summary["provisioned"] = provisioned
             summary["devices"] = len(devices)
+            if wake is not None:
+                summary["wake_source"] = dict(sorted(wake.counters.items()))
             return summary
 
         return go()
