@@ -19,12 +19,12 @@ as OPAQUE.
 stand-alone DDF/TNDS documents.
 """
 
-import functools
 from collections import namedtuple
 
 from .element import NS_DMDDF, NS_SYNCML, Node
 from .errors import WBXMLCodecError
 from .mapping import message_to_node, node_to_message
+from .wbxml_writer import DEFAULT_MAX_DEPTH, _STR_I, _piece, encode_mb_uint, encode_node
 from .wbxml_pages import (
     END, ENTITY, EXT_0, EXT_1, EXT_2, EXT_I_0, EXT_I_1, EXT_I_2, EXT_T_0, EXT_T_1, EXT_T_2,
     LITERAL, LITERAL_A, LITERAL_AC, LITERAL_C, OPAQUE, PI, STR_I, STR_T, SWITCH_PAGE,
@@ -32,6 +32,7 @@ from .wbxml_pages import (
 )
 
 __all__ = [
+    "encode_mb_uint",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
     "Header",
@@ -44,7 +45,6 @@ __all__ = [
     "encode_tnds",
 ]
 
-DEFAULT_MAX_DEPTH = 100
 DEFAULT_MAX_SIZE = 4 * 1024 * 1024
 
 _UTF8 = 106
@@ -593,283 +593,6 @@ def _join(pieces):
     if all(p.__class__ is str for p in pieces):
         return "".join(pieces)
     return b"".join(p if p.__class__ is bytes else p.encode("utf-8") for p in pieces)
-
-
-# ---------------------------------------------------------------------------
-# Writer
-#
-# The body is built as a list of ``str`` pieces and encoded to UTF-8 once: a
-# text is appended as is, a token byte b as chr(b), or, from 0x80 up, as the
-# lone surrogate U+DC00+b that the ``surrogateescape`` handler turns back into
-# byte b.  OPAQUE data travels the same way.  Texts are checked for NUL and
-# (when not ASCII) for surrogates of their own, so nothing else can produce a
-# raw byte.
-
-_ESCAPED = "surrogateescape"
-
-
-def _piece(byte):
-    """The body piece standing for token byte ``byte``."""
-    return chr(byte) if byte < 0x80 else chr(0xDC00 + byte)
-
-
-_STR_I = _piece(STR_I)
-_SWITCH = ["\x00" + _piece(page) for page in range(256)]
-_TEXT_END = "\x00" + _piece(END)
-
-
-def encode_mb_uint(value):
-    """``value`` as a multi-byte unsigned integer (WBXML mb_u_int32, WSP
-    uintvar): 7 bits a byte, most significant first, high bit = more."""
-    if value < 0x80:
-        return bytes((value,))
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
-def _mb_piece(value):
-    return encode_mb_uint(value).decode("ascii", _ESCAPED)
-
-
-@functools.lru_cache(maxsize=64)
-def _simple_header(public_id):
-    """WBXML 1.3, numeric ``public_id``, UTF-8, empty string table."""
-    return b"\x03" + encode_mb_uint(public_id) + b"\x6a\x00"
-
-
-def encode_node(root, vocabulary, *, public_id=None, max_depth=DEFAULT_MAX_DEPTH):
-    """Write ``root`` as a WBXML 1.3, UTF-8 document of ``vocabulary``.
-
-    ``public_id`` overrides the vocabulary's numeric id; without either, the
-    formal public identifier goes in the string table.  Element names the
-    vocabulary has no token for are written as LITERALs.  Raises
-    :class:`WBXMLCodecError` (with the element path) for a tree WBXML cannot
-    carry.
-    """
-    if not isinstance(root, Node):
-        raise WBXMLCodecError("not an element tree: %s" % (type(root).__name__,))
-    return _Writer(vocabulary, max_depth).document(root, public_id)
-
-
-class _Unencodable(Exception):
-    """Internal: ``node`` cannot be written; the path is worked out afterwards."""
-
-    def __init__(self, reason, node):
-        super().__init__(reason)
-        self.reason = reason
-        self.node = node
-
-
-class _Writer:
-    def __init__(self, vocab, max_depth):
-        self.vocab = vocab
-        self.comp = _compiled(vocab)
-        self.max_depth = max_depth
-        self.parts = []
-        self.table = bytearray()
-        self.table_index = {}
-        self.tpage = 0
-        self.apage = 0
-
-    def document(self, root, public_id):
-        if public_id is None:
-            public_id = self.vocab.public_id
-        try:
-            if public_id is None:
-                fpi_index = self.string_index(self.vocab.fpi, root)
-            _write_children(self, (root,), 0, 0)
-        except _Unencodable as e:
-            raise WBXMLCodecError(e.reason, path=_path_to(root, e.node)) from None
-        except (AttributeError, TypeError) as e:
-            raise WBXMLCodecError("malformed element tree: %s" % (e,)) from None
-        except RecursionError:
-            raise WBXMLCodecError("element tree too deep to encode") from None
-        body = "".join(self.parts).encode("utf-8", _ESCAPED)
-        if public_id is not None and not self.table:
-            return _simple_header(public_id) + body
-        head = b"\x03"
-        if public_id is None:
-            head += b"\x00" + encode_mb_uint(fpi_index)
-        else:
-            head += encode_mb_uint(public_id)
-        return head + b"\x6a" + encode_mb_uint(len(self.table)) + bytes(self.table) + body
-
-    def string_index(self, s, node):
-        index = self.table_index.get(s)
-        if index is None:
-            index = self.table_index[s] = len(self.table)
-            self.table += _check_text(s, node).encode("utf-8") + b"\x00"
-        return index
-
-    def element(self, node, choice, depth):
-        """The general case: page alternatives, LITERAL names, attributes, OPAQUE."""
-        add = self.parts.append
-        text = node.text
-        children = node.children
-        if children and text is not None:
-            raise _Unencodable("element has both text and children", node)
-        if text is not None and text.__class__ is not str and text.__class__ is not bytes:
-            raise _Unencodable("text is neither str nor bytes", node)
-        flags = 0
-        if children or (text is not None and (text.__class__ is bytes or text != "")):
-            flags = 0x40
-        if node.attrs:
-            flags |= 0x80
-        if choice is not None:
-            forms = self.tag_forms(choice)
-            add(_piece(forms[0] | flags))
-        else:
-            page = self.comp.ns_page.get(node.ns)
-            if page is None:
-                raise _Unencodable("namespace %r has no code page in %s"
-                                   % (node.ns, self.vocab.name), node)
-            if page != self.tpage:
-                add(_SWITCH[page])
-                self.tpage = page
-            add(_piece(LITERAL | flags) + _mb_piece(self.string_index(node.name, node)))
-        if flags & 0x80:
-            self.attributes(node)
-        if flags & 0x40:
-            if children:
-                self.tpage = _write_children(self, children, depth + 1, self.tpage)
-                add(_piece(END))
-            elif text.__class__ is str:
-                add(_STR_I + _check_text(text, node) + _TEXT_END)
-            else:
-                add(_piece(OPAQUE) + _mb_piece(len(text)) + text.decode("ascii", _ESCAPED)
-                    + _piece(END))
-
-    def tag_forms(self, choice):
-        """Byte forms of a tag, switching the tag page first if need be."""
-        page, forms, pages = choice
-        if page != self.tpage:
-            alt = pages.get(self.tpage)
-            if alt is not None:
-                return alt
-            self.parts.append(_SWITCH[page])
-            self.tpage = page
-        return forms
-
-    def attributes(self, node):
-        if not self.comp.has_attributes:
-            raise _Unencodable("%s has no attributes" % (self.vocab.name,), node)
-        add = self.parts.append
-        starts = self.comp.enc_starts
-        values = self.comp.enc_values
-        for name, value in node.attrs.items():
-            if value is None:
-                value = ""
-            if value.__class__ is not str or name.__class__ is not str:
-                raise _Unencodable("attribute %r is not text" % (name,), node)
-            choice = starts.get((name, value))
-            if choice is not None:
-                self.attribute_token(choice)
-                continue
-            choice = starts.get(name)
-            if choice is not None:
-                self.attribute_token(choice)
-            else:
-                add(_piece(LITERAL) + _mb_piece(self.string_index(name, node)))
-            if value:
-                choice = values.get(value)
-                if choice is not None:
-                    self.attribute_token(choice)
-                else:
-                    add(_STR_I + _check_text(value, node) + "\x00")
-        add(_piece(END))
-
-    def attribute_token(self, choice):
-        page, token, pages = choice
-        if page != self.apage:
-            alt = pages.get(self.apage)
-            if alt is not None:
-                token = alt
-            else:
-                self.parts.append(_SWITCH[page])
-                self.apage = page
-        self.parts.append(_piece(token))
-
-
-def _write_children(w, children, depth, tpage):
-    """Write ``children`` from tag page ``tpage``; returns the tag page after them.
-
-    The common cases are inline; page changes, LITERALs, attributes and
-    OPAQUE go through ``w.element``.
-    """
-    if depth >= w.max_depth:
-        raise _Unencodable("elements nested deeper than %d" % (w.max_depth,), children[0])
-    add = w.parts.append
-    enc_tags = w.comp.enc_tags
-    last_ns = by_name = None
-    for node in children:
-        ns = node.ns
-        if ns is not last_ns:
-            by_name = enc_tags.get(ns)
-            last_ns = ns
-        choice = None if by_name is None else by_name.get(node.name)
-        if choice is None or node.attrs:
-            w.tpage = tpage
-            w.element(node, choice, depth)
-            tpage = w.tpage
-            continue
-        if choice[0] == tpage:
-            forms = choice[1]
-        else:  # lazily: switch only when the current page lacks the tag
-            forms = choice[2].get(tpage)
-            if forms is None:
-                tpage = choice[0]
-                add(_SWITCH[tpage])
-                forms = choice[1]
-        text = node.text
-        if text is None:
-            kids = node.children
-            if kids:
-                add(forms[2])
-                tpage = _write_children(w, kids, depth + 1, tpage)
-                add("\x01")  # END
-            else:
-                add(forms[1])
-        elif text.__class__ is str and text and not node.children:
-            if "\x00" in text or not text.isascii():
-                _check_text(text, node)
-            add(forms[3] + text + _TEXT_END)
-        else:
-            w.tpage = tpage
-            w.element(node, choice, depth)
-            tpage = w.tpage
-    return tpage
-
-
-def _check_text(text, node):
-    """``text``, if WBXML can carry it as an inline string."""
-    if "\x00" in text:
-        raise _Unencodable("text contains NUL, which WBXML strings cannot carry", node)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _Unencodable("text is not encodable as UTF-8", node) from None
-    return text
-
-
-def _path_to(root, target):
-    """``SyncML/SyncBody/Add[2]/Item`` style path of ``target`` under ``root``."""
-    work = [(root, root.name if isinstance(root, Node) else "?")]
-    while work:
-        node, path = work.pop()
-        if node is target:
-            return path
-        if isinstance(node, Node) and isinstance(node.children, list):
-            counts = {}
-            for child in node.children:
-                name = getattr(child, "name", "?")
-                counts[name] = counts.get(name, 0) + 1
-                work.append((child, "%s/%s[%d]" % (path, name, counts[name])))
-    return None
 
 
 # ---------------------------------------------------------------------------
