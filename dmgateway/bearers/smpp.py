@@ -211,20 +211,18 @@ class ESMEProtocol(protocol.Protocol):
 
     def dataReceived(self, data):
         self._buffer += data
-        while not self._closed and self.state != "closing" and len(self._buffer) >= 4:
-            length = int.from_bytes(self._buffer[:4], "big")
-            if length < P.MIN_LENGTH or length > P.MAX_LENGTH:
-                sequence = P.read_header(self._buffer).sequence if len(self._buffer) >= 16 else 0
+        while not self._closed and self.state != "closing":
+            try:
+                raw = P.take_frame(self._buffer)
+            except P.FramingError as e:
                 log.error("smpp link {link}: bad command_length {length}, dropping the link",
-                          link=self.config.name, length=length, outcome="bad_pdu")
-                self.transport.write(P.generic_nack(sequence, P.ESME_RINVCMDLEN))
+                          link=self.config.name, length=e.length, outcome="bad_pdu")
+                self.transport.write(P.generic_nack(e.sequence, P.ESME_RINVCMDLEN))
                 self._buffer.clear()
                 self._drop()
                 return
-            if len(self._buffer) < length:
+            if raw is None:
                 return
-            raw = bytes(self._buffer[:length])
-            del self._buffer[:length]
             self._frame_received(raw)
 
     def _frame_received(self, raw):

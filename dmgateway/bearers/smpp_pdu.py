@@ -99,6 +99,35 @@ def read_header(data):
     return Header(*HEADER.unpack_from(data))
 
 
+class FramingError(Exception):
+    """A command_length no PDU can have: the stream cannot be followed."""
+
+    def __init__(self, length, sequence):
+        super().__init__("bad command_length %d" % (length,))
+        self.length = length
+        self.sequence = sequence
+
+
+def take_frame(buffer):
+    """Remove and return the next whole PDU of ``buffer`` (a bytearray).
+
+    ``None`` while more bytes are needed; :class:`FramingError` for a
+    command_length outside MIN_LENGTH..MAX_LENGTH (answer generic_nack with
+    its sequence, then drop the link).
+    """
+    if len(buffer) < 4:
+        return None
+    length = int.from_bytes(buffer[:4], "big")
+    if length < MIN_LENGTH or length > MAX_LENGTH:
+        sequence = read_header(buffer).sequence if len(buffer) >= 16 else 0
+        raise FramingError(length, sequence)
+    if len(buffer) < length:
+        return None
+    raw = bytes(buffer[:length])
+    del buffer[:length]
+    return raw
+
+
 def is_known_command(command_id):
     return command_id in constants.command_id_value_map
 

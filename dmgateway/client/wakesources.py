@@ -266,20 +266,17 @@ class _SMSCProtocol(protocol.Protocol):
 
     def dataReceived(self, data):
         self._buffer += data
-        while not self._closed and len(self._buffer) >= 4:
-            length = int.from_bytes(self._buffer[:4], "big")
-            if length < P.MIN_LENGTH or length > P.MAX_LENGTH:
-                sequence = P.read_header(self._buffer).sequence if len(self._buffer) >= 16 else 0
-                log.warn("SMSC: command_length {length} from the ESME, dropping it",
-                         length=length)
+        while not self._closed:
+            try:
+                raw = P.take_frame(self._buffer)
+            except P.FramingError as e:
+                log.warn("SMSC: command_length {length} from the ESME, dropping it", length=e.length)
                 self.source._count("bad_pdus")
-                self._write(P.generic_nack(sequence, P.ESME_RINVCMDLEN))
+                self._write(P.generic_nack(e.sequence, P.ESME_RINVCMDLEN))
                 self._drop()
                 return
-            if len(self._buffer) < length:
+            if raw is None:
                 return
-            raw = bytes(self._buffer[:length])
-            del self._buffer[:length]
             try:
                 self._frame(raw)
             except P.PDUError as error:

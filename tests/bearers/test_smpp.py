@@ -501,3 +501,21 @@ class FuzzTests(SynchronousTestCase):
                                 or frame.id.name == "enquire_link")
         check()
 
+
+
+def test_take_frame():
+    from dmgateway.bearers import smpp_pdu as P
+
+    whole = P.enquire_link(7)
+    buffer = bytearray(whole[:10])
+    assert P.take_frame(buffer) is None
+    buffer += whole[10:] + whole[:4]
+    assert P.take_frame(buffer) == whole
+    assert bytes(buffer) == whole[:4]
+    bad = bytearray((8).to_bytes(4, "big") + bytes(12))
+    try:
+        P.take_frame(bad)
+    except P.FramingError as e:
+        assert e.length == 8
+    else:
+        raise AssertionError("a command_length of 8 must be refused")
