@@ -1,6 +1,7 @@
 """``dmgw``: the operator command.
 
-    dmgw decode FILE|-            any SyncML XML/WBXML, TNDS or CP document -> readable XML
+    dmgw decode FILE|-            any SyncML XML/WBXML, TNDS or CP document -> readable XML;
+                                  a WSP push or package #0 -> JSON
     dmgw encode --wbxml FILE|-    SyncML, TNDS or CP XML -> WBXML
     dmgw api ...                  the REST API from the shell
 
@@ -83,6 +84,55 @@ def identify(data):
     return kinds[root.name], "xml"
 
 
+def decode_notification(data):
+    """Readable JSON for a WSP push PDU or a bare package #0, or None if ``data`` is neither."""
+    import json
+
+    from dmgateway.notify import package0, wsp
+    from dmgateway.notify.package0 import NotificationError
+
+    def package(pkg):
+        n = pkg.notification
+        return {
+            "kind": "package0",
+            "version": n.version,
+            "ui_mode": n.ui_mode,
+            "initiator": "server" if n.initiator else "client",
+            "session_id": n.session_id,
+            "session_id_text": n.session_id_text,
+            "server_id": n.server_id,
+            "digest": pkg.digest.hex(),
+            "vendor_body": n.body.hex(),
+        }
+
+    if len(data) > 2 and data[1] in (0x06, 0x07):  # connectionless push: TID, PDU type
+        try:
+            push = wsp.parse_push(data)
+        except NotificationError:
+            push = None
+        if push is not None:
+            view = {
+                "kind": "wsp-push",
+                "content_type": wsp.content_type_name(push),
+                "application_id": wsp.application_id_name(push),
+                "parameters": {str(k): str(v) for k, v in push.parameters},
+            }
+            if wsp.is_dm_notification(push):
+                view["body"] = package(package0.parse(push.body))
+            else:
+                try:
+                    view["body"] = decode_to_xml(bytes(push.body)).decode("utf-8")
+                except (Failed, errors.CodecError):
+                    view["body_hex"] = bytes(push.body).hex()
+            return (json.dumps(view, indent=2) + "\n").encode("utf-8")
+    if len(data) >= 24 and data[:1] not in (b"<", b"\xef") and data[0] > 0x03:
+        try:
+            return (json.dumps(package(package0.parse(data)), indent=2) + "\n").encode("utf-8")
+        except NotificationError:
+            return None
+    return None
+
+
 def decode_to_xml(data):
     """Readable XML for any document ``identify`` knows."""
     from dmgateway.codec import prov, wbxml, xml
@@ -116,7 +166,8 @@ def encode_to_wbxml(data):
 
 
 def cmd_decode(args):
-    _write(decode_to_xml(_read(args.file)), args.output)
+    data = _read(args.file)
+    _write(decode_notification(data) or decode_to_xml(data), args.output)
 
 
 def cmd_encode(args):
@@ -132,7 +183,9 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("decode", help="SyncML XML/WBXML, TNDS or CP document -> readable XML")
+    p = sub.add_parser(
+        "decode", help="SyncML XML/WBXML, TNDS or CP document -> readable XML; WSP push or package #0 -> JSON"
+    )
     p.add_argument("file", metavar="FILE|-")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
     p.set_defaults(func=cmd_decode)

@@ -104,3 +104,37 @@ def test_encode_refuses_wbxml_input():
     status, _, err = run(["encode", "--wbxml", "-"], stdin=data)
     assert status == 2
     assert "already WBXML" in err
+
+
+def test_wsp_push_and_package0_decode_to_json():
+    import json
+
+    from dmgateway.notify import sms
+    from dmgateway.notify.package0 import ServerCredential
+    from dmgateway.notify.trigger import build_trigger
+
+    trigger = build_trigger(ServerCredential("dmgw", b"nonce", secret="s"), "dmgw", 0x1A2B, bearer="sms")
+    push = sms.parse_user_data(trigger.payloads[0]).payload
+    status, out, err = run(["decode", "-"], stdin=push)
+    assert status == 0, err
+    view = json.loads(out)
+    assert view["kind"] == "wsp-push"
+    assert view["content_type"] == "application/vnd.syncml.notification"
+    assert view["body"]["session_id_text"] == "1A2B"
+    assert view["body"]["server_id"] == "dmgw"
+    status, out, _ = run(["decode", "-"], stdin=trigger.package0)
+    assert status == 0
+    assert json.loads(out)["session_id"] == 0x1A2B
+
+
+def test_cp_push_shows_the_document():
+    import json
+
+    from dmgateway.notify import wsp
+
+    doc = prov.encode_wbxml(prov.decode_xml(read(CP[0])))
+    push = wsp.encode_push(wsp.PushPDU(wsp.CT_CONNECTIVITY_WBXML, doc))
+    status, out, err = run(["decode", "-"], stdin=push)
+    assert status == 0, err
+    view = json.loads(out)
+    assert "wap-provisioningdoc" in view["body"]
