@@ -10,7 +10,6 @@ announce them (``Content-Length``) or, for chunked uploads, as soon as the
 running total passes the limit: an oversized body is never buffered.
 """
 
-import time
 
 from twisted.internet import endpoints
 from twisted.logger import Logger
@@ -73,7 +72,6 @@ class DMResource(resource.Resource):
         if ctype is not None and ctype not in MEDIA_TYPES:
             return self._plain(request, 415, "unsupported media type %r" % (ctype.decode("latin-1"),))
         body = request.content.read()
-        started = time.monotonic()
         token = request.args.get(b"s", [None])[0]
         d = self.dispatcher.handle_dm(
             body,
@@ -82,12 +80,12 @@ class DMResource(resource.Resource):
             token=_text(token),
             peer=_peer(request),
         )
-        d.addCallback(self._reply, request, ctype, started)
+        d.addCallback(self._reply, request)
         d.addErrback(self._failed, request)
         request.notifyFinish().addErrback(lambda _: None)
         return server.NOT_DONE_YET
 
-    def _reply(self, reply, request, ctype, started):
+    def _reply(self, reply, request):
         if request._disconnected:
             return
         request.setResponseCode(reply.code)
@@ -98,15 +96,6 @@ class DMResource(resource.Resource):
         request.setHeader(b"Content-Length", b"%d" % (len(reply.body),))
         request.write(reply.body)
         request.finish()
-        log.debug(
-            "DM {method} {path} from {peer} -> {status} ({size} bytes) in {duration:.3f}s",
-            method="POST",
-            path=self.path.decode("utf-8", "replace"),
-            peer=_peer(request),
-            status=reply.code,
-            size=len(reply.body),
-            duration=time.monotonic() - started,
-        )
 
     def _failed(self, failure, request):
         log.failure("DM request failed", failure)

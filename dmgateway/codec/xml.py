@@ -126,31 +126,54 @@ def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH):
 
 
 def _convert(root, max_depth):
-    """Turn the lxml tree into Nodes, iteratively, checking depth and content."""
+    """Turn the lxml tree into Nodes, iteratively, checking depth and content.
+
+    Hot path: element paths (for error messages only) are kept as linked
+    tuples and joined only when an error is raised.
+    """
     tag = _qname(root, "")
     key = _key_for_uri(tag.namespace, _ROOT_KEYS.get(tag.localname, NS_SYNCML))
     top = Node(tag.localname, key, None, None, _attrs(root))
-    stack = [(root, top, tag.localname, 1)]
+    keys = {}  # (uri, inherited key) -> key
+    stack = [(root, top, (None, tag.localname), 1)]
+    pop, push = stack.pop, stack.append
     while stack:
-        element, node, path, depth = stack.pop()
+        element, node, chain, depth = pop()
         if depth > max_depth:
-            raise XMLCodecError("nesting deeper than %d elements" % (max_depth,), path=path)
-        children = list(element)
-        if not children:
+            raise XMLCodecError("nesting deeper than %d elements" % (max_depth,), path=_path(chain))
+        if not len(element):
             node.text = element.text or None
             continue
-        if element.text and element.text.strip(" \t\r\n"):
-            raise XMLCodecError("mixed text and element content", path=path)
-        for child in children:
-            if not isinstance(child.tag, str):
-                raise XMLCodecError("entity references are not allowed", path=path)
-            if child.tail and child.tail.strip(" \t\r\n"):
-                raise XMLCodecError("mixed text and element content", path=path)
-            tag = _qname(child, path)
-            sub = node.append(Node(tag.localname, _key_for_uri(tag.namespace, node.ns), None, None,
-                                   _attrs(child)))
-            stack.append((child, sub, "%s/%s" % (path, tag.localname), depth + 1))
+        text = element.text
+        if text and text.strip(" \t\r\n"):
+            raise XMLCodecError("mixed text and element content", path=_path(chain))
+        children = node.children
+        for child in element:
+            name = child.tag
+            if name.__class__ is not str:
+                raise XMLCodecError("entity references are not allowed", path=_path(chain))
+            tail = child.tail
+            if tail and tail.strip(" \t\r\n"):
+                raise XMLCodecError("mixed text and element content", path=_path(chain))
+            if name[0] == "{":
+                uri, _, local = name[1:].partition("}")
+            else:
+                uri, local = None, name
+            ns = keys.get((uri, node.ns))
+            if ns is None:
+                ns = keys[(uri, node.ns)] = _key_for_uri(uri, node.ns)
+            sub = Node(local, ns, None, None, _attrs(child) if child.keys() else None)
+            children.append(sub)
+            push((child, sub, (chain, local), depth + 1))
     return top
+
+
+def _path(chain):
+    names = []
+    while chain is not None:
+        chain, name = chain
+        names.append(name)
+    return "/".join(reversed(names))
 
 
 def _qname(element, path):
