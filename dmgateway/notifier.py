@@ -28,6 +28,9 @@ from dmgateway.notify.trigger import build_trigger
 
 log = Logger(namespace="dmgateway.notify")
 
+#: seconds a process holds a notification it is sending before others may retry it
+CLAIM_LEASE = 120.0
+
 
 class TemporaryFailure(Exception):
     """The bearer could not send now; try again later."""
@@ -174,6 +177,9 @@ class Outbox:
 
     async def _send(self, n):
         now = self.clock.seconds()
+        # another process sharing the store may have taken it meanwhile
+        if not await self.store.claim_notification(n.notification_id, now, CLAIM_LEASE):
+            return
         job = await self.store.get_job(n.job_id) if n.job_id else None
         if job is not None and job.state not in ("queued", "notified"):
             await self.store.update_notification(

@@ -233,3 +233,17 @@ class OutboxTests(TestCase):
         self.assertEqual(self.sip.sent + self.sms.sent, [])
         self.assertEqual((await self.job(created["id"]))["notifications"], [])
         del self.dispatcher._by_device[DEVICE]
+
+    async def test_two_processes_sharing_the_store_send_once(self):
+        other_sip = FakeBearer("sip", "sip_uri")
+        other = Outbox(
+            self.store, config(), self.clock, {"sip": other_sip, "sms": FakeBearer("sms", "msisdn")},
+            self.dispatcher.is_live, self.dispatcher.event, lambda n: bytes(range(n)),
+        )
+        self.dispatcher.notifier = None  # the job and its notification, queued by neither
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.store.add_notification(
+            DEVICE, "sip", b"", job_id=created["id"], session_id=7, next_attempt_at=self.clock.seconds()
+        )
+        await defer.gatherResults([defer.ensureDeferred(self.outbox._tick()), defer.ensureDeferred(other._tick())])
+        self.assertEqual(len(self.sip.sent) + len(other_sip.sent), 1)

@@ -644,6 +644,17 @@ class Store(Queries, abc.ABC):
             next_attempt_at, expect_state,
         )
 
+    def claim_notification(self, notification_id: int, now: float, lease: float) -> Deferred:
+        """
+        Take a due C{queued} notification for sending: push its due time to
+        C{now + lease} so no other gateway process sharing the store picks
+        it up meanwhile.  Fire with whether this caller got it.  If the
+        claimer dies, the notification is due again when the lease ends.
+        """
+        return self.run_interaction(
+            "claim_notification", self._claim_notification_txn, notification_id, now, lease
+        )
+
     def due_notifications(
         self, now: float, limit: int = 100, bearers: Optional[Iterable[str] | str] = None
     ) -> Deferred:

@@ -689,6 +689,17 @@ class Queries:
             args.extend(expected)
         return txn.execute(sql, args) == 1
 
+    def _claim_notification_txn(self, txn, notification_id, now, lease) -> bool:
+        _int(notification_id, "notification_id", 0)
+        _time(now, "now")
+        _time(lease, "lease")
+        return txn.execute(
+            "UPDATE notifications SET next_attempt_at = ?, updated = ?"
+            " WHERE notification_id = ? AND state = 'queued'"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)",
+            (now + lease, now, notification_id, now),
+        ) == 1
+
     def _due_notifications_txn(self, txn, now, limit, bearers) -> list[Notification]:
         _time(now, "now")
         _int(limit, "limit", 1)

@@ -856,3 +856,26 @@ class SQLiteBatchTests(SQLiteEngine, BatchTestsMixin, TestCase):
 
 class PostgresBatchTests(PostgresEngine, BatchTestsMixin, TestCase):
     pass
+
+
+class ClaimTestsMixin(StoreCase):
+    async def test_only_one_claim_wins_until_the_lease_ends(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        n = await store.add_notification("IMEI:1", "sms", b"", next_attempt_at=START)
+        self.assertTrue(await store.claim_notification(n.notification_id, START, 60.0))
+        self.assertFalse(await store.claim_notification(n.notification_id, START + 1, 60.0))
+        self.assertEqual(await store.due_notifications(START + 59), [])
+        # the claimer died: after the lease it is due again and can be claimed
+        (due,) = await store.due_notifications(START + 61)
+        self.assertTrue(await store.claim_notification(due.notification_id, START + 61, 60.0))
+        await store.update_notification(due.notification_id, state="sent")
+        self.assertFalse(await store.claim_notification(due.notification_id, START + 500, 60.0))
+
+
+class SQLiteClaimTests(SQLiteEngine, ClaimTestsMixin, TestCase):
+    pass
+
+
+class PostgresClaimTests(PostgresEngine, ClaimTestsMixin, TestCase):
+    pass
