@@ -207,7 +207,12 @@ class Dispatcher:
     async def _in_session(self, msg, encoding, body, hmac_header, token, peer):
         device_id = msg.hdr.source.loc_uri
         live = self._by_device.get(device_id)
-        if live is not None and self._is_new_session(live, msg, token):
+        if live is not None and not self._belongs_to(live, msg, token):
+            if not _starts_session(msg):
+                # a stray message (old RespURI, other SessionID): it must not
+                # disturb the session that is live
+                log.info("message from {device_id} for another session ({peer})", device_id=device_id, peer=peer)
+                return self._plain_reply(msg, encoding, 403)
             await self._abort(live, "superseded", "a new session from the device replaced this one")
             live = None
         if live is None:
@@ -234,12 +239,13 @@ class Dispatcher:
             self._arm_timer(live)
         return DMReply(200, live.media_type, reply_body, headers)
 
-    def _is_new_session(self, live, msg, token):
+    def _belongs_to(self, live, msg, token):
+        """Whether ``msg`` continues ``live`` (a package 1 with MsgID 1 starts anew)."""
         if msg.hdr.session_id != live.session_id:
-            return True
+            return False
         if token is not None and token != live.token:
-            return True
-        return msg.hdr.msg_id == "1" and live.messages > 0 and _starts_session(msg)
+            return False
+        return not (msg.hdr.msg_id == "1" and live.messages > 0 and _starts_session(msg))
 
     def _bad_request(self, body, encoding, error):
         """HTTP 400: with a SyncML Status 400 when the header can be read, else plain text."""

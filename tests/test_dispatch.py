@@ -203,6 +203,27 @@ class DispatcherTests(TestCase):
         return d
 
 
+    async def test_stray_message_does_not_disturb_the_live_session(self):
+        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        session = self.session()
+        reply = await self.exchange(session.start())
+        stray = (
+            b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>'
+            b"<SessionID>FFFF</SessionID><MsgID>2</MsgID><Target><LocURI>http://gw/dm</LocURI></Target>"
+            b"<Source><LocURI>" + DEVICE.encode() + b"</LocURI></Source></SyncHdr><SyncBody><Final/>"
+            b"</SyncBody></SyncML>"
+        )
+        refused = await self.dispatcher.handle_dm(stray, encoding="xml", token="not-the-token")
+        self.assertIn(b"<Data>403</Data>", refused.body)
+        self.assertIn(DEVICE, self.dispatcher._by_device)
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        while request is not None:
+            reply = await self.exchange(request)
+            request = session.receive(reply.body, {"content-type": reply.content_type})
+        self.assertEqual(session.outcome, "completed")
+        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
+
+
 class BadRequestTests(TestCase):
     timeout = 30
 
@@ -249,3 +270,4 @@ class BadRequestTests(TestCase):
         reply = await self.dispatcher.handle_dm(b"\x03\x00garbage", encoding="wbxml")
         self.assertEqual(reply.code, 400)
         self.assertTrue(reply.content_type.startswith("text/plain"))
+
