@@ -213,7 +213,8 @@ class Dispatcher:
                 # disturb the session that is live
                 log.info("message from {device_id} for another session ({peer})", device_id=device_id, peer=peer)
                 return self._plain_reply(msg, encoding, 403)
-            await self._abort(live, "superseded", "a new session from the device replaced this one")
+            # the new session takes the jobs left: no wake-up for them
+            await self._abort(live, "superseded", "a new session from the device replaced this one", wake=False)
             live = None
         if live is None:
             if not _starts_session(msg):
@@ -228,13 +229,18 @@ class Dispatcher:
                 return live
         live.messages += 1
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
+        ended = outcome.finished or live.engine.finished
+        if ended:
+            # at once: a job created while the effects are written must not
+            # be handed to an engine that is over
+            self._forget(live)
         await self._apply(live, outcome.effects)
         reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, encoding)
         headers = {}
         if outcome.hmac_header:
             headers["x-syncml-hmac"] = outcome.hmac_header
-        if outcome.finished or live.engine.finished:
-            self._forget(live)
+        if ended:
+            await self._wake_for_jobs_left(live)
         else:
             self._arm_timer(live)
         return DMReply(200, live.media_type, reply_body, headers)
@@ -349,6 +355,13 @@ class Dispatcher:
         lock = self._locks.setdefault(live.device_id, defer.DeferredLock())
         d = lock.run(lambda: defer.ensureDeferred(self._expire_locked(live)))
         d.addErrback(lambda f: log.failure("session timeout handling failed", f))
+        d.addCallback(lambda _: self._drop_lock(live.device_id, lock))
+
+    def _drop_lock(self, device_id, lock):
+        """Forget ``lock`` once nobody holds or waits for it and no session is live."""
+        if not lock.locked and not lock.waiting and device_id not in self._by_device:
+            if self._locks.get(device_id) is lock:
+                del self._locks[device_id]
 
     async def _expire_locked(self, live):
         if self._by_token.get(live.token) is live:
@@ -359,10 +372,32 @@ class Dispatcher:
             )
             await self._abort(live, "session_timeout", "the device stopped answering")
 
-    async def _abort(self, live, code, message):
+    async def _abort(self, live, code, message, wake=True):
         effects = live.engine.abort(code, message)
         self._forget(live)
         await self._apply(live, effects)
+        if wake:
+            await self._wake_for_jobs_left(live)
+
+    async def _wake_for_jobs_left(self, live):
+        """Notify again for the jobs a session ended without starting.
+
+        A job still ``queued`` in the store has no wake-up on its way: it
+        joined the session after it began (no notification was made), or
+        the session's start expired the one that was waiting.  Without this
+        it would wait for the device to call by itself.
+        """
+        if self.notifier is None:
+            return
+        device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit()
+        if device is None:
+            return
+        for job in jobs:
+            if job.state != "queued":
+                continue  # notified: the outbox notifies again if the device stays away
+            notifications = await self.store.notifications_for_job(job.job_id)
+            if not any(n.state == "queued" for n in notifications):
+                await self.notifier.job_created(job, device)
 
     def _forget(self, live):
         if live.timer is not None and live.timer.active():

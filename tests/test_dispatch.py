@@ -10,6 +10,8 @@ from twisted.trial.unittest import TestCase
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.dispatch import Dispatcher
+from dmgateway.dm import effects as fx
+from dmgateway.notifier import Outbox
 from dmgateway.store import open_store
 from tests.support import gateway_config
 
@@ -20,6 +22,7 @@ ACCOUNT = {
     "server_auth": {"type": "md5", "name": "dmgw-test", "secret": "srv-secret"},
 }
 GET_SWV = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"}
+AUTO_JOB = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "auto"}
 
 
 def account(secret="dev-secret"):
@@ -271,3 +274,79 @@ class BadRequestTests(TestCase):
         self.assertEqual(reply.code, 400)
         self.assertTrue(reply.content_type.startswith("text/plain"))
 
+
+
+class LeftJobTests(TestCase):
+    """Jobs a session does not run must still wake the device: a real outbox
+    with fake bearers, a real SQLite store, an injected clock."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        from tests.test_notifier import FakeBearer, config
+
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
+        self.addCleanup(self.store.close)
+        cfg = config()
+        cfg.gateway.session_timeout = 60
+        self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
+        self.sip = FakeBearer("sip", "sip_uri")
+        self.outbox = Outbox(
+            self.store, cfg, self.clock, {"sip": self.sip}, self.dispatcher.is_live,
+            self.dispatcher.event, lambda n: bytes(range(n)),
+        )
+        self.dispatcher.notifier = self.outbox
+        yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))
+
+    exchange = DispatcherTests.exchange
+    drive = DispatcherTests.drive
+    session = DispatcherTests.session
+
+    async def test_job_created_while_the_last_reply_is_recorded_is_notified(self):
+        # the session ended with this message; its effects are being written
+        # when the job comes: it must not go to the engine that is over
+        original, late = self.dispatcher._apply, []
+
+        async def apply(live, effects):
+            if not late and any(isinstance(e, fx.SessionEnded) for e in effects):
+                late.append(await self.dispatcher.create_job(DEVICE, AUTO_JOB))
+            await original(live, effects)
+
+        self.dispatcher._apply = apply
+        session = await self.drive(self.session())
+        self.assertEqual(session.outcome, "completed")
+        self.assertEqual(len(late), 1)
+        await self.outbox.tick()
+        self.assertEqual([address for address, _ in self.sip.sent], ["sip:dev@example.net"])
+        self.assertEqual((await self.dispatcher.get_job(late[0]["id"]))["state"], "notified")
+
+    async def test_job_that_joined_a_session_which_timed_out_is_notified(self):
+        first = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        await self.drive(self.session(), stop_after=1)
+        joined = await self.dispatcher.create_job(DEVICE, AUTO_JOB)  # goes to the live session
+        await self.outbox.tick()
+        self.assertEqual(self.sip.sent, [])
+        lock = self.dispatcher._locks[DEVICE]
+        self.clock.advance(61)
+        await lock.run(lambda: defer.succeed(None))  # the timeout's handling is done
+        self.assertEqual((await self.dispatcher.get_job(first["id"]))["error"]["code"], "session_timeout")
+        await self.outbox.tick()
+        self.assertEqual(len(self.sip.sent), 1)
+        self.assertEqual((await self.dispatcher.get_job(joined["id"]))["state"], "notified")
+        self.assertNotIn(DEVICE, self.dispatcher._locks)
+
+    async def test_superseded_session_leaves_its_jobs_to_the_new_one(self):
+        await self.dispatcher.create_job(DEVICE, GET_SWV)
+        stale = await self.drive(self.session(), stop_after=1)
+        joined = await self.dispatcher.create_job(DEVICE, AUTO_JOB)
+        acc = account()
+        acc.client.nonce = stale.account.client.nonce
+        acc.server.nonce = stale.account.server.nonce
+        fresh = await self.drive(self.session(acc))
+        self.assertEqual(fresh.outcome, "completed")
+        await self.outbox.tick()
+        self.assertEqual(self.sip.sent, [])
+        self.assertEqual((await self.dispatcher.get_job(joined["id"]))["state"], "done")

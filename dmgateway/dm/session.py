@@ -165,6 +165,8 @@ class ServerSession:
         """Queue a job created while the session is live (sent in a later package)."""
         if self.finished:
             raise SessionError("the session is over")
+        if any(run.job_id == job.job_id for run in self._jobs):
+            return  # the session already has it (it was queued when the session opened)
         self._jobs.append(JobRun(job))
 
     def abort(self, reason_code, message):

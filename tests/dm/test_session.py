@@ -350,3 +350,17 @@ def test_missing_cmd_id_gets_400_with_empty_cmdref():
         sm.Alert(cmd_id="", data=1226, items=[sm.Item(data="x")])]))
     bad = [s for s in statuses(out.reply) if s.cmd_ref == ""]
     assert len(bad) == 1 and bad[0].data == 400
+
+
+def test_add_job_ignores_a_job_the_session_already_has():
+    # the dispatcher may hand over a job the session read from the store when
+    # it opened (create_job and a session start racing): it must run once
+    session = make_session(jobs=[EXAMPLE_JOB])
+    client = Client(session)
+    session.add_job(EXAMPLE_JOB)
+    out = client.send(client.package1())
+    assert of_type(out.effects, JobStarted) == [JobStarted("job-1")]
+    assert [cmd.NAME for cmd in server_commands(out.reply)] == ["Get", "Replace"]
+    out = client.send(client.answer(out.reply, tree={"./DevDetail/SwV": "1"}))
+    assert [e.job_id for e in of_type(out.effects, JobFinished)] == ["job-1"]
+    assert out.finished
