@@ -20,16 +20,20 @@ then the job ``expired``.  Nothing here keeps state that a restart would
 lose: the loop rebuilds everything from the store.
 """
 
+from collections import OrderedDict
+
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from dmgateway.notify.package0 import ServerCredential
+from dmgateway.notify.package0 import NotificationError, ServerCredential
 from dmgateway.notify.trigger import build_trigger
 
 log = Logger(namespace="dmgateway.notify")
 
 #: seconds a process holds a notification it is sending before others may retry it
 CLAIM_LEASE = 120.0
+#: receipts kept for message ids not stored yet (a receipt may overtake the submit's result)
+EARLY_REPORTS = 1000
 
 
 class TemporaryFailure(Exception):
@@ -68,6 +72,7 @@ class Outbox:
         self._loop = None
         self._running = None
         self._last_renotify = float("-inf")
+        self._early_reports = OrderedDict()  # (bearer, message id) -> (delivered, error)
         self.stats = {"sent": 0, "temporary_failures": 0, "failed": 0, "delivered": 0}
 
     # -- life cycle --------------------------------------------------------------
@@ -101,7 +106,10 @@ class Outbox:
     async def _tick(self):
         now = self.clock.seconds()
         for notification in await self.store.due_notifications(now, 100, bearers=list(self.bearers)):
-            await self._send(notification)
+            try:
+                await self._send(notification)
+            except Exception:  # one bad row must not hold up the others
+                log.failure("notification {id} could not be handled", id=notification.notification_id)
         # looking for devices that never came costs a query per notified job:
         # a few times per renotify_after is enough
         if now - self._last_renotify >= min(self.config.renotify_after / 4.0, 60.0):
@@ -153,6 +161,9 @@ class Outbox:
         n = await self.store.find_notification_by_message_id(message_id, bearer=bearer)
         if n is None:
             log.info("delivery report for unknown message {message_id} ({bearer})", message_id=message_id, bearer=bearer)
+            self._early_reports[(bearer, message_id)] = (delivered, error)
+            while len(self._early_reports) > EARLY_REPORTS:
+                self._early_reports.popitem(last=False)
             return
         state = "delivered" if delivered else "failed"
         changed = await self.store.update_notification(
@@ -165,6 +176,18 @@ class Outbox:
                 n.device_id,
                 {"job_id": n.job_id, "bearer": bearer, "state": state, "message_id": message_id, "error": error},
             )
+            if not delivered and n.job_id:
+                await self._undelivered(n, error or "not delivered")
+
+    async def _undelivered(self, n, reason):
+        """A wake-up the network gave up on: unless another copy is on its way, move on."""
+        job = await self.store.get_job(n.job_id)
+        if job is None or job.state != "notified":
+            return
+        others = await self.store.notifications_for_job(n.job_id)
+        if any(o.state in ("queued", "sent", "delivered") for o in others if o.notification_id != n.notification_id):
+            return
+        await self._next_bearer(n, job, await self.store.get_device(n.device_id), reason)
 
     # -- sending -------------------------------------------------------------------------
 
@@ -203,15 +226,19 @@ class Outbox:
             await self._failed(n, job, device, "device has no address for %s" % (n.bearer,))
             return
         server = device.server_auth
-        trigger = build_trigger(
-            ServerCredential(server.name, server.nonce or b"", hashed=server.user_hash),
-            device.server_id,
-            n.session_id,
-            ui_mode=job.ui_mode if job is not None else 0,
-            version=self.server_version,
-            bearer=n.bearer,
-            reference=self.random_bytes(1)[0],
-        )
+        try:
+            trigger = build_trigger(
+                ServerCredential(server.name, server.nonce or b"", hashed=server.user_hash),
+                device.server_id,
+                n.session_id,
+                ui_mode=job.ui_mode if job is not None else 0,
+                version=self.server_version,
+                bearer=n.bearer,
+                reference=self.random_bytes(1)[0],
+            )
+        except (NotificationError, ValueError) as e:  # the account cannot be notified as it is
+            await self._failed(n, job, device, "cannot build package #0: %s" % (e,))
+            return
         try:
             message_ids = await bearer.send(address, trigger)
         except TemporaryFailure as e:
@@ -245,6 +272,9 @@ class Outbox:
             n.device_id,
             {"job_id": n.job_id, "bearer": n.bearer, "state": state, "message_id": message_id},
         )
+        early = self._early_reports.pop((n.bearer, message_id), None) if message_id else None
+        if early is not None:
+            await self.delivery_report(n.bearer, message_id, *early)
 
     async def _retry(self, n, job, device, reason):
         self.stats["temporary_failures"] += 1
@@ -282,6 +312,10 @@ class Outbox:
             n.device_id,
             {"job_id": n.job_id, "bearer": n.bearer, "state": "failed", "error": reason},
         )
+        await self._next_bearer(n, job, device, reason)
+
+    async def _next_bearer(self, n, job, device, reason):
+        """After ``n`` failed: the next bearer of ``auto_order``, else the job fails."""
         if job is None or device is None:
             return
         fallback = self._first_bearer(job.notify, device, after=n.bearer)

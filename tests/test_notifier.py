@@ -248,3 +248,70 @@ class OutboxTests(TestCase):
         )
         await defer.gatherResults([defer.ensureDeferred(self.outbox._tick()), defer.ensureDeferred(other._tick())])
         self.assertEqual(len(self.sip.sent) + len(other_sip.sent), 1)
+
+    async def test_a_trigger_that_cannot_be_built_fails_without_blocking_the_outbox(self):
+        # 200 two-byte characters: a valid account, but over package #0's 255-byte server id
+        await self.dispatcher.put_device("IMEI:2", dict(ACCOUNT, server_id="\u00e9" * 200))
+        bad = await self.dispatcher.create_job("IMEI:2", dict(JOB, notify="sms"))
+        good = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()  # the pass the first job started
+        await self.settle()
+        self.assertEqual([a for a, _t in self.sms.sent], ["+447700900001"])
+        self.assertEqual((await self.job(good["id"]))["state"], "notified")
+        job = await self.job(bad["id"])
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(job["error"]["code"], "notification_failed")
+        (note,) = job["notifications"]
+        self.assertEqual(note["state"], "failed")
+        self.assertIn("server id", note["last_error"])
+
+    async def test_a_failed_delivery_receipt_does_not_leave_the_job_notified_forever(self):
+        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        await self.outbox.delivery_report("sms", "sms-1", False, "status 70")
+        for _ in range(10):
+            self.clock.advance(300)
+            await self.settle()
+        job = await self.job(created["id"])
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(job["error"]["code"], "notification_failed")
+        self.assertIn("status 70", job["error"]["message"])
+
+    async def test_a_failed_delivery_receipt_falls_back_to_the_next_bearer(self):
+        await self.make(config(auto_order=("sms", "sip")))
+        self.sip.script = [PermanentFailure("SIP 404 Not Found")]
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        self.assertEqual(len(self.sms.sent), 1)
+        await self.outbox.delivery_report("sms", "sms-1", False, "undeliverable")
+        await self.settle()
+        job = await self.job(created["id"])
+        states = [(n["bearer"], n["state"]) for n in job["notifications"]]
+        self.assertEqual(states, [("sms", "failed"), ("sip", "failed")])
+        self.assertEqual(job["state"], "failed")
+
+    async def test_a_failed_receipt_of_an_earlier_copy_leaves_the_job_alone(self):
+        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        self.clock.advance(360)
+        await self.settle()  # queues the second copy
+        await self.settle()  # sends it
+        self.assertEqual(len(self.sms.sent), 2)
+        await self.outbox.delivery_report("sms", "sms-1", False, "expired")
+        await self.settle()
+        job = await self.job(created["id"])
+        self.assertEqual(job["state"], "notified")
+        self.assertEqual([n["state"] for n in job["notifications"]], ["failed", "sent"])
+
+    async def test_a_receipt_that_overtakes_the_submit_result_is_not_lost(self):
+        # segment 1 is accepted and delivered before the SMSC answers segment 2:
+        # the receipt names a message id the outbox has not stored yet
+        pending = defer.Deferred()
+        self.sms.send = lambda address, trigger: pending
+        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        running = self.outbox.tick()
+        await self.outbox.delivery_report("sms", "m-1", True)
+        pending.callback(["m-1", "m-2"])
+        await running
+        (note,) = (await self.job(created["id"]))["notifications"]
+        self.assertEqual((note["state"], note["message_id"]), ("delivered", "m-1"))

@@ -117,7 +117,7 @@ class ESMEProtocol(protocol.Protocol):
         self._sequence = 0
         self._outstanding = {}
         self._queue = deque()
-        self._retry_calls = set()
+        self._retry_calls = {}  # delayed resend -> the segment it resends
         self._pump_call = None
         self._enquire_call = None
         self._enquire_pending = None
@@ -178,10 +178,10 @@ class ESMEProtocol(protocol.Protocol):
         was = self.state
         self.state = "closed"
         self._closed = True
-        for call in [self._pump_call, self._enquire_call, *self._retry_calls]:
+        retrying, self._retry_calls = list(self._retry_calls.items()), {}
+        for call in [self._pump_call, self._enquire_call, *(c for c, _ in retrying)]:
             if call is not None and call.active():
                 call.cancel()
-        self._retry_calls.clear()
         self._pump_call = self._enquire_call = None
         lost = LinkDown("SMPP link %s lost (%s)" % (self.config.name, reason.getErrorMessage()))
         outstanding, self._outstanding = self._outstanding, {}
@@ -191,7 +191,7 @@ class ESMEProtocol(protocol.Protocol):
             if not request.deferred.called:
                 request.deferred.errback(lost)
         queue, self._queue = self._queue, deque()
-        for segment in queue:
+        for segment in [*queue, *(s for _, s in retrying)]:
             if not segment.deferred.called:
                 segment.deferred.errback(lost)
         self._fire_bound(lost)
@@ -448,11 +448,11 @@ class ESMEProtocol(protocol.Protocol):
             call = None
 
             def again():
-                self._retry_calls.discard(call)
+                self._retry_calls.pop(call, None)
                 self._queue.appendleft(segment)
                 self._pump()
             call = self.clock.callLater(delay, again)
-            self._retry_calls.add(call)
+            self._retry_calls[call] = segment
             return None
         if not segment.deferred.called:
             segment.deferred.errback(failure)

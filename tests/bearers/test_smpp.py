@@ -245,6 +245,20 @@ class ESMEProtocolTests(SynchronousTestCase):
         self.assertTrue(error.retryable)
         self.assertEqual(h.clock.getDelayedCalls(), [])
 
+    def test_link_loss_fails_a_submit_waiting_to_be_retried(self):
+        # a throttled segment sits in a retry timer, neither queued nor outstanding:
+        # losing the link must fail it too, or the caller's Deferred never fires
+        h = Harness()
+        h.bind()
+        d = h.proto.submit("447700900123", [b"a"])
+        [pdu] = h.sent()
+        h.feed(operations.SubmitSMResp(pdu.seqNum, CommandStatus.ESME_RTHROTTLED))
+        self.assertNoResult(d)
+        h.proto.connectionLost(Failure(ConnectionDone("gone")))
+        error = self.failureResultOf(d, LinkDown).value
+        self.assertTrue(error.retryable)
+        self.assertEqual(h.clock.getDelayedCalls(), [])
+
     def test_submit_before_bind_fails(self):
         h = Harness()
         self.failureResultOf(h.proto.submit("1", [b"a"]), LinkDown)
