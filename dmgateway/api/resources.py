@@ -34,6 +34,7 @@ from dmgateway.api import validation
 from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice
 from dmgateway.api.validation import ValidationError
 from dmgateway.bearers.webrequest import BodyLimitedRequest
+from dmgateway.store.model import NotFound
 
 JSON_TYPE = b"application/json; charset=utf-8"
 DEFAULT_MAX_BODY = 1048576
@@ -391,9 +392,17 @@ class _DeviceJobs(_JsonResource):
             jobs = jobs[:limit]
             return _Reply(200, {"jobs": jobs, "next": jobs[-1]["id"] if more else None})
 
+        def no_cursor(reason: Failure) -> NoReturn:
+            # The store's answer to an "after" that names no job.
+            reason.trap(NotFound)
+            raise ApiError(400, "invalid_parameter", f"after: no job {after!r}")
+
         # One job more than asked tells whether there is a next page.
         d = self._settings.service.list_jobs(self._device_id, limit + 1, after)
-        return d.addCallbacks(page, _no_device, errbackArgs=(self._device_id,))
+        d.addCallbacks(page, _no_device, errbackArgs=(self._device_id,))
+        if after is not None:
+            d.addErrback(no_cursor)
+        return d
 
 
 class _Jobs(_JsonResource):

@@ -57,6 +57,8 @@ _TNDS = re.compile(
 )
 _CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Node values and alert texts may span lines (XML and WBXML carry these).
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _INTEGER = re.compile(r"[0-9]{1,18}")
 
 
@@ -205,7 +207,7 @@ def _check_fields(
 
 def _text(
     value: Any, where: str, code: str, *, max_length: int = MAX_SHORT_TEXT,
-    empty: bool = False,
+    empty: bool = False, lines: bool = False,
 ) -> str:
     if not isinstance(value, str):
         raise ValidationError(code, f"{where} must be a string")
@@ -213,7 +215,7 @@ def _text(
         raise ValidationError(code, f"{where} must not be empty")
     if len(value) > max_length:
         raise ValidationError(code, f"{where} is longer than {max_length} characters")
-    if _CONTROL.search(value):
+    if (_CONTROL_BUT_LINES if lines else _CONTROL).search(value):
         raise ValidationError(code, f"{where} must not contain control characters")
     return value
 
@@ -405,7 +407,8 @@ def validate_command(value: Any, where: str) -> dict[str, Any]:
         command["type"] = _text(given["type"], f"{where}.type", code)
     if "data" in given:
         command["data"] = _text(
-            given["data"], f"{where}.data", code, max_length=1 << 30, empty=True
+            given["data"], f"{where}.data", code, max_length=1 << 30, empty=True,
+            lines=True,
         )
     _check_data(command, where)
     return command
@@ -435,7 +438,8 @@ def _alert(given: dict[str, Any], where: str, command: dict[str, Any]) -> None:
     command["alert"] = alert
     if "data" in given:
         command["data"] = _text(
-            given["data"], f"{where}.data", code, max_length=4096, empty=True
+            given["data"], f"{where}.data", code, max_length=4096, empty=True,
+            lines=True,
         )
     if "options" in given:
         options = _text(given["options"], f"{where}.options", code, max_length=1024)

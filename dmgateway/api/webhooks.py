@@ -101,20 +101,28 @@ class _BytesProducer:
 class _Drain(Protocol):
     """
     Reads a response body, keeping its first bytes for the log.
+    C{done} fires with them at the end of the body; cancelling it (the
+    timeout) drops the connection, so a receiver that never finishes its
+    answer does not keep it open.
     """
 
     keep = 200
 
-    def __init__(self, done: Deferred[bytes]) -> None:
-        self.done = done
+    def __init__(self) -> None:
+        self.done: Deferred[bytes] = Deferred(self._abort)
         self.head = b""
+
+    def _abort(self, done: Deferred[bytes]) -> None:
+        if self.transport is not None:
+            self.transport.stopProducing()
 
     def dataReceived(self, data: bytes) -> None:
         if len(self.head) < self.keep:
             self.head = (self.head + data)[: self.keep]
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.done.callback(self.head)
+        if not self.done.called:
+            self.done.callback(self.head)
 
 
 def _transient(code: int) -> bool:
@@ -321,9 +329,9 @@ class WebhookSender(Service):
         response = await self.agent.request(
             b"POST", url.encode("ascii"), headers, _BytesProducer(body)
         )
-        done: Deferred[bytes] = Deferred()
-        response.deliverBody(_Drain(done))
-        return response.code, await done
+        drain = _Drain()
+        response.deliverBody(drain)
+        return response.code, await drain.done
 
     def post(self, url: str, seq: int, body: bytes) -> Deferred[tuple[int, bytes]]:
         """

@@ -15,6 +15,7 @@ from twisted.web.server import Site
 
 from dmgateway.api.resources import build_root, build_site
 from dmgateway.api.service import ServiceUnavailable
+from dmgateway.store.model import NotFound
 from tests.api.fakes import FakeGatewayService
 from tests.api.inmemory import Connection, Response, raw_request
 
@@ -411,6 +412,16 @@ class JobTests(ApiTestCase):
                       "after=a%20b"):
             response = self.call("GET", f"{DEVICE_PATH}/jobs?{query}")
             self.assertError(response, 400, "invalid_parameter")
+
+    def test_paging_after_an_unknown_job(self):
+        # The gateway's service fails with the store's NotFound when
+        # "after" names no job (a stale or mistyped cursor): a client
+        # error, not a 500.
+        self.put_device()
+        self.service.failure = NotFound("no job 'job-9' to page after")
+        response = self.call("GET", f"{DEVICE_PATH}/jobs?after=job-9")
+        error = self.assertError(response, 400, "invalid_parameter")
+        self.assertEqual(error["message"], "after: no job 'job-9'")
 
     def test_list_for_unknown_device(self):
         error = self.assertError(self.call("GET", f"{DEVICE_PATH}/jobs"), 404, "unknown_device")

@@ -169,6 +169,25 @@ class CommandTests(Raises, SynchronousTestCase):
         for command in cases:
             self.assertEqual(validate_command(command, "c"), command)
 
+    def test_data_may_span_lines(self):
+        # Node values (an XML document, a multi-line config) and alert
+        # texts keep their tabs and line breaks; XML and WBXML carry them.
+        cases = [
+            {"op": "Replace", "target": "./Vendor/Cfg", "data": "<a>\n\t<b/>\r\n</a>",
+             "format": "xml"},
+            {"op": "Add", "target": "./A", "data": "line 1\nline 2", "format": "chr"},
+            {"op": "Exec", "target": "./A/Go", "data": "a\tb"},
+            {"op": "Alert", "alert": 1101, "data": "Install now?\nIt takes 5 minutes."},
+        ]
+        for command in cases:
+            self.assertEqual(validate_command(command, "c"), command)
+        for data in ("a\x00b", "a\x1bb", "a\x0cb", "a\x7fb"):
+            self.assertInvalid("invalid_job", "c.data must not contain control characters",
+                               validate_command,
+                               {"op": "Replace", "target": "./A", "data": data}, "c")
+            self.assertInvalid("invalid_job", "c.data must not contain control characters",
+                               validate_command, {"op": "Alert", "alert": 1100, "data": data}, "c")
+
     def test_op_case_and_nulls(self):
         self.assertEqual(
             validate_command({"op": "exec", "target": "./A", "data": None}, "c"),

@@ -367,3 +367,60 @@ class HelperTests(SynchronousTestCase):
             ValueError, WebhookSender, ["ftp://x/"], None, None, Clock(),
             None, None, None,
         )
+
+
+class _EndlessBodyTransport:
+    """
+    The transport a response body protocol gets; records an abort.
+    """
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+
+
+class _EndlessResponse:
+    """
+    A 200 whose body starts and never ends (a stuck or hostile receiver).
+    """
+
+    code = 200
+
+    def __init__(self) -> None:
+        self.transport = _EndlessBodyTransport()
+        self.protocol: Any = None
+
+    def deliverBody(self, protocol: Any) -> None:
+        self.protocol = protocol
+        protocol.makeConnection(self.transport)
+        protocol.dataReceived(b"ok, but ")
+
+
+class _EndlessAgent:
+    def __init__(self) -> None:
+        self.responses: list[_EndlessResponse] = []
+
+    def request(self, method: bytes, uri: bytes, headers: Any, body: Any) -> Deferred[Any]:
+        response = _EndlessResponse()
+        self.responses.append(response)
+        return succeed(response)
+
+
+class TimeoutAbortTests(SynchronousTestCase):
+    def test_timeout_drops_a_body_that_never_ends(self):
+        # The timeout must close the connection, not leave it open for as
+        # long as the receiver trickles (one more each retry).
+        clock, agent = Clock(), _EndlessAgent()
+        sender = WebhookSender(
+            ["http://hooks.example/in"], None, agent, clock, None, None, None, timeout=5.0
+        )
+        d = sender.post("http://hooks.example/in", 1, b"{}")
+        self.assertNoResult(d)
+        clock.advance(5.0)
+        self.failureResultOf(d)
+        (response,) = agent.responses
+        self.assertTrue(response.transport.stopped)
+        # The connection then goes; nothing more happens to the answer.
+        response.protocol.connectionLost(None)

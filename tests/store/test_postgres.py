@@ -60,6 +60,30 @@ class URITests(SynchronousTestCase):
         )
         self.assertEqual(redact_uri("postgresql://gw@db/dm"), "postgresql://gw@db/dm")
 
+    def test_redaction_of_password_parameters(self):
+        # libpq also takes the password from the query string.
+        self.assertEqual(
+            redact_uri("postgresql://gw@db/dm?sslmode=require&password=s3cret&x=1"),
+            "postgresql://gw@db/dm?sslmode=require&password=***&x=1",
+        )
+        self.assertEqual(
+            redact_uri("postgresql:///dm?host=/run/pg&user=gw&password=pw&sslpassword=k3y"),
+            "postgresql:///dm?host=/run/pg&user=gw&password=***&sslpassword=***",
+        )
+        self.assertEqual(
+            redact_uri("postgresql://gw:a@db/dm?password=b"),
+            "postgresql://gw:***@db/dm?password=***",
+        )
+
+    def test_store_description_hides_password_parameter(self):
+        memory = MemoryReactorClock()
+        store = PostgresStore.from_uri(
+            "postgresql://gw@127.0.0.1:1/dm?password=hunter2", memory, memory
+        )
+        self.assertNotIn("hunter2", repr(store))
+        self.assertNotIn("hunter2", store.description)
+        self.successResultOf(store.close())
+
     def test_store_description_hides_password(self):
         # Nothing connects before the reactor runs.
         memory = MemoryReactorClock()
