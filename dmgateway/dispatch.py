@@ -590,16 +590,23 @@ class Dispatcher:
         return defer.ensureDeferred(self._wait_events(after, limit, wait))
 
     async def _wait_events(self, after, limit, wait):
-        events = await self.store.events_after(after, limit)
-        if events or wait <= 0:
-            return [event_view(e) for e in events]
-        waiter = defer.Deferred(lambda d: self._drop_waiter(d))
-        timer = self.clock.callLater(wait, self._wait_timeout, waiter)
-        self._waiters.append((waiter, timer))
+        waiter = None
+        if wait > 0:
+            # registered before the query: an event appended while it runs still wakes us
+            waiter = defer.Deferred(lambda d: self._drop_waiter(d))
+            timer = self.clock.callLater(wait, self._wait_timeout, waiter)
+            self._waiters.append((waiter, timer))
         try:
-            await waiter
-        except defer.CancelledError:
+            events = await self.store.events_after(after, limit)
+        except BaseException:
+            if waiter is not None:
+                self._drop_waiter(waiter)
             raise
+        if events or waiter is None:
+            if waiter is not None:
+                self._drop_waiter(waiter)
+            return [event_view(e) for e in events]
+        await waiter
         events = await self.store.events_after(after, limit)
         return [event_view(e) for e in events]
 

@@ -237,11 +237,9 @@ class GatewayService(service.MultiService):
 
 
 def _redact_store(uri):
-    """A store URI fit for a log line: no password."""
-    if "://" in uri and "@" in uri:
-        scheme, rest = uri.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return "%s://%s:***@%s" % (scheme, user, host)
-    return uri
+    """A store URI fit for a log line: no password (user info or parameters)."""
+    if uri.startswith("postgres"):
+        from dmgateway.store.postgres import redact_uri
 
+        return redact_uri(uri)
+    return uri

@@ -99,6 +99,13 @@ class DispatcherTests(TestCase):
         self.assertEqual(session.outcome, "completed", session.log)
         self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
 
+    async def test_long_poll_wakes_for_an_event_appended_during_its_query(self):
+        after = (await self.store.last_event_seq())
+        waiting = self.dispatcher.wait_events(after, 10, 30)  # queries the store first
+        await self.dispatcher.event("session", DEVICE, {"outcome": "x"})  # lands during that query
+        events = await waiting  # no clock advance: the append itself must wake the poll
+        self.assertEqual([e["outcome"] for e in events], ["x"])
+
     async def test_job_created_during_a_session_joins_it(self):
         first = await self.dispatcher.create_job(DEVICE, GET_SWV)
         session = self.session()
