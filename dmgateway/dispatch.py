@@ -289,23 +289,21 @@ class Dispatcher:
         def encode(message):
             return encode_message(message, encoding)
 
-        specs = []
-        for job in jobs:
-            problem = _unsendable(job)
-            if problem is None:
-                specs.append(_job_spec(job))
-            else:
-                await self._fail_job(job.job_id, device_id, "invalid_job", problem)
+        specs = [_job_spec(job) for job in jobs]
         try:
-            engine = ServerSession(
-                _device_state(device),
-                specs,
-                server_uri=self.config.gateway.public_url,
-                resp_uri=resp_uri,
-                encode=encode,
-                random_bytes=self.random_bytes,
-                accept_msg_size=self.accept_msg_size,
-            )
+            try:
+                engine = self._new_engine(device, specs, resp_uri, encode)
+            except ValueError:
+                # a stored job the engine refuses (the API's checks make this
+                # rare): fail that one, run the others
+                runnable = []
+                for spec in specs:
+                    problem = _unsendable(spec)
+                    if problem is None:
+                        runnable.append(spec)
+                    else:
+                        await self._fail_job(spec.job_id, device_id, "invalid_job", problem)
+                engine = self._new_engine(device, runnable, resp_uri, encode)
         except SessionError as e:
             log.error(
                 "session refused: account of {device_id} is unusable: {reason}",
@@ -339,6 +337,17 @@ class Dispatcher:
             peer=peer,
         )
         return live
+
+    def _new_engine(self, device, specs, resp_uri, encode):
+        return ServerSession(
+            _device_state(device),
+            specs,
+            server_uri=self.config.gateway.public_url,
+            resp_uri=resp_uri,
+            encode=encode,
+            random_bytes=self.random_bytes,
+            accept_msg_size=self.accept_msg_size,
+        )
 
     def _resp_uri(self, token):
         url = self.config.gateway.public_url
@@ -660,12 +669,12 @@ def _device_state(device):
     )
 
 
-def _unsendable(job):
-    """Why a stored job cannot be sent (None if it can): the session engine refuses it."""
-    try:
-        from dmgateway.dm.jobs import JobRun
+def _unsendable(spec):
+    """Why the session engine refuses a job (None if it takes it)."""
+    from dmgateway.dm.jobs import JobRun
 
-        JobRun(_job_spec(job))
+    try:
+        JobRun(spec)
     except ValueError as e:
         return str(e)
     return None

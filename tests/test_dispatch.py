@@ -106,6 +106,16 @@ class DispatcherTests(TestCase):
         events = await waiting  # no clock advance: the append itself must wake the poll
         self.assertEqual([e["outcome"] for e in events], ["x"])
 
+    async def test_stored_job_the_engine_refuses_fails_and_the_others_run(self):
+        # written straight to the store, past the API's checks: Get inside Atomic
+        await self.store.create_job("bad", DEVICE, [{"op": "Get", "target": "./DevInfo/Man"}], atomic=True)
+        good = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        session = await self.drive(self.session())
+        self.assertEqual(session.outcome, "completed")
+        bad = await self.dispatcher.get_job("bad")
+        self.assertEqual((bad["state"], bad["error"]["code"]), ("failed", "invalid_job"))
+        self.assertEqual((await self.dispatcher.get_job(good["id"]))["state"], "done")
+
     async def test_job_created_during_a_session_joins_it(self):
         first = await self.dispatcher.create_job(DEVICE, GET_SWV)
         session = self.session()
