@@ -14,16 +14,10 @@ from dmgateway.client.session import ClientSession
 from dmgateway.codec import decode_message
 from dmgateway.codec import syncml as sm
 
-SERVER_URL = "https://dms.example.com/dm"
-RESP_URI = "https://dms.example.com/dm?s=1A2&dev=490154203237518"
-DEVICE_ID = "IMEI:490154203237518"
-SERVER_ID = "com.example.dms"
-CLIENT_NAME, CLIENT_SECRET = "dmclient01", "s3cr3t!"
-SERVER_NAME, SERVER_SECRET = "com.example.dms", "srvPass123"
-CLIENT_NONCE = bytes(range(1, 17))  # AQIDBAUGBwgJCgsMDQ4PEA==
-SERVER_NONCE = bytes.fromhex("a1b2c3d4e5f60718")  # obLD1OX2Bxg=
-NEXT_CLIENT_NONCE = bytes.fromhex("0f1e2d3c4b5a6978")  # Dx4tPEtaaXg=
-NEXT_SERVER_NONCE = bytes.fromhex("1122334455667788")  # ESIzRFVmd4g=
+from tests.spec_values import (  # noqa: F401 (used by the client tests through this module)
+    CLIENT_NAME, CLIENT_NONCE, CLIENT_SECRET, DEVICE_ID, NEXT_CLIENT_NONCE, NEXT_SERVER_NONCE,
+    RESP_URI, SERVER_ID, SERVER_NAME, SERVER_NONCE, SERVER_SECRET, SERVER_URL,
+)
 
 DEVINFO = {"Man": "ExampleCorp", "Mod": "EX-100", "DmV": "1.2", "Lang": "en-US"}
 DEVDETAIL = {"SwV": "4.2.1"}

@@ -18,14 +18,11 @@ from dmgateway.codec import xml
 from dmgateway.dm.effects import DeviceState
 from dmgateway.dm.session import ServerSession
 
-SERVER_URI = "https://dms.example.com/dm"
-RESP_URI = "https://dms.example.com/dm?s=1A2&dev=490154203237518"
-DEVICE_ID = "IMEI:490154203237518"
-SERVER_ID = "com.example.dms"
-CLIENT_NAME, CLIENT_SECRET = "dmclient01", "s3cr3t!"
-SERVER_NAME, SERVER_SECRET = "com.example.dms", "srvPass123"
-CLIENT_NONCE = bytes(range(1, 17))  # AQIDBAUGBwgJCgsMDQ4PEA==
-SERVER_NONCE = bytes.fromhex("a1b2c3d4e5f60718")  # obLD1OX2Bxg=
+from tests.spec_values import (  # noqa: F401 (used by the engine tests through this module)
+    CLIENT_NAME, CLIENT_NONCE, CLIENT_SECRET, DEVICE_ID, RESP_URI, SERVER_ID, SERVER_NAME,
+    SERVER_NONCE, SERVER_SECRET,
+)
+from tests.spec_values import SERVER_URL as SERVER_URI
 
 DEVINFO = {"DevId": DEVICE_ID, "Man": "ExampleCorp", "Mod": "EX-100", "DmV": "1.2", "Lang": "en-US"}
 
