@@ -169,9 +169,12 @@ def _split_head(data):
 
 
 def _content_length(value, offset):
-    if not re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
+    # SIP linear white space is SP and HTAB only; Python's \s would also let
+    # through separators that int() refuses.
+    match = re.fullmatch(r"[ \t]*([0-9]{1,9})[ \t]*", value)
+    if match is None:
         raise SIPError("bad Content-Length %r" % (value,), offset=offset, path="Content-Length")
-    return int(value)
+    return int(match.group(1))
 
 
 def _parse_head(head):

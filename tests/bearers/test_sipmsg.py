@@ -350,3 +350,17 @@ def test_header_helpers_raise_only_sip_error(text):
             helper(text)
         except M.SIPError:
             pass
+
+
+@pytest.mark.parametrize("value", ["\x1c39", "39\x1f", "\u200939", "3\x0b9"])
+def test_content_length_with_non_sip_whitespace_is_a_sip_error(value):
+    # found by the mutation test above: Python's \s matched U+001C, int() did not
+    head = SPEC_HEAD.replace(b"Content-Length: %d" % len(PACKAGE0), b"Content-Length: " + value.encode())
+    assert head != SPEC_HEAD
+    with pytest.raises(M.SIPError, match="Content-Length"):
+        M.parse(head + PACKAGE0)
+
+
+def test_content_length_with_sip_whitespace_is_accepted():
+    head = SPEC_HEAD.replace(b"Content-Length: %d" % len(PACKAGE0), b"Content-Length: \t%d \t" % len(PACKAGE0))
+    assert M.parse(head + PACKAGE0).body == PACKAGE0
