@@ -161,6 +161,17 @@ def _scratch_tree(account):
                            pref_con_ref=account.pref_con_ref)
 
 
+def _text_values(node):
+    """Binary leaves as base64 text, the form TNDS readers take in XML and WBXML alike."""
+    for child in node.children:
+        if child.name == "Node":
+            value = child.find("Value")
+            if value is not None and isinstance(value.text, (bytes, bytearray)):
+                value.text = base64.b64encode(value.text).decode("ascii")
+            _text_values(child)
+    return node
+
+
 def build_message(account, *, layout=LAYOUT_DM12, tnds=False):
     """The bootstrap :class:`~dmgateway.codec.syncml.SyncML` message for ``account``.
 
@@ -174,7 +185,7 @@ def build_message(account, *, layout=LAYOUT_DM12, tnds=False):
     items = []
     if tnds:
         tree, base = _scratch_tree(account)
-        document = to_wbxml(export_tnds(tree, base, props=frozenset(("ACL", "Value"))))
+        document = to_wbxml(_text_values(export_tnds(tree, base, props=frozenset(("ACL", "Value")))))
         items.append(_item("./Inbox", document, "xml", TNDS_WBXML))
     elif layout == LAYOUT_DM12:
         base = "./DMAcc/" + account.name
