@@ -88,6 +88,9 @@ class Bootstrapper:
             boot = secure(spec["profile"], document, sec, pin=spec.get("pin"), imsi=device.imsi)
         except (SecurityError, cpprofile.CPError, ValueError) as e:
             raise BootstrapRefused(400, "invalid_bootstrap", str(e)) from None
+        if spec.get("max_size") is not None and len(boot.document) > spec["max_size"]:
+            raise BootstrapRefused(400, "too_large", "the document is %d bytes, more than max_size %d"
+                                   % (len(boot.document), spec["max_size"]))
         pdu = push_pdu(boot)
         # the gateway expects the new credentials from now on
         await self.store.put_device(device_id, server_id=device.server_id, client_auth=client_auth,

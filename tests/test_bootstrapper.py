@@ -168,6 +168,7 @@ class BootstrapperTests(TestCase):
         await self.refused("no_msisdn", profile="cp", sec="USERPIN", pin="1234")
         await self.dispatcher.put_device(DEVICE, ACCOUNT)
         await self.refused("invalid_bootstrap", profile="cp", sec="none", proxy={"NAME": "no id"})
+        await self.refused("too_large", profile="dm", sec="none", deliver="return", max_size=100)
         self.outbox.bearers.pop("sms")
         await self.refused("no_sms_bearer", 409, profile="cp", sec="none")
         with self.assertRaises(UnknownDevice):

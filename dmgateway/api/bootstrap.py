@@ -9,6 +9,7 @@ The body::
      "napdef": {...}, "proxy": {...},                       (cp: NAPDEF / PXLOGICAL parms)
      "layout": "dm12" | "dm11", "tnds": false,             (dm)
      "account_name": "x", "pref_con_ref": "./ConnMO/x",    (dm)
+     "max_size": 4096,                                     (refuse a larger document: 400 too_large)
      "connectivity": [{"uri": "./ConnMO/x/...", "data": "...", "format": "chr"}]}   (dm)
 
 C{push} answers C{202 {"id", "state", "profile", "sec", "mac", "size"}} (the
@@ -38,9 +39,10 @@ DELIVER = ("push", "return")
 LAYOUTS = ("dm12", "dm11")
 CON_FORMATS = ("chr", "int", "bool", "b64", "node")
 MAX_CONNECTIVITY = 32
+MAX_SIZE = 1 << 20
 _FIELDS = {
     "profile", "sec", "pin", "deliver", "name", "napdef", "proxy", "layout", "tnds",
-    "account_name", "pref_con_ref", "connectivity",
+    "account_name", "pref_con_ref", "connectivity", "max_size",
 }
 _DM_ONLY = ("layout", "tnds", "account_name", "pref_con_ref", "connectivity")
 _CP_ONLY = ("napdef", "proxy")
@@ -147,6 +149,11 @@ def validate_bootstrap(value: Any) -> dict[str, Any]:
     spec["pref_con_ref"] = ref
     if "connectivity" in value:
         spec["connectivity"] = _connectivity(value["connectivity"])
+    max_size = value.get("max_size")
+    if max_size is not None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or not 1 <= max_size <= MAX_SIZE:
+            _fail(f"max_size: must be an integer from 1 to {MAX_SIZE}")
+        spec["max_size"] = max_size
     return spec
 
 

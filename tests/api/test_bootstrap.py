@@ -90,6 +90,9 @@ def test_defaults():
     (dict(OK, connectivity=[{"uri": "./C/a", "format": "node", "data": "x"}]), "connectivity[0].data"),
     (dict(OK, connectivity=[{"uri": "./C/a", "format": "bin", "data": "x"}]), "connectivity[0].format"),
     (dict(OK, extra=1), "extra"),
+    (dict(OK, max_size=0), "max_size"),
+    (dict(OK, max_size=True), "max_size"),
+    (dict(OK, max_size="4096"), "max_size"),
 ])
 def test_refused(body, field):
     with pytest.raises(ValidationError) as caught:

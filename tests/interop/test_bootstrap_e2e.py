@@ -175,3 +175,54 @@ def _whole(parts):
     for part in parts:
         whole = inbox.add(sms.parse_user_data(part)) or whole
     return whole
+
+
+def test_smart_card_file_exported_by_dmgw(tmp_path):
+    """DM-3: ``dmgw bootstrap export`` writes the card file; a device reading it gets a working account."""
+    import subprocess
+    import sys
+
+    from dmgateway.client.bootstrap import apply_bootstrap
+    from tests.interop.daemon import ROOT
+
+    gw = Daemon(tmp_path / "gw").start()
+    try:
+        device_id = "IMEI:350000000000203"
+        assert gw.put_device(device_id, device_account(None))[0] == 201
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        token_file = os.path.join(gw.workdir, "var", "api.token")
+        card = tmp_path / "card.bin"
+
+        def export(*extra):
+            return subprocess.run(
+                [sys.executable, "-m", "dmgateway.cli", "bootstrap", "export", "--device", device_id,
+                 "--url", gw.api.rsplit("/api/v1", 1)[0], "--token-file", token_file, "--out", str(card),
+                 *extra],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+        done = export("--profile", "dm", "--size", "4096")
+        assert done.returncode == 0, done.stderr
+        summary = __import__("json").loads(done.stderr)
+        assert (summary["sec"], summary["bytes"]) == ("none", 4096)
+        data = card.read_bytes()
+        assert data.endswith(b"\xff" * (4096 - summary["document_bytes"]))
+        document = data[:summary["document_bytes"]]
+        decoded = subprocess.run([sys.executable, "-m", "dmgateway.cli", "decode", str(card)], cwd=ROOT,
+                                 env=env, capture_output=True, timeout=60)
+        assert decoded.returncode == 0 and b"./DMAcc/dmgw-e2e/AppAuth/1/AAuthSecret" in decoded.stdout
+        # the card model: the blob is applied at power-on without SEC/MAC
+        tree = standard_tree({"DevId": device_id})
+        account = apply_bootstrap(tree, document, "application/vnd.syncml.dm+wbxml")
+        session_completes_job(gw, device_id, account, tree)
+
+        # refusals: too small a file; the API's own 400 (USERPIN without a PIN)
+        before = gw.call("GET", "/devices/" + urllib.parse.quote(device_id, safe=""))[1]
+        small = export("--profile", "cp", "--size", "10")
+        assert small.returncode == 1 and "too_large" in small.stderr, small.stderr
+        after = gw.call("GET", "/devices/" + urllib.parse.quote(device_id, safe=""))[1]
+        assert after["client_auth"] == before["client_auth"]  # nothing changed
+        assert not card.read_bytes().startswith(b"\x03\x0b")  # the file is not replaced
+        refused = export("--profile", "cp", "--sec", "USERPIN")
+        assert refused.returncode == 1 and "invalid_bootstrap" in refused.stderr
+    finally:
+        gw.stop()
