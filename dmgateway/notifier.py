@@ -21,12 +21,14 @@ lose: the loop rebuilds everything from the store.
 """
 
 from collections import OrderedDict
+from dataclasses import replace
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from dmgateway.notify.package0 import NotificationError, ServerCredential
 from dmgateway.notify.trigger import build_trigger, push_message
+from dmgateway.notify.wsp import encode_push, parse_push
 
 log = Logger(namespace="dmgateway.notify")
 
@@ -269,6 +271,7 @@ class Outbox:
         )
         if job is not None:
             await self.store.update_job(job.job_id, state="notified", expect_state="queued")
+        await self._forget_document(n)
         self.stats["sent"] += 1
         log.info(
             "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
@@ -308,9 +311,21 @@ class Outbox:
             reason=reason,
         )
 
+    async def _forget_document(self, n):
+        """A ready push (a bootstrap: plain secrets) is not kept once it is sent or given up:
+        only its WSP headers stay, enough to show what it was."""
+        if n.job_id or not n.payload:
+            return
+        try:
+            headers = encode_push(replace(parse_push(n.payload), body=b""))
+        except NotificationError:
+            headers = b""
+        await self.store.set_notification_payload(n.notification_id, headers)
+
     async def _failed(self, n, job, device, reason):
         self.stats["failed"] += 1
         await self.store.update_notification(n.notification_id, state="failed", last_error=reason, expect_state="queued")
+        await self._forget_document(n)
         log.warn(
             "notification of {device_id} by {bearer} failed: {reason}",
             device_id=n.device_id,

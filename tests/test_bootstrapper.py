@@ -15,7 +15,7 @@ from dmgateway.bootstrapper import account_node_name
 from dmgateway.client import ClientSession
 from dmgateway.client.bootstrap import BootstrapError, accept_bootstrap
 from dmgateway.codec import prov
-from dmgateway.notifier import Outbox, TemporaryFailure
+from dmgateway.notifier import Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import sms
 from dmgateway.store import open_store
 from dmgateway.tree.standard import standard_tree
@@ -90,6 +90,10 @@ class BootstrapperTests(TestCase):
         self.assertEqual((shown["id"], shown["state"], shown["profile"], shown["sec"], shown["attempts"]),
                          (body["id"], "sent", "cp", "USERPIN", 1))
         self.assertNotIn("4321", repr(view))
+        # the stored push keeps its headers only: the document held plain secrets
+        (stored,) = await self.store.standalone_notifications(DEVICE)
+        self.assertEqual(stored.payload, push[:len(push) - len(boot.document)])
+        self.assertNotIn(account.client.secret.encode(), stored.payload)
         # the receipt makes it delivered, with events naming the notification
         await self.outbox.delivery_report("sms", self.sms.sent and "sms-1", True)
         view = await self.dispatcher.get_device(DEVICE)
@@ -149,6 +153,19 @@ class BootstrapperTests(TestCase):
         await self.outbox.tick()
         self.assertEqual(len(self.sms.sent), 1)
         self.assertEqual((await self.dispatcher.get_device(DEVICE))["bootstraps"][0]["state"], "sent")
+
+    async def test_a_permanent_failure_is_shown_and_the_document_dropped(self):
+        self.sms.script = [PermanentFailure("unknown subscriber")]
+        status, body = await self.bootstrap(profile="dm", sec="USERPIN", pin="1111")
+        await self.outbox.tick()
+        (shown,) = (await self.dispatcher.get_device(DEVICE))["bootstraps"]
+        self.assertEqual((shown["state"], shown["last_error"], shown["profile"], shown["sec"]),
+                         ("failed", "unknown subscriber", "dm", "USERPIN"))
+        (stored,) = await self.store.standalone_notifications(DEVICE)
+        self.assertEqual(read_push(stored.payload).document, b"")
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertIn(("notification", "failed", "bootstrap"),
+                      [(e["type"], e.get("state"), e.get("kind")) for e in events])
 
     async def refused(self, code, status=400, **fields):
         before = await self.store.get_device(DEVICE)
