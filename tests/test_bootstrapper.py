@@ -186,6 +186,9 @@ class BootstrapperTests(TestCase):
         await self.dispatcher.put_device(DEVICE, ACCOUNT)
         await self.refused("invalid_bootstrap", profile="cp", sec="none", proxy={"NAME": "no id"})
         await self.refused("too_large", profile="dm", sec="none", deliver="return", max_size=100)
+        self.dispatcher._by_device[DEVICE] = object()  # a live session
+        await self.refused("session_live", 409, profile="cp", sec="none", deliver="return")
+        del self.dispatcher._by_device[DEVICE]
         self.outbox.bearers.pop("sms")
         await self.refused("no_sms_bearer", 409, profile="cp", sec="none")
         with self.assertRaises(UnknownDevice):
