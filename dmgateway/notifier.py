@@ -273,13 +273,22 @@ class Outbox:
             await self.store.update_job(job.job_id, state="notified", expect_state="queued")
         await self._forget_document(n)
         self.stats["sent"] += 1
-        log.info(
-            "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
-            device_id=n.device_id,
-            bearer=n.bearer,
-            session_id=n.session_id,
-            job_id=n.job_id,
-        )
+        if n.job_id is None:
+            log.info(
+                "pushed notification {id} to {device_id} by {bearer} in {parts} part(s)",
+                id=n.notification_id,
+                device_id=n.device_id,
+                bearer=n.bearer,
+                parts=len(trigger.payloads),
+            )
+        else:
+            log.info(
+                "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
+                device_id=n.device_id,
+                bearer=n.bearer,
+                session_id=n.session_id,
+                job_id=n.job_id,
+            )
         await self.event(
             "notification",
             n.device_id,
