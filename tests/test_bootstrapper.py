@@ -189,6 +189,9 @@ class BootstrapperTests(TestCase):
         self.dispatcher._by_device[DEVICE] = object()  # a live session
         await self.refused("session_live", 409, profile="cp", sec="none", deliver="return")
         del self.dispatcher._by_device[DEVICE]
+        self.outbox.bearers["sms"] = FakeBearer("sms", "sip_uri")  # an SMPP router with no link for it
+        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri=None))
+        await self.refused("no_route", profile="cp", sec="none")
         self.outbox.bearers.pop("sms")
         await self.refused("no_sms_bearer", 409, profile="cp", sec="none")
         with self.assertRaises(UnknownDevice):
