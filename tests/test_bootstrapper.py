@@ -186,6 +186,8 @@ class BootstrapperTests(TestCase):
         await self.dispatcher.put_device(DEVICE, ACCOUNT)
         await self.refused("invalid_bootstrap", profile="cp", sec="none", proxy={"NAME": "no id"})
         await self.refused("too_large", profile="dm", sec="none", deliver="return", max_size=100)
+        for profile in ("dm", "cp"):  # a lone surrogate from JSON cannot be encoded
+            await self.refused("invalid_bootstrap", profile=profile, sec="none", name="x\ud800")
         self.dispatcher._by_device[DEVICE] = object()  # a live session
         await self.refused("session_live", 409, profile="cp", sec="none", deliver="return")
         del self.dispatcher._by_device[DEVICE]

@@ -139,6 +139,10 @@ def test_cp_proxy_takes_precedence_as_the_reference():
     ({"NAPID": "N", "bearer": "x"}, "upper-case"),
     ({"NAPID": "N", "BEARER": 5}, "a value is text"),
     ({"NAPID": "N", "NAME": ""}, "1 to 1024"),
+    ({"NAPID": "N", "NAME": "a\x01b"}, "control"),
+    ({"NAPID": "N", "NAME": "a\ud800"}, "control"),
+    ({"NAPID": "N", "PXPHYSICAL": [{"A": "b"}] * 17}, "1 to 16"),
+    ({"NAPID": "N", "PXPHYSICAL": []}, "1 to 16"),
     ({"NAPID": "N", "A": {"B": {"C": {"D": {"E": {}}}}}}, "too deeply"),
     ({"NAPID": "N", **{"P%d" % i: "x" for i in range(70)}}, "more than 64"),
 ])
