@@ -10,11 +10,13 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.api.service import BootstrapRefused, UnknownDevice
 from dmgateway.api.bootstrap import validate_bootstrap
+from dmgateway.auth.credentials import user_hash
 from dmgateway.bootstrap import read_push, sec
 from dmgateway.bootstrapper import account_node_name
 from dmgateway.client import ClientSession
 from dmgateway.client.bootstrap import BootstrapError, accept_bootstrap
 from dmgateway.codec import prov
+from dmgateway.dispatch import Dispatcher
 from dmgateway.notifier import Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import sms
 from dmgateway.store import open_store
@@ -40,8 +42,6 @@ class BootstrapperTests(TestCase):
         self.addCleanup(self.store.close)
         self.sms = FakeBearer("sms", "msisdn")
         cfg = config()
-        from dmgateway.dispatch import Dispatcher
-
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
         self.outbox = Outbox(self.store, cfg, self.clock, {"sms": self.sms}, self.dispatcher.is_live,
                              self.dispatcher.event, os.urandom)
@@ -95,7 +95,7 @@ class BootstrapperTests(TestCase):
         self.assertEqual(stored.payload, push[:len(push) - len(boot.document)])
         self.assertNotIn(account.client.secret.encode(), stored.payload)
         # the receipt makes it delivered, with events naming the notification
-        await self.outbox.delivery_report("sms", self.sms.sent and "sms-1", True)
+        await self.outbox.delivery_report("sms", "sms-1", True)  # FakeBearer's first message id
         view = await self.dispatcher.get_device(DEVICE)
         self.assertEqual(view["bootstraps"][0]["state"], "delivered")
         events = await self.dispatcher.wait_events(0, 100, 0)
@@ -107,8 +107,6 @@ class BootstrapperTests(TestCase):
 
     async def assert_stored_credentials(self, account):
         """What the gateway stored is what the device was given (hash and nonces)."""
-        from dmgateway.auth.credentials import user_hash
-
         device = await self.store.get_device(DEVICE)
         self.assertEqual(device.client_auth.user_hash, user_hash(account.client.name, account.client.secret))
         self.assertEqual(device.server_auth.user_hash, user_hash(account.server.name, account.server.secret))

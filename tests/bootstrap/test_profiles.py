@@ -6,7 +6,6 @@ from dmgateway.bootstrap import cpprofile, dmprofile
 from dmgateway.bootstrap.dmprofile import AuthEntry, ConItem, DMAccount
 from dmgateway.client.bootstrap import apply_bootstrap
 from dmgateway.codec import decode_message, prov
-from dmgateway.codec import syncml as sm
 from dmgateway.tree.standard import standard_tree
 from tests.bootstrap import vectors as v
 
