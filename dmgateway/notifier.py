@@ -21,12 +21,14 @@ lose: the loop rebuilds everything from the store.
 """
 
 from collections import OrderedDict
+from dataclasses import replace
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from dmgateway.notify.package0 import NotificationError, ServerCredential
-from dmgateway.notify.trigger import build_trigger
+from dmgateway.notify.trigger import build_trigger, push_message
+from dmgateway.notify.wsp import encode_push, parse_push
 
 log = Logger(namespace="dmgateway.notify")
 
@@ -46,6 +48,11 @@ class PermanentFailure(Exception):
 
 def reason_of(failure):
     return str(failure.value) or failure.type.__name__
+
+
+def _standalone(n):
+    """Event fields naming a notification of no job (a bootstrap push)."""
+    return {} if n.job_id else {"notification_id": n.notification_id, "kind": "bootstrap"}
 
 
 class Outbox:
@@ -174,7 +181,8 @@ class Outbox:
             await self.event(
                 "notification",
                 n.device_id,
-                {"job_id": n.job_id, "bearer": bearer, "state": state, "message_id": message_id, "error": error},
+                {"job_id": n.job_id, "bearer": bearer, "state": state, "message_id": message_id, "error": error,
+                 **_standalone(n)},
             )
             if not delivered and n.job_id:
                 await self._undelivered(n, error or "not delivered")
@@ -227,17 +235,21 @@ class Outbox:
             return
         server = device.server_auth
         try:
-            trigger = build_trigger(
-                ServerCredential(server.name, server.nonce or b"", hashed=server.user_hash),
-                device.server_id,
-                n.session_id,
-                ui_mode=job.ui_mode if job is not None else 0,
-                version=self.server_version,
-                bearer=n.bearer,
-                reference=self.random_bytes(1)[0],
-            )
+            if n.payload:  # a ready push (bootstrap): sent as it is
+                trigger = push_message(n.payload, reference=self.random_bytes(1)[0])
+            else:
+                trigger = build_trigger(
+                    ServerCredential(server.name, server.nonce or b"", hashed=server.user_hash),
+                    device.server_id,
+                    n.session_id,
+                    ui_mode=job.ui_mode if job is not None else 0,
+                    version=self.server_version,
+                    bearer=n.bearer,
+                    reference=self.random_bytes(1)[0],
+                )
         except (NotificationError, ValueError) as e:  # the account cannot be notified as it is
-            await self._failed(n, job, device, "cannot build package #0: %s" % (e,))
+            what = "the push" if n.payload else "package #0"
+            await self._failed(n, job, device, "cannot build %s: %s" % (what, e))
             return
         try:
             message_ids = await bearer.send(address, trigger)
@@ -259,18 +271,28 @@ class Outbox:
         )
         if job is not None:
             await self.store.update_job(job.job_id, state="notified", expect_state="queued")
+        await self._forget_document(n)
         self.stats["sent"] += 1
-        log.info(
-            "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
-            device_id=n.device_id,
-            bearer=n.bearer,
-            session_id=n.session_id,
-            job_id=n.job_id,
-        )
+        if n.job_id is None:
+            log.info(
+                "pushed notification {id} to {device_id} by {bearer} in {parts} part(s)",
+                id=n.notification_id,
+                device_id=n.device_id,
+                bearer=n.bearer,
+                parts=len(trigger.payloads),
+            )
+        else:
+            log.info(
+                "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
+                device_id=n.device_id,
+                bearer=n.bearer,
+                session_id=n.session_id,
+                job_id=n.job_id,
+            )
         await self.event(
             "notification",
             n.device_id,
-            {"job_id": n.job_id, "bearer": n.bearer, "state": state, "message_id": message_id},
+            {"job_id": n.job_id, "bearer": n.bearer, "state": state, "message_id": message_id, **_standalone(n)},
         )
         early = self._early_reports.pop((n.bearer, message_id), None) if message_id else None
         if early is not None:
@@ -298,9 +320,21 @@ class Outbox:
             reason=reason,
         )
 
+    async def _forget_document(self, n):
+        """A ready push (a bootstrap: plain secrets) is not kept once it is sent or given up:
+        only its WSP headers stay, enough to show what it was."""
+        if n.job_id or not n.payload:
+            return
+        try:
+            headers = encode_push(replace(parse_push(n.payload), body=b""))
+        except NotificationError:
+            headers = b""
+        await self.store.set_notification_payload(n.notification_id, headers)
+
     async def _failed(self, n, job, device, reason):
         self.stats["failed"] += 1
         await self.store.update_notification(n.notification_id, state="failed", last_error=reason, expect_state="queued")
+        await self._forget_document(n)
         log.warn(
             "notification of {device_id} by {bearer} failed: {reason}",
             device_id=n.device_id,
@@ -310,7 +344,7 @@ class Outbox:
         await self.event(
             "notification",
             n.device_id,
-            {"job_id": n.job_id, "bearer": n.bearer, "state": "failed", "error": reason},
+            {"job_id": n.job_id, "bearer": n.bearer, "state": "failed", "error": reason, **_standalone(n)},
         )
         await self._next_bearer(n, job, device, reason)
 

@@ -725,6 +725,23 @@ class Queries:
         )
         return [_notification(row) for row in rows]
 
+    def _set_notification_payload_txn(self, txn, now, notification_id, payload) -> bool:
+        _int(notification_id, "notification_id", 0)
+        _instance(payload, (bytes, bytearray), "payload")
+        return txn.execute(
+            "UPDATE notifications SET payload = ?, updated = ? WHERE notification_id = ?",
+            (bytes(payload), now, notification_id),
+        ) == 1
+
+    def _standalone_notifications_txn(self, txn, device_id, limit) -> list[Notification]:
+        _text(device_id, "device_id", empty=False)
+        rows = txn.fetchall(
+            "SELECT * FROM notifications WHERE device_id = ? AND job_id IS NULL"
+            " ORDER BY notification_id DESC LIMIT ?",
+            (device_id, limit),
+        )
+        return [_notification(row) for row in rows]
+
     def _find_notification_by_message_id_txn(
         self, txn, message_id, bearer
     ) -> Optional[Notification]:
