@@ -1,0 +1,24 @@
+"""
+DM-6 delegations: one row per delegation this gateway takes part in, as the
+delegating server or as the target.  The flow's state lives in C{document}
+(JSON: devices, subtrees, type, per-device steps, step history); the
+columns are what is looked up.
+"""
+
+STATEMENTS = [
+    """
+    CREATE TABLE delegations (
+        delegation_id {key} PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('delegating', 'target')),
+        peer TEXT NOT NULL,
+        transaction_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        until {float},
+        document {json} NOT NULL,
+        created {float} NOT NULL,
+        updated {float} NOT NULL,
+        UNIQUE (role, peer, transaction_id)
+    )
+    """,
+    "CREATE INDEX delegations_state ON delegations (state)",
+]
