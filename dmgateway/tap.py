@@ -114,6 +114,10 @@ class GatewayService(service.MultiService):
         self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
         await self.dispatcher.start()
+        from dmgateway.store.devicepsk import DevicePskKeys
+
+        self.dispatcher.device_psk = DevicePskKeys(self.store, self.reactor)
+        await self.dispatcher.device_psk.load()
         if cfg.api.webhooks:
             self._start_webhooks()
         self._start_notifications()
@@ -140,7 +144,14 @@ class GatewayService(service.MultiService):
             yield "http", endpoints.serverFromString(reactor, cfg.http.endpoint), dm_site(
                 self.dispatcher, cfg.http.path, cfg.http.max_body
             )
-        if cfg.https.enabled:
+        if cfg.https.enabled and cfg.https.psk:
+            from dmgateway.bearers.http import https_psk_listener
+
+            yield ("https",) + https_psk_listener(
+                reactor, cfg.https, dm_site(self.dispatcher, cfg.https.path, cfg.https.max_body),
+                self.dispatcher.device_psk.key_for_identity,
+            )
+        elif cfg.https.enabled:
             yield "https", https_endpoint(reactor, cfg.https), dm_site(
                 self.dispatcher, cfg.https.path, cfg.https.max_body
             )

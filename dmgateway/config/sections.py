@@ -256,6 +256,7 @@ class HttpsConfig:
     max_body: int = 1048576
     min_tls: str = "1.2"
     client_ca: str = ""
+    psk: bool = False
 
     @classmethod
     def read(cls, r: SectionReader) -> HttpsConfig:
@@ -268,6 +269,7 @@ class HttpsConfig:
             min_tls=r.choice("min_tls", "1.2", ("1.2", "1.3"), aliases={
                 "tlsv1.2": "1.2", "tls1.2": "1.2", "tlsv1.3": "1.3", "tls1.3": "1.3"}),
             client_ca=r.readable_file("client_ca"),
+            psk=r.boolean("psk", False),
         )
 
 

@@ -224,6 +224,9 @@ def test_partial_temporary_delegation_and_revocation(pair):
     steps = [entry["step"] for entry in view["history"]]
     assert steps[:2] == ["requested", "accepted"] and "device-ready" in steps, steps
     assert "secret" not in str(view).lower()
+    grant = a.job(view["device_steps"][DEVICE]["jobs"][1])
+    secrets = [c["data"] for c in grant["commands"] if c["target"].endswith("/AAuthSecret")]
+    assert secrets == ["(secret)", "(secret)"], grant["commands"]
     assert device.tree.get("./Vendor/X?prop=ACL").value == \
         "Add=dms-b&Delete=dms-b&Exec=dms-b&Get=dms-b&Replace=dms-b"
 
