@@ -2,8 +2,10 @@
 ports, hand a simulated device's ./Vendor/X over to each other and back,
 over TLS-PSK and over mutually authenticated certificates."""
 
+import json
 import os
 import subprocess
+import sys
 import time
 import urllib.parse
 
@@ -13,7 +15,7 @@ from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.client.tree import default_tree
 from dmgateway.tree import TreeError
-from tests.interop.daemon import Daemon, free_port, run_client
+from tests.interop.daemon import ROOT, Daemon, free_port, run_client
 from tests.interop.test_https import make_certificate
 
 DEVICE = "IMEI:490154203237518"
@@ -251,6 +253,12 @@ def test_partial_temporary_delegation_and_revocation(pair):
     assert sessions_until(device, a, delegation_id, ("revoked", "failed")) == "revoked", \
         a.delegation(delegation_id)
     assert device.account_for("dms-b", b.url) is None
+    shown = subprocess.run(
+        [sys.executable, "-m", "dmgateway.cli", "api", "--url", a.api.rsplit("/api/v1", 1)[0],
+         "--token", a.token, "delegation", "get", delegation_id],
+        capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["state"] == "revoked"
     assert device.tree.get("./Vendor/X?prop=ACL").value == ""  # inherits ./Vendor's again
     with pytest.raises(TreeError) as refused:
         device.tree.replace("./Vendor/X/Setting", "again", server="dms-b")
