@@ -20,10 +20,17 @@ The **delegating** gateway (A, which manages the device):
 
 The **target** gateway (B): a request from an authenticated peer naming a
 device it does not manage yet is accepted with fresh credentials (the
-device account is created in B's store at once, so B can serve the device
-as soon as it connects); ``device-ready`` makes it ``active`` (jobs queued
-for the device wake it as usual) and it answers ``completed``;
-``revoked``/``failed`` delete the account again.
+device account, with the wake-up addresses the request carries, is created
+in B's store at once, so B can serve the device as soon as it connects);
+``device-ready`` makes it ``contacting``: B queues a first job per device
+(Get ``./DevInfo/DevId``, woken by package #0 like any job) and, once the
+device has run it for B, becomes ``active`` and tells A ``completed`` (or
+``failed`` if the device refused B); ``revoked``/``failed`` delete the
+accounts again.
+
+A device takes part in one delegation at a time.  A permanent delegation
+has no end time and is not revoked (its history stays); a temporary one
+ends by ``DELETE`` or at ``until``.
 
 Every step is appended to the record's ``history``; the record is the
 ``GET /api/v1/delegations/{id}`` view.  Secrets never reach a log line nor
@@ -50,6 +57,9 @@ MAX_DEVICES = 100
 MAX_SUBTREES = 32
 ACTIVE_DELEGATING = ("preparing", "revoking")
 REVOCABLE = ("requested", "accepted", "preparing", "device-ready", "active")
+#: states in which a delegation holds its devices (on either side)
+HOLDING = REVOCABLE + ("revoking", "contacting")
+CONTACT_URI = "./DevInfo/DevId"
 
 
 class DelegationError(Exception):
@@ -138,7 +148,12 @@ class DelegationService:
                                       "device %r is not managed here" % (dev_id,))
             devinfo = device.devinfo or {}
             devices.append(m.Device(dev_id, str(devinfo.get("Man", ""))[:256],
-                                    str(devinfo.get("Mod", ""))[:256]))
+                                    str(devinfo.get("Mod", ""))[:256],
+                                    device.msisdn or "", device.sip_uri or ""))
+        busy = await self._delegated(spec["devices"])
+        if busy:
+            raise DelegationError(409, "device_delegated", "device %r is in delegation %s"
+                                  % busy)
         now = self.clock.seconds()
         until = spec.get("until_epoch")
         if until is not None and until <= now:
@@ -193,6 +208,14 @@ class DelegationService:
             await self._notify(doc, "failed", m.Reason("bad_answer", doc["error"]["message"]))
         return delegation_view(doc)
 
+    async def _delegated(self, device_ids):
+        """``(device, delegation id)`` of the first of ``device_ids`` already delegated."""
+        for doc in await self.records.in_states(HOLDING):
+            for dev_id in device_ids:
+                if dev_id in doc["devices"]:
+                    return dev_id, doc["id"]
+        return None
+
     async def get(self, delegation_id):
         doc = await self.records.get(delegation_id)
         return None if doc is None else delegation_view(doc)
@@ -203,6 +226,8 @@ class DelegationService:
             return None
         if doc["role"] != "delegating":
             raise DelegationError(409, "not_delegating", "only the delegating server revokes")
+        if doc["duration"] == "permanent":
+            raise DelegationError(409, "not_revocable", "a permanent delegation is not revoked")
         if doc["state"] not in REVOCABLE:
             raise DelegationError(409, "not_revocable", "delegation is %s" % (doc["state"],))
         await self._revoke(doc, "revoked by the operator")
@@ -229,10 +254,13 @@ class DelegationService:
 
     async def _advance_all(self):
         now = self.clock.seconds()
-        for doc in await self.records.in_states(ACTIVE_DELEGATING + ("device-ready", "active")):
-            if doc["role"] != "delegating":
-                continue
+        for doc in await self.records.in_states(ACTIVE_DELEGATING + ("device-ready", "active",
+                                                                     "contacting")):
             try:
+                if doc["role"] == "target":
+                    if doc["state"] == "contacting":
+                        await self._contacted(doc)
+                    continue
                 if doc["state"] in ACTIVE_DELEGATING:
                     await self._advance(doc)
                 elif doc.get("until_epoch") is not None and doc["until_epoch"] <= now:
@@ -327,19 +355,20 @@ class DelegationService:
                                                         doc["error"]["message"]))
 
     async def _revoke(self, doc, why):
-        before = doc["state"]
         doc["state"] = "revoking"
         self._step(doc, "revoking", why)
-        if before in ("requested", "accepted"):
-            for step in doc["device_steps"].values():
-                step.pop("pending", None)
+        for step in doc["device_steps"].values():
+            step.pop("pending", None)  # the peer's credentials are not needed any more
+            if step["step"] == "read_acl":
+                step["step"] = "restored"  # nothing was changed on this device yet
         await self._restore_devices(doc)
-        if all(s["step"] in ("restored", "failed", "read_acl")
-               for s in doc["device_steps"].values()):
-            doc["state"] = "revoked"
-            self._step(doc, "revoked", "nothing to undo on the devices")
+        if all(s["step"] in ("restored", "failed") for s in doc["device_steps"].values()):
+            final = "failed" if doc.get("error") else "revoked"
+            doc["state"] = final
+            self._step(doc, final, "nothing to undo on the devices")
             await self.records.save(doc)
-            await self._notify(doc, "revoked")
+            await self._notify(doc, final, m.Reason(doc["error"]["code"], doc["error"]["message"])
+                               if final == "failed" else None)
             return
         await self.records.save(doc)
 
@@ -397,6 +426,9 @@ class DelegationService:
             return _rejected(tid, "bad_subtree", str(e))
         if request.extent == "partial" and "." in scope:
             return _rejected(tid, "bad_subtree", "a partial delegation cannot name the root")
+        busy = await self._delegated([d.dev_id for d in request.devices])
+        if busy:
+            return _rejected(tid, "device_known", "device %r is in delegation %s" % busy)
         for device in request.devices:
             if await self.store.get_device(device.dev_id) is not None:
                 return _rejected(tid, "device_known", "device %r is already managed here"
@@ -412,6 +444,8 @@ class DelegationService:
                 "server_id": self.own_id,
                 "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
                 "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
+                "msisdn": device.msisdn or None,
+                "sip_uri": device.sip_uri or None,
             })
             accounts.append(m.Account(device.dev_id, self.own_id, self.public_url, client, server))
         doc = {
@@ -435,11 +469,25 @@ class DelegationService:
         tid = note.transaction_id
         if note.from_server != peer.server_id:
             return _rejected(tid, "wrong_server", "FromServerID is not the authenticated peer")
-        role = "delegating" if note.state == "completed" else "target"
-        doc = await self.records.find(role, peer.server_id, tid)
+        # completed comes from the target, device-ready/revoked from the delegating
+        # server; failed from either
+        roles = {"completed": ("delegating",), "failed": ("target", "delegating")}.get(
+            note.state, ("target",))
+        doc = None
+        for role in roles:
+            doc = await self.records.find(role, peer.server_id, tid)
+            if doc is not None:
+                break
         if doc is None:
             return _rejected(tid, "unknown_transaction", "no such delegation with this peer")
         reason = " (%s: %s)" % (note.reason.code, note.reason.text) if note.reason else ""
+        if doc["role"] == "delegating" and note.state == "failed":
+            if doc["state"] in ("revoking", "revoked", "failed", "rejected"):
+                return m.Response(tid, True)
+            doc["error"] = {"code": "peer_failed", "message": "%s reports failure%s"
+                            % (peer.server_id, reason)}
+            await self._revoke(doc, doc["error"]["message"])
+            return m.Response(tid, True)
         if note.state == "completed":
             if doc["state"] != "device-ready":
                 return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
@@ -448,9 +496,14 @@ class DelegationService:
         elif note.state == "device-ready":
             if doc["state"] != "accepted":
                 return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
-            doc["state"] = "active"
-            self._step(doc, "active", "the devices are ready; managing them")
-            self.clock.callLater(0, self._complete, doc["id"])
+            doc["state"] = "contacting"
+            for dev_id in doc["devices"]:
+                job = await self.dispatcher.create_job(dev_id, {
+                    "commands": [{"op": "Get", "target": CONTACT_URI}],
+                    "atomic": False, "notify": "auto", "ui_mode": 0})
+                doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}
+                self._step(doc, "contact", "job %s: first session with the device" % (job["id"],),
+                           dev_id)
         else:  # revoked | failed
             if doc["state"] in ("revoked", "failed"):
                 return m.Response(tid, True)
@@ -464,14 +517,38 @@ class DelegationService:
                                                          "state": doc["state"]})
         return m.Response(tid, True)
 
-    def _complete(self, delegation_id):
-        async def run():
-            doc = await self.records.get(delegation_id)
-            if doc is not None and doc["state"] == "active":
-                await self._notify(doc, "completed")
-
-        d = defer.ensureDeferred(run())
-        d.addErrback(lambda f: log.failure("completion notice failed", f))
+    async def _contacted(self, doc):
+        """The target: once every device ran its first job for us, report to the peer."""
+        for dev_id, step in doc["device_steps"].items():
+            if step["step"] != "contact":
+                continue
+            job = await self.store.get_job(step["jobs"][-1])
+            if job is None or job.state not in ("done", "failed", "expired"):
+                continue
+            status = (job.results or [{}])[0].get("status") if job.results else None
+            if job.state == "done" and status == 200:
+                step["step"] = "managed"
+                self._step(doc, "managed", "the device ran our first job", dev_id)
+            else:
+                error = (job.error or {}).get("message") or "status %s" % (status,)
+                self._device_failed(doc, dev_id, step, job, error)
+        steps = [s["step"] for s in doc["device_steps"].values()]
+        if "contact" in steps:
+            await self.records.save(doc)
+            return
+        if "failed" in steps:
+            doc["state"] = "failed"
+            self._step(doc, "failed", doc["error"]["message"])
+            for dev_id in doc["devices"]:
+                await self.store.delete_device(dev_id)
+            await self.records.save(doc)
+            await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
+                                                        doc["error"]["message"]))
+        else:
+            doc["state"] = "active"
+            self._step(doc, "active", "managing the devices")
+            await self.records.save(doc)
+            await self._notify(doc, "completed")
 
     # -- helpers --------------------------------------------------------------
 

@@ -68,9 +68,13 @@ class Reason:
 
 @dataclass(frozen=True)
 class Device:
+    """A delegated device; ``msisdn``/``sip_uri`` let the target wake it (DM-1)."""
+
     dev_id: str
     man: str = ""
     mod: str = ""
+    msisdn: str = ""
+    sip_uri: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,7 +176,8 @@ def _request(root):
         transaction_id=_text(root, "TransactionId"),
         from_server=_text(root, "FromServerID"),
         to_server=_text(root, "ToServerID"),
-        devices=tuple(Device(_text(d, "DevId"), _text(d, "Man"), _text(d, "Mod"))
+        devices=tuple(Device(_text(d, "DevId"), _text(d, "Man"), _text(d, "Mod"),
+                             _text(d, "Msisdn"), _text(d, "SipURI"))
                       for d in root.iter(_N + "Device")),
         scope=tuple(u.text for u in root.find(_N + "Scope").iter(_N + "URI")),
         extent=root.find(_N + "Type").get("extent"),
@@ -245,6 +250,10 @@ def serialize(message):
                 _el(d, "Man", device.man)
             if device.mod:
                 _el(d, "Mod", device.mod)
+            if device.msisdn:
+                _el(d, "Msisdn", device.msisdn)
+            if device.sip_uri:
+                _el(d, "SipURI", device.sip_uri)
         scope = _el(root, "Scope")
         for uri in message.scope:
             _el(scope, "URI", uri)

@@ -220,8 +220,8 @@ def test_partial_temporary_delegation_and_revocation(pair):
     # B holds an account for the device already (it supplied its credentials)
     assert b.call("GET", "/devices/" + urllib.parse.quote(DEVICE, safe=""))[0] == 200
 
-    assert sessions_until(device, a, delegation_id, ("active", "failed")) == "active", \
-        a.delegation(delegation_id)
+    assert sessions_until(device, a, delegation_id, ("device-ready", "failed")) == \
+        "device-ready", a.delegation(delegation_id)
     view = a.delegation(delegation_id)
     steps = [entry["step"] for entry in view["history"]]
     assert steps[:2] == ["requested", "accepted"] and "device-ready" in steps, steps
@@ -232,7 +232,8 @@ def test_partial_temporary_delegation_and_revocation(pair):
     assert device.tree.get("./Vendor/X?prop=ACL").value == \
         "Add=dms-b&Delete=dms-b&Exec=dms-b&Get=dms-b&Replace=dms-b"
 
-    # B manages ./Vendor/X; the device refuses B elsewhere (425)
+    # B manages ./Vendor/X; the device refuses B elsewhere (425).  B's first
+    # session also runs its contact job, after which B reports completion.
     b_account = device.account_for("dms-b", b.url)
     assert b_account is not None
     job_id = b.create_job(DEVICE, {"commands": [
@@ -246,6 +247,9 @@ def test_partial_temporary_delegation_and_revocation(pair):
     assert [r["status"] for r in results] == [200, 425, 425], results
     assert device.tree.read("./Vendor/X/Setting").value == "from-b"
     assert device.tree.read("./Vendor/Y/Setting").value == "initial"
+    wait_for(lambda: a.delegation(delegation_id)["state"] == "active", "B's completion")
+    assert any(e["step"] == "active" and "completion" in e["detail"]
+               for e in a.delegation(delegation_id)["history"])
 
     # revocation: A restores the ACLs and removes B's account; B forgets the device
     status, body = a.call("DELETE", "/delegations/" + delegation_id)
