@@ -355,3 +355,28 @@ def test_invalid_message_over_psk_gets_a_clear_400(pair):
             input=request, capture_output=True, timeout=20)
         assert b"HTTP/1.0 400" in result.stdout or b"HTTP/1.1 400" in result.stdout, result
         assert b"schema" in result.stdout
+
+
+def test_temporary_delegation_ends_at_its_end_time(pair):
+    a, b = pair
+    if a.mode != "psk":
+        pytest.skip("the end-time check does not depend on the TLS mode")
+    put_device(a)
+    device = Device(a.url)
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 6))
+    status, body = a.call("POST", "/delegations", {
+        "peer": "dms-b", "devices": [DEVICE], "subtrees": ["./Vendor/Y"],
+        "type": "full", "duration": "temporary", "until": until})
+    assert status == 201 and body["until"] == until, body
+    delegation_id = body["id"]
+    assert sessions_until(device, a, delegation_id, ("device-ready", "failed")) == "device-ready"
+    assert "dms-b" in device.tree.get("./Vendor/Y?prop=ACL").value
+    assert "dms-a" in device.tree.get("./Vendor/Y?prop=ACL").value  # full: A keeps its rights
+    session = device.session(device.account_for("dms-b", b.url))  # B's contact job
+    assert session.outcome == "completed", session.log
+    wait_for(lambda: a.delegation(delegation_id)["state"] == "active", "B's completion")
+    wait_for(lambda: a.delegation(delegation_id)["state"] == "revoking", "the end time", 15)
+    assert sessions_until(device, a, delegation_id, ("revoked",)) == "revoked"
+    assert device.tree.get("./Vendor/Y?prop=ACL").value == ""
+    history = a.delegation(delegation_id)["history"]
+    assert any("end time" in entry["detail"] for entry in history), history
