@@ -11,7 +11,7 @@ Both directions authenticate both ends before a byte of XML is read:
   ``privateKey``/``certKey``) identify us both as server and as client; a
   peer must present a certificate that is pinned (``[peer:X] certificate``)
   or chains to ``peer_ca``; a pinned certificate names its peer, otherwise
-  the message's FromServerID does.
+  its subject CN must be the peer's server id (the message's FromServerID).
 
 A peer that fails the handshake is logged once with its address
 (:mod:`.tlspsk`).  Messages are POSTed as ``application/vnd.dm.delegation+xml``;
@@ -23,7 +23,7 @@ document the schema refuses, 403 for a peer we cannot name).
 import hashlib
 from io import BytesIO
 
-from OpenSSL import crypto
+from OpenSSL import SSL, crypto
 from twisted.internet import defer, endpoints, ssl
 from twisted.internet.ssl import TLSVersion
 from twisted.logger import Logger
@@ -107,8 +107,9 @@ class DelegationPeers:
         if peer is not None:
             return peer
         peer = self.config.peer(claimed)
-        if peer is not None and not self.pinned.get(peer.server_id) and self.ca:
-            return peer  # the handshake checked the chain to peer_ca
+        if peer is not None and not self.pinned.get(peer.server_id) and self.ca \
+                and cert.get_subject().CN == peer.server_id:
+            return peer  # the handshake checked the chain to peer_ca; the CN names the peer
         return None
 
 
@@ -149,8 +150,15 @@ def client_context(config, peers, peer):
         context = tlspsk.psk_context()
         tlspsk.add_psk_client(context, config.psk_identity, peers.keys[peer.server_id])
         return context
-    trusted = peers.pinned.get(peer.server_id) or peers.ca
-    return _certificate_options(config.endpoint, list(trusted)).getContext()
+    pinned = peers.pinned.get(peer.server_id)
+    context = _certificate_options(config.endpoint, list(pinned or peers.ca)).getContext()
+    if not pinned:
+        # only peer_ca vouches for it: the server's certificate must also name the peer
+        def verify(connection, cert, errno, depth, ok):
+            return bool(ok) and (depth > 0 or cert.get_subject().CN == peer.server_id)
+
+        context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, verify)
+    return context
 
 
 class _Request(BodyLimitedRequest):

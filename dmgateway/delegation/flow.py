@@ -104,6 +104,8 @@ class DelegationService:
         self._loop = None
         self._busy = False
         self._again = False
+        self._locks = {}  # delegation id -> DeferredLock: one change at a time per record
+        self._creating = defer.DeferredLock()  # the one-delegation-per-device check
 
     # -- life cycle ---------------------------------------------------------
 
@@ -150,10 +152,6 @@ class DelegationService:
             devices.append(m.Device(dev_id, str(devinfo.get("Man", ""))[:256],
                                     str(devinfo.get("Mod", ""))[:256],
                                     device.msisdn or "", device.sip_uri or ""))
-        busy = await self._delegated(spec["devices"])
-        if busy:
-            raise DelegationError(409, "device_delegated", "device %r is in delegation %s"
-                                  % busy)
         now = self.clock.seconds()
         until = spec.get("until_epoch")
         if until is not None and until <= now:
@@ -177,7 +175,23 @@ class DelegationService:
             "error": None,
         }
         self._step(doc, "requested", "request sent to %s" % (peer.server_id,))
-        await self.records.save(doc)
+        lock = self._lock(doc["id"])
+        await lock.acquire()
+        try:
+            await self._creating.acquire()
+            try:
+                busy = await self._delegated(spec["devices"])
+                if busy:
+                    raise DelegationError(409, "device_delegated",
+                                          "device %r is in delegation %s" % busy)
+                await self.records.save(doc)
+            finally:
+                self._creating.release()
+            return await self._requested(doc, peer, devices, until)
+        finally:
+            self._unlock(doc["id"], lock)
+
+    async def _requested(self, doc, peer, devices, until):
         request = m.Request(doc["transaction_id"], self.own_id, peer.server_id, tuple(devices),
                             tuple(doc["subtrees"]), doc["type"], doc["duration"], until)
         try:
@@ -220,10 +234,31 @@ class DelegationService:
         doc = await self.records.get(delegation_id)
         return None if doc is None else delegation_view(doc)
 
+    def _lock(self, delegation_id):
+        lock = self._locks.get(delegation_id)
+        if lock is None:
+            lock = self._locks[delegation_id] = defer.DeferredLock()
+        return lock
+
+    def _unlock(self, delegation_id, lock):
+        lock.release()
+        if not lock.locked and not lock.waiting:
+            self._locks.pop(delegation_id, None)
+
+    async def _with_record(self, delegation_id, work):
+        """``work(doc)`` on a fresh copy of the record, alone; ``None`` if there is none."""
+        lock = self._lock(delegation_id)
+        await lock.acquire()
+        try:
+            doc = await self.records.get(delegation_id)
+            return None if doc is None else await work(doc)
+        finally:
+            self._unlock(delegation_id, lock)
+
     async def revoke(self, delegation_id):
-        doc = await self.records.get(delegation_id)
-        if doc is None:
-            return None
+        return await self._with_record(delegation_id, self._revoke_request)
+
+    async def _revoke_request(self, doc):
         if doc["role"] != "delegating":
             raise DelegationError(409, "not_delegating", "only the delegating server revokes")
         if doc["duration"] == "permanent":
@@ -253,20 +288,28 @@ class DelegationService:
             self._step(doc, "read_acl", "job %s reads the ACLs" % (job["id"],), dev_id)
 
     async def _advance_all(self):
-        now = self.clock.seconds()
-        for doc in await self.records.in_states(ACTIVE_DELEGATING + ("device-ready", "active",
-                                                                     "contacting")):
+        waiting = await self.records.in_states(ACTIVE_DELEGATING + ("device-ready", "active",
+                                                                    "contacting"))
+        unsent = await self.records.unsent()
+        for delegation_id in dict.fromkeys([d["id"] for d in waiting + unsent]):
             try:
-                if doc["role"] == "target":
-                    if doc["state"] == "contacting":
-                        await self._contacted(doc)
-                    continue
-                if doc["state"] in ACTIVE_DELEGATING:
-                    await self._advance(doc)
-                elif doc.get("until_epoch") is not None and doc["until_epoch"] <= now:
-                    await self._revoke(doc, "the end time %s has passed" % (doc["until"],))
+                await self._with_record(delegation_id, self._advance_one)
             except Exception:
-                log.failure("delegation {id} could not advance", id=doc["id"])
+                log.failure("delegation {id} could not advance", id=delegation_id)
+
+    async def _advance_one(self, doc):
+        if doc.get("unsent"):
+            state, code, text = doc["unsent"]
+            await self._notify(doc, state, m.Reason(code, text) if code else None)
+        if doc["role"] == "target":
+            if doc["state"] == "contacting":
+                await self._contacted(doc)
+        elif doc["state"] in ACTIVE_DELEGATING:
+            await self._advance(doc)
+        elif doc["state"] in ("device-ready", "active") and doc["duration"] == "temporary" \
+                and doc.get("until_epoch") is not None \
+                and doc["until_epoch"] <= self.clock.seconds():
+            await self._revoke(doc, "the end time %s has passed" % (doc["until"],))
 
     async def _advance(self, doc):
         changed = False
@@ -387,17 +430,29 @@ class DelegationService:
                        "account" % (job["id"], doc["peer"]), dev_id)
 
     async def _notify(self, doc, state, reason=None):
+        """Tell the peer ``state``; undelivered, it is retried every ``check_interval``."""
         peer = self.config.delegation.peer(doc["peer"])
         note = m.Notification(doc["transaction_id"], self.own_id, state, reason)
         try:
+            if peer is None:
+                raise ValueError("peer %r is no longer configured" % (doc["peer"],))
             answer = await self.send(peer, note)
         except Exception as e:
-            self._step(doc, "notify-failed", "%s not delivered to %s: %s"
-                       % (state, doc["peer"], _short(e)))
+            retry = doc.get("unsent") is not None and doc["unsent"][0] == state
+            doc["unsent"] = [state, reason.code if reason else None, reason.text if reason else ""]
+            if not retry:  # one history entry per notice, not per attempt
+                self._step(doc, "notify-failed", "%s not delivered to %s (retried every %gs): %s"
+                           % (state, doc["peer"], self.config.delegation.check_interval,
+                              _short(e)))
             await self.records.save(doc)
             return None
-        self._step(doc, "notified", "%s: %s" % (state, "acknowledged" if getattr(
-            answer, "accepted", False) else "refused"))
+        doc.pop("unsent", None)
+        if answer.accepted:
+            self._step(doc, "notified", "%s: acknowledged by %s" % (state, doc["peer"]))
+        else:
+            why = answer.reason or m.Reason("rejected")
+            self._step(doc, "notified", "%s: refused by %s: %s: %s"
+                       % (state, doc["peer"], why.code, why.text))
         await self.records.save(doc)
         return answer
 
@@ -480,6 +535,11 @@ class DelegationService:
                 break
         if doc is None:
             return _rejected(tid, "unknown_transaction", "no such delegation with this peer")
+        return await self._with_record(
+            doc["id"], lambda fresh: self._take_notification(fresh, peer, note))
+
+    async def _take_notification(self, doc, peer, note):
+        tid = note.transaction_id
         reason = " (%s: %s)" % (note.reason.code, note.reason.text) if note.reason else ""
         if doc["role"] == "delegating" and note.state == "failed":
             if doc["state"] in ("revoking", "revoked", "failed", "rejected"):

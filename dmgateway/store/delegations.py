@@ -27,16 +27,17 @@ class DelegationRecords:
     def _save_txn(txn, doc, now):
         text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
         changed = txn.execute(
-            "UPDATE delegations SET state = ?, until = ?, document = ?, updated = ? "
-            "WHERE delegation_id = ?",
-            (doc["state"], doc.get("until_epoch"), text, now, doc["id"]),
+            "UPDATE delegations SET state = ?, until = ?, pending_notice = ?, document = ?, "
+            "updated = ? WHERE delegation_id = ?",
+            (doc["state"], doc.get("until_epoch"), _unsent(doc), text, now, doc["id"]),
         )
         if not changed:
             txn.execute(
                 "INSERT INTO delegations (delegation_id, role, peer, transaction_id, state, "
-                "until, document, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "until, pending_notice, document, created, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc["id"], doc["role"], doc["peer"], doc["transaction_id"], doc["state"],
-                 doc.get("until_epoch"), text, now, now),
+                 doc.get("until_epoch"), _unsent(doc), text, now, now),
             )
         return doc
 
@@ -61,6 +62,16 @@ class DelegationRecords:
         )
         return None if row is None else json.loads(row["document"])
 
+    def unsent(self):
+        """Every record with a notice to the peer still undelivered."""
+        return self.store.run_interaction("delegations_unsent", self._unsent_txn)
+
+    @staticmethod
+    def _unsent_txn(txn):
+        rows = txn.fetchall("SELECT document FROM delegations WHERE pending_notice IS NOT NULL "
+                            "ORDER BY created")
+        return [json.loads(row["document"]) for row in rows]
+
     def in_states(self, states):
         """Every record in one of ``states`` (oldest first)."""
         return self.store.run_interaction("delegations_in_states", self._in_states_txn,
@@ -74,3 +85,8 @@ class DelegationRecords:
             states,
         )
         return [json.loads(row["document"]) for row in rows]
+
+
+def _unsent(doc):
+    unsent = doc.get("unsent")
+    return unsent[0] if unsent else None

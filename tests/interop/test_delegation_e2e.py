@@ -127,10 +127,82 @@ def cert_pair(workdir):
     return a, b
 
 
-@pytest.fixture(params=["psk", "certificates"], scope="module")
+def issue(ca, common_name, directory):
+    """A key and certificate for ``common_name`` signed by ``ca`` (key, cert); paths."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_key, ca_cert = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+               .public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(days=1))
+               .not_valid_after(now + datetime.timedelta(days=30)))
+    if ca_cert is None:  # self-signed CA
+        builder = builder.issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                                    common_name)]))
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=0), True)
+        cert = builder.sign(key, hashes.SHA256())
+    else:
+        cert = builder.issuer_name(ca_cert.subject).sign(ca_key, hashes.SHA256())
+    os.makedirs(directory, exist_ok=True)
+    key_path = os.path.join(directory, common_name + ".key")
+    cert_path = os.path.join(directory, common_name + ".pem")
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    return (key, cert), key_path, cert_path
+
+
+def ca_pair(workdir):
+    """Gateways A and B with certificates from one CA (peer_ca), no pins: the CN names the peer."""
+    ca, _key, ca_path = issue((None, None), "test-ca", os.path.join(workdir, "ca"))
+    paths = {name: issue(ca, "dms-" + name, os.path.join(workdir, name))[1:]
+             for name in ("a", "b")}
+    gateways = {}
+
+    def ini(own, peer):
+        def text(gw):
+            key_path, cert_path = paths[own]
+            return (
+                "[delegation]\nenabled = true\n"
+                "endpoint = ssl:%d:interface=127.0.0.1:privateKey=%s:certKey=%s\n"
+                "peer_ca = %s\ntimeout = 10\ncheck_interval = 0.5\n\n"
+                "[peer:dms-%s]\nurl = %s\n"
+                % (gw.delegation_port, key_path, cert_path, ca_path, peer,
+                   gateways[peer].delegation_url)
+            )
+        return text
+
+    b = Gateway.__new__(Gateway)
+    b.delegation_port = free_port()
+    gateways["b"] = b
+    a = Gateway(os.path.join(workdir, "a"), "dms-a", ini("a", "b"))
+    gateways["a"] = a
+    port = b.delegation_port
+    Gateway.__init__(b, os.path.join(workdir, "b"), "dms-b", ini("b", "a"))
+    b.delegation_port = port
+    b._write_config()
+    a.ca = (ca, os.path.join(workdir, "ca"))
+    return a, b
+
+
+PAIRS = {"psk": psk_pair, "certificates": cert_pair, "ca": ca_pair}
+
+
+@pytest.fixture(params=sorted(PAIRS), scope="module")
 def pair(request, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("delegation-" + request.param))
-    a, b = (psk_pair if request.param == "psk" else cert_pair)(workdir)
+    a, b = PAIRS[request.param](workdir)
     a.start()
     try:
         b.start()
@@ -323,6 +395,17 @@ def test_wrong_psk_or_unpinned_certificate_is_refused(pair, tmp_path):
         lines = [line for line in b.log().splitlines() if "wrong key" in line]
         assert len(lines) == 1 and "127.0.0.1:" in lines[0] and "'dms-a'" in lines[0], lines
         assert KEY not in b.log() and OTHER_KEY not in a.log()
+    elif a.mode == "ca":
+        # a certificate from the same CA whose CN is not the peer it claims to be
+        note = notification_from("dms-a")
+        for name, expected in (("intruder", b"403"), ("dms-a", b"200")):
+            _c, key_path, cert_path = issue(a.ca[0], name, str(tmp_path))
+            result = subprocess.run(
+                ["openssl", "s_client", "-connect", "127.0.0.1:%d" % (b.delegation_port,),
+                 "-cert", cert_path, "-key", key_path, "-quiet", "-ign_eof"],
+                input=note, capture_output=True, timeout=20)
+            assert b"HTTP/1.0 " + expected in result.stdout, (name, result.stdout)
+        assert b"unknown_transaction" in result.stdout  # dms-a is heard, and answered
     else:
         key_path, cert_path = make_certificate(str(tmp_path))
         result = subprocess.run(
@@ -339,6 +422,14 @@ def test_wrong_psk_or_unpinned_certificate_is_refused(pair, tmp_path):
         assert b"HTTP/1." not in result.stdout
         wait_for(lambda: b.log().count("TLS handshake with 127.0.0.1:") >= 2,
                  "B to log both refused handshakes")
+
+
+def notification_from(server_id):
+    from dmgateway.delegation import messages as m
+
+    body = m.serialize(m.Notification(os.urandom(16).hex(), server_id, "completed"))
+    return (b"POST /dm-delegation HTTP/1.0\r\nContent-Type: application/vnd.dm.delegation+xml"
+            b"\r\nContent-Length: %d\r\n\r\n" % (len(body),) + body)
 
 
 def test_invalid_message_over_psk_gets_a_clear_400(pair):

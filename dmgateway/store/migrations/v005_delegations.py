@@ -16,6 +16,7 @@ STATEMENTS = [
         transaction_id TEXT NOT NULL,
         state TEXT NOT NULL,
         until {float},
+        pending_notice TEXT,
         document {json} NOT NULL,
         created {float} NOT NULL,
         updated {float} NOT NULL,
