@@ -184,7 +184,7 @@ class DelegationService:
                 if busy:
                     raise DelegationError(409, "device_delegated",
                                           "device %r is in delegation %s" % busy)
-                await self.records.save(doc)
+                await self._save(doc)
             finally:
                 self._creating.release()
             return await self._requested(doc, peer, devices, until)
@@ -199,7 +199,7 @@ class DelegationService:
         except Exception as e:
             self._fail(doc, "peer_unreachable", "no answer from %s: %s"
                        % (peer.server_id, _short(e)))
-            await self.records.save(doc)
+            await self._save(doc)
             return delegation_view(doc)
         if not isinstance(answer, m.Response) or answer.transaction_id != doc["transaction_id"]:
             self._fail(doc, "bad_answer", "the peer's answer is not a response to this request")
@@ -217,7 +217,7 @@ class DelegationService:
                 doc["state"] = "accepted"
                 self._step(doc, "accepted", "accepted by %s" % (peer.server_id,))
                 await self._start_preparing(doc, accounts)
-        await self.records.save(doc)
+        await self._save(doc)
         if doc["state"] == "failed" and doc["error"]["code"] == "bad_answer":
             await self._notify(doc, "failed", m.Reason("bad_answer", doc["error"]["message"]))
         return delegation_view(doc)
@@ -341,19 +341,19 @@ class DelegationService:
             elif all(s == "granted" for s in steps):
                 doc["state"] = "device-ready"
                 self._step(doc, "device-ready", "telling %s to proceed" % (doc["peer"],))
-                await self.records.save(doc)
+                await self._save(doc)
                 await self._notify(doc, "device-ready")
                 return
         elif doc["state"] == "revoking" and all(s in ("restored", "failed") for s in steps):
             final = "failed" if doc.get("error") else "revoked"
             doc["state"] = final
             self._step(doc, final, "every device is back to its ACLs")
-            await self.records.save(doc)
+            await self._save(doc)
             await self._notify(doc, "failed" if final == "failed" else "revoked",
                                m.Reason(doc["error"]["code"], doc["error"]["message"])
                                if final == "failed" else None)
             return
-        await self.records.save(doc)
+        await self._save(doc)
 
     def _device_failed(self, doc, dev_id, step, job, error):
         phase = step["step"]
@@ -393,7 +393,7 @@ class DelegationService:
         if all(s["step"] in ("restored", "failed") for s in doc["device_steps"].values()):
             doc["state"] = "failed"
             self._step(doc, "failed", doc["error"]["message"])
-            await self.records.save(doc)
+            await self._save(doc)
             await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
                                                         doc["error"]["message"]))
 
@@ -409,11 +409,11 @@ class DelegationService:
             final = "failed" if doc.get("error") else "revoked"
             doc["state"] = final
             self._step(doc, final, "nothing to undo on the devices")
-            await self.records.save(doc)
+            await self._save(doc)
             await self._notify(doc, final, m.Reason(doc["error"]["code"], doc["error"]["message"])
                                if final == "failed" else None)
             return
-        await self.records.save(doc)
+        await self._save(doc)
 
     async def _restore_devices(self, doc):
         for dev_id, step in doc["device_steps"].items():
@@ -444,7 +444,7 @@ class DelegationService:
                 self._step(doc, "notify-failed", "%s not delivered to %s (retried every %gs): %s"
                            % (state, doc["peer"], self.config.delegation.check_interval,
                               _short(e)))
-            await self.records.save(doc)
+            await self._save(doc)
             return None
         doc.pop("unsent", None)
         if answer.accepted:
@@ -453,7 +453,7 @@ class DelegationService:
             why = answer.reason or m.Reason("rejected")
             self._step(doc, "notified", "%s: refused by %s: %s: %s"
                        % (state, doc["peer"], why.code, why.text))
-        await self.records.save(doc)
+        await self._save(doc)
         return answer
 
     # -- messages from peers -------------------------------------------------
@@ -513,9 +513,7 @@ class DelegationService:
             "history": [], "device_steps": {}, "error": None,
         }
         self._step(doc, "accepted", "device accounts created for %s" % (", ".join(doc["devices"]),))
-        await self.records.save(doc)
-        await self.dispatcher.event("delegation", None, {"delegation_id": doc["id"],
-                                                         "state": "accepted"})
+        await self._save(doc)
         log.info("delegation {id} from {peer} accepted: {count} devices", id=doc["id"],
                  peer=peer.server_id, count=len(accounts))
         return m.Response(tid, True, None, tuple(accounts))
@@ -572,9 +570,7 @@ class DelegationService:
             doc["state"] = note.state
             self._step(doc, note.state, "%s by %s%s; device accounts removed"
                        % (note.state, peer.server_id, reason))
-        await self.records.save(doc)
-        await self.dispatcher.event("delegation", None, {"delegation_id": doc["id"],
-                                                         "state": doc["state"]})
+        await self._save(doc)
         return m.Response(tid, True)
 
     async def _contacted(self, doc):
@@ -594,23 +590,33 @@ class DelegationService:
                 self._device_failed(doc, dev_id, step, job, error)
         steps = [s["step"] for s in doc["device_steps"].values()]
         if "contact" in steps:
-            await self.records.save(doc)
+            await self._save(doc)
             return
         if "failed" in steps:
             doc["state"] = "failed"
             self._step(doc, "failed", doc["error"]["message"])
             for dev_id in doc["devices"]:
                 await self.store.delete_device(dev_id)
-            await self.records.save(doc)
+            await self._save(doc)
             await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
                                                         doc["error"]["message"]))
         else:
             doc["state"] = "active"
             self._step(doc, "active", "managing the devices")
-            await self.records.save(doc)
+            await self._save(doc)
             await self._notify(doc, "completed")
 
     # -- helpers --------------------------------------------------------------
+
+    async def _save(self, doc):
+        """Store ``doc``; a new state is also an event (``GET /api/v1/events``, webhooks)."""
+        changed = doc.get("announced") != doc["state"]
+        doc["announced"] = doc["state"]
+        await self.records.save(doc)
+        if changed:
+            await self.dispatcher.event("delegation", None, {
+                "delegation_id": doc["id"], "role": doc["role"], "peer": doc["peer"],
+                "state": doc["state"], "devices": list(doc["devices"])})
 
     def _step(self, doc, step, detail, device=None):
         now = self.clock.seconds()

@@ -141,6 +141,11 @@ class FlowTests(TestCase):
         self.assertIsNone(self.account_b())
         self.assertEqual(self.tree.get("./Vendor/X?prop=ACL").value, "")
         self.assertIsNone(await self.b.store.get_device(DEVICE))
+        for side, states in ((self.a, ["requested", "preparing", "device-ready", "active",
+                                       "revoking", "revoked"]),
+                             (self.b, ["accepted", "contacting", "active", "revoked"])):
+            events = await side.dispatcher.wait_events(0, 100, 0)
+            self.assertEqual([e["state"] for e in events if e["type"] == "delegation"], states)
 
     async def test_a_refusing_device_rolls_the_atomic_back(self):
         # A may read ./Vendor/X's ACL but not change it: the Atomic fails as a whole
