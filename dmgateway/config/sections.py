@@ -261,7 +261,7 @@ class HttpsConfig:
     @classmethod
     def read(cls, r: SectionReader) -> HttpsConfig:
         r.active = r.boolean("enabled", False)
-        return cls(
+        config = cls(
             enabled=r.active,
             endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls")),
             path=r.text("path", "/dm", empty_ok=False, validate=_url_path),
@@ -271,6 +271,9 @@ class HttpsConfig:
             client_ca=r.readable_file("client_ca"),
             psk=r.boolean("psk", False),
         )
+        if r.active and config.psk:
+            _check_psk_support(r, "psk")
+        return config
 
 
 # -- smpp.ini ------------------------------------------------------------------
@@ -523,6 +526,7 @@ class DelegationConfig:
             check_interval=r.number("check_interval", 60.0, 0.1, 3600),
         )
         if r.active and psk_identity:
+            _check_psk_support(r, "psk_identity")
             identities = [p.psk_identity for p in config.peers if p.psk_identity]
             if len(set(identities)) != len(identities):
                 r.problem("psk_identity", "two peers use the same psk_identity")
@@ -543,6 +547,14 @@ class DelegationConfig:
             if peer.server_id == server_id:
                 return peer
         return None
+
+
+def _check_psk_support(reader: SectionReader, key: str) -> None:
+    from dmgateway.bearers.tlspsk import psk_available
+
+    if not psk_available():
+        reader.problem(key, "TLS-PSK needs OpenSSL PSK support in the installed cryptography "
+                       "package's binding, which it lacks")
 
 
 def _psk_identity(value: str) -> str | None:
