@@ -216,10 +216,19 @@ class DelegationService:
             else:
                 doc["state"] = "accepted"
                 self._step(doc, "accepted", "accepted by %s" % (peer.server_id,))
-                await self._start_preparing(doc, accounts)
+                try:
+                    await self._start_preparing(doc, accounts)
+                except Exception as e:  # e.g. the device was deleted meanwhile
+                    log.failure("delegation {id}: device jobs could not be queued", id=doc["id"])
+                    for step in doc["device_steps"].values():
+                        step.pop("pending", None)  # only ACL reads were queued: nothing to undo
+                        step["step"] = "restored"
+                    self._fail(doc, "not_started", "device jobs could not be queued: %s"
+                               % (_short(e),))
         await self._save(doc)
-        if doc["state"] == "failed" and doc["error"]["code"] == "bad_answer":
-            await self._notify(doc, "failed", m.Reason("bad_answer", doc["error"]["message"]))
+        if doc["state"] == "failed" and doc["error"]["code"] in ("bad_answer", "not_started"):
+            await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
+                                                        doc["error"]["message"]))
         return delegation_view(doc)
 
     async def _delegated(self, device_ids):

@@ -220,3 +220,19 @@ class FlowTests(TestCase):
         self.assertEqual((await self.a.flow.get(view["id"]))["state"], "revoking")
         await self.session(self.a, self.account_a)
         self.assertEqual((await self.a.flow.get(view["id"]))["state"], "revoked")
+
+    async def test_device_gone_before_its_jobs_are_queued(self):
+        real = self.a.dispatcher.create_job
+
+        def gone(device_id, spec):
+            from dmgateway.api.service import UnknownDevice
+
+            return defer.fail(UnknownDevice(device_id))
+
+        self.a.dispatcher.create_job = gone
+        view = await self.a.flow.create(dict(PARTIAL))
+        self.a.dispatcher.create_job = real
+        self.assertEqual((view["state"], view["error"]["code"]), ("failed", "not_started"))
+        self.assertEqual(self.a.sent[-1].state, "failed")
+        self.assertIsNone(await self.b.store.get_device(DEVICE))
+        self.flushLoggedErrors()
