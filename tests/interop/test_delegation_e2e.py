@@ -454,12 +454,15 @@ def test_temporary_delegation_ends_at_its_end_time(pair):
         pytest.skip("the end-time check does not depend on the TLS mode")
     put_device(a)
     device = Device(a.url)
-    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 6))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 10))
     status, body = a.call("POST", "/delegations", {
         "peer": "dms-b", "devices": [DEVICE], "subtrees": ["./Vendor/Y"],
         "type": "full", "duration": "temporary", "until": until})
     assert status == 201 and body["until"] == until, body
     delegation_id = body["id"]
+    # A restarts in the middle: the delegation goes on from its store
+    a.stop()
+    a.start()
     assert sessions_until(device, a, delegation_id, ("device-ready", "failed")) == "device-ready"
     assert "dms-b" in device.tree.get("./Vendor/Y?prop=ACL").value
     assert "dms-a" in device.tree.get("./Vendor/Y?prop=ACL").value  # full: A keeps its rights
