@@ -5,11 +5,13 @@
     (one identity/key), prints ``PORT n`` and answers every HTTP request with
     ``identity=<the PSK identity the peer used>``; logs go to stderr.
 ``python -m tests.interop.pskpeer fetch URL IDENTITY KEYHEX``
-    GETs ``URL`` with the gateway's TLS-PSK client and prints ``STATUS n``
+    GETs ``URL`` with the TLS context the delegation client uses towards a
+    PSK peer (:func:`dmgateway.bearers.delegation.client_context`) and prints ``STATUS n``
     and the body, or ``ERROR ...`` (exit 1).
 Both stop by themselves after 30 seconds.
 """
 
+import os
 import sys
 
 from twisted.internet import endpoints, reactor
@@ -45,8 +47,18 @@ def serve(identity, key_hex):
 
 
 def fetch(url, identity, key_hex):
-    context = tlspsk.psk_context()
-    tlspsk.add_psk_client(context, identity, tlspsk.parse_psk(key_hex))
+    # the context the delegation client builds for a peer (bearers/delegation.py)
+    import tempfile
+
+    from dmgateway.bearers.delegation import DelegationPeers, client_context
+    from dmgateway.config import DelegationConfig, DelegationPeer
+
+    with tempfile.NamedTemporaryFile("w", suffix=".psk", delete=False) as f:
+        f.write(key_hex + "\n")
+    config = DelegationConfig(enabled=True, psk_identity=identity, psk_file=f.name,
+                              peers=(DelegationPeer("peer", url),))
+    context = client_context(config, DelegationPeers(config), config.peers[0])
+    os.unlink(f.name)
     agent = Agent(reactor, contextFactory=tlspsk.FixedPolicy(tlspsk.ConnectionCreator(context)),
                   connectTimeout=10)
     d = agent.request(b"GET", url.encode("ascii"))
