@@ -535,7 +535,7 @@ class Dispatcher:
             secret=server["secret"] if server["type"] == "basic" else None,
             nonce=_nonce_or_none(server),
         )
-        return self.store.put_device(
+        d = self.store.put_device(
             device_id,
             server_id=account.get("server_id") or self.config.gateway.server_id,
             client_auth=client_auth,
@@ -544,6 +544,25 @@ class Dispatcher:
             sip_uri=account.get("sip_uri"),
             imsi=account.get("imsi"),
         )
+        if account.get("psk") is not None:
+            d.addCallback(self._put_device_psk, device_id, account["psk"])
+        return d
+
+    def _put_device_psk(self, created, device_id, psk):
+        """Store the device's TLS-PSK identity/key (DM 1.3) after its account."""
+        from dmgateway.api.validation import ValidationError
+        from dmgateway.store.devicepsk import PskIdentityTaken
+
+        keys = getattr(self, "device_psk", None)
+        if keys is None:
+            raise ValidationError("invalid_device", "psk: this gateway keeps no PSK keys")
+
+        def taken(failure):
+            failure.trap(PskIdentityTaken)
+            raise ValidationError("invalid_device", "psk.identity is used by another device")
+
+        d = keys.set(device_id, psk["identity"], psk["key"])
+        return d.addCallbacks(lambda _: created, taken)
 
     def get_device(self, device_id):
         return defer.ensureDeferred(self._get_device(device_id))
@@ -553,6 +572,10 @@ class Dispatcher:
         if device is None:
             return None
         view = device_view(device)
+        keys = getattr(self, "device_psk", None)
+        identity = keys.identity_of(device.device_id) if keys is not None else None
+        if identity is not None:
+            view["psk"] = {"identity": identity}  # the key is never returned
         view["bootstraps"] = [
             dict(bootstrap_view(n), created=iso_time(n.created), updated=iso_time(n.updated))
             for n in await self.store.standalone_notifications(device_id, BOOTSTRAPS_SHOWN)
@@ -727,7 +750,7 @@ def job_view(job, notifications):
         "id": job.job_id,
         "device_id": job.device_id,
         "state": job.state,
-        "commands": job.commands,
+        "commands": _redacted(job.commands),
         "atomic": job.atomic,
         "notify": job.notify,
         "ui_mode": job.ui_mode,
@@ -739,6 +762,17 @@ def job_view(job, notifications):
     if job.state in ("failed", "expired"):
         view["error"] = job.error or {"code": job.state, "message": "job %s" % (job.state,)}
     return view
+
+
+def _redacted(commands):
+    """Job commands for a view: the data of an ``.../AAuthSecret`` leaf is never shown."""
+    out = []
+    for command in commands:
+        target = str(command.get("target", "")) if isinstance(command, dict) else ""
+        if target.split("?", 1)[0].rstrip("/").endswith("/AAuthSecret") and "data" in command:
+            command = dict(command, data="(secret)")
+        out.append(command)
+    return out
 
 
 def notification_view(n):

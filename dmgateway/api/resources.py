@@ -12,6 +12,7 @@ Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
     POST|GET /api/v1/devices/{device_id}/jobs
     GET      /api/v1/jobs/{job_id}
     GET      /api/v1/events?after=N&wait=S&limit=L
+    POST     /api/v1/delegations, GET|DELETE /api/v1/delegations/{id}  (see delegations.py)
     GET      /metrics                  (optional, no auth)
 """
 
@@ -261,6 +262,9 @@ class _V1(_JsonResource):
         self.putChild(b"devices", _Devices(settings))
         self.putChild(b"jobs", _Jobs(settings))
         self.putChild(b"events", _Events(settings))
+        from dmgateway.api.delegations import Delegations
+
+        self.putChild(b"delegations", Delegations(settings))
 
     def _check(self, request: server.Request) -> ApiError | None:
         values = request.requestHeaders.getRawHeaders(b"authorization") or []

@@ -279,7 +279,7 @@ def validate_device(value: Any) -> dict[str, Any]:
     _check_fields(
         obj,
         "",
-        ("server_id", "client_auth", "server_auth", "msisdn", "sip_uri", "imsi"),
+        ("server_id", "client_auth", "server_auth", "msisdn", "sip_uri", "imsi", "psk"),
         code,
     )
     for key in ("server_id", "client_auth", "server_auth"):
@@ -308,7 +308,24 @@ def validate_device(value: Any) -> dict[str, Any]:
             ):
                 raise ValidationError(code, f"{key} must be {expected}")
             account[key] = text
+    if _present(obj, "psk"):
+        account["psk"] = _device_psk(obj["psk"], code)
     return account
+
+
+def _device_psk(value: Any, code: str) -> dict[str, Any]:
+    """C{{"identity", "key"}}: the device's TLS-PSK identity and key (hex, 16-256 bytes)."""
+    from dmgateway.bearers.tlspsk import PskError, check_identity, parse_psk
+
+    obj = _object(value, "psk", code)
+    _check_fields(obj, "psk.", ("identity", "key"), code)
+    identity, key = obj.get("identity"), obj.get("key")
+    if not isinstance(identity, str) or not isinstance(key, str):
+        raise ValidationError(code, "psk needs identity and key (hex) as strings")
+    try:
+        return {"identity": check_identity(identity), "key": parse_psk(key)}
+    except PskError as e:
+        raise ValidationError(code, f"psk: {e}") from None
 
 
 def validate_dm_uri(value: Any, where: str, *, op: str = "Get") -> str:

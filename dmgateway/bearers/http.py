@@ -214,3 +214,28 @@ def https_endpoint(reactor, https):
         backlog=int(kwargs.get("backlog", 50)),
         interface=kwargs.get("interface", ""),
     )
+
+
+def https_psk_listener(reactor, https, site, lookup):
+    """``(endpoint, factory)`` of an HTTPS listener that also takes TLS-PSK (``[https] psk``).
+
+    Certificates keep working for devices that do not offer PSK; a device
+    that does is looked up by its PSK identity with ``lookup(identity)``
+    (the keys set through the device API).  Refused handshakes are logged
+    once with the peer's address.
+    """
+    from dmgateway.bearers import tlspsk
+
+    options = https_context(https)
+    context = options.getContext()
+    context.set_cipher_list((tlspsk.PSK_CIPHERS + ":" + options._cipherString).encode("ascii"))
+    tlspsk.add_psk_server(context, lookup)
+    _kind, args, kwargs = split_endpoint(https.endpoint)
+    endpoint = endpoints.TCP4ServerEndpoint(
+        reactor,
+        int(args[0] if args else kwargs.get("port", 8443)),
+        backlog=int(kwargs.get("backlog", 50)),
+        interface=kwargs.get("interface", ""),
+    )
+    factory = tlspsk.PeerLoggingTLSFactory(tlspsk.ConnectionCreator(context), site, name="https")
+    return endpoint, factory

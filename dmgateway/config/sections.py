@@ -256,11 +256,12 @@ class HttpsConfig:
     max_body: int = 1048576
     min_tls: str = "1.2"
     client_ca: str = ""
+    psk: bool = False
 
     @classmethod
     def read(cls, r: SectionReader) -> HttpsConfig:
         r.active = r.boolean("enabled", False)
-        return cls(
+        config = cls(
             enabled=r.active,
             endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls")),
             path=r.text("path", "/dm", empty_ok=False, validate=_url_path),
@@ -268,7 +269,11 @@ class HttpsConfig:
             min_tls=r.choice("min_tls", "1.2", ("1.2", "1.3"), aliases={
                 "tlsv1.2": "1.2", "tls1.2": "1.2", "tlsv1.3": "1.3", "tls1.3": "1.3"}),
             client_ca=r.readable_file("client_ca"),
+            psk=r.boolean("psk", False),
         )
+        if r.active and config.psk:
+            _check_psk_support(r, "psk")
+        return config
 
 
 # -- smpp.ini ------------------------------------------------------------------
@@ -450,10 +455,20 @@ def _sip_uri(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class DelegationPeer:
-    """A DM server this gateway delegates devices to or accepts them from."""
+    """A DM server this gateway delegates devices to or accepts them from.
+
+    ``server_id`` names it (``peers`` and ``[peer:SERVERID]``); ``url`` is
+    its delegation resource.  ``psk_identity`` is the identity the peer
+    presents to our listener and ``psk_file`` the key shared with it (both
+    directions; empty: ``[delegation] psk_file``).  ``certificate`` is the
+    peer's pinned certificate (PEM; empty: ``[delegation] peer_ca``).
+    """
 
     server_id: str
     url: str
+    psk_identity: str = ""
+    psk_file: str = ""
+    certificate: str = ""
 
 
 @dataclass(frozen=True)
@@ -469,28 +484,104 @@ class DelegationConfig:
     peers: tuple[DelegationPeer, ...] = ()
     peer_ca: str = ""
     timeout: float = 30.0
+    check_interval: float = 60.0
 
     @classmethod
-    def read(cls, r: SectionReader) -> DelegationConfig:
+    def read(cls, r: SectionReader, peer_sections=()) -> DelegationConfig:
         r.active = r.boolean("enabled", False)
-        psk_identity = r.text("psk_identity", validate=_max_length(128))
-        peers = []
+        psk_identity = r.text("psk_identity", validate=_psk_identity)
+        urls = {}
         for word in r.words("peers", validate=_peer):
             server_id, url = word.split("=", 1)
-            if any(p.server_id == server_id for p in peers):
+            if server_id in urls:
                 r.problem("peers", "peer %r listed twice" % (server_id,))
             else:
-                peers.append(DelegationPeer(server_id, url))
-        return cls(
+                urls[server_id] = url
+        peers = {server_id: DelegationPeer(server_id, url) for server_id, url in urls.items()}
+        for name, reader in peer_sections:
+            reader.active = r.active
+            url = reader.text("url", urls.get(name, ""), validate=_https_url)
+            if not url and r.active:
+                reader.problem("url", "no URL for peer %r (here or in [delegation] peers)"
+                               % (name,))
+            peer_identity = reader.text("psk_identity", validate=_psk_identity)
+            peers[name] = DelegationPeer(
+                server_id=name,
+                url=url,
+                psk_identity=peer_identity,
+                psk_file=_psk_file(reader, "psk_file"),
+                certificate=reader.readable_file("certificate"),
+            )
+            reader.finish()
+        psk_file = _psk_file(r, "psk_file", required=bool(psk_identity))
+        config = cls(
             enabled=r.active,
             endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls")),
             path=r.text("path", cls.path, empty_ok=False, validate=_url_path),
             psk_identity=psk_identity,
-            psk_file=_secret_file(r, "psk_file", required=bool(psk_identity)),
-            peers=tuple(peers),
+            psk_file=psk_file,
+            peers=tuple(peers.values()),
             peer_ca=r.readable_file("peer_ca"),
             timeout=r.number("timeout", 30.0, 0.1, 600),
+            check_interval=r.number("check_interval", 60.0, 0.1, 3600),
         )
+        if r.active and psk_identity:
+            _check_psk_support(r, "psk_identity")
+            identities = [p.psk_identity for p in config.peers if p.psk_identity]
+            if len(set(identities)) != len(identities):
+                r.problem("psk_identity", "two peers use the same psk_identity")
+        if r.active and not psk_identity:
+            for peer in config.peers:
+                if not (peer.certificate or config.peer_ca):
+                    r.problem("peer_ca", "peer %r has no pinned certificate and peer_ca is "
+                              "empty: with certificates, every peer must be pinned"
+                              % (peer.server_id,))
+        return config
+
+    @property
+    def uses_psk(self) -> bool:
+        return bool(self.psk_identity)
+
+    def peer(self, server_id: str) -> DelegationPeer | None:
+        for peer in self.peers:
+            if peer.server_id == server_id:
+                return peer
+        return None
+
+
+def _check_psk_support(reader: SectionReader, key: str) -> None:
+    from dmgateway.bearers.tlspsk import psk_available
+
+    if not psk_available():
+        reader.problem(key, "TLS-PSK needs OpenSSL PSK support in the installed cryptography "
+                       "package's binding, which it lacks")
+
+
+def _psk_identity(value: str) -> str | None:
+    if len(value.encode("utf-8")) > 128 or not value.isprintable():
+        return "bad PSK identity %r (printable, at most 128 bytes)" % (value,)
+    return None
+
+
+def _https_url(value: str) -> list[str] | str | None:
+    return checks.check_http_url(value, https_only=True)
+
+
+def _psk_file(reader: SectionReader, key: str, *, required: bool = False) -> str:
+    """A file holding a PSK in hex (as ``openssl -psk`` takes it)."""
+    path = _secret_file(reader, key, required=required)
+    if path and reader.active and checks.check_readable_file(path) is None:
+        try:
+            with open(path, "rb") as f:
+                text = f.read(4096).decode("ascii").strip()
+            if text[:2].lower() == "0x":
+                text = text[2:]
+            key_bytes = bytes.fromhex(text)
+            if not 16 <= len(key_bytes) <= 256:
+                reader.problem(key, "the key in %r must be 16 to 256 bytes" % (path,))
+        except (OSError, UnicodeDecodeError, ValueError):
+            reader.problem(key, "%r must hold the key as hex digits" % (path,))
+    return path
 
 
 def _peer(word: str) -> list[str] | str | None:
