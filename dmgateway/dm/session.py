@@ -252,6 +252,9 @@ class ServerSession:
         builder.add(status)
         while self._statuses and builder.try_add(self._statuses[0]):
             self._statuses.pop(0)
+        if self._statuses and builder.optional == 0 and end is None and self._shed_header(builder):
+            while self._statuses and builder.try_add(self._statuses[0]):
+                self._statuses.pop(0)  # room made by moving the Chal to our next message
         if self._statuses and builder.optional == 0:
             # MaxMsgSize cannot hold the header and one Status: it cannot be
             # honoured, so exceed it rather than owe Statuses forever
@@ -296,6 +299,16 @@ class ServerSession:
         meta = builder.hdr.meta
         if meta.max_msg_size is not None and builder.size(final) > builder.limit:
             meta.max_msg_size = None  # announced in the next message instead
+
+    def _shed_header(self, builder):
+        """Move a 212's next-session Chal and our MaxMsgSize out of a message
+        that is not the last (it owes Statuses): True if anything moved."""
+        status, meta, moved = builder.body[0], builder.hdr.meta, False
+        if status.chal is not None and status.data == st.AUTHENTICATED:
+            self._deferred_chal, status.chal, moved = status.chal, None, True
+        if meta is not None and meta.max_msg_size is not None:
+            meta.max_msg_size, moved = None, True
+        return moved
 
     def _emit(self, builder, final, turn, end):
         for job in self._jobs:
