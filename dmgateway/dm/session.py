@@ -191,6 +191,9 @@ class ServerSession:
             cached = self._last[2]  # the client did not get our reply: send it again
             return Outcome(cached.reply, cached.hmac_header, [], cached.finished, cached.body)
         turn = _Turn(msg, body)
+        if msg.unknown:  # kept out of the model by the codec: said once per message
+            turn.effects.append(InputIgnored("elements not understood, ignored: %s" % (
+                ", ".join(msg.unknown),)))
         if self._session_id is None:
             self._session_id = hdr.session_id
             self._version = (hdr.ver_dtd, hdr.ver_proto)
