@@ -458,11 +458,12 @@ def node_to_command(node, path=None):
     cmd_id = c.value("CmdID", required=True)
     if cls is Status:
         cmd = c.value("Cmd") or ""
+        # OMA's own examples leave CmdRef out of the SyncHdr's Status
+        cmd_ref = c.value("CmdRef", required=cmd != "SyncHdr")
         return Status(
             cmd_id=cmd_id,
             msg_ref=c.value("MsgRef"),
-            # OMA's own examples leave CmdRef out of the SyncHdr's Status
-            cmd_ref=c.value("CmdRef", required=cmd != "SyncHdr") or "0",
+            cmd_ref="0" if cmd_ref is None else cmd_ref,
             cmd=cmd,
             target_refs=c.values("TargetRef"),
             source_refs=c.values("SourceRef"),

@@ -203,6 +203,10 @@ def alert_answer(code, status):
     return None
 
 
+# formats whose value never starts or ends with XML whitespace
+_TRIMMED_FORMATS = ("chr", "int", "bool", "float", "date", "time")
+
+
 def results_answer(results, data=None):
     """``{"data", "format", "type"}`` (+ ``"items"`` when several) of a Results.
 
@@ -214,6 +218,8 @@ def results_answer(results, data=None):
         fmt, mime_type = effective_meta(item, results.meta)
         raw = data if (index == len(items) - 1 and data is not None) else item.data
         text, fmt = item_text(raw, fmt)
+        if isinstance(text, str) and (fmt or "chr") in _TRIMMED_FORMATS:
+            text = text.strip(" \t\r\n")  # pretty-printed <Data>: the value is inside
         source = item.source.loc_uri if item.source is not None else None
         answers.append({"source": source, "data": text, "format": fmt, "type": mime_type})
     if not answers:

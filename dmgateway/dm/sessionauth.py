@@ -16,7 +16,7 @@ from ..auth.nonce import new_nonce
 from ..auth.verify import challenge, parse_challenge, server_cred, server_hmac_header, verify_client
 from ..codec.syncml import Chal
 from . import status as st
-from .effects import Authenticated, AuthFailed, InputIgnored, NoncesChanged
+from .effects import Authenticated, AuthFailed, DeviceChallenged, InputIgnored, NoncesChanged
 
 _CHALLENGEABLE = ("basic", "md5", "hmac")
 
@@ -78,7 +78,11 @@ class ClientAuth:
                 chal = challenge(self.scheme, self._rotate(effects))
             if self.scheme != "hmac":
                 self.authenticated = True
-            return ClientCheck(True, verdict.status, chal, effects)
+            # 212 says "your credentials are accepted": a device of an account
+            # without client authentication (TLS client certificate, HTTP
+            # layer) sent none, so it gets a plain 200
+            code = st.OK if self.scheme == "none" else verdict.status
+            return ClientCheck(True, code, chal, effects)
         self.failures += 1
         effects.append(AuthFailed(verdict.status, verdict.reason))
         nonce = self._rotate(effects)
@@ -110,6 +114,7 @@ class ServerAuth:
         self.accepted = self.scheme in ("none", "hmac")
         self.failures = 0
         self._unpersisted = False
+        self._challenges_told = set()  # schemes of device challenges we cannot answer
 
     @property
     def signs(self):
@@ -155,9 +160,11 @@ class ServerAuth:
         if status.chal is None:
             return []
         try:
-            _, nonce = parse_challenge(status.chal)
+            scheme, nonce = parse_challenge(status.chal)
         except AuthError as error:
             return [InputIgnored("device NextNonce not usable: %s" % (error,))]
+        if scheme != self.scheme:
+            return self._unanswerable(status, scheme)
         if nonce is None:
             return []
         self.device.server_nonce = nonce
@@ -165,6 +172,21 @@ class ServerAuth:
             return [NoncesChanged(server_nonce=nonce)]
         self._unpersisted = True
         return []
+
+    def _unanswerable(self, status, scheme):
+        """A Chal for a scheme we hold no server credentials of: said once
+        per scheme and session (its nonce is of no use to us)."""
+        meta = status.chal.meta
+        name = scheme or ((meta.type if meta is not None else None) or "unknown")
+        name = str(name).strip()[:64]
+        if name in self._challenges_told:
+            return []
+        self._challenges_told.add(name)
+        return [
+            DeviceChallenged(name, status.data),
+            InputIgnored("device challenged us with %s; the account has %s server credentials" % (
+                name, self.scheme or "no")),
+        ]
 
     def on_device_authenticated(self):
         """Persist a server nonce the device handed out before it was authenticated."""
