@@ -515,12 +515,25 @@ class ServerSession:
             return  # our own alert, or too late to matter
         job = unit.job
         if sent.chunk:
-            if status.data != st.CHUNK_ACCEPTED and not st.is_success(status.data):
-                # the device refused the large object: that is its final status
+            if status.data == st.CHUNK_ACCEPTED:
+                return
+            # any other answer to a chunk that is not the last ends the object:
+            # an error is the device's final word; a success means it took the
+            # chunk as the whole value (it does not support large objects), so
+            # the rest is not sent and the command fails
+            if unit in self._queue:
+                self._queue.remove(unit)
+            if st.is_success(status.data):
+                target = _loc(unit.data_item().target)
+                job.fail_unit(unit, "large_object_unsupported",
+                              "device does not support large objects: it answered %d to a chunk "
+                              "of %s that was not the last" % (status.data, target),
+                              status=status.data)
+                turn.effects.append(InputIgnored("Status %d for a middle chunk of %s: large object "
+                                                 "stopped" % (status.data, target)))
+            else:
                 job.set_status(unit.indexes[0], status)
                 unit.state = "sent"
-                if unit in self._queue:
-                    self._queue.remove(unit)
             return
         if sent.index is None:
             job.atomic_status = status.data

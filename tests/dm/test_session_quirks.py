@@ -1,0 +1,199 @@
+"""ServerSession against what real clients send (issue 11, engine layer).
+
+Windows' package 1 Replace with DevInfo plus a vendor node, pretty-printed
+values, device-side challenges the account cannot answer, and a client that
+says it supports large objects but answers a middle chunk with 200.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from dmgateway.auth.verify import challenge
+from dmgateway.codec import syncml as sm
+from dmgateway.codec import wbxml, xml
+from dmgateway.dm.effects import (
+    DevInfoReceived,
+    DeviceChallenged,
+    InputIgnored,
+    JobFinished,
+    JobSpec,
+)
+
+from .client import Client, hdr_status, make_device, make_session, server_commands, status_for
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "dm"
+
+
+def of_type(effects, cls):
+    return [effect for effect in effects if isinstance(effect, cls)]
+
+
+def fixture_body(name):
+    return xml.decode((FIXTURES / name).read_bytes()).body
+
+
+# -- 5, 6. package 1 Replace with DevInfo and other nodes, values trimmed ----------
+
+
+@pytest.mark.parametrize("codec", [xml, wbxml], ids=["xml", "wbxml"])
+def test_devinfo_plus_a_vendor_node_is_stored_and_answered_200(codec):
+    session = make_session(encode=codec.encode, measure=lambda m: len(codec.encode(m)))
+    client = Client(session, codec=codec)
+    out = client.send(fixture_body("33-pkg1-devinfo-and-vendor-node.xml"))
+    assert status_for(out.reply, "3").data == 200
+    [received] = of_type(out.effects, DevInfoReceived)
+    assert received.values == {"DevId": "IMEI:490154203237518", "Man": "ExampleCorp",
+                                "Mod": "EX-100", "DmV": "1.3", "Lang": "en-US"}
+    assert received.reported == {"./Vendor/MSFT/DMClient/HWDevID": "00001125D3B6A2F4C1E8"}
+
+
+def test_windows_crlf_pretty_printed_devinfo_is_trimmed():
+    session = make_session()
+    client = Client(session)
+    replace = sm.Replace(cmd_id="2", items=[
+        sm.Item(source=sm.LocRef("./DevInfo/DevId"), data="\r\n   000000011234567\r\n  "),
+        sm.Item(source=sm.LocRef("./Vendor/MSFT/DMClient/HWDevID"), data="\r\n\tABC\r\n"),
+    ])
+    out = client.send([sm.Alert(cmd_id="1", data=1201), replace])
+    [received] = of_type(out.effects, DevInfoReceived)
+    assert received.values == {"DevId": "000000011234567"}
+    assert received.reported == {"./Vendor/MSFT/DMClient/HWDevID": "ABC"}
+
+
+def test_reported_nodes_are_bounded():
+    session = make_session()
+    client = Client(session)
+    items = [sm.Item(source=sm.LocRef("./Vendor/N%02d" % n), data="x" * 5000) for n in range(40)]
+    out = client.send([sm.Alert(cmd_id="1", data=1201), sm.Replace(cmd_id="2", items=items)])
+    [received] = of_type(out.effects, DevInfoReceived)
+    assert len(received.reported) == 32 and all(len(v) == 4096 for v in received.reported.values())
+    assert any("reported nodes" in e.reason for e in of_type(out.effects, InputIgnored))
+
+
+def test_replace_item_naming_no_node_is_incomplete():
+    session = make_session()
+    client = Client(session)
+    out = client.send([sm.Alert(cmd_id="1", data=1201),
+                       sm.Replace(cmd_id="2", items=[sm.Item(data="orphan")])])
+    assert status_for(out.reply, "2").data == 412
+
+
+@pytest.mark.parametrize("fmt, expected", [
+    ("chr", "4.2.1"), (None, "4.2.1"), ("int", "4.2.1"), ("b64", "\r\n  4.2.1\r\n ")])
+def test_results_of_format_chr_are_trimmed(fmt, expected):
+    session = make_session(jobs=[JobSpec("j", [{"op": "Get", "target": "./DevDetail/SwV"}])])
+    client = Client(session)
+    out = client.send(client.package1())
+    body = client.answer(out.reply, tree={"./DevDetail/SwV": "\r\n  4.2.1\r\n "})
+    results = [cmd for cmd in body if isinstance(cmd, sm.Results)][0]
+    results.items[0].meta = sm.Meta(format=fmt) if fmt else None
+    out = client.send(body)
+    [finished] = of_type(out.effects, JobFinished)
+    assert finished.results[0]["data"] == expected
+
+
+# -- 9. device-side challenges ---------------------------------------------------
+
+
+def _answer_with_chal(client, reply, chal, code=212):
+    body = client.answer(reply, hdr_code=code)
+    body[0].chal = chal
+    return body
+
+
+@pytest.mark.parametrize("server_scheme, chal_scheme", [("none", "md5"), ("md5", "hmac"),
+                                                         ("basic", "md5")])
+def test_a_challenge_we_cannot_answer_is_reported_once(server_scheme, chal_scheme):
+    job = JobSpec("j", [{"op": "Replace", "target": "./Vendor/K%d" % n, "data": "v"} for n in range(3)])
+    session = make_session(make_device(server_scheme=server_scheme), [job], default_max_msg_size=None)
+    client = Client(session, max_msg_size=1200)
+    out = client.send(client.package1())
+    seen = []
+    for _ in range(10):
+        if out.finished:
+            break
+        chal = challenge(chal_scheme, b"device-nonce-01")
+        out = client.send(_answer_with_chal(client, out.reply, chal, code=212 if server_scheme != "none" else 200),
+                          final=out.reply.final)
+        seen.extend(of_type(out.effects, DeviceChallenged))
+    assert seen == [DeviceChallenged(chal_scheme, 212 if server_scheme != "none" else 200)]
+    assert session.device.server_nonce != b"device-nonce-01"  # not taken for another scheme
+
+
+def test_a_challenge_for_our_own_scheme_is_not_reported():
+    session = make_session(jobs=[JobSpec("j", [{"op": "Get", "target": "./DevDetail/SwV"}])])
+    client = Client(session)
+    out = client.send(client.package1())
+    out = client.send(_answer_with_chal(client, out.reply, challenge("md5", b"next-nonce-0001")))
+    assert not of_type(out.effects, DeviceChallenged)
+    assert session.device.server_nonce == b"next-nonce-0001"
+
+
+def test_fixture_device_challenge_md5_without_server_credentials():
+    session = make_session(make_device(server_scheme="none"),
+                           [JobSpec("j", [{"op": "Get", "target": "./DevDetail/SwV"}])])
+    client = Client(session)
+    out = client.send(client.package1())
+    [get] = server_commands(out.reply)
+    body = fixture_body("35-device-challenge-md5.xml")
+    body[0].msg_ref, body[1].msg_ref, body[2].msg_ref = (out.reply.hdr.msg_id,) * 3
+    body[1].cmd_ref = body[2].cmd_ref = get.cmd_id
+    out = client.send(body)
+    assert of_type(out.effects, DeviceChallenged) == [DeviceChallenged("md5", 200)]
+    [finished] = of_type(out.effects, JobFinished)
+    assert finished.state == "done" and finished.results[0]["data"] == "4.2.1"
+    assert hdr_status(out.reply).data == 200
+
+
+# -- 8. a client that answers a middle chunk with 200 -------------------------------
+
+
+def _run_answering_chunks_with(code, commands):
+    session = make_session(jobs=[JobSpec("j", commands)])
+    client = Client(session, max_msg_size=1500)
+    out = client.send(client.package1())
+    outcomes, chunks = [out], []
+    for _ in range(40):
+        if out.finished:
+            break
+        reply = out.reply
+        codes = {}
+        for cmd in server_commands(reply):
+            if cmd.NAME == "Replace" and cmd.items[0].target.loc_uri == "./Vendor/Big":
+                chunks.append(cmd)
+                if cmd.items[-1].more_data:
+                    codes[cmd.cmd_id] = code
+        extra = [] if reply.final else [sm.Alert(data=sm.ALERT_NEXT_MESSAGE)]
+        out = client.send(client.answer(reply, codes=codes, extra=extra), final=reply.final)
+        outcomes.append(out)
+    assert out.finished
+    return chunks, [e for o in outcomes for e in o.effects]
+
+
+def test_middle_chunk_answered_200_stops_the_object_and_fails_the_command():
+    commands = [{"op": "Replace", "target": "./Vendor/Big", "data": "b" * 5000},
+                {"op": "Replace", "target": "./Vendor/Small", "data": "s"}]
+    chunks, effects = _run_answering_chunks_with(200, commands)
+    assert len(chunks) == 1 and chunks[0].items[-1].more_data  # the rest never went out
+    [finished] = of_type(effects, JobFinished)
+    assert finished.state == "failed"
+    assert finished.error["code"] == "large_object_unsupported"
+    assert "device does not support large objects" in finished.error["message"]
+    assert [r["status"] for r in finished.results] == [200, 200]
+
+
+def test_middle_chunk_refused_is_the_final_status():
+    chunks, effects = _run_answering_chunks_with(
+        418, [{"op": "Replace", "target": "./Vendor/Big", "data": "b" * 5000}])
+    assert len(chunks) == 1
+    [finished] = of_type(effects, JobFinished)
+    assert finished.state == "failed" and finished.results[0]["status"] == 418
+
+
+def test_chunks_answered_213_complete():
+    chunks, effects = _run_answering_chunks_with(
+        213, [{"op": "Replace", "target": "./Vendor/Big", "data": "b" * 5000}])
+    assert len(chunks) >= 4 and "".join(c.items[0].data for c in chunks) == "b" * 5000
+    [finished] = of_type(effects, JobFinished)
+    assert finished.state == "done"
