@@ -71,6 +71,13 @@ def build_command(spec):
     if not isinstance(spec, dict):
         raise ValueError("a job command must be a dict")
     op = spec.get("op")
+    if op == "Sequence":
+        inner = spec.get("commands")
+        if not isinstance(inner, list) or not inner:
+            raise ValueError("a Sequence needs at least one command")
+        if any(not isinstance(c, dict) or c.get("op") == "Sequence" for c in inner):
+            raise ValueError("a Sequence holds commands, not another Sequence")
+        return sm.Sequence(commands=[build_command(c) for c in inner])
     target = _text(spec, "target", required=op != "Alert")
     mime_type = _text(spec, "type")
     fmt = _text(spec, "format")
@@ -132,6 +139,8 @@ def build_job_commands(commands, atomic):
     for cmd in built:
         if isinstance(cmd, sm.Get):
             raise ValueError("Get is not allowed inside an atomic job")
+        if isinstance(cmd, sm.Sequence):
+            raise ValueError("Sequence is not allowed inside an atomic job")
     return [sm.Atomic(commands=built)]
 
 

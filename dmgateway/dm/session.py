@@ -535,8 +535,10 @@ class ServerSession:
                 job.set_status(unit.indexes[0], status)
                 unit.state = "sent"
             return
-        if sent.index is None:
-            job.atomic_status = status.data
+        if sent.index is None:  # the Atomic or Sequence itself
+            unit.container_status = status.data
+            if job.spec.atomic:
+                job.atomic_status = status.data
         else:
             job.set_status(sent.index, status)
 

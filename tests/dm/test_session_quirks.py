@@ -197,3 +197,57 @@ def test_chunks_answered_213_complete():
     assert len(chunks) >= 4 and "".join(c.items[0].data for c in chunks) == "b" * 5000
     [finished] = of_type(effects, JobFinished)
     assert finished.state == "done"
+
+
+# -- 10. Sequence from the API -------------------------------------------------------
+
+
+def _sequence_job():
+    return JobSpec("seq", [
+        {"op": "Get", "target": "./DevInfo/Man"},
+        {"op": "Sequence", "commands": [
+            {"op": "Replace", "target": "./Vendor/A", "data": "1"},
+            {"op": "Get", "target": "./Vendor/A"},
+            {"op": "Delete", "target": "./Vendor/B"},
+        ]},
+    ])
+
+
+def test_sequence_goes_out_as_one_sequence_with_a_result_per_inner_command():
+    session = make_session(jobs=[_sequence_job()])
+    client = Client(session)
+    out = client.send(client.package1())
+    sequences = [cmd for cmd in out.reply.body if isinstance(cmd, sm.Sequence)]
+    assert len(sequences) == 1
+    assert [c.NAME for c in sequences[0].commands] == ["Replace", "Get", "Delete"]
+    out = client.send(client.answer(out.reply, tree={"./DevInfo/Man": "ACME", "./Vendor/A": "1"},
+                                    codes={"./Vendor/B": 404}))
+    [finished] = of_type(out.effects, JobFinished)
+    assert [(r["op"], r["target"], r["status"], r["data"]) for r in finished.results] == [
+        ("Get", "./DevInfo/Man", 200, "ACME"),
+        ("Replace", "./Vendor/A", 200, None),
+        ("Get", "./Vendor/A", 200, "1"),
+        ("Delete", "./Vendor/B", 404, None),
+    ]
+    assert finished.state == "failed" and "Delete ./Vendor/B" in finished.error["message"]
+
+
+def test_sequence_answered_only_as_a_whole():
+    session = make_session(jobs=[JobSpec("seq", [{"op": "Sequence", "commands": [
+        {"op": "Replace", "target": "./Vendor/A", "data": "1"},
+        {"op": "Delete", "target": "./Vendor/B"}]}])])
+    client = Client(session)
+    out = client.send(client.package1())
+    [sequence] = [cmd for cmd in out.reply.body if isinstance(cmd, sm.Sequence)]
+    body = [client.hdr_answer(out.reply), sm.Status(
+        cmd_id="2", msg_ref=out.reply.hdr.msg_id, cmd_ref=sequence.cmd_id, cmd="Sequence", data=500)]
+    out = client.send(body)
+    [finished] = of_type(out.effects, JobFinished)
+    assert [r["status"] for r in finished.results] == [500, 500]
+    assert finished.state == "failed" and "Sequence" in finished.error["message"]
+
+
+def test_sequence_in_an_atomic_job_is_refused():
+    with pytest.raises(ValueError):
+        make_session(jobs=[JobSpec("a", [{"op": "Sequence", "commands": [
+            {"op": "Delete", "target": "./X"}]}], atomic=True)])
