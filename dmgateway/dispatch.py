@@ -109,6 +109,7 @@ class Dispatcher:
         self._waiters = []
         self._listeners = []
         self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
+        self._refusing_busy = False  # [gateway] max_sessions reached (logged once)
         self.sessions_ended = Counter()  # by outcome
         self.jobs_finished = Counter()  # by state
 
@@ -272,6 +273,13 @@ class Dispatcher:
     async def _open(self, msg, encoding, peer):
         device_id = msg.hdr.source.loc_uri
         now = self.clock.seconds()
+        if len(self._by_device) >= self.config.gateway.max_sessions:
+            if not self._refusing_busy:  # said once per overload, not per device
+                log.warn("sessions refused (503): {count} open, [gateway] max_sessions reached",
+                         count=len(self._by_device))
+            self._refusing_busy = True
+            return self._plain_reply(msg, encoding, 503)
+        self._refusing_busy = False
         device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit()
         if device is None:
             # warn once per burst from one peer, not for every message of a scan
@@ -348,6 +356,8 @@ class Dispatcher:
             encode=encode,
             random_bytes=self.random_bytes,
             accept_msg_size=self.accept_msg_size,
+            nonce_size=self.config.auth.nonce_size,
+            accept_hex_mac=self.config.auth.accept_hex_mac,
         )
 
     def _resp_uri(self, token):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..auth.credentials import AuthError
+from ..auth.nonce import DEFAULT_NONCE_SIZE
 from ..codec import syncml as sm
 from . import status as st
 from .commands import EVENT_TYPES, data_size, devinfo_key, event_payload, item_text, results_answer
@@ -133,14 +134,17 @@ class ServerSession:
 
     def __init__(self, device, jobs, *, server_uri, resp_uri, measure=None, random_bytes,
                  max_obj_size=4 * 1024 * 1024, default_max_msg_size=None,
-                 max_auth_attempts=3, encode=None, accept_msg_size=None):
+                 max_auth_attempts=3, encode=None, accept_msg_size=None,
+                 nonce_size=DEFAULT_NONCE_SIZE, accept_hex_mac=False):
         """
         ``measure(msg) -> int`` is the encoded size of a reply in the client's
         encoding.  ``encode(msg) -> bytes`` (optional; required when we sign
         with HMAC) makes each Outcome carry the exact ``body`` that was
         signed; it also serves as ``measure`` if that is not given.
         ``jobs`` that cannot be sent (e.g. Get in an atomic job) raise
-        ``ValueError``.
+        ``ValueError``.  ``nonce_size`` is the size of the client nonces we
+        issue; ``accept_hex_mac`` also takes a device HMAC written as base64
+        of the hex digest (``[auth]`` keys of the same names).
         """
         if measure is None:
             if encode is None:
@@ -154,7 +158,8 @@ class ServerSession:
         self._measure = measure
         self._encode = encode
         self._jobs = [JobRun(job) for job in jobs]
-        self._client_auth = ClientAuth(device, random_bytes, max_auth_attempts)
+        self._client_auth = ClientAuth(device, random_bytes, max_auth_attempts,
+                                       nonce_size=nonce_size, accept_hex_mac=accept_hex_mac)
         self._server_auth = ServerAuth(device, max_auth_attempts)
         if self._server_auth.signs and encode is None:
             raise SessionError("HMAC server credentials need encode to sign replies")

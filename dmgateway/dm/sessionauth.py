@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..auth.credentials import AuthError
-from ..auth.nonce import new_nonce
+from ..auth.nonce import DEFAULT_NONCE_SIZE, new_nonce
 from ..auth.verify import challenge, parse_challenge, server_cred, server_hmac_header, verify_client
 from ..codec.syncml import Chal
 from . import status as st
@@ -48,10 +48,13 @@ class ClientAuth:
       failures the session ends.
     """
 
-    def __init__(self, device, random_bytes, max_attempts):
+    def __init__(self, device, random_bytes, max_attempts, *, nonce_size=DEFAULT_NONCE_SIZE,
+                 accept_hex_mac=False):
         self.device = device
         self.random_bytes = random_bytes
         self.max_attempts = max_attempts
+        self.nonce_size = nonce_size  # bytes of each client nonce we issue
+        self.accept_hex_mac = accept_hex_mac  # base64 of the hex MD5 text as an HMAC too
         self.scheme = _scheme(device.client)
         self.authenticated = False  # for the whole session (212)
         self.ever_authenticated = False
@@ -67,6 +70,7 @@ class ClientAuth:
             loc_name=hdr.source.loc_name if hdr.source is not None else None,
             hmac_header=hmac_header,
             body=body,
+            accept_hex_mac=self.accept_hex_mac,
         )
         effects = []
         if verdict.ok:
@@ -92,7 +96,7 @@ class ClientAuth:
         )
 
     def _rotate(self, effects):
-        nonce = new_nonce(self.random_bytes)
+        nonce = new_nonce(self.random_bytes, self.nonce_size)
         self.device.client_nonce = nonce
         effects.append(NoncesChanged(client_nonce=nonce))
         return nonce

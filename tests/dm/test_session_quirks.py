@@ -251,3 +251,34 @@ def test_sequence_in_an_atomic_job_is_refused():
     with pytest.raises(ValueError):
         make_session(jobs=[JobSpec("a", [{"op": "Sequence", "commands": [
             {"op": "Delete", "target": "./X"}]}], atomic=True)])
+
+
+# -- 11. [auth] nonce_size and accept_hex_mac reach the session ---------------------
+
+
+@pytest.mark.parametrize("size", [8, 16, 24, 64])
+def test_nonce_size_is_the_size_of_the_client_nonces_issued(size):
+    from dmgateway.auth.nonce import decode_nonce
+
+    session = make_session(nonce_size=size)
+    out = Client(session).send(Client(session).package1())
+    assert len(decode_nonce(hdr_status(out.reply).chal.meta.next_nonce)) == size
+
+
+@pytest.mark.parametrize("accept, code", [(True, 200), (False, 401)])
+def test_accept_hex_mac_takes_the_hex_form_of_an_hmac(accept, code):
+    import base64
+
+    from dmgateway.auth.credentials import hmac_mac, user_hash
+    from tests.spec_values import CLIENT_NAME, CLIENT_NONCE, CLIENT_SECRET
+
+    session = make_session(make_device(client_scheme="hmac", server_scheme="hmac"),
+                           accept_hex_mac=accept)
+    client = Client(session, scheme="hmac")
+    msg = sm.SyncML(hdr=client.header(), body=client.package1(), final=True)
+    data = xml.encode(msg)
+    mac = hmac_mac(user_hash(CLIENT_NAME, CLIENT_SECRET), CLIENT_NONCE, data)
+    hex_mac = base64.b64encode(base64.b64decode(mac).hex().encode()).decode()
+    header = 'algorithm=MD5, username="%s", mac=%s' % (CLIENT_NAME, hex_mac)
+    out = session.handle(xml.decode(data), body=data, hmac_header=header)
+    assert hdr_status(out.reply).data == code
