@@ -392,10 +392,11 @@ _KNOWN_CHILDREN = {
 _LEAVES = frozenset(("Meta", "Data", "Filter", "SourceParent", "TargetParent"))  # not walked into
 
 
-def unknown_elements(root, limit=20):
+def unknown_elements(root, limit=20, longest=200):
     """Paths of elements below ``<SyncML>`` that the model has no place for
-    (at most ``limit``).  Metinf extras, Data content and unknown commands are
-    kept by the model, so they are not listed."""
+    (at most ``limit``, each cut to ``longest`` characters: they end up in a
+    log line).  Metinf extras, Data content and unknown commands are kept by
+    the model, so they are not listed."""
     found = []
     work = [(root, "SyncML")]
     while work and len(found) < limit:
@@ -418,7 +419,7 @@ def unknown_elements(root, limit=20):
             elif child.name not in _LEAVES and child.children and (
                     child.name in _KNOWN_CHILDREN or child.name == "SyncBody"):
                 work.append((child, child_path))
-    return found[:limit]
+    return [path[:longest] for path in found[:limit]]
 
 
 def _node_to_hdr(node, path):

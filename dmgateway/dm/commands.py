@@ -29,6 +29,8 @@ __all__ = [
     "alert_answer",
     "results_answer",
     "devinfo_key",
+    "reported_key",
+    "reported_text",
     "event_payload",
 ]
 
@@ -248,6 +250,30 @@ def devinfo_key(item):
         if uri.startswith(prefix) and len(uri) > len(prefix):
             return uri[len(prefix):]
     return None
+
+
+MAX_REPORTED = 32  # nodes other than DevInfo kept from one client Replace
+MAX_REPORTED_TEXT = 4096  # characters of each
+
+
+def reported_key(item):
+    """``"Man"`` for ./DevInfo/Man, the node's URI for any other node, None without one."""
+    key = devinfo_key(item)
+    if key is not None:
+        return key
+    ref = item.source or item.target
+    uri = ref.loc_uri if ref is not None else ""
+    if not uri:
+        return None
+    return uri if uri.startswith("./") else "./" + uri.lstrip("/")
+
+
+def reported_text(data):
+    """A reported value as stored: text without the XML whitespace around it."""
+    text, _ = item_text(data)
+    if text is None:
+        return None
+    return text.strip(" \t\r\n")[:MAX_REPORTED_TEXT]
 
 
 EVENT_TYPES = {

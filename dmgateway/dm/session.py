@@ -35,7 +35,10 @@ from ..auth.credentials import AuthError
 from ..auth.nonce import DEFAULT_NONCE_SIZE
 from ..codec import syncml as sm
 from . import status as st
-from .commands import EVENT_TYPES, data_size, devinfo_key, event_payload, item_text, results_answer
+from .commands import (
+    EVENT_TYPES, MAX_REPORTED, data_size, event_payload, reported_key, reported_text,
+    results_answer,
+)
 from .effects import (
     DevInfoReceived,
     Effect,
@@ -97,29 +100,6 @@ def _command_name(cmd):
 
 def _loc(ref):
     return ref.loc_uri if ref is not None else None
-
-
-_MAX_REPORTED = 32  # non-DevInfo nodes kept from one Replace
-_MAX_REPORTED_TEXT = 4096  # characters of each
-
-
-def _reported_key(item):
-    """``"Man"`` for ./DevInfo/Man, the node's URI for any other node, None without one."""
-    key = devinfo_key(item)
-    if key is not None:
-        return key
-    uri = _loc(item.source or item.target)
-    if not uri:
-        return None
-    return uri if uri.startswith("./") else "./" + uri.lstrip("/")
-
-
-def _reported_text(data):
-    """A reported value as stored: text without the XML whitespace around it."""
-    text, _ = item_text(data)
-    if text is None:
-        return None
-    return text.strip(" \t\r\n")[:_MAX_REPORTED_TEXT]
 
 
 def _size_of(item, command_meta):
@@ -613,31 +593,31 @@ class ServerSession:
         nodes in the same Replace are kept as reported device data."""
         if not replace.items:
             return st.INCOMPLETE_COMMAND
-        keys = [_reported_key(item) for item in replace.items]
+        keys = [reported_key(item) for item in replace.items]
         if None in keys:
             return st.INCOMPLETE_COMMAND  # an Item naming no node
         last, key = replace.items[-1], ("Replace", keys[-1])
         self._check_interrupt(key, turn)
         values, code = {}, st.OK
         for item, name in zip(replace.items[:-1], keys):
-            values[name] = _reported_text(item.data)
+            values[name] = reported_text(item.data)
         if last.more_data or self._reassembler.is_open(key):
             chunk = self._reassembler.feed(key, last, _size_of(last, replace.meta))
             code = chunk.status
             if code == st.CHUNK_ACCEPTED:
                 turn.next_alert = True
             elif code == st.OK:
-                values[keys[-1]] = _reported_text(chunk.data)
+                values[keys[-1]] = reported_text(chunk.data)
         else:
-            values[keys[-1]] = _reported_text(last.data)
+            values[keys[-1]] = reported_text(last.data)
         devinfo = {name: text for name, text in values.items()
                    if text is not None and not name.startswith("./")}
         reported = {uri: text for uri, text in values.items()
                     if text is not None and uri.startswith("./")}
-        if len(reported) > _MAX_REPORTED:
+        if len(reported) > MAX_REPORTED:
             turn.effects.append(InputIgnored("%d reported nodes; the first %d kept" % (
-                len(reported), _MAX_REPORTED)))
-            reported = dict(list(reported.items())[:_MAX_REPORTED])
+                len(reported), MAX_REPORTED)))
+            reported = dict(list(reported.items())[:MAX_REPORTED])
         if devinfo or reported:
             turn.effects.append(DevInfoReceived(devinfo, reported))
         return code

@@ -167,8 +167,8 @@ class ServerAuth:
             scheme, nonce = parse_challenge(status.chal)
         except AuthError as error:
             return [InputIgnored("device NextNonce not usable: %s" % (error,))]
-        if scheme != self.scheme:
-            return self._unanswerable(status, scheme)
+        if scheme != self.scheme:  # reported only from a device that proved who it is
+            return self._unanswerable(status, scheme) if device_authenticated else []
         if nonce is None:
             return []
         self.device.server_nonce = nonce

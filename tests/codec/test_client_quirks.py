@@ -173,3 +173,10 @@ def test_unknown_elements_are_listed_not_silently_dropped():
 def test_known_corpus_has_no_unknown_elements():
     for path in sorted(FIXTURES.glob("*.xml")):
         assert xml.decode(path.read_bytes()).unknown == [], path.name
+
+
+def test_unknown_elements_listed_are_bounded():
+    text = fixture("33-pkg1-devinfo-and-vendor-node.xml")
+    noise = b"".join(b"<X%d%s/>" % (n, b"y" * 500) for n in range(50))
+    msg = xml.decode(text.replace(b"</MsgID>", b"</MsgID>" + noise))
+    assert len(msg.unknown) == 20 and all(len(path) <= 200 for path in msg.unknown)

@@ -282,3 +282,14 @@ def test_accept_hex_mac_takes_the_hex_form_of_an_hmac(accept, code):
     header = 'algorithm=MD5, username="%s", mac=%s' % (CLIENT_NAME, hex_mac)
     out = session.handle(xml.decode(data), body=data, hmac_header=header)
     assert hdr_status(out.reply).data == code
+
+
+def test_a_challenge_from_an_unauthenticated_message_is_not_reported():
+    session = make_session(make_device(server_scheme="none"))
+    client = Client(session)
+    chal_status = sm.Status(cmd_id="9", msg_ref="1", cmd_ref="0", cmd="SyncHdr", data=200,
+                            chal=challenge("md5", b"nonce-of-a-stranger"))
+    wrong = sm.Cred(sm.Meta(type="syncml:auth-md5", format="b64"), "d3JvbmcgZGlnZXN0IQ==")
+    out = client.send(client.package1(extra=[chal_status]), cred=wrong)
+    assert hdr_status(out.reply).data == 401
+    assert not of_type(out.effects, DeviceChallenged)
