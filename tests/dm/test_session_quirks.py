@@ -293,3 +293,15 @@ def test_a_challenge_from_an_unauthenticated_message_is_not_reported():
     out = client.send(client.package1(extra=[chal_status]), cred=wrong)
     assert hdr_status(out.reply).data == 401
     assert not of_type(out.effects, DeviceChallenged)
+
+
+def test_generic_alert_with_type_under_item_keeps_its_meta_type():
+    from dmgateway.dm.effects import EventRaised
+
+    session = make_session()
+    client = Client(session)
+    out = client.send(fixture_body("32-generic-alert-type-under-item.xml"))
+    [event] = of_type(out.effects, EventRaised)
+    assert (event.type, event.payload["meta_type"], event.payload["data"]) == (
+        "generic_alert", "com.microsoft.mdm.reboot.status", "Pending")
+    assert status_for(out.reply, "2").data == 200

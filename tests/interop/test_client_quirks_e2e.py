@@ -136,3 +136,17 @@ def test_sequence_job_through_the_simulator(daemon, encoding):
     assert session.tree.read("./Vendor/New").value == "v1"
     sent = [cmd for d, m in session.transcript if d == "in" for cmd in m.body]
     assert any(isinstance(cmd, sm.Sequence) for cmd in sent)
+
+
+@pytest.mark.parametrize("encoding", ["xml", "wbxml"])
+def test_generic_alert_with_type_under_item_keeps_meta_type(daemon, encoding):
+    device_id = "IMEI:35300000000002%d" % (encoding == "wbxml",)
+    windows_device(daemon, device_id)
+    after = (daemon.events() or [{"seq": 0}])[-1]["seq"]
+    msg = fixture_message("32-generic-alert-type-under-item.xml", device_id)
+    status, reply = exchange(daemon.url, msg, encoding)
+    assert status == 200 and reply.final
+    events = [e for e in daemon.events(after=after)
+              if e["type"] == "generic_alert" and e["device_id"] == device_id]
+    assert [(e["meta_type"], e["data"], e["source"]) for e in events] == [
+        ("com.microsoft.mdm.reboot.status", "Pending", "./Vendor/MSFT/Reboot")]
