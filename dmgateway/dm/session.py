@@ -61,7 +61,10 @@ INIT, SENDING, WAITING, ENDED = "init", "sending", "waiting", "ended"
 _VER_PROTO = re.compile(r"DM/1\.[0-9]+\Z", re.IGNORECASE)  # DM/1.1, 1.2, 1.3 (1.3 unconfirmed)
 _VER_DTD = ("1.1", "1.2")
 _SESSION_ALERTS = (sm.ALERT_SERVER_INITIATED, sm.ALERT_CLIENT_INITIATED)
-_MAX_DEFERRALS = 3  # a command that found no room in this many messages never will
+# a command that fits a plain continuation message waits for one while other
+# content fills the messages; this many in a row is a loop guard, not a rule
+_MAX_DEFERRALS = 10
+_MAX_STALLS = 3  # messages in a row that could not pay off the Statuses owed
 
 # job error code for each way a session can end early
 _JOB_ERRORS = {"aborted": "session_aborted", "timeout": "session_timeout"}
@@ -165,6 +168,8 @@ class ServerSession:
         self._last = None  # (client MsgID, body, Outcome) for retransmissions
         self._deferred_chal = None  # a 212's Chal that did not fit, for our next message
         self._msg_size_announced = accept_msg_size is None  # our MaxMsgSize went out once
+        self._obj_size_announced = False  # and our MaxObjSize (both hold for the session)
+        self._owed_before, self._stalls = 0, 0  # Statuses still owed after our last message
         self.finished = False
 
     # -- public ----------------------------------------------------------
@@ -281,6 +286,13 @@ class ServerSession:
         while self._alerts and builder.try_add(self._alerts[0]):
             self._sent[(builder.msg_id, self._alerts.pop(0).cmd_id)] = _Sent(None)
         owed = bool(self._statuses or self._alerts)
+        if end is None and self._stalled(len(self._statuses) + len(self._alerts)):
+            reason = "the device's MaxMsgSize %s cannot carry the Statuses owed besides the " \
+                     "message header (RespURI, Source)" % (self._max_msg_size,)
+            for job in self._jobs:
+                if job.state == QUEUED:
+                    turn.effects.append(job.abandon("max_msg_size_too_small", reason))
+            end = ("max_msg_size_too_small", reason)
         if end is not None:
             final = True
         elif commands:
@@ -296,6 +308,19 @@ class ServerSession:
         self._defer_chal_if_too_large(builder, final, end)
         return self._emit(builder, final, turn, end)
 
+    def _stalled(self, owed):
+        """Whether Statuses stay owed message after message without ever
+        decreasing (each message has room for fewer than the client's last
+        one needs): the session cannot go on."""
+        if not owed:
+            self._stalls = 0
+        elif owed >= self._owed_before:
+            self._stalls += 1
+        else:
+            self._stalls = 0
+        self._owed_before = owed
+        return self._stalls >= _MAX_STALLS
+
     def _defer_chal_if_too_large(self, builder, final, end):
         """Move the next-session NextNonce of a 212, then our own MaxMsgSize,
         to our next message when this one would otherwise exceed the client's
@@ -308,17 +333,21 @@ class ServerSession:
         if status.chal is not None and status.data == st.AUTHENTICATED and builder.size(final) > builder.limit:
             self._deferred_chal, status.chal = status.chal, None
         meta = builder.hdr.meta
-        if meta.max_msg_size is not None and builder.size(final) > builder.limit:
-            meta.max_msg_size = None  # announced in the next message instead
+        for attr in ("max_msg_size", "max_obj_size"):
+            if meta is not None and getattr(meta, attr) is not None and builder.size(final) > builder.limit:
+                setattr(meta, attr, None)  # announced in the next message instead
 
     def _shed_header(self, builder):
-        """Move a 212's next-session Chal and our MaxMsgSize out of a message
-        that is not the last (it owes Statuses): True if anything moved."""
+        """Move a 212's next-session Chal and our MaxMsgSize and MaxObjSize out
+        of a message that is not the last (it owes Statuses): True if anything
+        moved."""
         status, meta, moved = builder.body[0], builder.hdr.meta, False
         if status.chal is not None and status.data == st.AUTHENTICATED:
             self._deferred_chal, status.chal, moved = status.chal, None, True
-        if meta is not None and meta.max_msg_size is not None:
-            meta.max_msg_size, moved = None, True
+        for attr in ("max_msg_size", "max_obj_size"):
+            if meta is not None and getattr(meta, attr) is not None:
+                setattr(meta, attr, None)
+                moved = True
         return moved
 
     def _emit(self, builder, final, turn, end):
@@ -331,6 +360,10 @@ class ServerSession:
         reply = builder.build(final)
         if reply.hdr.meta is not None and reply.hdr.meta.max_msg_size is not None:
             self._msg_size_announced = True
+        if reply.hdr.meta is not None and reply.hdr.meta.max_obj_size is not None:
+            self._obj_size_announced = True
+        if reply.hdr.meta is not None and reply.hdr.meta == sm.Meta():
+            reply.hdr.meta = None  # everything in it went out before
         body = self._encode(reply) if self._encode is not None else None
         signature = self._server_auth.sign(body) if self._server_auth.signs else None
         self._sent_order.append(builder.msg_id)
@@ -646,6 +679,10 @@ class ServerSession:
         self._msg_id += 1
         cred, loc_name = self._server_auth.header_cred()
         ver_dtd, ver_proto = self._version
+        meta = sm.Meta(  # our limits go out once: they hold for the whole session
+            max_msg_size=None if self._msg_size_announced else self.accept_msg_size,
+            max_obj_size=None if self._obj_size_announced else self.max_obj_size,
+        )
         return sm.SyncHdr(
             session_id=self._session_id,
             msg_id=str(self._msg_id),
@@ -655,10 +692,7 @@ class ServerSession:
             ver_proto=ver_proto,
             resp_uri=self.resp_uri,
             cred=cred,
-            meta=sm.Meta(
-                max_msg_size=None if self._msg_size_announced else self.accept_msg_size,
-                max_obj_size=self.max_obj_size,
-            ),
+            meta=meta if meta != sm.Meta() else None,
         )
 
     def _hdr_status(self, hdr, code, chal):
@@ -752,13 +786,14 @@ class ServerSession:
         longest = min(unit.outgoing.remaining, self._max_msg_size or unit.outgoing.remaining)
         length, cmd = builder.fit_largest(unit.render_chunk, longest)
         if cmd is None:
-            # no room left here (a first reply carries Cred and Chal): if a chunk
-            # fits in a plain continuation message, end this one and go on there
-            later = builder.optional > 0 or self._fits_later(builder, unit.render_chunk(1))
-            if later and unit.deferrals < _MAX_DEFERRALS:
+            # no room left here (a first reply carries Cred and Chal, Statuses
+            # fill it): if a chunk fits in a plain continuation message, end
+            # this one and go on there
+            if self._fits_later(builder, unit.render_chunk(1)) and unit.deferrals < _MAX_DEFERRALS:
                 return "full"
-            job.fail_unit(unit, "too_large", "no room for even one byte of data in a message of "
-                          "%s bytes" % (self._max_msg_size,))
+            job.fail_unit(unit, "max_msg_size_too_small",
+                          "the device's MaxMsgSize %s leaves no room for data after the message "
+                          "header (RespURI, Source) and the Statuses" % (self._max_msg_size,))
             return "placed"
         last = not cmd.items[0].more_data
         self._record(builder, unit, cmd, chunk=not last)
@@ -768,9 +803,9 @@ class ServerSession:
 
     def _fits_later(self, builder, cmd):
         """Whether ``cmd`` fits in a plain continuation message: only the SyncHdr
-        Status and one more, no Chal, and no Cred (the device answers our
+        Status and one more, no Chal, no Meta (our limits went out) and no Cred (the device answers our
         credentials in its next message)."""
-        lean = dataclasses.replace(builder.hdr, cred=None)
+        lean = dataclasses.replace(builder.hdr, cred=None, meta=None)
         return builder.fits_alone(cmd, self._minimal_body(builder), lean)
 
     def _minimal_body(self, builder):

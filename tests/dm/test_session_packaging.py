@@ -12,6 +12,7 @@ from dmgateway.dm.effects import (
     EventRaised,
     InputIgnored,
     JobFinished,
+    SessionEnded,
     JobSpec,
     JobStarted,
 )
@@ -413,3 +414,32 @@ def test_small_max_msg_size_fails_only_a_value_above_max_obj_size():
     codes = [r["status"] for r in finished.results]
     assert finished.state == "failed" and codes[7] == 413
     assert codes[:7] + codes[8:] == [200] * 15
+
+
+def test_max_msg_size_too_small_for_any_data_fails_clearly_and_at_once():
+    # a public URL of 100 characters: at 1 KiB in XML the header, the RespURI and
+    # the Statuses every message carries leave no room for a chunk of one byte
+    url = "https://dm.example.com/" + "x" * 77
+    session = make_session(jobs=[JobSpec("mixed", _mixed_job())], server_uri=url,
+                           resp_uri=url + "?s=ee05797442394364aa31bcc5be3ed861")
+    client = Client(session, max_msg_size=1024)
+    outcomes = drive(client, client.send(client.package1()), limit=60)
+    assert len(outcomes) <= 5  # not a loop of Statuses until the session times out
+    effects = [e for o in outcomes for e in o.effects]
+    [finished] = of_type(effects, JobFinished)
+    assert finished.state == "failed" and finished.error["code"] == "max_msg_size_too_small"
+    assert "MaxMsgSize 1024 cannot carry the Statuses" in finished.error["message"]
+    assert of_type(effects, SessionEnded)[0].outcome == "max_msg_size_too_small"
+
+
+def test_no_room_for_a_chunk_fails_the_command_clearly():
+    # room for the Statuses, not for one byte of data with its Replace around it
+    url = "https://dm.example.com/" + "x" * 42
+    session = make_session(jobs=[JobSpec("j", [{"op": "Replace", "target": "./Vendor/" + "T" * 60,
+                                                "data": "v" * 300}])],
+                           server_uri=url, resp_uri=url + "?s=ee05797442394364aa31bcc5be3ed861")
+    client = Client(session, max_msg_size=1024)
+    outcomes = drive(client, client.send(client.package1()), limit=30)
+    [finished] = of_type([e for o in outcomes for e in o.effects], JobFinished)
+    assert finished.state == "failed" and finished.error["code"] == "max_msg_size_too_small"
+    assert "MaxMsgSize 1024 leaves no room for data" in finished.error["message"]

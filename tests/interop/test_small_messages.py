@@ -1,8 +1,8 @@
 """Small client MaxMsgSize against the REAL daemon: a job never fails for it.
 
 A device announcing 1024 or 2048 bytes (XML and WBXML) gets a job of many
-small Replaces and one 6,000-byte value, md5 both ways and the daemon's long
-RespURI in every message: commands that find no room wait for the next
+small Replaces and one 6,000-byte value, md5 both ways and a long public URL
+(RespURI of 86 bytes in every message, Source and TargetRef of 50): commands that find no room wait for the next
 message, the large value goes in chunks that fit, and every message the
 gateway sends honours the limit.  Only a value above the device's MaxObjSize
 fails the command (``too_large``).
@@ -18,9 +18,17 @@ SMALL = ["value %02d " % n + "s" * 140 for n in range(15)]
 LARGE = "".join("%05d;" % n for n in range(1000))  # 6,000 bytes
 
 
+LONG_PATH = "/oma-dm/v1/device-management"  # public URL of 50 characters
+
+
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
     d = Daemon(tmp_path_factory.mktemp("small-messages"))
+    # a long public URL: the RespURI in every header leaves less room
+    d.url = "http://127.0.0.1:%d%s" % (d.http_port, LONG_PATH)
+    d.extra_ini["http.ini"] = "[http]\nenabled = true\nendpoint = tcp:%d:interface=127.0.0.1\n" \
+        "path = %s\n" % (d.http_port, LONG_PATH)
+    d._write_config()
     d.start()
     yield d
     d.stop()
