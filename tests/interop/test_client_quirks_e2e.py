@@ -150,3 +150,25 @@ def test_generic_alert_with_type_under_item_keeps_meta_type(daemon, encoding):
               if e["type"] == "generic_alert" and e["device_id"] == device_id]
     assert [(e["meta_type"], e["data"], e["source"]) for e in events] == [
         ("com.microsoft.mdm.reboot.status", "Pending", "./Vendor/MSFT/Reboot")]
+
+
+@pytest.mark.parametrize("encoding", ["xml", "wbxml"])
+def test_client_without_large_objects_answering_a_middle_chunk_200(daemon, encoding):
+    # libdmclient's way: LrgObj true, but a chunk is stored as the whole value
+    device_id, session = new_device(daemon, encoding, max_msg_size=1024, large_objects=False)
+    session.tree.set("./Vendor/Big", "")
+    session.tree.set("./Vendor/After", "")
+    big = "".join("%05d;" % n for n in range(1000))
+    job = run_job(daemon, device_id, session, {"commands": [
+        {"op": "Replace", "target": "./Vendor/Big", "data": big},
+        {"op": "Replace", "target": "./Vendor/After", "data": "after"},
+    ]})
+    assert job["state"] == "failed", job
+    assert job["error"]["code"] == "large_object_unsupported"
+    assert "device does not support large objects" in job["error"]["message"]
+    chunks = [cmd for d, m in session.transcript if d == "in" for cmd in m.body
+              if isinstance(cmd, sm.Replace) and cmd.items[0].target.loc_uri == "./Vendor/Big"]
+    assert len(chunks) == 1 and chunks[0].items[0].more_data  # the rest was not sent
+    stored = session.tree.read("./Vendor/Big").value
+    assert stored and big.startswith(stored) and stored != big
+    assert session.tree.read("./Vendor/After").value == "after"  # the job went on
