@@ -113,6 +113,7 @@ class Dispatcher:
         self._waiters = []
         self._listeners = []
         self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
+        self._refusing_busy = False  # [gateway] max_sessions reached (logged once)
         self.sessions_ended = Counter()  # by outcome
         self.jobs_finished = Counter()  # by state
 
@@ -258,11 +259,12 @@ class Dispatcher:
         return not (msg.hdr.msg_id == "1" and live.messages > 0 and _starts_session(msg))
 
     def _bad_request(self, body, encoding, error):
-        """HTTP 400: with a SyncML Status 400 when the header can be read, else plain text."""
-        reply = bad_request_reply(body, encoding) if body else None
+        """SyncML that is not valid: HTTP 200 with a SyncML Status 400 when
+        the header names the session (DESIGN §4), else plain HTTP 400."""
+        reply = bad_request_reply(body, encoding, self.config.gateway.public_url) if body else None
         if reply is not None:
             try:
-                return DMReply(400, media_type_for(encoding), encode_message(reply, encoding))
+                return DMReply(200, media_type_for(encoding), encode_message(reply, encoding))
             except CodecError:
                 pass
         text = "malformed SyncML message: %s\n" % (error,)
@@ -275,6 +277,13 @@ class Dispatcher:
     async def _open(self, msg, encoding, peer):
         device_id = msg.hdr.source.loc_uri
         now = self.clock.seconds()
+        if len(self._by_device) >= self.config.gateway.max_sessions:
+            if not self._refusing_busy:  # said once per overload, not per device
+                log.warn("sessions refused (503): {count} open, [gateway] max_sessions reached",
+                         count=len(self._by_device))
+            self._refusing_busy = True
+            return self._plain_reply(msg, encoding, 503)
+        self._refusing_busy = False
         device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit()
         if device is None:
             # warn once per burst from one peer, not for every message of a scan
@@ -351,6 +360,8 @@ class Dispatcher:
             encode=encode,
             random_bytes=self.random_bytes,
             accept_msg_size=self.accept_msg_size,
+            nonce_size=self.config.auth.nonce_size,
+            accept_hex_mac=self.config.auth.accept_hex_mac,
         )
 
     def _resp_uri(self, token):
@@ -433,7 +444,16 @@ class Dispatcher:
             live.unrecorded = False
         for effect in effects:
             if isinstance(effect, fx.DevInfoReceived):
-                batch.set_devinfo(device_id, effect.values)
+                if effect.values:
+                    batch.set_devinfo(device_id, effect.values)
+                if effect.reported:
+                    batch.set_reported(device_id, effect.reported)
+            elif isinstance(effect, fx.DeviceChallenged):
+                challenge = {"scheme": effect.scheme, "status": effect.status, "time": iso_time(now)}
+                batch.set_device_challenge(device_id, challenge)
+                batch.append_event("device_challenge", device_id, now,
+                                   {"scheme": effect.scheme, "status": effect.status})
+                events += 1
             elif isinstance(effect, fx.NoncesChanged):
                 batch.set_nonces(device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce)
             elif isinstance(effect, fx.Authenticated):
@@ -739,6 +759,8 @@ def device_view(device):
         "sip_uri": device.sip_uri,
         "imsi": device.imsi,
         "devinfo": device.devinfo,
+        "reported": device.reported or {},
+        "device_challenge": device.device_challenge,
         "last_session": device.last_session,
         "created": iso_time(device.created),
         "updated": iso_time(device.updated),

@@ -263,7 +263,7 @@ class BadRequestTests(TestCase):
         from dmgateway.codec import xml
 
         reply = await self.dispatcher.handle_dm(body, encoding="xml")
-        self.assertEqual(reply.code, 400)
+        self.assertEqual(reply.code, 200)  # SyncML, if invalid: a SyncML answer (DESIGN §4)
         answer = xml.decode(reply.body)
         self.assertEqual(answer.hdr.session_id, "0")
         self.assertEqual(answer.hdr.target.loc_uri, "IMEI:1")
@@ -283,8 +283,25 @@ class BadRequestTests(TestCase):
 
         body = wbxml.encode_node(good, SYNCML12)
         reply = await self.dispatcher.handle_dm(body, encoding="wbxml")
-        self.assertEqual(reply.code, 400)
+        self.assertEqual(reply.code, 200)
         self.assertEqual(wbxml.decode(reply.body).body[0].data, 400)
+
+    async def test_only_session_id_and_source_are_needed_for_a_syncml_answer(self):
+        from dmgateway.codec import xml
+
+        body = (
+            b"<SyncML><SyncHdr><SessionID>9</SessionID><Source><LocURI>IMEI:3</LocURI></Source>"
+            b"</SyncHdr><SyncBody/></SyncML>"
+        )
+        reply = await self.dispatcher.handle_dm(body, encoding="xml")
+        self.assertEqual(reply.code, 200)
+        answer = xml.decode(reply.body)
+        self.assertEqual((answer.hdr.session_id, answer.hdr.target.loc_uri), ("9", "IMEI:3"))
+        self.assertEqual(answer.hdr.source.loc_uri, self.dispatcher.config.gateway.public_url)
+        (status,) = answer.body
+        self.assertEqual((status.msg_ref, status.data), (None, 400))
+        no_source = body.replace(b"<Source><LocURI>IMEI:3</LocURI></Source>", b"")
+        self.assertEqual((await self.dispatcher.handle_dm(no_source, encoding="xml")).code, 400)
 
     async def test_garbage_gets_plain_400(self):
         reply = await self.dispatcher.handle_dm(b"\x03\x00garbage", encoding="wbxml")

@@ -21,7 +21,7 @@ MAX_CHOICES = 100
 MAX_SHORT_TEXT = 255
 MAX_NONCE_BYTES = 255
 
-OPS = ("Get", "Add", "Replace", "Delete", "Exec", "Copy", "Alert")
+OPS = ("Get", "Add", "Replace", "Delete", "Exec", "Copy", "Alert", "Sequence")
 AUTH_TYPES = ("md5", "basic", "hmac", "none")
 FORMATS = (
     "b64", "bin", "bool", "chr", "int", "node", "null", "xml", "date", "time", "float",
@@ -43,8 +43,9 @@ _COMMAND_FIELDS = {
     "Exec": ("target", "data", "format", "type"),
     "Copy": ("target", "source"),
     "Alert": ("alert", "data", "options", "choices"),
+    "Sequence": ("commands",),
 }
-_NOT_IN_ATOMIC = ("Get", "Exec")
+_NOT_IN_ATOMIC = ("Get", "Exec", "Sequence")
 
 _DEVICE_ID = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_ID_LENGTH)
 _JOB_ID = re.compile(r"[A-Za-z0-9._:~-]{1,%d}" % MAX_ID_LENGTH)
@@ -409,6 +410,17 @@ def validate_command(value: Any, where: str) -> dict[str, Any]:
     if op == "Alert":
         _alert(given, where, command)
         return command
+    if op == "Sequence":
+        inner = given["commands"]
+        if not isinstance(inner, list) or not inner:
+            raise ValidationError(code, f"{where}.commands must be a non-empty list")
+        command["commands"] = []
+        for i, each in enumerate(inner):
+            checked = validate_command(each, f"{where}.commands[{i}]")
+            if checked["op"] == "Sequence":
+                raise ValidationError(code, f"{where}.commands[{i}]: a Sequence cannot hold a Sequence")
+            command["commands"].append(checked)
+        return command
     command["target"] = validate_dm_uri(given["target"], f"{where}.target", op=op)
     if op == "Copy":
         if "source" not in given:
@@ -500,10 +512,13 @@ def validate_job(value: Any, max_commands: int = MAX_COMMANDS) -> dict[str, Any]
         raise ValidationError(code, "commands must be a non-empty list")
     if len(commands) > max_commands:
         raise ValidationError(code, f"commands has more than {max_commands} entries")
+    checked = [validate_command(c, f"commands[{i}]") for i, c in enumerate(commands)]
+    total = sum(len(c["commands"]) if c["op"] == "Sequence" else 1 for c in checked)
+    if total > max_commands:
+        raise ValidationError(
+            code, f"commands has more than {max_commands} entries (Sequence contents count)")
     job: dict[str, Any] = {
-        "commands": [
-            validate_command(c, f"commands[{i}]") for i, c in enumerate(commands)
-        ],
+        "commands": checked,
         "atomic": False,
         "notify": "auto",
         "ui_mode": 0,

@@ -624,7 +624,7 @@ def encode(msg):
     return encode_node(root, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)
 
 
-_DDF_FPI = b"-//OMA//DTD-DM-DDF 1.2//EN"
+_DDF_FPI = b"-//OMA//DTD-DM-DDF 1.2//EN"  # any letter case; upper here
 _TNDS_XML = "application/vnd.syncml.dmtnds+xml"
 _TNDS_WBXML = "application/vnd.syncml.dmtnds+wbxml"
 
@@ -654,7 +654,8 @@ def _tree_to_opaque(data, meta_type, _max_depth):
 
 def _opaque_to_tree(data, meta_type, max_depth):
     text = data.text
-    if text.__class__ is bytes and len(text) > 4 and text[0] <= 0x03 and _DDF_FPI in text[:64]:
+    if (text.__class__ is bytes and len(text) > 4 and text[0] <= 0x03
+            and _DDF_FPI in text[:64].upper()):
         data.children = [decode_node(text, DMDDF12, max_depth=max_depth)]
         data.text = None
         if meta_type is not None and meta_type.text == _TNDS_WBXML:

@@ -76,6 +76,23 @@ def _secret_file(reader: SectionReader, key: str, default: str = "", *,
     return path
 
 
+def _token_file(reader: SectionReader, key: str, default: str) -> str:
+    """The API token file: a readable, non-empty file, or absent where the
+    daemon can create it at its first start (mode 0600, a random token)."""
+    path = reader.text(key, default, empty_ok=False)
+    if not path or not reader.active:
+        return path
+    if not os.path.lexists(path):
+        problem = checks.check_creatable_file(path)
+    else:
+        problem = checks.check_readable_file(path)
+        if problem is None and os.path.getsize(path) == 0:
+            problem = "file %r is empty" % (path,)
+    if problem is not None:
+        reader.problem(key, problem)
+    return path
+
+
 # -- dmgateway.ini -------------------------------------------------------------
 
 
@@ -116,7 +133,6 @@ class AuthConfig:
     lockout: int = 900
     nonce_size: int = 16
     accept_hex_mac: bool = False
-    resync_nonce: str = "both"
 
     @classmethod
     def read(cls, r: SectionReader) -> AuthConfig:
@@ -126,7 +142,6 @@ class AuthConfig:
             lockout=r.integer("lockout", 900, 0, 7 * _DAY),
             nonce_size=r.integer("nonce_size", 16, 8, 64),
             accept_hex_mac=r.boolean("accept_hex_mac", False),
-            resync_nonce=r.choice("resync_nonce", "both", ("both", "ascii", "binary")),
         )
 
 
@@ -178,7 +193,7 @@ class ApiConfig:
         return cls(
             enabled=r.active,
             endpoint=r.endpoint("endpoint", cls.endpoint),
-            token_file=_secret_file(r, "token_file", cls.token_file),
+            token_file=_token_file(r, "token_file", cls.token_file),
             max_body=r.integer("max_body", 65536, 1024, 1 << 30),
             webhooks=r.words("webhooks", validate=checks.check_http_url),
             webhook_secret_file=_secret_file(r, "webhook_secret_file"),

@@ -131,6 +131,10 @@ class Device:
     locked_until: Optional[float]
     created: float
     updated: float
+    # other nodes the device reported with its DevInfo, by URI
+    reported: Optional[dict] = None
+    # the last challenge of the device we hold no credentials for
+    device_challenge: Optional[dict] = None
 
     def locked(self, now: float) -> bool:
         """Whether authentication is locked out at time C{now}."""
