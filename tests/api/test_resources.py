@@ -458,6 +458,15 @@ class EventTests(ApiTestCase):
         self.clock.advance(0.1)
         self.assertEqual(connection.response.json, {"events": []})
 
+    def test_after_accepts_the_largest_sequence_number(self):
+        # the message says 0 to 2**63 - 1: all of that range must be accepted
+        response = self.call("GET", "/api/v1/events?after=9223372036854775807")
+        self.assertEqual(response.status, 200)
+        self.assertEqual(self.service.calls, [("wait_events", (2**63 - 1, 100, 0.0))])
+        error = self.assertError(
+            self.call("GET", "/api/v1/events?after=9223372036854775808"), 400, "invalid_parameter")
+        self.assertIn("9223372036854775807", error["message"])
+
     def test_wait_is_capped(self):
         self.open("GET", "/api/v1/events?wait=3600")
         self.assertEqual(self.service.calls, [("wait_events", (0, 100, 60.0))])
