@@ -90,6 +90,7 @@ class ServerConfig:
     session_timeout: int = 300
     node_name: str = ""
     max_sessions: int = 10000
+    store_retry_after: int = 5
 
     @classmethod
     def read(cls, r: SectionReader, *, hostname: str) -> ServerConfig:
@@ -104,6 +105,7 @@ class ServerConfig:
             session_timeout=r.integer("session_timeout", 300, 10, _DAY),
             node_name=r.text("node_name", hostname, empty_ok=False, validate=_node_name),
             max_sessions=r.integer("max_sessions", 10000, 1, 10_000_000),
+            store_retry_after=r.integer("store_retry_after", 5, 1, 3600),
         )
 
 
@@ -114,6 +116,8 @@ class AuthConfig:
     max_failures: int = 5
     failure_window: int = 300
     lockout: int = 900
+    device_max_failures: int = 100
+    max_session_guesses: int = 20
     nonce_size: int = 16
     accept_hex_mac: bool = False
     resync_nonce: str = "both"
@@ -124,6 +128,8 @@ class AuthConfig:
             max_failures=r.integer("max_failures", 5, 1, 1000),
             failure_window=r.integer("failure_window", 300, 1, _DAY),
             lockout=r.integer("lockout", 900, 0, 7 * _DAY),
+            device_max_failures=r.integer("device_max_failures", 100, 1, 1_000_000),
+            max_session_guesses=r.integer("max_session_guesses", 20, 1, 100_000),
             nonce_size=r.integer("nonce_size", 16, 8, 64),
             accept_hex_mac=r.boolean("accept_hex_mac", False),
             resync_nonce=r.choice("resync_nonce", "both", ("both", "ascii", "binary")),
