@@ -31,7 +31,7 @@ from dmgateway.auth.nonce import decode_nonce, encode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.auth.verify import AuthAccount, verify_client
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
-from dmgateway.codec.errors import CodecError
+from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
@@ -82,6 +82,21 @@ def iso_time(seconds):
     """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds."""
     stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (stamp.microsecond // 1000,)
+
+
+def _check_counts(msg, limits):
+    """LimitExceeded when ``msg`` has more commands or items than ``limits`` allow."""
+    commands = items = 0
+    stack = list(msg.body)
+    while stack:
+        cmd = stack.pop()
+        commands += 1
+        items += len(getattr(cmd, "items", None) or ())
+        stack.extend(getattr(cmd, "commands", None) or ())
+    if commands > limits.max_commands:
+        raise LimitExceeded("%d commands, more than the %d allowed" % (commands, limits.max_commands))
+    if items > limits.max_items:
+        raise LimitExceeded("%d items, more than the %d allowed" % (items, limits.max_items))
 
 
 def _digest(body):
@@ -204,18 +219,34 @@ class Dispatcher:
 
     # -- DM-2 ------------------------------------------------------------------
 
-    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None):
-        """Answer one DM message; fires with a :class:`DMReply`."""
-        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer))
+    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None, limits=None):
+        """Answer one DM message; fires with a :class:`DMReply`.
 
-    async def _handle_dm(self, body, encoding, hmac_header, token, peer):
+        ``limits`` (a :class:`~dmgateway.bearers.httplimits.MessageLimits`)
+        bound a message that is not on a live session's RespURI.
+        """
+        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
+
+    async def _handle_dm(self, body, encoding, hmac_header, token, peer, limits=None):
         self.stats["messages"] += 1
         host = peer_host(peer)
         if token is not None and token not in self._by_token and self.guard.guessing(host, self.clock.seconds()):
             # an address that spent its budget of wrong tokens: not even decoded
             return DMReply(403, "text/plain; charset=utf-8", b"too many messages for unknown sessions\n")
+        if token is not None and token in self._by_token:
+            limits = None  # the session's own RespURI: its device authenticated
         try:
-            msg, encoding = decode_message(body, CONTENT_TYPES.get(encoding))
+            msg, encoding = decode_message(
+                body, CONTENT_TYPES.get(encoding), max_elements=limits.max_elements if limits else None
+            )
+            if limits is not None:
+                _check_counts(msg, limits)
+        except LimitExceeded as e:
+            self.stats["bad_requests"] += 1
+            log.info("refused a DM message from {peer} over the limits before authentication: {reason}",
+                     peer=peer, reason=str(e))
+            text = "message too large before authentication: %s\n" % (e,)
+            return DMReply(413, "text/plain; charset=utf-8", text.encode("utf-8"))
         except CodecError as e:
             self.stats["bad_requests"] += 1
             log.info("rejected malformed DM message from {peer}: {reason}", peer=peer, reason=str(e))
