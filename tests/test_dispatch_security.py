@@ -275,3 +275,44 @@ class OutageTests(TestCase):
         self.assertTrue(_UNAVAILABLE.search("database or disk is full"))
         self.assertTrue(_UNAVAILABLE.search("attempt to write a readonly database"))
         self.assertFalse(_UNAVAILABLE.search("no such column: x"))
+
+
+class PreAuthLimitTests(TestCase):
+    """The 148k empty Items attack: refused before any model is built."""
+
+    timeout = 60
+    setUp = SecurityTests.setUp
+
+    async def test_counts_before_authentication_are_bounded(self):
+        import time
+
+        from dmgateway.bearers.httplimits import MessageLimits
+
+        limits = MessageLimits(max_elements=10000, max_commands=200, max_items=1000)
+        session = ClientSession(account(), random_bytes=os.urandom)
+        first = session.start().body
+        flood = first.replace(b"<Final/>", b"<Replace><CmdID>99</CmdID>" + b"<Item/>" * 148000 + b"</Replace><Final/>")
+        self.assertGreater(len(flood), 1_000_000)
+        started = time.perf_counter()
+        reply = await self.dispatcher.handle_dm(flood, encoding="xml", peer="127.0.0.2:1", limits=limits)
+        self.assertLess(time.perf_counter() - started, 0.5)
+        self.assertEqual(reply.code, 413)
+        self.assertIn(b"elements", reply.body)
+        items = first.replace(b"<Final/>", b"<Replace><CmdID>99</CmdID>" + b"<Item/>" * 1001 + b"</Replace><Final/>")
+        reply = await self.dispatcher.handle_dm(items, encoding="xml", limits=limits)
+        self.assertEqual((reply.code, b"items" in reply.body), (413, True))
+        commands = first.replace(b"<Final/>", b"<Get><CmdID>9</CmdID><Item><Target><LocURI>./A</LocURI></Target>"
+                                 b"</Item></Get>" * 201 + b"<Final/>")
+        reply = await self.dispatcher.handle_dm(commands, encoding="xml", limits=limits)
+        self.assertEqual((reply.code, b"commands" in reply.body), (413, True))
+        self.assertEqual(self.dispatcher._by_device, {})
+        # the device itself, within the limits, is served
+        reply = await self.dispatcher.handle_dm(first, encoding="xml", limits=limits)
+        self.assertEqual(reply.code, 200)
+        # and on its session's RespURI the counts do not apply
+        live = self.dispatcher._by_device[DEVICE]
+        big = b"<Item/>" * 2000
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        body = request.body.replace(b"<Final/>", b"<Replace><CmdID>99</CmdID>" + big + b"</Replace><Final/>")
+        reply = await self.dispatcher.handle_dm(body, encoding="xml", token=live.token, limits=limits)
+        self.assertEqual(reply.code, 200)
