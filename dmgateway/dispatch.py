@@ -576,6 +576,12 @@ class Dispatcher:
 
     # -- store outages ---------------------------------------------------------
 
+    def store_failed(self, error):
+        """The API met a store outage: note it, probe until it ends; the Retry-After."""
+        self.outage.failed(error)
+        self._schedule_repair()
+        return self.outage.retry_after
+
     def _store_down(self, device_id, error):
         """HTTP 503 for a DM message the store failed; the device's session is aborted."""
         if error is not None:

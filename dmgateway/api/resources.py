@@ -120,10 +120,8 @@ class _Exchange:
             error = ApiError(404, "unknown_device", str(error) or "no such device")
         elif isinstance(error, StoreUnavailable):
             # an outage is logged once by the gateway, not once per request
-            outage = getattr(self.service, "outage", None)
-            if outage is not None:
-                outage.failed(error)
-            retry_after = getattr(outage, "retry_after", 5)
+            noted = getattr(self.service, "store_failed", None)
+            retry_after = noted(error) if noted is not None else 5
             error = ApiError(
                 503, "store_unavailable", "the store is unavailable; try again later",
                 {b"Retry-After": b"%d" % (retry_after,)},
