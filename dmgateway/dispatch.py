@@ -127,6 +127,7 @@ class Dispatcher:
         self.guard = PeerLockouts(config.auth)
         self.outage = StoreOutage(clock, getattr(config.gateway, "store_retry_after", 5))
         self._repairs = []  # (live, effects) of sessions aborted while the store was down
+        self._stopping = False
         self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
         self._probe = None
         self.notifier = None  # the notification Outbox, when a bearer is configured
@@ -160,8 +161,13 @@ class Dispatcher:
             log.info("store clean: nothing was in flight", **counts)
 
     async def stop(self):
+        """End every session cleanly: new messages get 503, those in flight finish first."""
+        self._stopping = True
         if self._probe is not None and self._probe.active():
             self._probe.cancel()
+        for lock in list(self._locks.values()):
+            await lock.acquire()  # a message in flight (even a session opening) is done
+            lock.release()
         for live in list(self._by_token.values()):
             await self._abort(live, "shutdown", "gateway shutting down")
         if self._repairs:
@@ -229,6 +235,8 @@ class Dispatcher:
 
     async def _handle_dm(self, body, encoding, hmac_header, token, peer, limits=None):
         self.stats["messages"] += 1
+        if self._stopping:
+            return DMReply(503, "text/plain; charset=utf-8", b"gateway shutting down\n", {"retry-after": "5"})
         host = peer_host(peer)
         if token is not None and token not in self._by_token and self.guard.guessing(host, self.clock.seconds()):
             # an address that spent its budget of wrong tokens: not even decoded

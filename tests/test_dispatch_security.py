@@ -316,3 +316,78 @@ class PreAuthLimitTests(TestCase):
         body = request.body.replace(b"<Final/>", b"<Replace><CmdID>99</CmdID>" + big + b"</Replace><Final/>")
         reply = await self.dispatcher.handle_dm(body, encoding="xml", token=live.token, limits=limits)
         self.assertEqual(reply.code, 200)
+
+
+class HeldStore:
+    """The real store, whose batch commits wait while ``held`` is unfired."""
+
+    def __init__(self, store):
+        self._store = store
+        self.held = None
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name != "batch":
+            return attr
+
+        def batch():
+            real = attr()
+            owner = self
+
+            class Held:
+                def __getattr__(self, method):
+                    if method == "commit":
+                        async def commit():
+                            if owner.held is not None:
+                                await owner.held
+                            return await real.commit()
+                        return lambda: defer.ensureDeferred(commit())
+                    recorded = getattr(real, method)
+
+                    def record(*args, **kwargs):
+                        recorded(*args, **kwargs)
+                        return self
+                    return record
+
+                def __len__(self):
+                    return len(real)
+
+            return Held()
+
+        return batch
+
+
+class CleanStopTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.real = yield open_store("sqlite::memory:", reactor=reactor)
+        self.addCleanup(self.real.close)
+        self.store = HeldStore(self.real)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
+
+    async def test_stop_waits_for_a_session_opening_and_ends_it(self):
+        self.store.held = defer.Deferred()
+        first = ClientSession(account(), random_bytes=os.urandom).start().body
+        opening = self.dispatcher.handle_dm(first, encoding="xml")  # waits in the store
+        stopping = defer.ensureDeferred(self.dispatcher.stop())
+        self.assertFalse(stopping.called)
+        late = await self.dispatcher.handle_dm(first, encoding="xml")
+        self.assertEqual(late.code, 503)
+        self.store.held.callback(None)
+        self.store.held = None
+        reply = await opening
+        self.assertEqual(reply.code, 200)
+        await stopping
+        self.assertEqual(self.dispatcher._by_device, {})
+        # the next start finds nothing left open: a clean stop
+        recovery = await self.real.recover("test-node", self.clock.seconds())
+        self.assertEqual((len(recovery.sessions), len(recovery.failed_jobs)), (0, 0))
+        job = await self.dispatcher.get_job(self.job["id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "shutdown"))
