@@ -391,3 +391,49 @@ class CleanStopTests(TestCase):
         self.assertEqual((len(recovery.sessions), len(recovery.failed_jobs)), (0, 0))
         job = await self.dispatcher.get_job(self.job["id"])
         self.assertEqual((job["state"], job["error"]["code"]), ("failed", "shutdown"))
+
+
+class ReadOnlySqliteTests(TestCase):
+    """A real SQLite refusing writes ("attempt to write a readonly database"),
+    as a file on a read-only location does: 503, then recovery on the probe."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.store = yield open_store("sqlite:" + self.mktemp() + ".sqlite", reactor=reactor)
+        self.addCleanup(self.store.close)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
+
+    def read_only(self, on):
+        # on the pool's one connection, outside a transaction (BEGIN IMMEDIATE is a write)
+        value = "ON" if on else "OFF"
+        return self.store._pool.runWithConnection(
+            lambda connection: connection.cursor().execute("PRAGMA query_only = " + value))
+
+    async def test_read_only_database_is_an_outage_not_a_500(self):
+        session = ClientSession(account(), random_bytes=os.urandom)
+        reply = await self.dispatcher.handle_dm(session.start().body, encoding="xml")
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        await self.read_only(True)
+        with self.assertRaises(StoreUnavailable):
+            await self.store.update_job(self.job["id"], state="queued")
+        token = request.url.split("?s=", 1)[1]
+        down = await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
+        self.assertEqual((down.code, down.headers["retry-after"]), (503, "5"))
+        self.assertTrue(self.dispatcher.outage.active)
+        self.assertEqual(self.dispatcher._by_device, {})
+        await self.read_only(False)
+        self.clock.advance(5)
+        for _ in range(40):
+            if not self.dispatcher.outage.active:
+                break
+            await task.deferLater(reactor, 0.05, lambda: None)
+        self.assertFalse(self.dispatcher.outage.active)
+        job = await self.dispatcher.get_job(self.job["id"])
+        self.assertNotEqual(job["state"], "running")
