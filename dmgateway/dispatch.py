@@ -269,7 +269,8 @@ class Dispatcher(SessionGuard):
             if verdict == "refuse":
                 # neither the session's RespURI nor the device's credentials:
                 # it must not touch the session (nor learn its token)
-                log.info("message from {device_id} for a session not its own ({peer})", device_id=device_id, peer=peer)
+                log.info("message from {device_id} for a session not its own ({peer})",
+                         device_id=device_id, peer=peer)
                 self._guessed(host, peer)
                 return self._plain_reply(msg, encoding, 403)
         else:
@@ -456,8 +457,6 @@ class Dispatcher(SessionGuard):
         if wake:
             await self._wake_for_jobs_left(live)
 
-    # -- store outages ---------------------------------------------------------
-
     async def _wake_for_jobs_left(self, live):
         """Notify again for the jobs a session ended without starting.
 
@@ -484,7 +483,7 @@ class Dispatcher(SessionGuard):
         if live.first_body:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = _digest(live.first_body)
-            while len(self._first_bodies) > self.config.gateway.max_sessions:
+            while len(self._first_bodies) > getattr(self.config.gateway, "max_sessions", 10000):
                 self._first_bodies.popitem(last=False)
         self._by_token.pop(live.token, None)
         if self._by_device.get(live.device_id) is live:
@@ -576,8 +575,9 @@ class Dispatcher(SessionGuard):
             lockouts = []
             if self.guard.auth_failed(device_id, live.host, now):
                 lockouts.append({"scope": "peer", "peer": live.host})
-            if device is not None and device.locked(now) and device.auth_failures == self.config.auth.device_max_failures:
-                lockouts.append({"scope": "device", "peer": None})
+            ceiling = self.config.auth.device_max_failures
+            if device is not None and device.locked(now) and device.auth_failures == ceiling:
+                lockouts.append({"scope": "device", "peer": None})  # it just reached the ceiling
             for lockout in lockouts:
                 until = now + self.config.auth.lockout
                 log.warn(
@@ -637,7 +637,9 @@ class Dispatcher(SessionGuard):
 
     def get_device(self, device_id):
         d = self.store.get_device(device_id)
-        return d.addCallback(lambda device: None if device is None else self._with_lockouts(device_view(device), device))
+        return d.addCallback(
+            lambda device: None if device is None else self._with_lockouts(device_view(device), device)
+        )
 
     def create_job(self, device_id, spec):
         return defer.ensureDeferred(self._create_job(device_id, spec))
