@@ -256,3 +256,28 @@ def test_events_after_the_largest_sequence_number(daemon):
     status, body = daemon.call("GET", "/events?after=9223372036854775807")
     assert (status, body) == (200, {"events": []})
     assert json.dumps(body)
+
+
+def test_a_megabyte_of_empty_items_is_refused_before_any_work(daemon, device):
+    xml = (
+        '<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>'
+        "<SessionID>1</SessionID><MsgID>1</MsgID><Target><LocURI>%s</LocURI></Target>"
+        "<Source><LocURI>%s</LocURI></Source></SyncHdr><SyncBody>"
+        "<Alert><CmdID>1</CmdID><Data>1201</Data></Alert><Replace><CmdID>2</CmdID>%s</Replace>"
+        "<Final/></SyncBody></SyncML>" % (daemon.url, device, "<Item/>" * 148000)
+    ).encode()
+    assert 1_000_000 < len(xml) <= 1048576
+    started = time.monotonic()
+    status, body, _ = post_from(ATTACKER, daemon.url, xml, {"Content-Type": "application/vnd.syncml.dm+xml"})
+    assert status == 413, body
+    assert b"elements" in body
+    assert time.monotonic() - started < 1.0
+    # the same count of Items as 1-byte WBXML tokens (148 kB) is refused too
+    msg, _ = decode_message(xml.replace(b"<Item/>" * 148000, b"<Item/>"), "application/vnd.syncml.dm+xml")
+    msg.body[1].items = msg.body[1].items * 148000
+    wbxml = encode_message(msg, "wbxml")
+    status, body, _ = post_from(ATTACKER, daemon.url, wbxml, {"Content-Type": "application/vnd.syncml.dm+wbxml"})
+    assert status == 413, body
+    job_id = daemon.create_job(device, GET_SWV)
+    assert run_client(ClientSession(account(daemon, device), random_bytes=os.urandom)).outcome == "completed"
+    assert daemon.job(job_id)["state"] == "done"
