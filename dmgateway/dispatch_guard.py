@@ -30,6 +30,7 @@ from dmgateway.auth.verify import verify_client
 from dmgateway.codec import encode_message
 from dmgateway.codec.errors import LimitExceeded
 from dmgateway.dm import effects as fx
+from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
 from dmgateway.store.model import StoreUnavailable
 
@@ -104,8 +105,13 @@ class SessionGuard:
             return await self._take(fresh, msg, body, hmac_header)
         # not authenticated: a session of its own answers (401/407 + Chal,
         # no RespURI token), the live session is not touched
-        engine = self._new_engine(device, [], self.config.gateway.public_url,
-                                  lambda m: encode_message(m, encoding))
+        try:
+            engine = self._new_engine(device, [], self.config.gateway.public_url,
+                                      lambda m: encode_message(m, encoding))
+        except SessionError as e:
+            log.error("session refused: account of {device_id} is unusable: {reason}",
+                      device_id=device_id, reason=str(e))
+            return self._plain_reply(msg, encoding, 500)
         outcome = engine.handle(msg, body=body, hmac_header=hmac_header)
         throwaway = _dispatch.LiveSession(
             token="", device_id=device_id, session_id=msg.hdr.session_id, engine=engine,
