@@ -3,6 +3,8 @@ an unauthenticated package 1 against a live session, token guessing, a
 retransmitted package 1, a store outage in the middle of sessions."""
 
 import os
+import shutil
+import tempfile
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
@@ -401,7 +403,9 @@ class ReadOnlySqliteTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite:" + self.mktemp() + ".sqlite", reactor=reactor)
+        directory = tempfile.mkdtemp(prefix="dmgw-readonly-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.store = yield open_store("sqlite:" + os.path.join(directory, "store.sqlite"), reactor=reactor)
         self.addCleanup(self.store.close)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
