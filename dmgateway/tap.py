@@ -137,23 +137,25 @@ class GatewayService(service.MultiService):
 
     def _listeners(self):
         from dmgateway.api.site import api_site
-        from dmgateway.bearers.http import dm_site, https_endpoint
+        from dmgateway.bearers.http import dm_site, https_endpoint, with_backlog
 
         cfg, reactor = self.config, self.reactor
         if cfg.http.enabled:
-            yield "http", endpoints.serverFromString(reactor, cfg.http.endpoint), dm_site(
-                self.dispatcher, cfg.http.path, cfg.http.max_body
+            endpoint = with_backlog(cfg.http.endpoint, cfg.http.backlog)
+            yield "http", endpoints.serverFromString(reactor, endpoint), dm_site(
+                self.dispatcher, cfg.http.path, cfg.http.max_body, listener=cfg.http
             )
         if cfg.https.enabled and cfg.https.psk:
             from dmgateway.bearers.http import https_psk_listener
 
             yield ("https",) + https_psk_listener(
-                reactor, cfg.https, dm_site(self.dispatcher, cfg.https.path, cfg.https.max_body),
+                reactor, cfg.https,
+                dm_site(self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https),
                 self.dispatcher.device_psk.key_for_identity,
             )
         elif cfg.https.enabled:
             yield "https", https_endpoint(reactor, cfg.https), dm_site(
-                self.dispatcher, cfg.https.path, cfg.https.max_body
+                self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https
             )
         if self.delegation is not None:
             from dmgateway.bearers.delegation import delegation_listener

@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from dmgateway.codec.errors import NOT_XML_TEXT
+
 MAX_ID_LENGTH = 128
 MAX_URI_LENGTH = 1024
 MAX_COMMANDS = 100
@@ -60,7 +62,7 @@ _CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Node values and alert texts may span lines (XML and WBXML carry these).
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_INTEGER = re.compile(r"[0-9]{1,18}")
+_INTEGER = re.compile(r"[0-9]{1,19}")  # up to 2**63 - 1
 
 
 class ValidationError(ValueError):
@@ -187,7 +189,7 @@ def parse_json(body: bytes) -> Any:
             "bad_json", f"body is not UTF-8 (byte {e.start})"
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise ValidationError(
             "bad_json", f"{e.msg} at line {e.lineno} column {e.colno}"
@@ -196,6 +198,39 @@ def parse_json(body: bytes) -> Any:
         raise ValidationError("bad_json", str(e)) from None
     except RecursionError:
         raise ValidationError("bad_json", "body is nested too deeply") from None
+    _refuse_xml_illegal(value, "")
+    return value
+
+
+# What XML 1.0 cannot carry, so no SyncML message can either: NUL and the
+# other C0 controls but tab, LF and CR, lone surrogates (a JSON "\ud800"
+# escape without its pair), U+FFFE and U+FFFF.
+_XML_ILLEGAL = re.compile(NOT_XML_TEXT)
+
+
+def _refuse_xml_illegal(value: Any, where: str) -> None:
+    """C{bad_json} naming where the first string (or key) XML cannot carry is."""
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                _refuse_text(key, path + " (a key)")
+                stack.append((sub, "%s/%s" % (path, key)))
+        elif isinstance(item, list):
+            stack.extend((sub, "%s/%d" % (path, i)) for i, sub in enumerate(item))
+        elif isinstance(item, str):
+            _refuse_text(item, path)
+
+
+def _refuse_text(text: str, path: str) -> None:
+    found = _XML_ILLEGAL.search(text)
+    if found:
+        raise ValidationError(
+            "bad_json",
+            "%s: character U+%04X (at index %d) is not allowed: XML cannot carry it"
+            % (path or "body", ord(found.group()), found.start()),
+        )
 
 
 def _check_fields(

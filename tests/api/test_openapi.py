@@ -44,7 +44,7 @@ class OpenApiTests(ApiTestCase):
         self.assertEqual(
             set(routes),
             {"/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
-             "/api/v1/devices/{device_id}/bootstrap",
+             "/api/v1/devices/{device_id}/bootstrap", "/api/v1/devices/{device_id}/lockouts",
              "/api/v1/jobs/{job_id}", "/api/v1/events", "/metrics",
              "/api/v1/delegations", "/api/v1/delegations/{delegation_id}"},
         )
