@@ -111,6 +111,7 @@ class Dispatcher:
         self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
         self.sessions_ended = Counter()  # by outcome
         self.jobs_finished = Counter()  # by state
+        self.draining = False  # SIGTERM: live sessions finish, no new one opens
 
     # -- life cycle ----------------------------------------------------------
 
@@ -137,6 +138,10 @@ class Dispatcher:
             if not d.called:
                 d.callback(None)
         self._waiters = []
+
+    def live_count(self):
+        """DM sessions open in this process now."""
+        return len(self._by_token)
 
     def is_live(self, device_id):
         """Whether ``device_id`` is in a session with this process now."""
@@ -224,6 +229,9 @@ class Dispatcher:
                     peer=peer,
                 )
                 return self._plain_reply(msg, encoding, 403)
+            if self.draining:
+                log.info("session refused while draining: {device_id} ({peer})", device_id=device_id, peer=peer)
+                return self._plain_reply(msg, encoding, 503)
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live

@@ -250,19 +250,32 @@ class _Namespace(_JsonResource):
     """
 
 
-class _V1(_JsonResource):
+class TokenCheck:
     """
-    C{/api/v1}: checks the bearer token for itself and everything below.
+    The API's bearer token, replaceable while running (C{SIGHUP} re-reads
+    the token file), and the check of one request against it.
     """
 
-    def __init__(self, settings: _Settings, token: bytes) -> None:
-        super().__init__()
+    def __init__(self, token: bytes | str) -> None:
+        self.set(token)
+
+    def set(self, token: bytes | str) -> None:
+        if isinstance(token, str):
+            token = token.encode("utf-8")
+        token = token.strip()
+        if not token:
+            raise ValueError("the API token must not be empty")
         self._token = token
-        self.putChild(b"devices", _Devices(settings))
-        self.putChild(b"jobs", _Jobs(settings))
-        self.putChild(b"events", _Events(settings))
 
-    def _check(self, request: server.Request) -> ApiError | None:
+    def matches(self, token: bytes | str) -> bool:
+        if isinstance(token, str):
+            token = token.encode("utf-8")
+        return hmac.compare_digest(token.strip(), self._token)
+
+    def refusal(self, request: server.Request) -> ApiError | None:
+        """
+        L{None} if the request carries the token, else the 401 to answer.
+        """
         values = request.requestHeaders.getRawHeaders(b"authorization") or []
         challenge = b'Bearer realm="dmgateway"'
         if not values:
@@ -281,6 +294,41 @@ class _V1(_JsonResource):
             401, "unauthorized", "invalid bearer token",
             {b"WWW-Authenticate": challenge + b', error="invalid_token"'},
         )
+
+
+class _Guarded(Resource):
+    """
+    A resource outside C{/api/v1} (C{/metrics}) behind the API token.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource, token: TokenCheck) -> None:
+        super().__init__()
+        self._inner = inner
+        self._token = token
+
+    def render(self, request: server.Request) -> Any:
+        error = self._token.refusal(request)
+        if error is not None:
+            return _Error(error).render(request)
+        return self._inner.render(request)
+
+
+class _V1(_JsonResource):
+    """
+    C{/api/v1}: checks the bearer token for itself and everything below.
+    """
+
+    def __init__(self, settings: _Settings, token: TokenCheck) -> None:
+        super().__init__()
+        self._token = token
+        self.putChild(b"devices", _Devices(settings))
+        self.putChild(b"jobs", _Jobs(settings))
+        self.putChild(b"events", _Events(settings))
+
+    def _check(self, request: server.Request) -> ApiError | None:
+        return self._token.refusal(request)
 
     def getChildWithDefault(self, path: bytes, request: server.Request) -> Resource:
         error = self._check(request)
@@ -473,33 +521,39 @@ class _Events(_JsonResource):
 
 def build_root(
     service: GatewayService,
-    token: bytes | str,
+    token: bytes | str | TokenCheck,
     *,
     metrics_resource: Resource | None = None,
+    metrics_token: bool = False,
+    unauthenticated: dict[bytes, Resource] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_wait: float = DEFAULT_MAX_WAIT,
     max_commands: int = validation.MAX_COMMANDS,
 ) -> Resource:
     """
     The site root: C{/api/v1/...} and, if given, C{metrics_resource} at
-    C{/metrics} (without authentication).  Every other path is a JSON 404.
+    C{/metrics} (without authentication unless C{metrics_token}) and the
+    C{unauthenticated} resources by name (C{/healthz}).  Every other path
+    is a JSON 404.
 
     @param token: the bearer token (read by the caller from
-        C{[api] token_file}); surrounding whitespace is ignored.
+        C{[api] token_file}); surrounding whitespace is ignored.  A
+        L{TokenCheck} lets the caller replace it later.
     @param max_wait: cap on the long-poll C{wait}, in seconds.
     """
-    if isinstance(token, str):
-        token = token.encode("utf-8")
-    token = token.strip()
-    if not token:
-        raise ValueError("the API token must not be empty")
+    if not isinstance(token, TokenCheck):
+        token = TokenCheck(token)
     settings = _Settings(service, max_body, max_wait, max_commands)
     api = _Namespace()
     api.putChild(b"v1", _V1(settings, token))
     root = _Namespace()
     root.putChild(b"api", api)
     if metrics_resource is not None:
+        if metrics_token:
+            metrics_resource = _Guarded(metrics_resource, token)
         root.putChild(b"metrics", metrics_resource)
+    for name, child in (unauthenticated or {}).items():
+        root.putChild(name, child)
     return root
 
 
@@ -579,9 +633,11 @@ class ApiSite(server.Site):
 
 def build_site(
     service: GatewayService,
-    token: bytes | str,
+    token: bytes | str | TokenCheck,
     *,
     metrics_resource: Resource | None = None,
+    metrics_token: bool = False,
+    unauthenticated: dict[bytes, Resource] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_wait: float = DEFAULT_MAX_WAIT,
     max_commands: int = validation.MAX_COMMANDS,
@@ -593,7 +649,8 @@ def build_site(
     arguments.  C{reactor} also times requests for the log.
     """
     root = build_root(
-        service, token, metrics_resource=metrics_resource, max_body=max_body,
-        max_wait=max_wait, max_commands=max_commands,
+        service, token, metrics_resource=metrics_resource,
+        metrics_token=metrics_token, unauthenticated=unauthenticated,
+        max_body=max_body, max_wait=max_wait, max_commands=max_commands,
     )
     return ApiSite(root, max_body=max_body, reactor=reactor)

@@ -45,6 +45,7 @@ class Daemon:
         self.log_path = os.path.join(self.workdir, "daemon.log")
         self.process = None
         self.twistd_options = []
+        self.env = {}  # more environment variables for the process
         self._write_config()
 
     def _write_config(self):
@@ -84,6 +85,7 @@ class Daemon:
 
     def start(self):
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.update(self.env)
         self._log = open(self.log_path, "ab")
         offset = len(self.log())
         self.process = subprocess.Popen(
