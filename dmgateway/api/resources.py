@@ -8,11 +8,14 @@ logs one event per request.
 
 Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
 
-    PUT|GET  /api/v1/devices/{device_id}
+    GET      /api/v1/devices?filters&cursor=C&limit=L
+    PUT|GET|DELETE /api/v1/devices/{device_id}
     POST|GET /api/v1/devices/{device_id}/jobs
     GET      /api/v1/jobs/{job_id}
+    POST     /api/v1/jobs/{job_id}/cancel
     GET      /api/v1/events?after=N&wait=S&limit=L
-    GET      /metrics                  (optional, no auth)
+    GET      /metrics                  (optional, token if asked)
+    GET      /healthz, /readyz         (no auth)
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from twisted.web import server
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from dmgateway.api import validation
-from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice
+from dmgateway.api import listing, validation
+from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice, UnknownJob
 from dmgateway.api.validation import ValidationError
 from dmgateway.bearers.webrequest import BodyLimitedRequest
 from dmgateway.store.model import NotFound
@@ -114,6 +117,8 @@ class _Exchange:
         error = reason.value
         if isinstance(error, ValidationError):
             error = ApiError(400, error.code, error.message)
+        elif isinstance(error, UnknownJob):
+            error = ApiError(404, "unknown_job", f"no job {str(error)!r}")
         elif isinstance(error, UnknownDevice):
             error = ApiError(404, "unknown_device", str(error) or "no such device")
         elif isinstance(error, ServiceUnavailable):
@@ -342,12 +347,19 @@ class _V1(_JsonResource):
 
 class _Devices(_JsonResource):
     """
-    C{/api/v1/devices}: only its children exist.
+    C{/api/v1/devices}: the inventory (filters, cursor) and its children.
     """
+
+    methods = {b"GET": "list"}
 
     def __init__(self, settings: _Settings) -> None:
         super().__init__()
         self._settings = settings
+
+    def list(self, request: server.Request) -> Deferred[_Reply]:
+        where, limit, cursor = listing.parse_device_query(request.args)
+        d = self._settings.service.list_devices(where, limit, cursor)
+        return d.addCallback(lambda page: _Reply(200, page))
 
     def getChild(self, path: bytes, request: server.Request) -> Resource:
         if not path:
@@ -364,7 +376,7 @@ class _Device(_JsonResource):
     C{/api/v1/devices/{device_id}}: the device account.
     """
 
-    methods = {b"GET": "get", b"PUT": "put"}
+    methods = {b"GET": "get", b"PUT": "put", b"DELETE": "delete"}
 
     def __init__(self, settings: _Settings, device_id: str) -> None:
         super().__init__()
@@ -399,6 +411,12 @@ class _Device(_JsonResource):
 
         d = self._settings.service.put_device(self._device_id, account)
         return d.addCallback(stored)
+
+    def delete(self, request: server.Request) -> Deferred[_Reply]:
+        purge = listing.parse_delete_query(request.args)
+        d = self._settings.service.delete_device(self._device_id, purge)
+        return d.addCallbacks(lambda body: _Reply(200, body), _no_device,
+                              errbackArgs=(self._device_id,))
 
 
 class _DeviceJobs(_JsonResource):
@@ -481,6 +499,11 @@ class _Job(_JsonResource):
         self._settings = settings
         self._job_id = job_id
 
+    def getChild(self, path: bytes, request: server.Request) -> Resource:
+        if path == b"cancel":
+            return _JobCancel(self._settings, self._job_id)
+        return super().getChild(path, request)
+
     def get(self, request: server.Request) -> Deferred[_Reply]:
         def found(job: dict[str, Any] | None) -> _Reply:
             if job is None:
@@ -488,6 +511,33 @@ class _Job(_JsonResource):
             return _Reply(200, job)
 
         return self._settings.service.get_job(self._job_id).addCallback(found)
+
+
+class _JobCancel(_JsonResource):
+    """
+    C{/api/v1/jobs/{job_id}/cancel}: cancel a queued or notified job now,
+    a job in a live session when that session ends.
+    """
+
+    methods = {b"POST": "post"}
+
+    def __init__(self, settings: _Settings, job_id: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._job_id = job_id
+
+    def post(self, request: server.Request) -> Deferred[_Reply]:
+        def answered(body: dict[str, Any]) -> _Reply:
+            if body.get("cancel") == "at_session_end":
+                return _Reply(202, body)
+            if not body.get("cancelled"):
+                raise ApiError(
+                    409, "job_finished",
+                    f"job {self._job_id!r} is {body.get('state')}: nothing to cancel",
+                )
+            return _Reply(200, body)
+
+        return self._settings.service.cancel_job(self._job_id).addCallback(answered)
 
 
 class _Events(_JsonResource):
