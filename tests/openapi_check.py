@@ -46,7 +46,8 @@ def check_response(method, target, status, content_type, body, headers=None):
     except (PathNotFound, OperationNotFound):
         return False
     except Exception as e:  # the validator's own errors: say which answer and why
-        detail = "; ".join(str(x) for x in getattr(e, "schema_errors", ()) or ()) or repr(e)
+        errors = getattr(e, "schema_errors", None) or getattr(e.__cause__, "schema_errors", None) or ()
+        detail = "; ".join(getattr(x, "message", str(x)) for x in errors) or repr(e.__cause__ or e)
         raise AssertionError(
             "%s %s -> %s does not match docs/openapi.yaml: %s\n%s"
             % (method, target, status, detail, (body or b"")[:500])
