@@ -511,11 +511,12 @@ def _peer(word: str) -> list[str] | str | None:
 
 @dataclass(frozen=True)
 class SnmpConfig:
-    """``snmp.ini [snmp]``: the SNMP agent (pysnmp 7: needs ``--reactor=asyncio``)."""
+    """``snmp.ini [snmp]``: the SNMP agent (pysnmp 7 on the asyncio reactor, installed when enabled)."""
 
     enabled: bool = False
     address: str = "127.0.0.1:1161"
     community: str = field(default="public", repr=False)
+    trap_targets: tuple[str, ...] = ()
 
     @classmethod
     def read(cls, r: SectionReader) -> SnmpConfig:
@@ -524,8 +525,13 @@ class SnmpConfig:
             enabled=r.active,
             address=r.text("address", cls.address, empty_ok=False, validate=_host_port(None)),
             community=r.secret("community", "public", validate=_max_length(64)),
+            trap_targets=r.words("trap_targets", validate=_host_port(162), separators=","),
         )
 
     @property
     def host_port(self) -> tuple[str, int]:
         return checks.parse_host_port(self.address)
+
+    @property
+    def trap_hosts(self) -> list[tuple[str, int]]:
+        return [checks.parse_host_port(target, 162) for target in self.trap_targets]
