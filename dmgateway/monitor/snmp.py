@@ -242,10 +242,13 @@ class SnmpAgent(service.Service):
         # one community, read-only, in a named context: pysnmp's VACM does not
         # find the empty context name when it checks a trap's objects
         config.add_context(snmp, CONTEXT)
-        config.add_v1_system(snmp, "dmgw-area", self.config.community, contextName=CONTEXT)
-        for model in (1, 2):
-            config.add_vacm_user(snmp, model, "dmgw-area", "noAuthNoPriv", (1, 3, 6, 1), (), (1, 3, 6, 1),
-                                 contextName=CONTEXT)
+        if self.config.community:
+            config.add_v1_system(snmp, "dmgw-area", self.config.community, contextName=CONTEXT)
+            for model in (1, 2):
+                config.add_vacm_user(snmp, model, "dmgw-area", "noAuthNoPriv", (1, 3, 6, 1), (), (1, 3, 6, 1),
+                                     contextName=CONTEXT)
+        if self.config.v3_user:
+            self._add_v3_user(snmp)
         self._setup_traps(snmp)
         snmp_context = context.SnmpContext(snmp)
         mib = GatewayMib(self.values)
@@ -272,6 +275,20 @@ class SnmpAgent(service.Service):
             self._engine.close_dispatcher()
             self._engine = None
         self._socket = None
+
+    def _add_v3_user(self, snmp):
+        """SNMPv3 USM: the one read-only user of ``[snmp] v3_user`` (context ``dmgw``)."""
+        from pysnmp.entity import config
+
+        auth_key, priv_key = self.config.v3_keys
+        auth = {"md5": config.USM_AUTH_HMAC96_MD5, "sha": config.USM_AUTH_HMAC96_SHA,
+                "sha256": config.USM_AUTH_HMAC192_SHA256}[self.config.v3_auth_protocol]
+        priv = {"aes": config.USM_PRIV_CFB128_AES, "des": config.USM_PRIV_CBC56_DES,
+                "none": config.USM_PRIV_NONE}[self.config.v3_priv_protocol]
+        level = "authNoPriv" if self.config.v3_priv_protocol == "none" else "authPriv"
+        config.add_v3_user(snmp, self.config.v3_user, auth, auth_key, priv,
+                           priv_key if level == "authPriv" else None)
+        config.add_vacm_user(snmp, 3, self.config.v3_user, level, (1, 3, 6, 1), (), (), contextName=CONTEXT)
 
     # values
 
@@ -324,8 +341,8 @@ class SnmpAgent(service.Service):
         from pysnmp.entity.rfc3413 import ntforg
 
         targets = self.config.trap_hosts
-        if not targets:
-            return
+        if not targets or not self.config.community:
+            return  # traps are SNMPv2c, with the community
         config.add_target_parameters(snmp, "dmgw-trap-params", "dmgw-area", "noAuthNoPriv", 1)
         # traps leave from the agent's own UDP socket
         for n, (host, port) in enumerate(targets):

@@ -194,3 +194,49 @@ def test_another_reactor_is_refused(tmp_path):
     result = subprocess.run(gw.command(), cwd=gw.workdir, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "asyncio reactor" in result.stderr
+
+
+def test_snmpv3_usm_auth_priv(tmp_path):
+    port = free_udp_port()
+    keys = {}
+    for name, value in (("auth", "auth-pass-phrase-1"), ("priv", "priv-pass-phrase-2")):
+        path = tmp_path / ("%s.key" % name)
+        path.write_text(value + "\n")
+        keys[name] = str(path)
+    ini = ("[snmp]\nenabled = true\naddress = 127.0.0.1:%d\ncommunity =\nv3_user = monitor\n"
+           "v3_auth_protocol = sha\nv3_auth_key_file = %s\nv3_priv_protocol = aes\nv3_priv_key_file = %s\n"
+           % (port, keys["auth"], keys["priv"]))
+    gw = Daemon(tmp_path / "gw", extra_ini={"snmp.ini": ini})
+    gw.start()
+    try:
+        def v3(*options):
+            return subprocess.run(
+                ["snmpget", "-v3", "-t", "2", "-r", "0", "-Oq", *options, *MIB, "127.0.0.1:%d" % port,
+                 "DMGATEWAY-MIB::dmgwSessionsStarted.0"],
+                capture_output=True, text=True, timeout=60,
+            )
+
+        good = v3("-l", "authPriv", "-u", "monitor", "-a", "SHA", "-A", "auth-pass-phrase-1",
+                  "-x", "AES", "-X", "priv-pass-phrase-2", "-n", "dmgw")
+        assert good.returncode == 0, good.stderr
+        assert good.stdout.strip() == "DMGATEWAY-MIB::dmgwSessionsStarted.0 0"
+        wrong = v3("-l", "authPriv", "-u", "monitor", "-a", "SHA", "-A", "not-the-pass-phrase",
+                   "-x", "AES", "-X", "priv-pass-phrase-2", "-n", "dmgw")
+        assert wrong.returncode != 0
+        # with the community empty, v2c gets nothing
+        status, _ = snmp("snmpget", port, "DMGATEWAY-MIB::dmgwSessionsStarted.0", community="public")
+        assert status != 0
+    finally:
+        gw.stop()
+
+
+def test_snmpv3_config_problems_are_named(tmp_path):
+    short = tmp_path / "short.key"
+    short.write_text("abc\n")
+    gw = Daemon(tmp_path / "gw", extra_ini={"snmp.ini": (
+        "[snmp]\nenabled = true\ncommunity =\nv3_user = monitor\nv3_auth_key_file = %s\n" % (short,))})
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    result = subprocess.run(gw.command(), cwd=gw.workdir, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "v3_auth_key_file" in result.stderr and "shorter than 8" in result.stderr
+    assert "v3_priv_key_file" in result.stderr and "needed with v3_user" in result.stderr
