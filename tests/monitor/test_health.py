@@ -69,3 +69,40 @@ def test_store_failing_or_silent_and_a_listener_down():
     assert body["reasons"]["store"] == "RuntimeError"  # the class, never the message (secrets)
     status, body = get(site(gateway(store=Store("hang")), clock), "/healthz", clock, advance=5)
     assert (status, body["reasons"]) == (503, {"store": "no answer in 5s"})
+
+
+def test_probes_share_one_store_query_per_interval():
+    class Counting(Store):
+        calls = 0
+        pending = []
+
+        def schema_version(self):
+            Counting.calls += 1
+            d = defer.Deferred()
+            Counting.pending.append(d)
+            return d
+
+    clock = Clock()
+    store = Counting()
+    check = HealthCheck(gateway(store=store), clock, store_timeout=5, min_interval=1.0)
+    first = defer.ensureDeferred(check.check(False))
+    second = defer.ensureDeferred(check.check(True))
+    assert Counting.calls == 1
+    Counting.pending[0].callback(6)
+    assert first.result == {} and second.result == {}
+    third = defer.ensureDeferred(check.check(False))
+    assert third.result == {} and Counting.calls == 1  # the answer is reused within the second
+    clock.advance(1.5)
+    defer.ensureDeferred(check.check(False))
+    assert Counting.calls == 2
+
+
+def test_an_immediate_answer_is_asked_again_after_the_interval():
+    clock = Clock()
+    store = Store()
+    check = HealthCheck(gateway(store=store), clock, store_timeout=5, min_interval=1.0)
+    assert defer.ensureDeferred(check.check(False)).result == {}
+    store.answer = "fail"
+    assert defer.ensureDeferred(check.check(False)).result == {}  # within the second: reused
+    clock.advance(1.1)
+    assert defer.ensureDeferred(check.check(False)).result == {"store": "RuntimeError"}
