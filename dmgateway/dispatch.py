@@ -38,6 +38,7 @@ from dmgateway.dm.replies import bad_request_reply, status_only_reply
 from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
+from dmgateway.inventory import InventoryService
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -96,7 +97,7 @@ def _starts_session(msg):
     )
 
 
-class Dispatcher(SessionGuard):
+class Dispatcher(SessionGuard, InventoryService):
     def __init__(self, store, config, clock, random_bytes=os.urandom):
         self.store = store
         self.config = config
@@ -128,6 +129,9 @@ class Dispatcher(SessionGuard):
         self._refusing_busy = False  # [gateway] max_sessions reached (logged once)
         self.sessions_ended = Counter()  # by outcome
         self.jobs_finished = Counter()  # by state
+        self.draining = False  # SIGTERM: live sessions finish, no new one opens
+        self._cancel_at_end = set()  # job ids cancelled while their session runs
+        self.instruments = None  # GatewayMetrics, when /metrics is on
 
     # -- life cycle ----------------------------------------------------------
 
@@ -168,41 +172,13 @@ class Dispatcher(SessionGuard):
                 d.callback(None)
         self._waiters = []
 
+    def live_count(self):
+        """DM sessions open in this process now."""
+        return len(self._by_token)
+
     def is_live(self, device_id):
         """Whether ``device_id`` is in a session with this process now."""
         return device_id in self._by_device
-
-    def metrics(self):
-        """Samples for ``/metrics`` (see :mod:`dmgateway.monitor.metrics`)."""
-        samples = []
-        if self.notifier is not None:
-            samples.append(
-                (
-                    "dmgw_notifications_total",
-                    "counter",
-                    "notification outcomes",
-                    {(("outcome", k),): v for k, v in self.notifier.stats.items()},
-                )
-            )
-        return samples + [
-            ("dmgw_sessions_live", "gauge", "DM sessions open in this process", len(self._by_token)),
-            ("dmgw_sessions_started_total", "counter", "DM sessions opened", self.stats["sessions_started"]),
-            (
-                "dmgw_sessions_ended_total",
-                "counter",
-                "DM sessions ended, by outcome",
-                {(("outcome", k),): v for k, v in self.sessions_ended.items()},
-            ),
-            ("dmgw_dm_messages_total", "counter", "DM messages received", self.stats["messages"]),
-            ("dmgw_dm_bad_requests_total", "counter", "DM requests that were not SyncML", self.stats["bad_requests"]),
-            ("dmgw_auth_failures_total", "counter", "failed device authentications", self.stats["auth_failures"]),
-            (
-                "dmgw_jobs_finished_total",
-                "counter",
-                "jobs finished, by state",
-                {(("state", k),): v for k, v in self.jobs_finished.items()},
-            ),
-        ]
 
     def add_event_listener(self, listener):
         """Call ``listener()`` after every event appended (webhooks)."""
@@ -289,6 +265,9 @@ class Dispatcher(SessionGuard):
                 )
                 self._guessed(host, peer)
                 return self._plain_reply(msg, encoding, 403)
+            if self.draining:
+                log.info("session refused while draining: {device_id} ({peer})", device_id=device_id, peer=peer)
+                return self._plain_reply(msg, encoding, 503)
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live
@@ -480,6 +459,7 @@ class Dispatcher(SessionGuard):
         the session's start expired the one that was waiting.  Without this
         it would wait for the device to call by itself.
         """
+        await self.cancel_left_at_session_end(live.device_id)
         if self.notifier is None:
             return
         device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit()
@@ -554,6 +534,7 @@ class Dispatcher(SessionGuard):
                 batch.touch_session(live.token, now, job_ids=live.job_ids)
             elif isinstance(effect, fx.JobFinished):
                 self.jobs_finished[effect.state] += 1
+                self.finished(effect.job_id)
                 batch.update_job(effect.job_id, state=effect.state, results=effect.results, error=effect.error)
                 payload = {"job_id": effect.job_id, "state": effect.state}
                 if effect.error:
@@ -567,6 +548,8 @@ class Dispatcher(SessionGuard):
                 log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
             elif isinstance(effect, fx.SessionEnded):
                 self.sessions_ended[effect.outcome] += 1
+                if self.instruments is not None:
+                    self.instruments.session_ended(effect.outcome, now - live.started)
                 summary = {
                     "session_id": live.session_id,
                     "started": iso_time(live.started),
@@ -705,6 +688,7 @@ class Dispatcher(SessionGuard):
         return defer.ensureDeferred(self._create_job(device_id, spec))
 
     async def _create_job(self, device_id, spec):
+        self.check_notify(spec.get("notify", "auto"))
         device = await self.store.get_device(device_id)
         if device is None:
             raise UnknownDevice(device_id)
@@ -739,7 +723,7 @@ class Dispatcher(SessionGuard):
         if job is None:
             return None
         notifications = await self.store.notifications_for_job(job_id)
-        return job_view(job, notifications)
+        return self.notify_note(job_view(job, notifications))
 
     def list_jobs(self, device_id, limit, after):
         return defer.ensureDeferred(self._list_jobs(device_id, limit, after))

@@ -20,7 +20,7 @@ then the job ``expired``.  Nothing here keeps state that a restart would
 lose: the loop rebuilds everything from the store.
 """
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import replace
 
 from twisted.internet import defer, task
@@ -83,6 +83,7 @@ class Outbox:
         self._last_renotify = float("-inf")
         self._early_reports = OrderedDict()  # (bearer, message id) -> (delivered, error)
         self.stats = {"sent": 0, "temporary_failures": 0, "failed": 0, "delivered": 0}
+        self.by_bearer = Counter()  # (bearer, outcome) -> count, for /metrics and SNMP
 
     # -- life cycle --------------------------------------------------------------
 
@@ -194,6 +195,7 @@ class Outbox:
         )
         if changed:
             self.stats["delivered" if delivered else "failed"] += 1
+            self.by_bearer[(bearer, "delivered" if delivered else "failed")] += 1
             await self.event(
                 "notification",
                 n.device_id,
@@ -289,6 +291,7 @@ class Outbox:
             await self.store.update_job(job.job_id, state="notified", expect_state="queued")
         await self._forget_document(n)
         self.stats["sent"] += 1
+        self.by_bearer[(n.bearer, "sent")] += 1
         if n.job_id is None:
             log.info(
                 "pushed notification {id} to {device_id} by {bearer} in {parts} part(s)",
@@ -316,6 +319,7 @@ class Outbox:
 
     async def _retry(self, n, job, device, reason):
         self.stats["temporary_failures"] += 1
+        self.by_bearer[(n.bearer, "temporary_failure")] += 1
         if n.attempts + 1 >= self.config.max_attempts:
             await self.store.update_notification(n.notification_id, count_attempt=True)
             await self._failed(n, job, device, "%s (after %d attempts)" % (reason, n.attempts + 1))
@@ -349,6 +353,7 @@ class Outbox:
 
     async def _failed(self, n, job, device, reason):
         self.stats["failed"] += 1
+        self.by_bearer[(n.bearer, "failed")] += 1
         await self.store.update_notification(n.notification_id, state="failed", last_error=reason, expect_state="queued")
         await self._forget_document(n)
         log.warn(

@@ -5,8 +5,7 @@ import secrets
 
 from twisted.logger import Logger
 
-from dmgateway.api.resources import build_site
-from dmgateway.monitor.metrics import MetricsResource
+from dmgateway.api.resources import TokenCheck, build_site
 
 log = Logger()
 
@@ -48,14 +47,33 @@ def create_token_file(path):
     log.info("created the REST API token file {path} (mode 0600)", path=path)
 
 
-def api_site(dispatcher, config, reactor=None):
-    metrics = None
-    if config.metrics.enabled:
-        metrics = MetricsResource(dispatcher.metrics)
-    return build_site(
+def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
+    """The API listener's site; ``site.token`` is its :class:`TokenCheck`.
+
+    ``health`` is a :class:`~dmgateway.monitor.health.HealthCheck` for
+    ``/healthz`` and ``/readyz``; ``metrics`` a
+    :class:`~dmgateway.monitor.metrics.GatewayMetrics` served at
+    ``/metrics`` by prometheus-client's Twisted resource.
+    """
+    from dmgateway.monitor.health import HealthResource
+
+    if metrics is not None:
+        from prometheus_client.twisted import MetricsResource
+
+        metrics = MetricsResource(metrics.registry)
+    token = TokenCheck(read_token(config.api.token_file))
+    unauthenticated = {}
+    if health is not None:
+        unauthenticated[b"healthz"] = HealthResource(health, ready=False)
+        unauthenticated[b"readyz"] = HealthResource(health, ready=True)
+    site = build_site(
         dispatcher,
-        read_token(config.api.token_file),
+        token,
         metrics_resource=metrics,
+        metrics_token=config.metrics.require_token,
+        unauthenticated=unauthenticated,
         max_body=config.api.max_body,
         reactor=reactor,
     )
+    site.token = token
+    return site

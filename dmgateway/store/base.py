@@ -29,6 +29,7 @@ from twisted.logger import Logger
 
 from .migrations import Migration, load_migrations
 from .model import PENDING_JOB_STATES, SchemaTooNew, StoreClosed, StoreError
+from .inventory import InventoryQueries
 from .queries import Queries
 
 __all__ = ["Store", "Txn", "Batch", "open_store"]
@@ -86,7 +87,7 @@ class Txn:
         return self._store._insert_txn(self, sql, args, id_column)
 
 
-class Store(Queries, abc.ABC):
+class Store(Queries, InventoryQueries, abc.ABC):
     """
     The persistent store; build one with L{open_store}.
 
@@ -108,6 +109,8 @@ class Store(Queries, abc.ABC):
         self.description = description
         self._closed = False
         self._pending: set[Deferred] = set()
+        #: C{on_transaction(seconds, failed)} after every transaction (metrics)
+        self.on_transaction = None
         self._close_waiters: Optional[list[Deferred]] = None
 
     def __repr__(self) -> str:
@@ -158,6 +161,8 @@ class Store(Queries, abc.ABC):
         if self._closed:
             return defer.fail(StoreClosed(f"store is closed ({desc})"))
         d = self._pool.runInteraction(self._interact, func, args)
+        if self.on_transaction is not None:
+            d.addBoth(self._timed, self._clock.seconds())
         d.addErrback(self._failed)
         self._pending.add(d)
         d.addBoth(self._settled, d)
@@ -187,6 +192,15 @@ class Store(Queries, abc.ABC):
         if translated is None:
             return failure
         raise translated
+
+    def _timed(self, result: Any, started: float) -> Any:
+        from twisted.python.failure import Failure
+
+        try:
+            self.on_transaction(self._clock.seconds() - started, isinstance(result, Failure))
+        except Exception:
+            log.failure("store transaction observer failed")
+        return result
 
     def _settled(self, result: Any, d: Deferred) -> Any:
         self._pending.discard(d)

@@ -10,6 +10,7 @@ from dmgateway.store.sqlite import SQLiteStore
 
 
 def test_shipped_migrations_are_numbered_from_one():
+    # numbers are handed out per branch, so a branch may skip some until merged
     migrations = load_migrations()
     versions = [m.version for m in migrations]
     # numbers are handed out per change before they are merged: a gap is
