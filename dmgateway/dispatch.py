@@ -12,9 +12,12 @@ It also implements :class:`dmgateway.api.service.GatewayService`, the
 interface the REST API calls.
 """
 
+import hashlib
+import hmac
 import os
+import secrets
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urlencode
@@ -26,14 +29,15 @@ from dmgateway.api.service import UnknownDevice
 from dmgateway.auth.credentials import user_hash
 from dmgateway.auth.nonce import decode_nonce, encode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
-from dmgateway.auth.verify import AuthAccount
+from dmgateway.auth.verify import AuthAccount, verify_client
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
-from dmgateway.codec.errors import CodecError
+from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import bad_request_reply, status_only_reply
-from dmgateway.store.model import ClientAuth, ServerAuth
+from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
+from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -62,6 +66,9 @@ class LiveSession:
     unrecorded: bool = False  # the store has no row for this session yet
     auth_failures: int = 0  # the device's failure count as the store has it
     job_ids: list = field(default_factory=list)
+    host: str = None  # the peer address that opened it (lockouts are per address)
+    first_body: bytes = b""  # package 1 as received, to know a retransmission
+    count_failures: bool = True  # False for a retransmitted package 1
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -75,6 +82,25 @@ def iso_time(seconds):
     """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds."""
     stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (stamp.microsecond // 1000,)
+
+
+def _check_counts(msg, limits):
+    """LimitExceeded when ``msg`` has more commands or items than ``limits`` allow."""
+    commands = items = 0
+    stack = list(msg.body)
+    while stack:
+        cmd = stack.pop()
+        commands += 1
+        items += len(getattr(cmd, "items", None) or ())
+        stack.extend(getattr(cmd, "commands", None) or ())
+    if commands > limits.max_commands:
+        raise LimitExceeded("%d commands, more than the %d allowed" % (commands, limits.max_commands))
+    if items > limits.max_items:
+        raise LimitExceeded("%d items, more than the %d allowed" % (items, limits.max_items))
+
+
+def _digest(body):
+    return hashlib.sha256(body).digest()
 
 
 def _starts_session(msg):
@@ -98,6 +124,11 @@ class Dispatcher:
             window=config.auth.failure_window,
             lockout=config.auth.lockout,
         )
+        self.guard = PeerLockouts(config.auth)
+        self.outage = StoreOutage(clock, getattr(config.gateway, "store_retry_after", 5))
+        self._repairs = []  # (live, effects) of sessions aborted while the store was down
+        self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
+        self._probe = None
         self.notifier = None  # the notification Outbox, when a bearer is configured
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (getattr(config, "http", None), getattr(config, "https", None))
@@ -129,8 +160,16 @@ class Dispatcher:
             log.info("store clean: nothing was in flight", **counts)
 
     async def stop(self):
+        if self._probe is not None and self._probe.active():
+            self._probe.cancel()
         for live in list(self._by_token.values()):
             await self._abort(live, "shutdown", "gateway shutting down")
+        if self._repairs:
+            try:
+                await self._repair()
+            except StoreUnavailable:
+                log.warn("store still unavailable at shutdown: {count} aborted sessions left "
+                         "for the next start to settle", count=len(self._repairs))
         for d, timer in list(self._waiters):
             if timer.active():
                 timer.cancel()
@@ -180,14 +219,34 @@ class Dispatcher:
 
     # -- DM-2 ------------------------------------------------------------------
 
-    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None):
-        """Answer one DM message; fires with a :class:`DMReply`."""
-        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer))
+    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None, limits=None):
+        """Answer one DM message; fires with a :class:`DMReply`.
 
-    async def _handle_dm(self, body, encoding, hmac_header, token, peer):
+        ``limits`` (a :class:`~dmgateway.bearers.httplimits.MessageLimits`)
+        bound a message that is not on a live session's RespURI.
+        """
+        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
+
+    async def _handle_dm(self, body, encoding, hmac_header, token, peer, limits=None):
         self.stats["messages"] += 1
+        host = peer_host(peer)
+        if token is not None and token not in self._by_token and self.guard.guessing(host, self.clock.seconds()):
+            # an address that spent its budget of wrong tokens: not even decoded
+            return DMReply(403, "text/plain; charset=utf-8", b"too many messages for unknown sessions\n")
+        if token is not None and token in self._by_token:
+            limits = None  # the session's own RespURI: its device authenticated
         try:
-            msg, encoding = decode_message(body, CONTENT_TYPES.get(encoding))
+            msg, encoding = decode_message(
+                body, CONTENT_TYPES.get(encoding), max_elements=limits.max_elements if limits else None
+            )
+            if limits is not None:
+                _check_counts(msg, limits)
+        except LimitExceeded as e:
+            self.stats["bad_requests"] += 1
+            log.info("refused a DM message from {peer} over the limits before authentication: {reason}",
+                     peer=peer, reason=str(e))
+            text = "message too large before authentication: %s\n" % (e,)
+            return DMReply(413, "text/plain; charset=utf-8", text.encode("utf-8"))
         except CodecError as e:
             self.stats["bad_requests"] += 1
             log.info("rejected malformed DM message from {peer}: {reason}", peer=peer, reason=str(e))
@@ -198,7 +257,12 @@ class Dispatcher:
             lock = self._locks[device_id] = defer.DeferredLock()
         await lock.acquire()
         try:
-            return await self._in_session(msg, encoding, body, hmac_header, token, peer)
+            reply = await self._in_session(msg, encoding, body, hmac_header, token, peer)
+            if self.outage.active:
+                self._schedule_repair(0)
+            return reply
+        except StoreUnavailable as e:
+            return self._store_down(device_id, e)
         finally:
             lock.release()
             if not lock.locked and not lock.waiting and device_id not in self._by_device:
@@ -206,27 +270,42 @@ class Dispatcher:
 
     async def _in_session(self, msg, encoding, body, hmac_header, token, peer):
         device_id = msg.hdr.source.loc_uri
+        host = peer_host(peer)
         live = self._by_device.get(device_id)
-        if live is not None and not self._belongs_to(live, msg, token):
-            if not _starts_session(msg):
-                # a stray message (old RespURI, other SessionID): it must not
-                # disturb the session that is live
-                log.info("message from {device_id} for another session ({peer})", device_id=device_id, peer=peer)
+        if live is not None:
+            verdict = self._continues(live, msg, token, body, hmac_header)
+            if verdict == "take_over":
+                # a package 1 for a device in session: it may replace the
+                # session only once it authenticates (a device that restarted)
+                return await self._take_over(live, msg, encoding, body, hmac_header, peer)
+            if verdict == "refuse":
+                # neither the session's RespURI nor the device's credentials:
+                # it must not touch the session (nor learn its token)
+                log.info("message from {device_id} for a session not its own ({peer})", device_id=device_id, peer=peer)
+                self._guessed(host, peer)
                 return self._plain_reply(msg, encoding, 403)
-            # the new session takes the jobs left: no wake-up for them
-            await self._abort(live, "superseded", "a new session from the device replaced this one", wake=False)
-            live = None
-        if live is None:
+        else:
+            if self.outage.active:
+                return self._store_down(device_id, None)
             if not _starts_session(msg):
                 log.info(
                     "message for no live session from {device_id} ({peer})",
                     device_id=device_id,
                     peer=peer,
                 )
+                self._guessed(host, peer)
                 return self._plain_reply(msg, encoding, 403)
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live
+            live.first_body = body
+            # the package 1 of a session that just ended, again: its digest is
+            # stale by now, but that is a retransmission, not a guess
+            live.count_failures = self._first_bodies.get(device_id) != _digest(body)
+        return await self._take(live, msg, body, hmac_header)
+
+    async def _take(self, live, msg, body, hmac_header):
+        """One message into ``live``'s engine; the reply to send."""
         live.messages += 1
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
         ended = outcome.finished or live.engine.finished
@@ -234,8 +313,15 @@ class Dispatcher:
             # at once: a job created while the effects are written must not
             # be handed to an engine that is over
             self._forget(live)
-        await self._apply(live, outcome.effects)
-        reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, encoding)
+        try:
+            await self._apply(live, outcome.effects)
+        except StoreUnavailable:
+            if ended:
+                self._repairs.append((live, outcome.effects))
+            else:
+                self._abort_unrecorded(live, "the store is unavailable")
+            raise
+        reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, live.encoding)
         headers = {}
         if outcome.hmac_header:
             headers["x-syncml-hmac"] = outcome.hmac_header
@@ -245,13 +331,111 @@ class Dispatcher:
             self._arm_timer(live)
         return DMReply(200, live.media_type, reply_body, headers)
 
-    def _belongs_to(self, live, msg, token):
-        """Whether ``msg`` continues ``live`` (a package 1 with MsgID 1 starts anew)."""
-        if msg.hdr.session_id != live.session_id:
-            return False
-        if token is not None and token != live.token:
-            return False
-        return not (msg.hdr.msg_id == "1" and live.messages > 0 and _starts_session(msg))
+    def _continues(self, live, msg, token, body, hmac_header):
+        """Whether ``msg`` continues ``live``: "continue", "take_over" or "refuse".
+
+        A message continues a session only on its RespURI (the token, compared
+        in constant time) or with valid credentials for the device.  A package
+        1 that does neither may start a new session, never join this one.
+        """
+        starts = _starts_session(msg)
+        same_session = msg.hdr.session_id == live.session_id
+        if token is not None:
+            if same_session and hmac.compare_digest(token.encode("utf-8"), live.token.encode("utf-8")):
+                if starts and msg.hdr.msg_id == "1" and live.messages > 0 and body != live.first_body:
+                    return "take_over"  # the device started again on an old RespURI
+                return "continue"
+            return "take_over" if starts else "refuse"
+        if starts:
+            if same_session and body == live.first_body and live.messages == 1:
+                return "continue"  # package 1 again: the engine sends its reply again
+            return "take_over"
+        if same_session and self._credentials_ok(live.engine.device, msg, body, hmac_header):
+            return "continue"
+        return "refuse"
+
+    @staticmethod
+    def _credentials_ok(device, msg, body, hmac_header):
+        hdr = msg.hdr
+        verdict = verify_client(
+            device.client,
+            device.client_nonce,
+            cred=hdr.cred,
+            loc_name=hdr.source.loc_name if hdr.source is not None else None,
+            hmac_header=hmac_header,
+            body=body,
+        )
+        return verdict.ok
+
+    def _guessed(self, host, peer):
+        """Count a message naming no session of its sender's; log when that blocks it."""
+        if self.guard.guessed(host, self.clock.seconds()):
+            log.warn(
+                "peer {peer} refused for {lockout} s: too many messages for unknown sessions",
+                peer=peer,
+                lockout=self.config.auth.lockout,
+            )
+
+    async def _take_over(self, live, msg, encoding, body, hmac_header, peer):
+        """A package 1 for a device in session: authenticate first, then supersede."""
+        device_id = live.device_id
+        host = peer_host(peer)
+        now = self.clock.seconds()
+        device = await self.store.get_device(device_id)
+        refusal = self._refusal(device, device_id, host, peer, now)
+        if refusal is not None:
+            return self._plain_reply(msg, encoding, refusal)
+        state = _device_state(device)
+        if self._credentials_ok(state, msg, body, hmac_header):
+            # the new session takes the jobs left: no wake-up for them
+            await self._abort(live, "superseded", "a new session from the device replaced this one", wake=False)
+            fresh = await self._open(msg, encoding, peer)
+            if isinstance(fresh, DMReply):
+                return fresh
+            fresh.first_body = body
+            return await self._take(fresh, msg, body, hmac_header)
+        # not authenticated: a session of its own answers (401/407 + Chal,
+        # no RespURI token), the live session is not touched
+        engine = self._new_engine(device, [], self.config.gateway.public_url,
+                                  lambda m: encode_message(m, encoding))
+        outcome = engine.handle(msg, body=body, hmac_header=hmac_header)
+        throwaway = LiveSession(
+            token="", device_id=device_id, session_id=msg.hdr.session_id, engine=engine,
+            encoding=encoding, media_type=media_type_for(encoding), started=now,
+            auth_failures=device.auth_failures, host=host, count_failures=body != live.first_body,
+        )
+        kept = (fx.NoncesChanged, fx.AuthFailed)
+        await self._apply(throwaway, [e for e in outcome.effects if isinstance(e, kept)])
+        log.info(
+            "package 1 from {peer} for {device_id} in session did not authenticate: session kept",
+            peer=peer,
+            device_id=device_id,
+        )
+        reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, encoding)
+        headers = {"x-syncml-hmac": outcome.hmac_header} if outcome.hmac_header else {}
+        return DMReply(200, media_type_for(encoding), reply_body, headers)
+
+    def _refusal(self, device, device_id, host, peer, now):
+        """The SyncML status refusing a session to ``device_id`` from ``host`` (None: go on)."""
+        if device is None:
+            # warn once per burst from one peer, not for every message of a scan
+            if not self.limiter.blocked(peer, now) and not self.limiter.failure(peer, now):
+                log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
+            return 401
+        if device.locked(now):
+            log.info(
+                "session refused: {device_id} locked out after repeated authentication failures",
+                device_id=device_id,
+            )
+            return 401
+        if self.guard.locked(device_id, host, now):
+            log.info(
+                "session refused: {device_id} locked out for {peer} after repeated authentication failures",
+                device_id=device_id,
+                peer=peer,
+            )
+            return 401
+        return None
 
     def _bad_request(self, body, encoding, error):
         """HTTP 400: with a SyncML Status 400 when the header can be read, else plain text."""
@@ -272,18 +456,10 @@ class Dispatcher:
         device_id = msg.hdr.source.loc_uri
         now = self.clock.seconds()
         device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit()
-        if device is None:
-            # warn once per burst from one peer, not for every message of a scan
-            if not self.limiter.blocked(peer, now) and not self.limiter.failure(peer, now):
-                log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
-            return self._plain_reply(msg, encoding, 401)
-        if device.locked(now):
-            log.warn(
-                "session refused: {device_id} locked out after repeated authentication failures",
-                device_id=device_id,
-            )
-            return self._plain_reply(msg, encoding, 401)
-        token = uuid.uuid4().hex
+        refusal = self._refusal(device, device_id, peer_host(peer), peer, now)
+        if refusal is not None:
+            return self._plain_reply(msg, encoding, refusal)
+        token = secrets.token_hex(16)  # 128 random bits: the RespURI is the session's key
         resp_uri = self._resp_uri(token)
 
         def encode(message):
@@ -320,9 +496,11 @@ class Dispatcher:
             media_type=media_type_for(encoding),
             started=now,
             auth_failures=device.auth_failures,
+            host=peer_host(peer),
         )
         self._by_token[token] = live
         self._by_device[device_id] = live
+        self._arm_timer(live)  # from now on, whatever happens next, it times out
         self.stats["sessions_started"] += 1
         # recorded with the effects of the first message, in the same transaction
         live.unrecorded = True
@@ -379,14 +557,82 @@ class Dispatcher:
                 session_id=live.session_id,
                 device_id=live.device_id,
             )
-            await self._abort(live, "session_timeout", "the device stopped answering")
+            try:
+                await self._abort(live, "session_timeout", "the device stopped answering")
+            except StoreUnavailable as e:
+                self.outage.failed(e)
+                self._schedule_repair()
 
     async def _abort(self, live, code, message, wake=True):
         effects = live.engine.abort(code, message)
         self._forget(live)
-        await self._apply(live, effects)
+        try:
+            await self._apply(live, effects)
+        except StoreUnavailable:
+            self._repairs.append((live, effects))
+            raise
         if wake:
             await self._wake_for_jobs_left(live)
+
+    # -- store outages ---------------------------------------------------------
+
+    def store_failed(self, error):
+        """The API met a store outage: note it, probe until it ends; the Retry-After."""
+        self.outage.failed(error)
+        self._schedule_repair()
+        return self.outage.retry_after
+
+    def _store_down(self, device_id, error):
+        """HTTP 503 for a DM message the store failed; the device's session is aborted."""
+        if error is not None:
+            self.outage.failed(error)
+        live = self._by_device.get(device_id)
+        if live is not None:
+            self._abort_unrecorded(live, "the store is unavailable")
+        self._schedule_repair()
+        return DMReply(
+            503,
+            "text/plain; charset=utf-8",
+            b"store unavailable, try again later\n",
+            {"retry-after": "%d" % (self.outage.retry_after,)},
+        )
+
+    def _abort_unrecorded(self, live, message):
+        """End ``live`` now; its store rows are settled once the store is back."""
+        effects = live.engine.abort("store_unavailable", message)
+        self._forget(live)
+        self._repairs.append((live, effects))
+
+    def _schedule_repair(self, delay=None):
+        if self._probe is not None and self._probe.active():
+            if delay == 0:
+                self._probe.reset(0)
+            return
+        self._probe = self.clock.callLater(
+            self.outage.retry_after if delay is None else delay, self._run_repair
+        )
+
+    def _run_repair(self):
+        d = defer.ensureDeferred(self._repair())
+
+        def failed(failure):
+            failure.trap(StoreUnavailable)
+            self.outage.failed(failure.value)
+            self._schedule_repair()
+
+        d.addErrback(failed)
+        d.addErrback(lambda f: log.failure("settling sessions after a store outage failed", f))
+
+    async def _repair(self):
+        """Write what sessions aborted during an outage left (their jobs fail with a reason)."""
+        if not self._repairs:
+            await self.store.last_event_seq()  # is it back?
+        while self._repairs:
+            live, effects = self._repairs[0]
+            await self._apply(live, effects)
+            self._repairs.pop(0)
+            await self._wake_for_jobs_left(live)
+        self.outage.ended()
 
     async def _wake_for_jobs_left(self, live):
         """Notify again for the jobs a session ended without starting.
@@ -411,6 +657,11 @@ class Dispatcher:
     def _forget(self, live):
         if live.timer is not None and live.timer.active():
             live.timer.cancel()
+        if live.first_body:
+            self._first_bodies.pop(live.device_id, None)
+            self._first_bodies[live.device_id] = _digest(live.first_body)
+            while len(self._first_bodies) > self.config.gateway.max_sessions:
+                self._first_bodies.popitem(last=False)
         self._by_token.pop(live.token, None)
         if self._by_device.get(live.device_id) is live:
             del self._by_device[live.device_id]
@@ -433,17 +684,20 @@ class Dispatcher:
             elif isinstance(effect, fx.NoncesChanged):
                 batch.set_nonces(device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce)
             elif isinstance(effect, fx.Authenticated):
+                self.guard.auth_succeeded(device_id, live.host)
                 if live.auth_failures:
                     batch.reset_auth_failures(device_id)
                     live.auth_failures = 0
             elif isinstance(effect, fx.AuthFailed):
+                if not live.count_failures:
+                    continue
                 self.stats["auth_failures"] += 1
                 live.auth_failures += 1
                 failures.append((len(batch), effect))
                 batch.record_auth_failure(
                     device_id,
                     now,
-                    max_failures=self.config.auth.max_failures,
+                    max_failures=self.config.auth.device_max_failures,
                     lockout=self.config.auth.lockout,
                 )
             elif isinstance(effect, fx.JobStarted):
@@ -489,12 +743,28 @@ class Dispatcher:
         for index, effect in failures:
             device = results[index]
             log.warn(
-                "authentication failed for {device_id}: {status} {reason}{locked}",
+                "authentication failed for {device_id} from {host}: {status} {reason}",
                 device_id=device_id,
+                host=live.host,
                 status=effect.status,
                 reason=effect.reason,
-                locked=" (locked out)" if device is not None and device.locked(now) else "",
             )
+            lockouts = []
+            if self.guard.auth_failed(device_id, live.host, now):
+                lockouts.append({"scope": "peer", "peer": live.host})
+            if device is not None and device.locked(now) and device.auth_failures == self.config.auth.device_max_failures:
+                lockouts.append({"scope": "device", "peer": None})
+            for lockout in lockouts:
+                until = now + self.config.auth.lockout
+                log.warn(
+                    "{device_id} locked out ({scope}, peer {peer}) until {until} after repeated "
+                    "authentication failures",
+                    device_id=device_id,
+                    until=iso_time(until),
+                    **lockout,
+                )
+                await self.store.append_event("lockout", device_id, now, dict(lockout, until=iso_time(until)))
+                events += 1
         if events:
             self._events_appended()
 
@@ -543,7 +813,33 @@ class Dispatcher:
 
     def get_device(self, device_id):
         d = self.store.get_device(device_id)
-        return d.addCallback(lambda device: None if device is None else device_view(device))
+        return d.addCallback(lambda device: None if device is None else self._with_lockouts(device_view(device), device))
+
+    def _with_lockouts(self, view, device):
+        now = self.clock.seconds()
+        lockouts = [
+            {"scope": "peer", "peer": host, "until": iso_time(until)}
+            for host, until in self.guard.lockouts(device.device_id, now)
+        ]
+        if device.locked(now):
+            lockouts.append({"scope": "device", "peer": None, "until": iso_time(device.locked_until)})
+        view["lockouts"] = lockouts
+        return view
+
+    def clear_lockouts(self, device_id):
+        """Lift the device's lockouts (per address and device-wide); fires with how many."""
+        return defer.ensureDeferred(self._clear_lockouts(device_id))
+
+    async def _clear_lockouts(self, device_id):
+        device = await self.store.get_device(device_id)
+        if device is None:
+            raise UnknownDevice(device_id)
+        now = self.clock.seconds()
+        cleared = len(self.guard.lockouts(device_id, now)) + (1 if device.locked(now) else 0)
+        self.guard.clear(device_id)
+        await self.store.reset_auth_failures(device_id)
+        log.info("lockouts of {device_id} cleared by an operator ({count})", device_id=device_id, count=cleared)
+        return {"device_id": device_id, "cleared": cleared}
 
     def create_job(self, device_id, spec):
         return defer.ensureDeferred(self._create_job(device_id, spec))

@@ -129,16 +129,17 @@ class GatewayService(service.MultiService):
 
     def _listeners(self):
         from dmgateway.api.site import api_site
-        from dmgateway.bearers.http import dm_site, https_endpoint
+        from dmgateway.bearers.http import dm_site, https_endpoint, with_backlog
 
         cfg, reactor = self.config, self.reactor
         if cfg.http.enabled:
-            yield "http", endpoints.serverFromString(reactor, cfg.http.endpoint), dm_site(
-                self.dispatcher, cfg.http.path, cfg.http.max_body
+            endpoint = with_backlog(cfg.http.endpoint, cfg.http.backlog)
+            yield "http", endpoints.serverFromString(reactor, endpoint), dm_site(
+                self.dispatcher, cfg.http.path, cfg.http.max_body, listener=cfg.http
             )
         if cfg.https.enabled:
             yield "https", https_endpoint(reactor, cfg.https), dm_site(
-                self.dispatcher, cfg.https.path, cfg.https.max_body
+                self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https
             )
         if cfg.api.enabled:
             yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), api_site(

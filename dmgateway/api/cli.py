@@ -122,6 +122,11 @@ def add_arguments(subparsers: Any) -> argparse.ArgumentParser:
     get = device_commands.add_parser("get", help="show a device account")
     get.add_argument("device_id", metavar="ID")
     get.set_defaults(run=_device_get)
+    unlock = device_commands.add_parser(
+        "unlock", help="lift a device's authentication lockouts (all peer addresses)"
+    )
+    unlock.add_argument("device_id", metavar="ID")
+    unlock.set_defaults(run=_device_unlock)
 
     job = commands.add_parser("job", help="jobs")
     job_commands = _Commands(
@@ -231,6 +236,10 @@ def _device_put(client: _Client, args: argparse.Namespace, out: TextIO, stdin: T
 
 def _device_get(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
     _print(out, client.call("GET", _device_path(args.device_id)))
+
+
+def _device_unlock(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    _print(out, client.call("DELETE", _device_path(args.device_id) + "/lockouts"))
 
 
 def _job_create(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:

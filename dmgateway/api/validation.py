@@ -59,7 +59,7 @@ _CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Node values and alert texts may span lines (XML and WBXML carry these).
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_INTEGER = re.compile(r"[0-9]{1,18}")
+_INTEGER = re.compile(r"[0-9]{1,19}")  # up to 2**63 - 1
 
 
 class ValidationError(ValueError):
@@ -186,7 +186,7 @@ def parse_json(body: bytes) -> Any:
             "bad_json", f"body is not UTF-8 (byte {e.start})"
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise ValidationError(
             "bad_json", f"{e.msg} at line {e.lineno} column {e.colno}"
@@ -195,6 +195,35 @@ def parse_json(body: bytes) -> Any:
         raise ValidationError("bad_json", str(e)) from None
     except RecursionError:
         raise ValidationError("bad_json", "body is nested too deeply") from None
+    _refuse_xml_illegal(value, "")
+    return value
+
+
+# What XML 1.0 cannot carry (and so no SyncML message, nor the store's JSON
+# round trip, can): NUL and the other C0 controls but tab, LF and CR, lone
+# surrogates (JSON "\ud800" escapes), U+FFFE and U+FFFF.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _refuse_xml_illegal(value: Any, where: str) -> None:
+    """C{bad_json} naming the place of the first string XML cannot carry."""
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            found = _XML_ILLEGAL.search(item)
+            if found:
+                raise ValidationError(
+                    "bad_json",
+                    "%s: character U+%04X at index %d cannot be carried"
+                    % (path or "body", ord(found.group()), found.start()),
+                )
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                stack.append((key, path + "/" + "(key)"))
+                stack.append((sub, "%s/%s" % (path, key) if _XML_ILLEGAL.search(key) is None else path))
+        elif isinstance(item, list):
+            stack.extend((sub, "%s/%d" % (path, i)) for i, sub in enumerate(item))
 
 
 def _check_fields(

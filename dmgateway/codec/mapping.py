@@ -19,7 +19,7 @@ wrong raises :class:`~.errors.ModelError` naming the element path, e.g.
 import re
 
 from .element import NS_DMDDF, NS_METINF, NS_SYNCML, Node
-from .errors import ModelError
+from .errors import NOT_XML_TEXT, ModelError
 from .syncml import (
     Alert,
     Chal,
@@ -339,7 +339,14 @@ def _text(node, path):
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise ModelError("opaque value is not UTF-8", path=path) from None
+        bad = _NOT_XML.search(text)
+        if bad:
+            raise ModelError("opaque value holds U+%04X, which XML cannot carry" % (ord(bad.group()),),
+                             path=path)
     return text.strip(XML_WHITESPACE)
+
+
+_NOT_XML = re.compile(NOT_XML_TEXT)
 
 
 def _number(node, path):

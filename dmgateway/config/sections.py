@@ -90,6 +90,7 @@ class ServerConfig:
     session_timeout: int = 300
     node_name: str = ""
     max_sessions: int = 10000
+    store_retry_after: int = 5
 
     @classmethod
     def read(cls, r: SectionReader, *, hostname: str) -> ServerConfig:
@@ -104,6 +105,7 @@ class ServerConfig:
             session_timeout=r.integer("session_timeout", 300, 10, _DAY),
             node_name=r.text("node_name", hostname, empty_ok=False, validate=_node_name),
             max_sessions=r.integer("max_sessions", 10000, 1, 10_000_000),
+            store_retry_after=r.integer("store_retry_after", 5, 1, 3600),
         )
 
 
@@ -114,6 +116,8 @@ class AuthConfig:
     max_failures: int = 5
     failure_window: int = 300
     lockout: int = 900
+    device_max_failures: int = 100
+    max_session_guesses: int = 20
     nonce_size: int = 16
     accept_hex_mac: bool = False
     resync_nonce: str = "both"
@@ -124,6 +128,8 @@ class AuthConfig:
             max_failures=r.integer("max_failures", 5, 1, 1000),
             failure_window=r.integer("failure_window", 300, 1, _DAY),
             lockout=r.integer("lockout", 900, 0, 7 * _DAY),
+            device_max_failures=r.integer("device_max_failures", 100, 1, 1_000_000),
+            max_session_guesses=r.integer("max_session_guesses", 20, 1, 100_000),
             nonce_size=r.integer("nonce_size", 16, 8, 64),
             accept_hex_mac=r.boolean("accept_hex_mac", False),
             resync_nonce=r.choice("resync_nonce", "both", ("both", "ascii", "binary")),
@@ -233,6 +239,12 @@ class HttpConfig:
     endpoint: str = "tcp:8080:interface=127.0.0.1"
     path: str = "/dm"
     max_body: int = 1048576
+    backlog: int = 1024
+    max_connections_per_peer: int = 64
+    read_timeout: int = 30
+    max_elements: int = 10000
+    max_commands: int = 200
+    max_items: int = 1000
 
     @classmethod
     def read(cls, r: SectionReader, *, enabled_default: bool) -> HttpConfig:
@@ -242,7 +254,32 @@ class HttpConfig:
             endpoint=r.endpoint("endpoint", cls.endpoint),
             path=r.text("path", "/dm", empty_ok=False, validate=_url_path),
             max_body=r.integer("max_body", 1048576, 1024, 1 << 30),
+            **_listener_limits(r),
         )
+
+
+def _listener_limits(r: SectionReader) -> dict:
+    """The keys [http] and [https] share that bound what one peer costs."""
+    return dict(
+        backlog=r.integer("backlog", 1024, 1, 65535),
+        max_connections_per_peer=r.integer("max_connections_per_peer", 64, 1, 1_000_000),
+        read_timeout=r.integer("read_timeout", 30, 1, 3600),
+        max_elements=r.integer("max_elements", 10000, 10, 10_000_000),
+        max_commands=r.integer("max_commands", 200, 1, 1_000_000),
+        max_items=r.integer("max_items", 1000, 1, 1_000_000),
+    )
+
+
+def _cipher_string(value: str) -> str | None:
+    """Why an OpenSSL cipher string is unusable (selects nothing, bad syntax), or None."""
+    from OpenSSL import SSL
+
+    context = SSL.Context(SSL.TLS_METHOD)
+    try:
+        context.set_cipher_list(value.encode("ascii"))
+    except (SSL.Error, UnicodeEncodeError):
+        return "%r selects no cipher suite OpenSSL knows" % (value,)
+    return None
 
 
 @dataclass(frozen=True)
@@ -256,6 +293,13 @@ class HttpsConfig:
     max_body: int = 1048576
     min_tls: str = "1.2"
     client_ca: str = ""
+    ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20"
+    backlog: int = 1024
+    max_connections_per_peer: int = 64
+    read_timeout: int = 30
+    max_elements: int = 10000
+    max_commands: int = 200
+    max_items: int = 1000
 
     @classmethod
     def read(cls, r: SectionReader) -> HttpsConfig:
@@ -268,6 +312,8 @@ class HttpsConfig:
             min_tls=r.choice("min_tls", "1.2", ("1.2", "1.3"), aliases={
                 "tlsv1.2": "1.2", "tls1.2": "1.2", "tlsv1.3": "1.3", "tls1.3": "1.3"}),
             client_ca=r.readable_file("client_ca"),
+            ciphers=r.text("ciphers", cls.ciphers, empty_ok=False, validate=_cipher_string),
+            **_listener_limits(r),
         )
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "INTERRUPTED",
     "StoreError",
     "StoreClosed",
+    "StoreUnavailable",
     "NotFound",
     "Conflict",
     "SchemaTooNew",
@@ -63,6 +64,14 @@ class StoreError(Exception):
 
 class StoreClosed(StoreError):
     """The store was closed; nothing more can be done with it."""
+
+
+class StoreUnavailable(StoreError):
+    """
+    The database cannot be reached or cannot write just now (connection
+    lost, server restarting, disk full, file read-only): worth retrying
+    later, not a fault of the request.
+    """
 
 
 class NotFound(StoreError):

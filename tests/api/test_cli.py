@@ -92,6 +92,16 @@ class CliTests(TestCase):
         self.assertIn('\n  "device_id"', result.out)
 
     @inlineCallbacks
+    def test_device_unlock(self):
+        result = yield self.dmgw("device", "unlock", DEVICE)
+        self.assertEqual(result.status, 1)
+        self.assertIn("unknown_device", result.err)
+        yield self.dmgw("device", "put", DEVICE, "--json", json.dumps(ACCOUNT))
+        result = yield self.dmgw("device", "unlock", DEVICE)
+        self.assertEqual((result.status, result.json), (0, {"device_id": DEVICE, "cleared": 0}))
+        self.assertIn(("clear_lockouts", (DEVICE,)), self.service.calls)
+
+    @inlineCallbacks
     def test_api_error_exits_1_with_its_message(self):
         result = yield self.dmgw("device", "get", DEVICE)
         self.assertEqual(result.status, 1)

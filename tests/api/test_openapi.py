@@ -43,6 +43,7 @@ class OpenApiTests(ApiTestCase):
         self.assertEqual(
             set(routes),
             {"/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
+             "/api/v1/devices/{device_id}/lockouts",
              "/api/v1/jobs/{job_id}", "/api/v1/events", "/metrics"},
         )
         for path, methods in routes.items():
