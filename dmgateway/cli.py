@@ -2,6 +2,9 @@
 
     dmgw decode FILE|-            any SyncML XML/WBXML, TNDS or CP document -> readable XML;
                                   a WSP push or package #0 -> JSON
+        [--pin PIN] [--imsi IMSI]   a bootstrap push: check its MAC (exit 1 if it does not verify)
+        [--sec METHOD --mac HEX]    ... or a bare bootstrap document (a smart-card file) against a MAC
+    dmgw bootstrap export ...     a device's smart-card bootstrap file (see its --help)
     dmgw encode --wbxml FILE|-    SyncML, TNDS or CP XML -> WBXML
     dmgw api ...                  the REST API from the shell
 
@@ -84,8 +87,28 @@ def identify(data):
     return kinds[root.name], "xml"
 
 
-def decode_notification(data):
-    """Readable JSON for a WSP push PDU or a bare package #0, or None if ``data`` is neither."""
+def bootstrap_check(document, sec, mac, pin=None, imsi=None):
+    """What ``dmgw decode`` says about a bootstrap's SEC/MAC: verified true/false, or null."""
+    from dmgateway.bootstrap import sec as _sec
+
+    view = {"sec": sec, "mac": mac}
+    if sec is None:
+        view["mac_verified"] = None
+        view["note"] = "no SEC/MAC: an unsecured bootstrap"
+    elif pin is None and imsi is None:
+        view["mac_verified"] = None
+        view["note"] = "give --pin and/or --imsi to check the MAC"
+    else:
+        view["mac_verified"] = _sec.verify_mac(sec, document, mac, pin=pin, imsi=imsi)
+    return view
+
+
+def decode_notification(data, pin=None, imsi=None):
+    """Readable JSON for a WSP push PDU or a bare package #0, or None if ``data`` is neither.
+
+    A bootstrap push also gets ``"bootstrap": {"profile", "sec", "mac",
+    "mac_verified"}`` (checked with ``pin`` / ``imsi`` when given).
+    """
     import json
 
     from dmgateway.notify import package0, wsp
@@ -117,6 +140,10 @@ def decode_notification(data):
                 "application_id": wsp.application_id_name(push),
                 "parameters": {str(k): str(v) for k, v in push.parameters},
             }
+            boot = _bootstrap_push(data)
+            if boot is not None:
+                view["bootstrap"] = dict(bootstrap_check(boot.document, boot.sec, boot.mac, pin, imsi),
+                                         profile=boot.profile)
             if wsp.is_dm_notification(push):
                 view["body"] = package(package0.parse(push.body))
             else:
@@ -131,6 +158,22 @@ def decode_notification(data):
         except NotificationError:
             return None
     return None
+
+
+def _bootstrap_push(data):
+    from dmgateway.bootstrap import BootstrapPushError, read_push
+
+    try:
+        return read_push(data)
+    except BootstrapPushError:
+        return None
+
+
+def _unpadded(data):
+    """A WBXML document without the 0xFF padding of a smart-card file."""
+    if data[:1] and data[0] <= 0x03 and data.endswith(b"\xff"):
+        return data.rstrip(b"\xff")
+    return data
 
 
 def decode_to_xml(data):
@@ -166,8 +209,26 @@ def encode_to_wbxml(data):
 
 
 def cmd_decode(args):
+    import json
+
     data = _read(args.file)
-    _write(decode_notification(data) or decode_to_xml(data), args.output)
+    pin, imsi = args.pin, args.imsi
+    pushed = decode_notification(data, pin, imsi)
+    if pushed is not None:
+        _write(pushed, args.output)
+        verified = json.loads(pushed).get("bootstrap", {}).get("mac_verified")
+        return 1 if verified is False else EXIT_OK
+    document = _unpadded(data)
+    text = decode_to_xml(document)
+    if args.sec is None:
+        _write(text, args.output)
+        return EXIT_OK
+    if args.mac is None and args.sec.upper() != "USERPINMAC":
+        raise Failed("--sec needs --mac (except USERPINMAC)")
+    check = bootstrap_check(document, args.sec, args.mac, pin, imsi)
+    _write(text, args.output)
+    sys.stderr.write(json.dumps(check) + "\n")
+    return 1 if check["mac_verified"] is False else EXIT_OK
 
 
 def cmd_encode(args):
@@ -188,6 +249,10 @@ def build_parser():
     )
     p.add_argument("file", metavar="FILE|-")
     p.add_argument("-o", "--output", help="write to this file instead of standard output")
+    p.add_argument("--pin", help="a bootstrap's PIN (USERPINMAC: PIN and MAC digits) to check its MAC")
+    p.add_argument("--imsi", help="the IMSI to check a NETWPIN/USERNETWPIN bootstrap's MAC")
+    p.add_argument("--sec", help="for a bare bootstrap document: the SEC method its MAC is for")
+    p.add_argument("--mac", help="for a bare bootstrap document: the MAC to check (hex)")
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("encode", help="SyncML, TNDS or CP XML -> WBXML")
@@ -204,6 +269,8 @@ def build_parser():
         add_arguments(sub)
     from dmgateway.client.simcli import add_arguments as add_sim_arguments
     add_sim_arguments(sub)
+    from dmgateway.api.bootstrap_cli import add_arguments as add_bootstrap_arguments
+    add_bootstrap_arguments(sub)
     return parser
 
 

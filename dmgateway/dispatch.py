@@ -30,6 +30,7 @@ from dmgateway.auth.credentials import user_hash
 from dmgateway.auth.nonce import decode_nonce, encode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.auth.verify import AuthAccount, verify_client
+from dmgateway.bootstrapper import Bootstrapper, bootstrap_view
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
@@ -40,6 +41,9 @@ from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
+
+#: the newest bootstrap pushes the device view lists
+BOOTSTRAPS_SHOWN = 10
 
 
 @dataclass
@@ -812,8 +816,23 @@ class Dispatcher:
         )
 
     def get_device(self, device_id):
-        d = self.store.get_device(device_id)
-        return d.addCallback(lambda device: None if device is None else self._with_lockouts(device_view(device), device))
+        return defer.ensureDeferred(self._get_device(device_id))
+
+    async def _get_device(self, device_id):
+        device = await self.store.get_device(device_id)
+        if device is None:
+            return None
+        view = device_view(device)
+        view["bootstraps"] = [
+            dict(bootstrap_view(n), created=iso_time(n.created), updated=iso_time(n.updated))
+            for n in await self.store.standalone_notifications(device_id, BOOTSTRAPS_SHOWN)
+        ]
+        return self._with_lockouts(view, device)
+
+    def bootstrap(self, device_id, spec):
+        bootstrapper = Bootstrapper(self.store, self.config, self.clock, self.random_bytes,
+                                    lambda: self.notifier, self.event)
+        return defer.ensureDeferred(bootstrapper.bootstrap(device_id, spec))
 
     def _with_lockouts(self, view, device):
         now = self.clock.seconds()

@@ -26,7 +26,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from dmgateway.notify.package0 import NotificationError, ServerCredential
-from dmgateway.notify.trigger import build_trigger
+from dmgateway.notify.trigger import build_trigger, push_message
 
 log = Logger(namespace="dmgateway.notify")
 
@@ -46,6 +46,11 @@ class PermanentFailure(Exception):
 
 def reason_of(failure):
     return str(failure.value) or failure.type.__name__
+
+
+def _standalone(n):
+    """Event fields naming a notification of no job (a bootstrap push)."""
+    return {} if n.job_id else {"notification_id": n.notification_id, "kind": "bootstrap"}
 
 
 class Outbox:
@@ -174,7 +179,8 @@ class Outbox:
             await self.event(
                 "notification",
                 n.device_id,
-                {"job_id": n.job_id, "bearer": bearer, "state": state, "message_id": message_id, "error": error},
+                {"job_id": n.job_id, "bearer": bearer, "state": state, "message_id": message_id, "error": error,
+                 **_standalone(n)},
             )
             if not delivered and n.job_id:
                 await self._undelivered(n, error or "not delivered")
@@ -227,17 +233,21 @@ class Outbox:
             return
         server = device.server_auth
         try:
-            trigger = build_trigger(
-                ServerCredential(server.name, server.nonce or b"", hashed=server.user_hash),
-                device.server_id,
-                n.session_id,
-                ui_mode=job.ui_mode if job is not None else 0,
-                version=self.server_version,
-                bearer=n.bearer,
-                reference=self.random_bytes(1)[0],
-            )
+            if n.payload:  # a ready push (bootstrap): sent as it is
+                trigger = push_message(n.payload, reference=self.random_bytes(1)[0])
+            else:
+                trigger = build_trigger(
+                    ServerCredential(server.name, server.nonce or b"", hashed=server.user_hash),
+                    device.server_id,
+                    n.session_id,
+                    ui_mode=job.ui_mode if job is not None else 0,
+                    version=self.server_version,
+                    bearer=n.bearer,
+                    reference=self.random_bytes(1)[0],
+                )
         except (NotificationError, ValueError) as e:  # the account cannot be notified as it is
-            await self._failed(n, job, device, "cannot build package #0: %s" % (e,))
+            what = "the push" if n.payload else "package #0"
+            await self._failed(n, job, device, "cannot build %s: %s" % (what, e))
             return
         try:
             message_ids = await bearer.send(address, trigger)
@@ -270,7 +280,7 @@ class Outbox:
         await self.event(
             "notification",
             n.device_id,
-            {"job_id": n.job_id, "bearer": n.bearer, "state": state, "message_id": message_id},
+            {"job_id": n.job_id, "bearer": n.bearer, "state": state, "message_id": message_id, **_standalone(n)},
         )
         early = self._early_reports.pop((n.bearer, message_id), None) if message_id else None
         if early is not None:
@@ -310,7 +320,7 @@ class Outbox:
         await self.event(
             "notification",
             n.device_id,
-            {"job_id": n.job_id, "bearer": n.bearer, "state": "failed", "error": reason},
+            {"job_id": n.job_id, "bearer": n.bearer, "state": "failed", "error": reason, **_standalone(n)},
         )
         await self._next_bearer(n, job, device, reason)
 

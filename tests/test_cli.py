@@ -138,3 +138,55 @@ def test_cp_push_shows_the_document():
     assert status == 0, err
     view = json.loads(out)
     assert "wap-provisioningdoc" in view["body"]
+
+
+# -- bootstrap pushes and files (dm-bootstrap-cp §3-4) -------------------------------
+
+
+def _bootstrap_vectors():
+    from tests.bootstrap import vectors
+
+    return vectors
+
+
+def test_bootstrap_push_mac_is_checked_with_the_pin():
+    import json
+
+    v = _bootstrap_vectors()
+    status, out, _ = run(["decode", "-", "--pin", "1234"], v.CP_PUSH)
+    assert status == 0
+    view = json.loads(out)
+    assert view["bootstrap"] == {"profile": "cp", "sec": "USERPIN", "mac": v.CP_MACS[1][3], "mac_verified": True}
+    assert "wap-provisioningdoc" in view["body"]
+    status, out, _ = run(["decode", "-", "--pin", "1235"], v.CP_PUSH)
+    assert (status, json.loads(out)["bootstrap"]["mac_verified"]) == (1, False)
+    status, out, _ = run(["decode", "-"], v.CP_PUSH)
+    assert (status, json.loads(out)["bootstrap"]["mac_verified"]) == (0, None)
+
+
+def test_dm_bootstrap_push_with_the_imsi():
+    import json
+
+    v = _bootstrap_vectors()
+    push = v.DM_PUSH_HEAD + v.DM_DOC
+    status, out, _ = run(["decode", "-", "--imsi", v.IMSI], push)
+    view = json.loads(out)
+    assert (status, view["bootstrap"]["sec"], view["bootstrap"]["mac_verified"]) == (0, "NETWPIN", True)
+    assert "./DMAcc/example/AppAuth/1/AAuthSecret" in view["body"]
+    status, _, _ = run(["decode", "-", "--imsi", "001010123456780"], push)
+    assert status == 1
+
+
+def test_padded_card_file_and_a_given_mac():
+    import json
+
+    v = _bootstrap_vectors()
+    card = v.DM_DOC + b"\xff" * 100
+    status, out, err = run(["decode", "-"], card)
+    assert status == 0 and b"<SyncML" in out
+    status, out, err = run(["decode", "-", "--sec", "NETWPIN", "--mac", v.DM_NETWPIN_MAC, "--imsi", v.IMSI], card)
+    assert (status, json.loads(err)["mac_verified"]) == (0, True)
+    status, out, err = run(["decode", "-", "--sec", "NETWPIN", "--mac", "00" * 20, "--imsi", v.IMSI], card)
+    assert (status, json.loads(err)["mac_verified"]) == (1, False)
+    status, _, err = run(["decode", "-", "--sec", "USERPIN", "--pin", "1"], card)
+    assert status == 2 and "--mac" in err

@@ -339,6 +339,8 @@ class _Device(_JsonResource):
             return _DeviceJobs(self._settings, self._device_id)
         if path == b"lockouts":
             return _DeviceLockouts(self._settings, self._device_id)
+        if path == b"bootstrap":
+            return _DeviceBootstrap(self._settings, self._device_id)
         return super().getChild(path, request)
 
     def get(self, request: server.Request) -> Deferred[_Reply]:
@@ -434,6 +436,26 @@ class _DeviceJobs(_JsonResource):
         if after is not None:
             d.addErrback(no_cursor)
         return d
+
+
+class _DeviceBootstrap(_JsonResource):
+    """
+    C{/api/v1/devices/{device_id}/bootstrap}: build and push or return a
+    bootstrap (L{dmgateway.api.bootstrap}).
+    """
+
+    methods = {b"POST": "create"}
+
+    def __init__(self, settings: _Settings, device_id: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._device_id = device_id
+
+    def create(self, request: server.Request) -> Deferred[_Reply]:
+        from dmgateway.api.bootstrap import post_bootstrap
+
+        return post_bootstrap(self._settings, self._device_id, request, _json_body,
+                              lambda status, body: _Reply(status, body), _no_device)
 
 
 class _Jobs(_JsonResource):

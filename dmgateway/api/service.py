@@ -27,6 +27,19 @@ class ServiceUnavailable(Exception):
     """
 
 
+class BootstrapRefused(Exception):
+    """
+    A bootstrap that cannot be made or sent for this device (no MSISDN, no
+    IMSI for NETWPIN, no SMS bearer ...): HTTP C{status} with C{code}.
+    """
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
 class GatewayService(Protocol):
     """
     What the northbound API needs from the gateway.  Every method returns a
@@ -82,6 +95,16 @@ class GatewayService(Protocol):
         Up to C{limit} jobs of a device, oldest first, starting after the job
         with id C{after} (from the first job if L{None}).  Fails with
         L{UnknownDevice} if the device does not exist.
+        """
+
+    def bootstrap(self, device_id: str, spec: dict[str, Any]) -> Deferred[tuple[int, dict[str, Any]]]:
+        """
+        Build a bootstrap for the device (as returned by
+        L{dmgateway.api.bootstrap.validate_bootstrap}) and push or return it.
+
+        @return: fires with C{(202, {"id", "state", ...})} for a push queued in
+            the notification outbox, or C{(200, {"document", "sec", "mac", ...})};
+            fails with L{UnknownDevice} or L{BootstrapRefused}.
         """
 
     def wait_events(self, after: int, limit: int, wait: float) -> Deferred[list[dict[str, Any]]]:

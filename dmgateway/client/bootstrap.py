@@ -18,16 +18,22 @@ Accepted documents (dm-bootstrap-cp §4-5):
   at ``./Inbox``, where a DMAcc MO goes to ``./DMAcc``;
 * any of these inside a WSP push PDU.
 
+A pushed bootstrap is checked first (:func:`accept_bootstrap`): the SEC
+method and MAC of the push (dm-bootstrap-cp §3) must verify with the PIN
+the user typed and/or the IMSI of the card, else nothing is applied.
+
 The account returned is the first DMAcc the document created (or, if it
 created none, the first one it touched), read back by
 :func:`account_from_tree`.  Every failure is a :class:`BootstrapError`;
 the tree is unchanged when one is raised.
 """
 
+from .. import bootstrap as _boot
+from ..bootstrap import sec as _sec
 from ..codec import decode_message, prov
 from ..codec import syncml as sm
 from ..codec.errors import CodecError
-from ..notify import wsp
+from ..notify import sms, wsp
 from ..notify.package0 import NotificationError
 from ..tree import TNDS_WBXML, TNDS_XML, TreeError
 from ..tree.standard import apply_cp_w7, apply_dm_bootstrap, find_accounts
@@ -35,8 +41,8 @@ from ..tree.tnds import import_tnds
 from .account import AAUTH_TYPES, Account, Credentials
 from .commands import _Refused, item_value
 
-__all__ = ["BootstrapError", "apply_bootstrap", "account_from_tree", "CP_WBXML", "CP_XML",
-           "DM_WBXML", "DM_XML"]
+__all__ = ["BootstrapError", "accept_bootstrap", "apply_bootstrap", "account_from_tree",
+           "open_push", "CP_WBXML", "CP_XML", "DM_WBXML", "DM_XML"]
 
 CP_WBXML = "application/vnd.wap.connectivity-wbxml"
 CP_XML = "text/vnd.wap.connectivity-xml"
@@ -102,6 +108,48 @@ def apply_bootstrap(tree, data, content_type=None, *, names=None):
             raise
         raise BootstrapError("bootstrap not applied: %s" % (error,)) from None
     return account
+
+
+def open_push(data, *, pin=None, imsi=None, allow_unsecured=False):
+    """The :class:`dmgateway.bootstrap.Bootstrap` in a push whose MAC verifies.
+
+    ``data`` is a WSP push or the SMS TP-UD segments (UDH included) that
+    carry one.  ``pin`` is what the user typed (for USERPINMAC: the PIN and
+    its MAC digits), ``imsi`` the card's.  A push without SEC/MAC is refused
+    unless ``allow_unsecured``.
+    """
+    if isinstance(data, (list, tuple)):
+        reassembler = sms.Reassembler()
+        whole = None
+        try:
+            for part in data:
+                whole = reassembler.add(sms.parse_user_data(part)) or whole
+        except NotificationError as e:
+            raise BootstrapError("bad SMS part: %s" % (e,)) from None
+        if whole is None:
+            raise BootstrapError("the SMS parts do not make a whole message")
+        data = whole
+    try:
+        boot = _boot.read_push(data)
+    except _boot.BootstrapPushError as e:
+        raise BootstrapError(str(e)) from None
+    if boot.sec is None:
+        if allow_unsecured:
+            return boot
+        raise BootstrapError("the bootstrap has no SEC/MAC")
+    if not _sec.verify_mac(boot.sec, boot.document, boot.mac, pin=pin, imsi=imsi):
+        raise BootstrapError("the %s MAC does not verify" % (boot.sec,))
+    return boot
+
+
+def accept_bootstrap(tree, data, *, pin=None, imsi=None, allow_unsecured=False, names=None):
+    """Verify a pushed bootstrap (:func:`open_push`) and apply it; the resulting :class:`Account`.
+
+    A MAC that does not verify raises :class:`BootstrapError` and leaves
+    ``tree`` untouched.
+    """
+    boot = open_push(data, pin=pin, imsi=imsi, allow_unsecured=allow_unsecured)
+    return apply_bootstrap(tree, boot.document, boot.content_type, names=names)
 
 
 def _apply_cp(tree, data, names):

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_PUSH_HEADERS",
     "TriggerMessage",
     "build_trigger",
+    "push_message",
     "sms_submits",
 ]
 
@@ -92,6 +93,25 @@ def build_trigger(credential: p0.ServerCredential, server_id: str, session_id: i
         raise p0.NotificationError("WDP + WSP headers of %d bytes exceed %d" % (headers, MAX_PUSH_HEADERS))
     return TriggerMessage(bearer, package, tuple(segments), p0.CONTENT_TYPE,
                           notification.session_id_text, ESM_CLASS_UDHI, data_coding)
+
+
+def push_message(push: bytes, *, reference: int = 0, wide_reference: bool = False,
+                 ports=(_sms.WAP_PUSH_PORT, _sms.WSP_PORT),
+                 data_coding: int = _sms.DCS_8BIT) -> TriggerMessage:
+    """A ready WSP push (e.g. a bootstrap, dm-bootstrap-cp §4) packed for SMS.
+
+    Same layering as a notification: port UDH, concatenated when the push
+    needs more than one SMS (a bootstrap usually does), 8-bit data coding.
+    """
+    if not isinstance(push, (bytes, bytearray)) or len(push) < 3:
+        raise p0.NotificationError("a push must be bytes")
+    if _sms.dcs_alphabet(data_coding) != "8bit":
+        raise p0.NotificationError("data coding 0x%02X is not 8-bit" % (data_coding,))
+    content_type = wsp.content_type_name(wsp.parse_push(bytes(push)))
+    segments = _sms.segment(bytes(push), reference=reference, ports=ports,
+                            wide_reference=wide_reference)
+    return TriggerMessage(BEARER_SMS, bytes(push), tuple(segments), content_type, "",
+                          ESM_CLASS_UDHI, data_coding)
 
 
 def sms_submits(message: TriggerMessage, destination: str, *, message_reference: int = 0,

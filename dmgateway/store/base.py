@@ -672,6 +672,15 @@ class Store(Queries, abc.ABC):
             "notifications_for_job", self._notifications_for_job_txn, job_id
         )
 
+    def standalone_notifications(self, device_id: str, limit: int = 10) -> Deferred:
+        """
+        Fire with a device's newest L{Notification}s that belong to no job
+        (bootstrap pushes), newest first.
+        """
+        return self.run_interaction(
+            "standalone_notifications", self._standalone_notifications_txn, device_id, limit
+        )
+
     def find_notification_by_message_id(
         self, message_id: str, bearer: Optional[str] = None
     ) -> Deferred:

@@ -725,6 +725,15 @@ class Queries:
         )
         return [_notification(row) for row in rows]
 
+    def _standalone_notifications_txn(self, txn, device_id, limit) -> list[Notification]:
+        _text(device_id, "device_id", empty=False)
+        rows = txn.fetchall(
+            "SELECT * FROM notifications WHERE device_id = ? AND job_id IS NULL"
+            " ORDER BY notification_id DESC LIMIT ?",
+            (device_id, limit),
+        )
+        return [_notification(row) for row in rows]
+
     def _find_notification_by_message_id_txn(
         self, txn, message_id, bearer
     ) -> Optional[Notification]:

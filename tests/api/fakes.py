@@ -12,7 +12,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall
 
-from dmgateway.api.service import UnknownDevice
+from dmgateway.api.service import BootstrapRefused, UnknownDevice
 
 
 class _Waiter:
@@ -105,6 +105,30 @@ class FakeGatewayService:
             "notifications": [],
         }
         return succeed({"id": job_id, "state": "queued"})
+
+    def bootstrap(
+        self, device_id: str, spec: dict[str, Any]
+    ) -> Deferred[tuple[int, dict[str, Any]]]:
+        """
+        Checks what the gateway checks first; no document is built: a
+        returned one is a fixed placeholder, a push gets an id.
+        """
+        failed = self._call("bootstrap", device_id, spec)
+        if failed:
+            return failed
+        account = self.devices.get(device_id)
+        if account is None:
+            return fail(UnknownDevice(device_id))
+        if spec["sec"] in ("NETWPIN", "USERNETWPIN") and not account.get("imsi"):
+            return fail(BootstrapRefused(400, "no_imsi", "the device has no IMSI"))
+        body = {"profile": spec["profile"], "sec": spec["sec"], "mac": "0" * 40, "size": 3}
+        if spec["deliver"] == "return":
+            body.update(document="AwtqAA==", push="AQY=", content_type="application/octet-stream")
+            return succeed((200, body))
+        if not account.get("msisdn"):
+            return fail(BootstrapRefused(400, "no_msisdn", "the device has no MSISDN"))
+        body.update(id=len(self.calls), state="queued")
+        return succeed((202, body))
 
     def get_job(self, job_id: str) -> Deferred[dict[str, Any] | None]:
         failed = self._call("get_job", job_id)

@@ -22,7 +22,7 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, inlineCallbacks, succeed
 
-from dmgateway.api.service import UnknownDevice
+from dmgateway.api.service import BootstrapRefused, UnknownDevice
 
 ACCOUNT = {
     "server_id": "dms.example.com",
@@ -42,6 +42,9 @@ JOB = {
     "ui_mode": 0,
 }
 DEVICE = "IMEI:350000000000001"
+BOOTSTRAP = {"profile": "cp", "sec": "USERPIN", "pin": "1234", "deliver": "return",
+             "name": None, "layout": "dm12", "tnds": False, "account_name": None,
+             "pref_con_ref": None}
 
 
 class GatewayServiceContract:
@@ -73,6 +76,34 @@ class GatewayServiceContract:
         text = repr(device)
         self.assertNotIn("cl1ent-s3cret", text)
         self.assertNotIn("s3rver-s3cret", text)
+
+    @inlineCallbacks
+    def test_bootstrap_for_unknown_device_fails(self):
+        service, _ = self.make_service()
+        with self.assertRaises(UnknownDevice):
+            yield service.bootstrap(DEVICE, BOOTSTRAP)
+
+    @inlineCallbacks
+    def test_bootstrap_returned(self):
+        service, _ = self.make_service()
+        yield service.put_device(DEVICE, ACCOUNT)
+        status, body = yield service.bootstrap(DEVICE, BOOTSTRAP)
+        self.assertEqual(status, 200)
+        self.assertEqual((body["profile"], body["sec"]), ("cp", "USERPIN"))
+        self.assertRegex(body["mac"], "^[0-9A-F]{40}$")
+        self.assertIsInstance(body["document"], str)
+        self.assertIsInstance(body["push"], str)
+
+    @inlineCallbacks
+    def test_bootstrap_refusals(self):
+        service, _ = self.make_service()
+        yield service.put_device(DEVICE, dict(ACCOUNT, msisdn=None))
+        with self.assertRaises(BootstrapRefused) as caught:
+            yield service.bootstrap(DEVICE, dict(BOOTSTRAP, deliver="push"))
+        self.assertEqual((caught.exception.status, caught.exception.code), (400, "no_msisdn"))
+        with self.assertRaises(BootstrapRefused) as caught:
+            yield service.bootstrap(DEVICE, dict(BOOTSTRAP, sec="NETWPIN", pin=None))
+        self.assertEqual((caught.exception.status, caught.exception.code), (400, "no_imsi"))
 
     @inlineCallbacks
     def test_create_job_for_unknown_device_fails(self):

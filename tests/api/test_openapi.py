@@ -44,6 +44,7 @@ class OpenApiTests(ApiTestCase):
             set(routes),
             {"/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
              "/api/v1/devices/{device_id}/lockouts",
+             "/api/v1/devices/{device_id}/bootstrap",
              "/api/v1/jobs/{job_id}", "/api/v1/events", "/metrics"},
         )
         for path, methods in routes.items():

@@ -133,9 +133,11 @@ class PathTests(ApiTestCase):
                      f"{DEVICE_PATH}/jobs/x", "/api/v1/jobs/job-1/x", "/api/v1/events/x"):
             self.assertError(self.call("GET", path, token=TOKEN), 404, "not_found")
 
-    def test_bootstrap_is_not_routed_yet(self):
-        response = self.call("POST", f"{DEVICE_PATH}/bootstrap", {"profile": "dm"})
-        self.assertError(response, 404, "not_found")
+    def test_bootstrap_is_post_only(self):
+        response = self.call("GET", f"{DEVICE_PATH}/bootstrap")
+        self.assertError(response, 405, "method_not_allowed")
+        self.assertEqual(response.header("allow"), "POST")
+        self.assertError(self.call("POST", f"{DEVICE_PATH}/bootstrap/x"), 404, "not_found")
 
     def test_method_not_allowed(self):
         cases = [

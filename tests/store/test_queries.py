@@ -702,6 +702,16 @@ class NotificationTestsMixin(StoreCase):
         self.assertEqual(await store.due_notifications(START, bearers=[]), [])
         self.assertEqual(await store.due_notifications(START - 100), [])
 
+    async def test_standalone_notifications(self):
+        store = await self._store_with_job()
+        await store.add_notification("IMEI:1", "sms", b"job", job_id="j1")
+        first = await store.add_notification("IMEI:1", "sms", b"\x01\x06boot")
+        second = await store.add_notification("IMEI:1", "sms", b"\x01\x06boot2")
+        self.assertEqual(await store.standalone_notifications("IMEI:1"), [second, first])
+        self.assertEqual(await store.standalone_notifications("IMEI:1", 1), [second])
+        self.assertEqual(await store.standalone_notifications("IMEI:2"), [])
+        self.assertEqual(first.payload, b"\x01\x06boot")
+
     async def test_for_job_and_by_message_id(self):
         store = await self._store_with_job()
         await store.create_job("j2", "IMEI:1", GET)

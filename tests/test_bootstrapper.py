@@ -1,0 +1,203 @@
+"""Bootstraps through the real dispatcher, store and outbox (fake SMS bearer, injected clock):
+the push is queued and sent as SMS parts, the simulated device verifies and applies it and then
+opens a session that authenticates both ways; refusals send nothing and change nothing."""
+
+import base64
+import os
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from dmgateway.api.service import BootstrapRefused, UnknownDevice
+from dmgateway.api.bootstrap import validate_bootstrap
+from dmgateway.bootstrap import read_push, sec
+from dmgateway.bootstrapper import account_node_name
+from dmgateway.client import ClientSession
+from dmgateway.client.bootstrap import BootstrapError, accept_bootstrap
+from dmgateway.codec import prov
+from dmgateway.notifier import Outbox, TemporaryFailure
+from dmgateway.notify import sms
+from dmgateway.store import open_store
+from dmgateway.tree.standard import standard_tree
+from tests import test_dispatch
+from tests.test_notifier import ACCOUNT, DEVICE, FakeBearer, config
+
+IMSI = "001010123456789"
+
+
+def spec(**fields):
+    return validate_bootstrap(fields)
+
+
+class BootstrapperTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
+        self.addCleanup(self.store.close)
+        self.sms = FakeBearer("sms", "msisdn")
+        cfg = config()
+        from dmgateway.dispatch import Dispatcher
+
+        self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
+        self.outbox = Outbox(self.store, cfg, self.clock, {"sms": self.sms}, self.dispatcher.is_live,
+                             self.dispatcher.event, os.urandom)
+        self.dispatcher.notifier = self.outbox
+        yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, imsi=IMSI))
+
+    async def bootstrap(self, **fields):
+        return await self.dispatcher.bootstrap(DEVICE, spec(**fields))
+
+    def received(self, index=-1):
+        """The push the device reassembles from the SMS parts the bearer was given."""
+        address, trigger = self.sms.sent[index]
+        self.assertEqual(address, ACCOUNT["msisdn"])
+        self.assertEqual(trigger.esm_class, 0x40)
+        inbox = sms.Reassembler()
+        whole = None
+        for part in trigger.payloads:
+            self.assertLessEqual(len(part), 140)
+            data = sms.parse_user_data(part)
+            self.assertEqual(data.ports, (2948, 9200))
+            whole = inbox.add(data) or whole
+        return list(trigger.payloads), whole
+
+    async def test_cp_push_is_sent_verified_and_applied(self):
+        status, body = await self.bootstrap(profile="cp", sec="USERPIN", pin="4321",
+                                            napdef={"NAPID": "NAP1", "BEARER": "GSM-GPRS",
+                                                    "NAP-ADDRESS": "internet.example"})
+        self.assertEqual((status, body["state"], body["profile"], body["sec"]), (202, "queued", "cp", "USERPIN"))
+        await self.outbox.tick()
+        parts, push = self.received()
+        self.assertGreater(len(parts), 1)  # concatenated
+        boot = read_push(push)
+        self.assertEqual((boot.sec, boot.mac), ("USERPIN", body["mac"]))
+        doc = prov.decode_wbxml(boot.document)
+        self.assertEqual([c.type for c in doc.characteristics], ["NAPDEF", "APPLICATION"])
+        # the device: a wrong PIN applies nothing, the right one gives the account
+        tree = standard_tree()
+        with self.assertRaises(BootstrapError):
+            accept_bootstrap(tree, parts, pin="1234")
+        self.assertFalse(tree.exists("./DMAcc/acc1"))
+        account = accept_bootstrap(tree, parts, pin="4321")
+        self.assertEqual((account.server_id, account.server_url), ("dmgw-test", "http://127.0.0.1:8080/dm"))
+        await self.assert_stored_credentials(account)
+        view = await self.dispatcher.get_device(DEVICE)
+        (shown,) = view["bootstraps"]
+        self.assertEqual((shown["id"], shown["state"], shown["profile"], shown["sec"], shown["attempts"]),
+                         (body["id"], "sent", "cp", "USERPIN", 1))
+        self.assertNotIn("4321", repr(view))
+        # the receipt makes it delivered, with events naming the notification
+        await self.outbox.delivery_report("sms", self.sms.sent and "sms-1", True)
+        view = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual(view["bootstraps"][0]["state"], "delivered")
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        kinds = [(e["type"], e.get("state"), e.get("kind")) for e in events]
+        self.assertIn(("bootstrap", None, None), kinds)
+        self.assertIn(("notification", "sent", "bootstrap"), kinds)
+        self.assertIn(("notification", "delivered", "bootstrap"), kinds)
+        self.assertTrue(all(e.get("notification_id") == body["id"] for e in events))
+
+    async def assert_stored_credentials(self, account):
+        """What the gateway stored is what the device was given (hash and nonces)."""
+        from dmgateway.auth.credentials import user_hash
+
+        device = await self.store.get_device(DEVICE)
+        self.assertEqual(device.client_auth.user_hash, user_hash(account.client.name, account.client.secret))
+        self.assertEqual(device.server_auth.user_hash, user_hash(account.server.name, account.server.secret))
+        self.assertEqual(device.client_auth.nonce, bytes(account.client.nonce))
+        self.assertEqual(device.server_auth.nonce, bytes(account.server.nonce))
+        self.assertNotEqual(account.client.secret, ACCOUNT["client_auth"]["secret"])
+
+    async def test_dm_netwpin_push(self):
+        status, body = await self.bootstrap(profile="dm", sec="NETWPIN")
+        self.assertEqual(status, 202)
+        await self.outbox.tick()
+        parts, push = self.received()
+        self.assertEqual(push[5:9], bytes([0xC2, 0x91, 0x80, 0x92]))  # DM content type, SEC NETWPIN, MAC
+        tree = standard_tree()
+        with self.assertRaises(BootstrapError):
+            accept_bootstrap(tree, parts, imsi="001010123456788")
+        account = accept_bootstrap(tree, parts, imsi=IMSI)
+        self.assertTrue(tree.exists("./DMAcc/%s" % (account_node_name("dmgw-test"),)))
+        await self.assert_stored_credentials(account)
+
+    async def test_return_gives_the_document_and_its_mac(self):
+        status, body = await self.bootstrap(profile="dm", sec="USERPINMAC", pin="24680", deliver="return",
+                                            tnds=True)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.sms.sent, [])
+        document = base64.b64decode(body["document"])
+        self.assertEqual(body["content_type"], "application/vnd.syncml.dm+wbxml")
+        self.assertEqual(body["user_pin"], sec.userpinmac_code("24680", document))
+        self.assertEqual(read_push(base64.b64decode(body["push"])).document, document)
+        account = accept_bootstrap(standard_tree(), base64.b64decode(body["push"]), pin=body["user_pin"])
+        await self.assert_stored_credentials(account)
+        self.assertEqual((await self.dispatcher.get_device(DEVICE))["bootstraps"], [])
+
+    async def test_temporary_failures_are_retried(self):
+        self.sms.script = [TemporaryFailure("throttled")]
+        status, body = await self.bootstrap(profile="cp", sec="USERPIN", pin="1111")
+        await self.outbox.tick()
+        view = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual((view["bootstraps"][0]["state"], view["bootstraps"][0]["last_error"]),
+                         ("queued", "throttled"))
+        self.clock.advance(10)
+        await self.outbox.tick()
+        self.assertEqual(len(self.sms.sent), 1)
+        self.assertEqual((await self.dispatcher.get_device(DEVICE))["bootstraps"][0]["state"], "sent")
+
+    async def refused(self, code, status=400, **fields):
+        before = await self.store.get_device(DEVICE)
+        with self.assertRaises(BootstrapRefused) as caught:
+            await self.bootstrap(**fields)
+        self.assertEqual((caught.exception.status, caught.exception.code), (status, code))
+        await self.outbox.tick()
+        self.assertEqual(self.sms.sent, [])
+        after = await self.store.get_device(DEVICE)
+        self.assertEqual((after.client_auth, after.server_auth), (before.client_auth, before.server_auth))
+        self.assertEqual(await self.store.standalone_notifications(DEVICE), [])
+
+    async def test_refusals_send_and_change_nothing(self):
+        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, msisdn=None, imsi=None))
+        await self.refused("no_imsi", profile="dm", sec="NETWPIN", deliver="return")
+        await self.refused("no_imsi", profile="cp", sec="USERNETWPIN", pin="1234")
+        await self.refused("no_msisdn", profile="cp", sec="USERPIN", pin="1234")
+        await self.dispatcher.put_device(DEVICE, ACCOUNT)
+        await self.refused("invalid_bootstrap", profile="cp", sec="none", proxy={"NAME": "no id"})
+        await self.refused("too_large", profile="dm", sec="none", deliver="return", max_size=100)
+        self.outbox.bearers.pop("sms")
+        await self.refused("no_sms_bearer", 409, profile="cp", sec="none")
+        with self.assertRaises(UnknownDevice):
+            await self.dispatcher.bootstrap("IMEI:9", spec(profile="cp", sec="none"))
+
+
+class BootstrappedSessionTests(TestCase):
+    """After a returned bootstrap the device's session authenticates both ways and runs a job."""
+
+    timeout = 60
+    setUp = test_dispatch.DispatcherTests.setUp
+    exchange = test_dispatch.DispatcherTests.exchange
+    drive = test_dispatch.DispatcherTests.drive
+    session = test_dispatch.DispatcherTests.session
+
+    async def test_session_with_the_bootstrapped_account(self):
+        device_id = test_dispatch.DEVICE  # as test_dispatch.DispatcherTests.setUp stored it, "dev-secret" / "srv-secret"
+        _, body = await self.dispatcher.bootstrap(device_id, spec(profile="dm", sec="USERPIN", pin="1234",
+                                                                  deliver="return"))
+        tree = standard_tree({"DevId": device_id})
+        account = accept_bootstrap(tree, base64.b64decode(body["push"]), pin="1234")
+        job = await self.dispatcher.create_job(
+            device_id, {"commands": [{"op": "Get", "target": "./DevInfo/DevId"}], "notify": "none"})
+        session = await self.drive(ClientSession(account, tree=tree, random_bytes=os.urandom))
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertTrue(session.server_authenticated)
+        done = await self.dispatcher.get_job(job["id"])
+        self.assertEqual((done["state"], done["results"][0]["data"]), ("done", device_id))
+        # the credentials it had before no longer open a session
+        old = self.session()
+        await self.drive(old, stop_after=3)
+        self.assertNotEqual(old.outcome, "completed", old.log)
