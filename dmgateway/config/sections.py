@@ -91,6 +91,7 @@ class ServerConfig:
     node_name: str = ""
     max_sessions: int = 10000
     store_retry_after: int = 5
+    drain_timeout: int = 20
 
     @classmethod
     def read(cls, r: SectionReader, *, hostname: str) -> ServerConfig:
@@ -106,6 +107,7 @@ class ServerConfig:
             node_name=r.text("node_name", hostname, empty_ok=False, validate=_node_name),
             max_sessions=r.integer("max_sessions", 10000, 1, 10_000_000),
             store_retry_after=r.integer("store_retry_after", 5, 1, 3600),
+            drain_timeout=r.integer("drain_timeout", 20, 0, 3600),
         )
 
 
@@ -198,10 +200,14 @@ class MetricsConfig:
     """``dmgateway.ini [metrics]``: Prometheus text at ``/metrics`` on the API endpoint."""
 
     enabled: bool = True
+    require_token: bool = False
 
     @classmethod
     def read(cls, r: SectionReader) -> MetricsConfig:
-        return cls(enabled=r.boolean("enabled", True))
+        return cls(
+            enabled=r.boolean("enabled", True),
+            require_token=r.boolean("require_token", False),
+        )
 
 
 @dataclass(frozen=True)
