@@ -91,6 +91,8 @@ class GatewayService(service.MultiService):
         self._sip = None
         self._store_lock = None
         self._api_site = None
+        self._smpp_router = None
+        self.metrics = None
         self._watchdog = None
         self._exit_code = None
 
@@ -170,11 +172,20 @@ class GatewayService(service.MultiService):
             self._store_lock = StoreLock(path).acquire()
         self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
+        if cfg.metrics.enabled and cfg.api.enabled:
+            from dmgateway.monitor.metrics import GatewayMetrics
+
+            self.metrics = GatewayMetrics(self, self.reactor)
+            self.store.on_transaction = self.metrics.store_transaction
+            self.dispatcher.instruments = self.metrics
         await self.dispatcher.start()
         if cfg.api.webhooks:
             self._start_webhooks()
         self._start_notifications()
         for name, endpoint, factory in self._listeners():
+            if self.metrics is not None:
+                factory.listener_name = "api" if name == "api" else "dm"
+                factory.on_request = self.metrics.http_request
             self._expected.append(name)
             port = await endpoint.listen(factory)
             self._ports.append((name, port))
@@ -185,6 +196,8 @@ class GatewayService(service.MultiService):
                 host=address.host,
                 port=address.port,
             )
+        if self.metrics is not None:
+            self.metrics.start()
         return self
 
     def _listeners(self):
@@ -204,8 +217,12 @@ class GatewayService(service.MultiService):
         if cfg.api.enabled:
             from dmgateway.monitor.health import HealthCheck
 
-            self._api_site = api_site(self.dispatcher, cfg, health=HealthCheck(self, reactor))
+            self._api_site = api_site(self.dispatcher, cfg, health=HealthCheck(self, reactor), metrics=self.metrics)
             yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), self._api_site
+
+    def smpp_links(self):
+        """The SMPP links of this process (for metrics and SNMP)."""
+        return list(self._smpp_router.links) if self._smpp_router is not None else []
 
     def listener_problems(self):
         """Names of the listeners that should be bound and are not (for /healthz)."""
@@ -229,6 +246,7 @@ class GatewayService(service.MultiService):
             for link in cfg.enabled_smpp_links:
                 router.add(SMPPLink(link, reactor, on_receipt=self._on_smpp_receipt))
             router.setServiceParent(self)
+            self._smpp_router = router
             bearers["sms"] = wake.SmsBearer(router)
         elif cfg.modem.enabled:
             from dmgateway.bearers.modem import ModemService
@@ -343,6 +361,8 @@ class GatewayService(service.MultiService):
             sd_notify("STOPPING=1")
         if self._watchdog is not None and self._watchdog.running:
             self._watchdog.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.state == "ready":
             yield self._drain()
         self.state = "stopped"
