@@ -37,6 +37,10 @@ def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
     if health is not None:
         unauthenticated[b"healthz"] = HealthResource(health, ready=False)
         unauthenticated[b"readyz"] = HealthResource(health, ready=True)
+    if config.api.console:
+        from dmgateway.console import ConsoleResource
+
+        unauthenticated[b"console"] = ConsoleResource()
     site = build_site(
         dispatcher,
         token,

@@ -179,6 +179,7 @@ class ApiConfig:
     webhook_secret_file: str = ""
     webhook_retries: int = 8
     webhook_timeout: float = 10.0
+    console: bool = True
 
     @classmethod
     def read(cls, r: SectionReader) -> ApiConfig:
@@ -192,6 +193,7 @@ class ApiConfig:
             webhook_secret_file=_secret_file(r, "webhook_secret_file"),
             webhook_retries=r.integer("webhook_retries", 8, 0, 100),
             webhook_timeout=r.number("webhook_timeout", 10.0, 0.1, 600),
+            console=r.boolean("console", True),
         )
 
 

@@ -1,0 +1,315 @@
+"""The web console in a real browser: Debian's chromium, headless, driven by
+Playwright against the real daemon, with simulated devices doing the DM
+sessions.  An operator logs in (by keyboard), finds a device by model,
+builds a job and watches the simulator complete it, clears a lockout, sees
+API errors as the API words them, follows the event feed and the
+operations page, at 1280x800 and at phone width.
+
+Screenshots of every page go to tmp/artifacts/console/ (or
+$DMGW_ARTIFACTS/console/); they are not committed.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+
+from dmgateway.client import ClientSession
+from dmgateway.client.account import Account, Credentials
+from tests.interop.daemon import ROOT, Daemon, run_client
+
+CHROMIUM = "/usr/bin/chromium"
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]' (playwright)")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="chromium missing: apt-get install -y chromium (make test-deps)"
+)
+
+ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 15_000
+ARTIFACTS = os.path.join(os.environ.get("DMGW_ARTIFACTS") or os.path.join(ROOT, "tmp", "artifacts"), "console")
+
+SERVER = {"type": "md5", "name": "dmgw-e2e", "secret": "srv-secret-1"}
+DEVICES = {
+    "IMEI:350000000000101": "Phone-A1",
+    "IMEI:350000000000102": "Phone-B2",
+    "IMEI:350000000000103": "Phone-A1",
+}
+LOCKED = "IMEI:350000000000103"
+
+
+def account_of(device_id, secret=None):
+    return Account(
+        device_id=device_id, server_id="dmgw-e2e", server_url=None,
+        client=Credentials("md5", device_id[-3:], secret or "secret-" + device_id[-3:]),
+        server=Credentials("md5", "dmgw-e2e", "srv-secret-1"),
+    )
+
+
+def session(daemon, device_id, secret=None):
+    account = account_of(device_id, secret)
+    account.server_url = daemon.url
+    client = ClientSession(account, random_bytes=os.urandom, devinfo={"Mod": DEVICES[device_id], "Man": "Acme"})
+    return run_client(client)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    d = Daemon(
+        tmp_path_factory.mktemp("console"),
+        gateway_extra="[auth]\nmax_failures = 2\nlockout = 600\n",
+    ).start()
+    try:
+        for device_id in DEVICES:
+            status, body = d.put_device(device_id, {
+                "server_id": "dmgw-e2e",
+                "client_auth": {"type": "md5", "name": device_id[-3:], "secret": "secret-" + device_id[-3:]},
+                "server_auth": SERVER,
+                "msisdn": "+4477000" + device_id[-3:],
+            })
+            assert status == 201, body
+            assert session(d, device_id).outcome == "completed"
+        # two sessions with a wrong secret lock 127.0.0.1 out of LOCKED
+        for _ in range(2):
+            session(d, LOCKED, secret="wrong")
+        status, body = d.call("GET", "/devices/" + urllib.parse.quote(LOCKED, safe=""))
+        assert [lockout["scope"] for lockout in body["lockouts"]] == ["peer"], body
+        yield d
+    finally:
+        d.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    profile = tempfile.mkdtemp(prefix="dmgw-chromium-")
+    with playwright_api.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=ARGS,
+            viewport={"width": 1280, "height": 800},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def page(browser, daemon):
+    page = browser.new_page()
+    problems = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "401" not in m.text
+            and "400" not in m.text and "404" not in m.text else None)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    yield page
+    page.close()
+    assert not problems, problems  # no script error, no CSP violation
+
+
+def console_url(daemon):
+    return daemon.api[: -len("/api/v1")] + "/console/"
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(ARTIFACTS, name + ".png"), full_page=True)
+
+
+def log_in(page, daemon):
+    page.goto(console_url(daemon))
+    page.get_by_label("API token").fill(daemon.token)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Devices", level=1).wait_for()
+
+
+def wait_status(page, fragment):
+    """Wait for the message region to show ``fragment`` (no eval: the page's CSP forbids it)."""
+    page.locator("#status").get_by_text(fragment).wait_for()
+
+
+def nav(page, name):
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name=name).click()
+
+
+def status_text(page):
+    return page.locator("#status").inner_text()
+
+
+def test_login_by_keyboard_token_in_session_storage_only(page, daemon):
+    page.goto(console_url(daemon))
+    heading = page.get_by_role("heading", name="Log in")
+    heading.wait_for()
+    shot(page, "01-login")
+    # a wrong token: the API's own words
+    page.keyboard.type("not-the-token")
+    page.keyboard.press("Enter")
+    wait_status(page, "401 ")
+    assert "401 unauthorized: invalid bearer token" in status_text(page)
+    assert page.evaluate("sessionStorage.getItem('dmgateway.token')") is None
+    # the right one, by keyboard only: the field has the focus again
+    page.keyboard.press("Control+A")
+    page.keyboard.type(daemon.token)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Devices", level=1).wait_for()
+    assert daemon.token not in page.url
+    assert page.evaluate("sessionStorage.getItem('dmgateway.token')") == daemon.token
+    assert page.evaluate("localStorage.length") == 0
+    assert page.evaluate("document.cookie") == ""
+    # every control on the page has a label
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('input, select, textarea')]"
+        ".filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.name)"
+    )
+    assert unlabelled == []
+    # log out forgets it
+    page.get_by_role("button", name="Log out").click()
+    heading.wait_for()
+    assert page.evaluate("sessionStorage.getItem('dmgateway.token')") is None
+
+
+def test_find_a_device_by_model_and_run_a_job_through_the_simulator(page, daemon):
+    log_in(page, daemon)
+    page.get_by_label("Model (Mod)").fill("Phone-B2")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("1 device.").wait_for()
+    rows = page.locator("table tbody tr")
+    assert rows.count() == 1
+    assert "IMEI:350000000000102" in rows.first.inner_text()
+    assert "Phone-B2" in rows.first.inner_text()
+    shot(page, "02-devices")
+
+    page.get_by_role("link", name="IMEI:350000000000102").click()
+    page.get_by_role("heading", name="IMEI:350000000000102", level=1).wait_for()
+    devinfo = page.locator("section[aria-labelledby=h-devinfo]").inner_text()
+    assert "Phone-B2" in devinfo and "Acme" in devinfo
+    assert "completed" in page.locator("section[aria-labelledby=h-session]").inner_text()
+    shot(page, "03-device")
+
+    # the job builder: Get SwV, then a second command reading the model
+    builder = page.get_by_role("form", name="New job")
+    builder.get_by_role("button", name="Add a command").click()
+    second = builder.locator("fieldset.command").nth(1)
+    second.get_by_label("Target").fill("./DevInfo/Mod")
+    builder.get_by_label("Wake-up").select_option("none")
+    builder.get_by_role("button", name="Create job").click()
+    page.wait_for_url("**#/jobs/*")
+    job_id = urllib.parse.unquote(page.url.rsplit("/", 1)[1])
+    page.locator(".job-state").get_by_text("queued").wait_for()
+    assert daemon.job(job_id)["commands"] == [
+        {"op": "Get", "target": "./DevDetail/SwV"}, {"op": "Get", "target": "./DevInfo/Mod"},
+    ]
+    # the device's session: the page follows it to the end
+    assert session(daemon, "IMEI:350000000000102").outcome == "completed"
+    page.locator(".job-state").get_by_text("done").wait_for()
+    results = page.get_by_role("region", name="Results").inner_text()
+    assert "./DevInfo/Mod" in results and "Phone-B2" in results and "200" in results
+    shot(page, "04-job")
+
+    # the event feed shows that session and job
+    nav(page, "Jobs and events")
+    page.get_by_role("heading", name="Jobs and events").wait_for()
+    page.get_by_text("Live: waiting for events").wait_for()
+    feed = page.get_by_role("region", name="Event feed")
+    feed.locator("tr[data-type=job]").first.wait_for()
+    assert job_id[:12] in feed.inner_text()
+    shot(page, "05-events")
+
+
+def test_api_errors_are_shown_as_the_api_says(page, daemon):
+    log_in(page, daemon)
+    page.goto(console_url(daemon) + "#/devices/" + urllib.parse.quote("IMEI:350000000000101", safe=""))
+    builder = page.get_by_role("form", name="New job")
+    builder.get_by_label("Target").fill("./A/../B")
+    builder.get_by_role("button", name="Create job").click()
+    wait_status(page, "400 ")
+    text = status_text(page)
+    assert text.startswith("400 invalid_job: commands[0].target"), text
+    # an unknown device
+    page.goto(console_url(daemon) + "#/devices/IMEI%3A999")
+    wait_status(page, "404 ")
+    assert "404 unknown_device: no device 'IMEI:999'" in status_text(page)
+    # a filter the inventory refuses
+    page.goto(console_url(daemon) + "#/devices?last_session_after=yesterday")
+    wait_status(page, "400 ")
+    assert "400 invalid_parameter: last_session_after" in status_text(page)
+
+
+def test_clear_a_lockout(page, daemon):
+    log_in(page, daemon)
+    page.get_by_label("Model (Mod)").fill("Phone-A1")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name=LOCKED).click()
+    lockouts = page.locator("section[aria-labelledby=h-lockouts]")
+    lockouts.get_by_text("127.0.0.1").wait_for()
+    shot(page, "06-lockout")
+    lockouts.get_by_role("button", name="Clear lockouts").click()
+    lockouts.get_by_text("none in force").wait_for()
+    assert "Lockouts of %s cleared (1)." % LOCKED in status_text(page)
+    status, body = daemon.call("GET", "/devices/" + urllib.parse.quote(LOCKED, safe=""))
+    assert body["lockouts"] == []
+    # and the device gets in again
+    assert session(daemon, LOCKED).outcome == "completed"
+
+
+def test_operations_page_from_metrics(page, daemon):
+    log_in(page, daemon)
+    nav(page, "Operations")
+    page.get_by_role("heading", name="Operations", level=1).wait_for()
+    page.locator(".health").get_by_text("ok").wait_for()
+    assert page.locator(".live-sessions").inner_text() == "0"
+    # two samples make the rate and latency charts
+    page.locator("svg.chart polyline").nth(1).wait_for(state="attached")
+    text = page.locator("main").inner_text()
+    assert "Webhook backlog" in text and "no SMPP link configured" in text
+    titles = page.locator("svg.chart title").all_text_contents()
+    assert any(t.startswith("DM sessions opened per second") for t in titles), titles
+    assert any("completed" in t for t in titles if t.startswith("Sessions ended by outcome")), titles
+    shot(page, "07-operations")
+
+
+def test_campaigns_page(page, daemon):
+    log_in(page, daemon)
+    nav(page, "Campaigns")
+    page.get_by_role("heading", name="Campaigns", level=1).wait_for()
+    shot(page, "08-campaigns")
+    form = page.get_by_role("form", name="New campaign")
+    form.get_by_label("Model (Mod)").fill("Phone-A1")
+    form.get_by_role("button", name="Start campaign").click()
+    # this gateway has no campaign API yet: the console says what the API said
+    wait_status(page, "404 ")
+    assert status_text(page).strip() == "404 not_found: no such resource"
+
+
+def test_phone_width(page, daemon):
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, daemon)
+    page.get_by_role("table").wait_for()
+    shot(page, "09-phone-devices")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.get_by_role("link", name="IMEI:350000000000101").click()
+    page.get_by_role("heading", name="IMEI:350000000000101", level=1).wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "10-phone-device")
+
+
+def test_static_files_headers_and_no_token_needed(daemon):
+    import urllib.request
+
+    base = console_url(daemon)
+    with urllib.request.urlopen(base, timeout=10) as response:
+        assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
+        page = response.read().decode("utf-8")
+    assert "http://" not in page and "https://" not in page  # nothing from elsewhere
+    started = time.monotonic()
+    with urllib.request.urlopen(base + "app.js", timeout=10) as response:
+        assert response.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert time.monotonic() - started < 5
