@@ -90,9 +90,17 @@ class ConsoleResource(Resource):
             return self._text(request, b"no such file\n")
         kind, body = found
         request.setHeader(b"Content-Type", kind)
-        return body
+        return self._body(request, body)
+
+    @classmethod
+    def _text(cls, request: server.Request, body: bytes) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return cls._body(request, body)
 
     @staticmethod
-    def _text(request: server.Request, body: bytes) -> bytes:
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    def _body(request: server.Request, body: bytes) -> bytes:
+        if request.method == b"HEAD":
+            # the length of what GET answers, and no body
+            request.setHeader(b"Content-Length", b"%d" % (len(body),))
+            return b""
         return body

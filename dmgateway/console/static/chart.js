@@ -18,15 +18,20 @@ function fmt(v) {
 }
 
 // series: [{label, points: [[t, v], ...]}]; returns an <svg> with role img.
-export function lineChart(title, series, unit = "") {
-  const W = 480, H = 160, L = 48, B = 20, T = 10, R = 10;
+// floor: the least top of the scale (an idle gateway draws a flat line at 0).
+export function lineChart(title, series, unit = "", floor = 1) {
+  const W = 480, H = 160, L = 64, B = 20, T = 10, R = 10;
   const all = series.flatMap((s) => s.points);
   const el = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart" });
-  const last = series.map((s) => `${s.label} ${fmt(s.points.length ? s.points[s.points.length - 1][1] : NaN)}${unit}`).join(", ");
-  el.appendChild(svg("title", {}, `${title}: ${last || "no data yet"}`));
+  const last = series.map((s) => {
+    const values = s.points.map((p) => p[1]).filter(isFinite);
+    if (!values.length) return `${s.label}: no data yet`;
+    return `${s.label} now ${fmt(values[values.length - 1])}${unit}, peak ${fmt(Math.max(...values))}${unit}`;
+  }).join("; ");
+  el.appendChild(svg("title", {}, `${title}: ${last}`));
   const t0 = all.length ? Math.min(...all.map((p) => p[0])) : 0;
   const t1 = all.length ? Math.max(...all.map((p) => p[0])) : 1;
-  const vmax = Math.max(1e-9, ...all.map((p) => p[1]).filter(isFinite));
+  const vmax = Math.max(floor, ...all.map((p) => p[1]).filter(isFinite));
   const x = (t) => L + ((t - t0) / Math.max(1, t1 - t0)) * (W - L - R);
   const y = (v) => H - B - (v / vmax) * (H - B - T);
   el.appendChild(svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "axis" }));

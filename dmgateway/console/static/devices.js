@@ -10,7 +10,7 @@ const TEXT = [
   ["server_id", "Server id"],
 ];
 const BOOLS = [
-  ["locked_out", "Locked out"],
+  ["locked_out", "Locked out (all addresses)"],
   ["never_seen", "Never seen"],
   ["has_msisdn", "Has an MSISDN"],
 ];
@@ -71,7 +71,7 @@ export async function render(main, search, ctx) {
       replace(
         results,
         h("p", {}, `${rows.length} device${rows.length === 1 ? "" : "s"}${page.next ? " so far" : ""}.`),
-        table("Devices", ["Device id", "Manufacturer", "Model", "Firmware", "Last session", "Locked out"], rows, "no device matches."),
+        table("Devices", ["Device id", "Manufacturer", "Model", "Firmware", "Last session", "Locked out (all addresses)"], rows, "no device matches."),
         more,
       );
     } catch (e) {

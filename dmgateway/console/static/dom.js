@@ -1,5 +1,5 @@
 // Building the page: elements from data with textContent only (device data is
-// untrusted: DevInfo strings, Generic Alert payloads), never innerHTML.
+// untrusted: DevInfo strings, Generic Alert payloads), never as HTML markup.
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
