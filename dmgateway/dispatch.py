@@ -33,6 +33,7 @@ from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import bad_request_reply, status_only_reply
+from dmgateway.inventory import InventoryService
 from dmgateway.store.model import ClientAuth, ServerAuth
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -86,7 +87,7 @@ def _starts_session(msg):
     )
 
 
-class Dispatcher:
+class Dispatcher(InventoryService):
     def __init__(self, store, config, clock, random_bytes=os.urandom):
         self.store = store
         self.config = config
@@ -111,6 +112,8 @@ class Dispatcher:
         self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
         self.sessions_ended = Counter()  # by outcome
         self.jobs_finished = Counter()  # by state
+        self.draining = False  # SIGTERM: live sessions finish, no new one opens
+        self._cancel_at_end = set()  # job ids cancelled while their session runs
 
     # -- life cycle ----------------------------------------------------------
 
@@ -137,6 +140,10 @@ class Dispatcher:
             if not d.called:
                 d.callback(None)
         self._waiters = []
+
+    def live_count(self):
+        """DM sessions open in this process now."""
+        return len(self._by_token)
 
     def is_live(self, device_id):
         """Whether ``device_id`` is in a session with this process now."""
@@ -224,6 +231,9 @@ class Dispatcher:
                     peer=peer,
                 )
                 return self._plain_reply(msg, encoding, 403)
+            if self.draining:
+                log.info("session refused while draining: {device_id} ({peer})", device_id=device_id, peer=peer)
+                return self._plain_reply(msg, encoding, 503)
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live
@@ -396,6 +406,7 @@ class Dispatcher:
         the session's start expired the one that was waiting.  Without this
         it would wait for the device to call by itself.
         """
+        await self.cancel_left_at_session_end(live.device_id)
         if self.notifier is None:
             return
         device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit()
@@ -452,6 +463,7 @@ class Dispatcher:
                 batch.touch_session(live.token, now, job_ids=live.job_ids)
             elif isinstance(effect, fx.JobFinished):
                 self.jobs_finished[effect.state] += 1
+                self.finished(effect.job_id)
                 batch.update_job(effect.job_id, state=effect.state, results=effect.results, error=effect.error)
                 payload = {"job_id": effect.job_id, "state": effect.state}
                 if effect.error:
@@ -549,6 +561,7 @@ class Dispatcher:
         return defer.ensureDeferred(self._create_job(device_id, spec))
 
     async def _create_job(self, device_id, spec):
+        self.check_notify(spec.get("notify", "auto"))
         device = await self.store.get_device(device_id)
         if device is None:
             raise UnknownDevice(device_id)
@@ -583,7 +596,7 @@ class Dispatcher:
         if job is None:
             return None
         notifications = await self.store.notifications_for_job(job_id)
-        return job_view(job, notifications)
+        return self.notify_note(job_view(job, notifications))
 
     def list_jobs(self, device_id, limit, after):
         return defer.ensureDeferred(self._list_jobs(device_id, limit, after))

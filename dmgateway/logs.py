@@ -1,53 +1,188 @@
 """Structured logs.
 
 Every log call in the gateway is a ``twisted.logger`` event with fields
-(``session_id``, ``device_id``, ``bearer``, ``outcome`` ...), so the JSON form
-can be filtered by monitoring without parsing text.  Two ways to get it:
+(``session_id``, ``device_id``, ``bearer``, ``outcome`` ...).  The JSON form
+is one flat object per line, what log collectors ingest as it is::
 
-* ``[logging] format = json`` with ``file = PATH`` writes one JSON event per
-  line to PATH, next to twistd's usual text log;
-* ``twistd --logger=dmgateway.logs.json_observer dmgateway ...`` makes JSON
-  the only log on standard output (what the systemd unit uses, so the
-  journal gets structured lines).
+    {"time": "2026-12-04T17:20:01.123456Z", "level": "info",
+     "logger": "dmgateway.dispatch", "message": "session 3 of ... ended: ok",
+     "session_id": 3, "device_id": "...", ...}
+
+(no 0x1e record separator, no ``log_*`` bookkeeping keys).  Two ways to get it:
+
+* ``[logging] format = json`` with ``file = PATH`` writes it to PATH, next to
+  twistd's usual log; SIGHUP reopens PATH (after logrotate moved it);
+* ``twistd --logger=dmgateway.logs.json_observer dmgateway ...`` makes it
+  the only log, on standard output (what the systemd unit uses, so the
+  journal gets structured lines); ``--logger=dmgateway.logs.text_observer``
+  is the same in readable text.
+
+``[logging] level`` applies to both, and SIGHUP applies a changed level.
 """
 
+import datetime
+import json
 import sys
 
 from twisted.logger import (
     FilteringLogObserver,
     LogLevel,
     LogLevelFilterPredicate,
+    eventAsText,
+    formatEvent,
     globalLogPublisher,
-    jsonFileLogObserver,
-    textFileLogObserver,
 )
 
+# One level for every observer this module makes (set from [logging] level).
+_predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
 _installed = []
 
+# Field names whose values never reach a log line, whatever a caller passed.
+_SECRET_WORDS = ("password", "secret", "token", "passphrase", "psk", "community")
 
-def _level_filtered(observer, level_name):
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level_name))
-    return FilteringLogObserver(observer, [predicate])
+
+def set_level(level_name):
+    """Apply ``[logging] level`` to every observer made here; return the old name."""
+    old = _predicate.logLevelForNamespace(None)
+    _predicate.setLogLevelForNamespace(None, LogLevel.levelWithName(level_name))
+    return old.name
+
+
+def _level_filtered(observer):
+    return FilteringLogObserver(observer, [_predicate])
+
+
+def _iso_time(seconds):
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _plain(value):
+    """A JSON-able form of one field value."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def flat_event(event):
+    """The flat JSON object of one ``twisted.logger`` event."""
+    level = event.get("log_level")
+    record = {
+        "time": _iso_time(event.get("log_time") or 0.0),
+        "level": level.name if level is not None else "info",
+        "logger": event.get("log_namespace") or "-",
+        "message": formatEvent(event),
+    }
+    failure = event.get("log_failure")
+    if failure is not None:
+        record["error"] = "%s: %s" % (getattr(failure.type, "__name__", failure.type), failure.getErrorMessage())
+        record["traceback"] = failure.getTraceback()
+    for key, value in event.items():
+        if key.startswith("log_") or key in record or key == "format":
+            continue
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            record[key] = "[redacted]"
+            continue
+        record[key] = _plain(value)
+    return record
+
+
+class FlatJsonObserver:
+    """Writes each event as one flat JSON object and a newline."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __call__(self, event):
+        try:
+            line = json.dumps(flat_event(event), ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            line = json.dumps({"time": _iso_time(event.get("log_time") or 0.0), "level": "error",
+                               "logger": "dmgateway.logs", "message": "unserialisable log event"})
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+class TextObserver:
+    """One readable line per event (twisted's text form)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def __call__(self, event):
+        text = eventAsText(event, includeSystem=False)
+        self.stream.write(text + "\n")
+        self.stream.flush()
 
 
 def json_observer():
-    """A twistd ``--logger`` factory: JSON lines on standard output."""
-    return _level_filtered(jsonFileLogObserver(sys.stdout), "info")
+    """A twistd ``--logger`` factory: flat JSON lines on standard output."""
+    return _level_filtered(FlatJsonObserver(sys.stdout))
+
+
+def text_observer():
+    """A twistd ``--logger`` factory: text lines on standard output, with ``[logging] level``."""
+    return _level_filtered(TextObserver(sys.stdout))
+
+
+class LogFile:
+    """The ``[logging] file``: one observer whose file can be reopened."""
+
+    def __init__(self, path, fmt):
+        self.path = path
+        self.format = fmt
+        self._stream = open(path, "a", encoding="utf-8")
+        self._writer = self._make_writer()
+        self.observer = _level_filtered(self._write)
+
+    def _make_writer(self):
+        return (FlatJsonObserver if self.format == "json" else TextObserver)(self._stream)
+
+    def _write(self, event):
+        self._writer(event)
+
+    def reopen(self, fmt=None):
+        """Close the file and open its path again (logrotate moved it)."""
+        stream = open(self.path, "a", encoding="utf-8")
+        old, self._stream = self._stream, stream
+        if fmt is not None:
+            self.format = fmt
+        self._writer = self._make_writer()
+        old.close()
+
+    def close(self):
+        self._stream.close()
 
 
 def install_json_log(logging_config):
-    """Add the file observer ``[logging]`` asks for (once per process)."""
+    """Apply ``[logging]``: its level, and the file observer (once per process)."""
+    set_level(getattr(logging_config, "level", "info"))
     path = getattr(logging_config, "file", "") or ""
     fmt = getattr(logging_config, "format", "text")
-    level = getattr(logging_config, "level", "info")
     if not path or _installed:
         return None
-    stream = open(path, "a", encoding="utf-8")
-    if fmt == "json":
-        observer = jsonFileLogObserver(stream)
-    else:
-        observer = textFileLogObserver(stream)
-    observer = _level_filtered(observer, level)
-    globalLogPublisher.addObserver(observer)
-    _installed.append((observer, stream))
-    return observer
+    log_file = LogFile(path, fmt)
+    globalLogPublisher.addObserver(log_file.observer)
+    _installed.append(log_file)
+    return log_file.observer
+
+
+def reopen_logs(logging_config):
+    """SIGHUP: reopen the log file, apply a changed level; a list of what changed."""
+    changes = []
+    old_level = set_level(logging_config.level)
+    if old_level != logging_config.level:
+        changes.append("logging level %s -> %s" % (old_level, logging_config.level))
+    for log_file in _installed:
+        if log_file.path != logging_config.file:
+            changes.append("logging file: a new path needs a restart (still %s)" % (log_file.path,))
+        if log_file.format != logging_config.format:
+            changes.append("logging format %s -> %s" % (log_file.format, logging_config.format))
+        log_file.reopen(logging_config.format)
+    return changes

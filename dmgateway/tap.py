@@ -6,10 +6,12 @@ returns a :class:`GatewayService` that opens the store, settles what a
 previous process left in flight, and only then starts the listeners.
 """
 
+import os
+import signal
 import sys
 
 from twisted.application import service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer, endpoints, task
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -55,7 +57,11 @@ def makeService(options):
         for problem in e.problems:
             print(str(problem), file=sys.stderr)
         sys.exit(2)
-    return GatewayService(config)
+    return GatewayService(config, config_dir=options["config-dir"], process=True)
+
+
+# Exit status of a start that failed (2 stays "bad configuration").
+EXIT_START_FAILED = 1
 
 
 class GatewayService(service.MultiService):
@@ -63,18 +69,30 @@ class GatewayService(service.MultiService):
 
     Listeners are added only once the store is open and recovered, so a
     device never reaches a process that cannot serve it.
+
+    With ``process=True`` (``twistd``) it also owns the process: a failed
+    start logs one line and exits with :data:`EXIT_START_FAILED`; SIGHUP
+    reloads; systemd hears READY/RELOADING/STOPPING and watchdog pings.
     """
 
-    def __init__(self, config, reactor=None):
+    def __init__(self, config, reactor=None, config_dir=None, process=False):
         super().__init__()
         self.config = config
+        self.config_dir = config_dir
+        self.process = process
         self._reactor = reactor
         self.store = None
         self.dispatcher = None
         self.ready = defer.Deferred()
+        self.state = "starting"
         self._ports = []
+        self._expected = []
         self.outbox = None
         self._sip = None
+        self._store_lock = None
+        self._api_site = None
+        self._watchdog = None
+        self._exit_code = None
 
     @property
     def reactor(self):
@@ -87,18 +105,56 @@ class GatewayService(service.MultiService):
     def startService(self):
         super().startService()
         d = defer.ensureDeferred(self._start())
-        d.addCallbacks(self.ready.callback, self._failed)
+        d.addCallbacks(self._started, self._failed)
+
+    def _started(self, _):
+        from dmgateway.lifecycle import sd_notify, watchdog_interval
+
+        self.state = "ready"
+        if self.process:
+            signal.signal(signal.SIGHUP, self._on_sighup)
+            sd_notify("READY=1\nSTATUS=serving")
+            interval = watchdog_interval()
+            if interval:
+                self._watchdog = task.LoopingCall(sd_notify, "WATCHDOG=1")
+                self._watchdog.clock = self.reactor
+                self._watchdog.start(interval)
+        self.ready.callback(self)
 
     def _failed(self, failure):
-        log.failure("gateway failed to start", failure)
+        from dmgateway.lifecycle import failure_line
+
+        line, expected = failure_line(failure)
+        if not expected:
+            log.failure("unexpected error while starting", failure)
+        log.critical("dmgateway cannot start: {reason}", reason=line)
+        self.state = "failed"
         self.ready.errback(failure)
+        self.ready.addErrback(lambda _: None)
+        if self.process:
+            self._exit_code = EXIT_START_FAILED
+            self.reactor.addSystemEventTrigger("after", "shutdown", self._exit)
         if self.reactor.running:
             self.reactor.stop()
+        elif self.process:
+            # failed while the reactor starts up (before any wait)
+            self.reactor.callWhenRunning(self.reactor.stop)
+
+    def _exit(self):
+        """After a failed start's shutdown: leave with the failure's status."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(self._exit_code)
 
     async def _start(self):
         from dmgateway.dispatch import Dispatcher
         from dmgateway.logs import install_json_log
         from dmgateway.store import open_store
+
+        from dmgateway.lifecycle import StoreLock, sqlite_path
 
         cfg = self.config
         install_json_log(cfg.logging)
@@ -109,6 +165,9 @@ class GatewayService(service.MultiService):
             node=cfg.gateway.node_name,
             store=_redact_store(cfg.gateway.store),
         )
+        path = sqlite_path(cfg.gateway.store)
+        if path is not None:
+            self._store_lock = StoreLock(path).acquire()
         self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
         await self.dispatcher.start()
@@ -116,8 +175,9 @@ class GatewayService(service.MultiService):
             self._start_webhooks()
         self._start_notifications()
         for name, endpoint, factory in self._listeners():
+            self._expected.append(name)
             port = await endpoint.listen(factory)
-            self._ports.append(port)
+            self._ports.append((name, port))
             address = port.getHost()
             log.info(
                 "listening: {listener} on {host}:{port}",
@@ -141,9 +201,15 @@ class GatewayService(service.MultiService):
                 self.dispatcher, cfg.https.path, cfg.https.max_body
             )
         if cfg.api.enabled:
-            yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), api_site(
-                self.dispatcher, cfg
-            )
+            from dmgateway.monitor.health import HealthCheck
+
+            self._api_site = api_site(self.dispatcher, cfg, health=HealthCheck(self, reactor))
+            yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), self._api_site
+
+    def listener_problems(self):
+        """Names of the listeners that should be bound and are not (for /healthz)."""
+        bound = {name for name, _port in self._ports}
+        return [name for name in self._expected if name not in bound]
 
     def _start_notifications(self):
         """The bearers that wake devices, and the outbox feeding them (if any is on)."""
@@ -220,10 +286,67 @@ class GatewayService(service.MultiService):
         sender.setServiceParent(self)
         self.dispatcher.add_event_listener(sender.notify)
 
+    # -- reload and stop ---------------------------------------------------------
+
+    def _on_sighup(self, signum, frame):
+        self.reactor.callFromThread(self.reload)
+
+    def reload(self):
+        """SIGHUP: reopen log files, apply what can change while running, log it.
+
+        Applied: the log level and format, the log file (reopened, for
+        logrotate), the API token file.  Anything else that differs is
+        logged as needing a restart.  A configuration that no longer loads
+        changes nothing.
+        """
+        from dmgateway.api.site import ConfigurationError, read_token
+        from dmgateway.lifecycle import sd_notify
+        from dmgateway.logs import reopen_logs
+
+        sd_notify("RELOADING=1")
+        try:
+            try:
+                new = load_config(self.config_dir or self.config.config_dir)
+            except ConfigError as e:
+                log.error(
+                    "reload refused: the configuration has {count} problems: {problems}",
+                    count=len(e.problems),
+                    problems="; ".join(str(p) for p in e.problems),
+                )
+                return []
+            changes = reopen_logs(new.logging)
+            if self._api_site is not None:
+                try:
+                    token = read_token(new.api.token_file)
+                except ConfigurationError as e:
+                    log.error("reload: API token kept: {reason}", reason=str(e))
+                else:
+                    if not self._api_site.token.matches(token):
+                        self._api_site.token.set(token)
+                        changes.append("API token replaced (from %s)" % (new.api.token_file,))
+            changes.extend(_restart_needed(self.config, new))
+            log.info(
+                "reloaded on SIGHUP: {changes}",
+                changes="; ".join(changes) if changes else "nothing changed",
+                changed=changes,
+            )
+            return changes
+        finally:
+            sd_notify("READY=1")
+
     @defer.inlineCallbacks
     def stopService(self):
+        from dmgateway.lifecycle import sd_notify
+
+        if self.process:
+            sd_notify("STOPPING=1")
+        if self._watchdog is not None and self._watchdog.running:
+            self._watchdog.stop()
+        if self.state == "ready":
+            yield self._drain()
+        self.state = "stopped"
         ports, self._ports = self._ports, []
-        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for _name, p in ports])
         if self.outbox is not None:
             yield self.outbox.stop()
         yield super().stopService()
@@ -233,7 +356,56 @@ class GatewayService(service.MultiService):
             yield self.dispatcher.stop()
         if self.store is not None:
             yield self.store.close()
+        if self._store_lock is not None:
+            self._store_lock.release()
         log.info("dmgateway stopped")
+
+    @defer.inlineCallbacks
+    def _drain(self):
+        """Refuse new DM sessions; let the live ones end, up to ``drain_timeout``."""
+        self.state = "draining"
+        dispatcher = self.dispatcher
+        deadline = self.reactor.seconds() + self.config.gateway.drain_timeout
+        if dispatcher is None:
+            return
+        dispatcher.draining = True
+        live = dispatcher.live_count()
+        if live:
+            log.info(
+                "draining: {live} live DM sessions, waiting up to {timeout}s",
+                live=live,
+                timeout=self.config.gateway.drain_timeout,
+            )
+        while dispatcher.live_count() and self.reactor.seconds() < deadline:
+            yield task.deferLater(self.reactor, 0.1, lambda: None)
+        left = dispatcher.live_count()
+        if live or left:
+            log.info(
+                "drained: {ended} sessions ended, {left} aborted at the deadline",
+                ended=max(live - left, 0),
+                left=left,
+            )
+
+
+def _restart_needed(old, new):
+    """Lines naming the settings that differ and apply only at the next start."""
+    import dataclasses
+
+    lines = []
+    for section in dataclasses.fields(old):
+        if section.name in ("logging", "config_dir", "files"):
+            continue
+        before, after = getattr(old, section.name), getattr(new, section.name)
+        if before == after:
+            continue
+        if dataclasses.is_dataclass(before) and dataclasses.is_dataclass(after):
+            keys = [f.name for f in dataclasses.fields(before)
+                    if getattr(before, f.name) != getattr(after, f.name)]
+            names = ", ".join(keys)
+        else:
+            names = "(changed)"
+        lines.append("[%s] %s changed: needs a restart" % (section.name, names))
+    return lines
 
 
 def _redact_store(uri):

@@ -609,7 +609,8 @@ def test_random_endpoints_never_raise(description, server):
 def test_systemd_unit(tmp_path):
     unit = SHIPPED / "dmgateway.service"
     text = unit.read_text()
-    for line in ("User=dmgateway", "WorkingDirectory=/var/lib/dmgateway", "Type=simple",
+    for line in ("User=dmgateway", "WorkingDirectory=/var/lib/dmgateway", "Type=notify",
+                 "ExecReload=/bin/kill -HUP $MAINPID", "WatchdogSec=60",
                  "ExecStart=/opt/dmgateway/bin/twistd --nodaemon --pidfile= "
                  "--logger=dmgateway.logs.json_observer dmgateway --config-dir /etc/dmgateway", "Restart=on-failure", "NoNewPrivileges=yes",
                  "ProtectSystem=strict", "ReadWritePaths=/var/lib/dmgateway", "PrivateTmp=yes"):

@@ -1,42 +1,120 @@
-"""Structured logs: JSON events with fields, level filtering, the [logging] file."""
+"""Structured logs: flat JSON objects, level filtering, the [logging] file and its reopening."""
 
+import datetime
 import io
 import json
+import os
 from types import SimpleNamespace
 
-from twisted.logger import LogLevel, Logger, LogPublisher, globalLogPublisher
+import pytest
+from twisted.logger import Logger, LogPublisher, globalLogPublisher
 
 from dmgateway import logs
 
 
-def records(text):
-    """JSON log records: each starts with RS (0x1E) and ends with a newline (RFC 7464)."""
-    return [line.strip("\x1e") for line in text.split("\n") if line.strip("\x1e")]
+@pytest.fixture(autouse=True)
+def _level_back():
+    yield
+    logs.set_level("info")
 
 
-def test_json_observer_writes_one_event_per_line_with_fields(monkeypatch):
+def lines_of(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_json_observer_writes_one_flat_object_per_line(monkeypatch):
     out = io.StringIO()
     monkeypatch.setattr(logs.sys, "stdout", out)
     publisher = LogPublisher(logs.json_observer())
     log = Logger(namespace="dmgateway.test", observer=publisher)
     log.info("session {session_id} ended: {outcome}", session_id="1A2", outcome="completed")
     log.debug("not shown at info")
-    (line,) = records(out.getvalue())
-    event = json.loads(line)
+    text = out.getvalue()
+    assert "\x1e" not in text
+    (event,) = lines_of(text)
     assert event["session_id"] == "1A2" and event["outcome"] == "completed"
-    assert event["log_namespace"] == "dmgateway.test"
+    assert event["logger"] == "dmgateway.test"
+    assert event["level"] == "info"
+    assert event["message"] == "session 1A2 ended: completed"
+    assert not [key for key in event if key.startswith("log_")]
+    parsed = datetime.datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert abs(parsed.replace(tzinfo=datetime.timezone.utc).timestamp() - __import__("time").time()) < 60
 
 
-def test_logging_file_gets_json_events(tmp_path):
-    path = tmp_path / "gw.json"
-    observer = logs.install_json_log(SimpleNamespace(format="json", level="warn", file=str(path)))
+def test_secret_looking_fields_are_redacted_and_odd_values_serialised(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(logs.sys, "stdout", out)
+    log = Logger(namespace="dmgateway.test", observer=LogPublisher(logs.json_observer()))
+    log.info("bind {system_id}", system_id="esme", password="hunter2", api_token=b"t0k", peer=object(), raw=b"\xff")
+    (event,) = lines_of(out.getvalue())
+    assert event["password"] == "[redacted]" and event["api_token"] == "[redacted]"
+    assert "hunter2" not in out.getvalue() and "t0k" not in out.getvalue()
+    assert event["raw"] == "\ufffd" and isinstance(event["peer"], str)
+
+
+def test_failure_events_carry_error_and_traceback(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(logs.sys, "stdout", out)
+    log = Logger(namespace="dmgateway.test", observer=LogPublisher(logs.json_observer()))
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        log.failure("it broke while {doing}", doing="dividing")
+    (event,) = lines_of(out.getvalue())
+    assert event["level"] == "critical" and event["message"] == "it broke while dividing"
+    assert event["error"].startswith("ZeroDivisionError") and "Traceback" in event["traceback"]
+
+
+def test_level_applies_to_the_stdout_observers(monkeypatch):
+    out = io.StringIO()
+    monkeypatch.setattr(logs.sys, "stdout", out)
+    log = Logger(namespace="dmgateway.test", observer=LogPublisher(logs.json_observer()))
+    logs.set_level("debug")
+    log.debug("now shown")
+    logs.set_level("error")
+    log.warn("hidden")
+    log.error("shown")
+    assert [e["message"] for e in lines_of(out.getvalue())] == ["now shown", "shown"]
+
+
+def _install(tmp_path, **kwargs):
+    config = dict(format="json", level="info", file=str(tmp_path / "gw.json"))
+    config.update(kwargs)
+    observer = logs.install_json_log(SimpleNamespace(**config))
+    return observer
+
+
+def _uninstall(observer):
+    globalLogPublisher.removeObserver(observer)
+    logs._installed.pop().close()
+
+
+def test_logging_file_gets_json_events_at_its_level(tmp_path):
+    observer = _install(tmp_path, level="warn")
     try:
         Logger(namespace="dmgateway.test").warn("device {device_id} locked out", device_id="IMEI:1")
         Logger(namespace="dmgateway.test").info("below the level")
     finally:
-        globalLogPublisher.removeObserver(observer)
-        stream = logs._installed.pop()[1]
-        stream.close()
-    lines = [json.loads(line) for line in records(path.read_text())]
-    assert [e["device_id"] for e in lines if e.get("log_namespace") == "dmgateway.test"] == ["IMEI:1"]
-    assert all(e["log_level"]["name"] != LogLevel.info.name for e in lines if e.get("log_namespace") == "dmgateway.test")
+        _uninstall(observer)
+    events = [e for e in lines_of((tmp_path / "gw.json").read_text()) if e["logger"] == "dmgateway.test"]
+    assert [e["device_id"] for e in events] == ["IMEI:1"]
+    assert [e["level"] for e in events] == ["warn"]
+
+
+def test_reopen_after_logrotate_writes_to_the_new_file_and_applies_the_level(tmp_path):
+    path = tmp_path / "gw.json"
+    observer = _install(tmp_path)
+    try:
+        log = Logger(namespace="dmgateway.test")
+        log.info("before rotation")
+        os.rename(path, tmp_path / "gw.json.1")
+        log.info("still to the moved file")
+        changes = logs.reopen_logs(SimpleNamespace(format="json", level="debug", file=str(path)))
+        log.debug("after rotation")
+    finally:
+        _uninstall(observer)
+    assert changes == ["logging level info -> debug"]
+    old = [e["message"] for e in lines_of((tmp_path / "gw.json.1").read_text()) if e["logger"] == "dmgateway.test"]
+    new = [e["message"] for e in lines_of(path.read_text()) if e["logger"] == "dmgateway.test"]
+    assert old == ["before rotation", "still to the moved file"]
+    assert new == ["after rotation"]

@@ -8,11 +8,14 @@ logs one event per request.
 
 Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
 
-    PUT|GET  /api/v1/devices/{device_id}
+    GET      /api/v1/devices?filters&cursor=C&limit=L
+    PUT|GET|DELETE /api/v1/devices/{device_id}
     POST|GET /api/v1/devices/{device_id}/jobs
     GET      /api/v1/jobs/{job_id}
+    POST     /api/v1/jobs/{job_id}/cancel
     GET      /api/v1/events?after=N&wait=S&limit=L
-    GET      /metrics                  (optional, no auth)
+    GET      /metrics                  (optional, token if asked)
+    GET      /healthz, /readyz         (no auth)
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from twisted.web import server
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from dmgateway.api import validation
-from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice
+from dmgateway.api import listing, validation
+from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice, UnknownJob
 from dmgateway.api.validation import ValidationError
 from dmgateway.bearers.webrequest import BodyLimitedRequest
 from dmgateway.store.model import NotFound
@@ -114,6 +117,8 @@ class _Exchange:
         error = reason.value
         if isinstance(error, ValidationError):
             error = ApiError(400, error.code, error.message)
+        elif isinstance(error, UnknownJob):
+            error = ApiError(404, "unknown_job", f"no job {str(error)!r}")
         elif isinstance(error, UnknownDevice):
             error = ApiError(404, "unknown_device", str(error) or "no such device")
         elif isinstance(error, ServiceUnavailable):
@@ -250,19 +255,32 @@ class _Namespace(_JsonResource):
     """
 
 
-class _V1(_JsonResource):
+class TokenCheck:
     """
-    C{/api/v1}: checks the bearer token for itself and everything below.
+    The API's bearer token, replaceable while running (C{SIGHUP} re-reads
+    the token file), and the check of one request against it.
     """
 
-    def __init__(self, settings: _Settings, token: bytes) -> None:
-        super().__init__()
+    def __init__(self, token: bytes | str) -> None:
+        self.set(token)
+
+    def set(self, token: bytes | str) -> None:
+        if isinstance(token, str):
+            token = token.encode("utf-8")
+        token = token.strip()
+        if not token:
+            raise ValueError("the API token must not be empty")
         self._token = token
-        self.putChild(b"devices", _Devices(settings))
-        self.putChild(b"jobs", _Jobs(settings))
-        self.putChild(b"events", _Events(settings))
 
-    def _check(self, request: server.Request) -> ApiError | None:
+    def matches(self, token: bytes | str) -> bool:
+        if isinstance(token, str):
+            token = token.encode("utf-8")
+        return hmac.compare_digest(token.strip(), self._token)
+
+    def refusal(self, request: server.Request) -> ApiError | None:
+        """
+        L{None} if the request carries the token, else the 401 to answer.
+        """
         values = request.requestHeaders.getRawHeaders(b"authorization") or []
         challenge = b'Bearer realm="dmgateway"'
         if not values:
@@ -282,6 +300,41 @@ class _V1(_JsonResource):
             {b"WWW-Authenticate": challenge + b', error="invalid_token"'},
         )
 
+
+class _Guarded(Resource):
+    """
+    A resource outside C{/api/v1} (C{/metrics}) behind the API token.
+    """
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource, token: TokenCheck) -> None:
+        super().__init__()
+        self._inner = inner
+        self._token = token
+
+    def render(self, request: server.Request) -> Any:
+        error = self._token.refusal(request)
+        if error is not None:
+            return _Error(error).render(request)
+        return self._inner.render(request)
+
+
+class _V1(_JsonResource):
+    """
+    C{/api/v1}: checks the bearer token for itself and everything below.
+    """
+
+    def __init__(self, settings: _Settings, token: TokenCheck) -> None:
+        super().__init__()
+        self._token = token
+        self.putChild(b"devices", _Devices(settings))
+        self.putChild(b"jobs", _Jobs(settings))
+        self.putChild(b"events", _Events(settings))
+
+    def _check(self, request: server.Request) -> ApiError | None:
+        return self._token.refusal(request)
+
     def getChildWithDefault(self, path: bytes, request: server.Request) -> Resource:
         error = self._check(request)
         if error is not None:
@@ -294,12 +347,19 @@ class _V1(_JsonResource):
 
 class _Devices(_JsonResource):
     """
-    C{/api/v1/devices}: only its children exist.
+    C{/api/v1/devices}: the inventory (filters, cursor) and its children.
     """
+
+    methods = {b"GET": "list"}
 
     def __init__(self, settings: _Settings) -> None:
         super().__init__()
         self._settings = settings
+
+    def list(self, request: server.Request) -> Deferred[_Reply]:
+        where, limit, cursor = listing.parse_device_query(request.args)
+        d = self._settings.service.list_devices(where, limit, cursor)
+        return d.addCallback(lambda page: _Reply(200, page))
 
     def getChild(self, path: bytes, request: server.Request) -> Resource:
         if not path:
@@ -316,7 +376,7 @@ class _Device(_JsonResource):
     C{/api/v1/devices/{device_id}}: the device account.
     """
 
-    methods = {b"GET": "get", b"PUT": "put"}
+    methods = {b"GET": "get", b"PUT": "put", b"DELETE": "delete"}
 
     def __init__(self, settings: _Settings, device_id: str) -> None:
         super().__init__()
@@ -351,6 +411,12 @@ class _Device(_JsonResource):
 
         d = self._settings.service.put_device(self._device_id, account)
         return d.addCallback(stored)
+
+    def delete(self, request: server.Request) -> Deferred[_Reply]:
+        purge = listing.parse_delete_query(request.args)
+        d = self._settings.service.delete_device(self._device_id, purge)
+        return d.addCallbacks(lambda body: _Reply(200, body), _no_device,
+                              errbackArgs=(self._device_id,))
 
 
 class _DeviceJobs(_JsonResource):
@@ -433,6 +499,11 @@ class _Job(_JsonResource):
         self._settings = settings
         self._job_id = job_id
 
+    def getChild(self, path: bytes, request: server.Request) -> Resource:
+        if path == b"cancel":
+            return _JobCancel(self._settings, self._job_id)
+        return super().getChild(path, request)
+
     def get(self, request: server.Request) -> Deferred[_Reply]:
         def found(job: dict[str, Any] | None) -> _Reply:
             if job is None:
@@ -440,6 +511,33 @@ class _Job(_JsonResource):
             return _Reply(200, job)
 
         return self._settings.service.get_job(self._job_id).addCallback(found)
+
+
+class _JobCancel(_JsonResource):
+    """
+    C{/api/v1/jobs/{job_id}/cancel}: cancel a queued or notified job now,
+    a job in a live session when that session ends.
+    """
+
+    methods = {b"POST": "post"}
+
+    def __init__(self, settings: _Settings, job_id: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._job_id = job_id
+
+    def post(self, request: server.Request) -> Deferred[_Reply]:
+        def answered(body: dict[str, Any]) -> _Reply:
+            if body.get("cancel") == "at_session_end":
+                return _Reply(202, body)
+            if not body.get("cancelled"):
+                raise ApiError(
+                    409, "job_finished",
+                    f"job {self._job_id!r} is {body.get('state')}: nothing to cancel",
+                )
+            return _Reply(200, body)
+
+        return self._settings.service.cancel_job(self._job_id).addCallback(answered)
 
 
 class _Events(_JsonResource):
@@ -473,33 +571,39 @@ class _Events(_JsonResource):
 
 def build_root(
     service: GatewayService,
-    token: bytes | str,
+    token: bytes | str | TokenCheck,
     *,
     metrics_resource: Resource | None = None,
+    metrics_token: bool = False,
+    unauthenticated: dict[bytes, Resource] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_wait: float = DEFAULT_MAX_WAIT,
     max_commands: int = validation.MAX_COMMANDS,
 ) -> Resource:
     """
     The site root: C{/api/v1/...} and, if given, C{metrics_resource} at
-    C{/metrics} (without authentication).  Every other path is a JSON 404.
+    C{/metrics} (without authentication unless C{metrics_token}) and the
+    C{unauthenticated} resources by name (C{/healthz}).  Every other path
+    is a JSON 404.
 
     @param token: the bearer token (read by the caller from
-        C{[api] token_file}); surrounding whitespace is ignored.
+        C{[api] token_file}); surrounding whitespace is ignored.  A
+        L{TokenCheck} lets the caller replace it later.
     @param max_wait: cap on the long-poll C{wait}, in seconds.
     """
-    if isinstance(token, str):
-        token = token.encode("utf-8")
-    token = token.strip()
-    if not token:
-        raise ValueError("the API token must not be empty")
+    if not isinstance(token, TokenCheck):
+        token = TokenCheck(token)
     settings = _Settings(service, max_body, max_wait, max_commands)
     api = _Namespace()
     api.putChild(b"v1", _V1(settings, token))
     root = _Namespace()
     root.putChild(b"api", api)
     if metrics_resource is not None:
+        if metrics_token:
+            metrics_resource = _Guarded(metrics_resource, token)
         root.putChild(b"metrics", metrics_resource)
+    for name, child in (unauthenticated or {}).items():
+        root.putChild(name, child)
     return root
 
 
@@ -579,9 +683,11 @@ class ApiSite(server.Site):
 
 def build_site(
     service: GatewayService,
-    token: bytes | str,
+    token: bytes | str | TokenCheck,
     *,
     metrics_resource: Resource | None = None,
+    metrics_token: bool = False,
+    unauthenticated: dict[bytes, Resource] | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     max_wait: float = DEFAULT_MAX_WAIT,
     max_commands: int = validation.MAX_COMMANDS,
@@ -593,7 +699,8 @@ def build_site(
     arguments.  C{reactor} also times requests for the log.
     """
     root = build_root(
-        service, token, metrics_resource=metrics_resource, max_body=max_body,
-        max_wait=max_wait, max_commands=max_commands,
+        service, token, metrics_resource=metrics_resource,
+        metrics_token=metrics_token, unauthenticated=unauthenticated,
+        max_body=max_body, max_wait=max_wait, max_commands=max_commands,
     )
     return ApiSite(root, max_body=max_body, reactor=reactor)

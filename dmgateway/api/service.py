@@ -19,6 +19,12 @@ class UnknownDevice(Exception):
     """
 
 
+class UnknownJob(Exception):
+    """
+    The job id names no job (HTTP 404 C{unknown_job}).
+    """
+
+
 class ServiceUnavailable(Exception):
     """
     The service cannot answer now, e.g. the store is down (HTTP 503

@@ -1,6 +1,6 @@
 """Builds the API listener's site from the configuration: token, limits, /metrics."""
 
-from dmgateway.api.resources import build_site
+from dmgateway.api.resources import TokenCheck, build_site
 from dmgateway.monitor.metrics import MetricsResource
 
 
@@ -19,14 +19,30 @@ def read_token(path):
     return token
 
 
-def api_site(dispatcher, config, reactor=None):
-    metrics = None
-    if config.metrics.enabled:
+def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
+    """The API listener's site; ``site.token`` is its :class:`TokenCheck`.
+
+    ``health`` is a :class:`~dmgateway.monitor.health.HealthCheck` for
+    ``/healthz`` and ``/readyz``; ``metrics`` the ``/metrics`` resource
+    (default: the dispatcher's samples).
+    """
+    from dmgateway.monitor.health import HealthResource
+
+    if metrics is None and config.metrics.enabled:
         metrics = MetricsResource(dispatcher.metrics)
-    return build_site(
+    token = TokenCheck(read_token(config.api.token_file))
+    unauthenticated = {}
+    if health is not None:
+        unauthenticated[b"healthz"] = HealthResource(health, ready=False)
+        unauthenticated[b"readyz"] = HealthResource(health, ready=True)
+    site = build_site(
         dispatcher,
-        read_token(config.api.token_file),
-        metrics_resource=metrics,
+        token,
+        metrics_resource=metrics if config.metrics.enabled else None,
+        metrics_token=config.metrics.require_token,
+        unauthenticated=unauthenticated,
         max_body=config.api.max_body,
         reactor=reactor,
     )
+    site.token = token
+    return site

@@ -90,6 +90,7 @@ class ServerConfig:
     session_timeout: int = 300
     node_name: str = ""
     max_sessions: int = 10000
+    drain_timeout: int = 20
 
     @classmethod
     def read(cls, r: SectionReader, *, hostname: str) -> ServerConfig:
@@ -104,6 +105,7 @@ class ServerConfig:
             session_timeout=r.integer("session_timeout", 300, 10, _DAY),
             node_name=r.text("node_name", hostname, empty_ok=False, validate=_node_name),
             max_sessions=r.integer("max_sessions", 10000, 1, 10_000_000),
+            drain_timeout=r.integer("drain_timeout", 20, 0, 3600),
         )
 
 
@@ -192,10 +194,14 @@ class MetricsConfig:
     """``dmgateway.ini [metrics]``: Prometheus text at ``/metrics`` on the API endpoint."""
 
     enabled: bool = True
+    require_token: bool = False
 
     @classmethod
     def read(cls, r: SectionReader) -> MetricsConfig:
-        return cls(enabled=r.boolean("enabled", True))
+        return cls(
+            enabled=r.boolean("enabled", True),
+            require_token=r.boolean("require_token", False),
+        )
 
 
 @dataclass(frozen=True)

@@ -331,13 +331,19 @@ class Queries:
 
     def _set_devinfo_txn(self, txn, now, device_id, devinfo) -> bool:
         _instance(devinfo, dict, "devinfo", optional=True)
+        from .migrations.v006_inventory import inventory_columns
+
         value = None if devinfo is None else _dump(devinfo, "devinfo")
-        return self._update_device_txn(txn, now, device_id, {"devinfo": value})
+        values = {"devinfo": value, **inventory_columns(devinfo, None)}
+        return self._update_device_txn(txn, now, device_id, values)
 
     def _set_last_session_txn(self, txn, now, device_id, session) -> bool:
         _instance(session, dict, "last session", optional=True)
+        from .migrations.v006_inventory import inventory_columns
+
         value = None if session is None else _dump(session, "last session")
-        return self._update_device_txn(txn, now, device_id, {"last_session": value})
+        at = inventory_columns(None, session).get("last_session_at") if session is not None else None
+        return self._update_device_txn(txn, now, device_id, {"last_session": value, "last_session_at": at})
 
     def _record_auth_failure_txn(
         self, txn, now, device_id, max_failures, lockout

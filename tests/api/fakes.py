@@ -12,7 +12,7 @@ from typing import Any
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IDelayedCall
 
-from dmgateway.api.service import UnknownDevice
+from dmgateway.api.service import UnknownDevice, UnknownJob
 
 
 class _Waiter:
@@ -120,6 +120,59 @@ class FakeGatewayService:
             ids = ids[ids.index(after) + 1:] if after in ids else []
         return succeed([self._summary(i) for i in ids[:limit]])
 
+    def list_devices(self, where: Any, limit: int, cursor: str | None) -> Deferred[dict[str, Any]]:
+        """
+        Devices in id order; of the filters only C{server_id} and
+        C{has_msisdn} (the store's tests cover the rest).  The cursor is
+        the last id of the previous page.
+        """
+        failed = self._call("list_devices", where, limit, cursor)
+        if failed:
+            return failed
+        ids = sorted(self.devices)
+        if cursor is not None:
+            ids = [i for i in ids if i > cursor]
+        if where.server_id is not None:
+            ids = [i for i in ids if self.devices[i]["server_id"] == where.server_id]
+        if where.has_msisdn is not None:
+            ids = [i for i in ids if bool(self.devices[i].get("msisdn")) == where.has_msisdn]
+        page = ids[:limit]
+        views = []
+        for device_id in page:
+            view = self.get_device(device_id).result
+            view["locked_out"] = False
+            views.append(view)
+        return succeed({"devices": views, "next": page[-1] if len(ids) > limit else None})
+
+    def delete_device(self, device_id: str, purge: bool) -> Deferred[dict[str, Any]]:
+        failed = self._call("delete_device", device_id, purge)
+        if failed:
+            return failed
+        if device_id not in self.devices:
+            return fail(UnknownDevice(device_id))
+        del self.devices[device_id]
+        cancelled = []
+        for job_id, job in list(self.jobs.items()):
+            if job["device_id"] == device_id:
+                if job["state"] in ("queued", "notified"):
+                    cancelled.append(job_id)
+                del self.jobs[job_id]
+        return succeed({"device_id": device_id, "deleted": True, "jobs_cancelled": cancelled,
+                        "history": "purged" if purge else "kept"})
+
+    def cancel_job(self, job_id: str) -> Deferred[dict[str, Any]]:
+        failed = self._call("cancel_job", job_id)
+        if failed:
+            return failed
+        job = self.jobs.get(job_id)
+        if job is None:
+            return fail(UnknownJob(job_id))
+        if job["state"] not in ("queued", "notified"):
+            return succeed({"id": job_id, "state": job["state"], "cancelled": False})
+        job["state"] = "failed"
+        job["error"] = {"code": "cancelled", "message": "cancelled through the API"}
+        return succeed({"id": job_id, "state": "failed", "cancelled": True})
+
     def _summary(self, job_id: str) -> dict[str, Any]:
         job = self.jobs[job_id]
         return {"id": job_id, "device_id": job["device_id"], "state": job["state"]}
@@ -132,7 +185,7 @@ class FakeGatewayService:
             "seq": len(self.events) + 1,
             "type": kind,
             "device_id": device_id,
-            "time": self.clock.seconds(),
+            "time": "1970-01-01T00:00:%06.3fZ" % (self.clock.seconds() % 60,),
             **fields,
         }
         self.events.append(event)

@@ -22,7 +22,8 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, inlineCallbacks, succeed
 
-from dmgateway.api.service import UnknownDevice
+from dmgateway.api.service import UnknownDevice, UnknownJob
+from dmgateway.store.inventory import DeviceFilter
 
 ACCOUNT = {
     "server_id": "dms.example.com",
@@ -107,6 +108,55 @@ class GatewayServiceContract:
         self.assertEqual([j["id"] for j in rest], ids[2:])
         with self.assertRaises(UnknownDevice):
             yield service.list_jobs("IMEI:1", 10, None)
+
+    @inlineCallbacks
+    def test_list_devices_pages_with_the_cursor_it_returns(self):
+        service, _ = self.make_service()
+        for n in range(1, 6):
+            account = dict(ACCOUNT, server_id="a" if n % 2 else "b", msisdn=None if n == 2 else "+4477009000%d" % n)
+            yield service.put_device("IMEI:%d" % n, account)
+        seen, cursor = [], None
+        while True:
+            page = yield service.list_devices(DeviceFilter(), 2, cursor)
+            self.assertLessEqual(len(page["devices"]), 2)
+            seen += [d["device_id"] for d in page["devices"]]
+            for device in page["devices"]:
+                self.assertIs(device["locked_out"], False)
+                self.assertNotIn("cl1ent-s3cret", repr(device))
+            cursor = page["next"]
+            if cursor is None:
+                break
+        self.assertEqual(seen, ["IMEI:%d" % n for n in range(1, 6)])
+        page = yield service.list_devices(DeviceFilter(server_id="b"), 10, None)
+        self.assertEqual([d["device_id"] for d in page["devices"]], ["IMEI:2", "IMEI:4"])
+        self.assertIsNone(page["next"])
+        page = yield service.list_devices(DeviceFilter(has_msisdn=False), 10, None)
+        self.assertEqual([d["device_id"] for d in page["devices"]], ["IMEI:2"])
+
+    @inlineCallbacks
+    def test_delete_device_cancels_its_pending_jobs(self):
+        service, _ = self.make_service()
+        yield service.put_device(DEVICE, ACCOUNT)
+        job = yield service.create_job(DEVICE, JOB)
+        deleted = yield service.delete_device(DEVICE, False)
+        self.assertEqual(deleted, {"device_id": DEVICE, "deleted": True, "jobs_cancelled": [job["id"]],
+                                   "history": "kept"})
+        self.assertIsNone((yield service.get_device(DEVICE)))
+        with self.assertRaises(UnknownDevice):
+            yield service.delete_device(DEVICE, True)
+
+    @inlineCallbacks
+    def test_cancel_job_once(self):
+        service, _ = self.make_service()
+        yield service.put_device(DEVICE, ACCOUNT)
+        job = yield service.create_job(DEVICE, JOB)
+        self.assertEqual((yield service.cancel_job(job["id"])),
+                         {"id": job["id"], "state": "failed", "cancelled": True})
+        view = yield service.get_job(job["id"])
+        self.assertEqual((view["state"], view["error"]["code"]), ("failed", "cancelled"))
+        self.assertEqual((yield service.cancel_job(job["id"]))["cancelled"], False)
+        with self.assertRaises(UnknownJob):
+            yield service.cancel_job("no-such-job")
 
     @inlineCallbacks
     def test_wait_events_fires_at_once_with_existing_events(self):

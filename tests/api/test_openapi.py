@@ -42,11 +42,12 @@ class OpenApiTests(ApiTestCase):
         routes = documented()
         self.assertEqual(
             set(routes),
-            {"/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
-             "/api/v1/jobs/{job_id}", "/api/v1/events", "/metrics"},
+            {"/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
+             "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/cancel", "/api/v1/events", "/metrics",
+             "/healthz", "/readyz"},
         )
         for path, methods in routes.items():
-            if path == "/metrics":
+            if path in ("/metrics", "/healthz", "/readyz"):
                 self.assertEqual(methods, {"GET"})
                 continue
             url = path

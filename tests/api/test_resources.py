@@ -18,6 +18,7 @@ from dmgateway.api.service import ServiceUnavailable
 from dmgateway.store.model import NotFound
 from tests.api.fakes import FakeGatewayService
 from tests.api.inmemory import Connection, Response, raw_request
+from tests.openapi_check import check_response
 
 TOKEN = "t0ken-for-tests"
 DEVICE = "IMEI:350000000000001"
@@ -76,6 +77,9 @@ class ApiTestCase(SynchronousTestCase):
         self.assertIsNotNone(response, "no response")
         assert response is not None
         self.assertEqual(response.header("content-type"), "application/json; charset=utf-8")
+        if method != "HEAD":
+            check_response(method, path, response.status, response.header("content-type"), response.raw,
+                           {k: v[0] for k, v in response.headers.items()})
         return response
 
     def assertError(self, response: Response, status: int, code: str) -> dict[str, Any]:
@@ -128,7 +132,7 @@ class AuthTests(ApiTestCase):
 
 class PathTests(ApiTestCase):
     def test_unknown_paths(self):
-        for path in ("/", "/api", "/other", "/api/v2/devices/x", "/api/v1/devices",
+        for path in ("/", "/api", "/other", "/api/v2/devices/x",
                      "/api/v1/devices/", "/api/v1/jobs", f"{DEVICE_PATH}/other",
                      f"{DEVICE_PATH}/jobs/x", "/api/v1/jobs/job-1/x", "/api/v1/events/x"):
             self.assertError(self.call("GET", path, token=TOKEN), 404, "not_found")
@@ -139,8 +143,10 @@ class PathTests(ApiTestCase):
 
     def test_method_not_allowed(self):
         cases = [
-            ("DELETE", DEVICE_PATH, "GET, PUT, HEAD"),
-            ("POST", DEVICE_PATH, "GET, PUT, HEAD"),
+            ("PATCH", DEVICE_PATH, "DELETE, GET, PUT, HEAD"),
+            ("POST", DEVICE_PATH, "DELETE, GET, PUT, HEAD"),
+            ("POST", "/api/v1/devices", "GET, HEAD"),
+            ("GET", "/api/v1/jobs/job-1/cancel", "POST"),
             ("PUT", f"{DEVICE_PATH}/jobs", "GET, POST, HEAD"),
             ("PUT", "/api/v1/jobs/job-1", "GET, HEAD"),
             ("POST", "/api/v1/events", "GET, HEAD"),

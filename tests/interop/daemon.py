@@ -45,6 +45,7 @@ class Daemon:
         self.log_path = os.path.join(self.workdir, "daemon.log")
         self.process = None
         self.twistd_options = []
+        self.env = {}  # more environment variables for the process
         self._write_config()
 
     def _write_config(self):
@@ -84,6 +85,7 @@ class Daemon:
 
     def start(self):
         env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.update(self.env)
         self._log = open(self.log_path, "ab")
         offset = len(self.log())
         self.process = subprocess.Popen(
@@ -135,9 +137,14 @@ class Daemon:
             request.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, json.loads(response.read() or b"null")
+                status, raw, headers = response.status, response.read(), response.headers
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"null")
+            status, raw, headers = e.code, e.read(), e.headers
+        # every answer of the real daemon must match docs/openapi.yaml
+        from tests.openapi_check import check_response
+
+        check_response(method, "/api/v1" + path, status, headers.get("Content-Type"), raw, dict(headers.items()))
+        return status, json.loads(raw or b"null")
 
     def put_device(self, device_id, account):
         return self.call("PUT", "/devices/" + urllib.parse.quote(device_id, safe=""), account)

@@ -1,0 +1,182 @@
+"""
+Inventory queries: the device list with filters and a keyset cursor,
+deleting a device with or without its history, cancelling a job.
+
+Mixed into L{dmgateway.store.base.Store} next to L{Queries}; the columns
+come from migration 006.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .model import NotFound, PENDING_JOB_STATES
+from .queries import _device, _int, _job, _text
+
+#: The error a job cancelled through the API carries (state "failed").
+CANCELLED = {"code": "cancelled", "message": "cancelled through the API"}
+
+#: Job states a cancel applies to at once.
+CANCELLABLE = PENDING_JOB_STATES
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """What C{GET /api/v1/devices} selects on; L{None} means "any"."""
+
+    server_id: Optional[str] = None
+    session_after: Optional[float] = None  # last session ended at or after
+    session_before: Optional[float] = None  # ended before (or never, see never_seen)
+    man: Optional[str] = None
+    mod: Optional[str] = None
+    fwv: Optional[str] = None
+    has_msisdn: Optional[bool] = None
+    locked: Optional[bool] = None
+    never_seen: Optional[bool] = None  # no session at all
+
+    def where(self, now: float) -> tuple[list[str], list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, value in (
+            ("server_id", self.server_id),
+            ("devinfo_man", self.man),
+            ("devinfo_mod", self.mod),
+            ("devinfo_fwv", self.fwv),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if self.session_after is not None:
+            clauses.append("last_session_at >= ?")
+            args.append(self.session_after)
+        if self.session_before is not None:
+            clauses.append("last_session_at < ?")
+            args.append(self.session_before)
+        if self.never_seen is not None:
+            clauses.append("last_session_at IS NULL" if self.never_seen else "last_session_at IS NOT NULL")
+        if self.has_msisdn is not None:
+            clauses.append(
+                "(msisdn IS NOT NULL AND msisdn <> '')" if self.has_msisdn
+                else "(msisdn IS NULL OR msisdn = '')"
+            )
+        if self.locked is not None:
+            clauses.append(
+                "(locked_until IS NOT NULL AND locked_until > ?)" if self.locked
+                else "(locked_until IS NULL OR locked_until <= ?)"
+            )
+            args.append(now)
+        return clauses, args
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """
+    What L{InventoryQueries.cancel_job} did: C{state} is the job's state
+    after it (C{"failed"} when cancelled now), C{cancelled} whether this
+    call cancelled it, C{notifications} how many queued wake-ups it stopped.
+    """
+
+    job_id: str
+    device_id: str
+    state: str
+    cancelled: bool
+    notifications: int
+
+
+class InventoryQueries:
+    """The C{_..._txn} functions of the inventory and their public calls."""
+
+    # -- public ----------------------------------------------------------------
+
+    def find_devices(self, where: DeviceFilter, limit: int, after: Optional[str] = None):
+        """
+        Fire with up to C{limit} L{Device}s matching C{where}, ordered by
+        C{device_id}, starting after device id C{after}.
+        """
+        return self.run_interaction(
+            "find_devices", self._find_devices_txn, self._now(), where, limit, after
+        )
+
+    def remove_device(self, device_id: str, purge_history: bool):
+        """
+        Delete a device: its pending jobs are cancelled first (one C{job}
+        event each, unless the history is purged), then the account with its
+        jobs, sessions and notifications.  With C{purge_history} its events
+        go too.  Fire with the cancelled job ids, or raise L{NotFound}.
+        """
+        return self.run_interaction(
+            "remove_device", self._remove_device_txn, self._now(), device_id, purge_history
+        )
+
+    def cancel_job(self, job_id: str):
+        """
+        Cancel a queued or notified job now: state C{failed} with error
+        C{cancelled}; its queued notifications fail.  Fire with a
+        L{Cancelled} (C{cancelled} false when the job was in another state),
+        or raise L{NotFound}.
+        """
+        return self.run_interaction("cancel_job", self._cancel_job_txn, self._now(), job_id)
+
+    # -- transactions ----------------------------------------------------------
+
+    def _find_devices_txn(self, txn, now, where: DeviceFilter, limit, after):
+        _int(limit, "limit", 1)
+        _text(after, "after", optional=True)
+        clauses, args = where.where(now)
+        if after is not None:
+            clauses.append("device_id > ?")
+            args.append(after)
+        clause = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        rows = txn.fetchall(f"SELECT * FROM devices {clause}ORDER BY device_id LIMIT ?", (*args, limit))
+        return [_device(row) for row in rows]
+
+    def _cancel_jobs_txn(self, txn, now, jobs) -> int:
+        from .queries import _dump
+
+        stopped = 0
+        for job in jobs:
+            txn.execute(
+                f"UPDATE jobs SET state = 'failed', error = ?, updated = ? WHERE job_id = ?"
+                f" AND state IN ({', '.join('?' * len(CANCELLABLE))})",
+                (_dump(CANCELLED, "error"), now, job.job_id, *CANCELLABLE),
+            )
+            stopped += txn.execute(
+                "UPDATE notifications SET state = 'failed', last_error = 'cancelled',"
+                " next_attempt_at = NULL, updated = ? WHERE job_id = ? AND state = 'queued'",
+                (now, job.job_id),
+            )
+        return stopped
+
+    def _cancel_job_txn(self, txn, now, job_id) -> Cancelled:
+        row = txn.fetchone("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        job = _job(row)
+        if job.state not in CANCELLABLE:
+            return Cancelled(job_id, job.device_id, job.state, False, 0)
+        stopped = self._cancel_jobs_txn(txn, now, [job])
+        self._append_event_txn(txn, "job", job.device_id, now,
+                               {"job_id": job_id, "state": "failed", "error": CANCELLED["code"]})
+        return Cancelled(job_id, job.device_id, "failed", True, stopped)
+
+    def _remove_device_txn(self, txn, now, device_id, purge_history) -> list[str]:
+        if txn.fetchone("SELECT 1 AS one FROM devices WHERE device_id = ?", (device_id,)) is None:
+            raise NotFound(f"no device {device_id!r}")
+        rows = txn.fetchall(
+            f"SELECT * FROM jobs WHERE device_id = ? AND state IN ({', '.join('?' * len(CANCELLABLE))})"
+            " ORDER BY seq",
+            (device_id, *CANCELLABLE),
+        )
+        jobs = [_job(row) for row in rows]
+        self._cancel_jobs_txn(txn, now, jobs)
+        if purge_history:
+            txn.execute("DELETE FROM events WHERE device_id = ?", (device_id,))
+        else:
+            for job in jobs:
+                self._append_event_txn(txn, "job", device_id, now,
+                                       {"job_id": job.job_id, "state": "failed", "error": CANCELLED["code"]})
+            self._append_event_txn(txn, "device", device_id, now,
+                                   {"action": "deleted", "jobs_cancelled": len(jobs)})
+        txn.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+        return [job.job_id for job in jobs]

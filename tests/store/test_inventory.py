@@ -1,0 +1,123 @@
+"""
+The inventory queries on both engines: filters and keyset paging of the
+device list, migration 006's columns kept up to date, deleting a device
+with or without its history, cancelling a job.
+"""
+
+from twisted.trial.unittest import TestCase
+
+from dmgateway.store import NotFound
+from dmgateway.store.inventory import DeviceFilter
+from dmgateway.store.migrations.v006_inventory import inventory_columns
+from tests.store.support import START, PostgresEngine, SQLiteEngine, StoreCase, add_device
+
+GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
+
+
+class InventoryTestsMixin(StoreCase):
+    async def fleet(self):
+        store = await self.open()
+        for n in range(1, 8):
+            await add_device(store, "IMEI:%d" % n, server_id="a" if n % 2 else "b",
+                             msisdn=None if n == 3 else "+4477009000%02d" % n)
+        await store.set_devinfo("IMEI:1", {"Man": "Acme", "Mod": "X1", "FwV": "1.0"})
+        await store.set_devinfo("IMEI:2", {"Man": "Acme", "Mod": "X2", "FwV": "2.0"})
+        await store.set_devinfo("IMEI:4", {"Man": "Other", "Mod": "X1"})
+        await store.set_last_session("IMEI:1", {"ended": "2023-11-14T22:13:20.000Z"})  # START
+        await store.set_last_session("IMEI:2", {"ended": "2023-11-14T22:30:00.000Z"})  # START + 1000
+        for _ in range(5):
+            await store.record_auth_failure("IMEI:5", START, max_failures=5, lockout=900)
+        return store
+
+    async def ids(self, store, limit=100, after=None, **where):
+        devices = await store.find_devices(DeviceFilter(**where), limit, after)
+        return [d.device_id for d in devices]
+
+    async def test_filters(self):
+        store = await self.fleet()
+        self.assertEqual(await self.ids(store), ["IMEI:%d" % n for n in range(1, 8)])
+        self.assertEqual(await self.ids(store, server_id="b"), ["IMEI:2", "IMEI:4", "IMEI:6"])
+        self.assertEqual(await self.ids(store, man="Acme"), ["IMEI:1", "IMEI:2"])
+        self.assertEqual(await self.ids(store, mod="X1"), ["IMEI:1", "IMEI:4"])
+        self.assertEqual(await self.ids(store, man="Acme", mod="X1"), ["IMEI:1"])
+        self.assertEqual(await self.ids(store, fwv="2.0"), ["IMEI:2"])
+        self.assertEqual(await self.ids(store, has_msisdn=False), ["IMEI:3"])
+        self.assertEqual(len(await self.ids(store, has_msisdn=True)), 6)
+        self.assertEqual(await self.ids(store, session_after=START + 1), ["IMEI:2"])
+        self.assertEqual(await self.ids(store, session_after=START), ["IMEI:1", "IMEI:2"])
+        self.assertEqual(await self.ids(store, session_before=START + 1), ["IMEI:1"])
+        self.assertEqual(await self.ids(store, never_seen=False), ["IMEI:1", "IMEI:2"])
+        self.assertEqual(len(await self.ids(store, never_seen=True)), 5)
+        self.assertEqual(await self.ids(store, locked=True), ["IMEI:5"])
+        self.assertNotIn("IMEI:5", await self.ids(store, locked=False))
+        self.clock.advance(901)  # the lockout is over
+        self.assertEqual(await self.ids(store, locked=True), [])
+
+    async def test_keyset_paging(self):
+        store = await self.fleet()
+        seen, after = [], None
+        while True:
+            page = await self.ids(store, limit=3, after=after, server_id="a")
+            if not page:
+                break
+            seen += page
+            after = page[-1]
+        self.assertEqual(seen, ["IMEI:1", "IMEI:3", "IMEI:5", "IMEI:7"])
+
+    async def test_inventory_columns_follow_devinfo_and_session(self):
+        store = await self.fleet()
+        await store.set_devinfo("IMEI:1", {"Man": "Acme", "Mod": "X9"})
+        self.assertEqual(await self.ids(store, mod="X9"), ["IMEI:1"])
+        self.assertEqual(await self.ids(store, fwv="1.0"), [])
+        await store.set_last_session("IMEI:1", None)
+        self.assertEqual(await self.ids(store, never_seen=False), ["IMEI:2"])
+
+    async def test_cancel_job(self):
+        store = await self.fleet()
+        await store.create_job("j1", "IMEI:1", GET)
+        await store.add_notification("IMEI:1", "sms", b"\x00", job_id="j1")
+        result = await store.cancel_job("j1")
+        self.assertEqual((result.cancelled, result.state, result.notifications), (True, "failed", 1))
+        job = await store.get_job("j1")
+        self.assertEqual((job.state, job.error["code"]), ("failed", "cancelled"))
+        (n,) = await store.notifications_for_job("j1")
+        self.assertEqual((n.state, n.last_error), ("failed", "cancelled"))
+        again = await store.cancel_job("j1")
+        self.assertFalse(again.cancelled)
+        events = await store.events_after(0)
+        self.assertEqual([(e["type"], e["job_id"], e["error"]) for e in events], [("job", "j1", "cancelled")])
+        with self.assertRaises(NotFound):
+            await store.cancel_job("nope")
+
+    async def test_remove_device_keeps_or_purges_history(self):
+        store = await self.fleet()
+        await store.create_job("j1", "IMEI:1", GET)
+        await store.create_job("j2", "IMEI:1", GET)
+        await store.update_job("j2", state="done", results=[])
+        await store.append_event("session", "IMEI:1", START, {"outcome": "completed"})
+        await store.append_event("session", "IMEI:2", START, {"outcome": "completed"})
+        self.assertEqual(await store.remove_device("IMEI:1", False), ["j1"])
+        self.assertIsNone(await store.get_device("IMEI:1"))
+        self.assertIsNone(await store.get_job("j1"))
+        kinds = [(e["type"], e["device_id"]) for e in await store.events_after(0)]
+        self.assertEqual(kinds, [("session", "IMEI:1"), ("session", "IMEI:2"), ("job", "IMEI:1"),
+                                 ("device", "IMEI:1")])
+        await store.append_event("session", "IMEI:4", START, {"outcome": "completed"})
+        self.assertEqual(await store.remove_device("IMEI:4", True), [])
+        self.assertNotIn("IMEI:4", [e["device_id"] for e in await store.events_after(0)])
+        with self.assertRaises(NotFound):
+            await store.remove_device("IMEI:4", True)
+
+
+class SQLiteInventoryTests(SQLiteEngine, InventoryTestsMixin, TestCase):
+    pass
+
+
+class PostgresInventoryTests(PostgresEngine, InventoryTestsMixin, TestCase):
+    pass
+
+
+def test_inventory_columns_of_odd_input():
+    assert inventory_columns(None, None) == {"devinfo_man": None, "devinfo_mod": None, "devinfo_fwv": None}
+    assert inventory_columns({"Man": 3}, {"ended": "not a time"})["last_session_at"] is None
+    assert inventory_columns({}, {"ended": "2023-11-14T22:13:20Z"})["last_session_at"] == START
