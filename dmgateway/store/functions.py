@@ -138,9 +138,9 @@ class FunctionQueries:
 
     def expire_operations(self, now: float, limit: int = 100):
         """
-        End the operations whose deadline passed (state C{expired}, each with
-        a job reading the device's State back); fires with the read-back
-        L{Job}s created.
+        End at most C{limit} operations whose deadline passed (state
+        C{expired}, each with a job reading the device's State back); fires
+        with C{(count, jobs)}: how many ended and the read-back L{Job}s.
         """
         return self.run_interaction("expire_operations", self._expire_operations_txn, now, limit)
 
@@ -320,6 +320,7 @@ class FunctionQueries:
             (now, limit),
         )
         jobs = []
+        count = 0
         for row in rows:
             op = _operation(row)
             changed = txn.execute(
@@ -328,6 +329,7 @@ class FunctionQueries:
             )
             if not changed:
                 continue  # another process took it
+            count += 1
             state_reads = [cmd for cmd in op.readback if str(cmd.get("target", "")).endswith("/State")]
             readback_id = None
             if state_reads:
@@ -335,7 +337,7 @@ class FunctionQueries:
                 jobs.append(self._create_job_txn(txn, now, readback_id, op.device_id, state_reads, False, "auto", 0))
             error = {"code": "expired", "message": "no completion alert before the deadline"}
             self._settle_txn(txn, now, op, "expired", error=error, readback_job_id=readback_id)
-        return jobs
+        return count, jobs
 
     def _skip_locked_clause(self) -> str:
         """Row locks that other processes skip (PostgreSQL); SQLite has one writer."""
