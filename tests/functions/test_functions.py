@@ -146,3 +146,56 @@ def test_device_request_is_a_request_without_correlator():
 def test_normalise_source():
     assert normalise_source("./FUMO/fw1/DownloadAndUpdate") == "./FUMO/fw1"
     assert normalise_source(None) is None
+
+
+# -- rollout ---------------------------------------------------------------------
+
+from dmgateway.functions.rollout import (  # noqa: E402
+    PolicyError, check_policy, in_window, starts_allowed, wave_of, wave_verdict,
+)
+
+
+def test_policy_defaults_and_checks():
+    policy = check_policy({"waves": [1, 10, 100], "rate_per_minute": 600, "concurrency": 50,
+                           "pause_failure_ratio": 0.03, "window": {"start": "22:00", "end": "04:00"}})
+    assert policy.waves == (1.0, 10.0, 100.0) and policy.window == (1320, 240)
+    assert check_policy(policy.as_json()) == policy
+    for bad in ({"waves": [10, 5, 100]}, {"waves": [50]}, {"waves": []}, {"rate_per_minute": 0},
+                {"concurrency": True}, {"pause_failure_ratio": 2}, {"window": {"start": "25:00", "end": "01:00"}},
+                {"window": {"start": "01:00", "end": "01:00"}}, {"other": 1}, [1]):
+        with pytest.raises(PolicyError):
+            check_policy(bad)
+
+
+def test_waves_split_the_selection():
+    waves = (1.0, 10.0, 100.0)
+    counts = [0, 0, 0]
+    for position in range(500):
+        counts[wave_of(position, 500, waves)] += 1
+    assert counts == [5, 45, 450]
+    assert [wave_of(p, 3, waves) for p in range(3)] == [0, 2, 2]  # wave 1 is empty
+
+
+def test_window_wraps_past_midnight():
+    day = 86400 * 19000
+    assert in_window(day + 23 * 3600, (1320, 240))
+    assert in_window(day + 3 * 3600, (1320, 240))
+    assert not in_window(day + 12 * 3600, (1320, 240))
+    assert in_window(day + 12 * 3600, (600, 900))
+    assert in_window(day, None)
+
+
+def test_rate_limit_and_concurrency():
+    # 60/min: one a second; after 10 s idle with burst 5, five start
+    assert starts_allowed(100.0, 100.0, 60, 0, 10, 5) == (1, 101.0)
+    count, following = starts_allowed(110.0, 100.0, 60, 0, 10, 5)
+    assert (count, following) == (5, 111.0)
+    assert starts_allowed(99.0, 100.0, 60, 0, 10, 5)[0] == 0
+    assert starts_allowed(110.0, 100.0, 60, 10, 10, 5)[0] == 0  # cap reached
+    assert starts_allowed(110.0, 100.0, 60, 8, 10, 5)[0] == 2
+
+
+def test_wave_verdict():
+    assert wave_verdict(100, 6, 0.05) == "pause"
+    assert wave_verdict(100, 5, 0.05) == "next"
+    assert wave_verdict(0, 0, 0.0) == "next"
