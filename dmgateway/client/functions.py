@@ -89,6 +89,7 @@ class Pending:
     component: Optional[str] = None
     code: Optional[int] = None  # set when the operation is over
     version: Optional[str] = None
+    reporting: bool = False  # its alert is in the session under way
 
 
 class DeviceFunctions:
@@ -266,6 +267,7 @@ class DeviceFunctions:
         for p in self.pending:
             if p.code is None:
                 continue
+            p.reporting = True
             success = p.code < 300 or 1200 <= p.code < 1300
             if p.function == mo.FUMO:
                 alerts.append(GenericAlert(type=p.alert_type, format="int", data=str(p.code), source=p.source,
@@ -283,7 +285,7 @@ class DeviceFunctions:
 
     def reported(self):
         """The session carrying :meth:`reports` ended well: forget them."""
-        self.pending = [p for p in self.pending if p.code is None]
+        self.pending = [p for p in self.pending if not p.reporting]
         if self.fumo_state in mo.FUMO_TERMINAL_STATES:
             self.fumo_state = 10
 

@@ -166,7 +166,7 @@ class FunctionQueries:
             "outcome": _dump({"component": operation.component} if operation.component else {}, "outcome"),
             "error": None,
             "timeout": float(timeout),
-            "deadline": None,
+            "deadline": now + float(timeout),  # reset when the device accepts the Exec
             "expect_fwv": expect_fwv,
             "campaign_id": campaign_id,
             "readback_job_id": None,
@@ -315,7 +315,7 @@ class FunctionQueries:
     def _expire_operations_txn(self, txn, now, limit):
         _int(limit, "limit", 1)
         rows = txn.fetchall(
-            "SELECT * FROM operations WHERE state = 'awaiting_device' AND deadline < ?"
+            "SELECT * FROM operations WHERE state IN ('pending', 'awaiting_device') AND deadline < ?"
             " ORDER BY deadline LIMIT ?" + self._skip_locked_clause(),
             (now, limit),
         )
@@ -324,18 +324,27 @@ class FunctionQueries:
         for row in rows:
             op = _operation(row)
             changed = txn.execute(
-                "UPDATE operations SET state = 'expired', updated = ? WHERE op_id = ? AND state = 'awaiting_device'",
-                (now, op.op_id),
+                "UPDATE operations SET state = 'expired', updated = ? WHERE op_id = ? AND state = ?",
+                (now, op.op_id, op.state),
             )
             if not changed:
                 continue  # another process took it
             count += 1
-            state_reads = [cmd for cmd in op.readback if str(cmd.get("target", "")).endswith("/State")]
             readback_id = None
-            if state_reads:
-                readback_id = uuid.uuid4().hex
-                jobs.append(self._create_job_txn(txn, now, readback_id, op.device_id, state_reads, False, "auto", 0))
-            error = {"code": "expired", "message": "no completion alert before the deadline"}
+            if op.state == "pending":
+                # the device never ran the operation's commands: they will not run late
+                txn.execute(
+                    "UPDATE jobs SET state = 'expired', updated = ? WHERE job_id = ? AND state IN ('queued', 'notified')",
+                    (now, op.op_id),
+                )
+                error = {"code": "expired", "message": "the device did not run the operation before the deadline"}
+            else:
+                state_reads = [cmd for cmd in op.readback if str(cmd.get("target", "")).endswith("/State")]
+                if state_reads:
+                    readback_id = uuid.uuid4().hex
+                    jobs.append(self._create_job_txn(txn, now, readback_id, op.device_id, state_reads, False,
+                                                     "auto", 0))
+                error = {"code": "expired", "message": "no completion alert before the deadline"}
             self._settle_txn(txn, now, op, "expired", error=error, readback_job_id=readback_id)
         return count, jobs
 
