@@ -204,6 +204,8 @@ def build_parser():
         add_arguments(sub)
     from dmgateway.client.simcli import add_arguments as add_sim_arguments
     add_sim_arguments(sub)
+    from dmgateway.api.campaigncli import add_arguments as add_campaign_arguments
+    add_campaign_arguments(sub)
     return parser
 
 

@@ -71,6 +71,8 @@ class FunctionService:
         self.config = config
         self.clock = clock
         self._sweep = None
+        self.firmware = None  # dmgateway.firmware.FirmwareService, when the daemon runs one
+        self.campaigns = None  # dmgateway.campaigns.CampaignService, likewise
 
     # -- life cycle --------------------------------------------------------------
 
@@ -82,6 +84,10 @@ class FunctionService:
         self._sweep.start(self.config.expiry_interval, now=False).addErrback(
             lambda f: log.failure("operation deadline sweep stopped", f)
         )
+
+    def _firmware_request(self, device_id, request):
+        """A FUMO request naming a registered package: its PkgURL (with a token) and version."""
+        return self.firmware.package_url(request["firmware_id"], device_id)
 
     def stop(self):
         if self._sweep is not None and self._sweep.running:
@@ -103,12 +109,20 @@ class FunctionService:
         if device is None:
             raise UnknownDevice(device_id)
         job_id = uuid.uuid4().hex
+        expect = request.get("expect_fwv")
+        if "firmware_id" in request:
+            if request.get("function") != "fumo" or self.firmware is None:
+                raise FunctionError("'firmware_id' is for fumo operations")
+            if not isinstance(request["firmware_id"], str):
+                raise FunctionError("'firmware_id' must be a string")
+            fw, url = await self._firmware_request(device_id, request)
+            request = dict(request, package_url=url)
+            expect = expect or fw.version
         operation = build_operation(request.get("function"), request.get("action"), request,
                                     correlator_for(job_id))
         timeout = request.get("timeout", self.config.timeout)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 30 * 86400:
             raise FunctionError("'timeout' must be a number of seconds from 1 to 2592000")
-        expect = request.get("expect_fwv")
         if expect is not None and (not isinstance(expect, str) or not expect or len(expect) > 128):
             raise FunctionError("'expect_fwv' must be a non-empty string")
         notify = notify or request.get("notify", "auto")
