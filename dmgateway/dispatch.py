@@ -74,6 +74,7 @@ class LiveSession:
     host: str = None  # the peer address that opened it (lockouts are per address)
     first_body: bytes = b""  # package 1 as received, to know a retransmission
     count_failures: bool = True  # False for a retransmitted package 1
+    function_readbacks: dict = field(default_factory=dict)  # Correlator -> read-back (job id, commands)
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -135,6 +136,7 @@ class Dispatcher(InventoryService):
         self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
         self._probe = None
         self.notifier = None  # the notification Outbox, when a bearer is configured
+        self.functions = None  # the device-function service (dmgateway.devfunctions), when started
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (getattr(config, "http", None), getattr(config, "https", None))
                   if l is not None and l.enabled]
@@ -290,6 +292,8 @@ class Dispatcher(InventoryService):
     async def _take(self, live, msg, body, hmac_header):
         """One message into ``live``'s engine; the reply to send."""
         live.messages += 1
+        if self.functions is not None:
+            await self.functions.before_message(live, msg)
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
         ended = outcome.finished or live.engine.finished
         if ended:
@@ -697,9 +701,14 @@ class Dispatcher(InventoryService):
                     payload["error"] = effect.error.get("code")
                 batch.append_event("job", device_id, now, payload)
                 events += 1
+                if self.functions is not None:
+                    batch.function_job_finished(effect.job_id, effect.state, effect.results, now)
             elif isinstance(effect, fx.EventRaised):
                 batch.append_event(effect.type, device_id, now, dict(effect.payload))
                 events += 1
+                if self.functions is not None and effect.type == "generic_alert":
+                    readback = self.functions.readback_for(live, effect.payload)
+                    batch.function_alert(device_id, dict(effect.payload), now, readback)
             elif isinstance(effect, fx.InputIgnored):
                 log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
             elif isinstance(effect, fx.SessionEnded):
@@ -764,6 +773,18 @@ class Dispatcher(InventoryService):
         """Append one event and wake its readers (long-polls, webhooks)."""
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
         self._events_appended()
+
+    def events_appended(self):
+        """Events were appended elsewhere (by another service): wake their readers."""
+        self._events_appended()
+
+    async def job_queued(self, job, device):
+        """A job was queued outside the API: hand it to the live session, or wake the device."""
+        live = self._by_device.get(device.device_id)
+        if live is not None and not live.engine.finished:
+            live.engine.add_job(_job_spec(job))
+        elif self.notifier is not None:
+            await self.notifier.job_created(job, device)
 
     def _events_appended(self):
         self._wake_waiters()
@@ -882,7 +903,10 @@ class Dispatcher(InventoryService):
         if job is None:
             return None
         notifications = await self.store.notifications_for_job(job_id)
-        return self.notify_note(job_view(job, notifications))
+        view = self.notify_note(job_view(job, notifications))
+        if self.functions is not None:
+            view = await self.functions.annotate_job(view)
+        return view
 
     def list_jobs(self, device_id, limit, after):
         return defer.ensureDeferred(self._list_jobs(device_id, limit, after))

@@ -179,6 +179,7 @@ class GatewayService(service.MultiService):
             self.store.on_transaction = self.metrics.store_transaction
             self.dispatcher.instruments = self.metrics
         await self.dispatcher.start()
+        self._start_functions()
         if cfg.api.webhooks:
             self._start_webhooks()
         self._start_notifications()
@@ -214,6 +215,12 @@ class GatewayService(service.MultiService):
             yield "https", https_endpoint(reactor, cfg.https), dm_site(
                 self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https
             )
+        if cfg.functions.download_enabled:
+            from dmgateway.firmware import package_site
+
+            yield "packages", endpoints.serverFromString(reactor, cfg.functions.endpoint), package_site(
+                self.store, reactor
+            )
         if cfg.api.enabled:
             from dmgateway.monitor.health import HealthCheck
 
@@ -223,6 +230,22 @@ class GatewayService(service.MultiService):
     def smpp_links(self):
         """The SMPP links of this process (for metrics and SNMP)."""
         return list(self._smpp_router.links) if self._smpp_router is not None else []
+
+    def _start_functions(self):
+        """Device functions, firmware packages and the campaign scheduler."""
+        from dmgateway.campaigns import CampaignService
+        from dmgateway.devfunctions import FunctionService
+        from dmgateway.firmware import FirmwareService
+
+        cfg = self.config.functions
+        functions = FunctionService(self.dispatcher, cfg, self.reactor)
+        functions.firmware = FirmwareService(self.store, cfg, self.reactor)
+        functions.campaigns = CampaignService(self.dispatcher, cfg, self.reactor, firmware=functions.firmware)
+        functions.start()
+        functions.campaigns.start()
+        self._functions = functions
+        d = functions.campaigns.recover()
+        d.addErrback(lambda f: log.failure("waking devices of queued function jobs failed", f))
 
     def listener_problems(self):
         """Names of the listeners that should be bound and are not (for /healthz)."""
@@ -370,6 +393,9 @@ class GatewayService(service.MultiService):
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for _name, p in ports])
         if self.outbox is not None:
             yield self.outbox.stop()
+        if getattr(self, "_functions", None) is not None:
+            self._functions.stop()
+            yield self._functions.campaigns.stop()
         yield super().stopService()
         if self._sip is not None:
             yield self._sip.stop()

@@ -342,6 +342,9 @@ class _V1(_JsonResource):
         self.putChild(b"devices", _Devices(settings))
         self.putChild(b"jobs", _Jobs(settings))
         self.putChild(b"events", _Events(settings))
+        from dmgateway.api import functions
+
+        functions.install(self, settings)
 
     def _check(self, request: server.Request) -> ApiError | None:
         return self._token.refusal(request)
@@ -401,6 +404,11 @@ class _Device(_JsonResource):
             return _DeviceLockouts(self._settings, self._device_id)
         if path == b"bootstrap":
             return _DeviceBootstrap(self._settings, self._device_id)
+        from dmgateway.api import functions
+
+        child = functions.device_child(path, self._settings, self._device_id)
+        if child is not None:
+            return child
         return super().getChild(path, request)
 
     def get(self, request: server.Request) -> Deferred[_Reply]:
@@ -670,6 +678,15 @@ class ApiRequest(BodyLimitedRequest):
     of it, or while reading a body of unknown length.  Logs one event per
     request, also when the client goes away first.
     """
+
+    def body_limit(self) -> int:
+        # a firmware upload may be as large as [functions] max_package_size
+        site = self.channel.site
+        path = getattr(self.channel, "_path", b"") or b""
+        upload = getattr(site, "upload_limit", None)
+        if upload and path.split(b"?", 1)[0].rstrip(b"/") == b"/api/v1/firmware":
+            return max(upload, site.max_body)
+        return site.max_body
 
     def too_large(self, limit: int) -> tuple[bytes, bytes]:
         return JSON_TYPE, error_bytes("payload_too_large", f"request body is larger than {limit} bytes")

@@ -51,4 +51,6 @@ def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
         reactor=reactor,
     )
     site.token = token
+    functions = getattr(config, "functions", None)
+    site.upload_limit = functions.max_package_size if functions is not None else None
     return site

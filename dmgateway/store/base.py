@@ -29,6 +29,8 @@ from twisted.logger import Logger
 
 from .migrations import Migration, load_migrations
 from .model import PENDING_JOB_STATES, SchemaTooNew, StoreClosed, StoreError
+from .campaigns import CampaignQueries
+from .functions import FirmwareQueries, FunctionQueries
 from .inventory import InventoryQueries
 from .queries import Queries
 
@@ -87,7 +89,7 @@ class Txn:
         return self._store._insert_txn(self, sql, args, id_column)
 
 
-class Store(Queries, InventoryQueries, abc.ABC):
+class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, CampaignQueries, abc.ABC):
     """
     The persistent store; build one with L{open_store}.
 

@@ -1,0 +1,200 @@
+"""
+The device-function service: operations (FUMO, SCOMO, LAWMO) started
+through the API or by a campaign, the read-back the session sends when a
+completion alert arrives, and the deadline sweep.
+
+The pure rules are in :mod:`dmgateway.functions`; the transitions are
+store transactions (:mod:`dmgateway.store.functions`).  The dispatcher
+calls :meth:`FunctionService.before_message` before its engine reads a
+message, so that a completion alert in package 1 gets its read-back (Get
+State, FwV) in package 2 of the same session, and records alerts and job
+ends through the store in the same transaction as the session's effects.
+"""
+
+import uuid
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from dmgateway.codec import syncml as sm
+from dmgateway.dm.effects import JobSpec
+from dmgateway.functions import FunctionError, build_operation, correlator_for
+
+log = Logger()
+
+#: Completion alerts looked at in one message, at most.
+MAX_ALERTS = 32
+
+
+class UnknownDevice(LookupError):
+    pass
+
+
+def message_correlators(msg):
+    """The Correlators of the Generic Alerts in ``msg`` (bounded)."""
+    found = []
+    for cmd in msg.body:
+        if isinstance(cmd, sm.Alert) and cmd.data == sm.ALERT_GENERIC and isinstance(cmd.correlator, str):
+            found.append(cmd.correlator.strip())
+            if len(found) >= MAX_ALERTS:
+                break
+    return found
+
+
+def operation_view(op):
+    """The REST view of an operation."""
+    view = {
+        "id": op.op_id,
+        "device_id": op.device_id,
+        "function": op.function,
+        "action": op.action,
+        "state": op.state,
+        "correlator": op.correlator,
+        "result_code": op.result_code,
+        "outcome": dict(op.outcome),
+        "error": op.error,
+        "deadline": op.deadline,
+    }
+    if op.campaign_id is not None:
+        view["campaign_id"] = op.campaign_id
+    if op.expect_fwv is not None:
+        view["expect_fwv"] = op.expect_fwv
+    return view
+
+
+class FunctionService:
+    """Operations over the dispatcher's store and sessions."""
+
+    def __init__(self, dispatcher, config, clock):
+        self.dispatcher = dispatcher
+        self.store = dispatcher.store
+        self.config = config
+        self.clock = clock
+        self._sweep = None
+        self.firmware = None  # dmgateway.firmware.FirmwareService, when the daemon runs one
+        self.campaigns = None  # dmgateway.campaigns.CampaignService, likewise
+
+    # -- life cycle --------------------------------------------------------------
+
+    def start(self):
+        dispatcher = self.dispatcher
+        dispatcher.functions = self
+        self._sweep = task.LoopingCall(self.expire)
+        self._sweep.clock = self.clock
+        self._sweep.start(self.config.expiry_interval, now=False).addErrback(
+            lambda f: log.failure("operation deadline sweep stopped", f)
+        )
+
+    def _firmware_request(self, device_id, request):
+        """A FUMO request naming a registered package: its PkgURL (with a token) and version."""
+        return self.firmware.package_url(request["firmware_id"], device_id)
+
+    def stop(self):
+        if self._sweep is not None and self._sweep.running:
+            self._sweep.stop()
+
+    # -- operations ---------------------------------------------------------------
+
+    async def start_operation(self, device_id, request, campaign_id=None, notify=None):
+        """
+        Check ``request`` ({"function", "action", parameters...}), queue its
+        job and wake the device; returns the operation's view.
+
+        Raises :class:`FunctionError` for a bad request and
+        :class:`UnknownDevice`.
+        """
+        if not isinstance(request, dict):
+            raise FunctionError("the request must be an object")
+        device = await self.store.get_device(device_id)
+        if device is None:
+            raise UnknownDevice(device_id)
+        job_id = uuid.uuid4().hex
+        expect = request.get("expect_fwv")
+        if "firmware_id" in request:
+            if request.get("function") != "fumo" or self.firmware is None:
+                raise FunctionError("'firmware_id' is for fumo operations")
+            if not isinstance(request["firmware_id"], str):
+                raise FunctionError("'firmware_id' must be a string")
+            fw, url = await self._firmware_request(device_id, request)
+            request = dict(request, package_url=url)
+            expect = expect or fw.version
+        operation = build_operation(request.get("function"), request.get("action"), request,
+                                    correlator_for(job_id))
+        timeout = request.get("timeout", self.config.timeout)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 30 * 86400:
+            raise FunctionError("'timeout' must be a number of seconds from 1 to 2592000")
+        if expect is not None and (not isinstance(expect, str) or not expect or len(expect) > 128):
+            raise FunctionError("'expect_fwv' must be a non-empty string")
+        notify = notify or request.get("notify", "auto")
+        self.dispatcher.check_notify(notify)
+        job, op = await self.store.create_operation(
+            job_id, device_id, operation, timeout=float(timeout), notify=notify, expect_fwv=expect,
+            campaign_id=campaign_id, now=self.clock.seconds(),
+        )
+        await self.dispatcher.job_queued(job, device)
+        log.info(
+            "operation {op_id}: {function} {action} for {device_id}",
+            op_id=op.op_id, function=op.function, action=op.action, device_id=device_id,
+        )
+        return operation_view(op)
+
+    def get_operation(self, op_id):
+        d = self.store.get_operation(op_id)
+        return d.addCallback(lambda op: None if op is None else operation_view(op))
+
+    async def annotate_job(self, view):
+        """A job view with its operation: while the job is done and the operation
+        still open, the job's state is the operation's (``awaiting_device`` ...)."""
+        op = await self.store.get_operation(view["id"])
+        if op is None:
+            return view
+        view = dict(view, function=operation_view(op))
+        if view["state"] == "done" and op.state != "pending":
+            view["state"] = op.state
+        return view
+
+    # -- session hooks (called by the dispatcher) ---------------------------------
+
+    async def before_message(self, live, msg):
+        """Give the session the read-back of every open operation this message completes."""
+        correlators = message_correlators(msg)
+        if not correlators:
+            return
+        pending = live.function_readbacks
+        wanted = [c for c in correlators if c not in pending]
+        if not wanted:
+            return
+        for op in await self.store.open_operations(live.device_id, wanted):
+            if not op.readback or live.engine.finished:
+                continue
+            spec = JobSpec(uuid.uuid4().hex, list(op.readback))
+            live.engine.add_job(spec)
+            pending[op.correlator] = (spec.job_id, spec.commands)
+
+    @staticmethod
+    def readback_for(live, payload):
+        """The registered read-back ``(job_id, commands)`` for an alert payload (taken once)."""
+        correlator = payload.get("correlator")
+        pending = live.function_readbacks
+        if not pending or not isinstance(correlator, str):
+            return None
+        return pending.pop(correlator.strip(), None)
+
+    # -- the deadline sweep --------------------------------------------------------
+
+    def expire(self):
+        return defer.ensureDeferred(self._expire())
+
+    async def _expire(self):
+        while True:
+            count, jobs = await self.store.expire_operations(self.clock.seconds(), 100)
+            if not count:
+                return
+            self.dispatcher.events_appended()
+            for job in jobs:
+                device = await self.store.get_device(job.device_id)
+                if device is not None:
+                    await self.dispatcher.job_queued(job, device)
+            log.info("{count} operations expired", count=count)
+            if count < 100:
+                return
