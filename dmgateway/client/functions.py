@@ -104,6 +104,7 @@ class DeviceFunctions:
         self.policy = policy or FunctionPolicy()
         self.pending = []
         self.accepted = 0  # operations accepted (Exec 202), for tests
+        self.max_package = 64 * 1024 * 1024  # the largest package it downloads
 
     # -- the tree of one session ----------------------------------------------------
 
@@ -288,6 +289,15 @@ class DeviceFunctions:
         self.pending = [p for p in self.pending if not p.reporting]
         if self.fumo_state in mo.FUMO_TERMINAL_STATES:
             self.fumo_state = 10
+
+    def unreported(self):
+        """The session carrying :meth:`reports` failed: report them again next time."""
+        for p in self.pending:
+            p.reporting = False
+
+    def reports_due(self):
+        """Whether a finished operation waits to be reported."""
+        return any(p.code is not None for p in self.pending)
 
     def has_work(self):
         return bool(self.pending)

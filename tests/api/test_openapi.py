@@ -12,7 +12,8 @@ import re
 from tests.api.test_resources import ApiTestCase
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi.yaml")
-SAMPLES = {"{device_id}": "IMEI%3A350000000000001", "{job_id}": "job-1"}
+SAMPLES = {"{device_id}": "IMEI%3A350000000000001", "{job_id}": "job-1", "{firmware_id}": "a" * 32,
+           "{operation_id}": "b" * 32, "{campaign_id}": "c" * 32, "{action}": "pause"}
 
 
 def documented() -> dict[str, set[str]]:
@@ -45,7 +46,10 @@ class OpenApiTests(ApiTestCase):
             {"/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
              "/api/v1/devices/{device_id}/lockouts", "/api/v1/devices/{device_id}/bootstrap",
              "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/cancel", "/api/v1/events", "/metrics",
-             "/healthz", "/readyz"},
+             "/healthz", "/readyz", "/api/v1/firmware", "/api/v1/firmware/{firmware_id}",
+             "/api/v1/devices/{device_id}/operations", "/api/v1/operations/{operation_id}", "/api/v1/campaigns",
+             "/api/v1/campaigns/{campaign_id}", "/api/v1/campaigns/{campaign_id}/{action}",
+             "/api/v1/campaigns/{campaign_id}/report"},
         )
         for path, methods in routes.items():
             if path in ("/metrics", "/healthz", "/readyz"):
