@@ -244,7 +244,7 @@ class GatewayService(service.MultiService):
         functions.start()
         functions.campaigns.start()
         self._functions = functions
-        d = functions.campaigns.recover()
+        d = defer.ensureDeferred(functions.campaigns.recover())
         d.addErrback(lambda f: log.failure("waking devices of queued function jobs failed", f))
 
     def listener_problems(self):

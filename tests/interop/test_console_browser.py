@@ -20,6 +20,7 @@ import pytest
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
+from dmgateway.client.functions import DeviceFunctions
 from tests.interop.daemon import ROOT, Daemon, run_client
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,6 +65,7 @@ def daemon(tmp_path_factory):
     d = Daemon(
         tmp_path_factory.mktemp("console"),
         gateway_extra="[auth]\nmax_failures = 2\nlockout = 600\n",
+        extra_ini={"functions.ini": "[functions]\ncampaign_interval = 1\n"},
     ).start()
     try:
         for device_id in DEVICES:
@@ -280,29 +282,72 @@ def test_operations_page_from_metrics(page, daemon):
     shot(page, "07-operations")
 
 
-def test_campaigns_page(page, daemon):
+def function_session(daemon, device_id, functions):
+    """One session of a device with its FUMO/SCOMO/LAWMO simulator, carrying its reports."""
+    account = account_of(device_id)
+    account.server_url = daemon.url
+    client = ClientSession(account, random_bytes=os.urandom, devinfo={"Mod": DEVICES[device_id], "Man": "Acme"})
+    functions.install(client.tree)
+    run_client(client, generic_alerts=functions.reports())
+    assert client.outcome == "completed"
+    functions.reported()
+
+
+def test_campaign_from_a_filter_runs_to_its_end(page, daemon):
+    daemon.call("DELETE", "/devices/%s/lockouts" % urllib.parse.quote(LOCKED, safe=""))  # if still locked
     log_in(page, daemon)
     nav(page, "Campaigns")
     page.get_by_role("heading", name="Campaigns", level=1).wait_for()
-    shot(page, "08-campaigns")
     form = page.get_by_role("form", name="New campaign")
+    # what the API refuses is shown in its words
     form.get_by_label("Model (Mod)").fill("Phone-A1")
+    form.get_by_label("Waves (%)").fill("50, 90")
     form.get_by_role("button", name="Start campaign").click()
-    # this gateway has no campaign API yet: the console says what the API said
-    wait_status(page, "404 ")
-    assert status_text(page).strip() == "404 not_found: no such resource"
+    wait_status(page, "400 ")
+    assert status_text(page).strip() == "400 invalid_campaign: 'waves' must increase and end at 100"
+    # LAWMO fully_lock over the two Phone-A1 devices, in two waves
+    form.get_by_label("Function").select_option("lawmo")
+    form.get_by_label("Action").select_option("fully_lock")
+    form.get_by_label("Waves (%)").fill("50, 100")
+    form.get_by_label("Rate per minute").fill("600")
+    shot(page, "08-campaign-new")
+    form.get_by_role("button", name="Start campaign").click()
+    page.wait_for_url("**#/campaigns/*")
+    campaign_id = urllib.parse.unquote(page.url.rsplit("/", 1)[1])
+    page.locator(".campaign-state").get_by_text("running").wait_for()
+    # the devices call in when they have a job or a report, until the page says done
+    fleet = {device_id: DeviceFunctions(device_id) for device_id in DEVICES if DEVICES[device_id] == "Phone-A1"}
+    deadline = time.monotonic() + 60
+    while not page.locator(".campaign-state").get_by_text("done").is_visible():
+        assert time.monotonic() < deadline, daemon.call("GET", "/campaigns/" + campaign_id)
+        for device_id, functions in fleet.items():
+            status, jobs = daemon.call("GET", "/devices/%s/jobs" % urllib.parse.quote(device_id, safe=""))
+            if functions.has_work() or any(j["state"] in ("queued", "notified") for j in jobs["jobs"]):
+                function_session(daemon, device_id, functions)
+        page.wait_for_timeout(300)
+    report = page.locator("section[aria-labelledby=h-report]")
+    report.get_by_text("IMEI:350000000000103").wait_for()
+    text = report.inner_text()
+    assert "IMEI:350000000000101" in text and "IMEI:350000000000102" not in text
+    titles = page.locator("svg.chart title").all_text_contents()
+    assert "Devices by state: done 2" in titles, titles
+    assert "Devices by wave: wave 1 done 1, wave 2 done 1" in titles, titles
+    assert any(t.startswith("Outcomes by result code: 1200 2") for t in titles), titles
+    shot(page, "09-campaign")
+    status, view = daemon.call("GET", "/campaigns/" + campaign_id)
+    assert view["state"] == "done" and view["progress"]["by_state"] == {"done": 2}, view
 
 
 def test_phone_width(page, daemon):
     page.set_viewport_size({"width": 390, "height": 844})
     log_in(page, daemon)
     page.get_by_role("table").wait_for()
-    shot(page, "09-phone-devices")
+    shot(page, "10-phone-devices")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.get_by_role("link", name="IMEI:350000000000101").click()
     page.get_by_role("heading", name="IMEI:350000000000101", level=1).wait_for()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    shot(page, "10-phone-device")
+    shot(page, "11-phone-device")
 
 
 def test_static_files_headers_and_no_token_needed(daemon):

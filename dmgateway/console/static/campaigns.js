@@ -1,29 +1,26 @@
-// Campaigns (DESIGN §5): create one from a device filter with its rollout
-// policy, follow its progress, pause / resume / cancel it, read its report.
-// The campaign answer is drawn generically: its scalar fields as facts and
-// every {name: count} object (by state, by result code, per wave) as a chart.
+// Campaigns: one device function (FUMO / SCOMO / LAWMO) over a device filter
+// with a rollout policy; live progress (waves, outcomes by state and result
+// code), pause / resume / cancel, and the per-device report.
 
 import { api, query, seg } from "./api.js";
 import { barChart } from "./chart.js";
-import { dl, field, focusTitle, h, json, replace, select, table, badge } from "./dom.js";
+import { badge, dl, field, focusTitle, h, json, replace, select, table, time } from "./dom.js";
+import { deviceLink } from "./devices.js";
 
-const RECENT = "dmgateway.campaigns";
-const FINAL = new Set(["done", "finished", "completed", "cancelled", "failed"]);
-
-function recent() {
-  try {
-    return JSON.parse(sessionStorage.getItem(RECENT) || "[]");
-  } catch (_) {
-    return [];
-  }
-}
-
-function remember(id) {
-  sessionStorage.setItem(RECENT, JSON.stringify([id, ...recent().filter((x) => x !== id)].slice(0, 20)));
-}
+const FINAL = new Set(["done", "cancelled"]);
+const ACTIONS = {
+  fumo: ["download_and_update", "download", "update"],
+  scomo: ["install", "install_inactive", "activate", "deactivate", "remove"],
+  lawmo: ["fully_lock", "partially_lock", "unlock", "wipe", "factory_reset"],
+};
+const DESTRUCTIVE = new Set(["wipe", "factory_reset"]);
 
 function link(id) {
-  return h("a", { href: "#/campaigns/" + encodeURIComponent(id) }, id);
+  return h("a", { href: "#/campaigns/" + encodeURIComponent(id) }, id.slice(0, 12));
+}
+
+function when(seconds) {
+  return typeof seconds === "number" ? time(new Date(seconds * 1000).toISOString()) : time(seconds);
 }
 
 function numbers(text) {
@@ -31,87 +28,136 @@ function numbers(text) {
 }
 
 export async function render(main, _arg, ctx) {
-  const fn = select("function", [["fumo", "FUMO (firmware update)"], ["scomo", "SCOMO (software)"], ["lawmo", "LAWMO (lock and wipe)"]], "fumo");
-  const action = h("input", { name: "action", value: "update", required: true });
-  const pkg = h("input", { name: "package", spellcheck: "false" });
-  const mod = h("input", { name: "mod", type: "search" });
-  const man = h("input", { name: "man", type: "search" });
-  const fwv = h("input", { name: "fwv", type: "search" });
+  const fn = select("function", [["fumo", "FUMO (firmware update)"], ["scomo", "SCOMO (software)"], ["lawmo", "LAWMO (lock and wipe)"]], "lawmo");
+  const action = select("action", ACTIONS.lawmo, "fully_lock");
+  const firmware = h("input", { name: "firmware_id", spellcheck: "false" });
+  const packageUrl = h("input", { name: "package_url", type: "url", spellcheck: "false" });
+  const expect = h("input", { name: "expect_fwv" });
+  const component = h("input", { name: "component", spellcheck: "false" });
+  const confirm = h("input", { type: "checkbox", name: "confirm", id: "campaign-confirm" });
+  const fields = {
+    firmware: field("Firmware id", firmware, "a registered package (FUMO)"),
+    url: field("Package URL", packageUrl, "instead of a firmware id"),
+    expect: field("Expected FwV after", expect),
+    component: field("Component", component, "SCOMO"),
+    confirm: h("div", { class: "check" }, confirm, h("label", { for: "campaign-confirm" }, "Yes, destroy data on these devices")),
+  };
+  function show() {
+    const f = fn.value;
+    const keep = action.value;
+    replace(action, ACTIONS[f].map((a) => h("option", { value: a }, a)));
+    if (ACTIONS[f].includes(keep)) action.value = keep;
+    fields.firmware.hidden = f !== "fumo";
+    fields.expect.hidden = f !== "fumo";
+    fields.url.hidden = f === "lawmo";
+    fields.component.hidden = f !== "scomo";
+    fields.confirm.hidden = !(f === "lawmo" && DESTRUCTIVE.has(action.value));
+  }
+  fn.addEventListener("change", show);
+  action.addEventListener("change", show);
+
+  const filters = {
+    mod: h("input", { name: "mod", type: "search" }),
+    man: h("input", { name: "man", type: "search" }),
+    fwv: h("input", { name: "fwv", type: "search" }),
+    server_id: h("input", { name: "server_id", type: "search" }),
+  };
   const devices = h("textarea", { name: "devices", rows: "2", spellcheck: "false" });
-  const waves = h("input", { name: "waves", value: "1, 10, 100", inputmode: "numeric" });
-  const rateInput = h("input", { name: "rate_per_minute", type: "number", min: "1", value: "60" });
-  const concurrency = h("input", { name: "concurrency", type: "number", min: "1", value: "10" });
+  const waves = h("input", { name: "waves", value: "10, 50, 100", inputmode: "decimal" });
+  const rate = h("input", { name: "rate_per_minute", type: "number", min: "0.01", step: "any", value: "60" });
+  const concurrency = h("input", { name: "concurrency", type: "number", min: "1", value: "100" });
   const ratio = h("input", { name: "pause_failure_ratio", type: "number", min: "0", max: "1", step: "0.01", value: "0.2" });
-  const windowInput = h("input", { name: "window", placeholder: "e.g. 22:00-06:00" });
+  const start = h("input", { name: "window_start", placeholder: "22:00", pattern: "[0-2][0-9]:[0-5][0-9]" });
+  const end = h("input", { name: "window_end", placeholder: "06:00", pattern: "[0-2][0-9]:[0-5][0-9]" });
+  const timeout = h("input", { name: "timeout", type: "number", min: "60" });
   const form = h("form", { class: "grid campaign-form", "aria-label": "New campaign" },
-    h("fieldset", {}, h("legend", {}, "What"), field("Function", fn), field("Action", action), field("Package id", pkg, "FUMO / SCOMO: the registered firmware or software package")),
-    h("fieldset", {}, h("legend", {}, "Which devices"), field("Model (Mod)", mod), field("Manufacturer (Man)", man), field("Firmware (FwV)", fwv),
-      field("Or device ids", devices, "one per line; replaces the filter")),
-    h("fieldset", {}, h("legend", {}, "Rollout policy"), field("Waves", waves, "devices per wave, e.g. 1, 10, 100"),
-      field("Rate per minute", rateInput), field("Concurrency", concurrency), field("Pause at failure ratio", ratio), field("Window", windowInput)),
+    h("fieldset", {}, h("legend", {}, "Operation"), field("Function", fn), field("Action", action),
+      fields.firmware, fields.url, fields.expect, fields.component, fields.confirm),
+    h("fieldset", {}, h("legend", {}, "Devices"), field("Model (Mod)", filters.mod), field("Manufacturer (Man)", filters.man),
+      field("Firmware (FwV)", filters.fwv), field("Server id", filters.server_id),
+      field("Or device ids", devices, "one per line, instead of the filter")),
+    h("fieldset", {}, h("legend", {}, "Rollout policy"), field("Waves (%)", waves, "cumulative, ending at 100"),
+      field("Rate per minute", rate), field("Concurrency", concurrency), field("Pause at failure ratio", ratio, "0 to 1"),
+      field("Window start (UTC)", start), field("Window end (UTC)", end), field("Timeout (s)", timeout, "per device; empty: the default")),
     h("div", { class: "actions" }, h("button", { type: "submit" }, "Start campaign")));
+  show();
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const ids = devices.value.split("\n").map((s) => s.trim()).filter(Boolean);
-    const selection = ids.length ? { devices: ids } : Object.fromEntries(Object.entries({ mod: mod.value, man: man.value, fwv: fwv.value }).filter(([, v]) => v));
+    const selection = ids.length
+      ? { devices: ids }
+      : Object.fromEntries(Object.entries(filters).map(([k, el]) => [k, el.value.trim()]).filter(([, v]) => v));
     const policy = {
       waves: numbers(waves.value),
-      rate_per_minute: Number(rateInput.value),
+      rate_per_minute: Number(rate.value),
       concurrency: Number(concurrency.value),
       pause_failure_ratio: Number(ratio.value),
     };
-    if (windowInput.value) policy.window = windowInput.value;
-    const spec = { function: fn.value, action: action.value, selection, policy };
-    if (pkg.value) spec.package = pkg.value;
+    if (start.value || end.value) policy.window = { start: start.value, end: end.value };
+    if (timeout.value) policy.timeout = Number(timeout.value);
+    const params = {};
+    if (!fields.firmware.hidden && firmware.value) params.firmware_id = firmware.value.trim();
+    if (!fields.url.hidden && packageUrl.value) params.package_url = packageUrl.value.trim();
+    if (!fields.expect.hidden && expect.value) params.expect_fwv = expect.value.trim();
+    if (!fields.component.hidden && component.value) params.component = component.value.trim();
+    if (!fields.confirm.hidden) params.confirm = confirm.checked;
     try {
-      const created = await api("POST", "/campaigns", spec, ctx.signal);
-      remember(created.id);
+      const created = await api("POST", "/campaigns", { function: fn.value, action: action.value, params, selection, policy }, ctx.signal);
       location.hash = "#/campaigns/" + encodeURIComponent(created.id);
     } catch (e) {
       ctx.sayError(e);
     }
   });
-  const open = h("input", { name: "campaign_id", spellcheck: "false" });
-  const openForm = h("form", { class: "inline", "aria-label": "Open a campaign" }, field("Campaign id", open), h("button", { type: "submit" }, "Open"));
-  openForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    if (open.value.trim()) location.hash = "#/campaigns/" + encodeURIComponent(open.value.trim());
-  });
-  const mine = recent();
-  replace(
-    main,
-    h("h1", {}, "Campaigns"),
-    openForm,
-    mine.length ? h("p", {}, "Started in this tab: ", mine.map((id) => [link(id), " "])) : null,
-    h("h2", {}, "New campaign"),
-    form,
-  );
+
+  const list = h("section", { "aria-labelledby": "h-campaign-list" });
+  replace(main, h("h1", {}, "Campaigns"), list, h("h2", {}, "New campaign"), form);
   focusTitle(main);
+  try {
+    const answer = await api("GET", "/campaigns", undefined, ctx.signal);
+    const campaigns = Array.isArray(answer) ? answer : answer.campaigns || [];
+    replace(list, h("h2", { id: "h-campaign-list" }, "Campaigns"),
+      table("Campaigns", ["Campaign", "Function", "Action", "State", "Wave", "Devices", "Created"], campaigns.map((c) => [
+        link(c.id), c.function, c.action, badge(c.state), `${c.wave} of ${c.waves}`, c.total, when(c.created),
+      ]), "none yet."));
+  } catch (e) {
+    ctx.sayError(e);
+  }
 }
 
-function isCounts(v) {
-  return v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length && Object.values(v).every((x) => typeof x === "number");
-}
-
-function drawCampaign(body, c, id, ctx, refresh) {
-  const facts = Object.entries(c).filter(([, v]) => v === null || typeof v !== "object");
-  const counts = Object.entries(c).filter(([, v]) => isCounts(v));
-  const nested = Object.entries(c).filter(([, v]) => v && typeof v === "object" && !isCounts(v));
-  const control = (verb) => h("button", { type: "button", class: verb === "cancel" ? "danger" : "secondary", onclick: async () => {
-    try {
-      await api("POST", `/campaigns/${seg(id)}/${verb}`, undefined, ctx.signal);
-      ctx.say(`Campaign ${id}: ${verb} asked.`, "info");
-      refresh();
-    } catch (e) {
-      ctx.sayError(e);
-    }
-  } }, verb[0].toUpperCase() + verb.slice(1));
+function drawCampaign(body, c, ctx, refresh) {
+  const control = (verb, label, cls) => h("button", {
+    type: "button", class: cls, onclick: async () => {
+      try {
+        const after = await api("POST", `/campaigns/${seg(c.id)}/${verb}`, undefined, ctx.signal);
+        ctx.say(`Campaign ${c.id}: ${after.state}.`, "info");
+        refresh();
+      } catch (e) {
+        ctx.sayError(e);
+      }
+    },
+  }, label);
+  const progress = c.progress || {};
+  const counts = (o) => Object.entries(o || {}).map(([k, v]) => [k, v]);
   replace(
     body,
-    dl(facts.map(([k, v]) => [k, k === "state" ? h("span", { class: "campaign-state" }, badge(v)) : String(v ?? "—")])),
-    h("div", { class: "actions" }, control("pause"), control("resume"), control("cancel")),
-    counts.map(([k, v]) => h("figure", {}, barChart(k, Object.entries(v)), h("figcaption", {}, k.replace(/_/g, " ")))),
-    nested.map(([k, v]) => h("details", {}, h("summary", {}, k.replace(/_/g, " ")), json(v))),
+    dl([
+      ["State", h("span", { class: "campaign-state" }, badge(c.state))],
+      ["Reason", c.reason || "—"],
+      ["Operation", `${c.function} ${c.action}`],
+      ["Wave", `${c.wave} of ${c.waves} (${(c.policy && c.policy.waves || []).join("%, ")}%)`],
+      ["Devices", c.total],
+      ["Created", when(c.created)],
+      ["Updated", when(c.updated)],
+    ]),
+    FINAL.has(c.state) ? null : h("div", { class: "actions" },
+      c.state === "paused" ? control("resume", "Resume", "secondary") : control("pause", "Pause", "secondary"),
+      control("cancel", "Cancel campaign", "danger")),
+    h("div", { class: "charts" },
+      h("figure", {}, barChart("Devices by state", counts(progress.by_state)), h("figcaption", {}, "Devices by state")),
+      h("figure", {}, barChart("Outcomes by result code", counts(progress.by_result)), h("figcaption", {}, "Outcomes by result code")),
+      h("figure", {}, barChart("Devices by wave", Object.entries(progress.by_wave || {}).flatMap(([wave, states]) =>
+        Object.entries(states || {}).map(([state, n]) => [`wave ${Number(wave) + 1} ${state}`, n]))), h("figcaption", {}, "Devices by wave and state"))),
+    h("details", {}, h("summary", {}, "Selection, policy and parameters"), json({ selection: c.selection, policy: c.policy, params: c.params })),
   );
 }
 
@@ -120,27 +166,25 @@ export const detail = {
     const id = decodeURIComponent(encodedId);
     const body = h("div", { "aria-live": "polite" });
     const report = h("section", { "aria-labelledby": "h-report" });
-    const reportButton = h("button", { type: "button", class: "secondary" }, "Per-device report");
-    reportButton.addEventListener("click", async () => {
-      try {
-        const answer = await api("GET", `/campaigns/${seg(id)}/report` + query({ format: "json" }), undefined, ctx.signal);
-        const rows = Array.isArray(answer) ? answer : answer.devices || answer.report || [];
-        const keys = rows.length ? Object.keys(rows[0]) : [];
-        replace(report, h("h2", { id: "h-report" }, "Per-device report"),
-          table("Per-device report", keys, rows.map((r) => keys.map((k) => (r[k] === null || typeof r[k] !== "object" ? String(r[k] ?? "—") : JSON.stringify(r[k])))), "no device yet."));
-      } catch (e) {
-        ctx.sayError(e);
-      }
-    });
-    replace(main, h("p", { class: "crumbs" }, h("a", { href: "#/campaigns" }, "Campaigns"), " / "), h("h1", {}, "Campaign " + id), body, reportButton, report);
+    replace(main, h("p", { class: "crumbs" }, h("a", { href: "#/campaigns" }, "Campaigns"), " / "),
+      h("h1", {}, "Campaign " + id), body, report);
     focusTitle(main);
+
+    async function drawReport() {
+      const answer = await api("GET", `/campaigns/${seg(id)}/report` + query({ format: "json" }), undefined, ctx.signal);
+      replace(report, h("h2", { id: "h-report" }, "Per-device report"),
+        table("Per-device report", ["Device", "Wave", "State", "Result", "Reason", "FwV", "Finished"],
+          (answer.devices || []).map((r) => [deviceLink(r.device_id), typeof r.wave === "number" ? r.wave + 1 : "—", badge(r.state), r.result_code ?? "—",
+            r.reason || "—", r.fwv || "—", when(r.finished)]), "no device yet."));
+    }
+
     let wake = null;
     const refresh = () => wake && wake();
     while (!ctx.signal.aborted) {
       try {
         const c = await api("GET", "/campaigns/" + seg(id), undefined, ctx.signal);
-        remember(id);
-        drawCampaign(body, c, id, ctx, refresh);
+        drawCampaign(body, c, ctx, refresh);
+        await drawReport();
         if (FINAL.has(c.state)) return;
       } catch (e) {
         ctx.sayError(e);

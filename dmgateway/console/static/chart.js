@@ -54,6 +54,7 @@ export function barChart(title, bars) {
   const H = Math.max(1, bars.length) * row + 4;
   const el = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", class: "chart bars" });
   el.appendChild(svg("title", {}, `${title}: ` + (bars.map(([k, v]) => `${k} ${v}`).join(", ") || "none")));
+  bars = bars.map(([label, value]) => [label, isFinite(Number(value)) ? Number(value) : 0]);
   const max = Math.max(1, ...bars.map((b) => b[1]));
   bars.forEach(([label, value], i) => {
     const yy = i * row + 2;
