@@ -918,6 +918,14 @@ class Dispatcher(InventoryService):
         jobs = await self.store.list_jobs(device_id, limit=limit, after=after)
         return [job_view(job, ()) for job in jobs]
 
+    def device_events(self, device_id, types, limit, before):
+        return defer.ensureDeferred(self._device_events(device_id, types, limit, before))
+
+    async def _device_events(self, device_id, types, limit, before):
+        if await self.store.get_device(device_id) is None:
+            raise UnknownDevice(device_id)
+        return [event_view(e) for e in await self.store.device_events(device_id, types, limit, before)]
+
     def wait_events(self, after, limit, wait):
         return defer.ensureDeferred(self._wait_events(after, limit, wait))
 

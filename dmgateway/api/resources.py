@@ -11,6 +11,7 @@ Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
     GET      /api/v1/devices?filters&cursor=C&limit=L
     PUT|GET|DELETE /api/v1/devices/{device_id}
     DELETE   /api/v1/devices/{device_id}/lockouts
+    GET      /api/v1/devices/{device_id}/events?type=T&limit=L&before=S
     POST|GET /api/v1/devices/{device_id}/jobs
     GET      /api/v1/jobs/{job_id}
     POST     /api/v1/jobs/{job_id}/cancel
@@ -402,6 +403,10 @@ class _Device(_JsonResource):
             return _DeviceJobs(self._settings, self._device_id)
         if path == b"lockouts":
             return _DeviceLockouts(self._settings, self._device_id)
+        if path == b"events":
+            from dmgateway.api.device_events import DeviceEvents
+
+            return DeviceEvents(self._settings, self._device_id)
         if path == b"bootstrap":
             return _DeviceBootstrap(self._settings, self._device_id)
         from dmgateway.api import functions

@@ -582,6 +582,18 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
         """
         return self.run_interaction("events_after", self._events_after_txn, seq, limit)
 
+    def device_events(
+        self, device_id: str, types: tuple[str, ...] = (), limit: int = 20, before: int | None = None,
+    ) -> Deferred:
+        """
+        Fire with up to C{limit} events of C{device_id}, newest first, of
+        the given C{types} (all if empty), numbered below C{before} if given;
+        each as in L{events_after}.
+        """
+        return self.run_interaction(
+            "device_events", self._device_events_txn, device_id, tuple(types), limit, before
+        )
+
     def last_event_seq(self) -> Deferred:
         """Fire with the highest event number handed out (0 if none)."""
         return self.run_interaction("last_event_seq", self._last_event_seq_txn)

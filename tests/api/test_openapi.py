@@ -44,7 +44,8 @@ class OpenApiTests(ApiTestCase):
         self.assertEqual(
             set(routes),
             {"/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
-             "/api/v1/devices/{device_id}/lockouts", "/api/v1/devices/{device_id}/bootstrap",
+             "/api/v1/devices/{device_id}/lockouts", "/api/v1/devices/{device_id}/events",
+             "/api/v1/devices/{device_id}/bootstrap",
              "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/cancel", "/api/v1/events", "/metrics",
              "/healthz", "/readyz", "/api/v1/firmware", "/api/v1/firmware/{firmware_id}",
              "/api/v1/devices/{device_id}/operations", "/api/v1/operations/{operation_id}", "/api/v1/campaigns",
