@@ -12,8 +12,6 @@ It also implements :class:`dmgateway.api.service.GatewayService`, the
 interface the REST API calls.
 """
 
-import hashlib
-import hmac
 import os
 import secrets
 import uuid
@@ -29,7 +27,7 @@ from dmgateway.api.service import UnknownDevice
 from dmgateway.auth.credentials import user_hash
 from dmgateway.auth.nonce import decode_nonce, encode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
-from dmgateway.auth.verify import AuthAccount, verify_client
+from dmgateway.auth.verify import AuthAccount
 from dmgateway.bootstrapper import Bootstrapper, bootstrap_view
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
@@ -37,6 +35,7 @@ from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import bad_request_reply, status_only_reply
+from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.inventory import InventoryService
 from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
@@ -90,25 +89,6 @@ def iso_time(seconds):
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (stamp.microsecond // 1000,)
 
 
-def _check_counts(msg, limits):
-    """LimitExceeded when ``msg`` has more commands or items than ``limits`` allow."""
-    commands = items = 0
-    stack = list(msg.body)
-    while stack:
-        cmd = stack.pop()
-        commands += 1
-        items += len(getattr(cmd, "items", None) or ())
-        stack.extend(getattr(cmd, "commands", None) or ())
-    if commands > limits.max_commands:
-        raise LimitExceeded("%d commands, more than the %d allowed" % (commands, limits.max_commands))
-    if items > limits.max_items:
-        raise LimitExceeded("%d items, more than the %d allowed" % (items, limits.max_items))
-
-
-def _digest(body):
-    return hashlib.sha256(body).digest()
-
-
 def _starts_session(msg):
     from dmgateway.codec.syncml import ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED, Alert
 
@@ -118,7 +98,7 @@ def _starts_session(msg):
     )
 
 
-class Dispatcher(InventoryService):
+class Dispatcher(SessionGuard, InventoryService):
     def __init__(self, store, config, clock, random_bytes=os.urandom):
         self.store = store
         self.config = config
@@ -133,6 +113,7 @@ class Dispatcher(InventoryService):
         self.guard = PeerLockouts(config.auth)
         self.outage = StoreOutage(clock, getattr(config.gateway, "store_retry_after", 5))
         self._repairs = []  # (live, effects) of sessions aborted while the store was down
+        self._stopping = False
         self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
         self._probe = None
         self.notifier = None  # the notification Outbox, when a bearer is configured
@@ -170,8 +151,13 @@ class Dispatcher(InventoryService):
             log.info("store clean: nothing was in flight", **counts)
 
     async def stop(self):
+        """End every session cleanly: new messages get 503, those in flight finish first."""
+        self._stopping = True
         if self._probe is not None and self._probe.active():
             self._probe.cancel()
+        for lock in list(self._locks.values()):
+            await lock.acquire()  # a message in flight (even a session opening) is done
+            lock.release()
         for live in list(self._by_token.values()):
             await self._abort(live, "shutdown", "gateway shutting down")
         if self._repairs:
@@ -211,6 +197,8 @@ class Dispatcher(InventoryService):
 
     async def _handle_dm(self, body, encoding, hmac_header, token, peer, limits=None):
         self.stats["messages"] += 1
+        if self._stopping:
+            return DMReply(503, "text/plain; charset=utf-8", b"gateway shutting down\n", {"retry-after": "5"})
         host = peer_host(peer)
         if token is not None and token not in self._by_token and self.guard.guessing(host, self.clock.seconds()):
             # an address that spent its budget of wrong tokens: not even decoded
@@ -263,7 +251,8 @@ class Dispatcher(InventoryService):
             if verdict == "refuse":
                 # neither the session's RespURI nor the device's credentials:
                 # it must not touch the session (nor learn its token)
-                log.info("message from {device_id} for a session not its own ({peer})", device_id=device_id, peer=peer)
+                log.info("message from {device_id} for a session not its own ({peer})",
+                         device_id=device_id, peer=peer)
                 self._guessed(host, peer)
                 return self._plain_reply(msg, encoding, 403)
         else:
@@ -317,112 +306,6 @@ class Dispatcher(InventoryService):
         else:
             self._arm_timer(live)
         return DMReply(200, live.media_type, reply_body, headers)
-
-    def _continues(self, live, msg, token, body, hmac_header):
-        """Whether ``msg`` continues ``live``: "continue", "take_over" or "refuse".
-
-        A message continues a session only on its RespURI (the token, compared
-        in constant time) or with valid credentials for the device.  A package
-        1 that does neither may start a new session, never join this one.
-        """
-        starts = _starts_session(msg)
-        same_session = msg.hdr.session_id == live.session_id
-        if token is not None:
-            if same_session and hmac.compare_digest(token.encode("utf-8"), live.token.encode("utf-8")):
-                if starts and msg.hdr.msg_id == "1" and live.messages > 0 and body != live.first_body:
-                    return "take_over"  # the device started again on an old RespURI
-                return "continue"
-            return "take_over" if starts else "refuse"
-        if starts:
-            if same_session and body == live.first_body and live.messages == 1:
-                return "continue"  # package 1 again: the engine sends its reply again
-            return "take_over"
-        if same_session and self._credentials_ok(live.engine.device, msg, body, hmac_header):
-            return "continue"
-        return "refuse"
-
-    @staticmethod
-    def _credentials_ok(device, msg, body, hmac_header):
-        hdr = msg.hdr
-        verdict = verify_client(
-            device.client,
-            device.client_nonce,
-            cred=hdr.cred,
-            loc_name=hdr.source.loc_name if hdr.source is not None else None,
-            hmac_header=hmac_header,
-            body=body,
-        )
-        return verdict.ok
-
-    def _guessed(self, host, peer):
-        """Count a message naming no session of its sender's; log when that blocks it."""
-        if self.guard.guessed(host, self.clock.seconds()):
-            log.warn(
-                "peer {peer} refused for {lockout} s: too many messages for unknown sessions",
-                peer=peer,
-                lockout=self.config.auth.lockout,
-            )
-
-    async def _take_over(self, live, msg, encoding, body, hmac_header, peer):
-        """A package 1 for a device in session: authenticate first, then supersede."""
-        device_id = live.device_id
-        host = peer_host(peer)
-        now = self.clock.seconds()
-        device = await self.store.get_device(device_id)
-        refusal = self._refusal(device, device_id, host, peer, now)
-        if refusal is not None:
-            return self._plain_reply(msg, encoding, refusal)
-        state = _device_state(device)
-        if self._credentials_ok(state, msg, body, hmac_header):
-            # the new session takes the jobs left: no wake-up for them
-            await self._abort(live, "superseded", "a new session from the device replaced this one", wake=False)
-            fresh = await self._open(msg, encoding, peer)
-            if isinstance(fresh, DMReply):
-                return fresh
-            fresh.first_body = body
-            return await self._take(fresh, msg, body, hmac_header)
-        # not authenticated: a session of its own answers (401/407 + Chal,
-        # no RespURI token), the live session is not touched
-        engine = self._new_engine(device, [], self.config.gateway.public_url,
-                                  lambda m: encode_message(m, encoding))
-        outcome = engine.handle(msg, body=body, hmac_header=hmac_header)
-        throwaway = LiveSession(
-            token="", device_id=device_id, session_id=msg.hdr.session_id, engine=engine,
-            encoding=encoding, media_type=media_type_for(encoding), started=now,
-            auth_failures=device.auth_failures, host=host, count_failures=body != live.first_body,
-        )
-        kept = (fx.NoncesChanged, fx.AuthFailed)
-        await self._apply(throwaway, [e for e in outcome.effects if isinstance(e, kept)])
-        log.info(
-            "package 1 from {peer} for {device_id} in session did not authenticate: session kept",
-            peer=peer,
-            device_id=device_id,
-        )
-        reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, encoding)
-        headers = {"x-syncml-hmac": outcome.hmac_header} if outcome.hmac_header else {}
-        return DMReply(200, media_type_for(encoding), reply_body, headers)
-
-    def _refusal(self, device, device_id, host, peer, now):
-        """The SyncML status refusing a session to ``device_id`` from ``host`` (None: go on)."""
-        if device is None:
-            # warn once per burst from one peer, not for every message of a scan
-            if not self.limiter.blocked(peer, now) and not self.limiter.failure(peer, now):
-                log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
-            return 401
-        if device.locked(now):
-            log.info(
-                "session refused: {device_id} locked out after repeated authentication failures",
-                device_id=device_id,
-            )
-            return 401
-        if self.guard.locked(device_id, host, now):
-            log.info(
-                "session refused: {device_id} locked out for {peer} after repeated authentication failures",
-                device_id=device_id,
-                peer=peer,
-            )
-            return 401
-        return None
 
     def _bad_request(self, body, encoding, error):
         """HTTP 400: with a SyncML Status 400 when the header can be read, else plain text."""
@@ -561,66 +444,6 @@ class Dispatcher(InventoryService):
         if wake:
             await self._wake_for_jobs_left(live)
 
-    # -- store outages ---------------------------------------------------------
-
-    def store_failed(self, error):
-        """The API met a store outage: note it, probe until it ends; the Retry-After."""
-        self.outage.failed(error)
-        self._schedule_repair()
-        return self.outage.retry_after
-
-    def _store_down(self, device_id, error):
-        """HTTP 503 for a DM message the store failed; the device's session is aborted."""
-        if error is not None:
-            self.outage.failed(error)
-        live = self._by_device.get(device_id)
-        if live is not None:
-            self._abort_unrecorded(live, "the store is unavailable")
-        self._schedule_repair()
-        return DMReply(
-            503,
-            "text/plain; charset=utf-8",
-            b"store unavailable, try again later\n",
-            {"retry-after": "%d" % (self.outage.retry_after,)},
-        )
-
-    def _abort_unrecorded(self, live, message):
-        """End ``live`` now; its store rows are settled once the store is back."""
-        effects = live.engine.abort("store_unavailable", message)
-        self._forget(live)
-        self._repairs.append((live, effects))
-
-    def _schedule_repair(self, delay=None):
-        if self._probe is not None and self._probe.active():
-            if delay == 0:
-                self._probe.reset(0)
-            return
-        self._probe = self.clock.callLater(
-            self.outage.retry_after if delay is None else delay, self._run_repair
-        )
-
-    def _run_repair(self):
-        d = defer.ensureDeferred(self._repair())
-
-        def failed(failure):
-            failure.trap(StoreUnavailable)
-            self.outage.failed(failure.value)
-            self._schedule_repair()
-
-        d.addErrback(failed)
-        d.addErrback(lambda f: log.failure("settling sessions after a store outage failed", f))
-
-    async def _repair(self):
-        """Write what sessions aborted during an outage left (their jobs fail with a reason)."""
-        if not self._repairs:
-            await self.store.last_event_seq()  # is it back?
-        while self._repairs:
-            live, effects = self._repairs[0]
-            await self._apply(live, effects)
-            self._repairs.pop(0)
-            await self._wake_for_jobs_left(live)
-        self.outage.ended()
-
     async def _wake_for_jobs_left(self, live):
         """Notify again for the jobs a session ended without starting.
 
@@ -648,7 +471,7 @@ class Dispatcher(InventoryService):
         if live.first_body:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = _digest(live.first_body)
-            while len(self._first_bodies) > self.config.gateway.max_sessions:
+            while len(self._first_bodies) > getattr(self.config.gateway, "max_sessions", 10000):
                 self._first_bodies.popitem(last=False)
         self._by_token.pop(live.token, None)
         if self._by_device.get(live.device_id) is live:
@@ -748,8 +571,9 @@ class Dispatcher(InventoryService):
             lockouts = []
             if self.guard.auth_failed(device_id, live.host, now):
                 lockouts.append({"scope": "peer", "peer": live.host})
-            if device is not None and device.locked(now) and device.auth_failures == self.config.auth.device_max_failures:
-                lockouts.append({"scope": "device", "peer": None})
+            ceiling = self.config.auth.device_max_failures
+            if device is not None and device.locked(now) and device.auth_failures == ceiling:
+                lockouts.append({"scope": "device", "peer": None})  # it just reached the ceiling
             for lockout in lockouts:
                 until = now + self.config.auth.lockout
                 log.warn(
@@ -837,32 +661,6 @@ class Dispatcher(InventoryService):
         bootstrapper = Bootstrapper(self.store, self.config, self.clock, self.random_bytes,
                                     lambda: self.notifier, self.event)
         return defer.ensureDeferred(bootstrapper.bootstrap(device_id, spec))
-
-    def _with_lockouts(self, view, device):
-        now = self.clock.seconds()
-        lockouts = [
-            {"scope": "peer", "peer": host, "until": iso_time(until)}
-            for host, until in self.guard.lockouts(device.device_id, now)
-        ]
-        if device.locked(now):
-            lockouts.append({"scope": "device", "peer": None, "until": iso_time(device.locked_until)})
-        view["lockouts"] = lockouts
-        return view
-
-    def clear_lockouts(self, device_id):
-        """Lift the device's lockouts (per address and device-wide); fires with how many."""
-        return defer.ensureDeferred(self._clear_lockouts(device_id))
-
-    async def _clear_lockouts(self, device_id):
-        device = await self.store.get_device(device_id)
-        if device is None:
-            raise UnknownDevice(device_id)
-        now = self.clock.seconds()
-        cleared = len(self.guard.lockouts(device_id, now)) + (1 if device.locked(now) else 0)
-        self.guard.clear(device_id)
-        await self.store.reset_auth_failures(device_id)
-        log.info("lockouts of {device_id} cleared by an operator ({count})", device_id=device_id, count=cleared)
-        return {"device_id": device_id, "cleared": cleared}
 
     def create_job(self, device_id, spec):
         return defer.ensureDeferred(self._create_job(device_id, spec))

@@ -20,6 +20,10 @@ from dmgateway.auth.ratelimit import FailureLimiter
 
 log = Logger(namespace="dmgateway.guard")
 
+#: keys each limiter tracks at most (least recently touched dropped first):
+#: large enough that a guesser cannot flush its own lockout by spraying
+MAX_KEYS = 100_000
+
 
 def peer_host(peer):
     """The address part of a ``host:port`` peer string (None stays None)."""
@@ -40,11 +44,13 @@ class PeerLockouts:
             max_failures=auth_config.max_failures,
             window=auth_config.failure_window,
             lockout=auth_config.lockout,
+            max_keys=MAX_KEYS,
         )
         self.guesses = FailureLimiter(
             max_failures=auth_config.max_session_guesses,
             window=auth_config.failure_window,
             lockout=auth_config.lockout,
+            max_keys=MAX_KEYS,
         )
 
     # -- authentication failures --------------------------------------------

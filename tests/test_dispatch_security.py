@@ -3,6 +3,8 @@ an unauthenticated package 1 against a live session, token guessing, a
 retransmitted package 1, a store outage in the middle of sessions."""
 
 import os
+import shutil
+import tempfile
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
@@ -316,3 +318,126 @@ class PreAuthLimitTests(TestCase):
         body = request.body.replace(b"<Final/>", b"<Replace><CmdID>99</CmdID>" + big + b"</Replace><Final/>")
         reply = await self.dispatcher.handle_dm(body, encoding="xml", token=live.token, limits=limits)
         self.assertEqual(reply.code, 200)
+
+
+class HeldStore:
+    """The real store, whose batch commits wait while ``held`` is unfired."""
+
+    def __init__(self, store):
+        self._store = store
+        self.held = None
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name != "batch":
+            return attr
+
+        def batch():
+            real = attr()
+            owner = self
+
+            class Held:
+                def __getattr__(self, method):
+                    if method == "commit":
+                        async def commit():
+                            if owner.held is not None:
+                                await owner.held
+                            return await real.commit()
+                        return lambda: defer.ensureDeferred(commit())
+                    recorded = getattr(real, method)
+
+                    def record(*args, **kwargs):
+                        recorded(*args, **kwargs)
+                        return self
+                    return record
+
+                def __len__(self):
+                    return len(real)
+
+            return Held()
+
+        return batch
+
+
+class CleanStopTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.real = yield open_store("sqlite::memory:", reactor=reactor)
+        self.addCleanup(self.real.close)
+        self.store = HeldStore(self.real)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
+
+    async def test_stop_waits_for_a_session_opening_and_ends_it(self):
+        self.store.held = defer.Deferred()
+        first = ClientSession(account(), random_bytes=os.urandom).start().body
+        opening = self.dispatcher.handle_dm(first, encoding="xml")  # waits in the store
+        stopping = defer.ensureDeferred(self.dispatcher.stop())
+        self.assertFalse(stopping.called)
+        late = await self.dispatcher.handle_dm(first, encoding="xml")
+        self.assertEqual(late.code, 503)
+        self.store.held.callback(None)
+        self.store.held = None
+        reply = await opening
+        self.assertEqual(reply.code, 200)
+        await stopping
+        self.assertEqual(self.dispatcher._by_device, {})
+        # the next start finds nothing left open: a clean stop
+        recovery = await self.real.recover("test-node", self.clock.seconds())
+        self.assertEqual((len(recovery.sessions), len(recovery.failed_jobs)), (0, 0))
+        job = await self.dispatcher.get_job(self.job["id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "shutdown"))
+
+
+class ReadOnlySqliteTests(TestCase):
+    """A real SQLite refusing writes ("attempt to write a readonly database"),
+    as a file on a read-only location does: 503, then recovery on the probe."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        directory = tempfile.mkdtemp(prefix="dmgw-readonly-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.store = yield open_store("sqlite:" + os.path.join(directory, "store.sqlite"), reactor=reactor)
+        self.addCleanup(self.store.close)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
+
+    def read_only(self, on):
+        # on the pool's one connection, outside a transaction (BEGIN IMMEDIATE is a write)
+        value = "ON" if on else "OFF"
+        return self.store._pool.runWithConnection(
+            lambda connection: connection.cursor().execute("PRAGMA query_only = " + value))
+
+    async def test_read_only_database_is_an_outage_not_a_500(self):
+        session = ClientSession(account(), random_bytes=os.urandom)
+        reply = await self.dispatcher.handle_dm(session.start().body, encoding="xml")
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        await self.read_only(True)
+        with self.assertRaises(StoreUnavailable):
+            await self.store.update_job(self.job["id"], state="queued")
+        token = request.url.split("?s=", 1)[1]
+        down = await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
+        self.assertEqual((down.code, down.headers["retry-after"]), (503, "5"))
+        self.assertTrue(self.dispatcher.outage.active)
+        self.assertEqual(self.dispatcher._by_device, {})
+        await self.read_only(False)
+        self.clock.advance(5)
+        for _ in range(40):
+            if not self.dispatcher.outage.active:
+                break
+            await task.deferLater(reactor, 0.05, lambda: None)
+        self.assertFalse(self.dispatcher.outage.active)
+        job = await self.dispatcher.get_job(self.job["id"])
+        self.assertNotEqual(job["state"], "running")

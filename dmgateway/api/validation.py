@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from dmgateway.codec.errors import NOT_XML_TEXT
+
 MAX_ID_LENGTH = 128
 MAX_URI_LENGTH = 1024
 MAX_COMMANDS = 100
@@ -199,31 +201,35 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
-# What XML 1.0 cannot carry (and so no SyncML message, nor the store's JSON
-# round trip, can): NUL and the other C0 controls but tab, LF and CR, lone
-# surrogates (JSON "\ud800" escapes), U+FFFE and U+FFFF.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# What XML 1.0 cannot carry, so no SyncML message can either: NUL and the
+# other C0 controls but tab, LF and CR, lone surrogates (a JSON "\ud800"
+# escape without its pair), U+FFFE and U+FFFF.
+_XML_ILLEGAL = re.compile(NOT_XML_TEXT)
 
 
 def _refuse_xml_illegal(value: Any, where: str) -> None:
-    """C{bad_json} naming the place of the first string XML cannot carry."""
+    """C{bad_json} naming where the first string (or key) XML cannot carry is."""
     stack = [(value, where)]
     while stack:
         item, path = stack.pop()
-        if isinstance(item, str):
-            found = _XML_ILLEGAL.search(item)
-            if found:
-                raise ValidationError(
-                    "bad_json",
-                    "%s: character U+%04X at index %d cannot be carried"
-                    % (path or "body", ord(found.group()), found.start()),
-                )
-        elif isinstance(item, dict):
+        if isinstance(item, dict):
             for key, sub in item.items():
-                stack.append((key, path + "/" + "(key)"))
-                stack.append((sub, "%s/%s" % (path, key) if _XML_ILLEGAL.search(key) is None else path))
+                _refuse_text(key, path + " (a key)")
+                stack.append((sub, "%s/%s" % (path, key)))
         elif isinstance(item, list):
             stack.extend((sub, "%s/%d" % (path, i)) for i, sub in enumerate(item))
+        elif isinstance(item, str):
+            _refuse_text(item, path)
+
+
+def _refuse_text(text: str, path: str) -> None:
+    found = _XML_ILLEGAL.search(text)
+    if found:
+        raise ValidationError(
+            "bad_json",
+            "%s: character U+%04X (at index %d) is not allowed: XML cannot carry it"
+            % (path or "body", ord(found.group()), found.start()),
+        )
 
 
 def _check_fields(

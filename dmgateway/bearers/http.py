@@ -246,6 +246,8 @@ def https_endpoint(reactor, https):
 
 def with_backlog(description, backlog):
     """``description`` with ``backlog=N`` added where its type takes one and it has none."""
+    if description.startswith("haproxy:"):  # PROXY protocol around an inner endpoint
+        return "haproxy:" + with_backlog(description[len("haproxy:"):], backlog)
     kind, _args, kwargs = split_endpoint(description)
     if kind not in ("tcp", "tcp6", "unix") or "backlog" in kwargs:
         return description

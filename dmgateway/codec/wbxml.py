@@ -273,39 +273,14 @@ def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=
         root = _Reader(data, header, vocabulary, max_depth, max_size, max_elements).parse()
     except IndexError:
         raise _error("truncated document", len(data)) from None
-    _refuse_xml_illegal(root)
     return root
 
 
 _NOT_XML = re.compile(NOT_XML_TEXT)
 
 
-def _refuse_xml_illegal(root):
-    """WBXML can carry any code point; what XML 1.0 cannot is refused here."""
-    search = _NOT_XML.search
-    stack = [(root, root.name)]
-    while stack:
-        node, path = stack.pop()
-        text = node.text
-        if text.__class__ is str and search(text):
-            raise _illegal(search(text).group(), path)
-        elif text.__class__ is list:  # pieces: str and OPAQUE bytes
-            for piece in text:
-                if piece.__class__ is str and search(piece):
-                    raise _illegal(search(piece).group(), path)
-        if node.attrs:
-            for name, value in node.attrs.items():
-                if value.__class__ is str and (search(value) or search(name)):
-                    raise _illegal((search(value) or search(name)).group(), path + "/@" + name)
-        for child in node.children:
-            stack.append((child, path + "/" + str(child.name)))
-
-
-def _illegal(char, path):
-    error = WBXMLCodecError("character U+%04X cannot appear in an XML document" % (ord(char),))
-    error.path = path
-    error.args = (error._describe(),)
-    return error
+def _illegal(char, offset):
+    return _error("character U+%04X cannot appear in an XML document" % (ord(char),), offset)
 
 
 class _Reader:
@@ -333,7 +308,11 @@ class _Reader:
                 raise _error("string table reference %d out of range" % (index,), offset)
             nul = table.find(0, index)
             raw = table[index:] if nul < 0 else table[index:nul]
-            s = self.strings[index] = _decode_text(raw, self.encoding, self.table_offset + index)
+            s = _decode_text(raw, self.encoding, self.table_offset + index)
+            bad = _NOT_XML.search(s)
+            if bad:
+                raise _illegal(bad.group(), self.table_offset + index + bad.start())
+            self.strings[index] = s
         self.budget -= len(s)
         if self.budget < 0:
             raise _error("string table references expand beyond the size limit", offset)
@@ -360,6 +339,7 @@ class _Reader:
         end = len(data)
         recode = encoding != "latin-1" and not data.isascii()
         find = chars.find
+        illegal = _NOT_XML.search
         new = _new_node
         node_cls = Node
         # token kinds as locals: this loop is the reader's hot path
@@ -380,6 +360,8 @@ class _Reader:
                         s = chars[pos + 2:nul]
                         if recode and not s.isascii():
                             s = self.recode(s, pos + 2)
+                        if illegal(s):
+                            raise _illegal(illegal(s).group(), pos + 2)
                         room -= 1
                         if not room:
                             raise self.too_many(pos)
@@ -424,6 +406,8 @@ class _Reader:
                 s = chars[pos + 1:nul]
                 if recode and not s.isascii():
                     s = self.recode(s, pos + 1)
+                if illegal(s):
+                    raise _illegal(illegal(s).group(), pos + 1)
                 if not depth:
                     raise _error("text outside the root element", pos)
                 pos = nul + 1
@@ -570,6 +554,8 @@ class _Reader:
                     piece, pos = self.character_data(_GLOBAL_KINDS[b], pos)
                     if piece.__class__ is bytes:  # OPAQUE (WBXML 1.3)
                         piece = _decode_text(piece, self.encoding, at)
+                if _NOT_XML.search(piece):
+                    raise _illegal(_NOT_XML.search(piece).group(), at)
                 if keep:
                     if name is None:
                         raise _error("attribute value without an attribute", at)

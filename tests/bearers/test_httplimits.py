@@ -121,3 +121,14 @@ class MessageLimitTests(SynchronousTestCase):
                          "tcp:8080:interface=127.0.0.1:backlog=1024")
         self.assertEqual(with_backlog("tcp:8080:backlog=7", 1024), "tcp:8080:backlog=7")
         self.assertEqual(with_backlog("systemd:domain=INET:index=0", 1024), "systemd:domain=INET:index=0")
+        self.assertEqual(with_backlog("haproxy:tcp:8080", 99), "haproxy:tcp:8080:backlog=99")
+
+    def test_backlog_reaches_the_listening_port(self):
+        from twisted.internet import endpoints
+        from twisted.internet.testing import MemoryReactor
+
+        reactor = MemoryReactor()
+        for description in ("tcp:8080:interface=127.0.0.1", "haproxy:tcp:8081"):
+            endpoint = endpoints.serverFromString(reactor, with_backlog(description, 1024))
+            endpoint.listen(dm_site(LimitsDispatcher(), "/dm", 4096, reactor=Clock(), listener=LISTENER))
+        self.assertEqual([port[2] for port in reactor.tcpServers], [1024, 1024])  # (port, factory, backlog, interface)
