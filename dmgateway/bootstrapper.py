@@ -46,10 +46,12 @@ def account_node_name(server_id):
 
 
 class Bootstrapper:
-    """One per process; ``outbox()`` returns the notification Outbox or None."""
+    """Made per request; ``outbox()`` returns the notification Outbox or None;
+    ``is_live(device_id)`` says whether the device is in a session."""
 
-    def __init__(self, store, config, clock, random_bytes, outbox, event):
+    def __init__(self, store, config, clock, random_bytes, outbox, event, is_live=lambda device_id: False):
         self.store = store
+        self.is_live = is_live
         self.config = config
         self.clock = clock
         self.random_bytes = random_bytes
@@ -65,6 +67,9 @@ class Bootstrapper:
         device = await self.store.get_device(device_id)
         if device is None:
             raise UnknownDevice(device_id)
+        if self.is_live(device_id):
+            # the session would write its nonces over the bootstrapped ones when it ends
+            raise BootstrapRefused(409, "session_live", "the device is in a DM session; try again after it")
         sec = None if spec["sec"] == "none" else method_name(spec["sec"])
         if sec in _NEEDS_IMSI and not device.imsi:
             raise BootstrapRefused(400, "no_imsi", "%s needs the device's IMSI; it has none" % (sec,))

@@ -659,7 +659,7 @@ class Dispatcher(SessionGuard, InventoryService):
 
     def bootstrap(self, device_id, spec):
         bootstrapper = Bootstrapper(self.store, self.config, self.clock, self.random_bytes,
-                                    lambda: self.notifier, self.event)
+                                    lambda: self.notifier, self.event, self.is_live)
         return defer.ensureDeferred(bootstrapper.bootstrap(device_id, spec))
 
     def create_job(self, device_id, spec):

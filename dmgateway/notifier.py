@@ -21,12 +21,14 @@ lose: the loop rebuilds everything from the store.
 """
 
 from collections import Counter, OrderedDict
+from dataclasses import replace
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from dmgateway.notify.package0 import NotificationError, ServerCredential
 from dmgateway.notify.trigger import build_trigger, push_message
+from dmgateway.notify.wsp import encode_push, parse_push
 from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.notify")
@@ -287,15 +289,25 @@ class Outbox:
         )
         if job is not None:
             await self.store.update_job(job.job_id, state="notified", expect_state="queued")
+        await self._forget_document(n)
         self.stats["sent"] += 1
         self.by_bearer[(n.bearer, "sent")] += 1
-        log.info(
-            "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
-            device_id=n.device_id,
-            bearer=n.bearer,
-            session_id=n.session_id,
-            job_id=n.job_id,
-        )
+        if n.job_id is None:
+            log.info(
+                "pushed notification {id} to {device_id} by {bearer} in {parts} part(s)",
+                id=n.notification_id,
+                device_id=n.device_id,
+                bearer=n.bearer,
+                parts=len(trigger.payloads),
+            )
+        else:
+            log.info(
+                "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
+                device_id=n.device_id,
+                bearer=n.bearer,
+                session_id=n.session_id,
+                job_id=n.job_id,
+            )
         await self.event(
             "notification",
             n.device_id,
@@ -328,10 +340,22 @@ class Outbox:
             reason=reason,
         )
 
+    async def _forget_document(self, n):
+        """A ready push (a bootstrap: plain secrets) is not kept once it is sent or given up:
+        only its WSP headers stay, enough to show what it was."""
+        if n.job_id or not n.payload:
+            return
+        try:
+            headers = encode_push(replace(parse_push(n.payload), body=b""))
+        except NotificationError:
+            headers = b""
+        await self.store.set_notification_payload(n.notification_id, headers)
+
     async def _failed(self, n, job, device, reason):
         self.stats["failed"] += 1
         self.by_bearer[(n.bearer, "failed")] += 1
         await self.store.update_notification(n.notification_id, state="failed", last_error=reason, expect_state="queued")
+        await self._forget_document(n)
         log.warn(
             "notification of {device_id} by {bearer} failed: {reason}",
             device_id=n.device_id,

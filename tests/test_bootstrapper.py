@@ -10,12 +10,14 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.api.service import BootstrapRefused, UnknownDevice
 from dmgateway.api.bootstrap import validate_bootstrap
+from dmgateway.auth.credentials import user_hash
 from dmgateway.bootstrap import read_push, sec
 from dmgateway.bootstrapper import account_node_name
 from dmgateway.client import ClientSession
 from dmgateway.client.bootstrap import BootstrapError, accept_bootstrap
 from dmgateway.codec import prov
-from dmgateway.notifier import Outbox, TemporaryFailure
+from dmgateway.dispatch import Dispatcher
+from dmgateway.notifier import Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import sms
 from dmgateway.store import open_store
 from dmgateway.tree.standard import standard_tree
@@ -40,8 +42,6 @@ class BootstrapperTests(TestCase):
         self.addCleanup(self.store.close)
         self.sms = FakeBearer("sms", "msisdn")
         cfg = config()
-        from dmgateway.dispatch import Dispatcher
-
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
         self.outbox = Outbox(self.store, cfg, self.clock, {"sms": self.sms}, self.dispatcher.is_live,
                              self.dispatcher.event, os.urandom)
@@ -90,8 +90,12 @@ class BootstrapperTests(TestCase):
         self.assertEqual((shown["id"], shown["state"], shown["profile"], shown["sec"], shown["attempts"]),
                          (body["id"], "sent", "cp", "USERPIN", 1))
         self.assertNotIn("4321", repr(view))
+        # the stored push keeps its headers only: the document held plain secrets
+        (stored,) = await self.store.standalone_notifications(DEVICE)
+        self.assertEqual(stored.payload, push[:len(push) - len(boot.document)])
+        self.assertNotIn(account.client.secret.encode(), stored.payload)
         # the receipt makes it delivered, with events naming the notification
-        await self.outbox.delivery_report("sms", self.sms.sent and "sms-1", True)
+        await self.outbox.delivery_report("sms", "sms-1", True)  # FakeBearer's first message id
         view = await self.dispatcher.get_device(DEVICE)
         self.assertEqual(view["bootstraps"][0]["state"], "delivered")
         events = await self.dispatcher.wait_events(0, 100, 0)
@@ -103,8 +107,6 @@ class BootstrapperTests(TestCase):
 
     async def assert_stored_credentials(self, account):
         """What the gateway stored is what the device was given (hash and nonces)."""
-        from dmgateway.auth.credentials import user_hash
-
         device = await self.store.get_device(DEVICE)
         self.assertEqual(device.client_auth.user_hash, user_hash(account.client.name, account.client.secret))
         self.assertEqual(device.server_auth.user_hash, user_hash(account.server.name, account.server.secret))
@@ -150,6 +152,19 @@ class BootstrapperTests(TestCase):
         self.assertEqual(len(self.sms.sent), 1)
         self.assertEqual((await self.dispatcher.get_device(DEVICE))["bootstraps"][0]["state"], "sent")
 
+    async def test_a_permanent_failure_is_shown_and_the_document_dropped(self):
+        self.sms.script = [PermanentFailure("unknown subscriber")]
+        status, body = await self.bootstrap(profile="dm", sec="USERPIN", pin="1111")
+        await self.outbox.tick()
+        (shown,) = (await self.dispatcher.get_device(DEVICE))["bootstraps"]
+        self.assertEqual((shown["state"], shown["last_error"], shown["profile"], shown["sec"]),
+                         ("failed", "unknown subscriber", "dm", "USERPIN"))
+        (stored,) = await self.store.standalone_notifications(DEVICE)
+        self.assertEqual(read_push(stored.payload).document, b"")
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertIn(("notification", "failed", "bootstrap"),
+                      [(e["type"], e.get("state"), e.get("kind")) for e in events])
+
     async def refused(self, code, status=400, **fields):
         before = await self.store.get_device(DEVICE)
         with self.assertRaises(BootstrapRefused) as caught:
@@ -169,6 +184,14 @@ class BootstrapperTests(TestCase):
         await self.dispatcher.put_device(DEVICE, ACCOUNT)
         await self.refused("invalid_bootstrap", profile="cp", sec="none", proxy={"NAME": "no id"})
         await self.refused("too_large", profile="dm", sec="none", deliver="return", max_size=100)
+        for profile in ("dm", "cp"):  # a lone surrogate from JSON cannot be encoded
+            await self.refused("invalid_bootstrap", profile=profile, sec="none", name="x\ud800")
+        self.dispatcher._by_device[DEVICE] = object()  # a live session
+        await self.refused("session_live", 409, profile="cp", sec="none", deliver="return")
+        del self.dispatcher._by_device[DEVICE]
+        self.outbox.bearers["sms"] = FakeBearer("sms", "sip_uri")  # an SMPP router with no link for it
+        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri=None))
+        await self.refused("no_route", profile="cp", sec="none")
         self.outbox.bearers.pop("sms")
         await self.refused("no_sms_bearer", 409, profile="cp", sec="none")
         with self.assertRaises(UnknownDevice):

@@ -37,6 +37,8 @@ _LEVELS = {"APPSRV": "client", "CLIENT": "server"}
 _SCHEMES = {v: k for k, v in AAUTH_TYPES.items()}
 _SCHEMES.update({"HTTP-DIGEST": "md5", "HTTP-BASIC": "basic", "MD5": "md5"})
 MAX_PARMS = 64
+MAX_REPEATS = 16  # sub-characteristics of one type (PXPHYSICAL ...)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
 
 class CPError(ValueError):
@@ -58,17 +60,19 @@ def characteristic(ctype, values, *, path=None, depth=0):
         if not isinstance(name, str) or not _NAME.match(name):
             raise CPError("%s: names are upper-case letters, digits and dashes" % (where,))
         if value is None or isinstance(value, str):
-            if isinstance(value, str) and (not value or len(value) > 1024 or "\x00" in value):
-                raise CPError("%s: a value is 1 to 1024 characters" % (where,))
+            if isinstance(value, str) and (not value or len(value) > 1024 or _CONTROL.search(value)):
+                raise CPError("%s: a value is 1 to 1024 characters, no control characters" % (where,))
             result.parms.append(prov.Parm(name, value))
         elif isinstance(value, dict):
             result.characteristics.append(characteristic(name, value, path=where, depth=depth + 1))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        elif isinstance(value, list) and 0 < len(value) <= MAX_REPEATS \
+                and all(isinstance(v, dict) for v in value):
             result.characteristics += [characteristic(name, v, path="%s[%d]" % (where, i),
                                                       depth=depth + 1)
                                        for i, v in enumerate(value)]
         else:
-            raise CPError("%s: a value is text, null, an object or a list of objects" % (where,))
+            raise CPError("%s: a value is text, null, an object or a list of 1 to %d objects"
+                          % (where, MAX_REPEATS))
     return result
 
 

@@ -1,13 +1,19 @@
 """``dmgw sim``: the device simulator from the shell.
 
     dmgw sim session --url URL --device IMEI:... [--scheme md5|basic|hmac] [--wbxml]
+    dmgw sim session --device IMEI:... --bootstrap FILE [--pin PIN] [--imsi IMSI] [--card]
     dmgw sim fleet --count N --rate R --concurrency C --url URL [--provision ...] [--json]
     dmgw sim fleet --wake sms --smsc-listen tcp:2775 --smsc-system-id gw --smsc-password pw ...
     dmgw sim fleet --wake sip --sip-listen 127.0.0.1:5060 --sip-domain 127.0.0.1 ...
 
 ``session`` runs one session and prints every message as readable XML under
 a direction header, then a summary; exit 0 when the session completed, 1
-when it did not.  ``fleet`` runs many devices (generated, or from ``--csv``)
+when it did not.  With ``--bootstrap`` the device first takes its account
+from a bootstrap: a WSP push (as ``deliver: return`` or an SMSC gives it)
+whose SEC/MAC must verify with ``--pin`` / ``--imsi`` (else exit 1, nothing
+applied), or with ``--card`` a smart-card file (the bare WBXML document,
+0xFF padding ignored, no MAC); the session then goes to the account's
+server address.  ``fleet`` runs many devices (generated, or from ``--csv``)
 and prints the summary (JSON with ``--json``); exit 0 when every session
 completed, 1 otherwise.  Usage errors exit 2.
 
@@ -41,7 +47,14 @@ def add_arguments(subparsers):
     commands = sim.add_subparsers(dest="sim_command", metavar="COMMAND", required=True)
 
     p = commands.add_parser("session", help="run one DM session and print its transcript")
-    p.add_argument("--url", required=True, help="the gateway's DM URL, e.g. http://host:8080/dm")
+    p.add_argument("--url", help="the gateway's DM URL, e.g. http://host:8080/dm "
+                   "(required unless --bootstrap gives it)")
+    p.add_argument("--bootstrap", metavar="FILE", help="take the account from this bootstrap "
+                   "push (or, with --card, smart-card file) first")
+    p.add_argument("--pin", help="the bootstrap's PIN (USERPINMAC: PIN and MAC digits)")
+    p.add_argument("--imsi", help="the card's IMSI, for NETWPIN / USERNETWPIN")
+    p.add_argument("--card", action="store_true",
+                   help="--bootstrap is a smart-card file: a bare document, no SEC/MAC")
     p.add_argument("--device", required=True, help="the DevId, e.g. IMEI:350000000000001")
     p.add_argument("--client-name", help="CLCRED AAuthName (default: the device id)")
     p.add_argument("--client-secret", default="", help="CLCRED AAuthSecret")
@@ -193,10 +206,48 @@ def _react(main):
     return react(main)
 
 
+def _bootstrapped_session(args):
+    """The session of the account a bootstrap file gives (None: refused, reported)."""
+    from ..tree.standard import standard_tree
+    from .bootstrap import BootstrapError, accept_bootstrap, apply_bootstrap
+
+    try:
+        with open(args.bootstrap, "rb") as f:
+            data = f.read()
+    except OSError as error:
+        raise _Usage("cannot read %s: %s" % (args.bootstrap, error.strerror or error)) from None
+    tree = standard_tree({"DevId": args.device})
+    try:
+        if args.card:
+            if data[:1] and data[0] <= 0x03:
+                data = data.rstrip(b"\xff")
+            account = apply_bootstrap(tree, data)
+        else:
+            account = accept_bootstrap(tree, data, pin=args.pin, imsi=args.imsi)
+    except BootstrapError as error:
+        sys.stdout.write("bootstrap refused: %s\n" % (error,))
+        return None
+    if not args.quiet:
+        sys.stdout.write("bootstrapped: %s at %s (%s)\n" % (account.server_id, account.server_url,
+                                                            account.name))
+    if args.url:
+        account.server_url = args.url
+    from .session import ClientSession
+
+    return ClientSession(account, tree=tree, random_bytes=os.urandom, **_session_kwargs(args))
+
+
 def _run_session(args):
     try:
-        device = _device_from_args(args)
-        session = device.session(args.url, random_bytes=os.urandom, **_session_kwargs(args))
+        if args.bootstrap:
+            session = _bootstrapped_session(args)
+            if session is None:
+                return EXIT_INCOMPLETE
+        else:
+            if not args.url:
+                raise _Usage("--url is required (or --bootstrap)")
+            device = _device_from_args(args)
+            session = device.session(args.url, random_bytes=os.urandom, **_session_kwargs(args))
     except ValueError as error:
         return _usage(args, error)
     except _Usage as error:

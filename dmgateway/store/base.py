@@ -700,6 +700,16 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
             "notifications_for_job", self._notifications_for_job_txn, job_id
         )
 
+    def set_notification_payload(self, notification_id: int, payload: bytes) -> Deferred:
+        """
+        Replace what a notification carries (e.g. drop a sent bootstrap's
+        document, which holds plain secrets).  Fire with whether it existed.
+        """
+        return self.run_interaction(
+            "set_notification_payload", self._set_notification_payload_txn, self._now(),
+            notification_id, payload,
+        )
+
     def standalone_notifications(self, device_id: str, limit: int = 10) -> Deferred:
         """
         Fire with a device's newest L{Notification}s that belong to no job

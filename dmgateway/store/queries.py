@@ -745,6 +745,14 @@ class Queries:
         )
         return [_notification(row) for row in rows]
 
+    def _set_notification_payload_txn(self, txn, now, notification_id, payload) -> bool:
+        _int(notification_id, "notification_id", 0)
+        _instance(payload, (bytes, bytearray), "payload")
+        return txn.execute(
+            "UPDATE notifications SET payload = ?, updated = ? WHERE notification_id = ?",
+            (bytes(payload), now, notification_id),
+        ) == 1
+
     def _standalone_notifications_txn(self, txn, device_id, limit) -> list[Notification]:
         _text(device_id, "device_id", empty=False)
         rows = txn.fetchall(

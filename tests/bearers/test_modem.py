@@ -408,6 +408,26 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(self.links[0].sim.received[0].tpdu, SPEC_TPDU)
         self.failureResultOf(service.submit(DESTINATION, [b"\x00" * 200]), InvalidPDU)
 
+    def test_a_bootstrap_push_goes_as_concatenated_tpdus(self):
+        """DM-4 through the modem: every part a TPDU the device reassembles; the MAC verifies."""
+        from dmgateway.bootstrap import push_pdu, secure
+        from dmgateway.client.bootstrap import open_push
+        from dmgateway.notify.trigger import push_message
+        from tests.bootstrap import vectors
+
+        push = push_pdu(secure("dm", vectors.DM_DOC, "NETWPIN", imsi=vectors.IMSI))
+        message = push_message(push, reference=0x5A)
+        service = self.make(sim={"first_reference": 7})
+        d = service.submit(DESTINATION, message.payloads, data_coding=message.data_coding)
+        for _ in range(len(message.payloads)):
+            self.pump()
+        self.assertEqual(self.successResultOf(d), [str(7 + i) for i in range(len(message.payloads))])
+        parts = [sms.parse_submit(r.tpdu).user_data for r in self.links[0].sim.received]
+        self.assertEqual(len(parts), len(message.payloads))
+        self.assertGreater(len(parts), 4)
+        boot = open_push(parts, imsi=vectors.IMSI)
+        self.assertEqual((boot.document, boot.mac), (vectors.DM_DOC, vectors.DM_NETWPIN_MAC))
+
     def test_reopens_with_backoff(self):
         service = self.make(fail_opens=2)
         d = service.send_trigger(spec_trigger(), DESTINATION)

@@ -6,7 +6,6 @@ from dmgateway.bootstrap import cpprofile, dmprofile
 from dmgateway.bootstrap.dmprofile import AuthEntry, ConItem, DMAccount
 from dmgateway.client.bootstrap import apply_bootstrap
 from dmgateway.codec import decode_message, prov
-from dmgateway.codec import syncml as sm
 from dmgateway.tree.standard import standard_tree
 from tests.bootstrap import vectors as v
 
@@ -139,6 +138,10 @@ def test_cp_proxy_takes_precedence_as_the_reference():
     ({"NAPID": "N", "bearer": "x"}, "upper-case"),
     ({"NAPID": "N", "BEARER": 5}, "a value is text"),
     ({"NAPID": "N", "NAME": ""}, "1 to 1024"),
+    ({"NAPID": "N", "NAME": "a\x01b"}, "control"),
+    ({"NAPID": "N", "NAME": "a\ud800"}, "control"),
+    ({"NAPID": "N", "PXPHYSICAL": [{"A": "b"}] * 17}, "1 to 16"),
+    ({"NAPID": "N", "PXPHYSICAL": []}, "1 to 16"),
     ({"NAPID": "N", "A": {"B": {"C": {"D": {"E": {}}}}}}, "too deeply"),
     ({"NAPID": "N", **{"P%d" % i: "x" for i in range(70)}}, "more than 64"),
 ])

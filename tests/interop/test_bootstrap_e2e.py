@@ -107,7 +107,10 @@ def test_cp_bootstrap_pushed_through_the_smsc_simulator(tmp_path):
             gw.call("GET", "/devices/" + urllib.parse.quote(device_id, safe=""))[1]))
         assert (device["bootstraps"][0]["id"], device["bootstraps"][0]["profile"]) == (body["id"], "cp")
         assert device["bootstraps"][0]["message_id"] == message_id
-        assert "2468" not in gw.log() and account.client.secret not in gw.log()
+        log = gw.log()
+        assert "2468" not in log and account.client.secret not in log
+        assert "pushed notification %d to %s by sms" % (body["id"], device_id) in log
+        assert "Unable to format" not in log
     finally:
         gw.stop()
         sim.stop()

@@ -108,3 +108,38 @@ def test_fleet_usage_errors_exit_2(daemon, tmp_path):
     assert wake.returncode == 2 and "no sms wake source" in wake.stderr
     provision = dmgw("fleet", "--url", daemon.url, "--provision")
     assert provision.returncode == 2 and "--provision needs" in provision.stderr
+
+
+def test_session_from_a_bootstrap(daemon, tmp_path):
+    """``dmgw sim session --bootstrap``: a returned DM bootstrap push (USERPIN), then the card form."""
+    import base64
+    import urllib.parse
+
+    device = next(sim.pattern_devices(1, start=40, server_name=SERVER_ID))
+    assert daemon.put_device(device.device_id, sim.api_account(device))[0] == 201
+    path = "/devices/%s/bootstrap" % (urllib.parse.quote(device.device_id, safe=""),)
+    status, body = daemon.call("POST", path, {"profile": "dm", "sec": "USERPIN", "pin": "8642",
+                                              "deliver": "return"})
+    assert status == 200, body
+    push = tmp_path / "boot.push"
+    push.write_bytes(base64.b64decode(body["push"]))
+    job = daemon.create_job(device.device_id, sim.api_job(["./DevInfo/DevId"]))
+
+    wrong = dmgw("session", "--device", device.device_id, "--bootstrap", str(push), "--pin", "8641")
+    assert wrong.returncode == 1 and "bootstrap refused: the USERPIN MAC does not verify" in wrong.stdout
+    done = dmgw("session", "--device", device.device_id, "--bootstrap", str(push), "--pin", "8642",
+                "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "outcome:      completed" in done.stdout
+    assert daemon.job(job)["state"] == "done"
+
+    # the smart-card form: the bare document, padded, no MAC
+    status, body = daemon.call("POST", path, {"profile": "cp", "sec": "none", "deliver": "return"})
+    card = tmp_path / "card.bin"
+    card.write_bytes(base64.b64decode(body["document"]) + b"\xff" * 64)
+    done = dmgw("session", "--device", device.device_id, "--bootstrap", str(card), "--card", "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    unsecured = dmgw("session", "--device", device.device_id, "--bootstrap", str(card))
+    assert unsecured.returncode == 1 and "bootstrap refused" in unsecured.stdout
+    usage = dmgw("session", "--device", device.device_id)
+    assert usage.returncode == 2 and "--url is required" in usage.stderr

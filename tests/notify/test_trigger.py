@@ -101,3 +101,27 @@ def test_payloads_carry_the_package(session_id, ui_mode, body, reference, bearer
     package = p0.parse(data)
     assert package.notification.session_id == session_id and package.notification.body == body
     assert p0.verify(package, CRED, resync_nonces=()) is not None
+
+
+def test_push_message_packs_a_ready_push():
+    import pytest as _pytest
+
+    from dmgateway.notify import sms as _sms
+    from dmgateway.notify.package0 import NotificationError as _Error
+    from dmgateway.notify.trigger import push_message
+    from tests.bootstrap import vectors
+
+    single = push_message(vectors.CP_PUSH, reference=3)  # 128 bytes: one SMS, no concatenation IE
+    assert (single.bearer, single.esm_class, single.data_coding) == ("sms", 0x40, 0x04)
+    assert single.content_type == "application/vnd.wap.connectivity-wbxml"
+    assert single.payloads == (bytes.fromhex("0605040b8423f0") + vectors.CP_PUSH,)
+    push = vectors.DM_PUSH_HEAD + vectors.DM_DOC
+    message = push_message(push, reference=3)
+    assert message.content_type == "application/vnd.syncml.dm+wbxml"
+    assert len(message.payloads) == 5 and all(len(p) <= 140 for p in message.payloads)
+    parts = [_sms.parse_user_data(p) for p in message.payloads]
+    assert [p.concatenation.reference for p in parts] == [3] * 5
+    assert b"".join(p.payload for p in parts) == push
+    for bad, kwargs in ((b"\x01", {}), ("text", {}), (vectors.CP_PUSH, {"data_coding": 0x00})):
+        with _pytest.raises(_Error):
+            push_message(bad, **kwargs)

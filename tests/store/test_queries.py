@@ -711,6 +711,9 @@ class NotificationTestsMixin(StoreCase):
         self.assertEqual(await store.standalone_notifications("IMEI:1", 1), [second])
         self.assertEqual(await store.standalone_notifications("IMEI:2"), [])
         self.assertEqual(first.payload, b"\x01\x06boot")
+        self.assertTrue(await store.set_notification_payload(first.notification_id, b"\x01\x06"))
+        self.assertEqual((await store.get_notification(first.notification_id)).payload, b"\x01\x06")
+        self.assertFalse(await store.set_notification_payload(999999, b""))
 
     async def test_for_job_and_by_message_id(self):
         store = await self._store_with_job()
