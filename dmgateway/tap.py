@@ -57,6 +57,15 @@ def makeService(options):
         for problem in e.problems:
             print(str(problem), file=sys.stderr)
         sys.exit(2)
+    if config.snmp.enabled:
+        # pysnmp 7 runs on asyncio: before anything imports the reactor
+        from dmgateway.monitor.snmp import AsyncioReactorNeeded, install_asyncio_reactor
+
+        try:
+            install_asyncio_reactor()
+        except AsyncioReactorNeeded as e:
+            print("snmp.ini: [snmp] enabled: %s" % (e,), file=sys.stderr)
+            sys.exit(2)
     return GatewayService(config, config_dir=options["config-dir"], process=True)
 
 
@@ -93,6 +102,8 @@ class GatewayService(service.MultiService):
         self._api_site = None
         self._smpp_router = None
         self.metrics = None
+        self.snmp = None
+        self.store_errors = 0
         self._watchdog = None
         self._exit_code = None
 
@@ -172,11 +183,11 @@ class GatewayService(service.MultiService):
             self._store_lock = StoreLock(path).acquire()
         self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
+        self.store.on_transaction = self._store_transaction
         if cfg.metrics.enabled and cfg.api.enabled:
             from dmgateway.monitor.metrics import GatewayMetrics
 
             self.metrics = GatewayMetrics(self, self.reactor)
-            self.store.on_transaction = self.metrics.store_transaction
             self.dispatcher.instruments = self.metrics
         await self.dispatcher.start()
         self._start_functions()
@@ -197,9 +208,23 @@ class GatewayService(service.MultiService):
                 host=address.host,
                 port=address.port,
             )
+        if cfg.snmp.enabled:
+            from dmgateway.monitor.snmp import SnmpAgent
+
+            self._expected.append("snmp")
+            self.snmp = SnmpAgent(cfg.snmp, self, self.reactor)
+            self.snmp.bind()
+            self.snmp.setServiceParent(self)
+            self._ports.append(("snmp", _Unbind(self.snmp)))
         if self.metrics is not None:
             self.metrics.start()
         return self
+
+    def _store_transaction(self, seconds, failed):
+        if failed:
+            self.store_errors += 1
+        if self.metrics is not None:
+            self.metrics.store_transaction(seconds, failed)
 
     def _listeners(self):
         from dmgateway.api.site import api_site
@@ -432,6 +457,16 @@ class GatewayService(service.MultiService):
                 ended=max(live - left, 0),
                 left=left,
             )
+
+
+class _Unbind:
+    """A listener entry for the SNMP agent (its service closes the socket)."""
+
+    def __init__(self, agent):
+        self.agent = agent
+
+    def stopListening(self):
+        return None
 
 
 def _restart_needed(old, new):
