@@ -186,6 +186,8 @@ class FunctionService:
         return defer.ensureDeferred(self._expire())
 
     async def _expire(self):
+        if await self.store.settle_orphans(self.clock.seconds()):
+            self.dispatcher.events_appended()
         while True:
             count, jobs = await self.store.expire_operations(self.clock.seconds(), 100)
             if not count:

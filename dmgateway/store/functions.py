@@ -348,6 +348,37 @@ class FunctionQueries:
             self._settle_txn(txn, now, op, "expired", error=error, readback_job_id=readback_id)
         return count, jobs
 
+    def settle_orphans(self, now: float, limit: int = 1000):
+        """
+        Settle the pending operations whose job ended without the session
+        saying so: cancelled through the API (the operation fails), or
+        interrupted by a gateway restart while it ran (the Exec may have
+        reached the device: the operation awaits its alert until the
+        deadline; it is never sent twice).  Fires with how many.
+        """
+        return self.run_interaction("settle_orphans", self._settle_orphans_txn, now, limit)
+
+    def _settle_orphans_txn(self, txn, now, limit):
+        rows = txn.fetchall(
+            "SELECT o.*, j.state AS job_state, j.error AS job_error FROM operations o JOIN jobs j"
+            " ON j.job_id = o.op_id WHERE o.state = 'pending' AND j.state IN ('failed', 'expired', 'done')"
+            " LIMIT ?", (limit,))
+        for row in rows:
+            job_state, job_error = row.pop("job_state"), row.pop("job_error")
+            op = _operation(row)
+            error = _load(job_error, "job error") if job_error else None
+            code = (error or {}).get("code")
+            if job_state == "failed" and code == "interrupted":
+                self._settle_txn(txn, now, op, "awaiting_device", deadline=now + op.timeout,
+                                 outcome={"interrupted": True})
+            elif job_state == "done":
+                continue  # its end is being recorded by the session
+            else:
+                self._settle_txn(txn, now, op, "failed" if job_state == "failed" else "expired",
+                                 error={"code": code or job_state, "message": "the operation's job ended: %s"
+                                        % ((error or {}).get("message") or job_state,)})
+        return len(rows)
+
     def _skip_locked_clause(self) -> str:
         """Row locks that other processes skip (PostgreSQL); SQLite has one writer."""
         return " FOR UPDATE SKIP LOCKED" if getattr(self, "engine", "") == "postgresql" else ""
