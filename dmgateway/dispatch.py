@@ -64,6 +64,7 @@ class LiveSession:
     auth_failures: int = 0  # the device's failure count as the store has it
     job_ids: list = field(default_factory=list)
     function_readbacks: dict = field(default_factory=dict)  # Correlator -> read-back (job id, commands)
+    function_request: object = None  # the update a FUMO device request gets (devfunctions)
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
