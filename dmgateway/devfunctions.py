@@ -11,6 +11,7 @@ State, FwV) in package 2 of the same session, and records alerts and job
 ends through the store in the same transaction as the session's effects.
 """
 
+import secrets
 import uuid
 
 from twisted.internet import defer, task
@@ -18,7 +19,7 @@ from twisted.logger import Logger
 
 from dmgateway.codec import syncml as sm
 from dmgateway.dm.effects import JobSpec
-from dmgateway.functions import FunctionError, build_operation, correlator_for
+from dmgateway.functions import FunctionError, build_operation, correlator_for, parse_completion
 
 log = Logger()
 
@@ -28,6 +29,17 @@ MAX_ALERTS = 32
 
 class UnknownDevice(LookupError):
     pass
+
+
+def message_requests(msg):
+    """Whether ``msg`` carries a device-initiated FUMO request (devicerequest / userrequest)."""
+    for cmd in msg.body:
+        if isinstance(cmd, sm.Alert) and cmd.data == sm.ALERT_GENERIC:
+            for item in cmd.items[:MAX_ALERTS]:
+                done = parse_completion({"alert": sm.ALERT_GENERIC, "meta_type": item.meta.type if item.meta else None})
+                if done is not None and done.request:
+                    return True
+    return False
 
 
 def message_correlators(msg):
@@ -156,7 +168,14 @@ class FunctionService:
     # -- session hooks (called by the dispatcher) ---------------------------------
 
     async def before_message(self, live, msg):
-        """Give the session the read-back of every open operation this message completes."""
+        """
+        Give the session the read-back of every open operation this message
+        completes, and the update job a device's FUMO request asks for (both
+        only held by the session: they are recorded when the engine reports
+        the alert, that is once the device has authenticated).
+        """
+        if message_requests(msg) and live.function_request is None:
+            await self._prepare_update(live)
         correlators = message_correlators(msg)
         if not correlators:
             return
@@ -171,14 +190,52 @@ class FunctionService:
             live.engine.add_job(spec)
             pending[op.correlator] = (spec.job_id, spec.commands)
 
+    async def _prepare_update(self, live):
+        live.function_request = False  # looked once in this session
+        device = await self.store.get_device(live.device_id)
+        devinfo = (device.devinfo or {}) if device is not None else {}
+        open_ops = await self.store.open_operations_of(live.device_id, "fumo")
+        if device is None or open_ops or self.firmware is None:
+            return
+        fw = await self.store.match_firmware(devinfo.get("Man"), devinfo.get("Mod"), devinfo.get("FwV"))
+        if fw is None:
+            return
+        token = expires = None
+        if fw.path is None:
+            url = fw.url
+        elif self.config.download_enabled:
+            token = secrets.token_urlsafe(18)
+            expires = self.clock.seconds() + self.config.token_lifetime
+            url = "%s/%s?t=%s&sha256=%s" % (self.config.download_url.rstrip("/"), fw.firmware_id, token, fw.sha256)
+        else:
+            return
+        job_id = uuid.uuid4().hex
+        operation = build_operation("fumo", None, {"package_url": url}, correlator_for(job_id))
+        if live.engine.finished:
+            return
+        live.engine.add_job(JobSpec(job_id, list(operation.commands)))
+        live.function_request = ("request", job_id, operation, fw.firmware_id, token, expires,
+                                 float(self.config.timeout), fw.version)
+        log.info("device {device_id} asked for an update: firmware {firmware_id} ({version})",
+                 device_id=live.device_id, firmware_id=fw.firmware_id, version=fw.version)
+
     @staticmethod
     def readback_for(live, payload):
-        """The registered read-back ``(job_id, commands)`` for an alert payload (taken once)."""
+        """What the session holds for an alert payload (taken once): a read-back
+        ``("readback", job_id, commands)``, an update ``("request", ...)``, or None."""
+        done = parse_completion(payload)
+        if done is not None and done.request:
+            request = live.function_request
+            if request:
+                live.function_request = False
+                return request
+            return None
         correlator = payload.get("correlator")
         pending = live.function_readbacks
         if not pending or not isinstance(correlator, str):
             return None
-        return pending.pop(correlator.strip(), None)
+        found = pending.pop(correlator.strip(), None)
+        return None if found is None else ("readback",) + found
 
     # -- the deadline sweep --------------------------------------------------------
 
@@ -186,6 +243,8 @@ class FunctionService:
         return defer.ensureDeferred(self._expire())
 
     async def _expire(self):
+        if await self.store.settle_orphans(self.clock.seconds()):
+            self.dispatcher.events_appended()
         while True:
             count, jobs = await self.store.expire_operations(self.clock.seconds(), 100)
             if not count:

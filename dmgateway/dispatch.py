@@ -74,6 +74,7 @@ class LiveSession:
     first_body: bytes = b""  # package 1 as received, to know a retransmission
     count_failures: bool = True  # False for a retransmitted package 1
     function_readbacks: dict = field(default_factory=dict)  # Correlator -> read-back (job id, commands)
+    function_request: object = None  # the update a FUMO device request gets (devfunctions)
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}

@@ -194,6 +194,9 @@ class GatewayService(service.MultiService):
         if cfg.api.webhooks:
             self._start_webhooks()
         self._start_notifications()
+        # wake the devices of function jobs a crash left queued without a wake-up
+        d = defer.ensureDeferred(self._functions.campaigns.recover())
+        d.addErrback(lambda f: log.failure("waking devices of queued function jobs failed", f))
         for name, endpoint, factory in self._listeners():
             if self.metrics is not None:
                 factory.listener_name = "api" if name == "api" else "dm"
@@ -269,8 +272,6 @@ class GatewayService(service.MultiService):
         functions.start()
         functions.campaigns.start()
         self._functions = functions
-        d = defer.ensureDeferred(functions.campaigns.recover())
-        d.addErrback(lambda f: log.failure("waking devices of queued function jobs failed", f))
 
     def listener_problems(self):
         """Names of the listeners that should be bound and are not (for /healthz)."""

@@ -156,3 +156,30 @@ class FunctionFlowTests(TestCase):
                                                                       "timeout": True}):
             with self.assertRaises(FunctionError):
                 await self.service.start_operation(DEVICE, request)
+
+    async def test_user_request_gets_the_matching_update_in_the_same_session(self):
+        from dmgateway.firmware import FirmwareService
+        from dmgateway.store.functions import Firmware
+
+        config = SimpleNamespace(timeout=3600, expiry_interval=30, download_enabled=False,
+                                 download_url="http://127.0.0.1:9/fw", token_lifetime=600)
+        self.service.config = config
+        self.service.firmware = FirmwareService(self.store, config, self.clock)
+        await self.store.add_firmware(Firmware("f" * 32, "fw", "2.0", "Acme", "X1", "1.0", URL, None, None, None,
+                                               self.clock.seconds()))
+        await self.store.set_devinfo(DEVICE, {"Man": "Acme", "Mod": "X1", "FwV": "1.0"})
+        request = GenericAlert(type="org.openmobilealliance.dm.firmwareupdate.userrequest", format="chr", data="",
+                               source="./FUMO/fw1")
+        session = await self.drive([request])
+        self.assertIn(("Exec", "./FUMO/fw1/DownloadAndUpdate", 202), session.executed)
+        [(pending, url)] = self.device.downloads()
+        self.assertEqual(url, URL)
+        self.device.downloaded(pending, PACKAGE)
+        await self.report()
+        jobs = await self.store.list_jobs(DEVICE)
+        op = await self.service.get_operation(jobs[0].job_id)
+        self.assertEqual((op["state"], op["outcome"]["fwv"], op["expect_fwv"]), ("done", "2.0", "2.0"))
+        # asked again at 2.0: no package for it, nothing queued
+        await self.store.set_devinfo(DEVICE, {"Man": "Acme", "Mod": "X1", "FwV": "2.0"})
+        session = await self.drive([request])
+        self.assertNotIn("./FUMO/fw1/DownloadAndUpdate", [uri for _c, uri, _s in session.executed])

@@ -52,10 +52,10 @@ def add_arguments(subparsers: Any) -> None:
                         help="select the devices listed in CSV (first column, or a device_id column)")
     create.set_defaults(run=_create)
     sub.add_parser("list", help="list campaigns").set_defaults(run=_list)
-    for name, run in (("get", _get), ("pause", _act), ("resume", _act), ("cancel", _act)):
+    for name, handler in (("get", _get), ("pause", _act), ("resume", _act), ("cancel", _act)):
         p = sub.add_parser(name, help="%s a campaign" % ("show" if name == "get" else name))
         p.add_argument("campaign_id", metavar="ID")
-        p.set_defaults(run=run, action=name)
+        p.set_defaults(run=handler, action=name)
     report = sub.add_parser("report", help="the per-device report")
     report.add_argument("campaign_id", metavar="ID")
     report.add_argument("--format", choices=("json", "csv"), default="json")

@@ -165,6 +165,7 @@ class FleetRunner:
         self.report_delay = report_delay
         self.downloads = {"ok": 0, "failed": 0, "bytes": 0}
         self._working = 0  # downloads and report delays under way
+        self._held = False
         self.stats = FleetStats()
 
         self._ready = deque()  # (device, WakeUp or None) waiting to start
@@ -207,6 +208,19 @@ class FleetRunner:
         self._maybe_finish()
         return self._done
 
+    def hold(self):
+        """Start no session until :meth:`release` (wake-ups and reports wait)."""
+        self._held = True
+
+    def release(self):
+        self._held = False
+        self._pump()
+
+    @property
+    def active(self):
+        """Sessions in flight now."""
+        return self._active
+
     def stop(self):
         """Start no more sessions; the run ends when the ones in flight do."""
         self._stopping = True
@@ -241,7 +255,7 @@ class FleetRunner:
         return not self._stopping and (self.limit is None or self._started < self.limit)
 
     def _pump(self):
-        if self._timer is not None and self._timer.active():
+        if self._held or (self._timer is not None and self._timer.active()):
             return
         self._timer = None
         skipped = []
@@ -310,7 +324,8 @@ class FleetRunner:
             self._finished(device, began, session, kind, detail)
             if self.observer is not None:
                 self.observer(device, session)
-            if functions is not None and functions.has_work():
+            if functions is not None and (functions.has_work() or (
+                    session.outcome != "completed" and wake is not None)):
                 self._working += 1
                 defer.ensureDeferred(self._work(device, functions)).addBoth(self._worked)
 
@@ -345,7 +360,7 @@ class FleetRunner:
             functions.downloaded(pending, body)
         if self.report_delay:
             await task.deferLater(self.clock, self.report_delay, lambda: None)
-        if not self._stopping and functions.reports_due():
+        if not self._stopping and (functions.reports_due() or not functions.has_work()):
             self._ready.append((device, None))
 
     def _worked(self, result):

@@ -116,6 +116,16 @@ class FunctionQueries:
         """Fire with the L{OperationRow}, or L{None}."""
         return self.run_interaction("get_operation", self._get_operation_txn, op_id)
 
+    def open_operations_of(self, device_id: str, function: str):
+        """Fire with the device's operations of C{function} that have not ended."""
+        return self.run_interaction("open_operations_of", self._open_operations_of_txn, device_id, function)
+
+    def _open_operations_of_txn(self, txn, device_id, function):
+        rows = txn.fetchall(
+            "SELECT * FROM operations WHERE device_id = ? AND function = ?"
+            " AND state IN ('pending', 'awaiting_device', 'verifying')", (device_id, function))
+        return [_operation(row) for row in rows]
+
     def open_operations(self, device_id: str, correlators: list):
         """Fire with the device's operations still expecting an alert, by Correlator."""
         return self.run_interaction("open_operations", self._open_operations_txn, device_id, list(correlators))
@@ -269,8 +279,10 @@ class FunctionQueries:
         return self._settle_txn(txn, now, op, "done", outcome=values)
 
     def _function_alert_txn(self, txn, now, device_id, payload, readback):
+        if readback is not None and readback[0] == "request":
+            return self._function_request_txn(txn, now, device_id, *readback[1:])
         if readback is not None:
-            readback_id, commands = readback
+            _kind, readback_id, commands = readback
             self._create_job_txn(txn, now, readback_id, device_id, commands, False, "none", 0)
         else:
             readback_id = None
@@ -312,6 +324,18 @@ class FunctionQueries:
                                     readback_job_id=readback_id)
         return self._settle_txn(txn, now, op, "done", result_code=done.code, outcome=alert)
 
+    def _function_request_txn(self, txn, now, device_id, job_id, operation, firmware_id, token, expires, timeout,
+                              expect_fwv):
+        """A device asked for an update and the session already holds the job for it: record both."""
+        if token is not None:
+            self._add_download_token_txn(txn, token, firmware_id, device_id, expires)
+        _job, op = self._create_operation_txn(txn, now, job_id, device_id, operation, timeout, "none", expect_fwv,
+                                              None)
+        self._append_event_txn(txn, "function", device_id, now, {
+            "op_id": op.op_id, "function": op.function, "action": op.action, "state": "pending",
+            "firmware_id": firmware_id, "reason": "device request"})
+        return op
+
     def _expire_operations_txn(self, txn, now, limit):
         _int(limit, "limit", 1)
         rows = txn.fetchall(
@@ -347,6 +371,37 @@ class FunctionQueries:
                 error = {"code": "expired", "message": "no completion alert before the deadline"}
             self._settle_txn(txn, now, op, "expired", error=error, readback_job_id=readback_id)
         return count, jobs
+
+    def settle_orphans(self, now: float, limit: int = 1000):
+        """
+        Settle the pending operations whose job ended without the session
+        saying so: cancelled through the API (the operation fails), or
+        interrupted by a gateway restart while it ran (the Exec may have
+        reached the device: the operation awaits its alert until the
+        deadline; it is never sent twice).  Fires with how many.
+        """
+        return self.run_interaction("settle_orphans", self._settle_orphans_txn, now, limit)
+
+    def _settle_orphans_txn(self, txn, now, limit):
+        rows = txn.fetchall(
+            "SELECT o.*, j.state AS job_state, j.error AS job_error FROM operations o JOIN jobs j"
+            " ON j.job_id = o.op_id WHERE o.state = 'pending' AND j.state IN ('failed', 'expired', 'done')"
+            " LIMIT ?", (limit,))
+        for row in rows:
+            job_state, job_error = row.pop("job_state"), row.pop("job_error")
+            op = _operation(row)
+            error = _load(job_error, "job error") if job_error else None
+            code = (error or {}).get("code")
+            if job_state == "failed" and code == "interrupted":
+                self._settle_txn(txn, now, op, "awaiting_device", deadline=now + op.timeout,
+                                 outcome={"interrupted": True})
+            elif job_state == "done":
+                continue  # its end is being recorded by the session
+            else:
+                self._settle_txn(txn, now, op, "failed" if job_state == "failed" else "expired",
+                                 error={"code": code or job_state, "message": "the operation's job ended: %s"
+                                        % ((error or {}).get("message") or job_state,)})
+        return len(rows)
 
     def _skip_locked_clause(self) -> str:
         """Row locks that other processes skip (PostgreSQL); SQLite has one writer."""
@@ -391,6 +446,24 @@ class FirmwareQueries:
         """Fire with the device id the token was given to, or L{None} (unknown, other package, expired)."""
         return self.run_interaction("check_download_token", self._check_download_token_txn, token, firmware_id,
                                     now)
+
+    def match_firmware(self, man: Optional[str], model: Optional[str], fwv: Optional[str]):
+        """
+        The newest package for a device of this Man/Mod at FwV C{fwv}: its
+        C{man}/C{model}/C{from_fwv} unset or equal, and another version than
+        C{fwv}; or L{None}.
+        """
+        return self.run_interaction("match_firmware", self._match_firmware_txn, man, model, fwv)
+
+    def _match_firmware_txn(self, txn, man, model, fwv):
+        rows = txn.fetchall(
+            "SELECT * FROM firmware WHERE (man IS NULL OR man = ?) AND (model IS NULL OR model = ?)"
+            " AND (from_fwv IS NULL OR from_fwv = ?) ORDER BY created DESC, firmware_id LIMIT 50",
+            (man or "", model or "", fwv or ""))
+        for row in rows:
+            if row["version"] != fwv:
+                return Firmware(**row)
+        return None
 
     def _add_firmware_txn(self, txn, firmware):
         for name in ("firmware_id", "name", "version"):

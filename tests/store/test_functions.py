@@ -134,3 +134,27 @@ class SQLiteFunctionTests(SQLiteEngine, FunctionTestsMixin, TestCase):
 
 class PostgresFunctionTests(PostgresEngine, FunctionTestsMixin, TestCase):
     pass
+
+
+class OrphanTestsMixin(StoreCase):
+    async def test_interrupted_job_awaits_and_cancelled_job_fails(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        for job_id in ("a1", "b2"):
+            op = build_operation("lawmo", "fully_lock", {}, "j" + job_id)
+            await store.create_operation(job_id, "IMEI:1", op, timeout=600)
+        await store.update_job("a1", state="failed", error={"code": "interrupted", "message": "restart"})
+        await store.update_job("b2", state="failed", error={"code": "cancelled", "message": "API"})
+        self.assertEqual(await store.settle_orphans(START), 2)
+        a1, b2 = await store.get_operation("a1"), await store.get_operation("b2")
+        self.assertEqual((a1.state, a1.deadline), ("awaiting_device", START + 600))
+        self.assertEqual((b2.state, b2.error["code"]), ("failed", "cancelled"))
+        self.assertEqual(await store.settle_orphans(START), 0)
+
+
+class SQLiteOrphanTests(SQLiteEngine, OrphanTestsMixin, TestCase):
+    pass
+
+
+class PostgresOrphanTests(PostgresEngine, OrphanTestsMixin, TestCase):
+    pass
