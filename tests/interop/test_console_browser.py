@@ -221,6 +221,20 @@ def test_find_a_device_by_model_and_run_a_job_through_the_simulator(page, daemon
     assert "./DevInfo/Mod" in results and "Phone-B2" in results and "200" in results
     shot(page, "04-job")
 
+    # back on the device page: both sessions, the newest carrying the job
+    page.get_by_role("link", name="IMEI:350000000000102").click()
+    history = page.get_by_role("region", name="Last sessions")
+    history.locator("tbody tr").nth(1).wait_for()
+    rows = history.locator("tbody tr").all_inner_texts()
+    assert len(rows) == 2 and job_id[:12] in rows[0] and "completed" in rows[1], rows
+    assert job_id[:12] in page.get_by_role("region", name="Newest jobs").inner_text()
+    # a wake-up over a bearer this gateway has not enabled: the API's refusal, word for word
+    page.locator("summary", has_text="Wake up").click()
+    page.get_by_label("Bearer").select_option("sms")
+    page.get_by_role("button", name="Wake up").click()
+    wait_status(page, "400 ")
+    assert status_text(page).startswith("400 bearer_disabled: "), status_text(page)
+
     # the event feed shows that session and job
     nav(page, "Jobs and events")
     page.get_by_role("heading", name="Jobs and events").wait_for()

@@ -6,16 +6,10 @@ import { badge, dl, field, focusTitle, h, json, replace, select, table, time } f
 import { jobBuilder } from "./jobform.js";
 
 const FINAL = new Set(["done", "failed", "expired"]);
+const JOBS_SHOWN = 20;
 
 export function jobLink(id) {
   return h("a", { href: "#/jobs/" + encodeURIComponent(id) }, id.slice(0, 12));
-}
-
-export function notificationCells(notifications) {
-  if (!notifications || !notifications.length) return "—";
-  return notifications.map((n) =>
-    h("span", { class: "fate" }, n.bearer || "?", " ", badge(n.state), n.last_error ? " " + n.last_error : ""),
-  );
 }
 
 export async function render(main, encodedId, ctx) {
@@ -36,6 +30,8 @@ export async function render(main, encodedId, ctx) {
 
   const lockouts = h("section", { "aria-labelledby": "h-lockouts" });
   const jobs = h("section", { "aria-labelledby": "h-jobs" });
+  const sessions = h("section", { "aria-labelledby": "h-sessions" });
+  const notifications = h("section", { "aria-labelledby": "h-notifications" });
 
   function drawLockouts(list) {
     const clearButton = h("button", { type: "button", class: "secondary", disabled: !list.length }, "Clear lockouts");
@@ -57,31 +53,69 @@ export async function render(main, encodedId, ctx) {
     );
   }
 
+  // The jobs API pages oldest first: follow it (a few big pages at most) and show the newest.
+  async function newestJobs() {
+    let after = null;
+    let jobs = [];
+    for (let page = 0; page < 5; page += 1) {
+      const answer = await api("GET", path + "/jobs" + query({ limit: 500, after }), undefined, ctx.signal);
+      jobs = jobs.concat(answer.jobs).slice(-JOBS_SHOWN);
+      if (!answer.next) break;
+      after = answer.next;
+    }
+    return jobs.reverse();
+  }
+
   async function drawJobs() {
     try {
-      const page = await api("GET", path + "/jobs" + query({ limit: 20 }), undefined, ctx.signal);
+      const list = await newestJobs();
       replace(
         jobs,
         h("h2", { id: "h-jobs" }, "Jobs"),
         table(
           "Newest jobs",
-          ["Job", "State", "Commands", "Results", "Wake-ups", "Updated"],
-          page.jobs.map((j) => [
+          ["Job", "State", "Commands", "Results", "Created", "Updated"],
+          list.map((j) => [
             jobLink(j.id),
             badge(j.state),
             j.commands.map((c) => c.op + (c.target ? " " + c.target : "")).join(", "),
             (j.results || []).map((r) => String(r.status ?? "")).join(", ") || "—",
-            notificationCells(j.notifications),
+            time(j.created),
             time(j.updated),
           ]),
           "no job yet.",
         ),
       );
-      return page.jobs;
+      await drawHistory();
+      return list;
     } catch (e) {
       ctx.sayError(e);
       return [];
     }
+  }
+
+  // The device's own events: its last sessions and the fate of each wake-up or push.
+  async function drawHistory() {
+    const [sessionEvents, notificationEvents] = await Promise.all([
+      api("GET", path + "/events" + query({ type: "session", limit: 10 }), undefined, ctx.signal),
+      api("GET", path + "/events" + query({ type: "notification", limit: 20 }), undefined, ctx.signal),
+    ]);
+    replace(
+      sessions,
+      h("h2", { id: "h-sessions" }, "Last sessions"),
+      table("Last sessions", ["Ended", "Outcome", "Reason", "Messages", "Jobs"], sessionEvents.events.map((e) => [
+        time(e.ended || e.time), badge(e.outcome || "?"), e.reason || "—", e.messages ?? "—",
+        (e.jobs || []).length ? e.jobs.map((j) => [jobLink(j), " "]) : "none",
+      ]), "no session yet."),
+    );
+    replace(
+      notifications,
+      h("h2", { id: "h-notifications" }, "Notifications"),
+      table("Wake-ups and pushes", ["Time", "Bearer", "State", "For", "Error", "Message id"], notificationEvents.events.map((e) => [
+        time(e.time), e.bearer || "—", badge(e.state || "?"),
+        e.job_id ? ["job ", jobLink(e.job_id)] : e.kind || "—", e.error || "—", e.message_id || "—",
+      ]), "none sent."),
+    );
   }
 
   const info = device.devinfo || {};
@@ -114,6 +148,8 @@ export async function render(main, encodedId, ctx) {
     ),
     lockouts,
     jobs,
+    sessions,
+    notifications,
     h("section", { "aria-labelledby": "h-bootstraps" }, h("h2", { id: "h-bootstraps" }, "Bootstrap pushes"),
       table("Newest bootstrap pushes", ["Profile", "SEC", "Bearer", "State", "Attempts", "Error", "Updated"],
         (device.bootstraps || []).map((b) => [b.profile, b.sec, b.bearer, badge(b.state), b.attempts, b.last_error || "—", time(b.updated)]),
