@@ -281,6 +281,38 @@ def test_clear_a_lockout(page, daemon):
     assert session(daemon, LOCKED).outcome == "completed"
 
 
+def test_bootstrap_then_delete(page, daemon):
+    doomed = "IMEI:350000000000199"
+    status, body = daemon.put_device(doomed, {
+        "server_id": "dmgw-e2e", "client_auth": {"type": "md5", "name": "199", "secret": "secret-199"},
+        "server_auth": SERVER,
+    })
+    assert status == 201, body
+    log_in(page, daemon)
+    page.goto(console_url(daemon) + "#/devices/" + urllib.parse.quote(doomed, safe=""))
+    page.locator("summary", has_text="Bootstrap").click()
+    page.get_by_label("Profile").select_option("dm")
+    page.get_by_label("Security (SEC)").select_option("USERPIN")
+    page.get_by_label("PIN").fill("1234")
+    page.get_by_label("Deliver").select_option("return")
+    page.get_by_role("button", name="Bootstrap", exact=True).click()
+    wait_status(page, "Bootstrap document built.")
+    answer = page.locator("pre.json").inner_text()
+    assert '"sec": "USERPIN"' in answer and '"content_type": "application/vnd.syncml.dm+wbxml"' in answer
+    # a push to a device without an MSISDN: the API's 400
+    page.get_by_label("Deliver").select_option("push")
+    page.get_by_role("button", name="Bootstrap", exact=True).click()
+    wait_status(page, "no_msisdn")
+    assert status_text(page).startswith("400 no_msisdn: "), status_text(page)
+    # delete, in two steps
+    page.locator("summary", has_text="Delete").click()
+    page.get_by_role("button", name="Delete device…").click()
+    page.get_by_role("button", name="Confirm: delete " + doomed).click()
+    page.get_by_role("heading", name="Devices", level=1).wait_for()
+    wait_status(page, doomed + " deleted")
+    assert daemon.call("GET", "/devices/" + urllib.parse.quote(doomed, safe=""))[0] == 404
+
+
 def test_operations_page_from_metrics(page, daemon):
     log_in(page, daemon)
     nav(page, "Operations")

@@ -26,9 +26,12 @@ const routes = [
 
 let current = null; // AbortController of the page shown
 
+let carried = false; // a message said just before navigating stays on the next page
+
 // Show a message (errors exactly as the API gave them) in the live region.
-export function say(message, kind = "error") {
+export function say(message, kind = "error", carry = false) {
   replace(status, message ? h("p", { class: kind }, String(message)) : null);
+  carried = carry;
 }
 
 export function sayError(e) {
@@ -88,7 +91,8 @@ function route() {
     }
     current = new AbortController();
     const arg = m[1] === undefined ? undefined : m[1];
-    say("");
+    if (!carried) say("");
+    carried = false;
     replace(main);
     Promise.resolve(page.render(main, arg, { signal: current.signal, say, sayError })).catch(sayError);
     return;

@@ -174,7 +174,7 @@ function actions(id, path, ctx, refresh) {
     h("details", { open: true }, h("summary", {}, "New job"),
       jobBuilder(async (spec) => {
         const job = await api("POST", path + "/jobs", spec, ctx.signal);
-        ctx.say(`Job ${job.id} queued.`, "info");
+        ctx.say(`Job ${job.id} queued.`, "info", true);
         location.hash = "#/jobs/" + encodeURIComponent(job.id);
       }, ctx)),
   );
@@ -230,7 +230,7 @@ function actions(id, path, ctx, refresh) {
   confirm.addEventListener("click", async () => {
     try {
       const answer = await api("DELETE", path + query({ history: history.value }), undefined, ctx.signal);
-      ctx.say(`${id} deleted; ${answer.jobs_cancelled.length} job(s) cancelled; history ${answer.history}.`, "info");
+      ctx.say(`${id} deleted; ${answer.jobs_cancelled.length} job(s) cancelled; history ${answer.history}.`, "info", true);
       location.hash = "#/devices";
     } catch (e) {
       ctx.sayError(e);
