@@ -62,7 +62,8 @@ export function select(name, options, value) {
   return s;
 }
 
-// A table with a caption, header cells with scope, and one row per item.
+// A table with a caption, header cells with scope, and one row per item.  Each
+// cell carries its column's name, shown before it when a phone stacks the rows.
 export function table(caption, headers, rows, empty = "None.") {
   if (!rows.length) return h("p", { class: "empty" }, caption + ": " + empty);
   return h(
@@ -70,10 +71,10 @@ export function table(caption, headers, rows, empty = "None.") {
     { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
     h(
       "table",
-      {},
+      { role: "table" },
       h("caption", {}, caption),
-      h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))),
+      h("thead", {}, h("tr", { role: "row" }, headers.map((x) => h("th", { scope: "col", role: "columnheader" }, x)))),
+      h("tbody", {}, rows.map((r) => h("tr", { role: "row" }, r.map((c, i) => h("td", { role: "cell", "data-label": headers[i] }, h("span", {}, c)))))),
     ),
   );
 }

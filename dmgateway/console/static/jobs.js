@@ -41,8 +41,8 @@ export async function render(main, _arg, ctx) {
     h("div", { class: "check" }, paused, h("label", { for: "feed-paused" }, "Pause the feed")),
     state,
     h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Event feed" },
-      h("table", { class: "feed" }, h("caption", {}, "Event feed"),
-        h("thead", {}, h("tr", {}, ["Seq", "Time", "Type", "Device", "What"].map((x) => h("th", { scope: "col" }, x)))),
+      h("table", { class: "feed", role: "table" }, h("caption", {}, "Event feed"),
+        h("thead", {}, h("tr", { role: "row" }, ["Seq", "Time", "Type", "Device", "What"].map((x) => h("th", { scope: "col", role: "columnheader" }, x)))),
         body)),
   );
   focusTitle(main);
@@ -55,8 +55,9 @@ export async function render(main, _arg, ctx) {
     for (const e of events) {
       after = Math.max(after, e.seq);
       body.insertBefore(
-        h("tr", { "data-type": e.type }, h("td", {}, e.seq), h("td", {}, time(e.time)), h("td", {}, e.type),
-          h("td", {}, e.device_id ? deviceLink(e.device_id) : "—"), h("td", {}, summary(e))),
+        h("tr", { "data-type": e.type, role: "row" },
+          [["Seq", e.seq], ["Time", time(e.time)], ["Type", e.type], ["Device", e.device_id ? deviceLink(e.device_id) : "—"],
+            ["What", summary(e)]].map(([label, value]) => h("td", { role: "cell", "data-label": label }, h("span", {}, value)))),
         body.firstChild,
       );
     }
