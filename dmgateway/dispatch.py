@@ -506,6 +506,7 @@ class Dispatcher(SessionGuard, InventoryService):
                 self.stats["auth_failures"] += 1
                 live.auth_failures += 1
                 failures.append((len(batch), effect))
+                batch.get_device(device_id)  # before: to tell a new device-wide lockout
                 batch.record_auth_failure(
                     device_id,
                     now,
@@ -561,7 +562,7 @@ class Dispatcher(SessionGuard, InventoryService):
                 )
         results = await batch.commit()
         for index, effect in failures:
-            device = results[index]
+            before, device = results[index], results[index + 1]
             log.warn(
                 "authentication failed for {device_id} from {host}: {status} {reason}",
                 device_id=device_id,
@@ -572,9 +573,8 @@ class Dispatcher(SessionGuard, InventoryService):
             lockouts = []
             if self.guard.auth_failed(device_id, live.host, now):
                 lockouts.append({"scope": "peer", "peer": live.host})
-            ceiling = self.config.auth.device_max_failures
-            if device is not None and device.locked(now) and device.auth_failures == ceiling:
-                lockouts.append({"scope": "device", "peer": None})  # it just reached the ceiling
+            if device is not None and device.locked(now) and not (before is not None and before.locked(now)):
+                lockouts.append({"scope": "device", "peer": None})
             for lockout in lockouts:
                 until = now + self.config.auth.lockout
                 log.warn(

@@ -221,6 +221,8 @@ class DispatcherTests(TestCase):
         # 8 failures from 4 addresses: none locked alone, the device is (in the store)
         view = await self.dispatcher.get_device(DEVICE)
         self.assertEqual([l["scope"] for l in view["lockouts"]], ["device"])
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertEqual([e["scope"] for e in events if e["type"] == "lockout"], ["device"])  # once
         self.peer = "127.0.0.1:4000"
         self.assertEqual((await self.drive(self.session())).executed, [])
         await self.dispatcher.clear_lockouts(DEVICE)
