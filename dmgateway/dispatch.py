@@ -577,7 +577,11 @@ class Dispatcher(InventoryService):
 
     def get_device(self, device_id):
         d = self.store.get_device(device_id)
-        return d.addCallback(lambda device: None if device is None else device_view(device))
+        d.addCallback(lambda device: None if device is None else device_view(device))
+        if self.functions is not None:
+            d.addCallback(lambda view: view if view is None else defer.ensureDeferred(
+                self.functions.annotate_device(view)))
+        return d
 
     def create_job(self, device_id, spec):
         return defer.ensureDeferred(self._create_job(device_id, spec))

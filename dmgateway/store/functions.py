@@ -116,6 +116,16 @@ class FunctionQueries:
         """Fire with the L{OperationRow}, or L{None}."""
         return self.run_interaction("get_operation", self._get_operation_txn, op_id)
 
+    def finished_operations(self, device_id: str, limit: int = 500):
+        """Fire with the device's ended operations, oldest first (the last C{limit})."""
+        return self.run_interaction("finished_operations", self._finished_operations_txn, device_id, limit)
+
+    def _finished_operations_txn(self, txn, device_id, limit):
+        rows = txn.fetchall(
+            "SELECT * FROM operations WHERE device_id = ? AND state IN ('done', 'failed', 'expired')"
+            " ORDER BY updated DESC, op_id LIMIT ?", (device_id, limit))
+        return [_operation(row) for row in reversed(rows)]
+
     def open_operations_of(self, device_id: str, function: str):
         """Fire with the device's operations of C{function} that have not ended."""
         return self.run_interaction("open_operations_of", self._open_operations_of_txn, device_id, function)
