@@ -122,8 +122,9 @@ class FunctionQueries:
 
     def _finished_operations_txn(self, txn, device_id, limit):
         rows = txn.fetchall(
-            "SELECT * FROM operations WHERE device_id = ? AND state IN ('done', 'failed', 'expired')"
-            " ORDER BY updated DESC, op_id LIMIT ?", (device_id, limit))
+            "SELECT o.* FROM operations o JOIN jobs j ON j.job_id = o.op_id WHERE o.device_id = ?"
+            " AND o.state IN ('done', 'failed', 'expired') ORDER BY o.updated DESC, j.seq DESC LIMIT ?",
+            (device_id, limit))
         return [_operation(row) for row in reversed(rows)]
 
     def open_operations_of(self, device_id: str, function: str):
