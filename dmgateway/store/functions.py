@@ -150,8 +150,11 @@ class FunctionQueries:
     def function_alert(self, device_id: str, payload: dict, now: float, readback=None):
         """
         A generic alert arrived: settle the operation it completes (fires
-        with it, or L{None}).  C{readback} = C{(job_id, commands)} is the
-        read-back job the session already holds for it: it is queued here.
+        with it, or L{None}).  C{readback} is what the session already holds
+        for it, recorded here: C{("readback", job_id, commands)} the job
+        reading the result back, or C{("request", job_id, operation,
+        firmware_id, token, expires, timeout, version)} the update a FUMO
+        device request gets.
         """
         return self.run_interaction(
             "function_alert", self._function_alert_txn, now, device_id, payload, readback
