@@ -179,7 +179,10 @@ def cmd_encode(args):
 
 
 def build_parser():
+    from dmgateway import __version__
+
     parser = argparse.ArgumentParser(prog="dmgw", description="dmgateway operator command")
+    parser.add_argument("--version", action="version", version="dmgw (dmgateway) %s" % (__version__,))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 

@@ -117,6 +117,7 @@ class Dispatcher(InventoryService):
         self.jobs_finished = Counter()  # by state
         self.draining = False  # SIGTERM: live sessions finish, no new one opens
         self._cancel_at_end = set()  # job ids cancelled while their session runs
+        self.instruments = None  # GatewayMetrics, when /metrics is on
 
     # -- life cycle ----------------------------------------------------------
 
@@ -151,38 +152,6 @@ class Dispatcher(InventoryService):
     def is_live(self, device_id):
         """Whether ``device_id`` is in a session with this process now."""
         return device_id in self._by_device
-
-    def metrics(self):
-        """Samples for ``/metrics`` (see :mod:`dmgateway.monitor.metrics`)."""
-        samples = []
-        if self.notifier is not None:
-            samples.append(
-                (
-                    "dmgw_notifications_total",
-                    "counter",
-                    "notification outcomes",
-                    {(("outcome", k),): v for k, v in self.notifier.stats.items()},
-                )
-            )
-        return samples + [
-            ("dmgw_sessions_live", "gauge", "DM sessions open in this process", len(self._by_token)),
-            ("dmgw_sessions_started_total", "counter", "DM sessions opened", self.stats["sessions_started"]),
-            (
-                "dmgw_sessions_ended_total",
-                "counter",
-                "DM sessions ended, by outcome",
-                {(("outcome", k),): v for k, v in self.sessions_ended.items()},
-            ),
-            ("dmgw_dm_messages_total", "counter", "DM messages received", self.stats["messages"]),
-            ("dmgw_dm_bad_requests_total", "counter", "DM requests that were not SyncML", self.stats["bad_requests"]),
-            ("dmgw_auth_failures_total", "counter", "failed device authentications", self.stats["auth_failures"]),
-            (
-                "dmgw_jobs_finished_total",
-                "counter",
-                "jobs finished, by state",
-                {(("state", k),): v for k, v in self.jobs_finished.items()},
-            ),
-        ]
 
     def add_event_listener(self, listener):
         """Call ``listener()`` after every event appended (webhooks)."""
@@ -487,6 +456,8 @@ class Dispatcher(InventoryService):
                 log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
             elif isinstance(effect, fx.SessionEnded):
                 self.sessions_ended[effect.outcome] += 1
+                if self.instruments is not None:
+                    self.instruments.session_ended(effect.outcome, now - live.started)
                 summary = {
                     "session_id": live.session_id,
                     "started": iso_time(live.started),

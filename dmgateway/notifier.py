@@ -20,7 +20,7 @@ then the job ``expired``.  Nothing here keeps state that a restart would
 lose: the loop rebuilds everything from the store.
 """
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -74,6 +74,7 @@ class Outbox:
         self._last_renotify = float("-inf")
         self._early_reports = OrderedDict()  # (bearer, message id) -> (delivered, error)
         self.stats = {"sent": 0, "temporary_failures": 0, "failed": 0, "delivered": 0}
+        self.by_bearer = Counter()  # (bearer, outcome) -> count, for /metrics and SNMP
 
     # -- life cycle --------------------------------------------------------------
 
@@ -171,6 +172,7 @@ class Outbox:
         )
         if changed:
             self.stats["delivered" if delivered else "failed"] += 1
+            self.by_bearer[(bearer, "delivered" if delivered else "failed")] += 1
             await self.event(
                 "notification",
                 n.device_id,
@@ -260,6 +262,7 @@ class Outbox:
         if job is not None:
             await self.store.update_job(job.job_id, state="notified", expect_state="queued")
         self.stats["sent"] += 1
+        self.by_bearer[(n.bearer, "sent")] += 1
         log.info(
             "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
             device_id=n.device_id,
@@ -278,6 +281,7 @@ class Outbox:
 
     async def _retry(self, n, job, device, reason):
         self.stats["temporary_failures"] += 1
+        self.by_bearer[(n.bearer, "temporary_failure")] += 1
         if n.attempts + 1 >= self.config.max_attempts:
             await self.store.update_notification(n.notification_id, count_attempt=True)
             await self._failed(n, job, device, "%s (after %d attempts)" % (reason, n.attempts + 1))
@@ -300,6 +304,7 @@ class Outbox:
 
     async def _failed(self, n, job, device, reason):
         self.stats["failed"] += 1
+        self.by_bearer[(n.bearer, "failed")] += 1
         await self.store.update_notification(n.notification_id, state="failed", last_error=reason, expect_state="queued")
         log.warn(
             "notification of {device_id} by {bearer} failed: {reason}",

@@ -57,6 +57,15 @@ def makeService(options):
         for problem in e.problems:
             print(str(problem), file=sys.stderr)
         sys.exit(2)
+    if config.snmp.enabled:
+        # pysnmp 7 runs on asyncio: before anything imports the reactor
+        from dmgateway.monitor.snmp import AsyncioReactorNeeded, install_asyncio_reactor
+
+        try:
+            install_asyncio_reactor()
+        except AsyncioReactorNeeded as e:
+            print("snmp.ini: [snmp] enabled: %s" % (e,), file=sys.stderr)
+            sys.exit(2)
     return GatewayService(config, config_dir=options["config-dir"], process=True)
 
 
@@ -91,6 +100,10 @@ class GatewayService(service.MultiService):
         self._sip = None
         self._store_lock = None
         self._api_site = None
+        self._smpp_router = None
+        self.metrics = None
+        self.snmp = None
+        self.store_errors = 0
         self._watchdog = None
         self._exit_code = None
 
@@ -170,6 +183,12 @@ class GatewayService(service.MultiService):
             self._store_lock = StoreLock(path).acquire()
         self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
+        self.store.on_transaction = self._store_transaction
+        if cfg.metrics.enabled and cfg.api.enabled:
+            from dmgateway.monitor.metrics import GatewayMetrics
+
+            self.metrics = GatewayMetrics(self, self.reactor)
+            self.dispatcher.instruments = self.metrics
         await self.dispatcher.start()
         self._start_functions()
         if cfg.api.webhooks:
@@ -179,6 +198,9 @@ class GatewayService(service.MultiService):
         d = defer.ensureDeferred(self._functions.campaigns.recover())
         d.addErrback(lambda f: log.failure("waking devices of queued function jobs failed", f))
         for name, endpoint, factory in self._listeners():
+            if self.metrics is not None:
+                factory.listener_name = "api" if name == "api" else "dm"
+                factory.on_request = self.metrics.http_request
             self._expected.append(name)
             port = await endpoint.listen(factory)
             self._ports.append((name, port))
@@ -189,7 +211,23 @@ class GatewayService(service.MultiService):
                 host=address.host,
                 port=address.port,
             )
+        if cfg.snmp.enabled:
+            from dmgateway.monitor.snmp import SnmpAgent
+
+            self._expected.append("snmp")
+            self.snmp = SnmpAgent(cfg.snmp, self, self.reactor)
+            self.snmp.bind()
+            self.snmp.setServiceParent(self)
+            self._ports.append(("snmp", _Unbind(self.snmp)))
+        if self.metrics is not None:
+            self.metrics.start()
         return self
+
+    def _store_transaction(self, seconds, failed):
+        if failed:
+            self.store_errors += 1
+        if self.metrics is not None:
+            self.metrics.store_transaction(seconds, failed)
 
     def _listeners(self):
         from dmgateway.api.site import api_site
@@ -213,8 +251,12 @@ class GatewayService(service.MultiService):
         if cfg.api.enabled:
             from dmgateway.monitor.health import HealthCheck
 
-            self._api_site = api_site(self.dispatcher, cfg, health=HealthCheck(self, reactor))
+            self._api_site = api_site(self.dispatcher, cfg, health=HealthCheck(self, reactor), metrics=self.metrics)
             yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), self._api_site
+
+    def smpp_links(self):
+        """The SMPP links of this process (for metrics and SNMP)."""
+        return list(self._smpp_router.links) if self._smpp_router is not None else []
 
     def _start_functions(self):
         """Device functions, firmware packages and the campaign scheduler."""
@@ -252,6 +294,7 @@ class GatewayService(service.MultiService):
             for link in cfg.enabled_smpp_links:
                 router.add(SMPPLink(link, reactor, on_receipt=self._on_smpp_receipt))
             router.setServiceParent(self)
+            self._smpp_router = router
             bearers["sms"] = wake.SmsBearer(router)
         elif cfg.modem.enabled:
             from dmgateway.bearers.modem import ModemService
@@ -366,6 +409,8 @@ class GatewayService(service.MultiService):
             sd_notify("STOPPING=1")
         if self._watchdog is not None and self._watchdog.running:
             self._watchdog.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         if self.state == "ready":
             yield self._drain()
         self.state = "stopped"
@@ -412,6 +457,16 @@ class GatewayService(service.MultiService):
                 ended=max(live - left, 0),
                 left=left,
             )
+
+
+class _Unbind:
+    """A listener entry for the SNMP agent (its service closes the socket)."""
+
+    def __init__(self, agent):
+        self.agent = agent
+
+    def stopListening(self):
+        return None
 
 
 def _restart_needed(old, new):

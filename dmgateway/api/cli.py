@@ -2,14 +2,23 @@
 C{dmgw api}: call the gateway's REST API v1 from a shell.
 
     dmgw api [--url URL] [--token-file F | --token T] COMMAND
+      devices [FILTERS] [--limit N] [--cursor C | --all] [--json]
+                                                 the inventory (filters: --server-id,
+                                                 --man, --mod, --fwv, --has-msisdn,
+                                                 --locked-out, --never-seen yes|no,
+                                                 --last-session-after/--before TIME)
       device put ID (--json JSON | --file F)     create/update an account
       device get ID
+      device delete ID [--purge]                 delete it (pending jobs cancelled)
       job create ID (--json JSON | --file F)     queue a job for a device
       job get JOB
-      jobs ID [--limit N] [--after JOB]          one page of a device's jobs
-      events [--after N] [--wait S] [--limit N] [--follow [--count N]]
+      job cancel JOB
+      jobs ID [--limit N] [--after JOB] [--json] one page of a device's jobs
+      events [--after N] [--wait S] [--limit N] [--json] [--follow [--count N]]
 
-Prints the answer as indented JSON (C{--follow}: one event per line).
+Lists (devices, jobs, events) print as tables, or the API's JSON with
+C{--json}; single objects print as indented JSON (C{--follow}: one event
+per line).
 Exit status: 0 on 2xx, 1 when the API answers an error (its code and
 message go to stderr), 2 on usage, input or connection errors.
 
@@ -122,6 +131,31 @@ def add_arguments(subparsers: Any) -> argparse.ArgumentParser:
     get = device_commands.add_parser("get", help="show a device account")
     get.add_argument("device_id", metavar="ID")
     get.set_defaults(run=_device_get)
+    delete = device_commands.add_parser("delete", help="delete a device account (its pending jobs are cancelled)")
+    delete.add_argument("device_id", metavar="ID")
+    delete.add_argument("--purge", action="store_true", help="delete its events too (default: keep the history)")
+    delete.set_defaults(run=_device_delete)
+
+    devices = commands.add_parser("devices", help="list devices (the inventory), with filters")
+    for option, help_text in (
+        ("--server-id", "only this server id"), ("--man", "DevInfo Man"), ("--mod", "DevInfo Mod"),
+        ("--fwv", "FwV reported with DevInfo"),
+        ("--last-session-after", "last session ended at or after this ISO 8601 time"),
+        ("--last-session-before", "last session ended before this ISO 8601 time"),
+    ):
+        devices.add_argument(option, help=help_text)
+    for option, help_text in (
+        ("--has-msisdn", "with (yes) or without (no) an MSISDN"),
+        ("--locked-out", "locked out now (yes) or not (no)"),
+        ("--never-seen", "no session yet (yes) or at least one (no)"),
+    ):
+        devices.add_argument(option, choices=("yes", "no"), help=help_text)
+    devices.add_argument("--limit", type=int, help="devices per page (default 100)")
+    paging = devices.add_mutually_exclusive_group()
+    paging.add_argument("--cursor", help="continue from this cursor (the 'next' of a page)")
+    paging.add_argument("--all", action="store_true", help="follow every page to the end")
+    devices.add_argument("--json", dest="as_json", action="store_true", help="print the API's JSON")
+    devices.set_defaults(run=_devices)
 
     job = commands.add_parser("job", help="jobs")
     job_commands = _Commands(
@@ -134,11 +168,15 @@ def add_arguments(subparsers: Any) -> argparse.ArgumentParser:
     show = job_commands.add_parser("get", help="show a job with its results")
     show.add_argument("job_id", metavar="JOB")
     show.set_defaults(run=_job_get)
+    cancel = job_commands.add_parser("cancel", help="cancel a queued or notified job")
+    cancel.add_argument("job_id", metavar="JOB")
+    cancel.set_defaults(run=_job_cancel)
 
     jobs = commands.add_parser("jobs", help="list a device's jobs (one page)")
     jobs.add_argument("device_id", metavar="ID")
     jobs.add_argument("--limit", type=int, help="jobs per page")
     jobs.add_argument("--after", metavar="JOB", help="start after this job id (the 'next' of a page)")
+    jobs.add_argument("--json", dest="as_json", action="store_true", help="print the API's JSON")
     jobs.set_defaults(run=_jobs)
 
     events = commands.add_parser("events", help="read the event log")
@@ -152,6 +190,7 @@ def add_arguments(subparsers: Any) -> argparse.ArgumentParser:
         "--follow", action="store_true", help="keep polling, one JSON event per line"
     )
     events.add_argument("--count", type=int, help="with --follow: stop after this many events")
+    events.add_argument("--json", dest="as_json", action="store_true", help="print the API's JSON")
     events.set_defaults(run=_events)
 
     api.set_defaults(func=run)
@@ -233,6 +272,38 @@ def _device_get(client: _Client, args: argparse.Namespace, out: TextIO, stdin: T
     _print(out, client.call("GET", _device_path(args.device_id)))
 
 
+def _device_delete(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    query = {"history": "purge"} if args.purge else None
+    _print(out, client.call("DELETE", _device_path(args.device_id), query=query))
+
+
+def _devices(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    from dmgateway.api import tables
+
+    query = {
+        "server_id": args.server_id, "man": args.man, "mod": args.mod, "fwv": args.fwv,
+        "last_session_after": args.last_session_after, "last_session_before": args.last_session_before,
+        "has_msisdn": _yes_no(args.has_msisdn), "locked_out": _yes_no(args.locked_out),
+        "never_seen": _yes_no(args.never_seen), "limit": args.limit, "cursor": args.cursor,
+    }
+    answer = client.call("GET", "/api/v1/devices", query=query)
+    while args.all and answer.get("next"):
+        more = client.call("GET", "/api/v1/devices", query=dict(query, cursor=answer["next"]))
+        answer = {"devices": answer["devices"] + more["devices"], "next": more["next"]}
+    if args.as_json:
+        _print(out, answer)
+    else:
+        tables.devices(out, answer)
+
+
+def _yes_no(value: str | None) -> str | None:
+    return None if value is None else ("true" if value == "yes" else "false")
+
+
+def _job_cancel(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    _print(out, client.call("POST", "/api/v1/jobs/" + quote(args.job_id, safe="") + "/cancel", {}))
+
+
 def _job_create(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
     path = _device_path(args.device_id) + "/jobs"
     _print(out, client.call("POST", path, _read_body(args, stdin)))
@@ -243,15 +314,27 @@ def _job_get(client: _Client, args: argparse.Namespace, out: TextIO, stdin: Text
 
 
 def _jobs(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    from dmgateway.api import tables
+
     path = _device_path(args.device_id) + "/jobs"
-    _print(out, client.call("GET", path, query={"limit": args.limit, "after": args.after}))
+    answer = client.call("GET", path, query={"limit": args.limit, "after": args.after})
+    if args.as_json:
+        _print(out, answer)
+    else:
+        tables.jobs(out, answer)
 
 
 def _events(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
     wait = args.wait if args.wait is not None else (FOLLOW_WAIT if args.follow else 0.0)
     query = {"after": args.after, "wait": f"{wait:.3f}", "limit": args.limit}
     if not args.follow:
-        _print(out, client.call("GET", "/api/v1/events", query=query, wait=wait))
+        from dmgateway.api import tables
+
+        answer = client.call("GET", "/api/v1/events", query=query, wait=wait)
+        if args.as_json:
+            _print(out, answer)
+        else:
+            tables.events(out, answer)
         return
     shown = 0
     while args.count is None or shown < args.count:

@@ -1,7 +1,6 @@
 """Builds the API listener's site from the configuration: token, limits, /metrics."""
 
 from dmgateway.api.resources import TokenCheck, build_site
-from dmgateway.monitor.metrics import MetricsResource
 
 
 class ConfigurationError(Exception):
@@ -23,13 +22,16 @@ def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
     """The API listener's site; ``site.token`` is its :class:`TokenCheck`.
 
     ``health`` is a :class:`~dmgateway.monitor.health.HealthCheck` for
-    ``/healthz`` and ``/readyz``; ``metrics`` the ``/metrics`` resource
-    (default: the dispatcher's samples).
+    ``/healthz`` and ``/readyz``; ``metrics`` a
+    :class:`~dmgateway.monitor.metrics.GatewayMetrics` served at
+    ``/metrics`` by prometheus-client's Twisted resource.
     """
     from dmgateway.monitor.health import HealthResource
 
-    if metrics is None and config.metrics.enabled:
-        metrics = MetricsResource(dispatcher.metrics)
+    if metrics is not None:
+        from prometheus_client.twisted import MetricsResource
+
+        metrics = MetricsResource(metrics.registry)
     token = TokenCheck(read_token(config.api.token_file))
     unauthenticated = {}
     if health is not None:
@@ -38,7 +40,7 @@ def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
     site = build_site(
         dispatcher,
         token,
-        metrics_resource=metrics if config.metrics.enabled else None,
+        metrics_resource=metrics,
         metrics_token=config.metrics.require_token,
         unauthenticated=unauthenticated,
         max_body=config.api.max_body,

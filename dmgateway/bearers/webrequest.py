@@ -43,6 +43,16 @@ class BodyLimitedRequest(server.Request):
     def requestReceived(self, command, path, version):
         if self._refused:
             return
+        site = self.channel.site
+        observe = getattr(site, "on_request", None)
+        if observe is not None:
+            # (listener, status, seconds) once answered: request latency metrics
+            clock = getattr(site, "reactor", None)
+            if clock is None:
+                from twisted.internet import reactor as clock
+            started = clock.seconds()
+            self.notifyFinish().addBoth(
+                lambda _: observe(site.listener_name, self.code, clock.seconds() - started))
         super().requestReceived(command, path, version)
 
     def _refuse(self):

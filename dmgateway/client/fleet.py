@@ -394,7 +394,10 @@ class FleetRunner:
             done.callback(summary)
 
     def _show_progress(self, final=False):
-        line = self.stats.progress_line(self.clock.seconds(), self._active)
+        deadline = None
+        if self.duration is not None and self.stats.started is not None:
+            deadline = self.stats.started + self.duration
+        line = self.stats.progress_line(self.clock.seconds(), self._active, total=self.limit, deadline=deadline)
         self.progress.write("\r" + line + ("\n" if final else ""))
         self.progress.flush()
 
@@ -436,12 +439,13 @@ def api_call(agent, method, url, token, body=None):
 
 
 def provision(reactor, api, token, devices, *, server_id=None, job=None, concurrency=8,
-              agent=None):
+              agent=None, replace=True):
     """PUT every device (and POST ``job`` to each when given) through the REST API.
 
     ``api`` is the API base, e.g. ``http://127.0.0.1:8081/api/v1``.  Fires
     with the number of devices provisioned; fails with :class:`ApiError`
-    at the first refusal.
+    at the first refusal.  Without ``replace`` each device is first looked
+    up, and one that exists stops the run before its account is touched.
     """
     pool = None
     if agent is None:
@@ -456,6 +460,13 @@ def provision(reactor, api, token, devices, *, server_id=None, job=None, concurr
         while queue:
             device = queue.popleft()
             path = api + "/devices/" + urllib.parse.quote(device.device_id, safe="")
+            if not replace:
+                status, answer = yield api_call(agent, "GET", path, token)
+                if status != 404:
+                    queue.clear()
+                    raise ApiError("device %s already exists (HTTP %d): not replacing it; pass "
+                                   "--reuse-ids or --first to use fixed ids" % (device.device_id, status),
+                                   status)
             status, answer = yield api_call(agent, "PUT", path, token,
                                             api_account(device, server_id))
             if status not in (200, 201):

@@ -375,6 +375,22 @@ class TokenBucket:
         return max(0.0, (1.0 - self.tokens) / self.rate)
 
 
+#: upper bounds (ms) of the latency histogram of a fleet summary; one more bucket above
+HISTOGRAM_MS = (10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+
+def latency_histogram(sorted_values):
+    """Counts of session latencies (seconds, ascending) per :data:`HISTOGRAM_MS` bucket."""
+    buckets, at = [], 0
+    for bound in HISTOGRAM_MS:
+        start = at
+        while at < len(sorted_values) and sorted_values[at] * 1000.0 <= bound:
+            at += 1
+        buckets.append({"le_ms": bound, "count": at - start})
+    buckets.append({"le_ms": None, "count": len(sorted_values) - at})
+    return buckets
+
+
 def percentile(sorted_values, fraction):
     """Nearest-rank percentile of an ascending list (None when empty)."""
     if not sorted_values:
@@ -452,15 +468,23 @@ class FleetStats:
                 "max": ms(ordered[-1]) if ordered else None,
             },
             "wakeups": dict(self.wakeups),
+            "latency_histogram": latency_histogram(ordered),
         }
 
-    def progress_line(self, now, active):
-        """A one-line progress text for a terminal."""
+    def progress_line(self, now, active, total=None, deadline=None):
+        """A one-line progress text for a terminal: done/total and ETA when known."""
         elapsed = now - self.started if self.started is not None else 0.0
         rate = self.sessions / elapsed if elapsed > 0 else 0.0
         ordered = sorted(self.latencies[-1000:])
         p50 = percentile(ordered, 0.5)
-        return "%7.1fs  sessions %d  ok %d  failed %d  active %d  %.1f/s  p50 %s" % (
-            elapsed, self.sessions, self.outcomes.get("completed", 0),
+        done = "%d/%d" % (self.sessions, total) if total else "%d" % (self.sessions,)
+        eta = None
+        if total and rate > 0:
+            eta = max(total - self.sessions, 0) / rate
+        if deadline is not None:
+            eta = max(0.0, deadline - now) if eta is None else min(eta, max(0.0, deadline - now))
+        return "%7.1fs  sessions %s  ok %d  failed %d  active %d  %.1f/s  p50 %s  ETA %s" % (
+            elapsed, done, self.outcomes.get("completed", 0),
             self.sessions - self.outcomes.get("completed", 0), active, rate,
-            "-" if p50 is None else "%.1f ms" % (p50 * 1000.0,))
+            "-" if p50 is None else "%.1f ms" % (p50 * 1000.0,),
+            "-" if eta is None else "%.0fs" % (eta,))

@@ -26,6 +26,10 @@ import sys
 
 __all__ = ["add_arguments", "format_transcript", "format_summary"]
 
+# the same defaults as ``dmgw api``
+DEFAULT_API = "http://127.0.0.1:8081/api/v1"
+DEFAULT_TOKEN_FILE = "var/api.token"
+
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE = 0, 1, 2
 
 
@@ -70,12 +74,19 @@ def add_arguments(subparsers):
     p.add_argument("--scheme", choices=("md5", "basic", "hmac"), default="md5")
     p.add_argument("--server-name", default="dmgateway", help="server id / SRVCRED name")
     p.add_argument("--seed", default="dmgw-sim", help="secret seed of generated devices")
-    p.add_argument("--first", type=int, default=0, help="number of the first generated device")
+    p.add_argument("--first", type=int, help="number of the first generated device: the "
+                   "ids IMEI:35<13 digits> are then the same in every run (default 0; with "
+                   "--provision and no --first, a fresh random block of ids for this run)")
+    p.add_argument("--reuse-ids", action="store_true",
+                   help="with --provision: let generated ids replace existing accounts")
     p.add_argument("--sip-domain", help="give generated devices sip:<imei>@DOMAIN")
-    p.add_argument("--api", help="REST API base, e.g. http://127.0.0.1:8081/api/v1")
-    p.add_argument("--token-file", help="file holding the API bearer token")
+    p.add_argument("--api", default=DEFAULT_API,
+                   help="REST API base, as for dmgw api (default %s)" % (DEFAULT_API,))
+    p.add_argument("--token-file", default=DEFAULT_TOKEN_FILE,
+                   help="file holding the API bearer token (default %s)" % (DEFAULT_TOKEN_FILE,))
     p.add_argument("--provision", action="store_true",
-                   help="create the devices through the API first")
+                   help="create the devices through the API first (never over existing "
+                   "accounts unless --reuse-ids or --first)")
     p.add_argument("--job-get", action="append", metavar="URI",
                    help="with --provision, give each device a job with a Get of URI "
                    "(with --wake: a Get of ./DevDetail/SwV unless given)")
@@ -285,9 +296,24 @@ def _load_devices(args):
             raise _Usage("%s: %s" % (args.csv, error)) from None
     if args.count < 1:
         raise _Usage("--count must be at least 1")
-    return list(sim.pattern_devices(args.count, start=args.first, scheme=args.scheme,
-                                    seed=args.seed, server_name=args.server_name,
-                                    sip_domain=args.sip_domain))
+    prefix, first = "35", args.first or 0
+    if args.provision and args.first is None and not args.reuse_ids:
+        # a block of ids of this run's own: IMEI:35<5 random digits><8 digits>
+        import random
+
+        prefix = "35%05d" % (random.SystemRandom().randrange(100000),)
+    try:
+        return list(sim.pattern_devices(args.count, start=first, imei_prefix=prefix, scheme=args.scheme,
+                                        seed=args.seed, server_name=args.server_name,
+                                        sip_domain=args.sip_domain))
+    except ValueError as error:
+        raise _Usage(str(error)) from None
+
+
+def _api_base(url):
+    """``.../api/v1`` whether or not the option named it (``dmgw api`` takes the bare base)."""
+    url = url.rstrip("/")
+    return url if url.endswith("/api/v1") else url + "/api/v1"
 
 
 def _token(args):
@@ -306,6 +332,7 @@ def _token(args):
 def format_summary_text(summary):
     """The fleet summary as a few readable lines."""
     latency = summary["latency_ms"]
+    histogram = summary.get("latency_histogram") or []
     lines = [
         "sessions:    %d (%d completed) in %.2f s" % (
             summary["sessions"], summary["completed"], summary["elapsed_s"]),
@@ -316,6 +343,13 @@ def format_summary_text(summary):
             summary["outcomes"].items())) or "-",),
         "errors:      %s" % (", ".join("%s %d" % item for item in summary["errors"].items()),),
     ]
+    if histogram:
+        lines.append("latency histogram (ms):")
+        widest = max(bucket["count"] for bucket in histogram) or 1
+        for bucket in histogram:
+            label = "<= %g" % bucket["le_ms"] if bucket["le_ms"] is not None else "> %g" % histogram[-2]["le_ms"]
+            bar = "#" * round(40 * bucket["count"] / widest)
+            lines.append(("  %-10s %7d  %s" % (label, bucket["count"], bar)).rstrip())
     if summary.get("provisioned") is not None:
         lines.insert(0, "provisioned: %d devices" % (summary["provisioned"],))
     if summary["wakeups"]:
@@ -392,9 +426,10 @@ def _run_fleet(args):
                 if args.provision:
                     gets = args.job_get or (["./DevDetail/SwV"] if args.wake else None)
                     job = sim.api_job(gets, notify=args.wake or "none") if gets else None
-                    provisioned = await fleet.provision(reactor, args.api, token, devices,
-                                                        server_id=args.server_name, job=job,
-                                                        concurrency=min(args.concurrency, 16))
+                    provisioned = await fleet.provision(
+                        reactor, _api_base(args.api), token, devices, server_id=args.server_name, job=job,
+                        concurrency=min(args.concurrency, 16),
+                        replace=args.reuse_ids or args.first is not None)
                 extra = {}
                 if args.functions:
                     extra = dict(functions=function_models, report_delay=args.report_delay)

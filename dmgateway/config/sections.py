@@ -509,26 +509,71 @@ def _peer(word: str) -> list[str] | str | None:
 # -- snmp.ini ------------------------------------------------------------------
 
 
+def _read_key(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 @dataclass(frozen=True)
 class SnmpConfig:
-    """``snmp.ini [snmp]``: the SNMP agent (pysnmp 7: needs ``--reactor=asyncio``)."""
+    """``snmp.ini [snmp]``: the SNMP agent (pysnmp 7 on the asyncio reactor, installed when enabled)."""
 
     enabled: bool = False
     address: str = "127.0.0.1:1161"
     community: str = field(default="public", repr=False)
+    trap_targets: tuple[str, ...] = ()
+    v3_user: str = ""
+    v3_auth_protocol: str = "sha"
+    v3_auth_key_file: str = ""
+    v3_priv_protocol: str = "aes"
+    v3_priv_key_file: str = ""
 
     @classmethod
     def read(cls, r: SectionReader) -> SnmpConfig:
         r.active = r.boolean("enabled", False)
-        return cls(
+        config = cls(
             enabled=r.active,
             address=r.text("address", cls.address, empty_ok=False, validate=_host_port(None)),
             community=r.secret("community", "public", validate=_max_length(64)),
+            trap_targets=r.words("trap_targets", validate=_host_port(162), separators=","),
+            v3_user=r.text("v3_user", "", validate=_max_length(32)),
+            v3_auth_protocol=r.choice("v3_auth_protocol", "sha", ("md5", "sha", "sha256")),
+            v3_auth_key_file=_secret_file(r, "v3_auth_key_file"),
+            v3_priv_protocol=r.choice("v3_priv_protocol", "aes", ("aes", "des", "none")),
+            v3_priv_key_file=_secret_file(r, "v3_priv_key_file"),
         )
+        if r.active and config.v3_user:
+            keys = [("v3_auth_key_file", config.v3_auth_key_file)]
+            if config.v3_priv_protocol != "none":
+                keys.append(("v3_priv_key_file", config.v3_priv_key_file))
+            for key, path in keys:
+                if not path:
+                    r.problem(key, "needed with v3_user %r" % (config.v3_user,))
+                elif checks.check_readable_file(path) is None and len(_read_key(path)) < 8:
+                    r.problem(key, "the passphrase in %r is shorter than 8 characters" % (path,))
+        if r.active and config.trap_targets and not config.community:
+            r.problem("trap_targets", "traps are SNMPv2c: they need a community")
+        if r.active and not config.community and not config.v3_user:
+            r.problem("community", "empty community and no v3_user: nobody could query the agent")
+        return config
+
+    @property
+    def v3_keys(self) -> tuple[str, str]:
+        """The SNMPv3 authentication and privacy passphrases (read now)."""
+        auth = _read_key(self.v3_auth_key_file) if self.v3_auth_key_file else ""
+        priv = _read_key(self.v3_priv_key_file) if self.v3_priv_key_file else ""
+        return auth, priv
 
     @property
     def host_port(self) -> tuple[str, int]:
         return checks.parse_host_port(self.address)
+
+    @property
+    def trap_hosts(self) -> list[tuple[str, int]]:
+        return [checks.parse_host_port(target, 162) for target in self.trap_targets]
 
 
 # -- functions.ini ---------------------------------------------------------------

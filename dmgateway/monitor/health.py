@@ -8,7 +8,9 @@
   also 503 while starting or draining (``"failing": ["draining"]``).
 
 They answer only what an anonymous prober may know: part names and short
-reasons, never addresses, ids or secrets.
+reasons, never addresses, ids or secrets.  Whoever can reach the API port
+can call them, so the store is asked at most once per ``min_interval``
+(concurrent probes share one query; later ones reuse its answer).
 """
 
 import json
@@ -31,10 +33,13 @@ class HealthCheck:
     (a list of listener names not bound).
     """
 
-    def __init__(self, gateway, clock, store_timeout=STORE_TIMEOUT):
+    def __init__(self, gateway, clock, store_timeout=STORE_TIMEOUT, min_interval=1.0):
         self.gateway = gateway
         self.clock = clock
         self.store_timeout = store_timeout
+        self.min_interval = min_interval
+        self._store_answer = None  # (when, problem or None)
+        self._store_query = None  # the Deferred of the query in flight
 
     async def check(self, ready):
         failing = {}
@@ -43,19 +48,41 @@ class HealthCheck:
             failing[gateway.state] = "the gateway is %s" % (gateway.state,)
         for name in gateway.listener_problems():
             failing["listener:" + name] = "not listening"
-        store = gateway.store
-        if store is None:
-            failing["store"] = "not open"
-        else:
-            d = store.schema_version()
-            d.addTimeout(self.store_timeout, self.clock)
-            try:
-                await d
-            except defer.TimeoutError:
-                failing["store"] = "no answer in %gs" % (self.store_timeout,)
-            except Exception as e:  # the store's own error: its class says enough
-                failing["store"] = type(e).__name__
+        problem = await self._store_problem()
+        if problem is not None:
+            failing["store"] = problem
         return failing
+
+    async def _store_problem(self):
+        store = self.gateway.store
+        if store is None:
+            return "not open"
+        now = self.clock.seconds()
+        if self._store_answer is not None and now - self._store_answer[0] < self.min_interval:
+            return self._store_answer[1]
+        query = self._store_query
+        if query is None:
+            query = defer.ensureDeferred(self._ask(store))
+            if not query.called:  # an answer at once needs no sharing
+                self._store_query = query
+        shared = defer.Deferred()
+        query.addBoth(lambda result: (shared.callback(result), result)[1])
+        return await shared
+
+    async def _ask(self, store):
+        d = store.schema_version()
+        d.addTimeout(self.store_timeout, self.clock)
+        try:
+            await d
+        except defer.TimeoutError:
+            problem = "no answer in %gs" % (self.store_timeout,)
+        except Exception as e:  # the store's own error: its class says enough
+            problem = type(e).__name__
+        else:
+            problem = None
+        self._store_answer = (self.clock.seconds(), problem)
+        self._store_query = None
+        return problem
 
 
 class HealthResource(resource.Resource):

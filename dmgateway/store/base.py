@@ -111,6 +111,8 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
         self.description = description
         self._closed = False
         self._pending: set[Deferred] = set()
+        #: C{on_transaction(seconds, failed)} after every transaction (metrics)
+        self.on_transaction = None
         self._close_waiters: Optional[list[Deferred]] = None
 
     def __repr__(self) -> str:
@@ -161,6 +163,8 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
         if self._closed:
             return defer.fail(StoreClosed(f"store is closed ({desc})"))
         d = self._pool.runInteraction(self._interact, func, args)
+        if self.on_transaction is not None:
+            d.addBoth(self._timed, self._clock.seconds())
         d.addErrback(self._failed)
         self._pending.add(d)
         d.addBoth(self._settled, d)
@@ -190,6 +194,15 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
         if translated is None:
             return failure
         raise translated
+
+    def _timed(self, result: Any, started: float) -> Any:
+        from twisted.python.failure import Failure
+
+        try:
+            self.on_transaction(self._clock.seconds() - started, isinstance(result, Failure))
+        except Exception:
+            log.failure("store transaction observer failed")
+        return result
 
     def _settled(self, result: Any, d: Deferred) -> Any:
         self._pending.discard(d)

@@ -118,7 +118,38 @@ class InventoryQueries:
         """
         return self.run_interaction("cancel_job", self._cancel_job_txn, self._now(), job_id)
 
+    def monitor_snapshot(self, now: float, webhook_cursors=()):
+        """
+        Counts for monitoring: C{outbox} {(bearer, state): n} of queued and
+        sent notifications, C{jobs} {state: n}, C{locked} devices locked out
+        at C{now}, C{webhook_backlog} events the slowest of the named
+        webhook cursors has not delivered plus pending retries.
+        """
+        return self.run_interaction(
+            "monitor_snapshot", self._monitor_snapshot_txn, now, list(webhook_cursors)
+        )
+
     # -- transactions ----------------------------------------------------------
+
+    def _monitor_snapshot_txn(self, txn, now, webhook_cursors) -> dict:
+        from .queries import _cursor_name
+
+        outbox = {
+            (row["bearer"], row["state"]): row["n"]
+            for row in txn.fetchall(
+                "SELECT bearer, state, COUNT(*) AS n FROM notifications"
+                " WHERE state IN ('queued', 'sent') GROUP BY bearer, state"
+            )
+        }
+        jobs = {row["state"]: row["n"] for row in txn.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}
+        locked = txn.fetchone("SELECT COUNT(*) AS n FROM devices WHERE locked_until > ?", (now,))["n"]
+        last = self._last_event_seq_txn(txn)
+        behind = 0
+        for name in webhook_cursors:
+            row = txn.fetchone("SELECT value FROM counters WHERE name = ?", (_cursor_name(name),))
+            behind = max(behind, last - (row["value"] if row is not None else 0))
+        pending = txn.fetchone("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'")["n"]
+        return {"outbox": outbox, "jobs": jobs, "locked": locked, "webhook_backlog": behind + pending}
 
     def _find_devices_txn(self, txn, now, where: DeviceFilter, limit, after):
         _int(limit, "limit", 1)

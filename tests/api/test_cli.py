@@ -111,20 +111,65 @@ class CliTests(TestCase):
         self.assertEqual(result.json, {"id": "job-3", "state": "queued"})
         result = yield self.dmgw("job", "get", "job-2")
         self.assertEqual((result.status, result.json["id"]), (0, "job-2"))
-        result = yield self.dmgw("jobs", DEVICE, "--limit", "2")
+        result = yield self.dmgw("jobs", DEVICE, "--limit", "2", "--json")
         self.assertEqual([j["id"] for j in result.json["jobs"]], ["job-1", "job-2"])
         self.assertEqual(result.json["next"], "job-2")
-        result = yield self.dmgw("jobs", DEVICE, "--after", "job-2")
+        result = yield self.dmgw("jobs", DEVICE, "--after", "job-2", "--json")
         self.assertEqual(result.json, {"jobs": [self.service._summary("job-3")], "next": None})
         result = yield self.dmgw("job", "create", DEVICE, "--json", '{"commands": [{"op": "Nop"}]}')
         self.assertEqual(result.status, 1)
         self.assertIn("unknown_op", result.err)
 
     @inlineCallbacks
+    def test_lists_print_tables_by_default(self):
+        yield self.dmgw("device", "put", DEVICE, "--json", json.dumps(ACCOUNT))
+        yield self.dmgw("job", "create", DEVICE, "--json", json.dumps(JOB))
+        self.service.append_event("session", DEVICE, outcome="completed")
+        result = yield self.dmgw("devices")
+        self.assertEqual(result.status, 0)
+        self.assertIn("device", result.out.splitlines()[1] + result.out.splitlines()[2])
+        self.assertIn(DEVICE, result.out)
+        self.assertIn("dms.example.com", result.out)
+        result = yield self.dmgw("jobs", DEVICE)
+        self.assertIn("job-1", result.out)
+        self.assertIn("queued", result.out)
+        result = yield self.dmgw("events")
+        self.assertIn("outcome=completed", result.out)
+        for command in (("devices",), ("jobs", DEVICE), ("events",)):
+            result = yield self.dmgw(*command)
+            self.assertRaises(ValueError, json.loads, result.out)
+
+    @inlineCallbacks
+    def test_devices_filters_paging_delete_and_cancel(self):
+        for n in range(1, 6):
+            account = dict(ACCOUNT, server_id="a" if n % 2 else "b")
+            yield self.dmgw("device", "put", "IMEI:%d" % n, "--json", json.dumps(account))
+        result = yield self.dmgw("devices", "--json", "--limit", "2")
+        self.assertEqual([d["device_id"] for d in result.json["devices"]], ["IMEI:1", "IMEI:2"])
+        result = yield self.dmgw("devices", "--json", "--limit", "2", "--all", "--server-id", "a")
+        self.assertEqual([d["device_id"] for d in result.json["devices"]], ["IMEI:1", "IMEI:3", "IMEI:5"])
+        self.assertIsNone(result.json["next"])
+        (where, _, _) = [args for name, args in self.service.calls if name == "list_devices"][-1]
+        self.assertEqual(where.server_id, "a")
+        result = yield self.dmgw("devices", "--has-msisdn", "maybe")
+        self.assertEqual(result.status, 2)
+        result = yield self.dmgw("job", "create", "IMEI:1", "--json", json.dumps(JOB))
+        job_id = result.json["id"]
+        result = yield self.dmgw("job", "cancel", job_id)
+        self.assertEqual((result.status, result.json["cancelled"]), (0, True))
+        result = yield self.dmgw("job", "cancel", job_id)
+        self.assertEqual(result.status, 1)
+        self.assertIn("job_finished", result.err)
+        result = yield self.dmgw("device", "delete", "IMEI:2", "--purge")
+        self.assertEqual((result.status, result.json["history"]), (0, "purged"))
+        result = yield self.dmgw("device", "get", "IMEI:2")
+        self.assertEqual(result.status, 1)
+
+    @inlineCallbacks
     def test_events(self):
         self.service.append_event("session", DEVICE)
         self.service.append_event("session", DEVICE)
-        result = yield self.dmgw("events", "--after", "1")
+        result = yield self.dmgw("events", "--after", "1", "--json")
         self.assertEqual((result.status, [e["seq"] for e in result.json["events"]]), (0, [2]))
 
     @inlineCallbacks

@@ -157,6 +157,21 @@ class DaemonFleetTests(TestCase):
         self.assertEqual(again["completed"], 10, again)
 
     @defer.inlineCallbacks
+    def test_provision_without_replace_never_touches_an_existing_account(self):
+        devices = self.devices(3, 4000)
+        yield self.provision(devices[1:2])
+        before = self.daemon.call("GET", "/devices/" + devices[1].device_id.replace(":", "%3A"))[1]
+        with self.assertRaises(fleet.ApiError) as raised:
+            yield fleet.provision(reactor, self.daemon.api, self.daemon.token, devices, concurrency=1,
+                                  replace=False)
+        self.assertIn("already exists", str(raised.exception))
+        after = self.daemon.call("GET", "/devices/" + devices[1].device_id.replace(":", "%3A"))[1]
+        self.assertEqual(before["updated"], after["updated"])
+        fresh = self.devices(2, 4100)
+        count = yield fleet.provision(reactor, self.daemon.api, self.daemon.token, fresh, replace=False)
+        self.assertEqual(count, 2)
+
+    @defer.inlineCallbacks
     def test_csv_fleet_counts_an_unknown_device_as_auth_failure(self):
         text = io.StringIO()
         sim.write_csv(self.devices(3, 2000), text)

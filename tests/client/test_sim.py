@@ -291,6 +291,16 @@ def test_stats_summary():
     assert summary["latency_ms"]["max"] == 600.0
     line = stats.progress_line(11.0, active=3)
     assert "sessions 12" in line and "failed 2" in line and "active 3" in line
+    assert "ETA -" in line
+    # with a total: done/total and the time left at the rate so far (12 in 1 s: 36 left, 3 s)
+    line = stats.progress_line(11.0, active=3, total=48)
+    assert "sessions 12/48" in line and "ETA 3s" in line
+    assert "ETA 1s" in stats.progress_line(11.0, active=3, total=48, deadline=12.0)
+    histogram = summary["latency_histogram"]
+    assert [b["le_ms"] for b in histogram] == [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, None]
+    assert sum(b["count"] for b in histogram) == 12
+    # 1-10 ms in the first bucket, 500 ms in "<= 500", 600 ms in "<= 1000"
+    assert [b["count"] for b in histogram] == [10, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
 
 
 # -- memory -----------------------------------------------------------------------------
@@ -314,3 +324,17 @@ def test_memory_per_device_is_small():
     print("memory per simulated device: %.0f bytes" % (per_device,))
     assert len(devices) == count
     assert 100 < per_device < 2048
+
+
+def test_fleet_summary_text_draws_the_histogram():
+    from dmgateway.client.simcli import format_summary_text
+
+    stats = sim.FleetStats()
+    stats.started, stats.ended = 0.0, 1.0
+    for latency in (0.005, 0.006, 0.3):
+        stats.record(latency, "completed")
+    text = format_summary_text(stats.summary())
+    assert "latency histogram (ms):" in text
+    assert "  <= 10            2  " + "#" * 40 + "\n" in text
+    assert "  <= 500           1  " + "#" * 20 + "\n" in text
+    assert "  > 10000          0\n" in text

@@ -106,5 +106,6 @@ def test_fleet_usage_errors_exit_2(daemon, tmp_path):
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     wake = dmgw("fleet", "--url", daemon.url, "--wake", "sms", "--duration", "1")
     assert wake.returncode == 2 and "no sms wake source" in wake.stderr
-    provision = dmgw("fleet", "--url", daemon.url, "--provision")
-    assert provision.returncode == 2 and "--provision needs" in provision.stderr
+    # --api and --token-file default as for dmgw api (var/api.token); a token file that is not there
+    provision = dmgw("fleet", "--url", daemon.url, "--provision", "--token-file", str(tmp_path / "none.token"))
+    assert provision.returncode == 2 and "cannot read %s" % (tmp_path / "none.token",) in provision.stderr
