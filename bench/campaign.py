@@ -8,9 +8,12 @@ scheduler's own ceiling, and memory per device in a running campaign.
    is not the bottleneck below a rate limit when this is well above it.
 
 2. Real daemon (``twistd dmgateway``): ``--fleet`` simulated devices provisioned
-   through the REST API, a LAWMO lock campaign per ``--rates`` value (devices
-   started per minute), the devices played by the fleet runner (device-initiated
-   sessions, going round; each reports its completion in its next session).
+   through the REST API, a LAWMO lock (then unlock ...) campaign per ``--rates``
+   value (devices started per minute), the devices woken by SMS through the npm
+   ``smpp`` SMSC simulator and played by the fleet runner (a session for the
+   Exec, a session for the completion report).  On one shared machine the DM
+   sessions of the simulated devices, not the campaign scheduler, bound what
+   can complete per minute: compare with the scheduler ceiling above.
    Reported per rate: devices completed per minute (from the campaign's own
    progress) against the limit, and the daemon's RSS growth per device in the
    running campaign (RSS during the campaign minus before it, over the devices).
@@ -71,17 +74,24 @@ async def scheduler_ceiling(count):
 
 
 async def real_daemon(count, rates):
+    from tests.interop.nodesmsc import NodeSMSC
+    from tests.interop.test_fleet_wake import NOTIFY_FAST, smpp_ini
+
+    smsc = NodeSMSC()
+    await smsc.start()
     workdir = tempfile.mkdtemp(prefix="dmgw-bench-")
-    gw = Daemon(workdir, gateway_extra="", extra_ini={"functions.ini": "[functions]\ncampaign_interval = 1\n"})
+    gw = Daemon(workdir, gateway_extra=NOTIFY_FAST, extra_ini={
+        "functions.ini": "[functions]\ncampaign_interval = 1\n", "smpp.ini": smpp_ini(smsc.port)})
     gw.start()
     rows = []
     try:
+        await smsc.when_bound()
         devices = list(sim.pattern_devices(count, start=0, server_name=SERVER_ID))
         await fleet.provision(reactor, gw.api, gw.token, devices, server_id=SERVER_ID, concurrency=16)
         functions = {d.device_id: DeviceFunctions(d.device_id) for d in devices}
         for rate in rates:
             runner = fleet.FleetRunner(reactor, devices, gw.url, sessions=None, duration=3600, concurrency=16,
-                                       functions=functions)
+                                       functions=functions, wake_source=smsc)
             done = runner.run()
             before = rss_kib(gw.process.pid)
             status, view = await threads.deferToThread(gw.call, "POST", "/campaigns", {
@@ -104,15 +114,17 @@ async def real_daemon(count, rates):
             runner.stop()
             await done
             rows.append((rate, count, finished, elapsed, finished / elapsed * 60, (peak - before) / count))
+            print("  rate %.0f/min: %d done in %.1fs" % (rate, finished, elapsed), flush=True)
         return rows
     finally:
         gw.stop()
+        await smsc.terminate()
 
 
 async def main(args):
     started, elapsed = await scheduler_ceiling(args.devices)
     print("scheduler: started %d devices in %.2fs = %.0f devices/min (steps of up to 1000, one transaction each)"
-          % (started, elapsed, started / elapsed * 60))
+          % (started, elapsed, started / elapsed * 60), flush=True)
     rows = await real_daemon(args.fleet, [float(r) for r in args.rates.split(",")])
     print("%10s %8s %8s %9s %14s %16s" % ("limit/min", "devices", "done", "seconds", "done/min", "RSS KiB/device"))
     for rate, count, finished, elapsed, per_min, kib in rows:
@@ -122,7 +134,7 @@ async def main(args):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=10000, help="devices for the scheduler ceiling")
-    parser.add_argument("--fleet", type=int, default=1000, help="simulated devices against the daemon")
+    parser.add_argument("--fleet", type=int, default=500, help="simulated devices against the daemon")
     parser.add_argument("--rates", default="600,3000", help="rate limits to try (devices/min), comma-separated")
     args = parser.parse_args()
 

@@ -154,6 +154,29 @@ class FunctionService:
         d = self.store.get_operation(op_id)
         return d.addCallback(lambda op: None if op is None else operation_view(op))
 
+    async def annotate_device(self, view):
+        """A device view with what its device functions last read back: ``functions``
+        = ``{"fwv", "fumo_state", "lawmo_state", "components": {name: {"version", "state"}}}``."""
+        summary = {"components": {}}
+        for op in await self.store.finished_operations(view["device_id"]):
+            outcome = op.outcome
+            if op.function == "fumo" and op.state == "done":
+                summary["fwv"] = outcome.get("fwv", summary.get("fwv"))
+                summary["fumo_state"] = outcome.get("device_state")
+            elif op.function == "lawmo" and "device_state" in outcome:
+                summary["lawmo_state"] = outcome["device_state"]
+            elif op.function == "scomo" and op.state == "done" and outcome.get("component"):
+                name = outcome["component"]
+                if op.action == "remove":
+                    summary["components"].pop(name, None)
+                else:
+                    entry = summary["components"].setdefault(name, {})
+                    for key in ("version", "device_state"):
+                        if key in outcome:
+                            entry["state" if key == "device_state" else key] = outcome[key]
+        view = dict(view, functions=summary)
+        return view
+
     async def annotate_job(self, view):
         """A job view with its operation: while the job is done and the operation
         still open, the job's state is the operation's (``awaiting_device`` ...)."""

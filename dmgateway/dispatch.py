@@ -656,7 +656,10 @@ class Dispatcher(SessionGuard, InventoryService):
             dict(bootstrap_view(n), created=iso_time(n.created), updated=iso_time(n.updated))
             for n in await self.store.standalone_notifications(device_id, BOOTSTRAPS_SHOWN)
         ]
-        return self._with_lockouts(view, device)
+        view = self._with_lockouts(view, device)
+        if self.functions is not None:
+            view = await self.functions.annotate_device(view)
+        return view
 
     def bootstrap(self, device_id, spec):
         bootstrapper = Bootstrapper(self.store, self.config, self.clock, self.random_bytes,

@@ -84,6 +84,8 @@ class FunctionFlowTests(TestCase):
         self.assertEqual((op["state"], op["result_code"]), ("done", 200))
         self.assertEqual((op["outcome"]["fwv"], op["outcome"]["device_state"]), ("2.0", 100))
         self.assertEqual((await self.dispatcher.get_job(view["id"]))["state"], "done")
+        device = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual((device["functions"]["fwv"], device["functions"]["fumo_state"]), ("2.0", 100))
 
     async def test_failure_code_fails_the_operation(self):
         self.device.policy = FunctionPolicy({"fumo": (1.0, 402)})
@@ -121,6 +123,8 @@ class FunctionFlowTests(TestCase):
         op = await self.service.get_operation(install["id"])
         self.assertEqual((op["state"], op["result_code"]), ("done", 1200))
         self.assertEqual((op["outcome"]["version"], op["outcome"]["device_state"]), ("3.1", 20))
+        view = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual(view["functions"]["components"], {"app1": {"version": "3.1", "state": 20}})
         self.assertEqual(op["outcome"]["identifier"], "app1")
         remove = await self.service.start_operation(
             DEVICE, {"function": "scomo", "action": "remove", "component": "app1"})
@@ -129,6 +133,8 @@ class FunctionFlowTests(TestCase):
         op = await self.service.get_operation(remove["id"])
         self.assertEqual((op["state"], op["result_code"]), ("done", 1200))
         self.assertEqual(self.device.components, {})
+        view = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual(view["functions"]["components"], {})
 
     async def test_deadline_expires_then_reads_the_state(self):
         view = await self.service.start_operation(

@@ -116,6 +116,17 @@ class FunctionQueries:
         """Fire with the L{OperationRow}, or L{None}."""
         return self.run_interaction("get_operation", self._get_operation_txn, op_id)
 
+    def finished_operations(self, device_id: str, limit: int = 500):
+        """Fire with the device's ended operations, oldest first (the last C{limit})."""
+        return self.run_interaction("finished_operations", self._finished_operations_txn, device_id, limit)
+
+    def _finished_operations_txn(self, txn, device_id, limit):
+        rows = txn.fetchall(
+            "SELECT o.* FROM operations o JOIN jobs j ON j.job_id = o.op_id WHERE o.device_id = ?"
+            " AND o.state IN ('done', 'failed', 'expired') ORDER BY o.updated DESC, j.seq DESC LIMIT ?",
+            (device_id, limit))
+        return [_operation(row) for row in reversed(rows)]
+
     def open_operations_of(self, device_id: str, function: str):
         """Fire with the device's operations of C{function} that have not ended."""
         return self.run_interaction("open_operations_of", self._open_operations_of_txn, device_id, function)
@@ -139,8 +150,11 @@ class FunctionQueries:
     def function_alert(self, device_id: str, payload: dict, now: float, readback=None):
         """
         A generic alert arrived: settle the operation it completes (fires
-        with it, or L{None}).  C{readback} = C{(job_id, commands)} is the
-        read-back job the session already holds for it: it is queued here.
+        with it, or L{None}).  C{readback} is what the session already holds
+        for it, recorded here: C{("readback", job_id, commands)} the job
+        reading the result back, or C{("request", job_id, operation,
+        firmware_id, token, expires, timeout, version)} the update a FUMO
+        device request gets.
         """
         return self.run_interaction(
             "function_alert", self._function_alert_txn, now, device_id, payload, readback

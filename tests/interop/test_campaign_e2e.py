@@ -248,3 +248,30 @@ class CampaignE2ETests(TestCase):
         self.assertTrue(all(f.components == {} for f in functions.values()))
         for f in functions.values():
             self.assertEqual(f.accepted, 4)  # lock, unlock, install, remove: each once
+
+
+def test_cli_fleet_plays_a_lawmo_campaign(tmp_path):
+    """``dmgw sim fleet --functions`` as a subprocess runs a lock campaign of the real daemon."""
+    gw = Daemon(tmp_path / "gw", extra_ini={"functions.ini": "[functions]\ncampaign_interval = 1\n"})
+    gw.start()
+    try:
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        token_file = os.path.join(gw.workdir, "var", "api.token")
+        base = [sys.executable, "-m", "dmgateway.cli", "sim", "fleet", "--url", gw.url, "--count", "5",
+                "--first", "800", "--server-name", SERVER_ID, "--json"]
+        done = subprocess.run(base + ["--api", gw.api, "--token-file", token_file, "--provision", "--sessions", "5"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        status, view = gw.call("POST", "/campaigns", {"function": "lawmo", "action": "fully_lock",
+                                                      "selection": {"server_id": SERVER_ID}})
+        assert status == 201, view
+        time.sleep(1.5)  # a scheduler pass queues the jobs
+        done = subprocess.run(base + ["--functions", "--mixed-encodings", "--duration", "6", "--concurrency", "2"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["functions"]["accepted"] == 5, summary
+        status, view = gw.call("GET", "/campaigns/" + view["id"])
+        assert (view["state"], view["progress"]["by_result"]) == ("done", {"1200": 5}), view
+    finally:
+        gw.stop()

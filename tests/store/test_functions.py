@@ -38,7 +38,7 @@ class FunctionTestsMixin(StoreCase):
         op = await store.function_job_finished("job1", "done", exec_results(202), START)
         self.assertEqual((op.state, op.deadline), ("awaiting_device", START + 3600))
         # sessions later: the alert, with the read-back job the session holds
-        readback = ("rb1", op.readback)
+        readback = ("readback", "rb1", op.readback)
         op = await store.function_alert("IMEI:1", fumo_alert("jjob1"), START + 50, readback)
         self.assertEqual((op.state, op.result_code, op.readback_job_id), ("verifying", 200, "rb1"))
         self.assertEqual((await store.get_job("rb1")).notify, "none")
@@ -55,7 +55,7 @@ class FunctionTestsMixin(StoreCase):
         await add_device(store, "IMEI:1")
         await self.operation(store)
         await store.function_job_finished("job1", "done", exec_results(202), START)
-        await store.function_alert("IMEI:1", fumo_alert("jjob1"), START + 1, ("rb1", [{"op": "Get", "target": "./DevDetail/FwV"}]))
+        await store.function_alert("IMEI:1", fumo_alert("jjob1"), START + 1, ("readback", "rb1", [{"op": "Get", "target": "./DevDetail/FwV"}]))
         op = await store.function_job_finished(
             "rb1", "done", [{"op": "Get", "target": "./DevDetail/FwV", "status": 200, "data": "1.0"}], START + 2)
         self.assertEqual((op.state, op.error["code"]), ("failed", "fwv_mismatch"))
