@@ -388,6 +388,14 @@ def test_campaign_from_a_filter_runs_to_its_end(page, daemon):
     shot(page, "09-campaign")
     status, view = daemon.call("GET", "/campaigns/" + campaign_id)
     assert view["state"] == "done" and view["progress"]["by_state"] == {"done": 2}, view
+    # the device page shows what the operation read back
+    report.get_by_role("link", name="IMEI:350000000000101").click()
+    functions = page.locator("section[aria-labelledby=h-functions]")
+    functions.wait_for()
+    status, device = daemon.call("GET", "/devices/" + urllib.parse.quote("IMEI:350000000000101", safe=""))
+    lawmo_state = device["functions"]["lawmo_state"]
+    assert lawmo_state is not None, device
+    assert "LAWMO state\n%s" % (lawmo_state,) in functions.inner_text()
 
 
 def test_phone_width(page, daemon):

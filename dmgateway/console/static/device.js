@@ -146,6 +146,7 @@ export async function render(main, encodedId, ctx) {
           ["Jobs", (last.jobs || []).length ? (last.jobs || []).map((j) => [jobLink(j), " "]) : "none"],
         ]) : h("p", { class: "empty" }, "No session yet.")),
     ),
+    device.functions ? functionsSection(device.functions) : null,
     lockouts,
     jobs,
     sessions,
@@ -164,6 +165,15 @@ export async function render(main, encodedId, ctx) {
     if (ctx.signal.aborted) break;
     list = await drawJobs();
   }
+}
+
+// What the device's FUMO / SCOMO / LAWMO operations last read back.
+function functionsSection(f) {
+  const components = Object.entries(f.components || {});
+  return h("section", { "aria-labelledby": "h-functions" }, h("h2", { id: "h-functions" }, "Device functions"),
+    dl([["FwV (read back)", f.fwv], ["FUMO state", f.fumo_state], ["LAWMO state", f.lawmo_state]]),
+    components.length ? table("Deployed components", ["Component", "Version", "State"],
+      components.map(([name, c]) => [name, c.version ?? "—", c.state ?? "—"])) : null);
 }
 
 function actions(id, path, ctx, refresh) {
