@@ -19,6 +19,9 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 START_TIMEOUT = 30.0
+# SIGTERM lets live DM sessions finish for up to [gateway] drain_timeout (default 20 s)
+# before the daemon stops cleanly: wait longer than that before SIGKILL.
+STOP_TIMEOUT = 30.0
 
 
 def free_port():
@@ -117,7 +120,7 @@ class Daemon:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(15)
+                self.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
