@@ -199,3 +199,16 @@ def test_wave_verdict():
     assert wave_verdict(100, 6, 0.05) == "pause"
     assert wave_verdict(100, 5, 0.05) == "next"
     assert wave_verdict(0, 0, 0.0) == "next"
+
+
+def test_operator_code_rules():
+    from dmgateway.functions.mo import code_tables, parse_code_rule
+
+    rules = [parse_code_rule("fumo:403=fail:deferred_by_user"), parse_code_rule("lawmo:1250-1252=ok")]
+    tables = code_tables(rules)
+    assert tables["fumo"][403] == (False, "deferred by user")
+    assert sorted(tables["lawmo"]) == [1250, 1251, 1252]
+    assert outcome_for("fumo", 403, tables["fumo"]).meaning == "deferred by user"
+    for bad in ("fumo:403", "x:1=ok", "fumo:9-1=ok", "fumo:1-5000=ok", "fumo:403=maybe", ""):
+        with pytest.raises(ValueError):
+            parse_code_rule(bad)
