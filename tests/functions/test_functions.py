@@ -212,3 +212,10 @@ def test_operator_code_rules():
     for bad in ("fumo:403", "x:1=ok", "fumo:9-1=ok", "fumo:1-5000=ok", "fumo:403=maybe", ""):
         with pytest.raises(ValueError):
             parse_code_rule(bad)
+
+
+def test_lawmo_operation_node_can_be_named():
+    op = build_operation("lawmo", "unlock", {"node": "Unlock"}, "j4")
+    assert op.commands == [{"op": "Exec", "target": "./LAWMO/Operations/Unlock", "correlator": "j4"}]
+    with pytest.raises(FunctionError):
+        build_operation("lawmo", "unlock", {"node": "../x"}, "j4")
