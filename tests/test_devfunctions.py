@@ -126,6 +126,12 @@ class FunctionFlowTests(TestCase):
         view = await self.dispatcher.get_device(DEVICE)
         self.assertEqual(view["functions"]["components"], {"app1": {"version": "3.1", "state": 20}})
         self.assertEqual(op["outcome"]["identifier"], "app1")
+        deactivate = await self.service.start_operation(
+            DEVICE, {"function": "scomo", "action": "deactivate", "component": "app1"})
+        await self.drive()
+        await self.report()
+        op = await self.service.get_operation(deactivate["id"])
+        self.assertEqual((op["state"], op["result_code"], op["outcome"]["device_state"]), ("done", 1200, 10))
         remove = await self.service.start_operation(
             DEVICE, {"function": "scomo", "action": "remove", "component": "app1"})
         await self.drive()

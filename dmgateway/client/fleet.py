@@ -163,6 +163,8 @@ class FleetRunner:
         self.functions = functions or {}
         self.encoding_for = encoding_for  # device -> "xml" | "wbxml" (default: session_options)
         self.report_delay = report_delay
+        self.download_attempts = 6  # a package download is tried this often,
+        self.download_backoff = 0.5  # waiting 0.5 s, 1 s, 2 s ... in between
         self.downloads = {"ok": 0, "failed": 0, "bytes": 0}
         self._working = 0  # downloads and report delays under way
         self._held = False
@@ -346,12 +348,8 @@ class FleetRunner:
     async def _work(self, device, functions):
         """Fetch the packages the device's operations need, then report in a new session."""
         for pending, url in functions.downloads():
-            try:
-                response = await self.agent.request(b"GET", url.encode("utf-8"))
-                body = await _read_body(response, functions.max_package)
-                if response.code != 200:
-                    raise TransportError("HTTP %d" % (response.code,))
-            except Exception:  # noqa: BLE001 - any download failure is the device's 503
+            body = await self._download(url, functions.max_package)
+            if body is None:  # the device gives up: download failed, network error
                 self.downloads["failed"] += 1
                 functions.downloaded(pending, None, error=503)
                 continue
@@ -362,6 +360,23 @@ class FleetRunner:
             await task.deferLater(self.clock, self.report_delay, lambda: None)
         if not self._stopping and (functions.reports_due() or not functions.has_work()):
             self._ready.append((device, None))
+
+    async def _download(self, url, limit):
+        """The package at ``url``, trying again with backoff as device clients do; None if it never came."""
+        for attempt in range(self.download_attempts):
+            if attempt:
+                self.downloads["retries"] = self.downloads.get("retries", 0) + 1
+                await task.deferLater(self.clock, self.download_backoff * 2 ** (attempt - 1), lambda: None)
+            try:
+                response = await self.agent.request(b"GET", url.encode("utf-8"))
+                body = await _read_body(response, limit)
+            except Exception:  # noqa: BLE001 - any transport failure: try again
+                continue
+            if response.code == 200:
+                return body
+            if response.code < 500:
+                return None  # refused (bad token, no such package): no point in trying again
+        return None
 
     def _worked(self, result):
         self._working -= 1

@@ -634,12 +634,13 @@ class FunctionsConfig:
     timeout: int = _DAY
     expiry_interval: int = 30
     download_enabled: bool = False
-    endpoint: str = "tcp:8081:interface=127.0.0.1"
-    download_url: str = "http://127.0.0.1:8081/fw"
+    endpoint: str = "tcp:8090:interface=127.0.0.1"
+    download_url: str = "http://127.0.0.1:8090/fw"
     package_dir: str = "var/firmware"
     max_package_size: int = 256 * 1024 * 1024
     token_lifetime: int = 7 * _DAY
     campaign_interval: int = 5
+    result_codes: tuple = ()  # parsed rules, see dmgateway.functions.mo.parse_code_rule
 
     @classmethod
     def read(cls, r: SectionReader) -> FunctionsConfig:
@@ -658,4 +659,18 @@ class FunctionsConfig:
             max_package_size=r.integer("max_package_size", cls.max_package_size, 1, 16 * 1024 ** 3),
             token_lifetime=r.integer("token_lifetime", cls.token_lifetime, 60, 90 * _DAY),
             campaign_interval=campaign_interval,
+            result_codes=_code_rules(r),
         )
+
+
+def _code_rules(r: SectionReader) -> tuple:
+    from dmgateway.functions.mo import parse_code_rule
+
+    def check(word: str) -> str | None:
+        try:
+            parse_code_rule(word)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    return tuple(parse_code_rule(word) for word in r.words("result_codes", validate=check))

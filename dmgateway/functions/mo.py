@@ -9,6 +9,7 @@ profiles that give vendor codes other meanings pass their own table
 (``extra``), which wins over the built-in one.
 """
 
+import re
 from dataclasses import dataclass
 
 FUMO, SCOMO, LAWMO = "fumo", "scomo", "lawmo"
@@ -162,6 +163,40 @@ def outcome_for(function, code, extra=None):
         if low <= code <= high:
             return Outcome(code, success, meaning)
     return Outcome(code, False, "unknown result code")
+
+
+_RULE = re.compile(r"^(fumo|scomo|lawmo):(\d{1,5})(?:-(\d{1,5}))?=(ok|fail)(?::([\x21-\x7e]{1,64}))?$")
+MAX_RULE_SPAN = 1000
+
+
+def parse_code_rule(word):
+    """
+    One operator result-code rule ``FUNCTION:CODE[-CODE]=ok|fail[:meaning]``
+    (``_`` in the meaning reads as a space), e.g. ``fumo:403=fail:deferred``
+    or ``lawmo:1250-1299=ok``; returns ``(function, low, high, success,
+    meaning)``, ValueError for a bad one.
+    """
+    match = _RULE.match(word or "")
+    if match is None:
+        raise ValueError("bad result-code rule %r (FUNCTION:CODE[-CODE]=ok|fail[:meaning])" % (word,))
+    function, low, high, verdict, meaning = match.groups()
+    low = int(low)
+    high = int(high) if high is not None else low
+    if high < low or high - low >= MAX_RULE_SPAN:
+        raise ValueError("bad code range in %r (at most %d codes)" % (word, MAX_RULE_SPAN))
+    meaning = meaning.replace("_", " ") if meaning else ("successful (operator table)" if verdict == "ok"
+                                                          else "failed (operator table)")
+    return function, low, high, verdict == "ok", meaning
+
+
+def code_tables(rules):
+    """``{function: {code: (success, meaning)}}`` of parsed rules (later rules win)."""
+    tables = {}
+    for function, low, high, success, meaning in rules:
+        table = tables.setdefault(function, {})
+        for code in range(low, high + 1):
+            table[code] = (success, meaning)
+    return tables
 
 
 def state_meaning(function, value):

@@ -17,7 +17,9 @@ Request parameters (all strings unless said otherwise):
   (default ``./SCOMO``);
 * LAWMO ``fully_lock`` | ``partially_lock`` | ``unlock``; ``wipe`` with
   ``wipe_list`` (AvailableWipeList names) and ``confirm`` true;
-  ``factory_reset`` with ``confirm`` true; ``root`` (default ``./LAWMO``).
+  ``factory_reset`` with ``confirm`` true; ``root`` (default ``./LAWMO``);
+  ``node``: the Operations node's name on this device (default
+  ``FullyLock``, ``PartiallyLock``, ``UnLock``, ``Wipe``, ``FactoryReset``).
 """
 
 import re
@@ -187,7 +189,10 @@ def _lawmo(action, params, root, correlator):
                 {"op": "Replace", "target": "%s/AvailableWipeList/%s/ToBeWiped" % (root, name),
                  "data": "true", "format": "bool"}
             )
-    target = "%s/Operations/%s" % (root, LAWMO_EXEC[action])
+    # the node names come from one vendor's client (one version spells "Unlock"):
+    # a request may name the device's own
+    node = _string(params, "node", pattern=_NAME) or LAWMO_EXEC[action]
+    target = "%s/Operations/%s" % (root, node)
     commands.append(_exec(target, correlator))
     readback = [{"op": "Get", "target": root + "/State"}]
     return mo_operation(mo.LAWMO, action, root, correlator, target, mo.LAWMO_ALERT, commands, readback)

@@ -89,6 +89,10 @@ def _readback_values(results: list) -> dict[str, Any]:
 class FunctionQueries:
     """The operation queries of the store (see the module docstring)."""
 
+    #: Operator result-code tables ``{function: {code: (success, meaning)}}``
+    #: (``[functions] result_codes``), set by the function service.
+    result_codes: dict = {}
+
     # -- public, each one transaction -------------------------------------------
 
     def create_operation(
@@ -327,7 +331,7 @@ class FunctionQueries:
             error = {"code": "bad_result", "message": "the completion alert carries no result code"}
             return self._settle_txn(txn, now, op, "failed", outcome=alert, error=error,
                                     readback_job_id=readback_id)
-        verdict = outcome_for(op.function, done.code)
+        verdict = outcome_for(op.function, done.code, self.result_codes.get(op.function))
         alert.update(success=verdict.success, meaning=verdict.meaning)
         if not verdict.success:
             error = {"code": "device_failure", "message": "%d %s" % (done.code, verdict.meaning)}

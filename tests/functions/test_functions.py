@@ -199,3 +199,23 @@ def test_wave_verdict():
     assert wave_verdict(100, 6, 0.05) == "pause"
     assert wave_verdict(100, 5, 0.05) == "next"
     assert wave_verdict(0, 0, 0.0) == "next"
+
+
+def test_operator_code_rules():
+    from dmgateway.functions.mo import code_tables, parse_code_rule
+
+    rules = [parse_code_rule("fumo:403=fail:deferred_by_user"), parse_code_rule("lawmo:1250-1252=ok")]
+    tables = code_tables(rules)
+    assert tables["fumo"][403] == (False, "deferred by user")
+    assert sorted(tables["lawmo"]) == [1250, 1251, 1252]
+    assert outcome_for("fumo", 403, tables["fumo"]).meaning == "deferred by user"
+    for bad in ("fumo:403", "x:1=ok", "fumo:9-1=ok", "fumo:1-5000=ok", "fumo:403=maybe", ""):
+        with pytest.raises(ValueError):
+            parse_code_rule(bad)
+
+
+def test_lawmo_operation_node_can_be_named():
+    op = build_operation("lawmo", "unlock", {"node": "Unlock"}, "j4")
+    assert op.commands == [{"op": "Exec", "target": "./LAWMO/Operations/Unlock", "correlator": "j4"}]
+    with pytest.raises(FunctionError):
+        build_operation("lawmo", "unlock", {"node": "../x"}, "j4")

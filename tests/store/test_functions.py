@@ -158,3 +158,18 @@ class SQLiteOrphanTests(SQLiteEngine, OrphanTestsMixin, TestCase):
 
 class PostgresOrphanTests(PostgresEngine, OrphanTestsMixin, TestCase):
     pass
+
+
+class CodeTableTestsMixin(StoreCase):
+    async def test_operator_table_decides_the_outcome(self):
+        store = await self.open()
+        store.result_codes = {"fumo": {255: (True, "download successful")}}
+        await add_device(store, "IMEI:1")
+        op = build_operation("fumo", None, {"package_url": URL}, "jjob1")
+        await store.create_operation("job1", "IMEI:1", op, timeout=60)
+        op = await store.function_alert("IMEI:1", fumo_alert("jjob1", "255"), START)
+        self.assertEqual((op.state, op.outcome["meaning"]), ("done", "download successful"))
+
+
+class SQLiteCodeTableTests(SQLiteEngine, CodeTableTestsMixin, TestCase):
+    pass
