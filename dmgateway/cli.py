@@ -274,6 +274,8 @@ def build_parser():
     add_sim_arguments(sub)
     from dmgateway.api.bootstrap_cli import add_arguments as add_bootstrap_arguments
     add_bootstrap_arguments(sub)
+    from dmgateway.api.campaigncli import add_arguments as add_campaign_arguments
+    add_campaign_arguments(sub)
     return parser
 
 

@@ -37,8 +37,8 @@ from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import bad_request_reply, status_only_reply
 from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
-from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
 from dmgateway.inventory import InventoryService
+from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -73,6 +73,8 @@ class LiveSession:
     host: str = None  # the peer address that opened it (lockouts are per address)
     first_body: bytes = b""  # package 1 as received, to know a retransmission
     count_failures: bool = True  # False for a retransmitted package 1
+    function_readbacks: dict = field(default_factory=dict)  # Correlator -> read-back (job id, commands)
+    function_request: object = None  # the update a FUMO device request gets (devfunctions)
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -116,6 +118,7 @@ class Dispatcher(SessionGuard, InventoryService):
         self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
         self._probe = None
         self.notifier = None  # the notification Outbox, when a bearer is configured
+        self.functions = None  # the device-function service (dmgateway.devfunctions), when started
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (getattr(config, "http", None), getattr(config, "https", None))
                   if l is not None and l.enabled]
@@ -280,6 +283,8 @@ class Dispatcher(SessionGuard, InventoryService):
     async def _take(self, live, msg, body, hmac_header):
         """One message into ``live``'s engine; the reply to send."""
         live.messages += 1
+        if self.functions is not None:
+            await self.functions.before_message(live, msg)
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
         ended = outcome.finished or live.engine.finished
         if ended:
@@ -541,9 +546,14 @@ class Dispatcher(SessionGuard, InventoryService):
                     payload["error"] = effect.error.get("code")
                 batch.append_event("job", device_id, now, payload)
                 events += 1
+                if self.functions is not None:
+                    batch.function_job_finished(effect.job_id, effect.state, effect.results, now)
             elif isinstance(effect, fx.EventRaised):
                 batch.append_event(effect.type, device_id, now, dict(effect.payload))
                 events += 1
+                if self.functions is not None and effect.type == "generic_alert":
+                    readback = self.functions.readback_for(live, effect.payload)
+                    batch.function_alert(device_id, dict(effect.payload), now, readback)
             elif isinstance(effect, fx.InputIgnored):
                 log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
             elif isinstance(effect, fx.SessionEnded):
@@ -608,6 +618,18 @@ class Dispatcher(SessionGuard, InventoryService):
         """Append one event and wake its readers (long-polls, webhooks)."""
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
         self._events_appended()
+
+    def events_appended(self):
+        """Events were appended elsewhere (by another service): wake their readers."""
+        self._events_appended()
+
+    async def job_queued(self, job, device):
+        """A job was queued outside the API: hand it to the live session, or wake the device."""
+        live = self._by_device.get(device.device_id)
+        if live is not None and not live.engine.finished:
+            live.engine.add_job(_job_spec(job))
+        elif self.notifier is not None:
+            await self.notifier.job_created(job, device)
 
     def _events_appended(self):
         self._wake_waiters()
@@ -677,6 +699,9 @@ class Dispatcher(SessionGuard, InventoryService):
             dict(bootstrap_view(n), created=iso_time(n.created), updated=iso_time(n.updated))
             for n in await self.store.standalone_notifications(device_id, BOOTSTRAPS_SHOWN)
         ]
+        view = self._with_lockouts(view, device)
+        if self.functions is not None:
+            view = await self.functions.annotate_device(view)
         return view
 
     def bootstrap(self, device_id, spec):
@@ -723,7 +748,10 @@ class Dispatcher(SessionGuard, InventoryService):
         if job is None:
             return None
         notifications = await self.store.notifications_for_job(job_id)
-        return self.notify_note(job_view(job, notifications))
+        view = self.notify_note(job_view(job, notifications))
+        if self.functions is not None:
+            view = await self.functions.annotate_job(view)
+        return view
 
     def list_jobs(self, device_id, limit, after):
         return defer.ensureDeferred(self._list_jobs(device_id, limit, after))
@@ -734,6 +762,14 @@ class Dispatcher(SessionGuard, InventoryService):
             raise UnknownDevice(device_id)
         jobs = await self.store.list_jobs(device_id, limit=limit, after=after)
         return [job_view(job, ()) for job in jobs]
+
+    def device_events(self, device_id, types, limit, before):
+        return defer.ensureDeferred(self._device_events(device_id, types, limit, before))
+
+    async def _device_events(self, device_id, types, limit, before):
+        if await self.store.get_device(device_id) is None:
+            raise UnknownDevice(device_id)
+        return [event_view(e) for e in await self.store.device_events(device_id, types, limit, before)]
 
     def wait_events(self, after, limit, wait):
         return defer.ensureDeferred(self._wait_events(after, limit, wait))

@@ -196,11 +196,15 @@ class GatewayService(service.MultiService):
 
         self.dispatcher.device_psk = DevicePskKeys(self.store, self.reactor)
         await self.dispatcher.device_psk.load()
+        self._start_functions()
         if cfg.api.webhooks:
             self._start_webhooks()
         self._start_notifications()
         if cfg.delegation.enabled:
             self._start_delegation()
+        # wake the devices of function jobs a crash left queued without a wake-up
+        d = defer.ensureDeferred(self._functions.campaigns.recover())
+        d.addErrback(lambda f: log.failure("waking devices of queued function jobs failed", f))
         for name, endpoint, factory in self._listeners():
             if self.metrics is not None:
                 factory.listener_name = "api" if name == "api" else "dm"
@@ -262,6 +266,12 @@ class GatewayService(service.MultiService):
                 reactor, cfg.delegation, self.delegation, self._delegation_peers
             )
             yield "delegation", endpoint, factory
+        if cfg.functions.download_enabled:
+            from dmgateway.firmware import package_site
+
+            yield "packages", endpoints.serverFromString(reactor, cfg.functions.endpoint), package_site(
+                self.store, reactor
+            )
         if cfg.api.enabled:
             from dmgateway.monitor.health import HealthCheck
 
@@ -271,6 +281,20 @@ class GatewayService(service.MultiService):
     def smpp_links(self):
         """The SMPP links of this process (for metrics and SNMP)."""
         return list(self._smpp_router.links) if self._smpp_router is not None else []
+
+    def _start_functions(self):
+        """Device functions, firmware packages and the campaign scheduler."""
+        from dmgateway.campaigns import CampaignService
+        from dmgateway.devfunctions import FunctionService
+        from dmgateway.firmware import FirmwareService
+
+        cfg = self.config.functions
+        functions = FunctionService(self.dispatcher, cfg, self.reactor)
+        functions.firmware = FirmwareService(self.store, cfg, self.reactor)
+        functions.campaigns = CampaignService(self.dispatcher, cfg, self.reactor, firmware=functions.firmware)
+        functions.start()
+        functions.campaigns.start()
+        self._functions = functions
 
     def listener_problems(self):
         """Names of the listeners that should be bound and are not (for /healthz)."""
@@ -438,6 +462,9 @@ class GatewayService(service.MultiService):
         if self.delegation is not None:
             self.delegation.stop()
             yield self._delegation_client.close()
+        if getattr(self, "_functions", None) is not None:
+            self._functions.stop()
+            yield self._functions.campaigns.stop()
         yield super().stopService()
         if self._sip is not None:
             yield self._sip.stop()

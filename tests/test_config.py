@@ -257,6 +257,11 @@ CASES = [
     ("smpp.ini", "[smpp:two words]\n", "smpp.ini [smpp:two words]: bad link name 'two words'"),
     ("smpp.ini", "[smpp]\n[smpp:default]\n",
      "smpp.ini [smpp:default]: link name 'default' is used twice"),
+    ("functions.ini", "[functions]\nresult_codes = fumo:403=maybe\n",
+     "functions.ini [functions] result_codes: bad result-code rule 'fumo:403=maybe'"),
+    ("functions.ini", "[functions]\ntimeout = 5\n", "functions.ini [functions] timeout: 5 out of range"),
+    ("functions.ini", "[functions]\ndownload_enabled = true\ndownload_url = ftp://x/fw\n",
+     "functions.ini [functions] download_url:"),
 ]
 
 

@@ -11,6 +11,7 @@ Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
     GET      /api/v1/devices?filters&cursor=C&limit=L
     PUT|GET|DELETE /api/v1/devices/{device_id}
     DELETE   /api/v1/devices/{device_id}/lockouts
+    GET      /api/v1/devices/{device_id}/events?type=T&limit=L&before=S
     POST|GET /api/v1/devices/{device_id}/jobs
     GET      /api/v1/jobs/{job_id}
     POST     /api/v1/jobs/{job_id}/cancel
@@ -346,6 +347,9 @@ class _V1(_JsonResource):
         from dmgateway.api.delegations import Delegations
 
         self.putChild(b"delegations", Delegations(settings))
+        from dmgateway.api import functions
+
+        functions.install(self, settings)
 
     def _check(self, request: server.Request) -> ApiError | None:
         return self._token.refusal(request)
@@ -401,10 +405,19 @@ class _Device(_JsonResource):
     def getChild(self, path: bytes, request: server.Request) -> Resource:
         if path == b"jobs":
             return _DeviceJobs(self._settings, self._device_id)
-        if path == b"bootstrap":
-            return _DeviceBootstrap(self._settings, self._device_id)
         if path == b"lockouts":
             return _DeviceLockouts(self._settings, self._device_id)
+        if path == b"events":
+            from dmgateway.api.device_events import DeviceEvents
+
+            return DeviceEvents(self._settings, self._device_id)
+        if path == b"bootstrap":
+            return _DeviceBootstrap(self._settings, self._device_id)
+        from dmgateway.api import functions
+
+        child = functions.device_child(path, self._settings, self._device_id)
+        if child is not None:
+            return child
         return super().getChild(path, request)
 
     def get(self, request: server.Request) -> Deferred[_Reply]:
@@ -674,6 +687,15 @@ class ApiRequest(BodyLimitedRequest):
     of it, or while reading a body of unknown length.  Logs one event per
     request, also when the client goes away first.
     """
+
+    def body_limit(self) -> int:
+        # a firmware upload may be as large as [functions] max_package_size
+        site = self.channel.site
+        path = getattr(self.channel, "_path", b"") or b""
+        upload = getattr(site, "upload_limit", None)
+        if upload and path.split(b"?", 1)[0].rstrip(b"/") == b"/api/v1/firmware":
+            return max(upload, site.max_body)
+        return site.max_body
 
     def too_large(self, limit: int) -> tuple[bytes, bytes]:
         return JSON_TYPE, error_bytes("payload_too_large", f"request body is larger than {limit} bytes")

@@ -103,6 +103,15 @@ class GatewayService(Protocol):
         L{UnknownDevice} if the device does not exist.
         """
 
+    def device_events(
+        self, device_id: str, types: tuple[str, ...], limit: int, before: int | None
+    ) -> Deferred[list[dict[str, Any]]]:
+        """
+        Up to C{limit} events of a device, newest first, of the given
+        C{types} (all if empty), with C{seq < before} if given.  Fails with
+        L{UnknownDevice} if the device does not exist.
+        """
+
     def bootstrap(self, device_id: str, spec: dict[str, Any]) -> Deferred[tuple[int, dict[str, Any]]]:
         """
         Build a bootstrap for the device (as returned by

@@ -66,6 +66,10 @@ def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
     if health is not None:
         unauthenticated[b"healthz"] = HealthResource(health, ready=False)
         unauthenticated[b"readyz"] = HealthResource(health, ready=True)
+    if config.api.console:
+        from dmgateway.console import ConsoleResource
+
+        unauthenticated[b"console"] = ConsoleResource()
     site = build_site(
         dispatcher,
         token,
@@ -76,4 +80,6 @@ def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
         reactor=reactor,
     )
     site.token = token
+    functions = getattr(config, "functions", None)
+    site.upload_limit = functions.max_package_size if functions is not None else None
     return site

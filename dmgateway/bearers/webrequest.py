@@ -21,8 +21,12 @@ class BodyLimitedRequest(server.Request):
     def refused(self, limit):
         """Called once after a 413 was sent (for logging)."""
 
+    def body_limit(self):
+        """The largest body this request may have (the site's ``max_body``)."""
+        return self.channel.site.max_body
+
     def gotLength(self, length):
-        if length is not None and length > self.channel.site.max_body:
+        if length is not None and length > self.body_limit():
             self._refuse()
             return
         super().gotLength(length)
@@ -31,7 +35,7 @@ class BodyLimitedRequest(server.Request):
         if self._refused:
             return
         self._received += len(data)
-        if self._received > self.channel.site.max_body:
+        if self._received > self.body_limit():
             self._refuse()
             return
         super().handleContentChunk(data)
@@ -54,7 +58,7 @@ class BodyLimitedRequest(server.Request):
     def _refuse(self):
         self._refused = True
         channel = self.channel
-        limit = channel.site.max_body
+        limit = self.body_limit()
         # no "100 Continue" after this answer
         self.requestHeaders.removeHeader(b"expect")
         content_type, body = self.too_large(limit)

@@ -131,7 +131,8 @@ class FleetRunner:
     def __init__(self, reactor, devices, url, *, rate=0, concurrency=8, sessions=None,
                  duration=None, agent=None, wake_source=None, progress=None, clock=None,
                  random_bytes=os.urandom, timeout=DEFAULT_TIMEOUT, server_id=None,
-                 observer=None, **session_options):
+                 observer=None, functions=None, encoding_for=None, report_delay=0.0,
+                 **session_options):
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.reactor = reactor
@@ -156,6 +157,17 @@ class FleetRunner:
         self.server_id = server_id
         self.session_options = session_options
         self.observer = observer  # observer(device, session) after every session
+        # device functions (FUMO/SCOMO/LAWMO): device_id -> client.functions.DeviceFunctions;
+        # a device downloads what an Exec asked for after its session, then reports
+        # in a session of its own ``report_delay`` seconds later
+        self.functions = functions or {}
+        self.encoding_for = encoding_for  # device -> "xml" | "wbxml" (default: session_options)
+        self.report_delay = report_delay
+        self.download_attempts = 6  # a package download is tried this often,
+        self.download_backoff = 0.5  # waiting 0.5 s, 1 s, 2 s ... in between
+        self.downloads = {"ok": 0, "failed": 0, "bytes": 0}
+        self._working = 0  # downloads and report delays under way
+        self._held = False
         self.stats = FleetStats()
 
         self._ready = deque()  # (device, WakeUp or None) waiting to start
@@ -198,6 +210,19 @@ class FleetRunner:
         self._maybe_finish()
         return self._done
 
+    def hold(self):
+        """Start no session until :meth:`release` (wake-ups and reports wait)."""
+        self._held = True
+
+    def release(self):
+        self._held = False
+        self._pump()
+
+    @property
+    def active(self):
+        """Sessions in flight now."""
+        return self._active
+
     def stop(self):
         """Start no more sessions; the run ends when the ones in flight do."""
         self._stopping = True
@@ -232,7 +257,7 @@ class FleetRunner:
         return not self._stopping and (self.limit is None or self._started < self.limit)
 
     def _pump(self):
-        if self._timer is not None and self._timer.active():
+        if self._held or (self._timer is not None and self._timer.active()):
             return
         self._timer = None
         skipped = []
@@ -265,11 +290,18 @@ class FleetRunner:
         if wake is not None:
             options["session_id"] = wake.session_id
             alert = sm.ALERT_SERVER_INITIATED
+        if self.encoding_for is not None:
+            options["encoding"] = self.encoding_for(device)
+        functions = self.functions.get(device.device_id)
         began = self.clock.seconds()
         try:
             session = device.session(self.url, random_bytes=self.random_bytes,
                                      server_id=self.server_id, **options)
-            request = session.start(alert=alert)
+            alerts = ()
+            if functions is not None:
+                functions.install(session.tree)
+                alerts = functions.reports()
+            request = session.start(alert=alert, generic_alerts=alerts)
         except Exception as error:  # noqa: BLE001 - a broken device must not stop the fleet
             self._finished(device, began, None, "protocol", "cannot start: %s" % (error,))
             return
@@ -286,9 +318,18 @@ class FleetRunner:
                         error = TransportError("cancelled")
                 kind, detail = classify_failure(session, error)
             device.remember(session)
+            if functions is not None:
+                if session.outcome == "completed":
+                    functions.reported()
+                else:
+                    functions.unreported()
             self._finished(device, began, session, kind, detail)
             if self.observer is not None:
                 self.observer(device, session)
+            if functions is not None and (functions.has_work() or (
+                    session.outcome != "completed" and wake is not None)):
+                self._working += 1
+                defer.ensureDeferred(self._work(device, functions)).addBoth(self._worked)
 
         d.addBoth(ended)
 
@@ -304,8 +345,48 @@ class FleetRunner:
         self._pump()
         self._maybe_finish()
 
+    async def _work(self, device, functions):
+        """Fetch the packages the device's operations need, then report in a new session."""
+        for pending, url in functions.downloads():
+            body = await self._download(url, functions.max_package)
+            if body is None:  # the device gives up: download failed, network error
+                self.downloads["failed"] += 1
+                functions.downloaded(pending, None, error=503)
+                continue
+            self.downloads["ok"] += 1
+            self.downloads["bytes"] += len(body)
+            functions.downloaded(pending, body)
+        if self.report_delay:
+            await task.deferLater(self.clock, self.report_delay, lambda: None)
+        if not self._stopping and (functions.reports_due() or not functions.has_work()):
+            self._ready.append((device, None))
+
+    async def _download(self, url, limit):
+        """The package at ``url``, trying again with backoff as device clients do; None if it never came."""
+        for attempt in range(self.download_attempts):
+            if attempt:
+                self.downloads["retries"] = self.downloads.get("retries", 0) + 1
+                await task.deferLater(self.clock, self.download_backoff * 2 ** (attempt - 1), lambda: None)
+            try:
+                response = await self.agent.request(b"GET", url.encode("utf-8"))
+                body = await _read_body(response, limit)
+            except Exception:  # noqa: BLE001 - any transport failure: try again
+                continue
+            if response.code == 200:
+                return body
+            if response.code < 500:
+                return None  # refused (bad token, no such package): no point in trying again
+        return None
+
+    def _worked(self, result):
+        self._working -= 1
+        if isinstance(result, Failure):
+            self.stats.record(0.0, "failed", "protocol", "device function: %s" % (result.value,), 0)
+        self._pump()
+        self._maybe_finish()
+
     def _maybe_finish(self):
-        if self._done is None or self._finishing or self._active:
+        if self._done is None or self._finishing or self._active or self._working:
             return
         if self._more_allowed() and (self._ready or self.wake_source is not None):
             return  # more to start, or wake-ups to wait for (until the deadline)

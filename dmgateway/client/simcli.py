@@ -119,9 +119,39 @@ def add_arguments(subparsers):
     p.add_argument("--progress", action="store_true",
                    help="progress line on stderr even when it is not a terminal")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--functions", action="store_true",
+                   help="devices play FUMO, SCOMO and LAWMO (Exec 202, downloads, completion alerts)")
+    p.add_argument("--fwv", default="1.0", help="with --functions: the devices' firmware version (default 1.0)")
+    p.add_argument("--fail", action="append", metavar="FUNCTION:FRACTION:CODE", default=[],
+                   help="with --functions: this fraction of devices fails FUNCTION with CODE, e.g. fumo:0.05:402")
+    p.add_argument("--report-delay", type=float, default=0.0, metavar="S",
+                   help="with --functions: seconds between an operation's end and its report session")
+    p.add_argument("--mixed-encodings", action="store_true",
+                   help="every other device talks WBXML, the rest XML")
     _session_options(p)
     p.set_defaults(func=_run_fleet)
     return sim
+
+
+def _function_models(devices, args):
+    from .functions import DeviceFunctions, FunctionPolicy
+
+    failures = {}
+    for spec in args.fail:
+        function, fraction, code = spec.split(":")  # ValueError when malformed
+        if function not in ("fumo", "scomo", "lawmo") or not 0 <= float(fraction) <= 1:
+            raise ValueError("expected FUNCTION:FRACTION:CODE, e.g. fumo:0.05:402, not %r" % (spec,))
+        failures[function] = (float(fraction), int(code))
+    policy = FunctionPolicy(failures)
+    return {d.device_id: DeviceFunctions(d.device_id, fwv=args.fwv, policy=policy) for d in devices}
+
+
+def _function_summary(models, runner):
+    versions = {}
+    for model in models.values():
+        versions[model.fwv] = versions.get(model.fwv, 0) + 1
+    return {"accepted": sum(m.accepted for m in models.values()), "fwv": versions,
+            "downloads": dict(runner.downloads)}
 
 
 def _session_options(p):
@@ -428,6 +458,13 @@ def _run_fleet(args):
     except _Usage as error:
         return _usage(args, error)
 
+    function_models = None
+    if args.functions:
+        try:
+            function_models = _function_models(devices, args)
+        except ValueError as error:
+            return _usage(args, _Usage("--fail: %s" % (error,)))
+
     def main(reactor):
         from . import fleet, sim
 
@@ -444,12 +481,19 @@ def _run_fleet(args):
                         reactor, _api_base(args.api), token, devices, server_id=args.server_name, job=job,
                         concurrency=min(args.concurrency, 16),
                         replace=args.reuse_ids or args.first is not None)
+                extra = {}
+                if args.functions:
+                    extra = dict(functions=function_models, report_delay=args.report_delay)
+                if args.mixed_encodings:
+                    extra["encoding_for"] = lambda d: ("wbxml", "xml")[sum(d.device_id.encode()) % 2]
                 runner = fleet.FleetRunner(
                     reactor, devices, args.url, rate=args.rate, concurrency=args.concurrency,
                     sessions=args.sessions, duration=args.duration, wake_source=wake,
                     progress=fleet.progress_stream(args.progress), timeout=args.timeout,
-                    **_session_kwargs(args))
+                    **_session_kwargs(args), **extra)
                 summary = await runner.run()
+                if args.functions:
+                    summary["functions"] = _function_summary(function_models, runner)
             finally:
                 if wake is not None:
                     await wake.stop()

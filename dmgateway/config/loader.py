@@ -28,6 +28,7 @@ from dmgateway.config.sections import (
     ApiConfig, AuthConfig, NotifyConfig, DelegationConfig, HttpConfig, HttpsConfig, LoggingConfig,
     MetricsConfig, ModemConfig, ServerConfig, SipConfig, SmppLinkConfig, SnmpConfig,
 )
+from dmgateway.config.sections import FunctionsConfig
 
 #: The files of a config directory and the sections each may hold, in the
 #: order they are checked.  ``smpp.ini`` also holds ``[smpp:NAME]`` sections.
@@ -39,6 +40,7 @@ FILES: dict[str, tuple[str, ...]] = {
     "sip.ini": ("sip",),
     "delegation.ini": ("delegation",),
     "snmp.ini": ("snmp",),
+    "functions.ini": ("functions",),
 }
 _HOME = {section: file for file, sections in FILES.items() for section in sections}
 _LINK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
@@ -63,6 +65,7 @@ class GatewayConfig:
     sip: SipConfig = field(default_factory=SipConfig)
     delegation: DelegationConfig = field(default_factory=DelegationConfig)
     snmp: SnmpConfig = field(default_factory=SnmpConfig)
+    functions: FunctionsConfig = field(default_factory=FunctionsConfig)
 
     @property
     def enabled_smpp_links(self) -> tuple[SmppLinkConfig, ...]:
@@ -142,6 +145,7 @@ def _load(config_dir: str, reactor, hostname: str | None):
                         peer_sections=_peer_readers(sections.get("delegation.ini", {}),
                                                     problems, reactor)),
         snmp=read("snmp.ini", "snmp", SnmpConfig),
+        functions=read("functions.ini", "functions", FunctionsConfig),
     )
     _check_listeners(config, problems)
     return config, problems
@@ -240,6 +244,7 @@ def _check_listeners(config: GatewayConfig, problems: list[Problem]) -> None:
         ("http.ini", "http", config.http),
         ("http.ini", "https", config.https),
         ("delegation.ini", "delegation", config.delegation),
+        ("functions.ini", "functions", _Listener(config.functions.download_enabled, config.functions.endpoint)),
     ]
     seen: list[tuple[str, str, str, int]] = []
     for file, section, part in listeners:
@@ -257,6 +262,12 @@ def _check_listeners(config: GatewayConfig, problems: list[Problem]) -> None:
                 break
         else:
             seen.append((file, section, interface, port))
+
+
+@dataclass(frozen=True)
+class _Listener:
+    enabled: bool
+    endpoint: str
 
 
 def _listen_address(description: str) -> tuple[str, int] | None:

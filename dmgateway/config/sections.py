@@ -194,6 +194,7 @@ class ApiConfig:
     webhook_secret_file: str = ""
     webhook_retries: int = 8
     webhook_timeout: float = 10.0
+    console: bool = True
 
     @classmethod
     def read(cls, r: SectionReader) -> ApiConfig:
@@ -207,6 +208,7 @@ class ApiConfig:
             webhook_secret_file=_secret_file(r, "webhook_secret_file"),
             webhook_retries=r.integer("webhook_retries", 8, 0, 100),
             webhook_timeout=r.number("webhook_timeout", 10.0, 0.1, 600),
+            console=r.boolean("console", True),
         )
 
 
@@ -726,3 +728,55 @@ class SnmpConfig:
     @property
     def trap_hosts(self) -> list[tuple[str, int]]:
         return [checks.parse_host_port(target, 162) for target in self.trap_targets]
+
+
+# -- functions.ini ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionsConfig:
+    """``functions.ini [functions]``: device functions, the package server, campaigns."""
+
+    timeout: int = _DAY
+    expiry_interval: int = 30
+    download_enabled: bool = False
+    endpoint: str = "tcp:8090:interface=127.0.0.1"
+    download_url: str = "http://127.0.0.1:8090/fw"
+    package_dir: str = "var/firmware"
+    max_package_size: int = 256 * 1024 * 1024
+    token_lifetime: int = 7 * _DAY
+    campaign_interval: int = 5
+    result_codes: tuple = ()  # parsed rules, see dmgateway.functions.mo.parse_code_rule
+
+    @classmethod
+    def read(cls, r: SectionReader) -> FunctionsConfig:
+        timeout = r.integer("timeout", cls.timeout, 60, 30 * _DAY)
+        expiry_interval = r.integer("expiry_interval", 30, 1, 3600)
+        campaign_interval = r.integer("campaign_interval", 5, 1, 600)
+        r.active = r.boolean("download_enabled", False)
+        return cls(
+            timeout=timeout,
+            expiry_interval=expiry_interval,
+            download_enabled=r.active,
+            endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("tcp", "ssl")),
+            download_url=r.text("download_url", cls.download_url, empty_ok=False,
+                                validate=checks.check_http_url),
+            package_dir=r.text("package_dir", cls.package_dir, empty_ok=False),
+            max_package_size=r.integer("max_package_size", cls.max_package_size, 1, 16 * 1024 ** 3),
+            token_lifetime=r.integer("token_lifetime", cls.token_lifetime, 60, 90 * _DAY),
+            campaign_interval=campaign_interval,
+            result_codes=_code_rules(r),
+        )
+
+
+def _code_rules(r: SectionReader) -> tuple:
+    from dmgateway.functions.mo import parse_code_rule
+
+    def check(word: str) -> str | None:
+        try:
+            parse_code_rule(word)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    return tuple(parse_code_rule(word) for word in r.words("result_codes", validate=check))

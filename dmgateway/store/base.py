@@ -29,6 +29,8 @@ from twisted.logger import Logger
 
 from .migrations import Migration, load_migrations
 from .model import PENDING_JOB_STATES, SchemaTooNew, StoreClosed, StoreError
+from .campaigns import CampaignQueries
+from .functions import FirmwareQueries, FunctionQueries
 from .inventory import InventoryQueries
 from .queries import Queries
 
@@ -87,7 +89,7 @@ class Txn:
         return self._store._insert_txn(self, sql, args, id_column)
 
 
-class Store(Queries, InventoryQueries, abc.ABC):
+class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, CampaignQueries, abc.ABC):
     """
     The persistent store; build one with L{open_store}.
 
@@ -594,6 +596,18 @@ class Store(Queries, InventoryQueries, abc.ABC):
         payload's fields.
         """
         return self.run_interaction("events_after", self._events_after_txn, seq, limit)
+
+    def device_events(
+        self, device_id: str, types: tuple[str, ...] = (), limit: int = 20, before: int | None = None,
+    ) -> Deferred:
+        """
+        Fire with up to C{limit} events of C{device_id}, newest first, of
+        the given C{types} (all if empty), numbered below C{before} if given;
+        each as in L{events_after}.
+        """
+        return self.run_interaction(
+            "device_events", self._device_events_txn, device_id, tuple(types), limit, before
+        )
 
     def last_event_seq(self) -> Deferred:
         """Fire with the highest event number handed out (0 if none)."""

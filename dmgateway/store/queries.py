@@ -619,6 +619,20 @@ class Queries:
         )
         return [_event(row) for row in rows]
 
+    def _device_events_txn(self, txn, device_id, types, limit, before) -> list[dict]:
+        _int(limit, "limit", 1)
+        sql = "SELECT * FROM events WHERE device_id = ?"
+        params: list = [device_id]
+        if types:
+            sql += " AND type IN (%s)" % ", ".join("?" * len(types))
+            params.extend(types)
+        if before is not None:
+            _int(before, "before", 0)
+            sql += " AND seq < ?"
+            params.append(before)
+        rows = txn.fetchall(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
+        return [_event(row) for row in rows]
+
     def _last_event_seq_txn(self, txn) -> int:
         return txn.fetchone("SELECT value FROM counters WHERE name = ?", ("events",))["value"]
 

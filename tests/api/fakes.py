@@ -236,6 +236,21 @@ class FakeGatewayService:
         assert waiter.deferred is not None
         waiter.deferred.callback(events)
 
+    def device_events(
+        self, device_id: str, types: tuple[str, ...], limit: int, before: int | None
+    ) -> Deferred[list[dict[str, Any]]]:
+        failed = self._call("device_events", device_id, types, limit, before)
+        if failed:
+            return failed
+        if device_id not in self.devices:
+            return fail(UnknownDevice(device_id))
+        found = [
+            copy.deepcopy(e) for e in reversed(self.events)
+            if e["device_id"] == device_id and (not types or e["type"] in types)
+            and (before is None or e["seq"] < before)
+        ]
+        return succeed(found[:limit])
+
     def wait_events(self, after: int, limit: int, wait: float) -> Deferred[list[dict[str, Any]]]:
         failed = self._call("wait_events", after, limit, wait)
         if failed:

@@ -190,6 +190,27 @@ class GatewayServiceContract:
             yield service.cancel_job("no-such-job")
 
     @inlineCallbacks
+    def test_device_events_newest_first_by_type(self):
+        service, _ = self.make_service()
+        with self.assertRaises(UnknownDevice):
+            yield service.device_events(DEVICE, (), 10, None)
+        yield service.put_device(DEVICE, ACCOUNT)
+        yield service.put_device("IMEI:2", ACCOUNT)
+        yield self.append_event(service, "session", DEVICE)
+        yield self.append_event(service, "notification", DEVICE)
+        yield self.append_event(service, "session", "IMEI:2")
+        yield self.append_event(service, "session", DEVICE)
+        events = yield service.device_events(DEVICE, (), 10, None)
+        self.assertEqual([e["type"] for e in events], ["session", "notification", "session"])
+        self.assertEqual({e["device_id"] for e in events}, {DEVICE})
+        self.assertGreater(events[0]["seq"], events[1]["seq"])
+        sessions = yield service.device_events(DEVICE, ("session",), 10, None)
+        self.assertEqual([e["seq"] for e in sessions], [events[0]["seq"], events[2]["seq"]])
+        older = yield service.device_events(DEVICE, ("session", "notification"), 1, events[0]["seq"])
+        self.assertEqual([e["seq"] for e in older], [events[1]["seq"]])
+        self.assertEqual((yield service.device_events("IMEI:2", ("job",), 10, None)), [])
+
+    @inlineCallbacks
     def test_wait_events_fires_at_once_with_existing_events(self):
         service, _ = self.make_service()
         yield self.append_event(service, "session", DEVICE)

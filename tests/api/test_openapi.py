@@ -12,7 +12,8 @@ import re
 from tests.api.test_resources import ApiTestCase
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi.yaml")
-SAMPLES = {"{device_id}": "IMEI%3A350000000000001", "{job_id}": "job-1",
+SAMPLES = {"{device_id}": "IMEI%3A350000000000001", "{job_id}": "job-1", "{firmware_id}": "a" * 32,
+           "{operation_id}": "b" * 32, "{campaign_id}": "c" * 32, "{action}": "pause",
            "{delegation_id}": "d-1"}
 
 
@@ -44,9 +45,13 @@ class OpenApiTests(ApiTestCase):
         self.assertEqual(
             set(routes),
             {"/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
-             "/api/v1/devices/{device_id}/bootstrap", "/api/v1/devices/{device_id}/lockouts",
+             "/api/v1/devices/{device_id}/lockouts", "/api/v1/devices/{device_id}/events",
+             "/api/v1/devices/{device_id}/bootstrap",
              "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/cancel", "/api/v1/events", "/metrics",
-             "/healthz", "/readyz", "/api/v1/delegations", "/api/v1/delegations/{delegation_id}"},
+             "/healthz", "/readyz", "/api/v1/delegations", "/api/v1/delegations/{delegation_id}", "/api/v1/firmware", "/api/v1/firmware/{firmware_id}",
+             "/api/v1/devices/{device_id}/operations", "/api/v1/operations/{operation_id}", "/api/v1/campaigns",
+             "/api/v1/campaigns/{campaign_id}", "/api/v1/campaigns/{campaign_id}/{action}",
+             "/api/v1/campaigns/{campaign_id}/report"},
         )
         for path, methods in routes.items():
             if path in ("/metrics", "/healthz", "/readyz"):

@@ -19,6 +19,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 START_TIMEOUT = 30.0
+# SIGTERM lets live DM sessions finish for up to [gateway] drain_timeout (default 20 s)
+# before the daemon stops cleanly: wait longer than that before SIGKILL.
 
 
 def free_port():

@@ -1,0 +1,521 @@
+"""
+Device-function operations in the store: created with the job that sends
+their Exec, moved along by what the device answers (the Exec's Status, the
+Generic Alert with the Correlator, the read-back of State/FwV) and by the
+deadline.  Every transition, the campaign device it belongs to and its
+``function`` event are written in one transaction.
+
+Mixed into L{dmgateway.store.base.Store}; the tables come from migration
+007.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from ..functions import outcome_for, parse_completion
+from ..functions.alerts import normalise_source
+from .queries import _dump, _int, _load, _text, _time
+
+__all__ = ["OPERATION_STATES", "OPEN_STATES", "FINAL_STATES", "OperationRow", "FunctionQueries"]
+
+OPERATION_STATES = ("pending", "awaiting_device", "verifying", "done", "failed", "expired")
+#: States in which a completion alert is still expected.
+OPEN_STATES = ("pending", "awaiting_device")
+FINAL_STATES = ("done", "failed", "expired")
+#: What a read-back node is recorded as in the outcome.
+_READBACK_KEYS = {"State": "device_state", "FwV": "fwv", "Version": "version"}
+
+
+@dataclass(frozen=True)
+class OperationRow:
+    """One row of C{operations}."""
+
+    op_id: str
+    device_id: str
+    function: str
+    action: str
+    correlator: str
+    alert_type: str
+    exec_target: str
+    readback: list
+    state: str
+    result_code: Optional[int]
+    outcome: dict
+    error: Optional[dict]
+    timeout: float
+    deadline: Optional[float]
+    expect_fwv: Optional[str]
+    campaign_id: Optional[str]
+    readback_job_id: Optional[str]
+    created: float
+    updated: float
+
+
+def _operation(row: dict) -> OperationRow:
+    values = dict(row)
+    values["readback"] = _load(row["readback"], "operation read-back")
+    values["outcome"] = _load(row["outcome"], "operation outcome") or {}
+    values["error"] = _load(row["error"], "operation error") if row["error"] else None
+    return OperationRow(**values)
+
+
+def _exec_status(results: list) -> Optional[int]:
+    for result in reversed(results or []):
+        if isinstance(result, dict) and result.get("op") == "Exec":
+            return result.get("status")
+    return None
+
+
+def _readback_values(results: list) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for result in results or []:
+        if not isinstance(result, dict) or result.get("op") != "Get" or result.get("status") != 200:
+            continue
+        node = str(result.get("target") or "").rsplit("/", 1)[-1]
+        key = _READBACK_KEYS.get(node)
+        data = result.get("data")
+        if key is None or not isinstance(data, str):
+            continue
+        value: Any = data.strip()
+        if key == "device_state":
+            value = int(value) if value.isdigit() and len(value) < 7 else value
+        values[key] = value
+    return values
+
+
+class FunctionQueries:
+    """The operation queries of the store (see the module docstring)."""
+
+    #: Operator result-code tables ``{function: {code: (success, meaning)}}``
+    #: (``[functions] result_codes``), set by the function service.
+    result_codes: dict = {}
+
+    # -- public, each one transaction -------------------------------------------
+
+    def create_operation(
+        self,
+        job_id: str,
+        device_id: str,
+        operation: Any,
+        *,
+        timeout: float,
+        notify: str = "auto",
+        expect_fwv: Optional[str] = None,
+        campaign_id: Optional[str] = None,
+        now: Optional[float] = None,
+    ):
+        """
+        Queue the job that starts C{operation} (a L{dmgateway.functions.Operation})
+        and record the operation; fires with C{(Job, OperationRow)}.
+        """
+        return self.run_interaction(
+            "create_operation", self._create_operation_txn, self._now() if now is None else now,
+            job_id, device_id, operation, timeout, notify, expect_fwv, campaign_id,
+        )
+
+    def get_operation(self, op_id: str):
+        """Fire with the L{OperationRow}, or L{None}."""
+        return self.run_interaction("get_operation", self._get_operation_txn, op_id)
+
+    def finished_operations(self, device_id: str, limit: int = 500):
+        """Fire with the device's ended operations, oldest first (the last C{limit})."""
+        return self.run_interaction("finished_operations", self._finished_operations_txn, device_id, limit)
+
+    def _finished_operations_txn(self, txn, device_id, limit):
+        rows = txn.fetchall(
+            "SELECT o.* FROM operations o JOIN jobs j ON j.job_id = o.op_id WHERE o.device_id = ?"
+            " AND o.state IN ('done', 'failed', 'expired') ORDER BY o.updated DESC, j.seq DESC LIMIT ?",
+            (device_id, limit))
+        return [_operation(row) for row in reversed(rows)]
+
+    def open_operations_of(self, device_id: str, function: str):
+        """Fire with the device's operations of C{function} that have not ended."""
+        return self.run_interaction("open_operations_of", self._open_operations_of_txn, device_id, function)
+
+    def _open_operations_of_txn(self, txn, device_id, function):
+        rows = txn.fetchall(
+            "SELECT * FROM operations WHERE device_id = ? AND function = ?"
+            " AND state IN ('pending', 'awaiting_device', 'verifying')", (device_id, function))
+        return [_operation(row) for row in rows]
+
+    def open_operations(self, device_id: str, correlators: list):
+        """Fire with the device's operations still expecting an alert, by Correlator."""
+        return self.run_interaction("open_operations", self._open_operations_txn, device_id, list(correlators))
+
+    def function_job_finished(self, job_id: str, state: str, results: list, now: float):
+        """A job ended: move the operation it starts or reads back; fires with it or L{None}."""
+        return self.run_interaction(
+            "function_job_finished", self._function_job_finished_txn, now, job_id, state, results
+        )
+
+    def function_alert(self, device_id: str, payload: dict, now: float, readback=None):
+        """
+        A generic alert arrived: settle the operation it completes (fires
+        with it, or L{None}).  C{readback} is what the session already holds
+        for it, recorded here: C{("readback", job_id, commands)} the job
+        reading the result back, or C{("request", job_id, operation,
+        firmware_id, token, expires, timeout, version)} the update a FUMO
+        device request gets.
+        """
+        return self.run_interaction(
+            "function_alert", self._function_alert_txn, now, device_id, payload, readback
+        )
+
+    def expire_operations(self, now: float, limit: int = 100):
+        """
+        End at most C{limit} operations whose deadline passed (state
+        C{expired}, each with a job reading the device's State back); fires
+        with C{(count, jobs)}: how many ended and the read-back L{Job}s.
+        """
+        return self.run_interaction("expire_operations", self._expire_operations_txn, now, limit)
+
+    # -- transactions ------------------------------------------------------------
+
+    def _create_operation_txn(self, txn, now, job_id, device_id, operation, timeout, notify, expect_fwv,
+                              campaign_id):
+        _time(timeout, "timeout")
+        _text(expect_fwv, "expect_fwv", optional=True)
+        _text(campaign_id, "campaign_id", optional=True)
+        job = self._create_job_txn(txn, now, job_id, device_id, operation.commands, False, notify, 0)
+        row = {
+            "op_id": job_id,
+            "device_id": device_id,
+            "function": operation.function,
+            "action": operation.action,
+            "correlator": operation.correlator,
+            "alert_type": operation.alert_type,
+            "exec_target": operation.exec_target,
+            "readback": _dump(operation.readback, "read-back"),
+            "state": "pending",
+            "result_code": None,
+            "outcome": _dump({"component": operation.component} if operation.component else {}, "outcome"),
+            "error": None,
+            "timeout": float(timeout),
+            "deadline": now + float(timeout),  # reset when the device accepts the Exec
+            "expect_fwv": expect_fwv,
+            "campaign_id": campaign_id,
+            "readback_job_id": None,
+            "created": now,
+            "updated": now,
+        }
+        txn.execute(
+            f"INSERT INTO operations ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
+        return job, _operation(row)
+
+    def _get_operation_txn(self, txn, op_id):
+        row = txn.fetchone("SELECT * FROM operations WHERE op_id = ?", (op_id,))
+        return None if row is None else _operation(row)
+
+    def _open_operations_txn(self, txn, device_id, correlators):
+        correlators = [c for c in correlators if isinstance(c, str)][:32]
+        if not correlators:
+            return []
+        marks = ", ".join("?" * len(correlators))
+        rows = txn.fetchall(
+            f"SELECT * FROM operations WHERE device_id = ? AND correlator IN ({marks})"
+            " AND state IN ('pending', 'awaiting_device')",
+            (device_id, *correlators),
+        )
+        return [_operation(row) for row in rows]
+
+    def _settle_txn(self, txn, now, op, state, *, result_code=None, outcome=None, error=None,
+                    deadline=None, readback_job_id=None):
+        """Move C{op} to C{state}; update its campaign device; append its event."""
+        merged = dict(op.outcome)
+        merged.update(outcome or {})
+        txn.execute(
+            "UPDATE operations SET state = ?, result_code = ?, outcome = ?, error = ?, deadline = ?,"
+            " readback_job_id = ?, updated = ? WHERE op_id = ?",
+            (
+                state,
+                result_code if result_code is not None else op.result_code,
+                _dump(merged, "outcome"),
+                _dump(error, "error") if error is not None else (_dump(op.error, "error") if op.error else None),
+                deadline if deadline is not None else op.deadline,
+                readback_job_id or op.readback_job_id,
+                now,
+                op.op_id,
+            ),
+        )
+        code = result_code if result_code is not None else op.result_code
+        if op.campaign_id is not None and state in FINAL_STATES:
+            reason = (error or op.error or {}).get("code") if state != "done" else None
+            txn.execute(
+                "UPDATE campaign_devices SET state = ?, result_code = ?, reason = ?, finished = ?"
+                " WHERE campaign_id = ? AND device_id = ? AND state = 'started'",
+                (state, code, reason, now, op.campaign_id, op.device_id),
+            )
+        payload: dict[str, Any] = {
+            "op_id": op.op_id,
+            "function": op.function,
+            "action": op.action,
+            "state": state,
+        }
+        if code is not None:
+            payload["result_code"] = code
+        if op.campaign_id is not None:
+            payload["campaign_id"] = op.campaign_id
+        if error is not None:
+            payload["error"] = error.get("code")
+        self._append_event_txn(txn, "function", op.device_id, now, payload)
+        return self._get_operation_txn(txn, op.op_id)
+
+    def _function_job_finished_txn(self, txn, now, job_id, state, results):
+        row = txn.fetchone("SELECT * FROM operations WHERE op_id = ?", (job_id,))
+        if row is not None and row["state"] == "pending":
+            op = _operation(row)
+            status = _exec_status(results)
+            if state == "done" and status == 202:
+                return self._settle_txn(txn, now, op, "awaiting_device", outcome={"exec_status": 202},
+                                        deadline=now + op.timeout)
+            if state == "done" and status == 200:
+                return self._settle_txn(txn, now, op, "done",
+                                        outcome={"exec_status": 200, "success": True,
+                                                 "meaning": "completed at once (Exec 200)"})
+            error = {"code": "exec_refused", "message": "the device refused the operation (Exec status %s)"
+                     % (status,)} if status is not None else {"code": "not_started",
+                                                              "message": "the operation's commands did not run"}
+            return self._settle_txn(txn, now, op, "failed", outcome={"exec_status": status}, error=error)
+        row = txn.fetchone("SELECT * FROM operations WHERE readback_job_id = ?", (job_id,))
+        if row is None:
+            return None
+        op = _operation(row)
+        values = _readback_values(results)
+        if op.state != "verifying":
+            # a failed or expired operation: the values only inform
+            return self._settle_txn(txn, now, op, op.state, outcome=values)
+        values["verified"] = state == "done"
+        if op.function == "fumo" and op.expect_fwv is not None and values.get("fwv") != op.expect_fwv:
+            error = {"code": "fwv_mismatch", "message": "the device reports FwV %r, expected %r"
+                     % (values.get("fwv"), op.expect_fwv)}
+            return self._settle_txn(txn, now, op, "failed", outcome=values, error=error)
+        return self._settle_txn(txn, now, op, "done", outcome=values)
+
+    def _function_alert_txn(self, txn, now, device_id, payload, readback):
+        if readback is not None and readback[0] == "request":
+            return self._function_request_txn(txn, now, device_id, *readback[1:])
+        if readback is not None:
+            _kind, readback_id, commands = readback
+            self._create_job_txn(txn, now, readback_id, device_id, commands, False, "none", 0)
+        else:
+            readback_id = None
+        done = parse_completion(payload)
+        if done is None or done.request:
+            return None
+        op = None
+        if done.correlator is not None:
+            row = txn.fetchone(
+                "SELECT * FROM operations WHERE device_id = ? AND correlator = ?", (device_id, done.correlator)
+            )
+            op = None if row is None else _operation(row)
+        else:
+            # a client that drops the Correlator: the one open operation with this Source and Type
+            rows = txn.fetchall(
+                "SELECT * FROM operations WHERE device_id = ? AND alert_type = ?"
+                " AND state IN ('pending', 'awaiting_device')",
+                (device_id, done.alert_type),
+            )
+            found = [r for r in rows if normalise_source(r["exec_target"]) == done.source]
+            op = _operation(found[0]) if len(found) == 1 else None
+        if op is None or op.state not in OPEN_STATES:
+            return None  # unknown, or a repeated report: the first result stands
+        alert = {"alert_type": done.alert_type}
+        if done.identifier is not None:
+            alert["identifier"] = done.identifier
+        if done.code is None:
+            error = {"code": "bad_result", "message": "the completion alert carries no result code"}
+            return self._settle_txn(txn, now, op, "failed", outcome=alert, error=error,
+                                    readback_job_id=readback_id)
+        verdict = outcome_for(op.function, done.code, self.result_codes.get(op.function))
+        alert.update(success=verdict.success, meaning=verdict.meaning)
+        if not verdict.success:
+            error = {"code": "device_failure", "message": "%d %s" % (done.code, verdict.meaning)}
+            return self._settle_txn(txn, now, op, "failed", result_code=done.code, outcome=alert, error=error,
+                                    readback_job_id=readback_id)
+        if readback_id is not None:
+            return self._settle_txn(txn, now, op, "verifying", result_code=done.code, outcome=alert,
+                                    readback_job_id=readback_id)
+        return self._settle_txn(txn, now, op, "done", result_code=done.code, outcome=alert)
+
+    def _function_request_txn(self, txn, now, device_id, job_id, operation, firmware_id, token, expires, timeout,
+                              expect_fwv):
+        """A device asked for an update and the session already holds the job for it: record both."""
+        if token is not None:
+            self._add_download_token_txn(txn, token, firmware_id, device_id, expires)
+        _job, op = self._create_operation_txn(txn, now, job_id, device_id, operation, timeout, "none", expect_fwv,
+                                              None)
+        self._append_event_txn(txn, "function", device_id, now, {
+            "op_id": op.op_id, "function": op.function, "action": op.action, "state": "pending",
+            "firmware_id": firmware_id, "reason": "device request"})
+        return op
+
+    def _expire_operations_txn(self, txn, now, limit):
+        _int(limit, "limit", 1)
+        rows = txn.fetchall(
+            "SELECT * FROM operations WHERE state IN ('pending', 'awaiting_device') AND deadline < ?"
+            " ORDER BY deadline LIMIT ?" + self._skip_locked_clause(),
+            (now, limit),
+        )
+        jobs = []
+        count = 0
+        for row in rows:
+            op = _operation(row)
+            changed = txn.execute(
+                "UPDATE operations SET state = 'expired', updated = ? WHERE op_id = ? AND state = ?",
+                (now, op.op_id, op.state),
+            )
+            if not changed:
+                continue  # another process took it
+            count += 1
+            readback_id = None
+            if op.state == "pending":
+                # the device never ran the operation's commands: they will not run late
+                txn.execute(
+                    "UPDATE jobs SET state = 'expired', updated = ? WHERE job_id = ? AND state IN ('queued', 'notified')",
+                    (now, op.op_id),
+                )
+                error = {"code": "expired", "message": "the device did not run the operation before the deadline"}
+            else:
+                state_reads = [cmd for cmd in op.readback if str(cmd.get("target", "")).endswith("/State")]
+                if state_reads:
+                    readback_id = uuid.uuid4().hex
+                    jobs.append(self._create_job_txn(txn, now, readback_id, op.device_id, state_reads, False,
+                                                     "auto", 0))
+                error = {"code": "expired", "message": "no completion alert before the deadline"}
+            self._settle_txn(txn, now, op, "expired", error=error, readback_job_id=readback_id)
+        return count, jobs
+
+    def settle_orphans(self, now: float, limit: int = 1000):
+        """
+        Settle the pending operations whose job ended without the session
+        saying so: cancelled through the API (the operation fails), or
+        interrupted by a gateway restart while it ran (the Exec may have
+        reached the device: the operation awaits its alert until the
+        deadline; it is never sent twice).  Fires with how many.
+        """
+        return self.run_interaction("settle_orphans", self._settle_orphans_txn, now, limit)
+
+    def _settle_orphans_txn(self, txn, now, limit):
+        rows = txn.fetchall(
+            "SELECT o.*, j.state AS job_state, j.error AS job_error FROM operations o JOIN jobs j"
+            " ON j.job_id = o.op_id WHERE o.state = 'pending' AND j.state IN ('failed', 'expired', 'done')"
+            " LIMIT ?", (limit,))
+        for row in rows:
+            job_state, job_error = row.pop("job_state"), row.pop("job_error")
+            op = _operation(row)
+            error = _load(job_error, "job error") if job_error else None
+            code = (error or {}).get("code")
+            if job_state == "failed" and code == "interrupted":
+                self._settle_txn(txn, now, op, "awaiting_device", deadline=now + op.timeout,
+                                 outcome={"interrupted": True})
+            elif job_state == "done":
+                continue  # its end is being recorded by the session
+            else:
+                self._settle_txn(txn, now, op, "failed" if job_state == "failed" else "expired",
+                                 error={"code": code or job_state, "message": "the operation's job ended: %s"
+                                        % ((error or {}).get("message") or job_state,)})
+        return len(rows)
+
+    def _skip_locked_clause(self) -> str:
+        """Row locks that other processes skip (PostgreSQL); SQLite has one writer."""
+        return " FOR UPDATE SKIP LOCKED" if getattr(self, "engine", "") == "postgresql" else ""
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """A registered firmware package (C{path} for an uploaded one, C{url} for an external one)."""
+
+    firmware_id: str
+    name: str
+    version: str
+    man: Optional[str]
+    model: Optional[str]
+    from_fwv: Optional[str]
+    url: Optional[str]
+    path: Optional[str]
+    size: Optional[int]
+    sha256: Optional[str]
+    created: float
+
+
+class FirmwareQueries:
+    """Firmware packages and download tokens."""
+
+    def add_firmware(self, firmware: Firmware):
+        """Record a package; L{Conflict} when the id is taken."""
+        return self.run_interaction("add_firmware", self._add_firmware_txn, firmware)
+
+    def get_firmware(self, firmware_id: str):
+        return self.run_interaction("get_firmware", self._get_firmware_txn, firmware_id)
+
+    def list_firmware(self, limit: int = 1000):
+        return self.run_interaction("list_firmware", self._list_firmware_txn, limit)
+
+    def add_download_token(self, token: str, firmware_id: str, device_id: str, expires: float):
+        return self.run_interaction("add_download_token", self._add_download_token_txn, token, firmware_id,
+                                    device_id, expires)
+
+    def check_download_token(self, token: str, firmware_id: str, now: float):
+        """Fire with the device id the token was given to, or L{None} (unknown, other package, expired)."""
+        return self.run_interaction("check_download_token", self._check_download_token_txn, token, firmware_id,
+                                    now)
+
+    def match_firmware(self, man: Optional[str], model: Optional[str], fwv: Optional[str]):
+        """
+        The newest package for a device of this Man/Mod at FwV C{fwv}: its
+        C{man}/C{model}/C{from_fwv} unset or equal, and another version than
+        C{fwv}; or L{None}.
+        """
+        return self.run_interaction("match_firmware", self._match_firmware_txn, man, model, fwv)
+
+    def _match_firmware_txn(self, txn, man, model, fwv):
+        rows = txn.fetchall(
+            "SELECT * FROM firmware WHERE (man IS NULL OR man = ?) AND (model IS NULL OR model = ?)"
+            " AND (from_fwv IS NULL OR from_fwv = ?) ORDER BY created DESC, firmware_id LIMIT 50",
+            (man or "", model or "", fwv or ""))
+        for row in rows:
+            if row["version"] != fwv:
+                return Firmware(**row)
+        return None
+
+    def _add_firmware_txn(self, txn, firmware):
+        for name in ("firmware_id", "name", "version"):
+            _text(getattr(firmware, name), name, empty=False)
+        if txn.fetchone("SELECT 1 AS one FROM firmware WHERE firmware_id = ?", (firmware.firmware_id,)):
+            from .model import Conflict
+
+            raise Conflict(f"firmware {firmware.firmware_id!r} already exists")
+        row = {name: getattr(firmware, name) for name in Firmware.__dataclass_fields__}
+        txn.execute(
+            f"INSERT INTO firmware ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+        )
+        return firmware
+
+    def _get_firmware_txn(self, txn, firmware_id):
+        row = txn.fetchone("SELECT * FROM firmware WHERE firmware_id = ?", (firmware_id,))
+        return None if row is None else Firmware(**row)
+
+    def _list_firmware_txn(self, txn, limit):
+        _int(limit, "limit", 1)
+        rows = txn.fetchall("SELECT * FROM firmware ORDER BY created, firmware_id LIMIT ?", (limit,))
+        return [Firmware(**row) for row in rows]
+
+    def _add_download_token_txn(self, txn, token, firmware_id, device_id, expires):
+        txn.execute("DELETE FROM download_tokens WHERE firmware_id = ? AND device_id = ?", (firmware_id, device_id))
+        txn.execute(
+            "INSERT INTO download_tokens (token, firmware_id, device_id, expires) VALUES (?, ?, ?, ?)",
+            (token, firmware_id, device_id, expires),
+        )
+        return token
+
+    def _check_download_token_txn(self, txn, token, firmware_id, now):
+        row = txn.fetchone(
+            "SELECT device_id FROM download_tokens WHERE token = ? AND firmware_id = ? AND expires > ?",
+            (token, firmware_id, now),
+        )
+        return None if row is None else row["device_id"]
