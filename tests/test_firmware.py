@@ -8,6 +8,8 @@ package, hostile paths.
 import hashlib
 import io
 import os
+import shutil
+import tempfile
 from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task, utils
@@ -28,7 +30,8 @@ class FirmwareTests(TestCase):
         self.addCleanup(self.store.close)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
-        self.dir = self.mktemp()
+        self.dir = os.path.join(tempfile.mkdtemp(prefix="dmgw-fw-"), "packages")
+        self.addCleanup(shutil.rmtree, os.path.dirname(self.dir), True)
         self.config = SimpleNamespace(package_dir=self.dir, max_package_size=len(BODY) + 10, download_enabled=True,
                                       download_url="http://127.0.0.1:1/fw", token_lifetime=600)
         self.service = FirmwareService(self.store, self.config, self.clock)
