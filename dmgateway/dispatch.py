@@ -865,12 +865,18 @@ def job_view(job, notifications):
 
 
 def _redacted(commands):
-    """Job commands for a view: the data of an ``.../AAuthSecret`` leaf is never shown."""
+    """Job commands for a view: the data of an ``.../AAuthSecret`` leaf is never
+    shown, also inside a Sequence."""
     out = []
     for command in commands:
-        target = str(command.get("target", "")) if isinstance(command, dict) else ""
+        if not isinstance(command, dict):
+            out.append(command)
+            continue
+        target = str(command.get("target", ""))
         if target.split("?", 1)[0].rstrip("/").endswith("/AAuthSecret") and "data" in command:
             command = dict(command, data="(secret)")
+        if isinstance(command.get("commands"), list):
+            command = dict(command, commands=_redacted(command["commands"]))
         out.append(command)
     return out
 
