@@ -64,6 +64,11 @@ class SessionGuard:
         return "refuse"
 
     def _credentials_ok(self, device, msg, body, hmac_header):
+        """Whether ``msg`` proves it comes from ``device``.  An account with
+        client authentication ``none`` presents no proof: its session goes on
+        only on its RespURI, and nobody's package 1 replaces it."""
+        if (device.client.scheme or "").strip().lower() == "none":
+            return False
         hdr = msg.hdr
         verdict = verify_client(
             device.client,

@@ -16,7 +16,9 @@ from tests.support import gateway_config
 from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
 
 
-class SecurityTests(TestCase):
+class DispatcherHarness(TestCase):
+    """A dispatcher on a SQLite store in memory, a device with one job."""
+
     timeout = 60
 
     @defer.inlineCallbacks
@@ -56,6 +58,9 @@ class SecurityTests(TestCase):
     async def job_state(self):
         return (await self.dispatcher.get_job(self.job["id"]))["state"]
 
+
+
+class SecurityTests(DispatcherHarness):
     async def test_continuing_message_without_the_token_is_refused(self):
         session, request = await self.first_package()
         live = self.dispatcher._by_device[DEVICE]
@@ -441,3 +446,52 @@ class ReadOnlySqliteTests(TestCase):
         self.assertFalse(self.dispatcher.outage.active)
         job = await self.dispatcher.get_job(self.job["id"])
         self.assertNotEqual(job["state"], "running")
+
+
+class NoClientAuthTests(DispatcherHarness):
+    """A device whose account has client authentication ``none`` presents
+    nothing that proves who sends a message: its session continues only on
+    its RespURI, and a stranger's package 1 does not replace it."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, client_auth={"type": "none", "name": "",
+                                                                            "secret": ""}))
+
+    async def first_package(self):
+        acc = account()
+        acc.client.scheme = "none"
+        session = ClientSession(acc, random_bytes=os.urandom)
+        reply = await self.exchange(session.start())
+        self.assertEqual(reply.code, 200)
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        return session, request
+
+    async def test_a_message_without_the_token_is_refused(self):
+        session, request = await self.first_package()
+        live = self.dispatcher._by_device[DEVICE]
+        forged = request.body.replace(("?s=" + live.token).encode(), b"")
+        stolen = await self.post(forged, token=None, peer="127.0.0.2:5000")
+        self.assertIn(b"<Data>403</Data>", stolen.body)
+        self.assertNotIn(live.token.encode(), stolen.body)
+        self.assertEqual(live.messages, 1)
+        self.assertEqual(await self.job_state(), "running")
+        await self.finish(session, request)
+        self.assertEqual(session.outcome, "completed")
+        self.assertEqual(await self.job_state(), "done")
+
+    async def test_a_strangers_package1_does_not_replace_the_session(self):
+        session, request = await self.first_package()
+        live = self.dispatcher._by_device[DEVICE]
+        acc = account()
+        acc.client.scheme = "none"
+        stranger = ClientSession(acc, random_bytes=os.urandom)
+        reply = await self.exchange(stranger.start(), peer="127.0.0.2:5000")
+        self.assertEqual(reply.code, 200)
+        self.assertNotIn(b"?s=", reply.body)  # no RespURI token for it
+        self.assertIs(self.dispatcher._by_device[DEVICE], live)
+        self.assertEqual(await self.job_state(), "running")
+        await self.finish(session, request)
+        self.assertEqual(session.outcome, "completed")
+        self.assertEqual(await self.job_state(), "done")
