@@ -73,6 +73,8 @@ class LiveSession:
     host: str = None  # the peer address that opened it (lockouts are per address)
     first_body: bytes = b""  # package 1 as received, to know a retransmission
     count_failures: bool = True  # False for a retransmitted package 1
+    authenticated: bool = False  # the device proved itself in this session
+    pending_jobs: list = field(default_factory=list)  # ids of the jobs it was opened with
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -122,6 +124,7 @@ class Dispatcher(SessionGuard, InventoryService):
         self.accept_msg_size = min(limits) if limits else None
         self._by_token = {}
         self._by_device = {}
+        self._authenticated_live = 0  # live sessions whose device authenticated
         self._locks = {}
         self._waiters = []
         self._listeners = []
@@ -282,6 +285,11 @@ class Dispatcher(SessionGuard, InventoryService):
         live.messages += 1
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
         ended = outcome.finished or live.engine.finished
+        just_authenticated = not live.authenticated and any(
+            isinstance(effect, fx.Authenticated) for effect in outcome.effects)
+        if just_authenticated and self._by_token.get(live.token) is live:
+            live.authenticated = True
+            self._authenticated_live += 1
         if ended:
             # at once: a job created while the effects are written must not
             # be handed to an engine that is over
@@ -294,6 +302,8 @@ class Dispatcher(SessionGuard, InventoryService):
             else:
                 self._abort_unrecorded(live, "the store is unavailable")
             raise
+        if just_authenticated and self.notifier is not None and live.pending_jobs:
+            await self.notifier.session_started(live.device_id, live.pending_jobs)
         reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, live.encoding)
         headers = {}
         if outcome.hmac_header:
@@ -323,7 +333,9 @@ class Dispatcher(SessionGuard, InventoryService):
     async def _open(self, msg, encoding, peer):
         device_id = msg.hdr.source.loc_uri
         now = self.clock.seconds()
-        if len(self._by_device) >= self.config.gateway.max_sessions:
+        # only sessions whose device authenticated take a place: a stranger's
+        # package 1 (wrong credentials for a known device id) cannot fill them
+        if self._authenticated_live >= self.config.gateway.max_sessions:
             if not self._refusing_busy:  # said once per overload, not per device
                 log.warn("sessions refused (503): {count} open, [gateway] max_sessions reached",
                          count=len(self._by_device))
@@ -379,8 +391,9 @@ class Dispatcher(SessionGuard, InventoryService):
         self.stats["sessions_started"] += 1
         # recorded with the effects of the first message, in the same transaction
         live.unrecorded = True
-        if self.notifier is not None and jobs:
-            await self.notifier.session_started(device_id, [job.job_id for job in jobs])
+        # their queued wake-ups are moot once the device authenticates (not before:
+        # a stranger's package 1 must not stop them)
+        live.pending_jobs = [job.job_id for job in jobs]
         log.info(
             "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
             session_id=msg.hdr.session_id,
@@ -480,7 +493,8 @@ class Dispatcher(SessionGuard, InventoryService):
             self._first_bodies[live.device_id] = _digest(live.first_body)
             while len(self._first_bodies) > getattr(self.config.gateway, "max_sessions", 10000):
                 self._first_bodies.popitem(last=False)
-        self._by_token.pop(live.token, None)
+        if self._by_token.pop(live.token, None) is live and live.authenticated:
+            self._authenticated_live -= 1
         if self._by_device.get(live.device_id) is live:
             del self._by_device[live.device_id]
 

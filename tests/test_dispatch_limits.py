@@ -66,3 +66,36 @@ class MaxSessionsTests(TestCase):
             request = second.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
         self.assertEqual(second.outcome, "completed")
         self.assertEqual((await self.dispatcher.get_job(job["id"]))["state"], "done")
+
+    async def test_strangers_package1_takes_no_place_and_stops_no_wake_up(self):
+        # wrong credentials for a known device id open a session that waits
+        # for the device to retry: it must not hold one of max_sessions, nor
+        # expire the device's queued wake-ups
+        started = []
+
+        class Notifier:
+            bearers = {"sms": object()}
+
+            async def job_created(self, job, device):
+                pass
+
+            async def session_started(self, device_id, job_ids):
+                started.append((device_id, list(job_ids)))
+
+        self.dispatcher.notifier = Notifier()
+        job = await self.dispatcher.create_job(OTHER, dict(GET_SWV, notify="none"))
+        attacker = self.session(OTHER)
+        attacker.account.client.secret = "wrong"
+        reply = await self.dispatcher.handle_dm(attacker.start().body, encoding="xml", peer="127.0.0.2:5000")
+        self.assertIn(b"<Data>401</Data>", reply.body)
+        self.assertEqual(started, [])
+        # the real device of the other account still gets the one place
+        await self.dispatcher.create_job(account().device_id, dict(GET_SWV, notify="none"))
+        device = self.session(account().device_id)
+        request = device.start()
+        while request is not None:
+            reply = await self.send(request)
+            request = device.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        self.assertEqual(device.outcome, "completed")
+        self.assertEqual([device_id for device_id, _jobs in started], [account().device_id])
+        self.assertEqual((await self.dispatcher.get_job(job["id"]))["state"], "queued")
