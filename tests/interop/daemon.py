@@ -56,7 +56,10 @@ class Daemon:
         files = {
             "dmgateway.ini": (
                 "[gateway]\nserver_id = dmgw-e2e\npublic_url = %s\nstore = %s\n"
-                "session_timeout = %d\n\n[api]\nendpoint = tcp:%d:interface=127.0.0.1\n"
+                "session_timeout = %d\n"
+                # below stop()'s 15 s before SIGKILL: a session live at SIGTERM is
+                # drained, then ended cleanly, not killed mid-drain
+                "drain_timeout = 8\n\n[api]\nendpoint = tcp:%d:interface=127.0.0.1\n"
                 "token_file = var/api.token\n\n%s"
                 % (self.url, self.store, self.session_timeout, self.api_port, self.gateway_extra)
             ),
