@@ -137,8 +137,9 @@ class SessionGuard:
     def _refusal(self, device, device_id, host, peer, now):
         """The SyncML status refusing a session to ``device_id`` from ``host`` (None: go on)."""
         if device is None:
-            # warn once per burst from one peer, not for every message of a scan
-            if not self.limiter.blocked(peer, now) and not self.limiter.failure(peer, now):
+            # warn once per burst from one address (each connection has its own
+            # port), not for every message of a scan
+            if not self.limiter.blocked(host, now) and not self.limiter.failure(host, now):
                 log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
             return 401
         if device.locked(now):

@@ -495,3 +495,20 @@ class NoClientAuthTests(DispatcherHarness):
         await self.finish(session, request)
         self.assertEqual(session.outcome, "completed")
         self.assertEqual(await self.job_state(), "done")
+
+
+class UnknownDeviceScanTests(DispatcherHarness):
+    async def test_a_scan_of_device_ids_is_not_one_warning_per_connection(self):
+        from twisted.logger import LogLevel, capturedLogs
+
+        with capturedLogs() as events:
+            for n in range(30):
+                acc = account()
+                acc.device_id = "IMEI:3500000000%05d" % (n,)
+                session = ClientSession(acc, random_bytes=os.urandom)
+                # a new connection (source port) for every message
+                reply = await self.exchange(session.start(), peer="127.0.0.2:%d" % (20000 + n,))
+                self.assertIn(b"<Data>401</Data>", reply.body)
+        warnings = [e for e in events if e.get("log_level") == LogLevel.warn
+                    and "unknown device" in e.get("log_format", "")]
+        self.assertLessEqual(len(warnings), 5)
