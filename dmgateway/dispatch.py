@@ -71,7 +71,7 @@ class LiveSession:
     auth_failures: int = 0  # the device's failure count as the store has it
     job_ids: list = field(default_factory=list)
     host: str = None  # the peer address that opened it (lockouts are per address)
-    first_body: bytes = b""  # package 1 as received, to know a retransmission
+    first_digest: bytes = b""  # digest of package 1 as received, to know a retransmission
     count_failures: bool = True  # False for a retransmitted package 1
     authenticated: bool = False  # the device proved itself in this session
     pending_jobs: list = field(default_factory=list)  # ids of the jobs it was opened with
@@ -274,7 +274,7 @@ class Dispatcher(SessionGuard, InventoryService):
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live
-            live.first_body = body
+            live.first_digest = _digest(body)
             # the package 1 of a session that just ended, again: its digest is
             # stale by now, but that is a retransmission, not a guess
             live.count_failures = self._first_bodies.get(device_id) != _digest(body)
@@ -488,9 +488,9 @@ class Dispatcher(SessionGuard, InventoryService):
     def _forget(self, live):
         if live.timer is not None and live.timer.active():
             live.timer.cancel()
-        if live.first_body:
+        if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
-            self._first_bodies[live.device_id] = _digest(live.first_body)
+            self._first_bodies[live.device_id] = live.first_digest
             while len(self._first_bodies) > getattr(self.config.gateway, "max_sessions", 10000):
                 self._first_bodies.popitem(last=False)
         if self._by_token.pop(live.token, None) is live and live.authenticated:

@@ -51,12 +51,13 @@ class SessionGuard:
         same_session = msg.hdr.session_id == live.session_id
         if token is not None:
             if same_session and hmac.compare_digest(token.encode("utf-8"), live.token.encode("utf-8")):
-                if starts and msg.hdr.msg_id == "1" and live.messages > 0 and body != live.first_body:
+                if (starts and msg.hdr.msg_id == "1" and live.messages > 0
+                        and _digest(body) != live.first_digest):
                     return "take_over"  # the device started again on an old RespURI
                 return "continue"
             return "take_over" if starts else "refuse"
         if starts:
-            if same_session and body == live.first_body and live.messages == 1:
+            if same_session and _digest(body) == live.first_digest and live.messages == 1:
                 return "continue"  # package 1 again: the engine sends its reply again
             return "take_over"
         if same_session and self._credentials_ok(live.engine.device, msg, body, hmac_header):
@@ -106,7 +107,7 @@ class SessionGuard:
             fresh = await self._open(msg, encoding, peer)
             if isinstance(fresh, _dispatch.DMReply):
                 return fresh
-            fresh.first_body = body
+            fresh.first_digest = _digest(body)
             return await self._take(fresh, msg, body, hmac_header)
         # not authenticated: a session of its own answers (401/407 + Chal,
         # no RespURI token), the live session is not touched
@@ -121,7 +122,7 @@ class SessionGuard:
         throwaway = _dispatch.LiveSession(
             token="", device_id=device_id, session_id=msg.hdr.session_id, engine=engine,
             encoding=encoding, media_type=_dispatch.media_type_for(encoding), started=now,
-            auth_failures=device.auth_failures, host=host, count_failures=body != live.first_body,
+            auth_failures=device.auth_failures, host=host, count_failures=_digest(body) != live.first_digest,
         )
         kept = (fx.NoncesChanged, fx.AuthFailed)
         await self._apply(throwaway, [e for e in outcome.effects if isinstance(e, kept)])

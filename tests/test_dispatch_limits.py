@@ -99,3 +99,32 @@ class MaxSessionsTests(TestCase):
         self.assertEqual(device.outcome, "completed")
         self.assertEqual([device_id for device_id, _jobs in started], [account().device_id])
         self.assertEqual((await self.dispatcher.get_job(job["id"]))["state"], "queued")
+
+    async def test_sessions_waiting_for_their_device_do_not_hold_the_message(self):
+        # a stranger's package 1, padded to ~1 MB, for each of many known
+        # device ids: every one leaves a session waiting for the device; none
+        # may keep the message (memory would grow by max_body per device id)
+        import gc
+        import tracemalloc
+
+        ids = ["IMEI:49015420300%04d" % (n,) for n in range(12)]
+        for device_id in ids:
+            await self.dispatcher.put_device(device_id, ACCOUNT)
+        padding = b" " * 1_000_000
+        tracemalloc.start()
+        try:
+            gc.collect()
+            before = tracemalloc.get_traced_memory()[0]
+            for device_id in ids:
+                attacker = self.session(device_id)
+                attacker.account.client.secret = "wrong"
+                body = attacker.start().body.replace(b"</SyncBody>", padding + b"</SyncBody>")
+                reply = await self.dispatcher.handle_dm(body, encoding="xml", peer="127.0.0.2:5000")
+                self.assertIn(b"<Data>401</Data>", reply.body)
+                del body, reply
+            gc.collect()
+            kept = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        self.assertEqual(len([d for d in ids if self.dispatcher.is_live(d)]), len(ids))
+        self.assertLess(kept, 3_000_000, "%d bytes kept for %d waiting sessions" % (kept, len(ids)))
