@@ -193,7 +193,8 @@ class Dispatcher(SessionGuard, InventoryService):
         """Answer one DM message; fires with a :class:`DMReply`.
 
         ``limits`` (a :class:`~dmgateway.bearers.httplimits.MessageLimits`)
-        bound a message that is not on a live session's RespURI.
+        bound a message that is not on the RespURI of a session whose device
+        authenticated.
         """
         return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
 
@@ -205,8 +206,9 @@ class Dispatcher(SessionGuard, InventoryService):
         if token is not None and token not in self._by_token and self.guard.guessing(host, self.clock.seconds()):
             # an address that spent its budget of wrong tokens: not even decoded
             return DMReply(403, "text/plain; charset=utf-8", b"too many messages for unknown sessions\n")
-        if token is not None and token in self._by_token:
-            limits = None  # the session's own RespURI: its device authenticated
+        live = self._by_token.get(token) if token is not None else None
+        if live is not None and live.authenticated:
+            limits = None  # the RespURI of a session whose device authenticated
         try:
             msg, encoding = decode_message(
                 body, CONTENT_TYPES.get(encoding), max_elements=limits.max_elements if limits else None

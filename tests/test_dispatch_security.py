@@ -512,3 +512,36 @@ class UnknownDeviceScanTests(DispatcherHarness):
         warnings = [e for e in events if e.get("log_level") == LogLevel.warn
                     and "unknown device" in e.get("log_format", "")]
         self.assertLessEqual(len(warnings), 5)
+
+
+class LimitsOnTheRespUriTests(DispatcherHarness):
+    """The pre-authentication limits are lifted only on the RespURI of a
+    session whose device authenticated, not on the one a 401 carries."""
+
+    def limits(self):
+        from dmgateway.bearers.httplimits import MessageLimits
+
+        return MessageLimits(max_elements=2000, max_commands=50, max_items=100)
+
+    def padded(self, request, items):
+        filler = b"<Replace><CmdID>90</CmdID>" + b"<Item><Data>x</Data></Item>" * items + b"</Replace>"
+        return request.body.replace(b"<Final/>", filler + b"<Final/>")
+
+    async def test_the_respuri_of_a_failed_authentication_keeps_the_limits(self):
+        attacker = ClientSession(account(secret="wrong"), random_bytes=os.urandom)
+        reply = await self.exchange(attacker.start(), peer="127.0.0.2:5000")
+        self.assertIn(b"<Data>401</Data>", reply.body)
+        token = reply.body.split(b"?s=", 1)[1].split(b"<", 1)[0].decode()
+        retry = attacker.receive(reply.body, {"content-type": reply.content_type})
+        flood = self.padded(retry, 500)
+        answer = await self.dispatcher.handle_dm(flood, encoding="xml", token=token, peer="127.0.0.2:5000",
+                                                 limits=self.limits())
+        self.assertEqual(answer.code, 413, answer.body)
+
+    async def test_the_respuri_of_an_authenticated_device_is_not_limited(self):
+        session, request = await self.first_package()
+        token = request.url.split("?s=", 1)[1]
+        big = self.padded(request, 500)
+        answer = await self.dispatcher.handle_dm(big, encoding="xml", token=token, peer="127.0.0.1:4000",
+                                                 limits=self.limits())
+        self.assertEqual(answer.code, 200, answer.body)
