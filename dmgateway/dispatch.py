@@ -576,7 +576,10 @@ class Dispatcher(SessionGuard, InventoryService):
                     "jobs": list(live.job_ids),
                 }
                 batch.end_session(live.token, now)
-                batch.set_last_session(device_id, summary)
+                if live.authenticated:
+                    # the device's own sessions only: a stranger's wrong
+                    # credentials must not make it look seen (inventory filters)
+                    batch.set_last_session(device_id, summary)
                 batch.append_event("session", device_id, now, summary)
                 events += 1
                 log.info(

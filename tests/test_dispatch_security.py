@@ -545,3 +545,21 @@ class LimitsOnTheRespUriTests(DispatcherHarness):
         answer = await self.dispatcher.handle_dm(big, encoding="xml", token=token, peer="127.0.0.1:4000",
                                                  limits=self.limits())
         self.assertEqual(answer.code, 200, answer.body)
+
+
+class StrangerSessionRecordTests(DispatcherHarness):
+    async def test_a_strangers_session_is_an_event_but_not_the_devices_last_session(self):
+        attacker = ClientSession(account(secret="wrong"), random_bytes=os.urandom)
+        reply = await self.exchange(attacker.start(), peer="127.0.0.2:5000")
+        self.assertIn(b"<Data>401</Data>", reply.body)
+        self.clock.advance(61)  # session_timeout: the session waiting for a retry ends
+        for _ in range(20):
+            await task.deferLater(reactor, 0, lambda: None)
+            if not self.dispatcher.is_live(DEVICE):
+                break
+        self.assertFalse(self.dispatcher.is_live(DEVICE))
+        device = await self.dispatcher.get_device(DEVICE)
+        self.assertIsNone(device["last_session"])
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertIn("session", [e["type"] for e in events["events"]] if isinstance(events, dict)
+                      else [e["type"] for e in events])
