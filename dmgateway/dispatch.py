@@ -180,8 +180,11 @@ class Dispatcher(SessionGuard, InventoryService):
         return len(self._by_token)
 
     def is_live(self, device_id):
-        """Whether ``device_id`` is in a session with this process now."""
-        return device_id in self._by_device
+        """Whether ``device_id`` is in a session with this process now, one in
+        which it authenticated (a stranger's package 1 with wrong credentials
+        holds back no wake-up and no bootstrap)."""
+        live = self._by_device.get(device_id)
+        return live is not None and live.authenticated
 
     def add_event_listener(self, listener):
         """Call ``listener()`` after every event appended (webhooks)."""
@@ -724,7 +727,10 @@ class Dispatcher(SessionGuard, InventoryService):
         live = self._by_device.get(device_id)
         if live is not None:
             live.engine.add_job(_job_spec(job))
-        elif self.notifier is not None:
+            live.pending_jobs.append(job.job_id)
+        if (live is None or not live.authenticated) and self.notifier is not None:
+            # a session whose device has not authenticated (a stranger's wrong
+            # credentials, perhaps) may never go on: wake the device anyway
             await self.notifier.job_created(job, device)
         log.info(
             "job {job_id} queued for {device_id}: {count} commands",

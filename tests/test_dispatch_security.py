@@ -555,9 +555,9 @@ class StrangerSessionRecordTests(DispatcherHarness):
         self.clock.advance(61)  # session_timeout: the session waiting for a retry ends
         for _ in range(20):
             await task.deferLater(reactor, 0, lambda: None)
-            if not self.dispatcher.is_live(DEVICE):
+            if DEVICE not in self.dispatcher._by_device:
                 break
-        self.assertFalse(self.dispatcher.is_live(DEVICE))
+        self.assertNotIn(DEVICE, self.dispatcher._by_device)
         device = await self.dispatcher.get_device(DEVICE)
         self.assertIsNone(device["last_session"])
         events = await self.dispatcher.wait_events(0, 100, 0)
