@@ -71,10 +71,12 @@ class LiveSession:
     auth_failures: int = 0  # the device's failure count as the store has it
     job_ids: list = field(default_factory=list)
     host: str = None  # the peer address that opened it (lockouts are per address)
-    first_body: bytes = b""  # package 1 as received, to know a retransmission
+    first_digest: bytes = b""  # digest of package 1 as received, to know a retransmission
     count_failures: bool = True  # False for a retransmitted package 1
     function_readbacks: dict = field(default_factory=dict)  # Correlator -> read-back (job id, commands)
     function_request: object = None  # the update a FUMO device request gets (devfunctions)
+    authenticated: bool = False  # the device proved itself in this session
+    pending_jobs: list = field(default_factory=list)  # ids of the jobs it was opened with
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -125,6 +127,7 @@ class Dispatcher(SessionGuard, InventoryService):
         self.accept_msg_size = min(limits) if limits else None
         self._by_token = {}
         self._by_device = {}
+        self._authenticated_live = 0  # live sessions whose device authenticated
         self._locks = {}
         self._waiters = []
         self._listeners = []
@@ -180,8 +183,11 @@ class Dispatcher(SessionGuard, InventoryService):
         return len(self._by_token)
 
     def is_live(self, device_id):
-        """Whether ``device_id`` is in a session with this process now."""
-        return device_id in self._by_device
+        """Whether ``device_id`` is in a session with this process now, one in
+        which it authenticated (a stranger's package 1 with wrong credentials
+        holds back no wake-up and no bootstrap)."""
+        live = self._by_device.get(device_id)
+        return live is not None and live.authenticated
 
     def add_event_listener(self, listener):
         """Call ``listener()`` after every event appended (webhooks)."""
@@ -193,7 +199,8 @@ class Dispatcher(SessionGuard, InventoryService):
         """Answer one DM message; fires with a :class:`DMReply`.
 
         ``limits`` (a :class:`~dmgateway.bearers.httplimits.MessageLimits`)
-        bound a message that is not on a live session's RespURI.
+        bound a message that is not on the RespURI of a session whose device
+        authenticated.
         """
         return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
 
@@ -205,8 +212,9 @@ class Dispatcher(SessionGuard, InventoryService):
         if token is not None and token not in self._by_token and self.guard.guessing(host, self.clock.seconds()):
             # an address that spent its budget of wrong tokens: not even decoded
             return DMReply(403, "text/plain; charset=utf-8", b"too many messages for unknown sessions\n")
-        if token is not None and token in self._by_token:
-            limits = None  # the session's own RespURI: its device authenticated
+        live = self._by_token.get(token) if token is not None else None
+        if live is not None and live.authenticated:
+            limits = None  # the RespURI of a session whose device authenticated
         try:
             msg, encoding = decode_message(
                 body, CONTENT_TYPES.get(encoding), max_elements=limits.max_elements if limits else None
@@ -274,7 +282,7 @@ class Dispatcher(SessionGuard, InventoryService):
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live
-            live.first_body = body
+            live.first_digest = _digest(body)
             # the package 1 of a session that just ended, again: its digest is
             # stale by now, but that is a retransmission, not a guess
             live.count_failures = self._first_bodies.get(device_id) != _digest(body)
@@ -287,6 +295,11 @@ class Dispatcher(SessionGuard, InventoryService):
             await self.functions.before_message(live, msg)
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
         ended = outcome.finished or live.engine.finished
+        just_authenticated = not live.authenticated and any(
+            isinstance(effect, fx.Authenticated) for effect in outcome.effects)
+        if just_authenticated and self._by_token.get(live.token) is live:
+            live.authenticated = True
+            self._authenticated_live += 1
         if ended:
             # at once: a job created while the effects are written must not
             # be handed to an engine that is over
@@ -299,6 +312,8 @@ class Dispatcher(SessionGuard, InventoryService):
             else:
                 self._abort_unrecorded(live, "the store is unavailable")
             raise
+        if just_authenticated and self.notifier is not None and live.pending_jobs:
+            await self.notifier.session_started(live.device_id, live.pending_jobs)
         reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, live.encoding)
         headers = {}
         if outcome.hmac_header:
@@ -328,7 +343,9 @@ class Dispatcher(SessionGuard, InventoryService):
     async def _open(self, msg, encoding, peer):
         device_id = msg.hdr.source.loc_uri
         now = self.clock.seconds()
-        if len(self._by_device) >= self.config.gateway.max_sessions:
+        # only sessions whose device authenticated take a place: a stranger's
+        # package 1 (wrong credentials for a known device id) cannot fill them
+        if self._authenticated_live >= self.config.gateway.max_sessions:
             if not self._refusing_busy:  # said once per overload, not per device
                 log.warn("sessions refused (503): {count} open, [gateway] max_sessions reached",
                          count=len(self._by_device))
@@ -384,8 +401,9 @@ class Dispatcher(SessionGuard, InventoryService):
         self.stats["sessions_started"] += 1
         # recorded with the effects of the first message, in the same transaction
         live.unrecorded = True
-        if self.notifier is not None and jobs:
-            await self.notifier.session_started(device_id, [job.job_id for job in jobs])
+        # their queued wake-ups are moot once the device authenticates (not before:
+        # a stranger's package 1 must not stop them)
+        live.pending_jobs = [job.job_id for job in jobs]
         log.info(
             "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
             session_id=msg.hdr.session_id,
@@ -480,12 +498,13 @@ class Dispatcher(SessionGuard, InventoryService):
     def _forget(self, live):
         if live.timer is not None and live.timer.active():
             live.timer.cancel()
-        if live.first_body:
+        if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
-            self._first_bodies[live.device_id] = _digest(live.first_body)
+            self._first_bodies[live.device_id] = live.first_digest
             while len(self._first_bodies) > getattr(self.config.gateway, "max_sessions", 10000):
                 self._first_bodies.popitem(last=False)
-        self._by_token.pop(live.token, None)
+        if self._by_token.pop(live.token, None) is live and live.authenticated:
+            self._authenticated_live -= 1
         if self._by_device.get(live.device_id) is live:
             del self._by_device[live.device_id]
 
@@ -570,7 +589,10 @@ class Dispatcher(SessionGuard, InventoryService):
                     "jobs": list(live.job_ids),
                 }
                 batch.end_session(live.token, now)
-                batch.set_last_session(device_id, summary)
+                if live.authenticated:
+                    # the device's own sessions only: a stranger's wrong
+                    # credentials must not make it look seen (inventory filters)
+                    batch.set_last_session(device_id, summary)
                 batch.append_event("session", device_id, now, summary)
                 events += 1
                 log.info(
@@ -730,7 +752,10 @@ class Dispatcher(SessionGuard, InventoryService):
         live = self._by_device.get(device_id)
         if live is not None:
             live.engine.add_job(_job_spec(job))
-        elif self.notifier is not None:
+            live.pending_jobs.append(job.job_id)
+        if (live is None or not live.authenticated) and self.notifier is not None:
+            # a session whose device has not authenticated (a stranger's wrong
+            # credentials, perhaps) may never go on: wake the device anyway
             await self.notifier.job_created(job, device)
         log.info(
             "job {job_id} queued for {device_id}: {count} commands",
@@ -901,12 +926,18 @@ def job_view(job, notifications):
 
 
 def _redacted(commands):
-    """Job commands for a view: the data of an ``.../AAuthSecret`` leaf is never shown."""
+    """Job commands for a view: the data of an ``.../AAuthSecret`` leaf is never
+    shown, also inside a Sequence."""
     out = []
     for command in commands:
-        target = str(command.get("target", "")) if isinstance(command, dict) else ""
+        if not isinstance(command, dict):
+            out.append(command)
+            continue
+        target = str(command.get("target", ""))
         if target.split("?", 1)[0].rstrip("/").endswith("/AAuthSecret") and "data" in command:
             command = dict(command, data="(secret)")
+        if isinstance(command.get("commands"), list):
+            command = dict(command, commands=_redacted(command["commands"]))
         out.append(command)
     return out
 

@@ -51,12 +51,13 @@ class SessionGuard:
         same_session = msg.hdr.session_id == live.session_id
         if token is not None:
             if same_session and hmac.compare_digest(token.encode("utf-8"), live.token.encode("utf-8")):
-                if starts and msg.hdr.msg_id == "1" and live.messages > 0 and body != live.first_body:
+                if (starts and msg.hdr.msg_id == "1" and live.messages > 0
+                        and _digest(body) != live.first_digest):
                     return "take_over"  # the device started again on an old RespURI
                 return "continue"
             return "take_over" if starts else "refuse"
         if starts:
-            if same_session and body == live.first_body and live.messages == 1:
+            if same_session and _digest(body) == live.first_digest and live.messages == 1:
                 return "continue"  # package 1 again: the engine sends its reply again
             return "take_over"
         if same_session and self._credentials_ok(live.engine.device, msg, body, hmac_header):
@@ -64,6 +65,11 @@ class SessionGuard:
         return "refuse"
 
     def _credentials_ok(self, device, msg, body, hmac_header):
+        """Whether ``msg`` proves it comes from ``device``.  An account with
+        client authentication ``none`` presents no proof: its session goes on
+        only on its RespURI, and nobody's package 1 replaces it."""
+        if (device.client.scheme or "").strip().lower() == "none":
+            return False
         hdr = msg.hdr
         verdict = verify_client(
             device.client,
@@ -101,7 +107,7 @@ class SessionGuard:
             fresh = await self._open(msg, encoding, peer)
             if isinstance(fresh, _dispatch.DMReply):
                 return fresh
-            fresh.first_body = body
+            fresh.first_digest = _digest(body)
             return await self._take(fresh, msg, body, hmac_header)
         # not authenticated: a session of its own answers (401/407 + Chal,
         # no RespURI token), the live session is not touched
@@ -116,7 +122,7 @@ class SessionGuard:
         throwaway = _dispatch.LiveSession(
             token="", device_id=device_id, session_id=msg.hdr.session_id, engine=engine,
             encoding=encoding, media_type=_dispatch.media_type_for(encoding), started=now,
-            auth_failures=device.auth_failures, host=host, count_failures=body != live.first_body,
+            auth_failures=device.auth_failures, host=host, count_failures=_digest(body) != live.first_digest,
         )
         kept = (fx.NoncesChanged, fx.AuthFailed)
         await self._apply(throwaway, [e for e in outcome.effects if isinstance(e, kept)])
@@ -132,8 +138,9 @@ class SessionGuard:
     def _refusal(self, device, device_id, host, peer, now):
         """The SyncML status refusing a session to ``device_id`` from ``host`` (None: go on)."""
         if device is None:
-            # warn once per burst from one peer, not for every message of a scan
-            if not self.limiter.blocked(peer, now) and not self.limiter.failure(peer, now):
+            # warn once per burst from one address (each connection has its own
+            # port), not for every message of a scan
+            if not self.limiter.blocked(host, now) and not self.limiter.failure(host, now):
                 log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
             return 401
         if device.locked(now):

@@ -99,6 +99,10 @@ class InventoryService:
             cancelled = await self.store.remove_device(device_id, purge_history)
         except NotFound:
             raise UnknownDevice(device_id)
+        keys = getattr(self, "device_psk", None)
+        if keys is not None:
+            # its TLS-PSK key must not open the HTTPS listener any more
+            await keys.remove(device_id)
         if not purge_history:
             self._events_appended()
         log.info(

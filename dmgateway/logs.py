@@ -117,6 +117,9 @@ class TextObserver:
 
     def __call__(self, event):
         text = eventAsText(event, includeSystem=False)
+        # one event, one line: what a peer sent (a device id with a line
+        # break) cannot start a line that looks like another event
+        text = text.replace("\r", "\\r").replace("\n", "\n\t")
         self.stream.write(text + "\n")
         self.stream.flush()
 

@@ -207,8 +207,7 @@ class GatewayService(service.MultiService):
         d.addErrback(lambda f: log.failure("waking devices of queued function jobs failed", f))
         for name, endpoint, factory in self._listeners():
             if self.metrics is not None:
-                factory.listener_name = "api" if name == "api" else "dm"
-                factory.on_request = self.metrics.http_request
+                instrument(factory, name, self.metrics.http_request)
             self._expected.append(name)
             port = await endpoint.listen(factory)
             self._ports.append((name, port))
@@ -501,6 +500,18 @@ class GatewayService(service.MultiService):
                 ended=max(live - left, 0),
                 left=left,
             )
+
+
+def instrument(factory, name, on_request):
+    """Time the HTTP requests of listener ``name`` with ``on_request``.
+
+    A TLS listener's factory wraps the HTTP site, whose requests look for
+    the hook: it goes on the site.  The label is ``api``, ``delegation`` or
+    ``dm`` (HTTP and HTTPS).
+    """
+    site = getattr(factory, "wrappedFactory", factory)
+    site.listener_name = name if name in ("api", "delegation") else "dm"
+    site.on_request = on_request
 
 
 class _Unbind:

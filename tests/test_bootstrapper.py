@@ -4,6 +4,7 @@ opens a session that authenticates both ways; refusals send nothing and change n
 
 import base64
 import os
+from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
@@ -186,7 +187,7 @@ class BootstrapperTests(TestCase):
         await self.refused("too_large", profile="dm", sec="none", deliver="return", max_size=100)
         for profile in ("dm", "cp"):  # a lone surrogate from JSON cannot be encoded
             await self.refused("invalid_bootstrap", profile=profile, sec="none", name="x\ud800")
-        self.dispatcher._by_device[DEVICE] = object()  # a live session
+        self.dispatcher._by_device[DEVICE] = SimpleNamespace(authenticated=True)  # a live session
         await self.refused("session_live", 409, profile="cp", sec="none", deliver="return")
         del self.dispatcher._by_device[DEVICE]
         self.outbox.bearers["sms"] = FakeBearer("sms", "sip_uri")  # an SMPP router with no link for it

@@ -16,7 +16,9 @@ from tests.support import gateway_config
 from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
 
 
-class SecurityTests(TestCase):
+class DispatcherHarness(TestCase):
+    """A dispatcher on a SQLite store in memory, a device with one job."""
+
     timeout = 60
 
     @defer.inlineCallbacks
@@ -56,6 +58,9 @@ class SecurityTests(TestCase):
     async def job_state(self):
         return (await self.dispatcher.get_job(self.job["id"]))["state"]
 
+
+
+class SecurityTests(DispatcherHarness):
     async def test_continuing_message_without_the_token_is_refused(self):
         session, request = await self.first_package()
         live = self.dispatcher._by_device[DEVICE]
@@ -441,3 +446,120 @@ class ReadOnlySqliteTests(TestCase):
         self.assertFalse(self.dispatcher.outage.active)
         job = await self.dispatcher.get_job(self.job["id"])
         self.assertNotEqual(job["state"], "running")
+
+
+class NoClientAuthTests(DispatcherHarness):
+    """A device whose account has client authentication ``none`` presents
+    nothing that proves who sends a message: its session continues only on
+    its RespURI, and a stranger's package 1 does not replace it."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield super().setUp()
+        yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, client_auth={"type": "none", "name": "",
+                                                                            "secret": ""}))
+
+    async def first_package(self):
+        acc = account()
+        acc.client.scheme = "none"
+        session = ClientSession(acc, random_bytes=os.urandom)
+        reply = await self.exchange(session.start())
+        self.assertEqual(reply.code, 200)
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        return session, request
+
+    async def test_a_message_without_the_token_is_refused(self):
+        session, request = await self.first_package()
+        live = self.dispatcher._by_device[DEVICE]
+        forged = request.body.replace(("?s=" + live.token).encode(), b"")
+        stolen = await self.post(forged, token=None, peer="127.0.0.2:5000")
+        self.assertIn(b"<Data>403</Data>", stolen.body)
+        self.assertNotIn(live.token.encode(), stolen.body)
+        self.assertEqual(live.messages, 1)
+        self.assertEqual(await self.job_state(), "running")
+        await self.finish(session, request)
+        self.assertEqual(session.outcome, "completed")
+        self.assertEqual(await self.job_state(), "done")
+
+    async def test_a_strangers_package1_does_not_replace_the_session(self):
+        session, request = await self.first_package()
+        live = self.dispatcher._by_device[DEVICE]
+        acc = account()
+        acc.client.scheme = "none"
+        stranger = ClientSession(acc, random_bytes=os.urandom)
+        reply = await self.exchange(stranger.start(), peer="127.0.0.2:5000")
+        self.assertEqual(reply.code, 200)
+        self.assertNotIn(b"?s=", reply.body)  # no RespURI token for it
+        self.assertIs(self.dispatcher._by_device[DEVICE], live)
+        self.assertEqual(await self.job_state(), "running")
+        await self.finish(session, request)
+        self.assertEqual(session.outcome, "completed")
+        self.assertEqual(await self.job_state(), "done")
+
+
+class UnknownDeviceScanTests(DispatcherHarness):
+    async def test_a_scan_of_device_ids_is_not_one_warning_per_connection(self):
+        from twisted.logger import LogLevel, capturedLogs
+
+        with capturedLogs() as events:
+            for n in range(30):
+                acc = account()
+                acc.device_id = "IMEI:3500000000%05d" % (n,)
+                session = ClientSession(acc, random_bytes=os.urandom)
+                # a new connection (source port) for every message
+                reply = await self.exchange(session.start(), peer="127.0.0.2:%d" % (20000 + n,))
+                self.assertIn(b"<Data>401</Data>", reply.body)
+        warnings = [e for e in events if e.get("log_level") == LogLevel.warn
+                    and "unknown device" in e.get("log_format", "")]
+        self.assertLessEqual(len(warnings), 5)
+
+
+class LimitsOnTheRespUriTests(DispatcherHarness):
+    """The pre-authentication limits are lifted only on the RespURI of a
+    session whose device authenticated, not on the one a 401 carries."""
+
+    def limits(self):
+        from dmgateway.bearers.httplimits import MessageLimits
+
+        return MessageLimits(max_elements=2000, max_commands=50, max_items=100)
+
+    def padded(self, request, items):
+        filler = b"<Replace><CmdID>90</CmdID>" + b"<Item><Data>x</Data></Item>" * items + b"</Replace>"
+        return request.body.replace(b"<Final/>", filler + b"<Final/>")
+
+    async def test_the_respuri_of_a_failed_authentication_keeps_the_limits(self):
+        attacker = ClientSession(account(secret="wrong"), random_bytes=os.urandom)
+        reply = await self.exchange(attacker.start(), peer="127.0.0.2:5000")
+        self.assertIn(b"<Data>401</Data>", reply.body)
+        token = reply.body.split(b"?s=", 1)[1].split(b"<", 1)[0].decode()
+        retry = attacker.receive(reply.body, {"content-type": reply.content_type})
+        flood = self.padded(retry, 500)
+        answer = await self.dispatcher.handle_dm(flood, encoding="xml", token=token, peer="127.0.0.2:5000",
+                                                 limits=self.limits())
+        self.assertEqual(answer.code, 413, answer.body)
+
+    async def test_the_respuri_of_an_authenticated_device_is_not_limited(self):
+        session, request = await self.first_package()
+        token = request.url.split("?s=", 1)[1]
+        big = self.padded(request, 500)
+        answer = await self.dispatcher.handle_dm(big, encoding="xml", token=token, peer="127.0.0.1:4000",
+                                                 limits=self.limits())
+        self.assertEqual(answer.code, 200, answer.body)
+
+
+class StrangerSessionRecordTests(DispatcherHarness):
+    async def test_a_strangers_session_is_an_event_but_not_the_devices_last_session(self):
+        attacker = ClientSession(account(secret="wrong"), random_bytes=os.urandom)
+        reply = await self.exchange(attacker.start(), peer="127.0.0.2:5000")
+        self.assertIn(b"<Data>401</Data>", reply.body)
+        self.clock.advance(61)  # session_timeout: the session waiting for a retry ends
+        for _ in range(20):
+            await task.deferLater(reactor, 0, lambda: None)
+            if DEVICE not in self.dispatcher._by_device:
+                break
+        self.assertNotIn(DEVICE, self.dispatcher._by_device)
+        device = await self.dispatcher.get_device(DEVICE)
+        self.assertIsNone(device["last_session"])
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertIn("session", [e["type"] for e in events["events"]] if isinstance(events, dict)
+                      else [e["type"] for e in events])

@@ -75,3 +75,38 @@ def test_cursor_round_trip(device_id):
 def test_foreign_cursors_are_refused(text):
     with pytest.raises(ValidationError):
         decode_cursor(text)
+
+
+class DeletedDevicePskTests(TestCase):
+    """Deleting a device also forgets its TLS-PSK identity and key."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        from dmgateway.store.devicepsk import DevicePskKeys
+
+        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.addCleanup(self.store.close)
+        clock = task.Clock()
+        self.dispatcher = Dispatcher(self.store, gateway_config(), clock=clock)
+        self.dispatcher.device_psk = DevicePskKeys(self.store, clock)
+        yield self.dispatcher.device_psk.load()
+        psk = {"identity": "dev-1", "key": bytes.fromhex("00112233445566778899aabbccddeeff")}
+        yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, psk=psk))
+
+    @defer.inlineCallbacks
+    def test_the_key_of_a_deleted_device_opens_nothing(self):
+        from dmgateway.store.devicepsk import DevicePskKeys
+
+        keys = self.dispatcher.device_psk
+        self.assertIsNotNone(keys.key_for_identity("dev-1"))
+        yield self.dispatcher.delete_device(DEVICE, False)
+        self.assertIsNone(keys.key_for_identity("dev-1"))
+        self.assertIsNone(keys.identity_of(DEVICE))
+        reloaded = DevicePskKeys(self.store, task.Clock())  # as the next start reads it
+        self.assertEqual((yield reloaded.load()), 0)
+        # the identity is free for another device
+        other = {"identity": "dev-1", "key": bytes.fromhex("ffeeddccbbaa99887766554433221100")}
+        yield self.dispatcher.put_device("IMEI:350000000000099", dict(ACCOUNT, psk=other))
+        self.assertEqual(keys.key_for_identity("dev-1"), bytes.fromhex("ffeeddccbbaa99887766554433221100"))

@@ -118,3 +118,16 @@ def test_reopen_after_logrotate_writes_to_the_new_file_and_applies_the_level(tmp
     new = [e["message"] for e in lines_of(path.read_text()) if e["logger"] == "dmgateway.test"]
     assert old == ["before rotation", "still to the moved file"]
     assert new == ["after rotation"]
+
+
+def test_text_lines_cannot_be_forged_by_a_line_break_in_a_field():
+    stream = io.StringIO()
+    observer = logs.TextObserver(stream)
+    publisher = LogPublisher(observer)
+    forged = "IMEI:1\n2026-12-04T18:00:00+0000 [dmgateway#critical] store unavailable\rX"
+    Logger(namespace="dmgateway.dispatch", observer=publisher).warn(
+        "session refused: unknown device {device_id}", device_id=forged)
+    lines = stream.getvalue().splitlines()
+    assert "session refused: unknown device IMEI:1" in lines[0]
+    assert all(line.startswith("\t") for line in lines[1:]), lines
+    assert "\r" not in stream.getvalue()

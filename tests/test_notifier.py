@@ -249,8 +249,9 @@ class OutboxTests(TestCase):
         self.assertEqual(len(self.sip.sent), 1)
 
     async def test_device_in_a_session_is_not_notified(self):
-        added = []  # as if a session were live: the job joins it
-        self.dispatcher._by_device[DEVICE] = SimpleNamespace(engine=SimpleNamespace(add_job=added.append))
+        added = []  # as if a session were live (its device authenticated): the job joins it
+        self.dispatcher._by_device[DEVICE] = SimpleNamespace(engine=SimpleNamespace(add_job=added.append),
+                                                             authenticated=True, pending_jobs=[])
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual([job.job_id for job in added], [created["id"]])
@@ -338,3 +339,34 @@ class OutboxTests(TestCase):
         await running
         (note,) = (await self.job(created["id"]))["notifications"]
         self.assertEqual((note["state"], note["message_id"]), ("delivered", "m-1"))
+
+
+class StrangerSessionTests(TestCase):
+    """A stranger's package 1 with wrong credentials leaves a session waiting
+    for the device: it must not hold back the device's wake-ups."""
+
+    timeout = 60
+    setUp = OutboxTests.setUp
+    make = OutboxTests.make
+    settle = OutboxTests.settle
+    job = OutboxTests.job
+
+    async def test_a_new_job_is_notified_while_a_stranger_waits_in_a_session(self):
+        import os
+
+        from dmgateway.client import ClientSession
+        from dmgateway.client.account import Account, Credentials
+
+        acc = Account(device_id=DEVICE, server_id=ACCOUNT["server_id"], server_url="http://127.0.0.1:8080/dm",
+                      client=Credentials(ACCOUNT["client_auth"]["type"], ACCOUNT["client_auth"]["name"], "wrong"),
+                      server=Credentials(ACCOUNT["server_auth"]["type"], ACCOUNT["server_auth"]["name"],
+                                         ACCOUNT["server_auth"]["secret"]))
+        stranger = ClientSession(acc, random_bytes=os.urandom)
+        reply = await self.dispatcher.handle_dm(stranger.start().body, encoding="xml", peer="127.0.0.2:5000")
+        self.assertIn(b"<Data>401</Data>", reply.body)
+        self.assertIn(DEVICE, self.dispatcher._by_device)
+        self.assertFalse(self.dispatcher.is_live(DEVICE))
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        await self.settle()
+        self.assertEqual(len(self.sip.sent), 1)
+        self.assertEqual((await self.job(created["id"]))["state"], "notified")

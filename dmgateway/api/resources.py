@@ -39,6 +39,7 @@ from twisted.web.server import NOT_DONE_YET
 from dmgateway.api import listing, validation
 from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice, UnknownJob
 from dmgateway.api.validation import ValidationError
+from dmgateway.bearers.httplimits import PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest
 from dmgateway.store.model import NotFound, StoreUnavailable
 
@@ -680,6 +681,12 @@ def build_root(
 # -- the site -------------------------------------------------------------
 
 
+#: seconds a request to the API has to arrive whole (headers and body)
+API_READ_TIMEOUT = 30
+#: connections one address may hold open to the API listener
+API_MAX_CONNECTIONS_PER_PEER = 64
+
+
 class ApiRequest(BodyLimitedRequest):
     """
     A request that refuses a body over the site's C{max_body} (HTTP 413,
@@ -737,15 +744,23 @@ def _client(request: server.Request) -> str:
     return str(getattr(address, "host", address))
 
 
-class ApiSite(server.Site):
+class ApiSite(PeerCappedSite):
     """
     The API's HTTP site: L{ApiRequest}s, no traceback pages, and no access
     log of its own (each request logs one structured event).
+
+    Reachable without a token (C{/healthz}, C{/readyz}, C{/metrics}, the
+    401 itself): a request must arrive whole within C{read_timeout}
+    seconds, and one address holds at most C{max_connections_per_peer}
+    connections, so slow or piled-up connections cannot use up the
+    process's descriptors (a long poll waits after its request is in).
     """
 
     requestFactory = ApiRequest
     displayTracebacks = False
     noisy = False
+    read_timeout = API_READ_TIMEOUT
+    max_connections_per_peer = API_MAX_CONNECTIONS_PER_PEER
 
     def __init__(
         self, resource: Resource, max_body: int = DEFAULT_MAX_BODY,

@@ -33,6 +33,7 @@ from twisted.web.http_headers import Headers
 
 from dmgateway.bearers import tlspsk
 from dmgateway.bearers.http import split_endpoint
+from dmgateway.bearers.httplimits import PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest, peer_of
 from dmgateway.delegation import messages as m
 
@@ -237,13 +238,22 @@ def _plain(request, code, text):
     return text.encode("utf-8") + b"\n"
 
 
+#: connections one address may hold open on the delegation listener (peers
+#: are a few configured servers; each message is one short request)
+MAX_CONNECTIONS_PER_PEER = 16
+
+
 def delegation_listener(reactor, config, service, peers):
     """``(endpoint, factory)`` of the delegation listener."""
     _kind, args, kwargs = split_endpoint(config.endpoint)
     port = int(args[0] if args else kwargs.get("port", 8444))
     endpoint = endpoints.TCP4ServerEndpoint(reactor, port, backlog=int(kwargs.get("backlog", 50)),
                                             interface=kwargs.get("interface", ""))
-    site = server.Site(DelegationResource(service, peers, config.path), reactor=reactor)
+    # anyone can open a connection before the handshake names a peer: the
+    # same per-address cap and whole-request deadline as the DM-2 listeners
+    site = PeerCappedSite(DelegationResource(service, peers, config.path), reactor=reactor)
+    site.read_timeout = config.timeout
+    site.max_connections_per_peer = MAX_CONNECTIONS_PER_PEER
     site.requestFactory = _Request
     site.max_body = m.MAX_SIZE
     site.displayTracebacks = False

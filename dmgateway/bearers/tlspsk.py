@@ -140,7 +140,8 @@ def add_psk_server(context, lookup, hint=""):
     def server_callback(ssl, identity_ptr, psk_out, max_len):
         tls = _tls_protocol(ssl)
         try:
-            identity = _ffi.string(identity_ptr).decode("utf-8") if identity_ptr else ""
+            # whatever bytes a stranger sends: not UTF-8 is an unknown identity
+            identity = _ffi.string(identity_ptr).decode("utf-8", "replace") if identity_ptr else ""
             key = lookup(identity) if identity else None
             if key is None or len(key) > max_len:
                 _note(tls, None, "unknown PSK identity %r" % (identity[:MAX_IDENTITY],))

@@ -647,8 +647,33 @@ def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE, max_
     is the same whichever encoding carried it.
     """
     root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size, max_elements=max_elements)
-    _embedded_tnds(root, _opaque_to_tree, max_depth)
+    if max_elements is None:
+        _embedded_tnds(root, _opaque_to_tree, max_depth)
+    else:
+        # one byte per element in an embedded document too: it shares the
+        # message's element budget
+        left = [max_elements - _count_elements(root)]
+
+        def bounded(data, meta_type, depth):
+            tree = _opaque_to_tree(data, meta_type, depth, max_elements=left[0])
+            if tree is not None:
+                left[0] -= _count_elements(tree)
+
+        try:
+            _embedded_tnds(root, bounded, max_depth)
+        except LimitExceeded:
+            raise LimitExceeded("more than %d elements (embedded TNDS documents included)"
+                                % (max_elements,)) from None
     return node_to_message(root)
+
+
+def _count_elements(node):
+    count, stack = 0, [node]
+    while stack:
+        node = stack.pop()
+        count += 1
+        stack.extend(node.children)
+    return count
 
 
 def encode(msg):
@@ -691,14 +716,18 @@ def _tree_to_opaque(data, meta_type, _max_depth):
             meta_type.text = _TNDS_WBXML
 
 
-def _opaque_to_tree(data, meta_type, max_depth):
+def _opaque_to_tree(data, meta_type, max_depth, max_elements=None):
+    """An embedded TNDS document read into its tree (returned; None if not one)."""
     text = data.text
     if (text.__class__ is bytes and len(text) > 4 and text[0] <= 0x03
             and _DDF_FPI in text[:64].upper()):
-        data.children = [decode_node(text, DMDDF12, max_depth=max_depth)]
+        tree = decode_node(text, DMDDF12, max_depth=max_depth, max_elements=max_elements)
+        data.children = [tree]
         data.text = None
         if meta_type is not None and meta_type.text == _TNDS_WBXML:
             meta_type.text = _TNDS_XML
+        return tree
+    return None
 
 
 def decode_tnds(data, **limits):

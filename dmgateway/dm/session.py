@@ -25,6 +25,7 @@ and ENDED (``finished``) once a reply closes the session.  Rules kept here:
   (:mod:`.jobs`); a job finishes as soon as every command is answered.
 """
 
+import hashlib
 import re
 from collections import deque
 import dataclasses
@@ -165,7 +166,7 @@ class ServerSession:
         self._max_msg_size = default_max_msg_size
         self._client_max_obj_size = None
         self._package_has_commands = False
-        self._last = None  # (client MsgID, body, Outcome) for retransmissions
+        self._last = None  # (client MsgID, body digest, Outcome) for retransmissions
         self._deferred_chal = None  # a 212's Chal that did not fit, for our next message
         self._msg_size_announced = accept_msg_size is None  # our MaxMsgSize went out once
         self._obj_size_announced = False  # and our MaxObjSize (both hold for the session)
@@ -200,7 +201,7 @@ class ServerSession:
         if not isinstance(msg, sm.SyncML):
             raise SessionError("handle() takes a SyncML model, not %s" % (type(msg).__name__,))
         hdr = msg.hdr
-        if self._last is not None and self._last[:2] == (hdr.msg_id, body):
+        if self._last is not None and self._last[:2] == (hdr.msg_id, _digest(body)):
             cached = self._last[2]  # the client did not get our reply: send it again
             return Outcome(cached.reply, cached.hmac_header, [], cached.finished, cached.body)
         turn = _Turn(msg, body)
@@ -368,7 +369,9 @@ class ServerSession:
         signature = self._server_auth.sign(body) if self._server_auth.signs else None
         self._sent_order.append(builder.msg_id)
         result = Outcome(reply, signature, turn.effects, self.finished, body)
-        self._last = (turn.msg.hdr.msg_id, turn.body, result)
+        # a digest, not the body: a session waiting for its device (after a
+        # 401, say) must not hold a message of up to max_body bytes
+        self._last = (turn.msg.hdr.msg_id, _digest(turn.body), result)
         return result
 
     def _end_effects(self, outcome, reason, job_code):
@@ -835,3 +838,10 @@ class ServerSession:
         if not chunk:
             unit.state = "sent"
         self._package_has_commands = True
+
+
+def _digest(body):
+    """What identifies a message's bytes (None for no body)."""
+    if body is None:
+        return None
+    return hashlib.sha256(body.encode("utf-8") if isinstance(body, str) else body).digest()

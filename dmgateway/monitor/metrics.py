@@ -51,7 +51,7 @@ class GatewayMetrics:
             ["outcome"], buckets=SESSION_BUCKETS, registry=self.registry,
         )
         self.http_latency = Histogram(
-            "dmgw_http_request_duration_seconds", "HTTP request latency, by listener (dm or api)",
+            "dmgw_http_request_duration_seconds", "HTTP request latency, by listener (dm, api or delegation)",
             ["listener"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
         self.api_requests = Counter(

@@ -588,3 +588,50 @@ class LoggingTests(ApiTestCase):
             self.open("GET", "/api/v1/events?wait=5").disconnect()
         self.assertEqual(len(events), 1)
         self.assertIn("client went away", events[0]["outcome"])
+
+
+class ConnectionLimitTests(ApiTestCase):
+    """The API listener is reachable without a token (/healthz, /metrics, the
+    401): slow requests and piled-up connections are bounded as on DM-2."""
+
+    def connect(self, host: str = "127.0.0.2", port: int = 40000):
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        address = IPv4Address("TCP", host, port)
+        protocol = self.site.buildProtocol(address)
+        transport = StringTransport(peerAddress=address)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def test_a_request_trickled_byte_by_byte_is_cut_at_the_deadline(self) -> None:
+        from dmgateway.api.resources import API_READ_TIMEOUT
+
+        protocol, transport = self.connect()
+        request = b"GET /metrics HTTP/1.1\r\nHost: gw\r\n"
+        for i in range(API_READ_TIMEOUT // 20 + 1):
+            protocol.dataReceived(request[i:i + 1])
+            self.clock.advance(20)  # each byte would reset an idle timer
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "), transport.value())
+        self.assertTrue(transport.disconnecting)
+
+    def test_one_address_holds_a_bounded_number_of_connections(self) -> None:
+        from dmgateway.api.resources import API_MAX_CONNECTIONS_PER_PEER
+
+        held = [self.connect(port=40000 + i) for i in range(API_MAX_CONNECTIONS_PER_PEER)]
+        self.assertFalse(any(transport.disconnecting for _p, transport in held))
+        _protocol, refused = self.connect(port=50000)
+        self.assertTrue(refused.value().startswith(b"HTTP/1.1 503 "), refused.value())
+        self.assertTrue(refused.disconnecting)
+        _protocol, other = self.connect(host="127.0.0.1")
+        self.assertFalse(other.disconnecting)
+
+    def test_a_long_poll_is_not_cut_by_the_read_deadline(self) -> None:
+        from dmgateway.api.resources import API_READ_TIMEOUT
+
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"GET /api/v1/events?after=0&wait=60 HTTP/1.1\r\nHost: gw\r\n"
+                              b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n")
+        self.clock.advance(API_READ_TIMEOUT + 1)
+        self.assertFalse(transport.disconnecting)
+        self.assertNotIn(b" 408 ", transport.value())

@@ -47,3 +47,24 @@ def test_sequence_contents_count_towards_the_command_limit():
         validate_job(job({"op": "Get", "target": "./B"}, {"op": "Sequence", "commands": inner}))
     assert "Sequence contents count" in caught.value.message
     assert validate_job(job({"op": "Sequence", "commands": inner}))
+
+
+def test_a_secret_inside_a_sequence_is_not_shown_in_the_job_view():
+    from types import SimpleNamespace
+
+    from dmgateway.dispatch import job_view
+
+    secret = "./DMAcc/x/AppAuth/1/AAuthSecret"
+    checked = validate_job(job({"op": "Sequence", "commands": [
+        {"op": "Replace", "target": secret, "data": "hunter2"},
+        {"op": "Replace", "target": "./Vendor/A", "data": "1"},
+    ]}))
+    stored = SimpleNamespace(job_id="j1", device_id="d", state="queued", commands=checked["commands"],
+                             atomic=False, notify="none", ui_mode=0, results=[], created=0, updated=0,
+                             error=None)
+    view = job_view(stored, ())
+    inner = view["commands"][0]["commands"]
+    assert inner[0]["data"] == "(secret)"
+    assert inner[1]["data"] == "1"
+    assert "hunter2" not in repr(view)
+    assert checked["commands"][0]["commands"][0]["data"] == "hunter2"  # the job itself keeps it

@@ -139,3 +139,32 @@ def test_exactly_the_limit_passes(encoding):
     assert counted is not None
     with pytest.raises(LimitExceeded):
         decode_message(body, ctype, max_elements=counted - 1)
+
+
+def tnds_document(nodes):
+    """A stand-alone WBXML TNDS document: a MgmtTree of ``nodes`` empty Nodes (1 byte each)."""
+    fpi = b"-//OMA//DTD-DM-DDF 1.2//EN\x00"
+    return (bytes([0x03, 0x00, 0x00, 0x6A, len(fpi)]) + fpi + bytes([0x00, 0x02, 0x40 | 0x20])
+            + b"\x24" * nodes + b"\x01")
+
+
+def test_an_embedded_tnds_document_shares_the_message_element_budget():
+    # one Item whose OPAQUE Data is a TNDS document of 200,000 one-byte
+    # elements: the message's own elements are few, the document's count too
+    from dmgateway.codec.syncml import Item, LocRef, Meta, Replace
+
+    msg, _ = decode_message(package1(), "application/vnd.syncml.dm+xml")
+    msg.body.append(Replace(cmd_id="9", items=[Item(
+        target=LocRef("./Vendor/X"), meta=Meta(format="xml", type="application/vnd.syncml.dmtnds+wbxml"),
+        data=tnds_document(200_000))]))
+    body = encode_message(msg, "wbxml")
+    assert len(body) < 210_000
+    ctype = "application/vnd.syncml.dm+wbxml"
+    with pytest.raises(LimitExceeded, match="embedded TNDS"):
+        decode_message(body, ctype, max_elements=10_000)
+    small = msg
+    small.body[-1].items[0].data = tnds_document(50)
+    decoded, _ = decode_message(encode_message(small, "wbxml"), ctype, max_elements=10_000)
+    assert len(decoded.body[-1].items[0].data.children) == 50
+    decoded, _ = decode_message(body, ctype)  # no limit: a session's own RespURI
+    assert len(decoded.body[-1].items[0].data.children) == 200_000

@@ -154,3 +154,18 @@ def test_parse_psk():
         tlspsk.check_identity("")
     with pytest.raises(tlspsk.PskError):
         tlspsk.check_identity("x" * 129)
+
+
+def test_identity_that_is_not_utf8_is_an_unknown_identity_without_traceback(listener):
+    # bytes a stranger can send before any authentication
+    before = listener.log_path.read_text()
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", "127.0.0.1:%d" % (listener.port,), "-tls1_2",
+         "-psk", KEY, "-psk_identity", b"bad\xff\xfe-identity", "-quiet", "-ign_eof"],
+        input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True, timeout=20,
+    )
+    assert b"HTTP/1.0" not in result.stdout
+    lines = _log_lines(listener, "-identity")
+    new = listener.log_path.read_text()[len(before):]
+    assert len(lines) == 1 and "refused" in lines[0], new
+    assert "Traceback" not in new and "PSK lookup failed" not in new, new
