@@ -88,6 +88,11 @@ def iso_time(seconds):
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (stamp.microsecond // 1000,)
 
 
+def session_token(node, secret):
+    """The RespURI token of a session of ``node``: ``NODE~SECRET`` ("~" is in no node name)."""
+    return "%s~%s" % (node, secret)
+
+
 def _starts_session(msg):
     from dmgateway.codec.syncml import ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED, Alert
 
@@ -334,7 +339,9 @@ class Dispatcher(SessionGuard, InventoryService):
         refusal = self._refusal(device, device_id, peer_host(peer), peer, now)
         if refusal is not None:
             return self._plain_reply(msg, encoding, refusal)
-        token = secrets.token_hex(16)  # 128 random bits: the RespURI is the session's key
+        # 128 random bits: the RespURI is the session's key; its "NODE~" prefix lets
+        # a load balancer route the session's later packages to this process
+        token = session_token(self.node, secrets.token_hex(16))
         resp_uri = self._resp_uri(token)
 
         def encode(message):
