@@ -29,6 +29,7 @@ from dmgateway.auth.nonce import decode_nonce, encode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.auth.verify import AuthAccount
 from dmgateway.bootstrapper import Bootstrapper, bootstrap_view
+from dmgateway.cluster.signals import EVENTS, JOBS
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
@@ -137,6 +138,7 @@ class Dispatcher(SessionGuard, InventoryService):
         self.draining = False  # SIGTERM: live sessions finish, no new one opens
         self._cancel_at_end = set()  # job ids cancelled while their session runs
         self.instruments = None  # GatewayMetrics, when /metrics is on
+        self.signals = None  # cross-process signals, when [gateway] cluster is on
 
     # -- life cycle ----------------------------------------------------------
 
@@ -184,6 +186,31 @@ class Dispatcher(SessionGuard, InventoryService):
     def is_live(self, device_id):
         """Whether ``device_id`` is in a session with this process now."""
         return device_id in self._by_device
+
+    def join_cluster(self, signals):
+        """Hear the other processes: events they append, jobs for our sessions."""
+        self.signals = signals
+        if signals is not None:
+            signals.on(EVENTS, lambda _payload: self._events_appended())
+            signals.on(JOBS, self._jobs_signalled)
+
+    def _jobs_signalled(self, device_id):
+        """Another process queued a job for ``device_id``: hand it to our live session, if any."""
+        live = self._by_device.get(device_id)
+        if live is None:
+            return
+        d = defer.ensureDeferred(self._hand_over_jobs(live))
+        d.addErrback(lambda f: log.failure("jobs of {device_id} not handed to its session", f,
+                                           device_id=device_id))
+
+    async def _hand_over_jobs(self, live):
+        jobs = await self.store.pending_jobs(live.device_id)
+        for job in jobs:
+            if self._by_device.get(live.device_id) is not live or live.engine.finished:
+                return  # the session ended meanwhile: its end looks for pending jobs
+            live.engine.add_job(_job_spec(job))
+            log.info("job {job_id} handed to the live session of {device_id}",
+                     job_id=job.job_id, device_id=live.device_id)
 
     def add_event_listener(self, listener):
         """Call ``listener()`` after every event appended (webhooks)."""
@@ -615,6 +642,8 @@ class Dispatcher(SessionGuard, InventoryService):
         """Append one event and wake its readers (long-polls, webhooks)."""
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
         self._events_appended()
+        if self.signals is not None:
+            self.signals.send(EVENTS)  # long-polls and webhooks of the other processes
 
     def _events_appended(self):
         self._wake_waiters()
@@ -712,8 +741,11 @@ class Dispatcher(SessionGuard, InventoryService):
         live = self._by_device.get(device_id)
         if live is not None:
             live.engine.add_job(_job_spec(job))
-        elif self.notifier is not None:
-            await self.notifier.job_created(job, device)
+        else:
+            if self.signals is not None:
+                self.signals.send(JOBS, device_id)  # its session may live on another node
+            if self.notifier is not None:
+                await self.notifier.job_created(job, device)
         log.info(
             "job {job_id} queued for {device_id}: {count} commands",
             job_id=job_id,

@@ -86,6 +86,8 @@ class Outbox:
         self.by_bearer = Counter()  # (bearer, outcome) -> count, for /metrics and SNMP
         # whether this process runs renotification and expiry (the cluster's timers lease)
         self.runs_timers = lambda: True
+        # tells the other processes a notification was queued (the bearer's holder sends it)
+        self.queued = lambda: None
 
     # -- life cycle --------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class Outbox:
             next_attempt_at=self.clock.seconds(),
         )
         self.tick()
+        self.queued()
         return notification
 
     async def session_started(self, device_id, job_ids):

@@ -244,6 +244,7 @@ class LeasedService(service.Service):
         self.inner = inner
         self.lease = make_lease(self._acquired, self._lost)
         self._stopping_inner = None
+        self.on_taken = None  # called after the inner service started on taking the lease
 
     @property
     def held(self):
@@ -263,6 +264,8 @@ class LeasedService(service.Service):
     def _acquired(self):
         if not self.inner.running:
             self.inner.startService()
+        if self.on_taken is not None:
+            self.on_taken()
 
     def _lost(self):
         if self.inner.running:
