@@ -192,8 +192,8 @@ class GatewayService(service.MultiService):
 
             self.metrics = GatewayMetrics(self, self.reactor)
             self.dispatcher.instruments = self.metrics
+        await self._join_cluster()
         await self.dispatcher.start()
-        self._join_cluster()
         from dmgateway.store.devicepsk import DevicePskKeys
 
         self.dispatcher.device_psk = DevicePskKeys(self.store, self.reactor)
@@ -229,13 +229,19 @@ class GatewayService(service.MultiService):
             self.metrics.start()
         return self
 
-    def _join_cluster(self):
+    async def _join_cluster(self):
         """Leases and cross-process signals ([gateway] cluster), or their one-process forms."""
         from dmgateway.cluster.node import Cluster
 
         self.cluster = Cluster(self.config, self.store, self.reactor)
+        await self.cluster.join()
         self.cluster.setServiceParent(self)
         self.dispatcher.join_cluster(self.cluster.signals if self.cluster.enabled else None)
+        self.cluster.on_node_recovered = self._node_recovered
+
+    async def _node_recovered(self, node, recovery):
+        for job_id in recovery.failed_jobs:
+            await self.dispatcher.event("job", None, {"job_id": job_id, "state": "failed", "error": "interrupted"})
 
     def _store_transaction(self, seconds, failed):
         if failed:
