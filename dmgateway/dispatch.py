@@ -29,7 +29,8 @@ from dmgateway.auth.nonce import decode_nonce, encode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.auth.verify import AuthAccount
 from dmgateway.bootstrapper import Bootstrapper, bootstrap_view
-from dmgateway.cluster.signals import EVENTS, JOBS
+from dmgateway.cluster.hooks import ClusterHooks
+from dmgateway.cluster.signals import EVENTS, JOBS, SESSIONS
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
@@ -74,6 +75,7 @@ class LiveSession:
     host: str = None  # the peer address that opened it (lockouts are per address)
     first_body: bytes = b""  # package 1 as received, to know a retransmission
     count_failures: bool = True  # False for a retransmitted package 1
+    announced: bool = False  # the other nodes were told this session authenticated
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -103,7 +105,7 @@ def _starts_session(msg):
     )
 
 
-class Dispatcher(SessionGuard, InventoryService):
+class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
     def __init__(self, store, config, clock, random_bytes=os.urandom):
         self.store = store
         self.config = config
@@ -186,31 +188,6 @@ class Dispatcher(SessionGuard, InventoryService):
     def is_live(self, device_id):
         """Whether ``device_id`` is in a session with this process now."""
         return device_id in self._by_device
-
-    def join_cluster(self, signals):
-        """Hear the other processes: events they append, jobs for our sessions."""
-        self.signals = signals
-        if signals is not None:
-            signals.on(EVENTS, lambda _payload: self._events_appended())
-            signals.on(JOBS, self._jobs_signalled)
-
-    def _jobs_signalled(self, device_id):
-        """Another process queued a job for ``device_id``: hand it to our live session, if any."""
-        live = self._by_device.get(device_id)
-        if live is None:
-            return
-        d = defer.ensureDeferred(self._hand_over_jobs(live))
-        d.addErrback(lambda f: log.failure("jobs of {device_id} not handed to its session", f,
-                                           device_id=device_id))
-
-    async def _hand_over_jobs(self, live):
-        jobs = await self.store.pending_jobs(live.device_id)
-        for job in jobs:
-            if self._by_device.get(live.device_id) is not live or live.engine.finished:
-                return  # the session ended meanwhile: its end looks for pending jobs
-            live.engine.add_job(_job_spec(job))
-            log.info("job {job_id} handed to the live session of {device_id}",
-                     job_id=job.job_id, device_id=live.device_id)
 
     def add_event_listener(self, listener):
         """Call ``listener()`` after every event appended (webhooks)."""
@@ -605,6 +582,10 @@ class Dispatcher(SessionGuard, InventoryService):
                     reason=effect.reason,
                 )
         results = await batch.commit()
+        if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):
+            # a session of this device on another node is superseded (only by one that authenticated)
+            live.announced = True
+            self.signals.send(SESSIONS, "%s\n%s" % (device_id, live.token))
         for index, effect in failures:
             before, device = results[index], results[index + 1]
             log.warn(

@@ -10,7 +10,9 @@ Channels (payloads are short text):
 * ``dmgw_events``  an event was appended (long-polls, webhooks);
 * ``dmgw_outbox``  a notification was queued (the process holding a bearer);
 * ``dmgw_jobs``    ``DEVICE_ID`` had a job queued (the process where the
-  device is in a session adds it to that session).
+  device is in a session adds it to that session);
+* ``dmgw_sessions`` ``DEVICE_ID\nTOKEN``: the device authenticated in the
+  session ``TOKEN``; any other session of it (on another node) is superseded.
 
 :class:`PostgresSignals` listens on its own connection in a thread of its
 own (``conn.notifies`` blocks) and sends through the store's pool;
@@ -27,7 +29,8 @@ log = Logger(namespace="dmgateway.cluster")
 EVENTS = "dmgw_events"
 OUTBOX = "dmgw_outbox"
 JOBS = "dmgw_jobs"
-CHANNELS = (EVENTS, OUTBOX, JOBS)
+SESSIONS = "dmgw_sessions"
+CHANNELS = (EVENTS, OUTBOX, JOBS, SESSIONS)
 
 #: longest payload PostgreSQL accepts is 8000 bytes; ours are device ids
 MAX_PAYLOAD = 1000
