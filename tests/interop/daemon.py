@@ -30,7 +30,8 @@ def free_port():
 class Daemon:
     """One gateway process with its own config dir, store and log."""
 
-    def __init__(self, workdir, store=None, extra_ini=None, session_timeout=300, gateway_extra=""):
+    def __init__(self, workdir, store=None, extra_ini=None, session_timeout=300, gateway_extra="",
+                 drain_timeout=5):
         self.workdir = str(workdir)
         self.conf = os.path.join(self.workdir, "conf")
         self.http_port = free_port()
@@ -40,6 +41,8 @@ class Daemon:
         self.token = "test-token-" + os.urandom(8).hex()
         self.store = store or "sqlite:var/dmgateway.sqlite"
         self.session_timeout = session_timeout
+        # SIGTERM lets live sessions run this long; stop() waits past it
+        self.drain_timeout = drain_timeout
         self.extra_ini = extra_ini or {}
         self.gateway_extra = gateway_extra  # more sections for dmgateway.ini
         self.log_path = os.path.join(self.workdir, "daemon.log")
@@ -56,9 +59,10 @@ class Daemon:
         files = {
             "dmgateway.ini": (
                 "[gateway]\nserver_id = dmgw-e2e\npublic_url = %s\nstore = %s\n"
-                "session_timeout = %d\n\n[api]\nendpoint = tcp:%d:interface=127.0.0.1\n"
+                "session_timeout = %d\ndrain_timeout = %d\n\n[api]\nendpoint = tcp:%d:interface=127.0.0.1\n"
                 "token_file = var/api.token\n\n%s"
-                % (self.url, self.store, self.session_timeout, self.api_port, self.gateway_extra)
+                % (self.url, self.store, self.session_timeout, self.drain_timeout, self.api_port,
+                   self.gateway_extra)
             ),
             "http.ini": "[http]\nenabled = true\nendpoint = tcp:%d:interface=127.0.0.1\npath = /dm\n"
             % (self.http_port,),
@@ -117,7 +121,7 @@ class Daemon:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(15)
+                self.process.wait(15 + self.drain_timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)

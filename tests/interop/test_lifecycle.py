@@ -175,7 +175,7 @@ def _device(daemon, device_id):
 
 
 def test_sigterm_lets_the_live_session_finish_and_refuses_new_ones(tmp_path):
-    daemon = Daemon(tmp_path, gateway_extra="")
+    daemon = Daemon(tmp_path, drain_timeout=20)
     daemon.start()
     for device_id in ("IMEI:1", "IMEI:2"):
         assert daemon.put_device(device_id, ACCOUNT)[0] == 201
@@ -185,7 +185,10 @@ def test_sigterm_lets_the_live_session_finish_and_refuses_new_ones(tmp_path):
     status, body, headers = post(request.url, request.body, request.headers)
     assert status == 200
     daemon.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)  # the signal is handled; the DM listener still answers
+    # wait until the signal is handled (the DM listener still answers)
+    deadline = time.monotonic() + 10
+    while "draining: 1 live DM sessions" not in daemon.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     other = ClientSession(_device(daemon, "IMEI:2"), random_bytes=os.urandom)
     other_request = other.start()
     status, other_body, other_headers = post(other_request.url, other_request.body, other_request.headers)
