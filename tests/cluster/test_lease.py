@@ -7,7 +7,10 @@ import pytest
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from dmgateway.cluster.lease import LocalLease, PostgresLease, lease_for, lease_key, postgres_connector
+from twisted.application import service
+
+from dmgateway.cluster.lease import (LeasedService, LocalLease, PostgresLease, lease_for, lease_key,
+                                     postgres_connector)
 from dmgateway.cluster.signals import EVENTS, JOBS, LocalSignals, PostgresSignals, signals_for
 from dmgateway.store import open_store
 from dmgateway.store.postgres import parse_postgres_uri
@@ -95,6 +98,25 @@ class PostgresLeaseTests(TestCase):
         self.assertIn(("a", "out"), log)
         await sleep(4 * INTERVAL)
         self.assertFalse(a.held and b.held, "two holders at once")
+
+    async def test_leased_service_runs_in_one_process_at_a_time(self):
+        inners = [service.Service(), service.Service()]
+        holders = [LeasedService(inner, lambda up, down: PostgresLease(
+            "webhooks", postgres_connector(self.uri), reactor, INTERVAL, on_acquired=up, on_lost=down))
+            for inner in inners]
+        taken = []
+        for n, holder in enumerate(holders):
+            holder.on_taken = lambda n=n: taken.append(n)
+            holder.startService()
+            self.addCleanup(lambda h=holder: h.stopService() if h.running else None)
+        await until(lambda: any(i.running for i in inners))
+        await sleep(4 * INTERVAL)
+        self.assertEqual(sum(i.running for i in inners), 1)
+        first = 0 if inners[0].running else 1
+        await holders[first].stopService()  # SIGTERM of the holder: the other takes over
+        self.assertFalse(inners[first].running)
+        await until(lambda: inners[1 - first].running)
+        self.assertEqual(taken, [first, 1 - first])
 
     async def test_names_are_independent(self):
         smpp, timers = self.lease("smpp"), self.lease("timers")
