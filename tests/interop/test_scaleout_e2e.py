@@ -24,6 +24,7 @@ from contextlib import ExitStack
 import pytest
 from twisted.internet import defer, protocol, reactor, task
 from twisted.trial.unittest import SkipTest, TestCase
+from twisted.web import resource, server
 from zope.interface import implementer
 
 from dmgateway.client import fleet, sim
@@ -104,6 +105,20 @@ class SMSCProcess(protocol.ProcessProtocol):
         self.ended.callback(None)
 
 
+class Hook(resource.Resource):
+    """A webhook receiver: the seq of every event POSTed, in arrival order."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.seqs = []
+
+    def render_POST(self, request):
+        self.seqs.append(int(request.getHeader("x-dmgw-event-seq")))
+        return b"ok"
+
+
 class ScaleOutTests(TestCase):
     timeout = 420
 
@@ -141,11 +156,12 @@ class ScaleOutTests(TestCase):
         self.addCleanup(stop_smsc)
         return port, smsc
 
-    def start_nodes(self, store, smsc_port, public_url):
+    def start_nodes(self, store, smsc_port, public_url, hook_url):
         nodes = {}
         for name in ("gw1", "gw2"):
             gw = Daemon(os.path.join(self.workdir, name), store=store,
-                        extra_ini={"smpp.ini": smpp_ini(smsc_port)}, gateway_extra=NOTIFY)
+                        extra_ini={"smpp.ini": smpp_ini(smsc_port)},
+                        gateway_extra="webhooks = %s\nwebhook_timeout = 5\n\n%s" % (hook_url, NOTIFY))
             path = os.path.join(gw.conf, "dmgateway.ini")
             with open(path) as f:
                 text = f.read()
@@ -192,7 +208,11 @@ class ScaleOutTests(TestCase):
         smsc_port, smsc = self.start_smsc()
         proxy_port = free_port()
         public_url = "http://127.0.0.1:%d/dm" % (proxy_port,)
-        nodes = self.start_nodes(store, smsc_port, public_url)
+        hook = Hook()
+        hook_port = reactor.listenTCP(0, server.Site(hook), interface="127.0.0.1")
+        self.addCleanup(hook_port.stopListening)
+        hook_url = "http://127.0.0.1:%d/hook" % (hook_port.getHost().port,)
+        nodes = self.start_nodes(store, smsc_port, public_url, hook_url)
         self.start_haproxy(proxy_port, nodes)
         yield self.until(lambda: any(b[3] == "ok" for b in smsc.binds), 30, "a node binds the SMSC")
         holders = [name for name, gw in nodes.items() if "lease smpp: taken by this process" in gw.log()]
@@ -268,6 +288,16 @@ class ScaleOutTests(TestCase):
         self.assertLessEqual(sum(extra.values()), 10, extra)  # at most the SMPP window
         lost = [d for d, outcome in sessions if outcome != "completed"]
         self.assertLessEqual(len(failed), 16)  # at most the sessions live on the dead node (concurrency)
+        # webhooks: one sender in the cluster, in seq order; every event reaches the hook
+        # (at least once: the dead sender's last unsaved deliveries may come again)
+        _status, body = survivor.call("GET", "/events?after=0&limit=1000")
+        last = max(e["seq"] for e in body["events"])
+        yield self.until(lambda: hook.seqs and max(hook.seqs) >= last, 60, "webhooks caught up", every=0.5)
+        again = sum(c - 1 for c in Counter(hook.seqs).values())
+        self.assertLessEqual(again, 20, "replayed after the takeover")
+        self.assertEqual(set(range(min(hook.seqs), last + 1)) - set(hook.seqs), set())
+        first_seen = list(dict.fromkeys(hook.seqs))
+        self.assertEqual(first_seen, sorted(first_seen))
         # HAProxy sent every later package (RespURI token s=NODE~...) to its node
         with open(os.path.join(self.workdir, "haproxy.log")) as f:
             routed = re.findall(r"dm_nodes/(gw\d) \S+ (\d{3}) .*\"POST /dm\?s=(gw\d)~", f.read())
@@ -276,5 +306,5 @@ class ScaleOutTests(TestCase):
         self.assertEqual([r for r in routed if r[1] == "200" and r[0] != r[2] and r[2] != holder], [])
         self.assertEqual({r[0] for r in routed}, {"gw1", "gw2"})
         print("\nscale-out e2e: %d devices, lease taken after %.1fs, link bound after %.1fs, jobs %s, wake-ups %d "
-              "(%d beyond the recorded sends), sessions %d (%d not completed)"
-              % (DEVICES, took, bound, dict(counts), len(smsc.submits), sum(extra.values()), len(sessions), len(lost)))
+              "(%d beyond the recorded sends), sessions %d (%d not completed), webhooks %d (%d again)"
+              % (DEVICES, took, bound, dict(counts), len(smsc.submits), sum(extra.values()), len(sessions), len(lost), len(hook.seqs), again))
