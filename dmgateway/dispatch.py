@@ -29,6 +29,8 @@ from dmgateway.auth.nonce import decode_nonce, encode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.auth.verify import AuthAccount
 from dmgateway.bootstrapper import Bootstrapper, bootstrap_view
+from dmgateway.cluster.hooks import ClusterHooks
+from dmgateway.cluster.signals import EVENTS, JOBS, SESSIONS
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
@@ -77,6 +79,7 @@ class LiveSession:
     function_request: object = None  # the update a FUMO device request gets (devfunctions)
     authenticated: bool = False  # the device proved itself in this session
     pending_jobs: list = field(default_factory=list)  # ids of the jobs it was opened with
+    announced: bool = False  # the other nodes were told this session authenticated
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -92,6 +95,11 @@ def iso_time(seconds):
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (stamp.microsecond // 1000,)
 
 
+def session_token(node, secret):
+    """The RespURI token of a session of ``node``: ``NODE~SECRET`` ("~" is in no node name)."""
+    return "%s~%s" % (node, secret)
+
+
 def _starts_session(msg):
     from dmgateway.codec.syncml import ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED, Alert
 
@@ -101,7 +109,7 @@ def _starts_session(msg):
     )
 
 
-class Dispatcher(SessionGuard, InventoryService):
+class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
     def __init__(self, store, config, clock, random_bytes=os.urandom):
         self.store = store
         self.config = config
@@ -138,6 +146,7 @@ class Dispatcher(SessionGuard, InventoryService):
         self.draining = False  # SIGTERM: live sessions finish, no new one opens
         self._cancel_at_end = set()  # job ids cancelled while their session runs
         self.instruments = None  # GatewayMetrics, when /metrics is on
+        self.signals = None  # cross-process signals, when [gateway] cluster is on
 
     # -- life cycle ----------------------------------------------------------
 
@@ -356,7 +365,9 @@ class Dispatcher(SessionGuard, InventoryService):
         refusal = self._refusal(device, device_id, peer_host(peer), peer, now)
         if refusal is not None:
             return self._plain_reply(msg, encoding, refusal)
-        token = secrets.token_hex(16)  # 128 random bits: the RespURI is the session's key
+        # 128 random bits: the RespURI is the session's key; its "NODE~" prefix lets
+        # a load balancer route the session's later packages to this process
+        token = session_token(self.node, secrets.token_hex(16))
         resp_uri = self._resp_uri(token)
 
         def encode(message):
@@ -603,6 +614,10 @@ class Dispatcher(SessionGuard, InventoryService):
                     reason=effect.reason,
                 )
         results = await batch.commit()
+        if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):
+            # a session of this device on another node is superseded (only by one that authenticated)
+            live.announced = True
+            self.signals.send(SESSIONS, "%s\n%s" % (device_id, live.token))
         for index, effect in failures:
             before, device = results[index], results[index + 1]
             log.warn(
@@ -640,6 +655,8 @@ class Dispatcher(SessionGuard, InventoryService):
         """Append one event and wake its readers (long-polls, webhooks)."""
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
         self._events_appended()
+        if self.signals is not None:
+            self.signals.send(EVENTS)  # long-polls and webhooks of the other processes
 
     def events_appended(self):
         """Events were appended elsewhere (by another service): wake their readers."""
@@ -753,6 +770,8 @@ class Dispatcher(SessionGuard, InventoryService):
         if live is not None:
             live.engine.add_job(_job_spec(job))
             live.pending_jobs.append(job.job_id)
+        elif self.signals is not None:
+            self.signals.send(JOBS, device_id)  # its session may live on another node
         if (live is None or not live.authenticated) and self.notifier is not None:
             # a session whose device has not authenticated (a stranger's wrong
             # credentials, perhaps) may never go on: wake the device anyway

@@ -84,6 +84,10 @@ class Outbox:
         self._early_reports = OrderedDict()  # (bearer, message id) -> (delivered, error)
         self.stats = {"sent": 0, "temporary_failures": 0, "failed": 0, "delivered": 0}
         self.by_bearer = Counter()  # (bearer, outcome) -> count, for /metrics and SNMP
+        # whether this process runs renotification and expiry (the cluster's timers lease)
+        self.runs_timers = lambda: True
+        # tells the other processes a notification was queued (the bearer's holder sends it)
+        self.queued = lambda: None
 
     # -- life cycle --------------------------------------------------------------
 
@@ -129,14 +133,16 @@ class Outbox:
 
     async def _tick(self):
         now = self.clock.seconds()
-        for notification in await self.store.due_notifications(now, 100, bearers=list(self.bearers)):
+        # a bearer another process holds (the cluster's SMPP link) is left to it
+        usable = [name for name, bearer in self.bearers.items() if getattr(bearer, "held", True)]
+        for notification in (await self.store.due_notifications(now, 100, bearers=usable) if usable else ()):
             try:
                 await self._send(notification)
             except Exception:  # one bad row must not hold up the others
                 log.failure("notification {id} could not be handled", id=notification.notification_id)
         # looking for devices that never came costs a query per notified job:
         # a few times per renotify_after is enough
-        if now - self._last_renotify >= min(self.config.renotify_after / 4.0, 60.0):
+        if self.runs_timers() and now - self._last_renotify >= min(self.config.renotify_after / 4.0, 60.0):
             self._last_renotify = now
             await self._renotify(now)
 
@@ -166,6 +172,7 @@ class Outbox:
             next_attempt_at=self.clock.seconds(),
         )
         self.tick()
+        self.queued()
         return notification
 
     async def session_started(self, device_id, job_ids):

@@ -103,6 +103,7 @@ class GatewayService(service.MultiService):
         self._store_lock = None
         self._api_site = None
         self._smpp_router = None
+        self.cluster = None
         self.metrics = None
         self.snmp = None
         self.store_errors = 0
@@ -191,6 +192,7 @@ class GatewayService(service.MultiService):
 
             self.metrics = GatewayMetrics(self, self.reactor)
             self.dispatcher.instruments = self.metrics
+        await self._join_cluster()
         await self.dispatcher.start()
         from dmgateway.store.devicepsk import DevicePskKeys
 
@@ -229,6 +231,20 @@ class GatewayService(service.MultiService):
         if self.metrics is not None:
             self.metrics.start()
         return self
+
+    async def _join_cluster(self):
+        """Leases and cross-process signals ([gateway] cluster), or their one-process forms."""
+        from dmgateway.cluster.node import Cluster
+
+        self.cluster = Cluster(self.config, self.store, self.reactor)
+        await self.cluster.join()
+        self.cluster.setServiceParent(self)
+        self.dispatcher.join_cluster(self.cluster.signals if self.cluster.enabled else None)
+        self.cluster.on_node_recovered = self._node_recovered
+
+    async def _node_recovered(self, node, recovery):
+        for job_id in recovery.failed_jobs:
+            await self.dispatcher.event("job", None, {"job_id": job_id, "state": "failed", "error": "interrupted"})
 
     def _store_transaction(self, seconds, failed):
         if failed:
@@ -333,9 +349,17 @@ class GatewayService(service.MultiService):
             router = SMPPRouter()
             for link in cfg.enabled_smpp_links:
                 router.add(SMPPLink(link, reactor, on_receipt=self._on_smpp_receipt))
-            router.setServiceParent(self)
             self._smpp_router = router
             bearers["sms"] = wake.SmsBearer(router)
+            if self.cluster.enabled:
+                from dmgateway.cluster.node import HeldBearer
+
+                # one bind per link across the cluster: the lease holder's
+                takeover = min(link.takeover_after for link in cfg.enabled_smpp_links)
+                holder = self.cluster.leased(router, "smpp", takeover / 3.0)
+                bearers["sms"] = HeldBearer(bearers["sms"], holder)
+            else:
+                router.setServiceParent(self)
         elif cfg.modem.enabled:
             from dmgateway.bearers.modem import ModemService
 
@@ -354,8 +378,33 @@ class GatewayService(service.MultiService):
             self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.dispatcher.event, os.urandom
         )
         self.dispatcher.notifier = self.outbox
+        self.outbox.runs_timers = self.cluster.timers_held
+        sms = bearers.get("sms")
+        if getattr(sms, "holder", None) is not None:
+            sms.holder.on_taken = self._took_smpp
+        if self.cluster.enabled:
+            from dmgateway.cluster.signals import OUTBOX
+
+            signals = self.cluster.signals
+            self.outbox.queued = lambda: signals.send(OUTBOX)
+            signals.on(OUTBOX, lambda _payload: self.outbox.tick())
         self.outbox.start()
         log.info("notification bearers: {bearers}", bearers=" ".join(sorted(bearers)))
+
+    def _took_smpp(self):
+        """This node now binds the SMPP links: what a dead holder had claimed is due now."""
+        from dmgateway.notifier import CLAIM_LEASE
+
+        d = self.store.release_claims("sms", self.reactor.seconds(), CLAIM_LEASE)
+
+        def released(count):
+            if count:
+                log.warn("took the SMPP links over: {count} notifications the last holder "
+                         "had claimed and not settled are sent again", count=count)
+            return self.outbox.tick()
+
+        d.addCallback(released)
+        d.addErrback(lambda f: log.failure("claims of the last SMPP holder not released", f))
 
     def _on_smpp_receipt(self, message_id, state, error):
         from dmgateway.bearers.wake import smpp_receipt_handler
@@ -390,7 +439,11 @@ class GatewayService(service.MultiService):
             retries=cfg.webhook_retries,
             timeout=cfg.webhook_timeout,
         )
-        sender.setServiceParent(self)
+        if self.cluster.enabled:
+            # once per cluster, in order: the lease holder delivers from the stored cursors
+            self.cluster.leased(sender, "webhooks", 1.0)
+        else:
+            sender.setServiceParent(self)
         self.dispatcher.add_event_listener(sender.notify)
 
     # -- reload and stop ---------------------------------------------------------

@@ -237,6 +237,10 @@ CASES = [
      "critical)"),
     ("dmgateway.ini", "[gateway]\nnode_name = node 1\n",
      "dmgateway.ini [gateway] node_name: bad node name 'node 1'"),
+    ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite\ncluster = true\n",
+     "dmgateway.ini [gateway] cluster: several processes need a shared postgresql:// store; "
+     "a sqlite: store serves one process only (set cluster = false)"),
+    ("smpp.ini", "[smpp]\ntakeover_after = 1\n", "smpp.ini [smpp] takeover_after: 1 out of range (1.5-600)"),
     ("dmgateway.ini", "[auth]\nnonce_size = 4\n",
      "dmgateway.ini [auth] nonce_size: 4 out of range (8-64)"),
     ("http.ini", "[http]\npath = dm\n", "http.ini [http] path: bad path 'dm'"),

@@ -273,6 +273,32 @@ class OutboxTests(TestCase):
         await defer.gatherResults([defer.ensureDeferred(self.outbox._tick()), defer.ensureDeferred(other._tick())])
         self.assertEqual(len(self.sip.sent) + len(other_sip.sent), 1)
 
+    async def test_a_bearer_held_by_another_process_is_left_to_it(self):
+        # [gateway] cluster: this process does not hold the SMPP lease
+        self.sms.held = False
+        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        self.assertEqual(self.sms.sent, [])
+        (note,) = (await self.job(created["id"]))["notifications"]
+        self.assertEqual(note["state"], "queued")  # in the store, for the holder
+        self.sms.held = True  # the lease came here
+        await self.settle()
+        self.assertEqual(len(self.sms.sent), 1)
+
+    async def test_renotification_runs_only_where_the_timers_lease_is(self):
+        self.outbox.runs_timers = lambda: False
+        await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        self.clock.advance(400)
+        await self.settle()
+        await self.settle()
+        self.assertEqual(len(self.sms.sent), 1)  # another process renotifies
+        self.outbox.runs_timers = lambda: True
+        self.clock.advance(60)
+        await self.settle()
+        await self.settle()
+        self.assertEqual(len(self.sms.sent), 2)
+
     async def test_a_trigger_that_cannot_be_built_fails_without_blocking_the_outbox(self):
         # 200 two-byte characters: a valid account, but over package #0's 255-byte server id
         await self.dispatcher.put_device("IMEI:2", dict(ACCOUNT, server_id="\u00e9" * 200))

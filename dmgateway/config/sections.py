@@ -109,10 +109,11 @@ class ServerConfig:
     max_sessions: int = 10000
     store_retry_after: int = 5
     drain_timeout: int = 20
+    cluster: bool = False
 
     @classmethod
     def read(cls, r: SectionReader, *, hostname: str) -> ServerConfig:
-        return cls(
+        server = cls(
             server_id=r.text("server_id", cls.server_id, empty_ok=False,
                              validate=_single_word),
             public_url=r.text("public_url", cls.public_url, empty_ok=False,
@@ -125,7 +126,12 @@ class ServerConfig:
             max_sessions=r.integer("max_sessions", 10000, 1, 10_000_000),
             store_retry_after=r.integer("store_retry_after", 5, 1, 3600),
             drain_timeout=r.integer("drain_timeout", 20, 0, 3600),
+            cluster=r.boolean("cluster", False),
         )
+        if server.cluster and server.store.startswith("sqlite:"):
+            r.problem("cluster", "several processes need a shared postgresql:// store; "
+                                 "a sqlite: store serves one process only (set cluster = false)")
+        return server
 
 
 @dataclass(frozen=True)
@@ -370,6 +376,7 @@ class SmppLinkConfig:
     reconnect_initial: float = 1.0
     reconnect_max: float = 60.0
     routes: tuple[str, ...] = ()
+    takeover_after: float = 10.0
 
     @classmethod
     def read(cls, r: SectionReader, *, name: str) -> SmppLinkConfig:
@@ -399,6 +406,7 @@ class SmppLinkConfig:
             reconnect_max=r.number("reconnect_max", 60.0, 0.1, _DAY),
             routes=tuple(dict.fromkeys(p.lstrip("+") for p in r.words(
                 "routes", validate=_msisdn_prefix, separators=","))),
+            takeover_after=r.number("takeover_after", 10.0, 1.5, 600),
         )
         if link.reconnect_max < link.reconnect_initial:
             r.problem("reconnect_max", "%g is less than reconnect_initial (%g)"

@@ -698,6 +698,17 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
             "claim_notification", self._claim_notification_txn, notification_id, now, lease
         )
 
+    def release_claims(self, bearer: str, now: float, lease: float) -> Deferred:
+        """
+        Make due now the C{queued} notifications of C{bearer} that a
+        process claimed (L{claim_notification} with C{lease}) before C{now}
+        and did not settle: what a process taking over a bearer from a dead one does
+        instead of waiting for the claims to run out.  Fire with how many.
+        """
+        return self.run_interaction(
+            "release_claims", self._release_claims_txn, bearer, now, lease
+        )
+
     def due_notifications(
         self, now: float, limit: int = 100, bearers: Optional[Iterable[str] | str] = None
     ) -> Deferred:

@@ -732,6 +732,18 @@ class Queries:
             (now + lease, now, notification_id, now),
         ) == 1
 
+    def _release_claims_txn(self, txn, bearer, now, lease) -> int:
+        _time(now, "now")
+        _time(lease, "lease")
+        # a claim is the one write that sets next_attempt_at to exactly updated + lease;
+        # claims made from ``now`` on are the caller's own
+        return txn.execute(
+            "UPDATE notifications SET next_attempt_at = ?, updated = ?"
+            " WHERE bearer = ? AND state = 'queued' AND next_attempt_at > ?"
+            " AND updated < ? AND next_attempt_at = updated + ?",
+            (now, now, bearer, now, now, lease),
+        )
+
     def _due_notifications_txn(self, txn, now, limit, bearers) -> list[Notification]:
         _time(now, "now")
         _int(limit, "limit", 1)

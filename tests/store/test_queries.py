@@ -885,6 +885,22 @@ class ClaimTestsMixin(StoreCase):
         await store.update_notification(due.notification_id, state="sent")
         self.assertFalse(await store.claim_notification(due.notification_id, START + 500, 60.0))
 
+    async def test_release_claims_of_a_dead_holder(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        claimed = await store.add_notification("IMEI:1", "sms", b"", next_attempt_at=START)
+        later = await store.add_notification("IMEI:1", "sms", b"", next_attempt_at=START + 30)
+        sip = await store.add_notification("IMEI:1", "sip", b"", next_attempt_at=START)
+        mine = await store.add_notification("IMEI:1", "sms", b"", next_attempt_at=START)
+        self.assertTrue(await store.claim_notification(claimed.notification_id, START, 60.0))
+        self.assertTrue(await store.claim_notification(sip.notification_id, START, 60.0))
+        # the new holder took over at START + 5 and claimed one itself since
+        self.assertTrue(await store.claim_notification(mine.notification_id, START + 5, 60.0))
+        self.assertEqual(await store.release_claims("sms", START + 5, 60.0), 1)
+        due = await store.due_notifications(START + 5)
+        self.assertEqual([n.notification_id for n in due], [claimed.notification_id])
+        self.assertNotIn(later.notification_id, [n.notification_id for n in due])  # a backoff stays
+
 
 class SQLiteClaimTests(SQLiteEngine, ClaimTestsMixin, TestCase):
     pass

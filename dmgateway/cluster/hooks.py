@@ -1,0 +1,71 @@
+"""What the dispatcher does on the other processes' signals (``[gateway] cluster``).
+
+A mixin of :class:`dmgateway.dispatch.Dispatcher`, kept apart so that the
+dispatcher stays about one process:
+
+* events appended by another process wake this process's long-polls and
+  webhook sender;
+* a job queued through another process for a device in session *here* joins
+  that session (:meth:`ServerSession.add_job` ignores one it already has);
+* a device that authenticated a new session on another process supersedes
+  its session here, as a second package 1 does within one process (only an
+  authenticated one: issue 10's rule).
+"""
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from dmgateway.cluster.signals import EVENTS, JOBS, SESSIONS
+
+log = Logger(namespace="dmgateway.dispatch")
+
+
+class ClusterHooks:
+    signals = None  # cross-process signals, when [gateway] cluster is on
+
+    def join_cluster(self, signals):
+        """Hear the other processes: events they append, jobs and sessions of our devices."""
+        self.signals = signals
+        if signals is not None:
+            signals.on(EVENTS, lambda _payload: self._events_appended())
+            signals.on(JOBS, self._jobs_signalled)
+            signals.on(SESSIONS, self._session_signalled)
+
+    def _jobs_signalled(self, device_id):
+        """Another process queued a job for ``device_id``: hand it to our live session, if any."""
+        live = self._by_device.get(device_id)
+        if live is None:
+            return
+        d = defer.ensureDeferred(self._hand_over_jobs(live))
+        d.addErrback(lambda f: log.failure("jobs of {device_id} not handed to its session", f,
+                                           device_id=device_id))
+
+    async def _hand_over_jobs(self, live):
+        from dmgateway.dispatch import _job_spec
+
+        jobs = await self.store.pending_jobs(live.device_id)
+        for job in jobs:
+            if self._by_device.get(live.device_id) is not live or live.engine.finished:
+                return  # the session ended meanwhile: its end looks for pending jobs
+            live.engine.add_job(_job_spec(job))
+            log.info("job {job_id} handed to the live session of {device_id}",
+                     job_id=job.job_id, device_id=live.device_id)
+
+    def _session_signalled(self, payload):
+        """``DEVICE\\nTOKEN`` authenticated: a session of DEVICE here under another token ends."""
+        device_id, _, token = payload.partition("\n")
+        live = self._by_device.get(device_id)
+        if live is None or live.token == token:
+            return
+        lock = self._locks.setdefault(device_id, defer.DeferredLock())
+        d = lock.run(lambda: defer.ensureDeferred(self._superseded_elsewhere(live, token)))
+        d.addErrback(lambda f: log.failure("session of {device_id} not superseded", f, device_id=device_id))
+        d.addCallback(lambda _: self._drop_lock(device_id, lock))
+
+    async def _superseded_elsewhere(self, live, token):
+        if self._by_token.get(live.token) is not live:
+            return
+        log.info("session {session_id} of {device_id} superseded by its session on node {node}",
+                 session_id=live.session_id, device_id=live.device_id, node=token.partition("~")[0])
+        await self._abort(live, "superseded", "a new session from the device on another node replaced this one",
+                          wake=False)

@@ -1,0 +1,114 @@
+"""Two dispatchers ("nodes" a and b) on one store, joined by one signal bus.
+
+The bus is :class:`LocalSignals` shared by both (every handler hears every
+signal, as every process hears a PostgreSQL NOTIFY; tests/cluster/test_lease.py
+checks that on a real server).  The store is one in-memory SQLite shared by
+both: the hooks only use what the store interface offers.
+"""
+
+import os
+
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from dmgateway.client import ClientSession
+from dmgateway.cluster.signals import LocalSignals
+from dmgateway.dispatch import Dispatcher
+from dmgateway.store import open_store
+from tests.support import gateway_config
+from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
+
+
+class TwoNodesTests(TestCase):
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.addCleanup(self.store.close)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.bus = LocalSignals()
+        self.nodes = {}
+        for name in ("a", "b"):
+            node = Dispatcher(self.store, gateway_config(session_timeout=60, node_name=name), clock=self.clock)
+            yield defer.ensureDeferred(node.start())
+            node.join_cluster(self.bus)
+            self.nodes[name] = node
+        yield self.nodes["a"].put_device(DEVICE, ACCOUNT)
+
+    async def exchange(self, node, request):
+        token = request.url.split("?s=", 1)[1] if "?s=" in request.url else None
+        return await node.handle_dm(request.body, encoding="xml",
+                                    hmac_header=request.headers.get("x-syncml-hmac"), token=token)
+
+    async def drive(self, node, session, stop_after=None):
+        request = session.start()
+        count = 0
+        while request is not None:
+            reply = await self.exchange(node, request)
+            self.assertEqual(reply.code, 200, reply.body)
+            count += 1
+            if stop_after is not None and count >= stop_after:
+                return session
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        return session
+
+    def session(self, acc=None):
+        return ClientSession(acc or account(), random_bytes=os.urandom)
+
+    async def test_resp_uri_token_names_the_node(self):
+        await self.nodes["a"].create_job(DEVICE, GET_SWV)
+        stale = await self.drive(self.nodes["a"], self.session(), stop_after=1)
+        (live,) = self.nodes["a"]._by_token.values()
+        self.assertTrue(live.token.startswith("a~"))
+        self.assertFalse(stale.finished)
+
+    async def test_authenticated_package_one_on_b_supersedes_the_session_on_a(self):
+        created = await self.nodes["a"].create_job(DEVICE, GET_SWV)
+        stale = await self.drive(self.nodes["a"], self.session(), stop_after=1)
+        self.assertIn(DEVICE, self.nodes["a"]._by_device)
+        acc = account()
+        acc.client.nonce = stale.account.client.nonce
+        acc.server.nonce = stale.account.server.nonce
+        fresh = await self.drive(self.nodes["b"], self.session(acc))
+        self.assertEqual(fresh.outcome, "completed", fresh.log)
+        self.assertNotIn(DEVICE, self.nodes["a"]._by_device)
+        job = await self.nodes["b"].get_job(created["id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "superseded"))
+        sessions = await self.store.live_sessions(device_id=DEVICE)
+        self.assertEqual(sessions, [])
+
+    async def test_unauthenticated_package_one_on_b_leaves_the_session_on_a(self):
+        await self.nodes["a"].create_job(DEVICE, GET_SWV)
+        await self.drive(self.nodes["a"], self.session(), stop_after=1)
+        forger = self.session(account(secret="wrong"))
+        request = forger.start()
+        reply = await self.exchange(self.nodes["b"], request)
+        self.assertEqual(reply.code, 200)
+        self.assertIn(DEVICE, self.nodes["a"]._by_device)  # untouched
+
+    async def test_job_created_on_b_joins_the_live_session_on_a(self):
+        first = await self.nodes["a"].create_job(DEVICE, GET_SWV)
+        session = self.session()
+        request = session.start()
+        reply = await self.exchange(self.nodes["a"], request)
+        created = await self.nodes["b"].create_job(DEVICE, GET_SWV)  # b has no session of it
+        for _ in range(20):  # the hand-over reads the store: let it run
+            if len(self.nodes["a"]._by_device[DEVICE].engine._jobs) == 2:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        while request is not None:
+            reply = await self.exchange(self.nodes["a"], request)
+            request = session.receive(reply.body, {"content-type": reply.content_type})
+        for job_id in (first["id"], created["id"]):
+            self.assertEqual((await self.nodes["a"].get_job(job_id))["state"], "done")
+        self.assertEqual(len(session.executed), 2)
+
+    async def test_an_event_on_b_wakes_a_long_poll_on_a(self):
+        after = await self.store.last_event_seq()
+        waiting = self.nodes["a"].wait_events(after, 10, 30)
+        await self.nodes["b"].event("session", DEVICE, {"outcome": "x"})
+        events = await waiting
+        self.assertEqual([e["outcome"] for e in events], ["x"])
