@@ -123,7 +123,9 @@ def _text(value):
 def dm_site(dispatcher, path, max_body, reactor=None):
     """A ``Site`` serving DM-2 at ``path`` with the body limit ``max_body``."""
 
-    site = server.Site(DMResource(dispatcher, path), reactor=reactor)
+    # DM never posts HTML forms: without this, twisted.web parses every
+    # POST's Content-Type through the ``email`` package for nothing.
+    site = server.Site(DMResource(dispatcher, path), reactor=reactor, parsePOSTFormSubmission=False)
     site.requestFactory = LimitedRequest
     site.max_body = max_body
     site.displayTracebacks = False
