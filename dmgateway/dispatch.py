@@ -13,8 +13,9 @@ interface the REST API calls.
 """
 
 import os
+import secrets
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from urllib.parse import urlencode
@@ -29,12 +30,14 @@ from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.auth.verify import AuthAccount
 from dmgateway.bootstrapper import Bootstrapper, bootstrap_view
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
-from dmgateway.codec.errors import CodecError
+from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import bad_request_reply, status_only_reply
-from dmgateway.store.model import ClientAuth, ServerAuth
+from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
+from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
+from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -66,6 +69,9 @@ class LiveSession:
     unrecorded: bool = False  # the store has no row for this session yet
     auth_failures: int = 0  # the device's failure count as the store has it
     job_ids: list = field(default_factory=list)
+    host: str = None  # the peer address that opened it (lockouts are per address)
+    first_body: bytes = b""  # package 1 as received, to know a retransmission
+    count_failures: bool = True  # False for a retransmitted package 1
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -90,7 +96,7 @@ def _starts_session(msg):
     )
 
 
-class Dispatcher:
+class Dispatcher(SessionGuard):
     def __init__(self, store, config, clock, random_bytes=os.urandom):
         self.store = store
         self.config = config
@@ -102,6 +108,12 @@ class Dispatcher:
             window=config.auth.failure_window,
             lockout=config.auth.lockout,
         )
+        self.guard = PeerLockouts(config.auth)
+        self.outage = StoreOutage(clock, getattr(config.gateway, "store_retry_after", 5))
+        self._repairs = []  # (live, effects) of sessions aborted while the store was down
+        self._stopping = False
+        self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
+        self._probe = None
         self.notifier = None  # the notification Outbox, when a bearer is configured
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (getattr(config, "http", None), getattr(config, "https", None))
@@ -113,6 +125,7 @@ class Dispatcher:
         self._waiters = []
         self._listeners = []
         self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
+        self._refusing_busy = False  # [gateway] max_sessions reached (logged once)
         self.sessions_ended = Counter()  # by outcome
         self.jobs_finished = Counter()  # by state
 
@@ -133,8 +146,21 @@ class Dispatcher:
             log.info("store clean: nothing was in flight", **counts)
 
     async def stop(self):
+        """End every session cleanly: new messages get 503, those in flight finish first."""
+        self._stopping = True
+        if self._probe is not None and self._probe.active():
+            self._probe.cancel()
+        for lock in list(self._locks.values()):
+            await lock.acquire()  # a message in flight (even a session opening) is done
+            lock.release()
         for live in list(self._by_token.values()):
             await self._abort(live, "shutdown", "gateway shutting down")
+        if self._repairs:
+            try:
+                await self._repair()
+            except StoreUnavailable:
+                log.warn("store still unavailable at shutdown: {count} aborted sessions left "
+                         "for the next start to settle", count=len(self._repairs))
         for d, timer in list(self._waiters):
             if timer.active():
                 timer.cancel()
@@ -184,14 +210,36 @@ class Dispatcher:
 
     # -- DM-2 ------------------------------------------------------------------
 
-    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None):
-        """Answer one DM message; fires with a :class:`DMReply`."""
-        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer))
+    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None, limits=None):
+        """Answer one DM message; fires with a :class:`DMReply`.
 
-    async def _handle_dm(self, body, encoding, hmac_header, token, peer):
+        ``limits`` (a :class:`~dmgateway.bearers.httplimits.MessageLimits`)
+        bound a message that is not on a live session's RespURI.
+        """
+        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
+
+    async def _handle_dm(self, body, encoding, hmac_header, token, peer, limits=None):
         self.stats["messages"] += 1
+        if self._stopping:
+            return DMReply(503, "text/plain; charset=utf-8", b"gateway shutting down\n", {"retry-after": "5"})
+        host = peer_host(peer)
+        if token is not None and token not in self._by_token and self.guard.guessing(host, self.clock.seconds()):
+            # an address that spent its budget of wrong tokens: not even decoded
+            return DMReply(403, "text/plain; charset=utf-8", b"too many messages for unknown sessions\n")
+        if token is not None and token in self._by_token:
+            limits = None  # the session's own RespURI: its device authenticated
         try:
-            msg, encoding = decode_message(body, CONTENT_TYPES.get(encoding))
+            msg, encoding = decode_message(
+                body, CONTENT_TYPES.get(encoding), max_elements=limits.max_elements if limits else None
+            )
+            if limits is not None:
+                _check_counts(msg, limits)
+        except LimitExceeded as e:
+            self.stats["bad_requests"] += 1
+            log.info("refused a DM message from {peer} over the limits before authentication: {reason}",
+                     peer=peer, reason=str(e))
+            text = "message too large before authentication: %s\n" % (e,)
+            return DMReply(413, "text/plain; charset=utf-8", text.encode("utf-8"))
         except CodecError as e:
             self.stats["bad_requests"] += 1
             log.info("rejected malformed DM message from {peer}: {reason}", peer=peer, reason=str(e))
@@ -202,7 +250,12 @@ class Dispatcher:
             lock = self._locks[device_id] = defer.DeferredLock()
         await lock.acquire()
         try:
-            return await self._in_session(msg, encoding, body, hmac_header, token, peer)
+            reply = await self._in_session(msg, encoding, body, hmac_header, token, peer)
+            if self.outage.active:
+                self._schedule_repair(0)
+            return reply
+        except StoreUnavailable as e:
+            return self._store_down(device_id, e)
         finally:
             lock.release()
             if not lock.locked and not lock.waiting and device_id not in self._by_device:
@@ -210,27 +263,43 @@ class Dispatcher:
 
     async def _in_session(self, msg, encoding, body, hmac_header, token, peer):
         device_id = msg.hdr.source.loc_uri
+        host = peer_host(peer)
         live = self._by_device.get(device_id)
-        if live is not None and not self._belongs_to(live, msg, token):
-            if not _starts_session(msg):
-                # a stray message (old RespURI, other SessionID): it must not
-                # disturb the session that is live
-                log.info("message from {device_id} for another session ({peer})", device_id=device_id, peer=peer)
+        if live is not None:
+            verdict = self._continues(live, msg, token, body, hmac_header)
+            if verdict == "take_over":
+                # a package 1 for a device in session: it may replace the
+                # session only once it authenticates (a device that restarted)
+                return await self._take_over(live, msg, encoding, body, hmac_header, peer)
+            if verdict == "refuse":
+                # neither the session's RespURI nor the device's credentials:
+                # it must not touch the session (nor learn its token)
+                log.info("message from {device_id} for a session not its own ({peer})",
+                         device_id=device_id, peer=peer)
+                self._guessed(host, peer)
                 return self._plain_reply(msg, encoding, 403)
-            # the new session takes the jobs left: no wake-up for them
-            await self._abort(live, "superseded", "a new session from the device replaced this one", wake=False)
-            live = None
-        if live is None:
+        else:
+            if self.outage.active:
+                return self._store_down(device_id, None)
             if not _starts_session(msg):
                 log.info(
                     "message for no live session from {device_id} ({peer})",
                     device_id=device_id,
                     peer=peer,
                 )
+                self._guessed(host, peer)
                 return self._plain_reply(msg, encoding, 403)
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live
+            live.first_body = body
+            # the package 1 of a session that just ended, again: its digest is
+            # stale by now, but that is a retransmission, not a guess
+            live.count_failures = self._first_bodies.get(device_id) != _digest(body)
+        return await self._take(live, msg, body, hmac_header)
+
+    async def _take(self, live, msg, body, hmac_header):
+        """One message into ``live``'s engine; the reply to send."""
         live.messages += 1
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
         ended = outcome.finished or live.engine.finished
@@ -238,8 +307,15 @@ class Dispatcher:
             # at once: a job created while the effects are written must not
             # be handed to an engine that is over
             self._forget(live)
-        await self._apply(live, outcome.effects)
-        reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, encoding)
+        try:
+            await self._apply(live, outcome.effects)
+        except StoreUnavailable:
+            if ended:
+                self._repairs.append((live, outcome.effects))
+            else:
+                self._abort_unrecorded(live, "the store is unavailable")
+            raise
+        reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, live.encoding)
         headers = {}
         if outcome.hmac_header:
             headers["x-syncml-hmac"] = outcome.hmac_header
@@ -249,20 +325,13 @@ class Dispatcher:
             self._arm_timer(live)
         return DMReply(200, live.media_type, reply_body, headers)
 
-    def _belongs_to(self, live, msg, token):
-        """Whether ``msg`` continues ``live`` (a package 1 with MsgID 1 starts anew)."""
-        if msg.hdr.session_id != live.session_id:
-            return False
-        if token is not None and token != live.token:
-            return False
-        return not (msg.hdr.msg_id == "1" and live.messages > 0 and _starts_session(msg))
-
     def _bad_request(self, body, encoding, error):
-        """HTTP 400: with a SyncML Status 400 when the header can be read, else plain text."""
-        reply = bad_request_reply(body, encoding) if body else None
+        """SyncML that is not valid: HTTP 200 with a SyncML Status 400 when
+        the header names the session (DESIGN §4), else plain HTTP 400."""
+        reply = bad_request_reply(body, encoding, self.config.gateway.public_url) if body else None
         if reply is not None:
             try:
-                return DMReply(400, media_type_for(encoding), encode_message(reply, encoding))
+                return DMReply(200, media_type_for(encoding), encode_message(reply, encoding))
             except CodecError:
                 pass
         text = "malformed SyncML message: %s\n" % (error,)
@@ -275,19 +344,18 @@ class Dispatcher:
     async def _open(self, msg, encoding, peer):
         device_id = msg.hdr.source.loc_uri
         now = self.clock.seconds()
+        if len(self._by_device) >= self.config.gateway.max_sessions:
+            if not self._refusing_busy:  # said once per overload, not per device
+                log.warn("sessions refused (503): {count} open, [gateway] max_sessions reached",
+                         count=len(self._by_device))
+            self._refusing_busy = True
+            return self._plain_reply(msg, encoding, 503)
+        self._refusing_busy = False
         device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit()
-        if device is None:
-            # warn once per burst from one peer, not for every message of a scan
-            if not self.limiter.blocked(peer, now) and not self.limiter.failure(peer, now):
-                log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
-            return self._plain_reply(msg, encoding, 401)
-        if device.locked(now):
-            log.warn(
-                "session refused: {device_id} locked out after repeated authentication failures",
-                device_id=device_id,
-            )
-            return self._plain_reply(msg, encoding, 401)
-        token = uuid.uuid4().hex
+        refusal = self._refusal(device, device_id, peer_host(peer), peer, now)
+        if refusal is not None:
+            return self._plain_reply(msg, encoding, refusal)
+        token = secrets.token_hex(16)  # 128 random bits: the RespURI is the session's key
         resp_uri = self._resp_uri(token)
 
         def encode(message):
@@ -324,9 +392,11 @@ class Dispatcher:
             media_type=media_type_for(encoding),
             started=now,
             auth_failures=device.auth_failures,
+            host=peer_host(peer),
         )
         self._by_token[token] = live
         self._by_device[device_id] = live
+        self._arm_timer(live)  # from now on, whatever happens next, it times out
         self.stats["sessions_started"] += 1
         # recorded with the effects of the first message, in the same transaction
         live.unrecorded = True
@@ -351,6 +421,8 @@ class Dispatcher:
             encode=encode,
             random_bytes=self.random_bytes,
             accept_msg_size=self.accept_msg_size,
+            nonce_size=self.config.auth.nonce_size,
+            accept_hex_mac=self.config.auth.accept_hex_mac,
         )
 
     def _resp_uri(self, token):
@@ -383,12 +455,20 @@ class Dispatcher:
                 session_id=live.session_id,
                 device_id=live.device_id,
             )
-            await self._abort(live, "session_timeout", "the device stopped answering")
+            try:
+                await self._abort(live, "session_timeout", "the device stopped answering")
+            except StoreUnavailable as e:
+                self.outage.failed(e)
+                self._schedule_repair()
 
     async def _abort(self, live, code, message, wake=True):
         effects = live.engine.abort(code, message)
         self._forget(live)
-        await self._apply(live, effects)
+        try:
+            await self._apply(live, effects)
+        except StoreUnavailable:
+            self._repairs.append((live, effects))
+            raise
         if wake:
             await self._wake_for_jobs_left(live)
 
@@ -415,6 +495,11 @@ class Dispatcher:
     def _forget(self, live):
         if live.timer is not None and live.timer.active():
             live.timer.cancel()
+        if live.first_body:
+            self._first_bodies.pop(live.device_id, None)
+            self._first_bodies[live.device_id] = _digest(live.first_body)
+            while len(self._first_bodies) > getattr(self.config.gateway, "max_sessions", 10000):
+                self._first_bodies.popitem(last=False)
         self._by_token.pop(live.token, None)
         if self._by_device.get(live.device_id) is live:
             del self._by_device[live.device_id]
@@ -433,21 +518,34 @@ class Dispatcher:
             live.unrecorded = False
         for effect in effects:
             if isinstance(effect, fx.DevInfoReceived):
-                batch.set_devinfo(device_id, effect.values)
+                if effect.values:
+                    batch.set_devinfo(device_id, effect.values)
+                if effect.reported:
+                    batch.set_reported(device_id, effect.reported)
+            elif isinstance(effect, fx.DeviceChallenged):
+                challenge = {"scheme": effect.scheme, "status": effect.status, "time": iso_time(now)}
+                batch.set_device_challenge(device_id, challenge)
+                batch.append_event("device_challenge", device_id, now,
+                                   {"scheme": effect.scheme, "status": effect.status})
+                events += 1
             elif isinstance(effect, fx.NoncesChanged):
                 batch.set_nonces(device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce)
             elif isinstance(effect, fx.Authenticated):
+                self.guard.auth_succeeded(device_id, live.host)
                 if live.auth_failures:
                     batch.reset_auth_failures(device_id)
                     live.auth_failures = 0
             elif isinstance(effect, fx.AuthFailed):
+                if not live.count_failures:
+                    continue
                 self.stats["auth_failures"] += 1
                 live.auth_failures += 1
                 failures.append((len(batch), effect))
+                batch.get_device(device_id)  # before: to tell a new device-wide lockout
                 batch.record_auth_failure(
                     device_id,
                     now,
-                    max_failures=self.config.auth.max_failures,
+                    max_failures=self.config.auth.device_max_failures,
                     lockout=self.config.auth.lockout,
                 )
             elif isinstance(effect, fx.JobStarted):
@@ -491,14 +589,30 @@ class Dispatcher:
                 )
         results = await batch.commit()
         for index, effect in failures:
-            device = results[index]
+            before, device = results[index], results[index + 1]
             log.warn(
-                "authentication failed for {device_id}: {status} {reason}{locked}",
+                "authentication failed for {device_id} from {host}: {status} {reason}",
                 device_id=device_id,
+                host=live.host,
                 status=effect.status,
                 reason=effect.reason,
-                locked=" (locked out)" if device is not None and device.locked(now) else "",
             )
+            lockouts = []
+            if self.guard.auth_failed(device_id, live.host, now):
+                lockouts.append({"scope": "peer", "peer": live.host})
+            if device is not None and device.locked(now) and not (before is not None and before.locked(now)):
+                lockouts.append({"scope": "device", "peer": None})
+            for lockout in lockouts:
+                until = now + self.config.auth.lockout
+                log.warn(
+                    "{device_id} locked out ({scope}, peer {peer}) until {until} after repeated "
+                    "authentication failures",
+                    device_id=device_id,
+                    until=iso_time(until),
+                    **lockout,
+                )
+                await self.store.append_event("lockout", device_id, now, dict(lockout, until=iso_time(until)))
+                events += 1
         if events:
             self._events_appended()
 
@@ -535,7 +649,7 @@ class Dispatcher:
             secret=server["secret"] if server["type"] == "basic" else None,
             nonce=_nonce_or_none(server),
         )
-        return self.store.put_device(
+        d = self.store.put_device(
             device_id,
             server_id=account.get("server_id") or self.config.gateway.server_id,
             client_auth=client_auth,
@@ -544,6 +658,25 @@ class Dispatcher:
             sip_uri=account.get("sip_uri"),
             imsi=account.get("imsi"),
         )
+        if account.get("psk") is not None:
+            d.addCallback(self._put_device_psk, device_id, account["psk"])
+        return d
+
+    def _put_device_psk(self, created, device_id, psk):
+        """Store the device's TLS-PSK identity/key (DM 1.3) after its account."""
+        from dmgateway.api.validation import ValidationError
+        from dmgateway.store.devicepsk import PskIdentityTaken
+
+        keys = getattr(self, "device_psk", None)
+        if keys is None:
+            raise ValidationError("invalid_device", "psk: this gateway keeps no PSK keys")
+
+        def taken(failure):
+            failure.trap(PskIdentityTaken)
+            raise ValidationError("invalid_device", "psk.identity is used by another device")
+
+        d = keys.set(device_id, psk["identity"], psk["key"])
+        return d.addCallbacks(lambda _: created, taken)
 
     def get_device(self, device_id):
         return defer.ensureDeferred(self._get_device(device_id))
@@ -552,7 +685,11 @@ class Dispatcher:
         device = await self.store.get_device(device_id)
         if device is None:
             return None
-        view = device_view(device)
+        view = self._with_lockouts(device_view(device), device)
+        keys = getattr(self, "device_psk", None)
+        identity = keys.identity_of(device.device_id) if keys is not None else None
+        if identity is not None:
+            view["psk"] = {"identity": identity}  # the key is never returned
         view["bootstraps"] = [
             dict(bootstrap_view(n), created=iso_time(n.created), updated=iso_time(n.updated))
             for n in await self.store.standalone_notifications(device_id, BOOTSTRAPS_SHOWN)
@@ -716,6 +853,8 @@ def device_view(device):
         "sip_uri": device.sip_uri,
         "imsi": device.imsi,
         "devinfo": device.devinfo,
+        "reported": device.reported or {},
+        "device_challenge": device.device_challenge,
         "last_session": device.last_session,
         "created": iso_time(device.created),
         "updated": iso_time(device.updated),
@@ -727,7 +866,7 @@ def job_view(job, notifications):
         "id": job.job_id,
         "device_id": job.device_id,
         "state": job.state,
-        "commands": job.commands,
+        "commands": _redacted(job.commands),
         "atomic": job.atomic,
         "notify": job.notify,
         "ui_mode": job.ui_mode,
@@ -739,6 +878,17 @@ def job_view(job, notifications):
     if job.state in ("failed", "expired"):
         view["error"] = job.error or {"code": job.state, "message": "job %s" % (job.state,)}
     return view
+
+
+def _redacted(commands):
+    """Job commands for a view: the data of an ``.../AAuthSecret`` leaf is never shown."""
+    out = []
+    for command in commands:
+        target = str(command.get("target", "")) if isinstance(command, dict) else ""
+        if target.split("?", 1)[0].rstrip("/").endswith("/AAuthSecret") and "data" in command:
+            command = dict(command, data="(secret)")
+        out.append(command)
+    return out
 
 
 def notification_view(n):

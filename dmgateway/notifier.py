@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from dmgateway.notify.package0 import NotificationError, ServerCredential
 from dmgateway.notify.trigger import build_trigger, push_message
 from dmgateway.notify.wsp import encode_push, parse_push
+from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.notify")
 
@@ -82,6 +83,7 @@ class Outbox:
         self.random_bytes = random_bytes
         self._loop = None
         self._running = None
+        self._store_down = False  # the last pass met a store outage (logged once)
         self._last_renotify = float("-inf")
         self._early_reports = OrderedDict()  # (bearer, message id) -> (delivered, error)
         self.stats = {"sent": 0, "temporary_failures": 0, "failed": 0, "delivered": 0}
@@ -105,6 +107,7 @@ class Outbox:
         if self._running is not None:
             return self._running
         d = defer.ensureDeferred(self._tick())
+        d.addCallbacks(self._store_back, self._store_failed)
         d.addErrback(lambda f: log.failure("notification pass failed", f))
         self._running = d
 
@@ -113,6 +116,19 @@ class Outbox:
             return result
 
         return d.addBoth(done)
+
+    def _store_failed(self, failure):
+        """A store outage: one line, not a traceback every pass; passes go on."""
+        failure.trap(StoreUnavailable)
+        if not self._store_down:
+            self._store_down = True
+            log.warn("notifications wait: the store is unavailable ({error})", error=str(failure.value))
+
+    def _store_back(self, result):
+        if self._store_down:
+            self._store_down = False
+            log.info("notifications resume: the store is available again")
+        return result
 
     async def _tick(self):
         now = self.clock.seconds()

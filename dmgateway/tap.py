@@ -75,6 +75,8 @@ class GatewayService(service.MultiService):
         self._ports = []
         self.outbox = None
         self._sip = None
+        self.delegation = None
+        self._delegation_client = None
 
     @property
     def reactor(self):
@@ -112,9 +114,15 @@ class GatewayService(service.MultiService):
         self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
         await self.dispatcher.start()
+        from dmgateway.store.devicepsk import DevicePskKeys
+
+        self.dispatcher.device_psk = DevicePskKeys(self.store, self.reactor)
+        await self.dispatcher.device_psk.load()
         if cfg.api.webhooks:
             self._start_webhooks()
         self._start_notifications()
+        if cfg.delegation.enabled:
+            self._start_delegation()
         for name, endpoint, factory in self._listeners():
             port = await endpoint.listen(factory)
             self._ports.append(port)
@@ -129,21 +137,54 @@ class GatewayService(service.MultiService):
 
     def _listeners(self):
         from dmgateway.api.site import api_site
-        from dmgateway.bearers.http import dm_site, https_endpoint
+        from dmgateway.bearers.http import dm_site, https_endpoint, with_backlog
 
         cfg, reactor = self.config, self.reactor
         if cfg.http.enabled:
-            yield "http", endpoints.serverFromString(reactor, cfg.http.endpoint), dm_site(
-                self.dispatcher, cfg.http.path, cfg.http.max_body
+            endpoint = with_backlog(cfg.http.endpoint, cfg.http.backlog)
+            yield "http", endpoints.serverFromString(reactor, endpoint), dm_site(
+                self.dispatcher, cfg.http.path, cfg.http.max_body, listener=cfg.http
             )
-        if cfg.https.enabled:
+        if cfg.https.enabled and cfg.https.psk:
+            from dmgateway.bearers.http import https_psk_listener
+
+            yield ("https",) + https_psk_listener(
+                reactor, cfg.https,
+                dm_site(self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https),
+                self.dispatcher.device_psk.key_for_identity,
+            )
+        elif cfg.https.enabled:
             yield "https", https_endpoint(reactor, cfg.https), dm_site(
-                self.dispatcher, cfg.https.path, cfg.https.max_body
+                self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https
             )
+        if self.delegation is not None:
+            from dmgateway.bearers.delegation import delegation_listener
+
+            endpoint, factory = delegation_listener(
+                reactor, cfg.delegation, self.delegation, self._delegation_peers
+            )
+            yield "delegation", endpoint, factory
         if cfg.api.enabled:
             yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), api_site(
                 self.dispatcher, cfg
             )
+
+    def _start_delegation(self):
+        """DM-6: the flow (also reachable by the REST API) and the client to peers."""
+        from dmgateway.bearers.delegation import DelegationClient, DelegationPeers
+        from dmgateway.delegation.flow import DelegationService
+
+        cfg = self.config
+        self._delegation_peers = DelegationPeers(cfg.delegation)
+        self._delegation_client = DelegationClient(self.reactor, cfg.delegation,
+                                                    self._delegation_peers)
+        self.delegation = DelegationService(cfg, self.dispatcher, self.store, self.reactor,
+                                            self._delegation_client.send)
+        self.dispatcher.delegation = self.delegation
+        self.delegation.start()
+        log.info("delegation: {mode} with {count} peers",
+                 mode="TLS-PSK" if cfg.delegation.uses_psk else "certificates",
+                 count=len(cfg.delegation.peers))
 
     def _start_notifications(self):
         """The bearers that wake devices, and the outbox feeding them (if any is on)."""
@@ -226,6 +267,9 @@ class GatewayService(service.MultiService):
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
         if self.outbox is not None:
             yield self.outbox.stop()
+        if self.delegation is not None:
+            self.delegation.stop()
+            yield self._delegation_client.close()
         yield super().stopService()
         if self._sip is not None:
             yield self._sip.stop()

@@ -209,28 +209,8 @@ class PostgresServer:
         last_error = None
         for _attempt in range(3):
             self.port = _free_port()
-            options = " ".join(
-                [
-                    "-c listen_addresses=127.0.0.1",
-                    f"-c port={self.port}",
-                    f"-c unix_socket_directories='{self.socket_dir}'",
-                    "-c fsync=off",
-                    "-c synchronous_commit=off",
-                    "-c full_page_writes=off",
-                    "-c max_connections=50",
-                ]
-            )
             try:
-                self._run(
-                    [
-                        self._pg_ctl, "start",
-                        "-D", str(self.data_dir),
-                        "-l", str(self.log_file),
-                        "-o", options,
-                        "-w", "-t", "60",
-                    ],
-                    "pg_ctl start",
-                )
+                self._pg_start()
                 return
             except RuntimeError as e:
                 # Most likely somebody took the port between probe and bind.
@@ -244,6 +224,44 @@ class PostgresServer:
                 [self._pg_ctl, "stop", "-D", str(self.data_dir), "-m", "immediate", "-w"],
                 "pg_ctl stop",
             )
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """
+        Stop the server as an operator restart would (C{fast}: sessions are
+        cut, committed work kept) or as a crash would (C{immediate}: with
+        this harness's durability switched off, recent commits may be lost).
+        """
+        self._run(
+            [self._pg_ctl, "stop", "-D", str(self.data_dir), "-m", mode, "-w"],
+            f"pg_ctl stop -m {mode}",
+        )
+
+    def start_again(self) -> None:
+        """Start the stopped server again on the same port, with its data."""
+        self._pg_start()
+
+    def _pg_start(self) -> None:
+        options = " ".join(
+            [
+                "-c listen_addresses=127.0.0.1",
+                f"-c port={self.port}",
+                f"-c unix_socket_directories='{self.socket_dir}'",
+                "-c fsync=off",
+                "-c synchronous_commit=off",
+                "-c full_page_writes=off",
+                "-c max_connections=50",
+            ]
+        )
+        self._run(
+            [
+                self._pg_ctl, "start",
+                "-D", str(self.data_dir),
+                "-l", str(self.log_file),
+                "-o", options,
+                "-w", "-t", "60",
+            ],
+            "pg_ctl start",
+        )
 
     def uri(self, database: str = "postgres") -> str:
         """The C{postgresql://} URI of C{database} on this server."""

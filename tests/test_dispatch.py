@@ -55,7 +55,8 @@ class DispatcherTests(TestCase):
         ctype = request.headers.get("Content-Type")
         encoding = "wbxml" if ctype and "wbxml" in ctype else "xml"
         return await self.dispatcher.handle_dm(
-            request.body, encoding=encoding, hmac_header=request.headers.get("x-syncml-hmac"), token=token
+            request.body, encoding=encoding, hmac_header=request.headers.get("x-syncml-hmac"), token=token,
+            peer=getattr(self, "peer", None),
         )
 
     async def drive(self, session, stop_after=None):
@@ -172,23 +173,60 @@ class DispatcherTests(TestCase):
         self.assertIn(b"<Data>401</Data>", reply.body)
         self.assertEqual(self.dispatcher._by_device, {})
 
-    async def test_repeated_failures_lock_the_device_out(self):
-        await self.dispatcher.create_job(DEVICE, GET_SWV)
+    async def test_repeated_failures_lock_out_the_failing_address_only(self):
+        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        self.peer = "127.0.0.2:40000"
         for _ in range(2):
             session = await self.drive(self.session(account(secret="wrong")))
             self.assertEqual(session.executed, [])
         self.assertGreaterEqual(self.dispatcher.stats["auth_failures"], 5)
-        # locked out: even the right secret is refused until the lockout ends,
-        # also by a restarted process (the lockout is in the store)
+        # that address is locked out, even with the right secret
         good = await self.drive(self.session())
         self.assertEqual(good.executed, [])
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        view = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual([(l["scope"], l["peer"]) for l in view["lockouts"]], [("peer", "127.0.0.2")])
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertEqual([e["peer"] for e in events if e["type"] == "lockout"], ["127.0.0.2"])
+        # the real device at another address is not
+        self.peer = "127.0.0.1:40001"
         good = await self.drive(self.session())
-        self.assertEqual(good.executed, [])
+        self.assertEqual(good.outcome, "completed")
+        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
+        # an operator lifts the lockout
+        cleared = await self.dispatcher.clear_lockouts(DEVICE)
+        self.assertEqual(cleared["cleared"], 1)
+        self.peer = "127.0.0.2:40002"
+        good = await self.drive(self.session())
+        self.assertEqual(good.outcome, "completed")
+        self.assertEqual((await self.dispatcher.get_device(DEVICE))["lockouts"], [])
+
+    async def test_the_lockout_ends_by_itself(self):
+        self.peer = "127.0.0.2:40000"
+        for _ in range(2):
+            await self.drive(self.session(account(secret="wrong")))
+        self.assertEqual((await self.drive(self.session())).executed, [])
         self.clock.advance(901)
+        await self.dispatcher.create_job(DEVICE, GET_SWV)
         good = await self.drive(self.session())
         self.assertEqual(good.outcome, "completed")
         self.assertEqual(len(good.executed), 1)
+
+    async def test_failures_spread_over_addresses_hit_the_device_ceiling(self):
+        config = gateway_config(session_timeout=60)
+        config.auth.device_max_failures = 6
+        self.dispatcher = Dispatcher(self.store, config, clock=self.clock)
+        for port in range(4):
+            self.peer = "127.0.0.%d:4000" % (port + 2,)
+            await self.drive(self.session(account(secret="wrong")), stop_after=2)
+        # 8 failures from 4 addresses: none locked alone, the device is (in the store)
+        view = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual([l["scope"] for l in view["lockouts"]], ["device"])
+        events = await self.dispatcher.wait_events(0, 100, 0)
+        self.assertEqual([e["scope"] for e in events if e["type"] == "lockout"], ["device"])  # once
+        self.peer = "127.0.0.1:4000"
+        self.assertEqual((await self.drive(self.session())).executed, [])
+        await self.dispatcher.clear_lockouts(DEVICE)
+        self.assertEqual((await self.drive(self.session())).outcome, "completed")
 
     async def test_malformed_body_is_400_and_counted(self):
         reply = await self.dispatcher.handle_dm(b"<SyncML><oops", encoding="xml")
@@ -263,7 +301,7 @@ class BadRequestTests(TestCase):
         from dmgateway.codec import xml
 
         reply = await self.dispatcher.handle_dm(body, encoding="xml")
-        self.assertEqual(reply.code, 400)
+        self.assertEqual(reply.code, 200)  # SyncML, if invalid: a SyncML answer (DESIGN §4)
         answer = xml.decode(reply.body)
         self.assertEqual(answer.hdr.session_id, "0")
         self.assertEqual(answer.hdr.target.loc_uri, "IMEI:1")
@@ -283,8 +321,25 @@ class BadRequestTests(TestCase):
 
         body = wbxml.encode_node(good, SYNCML12)
         reply = await self.dispatcher.handle_dm(body, encoding="wbxml")
-        self.assertEqual(reply.code, 400)
+        self.assertEqual(reply.code, 200)
         self.assertEqual(wbxml.decode(reply.body).body[0].data, 400)
+
+    async def test_only_session_id_and_source_are_needed_for_a_syncml_answer(self):
+        from dmgateway.codec import xml
+
+        body = (
+            b"<SyncML><SyncHdr><SessionID>9</SessionID><Source><LocURI>IMEI:3</LocURI></Source>"
+            b"</SyncHdr><SyncBody/></SyncML>"
+        )
+        reply = await self.dispatcher.handle_dm(body, encoding="xml")
+        self.assertEqual(reply.code, 200)
+        answer = xml.decode(reply.body)
+        self.assertEqual((answer.hdr.session_id, answer.hdr.target.loc_uri), ("9", "IMEI:3"))
+        self.assertEqual(answer.hdr.source.loc_uri, self.dispatcher.config.gateway.public_url)
+        (status,) = answer.body
+        self.assertEqual((status.msg_ref, status.data), (None, 400))
+        no_source = body.replace(b"<Source><LocURI>IMEI:3</LocURI></Source>", b"")
+        self.assertEqual((await self.dispatcher.handle_dm(no_source, encoding="xml")).code, 400)
 
     async def test_garbage_gets_plain_400(self):
         reply = await self.dispatcher.handle_dm(b"\x03\x00garbage", encoding="wbxml")

@@ -149,6 +149,29 @@ class OutboxTests(TestCase):
         notified = [n for n in await self.store.due_notifications(self.clock.seconds() + 1, 100)]
         self.assertEqual(notified, [])
 
+    async def test_store_outage_is_one_line_per_outage_not_a_traceback_per_pass(self):
+        from twisted.logger import globalLogPublisher
+
+        from dmgateway.store.model import StoreUnavailable
+
+        logged = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        real = self.store.due_notifications
+
+        def down(*args, **kwargs):
+            return defer.fail(StoreUnavailable("OperationalError: database or disk is full"))
+
+        self.store.due_notifications = down
+        for _ in range(5):
+            await self.outbox.tick()
+        self.store.due_notifications = real
+        await self.outbox.tick()
+        formats = [e.get("log_format", "") for e in logged]
+        self.assertEqual(sum("store is unavailable" in f for f in formats), 1)
+        self.assertEqual(sum("available again" in f for f in formats), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     async def test_temporary_failures_back_off_then_succeed(self):
         self.sip.script = [TemporaryFailure("throttled"), TemporaryFailure("throttled")]
         created = await self.dispatcher.create_job(DEVICE, JOB)

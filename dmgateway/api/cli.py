@@ -8,6 +8,9 @@ C{dmgw api}: call the gateway's REST API v1 from a shell.
       job get JOB
       jobs ID [--limit N] [--after JOB]          one page of a device's jobs
       events [--after N] [--wait S] [--limit N] [--follow [--count N]]
+      delegation create (--json JSON | --file F)  delegate devices to a peer (DM-6)
+      delegation get ID                          state and step history
+      delegation revoke ID                       revoke (delegating side)
 
 Prints the answer as indented JSON (C{--follow}: one event per line).
 Exit status: 0 on 2xx, 1 when the API answers an error (its code and
@@ -122,6 +125,11 @@ def add_arguments(subparsers: Any) -> argparse.ArgumentParser:
     get = device_commands.add_parser("get", help="show a device account")
     get.add_argument("device_id", metavar="ID")
     get.set_defaults(run=_device_get)
+    unlock = device_commands.add_parser(
+        "unlock", help="lift a device's authentication lockouts (all peer addresses)"
+    )
+    unlock.add_argument("device_id", metavar="ID")
+    unlock.set_defaults(run=_device_unlock)
 
     job = commands.add_parser("job", help="jobs")
     job_commands = _Commands(
@@ -134,6 +142,20 @@ def add_arguments(subparsers: Any) -> argparse.ArgumentParser:
     show = job_commands.add_parser("get", help="show a job with its results")
     show.add_argument("job_id", metavar="JOB")
     show.set_defaults(run=_job_get)
+
+    delegation = commands.add_parser("delegation", help="DM-6 delegations to/from peers")
+    delegation_commands = _Commands(
+        delegation.add_subparsers(dest="action", metavar="ACTION", required=True), anywhere
+    )
+    create_delegation = delegation_commands.add_parser(
+        "create", help="delegate devices to a peer server")
+    _body_arguments(create_delegation, "delegation")
+    create_delegation.set_defaults(run=_delegation_create)
+    for action, runner, text in (("get", _delegation_get, "show a delegation and its steps"),
+                                 ("revoke", _delegation_revoke, "revoke a delegation")):
+        sub = delegation_commands.add_parser(action, help=text)
+        sub.add_argument("delegation_id", metavar="ID")
+        sub.set_defaults(run=runner)
 
     jobs = commands.add_parser("jobs", help="list a device's jobs (one page)")
     jobs.add_argument("device_id", metavar="ID")
@@ -233,6 +255,10 @@ def _device_get(client: _Client, args: argparse.Namespace, out: TextIO, stdin: T
     _print(out, client.call("GET", _device_path(args.device_id)))
 
 
+def _device_unlock(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    _print(out, client.call("DELETE", _device_path(args.device_id) + "/lockouts"))
+
+
 def _job_create(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
     path = _device_path(args.device_id) + "/jobs"
     _print(out, client.call("POST", path, _read_body(args, stdin)))
@@ -240,6 +266,18 @@ def _job_create(client: _Client, args: argparse.Namespace, out: TextIO, stdin: T
 
 def _job_get(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
     _print(out, client.call("GET", "/api/v1/jobs/" + quote(args.job_id, safe="")))
+
+
+def _delegation_create(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    _print(out, client.call("POST", "/api/v1/delegations", _read_body(args, stdin)))
+
+
+def _delegation_get(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    _print(out, client.call("GET", "/api/v1/delegations/" + quote(args.delegation_id, safe="")))
+
+
+def _delegation_revoke(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:
+    _print(out, client.call("DELETE", "/api/v1/delegations/" + quote(args.delegation_id, safe="")))
 
 
 def _jobs(client: _Client, args: argparse.Namespace, out: TextIO, stdin: TextIO) -> None:

@@ -9,9 +9,11 @@ logs one event per request.
 Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
 
     PUT|GET  /api/v1/devices/{device_id}
+    DELETE   /api/v1/devices/{device_id}/lockouts
     POST|GET /api/v1/devices/{device_id}/jobs
     GET      /api/v1/jobs/{job_id}
     GET      /api/v1/events?after=N&wait=S&limit=L
+    POST     /api/v1/delegations, GET|DELETE /api/v1/delegations/{id}  (see delegations.py)
     GET      /metrics                  (optional, no auth)
 """
 
@@ -34,7 +36,7 @@ from dmgateway.api import validation
 from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice
 from dmgateway.api.validation import ValidationError
 from dmgateway.bearers.webrequest import BodyLimitedRequest
-from dmgateway.store.model import NotFound
+from dmgateway.store.model import NotFound, StoreUnavailable
 
 JSON_TYPE = b"application/json; charset=utf-8"
 DEFAULT_MAX_BODY = 1048576
@@ -97,8 +99,9 @@ class _Exchange:
     One request being answered: writes the reply unless the client left.
     """
 
-    def __init__(self, request: server.Request) -> None:
+    def __init__(self, request: server.Request, service: Any = None) -> None:
         self.request = request
+        self.service = service
         self.gone = False
         request.notifyFinish().addErrback(self._lost)
 
@@ -116,6 +119,14 @@ class _Exchange:
             error = ApiError(400, error.code, error.message)
         elif isinstance(error, UnknownDevice):
             error = ApiError(404, "unknown_device", str(error) or "no such device")
+        elif isinstance(error, StoreUnavailable):
+            # an outage is logged once by the gateway, not once per request
+            noted = getattr(self.service, "store_failed", None)
+            retry_after = noted(error) if noted is not None else 5
+            error = ApiError(
+                503, "store_unavailable", "the store is unavailable; try again later",
+                {b"Retry-After": b"%d" % (retry_after,)},
+            )
         elif isinstance(error, ServiceUnavailable):
             error = ApiError(
                 503, "service_unavailable", str(error) or "service unavailable"
@@ -159,7 +170,8 @@ class _JsonResource(Resource):
         return _Error(ApiError(404, "not_found", "no such resource"))
 
     def render(self, request: server.Request) -> int:
-        exchange = _Exchange(request)
+        settings = getattr(self, "_settings", None)
+        exchange = _Exchange(request, getattr(settings, "service", None))
         d = maybeDeferred(self._dispatch, request)
         d.addCallback(exchange.encode)
         d.addErrback(exchange.error)
@@ -261,6 +273,9 @@ class _V1(_JsonResource):
         self.putChild(b"devices", _Devices(settings))
         self.putChild(b"jobs", _Jobs(settings))
         self.putChild(b"events", _Events(settings))
+        from dmgateway.api.delegations import Delegations
+
+        self.putChild(b"delegations", Delegations(settings))
 
     def _check(self, request: server.Request) -> ApiError | None:
         values = request.requestHeaders.getRawHeaders(b"authorization") or []
@@ -328,6 +343,8 @@ class _Device(_JsonResource):
             return _DeviceJobs(self._settings, self._device_id)
         if path == b"bootstrap":
             return _DeviceBootstrap(self._settings, self._device_id)
+        if path == b"lockouts":
+            return _DeviceLockouts(self._settings, self._device_id)
         return super().getChild(path, request)
 
     def get(self, request: server.Request) -> Deferred[_Reply]:
@@ -353,6 +370,24 @@ class _Device(_JsonResource):
 
         d = self._settings.service.put_device(self._device_id, account)
         return d.addCallback(stored)
+
+
+class _DeviceLockouts(_JsonResource):
+    """
+    C{/api/v1/devices/{device_id}/lockouts}: DELETE lifts them all.
+    """
+
+    methods = {b"DELETE": "clear"}
+
+    def __init__(self, settings: _Settings, device_id: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._device_id = device_id
+
+    def clear(self, request: server.Request) -> Deferred[_Reply]:
+        d = self._settings.service.clear_lockouts(self._device_id)
+        return d.addCallbacks(lambda cleared: _Reply(200, cleared), _no_device,
+                              errbackArgs=(self._device_id,))
 
 
 class _DeviceJobs(_JsonResource):

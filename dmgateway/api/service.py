@@ -68,6 +68,13 @@ class GatewayService(Protocol):
         L{None} if there is no such device.
         """
 
+    def clear_lockouts(self, device_id: str) -> Deferred[dict[str, Any]]:
+        """
+        Lift every authentication lockout of the device (per peer address
+        and device-wide); fires with C{{"device_id", "cleared": N}}.
+        Fails with L{UnknownDevice}.
+        """
+
     def create_job(self, device_id: str, spec: dict[str, Any]) -> Deferred[dict[str, Any]]:
         """
         Queue a job (as returned by L{dmgateway.api.validation.validate_job}).

@@ -14,6 +14,8 @@ import json
 import re
 from typing import Any
 
+from dmgateway.codec.errors import NOT_XML_TEXT
+
 MAX_ID_LENGTH = 128
 MAX_URI_LENGTH = 1024
 MAX_COMMANDS = 100
@@ -21,7 +23,7 @@ MAX_CHOICES = 100
 MAX_SHORT_TEXT = 255
 MAX_NONCE_BYTES = 255
 
-OPS = ("Get", "Add", "Replace", "Delete", "Exec", "Copy", "Alert")
+OPS = ("Get", "Add", "Replace", "Delete", "Exec", "Copy", "Alert", "Sequence")
 AUTH_TYPES = ("md5", "basic", "hmac", "none")
 FORMATS = (
     "b64", "bin", "bool", "chr", "int", "node", "null", "xml", "date", "time", "float",
@@ -43,8 +45,9 @@ _COMMAND_FIELDS = {
     "Exec": ("target", "data", "format", "type"),
     "Copy": ("target", "source"),
     "Alert": ("alert", "data", "options", "choices"),
+    "Sequence": ("commands",),
 }
-_NOT_IN_ATOMIC = ("Get", "Exec")
+_NOT_IN_ATOMIC = ("Get", "Exec", "Sequence")
 
 _DEVICE_ID = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_ID_LENGTH)
 _JOB_ID = re.compile(r"[A-Za-z0-9._:~-]{1,%d}" % MAX_ID_LENGTH)
@@ -59,7 +62,7 @@ _CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Node values and alert texts may span lines (XML and WBXML carry these).
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_INTEGER = re.compile(r"[0-9]{1,18}")
+_INTEGER = re.compile(r"[0-9]{1,19}")  # up to 2**63 - 1
 
 
 class ValidationError(ValueError):
@@ -186,7 +189,7 @@ def parse_json(body: bytes) -> Any:
             "bad_json", f"body is not UTF-8 (byte {e.start})"
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise ValidationError(
             "bad_json", f"{e.msg} at line {e.lineno} column {e.colno}"
@@ -195,6 +198,39 @@ def parse_json(body: bytes) -> Any:
         raise ValidationError("bad_json", str(e)) from None
     except RecursionError:
         raise ValidationError("bad_json", "body is nested too deeply") from None
+    _refuse_xml_illegal(value, "")
+    return value
+
+
+# What XML 1.0 cannot carry, so no SyncML message can either: NUL and the
+# other C0 controls but tab, LF and CR, lone surrogates (a JSON "\ud800"
+# escape without its pair), U+FFFE and U+FFFF.
+_XML_ILLEGAL = re.compile(NOT_XML_TEXT)
+
+
+def _refuse_xml_illegal(value: Any, where: str) -> None:
+    """C{bad_json} naming where the first string (or key) XML cannot carry is."""
+    stack = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                _refuse_text(key, path + " (a key)")
+                stack.append((sub, "%s/%s" % (path, key)))
+        elif isinstance(item, list):
+            stack.extend((sub, "%s/%d" % (path, i)) for i, sub in enumerate(item))
+        elif isinstance(item, str):
+            _refuse_text(item, path)
+
+
+def _refuse_text(text: str, path: str) -> None:
+    found = _XML_ILLEGAL.search(text)
+    if found:
+        raise ValidationError(
+            "bad_json",
+            "%s: character U+%04X (at index %d) is not allowed: XML cannot carry it"
+            % (path or "body", ord(found.group()), found.start()),
+        )
 
 
 def _check_fields(
@@ -279,7 +315,7 @@ def validate_device(value: Any) -> dict[str, Any]:
     _check_fields(
         obj,
         "",
-        ("server_id", "client_auth", "server_auth", "msisdn", "sip_uri", "imsi"),
+        ("server_id", "client_auth", "server_auth", "msisdn", "sip_uri", "imsi", "psk"),
         code,
     )
     for key in ("server_id", "client_auth", "server_auth"):
@@ -308,7 +344,24 @@ def validate_device(value: Any) -> dict[str, Any]:
             ):
                 raise ValidationError(code, f"{key} must be {expected}")
             account[key] = text
+    if _present(obj, "psk"):
+        account["psk"] = _device_psk(obj["psk"], code)
     return account
+
+
+def _device_psk(value: Any, code: str) -> dict[str, Any]:
+    """C{{"identity", "key"}}: the device's TLS-PSK identity and key (hex, 16-256 bytes)."""
+    from dmgateway.bearers.tlspsk import PskError, check_identity, parse_psk
+
+    obj = _object(value, "psk", code)
+    _check_fields(obj, "psk.", ("identity", "key"), code)
+    identity, key = obj.get("identity"), obj.get("key")
+    if not isinstance(identity, str) or not isinstance(key, str):
+        raise ValidationError(code, "psk needs identity and key (hex) as strings")
+    try:
+        return {"identity": check_identity(identity), "key": parse_psk(key)}
+    except PskError as e:
+        raise ValidationError(code, f"psk: {e}") from None
 
 
 def validate_dm_uri(value: Any, where: str, *, op: str = "Get") -> str:
@@ -391,6 +444,17 @@ def validate_command(value: Any, where: str) -> dict[str, Any]:
     command: dict[str, Any] = {"op": op}
     if op == "Alert":
         _alert(given, where, command)
+        return command
+    if op == "Sequence":
+        inner = given["commands"]
+        if not isinstance(inner, list) or not inner:
+            raise ValidationError(code, f"{where}.commands must be a non-empty list")
+        command["commands"] = []
+        for i, each in enumerate(inner):
+            checked = validate_command(each, f"{where}.commands[{i}]")
+            if checked["op"] == "Sequence":
+                raise ValidationError(code, f"{where}.commands[{i}]: a Sequence cannot hold a Sequence")
+            command["commands"].append(checked)
         return command
     command["target"] = validate_dm_uri(given["target"], f"{where}.target", op=op)
     if op == "Copy":
@@ -483,10 +547,13 @@ def validate_job(value: Any, max_commands: int = MAX_COMMANDS) -> dict[str, Any]
         raise ValidationError(code, "commands must be a non-empty list")
     if len(commands) > max_commands:
         raise ValidationError(code, f"commands has more than {max_commands} entries")
+    checked = [validate_command(c, f"commands[{i}]") for i, c in enumerate(commands)]
+    total = sum(len(c["commands"]) if c["op"] == "Sequence" else 1 for c in checked)
+    if total > max_commands:
+        raise ValidationError(
+            code, f"commands has more than {max_commands} entries (Sequence contents count)")
     job: dict[str, Any] = {
-        "commands": [
-            validate_command(c, f"commands[{i}]") for i, c in enumerate(commands)
-        ],
+        "commands": checked,
         "atomic": False,
         "notify": "auto",
         "ui_mode": 0,

@@ -111,3 +111,15 @@ class FailureLimiter:
         if entry is None:
             return 0
         return sum(1 for t in entry.failures if t > now - self.window)
+
+    def keys(self):
+        """The keys tracked now (a copy)."""
+        return list(self._entries)
+
+    def locks(self, now: float):
+        """``(key, locked_until)`` for every key locked out at ``now``."""
+        return [
+            (key, entry.locked_until)
+            for key, entry in self._entries.items()
+            if entry.locked_until is not None and now < entry.locked_until
+        ]

@@ -15,6 +15,7 @@ from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.web import resource, server
 
+from dmgateway.bearers.httplimits import MessageLimits, PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest, peer_of
 
 log = Logger(namespace="dmgateway.http")
@@ -57,10 +58,11 @@ class DMResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, dispatcher, path):
+    def __init__(self, dispatcher, path, limits=None):
         super().__init__()
         self.dispatcher = dispatcher
         self.path = path.encode("utf-8") if isinstance(path, str) else path
+        self.limits = limits  # MessageLimits before authentication (None: none)
 
     def render(self, request):
         if request.path.rstrip(b"/") != self.path.rstrip(b"/"):
@@ -79,6 +81,7 @@ class DMResource(resource.Resource):
             hmac_header=_text(request.getHeader(b"x-syncml-hmac")),
             token=_text(token),
             peer=_peer(request),
+            **({"limits": self.limits} if self.limits is not None else {}),
         )
         d.addCallback(self._reply, request)
         d.addErrback(self._failed, request)
@@ -120,12 +123,30 @@ def _text(value):
     return value
 
 
-def dm_site(dispatcher, path, max_body, reactor=None):
-    """A ``Site`` serving DM-2 at ``path`` with the body limit ``max_body``."""
+def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
+    """A ``Site`` serving DM-2 at ``path`` with the body limit ``max_body``.
 
+<<<<<<< HEAD
     # DM never posts HTML forms: without this, twisted.web parses every
     # POST's Content-Type through the ``email`` package for nothing.
     site = server.Site(DMResource(dispatcher, path), reactor=reactor, parsePOSTFormSubmission=False)
+=======
+    ``listener`` (an ``[http]``/``[https]`` config section) adds its limits:
+    the total request-read deadline, the per-address connection cap and the
+    counts a message may reach before authentication.
+    """
+    limits = None
+    if listener is not None:
+        limits = MessageLimits(
+            max_elements=listener.max_elements,
+            max_commands=listener.max_commands,
+            max_items=listener.max_items,
+        )
+    site = PeerCappedSite(DMResource(dispatcher, path, limits), reactor=reactor)
+    if listener is not None:
+        site.read_timeout = listener.read_timeout
+        site.max_connections_per_peer = listener.max_connections_per_peer
+>>>>>>> main
     site.requestFactory = LimitedRequest
     site.max_body = max_body
     site.displayTracebacks = False
@@ -162,10 +183,18 @@ def split_endpoint(description):
     return kind, args, kwargs
 
 
+#: TLS 1.2 suites offered by default: forward secret (ECDHE) and AEAD only
+DEFAULT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
 def https_context(https):
-    """``CertificateOptions`` for the HTTPS listener: certificate files, TLS >= 1.2."""
+    """``CertificateOptions`` for the HTTPS listener: certificate files, TLS >= 1.2.
+
+    ``[https] ciphers`` (an OpenSSL cipher string) picks the TLS 1.2 suites;
+    TLS 1.3 suites are OpenSSL's own and not affected.
+    """
     from twisted.internet import ssl
-    from twisted.internet.ssl import TLSVersion
+    from twisted.internet.ssl import AcceptableCiphers, TLSVersion
 
     _kind, _args, kwargs = split_endpoint(https.endpoint)
     key_path = kwargs.get("privateKey")
@@ -185,6 +214,9 @@ def https_context(https):
         certificate=certificate.original,
         extraCertChain=chain,
         raiseMinimumTo=minimum,
+        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(
+            getattr(https, "ciphers", DEFAULT_CIPHERS) or DEFAULT_CIPHERS
+        ),
     )
     client_ca = getattr(https, "client_ca", "") or ""
     if client_ca:
@@ -213,6 +245,41 @@ def https_endpoint(reactor, https):
         reactor,
         port,
         https_context(https),
-        backlog=int(kwargs.get("backlog", 50)),
+        backlog=int(kwargs.get("backlog", getattr(https, "backlog", 1024))),
         interface=kwargs.get("interface", ""),
     )
+
+
+def https_psk_listener(reactor, https, site, lookup):
+    """``(endpoint, factory)`` of an HTTPS listener that also takes TLS-PSK (``[https] psk``).
+
+    Certificates keep working for devices that do not offer PSK; a device
+    that does is looked up by its PSK identity with ``lookup(identity)``
+    (the keys set through the device API).  Refused handshakes are logged
+    once with the peer's address.
+    """
+    from dmgateway.bearers import tlspsk
+
+    options = https_context(https)
+    context = options.getContext()
+    context.set_cipher_list((tlspsk.PSK_CIPHERS + ":" + options._cipherString).encode("ascii"))
+    tlspsk.add_psk_server(context, lookup)
+    _kind, args, kwargs = split_endpoint(https.endpoint)
+    endpoint = endpoints.TCP4ServerEndpoint(
+        reactor,
+        int(args[0] if args else kwargs.get("port", 8443)),
+        backlog=int(kwargs.get("backlog", https.backlog)),
+        interface=kwargs.get("interface", ""),
+    )
+    factory = tlspsk.PeerLoggingTLSFactory(tlspsk.ConnectionCreator(context), site, name="https")
+    return endpoint, factory
+
+
+def with_backlog(description, backlog):
+    """``description`` with ``backlog=N`` added where its type takes one and it has none."""
+    if description.startswith("haproxy:"):  # PROXY protocol around an inner endpoint
+        return "haproxy:" + with_backlog(description[len("haproxy:"):], backlog)
+    kind, _args, kwargs = split_endpoint(description)
+    if kind not in ("tcp", "tcp6", "unix") or "backlog" in kwargs:
+        return description
+    return "%s:backlog=%d" % (description, backlog)

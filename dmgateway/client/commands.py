@@ -232,12 +232,13 @@ class CommandRunner:
     """Runs server commands on ``tree``; keeps the incoming large object between messages."""
 
     def __init__(self, tree, *, server=None, ui_policy=None, encoding=XML, max_obj_size=None,
-                 log=None):
+                 log=None, large_objects=True):
         self.tree = tree
         self.server = server  # the ServerID the ACLs are checked for (None: no ACLs)
         self.ui_policy = ui_policy or ui.default_policy
         self.encoding = encoding
         self.max_obj_size = max_obj_size
+        self.large_objects = large_objects  # False: a chunk is taken as the whole value
         self.log = log or (lambda text: None)
         self.pending = None  # _Incoming
         self._in_atomic = False
@@ -459,7 +460,9 @@ class CommandRunner:
         data = item.data
         if item.more_data and self._in_atomic:
             raise _Refused(BAD_REQUEST, "a large object cannot be part of an Atomic")
-        if item.more_data or self.pending is not None:
+        if item.more_data and not self.large_objects:
+            self.log("chunk for %s stored as the whole value (no large object support)" % (uri,))
+        elif item.more_data or self.pending is not None:
             data, meta = self._chunk(cmd, item, meta, uri)
             if data is None:
                 return CHUNK_ACCEPTED

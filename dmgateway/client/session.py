@@ -104,13 +104,16 @@ class ClientSession:
     caps our own messages below the server's MaxMsgSize (a device with a
     small buffer; also when the server announces none).  A server message
     over our ``max_msg_size`` is handled but logged and counted
-    (``counters["oversized_messages"]``).
+    (``counters["oversized_messages"]``).  ``large_objects=False`` plays a
+    client that claims large object support but has none (libdmclient): a
+    chunk is stored as if it were the whole value and answered 200.
     """
 
     def __init__(self, account, *, random_bytes, tree=None, max_msg_size=None,
                  max_obj_size=None, encoding=XML, ui=None, session_id=None,
                  ver_proto=sm.VERPROTO_DM_1_2, nonce_size=DEFAULT_NONCE_SIZE,
-                 max_auth_attempts=3, devinfo=None, devdetail=None, max_send_size=None):
+                 max_auth_attempts=3, devinfo=None, devdetail=None, max_send_size=None,
+                 large_objects=True):
         if encoding not in (XML, WBXML):
             raise ValueError("encoding must be 'xml' or 'wbxml'")
         self.account = account
@@ -156,7 +159,8 @@ class ClientSession:
         self._outbox = Outbox(lambda msg: len(encode_message(msg, encoding)))
         self._runner = CommandRunner(self.tree, server=account.server_id, ui_policy=ui,
                                      encoding=encoding,
-                                     max_obj_size=max_obj_size, log=self._note)
+                                     max_obj_size=max_obj_size, log=self._note,
+                                     large_objects=large_objects)
 
     # -- public -------------------------------------------------------------
 

@@ -57,8 +57,12 @@ def sniff_encoding(body):
     return XML
 
 
-def decode_message(body, content_type=None):
-    """``(SyncML model, encoding)`` of an HTTP body; encoding is "xml" or "wbxml"."""
+def decode_message(body, content_type=None, *, max_elements=None):
+    """``(SyncML model, encoding)`` of an HTTP body; encoding is "xml" or "wbxml".
+
+    ``max_elements`` (None: no limit) bounds the elements of the document
+    before any model is built: more raise :class:`~.errors.LimitExceeded`.
+    """
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise CodecError("message body must be bytes, not %s" % (type(body).__name__,))
     body = bytes(body)
@@ -69,7 +73,7 @@ def decode_message(body, content_type=None):
         from .wbxml import decode
     else:
         from .xml import decode
-    return decode(body), encoding
+    return decode(body, max_elements=max_elements), encoding
 
 
 def encode_message(msg, encoding):

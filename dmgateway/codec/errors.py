@@ -37,3 +37,12 @@ class WBXMLCodecError(CodecError):
 
 class ModelError(CodecError):
     """Well-formed markup that is not a valid SyncML / provisioning document."""
+
+
+class LimitExceeded(CodecError):
+    """A document with more elements (commands, items) than the reader was allowed."""
+
+
+#: what XML 1.0 cannot carry: NUL, the C0 controls but tab/LF/CR, lone
+#: surrogates, U+FFFE and U+FFFF (no SyncML message may hold them)
+NOT_XML_TEXT = "[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"

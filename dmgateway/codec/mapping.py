@@ -10,16 +10,22 @@ model value of the wrong type raises :class:`~.errors.ModelError`.
 The reader is tolerant: children in any order, any namespace (sloppy clients
 send ``<Type>`` without ``xmlns="syncml:metinf"``), surrounding XML whitespace
 stripped from values (``<Data>`` kept exactly, except around alert and status
-codes), unknown elements inside known containers ignored, and unknown
-commands kept as :class:`~.syncml.UnknownCommand`.  Anything structurally
+codes), ``<Type>`` directly under ``<Item>`` read as its Meta Type, the
+SyncHdr's Status without ``<CmdRef>`` read as CmdRef 0, Item data typed by
+its Format (text unless ``bin``, whether XML text or WBXML OPAQUE), unknown
+elements inside known containers listed in ``SyncML.unknown`` (for the
+session to log once) and unknown commands kept as
+:class:`~.syncml.UnknownCommand`.  Anything structurally
 wrong raises :class:`~.errors.ModelError` naming the element path, e.g.
 ``SyncML/SyncBody/Replace[2]/Item[1]``.
 """
 
+import base64
+import binascii
 import re
 
 from .element import NS_DMDDF, NS_METINF, NS_SYNCML, Node
-from .errors import ModelError
+from .errors import NOT_XML_TEXT, ModelError
 from .syncml import (
     Alert,
     Chal,
@@ -339,7 +345,14 @@ def _text(node, path):
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise ModelError("opaque value is not UTF-8", path=path) from None
+        bad = _NOT_XML.search(text)
+        if bad:
+            raise ModelError("opaque value holds U+%04X, which XML cannot carry" % (ord(bad.group()),),
+                             path=path)
     return text.strip(XML_WHITESPACE)
+
+
+_NOT_XML = re.compile(NOT_XML_TEXT)
 
 
 def _number(node, path):
@@ -360,7 +373,60 @@ def node_to_message(node):
     body_node = root.require("SyncBody")
     body = _Children(body_node, "SyncML/SyncBody")
     commands = _nodes_to_commands(body_node, "SyncML/SyncBody", skip=("Final",))
-    return SyncML(hdr=hdr, body=commands, final=body.has("Final"))
+    msg = SyncML(hdr=hdr, body=commands, final=body.has("Final"))
+    msg.unknown = unknown_elements(node)
+    return msg
+
+
+# the children each element may have, by element name (commands: below)
+_COMMAND_CHILDREN = frozenset(("CmdID", "NoResp", "Cred", "Meta", "Item"))
+_KNOWN_CHILDREN = {
+    "SyncML": frozenset(("SyncHdr", "SyncBody")),
+    "SyncHdr": frozenset(("VerDTD", "VerProto", "SessionID", "MsgID", "Target", "Source",
+                          "RespURI", "NoResp", "Cred", "Meta")),
+    "Target": frozenset(("LocURI", "LocName", "Filter")),
+    "Source": frozenset(("LocURI", "LocName")),
+    "Cred": frozenset(("Meta", "Data")),
+    "Chal": frozenset(("Meta",)),
+    "Item": frozenset(("Target", "Source", "SourceParent", "TargetParent", "Meta", "Data",
+                       "MoreData", "Type")),
+    "Status": frozenset(("CmdID", "MsgRef", "CmdRef", "Cmd", "TargetRef", "SourceRef", "Cred",
+                         "Chal", "Data", "Item")),
+    "Results": frozenset(("CmdID", "MsgRef", "CmdRef", "Meta", "TargetRef", "SourceRef", "Item")),
+    "Alert": frozenset(("CmdID", "NoResp", "Cred", "Data", "Correlator", "Item")),
+    "Exec": _COMMAND_CHILDREN | {"Correlator"},
+}
+_LEAVES = frozenset(("Meta", "Data", "Filter", "SourceParent", "TargetParent"))  # not walked into
+
+
+def unknown_elements(root, limit=20, longest=200):
+    """Paths of elements below ``<SyncML>`` that the model has no place for
+    (at most ``limit``, each cut to ``longest`` characters: they end up in a
+    log line).  Metinf extras, Data content and unknown commands are kept by
+    the model, so they are not listed."""
+    found = []
+    work = [(root, "SyncML")]
+    while work and len(found) < limit:
+        node, path = work.pop()
+        if node.name == "SyncBody" or node.name in ("Atomic", "Sequence"):
+            allowed = None  # commands (unknown ones are kept as UnknownCommand)
+        elif node.name in COMMAND_CLASSES:
+            allowed = _KNOWN_CHILDREN.get(node.name, _COMMAND_CHILDREN)
+        else:
+            allowed = _KNOWN_CHILDREN.get(node.name)
+        for child in node.children:
+            child_path = "%s/%s" % (path, child.name)
+            if allowed is None:
+                if child.name in COMMAND_CLASSES:
+                    work.append((child, child_path))
+                elif node.name != "SyncBody" and child.name not in ("CmdID", "NoResp", "Meta"):
+                    found.append(child_path)
+            elif child.name not in allowed:
+                found.append(child_path)
+            elif child.name not in _LEAVES and child.children and (
+                    child.name in _KNOWN_CHILDREN or child.name == "SyncBody"):
+                work.append((child, child_path))
+    return [path[:longest] for path in found[:limit]]
 
 
 def _node_to_hdr(node, path):
@@ -399,11 +465,14 @@ def node_to_command(node, path=None):
     c = _Children(node, path)
     cmd_id = c.value("CmdID", required=True)
     if cls is Status:
+        cmd = c.value("Cmd") or ""
+        # OMA's own examples leave CmdRef out of the SyncHdr's Status
+        cmd_ref = c.value("CmdRef", required=cmd != "SyncHdr")
         return Status(
             cmd_id=cmd_id,
             msg_ref=c.value("MsgRef"),
-            cmd_ref=c.value("CmdRef", required=True),
-            cmd=c.value("Cmd") or "",
+            cmd_ref="0" if cmd_ref is None else cmd_ref,
+            cmd=cmd,
             target_refs=c.values("TargetRef"),
             source_refs=c.values("SourceRef"),
             cred=_optional(c, "Cred", _node_to_cred),
@@ -412,14 +481,15 @@ def node_to_command(node, path=None):
             items=_items(c),
         )
     if cls is Results:
+        meta = _optional(c, "Meta", node_to_meta)
         return Results(
             cmd_id=cmd_id,
             msg_ref=c.value("MsgRef"),
             cmd_ref=c.value("CmdRef", required=True),
-            meta=_optional(c, "Meta", node_to_meta),
+            meta=meta,
             target_refs=c.values("TargetRef"),
             source_refs=c.values("SourceRef"),
-            items=_items(c),
+            items=_items(c, meta),
         )
     if cls is Alert:
         return Alert(
@@ -437,12 +507,13 @@ def node_to_command(node, path=None):
             meta=_optional(c, "Meta", node_to_meta),
             commands=_nodes_to_commands(node, path, skip=("CmdID", "NoResp", "Meta")),
         )
+    meta = _optional(c, "Meta", node_to_meta)
     cmd = cls(
         cmd_id=cmd_id,
         no_resp=c.has("NoResp"),
         cred=_optional(c, "Cred", _node_to_cred),
-        meta=_optional(c, "Meta", node_to_meta),
-        items=_items(c),
+        meta=meta,
+        items=_items(c, meta),
     )
     if cls is Exec:
         cmd.correlator = c.value("Correlator")
@@ -461,21 +532,54 @@ def _unknown_command(node):
     return UnknownCommand(cmd_id=cmd_id, name=node.name, node=node)
 
 
-def _items(c):
+def _items(c, command_meta=None):
+    inherited = command_meta.format if command_meta is not None else None
     return [
-        node_to_item(child, "%s/Item[%d]" % (c.path, index))
+        node_to_item(child, "%s/Item[%d]" % (c.path, index), inherited)
         for index, child in enumerate(c.all("Item"), 1)
     ]
 
 
-def node_to_item(node, path="Item"):
+def _settle_data(data, fmt):
+    """Item data by its Format, whatever the wire form (dm-protocol: Format
+    ``chr`` is the default).  OPAQUE (``bytes``) is text unless the Format is
+    ``bin`` or it is not UTF-8; ``bin`` sent as base64 text (the only way XML
+    can carry it) is bytes, as WBXML OPAQUE would be.  ``b64`` stays the
+    base64 text it is."""
+    fmt = (fmt or "chr").strip(XML_WHITESPACE).lower()
+    if data.__class__ is bytes:
+        if fmt == "bin":
+            return data
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    if data.__class__ is str and fmt == "bin" and data:
+        try:
+            return base64.b64decode("".join(data.split()), validate=True)
+        except (binascii.Error, ValueError):
+            return data
+    return data
+
+
+def node_to_item(node, path="Item", inherited_format=None):
+    """An :class:`Item`; ``inherited_format`` is the Format of the command's Meta."""
     c = _Children(node, path)
     data_node = c.first("Data")
+    meta = _optional(c, "Meta", node_to_meta)
+    bare_type = c.value("Type")  # MS-MDM examples put Type directly under Item
+    if bare_type and (meta is None or meta.type is None):
+        meta = meta or Meta()
+        meta.type = bare_type
+    data = None if data_node is None else _item_data(data_node, path + "/Data")
+    if data is not None and not isinstance(data, Node):
+        fmt = meta.format if meta is not None and meta.format else inherited_format
+        data = _settle_data(data, fmt)
     return Item(
         target=_optional(c, "Target", _node_to_locref),
         source=_optional(c, "Source", _node_to_locref),
-        meta=_optional(c, "Meta", node_to_meta),
-        data=None if data_node is None else _item_data(data_node, path + "/Data"),
+        meta=meta,
+        data=data,
         more_data=c.has("MoreData"),
     )
 

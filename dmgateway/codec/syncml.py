@@ -222,6 +222,9 @@ class SyncML:
     hdr: SyncHdr = field(default_factory=SyncHdr)
     body: List[Command] = field(default_factory=list)
     final: bool = False
+    # element paths a reader found and the model has no place for (read, not
+    # written, not compared): the session logs them once per message
+    unknown: List[str] = field(default_factory=list, compare=False, repr=False)
 
     def commands(self, cls=None):
         """The top-level commands, optionally only those of class ``cls``."""

@@ -22,7 +22,9 @@ stand-alone DDF/TNDS documents.
 from collections import namedtuple
 
 from .element import NS_DMDDF, NS_SYNCML, Node
-from .errors import WBXMLCodecError
+import re
+
+from .errors import NOT_XML_TEXT, LimitExceeded, WBXMLCodecError
 from .mapping import message_to_node, node_to_message
 from .wbxml_writer import DEFAULT_MAX_DEPTH, _STR_I, _piece, encode_mb_uint, encode_node
 from .wbxml_pages import (
@@ -246,11 +248,14 @@ def _read_header(data):
     return Header(version, public_id, fpi, charset, table, pos + length)
 
 
-def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
+def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE,
+                max_elements=None):
     """Read a WBXML document into its root :class:`Node`.
 
     ``vocabulary`` is the language to read with; ``None`` picks it from the
-    public id.  Raises :class:`WBXMLCodecError` for anything malformed.
+    public id.  Raises :class:`WBXMLCodecError` for anything malformed, also
+    for text XML cannot carry (a NUL from ENTITY 0, STR_I or STR_T...), and
+    :class:`LimitExceeded` past ``max_elements`` elements.
     """
     if not isinstance(data, bytes):
         if not isinstance(data, (bytearray, memoryview)):
@@ -265,15 +270,23 @@ def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=
             if vocabulary is None:
                 raise _error("unknown document type (public id 0x%X%s)" % (
                     header.public_id, ", %r" % (header.fpi,) if header.fpi else ""), 1)
-        return _Reader(data, header, vocabulary, max_depth, max_size).parse()
+        root = _Reader(data, header, vocabulary, max_depth, max_size, max_elements).parse()
     except IndexError:
         raise _error("truncated document", len(data)) from None
+    return root
+
+
+_NOT_XML = re.compile(NOT_XML_TEXT)
+
+
+def _illegal(char, offset):
+    return _error("character U+%04X cannot appear in an XML document" % (ord(char),), offset)
 
 
 class _Reader:
     """One pass over a document body; rare tokens are methods, hot ones inline."""
 
-    def __init__(self, data, header, vocab, max_depth, max_size):
+    def __init__(self, data, header, vocab, max_depth, max_size, max_elements=None):
         self.data = data
         self.table = header.string_table
         self.table_offset = header.body_offset - len(header.string_table)
@@ -285,6 +298,7 @@ class _Reader:
         self.budget = max_size
         self.strings = {}
         self.apage = 0
+        self.max_elements = max_elements
 
     def table_string(self, index, offset):
         s = self.strings.get(index)
@@ -294,7 +308,11 @@ class _Reader:
                 raise _error("string table reference %d out of range" % (index,), offset)
             nul = table.find(0, index)
             raw = table[index:] if nul < 0 else table[index:nul]
-            s = self.strings[index] = _decode_text(raw, self.encoding, self.table_offset + index)
+            s = _decode_text(raw, self.encoding, self.table_offset + index)
+            bad = _NOT_XML.search(s)
+            if bad:
+                raise _illegal(bad.group(), self.table_offset + index + bad.start())
+            self.strings[index] = s
         self.budget -= len(s)
         if self.budget < 0:
             raise _error("string table references expand beyond the size limit", offset)
@@ -321,6 +339,7 @@ class _Reader:
         end = len(data)
         recode = encoding != "latin-1" and not data.isascii()
         find = chars.find
+        illegal = _NOT_XML.search
         new = _new_node
         node_cls = Node
         # token kinds as locals: this loop is the reader's hot path
@@ -328,6 +347,9 @@ class _Reader:
             _K_END, _K_STR_I, _K_SWITCH, _K_UNKNOWN, _K_ENTITY, _K_LITERAL)
 
         depth = 0  # == len(stack)
+        # elements left before LimitExceeded (counted as they are met: a 1-byte
+        # empty element costs far more to build than to read)
+        room = self.max_elements + 1 if self.max_elements is not None else -1
         while True:
             name, ns, code = tags[data[pos]]
             if code == 0x40:  # element with content, no attributes
@@ -338,6 +360,11 @@ class _Reader:
                         s = chars[pos + 2:nul]
                         if recode and not s.isascii():
                             s = self.recode(s, pos + 2)
+                        if illegal(s):
+                            raise _illegal(illegal(s).group(), pos + 2)
+                        room -= 1
+                        if not room:
+                            raise self.too_many(pos)
                         node = new(node_cls)
                         node.name = name
                         node.ns = ns
@@ -379,6 +406,8 @@ class _Reader:
                 s = chars[pos + 1:nul]
                 if recode and not s.isascii():
                     s = self.recode(s, pos + 1)
+                if illegal(s):
+                    raise _illegal(illegal(s).group(), pos + 1)
                 if not depth:
                     raise _error("text outside the root element", pos)
                 pos = nul + 1
@@ -418,6 +447,9 @@ class _Reader:
                 continue
 
             # a new element: attach it, and enter it when it has content
+            room -= 1
+            if not room:
+                raise self.too_many(pos)
             node = new(node_cls)
             node.name = name
             node.ns = ns
@@ -441,6 +473,9 @@ class _Reader:
         self.trailer()
         return doc.children[0]
 
+    def too_many(self, pos):
+        return LimitExceeded("more than %d elements" % (self.max_elements,), offset=pos)
+
     def recode(self, s, offset):
         """A latin-1 slice of the document, decoded in the document's charset."""
         return _decode_text(s.encode("latin-1"), self.encoding, offset)
@@ -458,6 +493,8 @@ class _Reader:
             return data[after:end], end
         if value > 0x10FFFF or 0xD800 <= value <= 0xDFFF:
             raise _error("ENTITY 0x%X is not a character" % (value,), pos)
+        if _NOT_XML.match(chr(value)):
+            raise _error("ENTITY 0x%X is not a character XML can carry" % (value,), pos)
         return chr(value), after
 
     def skip(self, kind, pos):
@@ -517,6 +554,8 @@ class _Reader:
                     piece, pos = self.character_data(_GLOBAL_KINDS[b], pos)
                     if piece.__class__ is bytes:  # OPAQUE (WBXML 1.3)
                         piece = _decode_text(piece, self.encoding, at)
+                if _NOT_XML.search(piece):
+                    raise _illegal(_NOT_XML.search(piece).group(), at)
                 if keep:
                     if name is None:
                         raise _error("attribute value without an attribute", at)
@@ -598,7 +637,7 @@ def _join(pieces):
 # ---------------------------------------------------------------------------
 # SyncML DM and TNDS documents
 
-def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
+def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE, max_elements=None):
     """A WBXML SyncML DM message (any SyncML public id) -> :class:`SyncML`.
 
     An embedded TNDS document in ``<Data>`` (OPAQUE holding a stand-alone
@@ -607,7 +646,7 @@ def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE):
     ``...dmtnds+wbxml`` of that Item reads as ``...dmtnds+xml``: the model
     is the same whichever encoding carried it.
     """
-    root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size)
+    root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size, max_elements=max_elements)
     _embedded_tnds(root, _opaque_to_tree, max_depth)
     return node_to_message(root)
 
@@ -624,7 +663,7 @@ def encode(msg):
     return encode_node(root, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)
 
 
-_DDF_FPI = b"-//OMA//DTD-DM-DDF 1.2//EN"
+_DDF_FPI = b"-//OMA//DTD-DM-DDF 1.2//EN"  # any letter case; upper here
 _TNDS_XML = "application/vnd.syncml.dmtnds+xml"
 _TNDS_WBXML = "application/vnd.syncml.dmtnds+wbxml"
 
@@ -654,7 +693,8 @@ def _tree_to_opaque(data, meta_type, _max_depth):
 
 def _opaque_to_tree(data, meta_type, max_depth):
     text = data.text
-    if text.__class__ is bytes and len(text) > 4 and text[0] <= 0x03 and _DDF_FPI in text[:64]:
+    if (text.__class__ is bytes and len(text) > 4 and text[0] <= 0x03
+            and _DDF_FPI in text[:64].upper()):
         data.children = [decode_node(text, DMDDF12, max_depth=max_depth)]
         data.text = None
         if meta_type is not None and meta_type.text == _TNDS_WBXML:

@@ -300,8 +300,14 @@ VOCABULARIES = (SYNCML12, SYNCML11, DMDDF12, PROV10)
 
 
 def vocabulary_for(public_id=None, fpi=None):
-    """The vocabulary a document's public id names, or ``None``."""
+    """The vocabulary a document's public id names, or ``None``.
+
+    A formal public id is compared without regard to letter case: clients
+    write ``-//SYNCML//DTD SYNCML 1.2//EN`` as often as the DTD's spelling.
+    """
+    folded = fpi.strip().upper() if isinstance(fpi, str) else None
     for vocab in VOCABULARIES:
-        if public_id in vocab.known_ids or (fpi is not None and fpi in vocab.known_fpis):
+        if public_id in vocab.known_ids or (
+                folded is not None and folded in {known.upper() for known in vocab.known_fpis}):
             return vocab
     return None

@@ -22,7 +22,7 @@ import re
 from lxml import etree
 
 from .element import NS_DMDDF, NS_METINF, NS_PROV, NS_SYNCML, Node
-from .errors import XMLCodecError
+from .errors import LimitExceeded, XMLCodecError
 from .mapping import message_to_node, node_to_message
 
 __all__ = [
@@ -105,7 +105,7 @@ def _parser():
     )
 
 
-def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH):
+def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH, max_elements=None):
     """Read an XML document into a :class:`Node` tree."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise XMLCodecError("XML input must be bytes, not %s" % (type(data).__name__,))
@@ -122,6 +122,10 @@ def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH):
     if dtd is not None and (any(True for _ in dtd.iterentities())
                             or any(True for _ in dtd.iterelements())):
         raise XMLCodecError("DTD declarations are not allowed")
+    if max_elements is not None:
+        count = int(root.xpath("count(//*)"))  # cheap: before any Node is built
+        if count > max_elements:
+            raise LimitExceeded("%d elements, more than the %d allowed" % (count, max_elements))
     return _convert(root, max_depth)
 
 
@@ -189,9 +193,9 @@ def _attrs(element):
     return attrs or None
 
 
-def decode(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH):
+def decode(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH, max_elements=None):
     """The :class:`~.syncml.SyncML` model of an XML DM message."""
-    return node_to_message(parse(data, max_size=max_size, max_depth=max_depth))
+    return node_to_message(parse(data, max_size=max_size, max_depth=max_depth, max_elements=max_elements))
 
 
 # -- writing --------------------------------------------------------------

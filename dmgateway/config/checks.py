@@ -270,6 +270,24 @@ def check_readable_file(path: str) -> str | None:
     return None
 
 
+def check_creatable_file(path: str) -> str | None:
+    """Why a file cannot be created at ``path`` (its nearest existing
+    ancestor must be a directory we may write in), or ``None``."""
+    note = where(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        up = os.path.dirname(parent)
+        if up == parent:
+            break
+        parent = up
+    if not os.path.isdir(parent):
+        return "file %r not found and %r is not a directory%s" % (path, parent, note)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return "file %r not found and cannot be created in %r (permission denied)%s" % (
+            path, parent, note)
+    return None
+
+
 def check_directory(path: str) -> str | None:
     """Why ``path`` is not a listable directory, or ``None``."""
     note = where(path)
@@ -383,7 +401,8 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
         if path == ":memory:":
             return []
         if environment:
-            problem = check_parent_directory(path)
+            # the store creates a missing directory (a fresh clone has no var/)
+            problem = check_parent_directory(path) and check_creatable_file(path)
             if problem:
                 return [problem]
             if os.path.isdir(path):

@@ -138,7 +138,9 @@ def _load(config_dir: str, reactor, hostname: str | None):
         smpp_links=_read_smpp_links(sections.get("smpp.ini", {}), problems, reactor),
         modem=read("modem.ini", "modem", ModemConfig),
         sip=read("sip.ini", "sip", SipConfig),
-        delegation=read("delegation.ini", "delegation", DelegationConfig),
+        delegation=read("delegation.ini", "delegation", DelegationConfig,
+                        peer_sections=_peer_readers(sections.get("delegation.ini", {}),
+                                                    problems, reactor)),
         snmp=read("snmp.ini", "snmp", SnmpConfig),
     )
     _check_listeners(config, problems)
@@ -186,7 +188,8 @@ def _place_sections(file: str, raw_sections, problems: list[Problem]):
     placed = {}
     for raw in raw_sections:
         name = raw.name
-        if name in FILES[file] or (file == "smpp.ini" and name.startswith("smpp:")):
+        if name in FILES[file] or (file == "smpp.ini" and name.startswith("smpp:")) or (
+                file == "delegation.ini" and name.startswith("peer:")):
             placed[name] = raw
         elif name in _HOME:
             problems.append(Problem(file, name, None, "section belongs in %s" % (_HOME[name],)))
@@ -212,6 +215,22 @@ def _read_smpp_links(sections, problems: list[Problem], reactor) -> tuple[SmppLi
         links.append(SmppLinkConfig.read(reader, name=name))
         reader.finish()
     return tuple(links)
+
+
+def _peer_readers(sections, problems: list[Problem], reactor):
+    """``(server id, SectionReader)`` of each ``[peer:SERVERID]`` of delegation.ini."""
+    readers = []
+    for section, raw in sections.items():
+        if not section.startswith("peer:"):
+            continue
+        name = section.split(":", 1)[1].strip()
+        if not name or any(c.isspace() or c in "=&+" for c in name):
+            problems.append(Problem("delegation.ini", section, None,
+                                    "bad peer server id %r" % (name,)))
+            continue
+        readers.append((name, SectionReader("delegation.ini", section, raw, problems,
+                                            reactor=reactor)))
+    return readers
 
 
 def _check_listeners(config: GatewayConfig, problems: list[Problem]) -> None:

@@ -76,6 +76,23 @@ def _secret_file(reader: SectionReader, key: str, default: str = "", *,
     return path
 
 
+def _token_file(reader: SectionReader, key: str, default: str) -> str:
+    """The API token file: a readable, non-empty file, or absent where the
+    daemon can create it at its first start (mode 0600, a random token)."""
+    path = reader.text(key, default, empty_ok=False)
+    if not path or not reader.active:
+        return path
+    if not os.path.lexists(path):
+        problem = checks.check_creatable_file(path)
+    else:
+        problem = checks.check_readable_file(path)
+        if problem is None and os.path.getsize(path) == 0:
+            problem = "file %r is empty" % (path,)
+    if problem is not None:
+        reader.problem(key, problem)
+    return path
+
+
 # -- dmgateway.ini -------------------------------------------------------------
 
 
@@ -90,6 +107,7 @@ class ServerConfig:
     session_timeout: int = 300
     node_name: str = ""
     max_sessions: int = 10000
+    store_retry_after: int = 5
 
     @classmethod
     def read(cls, r: SectionReader, *, hostname: str) -> ServerConfig:
@@ -104,6 +122,7 @@ class ServerConfig:
             session_timeout=r.integer("session_timeout", 300, 10, _DAY),
             node_name=r.text("node_name", hostname, empty_ok=False, validate=_node_name),
             max_sessions=r.integer("max_sessions", 10000, 1, 10_000_000),
+            store_retry_after=r.integer("store_retry_after", 5, 1, 3600),
         )
 
 
@@ -114,9 +133,10 @@ class AuthConfig:
     max_failures: int = 5
     failure_window: int = 300
     lockout: int = 900
+    device_max_failures: int = 100
+    max_session_guesses: int = 20
     nonce_size: int = 16
     accept_hex_mac: bool = False
-    resync_nonce: str = "both"
 
     @classmethod
     def read(cls, r: SectionReader) -> AuthConfig:
@@ -124,9 +144,10 @@ class AuthConfig:
             max_failures=r.integer("max_failures", 5, 1, 1000),
             failure_window=r.integer("failure_window", 300, 1, _DAY),
             lockout=r.integer("lockout", 900, 0, 7 * _DAY),
+            device_max_failures=r.integer("device_max_failures", 100, 1, 1_000_000),
+            max_session_guesses=r.integer("max_session_guesses", 20, 1, 100_000),
             nonce_size=r.integer("nonce_size", 16, 8, 64),
             accept_hex_mac=r.boolean("accept_hex_mac", False),
-            resync_nonce=r.choice("resync_nonce", "both", ("both", "ascii", "binary")),
         )
 
 
@@ -178,7 +199,7 @@ class ApiConfig:
         return cls(
             enabled=r.active,
             endpoint=r.endpoint("endpoint", cls.endpoint),
-            token_file=_secret_file(r, "token_file", cls.token_file),
+            token_file=_token_file(r, "token_file", cls.token_file),
             max_body=r.integer("max_body", 65536, 1024, 1 << 30),
             webhooks=r.words("webhooks", validate=checks.check_http_url),
             webhook_secret_file=_secret_file(r, "webhook_secret_file"),
@@ -233,6 +254,12 @@ class HttpConfig:
     endpoint: str = "tcp:8080:interface=127.0.0.1"
     path: str = "/dm"
     max_body: int = 1048576
+    backlog: int = 1024
+    max_connections_per_peer: int = 64
+    read_timeout: int = 30
+    max_elements: int = 10000
+    max_commands: int = 200
+    max_items: int = 1000
 
     @classmethod
     def read(cls, r: SectionReader, *, enabled_default: bool) -> HttpConfig:
@@ -242,7 +269,32 @@ class HttpConfig:
             endpoint=r.endpoint("endpoint", cls.endpoint),
             path=r.text("path", "/dm", empty_ok=False, validate=_url_path),
             max_body=r.integer("max_body", 1048576, 1024, 1 << 30),
+            **_listener_limits(r),
         )
+
+
+def _listener_limits(r: SectionReader) -> dict:
+    """The keys [http] and [https] share that bound what one peer costs."""
+    return dict(
+        backlog=r.integer("backlog", 1024, 1, 65535),
+        max_connections_per_peer=r.integer("max_connections_per_peer", 64, 1, 1_000_000),
+        read_timeout=r.integer("read_timeout", 30, 1, 3600),
+        max_elements=r.integer("max_elements", 10000, 10, 10_000_000),
+        max_commands=r.integer("max_commands", 200, 1, 1_000_000),
+        max_items=r.integer("max_items", 1000, 1, 1_000_000),
+    )
+
+
+def _cipher_string(value: str) -> str | None:
+    """Why an OpenSSL cipher string is unusable (selects nothing, bad syntax), or None."""
+    from OpenSSL import SSL
+
+    context = SSL.Context(SSL.TLS_METHOD)
+    try:
+        context.set_cipher_list(value.encode("ascii"))
+    except (SSL.Error, UnicodeEncodeError):
+        return "%r selects no cipher suite OpenSSL knows" % (value,)
+    return None
 
 
 @dataclass(frozen=True)
@@ -256,11 +308,19 @@ class HttpsConfig:
     max_body: int = 1048576
     min_tls: str = "1.2"
     client_ca: str = ""
+    psk: bool = False
+    ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20"
+    backlog: int = 1024
+    max_connections_per_peer: int = 64
+    read_timeout: int = 30
+    max_elements: int = 10000
+    max_commands: int = 200
+    max_items: int = 1000
 
     @classmethod
     def read(cls, r: SectionReader) -> HttpsConfig:
         r.active = r.boolean("enabled", False)
-        return cls(
+        config = cls(
             enabled=r.active,
             endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls")),
             path=r.text("path", "/dm", empty_ok=False, validate=_url_path),
@@ -268,7 +328,13 @@ class HttpsConfig:
             min_tls=r.choice("min_tls", "1.2", ("1.2", "1.3"), aliases={
                 "tlsv1.2": "1.2", "tls1.2": "1.2", "tlsv1.3": "1.3", "tls1.3": "1.3"}),
             client_ca=r.readable_file("client_ca"),
+            psk=r.boolean("psk", False),
+            ciphers=r.text("ciphers", cls.ciphers, empty_ok=False, validate=_cipher_string),
+            **_listener_limits(r),
         )
+        if r.active and config.psk:
+            _check_psk_support(r, "psk")
+        return config
 
 
 # -- smpp.ini ------------------------------------------------------------------
@@ -450,10 +516,20 @@ def _sip_uri(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class DelegationPeer:
-    """A DM server this gateway delegates devices to or accepts them from."""
+    """A DM server this gateway delegates devices to or accepts them from.
+
+    ``server_id`` names it (``peers`` and ``[peer:SERVERID]``); ``url`` is
+    its delegation resource.  ``psk_identity`` is the identity the peer
+    presents to our listener and ``psk_file`` the key shared with it (both
+    directions; empty: ``[delegation] psk_file``).  ``certificate`` is the
+    peer's pinned certificate (PEM; empty: ``[delegation] peer_ca``).
+    """
 
     server_id: str
     url: str
+    psk_identity: str = ""
+    psk_file: str = ""
+    certificate: str = ""
 
 
 @dataclass(frozen=True)
@@ -469,28 +545,104 @@ class DelegationConfig:
     peers: tuple[DelegationPeer, ...] = ()
     peer_ca: str = ""
     timeout: float = 30.0
+    check_interval: float = 60.0
 
     @classmethod
-    def read(cls, r: SectionReader) -> DelegationConfig:
+    def read(cls, r: SectionReader, peer_sections=()) -> DelegationConfig:
         r.active = r.boolean("enabled", False)
-        psk_identity = r.text("psk_identity", validate=_max_length(128))
-        peers = []
+        psk_identity = r.text("psk_identity", validate=_psk_identity)
+        urls = {}
         for word in r.words("peers", validate=_peer):
             server_id, url = word.split("=", 1)
-            if any(p.server_id == server_id for p in peers):
+            if server_id in urls:
                 r.problem("peers", "peer %r listed twice" % (server_id,))
             else:
-                peers.append(DelegationPeer(server_id, url))
-        return cls(
+                urls[server_id] = url
+        peers = {server_id: DelegationPeer(server_id, url) for server_id, url in urls.items()}
+        for name, reader in peer_sections:
+            reader.active = r.active
+            url = reader.text("url", urls.get(name, ""), validate=_https_url)
+            if not url and r.active:
+                reader.problem("url", "no URL for peer %r (here or in [delegation] peers)"
+                               % (name,))
+            peer_identity = reader.text("psk_identity", validate=_psk_identity)
+            peers[name] = DelegationPeer(
+                server_id=name,
+                url=url,
+                psk_identity=peer_identity,
+                psk_file=_psk_file(reader, "psk_file"),
+                certificate=reader.readable_file("certificate"),
+            )
+            reader.finish()
+        psk_file = _psk_file(r, "psk_file", required=bool(psk_identity))
+        config = cls(
             enabled=r.active,
             endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls")),
             path=r.text("path", cls.path, empty_ok=False, validate=_url_path),
             psk_identity=psk_identity,
-            psk_file=_secret_file(r, "psk_file", required=bool(psk_identity)),
-            peers=tuple(peers),
+            psk_file=psk_file,
+            peers=tuple(peers.values()),
             peer_ca=r.readable_file("peer_ca"),
             timeout=r.number("timeout", 30.0, 0.1, 600),
+            check_interval=r.number("check_interval", 60.0, 0.1, 3600),
         )
+        if r.active and psk_identity:
+            _check_psk_support(r, "psk_identity")
+            identities = [p.psk_identity for p in config.peers if p.psk_identity]
+            if len(set(identities)) != len(identities):
+                r.problem("psk_identity", "two peers use the same psk_identity")
+        if r.active and not psk_identity:
+            for peer in config.peers:
+                if not (peer.certificate or config.peer_ca):
+                    r.problem("peer_ca", "peer %r has no pinned certificate and peer_ca is "
+                              "empty: with certificates, every peer must be pinned"
+                              % (peer.server_id,))
+        return config
+
+    @property
+    def uses_psk(self) -> bool:
+        return bool(self.psk_identity)
+
+    def peer(self, server_id: str) -> DelegationPeer | None:
+        for peer in self.peers:
+            if peer.server_id == server_id:
+                return peer
+        return None
+
+
+def _check_psk_support(reader: SectionReader, key: str) -> None:
+    from dmgateway.bearers.tlspsk import psk_available
+
+    if not psk_available():
+        reader.problem(key, "TLS-PSK needs OpenSSL PSK support in the installed cryptography "
+                       "package's binding, which it lacks")
+
+
+def _psk_identity(value: str) -> str | None:
+    if len(value.encode("utf-8")) > 128 or not value.isprintable():
+        return "bad PSK identity %r (printable, at most 128 bytes)" % (value,)
+    return None
+
+
+def _https_url(value: str) -> list[str] | str | None:
+    return checks.check_http_url(value, https_only=True)
+
+
+def _psk_file(reader: SectionReader, key: str, *, required: bool = False) -> str:
+    """A file holding a PSK in hex (as ``openssl -psk`` takes it)."""
+    path = _secret_file(reader, key, required=required)
+    if path and reader.active and checks.check_readable_file(path) is None:
+        try:
+            with open(path, "rb") as f:
+                text = f.read(4096).decode("ascii").strip()
+            if text[:2].lower() == "0x":
+                text = text[2:]
+            key_bytes = bytes.fromhex(text)
+            if not 16 <= len(key_bytes) <= 256:
+                reader.problem(key, "the key in %r must be 16 to 256 bytes" % (path,))
+        except (OSError, UnicodeDecodeError, ValueError):
+            reader.problem(key, "%r must hold the key as hex digits" % (path,))
+    return path
 
 
 def _peer(word: str) -> list[str] | str | None:

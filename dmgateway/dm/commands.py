@@ -29,6 +29,8 @@ __all__ = [
     "alert_answer",
     "results_answer",
     "devinfo_key",
+    "reported_key",
+    "reported_text",
     "event_payload",
 ]
 
@@ -71,6 +73,13 @@ def build_command(spec):
     if not isinstance(spec, dict):
         raise ValueError("a job command must be a dict")
     op = spec.get("op")
+    if op == "Sequence":
+        inner = spec.get("commands")
+        if not isinstance(inner, list) or not inner:
+            raise ValueError("a Sequence needs at least one command")
+        if any(not isinstance(c, dict) or c.get("op") == "Sequence" for c in inner):
+            raise ValueError("a Sequence holds commands, not another Sequence")
+        return sm.Sequence(commands=[build_command(c) for c in inner])
     target = _text(spec, "target", required=op != "Alert")
     mime_type = _text(spec, "type")
     fmt = _text(spec, "format")
@@ -132,6 +141,8 @@ def build_job_commands(commands, atomic):
     for cmd in built:
         if isinstance(cmd, sm.Get):
             raise ValueError("Get is not allowed inside an atomic job")
+        if isinstance(cmd, sm.Sequence):
+            raise ValueError("Sequence is not allowed inside an atomic job")
     return [sm.Atomic(commands=built)]
 
 
@@ -203,6 +214,10 @@ def alert_answer(code, status):
     return None
 
 
+# formats whose value never starts or ends with XML whitespace
+_TRIMMED_FORMATS = ("chr", "int", "bool", "float", "date", "time")
+
+
 def results_answer(results, data=None):
     """``{"data", "format", "type"}`` (+ ``"items"`` when several) of a Results.
 
@@ -214,6 +229,8 @@ def results_answer(results, data=None):
         fmt, mime_type = effective_meta(item, results.meta)
         raw = data if (index == len(items) - 1 and data is not None) else item.data
         text, fmt = item_text(raw, fmt)
+        if isinstance(text, str) and (fmt or "chr") in _TRIMMED_FORMATS:
+            text = text.strip(" \t\r\n")  # pretty-printed <Data>: the value is inside
         source = item.source.loc_uri if item.source is not None else None
         answers.append({"source": source, "data": text, "format": fmt, "type": mime_type})
     if not answers:
@@ -233,6 +250,30 @@ def devinfo_key(item):
         if uri.startswith(prefix) and len(uri) > len(prefix):
             return uri[len(prefix):]
     return None
+
+
+MAX_REPORTED = 32  # nodes other than DevInfo kept from one client Replace
+MAX_REPORTED_TEXT = 4096  # characters of each
+
+
+def reported_key(item):
+    """``"Man"`` for ./DevInfo/Man, the node's URI for any other node, None without one."""
+    key = devinfo_key(item)
+    if key is not None:
+        return key
+    ref = item.source or item.target
+    uri = ref.loc_uri if ref is not None else ""
+    if not uri:
+        return None
+    return uri if uri.startswith("./") else "./" + uri.lstrip("/")
+
+
+def reported_text(data):
+    """A reported value as stored: text without the XML whitespace around it."""
+    text, _ = item_text(data)
+    if text is None:
+        return None
+    return text.strip(" \t\r\n")[:MAX_REPORTED_TEXT]
 
 
 EVENT_TYPES = {

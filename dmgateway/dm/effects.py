@@ -47,6 +47,18 @@ class Effect:
 @dataclass
 class DevInfoReceived(Effect):
     values: Dict[str, str]  # "DevId", "Man", "Mod", "DmV", "Lang", "Ext/..."
+    # other nodes the client reported in the same Replace, by URI (Windows
+    # sends ./Vendor/MSFT/DMClient/HWDevID with its DevInfo)
+    reported: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DeviceChallenged(Effect):
+    """The device challenged us (a Chal in its SyncHdr Status) for a scheme
+    we hold no server credentials of: nothing can answer it."""
+
+    scheme: str  # "md5", "hmac", "basic" or what the device wrote
+    status: int
 
 
 @dataclass

@@ -71,6 +71,7 @@ class Unit:
         self.outgoing = None
         self.state = "queued"
         self.deferrals = 0  # messages in a row that had no room for it
+        self.container_status = None  # the device's Status for an Atomic/Sequence
 
     @property
     def atomic(self):
@@ -133,11 +134,18 @@ class JobRun:
         self.spec = spec
         self.job_id = spec.job_id
         built = build_job_commands(spec.commands, spec.atomic)  # ValueError for a bad job
-        self.commands = [CommandState(cmd) for cmd in spec.commands]
         if spec.atomic:
+            self.commands = [CommandState(cmd) for cmd in spec.commands]
             self.units = [Unit(self, list(range(len(self.commands))), built[0])]
         else:
-            self.units = [Unit(self, [index], cmd) for index, cmd in enumerate(built)]
+            # a Sequence is one unit; its inner commands are job commands of
+            # their own (one result each, in order)
+            flat, self.units = [], []
+            for cmd_spec, cmd in zip(spec.commands, built):
+                inner = cmd_spec["commands"] if isinstance(cmd, sm.Sequence) else [cmd_spec]
+                self.units.append(Unit(self, list(range(len(flat), len(flat) + len(inner))), cmd))
+                flat.extend(inner)
+            self.commands = [CommandState(cmd) for cmd in flat]
         self.atomic_status = None
         self.error = None  # a local failure: {"code", "message"}
         self.state = QUEUED
@@ -186,7 +194,7 @@ class JobRun:
         for unit in self.units:
             if unit.state == "dropped":
                 continue
-            if unit.atomic and self.atomic_status is None:
+            if unit.atomic and unit.container_status is None:
                 return False
             if not all(self.commands[index].settled() for index in unit.indexes):
                 return False
@@ -199,6 +207,10 @@ class JobRun:
             for command in self.commands:
                 if command.status is None:  # the device only answered for the Atomic
                     command.status = self.atomic_status
+        for unit in self._sequences():
+            for index in unit.indexes:
+                if self.commands[index].status is None:  # only the Sequence was answered
+                    self.commands[index].status = unit.container_status
         results = [command.result() for command in self.commands]
         error = self.error or self._command_error()
         return JobFinished(self.job_id, "failed" if error else "done", results, error)
@@ -209,12 +221,20 @@ class JobRun:
         results = [command.result() for command in self.commands]
         return JobFinished(self.job_id, "failed", results, {"code": code, "message": message})
 
+    def _sequences(self):
+        """The Sequence units the device answered."""
+        return [unit for unit in self.units if isinstance(unit.template, sm.Sequence)
+                and unit.container_status is not None]
+
     def _command_error(self):
         problems = []
         if self.spec.atomic and self.atomic_status is not None and not st.is_success(
             self.atomic_status
         ):
             problems.append("Atomic: %s" % (st.describe(self.atomic_status),))
+        for unit in self._sequences():
+            if not st.is_success(unit.container_status):
+                problems.append("Sequence: %s" % (st.describe(unit.container_status),))
         for command in self.commands:
             if command.status is None:
                 problems.append("%s: no status from the device" % (command.label,))

@@ -49,13 +49,14 @@ def status_only_reply(msg, code, server_uri):
     return reply
 
 
-def bad_request_reply(body, encoding):
+def bad_request_reply(body, encoding, server_uri=None):
     """A SyncML message giving Status 400 to a message that is not valid SyncML.
 
-    Well-formed XML/WBXML whose SyncHdr still names the session (SessionID,
-    MsgID, Source and Target LocURIs) gets an answer the device can relate
-    to its session; anything less yields ``None`` (the caller answers with
-    plain HTTP 400).
+    Well-formed XML/WBXML whose SyncHdr still names the session (SessionID
+    and Source LocURI) gets an answer the device can relate to its session
+    (DESIGN §4: HTTP 200 with a Status); MsgID and Target are used when they
+    can be read (the reply's Source falls back to ``server_uri``).  Anything
+    less yields ``None`` (the caller answers with plain HTTP 400).
     """
     from ..codec import wbxml, xml
     from ..codec.errors import CodecError
@@ -71,21 +72,25 @@ def bad_request_reply(body, encoding):
     def text(node, *path):
         for name in path:
             node = node.find(name) if node is not None else None
-        value = node.text if node is not None else None
+        value = node.text if node is not None and not node.children else None
+        if isinstance(value, bytes):  # WBXML OPAQUE
+            value = value.decode("utf-8", "replace")
         return value.strip() if isinstance(value, str) and value.strip() else None
 
     session_id, msg_id = text(hdr, "SessionID"), text(hdr, "MsgID")
-    source, target = text(hdr, "Source", "LocURI"), text(hdr, "Target", "LocURI")
-    if None in (session_id, msg_id, source, target):
+    source, target = text(hdr, "Source", "LocURI"), text(hdr, "Target", "LocURI") or server_uri
+    if None in (session_id, source) or target is None:
         return None
+    ver_dtd = text(hdr, "VerDTD")
+    ver_proto = text(hdr, "VerProto")
     return SyncML(
         hdr=SyncHdr(
             session_id=session_id,
             msg_id="1",
             target=LocRef(source),
             source=LocRef(target),
-            ver_dtd=text(hdr, "VerDTD") or "1.2",
-            ver_proto=text(hdr, "VerProto") or "DM/1.2",
+            ver_dtd=ver_dtd if ver_dtd in ("1.1", "1.2") else "1.2",
+            ver_proto=ver_proto if ver_proto and len(ver_proto) <= 16 else "DM/1.2",
         ),
         body=[
             Status(

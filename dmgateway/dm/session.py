@@ -32,9 +32,13 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..auth.credentials import AuthError
+from ..auth.nonce import DEFAULT_NONCE_SIZE
 from ..codec import syncml as sm
 from . import status as st
-from .commands import EVENT_TYPES, data_size, devinfo_key, event_payload, item_text, results_answer
+from .commands import (
+    EVENT_TYPES, MAX_REPORTED, data_size, event_payload, reported_key, reported_text,
+    results_answer,
+)
 from .effects import (
     DevInfoReceived,
     Effect,
@@ -57,7 +61,10 @@ INIT, SENDING, WAITING, ENDED = "init", "sending", "waiting", "ended"
 _VER_PROTO = re.compile(r"DM/1\.[0-9]+\Z", re.IGNORECASE)  # DM/1.1, 1.2, 1.3 (1.3 unconfirmed)
 _VER_DTD = ("1.1", "1.2")
 _SESSION_ALERTS = (sm.ALERT_SERVER_INITIATED, sm.ALERT_CLIENT_INITIATED)
-_MAX_DEFERRALS = 3  # a command that found no room in this many messages never will
+# a command that fits a plain continuation message waits for one while other
+# content fills the messages; this many in a row is a loop guard, not a rule
+_MAX_DEFERRALS = 10
+_MAX_STALLS = 3  # messages in a row that could not pay off the Statuses owed
 
 # job error code for each way a session can end early
 _JOB_ERRORS = {"aborted": "session_aborted", "timeout": "session_timeout"}
@@ -110,14 +117,17 @@ class ServerSession:
 
     def __init__(self, device, jobs, *, server_uri, resp_uri, measure=None, random_bytes,
                  max_obj_size=4 * 1024 * 1024, default_max_msg_size=None,
-                 max_auth_attempts=3, encode=None, accept_msg_size=None):
+                 max_auth_attempts=3, encode=None, accept_msg_size=None,
+                 nonce_size=DEFAULT_NONCE_SIZE, accept_hex_mac=False):
         """
         ``measure(msg) -> int`` is the encoded size of a reply in the client's
         encoding.  ``encode(msg) -> bytes`` (optional; required when we sign
         with HMAC) makes each Outcome carry the exact ``body`` that was
         signed; it also serves as ``measure`` if that is not given.
         ``jobs`` that cannot be sent (e.g. Get in an atomic job) raise
-        ``ValueError``.
+        ``ValueError``.  ``nonce_size`` is the size of the client nonces we
+        issue; ``accept_hex_mac`` also takes a device HMAC written as base64
+        of the hex digest (``[auth]`` keys of the same names).
         """
         if measure is None:
             if encode is None:
@@ -131,7 +141,8 @@ class ServerSession:
         self._measure = measure
         self._encode = encode
         self._jobs = [JobRun(job) for job in jobs]
-        self._client_auth = ClientAuth(device, random_bytes, max_auth_attempts)
+        self._client_auth = ClientAuth(device, random_bytes, max_auth_attempts,
+                                       nonce_size=nonce_size, accept_hex_mac=accept_hex_mac)
         self._server_auth = ServerAuth(device, max_auth_attempts)
         if self._server_auth.signs and encode is None:
             raise SessionError("HMAC server credentials need encode to sign replies")
@@ -157,6 +168,8 @@ class ServerSession:
         self._last = None  # (client MsgID, body, Outcome) for retransmissions
         self._deferred_chal = None  # a 212's Chal that did not fit, for our next message
         self._msg_size_announced = accept_msg_size is None  # our MaxMsgSize went out once
+        self._obj_size_announced = False  # and our MaxObjSize (both hold for the session)
+        self._owed_before, self._stalls = 0, 0  # Statuses still owed after our last message
         self.finished = False
 
     # -- public ----------------------------------------------------------
@@ -191,6 +204,9 @@ class ServerSession:
             cached = self._last[2]  # the client did not get our reply: send it again
             return Outcome(cached.reply, cached.hmac_header, [], cached.finished, cached.body)
         turn = _Turn(msg, body)
+        if msg.unknown:  # kept out of the model by the codec: said once per message
+            turn.effects.append(InputIgnored("elements not understood, ignored: %s" % (
+                ", ".join(msg.unknown),)))
         if self._session_id is None:
             self._session_id = hdr.session_id
             self._version = (hdr.ver_dtd, hdr.ver_proto)
@@ -252,6 +268,9 @@ class ServerSession:
         builder.add(status)
         while self._statuses and builder.try_add(self._statuses[0]):
             self._statuses.pop(0)
+        if self._statuses and builder.optional == 0 and end is None and self._shed_header(builder):
+            while self._statuses and builder.try_add(self._statuses[0]):
+                self._statuses.pop(0)  # room made by moving the Chal to our next message
         if self._statuses and builder.optional == 0:
             # MaxMsgSize cannot hold the header and one Status: it cannot be
             # honoured, so exceed it rather than owe Statuses forever
@@ -267,6 +286,13 @@ class ServerSession:
         while self._alerts and builder.try_add(self._alerts[0]):
             self._sent[(builder.msg_id, self._alerts.pop(0).cmd_id)] = _Sent(None)
         owed = bool(self._statuses or self._alerts)
+        if end is None and self._stalled(len(self._statuses) + len(self._alerts)):
+            reason = "the device's MaxMsgSize %s cannot carry the Statuses owed besides the " \
+                     "message header (RespURI, Source)" % (self._max_msg_size,)
+            for job in self._jobs:
+                if job.state == QUEUED:
+                    turn.effects.append(job.abandon("max_msg_size_too_small", reason))
+            end = ("max_msg_size_too_small", reason)
         if end is not None:
             final = True
         elif commands:
@@ -282,6 +308,19 @@ class ServerSession:
         self._defer_chal_if_too_large(builder, final, end)
         return self._emit(builder, final, turn, end)
 
+    def _stalled(self, owed):
+        """Whether Statuses stay owed message after message without ever
+        decreasing (each message has room for fewer than the client's last
+        one needs): the session cannot go on."""
+        if not owed:
+            self._stalls = 0
+        elif owed >= self._owed_before:
+            self._stalls += 1
+        else:
+            self._stalls = 0
+        self._owed_before = owed
+        return self._stalls >= _MAX_STALLS
+
     def _defer_chal_if_too_large(self, builder, final, end):
         """Move the next-session NextNonce of a 212, then our own MaxMsgSize,
         to our next message when this one would otherwise exceed the client's
@@ -294,8 +333,22 @@ class ServerSession:
         if status.chal is not None and status.data == st.AUTHENTICATED and builder.size(final) > builder.limit:
             self._deferred_chal, status.chal = status.chal, None
         meta = builder.hdr.meta
-        if meta.max_msg_size is not None and builder.size(final) > builder.limit:
-            meta.max_msg_size = None  # announced in the next message instead
+        for attr in ("max_msg_size", "max_obj_size"):
+            if meta is not None and getattr(meta, attr) is not None and builder.size(final) > builder.limit:
+                setattr(meta, attr, None)  # announced in the next message instead
+
+    def _shed_header(self, builder):
+        """Move a 212's next-session Chal and our MaxMsgSize and MaxObjSize out
+        of a message that is not the last (it owes Statuses): True if anything
+        moved."""
+        status, meta, moved = builder.body[0], builder.hdr.meta, False
+        if status.chal is not None and status.data == st.AUTHENTICATED:
+            self._deferred_chal, status.chal, moved = status.chal, None, True
+        for attr in ("max_msg_size", "max_obj_size"):
+            if meta is not None and getattr(meta, attr) is not None:
+                setattr(meta, attr, None)
+                moved = True
+        return moved
 
     def _emit(self, builder, final, turn, end):
         for job in self._jobs:
@@ -307,6 +360,10 @@ class ServerSession:
         reply = builder.build(final)
         if reply.hdr.meta is not None and reply.hdr.meta.max_msg_size is not None:
             self._msg_size_announced = True
+        if reply.hdr.meta is not None and reply.hdr.meta.max_obj_size is not None:
+            self._obj_size_announced = True
+        if reply.hdr.meta is not None and reply.hdr.meta == sm.Meta():
+            reply.hdr.meta = None  # everything in it went out before
         body = self._encode(reply) if self._encode is not None else None
         signature = self._server_auth.sign(body) if self._server_auth.signs else None
         self._sent_order.append(builder.msg_id)
@@ -476,15 +533,30 @@ class ServerSession:
             return  # our own alert, or too late to matter
         job = unit.job
         if sent.chunk:
-            if status.data != st.CHUNK_ACCEPTED and not st.is_success(status.data):
-                # the device refused the large object: that is its final status
+            if status.data == st.CHUNK_ACCEPTED:
+                return
+            # any other answer to a chunk that is not the last ends the object:
+            # an error is the device's final word; a success means it took the
+            # chunk as the whole value (it does not support large objects), so
+            # the rest is not sent and the command fails
+            if unit in self._queue:
+                self._queue.remove(unit)
+            if st.is_success(status.data):
+                target = _loc(unit.data_item().target)
+                job.fail_unit(unit, "large_object_unsupported",
+                              "device does not support large objects: it answered %d to a chunk "
+                              "of %s that was not the last" % (status.data, target),
+                              status=status.data)
+                turn.effects.append(InputIgnored("Status %d for a middle chunk of %s: large object "
+                                                 "stopped" % (status.data, target)))
+            else:
                 job.set_status(unit.indexes[0], status)
                 unit.state = "sent"
-                if unit in self._queue:
-                    self._queue.remove(unit)
             return
-        if sent.index is None:
-            job.atomic_status = status.data
+        if sent.index is None:  # the Atomic or Sequence itself
+            unit.container_status = status.data
+            if job.spec.atomic:
+                job.atomic_status = status.data
         else:
             job.set_status(sent.index, status)
 
@@ -550,32 +622,37 @@ class ServerSession:
         return chunk.status
 
     def _take_replace(self, replace, turn):
-        """Only DevInfo may be replaced by a client (package 1, tolerated later)."""
+        """A client may replace DevInfo (package 1, tolerated later); other
+        nodes in the same Replace are kept as reported device data."""
         if not replace.items:
             return st.INCOMPLETE_COMMAND
-        keys = [devinfo_key(item) for item in replace.items]
+        keys = [reported_key(item) for item in replace.items]
         if None in keys:
-            return st.NOT_ALLOWED
+            return st.INCOMPLETE_COMMAND  # an Item naming no node
         last, key = replace.items[-1], ("Replace", keys[-1])
         self._check_interrupt(key, turn)
         values, code = {}, st.OK
         for item, name in zip(replace.items[:-1], keys):
-            text, _ = item_text(item.data)
-            if text is not None:
-                values[name] = text
+            values[name] = reported_text(item.data)
         if last.more_data or self._reassembler.is_open(key):
             chunk = self._reassembler.feed(key, last, _size_of(last, replace.meta))
             code = chunk.status
             if code == st.CHUNK_ACCEPTED:
                 turn.next_alert = True
             elif code == st.OK:
-                values[keys[-1]] = item_text(chunk.data)[0]
+                values[keys[-1]] = reported_text(chunk.data)
         else:
-            text, _ = item_text(last.data)
-            if text is not None:
-                values[keys[-1]] = text
-        if values:
-            turn.effects.append(DevInfoReceived(values))
+            values[keys[-1]] = reported_text(last.data)
+        devinfo = {name: text for name, text in values.items()
+                   if text is not None and not name.startswith("./")}
+        reported = {uri: text for uri, text in values.items()
+                    if text is not None and uri.startswith("./")}
+        if len(reported) > MAX_REPORTED:
+            turn.effects.append(InputIgnored("%d reported nodes; the first %d kept" % (
+                len(reported), MAX_REPORTED)))
+            reported = dict(list(reported.items())[:MAX_REPORTED])
+        if devinfo or reported:
+            turn.effects.append(DevInfoReceived(devinfo, reported))
         return code
 
     def _check_interrupt(self, key, turn):
@@ -602,6 +679,10 @@ class ServerSession:
         self._msg_id += 1
         cred, loc_name = self._server_auth.header_cred()
         ver_dtd, ver_proto = self._version
+        meta = sm.Meta(  # our limits go out once: they hold for the whole session
+            max_msg_size=None if self._msg_size_announced else self.accept_msg_size,
+            max_obj_size=None if self._obj_size_announced else self.max_obj_size,
+        )
         return sm.SyncHdr(
             session_id=self._session_id,
             msg_id=str(self._msg_id),
@@ -611,10 +692,7 @@ class ServerSession:
             ver_proto=ver_proto,
             resp_uri=self.resp_uri,
             cred=cred,
-            meta=sm.Meta(
-                max_msg_size=None if self._msg_size_announced else self.accept_msg_size,
-                max_obj_size=self.max_obj_size,
-            ),
+            meta=meta if meta != sm.Meta() else None,
         )
 
     def _hdr_status(self, hdr, code, chal):
@@ -708,13 +786,14 @@ class ServerSession:
         longest = min(unit.outgoing.remaining, self._max_msg_size or unit.outgoing.remaining)
         length, cmd = builder.fit_largest(unit.render_chunk, longest)
         if cmd is None:
-            # no room left here (a first reply carries Cred and Chal): if a chunk
-            # fits in a plain continuation message, end this one and go on there
-            later = builder.optional > 0 or self._fits_later(builder, unit.render_chunk(1))
-            if later and unit.deferrals < _MAX_DEFERRALS:
+            # no room left here (a first reply carries Cred and Chal, Statuses
+            # fill it): if a chunk fits in a plain continuation message, end
+            # this one and go on there
+            if self._fits_later(builder, unit.render_chunk(1)) and unit.deferrals < _MAX_DEFERRALS:
                 return "full"
-            job.fail_unit(unit, "too_large", "no room for even one byte of data in a message of "
-                          "%s bytes" % (self._max_msg_size,))
+            job.fail_unit(unit, "max_msg_size_too_small",
+                          "the device's MaxMsgSize %s leaves no room for data after the message "
+                          "header (RespURI, Source) and the Statuses" % (self._max_msg_size,))
             return "placed"
         last = not cmd.items[0].more_data
         self._record(builder, unit, cmd, chunk=not last)
@@ -724,9 +803,9 @@ class ServerSession:
 
     def _fits_later(self, builder, cmd):
         """Whether ``cmd`` fits in a plain continuation message: only the SyncHdr
-        Status and one more, no Chal, and no Cred (the device answers our
+        Status and one more, no Chal, no Meta (our limits went out) and no Cred (the device answers our
         credentials in its next message)."""
-        lean = dataclasses.replace(builder.hdr, cred=None)
+        lean = dataclasses.replace(builder.hdr, cred=None, meta=None)
         return builder.fits_alone(cmd, self._minimal_body(builder), lean)
 
     def _minimal_body(self, builder):

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from ..auth.credentials import AuthError
-from ..auth.nonce import new_nonce
+from ..auth.nonce import DEFAULT_NONCE_SIZE, new_nonce
 from ..auth.verify import challenge, parse_challenge, server_cred, server_hmac_header, verify_client
 from ..codec.syncml import Chal
 from . import status as st
-from .effects import Authenticated, AuthFailed, InputIgnored, NoncesChanged
+from .effects import Authenticated, AuthFailed, DeviceChallenged, InputIgnored, NoncesChanged
 
 _CHALLENGEABLE = ("basic", "md5", "hmac")
 
@@ -48,10 +48,13 @@ class ClientAuth:
       failures the session ends.
     """
 
-    def __init__(self, device, random_bytes, max_attempts):
+    def __init__(self, device, random_bytes, max_attempts, *, nonce_size=DEFAULT_NONCE_SIZE,
+                 accept_hex_mac=False):
         self.device = device
         self.random_bytes = random_bytes
         self.max_attempts = max_attempts
+        self.nonce_size = nonce_size  # bytes of each client nonce we issue
+        self.accept_hex_mac = accept_hex_mac  # base64 of the hex MD5 text as an HMAC too
         self.scheme = _scheme(device.client)
         self.authenticated = False  # for the whole session (212)
         self.ever_authenticated = False
@@ -67,6 +70,7 @@ class ClientAuth:
             loc_name=hdr.source.loc_name if hdr.source is not None else None,
             hmac_header=hmac_header,
             body=body,
+            accept_hex_mac=self.accept_hex_mac,
         )
         effects = []
         if verdict.ok:
@@ -78,7 +82,11 @@ class ClientAuth:
                 chal = challenge(self.scheme, self._rotate(effects))
             if self.scheme != "hmac":
                 self.authenticated = True
-            return ClientCheck(True, verdict.status, chal, effects)
+            # 212 says "your credentials are accepted": a device of an account
+            # without client authentication (TLS client certificate, HTTP
+            # layer) sent none, so it gets a plain 200
+            code = st.OK if self.scheme == "none" else verdict.status
+            return ClientCheck(True, code, chal, effects)
         self.failures += 1
         effects.append(AuthFailed(verdict.status, verdict.reason))
         nonce = self._rotate(effects)
@@ -88,7 +96,7 @@ class ClientAuth:
         )
 
     def _rotate(self, effects):
-        nonce = new_nonce(self.random_bytes)
+        nonce = new_nonce(self.random_bytes, self.nonce_size)
         self.device.client_nonce = nonce
         effects.append(NoncesChanged(client_nonce=nonce))
         return nonce
@@ -110,6 +118,7 @@ class ServerAuth:
         self.accepted = self.scheme in ("none", "hmac")
         self.failures = 0
         self._unpersisted = False
+        self._challenges_told = set()  # schemes of device challenges we cannot answer
 
     @property
     def signs(self):
@@ -155,9 +164,11 @@ class ServerAuth:
         if status.chal is None:
             return []
         try:
-            _, nonce = parse_challenge(status.chal)
+            scheme, nonce = parse_challenge(status.chal)
         except AuthError as error:
             return [InputIgnored("device NextNonce not usable: %s" % (error,))]
+        if scheme != self.scheme:  # reported only from a device that proved who it is
+            return self._unanswerable(status, scheme) if device_authenticated else []
         if nonce is None:
             return []
         self.device.server_nonce = nonce
@@ -165,6 +176,21 @@ class ServerAuth:
             return [NoncesChanged(server_nonce=nonce)]
         self._unpersisted = True
         return []
+
+    def _unanswerable(self, status, scheme):
+        """A Chal for a scheme we hold no server credentials of: said once
+        per scheme and session (its nonce is of no use to us)."""
+        meta = status.chal.meta
+        name = scheme or ((meta.type if meta is not None else None) or "unknown")
+        name = str(name).strip()[:64]
+        if name in self._challenges_told:
+            return []
+        self._challenges_told.add(name)
+        return [
+            DeviceChallenged(name, status.data),
+            InputIgnored("device challenged us with %s; the account has %s server credentials" % (
+                name, self.scheme or "no")),
+        ]
 
     def on_device_authenticated(self):
         """Persist a server nonce the device handed out before it was authenticated."""

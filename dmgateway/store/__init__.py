@@ -27,6 +27,7 @@ from .model import (
     ServerAuth,
     Session,
     StoreClosed,
+    StoreUnavailable,
     StoreError,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "Recovery",
     "StoreError",
     "StoreClosed",
+    "StoreUnavailable",
     "NotFound",
     "Conflict",
     "SchemaTooNew",

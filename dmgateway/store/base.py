@@ -346,6 +346,21 @@ class Store(Queries, abc.ABC):
             "set_devinfo", self._set_devinfo_txn, self._now(), device_id, devinfo
         )
 
+    def set_reported(self, device_id: str, reported: Optional[dict]) -> Deferred:
+        """Store the other nodes the device reported with its DevInfo (a JSON
+        object by URI); fire with whether the device exists."""
+        return self.run_interaction(
+            "set_reported", self._set_reported_txn, self._now(), device_id, reported
+        )
+
+    def set_device_challenge(self, device_id: str, challenge: Optional[dict]) -> Deferred:
+        """Store the last challenge of the device that we could not answer
+        (C{"scheme", "status", "time"}); fire with whether the device exists."""
+        return self.run_interaction(
+            "set_device_challenge", self._set_device_challenge_txn, self._now(), device_id,
+            challenge,
+        )
+
     def set_last_session(self, device_id: str, session: Optional[dict]) -> Deferred:
         """
         Store the summary of the device's last session (C{"id", "started",

@@ -19,6 +19,7 @@ __all__ = [
     "INTERRUPTED",
     "StoreError",
     "StoreClosed",
+    "StoreUnavailable",
     "NotFound",
     "Conflict",
     "SchemaTooNew",
@@ -63,6 +64,14 @@ class StoreError(Exception):
 
 class StoreClosed(StoreError):
     """The store was closed; nothing more can be done with it."""
+
+
+class StoreUnavailable(StoreError):
+    """
+    The database cannot be reached or cannot write just now (connection
+    lost, server restarting, disk full, file read-only): worth retrying
+    later, not a fault of the request.
+    """
 
 
 class NotFound(StoreError):
@@ -131,6 +140,10 @@ class Device:
     locked_until: Optional[float]
     created: float
     updated: float
+    # other nodes the device reported with its DevInfo, by URI
+    reported: Optional[dict] = None
+    # the last challenge of the device we hold no credentials for
+    device_challenge: Optional[dict] = None
 
     def locked(self, now: float) -> bool:
         """Whether authentication is locked out at time C{now}."""

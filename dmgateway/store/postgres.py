@@ -17,7 +17,11 @@ import psycopg
 from twisted.enterprise import adbapi
 
 from .base import Store, Txn
-from .model import Conflict, StoreError
+from .model import Conflict, StoreError, StoreUnavailable
+
+# SQLSTATE classes of an unreachable or restarting server: connection
+# exceptions, insufficient resources, operator intervention (shutdown).
+_UNAVAILABLE_STATES = ("08", "53", "57P")
 
 __all__ = ["PostgresStore", "parse_postgres_uri", "redact_uri", "MIGRATION_LOCK"]
 
@@ -156,7 +160,7 @@ class PostgresStore(Store):
 
     def _translate_error(self, error: BaseException) -> Optional[StoreError]:
         if isinstance(error, adbapi.ConnectionLost):
-            return StoreError("connection to PostgreSQL lost")
+            return StoreUnavailable("connection to PostgreSQL lost")
         if not isinstance(error, psycopg.Error):
             return None
         # Only the primary message: the detail can quote whole rows.
@@ -164,4 +168,8 @@ class PostgresStore(Store):
         message = getattr(diag, "message_primary", None) or str(error).split("\n", 1)[0]
         sqlstate = getattr(error, "sqlstate", None)
         kind = Conflict if isinstance(error, psycopg.IntegrityError) else StoreError
+        if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)) or (
+            sqlstate or ""
+        ).startswith(_UNAVAILABLE_STATES):
+            kind = StoreUnavailable
         return kind(f"{type(error).__name__}: {message}", sqlstate)

@@ -166,6 +166,8 @@ def _device(row: dict) -> Device:
         locked_until=row["locked_until"],
         created=row["created"],
         updated=row["updated"],
+        reported=_load(row.get("reported"), "reported"),
+        device_challenge=_load(row.get("device_challenge"), "device_challenge"),
     )
 
 
@@ -333,6 +335,16 @@ class Queries:
         _instance(devinfo, dict, "devinfo", optional=True)
         value = None if devinfo is None else _dump(devinfo, "devinfo")
         return self._update_device_txn(txn, now, device_id, {"devinfo": value})
+
+    def _set_reported_txn(self, txn, now, device_id, reported) -> bool:
+        _instance(reported, dict, "reported", optional=True)
+        value = None if reported is None else _dump(reported, "reported")
+        return self._update_device_txn(txn, now, device_id, {"reported": value})
+
+    def _set_device_challenge_txn(self, txn, now, device_id, challenge) -> bool:
+        _instance(challenge, dict, "device challenge", optional=True)
+        value = None if challenge is None else _dump(challenge, "device challenge")
+        return self._update_device_txn(txn, now, device_id, {"device_challenge": value})
 
     def _set_last_session_txn(self, txn, now, device_id, session) -> bool:
         _instance(session, dict, "last session", optional=True)

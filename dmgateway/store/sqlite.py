@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sqlite3
 from typing import Any, Optional
 
 from twisted.enterprise import adbapi
 
 from .base import Store, Txn
-from .model import Conflict, StoreError
+from .model import Conflict, StoreError, StoreUnavailable
+
+# OperationalErrors that say the database cannot be used now, not that the
+# SQL is wrong: a full disk, a read-only or vanished file, I/O errors, locks.
+_UNAVAILABLE = re.compile(
+    r"disk|full|readonly|read-only|unable to open|i/o error|locked|busy|no such file",
+    re.IGNORECASE,
+)
 
 __all__ = ["SQLiteStore", "parse_sqlite_uri"]
 
@@ -128,6 +136,8 @@ class SQLiteStore(Store):
     def _translate_error(self, error: BaseException) -> Optional[StoreError]:
         if isinstance(error, sqlite3.IntegrityError):
             return Conflict(str(error))
+        if isinstance(error, sqlite3.OperationalError) and _UNAVAILABLE.search(str(error)):
+            return StoreUnavailable(f"{type(error).__name__}: {error}")
         if isinstance(error, sqlite3.Error):
             return StoreError(f"{type(error).__name__}: {error}")
         return None

@@ -54,6 +54,14 @@ class FakeGatewayService:
         self.devices[device_id] = copy.deepcopy(account)
         return succeed(created)
 
+    def clear_lockouts(self, device_id: str) -> Deferred[dict[str, Any]]:
+        failed = self._call("clear_lockouts", device_id)
+        if failed:
+            return failed
+        if device_id not in self.devices:
+            return fail(UnknownDevice(device_id))
+        return succeed({"device_id": device_id, "cleared": 0})
+
     def get_device(self, device_id: str) -> Deferred[dict[str, Any] | None]:
         failed = self._call("get_device", device_id)
         if failed:

@@ -92,6 +92,16 @@ class CliTests(TestCase):
         self.assertIn('\n  "device_id"', result.out)
 
     @inlineCallbacks
+    def test_device_unlock(self):
+        result = yield self.dmgw("device", "unlock", DEVICE)
+        self.assertEqual(result.status, 1)
+        self.assertIn("unknown_device", result.err)
+        yield self.dmgw("device", "put", DEVICE, "--json", json.dumps(ACCOUNT))
+        result = yield self.dmgw("device", "unlock", DEVICE)
+        self.assertEqual((result.status, result.json), (0, {"device_id": DEVICE, "cleared": 0}))
+        self.assertIn(("clear_lockouts", (DEVICE,)), self.service.calls)
+
+    @inlineCallbacks
     def test_api_error_exits_1_with_its_message(self):
         result = yield self.dmgw("device", "get", DEVICE)
         self.assertEqual(result.status, 1)
@@ -203,3 +213,50 @@ class OfflineTests(SynchronousTestCase):
         err = io.StringIO()
         self.assertEqual(cli.main(["--token-file", path, "device", "get", DEVICE], stderr=err), 2)
         self.assertIn("is empty", err.getvalue())
+
+
+class _FakeDelegations:
+    """Stands in for dmgateway.delegation.flow.DelegationService behind the API."""
+
+    def __init__(self) -> None:
+        self.views: dict[str, dict[str, Any]] = {}
+
+    async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
+        view = {"id": "d%d" % (len(self.views) + 1,), "state": "preparing", "peer": spec["peer"],
+                "devices": spec["devices"], "history": []}
+        self.views[view["id"]] = view
+        return view
+
+    async def get(self, delegation_id: str) -> dict[str, Any] | None:
+        return self.views.get(delegation_id)
+
+    async def revoke(self, delegation_id: str) -> dict[str, Any] | None:
+        view = self.views.get(delegation_id)
+        if view is not None:
+            view["state"] = "revoking"
+        return view
+
+
+class DelegationCliTests(TestCase):
+    timeout = 20
+    setUp = CliTests.setUp
+    dmgw = CliTests.dmgw
+
+    @inlineCallbacks
+    def test_delegation_commands(self):
+        result = yield self.dmgw("delegation", "get", "d1")
+        self.assertEqual(result.status, 1)
+        self.assertIn("not_enabled", result.err)
+        self.service.delegation = _FakeDelegations()
+        body = {"peer": "dms-b", "devices": [DEVICE], "subtrees": ["./Vendor/X"],
+                "type": "partial", "duration": "temporary"}
+        result = yield self.dmgw("delegation", "create", "--json", json.dumps(body))
+        self.assertEqual((result.status, result.json["id"]), (0, "d1"))
+        result = yield self.dmgw("delegation", "create", "--json", json.dumps(dict(body, type="x")))
+        self.assertEqual(result.status, 1)
+        self.assertIn("invalid_request: type must be", result.err)
+        result = yield self.dmgw("delegation", "revoke", "d1")
+        self.assertEqual((result.status, result.json["state"]), (0, "revoking"))
+        result = yield self.dmgw("delegation", "get", "d2")
+        self.assertEqual(result.status, 1)
+        self.assertIn("unknown_delegation", result.err)

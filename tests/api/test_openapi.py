@@ -12,7 +12,8 @@ import re
 from tests.api.test_resources import ApiTestCase
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "openapi.yaml")
-SAMPLES = {"{device_id}": "IMEI%3A350000000000001", "{job_id}": "job-1"}
+SAMPLES = {"{device_id}": "IMEI%3A350000000000001", "{job_id}": "job-1",
+           "{delegation_id}": "d-1"}
 
 
 def documented() -> dict[str, set[str]]:
@@ -43,8 +44,9 @@ class OpenApiTests(ApiTestCase):
         self.assertEqual(
             set(routes),
             {"/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/jobs",
-             "/api/v1/devices/{device_id}/bootstrap",
-             "/api/v1/jobs/{job_id}", "/api/v1/events", "/metrics"},
+             "/api/v1/devices/{device_id}/bootstrap", "/api/v1/devices/{device_id}/lockouts",
+             "/api/v1/jobs/{job_id}", "/api/v1/events", "/metrics",
+             "/api/v1/delegations", "/api/v1/delegations/{delegation_id}"},
         )
         for path, methods in routes.items():
             if path == "/metrics":

@@ -474,6 +474,15 @@ class EventTests(ApiTestCase):
         self.clock.advance(0.1)
         self.assertEqual(connection.response.json, {"events": []})
 
+    def test_after_accepts_the_largest_sequence_number(self):
+        # the message says 0 to 2**63 - 1: all of that range must be accepted
+        response = self.call("GET", "/api/v1/events?after=9223372036854775807")
+        self.assertEqual(response.status, 200)
+        self.assertEqual(self.service.calls, [("wait_events", (2**63 - 1, 100, 0.0))])
+        error = self.assertError(
+            self.call("GET", "/api/v1/events?after=9223372036854775808"), 400, "invalid_parameter")
+        self.assertIn("9223372036854775807", error["message"])
+
     def test_wait_is_capped(self):
         self.open("GET", "/api/v1/events?wait=3600")
         self.assertEqual(self.service.calls, [("wait_events", (0, 100, 60.0))])
@@ -494,11 +503,54 @@ class EventTests(ApiTestCase):
             self.assertError(response, 400, "invalid_parameter")
 
 
+class XmlIllegalTextTests(ApiTestCase):
+    """Text no SyncML message can carry is refused where it enters (issue 10)."""
+
+    def test_lone_surrogate_in_job_data_is_400(self):
+        self.put_device()
+        body = {"commands": [{"op": "Replace", "target": "./A", "data": "x\ud800y"}], "notify": "none"}
+        response = self.call("POST", f"{DEVICE_PATH}/jobs", body)  # sent as the escape \ud800
+        error = self.assertError(response, 400, "bad_json")
+        self.assertIn("U+D800", error["message"])
+        self.assertIn("/commands/0/data", error["message"])
+        self.assertNotIn("create_job", [name for name, _args in self.service.calls])
+
+    def test_controls_in_device_fields_are_400(self):
+        for char in ("\x00", "\x01", "\x1f", "\udfff", "\uffff"):
+            body = dict(ACCOUNT, msisdn="+44" + char)
+            self.assertError(self.call("PUT", DEVICE_PATH, body), 400, "bad_json")
+        self.assertNotIn("put_device", [name for name, _args in self.service.calls])
+
+    def test_tab_newline_and_a_surrogate_pair_pass(self):
+        self.put_device()
+        body = {"commands": [{"op": "Alert", "alert": 1100, "data": "a\tb\r\nc \U0001F600"}], "notify": "none"}
+        self.assertEqual(self.call("POST", f"{DEVICE_PATH}/jobs", body).status, 201)
+
+
 class ServiceErrorTests(ApiTestCase):
     def test_unavailable(self):
         self.service.failure = ServiceUnavailable("store is down")
         error = self.assertError(self.call("GET", DEVICE_PATH), 503, "service_unavailable")
         self.assertEqual(error["message"], "store is down")
+
+    def test_store_outage_is_503_with_retry_after_and_no_traceback(self):
+        from dmgateway.store.model import StoreUnavailable
+
+        self.service.failure = StoreUnavailable("OperationalError: database or disk is full")
+        for _ in range(3):
+            response = self.call("GET", DEVICE_PATH)
+            self.assertError(response, 503, "store_unavailable")
+            self.assertEqual(response.header("retry-after"), "5")
+            self.assertNotIn(b"disk", response.raw)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_clear_lockouts(self):
+        self.put_device()
+        response = self.call("DELETE", f"{DEVICE_PATH}/lockouts")
+        self.assertEqual(response.status, 200)
+        self.assertEqual(response.json, {"device_id": "IMEI:350000000000001", "cleared": 0})
+        self.assertError(self.call("DELETE", "/api/v1/devices/IMEI%3A1/lockouts"), 404, "unknown_device")
+        self.assertError(self.call("GET", f"{DEVICE_PATH}/lockouts"), 405, "method_not_allowed")
 
     def test_unexpected_error_is_500_json(self):
         self.service.failure = RuntimeError("boom at line 3")

@@ -324,3 +324,17 @@ class JsonTests(Raises, SynchronousTestCase):
             parse_json(data)
         except ValidationError as e:
             self.assertEqual(e.code, "bad_json")
+
+
+def test_text_xml_cannot_carry_is_refused_anywhere_in_a_body():
+    import pytest
+
+    from dmgateway.api.validation import ValidationError, parse_json
+
+    for body, where in ((b'{"a": "x\\u0000"}', "/a"), (b'{"a": [1, {"b": "\\ud800"}]}', "/a/1/b"),
+                        (b'{"\\u0007": 1}', "(a key)"), (b'"\\uffff"', "body")):
+        with pytest.raises(ValidationError) as caught:
+            parse_json(body)
+        assert caught.value.code == "bad_json"
+        assert where in caught.value.message
+    assert parse_json(b'{"a": "tab\\there\\r\\n \\ud83d\\ude00"}') == {"a": "tab\there\r\n \U0001F600"}

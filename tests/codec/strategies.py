@@ -12,8 +12,8 @@ To make that hold the drawn values respect what the readers normalise:
   is never the empty string: an empty element reads back as ``text=None``;
 * ``Item.data`` is ``str`` (any text, kept exactly), an inline TNDS
   ``MgmtTree`` :class:`~dmgateway.codec.element.Node` or, only with
-  ``binary_data=True``, ``bytes`` (WBXML OPAQUE; XML turns bytes into base64
-  text, so XML round-trip tests use the default).
+  ``binary_data=True``, non-empty ``bytes`` with Format ``bin`` (the readers
+  type Data by its Format: text unless ``bin``); no command Meta says ``bin``.
 
 The API is stable: ``messages(binary_data=False)``; the smaller strategies
 (``metas()``, ``items()``, ``commands()`` ...) may be used on their own.
@@ -212,10 +212,27 @@ def mgmt_trees():
     )
 
 
+def _format_agrees(item):
+    """Readers type Data by Format: bytes are Format ``bin``, text is not."""
+    if isinstance(item.data, bytes):
+        item.meta = item.meta or Meta()
+        item.meta.format = "bin"
+    elif item.meta is not None and item.meta.format == "bin":
+        item.meta.format = "chr"
+    return item
+
+
+def _no_bin_command_format(cmd):
+    """A command-level Format ``bin`` would make its items' text binary."""
+    if cmd.meta is not None and cmd.meta.format == "bin":
+        cmd.meta.format = "chr"
+    return cmd
+
+
 def items(binary_data=False):
     data = [st.none(), data_texts(), mgmt_trees()]
     if binary_data:
-        data.append(st.binary(max_size=40))
+        data.append(st.binary(min_size=1, max_size=40))
     return st.builds(
         Item,
         target=st.one_of(st.none(), loc_refs()),
@@ -223,7 +240,7 @@ def items(binary_data=False):
         meta=st.one_of(st.none(), metas()),
         data=st.one_of(*data),
         more_data=st.booleans(),
-    )
+    ).map(_format_agrees)
 
 
 def _item_command(cls, binary_data, **extra):
@@ -235,7 +252,7 @@ def _item_command(cls, binary_data, **extra):
         meta=st.one_of(st.none(), metas()),
         items=st.lists(items(binary_data), min_size=1, max_size=3),
         **extra,
-    )
+    ).map(_no_bin_command_format)
 
 
 def _alerts(binary_data):
@@ -278,7 +295,7 @@ def _results(binary_data):
         target_refs=refs,
         source_refs=refs,
         items=st.lists(items(binary_data), min_size=1, max_size=3),
-    )
+    ).map(_no_bin_command_format)
 
 
 def _unknown_commands():

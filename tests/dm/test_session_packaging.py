@@ -3,12 +3,16 @@
 ``Client`` checks every reply against the MaxMsgSize it announced.
 """
 
+import pytest
+
 from dmgateway.codec import syncml as sm
-from dmgateway.codec import xml
+from dmgateway.codec import wbxml, xml
 from dmgateway.dm.effects import (
     DevInfoReceived,
     EventRaised,
+    InputIgnored,
     JobFinished,
+    SessionEnded,
     JobSpec,
     JobStarted,
 )
@@ -373,3 +377,69 @@ def test_results_chunk_after_completion_is_ignored():
     out = client.send(body + [duplicate])
     assert any("second Results for Get ./Log" in getattr(e, "reason", "") for e in out.effects)
     assert [e.results[0]["data"] for e in of_type(out.effects, JobFinished)] == ["done", "z"]
+
+
+# -- small MaxMsgSize never fails a job (many small commands + one large value) --
+
+def _mixed_job():
+    commands = [{"op": "Replace", "target": "./Vendor/S%02d" % n, "data": "v%02d" % n + "s" * 147}
+                for n in range(15)]
+    commands.insert(7, {"op": "Replace", "target": "./Vendor/Large",
+                        "data": "".join("%05d;" % n for n in range(1000))})
+    return commands
+
+
+@pytest.mark.parametrize("limit", [1024, 2048])
+@pytest.mark.parametrize("codec", [xml, wbxml], ids=["xml", "wbxml"])
+def test_small_max_msg_size_with_md5_resp_uri_and_a_large_value(codec, limit):
+    session = make_session(jobs=[JobSpec("mixed", _mixed_job())], encode=codec.encode,
+                           measure=lambda msg: len(codec.encode(msg)))
+    client = Client(session, max_msg_size=limit, codec=codec)  # checks every reply's size
+    outcomes = drive(client, client.send(client.package1()), limit=400)
+    effects = [e for o in outcomes for e in o.effects]
+    assert not [e for e in of_type(effects, InputIgnored) if "MaxMsgSize" in e.reason]
+    [finished] = of_type(effects, JobFinished)
+    assert finished.state == "done" and [r["status"] for r in finished.results] == [200] * 16
+    sent = [cmd for o in outcomes for cmd in server_commands(o.reply) if cmd.NAME == "Replace"]
+    large = "".join(str(cmd.items[0].data) for cmd in sent
+                    if cmd.items[0].target.loc_uri == "./Vendor/Large")
+    assert large == _mixed_job()[7]["data"]
+
+
+def test_small_max_msg_size_fails_only_a_value_above_max_obj_size():
+    session = make_session(jobs=[JobSpec("mixed", _mixed_job())])
+    client = Client(session, max_msg_size=1024, max_obj_size=4000)
+    outcomes = drive(client, client.send(client.package1()), limit=400)
+    [finished] = of_type([e for o in outcomes for e in o.effects], JobFinished)
+    codes = [r["status"] for r in finished.results]
+    assert finished.state == "failed" and codes[7] == 413
+    assert codes[:7] + codes[8:] == [200] * 15
+
+
+def test_max_msg_size_too_small_for_any_data_fails_clearly_and_at_once():
+    # a public URL of 100 characters: at 1 KiB in XML the header, the RespURI and
+    # the Statuses every message carries leave no room for a chunk of one byte
+    url = "https://dm.example.com/" + "x" * 77
+    session = make_session(jobs=[JobSpec("mixed", _mixed_job())], server_uri=url,
+                           resp_uri=url + "?s=ee05797442394364aa31bcc5be3ed861")
+    client = Client(session, max_msg_size=1024)
+    outcomes = drive(client, client.send(client.package1()), limit=60)
+    assert len(outcomes) <= 5  # not a loop of Statuses until the session times out
+    effects = [e for o in outcomes for e in o.effects]
+    [finished] = of_type(effects, JobFinished)
+    assert finished.state == "failed" and finished.error["code"] == "max_msg_size_too_small"
+    assert "MaxMsgSize 1024 cannot carry the Statuses" in finished.error["message"]
+    assert of_type(effects, SessionEnded)[0].outcome == "max_msg_size_too_small"
+
+
+def test_no_room_for_a_chunk_fails_the_command_clearly():
+    # room for the Statuses, not for one byte of data with its Replace around it
+    url = "https://dm.example.com/" + "x" * 42
+    session = make_session(jobs=[JobSpec("j", [{"op": "Replace", "target": "./Vendor/" + "T" * 60,
+                                                "data": "v" * 300}])],
+                           server_uri=url, resp_uri=url + "?s=ee05797442394364aa31bcc5be3ed861")
+    client = Client(session, max_msg_size=1024)
+    outcomes = drive(client, client.send(client.package1()), limit=30)
+    [finished] = of_type([e for o in outcomes for e in o.effects], JobFinished)
+    assert finished.state == "failed" and finished.error["code"] == "max_msg_size_too_small"
+    assert "MaxMsgSize 1024 leaves no room for data" in finished.error["message"]

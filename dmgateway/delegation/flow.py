@@ -1,0 +1,708 @@
+"""Both sides of a DM-6 delegation (docs/delegation.md).
+
+The **delegating** gateway (A, which manages the device):
+
+1. ``requested``: the operator's ``POST /api/v1/delegations`` is checked
+   (peer configured, devices known here, subtrees well formed) and a
+   :class:`~.messages.Request` goes to the peer;
+2. ``accepted``/``rejected``: the peer's :class:`~.messages.Response`; an
+   acceptance carries one device account per device;
+3. ``preparing``: per device, a job reads the ACL of each delegated subtree
+   (a subtree the device does not have fails here), then ONE Atomic job adds
+   the peer's ``./DMAcc/<x>`` and replaces the subtrees' ACLs (partial: the
+   peer alone; full: the peer added to each command) -- the device rolls
+   the Atomic back if any command fails;
+4. ``device-ready``: the peer is told to proceed; ``active`` once it
+   reports ``completed``;
+5. ``revoking`` -> ``revoked`` (operator ``DELETE`` or the ``until`` time of
+   a temporary delegation): a job restores the saved ACLs and deletes the
+   peer's DMAcc, then the peer is told ``revoked``.
+
+The **target** gateway (B): a request from an authenticated peer naming a
+device it does not manage yet is accepted with fresh credentials (the
+device account, with the wake-up addresses the request carries, is created
+in B's store at once, so B can serve the device as soon as it connects);
+``device-ready`` makes it ``contacting``: B queues a first job per device
+(Get ``./DevInfo/DevId``, woken by package #0 like any job) and, once the
+device has run it for B, becomes ``active`` and tells A ``completed`` (or
+``failed`` if the device refused B); ``revoked``/``failed`` delete the
+accounts again.
+
+A device takes part in one delegation at a time.  A permanent delegation
+has no end time and is not revoked (its history stays); a temporary one
+ends by ``DELETE`` or at ``until``.
+
+Every step is appended to the record's ``history``; the record is the
+``GET /api/v1/delegations/{id}`` view.  Secrets never reach a log line nor
+a view; the peer's device credentials are kept in A's record only until
+the Atomic job holding them is queued.
+"""
+
+import os
+import uuid
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+
+from dmgateway.delegation import messages as m
+from dmgateway.store.delegations import DelegationRecords
+from dmgateway.tree.acl import ACL_COMMANDS, format_acl, parse_acl
+from dmgateway.tree.uri import TreeError
+
+__all__ = ["DelegationError", "DelegationService", "delegation_view"]
+
+log = Logger(namespace="dmgateway.delegation")
+
+MAX_DEVICES = 100
+MAX_SUBTREES = 32
+ACTIVE_DELEGATING = ("preparing", "revoking")
+REVOCABLE = ("requested", "accepted", "preparing", "device-ready", "active")
+#: states in which a delegation holds its devices (on either side)
+HOLDING = REVOCABLE + ("revoking", "contacting")
+CONTACT_URI = "./DevInfo/DevId"
+
+
+class DelegationError(Exception):
+    """A delegation request or message refused: ``status`` for HTTP, ``code`` for JSON."""
+
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _iso(seconds):
+    return m.iso(seconds)
+
+
+def delegation_view(doc):
+    """The API view of a record (no secrets: those never enter ``steps``/``history``)."""
+    view = {key: doc.get(key) for key in (
+        "id", "role", "peer", "transaction_id", "state", "devices", "subtrees", "type",
+        "duration", "until", "created", "updated", "history", "error")}
+    view["device_steps"] = {
+        dev: {k: v for k, v in step.items() if k in ("step", "jobs", "account", "error")}
+        for dev, step in doc.get("device_steps", {}).items()
+    }
+    return view
+
+
+class DelegationService:
+    """The delegation flow of one gateway; ``send(peer, message)`` fires with the answer."""
+
+    def __init__(self, config, dispatcher, store, clock, send, random_bytes=os.urandom):
+        self.config = config
+        self.own_id = config.gateway.server_id
+        self.public_url = config.gateway.public_url
+        self.dispatcher = dispatcher
+        self.records = DelegationRecords(store, clock)
+        self.store = store
+        self.clock = clock
+        self.send = send
+        self.random_bytes = random_bytes
+        self._loop = None
+        self._busy = False
+        self._again = False
+        self._locks = {}  # delegation id -> DeferredLock: one change at a time per record
+        self._creating = defer.DeferredLock()  # the one-delegation-per-device check
+
+    # -- life cycle ---------------------------------------------------------
+
+    def start(self):
+        self.dispatcher.add_event_listener(self.poke)
+        self._loop = task.LoopingCall(self.poke)
+        self._loop.clock = self.clock
+        self._loop.start(self.config.delegation.check_interval, now=True)
+
+    def stop(self):
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+
+    def poke(self):
+        """Look at every delegation waiting on a job or an end time (coalesced)."""
+        if self._busy:
+            self._again = True
+            return
+        self._busy = True
+        d = defer.ensureDeferred(self._advance_all())
+        d.addErrback(lambda f: log.failure("delegation check failed", f))
+        d.addBoth(self._idle)
+
+    def _idle(self, _):
+        self._busy = False
+        if self._again:
+            self._again = False
+            self.poke()
+
+    # -- the operator's side (API) ---------------------------------------------
+
+    async def create(self, spec):
+        peer = self.config.delegation.peer(spec["peer"])
+        if peer is None:
+            raise DelegationError(400, "unknown_peer", "peer %r is not configured in "
+                                  "delegation.ini" % (spec["peer"],))
+        devices = []
+        for dev_id in spec["devices"]:
+            device = await self.store.get_device(dev_id)
+            if device is None:
+                raise DelegationError(404, "unknown_device",
+                                      "device %r is not managed here" % (dev_id,))
+            devinfo = device.devinfo or {}
+            devices.append(m.Device(dev_id, str(devinfo.get("Man", ""))[:256],
+                                    str(devinfo.get("Mod", ""))[:256],
+                                    device.msisdn or "", device.sip_uri or ""))
+        now = self.clock.seconds()
+        until = spec.get("until_epoch")
+        if until is not None and until <= now:
+            raise DelegationError(400, "invalid_request", "until is in the past")
+        doc = {
+            "id": uuid.uuid4().hex,
+            "role": "delegating",
+            "peer": peer.server_id,
+            "transaction_id": uuid.uuid4().hex,
+            "state": "requested",
+            "devices": list(spec["devices"]),
+            "subtrees": list(spec["subtrees"]),
+            "type": spec["type"],
+            "duration": spec["duration"],
+            "until": None if until is None else _iso(until),
+            "until_epoch": until,
+            "created": _iso(now),
+            "updated": _iso(now),
+            "history": [],
+            "device_steps": {},
+            "error": None,
+        }
+        self._step(doc, "requested", "request sent to %s" % (peer.server_id,))
+        lock = self._lock(doc["id"])
+        await lock.acquire()
+        try:
+            await self._creating.acquire()
+            try:
+                busy = await self._delegated(spec["devices"])
+                if busy:
+                    raise DelegationError(409, "device_delegated",
+                                          "device %r is in delegation %s" % busy)
+                await self._save(doc)
+            finally:
+                self._creating.release()
+            return await self._requested(doc, peer, devices, until)
+        finally:
+            self._unlock(doc["id"], lock)
+
+    async def _requested(self, doc, peer, devices, until):
+        request = m.Request(doc["transaction_id"], self.own_id, peer.server_id, tuple(devices),
+                            tuple(doc["subtrees"]), doc["type"], doc["duration"], until)
+        try:
+            answer = await self.send(peer, request)
+        except Exception as e:
+            self._fail(doc, "peer_unreachable", "no answer from %s: %s"
+                       % (peer.server_id, _short(e)))
+            await self._save(doc)
+            return delegation_view(doc)
+        if not isinstance(answer, m.Response) or answer.transaction_id != doc["transaction_id"]:
+            self._fail(doc, "bad_answer", "the peer's answer is not a response to this request")
+        elif not answer.accepted:
+            reason = answer.reason or m.Reason("rejected")
+            doc["state"] = "rejected"
+            doc["error"] = {"code": reason.code, "message": reason.text}
+            self._step(doc, "rejected", "%s: %s" % (reason.code, reason.text))
+        else:
+            accounts = {a.dev_id: a for a in answer.accounts}
+            missing = [d for d in doc["devices"] if d not in accounts]
+            if missing:
+                self._fail(doc, "bad_answer", "no account for %s" % (", ".join(missing),))
+            else:
+                doc["state"] = "accepted"
+                self._step(doc, "accepted", "accepted by %s" % (peer.server_id,))
+                try:
+                    await self._start_preparing(doc, accounts)
+                except Exception as e:  # e.g. the device was deleted meanwhile
+                    log.failure("delegation {id}: device jobs could not be queued", id=doc["id"])
+                    for step in doc["device_steps"].values():
+                        step.pop("pending", None)  # only ACL reads were queued: nothing to undo
+                        step["step"] = "restored"
+                    self._fail(doc, "not_started", "device jobs could not be queued: %s"
+                               % (_short(e),))
+        await self._save(doc)
+        if doc["state"] == "failed" and doc["error"]["code"] in ("bad_answer", "not_started"):
+            await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
+                                                        doc["error"]["message"]))
+        return delegation_view(doc)
+
+    async def _delegated(self, device_ids):
+        """``(device, delegation id)`` of the first of ``device_ids`` already delegated."""
+        for doc in await self.records.in_states(HOLDING):
+            for dev_id in device_ids:
+                if dev_id in doc["devices"]:
+                    return dev_id, doc["id"]
+        return None
+
+    async def get(self, delegation_id):
+        doc = await self.records.get(delegation_id)
+        return None if doc is None else delegation_view(doc)
+
+    def _lock(self, delegation_id):
+        lock = self._locks.get(delegation_id)
+        if lock is None:
+            lock = self._locks[delegation_id] = defer.DeferredLock()
+        return lock
+
+    def _unlock(self, delegation_id, lock):
+        lock.release()
+        if not lock.locked and not lock.waiting:
+            self._locks.pop(delegation_id, None)
+
+    async def _with_record(self, delegation_id, work):
+        """``work(doc)`` on a fresh copy of the record, alone; ``None`` if there is none."""
+        lock = self._lock(delegation_id)
+        await lock.acquire()
+        try:
+            doc = await self.records.get(delegation_id)
+            return None if doc is None else await work(doc)
+        finally:
+            self._unlock(delegation_id, lock)
+
+    async def revoke(self, delegation_id):
+        return await self._with_record(delegation_id, self._revoke_request)
+
+    async def _revoke_request(self, doc):
+        if doc["role"] != "delegating":
+            raise DelegationError(409, "not_delegating", "only the delegating server revokes")
+        if doc["duration"] == "permanent":
+            raise DelegationError(409, "not_revocable", "a permanent delegation is not revoked")
+        if doc["state"] not in REVOCABLE:
+            raise DelegationError(409, "not_revocable", "delegation is %s" % (doc["state"],))
+        await self._revoke(doc, "revoked by the operator")
+        return delegation_view(doc)
+
+    # -- the delegating side ------------------------------------------------
+
+    async def _start_preparing(self, doc, accounts):
+        doc["state"] = "preparing"
+        for dev_id in doc["devices"]:
+            account = accounts[dev_id]
+            job = await self.dispatcher.create_job(dev_id, {
+                "commands": [{"op": "Get", "target": uri + "?prop=ACL"}
+                             for uri in doc["subtrees"]],
+                "atomic": False, "notify": "auto", "ui_mode": 0,
+            })
+            doc["device_steps"][dev_id] = {
+                "step": "read_acl",
+                "jobs": [job["id"]],
+                "account": {"server_id": account.server_id, "name": _account_name(doc)},
+                "pending": _account_dict(account),  # dropped once the grant job is queued
+            }
+            self._step(doc, "read_acl", "job %s reads the ACLs" % (job["id"],), dev_id)
+
+    async def _advance_all(self):
+        waiting = await self.records.in_states(ACTIVE_DELEGATING + ("device-ready", "active",
+                                                                    "contacting"))
+        unsent = await self.records.unsent()
+        for delegation_id in dict.fromkeys([d["id"] for d in waiting + unsent]):
+            try:
+                await self._with_record(delegation_id, self._advance_one)
+            except Exception:
+                log.failure("delegation {id} could not advance", id=delegation_id)
+
+    async def _advance_one(self, doc):
+        if doc.get("unsent"):
+            state, code, text = doc["unsent"]
+            await self._notify(doc, state, m.Reason(code, text) if code else None)
+        if doc["role"] == "target":
+            if doc["state"] == "contacting":
+                await self._contacted(doc)
+        elif doc["state"] in ACTIVE_DELEGATING:
+            await self._advance(doc)
+        elif doc["state"] in ("device-ready", "active") and doc["duration"] == "temporary" \
+                and doc.get("until_epoch") is not None \
+                and doc["until_epoch"] <= self.clock.seconds():
+            await self._revoke(doc, "the end time %s has passed" % (doc["until"],))
+
+    async def _advance(self, doc):
+        changed = False
+        for dev_id, step in doc["device_steps"].items():
+            if step["step"] in ("granted", "restored", "failed"):
+                continue
+            job = await self.store.get_job(step["jobs"][-1])
+            if job is None or job.state not in ("done", "failed", "expired"):
+                continue
+            changed = True
+            if job.state != "done":
+                error = (job.error or {}).get("message") or "job %s" % (job.state,)
+                self._device_failed(doc, dev_id, step, job, error)
+            elif step["step"] == "read_acl":
+                await self._grant(doc, dev_id, step, job)
+            elif step["step"] == "grant":
+                step["step"] = "granted"
+                self._step(doc, "granted", "the device accepted the new account and ACLs", dev_id)
+            elif step["step"] == "restore":
+                step["step"] = "restored"
+                self._step(doc, "restored", "the device's ACLs are restored", dev_id)
+        if not changed:
+            return
+        steps = [s["step"] for s in doc["device_steps"].values()]
+        if doc["state"] == "preparing":
+            if "failed" in steps:
+                if all(s in ("failed", "granted", "restored") for s in steps):
+                    await self._give_up(doc)
+            elif all(s == "granted" for s in steps):
+                doc["state"] = "device-ready"
+                self._step(doc, "device-ready", "telling %s to proceed" % (doc["peer"],))
+                await self._save(doc)
+                await self._notify(doc, "device-ready")
+                return
+        elif doc["state"] == "revoking" and all(s in ("restored", "failed") for s in steps):
+            final = "failed" if doc.get("error") else "revoked"
+            doc["state"] = final
+            self._step(doc, final, "every device is back to its ACLs")
+            await self._save(doc)
+            await self._notify(doc, "failed" if final == "failed" else "revoked",
+                               m.Reason(doc["error"]["code"], doc["error"]["message"])
+                               if final == "failed" else None)
+            return
+        await self._save(doc)
+
+    def _device_failed(self, doc, dev_id, step, job, error):
+        phase = step["step"]
+        step["step"] = "failed"
+        step.pop("pending", None)
+        step["error"] = error
+        if doc["error"] is None:
+            doc["error"] = {"code": "device_refused",
+                            "message": "%s: %s failed: %s" % (dev_id, phase, error)}
+        self._step(doc, "failed", "%s job %s: %s" % (phase, job.job_id, error), dev_id)
+
+    async def _grant(self, doc, dev_id, step, job):
+        saved = {}
+        for uri, result in zip(doc["subtrees"], job.results):
+            status = result.get("status")
+            if status != 200:
+                self._device_failed(doc, dev_id, step, job, "%s: status %s (the device "
+                                    "has no such subtree or refuses to show its ACL)"
+                                    % (uri, status))
+                return
+            saved[uri] = result.get("data") or ""
+        step["saved_acls"] = saved
+        account = step.pop("pending")
+        commands = _grant_commands(doc, self.own_id, step["account"]["name"], account, saved)
+        grant = await self.dispatcher.create_job(dev_id, {
+            "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
+        step["step"] = "grant"
+        step["jobs"].append(grant["id"])
+        self._step(doc, "grant", "Atomic job %s adds %s's account and sets the ACLs"
+                   % (grant["id"], doc["peer"]), dev_id)
+
+    async def _give_up(self, doc):
+        """A device refused: undo what the others accepted, then say failed."""
+        doc["state"] = "revoking"
+        self._step(doc, "revoking", "undoing the devices that accepted")
+        await self._restore_devices(doc)
+        if all(s["step"] in ("restored", "failed") for s in doc["device_steps"].values()):
+            doc["state"] = "failed"
+            self._step(doc, "failed", doc["error"]["message"])
+            await self._save(doc)
+            await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
+                                                        doc["error"]["message"]))
+
+    async def _revoke(self, doc, why):
+        doc["state"] = "revoking"
+        self._step(doc, "revoking", why)
+        for step in doc["device_steps"].values():
+            step.pop("pending", None)  # the peer's credentials are not needed any more
+            if step["step"] == "read_acl":
+                step["step"] = "restored"  # nothing was changed on this device yet
+        await self._restore_devices(doc)
+        if all(s["step"] in ("restored", "failed") for s in doc["device_steps"].values()):
+            final = "failed" if doc.get("error") else "revoked"
+            doc["state"] = final
+            self._step(doc, final, "nothing to undo on the devices")
+            await self._save(doc)
+            await self._notify(doc, final, m.Reason(doc["error"]["code"], doc["error"]["message"])
+                               if final == "failed" else None)
+            return
+        await self._save(doc)
+
+    async def _restore_devices(self, doc):
+        for dev_id, step in doc["device_steps"].items():
+            if step["step"] not in ("granted", "grant"):
+                continue
+            commands = [{"op": "Replace", "target": uri + "?prop=ACL", "data": acl}
+                        for uri, acl in step["saved_acls"].items()]
+            commands.append({"op": "Delete", "target": "./DMAcc/" + step["account"]["name"]})
+            job = await self.dispatcher.create_job(dev_id, {
+                "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
+            step["step"] = "restore"
+            step["jobs"].append(job["id"])
+            self._step(doc, "restore", "Atomic job %s restores the ACLs and removes %s's "
+                       "account" % (job["id"], doc["peer"]), dev_id)
+
+    async def _notify(self, doc, state, reason=None):
+        """Tell the peer ``state``; undelivered, it is retried every ``check_interval``."""
+        peer = self.config.delegation.peer(doc["peer"])
+        note = m.Notification(doc["transaction_id"], self.own_id, state, reason)
+        try:
+            if peer is None:
+                raise ValueError("peer %r is no longer configured" % (doc["peer"],))
+            answer = await self.send(peer, note)
+        except Exception as e:
+            retry = doc.get("unsent") is not None and doc["unsent"][0] == state
+            doc["unsent"] = [state, reason.code if reason else None, reason.text if reason else ""]
+            if not retry:  # one history entry per notice, not per attempt
+                self._step(doc, "notify-failed", "%s not delivered to %s (retried every %gs): %s"
+                           % (state, doc["peer"], self.config.delegation.check_interval,
+                              _short(e)))
+            await self._save(doc)
+            return None
+        doc.pop("unsent", None)
+        if answer.accepted:
+            self._step(doc, "notified", "%s: acknowledged by %s" % (state, doc["peer"]))
+        else:
+            why = answer.reason or m.Reason("rejected")
+            self._step(doc, "notified", "%s: refused by %s: %s: %s"
+                       % (state, doc["peer"], why.code, why.text))
+        await self._save(doc)
+        return answer
+
+    # -- messages from peers -------------------------------------------------
+
+    async def receive(self, peer, message):
+        """The :class:`~.messages.Response` to ``message`` from authenticated ``peer``."""
+        if isinstance(message, m.Request):
+            return await self._received_request(peer, message)
+        if isinstance(message, m.Notification):
+            return await self._received_notification(peer, message)
+        return _rejected(message.transaction_id, "unexpected", "a response is not a request")
+
+    async def _received_request(self, peer, request):
+        tid = request.transaction_id
+        if request.from_server != peer.server_id:
+            return _rejected(tid, "wrong_server", "FromServerID is not the authenticated peer")
+        if request.to_server != self.own_id:
+            return _rejected(tid, "wrong_server", "ToServerID %r is not this server"
+                             % (request.to_server,))
+        if await self.records.find("target", peer.server_id, tid) is not None:
+            return _rejected(tid, "duplicate", "transaction already received")
+        try:
+            scope = [m.check_scope(uri) for uri in request.scope]
+        except m.MessageError as e:
+            return _rejected(tid, "bad_subtree", str(e))
+        if request.extent == "partial" and "." in scope:
+            return _rejected(tid, "bad_subtree", "a partial delegation cannot name the root")
+        busy = await self._delegated([d.dev_id for d in request.devices])
+        if busy:
+            return _rejected(tid, "device_known", "device %r is in delegation %s" % busy)
+        for device in request.devices:
+            if await self.store.get_device(device.dev_id) is not None:
+                return _rejected(tid, "device_known", "device %r is already managed here"
+                                 % (device.dev_id,))
+        if len({d.dev_id for d in request.devices}) != len(request.devices):
+            return _rejected(tid, "invalid_message", "a device is listed twice")
+        now = self.clock.seconds()
+        accounts = []
+        for device in request.devices:
+            client = m.Auth("md5", "dev-" + self.random_bytes(6).hex(), self.random_bytes(16).hex())
+            server = m.Auth("md5", self.own_id, self.random_bytes(16).hex())
+            await self.dispatcher.put_device(device.dev_id, {
+                "server_id": self.own_id,
+                "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
+                "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
+                "msisdn": device.msisdn or None,
+                "sip_uri": device.sip_uri or None,
+            })
+            accounts.append(m.Account(device.dev_id, self.own_id, self.public_url, client, server))
+        doc = {
+            "id": uuid.uuid4().hex, "role": "target", "peer": peer.server_id,
+            "transaction_id": tid, "state": "accepted",
+            "devices": [d.dev_id for d in request.devices], "subtrees": scope,
+            "type": request.extent, "duration": request.duration,
+            "until": None if request.until is None else _iso(request.until),
+            "until_epoch": request.until, "created": _iso(now), "updated": _iso(now),
+            "history": [], "device_steps": {}, "error": None,
+        }
+        self._step(doc, "accepted", "device accounts created for %s" % (", ".join(doc["devices"]),))
+        await self._save(doc)
+        log.info("delegation {id} from {peer} accepted: {count} devices", id=doc["id"],
+                 peer=peer.server_id, count=len(accounts))
+        return m.Response(tid, True, None, tuple(accounts))
+
+    async def _received_notification(self, peer, note):
+        tid = note.transaction_id
+        if note.from_server != peer.server_id:
+            return _rejected(tid, "wrong_server", "FromServerID is not the authenticated peer")
+        # completed comes from the target, device-ready/revoked from the delegating
+        # server; failed from either
+        roles = {"completed": ("delegating",), "failed": ("target", "delegating")}.get(
+            note.state, ("target",))
+        doc = None
+        for role in roles:
+            doc = await self.records.find(role, peer.server_id, tid)
+            if doc is not None:
+                break
+        if doc is None:
+            return _rejected(tid, "unknown_transaction", "no such delegation with this peer")
+        return await self._with_record(
+            doc["id"], lambda fresh: self._take_notification(fresh, peer, note))
+
+    async def _take_notification(self, doc, peer, note):
+        tid = note.transaction_id
+        reason = " (%s: %s)" % (note.reason.code, note.reason.text) if note.reason else ""
+        if doc["role"] == "delegating" and note.state == "failed":
+            if doc["state"] in ("revoking", "revoked", "failed", "rejected"):
+                return m.Response(tid, True)
+            doc["error"] = {"code": "peer_failed", "message": "%s reports failure%s"
+                            % (peer.server_id, reason)}
+            await self._revoke(doc, doc["error"]["message"])
+            return m.Response(tid, True)
+        if note.state == "completed":
+            if doc["state"] != "device-ready":
+                return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
+            doc["state"] = "active"
+            self._step(doc, "active", "%s reports completion" % (peer.server_id,))
+        elif note.state == "device-ready":
+            if doc["state"] != "accepted":
+                return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
+            doc["state"] = "contacting"
+            for dev_id in doc["devices"]:
+                job = await self.dispatcher.create_job(dev_id, {
+                    "commands": [{"op": "Get", "target": CONTACT_URI}],
+                    "atomic": False, "notify": "auto", "ui_mode": 0})
+                doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}
+                self._step(doc, "contact", "job %s: first session with the device" % (job["id"],),
+                           dev_id)
+        else:  # revoked | failed
+            if doc["state"] in ("revoked", "failed"):
+                return m.Response(tid, True)
+            for dev_id in doc["devices"]:
+                await self.store.delete_device(dev_id)
+            doc["state"] = note.state
+            self._step(doc, note.state, "%s by %s%s; device accounts removed"
+                       % (note.state, peer.server_id, reason))
+        await self._save(doc)
+        return m.Response(tid, True)
+
+    async def _contacted(self, doc):
+        """The target: once every device ran its first job for us, report to the peer."""
+        for dev_id, step in doc["device_steps"].items():
+            if step["step"] != "contact":
+                continue
+            job = await self.store.get_job(step["jobs"][-1])
+            if job is None or job.state not in ("done", "failed", "expired"):
+                continue
+            status = (job.results or [{}])[0].get("status") if job.results else None
+            if job.state == "done" and status == 200:
+                step["step"] = "managed"
+                self._step(doc, "managed", "the device ran our first job", dev_id)
+            else:
+                error = (job.error or {}).get("message") or "status %s" % (status,)
+                self._device_failed(doc, dev_id, step, job, error)
+        steps = [s["step"] for s in doc["device_steps"].values()]
+        if "contact" in steps:
+            await self._save(doc)
+            return
+        if "failed" in steps:
+            doc["state"] = "failed"
+            self._step(doc, "failed", doc["error"]["message"])
+            for dev_id in doc["devices"]:
+                await self.store.delete_device(dev_id)
+            await self._save(doc)
+            await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
+                                                        doc["error"]["message"]))
+        else:
+            doc["state"] = "active"
+            self._step(doc, "active", "managing the devices")
+            await self._save(doc)
+            await self._notify(doc, "completed")
+
+    # -- helpers --------------------------------------------------------------
+
+    async def _save(self, doc):
+        """Store ``doc``; a new state is also an event (``GET /api/v1/events``, webhooks)."""
+        changed = doc.get("announced") != doc["state"]
+        doc["announced"] = doc["state"]
+        await self.records.save(doc)
+        if changed:
+            await self.dispatcher.event("delegation", None, {
+                "delegation_id": doc["id"], "role": doc["role"], "peer": doc["peer"],
+                "state": doc["state"], "devices": list(doc["devices"])})
+
+    def _step(self, doc, step, detail, device=None):
+        now = self.clock.seconds()
+        entry = {"time": _iso(now), "step": step, "detail": detail}
+        if device is not None:
+            entry["device_id"] = device
+        doc["history"].append(entry)
+        doc["updated"] = _iso(now)
+        log.info("delegation {id} ({role}, peer {peer}): {step}: {detail}", id=doc["id"],
+                 role=doc["role"], peer=doc["peer"], step=step, detail=detail)
+
+    def _fail(self, doc, code, message):
+        doc["state"] = "failed"
+        doc["error"] = {"code": code, "message": message}
+        self._step(doc, "failed", message)
+
+
+def _short(error):
+    text = str(error) or error.__class__.__name__
+    return text[:200]
+
+
+def _rejected(tid, code, text):
+    return m.Response(tid, False, m.Reason(code, text[:256]))
+
+
+def _account_name(doc):
+    return "dlg" + doc["transaction_id"][:12]
+
+
+def _account_dict(account):
+    return {"server_id": account.server_id, "app_addr": account.app_addr,
+            "client": [account.client.type, account.client.name, account.client.secret],
+            "server": [account.server.type, account.server.name, account.server.secret]}
+
+
+_AAUTH_TYPES = {"md5": "DIGEST", "basic": "BASIC", "hmac": "HMAC"}
+
+
+def _grant_commands(doc, own_id, name, account, saved):
+    """The Atomic that installs the peer's account and hands it the subtrees."""
+    base = "./DMAcc/" + name
+    peer_id = account["server_id"]
+    commands = [{"op": "Add", "target": base, "format": "node"}]
+    leaves = [("AppID", "w7"), ("ServerID", peer_id), ("Name", peer_id),
+              ("AppAddr/1/Addr", account["app_addr"]), ("AppAddr/1/AddrType", "URI"),
+              ("AAuthPref", _AAUTH_TYPES[account["client"][0]])]
+    for index, (level, (kind, user, secret)) in enumerate(
+            (("CLCRED", account["client"]), ("SRVCRED", account["server"])), 1):
+        entry = "AppAuth/%d/" % (index,)
+        leaves += [(entry + "AAuthLevel", level), (entry + "AAuthType", _AAUTH_TYPES[kind]),
+                   (entry + "AAuthName", user), (entry + "AAuthSecret", secret)]
+    for leaf, value in leaves:
+        commands.append({"op": "Add", "target": "%s/%s" % (base, leaf), "data": value})
+    commands.append({"op": "Replace", "target": base + "?prop=ACL",
+                     "data": format_acl({"Add": (own_id,), "Delete": (own_id,),
+                                         "Get": (own_id, peer_id),
+                                         "Replace": (own_id, peer_id)})})
+    for uri, acl_text in saved.items():
+        commands.append({"op": "Replace", "target": uri + "?prop=ACL",
+                         "data": delegated_acl(acl_text, own_id, peer_id, doc["type"])})
+    return commands
+
+
+def delegated_acl(acl_text, own_id, peer_id, extent):
+    """The subtree ACL while delegated: the peer alone (partial) or added (full)."""
+    if extent == "partial":
+        return format_acl({command: (peer_id,) for command in ACL_COMMANDS})
+    try:
+        acl = parse_acl(acl_text)
+    except TreeError:
+        acl = {}
+    out = {}
+    for command in ACL_COMMANDS:
+        ids = tuple(acl.get(command, ())) or (own_id,)
+        if "*" in ids:
+            out[command] = ("*",)
+        else:
+            out[command] = ids + ((peer_id,) if peer_id not in ids else ())
+    return format_acl(out)

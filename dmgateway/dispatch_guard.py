@@ -1,0 +1,255 @@
+"""The dispatcher's defences: who may touch a live session, lockouts, outages.
+
+Mixed into :class:`dmgateway.dispatch.Dispatcher` (it uses the dispatcher's
+sessions, store and effects).  The rules:
+
+* A message continues a session only on that session's RespURI (its token,
+  compared in constant time) or with valid credentials for the device;
+  anything else gets SyncML 403 and changes nothing, and counts as a guess
+  for its peer address (``[auth] max_session_guesses``).
+* A package 1 for a device in session replaces that session only once it
+  authenticates; otherwise a throw-away engine answers it (401/407 + Chal)
+  and the live session is untouched.  The same bytes as the live session's
+  package 1 are a retransmission, never an authentication failure.
+* Lockouts are per device *and peer address* (:mod:`dmgateway.guard`), with
+  the store's per-device ceiling (``[auth] device_max_failures``).
+* A store outage answers 503 with Retry-After; the sessions it interrupts
+  are ended at once and written when the store is back (probed every
+  ``[gateway] store_retry_after`` seconds).
+"""
+
+import hashlib
+import hmac
+
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from dmgateway import dispatch as _dispatch  # the one importer of this module
+from dmgateway.api.service import UnknownDevice
+from dmgateway.auth.verify import verify_client
+from dmgateway.codec import encode_message
+from dmgateway.codec.errors import LimitExceeded
+from dmgateway.dm import effects as fx
+from dmgateway.dm.effects import SessionError
+from dmgateway.guard import peer_host
+from dmgateway.store.model import StoreUnavailable
+
+log = Logger(namespace="dmgateway.dispatch")
+
+
+class SessionGuard:
+    """Dispatcher methods guarding sessions and the store (see the module docstring)."""
+
+    def _continues(self, live, msg, token, body, hmac_header):
+        """Whether ``msg`` continues ``live``: "continue", "take_over" or "refuse".
+
+        A message continues a session only on its RespURI (the token, compared
+        in constant time) or with valid credentials for the device.  A package
+        1 that does neither may start a new session, never join this one.
+        """
+        starts = _dispatch._starts_session(msg)
+        same_session = msg.hdr.session_id == live.session_id
+        if token is not None:
+            if same_session and hmac.compare_digest(token.encode("utf-8"), live.token.encode("utf-8")):
+                if starts and msg.hdr.msg_id == "1" and live.messages > 0 and body != live.first_body:
+                    return "take_over"  # the device started again on an old RespURI
+                return "continue"
+            return "take_over" if starts else "refuse"
+        if starts:
+            if same_session and body == live.first_body and live.messages == 1:
+                return "continue"  # package 1 again: the engine sends its reply again
+            return "take_over"
+        if same_session and self._credentials_ok(live.engine.device, msg, body, hmac_header):
+            return "continue"
+        return "refuse"
+
+    def _credentials_ok(self, device, msg, body, hmac_header):
+        hdr = msg.hdr
+        verdict = verify_client(
+            device.client,
+            device.client_nonce,
+            cred=hdr.cred,
+            loc_name=hdr.source.loc_name if hdr.source is not None else None,
+            hmac_header=hmac_header,
+            body=body,
+            accept_hex_mac=self.config.auth.accept_hex_mac,
+        )
+        return verdict.ok
+
+    def _guessed(self, host, peer):
+        """Count a message naming no session of its sender's; log when that blocks it."""
+        if self.guard.guessed(host, self.clock.seconds()):
+            log.warn(
+                "peer {peer} refused for {lockout} s: too many messages for unknown sessions",
+                peer=peer,
+                lockout=self.config.auth.lockout,
+            )
+
+    async def _take_over(self, live, msg, encoding, body, hmac_header, peer):
+        """A package 1 for a device in session: authenticate first, then supersede."""
+        device_id = live.device_id
+        host = peer_host(peer)
+        now = self.clock.seconds()
+        device = await self.store.get_device(device_id)
+        refusal = self._refusal(device, device_id, host, peer, now)
+        if refusal is not None:
+            return self._plain_reply(msg, encoding, refusal)
+        state = _dispatch._device_state(device)
+        if self._credentials_ok(state, msg, body, hmac_header):
+            # the new session takes the jobs left: no wake-up for them
+            await self._abort(live, "superseded", "a new session from the device replaced this one", wake=False)
+            fresh = await self._open(msg, encoding, peer)
+            if isinstance(fresh, _dispatch.DMReply):
+                return fresh
+            fresh.first_body = body
+            return await self._take(fresh, msg, body, hmac_header)
+        # not authenticated: a session of its own answers (401/407 + Chal,
+        # no RespURI token), the live session is not touched
+        try:
+            engine = self._new_engine(device, [], self.config.gateway.public_url,
+                                      lambda m: encode_message(m, encoding))
+        except SessionError as e:
+            log.error("session refused: account of {device_id} is unusable: {reason}",
+                      device_id=device_id, reason=str(e))
+            return self._plain_reply(msg, encoding, 500)
+        outcome = engine.handle(msg, body=body, hmac_header=hmac_header)
+        throwaway = _dispatch.LiveSession(
+            token="", device_id=device_id, session_id=msg.hdr.session_id, engine=engine,
+            encoding=encoding, media_type=_dispatch.media_type_for(encoding), started=now,
+            auth_failures=device.auth_failures, host=host, count_failures=body != live.first_body,
+        )
+        kept = (fx.NoncesChanged, fx.AuthFailed)
+        await self._apply(throwaway, [e for e in outcome.effects if isinstance(e, kept)])
+        log.info(
+            "package 1 from {peer} for {device_id} in session did not authenticate: session kept",
+            peer=peer,
+            device_id=device_id,
+        )
+        reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, encoding)
+        headers = {"x-syncml-hmac": outcome.hmac_header} if outcome.hmac_header else {}
+        return _dispatch.DMReply(200, _dispatch.media_type_for(encoding), reply_body, headers)
+
+    def _refusal(self, device, device_id, host, peer, now):
+        """The SyncML status refusing a session to ``device_id`` from ``host`` (None: go on)."""
+        if device is None:
+            # warn once per burst from one peer, not for every message of a scan
+            if not self.limiter.blocked(peer, now) and not self.limiter.failure(peer, now):
+                log.warn("session refused: unknown device {device_id} ({peer})", device_id=device_id, peer=peer)
+            return 401
+        if device.locked(now):
+            log.info(
+                "session refused: {device_id} locked out after repeated authentication failures",
+                device_id=device_id,
+            )
+            return 401
+        if self.guard.locked(device_id, host, now):
+            log.info(
+                "session refused: {device_id} locked out for {peer} after repeated authentication failures",
+                device_id=device_id,
+                peer=peer,
+            )
+            return 401
+        return None
+
+    def store_failed(self, error):
+        """The API met a store outage: note it, probe until it ends; the Retry-After."""
+        self.outage.failed(error)
+        self._schedule_repair()
+        return self.outage.retry_after
+
+    def _store_down(self, device_id, error):
+        """HTTP 503 for a DM message the store failed; the device's session is aborted."""
+        if error is not None:
+            self.outage.failed(error)
+        live = self._by_device.get(device_id)
+        if live is not None:
+            self._abort_unrecorded(live, "the store is unavailable")
+        self._schedule_repair()
+        return _dispatch.DMReply(
+            503,
+            "text/plain; charset=utf-8",
+            b"store unavailable, try again later\n",
+            {"retry-after": "%d" % (self.outage.retry_after,)},
+        )
+
+    def _abort_unrecorded(self, live, message):
+        """End ``live`` now; its store rows are settled once the store is back."""
+        effects = live.engine.abort("store_unavailable", message)
+        self._forget(live)
+        self._repairs.append((live, effects))
+
+    def _schedule_repair(self, delay=None):
+        if self._probe is not None and self._probe.active():
+            if delay == 0:
+                self._probe.reset(0)
+            return
+        self._probe = self.clock.callLater(
+            self.outage.retry_after if delay is None else delay, self._run_repair
+        )
+
+    def _run_repair(self):
+        d = defer.ensureDeferred(self._repair())
+
+        def failed(failure):
+            failure.trap(StoreUnavailable)
+            self.outage.failed(failure.value)
+            self._schedule_repair()
+
+        d.addErrback(failed)
+        d.addErrback(lambda f: log.failure("settling sessions after a store outage failed", f))
+
+    async def _repair(self):
+        """Write what sessions aborted during an outage left (their jobs fail with a reason)."""
+        if not self._repairs:
+            await self.store.last_event_seq()  # is it back?
+        while self._repairs:
+            live, effects = self._repairs[0]
+            await self._apply(live, effects)
+            self._repairs.pop(0)
+            await self._wake_for_jobs_left(live)
+        self.outage.ended()
+
+    def _with_lockouts(self, view, device):
+        now = self.clock.seconds()
+        lockouts = [
+            {"scope": "peer", "peer": host, "until": _dispatch.iso_time(until)}
+            for host, until in self.guard.lockouts(device.device_id, now)
+        ]
+        if device.locked(now):
+            lockouts.append({"scope": "device", "peer": None, "until": _dispatch.iso_time(device.locked_until)})
+        view["lockouts"] = lockouts
+        return view
+
+    def clear_lockouts(self, device_id):
+        """Lift the device's lockouts (per address and device-wide); fires with how many."""
+        return defer.ensureDeferred(self._clear_lockouts(device_id))
+
+    async def _clear_lockouts(self, device_id):
+        device = await self.store.get_device(device_id)
+        if device is None:
+            raise UnknownDevice(device_id)
+        now = self.clock.seconds()
+        cleared = len(self.guard.lockouts(device_id, now)) + (1 if device.locked(now) else 0)
+        self.guard.clear(device_id)
+        await self.store.reset_auth_failures(device_id)
+        log.info("lockouts of {device_id} cleared by an operator ({count})", device_id=device_id, count=cleared)
+        return {"device_id": device_id, "cleared": cleared}
+
+
+def _check_counts(msg, limits):
+    """LimitExceeded when ``msg`` has more commands or items than ``limits`` allow."""
+    commands = items = 0
+    stack = list(msg.body)
+    while stack:
+        cmd = stack.pop()
+        commands += 1
+        items += len(getattr(cmd, "items", None) or ())
+        stack.extend(getattr(cmd, "commands", None) or ())
+    if commands > limits.max_commands:
+        raise LimitExceeded("%d commands, more than the %d allowed" % (commands, limits.max_commands))
+    if items > limits.max_items:
+        raise LimitExceeded("%d items, more than the %d allowed" % (items, limits.max_items))
+
+
+def _digest(body):
+    return hashlib.sha256(body).digest()

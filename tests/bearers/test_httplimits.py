@@ -1,0 +1,134 @@
+"""What one peer may cost the DM-2 listener (issue 10): the total request-read
+deadline, the per-address connection cap, the pre-authentication counts
+handed to the dispatcher; a real HTTPChannel on StringTransport and Clock."""
+
+from types import SimpleNamespace
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from dmgateway.bearers.http import dm_site, with_backlog
+from dmgateway.bearers.httplimits import MessageLimits
+from tests.bearers.test_http import FakeDispatcher, post
+
+LISTENER = SimpleNamespace(read_timeout=30, max_connections_per_peer=3, max_elements=100, max_commands=5,
+                           max_items=7)
+
+
+class LimitsDispatcher(FakeDispatcher):
+    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None, limits=None):
+        self.limits = limits
+        return super().handle_dm(body, encoding, hmac_header, token, peer)
+
+
+def connect(site, host="127.0.0.1", port=40000):
+    address = IPv4Address("TCP", host, port)
+    protocol = site.buildProtocol(address)
+    transport = StringTransport(peerAddress=address)
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+class ReadDeadlineTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.dispatcher = LimitsDispatcher()
+        self.site = dm_site(self.dispatcher, "/dm", 4096, reactor=self.clock, listener=LISTENER)
+
+    def test_one_byte_every_20_seconds_is_cut_at_the_deadline(self):
+        protocol, transport = connect(self.site)
+        request = post()
+        for i in range(2):
+            protocol.dataReceived(request[i:i + 1])
+            self.clock.advance(20)  # each byte would reset an idle timer
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "), transport.value())
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.dispatcher.calls, [])
+
+    def test_headers_in_time_but_body_too_slow(self):
+        protocol, transport = connect(self.site)
+        request = post(body=b"<SyncML>" + b" " * 100 + b"</SyncML>")
+        protocol.dataReceived(request[:-20])
+        self.clock.advance(29)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(1)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "))
+        self.assertEqual(self.dispatcher.calls, [])
+
+    def test_a_whole_request_in_time_is_served_and_the_next_gets_fresh_time(self):
+        protocol, transport = connect(self.site)
+        self.clock.advance(25)
+        protocol.dataReceived(post())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+        transport.clear()
+        self.clock.advance(25)  # 50 s since the connection opened, 25 since the answer
+        protocol.dataReceived(post())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+        transport.clear()
+        self.clock.advance(30)  # an idle keep-alive connection is closed too
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "))
+
+    def test_no_deadline_while_the_server_works(self):
+        from twisted.internet import defer
+
+        self.dispatcher.pending = defer.Deferred()
+        protocol, transport = connect(self.site)
+        protocol.dataReceived(post())
+        self.clock.advance(300)
+        self.assertEqual(transport.value(), b"")
+        self.dispatcher.pending.callback(self.dispatcher.reply)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+
+    def test_closed_connection_leaves_no_timer(self):
+        protocol, transport = connect(self.site)
+        protocol.connectionLost(None)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class PeerCapTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.site = dm_site(LimitsDispatcher(), "/dm", 4096, reactor=self.clock, listener=LISTENER)
+
+    def test_fourth_connection_from_one_address_is_refused(self):
+        held = [connect(self.site, "127.0.0.2", 50000 + i) for i in range(3)]
+        _protocol, refused = connect(self.site, "127.0.0.2", 50003)
+        self.assertTrue(refused.value().startswith(b"HTTP/1.1 503 "), refused.value())
+        self.assertIn(b"Retry-After: 1", refused.value())
+        self.assertTrue(refused.disconnecting)
+        # another address is not concerned
+        _protocol, other = connect(self.site, "127.0.0.1", 50004)
+        self.assertFalse(other.disconnecting)
+        # one closes: room for one more
+        held[0][0].connectionLost(None)
+        _protocol, again = connect(self.site, "127.0.0.2", 50005)
+        self.assertFalse(again.disconnecting)
+        self.assertEqual(self.site.connections["127.0.0.2"], 3)
+
+
+class MessageLimitTests(SynchronousTestCase):
+    def test_listener_limits_reach_the_dispatcher(self):
+        dispatcher = LimitsDispatcher()
+        site = dm_site(dispatcher, "/dm", 4096, reactor=Clock(), listener=LISTENER)
+        protocol, transport = connect(site)
+        protocol.dataReceived(post())
+        self.assertEqual(dispatcher.limits, MessageLimits(max_elements=100, max_commands=5, max_items=7))
+
+    def test_backlog_is_added_where_the_endpoint_takes_one(self):
+        self.assertEqual(with_backlog("tcp:8080:interface=127.0.0.1", 1024),
+                         "tcp:8080:interface=127.0.0.1:backlog=1024")
+        self.assertEqual(with_backlog("tcp:8080:backlog=7", 1024), "tcp:8080:backlog=7")
+        self.assertEqual(with_backlog("systemd:domain=INET:index=0", 1024), "systemd:domain=INET:index=0")
+        self.assertEqual(with_backlog("haproxy:tcp:8080", 99), "haproxy:tcp:8080:backlog=99")
+
+    def test_backlog_reaches_the_listening_port(self):
+        from twisted.internet import endpoints
+        from twisted.internet.testing import MemoryReactor
+
+        reactor = MemoryReactor()
+        for description in ("tcp:8080:interface=127.0.0.1", "haproxy:tcp:8081"):
+            endpoint = endpoints.serverFromString(reactor, with_backlog(description, 1024))
+            endpoint.listen(dm_site(LimitsDispatcher(), "/dm", 4096, reactor=Clock(), listener=LISTENER))
+        self.assertEqual([port[2] for port in reactor.tcpServers], [1024, 1024])  # (port, factory, backlog, interface)
