@@ -126,11 +126,6 @@ def _text(value):
 def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
     """A ``Site`` serving DM-2 at ``path`` with the body limit ``max_body``.
 
-<<<<<<< HEAD
-    # DM never posts HTML forms: without this, twisted.web parses every
-    # POST's Content-Type through the ``email`` package for nothing.
-    site = server.Site(DMResource(dispatcher, path), reactor=reactor, parsePOSTFormSubmission=False)
-=======
     ``listener`` (an ``[http]``/``[https]`` config section) adds its limits:
     the total request-read deadline, the per-address connection cap and the
     counts a message may reach before authentication.
@@ -142,11 +137,12 @@ def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
             max_commands=listener.max_commands,
             max_items=listener.max_items,
         )
-    site = PeerCappedSite(DMResource(dispatcher, path, limits), reactor=reactor)
+    # DM never posts HTML forms: without this, twisted.web parses every
+    # POST's Content-Type through the ``email`` package for nothing.
+    site = PeerCappedSite(DMResource(dispatcher, path, limits), reactor=reactor, parsePOSTFormSubmission=False)
     if listener is not None:
         site.read_timeout = listener.read_timeout
         site.max_connections_per_peer = listener.max_connections_per_peer
->>>>>>> main
     site.requestFactory = LimitedRequest
     site.max_body = max_body
     site.displayTracebacks = False
