@@ -8,16 +8,30 @@ at a time, in XML and in WBXML.
 
 Baseline, measured in the same run: a bare twisted.web resource in its own
 process echoing each request body, fed exactly the same request bodies in
-the same order and concurrency.  The ratio gateway/baseline is what to read;
-absolute figures on a shared machine mean little.  The client's own work
-(building messages, MD5) is counted in the gateway's time and not in the
-baseline's, so the ratio is a conservative one.
+the same order and concurrency.
 
-    .venv/bin/python bench/session.py [--devices 300] [--concurrency 16]
+What to read is the **CPU ratio**: the echo process's CPU for one
+session's worth of requests divided by the gateway process's CPU per
+session, both read from /proc in the same run.  The rate ratio
+(sessions/s) is printed too, but on a small machine this script's own
+client (building messages, MD5) is the bottleneck and hides the gateway's
+cost; and on a machine shared with other work, wall-clock rates mean
+little while CPU per operation stays true.  Each cell (encoding x
+concurrency) runs ``--runs`` times on fresh devices; medians are printed.
+
+The floor line is the CPU, in this process, of the least work a session
+needs: decoding its two requests, MD5 both ways, one SQLite write
+transaction (WAL, synchronous=normal, as the gateway's store) and encoding
+the gateway's two replies.  The gateway's CPU over the floor is what the
+daemon adds (HTTP, store round trips, the session engine, logging).
+
+    .venv/bin/python bench/session.py [--devices 100] [--concurrency 1,16] [--runs 3]
 """
 
 import argparse
 import os
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,10 +43,12 @@ sys.path.insert(0, ROOT)
 from twisted.internet import defer, reactor, task  # noqa: E402
 from twisted.web.client import Agent, HTTPConnectionPool  # noqa: E402
 
+from dmgateway.auth.credentials import constant_time_equal, md5_value, user_hash  # noqa: E402
 from dmgateway.client import ClientSession  # noqa: E402
 from dmgateway.client.account import Account, Credentials  # noqa: E402
 from dmgateway.client.http import post_message, run_session  # noqa: E402
 from dmgateway.client.session import Request  # noqa: E402
+from dmgateway.codec import decode_message, encode_message  # noqa: E402
 from tests.interop.daemon import Daemon, free_port  # noqa: E402
 
 ECHO = """
@@ -77,10 +93,22 @@ def provision(daemon, count):
 
 
 def cpu_seconds(pid):
-    """User + system CPU seconds a process has used (Linux /proc)."""
-    with open("/proc/%d/stat" % (pid,)) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds a process has used, from /proc (Linux).
+
+    The sum of its threads' run time in nanoseconds (schedstat) when the
+    kernel offers it: the clock-tick figures of /proc/PID/stat are too
+    coarse (10 ms) for a few hundred sessions of a few ms each.
+    """
+    try:
+        total = 0
+        for task_id in os.listdir("/proc/%d/task" % (pid,)):
+            with open("/proc/%d/task/%s/schedstat" % (pid, task_id)) as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        with open("/proc/%d/stat" % (pid,)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Recorder:
@@ -88,20 +116,23 @@ class Recorder:
 
     def __init__(self):
         self.requests = []
+        self.replies = []
         self.cpu = (0.0, 0.0)
 
     def wrap(self, session):
         start, receive = session.start, session.receive
-        requests = []
+        requests, replies = [], []
         self.requests.append(requests)
+        self.replies.append(replies)
 
         def recorded_start(*a, **kw):
             req = start(*a, **kw)
             requests.append(req)
             return req
 
-        def recorded_receive(*a, **kw):
-            req = receive(*a, **kw)
+        def recorded_receive(body, headers=None):
+            replies.append((body, headers))
+            req = receive(body, headers)
             if req is not None:
                 requests.append(req)
             return req
@@ -137,8 +168,10 @@ async def run_gateway(daemon, encoding, devices, concurrency, recorder, agent):
     return len(sessions) / elapsed
 
 
-async def run_echo(port, recorded, concurrency, agent):
+async def run_echo(echo, port, recorded, concurrency, agent):
+    """(sessions/s, echo process CPU ms per session) for the recorded requests."""
     url = "http://127.0.0.1:%d/dm" % (port,)
+    cpu = cpu_seconds(echo.pid)
 
     async def worker(queue):
         while queue:
@@ -148,10 +181,54 @@ async def run_echo(port, recorded, concurrency, agent):
     queue = list(recorded)
     started = time.perf_counter()
     await defer.gatherResults([defer.ensureDeferred(worker(queue)) for _ in range(concurrency)])
-    return len(recorded) / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    return len(recorded) / elapsed, (cpu_seconds(echo.pid) - cpu) / len(recorded) * 1000
+
+
+def floor_ms(recorder, encoding, workdir, rounds=300):
+    """CPU ms, in this process, of the least work one session needs."""
+    requests = [[(r.body, _content_type(r.headers)) for r in session] for session in recorder.requests]
+    replies = [
+        decode_message(body, _content_type(headers))[0]
+        for session in recorder.replies for body, headers in session
+    ][:2]
+    path = os.path.join(workdir, "floor-%s.sqlite" % (encoding,))
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("CREATE TABLE IF NOT EXISTS job (id INTEGER PRIMARY KEY, state TEXT, result TEXT, at REAL)")
+    db.execute("CREATE TABLE IF NOT EXISTS device (id INTEGER PRIMARY KEY, last_session REAL)")
+    db.executemany("INSERT OR REPLACE INTO device VALUES (?, 0)", [(n,) for n in range(rounds)])
+    db.executemany("INSERT OR REPLACE INTO job VALUES (?, 'queued', NULL, 0)", [(n,) for n in range(rounds)])
+    stored = user_hash("dev0", "secret-0")
+    started = time.process_time()
+    for n in range(rounds):
+        for body, ctype in requests[n % len(requests)][:2]:
+            decode_message(body, ctype)
+        nonce = os.urandom(16)
+        constant_time_equal(md5_value(stored, nonce), md5_value(stored, nonce))  # the device's Cred
+        md5_value(stored, nonce)  # the server's Cred
+        db.execute("BEGIN")
+        db.execute("UPDATE job SET state = 'completed', result = ?, at = ? WHERE id = ?", ("1.0", n, n))
+        db.execute("UPDATE device SET last_session = ? WHERE id = ?", (n, n))
+        db.execute("COMMIT")
+        for reply in replies:
+            encode_message(reply, encoding)
+    spent = (time.process_time() - started) / rounds * 1000
+    db.close()
+    return spent
+
+
+def _content_type(headers):
+    for name, value in (headers or {}).items():
+        if name.lower() == "content-type":
+            return value[0] if isinstance(value, (list, tuple)) else value
+    return None
 
 
 async def main(args):
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    cells = [(encoding, c) for encoding in ("xml", "wbxml") for c in concurrencies]
     workdir = tempfile.mkdtemp(prefix="dmgw-bench-")
     daemon = Daemon(workdir)
     daemon.start()
@@ -159,29 +236,47 @@ async def main(args):
     echo = subprocess.Popen([sys.executable, "-c", ECHO, str(port)], stdout=subprocess.PIPE)
     echo.stdout.readline()
     pool = HTTPConnectionPool(reactor)
-    pool.maxPersistentPerHost = args.concurrency
+    pool.maxPersistentPerHost = max(concurrencies)
     agent = Agent(reactor, pool=pool)
     try:
-        half = args.devices // 2
-        print("provisioning %d devices with one job each ..." % (args.devices,))
-        provision(daemon, args.devices)
-        for encoding, devices in (("xml", range(half)), ("wbxml", range(half, args.devices))):
-            recorder = Recorder()
-            gateway = await run_gateway(daemon, encoding, devices, args.concurrency, recorder, agent)
-            baseline = await run_echo(port, recorder.requests, args.concurrency, agent)
-            messages = sum(len(r) for r in recorder.requests) / len(recorder.requests)
-            print(
-                "%-5s  gateway %7.1f sessions/s  bare echo %7.1f sessions/s  ratio %.2f  "
-                "(%d sessions, %.1f HTTP exchanges each, MD5 both ways, one Get)"
-                % (encoding, gateway, baseline, gateway / baseline, len(devices), messages)
+        total = args.devices * len(cells) * args.runs
+        print("provisioning %d devices with one job each ..." % (total,))
+        provision(daemon, total)
+        results = {cell: [] for cell in cells}
+        floors = {}
+        next_device = 0
+        for _run in range(args.runs):
+            for encoding, concurrency in cells:
+                devices = range(next_device, next_device + args.devices)
+                next_device += args.devices
+                recorder = Recorder()
+                gateway = await run_gateway(daemon, encoding, devices, concurrency, recorder, agent)
+                baseline, echo_ms = await run_echo(echo, port, recorder.requests, concurrency, agent)
+                gateway_ms, client_ms = recorder.cpu
+                results[encoding, concurrency].append((gateway_ms, echo_ms, gateway, baseline, client_ms))
+                if concurrency == concurrencies[0]:
+                    floors.setdefault(encoding, []).append(floor_ms(recorder, encoding, workdir))
+        print(
+            "%d sessions per cell (2 HTTP exchanges, MD5 both ways, one Get), median of %d runs"
+            % (args.devices, args.runs)
+        )
+        for (encoding, concurrency), rows in results.items():
+            gateway_ms, echo_ms, gateway, baseline, client_ms = (
+                statistics.median(column) for column in zip(*rows)
             )
             print(
-                "       CPU per session: gateway process %.2f ms, client (this process) %.2f ms"
-                % recorder.cpu
+                "%-5s c=%-3d gateway CPU %.2f ms/session (%4.0f sessions per core-second)  bare echo %.2f ms  "
+                "CPU ratio %.2f  |  rate %6.1f/s vs echo %6.1f/s, ratio %.2f  (client %.2f ms/session)"
+                % (encoding, concurrency, gateway_ms, 1000 / gateway_ms, echo_ms, echo_ms / gateway_ms,
+                   gateway, baseline, gateway / baseline, client_ms)
+            )
+        for encoding, values in floors.items():
+            print(
+                "floor %-5s %.2f ms/session in-process (decode 2 requests, MD5 both ways, "
+                "1 write transaction, encode 2 replies)" % (encoding, statistics.median(values))
             )
     finally:
-        yield_ = pool.closeCachedConnections()
-        await yield_
+        await pool.closeCachedConnections()
         daemon.stop()
         echo.terminate()
         echo.wait(10)
@@ -189,7 +284,8 @@ async def main(args):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--devices", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--devices", type=int, default=100, help="sessions per cell and run")
+    parser.add_argument("--concurrency", default="1,16", help="comma-separated concurrencies")
+    parser.add_argument("--runs", type=int, default=3)
     options = parser.parse_args()
     task.react(lambda _reactor: defer.ensureDeferred(main(options)))

@@ -415,7 +415,9 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         # their queued wake-ups are moot once the device authenticates (not before:
         # a stranger's package 1 must not stop them)
         live.pending_jobs = [job.job_id for job in jobs]
-        log.info(
+        # debug: the info line of a session is the one at its end (with the
+        # encoding and host), one line per session instead of two
+        log.debug(
             "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
             session_id=msg.hdr.session_id,
             device_id=device_id,
@@ -607,11 +609,16 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
                 batch.append_event("session", device_id, now, summary)
                 events += 1
                 log.info(
-                    "session {session_id} of {device_id} ended: {outcome} ({reason})",
+                    "session {session_id} of {device_id} ended: {outcome} ({reason}; {encoding} from {host},"
+                    " {messages} messages, {jobs} jobs)",
                     session_id=live.session_id,
                     device_id=device_id,
                     outcome=effect.outcome,
                     reason=effect.reason,
+                    encoding=live.encoding,
+                    host=live.host,
+                    messages=live.messages,
+                    jobs=len(live.job_ids),
                 )
         results = await batch.commit()
         if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):

@@ -37,6 +37,10 @@ log = Logger(namespace="dmgateway.notify")
 CLAIM_LEASE = 120.0
 #: receipts kept for message ids not stored yet (a receipt may overtake the submit's result)
 EARLY_REPORTS = 1000
+#: notifications of one pass in flight at once: an SMPP link keeps a window
+#: of submits outstanding, so sending one at a time would leave it idle
+#: waiting for each answer (and for the store between them)
+SEND_CONCURRENCY = 10
 
 
 class TemporaryFailure(Exception):
@@ -135,11 +139,16 @@ class Outbox:
         now = self.clock.seconds()
         # a bearer another process holds (the cluster's SMPP link) is left to it
         usable = [name for name, bearer in self.bearers.items() if getattr(bearer, "held", True)]
-        for notification in (await self.store.due_notifications(now, 100, bearers=usable) if usable else ()):
-            try:
-                await self._send(notification)
-            except Exception:  # one bad row must not hold up the others
-                log.failure("notification {id} could not be handled", id=notification.notification_id)
+        due = iter(await self.store.due_notifications(now, 100, bearers=usable) if usable else ())
+
+        async def sender():
+            for notification in due:  # shared: each notification goes to one sender
+                try:
+                    await self._send(notification)
+                except Exception:  # one bad row must not hold up the others
+                    log.failure("notification {id} could not be handled", id=notification.notification_id)
+
+        await defer.gatherResults([defer.ensureDeferred(sender()) for _ in range(SEND_CONCURRENCY)])
         # looking for devices that never came costs a query per notified job:
         # a few times per renotify_after is enough
         if self.runs_timers() and now - self._last_renotify >= min(self.config.renotify_after / 4.0, 60.0):

@@ -8,7 +8,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from dmgateway.dispatch import Dispatcher
-from dmgateway.notifier import Outbox, PermanentFailure, TemporaryFailure
+from dmgateway.notifier import SEND_CONCURRENCY, Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import package0
 from dmgateway.store import open_store
 from tests.support import gateway_config
@@ -119,6 +119,35 @@ class OutboxTests(TestCase):
         self.assertEqual(trigger.esm_class, 0x40)
         self.assertTrue(all(len(p) <= 140 for p in trigger.payloads))
         self.assertEqual((await self.job(created["id"]))["notifications"][0]["message_id"], "sms-1")
+
+    async def test_a_pass_keeps_several_sends_in_flight_at_most_the_bound(self):
+        # a bearer that answers later (an SMPP link with a window): the pass
+        # does not wait for one answer before sending the next
+        pending = []
+        self.sms.send = lambda address, trigger: pending.append(defer.Deferred()) or pending[-1]
+        count = SEND_CONCURRENCY + 2
+        self.outbox.tick = lambda: None  # queue them all first
+        for n in range(count):
+            device = "IMEI:3500000000001%02d" % (n,)
+            await self.dispatcher.put_device(device, dict(ACCOUNT, msisdn="+4477009001%02d" % (n,)))
+            await self.dispatcher.create_job(device, dict(JOB, notify="sms"))
+        del self.outbox.tick
+        passing = self.outbox.tick()
+        for _ in range(500):
+            if len(pending) >= SEND_CONCURRENCY:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        await task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(len(pending), SEND_CONCURRENCY)
+        while len(pending) < count or not all(d.called for d in pending):
+            for d in pending:
+                if not d.called:
+                    d.callback(["sms-x"])
+            await task.deferLater(reactor, 0.01, lambda: None)
+        await passing
+        self.assertEqual(len(pending), count)
+        notified = [n for n in await self.store.due_notifications(self.clock.seconds() + 1, 100)]
+        self.assertEqual(notified, [])
 
     async def test_store_outage_is_one_line_per_outage_not_a_traceback_per_pass(self):
         from twisted.logger import globalLogPublisher

@@ -766,7 +766,9 @@ class ApiSite(PeerCappedSite):
         self, resource: Resource, max_body: int = DEFAULT_MAX_BODY,
         reactor: Any = None,
     ) -> None:
-        super().__init__(resource, reactor=reactor)
+        # JSON only: no form parsing of POST bodies (request.args keeps
+        # the query string).
+        super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         self.max_body = max_body
 
     def log(self, request: server.Request) -> None:

@@ -137,7 +137,9 @@ def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
             max_commands=listener.max_commands,
             max_items=listener.max_items,
         )
-    site = PeerCappedSite(DMResource(dispatcher, path, limits), reactor=reactor)
+    # DM never posts HTML forms: without this, twisted.web parses every
+    # POST's Content-Type through the ``email`` package for nothing.
+    site = PeerCappedSite(DMResource(dispatcher, path, limits), reactor=reactor, parsePOSTFormSubmission=False)
     if listener is not None:
         site.read_timeout = listener.read_timeout
         site.max_connections_per_peer = listener.max_connections_per_peer

@@ -90,6 +90,10 @@ class _Segment:
         self.attempts = 0
 
 
+def _one_id(message_id):
+    return [message_id]
+
+
 class ESMEProtocol(protocol.Protocol):
     """One SMPP session as ESME.
 
@@ -226,6 +230,10 @@ class ESMEProtocol(protocol.Protocol):
             self._frame_received(raw)
 
     def _frame_received(self, raw):
+        quick = P.quick_submit_sm_resp(raw)  # most of what an SMSC sends us
+        if quick is not None:
+            self._response(P.read_header(raw), quick)
+            return
         header = P.read_header(raw)
         try:
             pdu = P.decode(raw)
@@ -393,8 +401,11 @@ class ESMEProtocol(protocol.Protocol):
             d = defer.Deferred()
             self._queue.append(_Segment(fields, d))
             deferreds.append(d)
-        result = defer.gatherResults(deferreds, consumeErrors=True)
-        result.addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
+        if len(deferreds) == 1:  # a one-segment wake-up: no gathering needed
+            result = deferreds[0].addCallback(_one_id)
+        else:
+            result = defer.gatherResults(deferreds, consumeErrors=True)
+            result.addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
         self._pump()
         return result
 

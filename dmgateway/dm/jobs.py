@@ -99,7 +99,7 @@ class Unit:
 
     def render(self):
         """A fresh copy of the command to number and send."""
-        return copy.deepcopy(self.template)
+        return _fresh(self.template)
 
     def start_chunks(self):
         self.outgoing = OutgoingObject(self.data_item().data)
@@ -125,6 +125,24 @@ class Unit:
         self.state = "queued"
         if self.outgoing is not None:
             self.outgoing.restart()
+
+
+def _fresh(cmd):
+    """A copy of ``cmd`` that numbering and chunking may change.
+
+    Only what they change is copied (the command and the commands inside a
+    container: CmdID; each Item: data, MoreData, Meta, which is itself
+    copied before it is changed); targets, sources and Meta are shared with
+    the template, which nothing changes.  A deep copy cost more than the
+    rest of rendering.
+    """
+    fresh = copy.copy(cmd)
+    if isinstance(cmd, sm.Container):
+        fresh.commands = [_fresh(inner) for inner in cmd.commands]
+    items = getattr(cmd, "items", None)
+    if items is not None:
+        fresh.items = [copy.copy(item) for item in items]
+    return fresh
 
 
 class JobRun:

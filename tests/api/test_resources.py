@@ -10,6 +10,7 @@ from typing import Any
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web import http as twisted_http
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -244,6 +245,19 @@ class DeviceTests(ApiTestCase):
             headers={"Content-Type": "Application/JSON; charset=UTF-8"},
         )
         self.assertEqual(response.status, 201)
+
+    def test_form_bodies_are_not_parsed(self):
+        # JSON only: twisted.web must not run each POST's Content-Type
+        # through its form parser, nor put a url-encoded body in args.
+        parsed = []
+        self.patch(twisted_http, "_parseContentType", lambda line: parsed.append(line) or b"")
+        connection = Connection(self.site)
+        connection.send(raw_request(
+            "POST", f"{DEVICE_PATH}/jobs", b"limit=1",
+            {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"},
+        ))
+        self.assertError(connection.response, 415, "unsupported_media_type")
+        self.assertEqual(parsed, [])
 
 
 class BodySizeTests(ApiTestCase):

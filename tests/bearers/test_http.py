@@ -7,6 +7,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web import http as twisted_http
 
 from dmgateway.bearers.http import dm_site, media_type, split_endpoint
 from dmgateway.dispatch import DMReply
@@ -85,6 +86,17 @@ class DMResourceTests(SynchronousTestCase):
         out = exchange(self.site, post(ctype=b"text/html")).value()
         self.assertTrue(out.startswith(b"HTTP/1.1 415 "), out)
         self.assertEqual(self.dispatcher.calls, [])
+
+    def test_form_bodies_are_not_parsed(self):
+        # DM never posts forms: twisted.web must not run each POST's
+        # Content-Type through its form parser (the ``email`` package).
+        parsed = []
+        self.patch(twisted_http, "_parseContentType", lambda line: parsed.append(line) or b"")
+        exchange(self.site, post())
+        out = exchange(self.site, post(body=b"s=forged", ctype=b"application/x-www-form-urlencoded")).value()
+        self.assertTrue(out.startswith(b"HTTP/1.1 415 "), out)
+        self.assertEqual(parsed, [])
+        self.assertEqual(len(self.dispatcher.calls), 1)
 
     def test_get_is_405_with_allow(self):
         out = exchange(self.site, b"GET /dm HTTP/1.1\r\nHost: gw\r\n\r\n").value()

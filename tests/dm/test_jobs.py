@@ -76,3 +76,21 @@ def test_unit_chunks_repeat_meta_and_size_only_first():
     assert last.items[0].meta == sm.Meta(format="chr", type="text/plain")
     assert last.items[0].data == "ef" and not last.items[0].more_data
     assert unit.template.items[0].data == "abcdef"  # the template is never changed
+
+
+def test_rendered_commands_are_independent_of_the_template():
+    # rendering copies only what numbering and chunking change
+    from dmgateway.dm.packaging import number
+
+    job = JobRun(JobSpec("a", [{"op": "Replace", "target": "./A", "data": "1", "type": "text/plain"},
+                               {"op": "Delete", "target": "./B"}], atomic=True))
+    unit = job.units[0]
+    before = repr(unit.template)
+    first, second = unit.render(), unit.render()
+    number(first, 5)
+    first.commands[0].items[0].data = "changed"
+    first.commands[0].items[0].more_data = True
+    assert first.cmd_id == "5"
+    assert [c.cmd_id for c in first.commands] == ["6", "7"]
+    assert repr(unit.template) == before and repr(second) == before
+    assert second.commands[0].items[0].data == "1"
