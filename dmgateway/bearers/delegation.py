@@ -32,7 +32,7 @@ from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, read
 from twisted.web.http_headers import Headers
 
 from dmgateway.bearers import tlspsk
-from dmgateway.bearers.http import split_endpoint
+from dmgateway.bearers.http import endpoint_certificate, split_endpoint
 from dmgateway.bearers.httplimits import PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest, peer_of
 from dmgateway.delegation import messages as m
@@ -115,14 +115,7 @@ class DelegationPeers:
 
 
 def _certificate_options(endpoint, trusted):
-    _kind, _args, kwargs = split_endpoint(endpoint)
-    key_path = kwargs.get("privateKey")
-    cert_path = kwargs.get("certKey", key_path)
-    with open(cert_path, "rb") as f:
-        cert_pem = f.read()
-    with open(key_path, "rb") as f:
-        key_pem = f.read()
-    own = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
+    own = endpoint_certificate(endpoint)
     return ssl.CertificateOptions(
         privateKey=own.privateKey.original,
         certificate=own.original,

@@ -183,6 +183,21 @@ def split_endpoint(description):
 DEFAULT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
+def endpoint_certificate(endpoint):
+    """The ``PrivateCertificate`` an ``ssl:`` endpoint string names
+    (``privateKey`` and ``certKey``, which defaults to the key's file)."""
+    from twisted.internet import ssl
+
+    _kind, _args, kwargs = split_endpoint(endpoint)
+    key_path = kwargs.get("privateKey")
+    cert_path = kwargs.get("certKey", key_path)
+    with open(cert_path, "rb") as f:
+        cert_pem = f.read()
+    with open(key_path, "rb") as f:
+        key_pem = f.read()
+    return ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
+
+
 def https_context(https):
     """``CertificateOptions`` for the HTTPS listener: certificate files, TLS >= 1.2.
 
@@ -193,13 +208,7 @@ def https_context(https):
     from twisted.internet.ssl import AcceptableCiphers, TLSVersion
 
     _kind, _args, kwargs = split_endpoint(https.endpoint)
-    key_path = kwargs.get("privateKey")
-    cert_path = kwargs.get("certKey", key_path)
-    with open(cert_path, "rb") as f:
-        cert_pem = f.read()
-    with open(key_path, "rb") as f:
-        key_pem = f.read()
-    certificate = ssl.PrivateCertificate.loadPEM(cert_pem + b"\n" + key_pem)
+    certificate = endpoint_certificate(https.endpoint)
     chain = []
     if kwargs.get("extraCertChain"):
         with open(kwargs["extraCertChain"], "rb") as f:

@@ -261,19 +261,25 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
-class HttpConfig:
-    """``http.ini [http]``: the plain-HTTP DM-2 listener."""
+class ListenerLimits:
+    """What one peer may cost a DM-2 listener (the keys [http] and [https] share)."""
 
-    enabled: bool = False
-    endpoint: str = "tcp:8080:interface=127.0.0.1"
-    path: str = "/dm"
-    max_body: int = 1048576
     backlog: int = 1024
     max_connections_per_peer: int = 64
     read_timeout: int = 30
     max_elements: int = 10000
     max_commands: int = 200
     max_items: int = 1000
+
+
+@dataclass(frozen=True)
+class HttpConfig(ListenerLimits):
+    """``http.ini [http]``: the plain-HTTP DM-2 listener."""
+
+    enabled: bool = False
+    endpoint: str = "tcp:8080:interface=127.0.0.1"
+    path: str = "/dm"
+    max_body: int = 1048576
 
     @classmethod
     def read(cls, r: SectionReader, *, enabled_default: bool) -> HttpConfig:
@@ -312,7 +318,7 @@ def _cipher_string(value: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class HttpsConfig:
+class HttpsConfig(ListenerLimits):
     """``http.ini [https]``: the HTTPS DM-2 listener (``ssl:`` or ``tls:`` endpoint)."""
 
     enabled: bool = False
@@ -324,12 +330,6 @@ class HttpsConfig:
     client_ca: str = ""
     psk: bool = False
     ciphers: str = "ECDHE+AESGCM:ECDHE+CHACHA20"
-    backlog: int = 1024
-    max_connections_per_peer: int = 64
-    read_timeout: int = 30
-    max_elements: int = 10000
-    max_commands: int = 200
-    max_items: int = 1000
 
     @classmethod
     def read(cls, r: SectionReader) -> HttpsConfig:
