@@ -9,17 +9,15 @@ failure codes; the deadline; forged alerts.
 import os
 from types import SimpleNamespace
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import GenericAlert
 from dmgateway.client.functions import DeviceFunctions, FunctionPolicy
 from dmgateway.devfunctions import FunctionService
-from dmgateway.dispatch import Dispatcher
 from dmgateway.functions import FunctionError
-from dmgateway.store import open_store
-from tests.support import gateway_config
+from tests.support import start_dispatcher
 from tests.test_dispatch import ACCOUNT, DEVICE, account
 
 PACKAGE = b"DMGW-PKG 2.0\n" + b"\x00firmware" * 100
@@ -32,13 +30,7 @@ class FunctionFlowTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
         self.service = FunctionService(self.dispatcher, FUNCTIONS, self.clock)
         self.service.start()
         self.addCleanup(self.service.stop)

@@ -13,7 +13,7 @@ from dmgateway.dispatch import Dispatcher
 from dmgateway.dm import effects as fx
 from dmgateway.notifier import Outbox
 from dmgateway.store import open_store
-from tests.support import gateway_config
+from tests.support import gateway_config, start_dispatcher
 
 DEVICE = "IMEI:490154203237518"
 ACCOUNT = {
@@ -40,13 +40,7 @@ class DispatcherTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
 
     async def exchange(self, request):
         token = None

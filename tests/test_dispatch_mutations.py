@@ -11,9 +11,7 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.bearers.httplimits import MessageLimits
 from dmgateway.client import ClientSession
-from dmgateway.dispatch import Dispatcher
-from dmgateway.store import open_store
-from tests.support import gateway_config
+from tests.support import start_dispatcher
 from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
 
 # WBXML tokens an attacker likes: ENTITY 0, STR_I of a control, OPAQUE, SWITCH_PAGE, LITERAL
@@ -43,13 +41,7 @@ class MutationTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
 
     async def recorded_session(self, encoding):
         """The messages of one real session: [(body, token or None)]."""

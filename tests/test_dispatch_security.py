@@ -12,7 +12,7 @@ from twisted.trial.unittest import TestCase
 from dmgateway.client import ClientSession
 from dmgateway.dispatch import Dispatcher
 from dmgateway.store import StoreUnavailable, open_store
-from tests.support import gateway_config
+from tests.support import gateway_config, start_dispatcher
 from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
 
 
@@ -23,13 +23,7 @@ class DispatcherHarness(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
         self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
 
     def post(self, body, token=None, peer="127.0.0.1:4000", hmac_header=None):
