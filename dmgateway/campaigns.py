@@ -199,6 +199,9 @@ class CampaignService:
         if self._stepping is not None:
             return self._stepping
         self._stepping = defer.ensureDeferred(self._step())
+        # a failed pass (the store away a moment) is logged and the next
+        # one retries: an error must not end the scheduler's LoopingCall
+        self._stepping.addErrback(lambda f: log.failure("campaign pass failed", f))
 
         def done(result):
             self._stepping = None

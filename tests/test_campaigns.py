@@ -175,6 +175,35 @@ class CampaignTests(TestCase):
         for _acc, functions in self.fleet.devices.values():
             self.assertEqual((functions.accepted, functions.lawmo_state), (1, 10))
 
+    async def test_a_failed_pass_does_not_stop_the_scheduler(self):
+        await self.add_devices(3)
+        real = self.store.list_campaigns
+
+        def away(*args, **kwargs):
+            return defer.fail(RuntimeError("store away"))
+
+        self.store.list_campaigns = away
+        self.clock.advance(CONFIG.campaign_interval)  # the LoopingCall's pass fails
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.store.list_campaigns = real
+        view = await self.campaigns.create({
+            "function": "lawmo", "action": "fully_lock", "selection": {"server_id": "dmgw-test"},
+            "policy": {"rate_per_minute": 60, "concurrency": 1},
+        })
+        self.campaign_id = view["id"]
+        await self.campaigns.step()
+        self.assertEqual(view["progress"]["by_state"].get("started", 0), 1)
+        self.assertTrue(self.campaigns._loop.running)
+        for _ in range(8):  # the scheduler's own passes start the rest, one at a time
+            await self.fleet.round()
+            self.clock.advance(CONFIG.campaign_interval)
+            if self.campaigns._stepping is not None:
+                await self.campaigns._stepping
+            view = await self.campaigns.get(self.campaign_id)
+            if view["state"] == "done":
+                break
+        self.assertEqual(view["progress"]["by_state"], {"done": 3})
+
     async def test_scomo_install_and_remove(self):
         await self.add_devices(10)
         view = await self.campaigns.create({
