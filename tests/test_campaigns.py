@@ -149,6 +149,19 @@ class CampaignTests(TestCase):
         text = await self.campaigns.report(self.campaign_id, "csv")
         rows = list(csv.DictReader(io.StringIO(text)))
         self.assertEqual(len(rows), 60)
+        # device-supplied text that a spreadsheet would run as a formula is defused
+        real = self.store.campaign_devices
+
+        async def hostile(campaign_id):
+            found = await real(campaign_id)
+            found[0] = dict(found[0], fwv="=HYPERLINK(\"http://x.test\")", reason="@SUM(1)")
+            return found
+
+        self.store.campaign_devices = hostile
+        rows = list(csv.DictReader(io.StringIO(await self.campaigns.report(self.campaign_id, "csv"))))
+        self.store.campaign_devices = real
+        self.assertEqual((rows[0]["fwv"], rows[0]["reason"]), ("'=HYPERLINK(\"http://x.test\")", "'@SUM(1)"))
+        self.assertEqual(rows[1]["fwv"], outcomes[rows[1]["device_id"]][2])
         events = [e for e in await self.store.events_after(0, 10000) if e["type"] == "campaign"]
         self.assertIn("paused", [e["state"] for e in events])
 

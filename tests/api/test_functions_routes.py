@@ -121,6 +121,7 @@ class RouteTests(ApiTestCase):
         response = self.open("GET", "/api/v1/campaigns/%s/report?format=csv" % (CAMPAIGN,)).response
         self.assertEqual((response.status, response.header("content-type")), (200, "text/csv; charset=utf-8"))
         self.assertTrue(response.raw.startswith(b"device_id,wave,state"))
+        self.assertEqual(response.header("cache-control"), "no-store")  # reports are not kept by caches
         self.assertError(self.call("GET", "/api/v1/campaigns/%s/report?format=xml" % (CAMPAIGN,)), 400,
                          "invalid_parameter")
         self.assertError(self.call("GET", "/api/v1/campaigns/%s/report" % ("d" * 32,)), 404, "not_found")
