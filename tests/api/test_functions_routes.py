@@ -145,3 +145,9 @@ class RouteTests(ApiTestCase):
         self.assertEqual(self.open("POST", "/api/v1/campaigns", raw=big).response.status, 413)
         self.assertEqual(self.open("POST", "/api/v1/firmware?name=fw&version=2", raw=b"x" * (11 * self.max_body),
                                    headers=headers).response.status, 413)
+        # without the token (or with a wrong one) the body is refused at max_body, before it is buffered
+        for token in (None, "nope"):
+            self.assertEqual(self.open("POST", "/api/v1/firmware?name=fw&version=2", raw=big, headers=headers,
+                                       token=token).response.status, 413)
+        self.assertEqual(self.call("POST", "/api/v1/firmware?name=fw&version=2", raw=b"x", headers=headers,
+                                   token=None).status, 401)
