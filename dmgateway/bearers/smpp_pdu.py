@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from smpp.pdu import constants, operations, pdu_encoding
 from smpp.pdu.error import PDUParseError
-from smpp.pdu.pdu_types import CommandStatus
 
 HEADER = struct.Struct("!LLLL")
 MIN_LENGTH = HEADER.size
