@@ -155,3 +155,17 @@ def test_metadata_checks():
         except FirmwareError:
             continue
         raise AssertionError("accepted %r" % (meta,))
+
+
+def test_package_server_limits_come_from_functions_ini(tmp_path):
+    from dmgateway.config.loader import load_config
+    from dmgateway.tap import GatewayService
+
+    (tmp_path / "dmgateway.ini").write_text("[gateway]\n[api]\nenabled = false\n")
+    (tmp_path / "http.ini").write_text("[http]\nenabled = false\n")
+    (tmp_path / "functions.ini").write_text("[functions]\ndownload_enabled = true\nread_timeout = 7\n"
+                                            "max_connections_per_peer = 5\nendpoint = tcp:0:interface=127.0.0.1\n")
+    service = GatewayService(load_config(str(tmp_path)))
+    service.store = object()
+    [(name, _endpoint, site)] = list(service._listeners())
+    assert (name, site.read_timeout, site.max_connections_per_peer) == ("packages", 7, 5)
