@@ -69,6 +69,19 @@ def check_selection(raw):
     return dict(raw), DeviceFilter(**values), None
 
 
+def _cell(value):
+    """
+    One CSV cell.  Text a spreadsheet would run as a formula (a device's
+    FwV, a reason quoting it) gets a leading apostrophe: the report is
+    opened by operators, its text comes partly from devices.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def campaign_view(campaign, progress=None):
     view = {
         "id": campaign.campaign_id,
@@ -189,7 +202,7 @@ class CampaignService:
         writer = csv.DictWriter(out, REPORT_FIELDS, extrasaction="ignore", lineterminator="\r\n")
         writer.writeheader()
         for row in devices:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in REPORT_FIELDS})
+            writer.writerow({k: _cell(row.get(k)) for k in REPORT_FIELDS})
         return out.getvalue()
 
     # -- the scheduler -------------------------------------------------------------------
@@ -199,6 +212,9 @@ class CampaignService:
         if self._stepping is not None:
             return self._stepping
         self._stepping = defer.ensureDeferred(self._step())
+        # a failed pass (the store away a moment) is logged and the next
+        # one retries: an error must not end the scheduler's LoopingCall
+        self._stepping.addErrback(lambda f: log.failure("campaign pass failed", f))
 
         def done(result):
             self._stepping = None

@@ -266,7 +266,9 @@ class FunctionService:
     # -- the deadline sweep --------------------------------------------------------
 
     def expire(self):
-        return defer.ensureDeferred(self._expire())
+        # a failed sweep (the store away a moment) is logged; the next one retries
+        return defer.ensureDeferred(self._expire()).addErrback(
+            lambda f: log.failure("operation deadline sweep failed", f))
 
     async def _expire(self):
         if await self.store.settle_orphans(self.clock.seconds()):

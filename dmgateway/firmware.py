@@ -20,6 +20,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.web import resource, server, static
 
+from dmgateway.bearers.httplimits import PeerCappedSite
 from dmgateway.store.functions import Firmware
 
 log = Logger()
@@ -182,6 +183,21 @@ class FirmwareService:
         return fw, url
 
 
+class _PackageFile(static.File):
+    """
+    One package file.  A ``Range`` naming more than one range is ignored
+    (the whole file, 200, as HTTP allows): a resuming device asks for one,
+    and a list of overlapping ranges would otherwise make the gateway send
+    the package as many times as the header repeats it.
+    """
+
+    def render(self, request):
+        ranges = request.getHeader(b"range")
+        if ranges is not None and len([r for r in ranges.split(b",") if r.strip()]) > 1:
+            request.requestHeaders.removeHeader(b"range")
+        return super().render(request)
+
+
 class _Refusal(resource.Resource):
     isLeaf = True
 
@@ -230,7 +246,7 @@ class PackageResource(resource.Resource):
             return _Refusal(404, "no such package")
         self.served += 1
         log.info("package {firmware_id} to {device_id}", firmware_id=firmware_id, device_id=device_id)
-        return static.File(fw.path, defaultType="application/octet-stream")
+        return _PackageFile(fw.path, defaultType="application/octet-stream")
 
     def _serve(self, found, request):
         if request._disconnected:
@@ -253,11 +269,18 @@ class _Root(resource.Resource):
         return _Refusal(404, "no such package")
 
 
-def package_site(store, clock):
-    """The package server's site (``/fw/...``)."""
+def package_site(store, clock, read_timeout=30, max_connections_per_peer=64):
+    """
+    The package server's site (``/fw/...``).  Reachable without API
+    credentials, so like a DM-2 listener: a request must arrive whole
+    within ``read_timeout`` seconds (no slow-header hold) and one address
+    holds at most ``max_connections_per_peer`` connections.
+    """
     root = _Root()
     root.putChild(b"fw", PackageResource(store, clock))
-    site = server.Site(root)
+    site = PeerCappedSite(root)
+    site.read_timeout = read_timeout
+    site.max_connections_per_peer = max_connections_per_peer
     site.displayTracebacks = False
     site.noisy = False
     return site

@@ -285,7 +285,7 @@ class GatewayService(service.MultiService):
             from dmgateway.firmware import package_site
 
             yield "packages", endpoints.serverFromString(reactor, cfg.functions.endpoint), package_site(
-                self.store, reactor
+                self.store, reactor, cfg.functions.read_timeout, cfg.functions.max_connections_per_peer
             )
         if cfg.api.enabled:
             from dmgateway.monitor.health import HealthCheck

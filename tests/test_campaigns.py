@@ -149,6 +149,19 @@ class CampaignTests(TestCase):
         text = await self.campaigns.report(self.campaign_id, "csv")
         rows = list(csv.DictReader(io.StringIO(text)))
         self.assertEqual(len(rows), 60)
+        # device-supplied text that a spreadsheet would run as a formula is defused
+        real = self.store.campaign_devices
+
+        async def hostile(campaign_id):
+            found = await real(campaign_id)
+            found[0] = dict(found[0], fwv="=HYPERLINK(\"http://x.test\")", reason="@SUM(1)")
+            return found
+
+        self.store.campaign_devices = hostile
+        rows = list(csv.DictReader(io.StringIO(await self.campaigns.report(self.campaign_id, "csv"))))
+        self.store.campaign_devices = real
+        self.assertEqual((rows[0]["fwv"], rows[0]["reason"]), ("'=HYPERLINK(\"http://x.test\")", "'@SUM(1)"))
+        self.assertEqual(rows[1]["fwv"], outcomes[rows[1]["device_id"]][2])
         events = [e for e in await self.store.events_after(0, 10000) if e["type"] == "campaign"]
         self.assertIn("paused", [e["state"] for e in events])
 
@@ -174,6 +187,35 @@ class CampaignTests(TestCase):
         self.assertEqual(view["progress"]["by_state"], {"done": 30})
         for _acc, functions in self.fleet.devices.values():
             self.assertEqual((functions.accepted, functions.lawmo_state), (1, 10))
+
+    async def test_a_failed_pass_does_not_stop_the_scheduler(self):
+        await self.add_devices(3)
+        real = self.store.list_campaigns
+
+        def away(*args, **kwargs):
+            return defer.fail(RuntimeError("store away"))
+
+        self.store.list_campaigns = away
+        self.clock.advance(CONFIG.campaign_interval)  # the LoopingCall's pass fails
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.store.list_campaigns = real
+        view = await self.campaigns.create({
+            "function": "lawmo", "action": "fully_lock", "selection": {"server_id": "dmgw-test"},
+            "policy": {"rate_per_minute": 60, "concurrency": 1},
+        })
+        self.campaign_id = view["id"]
+        await self.campaigns.step()
+        self.assertEqual(view["progress"]["by_state"].get("started", 0), 1)
+        self.assertTrue(self.campaigns._loop.running)
+        for _ in range(8):  # the scheduler's own passes start the rest, one at a time
+            await self.fleet.round()
+            self.clock.advance(CONFIG.campaign_interval)
+            if self.campaigns._stepping is not None:
+                await self.campaigns._stepping
+            view = await self.campaigns.get(self.campaign_id)
+            if view["state"] == "done":
+                break
+        self.assertEqual(view["progress"]["by_state"], {"done": 3})
 
     async def test_scomo_install_and_remove(self):
         await self.add_devices(10)

@@ -264,6 +264,9 @@ CASES = [
     ("functions.ini", "[functions]\nresult_codes = fumo:403=maybe\n",
      "functions.ini [functions] result_codes: bad result-code rule 'fumo:403=maybe'"),
     ("functions.ini", "[functions]\ntimeout = 5\n", "functions.ini [functions] timeout: 5 out of range"),
+    ("functions.ini", "[functions]\nread_timeout = 0\n", "functions.ini [functions] read_timeout: 0 out of range"),
+    ("functions.ini", "[functions]\nmax_connections_per_peer = 0\n",
+     "functions.ini [functions] max_connections_per_peer: 0 out of range"),
     ("functions.ini", "[functions]\ndownload_enabled = true\ndownload_url = ftp://x/fw\n",
      "functions.ini [functions] download_url:"),
 ]

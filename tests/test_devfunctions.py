@@ -9,7 +9,8 @@ failure codes; the deadline; forged alerts.
 import os
 from types import SimpleNamespace
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
@@ -145,6 +146,24 @@ class FunctionFlowTests(TestCase):
         await self.drive()  # the device calls: the State read-back runs
         op = await self.service.get_operation(view["id"])
         self.assertEqual((op["state"], op["outcome"]["device_state"]), ("expired", 30))
+
+    async def test_a_failed_sweep_does_not_stop_the_sweeps(self):
+        view = await self.service.start_operation(
+            DEVICE, {"function": "fumo", "package_url": URL, "timeout": 120, "notify": "none"})
+        await self.drive()
+        real = self.store.settle_orphans
+        self.store.settle_orphans = lambda *a: defer.fail(RuntimeError("store away"))
+        self.clock.advance(121)  # the LoopingCall's sweep fails
+        self.clock.advance(FUNCTIONS.expiry_interval)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.store.settle_orphans = real
+        self.clock.advance(FUNCTIONS.expiry_interval)  # the next sweep runs
+        for _ in range(50):
+            op = await self.service.get_operation(view["id"])
+            if op["state"] == "expired":
+                break
+            await deferLater(reactor, 0.01)
+        self.assertEqual(op["state"], "expired")
 
     async def test_forged_and_unknown_correlators_change_nothing(self):
         view = await self.service.start_operation(DEVICE, {"function": "fumo", "package_url": URL})

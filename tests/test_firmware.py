@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from types import SimpleNamespace
 
-from twisted.internet import defer, reactor, task, utils
+from twisted.internet import defer, protocol, reactor, task, utils
 from twisted.trial.unittest import TestCase
 
 from dmgateway.firmware import FirmwareError, FirmwareService, check_metadata, package_site
@@ -85,6 +85,42 @@ class FirmwareTests(TestCase):
         code, _h, _b = await self.curl(self.base + "/" + "a" * 32 + "?t=" + "a" * 24, "-X", "POST")
         self.assertEqual(code, 405)
 
+    async def test_a_list_of_ranges_gets_the_file_once(self):
+        fw = await self.upload()
+        _fw, url = await self.service.package_url(fw["id"], "IMEI:1")
+        url = url.replace("http://127.0.0.1:1/fw", self.base)
+        # 200 overlapping whole-file ranges: without a limit, 200 copies of the package
+        code, _head, body = await self.curl(url, "-H", "Range: bytes=" + ",".join(["0-"] * 200))
+        self.assertEqual((code, len(body)), (200, len(BODY)))
+        self.assertEqual(body, BODY)
+        for hostile in ("bytes=--5", "bytes=-0", "bytes=99999999999999999999-", "bytes=5-2", "bytes=" + "9" * 5000,
+                        "bytes=0-0,", "pages=0-1"):
+            code, _head, body = await self.curl(url, "-H", "Range: " + hostile)
+            self.assertIn(code, (200, 206, 416), hostile)
+            self.assertLessEqual(len(body), len(BODY), hostile)
+
+    async def test_a_slow_request_is_cut_off(self):
+        site = package_site(self.store, self.clock, read_timeout=0.5)
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        got, closed = [], defer.Deferred()
+
+        class Slow(protocol.Protocol):
+            def connectionMade(self):
+                self.transport.write(b"GET /fw/" + b"a" * 32 + b"?t=" + b"a" * 24 + b" HTTP/1.1\r\nX-A: ")
+
+            def dataReceived(self, data):
+                got.append(data)
+
+            def connectionLost(self, reason):
+                closed.callback(None)
+
+        started = reactor.seconds()
+        await protocol.ClientCreator(reactor, Slow).connectTCP("127.0.0.1", port.getHost().port)
+        await closed
+        self.assertLess(reactor.seconds() - started, 10)
+        self.assertTrue(b"".join(got).startswith(b"HTTP/1.1 408"))
+
     async def test_upload_checks(self):
         with self.assertRaises(FirmwareError) as caught:
             await self.upload(sha256="0" * 64)
@@ -119,3 +155,17 @@ def test_metadata_checks():
         except FirmwareError:
             continue
         raise AssertionError("accepted %r" % (meta,))
+
+
+def test_package_server_limits_come_from_functions_ini(tmp_path):
+    from dmgateway.config.loader import load_config
+    from dmgateway.tap import GatewayService
+
+    (tmp_path / "dmgateway.ini").write_text("[gateway]\n[api]\nenabled = false\n")
+    (tmp_path / "http.ini").write_text("[http]\nenabled = false\n")
+    (tmp_path / "functions.ini").write_text("[functions]\ndownload_enabled = true\nread_timeout = 7\n"
+                                            "max_connections_per_peer = 5\nendpoint = tcp:0:interface=127.0.0.1\n")
+    service = GatewayService(load_config(str(tmp_path)))
+    service.store = object()
+    [(name, _endpoint, site)] = list(service._listeners())
+    assert (name, site.read_timeout, site.max_connections_per_peer) == ("packages", 7, 5)

@@ -270,7 +270,9 @@ class _CampaignReport(Resource):
         request.setResponseCode(200)
         request.setHeader(b"Content-Type", ctype)
         request.setHeader(b"Content-Length", b"%d" % (len(body),))
-        request.write(body)
+        request.setHeader(b"Cache-Control", b"no-store")  # as every API answer
+        if request.method != b"HEAD":
+            request.write(body)
         request.finish()
 
 

@@ -696,11 +696,15 @@ class ApiRequest(BodyLimitedRequest):
     """
 
     def body_limit(self) -> int:
-        # a firmware upload may be as large as [functions] max_package_size
+        # a firmware upload may be as large as [functions] max_package_size, but
+        # only with the API token: a stranger's body is buffered before the 401
+        # is answered, so it gets max_body like any other request
         site = self.channel.site
         path = getattr(self.channel, "_path", b"") or b""
         upload = getattr(site, "upload_limit", None)
-        if upload and path.split(b"?", 1)[0].rstrip(b"/") == b"/api/v1/firmware":
+        token = getattr(site, "token", None)
+        if (upload and path.split(b"?", 1)[0].rstrip(b"/") == b"/api/v1/firmware" and token is not None
+                and token.refusal(self) is None):
             return max(upload, site.max_body)
         return site.max_body
 
@@ -794,9 +798,13 @@ def build_site(
     "tcp:8081:interface=127.0.0.1")}); see L{build_root} for the
     arguments.  C{reactor} also times requests for the log.
     """
+    if not isinstance(token, TokenCheck):
+        token = TokenCheck(token)
     root = build_root(
         service, token, metrics_resource=metrics_resource,
         metrics_token=metrics_token, unauthenticated=unauthenticated,
         max_body=max_body, max_wait=max_wait, max_commands=max_commands,
     )
-    return ApiSite(root, max_body=max_body, reactor=reactor)
+    site = ApiSite(root, max_body=max_body, reactor=reactor)
+    site.token = token  # also consulted for the upload size limit
+    return site

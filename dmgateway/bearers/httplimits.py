@@ -42,6 +42,7 @@ class GuardedChannel(http.HTTPChannel):
     """An HTTP/1.1 channel with a total deadline for reading each request."""
 
     _deadline = None
+    _aborter = None
     _peer_host = None
     _gone = False
 
@@ -87,7 +88,7 @@ class GuardedChannel(http.HTTPChannel):
             self.transport.write(_canned(408, b"Request Timeout", "request not received in time"))
         self.transport.loseConnection()
         # a peer that does not read its 408 cannot keep the socket either
-        self.callLater(5, self._abort)
+        self._aborter = self.callLater(5, self._abort)
 
     def _abort(self):
         if not self._gone:
@@ -96,6 +97,8 @@ class GuardedChannel(http.HTTPChannel):
     def connectionLost(self, reason):
         self._gone = True
         self._disarm()
+        if self._aborter is not None and self._aborter.active():
+            self._aborter.cancel()
         counts = getattr(self.site, "connections", None)
         if counts is not None and self._peer_host is not None:
             counts[self._peer_host] -= 1

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from smpp.pdu import constants, operations, pdu_encoding
 from smpp.pdu.error import PDUParseError
-from smpp.pdu.pdu_types import CommandStatus
 
 HEADER = struct.Struct("!LLLL")
 MIN_LENGTH = HEADER.size
@@ -279,19 +278,17 @@ def quick_submit_sm_resp(raw):
     return SubmitSMResp(raw[MIN_LENGTH:end])
 
 
-def _status(status):
-    name = constants.command_status_value_map.get(status, {}).get("name")
-    if name is None:
-        raise ValueError("no SMPP status 0x%x" % status)
-    return getattr(CommandStatus, name)
-
-
 def enquire_link(sequence):
     return encode(operations.EnquireLink(sequence))
 
 
+# The answers to the SMSC's own requests are packed here: they echo its
+# sequence_number, which the library refuses to encode outside 1..0x7FFFFFFF
+# (an SMSC sending 0 would otherwise make the answer raise and drop the link).
+
+
 def enquire_link_resp(sequence):
-    return encode(operations.EnquireLinkResp(sequence))
+    return HEADER.pack(HEADER.size, ENQUIRE_LINK | RESPONSE, ESME_ROK, sequence)
 
 
 def unbind(sequence):
@@ -299,11 +296,12 @@ def unbind(sequence):
 
 
 def unbind_resp(sequence):
-    return encode(operations.UnbindResp(sequence))
+    return HEADER.pack(HEADER.size, UNBIND | RESPONSE, ESME_ROK, sequence)
 
 
 def deliver_sm_resp(sequence, status=ESME_ROK):
-    return encode(operations.DeliverSMResp(sequence, _status(status), message_id=None))
+    """deliver_sm_resp: the header and an empty message_id (a NUL)."""
+    return HEADER.pack(HEADER.size + 1, DELIVER_SM | RESPONSE, status, sequence) + b"\0"
 
 
 def generic_nack(sequence, status):

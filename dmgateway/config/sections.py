@@ -755,6 +755,8 @@ class FunctionsConfig:
     token_lifetime: int = 7 * _DAY
     campaign_interval: int = 5
     result_codes: tuple = ()  # parsed rules, see dmgateway.functions.mo.parse_code_rule
+    max_connections_per_peer: int = 64
+    read_timeout: int = 30
 
     @classmethod
     def read(cls, r: SectionReader) -> FunctionsConfig:
@@ -774,6 +776,9 @@ class FunctionsConfig:
             token_lifetime=r.integer("token_lifetime", cls.token_lifetime, 60, 90 * _DAY),
             campaign_interval=campaign_interval,
             result_codes=_code_rules(r),
+            max_connections_per_peer=r.integer("max_connections_per_peer", cls.max_connections_per_peer, 1,
+                                               1_000_000),
+            read_timeout=r.integer("read_timeout", cls.read_timeout, 1, 3600),
         )
 
 

@@ -52,9 +52,17 @@ def _alert_type(meta_type):
 
 
 def normalise_source(uri):
-    """The Source with a trailing FUMO operation node removed."""
+    """
+    The Source with a trailing FUMO operation node removed, in the
+    ``./``-rooted form (``FUMO/fw1/`` and ``./FUMO/fw1`` name one node).
+    """
     if not isinstance(uri, str):
         return None
+    uri = uri.strip().rstrip("/")
+    if not uri:
+        return None
+    if not uri.startswith("./"):
+        uri = "./" + uri.lstrip("/")
     for suffix in _FUMO_SUFFIXES:
         if uri.endswith(suffix):
             return uri[: -len(suffix)]

@@ -315,12 +315,13 @@ class FunctionQueries:
             op = None if row is None else _operation(row)
         else:
             # a client that drops the Correlator: the one open operation with this Source and Type
+            # (or with this Type, when the client drops the Source too)
             rows = txn.fetchall(
                 "SELECT * FROM operations WHERE device_id = ? AND alert_type = ?"
                 " AND state IN ('pending', 'awaiting_device')",
                 (device_id, done.alert_type),
             )
-            found = [r for r in rows if normalise_source(r["exec_target"]) == done.source]
+            found = [r for r in rows if done.source is None or normalise_source(r["exec_target"]) == done.source]
             op = _operation(found[0]) if len(found) == 1 else None
         if op is None or op.state not in OPEN_STATES:
             return None  # unknown, or a repeated report: the first result stands

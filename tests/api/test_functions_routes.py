@@ -121,6 +121,7 @@ class RouteTests(ApiTestCase):
         response = self.open("GET", "/api/v1/campaigns/%s/report?format=csv" % (CAMPAIGN,)).response
         self.assertEqual((response.status, response.header("content-type")), (200, "text/csv; charset=utf-8"))
         self.assertTrue(response.raw.startswith(b"device_id,wave,state"))
+        self.assertEqual(response.header("cache-control"), "no-store")  # reports are not kept by caches
         self.assertError(self.call("GET", "/api/v1/campaigns/%s/report?format=xml" % (CAMPAIGN,)), 400,
                          "invalid_parameter")
         self.assertError(self.call("GET", "/api/v1/campaigns/%s/report" % ("d" * 32,)), 404, "not_found")
@@ -144,3 +145,9 @@ class RouteTests(ApiTestCase):
         self.assertEqual(self.open("POST", "/api/v1/campaigns", raw=big).response.status, 413)
         self.assertEqual(self.open("POST", "/api/v1/firmware?name=fw&version=2", raw=b"x" * (11 * self.max_body),
                                    headers=headers).response.status, 413)
+        # without the token (or with a wrong one) the body is refused at max_body, before it is buffered
+        for token in (None, "nope"):
+            self.assertEqual(self.open("POST", "/api/v1/firmware?name=fw&version=2", raw=big, headers=headers,
+                                       token=token).response.status, 413)
+        self.assertEqual(self.call("POST", "/api/v1/firmware?name=fw&version=2", raw=b"x", headers=headers,
+                                   token=None).status, 401)

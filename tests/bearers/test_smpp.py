@@ -171,6 +171,23 @@ class PDUHelperTests(SynchronousTestCase):
 
 
 class ESMEProtocolTests(SynchronousTestCase):
+    def test_smsc_requests_with_sequence_zero_or_too_high_are_answered(self):
+        h = Harness(bind="transceiver")
+        h.bind()
+        for seq in (0, 0x80000001, 0xFFFFFFFF):
+            # the SMSC's keep-alive with a sequence_number SMPP does not allow: answered, link kept
+            h.proto.dataReceived(struct.pack("!LLLL", 16, P.ENQUIRE_LINK, 0, seq))
+            self.assertEqual(h.transport.value(), struct.pack("!LLLL", 16, P.ENQUIRE_LINK | P.RESPONSE, 0, seq))
+            h.transport.clear()
+        self.assertEqual((h.proto.state, h.transport.disconnecting), ("bound", False))
+        # the answers are the library's bytes where it can encode them
+        self.assertEqual(P.enquire_link_resp(7), ENC.encode(operations.EnquireLinkResp(7)))
+        self.assertEqual(P.unbind_resp(7), ENC.encode(operations.UnbindResp(7)))
+        self.assertEqual(P.deliver_sm_resp(7), ENC.encode(operations.DeliverSMResp(7, message_id=None)))
+        h.proto.dataReceived(struct.pack("!LLLL", 16, P.UNBIND, 0, 0))
+        self.assertEqual(h.transport.value(), struct.pack("!LLLL", 16, P.UNBIND | P.RESPONSE, 0, 0))
+        self.assertTrue(h.transport.disconnecting)
+
     def test_bind_transmitter(self):
         h = Harness()
         bound = []

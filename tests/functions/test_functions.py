@@ -146,6 +146,10 @@ def test_device_request_is_a_request_without_correlator():
 def test_normalise_source():
     assert normalise_source("./FUMO/fw1/DownloadAndUpdate") == "./FUMO/fw1"
     assert normalise_source(None) is None
+    # a relative URI without "./", a trailing slash: the same node
+    assert normalise_source("FUMO/fw1/DownloadAndUpdate") == "./FUMO/fw1"
+    assert normalise_source("./FUMO/fw1/") == "./FUMO/fw1"
+    assert normalise_source("  ") is None
 
 
 # -- rollout ---------------------------------------------------------------------

@@ -83,6 +83,22 @@ class FunctionTestsMixin(StoreCase):
         op = await store.function_alert("IMEI:1", fumo_alert(None, source="./FUMO/fw1/DownloadAndUpdate"), START + 1)
         self.assertEqual(op.state, "done")
 
+    async def test_alert_without_correlator_in_the_relative_form_or_without_source(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await self.operation(store, expect_fwv=None)
+        await store.function_job_finished("job1", "done", exec_results(202), START)
+        op = await store.function_alert("IMEI:1", fumo_alert(None, source="FUMO/fw1/DownloadAndUpdate"), START + 1)
+        self.assertEqual(op.state, "done")
+        await self.operation(store, job_id="job2", expect_fwv=None)
+        await store.function_job_finished("job2", "done", exec_results(202), START + 2)
+        op = await store.function_alert("IMEI:1", fumo_alert(None, source=None), START + 3)
+        self.assertEqual((op.op_id, op.state), ("job2", "done"))
+        # two open operations of that type and no Source: neither is guessed
+        await self.operation(store, job_id="job3", expect_fwv=None)
+        await self.operation(store, job_id="job4", expect_fwv=None)
+        self.assertIsNone(await store.function_alert("IMEI:1", fumo_alert(None, source=None), START + 4))
+
     async def test_alert_in_the_same_session_before_the_exec_status_is_settled(self):
         store = await self.open()
         await add_device(store, "IMEI:1")
