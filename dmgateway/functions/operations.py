@@ -203,7 +203,7 @@ def _lawmo(action, params, root, correlator):
         if wipe_list is not None:
             if not isinstance(wipe_list, list) or not wipe_list or len(wipe_list) > MAX_WIPE_LIST:
                 raise FunctionError("'wipe_list' must list 1 to %d AvailableWipeList entries" % (MAX_WIPE_LIST,))
-            if not all(isinstance(name, str) and _NAME.match(name) for name in wipe_list):
+            if not all(isinstance(name, str) and _NAME.match(name) and name.strip(".") for name in wipe_list):
                 raise FunctionError("'wipe_list' entries must be node names")
         # first read what the device offers; the store sends the wipe itself
         # (wipe_commands) once the answer is checked against the request
@@ -226,7 +226,7 @@ def offered_wipe_list(data):
     if not isinstance(data, str):
         raise ValueError("the device sent no AvailableWipeList")
     names = [name for name in data.strip().split("/") if name]
-    if len(names) > 256 or not all(_NAME.match(name) for name in names):
+    if len(names) > 256 or not all(_NAME.match(name) and name.strip(".") for name in names):
         raise ValueError("the device's AvailableWipeList is not a list of node names")
     return names
 
@@ -296,7 +296,7 @@ def parse_inventory(target, answer):
         if not isinstance(source, str) or not source.startswith(prefix):
             continue
         path = source[len(prefix):].split("/")
-        if not path[0] or not _NAME.match(path[0]):
+        if not _NAME.match(path[0]) or not path[0].strip("."):
             continue
         if path[0] not in entries and len(entries) >= MAX_COMPONENTS:
             continue
