@@ -217,6 +217,23 @@ class FunctionFlowTests(TestCase):
         op = await self.service.get_operation(view["id"])
         self.assertEqual((op["state"], op["result_code"]), ("done", 1201))
 
+    async def test_lawmo_wipe_second_job_survives_a_crash_and_expires_with_the_operation(self):
+        view = await self.service.start_operation(
+            DEVICE, {"function": "lawmo", "action": "wipe", "confirm": True, "timeout": 120, "notify": "none"})
+        await self.drive()  # reads the list; the wipe job is queued for the next session
+        op = await self.store.get_operation(view["id"])
+        self.assertEqual(op.state, "pending")
+        stage = op.readback_job_id
+        # no wake-up recorded for it (as after a crash): the recovery finds it
+        self.assertIn(stage, [j.job_id for j in await self.store.unnotified_function_jobs()])
+        self.clock.advance(121)
+        await self.service.expire()
+        op = await self.service.get_operation(view["id"])
+        self.assertEqual((op["state"], op["error"]["code"]), ("expired", "expired"))
+        self.assertEqual((await self.store.get_job(stage)).state, "expired")  # never sent late
+        await self.drive()
+        self.assertEqual(self.device.wiped, [])
+
     async def test_lawmo_wipe_refuses_an_entry_the_device_does_not_offer(self):
         accepted = self.device.accepted
         view, op = await self.wipe({"wipe_list": ["sdcard", "photos"]})
