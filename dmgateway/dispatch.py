@@ -530,7 +530,6 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         batch = self.store.batch()
         events = 0
         failures = []
-        staged = []  # (batch index, job id) of function_job_finished calls
         if live.unrecorded:
             batch.start_session(live.token, device_id, self.node, token=live.token, started=live.started)
             live.unrecorded = False
@@ -580,7 +579,6 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
                 batch.append_event("job", device_id, now, payload)
                 events += 1
                 if self.functions is not None:
-                    staged.append((len(batch), effect.job_id))
                     batch.function_job_finished(effect.job_id, effect.state, effect.results, now)
             elif isinstance(effect, fx.EventRaised):
                 batch.append_event(effect.type, device_id, now, dict(effect.payload))
@@ -623,8 +621,6 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
                     jobs=len(live.job_ids),
                 )
         results = await batch.commit()
-        for index, job_id in staged:
-            await self._hand_stage_job(live, results[index], job_id)
         if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):
             # a session of this device on another node is superseded (only by one that authenticated)
             live.announced = True
@@ -656,18 +652,6 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
                 events += 1
         if events:
             self._events_appended()
-
-    async def _hand_stage_job(self, live, op, job_id):
-        """An operation whose job just ended queued its next job (a wipe after
-        reading AvailableWipeList): give it to the session while it lasts (else
-        the session's end wakes the device for it)."""
-        stage_id = getattr(op, "readback_job_id", None)
-        if getattr(op, "state", None) != "pending" or not stage_id or stage_id == job_id:
-            return
-        if self._by_device.get(live.device_id) is live and not live.engine.finished:
-            job = await self.store.get_job(stage_id)
-            if job is not None:
-                live.engine.add_job(_job_spec(job))
 
     async def _fail_job(self, job_id, device_id, code, message):
         error = {"code": code, "message": message}
