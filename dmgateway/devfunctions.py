@@ -159,7 +159,10 @@ class FunctionService:
 
     async def annotate_device(self, view):
         """A device view with what its device functions last read back: ``functions``
-        = ``{"fwv", "fumo_state", "lawmo_state", "components": {name: {"version", "state"}}}``."""
+        = ``{"fwv", "fumo_state", "lawmo_state", "components": {name: {"version", "state", ...}},
+        "delivered": {name: {...}}}``.  The last SCOMO inventory read (every SCOMO
+        operation reads it, ``scomo``/``inventory`` on request) replaces the
+        components; an operation without one updates the component it touched."""
         summary = {"components": {}}
         for op in await self.store.finished_operations(view["device_id"]):
             outcome = op.outcome
@@ -168,6 +171,12 @@ class FunctionService:
                 summary["fumo_state"] = outcome.get("device_state")
             elif op.function == "lawmo" and "device_state" in outcome:
                 summary["lawmo_state"] = outcome["device_state"]
+            elif op.function == "scomo" and isinstance(outcome.get("inventory"), dict):
+                inventory = outcome["inventory"]
+                if "deployed" in inventory:
+                    summary["components"] = {name: dict(entry) for name, entry in inventory["deployed"].items()}
+                if "delivered" in inventory:
+                    summary["delivered"] = {name: dict(entry) for name, entry in inventory["delivered"].items()}
             elif op.function == "scomo" and op.state == "done" and outcome.get("component"):
                 name = outcome["component"]
                 if op.action == "remove":

@@ -117,7 +117,10 @@ class FunctionFlowTests(TestCase):
         self.assertEqual((op["state"], op["result_code"]), ("done", 1200))
         self.assertEqual((op["outcome"]["version"], op["outcome"]["device_state"]), ("3.1", 20))
         view = await self.dispatcher.get_device(DEVICE)
-        self.assertEqual(view["functions"]["components"], {"app1": {"version": "3.1", "state": 20}})
+        self.assertEqual(view["functions"]["components"],
+                         {"app1": {"id": "app1", "name": "app1", "version": "3.1", "state": 20, "status": 10}})
+        self.assertEqual(view["functions"]["delivered"],
+                         {"app1": {"package_id": "app1", "name": "app1", "state": 20, "status": 10}})
         self.assertEqual(op["outcome"]["identifier"], "app1")
         deactivate = await self.service.start_operation(
             DEVICE, {"function": "scomo", "action": "deactivate", "component": "app1"})
@@ -134,6 +137,111 @@ class FunctionFlowTests(TestCase):
         self.assertEqual(self.device.components, {})
         view = await self.dispatcher.get_device(DEVICE)
         self.assertEqual(view["functions"]["components"], {})
+        self.assertEqual(view["functions"]["delivered"], {})
+
+    async def test_scomo_reads_the_whole_inventory_back(self):
+        # components the gateway never installed are in the device view too
+        self.device.components["preloaded"] = {"version": "9.0", "state": 10}
+        self.device.delivered["preloaded"] = {"package_id": "pre-9.0", "state": 20}
+        install = await self.service.start_operation(
+            DEVICE, {"function": "scomo", "action": "install", "component": "app1", "package_url": URL,
+                     "package_id": "app1-3.1"})
+        await self.drive()
+        [(pending, _url)] = self.device.downloads()
+        self.device.downloaded(pending, b"DMGW-PKG 3.1\nbody")
+        session = await self.report()
+        self.assertIn(("Get", "./SCOMO/Inventory/Deployed?list=StructData", 200), session.executed)
+        self.assertIn(("Get", "./SCOMO/Inventory/Delivered?list=StructData", 200), session.executed)
+        op = await self.service.get_operation(install["id"])
+        self.assertEqual(sorted(op["outcome"]["inventory"]["deployed"]), ["app1", "preloaded"])
+        functions = (await self.dispatcher.get_device(DEVICE))["functions"]
+        self.assertEqual({name: (c["version"], c["state"]) for name, c in functions["components"].items()},
+                         {"app1": ("3.1", 20), "preloaded": ("9.0", 10)})
+        self.assertEqual({name: (p["package_id"], p["state"]) for name, p in functions["delivered"].items()},
+                         {"app1": ("app1-3.1", 20), "preloaded": ("pre-9.0", 20)})
+        # on request, with no operation: the device changed behind the gateway's back
+        del self.device.components["preloaded"]
+        self.device.components["other"] = {"version": "1.2", "state": 20}
+        accepted = self.device.accepted
+        inventory = await self.service.start_operation(DEVICE, {"function": "scomo", "action": "inventory"})
+        await self.drive()
+        self.assertEqual(self.device.accepted, accepted)  # no Exec
+        op = await self.service.get_operation(inventory["id"])
+        self.assertEqual(op["state"], "done")
+        functions = (await self.dispatcher.get_device(DEVICE))["functions"]
+        self.assertEqual(sorted(functions["components"]), ["app1", "other"])
+        self.assertEqual(functions["components"]["other"]["version"], "1.2")
+
+    async def test_scomo_inventory_unreadable_fails_clearly(self):
+        inventory = await self.service.start_operation(
+            DEVICE, {"function": "scomo", "action": "inventory", "root": "./NoSuchSCOMO"})
+        await self.drive()
+        op = await self.service.get_operation(inventory["id"])
+        self.assertEqual((op["state"], op["error"]["code"]), ("failed", "inventory_unreadable"))
+
+    async def wipe(self, request):
+        view = await self.service.start_operation(DEVICE, dict({"function": "lawmo", "action": "wipe",
+                                                                "confirm": True}, **request))
+        for _ in range(2):  # the AvailableWipeList read, then (maybe in the same session) the wipe
+            session = await self.drive()
+            if ("Get", "./LAWMO/AvailableWipeList", 200) in session.executed:
+                break
+        op = await self.service.get_operation(view["id"])
+        if op["state"] == "pending":
+            await self.drive()
+            op = await self.service.get_operation(view["id"])
+        return view, op
+
+    async def test_lawmo_wipe_the_requested_entries_the_device_offers(self):
+        view, op = await self.wipe({"wipe_list": ["sdcard"]})
+        self.assertEqual(op["state"], "awaiting_device")
+        self.assertEqual(op["outcome"]["wipe_offered"], ["contacts", "sdcard"])
+        self.assertEqual(op["outcome"]["wipe_list"], ["sdcard"])
+        self.assertEqual(self.device.wiped, ["sdcard"])
+        await self.report()
+        op = await self.service.get_operation(view["id"])
+        self.assertEqual((op["state"], op["result_code"]), ("done", 1201))
+
+    async def test_lawmo_wipe_without_a_list_wipes_what_the_device_offers(self):
+        view, op = await self.wipe({})
+        self.assertEqual(op["outcome"]["wipe_list"], ["contacts", "sdcard"])
+        self.assertEqual(self.device.wiped, ["contacts", "sdcard"])
+        await self.report()
+        op = await self.service.get_operation(view["id"])
+        self.assertEqual((op["state"], op["result_code"]), ("done", 1201))
+
+    async def test_lawmo_wipe_second_job_survives_a_crash_and_expires_with_the_operation(self):
+        view = await self.service.start_operation(
+            DEVICE, {"function": "lawmo", "action": "wipe", "confirm": True, "timeout": 120, "notify": "none"})
+        await self.drive()  # reads the list; the wipe job is queued for the next session
+        op = await self.store.get_operation(view["id"])
+        self.assertEqual(op.state, "pending")
+        stage = op.readback_job_id
+        # no wake-up recorded for it (as after a crash): the recovery finds it
+        self.assertIn(stage, [j.job_id for j in await self.store.unnotified_function_jobs()])
+        self.clock.advance(121)
+        await self.service.expire()
+        op = await self.service.get_operation(view["id"])
+        self.assertEqual((op["state"], op["error"]["code"]), ("expired", "expired"))
+        self.assertEqual((await self.store.get_job(stage)).state, "expired")  # never sent late
+        await self.drive()
+        self.assertEqual(self.device.wiped, [])
+
+    async def test_lawmo_wipe_refuses_an_entry_the_device_does_not_offer(self):
+        accepted = self.device.accepted
+        view, op = await self.wipe({"wipe_list": ["sdcard", "photos"]})
+        self.assertEqual((op["state"], op["error"]["code"]), ("failed", "wipe_list_entry_unavailable"))
+        self.assertIn("photos", op["error"]["message"])
+        self.assertEqual(self.device.accepted, accepted)  # no Exec reached the device
+        self.assertEqual(self.device.wiped, [])
+        jobs = await self.store.list_jobs(DEVICE)
+        self.assertEqual([j.job_id for j in jobs], [view["id"]])  # no wipe job queued
+        with self.assertRaises(FunctionError):  # the confirmation stays required
+            await self.service.start_operation(DEVICE, {"function": "lawmo", "action": "wipe", "wipe_list": ["sdcard"]})
+        for bad in (["../x"], [], "sdcard", ["a"] * 33):
+            with self.assertRaises(FunctionError):
+                await self.service.start_operation(DEVICE, {"function": "lawmo", "action": "wipe", "confirm": True,
+                                                            "wipe_list": bad})
 
     async def test_deadline_expires_then_reads_the_state(self):
         view = await self.service.start_operation(

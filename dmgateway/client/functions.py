@@ -87,6 +87,7 @@ class Pending:
     alert_type: str
     url: Optional[str] = None
     component: Optional[str] = None
+    package_id: Optional[str] = None
     code: Optional[int] = None  # set when the operation is over
     version: Optional[str] = None
     reporting: bool = False  # its alert is in the session under way
@@ -100,7 +101,9 @@ class DeviceFunctions:
         self.fwv = fwv
         self.fumo_state = 10
         self.lawmo_state = 30
-        self.components = {}  # name -> {"version", "state"}
+        self.components = {}  # name -> {"version", "state"}: Inventory/Deployed
+        self.delivered = {}  # name -> {"package_id", "state"}: Inventory/Delivered
+        self.wiped = []  # the AvailableWipeList entries the last Wipe wiped
         self.policy = policy or FunctionPolicy()
         self.pending = []
         self.accepted = 0  # operations accepted (Exec 202), for tests
@@ -121,10 +124,20 @@ class DeviceFunctions:
             tree.register_exec("%s/%s" % (FUMO_ROOT, node), self._fumo_hook(tree, node))
         tree.register_exec(FUMO_ROOT + "/Update", self._fumo_hook(tree, "Update"))
         tree.set(SCOMO_ROOT + "/Download", None, format="node")
+        tree.set(SCOMO_ROOT + "/Inventory/Delivered", None, format="node")
+        tree.set(SCOMO_ROOT + "/Inventory/Deployed", None, format="node")
+        for name, package in self.delivered.items():
+            base = "%s/Inventory/Delivered/%s" % (SCOMO_ROOT, name)
+            tree.set(base + "/PkgID", package["package_id"])
+            tree.set(base + "/Name", name)
+            tree.set(base + "/State", str(package["state"]), format="int")
+            tree.set(base + "/Status", "10", format="int")
         for name, component in self.components.items():
             base = "%s/Inventory/Deployed/%s" % (SCOMO_ROOT, name)
             tree.set(base + "/ID", name)
+            tree.set(base + "/Name", name)
             tree.set(base + "/Version", component["version"])
+            tree.set(base + "/Status", "10", format="int")
             tree.set(base + "/State", str(component["state"]), format="int")
             for op in ("Activate", "Deactivate", "Remove"):
                 tree.register_exec("%s/Operations/%s" % (base, op), self._scomo_component_hook(name, op))
@@ -133,7 +146,7 @@ class DeviceFunctions:
             tree.set("%s/AvailableWipeList/%s/ListItemName" % (LAWMO_ROOT, name), name)
             tree.set("%s/AvailableWipeList/%s/ToBeWiped" % (LAWMO_ROOT, name), "false", format="bool")
         for node in ("FullyLock", "PartiallyLock", "UnLock", "Wipe", "FactoryReset"):
-            tree.register_exec("%s/Operations/%s" % (LAWMO_ROOT, node), self._lawmo_hook(node))
+            tree.register_exec("%s/Operations/%s" % (LAWMO_ROOT, node), self._lawmo_hook(tree, node))
         # Download/<x> nodes are added by the server in the session itself: their
         # Operations exist as soon as <x> does, as on a real device
         plain_exec = tree.exec
@@ -168,7 +181,9 @@ class DeviceFunctions:
             url = _read(tree, "%s/Download/%s/PkgURL" % (SCOMO_ROOT, name))
             if not url:
                 return 405
-            self._accept(Pending(correlator, mo.SCOMO, op, uri, mo.SCOMO_ALERT, url=url, component=name))
+            package_id = _read(tree, "%s/Download/%s/PkgID" % (SCOMO_ROOT, name))
+            self._accept(Pending(correlator, mo.SCOMO, op, uri, mo.SCOMO_ALERT, url=url, component=name,
+                                 package_id=package_id))
             return 202
         return hook
 
@@ -180,7 +195,7 @@ class DeviceFunctions:
             return 202
         return hook
 
-    def _lawmo_hook(self, node):
+    def _lawmo_hook(self, tree, node):
         def hook(uri, data, correlator):
             pending = Pending(correlator, mo.LAWMO, node, uri, mo.LAWMO_ALERT)
             self._accept(pending)
@@ -194,7 +209,10 @@ class DeviceFunctions:
                 elif node == "UnLock":
                     self.lawmo_state = 30
                 elif node == "Wipe":
-                    code = 1201
+                    # wipes the entries the server marked ToBeWiped; none marked: nothing done
+                    self.wiped = [name for name in WIPE_LIST if _read(
+                        tree, "%s/AvailableWipeList/%s/ToBeWiped" % (LAWMO_ROOT, name)) == "true"]
+                    code = 1201 if self.wiped else 1405
             pending.code = code
             return 202
         return hook
@@ -251,13 +269,15 @@ class DeviceFunctions:
                 return
             state = 20 if pending.action == "DownloadInstall" else 10
             self.components[name] = {"version": package_version(body), "state": state}
+            self.delivered[name] = {"package_id": pending.package_id or name, "state": 20}
         elif pending.action == "Download":
-            pass
+            self.delivered[name] = {"package_id": pending.package_id or name, "state": 10}
         elif name not in self.components:
             pending.code = 1408 if pending.action == "Remove" else 1409
             return
         elif pending.action == "Remove":
             del self.components[name]
+            self.delivered.pop(name, None)  # the package goes with its component
         else:
             self.components[name]["state"] = 20 if pending.action == "Activate" else 10
         pending.code = 1200

@@ -11,7 +11,8 @@ typed completion.
 
 from .alerts import Completion, parse_completion
 from .mo import FUNCTIONS, Outcome, outcome_for
-from .operations import FunctionError, Operation, build_operation, correlator_for
+from .operations import (FunctionError, Operation, build_operation, correlator_for, offered_wipe_list,
+                         parse_inventory, wipe_commands)
 
 __all__ = [
     "FUNCTIONS",
@@ -21,6 +22,9 @@ __all__ = [
     "Outcome",
     "build_operation",
     "correlator_for",
+    "offered_wipe_list",
     "outcome_for",
     "parse_completion",
+    "parse_inventory",
+    "wipe_commands",
 ]

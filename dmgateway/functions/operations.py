@@ -13,10 +13,15 @@ Request parameters (all strings unless said otherwise):
   (not for ``update``), ``root`` (default ``./FUMO/fw1``);
 * SCOMO ``install`` | ``install_inactive``: ``package_url``, ``component``
   (the Download/<x> and Deployed/<x> node name), ``package_id``;
-  ``activate`` | ``deactivate`` | ``remove``: ``component``; ``root``
-  (default ``./SCOMO``);
+  ``activate`` | ``deactivate`` | ``remove``: ``component``; ``inventory``
+  (nothing: reads the inventory only); ``root`` (default ``./SCOMO``).
+  Every SCOMO operation reads the whole inventory back (Delivered and
+  Deployed, ``?list=StructData``);
 * LAWMO ``fully_lock`` | ``partially_lock`` | ``unlock``; ``wipe`` with
-  ``wipe_list`` (AvailableWipeList names) and ``confirm`` true;
+  ``confirm`` true and an optional ``wipe_list`` (AvailableWipeList names;
+  absent: everything the device offers): its job only reads the device's
+  AvailableWipeList, and :func:`wipe_commands` gives the second job
+  (ToBeWiped, Exec) once the list is known;
   ``factory_reset`` with ``confirm`` true; ``root`` (default ``./LAWMO``);
   ``node``: the Operations node's name on this device (default
   ``FullyLock``, ``PartiallyLock``, ``UnLock``, ``Wipe``, ``FactoryReset``).
@@ -28,7 +33,8 @@ from typing import List, Optional
 
 from . import mo
 
-__all__ = ["FunctionError", "Operation", "ACTIONS", "build_operation", "correlator_for"]
+__all__ = ["FunctionError", "Operation", "ACTIONS", "build_operation", "correlator_for", "wipe_commands",
+           "INVENTORY_PARTS", "MAX_WIPE_LIST"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _ROOT = re.compile(r"^\./[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*$")
@@ -39,7 +45,10 @@ FUMO_EXEC = {
     "download": ("Download", mo.FUMO_ALERT_DOWNLOAD),
     "update": ("Update", mo.FUMO_ALERT_UPDATE),
 }
-SCOMO_ACTIONS = ("install", "install_inactive", "activate", "deactivate", "remove")
+SCOMO_ACTIONS = ("install", "install_inactive", "activate", "deactivate", "remove", "inventory")
+#: The SCOMO inventory listings read back, as named in the outcome.
+INVENTORY_PARTS = {"Delivered": "delivered", "Deployed": "deployed"}
+MAX_WIPE_LIST = 32
 LAWMO_EXEC = {
     "fully_lock": "FullyLock",
     "partially_lock": "PartiallyLock",
@@ -83,6 +92,7 @@ class Operation:
     commands: List[dict]
     readback: List[dict] = field(default_factory=list)
     component: Optional[str] = None
+    wipe_list: Optional[List[str]] = None
 
 
 def correlator_for(job_key):
@@ -149,7 +159,16 @@ def _fumo(action, params, root, correlator):
     return mo_operation(mo.FUMO, action, root, correlator, target, alert_type, commands, readback)
 
 
+def inventory_reads(root):
+    """The Gets that read a SCOMO root's whole inventory (one listing per part)."""
+    return [{"op": "Get", "target": "%s/Inventory/%s?list=StructData" % (root, part)} for part in INVENTORY_PARTS]
+
+
 def _scomo(action, params, root, correlator):
+    if action == "inventory":
+        # no Exec: the job's own results are the inventory
+        return mo_operation(mo.SCOMO, action, root, correlator, root + "/Inventory", mo.SCOMO_ALERT,
+                            inventory_reads(root), [])
     component = _string(params, "component", required=True, pattern=_NAME)
     deployed = "%s/Inventory/Deployed/%s" % (root, component)
     if action in ("install", "install_inactive"):
@@ -170,6 +189,7 @@ def _scomo(action, params, root, correlator):
         commands = []
         readback = [] if action == "remove" else [{"op": "Get", "target": deployed + "/State"}]
     commands.append(_exec(target, correlator))
+    readback = readback + inventory_reads(root)
     return mo_operation(mo.SCOMO, action, root, correlator, target, mo.SCOMO_ALERT, commands, readback,
                         component=component)
 
@@ -180,25 +200,59 @@ def _lawmo(action, params, root, correlator):
     commands = []
     if action == "wipe":
         wipe_list = params.get("wipe_list")
-        if not isinstance(wipe_list, list) or not wipe_list or len(wipe_list) > 32:
-            raise FunctionError("'wipe_list' must list 1 to 32 AvailableWipeList entries")
-        for name in wipe_list:
-            if not isinstance(name, str) or not _NAME.match(name):
+        if wipe_list is not None:
+            if not isinstance(wipe_list, list) or not wipe_list or len(wipe_list) > MAX_WIPE_LIST:
+                raise FunctionError("'wipe_list' must list 1 to %d AvailableWipeList entries" % (MAX_WIPE_LIST,))
+            if not all(isinstance(name, str) and _NAME.match(name) and name.strip(".") for name in wipe_list):
                 raise FunctionError("'wipe_list' entries must be node names")
-            commands.append(
-                {"op": "Replace", "target": "%s/AvailableWipeList/%s/ToBeWiped" % (root, name),
-                 "data": "true", "format": "bool"}
-            )
+        # first read what the device offers; the store sends the wipe itself
+        # (wipe_commands) once the answer is checked against the request
+        commands.append({"op": "Get", "target": root + "/AvailableWipeList"})
     # the node names come from one vendor's client (one version spells "Unlock"):
     # a request may name the device's own
     node = _string(params, "node", pattern=_NAME) or LAWMO_EXEC[action]
     target = "%s/Operations/%s" % (root, node)
-    commands.append(_exec(target, correlator))
+    if action != "wipe":
+        commands.append(_exec(target, correlator))
     readback = [{"op": "Get", "target": root + "/State"}]
-    return mo_operation(mo.LAWMO, action, root, correlator, target, mo.LAWMO_ALERT, commands, readback)
+    return mo_operation(mo.LAWMO, action, root, correlator, target, mo.LAWMO_ALERT, commands, readback,
+                        wipe_list=list(wipe_list) if action == "wipe" and wipe_list else None)
 
 
-def mo_operation(function, action, root, correlator, target, alert_type, commands, readback, component=None):
+def offered_wipe_list(data):
+    """The entry names of a Get of AvailableWipeList (an interior node's
+    child list, ``/``-separated), bounded; ValueError for an answer that is
+    not one."""
+    if not isinstance(data, str):
+        raise ValueError("the device sent no AvailableWipeList")
+    names = [name for name in data.strip().split("/") if name]
+    if len(names) > 256 or not all(_NAME.match(name) and name.strip(".") for name in names):
+        raise ValueError("the device's AvailableWipeList is not a list of node names")
+    return names
+
+
+def wipe_commands(root, exec_target, correlator, requested, offered):
+    """
+    The commands of a wipe once the device's AvailableWipeList is known:
+    ToBeWiped true on each ``requested`` entry (all ``offered`` when None)
+    and the Exec.  :class:`FunctionError` names requested entries the
+    device does not offer, or an empty list.
+    """
+    missing = [name for name in requested or () if name not in offered]
+    if missing:
+        raise FunctionError("the device offers no wipe list entry %s (it offers: %s)"
+                            % (", ".join(missing), ", ".join(offered) or "none"))
+    chosen = list(requested) if requested else list(offered)
+    if not chosen:
+        raise FunctionError("the device offers nothing to wipe")
+    commands = [{"op": "Replace", "target": "%s/AvailableWipeList/%s/ToBeWiped" % (root, name),
+                 "data": "true", "format": "bool"} for name in chosen[:256]]
+    commands.append(_exec(exec_target, correlator))
+    return commands
+
+
+def mo_operation(function, action, root, correlator, target, alert_type, commands, readback, component=None,
+                 wipe_list=None):
     return Operation(
         function=function,
         action=action,
@@ -209,4 +263,50 @@ def mo_operation(function, action, root, correlator, target, alert_type, command
         commands=commands,
         readback=readback,
         component=component,
+        wipe_list=wipe_list,
     )
+
+
+#: The leaves of an inventory entry kept in the device view, and their key.
+INVENTORY_LEAVES = {"ID": "id", "Name": "name", "Version": "version", "State": "state", "Status": "status",
+                    "PkgID": "package_id", "PkgIDRef": "package_id"}
+MAX_COMPONENTS = 256
+
+
+def parse_inventory(target, answer):
+    """
+    The ``(part, entries)`` a SCOMO inventory listing answered: ``part``
+    ``"delivered"`` or ``"deployed"`` (from the Get's ``target``), entries
+    ``{name: {"id", "name", "version", "state", "status", "package_id"}}``
+    (those the device sent; State/Status as integers).  None for a Get that
+    is no inventory listing.  Bounded: at most :data:`MAX_COMPONENTS`
+    entries, values of 256 characters.
+    """
+    base, _, query = str(target or "").partition("?")
+    part = INVENTORY_PARTS.get(base.rsplit("/", 1)[-1])
+    if part is None or not query.startswith("list=") or "/Inventory/" not in base:
+        return None
+    items = answer.get("items") if isinstance(answer, dict) else None
+    entries = {}
+    prefix = base + "/"
+    for item in items or ():
+        if not isinstance(item, dict):
+            continue
+        source = item.get("source")
+        if not isinstance(source, str) or not source.startswith(prefix):
+            continue
+        path = source[len(prefix):].split("/")
+        if not _NAME.match(path[0]) or not path[0].strip("."):
+            continue
+        if path[0] not in entries and len(entries) >= MAX_COMPONENTS:
+            continue
+        entry = entries.setdefault(path[0], {})
+        key = INVENTORY_LEAVES.get(path[1]) if len(path) == 2 else None
+        data = item.get("data")
+        if key is None or not isinstance(data, str):
+            continue
+        value = data.strip()[:256]
+        if key in ("state", "status"):
+            value = int(value) if value.isdigit() and len(value) < 7 else value
+        entry[key] = value
+    return part, entries

@@ -227,7 +227,8 @@ class CampaignQueries:
         from .queries import _job
 
         rows = txn.fetchall(
-            "SELECT j.* FROM jobs j JOIN operations o ON o.op_id = j.job_id WHERE j.state = 'queued'"
+            "SELECT j.* FROM jobs j JOIN operations o ON o.op_id = j.job_id"
+            " OR (o.state = 'pending' AND o.readback_job_id = j.job_id) WHERE j.state = 'queued'"
             " AND j.notify <> 'none' AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.job_id)"
             " ORDER BY j.seq"
         )

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..functions import outcome_for, parse_completion
+from ..functions import FunctionError, offered_wipe_list, outcome_for, parse_completion, parse_inventory, wipe_commands
 from ..functions.alerts import normalise_source
 from .queries import _dump, _int, _load, _text, _time
 
@@ -74,6 +74,10 @@ def _readback_values(results: list) -> dict[str, Any]:
     for result in results or []:
         if not isinstance(result, dict) or result.get("op") != "Get" or result.get("status") != 200:
             continue
+        listing = parse_inventory(result.get("target"), result)
+        if listing is not None:
+            values.setdefault("inventory", {})[listing[0]] = listing[1]
+            continue
         node = str(result.get("target") or "").rsplit("/", 1)[-1]
         key = _READBACK_KEYS.get(node)
         data = result.get("data")
@@ -84,6 +88,22 @@ def _readback_values(results: list) -> dict[str, Any]:
             value = int(value) if value.isdigit() and len(value) < 7 else value
         values[key] = value
     return values
+
+
+def _initial_outcome(operation: Any) -> dict:
+    outcome: dict[str, Any] = {}
+    if operation.component:
+        outcome["component"] = operation.component
+    if getattr(operation, "wipe_list", None):
+        outcome["wipe_request"] = list(operation.wipe_list)
+    return outcome
+
+
+def _wipe_list_answer(results: list) -> Optional[str]:
+    for result in results or []:
+        if isinstance(result, dict) and result.get("op") == "Get" and result.get("status") == 200:
+            return result.get("data")
+    return None
 
 
 class FunctionQueries:
@@ -191,7 +211,7 @@ class FunctionQueries:
             "readback": _dump(operation.readback, "read-back"),
             "state": "pending",
             "result_code": None,
-            "outcome": _dump({"component": operation.component} if operation.component else {}, "outcome"),
+            "outcome": _dump(_initial_outcome(operation), "outcome"),
             "error": None,
             "timeout": float(timeout),
             "deadline": now + float(timeout),  # reset when the device accepts the Exec
@@ -267,6 +287,19 @@ class FunctionQueries:
 
     def _function_job_finished_txn(self, txn, now, job_id, state, results):
         row = txn.fetchone("SELECT * FROM operations WHERE op_id = ?", (job_id,))
+        if row is not None and row["state"] == "pending" and row["action"] == "wipe" and row["function"] == "lawmo":
+            return self._wipe_list_read_txn(txn, now, _operation(row), state, results)
+        if row is None:
+            # the second job of a wipe (see _wipe_list_read_txn)
+            row = txn.fetchone("SELECT * FROM operations WHERE readback_job_id = ? AND state = 'pending'", (job_id,))
+        if row is not None and row["state"] == "pending" and row["action"] == "inventory":
+            op = _operation(row)
+            values = _readback_values(results)
+            if state == "done" and "inventory" in values:
+                return self._settle_txn(txn, now, op, "done", outcome=dict(values, success=True,
+                                                                            meaning="inventory read"))
+            return self._settle_txn(txn, now, op, "failed", outcome=values, error={
+                "code": "inventory_unreadable", "message": "the device did not return its SCOMO inventory"})
         if row is not None and row["state"] == "pending":
             op = _operation(row)
             status = _exec_status(results)
@@ -295,6 +328,34 @@ class FunctionQueries:
                      % (values.get("fwv"), op.expect_fwv)}
             return self._settle_txn(txn, now, op, "failed", outcome=values, error=error)
         return self._settle_txn(txn, now, op, "done", outcome=values)
+
+    def _wipe_list_read_txn(self, txn, now, op, state, results):
+        """
+        The first job of a wipe read the device's AvailableWipeList: fail the
+        operation for an entry the device does not offer, else queue the
+        second job (ToBeWiped, Exec).  While the operation is pending its
+        C{readback_job_id} names that second job (no read-back exists yet).
+        """
+        if state != "done":
+            error = {"code": "not_started", "message": "the device's AvailableWipeList could not be read"}
+            return self._settle_txn(txn, now, op, "failed", error=error)
+        root = op.exec_target.rsplit("/Operations/", 1)[0]
+        try:
+            offered = offered_wipe_list(_wipe_list_answer(results))
+        except ValueError as e:
+            return self._settle_txn(txn, now, op, "failed", error={"code": "wipe_list_unreadable", "message": str(e)})
+        requested = op.outcome.get("wipe_request")
+        try:
+            commands = wipe_commands(root, op.exec_target, op.correlator, requested, offered)
+        except FunctionError as e:
+            code = "wipe_list_entry_unavailable" if requested else "wipe_list_empty"
+            return self._settle_txn(txn, now, op, "failed", outcome={"wipe_offered": offered},
+                                    error={"code": code, "message": str(e)})
+        stage_id = uuid.uuid4().hex
+        self._create_job_txn(txn, now, stage_id, op.device_id, commands, False, "auto", 0)
+        chosen = [c["target"].rsplit("/", 2)[-2] for c in commands if c["op"] == "Replace"]
+        return self._settle_txn(txn, now, op, "pending", outcome={"wipe_offered": offered, "wipe_list": chosen},
+                                readback_job_id=stage_id)
 
     def _function_alert_txn(self, txn, now, device_id, payload, readback):
         if readback is not None and readback[0] == "request":
@@ -377,8 +438,9 @@ class FunctionQueries:
             if op.state == "pending":
                 # the device never ran the operation's commands: they will not run late
                 txn.execute(
-                    "UPDATE jobs SET state = 'expired', updated = ? WHERE job_id = ? AND state IN ('queued', 'notified')",
-                    (now, op.op_id),
+                    "UPDATE jobs SET state = 'expired', updated = ? WHERE job_id IN (?, ?)"
+                    " AND state IN ('queued', 'notified')",
+                    (now, op.op_id, op.readback_job_id or op.op_id),
                 )
                 error = {"code": "expired", "message": "the device did not run the operation before the deadline"}
             else:
@@ -404,8 +466,8 @@ class FunctionQueries:
     def _settle_orphans_txn(self, txn, now, limit):
         rows = txn.fetchall(
             "SELECT o.*, j.state AS job_state, j.error AS job_error FROM operations o JOIN jobs j"
-            " ON j.job_id = o.op_id WHERE o.state = 'pending' AND j.state IN ('failed', 'expired', 'done')"
-            " LIMIT ?", (limit,))
+            " ON j.job_id = COALESCE(o.readback_job_id, o.op_id) WHERE o.state = 'pending'"
+            " AND j.state IN ('failed', 'expired', 'done') LIMIT ?", (limit,))
         for row in rows:
             job_state, job_error = row.pop("job_state"), row.pop("job_error")
             op = _operation(row)

@@ -3,7 +3,8 @@
 import pytest
 
 from dmgateway.dm.commands import build_job_commands
-from dmgateway.functions import FunctionError, build_operation, correlator_for, outcome_for, parse_completion
+from dmgateway.functions import (FunctionError, build_operation, correlator_for, offered_wipe_list, outcome_for,
+                                 parse_completion, parse_inventory, wipe_commands)
 from dmgateway.functions import mo
 from dmgateway.functions.alerts import normalise_source
 
@@ -41,16 +42,77 @@ def test_scomo_install_adds_download_node_then_exec():
     ]
 
 
-def test_lawmo_wipe_needs_confirmation_and_sets_to_be_wiped():
+def test_lawmo_wipe_needs_confirmation_and_reads_the_wipe_list_first():
     with pytest.raises(FunctionError, match="confirm"):
         build_operation("lawmo", "wipe", {"wipe_list": ["sd"]}, "j2")
     with pytest.raises(FunctionError, match="confirm"):
         build_operation("lawmo", "factory_reset", {"confirm": "yes"}, "j2")
     op = build_operation("lawmo", "wipe", {"wipe_list": ["sd", "contacts"], "confirm": True}, "j2")
-    assert op.commands[0]["target"] == "./LAWMO/AvailableWipeList/sd/ToBeWiped"
-    assert op.commands[-1] == {"op": "Exec", "target": "./LAWMO/Operations/Wipe", "correlator": "j2"}
+    assert op.commands == [{"op": "Get", "target": "./LAWMO/AvailableWipeList"}]
+    assert op.exec_target == "./LAWMO/Operations/Wipe"
+    assert op.wipe_list == ["sd", "contacts"]
+    assert build_operation("lawmo", "wipe", {"confirm": True}, "j2").wipe_list is None
+    build_job_commands(op.commands, False)
     lock = build_operation("lawmo", "fully_lock", {}, "j3")
     assert lock.commands == [{"op": "Exec", "target": "./LAWMO/Operations/FullyLock", "correlator": "j3"}]
+
+
+def test_wipe_commands_from_the_offered_list():
+    commands = wipe_commands("./LAWMO", "./LAWMO/Operations/Wipe", "j2", ["sd"], ["contacts", "sd"])
+    assert commands == [
+        {"op": "Replace", "target": "./LAWMO/AvailableWipeList/sd/ToBeWiped", "data": "true", "format": "bool"},
+        {"op": "Exec", "target": "./LAWMO/Operations/Wipe", "correlator": "j2"},
+    ]
+    build_job_commands(commands, False)
+    everything = wipe_commands("./LAWMO", "./LAWMO/Operations/Wipe", "j2", None, ["contacts", "sd"])
+    assert [c["target"] for c in everything[:-1]] == ["./LAWMO/AvailableWipeList/contacts/ToBeWiped",
+                                                      "./LAWMO/AvailableWipeList/sd/ToBeWiped"]
+    with pytest.raises(FunctionError, match="photos"):
+        wipe_commands("./LAWMO", "./LAWMO/Operations/Wipe", "j2", ["sd", "photos"], ["contacts", "sd"])
+    with pytest.raises(FunctionError, match="nothing to wipe"):
+        wipe_commands("./LAWMO", "./LAWMO/Operations/Wipe", "j2", None, [])
+
+
+@pytest.mark.parametrize("data, names", [("contacts/sd", ["contacts", "sd"]), ("", []), (" sd\n", ["sd"])])
+def test_offered_wipe_list(data, names):
+    assert offered_wipe_list(data) == names
+
+
+@pytest.mark.parametrize("data", [None, "../x", "a/<b>", "/".join("n%d" % i for i in range(300))])
+def test_offered_wipe_list_refuses_what_is_no_list(data):
+    with pytest.raises(ValueError):
+        offered_wipe_list(data)
+
+
+def test_scomo_operations_read_the_whole_inventory_back():
+    op = build_operation("scomo", "activate", {"component": "app1"}, "j9")
+    assert {"op": "Get", "target": "./SCOMO/Inventory/Deployed?list=StructData"} in op.readback
+    assert {"op": "Get", "target": "./SCOMO/Inventory/Delivered?list=StructData"} in op.readback
+    inventory = build_operation("scomo", "inventory", {}, "j9")
+    assert [c["op"] for c in inventory.commands] == ["Get", "Get"]
+    build_job_commands(inventory.commands, False)
+
+
+def test_parse_inventory():
+    answer = {"data": None, "items": [
+        {"source": "./SCOMO/Inventory/Deployed", "data": "a1/a2"},
+        {"source": "./SCOMO/Inventory/Deployed/a1", "data": None},
+        {"source": "./SCOMO/Inventory/Deployed/a1/ID", "data": "com.example.a1"},
+        {"source": "./SCOMO/Inventory/Deployed/a1/Version", "data": " 2.0 "},
+        {"source": "./SCOMO/Inventory/Deployed/a1/State", "data": "20"},
+        {"source": "./SCOMO/Inventory/Deployed/a1/Ext/Secret", "data": "x"},
+        {"source": "./SCOMO/Inventory/Deployed/a2/State", "data": "odd"},
+        {"source": "./Other/a3/Version", "data": "1"},
+        {"source": "./SCOMO/Inventory/Deployed/../x/Version", "data": "1"},
+        "junk",
+    ]}
+    part, entries = parse_inventory("./SCOMO/Inventory/Deployed?list=StructData", answer)
+    assert part == "deployed"
+    assert entries == {"a1": {"id": "com.example.a1", "version": "2.0", "state": 20}, "a2": {"state": "odd"}}
+    assert parse_inventory("./SCOMO/Inventory/Deployed/a1/State", answer) is None
+    assert parse_inventory("./SCOMO/Inventory/Delivered?list=StructData", {"data": ""}) == ("delivered", {})
+    many = {"items": [{"source": "./SCOMO/Inventory/Deployed/c%d/ID" % i, "data": "x"} for i in range(1000)]}
+    assert len(parse_inventory("./SCOMO/Inventory/Deployed?list=Struct", many)[1]) == 256
 
 
 @pytest.mark.parametrize(
@@ -65,6 +127,7 @@ def test_lawmo_wipe_needs_confirmation_and_sets_to_be_wiped():
         ("scomo", "install", {"package_url": "http://x", "component": "a/b"}, "node name"),
         ("lawmo", "wipe", {"confirm": True, "wipe_list": []}, "wipe_list"),
         ("lawmo", "wipe", {"confirm": True, "wipe_list": ["../x"]}, "node names"),
+        ("lawmo", "wipe", {"confirm": True, "wipe_list": "sd"}, "wipe_list"),
     ],
 )
 def test_bad_requests_are_refused_with_a_reason(function, action, params, message):

@@ -12,7 +12,10 @@ played by the fleet runner with the simulator's FUMO/SCOMO/LAWMO:
   the new FwV; the daemon is killed with SIGKILL in the middle (while no DM
   session is in flight) and restarted: nothing is lost, no device is
   started twice;
-* LAWMO lock then unlock, and SCOMO install then remove, over 50 devices.
+* LAWMO lock then unlock, a wipe refused for an entry the devices do not
+  offer (before anything reaches them), and SCOMO
+  install then remove, over 50 devices, the devices' whole SCOMO inventory
+  (with a component the gateway never installed) in the device views.
 """
 
 import hashlib
@@ -221,6 +224,15 @@ class CampaignE2ETests(TestCase):
             self.assertEqual(view["progress"]["by_state"], {"done": 50})
             self.assertEqual(view["progress"]["by_result"], {"1200": 50})
             self.assertTrue(all(f.lawmo_state == state for f in functions.values()))
+        # an entry no device offers: every operation fails before anything reaches the devices
+        campaign_id = await self.campaign({"function": "lawmo", "action": "wipe", "selection": selection,
+                                           "params": {"wipe_list": ["photos"], "confirm": True}, "policy": policy})
+        view, _paused = await self.wait_done(campaign_id, limit=300)
+        self.assertEqual(view["progress"]["by_state"], {"failed": 50})
+        status, report = await self.call("GET", "/campaigns/%s/report?format=json" % (campaign_id,))
+        self.assertEqual({r["reason"] for r in report["devices"]}, {"wipe_list_entry_unavailable"})
+        for f in functions.values():  # a component the gateway never installed
+            f.components["preloaded"] = {"version": "0.9", "state": 10}
         package_url = "http://127.0.0.1:%d/app" % (self.package_port,)
         # an external package: served here by a plain static file server of the test
         from twisted.web import server, static
@@ -237,17 +249,27 @@ class CampaignE2ETests(TestCase):
             "selection": selection, "policy": policy})
         view, _paused = await self.wait_done(campaign_id, limit=300)
         self.assertEqual(view["progress"]["by_result"], {"1200": 50})
-        self.assertTrue(all(f.components == {"app1": {"version": "5.1", "state": 20}} for f in functions.values()))
+        self.assertTrue(all(f.components["app1"] == {"version": "5.1", "state": 20} for f in functions.values()))
         status, report = await self.call("GET", "/campaigns/%s/report?format=json" % (campaign_id,))
         self.assertEqual({r["state"] for r in report["devices"]}, {"done"})
+        for device_id in functions:  # the whole inventory read back, in the device view
+            status, device = await self.call("GET", "/devices/" + device_id)
+            self.assertEqual(status, 200, device)
+            components = device["functions"]["components"]
+            self.assertEqual({name: (c["version"], c["state"]) for name, c in components.items()},
+                             {"app1": ("5.1", 20), "preloaded": ("0.9", 10)}, device_id)
+            self.assertEqual(device["functions"]["delivered"]["app1"]["state"], 20)
         campaign_id = await self.campaign({
             "function": "scomo", "action": "remove", "params": {"component": "app1"}, "selection": selection,
             "policy": policy})
         view, _paused = await self.wait_done(campaign_id, limit=300)
         self.assertEqual(view["progress"]["by_result"], {"1200": 50})
-        self.assertTrue(all(f.components == {} for f in functions.values()))
-        for f in functions.values():
-            self.assertEqual(f.accepted, 4)  # lock, unlock, install, remove: each once
+        self.assertTrue(all(set(f.components) == {"preloaded"} for f in functions.values()))
+        for device_id, f in functions.items():
+            self.assertEqual(f.accepted, 4)  # lock, unlock, install, remove: each once (the wipe was refused)
+            status, device = await self.call("GET", "/devices/" + device_id)
+            self.assertEqual(sorted(device["functions"]["components"]), ["preloaded"])
+            self.assertEqual(device["functions"]["delivered"], {})
 
 
 def test_cli_fleet_plays_a_lawmo_campaign(tmp_path):
