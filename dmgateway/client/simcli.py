@@ -434,12 +434,12 @@ def _run_fleet(args):
             raise _Usage("--concurrency must be at least 1")
         wake_factory = None
         if args.wake:
-            from .fleet import WAKE_SOURCES
+            from .wakesources import WAKE_SOURCES
 
             wake_factory = WAKE_SOURCES.get(args.wake)
             if wake_factory is None:
                 raise _Usage("no %s wake source is available in this installation "
-                              "(none registered in dmgateway.client.fleet.WAKE_SOURCES)"
+                              "(none registered in dmgateway.client.wakesources.WAKE_SOURCES)"
                               % (args.wake,))
             if args.duration is None and args.sessions is None:
                 raise _Usage("--wake needs --duration or --sessions")
