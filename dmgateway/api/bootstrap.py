@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from dmgateway.api import validation
+from dmgateway.api.jsonresource import ApiError
 from dmgateway.api.service import BootstrapRefused
 from dmgateway.api.validation import ValidationError
 
@@ -158,8 +159,6 @@ def validate_bootstrap(value: Any) -> dict[str, Any]:
 
 
 def _refused(reason: Failure) -> NoReturn:
-    from dmgateway.api.resources import ApiError
-
     reason.trap(BootstrapRefused)
     error = reason.value
     raise ApiError(error.status, error.code, error.message)
