@@ -333,8 +333,7 @@ class _DeviceBootstrap(JsonResource):
         self._device_id = device_id
 
     def create(self, request: server.Request) -> Deferred[Reply]:
-        return post_bootstrap(self._settings, self._device_id, request, json_body,
-                              lambda status, body: Reply(status, body), no_device)
+        return post_bootstrap(self._settings, self._device_id, request)
 
 
 class _Jobs(JsonResource):
