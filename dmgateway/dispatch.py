@@ -16,8 +16,6 @@ import os
 import secrets
 import uuid
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from urllib.parse import urlencode
 
 from twisted.internet import defer
@@ -25,9 +23,8 @@ from twisted.logger import Logger
 
 from dmgateway.api.service import UnknownDevice
 from dmgateway.auth.credentials import user_hash
-from dmgateway.auth.nonce import decode_nonce, encode_nonce
+from dmgateway.auth.nonce import decode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
-from dmgateway.auth.verify import AuthAccount
 from dmgateway.bootstrapper import Bootstrapper, bootstrap_view
 from dmgateway.cluster.hooks import ClusterHooks
 from dmgateway.cluster.signals import EVENTS, JOBS, SESSIONS
@@ -40,6 +37,10 @@ from dmgateway.dm.replies import bad_request_reply, status_only_reply
 from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.inventory import InventoryService
+from dmgateway.live import (
+    DMReply, LiveSession, device_state, device_view, event_view, iso_time, job_spec, job_view,
+    media_type_for, starts_session,
+)
 from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -48,65 +49,9 @@ log = Logger(namespace="dmgateway.dispatch")
 BOOTSTRAPS_SHOWN = 10
 
 
-@dataclass
-class DMReply:
-    """What the HTTP bearer sends back for one DM request."""
-
-    code: int
-    content_type: str
-    body: bytes
-    headers: dict = field(default_factory=dict)
-
-
-@dataclass
-class LiveSession:
-    token: str
-    device_id: str
-    session_id: str  # the SyncML SessionID
-    engine: ServerSession
-    encoding: str
-    media_type: str
-    started: float
-    messages: int = 0
-    timer: object = None
-    unrecorded: bool = False  # the store has no row for this session yet
-    auth_failures: int = 0  # the device's failure count as the store has it
-    job_ids: list = field(default_factory=list)
-    host: str = None  # the peer address that opened it (lockouts are per address)
-    first_digest: bytes = b""  # digest of package 1 as received, to know a retransmission
-    count_failures: bool = True  # False for a retransmitted package 1
-    function_readbacks: dict = field(default_factory=dict)  # Correlator -> read-back (job id, commands)
-    function_request: object = None  # the update a FUMO device request gets (devfunctions)
-    authenticated: bool = False  # the device proved itself in this session
-    pending_jobs: list = field(default_factory=list)  # ids of the jobs it was opened with
-    announced: bool = False  # the other nodes were told this session authenticated
-
-
-MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
-
-
-def media_type_for(encoding):
-    return MEDIA_TYPES[encoding]
-
-
-def iso_time(seconds):
-    """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds."""
-    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (stamp.microsecond // 1000,)
-
-
 def session_token(node, secret):
     """The RespURI token of a session of ``node``: ``NODE~SECRET`` ("~" is in no node name)."""
     return "%s~%s" % (node, secret)
-
-
-def _starts_session(msg):
-    from dmgateway.codec.syncml import ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED, Alert
-
-    return any(
-        isinstance(cmd, Alert) and cmd.data in (ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED)
-        for cmd in msg.body
-    )
 
 
 class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
@@ -277,7 +222,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         else:
             if self.outage.active:
                 return self._store_down(device_id, None)
-            if not _starts_session(msg):
+            if not starts_session(msg):
                 log.info(
                     "message for no live session from {device_id} ({peer})",
                     device_id=device_id,
@@ -373,7 +318,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         def encode(message):
             return encode_message(message, encoding)
 
-        specs = [_job_spec(job) for job in jobs]
+        specs = [job_spec(job) for job in jobs]
         try:
             try:
                 engine = self._new_engine(device, specs, resp_uri, encode)
@@ -429,7 +374,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
 
     def _new_engine(self, device, specs, resp_uri, encode):
         return ServerSession(
-            _device_state(device),
+            device_state(device),
             specs,
             server_uri=self.config.gateway.public_url,
             resp_uri=resp_uri,
@@ -673,7 +618,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         """A job was queued outside the API: hand it to the live session, or wake the device."""
         live = self._by_device.get(device.device_id)
         if live is not None and not live.engine.finished:
-            live.engine.add_job(_job_spec(job))
+            live.engine.add_job(job_spec(job))
         elif self.notifier is not None:
             await self.notifier.job_created(job, device)
 
@@ -775,7 +720,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         )
         live = self._by_device.get(device_id)
         if live is not None:
-            live.engine.add_job(_job_spec(job))
+            live.engine.add_job(job_spec(job))
             live.pending_jobs.append(job.job_id)
         elif self.signals is not None:
             self.signals.send(JOBS, device_id)  # its session may live on another node
@@ -884,18 +829,6 @@ def _nonce_or_none(auth):
     return decode_nonce(text)
 
 
-def _device_state(device):
-    client, server = device.client_auth, device.server_auth
-    return fx.DeviceState(
-        device_id=device.device_id,
-        server_id=device.server_id,
-        client=AuthAccount(client.type, client.name, client.user_hash),
-        client_nonce=client.nonce or b"",
-        server=AuthAccount(server.type, server.name, server.user_hash, server.secret),
-        server_nonce=server.nonce or b"",
-    )
-
-
 def _unsendable(spec):
     """Why the session engine refuses a job (None if it takes it)."""
     from dmgateway.dm.jobs import JobRun
@@ -905,81 +838,3 @@ def _unsendable(spec):
     except ValueError as e:
         return str(e)
     return None
-
-
-def _job_spec(job):
-    return fx.JobSpec(job_id=job.job_id, commands=list(job.commands), atomic=job.atomic)
-
-
-def device_view(device):
-    def auth(a):
-        return {"type": a.type, "name": a.name, "nonce": encode_nonce(a.nonce or b"")}
-
-    return {
-        "device_id": device.device_id,
-        "server_id": device.server_id,
-        "client_auth": auth(device.client_auth),
-        "server_auth": auth(device.server_auth),
-        "msisdn": device.msisdn,
-        "sip_uri": device.sip_uri,
-        "imsi": device.imsi,
-        "devinfo": device.devinfo,
-        "reported": device.reported or {},
-        "device_challenge": device.device_challenge,
-        "last_session": device.last_session,
-        "created": iso_time(device.created),
-        "updated": iso_time(device.updated),
-    }
-
-
-def job_view(job, notifications):
-    view = {
-        "id": job.job_id,
-        "device_id": job.device_id,
-        "state": job.state,
-        "commands": _redacted(job.commands),
-        "atomic": job.atomic,
-        "notify": job.notify,
-        "ui_mode": job.ui_mode,
-        "results": job.results,
-        "notifications": [notification_view(n) for n in notifications],
-        "created": iso_time(job.created),
-        "updated": iso_time(job.updated),
-    }
-    if job.state in ("failed", "expired"):
-        view["error"] = job.error or {"code": job.state, "message": "job %s" % (job.state,)}
-    return view
-
-
-def _redacted(commands):
-    """Job commands for a view: the data of an ``.../AAuthSecret`` leaf is never
-    shown, also inside a Sequence."""
-    out = []
-    for command in commands:
-        if not isinstance(command, dict):
-            out.append(command)
-            continue
-        target = str(command.get("target", ""))
-        if target.split("?", 1)[0].rstrip("/").endswith("/AAuthSecret") and "data" in command:
-            command = dict(command, data="(secret)")
-        if isinstance(command.get("commands"), list):
-            command = dict(command, commands=_redacted(command["commands"]))
-        out.append(command)
-    return out
-
-
-def notification_view(n):
-    return {
-        "bearer": n.bearer,
-        "state": n.state,
-        "attempts": n.attempts,
-        "last_error": n.last_error,
-        "message_id": n.message_id,
-    }
-
-
-def event_view(event):
-    view = dict(event)
-    if isinstance(view.get("time"), (int, float)):
-        view["time"] = iso_time(view["time"])
-    return view

@@ -24,7 +24,6 @@ import hmac
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from dmgateway import dispatch as _dispatch  # the one importer of this module
 from dmgateway.api.service import UnknownDevice
 from dmgateway.auth.verify import verify_client
 from dmgateway.codec import encode_message
@@ -32,6 +31,7 @@ from dmgateway.codec.errors import LimitExceeded
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
+from dmgateway.live import DMReply, LiveSession, device_state, iso_time, media_type_for, starts_session
 from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -47,7 +47,7 @@ class SessionGuard:
         in constant time) or with valid credentials for the device.  A package
         1 that does neither may start a new session, never join this one.
         """
-        starts = _dispatch._starts_session(msg)
+        starts = starts_session(msg)
         same_session = msg.hdr.session_id == live.session_id
         if token is not None:
             if same_session and hmac.compare_digest(token.encode("utf-8"), live.token.encode("utf-8")):
@@ -100,12 +100,12 @@ class SessionGuard:
         refusal = self._refusal(device, device_id, host, peer, now)
         if refusal is not None:
             return self._plain_reply(msg, encoding, refusal)
-        state = _dispatch._device_state(device)
+        state = device_state(device)
         if self._credentials_ok(state, msg, body, hmac_header):
             # the new session takes the jobs left: no wake-up for them
             await self._abort(live, "superseded", "a new session from the device replaced this one", wake=False)
             fresh = await self._open(msg, encoding, peer)
-            if isinstance(fresh, _dispatch.DMReply):
+            if isinstance(fresh, DMReply):
                 return fresh
             fresh.first_digest = _digest(body)
             return await self._take(fresh, msg, body, hmac_header)
@@ -119,9 +119,9 @@ class SessionGuard:
                       device_id=device_id, reason=str(e))
             return self._plain_reply(msg, encoding, 500)
         outcome = engine.handle(msg, body=body, hmac_header=hmac_header)
-        throwaway = _dispatch.LiveSession(
+        throwaway = LiveSession(
             token="", device_id=device_id, session_id=msg.hdr.session_id, engine=engine,
-            encoding=encoding, media_type=_dispatch.media_type_for(encoding), started=now,
+            encoding=encoding, media_type=media_type_for(encoding), started=now,
             auth_failures=device.auth_failures, host=host, count_failures=_digest(body) != live.first_digest,
         )
         kept = (fx.NoncesChanged, fx.AuthFailed)
@@ -133,7 +133,7 @@ class SessionGuard:
         )
         reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, encoding)
         headers = {"x-syncml-hmac": outcome.hmac_header} if outcome.hmac_header else {}
-        return _dispatch.DMReply(200, _dispatch.media_type_for(encoding), reply_body, headers)
+        return DMReply(200, media_type_for(encoding), reply_body, headers)
 
     def _refusal(self, device, device_id, host, peer, now):
         """The SyncML status refusing a session to ``device_id`` from ``host`` (None: go on)."""
@@ -172,7 +172,7 @@ class SessionGuard:
         if live is not None:
             self._abort_unrecorded(live, "the store is unavailable")
         self._schedule_repair()
-        return _dispatch.DMReply(
+        return DMReply(
             503,
             "text/plain; charset=utf-8",
             b"store unavailable, try again later\n",
@@ -219,11 +219,11 @@ class SessionGuard:
     def _with_lockouts(self, view, device):
         now = self.clock.seconds()
         lockouts = [
-            {"scope": "peer", "peer": host, "until": _dispatch.iso_time(until)}
+            {"scope": "peer", "peer": host, "until": iso_time(until)}
             for host, until in self.guard.lockouts(device.device_id, now)
         ]
         if device.locked(now):
-            lockouts.append({"scope": "device", "peer": None, "until": _dispatch.iso_time(device.locked_until)})
+            lockouts.append({"scope": "device", "peer": None, "until": iso_time(device.locked_until)})
         view["lockouts"] = lockouts
         return view
 

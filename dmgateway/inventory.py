@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from dmgateway.api.service import UnknownDevice, UnknownJob
 from dmgateway.api.validation import ValidationError
+from dmgateway.live import device_view
 from dmgateway.store.model import NotFound
 
 log = Logger()
@@ -68,8 +69,6 @@ class InventoryService:
 
     def list_devices(self, where, limit, cursor):
         """``{"devices": [...], "next": cursor or None}``."""
-        from dmgateway.dispatch import device_view
-
         after = decode_cursor(cursor) if cursor is not None else None
 
         def page(devices):

@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from dmgateway.api.campaigncli import _devices_from_csv, _Failed, progress_line
+from dmgateway.cli.campaign import _devices_from_csv, _Failed, progress_line
 from dmgateway.cli import build_parser
 
 

@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from twisted.web import server
 
 from dmgateway.api import validation
+from dmgateway.api.jsonresource import ApiError, Reply, json_body, no_device
 from dmgateway.api.service import BootstrapRefused
 from dmgateway.api.validation import ValidationError
 
@@ -158,21 +159,18 @@ def validate_bootstrap(value: Any) -> dict[str, Any]:
 
 
 def _refused(reason: Failure) -> NoReturn:
-    from dmgateway.api.resources import ApiError
-
     reason.trap(BootstrapRefused)
     error = reason.value
     raise ApiError(error.status, error.code, error.message)
 
 
-def post_bootstrap(settings: Any, device_id: str, request: server.Request, json_body: Any,
-                   reply: Any, no_device: Any) -> Deferred:
+def post_bootstrap(settings: Any, device_id: str, request: server.Request) -> Deferred:
     """The handler of C{POST .../bootstrap}; the resource classes are in L{resources}."""
     spec = validate_bootstrap(json_body(request, settings.max_body))
 
-    def done(result: tuple[int, dict[str, Any]]) -> Any:
+    def done(result: tuple[int, dict[str, Any]]) -> Reply:
         status, body = result
-        return reply(status, body)
+        return Reply(status, body)
 
     d = settings.service.bootstrap(device_id, spec)
     d.addCallbacks(done, no_device, errbackArgs=(device_id,))

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from twisted.internet import defer
 
-from dmgateway.api.resources import ApiError, _JsonResource, _json_body, _Reply
+from dmgateway.api.jsonresource import ApiError, JsonResource, Reply, json_body
 from dmgateway.api.validation import ValidationError
 from dmgateway.delegation import messages as m
 from dmgateway.delegation.flow import MAX_DEVICES, MAX_SUBTREES, DelegationError
@@ -85,7 +85,7 @@ def _refused(failure):
     raise ApiError(error.status, error.code, error.message)
 
 
-class Delegations(_JsonResource):
+class Delegations(JsonResource):
     """``/api/v1/delegations``."""
 
     methods = {b"POST": "create"}
@@ -103,14 +103,14 @@ class Delegations(_JsonResource):
 
     def create(self, request):
         flow = _flow(self._settings)
-        spec = validate_delegation(_json_body(request, self._settings.max_body))
+        spec = validate_delegation(json_body(request, self._settings.max_body))
         d = defer.ensureDeferred(flow.create(spec))
         d.addErrback(_refused)
-        return d.addCallback(lambda view: _Reply(201, view, {
+        return d.addCallback(lambda view: Reply(201, view, {
             b"Location": b"/api/v1/delegations/" + view["id"].encode("ascii")}))
 
 
-class Delegation(_JsonResource):
+class Delegation(JsonResource):
     """``/api/v1/delegations/{id}``."""
 
     methods = {b"GET": "get", b"DELETE": "revoke"}
@@ -123,7 +123,7 @@ class Delegation(_JsonResource):
     def _found(self, view):
         if view is None:
             raise ApiError(404, "unknown_delegation", "no delegation %r" % (self._id,))
-        return _Reply(200, view)
+        return Reply(200, view)
 
     def get(self, request):
         d = defer.ensureDeferred(_flow(self._settings).get(self._id))

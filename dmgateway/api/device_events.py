@@ -13,7 +13,7 @@ from twisted.internet.defer import Deferred
 from twisted.web import server
 
 from dmgateway.api import validation
-from dmgateway.api.resources import MAX_SEQ, _JsonResource, _no_device, _Reply
+from dmgateway.api.jsonresource import MAX_SEQ, JsonResource, Reply, no_device
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -35,7 +35,7 @@ def parse_types(value: str | None) -> tuple[str, ...]:
     return types
 
 
-class DeviceEvents(_JsonResource):
+class DeviceEvents(JsonResource):
     methods = {b"GET": "list"}
 
     def __init__(self, settings, device_id: str) -> None:
@@ -43,7 +43,7 @@ class DeviceEvents(_JsonResource):
         self._settings = settings
         self._device_id = device_id
 
-    def list(self, request: server.Request) -> Deferred[_Reply]:
+    def list(self, request: server.Request) -> Deferred[Reply]:
         args = request.args
         unknown = sorted(set(args) - PARAMS)
         if unknown:
@@ -60,5 +60,5 @@ class DeviceEvents(_JsonResource):
             before = validation.parse_int_param(before, "before", 1, 1, MAX_SEQ)
         d = self._settings.service.device_events(self._device_id, types, limit, before)
         return d.addCallbacks(
-            lambda events: _Reply(200, {"events": events}), _no_device, errbackArgs=(self._device_id,)
+            lambda events: Reply(200, {"events": events}), no_device, errbackArgs=(self._device_id,)
         )

@@ -24,7 +24,9 @@ from twisted.internet import defer
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from dmgateway.api.resources import ApiError, _Error, _JsonResource, _json_body, _quote_id, _Reply
+from dmgateway.api.jsonresource import (
+    ApiError, ErrorResource, JsonResource, Reply, json_body, json_bytes, quote_id,
+)
 from dmgateway.api.validation import ValidationError, parse_device_id
 from dmgateway.campaigns import CampaignError
 from dmgateway.devfunctions import UnknownDevice
@@ -62,8 +64,8 @@ def _call(coroutine, status=200, location=None):
     def reply(body):
         headers = {}
         if location is not None and isinstance(body, dict) and isinstance(body.get("id"), str):
-            headers[b"Location"] = (location + _quote_id(body["id"])).encode("ascii")
-        return _Reply(status, body, headers)
+            headers[b"Location"] = (location + quote_id(body["id"])).encode("ascii")
+        return Reply(status, body, headers)
 
     return defer.ensureDeferred(coroutine).addCallbacks(reply, _translate)
 
@@ -82,7 +84,7 @@ def _hex_id(path):
     return path.decode("ascii")
 
 
-class FirmwareList(_JsonResource):
+class FirmwareList(JsonResource):
     methods = {b"GET": "list", b"POST": "create"}
 
     def __init__(self, settings):
@@ -92,7 +94,7 @@ class FirmwareList(_JsonResource):
     def getChild(self, path, request):
         firmware_id = _hex_id(path)
         if firmware_id is None:
-            return _Error(ApiError(404, "not_found", "no such firmware"))
+            return ErrorResource(ApiError(404, "not_found", "no such firmware"))
         return _FirmwareItem(self._settings, firmware_id)
 
     def list(self, request):
@@ -113,11 +115,11 @@ class FirmwareList(_JsonResource):
                     raise ApiError(400, "invalid_parameter", "unknown or repeated parameter %r" % (name[:64],))
                 meta[name] = values[0].decode("utf-8", "replace")
             return _call(firmware.register(meta, request.content), 201, "/api/v1/firmware/")
-        meta = _json_body(request, self._settings.max_body)
+        meta = json_body(request, self._settings.max_body)
         return _call(firmware.register(meta), 201, "/api/v1/firmware/")
 
 
-class _FirmwareItem(_JsonResource):
+class _FirmwareItem(JsonResource):
     methods = {b"GET": "get"}
 
     def __init__(self, settings, firmware_id):
@@ -127,10 +129,10 @@ class _FirmwareItem(_JsonResource):
 
     def get(self, request):
         return _call(_functions(self._settings).firmware.get(self._id)).addCallback(
-            lambda reply: _Reply(200, _found("firmware")(reply.body)))
+            lambda reply: Reply(200, _found("firmware")(reply.body)))
 
 
-class DeviceOperations(_JsonResource):
+class DeviceOperations(JsonResource):
     """``/api/v1/devices/{id}/operations``."""
 
     methods = {b"POST": "create"}
@@ -141,12 +143,12 @@ class DeviceOperations(_JsonResource):
         self._device_id = device_id
 
     def create(self, request):
-        body = _json_body(request, self._settings.max_body)
+        body = json_body(request, self._settings.max_body)
         functions = _functions(self._settings)
         return _call(functions.start_operation(self._device_id, body), 201, "/api/v1/operations/")
 
 
-class Operations(_JsonResource):
+class Operations(JsonResource):
     def __init__(self, settings):
         super().__init__()
         self._settings = settings
@@ -154,11 +156,11 @@ class Operations(_JsonResource):
     def getChild(self, path, request):
         op_id = _hex_id(path)
         if op_id is None:
-            return _Error(ApiError(404, "not_found", "no such operation"))
+            return ErrorResource(ApiError(404, "not_found", "no such operation"))
         return _Operation(self._settings, op_id)
 
 
-class _Operation(_JsonResource):
+class _Operation(JsonResource):
     methods = {b"GET": "get"}
 
     def __init__(self, settings, op_id):
@@ -168,10 +170,10 @@ class _Operation(_JsonResource):
 
     def get(self, request):
         d = _functions(self._settings).get_operation(self._id)
-        return d.addCallback(lambda view: _Reply(200, _found("operation")(view)))
+        return d.addCallback(lambda view: Reply(200, _found("operation")(view)))
 
 
-class Campaigns(_JsonResource):
+class Campaigns(JsonResource):
     methods = {b"GET": "list", b"POST": "create"}
 
     def __init__(self, settings):
@@ -181,7 +183,7 @@ class Campaigns(_JsonResource):
     def getChild(self, path, request):
         campaign_id = _hex_id(path)
         if campaign_id is None:
-            return _Error(ApiError(404, "not_found", "no such campaign"))
+            return ErrorResource(ApiError(404, "not_found", "no such campaign"))
         return _Campaign(self._settings, campaign_id)
 
     def _service(self):
@@ -194,11 +196,11 @@ class Campaigns(_JsonResource):
         return {"campaigns": await self._service().list()}
 
     def create(self, request):
-        body = _json_body(request, self._settings.max_body)
+        body = json_body(request, self._settings.max_body)
         return _call(self._service().create(body), 201, "/api/v1/campaigns/")
 
 
-class _Campaign(_JsonResource):
+class _Campaign(JsonResource):
     methods = {b"GET": "get"}
 
     def __init__(self, settings, campaign_id):
@@ -215,10 +217,10 @@ class _Campaign(_JsonResource):
 
     def get(self, request):
         service = _functions(self._settings).campaigns
-        return _call(service.get(self._id)).addCallback(lambda r: _Reply(200, _found("campaign")(r.body)))
+        return _call(service.get(self._id)).addCallback(lambda r: Reply(200, _found("campaign")(r.body)))
 
 
-class _CampaignAction(_JsonResource):
+class _CampaignAction(JsonResource):
     methods = {b"POST": "act"}
 
     def __init__(self, settings, campaign_id, action):
@@ -243,27 +245,25 @@ class _CampaignReport(Resource):
 
     def render(self, request):
         if request.method not in (b"GET", b"HEAD"):
-            return _Error(ApiError(405, "method_not_allowed", "use GET", {b"Allow": b"GET, HEAD"})).render(request)
+            return ErrorResource(ApiError(405, "method_not_allowed", "use GET", {b"Allow": b"GET, HEAD"})).render(request)
         fmt = (request.args.get(b"format") or [b"json"])[0]
         if set(request.args) - {b"format"} or fmt not in (b"json", b"csv"):
-            return _Error(ApiError(400, "invalid_parameter", "format must be json or csv")).render(request)
+            return ErrorResource(ApiError(400, "invalid_parameter", "format must be json or csv")).render(request)
         try:
             service = _functions(self._settings).campaigns
         except ApiError as error:
-            return _Error(error).render(request)
+            return ErrorResource(error).render(request)
         d = defer.ensureDeferred(service.report(self._id, fmt.decode("ascii")))
         d.addCallback(self._write, request, fmt)
-        d.addErrback(lambda f: _Error(ApiError(500, "internal_error", "internal error")).render(request)
+        d.addErrback(lambda f: ErrorResource(ApiError(500, "internal_error", "internal error")).render(request)
                      if not request.finished else None)
         return server.NOT_DONE_YET
 
     def _write(self, report, request, fmt):
         if report is None:
-            _Error(ApiError(404, "not_found", "no such campaign")).render(request)
+            ErrorResource(ApiError(404, "not_found", "no such campaign")).render(request)
             return
         if fmt == b"json":
-            from dmgateway.api.resources import json_bytes
-
             body, ctype = json_bytes(report), b"application/json; charset=utf-8"
         else:
             body, ctype = report.encode("utf-8"), b"text/csv; charset=utf-8"

@@ -24,232 +24,37 @@ Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
 from __future__ import annotations
 
 import hmac
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
-from urllib.parse import quote
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
 
-from dmgateway.api import listing, validation
-from dmgateway.api.service import GatewayService, ServiceUnavailable, UnknownDevice, UnknownJob
+from dmgateway.api import functions, listing, validation
+from dmgateway.api.bootstrap import post_bootstrap
+from dmgateway.api.delegations import Delegations
+from dmgateway.api.device_events import DeviceEvents
+from dmgateway.api.jsonresource import (
+    JSON_TYPE, MAX_SEQ, ApiError, ErrorResource, JsonResource, Reply, error_bytes, json_body,
+    no_device, quote_id,
+)
+from dmgateway.api.service import GatewayService, UnknownDevice
 from dmgateway.api.validation import ValidationError
 from dmgateway.bearers.httplimits import PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest
-from dmgateway.store.model import NotFound, StoreUnavailable
+from dmgateway.store.model import NotFound
 
-JSON_TYPE = b"application/json; charset=utf-8"
 DEFAULT_MAX_BODY = 1048576
 DEFAULT_MAX_WAIT = 60.0
 DEFAULT_JOB_PAGE = 50
 MAX_JOB_PAGE = 500
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
-MAX_SEQ = 2**63 - 1
 
 log = Logger()
-
-
-class ApiError(Exception):
-    """
-    An error answer: C{{"error": {"code": code, "message": message}}}.
-    """
-
-    def __init__(
-        self, status: int, code: str, message: str,
-        headers: dict[bytes, bytes] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: Any
-    headers: dict[bytes, bytes] = field(default_factory=dict)
-
-
-def json_bytes(body: Any) -> bytes:
-    """
-    Encode a response body: UTF-8 JSON and a final newline.
-    """
-    return json.dumps(body, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
-
-
-def error_bytes(code: str, message: str) -> bytes:
-    """
-    Encode the API's error shape.
-    """
-    return json_bytes({"error": {"code": code, "message": message}})
-
-
-def _quote_id(value: str) -> str:
-    return quote(value, safe="")
-
-
-# -- request plumbing -----------------------------------------------------
-
-
-class _Exchange:
-    """
-    One request being answered: writes the reply unless the client left.
-    """
-
-    def __init__(self, request: server.Request, service: Any = None) -> None:
-        self.request = request
-        self.service = service
-        self.gone = False
-        request.notifyFinish().addErrback(self._lost)
-
-    def _lost(self, reason: Failure) -> None:
-        self.gone = True
-
-    def encode(self, reply: _Reply) -> tuple[int, bytes, dict[bytes, bytes]]:
-        return reply.status, json_bytes(reply.body), reply.headers
-
-    def error(self, reason: Failure) -> tuple[int, bytes, dict[bytes, bytes]] | None:
-        if self.gone:
-            return None
-        error = reason.value
-        if isinstance(error, ValidationError):
-            error = ApiError(400, error.code, error.message)
-        elif isinstance(error, UnknownJob):
-            error = ApiError(404, "unknown_job", f"no job {str(error)!r}")
-        elif isinstance(error, UnknownDevice):
-            error = ApiError(404, "unknown_device", str(error) or "no such device")
-        elif isinstance(error, StoreUnavailable):
-            # an outage is logged once by the gateway, not once per request
-            noted = getattr(self.service, "store_failed", None)
-            retry_after = noted(error) if noted is not None else 5
-            error = ApiError(
-                503, "store_unavailable", "the store is unavailable; try again later",
-                {b"Retry-After": b"%d" % (retry_after,)},
-            )
-        elif isinstance(error, ServiceUnavailable):
-            error = ApiError(
-                503, "service_unavailable", str(error) or "service unavailable"
-            )
-        elif not isinstance(error, ApiError):
-            log.failure(
-                "API request {method} {path} failed",
-                reason,
-                method=self.request.method.decode("latin-1"),
-                path=self.request.path.decode("latin-1"),
-            )
-            error = ApiError(500, "internal_error", "internal error")
-        return error.status, error_bytes(error.code, error.message), error.headers
-
-    def write(self, answer: tuple[int, bytes, dict[bytes, bytes]] | None) -> None:
-        if self.gone or answer is None:
-            return
-        status, body, headers = answer
-        request = self.request
-        request.setResponseCode(status)
-        for name, value in headers.items():
-            request.setHeader(name, value)
-        request.setHeader(b"Content-Type", JSON_TYPE)
-        request.setHeader(b"Content-Length", b"%d" % (len(body),))
-        request.setHeader(b"Cache-Control", b"no-store")
-        request.write(body)
-        request.finish()
-
-
-class _JsonResource(Resource):
-    """
-    A resource answering JSON.  C{methods} maps an HTTP method to the name
-    of a handler taking the request and returning a L{_Reply} or a
-    L{Deferred} firing with one; handlers raise L{ApiError},
-    L{ValidationError} or service errors to answer with an error.
-    """
-
-    methods: dict[bytes, str] = {}
-
-    def getChild(self, path: bytes, request: server.Request) -> Resource:
-        return _Error(ApiError(404, "not_found", "no such resource"))
-
-    def render(self, request: server.Request) -> int:
-        settings = getattr(self, "_settings", None)
-        exchange = _Exchange(request, getattr(settings, "service", None))
-        d = maybeDeferred(self._dispatch, request)
-        d.addCallback(exchange.encode)
-        d.addErrback(exchange.error)
-        d.addCallback(exchange.write)
-        d.addErrback(lambda f: log.failure("writing an API reply failed", f))
-        return NOT_DONE_YET
-
-    def _dispatch(self, request: server.Request) -> _Reply | Deferred[_Reply]:
-        method = b"GET" if request.method == b"HEAD" else request.method
-        name = self.methods.get(method)
-        if name is not None:
-            return getattr(self, name)(request)
-        if not self.methods:
-            raise ApiError(404, "not_found", "no such resource")
-        allowed = sorted(self.methods) + ([b"HEAD"] if b"GET" in self.methods else [])
-        raise ApiError(
-            405,
-            "method_not_allowed",
-            "method %s is not allowed here; use %s"
-            % (request.method.decode("latin-1"), b", ".join(allowed).decode("ascii")),
-            {b"Allow": b", ".join(allowed)},
-        )
-
-
-class _Error(_JsonResource):
-    """
-    Answers every method, here and below, with one error.
-    """
-
-    def __init__(self, error: ApiError) -> None:
-        super().__init__()
-        self._error = error
-
-    def getChild(self, path: bytes, request: server.Request) -> Resource:
-        return self
-
-    def _dispatch(self, request: server.Request) -> _Reply:
-        raise self._error
-
-
-def _no_device(reason: Failure, device_id: str) -> NoReturn:
-    """
-    Name the device in an L{UnknownDevice} answer, whatever the service said.
-    """
-    reason.trap(UnknownDevice)
-    raise ApiError(404, "unknown_device", f"no device {device_id!r}")
-
-
-def _json_body(request: server.Request, max_body: int) -> Any:
-    """
-    Check the content type and size of a request body and parse it.
-    """
-    ctype = request.getHeader(b"content-type") or b""
-    media, *params = [p.strip().lower() for p in ctype.split(b";")]
-    charset_ok = all(
-        p in (b"charset=utf-8", b'charset="utf-8"')
-        for p in params if p.startswith(b"charset=")
-    )
-    if media != b"application/json" or not charset_ok:
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "Content-Type must be application/json (UTF-8)",
-        )
-    request.content.seek(0)
-    body = request.content.read(max_body + 1)
-    if len(body) > max_body:
-        raise ApiError(
-            413, "payload_too_large", f"request body is larger than {max_body} bytes"
-        )
-    return validation.parse_json(body)
 
 
 # -- the tree -------------------------------------------------------------
@@ -263,7 +68,7 @@ class _Settings:
     max_commands: int
 
 
-class _Namespace(_JsonResource):
+class _Namespace(JsonResource):
     """
     A path prefix (C{/}, C{/api}) with fixed children; 404 itself.
     """
@@ -330,11 +135,11 @@ class _Guarded(Resource):
     def render(self, request: server.Request) -> Any:
         error = self._token.refusal(request)
         if error is not None:
-            return _Error(error).render(request)
+            return ErrorResource(error).render(request)
         return self._inner.render(request)
 
 
-class _V1(_JsonResource):
+class _V1(JsonResource):
     """
     C{/api/v1}: checks the bearer token for itself and everything below.
     """
@@ -345,11 +150,7 @@ class _V1(_JsonResource):
         self.putChild(b"devices", _Devices(settings))
         self.putChild(b"jobs", _Jobs(settings))
         self.putChild(b"events", _Events(settings))
-        from dmgateway.api.delegations import Delegations
-
         self.putChild(b"delegations", Delegations(settings))
-        from dmgateway.api import functions
-
         functions.install(self, settings)
 
     def _check(self, request: server.Request) -> ApiError | None:
@@ -358,14 +159,14 @@ class _V1(_JsonResource):
     def getChildWithDefault(self, path: bytes, request: server.Request) -> Resource:
         error = self._check(request)
         if error is not None:
-            return _Error(error)
+            return ErrorResource(error)
         return super().getChildWithDefault(path, request)
 
-    def _dispatch(self, request: server.Request) -> _Reply:
+    def _dispatch(self, request: server.Request) -> Reply:
         raise self._check(request) or ApiError(404, "not_found", "no such resource")
 
 
-class _Devices(_JsonResource):
+class _Devices(JsonResource):
     """
     C{/api/v1/devices}: the inventory (filters, cursor) and its children.
     """
@@ -376,10 +177,10 @@ class _Devices(_JsonResource):
         super().__init__()
         self._settings = settings
 
-    def list(self, request: server.Request) -> Deferred[_Reply]:
+    def list(self, request: server.Request) -> Deferred[Reply]:
         where, limit, cursor = listing.parse_device_query(request.args)
         d = self._settings.service.list_devices(where, limit, cursor)
-        return d.addCallback(lambda page: _Reply(200, page))
+        return d.addCallback(lambda page: Reply(200, page))
 
     def getChild(self, path: bytes, request: server.Request) -> Resource:
         if not path:
@@ -387,11 +188,11 @@ class _Devices(_JsonResource):
         try:
             device_id = validation.parse_device_id(path)
         except ValidationError as e:
-            return _Error(ApiError(400, e.code, e.message))
+            return ErrorResource(ApiError(400, e.code, e.message))
         return _Device(self._settings, device_id)
 
 
-class _Device(_JsonResource):
+class _Device(JsonResource):
     """
     C{/api/v1/devices/{device_id}}: the device account.
     """
@@ -409,50 +210,46 @@ class _Device(_JsonResource):
         if path == b"lockouts":
             return _DeviceLockouts(self._settings, self._device_id)
         if path == b"events":
-            from dmgateway.api.device_events import DeviceEvents
-
             return DeviceEvents(self._settings, self._device_id)
         if path == b"bootstrap":
             return _DeviceBootstrap(self._settings, self._device_id)
-        from dmgateway.api import functions
-
         child = functions.device_child(path, self._settings, self._device_id)
         if child is not None:
             return child
         return super().getChild(path, request)
 
-    def get(self, request: server.Request) -> Deferred[_Reply]:
-        def found(device: dict[str, Any] | None) -> _Reply:
+    def get(self, request: server.Request) -> Deferred[Reply]:
+        def found(device: dict[str, Any] | None) -> Reply:
             if device is None:
                 raise UnknownDevice(self._device_id)
-            return _Reply(200, device)
+            return Reply(200, device)
 
         d = self._settings.service.get_device(self._device_id)
-        return d.addCallback(found).addErrback(_no_device, self._device_id)
+        return d.addCallback(found).addErrback(no_device, self._device_id)
 
-    def put(self, request: server.Request) -> Deferred[_Reply]:
+    def put(self, request: server.Request) -> Deferred[Reply]:
         account = validation.validate_device(
-            _json_body(request, self._settings.max_body)
+            json_body(request, self._settings.max_body)
         )
 
-        def stored(created: bool) -> _Reply:
+        def stored(created: bool) -> Reply:
             body = {"device_id": self._device_id, "created": bool(created)}
             if not created:
-                return _Reply(200, body)
-            location = "/api/v1/devices/" + _quote_id(self._device_id)
-            return _Reply(201, body, {b"Location": location.encode("ascii")})
+                return Reply(200, body)
+            location = "/api/v1/devices/" + quote_id(self._device_id)
+            return Reply(201, body, {b"Location": location.encode("ascii")})
 
         d = self._settings.service.put_device(self._device_id, account)
         return d.addCallback(stored)
 
-    def delete(self, request: server.Request) -> Deferred[_Reply]:
+    def delete(self, request: server.Request) -> Deferred[Reply]:
         purge = listing.parse_delete_query(request.args)
         d = self._settings.service.delete_device(self._device_id, purge)
-        return d.addCallbacks(lambda body: _Reply(200, body), _no_device,
+        return d.addCallbacks(lambda body: Reply(200, body), no_device,
                               errbackArgs=(self._device_id,))
 
 
-class _DeviceLockouts(_JsonResource):
+class _DeviceLockouts(JsonResource):
     """
     C{/api/v1/devices/{device_id}/lockouts}: DELETE lifts them all.
     """
@@ -464,13 +261,13 @@ class _DeviceLockouts(_JsonResource):
         self._settings = settings
         self._device_id = device_id
 
-    def clear(self, request: server.Request) -> Deferred[_Reply]:
+    def clear(self, request: server.Request) -> Deferred[Reply]:
         d = self._settings.service.clear_lockouts(self._device_id)
-        return d.addCallbacks(lambda cleared: _Reply(200, cleared), _no_device,
+        return d.addCallbacks(lambda cleared: Reply(200, cleared), no_device,
                               errbackArgs=(self._device_id,))
 
 
-class _DeviceJobs(_JsonResource):
+class _DeviceJobs(JsonResource):
     """
     C{/api/v1/devices/{device_id}/jobs}: queue a job, list jobs by page.
     """
@@ -482,32 +279,32 @@ class _DeviceJobs(_JsonResource):
         self._settings = settings
         self._device_id = device_id
 
-    def create(self, request: server.Request) -> Deferred[_Reply]:
+    def create(self, request: server.Request) -> Deferred[Reply]:
         spec = validation.validate_job(
-            _json_body(request, self._settings.max_body), self._settings.max_commands
+            json_body(request, self._settings.max_body), self._settings.max_commands
         )
 
-        def queued(job: dict[str, Any]) -> _Reply:
+        def queued(job: dict[str, Any]) -> Reply:
             headers = {}
             if isinstance(job.get("id"), str):
-                location = "/api/v1/jobs/" + _quote_id(job["id"])
+                location = "/api/v1/jobs/" + quote_id(job["id"])
                 headers[b"Location"] = location.encode("ascii")
-            return _Reply(201, job, headers)
+            return Reply(201, job, headers)
 
         d = self._settings.service.create_job(self._device_id, spec)
-        return d.addCallbacks(queued, _no_device, errbackArgs=(self._device_id,))
+        return d.addCallbacks(queued, no_device, errbackArgs=(self._device_id,))
 
-    def list(self, request: server.Request) -> Deferred[_Reply]:
+    def list(self, request: server.Request) -> Deferred[Reply]:
         limit = validation.parse_int_param(
             validation.query_value(request.args, "limit"),
             "limit", DEFAULT_JOB_PAGE, 1, MAX_JOB_PAGE,
         )
         after = validation.parse_after_job(validation.query_value(request.args, "after"))
 
-        def page(jobs: list[dict[str, Any]]) -> _Reply:
+        def page(jobs: list[dict[str, Any]]) -> Reply:
             more = len(jobs) > limit
             jobs = jobs[:limit]
-            return _Reply(200, {"jobs": jobs, "next": jobs[-1]["id"] if more else None})
+            return Reply(200, {"jobs": jobs, "next": jobs[-1]["id"] if more else None})
 
         def no_cursor(reason: Failure) -> NoReturn:
             # The store's answer to an "after" that names no job.
@@ -516,13 +313,13 @@ class _DeviceJobs(_JsonResource):
 
         # One job more than asked tells whether there is a next page.
         d = self._settings.service.list_jobs(self._device_id, limit + 1, after)
-        d.addCallbacks(page, _no_device, errbackArgs=(self._device_id,))
+        d.addCallbacks(page, no_device, errbackArgs=(self._device_id,))
         if after is not None:
             d.addErrback(no_cursor)
         return d
 
 
-class _DeviceBootstrap(_JsonResource):
+class _DeviceBootstrap(JsonResource):
     """
     C{/api/v1/devices/{device_id}/bootstrap}: build and push or return a
     bootstrap (L{dmgateway.api.bootstrap}).
@@ -535,14 +332,11 @@ class _DeviceBootstrap(_JsonResource):
         self._settings = settings
         self._device_id = device_id
 
-    def create(self, request: server.Request) -> Deferred[_Reply]:
-        from dmgateway.api.bootstrap import post_bootstrap
-
-        return post_bootstrap(self._settings, self._device_id, request, _json_body,
-                              lambda status, body: _Reply(status, body), _no_device)
+    def create(self, request: server.Request) -> Deferred[Reply]:
+        return post_bootstrap(self._settings, self._device_id, request)
 
 
-class _Jobs(_JsonResource):
+class _Jobs(JsonResource):
     """
     C{/api/v1/jobs}: only its children exist.
     """
@@ -554,11 +348,11 @@ class _Jobs(_JsonResource):
     def getChild(self, path: bytes, request: server.Request) -> Resource:
         job_id = validation.parse_job_id(path)
         if job_id is None:
-            return _Error(ApiError(404, "unknown_job", "no such job"))
+            return ErrorResource(ApiError(404, "unknown_job", "no such job"))
         return _Job(self._settings, job_id)
 
 
-class _Job(_JsonResource):
+class _Job(JsonResource):
     """
     C{/api/v1/jobs/{job_id}}: a job with its results and notifications.
     """
@@ -575,16 +369,16 @@ class _Job(_JsonResource):
             return _JobCancel(self._settings, self._job_id)
         return super().getChild(path, request)
 
-    def get(self, request: server.Request) -> Deferred[_Reply]:
-        def found(job: dict[str, Any] | None) -> _Reply:
+    def get(self, request: server.Request) -> Deferred[Reply]:
+        def found(job: dict[str, Any] | None) -> Reply:
             if job is None:
                 raise ApiError(404, "unknown_job", f"no job {self._job_id!r}")
-            return _Reply(200, job)
+            return Reply(200, job)
 
         return self._settings.service.get_job(self._job_id).addCallback(found)
 
 
-class _JobCancel(_JsonResource):
+class _JobCancel(JsonResource):
     """
     C{/api/v1/jobs/{job_id}/cancel}: cancel a queued or notified job now,
     a job in a live session when that session ends.
@@ -597,21 +391,21 @@ class _JobCancel(_JsonResource):
         self._settings = settings
         self._job_id = job_id
 
-    def post(self, request: server.Request) -> Deferred[_Reply]:
-        def answered(body: dict[str, Any]) -> _Reply:
+    def post(self, request: server.Request) -> Deferred[Reply]:
+        def answered(body: dict[str, Any]) -> Reply:
             if body.get("cancel") == "at_session_end":
-                return _Reply(202, body)
+                return Reply(202, body)
             if not body.get("cancelled"):
                 raise ApiError(
                     409, "job_finished",
                     f"job {self._job_id!r} is {body.get('state')}: nothing to cancel",
                 )
-            return _Reply(200, body)
+            return Reply(200, body)
 
         return self._settings.service.cancel_job(self._job_id).addCallback(answered)
 
 
-class _Events(_JsonResource):
+class _Events(JsonResource):
     """
     C{/api/v1/events}: long-poll of the event log.
     """
@@ -622,7 +416,7 @@ class _Events(_JsonResource):
         super().__init__()
         self._settings = settings
 
-    def get(self, request: server.Request) -> Deferred[_Reply]:
+    def get(self, request: server.Request) -> Deferred[Reply]:
         args = request.args
         after = validation.parse_int_param(
             validation.query_value(args, "after"), "after", 0, 0, MAX_SEQ
@@ -637,7 +431,7 @@ class _Events(_JsonResource):
         d = self._settings.service.wait_events(after, limit, wait)
         # A client that goes away releases its wait.
         request.notifyFinish().addErrback(lambda _: d.cancel())
-        return d.addCallback(lambda events: _Reply(200, {"events": events}))
+        return d.addCallback(lambda events: Reply(200, {"events": events}))
 
 
 def build_root(

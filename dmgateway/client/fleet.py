@@ -11,7 +11,7 @@ waits for a wake-up addressed to it (msisdn for SMS, sip_uri for SIP),
 checks it with its SRVCRED and then opens the session with Alert 1200 and
 the notification's session id.  :class:`CallbackWakeSource` is the
 in-process source tests use; :mod:`.wakesources` has the simulated SMSC
-and SIP endpoint the gateway really sends to (``WAKE_SOURCES``).
+and SIP endpoint the gateway really sends to (``wakesources.WAKE_SOURCES``).
 
 :func:`provision` creates the devices (and optionally a job each) through
 the REST API.
@@ -27,56 +27,17 @@ from twisted.internet import defer, task
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import implementer
 
 from ..codec import syncml as sm
 from .http import DEFAULT_TIMEOUT, MAX_BODY, TransportError, _BytesProducer, _read_body, run_session
+from .iwake import IWakeSource, WakeSource
 from .sim import FleetStats, TokenBucket, WakeError, api_account, classify_failure, parse_wakeup
 
 __all__ = ["WakeSource", "IWakeSource", "CallbackWakeSource", "FleetRunner", "ApiError",
-           "provision", "api_call", "new_pool", "progress_stream", "react", "WAKE_SOURCES"]
+           "provision", "api_call", "new_pool", "progress_stream", "react"]
 
 PROGRESS_INTERVAL = 0.5  # at most two progress lines a second
-
-# kind -> factory(reactor, devices, options) of a WakeSource; the bearer
-# simulators register here so that ``dmgw sim fleet --wake`` can use them
-WAKE_SOURCES = {}
-
-
-def _smsc_source(reactor, devices, args):
-    """The simulated SMSC (``--smsc-listen`` ...), see :mod:`.wakesources`."""
-    from .wakesources import smsc_from_args
-
-    return smsc_from_args(reactor, devices, args)
-
-
-def _sip_source(reactor, devices, args):
-    """The simulated SIP endpoint (``--sip-listen``), see :mod:`.wakesources`."""
-    from .wakesources import sip_from_args
-
-    return sip_from_args(reactor, devices, args)
-
-
-WAKE_SOURCES.update(sms=_smsc_source, sip=_sip_source)
-
-
-class IWakeSource(Interface):
-    """Where simulated devices receive their wake-ups from."""
-
-    kind = Attribute("'sms' (WSP push PDUs) or 'sip' (package #0 bodies)")
-
-    def listen(on_notification):
-        """Start delivering: ``on_notification(destination, data)`` per wake-up.
-
-        ``destination`` is the msisdn (SMS) or sip_uri (SIP) it is addressed
-        to, ``data`` the raw bytes the device receives.
-        """
-
-    def stop():
-        """Stop delivering."""
-
-
-WakeSource = IWakeSource
 
 
 @implementer(IWakeSource)

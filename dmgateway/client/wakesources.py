@@ -34,9 +34,10 @@ from ..bearers import sipmsg as M
 from ..bearers import smpp_pdu as P
 from ..notify import sms
 from ..notify.package0 import NotificationError
-from .fleet import IWakeSource
+from .iwake import IWakeSource
 
 __all__ = ["SMSCWakeSource", "SIPWakeSource", "smsc_from_args", "sip_from_args", "start_source",
+           "WAKE_SOURCES",
            "parse_bind", "parse_submit", "BindRequest", "SubmitRequest"]
 
 log = Logger(namespace="dmgateway.sim.wake")
@@ -761,6 +762,10 @@ def sip_from_args(reactor, devices, args):
         raise ValueError("--wake sip needs --sip-listen HOST:PORT")
     host, port = parse_host_port(text)
     return SIPWakeSource(reactor, host, port, known=[d.sip_uri for d in devices if d.sip_uri])
+
+
+# kind -> factory(reactor, devices, options) of a wake source, for ``dmgw sim fleet --wake``
+WAKE_SOURCES = {"sms": smsc_from_args, "sip": sip_from_args}
 
 
 def start_source(reactor, source, bind_wait=0.0):

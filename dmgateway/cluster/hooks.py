@@ -16,6 +16,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from dmgateway.cluster.signals import EVENTS, JOBS, SESSIONS
+from dmgateway.live import job_spec
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -41,13 +42,11 @@ class ClusterHooks:
                                            device_id=device_id))
 
     async def _hand_over_jobs(self, live):
-        from dmgateway.dispatch import _job_spec
-
         jobs = await self.store.pending_jobs(live.device_id)
         for job in jobs:
             if self._by_device.get(live.device_id) is not live or live.engine.finished:
                 return  # the session ended meanwhile: its end looks for pending jobs
-            live.engine.add_job(_job_spec(job))
+            live.engine.add_job(job_spec(job))
             log.info("job {job_id} handed to the live session of {device_id}",
                      job_id=job.job_id, device_id=live.device_id)
 

@@ -26,7 +26,11 @@ import re
 
 from .errors import NOT_XML_TEXT, LimitExceeded, WBXMLCodecError
 from .mapping import message_to_node, node_to_message
-from .wbxml_writer import DEFAULT_MAX_DEPTH, _STR_I, _piece, encode_mb_uint, encode_node
+from .wbxml_tables import (
+    K_END, K_ENTITY, K_EXT_I, K_EXT_T, K_LITERAL, K_OPAQUE, K_PI, K_STR_I, K_STR_T,
+    K_SWITCH, K_UNKNOWN, GLOBAL_KINDS, compiled,
+)
+from .wbxml_writer import DEFAULT_MAX_DEPTH, encode_mb_uint, encode_node
 from .wbxml_pages import (
     END, ENTITY, EXT_0, EXT_1, EXT_2, EXT_I_0, EXT_I_1, EXT_I_2, EXT_T_0, EXT_T_1, EXT_T_2,
     LITERAL, LITERAL_A, LITERAL_AC, LITERAL_C, OPAQUE, PI, STR_I, STR_T, SWITCH_PAGE,
@@ -77,23 +81,6 @@ def _error(reason, offset=None):
 
 
 # ---------------------------------------------------------------------------
-# Compiled vocabulary tables
-
-# Every tag-table entry is ``(name, ns, code)``: for a known tag ``code`` is
-# its flag bits (0x40 content, 0x80 attributes); global tokens have a code
-# from the _K_* kinds below; unknown tags have name None and code _K_UNKNOWN.
-(_K_END, _K_STR_I, _K_SWITCH, _K_STR_T, _K_OPAQUE, _K_ENTITY, _K_LITERAL, _K_PI,
- _K_EXT_I, _K_EXT_T, _K_EXT, _K_UNKNOWN) = range(0x100, 0x10C)
-_GLOBAL_KINDS = {
-    SWITCH_PAGE: _K_SWITCH, END: _K_END, ENTITY: _K_ENTITY, STR_I: _K_STR_I,
-    LITERAL: _K_LITERAL, LITERAL_C: _K_LITERAL, LITERAL_A: _K_LITERAL, LITERAL_AC: _K_LITERAL,
-    PI: _K_PI, STR_T: _K_STR_T, OPAQUE: _K_OPAQUE,
-    EXT_I_0: _K_EXT_I, EXT_I_1: _K_EXT_I, EXT_I_2: _K_EXT_I,
-    EXT_T_0: _K_EXT_T, EXT_T_1: _K_EXT_T, EXT_T_2: _K_EXT_T,
-    EXT_0: _K_EXT, EXT_1: _K_EXT, EXT_2: _K_EXT,
-}
-
-
 # What a byte means inside an attribute list (and a PI).
 _A_START, _A_VALUE, _A_END, _A_SWITCH, _A_STRING, _A_EXTENSION, _A_LITERAL, _A_FORBIDDEN = range(8)
 _ATTR_KINDS = [_A_START if b < 0x80 else _A_VALUE for b in range(256)]
@@ -107,71 +94,6 @@ for _b, _kind in {
 }.items():
     _ATTR_KINDS[_b] = _kind
 del _b, _kind
-
-
-class _Compiled:
-    """Lookup tables built once per vocabulary."""
-
-    def __init__(self, vocab):
-        globals_only = [(None, None, _GLOBAL_KINDS[b] if (b & 0x3F) < 5 else _K_UNKNOWN)
-                        for b in range(256)]
-        self.page_ns = [None] * 256
-        self.tag_pages = [globals_only] * 256
-        for page in set(vocab.tags) | set(vocab.extra_tags):
-            ns = vocab.namespaces[page]
-            self.page_ns[page] = ns
-            names = {**vocab.extra_tags.get(page, {}), **vocab.tags.get(page, {})}
-            table = list(globals_only)
-            for token, name in names.items():
-                for flags in (0x00, 0x40, 0x80, 0xC0):
-                    table[token | flags] = (name, ns, flags)
-            self.tag_pages[page] = table
-        self.attr_starts = [{}] * 256
-        self.attr_values = [{}] * 256
-        for pages, extra, target in (
-            (vocab.attr_starts, vocab.extra_attr_starts, self.attr_starts),
-            (vocab.attr_values, vocab.extra_attr_values, self.attr_values),
-        ):
-            for page in set(pages) | set(extra):
-                target[page] = {**extra.get(page, {}), **pages.get(page, {})}
-        self.has_attributes = vocab.has_attributes
-
-        # encoder: prefer the current page, else the lowest page holding the token
-        self.enc_tags = {}
-        for page in sorted(vocab.tags):
-            ns = vocab.namespaces[page]
-            for token, name in vocab.tags[page].items():
-                forms = (token, _piece(token), _piece(token | 0x40),
-                         _piece(token | 0x40) + _STR_I)
-                self._add_choice(self.enc_tags.setdefault(ns, {}), name, page, forms)
-        self.ns_page = {}
-        for page in sorted(vocab.namespaces, reverse=True):
-            self.ns_page[vocab.namespaces[page]] = page
-        self.enc_starts = {}  # (name, value) for value-carrying tokens, name for plain ones
-        for page in sorted(vocab.attr_starts):
-            for token, (name, prefix) in vocab.attr_starts[page].items():
-                key = name if prefix is None else (name, prefix)
-                self._add_choice(self.enc_starts, key, page, token)
-        self.enc_values = {}
-        for page in sorted(vocab.attr_values):
-            for token, value in vocab.attr_values[page].items():
-                self._add_choice(self.enc_values, value, page, token)
-
-    @staticmethod
-    def _add_choice(table, key, page, token):
-        """``(default page, token, {page: token})``; a tag's token is its byte forms."""
-        choice = table.get(key)
-        if choice is None:
-            table[key] = (page, token, {page: token})
-        else:
-            choice[2].setdefault(page, token)
-
-
-def _compiled(vocab):
-    comp = vocab.compiled
-    if comp is None:
-        comp = vocab.compiled = _Compiled(vocab)
-    return comp
 
 
 # ---------------------------------------------------------------------------
@@ -292,7 +214,7 @@ class _Reader:
         self.table_offset = header.body_offset - len(header.string_table)
         self.pos = header.body_offset
         self.encoding = _charset_name(header.charset, None)
-        self.comp = _compiled(vocab)
+        self.comp = compiled(vocab)
         self.max_depth = max_depth
         # STR_T lets a small document repeat a long string: bound the total.
         self.budget = max_size
@@ -344,7 +266,7 @@ class _Reader:
         node_cls = Node
         # token kinds as locals: this loop is the reader's hot path
         k_end, k_str_i, k_switch, k_unknown, k_entity, k_literal = (
-            _K_END, _K_STR_I, _K_SWITCH, _K_UNKNOWN, _K_ENTITY, _K_LITERAL)
+            K_END, K_STR_I, K_SWITCH, K_UNKNOWN, K_ENTITY, K_LITERAL)
 
         depth = 0  # == len(stack)
         # elements left before LimitExceeded (counted as they are met: a 1-byte
@@ -484,9 +406,9 @@ class _Reader:
         """STR_T, OPAQUE or ENTITY at ``pos``: ``(text, next position)``."""
         data = self.data
         value, after = _read_mb(data, pos + 1)
-        if kind == _K_STR_T:
+        if kind == K_STR_T:
             return self.table_string(value, pos), after
-        if kind == _K_OPAQUE:
+        if kind == K_OPAQUE:
             end = after + value
             if end > len(data):
                 raise _error("OPAQUE data runs past the end of the document", pos)
@@ -500,15 +422,15 @@ class _Reader:
     def skip(self, kind, pos):
         """Step over a PI or an extension token."""
         data = self.data
-        if kind == _K_PI:
+        if kind == K_PI:
             _, pos = self.attributes(pos + 1, False, pi=True)
             return pos
-        if kind == _K_EXT_I:
+        if kind == K_EXT_I:
             nul = data.find(0, pos + 1)
             if nul < 0:
                 raise _error("unterminated extension string", pos)
             return nul + 1
-        if kind == _K_EXT_T:
+        if kind == K_EXT_T:
             index, after = _read_mb(data, pos + 1)
             self.table_string(index, pos)
             return after
@@ -551,7 +473,7 @@ class _Reader:
                     piece = _decode_text(data[pos + 1:nul], self.encoding, pos + 1)
                     pos = nul + 1
                 else:
-                    piece, pos = self.character_data(_GLOBAL_KINDS[b], pos)
+                    piece, pos = self.character_data(GLOBAL_KINDS[b], pos)
                     if piece.__class__ is bytes:  # OPAQUE (WBXML 1.3)
                         piece = _decode_text(piece, self.encoding, at)
                 if _NOT_XML.search(piece):
@@ -562,7 +484,7 @@ class _Reader:
                     pieces.append(piece)
                 continue
             if kind == _A_EXTENSION:
-                pos = self.skip(_GLOBAL_KINDS[b], pos)
+                pos = self.skip(GLOBAL_KINDS[b], pos)
                 continue
             if kind == _A_FORBIDDEN:
                 raise _error("token 0x%02X not allowed in an attribute list" % (b,), pos)
@@ -611,7 +533,7 @@ class _Reader:
         while pos < len(data):
             if data[pos] != PI:
                 raise _error("data after the root element", pos)
-            pos = self.skip(_K_PI, pos)
+            pos = self.skip(K_PI, pos)
 
 
 def _store(attrs, name, pieces, offset):

@@ -3,22 +3,19 @@
 Split from :mod:`.wbxml` (the reader and the SyncML-level functions), which
 re-exports :func:`encode_node` and :func:`encode_mb_uint`.  Vocabulary
 tables compiled once per vocabulary are shared with the reader
-(:func:`.wbxml._compiled`).
+(:mod:`.wbxml_tables`).
 """
 
 import functools
 
 from .element import Node
 from .errors import WBXMLCodecError
-from .wbxml_pages import END, LITERAL, OPAQUE, STR_I
+from .wbxml_pages import END, LITERAL, OPAQUE
+from .wbxml_tables import STR_I_PIECE, compiled, piece
 
 DEFAULT_MAX_DEPTH = 100
 
 
-def _compiled_vocabulary(vocabulary):
-    from .wbxml import _compiled  # the reader module owns the compiled tables
-
-    return _compiled(vocabulary)
 
 #
 # The body is built as a list of ``str`` pieces and encoded to UTF-8 once: a
@@ -31,14 +28,8 @@ def _compiled_vocabulary(vocabulary):
 _ESCAPED = "surrogateescape"
 
 
-def _piece(byte):
-    """The body piece standing for token byte ``byte``."""
-    return chr(byte) if byte < 0x80 else chr(0xDC00 + byte)
-
-
-_STR_I = _piece(STR_I)
-_SWITCH = ["\x00" + _piece(page) for page in range(256)]
-_TEXT_END = "\x00" + _piece(END)
+_SWITCH = ["\x00" + piece(page) for page in range(256)]
+_TEXT_END = "\x00" + piece(END)
 
 
 def encode_mb_uint(value):
@@ -54,7 +45,7 @@ def encode_mb_uint(value):
     return bytes(reversed(out))
 
 
-def _mb_piece(value):
+def _mbpiece(value):
     return encode_mb_uint(value).decode("ascii", _ESCAPED)
 
 
@@ -90,7 +81,7 @@ class _Unencodable(Exception):
 class _Writer:
     def __init__(self, vocab, max_depth):
         self.vocab = vocab
-        self.comp = _compiled_vocabulary(vocab)
+        self.comp = compiled(vocab)
         self.max_depth = max_depth
         self.parts = []
         self.table = bytearray()
@@ -144,7 +135,7 @@ class _Writer:
             flags |= 0x80
         if choice is not None:
             forms = self.tag_forms(choice)
-            add(_piece(forms[0] | flags))
+            add(piece(forms[0] | flags))
         else:
             page = self.comp.ns_page.get(node.ns)
             if page is None:
@@ -153,18 +144,18 @@ class _Writer:
             if page != self.tpage:
                 add(_SWITCH[page])
                 self.tpage = page
-            add(_piece(LITERAL | flags) + _mb_piece(self.string_index(node.name, node)))
+            add(piece(LITERAL | flags) + _mbpiece(self.string_index(node.name, node)))
         if flags & 0x80:
             self.attributes(node)
         if flags & 0x40:
             if children:
                 self.tpage = _write_children(self, children, depth + 1, self.tpage)
-                add(_piece(END))
+                add(piece(END))
             elif text.__class__ is str:
-                add(_STR_I + _check_text(text, node) + _TEXT_END)
+                add(STR_I_PIECE + _check_text(text, node) + _TEXT_END)
             else:
-                add(_piece(OPAQUE) + _mb_piece(len(text)) + text.decode("ascii", _ESCAPED)
-                    + _piece(END))
+                add(piece(OPAQUE) + _mbpiece(len(text)) + text.decode("ascii", _ESCAPED)
+                    + piece(END))
 
     def tag_forms(self, choice):
         """Byte forms of a tag, switching the tag page first if need be."""
@@ -196,14 +187,14 @@ class _Writer:
             if choice is not None:
                 self.attribute_token(choice)
             else:
-                add(_piece(LITERAL) + _mb_piece(self.string_index(name, node)))
+                add(piece(LITERAL) + _mbpiece(self.string_index(name, node)))
             if value:
                 choice = values.get(value)
                 if choice is not None:
                     self.attribute_token(choice)
                 else:
-                    add(_STR_I + _check_text(value, node) + "\x00")
-        add(_piece(END))
+                    add(STR_I_PIECE + _check_text(value, node) + "\x00")
+        add(piece(END))
 
     def attribute_token(self, choice):
         page, token, pages = choice
@@ -214,7 +205,7 @@ class _Writer:
             else:
                 self.parts.append(_SWITCH[page])
                 self.apage = page
-        self.parts.append(_piece(token))
+        self.parts.append(piece(token))
 
 
 def _write_children(w, children, depth, tpage):

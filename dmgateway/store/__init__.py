@@ -1,12 +1,13 @@
 """
 Persistent store: SQLite (embedded default) or PostgreSQL (scale-out).
 
-Open one with L{open_store}; the interface is L{Store} in
+Open one with L{open_store} (L{dmgateway.store.opener}); the interface is L{Store} in
 L{dmgateway.store.base}, rows are the dataclasses of
 L{dmgateway.store.model}.
 """
 
-from .base import Store, Txn, open_store
+from .base import Store, Txn
+from .opener import open_store
 from .model import (
     AUTH_TYPES,
     DELIVERY_STATES,

@@ -18,7 +18,7 @@ import binascii
 from ..codec.element import NS_DMDDF, Node, text_of
 from ..codec.errors import CodecError
 from .ddf import FORMATS
-from .tree import BAD_REQUEST, NOT_SUPPORTED, PROPERTIES, TNDS_WBXML, TNDS_XML
+from .status import BAD_REQUEST, NOT_SUPPORTED, PROPERTIES, TNDS_WBXML, TNDS_XML
 from .uri import URI, TreeError, quote_segment, unquote_segment
 
 __all__ = [

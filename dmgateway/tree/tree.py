@@ -28,6 +28,11 @@ from datetime import datetime, timezone
 
 from .acl import acl_allows, acl_without_server, format_acl, parse_acl
 from .ddf import ALL_ACCESS, FORMATS
+from .status import (
+    ALREADY_EXISTS, BAD_FORMAT, BAD_REQUEST, BAD_URI, COMMAND_FAILED, NOT_ALLOWED, NOT_FOUND,
+    NOT_SUPPORTED, OK, PERMISSION_DENIED, PROPERTIES, TNDS_TYPES, TNDS_WBXML, TNDS_XML, TOO_LARGE,
+)
+from .tnds import TNDS_PROPERTIES, export_tnds, import_tnds, parse_list_spec
 from .uri import URI, TreeError, UriLimits, join, parse_uri
 
 __all__ = [
@@ -42,23 +47,7 @@ __all__ = [
     "BAD_URI", "BAD_FORMAT", "ALREADY_EXISTS", "PERMISSION_DENIED", "COMMAND_FAILED",
 ]
 
-OK = 200
-BAD_REQUEST = 400
-NOT_FOUND = 404
-NOT_ALLOWED = 405
-NOT_SUPPORTED = 406
-TOO_LARGE = 413
-BAD_URI = 414
-BAD_FORMAT = 415
-ALREADY_EXISTS = 418
-PERMISSION_DENIED = 425
-COMMAND_FAILED = 500
-
-PROPERTIES = ("ACL", "Format", "Name", "Size", "Title", "TStamp", "Type", "VerNo")
 _READ_ONLY_PROPS = ("Format", "Size", "TStamp", "Type", "VerNo")
-TNDS_XML = "application/vnd.syncml.dmtnds+xml"
-TNDS_WBXML = "application/vnd.syncml.dmtnds+wbxml"
-TNDS_TYPES = (TNDS_XML, TNDS_WBXML)
 COMMANDS = ("Add", "Copy", "Delete", "Exec", "Get", "Replace")
 _WRITES = ("Add", "Delete", "Replace")
 
@@ -304,8 +293,6 @@ class ManagementTree:
         if listing is None or u.prop is not None:
             raise TreeError(NOT_SUPPORTED, str(u), "not a ?list= URI")
         if listing.startswith("TNDS"):
-            from .tnds import TNDS_PROPERTIES, export_tnds, parse_list_spec
-
             props = parse_list_spec(listing, str(u)) if listing != "TNDS" else TNDS_PROPERTIES
             return NodeData(u.path, export_tnds(self, URI(u.segments), server, props),
                             "xml", TNDS_XML)
@@ -378,8 +365,6 @@ class ManagementTree:
                 raise TreeError(ALREADY_EXISTS, uri)
             return self.inbox[1](self, u, value, format, type, server)
         if type in TNDS_TYPES:
-            from .tnds import import_tnds
-
             import_tnds(self, u, value, server, replace=False, content_type=type)
             return u.path
         if not u.segments:
@@ -460,8 +445,6 @@ class ManagementTree:
         if u.list is not None:
             raise TreeError(NOT_ALLOWED, uri, "a list cannot be replaced")
         if type in TNDS_TYPES and u.prop is None:
-            from .tnds import import_tnds
-
             import_tnds(self, u, value, server, replace=True, content_type=type)
             return
         chain = self._chain(u, uri)

@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from dmgateway.api import cli
+from dmgateway.cli import api as cli
 from dmgateway.api.resources import build_site
 from tests.api.fakes import FakeGatewayService
 

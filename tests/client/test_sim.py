@@ -327,7 +327,7 @@ def test_memory_per_device_is_small():
 
 
 def test_fleet_summary_text_draws_the_histogram():
-    from dmgateway.client.simcli import format_summary_text
+    from dmgateway.cli.sim import format_summary_text
 
     stats = sim.FleetStats()
     stats.started, stats.ended = 0.0, 1.0

@@ -4,8 +4,8 @@ that cannot collide with existing accounts unless asked, ``dmgw --version``."""
 import pytest
 
 from dmgateway import __version__, cli
-from dmgateway.api import cli as api_cli
-from dmgateway.client import simcli
+from dmgateway.cli import api as api_cli
+from dmgateway.cli import sim as simcli
 
 
 def parse(*argv):

@@ -115,12 +115,12 @@ class ParsingTests(SynchronousTestCase):
             sip_listen = "127.0.0.1:0"
 
         dev = device(sip_domain="example.com")
-        self.assertIsInstance(fleet.WAKE_SOURCES["sms"](reactor, [dev], Args), SMSCWakeSource)
-        source = fleet.WAKE_SOURCES["sip"](reactor, [dev], Args)
+        self.assertIsInstance(wakesources.WAKE_SOURCES["sms"](reactor, [dev], Args), SMSCWakeSource)
+        source = wakesources.WAKE_SOURCES["sip"](reactor, [dev], Args)
         self.assertIsInstance(source, SIPWakeSource)
         self.assertEqual(source.known, {dev.sip_uri.lower()})
         Args.smsc_listen = None
-        self.assertRaises(ValueError, fleet.WAKE_SOURCES["sms"], reactor, [dev], Args)
+        self.assertRaises(ValueError, wakesources.WAKE_SOURCES["sms"], reactor, [dev], Args)
 
 
 # -- SMPP -----------------------------------------------------------------------------

@@ -30,6 +30,8 @@ import json
 import os
 import sys
 
+from dmgateway.cli.decode import Failed, decode_to_xml
+
 __all__ = ["add_arguments", "format_transcript", "format_summary"]
 
 # the same defaults as ``dmgw api``
@@ -134,7 +136,7 @@ def add_arguments(subparsers):
 
 
 def _function_models(devices, args):
-    from .functions import DeviceFunctions, FunctionPolicy
+    from dmgateway.client.functions import DeviceFunctions, FunctionPolicy
 
     failures = {}
     for spec in args.fail:
@@ -174,12 +176,11 @@ def _b64(text, what):
 
 def _readable(body):
     """Pretty XML of a SyncML message (XML or WBXML), or a note when undecodable."""
-    from dmgateway import cli
     from dmgateway.codec.errors import CodecError
 
     try:
-        return cli.decode_to_xml(body).decode("utf-8")
-    except (CodecError, cli.Failed, ValueError) as error:
+        return decode_to_xml(body).decode("utf-8")
+    except (CodecError, Failed, ValueError) as error:
         return "(%d bytes, not decodable: %s)\n" % (len(body), error)
 
 
@@ -222,7 +223,7 @@ def format_summary(session, error=None):
 
 
 def _device_from_args(args):
-    from .sim import SimDevice
+    from dmgateway.client.sim import SimDevice
 
     return SimDevice(args.device, args.client_name or args.device, args.client_secret,
                      args.server_name, args.server_secret, scheme=args.scheme,
@@ -242,15 +243,15 @@ def _session_kwargs(args):
 
 
 def _react(main):
-    from .fleet import react
+    from dmgateway.client.fleet import react
 
     return react(main)
 
 
 def _bootstrapped_session(args):
     """The session of the account a bootstrap file gives (None: refused, reported)."""
-    from ..tree.standard import standard_tree
-    from .bootstrap import BootstrapError, accept_bootstrap, apply_bootstrap
+    from dmgateway.tree.standard import standard_tree
+    from dmgateway.client.bootstrap import BootstrapError, accept_bootstrap, apply_bootstrap
 
     try:
         with open(args.bootstrap, "rb") as f:
@@ -273,7 +274,7 @@ def _bootstrapped_session(args):
                                                             account.name))
     if args.url:
         account.server_url = args.url
-    from .session import ClientSession
+    from dmgateway.client.session import ClientSession
 
     return ClientSession(account, tree=tree, random_bytes=os.urandom, **_session_kwargs(args))
 
@@ -309,7 +310,7 @@ def _run_session(args):
     session.receive = recorded_receive
 
     def main(reactor):
-        from .http import run_session
+        from dmgateway.client.http import run_session
 
         request = record(session.start())
         return run_session(session, reactor, request=request, timeout=args.timeout)
@@ -335,7 +336,7 @@ def _usage(args, error):
 
 
 def _load_devices(args):
-    from . import sim
+    from dmgateway.client import sim
 
     if args.csv:
         try:
@@ -417,7 +418,7 @@ def format_summary_text(summary):
 
 async def _start_wake_source(reactor, wake, args):
     """Listen, and for SMS give the gateway ``--smsc-bind-wait`` seconds to bind."""
-    from .wakesources import start_source
+    from dmgateway.client.wakesources import start_source
 
     warning = await start_source(reactor, wake, bind_wait=args.smsc_bind_wait)
     if warning:
@@ -434,12 +435,12 @@ def _run_fleet(args):
             raise _Usage("--concurrency must be at least 1")
         wake_factory = None
         if args.wake:
-            from .fleet import WAKE_SOURCES
+            from dmgateway.client.wakesources import WAKE_SOURCES
 
             wake_factory = WAKE_SOURCES.get(args.wake)
             if wake_factory is None:
                 raise _Usage("no %s wake source is available in this installation "
-                              "(none registered in dmgateway.client.fleet.WAKE_SOURCES)"
+                              "(none registered in dmgateway.client.wakesources.WAKE_SOURCES)"
                               % (args.wake,))
             if args.duration is None and args.sessions is None:
                 raise _Usage("--wake needs --duration or --sessions")
@@ -449,7 +450,7 @@ def _run_fleet(args):
                 raise _Usage("no %s wake source configured: --wake %s needs %s"
                              % (args.wake, args.wake, needed[1]))
             if args.wake == "sip":
-                from .wakesources import parse_host_port
+                from dmgateway.client.wakesources import parse_host_port
 
                 try:
                     parse_host_port(args.sip_listen)
@@ -466,7 +467,7 @@ def _run_fleet(args):
             return _usage(args, _Usage("--fail: %s" % (error,)))
 
     def main(reactor):
-        from . import fleet, sim
+        from dmgateway.client import fleet, sim
 
         async def go():
             wake = wake_factory(reactor, devices, args) if wake_factory else None

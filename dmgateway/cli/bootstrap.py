@@ -36,7 +36,7 @@ import os
 import sys
 from typing import Any, TextIO
 
-from dmgateway.api import cli as api_cli
+from dmgateway.cli import api as api_cli
 
 PAD = b"\xff"
 #: the most a bootstrap push adds to its document: TID, PDU type, headers length,

@@ -28,7 +28,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote, urlencode
 from urllib.request import Request, urlopen
 
-from dmgateway.api.cli import (
+from dmgateway.cli.api import (
     API_ERROR, DEFAULT_TOKEN_FILE, DEFAULT_URL, OK, USAGE, _Client, _connection_arguments, _error_message,
     _Failed, _print, _read_body, _token,
 )
