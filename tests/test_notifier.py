@@ -8,6 +8,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
 from dmgateway.notifier import SEND_CONCURRENCY, Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import package0
 from dmgateway.store import open_store
@@ -72,17 +73,18 @@ class OutboxTests(TestCase):
         self.sms = FakeBearer("sms", "msisdn")
         self.sip = FakeBearer("sip", "sip_uri")
         yield self.make(config())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
 
     def make(self, cfg):
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
         self.outbox = Outbox(
             self.store,
             cfg,
             self.clock,
             {"sms": self.sms, "sip": self.sip},
             self.dispatcher.is_live,
-            self.dispatcher.event,
+            self.dispatcher.events.append,
             lambda n: bytes(range(7, 7 + n)),
         )
         self.dispatcher.notifier = self.outbox
@@ -92,10 +94,10 @@ class OutboxTests(TestCase):
         await self.outbox.tick()
 
     async def job(self, job_id):
-        return await self.dispatcher.get_job(job_id)
+        return await self.handlers.get_job(job_id)
 
     async def test_auto_prefers_sip_and_the_job_becomes_notified(self):
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sip.sent), 1)
         self.assertEqual(self.sms.sent, [])
@@ -112,7 +114,7 @@ class OutboxTests(TestCase):
         self.assertEqual(parsed.notification.server_id, "dmgw-test")
 
     async def test_explicit_sms_sends_wap_push_segments(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         (address, trigger), = self.sms.sent
         self.assertEqual(address, "+447700900001")
@@ -129,8 +131,8 @@ class OutboxTests(TestCase):
         self.outbox.tick = lambda: None  # queue them all first
         for n in range(count):
             device = "IMEI:3500000000001%02d" % (n,)
-            await self.dispatcher.put_device(device, dict(ACCOUNT, msisdn="+4477009001%02d" % (n,)))
-            await self.dispatcher.create_job(device, dict(JOB, notify="sms"))
+            await self.handlers.put_device(device, dict(ACCOUNT, msisdn="+4477009001%02d" % (n,)))
+            await self.handlers.create_job(device, dict(JOB, notify="sms"))
         del self.outbox.tick
         passing = self.outbox.tick()
         for _ in range(500):
@@ -174,7 +176,7 @@ class OutboxTests(TestCase):
 
     async def test_temporary_failures_back_off_then_succeed(self):
         self.sip.script = [TemporaryFailure("throttled"), TemporaryFailure("throttled")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(self.sip.sent, [])
         self.clock.advance(4)
@@ -190,7 +192,7 @@ class OutboxTests(TestCase):
 
     async def test_permanent_failure_falls_back_to_sms_with_the_same_session_id(self):
         self.sip.script = [PermanentFailure("SIP 404 Not Found")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         await self.settle()
         self.assertEqual(len(self.sms.sent), 1)
@@ -204,7 +206,7 @@ class OutboxTests(TestCase):
     async def test_every_bearer_failing_fails_the_job_with_the_reason(self):
         self.sip.script = [PermanentFailure("SIP 403")]
         self.sms.script = [PermanentFailure("ESME_RINVDSTADR")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         await self.settle()
         job = await self.job(created["id"])
@@ -213,16 +215,16 @@ class OutboxTests(TestCase):
         self.assertIn("ESME_RINVDSTADR", job["error"]["message"])
 
     async def test_delivery_receipt_marks_delivered(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         await self.outbox.delivery_report("sms", "sms-1", True)
         note = (await self.job(created["id"]))["notifications"][0]
         self.assertEqual(note["state"], "delivered")
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         self.assertIn("delivered", [e.get("state") for e in events if e["type"] == "notification"])
 
     async def test_device_that_never_comes_is_notified_again_then_expires(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.clock.advance(299)
         await self.settle()
@@ -241,19 +243,19 @@ class OutboxTests(TestCase):
         self.assertEqual(job["error"]["code"], "device_unreachable")
 
     async def test_notify_none_and_unreachable_devices(self):
-        await self.dispatcher.create_job(DEVICE, dict(JOB, notify="none"))
+        await self.handlers.create_job(DEVICE, dict(JOB, notify="none"))
         await self.settle()
         self.assertEqual(self.sip.sent + self.sms.sent, [])
-        await self.dispatcher.put_device("IMEI:2", dict(ACCOUNT, msisdn=None, sip_uri=None))
-        created = await self.dispatcher.create_job("IMEI:2", JOB)
+        await self.handlers.put_device("IMEI:2", dict(ACCOUNT, msisdn=None, sip_uri=None))
+        created = await self.handlers.create_job("IMEI:2", JOB)
         await self.settle()
         self.assertEqual((await self.job(created["id"]))["state"], "queued")
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         self.assertIn("no_bearer", [e.get("error") for e in events if e["type"] == "notification"])
 
     async def test_queued_notifications_survive_a_restart(self):
         self.sip.script = [TemporaryFailure("link down")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         # a new process over the same store picks the queued notification up
         await self.make(config())
@@ -265,13 +267,13 @@ class OutboxTests(TestCase):
     async def test_loop_runs_on_the_clock(self):
         self.outbox.start()
         self.addCleanup(self.outbox.stop)
-        await self.dispatcher.create_job(DEVICE, JOB)
+        await self.handlers.create_job(DEVICE, JOB)
         await self.outbox._running
         self.assertEqual(len(self.sip.sent), 1)
 
     async def test_session_id_is_never_zero(self):
         self.outbox.random_bytes = lambda n: bytes(n)
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         (row,) = await self.store.notifications_for_job(created["id"])
         self.assertEqual(row.session_id, 1)
@@ -281,7 +283,7 @@ class OutboxTests(TestCase):
         added = []  # as if a session were live (its device authenticated): the job joins it
         self.dispatcher._by_device[DEVICE] = SimpleNamespace(engine=SimpleNamespace(add_job=added.append),
                                                              authenticated=True, pending_jobs=[])
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual([job.job_id for job in added], [created["id"]])
         self.assertEqual(self.sip.sent + self.sms.sent, [])
@@ -292,10 +294,10 @@ class OutboxTests(TestCase):
         other_sip = FakeBearer("sip", "sip_uri")
         other = Outbox(
             self.store, config(), self.clock, {"sip": other_sip, "sms": FakeBearer("sms", "msisdn")},
-            self.dispatcher.is_live, self.dispatcher.event, lambda n: bytes(range(n)),
+            self.dispatcher.is_live, self.dispatcher.events.append, lambda n: bytes(range(n)),
         )
         self.dispatcher.notifier = None  # the job and its notification, queued by neither
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.store.add_notification(
             DEVICE, "sip", b"", job_id=created["id"], session_id=7, next_attempt_at=self.clock.seconds()
         )
@@ -305,7 +307,7 @@ class OutboxTests(TestCase):
     async def test_a_bearer_held_by_another_process_is_left_to_it(self):
         # [gateway] cluster: this process does not hold the SMPP lease
         self.sms.held = False
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.assertEqual(self.sms.sent, [])
         (note,) = (await self.job(created["id"]))["notifications"]
@@ -316,7 +318,7 @@ class OutboxTests(TestCase):
 
     async def test_renotification_runs_only_where_the_timers_lease_is(self):
         self.outbox.runs_timers = lambda: False
-        await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.clock.advance(400)
         await self.settle()
@@ -330,9 +332,9 @@ class OutboxTests(TestCase):
 
     async def test_a_trigger_that_cannot_be_built_fails_without_blocking_the_outbox(self):
         # 200 two-byte characters: a valid account, but over package #0's 255-byte server id
-        await self.dispatcher.put_device("IMEI:2", dict(ACCOUNT, server_id="\u00e9" * 200))
-        bad = await self.dispatcher.create_job("IMEI:2", dict(JOB, notify="sms"))
-        good = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.handlers.put_device("IMEI:2", dict(ACCOUNT, server_id="\u00e9" * 200))
+        bad = await self.handlers.create_job("IMEI:2", dict(JOB, notify="sms"))
+        good = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()  # the pass the first job started
         await self.settle()
         self.assertEqual([a for a, _t in self.sms.sent], ["+447700900001"])
@@ -345,7 +347,7 @@ class OutboxTests(TestCase):
         self.assertIn("server id", note["last_error"])
 
     async def test_a_failed_delivery_receipt_does_not_leave_the_job_notified_forever(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         await self.outbox.delivery_report("sms", "sms-1", False, "status 70")
         for _ in range(10):
@@ -359,7 +361,7 @@ class OutboxTests(TestCase):
     async def test_a_failed_delivery_receipt_falls_back_to_the_next_bearer(self):
         await self.make(config(auto_order=("sms", "sip")))
         self.sip.script = [PermanentFailure("SIP 404 Not Found")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sms.sent), 1)
         await self.outbox.delivery_report("sms", "sms-1", False, "undeliverable")
@@ -370,7 +372,7 @@ class OutboxTests(TestCase):
         self.assertEqual(job["state"], "failed")
 
     async def test_a_failed_receipt_of_an_earlier_copy_leaves_the_job_alone(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.clock.advance(360)
         await self.settle()  # queues the second copy
@@ -387,7 +389,7 @@ class OutboxTests(TestCase):
         # the receipt names a message id the outbox has not stored yet
         pending = defer.Deferred()
         self.sms.send = lambda address, trigger: pending
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         running = self.outbox.tick()
         await self.outbox.delivery_report("sms", "m-1", True)
         pending.callback(["m-1", "m-2"])
@@ -421,7 +423,7 @@ class StrangerSessionTests(TestCase):
         self.assertIn(b"<Data>401</Data>", reply.body)
         self.assertIn(DEVICE, self.dispatcher._by_device)
         self.assertFalse(self.dispatcher.is_live(DEVICE))
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sip.sent), 1)
         self.assertEqual((await self.job(created["id"]))["state"], "notified")

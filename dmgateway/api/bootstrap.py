@@ -172,6 +172,6 @@ def post_bootstrap(settings: Any, device_id: str, request: server.Request) -> De
         status, body = result
         return Reply(status, body)
 
-    d = settings.service.bootstrap(device_id, spec)
+    d = settings.handlers.bootstrap(device_id, spec)
     d.addCallbacks(done, no_device, errbackArgs=(device_id,))
     return d.addErrback(_refused)

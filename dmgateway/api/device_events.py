@@ -58,7 +58,7 @@ class DeviceEvents(JsonResource):
         before = validation.query_value(args, "before")
         if before is not None:
             before = validation.parse_int_param(before, "before", 1, 1, MAX_SEQ)
-        d = self._settings.service.device_events(self._device_id, types, limit, before)
+        d = self._settings.handlers.device_events(self._device_id, types, limit, before)
         return d.addCallbacks(
             lambda events: Reply(200, {"events": events}), no_device, errbackArgs=(self._device_id,)
         )

@@ -157,7 +157,7 @@ class JsonResource(Resource):
 
     def render(self, request: server.Request) -> int:
         settings = getattr(self, "_settings", None)
-        exchange = _Exchange(request, getattr(settings, "service", None))
+        exchange = _Exchange(request, getattr(settings, "handlers", None))
         d = maybeDeferred(self._dispatch, request)
         d.addCallback(exchange.encode)
         d.addErrback(exchange.error)

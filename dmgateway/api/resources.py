@@ -1,8 +1,8 @@
 """
 The northbound REST API v1 (DESIGN §4) as a twisted.web resource tree.
 
-Resources parse and authorise, then call the L{GatewayService}; the
-service owns all protocol logic and representations.  Serve the tree with
+Resources parse and authorise, then call the L{ApiHandlers}; the
+handlers own all protocol logic and representations.  Serve the tree with
 L{build_site}, which also refuses oversized bodies before reading them and
 logs one event per request.
 
@@ -12,9 +12,8 @@ Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
     PUT|GET|DELETE /api/v1/devices/{device_id}
     DELETE   /api/v1/devices/{device_id}/lockouts
     GET      /api/v1/devices/{device_id}/events?type=T&limit=L&before=S
-    POST|GET /api/v1/devices/{device_id}/jobs
-    GET      /api/v1/jobs/{job_id}
-    POST     /api/v1/jobs/{job_id}/cancel
+    POST|GET /api/v1/devices/{device_id}/jobs     (see jobs.py)
+    GET      /api/v1/jobs/{job_id}, POST /api/v1/jobs/{job_id}/cancel
     GET      /api/v1/events?after=N&wait=S&limit=L
     POST     /api/v1/delegations, GET|DELETE /api/v1/delegations/{id}  (see delegations.py)
     GET      /metrics                  (optional, token if asked)
@@ -25,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -37,20 +36,18 @@ from dmgateway.api import functions, listing, validation
 from dmgateway.api.bootstrap import post_bootstrap
 from dmgateway.api.delegations import Delegations
 from dmgateway.api.device_events import DeviceEvents
+from dmgateway.api.jobs import DeviceJobs, Jobs
 from dmgateway.api.jsonresource import (
     JSON_TYPE, MAX_SEQ, ApiError, ErrorResource, JsonResource, Reply, error_bytes, json_body,
     no_device, quote_id,
 )
-from dmgateway.api.service import GatewayService, UnknownDevice
+from dmgateway.api.service import ApiHandlers, UnknownDevice
 from dmgateway.api.validation import ValidationError
 from dmgateway.bearers.httplimits import PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest
-from dmgateway.store.model import NotFound
 
 DEFAULT_MAX_BODY = 1048576
 DEFAULT_MAX_WAIT = 60.0
-DEFAULT_JOB_PAGE = 50
-MAX_JOB_PAGE = 500
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
 
@@ -62,7 +59,7 @@ log = Logger()
 
 @dataclass
 class _Settings:
-    service: GatewayService
+    handlers: ApiHandlers
     max_body: int
     max_wait: float
     max_commands: int
@@ -148,7 +145,7 @@ class _V1(JsonResource):
         super().__init__()
         self._token = token
         self.putChild(b"devices", _Devices(settings))
-        self.putChild(b"jobs", _Jobs(settings))
+        self.putChild(b"jobs", Jobs(settings))
         self.putChild(b"events", _Events(settings))
         self.putChild(b"delegations", Delegations(settings))
         functions.install(self, settings)
@@ -179,7 +176,7 @@ class _Devices(JsonResource):
 
     def list(self, request: server.Request) -> Deferred[Reply]:
         where, limit, cursor = listing.parse_device_query(request.args)
-        d = self._settings.service.list_devices(where, limit, cursor)
+        d = self._settings.handlers.list_devices(where, limit, cursor)
         return d.addCallback(lambda page: Reply(200, page))
 
     def getChild(self, path: bytes, request: server.Request) -> Resource:
@@ -206,7 +203,7 @@ class _Device(JsonResource):
 
     def getChild(self, path: bytes, request: server.Request) -> Resource:
         if path == b"jobs":
-            return _DeviceJobs(self._settings, self._device_id)
+            return DeviceJobs(self._settings, self._device_id)
         if path == b"lockouts":
             return _DeviceLockouts(self._settings, self._device_id)
         if path == b"events":
@@ -224,7 +221,7 @@ class _Device(JsonResource):
                 raise UnknownDevice(self._device_id)
             return Reply(200, device)
 
-        d = self._settings.service.get_device(self._device_id)
+        d = self._settings.handlers.get_device(self._device_id)
         return d.addCallback(found).addErrback(no_device, self._device_id)
 
     def put(self, request: server.Request) -> Deferred[Reply]:
@@ -239,12 +236,12 @@ class _Device(JsonResource):
             location = "/api/v1/devices/" + quote_id(self._device_id)
             return Reply(201, body, {b"Location": location.encode("ascii")})
 
-        d = self._settings.service.put_device(self._device_id, account)
+        d = self._settings.handlers.put_device(self._device_id, account)
         return d.addCallback(stored)
 
     def delete(self, request: server.Request) -> Deferred[Reply]:
         purge = listing.parse_delete_query(request.args)
-        d = self._settings.service.delete_device(self._device_id, purge)
+        d = self._settings.handlers.delete_device(self._device_id, purge)
         return d.addCallbacks(lambda body: Reply(200, body), no_device,
                               errbackArgs=(self._device_id,))
 
@@ -262,61 +259,9 @@ class _DeviceLockouts(JsonResource):
         self._device_id = device_id
 
     def clear(self, request: server.Request) -> Deferred[Reply]:
-        d = self._settings.service.clear_lockouts(self._device_id)
+        d = self._settings.handlers.clear_lockouts(self._device_id)
         return d.addCallbacks(lambda cleared: Reply(200, cleared), no_device,
                               errbackArgs=(self._device_id,))
-
-
-class _DeviceJobs(JsonResource):
-    """
-    C{/api/v1/devices/{device_id}/jobs}: queue a job, list jobs by page.
-    """
-
-    methods = {b"GET": "list", b"POST": "create"}
-
-    def __init__(self, settings: _Settings, device_id: str) -> None:
-        super().__init__()
-        self._settings = settings
-        self._device_id = device_id
-
-    def create(self, request: server.Request) -> Deferred[Reply]:
-        spec = validation.validate_job(
-            json_body(request, self._settings.max_body), self._settings.max_commands
-        )
-
-        def queued(job: dict[str, Any]) -> Reply:
-            headers = {}
-            if isinstance(job.get("id"), str):
-                location = "/api/v1/jobs/" + quote_id(job["id"])
-                headers[b"Location"] = location.encode("ascii")
-            return Reply(201, job, headers)
-
-        d = self._settings.service.create_job(self._device_id, spec)
-        return d.addCallbacks(queued, no_device, errbackArgs=(self._device_id,))
-
-    def list(self, request: server.Request) -> Deferred[Reply]:
-        limit = validation.parse_int_param(
-            validation.query_value(request.args, "limit"),
-            "limit", DEFAULT_JOB_PAGE, 1, MAX_JOB_PAGE,
-        )
-        after = validation.parse_after_job(validation.query_value(request.args, "after"))
-
-        def page(jobs: list[dict[str, Any]]) -> Reply:
-            more = len(jobs) > limit
-            jobs = jobs[:limit]
-            return Reply(200, {"jobs": jobs, "next": jobs[-1]["id"] if more else None})
-
-        def no_cursor(reason: Failure) -> NoReturn:
-            # The store's answer to an "after" that names no job.
-            reason.trap(NotFound)
-            raise ApiError(400, "invalid_parameter", f"after: no job {after!r}")
-
-        # One job more than asked tells whether there is a next page.
-        d = self._settings.service.list_jobs(self._device_id, limit + 1, after)
-        d.addCallbacks(page, no_device, errbackArgs=(self._device_id,))
-        if after is not None:
-            d.addErrback(no_cursor)
-        return d
 
 
 class _DeviceBootstrap(JsonResource):
@@ -334,75 +279,6 @@ class _DeviceBootstrap(JsonResource):
 
     def create(self, request: server.Request) -> Deferred[Reply]:
         return post_bootstrap(self._settings, self._device_id, request)
-
-
-class _Jobs(JsonResource):
-    """
-    C{/api/v1/jobs}: only its children exist.
-    """
-
-    def __init__(self, settings: _Settings) -> None:
-        super().__init__()
-        self._settings = settings
-
-    def getChild(self, path: bytes, request: server.Request) -> Resource:
-        job_id = validation.parse_job_id(path)
-        if job_id is None:
-            return ErrorResource(ApiError(404, "unknown_job", "no such job"))
-        return _Job(self._settings, job_id)
-
-
-class _Job(JsonResource):
-    """
-    C{/api/v1/jobs/{job_id}}: a job with its results and notifications.
-    """
-
-    methods = {b"GET": "get"}
-
-    def __init__(self, settings: _Settings, job_id: str) -> None:
-        super().__init__()
-        self._settings = settings
-        self._job_id = job_id
-
-    def getChild(self, path: bytes, request: server.Request) -> Resource:
-        if path == b"cancel":
-            return _JobCancel(self._settings, self._job_id)
-        return super().getChild(path, request)
-
-    def get(self, request: server.Request) -> Deferred[Reply]:
-        def found(job: dict[str, Any] | None) -> Reply:
-            if job is None:
-                raise ApiError(404, "unknown_job", f"no job {self._job_id!r}")
-            return Reply(200, job)
-
-        return self._settings.service.get_job(self._job_id).addCallback(found)
-
-
-class _JobCancel(JsonResource):
-    """
-    C{/api/v1/jobs/{job_id}/cancel}: cancel a queued or notified job now,
-    a job in a live session when that session ends.
-    """
-
-    methods = {b"POST": "post"}
-
-    def __init__(self, settings: _Settings, job_id: str) -> None:
-        super().__init__()
-        self._settings = settings
-        self._job_id = job_id
-
-    def post(self, request: server.Request) -> Deferred[Reply]:
-        def answered(body: dict[str, Any]) -> Reply:
-            if body.get("cancel") == "at_session_end":
-                return Reply(202, body)
-            if not body.get("cancelled"):
-                raise ApiError(
-                    409, "job_finished",
-                    f"job {self._job_id!r} is {body.get('state')}: nothing to cancel",
-                )
-            return Reply(200, body)
-
-        return self._settings.service.cancel_job(self._job_id).addCallback(answered)
 
 
 class _Events(JsonResource):
@@ -428,14 +304,14 @@ class _Events(JsonResource):
         wait = validation.parse_wait_param(
             validation.query_value(args, "wait"), self._settings.max_wait
         )
-        d = self._settings.service.wait_events(after, limit, wait)
+        d = self._settings.handlers.wait_events(after, limit, wait)
         # A client that goes away releases its wait.
         request.notifyFinish().addErrback(lambda _: d.cancel())
         return d.addCallback(lambda events: Reply(200, {"events": events}))
 
 
 def build_root(
-    service: GatewayService,
+    handlers: ApiHandlers,
     token: bytes | str | TokenCheck,
     *,
     metrics_resource: Resource | None = None,
@@ -458,7 +334,7 @@ def build_root(
     """
     if not isinstance(token, TokenCheck):
         token = TokenCheck(token)
-    settings = _Settings(service, max_body, max_wait, max_commands)
+    settings = _Settings(handlers, max_body, max_wait, max_commands)
     api = _Namespace()
     api.putChild(b"v1", _V1(settings, token))
     root = _Namespace()
@@ -576,7 +452,7 @@ class ApiSite(PeerCappedSite):
 
 
 def build_site(
-    service: GatewayService,
+    handlers: ApiHandlers,
     token: bytes | str | TokenCheck,
     *,
     metrics_resource: Resource | None = None,
@@ -595,7 +471,7 @@ def build_site(
     if not isinstance(token, TokenCheck):
         token = TokenCheck(token)
     root = build_root(
-        service, token, metrics_resource=metrics_resource,
+        handlers, token, metrics_resource=metrics_resource,
         metrics_token=metrics_token, unauthenticated=unauthenticated,
         max_body=max_body, max_wait=max_wait, max_commands=max_commands,
     )

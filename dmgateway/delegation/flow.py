@@ -91,11 +91,11 @@ def delegation_view(doc):
 class DelegationService:
     """The delegation flow of one gateway; ``send(peer, message)`` fires with the answer."""
 
-    def __init__(self, config, dispatcher, store, clock, send, random_bytes=os.urandom):
+    def __init__(self, config, handlers, store, clock, send, random_bytes=os.urandom):
         self.config = config
         self.own_id = config.gateway.server_id
         self.public_url = config.gateway.public_url
-        self.dispatcher = dispatcher
+        self.handlers = handlers
         self.records = DelegationRecords(store, clock)
         self.store = store
         self.clock = clock
@@ -110,7 +110,7 @@ class DelegationService:
     # -- life cycle ---------------------------------------------------------
 
     def start(self):
-        self.dispatcher.add_event_listener(self.poke)
+        self.handlers.events.listen(self.poke)
         self._loop = task.LoopingCall(self.poke)
         self._loop.clock = self.clock
         self._loop.start(self.config.delegation.check_interval, now=True)
@@ -283,7 +283,7 @@ class DelegationService:
         doc["state"] = "preparing"
         for dev_id in doc["devices"]:
             account = accounts[dev_id]
-            job = await self.dispatcher.create_job(dev_id, {
+            job = await self.handlers.create_job(dev_id, {
                 "commands": [{"op": "Get", "target": uri + "?prop=ACL"}
                              for uri in doc["subtrees"]],
                 "atomic": False, "notify": "auto", "ui_mode": 0,
@@ -387,7 +387,7 @@ class DelegationService:
         step["saved_acls"] = saved
         account = step.pop("pending")
         commands = _grant_commands(doc, self.own_id, step["account"]["name"], account, saved)
-        grant = await self.dispatcher.create_job(dev_id, {
+        grant = await self.handlers.create_job(dev_id, {
             "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
         step["step"] = "grant"
         step["jobs"].append(grant["id"])
@@ -431,7 +431,7 @@ class DelegationService:
             commands = [{"op": "Replace", "target": uri + "?prop=ACL", "data": acl}
                         for uri, acl in step["saved_acls"].items()]
             commands.append({"op": "Delete", "target": "./DMAcc/" + step["account"]["name"]})
-            job = await self.dispatcher.create_job(dev_id, {
+            job = await self.handlers.create_job(dev_id, {
                 "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
             step["step"] = "restore"
             step["jobs"].append(job["id"])
@@ -504,7 +504,7 @@ class DelegationService:
         for device in request.devices:
             client = m.Auth("md5", "dev-" + self.random_bytes(6).hex(), self.random_bytes(16).hex())
             server = m.Auth("md5", self.own_id, self.random_bytes(16).hex())
-            await self.dispatcher.put_device(device.dev_id, {
+            await self.handlers.put_device(device.dev_id, {
                 "server_id": self.own_id,
                 "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
                 "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
@@ -565,7 +565,7 @@ class DelegationService:
                 return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
             doc["state"] = "contacting"
             for dev_id in doc["devices"]:
-                job = await self.dispatcher.create_job(dev_id, {
+                job = await self.handlers.create_job(dev_id, {
                     "commands": [{"op": "Get", "target": CONTACT_URI}],
                     "atomic": False, "notify": "auto", "ui_mode": 0})
                 doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}
@@ -623,7 +623,7 @@ class DelegationService:
         doc["announced"] = doc["state"]
         await self.records.save(doc)
         if changed:
-            await self.dispatcher.event("delegation", None, {
+            await self.handlers.events.append("delegation", None, {
                 "delegation_id": doc["id"], "role": doc["role"], "peer": doc["peer"],
                 "state": doc["state"], "devices": list(doc["devices"])})
 

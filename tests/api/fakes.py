@@ -1,6 +1,6 @@
 """
-An in-memory L{GatewayService} for the API tests.  It passes the same
-contract tests (L{tests.api.service_contract}) as the real dispatcher
+An in-memory L{ApiHandlers} for the API tests.  It passes the same
+contract tests (L{tests.api.service_contract}) as the real handlers
 should, so it cannot drift from the interface.
 """
 
@@ -23,7 +23,7 @@ class _Waiter:
         self.timer: IDelayedCall | None = None
 
 
-class FakeGatewayService:
+class FakeApiHandlers:
     """
     Devices, jobs and events in dicts and lists; time from C{clock}.
 

@@ -1,7 +1,7 @@
 """
-Contract tests for any L{dmgateway.api.service.GatewayService}.
+Contract tests for any L{dmgateway.api.service.ApiHandlers}.
 
-Subclass L{GatewayServiceContract} together with
+Subclass L{ApiHandlersContract} together with
 L{twisted.trial.unittest.TestCase} and define:
 
     - C{make_service()} returning C{(service, clock)}, the clock being the
@@ -13,7 +13,7 @@ L{twisted.trial.unittest.TestCase} and define:
       later reactor turn); the default fires at once.
 
 The in-memory fake used by the API tests runs it (test_service.py); the
-dispatcher should run it too, so the two cannot drift.
+real handlers run it too (tests/handlers/test_contract.py), so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ BOOTSTRAP = {"profile": "cp", "sec": "USERPIN", "pin": "1234", "deliver": "retur
              "pref_con_ref": None}
 
 
-class GatewayServiceContract:
+class ApiHandlersContract:
     """
     What the API relies on from the service.
     """

@@ -9,7 +9,9 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.api.validation import ValidationError
 from dmgateway.dispatch import Dispatcher
-from dmgateway.inventory import NO_BEARER, decode_cursor, encode_cursor
+from dmgateway.handlers import Handlers
+from dmgateway.handlers.devices import decode_cursor, encode_cursor
+from dmgateway.handlers.jobs import NO_BEARER
 from dmgateway.store import open_store
 from tests.api.service_contract import ACCOUNT, DEVICE
 from tests.support import gateway_config
@@ -23,7 +25,8 @@ class NotifyBearerTests(TestCase):
         self.store = yield open_store("sqlite::memory:", reactor=reactor)
         self.addCleanup(self.store.close)
         self.dispatcher = Dispatcher(self.store, gateway_config(), clock=task.Clock())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        self.handlers = Handlers(self.dispatcher)
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
 
     def job(self, notify):
         return {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "atomic": False,
@@ -33,18 +36,18 @@ class NotifyBearerTests(TestCase):
     def test_sms_or_sip_without_that_bearer_is_refused(self):
         for notify in ("sms", "sip"):
             with self.assertRaises(ValidationError) as raised:
-                yield self.dispatcher.create_job(DEVICE, self.job(notify))
+                yield self.handlers.create_job(DEVICE, self.job(notify))
             self.assertEqual(raised.exception.code, "bearer_disabled")
             self.assertIn(notify.upper(), raised.exception.message)
         self.assertEqual((yield self.store.list_jobs(DEVICE)), [])
 
     @defer.inlineCallbacks
     def test_auto_without_bearer_says_so_in_the_job_view(self):
-        created = yield self.dispatcher.create_job(DEVICE, self.job("auto"))
-        view = yield self.dispatcher.get_job(created["id"])
+        created = yield self.handlers.create_job(DEVICE, self.job("auto"))
+        view = yield self.handlers.get_job(created["id"])
         self.assertEqual(view["notify_note"], NO_BEARER)
-        created = yield self.dispatcher.create_job(DEVICE, self.job("none"))
-        self.assertNotIn("notify_note", (yield self.dispatcher.get_job(created["id"])))
+        created = yield self.handlers.create_job(DEVICE, self.job("none"))
+        self.assertNotIn("notify_note", (yield self.handlers.get_job(created["id"])))
 
     @defer.inlineCallbacks
     def test_enabled_bearer_is_accepted(self):
@@ -57,11 +60,11 @@ class NotifyBearerTests(TestCase):
                 calls.append(job.job_id)
 
         self.dispatcher.notifier = Outbox()
-        created = yield self.dispatcher.create_job(DEVICE, self.job("sms"))
+        created = yield self.handlers.create_job(DEVICE, self.job("sms"))
         self.assertEqual(calls, [created["id"]])
-        self.assertNotIn("notify_note", (yield self.dispatcher.get_job(created["id"])))
+        self.assertNotIn("notify_note", (yield self.handlers.get_job(created["id"])))
         with self.assertRaises(ValidationError):
-            yield self.dispatcher.create_job(DEVICE, self.job("sip"))
+            yield self.handlers.create_job(DEVICE, self.job("sip"))
 
 
 @pytest.mark.parametrize("device_id", ["IMEI:1", "a/b?c=d&e", "ü-device", "x" * 128])
@@ -90,23 +93,24 @@ class DeletedDevicePskTests(TestCase):
         self.addCleanup(self.store.close)
         clock = task.Clock()
         self.dispatcher = Dispatcher(self.store, gateway_config(), clock=clock)
-        self.dispatcher.device_psk = DevicePskKeys(self.store, clock)
-        yield self.dispatcher.device_psk.load()
+        self.handlers = Handlers(self.dispatcher)
+        self.handlers.device_psk = DevicePskKeys(self.store, clock)
+        yield self.handlers.device_psk.load()
         psk = {"identity": "dev-1", "key": bytes.fromhex("00112233445566778899aabbccddeeff")}
-        yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, psk=psk))
+        yield self.handlers.put_device(DEVICE, dict(ACCOUNT, psk=psk))
 
     @defer.inlineCallbacks
     def test_the_key_of_a_deleted_device_opens_nothing(self):
         from dmgateway.store.devicepsk import DevicePskKeys
 
-        keys = self.dispatcher.device_psk
+        keys = self.handlers.device_psk
         self.assertIsNotNone(keys.key_for_identity("dev-1"))
-        yield self.dispatcher.delete_device(DEVICE, False)
+        yield self.handlers.delete_device(DEVICE, False)
         self.assertIsNone(keys.key_for_identity("dev-1"))
         self.assertIsNone(keys.identity_of(DEVICE))
         reloaded = DevicePskKeys(self.store, task.Clock())  # as the next start reads it
         self.assertEqual((yield reloaded.load()), 0)
         # the identity is free for another device
         other = {"identity": "dev-1", "key": bytes.fromhex("ffeeddccbbaa99887766554433221100")}
-        yield self.dispatcher.put_device("IMEI:350000000000099", dict(ACCOUNT, psk=other))
+        yield self.handlers.put_device("IMEI:350000000000099", dict(ACCOUNT, psk=other))
         self.assertEqual(keys.key_for_identity("dev-1"), bytes.fromhex("ffeeddccbbaa99887766554433221100"))

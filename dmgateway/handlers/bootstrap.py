@@ -1,7 +1,7 @@
 """Building, securing and sending a device's bootstrap (DM-4, CP-1; DM-3 by ``deliver: return``).
 
-``POST /api/v1/devices/{id}/bootstrap`` lands here (through the
-dispatcher).  A bootstrap gives the device *new* credentials: the store
+``POST /api/v1/devices/{id}/bootstrap`` lands here
+(:meth:`BootstrapHandlers.bootstrap`).  A bootstrap gives the device *new* credentials: the store
 keeps only ``B64(MD5(name:secret))`` of a secret, so the plain secrets a
 DMAcc needs exist only when they are made.  Both directions get a fresh
 random secret and fresh nonces; the device row is updated before anything
@@ -19,12 +19,14 @@ caller.
 
 import base64
 import re
+from typing import Any, Dict, Tuple
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from dmgateway.api.service import BootstrapRefused, UnknownDevice
 from dmgateway.auth.credentials import user_hash
-from dmgateway.bootstrap import PROFILE_DM, push_pdu, read_push, secure
+from dmgateway.bootstrap import PROFILE_DM, push_pdu, secure
 from dmgateway.bootstrap import cpprofile, dmprofile
 from dmgateway.bootstrap.sec import SecurityError, method_name
 from dmgateway.codec import prov
@@ -153,13 +155,12 @@ class Bootstrapper:
         return account, client_auth, server_auth
 
 
-def bootstrap_view(n):
-    """A bootstrap push in the device view: its notification and what it carried."""
-    view = {"id": n.notification_id, "bearer": n.bearer, "state": n.state,
-            "attempts": n.attempts, "last_error": n.last_error, "message_id": n.message_id}
-    try:
-        boot = read_push(n.payload)
-        view.update(profile=boot.profile, sec=boot.sec or "none")
-    except ValueError:
-        pass
-    return view
+class BootstrapHandlers:
+    """``bootstrap``: one :class:`Bootstrapper` per request."""
+
+    def bootstrap(self, device_id: str, spec: Dict[str, Any]) -> "defer.Deferred[Tuple[int, Dict[str, Any]]]":
+        """Build the device's bootstrap and push or return it: ``(HTTP status, body)``."""
+        dispatcher = self.dispatcher
+        bootstrapper = Bootstrapper(self.store, self.config, self.clock, dispatcher.random_bytes,
+                                    lambda: dispatcher.notifier, self.events.append, dispatcher.is_live)
+        return defer.ensureDeferred(bootstrapper.bootstrap(device_id, spec))
