@@ -1,4 +1,4 @@
-"""The dispatcher: the one place that joins bearers, sessions and the store.
+"""The DM-2 dispatcher: bearers -> session engine -> effects.
 
 One per process.  A device has at most one live session; messages of one
 device are handled one at a time (a per-device lock), so jobs run in order
@@ -41,6 +41,7 @@ from dmgateway.live import DMReply, LiveSession, device_state, job_spec, media_t
 from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
+
 
 def session_token(node: str, secret: str) -> str:
     """The RespURI token of a session of ``node``: ``NODE~SECRET`` ("~" is in no node name)."""

@@ -75,6 +75,22 @@ class ApiHandlers(Protocol):
         ``None`` if there is no such device.
         """
 
+    def list_devices(self, where: Any, limit: int, cursor: str | None) -> Deferred[dict[str, Any]]:
+        """
+        One page of the inventory: ``{"devices": [...], "next": cursor or None}``,
+        the devices matching ``where`` (a
+        :class:`~dmgateway.store.inventory.DeviceFilter`) in id order after
+        the opaque ``cursor`` of the previous page.
+        """
+
+    def delete_device(self, device_id: str, purge_history: bool) -> Deferred[dict[str, Any]]:
+        """
+        Delete the account (ending its live session) and cancel its pending
+        jobs; its events are kept unless ``purge_history``.  Fires with
+        ``{"device_id", "deleted", "jobs_cancelled", "history"}``; fails with
+        :class:`UnknownDevice`.
+        """
+
     def clear_lockouts(self, device_id: str) -> Deferred[dict[str, Any]]:
         """
         Lift every authentication lockout of the device (per peer address
@@ -93,6 +109,13 @@ class ApiHandlers(Protocol):
     def get_job(self, job_id: str) -> Deferred[dict[str, Any] | None]:
         """
         The job representation of DESIGN §4, or ``None`` if unknown.
+        """
+
+    def cancel_job(self, job_id: str) -> Deferred[dict[str, Any]]:
+        """
+        Cancel a queued or notified job now (``{"id", "state", "cancelled"}``),
+        or a job in a live session when that session ends (``"cancel":
+        "at_session_end"``).  Fails with :class:`UnknownJob`.
         """
 
     def list_jobs(
