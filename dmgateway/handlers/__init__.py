@@ -17,6 +17,7 @@ dispatcher knows nothing of them.  The services started beside the API
 
 from typing import Any
 
+from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers.bootstrap import BootstrapHandlers
 from dmgateway.handlers.devices import DeviceHandlers
 from dmgateway.handlers.events import EventHandlers
@@ -26,7 +27,7 @@ from dmgateway.handlers.jobs import JobHandlers
 class Handlers(DeviceHandlers, JobHandlers, EventHandlers, BootstrapHandlers):
     """Everything the REST API calls, over one :class:`~dmgateway.dispatch.Dispatcher`."""
 
-    def __init__(self, dispatcher: Any) -> None:
+    def __init__(self, dispatcher: Dispatcher) -> None:
         self.dispatcher = dispatcher
         self.store = dispatcher.store
         self.config = dispatcher.config
