@@ -92,7 +92,7 @@ class FunctionService:
     def start(self):
         from dmgateway.functions.mo import code_tables
 
-        self.handlers.dispatcher.functions = self  # its session hooks; the handlers read it there
+        self.handlers.functions = self
         self.store.result_codes = code_tables(getattr(self.config, "result_codes", ()))
         self._sweep = task.LoopingCall(self.expire)
         self._sweep.clock = self.clock

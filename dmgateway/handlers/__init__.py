@@ -38,8 +38,13 @@ class Handlers(DeviceHandlers, JobHandlers, EventHandlers, BootstrapHandlers):
 
     @property
     def functions(self) -> Any:
-        """The device-function service (:mod:`dmgateway.devfunctions`), when started."""
+        """The device-function service (:mod:`dmgateway.devfunctions`), when started:
+        the dispatcher calls its session hooks, the handlers annotate views with it."""
         return self.dispatcher.functions
+
+    @functions.setter
+    def functions(self, service: Any) -> None:
+        self.dispatcher.functions = service
 
     def store_failed(self, error: Exception) -> float:
         """The API met a store outage: note it; how long clients should wait (Retry-After)."""
