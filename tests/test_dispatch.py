@@ -127,6 +127,25 @@ class DispatcherTests(TestCase):
             self.assertEqual(job["state"], "done")
         self.assertEqual(len(session.executed), 2)
 
+    async def test_a_job_cancelled_in_its_live_session_waits_for_the_session_end(self):
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
+        await self.drive(self.session(), stop_after=1)
+        answer = await self.handlers.cancel_job(created["id"])
+        self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        self.clock.advance(61)  # the device went away: its session times out
+        await self.settle()
+        self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "failed")
+        self.assertEqual(self.dispatcher._cancel_at_end, set())  # nothing left to cancel
+
+    async def test_deleting_a_device_ends_its_live_session(self):
+        await self.handlers.create_job(DEVICE, GET_SWV)
+        await self.drive(self.session(), stop_after=1)
+        answer = await self.handlers.delete_device(DEVICE, False)
+        self.assertEqual(answer["deleted"], True)
+        self.assertEqual(self.dispatcher._by_device, {})
+        self.assertEqual(self.dispatcher.sessions_ended["device_deleted"], 1)
+
     async def test_timeout_on_the_injected_clock_fails_the_running_job(self):
         created = await self.handlers.create_job(DEVICE, GET_SWV)
         await self.drive(self.session(), stop_after=1)
