@@ -19,7 +19,7 @@ caller.
 
 import base64
 import re
-from typing import Any, Dict, Tuple
+from typing import Any, Awaitable, Callable, Dict, Tuple
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -41,7 +41,7 @@ _NEEDS_IMSI = ("NETWPIN", "USERNETWPIN")
 _NODE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def account_node_name(server_id):
+def account_node_name(server_id: str) -> str:
     """The ``./DMAcc/<x>`` name for ``server_id``: its safe characters, at most 32."""
     name = _NODE_NAME.sub("", server_id)[:32]
     return name if name and name not in (".", "..") else "dmgateway"
@@ -51,7 +51,9 @@ class Bootstrapper:
     """Made per request; ``outbox()`` returns the notification Outbox or None;
     ``is_live(device_id)`` says whether the device is in a session."""
 
-    def __init__(self, store, config, clock, random_bytes, outbox, event, is_live=lambda device_id: False):
+    def __init__(self, store, config, clock, random_bytes: Callable[[int], bytes],
+                 outbox: Callable[[], Any], event: Callable[..., Awaitable[None]],
+                 is_live: Callable[[str], bool] = lambda device_id: False) -> None:
         self.store = store
         self.is_live = is_live
         self.config = config
@@ -64,7 +66,7 @@ class Bootstrapper:
         outbox = self.outbox()
         return None if outbox is None else outbox.bearers.get("sms")
 
-    async def bootstrap(self, device_id, spec):
+    async def bootstrap(self, device_id: str, spec: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
         """``(HTTP status, body)`` for a validated request ``spec``."""
         device = await self.store.get_device(device_id)
         if device is None:

@@ -96,7 +96,9 @@ class JobHandlers:
             view = await self.functions.annotate_job(view)
         return view
 
-    def list_jobs(self, device_id: str, limit: int, after: Optional[str]) -> "defer.Deferred[List[Dict[str, Any]]]":
+    def list_jobs(
+        self, device_id: str, limit: int, after: Optional[str]
+    ) -> "defer.Deferred[List[Dict[str, Any]]]":
         """Up to ``limit`` jobs of the device, oldest first, after the job ``after``."""
         return defer.ensureDeferred(self._list_jobs(device_id, limit, after))
 
