@@ -3,9 +3,11 @@
 Events are rows of the store (``append_event``, ``events_after``); this
 module adds what happens around them in one process:
 
-* :meth:`EventLog.append` writes one event and wakes its readers;
-* :meth:`EventLog.appended` wakes them for events written by someone else
-  (a store batch of the dispatcher, another service, another process);
+* :meth:`EventLog.append` writes one event and wakes its readers, here and
+  in the other processes (:meth:`EventLog.announce` does the waking for
+  events this process wrote in a store batch of its own);
+* :meth:`EventLog.appended` wakes the readers of this process only (for
+  events another process announced, or a batch the others need not hear of);
 * the readers are *listeners*: long-lived ones (the webhook sender, the
   delegation flow) registered with :meth:`EventLog.listen`, and one-shot
   ones, the long-polls of ``GET /api/v1/events`` (:meth:`EventLog.wait`),
@@ -49,12 +51,17 @@ class EventLog:
     async def append(self, type_: str, device_id: Optional[str], payload: dict) -> None:
         """Append one event now and wake its readers, here and in the other processes."""
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
+        self.announce()
+
+    def announce(self) -> None:
+        """This process appended events (in a store batch of its own): wake the
+        readers here and in the other processes."""
         self.appended()
         if self.broadcast is not None:
             self.broadcast()
 
     def appended(self) -> None:
-        """Events were appended (by a store batch, another service or process): wake the readers."""
+        """Events were appended (by a store batch, another service or process): wake the readers here."""
         listeners = list(self._listeners)
         self._listeners = [entry for entry in listeners if not entry.once]
         for entry in listeners:

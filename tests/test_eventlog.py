@@ -28,6 +28,13 @@ class EventLogTests(TestCase):
         self.assertEqual((event["type"], event["device_id"], event["outcome"]), ("session", "dev-1", "completed"))
         self.assertEqual((heard, told), ([1], [1]))
 
+    async def test_announcing_a_batch_wakes_listeners_here_and_elsewhere(self):
+        heard, told = [], []
+        self.log.listen(lambda: heard.append(1))
+        self.log.broadcast = lambda: told.append(1)
+        self.log.announce()
+        self.assertEqual((heard, told), ([1], [1]))
+
     async def test_appended_elsewhere_wakes_listeners_without_broadcasting(self):
         heard, told = [], []
         self.log.listen(lambda: heard.append(1))
