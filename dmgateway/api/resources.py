@@ -1,12 +1,12 @@
 """
 The northbound REST API v1 (DESIGN §4) as a twisted.web resource tree.
 
-Resources parse and authorise, then call the L{ApiHandlers}; the
+Resources parse and authorise, then call the :class:`ApiHandlers`; the
 handlers own all protocol logic and representations.  Serve the tree with
-L{build_site}, which also refuses oversized bodies before reading them and
+:func:`build_site`, which also refuses oversized bodies before reading them and
 logs one event per request.
 
-Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
+Routes (everything under ``/api/v1`` needs ``Authorization: Bearer``):
 
     GET      /api/v1/devices?filters&cursor=C&limit=L
     PUT|GET|DELETE /api/v1/devices/{device_id}
@@ -67,13 +67,13 @@ class _Settings:
 
 class _Namespace(JsonResource):
     """
-    A path prefix (C{/}, C{/api}) with fixed children; 404 itself.
+    A path prefix (``/``, ``/api``) with fixed children; 404 itself.
     """
 
 
 class TokenCheck:
     """
-    The API's bearer token, replaceable while running (C{SIGHUP} re-reads
+    The API's bearer token, replaceable while running (``SIGHUP`` re-reads
     the token file), and the check of one request against it.
     """
 
@@ -95,7 +95,7 @@ class TokenCheck:
 
     def refusal(self, request: server.Request) -> ApiError | None:
         """
-        L{None} if the request carries the token, else the 401 to answer.
+        ``None`` if the request carries the token, else the 401 to answer.
         """
         values = request.requestHeaders.getRawHeaders(b"authorization") or []
         challenge = b'Bearer realm="dmgateway"'
@@ -119,7 +119,7 @@ class TokenCheck:
 
 class _Guarded(Resource):
     """
-    A resource outside C{/api/v1} (C{/metrics}) behind the API token.
+    A resource outside ``/api/v1`` (``/metrics``) behind the API token.
     """
 
     isLeaf = True
@@ -138,7 +138,7 @@ class _Guarded(Resource):
 
 class _V1(JsonResource):
     """
-    C{/api/v1}: checks the bearer token for itself and everything below.
+    ``/api/v1``: checks the bearer token for itself and everything below.
     """
 
     def __init__(self, settings: _Settings, token: TokenCheck) -> None:
@@ -165,7 +165,7 @@ class _V1(JsonResource):
 
 class _Devices(JsonResource):
     """
-    C{/api/v1/devices}: the inventory (filters, cursor) and its children.
+    ``/api/v1/devices``: the inventory (filters, cursor) and its children.
     """
 
     methods = {b"GET": "list"}
@@ -191,7 +191,7 @@ class _Devices(JsonResource):
 
 class _Device(JsonResource):
     """
-    C{/api/v1/devices/{device_id}}: the device account.
+    ``/api/v1/devices/{device_id}``: the device account.
     """
 
     methods = {b"GET": "get", b"PUT": "put", b"DELETE": "delete"}
@@ -248,7 +248,7 @@ class _Device(JsonResource):
 
 class _DeviceLockouts(JsonResource):
     """
-    C{/api/v1/devices/{device_id}/lockouts}: DELETE lifts them all.
+    ``/api/v1/devices/{device_id}/lockouts``: DELETE lifts them all.
     """
 
     methods = {b"DELETE": "clear"}
@@ -266,8 +266,8 @@ class _DeviceLockouts(JsonResource):
 
 class _DeviceBootstrap(JsonResource):
     """
-    C{/api/v1/devices/{device_id}/bootstrap}: build and push or return a
-    bootstrap (L{dmgateway.api.bootstrap}).
+    ``/api/v1/devices/{device_id}/bootstrap``: build and push or return a
+    bootstrap (:mod:`dmgateway.api.bootstrap`).
     """
 
     methods = {b"POST": "create"}
@@ -283,7 +283,7 @@ class _DeviceBootstrap(JsonResource):
 
 class _Events(JsonResource):
     """
-    C{/api/v1/events}: long-poll of the event log.
+    ``/api/v1/events``: long-poll of the event log.
     """
 
     methods = {b"GET": "get"}
@@ -322,15 +322,15 @@ def build_root(
     max_commands: int = validation.MAX_COMMANDS,
 ) -> Resource:
     """
-    The site root: C{/api/v1/...} and, if given, C{metrics_resource} at
-    C{/metrics} (without authentication unless C{metrics_token}) and the
-    C{unauthenticated} resources by name (C{/healthz}).  Every other path
+    The site root: ``/api/v1/...`` and, if given, ``metrics_resource`` at
+    ``/metrics`` (without authentication unless ``metrics_token``) and the
+    ``unauthenticated`` resources by name (``/healthz``).  Every other path
     is a JSON 404.
 
-    @param token: the bearer token (read by the caller from
-        C{[api] token_file}); surrounding whitespace is ignored.  A
-        L{TokenCheck} lets the caller replace it later.
-    @param max_wait: cap on the long-poll C{wait}, in seconds.
+    :param token: the bearer token (read by the caller from
+        ``[api] token_file``); surrounding whitespace is ignored.  A
+        :class:`TokenCheck` lets the caller replace it later.
+    :param max_wait: cap on the long-poll ``wait``, in seconds.
     """
     if not isinstance(token, TokenCheck):
         token = TokenCheck(token)
@@ -359,7 +359,7 @@ API_MAX_CONNECTIONS_PER_PEER = 64
 
 class ApiRequest(BodyLimitedRequest):
     """
-    A request that refuses a body over the site's C{max_body} (HTTP 413,
+    A request that refuses a body over the site's ``max_body`` (HTTP 413,
     then closes the connection): by its Content-Length before reading any
     of it, or while reading a body of unknown length.  Logs one event per
     request, also when the client goes away first.
@@ -420,12 +420,12 @@ def _client(request: server.Request) -> str:
 
 class ApiSite(PeerCappedSite):
     """
-    The API's HTTP site: L{ApiRequest}s, no traceback pages, and no access
+    The API's HTTP site: :class:`ApiRequest` requests, no traceback pages, and no access
     log of its own (each request logs one structured event).
 
-    Reachable without a token (C{/healthz}, C{/readyz}, C{/metrics}, the
-    401 itself): a request must arrive whole within C{read_timeout}
-    seconds, and one address holds at most C{max_connections_per_peer}
+    Reachable without a token (``/healthz``, ``/readyz``, ``/metrics``, the
+    401 itself): a request must arrive whole within ``read_timeout``
+    seconds, and one address holds at most ``max_connections_per_peer``
     connections, so slow or piled-up connections cannot use up the
     process's descriptors (a long poll waits after its request is in).
     """
@@ -447,7 +447,7 @@ class ApiSite(PeerCappedSite):
 
     def log(self, request: server.Request) -> None:
         """
-        Nothing: L{ApiRequest} logs its own event.
+        Nothing: :class:`ApiRequest` logs its own event.
         """
 
 
@@ -464,9 +464,9 @@ def build_site(
     reactor: Any = None,
 ) -> ApiSite:
     """
-    The API site to listen on (e.g. with C{serverFromString(reactor,
-    "tcp:8081:interface=127.0.0.1")}); see L{build_root} for the
-    arguments.  C{reactor} also times requests for the log.
+    The API site to listen on (e.g. with ``serverFromString(reactor,
+    "tcp:8081:interface=127.0.0.1")``); see :func:`build_root` for the
+    arguments.  ``reactor`` also times requests for the log.
     """
     if not isinstance(token, TokenCheck):
         token = TokenCheck(token)
