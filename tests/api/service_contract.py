@@ -1,14 +1,14 @@
 """
-Contract tests for any L{dmgateway.api.service.ApiHandlers}.
+Contract tests for any :class:`dmgateway.api.service.ApiHandlers`.
 
-Subclass L{ApiHandlersContract} together with
-L{twisted.trial.unittest.TestCase} and define:
+Subclass :class:`ApiHandlersContract` together with
+:class:`twisted.trial.unittest.TestCase` and define:
 
-    - C{make_service()} returning C{(service, clock)}, the clock being the
-      L{twisted.internet.task.Clock} the service uses for timeouts;
-    - C{append_event(service, kind, device_id, **fields)} appending one
+    - ``make_service()`` returning ``(service, clock)``, the clock being the
+      :class:`twisted.internet.task.Clock` the service uses for timeouts;
+    - ``append_event(service, kind, device_id, **fields)`` appending one
       event the way the gateway does (returns nothing or a Deferred);
-    - optionally C{settle()}, returning a Deferred that fires once the
+    - optionally ``settle()``, returning a Deferred that fires once the
       service's pending store work is done (an adbapi store answers in a
       later reactor turn); the default fires at once.
 
