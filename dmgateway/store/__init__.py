@@ -7,7 +7,7 @@ L{dmgateway.store.model}.
 """
 
 from .base import Store, Txn
-from .opener import open_store
+from .opener import make_store, open_store
 from .model import (
     AUTH_TYPES,
     DELIVERY_STATES,
@@ -34,6 +34,7 @@ from .model import (
 
 __all__ = [
     "open_store",
+    "make_store",
     "Store",
     "Txn",
     "AUTH_TYPES",

@@ -1,10 +1,11 @@
 """
-What the store test modules share: the two engines as mixins, and a way to
+What the store test modules share: the engines (and the inline SQLite mode) as mixins, and a way to
 open a store that the test closes again.
 
 A suite is written once as a mixin and made concrete per engine:
 
     class SQLiteDeviceTests(SQLiteEngine, DeviceTestsMixin, TestCase): ...
+    class SQLiteInlineDeviceTests(SQLiteInlineEngine, DeviceTestsMixin, TestCase): ...
     class PostgresDeviceTests(PostgresEngine, DeviceTestsMixin, TestCase): ...
 """
 
@@ -29,6 +30,21 @@ class SQLiteEngine:
     def _engine(self, tmp_path):
         self.tmp_path = tmp_path
         self.uri = f"sqlite:{tmp_path / 'var' / 'store.db'}"
+
+
+class SQLiteInlineEngine:
+    """
+    Run the suite on a private in-memory SQLite whose transactions run at
+    once in the test's thread (C{?inline=1}): the mode dispatcher tests use
+    on a C{task.Clock}, held to the same suite as the real engines.
+    """
+
+    engine = "sqlite"
+
+    @pytest.fixture(autouse=True)
+    def _engine(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.uri = "sqlite::memory:?inline=1"
 
 
 class PostgresEngine:
