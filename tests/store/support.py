@@ -4,9 +4,9 @@ open a store that the test closes again.
 
 A suite is written once as a mixin and made concrete per engine:
 
-    class SQLiteDeviceTests(SQLiteEngine, DeviceTestsMixin, TestCase): ...
-    class SQLiteInlineDeviceTests(SQLiteInlineEngine, DeviceTestsMixin, TestCase): ...
-    class PostgresDeviceTests(PostgresEngine, DeviceTestsMixin, TestCase): ...
+    class SQLiteDeviceTests(OnSQLite, DeviceTestsMixin, TestCase): ...
+    class SQLiteInlineDeviceTests(OnInlineSQLite, DeviceTestsMixin, TestCase): ...
+    class PostgresDeviceTests(OnPostgres, DeviceTestsMixin, TestCase): ...
 """
 
 import base64
@@ -21,7 +21,7 @@ from dmgateway.store import ClientAuth, ServerAuth, open_store
 START = 1_700_000_000.0
 
 
-class SQLiteEngine:
+class OnSQLite:
     """Run the suite on an SQLite file in a fresh temporary directory."""
 
     engine = "sqlite"
@@ -32,7 +32,7 @@ class SQLiteEngine:
         self.uri = f"sqlite:{tmp_path / 'var' / 'store.db'}"
 
 
-class SQLiteInlineEngine:
+class OnInlineSQLite:
     """
     Run the suite on a private in-memory SQLite whose transactions run at
     once in the test's thread (C{?inline=1}): the mode dispatcher tests use
@@ -47,7 +47,7 @@ class SQLiteInlineEngine:
         self.uri = "sqlite::memory:?inline=1"
 
 
-class PostgresEngine:
+class OnPostgres:
     """Run the suite on a fresh database of the test run's PostgreSQL."""
 
     engine = "postgresql"

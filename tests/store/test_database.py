@@ -15,7 +15,7 @@ from dmgateway.store import (
     open_store,
 )
 from dmgateway.store.migrations import Migration, load_migrations
-from tests.store.support import PostgresEngine, SQLiteEngine, SQLiteInlineEngine, StoreCase, add_device
+from tests.store.support import OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 SHIPPED = [m.version for m in load_migrations()]
 
@@ -199,35 +199,35 @@ class BatchTestsMixin(StoreCase):
             store.batch().close()
 
 
-class SQLiteLifecycleTests(SQLiteEngine, LifecycleTestsMixin, TestCase):
+class SQLiteLifecycleTests(OnSQLite, LifecycleTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineLifecycleTests(SQLiteInlineEngine, LifecycleTestsMixin, TestCase):
+class SQLiteInlineLifecycleTests(OnInlineSQLite, LifecycleTestsMixin, TestCase):
     pass
 
 
-class PostgresLifecycleTests(PostgresEngine, LifecycleTestsMixin, TestCase):
+class PostgresLifecycleTests(OnPostgres, LifecycleTestsMixin, TestCase):
     pass
 
 
-class SQLitePersistenceTests(SQLiteEngine, PersistenceTestsMixin, TestCase):
+class SQLitePersistenceTests(OnSQLite, PersistenceTestsMixin, TestCase):
     pass
 
 
-class PostgresPersistenceTests(PostgresEngine, PersistenceTestsMixin, TestCase):
+class PostgresPersistenceTests(OnPostgres, PersistenceTestsMixin, TestCase):
     pass
 
 
-class SQLiteBatchTests(SQLiteEngine, BatchTestsMixin, TestCase):
+class SQLiteBatchTests(OnSQLite, BatchTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineBatchTests(SQLiteInlineEngine, BatchTestsMixin, TestCase):
+class SQLiteInlineBatchTests(OnInlineSQLite, BatchTestsMixin, TestCase):
     pass
 
 
-class PostgresBatchTests(PostgresEngine, BatchTestsMixin, TestCase):
+class PostgresBatchTests(OnPostgres, BatchTestsMixin, TestCase):
     pass
 
 

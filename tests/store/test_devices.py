@@ -6,7 +6,17 @@ deletion, lockouts (L{dmgateway.store.devices}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import ClientAuth, ServerAuth
-from tests.store.support import START, PostgresEngine, SQLiteEngine, SQLiteInlineEngine, StoreCase, add_device, md5_client, md5_server, user_hash
+from tests.store.support import (
+    START,
+    OnInlineSQLite,
+    OnPostgres,
+    OnSQLite,
+    StoreCase,
+    add_device,
+    md5_client,
+    md5_server,
+    user_hash,
+)
 
 ALL_BYTES = bytes(range(256))
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
@@ -232,13 +242,13 @@ class DeviceTestsMixin(StoreCase):
         self.assertFalse(await store.reset_auth_failures("IMEI:2"))
 
 
-class SQLiteDeviceTests(SQLiteEngine, DeviceTestsMixin, TestCase):
+class SQLiteDeviceTests(OnSQLite, DeviceTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineDeviceTests(SQLiteInlineEngine, DeviceTestsMixin, TestCase):
+class SQLiteInlineDeviceTests(OnInlineSQLite, DeviceTestsMixin, TestCase):
     pass
 
 
-class PostgresDeviceTests(PostgresEngine, DeviceTestsMixin, TestCase):
+class PostgresDeviceTests(OnPostgres, DeviceTestsMixin, TestCase):
     pass

@@ -7,7 +7,7 @@ devices' events never mixed in (L{dmgateway.store.events}).
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from tests.store.support import START, PostgresEngine, SQLiteEngine, SQLiteInlineEngine, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 
 class EventTestsMixin(StoreCase):
@@ -114,25 +114,25 @@ class DeviceEventsMixin(StoreCase):
             await store.device_events("IMEI:1", limit=0)
 
 
-class SQLiteEventTests(SQLiteEngine, EventTestsMixin, TestCase):
+class SQLiteEventTests(OnSQLite, EventTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineEventTests(SQLiteInlineEngine, EventTestsMixin, TestCase):
+class SQLiteInlineEventTests(OnInlineSQLite, EventTestsMixin, TestCase):
     pass
 
 
-class PostgresEventTests(PostgresEngine, EventTestsMixin, TestCase):
+class PostgresEventTests(OnPostgres, EventTestsMixin, TestCase):
     pass
 
 
-class SQLiteDeviceEventsTests(SQLiteEngine, DeviceEventsMixin, TestCase):
+class SQLiteDeviceEventsTests(OnSQLite, DeviceEventsMixin, TestCase):
     pass
 
 
-class SQLiteInlineDeviceEventsTests(SQLiteInlineEngine, DeviceEventsMixin, TestCase):
+class SQLiteInlineDeviceEventsTests(OnInlineSQLite, DeviceEventsMixin, TestCase):
     pass
 
 
-class PostgresDeviceEventsTests(PostgresEngine, DeviceEventsMixin, TestCase):
+class PostgresDeviceEventsTests(OnPostgres, DeviceEventsMixin, TestCase):
     pass

@@ -7,7 +7,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import Conflict, NotFound
-from tests.store.support import START, PostgresEngine, SQLiteEngine, SQLiteInlineEngine, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
 
@@ -157,13 +157,13 @@ class JobTestsMixin(StoreCase):
             await store.jobs_in_state([])
 
 
-class SQLiteJobTests(SQLiteEngine, JobTestsMixin, TestCase):
+class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineJobTests(SQLiteInlineEngine, JobTestsMixin, TestCase):
+class SQLiteInlineJobTests(OnInlineSQLite, JobTestsMixin, TestCase):
     pass
 
 
-class PostgresJobTests(PostgresEngine, JobTestsMixin, TestCase):
+class PostgresJobTests(OnPostgres, JobTestsMixin, TestCase):
     pass

@@ -6,7 +6,7 @@ order, claims and their leases (L{dmgateway.store.outbox}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import NotFound
-from tests.store.support import START, PostgresEngine, SQLiteEngine, SQLiteInlineEngine, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 ALL_BYTES = bytes(range(256))
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
@@ -171,25 +171,25 @@ class ClaimTestsMixin(StoreCase):
         self.assertNotIn(later.notification_id, [n.notification_id for n in due])  # a backoff stays
 
 
-class SQLiteNotificationTests(SQLiteEngine, NotificationTestsMixin, TestCase):
+class SQLiteNotificationTests(OnSQLite, NotificationTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineNotificationTests(SQLiteInlineEngine, NotificationTestsMixin, TestCase):
+class SQLiteInlineNotificationTests(OnInlineSQLite, NotificationTestsMixin, TestCase):
     pass
 
 
-class PostgresNotificationTests(PostgresEngine, NotificationTestsMixin, TestCase):
+class PostgresNotificationTests(OnPostgres, NotificationTestsMixin, TestCase):
     pass
 
 
-class SQLiteClaimTests(SQLiteEngine, ClaimTestsMixin, TestCase):
+class SQLiteClaimTests(OnSQLite, ClaimTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineClaimTests(SQLiteInlineEngine, ClaimTestsMixin, TestCase):
+class SQLiteInlineClaimTests(OnInlineSQLite, ClaimTestsMixin, TestCase):
     pass
 
 
-class PostgresClaimTests(PostgresEngine, ClaimTestsMixin, TestCase):
+class PostgresClaimTests(OnPostgres, ClaimTestsMixin, TestCase):
     pass

@@ -17,7 +17,7 @@ from dmgateway.store.postgres import (
     parse_postgres_uri,
     redact_uri,
 )
-from tests.store.support import PostgresEngine, StoreCase, add_device
+from tests.store.support import OnPostgres, StoreCase, add_device
 
 
 class URITests(SynchronousTestCase):
@@ -104,7 +104,7 @@ def _closed_port():
         return sock.getsockname()[1]
 
 
-class PostgresOnlyTests(PostgresEngine, StoreCase, TestCase):
+class PostgresOnlyTests(OnPostgres, StoreCase, TestCase):
     async def test_tables_live_in_the_uri_schema(self):
         store = await self.open()
         schema = self.uri.rsplit("%3D", 1)[1]

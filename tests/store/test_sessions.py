@@ -5,7 +5,7 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
-from tests.store.support import START, PostgresEngine, SQLiteEngine, SQLiteInlineEngine, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
 
@@ -143,13 +143,13 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual(again.counts(), {"sessions_ended": 0, "jobs_failed": 0, "jobs_queued": 0})
 
 
-class SQLiteSessionTests(SQLiteEngine, SessionTestsMixin, TestCase):
+class SQLiteSessionTests(OnSQLite, SessionTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineSessionTests(SQLiteInlineEngine, SessionTestsMixin, TestCase):
+class SQLiteInlineSessionTests(OnInlineSQLite, SessionTestsMixin, TestCase):
     pass
 
 
-class PostgresSessionTests(PostgresEngine, SessionTestsMixin, TestCase):
+class PostgresSessionTests(OnPostgres, SessionTestsMixin, TestCase):
     pass

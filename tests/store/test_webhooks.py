@@ -5,7 +5,7 @@ Webhook deliveries on every engine (L{dmgateway.store.webhooks}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import NotFound
-from tests.store.support import START, PostgresEngine, SQLiteEngine, SQLiteInlineEngine, StoreCase
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase
 
 
 class DeliveryTestsMixin(StoreCase):
@@ -62,13 +62,13 @@ class DeliveryTestsMixin(StoreCase):
         self.assertIsNone(await store.get_delivery(delivery.delivery_id))
 
 
-class SQLiteDeliveryTests(SQLiteEngine, DeliveryTestsMixin, TestCase):
+class SQLiteDeliveryTests(OnSQLite, DeliveryTestsMixin, TestCase):
     pass
 
 
-class SQLiteInlineDeliveryTests(SQLiteInlineEngine, DeliveryTestsMixin, TestCase):
+class SQLiteInlineDeliveryTests(OnInlineSQLite, DeliveryTestsMixin, TestCase):
     pass
 
 
-class PostgresDeliveryTests(PostgresEngine, DeliveryTestsMixin, TestCase):
+class PostgresDeliveryTests(OnPostgres, DeliveryTestsMixin, TestCase):
     pass
