@@ -2,7 +2,9 @@
 Persistent store: SQLite (embedded default) or PostgreSQL (scale-out).
 
 Open one with L{open_store} (L{dmgateway.store.opener}); the interface is L{Store} in
-L{dmgateway.store.base}, rows are the dataclasses of
+L{dmgateway.store.base}, composed of one class per area (devices, jobs,
+sessions, events, outbox, webhooks, inventory, functions, campaigns) over
+L{dmgateway.store.database}; rows are the dataclasses of
 L{dmgateway.store.model}.
 """
 

@@ -12,7 +12,7 @@ the areas of the store (L{dmgateway.store.base}) build on this class.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Protocol, Sequence
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
@@ -23,9 +23,43 @@ from .migrations import Migration, load_migrations
 from .model import SchemaTooNew, StoreClosed, StoreError
 from .values import marks
 
-__all__ = ["Database", "Txn", "Batch"]
+__all__ = ["Database", "Engine", "Txn", "Batch"]
 
 log = Logger()
+
+
+class Engine(Protocol):
+    """
+    What the L{Database} asks of an engine (L{SQLiteEngine
+    <dmgateway.store.sqlite.SQLiteEngine>}, L{PostgresEngine
+    <dmgateway.store.postgres.PostgresEngine>}).
+
+    @ivar name: C{"sqlite"} or C{"postgresql"}.
+    @ivar column_types: the types that fill the migrations' placeholders.
+    @ivar description: where the data lives, without any password.
+    """
+
+    name: str
+    column_types: dict[str, str]
+    description: str
+
+    def connection_pool(self, reactor: Any) -> Any:
+        """The pool (C{runInteraction}, C{runWithConnection}, C{close})."""
+
+    def sql(self, sql: str) -> str:
+        """Translate C{?} placeholders into the engine's parameter style."""
+
+    def begin_txn(self, cursor: Any) -> None:
+        """Start the transaction an interaction runs in (if the engine needs it)."""
+
+    def lock_migrations_txn(self, txn: "Txn") -> None:
+        """Keep other processes from migrating until this transaction ends."""
+
+    def insert_txn(self, txn: "Txn", sql: str, args: tuple, id_column: str) -> int:
+        """Insert one row and return its generated C{id_column}."""
+
+    def translate_error(self, error: BaseException) -> Optional[StoreError]:
+        """The L{StoreError} for an engine exception, or L{None} to let it through."""
 
 
 def _check_args(args: tuple) -> None:
@@ -49,7 +83,7 @@ class Txn:
 
     __slots__ = ("cursor", "_engine")
 
-    def __init__(self, cursor: Any, engine: Any):
+    def __init__(self, cursor: Any, engine: Engine):
         self.cursor = cursor
         self._engine = engine
 
@@ -93,12 +127,11 @@ class Database:
     """
     Transactions on one database, through its engine.
 
-    @ivar database_engine: the L{SQLiteEngine<dmgateway.store.sqlite.SQLiteEngine>}
-        or L{PostgresEngine<dmgateway.store.postgres.PostgresEngine>}.
+    @ivar database_engine: the L{Engine}.
     @ivar description: where the data lives, without any password.
     """
 
-    def __init__(self, database_engine: Any, pool: Any, clock: Any):
+    def __init__(self, database_engine: Engine, pool: Any, clock: Any):
         """
         @param pool: the engine's connection pool (an C{adbapi.ConnectionPool}).
         @param clock: an C{IReactorTime} provider for bookkeeping times.
