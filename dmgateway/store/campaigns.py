@@ -18,13 +18,14 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from ..functions import FunctionError, build_operation, correlator_for
 from ..functions.rollout import in_window, policy_from_json, starts_allowed, wave_of, wave_verdict
+from .database import Database
 from .inventory import DeviceFilter
-from .model import NotFound
 from .jobs import job_from_row
+from .model import NotFound
 from .rows import dump_json, json_column, load_json, row_converter
 
 __all__ = ["CAMPAIGN_STATES", "DEVICE_STATES", "Campaign", "CampaignQueries"]
@@ -61,7 +62,7 @@ _campaign = row_converter(
 )
 
 
-class CampaignQueries:
+class CampaignQueries(Database):
     """The campaign queries of the store (see the module docstring)."""
 
     def create_campaign(self, campaign_id, function, action, params, selection, where, devices, policy, now):

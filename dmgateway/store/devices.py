@@ -3,8 +3,8 @@ Devices: the accounts (credentials both ways, nonces), what a device
 reported (DevInfo, other nodes, a challenge we could not answer), its last
 session and its authentication failures.
 
-Mixed into L{dmgateway.store.base.Store}; each public method runs its
-C{_..._txn} (below it) in one transaction.
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
 
+from .database import Database
 from .migrations.v006_inventory import inventory_columns
 from .model import AUTH_TYPES, ClientAuth, Device, NotFound, ServerAuth
 from .rows import columns, dump_json, json_column, row_converter
@@ -68,7 +69,7 @@ device_from_row = row_converter(
 )
 
 
-class DeviceStore:
+class DeviceStore(Database):
     """The device accounts (see the module docstring)."""
 
     def put_device(

@@ -2,8 +2,8 @@
 Events: the numbered log the API's event stream and the webhooks read,
 the consumers' cursors into it, and pruning.
 
-Mixed into L{dmgateway.store.base.Store}; each public method runs its
-C{_..._txn} (below it) in one transaction.
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Optional
 
 from twisted.internet.defer import Deferred
 
+from .database import Database
 from .model import EVENT_FIELDS
 from .rows import dump_json, load_json
 from .values import check_instance, check_int, check_text, check_time
@@ -35,7 +36,7 @@ def cursor_name(name: str) -> str:
     return "cursor:" + name
 
 
-class EventStore:
+class EventStore(Database):
     """The event log and its cursors (see the module docstring)."""
 
     def append_event(

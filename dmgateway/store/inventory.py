@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from .model import NotFound, PENDING_JOB_STATES
+from .database import Database
 from .devices import device_from_row
 from .jobs import job_from_row
+from .model import PENDING_JOB_STATES, NotFound
 from .rows import dump_json
 from .values import check_int, check_text
 
@@ -87,7 +88,7 @@ class Cancelled:
     notifications: int
 
 
-class InventoryQueries:
+class InventoryQueries(Database):
     """The C{_..._txn} functions of the inventory and their public calls."""
 
     # -- public ----------------------------------------------------------------

@@ -2,8 +2,8 @@
 Jobs: management commands for one device, queued behind its other jobs
 and moved along by compare-and-set updates.
 
-Mixed into L{dmgateway.store.base.Store}; each public method runs its
-C{_..._txn} (below it) in one transaction.
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any, Iterable, Optional
 
 from twisted.internet.defer import Deferred
 
+from .database import Database
 from .model import JOB_STATES, NOTIFY_MODES, PENDING_JOB_STATES, Conflict, Job, NotFound
 from .rows import dump_json, json_column, row_converter
 from .values import check_instance, check_int, check_state, check_states, check_text, marks
@@ -27,7 +28,7 @@ job_from_row = row_converter(
 )
 
 
-class JobStore:
+class JobStore(Database):
     """The jobs (see the module docstring)."""
 
     def create_job(

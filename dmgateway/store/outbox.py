@@ -3,8 +3,8 @@ The notification outbox: every wake-up (or bootstrap push) is a row before
 anything is sent; claims with a lease keep processes sharing the store
 from sending one twice.
 
-Mixed into L{dmgateway.store.base.Store}; each public method runs its
-C{_..._txn} (below it) in one transaction.
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 
 from twisted.internet.defer import Deferred
 
+from .database import Database
 from .model import NOTIFICATION_STATES, Notification, NotFound
 from .rows import row_converter
 from .values import check_instance, check_int, check_state, check_states, check_text, check_time, marks
@@ -22,7 +23,7 @@ __all__ = ["OutboxStore", "notification_from_row"]
 notification_from_row = row_converter(Notification, payload=bytes)
 
 
-class OutboxStore:
+class OutboxStore(Database):
     """The notification outbox (see the module docstring)."""
 
     def add_notification(

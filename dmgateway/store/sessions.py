@@ -2,8 +2,8 @@
 Live sessions: which gateway process holds a device's DM session, with the
 jobs it works on, and L{SessionStore.recover} for what a dead process left.
 
-Mixed into L{dmgateway.store.base.Store}; each public method runs its
-C{_..._txn} (below it) in one transaction.
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 
 from twisted.internet.defer import Deferred
 
+from .database import Database
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Recovery, Session
 from .rows import dump_json, json_column, row_converter
 from .values import check_text, check_time, marks
@@ -21,7 +22,7 @@ __all__ = ["SessionStore", "session_from_row"]
 session_from_row = row_converter(Session, job_ids=json_column("session job ids"))
 
 
-class SessionStore:
+class SessionStore(Database):
     """The live sessions (see the module docstring)."""
 
     def start_session(

@@ -2,8 +2,8 @@
 Webhook deliveries: one event to be POSTed to one URL, retried until
 delivered or given up.
 
-Mixed into L{dmgateway.store.base.Store}; each public method runs its
-C{_..._txn} (below it) in one transaction.
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Iterable, Optional
 
 from twisted.internet.defer import Deferred
 
+from .database import Database
 from .model import DELIVERY_STATES, Delivery, NotFound
 from .rows import row_converter
 from .values import check_int, check_state, check_states, check_text, check_time, marks
@@ -21,7 +22,7 @@ __all__ = ["WebhookStore", "delivery_from_row"]
 delivery_from_row = row_converter(Delivery)
 
 
-class WebhookStore:
+class WebhookStore(Database):
     """The webhook deliveries (see the module docstring)."""
 
     def add_delivery(
