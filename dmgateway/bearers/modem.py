@@ -218,7 +218,7 @@ class _Command:
 class ModemProtocol(protocol.Protocol):
     """One open modem port.
 
-    ``config`` is a :class:`~dmgateway.config.sections.ModemConfig`, ``clock``
+    ``config`` is a :class:`~dmgateway.config.bearers.ModemConfig`, ``clock``
     an ``IReactorTime``.  ``on_report(StatusReport)`` receives delivery
     reports, ``on_unsolicited(line)`` every other unsolicited result code.
     ``ready`` fires with the protocol once initialised or fails

@@ -97,7 +97,7 @@ def _one_id(message_id):
 class ESMEProtocol(protocol.Protocol):
     """One SMPP session as ESME.
 
-    ``config`` is a :class:`~dmgateway.config.sections.SmppLinkConfig`,
+    ``config`` is a :class:`~dmgateway.config.bearers.SmppLinkConfig`,
     ``clock`` an ``IReactorTime``; ``on_receipt(message_id, state, error)``
     is called for each delivery receipt.  ``when_bound()`` fires with the
     protocol once bound, or fails with :class:`BindError`/:class:`LinkDown`.

@@ -13,7 +13,7 @@ from dmgateway.bearers.modem import (
     CommandError, CommandTimeout, InvalidPDU, ModemDown, ModemFactory, ModemService, PinRejected,
     SimError, StatusReport, error_name, parse_status_report,
 )
-from dmgateway.config.sections import ModemConfig
+from dmgateway.config.bearers import ModemConfig
 from dmgateway.notify import package0 as p0
 from dmgateway.notify import sms, trigger
 from tests.modemsim import ModemSimulator, PtyModem, status_report_pdu

@@ -17,7 +17,7 @@ from dmgateway.bearers import smpp_pdu as P
 from dmgateway.bearers.smpp import (
     BindError, ESMEFactory, LinkDown, NoRoute, ResponseTimeout, SMPPLink, SMPPRouter, SubmitError,
 )
-from dmgateway.config.sections import SmppLinkConfig
+from dmgateway.config.bearers import SmppLinkConfig
 from tests.smscfake import FakeSMSCFactory, _enc, _npi, _ton
 
 ENC = PDUEncoder()
