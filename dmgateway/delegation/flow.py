@@ -74,10 +74,6 @@ class DelegationError(Exception):
         self.message = message
 
 
-def _iso(seconds):
-    return m.iso(seconds)
-
-
 def delegation_view(doc):
     """The API view of a record (no secrets: those never enter ``steps``/``history``)."""
     view = {key: doc.get(key) for key in (
@@ -168,10 +164,10 @@ class DelegationService(TargetSide):
             "subtrees": list(spec["subtrees"]),
             "type": spec["type"],
             "duration": spec["duration"],
-            "until": None if until is None else _iso(until),
+            "until": None if until is None else m.iso(until),
             "until_epoch": until,
-            "created": _iso(now),
-            "updated": _iso(now),
+            "created": m.iso(now),
+            "updated": m.iso(now),
             "history": [],
             "device_steps": {},
             "error": None,
@@ -481,11 +477,11 @@ class DelegationService(TargetSide):
 
     def _step(self, doc, step, detail, device=None):
         now = self.clock.seconds()
-        entry = {"time": _iso(now), "step": step, "detail": detail}
+        entry = {"time": m.iso(now), "step": step, "detail": detail}
         if device is not None:
             entry["device_id"] = device
         doc["history"].append(entry)
-        doc["updated"] = _iso(now)
+        doc["updated"] = m.iso(now)
         log.info("delegation {id} ({role}, peer {peer}): {step}: {detail}", id=doc["id"],
                  role=doc["role"], peer=doc["peer"], step=step, detail=detail)
 

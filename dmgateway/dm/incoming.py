@@ -9,6 +9,8 @@ reassembles incoming large objects (:mod:`.largeobject`), dropping an
 unfinished one with Alert 1225.
 """
 
+from typing import Optional
+
 from ..codec import syncml as sm
 from . import status as st
 from .commands import (
@@ -27,14 +29,14 @@ def is_hdr_status(status: sm.Status) -> bool:
     return status.cmd_ref == "0" or status.cmd == "SyncHdr"
 
 
-def command_name(cmd) -> str:
+def command_name(cmd: sm.Command) -> str:
     """The element name of a client command, also of one the codec did not know."""
     if isinstance(cmd, sm.UnknownCommand):
         return cmd.name or (cmd.node.name if cmd.node is not None else "")
     return cmd.NAME
 
 
-def loc_uri(ref):
+def loc_uri(ref: Optional[sm.LocRef]) -> Optional[str]:
     """The LocURI of a Target or Source (None without one)."""
     return ref.loc_uri if ref is not None else None
 
