@@ -1,5 +1,6 @@
-"""The event log: appends wake listeners and long-polls; a long-poll ends by an
-event, its timeout, cancellation or the daemon stopping, and leaves no trace."""
+"""The event log (over the inline in-memory SQLite store, on a ``task.Clock``):
+appends wake listeners and long-polls; a long-poll ends by an event, its
+timeout, cancellation or the daemon stopping, and leaves no trace."""
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
@@ -13,7 +14,7 @@ class EventLogTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.store.close)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
@@ -47,7 +48,6 @@ class EventLogTests(TestCase):
         heard = []
         self.log.listen(lambda: heard.append(1))
         waiting = self.log.wait(0, 10, 30)
-        await self.settle()
         self.assertFalse(waiting.called)
         await self.log.append("job", None, {"job_id": "j1"})
         events = await waiting
@@ -64,14 +64,12 @@ class EventLogTests(TestCase):
 
     async def test_a_long_poll_times_out_empty(self):
         waiting = self.log.wait(0, 10, 5)
-        await self.settle()
         self.clock.advance(5)
         self.assertEqual(await waiting, [])
         self.assertEqual(self.log._listeners, [])
 
     async def test_cancelling_a_long_poll_releases_it(self):
         waiting = self.log.wait(0, 10, 30)
-        await self.settle()
         waiting.cancel()
         with self.assertRaises(defer.CancelledError):
             await waiting
@@ -81,14 +79,7 @@ class EventLogTests(TestCase):
         heard = []
         self.log.listen(lambda: heard.append(1))
         waiting = self.log.wait(0, 10, 30)
-        await self.settle()
         self.log.stop()
         self.assertEqual(await waiting, [])
         self.assertEqual(len(self.log._listeners), 1)
         self.assertEqual((heard, self.clock.getDelayedCalls()), ([], []))
-
-    def settle(self):
-        """Let the store answer the long-poll's first query (adbapi answers in a later turn)."""
-        d = defer.Deferred()
-        reactor.callLater(0.05, d.callback, None)
-        return d
