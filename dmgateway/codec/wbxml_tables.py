@@ -1,4 +1,4 @@
-"""The WBXML vocabulary tables shared by the reader (:mod:`.wbxml`) and the
+"""The WBXML vocabulary tables shared by the reader (:mod:`.wbxml_reader`) and the
 writer (:mod:`.wbxml_writer`): the body-piece form of a token byte, the kinds
 of global tokens, and the lookup tables compiled once per vocabulary."""
 
@@ -6,6 +6,9 @@ from .wbxml_pages import (
     END, ENTITY, EXT_0, EXT_1, EXT_2, EXT_I_0, EXT_I_1, EXT_I_2, EXT_T_0, EXT_T_1, EXT_T_2,
     LITERAL, LITERAL_A, LITERAL_AC, LITERAL_C, OPAQUE, PI, STR_I, STR_T, SWITCH_PAGE,
 )
+
+#: how deep elements may nest, reading or writing
+DEFAULT_MAX_DEPTH = 100
 
 
 def piece(byte):

@@ -1,9 +1,9 @@
 """The WBXML writer: element trees (:class:`~.element.Node`) to WBXML bytes.
 
-Split from :mod:`.wbxml` (the reader and the SyncML-level functions), which
+Split from :mod:`.wbxml` (the SyncML- and TNDS-level functions), which
 re-exports :func:`encode_node` and :func:`encode_mb_uint`.  Vocabulary
 tables compiled once per vocabulary are shared with the reader
-(:mod:`.wbxml_tables`).
+(:mod:`.wbxml_reader`) through :mod:`.wbxml_tables`.
 """
 
 import functools
@@ -11,11 +11,7 @@ import functools
 from .element import Node
 from .errors import WBXMLCodecError
 from .wbxml_pages import END, LITERAL, OPAQUE
-from .wbxml_tables import STR_I_PIECE, compiled, piece
-
-DEFAULT_MAX_DEPTH = 100
-
-
+from .wbxml_tables import DEFAULT_MAX_DEPTH, STR_I_PIECE, compiled, piece
 
 #
 # The body is built as a list of ``str`` pieces and encoded to UTF-8 once: a
