@@ -15,6 +15,7 @@ re-exports :func:`decode_node`, :func:`read_header`, :class:`Header` and
 vocabulary are shared with the writer (:mod:`.wbxml_tables`).
 """
 
+import functools
 import re
 from collections import namedtuple
 
@@ -121,6 +122,28 @@ def read_header(data):
 
 
 def _read_header(data):
+    header = _short_header(data[:_SHORT_HEADER])
+    return _parse_header(data) if header is None else header
+
+
+_SHORT_HEADER = 6
+
+
+@functools.lru_cache(maxsize=64)
+def _short_header(prefix):
+    """The header held whole in ``prefix``, with no string table, or None.
+
+    Messages of one language from one peer share such a header (version,
+    numeric public id, charset, empty string table), so each is parsed once.
+    """
+    try:
+        header = _parse_header(prefix)
+    except (IndexError, WBXMLCodecError):
+        return None  # the whole document decides: parse it again from there
+    return None if header.string_table else header
+
+
+def _parse_header(data):
     version = data[0]
     if version > 0x03:
         raise _error("unsupported WBXML version 0x%02X" % (version,), 0)
@@ -230,9 +253,9 @@ class _Reader:
         tags = tag_pages[0]
         has_attributes = self.comp.has_attributes
         max_depth = self.max_depth
-        doc = Node("#document", None)
-        cur = doc
-        append = doc.children.append
+        top = []  # the root element, once read
+        cur = None
+        append = top.append
         stack = []
         # Strings are sliced from a latin-1 view of the document (one char per
         # byte); only non-ASCII pieces of a UTF-8 document need re-decoding.
@@ -263,7 +286,8 @@ class _Reader:
                         s = chars[pos + 2:nul]
                         if recode and not s.isascii():
                             s = self.recode(s, pos + 2)
-                        if illegal(s):
+                        # printable text holds none of NOT_XML's characters
+                        if not s.isprintable() and illegal(s):
                             raise _illegal(illegal(s).group(), pos + 2)
                         room -= 1
                         if not room:
@@ -277,6 +301,25 @@ class _Reader:
                         append(node)
                         pos = nul + 2
                         continue
+                if depth:  # an element holding elements (or a longer text)
+                    room -= 1
+                    if not room:
+                        raise self.too_many(pos + 1)
+                    if depth >= max_depth:
+                        raise _error("elements nested deeper than %d" % (max_depth,), pos)
+                    node = new(node_cls)
+                    node.name = name
+                    node.ns = ns
+                    node.children = []
+                    node.text = None
+                    node.attrs = None
+                    append(node)
+                    pos += 1
+                    depth += 1
+                    stack.append(cur)
+                    cur = node
+                    append = node.children.append
+                    continue
                 pos += 1
             elif code == k_end:
                 if not depth:
@@ -309,7 +352,7 @@ class _Reader:
                 s = chars[pos + 1:nul]
                 if recode and not s.isascii():
                     s = self.recode(s, pos + 1)
-                if illegal(s):
+                if not s.isprintable() and illegal(s):
                     raise _illegal(illegal(s).group(), pos + 1)
                 if not depth:
                     raise _error("text outside the root element", pos)
@@ -359,7 +402,7 @@ class _Reader:
             node.children = []
             node.text = None
             node.attrs = attrs if code & 0x80 else None
-            if not depth and doc.children:
+            if not depth and top:
                 raise _error("more than one root element", pos - 1)
             append(node)
             if code & 0x40:
@@ -372,9 +415,10 @@ class _Reader:
             elif not depth:
                 break
 
-        self.pos = pos
-        self.trailer()
-        return doc.children[0]
+        if pos < end:
+            self.pos = pos
+            self.trailer()
+        return top[0]
 
     def too_many(self, pos):
         return LimitExceeded("more than %d elements" % (self.max_elements,), offset=pos)

@@ -70,6 +70,13 @@ class Compiled:
                 forms = (token, piece(token), piece(token | 0x40),
                          piece(token | 0x40) + STR_I_PIECE)
                 self._add_choice(self.enc_tags.setdefault(ns, {}), name, page, forms)
+        # the same forms by the page they are written from: the tag's own page,
+        # or another one that has the tag too
+        self.page_tags = [{} for _ in range(256)]
+        for ns, by_name in self.enc_tags.items():
+            for name, (_, _, pages) in by_name.items():
+                for page, forms in pages.items():
+                    self.page_tags[page].setdefault(ns, {})[name] = forms
         self.ns_page = {}
         for page in sorted(vocab.namespaces, reverse=True):
             self.ns_page[vocab.namespaces[page]] = page

@@ -207,51 +207,76 @@ class _Writer:
 def _write_children(w, children, depth, tpage):
     """Write ``children`` from tag page ``tpage``; returns the tag page after them.
 
-    The common cases are inline; page changes, LITERALs, attributes and
-    OPAQUE go through ``w.element``.
+    The common cases (a tag without attributes, empty, holding elements or a
+    text) are written here, nested elements through a stack of the
+    enclosing lists' iterators rather than recursion; page changes to reach
+    a tag are inline too.  LITERALs, attributes and OPAQUE go through
+    ``w.element``.
     """
-    if depth >= w.max_depth:
-        raise _Unencodable("elements nested deeper than %d" % (w.max_depth,), children[0])
+    max_depth = w.max_depth
+    if depth >= max_depth:
+        raise _Unencodable("elements nested deeper than %d" % (max_depth,), children[0])
     add = w.parts.append
     enc_tags = w.comp.enc_tags
+    page_tags = w.comp.page_tags
+    here = page_tags[tpage]  # {ns: {name: byte forms}} of the tags on this page
     last_ns = by_name = None
-    for node in children:
-        ns = node.ns
-        if ns is not last_ns:
-            by_name = enc_tags.get(ns)
-            last_ns = ns
-        choice = None if by_name is None else by_name.get(node.name)
-        if choice is None or node.attrs:
-            w.tpage = tpage
-            w.element(node, choice, depth)
-            tpage = w.tpage
-            continue
-        if choice[0] == tpage:
-            forms = choice[1]
-        else:  # lazily: switch only when the current page lacks the tag
-            forms = choice[2].get(tpage)
-            if forms is None:
+    stack = []  # iterators over the lists that enclose the current one
+    items = iter(children)
+    while True:
+        for node in items:
+            ns = node.ns
+            if ns is not last_ns:
+                by_name = here.get(ns, _NO_TAGS)
+                last_ns = ns
+            forms = by_name.get(node.name)
+            if forms is None or node.attrs:
+                choice = enc_tags.get(ns, _NO_TAGS).get(node.name)
+                if choice is None or node.attrs:
+                    w.tpage = tpage
+                    w.element(node, choice, depth + len(stack))
+                    if w.tpage != tpage:
+                        tpage = w.tpage
+                        here = page_tags[tpage]
+                        last_ns = None
+                    continue
+                # switch to the tag's page (lazily: only when this one lacks it)
                 tpage = choice[0]
                 add(_SWITCH[tpage])
+                here = page_tags[tpage]
+                last_ns = None
                 forms = choice[1]
-        text = node.text
-        if text is None:
-            kids = node.children
-            if kids:
-                add(forms[2])
-                tpage = _write_children(w, kids, depth + 1, tpage)
-                add("\x01")  # END
-            else:
+            text = node.text
+            if text is None:
+                kids = node.children
+                if kids:
+                    if depth + len(stack) + 1 >= max_depth:
+                        raise _Unencodable("elements nested deeper than %d" % (max_depth,),
+                                           kids[0])
+                    add(forms[2])
+                    stack.append(items)
+                    items = iter(kids)
+                    break
                 add(forms[1])
-        elif text.__class__ is str and text and not node.children:
-            if "\x00" in text or not text.isascii():
-                _check_text(text, node)
-            add(forms[3] + text + _TEXT_END)
-        else:
-            w.tpage = tpage
-            w.element(node, choice, depth)
-            tpage = w.tpage
-    return tpage
+            elif text.__class__ is str and text and not node.children:
+                if not text.isprintable():  # printable: no NUL, no lone surrogate
+                    _check_text(text, node)
+                add(forms[3] + text + _TEXT_END)
+            else:
+                w.tpage = tpage
+                w.element(node, enc_tags[ns][node.name], depth + len(stack))
+                if w.tpage != tpage:
+                    tpage = w.tpage
+                    here = page_tags[tpage]
+                    last_ns = None
+        else:  # this list is written
+            if not stack:
+                return tpage
+            add("\x01")  # END of the element that held it
+            items = stack.pop()
+
+
+_NO_TAGS = {}
 
 
 def _check_text(text, node):
