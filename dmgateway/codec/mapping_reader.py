@@ -54,14 +54,23 @@ _META_NAMES = {name for name, _, _ in META_FIELDS} | {"EMI"}
 
 
 class _Children:
-    """The children of one element, by name, remembering the element's path."""
+    """The children of one element, by name, remembering the element's path.
+
+    Element paths are only needed in errors: they are formatted when raised.
+    """
+
+    __slots__ = ("node", "path", "by_name")
 
     def __init__(self, node, path):
         self.node = node
         self.path = path
-        self.by_name = {}
+        self.by_name = by_name = {}
         for child in node.children:
-            self.by_name.setdefault(child.name, []).append(child)
+            name = child.name
+            if name in by_name:
+                by_name[name].append(child)
+            else:
+                by_name[name] = [child]
 
     def first(self, name):
         found = self.by_name.get(name)
@@ -80,22 +89,34 @@ class _Children:
         return child
 
     def value(self, name, required=False):
-        child = self.require(name) if required else self.first(name)
-        if child is None:
+        found = self.by_name.get(name)
+        if not found:
+            if required:
+                raise ModelError("missing %s" % (name,), path=self.path)
             return None
+        child = found[0]
+        text = child.text
+        if text.__class__ is str and not child.children:  # the common case of _text
+            return text.strip(XML_WHITESPACE)
         return _text(child, "%s/%s" % (self.path, name))
 
     def values(self, name):
-        return [
-            _text(child, "%s/%s[%d]" % (self.path, name, index))
-            for index, child in enumerate(self.all(name), 1)
-        ]
+        texts = []
+        for index, child in enumerate(self.by_name.get(name, ()), 1):
+            text = child.text
+            if text.__class__ is str and not child.children:
+                texts.append(text.strip(XML_WHITESPACE))
+            else:
+                texts.append(_text(child, "%s/%s[%d]" % (self.path, name, index)))
+        return texts
 
     def number(self, name, required=False):
-        child = self.require(name) if required else self.first(name)
-        if child is None:
+        text = self.value(name, required)
+        if text is None:
             return None
-        return _number(child, "%s/%s" % (self.path, name))
+        if not _DIGITS.match(text):
+            raise ModelError("not a number: %r" % (text[:40],), path="%s/%s" % (self.path, name))
+        return int(text)
 
 
 def _text(node, path):
@@ -118,13 +139,6 @@ def _text(node, path):
 
 
 _NOT_XML = re.compile(NOT_XML_TEXT)
-
-
-def _number(node, path):
-    text = _text(node, path)
-    if not _DIGITS.match(text):
-        raise ModelError("not a number: %r" % (text[:40],), path=path)
-    return int(text)
 
 
 def node_to_message(node):
@@ -180,17 +194,17 @@ def unknown_elements(root, limit=20, longest=200):
         else:
             allowed = _KNOWN_CHILDREN.get(node.name)
         for child in node.children:
-            child_path = "%s/%s" % (path, child.name)
+            name = child.name
             if allowed is None:
-                if child.name in COMMAND_CLASSES:
-                    work.append((child, child_path))
-                elif node.name != "SyncBody" and child.name not in ("CmdID", "NoResp", "Meta"):
-                    found.append(child_path)
-            elif child.name not in allowed:
-                found.append(child_path)
-            elif child.name not in _LEAVES and child.children and (
-                    child.name in _KNOWN_CHILDREN or child.name == "SyncBody"):
-                work.append((child, child_path))
+                if name in COMMAND_CLASSES:
+                    work.append((child, "%s/%s" % (path, name)))
+                elif node.name != "SyncBody" and name not in ("CmdID", "NoResp", "Meta"):
+                    found.append("%s/%s" % (path, name))
+            elif name not in allowed:
+                found.append("%s/%s" % (path, name))
+            elif child.children and name not in _LEAVES and (
+                    name in _KNOWN_CHILDREN or name == "SyncBody"):
+                work.append((child, "%s/%s" % (path, name)))
     return [path[:longest] for path in found[:limit]]
 
 
@@ -366,8 +380,10 @@ def node_to_meta(node, path="Meta"):
     """A :class:`Meta` from ``<Meta>``; metinf children in any namespace."""
     c = _Children(node, path)
     meta = Meta()
+    present = c.by_name
     for name, attr, is_int in META_FIELDS:
-        setattr(meta, attr, c.number(name) if is_int else c.value(name))
+        if name in present:
+            setattr(meta, attr, c.number(name) if is_int else c.value(name))
     meta.emi = c.values("EMI")
     meta.extra = [
         _rekey(child, NS_SYNCML, NS_METINF)
