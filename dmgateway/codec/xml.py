@@ -138,7 +138,7 @@ def _convert(root, max_depth):
     tag = _qname(root, "")
     key = _key_for_uri(tag.namespace, _ROOT_KEYS.get(tag.localname, NS_SYNCML))
     top = Node(tag.localname, key, None, None, _attrs(root))
-    keys = {}  # (uri, inherited key) -> key
+    resolved = {}  # inherited key -> {tag: (local name, key)}
     stack = [(root, top, (None, tag.localname), 1)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -152,6 +152,10 @@ def _convert(root, max_depth):
         if text and text.strip(" \t\r\n"):
             raise XMLCodecError("mixed text and element content", path=_path(chain))
         children = node.children
+        names = resolved.get(node.ns)
+        if names is None:
+            names = resolved[node.ns] = {}
+        leaves_here = depth < max_depth  # a leaf child is complete at once
         for child in element:
             name = child.tag
             if name.__class__ is not str:
@@ -159,16 +163,20 @@ def _convert(root, max_depth):
             tail = child.tail
             if tail and tail.strip(" \t\r\n"):
                 raise XMLCodecError("mixed text and element content", path=_path(chain))
-            if name[0] == "{":
-                uri, _, local = name[1:].partition("}")
-            else:
-                uri, local = None, name
-            ns = keys.get((uri, node.ns))
-            if ns is None:
-                ns = keys[(uri, node.ns)] = _key_for_uri(uri, node.ns)
+            found = names.get(name)
+            if found is None:
+                if name[0] == "{":
+                    uri, _, local = name[1:].partition("}")
+                else:
+                    uri, local = None, name
+                found = names[name] = (local, _key_for_uri(uri, node.ns))
+            local, ns = found
             sub = Node(local, ns, None, None, _attrs(child) if child.keys() else None)
             children.append(sub)
-            push((child, sub, (chain, local), depth + 1))
+            if leaves_here and not len(child):
+                sub.text = child.text or None
+            else:
+                push((child, sub, (chain, local), depth + 1))
     return top
 
 
