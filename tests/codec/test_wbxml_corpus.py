@@ -14,8 +14,6 @@ document with the Meta Type ``...dmtnds+wbxml`` (turned back into ``+xml``
 by ``wbxml2xml``).
 """
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,34 +21,14 @@ import pytest
 from dmgateway.codec import wbxml, xml
 from dmgateway.codec.element import NS_DMDDF
 from dmgateway.codec.wbxml_pages import PROV10, SYNCML11, SYNCML12
+from tests.codec.libwbxml import requires_libwbxml, wbxml2xml, xml2wbxml
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 CORPUS = sorted((FIXTURES / "dm").glob("*.xml")) + sorted((FIXTURES / "cp").glob("*.xml"))
 TNDS_XML = "application/vnd.syncml.dmtnds+xml"
 TNDS_WBXML = "application/vnd.syncml.dmtnds+wbxml"
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("xml2wbxml") and shutil.which("wbxml2xml")),
-    reason="libwbxml tools missing: apt-get install libwbxml2-utils",
-)
-
-
-def run(tool, *args):
-    result = subprocess.run([tool, *map(str, args)], capture_output=True, timeout=30)
-    assert result.returncode == 0, (tool, result.stdout, result.stderr)
-
-
-def wbxml2xml(data, tmp_path):
-    source, target = tmp_path / "in.wbxml", tmp_path / "out.xml"
-    source.write_bytes(data)
-    run("wbxml2xml", "-m", "0", "-k", "-o", target, source)
-    return target.read_bytes()
-
-
-def xml2wbxml(path, options, tmp_path):
-    target = tmp_path / "out.wbxml"
-    run("xml2wbxml", *options, "-o", target, path)
-    return target.read_bytes()
+pytestmark = requires_libwbxml
 
 
 def vocabulary_of(tree):
