@@ -301,25 +301,6 @@ class _Reader:
                         append(node)
                         pos = nul + 2
                         continue
-                if depth:  # an element holding elements (or a longer text)
-                    room -= 1
-                    if not room:
-                        raise self.too_many(pos + 1)
-                    if depth >= max_depth:
-                        raise _error("elements nested deeper than %d" % (max_depth,), pos)
-                    node = new(node_cls)
-                    node.name = name
-                    node.ns = ns
-                    node.children = []
-                    node.text = None
-                    node.attrs = None
-                    append(node)
-                    pos += 1
-                    depth += 1
-                    stack.append(cur)
-                    cur = node
-                    append = node.children.append
-                    continue
                 pos += 1
             elif code == k_end:
                 if not depth:
