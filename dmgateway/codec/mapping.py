@@ -195,8 +195,12 @@ def meta_to_node(meta, path="Meta"):
         if value is None:
             continue
         if is_int:
-            value = _int_text(value, "%s/%s" % (path, name))
-        node.add(name, _value(value, "%s/%s" % (path, name)), ns=NS_METINF)
+            if value.__class__ is not int or value < 0:
+                value = _int_text(value, "%s/%s" % (path, name))  # refuses what is not an int
+            value = str(value)
+        elif value.__class__ is not str:
+            value = _value(value, "%s/%s" % (path, name))  # refuses what is not text
+        node.add(name, value or None, ns=NS_METINF)
     for emi in meta.emi:
         node.add("EMI", _value(emi, path + "/EMI"), ns=NS_METINF)
     for extra in meta.extra:
@@ -234,14 +238,18 @@ def _add_flag(node, name, flag):
 
 
 def _add_value(node, name, value, path, optional=False):
-    if value is None and optional:
-        return
-    node.add(name, _value(value, "%s/%s" % (path, name)))
+    if value.__class__ is not str:  # (paths are formatted for errors only)
+        if value is None and optional:
+            return
+        value = _value(value, "%s/%s" % (path, name))  # refuses what is not text
+    node.add(name, value or None)
 
 
 def _add_values(node, name, values, path):
     for index, value in enumerate(values, 1):
-        node.add(name, _value(value, "%s/%s[%d]" % (path, name, index)))
+        if value.__class__ is not str:
+            value = _value(value, "%s/%s[%d]" % (path, name, index))  # refuses what is not text
+        node.add(name, value or None)
 
 
 def _value(value, path):
