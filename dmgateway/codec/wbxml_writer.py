@@ -220,7 +220,7 @@ def _write_children(w, children, depth, tpage):
     enc_tags = w.comp.enc_tags
     page_tags = w.comp.page_tags
     here = page_tags[tpage]  # {ns: {name: byte forms}} of the tags on this page
-    last_ns = by_name = None
+    last_ns, by_name = _NO_NS, None  # by_name: here[last_ns]
     stack = []  # iterators over the lists that enclose the current one
     items = iter(children)
     while True:
@@ -230,26 +230,21 @@ def _write_children(w, children, depth, tpage):
                 by_name = here.get(ns, _NO_TAGS)
                 last_ns = ns
             forms = by_name.get(node.name)
-            if forms is None or node.attrs:
+            if forms is None and not node.attrs:
                 choice = enc_tags.get(ns, _NO_TAGS).get(node.name)
-                if choice is None or node.attrs:
-                    w.tpage = tpage
-                    w.element(node, choice, depth + len(stack))
-                    if w.tpage != tpage:
-                        tpage = w.tpage
-                        here = page_tags[tpage]
-                        last_ns = None
-                    continue
-                # switch to the tag's page (lazily: only when this one lacks it)
-                tpage = choice[0]
-                add(_SWITCH[tpage])
-                here = page_tags[tpage]
-                last_ns = None
-                forms = choice[1]
-            text = node.text
-            if text is None:
-                kids = node.children
-                if kids:
+                if choice is not None:  # a tag of another page: switch (lazily, like libwbxml)
+                    tpage = choice[0]
+                    add(_SWITCH[tpage])
+                    here = page_tags[tpage]
+                    last_ns = _NO_NS
+                    forms = choice[1]
+            if forms is not None and not node.attrs:
+                text = node.text
+                if text is None:
+                    kids = node.children
+                    if not kids:
+                        add(forms[1])
+                        continue
                     if depth + len(stack) + 1 >= max_depth:
                         raise _Unencodable("elements nested deeper than %d" % (max_depth,),
                                            kids[0])
@@ -257,18 +252,18 @@ def _write_children(w, children, depth, tpage):
                     stack.append(items)
                     items = iter(kids)
                     break
-                add(forms[1])
-            elif text.__class__ is str and text and not node.children:
-                if not text.isprintable():  # printable: no NUL, no lone surrogate
-                    _check_text(text, node)
-                add(forms[3] + text + _TEXT_END)
-            else:
-                w.tpage = tpage
-                w.element(node, enc_tags[ns][node.name], depth + len(stack))
-                if w.tpage != tpage:
-                    tpage = w.tpage
-                    here = page_tags[tpage]
-                    last_ns = None
+                if text.__class__ is str and text and not node.children:
+                    if not text.isprintable():  # printable: no NUL, no lone surrogate
+                        _check_text(text, node)
+                    add(forms[3] + text + _TEXT_END)
+                    continue
+            # LITERAL names, attributes, OPAQUE, an empty text, a malformed element
+            w.tpage = tpage
+            w.element(node, enc_tags.get(ns, _NO_TAGS).get(node.name), depth + len(stack))
+            if w.tpage != tpage:
+                tpage = w.tpage
+                here = page_tags[tpage]
+                last_ns = _NO_NS
         else:  # this list is written
             if not stack:
                 return tpage
@@ -276,6 +271,7 @@ def _write_children(w, children, depth, tpage):
             items = stack.pop()
 
 
+_NO_NS = object()  # a namespace key no element has
 _NO_TAGS = {}
 
 
