@@ -36,7 +36,7 @@ class DeletedDevicePskTests(TestCase):
     def setUp(self):
         from dmgateway.store.devicepsk import DevicePskKeys
 
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.store.close)
         clock = task.Clock()
         self.dispatcher = Dispatcher(self.store, gateway_config(), clock=clock)

@@ -18,7 +18,7 @@ class NotifyBearerTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.store.close)
         self.dispatcher = Dispatcher(self.store, gateway_config(), clock=task.Clock())
         self.handlers = Handlers(self.dispatcher)
