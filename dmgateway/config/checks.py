@@ -16,6 +16,8 @@ import os
 import re
 from urllib.parse import urlsplit
 
+from dmgateway.endpoints import EndpointSyntaxError, split_endpoint, split_parameters
+
 # Parameters of the endpoint types built into Twisted: the names positional
 # arguments fill (in order, skipping names given as key=value) and every
 # name the parser accepts.  File and directory parameters are checked on disk.
@@ -55,45 +57,14 @@ _HOSTNAME = re.compile(
 )
 
 
-class EndpointSyntaxError(ValueError):
-    """An endpoint description that cannot be split into parameters."""
-
-
-def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:
-    """``(type, positional args, keyword args)`` of an endpoint description.
-
-    Follows Twisted's rules: ``:`` separates parameters, the first ``=`` in a
-    parameter separates its name from its value, ``\\`` escapes the next
-    character.  ``ssl:8443:privateKey=k.pem`` gives
-    ``("ssl", ["8443"], {"privateKey": "k.pem"})``.
-    """
-    params: list[list[str]] = [[""]]
-    chars = iter(description)
-    for char in chars:
-        if char == "\\":
-            try:
-                params[-1][-1] += next(chars)
-            except StopIteration:
-                raise EndpointSyntaxError("ends with a lone backslash") from None
-        elif char == ":":
-            params.append([""])
-        elif char == "=" and len(params[-1]) == 1:
-            params[-1].append("")
-        else:
-            params[-1][-1] += char
-    kind = params[0]
-    if len(kind) != 1 or not kind[0]:
-        raise EndpointSyntaxError("no endpoint type (like tcp: or ssl:)")
-    args: list[str] = []
-    kwargs: dict[str, str] = {}
-    for param in params[1:]:
-        if len(param) == 1:
-            args.append(param[0])
-        elif param[0] in kwargs:
-            raise EndpointSyntaxError("parameter %r given twice" % (param[0],))
-        else:
-            kwargs[param[0]] = param[1]
-    return kind[0], args, kwargs
+def _split_once_named(description: str) -> tuple[str, list[str], dict[str, str]]:
+    """:func:`split_endpoint`, refusing a name given twice (Twisted would keep
+    the last value silently)."""
+    names = [param[0] for param in split_parameters(description) if len(param) == 2]
+    for name in names:
+        if names.count(name) > 1:
+            raise EndpointSyntaxError("parameter %r given twice" % (name,))
+    return split_endpoint(description)
 
 
 def endpoint_parameters(description: str, *, server: bool = True) -> dict[str, str]:
@@ -104,7 +75,7 @@ def endpoint_parameters(description: str, *, server: bool = True) -> dict[str, s
     key and certificate files of an HTTPS listener.  Raises
     :class:`EndpointSyntaxError` for what :func:`check_endpoint` rejects.
     """
-    kind, args, kwargs = split_endpoint(description)
+    kind, args, kwargs = _split_once_named(description)
     table = _SERVER if server else _CLIENT
     if kind.lower() not in table:
         raise EndpointSyntaxError("not a built-in endpoint type: %r" % (kind,))
@@ -134,7 +105,7 @@ def check_endpoint(description: str, *, server: bool, reactor=None,
     if description != description.strip() or "\n" in description:
         return bad("contains whitespace")
     try:
-        kind, _, _ = split_endpoint(description)
+        kind, _, _ = _split_once_named(description)
         table = _SERVER if server else _CLIENT
         if kind.lower() not in table:  # maybe an endpoint plugin's type
             reasons = _check_plugin_type(kind, server)
