@@ -17,6 +17,7 @@ import re
 from urllib.parse import urlsplit
 
 from dmgateway.endpoints import EndpointSyntaxError, split_endpoint, split_parameters
+from dmgateway.redact import redact_text
 
 # Parameters of the endpoint types built into Twisted: the names positional
 # arguments fill (in order, skipping names given as key=value) and every
@@ -339,23 +340,24 @@ def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, in
 
 
 def check_http_url(url: str, *, https_only: bool = False) -> list[str]:
-    """Problems with an absolute ``http(s)://`` URL."""
+    """Problems with an absolute ``http(s)://`` URL (messages never repeat its password)."""
     schemes = ("https",) if https_only else ("http", "https")
+    shown = redact_text(url)
     if not url or any(c.isspace() for c in url):
-        return ["bad URL %r: empty or contains whitespace" % (url,)]
+        return ["bad URL %r: empty or contains whitespace" % (shown,)]
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as e:
-        return ["bad URL %r: %s" % (url, e)]
+        return ["bad URL %r: %s" % (shown, e)]
     if parts.scheme.lower() not in schemes:
-        return ["bad URL %r: must be an absolute %s URL" % (url, " or ".join(schemes))]
+        return ["bad URL %r: must be an absolute %s URL" % (shown, " or ".join(schemes))]
     if not parts.hostname or not is_host(parts.hostname):
-        return ["bad URL %r: no valid host" % (url,)]
+        return ["bad URL %r: no valid host" % (shown,)]
     if port == 0:
-        return ["bad URL %r: port out of range (1-65535)" % (url,)]
+        return ["bad URL %r: port out of range (1-65535)" % (shown,)]
     if parts.fragment:
-        return ["bad URL %r: must not have a #fragment" % (url,)]
+        return ["bad URL %r: must not have a #fragment" % (shown,)]
     return []
 
 
@@ -380,7 +382,7 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
                 return ["%r is a directory, not a database file" % (path,)]
         return []
     if uri.startswith(("postgresql://", "postgres://")):
-        shown = mask_password(uri)
+        shown = redact_text(uri)
         try:
             parts = urlsplit(uri)
             parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -395,16 +397,10 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
         try:
             conninfo_to_dict(uri)
         except Exception as e:
-            return ["bad store URI %r: %s" % (shown, mask_password(str(e)).strip())]
+            return ["bad store URI %r: %s" % (shown, redact_text(str(e)).strip())]
         return []
     return ["bad store URI %r: expected sqlite:PATH, sqlite::memory: or postgresql://..."
-            % (mask_password(uri),)]
-
-
-def mask_password(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:password@`` hidden."""
-    text = re.sub(r"(://[^/:@\s]*:)[^@\s/]*@", r"\1***@", text)
-    return re.sub(r"(password=)\S+", r"\1***", text)
+            % (redact_text(uri),)]
 
 
 def suggest(word: str, candidates, template: str = "%r") -> str:
