@@ -37,7 +37,9 @@ ESME_RINVSYSID = 0x0F
 TAG_MESSAGE_PAYLOAD = 0x0424
 TAG_RECEIPTED_MESSAGE_ID = 0x001E
 TAG_MESSAGE_STATE = 0x0427
-MESSAGE_STATE_DELIVERED = 2
+#: the message_state TLV of a receipt's ``stat:`` (SMPP 3.4 §5.2.28)
+MESSAGE_STATES = {"DELIVRD": 2, "EXPIRED": 3, "DELETED": 4, "UNDELIV": 5, "ACCEPTD": 6,
+                  "UNKNOWN": 7, "REJECTD": 8}
 
 
 # -- SMPP: reading what the gateway sends -------------------------------------------
@@ -148,10 +150,11 @@ def _cstring(text):
     return text.encode("latin-1", "replace") + b"\0"
 
 
-def delivery_receipt(sequence, message_id, submit, now_text="0001010000"):
-    """A deliver_sm carrying the receipt of ``submit`` (text and TLVs, stat DELIVRD)."""
-    text = ("id:%s sub:001 dlvrd:001 submit date:%s done date:%s stat:DELIVRD err:000 text:"
-            % (message_id, now_text, now_text)).encode("ascii")
+def delivery_receipt(sequence, message_id, submit, now_text="0001010000", stat="DELIVRD",
+                     err="000"):
+    """A deliver_sm carrying the receipt of ``submit`` (text and TLVs, by default stat DELIVRD)."""
+    text = ("id:%s sub:001 dlvrd:001 submit date:%s done date:%s stat:%s err:%s text:"
+            % (message_id, now_text, now_text, stat, err)).encode("ascii")
     body = b"".join([
         _cstring(""),  # service_type
         bytes([1, 1]), _cstring(submit.destination_addr),  # from the handset
@@ -160,7 +163,7 @@ def delivery_receipt(sequence, message_id, submit, now_text="0001010000"):
         _cstring(""), _cstring(""),  # schedule_delivery_time, validity_period
         bytes([0, 0, 0, 0, len(text)]), text,
         struct.pack("!HH", TAG_RECEIPTED_MESSAGE_ID, len(message_id) + 1), _cstring(message_id),
-        struct.pack("!HHB", TAG_MESSAGE_STATE, 1, MESSAGE_STATE_DELIVERED),
+        struct.pack("!HHB", TAG_MESSAGE_STATE, 1, MESSAGE_STATES.get(stat, MESSAGE_STATES["UNKNOWN"])),
     ])
     return _pdu(P.DELIVER_SM, P.ESME_ROK, sequence, body)
 
@@ -187,6 +190,7 @@ class _SMSCProtocol(protocol.Protocol):
         self._closed = True
         self.source._connections.discard(self)
         waiting, self.lost = self.lost, []
+        waiting += self.source._fire("lost")
         for d in waiting:
             d.callback(None)
 
@@ -226,6 +230,8 @@ class _SMSCProtocol(protocol.Protocol):
                 self._write(P.generic_nack(header.sequence, P.ESME_RSYSERR))
 
     def _frame(self, raw):
+        if self.source.record:
+            self.source.frames.append(bytes(raw))
         header = P.read_header(raw)
         command, seq = header.command_id, header.sequence
         if header.is_response:
@@ -235,7 +241,8 @@ class _SMSCProtocol(protocol.Protocol):
         if command in (P.BIND_TRANSMITTER, P.BIND_TRANSCEIVER, BIND_RECEIVER):
             self._bind(raw, header)
         elif command == P.ENQUIRE_LINK:
-            self._write(_pdu(P.ENQUIRE_LINK | P.RESPONSE, P.ESME_ROK, seq))
+            if self.source.answer_enquire_link:
+                self._write(_pdu(P.ENQUIRE_LINK | P.RESPONSE, P.ESME_ROK, seq))
         elif command == P.UNBIND:
             self._write(_pdu(P.UNBIND | P.RESPONSE, P.ESME_ROK, seq))
             self.bound = None
@@ -276,15 +283,38 @@ class _SMSCProtocol(protocol.Protocol):
     def _submit(self, raw, header):
         source = self.source
         submit = parse_submit(raw)
+        if source.record:
+            source.submitted.append(submit)
+        if source.throttle_next > 0:
+            source.throttle_next -= 1
+            source._count("throttled")
+            self._write(_pdu(SUBMIT_SM_RESP, P.ESME_RTHROTTLED, header.sequence))
+        else:
+            self._accept(submit, header.sequence)
+        for d in source._fire("submit"):
+            d.callback(submit)
+        source._submits += 1
+        if source.drop_after_submits is not None and source._submits >= source.drop_after_submits:
+            source.drop_after_submits = None
+            self._drop()
+
+    def _accept(self, submit, sequence):
+        source = self.source
         message_id = source._next_message_id()
         source._count("submits")
-        self._write(_pdu(SUBMIT_SM_RESP, P.ESME_ROK, header.sequence, _cstring(message_id)))
+        self._write(_pdu(SUBMIT_SM_RESP, P.ESME_ROK, sequence, _cstring(message_id)))
+        if source.record:
+            source.accepted[message_id] = submit
         if (submit.registered_delivery & 0x03 and self.bound == "transceiver"
                 and source.delivery_receipts):
-            self._sequence = self._sequence % 0x7FFFFFFF + 1
-            self._write(delivery_receipt(self._sequence, message_id, submit))
-            source._count("receipts")
+            self.send_receipt(message_id, submit)
         source._user_data(submit)
+
+    def send_receipt(self, message_id, submit, stat="DELIVRD", err="000"):
+        """Send a deliver_sm with the receipt of ``submit`` (acked as ``message_id``)."""
+        self._sequence = self._sequence % 0x7FFFFFFF + 1
+        self._write(delivery_receipt(self._sequence, message_id, submit, stat=stat, err=err))
+        self.source._count("receipts")
 
 
 @implementer(IWakeSource)
@@ -295,12 +325,20 @@ class SMSCWakeSource(WakeSourceBase):
     ``system_id``/``password`` are what the gateway must bind with.  Parts
     of a concatenated push not completed within ``reassembly_timeout``
     seconds (on ``clock``) are dropped.
+
+    With ``record`` it keeps what came in: every PDU (``frames``), every
+    submit_sm (``submitted``, throttled ones too) and the accepted ones by
+    message id (``accepted``).  Faults to play, for the SMPP bearer's tests:
+    ``throttle_next`` answers that many submit_sm with ESME_RTHROTTLED,
+    ``drop_after_submits`` drops the connection once that many submit_sm
+    have come in (once), ``answer_enquire_link = False`` goes silent.
     """
 
     kind = "sms"
 
     def __init__(self, reactor, endpoint, system_id, password, *, clock=None,
-                 delivery_receipts=True, reassembly_timeout=300.0, smsc_id="dmgwsim"):
+                 delivery_receipts=True, reassembly_timeout=300.0, smsc_id="dmgwsim",
+                 record=False):
         super().__init__()
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
@@ -310,7 +348,16 @@ class SMSCWakeSource(WakeSourceBase):
         self.delivery_receipts = delivery_receipts
         self.reassembly_timeout = reassembly_timeout
         self.smsc_id = smsc_id
+        self.record = record
+        self.frames = []
+        self.submitted = []
+        self.accepted = {}
+        self.throttle_next = 0
+        self.drop_after_submits = None
+        self.answer_enquire_link = True
         self.port = None
+        self._submits = 0
+        self._waiters = {"submit": [], "lost": []}
         self._started = False
         self._connections = set()
         self._bound = []
@@ -355,6 +402,33 @@ class SMSCWakeSource(WakeSourceBase):
         d = defer.Deferred(lambda d: self._bound.remove(d) if d in self._bound else None)
         self._bound.append(d)
         return d
+
+    def when_submitted(self):
+        """Fires with the next submit_sm (a :class:`SubmitRequest`) that comes in."""
+        d = defer.Deferred()
+        self._waiters["submit"].append(d)
+        return d
+
+    def when_lost(self):
+        """Fires when an ESME connection is closed next."""
+        d = defer.Deferred()
+        self._waiters["lost"].append(d)
+        return d
+
+    def send_receipt(self, message_id, stat="DELIVRD", err="000"):
+        """Send a bound transceiver the receipt of the submit_sm acked as ``message_id``
+        (needs ``record``); False when there is none of either."""
+        submit = self.accepted.get(message_id)
+        for connection in self._connections:
+            if submit is not None and connection.bound == "transceiver":
+                connection.send_receipt(message_id, submit, stat, err)
+                return True
+        return False
+
+    def _fire(self, event):
+        """The Deferreds waiting for ``event``, no longer waiting."""
+        waiting, self._waiters[event] = self._waiters[event], []
+        return waiting
 
     def stop(self):
         """Stop listening and close every connection; fires when all is closed."""
