@@ -2,11 +2,13 @@
 injected clock: sent/notified, retries with backoff, fallback, delivery
 receipts, re-notification with the same session id, expiry, restart."""
 
+import dataclasses
 from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
+from dmgateway.config.sections import NotifyConfig
 from dmgateway.dispatch import Dispatcher
 from dmgateway.notifier import SEND_CONCURRENCY, Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import package0
@@ -55,8 +57,7 @@ def config(**notify):
         scan_interval=5.0,
     )
     values.update(notify)
-    cfg.notify = SimpleNamespace(**values)
-    return cfg
+    return dataclasses.replace(cfg, notify=NotifyConfig(**values))
 
 
 class OutboxTests(TestCase):
