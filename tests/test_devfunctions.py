@@ -18,8 +18,9 @@ from dmgateway.client.functions import DeviceFunctions, FunctionPolicy
 from dmgateway.config.sections import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.functions import FunctionError
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import start_dispatcher
-from tests.test_dispatch import ACCOUNT, DEVICE, account
+from tests.test_dispatch import account
 
 PACKAGE = b"DMGW-PKG 2.0\n" + b"\x00firmware" * 100
 URL = "http://127.0.0.1:9/fw/pkg1?t=tok"

@@ -15,14 +15,9 @@ from dmgateway.dispatch import Dispatcher
 from dmgateway.dm import effects as fx
 from dmgateway.notifier import Outbox
 from dmgateway.store import open_store
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config, start_dispatcher
 
-DEVICE = "IMEI:490154203237518"
-ACCOUNT = {
-    "server_id": "dmgw-test",
-    "client_auth": {"type": "md5", "name": "dev", "secret": "dev-secret"},
-    "server_auth": {"type": "md5", "name": "dmgw-test", "secret": "srv-secret"},
-}
 GET_SWV = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"}
 AUTO_JOB = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "auto"}
 

@@ -18,9 +18,9 @@ from dmgateway.delegation.flow import DelegationError, DelegationService
 from dmgateway.dispatch import Dispatcher
 from dmgateway.store import open_store
 from dmgateway.tree import TreeError
+from tests.fixtures import DEVICE
 from tests.support import gateway_config
 
-DEVICE = "IMEI:490154203237518"
 ACCOUNT_A = {
     "server_id": "dms-a",
     "client_auth": {"type": "md5", "name": "dev-a", "secret": "secret-a"},
