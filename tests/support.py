@@ -44,3 +44,17 @@ def start_dispatcher(case, device_id, account, **gateway):
         await case.dispatcher.put_device(device_id, account)
 
     return defer.ensureDeferred(start())
+
+
+def start_smsc(case):
+    """The simulator's SMSC on a free loopback port for ``case``: system_id
+    ``gw``, password ``secret``, recording what comes in, no automatic
+    receipts; stopped with the test.  Fires with it once it listens."""
+    from twisted.internet import reactor
+
+    from dmgateway.client.smsc import SMSCWakeSource
+
+    smsc = SMSCWakeSource(reactor, "tcp:0:interface=127.0.0.1", "gw", "secret",
+                          delivery_receipts=False, record=True)
+    case.addCleanup(smsc.stop)
+    return smsc.start().addCallback(lambda _: smsc)

@@ -17,8 +17,8 @@ from dmgateway.bearers import smpp_pdu as P
 from dmgateway.bearers.smpp import (
     BindError, ESMEFactory, LinkDown, NoRoute, ResponseTimeout, SMPPLink, SMPPRouter, SubmitError,
 )
-from dmgateway.client.smsc import SMSCWakeSource
 from dmgateway.config.sections import SmppLinkConfig
+from tests.support import start_smsc
 
 ENC = PDUEncoder()
 
@@ -526,10 +526,7 @@ class LoopbackTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.smsc = SMSCWakeSource(reactor, "tcp:0:interface=127.0.0.1", "gw", "secret",
-                                   delivery_receipts=False, record=True)
-        yield self.smsc.start()
-        self.addCleanup(self.smsc.stop)
+        self.smsc = yield start_smsc(self)
         self.clock = task.Clock()
         self.receipts = []
 

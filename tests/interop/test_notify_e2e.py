@@ -26,10 +26,10 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials, session_id_for_notification
-from dmgateway.client.smsc import SMSCWakeSource
 from dmgateway.notify import package0, sms, wsp
 from tests.interop.daemon import Daemon, run_client
 from tests.interop.test_smpp_simulator import NODE_DIR, ROOT, SCRIPT, ensure_package
+from tests.support import start_smsc
 
 NOTIFY_FAST = "[notify]\nscan_interval = 0.2\nretry_initial = 0.2\nretry_max = 1\nrenotify_after = 600\n"
 
@@ -171,10 +171,7 @@ class FaultTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.smsc = SMSCWakeSource(reactor, "tcp:0:interface=127.0.0.1", "gw", "secret",
-                                   delivery_receipts=False, record=True)
-        yield self.smsc.start()
-        self.addCleanup(self.smsc.stop)
+        self.smsc = yield start_smsc(self)
 
     @defer.inlineCallbacks
     def test_link_drop_and_throttling_lose_and_repeat_nothing(self):
