@@ -17,7 +17,7 @@ from dmgateway.campaigns import CampaignError, CampaignService
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.client.functions import DeviceFunctions, FunctionPolicy, fails
-from dmgateway.config.sections import FunctionsConfig
+from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.dispatch import Dispatcher
 from dmgateway.store import open_store

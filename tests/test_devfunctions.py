@@ -15,7 +15,7 @@ from twisted.trial.unittest import TestCase
 from dmgateway.client import ClientSession
 from dmgateway.client.account import GenericAlert
 from dmgateway.client.functions import DeviceFunctions, FunctionPolicy
-from dmgateway.config.sections import FunctionsConfig
+from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.functions import FunctionError
 from tests.fixtures import ACCOUNT, DEVICE

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from dmgateway.config.sections import NotifyConfig
+from dmgateway.config.gateway import NotifyConfig
 from dmgateway.dispatch import Dispatcher
 from dmgateway.notifier import SEND_CONCURRENCY, Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import package0

@@ -21,7 +21,7 @@ from dmgateway.bearers.smpp import SMPPLink
 from dmgateway.client import fleet, sim, sipuas, smsc, wakesources
 from dmgateway.client.sipuas import SIPWakeSource
 from dmgateway.client.smsc import SMSCWakeSource
-from dmgateway.config.sections import SipConfig, SmppLinkConfig
+from dmgateway.config.bearers import SipConfig, SmppLinkConfig
 from dmgateway.notify import package0, sms, wsp
 from dmgateway.notify.trigger import build_trigger
 
