@@ -93,7 +93,7 @@ class FunctionService:
 
         dispatcher = self.dispatcher
         dispatcher.functions = self
-        self.store.result_codes = code_tables(getattr(self.config, "result_codes", ()))
+        self.store.result_codes = code_tables(self.config.result_codes)
         self._sweep = task.LoopingCall(self.expire)
         self._sweep.clock = self.clock
         self._sweep.start(self.config.expiry_interval, now=False).addErrback(

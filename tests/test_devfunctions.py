@@ -7,7 +7,6 @@ failure codes; the deadline; forged alerts.
 """
 
 import os
-from types import SimpleNamespace
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
@@ -16,14 +15,16 @@ from twisted.trial.unittest import TestCase
 from dmgateway.client import ClientSession
 from dmgateway.client.account import GenericAlert
 from dmgateway.client.functions import DeviceFunctions, FunctionPolicy
+from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.functions import FunctionError
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import start_dispatcher
-from tests.test_dispatch import ACCOUNT, DEVICE, account
+from tests.test_dispatch import account
 
 PACKAGE = b"DMGW-PKG 2.0\n" + b"\x00firmware" * 100
 URL = "http://127.0.0.1:9/fw/pkg1?t=tok"
-FUNCTIONS = SimpleNamespace(timeout=3600, expiry_interval=30)
+FUNCTIONS = FunctionsConfig(timeout=3600, expiry_interval=30)
 
 
 class FunctionFlowTests(TestCase):
@@ -292,7 +293,7 @@ class FunctionFlowTests(TestCase):
         from dmgateway.firmware import FirmwareService
         from dmgateway.store.functions import Firmware
 
-        config = SimpleNamespace(timeout=3600, expiry_interval=30, download_enabled=False,
+        config = FunctionsConfig(timeout=3600, expiry_interval=30, download_enabled=False,
                                  download_url="http://127.0.0.1:9/fw", token_lifetime=600)
         self.service.config = config
         self.service.firmware = FirmwareService(self.store, config, self.clock)

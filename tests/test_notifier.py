@@ -2,25 +2,23 @@
 injected clock: sent/notified, retries with backoff, fallback, delivery
 receipts, re-notification with the same session id, expiry, restart."""
 
+import dataclasses
 from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
+from dmgateway.config.gateway import NotifyConfig
 from dmgateway.dispatch import Dispatcher
 from dmgateway.notifier import SEND_CONCURRENCY, Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import package0
 from dmgateway.store import open_store
+from tests import fixtures
+from tests.fixtures import API_DEVICE as DEVICE
 from tests.support import gateway_config
 
-DEVICE = "IMEI:350000000000001"
-ACCOUNT = {
-    "server_id": "dmgw-test",
-    "client_auth": {"type": "md5", "name": "dev", "secret": "dev-secret"},
-    "server_auth": {"type": "md5", "name": "dmgw-test", "secret": "srv-secret", "nonce": "AAECAwQFBgc="},
-    "msisdn": "+447700900001",
-    "sip_uri": "sip:dev1@example.net",
-}
+ACCOUNT = dict(fixtures.ACCOUNT, msisdn="+447700900001", sip_uri="sip:dev1@example.net",
+               server_auth=dict(fixtures.ACCOUNT["server_auth"], nonce="AAECAwQFBgc="))
 JOB = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "auto"}
 
 
@@ -55,8 +53,7 @@ def config(**notify):
         scan_interval=5.0,
     )
     values.update(notify)
-    cfg.notify = SimpleNamespace(**values)
-    return cfg
+    return dataclasses.replace(cfg, notify=NotifyConfig(**values))
 
 
 class OutboxTests(TestCase):
