@@ -9,7 +9,8 @@ is never in two sessions at once (its nonces would diverge).
 With a :class:`WakeSource`, devices open no session of their own: each
 waits for a wake-up addressed to it (msisdn for SMS, sip_uri for SIP),
 checks it with its SRVCRED and then opens the session with Alert 1200 and
-the notification's session id.  :class:`CallbackWakeSource` is the
+the notification's session id.  A wake-up that reaches a device in a
+session is checked when that session is over, with the nonce it handed out.  :class:`CallbackWakeSource` is the
 in-process source tests use; :mod:`.wakesources` has the simulated SMSC
 and SIP endpoint the gateway really sends to (``wakesources.WAKE_SOURCES``).
 
