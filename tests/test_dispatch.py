@@ -133,7 +133,6 @@ class DispatcherTests(TestCase):
         self.clock.advance(59)
         self.assertIn(DEVICE, self.dispatcher._by_device)
         self.clock.advance(2)
-        await self.settle()
         self.assertNotIn(DEVICE, self.dispatcher._by_device)
         job = await self.dispatcher.get_job(created["id"])
         self.assertEqual(job["state"], "failed")
@@ -249,11 +248,6 @@ class DispatcherTests(TestCase):
         self.assertEqual(job["state"], "failed")
         self.assertEqual(job["error"]["code"], "shutdown")
 
-    def settle(self):
-        d = defer.Deferred()
-        reactor.callLater(0.1, d.callback, None)
-        return d
-
 
     async def test_stray_message_does_not_disturb_the_live_session(self):
         created = await self.dispatcher.create_job(DEVICE, GET_SWV)
@@ -281,7 +275,7 @@ class BadRequestTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.store.close)
         self.dispatcher = Dispatcher(self.store, gateway_config(), clock=task.Clock())
 
@@ -354,7 +348,7 @@ class LeftJobTests(TestCase):
 
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
-        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor, clock=self.clock)
         self.addCleanup(self.store.close)
         cfg = config()
         cfg.gateway.session_timeout = 60

@@ -17,7 +17,8 @@ from typing import Any, Optional
 
 from ..functions import FunctionError, offered_wipe_list, outcome_for, parse_completion, parse_inventory, wipe_commands
 from ..functions.alerts import normalise_source
-from .queries import _dump, _int, _load, _text, _time
+from .rows import dump_json as _dump, load_json as _load
+from .values import check_int as _int, check_text as _text, check_time as _time
 
 __all__ = ["OPERATION_STATES", "OPEN_STATES", "FINAL_STATES", "OperationRow", "FunctionQueries"]
 

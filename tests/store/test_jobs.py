@@ -1,0 +1,169 @@
+"""
+Jobs on every engine: creation, paging, pending jobs, compare-and-set
+(L{dmgateway.store.jobs}).
+"""
+
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+
+from dmgateway.store import Conflict, NotFound
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+
+GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
+
+
+class JobTestsMixin(StoreCase):
+    async def test_create_and_get(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        commands = [
+            {"op": "Replace", "target": "./DevDetail/Ext/Name", "data": "naïve \U0001f600", "format": "chr"},
+            {"op": "Alert", "alert": 1101, "data": "OK?", "options": "MINDT=10&MAXDT=60"},
+        ]
+        job = await store.create_job(
+            "0123abcd", "IMEI:1", commands, atomic=True, notify="sms", ui_mode=3
+        )
+        self.assertEqual(
+            (job.job_id, job.device_id, job.state, job.commands, job.atomic, job.notify, job.ui_mode),
+            ("0123abcd", "IMEI:1", "queued", commands, True, "sms", 3),
+        )
+        self.assertEqual((job.results, job.error, job.created, job.updated), ([], None, START, START))
+        self.assertEqual(await store.get_job("0123abcd"), job)
+        self.assertIsNone(await store.get_job("nope"))
+
+        later = await store.create_job("j2", "IMEI:1", GET, now=START + 42)
+        self.assertEqual((later.created, later.updated), (START + 42, START + 42))
+        self.assertGreater(later.seq, job.seq)
+
+    async def test_create_refusals(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("j1", "IMEI:1", GET)
+        with self.assertRaises(NotFound):
+            await store.create_job("j2", "IMEI:404", GET)
+        with self.assertRaises(Conflict):
+            await store.create_job("j1", "IMEI:1", GET)
+        for error, kwargs in [
+            (ValueError, dict(notify="pigeon")),
+            (ValueError, dict(ui_mode=4)),
+            (TypeError, dict(ui_mode="0")),
+            (TypeError, dict(atomic=1)),
+        ]:
+            with self.assertRaises(error):
+                await store.create_job("j3", "IMEI:1", GET, **kwargs)
+        with self.assertRaises(TypeError):
+            await store.create_job("j3", "IMEI:1", {"op": "Get"})
+        with self.assertRaises(ValueError):
+            await store.create_job("", "IMEI:1", GET)
+        self.assertEqual([j.job_id for j in await store.list_jobs()], ["j1"])
+
+    async def test_list_jobs_pages_in_creation_order(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        # Ids that sort differently from creation order.
+        mine = ["z", "a", "m", "b", "y"]
+        theirs = ["c", "x"]
+        for i, job_id in enumerate(mine):
+            await store.create_job(job_id, "IMEI:1", GET)
+            if i < len(theirs):
+                await store.create_job(theirs[i], "IMEI:2", GET)
+
+        pages, after = [], None
+        while True:
+            page = await store.list_jobs("IMEI:1", limit=2, after=after)
+            if not page:
+                break
+            pages.append([j.job_id for j in page])
+            after = page[-1].job_id
+        self.assertEqual(pages, [["z", "a"], ["m", "b"], ["y"]])
+        everything = [j.job_id for j in await store.list_jobs(limit=100)]
+        self.assertEqual(everything, ["z", "c", "a", "x", "m", "b", "y"])
+        seqs = [j.seq for j in await store.list_jobs(limit=100)]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual([j.job_id for j in await store.list_jobs("IMEI:2", after="a")], ["x"])
+        with self.assertRaises(NotFound):
+            await store.list_jobs("IMEI:1", after="nope")
+
+    async def test_pending_jobs_oldest_first(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        for job_id in ("j3", "j1", "j2", "j4"):
+            await store.create_job(job_id, "IMEI:1", GET)
+        await store.create_job("other", "IMEI:2", GET)
+        await store.update_job("j1", state="notified")
+        await store.update_job("j2", state="running")
+        await store.update_job("j4", state="done")
+        pending = await store.pending_jobs("IMEI:1")
+        self.assertEqual([(j.job_id, j.state) for j in pending], [("j3", "queued"), ("j1", "notified")])
+        self.assertEqual(await store.pending_jobs("IMEI:404"), [])
+
+    async def test_update_job_compare_and_set(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("j1", "IMEI:1", GET)
+        self.clock.advance(7)
+
+        self.assertTrue(await store.update_job("j1", state="running", expect_state="queued"))
+        self.assertFalse(await store.update_job("j1", state="notified", expect_state="queued"))
+        self.assertEqual((await store.get_job("j1")).state, "running")
+
+        results = [{"op": "Get", "target": "./DevInfo/Mod", "status": 200, "data": "X1", "format": "chr"}]
+        self.assertTrue(
+            await store.update_job("j1", state="done", results=results, expect_state=("notified", "running"))
+        )
+        job = await store.get_job("j1")
+        self.assertEqual((job.state, job.results, job.error, job.updated), ("done", results, None, START + 7))
+
+        error = {"code": "device_error", "message": "Status 500 for Get"}
+        self.assertTrue(await store.update_job("j1", state="failed", error=error))
+        self.assertEqual((await store.get_job("j1")).error, error)
+        self.assertEqual((await store.get_job("j1")).results, results)  # untouched
+
+        self.assertFalse(await store.update_job("nope", state="done"))
+        self.assertTrue(await store.update_job("j1"))  # nothing to change: still there
+        with self.assertRaises(ValueError):
+            await store.update_job("j1", state="exploded")
+        with self.assertRaises(ValueError):
+            await store.update_job("j1", state="done", expect_state="sideways")
+        with self.assertRaises(TypeError):
+            await store.update_job("j1", results={"not": "a list"})
+
+    async def test_concurrent_compare_and_set_has_one_winner(self):
+        store = await self.open(pool_max=4) if self.engine == "postgresql" else await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("j1", "IMEI:1", GET)
+        outcomes = await defer.gatherResults(
+            [store.update_job("j1", state="running", expect_state="queued") for _ in range(8)]
+        )
+        self.assertEqual(sorted(outcomes), [False] * 7 + [True])
+
+    async def test_jobs_in_state(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        await store.create_job("a", "IMEI:1", GET)
+        await store.create_job("b", "IMEI:2", GET)
+        await store.create_job("c", "IMEI:1", GET)
+        await store.update_job("b", state="running")
+        self.assertEqual([j.job_id for j in await store.jobs_in_state("queued")], ["a", "c"])
+        self.assertEqual(
+            [j.job_id for j in await store.jobs_in_state(["queued", "running"])], ["a", "b", "c"]
+        )
+        self.assertEqual([j.job_id for j in await store.jobs_in_state(("queued",), limit=1)], ["a"])
+        self.assertEqual(await store.jobs_in_state("expired"), [])
+        with self.assertRaises(ValueError):
+            await store.jobs_in_state([])
+
+
+class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
+    pass
+
+
+class SQLiteInlineJobTests(OnInlineSQLite, JobTestsMixin, TestCase):
+    pass
+
+
+class PostgresJobTests(OnPostgres, JobTestsMixin, TestCase):
+    pass
