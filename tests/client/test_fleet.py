@@ -20,12 +20,9 @@ from dmgateway.client import fleet, sim
 from dmgateway.client.functions import DeviceFunctions
 from dmgateway.codec import syncml as sm
 from dmgateway.devfunctions import FunctionService
-from dmgateway.dispatch import Dispatcher
-from dmgateway.notifier import Outbox
 from dmgateway.notify import package0, wsp
-from dmgateway.store import open_store
 from tests.interop.daemon import Daemon
-from tests.test_notifier import config as notify_config
+from tests.test_notifier import OutboxTests
 
 SERVER_ID = "dmgw-e2e"  # what tests/interop/daemon.py configures
 
@@ -180,19 +177,13 @@ class WakeDuringSessionTests(TestCase):
 
     timeout = 60
 
+    make = OutboxTests.make
+
     @defer.inlineCallbacks
     def setUp(self):
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
-        self.addCleanup(self.store.close)
-        config = notify_config(auto_order=("sip",), renotify_after=600)  # no copy comes again by itself
-        self.dispatcher = Dispatcher(self.store, config, clock=self.clock)
-        yield defer.ensureDeferred(self.dispatcher.start())
+        yield OutboxTests.setUp(self)  # a dispatcher and its outbox on an in-memory store, on a task.Clock
         self.source = fleet.CallbackWakeSource("sip")
-        self.outbox = Outbox(self.store, config, self.clock, {"sip": SipBearer(self.source)},
-                             self.dispatcher.is_live, self.dispatcher.event, lambda n: b"\x05" * n)
-        self.dispatcher.notifier = self.outbox
+        self.outbox.bearers["sip"] = SipBearer(self.source)
         self.service = FunctionService(self.dispatcher, SimpleNamespace(timeout=3600, expiry_interval=30),
                                        self.clock)
         self.service.start()
