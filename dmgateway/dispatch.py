@@ -618,7 +618,10 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         live = self._by_device.get(device.device_id)
         if live is not None and not live.engine.finished:
             live.engine.add_job(job_spec(job))
-        elif self.notifier is not None:
+            live.pending_jobs.append(job.job_id)
+        if (live is None or live.engine.finished or not live.authenticated) and self.notifier is not None:
+            # as for a job of the API: a session whose device has not
+            # authenticated may never go on
             await self.notifier.job_created(job, device)
 
     def _events_appended(self):

@@ -403,7 +403,7 @@ class StrangerSessionTests(TestCase):
     settle = OutboxTests.settle
     job = OutboxTests.job
 
-    async def test_a_new_job_is_notified_while_a_stranger_waits_in_a_session(self):
+    async def stranger_waits(self):
         import os
 
         from dmgateway.client import ClientSession
@@ -418,7 +418,21 @@ class StrangerSessionTests(TestCase):
         self.assertIn(b"<Data>401</Data>", reply.body)
         self.assertIn(DEVICE, self.dispatcher._by_device)
         self.assertFalse(self.dispatcher.is_live(DEVICE))
+
+    async def test_a_new_job_is_notified_while_a_stranger_waits_in_a_session(self):
+        await self.stranger_waits()
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sip.sent), 1)
         self.assertEqual((await self.job(created["id"]))["state"], "notified")
+
+    async def test_a_function_job_is_notified_while_a_stranger_waits_in_a_session(self):
+        """The job of an operation (queued outside the API) wakes the device too."""
+        from dmgateway.devfunctions import FunctionService
+
+        await self.stranger_waits()
+        service = FunctionService(self.dispatcher, SimpleNamespace(timeout=3600), self.clock)
+        view = await service.start_operation(DEVICE, {"function": "lawmo", "action": "fully_lock"})
+        await self.settle()
+        self.assertEqual(len(self.sip.sent), 1)
+        self.assertEqual((await self.job(view["id"]))["state"], "notified")
