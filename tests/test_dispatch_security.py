@@ -11,8 +11,9 @@ from dmgateway.client import ClientSession
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
 from dmgateway.store import StoreUnavailable, open_store
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config, start_dispatcher
-from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
+from tests.test_dispatch import GET_SWV, account
 
 
 class DispatcherHarness(TestCase):

@@ -17,6 +17,7 @@ from twisted.web import resource, server
 
 from dmgateway.bearers.httplimits import MessageLimits, PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest, peer_of
+from dmgateway.endpoints import split_endpoint
 
 log = Logger(namespace="dmgateway.http")
 
@@ -152,31 +153,6 @@ def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
 
 
 # -- HTTPS -------------------------------------------------------------------
-
-
-def split_endpoint(description):
-    """Split a Twisted endpoint string into (type, positional args, keyword args)."""
-    parts, current, escaped = [], [], False
-    for ch in description:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    kind, args, kwargs = parts[0], [], {}
-    for part in parts[1:]:
-        if "=" in part:
-            key, value = part.split("=", 1)
-            kwargs[key] = value
-        else:
-            args.append(part)
-    return kind, args, kwargs
 
 
 #: TLS 1.2 suites offered by default: forward secret (ECDHE) and AEAD only
