@@ -430,10 +430,11 @@ class StrangerSessionTests(TestCase):
 
     async def test_a_function_job_is_notified_while_a_stranger_waits_in_a_session(self):
         """The job of an operation (queued outside the API) wakes the device too."""
+        from dmgateway.config.services import FunctionsConfig
         from dmgateway.devfunctions import FunctionService
 
         await self.stranger_waits()
-        service = FunctionService(self.handlers, SimpleNamespace(timeout=3600), self.clock)
+        service = FunctionService(self.handlers, FunctionsConfig(timeout=3600), self.clock)
         view = await service.start_operation(DEVICE, {"function": "lawmo", "action": "fully_lock"})
         await self.settle()
         self.assertEqual(len(self.sip.sent), 1)

@@ -155,10 +155,6 @@ def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
 # -- HTTPS -------------------------------------------------------------------
 
 
-#: TLS 1.2 suites offered by default: forward secret (ECDHE) and AEAD only
-DEFAULT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
-
-
 def endpoint_certificate(endpoint):
     """The ``PrivateCertificate`` an ``ssl:`` endpoint string names
     (``privateKey`` and ``certKey``, which defaults to the key's file)."""
@@ -189,17 +185,15 @@ def https_context(https):
     if kwargs.get("extraCertChain"):
         with open(kwargs["extraCertChain"], "rb") as f:
             chain = [c.original for c in _load_certs(f.read())]
-    minimum = TLSVersion.TLSv1_3 if getattr(https, "min_tls", "1.2") == "1.3" else TLSVersion.TLSv1_2
+    minimum = TLSVersion.TLSv1_3 if https.min_tls == "1.3" else TLSVersion.TLSv1_2
     options = dict(
         privateKey=certificate.privateKey.original,
         certificate=certificate.original,
         extraCertChain=chain,
         raiseMinimumTo=minimum,
-        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(
-            getattr(https, "ciphers", DEFAULT_CIPHERS) or DEFAULT_CIPHERS
-        ),
+        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(https.ciphers),
     )
-    client_ca = getattr(https, "client_ca", "") or ""
+    client_ca = https.client_ca
     if client_ca:
         with open(client_ca, "rb") as f:
             options.update(

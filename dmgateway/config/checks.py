@@ -368,10 +368,15 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
     Messages never repeat a password that the URI carries.
     """
     if uri.startswith("sqlite:"):
-        path = uri[len("sqlite:"):]
-        if not path:
-            return ["bad store URI 'sqlite:': no database path (use sqlite:PATH)"]
-        if path == ":memory:":
+        from dmgateway.store.sqlite import MEMORY, parse_sqlite_uri, sqlite_inline, sqlite_synchronous
+
+        try:
+            path = parse_sqlite_uri(uri)
+            sqlite_synchronous(uri)
+            sqlite_inline(uri)
+        except ValueError as e:
+            return ["bad store URI %r: %s" % (uri, e)]
+        if path == MEMORY:
             return []
         if environment:
             # the store creates a missing directory (a fresh clone has no var/)

@@ -19,6 +19,7 @@ from twisted.web.http_headers import Headers
 from dmgateway.client import fleet, sim
 from dmgateway.client.functions import DeviceFunctions
 from dmgateway.codec import syncml as sm
+from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.notify import package0, wsp
 from tests.interop.daemon import Daemon
@@ -184,7 +185,7 @@ class WakeDuringSessionTests(TestCase):
         yield OutboxTests.setUp(self)  # a dispatcher and its outbox on an in-memory store, on a task.Clock
         self.source = fleet.CallbackWakeSource("sip")
         self.outbox.bearers["sip"] = SipBearer(self.source)
-        self.service = FunctionService(self.handlers, SimpleNamespace(timeout=3600, expiry_interval=30),
+        self.service = FunctionService(self.handlers, FunctionsConfig(timeout=3600, expiry_interval=30),
                                        self.clock)
         self.service.start()
         self.addCleanup(self.service.stop)
