@@ -1,28 +1,20 @@
 """The job handlers over a real SQLite store: the notify bearer check on job
 creation, and the note on an ``auto`` job nobody can wake."""
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.api.validation import ValidationError
-from dmgateway.dispatch import Dispatcher
-from dmgateway.handlers import Handlers
 from dmgateway.handlers.jobs import NO_BEARER
-from dmgateway.store import open_store
 from tests.api.service_contract import ACCOUNT, DEVICE
-from tests.support import gateway_config
+from tests.support import start_dispatcher
 
 
 class NotifyBearerTests(TestCase):
     timeout = 60
 
-    @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.dispatcher = Dispatcher(self.store, gateway_config(), clock=task.Clock())
-        self.handlers = Handlers(self.dispatcher)
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        return start_dispatcher(self, DEVICE, ACCOUNT)
 
     def job(self, notify):
         return {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "atomic": False,
