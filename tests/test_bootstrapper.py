@@ -18,12 +18,12 @@ from dmgateway.client import ClientSession
 from dmgateway.client.bootstrap import BootstrapError, accept_bootstrap
 from dmgateway.codec import prov
 from dmgateway.dispatch import Dispatcher
-from dmgateway.notifier import Outbox, PermanentFailure, TemporaryFailure
+from dmgateway.outbox import NotificationOutbox
 from dmgateway.notify import sms
 from dmgateway.store import open_store
 from dmgateway.tree.standard import standard_tree
 from tests import test_dispatch
-from tests.test_notifier import ACCOUNT, DEVICE, FakeBearer, config
+from tests.outbox.test_service import ACCOUNT, DEVICE, FakeBearer, config
 
 IMSI = "001010123456789"
 
@@ -44,8 +44,8 @@ class BootstrapperTests(TestCase):
         self.sms = FakeBearer("sms", "msisdn")
         cfg = config()
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
-        self.outbox = Outbox(self.store, cfg, self.clock, {"sms": self.sms}, self.dispatcher.is_live,
-                             self.dispatcher.event, os.urandom)
+        self.outbox = NotificationOutbox(self.store, cfg, self.clock, {"sms": self.sms}, self.dispatcher.is_live,
+                             self.dispatcher.announce_events, os.urandom)
         self.dispatcher.notifier = self.outbox
         yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, imsi=IMSI))
 
@@ -142,7 +142,7 @@ class BootstrapperTests(TestCase):
         self.assertEqual((await self.dispatcher.get_device(DEVICE))["bootstraps"], [])
 
     async def test_temporary_failures_are_retried(self):
-        self.sms.script = [TemporaryFailure("throttled")]
+        self.sms.script = [("retry", "throttled")]
         status, body = await self.bootstrap(profile="cp", sec="USERPIN", pin="1111")
         await self.outbox.tick()
         view = await self.dispatcher.get_device(DEVICE)
@@ -154,7 +154,7 @@ class BootstrapperTests(TestCase):
         self.assertEqual((await self.dispatcher.get_device(DEVICE))["bootstraps"][0]["state"], "sent")
 
     async def test_a_permanent_failure_is_shown_and_the_document_dropped(self):
-        self.sms.script = [PermanentFailure("unknown subscriber")]
+        self.sms.script = [("refused", "unknown subscriber")]
         status, body = await self.bootstrap(profile="dm", sec="USERPIN", pin="1111")
         await self.outbox.tick()
         (shown,) = (await self.dispatcher.get_device(DEVICE))["bootstraps"]

@@ -11,7 +11,7 @@ from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.dispatch import Dispatcher
 from dmgateway.dm import effects as fx
-from dmgateway.notifier import Outbox
+from dmgateway.outbox import NotificationOutbox
 from dmgateway.store import open_store
 from tests.support import gateway_config, start_dispatcher
 
@@ -350,7 +350,7 @@ class LeftJobTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        from tests.test_notifier import FakeBearer, config
+        from tests.outbox.test_service import FakeBearer, config
 
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
@@ -360,9 +360,9 @@ class LeftJobTests(TestCase):
         cfg.gateway.session_timeout = 60
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
         self.sip = FakeBearer("sip", "sip_uri")
-        self.outbox = Outbox(
+        self.outbox = NotificationOutbox(
             self.store, cfg, self.clock, {"sip": self.sip}, self.dispatcher.is_live,
-            self.dispatcher.event, lambda n: bytes(range(n)),
+            self.dispatcher.announce_events, lambda n: bytes(range(n)),
         )
         self.dispatcher.notifier = self.outbox
         yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))

@@ -491,6 +491,32 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
             error, expect_state,
         )
 
+    def transition_job(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        expect: Iterable[str],
+        device_id: Optional[str],
+        now: Optional[float] = None,
+        error: Optional[dict] = None,
+        results: Optional[list] = None,
+        event: Optional[dict] = None,
+    ) -> Deferred:
+        """
+        Compare-and-set a job's state and append its C{job} event in one
+        transaction; call it through L{dmgateway.jobstates.change_job},
+        which owns the allowed transitions and the event's shape.
+
+        @param expect: the states the job must be in to change.
+        @param event: the event's payload (C{None}: no event).
+        @return: fires with whether the job was changed (and the event appended).
+        """
+        return self.run_interaction(
+            "transition_job", self._transition_job_txn, self._now() if now is None else now,
+            job_id, device_id, tuple(expect), state, error, results, event,
+        )
+
     # -- sessions ------------------------------------------------------------
 
     def start_session(

@@ -14,6 +14,8 @@ import json
 import math
 from typing import Any, Optional
 
+from dmgateway.jobstates import check_job, job_event
+
 from .model import (
     AUTH_TYPES,
     DELIVERY_STATES,
@@ -469,6 +471,16 @@ class Queries:
             args.extend(expected)
         return txn.execute(sql, args) == 1
 
+    def _transition_job_txn(
+        self, txn, now, job_id, device_id, expect, state, error, results, event
+    ) -> bool:
+        for old in expect:
+            check_job(old, state)
+        changed = self._update_job_txn(txn, now, job_id, state, results, error, expect)
+        if changed and event is not None:
+            self._append_event_txn(txn, "job", device_id, now, event)
+        return changed
+
     # sessions
 
     def _start_session_txn(
@@ -562,15 +574,13 @@ class Queries:
         _text(node, "node", empty=False)
         _time(now, "now")
         sessions = self._live_sessions_txn(txn, node, None)
-        error = _dump(INTERRUPTED, "error")
         failed: list[str] = []
         devices: list[str] = []
         for session in sessions:
             for job_id in session.job_ids:
-                if txn.execute(
-                    "UPDATE jobs SET state = 'failed', error = ?, updated = ?"
-                    " WHERE job_id = ? AND state = 'running'",
-                    (error, now, job_id),
+                if self._transition_job_txn(
+                    txn, now, job_id, session.device_id, ("running",), "failed", INTERRUPTED, None,
+                    job_event(job_id, "failed", INTERRUPTED),
                 ):
                     failed.append(job_id)
             self._close_session_txn(txn, session, now, "interrupted")

@@ -1,4 +1,4 @@
-"""The notification outbox with fake bearers, a real SQLite store and an
+"""The notification outbox (its service) with fake bearers, a real SQLite store and an
 injected clock: sent/notified, retries with backoff, fallback, delivery
 receipts, re-notification with the same session id, expiry, restart."""
 
@@ -8,7 +8,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from dmgateway.dispatch import Dispatcher
-from dmgateway.notifier import SEND_CONCURRENCY, Outbox, PermanentFailure, TemporaryFailure
+from dmgateway.outbox import SEND_CONCURRENCY, NotificationOutbox
 from dmgateway.notify import package0
 from dmgateway.store import open_store
 from tests.support import gateway_config
@@ -31,16 +31,29 @@ class FakeBearer:
         self.name = name
         self.field = field
         self.sent = []
-        self.script = []  # exceptions to raise, in order, before succeeding
+        self.script = []  # answers, in order, before succeeding: ("retry" | "refused", reason)
 
     def address(self, device):
         return getattr(device, self.field)
 
-    def send(self, address, trigger):
+    def send(self, address, trigger, report):
         if self.script:
-            return defer.fail(self.script.pop(0))
+            answer, reason = self.script.pop(0)
+            getattr(report, answer)(reason)
+            return
         self.sent.append((address, trigger))
-        return defer.succeed(["%s-%d" % (self.name, len(self.sent))])
+        report.sent(["%s-%d" % (self.name, len(self.sent))])
+
+
+def answered_later(pending):
+    """A bearer's ``send`` that answers when the test fires the Deferred it appends to ``pending``."""
+
+    def send(address, trigger, report):
+        d = defer.Deferred()
+        d.addCallback(report.sent)
+        pending.append(d)
+
+    return send
 
 
 def config(**notify):
@@ -76,13 +89,13 @@ class OutboxTests(TestCase):
 
     def make(self, cfg):
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
-        self.outbox = Outbox(
+        self.outbox = NotificationOutbox(
             self.store,
             cfg,
             self.clock,
             {"sms": self.sms, "sip": self.sip},
             self.dispatcher.is_live,
-            self.dispatcher.event,
+            self.dispatcher.announce_events,
             lambda n: bytes(range(7, 7 + n)),
         )
         self.dispatcher.notifier = self.outbox
@@ -111,6 +124,35 @@ class OutboxTests(TestCase):
         self.assertIsNotNone(package0.verify(parsed, credential))
         self.assertEqual(parsed.notification.server_id, "dmgw-test")
 
+    async def send_counting_transactions(self):
+        """Send the one due notification; return the store transactions it took."""
+        (n,) = await self.store.due_notifications(self.clock.seconds(), 10)
+        counted = []
+        self.store.on_transaction = lambda seconds, failed: counted.append(failed)
+        try:
+            await self.outbox._send(n)
+        finally:
+            self.store.on_transaction = None
+        return counted
+
+    async def test_a_wake_up_is_one_claim_and_one_batch(self):
+        self.outbox.tick = lambda: None  # the test sends
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        self.assertEqual(await self.send_counting_transactions(), [False, False])
+        job = await self.job(created["id"])
+        self.assertEqual((job["state"], job["notifications"][0]["state"]), ("notified", "sent"))
+        events = [e for e in await self.store.events_after(0, 100) if e["type"] == "notification"]
+        self.assertEqual([(e["bearer"], e["state"]) for e in events], [("sip", "sent")])
+
+    async def test_a_refused_wake_up_and_its_fallback_are_one_claim_and_one_batch(self):
+        self.outbox.tick = lambda: None
+        self.sip.script = [("refused", "SIP 404 Not Found")]
+        created = await self.dispatcher.create_job(DEVICE, JOB)
+        self.assertEqual(await self.send_counting_transactions(), [False, False])
+        job = await self.job(created["id"])
+        self.assertEqual([(n["bearer"], n["state"]) for n in job["notifications"]],
+                         [("sip", "failed"), ("sms", "queued")])
+
     async def test_explicit_sms_sends_wap_push_segments(self):
         created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
@@ -124,7 +166,7 @@ class OutboxTests(TestCase):
         # a bearer that answers later (an SMPP link with a window): the pass
         # does not wait for one answer before sending the next
         pending = []
-        self.sms.send = lambda address, trigger: pending.append(defer.Deferred()) or pending[-1]
+        self.sms.send = answered_later(pending)
         count = SEND_CONCURRENCY + 2
         self.outbox.tick = lambda: None  # queue them all first
         for n in range(count):
@@ -173,7 +215,7 @@ class OutboxTests(TestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
 
     async def test_temporary_failures_back_off_then_succeed(self):
-        self.sip.script = [TemporaryFailure("throttled"), TemporaryFailure("throttled")]
+        self.sip.script = [("retry", "throttled"), ("retry", "throttled")]
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(self.sip.sent, [])
@@ -189,7 +231,7 @@ class OutboxTests(TestCase):
         self.assertEqual((note["state"], note["attempts"]), ("sent", 3))
 
     async def test_permanent_failure_falls_back_to_sms_with_the_same_session_id(self):
-        self.sip.script = [PermanentFailure("SIP 404 Not Found")]
+        self.sip.script = [("refused", "SIP 404 Not Found")]
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
         await self.settle()
@@ -202,8 +244,8 @@ class OutboxTests(TestCase):
         self.assertEqual(rows[0].session_id, rows[1].session_id)
 
     async def test_every_bearer_failing_fails_the_job_with_the_reason(self):
-        self.sip.script = [PermanentFailure("SIP 403")]
-        self.sms.script = [PermanentFailure("ESME_RINVDSTADR")]
+        self.sip.script = [("refused", "SIP 403")]
+        self.sms.script = [("refused", "ESME_RINVDSTADR")]
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
         await self.settle()
@@ -252,7 +294,7 @@ class OutboxTests(TestCase):
         self.assertIn("no_bearer", [e.get("error") for e in events if e["type"] == "notification"])
 
     async def test_queued_notifications_survive_a_restart(self):
-        self.sip.script = [TemporaryFailure("link down")]
+        self.sip.script = [("retry", "link down")]
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
         # a new process over the same store picks the queued notification up
@@ -290,9 +332,9 @@ class OutboxTests(TestCase):
 
     async def test_two_processes_sharing_the_store_send_once(self):
         other_sip = FakeBearer("sip", "sip_uri")
-        other = Outbox(
+        other = NotificationOutbox(
             self.store, config(), self.clock, {"sip": other_sip, "sms": FakeBearer("sms", "msisdn")},
-            self.dispatcher.is_live, self.dispatcher.event, lambda n: bytes(range(n)),
+            self.dispatcher.is_live, self.dispatcher.announce_events, lambda n: bytes(range(n)),
         )
         self.dispatcher.notifier = None  # the job and its notification, queued by neither
         created = await self.dispatcher.create_job(DEVICE, JOB)
@@ -358,7 +400,7 @@ class OutboxTests(TestCase):
 
     async def test_a_failed_delivery_receipt_falls_back_to_the_next_bearer(self):
         await self.make(config(auto_order=("sms", "sip")))
-        self.sip.script = [PermanentFailure("SIP 404 Not Found")]
+        self.sip.script = [("refused", "SIP 404 Not Found")]
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sms.sent), 1)
@@ -386,7 +428,7 @@ class OutboxTests(TestCase):
         # segment 1 is accepted and delivered before the SMSC answers segment 2:
         # the receipt names a message id the outbox has not stored yet
         pending = defer.Deferred()
-        self.sms.send = lambda address, trigger: pending
+        self.sms.send = lambda address, trigger, report: pending.addCallback(report.sent)
         created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
         running = self.outbox.tick()
         await self.outbox.delivery_report("sms", "m-1", True)
