@@ -151,6 +151,19 @@ def job_event(job_id, state, error=None):
     return payload
 
 
+def _expected(kind, new, expect):
+    """The states a compare-and-set to ``new`` expects: ``expect`` checked, or every allowed one."""
+    if expect is None:
+        expect = sources(kind, new)
+    else:
+        expect = (expect,) if isinstance(expect, str) else tuple(expect)
+        for old in expect:
+            _check(kind, old, new)
+    if not expect:
+        raise RefusedTransition(kind, None, new)
+    return expect
+
+
 def change_job(batch, job_id, new_state, *, device_id, now, expect=None, error=None, results=None):
     """Move a job to ``new_state`` and append its ``job`` event, in one transaction.
 
@@ -166,14 +179,7 @@ def change_job(batch, job_id, new_state, *, device_id, now, expect=None, error=N
 
     :raise RefusedTransition: ``expect`` names a state ``new_state`` may not follow.
     """
-    if expect is None:
-        expect = sources("job", new_state)
-    else:
-        expect = (expect,) if isinstance(expect, str) else tuple(expect)
-        for old in expect:
-            check_job(old, new_state)
-    if not expect:
-        raise RefusedTransition("job", None, new_state)
+    expect = _expected("job", new_state, expect)
     return batch.transition_job(
         job_id, new_state, expect=expect, device_id=device_id, now=now, error=error, results=results,
         event=job_event(job_id, new_state, error) if new_state in FINAL_JOB_STATES else None,
@@ -187,10 +193,5 @@ def change_notification(batch, notification_id, new_state, *, expect=None, **fie
 
     :raise RefusedTransition: ``expect`` names a state ``new_state`` may not follow.
     """
-    if expect is None:
-        expect = sources("notification", new_state)
-    else:
-        expect = (expect,) if isinstance(expect, str) else tuple(expect)
-        for old in expect:
-            check_notification(old, new_state)
+    expect = _expected("notification", new_state, expect)
     return batch.update_notification(notification_id, state=new_state, expect_state=expect, **fields)

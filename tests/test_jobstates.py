@@ -1,16 +1,13 @@
 """The life-cycle tables, pair by pair, and change_job/change_notification
-against a recording batch and a real SQLite store."""
+against a recording batch (against both store engines: tests/store/test_transition_job.py)."""
 
 from itertools import product
 
-from twisted.internet import defer, reactor, task
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 
 from dmgateway import jobstates as js
-from dmgateway.store import open_store
 from dmgateway.store.model import JOB_STATES, NOTIFICATION_STATES, PENDING_JOB_STATES
 from dmgateway.store.functions import OPERATION_STATES
-from tests.store.support import add_device
 
 # written out here, apart from the module, so that a change of the tables is a change of this list too
 JOB_ALLOWED = {
@@ -140,56 +137,3 @@ class ChangeTests(SynchronousTestCase):
         ])
         with self.assertRaises(js.RefusedTransition):
             js.change_notification(batch, 9, "sent", expect="delivered")
-
-
-DEVICE = "IMEI:350000000000009"
-
-
-class StoreTransitionTests(TestCase):
-    """change_job against a real store: one transaction, one winner."""
-
-    timeout = 30
-
-    @defer.inlineCallbacks
-    def setUp(self):
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
-        self.addCleanup(self.store.close)
-        yield defer.ensureDeferred(add_device(self.store, DEVICE))
-        yield self.store.create_job("j1", DEVICE, commands=[{"op": "Get", "target": "./DevInfo/Mod"}])
-
-    async def job_events(self):
-        return [e for e in await self.store.events_after(0, 100) if e["type"] == "job"]
-
-    async def test_two_processes_cannot_both_move_a_job(self):
-        now = self.clock.seconds()
-        first = js.change_job(self.store, "j1", "failed", device_id=DEVICE, now=now, error={"code": "cancelled"})
-        second = js.change_job(self.store, "j1", "expired", device_id=DEVICE, now=now, expect="queued")
-        self.assertEqual(await first, True)
-        self.assertEqual(await second, False)
-        job = await self.store.get_job("j1")
-        self.assertEqual((job.state, job.error), ("failed", {"code": "cancelled"}))
-        (event,) = await self.job_events()
-        self.assertEqual((event["device_id"], event["job_id"], event["state"], event["error"]),
-                         (DEVICE, "j1", "failed", "cancelled"))
-
-    async def test_the_change_and_its_event_share_the_batch_transaction(self):
-        counted = []
-        self.store.on_transaction = lambda seconds, failed: counted.append(failed)
-        batch = self.store.batch()
-        js.change_job(batch, "j1", "running", device_id=DEVICE, now=self.clock.seconds())
-        js.change_job(batch, "j1", "done", device_id=DEVICE, now=self.clock.seconds(), expect="running",
-                      results=[{"status": 200}])
-        self.assertEqual(await batch.commit(), [True, True])
-        self.assertEqual(counted, [False])
-        job = await self.store.get_job("j1")
-        self.assertEqual((job.state, job.results), ("done", [{"status": 200}]))
-        self.assertEqual([(e["state"], e.get("error")) for e in await self.job_events()], [("done", None)])
-
-    async def test_a_refused_compare_and_set_appends_no_event(self):
-        changed = await js.change_job(self.store, "j1", "done", device_id=DEVICE, now=self.clock.seconds(),
-                                      expect="running")
-        self.assertFalse(changed)
-        self.assertEqual((await self.store.get_job("j1")).state, "queued")
-        self.assertEqual(await self.job_events(), [])

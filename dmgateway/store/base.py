@@ -479,8 +479,11 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
         expect_state: Optional[Iterable[str] | str] = None,
     ) -> Deferred:
         """
-        Change a job; C{None} leaves a field as it is.  C{results}
-        replaces the whole list.
+        Write a job's fields as given; C{None} leaves a field as it is.
+        C{results} replaces the whole list.  The gateway changes a job's
+        state only through L{dmgateway.jobstates.change_job} (which checks
+        the transition and appends the job's event with it); this is the
+        raw write, for the store's own tests and repairs.
 
         @param expect_state: compare-and-set: change only if the job is in
             this state (or one of these states).
@@ -565,7 +568,7 @@ class Store(Queries, InventoryQueries, FunctionQueries, FirmwareQueries, Campaig
         End a live session: remove it and, when C{outcome} is given, store
         C{"id", "started", "ended": now, "outcome"} as its device's last
         session (without one, write your own with L{set_last_session}).
-        Jobs are not touched (settle them with L{update_job} first).
+        Jobs are not touched (settle them with L{dmgateway.jobstates.change_job} first).
 
         @param now: when it ended (default: the store's clock).
         @return: fires with the ended L{Session}, or L{None} if it was not
