@@ -5,10 +5,10 @@ spirit of h11's ``_state.py``): ``JOB_TRANSITIONS[old]`` is the set of states
 a job may move to from ``old``, and so on.  A job is::
 
     queued --> notified --> running --> done
-       |          |            |------> failed   (the session's verdict, or interrupted)
-       |          |            '------> queued   (a cancel waits for its session to end)
-       '----------+----------> failed   (cancelled, invalid, no bearer woke the device)
-                  '----------> expired  (the device never came, its operation's deadline)
+       |  '-------------------> ^ |---> failed   (the session's verdict, or interrupted)
+       |          |               '---> queued   (cancelled in its session: settled at its end)
+       '----------+-----------------> failed     (cancelled, invalid, no bearer woke the device)
+                  '-----------------> expired    (the device never came, its operation's deadline)
 
 a cancelled job becomes ``failed`` with error code ``cancelled``.  A
 notification is ``queued -> sent -> delivered``, ending ``failed`` or
