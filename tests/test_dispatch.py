@@ -11,7 +11,6 @@ from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.dispatch import Dispatcher
 from dmgateway.dm import effects as fx
-from dmgateway.outbox import NotificationOutbox
 from dmgateway.store import open_store
 from tests.support import gateway_config, start_dispatcher
 
@@ -348,24 +347,14 @@ class LeftJobTests(TestCase):
 
     timeout = 60
 
-    @defer.inlineCallbacks
-    def setUp(self):
-        from tests.outbox.test_service import FakeBearer, config
+    async def setUp(self):
+        from tests.outbox.test_service import FakeBearer, config, open_outbox
 
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
-        self.addCleanup(self.store.close)
         cfg = config()
         cfg.gateway.session_timeout = 60
-        self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
         self.sip = FakeBearer("sip", "sip_uri")
-        self.outbox = NotificationOutbox(
-            self.store, cfg, self.clock, {"sip": self.sip}, self.dispatcher.is_live,
-            self.dispatcher.announce_events, lambda n: bytes(range(n)),
-        )
-        self.dispatcher.notifier = self.outbox
-        yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))
+        await open_outbox(self, cfg, {"sip": self.sip}, lambda n: bytes(range(n)))
+        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))
 
     exchange = DispatcherTests.exchange
     drive = DispatcherTests.drive

@@ -72,33 +72,37 @@ def config(**notify):
     return cfg
 
 
+async def open_outbox(case, cfg, bearers, random_bytes=lambda n: bytes(range(7, 7 + n))):
+    """An in-memory SQLite store on a ``task.Clock`` at 1,700,000,000 s (closed
+    with the test), then :func:`wire_outbox`: sets ``case.clock``, ``case.store``,
+    ``case.dispatcher`` and ``case.outbox``."""
+    case.clock = task.Clock()
+    case.clock.advance(1_700_000_000)
+    # the store stamps rows with the same clock the outbox reads
+    case.store = await open_store("sqlite::memory:", reactor=reactor, clock=case.clock)
+    case.addCleanup(case.store.close)
+    wire_outbox(case, cfg, bearers, random_bytes)
+
+
+def wire_outbox(case, cfg, bearers, random_bytes):
+    """A Dispatcher and its NotificationOutbox over ``case.store`` (a process starting)."""
+    case.dispatcher = Dispatcher(case.store, cfg, clock=case.clock)
+    case.outbox = NotificationOutbox(case.store, cfg, case.clock, bearers, case.dispatcher.is_live,
+                                     case.dispatcher.announce_events, random_bytes)
+    case.dispatcher.notifier = case.outbox
+
+
 class OutboxTests(TestCase):
     timeout = 60
 
-    @defer.inlineCallbacks
-    def setUp(self):
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        # the store stamps rows with the same clock the outbox reads
-        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
-        self.addCleanup(self.store.close)
+    async def setUp(self):
         self.sms = FakeBearer("sms", "msisdn")
         self.sip = FakeBearer("sip", "sip_uri")
-        yield self.make(config())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
+        await open_outbox(self, config(), {"sms": self.sms, "sip": self.sip})
+        await self.dispatcher.put_device(DEVICE, ACCOUNT)
 
     def make(self, cfg):
-        self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
-        self.outbox = NotificationOutbox(
-            self.store,
-            cfg,
-            self.clock,
-            {"sms": self.sms, "sip": self.sip},
-            self.dispatcher.is_live,
-            self.dispatcher.announce_events,
-            lambda n: bytes(range(7, 7 + n)),
-        )
-        self.dispatcher.notifier = self.outbox
+        wire_outbox(self, cfg, {"sms": self.sms, "sip": self.sip}, lambda n: bytes(range(7, 7 + n)))
         return defer.succeed(None)
 
     async def settle(self):
