@@ -102,7 +102,11 @@ class OutboxTests(TestCase):
         await self.dispatcher.put_device(DEVICE, ACCOUNT)
 
     def make(self, cfg):
-        wire_outbox(self, cfg, {"sms": self.sms, "sip": self.sip}, lambda n: bytes(range(7, 7 + n)))
+        return self.make_with({"sms": self.sms, "sip": self.sip}, cfg)
+
+    def make_with(self, bearers, cfg=None):
+        """A process starting over the same store with ``bearers``."""
+        wire_outbox(self, cfg or config(), bearers, lambda n: bytes(range(7, 7 + n)))
         return defer.succeed(None)
 
     async def settle(self):
@@ -266,6 +270,24 @@ class OutboxTests(TestCase):
         self.assertEqual(note["state"], "delivered")
         events = await self.dispatcher.wait_events(0, 100, 0)
         self.assertIn("delivered", [e.get("state") for e in events if e["type"] == "notification"])
+
+    async def test_a_bearer_reports_receipts_through_the_callback_it_was_given(self):
+        from dmgateway.bearers.wake import SmsBearer
+
+        submitted = []
+        sender = SimpleNamespace(submit=lambda address, payloads, **options: submitted.append(address) or ["m-7"])
+        sms = SmsBearer(sender)
+        self.make_with({"sms": sms})
+        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        self.assertEqual(submitted, [ACCOUNT["msisdn"]])
+        sms.smpp_receipt("m-7", "delivered", None)  # what the SMPP link calls
+        for _ in range(100):
+            note = (await self.job(created["id"]))["notifications"][0]
+            if note["state"] == "delivered":
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual((note["state"], note["message_id"]), ("delivered", "m-7"))
 
     async def test_device_that_never_comes_is_notified_again_then_expires(self):
         created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
