@@ -32,7 +32,7 @@ sys.path.insert(0, ROOT)
 from twisted.internet import defer, reactor, task  # noqa: E402
 
 from dmgateway.bearers.smpp import SMPPLink  # noqa: E402
-from dmgateway.config.sections import SmppLinkConfig  # noqa: E402
+from dmgateway.config.bearers import SmppLinkConfig  # noqa: E402
 from dmgateway.notify.package0 import ServerCredential  # noqa: E402
 from dmgateway.notify.trigger import build_trigger  # noqa: E402
 from tests.interop.test_smpp_simulator import NODE_DIR, SCRIPT, ensure_package  # noqa: E402

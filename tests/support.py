@@ -38,7 +38,7 @@ def start_dispatcher(case, device_id, account, **gateway):
     gateway.setdefault("session_timeout", 60)
 
     async def start():
-        case.store = await open_store("sqlite::memory:", reactor=reactor)
+        case.store = await open_store("sqlite::memory:?inline=1", reactor=reactor)
         case.addCleanup(case.store.close)
         case.clock = task.Clock()
         case.clock.advance(1_700_000_000)

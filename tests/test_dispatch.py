@@ -132,7 +132,6 @@ class DispatcherTests(TestCase):
         self.clock.advance(59)
         self.assertIn(DEVICE, self.dispatcher._by_device)
         self.clock.advance(2)
-        await self.settle()
         self.assertNotIn(DEVICE, self.dispatcher._by_device)
         job = await self.dispatcher.get_job(created["id"])
         self.assertEqual(job["state"], "failed")
@@ -248,11 +247,6 @@ class DispatcherTests(TestCase):
         self.assertEqual(job["state"], "failed")
         self.assertEqual(job["error"]["code"], "shutdown")
 
-    def settle(self):
-        d = defer.Deferred()
-        reactor.callLater(0.1, d.callback, None)
-        return d
-
 
     async def test_stray_message_does_not_disturb_the_live_session(self):
         created = await self.dispatcher.create_job(DEVICE, GET_SWV)
@@ -280,7 +274,7 @@ class BadRequestTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.store.close)
         self.dispatcher = Dispatcher(self.store, gateway_config(), clock=task.Clock())
 
@@ -353,7 +347,7 @@ class LeftJobTests(TestCase):
         cfg = config()
         cfg.gateway.session_timeout = 60
         self.sip = FakeBearer("sip", "sip_uri")
-        await open_outbox(self, cfg, {"sip": self.sip}, lambda n: bytes(range(n)))
+        await open_outbox(self, cfg, {"sip": self.sip}, lambda n: bytes(range(n)), uri="sqlite::memory:?inline=1")
         await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))
 
     exchange = DispatcherTests.exchange

@@ -21,7 +21,7 @@ class MaxSessionsTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.store.close)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)

@@ -6,7 +6,7 @@ session's RespURI token.  Bounded: a fixed seed and a fixed count."""
 import os
 import random
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.bearers.httplimits import MessageLimits
@@ -72,7 +72,6 @@ class MutationTests(TestCase):
                 self.assertIn(reply.code, ANSWERS, (mutated, reply.body[:300]))
         # every session left is timed out, and the device is served afterwards
         self.clock.advance(61)
-        await task.deferLater(reactor, 0.05, lambda: None)
         self.assertEqual(self.dispatcher._by_device, {})
         self.assertEqual(self.flushLoggedErrors(), [])
 

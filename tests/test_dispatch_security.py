@@ -3,8 +3,6 @@ an unauthenticated package 1 against a live session, token guessing, a
 retransmitted package 1, a store outage in the middle of sessions."""
 
 import os
-import shutil
-import tempfile
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
@@ -188,7 +186,7 @@ class OutageTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        real = yield open_store("sqlite::memory:", reactor=reactor)
+        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(real.close)
         self.store = FailingStore(real)
         self.clock = task.Clock()
@@ -219,10 +217,7 @@ class OutageTests(TestCase):
         self.clock.advance(5)  # a probe while still down
         self.store.down = False
         self.clock.advance(5)  # the next probe finds it back and settles the session
-        for _ in range(20):
-            if not self.dispatcher._repairs:
-                break
-            await task.deferLater(reactor, 0.05, lambda: None)
+        self.assertFalse(self.dispatcher._repairs)
         # the results in the message the store failed were taken: written now
         job = await self.dispatcher.get_job(self.job["id"])
         self.assertEqual(job["state"], "done")
@@ -243,18 +238,15 @@ class OutageTests(TestCase):
             request = fresh.receive(reply.body, {"content-type": reply.content_type})
         self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
 
-    async def settle(self):
-        for _ in range(40):
-            if not self.dispatcher._repairs and not self.dispatcher.outage.active:
-                return
-            await task.deferLater(reactor, 0.05, lambda: None)
+    def settled(self):
+        """Whether the dispatcher has nothing left to repair after an outage."""
+        return not self.dispatcher._repairs and not self.dispatcher.outage.active
 
     async def test_session_timing_out_during_an_outage_fails_its_job_afterwards(self):
         session = ClientSession(account(), random_bytes=os.urandom)
         await self.dispatcher.handle_dm(session.start().body, encoding="xml")
         self.store.down = True
         self.clock.advance(61)  # the session times out while the store is down
-        await task.deferLater(reactor, 0.05, lambda: None)
         self.assertNotIn(DEVICE, self.dispatcher._by_device)
         self.assertTrue(self.dispatcher.outage.active)
         # a new package 1 meanwhile: 503, nothing opened
@@ -264,7 +256,7 @@ class OutageTests(TestCase):
         self.assertEqual(self.dispatcher._by_device, {})
         self.store.down = False
         self.clock.advance(5)
-        await self.settle()
+        self.assertTrue(self.settled())
         job = await self.dispatcher.get_job(self.job["id"])
         self.assertEqual((job["state"], job["error"]["code"]), ("failed", "session_timeout"))
         self.assertFalse(self.dispatcher.outage.active)
@@ -363,7 +355,7 @@ class CleanStopTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.real = yield open_store("sqlite::memory:", reactor=reactor)
+        self.real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.real.close)
         self.store = HeldStore(self.real)
         self.clock = task.Clock()
@@ -402,9 +394,7 @@ class ReadOnlySqliteTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        directory = tempfile.mkdtemp(prefix="dmgw-readonly-")
-        self.addCleanup(shutil.rmtree, directory, True)
-        self.store = yield open_store("sqlite:" + os.path.join(directory, "store.sqlite"), reactor=reactor)
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.store.close)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
@@ -433,10 +423,6 @@ class ReadOnlySqliteTests(TestCase):
         self.assertEqual(self.dispatcher._by_device, {})
         await self.read_only(False)
         self.clock.advance(5)
-        for _ in range(40):
-            if not self.dispatcher.outage.active:
-                break
-            await task.deferLater(reactor, 0.05, lambda: None)
         self.assertFalse(self.dispatcher.outage.active)
         job = await self.dispatcher.get_job(self.job["id"])
         self.assertNotEqual(job["state"], "running")
@@ -547,10 +533,6 @@ class StrangerSessionRecordTests(DispatcherHarness):
         reply = await self.exchange(attacker.start(), peer="127.0.0.2:5000")
         self.assertIn(b"<Data>401</Data>", reply.body)
         self.clock.advance(61)  # session_timeout: the session waiting for a retry ends
-        for _ in range(20):
-            await task.deferLater(reactor, 0, lambda: None)
-            if DEVICE not in self.dispatcher._by_device:
-                break
         self.assertNotIn(DEVICE, self.dispatcher._by_device)
         device = await self.dispatcher.get_device(DEVICE)
         self.assertIsNone(device["last_session"])

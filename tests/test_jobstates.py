@@ -1,5 +1,5 @@
 """The life-cycle tables, pair by pair, and change_job/change_notification
-against a recording batch (against both store engines: tests/store/test_transition_job.py)."""
+against a recording batch (against every store engine: tests/store/test_jobs.py)."""
 
 from itertools import product
 

@@ -13,13 +13,14 @@ to the config directory.
 """
 
 from dmgateway.config.checks import endpoint_parameters, parse_host_port, split_endpoint
+from dmgateway.config.bearers import ModemConfig, SipConfig, SmppLinkConfig
+from dmgateway.config.delegation import DelegationConfig, DelegationPeer
+from dmgateway.config.gateway import (
+    ApiConfig, AuthConfig, HttpConfig, HttpsConfig, LoggingConfig, MetricsConfig, ServerConfig,
+)
 from dmgateway.config.loader import FILES, GatewayConfig, check_config, load_config
 from dmgateway.config.problems import ConfigError, Problem
-from dmgateway.config.sections import (
-    ApiConfig, AuthConfig, DelegationConfig, DelegationPeer, HttpConfig, HttpsConfig,
-    LoggingConfig, MetricsConfig, ModemConfig, ServerConfig, SipConfig, SmppLinkConfig,
-    SnmpConfig,
-)
+from dmgateway.config.services import SnmpConfig
 
 __all__ = [
     "FILES", "ApiConfig", "AuthConfig", "ConfigError", "DelegationConfig", "DelegationPeer",

@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 from dmgateway.config import checks, inifile
 from dmgateway.config.problems import ConfigError, Problem
 from dmgateway.config.reader import SectionReader
-from dmgateway.config.sections import (
-    ApiConfig, AuthConfig, NotifyConfig, DelegationConfig, HttpConfig, HttpsConfig, LoggingConfig,
-    MetricsConfig, ModemConfig, ServerConfig, SipConfig, SmppLinkConfig, SnmpConfig,
+from dmgateway.config.bearers import ModemConfig, SipConfig, SmppLinkConfig
+from dmgateway.config.delegation import DelegationConfig
+from dmgateway.config.gateway import (
+    ApiConfig, AuthConfig, HttpConfig, HttpsConfig, LoggingConfig, MetricsConfig, NotifyConfig,
+    ServerConfig,
 )
-from dmgateway.config.sections import FunctionsConfig
+from dmgateway.config.services import FunctionsConfig, SnmpConfig
 
 #: The files of a config directory and the sections each may hold, in the
 #: order they are checked.  ``smpp.ini`` also holds ``[smpp:NAME]`` sections.

@@ -36,6 +36,9 @@ Every step is appended to the record's ``history``; the record is the
 ``GET /api/v1/delegations/{id}`` view.  Secrets never reach a log line nor
 a view; the peer's device credentials are kept in A's record only until
 the Atomic job holding them is queued.
+
+The target's side (messages from peers) is in :mod:`.target`; the commands
+written to a device for the peer in :mod:`.grants`.
 """
 
 import os
@@ -45,9 +48,9 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from dmgateway.delegation import messages as m
+from dmgateway.delegation.grants import account_dict, account_name, grant_commands
+from dmgateway.delegation.target import TargetSide
 from dmgateway.store.delegations import DelegationRecords
-from dmgateway.tree.acl import ACL_COMMANDS, format_acl, parse_acl
-from dmgateway.tree.uri import TreeError
 
 __all__ = ["DelegationError", "DelegationService", "delegation_view"]
 
@@ -59,7 +62,6 @@ ACTIVE_DELEGATING = ("preparing", "revoking")
 REVOCABLE = ("requested", "accepted", "preparing", "device-ready", "active")
 #: states in which a delegation holds its devices (on either side)
 HOLDING = REVOCABLE + ("revoking", "contacting")
-CONTACT_URI = "./DevInfo/DevId"
 
 
 class DelegationError(Exception):
@@ -70,10 +72,6 @@ class DelegationError(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-def _iso(seconds):
-    return m.iso(seconds)
 
 
 def delegation_view(doc):
@@ -88,7 +86,7 @@ def delegation_view(doc):
     return view
 
 
-class DelegationService:
+class DelegationService(TargetSide):
     """The delegation flow of one gateway; ``send(peer, message)`` fires with the answer."""
 
     def __init__(self, config, dispatcher, store, clock, send, random_bytes=os.urandom):
@@ -166,10 +164,10 @@ class DelegationService:
             "subtrees": list(spec["subtrees"]),
             "type": spec["type"],
             "duration": spec["duration"],
-            "until": None if until is None else _iso(until),
+            "until": None if until is None else m.iso(until),
             "until_epoch": until,
-            "created": _iso(now),
-            "updated": _iso(now),
+            "created": m.iso(now),
+            "updated": m.iso(now),
             "history": [],
             "device_steps": {},
             "error": None,
@@ -291,8 +289,8 @@ class DelegationService:
             doc["device_steps"][dev_id] = {
                 "step": "read_acl",
                 "jobs": [job["id"]],
-                "account": {"server_id": account.server_id, "name": _account_name(doc)},
-                "pending": _account_dict(account),  # dropped once the grant job is queued
+                "account": {"server_id": account.server_id, "name": account_name(doc)},
+                "pending": account_dict(account),  # dropped once the grant job is queued
             }
             self._step(doc, "read_acl", "job %s reads the ACLs" % (job["id"],), dev_id)
 
@@ -386,7 +384,7 @@ class DelegationService:
             saved[uri] = result.get("data") or ""
         step["saved_acls"] = saved
         account = step.pop("pending")
-        commands = _grant_commands(doc, self.own_id, step["account"]["name"], account, saved)
+        commands = grant_commands(doc, self.own_id, step["account"]["name"], account, saved)
         grant = await self.dispatcher.create_job(dev_id, {
             "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
         step["step"] = "grant"
@@ -465,156 +463,6 @@ class DelegationService:
         await self._save(doc)
         return answer
 
-    # -- messages from peers -------------------------------------------------
-
-    async def receive(self, peer, message):
-        """The :class:`~.messages.Response` to ``message`` from authenticated ``peer``."""
-        if isinstance(message, m.Request):
-            return await self._received_request(peer, message)
-        if isinstance(message, m.Notification):
-            return await self._received_notification(peer, message)
-        return _rejected(message.transaction_id, "unexpected", "a response is not a request")
-
-    async def _received_request(self, peer, request):
-        tid = request.transaction_id
-        if request.from_server != peer.server_id:
-            return _rejected(tid, "wrong_server", "FromServerID is not the authenticated peer")
-        if request.to_server != self.own_id:
-            return _rejected(tid, "wrong_server", "ToServerID %r is not this server"
-                             % (request.to_server,))
-        if await self.records.find("target", peer.server_id, tid) is not None:
-            return _rejected(tid, "duplicate", "transaction already received")
-        try:
-            scope = [m.check_scope(uri) for uri in request.scope]
-        except m.MessageError as e:
-            return _rejected(tid, "bad_subtree", str(e))
-        if request.extent == "partial" and "." in scope:
-            return _rejected(tid, "bad_subtree", "a partial delegation cannot name the root")
-        busy = await self._delegated([d.dev_id for d in request.devices])
-        if busy:
-            return _rejected(tid, "device_known", "device %r is in delegation %s" % busy)
-        for device in request.devices:
-            if await self.store.get_device(device.dev_id) is not None:
-                return _rejected(tid, "device_known", "device %r is already managed here"
-                                 % (device.dev_id,))
-        if len({d.dev_id for d in request.devices}) != len(request.devices):
-            return _rejected(tid, "invalid_message", "a device is listed twice")
-        now = self.clock.seconds()
-        accounts = []
-        for device in request.devices:
-            client = m.Auth("md5", "dev-" + self.random_bytes(6).hex(), self.random_bytes(16).hex())
-            server = m.Auth("md5", self.own_id, self.random_bytes(16).hex())
-            await self.dispatcher.put_device(device.dev_id, {
-                "server_id": self.own_id,
-                "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
-                "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
-                "msisdn": device.msisdn or None,
-                "sip_uri": device.sip_uri or None,
-            })
-            accounts.append(m.Account(device.dev_id, self.own_id, self.public_url, client, server))
-        doc = {
-            "id": uuid.uuid4().hex, "role": "target", "peer": peer.server_id,
-            "transaction_id": tid, "state": "accepted",
-            "devices": [d.dev_id for d in request.devices], "subtrees": scope,
-            "type": request.extent, "duration": request.duration,
-            "until": None if request.until is None else _iso(request.until),
-            "until_epoch": request.until, "created": _iso(now), "updated": _iso(now),
-            "history": [], "device_steps": {}, "error": None,
-        }
-        self._step(doc, "accepted", "device accounts created for %s" % (", ".join(doc["devices"]),))
-        await self._save(doc)
-        log.info("delegation {id} from {peer} accepted: {count} devices", id=doc["id"],
-                 peer=peer.server_id, count=len(accounts))
-        return m.Response(tid, True, None, tuple(accounts))
-
-    async def _received_notification(self, peer, note):
-        tid = note.transaction_id
-        if note.from_server != peer.server_id:
-            return _rejected(tid, "wrong_server", "FromServerID is not the authenticated peer")
-        # completed comes from the target, device-ready/revoked from the delegating
-        # server; failed from either
-        roles = {"completed": ("delegating",), "failed": ("target", "delegating")}.get(
-            note.state, ("target",))
-        doc = None
-        for role in roles:
-            doc = await self.records.find(role, peer.server_id, tid)
-            if doc is not None:
-                break
-        if doc is None:
-            return _rejected(tid, "unknown_transaction", "no such delegation with this peer")
-        return await self._with_record(
-            doc["id"], lambda fresh: self._take_notification(fresh, peer, note))
-
-    async def _take_notification(self, doc, peer, note):
-        tid = note.transaction_id
-        reason = " (%s: %s)" % (note.reason.code, note.reason.text) if note.reason else ""
-        if doc["role"] == "delegating" and note.state == "failed":
-            if doc["state"] in ("revoking", "revoked", "failed", "rejected"):
-                return m.Response(tid, True)
-            doc["error"] = {"code": "peer_failed", "message": "%s reports failure%s"
-                            % (peer.server_id, reason)}
-            await self._revoke(doc, doc["error"]["message"])
-            return m.Response(tid, True)
-        if note.state == "completed":
-            if doc["state"] != "device-ready":
-                return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
-            doc["state"] = "active"
-            self._step(doc, "active", "%s reports completion" % (peer.server_id,))
-        elif note.state == "device-ready":
-            if doc["state"] != "accepted":
-                return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
-            doc["state"] = "contacting"
-            for dev_id in doc["devices"]:
-                job = await self.dispatcher.create_job(dev_id, {
-                    "commands": [{"op": "Get", "target": CONTACT_URI}],
-                    "atomic": False, "notify": "auto", "ui_mode": 0})
-                doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}
-                self._step(doc, "contact", "job %s: first session with the device" % (job["id"],),
-                           dev_id)
-        else:  # revoked | failed
-            if doc["state"] in ("revoked", "failed"):
-                return m.Response(tid, True)
-            for dev_id in doc["devices"]:
-                await self.store.delete_device(dev_id)
-            doc["state"] = note.state
-            self._step(doc, note.state, "%s by %s%s; device accounts removed"
-                       % (note.state, peer.server_id, reason))
-        await self._save(doc)
-        return m.Response(tid, True)
-
-    async def _contacted(self, doc):
-        """The target: once every device ran its first job for us, report to the peer."""
-        for dev_id, step in doc["device_steps"].items():
-            if step["step"] != "contact":
-                continue
-            job = await self.store.get_job(step["jobs"][-1])
-            if job is None or job.state not in ("done", "failed", "expired"):
-                continue
-            status = (job.results or [{}])[0].get("status") if job.results else None
-            if job.state == "done" and status == 200:
-                step["step"] = "managed"
-                self._step(doc, "managed", "the device ran our first job", dev_id)
-            else:
-                error = (job.error or {}).get("message") or "status %s" % (status,)
-                self._device_failed(doc, dev_id, step, job, error)
-        steps = [s["step"] for s in doc["device_steps"].values()]
-        if "contact" in steps:
-            await self._save(doc)
-            return
-        if "failed" in steps:
-            doc["state"] = "failed"
-            self._step(doc, "failed", doc["error"]["message"])
-            for dev_id in doc["devices"]:
-                await self.store.delete_device(dev_id)
-            await self._save(doc)
-            await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
-                                                        doc["error"]["message"]))
-        else:
-            doc["state"] = "active"
-            self._step(doc, "active", "managing the devices")
-            await self._save(doc)
-            await self._notify(doc, "completed")
-
     # -- helpers --------------------------------------------------------------
 
     async def _save(self, doc):
@@ -629,11 +477,11 @@ class DelegationService:
 
     def _step(self, doc, step, detail, device=None):
         now = self.clock.seconds()
-        entry = {"time": _iso(now), "step": step, "detail": detail}
+        entry = {"time": m.iso(now), "step": step, "detail": detail}
         if device is not None:
             entry["device_id"] = device
         doc["history"].append(entry)
-        doc["updated"] = _iso(now)
+        doc["updated"] = m.iso(now)
         log.info("delegation {id} ({role}, peer {peer}): {step}: {detail}", id=doc["id"],
                  role=doc["role"], peer=doc["peer"], step=step, detail=detail)
 
@@ -646,63 +494,3 @@ class DelegationService:
 def _short(error):
     text = str(error) or error.__class__.__name__
     return text[:200]
-
-
-def _rejected(tid, code, text):
-    return m.Response(tid, False, m.Reason(code, text[:256]))
-
-
-def _account_name(doc):
-    return "dlg" + doc["transaction_id"][:12]
-
-
-def _account_dict(account):
-    return {"server_id": account.server_id, "app_addr": account.app_addr,
-            "client": [account.client.type, account.client.name, account.client.secret],
-            "server": [account.server.type, account.server.name, account.server.secret]}
-
-
-_AAUTH_TYPES = {"md5": "DIGEST", "basic": "BASIC", "hmac": "HMAC"}
-
-
-def _grant_commands(doc, own_id, name, account, saved):
-    """The Atomic that installs the peer's account and hands it the subtrees."""
-    base = "./DMAcc/" + name
-    peer_id = account["server_id"]
-    commands = [{"op": "Add", "target": base, "format": "node"}]
-    leaves = [("AppID", "w7"), ("ServerID", peer_id), ("Name", peer_id),
-              ("AppAddr/1/Addr", account["app_addr"]), ("AppAddr/1/AddrType", "URI"),
-              ("AAuthPref", _AAUTH_TYPES[account["client"][0]])]
-    for index, (level, (kind, user, secret)) in enumerate(
-            (("CLCRED", account["client"]), ("SRVCRED", account["server"])), 1):
-        entry = "AppAuth/%d/" % (index,)
-        leaves += [(entry + "AAuthLevel", level), (entry + "AAuthType", _AAUTH_TYPES[kind]),
-                   (entry + "AAuthName", user), (entry + "AAuthSecret", secret)]
-    for leaf, value in leaves:
-        commands.append({"op": "Add", "target": "%s/%s" % (base, leaf), "data": value})
-    commands.append({"op": "Replace", "target": base + "?prop=ACL",
-                     "data": format_acl({"Add": (own_id,), "Delete": (own_id,),
-                                         "Get": (own_id, peer_id),
-                                         "Replace": (own_id, peer_id)})})
-    for uri, acl_text in saved.items():
-        commands.append({"op": "Replace", "target": uri + "?prop=ACL",
-                         "data": delegated_acl(acl_text, own_id, peer_id, doc["type"])})
-    return commands
-
-
-def delegated_acl(acl_text, own_id, peer_id, extent):
-    """The subtree ACL while delegated: the peer alone (partial) or added (full)."""
-    if extent == "partial":
-        return format_acl({command: (peer_id,) for command in ACL_COMMANDS})
-    try:
-        acl = parse_acl(acl_text)
-    except TreeError:
-        acl = {}
-    out = {}
-    for command in ACL_COMMANDS:
-        ids = tuple(acl.get(command, ())) or (own_id,)
-        if "*" in ids:
-            out[command] = ("*",)
-        else:
-            out[command] = ids + ((peer_id,) if peer_id not in ids else ())
-    return format_acl(out)

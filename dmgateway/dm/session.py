@@ -23,12 +23,15 @@ and ENDED (``finished``) once a reply closes the session.  Rules kept here:
   large for a message goes out in chunks (:mod:`.largeobject`).
 * Answers are correlated by (MsgRef, CmdRef) to the job commands
   (:mod:`.jobs`); a job finishes as soon as every command is answered.
+
+The flow and the replies that end or refuse a session are here; what is
+done with the device's commands is in :mod:`.incoming`, how our commands
+are placed in messages in :mod:`.outgoing`.
 """
 
 import hashlib
 import re
 from collections import deque
-import dataclasses
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -36,22 +39,11 @@ from ..auth.credentials import AuthError
 from ..auth.nonce import DEFAULT_NONCE_SIZE
 from ..codec import syncml as sm
 from . import status as st
-from .commands import (
-    EVENT_TYPES, MAX_REPORTED, data_size, event_payload, reported_key, reported_text,
-    results_answer,
-)
-from .effects import (
-    DevInfoReceived,
-    Effect,
-    EventRaised,
-    InputIgnored,
-    JobStarted,
-    Outcome,
-    SessionEnded,
-    SessionError,
-)
-from .jobs import FINISHED, QUEUED, RUNNING, JobRun
+from .effects import Effect, InputIgnored, Outcome, SessionEnded, SessionError
+from .incoming import SESSION_ALERTS, ClientCommands, is_hdr_status
+from .jobs import QUEUED, RUNNING, JobRun
 from .largeobject import Reassembler
+from .outgoing import Sent, ServerCommands
 from .packaging import MessageBuilder
 from .sessionauth import ClientAuth, ServerAuth
 
@@ -61,24 +53,10 @@ INIT, SENDING, WAITING, ENDED = "init", "sending", "waiting", "ended"
 
 _VER_PROTO = re.compile(r"DM/1\.[0-9]+\Z", re.IGNORECASE)  # DM/1.1, 1.2, 1.3 (1.3 unconfirmed)
 _VER_DTD = ("1.1", "1.2")
-_SESSION_ALERTS = (sm.ALERT_SERVER_INITIATED, sm.ALERT_CLIENT_INITIATED)
-# a command that fits a plain continuation message waits for one while other
-# content fills the messages; this many in a row is a loop guard, not a rule
-_MAX_DEFERRALS = 10
 _MAX_STALLS = 3  # messages in a row that could not pay off the Statuses owed
 
 # job error code for each way a session can end early
 _JOB_ERRORS = {"aborted": "session_aborted", "timeout": "session_timeout"}
-
-
-@dataclass
-class _Sent:
-    """One command we sent, by (our MsgID, its CmdID)."""
-
-    unit: object  # jobs.Unit, or None for our own Alerts (1222, 1225)
-    index: Optional[int] = None  # job command index; None for the Atomic itself
-    chunk: bool = False  # a chunk other than the last of a large object
-    answered: bool = False
 
 
 @dataclass
@@ -92,28 +70,7 @@ class _Turn:
     next_alert: bool = False  # the reply asks for the client's next message (1222)
 
 
-def _is_hdr_status(status):
-    return status.cmd_ref == "0" or status.cmd == "SyncHdr"
-
-
-def _command_name(cmd):
-    if isinstance(cmd, sm.UnknownCommand):
-        return cmd.name or (cmd.node.name if cmd.node is not None else "")
-    return cmd.NAME
-
-
-def _loc(ref):
-    return ref.loc_uri if ref is not None else None
-
-
-def _size_of(item, command_meta):
-    for meta in (item.meta, command_meta):
-        if meta is not None and meta.size is not None:
-            return meta.size
-    return None
-
-
-class ServerSession:
+class ServerSession(ClientCommands, ServerCommands):
     """One device's DM session.  See the module docstring for the states."""
 
     def __init__(self, device, jobs, *, server_uri, resp_uri, measure=None, random_bytes,
@@ -157,7 +114,7 @@ class ServerSession:
         self._queue = deque()  # units of the open package, in sending order
         self._statuses = []  # Status commands owed to the client
         self._alerts = []  # our own alerts waiting for room (1225)
-        self._sent = {}  # (our MsgID, CmdID) -> _Sent
+        self._sent = {}  # (our MsgID, CmdID) -> Sent
         self._sent_order = []  # our MsgIDs, oldest first
         self._rejected = set()  # our MsgIDs whose credentials the device refused
         self._msg_id = 0
@@ -283,9 +240,9 @@ class ServerSession:
             alert = sm.Alert(data=sm.ALERT_NEXT_MESSAGE)
             if not builder.try_add(alert):
                 builder.add(alert)
-            self._sent[(builder.msg_id, alert.cmd_id)] = _Sent(None)
+            self._sent[(builder.msg_id, alert.cmd_id)] = Sent(None)
         while self._alerts and builder.try_add(self._alerts[0]):
-            self._sent[(builder.msg_id, self._alerts.pop(0).cmd_id)] = _Sent(None)
+            self._sent[(builder.msg_id, self._alerts.pop(0).cmd_id)] = Sent(None)
         owed = bool(self._statuses or self._alerts)
         if end is None and self._stalled(len(self._statuses) + len(self._alerts)):
             reason = "the device's MaxMsgSize %s cannot carry the Statuses owed besides the " \
@@ -389,7 +346,7 @@ class ServerSession:
         """Status only: the SyncHdr (401/407 + Chal) and every command, nothing executed."""
         for cmd in turn.msg.body:
             if isinstance(cmd, sm.Status):
-                if _is_hdr_status(cmd):  # a stranger's word: take its nonce, nothing else
+                if is_hdr_status(cmd):  # a stranger's word: take its nonce, nothing else
                     turn.effects.extend(self._server_auth.adopt_nonce(cmd, False))
             else:
                 self._owe(cmd, check.status, turn)
@@ -436,408 +393,17 @@ class ServerSession:
             return st.PROTOCOL_VERSION_NOT_SUPPORTED, "unsupported VerProto %r" % (hdr.ver_proto,)
         return None
 
+    def _in_package1(self):
+        """Whether the client's package 1 is still coming in (nothing sent yet)."""
+        return self._state == INIT
+
     def _package1_problem(self, msg):
-        starts = [c for c in msg.body if isinstance(c, sm.Alert) and c.data in _SESSION_ALERTS]
+        starts = [c for c in msg.body if isinstance(c, sm.Alert) and c.data in SESSION_ALERTS]
         if self._pkg1_fresh and len(starts) != 1:
             return "package 1 needs exactly one Alert 1200/1201, got %d" % (len(starts),)
         if not self._pkg1_fresh and starts:
             return "Alert %d repeated within package 1" % (starts[0].data,)
         return None
-
-    # -- the device's verdict on our credentials ---------------------------
-
-    def _take_server_verdicts(self, turn):
-        """Read the device's Status for our SyncHdr(s); True if we must give up."""
-        for status in turn.msg.commands(sm.Status):
-            if not _is_hdr_status(status):
-                continue
-            msg_ref = status.msg_ref or (self._sent_order[-1] if self._sent_order else None)
-            if msg_ref not in self._sent_order:
-                turn.effects.append(InputIgnored("SyncHdr Status for unknown MsgRef %r" % (msg_ref,)))
-                continue
-            verdict, effects = self._server_auth.on_status(status, device_authenticated=True)
-            turn.effects.extend(effects)
-            if verdict == "give_up":
-                return True
-            if verdict == "rejected":
-                self._resend(msg_ref)
-        return False
-
-    def _resend(self, msg_id):
-        """Queue again everything our message ``msg_id`` carried."""
-        self._rejected.add(msg_id)
-        units = []
-        for (sent_msg, _), sent in self._sent.items():
-            if sent_msg == msg_id and sent.unit is not None and sent.unit not in units:
-                units.append(sent.unit)
-        for unit in reversed(units):
-            if unit in self._queue:
-                self._queue.remove(unit)
-            unit.requeue()
-            self._queue.appendleft(unit)
-
-    # -- client commands -------------------------------------------------
-
-    def _take(self, cmd, turn):
-        if isinstance(cmd, sm.Status):
-            self._take_status(cmd, turn)
-        elif isinstance(cmd, sm.Results):
-            self._take_results(cmd, turn)
-        elif not cmd.cmd_id:
-            turn.effects.append(InputIgnored("%s without CmdID" % (_command_name(cmd),)))
-            self._owe(cmd, st.BAD_REQUEST, turn)
-        elif isinstance(cmd, sm.Alert):
-            self._owe(cmd, self._take_alert(cmd, turn), turn)
-        elif isinstance(cmd, sm.Replace):
-            self._owe(cmd, self._take_replace(cmd, turn), turn)
-        elif isinstance(cmd, sm.UnknownCommand):
-            self._owe(cmd, st.OPTIONAL_FEATURE_NOT_SUPPORTED, turn)
-        else:
-            self._refuse(cmd, turn)  # management commands are not for clients to send
-
-    def _refuse(self, cmd, turn):
-        self._owe(cmd, st.NOT_ALLOWED, turn)
-        if isinstance(cmd, sm.Container):
-            for inner in cmd.commands:
-                if not isinstance(inner, sm.Status):
-                    self._refuse(inner, turn)
-
-    def _owe(self, cmd, code, turn):
-        self._statuses.append(sm.Status(
-            msg_ref=turn.msg.hdr.msg_id, cmd_ref=cmd.cmd_id or "", cmd=_command_name(cmd), data=code,
-        ))
-
-    def _find(self, msg_ref, cmd_ref):
-        """The command we sent that (MsgRef, CmdRef) names; newest message if no MsgRef."""
-        if msg_ref:
-            return msg_ref, self._sent.get((msg_ref, cmd_ref))
-        for msg_id in reversed(self._sent_order):
-            sent = self._sent.get((msg_id, cmd_ref))
-            if sent is not None:
-                return msg_id, sent
-        return None, None
-
-    def _take_status(self, status, turn):
-        if _is_hdr_status(status):
-            return  # read by _take_server_verdicts
-        msg_ref, sent = self._find(status.msg_ref, status.cmd_ref)
-        if msg_ref in self._rejected:
-            return  # the device refused that message; it is being sent again
-        if sent is None:
-            turn.effects.append(InputIgnored(
-                "Status %s for unknown command %s/%s" % (status.data, status.msg_ref, status.cmd_ref)))
-            return
-        if sent.answered:
-            turn.effects.append(InputIgnored("second Status for %s/%s" % (msg_ref, status.cmd_ref)))
-            return
-        sent.answered = True
-        unit = sent.unit
-        if unit is None or unit.job.state == FINISHED:
-            return  # our own alert, or too late to matter
-        job = unit.job
-        if sent.chunk:
-            if status.data == st.CHUNK_ACCEPTED:
-                return
-            # any other answer to a chunk that is not the last ends the object:
-            # an error is the device's final word; a success means it took the
-            # chunk as the whole value (it does not support large objects), so
-            # the rest is not sent and the command fails
-            if unit in self._queue:
-                self._queue.remove(unit)
-            if st.is_success(status.data):
-                target = _loc(unit.data_item().target)
-                job.fail_unit(unit, "large_object_unsupported",
-                              "device does not support large objects: it answered %d to a chunk "
-                              "of %s that was not the last" % (status.data, target),
-                              status=status.data)
-                turn.effects.append(InputIgnored("Status %d for a middle chunk of %s: large object "
-                                                 "stopped" % (status.data, target)))
-            else:
-                job.set_status(unit.indexes[0], status)
-                unit.state = "sent"
-            return
-        if sent.index is None:  # the Atomic or Sequence itself
-            unit.container_status = status.data
-            if job.spec.atomic:
-                job.atomic_status = status.data
-        else:
-            job.set_status(sent.index, status)
-
-    def _take_results(self, results, turn):
-        msg_ref, sent = self._find(results.msg_ref, results.cmd_ref)
-        key = ("Results", msg_ref, results.cmd_ref)
-        if self._reassembler.is_refused(key) and results.items:  # the rest of a refused object
-            self._owe(results, self._reassembler.feed(key, results.items[-1]).status, turn)
-            return
-        command = None
-        if sent is not None and sent.unit is not None and sent.index is not None:
-            command = sent.unit.job.commands[sent.index]
-        if command is None or command.op != "Get" or sent.unit.job.state == FINISHED:
-            turn.effects.append(InputIgnored("Results for no pending Get (%s/%s)" % (
-                results.msg_ref, results.cmd_ref)))
-            return
-        job = sent.unit.job
-        self._check_interrupt(key, turn)
-        last = results.items[-1] if results.items else None
-        chunked = last is not None and (last.more_data or self._reassembler.is_open(key))
-        if not chunked:
-            if not job.set_results(sent.index, results_answer(results)):
-                turn.effects.append(InputIgnored("second Results for %s" % (command.label,)))
-            return
-        chunk = self._reassembler.feed(key, last, _size_of(last, results.meta))
-        if chunk.status == st.CHUNK_ACCEPTED:
-            command.results_pending = True
-            turn.next_alert = True
-            self._owe(results, st.CHUNK_ACCEPTED, turn)
-        elif chunk.status == st.OK:
-            job.set_results(sent.index, results_answer(results, data=chunk.data))
-        else:  # 413 too large / 424 size mismatch: the Get failed
-            command.results_pending = False
-            command.status = chunk.status
-            self._owe(results, chunk.status, turn)
-
-    def _take_alert(self, alert, turn):
-        code = alert.data
-        if code is None:
-            return st.INCOMPLETE_COMMAND
-        if code in _SESSION_ALERTS:
-            return st.OK if self._state == INIT else st.OPTIONAL_FEATURE_NOT_SUPPORTED
-        if code == sm.ALERT_NEXT_MESSAGE:
-            return st.OK
-        if code not in EVENT_TYPES:
-            return st.OPTIONAL_FEATURE_NOT_SUPPORTED  # incl. UI alerts: servers ignore them
-        if not alert.items:
-            return st.INCOMPLETE_COMMAND
-        kind = EVENT_TYPES[code]
-        last = alert.items[-1]
-        key = ("Alert", code, _loc(last.source) or _loc(last.target))
-        self._check_interrupt(key, turn)
-        for item in alert.items[:-1]:
-            turn.effects.append(EventRaised(kind, event_payload(alert, item)))
-        if not (last.more_data or self._reassembler.is_open(key)):
-            turn.effects.append(EventRaised(kind, event_payload(alert, last)))
-            return st.OK
-        chunk = self._reassembler.feed(key, last, _size_of(last, None))
-        if chunk.status == st.CHUNK_ACCEPTED:
-            turn.next_alert = True
-        elif chunk.status == st.OK:
-            turn.effects.append(EventRaised(kind, event_payload(alert, last, data=chunk.data)))
-        return chunk.status
-
-    def _take_replace(self, replace, turn):
-        """A client may replace DevInfo (package 1, tolerated later); other
-        nodes in the same Replace are kept as reported device data."""
-        if not replace.items:
-            return st.INCOMPLETE_COMMAND
-        keys = [reported_key(item) for item in replace.items]
-        if None in keys:
-            return st.INCOMPLETE_COMMAND  # an Item naming no node
-        last, key = replace.items[-1], ("Replace", keys[-1])
-        self._check_interrupt(key, turn)
-        values, code = {}, st.OK
-        for item, name in zip(replace.items[:-1], keys):
-            values[name] = reported_text(item.data)
-        if last.more_data or self._reassembler.is_open(key):
-            chunk = self._reassembler.feed(key, last, _size_of(last, replace.meta))
-            code = chunk.status
-            if code == st.CHUNK_ACCEPTED:
-                turn.next_alert = True
-            elif code == st.OK:
-                values[keys[-1]] = reported_text(chunk.data)
-        else:
-            values[keys[-1]] = reported_text(last.data)
-        devinfo = {name: text for name, text in values.items()
-                   if text is not None and not name.startswith("./")}
-        reported = {uri: text for uri, text in values.items()
-                    if text is not None and uri.startswith("./")}
-        if len(reported) > MAX_REPORTED:
-            turn.effects.append(InputIgnored("%d reported nodes; the first %d kept" % (
-                len(reported), MAX_REPORTED)))
-            reported = dict(list(reported.items())[:MAX_REPORTED])
-        if devinfo or reported:
-            turn.effects.append(DevInfoReceived(devinfo, reported))
-        return code
-
-    def _check_interrupt(self, key, turn):
-        pending = self._reassembler.pending
-        if pending is not None and pending.key != key:
-            self._interrupt(turn, "a new object came before its last chunk")
-
-    def _interrupt(self, turn, why):
-        """Drop an unfinished incoming large object and tell the client (Alert 1225)."""
-        obj = self._reassembler.interrupt()
-        item = obj.first_item
-        self._alerts.append(sm.Alert(data=sm.ALERT_NO_END_OF_DATA,
-                                     items=[sm.Item(target=item.target, source=item.source)]))
-        turn.effects.append(InputIgnored("large object %r dropped: %s" % (obj.key[0], why)))
-        if obj.key[0] == "Results":
-            _, sent = self._find(obj.key[1], obj.key[2])
-            command = sent.unit.job.commands[sent.index]
-            command.results_pending = False
-            command.status = st.INCOMPLETE_COMMAND
-
-    # -- sending ---------------------------------------------------------
-
-    def _reply_hdr(self):
-        self._msg_id += 1
-        cred, loc_name = self._server_auth.header_cred()
-        ver_dtd, ver_proto = self._version
-        meta = sm.Meta(  # our limits go out once: they hold for the whole session
-            max_msg_size=None if self._msg_size_announced else self.accept_msg_size,
-            max_obj_size=None if self._obj_size_announced else self.max_obj_size,
-        )
-        return sm.SyncHdr(
-            session_id=self._session_id,
-            msg_id=str(self._msg_id),
-            target=sm.LocRef(self.device.device_id),
-            source=sm.LocRef(self.server_uri, loc_name),
-            ver_dtd=ver_dtd,
-            ver_proto=ver_proto,
-            resp_uri=self.resp_uri,
-            cred=cred,
-            meta=meta if meta != sm.Meta() else None,
-        )
-
-    def _hdr_status(self, hdr, code, chal):
-        return sm.Status(
-            msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr",
-            target_refs=[_loc(hdr.target) or ""], source_refs=[_loc(hdr.source) or ""],
-            chal=chal, data=code,
-        )
-
-    def _remember_limits(self, meta):
-        if meta is None:
-            return
-        if meta.max_msg_size:
-            self._max_msg_size = meta.max_msg_size
-        if meta.max_obj_size:
-            self._client_max_obj_size = meta.max_obj_size
-
-    def _fill(self, builder, turn):
-        """Place units of the open package; then whole following jobs that fit."""
-        while True:
-            if not self._queue:
-                job = next((job for job in self._jobs if job.state == QUEUED), None)
-                if job is None:
-                    return
-                if not self._package_has_commands:
-                    self._start(job, turn)
-                elif not self._try_whole_job(builder, job, turn):
-                    return
-                continue
-            unit = self._queue[0]
-            placed = self._place(builder, unit)
-            if placed == "placed":
-                self._queue.popleft()
-            else:
-                unit.deferrals += placed == "full"
-                return
-
-    def _start(self, job, turn):
-        job.state = RUNNING
-        self._queue.extend(job.units)
-        turn.effects.append(JobStarted(job.job_id))
-
-    def _try_whole_job(self, builder, job, turn):
-        mark, placed = builder.mark(), []
-        for unit in job.units:
-            if self._too_large_for_client(unit) is not None:
-                builder.rollback(mark)
-                return False
-            cmd = unit.render()
-            try:
-                fits = builder.try_add(cmd)
-            except ValueError:
-                fits = False
-            if not fits:
-                builder.rollback(mark)
-                return False
-            placed.append((unit, cmd))
-        job.state = RUNNING
-        turn.effects.append(JobStarted(job.job_id))
-        for unit, cmd in placed:
-            self._record(builder, unit, cmd)
-        return True
-
-    def _place(self, builder, unit):
-        """Put ``unit`` (or its next chunk) in the message: "placed", "partial" or "full"."""
-        job = unit.job
-        problem = self._too_large_for_client(unit)
-        if problem is not None:
-            job.fail_unit(unit, "too_large", problem, status=st.TOO_LARGE)
-            return "placed"
-        if unit.outgoing is None:
-            cmd = unit.render()
-            try:
-                if builder.try_add(cmd):
-                    self._record(builder, unit, cmd)
-                    return "placed"
-            except ValueError as error:
-                job.fail_unit(unit, "bad_command", "cannot encode %s: %s" % (cmd.NAME, error))
-                return "placed"
-            alone = self._fits_later(builder, unit.render())
-            if unit.data_item() is None or unit.atomic:
-                if alone and unit.deferrals < _MAX_DEFERRALS:
-                    return "full"
-                job.fail_unit(unit, "too_large", "%s does not fit in a message of %s bytes" % (
-                    cmd.NAME, self._max_msg_size))
-                return "placed"
-            if alone and unit.deferrals < _MAX_DEFERRALS:
-                return "full"  # it fits whole in the next message: no need to chunk
-            unit.start_chunks()
-        # a chunk of n units is at least n bytes: never try more than the limit
-        longest = min(unit.outgoing.remaining, self._max_msg_size or unit.outgoing.remaining)
-        length, cmd = builder.fit_largest(unit.render_chunk, longest)
-        if cmd is None:
-            # no room left here (a first reply carries Cred and Chal, Statuses
-            # fill it): if a chunk fits in a plain continuation message, end
-            # this one and go on there
-            if self._fits_later(builder, unit.render_chunk(1)) and unit.deferrals < _MAX_DEFERRALS:
-                return "full"
-            job.fail_unit(unit, "max_msg_size_too_small",
-                          "the device's MaxMsgSize %s leaves no room for data after the message "
-                          "header (RespURI, Source) and the Statuses" % (self._max_msg_size,))
-            return "placed"
-        last = not cmd.items[0].more_data
-        self._record(builder, unit, cmd, chunk=not last)
-        unit.outgoing.advance(length)
-        unit.deferrals = 0
-        return "placed" if last else "partial"
-
-    def _fits_later(self, builder, cmd):
-        """Whether ``cmd`` fits in a plain continuation message: only the SyncHdr
-        Status and one more, no Chal, no Meta (our limits went out) and no Cred (the device answers our
-        credentials in its next message)."""
-        lean = dataclasses.replace(builder.hdr, cred=None, meta=None)
-        return builder.fits_alone(cmd, self._minimal_body(builder), lean)
-
-    def _minimal_body(self, builder):
-        """What every continuation message carries at least: the SyncHdr Status and one more."""
-        hdr_status = dataclasses.replace(builder.body[0], chal=None)  # a Chal goes out once
-        return [hdr_status, sm.Status(cmd_id="2", msg_ref="99", cmd_ref="99", cmd="Alert")]
-
-    def _too_large_for_client(self, unit):
-        limit = self._client_max_obj_size
-        if not limit:
-            return None
-        for item in unit.data_items():
-            size = data_size(item.data)
-            if size > limit:
-                return "object of %d bytes for %s exceeds the device's MaxObjSize %d" % (
-                    size, _loc(item.target), limit)
-        return None
-
-    def _record(self, builder, unit, cmd, chunk=False):
-        msg_id = builder.msg_id
-        if unit.atomic:
-            self._sent[(msg_id, cmd.cmd_id)] = _Sent(unit)
-            for index, inner in zip(unit.indexes, cmd.commands):
-                self._sent[(msg_id, inner.cmd_id)] = _Sent(unit, index)
-        else:
-            self._sent[(msg_id, cmd.cmd_id)] = _Sent(unit, unit.indexes[0], chunk)
-        if not chunk:
-            unit.state = "sent"
-        self._package_has_commands = True
 
 
 def _digest(body):

@@ -2,12 +2,14 @@
 Persistent store: SQLite (embedded default) or PostgreSQL (scale-out).
 
 Open one with L{open_store} (L{dmgateway.store.opener}); the interface is L{Store} in
-L{dmgateway.store.base}, rows are the dataclasses of
+L{dmgateway.store.base}, composed of one class per area (devices, jobs,
+sessions, events, outbox, webhooks, inventory, functions, campaigns) over
+L{dmgateway.store.database}; rows are the dataclasses of
 L{dmgateway.store.model}.
 """
 
 from .base import Store, Txn
-from .opener import open_store
+from .opener import make_store, open_store
 from .model import (
     AUTH_TYPES,
     DELIVERY_STATES,
@@ -34,6 +36,7 @@ from .model import (
 
 __all__ = [
     "open_store",
+    "make_store",
     "Store",
     "Txn",
     "AUTH_TYPES",

@@ -18,13 +18,15 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 from ..functions import FunctionError, build_operation, correlator_for
 from ..functions.rollout import in_window, policy_from_json, starts_allowed, wave_of, wave_verdict
+from .database import Database
 from .inventory import DeviceFilter
+from .jobs import job_from_row
 from .model import NotFound
-from .queries import _dump, _load
+from .rows import dump_json, json_column, load_json, row_converter
 
 __all__ = ["CAMPAIGN_STATES", "DEVICE_STATES", "Campaign", "CampaignQueries"]
 
@@ -52,14 +54,15 @@ class Campaign:
     updated: float
 
 
-def _campaign(row: dict) -> Campaign:
-    values = dict(row)
-    for key in ("params", "selection", "policy"):
-        values[key] = _load(row[key], "campaign " + key)
-    return Campaign(**values)
+_campaign = row_converter(
+    Campaign,
+    params=json_column("campaign params"),
+    selection=json_column("campaign selection"),
+    policy=json_column("campaign policy"),
+)
 
 
-class CampaignQueries:
+class CampaignQueries(Database):
     """The campaign queries of the store (see the module docstring)."""
 
     def create_campaign(self, campaign_id, function, action, params, selection, where, devices, policy, now):
@@ -133,9 +136,9 @@ class CampaignQueries:
             "campaign_id": campaign_id,
             "function": function,
             "action": action,
-            "params": _dump(params, "params"),
-            "selection": _dump(dict(selection, missing=missing), "selection"),
-            "policy": _dump(policy, "policy"),
+            "params": dump_json(params, "params"),
+            "selection": dump_json(dict(selection, missing=missing), "selection"),
+            "policy": dump_json(policy, "policy"),
             "state": "running" if eligible else "done",
             "reason": None if eligible else "no device to run on",
             "wave": 0,
@@ -144,9 +147,7 @@ class CampaignQueries:
             "created": now,
             "updated": now,
         }
-        txn.execute(
-            f"INSERT INTO campaigns ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
-        )
+        txn.insert_row("campaigns", row)
         position = 0
         for device_id in found:
             if device_id in busy:
@@ -214,7 +215,7 @@ class CampaignQueries:
             (campaign_id, limit),
         )
         for row in rows:
-            outcome = _load(row.pop("outcome"), "operation outcome") if row.get("outcome") else {}
+            outcome = load_json(row.pop("outcome"), "operation outcome") if row.get("outcome") else {}
             row["fwv"] = outcome.get("fwv")
             row["device_state"] = outcome.get("device_state")
         return rows
@@ -224,15 +225,13 @@ class CampaignQueries:
         return self.run_interaction("unnotified_function_jobs", self._unnotified_function_jobs_txn)
 
     def _unnotified_function_jobs_txn(self, txn):
-        from .queries import _job
-
         rows = txn.fetchall(
             "SELECT j.* FROM jobs j JOIN operations o ON o.op_id = j.job_id"
             " OR (o.state = 'pending' AND o.readback_job_id = j.job_id) WHERE j.state = 'queued'"
             " AND j.notify <> 'none' AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.job_id)"
             " ORDER BY j.seq"
         )
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def _event_txn(self, txn, now, campaign, state, **extra):
         self._append_event_txn(txn, "campaign", None, now,

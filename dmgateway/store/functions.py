@@ -20,7 +20,8 @@ from ..functions.alerts import normalise_source
 from ..jobstates import (
     FINAL_OPERATION_STATES, OPEN_OPERATION_STATES, OPERATION_STATES, PENDING_JOB_STATES, check_operation, job_event,
 )
-from .queries import _dump, _int, _load, _text, _time
+from .rows import dump_json as _dump, load_json as _load
+from .values import check_int as _int, check_text as _text, check_time as _time
 
 __all__ = ["OPERATION_STATES", "OPEN_STATES", "FINAL_STATES", "OperationRow", "FunctionQueries"]
 

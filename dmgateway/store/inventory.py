@@ -2,7 +2,7 @@
 Inventory queries: the device list with filters and a keyset cursor,
 deleting a device with or without its history, cancelling a job.
 
-Mixed into L{dmgateway.store.base.Store} next to L{Queries}; the columns
+Mixed into L{dmgateway.store.base.Store} next to the other areas; the columns
 come from migration 006.
 """
 
@@ -13,8 +13,11 @@ from typing import Any, Optional
 
 from dmgateway.jobstates import job_event
 
-from .model import NotFound, PENDING_JOB_STATES
-from .queries import _device, _int, _job, _text
+from .database import Database
+from .devices import device_from_row
+from .jobs import job_from_row
+from .model import PENDING_JOB_STATES, NotFound
+from .values import check_int, check_text
 
 #: The error a job cancelled through the API carries (state "failed").
 CANCELLED = {"code": "cancelled", "message": "cancelled through the API"}
@@ -86,7 +89,7 @@ class Cancelled:
     notifications: int
 
 
-class InventoryQueries:
+class InventoryQueries(Database):
     """The C{_..._txn} functions of the inventory and their public calls."""
 
     # -- public ----------------------------------------------------------------
@@ -134,8 +137,6 @@ class InventoryQueries:
     # -- transactions ----------------------------------------------------------
 
     def _monitor_snapshot_txn(self, txn, now, webhook_cursors) -> dict:
-        from .queries import _cursor_name
-
         outbox = {
             (row["bearer"], row["state"]): row["n"]
             for row in txn.fetchall(
@@ -148,21 +149,20 @@ class InventoryQueries:
         last = self._last_event_seq_txn(txn)
         behind = 0
         for name in webhook_cursors:
-            row = txn.fetchone("SELECT value FROM counters WHERE name = ?", (_cursor_name(name),))
-            behind = max(behind, last - (row["value"] if row is not None else 0))
+            behind = max(behind, last - self._get_cursor_txn(txn, name))
         pending = txn.fetchone("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'")["n"]
         return {"outbox": outbox, "jobs": jobs, "locked": locked, "webhook_backlog": behind + pending}
 
     def _find_devices_txn(self, txn, now, where: DeviceFilter, limit, after):
-        _int(limit, "limit", 1)
-        _text(after, "after", optional=True)
+        check_int(limit, "limit", 1)
+        check_text(after, "after", optional=True)
         clauses, args = where.where(now)
         if after is not None:
             clauses.append("device_id > ?")
             args.append(after)
         clause = f"WHERE {' AND '.join(clauses)} " if clauses else ""
         rows = txn.fetchall(f"SELECT * FROM devices {clause}ORDER BY device_id LIMIT ?", (*args, limit))
-        return [_device(row) for row in rows]
+        return [device_from_row(row) for row in rows]
 
     def _cancel_jobs_txn(self, txn, now, jobs) -> int:
         """Cancel C{jobs} (each with its C{job} event) and fail their queued notifications."""
@@ -181,21 +181,20 @@ class InventoryQueries:
         row = txn.fetchone("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
         if row is None:
             raise NotFound(f"no job {job_id!r}")
-        job = _job(row)
+        job = job_from_row(row)
         if job.state not in CANCELLABLE:
             return Cancelled(job_id, job.device_id, job.state, False, 0)
         stopped = self._cancel_jobs_txn(txn, now, [job])
         return Cancelled(job_id, job.device_id, "failed", True, stopped)
 
     def _remove_device_txn(self, txn, now, device_id, purge_history) -> list[str]:
-        if txn.fetchone("SELECT 1 AS one FROM devices WHERE device_id = ?", (device_id,)) is None:
-            raise NotFound(f"no device {device_id!r}")
+        self._device_exists_txn(txn, device_id)
         rows = txn.fetchall(
             f"SELECT * FROM jobs WHERE device_id = ? AND state IN ({', '.join('?' * len(CANCELLABLE))})"
             " ORDER BY seq",
             (device_id, *CANCELLABLE),
         )
-        jobs = [_job(row) for row in rows]
+        jobs = [job_from_row(row) for row in rows]
         self._cancel_jobs_txn(txn, now, jobs)
         if purge_history:
             txn.execute("DELETE FROM events WHERE device_id = ?", (device_id,))

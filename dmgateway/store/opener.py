@@ -1,8 +1,9 @@
 """
-Opening a store: pick the engine from the URI and bring the schema up to date.
+Opening a store: pick the engine from the URI (L{make_store}) and bring
+the schema up to date (L{open_store}).
 
 Kept apart from L{dmgateway.store.base} (the interface) because it knows
-both engines, and the engines build on the interface.
+both engines; the engines know neither.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from twisted.logger import Logger
 
 from .base import Store
 from .migrations import Migration
-from .postgres import PostgresStore
-from .sqlite import SQLiteStore
+from .postgres import PostgresEngine
+from .sqlite import SQLiteEngine
 
-__all__ = ["open_store"]
+__all__ = ["open_store", "make_store"]
 
 log = Logger()
 
@@ -52,7 +53,8 @@ def open_store(
     Open the store at C{uri}, bring its schema up to date, and fire with it.
 
     @param uri: C{sqlite:PATH} (the parent directory is created),
-        C{sqlite::memory:} (private, for tests), or
+        C{sqlite::memory:} (private, for tests; add C{?inline=1} to run
+        every transaction at once in the calling thread), or
         C{postgresql://user:password@host:port/dbname?...} with optional
         C{pool_min}/C{pool_max} query parameters.
     @param reactor: the reactor for the thread pool (default: the global one).
@@ -62,25 +64,40 @@ def open_store(
     @param migrations: the migrations to apply (default: all shipped ones).
     @raise ValueError: the URI names no engine this store has.
     """
+    try:
+        store = make_store(uri, reactor, clock=clock, pool_min=pool_min, pool_max=pool_max)
+    except Exception:
+        return defer.fail()
+    return Deferred.fromCoroutine(_open(store, migrations))
+
+
+def make_store(
+    uri: str,
+    reactor: Any = None,
+    *,
+    clock: Any = None,
+    pool_min: Optional[int] = None,
+    pool_max: Optional[int] = None,
+) -> Store:
+    """
+    The L{Store} at C{uri}, its schema not touched yet (see L{open_store}
+    for the arguments).
+
+    @raise ValueError: the URI names no engine this store has, or is bad.
+    """
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
         reactor = default_reactor
     if clock is None:
         clock = reactor
-    try:
-        if uri.startswith("sqlite:"):
-            store: Store = SQLiteStore.from_uri(uri, reactor, clock)
-        elif uri.startswith(("postgresql://", "postgres://")):
-            store = PostgresStore.from_uri(
-                uri, reactor, clock, pool_min=pool_min, pool_max=pool_max
-            )
-        else:
-            scheme = uri.split(":", 1)[0] if ":" in uri else uri[:20]
-            raise ValueError(
-                f"store URI must be sqlite:PATH or postgresql://..., not {scheme!r}:..."
-            )
-    except Exception:
-        return defer.fail()
-    return Deferred.fromCoroutine(_open(store, migrations))
-
+    if uri.startswith("sqlite:"):
+        engine: Any = SQLiteEngine.from_uri(uri)
+    elif uri.startswith(("postgresql://", "postgres://")):
+        engine = PostgresEngine.from_uri(uri, pool_min=pool_min, pool_max=pool_max)
+    else:
+        scheme = uri.split(":", 1)[0] if ":" in uri else uri[:20]
+        raise ValueError(
+            f"store URI must be sqlite:PATH or postgresql://..., not {scheme!r}:..."
+        )
+    return Store(engine, engine.connection_pool(reactor), clock)

@@ -5,6 +5,10 @@ One connection (adbapi pool of one thread), WAL journal, foreign keys on,
 a busy timeout for other processes on the same file, and every transaction
 opened with C{BEGIN IMMEDIATE} so concurrent writers queue up instead of
 failing half-way.
+
+C{sqlite::memory:?inline=1} runs every transaction at once in the calling
+(reactor) thread instead, so tests of code above the store can run on a
+C{task.Clock} without waiting for a thread: for tests only.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ import sqlite3
 from typing import Any, Optional
 
 from twisted.enterprise import adbapi
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
 
-from .base import Store, Txn
 from .model import Conflict, StoreError, StoreUnavailable
 
 # OperationalErrors that say the database cannot be used now, not that the
@@ -27,7 +32,7 @@ _UNAVAILABLE = re.compile(
     re.IGNORECASE,
 )
 
-__all__ = ["SQLiteStore", "parse_sqlite_uri"]
+__all__ = ["SQLiteEngine", "InlinePool", "parse_sqlite_uri", "sqlite_synchronous", "sqlite_inline"]
 
 MEMORY = ":memory:"
 
@@ -50,6 +55,22 @@ def parse_sqlite_uri(uri: str) -> str:
 
 
 SYNCHRONOUS = ("normal", "full")
+INLINE = ("0", "1")
+
+
+def _sqlite_options(uri: str) -> dict[str, str]:
+    """The query options of an SQLite URI, checked: C{synchronous}, C{inline}."""
+    query = uri.split("?", 1)[1] if "?" in uri else ""
+    options = {"synchronous": "normal", "inline": "0"}
+    for part in filter(None, query.split("&")):
+        key, _, given = part.partition("=")
+        allowed = {"synchronous": SYNCHRONOUS, "inline": INLINE}.get(key, ())
+        if given.lower() not in allowed:
+            raise ValueError(
+                f"unknown SQLite store option {part!r} (synchronous=normal|full, inline=0|1)"
+            )
+        options[key] = given.lower()
+    return options
 
 
 def sqlite_synchronous(uri: str) -> str:
@@ -61,14 +82,18 @@ def sqlite_synchronous(uri: str) -> str:
     or OS crash may lose the last ones (never corrupting the file).
     C{full} also syncs every commit to disk, at a large cost in speed.
     """
-    query = uri.split("?", 1)[1] if "?" in uri else ""
-    value = "normal"
-    for part in filter(None, query.split("&")):
-        key, _, given = part.partition("=")
-        if key != "synchronous" or given.lower() not in SYNCHRONOUS:
-            raise ValueError(f"unknown SQLite store option {part!r} (synchronous=normal|full)")
-        value = given.lower()
-    return value
+    return _sqlite_options(uri)["synchronous"]
+
+
+def sqlite_inline(uri: str) -> bool:
+    """
+    Whether C{sqlite::memory:?inline=1} asks for transactions run in the
+    calling thread (L{InlinePool}); only an in-memory database may.
+    """
+    inline = _sqlite_options(uri)["inline"] == "1"
+    if inline and parse_sqlite_uri(uri) != MEMORY:
+        raise ValueError("inline=1 is only for sqlite::memory: (it blocks the reactor)")
+    return inline
 
 
 def _setup_connection(busy_timeout_ms: int, synchronous: str, connection: sqlite3.Connection) -> None:
@@ -78,10 +103,52 @@ def _setup_connection(busy_timeout_ms: int, synchronous: str, connection: sqlite
     connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
 
 
-class SQLiteStore(Store):
-    """L{Store} on an SQLite file (or memory, for tests)."""
+class InlinePool:
+    """
+    The part of C{adbapi.ConnectionPool} the store uses, on one connection
+    used in the calling thread: each interaction runs (and commits or
+    rolls back) before C{runInteraction} returns its fired L{Deferred}.
+    """
 
-    engine = "sqlite"
+    def __init__(self, connection: sqlite3.Connection):
+        self._connection: Optional[sqlite3.Connection] = connection
+
+    def runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred:
+        """Run C{interaction(cursor, *args, **kwargs)} in one transaction, now."""
+        connection = self._connection
+        if connection is None:
+            return defer.fail(sqlite3.ProgrammingError("Cannot operate on a closed database."))
+        cursor = connection.cursor()
+        try:
+            result = interaction(cursor, *args, **kwargs)
+            connection.commit()
+        except BaseException:
+            failed = defer.fail()
+            connection.rollback()
+            return failed
+        finally:
+            cursor.close()
+        return defer.succeed(result)
+
+    def runWithConnection(self, func: Any, *args: Any, **kwargs: Any) -> Deferred:
+        """Run C{func(connection, *args, **kwargs)}, now."""
+        return defer.maybeDeferred(func, self._connection, *args, **kwargs)
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+class SQLiteEngine:
+    """
+    What is particular to SQLite: the pool, the SQL dialect, the errors.
+
+    @ivar path: the database file, or C{":memory:"}.
+    @ivar description: where the data lives, for logs.
+    """
+
+    name = "sqlite"
     column_types = {
         "pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "bigint": "INTEGER",
@@ -91,49 +158,81 @@ class SQLiteStore(Store):
         "key": "TEXT",
     }
 
-    @classmethod
-    def from_uri(
-        cls, uri: str, reactor: Any, clock: Any, *, busy_timeout: float = 30.0
-    ) -> "SQLiteStore":
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "normal",
+        inline: bool = False,
+        busy_timeout: float = 30.0,
+    ):
         """
-        Make the pool for C{sqlite:PATH} (creating PATH's directory); the
-        schema is not touched yet.
-
         @param busy_timeout: seconds to wait for another process's lock.
         """
-        path = parse_sqlite_uri(uri)
-        if path != MEMORY:
-            parent = os.path.dirname(os.path.abspath(path))
+        self.path = path
+        self.synchronous = synchronous
+        self.inline = inline
+        self.busy_timeout = busy_timeout
+        self.description = f"sqlite:{path}"
+
+    @classmethod
+    def from_uri(cls, uri: str, *, busy_timeout: float = 30.0) -> "SQLiteEngine":
+        """The engine of C{sqlite:PATH[?synchronous=...&inline=...]}."""
+        return cls(
+            parse_sqlite_uri(uri),
+            synchronous=sqlite_synchronous(uri),
+            inline=sqlite_inline(uri),
+            busy_timeout=busy_timeout,
+        )
+
+    def connection_pool(self, reactor: Any) -> Any:
+        """
+        The pool of one connection (creating the file's directory); the
+        schema is not touched yet.
+        """
+        setup = functools.partial(
+            _setup_connection, self.busy_timeout * 1000, self.synchronous
+        )
+        if self.inline:
+            connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False
+            )
+            setup(connection)
+            return InlinePool(connection)
+        if self.path != MEMORY:
+            parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
-        pool = adbapi.ConnectionPool(
+        return adbapi.ConnectionPool(
             "sqlite3",
-            path,
-            timeout=busy_timeout,
+            self.path,
+            timeout=self.busy_timeout,
             isolation_level=None,  # we issue BEGIN ourselves
             check_same_thread=False,
             cp_min=1,
             cp_max=1,
-            cp_openfun=functools.partial(_setup_connection, busy_timeout * 1000, sqlite_synchronous(uri)),
+            cp_openfun=setup,
             cp_reactor=reactor,
             cp_name="dmgateway-store-sqlite",
         )
-        return cls(pool, clock, f"sqlite:{path}")
 
-    def _sql(self, sql: str) -> str:
+    def sql(self, sql: str) -> str:
+        """SQLite takes C{?} placeholders as they are."""
         return sql
 
-    def _begin_txn(self, cursor: Any) -> None:
+    def begin_txn(self, cursor: Any) -> None:
+        """Take the write lock at once, so writers queue instead of failing."""
         cursor.execute("BEGIN IMMEDIATE")
 
-    def _lock_migrations_txn(self, txn: Txn) -> None:
-        # BEGIN IMMEDIATE already holds the database's write lock.
-        pass
+    def lock_migrations_txn(self, txn: Any) -> None:
+        """Nothing to do: BEGIN IMMEDIATE already holds the database's write lock."""
 
-    def _insert_txn(self, txn: Txn, sql: str, args: tuple, id_column: str) -> int:
+    def insert_txn(self, txn: Any, sql: str, args: tuple, id_column: str) -> int:
+        """Insert one row; return its generated id."""
         txn.execute(sql, args)
         return txn.cursor.lastrowid
 
-    def _translate_error(self, error: BaseException) -> Optional[StoreError]:
+    def translate_error(self, error: BaseException) -> Optional[StoreError]:
+        """The L{StoreError} for an C{sqlite3} exception, or L{None}."""
         if isinstance(error, sqlite3.IntegrityError):
             return Conflict(str(error))
         if isinstance(error, sqlite3.OperationalError) and _UNAVAILABLE.search(str(error)):

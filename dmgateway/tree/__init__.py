@@ -7,8 +7,9 @@ Inbox); every failure is a :class:`~.uri.TreeError` carrying the DM status.
 
 from .acl import format_acl, parse_acl
 from .ddf import DDF, DDFNode, parse_ddf
+from .nodes import NodeData, NodeInfo
 from .tnds import export_tnds, import_tnds, read_tnds, to_wbxml, to_xml
-from .tree import TNDS_WBXML, TNDS_XML, ManagementTree, NodeData, NodeInfo
+from .tree import TNDS_WBXML, TNDS_XML, ManagementTree
 from .uri import URI, TreeError, UriLimits, normalize, parse_uri
 
 __all__ = [

@@ -19,6 +19,8 @@ Differences from the client library's ``dmgateway.client.tree``: Format
 ``b64`` values are stored decoded as ``bin`` (spec §2.2); ``?list=`` is also
 served by :meth:`get`; Struct order is breadth-first as in the spec example;
 exec hooks and the restrict/read_only helpers behave the same.
+
+The node model is in :mod:`.nodes`, the device-side methods in :mod:`.device`.
 """
 
 import base64
@@ -26,8 +28,10 @@ import binascii
 from collections import namedtuple
 from datetime import datetime, timezone
 
-from .acl import acl_allows, acl_without_server, format_acl, parse_acl
+from .acl import acl_allows, format_acl, parse_acl
 from .ddf import ALL_ACCESS, FORMATS
+from .device import DeviceSide
+from .nodes import Node, NodeData, NodeInfo, check_name, node_size
 from .status import (
     ALREADY_EXISTS, BAD_FORMAT, BAD_REQUEST, BAD_URI, COMMAND_FAILED, NOT_ALLOWED, NOT_FOUND,
     NOT_SUPPORTED, OK, PERMISSION_DENIED, PROPERTIES, TNDS_TYPES, TNDS_WBXML, TNDS_XML, TOO_LARGE,
@@ -37,8 +41,6 @@ from .uri import URI, TreeError, UriLimits, join, parse_uri
 
 __all__ = [
     "ManagementTree",
-    "NodeData",
-    "NodeInfo",
     "TreeError",
     "PROPERTIES",
     "TNDS_XML",
@@ -48,69 +50,11 @@ __all__ = [
 ]
 
 _READ_ONLY_PROPS = ("Format", "Size", "TStamp", "Type", "VerNo")
-COMMANDS = ("Add", "Copy", "Delete", "Exec", "Get", "Replace")
-_WRITES = ("Add", "Delete", "Replace")
-
-NodeData = namedtuple("NodeData", "uri value format type")
-NodeData.__doc__ = """One node or property as read.  Interior node: ``value`` is the list of
-child names, ``format`` ``"node"``.  Leaf: ``str`` or ``bytes`` (Format ``bin``)."""
-
-NodeInfo = namedtuple("NodeInfo", "segments name format type value acl title tstamp verno size")
-NodeInfo.__doc__ = """Everything about one node, as :meth:`ManagementTree.walk` reports it
-(``acl`` is the node's own ACL string, ``""`` if it inherits)."""
-
 # what a walk down the tree carries: the node's description, effective ACL, refusals
 _State = namedtuple("_State", "desc acl refuse")
 
 
-class _Node:
-    __slots__ = ("name", "format", "type", "value", "children", "acl", "title", "tstamp",
-                 "verno", "permanent", "access", "refuse", "ddf")
-
-    def __init__(self, name, format="node", type=None, value=None):
-        self.name = name
-        self.format = format
-        self.type = type
-        self.value = None if format == "node" else ("" if value is None else value)
-        self.children = {} if format == "node" else None
-        self.acl = {}
-        self.title = ""
-        self.tstamp = ""
-        self.verno = 0
-        self.permanent = False
-        self.access = None  # explicit AccessType; None = from the DDF (or everything)
-        self.refuse = {}    # command -> status, for this node and below
-        self.ddf = None     # a DDFNode bound to this node
-
-    @property
-    def interior(self):
-        return self.children is not None
-
-    def clone(self):
-        copy = _Node(self.name, self.format, self.type, self.value)
-        for slot in ("acl", "title", "tstamp", "verno", "permanent", "access", "ddf"):
-            setattr(copy, slot, getattr(self, slot))
-        copy.refuse = dict(self.refuse)
-        if self.children is not None:
-            copy.children = {name: child.clone() for name, child in self.children.items()}
-        return copy
-
-
-def _size(value):
-    if isinstance(value, (bytes, bytearray)):
-        return len(value)
-    return len((value or "").encode("utf-8", "surrogatepass"))
-
-
-def check_name(name, uri=None):
-    """Raise 414 unless ``name`` can be a node name."""
-    if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name
-            or any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in name)):
-        raise TreeError(BAD_URI, uri, "bad node name %r" % (name,))
-    return name
-
-
-class ManagementTree:
+class ManagementTree(DeviceSide):
     """A device's management tree.
 
     ``limits`` are the ``./DevDetail/URI`` limits (the keyword arguments
@@ -123,7 +67,7 @@ class ManagementTree:
                  max_depth=0, max_tot_len=0, max_seg_len=0):
         self.limits = limits or UriLimits(max_depth, max_tot_len, max_seg_len)
         self.clock = clock
-        self.root = _Node(".")
+        self.root = Node(".")
         self.root.permanent = True
         self.root.acl = parse_acl(root_acl)
         if not self.root.acl:
@@ -275,7 +219,7 @@ class ManagementTree:
         if name == "Size":
             if node.interior:
                 raise TreeError(NOT_SUPPORTED, uri, "interior nodes have no Size")
-            return str(_size(node.value))
+            return str(node_size(node.value))
         if name == "Title":
             return node.title
         if name == "TStamp":
@@ -344,7 +288,7 @@ class ManagementTree:
     def _info(segments, node):
         return NodeInfo(segments, node.name, node.format, node.type, node.value,
                         format_acl(node.acl), node.title, node.tstamp, node.verno,
-                        None if node.interior else _size(node.value))
+                        None if node.interior else node_size(node.value))
 
     # -- Add -----------------------------------------------------------------
 
@@ -418,7 +362,7 @@ class ManagementTree:
         stamp = self.now()
         for index, name in enumerate(new_names):
             last = index == len(new_names) - 1
-            node = _Node(name, format if last else "node", type if last else None, value)
+            node = Node(name, format if last else "node", type if last else None, value)
             node.tstamp = stamp
             if descs[index] is not None:
                 node.permanent = descs[index].permanent
@@ -581,138 +525,3 @@ class ManagementTree:
         except Exception as error:  # the hook's failure is the command's failure
             raise TreeError(COMMAND_FAILED, uri, "exec failed: %s" % (error,)) from None
         return OK if status is None else int(status)
-
-    # -- device side -------------------------------------------------------------
-
-    def register_exec(self, uri, hook):
-        """Make ``uri`` executable (an empty chr leaf is created if missing)."""
-        u = self.parse(uri)
-        if not self.exists(u):
-            self.set(u, "")
-        self._hooks[u.segments] = hook
-
-    def register_ddf(self, mo_id, description):
-        """Describe every interior node of Type ``mo_id`` by ``description`` (a DDFNode)."""
-        self._mo_ddfs[mo_id] = description
-
-    def bind_ddf(self, uri, description):
-        """Describe the node at ``uri`` (and, through it, its subtree) by ``description``."""
-        node = self._node(uri)
-        node.ddf = description
-        node.permanent = node.permanent or description.permanent
-
-    def describe(self, uri):
-        """The DDFNode describing ``uri``, or None."""
-        u = self.parse(uri)
-        return self._state(self._chain(u, str(uri))).desc
-
-    def _node(self, uri):
-        u = self.parse(uri)
-        return self._chain(u, str(uri))[-1]
-
-    def exists(self, uri):
-        try:
-            self._node(uri)
-        except TreeError:
-            return False
-        return True
-
-    def read(self, uri):
-        """Like :meth:`get` without any checks (the device reading its own tree)."""
-        node = self._node(uri)
-        name = str(uri)
-        if node.interior:
-            return NodeData(name, list(node.children), "node", node.type)
-        return NodeData(name, node.value, node.format, node.type)
-
-    def info(self, uri):
-        """The :class:`NodeInfo` of ``uri``, without checks."""
-        u = self.parse(uri)
-        return self._info(u.segments, self._chain(u, str(uri))[-1])
-
-    def set(self, uri, value, format="chr", type=None):
-        """Create or overwrite a node without checks; ancestors are created.
-
-        An existing node keeps its properties (and, if it stays interior,
-        its children); its VerNo and TStamp advance.
-        """
-        u = self.parse(uri)
-        if not u.segments:
-            raise TreeError(NOT_ALLOWED, str(uri), "the root has no value")
-        for name in u.segments:
-            check_name(name, str(uri))
-        node = self.root
-        for name in u.segments[:-1]:
-            child = node.children.get(name)
-            if child is None or not child.interior:
-                child = node.children[name] = _Node(name)
-                child.tstamp = self.now()
-            node = child
-        if format != "node":
-            value, format = self._leaf_value(value, format, None, str(uri))
-        old = node.children.get(u.segments[-1])
-        new = _Node(u.segments[-1], format or "chr", type, value)
-        if old is not None:
-            for slot in ("acl", "title", "verno", "permanent", "access", "refuse", "ddf"):
-                setattr(new, slot, getattr(old, slot))
-            if old.interior and new.interior:
-                new.children = old.children
-        node.children[new.name] = new
-        self._touch(new)
-        return u.path
-
-    def set_acl(self, uri, acl):
-        node = self._node(uri)
-        parsed = parse_acl(acl)
-        if node is self.root and not parsed:
-            raise TreeError(NOT_ALLOWED, str(uri), "the root ACL must have a value")
-        node.acl = parsed
-        self._touch(node)
-
-    def set_title(self, uri, title):
-        self._node(uri).title = title
-
-    def set_permanent(self, uri, permanent=True):
-        self._node(uri).permanent = permanent
-
-    def set_access(self, uri, commands):
-        """Set the node's AccessType (``None``: back to its DDF or everything)."""
-        if commands is not None:
-            unknown = set(commands) - set(COMMANDS)
-            if unknown:
-                raise ValueError("unknown commands %r" % (sorted(unknown),))
-            commands = frozenset(commands)
-        self._node(uri).access = commands
-
-    def restrict(self, uri, commands, status=PERMISSION_DENIED):
-        """Refuse ``commands`` on ``uri`` and everything below it with ``status``."""
-        node = self._node(uri)
-        for command in commands:
-            if command not in COMMANDS:
-                raise ValueError("unknown command %r" % (command,))
-            node.refuse[command] = status
-
-    def read_only(self, uri, status=PERMISSION_DENIED):
-        self.restrict(uri, _WRITES, status)
-
-    def unrestrict(self, uri):
-        self._node(uri).refuse.clear()
-
-    def remove_server(self, server):
-        """Take ``server`` out of every ACL (dm-tree-objects §3.3)."""
-        stack = [self.root]
-        while stack:
-            node = stack.pop()
-            if node.acl:
-                node.acl = acl_without_server(node.acl, server, root=node is self.root)
-            if node.interior:
-                stack.extend(node.children.values())
-
-    # -- Atomic ----------------------------------------------------------------
-
-    def snapshot(self):
-        """An opaque copy of the whole tree for :meth:`restore` (Atomic rollback)."""
-        return self.root.clone()
-
-    def restore(self, snapshot):
-        self.root = snapshot.clone()

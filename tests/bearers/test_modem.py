@@ -9,11 +9,13 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from dmgateway.bearers.modem import (
-    CommandError, CommandTimeout, InvalidPDU, ModemDown, ModemFactory, ModemService, PinRejected,
-    SimError, StatusReport, error_name, parse_status_report,
+from dmgateway.bearers.modem import ModemService
+from dmgateway.bearers.modem_at import (
+    CommandError, CommandTimeout, InvalidPDU, ModemDown, PinRejected, SimError, StatusReport,
+    error_name, parse_status_report,
 )
-from dmgateway.config.sections import ModemConfig
+from dmgateway.bearers.modem_protocol import ModemFactory
+from dmgateway.config.bearers import ModemConfig
 from dmgateway.notify import package0 as p0
 from dmgateway.notify import sms, trigger
 from tests.modemsim import ModemSimulator, PtyModem, status_report_pdu

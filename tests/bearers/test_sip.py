@@ -11,7 +11,7 @@ from twisted.python.failure import Failure
 
 from dmgateway.bearers import sipmsg as M
 from dmgateway.bearers.sip import SIPPusher
-from dmgateway.config.sections import SipConfig
+from dmgateway.config.bearers import SipConfig
 from tests.bearers.test_sipmsg import PACKAGE0
 
 PROXY = ("192.0.2.10", 5060)

@@ -14,10 +14,11 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dmgateway.bearers import smpp_pdu as P
-from dmgateway.bearers.smpp import (
-    BindError, ESMEFactory, LinkDown, NoRoute, ResponseTimeout, SMPPLink, SMPPRouter, SubmitError,
+from dmgateway.bearers.smpp import NoRoute, SMPPLink, SMPPRouter
+from dmgateway.bearers.smpp_esme import (
+    BindError, ESMEFactory, LinkDown, ResponseTimeout, SubmitError,
 )
-from dmgateway.config.sections import SmppLinkConfig
+from dmgateway.config.bearers import SmppLinkConfig
 from tests.smscfake import FakeSMSCFactory, _enc, _npi, _ton
 
 ENC = PDUEncoder()

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from twisted.internet import defer
 from twisted.trial.unittest import SynchronousTestCase
 
-from dmgateway.bearers.modem import StatusReport
+from dmgateway.bearers.modem_at import StatusReport
 from dmgateway.bearers.sip import PushResult
 from dmgateway.bearers.wake import SipBearer, SmsBearer
 

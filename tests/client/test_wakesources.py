@@ -20,7 +20,7 @@ from dmgateway.bearers.sip import SIPPusher
 from dmgateway.bearers.smpp import SMPPLink
 from dmgateway.client import fleet, sim, wakesources
 from dmgateway.client.wakesources import SIPWakeSource, SMSCWakeSource
-from dmgateway.config.sections import SipConfig, SmppLinkConfig
+from dmgateway.config.bearers import SipConfig, SmppLinkConfig
 from dmgateway.notify import package0, sms, wsp
 from dmgateway.notify.trigger import build_trigger
 

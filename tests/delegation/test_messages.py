@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from dmgateway.delegation import messages as m
-from dmgateway.delegation.flow import delegated_acl
+from dmgateway.delegation.grants import delegated_acl
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TID = "0123456789abcdef0123456789abcdef"

@@ -25,7 +25,7 @@ from twisted.trial.unittest import SkipTest, TestCase
 
 from dmgateway.bearers import sipmsg as M
 from dmgateway.bearers.sip import SIPPusher
-from dmgateway.config.sections import SipConfig
+from dmgateway.config.bearers import SipConfig
 from dmgateway.notify import package0 as p0
 from dmgateway.notify.trigger import build_trigger
 

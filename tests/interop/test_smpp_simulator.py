@@ -13,8 +13,9 @@ import subprocess
 from twisted.internet import defer, protocol, reactor
 from twisted.trial.unittest import SkipTest, TestCase
 
-from dmgateway.bearers.smpp import BindError, SMPPLink
-from dmgateway.config.sections import SmppLinkConfig
+from dmgateway.bearers.smpp import SMPPLink
+from dmgateway.bearers.smpp_esme import BindError
+from dmgateway.config.bearers import SmppLinkConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NODE_DIR = os.path.join(ROOT, "var", "node")

@@ -72,14 +72,14 @@ def config(**notify):
     return cfg
 
 
-async def open_outbox(case, cfg, bearers, random_bytes=lambda n: bytes(range(7, 7 + n))):
-    """An in-memory SQLite store on a ``task.Clock`` at 1,700,000,000 s (closed
-    with the test), then :func:`wire_outbox`: sets ``case.clock``, ``case.store``,
-    ``case.dispatcher`` and ``case.outbox``."""
+async def open_outbox(case, cfg, bearers, random_bytes=lambda n: bytes(range(7, 7 + n)), uri="sqlite::memory:"):
+    """An in-memory SQLite store (``uri``) on a ``task.Clock`` at 1,700,000,000 s
+    (closed with the test), then :func:`wire_outbox`: sets ``case.clock``,
+    ``case.store``, ``case.dispatcher`` and ``case.outbox``."""
     case.clock = task.Clock()
     case.clock.advance(1_700_000_000)
     # the store stamps rows with the same clock the outbox reads
-    case.store = await open_store("sqlite::memory:", reactor=reactor, clock=case.clock)
+    case.store = await open_store(uri, reactor=reactor, clock=case.clock)
     case.addCleanup(case.store.close)
     wire_outbox(case, cfg, bearers, random_bytes)
 

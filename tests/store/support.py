@@ -1,11 +1,12 @@
 """
-What the store test modules share: the two engines as mixins, and a way to
+What the store test modules share: the engines (and the inline SQLite mode) as mixins, and a way to
 open a store that the test closes again.
 
 A suite is written once as a mixin and made concrete per engine:
 
-    class SQLiteDeviceTests(SQLiteEngine, DeviceTestsMixin, TestCase): ...
-    class PostgresDeviceTests(PostgresEngine, DeviceTestsMixin, TestCase): ...
+    class SQLiteDeviceTests(OnSQLite, DeviceTestsMixin, TestCase): ...
+    class SQLiteInlineDeviceTests(OnInlineSQLite, DeviceTestsMixin, TestCase): ...
+    class PostgresDeviceTests(OnPostgres, DeviceTestsMixin, TestCase): ...
 """
 
 import base64
@@ -20,7 +21,7 @@ from dmgateway.store import ClientAuth, ServerAuth, open_store
 START = 1_700_000_000.0
 
 
-class SQLiteEngine:
+class OnSQLite:
     """Run the suite on an SQLite file in a fresh temporary directory."""
 
     engine = "sqlite"
@@ -31,7 +32,22 @@ class SQLiteEngine:
         self.uri = f"sqlite:{tmp_path / 'var' / 'store.db'}"
 
 
-class PostgresEngine:
+class OnInlineSQLite:
+    """
+    Run the suite on a private in-memory SQLite whose transactions run at
+    once in the test's thread (C{?inline=1}): the mode dispatcher tests use
+    on a C{task.Clock}, held to the same suite as the real engines.
+    """
+
+    engine = "sqlite"
+
+    @pytest.fixture(autouse=True)
+    def _engine(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.uri = "sqlite::memory:?inline=1"
+
+
+class OnPostgres:
     """Run the suite on a fresh database of the test run's PostgreSQL."""
 
     engine = "postgresql"

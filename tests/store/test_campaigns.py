@@ -8,7 +8,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store.inventory import DeviceFilter
-from tests.store.support import START, PostgresEngine, SQLiteEngine, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 POLICY = {"waves": [10.0, 100.0], "rate_per_minute": 600000.0, "concurrency": 1000, "pause_failure_ratio": 1.0}
 
@@ -35,11 +35,15 @@ class CampaignStoreMixin(StoreCase):
         self.assertEqual(progress["by_state"], {"done": 4, "started": 36})
 
 
-class SQLiteCampaignTests(SQLiteEngine, CampaignStoreMixin, TestCase):
+class SQLiteCampaignTests(OnSQLite, CampaignStoreMixin, TestCase):
     pass
 
 
-class PostgresCampaignTests(PostgresEngine, CampaignStoreMixin, TestCase):
+class SQLiteInlineCampaignTests(OnInlineSQLite, CampaignStoreMixin, TestCase):
+    pass
+
+
+class PostgresCampaignTests(OnPostgres, CampaignStoreMixin, TestCase):
     async def test_two_processes_never_start_a_device_twice(self):
         first = await self.open()
         second = await self.open()  # its own connection pool: another process

@@ -4,7 +4,7 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.store.delegations import DelegationRecords
 from dmgateway.store.devicepsk import DevicePskKeys, PskIdentityTaken
-from tests.store.support import PostgresEngine, SQLiteEngine, StoreCase, add_device
+from tests.store.support import OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 
 def record(delegation_id="d1", role="delegating", state="requested", tid="ab" * 16, **more):
@@ -49,9 +49,13 @@ class DelegationStoreTestsMixin(StoreCase):
         self.assertEqual(fresh.identity_of("IMEI:1"), "id-1b")
 
 
-class SQLiteDelegationStoreTests(SQLiteEngine, DelegationStoreTestsMixin, TestCase):
+class SQLiteDelegationStoreTests(OnSQLite, DelegationStoreTestsMixin, TestCase):
     pass
 
 
-class PostgresDelegationStoreTests(PostgresEngine, DelegationStoreTestsMixin, TestCase):
+class SQLiteInlineDelegationStoreTests(OnInlineSQLite, DelegationStoreTestsMixin, TestCase):
+    pass
+
+
+class PostgresDelegationStoreTests(OnPostgres, DelegationStoreTestsMixin, TestCase):
     pass

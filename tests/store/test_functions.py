@@ -8,7 +8,7 @@ for another device's Correlator does (nothing).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.functions import build_operation
-from tests.store.support import START, PostgresEngine, SQLiteEngine, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 URL = "http://127.0.0.1:8080/fw/abc?t=tok"
 
@@ -144,11 +144,15 @@ class FunctionTestsMixin(StoreCase):
         self.assertEqual(await store.open_operations("IMEI:1", []), [])
 
 
-class SQLiteFunctionTests(SQLiteEngine, FunctionTestsMixin, TestCase):
+class SQLiteFunctionTests(OnSQLite, FunctionTestsMixin, TestCase):
     pass
 
 
-class PostgresFunctionTests(PostgresEngine, FunctionTestsMixin, TestCase):
+class SQLiteInlineFunctionTests(OnInlineSQLite, FunctionTestsMixin, TestCase):
+    pass
+
+
+class PostgresFunctionTests(OnPostgres, FunctionTestsMixin, TestCase):
     pass
 
 
@@ -168,11 +172,15 @@ class OrphanTestsMixin(StoreCase):
         self.assertEqual(await store.settle_orphans(START), 0)
 
 
-class SQLiteOrphanTests(SQLiteEngine, OrphanTestsMixin, TestCase):
+class SQLiteOrphanTests(OnSQLite, OrphanTestsMixin, TestCase):
     pass
 
 
-class PostgresOrphanTests(PostgresEngine, OrphanTestsMixin, TestCase):
+class SQLiteInlineOrphanTests(OnInlineSQLite, OrphanTestsMixin, TestCase):
+    pass
+
+
+class PostgresOrphanTests(OnPostgres, OrphanTestsMixin, TestCase):
     pass
 
 
@@ -187,5 +195,5 @@ class CodeTableTestsMixin(StoreCase):
         self.assertEqual((op.state, op.outcome["meaning"]), ("done", "download successful"))
 
 
-class SQLiteCodeTableTests(SQLiteEngine, CodeTableTestsMixin, TestCase):
+class SQLiteCodeTableTests(OnSQLite, CodeTableTestsMixin, TestCase):
     pass

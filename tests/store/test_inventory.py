@@ -9,7 +9,7 @@ from twisted.trial.unittest import TestCase
 from dmgateway.store import NotFound
 from dmgateway.store.inventory import DeviceFilter
 from dmgateway.store.migrations.v006_inventory import inventory_columns
-from tests.store.support import START, PostgresEngine, SQLiteEngine, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
 
@@ -109,11 +109,15 @@ class InventoryTestsMixin(StoreCase):
             await store.remove_device("IMEI:4", True)
 
 
-class SQLiteInventoryTests(SQLiteEngine, InventoryTestsMixin, TestCase):
+class SQLiteInventoryTests(OnSQLite, InventoryTestsMixin, TestCase):
     pass
 
 
-class PostgresInventoryTests(PostgresEngine, InventoryTestsMixin, TestCase):
+class SQLiteInlineInventoryTests(OnInlineSQLite, InventoryTestsMixin, TestCase):
+    pass
+
+
+class PostgresInventoryTests(OnPostgres, InventoryTestsMixin, TestCase):
     pass
 
 

@@ -10,15 +10,14 @@ from twisted.internet import defer, reactor, task
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from dmgateway.store import StoreError, open_store
+from dmgateway.store import StoreError, make_store, open_store
 from dmgateway.store.migrations import load_migrations
 from dmgateway.store.postgres import (
     MIGRATION_LOCK,
-    PostgresStore,
     parse_postgres_uri,
     redact_uri,
 )
-from tests.store.support import PostgresEngine, StoreCase, add_device
+from tests.store.support import OnPostgres, StoreCase, add_device
 
 
 class URITests(SynchronousTestCase):
@@ -77,9 +76,7 @@ class URITests(SynchronousTestCase):
 
     def test_store_description_hides_password_parameter(self):
         memory = MemoryReactorClock()
-        store = PostgresStore.from_uri(
-            "postgresql://gw@127.0.0.1:1/dm?password=hunter2", memory, memory
-        )
+        store = make_store("postgresql://gw@127.0.0.1:1/dm?password=hunter2", memory)
         self.assertNotIn("hunter2", repr(store))
         self.assertNotIn("hunter2", store.description)
         self.successResultOf(store.close())
@@ -87,7 +84,7 @@ class URITests(SynchronousTestCase):
     def test_store_description_hides_password(self):
         # Nothing connects before the reactor runs.
         memory = MemoryReactorClock()
-        store = PostgresStore.from_uri("postgresql://gw:hunter2@127.0.0.1:1/dm", memory, memory)
+        store = make_store("postgresql://gw:hunter2@127.0.0.1:1/dm", memory)
         self.assertNotIn("hunter2", repr(store))
         self.assertNotIn("hunter2", store.description)
         self.successResultOf(store.close())
@@ -107,7 +104,7 @@ def _closed_port():
         return sock.getsockname()[1]
 
 
-class PostgresOnlyTests(PostgresEngine, StoreCase, TestCase):
+class PostgresOnlyTests(OnPostgres, StoreCase, TestCase):
     async def test_tables_live_in_the_uri_schema(self):
         store = await self.open()
         schema = self.uri.rsplit("%3D", 1)[1]

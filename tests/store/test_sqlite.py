@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dmgateway.store import open_store
 from dmgateway.store.sqlite import parse_sqlite_uri
-from tests.store.support import SQLiteEngine, StoreCase, add_device
+from tests.store.support import OnSQLite, StoreCase, add_device
 
 
 class URITests(SynchronousTestCase):
@@ -23,7 +23,7 @@ class URITests(SynchronousTestCase):
                 parse_sqlite_uri(uri)
 
 
-class SQLiteOnlyTests(SQLiteEngine, StoreCase, TestCase):
+class SQLiteOnlyTests(OnSQLite, StoreCase, TestCase):
     async def test_creates_the_directory(self):
         path = self.tmp_path / "a" / "b" / "c" / "store.db"
         store = await open_store(f"sqlite:{path}", clock=self.clock)

@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmgateway.tree.ddf import DDFNode
-from dmgateway.tree.tree import ManagementTree, NodeData, TreeError
+from dmgateway.tree.nodes import NodeData
+from dmgateway.tree.tree import ManagementTree, TreeError
 
 
 def status_of(call, *args, **kwargs):

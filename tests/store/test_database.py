@@ -1,6 +1,6 @@
 """
-Store life cycle on both engines: opening, migrations, transactions,
-error translation, closing.
+The database under the store on every engine (L{dmgateway.store.database}):
+opening, migrations, transactions, error translation, batches, closing.
 """
 
 from twisted.internet import defer
@@ -8,13 +8,14 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dmgateway.store import (
     Conflict,
+    NotFound,
     SchemaTooNew,
     StoreClosed,
     StoreError,
     open_store,
 )
 from dmgateway.store.migrations import Migration, load_migrations
-from tests.store.support import PostgresEngine, SQLiteEngine, StoreCase, add_device
+from tests.store.support import OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 SHIPPED = [m.version for m in load_migrations()]
 
@@ -33,44 +34,6 @@ class LifecycleTestsMixin(StoreCase):
         self.assertEqual(await store.schema_version(), SHIPPED[-1])
         self.assertEqual(await _versions(store), SHIPPED)
         self.assertEqual(store.engine, self.engine)
-
-    async def test_reopen_applies_nothing_and_keeps_data(self):
-        store = await self.open()
-        await add_device(store, "IMEI:1")
-        await store.close()
-
-        store = await self.open()
-        self.assertEqual(await store.migrate(), [])
-        self.assertEqual(await _versions(store), SHIPPED)
-        device = await store.get_device("IMEI:1")
-        self.assertEqual(device.device_id, "IMEI:1")
-
-    async def test_concurrent_opens_apply_once(self):
-        first, second = await defer.gatherResults(
-            [
-                open_store(self.uri, clock=self.clock),
-                open_store(self.uri, clock=self.clock),
-            ]
-        )
-        self.addCleanup(first.close)
-        self.addCleanup(second.close)
-        self.assertEqual(await _versions(first), SHIPPED)
-        await add_device(first, "IMEI:1")
-        self.assertIsNotNone(await second.get_device("IMEI:1"))
-
-    async def test_newer_schema_is_refused(self):
-        store = await self.open()
-        await store.run_interaction(
-            "future",
-            lambda txn: txn.execute(
-                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
-                (999, "future", 0.0),
-            ),
-        )
-        await store.close()
-        with self.assertRaises(SchemaTooNew) as caught:
-            await open_store(self.uri, clock=self.clock)
-        self.assertIn("999", str(caught.exception))
 
     async def test_failed_migration_leaves_nothing_behind(self):
         broken = load_migrations() + [
@@ -167,11 +130,104 @@ class LifecycleTestsMixin(StoreCase):
             await store.get_device("IMEI:1")
 
 
-class SQLiteLifecycleTests(SQLiteEngine, LifecycleTestsMixin, TestCase):
+class PersistenceTestsMixin(StoreCase):
+    """What needs a database that outlives one store (not the private memory of inline)."""
+
+    async def test_reopen_applies_nothing_and_keeps_data(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.close()
+
+        store = await self.open()
+        self.assertEqual(await store.migrate(), [])
+        self.assertEqual(await _versions(store), SHIPPED)
+        device = await store.get_device("IMEI:1")
+        self.assertEqual(device.device_id, "IMEI:1")
+
+    async def test_concurrent_opens_apply_once(self):
+        first, second = await defer.gatherResults(
+            [
+                open_store(self.uri, clock=self.clock),
+                open_store(self.uri, clock=self.clock),
+            ]
+        )
+        self.addCleanup(first.close)
+        self.addCleanup(second.close)
+        self.assertEqual(await _versions(first), SHIPPED)
+        await add_device(first, "IMEI:1")
+        self.assertIsNotNone(await second.get_device("IMEI:1"))
+
+    async def test_newer_schema_is_refused(self):
+        store = await self.open()
+        await store.run_interaction(
+            "future",
+            lambda txn: txn.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (999, "future", 0.0),
+            ),
+        )
+        await store.close()
+        with self.assertRaises(SchemaTooNew) as caught:
+            await open_store(self.uri, clock=self.clock)
+        self.assertIn("999", str(caught.exception))
+
+
+class BatchTestsMixin(StoreCase):
+    async def test_batch_runs_in_one_transaction(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        results = await (
+            store.batch()
+            .set_devinfo("IMEI:1", {"Man": "X"})
+            .append_event("session", "IMEI:1", 1.0, {"outcome": "ok"})
+            .get_device("IMEI:1")
+            .commit()
+        )
+        self.assertEqual(results[0], True)
+        self.assertEqual(results[1], 1)
+        self.assertEqual(results[2].devinfo, {"Man": "X"})
+
+    async def test_failed_batch_changes_nothing(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        batch = store.batch().set_devinfo("IMEI:1", {"Man": "Y"}).start_session("s1", "IMEI:missing", "n")
+        with self.assertRaises(NotFound):
+            await batch.commit()
+        self.assertIsNone((await store.get_device("IMEI:1")).devinfo)
+        self.assertEqual(await store.batch().commit(), [])
+        with self.assertRaises(AttributeError):
+            store.batch().close()
+
+
+class SQLiteLifecycleTests(OnSQLite, LifecycleTestsMixin, TestCase):
     pass
 
 
-class PostgresLifecycleTests(PostgresEngine, LifecycleTestsMixin, TestCase):
+class SQLiteInlineLifecycleTests(OnInlineSQLite, LifecycleTestsMixin, TestCase):
+    pass
+
+
+class PostgresLifecycleTests(OnPostgres, LifecycleTestsMixin, TestCase):
+    pass
+
+
+class SQLitePersistenceTests(OnSQLite, PersistenceTestsMixin, TestCase):
+    pass
+
+
+class PostgresPersistenceTests(OnPostgres, PersistenceTestsMixin, TestCase):
+    pass
+
+
+class SQLiteBatchTests(OnSQLite, BatchTestsMixin, TestCase):
+    pass
+
+
+class SQLiteInlineBatchTests(OnInlineSQLite, BatchTestsMixin, TestCase):
+    pass
+
+
+class PostgresBatchTests(OnPostgres, BatchTestsMixin, TestCase):
     pass
 
 
@@ -186,6 +242,16 @@ class OpenStoreTests(SynchronousTestCase):
 
     def test_sqlite_without_path(self):
         self.failureResultOf(open_store("sqlite:"), ValueError)
+
+    def test_inline_store_answers_at_once(self):
+        store = self.successResultOf(open_store("sqlite::memory:?inline=1"))
+        self.assertEqual(self.successResultOf(store.schema_version()), SHIPPED[-1])
+        self.assertIsNone(self.successResultOf(store.close()))
+
+    def test_inline_only_in_memory(self):
+        failure = self.failureResultOf(open_store("sqlite:var/x.db?inline=1"), ValueError)
+        self.assertIn("inline=1", str(failure.value))
+        self.failureResultOf(open_store("sqlite::memory:?inline=yes"), ValueError)
 
     def test_bad_pool_size(self):
         failure = self.failureResultOf(

@@ -1,0 +1,208 @@
+"""The server's side of a DM session: building the commands we send.
+
+:class:`ServerCommands` is mixed into :class:`~.session.ServerSession`: it
+writes our SyncHdr (credentials, our limits once) and the Status for the
+client's, fills a message with the units of the open package and whole
+following jobs that fit (:mod:`.packaging`), sends values too large for one
+message as chunks (:mod:`.largeobject`), and records each command sent so
+that answers can be correlated (:class:`Sent`).
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+from ..codec import syncml as sm
+from . import status as st
+from .commands import data_size
+from .effects import JobStarted
+from .incoming import loc_uri
+from .jobs import QUEUED, RUNNING
+
+__all__ = ["MAX_DEFERRALS", "Sent", "ServerCommands"]
+
+# a command that fits a plain continuation message waits for one while other
+# content fills the messages; this many in a row is a loop guard, not a rule
+MAX_DEFERRALS = 10
+
+
+@dataclass
+class Sent:
+    """One command we sent, by (our MsgID, its CmdID)."""
+
+    unit: object  # jobs.Unit, or None for our own Alerts (1222, 1225)
+    index: Optional[int] = None  # job command index; None for the Atomic itself
+    chunk: bool = False  # a chunk other than the last of a large object
+    answered: bool = False
+
+
+class ServerCommands:
+    """How :class:`~.session.ServerSession` builds its messages.
+
+    A mixin: it uses the session's ``_queue``, ``_jobs``, ``_sent``, limits
+    and auth state.
+    """
+
+    # -- sending ---------------------------------------------------------
+
+    def _reply_hdr(self):
+        self._msg_id += 1
+        cred, loc_name = self._server_auth.header_cred()
+        ver_dtd, ver_proto = self._version
+        meta = sm.Meta(  # our limits go out once: they hold for the whole session
+            max_msg_size=None if self._msg_size_announced else self.accept_msg_size,
+            max_obj_size=None if self._obj_size_announced else self.max_obj_size,
+        )
+        return sm.SyncHdr(
+            session_id=self._session_id,
+            msg_id=str(self._msg_id),
+            target=sm.LocRef(self.device.device_id),
+            source=sm.LocRef(self.server_uri, loc_name),
+            ver_dtd=ver_dtd,
+            ver_proto=ver_proto,
+            resp_uri=self.resp_uri,
+            cred=cred,
+            meta=meta if meta != sm.Meta() else None,
+        )
+
+    def _hdr_status(self, hdr, code, chal):
+        return sm.Status(
+            msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr",
+            target_refs=[loc_uri(hdr.target) or ""], source_refs=[loc_uri(hdr.source) or ""],
+            chal=chal, data=code,
+        )
+
+    def _remember_limits(self, meta):
+        if meta is None:
+            return
+        if meta.max_msg_size:
+            self._max_msg_size = meta.max_msg_size
+        if meta.max_obj_size:
+            self._client_max_obj_size = meta.max_obj_size
+
+    def _fill(self, builder, turn):
+        """Place units of the open package; then whole following jobs that fit."""
+        while True:
+            if not self._queue:
+                job = next((job for job in self._jobs if job.state == QUEUED), None)
+                if job is None:
+                    return
+                if not self._package_has_commands:
+                    self._start(job, turn)
+                elif not self._try_whole_job(builder, job, turn):
+                    return
+                continue
+            unit = self._queue[0]
+            placed = self._place(builder, unit)
+            if placed == "placed":
+                self._queue.popleft()
+            else:
+                unit.deferrals += placed == "full"
+                return
+
+    def _start(self, job, turn):
+        job.state = RUNNING
+        self._queue.extend(job.units)
+        turn.effects.append(JobStarted(job.job_id))
+
+    def _try_whole_job(self, builder, job, turn):
+        mark, placed = builder.mark(), []
+        for unit in job.units:
+            if self._too_large_for_client(unit) is not None:
+                builder.rollback(mark)
+                return False
+            cmd = unit.render()
+            try:
+                fits = builder.try_add(cmd)
+            except ValueError:
+                fits = False
+            if not fits:
+                builder.rollback(mark)
+                return False
+            placed.append((unit, cmd))
+        job.state = RUNNING
+        turn.effects.append(JobStarted(job.job_id))
+        for unit, cmd in placed:
+            self._record(builder, unit, cmd)
+        return True
+
+    def _place(self, builder, unit):
+        """Put ``unit`` (or its next chunk) in the message: "placed", "partial" or "full"."""
+        job = unit.job
+        problem = self._too_large_for_client(unit)
+        if problem is not None:
+            job.fail_unit(unit, "too_large", problem, status=st.TOO_LARGE)
+            return "placed"
+        if unit.outgoing is None:
+            cmd = unit.render()
+            try:
+                if builder.try_add(cmd):
+                    self._record(builder, unit, cmd)
+                    return "placed"
+            except ValueError as error:
+                job.fail_unit(unit, "bad_command", "cannot encode %s: %s" % (cmd.NAME, error))
+                return "placed"
+            alone = self._fits_later(builder, unit.render())
+            if unit.data_item() is None or unit.atomic:
+                if alone and unit.deferrals < MAX_DEFERRALS:
+                    return "full"
+                job.fail_unit(unit, "too_large", "%s does not fit in a message of %s bytes" % (
+                    cmd.NAME, self._max_msg_size))
+                return "placed"
+            if alone and unit.deferrals < MAX_DEFERRALS:
+                return "full"  # it fits whole in the next message: no need to chunk
+            unit.start_chunks()
+        # a chunk of n units is at least n bytes: never try more than the limit
+        longest = min(unit.outgoing.remaining, self._max_msg_size or unit.outgoing.remaining)
+        length, cmd = builder.fit_largest(unit.render_chunk, longest)
+        if cmd is None:
+            # no room left here (a first reply carries Cred and Chal, Statuses
+            # fill it): if a chunk fits in a plain continuation message, end
+            # this one and go on there
+            if self._fits_later(builder, unit.render_chunk(1)) and unit.deferrals < MAX_DEFERRALS:
+                return "full"
+            job.fail_unit(unit, "max_msg_size_too_small",
+                          "the device's MaxMsgSize %s leaves no room for data after the message "
+                          "header (RespURI, Source) and the Statuses" % (self._max_msg_size,))
+            return "placed"
+        last = not cmd.items[0].more_data
+        self._record(builder, unit, cmd, chunk=not last)
+        unit.outgoing.advance(length)
+        unit.deferrals = 0
+        return "placed" if last else "partial"
+
+    def _fits_later(self, builder, cmd):
+        """Whether ``cmd`` fits in a plain continuation message: only the SyncHdr
+        Status and one more, no Chal, no Meta (our limits went out) and no Cred (the device answers our
+        credentials in its next message)."""
+        lean = dataclasses.replace(builder.hdr, cred=None, meta=None)
+        return builder.fits_alone(cmd, self._minimal_body(builder), lean)
+
+    def _minimal_body(self, builder):
+        """What every continuation message carries at least: the SyncHdr Status and one more."""
+        hdr_status = dataclasses.replace(builder.body[0], chal=None)  # a Chal goes out once
+        return [hdr_status, sm.Status(cmd_id="2", msg_ref="99", cmd_ref="99", cmd="Alert")]
+
+    def _too_large_for_client(self, unit):
+        limit = self._client_max_obj_size
+        if not limit:
+            return None
+        for item in unit.data_items():
+            size = data_size(item.data)
+            if size > limit:
+                return "object of %d bytes for %s exceeds the device's MaxObjSize %d" % (
+                    size, loc_uri(item.target), limit)
+        return None
+
+    def _record(self, builder, unit, cmd, chunk=False):
+        msg_id = builder.msg_id
+        if unit.atomic:
+            self._sent[(msg_id, cmd.cmd_id)] = Sent(unit)
+            for index, inner in zip(unit.indexes, cmd.commands):
+                self._sent[(msg_id, inner.cmd_id)] = Sent(unit, index)
+        else:
+            self._sent[(msg_id, cmd.cmd_id)] = Sent(unit, unit.indexes[0], chunk)
+        if not chunk:
+            unit.state = "sent"
+        self._package_has_commands = True
+

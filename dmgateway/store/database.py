@@ -1,0 +1,352 @@
+"""
+The database under the store: one transaction as the C{_..._txn}
+functions see it (L{Txn}), the interaction runner with its error
+translation and metrics hook, L{Batch}es of calls in one transaction, and
+the migrations.
+
+What differs between SQLite and PostgreSQL is an engine object
+(L{dmgateway.store.sqlite.SQLiteEngine},
+L{dmgateway.store.postgres.PostgresEngine}) that the L{Database} holds;
+the areas of the store (L{dmgateway.store.base}) build on this class.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Protocol, Sequence
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .migrations import Migration, load_migrations
+from .model import SchemaTooNew, StoreClosed, StoreError
+from .values import marks
+
+__all__ = ["Database", "Engine", "Txn", "Batch"]
+
+log = Logger()
+
+
+class Engine(Protocol):
+    """
+    What the L{Database} asks of an engine (L{SQLiteEngine
+    <dmgateway.store.sqlite.SQLiteEngine>}, L{PostgresEngine
+    <dmgateway.store.postgres.PostgresEngine>}).
+
+    @ivar name: C{"sqlite"} or C{"postgresql"}.
+    @ivar column_types: the types that fill the migrations' placeholders.
+    @ivar description: where the data lives, without any password.
+    """
+
+    name: str
+    column_types: dict[str, str]
+    description: str
+
+    def connection_pool(self, reactor: Any) -> Any:
+        """The pool (C{runInteraction}, C{runWithConnection}, C{close})."""
+
+    def sql(self, sql: str) -> str:
+        """Translate C{?} placeholders into the engine's parameter style."""
+
+    def begin_txn(self, cursor: Any) -> None:
+        """Start the transaction an interaction runs in (if the engine needs it)."""
+
+    def lock_migrations_txn(self, txn: "Txn") -> None:
+        """Keep other processes from migrating until this transaction ends."""
+
+    def insert_txn(self, txn: "Txn", sql: str, args: tuple, id_column: str) -> int:
+        """Insert one row and return its generated C{id_column}."""
+
+    def translate_error(self, error: BaseException) -> Optional[StoreError]:
+        """The L{StoreError} for an engine exception, or L{None} to let it through."""
+
+
+def _check_args(args: tuple) -> None:
+    # Both engines must accept exactly the same values: PostgreSQL text
+    # cannot hold NUL and neither engine can store lone surrogates.
+    for arg in args:
+        if isinstance(arg, str):
+            if "\x00" in arg:
+                raise ValueError("text values cannot contain NUL characters")
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("text values must be valid Unicode") from None
+
+
+class Txn:
+    """
+    One transaction as the C{_..._txn} functions see it: SQL with C{?}
+    placeholders (translated for the engine), rows as dicts.
+    """
+
+    __slots__ = ("cursor", "_engine")
+
+    def __init__(self, cursor: Any, engine: Engine):
+        self.cursor = cursor
+        self._engine = engine
+
+    def execute(self, sql: str, args: Iterable = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        args = tuple(args)
+        _check_args(args)
+        self.cursor.execute(self._engine.sql(sql), args)
+        return self.cursor.rowcount
+
+    def fetchall(self, sql: str, args: Iterable = ()) -> list[dict]:
+        """Run a query; return every row as a dict keyed by column name."""
+        self.execute(sql, args)
+        names = [column[0] for column in self.cursor.description]
+        return [dict(zip(names, row)) for row in self.cursor.fetchall()]
+
+    def fetchone(self, sql: str, args: Iterable = ()) -> Optional[dict]:
+        """Run a query; return its first row as a dict, or L{None}."""
+        rows = self.fetchall(sql, args)
+        return rows[0] if rows else None
+
+    def insert_row(self, table: str, row: dict, id_column: Optional[str] = None) -> Optional[int]:
+        """
+        Insert C{row} (a dict by column name) into C{table}; return its
+        generated C{id_column} if one is named.
+        """
+        sql = f"INSERT INTO {table} ({', '.join(row)}) VALUES {marks(len(row))}"
+        if id_column is None:
+            self.execute(sql, row.values())
+            return None
+        return self.insert(sql, row.values(), id_column)
+
+    def insert(self, sql: str, args: Iterable, id_column: str) -> int:
+        """Run an C{INSERT} of one row; return its generated C{id_column}."""
+        args = tuple(args)
+        _check_args(args)
+        return self._engine.insert_txn(self, sql, args, id_column)
+
+
+class Database:
+    """
+    Transactions on one database, through its engine.
+
+    @ivar database_engine: the L{Engine}.
+    @ivar description: where the data lives, without any password.
+    """
+
+    def __init__(self, database_engine: Engine, pool: Any, clock: Any):
+        """
+        @param pool: the engine's connection pool (an C{adbapi.ConnectionPool}).
+        @param clock: an C{IReactorTime} provider for bookkeeping times.
+        """
+        self.database_engine = database_engine
+        self._pool = pool
+        self._clock = clock
+        self.description = database_engine.description
+        self._closed = False
+        self._pending: set[Deferred] = set()
+        #: C{on_transaction(seconds, failed)} after every transaction (metrics)
+        self.on_transaction = None
+        self._close_waiters: Optional[list[Deferred]] = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"
+
+    @property
+    def engine(self) -> str:
+        """C{"sqlite"} or C{"postgresql"}."""
+        return self.database_engine.name
+
+    # -- running transactions -------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """Whether L{close} was called."""
+        return self._closed
+
+    def _now(self) -> float:
+        return self._clock.seconds()
+
+    def run_interaction(self, desc: str, func, *args: Any) -> Deferred:
+        """
+        Run C{func(txn, *args)} in one transaction (commit on return,
+        rollback on exception) and fire with its result.
+
+        C{txn} is a L{Txn}.  This is how every method below works; call it
+        directly only for one-off maintenance and tests.
+
+        @param desc: what the work is, for error messages.
+        """
+        if self._closed:
+            return defer.fail(StoreClosed(f"store is closed ({desc})"))
+        d = self._pool.runInteraction(self._interact, func, args)
+        if self.on_transaction is not None:
+            d.addBoth(self._timed, self._clock.seconds())
+        d.addErrback(self._failed)
+        self._pending.add(d)
+        d.addBoth(self._settled, d)
+        return d
+
+    def batch(self) -> "Batch":
+        """
+        Several calls in ONE transaction: call the store's methods on the
+        returned L{Batch} (they are recorded, not run), then C{commit()}
+        fires with the list of their results, in order.  All of them take
+        effect, or none.
+        """
+        return Batch(self)
+
+    def _batch_txn(self, txn: Txn, work: list) -> list:
+        return [func(txn, *args) for _desc, func, args in work]
+
+    def _interact(self, cursor: Any, func, args: tuple) -> Any:
+        self.database_engine.begin_txn(cursor)
+        return func(Txn(cursor, self.database_engine), *args)
+
+    def _failed(self, failure):
+        error = failure.value
+        if isinstance(error, (StoreError, ValueError, TypeError)):
+            return failure
+        translated = self.database_engine.translate_error(error)
+        if translated is None:
+            return failure
+        raise translated
+
+    def _timed(self, result: Any, started: float) -> Any:
+        try:
+            self.on_transaction(self._clock.seconds() - started, isinstance(result, Failure))
+        except Exception:
+            log.failure("store transaction observer failed")
+        return result
+
+    def _settled(self, result: Any, d: Deferred) -> Any:
+        self._pending.discard(d)
+        return result
+
+    def close(self) -> Deferred:
+        """
+        Refuse new work, let running transactions finish, then close the
+        connections.  Later calls of any method fail with L{StoreClosed};
+        closing again is harmless.
+
+        @return: fires with L{None} once everything is closed.
+        """
+        waiter: Deferred = Deferred()
+        if self._close_waiters is None:
+            self._closed = True
+            self._close_waiters = [waiter]
+            drained = defer.DeferredList(list(self._pending), consumeErrors=False)
+            drained.addCallback(self._shut)
+        elif self._pool is None:
+            waiter.callback(None)
+        else:
+            self._close_waiters.append(waiter)
+        return waiter
+
+    def _shut(self, _: Any) -> None:
+        pool, self._pool = self._pool, None
+        waiters, self._close_waiters = self._close_waiters or [], []
+        try:
+            pool.close()
+        finally:
+            for waiter in waiters:
+                waiter.callback(None)
+
+    # -- schema ------------------------------------------------------------
+
+    def migrate(self, migrations: Optional[Sequence[Migration]] = None) -> Deferred:
+        """
+        Apply the migrations this database lacks, in order, in one
+        transaction (others wait; on PostgreSQL by an advisory lock).
+
+        L{open_store} calls this.
+
+        @param migrations: default L{load_migrations}().
+        @return: fires with the list of versions applied (empty if none).
+        @raise SchemaTooNew: the database has a version this code lacks.
+        """
+        if migrations is None:
+            migrations = load_migrations()
+        return self.run_interaction("migrate", self._migrate_txn, list(migrations), self._now())
+
+    def _migrate_txn(self, txn: Txn, migrations: list[Migration], now: float) -> list[int]:
+        self.database_engine.lock_migrations_txn(txn)
+        txn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at {float} NOT NULL)".format_map(self.database_engine.column_types)
+        )
+        applied = {row["version"] for row in txn.fetchall("SELECT version FROM schema_version")}
+        newest = max((m.version for m in migrations), default=0)
+        if applied and max(applied) > newest:
+            raise SchemaTooNew(
+                f"database schema version {max(applied)} is newer than this "
+                f"gateway's ({newest}); upgrade the gateway"
+            )
+        done = []
+        for migration in migrations:
+            if migration.version in applied:
+                continue
+            for statement in migration.sql(self.database_engine.column_types):
+                txn.execute(statement)
+            if migration.migrate is not None:
+                migration.migrate(txn)
+            txn.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, now),
+            )
+            done.append(migration.version)
+        return done
+
+    def schema_version(self) -> Deferred:
+        """Fire with the highest applied migration version (0 if none)."""
+        return self.run_interaction("schema_version", self._schema_version_txn)
+
+    def _schema_version_txn(self, txn: Txn) -> int:
+        row = txn.fetchone("SELECT MAX(version) AS v FROM schema_version")
+        return row["v"] or 0
+
+
+class _Recording:
+    """Stands in for the store while a L{Batch} records one method call."""
+
+    def __init__(self, store: "Database", work: list):
+        self._store = store
+        self._work = work
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def run_interaction(self, desc: str, func, *args: Any) -> None:
+        self._work.append((desc, func, args))
+
+
+class Batch:
+    """
+    Calls recorded for one transaction (see L{Store.batch}).  Each store
+    method called on it returns the batch, so calls can be chained.
+    """
+
+    def __init__(self, store: "Database"):
+        self._store = store
+        self._work: list = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(type(self._store), name, None)
+        if name.startswith("_") or not callable(method) or name in ("batch", "close", "migrate"):
+            raise AttributeError(f"{name!r} cannot be batched")
+        recording = _Recording(self._store, self._work)
+
+        def record(*args: Any, **kwargs: Any) -> "Batch":
+            method(recording, *args, **kwargs)
+            return self
+
+        return record
+
+    def __len__(self) -> int:
+        return len(self._work)
+
+    def commit(self) -> Deferred:
+        """Run the recorded calls in one transaction; fire with their results."""
+        work, self._work = self._work, []
+        if not work:
+            return defer.succeed([])
+        desc = "batch of " + ", ".join(d for d, _f, _a in work)
+        return self._store.run_interaction(desc, self._store._batch_txn, work)

@@ -1,0 +1,326 @@
+"""
+Devices: the accounts (credentials both ways, nonces), what a device
+reported (DevInfo, other nodes, a challenge we could not answer), its last
+session and its authentication failures.
+
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.defer import Deferred
+
+from .database import Database
+from .migrations.v006_inventory import inventory_columns
+from .model import AUTH_TYPES, ClientAuth, Device, NotFound, ServerAuth
+from .rows import columns, dump_json, json_column, row_converter
+from .values import check_instance, check_int, check_nonce, check_text, check_time, marks
+
+__all__ = ["DeviceStore", "device_from_row"]
+
+
+def _check_auth(auth: Any, kind: type, side: str) -> None:
+    check_instance(auth, kind, f"{side}_auth")
+    if auth.type not in AUTH_TYPES:
+        raise ValueError(f"{side}_auth: unknown type {auth.type!r}")
+    check_text(auth.name, f"{side}_auth.name")
+    check_text(auth.user_hash, f"{side}_auth.user_hash")
+    check_nonce(auth.nonce, f"{side}_auth.nonce")
+    if kind is ServerAuth:
+        check_text(auth.secret, "server_auth.secret", optional=True)
+    if auth.type == "none":
+        return
+    if not auth.name:
+        raise ValueError(f"{side}_auth: type {auth.type} needs a name")
+    if kind is ServerAuth and auth.type == "basic":
+        if not auth.secret:
+            raise ValueError("server_auth: type basic needs the secret")
+        check_text(auth.secret, "server_auth.secret")
+    elif not auth.user_hash:
+        raise ValueError(f"{side}_auth: type {auth.type} needs user_hash")
+
+
+device_from_row = row_converter(
+    Device,
+    client_auth=columns(
+        lambda row: ClientAuth(
+            type=row["client_auth_type"],
+            name=row["client_auth_name"],
+            user_hash=row["client_user_hash"],
+            nonce=bytes(row["client_nonce"]),
+        )
+    ),
+    server_auth=columns(
+        lambda row: ServerAuth(
+            type=row["server_auth_type"],
+            name=row["server_auth_name"],
+            user_hash=row["server_user_hash"],
+            secret=row["server_secret"],
+            nonce=bytes(row["server_nonce"]),
+        )
+    ),
+    devinfo=json_column("devinfo"),
+    last_session=json_column("last_session"),
+    reported=json_column("reported"),
+    device_challenge=json_column("device_challenge"),
+)
+
+
+class DeviceStore(Database):
+    """The device accounts (see the module docstring)."""
+
+    def put_device(
+        self,
+        device_id: str,
+        *,
+        server_id: str,
+        client_auth,
+        server_auth,
+        msisdn: Optional[str] = None,
+        sip_uri: Optional[str] = None,
+        imsi: Optional[str] = None,
+    ) -> Deferred:
+        """
+        Create or replace a device account.
+
+        Every given field replaces the stored one (C{None} clears the
+        optional ones); DevInfo, last session and the failure counter stay.
+        A nonce of C{None} in either auth keeps the stored nonce (empty for
+        a new device).  The server secret is stored only for C{basic}.
+
+        @param device_id: the DevId, e.g. C{"IMEI:350000000000001"}.
+        @param client_auth: a L{ClientAuth}.
+        @param server_auth: a L{ServerAuth}.
+        @return: fires with C{True} if the device was created, C{False} if
+            it existed.
+        """
+        return self.run_interaction(
+            "put_device", self._put_device_txn, self._now(), device_id, server_id,
+            client_auth, server_auth, msisdn, sip_uri, imsi,
+        )
+
+    def _put_device_txn(
+        self, txn, now, device_id, server_id, client_auth, server_auth, msisdn, sip_uri, imsi
+    ) -> bool:
+        check_text(device_id, "device_id", empty=False)
+        check_text(server_id, "server_id", empty=False)
+        for value, what in ((msisdn, "msisdn"), (sip_uri, "sip_uri"), (imsi, "imsi")):
+            check_text(value, what, optional=True)
+        _check_auth(client_auth, ClientAuth, "client")
+        _check_auth(server_auth, ServerAuth, "server")
+        secret = server_auth.secret if server_auth.type == "basic" else None
+        common = {
+            "server_id": server_id,
+            "msisdn": msisdn,
+            "sip_uri": sip_uri,
+            "imsi": imsi,
+            "client_auth_type": client_auth.type,
+            "client_auth_name": client_auth.name,
+            "client_user_hash": client_auth.user_hash,
+            "server_auth_type": server_auth.type,
+            "server_auth_name": server_auth.name,
+            "server_user_hash": server_auth.user_hash,
+            "server_secret": secret,
+            "updated": now,
+        }
+        row = dict(
+            common,
+            device_id=device_id,
+            client_nonce=bytes(client_auth.nonce or b""),
+            server_nonce=bytes(server_auth.nonce or b""),
+            created=now,
+        )
+        inserted = txn.execute(
+            f"INSERT INTO devices ({', '.join(row)}) VALUES {marks(len(row))}"
+            " ON CONFLICT (device_id) DO NOTHING",
+            tuple(row.values()),
+        )
+        if inserted:
+            return True
+        if client_auth.nonce is not None:
+            common["client_nonce"] = bytes(client_auth.nonce)
+        if server_auth.nonce is not None:
+            common["server_nonce"] = bytes(server_auth.nonce)
+        sets = ", ".join(f"{column} = ?" for column in common)
+        txn.execute(
+            f"UPDATE devices SET {sets} WHERE device_id = ?",
+            (*common.values(), device_id),
+        )
+        return False
+
+    def get_device(self, device_id: str) -> Deferred:
+        """Fire with the L{Device}, or L{None} if there is none."""
+        return self.run_interaction("get_device", self._get_device_txn, device_id)
+
+    def _get_device_txn(self, txn, device_id) -> Optional[Device]:
+        row = txn.fetchone("SELECT * FROM devices WHERE device_id = ?", (device_id,))
+        return None if row is None else device_from_row(row)
+
+    def delete_device(self, device_id: str) -> Deferred:
+        """
+        Delete a device with its jobs, sessions and notifications (events
+        stay).  Fire with whether it existed.
+        """
+        return self.run_interaction("delete_device", self._delete_device_txn, device_id)
+
+    def _delete_device_txn(self, txn, device_id) -> bool:
+        return txn.execute("DELETE FROM devices WHERE device_id = ?", (device_id,)) == 1
+
+    def list_devices(self, limit: int = 100, after: Optional[str] = None) -> Deferred:
+        """
+        Fire with up to C{limit} L{Device}s ordered by C{device_id}
+        (bytewise), starting after device id C{after}.
+        """
+        return self.run_interaction("list_devices", self._list_devices_txn, limit, after)
+
+    def _list_devices_txn(self, txn, limit, after) -> list[Device]:
+        check_int(limit, "limit", 1)
+        check_text(after, "after", optional=True)
+        if after is None:
+            rows = txn.fetchall("SELECT * FROM devices ORDER BY device_id LIMIT ?", (limit,))
+        else:
+            rows = txn.fetchall(
+                "SELECT * FROM devices WHERE device_id > ? ORDER BY device_id LIMIT ?",
+                (after, limit),
+            )
+        return [device_from_row(row) for row in rows]
+
+    def set_nonces(
+        self,
+        device_id: str,
+        client_nonce: Optional[bytes] = None,
+        server_nonce: Optional[bytes] = None,
+    ) -> Deferred:
+        """
+        Store the next nonces (raw bytes); C{None} leaves one unchanged.
+        Fire with whether the device exists.
+        """
+        return self.run_interaction(
+            "set_nonces", self._set_nonces_txn, self._now(), device_id,
+            client_nonce, server_nonce,
+        )
+
+    def _set_nonces_txn(self, txn, now, device_id, client_nonce, server_nonce) -> bool:
+        check_nonce(client_nonce, "client_nonce")
+        check_nonce(server_nonce, "server_nonce")
+        values = {}
+        if client_nonce is not None:
+            values["client_nonce"] = bytes(client_nonce)
+        if server_nonce is not None:
+            values["server_nonce"] = bytes(server_nonce)
+        return self._update_device_txn(txn, now, device_id, values)
+
+    def set_devinfo(self, device_id: str, devinfo: Optional[dict]) -> Deferred:
+        """Store the device's last DevInfo (a JSON object); fire with whether it exists."""
+        return self.run_interaction(
+            "set_devinfo", self._set_devinfo_txn, self._now(), device_id, devinfo
+        )
+
+    def _set_devinfo_txn(self, txn, now, device_id, devinfo) -> bool:
+        check_instance(devinfo, dict, "devinfo", optional=True)
+        value = None if devinfo is None else dump_json(devinfo, "devinfo")
+        values = {"devinfo": value, **inventory_columns(devinfo, None)}
+        return self._update_device_txn(txn, now, device_id, values)
+
+    def set_reported(self, device_id: str, reported: Optional[dict]) -> Deferred:
+        """Store the other nodes the device reported with its DevInfo (a JSON
+        object by URI); fire with whether the device exists."""
+        return self.run_interaction(
+            "set_reported", self._set_reported_txn, self._now(), device_id, reported
+        )
+
+    def _set_reported_txn(self, txn, now, device_id, reported) -> bool:
+        check_instance(reported, dict, "reported", optional=True)
+        value = None if reported is None else dump_json(reported, "reported")
+        return self._update_device_txn(txn, now, device_id, {"reported": value})
+
+    def set_device_challenge(self, device_id: str, challenge: Optional[dict]) -> Deferred:
+        """Store the last challenge of the device that we could not answer
+        (C{"scheme", "status", "time"}); fire with whether the device exists."""
+        return self.run_interaction(
+            "set_device_challenge", self._set_device_challenge_txn, self._now(), device_id,
+            challenge,
+        )
+
+    def _set_device_challenge_txn(self, txn, now, device_id, challenge) -> bool:
+        check_instance(challenge, dict, "device challenge", optional=True)
+        value = None if challenge is None else dump_json(challenge, "device challenge")
+        return self._update_device_txn(txn, now, device_id, {"device_challenge": value})
+
+    def set_last_session(self, device_id: str, session: Optional[dict]) -> Deferred:
+        """
+        Store the summary of the device's last session (C{"id", "started",
+        "ended", "outcome"}; L{end_session} writes it itself).  Fire with
+        whether the device exists.
+        """
+        return self.run_interaction(
+            "set_last_session", self._set_last_session_txn, self._now(), device_id, session
+        )
+
+    def _set_last_session_txn(self, txn, now, device_id, session) -> bool:
+        check_instance(session, dict, "last session", optional=True)
+        value = None if session is None else dump_json(session, "last session")
+        at = inventory_columns(None, session).get("last_session_at") if session is not None else None
+        return self._update_device_txn(txn, now, device_id, {"last_session": value, "last_session_at": at})
+
+    def record_auth_failure(
+        self, device_id: str, now: float, *, max_failures: int, lockout: float
+    ) -> Deferred:
+        """
+        Count one failed authentication; from the C{max_failures}th on,
+        lock the device out until C{now + lockout}.
+
+        @return: fires with the updated L{Device} (see L{Device.locked}),
+            or L{None} if there is no such device.
+        """
+        return self.run_interaction(
+            "record_auth_failure", self._record_auth_failure_txn, now, device_id,
+            max_failures, lockout,
+        )
+
+    def _record_auth_failure_txn(
+        self, txn, now, device_id, max_failures, lockout
+    ) -> Optional[Device]:
+        check_int(max_failures, "max_failures", 1)
+        check_time(lockout, "lockout")
+        changed = txn.execute(
+            "UPDATE devices SET auth_failures = auth_failures + 1, updated = ?"
+            " WHERE device_id = ?",
+            (now, device_id),
+        )
+        if not changed:
+            return None
+        txn.execute(
+            "UPDATE devices SET locked_until = ? WHERE device_id = ? AND auth_failures >= ?",
+            (now + lockout, device_id, max_failures),
+        )
+        return self._get_device_txn(txn, device_id)
+
+    def reset_auth_failures(self, device_id: str) -> Deferred:
+        """Clear the failure counter and lockout; fire with whether the device exists."""
+        return self.run_interaction(
+            "reset_auth_failures", self._reset_auth_failures_txn, self._now(), device_id
+        )
+
+    def _reset_auth_failures_txn(self, txn, now, device_id) -> bool:
+        return self._update_device_txn(
+            txn, now, device_id, {"auth_failures": 0, "locked_until": None}
+        )
+
+    def _device_exists_txn(self, txn, device_id: str) -> None:
+        if txn.fetchone("SELECT 1 AS one FROM devices WHERE device_id = ?", (device_id,)) is None:
+            raise NotFound(f"no device {device_id!r}")
+
+    def _update_device_txn(self, txn, now, device_id, values: dict) -> bool:
+        values = dict(values, updated=now)
+        sets = ", ".join(f"{column} = ?" for column in values)
+        return (
+            txn.execute(
+                f"UPDATE devices SET {sets} WHERE device_id = ?",
+                (*values.values(), device_id),
+            )
+            == 1
+        )

@@ -1,0 +1,156 @@
+"""
+Events: the numbered log the API's event stream and the webhooks read,
+the consumers' cursors into it, and pruning.
+
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from twisted.internet.defer import Deferred
+
+from .database import Database
+from .model import EVENT_FIELDS
+from .rows import dump_json, load_json
+from .values import check_instance, check_int, check_text, check_time
+
+__all__ = ["EventStore", "event_from_row", "cursor_name"]
+
+
+def event_from_row(row: dict) -> dict:
+    """An event as a dict: the fixed fields, then the payload's."""
+    event = {key: row[key] for key in EVENT_FIELDS}
+    payload = load_json(row["payload"], "event payload") or {}
+    for key, value in payload.items():
+        event.setdefault(key, value)
+    return event
+
+
+def cursor_name(name: str) -> str:
+    """Consumer cursors live beside the event counter, under their own prefix."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("a cursor name must be a non-empty string")
+    return "cursor:" + name
+
+
+class EventStore(Database):
+    """The event log and its cursors (see the module docstring)."""
+
+    def append_event(
+        self, type: str, device_id: Optional[str], time: float, payload: Optional[dict] = None
+    ) -> Deferred:
+        """
+        Append an event; fire with its sequence number.
+
+        Numbers increase strictly and become visible in order: a reader
+        that has seen number N never later finds a new event below N.
+
+        @param payload: more fields; it may not use C{seq}, C{type},
+            C{device_id} or C{time}.
+        """
+        return self.run_interaction(
+            "append_event", self._append_event_txn, type, device_id, time,
+            {} if payload is None else payload,
+        )
+
+    def _append_event_txn(self, txn, type, device_id, time, payload) -> int:
+        check_text(type, "event type", empty=False)
+        check_text(device_id, "device_id", optional=True)
+        check_time(time, "time")
+        check_instance(payload, dict, "payload")
+        clash = set(payload) & set(EVENT_FIELDS)
+        if clash:
+            raise ValueError(f"event payload may not set {sorted(clash)}")
+        body = dump_json(payload, "event payload")
+        txn.execute("UPDATE counters SET value = value + 1 WHERE name = ?", ("events",))
+        seq = txn.fetchone("SELECT value FROM counters WHERE name = ?", ("events",))["value"]
+        txn.execute(
+            "INSERT INTO events (seq, type, device_id, time, payload) VALUES (?, ?, ?, ?, ?)",
+            (seq, type, device_id, time, body),
+        )
+        return seq
+
+    def events_after(self, seq: int, limit: int = 100) -> Deferred:
+        """
+        Fire with up to C{limit} events numbered above C{seq}, in order,
+        each a dict of C{seq}, C{type}, C{device_id}, C{time} and the
+        payload's fields.
+        """
+        return self.run_interaction("events_after", self._events_after_txn, seq, limit)
+
+    def _events_after_txn(self, txn, seq, limit) -> list[dict]:
+        check_int(seq, "seq", 0)
+        check_int(limit, "limit", 1)
+        rows = txn.fetchall(
+            "SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        )
+        return [event_from_row(row) for row in rows]
+
+    def device_events(
+        self, device_id: str, types: tuple[str, ...] = (), limit: int = 20, before: int | None = None,
+    ) -> Deferred:
+        """
+        Fire with up to C{limit} events of C{device_id}, newest first, of
+        the given C{types} (all if empty), numbered below C{before} if given;
+        each as in L{events_after}.
+        """
+        return self.run_interaction(
+            "device_events", self._device_events_txn, device_id, tuple(types), limit, before
+        )
+
+    def _device_events_txn(self, txn, device_id, types, limit, before) -> list[dict]:
+        check_int(limit, "limit", 1)
+        sql = "SELECT * FROM events WHERE device_id = ?"
+        params: list = [device_id]
+        if types:
+            sql += " AND type IN (%s)" % ", ".join("?" * len(types))
+            params.extend(types)
+        if before is not None:
+            check_int(before, "before", 0)
+            sql += " AND seq < ?"
+            params.append(before)
+        rows = txn.fetchall(sql + " ORDER BY seq DESC LIMIT ?", (*params, limit))
+        return [event_from_row(row) for row in rows]
+
+    def last_event_seq(self) -> Deferred:
+        """Fire with the highest event number handed out (0 if none)."""
+        return self.run_interaction("last_event_seq", self._last_event_seq_txn)
+
+    def _last_event_seq_txn(self, txn) -> int:
+        return txn.fetchone("SELECT value FROM counters WHERE name = ?", ("events",))["value"]
+
+    def get_cursor(self, name: str) -> Deferred:
+        """
+        Fire with the event seq a consumer (e.g. a webhook URL) has
+        acknowledged up to; 0 for a consumer never seen.
+        """
+        return self.run_interaction("get_cursor", self._get_cursor_txn, name)
+
+    def _get_cursor_txn(self, txn, name) -> int:
+        row = txn.fetchone("SELECT value FROM counters WHERE name = ?", (cursor_name(name),))
+        return 0 if row is None else row["value"]
+
+    def set_cursor(self, name: str, seq: int) -> Deferred:
+        """Record that consumer C{name} has handled every event up to C{seq}."""
+        return self.run_interaction("set_cursor", self._set_cursor_txn, name, seq)
+
+    def _set_cursor_txn(self, txn, name, value) -> None:
+        txn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (cursor_name(name), int(value)),
+        )
+
+    def prune_events(self, before_time: float) -> Deferred:
+        """
+        Delete events older than C{before_time} with their webhook
+        deliveries; numbering goes on.  Fire with how many were deleted.
+        """
+        return self.run_interaction("prune_events", self._prune_events_txn, before_time)
+
+    def _prune_events_txn(self, txn, before_time) -> int:
+        check_time(before_time, "before_time")
+        return txn.execute("DELETE FROM events WHERE time < ?", (before_time,))

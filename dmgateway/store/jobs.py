@@ -1,0 +1,239 @@
+"""
+Jobs: management commands for one device, queued behind its other jobs
+and moved along by compare-and-set updates (the allowed moves are
+L{dmgateway.jobstates}', through L{JobStore.transition_job}).
+
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+from twisted.internet.defer import Deferred
+
+from dmgateway.jobstates import check_job
+
+from .database import Database
+from .model import JOB_STATES, NOTIFY_MODES, PENDING_JOB_STATES, Conflict, Job, NotFound
+from .rows import dump_json, json_column, row_converter
+from .values import check_instance, check_int, check_state, check_states, check_text, marks
+
+__all__ = ["JobStore", "job_from_row"]
+
+job_from_row = row_converter(
+    Job,
+    commands=json_column("job commands"),
+    atomic=bool,
+    results=json_column("job results"),
+    error=json_column("job error"),
+)
+
+
+class JobStore(Database):
+    """The jobs (see the module docstring)."""
+
+    def create_job(
+        self,
+        job_id: str,
+        device_id: str,
+        commands: list,
+        *,
+        atomic: bool = False,
+        notify: str = "auto",
+        ui_mode: int = 0,
+        now: Optional[float] = None,
+    ) -> Deferred:
+        """
+        Queue a job (state C{queued}, no results) behind the device's
+        other jobs.
+
+        @param job_id: chosen by the caller (e.g. C{uuid4().hex}).
+        @param commands: the JSON list of command objects.
+        @param notify: C{auto}, C{sms}, C{sip} or C{none}.
+        @param ui_mode: the package #0 UI mode, 0-3.
+        @param now: its creation time (default: the store's clock).
+        @return: fires with the new L{Job}.
+        @raise NotFound: no such device.
+        @raise Conflict: the job id is taken.
+        """
+        return self.run_interaction(
+            "create_job", self._create_job_txn, self._now() if now is None else now,
+            job_id, device_id, commands, atomic, notify, ui_mode,
+        )
+
+    def _create_job_txn(
+        self, txn, now, job_id, device_id, commands, atomic, notify, ui_mode
+    ) -> Job:
+        check_text(job_id, "job_id", empty=False)
+        check_text(device_id, "device_id", empty=False)
+        check_instance(commands, list, "commands")
+        check_instance(atomic, bool, "atomic")
+        if notify not in NOTIFY_MODES:
+            raise ValueError(f"unknown notify mode {notify!r}")
+        check_int(ui_mode, "ui_mode", 0, 3)
+        self._device_exists_txn(txn, device_id)
+        if txn.fetchone("SELECT 1 AS one FROM jobs WHERE job_id = ?", (job_id,)):
+            raise Conflict(f"job {job_id!r} already exists")
+        row = {
+            "job_id": job_id,
+            "device_id": device_id,
+            "state": "queued",
+            "commands": dump_json(commands, "commands"),
+            "atomic": int(atomic),
+            "notify": notify,
+            "ui_mode": ui_mode,
+            "results": "[]",
+            "created": now,
+            "updated": now,
+        }
+        seq = txn.insert_row("jobs", row, "seq")
+        return job_from_row(dict(row, seq=seq, error=None))
+
+    def get_job(self, job_id: str) -> Deferred:
+        """Fire with the L{Job}, or L{None}."""
+        return self.run_interaction("get_job", self._get_job_txn, job_id)
+
+    def _get_job_txn(self, txn, job_id) -> Optional[Job]:
+        row = txn.fetchone("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        return None if row is None else job_from_row(row)
+
+    def list_jobs(
+        self, device_id: Optional[str] = None, limit: int = 100, after: Optional[str] = None
+    ) -> Deferred:
+        """
+        Fire with up to C{limit} L{Job}s, oldest first, of one device (or
+        of all when C{device_id} is C{None}), after the job with id
+        C{after} (the last one of the previous page).
+
+        @raise NotFound: C{after} is not a job.
+        """
+        return self.run_interaction("list_jobs", self._list_jobs_txn, device_id, limit, after)
+
+    def _list_jobs_txn(self, txn, device_id, limit, after) -> list[Job]:
+        check_int(limit, "limit", 1)
+        where, args = [], []
+        if device_id is not None:
+            where.append("device_id = ?")
+            args.append(device_id)
+        if after is not None:
+            row = txn.fetchone("SELECT seq FROM jobs WHERE job_id = ?", (after,))
+            if row is None:
+                raise NotFound(f"no job {after!r} to page after")
+            where.append("seq > ?")
+            args.append(row["seq"])
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = txn.fetchall(f"SELECT * FROM jobs {clause}ORDER BY seq LIMIT ?", (*args, limit))
+        return [job_from_row(row) for row in rows]
+
+    def pending_jobs(self, device_id: str) -> Deferred:
+        """Fire with the device's C{queued} and C{notified} L{Job}s, oldest first."""
+        return self.run_interaction(
+            "pending_jobs", self._jobs_in_state_txn, PENDING_JOB_STATES, device_id
+        )
+
+    def jobs_in_state(
+        self, states: Iterable[str] | str, limit: Optional[int] = None
+    ) -> Deferred:
+        """Fire with every L{Job} in one of C{states}, oldest first."""
+        return self.run_interaction(
+            "jobs_in_state", self._jobs_in_state_txn, states, None, limit
+        )
+
+    def _jobs_in_state_txn(self, txn, states, device_id=None, limit=None) -> list[Job]:
+        states = check_states(states, JOB_STATES, "jobs_in_state")
+        sql = f"SELECT * FROM jobs WHERE state IN {marks(len(states))}"
+        args: list = list(states)
+        if device_id is not None:
+            sql += " AND device_id = ?"
+            args.append(device_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            check_int(limit, "limit", 1)
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [job_from_row(row) for row in txn.fetchall(sql, args)]
+
+    def update_job(
+        self,
+        job_id: str,
+        *,
+        state: Optional[str] = None,
+        results: Optional[list] = None,
+        error: Optional[dict] = None,
+        expect_state: Optional[Iterable[str] | str] = None,
+    ) -> Deferred:
+        """
+        Write a job's fields as given; C{None} leaves a field as it is.
+        C{results} replaces the whole list.  The gateway changes a job's
+        state only through L{dmgateway.jobstates.change_job} (which checks
+        the transition and appends the job's event with it,
+        L{transition_job}); this is the raw write, for the store's own
+        tests and repairs.
+
+        @param expect_state: compare-and-set: change only if the job is in
+            this state (or one of these states).
+        @return: fires with whether the job was changed.
+        """
+        return self.run_interaction(
+            "update_job", self._update_job_txn, self._now(), job_id, state, results,
+            error, expect_state,
+        )
+
+    def _update_job_txn(
+        self, txn, now, job_id, state, results, error, expect_state
+    ) -> bool:
+        values: dict[str, Any] = {}
+        if state is not None:
+            values["state"] = check_state(state, JOB_STATES, "state")
+        if results is not None:
+            check_instance(results, list, "results")
+            values["results"] = dump_json(results, "results")
+        if error is not None:
+            check_instance(error, dict, "error")
+            values["error"] = dump_json(error, "error")
+        values["updated"] = now
+        sql = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in values)} WHERE job_id = ?"
+        args = [*values.values(), job_id]
+        if expect_state is not None:
+            expected = check_states(expect_state, JOB_STATES, "expect_state")
+            sql += f" AND state IN {marks(len(expected))}"
+            args.extend(expected)
+        return txn.execute(sql, args) == 1
+
+    def transition_job(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        expect: Iterable[str],
+        device_id: Optional[str],
+        now: Optional[float] = None,
+        error: Optional[dict] = None,
+        results: Optional[list] = None,
+        event: Optional[dict] = None,
+    ) -> Deferred:
+        """
+        Compare-and-set a job's state and append its C{job} event in one
+        transaction; call it through L{dmgateway.jobstates.change_job},
+        which owns the allowed transitions and the event's shape.
+
+        @param expect: the states the job must be in to change.
+        @param event: the event's payload (C{None}: no event).
+        @return: fires with whether the job was changed (and the event appended).
+        """
+        return self.run_interaction(
+            "transition_job", self._transition_job_txn, self._now() if now is None else now,
+            job_id, device_id, tuple(expect), state, error, results, event,
+        )
+
+    def _transition_job_txn(
+        self, txn, now, job_id, device_id, expect, state, error, results, event
+    ) -> bool:
+        for old in expect:
+            check_job(old, state)
+        changed = self._update_job_txn(txn, now, job_id, state, results, error, expect)
+        if changed and event is not None:
+            self._append_event_txn(txn, "job", device_id, now, event)
+        return changed

@@ -1,0 +1,93 @@
+"""
+Rows in and out: JSON columns, and row converters generated from the
+dataclasses of L{dmgateway.store.model}.
+
+A converter fills each field of the dataclass from the column of the same
+name; only a column that needs decoding names a decoder:
+
+    job_from_row = row_converter(Job, commands=json_column("job commands"), atomic=bool)
+
+A field with a default whose column the row lacks keeps its default.  A
+field built from several columns takes a L{columns} decoder, which is
+given the whole row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Callable, Optional
+
+from .model import StoreError
+
+__all__ = ["dump_json", "load_json", "json_column", "columns", "row_converter"]
+
+
+def dump_json(value: Any, what: str) -> str:
+    """C{value} as compact JSON text; C{ValueError} names C{what} if it cannot be."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} is not JSON-serialisable: {e}") from None
+
+
+def load_json(text: Optional[str], what: str) -> Any:
+    """The value of a stored JSON column (L{None} stays L{None})."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise StoreError(f"stored {what} is not valid JSON") from None
+
+
+def json_column(what: str) -> Callable[[Optional[str]], Any]:
+    """A decoder of a JSON column; C{what} names it in errors."""
+    return lambda text: load_json(text, what)
+
+
+class columns:
+    """
+    A decoder of one field from several columns: C{build(row)}, e.g. a
+    nested dataclass from prefixed columns.
+    """
+
+    def __init__(self, build: Callable[[dict], Any]):
+        self.build = build
+
+
+def row_converter(cls: type, **decoders: Any) -> Callable[[dict], Any]:
+    """
+    A function from a row (a dict by column name) to a C{cls} instance.
+
+    @param decoders: by field name: a callable applied to the column's
+        value, or a L{columns} given the whole row.
+    """
+    unknown = set(decoders) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
+    plan = []
+    for field in dataclasses.fields(cls):
+        optional = (
+            field.default is not dataclasses.MISSING
+            or field.default_factory is not dataclasses.MISSING
+        )
+        plan.append((field.name, decoders.get(field.name), optional))
+
+    def convert(row: dict) -> Any:
+        values = {}
+        for name, decode, optional in plan:
+            if isinstance(decode, columns):
+                values[name] = decode.build(row)
+                continue
+            if name not in row:
+                if optional:
+                    continue
+                raise StoreError(f"{cls.__name__} row lacks column {name!r}")
+            value = row[name]
+            values[name] = value if decode is None else decode(value)
+        return cls(**values)
+
+    convert.__name__ = f"{cls.__name__.lower()}_from_row"
+    convert.__doc__ = f"The L{{{cls.__name__}}} of one row."
+    return convert

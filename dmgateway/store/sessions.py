@@ -1,0 +1,222 @@
+"""
+Live sessions: which gateway process holds a device's DM session, with the
+jobs it works on, and L{SessionStore.recover} for what a dead process left.
+
+One area of L{dmgateway.store.base.Store} (on L{Database}); each public
+method runs its C{_..._txn} (just below it) in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from twisted.internet.defer import Deferred
+
+from dmgateway.jobstates import job_event
+
+from .database import Database
+from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Recovery, Session
+from .rows import dump_json, json_column, row_converter
+from .values import check_text, check_time, marks
+
+__all__ = ["SessionStore", "session_from_row"]
+
+session_from_row = row_converter(Session, job_ids=json_column("session job ids"))
+
+
+class SessionStore(Database):
+    """The live sessions (see the module docstring)."""
+
+    def start_session(
+        self,
+        session_id: str,
+        device_id: str,
+        node: str,
+        started: Optional[float] = None,
+        *,
+        token: Optional[str] = None,
+        job_ids: Iterable[str] = (),
+    ) -> Deferred:
+        """
+        Record a live session held by process C{node}.
+
+        @param started: when it started (default: the store's clock); also
+            its first C{last_activity}.
+        @return: fires with the L{Session}.
+        @raise NotFound: no such device.
+        @raise Conflict: the session id is taken.
+        """
+        return self.run_interaction(
+            "start_session", self._start_session_txn, session_id, device_id, node,
+            token, job_ids, self._now() if started is None else started,
+        )
+
+    def _start_session_txn(
+        self, txn, session_id, device_id, node, token, job_ids, now
+    ) -> Session:
+        check_text(session_id, "session_id", empty=False)
+        check_text(node, "node", empty=False)
+        check_time(now, "started")
+        check_text(token, "token", optional=True)
+        job_ids = list(job_ids)
+        for job_id in job_ids:
+            check_text(job_id, "job id")
+        self._device_exists_txn(txn, device_id)
+        if txn.fetchone("SELECT 1 AS one FROM sessions WHERE session_id = ?", (session_id,)):
+            raise Conflict(f"session {session_id!r} already exists")
+        row = {
+            "session_id": session_id,
+            "device_id": device_id,
+            "node": node,
+            "token": token,
+            "job_ids": dump_json(job_ids, "job ids"),
+            "started": now,
+            "last_activity": now,
+        }
+        txn.insert_row("sessions", row)
+        return session_from_row(row)
+
+    def get_session(self, session_id: str) -> Deferred:
+        """Fire with the live L{Session}, or L{None}."""
+        return self.run_interaction("get_session", self._get_session_txn, session_id)
+
+    def _get_session_txn(self, txn, session_id) -> Optional[Session]:
+        row = txn.fetchone("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+        return None if row is None else session_from_row(row)
+
+    def touch_session(
+        self, session_id: str, now: float, *, job_ids: Optional[Iterable[str]] = None
+    ) -> Deferred:
+        """
+        Note activity at C{now}, and replace the session's job ids if
+        given.  Fire with whether the session is live.
+        """
+        return self.run_interaction(
+            "touch_session", self._touch_session_txn, session_id, now, job_ids
+        )
+
+    def _touch_session_txn(self, txn, session_id, now, job_ids) -> bool:
+        check_time(now, "now")
+        if job_ids is None:
+            return (
+                txn.execute(
+                    "UPDATE sessions SET last_activity = ? WHERE session_id = ?",
+                    (now, session_id),
+                )
+                == 1
+            )
+        job_ids = list(job_ids)
+        for job_id in job_ids:
+            check_text(job_id, "job id")
+        return (
+            txn.execute(
+                "UPDATE sessions SET last_activity = ?, job_ids = ? WHERE session_id = ?",
+                (now, dump_json(job_ids, "job ids"), session_id),
+            )
+            == 1
+        )
+
+    def end_session(
+        self, session_id: str, now: Optional[float] = None, outcome: Optional[str] = None
+    ) -> Deferred:
+        """
+        End a live session: remove it and, when C{outcome} is given, store
+        C{"id", "started", "ended": now, "outcome"} as its device's last
+        session (without one, write your own with L{set_last_session}).
+        Jobs are not touched (settle them with L{dmgateway.jobstates.change_job} first).
+
+        @param now: when it ended (default: the store's clock).
+        @return: fires with the ended L{Session}, or L{None} if it was not
+            live.
+        """
+        return self.run_interaction(
+            "end_session", self._end_session_txn, session_id,
+            self._now() if now is None else now, outcome,
+        )
+
+    def _end_session_txn(self, txn, session_id, now, outcome) -> Optional[Session]:
+        check_text(outcome, "outcome", optional=True, empty=False)
+        check_time(now, "now")
+        session = self._get_session_txn(txn, session_id)
+        if session is not None:
+            self._close_session_txn(txn, session, now, outcome)
+        return session
+
+    def live_sessions(
+        self, node: Optional[str] = None, device_id: Optional[str] = None
+    ) -> Deferred:
+        """Fire with the live L{Session}s (of one node / one device), oldest first."""
+        return self.run_interaction("live_sessions", self._live_sessions_txn, node, device_id)
+
+    def _live_sessions_txn(self, txn, node, device_id) -> list[Session]:
+        where, args = [], []
+        if node is not None:
+            where.append("node = ?")
+            args.append(node)
+        if device_id is not None:
+            where.append("device_id = ?")
+            args.append(device_id)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = txn.fetchall(
+            f"SELECT * FROM sessions {clause}ORDER BY started, session_id", args
+        )
+        return [session_from_row(row) for row in rows]
+
+    def recover(self, node: str, now: float) -> Deferred:
+        """
+        Settle what process C{node} left behind when it died; call at
+        start before serving.
+
+        Every live session of C{node} is ended with outcome
+        C{"interrupted"}; each of its jobs still C{running} becomes
+        C{failed} with error L{INTERRUPTED<dmgateway.store.model.INTERRUPTED>}
+        and its C{job} event, in the same transaction.
+        Queued and notified jobs stay pending.
+
+        @return: fires with a L{Recovery}.
+        """
+        return self.run_interaction("recover", self._recover_txn, node, now)
+
+    def _recover_txn(self, txn, node, now) -> Recovery:
+        check_text(node, "node", empty=False)
+        check_time(now, "now")
+        sessions = self._live_sessions_txn(txn, node, None)
+        failed: list[str] = []
+        devices: list[str] = []
+        for session in sessions:
+            for job_id in session.job_ids:
+                if self._transition_job_txn(
+                    txn, now, job_id, session.device_id, ("running",), "failed", INTERRUPTED, None,
+                    job_event(job_id, "failed", INTERRUPTED),
+                ):
+                    failed.append(job_id)
+            self._close_session_txn(txn, session, now, "interrupted")
+            if session.device_id not in devices:
+                devices.append(session.device_id)
+        queued = 0
+        if devices:
+            row = txn.fetchone(
+                f"SELECT COUNT(*) AS n FROM jobs WHERE device_id IN {marks(len(devices))}"
+                f" AND state IN {marks(len(PENDING_JOB_STATES))}",
+                (*devices, *PENDING_JOB_STATES),
+            )
+            queued = row["n"]
+        return Recovery(
+            node=node,
+            sessions=tuple(s.session_id for s in sessions),
+            failed_jobs=tuple(failed),
+            devices=tuple(devices),
+            queued_jobs=queued,
+        )
+
+    def _close_session_txn(self, txn, session: Session, now, outcome) -> None:
+        txn.execute("DELETE FROM sessions WHERE session_id = ?", (session.session_id,))
+        if outcome is None:
+            return
+        last = {
+            "id": session.session_id,
+            "started": session.started,
+            "ended": now,
+            "outcome": outcome,
+        }
+        self._set_last_session_txn(txn, now, session.device_id, last)

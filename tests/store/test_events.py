@@ -1,0 +1,138 @@
+"""
+The event log, cursors and pruning on every engine; one device's events
+(migration 008's index): newest first, by type, before a seq, other
+devices' events never mixed in (L{dmgateway.store.events}).
+"""
+
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+
+
+class EventTestsMixin(StoreCase):
+    async def test_append_and_read_in_order(self):
+        store = await self.open()
+        self.assertEqual(await store.last_event_seq(), 0)
+        self.assertEqual(await store.events_after(0), [])
+        alert = {
+            "source": "./FUMO",
+            "target": None,
+            "meta_type": "org.openmobilealliance.dm.firmwareupdate.devicerequest",
+            "format": "chr", "mark": "critical", "data": "ünïcode \U0001f600", "correlator": "c-1",
+        }
+        seqs = [
+            await store.append_event("generic_alert", "IMEI:1", 10.5, alert),
+            await store.append_event("session", "IMEI:1", 11.0, {"outcome": "ok"}),
+            await store.append_event("notification", None, 12.0),
+            await store.append_event("session", "IMEI:2", 13.0, {"outcome": "failed"}),
+        ]
+        self.assertEqual(seqs, sorted(set(seqs)))
+        self.assertEqual(await store.last_event_seq(), seqs[-1])
+
+        first = await store.events_after(0, limit=2)
+        self.assertEqual(
+            first,
+            [
+                dict({"seq": seqs[0], "type": "generic_alert", "device_id": "IMEI:1", "time": 10.5}, **alert),
+                {"seq": seqs[1], "type": "session", "device_id": "IMEI:1", "time": 11.0, "outcome": "ok"},
+            ],
+        )
+        rest = await store.events_after(first[-1]["seq"], limit=10)
+        self.assertEqual([e["seq"] for e in rest], seqs[2:])
+        self.assertEqual(rest[0], {"seq": seqs[2], "type": "notification", "device_id": None, "time": 12.0})
+        self.assertEqual(await store.events_after(seqs[-1]), [])
+
+    async def test_payload_cannot_shadow_event_fields(self):
+        store = await self.open()
+        for key in ("seq", "type", "device_id", "time"):
+            with self.assertRaises(ValueError):
+                await store.append_event("session", "IMEI:1", 1.0, {key: 1})
+        with self.assertRaises(TypeError):
+            await store.append_event("session", "IMEI:1", 1.0, ["x"])
+        with self.assertRaises(ValueError):
+            await store.append_event("", "IMEI:1", 1.0, {})
+        self.assertEqual(await store.last_event_seq(), 0)
+
+    async def test_consumer_cursors(self):
+        store = await self.open()
+        url = "https://hooks.example/dm?x=1"
+        self.assertEqual(await store.get_cursor(url), 0)
+        await store.set_cursor(url, 7)
+        await store.set_cursor("other", 3)
+        await store.set_cursor(url, 9)
+        self.assertEqual(await store.get_cursor(url), 9)
+        self.assertEqual(await store.get_cursor("other"), 3)
+        seq = await store.append_event("session", "IMEI:1", 1.0, {})
+        self.assertEqual(seq, 1, "cursors must not disturb event numbering")
+        with self.assertRaises(ValueError):
+            await store.set_cursor("", 1)
+
+    async def test_concurrent_appends_stay_ordered(self):
+        store = await self.open(pool_max=4) if self.engine == "postgresql" else await self.open()
+        seqs = await defer.gatherResults(
+            [store.append_event("tick", None, float(i), {"i": i}) for i in range(20)]
+        )
+        self.assertEqual(len(set(seqs)), 20)
+        events = await store.events_after(0, limit=100)
+        self.assertEqual([e["seq"] for e in events], sorted(seqs))
+        by_seq = {e["seq"]: e["i"] for e in events}
+        self.assertEqual([by_seq[s] for s in seqs], list(range(20)))
+
+    async def test_prune_keeps_numbering(self):
+        store = await self.open()
+        for t in (10.0, 20.0, 30.0):
+            await store.append_event("tick", None, t)
+        self.assertEqual(await store.prune_events(25.0), 2)
+        self.assertEqual([e["time"] for e in await store.events_after(0)], [30.0])
+        self.assertEqual(await store.last_event_seq(), 3)
+        self.assertEqual(await store.append_event("tick", None, 40.0), 4)
+
+
+class DeviceEventsMixin(StoreCase):
+    async def test_newest_first_by_type_and_before(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        seqs = []
+        for n, (kind, device) in enumerate([("session", "IMEI:1"), ("notification", "IMEI:1"),
+                                            ("session", "IMEI:2"), ("session", "IMEI:1"),
+                                            ("lockout", "IMEI:1")]):
+            seqs.append(await store.append_event(kind, device, START + n, {"n": n}))
+        everything = await store.device_events("IMEI:1")
+        self.assertEqual([e["n"] for e in everything], [4, 3, 1, 0])
+        self.assertEqual({e["device_id"] for e in everything}, {"IMEI:1"})
+        sessions = await store.device_events("IMEI:1", ("session",))
+        self.assertEqual([e["n"] for e in sessions], [3, 0])
+        two = await store.device_events("IMEI:1", ("session", "notification"), limit=2)
+        self.assertEqual([e["n"] for e in two], [3, 1])
+        older = await store.device_events("IMEI:1", ("session", "notification"), limit=2, before=seqs[1])
+        self.assertEqual([e["n"] for e in older], [0])
+        self.assertEqual(await store.device_events("IMEI:2", ("lockout",)), [])
+        self.assertEqual(await store.device_events("IMEI:9"), [])
+        with self.assertRaises(ValueError):
+            await store.device_events("IMEI:1", limit=0)
+
+
+class SQLiteEventTests(OnSQLite, EventTestsMixin, TestCase):
+    pass
+
+
+class SQLiteInlineEventTests(OnInlineSQLite, EventTestsMixin, TestCase):
+    pass
+
+
+class PostgresEventTests(OnPostgres, EventTestsMixin, TestCase):
+    pass
+
+
+class SQLiteDeviceEventsTests(OnSQLite, DeviceEventsMixin, TestCase):
+    pass
+
+
+class SQLiteInlineDeviceEventsTests(OnInlineSQLite, DeviceEventsMixin, TestCase):
+    pass
+
+
+class PostgresDeviceEventsTests(OnPostgres, DeviceEventsMixin, TestCase):
+    pass

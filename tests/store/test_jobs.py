@@ -1,0 +1,245 @@
+"""
+Jobs on every engine: creation, paging, pending jobs, compare-and-set,
+state transitions with their events (L{dmgateway.store.jobs}).
+"""
+
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+
+from dmgateway import jobstates as js
+from dmgateway.store import Conflict, NotFound
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+
+GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
+
+
+class JobTestsMixin(StoreCase):
+    async def test_create_and_get(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        commands = [
+            {"op": "Replace", "target": "./DevDetail/Ext/Name", "data": "naïve \U0001f600", "format": "chr"},
+            {"op": "Alert", "alert": 1101, "data": "OK?", "options": "MINDT=10&MAXDT=60"},
+        ]
+        job = await store.create_job(
+            "0123abcd", "IMEI:1", commands, atomic=True, notify="sms", ui_mode=3
+        )
+        self.assertEqual(
+            (job.job_id, job.device_id, job.state, job.commands, job.atomic, job.notify, job.ui_mode),
+            ("0123abcd", "IMEI:1", "queued", commands, True, "sms", 3),
+        )
+        self.assertEqual((job.results, job.error, job.created, job.updated), ([], None, START, START))
+        self.assertEqual(await store.get_job("0123abcd"), job)
+        self.assertIsNone(await store.get_job("nope"))
+
+        later = await store.create_job("j2", "IMEI:1", GET, now=START + 42)
+        self.assertEqual((later.created, later.updated), (START + 42, START + 42))
+        self.assertGreater(later.seq, job.seq)
+
+    async def test_create_refusals(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("j1", "IMEI:1", GET)
+        with self.assertRaises(NotFound):
+            await store.create_job("j2", "IMEI:404", GET)
+        with self.assertRaises(Conflict):
+            await store.create_job("j1", "IMEI:1", GET)
+        for error, kwargs in [
+            (ValueError, dict(notify="pigeon")),
+            (ValueError, dict(ui_mode=4)),
+            (TypeError, dict(ui_mode="0")),
+            (TypeError, dict(atomic=1)),
+        ]:
+            with self.assertRaises(error):
+                await store.create_job("j3", "IMEI:1", GET, **kwargs)
+        with self.assertRaises(TypeError):
+            await store.create_job("j3", "IMEI:1", {"op": "Get"})
+        with self.assertRaises(ValueError):
+            await store.create_job("", "IMEI:1", GET)
+        self.assertEqual([j.job_id for j in await store.list_jobs()], ["j1"])
+
+    async def test_list_jobs_pages_in_creation_order(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        # Ids that sort differently from creation order.
+        mine = ["z", "a", "m", "b", "y"]
+        theirs = ["c", "x"]
+        for i, job_id in enumerate(mine):
+            await store.create_job(job_id, "IMEI:1", GET)
+            if i < len(theirs):
+                await store.create_job(theirs[i], "IMEI:2", GET)
+
+        pages, after = [], None
+        while True:
+            page = await store.list_jobs("IMEI:1", limit=2, after=after)
+            if not page:
+                break
+            pages.append([j.job_id for j in page])
+            after = page[-1].job_id
+        self.assertEqual(pages, [["z", "a"], ["m", "b"], ["y"]])
+        everything = [j.job_id for j in await store.list_jobs(limit=100)]
+        self.assertEqual(everything, ["z", "c", "a", "x", "m", "b", "y"])
+        seqs = [j.seq for j in await store.list_jobs(limit=100)]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual([j.job_id for j in await store.list_jobs("IMEI:2", after="a")], ["x"])
+        with self.assertRaises(NotFound):
+            await store.list_jobs("IMEI:1", after="nope")
+
+    async def test_pending_jobs_oldest_first(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        for job_id in ("j3", "j1", "j2", "j4"):
+            await store.create_job(job_id, "IMEI:1", GET)
+        await store.create_job("other", "IMEI:2", GET)
+        await store.update_job("j1", state="notified")
+        await store.update_job("j2", state="running")
+        await store.update_job("j4", state="done")
+        pending = await store.pending_jobs("IMEI:1")
+        self.assertEqual([(j.job_id, j.state) for j in pending], [("j3", "queued"), ("j1", "notified")])
+        self.assertEqual(await store.pending_jobs("IMEI:404"), [])
+
+    async def test_update_job_compare_and_set(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("j1", "IMEI:1", GET)
+        self.clock.advance(7)
+
+        self.assertTrue(await store.update_job("j1", state="running", expect_state="queued"))
+        self.assertFalse(await store.update_job("j1", state="notified", expect_state="queued"))
+        self.assertEqual((await store.get_job("j1")).state, "running")
+
+        results = [{"op": "Get", "target": "./DevInfo/Mod", "status": 200, "data": "X1", "format": "chr"}]
+        self.assertTrue(
+            await store.update_job("j1", state="done", results=results, expect_state=("notified", "running"))
+        )
+        job = await store.get_job("j1")
+        self.assertEqual((job.state, job.results, job.error, job.updated), ("done", results, None, START + 7))
+
+        error = {"code": "device_error", "message": "Status 500 for Get"}
+        self.assertTrue(await store.update_job("j1", state="failed", error=error))
+        self.assertEqual((await store.get_job("j1")).error, error)
+        self.assertEqual((await store.get_job("j1")).results, results)  # untouched
+
+        self.assertFalse(await store.update_job("nope", state="done"))
+        self.assertTrue(await store.update_job("j1"))  # nothing to change: still there
+        with self.assertRaises(ValueError):
+            await store.update_job("j1", state="exploded")
+        with self.assertRaises(ValueError):
+            await store.update_job("j1", state="done", expect_state="sideways")
+        with self.assertRaises(TypeError):
+            await store.update_job("j1", results={"not": "a list"})
+
+    async def test_concurrent_compare_and_set_has_one_winner(self):
+        store = await self.open(pool_max=4) if self.engine == "postgresql" else await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("j1", "IMEI:1", GET)
+        outcomes = await defer.gatherResults(
+            [store.update_job("j1", state="running", expect_state="queued") for _ in range(8)]
+        )
+        self.assertEqual(sorted(outcomes), [False] * 7 + [True])
+
+    async def test_jobs_in_state(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        await store.create_job("a", "IMEI:1", GET)
+        await store.create_job("b", "IMEI:2", GET)
+        await store.create_job("c", "IMEI:1", GET)
+        await store.update_job("b", state="running")
+        self.assertEqual([j.job_id for j in await store.jobs_in_state("queued")], ["a", "c"])
+        self.assertEqual(
+            [j.job_id for j in await store.jobs_in_state(["queued", "running"])], ["a", "b", "c"]
+        )
+        self.assertEqual([j.job_id for j in await store.jobs_in_state(("queued",), limit=1)], ["a"])
+        self.assertEqual(await store.jobs_in_state("expired"), [])
+        with self.assertRaises(ValueError):
+            await store.jobs_in_state([])
+
+
+TRANSITION_DEVICE = "IMEI:350000000000009"
+
+
+class TransitionTestsMixin(StoreCase):
+    """transition_job through L{dmgateway.jobstates.change_job}: a compare-and-set with its
+    event in the same transaction, one winner."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        StoreCase.setUp(self)
+        self.store = yield defer.ensureDeferred(self.open())
+        yield defer.ensureDeferred(add_device(self.store, TRANSITION_DEVICE))
+        yield self.store.create_job("j1", TRANSITION_DEVICE, commands=[{"op": "Get", "target": "./DevInfo/Mod"}])
+
+    async def job_events(self):
+        return [e for e in await self.store.events_after(0, 100) if e["type"] == "job"]
+
+    async def test_two_processes_cannot_both_move_a_job(self):
+        now = self.clock.seconds()
+        # both at once (two connections on PostgreSQL): either may win, never both
+        cancelled = js.change_job(self.store, "j1", "failed", device_id=TRANSITION_DEVICE, now=now,
+                                  error={"code": "cancelled"})
+        expired = js.change_job(self.store, "j1", "expired", device_id=TRANSITION_DEVICE, now=now, expect="queued")
+        won = {"failed": await cancelled, "expired": await expired}
+        self.assertEqual(sorted(won.values()), [False, True])
+        (winner,) = [state for state, changed in won.items() if changed]
+        self.assertEqual((await self.store.get_job("j1")).state, winner)
+        (event,) = await self.job_events()
+        self.assertEqual((event["device_id"], event["job_id"], event["state"]), (TRANSITION_DEVICE, "j1", winner))
+
+    async def test_a_moved_job_is_not_moved_again(self):
+        now = self.clock.seconds()
+        self.assertTrue(await js.change_job(self.store, "j1", "failed", device_id=TRANSITION_DEVICE, now=now,
+                                            error={"code": "cancelled"}))
+        self.assertFalse(await js.change_job(self.store, "j1", "expired", device_id=TRANSITION_DEVICE, now=now,
+                                             expect="queued"))
+        job = await self.store.get_job("j1")
+        self.assertEqual((job.state, job.error), ("failed", {"code": "cancelled"}))
+        (event,) = await self.job_events()
+        self.assertEqual((event["device_id"], event["job_id"], event["state"], event["error"]),
+                         (TRANSITION_DEVICE, "j1", "failed", "cancelled"))
+
+    async def test_the_change_and_its_event_share_the_batch_transaction(self):
+        counted = []
+        self.store.on_transaction = lambda seconds, failed: counted.append(failed)
+        batch = self.store.batch()
+        js.change_job(batch, "j1", "running", device_id=TRANSITION_DEVICE, now=self.clock.seconds())
+        js.change_job(batch, "j1", "done", device_id=TRANSITION_DEVICE, now=self.clock.seconds(), expect="running",
+                      results=[{"status": 200}])
+        self.assertEqual(await batch.commit(), [True, True])
+        self.assertEqual(counted, [False])
+        job = await self.store.get_job("j1")
+        self.assertEqual((job.state, job.results), ("done", [{"status": 200}]))
+        self.assertEqual([(e["state"], e.get("error")) for e in await self.job_events()], [("done", None)])
+
+    async def test_a_refused_compare_and_set_appends_no_event(self):
+        changed = await js.change_job(self.store, "j1", "done", device_id=TRANSITION_DEVICE, now=self.clock.seconds(),
+                                      expect="running")
+        self.assertFalse(changed)
+        self.assertEqual((await self.store.get_job("j1")).state, "queued")
+        self.assertEqual(await self.job_events(), [])
+
+
+class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
+    pass
+
+
+class SQLiteInlineJobTests(OnInlineSQLite, JobTestsMixin, TestCase):
+    pass
+
+
+class PostgresJobTests(OnPostgres, JobTestsMixin, TestCase):
+    pass
+
+
+class SQLiteTransitionTests(OnSQLite, TransitionTestsMixin, TestCase):
+    pass
+
+
+class SQLiteInlineTransitionTests(OnInlineSQLite, TransitionTestsMixin, TestCase):
+    pass
+
+
+class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
+    pass

@@ -1,0 +1,155 @@
+"""
+Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
+"""
+
+from twisted.trial.unittest import TestCase
+
+from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+
+GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
+
+
+class SessionTestsMixin(StoreCase):
+    async def test_lifecycle(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("j1", "IMEI:1", GET)
+        session = await store.start_session(
+            "s1", "IMEI:1", "node-a", START + 1, token="tok-1", job_ids=["j1"]
+        )
+        self.assertEqual(
+            (session.session_id, session.device_id, session.node, session.token, session.job_ids),
+            ("s1", "IMEI:1", "node-a", "tok-1", ["j1"]),
+        )
+        self.assertEqual((session.started, session.last_activity), (START + 1, START + 1))
+        self.assertEqual(await store.get_session("s1"), session)
+
+        self.assertTrue(await store.touch_session("s1", START + 4))
+        self.assertTrue(await store.touch_session("s1", START + 5, job_ids=["j1", "j2"]))
+        touched = await store.get_session("s1")
+        self.assertEqual((touched.last_activity, touched.job_ids), (START + 5, ["j1", "j2"]))
+
+        ended = await store.end_session("s1", START + 9, "ok")
+        self.assertEqual(ended, touched)
+        device = await store.get_device("IMEI:1")
+        self.assertEqual(
+            device.last_session,
+            {"id": "s1", "started": START + 1, "ended": START + 9, "outcome": "ok"},
+        )
+        self.assertIsNone(await store.get_session("s1"))
+        self.assertIsNone(await store.end_session("s1", START + 10, "ok"))
+        self.assertFalse(await store.touch_session("s1", START + 10))
+        self.assertEqual((await store.get_job("j1")).state, "queued")  # jobs untouched
+
+    async def test_start_refusals(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.start_session("s1", "IMEI:1", "node-a", START)
+        with self.assertRaises(NotFound):
+            await store.start_session("s2", "IMEI:404", "node-a", START)
+        with self.assertRaises(Conflict):
+            await store.start_session("s1", "IMEI:1", "node-b", START)
+        with self.assertRaises(ValueError):
+            await store.start_session("s3", "IMEI:1", "", START)
+        with self.assertRaises(ValueError):
+            await store.end_session("s1", START, "")
+        with self.assertRaises(TypeError):
+            await store.start_session("s4", "IMEI:1", "node-a", "yesterday")
+
+    async def test_clock_defaults_and_ending_without_outcome(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.set_last_session("IMEI:1", {"session_id": "s0", "outcome": "ok", "messages": 4})
+        session = await store.start_session("s1", "IMEI:1", "node-a", token="t")
+        self.assertEqual((session.started, session.last_activity), (START, START))
+        self.clock.advance(30)
+        ended = await store.end_session("s1")
+        self.assertEqual(ended, session)
+        self.assertIsNone(await store.get_session("s1"))
+        # No outcome: the caller's own summary stays.
+        self.assertEqual(
+            (await store.get_device("IMEI:1")).last_session,
+            {"session_id": "s0", "outcome": "ok", "messages": 4},
+        )
+        await store.start_session("s2", "IMEI:1", "node-a")
+        await store.end_session("s2", outcome="aborted")
+        self.assertEqual(
+            (await store.get_device("IMEI:1")).last_session,
+            {"id": "s2", "started": START + 30, "ended": START + 30, "outcome": "aborted"},
+        )
+
+    async def test_live_sessions_filters(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        await store.start_session("s2", "IMEI:1", "node-a", START + 2)
+        await store.start_session("s1", "IMEI:2", "node-b", START + 1)
+        await store.start_session("s3", "IMEI:2", "node-a", START + 3)
+        ids = lambda sessions: [s.session_id for s in sessions]  # noqa: E731
+        self.assertEqual(ids(await store.live_sessions()), ["s1", "s2", "s3"])
+        self.assertEqual(ids(await store.live_sessions("node-a")), ["s2", "s3"])
+        self.assertEqual(ids(await store.live_sessions(device_id="IMEI:2")), ["s1", "s3"])
+        self.assertEqual(ids(await store.live_sessions("node-b", "IMEI:2")), ["s1"])
+        self.assertEqual(await store.live_sessions("node-c"), [])
+
+    async def test_recover_settles_what_a_dead_node_left(self):
+        store = await self.open()
+        for device_id in ("D1", "D2", "D3"):
+            await add_device(store, device_id)
+        await store.create_job("j1", "D1", GET)
+        await store.create_job("j2", "D1", GET)
+        await store.create_job("j3", "D1", GET)
+        await store.create_job("j4", "D2", GET)
+        await store.create_job("j5", "D3", GET)
+        await store.update_job("j1", state="running")
+        await store.update_job("j3", state="done", results=[{"status": 200}])
+        await store.update_job("j4", state="running")
+        await store.update_job("j5", state="notified")
+        await store.start_session("s1", "D1", "node-a", START + 1, job_ids=["j3", "j1"])
+        await store.start_session("s2", "D2", "node-b", START + 2, job_ids=["j4"])
+        await store.start_session("s3", "D3", "node-a", START + 3, job_ids=["j5"])
+
+        recovery = await store.recover("node-a", START + 50)
+        self.assertEqual(
+            recovery,
+            Recovery(
+                node="node-a",
+                sessions=("s1", "s3"),
+                failed_jobs=("j1",),
+                devices=("D1", "D3"),
+                queued_jobs=2,
+            ),
+        )
+        self.assertEqual(
+            recovery.counts(), {"sessions_ended": 2, "jobs_failed": 1, "jobs_queued": 2}
+        )
+        j1 = await store.get_job("j1")
+        self.assertEqual((j1.state, j1.error, j1.updated), ("failed", INTERRUPTED, START + 50))
+        states = {j.job_id: j.state for j in await store.list_jobs()}
+        self.assertEqual(
+            states, {"j1": "failed", "j2": "queued", "j3": "done", "j4": "running", "j5": "notified"}
+        )
+        self.assertIsNone((await store.get_job("j3")).error)
+        self.assertEqual([s.session_id for s in await store.live_sessions()], ["s2"])
+        self.assertEqual(
+            (await store.get_device("D1")).last_session,
+            {"id": "s1", "started": START + 1, "ended": START + 50, "outcome": "interrupted"},
+        )
+        self.assertIsNone((await store.get_device("D2")).last_session)
+
+        again = await store.recover("node-a", START + 60)
+        self.assertEqual(again, Recovery(node="node-a"))
+        self.assertEqual(again.counts(), {"sessions_ended": 0, "jobs_failed": 0, "jobs_queued": 0})
+
+
+class SQLiteSessionTests(OnSQLite, SessionTestsMixin, TestCase):
+    pass
+
+
+class SQLiteInlineSessionTests(OnInlineSQLite, SessionTestsMixin, TestCase):
+    pass
+
+
+class PostgresSessionTests(OnPostgres, SessionTestsMixin, TestCase):
+    pass
