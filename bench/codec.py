@@ -11,10 +11,10 @@ XML (our XML writer) and as WBXML; all timings use those bytes.  Rows:
   ``xml.decode``/``encode``.
 
 Throughput is messages per second (the ratio column compares these: the same
-messages either way) and MB/s of the wire form each side reads or writes.
-Each figure is the best of several repetitions (``time.perf_counter``), ours
-and the reference measured in alternation.  This
-prints; it asserts nothing.
+messages either way), MB/s of the wire form each side reads or writes, and
+the CPU time per message (``time.process_time``, the same loops).  Each
+figure is the best of several repetitions (``time.perf_counter``), ours and
+the reference measured in alternation.  This prints; it asserts nothing.
 """
 
 import argparse
@@ -44,20 +44,23 @@ def _loops(function, min_seconds):
 
 
 def best_times(functions, repeat, min_seconds):
-    """Best time per call of each function, measured in alternation.
+    """Best wall-clock and CPU time per call of each function, measured in
+    alternation: ``[(wall, cpu), ...]``.
 
     Alternating the candidates within every repetition keeps a busy machine
     from favouring whichever ran while it was quiet.
     """
     loops = [_loops(function, min_seconds) for function in functions]
     best = [float("inf")] * len(functions)
+    best_cpu = [float("inf")] * len(functions)
     for _ in range(repeat):
         for index, (function, count) in enumerate(zip(functions, loops)):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(count):
                 function()
             best[index] = min(best[index], (time.perf_counter() - start) / count)
-    return best
+            best_cpu[index] = min(best_cpu[index], (time.process_time() - start_cpu) / count)
+    return list(zip(best, best_cpu))
 
 
 def load_corpus():
@@ -106,16 +109,20 @@ def main():
           % (count, xml_bytes, wbxml_bytes, 100.0 * wbxml_bytes / xml_bytes))
     print("best of %d repetitions, >= %.2f s each" % (args.repeat, args.seconds))
     print()
-    header = "%-24s %-18s %12s %9s   %-16s %12s %9s   %s"
-    print(header % ("", "ours", "msg/s", "MB/s", "reference", "msg/s", "MB/s", "ratio"))
+    header = "%-24s %-18s %9s %7s %10s   %-16s %9s %7s %10s   %5s %9s"
+    print(header % ("", "ours", "msg/s", "MB/s", "CPU us/msg",
+                    "reference", "msg/s", "MB/s", "CPU us/msg", "ratio", "CPU ratio"))
     for title, (name, function, size), (ref_name, ref_function, ref_size) in pairs:
-        ours, ref = best_times((function, ref_function), args.repeat, args.seconds)
-        print("%-24s %-18s %12.0f %9.2f   %-16s %12.0f %9.2f   %.2f" % (
-            title, name, count / ours, size / ours / 1e6,
-            ref_name, count / ref, ref_size / ref / 1e6, ref / ours))
+        (ours, ours_cpu), (ref, ref_cpu) = best_times((function, ref_function), args.repeat,
+                                                      args.seconds)
+        print("%-24s %-18s %9.0f %7.2f %10.1f   %-16s %9.0f %7.2f %10.1f   %5.2f %9.2f" % (
+            title, name, count / ours, size / ours / 1e6, ours_cpu / count * 1e6,
+            ref_name, count / ref, ref_size / ref / 1e6, ref_cpu / count * 1e6, ref / ours,
+            ref_cpu / ours_cpu))
     print()
-    print("ratio = our messages/s divided by the reference's (1.0 = as fast); target >= 0.5 "
-          "against lxml.")
+    print("ratio = our messages/s divided by the reference's (1.0 = as fast); CPU ratio = the "
+          "reference's CPU per message divided by ours (steadier on a busy machine); "
+          "target >= 0.5 against lxml.")
 
 
 if __name__ == "__main__":

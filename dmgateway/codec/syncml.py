@@ -58,6 +58,20 @@ class Meta:
     extra: List[Node] = field(default_factory=list)
 
 
+#: the metinf children :class:`Meta` has a field for, in DTD order:
+#: ``(element name, field name, whether the value is an int)``
+META_FIELDS = (
+    ("Format", "format", False),
+    ("Type", "type", False),
+    ("Mark", "mark", False),
+    ("Size", "size", True),
+    ("Version", "version", False),
+    ("NextNonce", "next_nonce", False),
+    ("MaxMsgSize", "max_msg_size", True),
+    ("MaxObjSize", "max_obj_size", True),
+)
+
+
 @dataclass
 class LocRef:
     """``<Target>`` / ``<Source>``: a LocURI and optional LocName."""

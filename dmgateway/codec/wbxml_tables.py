@@ -1,4 +1,4 @@
-"""The WBXML vocabulary tables shared by the reader (:mod:`.wbxml`) and the
+"""The WBXML vocabulary tables shared by the reader (:mod:`.wbxml_reader`) and the
 writer (:mod:`.wbxml_writer`): the body-piece form of a token byte, the kinds
 of global tokens, and the lookup tables compiled once per vocabulary."""
 
@@ -6,6 +6,9 @@ from .wbxml_pages import (
     END, ENTITY, EXT_0, EXT_1, EXT_2, EXT_I_0, EXT_I_1, EXT_I_2, EXT_T_0, EXT_T_1, EXT_T_2,
     LITERAL, LITERAL_A, LITERAL_AC, LITERAL_C, OPAQUE, PI, STR_I, STR_T, SWITCH_PAGE,
 )
+
+#: how deep elements may nest, reading or writing
+DEFAULT_MAX_DEPTH = 100
 
 
 def piece(byte):
@@ -67,6 +70,13 @@ class Compiled:
                 forms = (token, piece(token), piece(token | 0x40),
                          piece(token | 0x40) + STR_I_PIECE)
                 self._add_choice(self.enc_tags.setdefault(ns, {}), name, page, forms)
+        # the same forms by the page they are written from: the tag's own page,
+        # or another one that has the tag too
+        self.page_tags = [{} for _ in range(256)]
+        for ns, by_name in self.enc_tags.items():
+            for name, (_, _, pages) in by_name.items():
+                for page, forms in pages.items():
+                    self.page_tags[page].setdefault(ns, {})[name] = forms
         self.ns_page = {}
         for page in sorted(vocab.namespaces, reverse=True):
             self.ns_page[vocab.namespaces[page]] = page

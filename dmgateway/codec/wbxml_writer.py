@@ -1,9 +1,9 @@
 """The WBXML writer: element trees (:class:`~.element.Node`) to WBXML bytes.
 
-Split from :mod:`.wbxml` (the reader and the SyncML-level functions), which
+Split from :mod:`.wbxml` (the SyncML- and TNDS-level functions), which
 re-exports :func:`encode_node` and :func:`encode_mb_uint`.  Vocabulary
 tables compiled once per vocabulary are shared with the reader
-(:mod:`.wbxml_tables`).
+(:mod:`.wbxml_reader`) through :mod:`.wbxml_tables`.
 """
 
 import functools
@@ -11,11 +11,7 @@ import functools
 from .element import Node
 from .errors import WBXMLCodecError
 from .wbxml_pages import END, LITERAL, OPAQUE
-from .wbxml_tables import STR_I_PIECE, compiled, piece
-
-DEFAULT_MAX_DEPTH = 100
-
-
+from .wbxml_tables import DEFAULT_MAX_DEPTH, STR_I_PIECE, compiled, piece
 
 #
 # The body is built as a list of ``str`` pieces and encoded to UTF-8 once: a
@@ -211,51 +207,72 @@ class _Writer:
 def _write_children(w, children, depth, tpage):
     """Write ``children`` from tag page ``tpage``; returns the tag page after them.
 
-    The common cases are inline; page changes, LITERALs, attributes and
-    OPAQUE go through ``w.element``.
+    The common cases (a tag without attributes, empty, holding elements or a
+    text) are written here, nested elements through a stack of the
+    enclosing lists' iterators rather than recursion; page changes to reach
+    a tag are inline too.  LITERALs, attributes and OPAQUE go through
+    ``w.element``.
     """
-    if depth >= w.max_depth:
-        raise _Unencodable("elements nested deeper than %d" % (w.max_depth,), children[0])
+    max_depth = w.max_depth
+    if depth >= max_depth:
+        raise _Unencodable("elements nested deeper than %d" % (max_depth,), children[0])
     add = w.parts.append
     enc_tags = w.comp.enc_tags
-    last_ns = by_name = None
-    for node in children:
-        ns = node.ns
-        if ns is not last_ns:
-            by_name = enc_tags.get(ns)
-            last_ns = ns
-        choice = None if by_name is None else by_name.get(node.name)
-        if choice is None or node.attrs:
+    page_tags = w.comp.page_tags
+    here = page_tags[tpage]  # {ns: {name: byte forms}} of the tags on this page
+    last_ns, by_name = _NO_NS, None  # by_name: here[last_ns]
+    stack = []  # iterators over the lists that enclose the current one
+    items = iter(children)
+    while True:
+        for node in items:
+            ns = node.ns
+            if ns is not last_ns:
+                by_name = here.get(ns, _NO_TAGS)
+                last_ns = ns
+            forms = by_name.get(node.name)
+            if forms is None and not node.attrs:
+                choice = enc_tags.get(ns, _NO_TAGS).get(node.name)
+                if choice is not None:  # a tag of another page: switch (lazily, like libwbxml)
+                    tpage = choice[0]
+                    add(_SWITCH[tpage])
+                    here = page_tags[tpage]
+                    last_ns = _NO_NS
+                    forms = choice[1]
+            if forms is not None and not node.attrs:
+                text = node.text
+                if text is None:
+                    kids = node.children
+                    if not kids:
+                        add(forms[1])
+                        continue
+                    if depth + len(stack) + 1 >= max_depth:
+                        raise _Unencodable("elements nested deeper than %d" % (max_depth,),
+                                           kids[0])
+                    add(forms[2])
+                    stack.append(items)
+                    items = iter(kids)
+                    break
+                if text.__class__ is str and text and not node.children:
+                    if not text.isprintable():  # printable: no NUL, no lone surrogate
+                        _check_text(text, node)
+                    add(forms[3] + text + _TEXT_END)
+                    continue
+            # LITERAL names, attributes, OPAQUE, an empty text, a malformed element
             w.tpage = tpage
-            w.element(node, choice, depth)
-            tpage = w.tpage
-            continue
-        if choice[0] == tpage:
-            forms = choice[1]
-        else:  # lazily: switch only when the current page lacks the tag
-            forms = choice[2].get(tpage)
-            if forms is None:
-                tpage = choice[0]
-                add(_SWITCH[tpage])
-                forms = choice[1]
-        text = node.text
-        if text is None:
-            kids = node.children
-            if kids:
-                add(forms[2])
-                tpage = _write_children(w, kids, depth + 1, tpage)
-                add("\x01")  # END
-            else:
-                add(forms[1])
-        elif text.__class__ is str and text and not node.children:
-            if "\x00" in text or not text.isascii():
-                _check_text(text, node)
-            add(forms[3] + text + _TEXT_END)
-        else:
-            w.tpage = tpage
-            w.element(node, choice, depth)
-            tpage = w.tpage
-    return tpage
+            w.element(node, enc_tags.get(ns, _NO_TAGS).get(node.name), depth + len(stack))
+            if w.tpage != tpage:
+                tpage = w.tpage
+                here = page_tags[tpage]
+                last_ns = _NO_NS
+        else:  # this list is written
+            if not stack:
+                return tpage
+            add("\x01")  # END of the element that held it
+            items = stack.pop()
+
+
+_NO_NS = object()  # a namespace key no element has
+_NO_TAGS = {}
 
 
 def _check_text(text, node):

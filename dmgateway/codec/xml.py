@@ -138,7 +138,7 @@ def _convert(root, max_depth):
     tag = _qname(root, "")
     key = _key_for_uri(tag.namespace, _ROOT_KEYS.get(tag.localname, NS_SYNCML))
     top = Node(tag.localname, key, None, None, _attrs(root))
-    keys = {}  # (uri, inherited key) -> key
+    resolved = {}  # inherited key -> {tag: (local name, key)}
     stack = [(root, top, (None, tag.localname), 1)]
     pop, push = stack.pop, stack.append
     while stack:
@@ -152,6 +152,10 @@ def _convert(root, max_depth):
         if text and text.strip(" \t\r\n"):
             raise XMLCodecError("mixed text and element content", path=_path(chain))
         children = node.children
+        names = resolved.get(node.ns)
+        if names is None:
+            names = resolved[node.ns] = {}
+        leaves_here = depth < max_depth  # a leaf child is complete at once
         for child in element:
             name = child.tag
             if name.__class__ is not str:
@@ -159,16 +163,20 @@ def _convert(root, max_depth):
             tail = child.tail
             if tail and tail.strip(" \t\r\n"):
                 raise XMLCodecError("mixed text and element content", path=_path(chain))
-            if name[0] == "{":
-                uri, _, local = name[1:].partition("}")
-            else:
-                uri, local = None, name
-            ns = keys.get((uri, node.ns))
-            if ns is None:
-                ns = keys[(uri, node.ns)] = _key_for_uri(uri, node.ns)
+            found = names.get(name)
+            if found is None:
+                if name[0] == "{":
+                    uri, _, local = name[1:].partition("}")
+                else:
+                    uri, local = None, name
+                found = names[name] = (local, _key_for_uri(uri, node.ns))
+            local, ns = found
             sub = Node(local, ns, None, None, _attrs(child) if child.keys() else None)
             children.append(sub)
-            push((child, sub, (chain, local), depth + 1))
+            if leaves_here and not len(child):
+                sub.text = child.text or None
+            else:
+                push((child, sub, (chain, local), depth + 1))
     return top
 
 
@@ -176,7 +184,7 @@ def _path(chain):
     names = []
     while chain is not None:
         chain, name = chain
-        names.append(name)
+        names.append(str(name))
     return "/".join(reversed(names))
 
 
@@ -212,43 +220,74 @@ def serialize(node, *, syncml_uri=None, xml_declaration=False):
     if syncml_uri is None:
         syncml_uri = syncml_namespace(_ver_dtd(node))
     uris = {NS_SYNCML: syncml_uri, NS_METINF: NS_URI_METINF, NS_DMDDF: NS_URI_DMDDF, NS_PROV: ""}
+    declarations = {}  # URI -> its xmlns attribute, escaped
     out = [XML_DECLARATION.decode("ascii")] if xml_declaration else []
-    # work items: (node, parent's URI, path) to open, or a str to emit as is
-    work = [(node, None, node.name)]
+    add = out.append
+    # work items: (node, parent's URI, parent's path chain) to open, or a str
+    # to emit as is; a path chain is (parent chain, name), joined for errors only
+    work = [(node, "", None)]
+    pop, push = work.pop, work.append
     while work:
-        item = work.pop()
-        if isinstance(item, str):
-            out.append(item)
+        item = pop()
+        if item.__class__ is str:
+            add(item)
             continue
-        current, parent_uri, path = item
+        current, parent_uri, chain = item
         name = current.name
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise XMLCodecError("cannot write element name %r" % (name,), path=path)
+        chain = (chain, name)
+        if name.__class__ is not str or name not in _WRITTEN_NAMES:
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise XMLCodecError("cannot write element name %r" % (name,), path=_path(chain))
+            if len(_WRITTEN_NAMES) < _MAX_WRITTEN_NAMES:
+                _WRITTEN_NAMES.add(name)
         uri = uris.get(current.ns, current.ns)
-        if not isinstance(uri, str):
-            raise XMLCodecError("bad namespace %r" % (uri,), path=path)
-        out.append("<" + name)
-        if uri != (parent_uri or ""):
-            out.append(' xmlns="%s"' % (_escape(uri, _ATTR_ESCAPES, path),))
-        for key, value in (current.attrs or {}).items():
-            if not isinstance(key, str) or not _NAME.match(key) or key.startswith("xmlns"):
-                raise XMLCodecError("cannot write attribute %r" % (key,), path=path)
-            out.append(' %s="%s"' % (key, _escape(value, _ATTR_ESCAPES, path)))
-        text = _text(current.text, path)
-        if current.children:
-            if text:
-                raise XMLCodecError("element has both text and children", path=path)
-            out.append(">")
-            work.append("</%s>" % (name,))
-            for child in reversed(current.children):
-                if not isinstance(child, Node):
-                    raise XMLCodecError("child is not a Node", path=path)
-                work.append((child, uri, "%s/%s" % (path, child.name)))
-        elif text:
-            out.append(">%s</%s>" % (text, name))
+        if uri.__class__ is not str and not isinstance(uri, str):
+            raise XMLCodecError("bad namespace %r" % (uri,), path=_path(chain))
+        start = "<" + name
+        if uri != parent_uri:
+            declaration = declarations.get(uri)
+            if declaration is None:
+                declaration = declarations[uri] = ' xmlns="%s"' % (
+                    _escape(uri, _ATTR_ESCAPES, _path(chain)),)
+            start += declaration
+        if current.attrs:
+            start += _attributes(current.attrs, _path(chain))
+        text = current.text
+        if text is None:
+            text = ""
+        elif text.__class__ is str and text.isprintable():  # printable: nothing to refuse
+            text = text.translate(_TEXT_ESCAPES)
         else:
-            out.append("/>")
+            text = _text(text, _path(chain))
+        children = current.children
+        if children:
+            if text:
+                raise XMLCodecError("element has both text and children", path=_path(chain))
+            add(start + ">")
+            push("</%s>" % (name,))
+            for child in reversed(children):
+                if child.__class__ is not Node and not isinstance(child, Node):
+                    raise XMLCodecError("child is not a Node", path=_path(chain))
+                push((child, uri, chain))
+        elif text:
+            add("%s>%s</%s>" % (start, text, name))
+        else:
+            add(start + "/>")
     return "".join(out).encode("utf-8")
+
+
+# element names already checked against _NAME (a few hundred in practice)
+_WRITTEN_NAMES = set()
+_MAX_WRITTEN_NAMES = 4096
+
+
+def _attributes(attrs, path):
+    out = []
+    for key, value in attrs.items():
+        if not isinstance(key, str) or not _NAME.match(key) or key.startswith("xmlns"):
+            raise XMLCodecError("cannot write attribute %r" % (key,), path=path)
+        out.append(' %s="%s"' % (key, _escape(value, _ATTR_ESCAPES, path)))
+    return "".join(out)
 
 
 def _text(text, path):

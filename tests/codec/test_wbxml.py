@@ -453,6 +453,11 @@ def test_writer_refuses_what_wbxml_cannot_carry():
         (Node("SyncML", NS_SYNCML, [Node("Data", NS_SYNCML, text="\ud800")]), "not encodable"),
         (Node("SyncML", NS_SYNCML, [Node("Data", NS_SYNCML, text=5)]), "neither str nor bytes"),
         (Node("SyncML", NS_SYNCML, [Node("X", "Elsewhere")]), "no code page"),
+        # no namespace at all, first in the document or after a page switch
+        (Node("SyncML", None), "namespace None has no code page"),
+        (Node("SyncML", NS_SYNCML, [Node("CmdID", None, text="1")]), "namespace None"),
+        (Node("SyncML", NS_SYNCML, [Node("Meta", NS_SYNCML, [
+            Node("Type", NS_METINF, text="t"), Node("CmdID", None, text="1")])]), "namespace None"),
         (Node("SyncML", NS_SYNCML, [Node("Data", NS_SYNCML, [Node("Final")], text="x")]),
          "both text and children"),
         (Node("SyncML", NS_SYNCML, attrs={"a": "b"}), "has no attributes"),

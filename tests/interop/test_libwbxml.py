@@ -30,44 +30,21 @@ and read the embedded document back into a tree.
 """
 
 import base64
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from dmgateway.codec import prov, wbxml, xml
 from dmgateway.codec.syncml import Container
+from tests.codec.libwbxml import requires_libwbxml, wbxml2xml, xml2wbxml
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 DM_CORPUS = sorted((FIXTURES / "dm").glob("*.xml"))
 CP_DOCS = sorted((FIXTURES / "cp").glob("*.xml"))
 TNDS_WBXML = "application/vnd.syncml.dmtnds+wbxml"
 TNDS_XML = "application/vnd.syncml.dmtnds+xml"
-TIMEOUT = 30
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("xml2wbxml") and shutil.which("wbxml2xml")),
-    reason="libwbxml tools missing: apt-get install libwbxml2-utils",
-)
-
-
-def run(tool, *args):
-    result = subprocess.run([tool, *map(str, args)], capture_output=True, timeout=TIMEOUT)
-    assert result.returncode == 0, (tool, result.stdout, result.stderr)
-
-
-def wbxml2xml(data, tmp_path):
-    source, target = tmp_path / "in.wbxml", tmp_path / "out.xml"
-    source.write_bytes(data)
-    run("wbxml2xml", "-m", "0", "-k", "-o", target, source)
-    return target.read_bytes()
-
-
-def xml2wbxml(path, options, tmp_path):
-    target = tmp_path / "out.wbxml"
-    run("xml2wbxml", *options, "-o", target, path)
-    return target.read_bytes()
+pytestmark = requires_libwbxml
 
 
 def items(commands):
