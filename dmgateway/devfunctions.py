@@ -93,7 +93,7 @@ class FunctionService:
 
         dispatcher = self.dispatcher
         dispatcher.functions = self
-        self.store.result_codes = code_tables(getattr(self.config, "result_codes", ()))
+        self.store.result_codes = code_tables(self.config.result_codes)
         self._sweep = task.LoopingCall(self.expire)
         self._sweep.clock = self.clock
         self._sweep.start(self.config.expiry_interval, now=False).addErrback(
@@ -280,17 +280,22 @@ class FunctionService:
             lambda f: log.failure("operation deadline sweep failed", f))
 
     async def _expire(self):
-        if await self.store.settle_orphans(self.clock.seconds()):
+        count, jobs = await self.store.settle_orphans(self.clock.seconds())
+        if count:
             self.dispatcher.events_appended()
+        await self._wake(jobs)  # a wipe's list read cut by a restart, read again
         while True:
             count, jobs = await self.store.expire_operations(self.clock.seconds(), 100)
             if not count:
                 return
             self.dispatcher.events_appended()
-            for job in jobs:
-                device = await self.store.get_device(job.device_id)
-                if device is not None:
-                    await self.dispatcher.job_queued(job, device)
+            await self._wake(jobs)
             log.info("{count} operations expired", count=count)
             if count < 100:
                 return
+
+    async def _wake(self, jobs):
+        for job in jobs:
+            device = await self.store.get_device(job.device_id)
+            if device is not None:
+                await self.dispatcher.job_queued(job, device)

@@ -68,7 +68,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
             lockout=config.auth.lockout,
         )
         self.guard = PeerLockouts(config.auth)
-        self.outage = StoreOutage(clock, getattr(config.gateway, "store_retry_after", 5))
+        self.outage = StoreOutage(clock, config.gateway.store_retry_after)
         self._repairs = []  # (live, effects) of sessions aborted while the store was down
         self._stopping = False
         self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
@@ -76,8 +76,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         self.notifier = None  # the NotificationOutbox (dmgateway.outbox), when a bearer is configured
         self.functions = None  # the device-function service (dmgateway.devfunctions), when started
         # our MaxMsgSize: what every DM listener accepts (its max_body)
-        limits = [l.max_body for l in (getattr(config, "http", None), getattr(config, "https", None))
-                  if l is not None and l.enabled]
+        limits = [l.max_body for l in (config.http, config.https) if l.enabled]
         self.accept_msg_size = min(limits) if limits else None
         self._by_token = {}
         self._by_device = {}
@@ -460,7 +459,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = live.first_digest
-            while len(self._first_bodies) > getattr(self.config.gateway, "max_sessions", 10000):
+            while len(self._first_bodies) > self.config.gateway.max_sessions:
                 self._first_bodies.popitem(last=False)
         if self._by_token.pop(live.token, None) is live and live.authenticated:
             self._authenticated_live -= 1
@@ -621,7 +620,10 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         live = self._by_device.get(device.device_id)
         if live is not None and not live.engine.finished:
             live.engine.add_job(job_spec(job))
-        elif self.notifier is not None:
+            live.pending_jobs.append(job.job_id)
+        if (live is None or live.engine.finished or not live.authenticated) and self.notifier is not None:
+            # as for a job of the API: a session whose device has not
+            # authenticated may never go on
             await self.notifier.job_created(job, device)
 
     def _events_appended(self):

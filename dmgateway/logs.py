@@ -33,12 +33,11 @@ from twisted.logger import (
     globalLogPublisher,
 )
 
+from dmgateway.redact import is_secret_name
+
 # One level for every observer this module makes (set from [logging] level).
 _predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
 _installed = []
-
-# Field names whose values never reach a log line, whatever a caller passed.
-_SECRET_WORDS = ("password", "secret", "token", "passphrase", "psk", "community")
 
 
 def set_level(level_name):
@@ -86,7 +85,7 @@ def flat_event(event):
     for key, value in event.items():
         if key.startswith("log_") or key in record or key == "format":
             continue
-        if any(word in key.lower() for word in _SECRET_WORDS):
+        if is_secret_name(key):
             record[key] = "[redacted]"
             continue
         record[key] = _plain(value)

@@ -17,6 +17,7 @@ from twisted.python import usage
 
 from dmgateway import __version__
 from dmgateway.config import ConfigError, check_config, load_config
+from dmgateway.redact import redact_uri
 
 log = Logger(namespace="dmgateway")
 
@@ -179,7 +180,7 @@ class GatewayService(service.MultiService):
             version=__version__,
             server_id=cfg.gateway.server_id,
             node=cfg.gateway.node_name,
-            store=_redact_store(cfg.gateway.store),
+            store=redact_uri(cfg.gateway.store),
         )
         path = sqlite_path(cfg.gateway.store)
         if path is not None:
@@ -584,12 +585,3 @@ def _restart_needed(old, new):
             names = "(changed)"
         lines.append("[%s] %s changed: needs a restart" % (section.name, names))
     return lines
-
-
-def _redact_store(uri):
-    """A store URI fit for a log line: no password (user info or parameters)."""
-    if uri.startswith("postgres"):
-        from dmgateway.store.postgres import redact_uri
-
-        return redact_uri(uri)
-    return uri

@@ -1,27 +1,24 @@
 """Shared helpers for tests that need a gateway configuration or a store."""
 
-from types import SimpleNamespace
+from dmgateway.config import GatewayConfig
+from dmgateway.config.gateway import (
+    ApiConfig, AuthConfig, HttpConfig, HttpsConfig, LoggingConfig, MetricsConfig, NotifyConfig,
+    ServerConfig,
+)
 
 
 def gateway_config(public_url="http://127.0.0.1:8080/dm", **gateway):
-    """The parts of a GatewayConfig the dispatcher reads, with test values."""
-    values = dict(
-        server_id="dmgw-test",
-        public_url=public_url,
-        store="sqlite::memory:",
-        node_name="test-node",
-        session_timeout=300,
-        notification_version=11,
-        max_sessions=10000,
-        store_retry_after=5,
-    )
+    """A :class:`GatewayConfig` with test values: every section at its
+    defaults, ``[gateway]`` with ``server_id = dmgw-test``, an in-memory store,
+    ``node_name = test-node`` and the keys given.  Change other sections with
+    ``dataclasses.replace(gateway_config(), notify=NotifyConfig(...))``."""
+    values = dict(server_id="dmgw-test", public_url=public_url, store="sqlite::memory:",
+                  node_name="test-node")
     values.update(gateway)
-    return SimpleNamespace(
-        gateway=SimpleNamespace(**values),
-        auth=SimpleNamespace(
-            max_failures=5, failure_window=300.0, lockout=900.0, nonce_size=16, accept_hex_mac=False,
-            device_max_failures=100, max_session_guesses=20,
-        ),
+    return GatewayConfig(
+        config_dir="", files=(), gateway=ServerConfig(**values), auth=AuthConfig(),
+        notify=NotifyConfig(), api=ApiConfig(), metrics=MetricsConfig(), logging=LoggingConfig(),
+        http=HttpConfig(), https=HttpsConfig(),
     )
 
 
@@ -47,3 +44,17 @@ def start_dispatcher(case, device_id, account, **gateway):
         await case.dispatcher.put_device(device_id, account)
 
     return defer.ensureDeferred(start())
+
+
+def start_smsc(case):
+    """The simulator's SMSC on a free loopback port for ``case``: system_id
+    ``gw``, password ``secret``, recording what comes in, no automatic
+    receipts; stopped with the test.  Fires with it once it listens."""
+    from twisted.internet import reactor
+
+    from dmgateway.client.smsc import SMSCWakeSource
+
+    smsc = SMSCWakeSource(reactor, "tcp:0:interface=127.0.0.1", "gw", "secret",
+                          delivery_receipts=False, record=True)
+    case.addCleanup(smsc.stop)
+    return smsc.start().addCallback(lambda _: smsc)

@@ -9,7 +9,6 @@ cancel, report, and a restart of the services in the middle.
 import csv
 import io
 import os
-from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
@@ -18,13 +17,14 @@ from dmgateway.campaigns import CampaignError, CampaignService
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.client.functions import DeviceFunctions, FunctionPolicy, fails
+from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.dispatch import Dispatcher
 from dmgateway.store import open_store
 from tests.support import gateway_config
 
 URL = "http://127.0.0.1:9/fw/x"
-CONFIG = SimpleNamespace(timeout=3600, expiry_interval=30, campaign_interval=5, download_enabled=False,
+CONFIG = FunctionsConfig(timeout=3600, expiry_interval=30, campaign_interval=5, download_enabled=False,
                          download_url="http://127.0.0.1:9/fw", token_lifetime=600)
 PACKAGE = b"DMGW-PKG 2.0\nbody"
 

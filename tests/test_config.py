@@ -184,6 +184,13 @@ CASES = [
     ("dmgateway.ini", "[gateway]\nstore = sqlite:/dev/null/dm.sqlite\n",
      "dmgateway.ini [gateway] store: file '/dev/null/dm.sqlite' not found and '/dev/null' "
      "is not a directory"),
+    # the SQLite URI options are checked, not taken for part of the file name
+    ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?synchronous=fast\n",
+     "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?synchronous=fast': "
+     "unknown SQLite store option 'synchronous=fast'"),
+    ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?inline=1\n",
+     "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?inline=1': "
+     "inline=1 is only for sqlite::memory:"),
     ("dmgateway.ini", "[gateway]\nstore = postgresql://dm:hunter2@db:99999/dm\n",
      "dmgateway.ini [gateway] store: bad store URI 'postgresql://dm:***@db:99999/dm'"),
     ("dmgateway.ini", "[gateway]\npublic_url = ftp://dm.example.com/dm\n",
@@ -657,3 +664,12 @@ def _unit_syntax_errors(tool: str, unit: Path) -> list[str]:
             if re.match(r"^%s:\d+:" % re.escape(str(unit)), line)
             or "Unknown key" in line or "Unknown section" in line
             or "Failed to parse" in line or "Invalid" in line]
+
+
+def test_sqlite_uri_options_are_not_part_of_the_path(tmp_path):
+    from dmgateway.config.checks import check_store
+
+    assert check_store("sqlite:%s/gw.sqlite?synchronous=full" % (tmp_path,), environment=True) == []
+    assert check_store("sqlite::memory:?inline=1") == []
+    assert check_store("sqlite:%s?synchronous=full" % (tmp_path,), environment=True) == [
+        "%r is a directory, not a database file" % (str(tmp_path),)]

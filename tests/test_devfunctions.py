@@ -7,7 +7,6 @@ failure codes; the deadline; forged alerts.
 """
 
 import os
-from types import SimpleNamespace
 
 from twisted.internet import defer, reactor
 from twisted.internet.task import deferLater
@@ -16,14 +15,16 @@ from twisted.trial.unittest import TestCase
 from dmgateway.client import ClientSession
 from dmgateway.client.account import GenericAlert
 from dmgateway.client.functions import DeviceFunctions, FunctionPolicy
+from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.functions import FunctionError
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import start_dispatcher
-from tests.test_dispatch import ACCOUNT, DEVICE, account
+from tests.test_dispatch import account
 
 PACKAGE = b"DMGW-PKG 2.0\n" + b"\x00firmware" * 100
 URL = "http://127.0.0.1:9/fw/pkg1?t=tok"
-FUNCTIONS = SimpleNamespace(timeout=3600, expiry_interval=30)
+FUNCTIONS = FunctionsConfig(timeout=3600, expiry_interval=30)
 
 
 class FunctionFlowTests(TestCase):
@@ -227,6 +228,33 @@ class FunctionFlowTests(TestCase):
         await self.drive()
         self.assertEqual(self.device.wiped, [])
 
+    async def test_lawmo_wipe_list_read_cut_by_a_restart_is_read_again(self):
+        class Woken:
+            def __init__(self):
+                self.jobs = []
+
+            async def job_created(self, job, device):
+                self.jobs.append(job.job_id)
+
+            async def session_started(self, device_id, job_ids):
+                pass
+
+        self.dispatcher.notifier = woken = Woken()
+        view = await self.service.start_operation(
+            DEVICE, {"function": "lawmo", "action": "wipe", "confirm": True, "wipe_list": ["sdcard"]})
+        # the gateway died while the device's session ran the read: nothing reached its data
+        await self.store.update_job(view["id"], state="failed", error={"code": "interrupted", "message": "restart"})
+        await self.service.expire()
+        op = await self.store.get_operation(view["id"])
+        self.assertEqual(op.state, "pending")  # no Exec was sent: no alert to wait for
+        self.assertIn(op.readback_job_id, woken.jobs)  # the read again, and the device woken for it
+        await self.drive()  # reads the list; the wipe job is queued for the next session
+        await self.drive()
+        self.assertEqual(self.device.wiped, ["sdcard"])
+        await self.report()
+        op = await self.service.get_operation(view["id"])
+        self.assertEqual((op["state"], op["result_code"], op["outcome"]["wipe_list"]), ("done", 1201, ["sdcard"]))
+
     async def test_lawmo_wipe_refuses_an_entry_the_device_does_not_offer(self):
         accepted = self.device.accepted
         view, op = await self.wipe({"wipe_list": ["sdcard", "photos"]})
@@ -292,7 +320,7 @@ class FunctionFlowTests(TestCase):
         from dmgateway.firmware import FirmwareService
         from dmgateway.store.functions import Firmware
 
-        config = SimpleNamespace(timeout=3600, expiry_interval=30, download_enabled=False,
+        config = FunctionsConfig(timeout=3600, expiry_interval=30, download_enabled=False,
                                  download_url="http://127.0.0.1:9/fw", token_lifetime=600)
         self.service.config = config
         self.service.firmware = FirmwareService(self.store, config, self.clock)

@@ -2,6 +2,7 @@
 store, driven by the client library without any network: sessions,
 supersession, timeouts on an injected clock, lockout, shutdown."""
 
+import dataclasses
 import os
 
 from twisted.internet import defer, reactor, task
@@ -9,17 +10,13 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
+from dmgateway.config import AuthConfig
 from dmgateway.dispatch import Dispatcher
 from dmgateway.dm import effects as fx
 from dmgateway.store import open_store
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config, start_dispatcher
 
-DEVICE = "IMEI:490154203237518"
-ACCOUNT = {
-    "server_id": "dmgw-test",
-    "client_auth": {"type": "md5", "name": "dev", "secret": "dev-secret"},
-    "server_auth": {"type": "md5", "name": "dmgw-test", "secret": "srv-secret"},
-}
 GET_SWV = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"}
 AUTO_JOB = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "auto"}
 
@@ -205,7 +202,7 @@ class DispatcherTests(TestCase):
 
     async def test_failures_spread_over_addresses_hit_the_device_ceiling(self):
         config = gateway_config(session_timeout=60)
-        config.auth.device_max_failures = 6
+        config = dataclasses.replace(config, auth=AuthConfig(device_max_failures=6))
         self.dispatcher = Dispatcher(self.store, config, clock=self.clock)
         for port in range(4):
             self.peer = "127.0.0.%d:4000" % (port + 2,)
@@ -345,7 +342,7 @@ class LeftJobTests(TestCase):
         from tests.outbox.test_service import FakeBearer, config, open_outbox
 
         cfg = config()
-        cfg.gateway.session_timeout = 60
+        cfg = dataclasses.replace(cfg, gateway=dataclasses.replace(cfg.gateway, session_timeout=60))
         self.sip = FakeBearer("sip", "sip_uri")
         await open_outbox(self, cfg, {"sip": self.sip}, lambda n: bytes(range(n)), uri="sqlite::memory:?inline=1")
         await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))

@@ -10,8 +10,9 @@ from dmgateway.client import ClientSession
 from dmgateway.codec import xml
 from dmgateway.dispatch import Dispatcher
 from dmgateway.store import open_store
+from tests.fixtures import ACCOUNT
 from tests.support import gateway_config
-from tests.test_dispatch import ACCOUNT, GET_SWV, account
+from tests.test_dispatch import GET_SWV, account
 
 OTHER = "IMEI:490154203237526"
 

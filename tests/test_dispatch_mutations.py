@@ -11,8 +11,9 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.bearers.httplimits import MessageLimits
 from dmgateway.client import ClientSession
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import start_dispatcher
-from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
+from tests.test_dispatch import GET_SWV, account
 
 # WBXML tokens an attacker likes: ENTITY 0, STR_I of a control, OPAQUE, SWITCH_PAGE, LITERAL
 SPLICES = [b"\x02\x00", b"\x03\x01\x00", b"\xc3\x02\x00\x00", b"\x00\x07", b"\x04\x7f", b"\x83\x7f",

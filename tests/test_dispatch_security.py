@@ -10,8 +10,9 @@ from twisted.trial.unittest import TestCase
 from dmgateway.client import ClientSession
 from dmgateway.dispatch import Dispatcher
 from dmgateway.store import StoreUnavailable, open_store
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config, start_dispatcher
-from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
+from tests.test_dispatch import GET_SWV, account
 
 
 class DispatcherHarness(TestCase):

@@ -80,6 +80,5 @@ def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
         reactor=reactor,
     )
     site.token = token
-    functions = getattr(config, "functions", None)
-    site.upload_limit = functions.max_package_size if functions is not None else None
+    site.upload_limit = config.functions.max_package_size
     return site

@@ -38,6 +38,8 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
+from dmgateway.redact import redact_uri
+
 SIGNATURE_HEADER = b"X-Dmgw-Signature"
 SEQ_HEADER = b"X-Dmgw-Event-Seq"
 
@@ -61,17 +63,6 @@ def verify_signature(secret: bytes, body: bytes, header: str | bytes | None) -> 
     if isinstance(header, str):
         header = header.encode("ascii", "replace")
     return hmac.compare_digest(header, sign(secret, body).encode("ascii"))
-
-
-def redact_url(url: str) -> str:
-    """
-    C{url} without user info, query or fragment, for logs.
-    """
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
 
 
 @implementer(IBodyProducer)
@@ -138,7 +129,7 @@ class _Target:
     def __init__(self, sender: WebhookSender, url: str) -> None:
         self.sender = sender
         self.url = url
-        self.name = redact_url(url)
+        self.name = redact_uri(url, path_only=True)
         self.cursor: int | None = None
         self._woken = False
         self._idle: Deferred[None] | None = None
@@ -276,7 +267,7 @@ class WebhookSender(Service):
     ) -> None:
         for url in urls:
             if urlsplit(url).scheme not in ("http", "https"):
-                raise ValueError(f"webhook URL must be http or https: {redact_url(url)}")
+                raise ValueError(f"webhook URL must be http or https: {redact_uri(url, path_only=True)}")
         self.urls = list(urls)
         self.secret = secret
         self.agent = agent

@@ -32,10 +32,11 @@ from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, read
 from twisted.web.http_headers import Headers
 
 from dmgateway.bearers import tlspsk
-from dmgateway.bearers.http import endpoint_certificate, split_endpoint
+from dmgateway.bearers.http import endpoint_certificate
 from dmgateway.bearers.httplimits import PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest, peer_of
 from dmgateway.delegation import messages as m
+from dmgateway.endpoints import split_endpoint
 
 __all__ = ["DelegationPeers", "delegation_listener", "DelegationClient"]
 

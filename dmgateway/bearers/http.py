@@ -17,6 +17,7 @@ from twisted.web import resource, server
 
 from dmgateway.bearers.httplimits import MessageLimits, PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest, peer_of
+from dmgateway.endpoints import split_endpoint
 
 log = Logger(namespace="dmgateway.http")
 
@@ -154,35 +155,6 @@ def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
 # -- HTTPS -------------------------------------------------------------------
 
 
-def split_endpoint(description):
-    """Split a Twisted endpoint string into (type, positional args, keyword args)."""
-    parts, current, escaped = [], [], False
-    for ch in description:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    kind, args, kwargs = parts[0], [], {}
-    for part in parts[1:]:
-        if "=" in part:
-            key, value = part.split("=", 1)
-            kwargs[key] = value
-        else:
-            args.append(part)
-    return kind, args, kwargs
-
-
-#: TLS 1.2 suites offered by default: forward secret (ECDHE) and AEAD only
-DEFAULT_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
-
-
 def endpoint_certificate(endpoint):
     """The ``PrivateCertificate`` an ``ssl:`` endpoint string names
     (``privateKey`` and ``certKey``, which defaults to the key's file)."""
@@ -213,17 +185,15 @@ def https_context(https):
     if kwargs.get("extraCertChain"):
         with open(kwargs["extraCertChain"], "rb") as f:
             chain = [c.original for c in _load_certs(f.read())]
-    minimum = TLSVersion.TLSv1_3 if getattr(https, "min_tls", "1.2") == "1.3" else TLSVersion.TLSv1_2
+    minimum = TLSVersion.TLSv1_3 if https.min_tls == "1.3" else TLSVersion.TLSv1_2
     options = dict(
         privateKey=certificate.privateKey.original,
         certificate=certificate.original,
         extraCertChain=chain,
         raiseMinimumTo=minimum,
-        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(
-            getattr(https, "ciphers", DEFAULT_CIPHERS) or DEFAULT_CIPHERS
-        ),
+        acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(https.ciphers),
     )
-    client_ca = getattr(https, "client_ca", "") or ""
+    client_ca = https.client_ca
     if client_ca:
         with open(client_ca, "rb") as f:
             options.update(

@@ -34,6 +34,7 @@ from ..codec import syncml as sm
 from ..codec import xml as xml_codec
 from ..codec import XML
 from ..codec.element import Node
+from ..dm.commands import data_size
 from . import ui
 from ..tree import TNDS_XML, TNDS_WBXML
 from .tree import TreeError
@@ -118,17 +119,6 @@ class _Incoming:
         if self.text:
             return raw.decode("utf-8", "surrogatepass")
         return raw
-
-
-def data_size(data):
-    """Bytes ``data`` occupies as transmitted (str as UTF-8)."""
-    if data is None:
-        return 0
-    if isinstance(data, (bytes, bytearray)):
-        return len(data)
-    if isinstance(data, Node):
-        return len(xml_codec.serialize(data))
-    return len(data.encode("utf-8", "surrogatepass"))
 
 
 def result_item(node_data, encoding, with_data=True):

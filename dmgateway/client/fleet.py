@@ -9,7 +9,8 @@ is never in two sessions at once (its nonces would diverge).
 With a :class:`WakeSource`, devices open no session of their own: each
 waits for a wake-up addressed to it (msisdn for SMS, sip_uri for SIP),
 checks it with its SRVCRED and then opens the session with Alert 1200 and
-the notification's session id.  :class:`CallbackWakeSource` is the
+the notification's session id.  A wake-up that reaches a device in a
+session is checked when that session is over, with the nonce it handed out.  :class:`CallbackWakeSource` is the
 in-process source tests use; :mod:`.wakesources` has the simulated SMSC
 and SIP endpoint the gateway really sends to (``wakesources.WAKE_SOURCES``).
 
@@ -133,6 +134,7 @@ class FleetRunner:
 
         self._ready = deque()  # (device, WakeUp or None) waiting to start
         self._busy = set()  # ids of devices in a session
+        self._held_wakeups = {}  # id(device) -> [(destination, data)] that came during its session
         self._started = 0
         self._active = 0
         self._stopping = False
@@ -197,6 +199,12 @@ class FleetRunner:
         device = self._by_destination.get(_normal(kind, destination or ""))
         if device is None:
             self.stats.wakeups["unknown_destination"] += 1
+            return
+        if id(device) in self._busy:
+            # checked once the session is over: the gateway signs it with the
+            # server nonce this session hands out, which the device keeps only
+            # at the session's end (SimDevice.remember)
+            self._held_wakeups.setdefault(id(device), []).append((destination, data))
             return
         try:
             wake = parse_wakeup(device, kind, data)
@@ -303,6 +311,8 @@ class FleetRunner:
                           messages)
         if self.wake_source is None and self._more_allowed():
             self._ready.append((device, None))  # round again while sessions are wanted
+        for destination, data in self._held_wakeups.pop(id(device), ()):
+            self._wakeup(destination, data)
         self._pump()
         self._maybe_finish()
 

@@ -24,7 +24,7 @@ transport (:mod:`.http`, or a test) moves the bytes.  What it does
   none of its commands run; a NextNonce we hand out becomes the SRVCRED
   nonce at once;
 * commands are run by :class:`~.commands.CommandRunner`; answers are packed
-  by :class:`~.outbox.Outbox` under the server's MaxMsgSize, over several
+  by :class:`~.packer.MessagePacker` under the server's MaxMsgSize, over several
   messages when needed (no Final until the server's Alert 1222 has fetched
   the rest); a non-final server message is answered with its Statuses plus
   Alert 1222;
@@ -48,7 +48,7 @@ from ..codec import CONTENT_TYPES, WBXML, XML, decode_message, encode_message
 from ..codec import syncml as sm
 from ..codec.errors import CodecError
 from .commands import CommandRunner
-from .outbox import Outbox
+from .packer import MessagePacker
 from .tree import DEVINFO_LEAVES, auth_data_path, default_tree
 
 __all__ = ["ClientSession", "Request", "SessionError", "HMAC_HEADER"]
@@ -156,7 +156,7 @@ class ClientSession:
         self._msg_id = 0
         self._last_sent = []  # commands of our last message, resent if it is rejected
         self._sent = {}  # (our MsgID, CmdID) -> command
-        self._outbox = Outbox(lambda msg: len(encode_message(msg, encoding)))
+        self._packer = MessagePacker(lambda msg: len(encode_message(msg, encoding)))
         self._runner = CommandRunner(self.tree, server=account.server_id, ui_policy=ui,
                                      encoding=encoding,
                                      max_obj_size=max_obj_size, log=self._note,
@@ -179,14 +179,14 @@ class ClientSession:
             raise SessionError("the session has already started")
         commands = [sm.Alert(data=alert), self._devinfo_replace()]
         commands.extend(self._generic_alert(alert) for alert in generic_alerts)
-        self._outbox.push_front(commands)  # ahead of client events queued before the start
+        self._packer.push_front(commands)  # ahead of client events queued before the start
         return self._send(None, ask_next=False)
 
     def send_generic_alert(self, alert):
         """Queue a Generic Alert (e.g. an Exec's late result) for our next message."""
         if self.finished:
             raise SessionError("the session is over")
-        self._outbox.extend([self._generic_alert(alert)])
+        self._packer.extend([self._generic_alert(alert)])
 
     def send_client_event(self, type, format, data):
         """Queue a Client Event alert (1224) with one item for our next message.
@@ -199,7 +199,7 @@ class ClientSession:
         if not type or not format:
             raise ValueError("a client event needs a Meta Type and Format")
         item = sm.Item(meta=sm.Meta(type=type, format=format), data=data)
-        self._outbox.extend([sm.Alert(data=sm.ALERT_CLIENT_EVENT, items=[item])])
+        self._packer.extend([sm.Alert(data=sm.ALERT_CLIENT_EVENT, items=[item])])
         self.counters["client_events"] += 1
 
     def receive(self, body, headers=None):
@@ -232,7 +232,7 @@ class ClientSession:
             self._note("the server aborted the session (Alert 1223)")
             return self._finish("aborted")
         if verdict == "retry":
-            self._outbox.push_front(self._last_sent)
+            self._packer.push_front(self._last_sent)
         else:
             self._in_package1 = False
 
@@ -240,10 +240,10 @@ class ClientSession:
         if trusted:
             owed = self._runner.run(msg, self._server_max_obj_size)
             # Statuses belong in our next message (dm-protocol §3.3): ahead of leftovers
-            self._outbox.push_front(owed.statuses)
-            self._outbox.extend(owed.results + owed.alerts)
+            self._packer.push_front(owed.statuses)
+            self._packer.extend(owed.results + owed.alerts)
             if msg.final:
-                self._outbox.extend(self._runner.end_of_package(hdr.msg_id))
+                self._packer.extend(self._runner.end_of_package(hdr.msg_id))
         else:
             if self._server_failures >= self.max_auth_attempts:
                 return self._fail("the server failed authentication %d times" % (
@@ -251,12 +251,12 @@ class ClientSession:
             if not has_commands and verdict != "retry":
                 # dm-security §2.3 rule 3: no bare Status + Chal answer
                 return self._fail("unauthenticated server message with nothing to answer")
-            self._outbox.push_front(self._runner.refuse_all(msg, MISSING))
+            self._packer.push_front(self._runner.refuse_all(msg, MISSING))
 
         next_message = any(isinstance(c, sm.Alert) and c.data == sm.ALERT_NEXT_MESSAGE
                            for c in msg.body)
         ask_next = not msg.final and not next_message
-        if not (has_commands or self._outbox or verdict == "retry" or ask_next):
+        if not (has_commands or self._packer or verdict == "retry" or ask_next):
             return self._finish("completed")
         hdr_status = sm.Status(
             msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr",
@@ -358,7 +358,7 @@ class ClientSession:
                 continue
             sent = self._sent.get((status.msg_ref or str(self._msg_id), status.cmd_ref))
             if isinstance(sent, sm.Results) and status.data not in (OK, CHUNK_ACCEPTED):
-                if self._outbox.drop_results(sent.msg_ref, sent.cmd_ref):
+                if self._packer.drop_results(sent.msg_ref, sent.cmd_ref):
                     self._note("server refused our Results for %s/%s: %d" % (
                         sent.msg_ref, sent.cmd_ref, status.data))
         return verdict
@@ -434,11 +434,11 @@ class ClientSession:
         trailer = [sm.Alert(data=sm.ALERT_NEXT_MESSAGE)] if ask_next else []
         limits = [n for n in (self._server_max_msg_size, self.max_send_size) if n]
         limit = min(limits) if limits else None
-        body, progressed = self._outbox.fill(hdr, first, limit, trailer)
+        body, progressed = self._packer.fill(hdr, first, limit, trailer)
         if not progressed:
             return self._fail("the server's MaxMsgSize (%s) leaves no room for our answers" % (
                 limit,))
-        final = not ask_next and not self._outbox
+        final = not ask_next and not self._packer
         msg = sm.SyncML(hdr=hdr, body=body, final=final)
         data = encode_message(msg, self.encoding)
         if limit and len(data) > limit:

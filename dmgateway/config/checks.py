@@ -16,6 +16,9 @@ import os
 import re
 from urllib.parse import urlsplit
 
+from dmgateway.endpoints import EndpointSyntaxError, split_endpoint, split_parameters
+from dmgateway.redact import redact_text
+
 # Parameters of the endpoint types built into Twisted: the names positional
 # arguments fill (in order, skipping names given as key=value) and every
 # name the parser accepts.  File and directory parameters are checked on disk.
@@ -55,45 +58,14 @@ _HOSTNAME = re.compile(
 )
 
 
-class EndpointSyntaxError(ValueError):
-    """An endpoint description that cannot be split into parameters."""
-
-
-def split_endpoint(description: str) -> tuple[str, list[str], dict[str, str]]:
-    """``(type, positional args, keyword args)`` of an endpoint description.
-
-    Follows Twisted's rules: ``:`` separates parameters, the first ``=`` in a
-    parameter separates its name from its value, ``\\`` escapes the next
-    character.  ``ssl:8443:privateKey=k.pem`` gives
-    ``("ssl", ["8443"], {"privateKey": "k.pem"})``.
-    """
-    params: list[list[str]] = [[""]]
-    chars = iter(description)
-    for char in chars:
-        if char == "\\":
-            try:
-                params[-1][-1] += next(chars)
-            except StopIteration:
-                raise EndpointSyntaxError("ends with a lone backslash") from None
-        elif char == ":":
-            params.append([""])
-        elif char == "=" and len(params[-1]) == 1:
-            params[-1].append("")
-        else:
-            params[-1][-1] += char
-    kind = params[0]
-    if len(kind) != 1 or not kind[0]:
-        raise EndpointSyntaxError("no endpoint type (like tcp: or ssl:)")
-    args: list[str] = []
-    kwargs: dict[str, str] = {}
-    for param in params[1:]:
-        if len(param) == 1:
-            args.append(param[0])
-        elif param[0] in kwargs:
-            raise EndpointSyntaxError("parameter %r given twice" % (param[0],))
-        else:
-            kwargs[param[0]] = param[1]
-    return kind[0], args, kwargs
+def _split_once_named(description: str) -> tuple[str, list[str], dict[str, str]]:
+    """:func:`split_endpoint`, refusing a name given twice (Twisted would keep
+    the last value silently)."""
+    names = [param[0] for param in split_parameters(description) if len(param) == 2]
+    for name in names:
+        if names.count(name) > 1:
+            raise EndpointSyntaxError("parameter %r given twice" % (name,))
+    return split_endpoint(description)
 
 
 def endpoint_parameters(description: str, *, server: bool = True) -> dict[str, str]:
@@ -104,7 +76,7 @@ def endpoint_parameters(description: str, *, server: bool = True) -> dict[str, s
     key and certificate files of an HTTPS listener.  Raises
     :class:`EndpointSyntaxError` for what :func:`check_endpoint` rejects.
     """
-    kind, args, kwargs = split_endpoint(description)
+    kind, args, kwargs = _split_once_named(description)
     table = _SERVER if server else _CLIENT
     if kind.lower() not in table:
         raise EndpointSyntaxError("not a built-in endpoint type: %r" % (kind,))
@@ -134,7 +106,7 @@ def check_endpoint(description: str, *, server: bool, reactor=None,
     if description != description.strip() or "\n" in description:
         return bad("contains whitespace")
     try:
-        kind, _, _ = split_endpoint(description)
+        kind, _, _ = _split_once_named(description)
         table = _SERVER if server else _CLIENT
         if kind.lower() not in table:  # maybe an endpoint plugin's type
             reasons = _check_plugin_type(kind, server)
@@ -368,23 +340,24 @@ def parse_host_port(text: str, default_port: int | None = None) -> tuple[str, in
 
 
 def check_http_url(url: str, *, https_only: bool = False) -> list[str]:
-    """Problems with an absolute ``http(s)://`` URL."""
+    """Problems with an absolute ``http(s)://`` URL (messages never repeat its password)."""
     schemes = ("https",) if https_only else ("http", "https")
+    shown = redact_text(url)
     if not url or any(c.isspace() for c in url):
-        return ["bad URL %r: empty or contains whitespace" % (url,)]
+        return ["bad URL %r: empty or contains whitespace" % (shown,)]
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as e:
-        return ["bad URL %r: %s" % (url, e)]
+        return ["bad URL %r: %s" % (shown, e)]
     if parts.scheme.lower() not in schemes:
-        return ["bad URL %r: must be an absolute %s URL" % (url, " or ".join(schemes))]
+        return ["bad URL %r: must be an absolute %s URL" % (shown, " or ".join(schemes))]
     if not parts.hostname or not is_host(parts.hostname):
-        return ["bad URL %r: no valid host" % (url,)]
+        return ["bad URL %r: no valid host" % (shown,)]
     if port == 0:
-        return ["bad URL %r: port out of range (1-65535)" % (url,)]
+        return ["bad URL %r: port out of range (1-65535)" % (shown,)]
     if parts.fragment:
-        return ["bad URL %r: must not have a #fragment" % (url,)]
+        return ["bad URL %r: must not have a #fragment" % (shown,)]
     return []
 
 
@@ -395,10 +368,15 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
     Messages never repeat a password that the URI carries.
     """
     if uri.startswith("sqlite:"):
-        path = uri[len("sqlite:"):]
-        if not path:
-            return ["bad store URI 'sqlite:': no database path (use sqlite:PATH)"]
-        if path == ":memory:":
+        from dmgateway.store.sqlite import MEMORY, parse_sqlite_uri, sqlite_inline, sqlite_synchronous
+
+        try:
+            path = parse_sqlite_uri(uri)
+            sqlite_synchronous(uri)
+            sqlite_inline(uri)
+        except ValueError as e:
+            return ["bad store URI %r: %s" % (uri, e)]
+        if path == MEMORY:
             return []
         if environment:
             # the store creates a missing directory (a fresh clone has no var/)
@@ -409,7 +387,7 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
                 return ["%r is a directory, not a database file" % (path,)]
         return []
     if uri.startswith(("postgresql://", "postgres://")):
-        shown = mask_password(uri)
+        shown = redact_text(uri)
         try:
             parts = urlsplit(uri)
             parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -424,16 +402,10 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
         try:
             conninfo_to_dict(uri)
         except Exception as e:
-            return ["bad store URI %r: %s" % (shown, mask_password(str(e)).strip())]
+            return ["bad store URI %r: %s" % (shown, redact_text(str(e)).strip())]
         return []
     return ["bad store URI %r: expected sqlite:PATH, sqlite::memory: or postgresql://..."
-            % (mask_password(uri),)]
-
-
-def mask_password(text: str) -> str:
-    """``text`` with the password of any ``scheme://user:password@`` hidden."""
-    text = re.sub(r"(://[^/:@\s]*:)[^@\s/]*@", r"\1***@", text)
-    return re.sub(r"(password=)\S+", r"\1***", text)
+            % (redact_text(uri),)]
 
 
 def suggest(word: str, candidates, template: str = "%r") -> str:

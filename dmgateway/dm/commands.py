@@ -147,11 +147,16 @@ def build_job_commands(commands, atomic):
 
 
 def data_size(data):
-    """Byte size of Item data as transmitted (UTF-8 for text)."""
+    """Byte size of Item data as transmitted: UTF-8 for text, the XML text of an
+    embedded tree (an inline TNDS ``MgmtTree``), 0 for no data."""
     if isinstance(data, str):
         return len(data.encode("utf-8", "surrogatepass"))
     if isinstance(data, (bytes, bytearray)):
         return len(data)
+    if isinstance(data, Node):
+        from ..codec.xml import serialize
+
+        return len(serialize(data))
     return 0
 
 

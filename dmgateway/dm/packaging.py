@@ -4,8 +4,12 @@ A :class:`MessageBuilder` holds the SyncBody being built.  Commands are
 added one at a time; each addition is measured on the whole message *with*
 ``<Final/>`` (the worst case), so whatever the builder accepted still fits
 when the message is closed with or without Final.  CmdIDs are numbered per
-message, nested commands included (dm-protocol §3.3).
+message, nested commands included (dm-protocol §3.3).  The server's session
+engine and the client library (:mod:`dmgateway.client.packer`) both fill
+their messages with it.
 """
+
+from dataclasses import replace
 
 from ..codec.syncml import Container, SyncML
 
@@ -28,14 +32,17 @@ class MessageBuilder:
     ``measure(msg) -> int`` gives the encoded size; ``limit`` is the byte
     budget (None: unlimited, nothing is measured).  Commands added with
     :meth:`add` are mandatory and never refused (the SyncHdr Status); the
-    others go through :meth:`try_add`.
+    others go through :meth:`try_add`.  ``trailer`` commands (the client's
+    Alert 1222) end the message: room is kept for them in every measure and
+    :meth:`commands` appends them, numbered after the body.
     """
 
-    def __init__(self, hdr, measure, limit):
+    def __init__(self, hdr, measure, limit, trailer=()):
         self.hdr = hdr
         self.msg_id = hdr.msg_id
         self.measure = measure
         self.limit = limit
+        self.trailer = list(trailer)
         self.body = []
         self.optional = 0  # how many commands came through try_add
         self._next_id = 1
@@ -61,6 +68,16 @@ class MessageBuilder:
         self.body.append(cmd)
         self.optional += 1
         return True
+
+    def fits(self, cmd):
+        """Whether the message would still fit with ``cmd`` appended (nothing is appended)."""
+        if self.limit is None:
+            return True
+        start = self._next_id
+        number(cmd, start)
+        fits = self._fits(self.body + [cmd])
+        number(cmd, start)
+        return fits
 
     def fits_alone(self, cmd, mandatory, hdr=None):
         """Whether ``cmd`` would fit in a message holding only ``mandatory`` commands
@@ -107,11 +124,15 @@ class MessageBuilder:
         length, self.optional, self._next_id = mark
         del self.body[length:]
 
+    def commands(self):
+        """The body, then the trailer numbered after it (copies: the caller's stay as they are)."""
+        return self.body + self._numbered_trailer(len(self.body) + 1)
+
     def build(self, final):
-        return SyncML(hdr=self.hdr, body=list(self.body), final=final)
+        return SyncML(hdr=self.hdr, body=self.commands(), final=final)
 
     def size(self, final=True):
-        return self.measure(SyncML(hdr=self.hdr, body=list(self.body), final=final))
+        return self.measure(self.build(final))
 
     def _fits_made(self, make, length, start):
         cmd = make(length)
@@ -121,4 +142,24 @@ class MessageBuilder:
     def _fits(self, body, hdr=None):
         if self.limit is None:
             return True
+        body = body + self._numbered_trailer(_next_free(body))
         return self.measure(SyncML(hdr=hdr or self.hdr, body=body, final=True)) <= self.limit
+
+    def _numbered_trailer(self, first):
+        trailer = []
+        for cmd in self.trailer:
+            cmd = replace(cmd)
+            first = number(cmd, first)
+            trailer.append(cmd)
+        return trailer
+
+
+def _next_free(body):
+    """The CmdID after the last of ``body`` (numbered from 1, nested commands included)."""
+    return 1 + sum(_count(cmd) for cmd in body)
+
+
+def _count(cmd):
+    if isinstance(cmd, Container):
+        return 1 + sum(_count(inner) for inner in cmd.commands)
+    return 1

@@ -105,8 +105,7 @@ class GatewayMetrics:
             log.info("metrics snapshot skipped: {error}", error=str(e) or type(e).__name__)
 
     def _webhook_cursors(self):
-        config = getattr(self.gateway.config, "api", None)
-        return ["webhook:" + url for url in getattr(config, "webhooks", ())]
+        return ["webhook:" + url for url in self.gateway.config.api.webhooks]
 
 
 class _StateCollector:

@@ -102,6 +102,11 @@ def _initial_outcome(operation: Any) -> dict:
     return outcome
 
 
+def _reads_wipe_list(op: OperationRow) -> bool:
+    """Whether a wipe still waits for the device's AvailableWipeList (its first job)."""
+    return op.function == "lawmo" and op.action == "wipe" and "wipe_offered" not in op.outcome
+
+
 def _wipe_list_answer(results: list) -> Optional[str]:
     for result in results or []:
         if isinstance(result, dict) and result.get("op") == "Get" and result.get("status") == 200:
@@ -292,11 +297,11 @@ class FunctionQueries:
 
     def _function_job_finished_txn(self, txn, now, job_id, state, results):
         row = txn.fetchone("SELECT * FROM operations WHERE op_id = ?", (job_id,))
-        if row is not None and row["state"] == "pending" and row["action"] == "wipe" and row["function"] == "lawmo":
-            return self._wipe_list_read_txn(txn, now, _operation(row), state, results)
         if row is None:
-            # the second job of a wipe (see _wipe_list_read_txn)
+            # the second job of a wipe (see _wipe_list_read_txn), or its list read again
             row = txn.fetchone("SELECT * FROM operations WHERE readback_job_id = ? AND state = 'pending'", (job_id,))
+        if row is not None and row["state"] == "pending" and _reads_wipe_list(_operation(row)):
+            return self._wipe_list_read_txn(txn, now, _operation(row), state, results)
         if row is not None and row["state"] == "pending" and row["action"] == "inventory":
             op = _operation(row)
             values = _readback_values(results)
@@ -462,21 +467,30 @@ class FunctionQueries:
         saying so: cancelled through the API (the operation fails), or
         interrupted by a gateway restart while it ran (the Exec may have
         reached the device: the operation awaits its alert until the
-        deadline; it is never sent twice).  Fires with how many.
+        deadline; it is never sent twice; a wipe's AvailableWipeList read,
+        which changes nothing, is queued again).  Fires with how many and
+        the jobs queued again (their devices to wake).
         """
         return self.run_interaction("settle_orphans", self._settle_orphans_txn, now, limit)
 
     def _settle_orphans_txn(self, txn, now, limit):
         rows = txn.fetchall(
-            "SELECT o.*, j.state AS job_state, j.error AS job_error FROM operations o JOIN jobs j"
+            "SELECT o.*, j.state AS job_state, j.error AS job_error, j.commands AS job_commands,"
+            " j.notify AS job_notify FROM operations o JOIN jobs j"
             " ON j.job_id = COALESCE(o.readback_job_id, o.op_id) WHERE o.state = 'pending'"
             " AND j.state IN ('failed', 'expired', 'done') LIMIT ?", (limit,))
+        jobs = []
         for row in rows:
             job_state, job_error = row.pop("job_state"), row.pop("job_error")
+            commands, notify = _load(row.pop("job_commands"), "job commands"), row.pop("job_notify")
             op = _operation(row)
             error = _load(job_error, "job error") if job_error else None
             code = (error or {}).get("code")
-            if job_state == "failed" and code == "interrupted":
+            if job_state == "failed" and code == "interrupted" and _reads_wipe_list(op):
+                read_id = uuid.uuid4().hex
+                jobs.append(self._create_job_txn(txn, now, read_id, op.device_id, commands, False, notify, 0))
+                self._settle_txn(txn, now, op, "pending", outcome={"interrupted": True}, readback_job_id=read_id)
+            elif job_state == "failed" and code == "interrupted":
                 self._settle_txn(txn, now, op, "awaiting_device", deadline=now + op.timeout,
                                  outcome={"interrupted": True})
             elif job_state == "done":
@@ -485,7 +499,7 @@ class FunctionQueries:
                 self._settle_txn(txn, now, op, "failed" if job_state == "failed" else "expired",
                                  error={"code": code or job_state, "message": "the operation's job ended: %s"
                                         % ((error or {}).get("message") or job_state,)})
-        return len(rows)
+        return len(rows), jobs
 
     def _skip_locked_clause(self) -> str:
         """Row locks that other processes skip (PostgreSQL); SQLite has one writer."""

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 from twisted.enterprise import adbapi
 
+from ..redact import redact_uri
 from .model import Conflict, StoreError, StoreUnavailable
 
 # SQLSTATE classes of an unreachable or restarting server: connection
@@ -30,31 +31,6 @@ MIGRATION_LOCK = 0x646D6777_00000001
 DEFAULT_POOL_MIN = 1
 DEFAULT_POOL_MAX = 5
 DEFAULT_CONNECT_TIMEOUT = 10
-
-
-#: Query parameters libpq reads a secret from.
-_SECRET_PARAMETERS = ("password", "sslpassword")
-
-
-def redact_uri(uri: str) -> str:
-    """
-    C{uri} with any password replaced by C{***}: the one in the user
-    info and the C{password}/C{sslpassword} query parameters.
-    """
-    parts = urlsplit(uri)
-    if parts.password is not None:
-        netloc = parts.netloc.rsplit("@", 1)
-        user = netloc[0].split(":", 1)[0]
-        uri = urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-    head, sep, query = uri.partition("?")
-    if not sep:
-        return uri
-    query, hash_, fragment = query.partition("#")
-    pairs = []
-    for pair in query.split("&"):
-        name = pair.split("=", 1)[0]
-        pairs.append(f"{name}=***" if name.lower() in _SECRET_PARAMETERS else pair)
-    return head + sep + "&".join(pairs) + hash_ + fragment
 
 
 def _pool_size(value: str, name: str) -> int:

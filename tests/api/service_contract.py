@@ -24,25 +24,16 @@ from twisted.internet.defer import CancelledError, inlineCallbacks, succeed
 
 from dmgateway.api.service import BootstrapRefused, UnknownDevice, UnknownJob
 from dmgateway.store.inventory import DeviceFilter
+from tests.fixtures import API_ACCOUNT, API_DEVICE as DEVICE
 
-ACCOUNT = {
-    "server_id": "dms.example.com",
-    "client_auth": {"type": "md5", "name": "dmclient01", "secret": "cl1ent-s3cret"},
-    "server_auth": {
-        "type": "md5", "name": "dms.example.com", "secret": "s3rver-s3cret",
-        "nonce": "AAECAw==",
-    },
-    "msisdn": "+447700900123",
-    "sip_uri": None,
-    "imsi": None,
-}
+ACCOUNT = dict(API_ACCOUNT, msisdn="+447700900123", sip_uri=None, imsi=None,
+               server_auth=dict(API_ACCOUNT["server_auth"], nonce="AAECAw=="))
 JOB = {
     "commands": [{"op": "Get", "target": "./DevDetail/SwV"}],
     "atomic": False,
     "notify": "none",
     "ui_mode": 0,
 }
-DEVICE = "IMEI:350000000000001"
 BOOTSTRAP = {"profile": "cp", "sec": "USERPIN", "pin": "1234", "deliver": "return",
              "name": None, "layout": "dm12", "tnds": False, "account_name": None,
              "pref_con_ref": None}

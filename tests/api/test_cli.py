@@ -21,14 +21,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from dmgateway.cli import api as cli
 from dmgateway.api.resources import build_site
 from tests.api.fakes import FakeGatewayService
+from tests.fixtures import API_ACCOUNT as ACCOUNT, API_DEVICE as DEVICE
 
 TOKEN = "cli-t0ken"
-DEVICE = "IMEI:350000000000001"
-ACCOUNT = {
-    "server_id": "dms.example.com",
-    "client_auth": {"type": "md5", "name": "dmclient01", "secret": "cl1ent-s3cret"},
-    "server_auth": {"type": "md5", "name": "dms.example.com", "secret": "s3rver-s3cret"},
-}
 JOB = {"commands": [{"op": "Get", "target": "./DevInfo/Mod"}]}
 
 

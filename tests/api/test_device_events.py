@@ -3,7 +3,8 @@ by type, paged with before; refusals are 400/404, never 5xx."""
 
 from __future__ import annotations
 
-from tests.api.test_resources import DEVICE, DEVICE_PATH, ApiTestCase
+from tests.api.test_resources import DEVICE_PATH, ApiTestCase
+from tests.fixtures import API_DEVICE as DEVICE
 
 EVENTS = DEVICE_PATH + "/events"
 

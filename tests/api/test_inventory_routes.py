@@ -7,7 +7,8 @@ docs/openapi.yaml by ApiTestCase.call.
 from __future__ import annotations
 
 from dmgateway.store.inventory import DeviceFilter
-from tests.api.test_resources import ACCOUNT, DEVICE, DEVICE_PATH, JOB, ApiTestCase
+from tests.api.test_resources import ACCOUNT, DEVICE_PATH, JOB, ApiTestCase
+from tests.fixtures import API_DEVICE as DEVICE
 from tests.openapi_check import checked
 
 

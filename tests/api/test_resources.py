@@ -19,20 +19,13 @@ from dmgateway.api.service import ServiceUnavailable
 from dmgateway.store.model import NotFound
 from tests.api.fakes import FakeGatewayService
 from tests.api.inmemory import Connection, Response, raw_request
+from tests.fixtures import API_ACCOUNT, API_DEVICE as DEVICE
 from tests.openapi_check import check_response
 
 TOKEN = "t0ken-for-tests"
-DEVICE = "IMEI:350000000000001"
 DEVICE_PATH = "/api/v1/devices/IMEI%3A350000000000001"
-ACCOUNT = {
-    "server_id": "dms.example.com",
-    "client_auth": {"type": "md5", "name": "dmclient01", "secret": "cl1ent-s3cret"},
-    "server_auth": {
-        "type": "MD5", "name": "dms.example.com", "secret": "s3rver-s3cret",
-        "nonce": "AAECAw==",
-    },
-    "msisdn": "+447700900123",
-}
+ACCOUNT = dict(API_ACCOUNT, msisdn="+447700900123",  # the auth type in any case
+               server_auth=dict(API_ACCOUNT["server_auth"], type="MD5", nonce="AAECAw=="))
 JOB = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}]}
 
 

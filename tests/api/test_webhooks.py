@@ -18,8 +18,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from dmgateway.api.webhooks import (
-    WebhookSender, redact_url, sign, verify_signature,
+    WebhookSender, sign, verify_signature,
 )
+from dmgateway.redact import redact_uri
 
 SECRET = b"webhook-secret"
 
@@ -356,9 +357,9 @@ class HelperTests(SynchronousTestCase):
         self.assertFalse(verify_signature(SECRET, body + b" ", sign(SECRET, body)))
         self.assertFalse(verify_signature(SECRET, body, None))
 
-    def test_redact_url(self):
+    def test_logged_url_has_no_user_info_or_query(self):
         self.assertEqual(
-            redact_url("https://user:pw@hooks.example:8443/in?token=abc#x"),
+            redact_uri("https://user:pw@hooks.example:8443/in?token=abc#x", path_only=True),
             "https://hooks.example:8443/in",
         )
 

@@ -9,7 +9,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web import http as twisted_http
 
-from dmgateway.bearers.http import dm_site, media_type, split_endpoint
+from dmgateway.bearers.http import dm_site, media_type
 from dmgateway.dispatch import DMReply
 
 
@@ -158,9 +158,3 @@ class HelperTests(SynchronousTestCase):
     def test_media_type(self):
         self.assertEqual(media_type(b"Application/Vnd.SyncML.DM+XML ; charset=utf-8"), b"application/vnd.syncml.dm+xml")
         self.assertIsNone(media_type(None))
-
-    def test_split_endpoint(self):
-        self.assertEqual(
-            split_endpoint(r"ssl:8443:interface=127.0.0.1:privateKey=/k\:ey.pem:certKey=c.pem"),
-            ("ssl", ["8443"], {"interface": "127.0.0.1", "privateKey": "/k:ey.pem", "certKey": "c.pem"}),
-        )

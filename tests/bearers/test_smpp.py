@@ -1,4 +1,4 @@
-"""The SMPP ESME: in memory (StringTransport + Clock), then against tests/smscfake.py over loopback."""
+"""The SMPP ESME: in memory (StringTransport + Clock), then against the simulator's SMSC over loopback."""
 
 import io
 import struct
@@ -19,9 +19,22 @@ from dmgateway.bearers.smpp_esme import (
     BindError, ESMEFactory, LinkDown, ResponseTimeout, SubmitError,
 )
 from dmgateway.config.bearers import SmppLinkConfig
-from tests.smscfake import FakeSMSCFactory, _enc, _npi, _ton
+from tests.support import start_smsc
 
 ENC = PDUEncoder()
+
+
+def _enc(field, value):
+    """A required parameter of the smpp.pdu library from its wire value."""
+    return PDUEncoder.DefaultRequiredParamEncoders[field].decode(io.BytesIO(bytes([value])))
+
+
+def _ton(value):
+    return _enc("source_addr_ton", value)
+
+
+def _npi(value):
+    return _enc("source_addr_npi", value)
 
 # dm-notification.md §3.4: submit_sm, sequence 1, 447700900001 -> 447700900123
 SPEC_SUBMIT_SM = bytes.fromhex(
@@ -508,20 +521,22 @@ class RouterTests(SynchronousTestCase):
 
 
 class LoopbackTests(TestCase):
-    """The same behaviours over TCP against tests/smscfake.py (ESME timers on a Clock)."""
+    """The same behaviours over TCP against the simulator's SMSC (ESME timers on a Clock)."""
 
     timeout = 20  # a hang fails the test instead of the run
 
+    @defer.inlineCallbacks
     def setUp(self):
-        self.smsc = FakeSMSCFactory()
-        self.port = reactor.listenTCP(0, self.smsc, interface="127.0.0.1")
-        self.addCleanup(self.port.stopListening)
+        self.smsc = yield start_smsc(self)
         self.clock = task.Clock()
         self.receipts = []
 
+    def received(self):
+        """The names of the PDUs the SMSC got, in order."""
+        return [P.command_name(P.read_header(frame).command_id) for frame in self.smsc.frames]
+
     def start_link(self, **overrides):
-        cfg = config(endpoint="tcp:host=127.0.0.1:port=%d" % self.port.getHost().port,
-                     **overrides)
+        cfg = config(endpoint="tcp:host=127.0.0.1:port=%d" % self.smsc.address[1], **overrides)
         link = SMPPLink(cfg, reactor, clock=self.clock,
                         on_receipt=lambda *r: self.receipts.append(r))
         link.factory.protocol = type("Fast", (link.factory.protocol,), {"retry_initial": 0.5})
@@ -553,58 +568,58 @@ class LoopbackTests(TestCase):
     def test_bind_submit_receipt_unbind(self):
         link = self.start_link(bind="transceiver")
         ids = yield self.outcome(link.submit("+447700900123", [SPEC_SHORT_MESSAGE, b"\x00\x01"]))
-        self.assertEqual(ids, ["msg1", "msg2"])
+        self.assertEqual(ids, ["sim00000001", "sim00000002"])
         self.assertEqual(link.state, "bound")
-        self.assertEqual(self.smsc.received[0].id.name, "bind_transceiver")
-        self.assertEqual(self.smsc.raw[1][16:], SPEC_SUBMIT_SM[16:])
-        self.smsc.connections[0].send_receipt("msg1")
+        self.assertEqual(self.received()[0], "bind_transceiver")
+        self.assertEqual(self.smsc.frames[1][16:], SPEC_SUBMIT_SM[16:])
+        self.assertTrue(self.smsc.send_receipt("sim00000001"))
         yield self.settle(lambda: self.receipts)
-        self.assertEqual(self.receipts, [("msg1", "delivered", None)])
-        lost = self.smsc.wait_lost()
+        self.assertEqual(self.receipts, [("sim00000001", "delivered", None)])
+        lost = self.smsc.when_lost()
         yield self.outcome(link.stopService())
         yield lost
-        self.assertEqual(self.smsc.received[-1].id.name, "unbind")
+        self.assertEqual(self.received()[-1], "unbind")
 
     @defer.inlineCallbacks
     def test_wrong_password_retries_with_backoff(self):
         self.smsc.password = b"other"
         link = self.start_link()
         d = link.submit("447700900123", [b"a"])
-        yield self.settle(lambda: len(self.smsc.received) >= 2)
-        self.assertEqual([p.id.name for p in self.smsc.received], ["bind_transmitter"] * 2)
+        yield self.settle(lambda: len(self.smsc.frames) >= 2)
+        self.assertEqual(self.received(), ["bind_transmitter"] * 2)
         self.assertNotEqual(link.state, "bound")
         self.smsc.password = b"secret"
-        self.assertEqual((yield self.outcome(d)), ["msg1"])
+        self.assertEqual((yield self.outcome(d)), ["sim00000001"])
 
     @defer.inlineCallbacks
     def test_drop_after_first_submit(self):
         self.smsc.drop_after_submits = 1
         link = self.start_link(window=1)
-        bound = self.smsc.wait("bound")
+        bound = self.smsc.when_bound()
         d = link.submit("447700900123", [b"a", b"b"])
         yield bound
         with self.assertRaises(LinkDown):
             yield self.outcome(d)
         # ClientService reconnects; the retry of the caller goes through
         ids = yield self.outcome(link.submit("447700900123", [b"c"]))
-        self.assertEqual(ids, ["msg2"])
+        self.assertEqual(ids, ["sim00000002"])
 
     @defer.inlineCallbacks
     def test_throttled_once_then_success(self):
         self.smsc.throttle_next = 1
         link = self.start_link()
         d = link.submit("447700900123", [b"a"])
-        self.assertEqual((yield self.outcome(d)), ["msg1"])
-        self.assertEqual([p.params["short_message"] for p in self.smsc.submits], [b"a", b"a"])
+        self.assertEqual((yield self.outcome(d)), ["sim00000001"])
+        self.assertEqual([submit.message for submit in self.smsc.submitted], [b"a", b"a"])
 
     @defer.inlineCallbacks
     def test_enquire_link_timeout_disconnects(self):
         self.smsc.answer_enquire_link = False
         link = self.start_link(enquire_link_interval=5, response_timeout=2)
-        yield self.smsc.wait("bound")
-        lost = self.smsc.wait_lost()
+        yield self.smsc.when_bound()
+        lost = self.smsc.when_lost()
         yield self.settle(lambda: lost.called)
-        self.assertIn("enquire_link", [p.id.name for p in self.smsc.received])
+        self.assertIn("enquire_link", self.received())
         self.assertNotEqual(link.state, "bound")
 
 

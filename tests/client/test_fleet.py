@@ -6,15 +6,25 @@ and talk to it over real HTTP on the real reactor.
 
 import io
 import tempfile
+import urllib.parse
+from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task
 from twisted.internet.error import ConnectionRefusedError
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
+from twisted.web.client import ResponseDone
+from twisted.web.http_headers import Headers
 
 from dmgateway.client import fleet, sim
+from dmgateway.client.functions import DeviceFunctions
 from dmgateway.codec import syncml as sm
+from dmgateway.config.services import FunctionsConfig
+from dmgateway.devfunctions import FunctionService
 from dmgateway.notify import package0, wsp
 from tests.interop.daemon import Daemon
+from tests.outbox.test_service import config as outbox_config
+from tests.outbox.test_service import open_outbox
 
 SERVER_ID = "dmgw-e2e"  # what tests/interop/daemon.py configures
 
@@ -102,6 +112,107 @@ class PacingTests(TestCase):
         self.assertIs(fleet.progress_stream(True, pipe), pipe)
         tty = Tty()
         self.assertIs(fleet.progress_stream(False, tty), tty)
+
+
+class _Body:
+    """What an Agent's response is to the fleet: a code, headers and a body."""
+
+    def __init__(self, reply):
+        self.code = reply.code
+        self.phrase = b"OK"
+        self.headers = Headers({b"content-type": [reply.content_type.encode("latin-1")]})
+        for name, value in reply.headers.items():
+            self.headers.setRawHeaders(name.encode("latin-1"), [value.encode("latin-1")])
+        self._body = reply.body
+
+    def deliverBody(self, protocol):
+        protocol.dataReceived(self._body)
+        protocol.connectionLost(Failure(ResponseDone()))
+
+
+class GatewayAgent:
+    """An Agent whose POSTs go to a dispatcher in memory.
+
+    Before a reply goes back, the outbox finishes the pass the message
+    started: a wake-up sent when a session ends reaches the device before
+    the session's last reply does, as an SMS may overtake an HTTP answer.
+    """
+
+    def __init__(self, dispatcher, outbox):
+        self.dispatcher = dispatcher
+        self.outbox = outbox
+
+    def request(self, method, uri, headers=None, bodyProducer=None):
+        return defer.ensureDeferred(self._request(uri, headers, bodyProducer))
+
+    async def _request(self, uri, headers, producer):
+        sent = []
+        producer.startProducing(SimpleNamespace(write=sent.append))
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(uri.decode("utf-8")).query)
+        content_type = (headers.getRawHeaders(b"content-type") or [b""])[0]
+        hmac_header = (headers.getRawHeaders(b"x-syncml-hmac") or [None])[0]
+        reply = await self.dispatcher.handle_dm(
+            b"".join(sent), encoding="wbxml" if b"wbxml" in content_type else "xml",
+            hmac_header=hmac_header.decode("latin-1") if hmac_header else None, token=query.get("s", [None])[0])
+        await self.outbox.tick()
+        return _Body(reply)
+
+
+class SipBearer:
+    """Delivers package #0 to the fleet's SIP wake source at once."""
+
+    delivered_on_accept = True
+
+    def __init__(self, source):
+        self.source = source
+
+    def address(self, device):
+        return device.sip_uri
+
+    def send(self, address, trigger, report):
+        self.source.deliver(address, trigger.package0)
+        report.sent(["sip-1"])
+
+
+class WakeDuringSessionTests(TestCase):
+    """A wake-up that reaches a device still in a session (issue 18)."""
+
+    timeout = 60
+
+    async def setUp(self):
+        self.source = fleet.CallbackWakeSource("sip")
+        # a dispatcher and its outbox on an in-memory store, on a task.Clock
+        await open_outbox(self, outbox_config(), {"sip": SipBearer(self.source)})
+        self.service = FunctionService(self.dispatcher, FunctionsConfig(timeout=3600, expiry_interval=30),
+                                       self.clock)
+        self.service.start()
+        self.addCleanup(self.service.stop)
+
+    @defer.inlineCallbacks
+    def test_a_wipe_woken_as_its_first_session_ends_runs_in_the_next(self):
+        """The AvailableWipeList read ends a session and queues the wipe; its
+        wake-up, signed with the server nonce that session handed out, comes
+        before the session's last reply: the device checks it once the
+        session is over, and the wipe runs in the session it opens."""
+        (device,) = sim.pattern_devices(1, start=7, server_name="dmgw-test", sip_domain="sim.test")
+        yield self.dispatcher.put_device(device.device_id, sim.api_account(device))
+        functions = DeviceFunctions(device.device_id)
+        # the read, the wipe, the report of its result
+        runner = fleet.FleetRunner(reactor, [device], "http://127.0.0.1:8080/dm", clock=self.clock,
+                                   agent=GatewayAgent(self.dispatcher, self.outbox), wake_source=self.source,
+                                   sessions=3, functions={device.device_id: functions})
+        done = runner.run()
+        view = yield defer.ensureDeferred(self.service.start_operation(device.device_id, {
+            "function": "lawmo", "action": "wipe", "wipe_list": ["sdcard"], "confirm": True}))
+        try:
+            summary = yield done.addTimeout(10, reactor)
+        except defer.TimeoutError:
+            self.fail("the wipe stalled: %s" % (runner.stats.summary(),))
+        self.assertEqual(summary["wakeups"], {"accepted": 2}, summary)
+        self.assertEqual(summary["completed"], 3, summary)
+        self.assertEqual(functions.wiped, ["sdcard"])
+        op = yield self.service.get_operation(view["id"])
+        self.assertEqual((op["state"], op["result_code"]), ("done", 1201))
 
 
 def wake_up_bytes(device, kind, session_id, secret=None):

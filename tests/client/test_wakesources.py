@@ -18,8 +18,9 @@ from dmgateway.bearers import sipmsg as M
 from dmgateway.bearers import smpp_pdu as P
 from dmgateway.bearers.sip import SIPPusher
 from dmgateway.bearers.smpp import SMPPLink
-from dmgateway.client import fleet, sim, wakesources
-from dmgateway.client.wakesources import SIPWakeSource, SMSCWakeSource
+from dmgateway.client import fleet, sim, sipuas, smsc, wakesources
+from dmgateway.client.sipuas import SIPWakeSource
+from dmgateway.client.smsc import SMSCWakeSource
 from dmgateway.config.bearers import SipConfig, SmppLinkConfig
 from dmgateway.notify import package0, sms, wsp
 from dmgateway.notify.trigger import build_trigger
@@ -78,7 +79,7 @@ class Collector:
 
 class ParsingTests(SynchronousTestCase):
     def test_spec_submit_sm(self):
-        submit = wakesources.parse_submit(SPEC_SUBMIT_SM)
+        submit = smsc.parse_submit(SPEC_SUBMIT_SM)
         self.assertEqual(submit.source_addr, "447700900001")
         self.assertEqual(submit.destination_addr, "447700900123")
         self.assertEqual((submit.esm_class, submit.data_coding, submit.registered_delivery),
@@ -91,16 +92,16 @@ class ParsingTests(SynchronousTestCase):
         for cut in range(16, len(SPEC_SUBMIT_SM) - 1, 7):
             raw = struct.pack("!L", cut) + SPEC_SUBMIT_SM[4:cut]
             with self.assertRaises(P.PDUError) as caught:
-                wakesources.parse_submit(raw)
+                smsc.parse_submit(raw)
             self.assertEqual(caught.exception.sequence, 1)
             self.assertNotEqual(caught.exception.status, 0)
 
     def test_bind(self):
-        bind = wakesources.parse_bind(pdu(P.BIND_TRANSCEIVER, 3, bind_body(b"gw", b"secret")))
+        bind = smsc.parse_bind(pdu(P.BIND_TRANSCEIVER, 3, bind_body(b"gw", b"secret")))
         self.assertEqual((bind.system_id, bind.password, bind.interface_version),
                          ("gw", "secret", 0x34))
         with self.assertRaises(P.PDUError):
-            wakesources.parse_bind(pdu(P.BIND_TRANSCEIVER, 3, b"gw\0secret"))
+            smsc.parse_bind(pdu(P.BIND_TRANSCEIVER, 3, b"gw\0secret"))
 
     def test_host_port(self):
         self.assertEqual(wakesources.parse_host_port("127.0.0.1:5070"), ("127.0.0.1", 5070))
@@ -240,7 +241,7 @@ class SMSCTests(TestCase):
             (0x80000002, 0, 1),
             (0x80000004, P.ESME_RINVCMDLEN, 9),
             (0x80000015, 0, 10),
-            (0x80000002, wakesources.ESME_RALYBND, 11),
+            (0x80000002, smsc.ESME_RALYBND, 11),
             (0x80000004, 0, 12),
             (0x80000006, 0, 13),
         ])
@@ -267,9 +268,9 @@ class SMSCTests(TestCase):
                                 pdu(P.UNBIND, 4))
         yield client.closed
         answers = [struct.unpack("!LLLL", frame[:16])[1:] for frame in client.frames]
-        self.assertEqual(answers[:3], [(0x80000009, wakesources.ESME_RINVPASWD, 1),
-                                       (0x80000009, wakesources.ESME_RINVSYSID, 2),
-                                       (0x80000001, wakesources.ESME_RBINDFAIL, 3)])
+        self.assertEqual(answers[:3], [(0x80000009, smsc.ESME_RINVPASWD, 1),
+                                       (0x80000009, smsc.ESME_RINVSYSID, 2),
+                                       (0x80000001, smsc.ESME_RBINDFAIL, 3)])
 
 
 class RawClient(protocol.Protocol):
@@ -456,7 +457,7 @@ class GarbageTests(SynchronousTestCase):
         from twisted.internet.testing import StringTransport
 
         source = SMSCWakeSource(Clock(), "tcp:0", "gw", "secret")
-        proto = wakesources._SMSCProtocol(source)
+        proto = smsc._SMSCProtocol(source)
         transport = StringTransport()
         proto.makeConnection(transport)
         if bind_first:
@@ -480,7 +481,7 @@ class GarbageTests(SynchronousTestCase):
 
         source = SIPWakeSource(Clock(), random=random.Random(1))
         sent = []
-        datagram = wakesources._SIPDatagram(source)
+        datagram = sipuas._SIPDatagram(source)
         datagram._send = lambda data, addr: sent.append((data, addr))
         head = b"MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:1;branch=z9hG4bK1\r\n"
         datagram.datagramReceived(data, ("127.0.0.1", 5))

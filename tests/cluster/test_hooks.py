@@ -15,8 +15,9 @@ from dmgateway.client import ClientSession
 from dmgateway.cluster.signals import LocalSignals
 from dmgateway.dispatch import Dispatcher
 from dmgateway.store import open_store
+from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config
-from tests.test_dispatch import ACCOUNT, DEVICE, GET_SWV, account
+from tests.test_dispatch import GET_SWV, account
 
 
 class TwoNodesTests(TestCase):

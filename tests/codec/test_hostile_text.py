@@ -6,8 +6,8 @@ import pytest
 
 from dmgateway.codec import decode_message, encode_message
 from dmgateway.codec.errors import CodecError, LimitExceeded
+from tests.fixtures import DEVICE
 
-DEVICE = "IMEI:490154203237518"
 PLACE = "IMEI:ZZZZZZZZZZZZZZZ"  # a LocURI to patch, same length as DEVICE
 
 

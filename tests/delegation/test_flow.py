@@ -2,6 +2,7 @@
 their own in-memory stores, messages passed through the wire format, the
 device simulated by the client library, time on a task.Clock."""
 
+import dataclasses
 import os
 from types import SimpleNamespace
 
@@ -17,9 +18,9 @@ from dmgateway.delegation.flow import DelegationError, DelegationService
 from dmgateway.dispatch import Dispatcher
 from dmgateway.store import open_store
 from dmgateway.tree import TreeError
+from tests.fixtures import DEVICE
 from tests.support import gateway_config
 
-DEVICE = "IMEI:490154203237518"
 ACCOUNT_A = {
     "server_id": "dms-a",
     "client_auth": {"type": "md5", "name": "dev-a", "secret": "secret-a"},
@@ -32,10 +33,10 @@ PARTIAL = {"peer": "dms-b", "devices": [DEVICE], "subtrees": ["./Vendor/X"], "ty
 
 
 def config(own, peer):
-    cfg = gateway_config(public_url=URL[own], server_id=own)
-    cfg.delegation = DelegationConfig(enabled=True, peers=(DelegationPeer(peer, "https://x/d"),),
-                                      check_interval=60.0)
-    return cfg
+    delegation = DelegationConfig(enabled=True, peers=(DelegationPeer(peer, "https://x/d"),),
+                                  check_interval=60.0)
+    return dataclasses.replace(gateway_config(public_url=URL[own], server_id=own),
+                               delegation=delegation)
 
 
 class Side:

@@ -82,6 +82,13 @@ def test_data_size_is_bytes_as_transmitted():
     assert data_size("é") == 2 and data_size(b"\x00\x01") == 2 and data_size(None) == 0
 
 
+def test_data_size_of_an_inline_tree_is_its_xml_text():
+    from dmgateway.codec.xml import serialize
+
+    tree = Node("MgmtTree", NS_DMDDF, [Node("VerDTD", NS_DMDDF, text="1.2")])
+    assert data_size(tree) == len(serialize(tree)) > 0
+
+
 def test_item_text():
     assert item_text("a", "chr") == ("a", "chr")
     assert item_text(b"ok", "bin") == ("ok", "bin")

@@ -88,3 +88,32 @@ def test_fits_alone():
     status = builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr"))
     assert builder.fits_alone(get(1), [status])
     assert not builder.fits_alone(sm.Get(items=[sm.Item(target=sm.LocRef("x" * 500))]), [status])
+
+
+def test_the_trailer_has_room_kept_and_ends_the_message():
+    limit = 700
+    alert = sm.Alert(data=1222)
+    builder = MessageBuilder(hdr(), measure, limit, trailer=[alert])
+    plain = MessageBuilder(hdr(), measure, limit)
+    while builder.try_add(get(builder.optional)):
+        pass
+    while plain.try_add(get(plain.optional)):
+        pass
+    assert 0 < builder.optional <= plain.optional
+    first = get(0)
+    number(first, 1)
+    exact = measure(sm.SyncML(hdr=hdr(), body=[first], final=True))
+    assert MessageBuilder(hdr(), measure, exact).try_add(get(0))
+    assert not MessageBuilder(hdr(), measure, exact, trailer=[alert]).try_add(get(0))
+    body = builder.commands()
+    assert body[-1].data == 1222 and body[-1].cmd_id == str(len(body))
+    assert alert.cmd_id == ""  # the caller's trailer is not numbered in place
+    assert measure(builder.build(final=True)) <= limit
+
+
+def test_fits_measures_without_appending():
+    builder = MessageBuilder(hdr(), measure, 500)
+    builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr"))
+    assert builder.fits(get(1)) and len(builder.body) == 1
+    assert not builder.fits(sm.Get(items=[sm.Item(target=sm.LocRef("x" * 500))]))
+    assert builder.try_add(get(2)) and builder.body[-1].cmd_id == "2"

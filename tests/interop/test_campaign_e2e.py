@@ -12,8 +12,8 @@ played by the fleet runner with the simulator's FUMO/SCOMO/LAWMO:
   the new FwV; the daemon is killed with SIGKILL in the middle (while no DM
   session is in flight) and restarted: nothing is lost, no device is
   started twice;
-* LAWMO lock then unlock, a wipe refused for an entry the devices do not
-  offer (before anything reaches them), and SCOMO
+* LAWMO lock then unlock, a wipe of the one AvailableWipeList entry asked
+  for and a wipe refused for an entry the devices do not offer, and SCOMO
   install then remove, over 50 devices, the devices' whole SCOMO inventory
   (with a component the gateway never installed) in the device views.
 """
@@ -224,6 +224,14 @@ class CampaignE2ETests(TestCase):
             self.assertEqual(view["progress"]["by_state"], {"done": 50})
             self.assertEqual(view["progress"]["by_result"], {"1200": 50})
             self.assertTrue(all(f.lawmo_state == state for f in functions.values()))
+        # a wipe: the gateway reads AvailableWipeList first, then marks only what was asked for
+        campaign_id = await self.campaign({"function": "lawmo", "action": "wipe", "selection": selection,
+                                           "params": {"wipe_list": ["sdcard"], "confirm": True}, "policy": policy})
+        view, _paused = await self.wait_done(campaign_id, limit=300)
+        self.assertEqual(view["progress"]["by_result"], {"1201": 50})
+        self.assertTrue(all(f.wiped == ["sdcard"] for f in functions.values()))
+        # the wipe's wake-ups come as the read's sessions end: each one verifies
+        self.assertNotIn("rejected", runner.stats.summary()["wakeups"], runner.stats.summary())
         # an entry no device offers: every operation fails before anything reaches the devices
         campaign_id = await self.campaign({"function": "lawmo", "action": "wipe", "selection": selection,
                                            "params": {"wipe_list": ["photos"], "confirm": True}, "policy": policy})
@@ -266,7 +274,7 @@ class CampaignE2ETests(TestCase):
         self.assertEqual(view["progress"]["by_result"], {"1200": 50})
         self.assertTrue(all(set(f.components) == {"preloaded"} for f in functions.values()))
         for device_id, f in functions.items():
-            self.assertEqual(f.accepted, 4)  # lock, unlock, install, remove: each once (the wipe was refused)
+            self.assertEqual(f.accepted, 5)  # lock, unlock, wipe, install, remove: each once
             status, device = await self.call("GET", "/devices/" + device_id)
             self.assertEqual(sorted(device["functions"]["components"]), ["preloaded"])
             self.assertEqual(device["functions"]["delivered"], {})

@@ -15,10 +15,10 @@ from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.client.tree import default_tree
 from dmgateway.tree import TreeError
+from tests.fixtures import DEVICE
 from tests.interop.daemon import ROOT, Daemon, free_port, run_client
 from tests.interop.test_https import make_certificate
 
-DEVICE = "IMEI:490154203237518"
 KEY = "7c1e5a2b9d3f40e6a8b2c4d6e8f01234"
 OTHER_KEY = "00000000000000000000000000000001"
 VENDOR_ACL = "Add=dms-a&Delete=dms-a&Get=dms-a&Replace=dms-a"

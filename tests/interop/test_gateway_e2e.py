@@ -14,15 +14,10 @@ import pytest
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials, GenericAlert
+from tests.fixtures import API_DEVICE as DEVICE, E2E_ACCOUNT
 from tests.interop.daemon import Daemon, post, run_client
 
-DEVICE = "IMEI:350000000000001"
-ACCOUNT = {
-    "server_id": "dmgw-e2e",
-    "client_auth": {"type": "md5", "name": "dev1", "secret": "dev-secret-1"},
-    "server_auth": {"type": "md5", "name": "dmgw-e2e", "secret": "srv-secret-1"},
-    "msisdn": "+447700900001",
-}
+ACCOUNT = dict(E2E_ACCOUNT, msisdn="+447700900001")
 
 
 @pytest.fixture(scope="module")

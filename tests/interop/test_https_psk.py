@@ -10,10 +10,10 @@ import pytest
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
+from tests.fixtures import E2E_DEVICE as DEVICE
 from tests.interop.daemon import Daemon, free_port
 from tests.interop.test_https import client_context, make_certificate
 
-DEVICE = "IMEI:350000000000077"
 IDENTITY = "psk-device-77"
 KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 

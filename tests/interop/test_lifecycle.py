@@ -13,13 +13,9 @@ import pytest
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
+from tests.fixtures import E2E_ACCOUNT as ACCOUNT
 from tests.interop.daemon import Daemon, free_port, post
 
-ACCOUNT = {
-    "server_id": "dmgw-e2e",
-    "client_auth": {"type": "md5", "name": "dev1", "secret": "dev-secret-1"},
-    "server_auth": {"type": "md5", "name": "dmgw-e2e", "secret": "srv-secret-1"},
-}
 JOB = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"}
 
 

@@ -10,14 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
+from tests.fixtures import E2E_ACCOUNT as ACCOUNT, E2E_DEVICE as DEVICE
 from tests.interop.daemon import Daemon, run_client
 
-ACCOUNT = {
-    "server_id": "dmgw-e2e",
-    "client_auth": {"type": "md5", "name": "dev1", "secret": "dev-secret-1"},
-    "server_auth": {"type": "md5", "name": "dmgw-e2e", "secret": "srv-secret-1"},
-}
-DEVICE = "IMEI:350000000000077"
 
 
 def scrape(daemon, token=None):

@@ -29,7 +29,7 @@ from dmgateway.client.account import Account, Credentials, session_id_for_notifi
 from dmgateway.notify import package0, sms, wsp
 from tests.interop.daemon import Daemon, run_client
 from tests.interop.test_smpp_simulator import NODE_DIR, ROOT, SCRIPT, ensure_package
-from tests.smscfake import FakeSMSCFactory
+from tests.support import start_smsc
 
 NOTIFY_FAST = "[notify]\nscan_interval = 0.2\nretry_initial = 0.2\nretry_max = 1\nrenotify_after = 600\n"
 
@@ -165,14 +165,13 @@ def test_job_wakes_a_device_through_the_smsc_simulator(tmp_path):
 
 
 class FaultTests(TestCase):
-    """Our own SMSC fake, in this process, with faults the simulator cannot do."""
+    """The simulator's SMSC, in this process, playing faults (a dropped link, throttling)."""
 
     timeout = 120
 
+    @defer.inlineCallbacks
     def setUp(self):
-        self.smsc = FakeSMSCFactory()
-        self.port = reactor.listenTCP(0, self.smsc, interface="127.0.0.1")
-        self.addCleanup(self.port.stopListening)
+        self.smsc = yield start_smsc(self)
 
     @defer.inlineCallbacks
     def test_link_drop_and_throttling_lose_and_repeat_nothing(self):
@@ -182,7 +181,7 @@ class FaultTests(TestCase):
         self.addCleanup(shutil.rmtree, workdir, True)
         gw = Daemon(
             workdir,
-            extra_ini={"smpp.ini": smpp_ini(self.port.getHost().port, bind="transmitter")},
+            extra_ini={"smpp.ini": smpp_ini(self.smsc.address[1], bind="transmitter")},
             gateway_extra=NOTIFY_FAST,
         )
         gw.start()
@@ -195,7 +194,7 @@ class FaultTests(TestCase):
             gw.put_device(device_id, account(device_id, msisdn, n))
         # the first submit is acked, then the link drops; once it is back the
         # SMSC throttles one submit; everything must still arrive once
-        first = self.smsc.wait("submit")
+        first = self.smsc.when_submitted()
         jobs = [
             gw.create_job(d, {"commands": [{"op": "Get", "target": "./DevInfo/Mod"}], "notify": "sms"})
             for d in devices.values()
@@ -203,7 +202,7 @@ class FaultTests(TestCase):
         yield first
         self.smsc.throttle_next = 1
         for _ in range(600):
-            if len(self.smsc.submits) >= 51:
+            if len(self.smsc.submitted) >= 51:
                 break
             yield deferLater(reactor, 0.05, lambda: None)
         for _ in range(100):  # let the outbox record the last answers
@@ -212,11 +211,10 @@ class FaultTests(TestCase):
                 break
             yield deferLater(reactor, 0.05, lambda: None)
         received = {}
-        for pdu in self.smsc.submits:
-            msisdn = pdu.params["destination_addr"].decode()
-            received.setdefault(msisdn, []).append(pdu)
+        for submit in self.smsc.submitted:
+            received.setdefault(submit.destination_addr, []).append(submit)
         throttled = 1  # one submit answered ESME_RTHROTTLED was sent again
-        self.assertEqual(len(self.smsc.submits), 50 + throttled)
+        self.assertEqual(len(self.smsc.submitted), 50 + throttled)
         self.assertEqual(sorted(received), sorted(devices))
         accepted = {m: len(p) for m, p in received.items()}
         self.assertEqual(sum(accepted.values()), 51)

@@ -16,14 +16,9 @@ import pytest
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.codec import decode_message, encode_message
+from tests.fixtures import E2E_ACCOUNT as ACCOUNT, E2E_DEVICE as DEVICE
 from tests.interop.daemon import Daemon, post, run_client
 
-DEVICE = "IMEI:350000000000077"
-ACCOUNT = {
-    "server_id": "dmgw-e2e",
-    "client_auth": {"type": "md5", "name": "dev1", "secret": "dev-secret-1"},
-    "server_auth": {"type": "md5", "name": "dmgw-e2e", "secret": "srv-secret-1"},
-}
 GET_SWV = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"}
 ATTACKER = "127.0.0.2"
 READ_TIMEOUT = 2

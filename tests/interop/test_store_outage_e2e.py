@@ -13,15 +13,11 @@ import pytest
 
 from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
+from tests.fixtures import E2E_ACCOUNT as ACCOUNT
 from tests.interop.daemon import Daemon, post, run_client
 from tests.pgharness import PostgresServer, PostgresUnavailable, require_postgres
 
 DEVICE = "IMEI:350000000000099"
-ACCOUNT = {
-    "server_id": "dmgw-e2e",
-    "client_auth": {"type": "md5", "name": "dev1", "secret": "dev-secret-1"},
-    "server_auth": {"type": "md5", "name": "dmgw-e2e", "secret": "srv-secret-1"},
-}
 GET_SWV = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"}
 
 

@@ -2,25 +2,23 @@
 injected clock: sent/notified, retries with backoff, fallback, delivery
 receipts, re-notification with the same session id, expiry, restart."""
 
+import dataclasses
 from types import SimpleNamespace
 
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
+from dmgateway.config.gateway import NotifyConfig
 from dmgateway.dispatch import Dispatcher
 from dmgateway.outbox import SEND_CONCURRENCY, NotificationOutbox
 from dmgateway.notify import package0
 from dmgateway.store import open_store
+from tests import fixtures
+from tests.fixtures import API_DEVICE as DEVICE
 from tests.support import gateway_config
 
-DEVICE = "IMEI:350000000000001"
-ACCOUNT = {
-    "server_id": "dmgw-test",
-    "client_auth": {"type": "md5", "name": "dev", "secret": "dev-secret"},
-    "server_auth": {"type": "md5", "name": "dmgw-test", "secret": "srv-secret", "nonce": "AAECAwQFBgc="},
-    "msisdn": "+447700900001",
-    "sip_uri": "sip:dev1@example.net",
-}
+ACCOUNT = dict(fixtures.ACCOUNT, msisdn="+447700900001", sip_uri="sip:dev1@example.net",
+               server_auth=dict(fixtures.ACCOUNT["server_auth"], nonce="AAECAwQFBgc="))
 JOB = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "auto"}
 
 
@@ -68,8 +66,7 @@ def config(**notify):
         scan_interval=5.0,
     )
     values.update(notify)
-    cfg.notify = SimpleNamespace(**values)
-    return cfg
+    return dataclasses.replace(cfg, notify=NotifyConfig(**values))
 
 
 async def open_outbox(case, cfg, bearers, random_bytes=lambda n: bytes(range(7, 7 + n)), uri="sqlite::memory:"):
@@ -474,7 +471,7 @@ class StrangerSessionTests(TestCase):
     settle = OutboxTests.settle
     job = OutboxTests.job
 
-    async def test_a_new_job_is_notified_while_a_stranger_waits_in_a_session(self):
+    async def stranger_waits(self):
         import os
 
         from dmgateway.client import ClientSession
@@ -489,7 +486,22 @@ class StrangerSessionTests(TestCase):
         self.assertIn(b"<Data>401</Data>", reply.body)
         self.assertIn(DEVICE, self.dispatcher._by_device)
         self.assertFalse(self.dispatcher.is_live(DEVICE))
+
+    async def test_a_new_job_is_notified_while_a_stranger_waits_in_a_session(self):
+        await self.stranger_waits()
         created = await self.dispatcher.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sip.sent), 1)
         self.assertEqual((await self.job(created["id"]))["state"], "notified")
+
+    async def test_a_function_job_is_notified_while_a_stranger_waits_in_a_session(self):
+        """The job of an operation (queued outside the API) wakes the device too."""
+        from dmgateway.config.services import FunctionsConfig
+        from dmgateway.devfunctions import FunctionService
+
+        await self.stranger_waits()
+        service = FunctionService(self.dispatcher, FunctionsConfig(timeout=3600), self.clock)
+        view = await service.start_operation(DEVICE, {"function": "lawmo", "action": "fully_lock"})
+        await self.settle()
+        self.assertEqual(len(self.sip.sent), 1)
+        self.assertEqual((await self.job(view["id"]))["state"], "notified")

@@ -165,11 +165,11 @@ class OrphanTestsMixin(StoreCase):
             await store.create_operation(job_id, "IMEI:1", op, timeout=600)
         await store.update_job("a1", state="failed", error={"code": "interrupted", "message": "restart"})
         await store.update_job("b2", state="failed", error={"code": "cancelled", "message": "API"})
-        self.assertEqual(await store.settle_orphans(START), 2)
+        self.assertEqual(await store.settle_orphans(START), (2, []))
         a1, b2 = await store.get_operation("a1"), await store.get_operation("b2")
         self.assertEqual((a1.state, a1.deadline), ("awaiting_device", START + 600))
         self.assertEqual((b2.state, b2.error["code"]), ("failed", "cancelled"))
-        self.assertEqual(await store.settle_orphans(START), 0)
+        self.assertEqual(await store.settle_orphans(START), (0, []))
 
 
 class SQLiteOrphanTests(OnSQLite, OrphanTestsMixin, TestCase):

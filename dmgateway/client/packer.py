@@ -1,23 +1,26 @@
 """What the client still has to send, packed into messages under the server's MaxMsgSize.
 
-The :class:`Outbox` is a queue of commands (Status, Results, Alert, the
-package-1 Replace).  :meth:`Outbox.fill` takes as many as fit into one
-message, measured on the encoded message *with* ``<Final/>`` and with any
-trailing command the caller needs (Alert 1222), so whatever it returns fits
-however the message is closed.  A Results that cannot fit even in a message
-of its own goes out as a large object (dm-protocol §8): the item is cut into
-chunks, every chunk but the last ends with ``<MoreData/>``, the first carries
-``Meta/Size`` (bytes as transmitted), the others repeat Format/Type only.
-CmdIDs are numbered from 1 in every message.
+The :class:`MessagePacker` is a queue of commands (Status, Results, Alert,
+the package-1 Replace).  :meth:`MessagePacker.fill` takes as many as fit into
+one message, built with the server's own
+:class:`~dmgateway.dm.packaging.MessageBuilder`: measured on the encoded
+message *with* ``<Final/>`` and with any trailing command the caller needs
+(Alert 1222), so whatever it returns fits however the message is closed.  A
+Results that cannot fit even in a message of its own goes out as a large
+object (dm-protocol §8): the item is cut into chunks, every chunk but the
+last ends with ``<MoreData/>``, the first carries ``Meta/Size`` (bytes as
+transmitted), the others repeat Format/Type only.  CmdIDs are numbered from
+1 in every message; queued commands are never renumbered in place.
 """
 
 from collections import deque
 from dataclasses import replace
 
 from ..codec import syncml as sm
-from .commands import data_size
+from ..dm.commands import data_size
+from ..dm.packaging import MessageBuilder
 
-__all__ = ["Outbox", "MIN_CHUNK"]
+__all__ = ["MessagePacker", "MIN_CHUNK"]
 
 MIN_CHUNK = 64  # don't end a message on a tiny chunk when the next one could take more
 
@@ -57,7 +60,7 @@ def _cut(item, offset, length, total_size):
                    more_data=more)
 
 
-class Outbox:
+class MessagePacker:
     """Commands waiting to be sent.  ``measure(msg) -> int`` is the encoded size."""
 
     def __init__(self, measure, min_chunk=MIN_CHUNK):
@@ -97,39 +100,25 @@ class Outbox:
         MaxMsgSize.  ``progressed`` is False when nothing from the queue fit
         although it is not empty -- the limit is too small to make progress.
         """
-        body = [replace(cmd, cmd_id=str(n)) for n, cmd in enumerate(first, 1)]
-        mandatory = len(body)
-        trailer = list(trailer)
-
-        def size(commands):
-            numbered = commands + [replace(cmd, cmd_id=str(len(commands) + n))
-                                   for n, cmd in enumerate(trailer, 1)]
-            return self.measure(sm.SyncML(hdr=hdr, body=numbered, final=True))
-
-        def fits(commands):
-            return limit is None or size(commands) <= limit
-
+        builder = MessageBuilder(hdr, self.measure, limit, trailer)
+        for cmd in first:
+            builder.add(replace(cmd))
+        mandatory = builder.body[:]
         while self._queue:
             entry = self._queue[0]
-            whole = replace(self._rest(entry), cmd_id=str(len(body) + 1))
-            if fits(body + [whole]):
-                body.append(whole)
+            if builder.try_add(replace(self._rest(entry))):
                 self._queue.popleft()
                 continue
-            crowded = len(body) > mandatory
+            crowded = builder.optional > 0
             waits = not (entry.started or entry.deferred) or not isinstance(entry.cmd, sm.Results)
-            if crowded and waits and fits(
-                    body[:mandatory] + [replace(whole, cmd_id=str(mandatory + 1))]):
+            if crowded and waits and builder.fits_alone(replace(self._rest(entry)), mandatory):
                 entry.deferred = True
                 break  # it fits in the next message: send it whole there (once)
             if isinstance(entry.cmd, sm.Results):
-                part = self._chunk(entry, body, fits, size, limit, crowded)
-                if part is not None:
-                    body.append(part)
+                self._chunk(entry, builder, limit, crowded)
             break
-        progressed = len(body) > mandatory or not self._queue
-        body += [replace(cmd, cmd_id=str(len(body) + n)) for n, cmd in enumerate(trailer, 1)]
-        return body, progressed
+        progressed = builder.optional > 0 or not self._queue
+        return builder.commands(), progressed
 
     # -- large Results --------------------------------------------------------
 
@@ -144,16 +133,15 @@ class Outbox:
             items[0] = _cut(items[0], entry.offset, None, None)
         return replace(cmd, items=items)
 
-    def _chunk(self, entry, body, fits, size, limit, crowded):
-        """The Results part that fills the rest of this message, or None."""
+    def _chunk(self, entry, builder, limit, crowded):
+        """Add to ``builder`` the Results part that fills the rest of its message, if any."""
         cmd = entry.cmd
-        cmd_id = str(len(body) + 1)
         sent = []
         index, offset = entry.item_index, entry.offset
         while index < len(cmd.items):
             item = cmd.items[index]
             rest = _cut(item, offset, None, None) if offset else item
-            if fits(body + [replace(cmd, cmd_id=cmd_id, items=sent + [rest])]):
+            if builder.fits(replace(cmd, items=sent + [rest])):
                 sent.append(rest)
                 index, offset = index + 1, 0
                 continue
@@ -163,22 +151,17 @@ class Outbox:
             total = data_size(data)
             remaining = len(data) - offset
 
-            def attempt(length):
-                part = _cut(item, offset, length, total)
-                return replace(cmd, cmd_id=cmd_id, items=sent + [part])
+            def make(length, item=item, offset=offset, sent=list(sent)):
+                return replace(cmd, items=sent + [_cut(item, offset, length, total)])
 
-            length = min(remaining - 1, max(1, limit - size(body + [attempt(0)])))
-            while length > 0:
-                over = size(body + [attempt(length)]) - limit
-                if over <= 0:
-                    break
-                length -= max(1, over)
-            if length <= 0 or (crowded and length < min(self.min_chunk, remaining - 1)):
+            # a chunk of n characters or bytes takes at least n bytes: never try more than that
+            longest = min(remaining - 1, max(1, limit - builder.size()))
+            mark = builder.mark()
+            length, _ = builder.fit_largest(make, longest)
+            if length == 0 or (crowded and length < min(self.min_chunk, remaining - 1)):
+                builder.rollback(mark)
                 break
-            sent.append(_cut(item, offset, length, total))
-            offset += length
-            break
-        if not sent:
-            return None
-        entry.item_index, entry.offset = index, offset
-        return replace(cmd, cmd_id=cmd_id, items=sent)
+            entry.item_index, entry.offset = index, offset + length
+            return
+        if sent and builder.try_add(replace(cmd, items=sent)):
+            entry.item_index, entry.offset = index, offset

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from dmgateway.client.outbox import Outbox
+from dmgateway.client.packer import MessagePacker
 from dmgateway.codec import WBXML, XML, decode_message, encode_message
 from dmgateway.codec import syncml as sm
 
@@ -202,14 +202,14 @@ def test_server_refusing_a_chunk_stops_the_object():
     assert "refused our Results" in session.log[-1]
 
 
-# -- the Outbox on its own -------------------------------------------------------------
+# -- the MessagePacker on its own ---------------------------------------------------
 
 def measure(msg):
     return len(encode_message(msg, XML))
 
 
-def test_outbox_without_limit_takes_everything():
-    box = Outbox(measure)
+def test_packer_without_limit_takes_everything():
+    box = MessagePacker(measure)
     box.extend([sm.Status(msg_ref="1", cmd_ref=str(n), cmd="Get", data=200) for n in range(50)])
     hdr = sm.SyncHdr(session_id="1", msg_id="2", target=sm.LocRef("s"), source=sm.LocRef("d"))
     body, progressed = box.fill(hdr, [], None)
@@ -217,8 +217,8 @@ def test_outbox_without_limit_takes_everything():
     assert [c.cmd_id for c in body] == [str(n) for n in range(1, 51)]
 
 
-def test_outbox_reserves_room_for_the_trailer():
-    box = Outbox(measure)
+def test_packer_reserves_room_for_the_trailer():
+    box = MessagePacker(measure)
     statuses_ = [sm.Status(msg_ref="1", cmd_ref=str(n), cmd="Get", data=200) for n in range(30)]
     box.extend(statuses_)
     hdr = sm.SyncHdr(session_id="1", msg_id="2", target=sm.LocRef("s"), source=sm.LocRef("d"))
@@ -230,8 +230,8 @@ def test_outbox_reserves_room_for_the_trailer():
     assert statuses_[0].cmd_id == ""  # queued commands are never renumbered in place
 
 
-def test_outbox_sends_a_results_whole_in_the_next_message_rather_than_chunking():
-    box = Outbox(measure)
+def test_packer_sends_a_results_whole_in_the_next_message_rather_than_chunking():
+    box = MessagePacker(measure)
     hdr = sm.SyncHdr(session_id="1", msg_id="2", target=sm.LocRef("s"), source=sm.LocRef("d"))
     results = sm.Results(msg_ref="1", cmd_ref="9", items=[
         sm.Item(source=sm.LocRef("./Vendor/Mid"), meta=sm.Meta(format="chr"), data="m" * 1000)])
@@ -244,8 +244,8 @@ def test_outbox_sends_a_results_whole_in_the_next_message_rather_than_chunking()
     assert not box
 
 
-def test_outbox_chunks_only_what_cannot_fit_alone():
-    box = Outbox(measure)
+def test_packer_chunks_only_what_cannot_fit_alone():
+    box = MessagePacker(measure)
     hdr = sm.SyncHdr(session_id="1", msg_id="2", target=sm.LocRef("s"), source=sm.LocRef("d"))
     small = sm.Item(source=sm.LocRef("./A"), data="a" * 10)
     big = sm.Item(source=sm.LocRef("./B"), meta=sm.Meta(format="chr"), data="b" * 2000)
@@ -261,8 +261,8 @@ def test_outbox_chunks_only_what_cannot_fit_alone():
     assert not parts[-1].more_data and all(p.more_data for p in parts[1:-1])
 
 
-def test_outbox_reports_no_progress():
-    box = Outbox(measure)
+def test_packer_reports_no_progress():
+    box = MessagePacker(measure)
     hdr = sm.SyncHdr(session_id="1", msg_id="2", target=sm.LocRef("s"), source=sm.LocRef("d"))
     box.extend([sm.Status(msg_ref="1", cmd_ref="4", cmd="Get", data=200)])
     body, progressed = box.fill(hdr, [], 100)
