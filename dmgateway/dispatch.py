@@ -37,6 +37,7 @@ from dmgateway.dm.replies import bad_request_reply, status_only_reply
 from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.inventory import InventoryService
+from dmgateway.jobstates import change_job
 from dmgateway.live import (
     DMReply, LiveSession, device_state, device_view, event_view, iso_time, job_spec, job_view,
     media_type_for, starts_session,
@@ -72,7 +73,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         self._stopping = False
         self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
         self._probe = None
-        self.notifier = None  # the notification Outbox, when a bearer is configured
+        self.notifier = None  # the NotificationOutbox (dmgateway.outbox), when a bearer is configured
         self.functions = None  # the device-function service (dmgateway.devfunctions), when started
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (config.http, config.https) if l.enabled]
@@ -103,8 +104,8 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
                 "{jobs_failed} running jobs failed (interrupted), {jobs_queued} jobs still queued",
                 **counts,
             )
-            for job_id in recovery.failed_jobs:
-                await self.event("job", None, {"job_id": job_id, "state": "failed", "error": "interrupted"})
+            if recovery.failed_jobs:  # their events were appended with the recovery
+                self.announce_events()
         else:
             log.info("store clean: nothing was in flight", **counts)
 
@@ -511,16 +512,13 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
                 )
             elif isinstance(effect, fx.JobStarted):
                 live.job_ids.append(effect.job_id)
-                batch.update_job(effect.job_id, state="running")
+                change_job(batch, effect.job_id, "running", device_id=device_id, now=now)
                 batch.touch_session(live.token, now, job_ids=live.job_ids)
             elif isinstance(effect, fx.JobFinished):
                 self.jobs_finished[effect.state] += 1
                 self.finished(effect.job_id)
-                batch.update_job(effect.job_id, state=effect.state, results=effect.results, error=effect.error)
-                payload = {"job_id": effect.job_id, "state": effect.state}
-                if effect.error:
-                    payload["error"] = effect.error.get("code")
-                batch.append_event("job", device_id, now, payload)
+                change_job(batch, effect.job_id, effect.state, device_id=device_id, now=now, expect="running",
+                           results=effect.results, error=effect.error)
                 events += 1
                 if self.functions is not None:
                     batch.function_job_finished(effect.job_id, effect.state, effect.results, now)
@@ -599,12 +597,16 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
 
     async def _fail_job(self, job_id, device_id, code, message):
         error = {"code": code, "message": message}
-        await self.store.update_job(job_id, state="failed", error=error)
-        await self.event("job", device_id, {"job_id": job_id, "state": "failed", "error": code})
+        if await change_job(self.store, job_id, "failed", device_id=device_id, now=self.clock.seconds(), error=error):
+            self.announce_events()
 
     async def event(self, type_, device_id, payload):
         """Append one event and wake its readers (long-polls, webhooks)."""
         await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
+        self.announce_events()
+
+    def announce_events(self):
+        """Events were appended: wake their readers here and in the other processes."""
         self._events_appended()
         if self.signals is not None:
             self.signals.send(EVENTS)  # long-polls and webhooks of the other processes

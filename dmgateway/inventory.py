@@ -15,6 +15,7 @@ from twisted.logger import Logger
 
 from dmgateway.api.service import UnknownDevice, UnknownJob
 from dmgateway.api.validation import ValidationError
+from dmgateway.jobstates import change_job
 from dmgateway.live import device_view
 from dmgateway.store.model import NotFound
 
@@ -148,8 +149,9 @@ class InventoryService:
         for job in jobs:
             if job.job_id in self._cancel_at_end:
                 self._cancel_at_end.discard(job.job_id)
-                if job.state == "running":
-                    await self.store.update_job(job.job_id, state="queued")
+                if job.state == "running":  # back to waiting, so the cancel below takes it
+                    await change_job(self.store, job.job_id, "queued", device_id=device_id,
+                                     now=self.clock.seconds(), expect="running")
                 result = await self.store.cancel_job(job.job_id)
                 if result.cancelled:
                     self._events_appended()
