@@ -37,6 +37,7 @@ from dmgateway.dispatch_effects import SessionEffects
 from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
 from dmgateway.eventlog import EventLog
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
+from dmgateway.jobstates import change_job
 from dmgateway.live import DMReply, LiveSession, device_state, job_spec, media_type_for, starts_session
 from dmgateway.store.model import StoreUnavailable
 
@@ -75,7 +76,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self._stopping = False
         self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
         self._probe = None
-        self.notifier = None  # the notification Outbox, when a bearer is configured
+        self.notifier = None  # the NotificationOutbox (dmgateway.outbox), when a bearer is configured
         self.functions = None  # the device-function service (dmgateway.devfunctions), when started
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (config.http, config.https) if l.enabled]
@@ -105,8 +106,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 "{jobs_failed} running jobs failed (interrupted), {jobs_queued} jobs still queued",
                 **counts,
             )
-            for job_id in recovery.failed_jobs:
-                await self.events.append("job", None, {"job_id": job_id, "state": "failed", "error": "interrupted"})
+            if recovery.failed_jobs:  # their events were appended with the recovery
+                self.events.announce()
         else:
             log.info("store clean: nothing was in flight", **counts)
 
@@ -512,8 +513,9 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         for job in jobs:
             if job.job_id in self._cancel_at_end:
                 self._cancel_at_end.discard(job.job_id)
-                if job.state == "running":
-                    await self.store.update_job(job.job_id, state="queued")
+                if job.state == "running":  # back to waiting, so the cancel below takes it
+                    await change_job(self.store, job.job_id, "queued", device_id=device_id,
+                                     now=self.clock.seconds(), expect="running")
                 result = await self.store.cancel_job(job.job_id)
                 if result.cancelled:
                     self.events.appended()

@@ -12,6 +12,7 @@ from twisted.logger import Logger
 
 from dmgateway.cluster.signals import SESSIONS
 from dmgateway.dm import effects as fx
+from dmgateway.jobstates import change_job
 from dmgateway.live import iso_time
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -64,16 +65,13 @@ class SessionEffects:
                 )
             elif isinstance(effect, fx.JobStarted):
                 live.job_ids.append(effect.job_id)
-                batch.update_job(effect.job_id, state="running")
+                change_job(batch, effect.job_id, "running", device_id=device_id, now=now)
                 batch.touch_session(live.token, now, job_ids=live.job_ids)
             elif isinstance(effect, fx.JobFinished):
                 self.jobs_finished[effect.state] += 1
                 self._cancel_at_end.discard(effect.job_id)  # nothing left to cancel
-                batch.update_job(effect.job_id, state=effect.state, results=effect.results, error=effect.error)
-                payload = {"job_id": effect.job_id, "state": effect.state}
-                if effect.error:
-                    payload["error"] = effect.error.get("code")
-                batch.append_event("job", device_id, now, payload)
+                change_job(batch, effect.job_id, effect.state, device_id=device_id, now=now, expect="running",
+                           results=effect.results, error=effect.error)
                 events += 1
                 if self.functions is not None:
                     batch.function_job_finished(effect.job_id, effect.state, effect.results, now)
@@ -152,5 +150,5 @@ class SessionEffects:
 
     async def _fail_job(self, job_id, device_id, code, message):
         error = {"code": code, "message": message}
-        await self.store.update_job(job_id, state="failed", error=error)
-        await self.events.append("job", device_id, {"job_id": job_id, "state": "failed", "error": code})
+        if await change_job(self.store, job_id, "failed", device_id=device_id, now=self.clock.seconds(), error=error):
+            self.events.announce()

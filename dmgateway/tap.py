@@ -249,8 +249,8 @@ class GatewayService(service.MultiService):
         self.cluster.on_node_recovered = self._node_recovered
 
     async def _node_recovered(self, node, recovery):
-        for job_id in recovery.failed_jobs:
-            await self.events.append("job", None, {"job_id": job_id, "state": "failed", "error": "interrupted"})
+        if recovery.failed_jobs:  # their events were appended with the recovery
+            self.events.announce()
 
     def _store_transaction(self, seconds, failed):
         if failed:
@@ -345,7 +345,7 @@ class GatewayService(service.MultiService):
         import random
 
         from dmgateway.bearers import wake
-        from dmgateway.notifier import Outbox
+        from dmgateway.outbox import NotificationOutbox
 
         cfg, reactor = self.config, self.reactor
         bearers = {}
@@ -353,10 +353,10 @@ class GatewayService(service.MultiService):
             from dmgateway.bearers.smpp import SMPPLink, SMPPRouter
 
             router = SMPPRouter()
+            bearers["sms"] = sms = wake.SmsBearer(router)
             for link in cfg.enabled_smpp_links:
-                router.add(SMPPLink(link, reactor, on_receipt=self._on_smpp_receipt))
+                router.add(SMPPLink(link, reactor, on_receipt=sms.smpp_receipt))
             self._smpp_router = router
-            bearers["sms"] = wake.SmsBearer(router)
             if self.cluster.enabled:
                 from dmgateway.cluster.node import HeldBearer
 
@@ -369,9 +369,9 @@ class GatewayService(service.MultiService):
         elif cfg.modem.enabled:
             from dmgateway.bearers.modem import ModemService
 
-            modem = ModemService(cfg.modem, reactor, on_report=self._on_modem_report)
+            bearers["sms"] = sms = wake.SmsBearer(None, smpp=False)
+            sms.sender = modem = ModemService(cfg.modem, reactor, on_report=sms.modem_report)
             modem.setServiceParent(self)
-            bearers["sms"] = wake.SmsBearer(modem, smpp=False)
         if cfg.sip.enabled:
             from dmgateway.bearers.sip import SIPPusher
 
@@ -380,8 +380,8 @@ class GatewayService(service.MultiService):
         if not bearers:
             log.info("no notification bearer enabled: jobs wait for devices to connect")
             return
-        self.outbox = Outbox(
-            self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.events.append, os.urandom
+        self.outbox = NotificationOutbox(
+            self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.events.announce, os.urandom
         )
         self.dispatcher.notifier = self.outbox
         self.outbox.runs_timers = self.cluster.timers_held
@@ -399,7 +399,7 @@ class GatewayService(service.MultiService):
 
     def _took_smpp(self):
         """This node now binds the SMPP links: what a dead holder had claimed is due now."""
-        from dmgateway.notifier import CLAIM_LEASE
+        from dmgateway.outbox import CLAIM_LEASE
 
         d = self.store.release_claims("sms", self.reactor.seconds(), CLAIM_LEASE)
 
@@ -411,18 +411,6 @@ class GatewayService(service.MultiService):
 
         d.addCallback(released)
         d.addErrback(lambda f: log.failure("claims of the last SMPP holder not released", f))
-
-    def _on_smpp_receipt(self, message_id, state, error):
-        from dmgateway.bearers.wake import smpp_receipt_handler
-
-        if self.outbox is not None:
-            smpp_receipt_handler(self.outbox)(message_id, state, error)
-
-    def _on_modem_report(self, report):
-        from dmgateway.bearers.wake import modem_report_handler
-
-        if self.outbox is not None:
-            modem_report_handler(self.outbox)(report)
 
     def _start_webhooks(self):
         from twisted.web.client import Agent, HTTPConnectionPool

@@ -14,7 +14,6 @@ from dmgateway.config import AuthConfig
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
 from dmgateway.dm import effects as fx
-from dmgateway.notifier import Outbox
 from dmgateway.store import open_store
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config, start_dispatcher
@@ -360,25 +359,14 @@ class LeftJobTests(TestCase):
 
     timeout = 60
 
-    @defer.inlineCallbacks
-    def setUp(self):
-        from tests.test_notifier import FakeBearer, config
+    async def setUp(self):
+        from tests.outbox.test_service import FakeBearer, config, open_outbox
 
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor, clock=self.clock)
-        self.addCleanup(self.store.close)
         cfg = config()
         cfg = dataclasses.replace(cfg, gateway=dataclasses.replace(cfg.gateway, session_timeout=60))
-        self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
         self.sip = FakeBearer("sip", "sip_uri")
-        self.outbox = Outbox(
-            self.store, cfg, self.clock, {"sip": self.sip}, self.dispatcher.is_live,
-            self.dispatcher.events.append, lambda n: bytes(range(n)),
-        )
-        self.dispatcher.notifier = self.outbox
-        yield self.handlers.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))
+        await open_outbox(self, cfg, {"sip": self.sip}, lambda n: bytes(range(n)), uri="sqlite::memory:?inline=1")
+        await self.handlers.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))
 
     exchange = DispatcherTests.exchange
     drive = DispatcherTests.drive

@@ -149,5 +149,10 @@ class HeldBearer:
     def address(self, device):
         return self.bearer.address(device)
 
-    def send(self, address, trigger):
-        return self.bearer.send(address, trigger)
+    def send(self, address, trigger, report):
+        return self.bearer.send(address, trigger, report)
+
+    def watch_deliveries(self, delivered):
+        watch = getattr(self.bearer, "watch_deliveries", None)
+        if watch is not None:
+            watch(delivered)

@@ -17,15 +17,17 @@ from typing import Any, Optional
 
 from ..functions import FunctionError, offered_wipe_list, outcome_for, parse_completion, parse_inventory, wipe_commands
 from ..functions.alerts import normalise_source
+from ..jobstates import (
+    FINAL_OPERATION_STATES, OPEN_OPERATION_STATES, OPERATION_STATES, PENDING_JOB_STATES, check_operation, job_event,
+)
 from .rows import dump_json as _dump, load_json as _load
 from .values import check_int as _int, check_text as _text, check_time as _time
 
 __all__ = ["OPERATION_STATES", "OPEN_STATES", "FINAL_STATES", "OperationRow", "FunctionQueries"]
 
-OPERATION_STATES = ("pending", "awaiting_device", "verifying", "done", "failed", "expired")
 #: States in which a completion alert is still expected.
-OPEN_STATES = ("pending", "awaiting_device")
-FINAL_STATES = ("done", "failed", "expired")
+OPEN_STATES = OPEN_OPERATION_STATES
+FINAL_STATES = FINAL_OPERATION_STATES
 #: What a read-back node is recorded as in the outcome.
 _READBACK_KEYS = {"State": "device_state", "FwV": "fwv", "Version": "version"}
 
@@ -252,6 +254,8 @@ class FunctionQueries:
     def _settle_txn(self, txn, now, op, state, *, result_code=None, outcome=None, error=None,
                     deadline=None, readback_job_id=None):
         """Move C{op} to C{state}; update its campaign device; append its event."""
+        if state != op.state:  # staying in its state, an operation only records more outcome
+            check_operation(op.state, state)
         merged = dict(op.outcome)
         merged.update(outcome or {})
         txn.execute(
@@ -443,12 +447,10 @@ class FunctionQueries:
             readback_id = None
             if op.state == "pending":
                 # the device never ran the operation's commands: they will not run late
-                txn.execute(
-                    "UPDATE jobs SET state = 'expired', updated = ? WHERE job_id IN (?, ?)"
-                    " AND state IN ('queued', 'notified')",
-                    (now, op.op_id, op.readback_job_id or op.op_id),
-                )
                 error = {"code": "expired", "message": "the device did not run the operation before the deadline"}
+                for job_id in dict.fromkeys((op.op_id, op.readback_job_id or op.op_id)):
+                    self._transition_job_txn(txn, now, job_id, op.device_id, PENDING_JOB_STATES, "expired", None,
+                                             None, job_event(job_id, "expired"))
             else:
                 state_reads = [cmd for cmd in op.readback if str(cmd.get("target", "")).endswith("/State")]
                 if state_reads:

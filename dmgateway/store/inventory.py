@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from dmgateway.jobstates import job_event
+
 from .database import Database
 from .devices import device_from_row
 from .jobs import job_from_row
 from .model import PENDING_JOB_STATES, NotFound
-from .rows import dump_json
 from .values import check_int, check_text
 
 #: The error a job cancelled through the API carries (state "failed").
@@ -164,13 +165,11 @@ class InventoryQueries(Database):
         return [device_from_row(row) for row in rows]
 
     def _cancel_jobs_txn(self, txn, now, jobs) -> int:
+        """Cancel C{jobs} (each with its C{job} event) and fail their queued notifications."""
         stopped = 0
         for job in jobs:
-            txn.execute(
-                f"UPDATE jobs SET state = 'failed', error = ?, updated = ? WHERE job_id = ?"
-                f" AND state IN ({', '.join('?' * len(CANCELLABLE))})",
-                (dump_json(CANCELLED, "error"), now, job.job_id, *CANCELLABLE),
-            )
+            self._transition_job_txn(txn, now, job.job_id, job.device_id, CANCELLABLE, "failed", CANCELLED,
+                                     None, job_event(job.job_id, "failed", CANCELLED))
             stopped += txn.execute(
                 "UPDATE notifications SET state = 'failed', last_error = 'cancelled',"
                 " next_attempt_at = NULL, updated = ? WHERE job_id = ? AND state = 'queued'",
@@ -186,8 +185,6 @@ class InventoryQueries(Database):
         if job.state not in CANCELLABLE:
             return Cancelled(job_id, job.device_id, job.state, False, 0)
         stopped = self._cancel_jobs_txn(txn, now, [job])
-        self._append_event_txn(txn, "job", job.device_id, now,
-                               {"job_id": job_id, "state": "failed", "error": CANCELLED["code"]})
         return Cancelled(job_id, job.device_id, "failed", True, stopped)
 
     def _remove_device_txn(self, txn, now, device_id, purge_history) -> list[str]:
@@ -202,9 +199,6 @@ class InventoryQueries(Database):
         if purge_history:
             txn.execute("DELETE FROM events WHERE device_id = ?", (device_id,))
         else:
-            for job in jobs:
-                self._append_event_txn(txn, "job", device_id, now,
-                                       {"job_id": job.job_id, "state": "failed", "error": CANCELLED["code"]})
             self._append_event_txn(txn, "device", device_id, now,
                                    {"action": "deleted", "jobs_cancelled": len(jobs)})
         txn.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))

@@ -1,6 +1,7 @@
 """
 Jobs: management commands for one device, queued behind its other jobs
-and moved along by compare-and-set updates.
+and moved along by compare-and-set updates (the allowed moves are
+L{dmgateway.jobstates}', through L{JobStore.transition_job}).
 
 One area of L{dmgateway.store.base.Store} (on L{Database}); each public
 method runs its C{_..._txn} (just below it) in one transaction.
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 from twisted.internet.defer import Deferred
+
+from dmgateway.jobstates import check_job
 
 from .database import Database
 from .model import JOB_STATES, NOTIFY_MODES, PENDING_JOB_STATES, Conflict, Job, NotFound
@@ -162,8 +165,12 @@ class JobStore(Database):
         expect_state: Optional[Iterable[str] | str] = None,
     ) -> Deferred:
         """
-        Change a job; C{None} leaves a field as it is.  C{results}
-        replaces the whole list.
+        Write a job's fields as given; C{None} leaves a field as it is.
+        C{results} replaces the whole list.  The gateway changes a job's
+        state only through L{dmgateway.jobstates.change_job} (which checks
+        the transition and appends the job's event with it,
+        L{transition_job}); this is the raw write, for the store's own
+        tests and repairs.
 
         @param expect_state: compare-and-set: change only if the job is in
             this state (or one of these states).
@@ -194,3 +201,39 @@ class JobStore(Database):
             sql += f" AND state IN {marks(len(expected))}"
             args.extend(expected)
         return txn.execute(sql, args) == 1
+
+    def transition_job(
+        self,
+        job_id: str,
+        state: str,
+        *,
+        expect: Iterable[str],
+        device_id: Optional[str],
+        now: Optional[float] = None,
+        error: Optional[dict] = None,
+        results: Optional[list] = None,
+        event: Optional[dict] = None,
+    ) -> Deferred:
+        """
+        Compare-and-set a job's state and append its C{job} event in one
+        transaction; call it through L{dmgateway.jobstates.change_job},
+        which owns the allowed transitions and the event's shape.
+
+        @param expect: the states the job must be in to change.
+        @param event: the event's payload (C{None}: no event).
+        @return: fires with whether the job was changed (and the event appended).
+        """
+        return self.run_interaction(
+            "transition_job", self._transition_job_txn, self._now() if now is None else now,
+            job_id, device_id, tuple(expect), state, error, results, event,
+        )
+
+    def _transition_job_txn(
+        self, txn, now, job_id, device_id, expect, state, error, results, event
+    ) -> bool:
+        for old in expect:
+            check_job(old, state)
+        changed = self._update_job_txn(txn, now, job_id, state, results, error, expect)
+        if changed and event is not None:
+            self._append_event_txn(txn, "job", device_id, now, event)
+        return changed

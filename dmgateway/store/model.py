@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+# the life cycles (and their vocabularies) are dmgateway.jobstates'
+from dmgateway.jobstates import JOB_STATES, NOTIFICATION_STATES, PENDING_JOB_STATES
+
 __all__ = [
     "AUTH_TYPES",
     "JOB_STATES",
@@ -34,10 +37,7 @@ __all__ = [
 ]
 
 AUTH_TYPES = ("none", "basic", "md5", "hmac")
-JOB_STATES = ("queued", "notified", "running", "done", "failed", "expired")
-PENDING_JOB_STATES = ("queued", "notified")
 NOTIFY_MODES = ("auto", "sms", "sip", "none")
-NOTIFICATION_STATES = ("queued", "sent", "delivered", "failed", "expired")
 DELIVERY_STATES = ("pending", "delivered", "failed")
 
 #: Keys every event has; a payload may not use them.

@@ -12,6 +12,8 @@ from typing import Iterable, Optional
 
 from twisted.internet.defer import Deferred
 
+from dmgateway.jobstates import job_event
+
 from .database import Database
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Recovery, Session
 from .rows import dump_json, json_column, row_converter
@@ -121,7 +123,7 @@ class SessionStore(Database):
         End a live session: remove it and, when C{outcome} is given, store
         C{"id", "started", "ended": now, "outcome"} as its device's last
         session (without one, write your own with L{set_last_session}).
-        Jobs are not touched (settle them with L{update_job} first).
+        Jobs are not touched (settle them with L{dmgateway.jobstates.change_job} first).
 
         @param now: when it ended (default: the store's clock).
         @return: fires with the ended L{Session}, or L{None} if it was not
@@ -167,7 +169,8 @@ class SessionStore(Database):
 
         Every live session of C{node} is ended with outcome
         C{"interrupted"}; each of its jobs still C{running} becomes
-        C{failed} with error L{INTERRUPTED<dmgateway.store.model.INTERRUPTED>}.
+        C{failed} with error L{INTERRUPTED<dmgateway.store.model.INTERRUPTED>}
+        and its C{job} event, in the same transaction.
         Queued and notified jobs stay pending.
 
         @return: fires with a L{Recovery}.
@@ -178,15 +181,13 @@ class SessionStore(Database):
         check_text(node, "node", empty=False)
         check_time(now, "now")
         sessions = self._live_sessions_txn(txn, node, None)
-        error = dump_json(INTERRUPTED, "error")
         failed: list[str] = []
         devices: list[str] = []
         for session in sessions:
             for job_id in session.job_ids:
-                if txn.execute(
-                    "UPDATE jobs SET state = 'failed', error = ?, updated = ?"
-                    " WHERE job_id = ? AND state = 'running'",
-                    (error, now, job_id),
+                if self._transition_job_txn(
+                    txn, now, job_id, session.device_id, ("running",), "failed", INTERRUPTED, None,
+                    job_event(job_id, "failed", INTERRUPTED),
                 ):
                     failed.append(job_id)
             self._close_session_txn(txn, session, now, "interrupted")

@@ -23,7 +23,8 @@ from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.notify import package0, wsp
 from tests.interop.daemon import Daemon
-from tests.test_notifier import OutboxTests
+from tests.outbox.test_service import config as outbox_config
+from tests.outbox.test_service import open_outbox
 
 SERVER_ID = "dmgw-e2e"  # what tests/interop/daemon.py configures
 
@@ -168,9 +169,9 @@ class SipBearer:
     def address(self, device):
         return device.sip_uri
 
-    def send(self, address, trigger):
+    def send(self, address, trigger, report):
         self.source.deliver(address, trigger.package0)
-        return defer.succeed(["sip-1"])
+        report.sent(["sip-1"])
 
 
 class WakeDuringSessionTests(TestCase):
@@ -178,13 +179,10 @@ class WakeDuringSessionTests(TestCase):
 
     timeout = 60
 
-    make = OutboxTests.make
-
-    @defer.inlineCallbacks
-    def setUp(self):
-        yield OutboxTests.setUp(self)  # a dispatcher and its outbox on an in-memory store, on a task.Clock
+    async def setUp(self):
         self.source = fleet.CallbackWakeSource("sip")
-        self.outbox.bearers["sip"] = SipBearer(self.source)
+        # a dispatcher and its outbox on an in-memory store, on a task.Clock
+        await open_outbox(self, outbox_config(), {"sip": SipBearer(self.source)})
         self.service = FunctionService(self.handlers, FunctionsConfig(timeout=3600, expiry_interval=30),
                                        self.clock)
         self.service.start()

@@ -6,7 +6,6 @@ import base64
 import os
 from types import SimpleNamespace
 
-from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from dmgateway.api.service import BootstrapRefused, UnknownDevice
@@ -17,14 +16,10 @@ from dmgateway.handlers.bootstrap import account_node_name
 from dmgateway.client import ClientSession
 from dmgateway.client.bootstrap import BootstrapError, accept_bootstrap
 from dmgateway.codec import prov
-from dmgateway.dispatch import Dispatcher
-from dmgateway.handlers import Handlers
-from dmgateway.notifier import Outbox, PermanentFailure, TemporaryFailure
 from dmgateway.notify import sms
-from dmgateway.store import open_store
 from dmgateway.tree.standard import standard_tree
 from tests import test_dispatch
-from tests.test_notifier import ACCOUNT, DEVICE, FakeBearer, config
+from tests.outbox.test_service import ACCOUNT, DEVICE, FakeBearer, config, open_outbox
 
 IMSI = "001010123456789"
 
@@ -36,20 +31,10 @@ def spec(**fields):
 class BootstrapperTests(TestCase):
     timeout = 60
 
-    @defer.inlineCallbacks
-    def setUp(self):
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
-        self.addCleanup(self.store.close)
+    async def setUp(self):
         self.sms = FakeBearer("sms", "msisdn")
-        cfg = config()
-        self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        self.outbox = Outbox(self.store, cfg, self.clock, {"sms": self.sms}, self.dispatcher.is_live,
-                             self.dispatcher.events.append, os.urandom)
-        self.dispatcher.notifier = self.outbox
-        yield self.handlers.put_device(DEVICE, dict(ACCOUNT, imsi=IMSI))
+        await open_outbox(self, config(), {"sms": self.sms}, os.urandom)
+        await self.handlers.put_device(DEVICE, dict(ACCOUNT, imsi=IMSI))
 
     async def bootstrap(self, **fields):
         return await self.handlers.bootstrap(DEVICE, spec(**fields))
@@ -144,7 +129,7 @@ class BootstrapperTests(TestCase):
         self.assertEqual((await self.handlers.get_device(DEVICE))["bootstraps"], [])
 
     async def test_temporary_failures_are_retried(self):
-        self.sms.script = [TemporaryFailure("throttled")]
+        self.sms.script = [("retry", "throttled")]
         status, body = await self.bootstrap(profile="cp", sec="USERPIN", pin="1111")
         await self.outbox.tick()
         view = await self.handlers.get_device(DEVICE)
@@ -156,7 +141,7 @@ class BootstrapperTests(TestCase):
         self.assertEqual((await self.handlers.get_device(DEVICE))["bootstraps"][0]["state"], "sent")
 
     async def test_a_permanent_failure_is_shown_and_the_document_dropped(self):
-        self.sms.script = [PermanentFailure("unknown subscriber")]
+        self.sms.script = [("refused", "unknown subscriber")]
         status, body = await self.bootstrap(profile="dm", sec="USERPIN", pin="1111")
         await self.outbox.tick()
         (shown,) = (await self.handlers.get_device(DEVICE))["bootstraps"]

@@ -1,11 +1,12 @@
 """
-Jobs on every engine: creation, paging, pending jobs, compare-and-set
-(L{dmgateway.store.jobs}).
+Jobs on every engine: creation, paging, pending jobs, compare-and-set,
+state transitions with their events (L{dmgateway.store.jobs}).
 """
 
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
+from dmgateway import jobstates as js
 from dmgateway.store import Conflict, NotFound
 from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
@@ -157,6 +158,69 @@ class JobTestsMixin(StoreCase):
             await store.jobs_in_state([])
 
 
+TRANSITION_DEVICE = "IMEI:350000000000009"
+
+
+class TransitionTestsMixin(StoreCase):
+    """transition_job through L{dmgateway.jobstates.change_job}: a compare-and-set with its
+    event in the same transaction, one winner."""
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        StoreCase.setUp(self)
+        self.store = yield defer.ensureDeferred(self.open())
+        yield defer.ensureDeferred(add_device(self.store, TRANSITION_DEVICE))
+        yield self.store.create_job("j1", TRANSITION_DEVICE, commands=[{"op": "Get", "target": "./DevInfo/Mod"}])
+
+    async def job_events(self):
+        return [e for e in await self.store.events_after(0, 100) if e["type"] == "job"]
+
+    async def test_two_processes_cannot_both_move_a_job(self):
+        now = self.clock.seconds()
+        # both at once (two connections on PostgreSQL): either may win, never both
+        cancelled = js.change_job(self.store, "j1", "failed", device_id=TRANSITION_DEVICE, now=now,
+                                  error={"code": "cancelled"})
+        expired = js.change_job(self.store, "j1", "expired", device_id=TRANSITION_DEVICE, now=now, expect="queued")
+        won = {"failed": await cancelled, "expired": await expired}
+        self.assertEqual(sorted(won.values()), [False, True])
+        (winner,) = [state for state, changed in won.items() if changed]
+        self.assertEqual((await self.store.get_job("j1")).state, winner)
+        (event,) = await self.job_events()
+        self.assertEqual((event["device_id"], event["job_id"], event["state"]), (TRANSITION_DEVICE, "j1", winner))
+
+    async def test_a_moved_job_is_not_moved_again(self):
+        now = self.clock.seconds()
+        self.assertTrue(await js.change_job(self.store, "j1", "failed", device_id=TRANSITION_DEVICE, now=now,
+                                            error={"code": "cancelled"}))
+        self.assertFalse(await js.change_job(self.store, "j1", "expired", device_id=TRANSITION_DEVICE, now=now,
+                                             expect="queued"))
+        job = await self.store.get_job("j1")
+        self.assertEqual((job.state, job.error), ("failed", {"code": "cancelled"}))
+        (event,) = await self.job_events()
+        self.assertEqual((event["device_id"], event["job_id"], event["state"], event["error"]),
+                         (TRANSITION_DEVICE, "j1", "failed", "cancelled"))
+
+    async def test_the_change_and_its_event_share_the_batch_transaction(self):
+        counted = []
+        self.store.on_transaction = lambda seconds, failed: counted.append(failed)
+        batch = self.store.batch()
+        js.change_job(batch, "j1", "running", device_id=TRANSITION_DEVICE, now=self.clock.seconds())
+        js.change_job(batch, "j1", "done", device_id=TRANSITION_DEVICE, now=self.clock.seconds(), expect="running",
+                      results=[{"status": 200}])
+        self.assertEqual(await batch.commit(), [True, True])
+        self.assertEqual(counted, [False])
+        job = await self.store.get_job("j1")
+        self.assertEqual((job.state, job.results), ("done", [{"status": 200}]))
+        self.assertEqual([(e["state"], e.get("error")) for e in await self.job_events()], [("done", None)])
+
+    async def test_a_refused_compare_and_set_appends_no_event(self):
+        changed = await js.change_job(self.store, "j1", "done", device_id=TRANSITION_DEVICE, now=self.clock.seconds(),
+                                      expect="running")
+        self.assertFalse(changed)
+        self.assertEqual((await self.store.get_job("j1")).state, "queued")
+        self.assertEqual(await self.job_events(), [])
+
+
 class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
     pass
 
@@ -166,4 +230,16 @@ class SQLiteInlineJobTests(OnInlineSQLite, JobTestsMixin, TestCase):
 
 
 class PostgresJobTests(OnPostgres, JobTestsMixin, TestCase):
+    pass
+
+
+class SQLiteTransitionTests(OnSQLite, TransitionTestsMixin, TestCase):
+    pass
+
+
+class SQLiteInlineTransitionTests(OnInlineSQLite, TransitionTestsMixin, TestCase):
+    pass
+
+
+class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
     pass

@@ -1,4 +1,4 @@
-"""The notification outbox with fake bearers, a real SQLite store and an
+"""The notification outbox (its service) with fake bearers, a real SQLite store and an
 injected clock: sent/notified, retries with backoff, fallback, delivery
 receipts, re-notification with the same session id, expiry, restart."""
 
@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 from dmgateway.config.gateway import NotifyConfig
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
-from dmgateway.notifier import SEND_CONCURRENCY, Outbox, PermanentFailure, TemporaryFailure
+from dmgateway.outbox import SEND_CONCURRENCY, NotificationOutbox
 from dmgateway.notify import package0
 from dmgateway.store import open_store
 from tests import fixtures
@@ -30,16 +30,29 @@ class FakeBearer:
         self.name = name
         self.field = field
         self.sent = []
-        self.script = []  # exceptions to raise, in order, before succeeding
+        self.script = []  # answers, in order, before succeeding: ("retry" | "refused", reason)
 
     def address(self, device):
         return getattr(device, self.field)
 
-    def send(self, address, trigger):
+    def send(self, address, trigger, report):
         if self.script:
-            return defer.fail(self.script.pop(0))
+            answer, reason = self.script.pop(0)
+            getattr(report, answer)(reason)
+            return
         self.sent.append((address, trigger))
-        return defer.succeed(["%s-%d" % (self.name, len(self.sent))])
+        report.sent(["%s-%d" % (self.name, len(self.sent))])
+
+
+def answered_later(pending):
+    """A bearer's ``send`` that answers when the test fires the Deferred it appends to ``pending``."""
+
+    def send(address, trigger, report):
+        d = defer.Deferred()
+        d.addCallback(report.sent)
+        pending.append(d)
+
+    return send
 
 
 def config(**notify):
@@ -57,34 +70,42 @@ def config(**notify):
     return dataclasses.replace(cfg, notify=NotifyConfig(**values))
 
 
+async def open_outbox(case, cfg, bearers, random_bytes=lambda n: bytes(range(7, 7 + n)), uri="sqlite::memory:"):
+    """An in-memory SQLite store (``uri``) on a ``task.Clock`` at 1,700,000,000 s
+    (closed with the test), then :func:`wire_outbox`: sets ``case.clock``,
+    ``case.store``, ``case.dispatcher``, ``case.handlers`` and ``case.outbox``."""
+    case.clock = task.Clock()
+    case.clock.advance(1_700_000_000)
+    # the store stamps rows with the same clock the outbox reads
+    case.store = await open_store(uri, reactor=reactor, clock=case.clock)
+    case.addCleanup(case.store.close)
+    wire_outbox(case, cfg, bearers, random_bytes)
+
+
+def wire_outbox(case, cfg, bearers, random_bytes):
+    """A Dispatcher, its Handlers and its NotificationOutbox over ``case.store`` (a process starting)."""
+    case.dispatcher = Dispatcher(case.store, cfg, clock=case.clock)
+    case.handlers = Handlers(case.dispatcher)
+    case.outbox = NotificationOutbox(case.store, cfg, case.clock, bearers, case.dispatcher.is_live,
+                                     case.dispatcher.events.announce, random_bytes)
+    case.dispatcher.notifier = case.outbox
+
+
 class OutboxTests(TestCase):
     timeout = 60
 
-    @defer.inlineCallbacks
-    def setUp(self):
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        # the store stamps rows with the same clock the outbox reads
-        self.store = yield open_store("sqlite::memory:", reactor=reactor, clock=self.clock)
-        self.addCleanup(self.store.close)
+    async def setUp(self):
         self.sms = FakeBearer("sms", "msisdn")
         self.sip = FakeBearer("sip", "sip_uri")
-        yield self.make(config())
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        await open_outbox(self, config(), {"sms": self.sms, "sip": self.sip})
+        await self.handlers.put_device(DEVICE, ACCOUNT)
 
     def make(self, cfg):
-        self.dispatcher = Dispatcher(self.store, cfg, clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        self.outbox = Outbox(
-            self.store,
-            cfg,
-            self.clock,
-            {"sms": self.sms, "sip": self.sip},
-            self.dispatcher.is_live,
-            self.dispatcher.events.append,
-            lambda n: bytes(range(7, 7 + n)),
-        )
-        self.dispatcher.notifier = self.outbox
+        return self.make_with({"sms": self.sms, "sip": self.sip}, cfg)
+
+    def make_with(self, bearers, cfg=None):
+        """A process starting over the same store with ``bearers``."""
+        wire_outbox(self, cfg or config(), bearers, lambda n: bytes(range(7, 7 + n)))
         return defer.succeed(None)
 
     async def settle(self):
@@ -110,6 +131,35 @@ class OutboxTests(TestCase):
         self.assertIsNotNone(package0.verify(parsed, credential))
         self.assertEqual(parsed.notification.server_id, "dmgw-test")
 
+    async def send_counting_transactions(self):
+        """Send the one due notification; return the store transactions it took."""
+        (n,) = await self.store.due_notifications(self.clock.seconds(), 10)
+        counted = []
+        self.store.on_transaction = lambda seconds, failed: counted.append(failed)
+        try:
+            await self.outbox._send(n)
+        finally:
+            self.store.on_transaction = None
+        return counted
+
+    async def test_a_wake_up_is_one_claim_and_one_batch(self):
+        self.outbox.tick = lambda: None  # the test sends
+        created = await self.handlers.create_job(DEVICE, JOB)
+        self.assertEqual(await self.send_counting_transactions(), [False, False])
+        job = await self.job(created["id"])
+        self.assertEqual((job["state"], job["notifications"][0]["state"]), ("notified", "sent"))
+        events = [e for e in await self.store.events_after(0, 100) if e["type"] == "notification"]
+        self.assertEqual([(e["bearer"], e["state"]) for e in events], [("sip", "sent")])
+
+    async def test_a_refused_wake_up_and_its_fallback_are_one_claim_and_one_batch(self):
+        self.outbox.tick = lambda: None
+        self.sip.script = [("refused", "SIP 404 Not Found")]
+        created = await self.handlers.create_job(DEVICE, JOB)
+        self.assertEqual(await self.send_counting_transactions(), [False, False])
+        job = await self.job(created["id"])
+        self.assertEqual([(n["bearer"], n["state"]) for n in job["notifications"]],
+                         [("sip", "failed"), ("sms", "queued")])
+
     async def test_explicit_sms_sends_wap_push_segments(self):
         created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
@@ -123,7 +173,7 @@ class OutboxTests(TestCase):
         # a bearer that answers later (an SMPP link with a window): the pass
         # does not wait for one answer before sending the next
         pending = []
-        self.sms.send = lambda address, trigger: pending.append(defer.Deferred()) or pending[-1]
+        self.sms.send = answered_later(pending)
         count = SEND_CONCURRENCY + 2
         self.outbox.tick = lambda: None  # queue them all first
         for n in range(count):
@@ -172,7 +222,7 @@ class OutboxTests(TestCase):
         self.assertEqual(self.flushLoggedErrors(), [])
 
     async def test_temporary_failures_back_off_then_succeed(self):
-        self.sip.script = [TemporaryFailure("throttled"), TemporaryFailure("throttled")]
+        self.sip.script = [("retry", "throttled"), ("retry", "throttled")]
         created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(self.sip.sent, [])
@@ -188,7 +238,7 @@ class OutboxTests(TestCase):
         self.assertEqual((note["state"], note["attempts"]), ("sent", 3))
 
     async def test_permanent_failure_falls_back_to_sms_with_the_same_session_id(self):
-        self.sip.script = [PermanentFailure("SIP 404 Not Found")]
+        self.sip.script = [("refused", "SIP 404 Not Found")]
         created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         await self.settle()
@@ -201,8 +251,8 @@ class OutboxTests(TestCase):
         self.assertEqual(rows[0].session_id, rows[1].session_id)
 
     async def test_every_bearer_failing_fails_the_job_with_the_reason(self):
-        self.sip.script = [PermanentFailure("SIP 403")]
-        self.sms.script = [PermanentFailure("ESME_RINVDSTADR")]
+        self.sip.script = [("refused", "SIP 403")]
+        self.sms.script = [("refused", "ESME_RINVDSTADR")]
         created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         await self.settle()
@@ -219,6 +269,24 @@ class OutboxTests(TestCase):
         self.assertEqual(note["state"], "delivered")
         events = await self.handlers.wait_events(0, 100, 0)
         self.assertIn("delivered", [e.get("state") for e in events if e["type"] == "notification"])
+
+    async def test_a_bearer_reports_receipts_through_the_callback_it_was_given(self):
+        from dmgateway.bearers.wake import SmsBearer
+
+        submitted = []
+        sender = SimpleNamespace(submit=lambda address, payloads, **options: submitted.append(address) or ["m-7"])
+        sms = SmsBearer(sender)
+        self.make_with({"sms": sms})
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        self.assertEqual(submitted, [ACCOUNT["msisdn"]])
+        sms.smpp_receipt("m-7", "delivered", None)  # what the SMPP link calls
+        for _ in range(100):
+            note = (await self.job(created["id"]))["notifications"][0]
+            if note["state"] == "delivered":
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual((note["state"], note["message_id"]), ("delivered", "m-7"))
 
     async def test_device_that_never_comes_is_notified_again_then_expires(self):
         created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
@@ -251,7 +319,7 @@ class OutboxTests(TestCase):
         self.assertIn("no_bearer", [e.get("error") for e in events if e["type"] == "notification"])
 
     async def test_queued_notifications_survive_a_restart(self):
-        self.sip.script = [TemporaryFailure("link down")]
+        self.sip.script = [("retry", "link down")]
         created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         # a new process over the same store picks the queued notification up
@@ -289,9 +357,9 @@ class OutboxTests(TestCase):
 
     async def test_two_processes_sharing_the_store_send_once(self):
         other_sip = FakeBearer("sip", "sip_uri")
-        other = Outbox(
+        other = NotificationOutbox(
             self.store, config(), self.clock, {"sip": other_sip, "sms": FakeBearer("sms", "msisdn")},
-            self.dispatcher.is_live, self.dispatcher.events.append, lambda n: bytes(range(n)),
+            self.dispatcher.is_live, self.dispatcher.events.announce, lambda n: bytes(range(n)),
         )
         self.dispatcher.notifier = None  # the job and its notification, queued by neither
         created = await self.handlers.create_job(DEVICE, JOB)
@@ -357,7 +425,7 @@ class OutboxTests(TestCase):
 
     async def test_a_failed_delivery_receipt_falls_back_to_the_next_bearer(self):
         await self.make(config(auto_order=("sms", "sip")))
-        self.sip.script = [PermanentFailure("SIP 404 Not Found")]
+        self.sip.script = [("refused", "SIP 404 Not Found")]
         created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sms.sent), 1)
@@ -385,7 +453,7 @@ class OutboxTests(TestCase):
         # segment 1 is accepted and delivered before the SMSC answers segment 2:
         # the receipt names a message id the outbox has not stored yet
         pending = defer.Deferred()
-        self.sms.send = lambda address, trigger: pending
+        self.sms.send = lambda address, trigger, report: pending.addCallback(report.sent)
         created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         running = self.outbox.tick()
         await self.outbox.delivery_report("sms", "m-1", True)
