@@ -106,9 +106,9 @@ def campaign_view(campaign, progress=None):
 class CampaignService:
     """Creates campaigns and runs their steps."""
 
-    def __init__(self, dispatcher, config, clock, firmware=None):
-        self.dispatcher = dispatcher
-        self.store = dispatcher.store
+    def __init__(self, handlers, config, clock, firmware=None):
+        self.handlers = handlers
+        self.store = handlers.store
         self.config = config
         self.clock = clock
         self.firmware = firmware
@@ -165,7 +165,7 @@ class CampaignService:
         campaign = await self.store.create_campaign(
             campaign_id, operation.function, operation.action, params, selection, where, devices,
             policy.as_json(), self.clock.seconds())
-        self.dispatcher.events_appended()
+        self.handlers.events.appended()
         log.info("campaign {campaign_id}: {function} {action} over {total} devices", campaign_id=campaign_id,
                  function=campaign.function, action=campaign.action, total=campaign.total)
         self.step()
@@ -185,7 +185,7 @@ class CampaignService:
             campaign = await self.store.set_campaign_state(campaign_id, action, self.clock.seconds())
         except ValueError as e:
             raise CampaignError(str(e), "invalid_state", 409) from None
-        self.dispatcher.events_appended()
+        self.handlers.events.appended()
         log.info("campaign {campaign_id}: {action}", campaign_id=campaign_id, action=action)
         if campaign.state == "running":
             self.step()
@@ -232,16 +232,16 @@ class CampaignService:
                                           / 60.0) + 1)
             jobs = await self.store.campaign_step(campaign.campaign_id, self.clock.seconds(), self.config.timeout,
                                                   policy_burst, download)
-            self.dispatcher.events_appended()
+            self.handlers.events.appended()
             for job in jobs:
                 self.started_devices += 1
                 device = await self.store.get_device(job.device_id)
                 if device is not None:
-                    await self.dispatcher.job_queued(job, device)
+                    await self.handlers.job_queued(job, device)
 
     async def recover(self):
         """Wake the devices of jobs a crash left queued without a notification."""
         for job in await self.store.unnotified_function_jobs():
             device = await self.store.get_device(job.device_id)
             if device is not None:
-                await self.dispatcher.job_queued(job, device)
+                await self.handlers.job_queued(job, device)

@@ -75,11 +75,12 @@ def operation_view(op):
 
 
 class FunctionService:
-    """Operations over the dispatcher's store and sessions."""
+    """Operations over the store and sessions, through the REST handlers
+    (:class:`dmgateway.handlers.Handlers`); the dispatcher calls the session hooks."""
 
-    def __init__(self, dispatcher, config, clock):
-        self.dispatcher = dispatcher
-        self.store = dispatcher.store
+    def __init__(self, handlers, config, clock):
+        self.handlers = handlers
+        self.store = handlers.store
         self.config = config
         self.clock = clock
         self._sweep = None
@@ -91,8 +92,7 @@ class FunctionService:
     def start(self):
         from dmgateway.functions.mo import code_tables
 
-        dispatcher = self.dispatcher
-        dispatcher.functions = self
+        self.handlers.functions = self
         self.store.result_codes = code_tables(self.config.result_codes)
         self._sweep = task.LoopingCall(self.expire)
         self._sweep.clock = self.clock
@@ -141,12 +141,12 @@ class FunctionService:
         if expect is not None and (not isinstance(expect, str) or not expect or len(expect) > 128):
             raise FunctionError("'expect_fwv' must be a non-empty string")
         notify = notify or request.get("notify", "auto")
-        self.dispatcher.check_notify(notify)
+        self.handlers.check_notify(notify)
         job, op = await self.store.create_operation(
             job_id, device_id, operation, timeout=float(timeout), notify=notify, expect_fwv=expect,
             campaign_id=campaign_id, now=self.clock.seconds(),
         )
-        await self.dispatcher.job_queued(job, device)
+        await self.handlers.job_queued(job, device)
         log.info(
             "operation {op_id}: {function} {action} for {device_id}",
             op_id=op.op_id, function=op.function, action=op.action, device_id=device_id,
@@ -282,13 +282,13 @@ class FunctionService:
     async def _expire(self):
         count, jobs = await self.store.settle_orphans(self.clock.seconds())
         if count:
-            self.dispatcher.events_appended()
+            self.handlers.events.appended()
         await self._wake(jobs)  # a wipe's list read cut by a restart, read again
         while True:
             count, jobs = await self.store.expire_operations(self.clock.seconds(), 100)
             if not count:
                 return
-            self.dispatcher.events_appended()
+            self.handlers.events.appended()
             await self._wake(jobs)
             log.info("{count} operations expired", count=count)
             if count < 100:
@@ -298,4 +298,4 @@ class FunctionService:
         for job in jobs:
             device = await self.store.get_device(job.device_id)
             if device is not None:
-                await self.dispatcher.job_queued(job, device)
+                await self.handlers.job_queued(job, device)

@@ -1,4 +1,4 @@
-"""The dispatcher: the one place that joins bearers, sessions and the store.
+"""The DM-2 dispatcher: bearers -> session engine -> effects.
 
 One per process.  A device has at most one live session; messages of one
 device are handled one at a time (a per-device lock), so jobs run in order
@@ -8,56 +8,59 @@ the dispatcher performs the effects (store writes, events, logs) *before* the
 reply leaves, so a result the device reported is never lost by a crash after
 the device was told it was received.
 
-It also implements :class:`dmgateway.api.service.GatewayService`, the
-interface the REST API calls.
+The rules guarding sessions are in :mod:`dmgateway.dispatch_guard`, the
+effects written to the store in :mod:`dmgateway.dispatch_effects`, the
+other processes' signals in :mod:`dmgateway.cluster.hooks`.  The REST API
+is served by :mod:`dmgateway.handlers`, which call the public methods
+here (live sessions, wake-ups); this module imports neither it nor the API.
 """
 
 import os
 import secrets
-import uuid
 from collections import Counter, OrderedDict
+from typing import Any, Optional
 from urllib.parse import urlencode
 
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from dmgateway.api.service import UnknownDevice
-from dmgateway.auth.credentials import user_hash
-from dmgateway.auth.nonce import decode_nonce
 from dmgateway.auth.ratelimit import FailureLimiter
-from dmgateway.bootstrapper import Bootstrapper, bootstrap_view
 from dmgateway.cluster.hooks import ClusterHooks
-from dmgateway.cluster.signals import EVENTS, JOBS, SESSIONS
+from dmgateway.cluster.signals import JOBS
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import bad_request_reply, status_only_reply
+from dmgateway.dispatch_effects import SessionEffects
 from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
+from dmgateway.eventlog import EventLog
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
-from dmgateway.inventory import InventoryService
 from dmgateway.jobstates import change_job
-from dmgateway.live import (
-    DMReply, LiveSession, device_state, device_view, event_view, iso_time, job_spec, job_view,
-    media_type_for, starts_session,
-)
-from dmgateway.store.model import ClientAuth, ServerAuth, StoreUnavailable
+from dmgateway.live import DMReply, LiveSession, device_state, job_spec, media_type_for, starts_session
+from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
-#: the newest bootstrap pushes the device view lists
-BOOTSTRAPS_SHOWN = 10
 
-
-def session_token(node, secret):
+def session_token(node: str, secret: str) -> str:
     """The RespURI token of a session of ``node``: ``NODE~SECRET`` ("~" is in no node name)."""
     return "%s~%s" % (node, secret)
 
 
-class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
-    def __init__(self, store, config, clock, random_bytes=os.urandom):
+class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
+    """Bearers -> session engine -> effects, for every DM session of this process.
+
+    ``events`` is the process's :class:`~dmgateway.eventlog.EventLog` (one
+    of its own if not given); ``notifier`` (the wake-up outbox),
+    ``functions`` (device functions), ``instruments`` (metrics) and
+    ``signals`` (cluster) are set by whoever starts it, when they exist.
+    """
+
+    def __init__(self, store, config, clock, random_bytes=os.urandom, events: Optional[EventLog] = None) -> None:
         self.store = store
+        self.events = events if events is not None else EventLog(store, clock)
         self.config = config
         self.clock = clock
         self.random_bytes = random_bytes
@@ -82,8 +85,6 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         self._by_device = {}
         self._authenticated_live = 0  # live sessions whose device authenticated
         self._locks = {}
-        self._waiters = []
-        self._listeners = []
         self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
         self._refusing_busy = False  # [gateway] max_sessions reached (logged once)
         self.sessions_ended = Counter()  # by outcome
@@ -95,7 +96,8 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
 
     # -- life cycle ----------------------------------------------------------
 
-    async def start(self):
+    async def start(self) -> None:
+        """Settle what an unclean stop left in the store (sessions, running jobs)."""
         recovery = await self.store.recover(self.node, self.clock.seconds())
         counts = recovery.counts()
         if recovery.sessions or recovery.failed_jobs:
@@ -105,11 +107,11 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
                 **counts,
             )
             if recovery.failed_jobs:  # their events were appended with the recovery
-                self.announce_events()
+                self.events.announce()
         else:
             log.info("store clean: nothing was in flight", **counts)
 
-    async def stop(self):
+    async def stop(self) -> None:
         """End every session cleanly: new messages get 503, those in flight finish first."""
         self._stopping = True
         if self._probe is not None and self._probe.active():
@@ -125,31 +127,24 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
             except StoreUnavailable:
                 log.warn("store still unavailable at shutdown: {count} aborted sessions left "
                          "for the next start to settle", count=len(self._repairs))
-        for d, timer in list(self._waiters):
-            if timer.active():
-                timer.cancel()
-            if not d.called:
-                d.callback(None)
-        self._waiters = []
+        self.events.stop()
 
-    def live_count(self):
+    def live_count(self) -> int:
         """DM sessions open in this process now."""
         return len(self._by_token)
 
-    def is_live(self, device_id):
+    def is_live(self, device_id: str) -> bool:
         """Whether ``device_id`` is in a session with this process now, one in
         which it authenticated (a stranger's package 1 with wrong credentials
         holds back no wake-up and no bootstrap)."""
         live = self._by_device.get(device_id)
         return live is not None and live.authenticated
 
-    def add_event_listener(self, listener):
-        """Call ``listener()`` after every event appended (webhooks)."""
-        self._listeners.append(listener)
-
     # -- DM-2 ------------------------------------------------------------------
 
-    def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None, limits=None):
+    def handle_dm(self, body: bytes, encoding: Optional[str] = None, hmac_header: Optional[str] = None,
+                  token: Optional[str] = None, peer: Optional[str] = None,
+                  limits: Any = None) -> "defer.Deferred[DMReply]":
         """Answer one DM message; fires with a :class:`DMReply`.
 
         ``limits`` (a :class:`~dmgateway.bearers.httplimits.MessageLimits`)
@@ -343,7 +338,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         live = LiveSession(
             token=token,
             device_id=device_id,
-            session_id=msg.hdr.session_id,
+            syncml_session_id=msg.hdr.session_id,
             engine=engine,
             encoding=encoding,
             media_type=media_type_for(encoding),
@@ -412,7 +407,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         if self._by_token.get(live.token) is live:
             log.info(
                 "session {session_id} of {device_id} timed out",
-                session_id=live.session_id,
+                session_id=live.syncml_session_id,
                 device_id=live.device_id,
             )
             try:
@@ -440,7 +435,7 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         the session's start expired the one that was waiting.  Without this
         it would wait for the device to call by itself.
         """
-        await self.cancel_left_at_session_end(live.device_id)
+        await self._cancel_left_at_session_end(live.device_id)
         if self.notifier is None:
             return
         device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit()
@@ -466,262 +461,13 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
         if self._by_device.get(live.device_id) is live:
             del self._by_device[live.device_id]
 
-    # -- effects ---------------------------------------------------------------
+    # -- what the REST handlers and the other services call -------------------------
 
-    async def _apply(self, live, effects):
-        """Perform ``effects`` in ONE store transaction, then wake event readers."""
-        now = self.clock.seconds()
-        device_id = live.device_id
-        batch = self.store.batch()
-        events = 0
-        failures = []
-        if live.unrecorded:
-            batch.start_session(live.token, device_id, self.node, token=live.token, started=live.started)
-            live.unrecorded = False
-        for effect in effects:
-            if isinstance(effect, fx.DevInfoReceived):
-                if effect.values:
-                    batch.set_devinfo(device_id, effect.values)
-                if effect.reported:
-                    batch.set_reported(device_id, effect.reported)
-            elif isinstance(effect, fx.DeviceChallenged):
-                challenge = {"scheme": effect.scheme, "status": effect.status, "time": iso_time(now)}
-                batch.set_device_challenge(device_id, challenge)
-                batch.append_event("device_challenge", device_id, now,
-                                   {"scheme": effect.scheme, "status": effect.status})
-                events += 1
-            elif isinstance(effect, fx.NoncesChanged):
-                batch.set_nonces(device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce)
-            elif isinstance(effect, fx.Authenticated):
-                self.guard.auth_succeeded(device_id, live.host)
-                if live.auth_failures:
-                    batch.reset_auth_failures(device_id)
-                    live.auth_failures = 0
-            elif isinstance(effect, fx.AuthFailed):
-                if not live.count_failures:
-                    continue
-                self.stats["auth_failures"] += 1
-                live.auth_failures += 1
-                failures.append((len(batch), effect))
-                batch.get_device(device_id)  # before: to tell a new device-wide lockout
-                batch.record_auth_failure(
-                    device_id,
-                    now,
-                    max_failures=self.config.auth.device_max_failures,
-                    lockout=self.config.auth.lockout,
-                )
-            elif isinstance(effect, fx.JobStarted):
-                live.job_ids.append(effect.job_id)
-                change_job(batch, effect.job_id, "running", device_id=device_id, now=now)
-                batch.touch_session(live.token, now, job_ids=live.job_ids)
-            elif isinstance(effect, fx.JobFinished):
-                self.jobs_finished[effect.state] += 1
-                self.finished(effect.job_id)
-                change_job(batch, effect.job_id, effect.state, device_id=device_id, now=now, expect="running",
-                           results=effect.results, error=effect.error)
-                events += 1
-                if self.functions is not None:
-                    batch.function_job_finished(effect.job_id, effect.state, effect.results, now)
-            elif isinstance(effect, fx.EventRaised):
-                batch.append_event(effect.type, device_id, now, dict(effect.payload))
-                events += 1
-                if self.functions is not None and effect.type == "generic_alert":
-                    readback = self.functions.readback_for(live, effect.payload)
-                    batch.function_alert(device_id, dict(effect.payload), now, readback)
-            elif isinstance(effect, fx.InputIgnored):
-                log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
-            elif isinstance(effect, fx.SessionEnded):
-                self.sessions_ended[effect.outcome] += 1
-                if self.instruments is not None:
-                    self.instruments.session_ended(effect.outcome, now - live.started)
-                summary = {
-                    "session_id": live.session_id,
-                    "started": iso_time(live.started),
-                    "ended": iso_time(now),
-                    "outcome": effect.outcome,
-                    "reason": effect.reason,
-                    "messages": live.messages,
-                    "jobs": list(live.job_ids),
-                }
-                batch.end_session(live.token, now)
-                if live.authenticated:
-                    # the device's own sessions only: a stranger's wrong
-                    # credentials must not make it look seen (inventory filters)
-                    batch.set_last_session(device_id, summary)
-                batch.append_event("session", device_id, now, summary)
-                events += 1
-                log.info(
-                    "session {session_id} of {device_id} ended: {outcome} ({reason}; {encoding} from {host},"
-                    " {messages} messages, {jobs} jobs)",
-                    session_id=live.session_id,
-                    device_id=device_id,
-                    outcome=effect.outcome,
-                    reason=effect.reason,
-                    encoding=live.encoding,
-                    host=live.host,
-                    messages=live.messages,
-                    jobs=len(live.job_ids),
-                )
-        results = await batch.commit()
-        if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):
-            # a session of this device on another node is superseded (only by one that authenticated)
-            live.announced = True
-            self.signals.send(SESSIONS, "%s\n%s" % (device_id, live.token))
-        for index, effect in failures:
-            before, device = results[index], results[index + 1]
-            log.warn(
-                "authentication failed for {device_id} from {host}: {status} {reason}",
-                device_id=device_id,
-                host=live.host,
-                status=effect.status,
-                reason=effect.reason,
-            )
-            lockouts = []
-            if self.guard.auth_failed(device_id, live.host, now):
-                lockouts.append({"scope": "peer", "peer": live.host})
-            if device is not None and device.locked(now) and not (before is not None and before.locked(now)):
-                lockouts.append({"scope": "device", "peer": None})
-            for lockout in lockouts:
-                until = now + self.config.auth.lockout
-                log.warn(
-                    "{device_id} locked out ({scope}, peer {peer}) until {until} after repeated "
-                    "authentication failures",
-                    device_id=device_id,
-                    until=iso_time(until),
-                    **lockout,
-                )
-                await self.store.append_event("lockout", device_id, now, dict(lockout, until=iso_time(until)))
-                events += 1
-        if events:
-            self._events_appended()
-
-    async def _fail_job(self, job_id, device_id, code, message):
-        error = {"code": code, "message": message}
-        if await change_job(self.store, job_id, "failed", device_id=device_id, now=self.clock.seconds(), error=error):
-            self.announce_events()
-
-    async def event(self, type_, device_id, payload):
-        """Append one event and wake its readers (long-polls, webhooks)."""
-        await self.store.append_event(type_, device_id, self.clock.seconds(), payload)
-        self.announce_events()
-
-    def announce_events(self):
-        """Events were appended: wake their readers here and in the other processes."""
-        self._events_appended()
-        if self.signals is not None:
-            self.signals.send(EVENTS)  # long-polls and webhooks of the other processes
-
-    def events_appended(self):
-        """Events were appended elsewhere (by another service): wake their readers."""
-        self._events_appended()
-
-    async def job_queued(self, job, device):
-        """A job was queued outside the API: hand it to the live session, or wake the device."""
-        live = self._by_device.get(device.device_id)
-        if live is not None and not live.engine.finished:
-            live.engine.add_job(job_spec(job))
-            live.pending_jobs.append(job.job_id)
-        if (live is None or live.engine.finished or not live.authenticated) and self.notifier is not None:
-            # as for a job of the API: a session whose device has not
-            # authenticated may never go on
-            await self.notifier.job_created(job, device)
-
-    def _events_appended(self):
-        self._wake_waiters()
-        for listener in self._listeners:
-            listener()
-
-    # -- the REST API's service --------------------------------------------------
-
-    def put_device(self, device_id, account):
-        client = account["client_auth"]
-        server = account["server_auth"]
-        client_auth = ClientAuth(
-            type=client["type"],
-            name=client.get("name") or "",
-            user_hash=_stored_hash(client),
-            nonce=_nonce_or_none(client),
-        )
-        server_auth = ServerAuth(
-            type=server["type"],
-            name=server.get("name") or "",
-            user_hash=_stored_hash(server),
-            secret=server["secret"] if server["type"] == "basic" else None,
-            nonce=_nonce_or_none(server),
-        )
-        d = self.store.put_device(
-            device_id,
-            server_id=account.get("server_id") or self.config.gateway.server_id,
-            client_auth=client_auth,
-            server_auth=server_auth,
-            msisdn=account.get("msisdn"),
-            sip_uri=account.get("sip_uri"),
-            imsi=account.get("imsi"),
-        )
-        if account.get("psk") is not None:
-            d.addCallback(self._put_device_psk, device_id, account["psk"])
-        return d
-
-    def _put_device_psk(self, created, device_id, psk):
-        """Store the device's TLS-PSK identity/key (DM 1.3) after its account."""
-        from dmgateway.api.validation import ValidationError
-        from dmgateway.store.devicepsk import PskIdentityTaken
-
-        keys = getattr(self, "device_psk", None)
-        if keys is None:
-            raise ValidationError("invalid_device", "psk: this gateway keeps no PSK keys")
-
-        def taken(failure):
-            failure.trap(PskIdentityTaken)
-            raise ValidationError("invalid_device", "psk.identity is used by another device")
-
-        d = keys.set(device_id, psk["identity"], psk["key"])
-        return d.addCallbacks(lambda _: created, taken)
-
-    def get_device(self, device_id):
-        return defer.ensureDeferred(self._get_device(device_id))
-
-    async def _get_device(self, device_id):
-        device = await self.store.get_device(device_id)
-        if device is None:
-            return None
-        view = self._with_lockouts(device_view(device), device)
-        keys = getattr(self, "device_psk", None)
-        identity = keys.identity_of(device.device_id) if keys is not None else None
-        if identity is not None:
-            view["psk"] = {"identity": identity}  # the key is never returned
-        view["bootstraps"] = [
-            dict(bootstrap_view(n), created=iso_time(n.created), updated=iso_time(n.updated))
-            for n in await self.store.standalone_notifications(device_id, BOOTSTRAPS_SHOWN)
-        ]
-        view = self._with_lockouts(view, device)
-        if self.functions is not None:
-            view = await self.functions.annotate_device(view)
-        return view
-
-    def bootstrap(self, device_id, spec):
-        bootstrapper = Bootstrapper(self.store, self.config, self.clock, self.random_bytes,
-                                    lambda: self.notifier, self.event, self.is_live)
-        return defer.ensureDeferred(bootstrapper.bootstrap(device_id, spec))
-
-    def create_job(self, device_id, spec):
-        return defer.ensureDeferred(self._create_job(device_id, spec))
-
-    async def _create_job(self, device_id, spec):
-        self.check_notify(spec.get("notify", "auto"))
-        device = await self.store.get_device(device_id)
-        if device is None:
-            raise UnknownDevice(device_id)
-        job_id = uuid.uuid4().hex
-        job = await self.store.create_job(
-            job_id,
-            device_id,
-            commands=spec["commands"],
-            atomic=spec.get("atomic", False),
-            notify=spec.get("notify", "auto"),
-            ui_mode=spec.get("ui_mode", 0),
-            now=self.clock.seconds(),
-        )
+    async def job_created(self, job: Any, device: Any) -> None:
+        """A job was created through the API: hand it to the device's live
+        session (or to its session on another node), and wake the device
+        unless a session in which it authenticated has the job."""
+        device_id = device.device_id
         live = self._by_device.get(device_id)
         if live is not None:
             live.engine.add_job(job_spec(job))
@@ -732,105 +478,47 @@ class Dispatcher(SessionGuard, InventoryService, ClusterHooks):
             # a session whose device has not authenticated (a stranger's wrong
             # credentials, perhaps) may never go on: wake the device anyway
             await self.notifier.job_created(job, device)
-        log.info(
-            "job {job_id} queued for {device_id}: {count} commands",
-            job_id=job_id,
-            device_id=device_id,
-            count=len(spec["commands"]),
+
+    async def job_queued(self, job: Any, device: Any) -> None:
+        """A job was queued outside the API: hand it to the live session, or wake the device."""
+        live = self._by_device.get(device.device_id)
+        if live is not None and not live.engine.finished:
+            live.engine.add_job(job_spec(job))
+            live.pending_jobs.append(job.job_id)
+        if (live is None or live.engine.finished or not live.authenticated) and self.notifier is not None:
+            # as for a job of the API: a session whose device has not
+            # authenticated may never go on
+            await self.notifier.job_created(job, device)
+
+    async def end_session(self, device_id: str, outcome: str, reason: str) -> None:
+        """End the device's live session now, if it has one (its jobs left get no wake-up)."""
+        live = self._by_device.get(device_id)
+        if live is not None:
+            await self._abort(live, outcome, reason, wake=False)
+
+    def cancel_at_session_end(self, job: Any) -> bool:
+        """Cancel ``job`` when its device's live session ends; False if it has none."""
+        if job.device_id not in self._by_device:
+            return False
+        self._cancel_at_end.add(job.job_id)
+        return True
+
+    async def _cancel_left_at_session_end(self, device_id):
+        """Cancel the jobs asked to be cancelled that a session ended without finishing."""
+        if not self._cancel_at_end:
+            return
+        jobs = await self.store.run_interaction(
+            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), device_id
         )
-        return {"id": job_id, "state": "queued"}
-
-    def get_job(self, job_id):
-        return defer.ensureDeferred(self._get_job(job_id))
-
-    async def _get_job(self, job_id):
-        job = await self.store.get_job(job_id)
-        if job is None:
-            return None
-        notifications = await self.store.notifications_for_job(job_id)
-        view = self.notify_note(job_view(job, notifications))
-        if self.functions is not None:
-            view = await self.functions.annotate_job(view)
-        return view
-
-    def list_jobs(self, device_id, limit, after):
-        return defer.ensureDeferred(self._list_jobs(device_id, limit, after))
-
-    async def _list_jobs(self, device_id, limit, after):
-        device = await self.store.get_device(device_id)
-        if device is None:
-            raise UnknownDevice(device_id)
-        jobs = await self.store.list_jobs(device_id, limit=limit, after=after)
-        return [job_view(job, ()) for job in jobs]
-
-    def device_events(self, device_id, types, limit, before):
-        return defer.ensureDeferred(self._device_events(device_id, types, limit, before))
-
-    async def _device_events(self, device_id, types, limit, before):
-        if await self.store.get_device(device_id) is None:
-            raise UnknownDevice(device_id)
-        return [event_view(e) for e in await self.store.device_events(device_id, types, limit, before)]
-
-    def wait_events(self, after, limit, wait):
-        return defer.ensureDeferred(self._wait_events(after, limit, wait))
-
-    async def _wait_events(self, after, limit, wait):
-        waiter = None
-        if wait > 0:
-            # registered before the query: an event appended while it runs still wakes us
-            waiter = defer.Deferred(lambda d: self._drop_waiter(d))
-            timer = self.clock.callLater(wait, self._wait_timeout, waiter)
-            self._waiters.append((waiter, timer))
-        try:
-            events = await self.store.events_after(after, limit)
-        except BaseException:
-            if waiter is not None:
-                self._drop_waiter(waiter)
-            raise
-        if events or waiter is None:
-            if waiter is not None:
-                self._drop_waiter(waiter)
-            return [event_view(e) for e in events]
-        await waiter
-        events = await self.store.events_after(after, limit)
-        return [event_view(e) for e in events]
-
-    def _drop_waiter(self, waiter):
-        for entry in list(self._waiters):
-            if entry[0] is waiter:
-                self._waiters.remove(entry)
-                if entry[1].active():
-                    entry[1].cancel()
-
-    def _wait_timeout(self, waiter):
-        self._waiters = [entry for entry in self._waiters if entry[0] is not waiter]
-        if not waiter.called:
-            waiter.callback(None)
-
-    def _wake_waiters(self):
-        waiters, self._waiters = self._waiters, []
-        for waiter, timer in waiters:
-            if timer.active():
-                timer.cancel()
-            if not waiter.called:
-                waiter.callback(None)
-
-
-# -- conversions between store rows, engine inputs and API views --------------
-
-
-def _stored_hash(auth):
-    """B64(MD5(name:secret)): all the store keeps of a secret ("" for type none)."""
-    if auth["type"] == "none":
-        return ""
-    return user_hash(auth["name"], auth["secret"])
-
-
-def _nonce_or_none(auth):
-    text = auth.get("nonce")
-    if text is None:
-        return None
-    return decode_nonce(text)
+        for job in jobs:
+            if job.job_id in self._cancel_at_end:
+                self._cancel_at_end.discard(job.job_id)
+                if job.state == "running":  # back to waiting, so the cancel below takes it
+                    await change_job(self.store, job.job_id, "queued", device_id=device_id,
+                                     now=self.clock.seconds(), expect="running")
+                result = await self.store.cancel_job(job.job_id)
+                if result.cancelled:
+                    self.events.appended()
 
 
 def _unsendable(spec):

@@ -24,14 +24,13 @@ import hmac
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from dmgateway.api.service import UnknownDevice
 from dmgateway.auth.verify import verify_client
 from dmgateway.codec import encode_message
 from dmgateway.codec.errors import LimitExceeded
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
-from dmgateway.live import DMReply, LiveSession, device_state, iso_time, media_type_for, starts_session
+from dmgateway.live import DMReply, LiveSession, device_state, media_type_for, starts_session
 from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -48,7 +47,7 @@ class SessionGuard:
         1 that does neither may start a new session, never join this one.
         """
         starts = starts_session(msg)
-        same_session = msg.hdr.session_id == live.session_id
+        same_session = msg.hdr.session_id == live.syncml_session_id
         if token is not None:
             if same_session and hmac.compare_digest(token.encode("utf-8"), live.token.encode("utf-8")):
                 if (starts and msg.hdr.msg_id == "1" and live.messages > 0
@@ -120,7 +119,7 @@ class SessionGuard:
             return self._plain_reply(msg, encoding, 500)
         outcome = engine.handle(msg, body=body, hmac_header=hmac_header)
         throwaway = LiveSession(
-            token="", device_id=device_id, session_id=msg.hdr.session_id, engine=engine,
+            token="", device_id=device_id, syncml_session_id=msg.hdr.session_id, engine=engine,
             encoding=encoding, media_type=media_type_for(encoding), started=now,
             auth_failures=device.auth_failures, host=host, count_failures=_digest(body) != live.first_digest,
         )
@@ -158,7 +157,7 @@ class SessionGuard:
             return 401
         return None
 
-    def store_failed(self, error):
+    def store_failed(self, error: Exception) -> float:
         """The API met a store outage: note it, probe until it ends; the Retry-After."""
         self.outage.failed(error)
         self._schedule_repair()
@@ -215,32 +214,6 @@ class SessionGuard:
             self._repairs.pop(0)
             await self._wake_for_jobs_left(live)
         self.outage.ended()
-
-    def _with_lockouts(self, view, device):
-        now = self.clock.seconds()
-        lockouts = [
-            {"scope": "peer", "peer": host, "until": iso_time(until)}
-            for host, until in self.guard.lockouts(device.device_id, now)
-        ]
-        if device.locked(now):
-            lockouts.append({"scope": "device", "peer": None, "until": iso_time(device.locked_until)})
-        view["lockouts"] = lockouts
-        return view
-
-    def clear_lockouts(self, device_id):
-        """Lift the device's lockouts (per address and device-wide); fires with how many."""
-        return defer.ensureDeferred(self._clear_lockouts(device_id))
-
-    async def _clear_lockouts(self, device_id):
-        device = await self.store.get_device(device_id)
-        if device is None:
-            raise UnknownDevice(device_id)
-        now = self.clock.seconds()
-        cleared = len(self.guard.lockouts(device_id, now)) + (1 if device.locked(now) else 0)
-        self.guard.clear(device_id)
-        await self.store.reset_auth_failures(device_id)
-        log.info("lockouts of {device_id} cleared by an operator ({count})", device_id=device_id, count=cleared)
-        return {"device_id": device_id, "cleared": cleared}
 
 
 def _check_counts(msg, limits):

@@ -1,12 +1,11 @@
-"""What the dispatcher (:mod:`dmgateway.dispatch`) shares with its guard
-(:mod:`dmgateway.dispatch_guard`), the inventory service and the cluster
-hooks: the live-session record, the DM reply, and the conversions between
-store rows, session-engine inputs and API views."""
+"""What the dispatcher (:mod:`dmgateway.dispatch`) shares with its guard,
+its effects and the cluster hooks: the live-session record, the DM reply,
+and the conversions from store rows to session-engine inputs.  (The JSON
+views of the REST API are in :mod:`dmgateway.api.views`.)"""
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from dmgateway.auth.nonce import encode_nonce
 from dmgateway.auth.verify import AuthAccount
 from dmgateway.codec.syncml import ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED, Alert
 from dmgateway.dm import effects as fx
@@ -25,9 +24,18 @@ class DMReply:
 
 @dataclass
 class LiveSession:
-    token: str
+    """One DM session open in this process.
+
+    Two identifiers, never to be confused: ``token`` is the RespURI token
+    (``NODE~SECRET``), the session's key in the store and in the
+    dispatcher's maps; ``syncml_session_id`` is the SessionID of the SyncML
+    header, chosen by the device.  (The 16-bit session id of a wake-up,
+    package #0, is neither: it belongs to the notification.)
+    """
+
+    token: str  # the RespURI token: the store's key of the session
     device_id: str
-    session_id: str  # the SyncML SessionID
+    syncml_session_id: str  # the SessionID of the SyncML header
     engine: ServerSession
     encoding: str
     media_type: str
@@ -82,77 +90,3 @@ def device_state(device):
 
 def job_spec(job):
     return fx.JobSpec(job_id=job.job_id, commands=list(job.commands), atomic=job.atomic)
-
-
-def device_view(device):
-    def auth(a):
-        return {"type": a.type, "name": a.name, "nonce": encode_nonce(a.nonce or b"")}
-
-    return {
-        "device_id": device.device_id,
-        "server_id": device.server_id,
-        "client_auth": auth(device.client_auth),
-        "server_auth": auth(device.server_auth),
-        "msisdn": device.msisdn,
-        "sip_uri": device.sip_uri,
-        "imsi": device.imsi,
-        "devinfo": device.devinfo,
-        "reported": device.reported or {},
-        "device_challenge": device.device_challenge,
-        "last_session": device.last_session,
-        "created": iso_time(device.created),
-        "updated": iso_time(device.updated),
-    }
-
-
-def job_view(job, notifications):
-    view = {
-        "id": job.job_id,
-        "device_id": job.device_id,
-        "state": job.state,
-        "commands": _redacted(job.commands),
-        "atomic": job.atomic,
-        "notify": job.notify,
-        "ui_mode": job.ui_mode,
-        "results": job.results,
-        "notifications": [notification_view(n) for n in notifications],
-        "created": iso_time(job.created),
-        "updated": iso_time(job.updated),
-    }
-    if job.state in ("failed", "expired"):
-        view["error"] = job.error or {"code": job.state, "message": "job %s" % (job.state,)}
-    return view
-
-
-def _redacted(commands):
-    """Job commands for a view: the data of an ``.../AAuthSecret`` leaf is never
-    shown, also inside a Sequence."""
-    out = []
-    for command in commands:
-        if not isinstance(command, dict):
-            out.append(command)
-            continue
-        target = str(command.get("target", ""))
-        if target.split("?", 1)[0].rstrip("/").endswith("/AAuthSecret") and "data" in command:
-            command = dict(command, data="(secret)")
-        if isinstance(command.get("commands"), list):
-            command = dict(command, commands=_redacted(command["commands"]))
-        out.append(command)
-    return out
-
-
-def notification_view(n):
-    return {
-        "bearer": n.bearer,
-        "state": n.state,
-        "attempts": n.attempts,
-        "last_error": n.last_error,
-        "message_id": n.message_id,
-    }
-
-
-def event_view(event):
-    view = dict(event)
-    if isinstance(view.get("time"), (int, float)):
-        view["time"] = iso_time(view["time"])
-    return view

@@ -93,6 +93,8 @@ class GatewayService(service.MultiService):
         self._reactor = reactor
         self.store = None
         self.dispatcher = None
+        self.events = None  # the EventLog the dispatcher, handlers, outbox and webhooks share
+        self.handlers = None  # what the REST API and the services beside it call
         self.ready = defer.Deferred()
         self.state = "starting"
         self._ports = []
@@ -125,7 +127,7 @@ class GatewayService(service.MultiService):
         d.addCallbacks(self._started, self._failed)
 
     def _started(self, _):
-        from dmgateway.lifecycle import sd_notify, watchdog_interval
+        from dmgateway.daemon import sd_notify, watchdog_interval
 
         self.state = "ready"
         if self.process:
@@ -139,7 +141,7 @@ class GatewayService(service.MultiService):
         self.ready.callback(self)
 
     def _failed(self, failure):
-        from dmgateway.lifecycle import failure_line
+        from dmgateway.daemon import failure_line
 
         line, expected = failure_line(failure)
         if not expected:
@@ -167,11 +169,12 @@ class GatewayService(service.MultiService):
         os._exit(self._exit_code)
 
     async def _start(self):
+        from dmgateway.daemon import StoreLock, sqlite_path
         from dmgateway.dispatch import Dispatcher
+        from dmgateway.eventlog import EventLog
+        from dmgateway.handlers import Handlers
         from dmgateway.logs import install_json_log
         from dmgateway.store import open_store
-
-        from dmgateway.lifecycle import StoreLock, sqlite_path
 
         cfg = self.config
         install_json_log(cfg.logging)
@@ -186,7 +189,9 @@ class GatewayService(service.MultiService):
         if path is not None:
             self._store_lock = StoreLock(path).acquire()
         self.store = await open_store(cfg.gateway.store, reactor=self.reactor)
-        self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor)
+        self.events = EventLog(self.store, self.reactor)
+        self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor, events=self.events)
+        self.handlers = Handlers(self.dispatcher)
         self.store.on_transaction = self._store_transaction
         if cfg.metrics.enabled and cfg.api.enabled:
             from dmgateway.monitor.metrics import GatewayMetrics
@@ -197,8 +202,8 @@ class GatewayService(service.MultiService):
         await self.dispatcher.start()
         from dmgateway.store.devicepsk import DevicePskKeys
 
-        self.dispatcher.device_psk = DevicePskKeys(self.store, self.reactor)
-        await self.dispatcher.device_psk.load()
+        self.handlers.device_psk = DevicePskKeys(self.store, self.reactor)
+        await self.handlers.device_psk.load()
         self._start_functions()
         if cfg.api.webhooks:
             self._start_webhooks()
@@ -245,7 +250,7 @@ class GatewayService(service.MultiService):
 
     async def _node_recovered(self, node, recovery):
         if recovery.failed_jobs:  # their events were appended with the recovery
-            self.dispatcher.announce_events()
+            self.events.announce()
 
     def _store_transaction(self, seconds, failed):
         if failed:
@@ -269,7 +274,7 @@ class GatewayService(service.MultiService):
             yield ("https",) + https_psk_listener(
                 reactor, cfg.https,
                 dm_site(self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https),
-                self.dispatcher.device_psk.key_for_identity,
+                self.handlers.device_psk.key_for_identity,
             )
         elif cfg.https.enabled:
             yield "https", https_endpoint(reactor, cfg.https), dm_site(
@@ -291,7 +296,7 @@ class GatewayService(service.MultiService):
         if cfg.api.enabled:
             from dmgateway.monitor.health import HealthCheck
 
-            self._api_site = api_site(self.dispatcher, cfg, health=HealthCheck(self, reactor), metrics=self.metrics)
+            self._api_site = api_site(self.handlers, cfg, health=HealthCheck(self, reactor), metrics=self.metrics)
             yield "api", endpoints.serverFromString(reactor, cfg.api.endpoint), self._api_site
 
     def smpp_links(self):
@@ -305,9 +310,9 @@ class GatewayService(service.MultiService):
         from dmgateway.firmware import FirmwareService
 
         cfg = self.config.functions
-        functions = FunctionService(self.dispatcher, cfg, self.reactor)
+        functions = FunctionService(self.handlers, cfg, self.reactor)
         functions.firmware = FirmwareService(self.store, cfg, self.reactor)
-        functions.campaigns = CampaignService(self.dispatcher, cfg, self.reactor, firmware=functions.firmware)
+        functions.campaigns = CampaignService(self.handlers, cfg, self.reactor, firmware=functions.firmware)
         functions.start()
         functions.campaigns.start()
         self._functions = functions
@@ -326,9 +331,9 @@ class GatewayService(service.MultiService):
         self._delegation_peers = DelegationPeers(cfg.delegation)
         self._delegation_client = DelegationClient(self.reactor, cfg.delegation,
                                                     self._delegation_peers)
-        self.delegation = DelegationService(cfg, self.dispatcher, self.store, self.reactor,
+        self.delegation = DelegationService(cfg, self.handlers, self.store, self.reactor,
                                             self._delegation_client.send)
-        self.dispatcher.delegation = self.delegation
+        self.handlers.delegation = self.delegation
         self.delegation.start()
         log.info("delegation: {mode} with {count} peers",
                  mode="TLS-PSK" if cfg.delegation.uses_psk else "certificates",
@@ -376,7 +381,7 @@ class GatewayService(service.MultiService):
             log.info("no notification bearer enabled: jobs wait for devices to connect")
             return
         self.outbox = NotificationOutbox(
-            self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.dispatcher.announce_events, os.urandom
+            self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.events.announce, os.urandom
         )
         self.dispatcher.notifier = self.outbox
         self.outbox.runs_timers = self.cluster.timers_held
@@ -424,7 +429,7 @@ class GatewayService(service.MultiService):
             self.reactor,
             load_cursor=lambda url: store.get_cursor("webhook:" + url),
             save_cursor=lambda url, seq: store.set_cursor("webhook:" + url, seq),
-            fetch_events=lambda after, limit: self.dispatcher.wait_events(after, limit, 0),
+            fetch_events=lambda after, limit: self.handlers.wait_events(after, limit, 0),
             retries=cfg.webhook_retries,
             timeout=cfg.webhook_timeout,
         )
@@ -433,7 +438,7 @@ class GatewayService(service.MultiService):
             self.cluster.leased(sender, "webhooks", 1.0)
         else:
             sender.setServiceParent(self)
-        self.dispatcher.add_event_listener(sender.notify)
+        self.events.listen(sender.notify)
 
     # -- reload and stop ---------------------------------------------------------
 
@@ -449,7 +454,7 @@ class GatewayService(service.MultiService):
         changes nothing.
         """
         from dmgateway.api.site import ConfigurationError, read_token
-        from dmgateway.lifecycle import sd_notify
+        from dmgateway.daemon import sd_notify
         from dmgateway.logs import reopen_logs
 
         sd_notify("RELOADING=1")
@@ -485,7 +490,7 @@ class GatewayService(service.MultiService):
 
     @defer.inlineCallbacks
     def stopService(self):
-        from dmgateway.lifecycle import sd_notify
+        from dmgateway.daemon import drain, sd_notify
 
         if self.process:
             sd_notify("STOPPING=1")
@@ -493,8 +498,9 @@ class GatewayService(service.MultiService):
             self._watchdog.stop()
         if self.metrics is not None:
             self.metrics.stop()
-        if self.state == "ready":
-            yield self._drain()
+        if self.state == "ready" and self.dispatcher is not None:
+            self.state = "draining"
+            yield defer.ensureDeferred(drain(self.dispatcher, self.reactor, self.config.gateway.drain_timeout))
         self.state = "stopped"
         ports, self._ports = self._ports, []
         yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for _name, p in ports])
@@ -516,32 +522,6 @@ class GatewayService(service.MultiService):
         if self._store_lock is not None:
             self._store_lock.release()
         log.info("dmgateway stopped")
-
-    @defer.inlineCallbacks
-    def _drain(self):
-        """Refuse new DM sessions; let the live ones end, up to ``drain_timeout``."""
-        self.state = "draining"
-        dispatcher = self.dispatcher
-        deadline = self.reactor.seconds() + self.config.gateway.drain_timeout
-        if dispatcher is None:
-            return
-        dispatcher.draining = True
-        live = dispatcher.live_count()
-        if live:
-            log.info(
-                "draining: {live} live DM sessions, waiting up to {timeout}s",
-                live=live,
-                timeout=self.config.gateway.drain_timeout,
-            )
-        while dispatcher.live_count() and self.reactor.seconds() < deadline:
-            yield task.deferLater(self.reactor, 0.1, lambda: None)
-        left = dispatcher.live_count()
-        if live or left:
-            log.info(
-                "drained: {ended} sessions ended, {left} aborted at the deadline",
-                ended=max(live - left, 0),
-                left=left,
-            )
 
 
 def instrument(factory, name, on_request):

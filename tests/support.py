@@ -25,11 +25,12 @@ def gateway_config(public_url="http://127.0.0.1:8080/dm", **gateway):
 def start_dispatcher(case, device_id, account, **gateway):
     """A started :class:`Dispatcher` on an in-memory SQLite store, on a
     ``task.Clock`` at 1,700,000,000 s, with ``device_id``'s account put:
-    sets ``case.store``, ``case.clock`` and ``case.dispatcher`` and cleans
+    sets ``case.store``, ``case.clock``, ``case.dispatcher`` and ``case.handlers`` and cleans
     the store up with the test.  Fires when ready."""
     from twisted.internet import defer, reactor, task
 
     from dmgateway.dispatch import Dispatcher
+    from dmgateway.handlers import Handlers
     from dmgateway.store import open_store
 
     gateway.setdefault("session_timeout", 60)
@@ -40,8 +41,9 @@ def start_dispatcher(case, device_id, account, **gateway):
         case.clock = task.Clock()
         case.clock.advance(1_700_000_000)
         case.dispatcher = Dispatcher(case.store, gateway_config(**gateway), clock=case.clock)
+        case.handlers = Handlers(case.dispatcher)
         await case.dispatcher.start()
-        await case.dispatcher.put_device(device_id, account)
+        await case.handlers.put_device(device_id, account)
 
     return defer.ensureDeferred(start())
 

@@ -20,6 +20,7 @@ from dmgateway.client.functions import DeviceFunctions, FunctionPolicy, fails
 from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
 from dmgateway.store import open_store
 from tests.support import gateway_config
 
@@ -84,10 +85,11 @@ class CampaignTests(TestCase):
     @defer.inlineCallbacks
     def services(self):
         self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
         yield defer.ensureDeferred(self.dispatcher.start())
-        self.functions = FunctionService(self.dispatcher, CONFIG, self.clock)
+        self.functions = FunctionService(self.handlers, CONFIG, self.clock)
         self.functions.start()
-        self.campaigns = CampaignService(self.dispatcher, CONFIG, self.clock)
+        self.campaigns = CampaignService(self.handlers, CONFIG, self.clock)
         self.campaigns.start()
         self.addCleanup(self.stop_services)
 
@@ -98,7 +100,7 @@ class CampaignTests(TestCase):
     async def add_devices(self, count, policy=None, **devinfo):
         self.fleet = Fleet(self, count, policy or FunctionPolicy())
         for dev_id in self.fleet.devices:
-            await self.dispatcher.put_device(dev_id, {
+            await self.handlers.put_device(dev_id, {
                 "server_id": "dmgw-test",
                 "client_auth": {"type": "md5", "name": "dev", "secret": "dev-secret"},
                 "server_auth": {"type": "md5", "name": "dmgw-test", "secret": "srv-secret"},

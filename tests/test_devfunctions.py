@@ -33,7 +33,7 @@ class FunctionFlowTests(TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         yield start_dispatcher(self, DEVICE, ACCOUNT)
-        self.service = FunctionService(self.dispatcher, FUNCTIONS, self.clock)
+        self.service = FunctionService(self.handlers, FUNCTIONS, self.clock)
         self.service.start()
         self.addCleanup(self.service.stop)
         self.account = account()
@@ -64,7 +64,7 @@ class FunctionFlowTests(TestCase):
         await self.drive()
         op = await self.service.get_operation(view["id"])
         self.assertEqual(op["state"], "awaiting_device")
-        job = await self.dispatcher.get_job(view["id"])
+        job = await self.handlers.get_job(view["id"])
         self.assertEqual(job["state"], "awaiting_device")
         self.assertEqual(job["function"]["state"], "awaiting_device")
         [(pending, url)] = self.device.downloads()
@@ -77,8 +77,8 @@ class FunctionFlowTests(TestCase):
         op = await self.service.get_operation(view["id"])
         self.assertEqual((op["state"], op["result_code"]), ("done", 200))
         self.assertEqual((op["outcome"]["fwv"], op["outcome"]["device_state"]), ("2.0", 100))
-        self.assertEqual((await self.dispatcher.get_job(view["id"]))["state"], "done")
-        device = await self.dispatcher.get_device(DEVICE)
+        self.assertEqual((await self.handlers.get_job(view["id"]))["state"], "done")
+        device = await self.handlers.get_device(DEVICE)
         self.assertEqual((device["functions"]["fwv"], device["functions"]["fumo_state"]), ("2.0", 100))
 
     async def test_failure_code_fails_the_operation(self):
@@ -117,7 +117,7 @@ class FunctionFlowTests(TestCase):
         op = await self.service.get_operation(install["id"])
         self.assertEqual((op["state"], op["result_code"]), ("done", 1200))
         self.assertEqual((op["outcome"]["version"], op["outcome"]["device_state"]), ("3.1", 20))
-        view = await self.dispatcher.get_device(DEVICE)
+        view = await self.handlers.get_device(DEVICE)
         self.assertEqual(view["functions"]["components"],
                          {"app1": {"id": "app1", "name": "app1", "version": "3.1", "state": 20, "status": 10}})
         self.assertEqual(view["functions"]["delivered"],
@@ -136,7 +136,7 @@ class FunctionFlowTests(TestCase):
         op = await self.service.get_operation(remove["id"])
         self.assertEqual((op["state"], op["result_code"]), ("done", 1200))
         self.assertEqual(self.device.components, {})
-        view = await self.dispatcher.get_device(DEVICE)
+        view = await self.handlers.get_device(DEVICE)
         self.assertEqual(view["functions"]["components"], {})
         self.assertEqual(view["functions"]["delivered"], {})
 
@@ -155,7 +155,7 @@ class FunctionFlowTests(TestCase):
         self.assertIn(("Get", "./SCOMO/Inventory/Delivered?list=StructData", 200), session.executed)
         op = await self.service.get_operation(install["id"])
         self.assertEqual(sorted(op["outcome"]["inventory"]["deployed"]), ["app1", "preloaded"])
-        functions = (await self.dispatcher.get_device(DEVICE))["functions"]
+        functions = (await self.handlers.get_device(DEVICE))["functions"]
         self.assertEqual({name: (c["version"], c["state"]) for name, c in functions["components"].items()},
                          {"app1": ("3.1", 20), "preloaded": ("9.0", 10)})
         self.assertEqual({name: (p["package_id"], p["state"]) for name, p in functions["delivered"].items()},
@@ -169,7 +169,7 @@ class FunctionFlowTests(TestCase):
         self.assertEqual(self.device.accepted, accepted)  # no Exec
         op = await self.service.get_operation(inventory["id"])
         self.assertEqual(op["state"], "done")
-        functions = (await self.dispatcher.get_device(DEVICE))["functions"]
+        functions = (await self.handlers.get_device(DEVICE))["functions"]
         self.assertEqual(sorted(functions["components"]), ["app1", "other"])
         self.assertEqual(functions["components"]["other"]["version"], "1.2")
 

@@ -12,6 +12,7 @@ from dmgateway.client import ClientSession
 from dmgateway.client.account import Account, Credentials
 from dmgateway.config import AuthConfig
 from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
 from dmgateway.dm import effects as fx
 from dmgateway.store import open_store
 from tests.fixtures import ACCOUNT, DEVICE
@@ -65,14 +66,14 @@ class DispatcherTests(TestCase):
         return ClientSession(acc or account(), random_bytes=os.urandom, **kwargs)
 
     async def test_session_runs_queued_jobs_in_order(self):
-        first = await self.dispatcher.create_job(DEVICE, GET_SWV)
-        second = await self.dispatcher.create_job(
+        first = await self.handlers.create_job(DEVICE, GET_SWV)
+        second = await self.handlers.create_job(
             DEVICE, {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
         )
         session = await self.drive(self.session())
         self.assertEqual(session.outcome, "completed")
         for job_id in (first["id"], second["id"]):
-            job = await self.dispatcher.get_job(job_id)
+            job = await self.handlers.get_job(job_id)
             self.assertEqual(job["state"], "done")
         executed = [uri for _cmd, uri, _status in session.executed]
         self.assertEqual(executed, ["./DevDetail/SwV", "./DevInfo/Man"])
@@ -85,59 +86,77 @@ class DispatcherTests(TestCase):
         for _ in range(3):
             session = await self.drive(self.session(acc))
             self.assertEqual(session.outcome, "completed", session.log)
-        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
         session = await self.drive(self.session(acc))
         self.assertEqual(session.outcome, "completed", session.log)
-        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
+        self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "done")
 
     async def test_long_poll_wakes_for_an_event_appended_during_its_query(self):
         after = (await self.store.last_event_seq())
-        waiting = self.dispatcher.wait_events(after, 10, 30)  # queries the store first
-        await self.dispatcher.event("session", DEVICE, {"outcome": "x"})  # lands during that query
+        waiting = self.handlers.wait_events(after, 10, 30)  # queries the store first
+        await self.dispatcher.events.append("session", DEVICE, {"outcome": "x"})  # lands during that query
         events = await waiting  # no clock advance: the append itself must wake the poll
         self.assertEqual([e["outcome"] for e in events], ["x"])
 
     async def test_stored_job_the_engine_refuses_fails_and_the_others_run(self):
         # written straight to the store, past the API's checks: Get inside Atomic
         await self.store.create_job("bad", DEVICE, [{"op": "Get", "target": "./DevInfo/Man"}], atomic=True)
-        good = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        good = await self.handlers.create_job(DEVICE, GET_SWV)
         session = await self.drive(self.session())
         self.assertEqual(session.outcome, "completed")
-        bad = await self.dispatcher.get_job("bad")
+        bad = await self.handlers.get_job("bad")
         self.assertEqual((bad["state"], bad["error"]["code"]), ("failed", "invalid_job"))
-        self.assertEqual((await self.dispatcher.get_job(good["id"]))["state"], "done")
+        self.assertEqual((await self.handlers.get_job(good["id"]))["state"], "done")
 
     async def test_job_created_during_a_session_joins_it(self):
-        first = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        first = await self.handlers.create_job(DEVICE, GET_SWV)
         session = self.session()
         request = session.start()
         reply = await self.exchange(request)
-        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
         request = session.receive(reply.body, {"content-type": reply.content_type})
         while request is not None:
             reply = await self.exchange(request)
             request = session.receive(reply.body, {"content-type": reply.content_type})
         for job_id in (first["id"], created["id"]):
-            job = await self.dispatcher.get_job(job_id)
+            job = await self.handlers.get_job(job_id)
             self.assertEqual(job["state"], "done")
         self.assertEqual(len(session.executed), 2)
 
-    async def test_timeout_on_the_injected_clock_fails_the_running_job(self):
-        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+    async def test_a_job_cancelled_in_its_live_session_waits_for_the_session_end(self):
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
         await self.drive(self.session(), stop_after=1)
-        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "running")
+        answer = await self.handlers.cancel_job(created["id"])
+        self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        self.clock.advance(61)  # the device went away: its session times out
+        self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "failed")
+        self.assertEqual(self.dispatcher._cancel_at_end, set())  # nothing left to cancel
+
+    async def test_deleting_a_device_ends_its_live_session(self):
+        await self.handlers.create_job(DEVICE, GET_SWV)
+        await self.drive(self.session(), stop_after=1)
+        answer = await self.handlers.delete_device(DEVICE, False)
+        self.assertEqual(answer["deleted"], True)
+        self.assertEqual(self.dispatcher._by_device, {})
+        self.assertEqual(self.dispatcher.sessions_ended["device_deleted"], 1)
+
+    async def test_timeout_on_the_injected_clock_fails_the_running_job(self):
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
+        await self.drive(self.session(), stop_after=1)
+        self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "running")
         self.clock.advance(59)
         self.assertIn(DEVICE, self.dispatcher._by_device)
         self.clock.advance(2)
         self.assertNotIn(DEVICE, self.dispatcher._by_device)
-        job = await self.dispatcher.get_job(created["id"])
+        job = await self.handlers.get_job(created["id"])
         self.assertEqual(job["state"], "failed")
         self.assertEqual(job["error"]["code"], "session_timeout")
-        device = await self.dispatcher.get_device(DEVICE)
+        device = await self.handlers.get_device(DEVICE)
         self.assertEqual(device["last_session"]["outcome"], "session_timeout")
 
     async def test_new_session_supersedes_a_stale_one(self):
-        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
         stale = await self.drive(self.session(), stop_after=1)
         self.assertFalse(stale.finished)
         # the device restarted: a fresh package 1 with another SessionID
@@ -146,10 +165,10 @@ class DispatcherTests(TestCase):
         acc.server.nonce = stale.account.server.nonce
         fresh = await self.drive(self.session(acc))
         self.assertEqual(fresh.outcome, "completed")
-        job = await self.dispatcher.get_job(created["id"])
+        job = await self.handlers.get_job(created["id"])
         self.assertEqual(job["state"], "failed")
         self.assertEqual(job["error"]["code"], "superseded")
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         outcomes = [e.get("outcome") for e in events if e["type"] == "session"]
         self.assertEqual(outcomes, ["superseded", "completed"])
 
@@ -163,7 +182,7 @@ class DispatcherTests(TestCase):
         self.assertEqual(self.dispatcher._by_device, {})
 
     async def test_repeated_failures_lock_out_the_failing_address_only(self):
-        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
         self.peer = "127.0.0.2:40000"
         for _ in range(2):
             session = await self.drive(self.session(account(secret="wrong")))
@@ -172,22 +191,22 @@ class DispatcherTests(TestCase):
         # that address is locked out, even with the right secret
         good = await self.drive(self.session())
         self.assertEqual(good.executed, [])
-        view = await self.dispatcher.get_device(DEVICE)
+        view = await self.handlers.get_device(DEVICE)
         self.assertEqual([(l["scope"], l["peer"]) for l in view["lockouts"]], [("peer", "127.0.0.2")])
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         self.assertEqual([e["peer"] for e in events if e["type"] == "lockout"], ["127.0.0.2"])
         # the real device at another address is not
         self.peer = "127.0.0.1:40001"
         good = await self.drive(self.session())
         self.assertEqual(good.outcome, "completed")
-        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
+        self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "done")
         # an operator lifts the lockout
-        cleared = await self.dispatcher.clear_lockouts(DEVICE)
+        cleared = await self.handlers.clear_lockouts(DEVICE)
         self.assertEqual(cleared["cleared"], 1)
         self.peer = "127.0.0.2:40002"
         good = await self.drive(self.session())
         self.assertEqual(good.outcome, "completed")
-        self.assertEqual((await self.dispatcher.get_device(DEVICE))["lockouts"], [])
+        self.assertEqual((await self.handlers.get_device(DEVICE))["lockouts"], [])
 
     async def test_the_lockout_ends_by_itself(self):
         self.peer = "127.0.0.2:40000"
@@ -195,7 +214,7 @@ class DispatcherTests(TestCase):
             await self.drive(self.session(account(secret="wrong")))
         self.assertEqual((await self.drive(self.session())).executed, [])
         self.clock.advance(901)
-        await self.dispatcher.create_job(DEVICE, GET_SWV)
+        await self.handlers.create_job(DEVICE, GET_SWV)
         good = await self.drive(self.session())
         self.assertEqual(good.outcome, "completed")
         self.assertEqual(len(good.executed), 1)
@@ -204,17 +223,18 @@ class DispatcherTests(TestCase):
         config = gateway_config(session_timeout=60)
         config = dataclasses.replace(config, auth=AuthConfig(device_max_failures=6))
         self.dispatcher = Dispatcher(self.store, config, clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
         for port in range(4):
             self.peer = "127.0.0.%d:4000" % (port + 2,)
             await self.drive(self.session(account(secret="wrong")), stop_after=2)
         # 8 failures from 4 addresses: none locked alone, the device is (in the store)
-        view = await self.dispatcher.get_device(DEVICE)
+        view = await self.handlers.get_device(DEVICE)
         self.assertEqual([l["scope"] for l in view["lockouts"]], ["device"])
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         self.assertEqual([e["scope"] for e in events if e["type"] == "lockout"], ["device"])  # once
         self.peer = "127.0.0.1:4000"
         self.assertEqual((await self.drive(self.session())).executed, [])
-        await self.dispatcher.clear_lockouts(DEVICE)
+        await self.handlers.clear_lockouts(DEVICE)
         self.assertEqual((await self.drive(self.session())).outcome, "completed")
 
     async def test_malformed_body_is_400_and_counted(self):
@@ -237,16 +257,16 @@ class DispatcherTests(TestCase):
         self.assertIn(b"<Data>403</Data>", reply.body)
 
     async def test_stop_aborts_live_sessions_explicitly(self):
-        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
         await self.drive(self.session(), stop_after=1)
         await self.dispatcher.stop()
-        job = await self.dispatcher.get_job(created["id"])
+        job = await self.handlers.get_job(created["id"])
         self.assertEqual(job["state"], "failed")
         self.assertEqual(job["error"]["code"], "shutdown")
 
 
     async def test_stray_message_does_not_disturb_the_live_session(self):
-        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
         session = self.session()
         reply = await self.exchange(session.start())
         stray = (
@@ -263,7 +283,7 @@ class DispatcherTests(TestCase):
             reply = await self.exchange(request)
             request = session.receive(reply.body, {"content-type": reply.content_type})
         self.assertEqual(session.outcome, "completed")
-        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
+        self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "done")
 
 
 class BadRequestTests(TestCase):
@@ -274,6 +294,7 @@ class BadRequestTests(TestCase):
         self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(self.store.close)
         self.dispatcher = Dispatcher(self.store, gateway_config(), clock=task.Clock())
+        self.handlers = Handlers(self.dispatcher)
 
     async def test_invalid_body_with_a_readable_header_gets_a_syncml_400(self):
         body = (
@@ -345,7 +366,7 @@ class LeftJobTests(TestCase):
         cfg = dataclasses.replace(cfg, gateway=dataclasses.replace(cfg.gateway, session_timeout=60))
         self.sip = FakeBearer("sip", "sip_uri")
         await open_outbox(self, cfg, {"sip": self.sip}, lambda n: bytes(range(n)), uri="sqlite::memory:?inline=1")
-        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))
+        await self.handlers.put_device(DEVICE, dict(ACCOUNT, sip_uri="sip:dev@example.net"))
 
     exchange = DispatcherTests.exchange
     drive = DispatcherTests.drive
@@ -358,7 +379,7 @@ class LeftJobTests(TestCase):
 
         async def apply(live, effects):
             if not late and any(isinstance(e, fx.SessionEnded) for e in effects):
-                late.append(await self.dispatcher.create_job(DEVICE, AUTO_JOB))
+                late.append(await self.handlers.create_job(DEVICE, AUTO_JOB))
             await original(live, effects)
 
         self.dispatcher._apply = apply
@@ -367,27 +388,27 @@ class LeftJobTests(TestCase):
         self.assertEqual(len(late), 1)
         await self.outbox.tick()
         self.assertEqual([address for address, _ in self.sip.sent], ["sip:dev@example.net"])
-        self.assertEqual((await self.dispatcher.get_job(late[0]["id"]))["state"], "notified")
+        self.assertEqual((await self.handlers.get_job(late[0]["id"]))["state"], "notified")
 
     async def test_job_that_joined_a_session_which_timed_out_is_notified(self):
-        first = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        first = await self.handlers.create_job(DEVICE, GET_SWV)
         await self.drive(self.session(), stop_after=1)
-        joined = await self.dispatcher.create_job(DEVICE, AUTO_JOB)  # goes to the live session
+        joined = await self.handlers.create_job(DEVICE, AUTO_JOB)  # goes to the live session
         await self.outbox.tick()
         self.assertEqual(self.sip.sent, [])
         lock = self.dispatcher._locks[DEVICE]
         self.clock.advance(61)
         await lock.run(lambda: defer.succeed(None))  # the timeout's handling is done
-        self.assertEqual((await self.dispatcher.get_job(first["id"]))["error"]["code"], "session_timeout")
+        self.assertEqual((await self.handlers.get_job(first["id"]))["error"]["code"], "session_timeout")
         await self.outbox.tick()
         self.assertEqual(len(self.sip.sent), 1)
-        self.assertEqual((await self.dispatcher.get_job(joined["id"]))["state"], "notified")
+        self.assertEqual((await self.handlers.get_job(joined["id"]))["state"], "notified")
         self.assertNotIn(DEVICE, self.dispatcher._locks)
 
     async def test_superseded_session_leaves_its_jobs_to_the_new_one(self):
-        await self.dispatcher.create_job(DEVICE, GET_SWV)
+        await self.handlers.create_job(DEVICE, GET_SWV)
         stale = await self.drive(self.session(), stop_after=1)
-        joined = await self.dispatcher.create_job(DEVICE, AUTO_JOB)
+        joined = await self.handlers.create_job(DEVICE, AUTO_JOB)
         acc = account()
         acc.client.nonce = stale.account.client.nonce
         acc.server.nonce = stale.account.server.nonce
@@ -395,4 +416,4 @@ class LeftJobTests(TestCase):
         self.assertEqual(fresh.outcome, "completed")
         await self.outbox.tick()
         self.assertEqual(self.sip.sent, [])
-        self.assertEqual((await self.dispatcher.get_job(joined["id"]))["state"], "done")
+        self.assertEqual((await self.handlers.get_job(joined["id"]))["state"], "done")

@@ -9,6 +9,7 @@ from twisted.trial.unittest import TestCase
 from dmgateway.client import ClientSession
 from dmgateway.codec import xml
 from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
 from dmgateway.store import open_store
 from tests.fixtures import ACCOUNT
 from tests.support import gateway_config
@@ -28,9 +29,10 @@ class MaxSessionsTests(TestCase):
         self.clock.advance(1_700_000_000)
         config = gateway_config(session_timeout=60, max_sessions=1)
         self.dispatcher = Dispatcher(self.store, config, clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
         yield defer.ensureDeferred(self.dispatcher.start())
         for device_id in (account().device_id, OTHER):
-            yield self.dispatcher.put_device(device_id, ACCOUNT)
+            yield self.handlers.put_device(device_id, ACCOUNT)
 
     def session(self, device_id):
         acc = account()
@@ -42,18 +44,18 @@ class MaxSessionsTests(TestCase):
         return await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
 
     async def test_one_more_session_than_allowed_gets_503_and_nothing_runs(self):
-        await self.dispatcher.create_job(account().device_id, GET_SWV)
+        await self.handlers.create_job(account().device_id, GET_SWV)
         first = self.session(account().device_id)
         reply = await self.send(first.start())  # package 2 sent: the session is live
         self.assertEqual(reply.code, 200)
-        job = await self.dispatcher.create_job(OTHER, GET_SWV)
+        job = await self.handlers.create_job(OTHER, GET_SWV)
         second = self.session(OTHER)
         refused = await self.send(second.start())
         self.assertEqual(refused.code, 200)
         answer = xml.decode(refused.body)
         self.assertEqual({s.data for s in answer.body}, {503})
         self.assertTrue(answer.final)
-        self.assertEqual((await self.dispatcher.get_job(job["id"]))["state"], "queued")
+        self.assertEqual((await self.handlers.get_job(job["id"]))["state"], "queued")
         # the first session ends: the second device gets its turn
         request = first.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
         while request is not None:
@@ -66,7 +68,7 @@ class MaxSessionsTests(TestCase):
             reply = await self.send(request)
             request = second.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
         self.assertEqual(second.outcome, "completed")
-        self.assertEqual((await self.dispatcher.get_job(job["id"]))["state"], "done")
+        self.assertEqual((await self.handlers.get_job(job["id"]))["state"], "done")
 
     async def test_strangers_package1_takes_no_place_and_stops_no_wake_up(self):
         # wrong credentials for a known device id open a session that waits
@@ -84,14 +86,14 @@ class MaxSessionsTests(TestCase):
                 started.append((device_id, list(job_ids)))
 
         self.dispatcher.notifier = Notifier()
-        job = await self.dispatcher.create_job(OTHER, dict(GET_SWV, notify="none"))
+        job = await self.handlers.create_job(OTHER, dict(GET_SWV, notify="none"))
         attacker = self.session(OTHER)
         attacker.account.client.secret = "wrong"
         reply = await self.dispatcher.handle_dm(attacker.start().body, encoding="xml", peer="127.0.0.2:5000")
         self.assertIn(b"<Data>401</Data>", reply.body)
         self.assertEqual(started, [])
         # the real device of the other account still gets the one place
-        await self.dispatcher.create_job(account().device_id, dict(GET_SWV, notify="none"))
+        await self.handlers.create_job(account().device_id, dict(GET_SWV, notify="none"))
         device = self.session(account().device_id)
         request = device.start()
         while request is not None:
@@ -99,7 +101,7 @@ class MaxSessionsTests(TestCase):
             request = device.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
         self.assertEqual(device.outcome, "completed")
         self.assertEqual([device_id for device_id, _jobs in started], [account().device_id])
-        self.assertEqual((await self.dispatcher.get_job(job["id"]))["state"], "queued")
+        self.assertEqual((await self.handlers.get_job(job["id"]))["state"], "queued")
 
     async def test_sessions_waiting_for_their_device_do_not_hold_the_message(self):
         # a stranger's package 1, padded to ~1 MB, for each of many known
@@ -110,7 +112,7 @@ class MaxSessionsTests(TestCase):
 
         ids = ["IMEI:49015420300%04d" % (n,) for n in range(12)]
         for device_id in ids:
-            await self.dispatcher.put_device(device_id, ACCOUNT)
+            await self.handlers.put_device(device_id, ACCOUNT)
         padding = b" " * 1_000_000
         tracemalloc.start()
         try:

@@ -46,7 +46,7 @@ class MutationTests(TestCase):
 
     async def recorded_session(self, encoding):
         """The messages of one real session: [(body, token or None)]."""
-        await self.dispatcher.create_job(DEVICE, GET_SWV)
+        await self.handlers.create_job(DEVICE, GET_SWV)
         session = ClientSession(account(), random_bytes=os.urandom, encoding=encoding)
         request = session.start()
         messages = []

@@ -9,6 +9,7 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
 from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
 from dmgateway.store import StoreUnavailable, open_store
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config, start_dispatcher
@@ -23,7 +24,7 @@ class DispatcherHarness(TestCase):
     @defer.inlineCallbacks
     def setUp(self):
         yield start_dispatcher(self, DEVICE, ACCOUNT)
-        self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
+        self.job = yield self.handlers.create_job(DEVICE, GET_SWV)
 
     def post(self, body, token=None, peer="127.0.0.1:4000", hmac_header=None):
         return self.dispatcher.handle_dm(body, encoding="xml", token=token, peer=peer, hmac_header=hmac_header)
@@ -49,7 +50,7 @@ class DispatcherHarness(TestCase):
         return session
 
     async def job_state(self):
-        return (await self.dispatcher.get_job(self.job["id"]))["state"]
+        return (await self.handlers.get_job(self.job["id"]))["state"]
 
 
 
@@ -73,7 +74,7 @@ class SecurityTests(DispatcherHarness):
 
     async def test_continuing_message_with_valid_credentials_is_taken(self):
         # a device that ignores RespURI but signs each message (HMAC) still works
-        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, client_auth={"type": "hmac", "name": "dev",
+        await self.handlers.put_device(DEVICE, dict(ACCOUNT, client_auth={"type": "hmac", "name": "dev",
                                                                             "secret": "dev-secret"}))
         acc = account()
         acc.client.scheme = "hmac"
@@ -113,7 +114,7 @@ class SecurityTests(DispatcherHarness):
         await self.finish(session, request)
         self.assertEqual(session.outcome, "completed")
         self.assertEqual(await self.job_state(), "done")
-        device = await self.dispatcher.get_device(DEVICE)
+        device = await self.handlers.get_device(DEVICE)
         self.assertEqual(device["last_session"]["outcome"], "completed")
 
     async def test_retransmitted_package1_is_not_an_authentication_failure(self):
@@ -128,7 +129,7 @@ class SecurityTests(DispatcherHarness):
         # later on, the same bytes once more: still no failure counted
         await self.exchange(first)
         self.assertEqual(self.dispatcher.stats["auth_failures"], 0)
-        self.assertEqual((await self.dispatcher.get_device(DEVICE))["lockouts"], [])
+        self.assertEqual((await self.handlers.get_device(DEVICE))["lockouts"], [])
 
     async def test_every_registered_session_has_its_timer(self):
         await self.first_package()
@@ -193,9 +194,10 @@ class OutageTests(TestCase):
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
         self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
         yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
-        self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        self.job = yield self.handlers.create_job(DEVICE, GET_SWV)
 
     async def test_outage_answers_503_aborts_the_session_and_recovers(self):
         from twisted.logger import globalLogPublisher
@@ -208,7 +210,7 @@ class OutageTests(TestCase):
         reply = await self.dispatcher.handle_dm(session.start().body, encoding="xml")
         request = session.receive(reply.body, {"content-type": reply.content_type})
         token = request.url.split("?s=", 1)[1]
-        self.assertEqual((await self.dispatcher.get_job(self.job["id"]))["state"], "running")
+        self.assertEqual((await self.handlers.get_job(self.job["id"]))["state"], "running")
         self.store.down = True
         for _ in range(50):
             down = await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
@@ -220,13 +222,13 @@ class OutageTests(TestCase):
         self.clock.advance(5)  # the next probe finds it back and settles the session
         self.assertFalse(self.dispatcher._repairs)
         # the results in the message the store failed were taken: written now
-        job = await self.dispatcher.get_job(self.job["id"])
+        job = await self.handlers.get_job(self.job["id"])
         self.assertEqual(job["state"], "done")
         starts = [e for e in logged if "store unavailable" in e.get("log_format", "")]
         ends = [e for e in logged if "store available again" in e.get("log_format", "")]
         self.assertEqual((len(starts), len(ends)), (1, 1))
         # and the device is served again without a restart
-        created = await self.dispatcher.create_job(DEVICE, GET_SWV)
+        created = await self.handlers.create_job(DEVICE, GET_SWV)
         acc = account()
         acc.client.nonce = session.account.client.nonce
         acc.server.nonce = session.account.server.nonce
@@ -237,7 +239,7 @@ class OutageTests(TestCase):
             reply = await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
             self.assertEqual(reply.code, 200)
             request = fresh.receive(reply.body, {"content-type": reply.content_type})
-        self.assertEqual((await self.dispatcher.get_job(created["id"]))["state"], "done")
+        self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "done")
 
     def settled(self):
         """Whether the dispatcher has nothing left to repair after an outage."""
@@ -258,7 +260,7 @@ class OutageTests(TestCase):
         self.store.down = False
         self.clock.advance(5)
         self.assertTrue(self.settled())
-        job = await self.dispatcher.get_job(self.job["id"])
+        job = await self.handlers.get_job(self.job["id"])
         self.assertEqual((job["state"], job["error"]["code"]), ("failed", "session_timeout"))
         self.assertFalse(self.dispatcher.outage.active)
 
@@ -362,9 +364,10 @@ class CleanStopTests(TestCase):
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
         self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
         yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
-        self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        self.job = yield self.handlers.create_job(DEVICE, GET_SWV)
 
     async def test_stop_waits_for_a_session_opening_and_ends_it(self):
         self.store.held = defer.Deferred()
@@ -383,7 +386,7 @@ class CleanStopTests(TestCase):
         # the next start finds nothing left open: a clean stop
         recovery = await self.real.recover("test-node", self.clock.seconds())
         self.assertEqual((len(recovery.sessions), len(recovery.failed_jobs)), (0, 0))
-        job = await self.dispatcher.get_job(self.job["id"])
+        job = await self.handlers.get_job(self.job["id"])
         self.assertEqual((job["state"], job["error"]["code"]), ("failed", "shutdown"))
 
 
@@ -400,9 +403,10 @@ class ReadOnlySqliteTests(TestCase):
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
         self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
         yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.dispatcher.put_device(DEVICE, ACCOUNT)
-        self.job = yield self.dispatcher.create_job(DEVICE, GET_SWV)
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        self.job = yield self.handlers.create_job(DEVICE, GET_SWV)
 
     def read_only(self, on):
         # on the pool's one connection, outside a transaction (BEGIN IMMEDIATE is a write)
@@ -425,7 +429,7 @@ class ReadOnlySqliteTests(TestCase):
         await self.read_only(False)
         self.clock.advance(5)
         self.assertFalse(self.dispatcher.outage.active)
-        job = await self.dispatcher.get_job(self.job["id"])
+        job = await self.handlers.get_job(self.job["id"])
         self.assertNotEqual(job["state"], "running")
 
 
@@ -437,7 +441,7 @@ class NoClientAuthTests(DispatcherHarness):
     @defer.inlineCallbacks
     def setUp(self):
         yield super().setUp()
-        yield self.dispatcher.put_device(DEVICE, dict(ACCOUNT, client_auth={"type": "none", "name": "",
+        yield self.handlers.put_device(DEVICE, dict(ACCOUNT, client_auth={"type": "none", "name": "",
                                                                             "secret": ""}))
 
     async def first_package(self):
@@ -535,8 +539,8 @@ class StrangerSessionRecordTests(DispatcherHarness):
         self.assertIn(b"<Data>401</Data>", reply.body)
         self.clock.advance(61)  # session_timeout: the session waiting for a retry ends
         self.assertNotIn(DEVICE, self.dispatcher._by_device)
-        device = await self.dispatcher.get_device(DEVICE)
+        device = await self.handlers.get_device(DEVICE)
         self.assertIsNone(device["last_session"])
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         self.assertIn("session", [e["type"] for e in events["events"]] if isinstance(events, dict)
                       else [e["type"] for e in events])

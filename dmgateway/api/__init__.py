@@ -1,4 +1,5 @@
 """
-The northbound REST API v1 (DESIGN §4): resources, validation, webhooks and
-the C{dmgw api} command.  The service interface is in L{service}.
+The northbound REST API v1 (DESIGN §4): resources, validation, JSON views
+and webhooks.  The interface of the handlers it calls (``ApiHandlers``,
+implemented by :mod:`dmgateway.handlers`) is in :mod:`dmgateway.api.service`.
 """

@@ -1,5 +1,5 @@
 """
-C{POST /api/v1/devices/{device_id}/bootstrap} (DESIGN §4): validation and resource.
+``POST /api/v1/devices/{device_id}/bootstrap`` (DESIGN §4): validation and resource.
 
 The body::
 
@@ -12,10 +12,10 @@ The body::
      "max_size": 4096,                                     (refuse a larger document: 400 too_large)
      "connectivity": [{"uri": "./ConnMO/x/...", "data": "...", "format": "chr"}]}   (dm)
 
-C{push} answers C{202 {"id", "state", "profile", "sec", "mac", "size"}} (the
-notification carrying it); C{return} answers C{200} with C{document} and
-C{push} (base64 of the WBXML document and of the whole WSP push),
-C{content_type}, C{sec}, C{mac}.  USERPINMAC adds C{user_pin}, what the
+``push`` answers ``202 {"id", "state", "profile", "sec", "mac", "size"}`` (the
+notification carrying it); ``return`` answers ``200`` with ``document`` and
+``push`` (base64 of the WBXML document and of the whole WSP push),
+``content_type``, ``sec``, ``mac``.  USERPINMAC adds ``user_pin``, what the
 user types (PIN and MAC digits).
 """
 
@@ -101,7 +101,7 @@ def _connectivity(value: Any) -> list[dict[str, Any]]:
 
 
 def validate_bootstrap(value: Any) -> dict[str, Any]:
-    """The normalised request, or L{ValidationError} (HTTP 400) naming the field."""
+    """The normalised request, or :class:`ValidationError` (HTTP 400) naming the field."""
     if not isinstance(value, dict):
         _fail("the body must be a JSON object")
     unknown = sorted(set(value) - _FIELDS)
@@ -165,13 +165,13 @@ def _refused(reason: Failure) -> NoReturn:
 
 
 def post_bootstrap(settings: Any, device_id: str, request: server.Request) -> Deferred:
-    """The handler of C{POST .../bootstrap}; the resource classes are in L{resources}."""
+    """The handler of ``POST .../bootstrap``; the resource classes are in :mod:`dmgateway.api.resources`."""
     spec = validate_bootstrap(json_body(request, settings.max_body))
 
     def done(result: tuple[int, dict[str, Any]]) -> Reply:
         status, body = result
         return Reply(status, body)
 
-    d = settings.service.bootstrap(device_id, spec)
+    d = settings.handlers.bootstrap(device_id, spec)
     d.addCallbacks(done, no_device, errbackArgs=(device_id,))
     return d.addErrback(_refused)

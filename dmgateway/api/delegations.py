@@ -5,7 +5,7 @@
     GET    /api/v1/delegations/{id}   state, per-device steps, step history
     DELETE /api/v1/delegations/{id}   revoke (delegating side)
 
-The flow lives in :mod:`dmgateway.delegation.flow` (``service.delegation``);
+The flow lives in :mod:`dmgateway.delegation.flow` (``handlers.delegation``);
 without ``[delegation] enabled`` every route answers 404 ``not_enabled``.
 """
 
@@ -73,7 +73,7 @@ def validate_delegation(obj):
 
 
 def _flow(settings):
-    flow = getattr(settings.service, "delegation", None)
+    flow = getattr(settings.handlers, "delegation", None)
     if flow is None:
         raise ApiError(404, "not_enabled", "delegation is not enabled on this gateway")
     return flow

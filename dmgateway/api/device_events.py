@@ -1,8 +1,8 @@
 """
-C{GET /api/v1/devices/{device_id}/events?type=T[,T...]&limit=L&before=SEQ}:
+``GET /api/v1/devices/{device_id}/events?type=T[,T...]&limit=L&before=SEQ``:
 one device's events, newest first (its last sessions, the fate of each
 wake-up, its Generic Alerts, lockouts...), for the web console's device
-page.  Read-only; the same event objects as C{GET /api/v1/events}.
+page.  Read-only; the same event objects as ``GET /api/v1/events``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _TYPE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 def parse_types(value: str | None) -> tuple[str, ...]:
-    """The C{type} parameter: event types separated by commas (none: all)."""
+    """The ``type`` parameter: event types separated by commas (none: all)."""
     if value is None:
         return ()
     types = tuple(dict.fromkeys(value.split(",")))
@@ -58,7 +58,7 @@ class DeviceEvents(JsonResource):
         before = validation.query_value(args, "before")
         if before is not None:
             before = validation.parse_int_param(before, "before", 1, 1, MAX_SEQ)
-        d = self._settings.service.device_events(self._device_id, types, limit, before)
+        d = self._settings.handlers.device_events(self._device_id, types, limit, before)
         return d.addCallbacks(
             lambda events: Reply(200, {"events": events}), no_device, errbackArgs=(self._device_id,)
         )

@@ -12,7 +12,7 @@ REST routes of the device functions (DESIGN §5 "Device functions"):
     POST     /api/v1/campaigns/{id}/pause|resume|cancel
     GET      /api/v1/campaigns/{id}/report?format=json|csv
 
-The services hang off the dispatcher (``service.functions``); without them
+The services hang off the REST handlers (``handlers.functions``); without them
 (a gateway built without device functions) every route answers 503.
 """
 
@@ -39,7 +39,7 @@ _UPLOAD_FIELDS = ("name", "version", "man", "model", "from_fwv", "size", "sha256
 
 
 def _functions(settings):
-    functions = getattr(settings.service, "functions", None)
+    functions = getattr(settings.handlers, "functions", None)
     if functions is None:
         raise ApiError(503, "service_unavailable", "device functions are not running")
     return functions

@@ -1,10 +1,10 @@
 """
 The JSON plumbing every REST API resource is built on: the error a resource
-raises (L{ApiError}) and how it is written, the reply a resource returns
-(L{Reply}), the base resource that answers every method with JSON
-(L{JsonResource}), and reading a bounded JSON body (L{json_body}).
+raises (:class:`ApiError`) and how it is written, the reply a resource returns
+(:class:`Reply`), the base resource that answers every method with JSON
+(:class:`JsonResource`), and reading a bounded JSON body (:func:`json_body`).
 
-Kept apart from the route tree (L{dmgateway.api.resources}) so that the
+Kept apart from the route tree (:mod:`dmgateway.api.resources`) so that the
 resources in other modules (delegations, device events, functions,
 bootstrap) build on it without importing the tree that mounts them.
 """
@@ -36,7 +36,7 @@ log = Logger()
 
 class ApiError(Exception):
     """
-    An error answer: C{{"error": {"code": code, "message": message}}}.
+    An error answer: ``{"error": {"code": code, "message": message}}``.
     """
 
     def __init__(
@@ -144,10 +144,10 @@ class _Exchange:
 
 class JsonResource(Resource):
     """
-    A resource answering JSON.  C{methods} maps an HTTP method to the name
-    of a handler taking the request and returning a L{Reply} or a
-    L{Deferred} firing with one; handlers raise L{ApiError},
-    L{ValidationError} or service errors to answer with an error.
+    A resource answering JSON.  ``methods`` maps an HTTP method to the name
+    of a handler taking the request and returning a :class:`Reply` or a
+    :class:`Deferred` firing with one; handlers raise :class:`ApiError`,
+    :class:`ValidationError` or service errors to answer with an error.
     """
 
     methods: dict[bytes, str] = {}
@@ -157,7 +157,7 @@ class JsonResource(Resource):
 
     def render(self, request: server.Request) -> int:
         settings = getattr(self, "_settings", None)
-        exchange = _Exchange(request, getattr(settings, "service", None))
+        exchange = _Exchange(request, getattr(settings, "handlers", None))
         d = maybeDeferred(self._dispatch, request)
         d.addCallback(exchange.encode)
         d.addErrback(exchange.error)
@@ -200,7 +200,7 @@ class ErrorResource(JsonResource):
 
 def no_device(reason: Failure, device_id: str) -> NoReturn:
     """
-    Name the device in an L{UnknownDevice} answer, whatever the service said.
+    Name the device in an :class:`UnknownDevice` answer, whatever the service said.
     """
     reason.trap(UnknownDevice)
     raise ApiError(404, "unknown_device", f"no device {device_id!r}")

@@ -1,6 +1,6 @@
 """
 Query parameters of the inventory routes: the filters of
-C{GET /api/v1/devices} and the C{history} of C{DELETE /api/v1/devices/{id}}.
+``GET /api/v1/devices`` and the ``history`` of ``DELETE /api/v1/devices/{id}``.
 Unknown parameters are refused, so a misspelt filter never lists everything.
 """
 
@@ -56,7 +56,7 @@ def parse_time(value: str, name: str) -> float:
 
 
 def parse_device_query(args: dict[bytes, list[bytes]]) -> tuple[DeviceFilter, int, str | None]:
-    """The filter, page size and cursor of C{GET /api/v1/devices}."""
+    """The filter, page size and cursor of ``GET /api/v1/devices``."""
     _only(args, DEVICE_PARAMS)
     fields: dict[str, object] = {}
     for name, field in _TEXT_FILTERS.items():
@@ -85,7 +85,7 @@ def parse_device_query(args: dict[bytes, list[bytes]]) -> tuple[DeviceFilter, in
 
 
 def parse_delete_query(args: dict[bytes, list[bytes]]) -> bool:
-    """Whether C{DELETE /api/v1/devices/{id}?history=keep|purge} purges the history."""
+    """Whether ``DELETE /api/v1/devices/{id}?history=keep|purge`` purges the history."""
     _only(args, frozenset(["history"]))
     value = query_value(args, "history") or "keep"
     if value not in ("keep", "purge"):

@@ -1,20 +1,19 @@
 """
 The northbound REST API v1 (DESIGN §4) as a twisted.web resource tree.
 
-Resources parse and authorise, then call the L{GatewayService}; the
-service owns all protocol logic and representations.  Serve the tree with
-L{build_site}, which also refuses oversized bodies before reading them and
+Resources parse and authorise, then call the :class:`ApiHandlers`; the
+handlers own all protocol logic and representations.  Serve the tree with
+:func:`build_site`, which also refuses oversized bodies before reading them and
 logs one event per request.
 
-Routes (everything under C{/api/v1} needs C{Authorization: Bearer}):
+Routes (everything under ``/api/v1`` needs ``Authorization: Bearer``):
 
     GET      /api/v1/devices?filters&cursor=C&limit=L
     PUT|GET|DELETE /api/v1/devices/{device_id}
     DELETE   /api/v1/devices/{device_id}/lockouts
     GET      /api/v1/devices/{device_id}/events?type=T&limit=L&before=S
-    POST|GET /api/v1/devices/{device_id}/jobs
-    GET      /api/v1/jobs/{job_id}
-    POST     /api/v1/jobs/{job_id}/cancel
+    POST|GET /api/v1/devices/{device_id}/jobs     (see jobs.py)
+    GET      /api/v1/jobs/{job_id}, POST /api/v1/jobs/{job_id}/cancel
     GET      /api/v1/events?after=N&wait=S&limit=L
     POST     /api/v1/delegations, GET|DELETE /api/v1/delegations/{id}  (see delegations.py)
     GET      /metrics                  (optional, token if asked)
@@ -25,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -37,20 +36,18 @@ from dmgateway.api import functions, listing, validation
 from dmgateway.api.bootstrap import post_bootstrap
 from dmgateway.api.delegations import Delegations
 from dmgateway.api.device_events import DeviceEvents
+from dmgateway.api.jobs import DeviceJobs, Jobs
 from dmgateway.api.jsonresource import (
     JSON_TYPE, MAX_SEQ, ApiError, ErrorResource, JsonResource, Reply, error_bytes, json_body,
     no_device, quote_id,
 )
-from dmgateway.api.service import GatewayService, UnknownDevice
+from dmgateway.api.service import ApiHandlers, UnknownDevice
 from dmgateway.api.validation import ValidationError
 from dmgateway.bearers.httplimits import PeerCappedSite
 from dmgateway.bearers.webrequest import BodyLimitedRequest
-from dmgateway.store.model import NotFound
 
 DEFAULT_MAX_BODY = 1048576
 DEFAULT_MAX_WAIT = 60.0
-DEFAULT_JOB_PAGE = 50
-MAX_JOB_PAGE = 500
 DEFAULT_EVENT_LIMIT = 100
 MAX_EVENT_LIMIT = 1000
 
@@ -62,7 +59,7 @@ log = Logger()
 
 @dataclass
 class _Settings:
-    service: GatewayService
+    handlers: ApiHandlers
     max_body: int
     max_wait: float
     max_commands: int
@@ -70,13 +67,13 @@ class _Settings:
 
 class _Namespace(JsonResource):
     """
-    A path prefix (C{/}, C{/api}) with fixed children; 404 itself.
+    A path prefix (``/``, ``/api``) with fixed children; 404 itself.
     """
 
 
 class TokenCheck:
     """
-    The API's bearer token, replaceable while running (C{SIGHUP} re-reads
+    The API's bearer token, replaceable while running (``SIGHUP`` re-reads
     the token file), and the check of one request against it.
     """
 
@@ -98,7 +95,7 @@ class TokenCheck:
 
     def refusal(self, request: server.Request) -> ApiError | None:
         """
-        L{None} if the request carries the token, else the 401 to answer.
+        ``None`` if the request carries the token, else the 401 to answer.
         """
         values = request.requestHeaders.getRawHeaders(b"authorization") or []
         challenge = b'Bearer realm="dmgateway"'
@@ -122,7 +119,7 @@ class TokenCheck:
 
 class _Guarded(Resource):
     """
-    A resource outside C{/api/v1} (C{/metrics}) behind the API token.
+    A resource outside ``/api/v1`` (``/metrics``) behind the API token.
     """
 
     isLeaf = True
@@ -141,14 +138,14 @@ class _Guarded(Resource):
 
 class _V1(JsonResource):
     """
-    C{/api/v1}: checks the bearer token for itself and everything below.
+    ``/api/v1``: checks the bearer token for itself and everything below.
     """
 
     def __init__(self, settings: _Settings, token: TokenCheck) -> None:
         super().__init__()
         self._token = token
         self.putChild(b"devices", _Devices(settings))
-        self.putChild(b"jobs", _Jobs(settings))
+        self.putChild(b"jobs", Jobs(settings))
         self.putChild(b"events", _Events(settings))
         self.putChild(b"delegations", Delegations(settings))
         functions.install(self, settings)
@@ -168,7 +165,7 @@ class _V1(JsonResource):
 
 class _Devices(JsonResource):
     """
-    C{/api/v1/devices}: the inventory (filters, cursor) and its children.
+    ``/api/v1/devices``: the inventory (filters, cursor) and its children.
     """
 
     methods = {b"GET": "list"}
@@ -179,7 +176,7 @@ class _Devices(JsonResource):
 
     def list(self, request: server.Request) -> Deferred[Reply]:
         where, limit, cursor = listing.parse_device_query(request.args)
-        d = self._settings.service.list_devices(where, limit, cursor)
+        d = self._settings.handlers.list_devices(where, limit, cursor)
         return d.addCallback(lambda page: Reply(200, page))
 
     def getChild(self, path: bytes, request: server.Request) -> Resource:
@@ -194,7 +191,7 @@ class _Devices(JsonResource):
 
 class _Device(JsonResource):
     """
-    C{/api/v1/devices/{device_id}}: the device account.
+    ``/api/v1/devices/{device_id}``: the device account.
     """
 
     methods = {b"GET": "get", b"PUT": "put", b"DELETE": "delete"}
@@ -206,7 +203,7 @@ class _Device(JsonResource):
 
     def getChild(self, path: bytes, request: server.Request) -> Resource:
         if path == b"jobs":
-            return _DeviceJobs(self._settings, self._device_id)
+            return DeviceJobs(self._settings, self._device_id)
         if path == b"lockouts":
             return _DeviceLockouts(self._settings, self._device_id)
         if path == b"events":
@@ -224,7 +221,7 @@ class _Device(JsonResource):
                 raise UnknownDevice(self._device_id)
             return Reply(200, device)
 
-        d = self._settings.service.get_device(self._device_id)
+        d = self._settings.handlers.get_device(self._device_id)
         return d.addCallback(found).addErrback(no_device, self._device_id)
 
     def put(self, request: server.Request) -> Deferred[Reply]:
@@ -239,19 +236,19 @@ class _Device(JsonResource):
             location = "/api/v1/devices/" + quote_id(self._device_id)
             return Reply(201, body, {b"Location": location.encode("ascii")})
 
-        d = self._settings.service.put_device(self._device_id, account)
+        d = self._settings.handlers.put_device(self._device_id, account)
         return d.addCallback(stored)
 
     def delete(self, request: server.Request) -> Deferred[Reply]:
         purge = listing.parse_delete_query(request.args)
-        d = self._settings.service.delete_device(self._device_id, purge)
+        d = self._settings.handlers.delete_device(self._device_id, purge)
         return d.addCallbacks(lambda body: Reply(200, body), no_device,
                               errbackArgs=(self._device_id,))
 
 
 class _DeviceLockouts(JsonResource):
     """
-    C{/api/v1/devices/{device_id}/lockouts}: DELETE lifts them all.
+    ``/api/v1/devices/{device_id}/lockouts``: DELETE lifts them all.
     """
 
     methods = {b"DELETE": "clear"}
@@ -262,67 +259,15 @@ class _DeviceLockouts(JsonResource):
         self._device_id = device_id
 
     def clear(self, request: server.Request) -> Deferred[Reply]:
-        d = self._settings.service.clear_lockouts(self._device_id)
+        d = self._settings.handlers.clear_lockouts(self._device_id)
         return d.addCallbacks(lambda cleared: Reply(200, cleared), no_device,
                               errbackArgs=(self._device_id,))
 
 
-class _DeviceJobs(JsonResource):
-    """
-    C{/api/v1/devices/{device_id}/jobs}: queue a job, list jobs by page.
-    """
-
-    methods = {b"GET": "list", b"POST": "create"}
-
-    def __init__(self, settings: _Settings, device_id: str) -> None:
-        super().__init__()
-        self._settings = settings
-        self._device_id = device_id
-
-    def create(self, request: server.Request) -> Deferred[Reply]:
-        spec = validation.validate_job(
-            json_body(request, self._settings.max_body), self._settings.max_commands
-        )
-
-        def queued(job: dict[str, Any]) -> Reply:
-            headers = {}
-            if isinstance(job.get("id"), str):
-                location = "/api/v1/jobs/" + quote_id(job["id"])
-                headers[b"Location"] = location.encode("ascii")
-            return Reply(201, job, headers)
-
-        d = self._settings.service.create_job(self._device_id, spec)
-        return d.addCallbacks(queued, no_device, errbackArgs=(self._device_id,))
-
-    def list(self, request: server.Request) -> Deferred[Reply]:
-        limit = validation.parse_int_param(
-            validation.query_value(request.args, "limit"),
-            "limit", DEFAULT_JOB_PAGE, 1, MAX_JOB_PAGE,
-        )
-        after = validation.parse_after_job(validation.query_value(request.args, "after"))
-
-        def page(jobs: list[dict[str, Any]]) -> Reply:
-            more = len(jobs) > limit
-            jobs = jobs[:limit]
-            return Reply(200, {"jobs": jobs, "next": jobs[-1]["id"] if more else None})
-
-        def no_cursor(reason: Failure) -> NoReturn:
-            # The store's answer to an "after" that names no job.
-            reason.trap(NotFound)
-            raise ApiError(400, "invalid_parameter", f"after: no job {after!r}")
-
-        # One job more than asked tells whether there is a next page.
-        d = self._settings.service.list_jobs(self._device_id, limit + 1, after)
-        d.addCallbacks(page, no_device, errbackArgs=(self._device_id,))
-        if after is not None:
-            d.addErrback(no_cursor)
-        return d
-
-
 class _DeviceBootstrap(JsonResource):
     """
-    C{/api/v1/devices/{device_id}/bootstrap}: build and push or return a
-    bootstrap (L{dmgateway.api.bootstrap}).
+    ``/api/v1/devices/{device_id}/bootstrap``: build and push or return a
+    bootstrap (:mod:`dmgateway.api.bootstrap`).
     """
 
     methods = {b"POST": "create"}
@@ -336,78 +281,9 @@ class _DeviceBootstrap(JsonResource):
         return post_bootstrap(self._settings, self._device_id, request)
 
 
-class _Jobs(JsonResource):
-    """
-    C{/api/v1/jobs}: only its children exist.
-    """
-
-    def __init__(self, settings: _Settings) -> None:
-        super().__init__()
-        self._settings = settings
-
-    def getChild(self, path: bytes, request: server.Request) -> Resource:
-        job_id = validation.parse_job_id(path)
-        if job_id is None:
-            return ErrorResource(ApiError(404, "unknown_job", "no such job"))
-        return _Job(self._settings, job_id)
-
-
-class _Job(JsonResource):
-    """
-    C{/api/v1/jobs/{job_id}}: a job with its results and notifications.
-    """
-
-    methods = {b"GET": "get"}
-
-    def __init__(self, settings: _Settings, job_id: str) -> None:
-        super().__init__()
-        self._settings = settings
-        self._job_id = job_id
-
-    def getChild(self, path: bytes, request: server.Request) -> Resource:
-        if path == b"cancel":
-            return _JobCancel(self._settings, self._job_id)
-        return super().getChild(path, request)
-
-    def get(self, request: server.Request) -> Deferred[Reply]:
-        def found(job: dict[str, Any] | None) -> Reply:
-            if job is None:
-                raise ApiError(404, "unknown_job", f"no job {self._job_id!r}")
-            return Reply(200, job)
-
-        return self._settings.service.get_job(self._job_id).addCallback(found)
-
-
-class _JobCancel(JsonResource):
-    """
-    C{/api/v1/jobs/{job_id}/cancel}: cancel a queued or notified job now,
-    a job in a live session when that session ends.
-    """
-
-    methods = {b"POST": "post"}
-
-    def __init__(self, settings: _Settings, job_id: str) -> None:
-        super().__init__()
-        self._settings = settings
-        self._job_id = job_id
-
-    def post(self, request: server.Request) -> Deferred[Reply]:
-        def answered(body: dict[str, Any]) -> Reply:
-            if body.get("cancel") == "at_session_end":
-                return Reply(202, body)
-            if not body.get("cancelled"):
-                raise ApiError(
-                    409, "job_finished",
-                    f"job {self._job_id!r} is {body.get('state')}: nothing to cancel",
-                )
-            return Reply(200, body)
-
-        return self._settings.service.cancel_job(self._job_id).addCallback(answered)
-
-
 class _Events(JsonResource):
     """
-    C{/api/v1/events}: long-poll of the event log.
+    ``/api/v1/events``: long-poll of the event log.
     """
 
     methods = {b"GET": "get"}
@@ -428,14 +304,14 @@ class _Events(JsonResource):
         wait = validation.parse_wait_param(
             validation.query_value(args, "wait"), self._settings.max_wait
         )
-        d = self._settings.service.wait_events(after, limit, wait)
+        d = self._settings.handlers.wait_events(after, limit, wait)
         # A client that goes away releases its wait.
         request.notifyFinish().addErrback(lambda _: d.cancel())
         return d.addCallback(lambda events: Reply(200, {"events": events}))
 
 
 def build_root(
-    service: GatewayService,
+    handlers: ApiHandlers,
     token: bytes | str | TokenCheck,
     *,
     metrics_resource: Resource | None = None,
@@ -446,19 +322,19 @@ def build_root(
     max_commands: int = validation.MAX_COMMANDS,
 ) -> Resource:
     """
-    The site root: C{/api/v1/...} and, if given, C{metrics_resource} at
-    C{/metrics} (without authentication unless C{metrics_token}) and the
-    C{unauthenticated} resources by name (C{/healthz}).  Every other path
+    The site root: ``/api/v1/...`` and, if given, ``metrics_resource`` at
+    ``/metrics`` (without authentication unless ``metrics_token``) and the
+    ``unauthenticated`` resources by name (``/healthz``).  Every other path
     is a JSON 404.
 
-    @param token: the bearer token (read by the caller from
-        C{[api] token_file}); surrounding whitespace is ignored.  A
-        L{TokenCheck} lets the caller replace it later.
-    @param max_wait: cap on the long-poll C{wait}, in seconds.
+    :param token: the bearer token (read by the caller from
+        ``[api] token_file``); surrounding whitespace is ignored.  A
+        :class:`TokenCheck` lets the caller replace it later.
+    :param max_wait: cap on the long-poll ``wait``, in seconds.
     """
     if not isinstance(token, TokenCheck):
         token = TokenCheck(token)
-    settings = _Settings(service, max_body, max_wait, max_commands)
+    settings = _Settings(handlers, max_body, max_wait, max_commands)
     api = _Namespace()
     api.putChild(b"v1", _V1(settings, token))
     root = _Namespace()
@@ -483,7 +359,7 @@ API_MAX_CONNECTIONS_PER_PEER = 64
 
 class ApiRequest(BodyLimitedRequest):
     """
-    A request that refuses a body over the site's C{max_body} (HTTP 413,
+    A request that refuses a body over the site's ``max_body`` (HTTP 413,
     then closes the connection): by its Content-Length before reading any
     of it, or while reading a body of unknown length.  Logs one event per
     request, also when the client goes away first.
@@ -544,12 +420,12 @@ def _client(request: server.Request) -> str:
 
 class ApiSite(PeerCappedSite):
     """
-    The API's HTTP site: L{ApiRequest}s, no traceback pages, and no access
+    The API's HTTP site: :class:`ApiRequest` requests, no traceback pages, and no access
     log of its own (each request logs one structured event).
 
-    Reachable without a token (C{/healthz}, C{/readyz}, C{/metrics}, the
-    401 itself): a request must arrive whole within C{read_timeout}
-    seconds, and one address holds at most C{max_connections_per_peer}
+    Reachable without a token (``/healthz``, ``/readyz``, ``/metrics``, the
+    401 itself): a request must arrive whole within ``read_timeout``
+    seconds, and one address holds at most ``max_connections_per_peer``
     connections, so slow or piled-up connections cannot use up the
     process's descriptors (a long poll waits after its request is in).
     """
@@ -571,12 +447,12 @@ class ApiSite(PeerCappedSite):
 
     def log(self, request: server.Request) -> None:
         """
-        Nothing: L{ApiRequest} logs its own event.
+        Nothing: :class:`ApiRequest` logs its own event.
         """
 
 
 def build_site(
-    service: GatewayService,
+    handlers: ApiHandlers,
     token: bytes | str | TokenCheck,
     *,
     metrics_resource: Resource | None = None,
@@ -588,14 +464,14 @@ def build_site(
     reactor: Any = None,
 ) -> ApiSite:
     """
-    The API site to listen on (e.g. with C{serverFromString(reactor,
-    "tcp:8081:interface=127.0.0.1")}); see L{build_root} for the
-    arguments.  C{reactor} also times requests for the log.
+    The API site to listen on (e.g. with ``serverFromString(reactor,
+    "tcp:8081:interface=127.0.0.1")``); see :func:`build_root` for the
+    arguments.  ``reactor`` also times requests for the log.
     """
     if not isinstance(token, TokenCheck):
         token = TokenCheck(token)
     root = build_root(
-        service, token, metrics_resource=metrics_resource,
+        handlers, token, metrics_resource=metrics_resource,
         metrics_token=metrics_token, unauthenticated=unauthenticated,
         max_body=max_body, max_wait=max_wait, max_commands=max_commands,
     )

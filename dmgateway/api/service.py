@@ -1,9 +1,10 @@
-"""
-The gateway service the REST API calls: the interface shared by
-L{dmgateway.api.resources} and the dispatcher that implements it.
+"""What the REST API calls: the :class:`ApiHandlers` interface, shared by
+:mod:`dmgateway.api.resources` and :class:`dmgateway.handlers.Handlers`
+that implements it, and the errors it raises.
 
-The API validates input (L{dmgateway.api.validation}) and maps errors to
-HTTP; the service owns every representation it returns.
+The API validates input (:mod:`dmgateway.api.validation`) and maps errors to
+HTTP; the handlers own every representation they return (built with
+:mod:`dmgateway.api.views`).
 """
 
 from __future__ import annotations
@@ -15,20 +16,20 @@ from twisted.internet.defer import Deferred
 
 class UnknownDevice(Exception):
     """
-    The device id names no device account (HTTP 404 C{unknown_device}).
+    The device id names no device account (HTTP 404 ``unknown_device``).
     """
 
 
 class UnknownJob(Exception):
     """
-    The job id names no job (HTTP 404 C{unknown_job}).
+    The job id names no job (HTTP 404 ``unknown_job``).
     """
 
 
 class ServiceUnavailable(Exception):
     """
     The service cannot answer now, e.g. the store is down (HTTP 503
-    C{service_unavailable}).  The message is shown to the API client:
+    ``service_unavailable``).  The message is shown to the API client:
     keep secrets out of it.
     """
 
@@ -36,7 +37,7 @@ class ServiceUnavailable(Exception):
 class BootstrapRefused(Exception):
     """
     A bootstrap that cannot be made or sent for this device (no MSISDN, no
-    IMSI for NETWPIN, no SMS bearer ...): HTTP C{status} with C{code}.
+    IMSI for NETWPIN, no SMS bearer ...): HTTP ``status`` with ``code``.
     """
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -46,10 +47,10 @@ class BootstrapRefused(Exception):
         self.message = message
 
 
-class GatewayService(Protocol):
+class ApiHandlers(Protocol):
     """
-    What the northbound API needs from the gateway.  Every method returns a
-    L{Deferred}; a failure other than the two exceptions above becomes
+    What the northbound API needs from the gateway (its service layer).  Every method returns a
+    :class:`Deferred`; a failure other than the two exceptions above becomes
     HTTP 500.
     """
 
@@ -57,75 +58,98 @@ class GatewayService(Protocol):
         """
         Create or replace a device account.
 
-        @param account: as returned by
-            L{dmgateway.api.validation.validate_device}: C{server_id},
-            C{client_auth} and C{server_auth} (C{type}: md5, basic, hmac or
-            none; C{name} and C{secret}, L{None} only for type none; and
-            C{nonce} as base64 only when the client sent one; DESIGN §4:
-            absent means empty), C{msisdn}, C{sip_uri}, C{imsi} (or
-            L{None}).
-        @return: fires with C{True} if the device was created, C{False} if
+        ``account`` is as returned by
+            :func:`dmgateway.api.validation.validate_device`: ``server_id``,
+            ``client_auth`` and ``server_auth`` (``type``: md5, basic, hmac or
+            none; ``name`` and ``secret``, ``None`` only for type none; and
+            ``nonce`` as base64 only when the client sent one; DESIGN §4:
+            absent means empty), ``msisdn``, ``sip_uri``, ``imsi`` (or
+            ``None``).
+        Returns: fires with ``True`` if the device was created, ``False`` if
             it existed and was updated.
         """
 
     def get_device(self, device_id: str) -> Deferred[dict[str, Any] | None]:
         """
         The device representation of DESIGN §4 (secrets never included), or
-        L{None} if there is no such device.
+        ``None`` if there is no such device.
+        """
+
+    def list_devices(self, where: Any, limit: int, cursor: str | None) -> Deferred[dict[str, Any]]:
+        """
+        One page of the inventory: ``{"devices": [...], "next": cursor or None}``,
+        the devices matching ``where`` (a
+        :class:`~dmgateway.store.inventory.DeviceFilter`) in id order after
+        the opaque ``cursor`` of the previous page.
+        """
+
+    def delete_device(self, device_id: str, purge_history: bool) -> Deferred[dict[str, Any]]:
+        """
+        Delete the account (ending its live session) and cancel its pending
+        jobs; its events are kept unless ``purge_history``.  Fires with
+        ``{"device_id", "deleted", "jobs_cancelled", "history"}``; fails with
+        :class:`UnknownDevice`.
         """
 
     def clear_lockouts(self, device_id: str) -> Deferred[dict[str, Any]]:
         """
         Lift every authentication lockout of the device (per peer address
-        and device-wide); fires with C{{"device_id", "cleared": N}}.
-        Fails with L{UnknownDevice}.
+        and device-wide); fires with ``{"device_id", "cleared": N}``.
+        Fails with :class:`UnknownDevice`.
         """
 
     def create_job(self, device_id: str, spec: dict[str, Any]) -> Deferred[dict[str, Any]]:
         """
-        Queue a job (as returned by L{dmgateway.api.validation.validate_job}).
+        Queue a job (as returned by :func:`dmgateway.api.validation.validate_job`).
 
-        @return: fires with C{{"id": ..., "state": "queued"}}; fails with
-            L{UnknownDevice} if the device does not exist.
+        Returns: fires with ``{"id": ..., "state": "queued"}``; fails with
+            :class:`UnknownDevice` if the device does not exist.
         """
 
     def get_job(self, job_id: str) -> Deferred[dict[str, Any] | None]:
         """
-        The job representation of DESIGN §4, or L{None} if unknown.
+        The job representation of DESIGN §4, or ``None`` if unknown.
+        """
+
+    def cancel_job(self, job_id: str) -> Deferred[dict[str, Any]]:
+        """
+        Cancel a queued or notified job now (``{"id", "state", "cancelled"}``),
+        or a job in a live session when that session ends (``"cancel":
+        "at_session_end"``).  Fails with :class:`UnknownJob`.
         """
 
     def list_jobs(
         self, device_id: str, limit: int, after: str | None
     ) -> Deferred[list[dict[str, Any]]]:
         """
-        Up to C{limit} jobs of a device, oldest first, starting after the job
-        with id C{after} (from the first job if L{None}).  Fails with
-        L{UnknownDevice} if the device does not exist.
+        Up to ``limit`` jobs of a device, oldest first, starting after the job
+        with id ``after`` (from the first job if ``None``).  Fails with
+        :class:`UnknownDevice` if the device does not exist.
         """
 
     def device_events(
         self, device_id: str, types: tuple[str, ...], limit: int, before: int | None
     ) -> Deferred[list[dict[str, Any]]]:
         """
-        Up to C{limit} events of a device, newest first, of the given
-        C{types} (all if empty), with C{seq < before} if given.  Fails with
-        L{UnknownDevice} if the device does not exist.
+        Up to ``limit`` events of a device, newest first, of the given
+        ``types`` (all if empty), with ``seq < before`` if given.  Fails with
+        :class:`UnknownDevice` if the device does not exist.
         """
 
     def bootstrap(self, device_id: str, spec: dict[str, Any]) -> Deferred[tuple[int, dict[str, Any]]]:
         """
         Build a bootstrap for the device (as returned by
-        L{dmgateway.api.bootstrap.validate_bootstrap}) and push or return it.
+        :func:`dmgateway.api.bootstrap.validate_bootstrap`) and push or return it.
 
-        @return: fires with C{(202, {"id", "state", ...})} for a push queued in
-            the notification outbox, or C{(200, {"document", "sec", "mac", ...})};
-            fails with L{UnknownDevice} or L{BootstrapRefused}.
+        Returns: fires with ``(202, {"id", "state", ...``)} for a push queued in
+            the notification outbox, or ``(200, {"document", "sec", "mac", ...``)};
+            fails with :class:`UnknownDevice` or :class:`BootstrapRefused`.
         """
 
     def wait_events(self, after: int, limit: int, wait: float) -> Deferred[list[dict[str, Any]]]:
         """
-        Up to C{limit} events with C{seq > after}, in C{seq} order.  Fires at
-        once if there are any; otherwise when one is appended, or with C{[]}
-        after C{wait} seconds (at once if C{wait} is 0).  Cancelling the
+        Up to ``limit`` events with ``seq > after``, in ``seq`` order.  Fires at
+        once if there are any; otherwise when one is appended, or with ``[]``
+        after ``wait`` seconds (at once if ``wait`` is 0).  Cancelling the
         Deferred (the client went away) must release the wait.
         """

@@ -47,7 +47,7 @@ def create_token_file(path):
     log.info("created the REST API token file {path} (mode 0600)", path=path)
 
 
-def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
+def api_site(handlers, config, reactor=None, health=None, metrics=None):
     """The API listener's site; ``site.token`` is its :class:`TokenCheck`.
 
     ``health`` is a :class:`~dmgateway.monitor.health.HealthCheck` for
@@ -71,7 +71,7 @@ def api_site(dispatcher, config, reactor=None, health=None, metrics=None):
 
         unauthenticated[b"console"] = ConsoleResource()
     site = build_site(
-        dispatcher,
+        handlers,
         token,
         metrics_resource=metrics,
         metrics_token=config.metrics.require_token,

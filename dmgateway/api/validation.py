@@ -2,8 +2,8 @@
 Input validation for the northbound REST API v1 (DESIGN §4).
 
 Pure functions: JSON values in, normalised values out, or a
-L{ValidationError} whose message names the offending field
-(C{commands[2].target: ...}).  No Twisted, no I/O.
+:class:`ValidationError` whose message names the offending field
+(``commands[2].target: ...``).  No Twisted, no I/O.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ class ValidationError(ValueError):
     """
     Client input that the API refuses (HTTP 400).
 
-    @ivar code: the API error code (C{invalid_job}, C{unknown_op}, ...).
-    @ivar message: a sentence naming the field and what is wrong with it.
+    :ivar code: the API error code (``invalid_job``, ``unknown_op``, ...).
+    :ivar message: a sentence naming the field and what is wrong with it.
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -86,7 +86,7 @@ def parse_device_id(segment: bytes) -> str:
     """
     Validate a device id taken from an (already percent-decoded) path
     segment: 1 to 128 printable ASCII characters without spaces, as a
-    DevId URN such as C{IMEI:350000000000001}.
+    DevId URN such as ``IMEI:350000000000001``.
     """
     try:
         text = segment.decode("ascii")
@@ -105,8 +105,8 @@ def parse_device_id(segment: bytes) -> str:
 
 def parse_job_id(segment: bytes) -> str | None:
     """
-    Return the job id in C{segment}, or L{None} if it cannot name a job
-    (1 to 128 of C{A-Z a-z 0-9 . _ : ~ -}).
+    Return the job id in ``segment``, or ``None`` if it cannot name a job
+    (1 to 128 of ``A-Z a-z 0-9 . _ : ~ -``).
     """
     try:
         text = segment.decode("ascii")
@@ -117,7 +117,7 @@ def parse_job_id(segment: bytes) -> str | None:
 
 def query_value(args: dict[bytes, list[bytes]], name: str) -> str | None:
     """
-    The single value of query parameter C{name}, or L{None} if absent.
+    The single value of query parameter ``name``, or ``None`` if absent.
     """
     values = args.get(name.encode("ascii"))
     if not values:
@@ -148,8 +148,8 @@ def parse_int_param(
 
 def parse_wait_param(value: str | None, cap: float) -> float:
     """
-    Parse the long-poll C{wait} (seconds, decimals allowed), capped at
-    C{cap}.  Absent means 0: answer at once.
+    Parse the long-poll ``wait`` (seconds, decimals allowed), capped at
+    ``cap``.  Absent means 0: answer at once.
     """
     if value is None:
         return 0.0
@@ -180,7 +180,7 @@ def _reject_constant(name: str) -> Any:
 
 def parse_json(body: bytes) -> Any:
     """
-    Parse a UTF-8 JSON request body; errors are C{bad_json}.
+    Parse a UTF-8 JSON request body; errors are ``bad_json``.
     """
     try:
         text = body.decode("utf-8")
@@ -209,7 +209,7 @@ _XML_ILLEGAL = re.compile(NOT_XML_TEXT)
 
 
 def _refuse_xml_illegal(value: Any, where: str) -> None:
-    """C{bad_json} naming where the first string (or key) XML cannot carry is."""
+    """``bad_json`` naming where the first string (or key) XML cannot carry is."""
     stack = [(value, where)]
     while stack:
         item, path = stack.pop()
@@ -303,12 +303,12 @@ def _auth(value: Any, where: str) -> dict[str, Any]:
 
 def validate_device(value: Any) -> dict[str, Any]:
     """
-    Validate the body of C{PUT /api/v1/devices/{id}}.
+    Validate the body of ``PUT /api/v1/devices/{id}``.
 
-    @return: C{server_id}, C{client_auth}, C{server_auth} (each with
-        C{type} in lower case, C{name} and C{secret} (L{None} only for type
-        C{none}), and C{nonce} as canonical base64 only if given) and
-        C{msisdn}, C{sip_uri}, C{imsi} (L{None} when absent).
+    :return: ``server_id``, ``client_auth``, ``server_auth`` (each with
+        ``type`` in lower case, ``name`` and ``secret`` (``None`` only for type
+        ``none``), and ``nonce`` as canonical base64 only if given) and
+        ``msisdn``, ``sip_uri``, ``imsi`` (``None`` when absent).
     """
     code = "invalid_device"
     obj = _object(value, "body", code)
@@ -350,7 +350,7 @@ def validate_device(value: Any) -> dict[str, Any]:
 
 
 def _device_psk(value: Any, code: str) -> dict[str, Any]:
-    """C{{"identity", "key"}}: the device's TLS-PSK identity and key (hex, 16-256 bytes)."""
+    """``{"identity", "key"}``: the device's TLS-PSK identity and key (hex, 16-256 bytes)."""
     from dmgateway.bearers.tlspsk import PskError, check_identity, parse_psk
 
     obj = _object(value, "psk", code)
@@ -366,10 +366,10 @@ def _device_psk(value: Any, code: str) -> dict[str, Any]:
 
 def validate_dm_uri(value: Any, where: str, *, op: str = "Get") -> str:
     """
-    Check a DM tree URI as the target or source of C{op}: relative
-    (C{./A/B}, C{A/B} or C{.}), no empty, C{.} or C{..} segments, at most
-    1024 characters, and an optional C{?list=} suffix (Get only) or
-    C{?prop=NAME} suffix (Get and Replace).
+    Check a DM tree URI as the target or source of ``op``: relative
+    (``./A/B``, ``A/B`` or ``.``), no empty, ``.`` or ``..`` segments, at most
+    1024 characters, and an optional ``?list=`` suffix (Get only) or
+    ``?prop=NAME`` suffix (Get and Replace).
     """
     code = "invalid_job"
     text = _text(value, where, code, max_length=MAX_URI_LENGTH)
@@ -428,7 +428,7 @@ def _op(value: Any, where: str) -> str:
 
 def validate_command(value: Any, where: str) -> dict[str, Any]:
     """
-    Validate one entry of a job's C{commands}; returns it with C{op} in
+    Validate one entry of a job's ``commands``; returns it with ``op`` in
     canonical case and absent/null fields left out.
     """
     code = "invalid_job"
@@ -534,10 +534,10 @@ def _alert(given: dict[str, Any], where: str, command: dict[str, Any]) -> None:
 
 def validate_job(value: Any, max_commands: int = MAX_COMMANDS) -> dict[str, Any]:
     """
-    Validate the body of C{POST /api/v1/devices/{id}/jobs}.
+    Validate the body of ``POST /api/v1/devices/{id}/jobs``.
 
-    @return: C{commands} (see L{validate_command}), C{atomic} (default
-        C{False}), C{notify} (default C{"auto"}) and C{ui_mode} (default 0).
+    :return: ``commands`` (see :func:`validate_command`), ``atomic`` (default
+        ``False``), ``notify`` (default ``"auto"``) and ``ui_mode`` (default 0).
     """
     code = "invalid_job"
     obj = _object(value, "body", code)

@@ -3,20 +3,20 @@ Webhooks: the API's event log pushed to operator URLs.
 
 Delivery, per URL and independently of the other URLs:
 
-    - one event per POST, in C{seq} order; the body is the same JSON as the
-      long-poll answers, C{{"events": [event]}}, with headers
-      C{X-Dmgw-Event-Seq: <seq>} and, when a secret is configured,
-      C{X-Dmgw-Signature: sha256=<hex HMAC-SHA256(secret, body)>};
+    - one event per POST, in ``seq`` order; the body is the same JSON as the
+      long-poll answers, ``{"events": [event]}``, with headers
+      ``X-Dmgw-Event-Seq: <seq>`` and, when a secret is configured,
+      ``X-Dmgw-Signature: sha256=<hex HMAC-SHA256(secret, body)>``;
     - a 2xx answer delivers the event and the URL's cursor (the last
       delivered seq) is saved, so a restart resumes after it.  Delivery is
       at least once: a receiver should ignore a seq it has seen;
     - no answer (connection error, timeout), 5xx, 408 or 429: the receiver
       is unavailable.  The event is retried with exponential backoff
-      (C{initial_delay} doubling up to C{max_delay}) for as long as it takes,
+      (``initial_delay`` doubling up to ``max_delay``) for as long as it takes,
       so an outage loses nothing and order is kept;
     - any other 4xx: the receiver refuses this event.  It is retried
-      C{retries} times with the same backoff, then logged as an error and
-      skipped (it stays readable through C{GET /api/v1/events}).
+      ``retries`` times with the same backoff, then logged as an error and
+      skipped (it stays readable through ``GET /api/v1/events``).
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ log = Logger()
 
 def sign(secret: bytes, body: bytes) -> str:
     """
-    The C{X-Dmgw-Signature} value for C{body}: C{sha256=<hex>}.
+    The ``X-Dmgw-Signature`` value for ``body``: ``sha256=<hex>``.
     """
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | bytes | None) -> bool:
     """
-    For receivers: does C{header} sign C{body} with C{secret}?
+    For receivers: does ``header`` sign ``body`` with ``secret``?
     (Constant-time comparison.)
     """
     if header is None:
@@ -92,7 +92,7 @@ class _BytesProducer:
 class _Drain(Protocol):
     """
     Reads a response body, keeping its first bytes for the log.
-    C{done} fires with them at the end of the body; cancelling it (the
+    ``done`` fires with them at the end of the body; cancelling it (the
     timeout) drops the connection, so a receiver that never finishes its
     answer does not keep it open.
     """
@@ -236,17 +236,17 @@ class WebhookSender(Service):
     """
     Pushes the event log to webhook URLs (delivery rules: module docstring).
 
-    @param urls: the receivers' C{http(s)://} URLs.
-    @param secret: the HMAC key signing each body, or L{None} for no
+    :param urls: the receivers' ``http(s)://`` URLs.
+    :param secret: the HMAC key signing each body, or ``None`` for no
         signature.
-    @param agent: an L{IAgent} (e.g. L{twisted.web.client.Agent} with a
+    :param agent: an :class:`IAgent` (e.g. :class:`twisted.web.client.Agent` with a
         persistent pool).
-    @param clock: the time source for backoff and timeouts.
-    @param load_cursor: C{load_cursor(url) -> Deferred[int]}, the last
+    :param clock: the time source for backoff and timeouts.
+    :param load_cursor: ``load_cursor(url) -> Deferred[int]``, the last
         delivered seq (0 for none).
-    @param save_cursor: C{save_cursor(url, seq) -> Deferred}.
-    @param fetch_events: C{fetch_events(after, limit) -> Deferred[list]},
-        events with C{seq > after} in order.
+    :param save_cursor: ``save_cursor(url, seq) -> Deferred``.
+    :param fetch_events: ``fetch_events(after, limit) -> Deferred[list]``,
+        events with ``seq > after`` in order.
     """
 
     def __init__(
@@ -303,13 +303,13 @@ class WebhookSender(Service):
 
     def cursors(self) -> dict[str, int | None]:
         """
-        The last delivered seq of each URL (L{None} before it is loaded).
+        The last delivered seq of each URL (``None`` before it is loaded).
         """
         return {target.url: target.cursor for target in self._targets}
 
     def backoff(self, failures: int) -> float:
         """
-        The delay after C{failures} failures in a row.
+        The delay after ``failures`` failures in a row.
         """
         return min(self.initial_delay * 2 ** min(failures - 1, 32), self.max_delay)
 

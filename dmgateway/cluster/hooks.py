@@ -24,11 +24,12 @@ log = Logger(namespace="dmgateway.dispatch")
 class ClusterHooks:
     signals = None  # cross-process signals, when [gateway] cluster is on
 
-    def join_cluster(self, signals):
+    def join_cluster(self, signals) -> None:
         """Hear the other processes: events they append, jobs and sessions of our devices."""
         self.signals = signals
         if signals is not None:
-            signals.on(EVENTS, lambda _payload: self._events_appended())
+            self.events.broadcast = lambda: signals.send(EVENTS)  # wake the others' readers
+            signals.on(EVENTS, lambda _payload: self.events.appended())
             signals.on(JOBS, self._jobs_signalled)
             signals.on(SESSIONS, self._session_signalled)
 
@@ -65,6 +66,6 @@ class ClusterHooks:
         if self._by_token.get(live.token) is not live:
             return
         log.info("session {session_id} of {device_id} superseded by its session on node {node}",
-                 session_id=live.session_id, device_id=live.device_id, node=token.partition("~")[0])
+                 session_id=live.syncml_session_id, device_id=live.device_id, node=token.partition("~")[0])
         await self._abort(live, "superseded", "a new session from the device on another node replaced this one",
                           wake=False)

@@ -89,11 +89,11 @@ def delegation_view(doc):
 class DelegationService(TargetSide):
     """The delegation flow of one gateway; ``send(peer, message)`` fires with the answer."""
 
-    def __init__(self, config, dispatcher, store, clock, send, random_bytes=os.urandom):
+    def __init__(self, config, handlers, store, clock, send, random_bytes=os.urandom):
         self.config = config
         self.own_id = config.gateway.server_id
         self.public_url = config.gateway.public_url
-        self.dispatcher = dispatcher
+        self.handlers = handlers
         self.records = DelegationRecords(store, clock)
         self.store = store
         self.clock = clock
@@ -108,7 +108,7 @@ class DelegationService(TargetSide):
     # -- life cycle ---------------------------------------------------------
 
     def start(self):
-        self.dispatcher.add_event_listener(self.poke)
+        self.handlers.events.listen(self.poke)
         self._loop = task.LoopingCall(self.poke)
         self._loop.clock = self.clock
         self._loop.start(self.config.delegation.check_interval, now=True)
@@ -281,7 +281,7 @@ class DelegationService(TargetSide):
         doc["state"] = "preparing"
         for dev_id in doc["devices"]:
             account = accounts[dev_id]
-            job = await self.dispatcher.create_job(dev_id, {
+            job = await self.handlers.create_job(dev_id, {
                 "commands": [{"op": "Get", "target": uri + "?prop=ACL"}
                              for uri in doc["subtrees"]],
                 "atomic": False, "notify": "auto", "ui_mode": 0,
@@ -385,7 +385,7 @@ class DelegationService(TargetSide):
         step["saved_acls"] = saved
         account = step.pop("pending")
         commands = grant_commands(doc, self.own_id, step["account"]["name"], account, saved)
-        grant = await self.dispatcher.create_job(dev_id, {
+        grant = await self.handlers.create_job(dev_id, {
             "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
         step["step"] = "grant"
         step["jobs"].append(grant["id"])
@@ -429,7 +429,7 @@ class DelegationService(TargetSide):
             commands = [{"op": "Replace", "target": uri + "?prop=ACL", "data": acl}
                         for uri, acl in step["saved_acls"].items()]
             commands.append({"op": "Delete", "target": "./DMAcc/" + step["account"]["name"]})
-            job = await self.dispatcher.create_job(dev_id, {
+            job = await self.handlers.create_job(dev_id, {
                 "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
             step["step"] = "restore"
             step["jobs"].append(job["id"])
@@ -471,7 +471,7 @@ class DelegationService(TargetSide):
         doc["announced"] = doc["state"]
         await self.records.save(doc)
         if changed:
-            await self.dispatcher.event("delegation", None, {
+            await self.handlers.events.append("delegation", None, {
                 "delegation_id": doc["id"], "role": doc["role"], "peer": doc["peer"],
                 "state": doc["state"], "devices": list(doc["devices"])})
 

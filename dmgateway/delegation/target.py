@@ -25,7 +25,7 @@ CONTACT_URI = "./DevInfo/DevId"
 
 class TargetSide:
     """Messages from peers (a mixin: it uses the service's store, records,
-    dispatcher and its ``_save``, ``_step``, ``_notify``, ``_revoke`` ...)."""
+    REST handlers and its ``_save``, ``_step``, ``_notify``, ``_revoke`` ...)."""
 
     async def receive(self, peer, message):
         """The :class:`~.messages.Response` to ``message`` from authenticated ``peer``."""
@@ -64,7 +64,7 @@ class TargetSide:
         for device in request.devices:
             client = m.Auth("md5", "dev-" + self.random_bytes(6).hex(), self.random_bytes(16).hex())
             server = m.Auth("md5", self.own_id, self.random_bytes(16).hex())
-            await self.dispatcher.put_device(device.dev_id, {
+            await self.handlers.put_device(device.dev_id, {
                 "server_id": self.own_id,
                 "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
                 "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
@@ -125,7 +125,7 @@ class TargetSide:
                 return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
             doc["state"] = "contacting"
             for dev_id in doc["devices"]:
-                job = await self.dispatcher.create_job(dev_id, {
+                job = await self.handlers.create_job(dev_id, {
                     "commands": [{"op": "Get", "target": CONTACT_URI}],
                     "atomic": False, "notify": "auto", "ui_mode": 0})
                 doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}

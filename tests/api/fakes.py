@@ -1,6 +1,6 @@
 """
-An in-memory L{GatewayService} for the API tests.  It passes the same
-contract tests (L{tests.api.service_contract}) as the real dispatcher
+An in-memory :class:`ApiHandlers` for the API tests.  It passes the same
+contract tests (:mod:`tests.api.service_contract`) as the real handlers
 should, so it cannot drift from the interface.
 """
 
@@ -23,12 +23,12 @@ class _Waiter:
         self.timer: IDelayedCall | None = None
 
 
-class FakeGatewayService:
+class FakeApiHandlers:
     """
-    Devices, jobs and events in dicts and lists; time from C{clock}.
+    Devices, jobs and events in dicts and lists; time from ``clock``.
 
-    @ivar calls: the (method, args) of every call, for assertions.
-    @ivar failure: if set, every call fails with this exception.
+    :ivar calls: the (method, args) of every call, for assertions.
+    :ivar failure: if set, every call fails with this exception.
     """
 
     def __init__(self, clock: Any) -> None:
@@ -154,8 +154,8 @@ class FakeGatewayService:
 
     def list_devices(self, where: Any, limit: int, cursor: str | None) -> Deferred[dict[str, Any]]:
         """
-        Devices in id order; of the filters only C{server_id} and
-        C{has_msisdn} (the store's tests cover the rest).  The cursor is
+        Devices in id order; of the filters only ``server_id`` and
+        ``has_msisdn`` (the store's tests cover the rest).  The cursor is
         the last id of the previous page.
         """
         failed = self._call("list_devices", where, limit, cursor)

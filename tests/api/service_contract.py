@@ -1,19 +1,19 @@
 """
-Contract tests for any L{dmgateway.api.service.GatewayService}.
+Contract tests for any :class:`dmgateway.api.service.ApiHandlers`.
 
-Subclass L{GatewayServiceContract} together with
-L{twisted.trial.unittest.TestCase} and define:
+Subclass :class:`ApiHandlersContract` together with
+:class:`twisted.trial.unittest.TestCase` and define:
 
-    - C{make_service()} returning C{(service, clock)}, the clock being the
-      L{twisted.internet.task.Clock} the service uses for timeouts;
-    - C{append_event(service, kind, device_id, **fields)} appending one
+    - ``make_service()`` returning ``(service, clock)``, the clock being the
+      :class:`twisted.internet.task.Clock` the service uses for timeouts;
+    - ``append_event(service, kind, device_id, **fields)`` appending one
       event the way the gateway does (returns nothing or a Deferred);
-    - optionally C{settle()}, returning a Deferred that fires once the
+    - optionally ``settle()``, returning a Deferred that fires once the
       service's pending store work is done (an adbapi store answers in a
       later reactor turn); the default fires at once.
 
 The in-memory fake used by the API tests runs it (test_service.py); the
-dispatcher should run it too, so the two cannot drift.
+real handlers run it too (tests/handlers/test_contract.py), so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ BOOTSTRAP = {"profile": "cp", "sec": "USERPIN", "pin": "1234", "deliver": "retur
              "pref_con_ref": None}
 
 
-class GatewayServiceContract:
+class ApiHandlersContract:
     """
     What the API relies on from the service.
     """

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dmgateway.cli import api as cli
 from dmgateway.api.resources import build_site
-from tests.api.fakes import FakeGatewayService
+from tests.api.fakes import FakeApiHandlers
 from tests.fixtures import API_ACCOUNT as ACCOUNT, API_DEVICE as DEVICE
 
 TOKEN = "cli-t0ken"
@@ -49,7 +49,7 @@ class CliTests(TestCase):
     timeout = 20
 
     def setUp(self) -> None:
-        self.service = FakeGatewayService(Clock())
+        self.service = FakeApiHandlers(Clock())
         port = reactor.listenTCP(0, build_site(self.service, TOKEN), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         self.url = f"http://127.0.0.1:{port.getHost().port}"
@@ -184,7 +184,7 @@ class CliTests(TestCase):
 
         def wait_events(after, limit, wait):
             waits.append((after, wait))
-            d = FakeGatewayService.wait_events(self.service, after, limit, wait)
+            d = FakeApiHandlers.wait_events(self.service, after, limit, wait)
             if after == 1:
                 # The client is now long-polling: an event arrives.
                 reactor.callLater(0, self.service.append_event, "generic_alert", DEVICE)

@@ -17,7 +17,7 @@ from twisted.web.server import Site
 from dmgateway.api.resources import build_root, build_site
 from dmgateway.api.service import ServiceUnavailable
 from dmgateway.store.model import NotFound
-from tests.api.fakes import FakeGatewayService
+from tests.api.fakes import FakeApiHandlers
 from tests.api.inmemory import Connection, Response, raw_request
 from tests.fixtures import API_ACCOUNT, API_DEVICE as DEVICE
 from tests.openapi_check import check_response
@@ -42,7 +42,7 @@ class ApiTestCase(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.clock = Clock()
-        self.service = FakeGatewayService(self.clock)
+        self.service = FakeApiHandlers(self.clock)
         self.site = build_site(
             self.service, TOKEN, metrics_resource=_Metrics(),
             max_body=self.max_body, reactor=self.clock,

@@ -52,7 +52,7 @@ def test_sequence_contents_count_towards_the_command_limit():
 def test_a_secret_inside_a_sequence_is_not_shown_in_the_job_view():
     from types import SimpleNamespace
 
-    from dmgateway.dispatch import job_view
+    from dmgateway.api.views import job_view
 
     secret = "./DMAcc/x/AppAuth/1/AAuthSecret"
     checked = validate_job(job({"op": "Sequence", "commands": [

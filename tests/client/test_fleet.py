@@ -183,7 +183,7 @@ class WakeDuringSessionTests(TestCase):
         self.source = fleet.CallbackWakeSource("sip")
         # a dispatcher and its outbox on an in-memory store, on a task.Clock
         await open_outbox(self, outbox_config(), {"sip": SipBearer(self.source)})
-        self.service = FunctionService(self.dispatcher, FunctionsConfig(timeout=3600, expiry_interval=30),
+        self.service = FunctionService(self.handlers, FunctionsConfig(timeout=3600, expiry_interval=30),
                                        self.clock)
         self.service.start()
         self.addCleanup(self.service.stop)
@@ -195,7 +195,7 @@ class WakeDuringSessionTests(TestCase):
         before the session's last reply: the device checks it once the
         session is over, and the wipe runs in the session it opens."""
         (device,) = sim.pattern_devices(1, start=7, server_name="dmgw-test", sip_domain="sim.test")
-        yield self.dispatcher.put_device(device.device_id, sim.api_account(device))
+        yield self.handlers.put_device(device.device_id, sim.api_account(device))
         functions = DeviceFunctions(device.device_id)
         # the read, the wipe, the report of its result
         runner = fleet.FleetRunner(reactor, [device], "http://127.0.0.1:8080/dm", clock=self.clock,

@@ -14,6 +14,7 @@ from twisted.trial.unittest import TestCase
 from dmgateway.client import ClientSession
 from dmgateway.cluster.signals import LocalSignals
 from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
 from dmgateway.store import open_store
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config
@@ -31,12 +32,14 @@ class TwoNodesTests(TestCase):
         self.clock.advance(1_700_000_000)
         self.bus = LocalSignals()
         self.nodes = {}
+        self.handlers = {}
         for name in ("a", "b"):
             node = Dispatcher(self.store, gateway_config(session_timeout=60, node_name=name), clock=self.clock)
             yield defer.ensureDeferred(node.start())
             node.join_cluster(self.bus)
             self.nodes[name] = node
-        yield self.nodes["a"].put_device(DEVICE, ACCOUNT)
+            self.handlers[name] = Handlers(node)
+        yield self.handlers["a"].put_device(DEVICE, ACCOUNT)
 
     async def exchange(self, node, request):
         token = request.url.split("?s=", 1)[1] if "?s=" in request.url else None
@@ -59,14 +62,14 @@ class TwoNodesTests(TestCase):
         return ClientSession(acc or account(), random_bytes=os.urandom)
 
     async def test_resp_uri_token_names_the_node(self):
-        await self.nodes["a"].create_job(DEVICE, GET_SWV)
+        await self.handlers["a"].create_job(DEVICE, GET_SWV)
         stale = await self.drive(self.nodes["a"], self.session(), stop_after=1)
         (live,) = self.nodes["a"]._by_token.values()
         self.assertTrue(live.token.startswith("a~"))
         self.assertFalse(stale.finished)
 
     async def test_authenticated_package_one_on_b_supersedes_the_session_on_a(self):
-        created = await self.nodes["a"].create_job(DEVICE, GET_SWV)
+        created = await self.handlers["a"].create_job(DEVICE, GET_SWV)
         stale = await self.drive(self.nodes["a"], self.session(), stop_after=1)
         self.assertIn(DEVICE, self.nodes["a"]._by_device)
         acc = account()
@@ -75,13 +78,13 @@ class TwoNodesTests(TestCase):
         fresh = await self.drive(self.nodes["b"], self.session(acc))
         self.assertEqual(fresh.outcome, "completed", fresh.log)
         self.assertNotIn(DEVICE, self.nodes["a"]._by_device)
-        job = await self.nodes["b"].get_job(created["id"])
+        job = await self.handlers["b"].get_job(created["id"])
         self.assertEqual((job["state"], job["error"]["code"]), ("failed", "superseded"))
         sessions = await self.store.live_sessions(device_id=DEVICE)
         self.assertEqual(sessions, [])
 
     async def test_unauthenticated_package_one_on_b_leaves_the_session_on_a(self):
-        await self.nodes["a"].create_job(DEVICE, GET_SWV)
+        await self.handlers["a"].create_job(DEVICE, GET_SWV)
         await self.drive(self.nodes["a"], self.session(), stop_after=1)
         forger = self.session(account(secret="wrong"))
         request = forger.start()
@@ -90,11 +93,11 @@ class TwoNodesTests(TestCase):
         self.assertIn(DEVICE, self.nodes["a"]._by_device)  # untouched
 
     async def test_job_created_on_b_joins_the_live_session_on_a(self):
-        first = await self.nodes["a"].create_job(DEVICE, GET_SWV)
+        first = await self.handlers["a"].create_job(DEVICE, GET_SWV)
         session = self.session()
         request = session.start()
         reply = await self.exchange(self.nodes["a"], request)
-        created = await self.nodes["b"].create_job(DEVICE, GET_SWV)  # b has no session of it
+        created = await self.handlers["b"].create_job(DEVICE, GET_SWV)  # b has no session of it
         for _ in range(20):  # the hand-over reads the store: let it run
             if len(self.nodes["a"]._by_device[DEVICE].engine._jobs) == 2:
                 break
@@ -104,12 +107,12 @@ class TwoNodesTests(TestCase):
             reply = await self.exchange(self.nodes["a"], request)
             request = session.receive(reply.body, {"content-type": reply.content_type})
         for job_id in (first["id"], created["id"]):
-            self.assertEqual((await self.nodes["a"].get_job(job_id))["state"], "done")
+            self.assertEqual((await self.handlers["a"].get_job(job_id))["state"], "done")
         self.assertEqual(len(session.executed), 2)
 
     async def test_an_event_on_b_wakes_a_long_poll_on_a(self):
         after = await self.store.last_event_seq()
-        waiting = self.nodes["a"].wait_events(after, 10, 30)
-        await self.nodes["b"].event("session", DEVICE, {"outcome": "x"})
+        waiting = self.handlers["a"].wait_events(after, 10, 30)
+        await self.nodes["b"].events.append("session", DEVICE, {"outcome": "x"})
         events = await waiting
         self.assertEqual([e["outcome"] for e in events], ["x"])

@@ -15,7 +15,7 @@ from dmgateway.api.site import api_site
 from dmgateway.config import load_config
 from dmgateway.api.resources import build_site
 from dmgateway.console import STATIC, ConsoleResource, load_files
-from tests.api.fakes import FakeGatewayService
+from tests.api.fakes import FakeApiHandlers
 from tests.api.inmemory import Connection, raw_request
 
 TOKEN = "console-test-token"
@@ -36,7 +36,7 @@ def get(site, path, method="GET", headers=None):
 @pytest.fixture
 def site():
     clock = Clock()
-    return build_site(FakeGatewayService(clock), TOKEN, reactor=clock,
+    return build_site(FakeApiHandlers(clock), TOKEN, reactor=clock,
                       unauthenticated={b"console": ConsoleResource(FILES)})
 
 
@@ -119,7 +119,7 @@ def test_console_key(tmp_path, monkeypatch):
     (conf / "dmgateway.ini").write_text("[gateway]\n")
     assert load_config(str(conf)).api.console is True
     clock = Clock()
-    service = FakeGatewayService(clock)
+    service = FakeApiHandlers(clock)
     service.metrics = lambda: []
     on = api_site(service, load_config(str(conf)), reactor=clock)
     assert get(on, "/console/").status == 200

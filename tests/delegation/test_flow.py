@@ -16,6 +16,7 @@ from dmgateway.config import DelegationConfig, DelegationPeer
 from dmgateway.delegation import messages as m
 from dmgateway.delegation.flow import DelegationError, DelegationService
 from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
 from dmgateway.store import open_store
 from dmgateway.tree import TreeError
 from tests.fixtures import DEVICE
@@ -43,7 +44,8 @@ class Side:
     def __init__(self, own, peer, store, clock):
         self.store = store
         self.dispatcher = Dispatcher(store, config(own, peer), clock=clock)
-        self.flow = DelegationService(config(own, peer), self.dispatcher, store, clock,
+        self.handlers = Handlers(self.dispatcher)
+        self.flow = DelegationService(config(own, peer), self.handlers, store, clock,
                                       self.send)
         self.other = None
         self.fail_sends = 0  # the next N sends fail as if the peer were unreachable
@@ -81,7 +83,7 @@ class FlowTests(TestCase):
         self.a.other, self.b.other = self.b, self.a
         for side in (self.a, self.b):
             yield defer.ensureDeferred(side.dispatcher.start())
-        yield self.a.dispatcher.put_device(DEVICE, ACCOUNT_A)
+        yield self.a.handlers.put_device(DEVICE, ACCOUNT_A)
         self.account_a = Account(DEVICE, "dms-a", URL["dms-a"], Credentials("md5", "dev-a", "secret-a"),
                                  Credentials("md5", "dms-a", "server-a"), name="dmsa")
         self.tree = default_tree(self.account_a)
@@ -145,7 +147,7 @@ class FlowTests(TestCase):
         for side, states in ((self.a, ["requested", "preparing", "device-ready", "active",
                                        "revoking", "revoked"]),
                              (self.b, ["accepted", "contacting", "active", "revoked"])):
-            events = await side.dispatcher.wait_events(0, 100, 0)
+            events = await side.handlers.wait_events(0, 100, 0)
             self.assertEqual([e["state"] for e in events if e["type"] == "delegation"], states)
 
     async def test_a_refusing_device_rolls_the_atomic_back(self):
@@ -162,7 +164,7 @@ class FlowTests(TestCase):
         self.assertEqual(record["state"], "failed")
 
     async def test_rejection_and_bad_requests(self):
-        await self.b.dispatcher.put_device(DEVICE, dict(ACCOUNT_A, server_id="dms-b"))
+        await self.b.handlers.put_device(DEVICE, dict(ACCOUNT_A, server_id="dms-b"))
         view = await self.a.flow.create(dict(PARTIAL))
         self.assertEqual((view["state"], view["error"]["code"]), ("rejected", "device_known"))
         with self.assertRaises(DelegationError) as raised:
@@ -223,16 +225,16 @@ class FlowTests(TestCase):
         self.assertEqual((await self.a.flow.get(view["id"]))["state"], "revoked")
 
     async def test_device_gone_before_its_jobs_are_queued(self):
-        real = self.a.dispatcher.create_job
+        real = self.a.handlers.create_job
 
         def gone(device_id, spec):
             from dmgateway.api.service import UnknownDevice
 
             return defer.fail(UnknownDevice(device_id))
 
-        self.a.dispatcher.create_job = gone
+        self.a.handlers.create_job = gone
         view = await self.a.flow.create(dict(PARTIAL))
-        self.a.dispatcher.create_job = real
+        self.a.handlers.create_job = real
         self.assertEqual((view["state"], view["error"]["code"]), ("failed", "not_started"))
         self.assertEqual(self.a.sent[-1].state, "failed")
         self.assertIsNone(await self.b.store.get_device(DEVICE))

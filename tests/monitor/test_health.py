@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 
 from dmgateway.api.resources import build_site
 from dmgateway.monitor.health import HealthCheck, HealthResource
-from tests.api.fakes import FakeGatewayService
+from tests.api.fakes import FakeApiHandlers
 from tests.api.inmemory import Connection, raw_request
 from tests.openapi_check import check_response
 
@@ -28,7 +28,7 @@ class Store:
 
 def site(gateway, clock):
     check = HealthCheck(gateway, clock, store_timeout=5)
-    return build_site(FakeGatewayService(clock), "tok", reactor=clock, unauthenticated={
+    return build_site(FakeApiHandlers(clock), "tok", reactor=clock, unauthenticated={
         b"healthz": HealthResource(check, ready=False), b"readyz": HealthResource(check, ready=True)})
 
 

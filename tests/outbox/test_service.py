@@ -10,6 +10,7 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway.config.gateway import NotifyConfig
 from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
 from dmgateway.outbox import SEND_CONCURRENCY, NotificationOutbox
 from dmgateway.notify import package0
 from dmgateway.store import open_store
@@ -72,7 +73,7 @@ def config(**notify):
 async def open_outbox(case, cfg, bearers, random_bytes=lambda n: bytes(range(7, 7 + n)), uri="sqlite::memory:"):
     """An in-memory SQLite store (``uri``) on a ``task.Clock`` at 1,700,000,000 s
     (closed with the test), then :func:`wire_outbox`: sets ``case.clock``,
-    ``case.store``, ``case.dispatcher`` and ``case.outbox``."""
+    ``case.store``, ``case.dispatcher``, ``case.handlers`` and ``case.outbox``."""
     case.clock = task.Clock()
     case.clock.advance(1_700_000_000)
     # the store stamps rows with the same clock the outbox reads
@@ -82,10 +83,11 @@ async def open_outbox(case, cfg, bearers, random_bytes=lambda n: bytes(range(7, 
 
 
 def wire_outbox(case, cfg, bearers, random_bytes):
-    """A Dispatcher and its NotificationOutbox over ``case.store`` (a process starting)."""
+    """A Dispatcher, its Handlers and its NotificationOutbox over ``case.store`` (a process starting)."""
     case.dispatcher = Dispatcher(case.store, cfg, clock=case.clock)
+    case.handlers = Handlers(case.dispatcher)
     case.outbox = NotificationOutbox(case.store, cfg, case.clock, bearers, case.dispatcher.is_live,
-                                     case.dispatcher.announce_events, random_bytes)
+                                     case.dispatcher.events.announce, random_bytes)
     case.dispatcher.notifier = case.outbox
 
 
@@ -96,7 +98,7 @@ class OutboxTests(TestCase):
         self.sms = FakeBearer("sms", "msisdn")
         self.sip = FakeBearer("sip", "sip_uri")
         await open_outbox(self, config(), {"sms": self.sms, "sip": self.sip})
-        await self.dispatcher.put_device(DEVICE, ACCOUNT)
+        await self.handlers.put_device(DEVICE, ACCOUNT)
 
     def make(self, cfg):
         return self.make_with({"sms": self.sms, "sip": self.sip}, cfg)
@@ -110,10 +112,10 @@ class OutboxTests(TestCase):
         await self.outbox.tick()
 
     async def job(self, job_id):
-        return await self.dispatcher.get_job(job_id)
+        return await self.handlers.get_job(job_id)
 
     async def test_auto_prefers_sip_and_the_job_becomes_notified(self):
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sip.sent), 1)
         self.assertEqual(self.sms.sent, [])
@@ -142,7 +144,7 @@ class OutboxTests(TestCase):
 
     async def test_a_wake_up_is_one_claim_and_one_batch(self):
         self.outbox.tick = lambda: None  # the test sends
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         self.assertEqual(await self.send_counting_transactions(), [False, False])
         job = await self.job(created["id"])
         self.assertEqual((job["state"], job["notifications"][0]["state"]), ("notified", "sent"))
@@ -152,14 +154,14 @@ class OutboxTests(TestCase):
     async def test_a_refused_wake_up_and_its_fallback_are_one_claim_and_one_batch(self):
         self.outbox.tick = lambda: None
         self.sip.script = [("refused", "SIP 404 Not Found")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         self.assertEqual(await self.send_counting_transactions(), [False, False])
         job = await self.job(created["id"])
         self.assertEqual([(n["bearer"], n["state"]) for n in job["notifications"]],
                          [("sip", "failed"), ("sms", "queued")])
 
     async def test_explicit_sms_sends_wap_push_segments(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         (address, trigger), = self.sms.sent
         self.assertEqual(address, "+447700900001")
@@ -176,8 +178,8 @@ class OutboxTests(TestCase):
         self.outbox.tick = lambda: None  # queue them all first
         for n in range(count):
             device = "IMEI:3500000000001%02d" % (n,)
-            await self.dispatcher.put_device(device, dict(ACCOUNT, msisdn="+4477009001%02d" % (n,)))
-            await self.dispatcher.create_job(device, dict(JOB, notify="sms"))
+            await self.handlers.put_device(device, dict(ACCOUNT, msisdn="+4477009001%02d" % (n,)))
+            await self.handlers.create_job(device, dict(JOB, notify="sms"))
         del self.outbox.tick
         passing = self.outbox.tick()
         for _ in range(500):
@@ -221,7 +223,7 @@ class OutboxTests(TestCase):
 
     async def test_temporary_failures_back_off_then_succeed(self):
         self.sip.script = [("retry", "throttled"), ("retry", "throttled")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(self.sip.sent, [])
         self.clock.advance(4)
@@ -237,7 +239,7 @@ class OutboxTests(TestCase):
 
     async def test_permanent_failure_falls_back_to_sms_with_the_same_session_id(self):
         self.sip.script = [("refused", "SIP 404 Not Found")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         await self.settle()
         self.assertEqual(len(self.sms.sent), 1)
@@ -251,7 +253,7 @@ class OutboxTests(TestCase):
     async def test_every_bearer_failing_fails_the_job_with_the_reason(self):
         self.sip.script = [("refused", "SIP 403")]
         self.sms.script = [("refused", "ESME_RINVDSTADR")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         await self.settle()
         job = await self.job(created["id"])
@@ -260,12 +262,12 @@ class OutboxTests(TestCase):
         self.assertIn("ESME_RINVDSTADR", job["error"]["message"])
 
     async def test_delivery_receipt_marks_delivered(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         await self.outbox.delivery_report("sms", "sms-1", True)
         note = (await self.job(created["id"]))["notifications"][0]
         self.assertEqual(note["state"], "delivered")
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         self.assertIn("delivered", [e.get("state") for e in events if e["type"] == "notification"])
 
     async def test_a_bearer_reports_receipts_through_the_callback_it_was_given(self):
@@ -275,7 +277,7 @@ class OutboxTests(TestCase):
         sender = SimpleNamespace(submit=lambda address, payloads, **options: submitted.append(address) or ["m-7"])
         sms = SmsBearer(sender)
         self.make_with({"sms": sms})
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.assertEqual(submitted, [ACCOUNT["msisdn"]])
         sms.smpp_receipt("m-7", "delivered", None)  # what the SMPP link calls
@@ -287,7 +289,7 @@ class OutboxTests(TestCase):
         self.assertEqual((note["state"], note["message_id"]), ("delivered", "m-7"))
 
     async def test_device_that_never_comes_is_notified_again_then_expires(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.clock.advance(299)
         await self.settle()
@@ -306,19 +308,19 @@ class OutboxTests(TestCase):
         self.assertEqual(job["error"]["code"], "device_unreachable")
 
     async def test_notify_none_and_unreachable_devices(self):
-        await self.dispatcher.create_job(DEVICE, dict(JOB, notify="none"))
+        await self.handlers.create_job(DEVICE, dict(JOB, notify="none"))
         await self.settle()
         self.assertEqual(self.sip.sent + self.sms.sent, [])
-        await self.dispatcher.put_device("IMEI:2", dict(ACCOUNT, msisdn=None, sip_uri=None))
-        created = await self.dispatcher.create_job("IMEI:2", JOB)
+        await self.handlers.put_device("IMEI:2", dict(ACCOUNT, msisdn=None, sip_uri=None))
+        created = await self.handlers.create_job("IMEI:2", JOB)
         await self.settle()
         self.assertEqual((await self.job(created["id"]))["state"], "queued")
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         self.assertIn("no_bearer", [e.get("error") for e in events if e["type"] == "notification"])
 
     async def test_queued_notifications_survive_a_restart(self):
         self.sip.script = [("retry", "link down")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         # a new process over the same store picks the queued notification up
         await self.make(config())
@@ -330,13 +332,13 @@ class OutboxTests(TestCase):
     async def test_loop_runs_on_the_clock(self):
         self.outbox.start()
         self.addCleanup(self.outbox.stop)
-        await self.dispatcher.create_job(DEVICE, JOB)
+        await self.handlers.create_job(DEVICE, JOB)
         await self.outbox._running
         self.assertEqual(len(self.sip.sent), 1)
 
     async def test_session_id_is_never_zero(self):
         self.outbox.random_bytes = lambda n: bytes(n)
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         (row,) = await self.store.notifications_for_job(created["id"])
         self.assertEqual(row.session_id, 1)
@@ -346,7 +348,7 @@ class OutboxTests(TestCase):
         added = []  # as if a session were live (its device authenticated): the job joins it
         self.dispatcher._by_device[DEVICE] = SimpleNamespace(engine=SimpleNamespace(add_job=added.append),
                                                              authenticated=True, pending_jobs=[])
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual([job.job_id for job in added], [created["id"]])
         self.assertEqual(self.sip.sent + self.sms.sent, [])
@@ -357,10 +359,10 @@ class OutboxTests(TestCase):
         other_sip = FakeBearer("sip", "sip_uri")
         other = NotificationOutbox(
             self.store, config(), self.clock, {"sip": other_sip, "sms": FakeBearer("sms", "msisdn")},
-            self.dispatcher.is_live, self.dispatcher.announce_events, lambda n: bytes(range(n)),
+            self.dispatcher.is_live, self.dispatcher.events.announce, lambda n: bytes(range(n)),
         )
         self.dispatcher.notifier = None  # the job and its notification, queued by neither
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.store.add_notification(
             DEVICE, "sip", b"", job_id=created["id"], session_id=7, next_attempt_at=self.clock.seconds()
         )
@@ -370,7 +372,7 @@ class OutboxTests(TestCase):
     async def test_a_bearer_held_by_another_process_is_left_to_it(self):
         # [gateway] cluster: this process does not hold the SMPP lease
         self.sms.held = False
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.assertEqual(self.sms.sent, [])
         (note,) = (await self.job(created["id"]))["notifications"]
@@ -381,7 +383,7 @@ class OutboxTests(TestCase):
 
     async def test_renotification_runs_only_where_the_timers_lease_is(self):
         self.outbox.runs_timers = lambda: False
-        await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.clock.advance(400)
         await self.settle()
@@ -395,9 +397,9 @@ class OutboxTests(TestCase):
 
     async def test_a_trigger_that_cannot_be_built_fails_without_blocking_the_outbox(self):
         # 200 two-byte characters: a valid account, but over package #0's 255-byte server id
-        await self.dispatcher.put_device("IMEI:2", dict(ACCOUNT, server_id="\u00e9" * 200))
-        bad = await self.dispatcher.create_job("IMEI:2", dict(JOB, notify="sms"))
-        good = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.handlers.put_device("IMEI:2", dict(ACCOUNT, server_id="\u00e9" * 200))
+        bad = await self.handlers.create_job("IMEI:2", dict(JOB, notify="sms"))
+        good = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()  # the pass the first job started
         await self.settle()
         self.assertEqual([a for a, _t in self.sms.sent], ["+447700900001"])
@@ -410,7 +412,7 @@ class OutboxTests(TestCase):
         self.assertIn("server id", note["last_error"])
 
     async def test_a_failed_delivery_receipt_does_not_leave_the_job_notified_forever(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         await self.outbox.delivery_report("sms", "sms-1", False, "status 70")
         for _ in range(10):
@@ -424,7 +426,7 @@ class OutboxTests(TestCase):
     async def test_a_failed_delivery_receipt_falls_back_to_the_next_bearer(self):
         await self.make(config(auto_order=("sms", "sip")))
         self.sip.script = [("refused", "SIP 404 Not Found")]
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sms.sent), 1)
         await self.outbox.delivery_report("sms", "sms-1", False, "undeliverable")
@@ -435,7 +437,7 @@ class OutboxTests(TestCase):
         self.assertEqual(job["state"], "failed")
 
     async def test_a_failed_receipt_of_an_earlier_copy_leaves_the_job_alone(self):
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         await self.settle()
         self.clock.advance(360)
         await self.settle()  # queues the second copy
@@ -452,7 +454,7 @@ class OutboxTests(TestCase):
         # the receipt names a message id the outbox has not stored yet
         pending = defer.Deferred()
         self.sms.send = lambda address, trigger, report: pending.addCallback(report.sent)
-        created = await self.dispatcher.create_job(DEVICE, dict(JOB, notify="sms"))
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
         running = self.outbox.tick()
         await self.outbox.delivery_report("sms", "m-1", True)
         pending.callback(["m-1", "m-2"])
@@ -489,7 +491,7 @@ class StrangerSessionTests(TestCase):
 
     async def test_a_new_job_is_notified_while_a_stranger_waits_in_a_session(self):
         await self.stranger_waits()
-        created = await self.dispatcher.create_job(DEVICE, JOB)
+        created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         self.assertEqual(len(self.sip.sent), 1)
         self.assertEqual((await self.job(created["id"]))["state"], "notified")
@@ -500,7 +502,7 @@ class StrangerSessionTests(TestCase):
         from dmgateway.devfunctions import FunctionService
 
         await self.stranger_waits()
-        service = FunctionService(self.dispatcher, FunctionsConfig(timeout=3600), self.clock)
+        service = FunctionService(self.handlers, FunctionsConfig(timeout=3600), self.clock)
         view = await service.start_operation(DEVICE, {"function": "lawmo", "action": "fully_lock"})
         await self.settle()
         self.assertEqual(len(self.sip.sent), 1)

@@ -12,7 +12,7 @@ from dmgateway.api.service import BootstrapRefused, UnknownDevice
 from dmgateway.api.bootstrap import validate_bootstrap
 from dmgateway.auth.credentials import user_hash
 from dmgateway.bootstrap import read_push, sec
-from dmgateway.bootstrapper import account_node_name
+from dmgateway.handlers.bootstrap import account_node_name
 from dmgateway.client import ClientSession
 from dmgateway.client.bootstrap import BootstrapError, accept_bootstrap
 from dmgateway.codec import prov
@@ -34,10 +34,10 @@ class BootstrapperTests(TestCase):
     async def setUp(self):
         self.sms = FakeBearer("sms", "msisdn")
         await open_outbox(self, config(), {"sms": self.sms}, os.urandom)
-        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, imsi=IMSI))
+        await self.handlers.put_device(DEVICE, dict(ACCOUNT, imsi=IMSI))
 
     async def bootstrap(self, **fields):
-        return await self.dispatcher.bootstrap(DEVICE, spec(**fields))
+        return await self.handlers.bootstrap(DEVICE, spec(**fields))
 
     def received(self, index=-1):
         """The push the device reassembles from the SMS parts the bearer was given."""
@@ -73,7 +73,7 @@ class BootstrapperTests(TestCase):
         account = accept_bootstrap(tree, parts, pin="4321")
         self.assertEqual((account.server_id, account.server_url), ("dmgw-test", "http://127.0.0.1:8080/dm"))
         await self.assert_stored_credentials(account)
-        view = await self.dispatcher.get_device(DEVICE)
+        view = await self.handlers.get_device(DEVICE)
         (shown,) = view["bootstraps"]
         self.assertEqual((shown["id"], shown["state"], shown["profile"], shown["sec"], shown["attempts"]),
                          (body["id"], "sent", "cp", "USERPIN", 1))
@@ -84,9 +84,9 @@ class BootstrapperTests(TestCase):
         self.assertNotIn(account.client.secret.encode(), stored.payload)
         # the receipt makes it delivered, with events naming the notification
         await self.outbox.delivery_report("sms", "sms-1", True)  # FakeBearer's first message id
-        view = await self.dispatcher.get_device(DEVICE)
+        view = await self.handlers.get_device(DEVICE)
         self.assertEqual(view["bootstraps"][0]["state"], "delivered")
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         kinds = [(e["type"], e.get("state"), e.get("kind")) for e in events]
         self.assertIn(("bootstrap", None, None), kinds)
         self.assertIn(("notification", "sent", "bootstrap"), kinds)
@@ -126,30 +126,30 @@ class BootstrapperTests(TestCase):
         self.assertEqual(read_push(base64.b64decode(body["push"])).document, document)
         account = accept_bootstrap(standard_tree(), base64.b64decode(body["push"]), pin=body["user_pin"])
         await self.assert_stored_credentials(account)
-        self.assertEqual((await self.dispatcher.get_device(DEVICE))["bootstraps"], [])
+        self.assertEqual((await self.handlers.get_device(DEVICE))["bootstraps"], [])
 
     async def test_temporary_failures_are_retried(self):
         self.sms.script = [("retry", "throttled")]
         status, body = await self.bootstrap(profile="cp", sec="USERPIN", pin="1111")
         await self.outbox.tick()
-        view = await self.dispatcher.get_device(DEVICE)
+        view = await self.handlers.get_device(DEVICE)
         self.assertEqual((view["bootstraps"][0]["state"], view["bootstraps"][0]["last_error"]),
                          ("queued", "throttled"))
         self.clock.advance(10)
         await self.outbox.tick()
         self.assertEqual(len(self.sms.sent), 1)
-        self.assertEqual((await self.dispatcher.get_device(DEVICE))["bootstraps"][0]["state"], "sent")
+        self.assertEqual((await self.handlers.get_device(DEVICE))["bootstraps"][0]["state"], "sent")
 
     async def test_a_permanent_failure_is_shown_and_the_document_dropped(self):
         self.sms.script = [("refused", "unknown subscriber")]
         status, body = await self.bootstrap(profile="dm", sec="USERPIN", pin="1111")
         await self.outbox.tick()
-        (shown,) = (await self.dispatcher.get_device(DEVICE))["bootstraps"]
+        (shown,) = (await self.handlers.get_device(DEVICE))["bootstraps"]
         self.assertEqual((shown["state"], shown["last_error"], shown["profile"], shown["sec"]),
                          ("failed", "unknown subscriber", "dm", "USERPIN"))
         (stored,) = await self.store.standalone_notifications(DEVICE)
         self.assertEqual(read_push(stored.payload).document, b"")
-        events = await self.dispatcher.wait_events(0, 100, 0)
+        events = await self.handlers.wait_events(0, 100, 0)
         self.assertIn(("notification", "failed", "bootstrap"),
                       [(e["type"], e.get("state"), e.get("kind")) for e in events])
 
@@ -165,11 +165,11 @@ class BootstrapperTests(TestCase):
         self.assertEqual(await self.store.standalone_notifications(DEVICE), [])
 
     async def test_refusals_send_and_change_nothing(self):
-        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, msisdn=None, imsi=None))
+        await self.handlers.put_device(DEVICE, dict(ACCOUNT, msisdn=None, imsi=None))
         await self.refused("no_imsi", profile="dm", sec="NETWPIN", deliver="return")
         await self.refused("no_imsi", profile="cp", sec="USERNETWPIN", pin="1234")
         await self.refused("no_msisdn", profile="cp", sec="USERPIN", pin="1234")
-        await self.dispatcher.put_device(DEVICE, ACCOUNT)
+        await self.handlers.put_device(DEVICE, ACCOUNT)
         await self.refused("invalid_bootstrap", profile="cp", sec="none", proxy={"NAME": "no id"})
         await self.refused("too_large", profile="dm", sec="none", deliver="return", max_size=100)
         for profile in ("dm", "cp"):  # a lone surrogate from JSON cannot be encoded
@@ -178,12 +178,12 @@ class BootstrapperTests(TestCase):
         await self.refused("session_live", 409, profile="cp", sec="none", deliver="return")
         del self.dispatcher._by_device[DEVICE]
         self.outbox.bearers["sms"] = FakeBearer("sms", "sip_uri")  # an SMPP router with no link for it
-        await self.dispatcher.put_device(DEVICE, dict(ACCOUNT, sip_uri=None))
+        await self.handlers.put_device(DEVICE, dict(ACCOUNT, sip_uri=None))
         await self.refused("no_route", profile="cp", sec="none")
         self.outbox.bearers.pop("sms")
         await self.refused("no_sms_bearer", 409, profile="cp", sec="none")
         with self.assertRaises(UnknownDevice):
-            await self.dispatcher.bootstrap("IMEI:9", spec(profile="cp", sec="none"))
+            await self.handlers.bootstrap("IMEI:9", spec(profile="cp", sec="none"))
 
 
 class BootstrappedSessionTests(TestCase):
@@ -197,16 +197,16 @@ class BootstrappedSessionTests(TestCase):
 
     async def test_session_with_the_bootstrapped_account(self):
         device_id = test_dispatch.DEVICE  # as test_dispatch.DispatcherTests.setUp stored it, "dev-secret" / "srv-secret"
-        _, body = await self.dispatcher.bootstrap(device_id, spec(profile="dm", sec="USERPIN", pin="1234",
+        _, body = await self.handlers.bootstrap(device_id, spec(profile="dm", sec="USERPIN", pin="1234",
                                                                   deliver="return"))
         tree = standard_tree({"DevId": device_id})
         account = accept_bootstrap(tree, base64.b64decode(body["push"]), pin="1234")
-        job = await self.dispatcher.create_job(
+        job = await self.handlers.create_job(
             device_id, {"commands": [{"op": "Get", "target": "./DevInfo/DevId"}], "notify": "none"})
         session = await self.drive(ClientSession(account, tree=tree, random_bytes=os.urandom))
         self.assertEqual(session.outcome, "completed", session.log)
         self.assertTrue(session.server_authenticated)
-        done = await self.dispatcher.get_job(job["id"])
+        done = await self.handlers.get_job(job["id"])
         self.assertEqual((done["state"], done["results"][0]["data"]), ("done", device_id))
         # the credentials it had before no longer open a session
         old = self.session()

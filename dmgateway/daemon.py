@@ -11,6 +11,10 @@ import os
 import socket
 
 from twisted.internet import error as ierror
+from twisted.internet import task
+from twisted.logger import Logger
+
+log = Logger(namespace="dmgateway")
 
 
 class StartError(Exception):
@@ -138,3 +142,24 @@ def failure_line(failure):
         where = " %s" % (exc.filename,) if exc.filename else ""
         return "cannot open%s: %s" % (where, exc.strerror or exc), True
     return "%s: %s" % (type(exc).__name__, exc), False
+
+
+# -- stopping without cutting live sessions ----------------------------------------
+
+
+async def drain(dispatcher, clock, timeout):
+    """Refuse new DM sessions; let the live ones end, up to ``timeout`` seconds."""
+    deadline = clock.seconds() + timeout
+    dispatcher.draining = True
+    live = dispatcher.live_count()
+    if live:
+        log.info("draining: {live} live DM sessions, waiting up to {timeout}s", live=live, timeout=timeout)
+    while dispatcher.live_count() and clock.seconds() < deadline:
+        await task.deferLater(clock, 0.1, lambda: None)
+    left = dispatcher.live_count()
+    if live or left:
+        log.info(
+            "drained: {ended} sessions ended, {left} aborted at the deadline",
+            ended=max(live - left, 0),
+            left=left,
+        )

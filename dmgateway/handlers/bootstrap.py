@@ -1,7 +1,7 @@
 """Building, securing and sending a device's bootstrap (DM-4, CP-1; DM-3 by ``deliver: return``).
 
-``POST /api/v1/devices/{id}/bootstrap`` lands here (through the
-dispatcher).  A bootstrap gives the device *new* credentials: the store
+``POST /api/v1/devices/{id}/bootstrap`` lands here
+(:meth:`BootstrapHandlers.bootstrap`).  A bootstrap gives the device *new* credentials: the store
 keeps only ``B64(MD5(name:secret))`` of a secret, so the plain secrets a
 DMAcc needs exist only when they are made.  Both directions get a fresh
 random secret and fresh nonces; the device row is updated before anything
@@ -19,12 +19,14 @@ caller.
 
 import base64
 import re
+from typing import Any, Awaitable, Callable, Dict, Tuple
 
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from dmgateway.api.service import BootstrapRefused, UnknownDevice
 from dmgateway.auth.credentials import user_hash
-from dmgateway.bootstrap import PROFILE_DM, push_pdu, read_push, secure
+from dmgateway.bootstrap import PROFILE_DM, push_pdu, secure
 from dmgateway.bootstrap import cpprofile, dmprofile
 from dmgateway.bootstrap.sec import SecurityError, method_name
 from dmgateway.codec import prov
@@ -39,7 +41,7 @@ _NEEDS_IMSI = ("NETWPIN", "USERNETWPIN")
 _NODE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def account_node_name(server_id):
+def account_node_name(server_id: str) -> str:
     """The ``./DMAcc/<x>`` name for ``server_id``: its safe characters, at most 32."""
     name = _NODE_NAME.sub("", server_id)[:32]
     return name if name and name not in (".", "..") else "dmgateway"
@@ -49,7 +51,9 @@ class Bootstrapper:
     """Made per request; ``outbox()`` returns the notification Outbox or None;
     ``is_live(device_id)`` says whether the device is in a session."""
 
-    def __init__(self, store, config, clock, random_bytes, outbox, event, is_live=lambda device_id: False):
+    def __init__(self, store, config, clock, random_bytes: Callable[[int], bytes],
+                 outbox: Callable[[], Any], event: Callable[..., Awaitable[None]],
+                 is_live: Callable[[str], bool] = lambda device_id: False) -> None:
         self.store = store
         self.is_live = is_live
         self.config = config
@@ -62,7 +66,7 @@ class Bootstrapper:
         outbox = self.outbox()
         return None if outbox is None else outbox.bearers.get("sms")
 
-    async def bootstrap(self, device_id, spec):
+    async def bootstrap(self, device_id: str, spec: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
         """``(HTTP status, body)`` for a validated request ``spec``."""
         device = await self.store.get_device(device_id)
         if device is None:
@@ -153,13 +157,12 @@ class Bootstrapper:
         return account, client_auth, server_auth
 
 
-def bootstrap_view(n):
-    """A bootstrap push in the device view: its notification and what it carried."""
-    view = {"id": n.notification_id, "bearer": n.bearer, "state": n.state,
-            "attempts": n.attempts, "last_error": n.last_error, "message_id": n.message_id}
-    try:
-        boot = read_push(n.payload)
-        view.update(profile=boot.profile, sec=boot.sec or "none")
-    except ValueError:
-        pass
-    return view
+class BootstrapHandlers:
+    """``bootstrap``: one :class:`Bootstrapper` per request."""
+
+    def bootstrap(self, device_id: str, spec: Dict[str, Any]) -> "defer.Deferred[Tuple[int, Dict[str, Any]]]":
+        """Build the device's bootstrap and push or return it: ``(HTTP status, body)``."""
+        dispatcher = self.dispatcher
+        bootstrapper = Bootstrapper(self.store, self.config, self.clock, dispatcher.random_bytes,
+                                    lambda: dispatcher.notifier, self.events.append, dispatcher.is_live)
+        return defer.ensureDeferred(bootstrapper.bootstrap(device_id, spec))

@@ -1,0 +1,63 @@
+"""The device handlers over a real SQLite store: inventory cursors, and a
+deleted device's TLS-PSK key."""
+
+import pytest
+from twisted.internet import defer, reactor, task
+from twisted.trial.unittest import TestCase
+
+from dmgateway.api.validation import ValidationError
+from dmgateway.dispatch import Dispatcher
+from dmgateway.handlers import Handlers
+from dmgateway.handlers.devices import decode_cursor, encode_cursor
+from dmgateway.store import open_store
+from tests.api.service_contract import ACCOUNT, DEVICE
+from tests.support import gateway_config
+
+
+@pytest.mark.parametrize("device_id", ["IMEI:1", "a/b?c=d&e", "ü-device", "x" * 128])
+def test_cursor_round_trip(device_id):
+    cursor = encode_cursor(device_id)
+    assert cursor.isascii() and "=" not in cursor and "/" not in cursor
+    assert decode_cursor(cursor) == device_id
+
+
+@pytest.mark.parametrize("text", ["!!", "gA", "_w", "a" * 5000])
+def test_foreign_cursors_are_refused(text):
+    with pytest.raises(ValidationError):
+        decode_cursor(text)
+
+
+class DeletedDevicePskTests(TestCase):
+    """Deleting a device also forgets its TLS-PSK identity and key."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        from dmgateway.store.devicepsk import DevicePskKeys
+
+        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
+        self.addCleanup(self.store.close)
+        clock = task.Clock()
+        self.dispatcher = Dispatcher(self.store, gateway_config(), clock=clock)
+        self.handlers = Handlers(self.dispatcher)
+        self.handlers.device_psk = DevicePskKeys(self.store, clock)
+        yield self.handlers.device_psk.load()
+        psk = {"identity": "dev-1", "key": bytes.fromhex("00112233445566778899aabbccddeeff")}
+        yield self.handlers.put_device(DEVICE, dict(ACCOUNT, psk=psk))
+
+    @defer.inlineCallbacks
+    def test_the_key_of_a_deleted_device_opens_nothing(self):
+        from dmgateway.store.devicepsk import DevicePskKeys
+
+        keys = self.handlers.device_psk
+        self.assertIsNotNone(keys.key_for_identity("dev-1"))
+        yield self.handlers.delete_device(DEVICE, False)
+        self.assertIsNone(keys.key_for_identity("dev-1"))
+        self.assertIsNone(keys.identity_of(DEVICE))
+        reloaded = DevicePskKeys(self.store, task.Clock())  # as the next start reads it
+        self.assertEqual((yield reloaded.load()), 0)
+        # the identity is free for another device
+        other = {"identity": "dev-1", "key": bytes.fromhex("ffeeddccbbaa99887766554433221100")}
+        yield self.handlers.put_device("IMEI:350000000000099", dict(ACCOUNT, psk=other))
+        self.assertEqual(keys.key_for_identity("dev-1"), bytes.fromhex("ffeeddccbbaa99887766554433221100"))
