@@ -22,8 +22,10 @@ MASK = "***"
 SECRET_WORDS = ("password", "secret", "token", "passphrase", "psk", "community")
 
 _USERINFO_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@\s/]*@")
+#: a value: quoted as libpq's conninfo quotes (``'s3 cr3t'``, backslash escapes), or bare
+_VALUE = r"""(?:'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s&#'"]+)"""
 _SECRET_ASSIGNMENT = re.compile(
-    r"\b([A-Za-z_]*(?:%s)[A-Za-z_]*=)[^\s&#'\"]+" % "|".join(SECRET_WORDS), re.IGNORECASE)
+    r"\b([A-Za-z_]*(?:%s)[A-Za-z_]*=)%s" % ("|".join(SECRET_WORDS), _VALUE), re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
