@@ -239,6 +239,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
 
     async def _take(self, live, msg, body, hmac_header):
         """One message into ``live``'s engine; the reply to send."""
+        if self.signals is not None and live.messages:
+            await self._drop_jobs_ended_elsewhere(live)
         live.messages += 1
         if self.functions is not None:
             await self.functions.before_message(live, msg)
@@ -426,6 +428,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             raise
         if wake:
             await self._wake_for_jobs_left(live)
+        else:  # its jobs left go to a new session (or away with the device): not those cancelled
+            await self._cancel_left_at_session_end(live.device_id)
 
     async def _wake_for_jobs_left(self, live):
         """Notify again for the jobs a session ended without starting.
@@ -521,7 +525,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                                      now=self.clock.seconds(), expect="running")
                 result = await self.store.cancel_job(job.job_id)
                 if result.cancelled:
-                    self.events.appended()
+                    self.events.announce()
 
 
 def _unsendable(spec):

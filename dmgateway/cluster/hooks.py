@@ -7,6 +7,9 @@ dispatcher stays about one process:
   webhook sender;
 * a job queued through another process for a device in session *here* joins
   that session (:meth:`ServerSession.add_job` ignores one it already has);
+* a job a live session here holds but has not started, ended by another
+  process meanwhile (cancelled, its device deleted), is dropped from the
+  session before its next message (:meth:`ClusterHooks._drop_jobs_ended_elsewhere`);
 * a device that authenticated a new session on another process supersedes
   its session here, as a second package 1 does within one process (only an
   authenticated one: issue 10's rule).
@@ -50,6 +53,20 @@ class ClusterHooks:
             live.engine.add_job(job_spec(job))
             log.info("job {job_id} handed to the live session of {device_id}",
                      job_id=job.job_id, device_id=live.device_id)
+
+    async def _drop_jobs_ended_elsewhere(self, live):
+        """Before ``live``'s engine composes its next message: drop the jobs it
+        has not started that are no longer pending in the store (another
+        process cancelled them, or deleted the device)."""
+        waiting = live.engine.waiting_jobs()
+        if not waiting:
+            return
+        pending = {job.job_id for job in await self.store.pending_jobs(live.device_id)}
+        for job_id in waiting:
+            if job_id not in pending and live.engine.drop_job(job_id):
+                self._cancel_at_end.discard(job_id)  # nothing left to cancel
+                log.info("job {job_id} of {device_id} ended on another node: not sent",
+                         job_id=job_id, device_id=live.device_id)
 
     def _session_signalled(self, payload):
         """``DEVICE\\nTOKEN`` authenticated: a session of DEVICE here under another token ends."""
