@@ -504,9 +504,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             await self._abort(live, outcome, reason, wake=False)
 
     def cancel_at_session_end(self, job: Any) -> bool:
-        """Cancel ``job`` when its device's live session ends; False if it has none."""
+        """Cancel ``job`` when its device's live session ends, here or (a job
+        already sent) on another node; False if it has none."""
         if job.device_id not in self._by_device:
-            return False
+            return self._cancel_elsewhere(job)
         self._cancel_at_end.add(job.job_id)
         return True
 

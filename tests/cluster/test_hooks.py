@@ -128,6 +128,17 @@ class TwoNodesTests(TestCase):
         job = await self.handlers["a"].get_job(held["id"])
         self.assertEqual((job["state"], job["error"]["code"]), ("failed", "cancelled"))
 
+    async def test_a_job_sent_on_a_and_cancelled_on_b_is_cancelled_at_its_session_end(self):
+        created = await self.handlers["a"].create_job(DEVICE, GET_SWV)
+        await self.drive(self.nodes["a"], self.session(), stop_after=1)  # the job went out
+        answer = await self.handlers["b"].cancel_job(created["id"])  # b has no session of it
+        self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]})
+        self.clock.advance(61)  # the device went away: its session on a times out
+        self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "failed")
+        self.assertEqual(self.nodes["a"]._cancel_at_end, set())  # nothing left to cancel
+
     async def test_an_event_on_b_wakes_a_long_poll_on_a(self):
         after = await self.store.last_event_seq()
         waiting = self.handlers["a"].wait_events(after, 10, 30)
