@@ -10,7 +10,8 @@ the devices played by the client library, random devices among the
 registered ones (one Get job each, created beforehand and the store
 reopened, so its page cache holds none of them).  Each measurement starts
 from a copy of the filled store, so every session is its device's first
-in both (later sessions of a device cost more: its history grows).  Only the gateway's side
+in both (reusing the small store's devices, its growing history of jobs
+and sessions made its sessions dearer than the large one's).  Only the gateway's side
 is timed: the CPU of the ``Dispatcher.handle_dm`` calls (``time.process_time``,
 which counts the store's thread too).
 
