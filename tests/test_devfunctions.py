@@ -239,7 +239,7 @@ class FunctionFlowTests(TestCase):
             async def session_started(self, device_id, job_ids):
                 pass
 
-        self.dispatcher.notifier = woken = Woken()
+        self.dispatcher.outbox = woken = Woken()
         view = await self.service.start_operation(
             DEVICE, {"function": "lawmo", "action": "wipe", "confirm": True, "wipe_list": ["sdcard"]})
         # the gateway died while the device's session ran the read: nothing reached its data

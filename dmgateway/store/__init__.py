@@ -3,7 +3,8 @@ Persistent store: SQLite (embedded default) or PostgreSQL (scale-out).
 
 Open one with L{open_store} (L{dmgateway.store.opener}); the interface is L{Store} in
 L{dmgateway.store.base}, composed of one class per area (devices, jobs,
-sessions, events, outbox, webhooks, inventory, functions, campaigns) over
+sessions, events, outbox, webhooks, inventory, functions, firmware,
+campaigns) over
 L{dmgateway.store.database}; rows are the dataclasses of
 L{dmgateway.store.model}.
 """
