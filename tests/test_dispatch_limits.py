@@ -76,7 +76,7 @@ class MaxSessionsTests(TestCase):
         # expire the device's queued wake-ups
         started = []
 
-        class Notifier:
+        class Outbox:
             bearers = {"sms": object()}
 
             async def job_created(self, job, device):
@@ -85,7 +85,7 @@ class MaxSessionsTests(TestCase):
             async def session_started(self, device_id, job_ids):
                 started.append((device_id, list(job_ids)))
 
-        self.dispatcher.notifier = Notifier()
+        self.dispatcher.outbox = Outbox()
         job = await self.handlers.create_job(OTHER, dict(GET_SWV, notify="none"))
         attacker = self.session(OTHER)
         attacker.account.client.secret = "wrong"

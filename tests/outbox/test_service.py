@@ -88,7 +88,7 @@ def wire_outbox(case, cfg, bearers, random_bytes):
     case.handlers = Handlers(case.dispatcher)
     case.outbox = NotificationOutbox(case.store, cfg, case.clock, bearers, case.dispatcher.is_live,
                                      case.dispatcher.events.announce, random_bytes)
-    case.dispatcher.notifier = case.outbox
+    case.dispatcher.outbox = case.outbox
 
 
 class OutboxTests(TestCase):
@@ -361,7 +361,7 @@ class OutboxTests(TestCase):
             self.store, config(), self.clock, {"sip": other_sip, "sms": FakeBearer("sms", "msisdn")},
             self.dispatcher.is_live, self.dispatcher.events.announce, lambda n: bytes(range(n)),
         )
-        self.dispatcher.notifier = None  # the job and its notification, queued by neither
+        self.dispatcher.outbox = None  # the job and its notification, queued by neither
         created = await self.handlers.create_job(DEVICE, JOB)
         await self.store.add_notification(
             DEVICE, "sip", b"", job_id=created["id"], session_id=7, next_attempt_at=self.clock.seconds()
