@@ -196,8 +196,9 @@ class Notification:
     """
     A wake-up in the outbox.
 
-    @ivar session_id: the 16-bit DM SessionID carried in package #0 (not a
-        L{Session} id).
+    @ivar push_session_id: the 16-bit session id carried in package #0; the
+        device opens its session with it, in hex, as the SyncML SessionID
+        (column C{session_id}).
     @ivar payload: the bytes to hand to the bearer.
     """
 
@@ -209,7 +210,7 @@ class Notification:
     attempts: int
     last_error: Optional[str]
     message_id: Optional[str]
-    session_id: Optional[int]
+    push_session_id: Optional[int]
     payload: bytes
     next_attempt_at: Optional[float]
     created: float

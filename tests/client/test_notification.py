@@ -22,7 +22,7 @@ def test_parse_the_vector():
     package = parse_notification(PACKAGE0)
     note = package.notification
     assert (note.version, note.ui_mode, note.initiator) == (11, 3, 1)
-    assert note.session_id == 0x1234 and note.session_id_text == "1234"
+    assert note.push_session_id == 0x1234 and note.syncml_session_id == "1234"
     assert note.server_id == "com.example.dms" and note.body == b""
     assert package.trigger == PACKAGE0[16:] and len(package.trigger) == 23
     spec = parse_notification(bytes(16) + SPEC_HEADER + b"com.mgmtsrv.manage" + b"\x01\x02")
