@@ -432,8 +432,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
 
         A job still ``queued`` in the store has no wake-up on its way: it
         joined the session after it began (no notification was made), or
-        the session's start expired the one that was waiting.  Without this
-        it would wait for the device to call by itself.
+        the session's start expired the one that was waiting.  Nor has a
+        ``notified`` job whose wake-ups all failed while the session ran
+        (the outbox leaves such a job to the session).  Without this it
+        would wait for the device to call by itself.
         """
         await self._cancel_left_at_session_end(live.device_id)
         if self.outbox is None:
@@ -442,9 +444,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         if device is None:
             return
         for job in jobs:
-            if job.state != "queued":
-                continue  # notified: the outbox notifies again if the device stays away
             notifications = await self.store.notifications_for_job(job.job_id)
+            if job.state == "notified" and any(n.state in ("sent", "delivered") for n in notifications):
+                continue  # the outbox notifies again if the device stays away
+            # (a notified job whose wake-ups all failed during the session has none on its way)
             if not any(n.state == "queued" for n in notifications):
                 await self.outbox.job_created(job, device)
 

@@ -20,6 +20,9 @@ one :class:`EventLog`; none of them reaches into another to wake readers.
 from typing import Callable, List, Optional
 
 from twisted.internet import defer
+from twisted.logger import Logger
+
+log = Logger(namespace="dmgateway.events")
 
 
 class _Listener:
@@ -67,7 +70,10 @@ class EventLog:
         for entry in listeners:
             if entry.once and entry.timer.active():
                 entry.timer.cancel()
-            entry.call()
+            try:
+                entry.call()
+            except Exception:  # one listener's bug must not keep the others (or the appender) waiting
+                log.failure("event listener failed")
 
     def listen(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every event appended from now on."""

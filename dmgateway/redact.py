@@ -11,7 +11,7 @@ One home for every mask the gateway applies before it shows a value:
 """
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 __all__ = ["MASK", "SECRET_WORDS", "is_secret_name", "redact_text", "redact_uri"]
 
@@ -21,9 +21,13 @@ MASK = "***"
 #: ``api_token``, ``client_secret``, ``psk_key``, ``snmp_community``...).
 SECRET_WORDS = ("password", "secret", "token", "passphrase", "psk", "community")
 
-_USERINFO_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@\s/]*@")
+#: the password of ``scheme://user:password@``, up to the last ``@`` before the query: a
+#: password may hold a ``/`` or ``@`` its writer did not percent-encode
+_USERINFO_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^\s?#]*@")
+#: a value: quoted as libpq's conninfo quotes (``'s3 cr3t'``, backslash escapes), or bare
+_VALUE = r"""(?:'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s&#'"]+)"""
 _SECRET_ASSIGNMENT = re.compile(
-    r"\b([A-Za-z_]*(?:%s)[A-Za-z_]*=)[^\s&#'\"]+" % "|".join(SECRET_WORDS), re.IGNORECASE)
+    r"\b([A-Za-z_]*(?:%s)[A-Za-z_]*=)%s" % ("|".join(SECRET_WORDS), _VALUE), re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:
@@ -48,10 +52,7 @@ def redact_uri(uri: str, *, path_only: bool = False) -> str:
         if parts.port is not None:
             host = f"{host}:{parts.port}"
         return f"{parts.scheme}://{host}{parts.path}"
-    if parts.password is not None:
-        userinfo, host = parts.netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        uri = urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+    uri = _USERINFO_PASSWORD.sub(r"\1" + MASK + "@", uri, count=1)
     head, sep, query = uri.partition("?")
     if not sep:
         return uri

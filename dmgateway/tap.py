@@ -105,6 +105,7 @@ class GatewayService(service.MultiService):
         self._delegation_client = None
         self._store_lock = None
         self._api_site = None
+        self._webhooks = None  # the WebhookSender, once [api] webhooks lists a URL
         self._smpp_router = None
         self.cluster = None
         self.metrics = None
@@ -206,7 +207,7 @@ class GatewayService(service.MultiService):
         await self.handlers.device_psk.load()
         self._start_functions()
         if cfg.api.webhooks:
-            self._start_webhooks()
+            self._start_webhooks(cfg.api)
         self._start_notifications()
         if cfg.delegation.enabled:
             self._start_delegation()
@@ -412,19 +413,15 @@ class GatewayService(service.MultiService):
         d.addCallback(released)
         d.addErrback(lambda f: log.failure("claims of the last SMPP holder not released", f))
 
-    def _start_webhooks(self):
+    def _start_webhooks(self, cfg):
         from twisted.web.client import Agent, HTTPConnectionPool
 
         from dmgateway.api.webhooks import WebhookSender
 
-        cfg, store = self.config.api, self.store
-        secret = None
-        if cfg.webhook_secret_file:
-            with open(cfg.webhook_secret_file, "rb") as f:
-                secret = f.read().strip()
-        sender = WebhookSender(
+        store = self.store
+        self._webhooks = sender = WebhookSender(
             cfg.webhooks,
-            secret,
+            _webhook_secret(cfg),
             Agent(self.reactor, pool=HTTPConnectionPool(self.reactor)),
             self.reactor,
             load_cursor=lambda url: store.get_cursor("webhook:" + url),
@@ -449,7 +446,8 @@ class GatewayService(service.MultiService):
         """SIGHUP: reopen log files, apply what can change while running, log it.
 
         Applied: the log level and format, the log file (reopened, for
-        logrotate), the API token file.  Anything else that differs is
+        logrotate), the API token file, the webhook targets with their secret,
+        retries and timeout.  Anything else that differs is
         logged as needing a restart.  A configuration that no longer loads
         changes nothing.
         """
@@ -478,6 +476,7 @@ class GatewayService(service.MultiService):
                     if not self._api_site.token.matches(token):
                         self._api_site.token.set(token)
                         changes.append("API token replaced (from %s)" % (new.api.token_file,))
+            changes.extend(self._reload_webhooks(new.api))
             changes.extend(_restart_needed(self.config, new))
             log.info(
                 "reloaded on SIGHUP: {changes}",
@@ -487,6 +486,27 @@ class GatewayService(service.MultiService):
             return changes
         finally:
             sd_notify("READY=1")
+
+    def _reload_webhooks(self, cfg):
+        """Apply a changed ``[api] webhooks`` (and its secret, retries, timeout)."""
+        import dataclasses
+
+        try:
+            secret = _webhook_secret(cfg)
+        except OSError as e:
+            log.error("reload: webhook settings kept: {reason}", reason=str(e))
+            return []
+        if self._webhooks is not None:
+            changes = self._webhooks.reconfigure(
+                cfg.webhooks, secret, retries=cfg.webhook_retries, timeout=cfg.webhook_timeout)
+        elif cfg.webhooks:
+            self._start_webhooks(cfg)
+            changes = ["webhooks started: %d URL(s)" % (len(cfg.webhooks),)]
+        else:
+            changes = []
+        applied = {name: getattr(cfg, name) for name in WEBHOOK_KEYS}
+        self.config = dataclasses.replace(self.config, api=dataclasses.replace(self.config.api, **applied))
+        return changes
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -544,6 +564,18 @@ class _Unbind:
 
     def stopListening(self):
         return None
+
+
+#: ``[api]`` keys a SIGHUP applies while running
+WEBHOOK_KEYS = ("webhooks", "webhook_secret_file", "webhook_retries", "webhook_timeout")
+
+
+def _webhook_secret(cfg):
+    """The webhook signing secret ``[api] webhook_secret_file`` holds (None without one)."""
+    if not cfg.webhook_secret_file:
+        return None
+    with open(cfg.webhook_secret_file, "rb") as f:
+        return f.read().strip()
 
 
 def _restart_needed(old, new):

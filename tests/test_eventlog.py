@@ -83,3 +83,19 @@ class EventLogTests(TestCase):
         self.assertEqual(await waiting, [])
         self.assertEqual(len(self.log._listeners), 1)
         self.assertEqual((heard, self.clock.getDelayedCalls()), ([], []))
+
+    async def test_a_failing_listener_does_not_stop_the_others_or_the_append(self):
+        heard = []
+
+        def broken():
+            raise RuntimeError("listener bug")
+
+        self.log.listen(broken)
+        self.log.listen(lambda: heard.append(1))
+        waiting = self.log.wait(0, 10, 30)
+        await self.log.append("job", None, {"job_id": "j1"})  # the append itself succeeds
+        events = await waiting
+        self.assertEqual([e["job_id"] for e in events], ["j1"])
+        self.assertEqual(heard, [1])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)  # logged once, with its traceback

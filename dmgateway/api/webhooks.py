@@ -116,6 +116,12 @@ class _Drain(Protocol):
             self.done.callback(self.head)
 
 
+def _check_urls(urls: Sequence[str]) -> None:
+    for url in urls:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"webhook URL must be http or https: {redact_uri(url, path_only=True)}")
+
+
 def _transient(code: int) -> bool:
     return code >= 500 or code in (408, 429)
 
@@ -265,9 +271,7 @@ class WebhookSender(Service):
         timeout: float = 30.0,
         batch: int = 100,
     ) -> None:
-        for url in urls:
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise ValueError(f"webhook URL must be http or https: {redact_uri(url, path_only=True)}")
+        _check_urls(urls)
         self.urls = list(urls)
         self.secret = secret
         self.agent = agent
@@ -293,6 +297,43 @@ class WebhookSender(Service):
         for target in self._targets:
             target.stop()
         self._targets = []
+
+    def reconfigure(
+        self, urls: Sequence[str], secret: bytes | None, *, retries: int, timeout: float
+    ) -> list[str]:
+        """
+        Apply reloaded C{[api]} webhook settings while running (C{SIGHUP}).
+
+        A URL no longer listed stops being delivered to (its cursor stays in
+        the store, so listing it again resumes where it stopped); a new URL
+        starts from its stored cursor, as at start-up.  The secret, the
+        retries and the timeout apply from the next POST.
+
+        @return: lines saying what changed, with no secret in them.
+        """
+        _check_urls(urls)
+        changes: list[str] = []
+        removed = [url for url in self.urls if url not in urls]
+        added = [url for url in urls if url not in self.urls]
+        for target in self._targets:
+            if target.url in removed:
+                target.stop()
+        self._targets = [t for t in self._targets if t.url not in removed]
+        if self.running:  # else startService starts them all
+            for url in added:
+                target = _Target(self, url)
+                self._targets.append(target)
+                target.start()
+        self.urls = list(urls)
+        changes += ["webhook %s removed" % (redact_uri(url, path_only=True),) for url in removed]
+        changes += ["webhook %s added" % (redact_uri(url, path_only=True),) for url in added]
+        if secret != self.secret:
+            self.secret = secret
+            changes.append("webhook secret replaced" if secret is not None else "webhook secret removed")
+        if (retries, timeout) != (self.retries, self.timeout):
+            self.retries, self.timeout = retries, timeout
+            changes.append("webhook retries %d, timeout %gs" % (retries, timeout))
+        return changes
 
     def notify(self) -> None:
         """

@@ -392,7 +392,10 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
             parts = urlsplit(uri)
             parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError as e:
-            return ["bad store URI %r: %s" % (shown, e)]
+            # a port that is no number may be the start of a password holding a '/'
+            # (which ends the host part): urlsplit's error would quote it
+            reason = str(e) if "out of range" in str(e) else "the port is not a number (write a '/' in the password as %2F)"
+            return ["bad store URI %r: %s" % (shown, reason)]
         if any(c.isspace() for c in uri):
             return ["bad store URI %r: contains whitespace" % (shown,)]
         try:

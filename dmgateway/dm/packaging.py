@@ -126,7 +126,7 @@ class MessageBuilder:
 
     def commands(self):
         """The body, then the trailer numbered after it (copies: the caller's stay as they are)."""
-        return self.body + self._numbered_trailer(len(self.body) + 1)
+        return self.body + self._numbered_trailer(_next_free(self.body))
 
     def build(self, final):
         return SyncML(hdr=self.hdr, body=self.commands(), final=final)

@@ -406,7 +406,14 @@ class NotificationOutbox:
         self.announce()
 
     def _move_on(self, batch, n, job, device, reason):
-        """After ``n`` failed: record the next bearer of ``auto_order`` in ``batch``, else the job's failure."""
+        """After ``n`` failed: record the next bearer of ``auto_order`` in ``batch``, else the job's failure.
+
+        Nothing while the device is in a session: the session takes the job
+        (it could not record a job failed meanwhile), and wakes the device
+        again if it ends without starting it.
+        """
+        if job is not None and self.is_live(n.device_id):
+            return
         decision = decide.after_failure(job, n.bearer, self.config.auto_order, self._reachable(device), reason)
         now = self.clock.seconds()
         if isinstance(decision, decide.Fallback):

@@ -164,18 +164,22 @@ class InventoryQueries(Database):
         rows = txn.fetchall(f"SELECT * FROM devices {clause}ORDER BY device_id LIMIT ?", (*args, limit))
         return [device_from_row(row) for row in rows]
 
-    def _cancel_jobs_txn(self, txn, now, jobs) -> int:
-        """Cancel C{jobs} (each with its C{job} event) and fail their queued notifications."""
-        stopped = 0
+    def _cancel_jobs_txn(self, txn, now, jobs) -> tuple[list, int]:
+        """Cancel C{jobs} (each with its C{job} event) and fail their queued notifications;
+        return the jobs cancelled and how many notifications were stopped.  A job
+        another process moved on meanwhile (to C{running}) is left as it is."""
+        cancelled, stopped = [], 0
         for job in jobs:
-            self._transition_job_txn(txn, now, job.job_id, job.device_id, CANCELLABLE, "failed", CANCELLED,
-                                     None, job_event(job.job_id, "failed", CANCELLED))
+            if not self._transition_job_txn(txn, now, job.job_id, job.device_id, CANCELLABLE, "failed",
+                                            CANCELLED, None, job_event(job.job_id, "failed", CANCELLED)):
+                continue
+            cancelled.append(job)
             stopped += txn.execute(
                 "UPDATE notifications SET state = 'failed', last_error = 'cancelled',"
                 " next_attempt_at = NULL, updated = ? WHERE job_id = ? AND state = 'queued'",
                 (now, job.job_id),
             )
-        return stopped
+        return cancelled, stopped
 
     def _cancel_job_txn(self, txn, now, job_id) -> Cancelled:
         row = txn.fetchone("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
@@ -184,7 +188,10 @@ class InventoryQueries(Database):
         job = job_from_row(row)
         if job.state not in CANCELLABLE:
             return Cancelled(job_id, job.device_id, job.state, False, 0)
-        stopped = self._cancel_jobs_txn(txn, now, [job])
+        cancelled, stopped = self._cancel_jobs_txn(txn, now, [job])
+        if not cancelled:  # another process took it between our read and our write
+            state = txn.fetchone("SELECT state FROM jobs WHERE job_id = ?", (job_id,))["state"]
+            return Cancelled(job_id, job.device_id, state, False, 0)
         return Cancelled(job_id, job.device_id, "failed", True, stopped)
 
     def _remove_device_txn(self, txn, now, device_id, purge_history) -> list[str]:

@@ -17,6 +17,7 @@ import functools
 import os
 import re
 import sqlite3
+import time
 from typing import Any, Optional
 
 from twisted.enterprise import adbapi
@@ -99,8 +100,26 @@ def sqlite_inline(uri: str) -> bool:
 def _setup_connection(busy_timeout_ms: int, synchronous: str, connection: sqlite3.Connection) -> None:
     connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     connection.execute("PRAGMA foreign_keys = ON")
-    connection.execute("PRAGMA journal_mode = WAL")
+    _switch_to_wal(connection, busy_timeout_ms / 1000.0)
     connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+
+
+def _switch_to_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """
+    C{PRAGMA journal_mode = WAL}, waiting up to C{timeout} seconds for
+    another connection's write lock: SQLite answers this switch with
+    "database is locked" at once, without its busy handler (two processes
+    opening a new file together).  Runs in the pool's thread.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class InlinePool:

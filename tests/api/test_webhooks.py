@@ -319,6 +319,55 @@ class DeliveryTests(TestCase):
         self.assertEqual(len(receiver.received), 1)
 
 
+class ReconfigureTests(DeliveryTests):
+    """SIGHUP's reload of the webhook settings while the sender runs."""
+
+    @inlineCallbacks
+    def test_added_url_gets_events_and_removed_url_stops(self):
+        old, new = Receiver(), Receiver()
+        old_url, new_url = self.listen(old), self.listen(new)
+        store = Store(events=1)
+        sender = self.sender([old_url], store)
+        yield store.saved(1)
+        changes = sender.reconfigure([new_url], SECRET, retries=5, timeout=30.0)
+        self.assertEqual(changes, ["webhook %s removed" % (old_url,), "webhook %s added" % (new_url,)])
+        self.assertEqual(list(sender.cursors()), [new_url])
+        yield new.count(1)  # the new URL starts from its stored cursor (none: the first event)
+        store.append()
+        sender.notify()
+        yield new.count(2)
+        self.assertEqual(new.seqs(), [1, 2])
+        self.assertEqual(old.seqs(), [1])
+        self.assertEqual(store.cursors[old_url], 1)  # kept: listing it again resumes there
+
+    @inlineCallbacks
+    def test_secret_retries_and_timeout_apply_to_the_next_post(self):
+        receiver = Receiver()
+        url = self.listen(receiver)
+        store = Store(events=1)
+        sender = self.sender([url], store)
+        yield store.saved(1)
+        changes = sender.reconfigure([url], b"new-secret", retries=2, timeout=3.0)
+        self.assertEqual(changes, ["webhook secret replaced", "webhook retries 2, timeout 3s"])
+        self.assertNotIn("new-secret", " ".join(changes))
+        store.append()
+        sender.notify()
+        yield receiver.count(2)
+        headers, body, _ = receiver.received[1]
+        self.assertTrue(verify_signature(b"new-secret", body, headers[b"x-dmgw-signature"]))
+        self.assertEqual((sender.retries, sender.timeout), (2, 3.0))
+        self.assertEqual(sender.reconfigure([url], b"new-secret", retries=2, timeout=3.0), [])
+
+    def test_a_stopped_sender_starts_the_new_list(self):
+        store = Store()
+        sender = WebhookSender(["http://127.0.0.1:9/a"], None, self.agent, self.clock,
+                               store.load_cursor, store.save_cursor, store.fetch_events)
+        sender.reconfigure(["http://127.0.0.1:9/b"], None, retries=5, timeout=30.0)
+        self.assertEqual(sender.cursors(), {})
+        self.assertEqual(sender.urls, ["http://127.0.0.1:9/b"])
+        self.assertRaises(ValueError, sender.reconfigure, ["ftp://x/"], None, retries=5, timeout=30.0)
+
+
 class StoreFailureTests(SynchronousTestCase):
     def test_store_errors_are_retried(self):
         clock = Clock()

@@ -117,3 +117,12 @@ def test_fits_measures_without_appending():
     assert builder.fits(get(1)) and len(builder.body) == 1
     assert not builder.fits(sm.Get(items=[sm.Item(target=sm.LocRef("x" * 500))]))
     assert builder.try_add(get(2)) and builder.body[-1].cmd_id == "2"
+
+
+def test_the_trailer_is_numbered_after_the_nested_commands_of_the_body():
+    builder = MessageBuilder(hdr(), measure, 2000, trailer=[sm.Alert(data=1222)])
+    builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr"))
+    assert builder.try_add(sm.Atomic(commands=[get(1), get(2)]))
+    msg = builder.build(final=True)
+    ids = [msg.body[0].cmd_id, msg.body[1].cmd_id] + [c.cmd_id for c in msg.body[1].commands] + [msg.body[2].cmd_id]
+    assert ids == ["1", "2", "3", "4", "5"]  # the Alert 1222 after the Atomic's Gets, as measured

@@ -201,10 +201,8 @@ def test_check_config_command_reports_every_problem_and_binds_nothing(tmp_path):
         s.bind(("127.0.0.1", gw.api_port))
 
 
-def test_webhooks_receive_signed_events_and_resume_after_restart(tmp_path):
-    import hashlib
-    import hmac
-    import json
+def hook_server():
+    """A webhook receiver on loopback in a thread: (server, its URL, the (signature, body) list)."""
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -223,9 +221,17 @@ def test_webhooks_receive_signed_events_and_resume_after_restart(tmp_path):
 
     server = HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, "http://127.0.0.1:%d/hook" % (server.server_port,), received
+
+
+def test_webhooks_receive_signed_events_and_resume_after_restart(tmp_path):
+    import hashlib
+    import hmac
+    import json
+
+    server, url, received = hook_server()
     secret = b"hook-secret"
     (tmp_path / "hook.secret").write_bytes(secret)
-    url = "http://127.0.0.1:%d/hook" % (server.server_port,)
     api_extra = "webhooks = %s\nwebhook_secret_file = %s\n" % (url, tmp_path / "hook.secret")
     gw = Daemon(tmp_path / "gw")
     gw.gateway_extra = ""
@@ -258,6 +264,51 @@ def test_webhooks_receive_signed_events_and_resume_after_restart(tmp_path):
         assert [e["type"] for e in events()] == ["session", "session"]
         seqs = [e["seq"] for e in events()]
         assert len(seqs) == len(set(seqs)) and seqs == sorted(seqs)
+    finally:
+        gw.stop()
+        server.shutdown()
+
+
+def test_sighup_adds_and_removes_webhook_targets(tmp_path):
+    import json
+    import signal
+
+    server, url, received = hook_server()
+    gw = Daemon(tmp_path / "gw")
+    ini = os.path.join(gw.conf, "dmgateway.ini")
+    original = open(ini).read()  # [api] is the file's last section
+
+    def reload(text):
+        with open(ini, "w") as f:
+            f.write(text)
+        offset = len(gw.log())
+        gw.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "reloaded on SIGHUP" not in gw.log()[offset:]:
+            time.sleep(0.05)
+        return [line for line in gw.log()[offset:].splitlines() if "reloaded on SIGHUP" in line]
+
+    def session_events():
+        return [e for _sig, body in received for e in json.loads(body)["events"] if e["type"] == "session"]
+
+    try:
+        gw.start()
+        gw.put_device(DEVICE, E2E_ACCOUNT)
+        account = device_account(gw, DEVICE)
+        assert run_client(new_session(account)).outcome == "completed"
+        (line,) = reload(original + "webhooks = %s\n" % (url,))
+        assert "webhooks started: 1 URL(s)" in line and "needs a restart" not in line
+        # the new target starts from the beginning of the event log, then follows it
+        assert run_client(new_session(account)).outcome == "completed"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(session_events()) < 2:
+            time.sleep(0.05)
+        assert len(session_events()) == 2
+        (line,) = reload(original)
+        assert "webhook %s removed" % (url,) in line
+        assert run_client(new_session(account)).outcome == "completed"
+        time.sleep(1.0)  # nothing more comes to a removed target
+        assert len(session_events()) == 2
     finally:
         gw.stop()
         server.shutdown()

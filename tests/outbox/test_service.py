@@ -462,6 +462,28 @@ class OutboxTests(TestCase):
         (note,) = (await self.job(created["id"]))["notifications"]
         self.assertEqual((note["state"], note["message_id"]), ("delivered", "m-1"))
 
+    async def test_a_failed_receipt_while_the_device_is_in_session_leaves_the_job_to_the_session(self):
+        # the device came (another job's wake-up, or by itself) before the network gave up on
+        # this job's SMS: failing the job now would keep the session from recording the job it
+        # runs (a failed job cannot become running), so it waits for the session
+        created = await self.handlers.create_job(DEVICE, dict(JOB, notify="sms"))
+        await self.settle()
+        live = SimpleNamespace(device_id=DEVICE, authenticated=True)
+        self.dispatcher._by_device[DEVICE] = live
+        await self.outbox.delivery_report("sms", "sms-1", False, "undeliverable")
+        await self.settle()
+        job = await self.job(created["id"])
+        self.assertEqual(job["state"], "notified")
+        self.assertEqual([n["state"] for n in job["notifications"]], ["failed"])
+        # the session ends without having started it: the device is woken again
+        del self.dispatcher._by_device[DEVICE]
+        await self.dispatcher._wake_for_jobs_left(live)
+        await self.settle()
+        job = await self.job(created["id"])
+        self.assertEqual(job["state"], "notified")
+        self.assertEqual([n["state"] for n in job["notifications"]], ["failed", "sent"])
+        self.assertEqual(len(self.sms.sent), 2)
+
 
 class StrangerSessionTests(TestCase):
     """A stranger's package 1 with wrong credentials leaves a session waiting

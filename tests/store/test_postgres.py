@@ -153,6 +153,30 @@ class PostgresOnlyTests(OnPostgres, StoreCase, TestCase):
         await add_device(first, "IMEI:1")
         self.assertIsNotNone(await second.get_device("IMEI:1"))
 
+    async def test_a_cancel_losing_the_race_to_another_process_says_so(self):
+        # Another process moves the job to running between this cancel's read
+        # and its compare-and-set: the job is not cancelled, and the answer
+        # must not say it is (nor stop its wake-ups, nor append a cancel event).
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("j1", "IMEI:1", [{"op": "Get", "target": "./DevDetail/SwV"}])
+        await store.add_notification("IMEI:1", "sms", b"\x00", job_id="j1")
+        with psycopg.connect(self.uri) as other:
+            other.execute("UPDATE jobs SET state = 'running' WHERE job_id = 'j1'")  # not committed yet
+            cancelling = store.cancel_job("j1")
+            for _ in range(500):
+                if other.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                    break
+                await task.deferLater(reactor, 0.01, lambda: None)
+            else:
+                self.fail("the cancel never waited for the other process's row lock")
+            other.commit()
+        result = await cancelling
+        self.assertEqual((result.cancelled, result.state, result.notifications), (False, "running", 0))
+        self.assertEqual((await store.get_job("j1")).state, "running")
+        self.assertEqual([n.state for n in await store.notifications_for_job("j1")], ["queued"])
+        self.assertEqual(await store.events_after(0), [])
+
     async def test_lost_connection_fails_one_call_then_reconnects(self):
         store = await self.open(pool_min=1, pool_max=1)
         await add_device(store, "IMEI:1")

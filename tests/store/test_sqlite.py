@@ -1,8 +1,9 @@
 """What only the SQLite engine has: paths, pragmas, sharing a file."""
 
 import os
+import sqlite3
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from dmgateway.store import open_store
@@ -41,6 +42,22 @@ class SQLiteOnlyTests(OnSQLite, StoreCase, TestCase):
         self.assertEqual(settings["journal_mode"], "wal")
         self.assertEqual(settings["foreign_keys"], 1)
         self.assertGreaterEqual(settings["busy_timeout"], 1000)
+
+    async def test_opening_waits_for_another_writer_instead_of_failing(self):
+        # A second process opening the file while another one writes (two
+        # daemons, or dmgw beside the daemon, starting at once): SQLite answers
+        # the switch to WAL with "database is locked" at once, without its
+        # busy handler, so the open must wait for the lock like any write.
+        path = self.tmp_path / "shared.db"
+        other = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.addCleanup(other.close)
+        other.execute("CREATE TABLE other_process (x)")
+        other.execute("BEGIN IMMEDIATE")
+        reactor.callLater(0.3, other.execute, "COMMIT")
+        store = await open_store(f"sqlite:{path}", clock=self.clock)
+        self.addCleanup(store.close)
+        journal = await store.run_interaction("mode", lambda txn: txn.fetchone("PRAGMA journal_mode"))
+        self.assertEqual(list(journal.values()), ["wal"])
 
     async def test_memory_stores_are_private(self):
         first = await open_store("sqlite::memory:", clock=self.clock)
