@@ -84,7 +84,7 @@ def test_trigger_opens_a_server_initiated_session():
     assert b"<SessionID>1234</SessionID>" in msg.body and b"<Data>1200</Data>" in msg.body
 
 
-def test_session_id_text_is_upper_hex_without_leading_zeros():
+def test_syncml_session_id_is_upper_hex_without_leading_zeros():
     from dmgateway.notify.package0 import Notification, ServerCredential, build
 
     account = make_account()
