@@ -9,56 +9,9 @@ L{dmgateway.store.database}; rows are the dataclasses of
 L{dmgateway.store.model}.
 """
 
+from . import model
 from .base import Store, Txn
+from .model import *  # noqa: F401,F403 -- the row dataclasses, states and errors: model.__all__
 from .opener import make_store, open_store
-from .model import (
-    AUTH_TYPES,
-    DELIVERY_STATES,
-    INTERRUPTED,
-    JOB_STATES,
-    NOTIFICATION_STATES,
-    NOTIFY_MODES,
-    PENDING_JOB_STATES,
-    ClientAuth,
-    Conflict,
-    Delivery,
-    Device,
-    Job,
-    Notification,
-    NotFound,
-    Recovery,
-    SchemaTooNew,
-    ServerAuth,
-    Session,
-    StoreClosed,
-    StoreUnavailable,
-    StoreError,
-)
 
-__all__ = [
-    "open_store",
-    "make_store",
-    "Store",
-    "Txn",
-    "AUTH_TYPES",
-    "DELIVERY_STATES",
-    "INTERRUPTED",
-    "JOB_STATES",
-    "NOTIFICATION_STATES",
-    "NOTIFY_MODES",
-    "PENDING_JOB_STATES",
-    "ClientAuth",
-    "ServerAuth",
-    "Device",
-    "Job",
-    "Session",
-    "Notification",
-    "Delivery",
-    "Recovery",
-    "StoreError",
-    "StoreClosed",
-    "StoreUnavailable",
-    "NotFound",
-    "Conflict",
-    "SchemaTooNew",
-]
+__all__ = ["open_store", "make_store", "Store", "Txn", *model.__all__]
