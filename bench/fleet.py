@@ -113,13 +113,18 @@ async def echo_rss_per_connection(echo, port, concurrency):
 
 
 async def hold_sessions(daemon, devices, agent, encoding):
-    """Open one session per device and stop after package 2: the daemon holds them."""
+    """Open one session per device and stop after package 2: the daemon holds them.
+
+    At most 32 requests at a time: the daemon answers 503 beyond
+    ``[http] max_connections_per_peer`` (64) connections from one address.
+    """
     async def open_one(device):
         session = device.session(daemon.url, random_bytes=os.urandom, encoding=encoding)
         body, headers = await post_message(agent, session.start(), reactor)
         session.receive(body, headers)
 
-    await defer.gatherResults([defer.ensureDeferred(open_one(d)) for d in devices])
+    limit = defer.DeferredSemaphore(32)
+    await defer.gatherResults([limit.run(lambda d=d: defer.ensureDeferred(open_one(d))) for d in devices])
 
 
 async def measure_store(label, daemon, args, echo, port):

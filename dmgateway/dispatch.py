@@ -239,6 +239,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
 
     async def _take(self, live, msg, body, hmac_header):
         """One message into ``live``'s engine; the reply to send."""
+        if self.signals is not None and live.messages:
+            await self._drop_jobs_ended_elsewhere(live)
         live.messages += 1
         if self.functions is not None:
             await self.functions.before_message(live, msg)
@@ -426,6 +428,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             raise
         if wake:
             await self._wake_for_jobs_left(live)
+        else:  # its jobs left go to a new session (or away with the device): not those cancelled
+            await self._cancel_left_at_session_end(live.device_id)
 
     async def _wake_for_jobs_left(self, live):
         """Notify again for the jobs a session ended without starting.
@@ -500,9 +504,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             await self._abort(live, outcome, reason, wake=False)
 
     def cancel_at_session_end(self, job: Any) -> bool:
-        """Cancel ``job`` when its device's live session ends; False if it has none."""
+        """Cancel ``job`` when its device's live session ends, here or (a job
+        already sent) on another node; False if it has none."""
         if job.device_id not in self._by_device:
-            return False
+            return self._cancel_elsewhere(job)
         self._cancel_at_end.add(job.job_id)
         return True
 
@@ -521,7 +526,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                                      now=self.clock.seconds(), expect="running")
                 result = await self.store.cancel_job(job.job_id)
                 if result.cancelled:
-                    self.events.appended()
+                    self.events.announce()
 
 
 def _unsendable(spec):

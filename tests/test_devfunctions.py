@@ -107,6 +107,67 @@ class FunctionFlowTests(TestCase):
         with self.assertRaises(FunctionError):
             await self.service.start_operation(DEVICE, {"function": "lawmo", "action": "factory_reset"})
 
+    async def test_fumo_download_then_update(self):
+        download = await self.service.start_operation(
+            DEVICE, {"function": "fumo", "action": "download", "package_url": URL})
+        await self.drive()
+        [(pending, _url)] = self.device.downloads()
+        self.device.downloaded(pending, PACKAGE)
+        self.assertEqual((self.device.fwv, self.device.fumo_state), ("1.0", 50))  # kept, not installed
+        await self.report()
+        op = await self.service.get_operation(download["id"])
+        self.assertEqual((op["state"], op["result_code"], op["outcome"]["fwv"]), ("done", 200, "1.0"))
+        update = await self.service.start_operation(
+            DEVICE, {"function": "fumo", "action": "update", "expect_fwv": "2.0"})
+        session = await self.drive()
+        self.assertIn(("Exec", "./FUMO/fw1/Update", 202), session.executed)
+        self.assertEqual(self.device.fwv, "2.0")
+        await self.report()
+        op = await self.service.get_operation(update["id"])
+        self.assertEqual((op["state"], op["result_code"]), ("done", 200))
+        self.assertEqual((op["outcome"]["fwv"], op["outcome"]["device_state"]), ("2.0", 100))
+
+    async def test_fumo_update_without_a_downloaded_package_fails(self):
+        update = await self.service.start_operation(DEVICE, {"function": "fumo", "action": "update"})
+        await self.drive()
+        await self.report()
+        op = await self.service.get_operation(update["id"])
+        self.assertEqual((op["state"], op["result_code"]), ("failed", 410))
+        self.assertEqual(self.device.fwv, "1.0")
+
+    async def test_lawmo_partially_lock_and_factory_reset(self):
+        lock = await self.service.start_operation(DEVICE, {"function": "lawmo", "action": "partially_lock"})
+        await self.drive()
+        await self.report()
+        op = await self.service.get_operation(lock["id"])
+        self.assertEqual((op["state"], op["result_code"], op["outcome"]["device_state"]), ("done", 1200, 20))
+        reset = await self.service.start_operation(
+            DEVICE, {"function": "lawmo", "action": "factory_reset", "confirm": True})
+        session = await self.drive()
+        self.assertIn(("Exec", "./LAWMO/Operations/FactoryReset", 202), session.executed)
+        await self.report()
+        op = await self.service.get_operation(reset["id"])
+        self.assertEqual((op["state"], op["result_code"]), ("done", 1200))
+
+    async def test_scomo_install_inactive_then_activate(self):
+        install = await self.service.start_operation(
+            DEVICE, {"function": "scomo", "action": "install_inactive", "component": "app2", "package_url": URL})
+        session = await self.drive()
+        self.assertIn(("Exec", "./SCOMO/Download/app2/Operations/DownloadInstallInactive", 202), session.executed)
+        [(pending, _url)] = self.device.downloads()
+        self.device.downloaded(pending, b"DMGW-PKG 1.5\nbody")
+        await self.report()
+        op = await self.service.get_operation(install["id"])
+        self.assertEqual((op["state"], op["result_code"], op["outcome"]["device_state"]), ("done", 1200, 10))
+        activate = await self.service.start_operation(
+            DEVICE, {"function": "scomo", "action": "activate", "component": "app2"})
+        await self.drive()
+        await self.report()
+        op = await self.service.get_operation(activate["id"])
+        self.assertEqual((op["state"], op["result_code"], op["outcome"]["device_state"]), ("done", 1200, 20))
+        view = await self.handlers.get_device(DEVICE)
+        self.assertEqual(view["functions"]["components"]["app2"]["state"], 20)
+
     async def test_scomo_install_then_remove(self):
         install = await self.service.start_operation(
             DEVICE, {"function": "scomo", "action": "install", "component": "app1", "package_url": URL})

@@ -133,6 +133,39 @@ class DispatcherTests(TestCase):
         self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "failed")
         self.assertEqual(self.dispatcher._cancel_at_end, set())  # nothing left to cancel
 
+    async def test_a_job_cancelled_in_a_superseded_session_is_not_run_by_the_new_one(self):
+        await self.handlers.create_job(DEVICE, GET_SWV)
+        stale = await self.drive(self.session(), stop_after=1)
+        joined = await self.handlers.create_job(DEVICE, GET_SWV)  # in the engine, not sent yet
+        answer = await self.handlers.cancel_job(joined["id"])
+        self.assertEqual(answer["cancel"], "at_session_end")
+        acc = account()
+        acc.client.nonce = stale.account.client.nonce
+        acc.server.nonce = stale.account.server.nonce
+        fresh = await self.drive(self.session(acc))
+        self.assertEqual((fresh.outcome, fresh.executed), ("completed", []))
+        job = await self.handlers.get_job(joined["id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "cancelled"))
+        self.assertEqual(self.dispatcher._cancel_at_end, set())
+
+    async def test_cancels_and_deletes_are_announced_to_the_other_processes(self):
+        told = []
+        self.dispatcher.events.broadcast = lambda: told.append("events")
+        queued = await self.handlers.create_job(DEVICE, GET_SWV)
+        await self.handlers.cancel_job(queued["id"])
+        self.assertEqual(told, ["events"])
+        await self.handlers.create_job(DEVICE, GET_SWV)
+        await self.drive(self.session(), stop_after=1)
+        in_session = await self.handlers.create_job(DEVICE, GET_SWV)  # joins it, not sent yet
+        await self.handlers.cancel_job(in_session["id"])
+        del told[:]
+        self.clock.advance(61)  # its session times out: the cancel is settled
+        self.assertEqual((await self.handlers.get_job(in_session["id"]))["error"]["code"], "cancelled")
+        self.assertIn("events", told)
+        del told[:]
+        await self.handlers.delete_device(DEVICE, False)
+        self.assertEqual(told, ["events"])
+
     async def test_deleting_a_device_ends_its_live_session(self):
         await self.handlers.create_job(DEVICE, GET_SWV)
         await self.drive(self.session(), stop_after=1)

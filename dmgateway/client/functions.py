@@ -104,6 +104,7 @@ class DeviceFunctions:
         self.components = {}  # name -> {"version", "state"}: Inventory/Deployed
         self.delivered = {}  # name -> {"package_id", "state"}: Inventory/Delivered
         self.wiped = []  # the AvailableWipeList entries the last Wipe wiped
+        self.firmware_package = None  # a FUMO Download's package, kept for the Update
         self.policy = policy or FunctionPolicy()
         self.pending = []
         self.accepted = 0  # operations accepted (Exec 202), for tests
@@ -172,7 +173,10 @@ class DeviceFunctions:
                 if not url:
                     return 405  # nothing to download
             self.fumo_state = 30 if url else 60
-            self._accept(Pending(correlator, mo.FUMO, node, FUMO_ROOT, alert_type, url=url))
+            pending = Pending(correlator, mo.FUMO, node, FUMO_ROOT, alert_type, url=url)
+            self._accept(pending)
+            if node == "Update":  # installs what an earlier Download kept
+                self._update(pending)
             return 202
         return hook
 
@@ -249,9 +253,23 @@ class DeviceFunctions:
             pending.code, self.fumo_state = code, 80
             return
         if pending.action == "Download":
-            pending.code, self.fumo_state = 200, 50
+            pending.code, self.fumo_state, self.firmware_package = 200, 50, body
             return
+        self._install_firmware(pending, body)
+
+    def _update(self, pending):
+        if self.firmware_package is None:
+            pending.code, self.fumo_state = 410, 80  # Update Failed / No Data
+            return
+        code = self.policy.code_for(self.device_id, mo.FUMO)
+        if code is not None:
+            pending.code, self.fumo_state = code, 70  # Update Failed / Have Data
+            return
+        self._install_firmware(pending, self.firmware_package)
+
+    def _install_firmware(self, pending, body):
         self.fwv = package_version(body)  # the reboot into the new firmware
+        self.firmware_package = None
         pending.code, self.fumo_state, pending.version = 200, 100, self.fwv
 
     def _finish_scomo(self, pending, body, error=None):

@@ -7,6 +7,11 @@ dispatcher stays about one process:
   webhook sender;
 * a job queued through another process for a device in session *here* joins
   that session (:meth:`ServerSession.add_job` ignores one it already has);
+* a job a live session here holds but has not started, ended by another
+  process meanwhile (cancelled, its device deleted), is dropped from the
+  session before its next message (:meth:`ClusterHooks._drop_jobs_ended_elsewhere`);
+  one it already sent, cancelled through another process, is cancelled at
+  the session's end, as a cancel through this process is;
 * a device that authenticated a new session on another process supersedes
   its session here, as a second package 1 does within one process (only an
   authenticated one: issue 10's rule).
@@ -15,7 +20,7 @@ dispatcher stays about one process:
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from dmgateway.cluster.signals import EVENTS, JOBS, SESSIONS
+from dmgateway.cluster.signals import CANCELS, EVENTS, JOBS, SESSIONS
 from dmgateway.live import job_spec
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -32,6 +37,7 @@ class ClusterHooks:
             signals.on(EVENTS, lambda _payload: self.events.appended())
             signals.on(JOBS, self._jobs_signalled)
             signals.on(SESSIONS, self._session_signalled)
+            signals.on(CANCELS, self._cancel_signalled)
 
     def _jobs_signalled(self, device_id):
         """Another process queued a job for ``device_id``: hand it to our live session, if any."""
@@ -50,6 +56,36 @@ class ClusterHooks:
             live.engine.add_job(job_spec(job))
             log.info("job {job_id} handed to the live session of {device_id}",
                      job_id=job.job_id, device_id=live.device_id)
+
+    async def _drop_jobs_ended_elsewhere(self, live):
+        """Before ``live``'s engine composes its next message: drop the jobs it
+        has not started that are no longer pending in the store (another
+        process cancelled them, or deleted the device)."""
+        waiting = live.engine.waiting_jobs()
+        if not waiting:
+            return
+        pending = {job.job_id for job in await self.store.pending_jobs(live.device_id)}
+        for job_id in waiting:
+            if job_id not in pending and live.engine.drop_job(job_id):
+                self._cancel_at_end.discard(job_id)  # nothing left to cancel
+                log.info("job {job_id} of {device_id} ended on another node: not sent",
+                         job_id=job_id, device_id=live.device_id)
+
+    def _cancel_elsewhere(self, job):
+        """A job sent in a session of another process (``running``, none of its
+        device's sessions here): ask that process to cancel it at the session's
+        end.  False when there are no other processes or the job was not sent."""
+        if self.signals is None or job.state != "running":
+            return False
+        self.signals.send(CANCELS, "%s\n%s" % (job.device_id, job.job_id))
+        return True
+
+    def _cancel_signalled(self, payload):
+        """``DEVICE\\nJOB`` was cancelled through another process: if DEVICE
+        is in session here, cancel JOB when that session ends."""
+        device_id, _, job_id = payload.partition("\n")
+        if device_id in self._by_device:
+            self._cancel_at_end.add(job_id)
 
     def _session_signalled(self, payload):
         """``DEVICE\\nTOKEN`` authenticated: a session of DEVICE here under another token ends."""

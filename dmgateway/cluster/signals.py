@@ -12,7 +12,10 @@ Channels (payloads are short text):
 * ``dmgw_jobs``    ``DEVICE_ID`` had a job queued (the process where the
   device is in a session adds it to that session);
 * ``dmgw_sessions`` ``DEVICE_ID\nTOKEN``: the device authenticated in the
-  session ``TOKEN``; any other session of it (on another node) is superseded.
+  session ``TOKEN``; any other session of it (on another node) is superseded;
+* ``dmgw_cancels`` ``DEVICE_ID\nJOB_ID``: the job, already sent in a session
+  of the device, was cancelled; the process holding that session cancels
+  what is left of it when the session ends.
 
 :class:`PostgresSignals` listens on its own connection in a thread of its
 own (``conn.notifies`` blocks) and sends through the store's pool;
@@ -30,7 +33,8 @@ EVENTS = "dmgw_events"
 OUTBOX = "dmgw_outbox"
 JOBS = "dmgw_jobs"
 SESSIONS = "dmgw_sessions"
-CHANNELS = (EVENTS, OUTBOX, JOBS, SESSIONS)
+CANCELS = "dmgw_cancels"
+CHANNELS = (EVENTS, OUTBOX, JOBS, SESSIONS, CANCELS)
 
 #: longest payload PostgreSQL accepts is 8000 bytes; ours are device ids
 MAX_PAYLOAD = 1000

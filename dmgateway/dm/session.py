@@ -140,6 +140,18 @@ class ServerSession(ClientCommands, ServerCommands):
             return  # the session already has it (it was queued when the session opened)
         self._jobs.append(JobRun(job))
 
+    def waiting_jobs(self):
+        """The ids of the jobs not started yet, in sending order."""
+        return [run.job_id for run in self._jobs if run.state == QUEUED]
+
+    def drop_job(self, job_id):
+        """Forget a job not started yet (it ended outside the session); False if it started."""
+        for run in self._jobs:
+            if run.job_id == job_id and run.state == QUEUED:
+                self._jobs.remove(run)
+                return True
+        return False
+
     def abort(self, reason_code, message):
         """End the session from outside (timeout, superseded, shutdown).
 

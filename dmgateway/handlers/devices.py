@@ -179,7 +179,7 @@ class DeviceHandlers:
             # its TLS-PSK key must not open the HTTPS listener any more
             await keys.remove(device_id)
         if not purge_history:
-            self.events.appended()
+            self.events.announce()
         log.info(
             "device {device_id} deleted: {count} pending jobs cancelled, history {history}",
             device_id=device_id,

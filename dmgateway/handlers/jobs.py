@@ -126,7 +126,7 @@ class JobHandlers:
         except NotFound:
             raise UnknownJob(job_id)
         if result.cancelled:
-            self.events.appended()
+            self.events.announce()
             log.info("job {job_id} of {device_id} cancelled ({count} wake-ups stopped)",
                      job_id=job_id, device_id=result.device_id, count=result.notifications)
         return {"id": job_id, "state": result.state, "cancelled": result.cancelled}

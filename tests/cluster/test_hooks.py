@@ -106,6 +106,35 @@ class TwoNodesTests(TestCase):
             self.assertEqual((await self.handlers["a"].get_job(job_id))["state"], "done")
         self.assertEqual(len(session.executed), 2)
 
+    async def test_a_job_cancelled_on_b_is_not_sent_by_the_live_session_on_a(self):
+        sent = await self.handlers["a"].create_job(DEVICE, GET_SWV)
+        session = self.session()
+        request = session.start()
+        reply = await self.exchange(self.nodes["a"], request)  # the first job goes out
+        held = await self.handlers["a"].create_job(DEVICE, {"commands": [{"op": "Get", "target": "./DevInfo/Man"}],
+                                                            "notify": "none"})  # in a's engine, not sent
+        answer = await self.handlers["b"].cancel_job(held["id"])  # b has no session of it
+        self.assertEqual((answer["state"], answer["cancelled"]), ("failed", True))
+        request = session.receive(reply.body, {"content-type": reply.content_type})
+        while request is not None:
+            reply = await self.exchange(self.nodes["a"], request)
+            request = session.receive(reply.body, {"content-type": reply.content_type})
+        self.assertEqual([uri for _cmd, uri, _status in session.executed], ["./DevDetail/SwV"])
+        self.assertEqual((await self.handlers["a"].get_job(sent["id"]))["state"], "done")
+        job = await self.handlers["a"].get_job(held["id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "cancelled"))
+
+    async def test_a_job_sent_on_a_and_cancelled_on_b_is_cancelled_at_its_session_end(self):
+        created = await self.handlers["a"].create_job(DEVICE, GET_SWV)
+        await self.drive(self.nodes["a"], self.session(), stop_after=1)  # the job went out
+        answer = await self.handlers["b"].cancel_job(created["id"])  # b has no session of it
+        self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]})
+        self.clock.advance(61)  # the device went away: its session on a times out
+        self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "failed")
+        self.assertEqual(self.nodes["a"]._cancel_at_end, set())  # nothing left to cancel
+
     async def test_an_event_on_b_wakes_a_long_poll_on_a(self):
         after = await self.store.last_event_seq()
         waiting = self.handlers["a"].wait_events(after, 10, 30)

@@ -242,6 +242,17 @@ def test_client_abort_fails_running_jobs():
     assert out.effects[-1] == SessionEnded("aborted", "the device aborted the session (Alert 1223)")
 
 
+def test_a_job_dropped_before_it_starts_is_not_sent():
+    session = make_session(jobs=[EXAMPLE_JOB, JobSpec("later", [{"op": "Get", "target": "./Z"}])])
+    assert session.waiting_jobs() == ["job-1", "later"]
+    assert session.drop_job("later")  # ended outside the session (cancelled on another node)
+    client = Client(session)
+    out = client.send(client.package1())
+    assert [e.job_id for e in of_type(out.effects, JobStarted)] == ["job-1"]
+    assert session.waiting_jobs() == []
+    assert not session.drop_job("job-1")  # started: its commands are out
+
+
 def test_abort_from_the_dispatcher():
     session = make_session(jobs=[EXAMPLE_JOB, JobSpec("later", [{"op": "Get", "target": "./Z"}])])
     client = Client(session)

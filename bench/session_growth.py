@@ -1,0 +1,158 @@
+"""How a DM session's cost grows: per extra job, and memory per live session.
+
+In one process, no network: the real dispatcher and session engine on an
+in-memory SQLite store run in the reactor thread (``sqlite::memory:?inline=1``,
+so a message's store work is counted with it), the devices played by the
+client library.
+
+1. **Extra job.**  Sessions of devices with 1 job and with ``--jobs`` jobs
+   (one Get each) run to their end; only the gateway's side is timed (CPU of
+   the ``Dispatcher.handle_dm`` calls, ``time.process_time``), the client's
+   work is not.  Reported: gateway CPU per session for each, and per extra
+   job: (many - one) / (jobs - 1).
+
+2. **Memory per live session.**  ``--hold`` devices open a session and stop
+   after package 2, so the dispatcher holds them; ``tracemalloc`` counts what
+   is allocated and still live between before and after, over the count.
+   (RSS growth in bench/fleet.py undercounts: the daemon reuses the memory
+   its earlier sessions freed.)
+
+    .venv/bin/python bench/session_growth.py [--sessions 300] [--jobs 6] [--hold 1000]
+"""
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from twisted.internet import defer, task  # noqa: E402
+
+from dmgateway.client import ClientSession  # noqa: E402
+from dmgateway.client.account import Account, Credentials  # noqa: E402
+from dmgateway.dispatch import Dispatcher  # noqa: E402
+from dmgateway.handlers import Handlers  # noqa: E402
+from dmgateway.store import open_store  # noqa: E402
+from tests.support import gateway_config  # noqa: E402
+
+SERVER_ID = "dmgw-test"
+JOB = {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"}
+
+
+def device_id(n):
+    return "IMEI:35%013d" % (n,)
+
+
+def account_spec():
+    return {
+        "server_id": SERVER_ID,
+        "client_auth": {"type": "md5", "name": "dev", "secret": "dev-secret"},
+        "server_auth": {"type": "md5", "name": SERVER_ID, "secret": "srv-secret"},
+    }
+
+
+def client_account(device):
+    return Account(device_id=device, server_id=SERVER_ID, server_url="http://127.0.0.1:8080/dm",
+                   client=Credentials("md5", "dev", "dev-secret"),
+                   server=Credentials("md5", SERVER_ID, "srv-secret"))
+
+
+class Gateway:
+    async def start(self, devices, jobs):
+        from twisted.internet import reactor
+
+        self.store = await open_store("sqlite::memory:?inline=1", reactor=reactor)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=3600), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
+        await self.dispatcher.start()
+        for device in devices:
+            await self.handlers.put_device(device, account_spec())
+            for _ in range(jobs):
+                await self.handlers.create_job(device, JOB)
+        self.cpu = 0.0
+
+    async def post(self, request):
+        token = request.url.split("?s=", 1)[1] if "?s=" in request.url else None
+        started = time.process_time()
+        reply = await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
+        self.cpu += time.process_time() - started
+        if reply.code != 200:
+            raise RuntimeError("HTTP %d: %r" % (reply.code, reply.body[:200]))
+        return reply
+
+    async def session(self, device, stop_after=None):
+        session = ClientSession(client_account(device), random_bytes=os.urandom)
+        request = session.start()
+        messages = 0
+        while request is not None:
+            reply = await self.post(request)
+            messages += 1
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+            if stop_after is not None and messages >= stop_after:
+                return session
+        if session.outcome != "completed":
+            raise RuntimeError(session.log)
+        return session
+
+
+async def cpu_per_session(count, jobs, offset):
+    devices = [device_id(offset + n) for n in range(count)]
+    gateway = Gateway()
+    await gateway.start(devices, jobs)
+    for device in devices:
+        await gateway.session(device)
+    await gateway.store.close()
+    return gateway.cpu / count * 1000.0
+
+
+async def memory_per_session(count):
+    """Bytes still allocated per session the dispatcher holds (the client's side is dropped)."""
+    devices = [device_id(900_000 + n) for n in range(count)]
+    gateway = Gateway()
+    await gateway.start(devices + [device_id(900_000 + count)], 1)
+    await gateway.session(device_id(900_000 + count))  # warm-up: caches, interned names
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for device in devices:
+        await gateway.session(device, stop_after=1)  # package 2 received: the session is live
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    live = gateway.dispatcher.live_count()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    await gateway.store.close()
+    return live, grown
+
+
+async def main(args):
+    rows = []
+    for _ in range(args.runs):
+        one = await cpu_per_session(args.sessions, 1, 0)
+        many = await cpu_per_session(args.sessions, args.jobs, 100_000)
+        rows.append((one, many))
+    one = statistics.median(r[0] for r in rows)
+    many = statistics.median(r[1] for r in rows)
+    print("gateway CPU per session (handle_dm only, median of %d runs of %d sessions):" % (args.runs, args.sessions))
+    print("  1 job  %.3f ms   %d jobs %.3f ms   per extra job %.3f ms"
+          % (one, args.jobs, many, (many - one) / (args.jobs - 1)))
+    live, grown = await memory_per_session(args.hold)
+    print("memory per live session (tracemalloc, %d sessions held after package 2, %d live): %.1f KiB"
+          % (args.hold, live, grown / args.hold / 1024.0))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=300)
+    parser.add_argument("--jobs", type=int, default=6)
+    parser.add_argument("--hold", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    task.react(lambda reactor: defer.ensureDeferred(main(args)))
