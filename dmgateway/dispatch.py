@@ -53,7 +53,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
     """Bearers -> session engine -> effects, for every DM session of this process.
 
     ``events`` is the process's :class:`~dmgateway.eventlog.EventLog` (one
-    of its own if not given); ``notifier`` (the wake-up outbox),
+    of its own if not given); ``outbox`` (the wake-up outbox),
     ``functions`` (device functions), ``instruments`` (metrics) and
     ``signals`` (cluster) are set by whoever starts it, when they exist.
     """
@@ -76,7 +76,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self._stopping = False
         self._first_bodies = OrderedDict()  # device id -> package 1 of its last session
         self._probe = None
-        self.notifier = None  # the NotificationOutbox (dmgateway.outbox), when a bearer is configured
+        self.outbox = None  # the NotificationOutbox (dmgateway.outbox), when a bearer is configured
         self.functions = None  # the device-function service (dmgateway.devfunctions), when started
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (config.http, config.https) if l.enabled]
@@ -263,8 +263,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             else:
                 self._abort_unrecorded(live, "the store is unavailable")
             raise
-        if just_authenticated and self.notifier is not None and live.pending_jobs:
-            await self.notifier.session_started(live.device_id, live.pending_jobs)
+        if just_authenticated and self.outbox is not None and live.pending_jobs:
+            await self.outbox.session_started(live.device_id, live.pending_jobs)
         reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, live.encoding)
         headers = {}
         if outcome.hmac_header:
@@ -442,7 +442,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         would wait for the device to call by itself.
         """
         await self._cancel_left_at_session_end(live.device_id)
-        if self.notifier is None:
+        if self.outbox is None:
             return
         device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit()
         if device is None:
@@ -453,7 +453,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 continue  # the outbox notifies again if the device stays away
             # (a notified job whose wake-ups all failed during the session has none on its way)
             if not any(n.state == "queued" for n in notifications):
-                await self.notifier.job_created(job, device)
+                await self.outbox.job_created(job, device)
 
     def _forget(self, live):
         if live.timer is not None and live.timer.active():
@@ -481,10 +481,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             live.pending_jobs.append(job.job_id)
         elif self.signals is not None:
             self.signals.send(JOBS, device_id)  # its session may live on another node
-        if (live is None or not live.authenticated) and self.notifier is not None:
+        if (live is None or not live.authenticated) and self.outbox is not None:
             # a session whose device has not authenticated (a stranger's wrong
             # credentials, perhaps) may never go on: wake the device anyway
-            await self.notifier.job_created(job, device)
+            await self.outbox.job_created(job, device)
 
     async def job_queued(self, job: Any, device: Any) -> None:
         """A job was queued outside the API: hand it to the live session, or wake the device."""
@@ -492,10 +492,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         if live is not None and not live.engine.finished:
             live.engine.add_job(job_spec(job))
             live.pending_jobs.append(job.job_id)
-        if (live is None or live.engine.finished or not live.authenticated) and self.notifier is not None:
+        if (live is None or live.engine.finished or not live.authenticated) and self.outbox is not None:
             # as for a job of the API: a session whose device has not
             # authenticated may never go on
-            await self.notifier.job_created(job, device)
+            await self.outbox.job_created(job, device)
 
     async def end_session(self, device_id: str, outcome: str, reason: str) -> None:
         """End the device's live session now, if it has one (its jobs left get no wake-up)."""

@@ -29,7 +29,7 @@ class SessionEffects:
         events = 0
         failures = []
         if live.unrecorded:
-            batch.start_session(live.token, device_id, self.node, token=live.token, started=live.started)
+            batch.start_session(live.token, device_id, self.node, started=live.started)
             live.unrecorded = False
         for effect in effects:
             if isinstance(effect, fx.DevInfoReceived):

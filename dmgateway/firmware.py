@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.web import resource, server, static
 
 from dmgateway.bearers.httplimits import PeerCappedSite
-from dmgateway.store.functions import Firmware
+from dmgateway.store.firmware import Firmware
 
 log = Logger()
 

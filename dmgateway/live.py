@@ -29,8 +29,9 @@ class LiveSession:
     Two identifiers, never to be confused: ``token`` is the RespURI token
     (``NODE~SECRET``), the session's key in the store and in the
     dispatcher's maps; ``syncml_session_id`` is the SessionID of the SyncML
-    header, chosen by the device.  (The 16-bit session id of a wake-up,
-    package #0, is neither: it belongs to the notification.)
+    header, chosen by the device.  (A wake-up's ``push_session_id``, the
+    16-bit number in package #0, belongs to the notification; the device
+    sends it, in hex, as the ``syncml_session_id`` of the session it opens.)
     """
 
     token: str  # the RespURI token: the store's key of the session

@@ -384,7 +384,7 @@ class GatewayService(service.MultiService):
         self.outbox = NotificationOutbox(
             self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.events.announce, os.urandom
         )
-        self.dispatcher.notifier = self.outbox
+        self.dispatcher.outbox = self.outbox
         self.outbox.runs_timers = self.cluster.timers_held
         sms = bearers.get("sms")
         if getattr(sms, "holder", None) is not None:

@@ -22,24 +22,38 @@ def gateway_config(public_url="http://127.0.0.1:8080/dm", **gateway):
     )
 
 
+def open_test_store(case, uri="sqlite::memory:?inline=1"):
+    """An in-memory SQLite store (``uri``) and a ``task.Clock`` at
+    1,700,000,000 s: sets ``case.store`` and ``case.clock`` and closes the
+    store with the test.  Fires with the store."""
+    from twisted.internet import defer, reactor, task
+
+    from dmgateway.store import open_store
+
+    async def start():
+        case.store = await open_store(uri, reactor=reactor)
+        case.addCleanup(case.store.close)
+        case.clock = task.Clock()
+        case.clock.advance(1_700_000_000)
+        return case.store
+
+    return defer.ensureDeferred(start())
+
+
 def start_dispatcher(case, device_id, account, **gateway):
     """A started :class:`Dispatcher` on an in-memory SQLite store, on a
     ``task.Clock`` at 1,700,000,000 s, with ``device_id``'s account put:
     sets ``case.store``, ``case.clock``, ``case.dispatcher`` and ``case.handlers`` and cleans
     the store up with the test.  Fires when ready."""
-    from twisted.internet import defer, reactor, task
+    from twisted.internet import defer
 
     from dmgateway.dispatch import Dispatcher
     from dmgateway.handlers import Handlers
-    from dmgateway.store import open_store
 
     gateway.setdefault("session_timeout", 60)
 
     async def start():
-        case.store = await open_store("sqlite::memory:?inline=1", reactor=reactor)
-        case.addCleanup(case.store.close)
-        case.clock = task.Clock()
-        case.clock.advance(1_700_000_000)
+        await open_test_store(case)
         case.dispatcher = Dispatcher(case.store, gateway_config(**gateway), clock=case.clock)
         case.handlers = Handlers(case.dispatcher)
         await case.dispatcher.start()

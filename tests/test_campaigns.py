@@ -10,7 +10,7 @@ import csv
 import io
 import os
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.campaigns import CampaignError, CampaignService
@@ -21,8 +21,7 @@ from dmgateway.config.services import FunctionsConfig
 from dmgateway.devfunctions import FunctionService
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
-from dmgateway.store import open_store
-from tests.support import gateway_config
+from tests.support import gateway_config, open_test_store
 
 URL = "http://127.0.0.1:9/fw/x"
 CONFIG = FunctionsConfig(timeout=3600, expiry_interval=30, campaign_interval=5, download_enabled=False,
@@ -76,10 +75,7 @@ class CampaignTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
+        yield open_test_store(self, "sqlite::memory:")
         yield self.services()
 
     @defer.inlineCallbacks

@@ -300,7 +300,7 @@ class FunctionFlowTests(TestCase):
             async def session_started(self, device_id, job_ids):
                 pass
 
-        self.dispatcher.notifier = woken = Woken()
+        self.dispatcher.outbox = woken = Woken()
         view = await self.service.start_operation(
             DEVICE, {"function": "lawmo", "action": "wipe", "confirm": True, "wipe_list": ["sdcard"]})
         # the gateway died while the device's session ran the read: nothing reached its data
@@ -379,7 +379,7 @@ class FunctionFlowTests(TestCase):
 
     async def test_user_request_gets_the_matching_update_in_the_same_session(self):
         from dmgateway.firmware import FirmwareService
-        from dmgateway.store.functions import Firmware
+        from dmgateway.store.firmware import Firmware
 
         config = FunctionsConfig(timeout=3600, expiry_interval=30, download_enabled=False,
                                  download_url="http://127.0.0.1:9/fw", token_lifetime=600)

@@ -3,16 +3,15 @@ injected clock, the client library without network)."""
 
 import os
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
 from dmgateway.codec import xml
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
-from dmgateway.store import open_store
 from tests.fixtures import ACCOUNT
-from tests.support import gateway_config
+from tests.support import gateway_config, open_test_store
 from tests.test_dispatch import GET_SWV, account
 
 OTHER = "IMEI:490154203237526"
@@ -23,10 +22,7 @@ class MaxSessionsTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
+        yield open_test_store(self)
         config = gateway_config(session_timeout=60, max_sessions=1)
         self.dispatcher = Dispatcher(self.store, config, clock=self.clock)
         self.handlers = Handlers(self.dispatcher)
@@ -76,7 +72,7 @@ class MaxSessionsTests(TestCase):
         # expire the device's queued wake-ups
         started = []
 
-        class Notifier:
+        class Outbox:
             bearers = {"sms": object()}
 
             async def job_created(self, job, device):
@@ -85,7 +81,7 @@ class MaxSessionsTests(TestCase):
             async def session_started(self, device_id, job_ids):
                 started.append((device_id, list(job_ids)))
 
-        self.dispatcher.notifier = Notifier()
+        self.dispatcher.outbox = Outbox()
         job = await self.handlers.create_job(OTHER, dict(GET_SWV, notify="none"))
         attacker = self.session(OTHER)
         attacker.account.client.secret = "wrong"

@@ -2,11 +2,11 @@
 appends wake listeners and long-polls; a long-poll ends by an event, its
 timeout, cancellation or the daemon stopping, and leaves no trace."""
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.eventlog import EventLog
-from dmgateway.store import open_store
+from tests.support import open_test_store
 
 
 class EventLogTests(TestCase):
@@ -14,10 +14,7 @@ class EventLogTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
+        yield open_test_store(self)
         self.log = EventLog(self.store, self.clock)
 
     async def test_append_stores_the_event_and_wakes_listeners_and_the_other_processes(self):

@@ -12,11 +12,11 @@ import shutil
 import tempfile
 from types import SimpleNamespace
 
-from twisted.internet import defer, protocol, reactor, task, utils
+from twisted.internet import defer, protocol, reactor, utils
 from twisted.trial.unittest import TestCase
 
 from dmgateway.firmware import FirmwareError, FirmwareService, check_metadata, package_site
-from dmgateway.store import open_store
+from tests.support import open_test_store
 
 BODY = b"DMGW-PKG 2.0\n" + bytes(range(256)) * 400
 
@@ -26,10 +26,7 @@ class FirmwareTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
+        yield open_test_store(self, "sqlite::memory:")
         self.dir = os.path.join(tempfile.mkdtemp(prefix="dmgw-fw-"), "packages")
         self.addCleanup(shutil.rmtree, os.path.dirname(self.dir), True)
         self.config = SimpleNamespace(package_dir=self.dir, max_package_size=len(BODY) + 10, download_enabled=True,

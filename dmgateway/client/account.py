@@ -63,8 +63,8 @@ class GenericAlert:
     correlator: Optional[str] = None
 
 
-def session_id_for_notification(session_id):
+def session_id_for_notification(push_session_id):
     """The SessionID text of a server-initiated session: upper-case hex, no leading zeros."""
-    if not isinstance(session_id, int) or not 0 <= session_id <= 0xFFFF:
+    if not isinstance(push_session_id, int) or not 0 <= push_session_id <= 0xFFFF:
         raise ValueError("a notification session id is a 16-bit number")
-    return "%X" % (session_id,)
+    return "%X" % (push_session_id,)

@@ -60,7 +60,7 @@ class Trigger:
     @property
     def session_id(self):
         """The SyncHdr SessionID: upper-case hex without leading zeros."""
-        return self.package.notification.session_id_text
+        return self.package.notification.syncml_session_id
 
 
 def parse_notification(data) -> Package0:
@@ -136,7 +136,7 @@ def accept_notification(data, accounts, active_session_ids=(), *, resync=True) -
         verified = verify_notification(package, account, resync=resync)
         if verified is None:
             continue
-        if package.notification.session_id_text in active:
+        if package.notification.syncml_session_id in active:
             return None
         nonce, resynchronised = verified
         if resynchronised:

@@ -334,7 +334,7 @@ def parse_wakeup(device, kind, data):
     if verified is None:
         raise WakeError("package #0 digest does not verify with the device's SRVCRED")
     note = package.notification
-    return WakeUp(note.session_id_text, note.ui_mode, note.server_id, verified.resynchronised)
+    return WakeUp(note.syncml_session_id, note.ui_mode, note.server_id, verified.resynchronised)
 
 
 # -- pacing and counting ---------------------------------------------------------

@@ -164,5 +164,5 @@ class BootstrapHandlers:
         """Build the device's bootstrap and push or return it: ``(HTTP status, body)``."""
         dispatcher = self.dispatcher
         bootstrapper = Bootstrapper(self.store, self.config, self.clock, dispatcher.random_bytes,
-                                    lambda: dispatcher.notifier, self.events.append, dispatcher.is_live)
+                                    lambda: dispatcher.outbox, self.events.append, dispatcher.is_live)
         return defer.ensureDeferred(bootstrapper.bootstrap(device_id, spec))

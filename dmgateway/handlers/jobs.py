@@ -29,8 +29,8 @@ class JobHandlers:
 
     def enabled_bearers(self) -> List[str]:
         """The wake-up bearers this process has (``sms``, ``sip``), sorted."""
-        notifier = self.dispatcher.notifier
-        return sorted(notifier.bearers) if notifier is not None else []
+        outbox = self.dispatcher.outbox
+        return sorted(outbox.bearers) if outbox is not None else []
 
     def check_notify(self, notify: str) -> None:
         """Refuse (400) a job asking for a wake-up bearer this process does not have."""

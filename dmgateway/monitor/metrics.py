@@ -140,7 +140,7 @@ class _StateCollector:
         yield state
         if dispatcher is not None:
             yield from _dispatcher_metrics(dispatcher)
-            outbox = getattr(dispatcher, "notifier", None)
+            outbox = getattr(dispatcher, "outbox", None)
             if outbox is not None:
                 family = CounterMetricFamily(
                     "dmgw_notifications", "wake-up notifications, by bearer and outcome", labels=["bearer", "outcome"]

@@ -83,7 +83,7 @@ def gateway_values(gateway, snapshot, started, now, store_up):
     dispatcher = getattr(gateway, "dispatcher", None)
     stats = dispatcher.stats if dispatcher is not None else {}
     ended = dispatcher.sessions_ended if dispatcher is not None else {}
-    outbox = getattr(dispatcher, "notifier", None) if dispatcher is not None else None
+    outbox = getattr(dispatcher, "outbox", None) if dispatcher is not None else None
     by_bearer = outbox.by_bearer if outbox is not None else {}
     snapshot = snapshot or {"outbox": {}, "jobs": {}, "locked": 0, "webhook_backlog": 0}
     jobs = snapshot["jobs"]

@@ -71,16 +71,16 @@ class Notification:
     """The fields of a trigger: everything but the digest."""
 
     server_id: str
-    session_id: int
+    push_session_id: int
     ui_mode: int = UI_NOT_SPECIFIED
     initiator: int = INITIATOR_SERVER
     version: int = DEFAULT_VERSION
     body: bytes = b""
 
     @property
-    def session_id_text(self) -> str:
+    def syncml_session_id(self) -> str:
         """The ``SyncHdr/SessionID`` the device will use: upper-case hex, no leading zeros."""
-        return "%X" % (self.session_id,)
+        return "%X" % (self.push_session_id,)
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def encode_trigger(notification: Notification) -> bytes:
     _check_range("version", n.version, 0, 0x3FF)
     _check_range("ui-mode", n.ui_mode, 0, 3)
     _check_range("initiator", n.initiator, 0, 1)
-    _check_range("session id", n.session_id, 1, 0xFFFF)
+    _check_range("session id", n.push_session_id, 1, 0xFFFF)
     if not isinstance(n.server_id, str):
         raise NotificationError("server id must be text")
     server_id = n.server_id.encode("utf-8", "surrogatepass")
@@ -150,7 +150,7 @@ def encode_trigger(notification: Notification) -> bytes:
     if not isinstance(n.body, (bytes, bytearray)):
         raise NotificationError("trigger body must be bytes")
     header = (n.version << 54) | (n.ui_mode << 52) | (n.initiator << 51)
-    header |= (n.session_id << 8) | len(server_id)
+    header |= (n.push_session_id << 8) | len(server_id)
     return header.to_bytes(HEADER_SIZE, "big") + server_id + bytes(n.body)
 
 
@@ -202,7 +202,7 @@ def parse(data: bytes, *, versions=ACCEPTED_VERSIONS) -> Package0:
         raise NotificationError("server identifier is not UTF-8", offset=start + e.start) from None
     notification = Notification(
         server_id=server_id,
-        session_id=(header >> 8) & 0xFFFF,
+        push_session_id=(header >> 8) & 0xFFFF,
         ui_mode=(header >> 52) & 0x3,
         initiator=(header >> 51) & 0x1,
         version=version,

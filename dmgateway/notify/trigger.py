@@ -57,12 +57,12 @@ class TriggerMessage:
     package0: bytes
     payloads: tuple
     content_type: str
-    session_id_text: str
+    syncml_session_id: str
     esm_class: int | None = None
     data_coding: int | None = None
 
 
-def build_trigger(credential: p0.ServerCredential, server_id: str, session_id: int, *,
+def build_trigger(credential: p0.ServerCredential, server_id: str, push_session_id: int, *,
                   ui_mode: int = p0.UI_NOT_SPECIFIED, version: int = p0.DEFAULT_VERSION,
                   nonce: bytes | None = None, bearer: str = BEARER_SMS,
                   initiator: int = p0.INITIATOR_SERVER, body: bytes = b"",
@@ -77,12 +77,12 @@ def build_trigger(credential: p0.ServerCredential, server_id: str, session_id: i
     """
     if bearer not in BEARERS:
         raise p0.NotificationError("unknown bearer %r" % (bearer,))
-    notification = p0.Notification(server_id=server_id, session_id=session_id, ui_mode=ui_mode,
+    notification = p0.Notification(server_id=server_id, push_session_id=push_session_id, ui_mode=ui_mode,
                                    initiator=initiator, version=version, body=body)
     package = p0.build(notification, credential, nonce)
     if bearer == BEARER_SIP:
         return TriggerMessage(bearer, package, (package,), p0.CONTENT_TYPE,
-                              notification.session_id_text)
+                              notification.syncml_session_id)
     if _sms.dcs_alphabet(data_coding) != "8bit":
         raise p0.NotificationError("data coding 0x%02X is not 8-bit" % (data_coding,))
     push = wsp.encode_push(wsp.PushPDU(wsp.CT_SYNCML_NOTIFICATION, package,
@@ -92,7 +92,7 @@ def build_trigger(credential: p0.ServerCredential, server_id: str, session_id: i
     if headers > MAX_PUSH_HEADERS:
         raise p0.NotificationError("WDP + WSP headers of %d bytes exceed %d" % (headers, MAX_PUSH_HEADERS))
     return TriggerMessage(bearer, package, tuple(segments), p0.CONTENT_TYPE,
-                          notification.session_id_text, ESM_CLASS_UDHI, data_coding)
+                          notification.syncml_session_id, ESM_CLASS_UDHI, data_coding)
 
 
 def push_message(push: bytes, *, reference: int = 0, wide_reference: bool = False,

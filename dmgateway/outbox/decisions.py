@@ -23,7 +23,7 @@ __all__ = [
     "Renotify",
     "ExpireJob",
     "choose_bearer",
-    "new_session_id",
+    "new_push_session_id",
     "before_send",
     "after_temporary_failure",
     "after_failure",
@@ -80,10 +80,10 @@ class FailJob:
 
 @dataclass(frozen=True)
 class Renotify:
-    """The device did not come: wake it again by ``bearer`` with the same ``session_id``."""
+    """The device did not come: wake it again by ``bearer`` with the same ``push_session_id``."""
 
     bearer: str
-    session_id: Optional[int]
+    push_session_id: Optional[int]
 
 
 @dataclass(frozen=True)
@@ -111,8 +111,8 @@ def choose_bearer(notify, auto_order, reachable, after=None):
     return None
 
 
-def new_session_id(two_bytes):
-    """The 16-bit DM session id of a new wake-up, 1..65535, from two random bytes."""
+def new_push_session_id(two_bytes):
+    """The 16-bit push session id of a new wake-up, 1..65535, from two random bytes."""
     return 1 + int.from_bytes(two_bytes, "big") % 0xFFFF
 
 
@@ -169,7 +169,7 @@ def renotify(notifications, now, config):
     if len(sent) >= config.max_notifications:
         return ExpireJob({"code": "device_unreachable", "message": "no session after %d notifications" % (len(sent),)})
     last = max(sent, key=lambda n: n.notification_id)
-    return Renotify(last.bearer, last.session_id)
+    return Renotify(last.bearer, last.push_session_id)
 
 
 def notification_event(n, state, **fields):

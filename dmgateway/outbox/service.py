@@ -197,7 +197,7 @@ class NotificationOutbox:
             return None
         notification = await self.store.add_notification(
             device.device_id, bearer, b"", job_id=job.job_id,
-            session_id=decide.new_session_id(self.random_bytes(2)), next_attempt_at=self.clock.seconds(),
+            push_session_id=decide.new_push_session_id(self.random_bytes(2)), next_attempt_at=self.clock.seconds(),
         )
         self.tick()
         self.queued()
@@ -301,7 +301,7 @@ class NotificationOutbox:
         return build_trigger(
             ServerCredential(server.name, server.nonce or b"", hashed=server.user_hash),
             device.server_id,
-            n.session_id,
+            n.push_session_id,
             ui_mode=job.ui_mode if job is not None else 0,
             version=self.server_version,
             bearer=n.bearer,
@@ -351,7 +351,7 @@ class NotificationOutbox:
                 "notified {device_id} by {bearer} (session {session_id:04X}, job {job_id})",
                 device_id=n.device_id,
                 bearer=n.bearer,
-                session_id=n.session_id,
+                session_id=n.push_session_id,
                 job_id=n.job_id,
             )
         early = self._early_reports.pop((n.bearer, message_id), None) if message_id else None
@@ -417,8 +417,8 @@ class NotificationOutbox:
         decision = decide.after_failure(job, n.bearer, self.config.auto_order, self._reachable(device), reason)
         now = self.clock.seconds()
         if isinstance(decision, decide.Fallback):
-            batch.add_notification(n.device_id, decision.bearer, b"", job_id=job.job_id, session_id=n.session_id,
-                                   next_attempt_at=now)
+            batch.add_notification(n.device_id, decision.bearer, b"", job_id=job.job_id,
+                                   push_session_id=n.push_session_id, next_attempt_at=now)
             log.info("job {job_id}: falling back to {bearer}", job_id=job.job_id, bearer=decision.bearer)
         elif isinstance(decision, decide.FailJob):
             change_job(batch, job.job_id, "failed", device_id=n.device_id, now=now,
@@ -437,7 +437,7 @@ class NotificationOutbox:
                     self.announce()
             elif isinstance(decision, decide.Renotify):
                 await self.store.add_notification(
-                    job.device_id, decision.bearer, b"", job_id=job.job_id, session_id=decision.session_id,
-                    next_attempt_at=now,
+                    job.device_id, decision.bearer, b"", job_id=job.job_id,
+                    push_session_id=decision.push_session_id, next_attempt_at=now,
                 )
                 log.info("job {job_id}: device did not connect, notifying again", job_id=job.job_id)

@@ -3,61 +3,15 @@ Persistent store: SQLite (embedded default) or PostgreSQL (scale-out).
 
 Open one with L{open_store} (L{dmgateway.store.opener}); the interface is L{Store} in
 L{dmgateway.store.base}, composed of one class per area (devices, jobs,
-sessions, events, outbox, webhooks, inventory, functions, campaigns) over
+sessions, events, outbox, webhooks, inventory, functions, firmware,
+campaigns) over
 L{dmgateway.store.database}; rows are the dataclasses of
 L{dmgateway.store.model}.
 """
 
+from . import model
 from .base import Store, Txn
+from .model import *  # noqa: F401,F403 -- the row dataclasses, states and errors: model.__all__
 from .opener import make_store, open_store
-from .model import (
-    AUTH_TYPES,
-    DELIVERY_STATES,
-    INTERRUPTED,
-    JOB_STATES,
-    NOTIFICATION_STATES,
-    NOTIFY_MODES,
-    PENDING_JOB_STATES,
-    ClientAuth,
-    Conflict,
-    Delivery,
-    Device,
-    Job,
-    Notification,
-    NotFound,
-    Recovery,
-    SchemaTooNew,
-    ServerAuth,
-    Session,
-    StoreClosed,
-    StoreUnavailable,
-    StoreError,
-)
 
-__all__ = [
-    "open_store",
-    "make_store",
-    "Store",
-    "Txn",
-    "AUTH_TYPES",
-    "DELIVERY_STATES",
-    "INTERRUPTED",
-    "JOB_STATES",
-    "NOTIFICATION_STATES",
-    "NOTIFY_MODES",
-    "PENDING_JOB_STATES",
-    "ClientAuth",
-    "ServerAuth",
-    "Device",
-    "Job",
-    "Session",
-    "Notification",
-    "Delivery",
-    "Recovery",
-    "StoreError",
-    "StoreClosed",
-    "StoreUnavailable",
-    "NotFound",
-    "Conflict",
-    "SchemaTooNew",
-]
+__all__ = ["open_store", "make_store", "Store", "Txn", *model.__all__]

@@ -19,7 +19,8 @@ transactions (SQL written once for both engines) and its row converters:
     outbox.py      the notification outbox
     webhooks.py    webhook deliveries
     inventory.py   device filters, removal, cancelling, monitoring counts
-    functions.py   device-function operations and firmware packages
+    functions.py   device-function operations
+    firmware.py    firmware packages and download tokens
     campaigns.py   campaigns
 
 The transaction runner, batches and migrations are in
@@ -39,7 +40,8 @@ from .campaigns import CampaignQueries
 from .database import Batch, Database, Txn
 from .devices import DeviceStore
 from .events import EventStore
-from .functions import FirmwareQueries, FunctionQueries
+from .firmware import FirmwareQueries
+from .functions import FunctionQueries
 from .inventory import InventoryQueries
 from .jobs import JobStore
 from .outbox import OutboxStore

@@ -1,6 +1,6 @@
 """Reading and writing delegation records (table ``delegations``, migration 005).
 
-Kept apart from :mod:`.queries` so DM-6 stays one addition.  A record is the
+Kept apart from :class:`~dmgateway.store.base.Store` so DM-6 stays one addition.  A record is the
 JSON document the delegation flow keeps (see :mod:`dmgateway.delegation.flow`);
 ``role``, ``peer``, ``transaction_id``, ``state`` and ``until`` are copied
 into columns for look-ups.

@@ -178,14 +178,15 @@ class Session:
     """
     A live DM session held by gateway process C{node}.
 
-    @ivar token: what the RespURI carries to find the session again.
+    @ivar token: the session's key in the store, which is what the RespURI
+        carries to find the session again (column C{session_id}; the
+        C{token} column holds the same value).  Not the SyncML SessionID.
     @ivar job_ids: the jobs the session is working on.
     """
 
-    session_id: str
+    token: str
     device_id: str
     node: str
-    token: Optional[str]
     job_ids: list
     started: float
     last_activity: float
@@ -196,8 +197,9 @@ class Notification:
     """
     A wake-up in the outbox.
 
-    @ivar session_id: the 16-bit DM SessionID carried in package #0 (not a
-        L{Session} id).
+    @ivar push_session_id: the 16-bit session id carried in package #0; the
+        device opens its session with it, in hex, as the SyncML SessionID
+        (column C{session_id}).
     @ivar payload: the bytes to hand to the bearer.
     """
 
@@ -209,7 +211,7 @@ class Notification:
     attempts: int
     last_error: Optional[str]
     message_id: Optional[str]
-    session_id: Optional[int]
+    push_session_id: Optional[int]
     payload: bytes
     next_attempt_at: Optional[float]
     created: float
@@ -236,7 +238,7 @@ class Recovery:
     """
     What L{Store.recover} settled for one node.
 
-    @ivar sessions: ids of the sessions it ended.
+    @ivar sessions: the tokens (store keys) of the sessions it ended.
     @ivar failed_jobs: ids of the running jobs it marked failed.
     @ivar devices: the devices those sessions belonged to.
     @ivar queued_jobs: how many jobs of those devices are still pending

@@ -15,12 +15,14 @@ from twisted.internet.defer import Deferred
 
 from .database import Database
 from .model import NOTIFICATION_STATES, Notification, NotFound
-from .rows import row_converter
+from .rows import columns, row_converter
 from .values import check_instance, check_int, check_state, check_states, check_text, check_time, marks
 
 __all__ = ["OutboxStore", "notification_from_row"]
 
-notification_from_row = row_converter(Notification, payload=bytes)
+notification_from_row = row_converter(
+    Notification, payload=bytes, push_session_id=columns(lambda row: row["session_id"])
+)
 
 
 class OutboxStore(Database):
@@ -33,31 +35,31 @@ class OutboxStore(Database):
         payload: bytes,
         *,
         job_id: Optional[str] = None,
-        session_id: Optional[int] = None,
+        push_session_id: Optional[int] = None,
         next_attempt_at: Optional[float] = None,
     ) -> Deferred:
         """
         Put a wake-up (or bootstrap) message in the outbox, state C{queued}.
 
         @param bearer: C{sms}, C{sip}, ...
-        @param session_id: the 16-bit DM SessionID in package #0.
+        @param push_session_id: the 16-bit session id in package #0.
         @param next_attempt_at: when it is due (default: now).
         @return: fires with the L{Notification} and its new id.
         @raise NotFound: no such device or job.
         """
         return self.run_interaction(
             "add_notification", self._add_notification_txn, self._now(), device_id,
-            bearer, payload, job_id, session_id, next_attempt_at,
+            bearer, payload, job_id, push_session_id, next_attempt_at,
         )
 
     def _add_notification_txn(
-        self, txn, now, device_id, bearer, payload, job_id, session_id, next_attempt_at
+        self, txn, now, device_id, bearer, payload, job_id, push_session_id, next_attempt_at
     ) -> Notification:
         check_text(bearer, "bearer", empty=False)
         check_instance(payload, (bytes, bytearray), "payload")
         check_text(job_id, "job_id", optional=True)
-        if session_id is not None:
-            check_int(session_id, "session_id", 0, 0xFFFF)
+        if push_session_id is not None:
+            check_int(push_session_id, "push_session_id", 0, 0xFFFF)
         check_time(next_attempt_at, "next_attempt_at", optional=True)
         self._device_exists_txn(txn, device_id)
         if job_id is not None and self._get_job_txn(txn, job_id) is None:
@@ -70,7 +72,7 @@ class OutboxStore(Database):
             "attempts": 0,
             "last_error": None,
             "message_id": None,
-            "session_id": session_id,
+            "session_id": push_session_id,
             "payload": bytes(payload),
             "next_attempt_at": now if next_attempt_at is None else next_attempt_at,
             "created": now,

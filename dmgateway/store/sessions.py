@@ -16,12 +16,14 @@ from dmgateway.jobstates import job_event
 
 from .database import Database
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Recovery, Session
-from .rows import dump_json, json_column, row_converter
+from .rows import columns, dump_json, json_column, row_converter
 from .values import check_text, check_time, marks
 
 __all__ = ["SessionStore", "session_from_row"]
 
-session_from_row = row_converter(Session, job_ids=json_column("session job ids"))
+session_from_row = row_converter(
+    Session, token=columns(lambda row: row["session_id"]), job_ids=json_column("session job ids")
+)
 
 
 class SessionStore(Database):
@@ -29,12 +31,11 @@ class SessionStore(Database):
 
     def start_session(
         self,
-        session_id: str,
+        token: str,
         device_id: str,
         node: str,
         started: Optional[float] = None,
         *,
-        token: Optional[str] = None,
         job_ids: Iterable[str] = (),
     ) -> Deferred:
         """
@@ -44,28 +45,27 @@ class SessionStore(Database):
             its first C{last_activity}.
         @return: fires with the L{Session}.
         @raise NotFound: no such device.
-        @raise Conflict: the session id is taken.
+        @raise Conflict: the token is taken.
         """
         return self.run_interaction(
-            "start_session", self._start_session_txn, session_id, device_id, node,
-            token, job_ids, self._now() if started is None else started,
+            "start_session", self._start_session_txn, token, device_id, node,
+            job_ids, self._now() if started is None else started,
         )
 
     def _start_session_txn(
-        self, txn, session_id, device_id, node, token, job_ids, now
+        self, txn, token, device_id, node, job_ids, now
     ) -> Session:
-        check_text(session_id, "session_id", empty=False)
+        check_text(token, "token", empty=False)
         check_text(node, "node", empty=False)
         check_time(now, "started")
-        check_text(token, "token", optional=True)
         job_ids = list(job_ids)
         for job_id in job_ids:
             check_text(job_id, "job id")
         self._device_exists_txn(txn, device_id)
-        if txn.fetchone("SELECT 1 AS one FROM sessions WHERE session_id = ?", (session_id,)):
-            raise Conflict(f"session {session_id!r} already exists")
+        if txn.fetchone("SELECT 1 AS one FROM sessions WHERE session_id = ?", (token,)):
+            raise Conflict(f"session {token!r} already exists")
         row = {
-            "session_id": session_id,
+            "session_id": token,
             "device_id": device_id,
             "node": node,
             "token": token,
@@ -76,32 +76,32 @@ class SessionStore(Database):
         txn.insert_row("sessions", row)
         return session_from_row(row)
 
-    def get_session(self, session_id: str) -> Deferred:
+    def get_session(self, token: str) -> Deferred:
         """Fire with the live L{Session}, or L{None}."""
-        return self.run_interaction("get_session", self._get_session_txn, session_id)
+        return self.run_interaction("get_session", self._get_session_txn, token)
 
-    def _get_session_txn(self, txn, session_id) -> Optional[Session]:
-        row = txn.fetchone("SELECT * FROM sessions WHERE session_id = ?", (session_id,))
+    def _get_session_txn(self, txn, token) -> Optional[Session]:
+        row = txn.fetchone("SELECT * FROM sessions WHERE session_id = ?", (token,))
         return None if row is None else session_from_row(row)
 
     def touch_session(
-        self, session_id: str, now: float, *, job_ids: Optional[Iterable[str]] = None
+        self, token: str, now: float, *, job_ids: Optional[Iterable[str]] = None
     ) -> Deferred:
         """
         Note activity at C{now}, and replace the session's job ids if
         given.  Fire with whether the session is live.
         """
         return self.run_interaction(
-            "touch_session", self._touch_session_txn, session_id, now, job_ids
+            "touch_session", self._touch_session_txn, token, now, job_ids
         )
 
-    def _touch_session_txn(self, txn, session_id, now, job_ids) -> bool:
+    def _touch_session_txn(self, txn, token, now, job_ids) -> bool:
         check_time(now, "now")
         if job_ids is None:
             return (
                 txn.execute(
                     "UPDATE sessions SET last_activity = ? WHERE session_id = ?",
-                    (now, session_id),
+                    (now, token),
                 )
                 == 1
             )
@@ -111,13 +111,13 @@ class SessionStore(Database):
         return (
             txn.execute(
                 "UPDATE sessions SET last_activity = ?, job_ids = ? WHERE session_id = ?",
-                (now, dump_json(job_ids, "job ids"), session_id),
+                (now, dump_json(job_ids, "job ids"), token),
             )
             == 1
         )
 
     def end_session(
-        self, session_id: str, now: Optional[float] = None, outcome: Optional[str] = None
+        self, token: str, now: Optional[float] = None, outcome: Optional[str] = None
     ) -> Deferred:
         """
         End a live session: remove it and, when C{outcome} is given, store
@@ -130,14 +130,14 @@ class SessionStore(Database):
             live.
         """
         return self.run_interaction(
-            "end_session", self._end_session_txn, session_id,
+            "end_session", self._end_session_txn, token,
             self._now() if now is None else now, outcome,
         )
 
-    def _end_session_txn(self, txn, session_id, now, outcome) -> Optional[Session]:
+    def _end_session_txn(self, txn, token, now, outcome) -> Optional[Session]:
         check_text(outcome, "outcome", optional=True, empty=False)
         check_time(now, "now")
-        session = self._get_session_txn(txn, session_id)
+        session = self._get_session_txn(txn, token)
         if session is not None:
             self._close_session_txn(txn, session, now, outcome)
         return session
@@ -203,18 +203,18 @@ class SessionStore(Database):
             queued = row["n"]
         return Recovery(
             node=node,
-            sessions=tuple(s.session_id for s in sessions),
+            sessions=tuple(s.token for s in sessions),
             failed_jobs=tuple(failed),
             devices=tuple(devices),
             queued_jobs=queued,
         )
 
     def _close_session_txn(self, txn, session: Session, now, outcome) -> None:
-        txn.execute("DELETE FROM sessions WHERE session_id = ?", (session.session_id,))
+        txn.execute("DELETE FROM sessions WHERE session_id = ?", (session.token,))
         if outcome is None:
             return
         last = {
-            "id": session.session_id,
+            "id": session.token,
             "started": session.started,
             "ended": now,
             "outcome": outcome,

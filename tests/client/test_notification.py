@@ -22,7 +22,7 @@ def test_parse_the_vector():
     package = parse_notification(PACKAGE0)
     note = package.notification
     assert (note.version, note.ui_mode, note.initiator) == (11, 3, 1)
-    assert note.session_id == 0x1234 and note.session_id_text == "1234"
+    assert note.push_session_id == 0x1234 and note.syncml_session_id == "1234"
     assert note.server_id == "com.example.dms" and note.body == b""
     assert package.trigger == PACKAGE0[16:] and len(package.trigger) == 23
     spec = parse_notification(bytes(16) + SPEC_HEADER + b"com.mgmtsrv.manage" + b"\x01\x02")
@@ -84,7 +84,7 @@ def test_trigger_opens_a_server_initiated_session():
     assert b"<SessionID>1234</SessionID>" in msg.body and b"<Data>1200</Data>" in msg.body
 
 
-def test_session_id_text_is_upper_hex_without_leading_zeros():
+def test_syncml_session_id_is_upper_hex_without_leading_zeros():
     from dmgateway.notify.package0 import Notification, ServerCredential, build
 
     account = make_account()

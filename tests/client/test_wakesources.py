@@ -169,7 +169,7 @@ class SMSCTests(TestCase):
             (dev,) = [d for d in devices if d.msisdn.lstrip("+") == destination]
             wake = sim.parse_wakeup(dev, "sms", push)
             self.assertEqual(wake.server_id, SERVER_ID)
-            self.assertEqual(wake.session_id, messages[0].session_id_text)
+            self.assertEqual(wake.session_id, messages[0].syncml_session_id)
         every_id = [i for part in ids for i in part]
         self.assertEqual(len(set(every_id)), len(every_id))
         for _ in range(100):  # receipts follow the acks on the same connection

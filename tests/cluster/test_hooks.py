@@ -15,9 +15,8 @@ from dmgateway.client import ClientSession
 from dmgateway.cluster.signals import LocalSignals
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
-from dmgateway.store import open_store
 from tests.fixtures import ACCOUNT, DEVICE
-from tests.support import gateway_config
+from tests.support import gateway_config, open_test_store
 from tests.test_dispatch import GET_SWV, account
 
 
@@ -26,10 +25,7 @@ class TwoNodesTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
+        yield open_test_store(self, "sqlite::memory:")
         self.bus = LocalSignals()
         self.nodes = {}
         self.handlers = {}

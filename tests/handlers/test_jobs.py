@@ -47,7 +47,7 @@ class NotifyBearerTests(TestCase):
             async def job_created(self, job, device):
                 calls.append(job.job_id)
 
-        self.dispatcher.notifier = Outbox()
+        self.dispatcher.outbox = Outbox()
         created = yield self.handlers.create_job(DEVICE, self.job("sms"))
         self.assertEqual(calls, [created["id"]])
         self.assertNotIn("notify_note", (yield self.handlers.get_job(created["id"])))

@@ -148,7 +148,7 @@ def test_job_wakes_a_device_through_the_smsc_simulator(tmp_path):
             Credentials("md5", "dmgw-e2e", "server-1", b"server-nonce"),
         )
         session = ClientSession(
-            dev, random_bytes=os.urandom, session_id=session_id_for_notification(pkg.notification.session_id)
+            dev, random_bytes=os.urandom, session_id=session_id_for_notification(pkg.notification.push_session_id)
         )
         run_client(session, alert=1200)
         assert session.outcome == "completed", session.log

@@ -153,7 +153,7 @@ def test_link_down_trap_when_the_smsc_simulator_stops(tmp_path):
         dev = Account(device, "dmgw-e2e", gw.url, Credentials("md5", "dev1", "client-1"),
                       Credentials("md5", "dmgw-e2e", "server-1", b"server-nonce"))
         session = ClientSession(dev, random_bytes=os.urandom,
-                                session_id=session_id_for_notification(pkg.notification.session_id))
+                                session_id=session_id_for_notification(pkg.notification.push_session_id))
         run_client(session, alert=1200)
         assert gw.job(job)["state"] == "done"
         status, table = snmp("snmpwalk", port, "DMGATEWAY-MIB::dmgwSmppLinkTable")

@@ -14,7 +14,7 @@ def gateway(links=(), outbox=None):
     dispatcher = NS(
         stats={"sessions_started": 7, "auth_failures": 2},
         sessions_ended=Counter(completed=5, timeout=1),
-        notifier=outbox,
+        outbox=outbox,
         live_count=lambda: 1,
     )
     return NS(dispatcher=dispatcher, store=None, store_errors=3, smpp_links=lambda: list(links),

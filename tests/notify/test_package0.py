@@ -70,11 +70,11 @@ def test_parse_vector():
     assert package.trigger == v.TRIGGER
     assert package.notification == VECTOR
     assert package.notification.version == 11
-    assert package.notification.session_id_text == "1234"
+    assert package.notification.syncml_session_id == "1234"
 
 
-def test_session_id_text_has_no_leading_zeros():
-    assert Notification("s", 0x00AF).session_id_text == "AF"
+def test_syncml_session_id_has_no_leading_zeros():
+    assert Notification("s", 0x00AF).syncml_session_id == "AF"
 
 
 def test_credential_repr_hides_secrets():
@@ -96,11 +96,11 @@ def test_credential_needs_exactly_one_secret():
 
 @pytest.mark.parametrize("change", [
     {"version": 1024}, {"version": -1}, {"ui_mode": 4}, {"initiator": 2},
-    {"session_id": 0}, {"session_id": 0x10000}, {"session_id": True},
+    {"push_session_id": 0}, {"push_session_id": 0x10000}, {"push_session_id": True},
     {"server_id": ""}, {"server_id": "x" * 256}, {"server_id": b"bytes"}, {"body": "text"},
 ])
 def test_encode_rejects(change):
-    fields = dict(server_id="s", session_id=1)
+    fields = dict(server_id="s", push_session_id=1)
     fields.update(change)
     with pytest.raises(NotificationError):
         p0.encode_trigger(Notification(**fields))
@@ -132,7 +132,7 @@ def test_future_use_bits_are_ignored():
 
 def test_session_id_zero_is_accepted_on_receipt():
     header = bytes.fromhex("02f800000000000f")
-    assert p0.parse(v.DIGEST + header + v.SERVER_ID.encode()).notification.session_id == 0
+    assert p0.parse(v.DIGEST + header + v.SERVER_ID.encode()).notification.push_session_id == 0
 
 
 @pytest.mark.parametrize("version", [10, 11, 12, 13])
@@ -212,7 +212,7 @@ server_ids = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, ma
 notifications = st.builds(
     Notification,
     server_id=server_ids,
-    session_id=st.integers(1, 0xFFFF),
+    push_session_id=st.integers(1, 0xFFFF),
     ui_mode=st.integers(0, 3),
     initiator=st.integers(0, 1),
     version=st.integers(10, 13),
@@ -239,7 +239,7 @@ def test_random_bytes_raise_only_notification_error(data):
     except NotificationError:
         return
     future = (int.from_bytes(package.trigger[:8], "big") >> 24) & ((1 << 27) - 1)
-    if future == 0 and package.notification.session_id:
+    if future == 0 and package.notification.push_session_id:
         assert p0.encode_trigger(package.notification) == package.trigger
 
 

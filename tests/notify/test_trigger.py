@@ -23,7 +23,7 @@ def test_sip_payload_is_the_package():
     assert message.payloads == (v.PACKAGE0,)
     assert message.package0 == v.PACKAGE0
     assert message.content_type == "application/vnd.syncml.notification"
-    assert message.session_id_text == "1234"
+    assert message.syncml_session_id == "1234"
     assert message.esm_class is None and message.data_coding is None
 
 
@@ -49,7 +49,7 @@ def test_device_side_reading_of_an_sms_trigger():
     pdu = wsp.parse_push(sms.Reassembler().add(ud))
     assert wsp.is_dm_notification(pdu)
     package = p0.parse(pdu.body)
-    assert package.notification.session_id_text == message.session_id_text
+    assert package.notification.syncml_session_id == message.syncml_session_id
     assert p0.verify(package, CRED).resynchronised is False
 
 
@@ -99,7 +99,7 @@ def test_payloads_carry_the_package(session_id, ui_mode, body, reference, bearer
         data = [r.add(sms.parse_user_data(p)) for p in message.payloads][-1]
         data = wsp.parse_push(data).body
     package = p0.parse(data)
-    assert package.notification.session_id == session_id and package.notification.body == body
+    assert package.notification.push_session_id == session_id and package.notification.body == body
     assert p0.verify(package, CRED, resync_nonces=()) is not None
 
 

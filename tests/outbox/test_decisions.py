@@ -12,10 +12,10 @@ CONFIG = SimpleNamespace(max_attempts=3, retry_initial=5.0, retry_max=12.0, reno
                          max_notifications=2, auto_order=("sip", "sms"))
 
 
-def note(notification_id=1, state="queued", bearer="sms", job_id="j1", updated=0.0, session_id=0x1234,
+def note(notification_id=1, state="queued", bearer="sms", job_id="j1", updated=0.0, push_session_id=0x1234,
          payload=b""):
     return SimpleNamespace(notification_id=notification_id, state=state, bearer=bearer, job_id=job_id,
-                           updated=updated, session_id=session_id, payload=payload, device_id="d")
+                           updated=updated, push_session_id=push_session_id, payload=payload, device_id="d")
 
 
 def job(state="queued", notify="auto"):
@@ -39,9 +39,9 @@ class BearerChoiceTests(SynchronousTestCase):
         self.assertIsNone(decide.choose_bearer("auto", ("sip",), {"sip", "sms"}, after="sms"))
 
     def test_session_ids_are_never_zero(self):
-        self.assertEqual(decide.new_session_id(b"\x00\x00"), 1)
-        self.assertEqual(decide.new_session_id(b"\xff\xfe"), 0xFFFF)
-        self.assertEqual(decide.new_session_id(b"\xff\xff"), 1)
+        self.assertEqual(decide.new_push_session_id(b"\x00\x00"), 1)
+        self.assertEqual(decide.new_push_session_id(b"\xff\xfe"), 0xFFFF)
+        self.assertEqual(decide.new_push_session_id(b"\xff\xff"), 1)
 
 
 class SendTests(SynchronousTestCase):
@@ -86,7 +86,7 @@ class RenotifyTests(SynchronousTestCase):
         self.assertIsNone(decide.renotify([note(1, "failed")], 1000.0, CONFIG))
 
     def test_notifies_again_by_the_last_bearer_with_the_same_session_id(self):
-        notes = [note(1, "failed", bearer="sip"), note(2, "delivered", bearer="sms", session_id=77, updated=600.0)]
+        notes = [note(1, "failed", bearer="sip"), note(2, "delivered", bearer="sms", push_session_id=77, updated=600.0)]
         self.assertEqual(decide.renotify(notes, 1000.0, CONFIG), decide.Renotify("sms", 77))
 
     def test_expires_the_job_after_max_notifications(self):

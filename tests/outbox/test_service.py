@@ -88,7 +88,7 @@ def wire_outbox(case, cfg, bearers, random_bytes):
     case.handlers = Handlers(case.dispatcher)
     case.outbox = NotificationOutbox(case.store, cfg, case.clock, bearers, case.dispatcher.is_live,
                                      case.dispatcher.events.announce, random_bytes)
-    case.dispatcher.notifier = case.outbox
+    case.dispatcher.outbox = case.outbox
 
 
 class OutboxTests(TestCase):
@@ -248,7 +248,7 @@ class OutboxTests(TestCase):
         self.assertEqual(states, [("sip", "failed"), ("sms", "sent")])
         self.assertEqual(job["notifications"][0]["last_error"], "SIP 404 Not Found")
         rows = await self.store.notifications_for_job(created["id"])
-        self.assertEqual(rows[0].session_id, rows[1].session_id)
+        self.assertEqual(rows[0].push_session_id, rows[1].push_session_id)
 
     async def test_every_bearer_failing_fails_the_job_with_the_reason(self):
         self.sip.script = [("refused", "SIP 403")]
@@ -299,7 +299,7 @@ class OutboxTests(TestCase):
         await self.settle()  # queues the second notification
         await self.settle()  # sends it
         self.assertEqual(len(self.sms.sent), 2)
-        first, second = [package0.parse(t.package0).notification.session_id for _a, t in self.sms.sent]
+        first, second = [package0.parse(t.package0).notification.push_session_id for _a, t in self.sms.sent]
         self.assertEqual(first, second)
         self.clock.advance(361)
         await self.settle()
@@ -341,7 +341,7 @@ class OutboxTests(TestCase):
         created = await self.handlers.create_job(DEVICE, JOB)
         await self.settle()
         (row,) = await self.store.notifications_for_job(created["id"])
-        self.assertEqual(row.session_id, 1)
+        self.assertEqual(row.push_session_id, 1)
         self.assertEqual(len(self.sip.sent), 1)
 
     async def test_device_in_a_session_is_not_notified(self):
@@ -361,10 +361,10 @@ class OutboxTests(TestCase):
             self.store, config(), self.clock, {"sip": other_sip, "sms": FakeBearer("sms", "msisdn")},
             self.dispatcher.is_live, self.dispatcher.events.announce, lambda n: bytes(range(n)),
         )
-        self.dispatcher.notifier = None  # the job and its notification, queued by neither
+        self.dispatcher.outbox = None  # the job and its notification, queued by neither
         created = await self.handlers.create_job(DEVICE, JOB)
         await self.store.add_notification(
-            DEVICE, "sip", b"", job_id=created["id"], session_id=7, next_attempt_at=self.clock.seconds()
+            DEVICE, "sip", b"", job_id=created["id"], push_session_id=7, next_attempt_at=self.clock.seconds()
         )
         await defer.gatherResults([defer.ensureDeferred(self.outbox._tick()), defer.ensureDeferred(other._tick())])
         self.assertEqual(len(self.sip.sent) + len(other_sip.sent), 1)

@@ -21,9 +21,9 @@ class NotificationTestsMixin(StoreCase):
 
     async def test_add_and_get(self):
         store = await self._store_with_job()
-        note = await store.add_notification("IMEI:1", "sms", ALL_BYTES, job_id="j1", session_id=0xFFFF)
+        note = await store.add_notification("IMEI:1", "sms", ALL_BYTES, job_id="j1", push_session_id=0xFFFF)
         self.assertEqual(
-            (note.device_id, note.job_id, note.bearer, note.state, note.attempts, note.session_id),
+            (note.device_id, note.job_id, note.bearer, note.state, note.attempts, note.push_session_id),
             ("IMEI:1", "j1", "sms", "queued", 0, 0xFFFF),
         )
         self.assertEqual((note.payload, note.last_error, note.message_id), (ALL_BYTES, None, None))
@@ -33,7 +33,7 @@ class NotificationTestsMixin(StoreCase):
 
         boot = await store.add_notification("IMEI:1", "sms", b"", next_attempt_at=START + 60)
         self.assertNotEqual(boot.notification_id, note.notification_id)
-        self.assertEqual((boot.job_id, boot.session_id, boot.next_attempt_at), (None, None, START + 60))
+        self.assertEqual((boot.job_id, boot.push_session_id, boot.next_attempt_at), (None, None, START + 60))
 
     async def test_add_refusals(self):
         store = await self._store_with_job()
@@ -42,9 +42,9 @@ class NotificationTestsMixin(StoreCase):
         with self.assertRaises(NotFound):
             await store.add_notification("IMEI:1", "sms", b"x", job_id="nope")
         with self.assertRaises(ValueError):
-            await store.add_notification("IMEI:1", "sms", b"x", session_id=0x10000)
+            await store.add_notification("IMEI:1", "sms", b"x", push_session_id=0x10000)
         with self.assertRaises(ValueError):
-            await store.add_notification("IMEI:1", "sms", b"x", session_id=-1)
+            await store.add_notification("IMEI:1", "sms", b"x", push_session_id=-1)
         with self.assertRaises(TypeError):
             await store.add_notification("IMEI:1", "sms", "text")
         with self.assertRaises(ValueError):

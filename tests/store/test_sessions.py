@@ -16,11 +16,11 @@ class SessionTestsMixin(StoreCase):
         await add_device(store, "IMEI:1")
         await store.create_job("j1", "IMEI:1", GET)
         session = await store.start_session(
-            "s1", "IMEI:1", "node-a", START + 1, token="tok-1", job_ids=["j1"]
+            "s1", "IMEI:1", "node-a", START + 1, job_ids=["j1"]
         )
         self.assertEqual(
-            (session.session_id, session.device_id, session.node, session.token, session.job_ids),
-            ("s1", "IMEI:1", "node-a", "tok-1", ["j1"]),
+            (session.token, session.device_id, session.node, session.job_ids),
+            ("s1", "IMEI:1", "node-a", ["j1"]),
         )
         self.assertEqual((session.started, session.last_activity), (START + 1, START + 1))
         self.assertEqual(await store.get_session("s1"), session)
@@ -61,7 +61,7 @@ class SessionTestsMixin(StoreCase):
         store = await self.open()
         await add_device(store, "IMEI:1")
         await store.set_last_session("IMEI:1", {"session_id": "s0", "outcome": "ok", "messages": 4})
-        session = await store.start_session("s1", "IMEI:1", "node-a", token="t")
+        session = await store.start_session("s1", "IMEI:1", "node-a")
         self.assertEqual((session.started, session.last_activity), (START, START))
         self.clock.advance(30)
         ended = await store.end_session("s1")
@@ -86,7 +86,7 @@ class SessionTestsMixin(StoreCase):
         await store.start_session("s2", "IMEI:1", "node-a", START + 2)
         await store.start_session("s1", "IMEI:2", "node-b", START + 1)
         await store.start_session("s3", "IMEI:2", "node-a", START + 3)
-        ids = lambda sessions: [s.session_id for s in sessions]  # noqa: E731
+        ids = lambda sessions: [s.token for s in sessions]  # noqa: E731
         self.assertEqual(ids(await store.live_sessions()), ["s1", "s2", "s3"])
         self.assertEqual(ids(await store.live_sessions("node-a")), ["s2", "s3"])
         self.assertEqual(ids(await store.live_sessions(device_id="IMEI:2")), ["s1", "s3"])
@@ -131,7 +131,7 @@ class SessionTestsMixin(StoreCase):
             states, {"j1": "failed", "j2": "queued", "j3": "done", "j4": "running", "j5": "notified"}
         )
         self.assertIsNone((await store.get_job("j3")).error)
-        self.assertEqual([s.session_id for s in await store.live_sessions()], ["s2"])
+        self.assertEqual([s.token for s in await store.live_sessions()], ["s2"])
         self.assertEqual(
             (await store.get_device("D1")).last_session,
             {"id": "s1", "started": START + 1, "ended": START + 50, "outcome": "interrupted"},
