@@ -20,7 +20,7 @@ SQLite's own (2000 KiB of cache, no mmap); printed: median gateway CPU per
 session for each store, and the median of the runs' ratios large/small
 for each setting (each run measures both stores back to back).
 
-    .venv/bin/python bench/store_scale.py [--large 1000000] [--sessions 200] [--runs 5]
+    .venv/bin/python bench/store_scale.py [--large 1000000] [--sessions 400] [--runs 9]
 """
 
 import argparse
@@ -127,8 +127,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=1_000_000)
-    parser.add_argument("--sessions", type=int, default=200)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sessions", type=int, default=400)
+    parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--dir", default=None, help="where the database files go (default: the temp directory)")
     args = parser.parse_args()
