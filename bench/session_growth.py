@@ -63,10 +63,10 @@ def client_account(device):
 
 
 class Gateway:
-    async def start(self, devices, jobs):
+    async def start(self, devices, jobs, uri="sqlite::memory:?inline=1"):
         from twisted.internet import reactor
 
-        self.store = await open_store("sqlite::memory:?inline=1", reactor=reactor)
+        self.store = await open_store(uri, reactor=reactor)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
         self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=3600), clock=self.clock)

@@ -188,6 +188,12 @@ CASES = [
     ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?synchronous=fast\n",
      "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?synchronous=fast': "
      "unknown SQLite store option 'synchronous=fast'"),
+    ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?cache_size=64MiB\n",
+     "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?cache_size=64MiB': "
+     "bad SQLite store option 'cache_size=64MiB' (cache_size is a whole number >= 1)"),
+    ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?mmap_size=-1\n",
+     "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?mmap_size=-1': "
+     "bad SQLite store option 'mmap_size=-1' (mmap_size is a whole number >= 0)"),
     ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?inline=1\n",
      "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?inline=1': "
      "inline=1 is only for sqlite::memory:"),
@@ -671,5 +677,9 @@ def test_sqlite_uri_options_are_not_part_of_the_path(tmp_path):
 
     assert check_store("sqlite:%s/gw.sqlite?synchronous=full" % (tmp_path,), environment=True) == []
     assert check_store("sqlite::memory:?inline=1") == []
+    assert check_store("sqlite:%s/gw.sqlite?cache_size=131072&mmap_size=0" % (tmp_path,), environment=True) == []
+    assert check_store("sqlite:%s/gw.sqlite?cache_size=0" % (tmp_path,)) == [
+        "bad store URI 'sqlite:%s/gw.sqlite?cache_size=0': bad SQLite store option 'cache_size=0'"
+        " (cache_size is a whole number >= 1)" % (tmp_path,)]
     assert check_store("sqlite:%s?synchronous=full" % (tmp_path,), environment=True) == [
         "%r is a directory, not a database file" % (str(tmp_path),)]

@@ -368,12 +368,21 @@ def check_store(uri: str, *, environment: bool = False) -> list[str]:
     Messages never repeat a password that the URI carries.
     """
     if uri.startswith("sqlite:"):
-        from dmgateway.store.sqlite import MEMORY, parse_sqlite_uri, sqlite_inline, sqlite_synchronous
+        from dmgateway.store.sqlite import (
+            MEMORY,
+            parse_sqlite_uri,
+            sqlite_cache_size,
+            sqlite_inline,
+            sqlite_mmap_size,
+            sqlite_synchronous,
+        )
 
         try:
             path = parse_sqlite_uri(uri)
             sqlite_synchronous(uri)
             sqlite_inline(uri)
+            sqlite_cache_size(uri)
+            sqlite_mmap_size(uri)
         except ValueError as e:
             return ["bad store URI %r: %s" % (uri, e)]
         if path == MEMORY:

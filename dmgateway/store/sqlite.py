@@ -33,7 +33,15 @@ _UNAVAILABLE = re.compile(
     re.IGNORECASE,
 )
 
-__all__ = ["SQLiteEngine", "InlinePool", "parse_sqlite_uri", "sqlite_synchronous", "sqlite_inline"]
+__all__ = [
+    "SQLiteEngine",
+    "InlinePool",
+    "parse_sqlite_uri",
+    "sqlite_synchronous",
+    "sqlite_inline",
+    "sqlite_cache_size",
+    "sqlite_mmap_size",
+]
 
 MEMORY = ":memory:"
 
@@ -57,19 +65,38 @@ def parse_sqlite_uri(uri: str) -> str:
 
 SYNCHRONOUS = ("normal", "full")
 INLINE = ("0", "1")
+# A daemon's defaults (SQLite's own: 2000 KiB of cache, no mmap), so the hot
+# pages of a large device table stay in memory; bench/store_scale.py compares
+# a session at 1M registered devices with one at 1k under both.
+CACHE_SIZE_KIB = 64 * 1024
+MMAP_SIZE = 256 * 1024 * 1024
+_NUMERIC = ("cache_size", "mmap_size")
+_OPTIONS_HELP = "synchronous=normal|full, inline=0|1, cache_size=KiB, mmap_size=bytes"
 
 
 def _sqlite_options(uri: str) -> dict[str, str]:
-    """The query options of an SQLite URI, checked: C{synchronous}, C{inline}."""
+    """
+    The query options of an SQLite URI, checked: C{synchronous}, C{inline},
+    C{cache_size} (a positive whole number), C{mmap_size} (zero or more).
+    """
     query = uri.split("?", 1)[1] if "?" in uri else ""
-    options = {"synchronous": "normal", "inline": "0"}
+    options = {
+        "synchronous": "normal",
+        "inline": "0",
+        "cache_size": str(CACHE_SIZE_KIB),
+        "mmap_size": str(MMAP_SIZE),
+    }
     for part in filter(None, query.split("&")):
         key, _, given = part.partition("=")
+        if key in _NUMERIC:
+            lowest = 1 if key == "cache_size" else 0
+            if not (given.isascii() and given.isdigit() and int(given) >= lowest):
+                raise ValueError(f"bad SQLite store option {part!r} ({key} is a whole number >= {lowest})")
+            options[key] = str(int(given))
+            continue
         allowed = {"synchronous": SYNCHRONOUS, "inline": INLINE}.get(key, ())
         if given.lower() not in allowed:
-            raise ValueError(
-                f"unknown SQLite store option {part!r} (synchronous=normal|full, inline=0|1)"
-            )
+            raise ValueError(f"unknown SQLite store option {part!r} ({_OPTIONS_HELP})")
         options[key] = given.lower()
     return options
 
@@ -97,11 +124,35 @@ def sqlite_inline(uri: str) -> bool:
     return inline
 
 
-def _setup_connection(busy_timeout_ms: int, synchronous: str, connection: sqlite3.Connection) -> None:
+def sqlite_cache_size(uri: str) -> int:
+    """
+    KiB of page cache per connection, C{sqlite:PATH?cache_size=KiB}
+    (C{PRAGMA cache_size = -KiB}); 64 MiB by default.
+    """
+    return int(_sqlite_options(uri)["cache_size"])
+
+
+def sqlite_mmap_size(uri: str) -> int:
+    """
+    Bytes of the file read through memory mapping, C{sqlite:PATH?mmap_size=bytes}
+    (C{PRAGMA mmap_size}; 0 reads through system calls only); 256 MiB by default.
+    """
+    return int(_sqlite_options(uri)["mmap_size"])
+
+
+def _setup_connection(
+    busy_timeout_ms: int,
+    synchronous: str,
+    cache_size_kib: int,
+    mmap_size: int,
+    connection: sqlite3.Connection,
+) -> None:
     connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     connection.execute("PRAGMA foreign_keys = ON")
     _switch_to_wal(connection, busy_timeout_ms / 1000.0)
     connection.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    connection.execute(f"PRAGMA cache_size = {-int(cache_size_kib)}")
+    connection.execute(f"PRAGMA mmap_size = {int(mmap_size)}")
 
 
 def _switch_to_wal(connection: sqlite3.Connection, timeout: float) -> None:
@@ -183,24 +234,32 @@ class SQLiteEngine:
         *,
         synchronous: str = "normal",
         inline: bool = False,
+        cache_size: int = CACHE_SIZE_KIB,
+        mmap_size: int = MMAP_SIZE,
         busy_timeout: float = 30.0,
     ):
         """
+        @param cache_size: KiB of page cache per connection.
+        @param mmap_size: bytes of the file mapped into memory.
         @param busy_timeout: seconds to wait for another process's lock.
         """
         self.path = path
         self.synchronous = synchronous
         self.inline = inline
+        self.cache_size = cache_size
+        self.mmap_size = mmap_size
         self.busy_timeout = busy_timeout
         self.description = f"sqlite:{path}"
 
     @classmethod
     def from_uri(cls, uri: str, *, busy_timeout: float = 30.0) -> "SQLiteEngine":
-        """The engine of C{sqlite:PATH[?synchronous=...&inline=...]}."""
+        """The engine of C{sqlite:PATH[?synchronous=...&inline=...&cache_size=...&mmap_size=...]}."""
         return cls(
             parse_sqlite_uri(uri),
             synchronous=sqlite_synchronous(uri),
             inline=sqlite_inline(uri),
+            cache_size=sqlite_cache_size(uri),
+            mmap_size=sqlite_mmap_size(uri),
             busy_timeout=busy_timeout,
         )
 
@@ -210,7 +269,11 @@ class SQLiteEngine:
         schema is not touched yet.
         """
         setup = functools.partial(
-            _setup_connection, self.busy_timeout * 1000, self.synchronous
+            _setup_connection,
+            self.busy_timeout * 1000,
+            self.synchronous,
+            self.cache_size,
+            self.mmap_size,
         )
         if self.inline:
             connection = sqlite3.connect(

@@ -43,6 +43,26 @@ class SQLiteOnlyTests(OnSQLite, StoreCase, TestCase):
         self.assertEqual(settings["foreign_keys"], 1)
         self.assertGreaterEqual(settings["busy_timeout"], 1000)
 
+    async def test_cache_and_mmap_defaults_on_the_connection(self):
+        from dmgateway.store.sqlite import CACHE_SIZE_KIB, MMAP_SIZE
+
+        store = await self.open()
+        settings = await store.run_interaction("pragmas", _memory_pragmas)
+        self.assertEqual(settings, {"cache_size": -CACHE_SIZE_KIB, "mmap_size": MMAP_SIZE})
+
+    async def test_cache_and_mmap_options_on_every_pooled_connection(self):
+        from dmgateway.store.sqlite import SQLiteEngine
+
+        engine = SQLiteEngine.from_uri(f"{self.uri}?cache_size=4096&mmap_size=1048576")
+        pool = engine.connection_pool(reactor)
+        self.addCleanup(pool.close)
+        # the setup is the pool's open function: every connection it opens gets it
+        self.assertEqual(await pool.runWithConnection(_connection_pragmas), {"cache_size": -4096, "mmap_size": 1048576})
+        store = await open_store(f"{self.uri}?cache_size=4096&mmap_size=0", clock=self.clock)
+        self.addCleanup(store.close)
+        settings = await store.run_interaction("pragmas", _memory_pragmas)
+        self.assertEqual(settings, {"cache_size": -4096, "mmap_size": 0})
+
     async def test_opening_waits_for_another_writer_instead_of_failing(self):
         # A second process opening the file while another one writes (two
         # daemons, or dmgw beside the daemon, starting at once): SQLite answers
@@ -82,6 +102,41 @@ class SQLiteOnlyTests(OnSQLite, StoreCase, TestCase):
         self.assertEqual(sorted(seqs), list(range(1, 21)))
         self.assertEqual(len(await second.events_after(0, limit=100)), 20)
         self.assertTrue(os.path.exists(self.uri[len("sqlite:"):] + "-wal"))
+
+
+def _connection_pragmas(connection):
+    return {name: connection.execute(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "mmap_size")}
+
+
+def _memory_pragmas(txn):
+    return {name: list(txn.fetchone(f"PRAGMA {name}").values())[0] for name in ("cache_size", "mmap_size")}
+
+
+def test_inline_memory_connection_has_the_cache_size():
+    from dmgateway.store.sqlite import SQLiteEngine
+
+    pool = SQLiteEngine.from_uri("sqlite::memory:?inline=1&cache_size=8192").connection_pool(reactor)
+    try:
+        # (mmap does not apply to an in-memory database: SQLite reports no mmap_size for it)
+        cache = pool.runWithConnection(lambda connection: connection.execute("PRAGMA cache_size").fetchone()[0])
+        assert cache.result == -8192
+    finally:
+        pool.close()
+
+
+def test_cache_and_mmap_options():
+    import pytest
+
+    from dmgateway.store.sqlite import CACHE_SIZE_KIB, MMAP_SIZE, parse_sqlite_uri, sqlite_cache_size, sqlite_mmap_size
+
+    assert sqlite_cache_size("sqlite:var/x.db") == CACHE_SIZE_KIB == 64 * 1024
+    assert sqlite_mmap_size("sqlite:var/x.db") == MMAP_SIZE == 256 * 1024 * 1024
+    uri = "sqlite:var/x.db?synchronous=full&cache_size=2000&mmap_size=0"
+    assert (sqlite_cache_size(uri), sqlite_mmap_size(uri), parse_sqlite_uri(uri)) == (2000, 0, "var/x.db")
+    for bad in ("cache_size=0", "cache_size=-2000", "cache_size=64MiB", "cache_size=", "mmap_size=-1",
+                "mmap_size=1e9", "mmap_size=\u0661"):
+        with pytest.raises(ValueError, match="bad SQLite store option"):
+            sqlite_cache_size("sqlite:var/x.db?" + bad)
 
 
 def test_synchronous_option():
