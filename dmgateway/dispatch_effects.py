@@ -115,7 +115,7 @@ class SessionEffects:
                     messages=live.messages,
                     jobs=len(live.job_ids),
                 )
-        results = await batch.commit()
+        results = await batch.commit(short=True)
         if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):
             # a session of this device on another node is superseded (only by one that authenticated)
             live.announced = True

@@ -248,10 +248,19 @@ class OpenStoreTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(store.schema_version()), SHIPPED[-1])
         self.assertIsNone(self.successResultOf(store.close()))
 
-    def test_inline_only_in_memory(self):
-        failure = self.failureResultOf(open_store("sqlite:var/x.db?inline=1"), ValueError)
-        self.assertIn("inline=1", str(failure.value))
-        self.failureResultOf(open_store("sqlite::memory:?inline=yes"), ValueError)
+    def test_inline_option_values(self):
+        from dmgateway.store.sqlite import sqlite_inline
+
+        # a file's short transactions run in the calling thread unless inline=0;
+        # a private memory database runs on the pool unless inline=1
+        self.assertTrue(sqlite_inline("sqlite:var/x.db"))
+        self.assertTrue(sqlite_inline("sqlite:var/x.db?inline=1"))
+        self.assertFalse(sqlite_inline("sqlite:var/x.db?inline=0"))
+        self.assertFalse(sqlite_inline("sqlite::memory:"))
+        self.assertTrue(sqlite_inline("sqlite::memory:?inline=1"))
+        failure = self.failureResultOf(open_store("sqlite::memory:?inline=yes"), ValueError)
+        self.assertIn("inline=0|1", str(failure.value))
+        self.failureResultOf(open_store("sqlite:var/x.db?inline=2"), ValueError)
 
     def test_bad_pool_size(self):
         failure = self.failureResultOf(
