@@ -289,23 +289,25 @@ class ReactorConnection:
         cursor = connection.cursor()
         try:
             result = interaction(cursor, *args)
+            cursor.close()
             connection.commit()
         except sqlite3.OperationalError as e:
-            self._rollback()
+            self._rollback(cursor)
             if not _is_busy(e):
+                # (disk full, I/O error...: start again on a fresh connection)
+                self.close()
                 raise
             self.fallbacks += 1
             return BUSY
         except BaseException:
-            self._rollback()
+            self._rollback(cursor)
             raise
-        finally:
-            cursor.close()
         self._since_checkpoint += 1
         return result
 
-    def _rollback(self) -> None:
+    def _rollback(self, cursor: sqlite3.Cursor) -> None:
         try:
+            cursor.close()
             self._connection.rollback()
         except sqlite3.Error:
             # a connection that cannot roll back is not used again

@@ -15,7 +15,7 @@ from dmgateway.store import (
     open_store,
 )
 from dmgateway.store.migrations import Migration, load_migrations
-from tests.store.support import OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 SHIPPED = [m.version for m in load_migrations()]
 
@@ -267,3 +267,11 @@ class OpenStoreTests(SynchronousTestCase):
             open_store("postgresql://u@127.0.0.1/x?pool_max=lots"), ValueError
         )
         self.assertIn("pool_max", str(failure.value))
+
+
+class SQLiteReactorLifecycleTests(OnReactorSQLite, LifecycleTestsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorBatchTests(OnReactorSQLite, BatchTestsMixin, TestCase):
+    pass

@@ -9,6 +9,7 @@ from dmgateway.store import ClientAuth, ServerAuth
 from tests.store.support import (
     START,
     OnInlineSQLite,
+    OnReactorSQLite,
     OnPostgres,
     OnSQLite,
     StoreCase,
@@ -251,4 +252,8 @@ class SQLiteInlineDeviceTests(OnInlineSQLite, DeviceTestsMixin, TestCase):
 
 
 class PostgresDeviceTests(OnPostgres, DeviceTestsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorDeviceTests(OnReactorSQLite, DeviceTestsMixin, TestCase):
     pass
