@@ -23,7 +23,7 @@ from .migrations import Migration, load_migrations
 from .model import SchemaTooNew, StoreClosed, StoreError
 from .values import marks
 
-__all__ = ["Database", "Engine", "Txn", "Batch", "BUSY"]
+__all__ = ["Database", "Engine", "Txn", "Batch", "BUSY", "PendingSeq"]
 
 log = Logger()
 
@@ -91,11 +91,14 @@ class Txn:
     placeholders (translated for the engine), rows as dicts.
     """
 
-    __slots__ = ("cursor", "_engine")
+    __slots__ = ("cursor", "_engine", "pending_events")
 
     def __init__(self, cursor: Any, engine: Engine):
         self.cursor = cursor
         self._engine = engine
+        #: events appended but not yet written (see L{Database._batch_txn}),
+        #: or L{None} when every event is written at once
+        self.pending_events: Optional[list] = None
 
     def execute(self, sql: str, args: Iterable = ()) -> int:
         """Run one statement; return the number of rows it changed."""
@@ -213,7 +216,7 @@ class Database:
         """The transaction on the reactor connection, fired; L{None} if it must go to the pool."""
         self._in_direct = True
         try:
-            result = self._direct.run(self._interact, func, args)
+            result = self._direct.run(self._interact_begun, func, args)
         except BaseException:
             return defer.fail()
         finally:
@@ -237,11 +240,28 @@ class Database:
         """
         return Batch(self)
 
-    def _batch_txn(self, txn: Txn, work: list) -> list:
-        return [func(txn, *args) for _desc, func, args in work]
+    def _batch_txn(self, txn: Txn, work: list, short: bool = False) -> list:
+        if not short:
+            return [func(txn, *args) for _desc, func, args in work]
+        # A session's batch: its events are numbered and written together
+        # at its end (one counter update, one insert); none of its calls
+        # reads the event log.
+        txn.pending_events = []
+        results = [func(txn, *args) for _desc, func, args in work]
+        if txn.pending_events:
+            self._write_events_txn(txn)
+        txn.pending_events = None
+        return [r.value if type(r) is PendingSeq else r for r in results]
+
+    def _write_events_txn(self, txn: Txn) -> None:
+        """Write C{txn.pending_events} (L{dmgateway.store.events.EventStore})."""
+        raise NotImplementedError
 
     def _interact(self, cursor: Any, func, args: tuple) -> Any:
         self.database_engine.begin_txn(cursor)
+        return func(Txn(cursor, self.database_engine), *args)
+
+    def _interact_begun(self, cursor: Any, func, args: tuple) -> Any:
         return func(Txn(cursor, self.database_engine), *args)
 
     def _failed(self, failure):
@@ -356,6 +376,15 @@ class Database:
         return row["v"] or 0
 
 
+class PendingSeq:
+    """The number of an event a short batch writes at its end (filled in then)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: Optional[int] = None
+
+
 class _Recording:
     """Stands in for the store while a L{Batch} records one method call."""
 
@@ -405,4 +434,4 @@ class Batch:
         if not work:
             return defer.succeed([])
         desc = "batch of " + ", ".join(d for d, _f, _a in work)
-        return self._store.run_interaction(desc, self._store._batch_txn, work, short=short)
+        return self._store.run_interaction(desc, self._store._batch_txn, work, short, short=short)

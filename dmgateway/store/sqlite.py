@@ -273,7 +273,8 @@ class ReactorConnection:
 
     def run(self, interaction: Any, *args: Any) -> Any:
         """
-        C{interaction(cursor, *args)} in one transaction, committed on
+        C{interaction(cursor, *args)} in one transaction (begun here),
+        committed on
         return and rolled back on an exception (raised, as the pool's
         would be); L{BUSY} if the database was locked.
         """
@@ -288,6 +289,9 @@ class ReactorConnection:
         connection = self._connection
         cursor = connection.cursor()
         try:
+            # Deferred: a read takes no lock, a write takes it at its first
+            # change (or meets BUSY, as BEGIN IMMEDIATE would).
+            cursor.execute("BEGIN")
             result = interaction(cursor, *args)
             cursor.close()
             connection.commit()

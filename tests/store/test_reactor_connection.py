@@ -106,13 +106,16 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         self.addCleanup(child.wait)
         self.addCleanup(child.stdin.close)
         self.assertEqual(child.stdout.readline().strip(), "locked")
-        d = store.run_interaction("read", _counter, "process", short=True)
+        # a read is not held up by a writer (WAL): it sees the last commit
+        self.assertIsNone(self.successResultOf(store.run_interaction("read", _counter, "process", short=True)))
+        d = store.run_interaction("insert", _insert_counter, "mine", short=True)
         self.assertNoResult(d)
         self.assertEqual(store._direct.fallbacks, 1)
         child.stdin.write("go\n")
         child.stdin.flush()
         # the pool waited for the other process's commit (its busy timeout)
-        self.assertEqual(await d, 3)
+        self.assertEqual(await d, "mine")
+        self.assertEqual(await store.run_interaction("read", _counter, "process", short=True), 3)
 
     async def test_short_transactions_wait_behind_the_pool_in_order(self):
         store = await self.open()
