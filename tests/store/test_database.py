@@ -187,6 +187,34 @@ class BatchTestsMixin(StoreCase):
         self.assertEqual(results[1], 1)
         self.assertEqual(results[2].devinfo, {"Man": "X"})
 
+    async def test_short_batch_numbers_its_events_together(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        first = await store.append_event("before", None, 1.0)
+        results = await (
+            store.batch()
+            .append_event("a", "IMEI:1", 2.0, {"n": 1})
+            .get_device("IMEI:1")
+            .append_event("b", None, 3.0)
+            .transition_job("nope", "failed", expect=("queued",), device_id="IMEI:1", event={"x": 1})
+            .append_event("c", "IMEI:1", 4.0, {"n": 3})
+            .commit(short=True)
+        )
+        self.assertEqual([results[0], results[2], results[4]], [first + 1, first + 2, first + 3])
+        self.assertEqual(results[1].device_id, "IMEI:1")
+        self.assertFalse(results[3])  # no such job: no event
+        self.assertEqual(await store.last_event_seq(), first + 3)
+        events = await store.events_after(first)
+        self.assertEqual(
+            [(e["seq"], e["type"], e["device_id"], e["time"], e.get("n")) for e in events],
+            [(first + 1, "a", "IMEI:1", 2.0, 1), (first + 2, "b", None, 3.0, None), (first + 3, "c", "IMEI:1", 4.0, 3)],
+        )
+        self.assertEqual(await store.append_event("after", None, 5.0), first + 4)
+        # a bad event fails the whole short batch
+        with self.assertRaises(ValueError):
+            await store.batch().append_event("d", None, 6.0).append_event("e", None, 6.0, {"seq": 1}).commit(short=True)
+        self.assertEqual(await store.last_event_seq(), first + 4)
+
     async def test_failed_batch_changes_nothing(self):
         store = await self.open()
         await add_device(store, "IMEI:1")
