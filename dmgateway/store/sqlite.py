@@ -94,7 +94,7 @@ def _sqlite_options(uri: str) -> dict[str, str]:
     query = uri.split("?", 1)[1] if "?" in uri else ""
     options = {
         "synchronous": "normal",
-        "inline": "1" if parse_sqlite_uri(uri) != MEMORY else "0",
+        "inline": None,
         "cache_size": str(CACHE_SIZE_KIB),
         "mmap_size": str(MMAP_SIZE),
     }
@@ -110,6 +110,12 @@ def _sqlite_options(uri: str) -> dict[str, str]:
         if given.lower() not in allowed:
             raise ValueError(f"unknown SQLite store option {part!r} ({_OPTIONS_HELP})")
         options[key] = given.lower()
+    if options["inline"] is None:
+        # A file's short transactions run in the calling thread, unless
+        # every commit waits for the disk (synchronous=full): that wait
+        # belongs in the pool's thread.
+        file = parse_sqlite_uri(uri) != MEMORY
+        options["inline"] = "1" if file and options["synchronous"] == "normal" else "0"
     return options
 
 
@@ -128,8 +134,9 @@ def sqlite_synchronous(uri: str) -> str:
 def sqlite_inline(uri: str) -> bool:
     """
     Whether transactions run in the calling thread: for a file
-    (C{sqlite:PATH}, default C{inline=1}) the short ones, on a second
-    connection that never waits (L{ReactorConnection}); for
+    (C{sqlite:PATH}, default C{inline=1}, but C{inline=0} with
+    C{synchronous=full}, whose commits wait for the disk) the short ones,
+    on a second connection that never waits (L{ReactorConnection}); for
     C{sqlite::memory:?inline=1} (default C{inline=0}) all of them
     (L{InlinePool}).  C{inline=0} keeps every transaction on the pool.
     """

@@ -284,6 +284,9 @@ class OpenStoreTests(SynchronousTestCase):
         self.assertTrue(sqlite_inline("sqlite:var/x.db"))
         self.assertTrue(sqlite_inline("sqlite:var/x.db?inline=1"))
         self.assertFalse(sqlite_inline("sqlite:var/x.db?inline=0"))
+        # commits that wait for the disk stay off the calling thread unless asked
+        self.assertFalse(sqlite_inline("sqlite:var/x.db?synchronous=full"))
+        self.assertTrue(sqlite_inline("sqlite:var/x.db?synchronous=full&inline=1"))
         self.assertFalse(sqlite_inline("sqlite::memory:"))
         self.assertTrue(sqlite_inline("sqlite::memory:?inline=1"))
         failure = self.failureResultOf(open_store("sqlite::memory:?inline=yes"), ValueError)
