@@ -256,7 +256,9 @@ class ReactorConnection:
     @ivar fallbacks: transactions answered L{BUSY} so far.
     """
 
-    checkpoint_every = 500
+    # A session's write transaction adds some 5-10 pages to the WAL: about
+    # SQLite's own automatic checkpoint (1000 pages) apart.
+    checkpoint_every = 200
 
     def __init__(self, path: str, setup: Any):
         """
