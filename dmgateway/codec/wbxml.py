@@ -21,7 +21,8 @@ from .mapping import message_to_node, node_to_message
 from .wbxml_pages import DMDDF12, SYNCML11, SYNCML12
 from .wbxml_reader import DEFAULT_MAX_SIZE, Header, decode_node, read_header
 from .wbxml_tables import DEFAULT_MAX_DEPTH
-from .wbxml_writer import encode_mb_uint, encode_node
+from .model_writer import Unhandled
+from .wbxml_writer import encode_mb_uint, encode_message_body, encode_node
 
 __all__ = [
     "encode_mb_uint",
@@ -87,6 +88,10 @@ def encode(msg):
     (dm-wbxml §3.3: the form every decoder, libwbxml included, understands)
     and the Item's Meta Type ``...dmtnds+xml`` says ``...dmtnds+wbxml``.
     """
+    try:  # straight from the model; embedded markup and the unusual go through the tree
+        return encode_message_body(msg, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)
+    except (Unhandled, AttributeError):
+        pass
     root = message_to_node(msg)
     _embedded_tnds(root, _tree_to_opaque, DEFAULT_MAX_DEPTH)
     return encode_node(root, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)
