@@ -218,12 +218,14 @@ def _write_children(w, children, depth, tpage):
     max_depth = w.max_depth
     if depth >= max_depth:
         raise _Unencodable("elements nested deeper than %d" % (max_depth,), children[0])
+    room = max_depth - depth - 1  # how many enclosing lists the stack may hold
     add = w.parts.append
     enc_tags = w.comp.enc_tags
     page_tags = w.comp.page_tags
     here = page_tags[tpage]  # {ns: {name: byte forms}} of the tags on this page
     last_ns, by_name = _NO_NS, None  # by_name: here[last_ns]
     stack = []  # iterators over the lists that enclose the current one
+    push, pop = stack.append, stack.pop
     items = iter(children)
     while True:
         for node in items:
@@ -232,7 +234,9 @@ def _write_children(w, children, depth, tpage):
                 by_name = here.get(ns, _NO_TAGS)
                 last_ns = ns
             forms = by_name.get(node.name)
-            if forms is None and not node.attrs:
+            if node.attrs:
+                forms = None
+            elif forms is None:
                 choice = enc_tags.get(ns, _NO_TAGS).get(node.name)
                 if choice is not None:  # a tag of another page: switch (lazily, like libwbxml)
                     tpage = choice[0]
@@ -240,24 +244,26 @@ def _write_children(w, children, depth, tpage):
                     here = page_tags[tpage]
                     last_ns = _NO_NS
                     forms = choice[1]
-            if forms is not None and not node.attrs:
+            if forms is not None:
                 text = node.text
                 if text is None:
                     kids = node.children
                     if not kids:
                         add(forms[1])
                         continue
-                    if depth + len(stack) + 1 >= max_depth:
+                    if len(stack) >= room:
                         raise _Unencodable("elements nested deeper than %d" % (max_depth,),
                                            kids[0])
                     add(forms[2])
-                    stack.append(items)
+                    push(items)
                     items = iter(kids)
                     break
                 if text.__class__ is str and text and not node.children:
                     if not text.isprintable():  # printable: no NUL, no lone surrogate
                         _check_text(text, node)
-                    add(forms[3] + text + _TEXT_END)
+                    add(forms[3])
+                    add(text)
+                    add(_TEXT_END)
                     continue
             # LITERAL names, attributes, OPAQUE, an empty text, a malformed element
             w.tpage = tpage
@@ -270,7 +276,7 @@ def _write_children(w, children, depth, tpage):
             if not stack:
                 return tpage
             add("\x01")  # END of the element that held it
-            items = stack.pop()
+            items = pop()
 
 
 _NO_NS = object()  # a namespace key no element has
