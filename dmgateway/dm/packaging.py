@@ -69,6 +69,41 @@ class MessageBuilder:
         self.optional += 1
         return True
 
+    def take_fitting(self, queue):
+        """Move commands from the front of the list ``queue`` into the message
+        while they fit; return how many moved.
+
+        The same as ``while queue and try_add(queue[0]): queue.pop(0)`` (ids
+        and errors included), but when they all fit -- the common case --
+        with one measure instead of one each: a message only grows as
+        commands are appended, so if the whole list fits every shorter
+        prefix does too.
+        """
+        if (len(queue) > 1 and self.limit is not None
+                and not any(isinstance(cmd, Container) for cmd in queue)):
+            cmds = list(queue)
+            before = [cmd.cmd_id for cmd in cmds]
+            after = self._next_id
+            for cmd in cmds:
+                after = number(cmd, after)
+            try:
+                fits = self._fits(self.body + cmds)
+            except ValueError:
+                fits = False  # one by one below: the error comes from the command that has it
+            if fits:
+                self._next_id = after
+                self.body.extend(cmds)
+                self.optional += len(cmds)
+                del queue[:len(cmds)]
+                return len(cmds)
+            for cmd, cmd_id in zip(cmds, before):
+                cmd.cmd_id = cmd_id
+        count = 0
+        while queue and self.try_add(queue[0]):
+            queue.pop(0)
+            count += 1
+        return count
+
     def fits(self, cmd):
         """Whether the message would still fit with ``cmd`` appended (nothing is appended)."""
         if self.limit is None:
