@@ -11,7 +11,9 @@ as STR_I and ``bytes`` as OPAQUE).  This module re-exports both engines'
 public names.
 
 :func:`decode` and :func:`encode` convert SyncML DM messages (through
-:mod:`dmgateway.codec.mapping`); :func:`decode_tnds` and :func:`encode_tnds`
+:mod:`dmgateway.codec.mapping`; :func:`encode` writes plain messages straight
+from the model with :func:`.wbxml_writer.encode_message_body`, byte for byte
+what the tree path writes); :func:`decode_tnds` and :func:`encode_tnds`
 stand-alone DDF/TNDS documents.
 """
 
