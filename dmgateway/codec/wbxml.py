@@ -23,7 +23,6 @@ from .mapping import message_to_node, node_to_message
 from .wbxml_pages import DMDDF12, SYNCML11, SYNCML12
 from .wbxml_reader import DEFAULT_MAX_SIZE, Header, decode_node, read_header
 from .wbxml_tables import DEFAULT_MAX_DEPTH
-from .model_writer import Unhandled
 from .wbxml_writer import encode_mb_uint, encode_message_body, encode_node
 
 __all__ = [
@@ -92,7 +91,7 @@ def encode(msg):
     """
     try:  # straight from the model; embedded markup and the unusual go through the tree
         return encode_message_body(msg, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)
-    except (Unhandled, AttributeError):
+    except Exception:  # Unhandled, or a model the reference path must judge (it raises)
         pass
     root = message_to_node(msg)
     _embedded_tnds(root, _tree_to_opaque, DEFAULT_MAX_DEPTH)

@@ -332,7 +332,7 @@ def encode(msg, *, xml_declaration=False):
     try:
         dialect = _DIALECTS[msg.hdr.ver_dtd == "1.1"]
         pieces = write_model(msg, dialect)
-    except (Unhandled, AttributeError):
+    except Exception:  # Unhandled, or a model the reference path must judge (it raises)
         return serialize(message_to_node(msg), syncml_uri=syncml_namespace(msg.hdr.ver_dtd),
                          xml_declaration=xml_declaration)
     if xml_declaration:
