@@ -149,16 +149,23 @@ def test_take_fitting_is_try_add_one_by_one_with_fewer_measures():
         for limit in list(range(150, 1400, 37)) + [None]:
             for count in (0, 1, 2, 5, 12):
                 for trailer in ((), (sm.Alert(data=1222),)):
-                    results = []
+                    results, measures = [], []
                     for take in (_one_by_one, MessageBuilder.take_fitting):
-                        builder = MessageBuilder(hdr(), lambda m: len(encode(m)), limit, trailer)
+                        calls = []
+                        builder = MessageBuilder(hdr(), lambda m: calls.append(1) or len(encode(m)),
+                                                 limit, trailer)
                         builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr"))
                         queue = _statuses(count)
                         take(builder, queue)
                         results.append(_state(builder, queue))
+                        measures.append(len(calls))
                         if limit is not None:
                             assert len(encode(builder.build(True))) <= limit or builder.optional == 0
                     assert results[0] == results[1], (limit, count, trailer)
+                    # at most one measure more than one by one; fewer when three or more fit
+                    assert measures[1] <= measures[0] + 1
+                    if results[0][3] == 0 and count > 2 and limit is not None:
+                        assert measures[1] == 2 < measures[0]
 
 
 def test_take_fitting_measures_once_when_all_fit():
@@ -166,7 +173,7 @@ def test_take_fitting_measures_once_when_all_fit():
     builder = MessageBuilder(hdr(), lambda m: calls.append(m) or measure(m), 10 ** 6)
     queue = _statuses(8)
     assert builder.take_fitting(queue) == 8 and queue == []
-    assert len(calls) == 1
+    assert len(calls) == 2  # the first alone, then the seven others together
     assert [c.cmd_id for c in builder.body] == [str(n) for n in range(1, 9)]
 
 
