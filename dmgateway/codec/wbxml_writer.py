@@ -311,7 +311,6 @@ def _path_to(root, target):
     return None
 
 
-
 # -- SyncML messages straight from the model (see .model_writer) -------------------
 
 
