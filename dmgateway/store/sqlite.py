@@ -3,7 +3,7 @@ The SQLite engine: the embedded default.
 
 One pooled connection (adbapi pool of one thread), WAL journal, foreign
 keys on, a busy timeout for other processes on the same file, and every
-write transaction opened with C{BEGIN IMMEDIATE} so concurrent writers
+transaction on it opened with C{BEGIN IMMEDIATE} so concurrent writers
 queue up instead of failing half-way.
 
 A file store also keeps a second connection for the calling (reactor)
@@ -283,9 +283,9 @@ class ReactorConnection:
     def run(self, interaction: Any, *args: Any) -> Any:
         """
         C{interaction(cursor, *args)} in one transaction (begun here),
-        committed on
-        return and rolled back on an exception (raised, as the pool's
-        would be); L{BUSY} if the database was locked.
+        committed on return and rolled back on an exception (raised, as
+        the pool's would be); L{BUSY} if the database was locked, rolled
+        back too.
         """
         try:
             if self._connection is None:
