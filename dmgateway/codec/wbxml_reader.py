@@ -257,7 +257,6 @@ class _Reader:
         cur = None
         append = top.append
         stack = []
-        push, pop = stack.append, stack.pop
         # Strings are sliced from a latin-1 view of the document (one char per
         # byte); only non-ASCII pieces of a UTF-8 document need re-decoding.
         # The extra NUL makes every search for a terminator succeed: one at
@@ -302,27 +301,7 @@ class _Reader:
                         append(node)
                         pos = nul + 2
                         continue
-                # an element with content, entered at once
-                room -= 1
-                if not room:
-                    raise self.too_many(pos + 1)
-                node = new(node_cls)
-                node.name = name
-                node.ns = ns
-                node.children = children = []
-                node.text = None
-                node.attrs = None
-                if not depth and top:
-                    raise _error("more than one root element", pos)
-                append(node)
-                if depth >= max_depth:
-                    raise _error("elements nested deeper than %d" % (max_depth,), pos)
                 pos += 1
-                depth += 1
-                push(cur)
-                cur = node
-                append = children.append
-                continue
             elif code == k_end:
                 if not depth:
                     raise _error("END outside any element", pos)
@@ -339,7 +318,7 @@ class _Reader:
                     elif text == "":
                         text = None
                     cur.text = text
-                cur = pop()
+                cur = stack.pop()
                 depth -= 1
                 if not depth:
                     break
@@ -411,7 +390,7 @@ class _Reader:
                 if depth >= max_depth:
                     raise _error("elements nested deeper than %d" % (max_depth,), pos - 1)
                 depth += 1
-                push(cur)
+                stack.append(cur)
                 cur = node
                 append = node.children.append
             elif not depth:
