@@ -177,9 +177,8 @@ def _convert(root, max_depth, max_elements):
     """Turn the lxml tree into Nodes, iteratively, checking depth and content.
 
     Past ``max_elements`` elements (None: no limit) :func:`_check_count`
-    raises LimitExceeded.  Hot path: element paths (for
-    error messages only) are kept as linked tuples and joined only when an
-    error is raised.
+    raises LimitExceeded.  Hot path: element paths (for error messages only)
+    are kept as linked tuples and joined only when an error is raised.
     """
     tag = _qname(root, "")
     key = _key_for_uri(tag.namespace, _ROOT_KEYS.get(tag.localname, NS_SYNCML))
