@@ -448,6 +448,11 @@ def _node_to_meta(node, path, _strays):
 
 def _node_to_locref(node, path, strays):
     children = node.children
+    if len(children) == 1:  # the usual <Target><LocURI>...</LocURI></Target>
+        child = children[0]
+        text = child.text
+        if child.name == "LocURI" and text.__class__ is str and not child.children:
+            return LocRef(loc_uri=text.strip(XML_WHITESPACE))
     c = _index(children)
     if not c.keys() <= _KNOWN_CHILDREN[node.name if node.name == "Source" else "Target"]:
         strays.append(children)
