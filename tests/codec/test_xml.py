@@ -575,3 +575,27 @@ def test_tag_name_cache_is_bounded():
         tree = xml.parse(b'<SyncML><a xmlns="urn:y%d"><b/></a></SyncML>' % (n,))
         assert tree.children[0].children[0].ns == "urn:y%d" % (n,)
     assert len(xml._NAMES) <= 64
+
+
+def _documents():
+    """Small documents, some with mixed content or too deep, as bytes."""
+    leaves = st.sampled_from([b"<a/>", b"<b>x</b>", b"text", b"<c> </c>"])
+    trees = st.recursive(leaves, lambda kids: st.lists(kids, max_size=5).map(
+        lambda parts: b"<e>" + b"".join(parts) + b"</e>"), max_leaves=30)
+    return trees.map(lambda inner: b"<SyncML>" + inner + b"</SyncML>")
+
+
+@HYPOTHESIS
+@given(_documents(), st.integers(0, 40), st.sampled_from([3, 64]))
+def test_element_limit_is_decided_by_the_count_alone(data, limit, depth):
+    count = data.count(b"<") - data.count(b"</")
+    try:
+        xml.parse(data, max_elements=limit, max_depth=depth)
+    except LimitExceeded:
+        assert count > limit
+    except XMLCodecError:
+        assert count <= limit
+    else:
+        assert count <= limit
+        assert xml.parse(data, max_depth=depth) == xml.parse(data, max_elements=limit,
+                                                             max_depth=depth)
