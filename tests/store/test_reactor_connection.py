@@ -5,12 +5,12 @@ thread, never waiting for a lock (the pool takes over), in the order they
 were asked for, with the same errors as on the pool.
 """
 
+import sqlite3
 import subprocess
 import sys
 import threading
 
 from twisted.internet import defer
-from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import Conflict, StoreClosed, StoreError, StoreUnavailable, open_store
@@ -68,7 +68,7 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
     async def test_lock_of_another_connection_sends_the_work_to_the_pool(self):
         store = await self.open()
         await store.run_interaction("warm", _counter, "x", short=True)
-        other = __import__("sqlite3").connect(self.path, isolation_level=None, check_same_thread=False)
+        other = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.addCleanup(other.close)
         other.execute("BEGIN IMMEDIATE")
         other.execute("INSERT INTO counters (name, value) VALUES ('other', 7)")
@@ -203,7 +203,7 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         self.assertNoResult(closing)
         with self.assertRaises(StoreClosed):
             await store.run_interaction("late", _counter, "queued", short=True)
-        await deferToThread(release.set)
+        release.set()
         self.assertEqual(await running, "held")
         self.assertEqual(await queued, "queued")
         await closing
