@@ -156,6 +156,18 @@ def test_embedded_tnds_document_travels_as_opaque():
     assert back.body[0].items[0].meta.type == "application/vnd.syncml.dmtnds+xml"
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_embedded_tnds_document_is_read_from_any_bytes_like_input(kind):
+    # decode takes bytearray and memoryview as decode_node does; the test for
+    # an OPAQUE byte before walking the tree must see it in each
+    data = wbxml.encode(_tnds_message(DDF_EXAMPLE, "application/vnd.syncml.dmtnds+wbxml"))
+    for max_elements in (None, 1000):
+        back = wbxml.decode(kind(data), max_elements=max_elements)
+        assert back.body[0].items[0].data == DDF_TREE
+        assert back == wbxml.decode(data)
+    assert wbxml.decode(kind(LIBWBXML_DM_TNDS)) == wbxml.decode(LIBWBXML_DM_TNDS)
+
+
 def test_tnds_tree_is_sent_as_an_opaque_document():
     msg = _tnds_message(copy.deepcopy(DDF_TREE), "application/vnd.syncml.dmtnds+xml")
     data = wbxml.encode(msg)
