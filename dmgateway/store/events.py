@@ -36,6 +36,12 @@ def cursor_name(name: str) -> str:
     return "cursor:" + name
 
 
+# Rows per INSERT of a short batch's events: 5 parameters each, under every
+# engine's limit on one statement's parameters (PostgreSQL 65,535; SQLite
+# 32,766, or 999 before 3.32), however many events one message raises.
+_EVENTS_PER_INSERT = 100
+
+
 class EventStore(Database):
     """The event log and its cursors (see the module docstring)."""
 
@@ -84,15 +90,18 @@ class EventStore(Database):
             "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
             (len(pending), "events"),
         )["value"]
-        rows = []
-        for seq, (number, *fields) in enumerate(pending, last - len(pending) + 1):
-            number.value = seq
-            rows.extend((seq, *fields))
-        txn.execute(
-            "INSERT INTO events (seq, type, device_id, time, payload) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?)"] * len(pending)),
-            rows,
-        )
+        first = last - len(pending) + 1
+        for start in range(0, len(pending), _EVENTS_PER_INSERT):
+            chunk = pending[start:start + _EVENTS_PER_INSERT]
+            rows = []
+            for seq, (number, *fields) in enumerate(chunk, first + start):
+                number.value = seq
+                rows.extend((seq, *fields))
+            txn.execute(
+                "INSERT INTO events (seq, type, device_id, time, payload) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                rows,
+            )
 
     def events_after(self, seq: int, limit: int = 100) -> Deferred:
         """
