@@ -75,21 +75,26 @@ class EventStore(Database):
             pending = PendingSeq()
             txn.pending_events.append((pending, type, device_id, time, body))
             return pending
-        seq = txn.fetchone(
-            "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", ("events",)
-        )["value"]
+        seq = self._count_events_txn(txn, 1)
         txn.execute(
             "INSERT INTO events (seq, type, device_id, time, payload) VALUES (?, ?, ?, ?, ?)",
             (seq, type, device_id, time, body),
         )
         return seq
 
+    def _count_events_txn(self, txn, count: int) -> int:
+        """Take C{count} event numbers; return the last."""
+        if self.database_engine.returning:
+            return txn.fetchone(
+                "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
+                (count, "events"),
+            )["value"]
+        txn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (count, "events"))
+        return txn.fetchone("SELECT value FROM counters WHERE name = ?", ("events",))["value"]
+
     def _write_events_txn(self, txn) -> None:
         pending, txn.pending_events = txn.pending_events, None
-        last = txn.fetchone(
-            "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
-            (len(pending), "events"),
-        )["value"]
+        last = self._count_events_txn(txn, len(pending))
         first = last - len(pending) + 1
         for start in range(0, len(pending), _EVENTS_PER_INSERT):
             chunk = pending[start:start + _EVENTS_PER_INSERT]

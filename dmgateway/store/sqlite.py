@@ -353,6 +353,9 @@ class SQLiteEngine:
     """
 
     name = "sqlite"
+    #: whether statements may end in C{RETURNING} (SQLite 3.35; RHEL 9's
+    #: Python 3.11 runs on 3.34): without it the store reads back instead
+    returning = sqlite3.sqlite_version_info >= (3, 35, 0)
     column_types = {
         "pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "bigint": "INTEGER",

@@ -15,7 +15,7 @@ from dmgateway.store import (
     open_store,
 )
 from dmgateway.store.migrations import Migration, load_migrations
-from tests.store.support import OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 SHIPPED = [m.version for m in load_migrations()]
 
@@ -321,4 +321,8 @@ class SQLiteReactorLifecycleTests(OnReactorSQLite, LifecycleTestsMixin, TestCase
 
 
 class SQLiteReactorBatchTests(OnReactorSQLite, BatchTestsMixin, TestCase):
+    pass
+
+
+class OldSQLiteBatchTests(OnOldSQLite, BatchTestsMixin, TestCase):
     pass
