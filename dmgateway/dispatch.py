@@ -39,6 +39,7 @@ from dmgateway.eventlog import EventLog
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.jobstates import change_job
 from dmgateway.live import DMReply, LiveSession, device_state, job_spec, media_type_for, starts_session
+from dmgateway.logs import debug_enabled
 from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -359,14 +360,15 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         live.pending_jobs = [job.job_id for job in jobs]
         # debug: the info line of a session is the one at its end (with the
         # encoding and host), one line per session instead of two
-        log.debug(
-            "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
-            session_id=msg.hdr.session_id,
-            device_id=device_id,
-            encoding=encoding,
-            jobs=len(jobs),
-            peer=peer,
-        )
+        if debug_enabled():
+            log.debug(
+                "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
+                session_id=msg.hdr.session_id,
+                device_id=device_id,
+                encoding=encoding,
+                jobs=len(jobs),
+                peer=peer,
+            )
         return live
 
     def _new_engine(self, device, specs, resp_uri, encode):
