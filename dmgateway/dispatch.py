@@ -16,7 +16,6 @@ here (live sessions, wake-ups); this module imports neither it nor the API.
 """
 
 import os
-import secrets
 from collections import Counter, OrderedDict
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -185,7 +184,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         lock = self._locks.get(device_id)
         if lock is None:
             lock = self._locks[device_id] = defer.DeferredLock()
-        await lock.acquire()
+        if lock.locked:
+            await lock.acquire()
+        else:  # uncontended (nearly always): taken at once, without a Deferred to await
+            lock.locked = True
         try:
             reply = await self._in_session(msg, encoding, body, hmac_header, token, peer)
             if self.outage.active:
@@ -310,7 +312,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             return self._plain_reply(msg, encoding, refusal)
         # 128 random bits: the RespURI is the session's key; its "NODE~" prefix lets
         # a load balancer route the session's later packages to this process
-        token = session_token(self.node, secrets.token_hex(16))
+        token = session_token(self.node, os.urandom(16).hex())
         resp_uri = self._resp_uri(token)
 
         def encode(message):
