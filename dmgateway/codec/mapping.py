@@ -1,7 +1,10 @@
 """Map the SyncML message model to :class:`~.element.Node` trees and back.
 
 Both wire codecs (XML and WBXML) go through this module, so they agree on
-what a message means.  This module writes (model -> tree);
+what a message means.  (To write a plain message they take the shortcut of
+:mod:`.model_writer`, which writes the bytes this tree would give and falls
+back to it for anything else: the order and the rules here are the reference
+it is tested against.)  This module writes (model -> tree);
 :mod:`.mapping_reader` reads (tree -> model, tolerant of what devices send)
 and its public functions are re-exported here.
 

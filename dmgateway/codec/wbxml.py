@@ -11,7 +11,9 @@ as STR_I and ``bytes`` as OPAQUE).  This module re-exports both engines'
 public names.
 
 :func:`decode` and :func:`encode` convert SyncML DM messages (through
-:mod:`dmgateway.codec.mapping`); :func:`decode_tnds` and :func:`encode_tnds`
+:mod:`dmgateway.codec.mapping`; :func:`encode` writes plain messages straight
+from the model with :func:`.wbxml_writer.encode_message_body`, byte for byte
+what the tree path writes); :func:`decode_tnds` and :func:`encode_tnds`
 stand-alone DDF/TNDS documents.
 """
 
@@ -21,7 +23,7 @@ from .mapping import message_to_node, node_to_message
 from .wbxml_pages import DMDDF12, SYNCML11, SYNCML12
 from .wbxml_reader import DEFAULT_MAX_SIZE, Header, decode_node, read_header
 from .wbxml_tables import DEFAULT_MAX_DEPTH
-from .wbxml_writer import encode_mb_uint, encode_node
+from .wbxml_writer import encode_mb_uint, encode_message_body, encode_node
 
 __all__ = [
     "encode_mb_uint",
@@ -87,6 +89,10 @@ def encode(msg):
     (dm-wbxml §3.3: the form every decoder, libwbxml included, understands)
     and the Item's Meta Type ``...dmtnds+xml`` says ``...dmtnds+wbxml``.
     """
+    try:  # straight from the model; embedded markup and the unusual go through the tree
+        return encode_message_body(msg, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)
+    except Exception:  # Unhandled, or a model the reference path must judge (it raises)
+        pass
     root = message_to_node(msg)
     _embedded_tnds(root, _tree_to_opaque, DEFAULT_MAX_DEPTH)
     return encode_node(root, SYNCML11 if msg.hdr.ver_dtd == "1.1" else SYNCML12)

@@ -8,8 +8,10 @@ tables compiled once per vocabulary are shared with the reader
 
 import functools
 
-from .element import Node
+from .element import NS_METINF, NS_SYNCML, Node
 from .errors import WBXMLCodecError
+from .model_writer import METINF_NAMES, SYNCML_NAMES, Dialect, Unhandled, Tags
+from .model_writer import write as write_model
 from .wbxml_pages import END, LITERAL, OPAQUE
 from .wbxml_tables import DEFAULT_MAX_DEPTH, STR_I_PIECE, compiled, piece
 
@@ -216,12 +218,14 @@ def _write_children(w, children, depth, tpage):
     max_depth = w.max_depth
     if depth >= max_depth:
         raise _Unencodable("elements nested deeper than %d" % (max_depth,), children[0])
+    room = max_depth - depth - 1  # how many enclosing lists the stack may hold
     add = w.parts.append
     enc_tags = w.comp.enc_tags
     page_tags = w.comp.page_tags
     here = page_tags[tpage]  # {ns: {name: byte forms}} of the tags on this page
     last_ns, by_name = _NO_NS, None  # by_name: here[last_ns]
     stack = []  # iterators over the lists that enclose the current one
+    push, pop = stack.append, stack.pop
     items = iter(children)
     while True:
         for node in items:
@@ -230,7 +234,9 @@ def _write_children(w, children, depth, tpage):
                 by_name = here.get(ns, _NO_TAGS)
                 last_ns = ns
             forms = by_name.get(node.name)
-            if forms is None and not node.attrs:
+            if node.attrs:
+                forms = None
+            elif forms is None:
                 choice = enc_tags.get(ns, _NO_TAGS).get(node.name)
                 if choice is not None:  # a tag of another page: switch (lazily, like libwbxml)
                     tpage = choice[0]
@@ -238,24 +244,26 @@ def _write_children(w, children, depth, tpage):
                     here = page_tags[tpage]
                     last_ns = _NO_NS
                     forms = choice[1]
-            if forms is not None and not node.attrs:
+            if forms is not None:
                 text = node.text
                 if text is None:
                     kids = node.children
                     if not kids:
                         add(forms[1])
                         continue
-                    if depth + len(stack) + 1 >= max_depth:
+                    if len(stack) >= room:
                         raise _Unencodable("elements nested deeper than %d" % (max_depth,),
                                            kids[0])
                     add(forms[2])
-                    stack.append(items)
+                    push(items)
                     items = iter(kids)
                     break
                 if text.__class__ is str and text and not node.children:
                     if not text.isprintable():  # printable: no NUL, no lone surrogate
                         _check_text(text, node)
-                    add(forms[3] + text + _TEXT_END)
+                    add(forms[3])
+                    add(text)
+                    add(_TEXT_END)
                     continue
             # LITERAL names, attributes, OPAQUE, an empty text, a malformed element
             w.tpage = tpage
@@ -268,7 +276,7 @@ def _write_children(w, children, depth, tpage):
             if not stack:
                 return tpage
             add("\x01")  # END of the element that held it
-            items = stack.pop()
+            items = pop()
 
 
 _NO_NS = object()  # a namespace key no element has
@@ -303,3 +311,76 @@ def _path_to(root, target):
     return None
 
 
+# -- SyncML messages straight from the model (see .model_writer) -------------------
+
+
+def syncml_dialect(vocab):
+    """The WBXML fragments of the SyncML vocabulary ``vocab`` for
+    :func:`.model_writer.write`, or None if the fast path cannot write it
+    byte for byte like :func:`encode_node` (a SyncML tag that is not on page 0
+    alone, a metinf tag not on page 1 alone).  Names the vocabulary has no
+    token for (``Correlator`` in SyncML 1.1) are left out: a message using
+    them goes through the element tree, which writes a LITERAL."""
+    comp = compiled(vocab)
+    syncml = comp.enc_tags.get(NS_SYNCML, {})
+    metinf = comp.enc_tags.get(NS_METINF, {})
+    if (any(set(choice[2]) != {0} for choice in syncml.values())
+            or any(set(choice[2]) != {1} for choice in metinf.values())
+            or "Meta" not in syncml or "Data" not in syncml or "SyncML" not in syncml
+            or vocab.public_id is None):
+        return None
+    names = [name for name in SYNCML_NAMES if name in syncml]
+    meta_names = [name for name in METINF_NAMES if name in metinf]
+    data_open = piece(syncml["Data"][1][0] | 0x40) + piece(OPAQUE)
+    end = piece(END)
+
+    def data_bytes(out, data):
+        out.append(data_open + _mbpiece(len(data)) + data.decode("ascii", _ESCAPED) + end)
+
+    return Dialect(
+        syncml["SyncML"][1][2],
+        (
+            Tags({n: syncml[n][1][2] for n in names}),
+            Tags({n: end for n in names}),
+            Tags({n: syncml[n][1][1] for n in names}),
+            Tags({n: (syncml[n][1][3], _TEXT_END) for n in names}),
+        ),
+        (
+            syncml["Meta"][1][2] + _SWITCH[1],
+            Tags({n: metinf[n][1][1] for n in meta_names}),
+            Tags({n: (metinf[n][1][3], _TEXT_END) for n in meta_names}),
+        ),
+        _model_text, data_bytes, _SWITCH[0], end,
+    )
+
+
+def _model_text(text):
+    """A non-empty text value, if WBXML carries it inline as the reference writer does."""
+    if text.isprintable():  # no NUL, no lone surrogate
+        return text
+    if "\x00" in text:
+        raise Unhandled("text")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Unhandled("text") from None
+    return text
+
+
+def encode_message_body(msg, vocab):
+    """The WBXML document of ``msg`` written straight from the model, or
+    :class:`~.model_writer.Unhandled` (then :func:`encode_node` of its tree
+    writes it)."""
+    dialect = _dialects.get(vocab)
+    if dialect is None:
+        if vocab in _dialects or len(_dialects) >= 16:
+            raise Unhandled("vocabulary")
+        dialect = _dialects[vocab] = syncml_dialect(vocab)
+        if dialect is None:
+            raise Unhandled("vocabulary")
+    body = "".join(write_model(msg, dialect)).encode("utf-8", _ESCAPED)
+    return _simple_header(vocab.public_id) + body
+
+
+_dialects = {}

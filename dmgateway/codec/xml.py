@@ -12,7 +12,9 @@ in any letter case or none at all, CDATA, arbitrary indentation.
 base64.
 
 :func:`decode` and :func:`encode` go all the way between bytes and the
-:class:`~.syncml.SyncML` model.  Every failure is an
+:class:`~.syncml.SyncML` model; :func:`encode` writes a message straight from
+the model (:mod:`.model_writer`, the same bytes as :func:`serialize` of its
+tree) and leaves embedded markup and refusals to the tree.  Every failure is an
 :class:`~.errors.XMLCodecError` or :class:`~.errors.ModelError`.
 """
 
@@ -24,6 +26,8 @@ from lxml import etree
 from .element import NS_DMDDF, NS_METINF, NS_PROV, NS_SYNCML, Node
 from .errors import LimitExceeded, XMLCodecError
 from .mapping import message_to_node, node_to_message
+from .model_writer import Unhandled, xml_dialect
+from .model_writer import write as write_model
 
 __all__ = [
     "MAX_SIZE",
@@ -319,6 +323,38 @@ def _ver_dtd(root):
 
 
 def encode(msg, *, xml_declaration=False):
-    """XML bytes of a :class:`~.syncml.SyncML` model (namespace from ``VerDTD``)."""
-    return serialize(message_to_node(msg), syncml_uri=syncml_namespace(msg.hdr.ver_dtd),
-                     xml_declaration=xml_declaration)
+    """XML bytes of a :class:`~.syncml.SyncML` model (namespace from ``VerDTD``).
+
+    Written straight from the model (:mod:`.model_writer`); a message that
+    path does not handle goes through the element tree, which writes the
+    same bytes or raises the error.
+    """
+    try:
+        dialect = _DIALECTS[msg.hdr.ver_dtd == "1.1"]
+        pieces = write_model(msg, dialect)
+    except Exception:  # Unhandled, or a model the reference path must judge (it raises)
+        return serialize(message_to_node(msg), syncml_uri=syncml_namespace(msg.hdr.ver_dtd),
+                         xml_declaration=xml_declaration)
+    if xml_declaration:
+        pieces.insert(0, _XML_DECLARATION_STR)
+    return "".join(pieces).encode("utf-8")
+
+
+_XML_DECLARATION_STR = XML_DECLARATION.decode("ascii")
+
+
+def _model_text(text):
+    """A non-empty text value as the reference writer escapes it (fast when nothing needs it)."""
+    if text.isprintable():  # nothing to refuse; "\r" is not printable
+        if "&" in text or "<" in text or ">" in text:
+            return text.translate(_TEXT_ESCAPES)
+        return text
+    if _NOT_XML_CHAR.search(text):
+        raise Unhandled("text")  # the reference path raises the error
+    return text.translate(_TEXT_ESCAPES)
+
+
+_DIALECTS = {
+    False: xml_dialect(NS_URI_SYNCML_1_2, _model_text),
+    True: xml_dialect(NS_URI_SYNCML_1_1, _model_text),
+}

@@ -69,6 +69,55 @@ class MessageBuilder:
         self.optional += 1
         return True
 
+    def take_fitting(self, queue):
+        """Move commands from the front of the list ``queue`` into the message
+        while they fit; return how many moved.
+
+        The same as ``while queue and try_add(queue[0]): queue.pop(0)`` (ids
+        and errors included) with fewer measures: once the first is in, the
+        rest are measured together, and when they all fit -- the common case
+        -- they go in at once (a message only grows as commands are
+        appended, so if the whole list fits every shorter prefix does too).
+        When they do not, the rest go one by one as before, but the last is
+        not measured again.
+        """
+        if not queue or not self.try_add(queue[0]):
+            return 0
+        queue.pop(0)
+        count = 1
+        misfit = None  # a command known not to fit once all before it are in
+        if (len(queue) > 1 and self.limit is not None
+                and not any(isinstance(cmd, Container) for cmd in queue)):
+            cmds = list(queue)
+            before = [cmd.cmd_id for cmd in cmds]
+            after = self._next_id
+            for cmd in cmds:
+                after = number(cmd, after)
+            try:
+                fits = self._fits(self.body + cmds)
+            except ValueError:
+                fits = None  # one by one below: the error comes from the command that has it
+            if fits:
+                self._next_id = after
+                self.body.extend(cmds)
+                self.optional += len(cmds)
+                del queue[:len(cmds)]
+                return count + len(cmds)
+            for cmd, cmd_id in zip(cmds, before):
+                cmd.cmd_id = cmd_id
+            if fits is False:  # that whole message was just measured: no need to again
+                misfit = cmds[-1]
+        while queue:
+            cmd = queue[0]
+            if cmd is misfit:
+                number(cmd, self._next_id)  # as try_add leaves a command that does not fit
+                break
+            if not self.try_add(cmd):
+                break
+            queue.pop(0)
+            count += 1
+        return count
+
     def fits(self, cmd):
         """Whether the message would still fit with ``cmd`` appended (nothing is appended)."""
         if self.limit is None:

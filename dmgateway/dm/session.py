@@ -237,11 +237,10 @@ class ServerSession(ClientCommands, ServerCommands):
         if self._deferred_chal is not None and status.chal is None and status.data == st.AUTHENTICATED:
             status.chal, self._deferred_chal = self._deferred_chal, None
         builder.add(status)
-        while self._statuses and builder.try_add(self._statuses[0]):
-            self._statuses.pop(0)
+        builder.take_fitting(self._statuses)
         if self._statuses and builder.optional == 0 and end is None and self._shed_header(builder):
-            while self._statuses and builder.try_add(self._statuses[0]):
-                self._statuses.pop(0)  # room made by moving the Chal to our next message
+            # room made by moving the Chal to our next message
+            builder.take_fitting(self._statuses)
         if self._statuses and builder.optional == 0:
             # MaxMsgSize cannot hold the header and one Status: it cannot be
             # honoured, so exceed it rather than owe Statuses forever

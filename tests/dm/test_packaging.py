@@ -126,3 +126,66 @@ def test_the_trailer_is_numbered_after_the_nested_commands_of_the_body():
     msg = builder.build(final=True)
     ids = [msg.body[0].cmd_id, msg.body[1].cmd_id] + [c.cmd_id for c in msg.body[1].commands] + [msg.body[2].cmd_id]
     assert ids == ["1", "2", "3", "4", "5"]  # the Alert 1222 after the Atomic's Gets, as measured
+
+
+def _statuses(count, ref_width=1):
+    return [sm.Status(msg_ref="1", cmd_ref=str(n) * ref_width, cmd="Get", target_refs=["./N/%d" % n])
+            for n in range(count)]
+
+
+def _one_by_one(builder, queue):
+    while queue and builder.try_add(queue[0]):
+        queue.pop(0)
+
+
+def _state(builder, queue):
+    ids = [c.cmd_id for c in queue]
+    return xml.encode(builder.build(True)), builder.optional, ids, len(queue)
+
+
+def test_take_fitting_is_try_add_one_by_one_with_fewer_measures():
+    from dmgateway.codec import wbxml
+    for encode in (xml.encode, wbxml.encode):
+        for limit in list(range(150, 1400, 37)) + [None]:
+            for count in (0, 1, 2, 5, 12):
+                for trailer in ((), (sm.Alert(data=1222),)):
+                    results, measures = [], []
+                    for take in (_one_by_one, MessageBuilder.take_fitting):
+                        calls = []
+                        builder = MessageBuilder(hdr(), lambda m: calls.append(1) or len(encode(m)),
+                                                 limit, trailer)
+                        builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr"))
+                        queue = _statuses(count)
+                        take(builder, queue)
+                        results.append(_state(builder, queue))
+                        measures.append(len(calls))
+                        if limit is not None:
+                            assert len(encode(builder.build(True))) <= limit or builder.optional == 0
+                    assert results[0] == results[1], (limit, count, trailer)
+                    # at most one measure more than one by one; fewer when three or more fit
+                    assert measures[1] <= measures[0] + 1
+                    if results[0][3] == 0 and count > 2 and limit is not None:
+                        assert measures[1] == 2 < measures[0]
+
+
+def test_take_fitting_measures_once_when_all_fit():
+    calls = []
+    builder = MessageBuilder(hdr(), lambda m: calls.append(m) or measure(m), 10 ** 6)
+    queue = _statuses(8)
+    assert builder.take_fitting(queue) == 8 and queue == []
+    assert len(calls) == 2  # the first alone, then the seven others together
+    assert [c.cmd_id for c in builder.body] == [str(n) for n in range(1, 9)]
+
+
+def test_take_fitting_keeps_the_error_of_the_command_that_has_it():
+    builder = MessageBuilder(hdr(), measure, 10 ** 6)
+    queue = _statuses(3)
+    queue[1].data = "not an int"
+    try:
+        builder.take_fitting(queue)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("the bad Status was written")
+    # as try_add one by one: the first went in, the bad one and the rest still owed
+    assert [c.cmd_ref for c in builder.body] == ["0"] and len(queue) == 2
