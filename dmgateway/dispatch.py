@@ -306,7 +306,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             self._refusing_busy = True
             return self._plain_reply(msg, encoding, 503)
         self._refusing_busy = False
-        device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit()
+        device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit(short=True)
         refusal = self._refusal(device, device_id, peer_host(peer), peer, now)
         if refusal is not None:
             return self._plain_reply(msg, encoding, refusal)
@@ -448,7 +448,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         await self._cancel_left_at_session_end(live.device_id)
         if self.outbox is None:
             return
-        device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit()
+        device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit(short=True)
         if device is None:
             return
         for job in jobs:

@@ -24,6 +24,7 @@ from .element import NS_DMDDF, NS_METINF, NS_SYNCML, Node
 from .errors import NOT_XML_TEXT, ModelError
 from .syncml import (
     Alert,
+    Atomic,
     Chal,
     Container,
     Cred,
@@ -33,6 +34,7 @@ from .syncml import (
     Meta,
     META_FIELDS,
     Results,
+    Sequence,
     Status,
     SyncHdr,
     SyncML,
@@ -53,76 +55,76 @@ _DIGITS = re.compile(r"[0-9]{1,20}\Z")
 _META_NAMES = {name for name, _, _ in META_FIELDS} | {"EMI"}
 
 
-class _Children:
-    """The children of one element, by name, remembering the element's path.
+def _index(children):
+    """The first child of each name: one dict per element, nothing per child."""
+    first = {}
+    for child in reversed(children):
+        first[child.name] = child
+    return first
 
-    Element paths are only needed in errors: they are formatted when raised.
-    """
 
-    __slots__ = ("node", "path", "by_name")
+# Element paths are only needed in errors: the reader passes them as chains
+# ``(parent path, segment)``, a segment being a name or ``(name, index)``,
+# and :func:`_p` joins them when an error is raised.
 
-    def __init__(self, node, path):
-        self.node = node
-        self.path = path
-        self.by_name = by_name = {}
-        for child in node.children:
-            name = child.name
-            if name in by_name:
-                by_name[name].append(child)
-            else:
-                by_name[name] = [child]
+def _p(path):
+    """The ``SyncML/SyncBody/Replace[2]/Item[1]`` form of a path chain."""
+    parts = []
+    while path.__class__ is tuple:
+        path, segment = path
+        parts.append(segment if segment.__class__ is str else "%s[%d]" % segment)
+    parts.append(path)
+    return "/".join(reversed(parts))
 
-    def first(self, name):
-        found = self.by_name.get(name)
-        return found[0] if found else None
 
-    def all(self, name):
-        return self.by_name.get(name, [])
+def _value(first, name, path, required=False):
+    """The stripped text of the first ``name`` child (None when absent)."""
+    child = first.get(name)
+    if child is None:
+        if required:
+            raise ModelError("missing %s" % (name,), path=_p(path))
+        return None
+    text = child.text
+    if text.__class__ is str and not child.children:  # the common case of _text
+        return text.strip(XML_WHITESPACE)
+    return _text(child, (path, name))
 
-    def has(self, name):
-        return name in self.by_name
 
-    def require(self, name):
-        child = self.first(name)
-        if child is None:
-            raise ModelError("missing %s" % (name,), path=self.path)
-        return child
-
-    def value(self, name, required=False):
-        found = self.by_name.get(name)
-        if not found:
-            if required:
-                raise ModelError("missing %s" % (name,), path=self.path)
-            return None
-        child = found[0]
+def _values(children, name, path):
+    texts = []
+    index = 0
+    for child in children:
+        if child.name != name:
+            continue
+        index += 1
         text = child.text
-        if text.__class__ is str and not child.children:  # the common case of _text
-            return text.strip(XML_WHITESPACE)
-        return _text(child, "%s/%s" % (self.path, name))
+        if text.__class__ is str and not child.children:
+            texts.append(text.strip(XML_WHITESPACE))
+        else:
+            texts.append(_text(child, (path, (name, index))))
+    return texts
 
-    def values(self, name):
-        texts = []
-        for index, child in enumerate(self.by_name.get(name, ()), 1):
-            text = child.text
-            if text.__class__ is str and not child.children:
-                texts.append(text.strip(XML_WHITESPACE))
-            else:
-                texts.append(_text(child, "%s/%s[%d]" % (self.path, name, index)))
-        return texts
 
-    def number(self, name, required=False):
-        text = self.value(name, required)
-        if text is None:
-            return None
-        if not _DIGITS.match(text):
-            raise ModelError("not a number: %r" % (text[:40],), path="%s/%s" % (self.path, name))
-        return int(text)
+def _number(first, name, path, required=False):
+    text = _value(first, name, path, required)
+    if text is None:
+        return None
+    if not _DIGITS.match(text):
+        raise ModelError("not a number: %r" % (text[:40],), path=_p((path, name)))
+    return int(text)
+
+
+def _require(first, name, path):
+    child = first.get(name)
+    if child is None:
+        raise ModelError("missing %s" % (name,), path=_p(path))
+    return child
 
 
 def _text(node, path):
     """A value: text with surrounding XML whitespace stripped, OPAQUE decoded."""
     if node.children:
-        raise ModelError("element content where a value is expected", path=path)
+        raise ModelError("element content where a value is expected", path=_p(path))
     text = node.text
     if text is None:
         return ""
@@ -130,11 +132,11 @@ def _text(node, path):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
-            raise ModelError("opaque value is not UTF-8", path=path) from None
+            raise ModelError("opaque value is not UTF-8", path=_p(path)) from None
         bad = _NOT_XML.search(text)
         if bad:
             raise ModelError("opaque value holds U+%04X, which XML cannot carry" % (ord(bad.group()),),
-                             path=path)
+                             path=_p(path))
     return text.strip(XML_WHITESPACE)
 
 
@@ -147,13 +149,15 @@ def node_to_message(node):
         raise ModelError("not an element tree")
     if node.name != "SyncML":
         raise ModelError("root element is %r, not SyncML" % (node.name,), path=node.name)
-    root = _Children(node, "SyncML")
-    hdr = _node_to_hdr(root.require("SyncHdr"), "SyncML/SyncHdr")
-    body_node = root.require("SyncBody")
-    body = _Children(body_node, "SyncML/SyncBody")
-    commands = _nodes_to_commands(body_node, "SyncML/SyncBody", skip=("Final",))
-    msg = SyncML(hdr=hdr, body=commands, final=body.has("Final"))
-    msg.unknown = unknown_elements(node)
+    root = _index(node.children)
+    strays = []  # non-empty once an element unknown_elements would list may exist
+    _check(root, node.children, _KNOWN_CHILDREN["SyncML"], strays)
+    hdr = _node_to_hdr(_require(root, "SyncHdr", "SyncML"), ("SyncML", "SyncHdr"), strays)
+    body_node = _require(root, "SyncBody", "SyncML")
+    commands = _nodes_to_commands(body_node, ("SyncML", "SyncBody"), ("Final",), strays)
+    msg = SyncML(hdr=hdr, body=commands, final=any(
+        child.name == "Final" for child in body_node.children))
+    msg.unknown = unknown_elements(node) if strays else []
     return msg
 
 
@@ -176,6 +180,25 @@ _KNOWN_CHILDREN = {
     "Exec": _COMMAND_CHILDREN | {"Correlator"},
 }
 _LEAVES = frozenset(("Meta", "Data", "Filter", "SourceParent", "TargetParent"))  # not walked into
+# containers unknown_elements walks into that the reader reads only the first of
+_READ_ONCE = frozenset(("SyncHdr", "SyncBody", "Target", "Source", "Cred", "Chal"))
+_CONTAINER_CHILDREN = frozenset(COMMAND_CLASSES) | {"CmdID", "NoResp", "Meta"}
+
+
+def _check(first, children, allowed, strays):
+    """Note in ``strays`` when :func:`unknown_elements` may find something here.
+
+    The reader reads every element that walk visits, so checking each one's
+    children against the same table as it goes lets a message without
+    unknown elements (nearly all) skip the walk.  A name outside ``allowed``,
+    or a second copy of an element read only once (whose children the reader
+    never sees), sends the message through the walk, which decides.
+    """
+    if not first.keys() <= allowed or (
+            len(first) != len(children)
+            and sum(child.name in _READ_ONCE for child in children) > len(
+                first.keys() & _READ_ONCE)):
+        strays.append(children)
 
 
 def unknown_elements(root, limit=20, longest=200):
@@ -208,94 +231,107 @@ def unknown_elements(root, limit=20, longest=200):
     return [path[:longest] for path in found[:limit]]
 
 
-def _node_to_hdr(node, path):
-    c = _Children(node, path)
+def _node_to_hdr(node, path, strays):
+    children = node.children
+    c = _index(children)
+    _check(c, children, _KNOWN_CHILDREN["SyncHdr"], strays)
     return SyncHdr(
-        ver_dtd=c.value("VerDTD", required=True),
-        ver_proto=c.value("VerProto", required=True),
-        session_id=c.value("SessionID", required=True),
-        msg_id=c.value("MsgID", required=True),
-        target=_node_to_locref(c.require("Target"), path + "/Target"),
-        source=_node_to_locref(c.require("Source"), path + "/Source"),
-        resp_uri=c.value("RespURI"),
-        no_resp=c.has("NoResp"),
-        cred=_optional(c, "Cred", _node_to_cred),
-        meta=_optional(c, "Meta", node_to_meta),
+        ver_dtd=_value(c, "VerDTD", path, True),
+        ver_proto=_value(c, "VerProto", path, True),
+        session_id=_value(c, "SessionID", path, True),
+        msg_id=_value(c, "MsgID", path, True),
+        target=_node_to_locref(_require(c, "Target", path), (path, "Target"), strays),
+        source=_node_to_locref(_require(c, "Source", path), (path, "Source"), strays),
+        resp_uri=_value(c, "RespURI", path),
+        no_resp="NoResp" in c,
+        cred=_optional(c, "Cred", _node_to_cred, path, strays),
+        meta=_optional(c, "Meta", _node_to_meta, path, strays),
     )
 
 
-def _nodes_to_commands(node, path, skip=()):
+def _nodes_to_commands(node, path, skip, strays):
     commands = []
     counts = {}
     for child in node.children:
-        if child.name in skip:
+        name = child.name
+        if name in skip:
             continue
-        index = counts[child.name] = counts.get(child.name, 0) + 1
-        commands.append(node_to_command(child, "%s/%s[%d]" % (path, child.name, index)))
+        index = counts[name] = counts.get(name, 0) + 1
+        commands.append(_node_to_command(child, (path, (name, index)), strays))
     return commands
 
 
 def node_to_command(node, path=None):
     """The command model of one SyncBody (or Atomic/Sequence) child element."""
-    path = path or node.name
-    cls = COMMAND_CLASSES.get(node.name)
+    return _node_to_command(node, path or node.name, [])
+
+
+def _node_to_command(node, path, strays):
+    name = node.name
+    cls = COMMAND_CLASSES.get(name)
     if cls is None:
         return _unknown_command(node)
-    c = _Children(node, path)
-    cmd_id = c.value("CmdID", required=True)
+    children = node.children
+    c = _index(children)
+    if cls is Atomic or cls is Sequence:
+        if not c.keys() <= _CONTAINER_CHILDREN:
+            strays.append(children)
+    else:
+        _check(c, children, _KNOWN_CHILDREN.get(name, _COMMAND_CHILDREN), strays)
+    cmd_id = _value(c, "CmdID", path, True)
     if cls is Status:
-        cmd = c.value("Cmd") or ""
+        cmd = _value(c, "Cmd", path) or ""
         # OMA's own examples leave CmdRef out of the SyncHdr's Status
-        cmd_ref = c.value("CmdRef", required=cmd != "SyncHdr")
+        cmd_ref = _value(c, "CmdRef", path, cmd != "SyncHdr")
         return Status(
             cmd_id=cmd_id,
-            msg_ref=c.value("MsgRef"),
+            msg_ref=_value(c, "MsgRef", path),
             cmd_ref="0" if cmd_ref is None else cmd_ref,
             cmd=cmd,
-            target_refs=c.values("TargetRef"),
-            source_refs=c.values("SourceRef"),
-            cred=_optional(c, "Cred", _node_to_cred),
-            chal=_optional(c, "Chal", _node_to_chal),
-            data=c.number("Data", required=True),
-            items=_items(c),
+            target_refs=_values(children, "TargetRef", path) if "TargetRef" in c else [],
+            source_refs=_values(children, "SourceRef", path) if "SourceRef" in c else [],
+            cred=_optional(c, "Cred", _node_to_cred, path, strays),
+            chal=_optional(c, "Chal", _node_to_chal, path, strays),
+            data=_number(c, "Data", path, True),
+            items=_items(c, children, path, None, strays),
         )
     if cls is Results:
-        meta = _optional(c, "Meta", node_to_meta)
+        meta = _optional(c, "Meta", _node_to_meta, path, strays)
         return Results(
             cmd_id=cmd_id,
-            msg_ref=c.value("MsgRef"),
-            cmd_ref=c.value("CmdRef", required=True),
+            msg_ref=_value(c, "MsgRef", path),
+            cmd_ref=_value(c, "CmdRef", path, True),
             meta=meta,
-            target_refs=c.values("TargetRef"),
-            source_refs=c.values("SourceRef"),
-            items=_items(c, meta),
+            target_refs=_values(children, "TargetRef", path) if "TargetRef" in c else [],
+            source_refs=_values(children, "SourceRef", path) if "SourceRef" in c else [],
+            items=_items(c, children, path, meta, strays),
         )
     if cls is Alert:
         return Alert(
             cmd_id=cmd_id,
-            no_resp=c.has("NoResp"),
-            cred=_optional(c, "Cred", _node_to_cred),
-            data=c.number("Data"),
-            correlator=c.value("Correlator"),
-            items=_items(c),
+            no_resp="NoResp" in c,
+            cred=_optional(c, "Cred", _node_to_cred, path, strays),
+            data=_number(c, "Data", path),
+            correlator=_value(c, "Correlator", path),
+            items=_items(c, children, path, None, strays),
         )
     if issubclass(cls, Container):
         return cls(
             cmd_id=cmd_id,
-            no_resp=c.has("NoResp"),
-            meta=_optional(c, "Meta", node_to_meta),
-            commands=_nodes_to_commands(node, path, skip=("CmdID", "NoResp", "Meta")),
+            no_resp="NoResp" in c,
+            meta=_optional(c, "Meta", _node_to_meta, path, strays),
+            commands=_nodes_to_commands(node, path, ("CmdID", "NoResp", "Meta"), strays),
         )
-    meta = _optional(c, "Meta", node_to_meta)
+    meta = _optional(c, "Meta", _node_to_meta, path, strays)
     cmd = cls(
         cmd_id=cmd_id,
-        no_resp=c.has("NoResp"),
-        cred=_optional(c, "Cred", _node_to_cred),
+        no_resp="NoResp" in c,
+        cred=_optional(c, "Cred", _node_to_cred, path, strays),
         meta=meta,
-        items=_items(c, meta),
+        items=_items(c, children, path, meta, strays),
     )
     if cls is Exec:
-        cmd.correlator = c.value("Correlator")
+        cmd.correlator = _value(c, "Correlator", path)
     return cmd
 
 
@@ -311,12 +347,16 @@ def _unknown_command(node):
     return UnknownCommand(cmd_id=cmd_id, name=node.name, node=node)
 
 
-def _items(c, command_meta=None):
+def _items(first, children, path, command_meta, strays):
+    if "Item" not in first:
+        return []
     inherited = command_meta.format if command_meta is not None else None
-    return [
-        node_to_item(child, "%s/Item[%d]" % (c.path, index), inherited)
-        for index, child in enumerate(c.all("Item"), 1)
-    ]
+    items = []
+    for child in children:
+        if child.name == "Item":
+            items.append(_node_to_item(child, (path, ("Item", len(items) + 1)), inherited,
+                                       strays))
+    return items
 
 
 def _settle_data(data, fmt):
@@ -343,23 +383,29 @@ def _settle_data(data, fmt):
 
 def node_to_item(node, path="Item", inherited_format=None):
     """An :class:`Item`; ``inherited_format`` is the Format of the command's Meta."""
-    c = _Children(node, path)
-    data_node = c.first("Data")
-    meta = _optional(c, "Meta", node_to_meta)
-    bare_type = c.value("Type")  # MS-MDM examples put Type directly under Item
+    return _node_to_item(node, path, inherited_format, [])
+
+
+def _node_to_item(node, path, inherited_format, strays):
+    children = node.children
+    c = _index(children)
+    _check(c, children, _KNOWN_CHILDREN["Item"], strays)
+    data_node = c.get("Data")
+    meta = _optional(c, "Meta", _node_to_meta, path, strays)
+    bare_type = _value(c, "Type", path)  # MS-MDM examples put Type directly under Item
     if bare_type and (meta is None or meta.type is None):
         meta = meta or Meta()
         meta.type = bare_type
-    data = None if data_node is None else _item_data(data_node, path + "/Data")
+    data = None if data_node is None else _item_data(data_node, (path, "Data"))
     if data is not None and not isinstance(data, Node):
         fmt = meta.format if meta is not None and meta.format else inherited_format
         data = _settle_data(data, fmt)
     return Item(
-        target=_optional(c, "Target", _node_to_locref),
-        source=_optional(c, "Source", _node_to_locref),
+        target=_optional(c, "Target", _node_to_locref, path, strays),
+        source=_optional(c, "Source", _node_to_locref, path, strays),
         meta=meta,
         data=data,
-        more_data=c.has("MoreData"),
+        more_data="MoreData" in c,
     )
 
 
@@ -368,7 +414,7 @@ def _item_data(node, path):
     if node.children:
         if len(node.children) != 1:
             raise ModelError("Data holds %d elements, expected one" % (len(node.children),),
-                             path=path)
+                             path=_p(path))
         child = node.children[0]
         if child.name == "MgmtTree" and child.ns == NS_SYNCML:
             child = _rekey(child, NS_SYNCML, NS_DMDDF)  # inline TNDS without its xmlns
@@ -378,41 +424,61 @@ def _item_data(node, path):
 
 def node_to_meta(node, path="Meta"):
     """A :class:`Meta` from ``<Meta>``; metinf children in any namespace."""
-    c = _Children(node, path)
+    return _node_to_meta(node, path, None)
+
+
+def _node_to_meta(node, path, _strays):
+    # Meta is a leaf for unknown_elements: its extras are kept, not listed
+    children = node.children
+    c = _index(children)
     meta = Meta()
-    present = c.by_name
     for name, attr, is_int in META_FIELDS:
-        if name in present:
-            setattr(meta, attr, c.number(name) if is_int else c.value(name))
-    meta.emi = c.values("EMI")
-    meta.extra = [
-        _rekey(child, NS_SYNCML, NS_METINF)
-        for child in node.children
-        if child.name not in _META_NAMES
-    ]
+        if name in c:
+            setattr(meta, attr, _number(c, name, path) if is_int else _value(c, name, path))
+    if "EMI" in c:
+        meta.emi = _values(children, "EMI", path)
+    if not c.keys() <= _META_NAMES:
+        meta.extra = [
+            _rekey(child, NS_SYNCML, NS_METINF)
+            for child in children
+            if child.name not in _META_NAMES
+        ]
     return meta
 
 
-def _node_to_locref(node, path):
-    c = _Children(node, path)
-    return LocRef(loc_uri=c.value("LocURI", required=True), loc_name=c.value("LocName"))
+def _node_to_locref(node, path, strays):
+    children = node.children
+    if len(children) == 1:  # the usual <Target><LocURI>...</LocURI></Target>
+        child = children[0]
+        text = child.text
+        if child.name == "LocURI" and text.__class__ is str and not child.children:
+            return LocRef(loc_uri=text.strip(XML_WHITESPACE))
+    c = _index(children)
+    if not c.keys() <= _KNOWN_CHILDREN[node.name if node.name == "Source" else "Target"]:
+        strays.append(children)
+    return LocRef(loc_uri=_value(c, "LocURI", path, True), loc_name=_value(c, "LocName", path))
 
 
-def _node_to_cred(node, path):
-    c = _Children(node, path)
-    return Cred(meta=_optional(c, "Meta", node_to_meta), data=c.value("Data") or "")
+def _node_to_cred(node, path, strays):
+    c = _index(node.children)
+    if not c.keys() <= _KNOWN_CHILDREN["Cred"]:
+        strays.append(node)
+    return Cred(meta=_optional(c, "Meta", _node_to_meta, path, strays),
+                data=_value(c, "Data", path) or "")
 
 
-def _node_to_chal(node, path):
-    c = _Children(node, path)
-    return Chal(meta=_optional(c, "Meta", node_to_meta) or Meta())
+def _node_to_chal(node, path, strays):
+    c = _index(node.children)
+    if not c.keys() <= _KNOWN_CHILDREN["Chal"]:
+        strays.append(node)
+    return Chal(meta=_optional(c, "Meta", _node_to_meta, path, strays) or Meta())
 
 
-def _optional(c, name, read):
-    child = c.first(name)
+def _optional(first, name, read, path, strays):
+    child = first.get(name)
     if child is None:
         return None
-    return read(child, "%s/%s" % (c.path, name))
+    return read(child, (path, name), strays)
 
 
 def _rekey(node, old, new):

@@ -20,7 +20,7 @@ stand-alone DDF/TNDS documents.
 from .element import NS_DMDDF, NS_SYNCML
 from .errors import LimitExceeded
 from .mapping import message_to_node, node_to_message
-from .wbxml_pages import DMDDF12, SYNCML11, SYNCML12
+from .wbxml_pages import DMDDF12, OPAQUE, SYNCML11, SYNCML12
 from .wbxml_reader import DEFAULT_MAX_SIZE, Header, decode_node, read_header
 from .wbxml_tables import DEFAULT_MAX_DEPTH
 from .wbxml_writer import encode_mb_uint, encode_message_body, encode_node
@@ -53,7 +53,9 @@ def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE, max_
     is the same whichever encoding carried it.
     """
     root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size, max_elements=max_elements)
-    if max_elements is None:
+    if _OPAQUE not in data:
+        pass  # no OPAQUE, so no embedded document: nothing to walk
+    elif max_elements is None:
         _embedded_tnds(root, _opaque_to_tree, max_depth)
     else:
         # one byte per element in an embedded document too: it shares the
@@ -71,6 +73,9 @@ def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE, max_
             raise LimitExceeded("more than %d elements (embedded TNDS documents included)"
                                 % (max_elements,)) from None
     return node_to_message(root)
+
+
+_OPAQUE = bytes((OPAQUE,))
 
 
 def _count_elements(node):

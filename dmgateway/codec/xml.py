@@ -20,6 +20,7 @@ tree) and leaves embedded markup and refusals to the tree.  Every failure is an
 
 import base64
 import re
+import threading
 
 from lxml import etree
 
@@ -109,6 +110,16 @@ def _parser():
     )
 
 
+class _Parsers(threading.local):
+    """One parser per thread: lxml parsers may be reused, not shared."""
+
+    def __init__(self):
+        self.parser = _parser()
+
+
+_PARSERS = _Parsers()
+
+
 def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH, max_elements=None):
     """Read an XML document into a :class:`Node` tree."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -119,32 +130,66 @@ def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH, max_elements=None):
     if not data.strip():
         raise XMLCodecError("empty document", offset=0)
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _PARSERS.parser)
     except (etree.LxmlError, ValueError, LookupError) as e:
         raise XMLCodecError("not well-formed XML: %s" % (e,)) from None
     dtd = root.getroottree().docinfo.internalDTD
     if dtd is not None and (any(True for _ in dtd.iterentities())
                             or any(True for _ in dtd.iterelements())):
         raise XMLCodecError("DTD declarations are not allowed")
-    if max_elements is not None:
-        count = int(root.xpath("count(//*)"))  # cheap: before any Node is built
-        if count > max_elements:
-            raise LimitExceeded("%d elements, more than the %d allowed" % (count, max_elements))
-    return _convert(root, max_depth)
+    if max_elements is None:
+        return _convert(root, max_depth, None)
+    # The elements are counted as they are converted, and the limit comes
+    # before any other finding: a document over it raises LimitExceeded
+    # whatever else is wrong with it, as when it was counted first.
+    try:
+        return _convert(root, max_depth, max_elements)
+    except LimitExceeded:
+        raise
+    except XMLCodecError:
+        _check_count(root, max_elements)
+        raise
 
 
-def _convert(root, max_depth):
+def _check_count(root, max_elements):
+    """Raise LimitExceeded when the document has more than ``max_elements`` elements."""
+    count = int(root.xpath("count(//*)"))
+    if count > max_elements:
+        raise LimitExceeded("%d elements, more than the %d allowed" % (count, max_elements))
+
+
+# Element creation is the converter's main cost: it skips Node.__init__ and
+# sets the five slots itself (falling back to the constructor should Node change).
+if tuple(Node.__slots__) == ("name", "ns", "children", "text", "attrs"):
+    _new_node = object.__new__
+else:  # pragma: no cover
+    def _new_node(cls):
+        return Node("", None)
+
+# lxml tag -> (local name, namespace key), by the parent's namespace key: the
+# same few dozen names in every message.  Bounded: a hostile peer could send
+# endless new names; past the bound they are resolved each time.
+_NAMES = {}
+_MAX_NAMES = 4096
+
+
+def _convert(root, max_depth, max_elements):
     """Turn the lxml tree into Nodes, iteratively, checking depth and content.
 
-    Hot path: element paths (for error messages only) are kept as linked
-    tuples and joined only when an error is raised.
+    Past ``max_elements`` elements (None: no limit) :func:`_check_count`
+    raises LimitExceeded.  Hot path: element paths (for error messages only)
+    are kept as linked tuples and joined only when an error is raised.
     """
     tag = _qname(root, "")
     key = _key_for_uri(tag.namespace, _ROOT_KEYS.get(tag.localname, NS_SYNCML))
     top = Node(tag.localname, key, None, None, _attrs(root))
-    resolved = {}  # inherited key -> {tag: (local name, key)}
     stack = [(root, top, (None, tag.localname), 1)]
     pop, push = stack.pop, stack.append
+    new, node_cls, cache = _new_node, Node, _NAMES
+    # elements left before the limit, the root counted (-1: no limit)
+    room = max_elements if max_elements is not None else -1
+    if not room:
+        _check_count(root, max_elements)
     while stack:
         element, node, chain, depth = pop()
         if depth > max_depth:
@@ -155,31 +200,44 @@ def _convert(root, max_depth):
         text = element.text
         if text and text.strip(" \t\r\n"):
             raise XMLCodecError("mixed text and element content", path=_path(chain))
-        children = node.children
-        names = resolved.get(node.ns)
+        append = node.children.append
+        inherited = node.ns
+        names = cache.get(inherited)
         if names is None:
-            names = resolved[node.ns] = {}
+            names = {}
+            if len(cache) < 64:  # namespace keys: a few, unless a peer invents URIs
+                cache[inherited] = names
         leaves_here = depth < max_depth  # a leaf child is complete at once
         for child in element:
             name = child.tag
-            if name.__class__ is not str:
-                raise XMLCodecError("entity references are not allowed", path=_path(chain))
-            tail = child.tail
-            if tail and tail.strip(" \t\r\n"):
-                raise XMLCodecError("mixed text and element content", path=_path(chain))
             found = names.get(name)
             if found is None:
+                if name.__class__ is not str:
+                    raise XMLCodecError("entity references are not allowed", path=_path(chain))
                 if name[0] == "{":
                     uri, _, local = name[1:].partition("}")
                 else:
                     uri, local = None, name
-                found = names[name] = (local, _key_for_uri(uri, node.ns))
+                found = (local, _key_for_uri(uri, inherited))
+                if len(names) < _MAX_NAMES:
+                    names[name] = found
             local, ns = found
-            sub = Node(local, ns, None, None, _attrs(child) if child.keys() else None)
-            children.append(sub)
+            tail = child.tail
+            if tail and tail.strip(" \t\r\n"):
+                raise XMLCodecError("mixed text and element content", path=_path(chain))
+            room -= 1
+            if not room:
+                _check_count(root, max_elements)  # raises: counts the whole document
+            sub = new(node_cls)
+            sub.name = local
+            sub.ns = ns
+            sub.children = []
+            sub.attrs = _attrs(child) if child.keys() else None
+            append(sub)
             if leaves_here and not len(child):
                 sub.text = child.text or None
             else:
+                sub.text = None
                 push((child, sub, (chain, local), depth + 1))
     return top
 

@@ -1,5 +1,7 @@
 """Tests for dmgateway.codec.mapping: SyncML model <-> Node trees."""
 
+import copy
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from dmgateway.codec.mapping import (
     node_to_message,
     node_to_meta,
 )
+from dmgateway.codec.mapping_reader import unknown_elements
 from dmgateway.codec.syncml import (
     Add,
     Alert,
@@ -435,3 +438,63 @@ def test_reader_never_crashes_on_arbitrary_trees(node):
         assert type(e) is ModelError
     else:
         assert isinstance(msg, SyncML)
+
+
+def _with_strays(draw_from, tree):
+    """``tree`` with known and unknown elements inserted, and children copied,
+    at places the strategy picks: the cases the reader's stray check must see."""
+    def nodes(node):
+        yield node
+        for child in node.children:
+            yield from nodes(child)
+
+    extras = ["Foo", "Target", "Source", "Cred", "Chal", "Item", "Final", "LocURI", "Meta",
+              "Data", "CmdID", "SyncHdr", "SyncBody", "Status", "Filter", "Correlator"]
+    for _ in range(draw_from(st.integers(0, 4))):
+        containers = [node for node in nodes(tree) if node.children]
+        parent = draw_from(st.sampled_from(containers))
+        at = draw_from(st.integers(0, len(parent.children)))
+        if draw_from(st.booleans()):
+            stray = copy.deepcopy(draw_from(st.sampled_from(parent.children)))
+            inside = [node for node in nodes(stray) if node.children]
+            if inside:  # an unknown element in the copy only
+                draw_from(st.sampled_from(inside)).children.append(
+                    Node("Odd", NS_SYNCML, [], "x"))
+        else:
+            stray = Node(draw_from(st.sampled_from(extras)), NS_SYNCML,
+                         [Node("Foo", NS_SYNCML, [], "x")] if draw_from(st.booleans()) else [],
+                         None)
+        parent.children.insert(at, stray)
+    return tree
+
+
+@settings(max_examples=600, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(messages(), st.data())
+def test_reader_lists_the_same_unknown_elements_as_the_walk(msg, data):
+    # the reader walks unknown_elements only when it met a stray on its way:
+    # whenever the walk would list something, the reader must have met it
+    tree = _with_strays(data.draw, message_to_node(msg))
+    try:
+        read = node_to_message(tree)
+    except ModelError:
+        return
+    assert read.unknown == unknown_elements(tree)
+
+
+def test_reader_sees_strays_below_a_second_copy_of_a_container():
+    # the reader reads only the first Target of an Item; the walk visits both
+    item = el("Item", el("Target", value("LocURI", "./A")),
+              el("Target", value("LocURI", "./B"), value("Odd", "x")))
+    msg = node_to_message(message_node(el("Get", value("CmdID", "2"), item)))
+    assert msg.unknown == ["SyncML/SyncBody/Get/Item/Target/Odd"]
+    assert node_to_message(message_node(el("Get", value("CmdID", "2"), el(
+        "Item", el("Target", value("LocURI", "./A")))))).unknown == []
+
+
+def test_reader_lists_what_a_container_cannot_hold():
+    atomic = el("Atomic", value("CmdID", "1"), value("Foo", "x"),
+                el("Get", value("CmdID", "2"), el("Item", el("Target", value("LocURI", "./A")))))
+    assert node_to_message(message_node(atomic)).unknown == ["SyncML/SyncBody/Atomic/Foo"]
+    atomic.children[1] = value("Meta", None)
+    assert node_to_message(message_node(atomic)).unknown == []

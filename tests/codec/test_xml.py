@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from dmgateway.codec import xml
 from dmgateway.codec.element import NS_DMDDF, NS_METINF, NS_PROV, NS_SYNCML, Node
-from dmgateway.codec.errors import CodecError, ModelError, XMLCodecError
+from dmgateway.codec.errors import CodecError, LimitExceeded, ModelError, XMLCodecError
 from dmgateway.codec.mapping import message_to_node
 from dmgateway.codec.syncml import (
     Add,
@@ -532,3 +532,70 @@ def test_mutated_corpus_raises_only_codec_errors(data):
         event("decoded")
         assert isinstance(msg, SyncML)
         assert xml.decode(xml.encode(msg)) == msg
+
+
+# -- element limit: counted while converting, still checked first -------------
+
+
+def test_element_limit_counts_every_element():
+    data = corpus("01-pkg1-client-init.xml")
+    count = len(list(xml.etree.fromstring(data).iter("{*}*", "*")))
+    assert xml.parse(data, max_elements=count).name == "SyncML"
+    with pytest.raises(LimitExceeded, match="^%d elements, more than the %d allowed" % (
+            count, count - 1)):
+        xml.parse(data, max_elements=count - 1)
+    with pytest.raises(LimitExceeded):
+        xml.parse(b"<SyncML/>", max_elements=0)
+    assert xml.parse(b"<SyncML/>", max_elements=1).name == "SyncML"
+
+
+@pytest.mark.parametrize("fault", [
+    b"<SyncML>text<a/>",  # mixed content, met before the limit is reached
+    b"<SyncML><a/>tail",
+    b"<SyncML>" + b"<b>" * 70 + b"</b>" * 70,  # too deep
+])
+def test_element_limit_comes_before_other_findings(fault):
+    # the document is over the limit: that is what it is refused for, as when
+    # its elements were counted before anything else was looked at
+    data = fault + b"<c/>" * 100 + b"</SyncML>"
+    with pytest.raises(LimitExceeded):
+        xml.parse(data, max_elements=50)
+    with pytest.raises(XMLCodecError) as caught:
+        xml.parse(data, max_elements=1000)
+    assert type(caught.value) is XMLCodecError
+
+
+def test_tag_name_cache_is_bounded():
+    for n in range(3):
+        names = b"".join(b"<x%d_%d/>" % (n, i) for i in range(3000))
+        xml.parse(b'<SyncML xmlns="urn:x%d">%s</SyncML>' % (n, names))
+    assert len(xml._NAMES) <= 64
+    assert all(len(names) <= xml._MAX_NAMES for names in xml._NAMES.values())
+    for n in range(100):
+        tree = xml.parse(b'<SyncML><a xmlns="urn:y%d"><b/></a></SyncML>' % (n,))
+        assert tree.children[0].children[0].ns == "urn:y%d" % (n,)
+    assert len(xml._NAMES) <= 64
+
+
+def _documents():
+    """Small documents, some with mixed content or too deep, as bytes."""
+    leaves = st.sampled_from([b"<a/>", b"<b>x</b>", b"text", b"<c> </c>"])
+    trees = st.recursive(leaves, lambda kids: st.lists(kids, max_size=5).map(
+        lambda parts: b"<e>" + b"".join(parts) + b"</e>"), max_leaves=30)
+    return trees.map(lambda inner: b"<SyncML>" + inner + b"</SyncML>")
+
+
+@HYPOTHESIS
+@given(_documents(), st.integers(0, 40), st.sampled_from([3, 64]))
+def test_element_limit_is_decided_by_the_count_alone(data, limit, depth):
+    count = data.count(b"<") - data.count(b"</")
+    try:
+        xml.parse(data, max_elements=limit, max_depth=depth)
+    except LimitExceeded:
+        assert count > limit
+    except XMLCodecError:
+        assert count <= limit
+    else:
+        assert count <= limit
+        assert xml.parse(data, max_depth=depth) == xml.parse(data, max_elements=limit,
+                                                             max_depth=depth)
