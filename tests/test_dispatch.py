@@ -93,6 +93,27 @@ class DispatcherTests(TestCase):
         self.assertEqual(session.outcome, "completed", session.log)
         self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "done")
 
+    async def test_the_session_start_line_is_made_only_at_debug_level(self):
+        from twisted.logger import capturedLogs
+
+        from dmgateway import logs
+
+        def lines(events, text):
+            return [e for e in events if text in (e.get("log_format") or "")]
+
+        self.addCleanup(logs.set_level, logs.set_level("info"))
+        with capturedLogs() as events:
+            session = await self.drive(self.session())
+        self.assertEqual(session.outcome, "completed", session.log)
+        # at info: the one line of the session, at its end; no start event is even built
+        self.assertEqual(lines(events, "started: device"), [])
+        self.assertEqual(len(lines(events, "ended: {outcome}")), 1)
+        logs.set_level("debug")
+        with capturedLogs() as events:
+            await self.drive(self.session())
+        (started,) = lines(events, "started: device")
+        self.assertEqual((started["device_id"], started["encoding"], started["jobs"]), (DEVICE, "xml", 0))
+
     async def test_long_poll_wakes_for_an_event_appended_during_its_query(self):
         after = (await self.store.last_event_seq())
         waiting = self.handlers.wait_events(after, 10, 30)  # queries the store first
