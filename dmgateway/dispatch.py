@@ -16,7 +16,6 @@ here (live sessions, wake-ups); this module imports neither it nor the API.
 """
 
 import os
-import secrets
 from collections import Counter, OrderedDict
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -39,6 +38,7 @@ from dmgateway.eventlog import EventLog
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.jobstates import change_job
 from dmgateway.live import DMReply, LiveSession, device_state, job_spec, media_type_for, starts_session
+from dmgateway.logs import debug_enabled
 from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -184,7 +184,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         lock = self._locks.get(device_id)
         if lock is None:
             lock = self._locks[device_id] = defer.DeferredLock()
-        await lock.acquire()
+        if lock.locked:
+            await lock.acquire()
+        else:  # uncontended (nearly always): taken at once, without a Deferred to await
+            lock.locked = True
         try:
             reply = await self._in_session(msg, encoding, body, hmac_header, token, peer)
             if self.outage.active:
@@ -303,13 +306,13 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             self._refusing_busy = True
             return self._plain_reply(msg, encoding, 503)
         self._refusing_busy = False
-        device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit()
+        device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit(short=True)
         refusal = self._refusal(device, device_id, peer_host(peer), peer, now)
         if refusal is not None:
             return self._plain_reply(msg, encoding, refusal)
         # 128 random bits: the RespURI is the session's key; its "NODE~" prefix lets
         # a load balancer route the session's later packages to this process
-        token = session_token(self.node, secrets.token_hex(16))
+        token = session_token(self.node, os.urandom(16).hex())
         resp_uri = self._resp_uri(token)
 
         def encode(message):
@@ -359,14 +362,15 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         live.pending_jobs = [job.job_id for job in jobs]
         # debug: the info line of a session is the one at its end (with the
         # encoding and host), one line per session instead of two
-        log.debug(
-            "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
-            session_id=msg.hdr.session_id,
-            device_id=device_id,
-            encoding=encoding,
-            jobs=len(jobs),
-            peer=peer,
-        )
+        if debug_enabled():
+            log.debug(
+                "session {session_id} started: device {device_id} ({encoding}, {jobs} pending jobs) from {peer}",
+                session_id=msg.hdr.session_id,
+                device_id=device_id,
+                encoding=encoding,
+                jobs=len(jobs),
+                peer=peer,
+            )
         return live
 
     def _new_engine(self, device, specs, resp_uri, encode):
@@ -444,7 +448,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         await self._cancel_left_at_session_end(live.device_id)
         if self.outbox is None:
             return
-        device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit()
+        device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit(short=True)
         if device is None:
             return
         for job in jobs:

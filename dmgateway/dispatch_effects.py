@@ -28,33 +28,55 @@ class SessionEffects:
         batch = self.store.batch()
         events = 0
         failures = []
-        if live.unrecorded:
-            batch.start_session(live.token, device_id, self.node, started=live.started)
-            live.unrecorded = False
+        # The device row's changes of this message, written in ONE update
+        # (before anything that reads the row, and at the end).
+        device = {}
+        # A new session's row is inserted once, with the jobs it started in
+        # this message (no separate update of its job ids).
+        starting = live.unrecorded
+        live.unrecorded = False
+        touched = None
+
+        def write_device():
+            if device:
+                batch.update_device(device_id, **device)
+                device.clear()
+
+        def record_start():
+            nonlocal starting
+            if starting:
+                batch.start_session(live.token, device_id, self.node, started=live.started,
+                                    job_ids=list(live.job_ids), last_activity=touched)
+                starting = False
+
         for effect in effects:
             if isinstance(effect, fx.DevInfoReceived):
                 if effect.values:
-                    batch.set_devinfo(device_id, effect.values)
+                    device["devinfo"] = effect.values
                 if effect.reported:
-                    batch.set_reported(device_id, effect.reported)
+                    device["reported"] = effect.reported
             elif isinstance(effect, fx.DeviceChallenged):
                 challenge = {"scheme": effect.scheme, "status": effect.status, "time": iso_time(now)}
-                batch.set_device_challenge(device_id, challenge)
+                device["device_challenge"] = challenge
                 batch.append_event("device_challenge", device_id, now,
                                    {"scheme": effect.scheme, "status": effect.status})
                 events += 1
             elif isinstance(effect, fx.NoncesChanged):
-                batch.set_nonces(device_id, client_nonce=effect.client_nonce, server_nonce=effect.server_nonce)
+                if effect.client_nonce is not None:
+                    device["client_nonce"] = effect.client_nonce
+                if effect.server_nonce is not None:
+                    device["server_nonce"] = effect.server_nonce
             elif isinstance(effect, fx.Authenticated):
                 self.guard.auth_succeeded(device_id, live.host)
                 if live.auth_failures:
-                    batch.reset_auth_failures(device_id)
+                    device["reset_auth_failures"] = True
                     live.auth_failures = 0
             elif isinstance(effect, fx.AuthFailed):
                 if not live.count_failures:
                     continue
                 self.stats["auth_failures"] += 1
                 live.auth_failures += 1
+                write_device()
                 failures.append((len(batch), effect))
                 batch.get_device(device_id)  # before: to tell a new device-wide lockout
                 batch.record_auth_failure(
@@ -66,7 +88,10 @@ class SessionEffects:
             elif isinstance(effect, fx.JobStarted):
                 live.job_ids.append(effect.job_id)
                 change_job(batch, effect.job_id, "running", device_id=device_id, now=now)
-                batch.touch_session(live.token, now, job_ids=live.job_ids)
+                if starting:
+                    touched = now
+                else:
+                    batch.touch_session(live.token, now, job_ids=live.job_ids)
             elif isinstance(effect, fx.JobFinished):
                 self.jobs_finished[effect.state] += 1
                 self._cancel_at_end.discard(effect.job_id)  # nothing left to cancel
@@ -96,11 +121,12 @@ class SessionEffects:
                     "messages": live.messages,
                     "jobs": list(live.job_ids),
                 }
+                record_start()
                 batch.end_session(live.token, now)
                 if live.authenticated:
                     # the device's own sessions only: a stranger's wrong
                     # credentials must not make it look seen (inventory filters)
-                    batch.set_last_session(device_id, summary)
+                    device["last_session"] = summary
                 batch.append_event("session", device_id, now, summary)
                 events += 1
                 log.info(
@@ -115,7 +141,9 @@ class SessionEffects:
                     messages=live.messages,
                     jobs=len(live.job_ids),
                 )
-        results = await batch.commit()
+        record_start()
+        write_device()
+        results = await batch.commit(short=True)
         if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):
             # a session of this device on another node is superseded (only by one that authenticated)
             live.announced = True

@@ -64,9 +64,14 @@ def media_type_for(encoding):
 
 
 def iso_time(seconds):
-    """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds."""
-    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (stamp.microsecond // 1000,)
+    """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds.
+
+    (The fields formatted by hand: ``strftime`` costs as much again, a few
+    times per session; the text is the same for every year from 1000.)
+    """
+    s = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
+        s.year, s.month, s.day, s.hour, s.minute, s.second, s.microsecond // 1000)
 
 
 def starts_session(msg):

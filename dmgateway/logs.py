@@ -38,13 +38,27 @@ from dmgateway.redact import is_secret_name
 # One level for every observer this module makes (set from [logging] level).
 _predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
 _installed = []
+_debug = False  # whether [logging] level is debug (read on hot paths: a plain global)
 
 
 def set_level(level_name):
     """Apply ``[logging] level`` to every observer made here; return the old name."""
+    global _debug
     old = _predicate.logLevelForNamespace(None)
-    _predicate.setLogLevelForNamespace(None, LogLevel.levelWithName(level_name))
+    level = LogLevel.levelWithName(level_name)
+    _predicate.setLogLevelForNamespace(None, level)
+    _debug = level is LogLevel.debug
     return old.name
+
+
+def debug_enabled():
+    """Whether ``[logging] level`` is ``debug``.
+
+    Debug events on a per-message path are built only then: twistd's own
+    log observer writes every event it is given, so an unwanted debug
+    line would cost its formatting, a write and a flush each time.
+    """
+    return _debug
 
 
 def _level_filtered(observer):

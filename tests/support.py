@@ -40,8 +40,9 @@ def open_test_store(case, uri="sqlite::memory:?inline=1"):
     return defer.ensureDeferred(start())
 
 
-def start_dispatcher(case, device_id, account, **gateway):
-    """A started :class:`Dispatcher` on an in-memory SQLite store, on a
+def start_dispatcher(case, device_id, account, store_uri="sqlite::memory:?inline=1", **gateway):
+    """A started :class:`Dispatcher` on an SQLite store (in memory unless
+    ``store_uri`` says otherwise), on a
     ``task.Clock`` at 1,700,000,000 s, with ``device_id``'s account put:
     sets ``case.store``, ``case.clock``, ``case.dispatcher`` and ``case.handlers`` and cleans
     the store up with the test.  Fires when ready."""
@@ -53,7 +54,7 @@ def start_dispatcher(case, device_id, account, **gateway):
     gateway.setdefault("session_timeout", 60)
 
     async def start():
-        await open_test_store(case)
+        await open_test_store(case, store_uri)
         case.dispatcher = Dispatcher(case.store, gateway_config(**gateway), clock=case.clock)
         case.handlers = Handlers(case.dispatcher)
         await case.dispatcher.start()

@@ -194,9 +194,9 @@ CASES = [
     ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?mmap_size=-1\n",
      "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?mmap_size=-1': "
      "bad SQLite store option 'mmap_size=-1' (mmap_size is a whole number >= 0)"),
-    ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?inline=1\n",
-     "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?inline=1': "
-     "inline=1 is only for sqlite::memory:"),
+    ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?inline=yes\n",
+     "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?inline=yes': "
+     "unknown SQLite store option 'inline=yes'"),
     ("dmgateway.ini", "[gateway]\nstore = postgresql://dm:hunter2@db:99999/dm\n",
      "dmgateway.ini [gateway] store: bad store URI 'postgresql://dm:***@db:99999/dm'"),
     ("dmgateway.ini", "[gateway]\npublic_url = ftp://dm.example.com/dm\n",
@@ -677,6 +677,8 @@ def test_sqlite_uri_options_are_not_part_of_the_path(tmp_path):
 
     assert check_store("sqlite:%s/gw.sqlite?synchronous=full" % (tmp_path,), environment=True) == []
     assert check_store("sqlite::memory:?inline=1") == []
+    assert check_store("sqlite:%s/gw.sqlite?inline=0" % (tmp_path,), environment=True) == []
+    assert check_store("sqlite:%s/gw.sqlite?inline=1" % (tmp_path,), environment=True) == []
     assert check_store("sqlite:%s/gw.sqlite?cache_size=131072&mmap_size=0" % (tmp_path,), environment=True) == []
     assert check_store("sqlite:%s/gw.sqlite?cache_size=0" % (tmp_path,)) == [
         "bad store URI 'sqlite:%s/gw.sqlite?cache_size=0': bad SQLite store option 'cache_size=0'"

@@ -5,6 +5,8 @@ supersession, timeouts on an injected clock, lockout, shutdown."""
 import dataclasses
 import os
 
+import pytest
+
 from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
@@ -90,6 +92,27 @@ class DispatcherTests(TestCase):
         session = await self.drive(self.session(acc))
         self.assertEqual(session.outcome, "completed", session.log)
         self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "done")
+
+    async def test_the_session_start_line_is_made_only_at_debug_level(self):
+        from twisted.logger import capturedLogs
+
+        from dmgateway import logs
+
+        def lines(events, text):
+            return [e for e in events if text in (e.get("log_format") or "")]
+
+        self.addCleanup(logs.set_level, logs.set_level("info"))
+        with capturedLogs() as events:
+            session = await self.drive(self.session())
+        self.assertEqual(session.outcome, "completed", session.log)
+        # at info: the one line of the session, at its end; no start event is even built
+        self.assertEqual(lines(events, "started: device"), [])
+        self.assertEqual(len(lines(events, "ended: {outcome}")), 1)
+        logs.set_level("debug")
+        with capturedLogs() as events:
+            await self.drive(self.session())
+        (started,) = lines(events, "started: device")
+        self.assertEqual((started["device_id"], started["encoding"], started["jobs"]), (DEVICE, "xml", 0))
 
     async def test_long_poll_wakes_for_an_event_appended_during_its_query(self):
         after = (await self.store.last_event_seq())
@@ -317,6 +340,53 @@ class DispatcherTests(TestCase):
             request = session.receive(reply.body, {"content-type": reply.content_type})
         self.assertEqual(session.outcome, "completed")
         self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "done")
+
+
+class FileStoreDispatcherTests(TestCase):
+    """
+    Sessions on an SQLite file, whose short transactions run on the
+    reactor connection: a session's reads and batches never wait for the
+    store's thread.  (The other tests here count on an in-memory store
+    whose every transaction, even a timeout's, is done at once.)
+    """
+
+    timeout = 60
+    exchange = DispatcherTests.exchange
+    drive = DispatcherTests.drive
+    session = DispatcherTests.session
+    test_session_runs_queued_jobs_in_order = DispatcherTests.test_session_runs_queued_jobs_in_order
+    test_sessions_with_nothing_to_do_keep_nonces_in_step = (
+        DispatcherTests.test_sessions_with_nothing_to_do_keep_nonces_in_step
+    )
+    test_job_created_during_a_session_joins_it = DispatcherTests.test_job_created_during_a_session_joins_it
+
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path):
+        self.tmp_path = tmp_path
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        path = self.tmp_path / "store.db"
+        yield start_dispatcher(self, DEVICE, ACCOUNT, store_uri=f"sqlite:{path}")
+
+    async def test_a_session_runs_without_the_pool(self):
+        await self.handlers.create_job(DEVICE, GET_SWV)
+        pool = self.store._pool
+        real = pool.runInteraction
+        on_pool = []
+
+        def counted(interaction, func, args):
+            on_pool.append(func)
+            return real(interaction, func, args)
+
+        pool.runInteraction = counted
+        self.addCleanup(setattr, pool, "runInteraction", real)
+        session = await self.drive(self.session())
+        self.assertEqual(session.outcome, "completed")
+        self.assertEqual(on_pool, [])
+        self.assertEqual(self.store._direct.fallbacks, 0)
+        await self.store.list_devices()  # (an API listing: on the pool)
+        self.assertEqual(on_pool, [self.store._list_devices_txn])
 
 
 class BadRequestTests(TestCase):

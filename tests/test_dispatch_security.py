@@ -167,10 +167,10 @@ class _FailingBatch:
     def __getattr__(self, name):
         method = getattr(self._batch, name)
         if name == "commit":
-            def commit():
+            def commit(**kwargs):
                 if self._owner.down:
                     return defer.fail(StoreUnavailable("OperationalError: database or disk is full"))
-                return method()
+                return method(**kwargs)
             return commit
 
         def record(*args, **kwargs):
@@ -333,11 +333,11 @@ class HeldStore:
             class Held:
                 def __getattr__(self, method):
                     if method == "commit":
-                        async def commit():
+                        async def commit(**kwargs):
                             if owner.held is not None:
                                 await owner.held
-                            return await real.commit()
-                        return lambda: defer.ensureDeferred(commit())
+                            return await real.commit(**kwargs)
+                        return lambda **kwargs: defer.ensureDeferred(commit(**kwargs))
                     recorded = getattr(real, method)
 
                     def record(*args, **kwargs):

@@ -77,6 +77,19 @@ def test_level_applies_to_the_stdout_observers(monkeypatch):
     assert [e["message"] for e in lines_of(out.getvalue())] == ["now shown", "shown"]
 
 
+def test_debug_enabled_follows_the_level():
+    try:
+        logs.set_level("debug")
+        assert logs.debug_enabled()
+        logs.set_level("info")
+        assert not logs.debug_enabled()
+        logs.set_level("debug")
+        logs.set_level("warn")
+        assert not logs.debug_enabled()
+    finally:
+        logs.set_level("info")
+
+
 def _install(tmp_path, **kwargs):
     config = dict(format="json", level="info", file=str(tmp_path / "gw.json"))
     config.update(kwargs)

@@ -41,8 +41,12 @@ class LimitedRequest(BodyLimitedRequest):
 
 
 def _peer(request):
+    """``host:port`` of the client; a channel that knows its peer for good
+    (:class:`~dmgateway.bearers.httplimits.GuardedChannel`) says it once per
+    connection instead of once per request."""
+    peer_text = getattr(request.channel, "peer_text", None)
     try:
-        return peer_of(request)
+        return peer_text() if peer_text is not None else peer_of(request)
     except Exception:
         return "?"
 
@@ -63,10 +67,11 @@ class DMResource(resource.Resource):
         super().__init__()
         self.dispatcher = dispatcher
         self.path = path.encode("utf-8") if isinstance(path, str) else path
+        self._bare_path = self.path.rstrip(b"/")
         self.limits = limits  # MessageLimits before authentication (None: none)
 
     def render(self, request):
-        if request.path.rstrip(b"/") != self.path.rstrip(b"/"):
+        if request.path.rstrip(b"/") != self._bare_path:
             return self._plain(request, 404, "no DM service at this path")
         if request.method != b"POST":
             request.setHeader(b"Allow", b"POST")
@@ -75,18 +80,18 @@ class DMResource(resource.Resource):
         if ctype is not None and ctype not in MEDIA_TYPES:
             return self._plain(request, 415, "unsupported media type %r" % (ctype.decode("latin-1"),))
         body = request.content.read()
-        token = request.args.get(b"s", [None])[0]
+        token = request.args.get(b"s")
+        limits = self.limits
         d = self.dispatcher.handle_dm(
             body,
             encoding=MEDIA_TYPES.get(ctype),
             hmac_header=_text(request.getHeader(b"x-syncml-hmac")),
-            token=_text(token),
+            token=_text(token[0]) if token else None,
             peer=_peer(request),
-            **({"limits": self.limits} if self.limits is not None else {}),
+            **({"limits": limits} if limits is not None else {}),
         )
         d.addCallback(self._reply, request)
-        d.addErrback(self._failed, request)
-        request.notifyFinish().addErrback(lambda _: None)
+        d.addErrback(self._failed, request)  # _reply's own failure too
         return server.NOT_DONE_YET
 
     def _reply(self, reply, request):

@@ -39,12 +39,22 @@ def _canned(code, reason, text, extra=b""):
 
 
 class GuardedChannel(http.HTTPChannel):
-    """An HTTP/1.1 channel with a total deadline for reading each request."""
+    """An HTTP/1.1 channel with a total deadline for reading each request.
 
-    _deadline = None
+    The deadline is one timer per connection, not one per request: between
+    requests it is only moved (``_due``), and a timer that comes due early
+    waits again for the rest, so a request costs no timer of its own.
+    """
+
+    _timer = None  # the connection's DelayedCall (None: none pending)
+    _due = None  # when the request being read must be whole (None: none is)
+    _limit = None
     _aborter = None
     _peer_host = None
     _gone = False
+    _host = None
+    _peer = None
+    _peer_text = None
 
     def connectionMade(self):
         super().connectionMade()
@@ -55,16 +65,52 @@ class GuardedChannel(http.HTTPChannel):
             counts[self._peer_host] += 1
         self._arm()
 
+    # The addresses of a connection do not change once its first bytes are in
+    # (a PROXY header is read before any request): each request reads them
+    # from here, not with a system call of its own.
+
+    def getHost(self):
+        host = self._host
+        if host is None:
+            host = self._host = self.transport.getHost()
+        return host
+
+    def getPeer(self):
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.transport.getPeer()
+        return peer
+
+    def peer_text(self):
+        """``host:port`` of the client, for logs (made once per connection)."""
+        text = self._peer_text
+        if text is None:
+            address = self.getPeer()
+            host, port = getattr(address, "host", address), getattr(address, "port", None)
+            text = self._peer_text = "%s:%s" % (host, port) if port is not None else str(host)
+        return text
+
     def _arm(self):
         limit = getattr(self.site, "read_timeout", None)
-        if limit and self._deadline is None:
-            self._deadline = self.callLater(limit, self._too_slow, limit)
+        if limit and self._due is None:
+            self._limit = limit
+            self._due = self.site.reactor.seconds() + limit
+            if self._timer is None:
+                self._timer = self.callLater(limit, self._check)
 
     def _disarm(self):
-        if self._deadline is not None:
-            if self._deadline.active():
-                self._deadline.cancel()
-            self._deadline = None
+        self._due = None  # the timer, if it comes, finds nothing due
+
+    def _check(self):
+        self._timer = None
+        due = self._due
+        if due is None or self._gone:
+            return
+        left = due - self.site.reactor.seconds()
+        if left > 0:  # armed again since the timer was set: wait for the rest
+            self._timer = self.callLater(left, self._check)
+            return
+        self._too_slow(self._limit)
 
     def allContentReceived(self):
         self._disarm()  # the request is in: the server's turn
@@ -76,7 +122,7 @@ class GuardedChannel(http.HTTPChannel):
             self._arm()  # the next request has the same time to arrive whole
 
     def _too_slow(self, limit):
-        self._deadline = None
+        self._due = None
         if self._gone:
             return
         log.info(
@@ -96,7 +142,11 @@ class GuardedChannel(http.HTTPChannel):
 
     def connectionLost(self, reason):
         self._gone = True
-        self._disarm()
+        self._due = None
+        if self._timer is not None:
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
         if self._aborter is not None and self._aborter.active():
             self._aborter.cancel()
         counts = getattr(self.site, "connections", None)

@@ -49,10 +49,12 @@ class ServerCommands:
         self._msg_id += 1
         cred, loc_name = self._server_auth.header_cred()
         ver_dtd, ver_proto = self._version
-        meta = sm.Meta(  # our limits go out once: they hold for the whole session
-            max_msg_size=None if self._msg_size_announced else self.accept_msg_size,
-            max_obj_size=None if self._obj_size_announced else self.max_obj_size,
-        )
+        # our limits go out once: they hold for the whole session
+        max_msg_size = None if self._msg_size_announced else self.accept_msg_size
+        max_obj_size = None if self._obj_size_announced else self.max_obj_size
+        meta = None
+        if max_msg_size is not None or max_obj_size is not None:
+            meta = sm.Meta(max_msg_size=max_msg_size, max_obj_size=max_obj_size)
         return sm.SyncHdr(
             session_id=self._session_id,
             msg_id=str(self._msg_id),
@@ -62,7 +64,7 @@ class ServerCommands:
             ver_proto=ver_proto,
             resp_uri=self.resp_uri,
             cred=cred,
-            meta=meta if meta != sm.Meta() else None,
+            meta=meta,
         )
 
     def _hdr_status(self, hdr, code, chal):

@@ -170,7 +170,8 @@ class ServerSession(ClientCommands, ServerCommands):
         if not isinstance(msg, sm.SyncML):
             raise SessionError("handle() takes a SyncML model, not %s" % (type(msg).__name__,))
         hdr = msg.hdr
-        if self._last is not None and self._last[:2] == (hdr.msg_id, _digest(body)):
+        last = self._last  # (the body is hashed only for a MsgID seen last time)
+        if last is not None and last[0] == hdr.msg_id and last[1] == _digest(body):
             cached = self._last[2]  # the client did not get our reply: send it again
             return Outcome(cached.reply, cached.hmac_header, [], cached.finished, cached.body)
         turn = _Turn(msg, body)

@@ -64,19 +64,36 @@ class GatewayMetrics:
         self.store_errors = Counter(
             "dmgw_store_errors", "store transactions that failed", registry=self.registry,
         )
+        self._sessions = {}  # outcome -> session_duration child
+        self._latency = {}  # listener -> http_latency child
+        self._api = {}  # status label -> api_requests child
         self.snapshot = None
         self.registry.register(_StateCollector(self))
         self._loop = None
 
     # -- observations --------------------------------------------------------------
 
+    # The labelled children are kept once made: ``labels()`` takes a lock and
+    # builds its key on every call, and these run for every request and
+    # session.  Their label values are bounded (outcomes, listeners, statuses).
+
     def session_ended(self, outcome, seconds):
-        self.session_duration.labels(outcome=outcome).observe(max(seconds, 0.0))
+        child = self._sessions.get(outcome)
+        if child is None:
+            child = self._sessions[outcome] = self.session_duration.labels(outcome=outcome)
+        child.observe(max(seconds, 0.0))
 
     def http_request(self, listener, status, seconds):
-        self.http_latency.labels(listener=listener).observe(max(seconds, 0.0))
+        child = self._latency.get(listener)
+        if child is None:
+            child = self._latency[listener] = self.http_latency.labels(listener=listener)
+        child.observe(max(seconds, 0.0))
         if listener == "api":
-            self.api_requests.labels(status=_status_label(status)).inc()
+            label = _status_label(status)
+            counter = self._api.get(label)
+            if counter is None:
+                counter = self._api[label] = self.api_requests.labels(status=label)
+            counter.inc()
 
     def store_transaction(self, seconds, failed):
         self.store_latency.observe(max(seconds, 0.0))

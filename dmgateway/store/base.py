@@ -25,7 +25,9 @@ transactions (SQL written once for both engines) and its row converters:
 
 The transaction runner, batches and migrations are in
 L{dmgateway.store.database}.  Every public method returns a L{Deferred}
-and runs as one transaction in the engine's thread pool.  Arguments of the
+and runs as one transaction in the engine's thread pool (a DM session's
+short batches may run at once in the calling thread instead, see
+L{dmgateway.store.sqlite.ReactorConnection}).  Arguments of the
 wrong type or value fail with C{TypeError}/C{ValueError}; the database's
 own failures come out as L{StoreError} (L{Conflict} for constraint
 violations), never as an engine's exception.  Bookkeeping times

@@ -69,6 +69,56 @@ device_from_row = row_converter(
 )
 
 
+def _client_nonce_columns(nonce: Any) -> dict:
+    check_nonce(nonce, "client_nonce")
+    return {"client_nonce": bytes(nonce)}
+
+
+def _server_nonce_columns(nonce: Any) -> dict:
+    check_nonce(nonce, "server_nonce")
+    return {"server_nonce": bytes(nonce)}
+
+
+def _devinfo_columns(devinfo: Optional[dict]) -> dict:
+    check_instance(devinfo, dict, "devinfo", optional=True)
+    value = None if devinfo is None else dump_json(devinfo, "devinfo")
+    return {"devinfo": value, **inventory_columns(devinfo, None)}
+
+
+def _reported_columns(reported: Optional[dict]) -> dict:
+    check_instance(reported, dict, "reported", optional=True)
+    return {"reported": None if reported is None else dump_json(reported, "reported")}
+
+
+def _challenge_columns(challenge: Optional[dict]) -> dict:
+    check_instance(challenge, dict, "device challenge", optional=True)
+    value = None if challenge is None else dump_json(challenge, "device challenge")
+    return {"device_challenge": value}
+
+
+def _last_session_columns(session: Optional[dict]) -> dict:
+    check_instance(session, dict, "last session", optional=True)
+    value = None if session is None else dump_json(session, "last session")
+    at = inventory_columns(None, session).get("last_session_at") if session is not None else None
+    return {"last_session": value, "last_session_at": at}
+
+
+def _reset_failure_columns(_reset: bool) -> dict:
+    return {"auth_failures": 0, "locked_until": None}
+
+
+# update_device's fields: the columns each one writes
+_FIELD_COLUMNS = {
+    "client_nonce": _client_nonce_columns,
+    "server_nonce": _server_nonce_columns,
+    "devinfo": _devinfo_columns,
+    "reported": _reported_columns,
+    "device_challenge": _challenge_columns,
+    "last_session": _last_session_columns,
+    "reset_auth_failures": _reset_failure_columns,
+}
+
+
 class DeviceStore(Database):
     """The device accounts (see the module docstring)."""
 
@@ -204,13 +254,11 @@ class DeviceStore(Database):
         )
 
     def _set_nonces_txn(self, txn, now, device_id, client_nonce, server_nonce) -> bool:
-        check_nonce(client_nonce, "client_nonce")
-        check_nonce(server_nonce, "server_nonce")
         values = {}
         if client_nonce is not None:
-            values["client_nonce"] = bytes(client_nonce)
+            values.update(_client_nonce_columns(client_nonce))
         if server_nonce is not None:
-            values["server_nonce"] = bytes(server_nonce)
+            values.update(_server_nonce_columns(server_nonce))
         return self._update_device_txn(txn, now, device_id, values)
 
     def set_devinfo(self, device_id: str, devinfo: Optional[dict]) -> Deferred:
@@ -220,10 +268,7 @@ class DeviceStore(Database):
         )
 
     def _set_devinfo_txn(self, txn, now, device_id, devinfo) -> bool:
-        check_instance(devinfo, dict, "devinfo", optional=True)
-        value = None if devinfo is None else dump_json(devinfo, "devinfo")
-        values = {"devinfo": value, **inventory_columns(devinfo, None)}
-        return self._update_device_txn(txn, now, device_id, values)
+        return self._update_device_txn(txn, now, device_id, _devinfo_columns(devinfo))
 
     def set_reported(self, device_id: str, reported: Optional[dict]) -> Deferred:
         """Store the other nodes the device reported with its DevInfo (a JSON
@@ -233,9 +278,7 @@ class DeviceStore(Database):
         )
 
     def _set_reported_txn(self, txn, now, device_id, reported) -> bool:
-        check_instance(reported, dict, "reported", optional=True)
-        value = None if reported is None else dump_json(reported, "reported")
-        return self._update_device_txn(txn, now, device_id, {"reported": value})
+        return self._update_device_txn(txn, now, device_id, _reported_columns(reported))
 
     def set_device_challenge(self, device_id: str, challenge: Optional[dict]) -> Deferred:
         """Store the last challenge of the device that we could not answer
@@ -246,9 +289,7 @@ class DeviceStore(Database):
         )
 
     def _set_device_challenge_txn(self, txn, now, device_id, challenge) -> bool:
-        check_instance(challenge, dict, "device challenge", optional=True)
-        value = None if challenge is None else dump_json(challenge, "device challenge")
-        return self._update_device_txn(txn, now, device_id, {"device_challenge": value})
+        return self._update_device_txn(txn, now, device_id, _challenge_columns(challenge))
 
     def set_last_session(self, device_id: str, session: Optional[dict]) -> Deferred:
         """
@@ -261,10 +302,34 @@ class DeviceStore(Database):
         )
 
     def _set_last_session_txn(self, txn, now, device_id, session) -> bool:
-        check_instance(session, dict, "last session", optional=True)
-        value = None if session is None else dump_json(session, "last session")
-        at = inventory_columns(None, session).get("last_session_at") if session is not None else None
-        return self._update_device_txn(txn, now, device_id, {"last_session": value, "last_session_at": at})
+        return self._update_device_txn(txn, now, device_id, _last_session_columns(session))
+
+    def update_device(self, device_id: str, **changes: Any) -> Deferred:
+        """
+        Several of the device's fields in one C{UPDATE}, each as its own
+        setter writes it: C{client_nonce}, C{server_nonce} (L{set_nonces};
+        C{None} leaves it), C{devinfo} (L{set_devinfo}), C{reported}
+        (L{set_reported}), C{device_challenge} (L{set_device_challenge}),
+        C{last_session} (L{set_last_session}), C{reset_auth_failures=True}
+        (L{reset_auth_failures}).  Fire with whether the device exists.
+        """
+        return self.run_interaction(
+            "update_device", self._update_device_fields_txn, self._now(), device_id, changes
+        )
+
+    def _update_device_fields_txn(self, txn, now, device_id, changes: dict) -> bool:
+        values: dict = {}
+        for field, value in changes.items():
+            build = _FIELD_COLUMNS.get(field)
+            if build is None:
+                raise TypeError(f"update_device() got an unknown field {field!r}")
+            if field == "reset_auth_failures":
+                check_instance(value, bool, "reset_auth_failures")
+                if value:
+                    values.update(build(value))
+            elif value is not None or field not in ("client_nonce", "server_nonce"):
+                values.update(build(value))
+        return self._update_device_txn(txn, now, device_id, values)
 
     def record_auth_failure(
         self, device_id: str, now: float, *, max_failures: int, lockout: float
@@ -306,9 +371,7 @@ class DeviceStore(Database):
         )
 
     def _reset_auth_failures_txn(self, txn, now, device_id) -> bool:
-        return self._update_device_txn(
-            txn, now, device_id, {"auth_failures": 0, "locked_until": None}
-        )
+        return self._update_device_txn(txn, now, device_id, _reset_failure_columns(True))
 
     def _device_exists_txn(self, txn, device_id: str) -> None:
         if txn.fetchone("SELECT 1 AS one FROM devices WHERE device_id = ?", (device_id,)) is None:

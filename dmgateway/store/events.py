@@ -12,7 +12,7 @@ from typing import Optional
 
 from twisted.internet.defer import Deferred
 
-from .database import Database
+from .database import Database, PendingSeq
 from .model import EVENT_FIELDS
 from .rows import dump_json, load_json
 from .values import check_instance, check_int, check_text, check_time
@@ -65,13 +65,34 @@ class EventStore(Database):
         if clash:
             raise ValueError(f"event payload may not set {sorted(clash)}")
         body = dump_json(payload, "event payload")
-        txn.execute("UPDATE counters SET value = value + 1 WHERE name = ?", ("events",))
-        seq = txn.fetchone("SELECT value FROM counters WHERE name = ?", ("events",))["value"]
+        if txn.pending_events is not None:
+            pending = PendingSeq()
+            txn.pending_events.append((pending, type, device_id, time, body))
+            return pending
+        seq = txn.fetchone(
+            "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", ("events",)
+        )["value"]
         txn.execute(
             "INSERT INTO events (seq, type, device_id, time, payload) VALUES (?, ?, ?, ?, ?)",
             (seq, type, device_id, time, body),
         )
         return seq
+
+    def _write_events_txn(self, txn) -> None:
+        pending, txn.pending_events = txn.pending_events, None
+        last = txn.fetchone(
+            "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
+            (len(pending), "events"),
+        )["value"]
+        rows = []
+        for seq, (number, *fields) in enumerate(pending, last - len(pending) + 1):
+            number.value = seq
+            rows.extend((seq, *fields))
+        txn.execute(
+            "INSERT INTO events (seq, type, device_id, time, payload) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(pending)),
+            rows,
+        )
 
     def events_after(self, seq: int, limit: int = 100) -> Deferred:
         """

@@ -52,7 +52,8 @@ def open_store(
     """
     Open the store at C{uri}, bring its schema up to date, and fire with it.
 
-    @param uri: C{sqlite:PATH} (the parent directory is created),
+    @param uri: C{sqlite:PATH} (the parent directory is created; add
+        C{?inline=0} to keep short transactions off the calling thread),
         C{sqlite::memory:} (private, for tests; add C{?inline=1} to run
         every transaction at once in the calling thread), or
         C{postgresql://user:password@host:port/dbname?...} with optional

@@ -115,6 +115,10 @@ class PostgresEngine:
         conninfo, low, high, extra = parse_postgres_uri(uri, pool_min, pool_max)
         return cls(conninfo, low, high, extra, redact_uri(uri))
 
+    def reactor_connection(self) -> None:
+        """None: every transaction runs on the pool (a server round trip would block the reactor)."""
+        return None
+
     def connection_pool(self, reactor: Any) -> adbapi.ConnectionPool:
         """The pool; connections open when first needed."""
         return adbapi.ConnectionPool(

@@ -37,33 +37,33 @@ class SessionStore(Database):
         started: Optional[float] = None,
         *,
         job_ids: Iterable[str] = (),
+        last_activity: Optional[float] = None,
     ) -> Deferred:
         """
         Record a live session held by process C{node}.
 
-        @param started: when it started (default: the store's clock); also
-            its first C{last_activity}.
+        @param started: when it started (default: the store's clock).
+        @param last_activity: its last activity (default: C{started}).
         @return: fires with the L{Session}.
         @raise NotFound: no such device.
         @raise Conflict: the token is taken.
         """
+        started = self._now() if started is None else started
         return self.run_interaction(
             "start_session", self._start_session_txn, token, device_id, node,
-            job_ids, self._now() if started is None else started,
+            job_ids, started, started if last_activity is None else last_activity,
         )
 
     def _start_session_txn(
-        self, txn, token, device_id, node, job_ids, now
+        self, txn, token, device_id, node, job_ids, now, last_activity
     ) -> Session:
         check_text(token, "token", empty=False)
         check_text(node, "node", empty=False)
         check_time(now, "started")
+        check_time(last_activity, "last_activity")
         job_ids = list(job_ids)
         for job_id in job_ids:
             check_text(job_id, "job id")
-        self._device_exists_txn(txn, device_id)
-        if txn.fetchone("SELECT 1 AS one FROM sessions WHERE session_id = ?", (token,)):
-            raise Conflict(f"session {token!r} already exists")
         row = {
             "session_id": token,
             "device_id": device_id,
@@ -71,10 +71,28 @@ class SessionStore(Database):
             "token": token,
             "job_ids": dump_json(job_ids, "job ids"),
             "started": now,
-            "last_activity": now,
+            "last_activity": last_activity,
         }
-        txn.insert_row("sessions", row)
+        # one statement: inserted only for an existing device and a free token
+        inserted = txn.execute(self._insert_session_sql, (
+            token, node, token, row["job_ids"], now, last_activity, device_id,
+        ))
+        if not inserted:
+            self._device_exists_txn(txn, device_id)
+            raise Conflict(f"session {token!r} already exists")
         return session_from_row(row)
+
+    @property
+    def _insert_session_sql(self) -> str:
+        # (typed: PostgreSQL cannot infer a parameter's type in a select list)
+        return (
+            "INSERT INTO sessions"
+            " (session_id, device_id, node, token, job_ids, started, last_activity)"
+            " SELECT CAST(? AS TEXT), device_id, CAST(? AS TEXT), CAST(? AS TEXT),"
+            " CAST(? AS TEXT), CAST(? AS {float}), CAST(? AS {float})"
+            " FROM devices WHERE device_id = ?"
+            " ON CONFLICT (session_id) DO NOTHING"
+        ).format_map(self.database_engine.column_types)
 
     def get_session(self, token: str) -> Deferred:
         """Fire with the live L{Session}, or L{None}."""
@@ -137,9 +155,11 @@ class SessionStore(Database):
     def _end_session_txn(self, txn, token, now, outcome) -> Optional[Session]:
         check_text(outcome, "outcome", optional=True, empty=False)
         check_time(now, "now")
-        session = self._get_session_txn(txn, token)
-        if session is not None:
-            self._close_session_txn(txn, session, now, outcome)
+        row = txn.fetchone("DELETE FROM sessions WHERE session_id = ? RETURNING *", (token,))
+        if row is None:
+            return None
+        session = session_from_row(row)
+        self._write_last_session_txn(txn, session, now, outcome)
         return session
 
     def live_sessions(
@@ -211,6 +231,9 @@ class SessionStore(Database):
 
     def _close_session_txn(self, txn, session: Session, now, outcome) -> None:
         txn.execute("DELETE FROM sessions WHERE session_id = ?", (session.token,))
+        self._write_last_session_txn(txn, session, now, outcome)
+
+    def _write_last_session_txn(self, txn, session: Session, now, outcome) -> None:
         if outcome is None:
             return
         last = {

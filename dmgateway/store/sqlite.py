@@ -1,14 +1,24 @@
 """
 The SQLite engine: the embedded default.
 
-One connection (adbapi pool of one thread), WAL journal, foreign keys on,
-a busy timeout for other processes on the same file, and every transaction
-opened with C{BEGIN IMMEDIATE} so concurrent writers queue up instead of
-failing half-way.
+One pooled connection (adbapi pool of one thread), WAL journal, foreign
+keys on, a busy timeout for other processes on the same file, and every
+transaction on it opened with C{BEGIN IMMEDIATE} so concurrent writers
+queue up instead of failing half-way.
 
-C{sqlite::memory:?inline=1} runs every transaction at once in the calling
-(reactor) thread instead, so tests of code above the store can run on a
-C{task.Clock} without waiting for a thread: for tests only.
+A file store also keeps a second connection for the calling (reactor)
+thread (L{ReactorConnection}, C{inline=1}, the default for files): the
+short transactions of a DM session (C{run_interaction(..., short=True)})
+run on it at once instead of hopping to the pool's thread and back, which
+costs more CPU than their SQL.  Its busy timeout is 0, so it never waits:
+when another process or the pool holds the write lock, the transaction is
+rolled back and run on the pool like any other.  C{inline=0} keeps every
+transaction on the pool.
+
+C{sqlite::memory:?inline=1} runs every transaction, short or long, at once
+in the calling thread (L{InlinePool}), so tests of code above the store
+can run on a C{task.Clock} without waiting for a thread: for tests only
+(a private in-memory database has no second connection to share it).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
+from .database import BUSY
 from .model import Conflict, StoreError, StoreUnavailable
 
 # OperationalErrors that say the database cannot be used now, not that the
@@ -36,6 +47,7 @@ _UNAVAILABLE = re.compile(
 __all__ = [
     "SQLiteEngine",
     "InlinePool",
+    "ReactorConnection",
     "parse_sqlite_uri",
     "sqlite_synchronous",
     "sqlite_inline",
@@ -82,7 +94,7 @@ def _sqlite_options(uri: str) -> dict[str, str]:
     query = uri.split("?", 1)[1] if "?" in uri else ""
     options = {
         "synchronous": "normal",
-        "inline": "0",
+        "inline": None,
         "cache_size": str(CACHE_SIZE_KIB),
         "mmap_size": str(MMAP_SIZE),
     }
@@ -98,6 +110,12 @@ def _sqlite_options(uri: str) -> dict[str, str]:
         if given.lower() not in allowed:
             raise ValueError(f"unknown SQLite store option {part!r} ({_OPTIONS_HELP})")
         options[key] = given.lower()
+    if options["inline"] is None:
+        # A file's short transactions run in the calling thread, unless
+        # every commit waits for the disk (synchronous=full): that wait
+        # belongs in the pool's thread.
+        file = parse_sqlite_uri(uri) != MEMORY
+        options["inline"] = "1" if file and options["synchronous"] == "normal" else "0"
     return options
 
 
@@ -115,13 +133,14 @@ def sqlite_synchronous(uri: str) -> str:
 
 def sqlite_inline(uri: str) -> bool:
     """
-    Whether C{sqlite::memory:?inline=1} asks for transactions run in the
-    calling thread (L{InlinePool}); only an in-memory database may.
+    Whether transactions run in the calling thread: for a file
+    (C{sqlite:PATH}, default C{inline=1}, but C{inline=0} with
+    C{synchronous=full}, whose commits wait for the disk) the short ones,
+    on a second connection that never waits (L{ReactorConnection}); for
+    C{sqlite::memory:?inline=1} (default C{inline=0}) all of them
+    (L{InlinePool}).  C{inline=0} keeps every transaction on the pool.
     """
-    inline = _sqlite_options(uri)["inline"] == "1"
-    if inline and parse_sqlite_uri(uri) != MEMORY:
-        raise ValueError("inline=1 is only for sqlite::memory: (it blocks the reactor)")
-    return inline
+    return _sqlite_options(uri)["inline"] == "1"
 
 
 def sqlite_cache_size(uri: str) -> int:
@@ -210,6 +229,121 @@ class InlinePool:
             connection.close()
 
 
+# SQLITE_BUSY (another connection holds the lock), SQLITE_LOCKED (a
+# conflict inside this process): primary result codes, as in sqlite3.h.
+_BUSY_CODES = (5, 6)
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _BUSY_CODES
+    return "locked" in str(error) or "busy" in str(error)
+
+
+class ReactorConnection:
+    """
+    A file store's second connection, for short transactions run at once
+    in the calling thread (see the module docstring).
+
+    Its busy timeout is 0: a transaction that meets another connection's
+    lock (another process, or this store's pool) is rolled back and
+    L{run} answers L{BUSY}, never waiting.  It does not checkpoint the WAL
+    itself (that writes and syncs the database file): every
+    C{checkpoint_every} transactions L{checkpoint_due} hands a passive
+    checkpoint to the pool's thread.
+
+    @ivar fallbacks: transactions answered L{BUSY} so far.
+    """
+
+    # A session's write transaction adds some 5-10 pages to the WAL: about
+    # SQLite's own automatic checkpoint (1000 pages) apart.
+    checkpoint_every = 200
+
+    def __init__(self, path: str, setup: Any):
+        """
+        @param setup: C{setup(connection)} with the busy timeout 0.
+        """
+        self._path = path
+        self._setup = setup
+        self._connection: Optional[sqlite3.Connection] = None
+        self._since_checkpoint = 0
+        self.fallbacks = 0
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            self._setup(connection)
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def run(self, interaction: Any, *args: Any) -> Any:
+        """
+        C{interaction(cursor, *args)} in one transaction (begun here),
+        committed on return and rolled back on an exception (raised, as
+        the pool's would be); L{BUSY} if the database was locked, rolled
+        back too.
+        """
+        try:
+            if self._connection is None:
+                self._connection = self._connect()
+        except sqlite3.OperationalError as e:
+            if not _is_busy(e):
+                raise
+            self.fallbacks += 1
+            return BUSY
+        connection = self._connection
+        cursor = connection.cursor()
+        try:
+            # Deferred: a read takes no lock, a write takes it at its first
+            # change (or meets BUSY, as BEGIN IMMEDIATE would).
+            cursor.execute("BEGIN")
+            result = interaction(cursor, *args)
+            cursor.close()
+            connection.commit()
+        except sqlite3.OperationalError as e:
+            self._rollback(cursor)
+            if not _is_busy(e):
+                # (disk full, I/O error...: start again on a fresh connection)
+                self.close()
+                raise
+            self.fallbacks += 1
+            return BUSY
+        except BaseException:
+            self._rollback(cursor)
+            raise
+        self._since_checkpoint += 1
+        return result
+
+    def _rollback(self, cursor: sqlite3.Cursor) -> None:
+        try:
+            cursor.close()
+            self._connection.rollback()
+        except sqlite3.Error:
+            # a connection that cannot roll back is not used again
+            self.close()
+
+    def checkpoint_due(self) -> bool:
+        """Whether the pool should checkpoint the WAL now (see L{checkpoint})."""
+        if self._since_checkpoint < self.checkpoint_every:
+            return False
+        self._since_checkpoint = 0
+        return True
+
+    @staticmethod
+    def checkpoint(connection: Any) -> None:
+        """A passive WAL checkpoint: for the pool's thread (C{runWithConnection})."""
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
 class SQLiteEngine:
     """
     What is particular to SQLite: the pool, the SQL dialect, the errors.
@@ -263,6 +397,19 @@ class SQLiteEngine:
             busy_timeout=busy_timeout,
         )
 
+    def reactor_connection(self) -> Optional[ReactorConnection]:
+        """
+        The second connection for short transactions in the calling thread
+        (L{None} for C{inline=0} and for in-memory databases); it connects
+        when first used, after the pool has opened (and migrated) the file.
+        """
+        if not self.inline or self.path == MEMORY:
+            return None
+        setup = functools.partial(
+            _setup_connection, 0, self.synchronous, self.cache_size, self.mmap_size
+        )
+        return ReactorConnection(self.path, setup)
+
     def connection_pool(self, reactor: Any) -> Any:
         """
         The pool of one connection (creating the file's directory); the
@@ -275,7 +422,7 @@ class SQLiteEngine:
             self.cache_size,
             self.mmap_size,
         )
-        if self.inline:
+        if self.inline and self.path == MEMORY:
             connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False
             )

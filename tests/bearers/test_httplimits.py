@@ -18,8 +18,13 @@ LISTENER = SimpleNamespace(read_timeout=30, max_connections_per_peer=3, max_elem
 
 
 class LimitsDispatcher(FakeDispatcher):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.peers = []
+
     def handle_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None, limits=None):
         self.limits = limits
+        self.peers.append(peer)
         return super().handle_dm(body, encoding, hmac_header, token, peer)
 
 
@@ -80,6 +85,52 @@ class ReadDeadlineTests(SynchronousTestCase):
         self.assertEqual(transport.value(), b"")
         self.dispatcher.pending.callback(self.dispatcher.reply)
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+
+    def test_an_answer_just_before_the_timer_still_gives_the_next_request_its_whole_time(self):
+        protocol, transport = connect(self.site)
+        self.clock.advance(29)
+        protocol.dataReceived(post())  # answered at 29 s: the next must be whole by 59 s
+        transport.clear()
+        self.clock.advance(1)  # the connection's timer comes at 30 s and finds nothing due
+        self.clock.advance(28.9)
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.disconnecting)
+        self.clock.advance(0.1)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "))
+
+    def test_a_slow_answer_then_a_fresh_deadline(self):
+        from twisted.internet import defer
+
+        self.dispatcher.pending = defer.Deferred()
+        protocol, transport = connect(self.site)
+        protocol.dataReceived(post())
+        self.clock.advance(45)  # the server works past the timer
+        self.dispatcher.pending.callback(self.dispatcher.reply)
+        transport.clear()
+        self.clock.advance(29.9)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(0.1)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "))
+
+    def test_requests_on_one_connection_make_no_timers_of_their_own(self):
+        protocol, transport = connect(self.site)
+        protocol.dataReceived(post())
+        pending = len(self.clock.getDelayedCalls())
+        for _ in range(5):
+            self.clock.advance(1)
+            protocol.dataReceived(post())
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 "), 6)
+        self.assertEqual(len(self.clock.getDelayedCalls()), pending)
+
+    def test_addresses_are_read_once_per_connection(self):
+        protocol, transport = connect(self.site)
+        calls = []
+        get_host = transport.getHost
+        transport.getHost = lambda: calls.append(1) or get_host()
+        for _ in range(3):
+            protocol.dataReceived(post())
+        self.assertEqual(len(calls), 1)
+        self.assertEqual(self.dispatcher.peers, ["127.0.0.1:40000"] * 3)
 
     def test_closed_connection_leaves_no_timer(self):
         protocol, transport = connect(self.site)

@@ -304,6 +304,17 @@ def test_retransmitted_message_gets_the_same_reply():
     assert again.effects == [] and first.effects
 
 
+def test_same_msg_id_with_other_bytes_is_not_a_retransmission():
+    session = make_session(jobs=[EXAMPLE_JOB])
+    client = Client(session)
+    msg = sm.SyncML(client.header(), client.package1(), final=True)
+    body = xml.encode(msg)
+    first = session.handle(xml.decode(body), body=body)
+    other = body + b" "  # the same message, but not the same bytes
+    again = session.handle(xml.decode(other), body=other)
+    assert again.effects and again.body != first.body
+
+
 def test_handle_rejects_non_models():
     session = make_session()
     with pytest.raises(SessionError):

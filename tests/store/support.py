@@ -6,6 +6,7 @@ A suite is written once as a mixin and made concrete per engine:
 
     class SQLiteDeviceTests(OnSQLite, DeviceTestsMixin, TestCase): ...
     class SQLiteInlineDeviceTests(OnInlineSQLite, DeviceTestsMixin, TestCase): ...
+    class SQLiteReactorDeviceTests(OnReactorSQLite, DeviceTestsMixin, TestCase): ...
     class PostgresDeviceTests(OnPostgres, DeviceTestsMixin, TestCase): ...
 """
 
@@ -47,6 +48,16 @@ class OnInlineSQLite:
         self.uri = "sqlite::memory:?inline=1"
 
 
+class OnReactorSQLite(OnSQLite):
+    """
+    Run the suite on an SQLite file with every transaction of the store
+    L{StoreCase.open} gives marked short: the dispatcher's way, at once on
+    the reactor connection (L{dmgateway.store.sqlite.ReactorConnection}).
+    """
+
+    short = True
+
+
 class OnPostgres:
     """Run the suite on a fresh database of the test run's PostgreSQL."""
 
@@ -71,6 +82,9 @@ class StoreCase:
         """Open the engine's store (closed again after the test)."""
         store = await open_store(self.uri, clock=self.clock, **kwargs)
         self.addCleanup(store.close)
+        if getattr(self, "short", False):
+            run = store.run_interaction
+            store.run_interaction = lambda desc, func, *args, short=True: run(desc, func, *args, short=True)
         return store
 
 

@@ -15,7 +15,7 @@ from dmgateway.store import (
     open_store,
 )
 from dmgateway.store.migrations import Migration, load_migrations
-from tests.store.support import OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 SHIPPED = [m.version for m in load_migrations()]
 
@@ -187,6 +187,34 @@ class BatchTestsMixin(StoreCase):
         self.assertEqual(results[1], 1)
         self.assertEqual(results[2].devinfo, {"Man": "X"})
 
+    async def test_short_batch_numbers_its_events_together(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        first = await store.append_event("before", None, 1.0)
+        results = await (
+            store.batch()
+            .append_event("a", "IMEI:1", 2.0, {"n": 1})
+            .get_device("IMEI:1")
+            .append_event("b", None, 3.0)
+            .transition_job("nope", "failed", expect=("queued",), device_id="IMEI:1", event={"x": 1})
+            .append_event("c", "IMEI:1", 4.0, {"n": 3})
+            .commit(short=True)
+        )
+        self.assertEqual([results[0], results[2], results[4]], [first + 1, first + 2, first + 3])
+        self.assertEqual(results[1].device_id, "IMEI:1")
+        self.assertFalse(results[3])  # no such job: no event
+        self.assertEqual(await store.last_event_seq(), first + 3)
+        events = await store.events_after(first)
+        self.assertEqual(
+            [(e["seq"], e["type"], e["device_id"], e["time"], e.get("n")) for e in events],
+            [(first + 1, "a", "IMEI:1", 2.0, 1), (first + 2, "b", None, 3.0, None), (first + 3, "c", "IMEI:1", 4.0, 3)],
+        )
+        self.assertEqual(await store.append_event("after", None, 5.0), first + 4)
+        # a bad event fails the whole short batch
+        with self.assertRaises(ValueError):
+            await store.batch().append_event("d", None, 6.0).append_event("e", None, 6.0, {"seq": 1}).commit(short=True)
+        self.assertEqual(await store.last_event_seq(), first + 4)
+
     async def test_failed_batch_changes_nothing(self):
         store = await self.open()
         await add_device(store, "IMEI:1")
@@ -248,13 +276,33 @@ class OpenStoreTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(store.schema_version()), SHIPPED[-1])
         self.assertIsNone(self.successResultOf(store.close()))
 
-    def test_inline_only_in_memory(self):
-        failure = self.failureResultOf(open_store("sqlite:var/x.db?inline=1"), ValueError)
-        self.assertIn("inline=1", str(failure.value))
-        self.failureResultOf(open_store("sqlite::memory:?inline=yes"), ValueError)
+    def test_inline_option_values(self):
+        from dmgateway.store.sqlite import sqlite_inline
+
+        # a file's short transactions run in the calling thread unless inline=0;
+        # a private memory database runs on the pool unless inline=1
+        self.assertTrue(sqlite_inline("sqlite:var/x.db"))
+        self.assertTrue(sqlite_inline("sqlite:var/x.db?inline=1"))
+        self.assertFalse(sqlite_inline("sqlite:var/x.db?inline=0"))
+        # commits that wait for the disk stay off the calling thread unless asked
+        self.assertFalse(sqlite_inline("sqlite:var/x.db?synchronous=full"))
+        self.assertTrue(sqlite_inline("sqlite:var/x.db?synchronous=full&inline=1"))
+        self.assertFalse(sqlite_inline("sqlite::memory:"))
+        self.assertTrue(sqlite_inline("sqlite::memory:?inline=1"))
+        failure = self.failureResultOf(open_store("sqlite::memory:?inline=yes"), ValueError)
+        self.assertIn("inline=0|1", str(failure.value))
+        self.failureResultOf(open_store("sqlite:var/x.db?inline=2"), ValueError)
 
     def test_bad_pool_size(self):
         failure = self.failureResultOf(
             open_store("postgresql://u@127.0.0.1/x?pool_max=lots"), ValueError
         )
         self.assertIn("pool_max", str(failure.value))
+
+
+class SQLiteReactorLifecycleTests(OnReactorSQLite, LifecycleTestsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorBatchTests(OnReactorSQLite, BatchTestsMixin, TestCase):
+    pass

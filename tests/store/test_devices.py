@@ -9,6 +9,7 @@ from dmgateway.store import ClientAuth, ServerAuth
 from tests.store.support import (
     START,
     OnInlineSQLite,
+    OnReactorSQLite,
     OnPostgres,
     OnSQLite,
     StoreCase,
@@ -183,6 +184,48 @@ class DeviceTestsMixin(StoreCase):
         with self.assertRaises(TypeError):
             await store.set_devinfo("IMEI:1", ["not", "an", "object"])
 
+    async def test_update_device_writes_each_field_as_its_setter(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        session = {"id": "s1", "started": 1.0, "ended": 2.0, "outcome": "ok"}
+        challenge = {"scheme": "syncml:auth-md5", "status": 401, "time": "t"}
+        await store.record_auth_failure("IMEI:1", START, max_failures=1, lockout=60)
+        await store.record_auth_failure("IMEI:2", START, max_failures=1, lockout=60)
+        self.clock.advance(5)
+        fields = dict(
+            client_nonce=b"\x00c", server_nonce=b"s\xff", devinfo={"Man": "M", "Mod": "X1"},
+            reported={"./Ext": "v"}, device_challenge=challenge, last_session=session,
+        )
+        self.assertTrue(await store.update_device("IMEI:1", reset_auth_failures=True, **fields))
+        # the same through the one-field setters
+        self.assertTrue(await store.set_nonces("IMEI:2", client_nonce=b"\x00c", server_nonce=b"s\xff"))
+        await store.set_devinfo("IMEI:2", fields["devinfo"])
+        await store.set_reported("IMEI:2", fields["reported"])
+        await store.set_device_challenge("IMEI:2", challenge)
+        await store.set_last_session("IMEI:2", session)
+        await store.reset_auth_failures("IMEI:2")
+        rows = await store.run_interaction(
+            "rows", lambda txn: txn.fetchall("SELECT * FROM devices ORDER BY device_id")
+        )
+        merged, single = ({k: v for k, v in row.items() if k != "device_id"} for row in rows)
+        self.assertEqual(merged, single)
+        device = await store.get_device("IMEI:1")
+        self.assertEqual((device.client_auth.nonce, device.server_auth.nonce), (b"\x00c", b"s\xff"))
+        self.assertEqual((device.auth_failures, device.locked(START + 5)), (0, False))
+        self.assertEqual(device.updated, START + 5)
+        # None leaves a nonce; other fields clear; no such device; bad fields
+        self.assertTrue(await store.update_device("IMEI:1", client_nonce=None, devinfo=None))
+        device = await store.get_device("IMEI:1")
+        self.assertEqual((device.client_auth.nonce, device.devinfo), (b"\x00c", None))
+        self.assertFalse(await store.update_device("IMEI:404", devinfo={}))
+        with self.assertRaises(TypeError):
+            await store.update_device("IMEI:1", secret="x")
+        with self.assertRaises(TypeError):
+            await store.update_device("IMEI:1", devinfo=["not", "an", "object"])
+        with self.assertRaises(TypeError):
+            await store.update_device("IMEI:1", client_nonce="text")
+
     async def test_list_devices_pages_bytewise(self):
         store = await self.open()
         ids = ["IMEI:3", "imei:1", "IMEI:10", "MAC:a", "IMEI:2", "Émile", "IMEI:1"]
@@ -251,4 +294,8 @@ class SQLiteInlineDeviceTests(OnInlineSQLite, DeviceTestsMixin, TestCase):
 
 
 class PostgresDeviceTests(OnPostgres, DeviceTestsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorDeviceTests(OnReactorSQLite, DeviceTestsMixin, TestCase):
     pass

@@ -7,7 +7,7 @@ devices' events never mixed in (L{dmgateway.store.events}).
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 
 class EventTestsMixin(StoreCase):
@@ -135,4 +135,12 @@ class SQLiteInlineDeviceEventsTests(OnInlineSQLite, DeviceEventsMixin, TestCase)
 
 
 class PostgresDeviceEventsTests(OnPostgres, DeviceEventsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorEventTests(OnReactorSQLite, EventTestsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorDeviceEventsTests(OnReactorSQLite, DeviceEventsMixin, TestCase):
     pass

@@ -8,7 +8,7 @@ from twisted.trial.unittest import TestCase
 
 from dmgateway import jobstates as js
 from dmgateway.store import Conflict, NotFound
-from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
 
@@ -242,4 +242,12 @@ class SQLiteInlineTransitionTests(OnInlineSQLite, TransitionTestsMixin, TestCase
 
 
 class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorJobTests(OnReactorSQLite, JobTestsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorTransitionTests(OnReactorSQLite, TransitionTestsMixin, TestCase):
     pass

@@ -5,7 +5,7 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
-from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
 
@@ -41,6 +41,20 @@ class SessionTestsMixin(StoreCase):
         self.assertIsNone(await store.end_session("s1", START + 10, "ok"))
         self.assertFalse(await store.touch_session("s1", START + 10))
         self.assertEqual((await store.get_job("j1")).state, "queued")  # jobs untouched
+
+    async def test_start_with_its_jobs_and_last_activity(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        started = await store.start_session(
+            "s1", "IMEI:1", "node-a", START, job_ids=["j1", "j2"], last_activity=START + 2
+        )
+        self.assertEqual(await store.get_session("s1"), started)
+        self.assertEqual((started.job_ids, started.started, started.last_activity), (["j1", "j2"], START, START + 2))
+        with self.assertRaises(TypeError):
+            await store.start_session("s2", "IMEI:1", "node-a", START, last_activity="later")
+        # a taken token on a missing device: the device is what is missing
+        with self.assertRaises(NotFound):
+            await store.start_session("s1", "IMEI:404", "node-a", START)
 
     async def test_start_refusals(self):
         store = await self.open()
@@ -152,4 +166,8 @@ class SQLiteInlineSessionTests(OnInlineSQLite, SessionTestsMixin, TestCase):
 
 
 class PostgresSessionTests(OnPostgres, SessionTestsMixin, TestCase):
+    pass
+
+
+class SQLiteReactorSessionTests(OnReactorSQLite, SessionTestsMixin, TestCase):
     pass

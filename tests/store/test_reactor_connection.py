@@ -1,0 +1,242 @@
+"""
+Short transactions on a file store's reactor connection
+(L{dmgateway.store.sqlite.ReactorConnection}): run at once in the calling
+thread, never waiting for a lock (the pool takes over), in the order they
+were asked for, with the same errors as on the pool.
+"""
+
+import sqlite3
+import subprocess
+import sys
+import threading
+
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+
+from dmgateway.store import Conflict, StoreClosed, StoreError, StoreUnavailable, open_store
+from tests.store.support import OnSQLite, StoreCase, add_device
+
+
+def _insert_counter(txn, name, value=1):
+    txn.execute("INSERT INTO counters (name, value) VALUES (?, ?)", (name, value))
+    return name
+
+
+def _counter(txn, name):
+    row = txn.fetchone("SELECT value FROM counters WHERE name = ?", (name,))
+    return None if row is None else row["value"]
+
+
+def _busy_timeout(txn):
+    return list(txn.fetchone("PRAGMA busy_timeout").values())[0]
+
+
+class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
+    @property
+    def path(self):
+        return self.uri[len("sqlite:"):]
+
+    def hold_pool(self, store):
+        """A long transaction on the pool that runs until the returned event is set."""
+        release = threading.Event()
+        started = threading.Event()
+
+        def held(txn):
+            started.set()
+            release.wait(30)
+            return _insert_counter(txn, "held")
+
+        running = store.run_interaction("held", held)
+        self.addCleanup(release.set)
+        started.wait(30)
+        return release, running
+
+    async def test_short_transaction_answers_at_once(self):
+        store = await self.open()
+        d = store.run_interaction("insert", _insert_counter, "a", short=True)
+        self.assertEqual(self.successResultOf(d), "a")
+        self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, "a", short=True)), 1)
+        # committed: the pool's connection sees it
+        self.assertEqual(await store.run_interaction("read", _counter, "a"), 1)
+
+    async def test_reactor_connection_never_waits(self):
+        store = await self.open()
+        timeout = self.successResultOf(store.run_interaction("pragma", _busy_timeout, short=True))
+        self.assertEqual(timeout, 0)
+        self.assertGreaterEqual(await store.run_interaction("pragma", _busy_timeout), 1000)
+
+    async def test_lock_of_another_connection_sends_the_work_to_the_pool(self):
+        store = await self.open()
+        await store.run_interaction("warm", _counter, "x", short=True)
+        other = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO counters (name, value) VALUES ('other', 7)")
+        # had the reactor connection waited for the lock, this call would
+        # never return: the lock is released by this very thread below
+        d = store.run_interaction("insert", _insert_counter, "mine", short=True)
+        self.assertNoResult(d)
+        self.assertEqual(store._direct.fallbacks, 1)
+        # queued behind the pool's transaction (order kept)
+        later = store.run_interaction("read", _counter, "mine", short=True)
+        self.assertNoResult(later)
+        other.execute("COMMIT")
+        self.assertEqual(await d, "mine")
+        self.assertEqual(await later, 1)
+        self.assertEqual(await store.run_interaction("read", _counter, "other", short=True), 7)
+        # the pool has drained: the next short transaction runs at once again
+        self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, "mine", short=True)), 1)
+
+    async def test_lock_of_another_process_sends_the_work_to_the_pool(self):
+        store = await self.open()
+        await store.run_interaction("warm", _counter, "x", short=True)
+        script = (
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "c.execute(\"INSERT INTO counters (name, value) VALUES ('process', 3)\")\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "c.execute('COMMIT')\n"
+        )
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, self.path],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        self.addCleanup(child.wait)
+        self.addCleanup(child.stdin.close)
+        self.assertEqual(child.stdout.readline().strip(), "locked")
+        # a read is not held up by a writer (WAL): it sees the last commit
+        self.assertIsNone(self.successResultOf(store.run_interaction("read", _counter, "process", short=True)))
+        d = store.run_interaction("insert", _insert_counter, "mine", short=True)
+        self.assertNoResult(d)
+        self.assertEqual(store._direct.fallbacks, 1)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        # the pool waited for the other process's commit (its busy timeout)
+        self.assertEqual(await d, "mine")
+        self.assertEqual(await store.run_interaction("read", _counter, "process", short=True), 3)
+
+    async def test_short_transactions_wait_behind_the_pool_in_order(self):
+        store = await self.open()
+        order = []
+
+        def step(txn, n):
+            order.append(n)
+            return _insert_counter(txn, f"step{n}")
+
+        release, running = self.hold_pool(store)
+        first = store.run_interaction("step", step, 1, short=True)
+        second = store.run_interaction("step", step, 2, short=True)
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        self.assertEqual(store._direct.fallbacks, 0)  # queued for order, not locked out
+        release.set()
+        await running
+        self.assertEqual(await defer.gatherResults([first, second]), ["step1", "step2"])
+        self.assertEqual(order, [1, 2])
+        self.successResultOf(store.run_interaction("step", step, 3, short=True))
+        self.assertEqual(order, [1, 2, 3])
+
+    async def test_errors_are_the_same_inline_and_on_the_pool(self):
+        store = await self.open()
+        await store.run_interaction("insert", _insert_counter, "taken")
+
+        def bad_sql(txn):
+            txn.execute("SELECT nothing FROM nowhere")
+
+        def not_text(txn):
+            txn.execute("SELECT ?", ("nul\x00",))
+
+        def full(txn):
+            pages = list(txn.fetchone("PRAGMA page_count").values())[0]
+            txn.execute(f"PRAGMA max_page_count = {pages}")
+            try:
+                for n in range(50):
+                    txn.execute("INSERT INTO counters (name, value) VALUES (?, zeroblob(65536))", (f"filler{n}",))
+            finally:
+                txn.fetchone("PRAGMA max_page_count = 1073741823")  # (a row: read it all)
+
+        def readonly(txn):
+            txn.execute("PRAGMA query_only = 1")
+            try:
+                _insert_counter(txn, "never")
+            finally:
+                txn.execute("PRAGMA query_only = 0")
+
+        cases = [
+            (lambda txn: _insert_counter(txn, "taken"), Conflict),
+            (bad_sql, StoreError),
+            (not_text, ValueError),
+            (full, StoreUnavailable),
+            (readonly, StoreUnavailable),
+        ]
+        for func, kind in cases:
+            answers = []
+            for short in (True, False):
+                d = store.run_interaction("case", func, short=short)
+                if short:
+                    # failed at once, in this thread: nothing went to the pool
+                    error = self.failureResultOf(d, kind).value
+                else:
+                    with self.assertRaises(kind) as caught:
+                        await d
+                    error = caught.exception
+                # (kept, the exception's traceback would keep the failed cursor open)
+                answers.append((type(error), str(error)))
+                del error, d
+            self.assertEqual(answers[0], answers[1], func)
+        self.assertEqual(store._direct.fallbacks, 0)
+        # nothing of the failed transactions stayed; both connections still work
+        for short in (True, False):
+            self.assertIsNone(await store.run_interaction("read", _counter, "never", short=short))
+            self.assertIsNone(await store.run_interaction("read", _counter, "filler0", short=short))
+            self.assertEqual(await store.run_interaction("insert", _insert_counter, f"after{short}", short=short),
+                             f"after{short}")
+
+    async def test_close_waits_for_work_in_flight(self):
+        store = await open_store(self.uri, clock=self.clock)
+        await add_device(store, "IMEI:1")
+        release, running = self.hold_pool(store)
+        queued = store.run_interaction("insert", _insert_counter, "queued", short=True)
+        closing = store.close()
+        self.assertNoResult(closing)
+        with self.assertRaises(StoreClosed):
+            await store.run_interaction("late", _counter, "queued", short=True)
+        release.set()
+        self.assertEqual(await running, "held")
+        self.assertEqual(await queued, "queued")
+        await closing
+        self.assertIsNone(store._direct)
+        reopened = await self.open()
+        self.assertEqual(await reopened.run_interaction("read", _counter, "queued", short=True), 1)
+
+    async def test_the_pool_checkpoints_what_the_reactor_connection_wrote(self):
+        store = await self.open()
+        store._direct.checkpoint_every = 3
+        checkpoints = []
+        real = store._direct.checkpoint
+
+        def checkpoint(connection):
+            checkpoints.append(threading.current_thread() is not threading.main_thread())
+            real(connection)
+
+        store._direct.checkpoint = checkpoint
+        for n in range(7):
+            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+        await store.run_interaction("drain", _counter, "c0")
+        self.assertEqual(checkpoints, [True, True])
+
+    async def test_inline_0_keeps_every_transaction_on_the_pool(self):
+        self.uri += "?inline=0"
+        store = await self.open()
+        self.assertIsNone(store._direct)
+        d = store.run_interaction("insert", _insert_counter, "a", short=True)
+        self.assertNoResult(d)
+        self.assertEqual(await d, "a")
+
+    async def test_memory_store_has_no_reactor_connection(self):
+        self.uri = "sqlite::memory:"
+        store = await self.open()
+        self.assertIsNone(store._direct)
+        self.assertEqual(await store.run_interaction("insert", _insert_counter, "a", short=True), "a")
