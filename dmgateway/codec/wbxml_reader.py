@@ -16,6 +16,7 @@ vocabulary are shared with the writer (:mod:`.wbxml_tables`).
 """
 
 import functools
+import os
 import re
 from collections import namedtuple
 
@@ -30,6 +31,18 @@ from .wbxml_tables import (
     DEFAULT_MAX_DEPTH, GLOBAL_KINDS, K_END, K_ENTITY, K_EXT_I, K_EXT_T, K_LITERAL, K_OPAQUE,
     K_PI, K_STR_I, K_STR_T, K_SWITCH, K_UNKNOWN, compiled,
 )
+
+# The optional C accelerator (built from _wbxml_speedups.c when a compiler is
+# at hand) reads the common subset of a body; it answers None for anything
+# else, and this module's reader, the reference, reads the document again.
+# DMGW_PURE_WBXML=1 keeps it unused.
+if os.environ.get("DMGW_PURE_WBXML", "") in ("", "0"):
+    try:
+        from ._wbxml_speedups import decode_body as _c_decode_body
+    except ImportError:  # not built: the pure reader alone
+        _c_decode_body = None
+else:
+    _c_decode_body = None
 
 __all__ = ["DEFAULT_MAX_SIZE", "Header", "read_header", "decode_node"]
 
@@ -196,6 +209,11 @@ def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=
             if vocabulary is None:
                 raise _error("unknown document type (public id 0x%X%s)" % (
                     header.public_id, ", %r" % (header.fpi,) if header.fpi else ""), 1)
+        if _c_decode_body is not None and header.charset in _C_CHARSETS:
+            root = _c_decode_body(data, header.body_offset, compiled(vocabulary).tag_pages, Node,
+                                  max_depth, max_elements, K_END, K_STR_I, K_SWITCH, K_OPAQUE)
+            if root is not None:
+                return root
         root = _Reader(data, header, vocabulary, max_depth, max_size, max_elements).parse()
     except IndexError:
         raise _error("truncated document", len(data)) from None
@@ -203,6 +221,7 @@ def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=
 
 
 _NOT_XML = re.compile(NOT_XML_TEXT)
+_C_CHARSETS = frozenset(charset for charset, name in _CHARSETS.items() if name == "utf-8")
 
 
 def _illegal(char, offset):

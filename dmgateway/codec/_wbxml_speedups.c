@@ -1,0 +1,355 @@
+/* Optional C accelerator for the WBXML reader's token loop.
+ *
+ * The pure-Python reader (dmgateway/codec/wbxml_reader.py) is the reference.
+ * This module reads only the common subset of a WBXML body -- tags with or
+ * without content on any code page, END, SWITCH_PAGE, one STR_I or OPAQUE
+ * piece per element, UTF-8 text -- and builds the same Node objects.  For
+ * anything else (attributes, LITERAL, STR_T, ENTITY, PI, extensions, mixed or
+ * multi-piece text, text XML cannot carry, a limit reached, any malformed or
+ * truncated input) it returns None before any unbounded work, and the pure
+ * reader reads the document again and answers (or raises) exactly as always.
+ *
+ * Every read is bounds-checked against the document length; nesting is held
+ * in a heap array bounded by max_depth; the element count by max_elements.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+/* the global tokens this reader handles; the tag tables' kinds (K_* in
+ * wbxml_tables.py) are passed in by the caller */
+#define T_SWITCH_PAGE 0x00
+#define T_END 0x01
+#define T_STR_I 0x03
+#define T_OPAQUE 0xC3
+
+/* Node slot offsets, found from the class's member descriptors */
+typedef struct {
+    PyTypeObject *type;
+    Py_ssize_t name, ns, children, text, attrs;
+} NodeLayout;
+
+static int
+slot_offset(PyTypeObject *type, const char *slot, Py_ssize_t *offset)
+{
+    PyObject *descr = PyDict_GetItemString(type->tp_dict, slot);  /* borrowed */
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        return -1;
+    }
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    if (member->type != T_OBJECT_EX || member->offset < (Py_ssize_t)sizeof(PyObject)
+            || member->offset > type->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
+        return -1;
+    }
+    *offset = member->offset;
+    return 0;
+}
+
+static int
+node_layout(PyObject *cls, NodeLayout *layout)
+{
+    if (!PyType_Check(cls)) {
+        return -1;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    if (type->tp_dict == NULL || type->tp_alloc == NULL) {
+        return -1;
+    }
+    layout->type = type;
+    if (slot_offset(type, "name", &layout->name) || slot_offset(type, "ns", &layout->ns)
+            || slot_offset(type, "children", &layout->children)
+            || slot_offset(type, "text", &layout->text)
+            || slot_offset(type, "attrs", &layout->attrs)) {
+        return -1;
+    }
+    return 0;
+}
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+/* A new Node with its five slots set; steals a reference to ``text``. */
+static PyObject *
+new_node(const NodeLayout *layout, PyObject *name, PyObject *ns, PyObject *text)
+{
+    PyObject *children = PyList_New(0);
+    if (children == NULL) {
+        Py_XDECREF(text);
+        return NULL;
+    }
+    PyObject *node = layout->type->tp_alloc(layout->type, 0);
+    if (node == NULL) {
+        Py_DECREF(children);
+        Py_XDECREF(text);
+        return NULL;
+    }
+    Py_INCREF(name);
+    SLOT(node, layout->name) = name;
+    Py_INCREF(ns);
+    SLOT(node, layout->ns) = ns;
+    SLOT(node, layout->children) = children;
+    if (text == NULL) {
+        Py_INCREF(Py_None);
+        text = Py_None;
+    }
+    SLOT(node, layout->text) = text;
+    Py_INCREF(Py_None);
+    SLOT(node, layout->attrs) = Py_None;
+    return node;
+}
+
+/* Text XML can carry, in valid UTF-8 (the strict decoder checks the rest):
+ * no C0 control but TAB, LF, CR, and no U+FFFE / U+FFFF (EF BF BE/BF). */
+static int
+xml_text_ok(const unsigned char *s, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = s[i];
+        if (c < 0x20) {
+            if (c != 0x09 && c != 0x0A && c != 0x0D) {
+                return 0;
+            }
+        }
+        else if (c == 0xEF && i + 2 < n && s[i + 1] == 0xBF && (s[i + 2] & 0xFE) == 0xBE) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+typedef struct {
+    PyObject **items;     /* open elements, borrowed (each is held by its parent or root) */
+    Py_ssize_t size, cap;
+} Stack;
+
+static int
+stack_push(Stack *st, PyObject *node)
+{
+    if (st->size == st->cap) {
+        Py_ssize_t cap = st->cap ? st->cap * 2 : 32;
+        PyObject **items = PyMem_Realloc(st->items, (size_t)cap * sizeof(PyObject *));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        st->items = items;
+        st->cap = cap;
+    }
+    st->items[st->size++] = node;
+    return 0;
+}
+
+/* decode_body(data, pos, tag_pages, node_cls, max_depth, max_elements, k_end, k_str_i,
+ *             k_switch, k_opaque) -> Node or None
+ *
+ * ``tag_pages`` is the compiled vocabulary's list of 256 tables of 256
+ * ``(name, ns, code)`` tuples; ``max_elements`` is None or an int. */
+static PyObject *
+decode_body(PyObject *module, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos, max_depth;
+    PyObject *tag_pages, *node_cls, *max_elements_obj;
+    long k_end, k_str_i, k_switch, k_opaque;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "y*nO!OnOllll", &view, &pos, &PyList_Type, &tag_pages,
+                          &node_cls, &max_depth, &max_elements_obj,
+                          &k_end, &k_str_i, &k_switch, &k_opaque)) {
+        return NULL;
+    }
+    NodeLayout layout;
+    Py_ssize_t max_elements = -1;  /* -1: no limit */
+    if (max_elements_obj != Py_None) {
+        max_elements = PyLong_AsSsize_t(max_elements_obj);
+        if (max_elements < 0) {  /* negative, or too large for C: the pure reader judges */
+            PyErr_Clear();
+            PyBuffer_Release(&view);
+            Py_RETURN_NONE;
+        }
+    }
+    if (PyList_GET_SIZE(tag_pages) != 256 || node_layout(node_cls, &layout) < 0
+            || pos < 0 || max_depth < 0) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+
+    const unsigned char *data = view.buf;
+    const Py_ssize_t end = view.len;
+    PyObject *tags = PyList_GET_ITEM(tag_pages, 0);
+    PyObject *root = NULL;
+    PyObject *cur = NULL;      /* the open element (borrowed) */
+    Stack stack = {NULL, 0, 0};
+    Py_ssize_t count = 0;
+    int failed = 0;            /* 1: fall back to the pure reader; -1: a Python error */
+
+    while (1) {
+        if (pos >= end || !PyList_Check(tags) || PyList_GET_SIZE(tags) != 256) {
+            failed = 1;
+            break;
+        }
+        unsigned char b = data[pos];
+        PyObject *entry = PyList_GET_ITEM(tags, b);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3) {
+            failed = 1;
+            break;
+        }
+        long code = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
+        if (code == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            failed = 1;
+            break;
+        }
+        if (code == 0 || code == 0x40) {  /* an element: empty, or with content */
+            PyObject *name = PyTuple_GET_ITEM(entry, 0);
+            PyObject *ns = PyTuple_GET_ITEM(entry, 1);
+            pos++;
+            count++;
+            if ((max_elements >= 0 && count > max_elements)
+                    || (code == 0x40 && (cur == NULL ? 0 : stack.size + 1) >= max_depth)
+                    || (cur != NULL && SLOT(cur, layout.text) != Py_None)) {
+                failed = 1;  /* a limit, or text and elements mixed: the pure reader says */
+                break;
+            }
+            PyObject *node = new_node(&layout, name, ns, NULL);
+            if (node == NULL) {
+                failed = -1;
+                break;
+            }
+            if (cur == NULL) {
+                root = node;
+            }
+            else {
+                int rc = PyList_Append(SLOT(cur, layout.children), node);
+                Py_DECREF(node);
+                if (rc < 0) {
+                    failed = -1;
+                    break;
+                }
+            }
+            if (code == 0x40) {
+                if (cur != NULL && stack_push(&stack, cur) < 0) {
+                    failed = -1;
+                    break;
+                }
+                cur = node;
+            }
+            else if (cur == NULL) {
+                break;  /* an empty root element: the whole document */
+            }
+            continue;
+        }
+        if (code == k_end) {
+            if (cur == NULL) {
+                failed = 1;
+                break;
+            }
+            pos++;
+            PyObject *text = SLOT(cur, layout.text);
+            if (PyUnicode_CheckExact(text) && PyUnicode_GET_LENGTH(text) == 0) {
+                SLOT(cur, layout.text) = Py_None;
+                Py_INCREF(Py_None);
+                Py_DECREF(text);
+            }
+            if (stack.size == 0) {
+                break;  /* the root element closed */
+            }
+            cur = stack.items[--stack.size];
+            continue;
+        }
+        if (code == k_str_i || code == k_opaque) {
+            if (cur == NULL || SLOT(cur, layout.text) != Py_None
+                    || PyList_GET_SIZE(SLOT(cur, layout.children)) != 0) {
+                failed = 1;  /* outside the root, or a second piece, or mixed content */
+                break;
+            }
+            PyObject *text;
+            if (code == k_str_i) {
+                const unsigned char *s = data + pos + 1;
+                const unsigned char *nul = memchr(s, 0, (size_t)(end - pos - 1));
+                if (nul == NULL || !xml_text_ok(s, nul - s)) {
+                    failed = 1;
+                    break;
+                }
+                text = PyUnicode_DecodeUTF8((const char *)s, nul - s, NULL);
+                if (text == NULL) {
+                    if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                        failed = -1;
+                        break;
+                    }
+                    PyErr_Clear();
+                    failed = 1;
+                    break;
+                }
+                pos = (nul - data) + 1;
+            }
+            else {  /* OPAQUE: mb_u_int32 length, then the bytes */
+                Py_ssize_t p = pos + 1;
+                unsigned long long value = 0;
+                int done = 0;
+                for (int i = 0; i < 5 && p < end; i++) {
+                    unsigned char c = data[p++];
+                    value = (value << 7) | (c & 0x7F);
+                    if (c < 0x80) {
+                        done = 1;
+                        break;
+                    }
+                }
+                if (!done || value > 0xFFFFFFFFULL || (unsigned long long)(end - p) < value) {
+                    failed = 1;
+                    break;
+                }
+                text = PyBytes_FromStringAndSize((const char *)data + p, (Py_ssize_t)value);
+                if (text == NULL) {
+                    failed = -1;
+                    break;
+                }
+                pos = p + (Py_ssize_t)value;
+            }
+            PyObject *old = SLOT(cur, layout.text);
+            SLOT(cur, layout.text) = text;
+            Py_DECREF(old);
+            continue;
+        }
+        if (code == k_switch) {
+            if (pos + 1 >= end) {
+                failed = 1;
+                break;
+            }
+            tags = PyList_GET_ITEM(tag_pages, data[pos + 1]);
+            pos += 2;
+            continue;
+        }
+        failed = 1;  /* attributes, LITERAL, STR_T, ENTITY, PI, extensions, unknown tags */
+        break;
+    }
+    PyMem_Free(stack.items);
+    PyBuffer_Release(&view);
+    if (failed == 0 && pos != end) {
+        failed = 1;  /* something after the root element (PIs, or an error) */
+    }
+    if (failed) {
+        Py_XDECREF(root);
+        if (failed < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    return root;
+}
+
+static PyMethodDef methods[] = {
+    {"decode_body", decode_body, METH_VARARGS,
+     "Read a WBXML body's common subset into Nodes; None for anything else."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_wbxml_speedups",
+    "Optional C accelerator for dmgateway.codec.wbxml_reader (the pure reader is the reference).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__wbxml_speedups(void)
+{
+    return PyModule_Create(&module_def);
+}
