@@ -336,9 +336,287 @@ decode_body(PyObject *module, PyObject *args)
     return root;
 }
 
+
+/* ------------------------------------------------------------------------
+ * The writer's element loop (wbxml_writer._write_children, common subset)
+ */
+
+typedef struct {
+    unsigned char *buf;
+    Py_ssize_t len, cap;
+} Out;
+
+static int
+out_reserve(Out *out, Py_ssize_t more)
+{
+    if (more > PY_SSIZE_T_MAX / 2 - out->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (out->len + more <= out->cap) {
+        return 0;
+    }
+    Py_ssize_t cap = out->cap ? out->cap : 1024;
+    while (cap < out->len + more) {
+        cap *= 2;
+    }
+    unsigned char *buf = PyMem_Realloc(out->buf, (size_t)cap);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->buf = buf;
+    out->cap = cap;
+    return 0;
+}
+
+static int
+out_write(Out *out, const void *bytes, Py_ssize_t n)
+{
+    if (out_reserve(out, n) < 0) {
+        return -1;
+    }
+    memcpy(out->buf + out->len, bytes, (size_t)n);
+    out->len += n;
+    return 0;
+}
+
+static int
+out_byte(Out *out, unsigned char b)
+{
+    return out_write(out, &b, 1);
+}
+
+static int
+out_mb(Out *out, size_t value)
+{
+    unsigned char tmp[10];
+    int n = 0;
+    tmp[n++] = value & 0x7F;
+    value >>= 7;
+    while (value) {
+        tmp[n++] = 0x80 | (value & 0x7F);
+        value >>= 7;
+    }
+    unsigned char rev[10];
+    for (int i = 0; i < n; i++) {
+        rev[i] = tmp[n - 1 - i];
+    }
+    return out_write(out, rev, n);
+}
+
+/* d.get(key) for str keys in a dict (borrowed), or NULL; never runs Python code */
+static PyObject *
+lookup(PyObject *dict, PyObject *key)
+{
+    if (dict == NULL || !PyDict_CheckExact(dict)) {
+        return NULL;
+    }
+    PyObject *value = PyDict_GetItemWithError(dict, key);
+    if (value == NULL) {
+        PyErr_Clear();
+    }
+    return value;
+}
+
+typedef struct {
+    PyObject *list;   /* strong reference */
+    Py_ssize_t next;
+} Frame;
+
+/* encode_body(root, page_tags, enc_tags, node_cls, max_depth) -> bytes or None
+ *
+ * The WBXML body of ``root`` from tag page 0, byte for byte what
+ * ``_write_children`` writes, for trees of exact Nodes with str names and
+ * namespaces, no attributes, tokens for every tag, and str (UTF-8, no NUL) or
+ * bytes text.  None for anything else: the pure writer writes or raises. */
+static PyObject *
+encode_body(PyObject *module, PyObject *args)
+{
+    PyObject *root, *page_tags, *enc_tags, *node_cls;
+    Py_ssize_t max_depth;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "OO!O!On", &root, &PyList_Type, &page_tags, &PyDict_Type,
+                          &enc_tags, &node_cls, &max_depth)) {
+        return NULL;
+    }
+    NodeLayout layout;
+    if (PyList_GET_SIZE(page_tags) != 256 || node_layout(node_cls, &layout) < 0
+            || max_depth < 1) {
+        Py_RETURN_NONE;
+    }
+    PyObject *roots = PyList_New(1);
+    if (roots == NULL) {
+        return NULL;
+    }
+    Py_INCREF(root);
+    PyList_SET_ITEM(roots, 0, root);
+
+    Out out = {NULL, 0, 0};
+    Frame *frames = PyMem_Malloc(32 * sizeof(Frame));
+    Py_ssize_t nframes = 1, cap = 32;
+    int failed = 0;  /* 1: fall back; -1: a Python error */
+    if (frames == NULL) {
+        Py_DECREF(roots);
+        return PyErr_NoMemory();
+    }
+    frames[0].list = roots;
+    frames[0].next = 0;
+    int tpage = 0;
+    PyObject *here = PyList_GET_ITEM(page_tags, 0);
+
+    while (nframes > 0 && !failed) {
+        Frame *f = &frames[nframes - 1];
+        if (f->next >= PyList_GET_SIZE(f->list)) {
+            Py_DECREF(f->list);
+            nframes--;
+            if (nframes > 0 && out_byte(&out, 0x01) < 0) {  /* END of the element that held it */
+                failed = -1;
+            }
+            continue;
+        }
+        PyObject *node = PyList_GET_ITEM(f->list, f->next);
+        f->next++;
+        if (!Py_IS_TYPE(node, layout.type)) {
+            failed = 1;
+            break;
+        }
+        PyObject *name = SLOT(node, layout.name), *ns = SLOT(node, layout.ns);
+        PyObject *children = SLOT(node, layout.children), *text = SLOT(node, layout.text);
+        PyObject *attrs = SLOT(node, layout.attrs);
+        if (name == NULL || ns == NULL || children == NULL || text == NULL || attrs == NULL
+                || !PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(ns)
+                || !PyList_CheckExact(children)
+                || (attrs != Py_None && !(PyDict_CheckExact(attrs) && PyDict_GET_SIZE(attrs) == 0))) {
+            failed = 1;  /* attributes, or anything unusual */
+            break;
+        }
+        PyObject *forms = lookup(lookup(here, ns), name);
+        if (forms == NULL) {  /* a tag of another page: switch, or a LITERAL (fall back) */
+            PyObject *choice = lookup(lookup(enc_tags, ns), name);
+            if (choice == NULL || !PyTuple_Check(choice) || PyTuple_GET_SIZE(choice) != 3) {
+                failed = 1;
+                break;
+            }
+            long page = PyLong_AsLong(PyTuple_GET_ITEM(choice, 0));
+            if (page < 0 || page > 255) {
+                PyErr_Clear();
+                failed = 1;
+                break;
+            }
+            tpage = (int)page;
+            if (out_byte(&out, 0x00) < 0 || out_byte(&out, (unsigned char)tpage) < 0) {
+                failed = -1;
+                break;
+            }
+            here = PyList_GET_ITEM(page_tags, tpage);
+            forms = PyTuple_GET_ITEM(choice, 1);
+        }
+        if (!PyTuple_Check(forms) || PyTuple_GET_SIZE(forms) < 1) {
+            failed = 1;
+            break;
+        }
+        long token = PyLong_AsLong(PyTuple_GET_ITEM(forms, 0));
+        if (token < 0 || token > 0x3F) {
+            PyErr_Clear();
+            failed = 1;
+            break;
+        }
+        Py_ssize_t nkids = PyList_GET_SIZE(children);
+        if (text == Py_None || (PyUnicode_CheckExact(text) && PyUnicode_GET_LENGTH(text) == 0
+                                && nkids == 0)) {
+            if (nkids == 0) {
+                if (out_byte(&out, (unsigned char)token) < 0) {
+                    failed = -1;
+                }
+                continue;
+            }
+            /* pure: depth + len(stack) >= max_depth - 1 fails; here frames hold root too */
+            if (nframes >= max_depth) {
+                failed = 1;
+                break;
+            }
+            if (out_byte(&out, (unsigned char)(token | 0x40)) < 0) {
+                failed = -1;
+                break;
+            }
+            if (nframes == cap) {
+                Frame *more = PyMem_Realloc(frames, (size_t)cap * 2 * sizeof(Frame));
+                if (more == NULL) {
+                    PyErr_NoMemory();
+                    failed = -1;
+                    break;
+                }
+                frames = more;
+                cap *= 2;
+            }
+            Py_INCREF(children);
+            frames[nframes].list = children;
+            frames[nframes].next = 0;
+            nframes++;
+            continue;
+        }
+        if (nkids != 0) {
+            failed = 1;  /* text and children: the pure writer raises */
+            break;
+        }
+        if (PyUnicode_CheckExact(text)) {
+            Py_ssize_t n;
+            const char *utf8 = PyUnicode_AsUTF8AndSize(text, &n);
+            if (utf8 == NULL) {  /* lone surrogates */
+                PyErr_Clear();
+                failed = 1;
+                break;
+            }
+            if (memchr(utf8, 0, (size_t)n) != NULL) {
+                failed = 1;
+                break;
+            }
+            unsigned char head[2] = {(unsigned char)(token | 0x40), 0x03};
+            unsigned char tail[2] = {0x00, 0x01};
+            if (out_write(&out, head, 2) < 0 || out_write(&out, utf8, n) < 0
+                    || out_write(&out, tail, 2) < 0) {
+                failed = -1;
+                break;
+            }
+        }
+        else if (PyBytes_CheckExact(text)) {
+            unsigned char head[2] = {(unsigned char)(token | 0x40), 0xC3};
+            if (out_write(&out, head, 2) < 0
+                    || out_mb(&out, (size_t)PyBytes_GET_SIZE(text)) < 0
+                    || out_write(&out, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text)) < 0
+                    || out_byte(&out, 0x01) < 0) {
+                failed = -1;
+                break;
+            }
+        }
+        else {
+            failed = 1;
+            break;
+        }
+    }
+    while (nframes > 0) {
+        Py_DECREF(frames[--nframes].list);
+    }
+    PyMem_Free(frames);
+    PyObject *result = NULL;
+    if (failed == 0) {
+        result = PyBytes_FromStringAndSize((const char *)out.buf, out.len);
+    }
+    else if (failed == 1) {
+        PyErr_Clear();
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+    PyMem_Free(out.buf);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"decode_body", decode_body, METH_VARARGS,
      "Read a WBXML body's common subset into Nodes; None for anything else."},
+    {"encode_body", encode_body, METH_VARARGS,
+     "Write a Node tree's common subset as a WBXML body; None for anything else."},
     {NULL, NULL, 0, NULL},
 };
 

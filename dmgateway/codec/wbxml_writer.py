@@ -7,6 +7,7 @@ tables compiled once per vocabulary are shared with the reader
 """
 
 import functools
+import os
 
 from .element import NS_METINF, NS_SYNCML, Node
 from .errors import WBXMLCodecError
@@ -14,6 +15,18 @@ from .model_writer import METINF_NAMES, SYNCML_NAMES, Dialect, Unhandled, Tags
 from .model_writer import write as write_model
 from .wbxml_pages import END, LITERAL, OPAQUE
 from .wbxml_tables import DEFAULT_MAX_DEPTH, STR_I_PIECE, compiled, piece
+
+# The optional C accelerator writes the common subset of a tree (tokens for
+# every tag, no attributes); it answers None for anything else and this
+# module's writer, the reference, writes (or refuses) the tree as always.
+# DMGW_PURE_WBXML=1 keeps it unused.
+if os.environ.get("DMGW_PURE_WBXML", "") in ("", "0"):
+    try:
+        from ._wbxml_speedups import encode_body as _c_encode_body
+    except ImportError:  # not built: the pure writer alone
+        _c_encode_body = None
+else:
+    _c_encode_body = None
 
 #
 # The body is built as a list of ``str`` pieces and encoded to UTF-8 once: a
@@ -64,6 +77,14 @@ def encode_node(root, vocabulary, *, public_id=None, max_depth=DEFAULT_MAX_DEPTH
     """
     if not isinstance(root, Node):
         raise WBXMLCodecError("not an element tree: %s" % (type(root).__name__,))
+    if _c_encode_body is not None:
+        if public_id is None:
+            public_id = vocabulary.public_id
+        if public_id is not None:
+            comp = vocabulary.compiled or compiled(vocabulary)
+            body = _c_encode_body(root, comp.page_tags, comp.enc_tags, Node, max_depth)
+            if body is not None:
+                return _simple_header(public_id) + body
     return _Writer(vocabulary, max_depth).document(root, public_id)
 
 
