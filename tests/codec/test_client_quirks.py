@@ -18,8 +18,8 @@ from dmgateway.codec import wbxml, xml
 from dmgateway.codec.errors import ModelError
 from dmgateway.codec.wbxml_pages import SYNCML11, SYNCML12, vocabulary_for
 
-# the C accelerator and the pure reader, each through every test here
-pytestmark = pytest.mark.usefixtures("wbxml_reader_impl")
+# the C accelerator and the pure reader and writer, each through every test here
+pytestmark = pytest.mark.usefixtures("wbxml_impl")
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "dm"
 TNDS_XML = "application/vnd.syncml.dmtnds+xml"

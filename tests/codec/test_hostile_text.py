@@ -8,8 +8,8 @@ from dmgateway.codec import decode_message, encode_message
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from tests.fixtures import DEVICE
 
-# the C accelerator and the pure reader, each through every test here
-pytestmark = pytest.mark.usefixtures("wbxml_reader_impl")
+# the C accelerator and the pure reader and writer, each through every test here
+pytestmark = pytest.mark.usefixtures("wbxml_impl")
 
 PLACE = "IMEI:ZZZZZZZZZZZZZZZ"  # a LocURI to patch, same length as DEVICE
 

@@ -12,8 +12,8 @@ from dmgateway.codec.errors import CodecError, ModelError, WBXMLCodecError, XMLC
 from dmgateway.codec.prov import Characteristic, Parm, ProvDoc
 from tests.codec.wbxml_vectors import CP_EXAMPLE, CP_WSP_PDU, LIBWBXML_CP_W7_NAPDEF
 
-# the C accelerator and the pure reader, each through every test here
-pytestmark = pytest.mark.usefixtures("wbxml_reader_impl")
+# the C accelerator and the pure reader and writer, each through every test here
+pytestmark = pytest.mark.usefixtures("wbxml_impl")
 
 CP_FIXTURES = Path(__file__).parent.parent / "fixtures" / "cp"
 HEADER = bytes.fromhex("030b6a00")

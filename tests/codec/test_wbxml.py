@@ -23,8 +23,8 @@ from tests.codec.wbxml_vectors import (
     LIBWBXML_DM_TNDS,
 )
 
-# the C accelerator and the pure reader, each through every test here
-pytestmark = pytest.mark.usefixtures("wbxml_reader_impl")
+# the C accelerator and the pure reader and writer, each through every test here
+pytestmark = pytest.mark.usefixtures("wbxml_impl")
 
 CORPUS = sorted((Path(__file__).parent.parent / "fixtures" / "dm").glob("*.xml"))
 HEADER_12 = bytes.fromhex("03a4016a00")  # WBXML 1.3, SyncML 1.2, UTF-8, no string table

@@ -28,8 +28,8 @@ CORPUS = sorted((FIXTURES / "dm").glob("*.xml")) + sorted((FIXTURES / "cp").glob
 TNDS_XML = "application/vnd.syncml.dmtnds+xml"
 TNDS_WBXML = "application/vnd.syncml.dmtnds+wbxml"
 
-# the C accelerator and the pure reader, each through every test here
-pytestmark = [requires_libwbxml, pytest.mark.usefixtures("wbxml_reader_impl")]
+# the C accelerator and the pure reader and writer, each through every test here
+pytestmark = [requires_libwbxml, pytest.mark.usefixtures("wbxml_impl")]
 
 
 def vocabulary_of(tree):
