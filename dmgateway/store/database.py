@@ -76,9 +76,11 @@ def _check_args(args: tuple) -> None:
     # Both engines must accept exactly the same values: PostgreSQL text
     # cannot hold NUL and neither engine can store lone surrogates.
     for arg in args:
-        if isinstance(arg, str):
+        if type(arg) is str or isinstance(arg, str):
             if "\x00" in arg:
                 raise ValueError("text values cannot contain NUL characters")
+            if arg.isascii():
+                continue  # (ASCII text is valid Unicode)
             try:
                 arg.encode("utf-8")
             except UnicodeEncodeError:
@@ -102,16 +104,19 @@ class Txn:
 
     def execute(self, sql: str, args: Iterable = ()) -> int:
         """Run one statement; return the number of rows it changed."""
-        args = tuple(args)
+        if type(args) is not tuple:
+            args = tuple(args)
         _check_args(args)
-        self.cursor.execute(self._engine.sql(sql), args)
-        return self.cursor.rowcount
+        cursor = self.cursor
+        cursor.execute(self._engine.sql(sql), args)
+        return cursor.rowcount
 
     def fetchall(self, sql: str, args: Iterable = ()) -> list[dict]:
         """Run a query; return every row as a dict keyed by column name."""
         self.execute(sql, args)
-        names = [column[0] for column in self.cursor.description]
-        return [dict(zip(names, row)) for row in self.cursor.fetchall()]
+        cursor = self.cursor
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def fetchone(self, sql: str, args: Iterable = ()) -> Optional[dict]:
         """Run a query; return its first row as a dict, or L{None}."""
