@@ -26,6 +26,8 @@ __all__ = ["dump_json", "load_json", "json_column", "columns", "row_converter"]
 # what json.dumps(value, allow_nan=False, separators=(",", ":")) would
 # build for every call
 _ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+# what json.loads(text) uses for text
+_DECODE = json.JSONDecoder().decode
 
 
 def dump_json(value: Any, what: str) -> str:
@@ -41,6 +43,8 @@ def load_json(text: Optional[str], what: str) -> Any:
     if text is None:
         return None
     try:
+        if type(text) is str:
+            return _DECODE(text)  # (json.loads without its checks of bytes)
         return json.loads(text)
     except ValueError:
         raise StoreError(f"stored {what} is not valid JSON") from None
