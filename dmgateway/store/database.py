@@ -12,6 +12,7 @@ the areas of the store (L{dmgateway.store.base}) build on this class.
 
 from __future__ import annotations
 
+from types import MethodType
 from typing import Any, Iterable, Optional, Protocol, Sequence
 
 from twisted.internet import defer
@@ -425,14 +426,16 @@ class PendingSeq:
 class _Recording:
     """Stands in for the store while a L{Batch} records its method calls."""
 
-    __slots__ = ("_store", "_work")
-
     def __init__(self, store: "Database", work: list):
         self._store = store
         self._work = work
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        value = getattr(self._store, name)
+        if isinstance(value, MethodType):
+            # (the store's methods, asked again by the batch's next calls)
+            self.__dict__[name] = value
+        return value
 
     def run_interaction(self, desc: str, func, *args: Any, short: bool = False) -> None:
         self._work.append((desc, func, args))
