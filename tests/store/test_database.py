@@ -300,9 +300,13 @@ class OpenStoreTests(SynchronousTestCase):
         self.assertTrue(sqlite_inline("sqlite:var/x.db"))
         self.assertTrue(sqlite_inline("sqlite:var/x.db?inline=1"))
         self.assertFalse(sqlite_inline("sqlite:var/x.db?inline=0"))
-        # commits that wait for the disk stay off the calling thread unless asked
+        # commits that wait for the disk stay off the calling thread: asking
+        # for both is refused with the reason
         self.assertFalse(sqlite_inline("sqlite:var/x.db?synchronous=full"))
-        self.assertTrue(sqlite_inline("sqlite:var/x.db?synchronous=full&inline=1"))
+        with self.assertRaises(ValueError) as refused:
+            sqlite_inline("sqlite:var/x.db?synchronous=full&inline=1")
+        self.assertIn("wait for the disk in the reactor thread", str(refused.exception))
+        self.assertTrue(sqlite_inline("sqlite::memory:?synchronous=full&inline=1"))
         self.assertFalse(sqlite_inline("sqlite::memory:"))
         self.assertTrue(sqlite_inline("sqlite::memory:?inline=1"))
         failure = self.failureResultOf(open_store("sqlite::memory:?inline=yes"), ValueError)
