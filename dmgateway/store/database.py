@@ -254,6 +254,8 @@ class Database:
 
     @staticmethod
     def _raised(error: BaseException) -> Deferred:
+        # (raised outside the engine error's handler, as the pool's errback
+        # raises it: no implicit __context__ chained to it)
         try:
             raise error
         except BaseException:
@@ -444,6 +446,8 @@ class _Recording:
 
 
 def _recorder(method: Any) -> Any:
+    """A L{Batch} method recording C{method}'s transaction instead of running it."""
+
     def record(self: "Batch", *args: Any, **kwargs: Any) -> "Batch":
         method(self._recording, *args, **kwargs)
         return self

@@ -9,7 +9,6 @@ method runs its C{_..._txn} (just below it) in one transaction.
 from __future__ import annotations
 
 import functools
-
 from typing import Iterable, Optional
 
 from twisted.internet.defer import Deferred
