@@ -487,7 +487,8 @@ encode_body(PyObject *module, PyObject *args)
         if (name == NULL || ns == NULL || children == NULL || text == NULL || attrs == NULL
                 || !PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(ns)
                 || !PyList_CheckExact(children)
-                || (attrs != Py_None && !(PyDict_CheckExact(attrs) && PyDict_GET_SIZE(attrs) == 0))) {
+                || (attrs != Py_None
+                    && !(PyDict_CheckExact(attrs) && PyDict_GET_SIZE(attrs) == 0))) {
             failed = 1;  /* attributes, or anything unusual */
             break;
         }

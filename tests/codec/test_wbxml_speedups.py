@@ -119,7 +119,8 @@ HOSTILE = {
     "opaque length of six bytes": HEADER_12 + bytes([0x40 | SYNCML, 0xC3]) + b"\x81" * 5 + b"\x01",
     "opaque length overflows 32 bits": HEADER_12 + bytes([0x40 | SYNCML, 0xC3, 0x9F]) + b"\xff" * 3
     + b"\x7f",
-    "opaque huge length": HEADER_12 + bytes([0x40 | SYNCML, 0xC3, 0x8F, 0xFF, 0xFF, 0xFF, 0x7F, 0x01]),
+    "opaque huge length": HEADER_12 + bytes([0x40 | SYNCML, 0xC3, 0x8F, 0xFF, 0xFF, 0xFF, 0x7F,
+                                             0x01]),
     "opaque one past the end": HEADER_12 + bytes([0x40 | SYNCML, 0xC3, 0x05]) + b"abcd",
     "switch page at the end": HEADER_12 + bytes([0x40 | SYNCML, 0x00]),
     "switch to an unknown page": HEADER_12 + bytes([0x40 | SYNCML, 0x00, 0x77, 0x45, 0x01]),
