@@ -16,6 +16,7 @@ here (live sessions, wake-ups); this module imports neither it nor the API.
 """
 
 import os
+import types
 from collections import Counter, OrderedDict
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -151,7 +152,16 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         bound a message that is not on the RespURI of a session whose device
         authenticated.
         """
-        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
+        answer = self.answer_dm(body, encoding, hmac_header, token, peer, limits)
+        return answer if isinstance(answer, defer.Deferred) else defer.succeed(answer)
+
+    def answer_dm(self, body: bytes, encoding: Optional[str] = None, hmac_header: Optional[str] = None,
+                  token: Optional[str] = None, peer: Optional[str] = None,
+                  limits: Any = None) -> "DMReply | defer.Deferred[DMReply]":
+        """:meth:`handle_dm`, but the :class:`DMReply` itself when the message
+        was answered without waiting for anything (a store that ran inline):
+        the bearer then writes it at once, with no Deferred in between."""
+        return run_now(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
 
     async def _handle_dm(self, body, encoding, hmac_header, token, peer, limits=None):
         self.stats["messages"] += 1
@@ -531,6 +541,31 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 result = await self.store.cancel_job(job.job_id)
                 if result.cancelled:
                     self.events.announce()
+
+
+def run_now(coro):
+    """Run ``coro`` until it finishes or waits: its value if it finished
+    (an exception it raised as a failed Deferred), else a Deferred of the rest.
+
+    What ``ensureDeferred`` does, minus its Deferred and callback chain for
+    the messages that never wait (every await of an already-fired Deferred
+    returns at once): most of them, with a store that runs inline.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    except BaseException:
+        return defer.fail()
+    return defer.ensureDeferred(_resumed(coro))
+
+
+@types.coroutine
+def _resumed(coro):
+    """The rest of a started coroutine, for ``ensureDeferred``.  Resuming it
+    re-enters the ``await`` of the Deferred it waits for, which yields that
+    Deferred again until it has fired."""
+    return (yield from coro)
 
 
 def _unsendable(spec):
