@@ -128,10 +128,11 @@ class GatewayService(service.MultiService):
         d.addCallbacks(self._started, self._failed)
 
     def _started(self, _):
-        from dmgateway.daemon import sd_notify, watchdog_interval
+        from dmgateway.daemon import sd_notify, tune_gc, watchdog_interval
 
         self.state = "ready"
         if self.process:
+            tune_gc()
             signal.signal(signal.SIGHUP, self._on_sighup)
             sd_notify("READY=1\nSTATUS=serving")
             interval = watchdog_interval()
