@@ -19,7 +19,7 @@ import os
 import types
 from collections import Counter, OrderedDict
 from typing import Any, Optional
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -82,6 +82,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (config.http, config.https) if l.enabled]
         self.accept_msg_size = min(limits) if limits else None
+        self._resp_prefix = None  # (public_url, RespURI up to the token's secret, "NODE~")
         self._by_token = {}
         self._by_device = {}
         self._authenticated_live = 0  # live sessions whose device authenticated
@@ -244,10 +245,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live
-            live.first_digest = _digest(body)
+            live.first_digest = digest = _digest(body)
             # the package 1 of a session that just ended, again: its digest is
             # stale by now, but that is a retransmission, not a guess
-            live.count_failures = self._first_bodies.get(device_id) != _digest(body)
+            live.count_failures = self._first_bodies.get(device_id) != digest
         return await self._take(live, msg, body, hmac_header)
 
     async def _take(self, live, msg, body, hmac_header):
@@ -398,8 +399,16 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
 
     def _resp_uri(self, token):
         url = self.config.gateway.public_url
-        separator = "&" if "?" in url else "?"
-        return url + separator + urlencode({"s": token})
+        cached = self._resp_prefix
+        if cached is None or cached[0] != url:
+            # every token is "NODE~HEX": only the node's part may need quoting
+            separator = "&" if "?" in url else "?"
+            cached = self._resp_prefix = (url, url + separator + "s=" + quote_plus(self.node + "~"),
+                                          self.node + "~")
+        _url, prefix, head = cached
+        if token.startswith(head):
+            return prefix + quote_plus(token[len(head):])
+        return url + ("&" if "?" in url else "?") + urlencode({"s": token})
 
     def _arm_timer(self, live):
         if live.timer is not None and live.timer.active():
