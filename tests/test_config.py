@@ -197,6 +197,9 @@ CASES = [
     ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?inline=yes\n",
      "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?inline=yes': "
      "unknown SQLite store option 'inline=yes'"),
+    ("dmgateway.ini", "[gateway]\nstore = sqlite:var/gw.sqlite?synchronous=full&inline=1\n",
+     "dmgateway.ini [gateway] store: bad store URI 'sqlite:var/gw.sqlite?synchronous=full&inline=1': "
+     "inline=1 with synchronous=full would wait for the disk in the reactor thread at every commit"),
     ("dmgateway.ini", "[gateway]\nstore = postgresql://dm:hunter2@db:99999/dm\n",
      "dmgateway.ini [gateway] store: bad store URI 'postgresql://dm:***@db:99999/dm'"),
     ("dmgateway.ini", "[gateway]\npublic_url = ftp://dm.example.com/dm\n",

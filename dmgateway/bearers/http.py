@@ -157,6 +157,7 @@ def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
     if listener is not None:
         site.read_timeout = listener.read_timeout
         site.max_connections_per_peer = listener.max_connections_per_peer
+        site.proxied = listener.endpoint.startswith("haproxy:")
     site.requestFactory = LimitedRequest
     site.max_body = max_body
     site.displayTracebacks = False

@@ -51,6 +51,7 @@ class GuardedChannel(http.HTTPChannel):
     _limit = None
     _aborter = None
     _peer_host = None
+    _uncounted = False  # a PROXY-protocol connection not yet counted by its device's address
     _gone = False
     _host = None
     _peer = None
@@ -58,12 +59,31 @@ class GuardedChannel(http.HTTPChannel):
 
     def connectionMade(self):
         super().connectionMade()
-        peer = self.transport.getPeer()
+        if getattr(self.site, "proxied", False):
+            # behind the PROXY protocol the device's address is known only
+            # once the header is read: counted with the first bytes after it
+            self._uncounted = True
+        else:
+            self._count(self.transport.getPeer())
+        self._arm()
+
+    def _count(self, peer):
         self._peer_host = getattr(peer, "host", None)
         counts = getattr(self.site, "connections", None)
         if counts is not None and self._peer_host is not None:
             counts[self._peer_host] += 1
-        self._arm()
+
+    def dataReceived(self, data):
+        if self._uncounted:
+            self._uncounted = False
+            peer = self.transport.getPeer()  # the PROXY header's source by now
+            if self.site.over_cap(getattr(peer, "host", None)):
+                self._gone = True
+                self.transport.write(_BUSY)
+                self.transport.loseConnection()
+                return
+            self._count(peer)
+        super().dataReceived(data)
 
     # The addresses of a connection do not change once its first bytes are in
     # (a PROXY header is read before any request): each request reads them
@@ -158,12 +178,14 @@ class GuardedChannel(http.HTTPChannel):
         super().connectionLost(reason)
 
 
+_BUSY = _canned(503, b"Service Unavailable", "too many connections from your address", b"Retry-After: 1\r\n")
+
+
 class _Busy(protocol.Protocol):
     """Answers 503 to a connection over its address's cap, then closes."""
 
     def connectionMade(self):
-        self.transport.write(_canned(503, b"Service Unavailable", "too many connections from your address",
-                                     b"Retry-After: 1\r\n"))
+        self.transport.write(_BUSY)
         self.transport.loseConnection()
 
 
@@ -172,6 +194,10 @@ class PeerCappedSite(server.Site):
 
     read_timeout = None
     max_connections_per_peer = None
+    #: the listener speaks the PROXY protocol (``haproxy:`` endpoint): the
+    #: address a connection is accepted from is the proxy's, so the cap is
+    #: applied to the header's source once it is read (GuardedChannel)
+    proxied = False
 
     def __init__(self, resource, **kwargs):
         super().__init__(resource, **kwargs)
@@ -181,18 +207,23 @@ class PeerCappedSite(server.Site):
     def protocol(self):
         return http._GenericHTTPChannelProtocol(GuardedChannel())
 
-    def buildProtocol(self, addr):
-        host = getattr(addr, "host", None)
+    def over_cap(self, host):
+        """Whether one more connection from ``host`` is over the cap (then counted as refused)."""
         cap = self.max_connections_per_peer
-        if cap and host is not None and self.connections[host] >= cap:
-            self.refused += 1
-            if self.refused == 1 or self.refused % 1000 == 0:
-                log.warn(
-                    "refused a connection from {peer}: {cap} already open ({refused} refused so far)",
-                    peer=host,
-                    cap=cap,
-                    refused=self.refused,
-                )
+        if not (cap and host is not None and self.connections[host] >= cap):
+            return False
+        self.refused += 1
+        if self.refused == 1 or self.refused % 1000 == 0:
+            log.warn(
+                "refused a connection from {peer}: {cap} already open ({refused} refused so far)",
+                peer=host,
+                cap=cap,
+                refused=self.refused,
+            )
+        return True
+
+    def buildProtocol(self, addr):
+        if not self.proxied and self.over_cap(getattr(addr, "host", None)):
             busy = _Busy()
             busy.factory = self
             return busy

@@ -53,8 +53,9 @@ def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE, max_
     is the same whichever encoding carried it.
     """
     root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size, max_elements=max_elements)
-    if _OPAQUE not in data:
+    if _OPAQUE not in (data if data.__class__ is bytes else bytes(data)):
         pass  # no OPAQUE, so no embedded document: nothing to walk
+        # (bytes(): "in" on a memoryview compares single items, never finds bytes)
     elif max_elements is None:
         _embedded_tnds(root, _opaque_to_tree, max_depth)
     else:

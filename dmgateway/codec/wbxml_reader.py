@@ -255,7 +255,7 @@ class _Reader:
         max_depth = self.max_depth
         top = []  # the root element, once read
         cur = None
-        append = top.append
+        kids = top
         stack = []
         # Strings are sliced from a latin-1 view of the document (one char per
         # byte); only non-ASCII pieces of a UTF-8 document need re-decoding.
@@ -298,7 +298,7 @@ class _Reader:
                         node.children = []
                         node.text = s or None
                         node.attrs = None
-                        append(node)
+                        kids.append(node)
                         pos = nul + 2
                         continue
                 pos += 1
@@ -322,7 +322,7 @@ class _Reader:
                 depth -= 1
                 if not depth:
                     break
-                append = cur.children.append
+                kids = cur.children
                 continue
             elif code == 0:  # empty element
                 pos += 1
@@ -385,14 +385,14 @@ class _Reader:
             node.attrs = attrs if code & 0x80 else None
             if not depth and top:
                 raise _error("more than one root element", pos - 1)
-            append(node)
+            kids.append(node)
             if code & 0x40:
                 if depth >= max_depth:
                     raise _error("elements nested deeper than %d" % (max_depth,), pos - 1)
                 depth += 1
                 stack.append(cur)
                 cur = node
-                append = node.children.append
+                kids = node.children
             elif not depth:
                 break
 

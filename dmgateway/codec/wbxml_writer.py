@@ -77,15 +77,18 @@ class _Unencodable(Exception):
 
 
 class _Writer:
+    # Most documents need neither a string table nor an attribute page: these
+    # class-level defaults stand in until a LITERAL or an attribute sets them.
+    table = b""
+    table_index = None
+    tpage = 0
+    apage = 0
+
     def __init__(self, vocab, max_depth):
         self.vocab = vocab
-        self.comp = compiled(vocab)
+        self.comp = vocab.compiled or compiled(vocab)
         self.max_depth = max_depth
         self.parts = []
-        self.table = bytearray()
-        self.table_index = {}
-        self.tpage = 0
-        self.apage = 0
 
     def document(self, root, public_id):
         if public_id is None:
@@ -111,9 +114,13 @@ class _Writer:
         return head + b"\x6a" + encode_mb_uint(len(self.table)) + bytes(self.table) + body
 
     def string_index(self, s, node):
-        index = self.table_index.get(s)
+        index_of = self.table_index
+        if index_of is None:
+            index_of = self.table_index = {}
+            self.table = bytearray()
+        index = index_of.get(s)
         if index is None:
-            index = self.table_index[s] = len(self.table)
+            index = index_of[s] = len(self.table)
             self.table += _check_text(s, node).encode("utf-8") + b"\x00"
         return index
 
@@ -219,13 +226,12 @@ def _write_children(w, children, depth, tpage):
     if depth >= max_depth:
         raise _Unencodable("elements nested deeper than %d" % (max_depth,), children[0])
     room = max_depth - depth - 1  # how many enclosing lists the stack may hold
-    add = w.parts.append
+    parts = w.parts  # parts.append, not a bound method: 3.11 specialises it
     enc_tags = w.comp.enc_tags
     page_tags = w.comp.page_tags
     here = page_tags[tpage]  # {ns: {name: byte forms}} of the tags on this page
     last_ns, by_name = _NO_NS, None  # by_name: here[last_ns]
     stack = []  # iterators over the lists that enclose the current one
-    push, pop = stack.append, stack.pop
     items = iter(children)
     while True:
         for node in items:
@@ -240,7 +246,7 @@ def _write_children(w, children, depth, tpage):
                 choice = enc_tags.get(ns, _NO_TAGS).get(node.name)
                 if choice is not None:  # a tag of another page: switch (lazily, like libwbxml)
                     tpage = choice[0]
-                    add(_SWITCH[tpage])
+                    parts.append(_SWITCH[tpage])
                     here = page_tags[tpage]
                     last_ns = _NO_NS
                     forms = choice[1]
@@ -249,21 +255,21 @@ def _write_children(w, children, depth, tpage):
                 if text is None:
                     kids = node.children
                     if not kids:
-                        add(forms[1])
+                        parts.append(forms[1])
                         continue
                     if len(stack) >= room:
                         raise _Unencodable("elements nested deeper than %d" % (max_depth,),
                                            kids[0])
-                    add(forms[2])
-                    push(items)
+                    parts.append(forms[2])
+                    stack.append(items)
                     items = iter(kids)
                     break
                 if text.__class__ is str and text and not node.children:
                     if not text.isprintable():  # printable: no NUL, no lone surrogate
                         _check_text(text, node)
-                    add(forms[3])
-                    add(text)
-                    add(_TEXT_END)
+                    parts.append(forms[3])
+                    parts.append(text)
+                    parts.append(_TEXT_END)
                     continue
             # LITERAL names, attributes, OPAQUE, an empty text, a malformed element
             w.tpage = tpage
@@ -275,8 +281,8 @@ def _write_children(w, children, depth, tpage):
         else:  # this list is written
             if not stack:
                 return tpage
-            add("\x01")  # END of the element that held it
-            items = pop()
+            parts.append("\x01")  # END of the element that held it
+            items = stack.pop()
 
 
 _NO_NS = object()  # a namespace key no element has

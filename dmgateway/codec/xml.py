@@ -167,10 +167,14 @@ else:  # pragma: no cover
         return Node("", None)
 
 # lxml tag -> (local name, namespace key), by the parent's namespace key: the
-# same few dozen names in every message.  Bounded: a hostile peer could send
-# endless new names; past the bound they are resolved each time.
+# same few dozen names in every message.  Bounded in entries AND characters,
+# for all keys together: the cache lives as long as the process and peers not
+# yet authenticated choose the names (up to 50,000 characters each, with
+# namespace URIs as long).  Past the bounds names are resolved each time.
 _NAMES = {}
-_MAX_NAMES = 4096
+_MAX_NAMES = 4096  # names held, every namespace key together
+_MAX_NAME_CHARS = 128  # a longer tag (or namespace key) is never held
+_names_free = [_MAX_NAMES]
 
 
 def _convert(root, max_depth, max_elements):
@@ -203,10 +207,13 @@ def _convert(root, max_depth, max_elements):
         append = node.children.append
         inherited = node.ns
         names = cache.get(inherited)
+        free = _names_free
         if names is None:
             names = {}
-            if len(cache) < 64:  # namespace keys: a few, unless a peer invents URIs
-                cache[inherited] = names
+            if len(cache) < 64 and (inherited is None or len(inherited) <= _MAX_NAME_CHARS):
+                cache[inherited] = names  # namespace keys: a few, unless a peer invents URIs
+            else:
+                free = [_MAX_NAMES]  # names of this element's children only, not held
         leaves_here = depth < max_depth  # a leaf child is complete at once
         for child in element:
             name = child.tag
@@ -219,8 +226,9 @@ def _convert(root, max_depth, max_elements):
                 else:
                     uri, local = None, name
                 found = (local, _key_for_uri(uri, inherited))
-                if len(names) < _MAX_NAMES:
+                if len(name) <= _MAX_NAME_CHARS and free[0] > 0:
                     names[name] = found
+                    free[0] -= 1
             local, ns = found
             tail = child.tail
             if tail and tail.strip(" \t\r\n"):

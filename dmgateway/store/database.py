@@ -41,9 +41,11 @@ class Engine(Protocol):
     @ivar name: C{"sqlite"} or C{"postgresql"}.
     @ivar column_types: the types that fill the migrations' placeholders.
     @ivar description: where the data lives, without any password.
+    @ivar returning: whether statements may end in C{RETURNING}.
     """
 
     name: str
+    returning: bool
     column_types: dict[str, str]
     description: str
 

@@ -36,6 +36,12 @@ def cursor_name(name: str) -> str:
     return "cursor:" + name
 
 
+# Rows per INSERT of a short batch's events: 5 parameters each, under every
+# engine's limit on one statement's parameters (PostgreSQL 65,535; SQLite
+# 32,766, or 999 before 3.32), however many events one message raises.
+_EVENTS_PER_INSERT = 100
+
+
 class EventStore(Database):
     """The event log and its cursors (see the module docstring)."""
 
@@ -69,30 +75,38 @@ class EventStore(Database):
             pending = PendingSeq()
             txn.pending_events.append((pending, type, device_id, time, body))
             return pending
-        seq = txn.fetchone(
-            "UPDATE counters SET value = value + 1 WHERE name = ? RETURNING value", ("events",)
-        )["value"]
+        seq = self._count_events_txn(txn, 1)
         txn.execute(
             "INSERT INTO events (seq, type, device_id, time, payload) VALUES (?, ?, ?, ?, ?)",
             (seq, type, device_id, time, body),
         )
         return seq
 
+    def _count_events_txn(self, txn, count: int) -> int:
+        """Take C{count} event numbers; return the last."""
+        if self.database_engine.returning:
+            return txn.fetchone(
+                "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
+                (count, "events"),
+            )["value"]
+        txn.execute("UPDATE counters SET value = value + ? WHERE name = ?", (count, "events"))
+        return txn.fetchone("SELECT value FROM counters WHERE name = ?", ("events",))["value"]
+
     def _write_events_txn(self, txn) -> None:
         pending, txn.pending_events = txn.pending_events, None
-        last = txn.fetchone(
-            "UPDATE counters SET value = value + ? WHERE name = ? RETURNING value",
-            (len(pending), "events"),
-        )["value"]
-        rows = []
-        for seq, (number, *fields) in enumerate(pending, last - len(pending) + 1):
-            number.value = seq
-            rows.extend((seq, *fields))
-        txn.execute(
-            "INSERT INTO events (seq, type, device_id, time, payload) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?)"] * len(pending)),
-            rows,
-        )
+        last = self._count_events_txn(txn, len(pending))
+        first = last - len(pending) + 1
+        for start in range(0, len(pending), _EVENTS_PER_INSERT):
+            chunk = pending[start:start + _EVENTS_PER_INSERT]
+            rows = []
+            for seq, (number, *fields) in enumerate(chunk, first + start):
+                number.value = seq
+                rows.extend((seq, *fields))
+            txn.execute(
+                "INSERT INTO events (seq, type, device_id, time, payload) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                rows,
+            )
 
     def events_after(self, seq: int, limit: int = 100) -> Deferred:
         """

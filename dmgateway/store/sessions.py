@@ -155,9 +155,15 @@ class SessionStore(Database):
     def _end_session_txn(self, txn, token, now, outcome) -> Optional[Session]:
         check_text(outcome, "outcome", optional=True, empty=False)
         check_time(now, "now")
-        row = txn.fetchone("DELETE FROM sessions WHERE session_id = ? RETURNING *", (token,))
-        if row is None:
-            return None
+        if self.database_engine.returning:
+            row = txn.fetchone("DELETE FROM sessions WHERE session_id = ? RETURNING *", (token,))
+            if row is None:
+                return None
+        else:
+            row = txn.fetchone("SELECT * FROM sessions WHERE session_id = ?", (token,))
+            if row is None:
+                return None
+            txn.execute("DELETE FROM sessions WHERE session_id = ?", (token,))
         session = session_from_row(row)
         self._write_last_session_txn(txn, session, now, outcome)
         return session

@@ -110,12 +110,15 @@ def _sqlite_options(uri: str) -> dict[str, str]:
         if given.lower() not in allowed:
             raise ValueError(f"unknown SQLite store option {part!r} ({_OPTIONS_HELP})")
         options[key] = given.lower()
+    file = parse_sqlite_uri(uri) != MEMORY
     if options["inline"] is None:
         # A file's short transactions run in the calling thread, unless
         # every commit waits for the disk (synchronous=full): that wait
         # belongs in the pool's thread.
-        file = parse_sqlite_uri(uri) != MEMORY
         options["inline"] = "1" if file and options["synchronous"] == "normal" else "0"
+    elif options["inline"] == "1" and file and options["synchronous"] == "full":
+        raise ValueError("inline=1 with synchronous=full would wait for the disk in the reactor thread "
+                         "at every commit: leave inline out (or inline=0)")
     return options
 
 
@@ -353,6 +356,9 @@ class SQLiteEngine:
     """
 
     name = "sqlite"
+    #: whether statements may end in C{RETURNING} (SQLite 3.35; RHEL 9's
+    #: Python 3.11 runs on 3.34): without it the store reads back instead
+    returning = sqlite3.sqlite_version_info >= (3, 35, 0)
     column_types = {
         "pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "bigint": "INTEGER",

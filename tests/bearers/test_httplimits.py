@@ -13,8 +13,8 @@ from dmgateway.bearers.http import dm_site, with_backlog
 from dmgateway.bearers.httplimits import MessageLimits
 from tests.bearers.test_http import FakeDispatcher, post
 
-LISTENER = SimpleNamespace(read_timeout=30, max_connections_per_peer=3, max_elements=100, max_commands=5,
-                           max_items=7)
+LISTENER = SimpleNamespace(endpoint="tcp:8080", read_timeout=30, max_connections_per_peer=3, max_elements=100,
+                           max_commands=5, max_items=7)
 
 
 class LimitsDispatcher(FakeDispatcher):
@@ -157,6 +157,77 @@ class PeerCapTests(SynchronousTestCase):
         _protocol, again = connect(self.site, "127.0.0.2", 50005)
         self.assertFalse(again.disconnecting)
         self.assertEqual(self.site.connections["127.0.0.2"], 3)
+
+
+def connect_proxied(factory, device, proxy="127.0.0.9", port=40000):
+    """A connection from ``proxy`` whose PROXY v1 header names ``device``,
+    with the first line of a request (a connection is counted by its
+    device's address with the first bytes after the header)."""
+    address = IPv4Address("TCP", proxy, port)
+    protocol = factory.buildProtocol(address)
+    transport = StringTransport(peerAddress=address)
+    protocol.makeConnection(transport)
+    protocol.dataReceived(b"PROXY TCP4 %s 127.0.0.1 %d 8080\r\n" % (device.encode(), port))
+    protocol.dataReceived(b"POST /dm HTTP/1.1\r\n")
+    return protocol, transport
+
+
+class ProxiedPeerCapTests(SynchronousTestCase):
+    """Behind the PROXY protocol the cap counts each device's own address
+    (the header's source), not the proxy's, as conf/http.ini promises."""
+
+    def setUp(self):
+        from twisted.internet import defer
+        from twisted.protocols.haproxy import proxyEndpoint
+
+        self.clock = Clock()
+        listener = SimpleNamespace(**dict(vars(LISTENER), endpoint="haproxy:tcp:8080"))
+        self.site = dm_site(LimitsDispatcher(), "/dm", 4096, reactor=self.clock, listener=listener)
+        factories = []  # what "haproxy:" listens with: Twisted's PROXY wrapper around the site
+
+        class Inner:
+            def listen(self, factory):
+                factories.append(factory)
+                return defer.succeed(None)
+
+        proxyEndpoint(Inner()).listen(self.site)
+        self.factory = factories[0]
+
+    def test_many_devices_through_one_proxy_are_served(self):
+        self.assertTrue(self.site.proxied)
+        held = [connect_proxied(self.factory, "10.0.0.%d" % (n,), port=50000 + n) for n in range(1, 11)]
+        for _protocol, transport in held:
+            self.assertFalse(transport.disconnecting)
+        self.assertNotIn("127.0.0.9", self.site.connections)
+        self.assertEqual(self.site.connections["10.0.0.1"], 1)
+        self.assertEqual(self.site.refused, 0)
+
+    def test_fourth_connection_of_one_device_is_refused_after_its_header(self):
+        held = [connect_proxied(self.factory, "10.0.0.7", port=50000 + i) for i in range(3)]
+        _protocol, refused = connect_proxied(self.factory, "10.0.0.7", port=50003)
+        self.assertTrue(refused.value().startswith(b"HTTP/1.1 503 "), refused.value())
+        self.assertIn(b"Retry-After: 1", refused.value())
+        self.assertTrue(refused.disconnecting)
+        self.assertEqual(self.site.refused, 1)
+        self.assertEqual(self.site.connections["10.0.0.7"], 3)
+        _protocol.connectionLost(None)  # the refused one leaves the count alone
+        self.assertEqual(self.site.connections["10.0.0.7"], 3)
+        held[0][0].connectionLost(None)
+        _protocol, again = connect_proxied(self.factory, "10.0.0.7", port=50005)
+        self.assertFalse(again.disconnecting)
+        self.assertEqual(self.site.connections["10.0.0.7"], 3)
+
+    def test_request_in_the_same_segment_as_the_header_is_served(self):
+        address = IPv4Address("TCP", "127.0.0.9", 40000)
+        protocol = self.factory.buildProtocol(address)
+        transport = StringTransport(peerAddress=address)
+        protocol.makeConnection(transport)
+        body = b"<SyncML/>"
+        protocol.dataReceived(
+            b"PROXY TCP4 10.0.0.5 127.0.0.1 40000 8080\r\nPOST /dm HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/vnd.syncml.dm+xml\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        self.assertEqual(self.site.connections["10.0.0.5"], 1)
+        self.assertEqual(self.site.resource.dispatcher.peers, ["10.0.0.5:40000"])
 
 
 class MessageLimitTests(SynchronousTestCase):

@@ -262,3 +262,43 @@ def test_a_model_with_junk_fields_gets_the_reference_answer(changes):
     for (where, attr), value in changes:
         setattr(targets[where], attr, value)
     assert_same(msg)
+
+
+# any character at all (lone surrogates, NUL, C0/C1 controls, U+FFFE, "\r",
+# non-BMP, "]]>"), in the fields a device's answers and the API fill
+_any_text = st.one_of(st.text(st.characters(), max_size=12), st.sampled_from(
+    ["]]>", "\r", "\r\n", "\x00", "\udc80", "\U0001F600", "a\x85b", "\u2028", "\ufffe", " ", "",
+     "&#13;", "\x7f"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(binary_data=True), st.data())
+def test_any_characters_in_any_text_field_same_answer_as_the_reference(msg, data):
+    draw = data.draw
+    commands = []
+
+    def walk(cmds):
+        for cmd in cmds:
+            commands.append(cmd)
+            if isinstance(cmd, sm.Container):
+                walk(cmd.commands)
+
+    walk(msg.body)
+    for cmd in commands:
+        for item in getattr(cmd, "items", []):
+            if isinstance(item.data, str) and draw(st.booleans()):
+                item.data = draw(_any_text)
+            if item.target is not None and draw(st.booleans()):
+                item.target.loc_uri = draw(_any_text)
+            if item.meta is not None and draw(st.booleans()):
+                item.meta.type = draw(_any_text)
+                item.meta.emi = draw(st.lists(_any_text, max_size=2))
+        if draw(st.booleans()):
+            cmd.cmd_id = draw(_any_text)
+    if draw(st.booleans()):
+        msg.hdr.session_id = draw(_any_text)
+    if draw(st.booleans()):
+        msg.hdr.source.loc_name = draw(st.none() | _any_text)
+    if draw(st.booleans()):
+        msg.hdr.resp_uri = draw(st.none() | _any_text)
+    assert_same(msg)

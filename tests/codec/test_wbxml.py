@@ -156,6 +156,18 @@ def test_embedded_tnds_document_travels_as_opaque():
     assert back.body[0].items[0].meta.type == "application/vnd.syncml.dmtnds+xml"
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_embedded_tnds_document_is_read_from_any_bytes_like_input(kind):
+    # decode takes bytearray and memoryview as decode_node does; the test for
+    # an OPAQUE byte before walking the tree must see it in each
+    data = wbxml.encode(_tnds_message(DDF_EXAMPLE, "application/vnd.syncml.dmtnds+wbxml"))
+    for max_elements in (None, 1000):
+        back = wbxml.decode(kind(data), max_elements=max_elements)
+        assert back.body[0].items[0].data == DDF_TREE
+        assert back == wbxml.decode(data)
+    assert wbxml.decode(kind(LIBWBXML_DM_TNDS)) == wbxml.decode(LIBWBXML_DM_TNDS)
+
+
 def test_tnds_tree_is_sent_as_an_opaque_document():
     msg = _tnds_message(copy.deepcopy(DDF_TREE), "application/vnd.syncml.dmtnds+xml")
     data = wbxml.encode(msg)
@@ -197,6 +209,26 @@ def test_syncml_11_writes_12_only_elements_as_literals():
     data = wbxml.encode_node(root, SYNCML11)
     assert data == bytes.fromhex("039f536a0b436f7272656c61746f72006d4400") + s("c") + b"\x01\x01"
     assert wbxml.decode_node(data) == root
+
+
+def test_string_table_is_made_per_document_and_shares_repeated_names():
+    # The writer makes its string table on the first LITERAL only: two names
+    # alike share one entry, and the next document starts with none again.
+    root = Node("SyncML", NS_SYNCML, [Node("Correlator", NS_SYNCML, text="a"),
+                                      Node("Correlator", NS_SYNCML, text="b")])
+    data = wbxml.encode_node(root, SYNCML11)
+    assert data == (bytes.fromhex("039f536a0b436f7272656c61746f72006d4400") + s("a") + b"\x01"
+                    + b"\x44\x00" + s("b") + b"\x01\x01")
+    assert wbxml.decode_node(data) == root
+    plain = Node("SyncML", NS_SYNCML, [Node("Final", NS_SYNCML)])
+    assert wbxml.encode_node(plain, SYNCML11) == bytes.fromhex("039f536a00") + b"\x6d\x12\x01"
+    # with no numeric public id the identifier opens the table, LITERALs follow it
+    tree = Node("MgmtTree", NS_DMDDF, [Node("Unknown", NS_DMDDF)])
+    data = wbxml.encode_node(tree, DMDDF12)
+    fpi = DMDDF12.fpi.encode() + b"\x00"
+    assert data[:4] == b"\x03\x00\x00\x6a"
+    assert data[4:5 + len(fpi) + 8] == bytes((len(fpi) + 8,)) + fpi + b"Unknown\x00"
+    assert wbxml.decode_node(data) == tree
 
 
 # -- the DM corpus -------------------------------------------------------------

@@ -577,6 +577,28 @@ def test_tag_name_cache_is_bounded():
     assert len(xml._NAMES) <= 64
 
 
+def _cache_chars():
+    """Characters the tag-name cache holds (keys, names and what they resolve to)."""
+    return sum(len(str(key)) + sum(len(name) + len(local) + len(str(ns)) for name, (local, ns) in names.items())
+               for key, names in xml._NAMES.items())
+
+
+def test_tag_name_cache_holds_no_attacker_sized_names():
+    # Documents from peers not yet authenticated: every one brings new long
+    # tag names and namespace URIs.  The cache is process-wide and never
+    # emptied, so what it keeps must stay small in characters, not only in
+    # entries (64 keys x 4096 names x 50,000-character names was gigabytes).
+    for n in range(30):
+        uri = b"urn:" + b"u" * 3000 + b"%d" % (n,)
+        long_names = b"".join(b"<%s%d_%d/>" % (b"n" * 3000, n, i) for i in range(60))
+        xml.parse(b'<SyncML><a xmlns="%s">%s</a>%s</SyncML>' % (uri, long_names, long_names))
+    assert _cache_chars() < 2_000_000
+    # names are still read right past the cache
+    tree = xml.parse(b'<SyncML><%s/><a xmlns="urn:z"><%s/></a></SyncML>' % (b"n" * 3000, b"m" * 3000))
+    assert tree.children[0].name == "n" * 3000 and tree.children[0].ns == NS_SYNCML
+    assert tree.children[1].children[0].name == "m" * 3000 and tree.children[1].children[0].ns == "urn:z"
+
+
 def _documents():
     """Small documents, some with mixed content or too deep, as bytes."""
     leaves = st.sampled_from([b"<a/>", b"<b>x</b>", b"text", b"<c> </c>"])

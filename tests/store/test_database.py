@@ -15,7 +15,7 @@ from dmgateway.store import (
     open_store,
 )
 from dmgateway.store.migrations import Migration, load_migrations
-from tests.store.support import OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 SHIPPED = [m.version for m in load_migrations()]
 
@@ -215,6 +215,22 @@ class BatchTestsMixin(StoreCase):
             await store.batch().append_event("d", None, 6.0).append_event("e", None, 6.0, {"seq": 1}).commit(short=True)
         self.assertEqual(await store.last_event_seq(), first + 4)
 
+    async def test_short_batch_with_more_events_than_one_statement_takes(self):
+        # Events of a short batch are written together; a message of many
+        # generic alerts (max_elements is configurable up to 10M) must not
+        # meet the engine's limit on parameters in one statement
+        # (PostgreSQL 65,535; SQLite's default 32,766, 999 before 3.32).
+        store = await self.open()
+        first = await store.last_event_seq()
+        batch = store.batch()
+        count = 13_200  # 66,000 parameters at 5 per event
+        for n in range(count):
+            batch.append_event("generic_alert", None, 1.0, {"n": n})
+        results = await batch.commit(short=True)
+        self.assertEqual(results, list(range(first + 1, first + count + 1)))
+        events = await store.events_after(first + count - 2)
+        self.assertEqual([(e["seq"], e["n"]) for e in events], [(first + count - 1, count - 2), (first + count, count - 1)])
+
     async def test_failed_batch_changes_nothing(self):
         store = await self.open()
         await add_device(store, "IMEI:1")
@@ -284,9 +300,13 @@ class OpenStoreTests(SynchronousTestCase):
         self.assertTrue(sqlite_inline("sqlite:var/x.db"))
         self.assertTrue(sqlite_inline("sqlite:var/x.db?inline=1"))
         self.assertFalse(sqlite_inline("sqlite:var/x.db?inline=0"))
-        # commits that wait for the disk stay off the calling thread unless asked
+        # commits that wait for the disk stay off the calling thread: asking
+        # for both is refused with the reason
         self.assertFalse(sqlite_inline("sqlite:var/x.db?synchronous=full"))
-        self.assertTrue(sqlite_inline("sqlite:var/x.db?synchronous=full&inline=1"))
+        with self.assertRaises(ValueError) as refused:
+            sqlite_inline("sqlite:var/x.db?synchronous=full&inline=1")
+        self.assertIn("wait for the disk in the reactor thread", str(refused.exception))
+        self.assertTrue(sqlite_inline("sqlite::memory:?synchronous=full&inline=1"))
         self.assertFalse(sqlite_inline("sqlite::memory:"))
         self.assertTrue(sqlite_inline("sqlite::memory:?inline=1"))
         failure = self.failureResultOf(open_store("sqlite::memory:?inline=yes"), ValueError)
@@ -305,4 +325,8 @@ class SQLiteReactorLifecycleTests(OnReactorSQLite, LifecycleTestsMixin, TestCase
 
 
 class SQLiteReactorBatchTests(OnReactorSQLite, BatchTestsMixin, TestCase):
+    pass
+
+
+class OldSQLiteBatchTests(OnOldSQLite, BatchTestsMixin, TestCase):
     pass

@@ -7,7 +7,7 @@ devices' events never mixed in (L{dmgateway.store.events}).
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from tests.store.support import START, OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 
 class EventTestsMixin(StoreCase):
@@ -143,4 +143,12 @@ class SQLiteReactorEventTests(OnReactorSQLite, EventTestsMixin, TestCase):
 
 
 class SQLiteReactorDeviceEventsTests(OnReactorSQLite, DeviceEventsMixin, TestCase):
+    pass
+
+
+class OldSQLiteEventTests(OnOldSQLite, EventTestsMixin, TestCase):
+    pass
+
+
+class OldSQLiteDeviceEvents(OnOldSQLite, DeviceEventsMixin, TestCase):
     pass

@@ -5,7 +5,7 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
-from tests.store.support import START, OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
 
@@ -170,4 +170,8 @@ class PostgresSessionTests(OnPostgres, SessionTestsMixin, TestCase):
 
 
 class SQLiteReactorSessionTests(OnReactorSQLite, SessionTestsMixin, TestCase):
+    pass
+
+
+class OldSQLiteSessionTests(OnOldSQLite, SessionTestsMixin, TestCase):
     pass
