@@ -12,6 +12,7 @@ the areas of the store (L{dmgateway.store.base}) build on this class.
 
 from __future__ import annotations
 
+from types import MethodType
 from typing import Any, Iterable, Optional, Protocol, Sequence
 
 from twisted.internet import defer
@@ -78,9 +79,11 @@ def _check_args(args: tuple) -> None:
     # Both engines must accept exactly the same values: PostgreSQL text
     # cannot hold NUL and neither engine can store lone surrogates.
     for arg in args:
-        if isinstance(arg, str):
+        if type(arg) is str or isinstance(arg, str):
             if "\x00" in arg:
                 raise ValueError("text values cannot contain NUL characters")
+            if arg.isascii():
+                continue  # (ASCII text is valid Unicode)
             try:
                 arg.encode("utf-8")
             except UnicodeEncodeError:
@@ -104,16 +107,19 @@ class Txn:
 
     def execute(self, sql: str, args: Iterable = ()) -> int:
         """Run one statement; return the number of rows it changed."""
-        args = tuple(args)
+        if type(args) is not tuple:
+            args = tuple(args)
         _check_args(args)
-        self.cursor.execute(self._engine.sql(sql), args)
-        return self.cursor.rowcount
+        cursor = self.cursor
+        cursor.execute(self._engine.sql(sql), args)
+        return cursor.rowcount
 
     def fetchall(self, sql: str, args: Iterable = ()) -> list[dict]:
         """Run a query; return every row as a dict keyed by column name."""
         self.execute(sql, args)
-        names = [column[0] for column in self.cursor.description]
-        return [dict(zip(names, row)) for row in self.cursor.fetchall()]
+        cursor = self.cursor
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def fetchone(self, sql: str, args: Iterable = ()) -> Optional[dict]:
         """Run a query; return its first row as a dict, or L{None}."""
@@ -201,31 +207,65 @@ class Database:
         if self._closed:
             return defer.fail(StoreClosed(f"store is closed ({desc})"))
         started = None if self.on_transaction is None else self._clock.seconds()
-        d = None
         if short and self._direct is not None and not self._on_pool and not self._in_direct:
-            d = self._run_direct(func, args)
-        if d is None:
-            d = self._pool.runInteraction(self._interact, func, args)
-            self._on_pool += 1
-            self._pending.add(d)
-            d.addBoth(self._settled, d)
+            d = self._run_direct(func, args, started)
+            if d is not None:
+                return d
+        d = self._pool.runInteraction(self._interact, func, args)
+        self._on_pool += 1
+        self._pending.add(d)
+        d.addBoth(self._settled, d)
         if started is not None:
             d.addBoth(self._timed, started)
         d.addErrback(self._failed)
         return d
 
-    def _run_direct(self, func, args: tuple) -> Optional[Deferred]:
-        """The transaction on the reactor connection, fired; L{None} if it must go to the pool."""
+    def _run_direct(self, func, args: tuple, started: Optional[float]) -> Optional[Deferred]:
+        """
+        The transaction on the reactor connection, fired; L{None} if it
+        must go to the pool.  What the pool's callbacks do (L{_timed},
+        L{_failed}) is done here at once, in the same order: the
+        transaction is timed, then its error translated.
+        """
         self._in_direct = True
         try:
             result = self._direct.run(self._interact_begun, func, args)
         except BaseException:
-            return defer.fail()
-        finally:
             self._in_direct = False
-        if self._direct.checkpoint_due():
-            self._checkpoint()
-        return None if result is BUSY else defer.succeed(result)
+            failure = Failure()
+            if started is not None:
+                self._observe(started, True)
+            error = failure.value
+            if isinstance(error, (StoreError, ValueError, TypeError)):
+                return defer.fail(failure)
+            translated = self.database_engine.translate_error(error)
+            if translated is None:
+                return defer.fail(failure)
+        else:
+            self._in_direct = False
+            if self._direct.checkpoint_due():
+                self._checkpoint()
+            if result is BUSY:
+                return None
+            if started is not None:
+                self._observe(started, False)
+            return defer.succeed(result)
+        return self._raised(translated)
+
+    @staticmethod
+    def _raised(error: BaseException) -> Deferred:
+        # (raised outside the engine error's handler, as the pool's errback
+        # raises it: no implicit __context__ chained to it)
+        try:
+            raise error
+        except BaseException:
+            return defer.fail()
+
+    def _observe(self, started: float, failed: bool) -> None:
+        try:
+            self.on_transaction(self._clock.seconds() - started, failed)
+        except Exception:
+            log.failure("store transaction observer failed")
 
     def _checkpoint(self) -> None:
         d = self._pool.runWithConnection(self._direct.checkpoint)
@@ -240,7 +280,7 @@ class Database:
         fires with the list of their results, in order.  All of them take
         effect, or none.
         """
-        return Batch(self)
+        return Batch.for_store(type(self))(self)
 
     def _batch_txn(self, txn: Txn, work: list, short: bool = False) -> list:
         if not short:
@@ -388,40 +428,70 @@ class PendingSeq:
 
 
 class _Recording:
-    """Stands in for the store while a L{Batch} records one method call."""
+    """Stands in for the store while a L{Batch} records its method calls."""
 
     def __init__(self, store: "Database", work: list):
         self._store = store
         self._work = work
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        value = getattr(self._store, name)
+        if isinstance(value, MethodType):
+            # (the store's methods, asked again by the batch's next calls)
+            self.__dict__[name] = value
+        return value
 
     def run_interaction(self, desc: str, func, *args: Any, short: bool = False) -> None:
         self._work.append((desc, func, args))
+
+
+def _recorder(method: Any) -> Any:
+    """A L{Batch} method recording C{method}'s transaction instead of running it."""
+
+    def record(self: "Batch", *args: Any, **kwargs: Any) -> "Batch":
+        method(self._recording, *args, **kwargs)
+        return self
+
+    record.__name__ = method.__name__
+    return record
 
 
 class Batch:
     """
     Calls recorded for one transaction (see L{Store.batch}).  Each store
     method called on it returns the batch, so calls can be chained.
+
+    A method's recorder is made when it is first called on a batch of
+    that kind of store, then kept on the class L{for_store} made for it.
     """
+
+    __slots__ = ("_store", "_work", "_recording")
+
+    #: the store class this batch class records calls of (see L{for_store})
+    _store_type: Optional[type] = None
 
     def __init__(self, store: "Database"):
         self._store = store
         self._work: list = []
+        self._recording = _Recording(store, self._work)
+
+    @staticmethod
+    def for_store(store_type: type) -> type:
+        """The L{Batch} subclass that keeps the recorders of C{store_type}'s methods."""
+        kind = _BATCH_TYPES.get(store_type)
+        if kind is None:
+            kind = type(f"{store_type.__name__}Batch", (Batch,), {"__slots__": (), "_store_type": store_type})
+            _BATCH_TYPES[store_type] = kind
+        return kind
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(type(self._store), name, None)
         if name.startswith("_") or not callable(method) or name in ("batch", "close", "migrate"):
             raise AttributeError(f"{name!r} cannot be batched")
-        recording = _Recording(self._store, self._work)
-
-        def record(*args: Any, **kwargs: Any) -> "Batch":
-            method(recording, *args, **kwargs)
-            return self
-
-        return record
+        record = _recorder(method)
+        if type(self)._store_type is type(self._store):
+            setattr(type(self), name, record)
+        return record.__get__(self)
 
     def __len__(self) -> int:
         return len(self._work)
@@ -432,8 +502,13 @@ class Batch:
 
         @param short: see L{Database.run_interaction}: a DM session's batch.
         """
-        work, self._work = self._work, []
+        work = self._work
+        self._work = []
+        self._recording = _Recording(self._store, self._work)
         if not work:
             return defer.succeed([])
-        desc = "batch of " + ", ".join(d for d, _f, _a in work)
+        desc = "batch of " + ", ".join([d for d, _f, _a in work])
         return self._store.run_interaction(desc, self._store._batch_txn, work, short, short=short)
+
+
+_BATCH_TYPES: dict[type, type] = {}

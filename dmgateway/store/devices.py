@@ -9,6 +9,7 @@ method runs its C{_..._txn} (just below it) in one transaction.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
@@ -379,11 +380,11 @@ class DeviceStore(Database):
 
     def _update_device_txn(self, txn, now, device_id, values: dict) -> bool:
         values = dict(values, updated=now)
-        sets = ", ".join(f"{column} = ?" for column in values)
-        return (
-            txn.execute(
-                f"UPDATE devices SET {sets} WHERE device_id = ?",
-                (*values.values(), device_id),
-            )
-            == 1
-        )
+        return txn.execute(_update_sql(tuple(values)), (*values.values(), device_id)) == 1
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(columns: tuple) -> str:
+    # (the columns are update_device's own names, never a caller's)
+    sets = ", ".join(f"{column} = ?" for column in columns)
+    return f"UPDATE devices SET {sets} WHERE device_id = ?"

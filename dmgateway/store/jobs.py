@@ -9,6 +9,7 @@ method runs its C{_..._txn} (just below it) in one transaction.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable, Optional
 
 from twisted.internet.defer import Deferred
@@ -194,13 +195,11 @@ class JobStore(Database):
             check_instance(error, dict, "error")
             values["error"] = dump_json(error, "error")
         values["updated"] = now
-        sql = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in values)} WHERE job_id = ?"
-        args = [*values.values(), job_id]
-        if expect_state is not None:
-            expected = check_states(expect_state, JOB_STATES, "expect_state")
-            sql += f" AND state IN {marks(len(expected))}"
-            args.extend(expected)
-        return txn.execute(sql, args) == 1
+        if expect_state is None:
+            return txn.execute(_update_sql(tuple(values), 0), (*values.values(), job_id)) == 1
+        expected = check_states(expect_state, JOB_STATES, "expect_state")
+        sql = _update_sql(tuple(values), len(expected))
+        return txn.execute(sql, (*values.values(), job_id, *expected)) == 1
 
     def transition_job(
         self,
@@ -237,3 +236,10 @@ class JobStore(Database):
         if changed and event is not None:
             self._append_event_txn(txn, "job", device_id, now, event)
         return changed
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(columns: tuple, expected: int) -> str:
+    """C{UPDATE jobs} of C{columns} (L{JobStore._update_job_txn}'s own), checking C{expected} states."""
+    sql = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in columns)} WHERE job_id = ?"
+    return sql + f" AND state IN {marks(expected)}" if expected else sql

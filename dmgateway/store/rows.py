@@ -23,10 +23,17 @@ from .model import StoreError
 __all__ = ["dump_json", "load_json", "json_column", "columns", "row_converter"]
 
 
+# what json.dumps(value, allow_nan=False, separators=(",", ":")) would
+# build for every call
+_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+# what json.loads(text) uses for text
+_DECODE = json.JSONDecoder().decode
+
+
 def dump_json(value: Any, what: str) -> str:
     """C{value} as compact JSON text; C{ValueError} names C{what} if it cannot be."""
     try:
-        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        return _ENCODE(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{what} is not JSON-serialisable: {e}") from None
 
@@ -36,6 +43,8 @@ def load_json(text: Optional[str], what: str) -> Any:
     if text is None:
         return None
     try:
+        if type(text) is str:
+            return _DECODE(text)  # (json.loads without its checks of bytes)
         return json.loads(text)
     except ValueError:
         raise StoreError(f"stored {what} is not valid JSON") from None
@@ -73,8 +82,22 @@ def row_converter(cls: type, **decoders: Any) -> Callable[[dict], Any]:
             or field.default_factory is not dataclasses.MISSING
         )
         plan.append((field.name, decoders.get(field.name), optional))
+    # The usual row has every column: its plain columns are copied at
+    # once, then the decoded ones filled in field order.
+    needed = frozenset(name for name, decode, _ in plan if not isinstance(decode, columns))
+    plain = tuple(name for name, decode, _ in plan if decode is None)
+    decoded = tuple(
+        (name, decode.build if isinstance(decode, columns) else decode, isinstance(decode, columns))
+        for name, decode, _ in plan
+        if decode is not None
+    )
 
     def convert(row: dict) -> Any:
+        if needed <= row.keys():
+            values = {name: row[name] for name in plain}
+            for name, decode, whole in decoded:
+                values[name] = decode(row) if whole else decode(row[name])
+            return cls(**values)
         values = {}
         for name, decode, optional in plan:
             if isinstance(decode, columns):

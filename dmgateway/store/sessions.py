@@ -8,6 +8,7 @@ method runs its C{_..._txn} (just below it) in one transaction.
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Optional
 
 from twisted.internet.defer import Deferred
@@ -82,7 +83,7 @@ class SessionStore(Database):
             raise Conflict(f"session {token!r} already exists")
         return session_from_row(row)
 
-    @property
+    @functools.cached_property
     def _insert_session_sql(self) -> str:
         # (typed: PostgreSQL cannot infer a parameter's type in a select list)
         return (

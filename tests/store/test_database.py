@@ -242,6 +242,23 @@ class BatchTestsMixin(StoreCase):
         with self.assertRaises(AttributeError):
             store.batch().close()
 
+    async def test_a_batch_can_be_committed_again_and_keeps_its_refusals(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        batch = store.batch().get_device("IMEI:1")
+        other = store.batch().append_event("other", None, 1.0)  # (its own work)
+        self.assertEqual(len(batch), 1)
+        (device,) = await batch.commit()
+        self.assertEqual(device.device_id, "IMEI:1")
+        self.assertEqual(len(batch), 0)
+        results = await batch.set_devinfo("IMEI:1", {"Man": "Z"}).get_device("IMEI:1").commit(short=True)
+        self.assertEqual((results[0], results[1].devinfo), (True, {"Man": "Z"}))
+        self.assertEqual(len(other), 1)
+        # recorders of methods called before do not let other names through
+        for name in ("close", "migrate", "batch", "_get_device_txn", "no_such_method", "description"):
+            with self.assertRaises(AttributeError, msg=name):
+                getattr(store.batch(), name)
+
 
 class SQLiteLifecycleTests(OnSQLite, LifecycleTestsMixin, TestCase):
     pass

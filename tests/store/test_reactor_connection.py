@@ -87,6 +87,36 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         # the pool has drained: the next short transaction runs at once again
         self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, "mine", short=True)), 1)
 
+    async def test_the_observer_is_told_of_each_transaction_once(self):
+        store = await self.open()
+        told = []
+        store.on_transaction = lambda seconds, failed: told.append((seconds >= 0, failed))
+        self.assertEqual(self.successResultOf(store.run_interaction("insert", _insert_counter, "a", short=True)), "a")
+        self.failureResultOf(store.run_interaction("again", _insert_counter, "a", short=True), Conflict)
+        self.assertEqual(told, [(True, False), (True, True)])
+        # a transaction sent to the pool by a lock is told once, by the pool
+        other = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO counters (name, value) VALUES ('other', 7)")
+        d = store.run_interaction("insert", _insert_counter, "b", short=True)
+        self.assertEqual(store._direct.fallbacks, 1)
+        other.execute("COMMIT")
+        self.assertEqual(await d, "b")
+        self.assertEqual(told[2:], [(True, False)])
+
+    async def test_a_failing_observer_is_logged_and_the_work_answers(self):
+        store = await self.open()
+
+        def observer(seconds, failed):
+            raise RuntimeError("observer broke")
+
+        store.on_transaction = observer
+        self.assertEqual(self.successResultOf(store.run_interaction("insert", _insert_counter, "a", short=True)), "a")
+        self.failureResultOf(store.run_interaction("again", _insert_counter, "a", short=True), Conflict)
+        self.assertEqual(await store.run_interaction("read", _counter, "a"), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 3)
+
     async def test_lock_of_another_process_sends_the_work_to_the_pool(self):
         store = await self.open()
         await store.run_interaction("warm", _counter, "x", short=True)
@@ -183,7 +213,7 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
                         await d
                     error = caught.exception
                 # (kept, the exception's traceback would keep the failed cursor open)
-                answers.append((type(error), str(error)))
+                answers.append((type(error), str(error), type(error.__context__)))
                 del error, d
             self.assertEqual(answers[0], answers[1], func)
         self.assertEqual(store._direct.fallbacks, 0)

@@ -1,5 +1,6 @@
 """Row converters generated from the model's dataclasses (L{dmgateway.store.rows})."""
 
+import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -52,3 +53,38 @@ def test_json_round_trip_and_refusals():
     assert load_json(None, "x") is None
     with pytest.raises(ValueError, match="thing is not JSON"):
         dump_json({"a": float("nan")}, "thing")
+
+
+def test_a_row_with_every_column_converts_as_one_without_some():
+    full = {"name": "a", "flag": 0, "doc": '{"k":1}', "left": 1, "right": 2, "extra": "x"}
+    assert PAIR(full) == Pair("a", False, {"k": 1}, (1, 2), "x")
+    lacking = dict(full)
+    del lacking["extra"]
+    assert PAIR(lacking) == Pair("a", False, {"k": 1}, (1, 2))
+
+
+def test_the_first_bad_column_in_field_order_is_told():
+    @dataclass(frozen=True)
+    class Two:
+        first: Optional[dict]
+        second: Optional[dict]
+
+    convert = row_converter(Two, first=json_column("first doc"), second=json_column("second doc"))
+    for row in ({"first": "{", "second": "["}, {"first": "{", "second": "[", "more": 1}):
+        with pytest.raises(StoreError, match="first doc"):
+            convert(row)
+
+
+def test_dump_json_is_json_dumps_compact():
+    for value in ({"a": [1, 2.5, None, True]}, ["é", "\u2603", {"x": {}}], "text", 3, {"k": "\x00"}):
+        assert dump_json(value, "v") == json.dumps(value, allow_nan=False, separators=(",", ":"))
+    with pytest.raises(ValueError, match="v is not JSON"):
+        dump_json({"a": object()}, "v")
+
+
+def test_load_json_of_text_and_of_bytes():
+    assert load_json(' {"a": [1]} ', "x") == {"a": [1]}
+    assert load_json(b'{"a": "\xc3\xa9"}', "x") == {"a": "é"}
+    for bad in ("", "\ufeff{}", "{} x", b"{"):
+        with pytest.raises(StoreError, match="stored x is not valid JSON"):
+            load_json(bad, "x")
