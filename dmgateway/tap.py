@@ -182,10 +182,8 @@ class GatewayService(service.MultiService):
         install_json_log(cfg.logging)
         log.info(
             "dmgateway {version} starting: server_id={server_id} node={node} store={store}",
-            version=__version__,
-            server_id=cfg.gateway.server_id,
-            node=cfg.gateway.node_name,
-            store=redact_uri(cfg.gateway.store),
+            version=__version__, server_id=cfg.gateway.server_id,
+            node=cfg.gateway.node_name, store=redact_uri(cfg.gateway.store),
         )
         path = sqlite_path(cfg.gateway.store)
         if path is not None:
