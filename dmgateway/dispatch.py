@@ -16,9 +16,10 @@ here (live sessions, wake-ups); this module imports neither it nor the API.
 """
 
 import os
+import types
 from collections import Counter, OrderedDict
 from typing import Any, Optional
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -81,6 +82,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         # our MaxMsgSize: what every DM listener accepts (its max_body)
         limits = [l.max_body for l in (config.http, config.https) if l.enabled]
         self.accept_msg_size = min(limits) if limits else None
+        self._resp_prefix = None  # (public_url, RespURI up to the token's secret, "NODE~")
         self._by_token = {}
         self._by_device = {}
         self._authenticated_live = 0  # live sessions whose device authenticated
@@ -151,7 +153,16 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         bound a message that is not on the RespURI of a session whose device
         authenticated.
         """
-        return defer.ensureDeferred(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
+        answer = self.answer_dm(body, encoding, hmac_header, token, peer, limits)
+        return answer if isinstance(answer, defer.Deferred) else defer.succeed(answer)
+
+    def answer_dm(self, body: bytes, encoding: Optional[str] = None, hmac_header: Optional[str] = None,
+                  token: Optional[str] = None, peer: Optional[str] = None,
+                  limits: Any = None) -> "DMReply | defer.Deferred[DMReply]":
+        """:meth:`handle_dm`, but the :class:`DMReply` itself when the message
+        was answered without waiting for anything (a store that ran inline):
+        the bearer then writes it at once, with no Deferred in between."""
+        return run_now(self._handle_dm(body, encoding, hmac_header, token, peer, limits))
 
     async def _handle_dm(self, body, encoding, hmac_header, token, peer, limits=None):
         self.stats["messages"] += 1
@@ -234,10 +245,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             live = await self._open(msg, encoding, peer)
             if isinstance(live, DMReply):
                 return live
-            live.first_digest = _digest(body)
+            live.first_digest = digest = _digest(body)
             # the package 1 of a session that just ended, again: its digest is
             # stale by now, but that is a retransmission, not a guess
-            live.count_failures = self._first_bodies.get(device_id) != _digest(body)
+            live.count_failures = self._first_bodies.get(device_id) != digest
         return await self._take(live, msg, body, hmac_header)
 
     async def _take(self, live, msg, body, hmac_header):
@@ -388,8 +399,16 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
 
     def _resp_uri(self, token):
         url = self.config.gateway.public_url
-        separator = "&" if "?" in url else "?"
-        return url + separator + urlencode({"s": token})
+        cached = self._resp_prefix
+        if cached is None or cached[0] != url:
+            # every token is "NODE~HEX": only the node's part may need quoting
+            separator = "&" if "?" in url else "?"
+            cached = self._resp_prefix = (url, url + separator + "s=" + quote_plus(self.node + "~"),
+                                          self.node + "~")
+        _url, prefix, head = cached
+        if token.startswith(head):
+            return prefix + quote_plus(token[len(head):])
+        return url + ("&" if "?" in url else "?") + urlencode({"s": token})
 
     def _arm_timer(self, live):
         if live.timer is not None and live.timer.active():
@@ -531,6 +550,31 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 result = await self.store.cancel_job(job.job_id)
                 if result.cancelled:
                     self.events.announce()
+
+
+def run_now(coro):
+    """Run ``coro`` until it finishes or waits: its value if it finished
+    (an exception it raised as a failed Deferred), else a Deferred of the rest.
+
+    What ``ensureDeferred`` does, minus its Deferred and callback chain for
+    the messages that never wait (every await of an already-fired Deferred
+    returns at once): most of them, with a store that runs inline.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    except BaseException:
+        return defer.fail()
+    return defer.ensureDeferred(_resumed(coro))
+
+
+@types.coroutine
+def _resumed(coro):
+    """The rest of a started coroutine, for ``ensureDeferred``.  Resuming it
+    re-enters the ``await`` of the Deferred it waits for, which yields that
+    Deferred again until it has fired."""
+    return (yield from coro)
 
 
 def _unsendable(spec):

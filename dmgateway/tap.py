@@ -128,10 +128,11 @@ class GatewayService(service.MultiService):
         d.addCallbacks(self._started, self._failed)
 
     def _started(self, _):
-        from dmgateway.daemon import sd_notify, watchdog_interval
+        from dmgateway.daemon import sd_notify, tune_gc, watchdog_interval
 
         self.state = "ready"
         if self.process:
+            tune_gc()
             signal.signal(signal.SIGHUP, self._on_sighup)
             sd_notify("READY=1\nSTATUS=serving")
             interval = watchdog_interval()
@@ -181,10 +182,8 @@ class GatewayService(service.MultiService):
         install_json_log(cfg.logging)
         log.info(
             "dmgateway {version} starting: server_id={server_id} node={node} store={store}",
-            version=__version__,
-            server_id=cfg.gateway.server_id,
-            node=cfg.gateway.node_name,
-            store=redact_uri(cfg.gateway.store),
+            version=__version__, server_id=cfg.gateway.server_id,
+            node=cfg.gateway.node_name, store=redact_uri(cfg.gateway.store),
         )
         path = sqlite_path(cfg.gateway.store)
         if path is not None:

@@ -11,8 +11,9 @@ running total passes the limit: an oversized body is never buffered.
 """
 
 
-from twisted.internet import endpoints
+from twisted.internet import defer, endpoints
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web import resource, server
 
 from dmgateway.bearers.httplimits import MessageLimits, PeerCappedSite
@@ -82,7 +83,8 @@ class DMResource(resource.Resource):
         body = request.content.read()
         token = request.args.get(b"s")
         limits = self.limits
-        d = self.dispatcher.handle_dm(
+        answer = getattr(self.dispatcher, "answer_dm", None) or self.dispatcher.handle_dm
+        d = answer(
             body,
             encoding=MEDIA_TYPES.get(ctype),
             hmac_header=_text(request.getHeader(b"x-syncml-hmac")),
@@ -90,8 +92,14 @@ class DMResource(resource.Resource):
             peer=_peer(request),
             **({"limits": limits} if limits is not None else {}),
         )
-        d.addCallback(self._reply, request)
-        d.addErrback(self._failed, request)  # _reply's own failure too
+        if isinstance(d, defer.Deferred):
+            d.addCallback(self._reply, request)
+            d.addErrback(self._failed, request)  # _reply's own failure too
+        else:  # answered without waiting: written now, no Deferred in between
+            try:
+                self._reply(d, request)
+            except Exception:
+                self._failed(Failure(), request)
         return server.NOT_DONE_YET
 
     def _reply(self, reply, request):

@@ -158,3 +158,64 @@ class HelperTests(SynchronousTestCase):
     def test_media_type(self):
         self.assertEqual(media_type(b"Application/Vnd.SyncML.DM+XML ; charset=utf-8"), b"application/vnd.syncml.dm+xml")
         self.assertIsNone(media_type(None))
+
+
+class SyncDispatcher(FakeDispatcher):
+    """A dispatcher whose ``answer_dm`` gives the reply itself (answered without waiting)."""
+
+    def answer_dm(self, body, encoding=None, hmac_header=None, token=None, peer=None):
+        self.calls.append(dict(body=body, encoding=encoding, hmac_header=hmac_header, token=token, peer=peer))
+        if self.pending is not None:
+            return self.pending
+        return self.reply
+
+
+class SynchronousAnswerTests(SynchronousTestCase):
+    """A reply that is ready when ``answer_dm`` returns is written at once,
+    byte for byte what the Deferred path writes."""
+
+    def setUp(self):
+        self.clock = Clock()
+
+    def _both(self, reply, raw):
+        outs = []
+        for dispatcher in (FakeDispatcher(reply), SyncDispatcher(reply)):
+            site = dm_site(dispatcher, "/dm", 1024, reactor=self.clock)
+            outs.append(exchange(site, raw).value())
+        return outs
+
+    def test_same_bytes_as_through_a_deferred(self):
+        reply = DMReply(200, "application/vnd.syncml.dm+xml; charset=utf-8", b"<SyncML/>",
+                        {"x-syncml-hmac": "mac=1"})
+        via_deferred, at_once = self._both(reply, post(path=b"/dm?s=t"))
+        self.assertTrue(at_once.startswith(b"HTTP/1.1 200 "), at_once)
+        self.assertEqual(_without_date(at_once), _without_date(via_deferred))
+
+    def test_refusal_with_retry_after(self):
+        reply = DMReply(503, "text/plain; charset=utf-8", b"gateway shutting down\n", {"retry-after": "5"})
+        via_deferred, at_once = self._both(reply, post())
+        self.assertTrue(at_once.startswith(b"HTTP/1.1 503 "), at_once)
+        self.assertIn(b"retry-after: 5", at_once.lower())
+        self.assertEqual(_without_date(at_once), _without_date(via_deferred))
+
+    def test_reply_that_cannot_be_written_is_a_500(self):
+        """A reply the bearer cannot send (a header that is not ASCII) is an
+        internal error, logged, and the connection serves the next request."""
+        dispatcher = SyncDispatcher(DMReply(200, "application/vnd.syncml.dm+xml\u00e9", b"<SyncML/>", {}))
+        site = dm_site(dispatcher, "/dm", 1024, reactor=self.clock)
+        out = exchange(site, post() + post()).value()
+        self.assertEqual(out.count(b"HTTP/1.1 500 "), 2, out)
+        self.assertEqual(len(self.flushLoggedErrors(UnicodeEncodeError)), 2)
+
+    def test_waiting_answer_still_served(self):
+        dispatcher = SyncDispatcher()
+        dispatcher.pending = defer.Deferred()
+        site = dm_site(dispatcher, "/dm", 1024, reactor=self.clock)
+        transport = exchange(site, post())
+        self.assertEqual(transport.value(), b"")
+        dispatcher.pending.callback(DMReply(200, "application/vnd.syncml.dm+xml", b"<SyncML/>", {}))
+        self.assertTrue(transport.value().endswith(b"<SyncML/>"))
+
+
+def _without_date(raw):
+    return b"\r\n".join(line for line in raw.split(b"\r\n") if not line.lower().startswith(b"date:"))
