@@ -1,0 +1,160 @@
+"""CPU per DM session inside one process, without HTTP: the dispatcher's share.
+
+The gateway is built as ``twistd dmgateway`` builds it (same config files,
+a file SQLite store, the text log written to a file), devices are provisioned
+through a real daemon's REST API first, then each session's messages go
+straight to ``Dispatcher.answer_dm`` (what the DM-2 site calls).  What this
+measures is everything a session costs except the HTTP bearer: decode, auth,
+engine, store, encode, logging.  Run it on a quiet machine::
+
+    .venv/bin/python bench/inproc.py [--sessions 1000] [--encoding xml,wbxml]
+        [--trace]        # also count SQL statements per session
+        [--profile F]    # cProfile the measured sessions into F
+
+It prints CPU (all threads, /proc) per session in ms, the reactor thread's
+share, and with ``--trace`` the statements per session.
+"""
+
+import argparse
+import cProfile
+import os
+import sys
+import tempfile
+import time
+import urllib.parse
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from twisted.internet import defer, task  # noqa: E402
+from twisted.logger import globalLogBeginner, textFileLogObserver  # noqa: E402
+
+from bench.session import account, cpu_seconds, provision  # noqa: E402
+from dmgateway.client import ClientSession  # noqa: E402
+from dmgateway.config import load_config  # noqa: E402
+from dmgateway.tap import GatewayService  # noqa: E402
+from tests.interop.daemon import Daemon  # noqa: E402
+
+
+def _content_type(headers):
+    for name, value in (headers or {}).items():
+        if name.lower() == "content-type":
+            return value
+    return None
+
+
+def _header(headers, wanted):
+    for name, value in (headers or {}).items():
+        if name.lower() == wanted:
+            return value
+    return None
+
+
+CLIENT_CPU = [0.0]  # thread CPU seconds spent in the client's own code, subtracted
+
+
+async def one_session(dispatcher, acc, encoding):
+    clock = time.thread_time
+    started = clock()
+    session = ClientSession(acc, random_bytes=os.urandom, encoding=encoding)
+    request = session.start()
+    CLIENT_CPU[0] += clock() - started
+    while request is not None:
+        query = urllib.parse.urlsplit(request.url).query
+        token = urllib.parse.parse_qs(query).get("s", [None])[0]
+        ctype = _content_type(request.headers)
+        reply = dispatcher.answer_dm(
+            request.body,
+            encoding=ctype.split(";")[0].strip().lower(),
+            hmac_header=_header(request.headers, "x-syncml-hmac"),
+            token=token,
+            peer="127.0.0.1:40000",
+        )
+        if isinstance(reply, defer.Deferred):
+            reply = await reply
+        started = clock()
+        headers = dict(reply.headers)
+        headers["Content-Type"] = reply.content_type
+        request = session.receive(reply.body, headers)
+        CLIENT_CPU[0] += clock() - started
+    if session.outcome != "completed":
+        raise SystemExit("session did not complete: %s %s" % (session.outcome, session.error))
+
+
+def count_statements(store):
+    """Wrap the store's connections so that every execute is counted."""
+    counter = [0]
+    from dmgateway.store import database
+
+    execute = database.Txn.execute
+
+    def counted(self, *a, **kw):
+        counter[0] += 1
+        return execute(self, *a, **kw)
+
+    database.Txn.execute = counted
+    return counter
+
+
+async def main(reactor, args):
+    workdir = tempfile.mkdtemp(prefix="dmgw-inproc-")
+    encodings = args.encoding.split(",")
+    total = args.sessions * len(encodings)
+    daemon = Daemon(workdir)
+    daemon.start()
+    try:
+        print("provisioning %d devices with one job each ..." % (total,))
+        provision(daemon, total)
+    finally:
+        daemon.stop()
+    os.chdir(workdir)  # the store path in the config is relative to it, as for the daemon
+    config = load_config(daemon.conf)
+    log_file = open(os.path.join(workdir, "inproc.log"), "a")
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(log_file)], redirectStandardIO=False)
+    service = GatewayService(config, reactor=reactor, config_dir=daemon.conf)
+    service.startService()
+    await service.ready
+    dispatcher = service.dispatcher
+    counter = count_statements(service.store) if args.trace else None
+    from dmgateway.daemon import tune_gc
+
+    tune_gc()
+    pid = os.getpid()
+    n = 0
+    try:
+        for encoding in encodings:
+            accounts = [account(daemon, k) for k in range(n, n + args.sessions)]
+            n += args.sessions
+            for acc in accounts[:20]:  # warm up caches and code paths
+                await one_session(dispatcher, acc, encoding)
+            accounts = accounts[20:]
+            profiler = cProfile.Profile() if args.profile else None
+            statements = counter[0] if counter else 0
+            cpu, main_cpu = cpu_seconds(pid, threads=True)
+            client = CLIENT_CPU[0]
+            if profiler:
+                profiler.enable()
+            for acc in accounts:
+                await one_session(dispatcher, acc, encoding)
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats("%s.%s" % (args.profile, encoding))
+            cpu2, main2 = cpu_seconds(pid, threads=True)
+            client = CLIENT_CPU[0] - client
+            line = "%-5s gateway %.3f ms CPU/session (reactor thread %.3f; the client's %.3f taken out)" % (
+                encoding, (cpu2 - cpu - client) / len(accounts) * 1000,
+                (main2 - main_cpu - client) / len(accounts) * 1000, client / len(accounts) * 1000)
+            if counter:
+                line += ", %.1f SQL statements/session" % ((counter[0] - statements) / len(accounts),)
+            print(line, flush=True)
+    finally:
+        await service.stopService()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--encoding", default="xml,wbxml")
+    parser.add_argument("--trace", action="store_true")
+    parser.add_argument("--profile")
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor, parser.parse_args())))
