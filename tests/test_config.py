@@ -176,7 +176,7 @@ CASES = [
      "http.ini [https] endpoint: bad endpoint 'ssl:8443:privateKey=missing.pem': "
      "privateKey: file 'missing.pem' not found"),
     ("http.ini", "[https]\nenabled = true\nendpoint = tcp:8443\n",
-     "http.ini [https] endpoint: bad endpoint 'tcp:8443': must be one of ssl:, tls:"),
+     "http.ini [https] endpoint: bad endpoint 'tcp:8443': must be one of ssl:, tls: (optionally after haproxy:)"),
     ("dmgateway.ini", "[gateway]\nstore = mysql://dm:hunter2@db/dm\n",
      "dmgateway.ini [gateway] store: bad store URI 'mysql://dm:***@db/dm': expected "
      "sqlite:PATH, sqlite::memory: or postgresql://..."),

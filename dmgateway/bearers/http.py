@@ -170,17 +170,49 @@ def _load_certs(pem):
     return [ssl.Certificate.loadPEM(block) for block in blocks]
 
 
-def https_endpoint(reactor, https):
-    """The HTTPS server endpoint for the ``[https]`` section."""
-    _kind, args, kwargs = split_endpoint(https.endpoint)
-    port = int(args[0] if args else kwargs.get("port", 8443))
-    return endpoints.SSL4ServerEndpoint(
+def _tls_description(https):
+    """``(inner endpoint description, proxied)`` of the ``[https]`` endpoint
+    (``haproxy:ssl:...``: the PROXY header comes in the clear before TLS)."""
+    endpoint = https.endpoint
+    if endpoint[:8].lower() == "haproxy:":
+        return endpoint[8:], True
+    return endpoint, False
+
+
+def _tcp_endpoint(reactor, https, description):
+    _kind, args, kwargs = split_endpoint(description)
+    return endpoints.TCP4ServerEndpoint(
         reactor,
-        port,
-        https_context(https),
+        int(args[0] if args else kwargs.get("port", 8443)),
         backlog=int(kwargs.get("backlog", getattr(https, "backlog", 1024))),
         interface=kwargs.get("interface", ""),
     )
+
+
+def https_listener(reactor, https, site):
+    """``(endpoint, factory)`` of the ``[https]`` listener serving ``site``.
+
+    Behind ``haproxy:`` the order of the layers matters: HAProxy (TCP mode,
+    ``send-proxy``) writes its header in the clear and then relays the
+    device's TLS, so the PROXY protocol is read on the TCP connection and
+    TLS inside it (Twisted's ``haproxy:ssl:`` string would put TLS first).
+    """
+    from twisted.protocols.haproxy import proxyEndpoint
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    description, proxied = _tls_description(https)
+    if not proxied:
+        _kind, args, kwargs = split_endpoint(description)
+        endpoint = endpoints.SSL4ServerEndpoint(
+            reactor,
+            int(args[0] if args else kwargs.get("port", 8443)),
+            https_context(https),
+            backlog=int(kwargs.get("backlog", getattr(https, "backlog", 1024))),
+            interface=kwargs.get("interface", ""),
+        )
+        return endpoint, site
+    factory = TLSMemoryBIOFactory(https_context(https), False, site)
+    return proxyEndpoint(_tcp_endpoint(reactor, https, description)), factory
 
 
 def https_psk_listener(reactor, https, site, lookup):
@@ -189,23 +221,20 @@ def https_psk_listener(reactor, https, site, lookup):
     Certificates keep working for devices that do not offer PSK; a device
     that does is looked up by its PSK identity with ``lookup(identity)``
     (the keys set through the device API).  Refused handshakes are logged
-    once with the peer's address.
+    once with the peer's address.  ``haproxy:`` works as in :func:`https_listener`.
     """
+    from twisted.protocols.haproxy import proxyEndpoint
+
     from dmgateway.bearers import tlspsk
 
     options = https_context(https)
     context = options.getContext()
     context.set_cipher_list((tlspsk.PSK_CIPHERS + ":" + options._cipherString).encode("ascii"))
     tlspsk.add_psk_server(context, lookup)
-    _kind, args, kwargs = split_endpoint(https.endpoint)
-    endpoint = endpoints.TCP4ServerEndpoint(
-        reactor,
-        int(args[0] if args else kwargs.get("port", 8443)),
-        backlog=int(kwargs.get("backlog", https.backlog)),
-        interface=kwargs.get("interface", ""),
-    )
+    description, proxied = _tls_description(https)
+    endpoint = _tcp_endpoint(reactor, https, description)
     factory = tlspsk.PeerLoggingTLSFactory(tlspsk.ConnectionCreator(context), site, name="https")
-    return endpoint, factory
+    return (proxyEndpoint(endpoint) if proxied else endpoint), factory
 
 
 def with_backlog(description, backlog):
