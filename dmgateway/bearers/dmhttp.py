@@ -468,7 +468,10 @@ class DMChannel(protocol.Protocol):
         self._busy = True
         if self.site.on_request is not None:
             self._started = self.site.reactor.seconds()
-        self.site.resource.handle(request, self)
+        try:
+            self.site.resource.handle(request, self)
+        except Exception:  # a plain 500, as twisted.web answers a resource that raised
+            fail_answer(self, request, Failure())
 
     # -- writing -------------------------------------------------------------------
 
