@@ -307,7 +307,7 @@ class DMChannel(protocol.Protocol):
 
     def resumeProducing(self):
         self._write_paused = False
-        if not self._busy:
+        if not self._busy and self._state != _CLOSED:
             self._resume_reading()
             self._parse()
 
@@ -373,7 +373,7 @@ class DMChannel(protocol.Protocol):
             del buf[:2]
         end = buf.find(b"\r\n\r\n")
         if end < 0:
-            if len(buf) > MAX_HEAD:
+            if len(buf) > MAX_HEAD + 3:  # (the head and three bytes of its end)
                 raise BadRequest("head too long")
             return False
         if end > MAX_HEAD:

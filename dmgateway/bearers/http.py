@@ -78,9 +78,15 @@ class DMResource:
                                          request.http10, not request.keep_alive, request.method == b"HEAD"))
 
 
+#: headers the bearer writes itself (framing, caching); a reply's own are dropped
+_FRAMING = frozenset(("content-length", "transfer-encoding", "connection", "date", "cache-control"))
+
+
 def _reply(channel, request, reply):
     extra = [b"Cache-Control: no-store\r\n"]
     for name, value in reply.headers.items():
+        if name.lower() in _FRAMING:
+            continue
         extra.append(b"%s: %s\r\n" % (header_name(name), header_value(value)))
     channel.answer(request, response(reply.code, header_value(reply.content_type, "ascii"),
                                      reply.body, channel.site.date(), b"".join(extra), request.http10,
