@@ -333,9 +333,7 @@ class DMChannel(protocol.Protocol):
             self._uncounted = False
             peer = self.getPeer()  # the PROXY header's source by now
             if self.site.over_cap(getattr(peer, "host", None)):
-                self._state = _CLOSED
-                self.transport.write(_BUSY)
-                self.transport.loseConnection()
+                self._close_with(_BUSY)
                 return
             self._count(peer)
         self._buf += data
