@@ -2,9 +2,10 @@
 
 Two server processes, measured in alternation: a bare ``twisted.web`` leaf
 resource echoing each body (the baseline, as in ``bench/session.py``), and
-the gateway's own DM site (``dm_site``: body limit, read deadline, per-peer
-cap, pre-authentication limits, request metrics as ``twistd dmgateway``
-hooks them) in front of a dispatcher that answers at once with the body.
+the gateway's own DM site (``dm_site``: its own HTTP/1.1 server
+``bearers/dmhttp.py`` with body limit, read deadline, per-peer cap,
+pre-authentication limits, request metrics as ``twistd dmgateway`` hooks
+them) in front of a dispatcher that answers at once with the body.
 So what is measured is the bearer's share of a DM session's reactor time,
 without codec, session engine or store.
 

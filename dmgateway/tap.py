@@ -260,7 +260,7 @@ class GatewayService(service.MultiService):
 
     def _listeners(self):
         from dmgateway.api.site import api_site
-        from dmgateway.bearers.http import dm_site, https_endpoint, with_backlog
+        from dmgateway.bearers.http import dm_site, https_listener, with_backlog
 
         cfg, reactor = self.config, self.reactor
         if cfg.http.enabled:
@@ -277,8 +277,8 @@ class GatewayService(service.MultiService):
                 self.handlers.device_psk.key_for_identity,
             )
         elif cfg.https.enabled:
-            yield "https", https_endpoint(reactor, cfg.https), dm_site(
-                self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https
+            yield ("https",) + https_listener(
+                reactor, cfg.https, dm_site(self.dispatcher, cfg.https.path, cfg.https.max_body, listener=cfg.https)
             )
         if self.delegation is not None:
             from dmgateway.bearers.delegation import delegation_listener

@@ -176,7 +176,15 @@ CASES = [
      "http.ini [https] endpoint: bad endpoint 'ssl:8443:privateKey=missing.pem': "
      "privateKey: file 'missing.pem' not found"),
     ("http.ini", "[https]\nenabled = true\nendpoint = tcp:8443\n",
-     "http.ini [https] endpoint: bad endpoint 'tcp:8443': must be one of ssl:, tls:"),
+     "http.ini [https] endpoint: bad endpoint 'tcp:8443': must be one of ssl:, tls: "
+     "(optionally after haproxy:)"),
+    # the PROXY protocol in front of TLS: the inner endpoint is what is checked
+    ("http.ini", "[https]\nenabled = true\nendpoint = haproxy:tcp:8443\n",
+     "http.ini [https] endpoint: bad endpoint 'haproxy:tcp:8443': must be one of ssl:, tls: "
+     "(optionally after haproxy:)"),
+    ("http.ini", "[https]\nenabled = true\nendpoint = haproxy:ssl:8443:privateKey=missing.pem\n",
+     "http.ini [https] endpoint: bad endpoint 'ssl:8443:privateKey=missing.pem': "
+     "privateKey: file 'missing.pem' not found"),
     ("dmgateway.ini", "[gateway]\nstore = mysql://dm:hunter2@db/dm\n",
      "dmgateway.ini [gateway] store: bad store URI 'mysql://dm:***@db/dm': expected "
      "sqlite:PATH, sqlite::memory: or postgresql://..."),
@@ -518,6 +526,9 @@ def test_listener_clash_with_wildcard(conf):
     assert line == "http.ini [http] endpoint: port 8081 is also used by dmgateway.ini [api] endpoint"
     write(conf, "http.ini", "[http]\nendpoint = tcp:8081:interface=127.0.0.2\n")
     assert problems(conf) == []
+    write(conf, "http.ini", "[http]\nendpoint = haproxy:tcp:8081\n")
+    [line] = problems(conf)
+    assert line == "http.ini [http] endpoint: port 8081 is also used by dmgateway.ini [api] endpoint"
 
 
 def test_ssl_endpoint_built_with_real_key_material(conf, run_dir):
@@ -527,6 +538,8 @@ def test_ssl_endpoint_built_with_real_key_material(conf, run_dir):
     write(conf, "http.ini", "[https]\nenabled = true\nendpoint = %s\nclient_ca = a.crt\n" % good)
     assert problems(conf) == []
     assert load_config(str(conf)).https.endpoint == good
+    write(conf, "http.ini", "[https]\nenabled = true\nendpoint = haproxy:%s\n" % good)
+    assert problems(conf) == []
     write(conf, "http.ini", "[https]\nenabled = true\n"
           "endpoint = ssl:8443:privateKey=b.key:certKey=a.crt\nclient_ca = ca.pem\n")
     found = problems(conf)

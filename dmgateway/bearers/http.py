@@ -11,13 +11,11 @@ running total passes the limit: an oversized body is never buffered.
 """
 
 
-from twisted.internet import defer, endpoints
+from twisted.internet import endpoints
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.web import resource, server
 
-from dmgateway.bearers.httplimits import MessageLimits, PeerCappedSite
-from dmgateway.bearers.webrequest import BodyLimitedRequest, peer_of
+from dmgateway.bearers.dmhttp import DMSite, header_name, header_value, response, when_answered
+from dmgateway.bearers.httplimits import MessageLimits
 from dmgateway.endpoints import split_endpoint
 
 log = Logger(namespace="dmgateway.http")
@@ -30,26 +28,7 @@ MEDIA_TYPES = {
     b"application/vnd.syncml+wbxml": "wbxml",
 }
 
-class LimitedRequest(BodyLimitedRequest):
-    """A DM-2 request: bodies over the site's ``max_body`` are refused unread."""
-
-    def refused(self, limit):
-        log.warn(
-            "refused oversized request body (limit {limit} bytes) from {peer}",
-            limit=limit,
-            peer=_peer(self),
-        )
-
-
-def _peer(request):
-    """``host:port`` of the client; a channel that knows its peer for good
-    (:class:`~dmgateway.bearers.httplimits.GuardedChannel`) says it once per
-    connection instead of once per request."""
-    peer_text = getattr(request.channel, "peer_text", None)
-    try:
-        return peer_text() if peer_text is not None else peer_of(request)
-    except Exception:
-        return "?"
+_TEXT = b"text/plain; charset=utf-8"
 
 
 def media_type(header):
@@ -59,86 +38,63 @@ def media_type(header):
     return header.split(b";", 1)[0].strip().lower()
 
 
-class DMResource(resource.Resource):
+class DMResource:
     """Answers POSTs of SyncML messages at exactly one path."""
 
-    isLeaf = True
-
     def __init__(self, dispatcher, path, limits=None):
-        super().__init__()
         self.dispatcher = dispatcher
         self.path = path.encode("utf-8") if isinstance(path, str) else path
         self._bare_path = self.path.rstrip(b"/")
         self.limits = limits  # MessageLimits before authentication (None: none)
+        answer = getattr(dispatcher, "answer_dm", None) or dispatcher.handle_dm
+        self._extra = {"limits": limits} if limits is not None else {}
+        self._answer = answer
 
-    def render(self, request):
+    def handle(self, request, channel):
+        """Answer ``request`` (whole, from ``channel``) now or once the dispatcher has."""
         if request.path.rstrip(b"/") != self._bare_path:
-            return self._plain(request, 404, "no DM service at this path")
+            return self._plain(channel, request, 404, "no DM service at this path")
         if request.method != b"POST":
-            request.setHeader(b"Allow", b"POST")
-            return self._plain(request, 405, "DM messages are POSTed")
-        ctype = media_type(request.getHeader(b"content-type"))
+            return self._plain(channel, request, 405, "DM messages are POSTed", b"Allow: POST\r\n")
+        headers = request.headers
+        ctype = media_type(headers.get(b"content-type"))
         if ctype is not None and ctype not in MEDIA_TYPES:
-            return self._plain(request, 415, "unsupported media type %r" % (ctype.decode("latin-1"),))
-        body = request.content.read()
-        token = request.args.get(b"s")
-        limits = self.limits
-        answer = getattr(self.dispatcher, "answer_dm", None) or self.dispatcher.handle_dm
-        d = answer(
-            body,
+            return self._plain(channel, request, 415, "unsupported media type %r" % (ctype.decode("latin-1"),))
+        token = request.query_value(b"s")
+        hmac_header = headers.get(b"x-syncml-hmac")
+        result = self._answer(
+            request.body,
             encoding=MEDIA_TYPES.get(ctype),
-            hmac_header=_text(request.getHeader(b"x-syncml-hmac")),
-            token=_text(token[0]) if token else None,
-            peer=_peer(request),
-            **({"limits": limits} if limits is not None else {}),
+            hmac_header=hmac_header.decode("latin-1") if hmac_header is not None else None,
+            token=token.decode("latin-1") if token is not None else None,
+            peer=channel.peer_text(),
+            **self._extra,
         )
-        if isinstance(d, defer.Deferred):
-            d.addCallback(self._reply, request)
-            d.addErrback(self._failed, request)  # _reply's own failure too
-        else:  # answered without waiting: written now, no Deferred in between
-            try:
-                self._reply(d, request)
-            except Exception:
-                self._failed(Failure(), request)
-        return server.NOT_DONE_YET
-
-    def _reply(self, reply, request):
-        if request._disconnected:
-            return
-        request.setResponseCode(reply.code)
-        request.setHeader(b"Content-Type", reply.content_type.encode("ascii"))
-        request.setHeader(b"Cache-Control", b"no-store")
-        for name, value in reply.headers.items():
-            request.setHeader(name.encode("ascii"), value.encode("utf-8"))
-        request.setHeader(b"Content-Length", b"%d" % (len(reply.body),))
-        request.write(reply.body)
-        request.finish()
-
-    def _failed(self, failure, request):
-        log.failure("DM request failed", failure)
-        if not request._disconnected:
-            request.setResponseCode(500)
-            request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-            request.write(b"internal error\n")
-            request.finish()
+        when_answered(result, channel, request, _reply)
 
     @staticmethod
-    def _plain(request, code, message):
-        request.setResponseCode(code)
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        return message.encode("utf-8") + b"\n"
+    def _plain(channel, request, code, message, extra=b""):
+        channel.answer(request, response(code, _TEXT, message.encode("utf-8") + b"\n", channel.site.date(), extra,
+                                         request.http10, not request.keep_alive, request.method == b"HEAD"))
 
 
-def _text(value):
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("latin-1")
-    return value
+#: headers the bearer writes itself (framing, caching); a reply's own are dropped
+_FRAMING = frozenset(("content-length", "transfer-encoding", "connection", "date", "cache-control"))
+
+
+def _reply(channel, request, reply):
+    extra = [b"Cache-Control: no-store\r\n"]
+    for name, value in reply.headers.items():
+        if name.lower() in _FRAMING:
+            continue
+        extra.append(b"%s: %s\r\n" % (header_name(name), header_value(value)))
+    channel.answer(request, response(reply.code, header_value(reply.content_type, "ascii"),
+                                     reply.body, channel.site.date(), b"".join(extra), request.http10,
+                                     not request.keep_alive))
 
 
 def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
-    """A ``Site`` serving DM-2 at ``path`` with the body limit ``max_body``.
+    """The DM-2 listener's factory serving ``path`` with the body limit ``max_body``.
 
     ``listener`` (an ``[http]``/``[https]`` config section) adds its limits:
     the total request-read deadline, the per-address connection cap and the
@@ -151,18 +107,12 @@ def dm_site(dispatcher, path, max_body, reactor=None, listener=None):
             max_commands=listener.max_commands,
             max_items=listener.max_items,
         )
-    # DM never posts HTML forms: without this, twisted.web parses every
-    # POST's Content-Type through the ``email`` package for nothing.
-    site = PeerCappedSite(DMResource(dispatcher, path, limits), reactor=reactor, parsePOSTFormSubmission=False)
+    site = DMSite(DMResource(dispatcher, path, limits), reactor=reactor)
     if listener is not None:
         site.read_timeout = listener.read_timeout
         site.max_connections_per_peer = listener.max_connections_per_peer
         site.proxied = listener.endpoint.startswith("haproxy:")
-    site.requestFactory = LimitedRequest
     site.max_body = max_body
-    site.displayTracebacks = False
-    site.noisy = False
-    site.log = lambda request: None  # one structured event per request instead
     return site
 
 
@@ -226,17 +176,49 @@ def _load_certs(pem):
     return [ssl.Certificate.loadPEM(block) for block in blocks]
 
 
-def https_endpoint(reactor, https):
-    """The HTTPS server endpoint for the ``[https]`` section."""
-    _kind, args, kwargs = split_endpoint(https.endpoint)
-    port = int(args[0] if args else kwargs.get("port", 8443))
-    return endpoints.SSL4ServerEndpoint(
+def _tls_description(https):
+    """``(inner endpoint description, proxied)`` of the ``[https]`` endpoint
+    (``haproxy:ssl:...``: the PROXY header comes in the clear before TLS)."""
+    endpoint = https.endpoint
+    if endpoint[:8].lower() == "haproxy:":
+        return endpoint[8:], True
+    return endpoint, False
+
+
+def _tcp_endpoint(reactor, https, description):
+    _kind, args, kwargs = split_endpoint(description)
+    return endpoints.TCP4ServerEndpoint(
         reactor,
-        port,
-        https_context(https),
+        int(args[0] if args else kwargs.get("port", 8443)),
         backlog=int(kwargs.get("backlog", getattr(https, "backlog", 1024))),
         interface=kwargs.get("interface", ""),
     )
+
+
+def https_listener(reactor, https, site):
+    """``(endpoint, factory)`` of the ``[https]`` listener serving ``site``.
+
+    Behind ``haproxy:`` the order of the layers matters: HAProxy (TCP mode,
+    ``send-proxy``) writes its header in the clear and then relays the
+    device's TLS, so the PROXY protocol is read on the TCP connection and
+    TLS inside it (Twisted's ``haproxy:ssl:`` string would put TLS first).
+    """
+    from twisted.protocols.haproxy import proxyEndpoint
+    from twisted.protocols.tls import TLSMemoryBIOFactory
+
+    description, proxied = _tls_description(https)
+    if not proxied:
+        _kind, args, kwargs = split_endpoint(description)
+        endpoint = endpoints.SSL4ServerEndpoint(
+            reactor,
+            int(args[0] if args else kwargs.get("port", 8443)),
+            https_context(https),
+            backlog=int(kwargs.get("backlog", getattr(https, "backlog", 1024))),
+            interface=kwargs.get("interface", ""),
+        )
+        return endpoint, site
+    factory = TLSMemoryBIOFactory(https_context(https), False, site)
+    return proxyEndpoint(_tcp_endpoint(reactor, https, description)), factory
 
 
 def https_psk_listener(reactor, https, site, lookup):
@@ -245,23 +227,20 @@ def https_psk_listener(reactor, https, site, lookup):
     Certificates keep working for devices that do not offer PSK; a device
     that does is looked up by its PSK identity with ``lookup(identity)``
     (the keys set through the device API).  Refused handshakes are logged
-    once with the peer's address.
+    once with the peer's address.  ``haproxy:`` works as in :func:`https_listener`.
     """
+    from twisted.protocols.haproxy import proxyEndpoint
+
     from dmgateway.bearers import tlspsk
 
     options = https_context(https)
     context = options.getContext()
     context.set_cipher_list((tlspsk.PSK_CIPHERS + ":" + options._cipherString).encode("ascii"))
     tlspsk.add_psk_server(context, lookup)
-    _kind, args, kwargs = split_endpoint(https.endpoint)
-    endpoint = endpoints.TCP4ServerEndpoint(
-        reactor,
-        int(args[0] if args else kwargs.get("port", 8443)),
-        backlog=int(kwargs.get("backlog", https.backlog)),
-        interface=kwargs.get("interface", ""),
-    )
+    description, proxied = _tls_description(https)
+    endpoint = _tcp_endpoint(reactor, https, description)
     factory = tlspsk.PeerLoggingTLSFactory(tlspsk.ConnectionCreator(context), site, name="https")
-    return endpoint, factory
+    return (proxyEndpoint(endpoint) if proxied else endpoint), factory
 
 
 def with_backlog(description, backlog):

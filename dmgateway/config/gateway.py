@@ -243,7 +243,12 @@ def _cipher_string(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class HttpsConfig(ListenerLimits):
-    """``http.ini [https]``: the HTTPS DM-2 listener (``ssl:`` or ``tls:`` endpoint)."""
+    """``http.ini [https]``: the HTTPS DM-2 listener (``ssl:`` or ``tls:`` endpoint).
+
+    ``haproxy:ssl:...`` takes the PROXY protocol header in the clear before
+    the TLS handshake (HAProxy in TCP mode with ``send-proxy``, passing TLS
+    through): the per-address cap then counts the devices, not the proxy.
+    """
 
     enabled: bool = False
     endpoint: str = ("ssl:8443:interface=127.0.0.1:privateKey=/etc/dmgateway/key.pem"
@@ -260,7 +265,7 @@ class HttpsConfig(ListenerLimits):
         r.active = r.boolean("enabled", False)
         config = cls(
             enabled=r.active,
-            endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls")),
+            endpoint=r.endpoint("endpoint", cls.endpoint, kinds=("ssl", "tls"), proxied=True),
             path=r.text("path", "/dm", empty_ok=False, validate=url_path),
             max_body=r.integer("max_body", 1048576, 1024, 1 << 30),
             min_tls=r.choice("min_tls", "1.2", ("1.2", "1.3"), aliases={

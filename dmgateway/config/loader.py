@@ -273,6 +273,8 @@ class _Listener:
 
 
 def _listen_address(description: str) -> tuple[str, int] | None:
+    if description[:8].lower() == "haproxy:":  # the PROXY protocol on the port of the inner endpoint
+        description = description[8:]
     try:
         kind = checks.split_endpoint(description)[0].lower()
         named = checks.endpoint_parameters(description)

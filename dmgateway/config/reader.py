@@ -177,17 +177,26 @@ class SectionReader:
         return value
 
     def endpoint(self, key: str, default: str, *, server: bool = True,
-                 kinds: tuple[str, ...] = ()) -> str:
-        """A Twisted endpoint string; ``kinds`` limits the endpoint types."""
+                 kinds: tuple[str, ...] = (), proxied: bool = False) -> str:
+        """A Twisted endpoint string; ``kinds`` limits the endpoint types.
+
+        With ``proxied`` the endpoint may be wrapped in ``haproxy:`` (the
+        PROXY protocol in front of it); the inner endpoint is what ``kinds``
+        and the checks look at.
+        """
         value = self._take(key)
         if value is None:
             value = default
         if not value and not self.active:
             return value
-        if kinds and value and value.split(":", 1)[0].lower() not in kinds:
-            self.problem(key, "bad endpoint %r: must be one of %s"
-                         % (value, ", ".join(k + ":" for k in kinds)))
+        inner = value
+        if proxied and value[:8].lower() == "haproxy:":
+            inner = value[8:]
+        if kinds and inner and inner.split(":", 1)[0].lower() not in kinds:
+            self.problem(key, "bad endpoint %r: must be one of %s%s"
+                         % (value, ", ".join(k + ":" for k in kinds),
+                            " (optionally after haproxy:)" if proxied else ""))
             return value
         self._report(key, checks.check_endpoint(
-            value, server=server, reactor=self.reactor, environment=self.active))
+            inner, server=server, reactor=self.reactor, environment=self.active))
         return value

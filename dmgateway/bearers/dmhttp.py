@@ -1,0 +1,630 @@
+"""A lean HTTP/1.1 server for the DM-2 path only (the REST API stays on twisted.web).
+
+A DM device POSTs one SyncML message per request and waits for the answer;
+twisted.web builds a dozen objects per request (Request, Headers, a body
+file, a transfer decoder, a producer dance per request) for that.  This
+module reads a request with a few ``find`` calls and two regular
+expressions, hands the body to the dispatcher and writes the answer with one
+``write``.  What it enforces is at least what twisted.web's ``HTTPChannel``
+enforces, and stricter where that is cheap:
+
+* request line ``METHOD SP target SP HTTP/1.0|1.1`` (method a token, target
+  printable ASCII), CRLF line ends; one empty line before a request is eaten;
+* at most :data:`MAX_HEAD` bytes of request line and headers and
+  :data:`MAX_HEADERS` header lines; names are tokens (no space before the
+  colon), values hold no NUL, CR or LF; folded (obsolete) lines are refused;
+* framing: one ``Content-Length`` (digits only) or ``Transfer-Encoding:
+  chunked`` (HTTP/1.1 only), never both nor twice; chunk-size lines are hex
+  with optional extensions, at most 1024 bytes; trailers count against the
+  header limits;
+* a body over ``max_body`` is answered 413 as soon as it is announced (or,
+  chunked, as soon as the running total passes it), never buffered;
+* ``Expect: 100-continue`` is answered ``100 Continue`` once the headers
+  are accepted (never before a 413);
+* keep-alive for HTTP/1.1 unless ``Connection: close``; HTTP/1.0 closes
+  after the answer (as twisted.web does);
+* pipelined requests are read one at a time: the next is parsed only once
+  the previous one is answered, so answers go out in order; while a request
+  is with the dispatcher the socket stops being read once a little is
+  buffered, and it stops too while the peer does not read our answers;
+* anything malformed is ``400 Bad Request`` and the connection is closed.
+
+The read deadline (408), the per-address cap (503, also behind the PROXY
+protocol) and the request-metrics hook work as they did with
+:class:`~dmgateway.bearers.httplimits.GuardedChannel`.
+"""
+
+import re
+from collections import Counter
+from urllib.parse import unquote_to_bytes
+
+from twisted.internet import defer, interfaces, protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import RESPONSES, datetimeToString
+
+from dmgateway.bearers.httplimits import _BUSY, _Busy, _canned
+
+log = Logger(namespace="dmgateway.http")
+
+#: bytes of request line plus headers (twisted.web: 16384)
+MAX_HEAD = 16384
+#: header lines in one request (twisted.web: 500)
+MAX_HEADERS = 100
+#: bytes of one chunk-size line with its extensions (twisted.web: 1024)
+MAX_CHUNK_LINE = 1024
+#: seconds a closing peer has to read its last answer before it is cut off
+ABORT_AFTER = 15
+#: bytes read ahead while a request is being answered before reading stops
+READ_AHEAD = 65536
+
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e]+) HTTP/1\.([01])\Z")
+_HEADER_LINE = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*(.*?)[ \t]*\Z", re.S)
+_TOKEN = re.compile(_TCHAR + rb"+\Z")
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?\Z")
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_BAD_REQUEST = _canned(400, b"Bad Request", "malformed request")
+_TIMEOUT = _canned(408, b"Request Timeout", "request not received in time")
+
+# reading states
+_HEAD, _LENGTH, _CHUNKED, _CLOSED = range(4)
+
+
+class BadRequest(Exception):
+    """The bytes are not an HTTP/1.x request this server takes (answered 400)."""
+
+
+class TooLarge(Exception):
+    """The body is larger than ``max_body`` (answered 413)."""
+
+
+class Request:
+    """One request as read off the wire: what the DM resource needs of it."""
+
+    __slots__ = ("method", "target", "http10", "headers", "body", "keep_alive")
+
+    def __init__(self, method, target, http10, headers):
+        self.method = method
+        self.target = target
+        self.http10 = http10
+        self.headers = headers  # lower-case name -> value (the last one of a name)
+        self.body = b""
+        connection = headers.get(b"connection")
+        self.keep_alive = not http10 and not (connection and b"close" in _tokens(connection))
+
+    @property
+    def path(self):
+        return self.target.split(b"?", 1)[0]
+
+    def query_value(self, name):
+        """The first value of query parameter ``name`` (bytes, unquoted), None without one."""
+        target = self.target
+        mark = target.find(b"?")
+        if mark < 0:
+            return None
+        for part in target[mark + 1:].split(b"&"):
+            key, eq, value = part.partition(b"=")
+            if b"%" in key or b"+" in key:
+                key = unquote_to_bytes(key.replace(b"+", b" "))
+            if key == name:
+                if b"%" in value or b"+" in value:
+                    value = unquote_to_bytes(value.replace(b"+", b" "))
+                return value
+        return None
+
+
+def _tokens(value):
+    return [t.strip(b" \t").lower() for t in value.split(b",")]
+
+
+def parse_head(head):
+    """``Request`` of the bytes before the empty line (CRLF line ends), or ``BadRequest``.
+
+    The body framing is read from the headers: ``(request, length)`` where
+    ``length`` is the ``Content-Length`` (0 without one) or None for chunked.
+    """
+    lines = head.split(b"\r\n")
+    if b"\x00" in head or head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        raise BadRequest("NUL or bare CR/LF")
+    if len(lines) - 1 > MAX_HEADERS:
+        raise BadRequest("too many headers")
+    match = _REQUEST_LINE.match(lines[0])
+    if match is None:
+        raise BadRequest("request line")
+    method, target, minor = match.groups()
+    headers = {}
+    length = 0
+    framed = False
+    for line in lines[1:]:
+        header = _HEADER_LINE.match(line)
+        if header is None:
+            raise BadRequest("header line")  # also a folded (obsolete) line
+        name, value = header.groups()
+        name = name.lower()
+        if name == b"content-length":
+            if framed or not value.isdigit():
+                raise BadRequest("Content-Length")
+            framed, length = True, int(value)
+        elif name == b"transfer-encoding":
+            coding = value.lower()
+            if coding == b"identity":
+                continue
+            if framed or coding != b"chunked" or minor == b"0":
+                raise BadRequest("Transfer-Encoding")
+            framed, length = True, None
+        headers[name] = value
+    return Request(method, target, minor == b"0", headers), length
+
+
+class _Date:
+    """The ``Date`` header's value, made once a second."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.second = None
+        self.text = b""
+
+    def __call__(self):
+        second = int(self.clock.seconds())
+        if second != self.second:
+            self.second, self.text = second, datetimeToString(second)
+        return self.text
+
+
+_NAMES = {}  # header name (str) -> canonical bytes, for the few names replies carry
+
+
+def header_name(name):
+    """``x-syncml-hmac`` -> ``X-Syncml-Hmac`` (as twisted.web writes names); a non-token is a ValueError."""
+    canonical = _NAMES.get(name)
+    if canonical is None:
+        raw = name.encode("ascii")
+        if _TOKEN.match(raw) is None:
+            raise ValueError("not a header name: %r" % (name,))
+        canonical = b"-".join(part.capitalize() for part in raw.split(b"-"))
+        if len(_NAMES) < 256:
+            _NAMES[name] = canonical
+    return canonical
+
+
+def header_value(value, encoding="utf-8"):
+    """The bytes of a header value; CR and LF become spaces (never a header injection)."""
+    raw = value.encode(encoding)
+    if b"\r" in raw or b"\n" in raw:
+        raw = raw.replace(b"\r\n", b" ").replace(b"\r", b" ").replace(b"\n", b" ")
+    return raw
+
+
+def response(code, content_type, body, date, extra=b"", http10=False, close=False, head_only=False):
+    """The bytes of one whole answer."""
+    reason = RESPONSES.get(code, b"Unknown Status")
+    return b"%s %d %s\r\nDate: %s\r\nContent-Type: %s\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
+        b"HTTP/1.0" if http10 else b"HTTP/1.1", code, reason, date, content_type, extra,
+        b"Connection: close\r\n" if close and not http10 else b"", len(body), b"" if head_only else body)
+
+
+class DMChannel(protocol.Protocol):
+    """One connection of the DM-2 listener: reads requests, answers them in order.
+
+    The read deadline is one timer per connection, not one per request:
+    between requests it is only moved (``_due``), and a timer that comes due
+    early waits again for the rest.
+    """
+
+    _state = _HEAD
+    _request = None  # the request whose body is being read
+    _left = 0  # body bytes still to read (Content-Length) or of the current chunk
+    _parts = None  # the body read so far (chunked)
+    _total = 0  # chunked body bytes so far
+    _chunk_state = 0  # 0: size line, 1: data, 2: CRLF after data, 3: trailers
+    _trailer = 0  # trailer bytes so far
+    _busy = False  # a request is with the dispatcher
+    _started = None  # when the request in hand was whole (only with on_request)
+    _parsing = False
+    _read_paused = False
+    _write_paused = False
+    _timer = None
+    _due = None
+    _aborter = None
+    _peer_host = None
+    _uncounted = False
+    _gone = False
+    _host = None
+    _peer = None
+    _peer_text = None
+
+    def __init__(self, site):
+        self.site = site
+        self._buf = bytearray()
+
+    # -- connection ------------------------------------------------------------
+
+    def connectionMade(self):
+        transport = self.transport
+        if interfaces.ITCPTransport.providedBy(transport):
+            transport.setTcpNoDelay(True)
+        transport.registerProducer(self, True)  # told when the peer stops reading our answers
+        if self.site.proxied:
+            # behind the PROXY protocol the device's address is known only
+            # once the header is read: counted with the first bytes after it
+            self._uncounted = True
+        else:
+            self._count(transport.getPeer())
+        self._arm()
+
+    def _count(self, peer):
+        self._peer_host = getattr(peer, "host", None)
+        if self._peer_host is not None:
+            self.site.connections[self._peer_host] += 1
+
+    def getHost(self):
+        host = self._host
+        if host is None:
+            host = self._host = self.transport.getHost()
+        return host
+
+    def getPeer(self):
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.transport.getPeer()
+        return peer
+
+    def peer_text(self):
+        """``host:port`` of the client, for logs (made once per connection)."""
+        text = self._peer_text
+        if text is None:
+            address = self.getPeer()
+            host, port = getattr(address, "host", address), getattr(address, "port", None)
+            text = self._peer_text = "%s:%s" % (host, port) if port is not None else str(host)
+        return text
+
+    def connectionLost(self, reason=None):
+        self._gone = True
+        self._state = _CLOSED
+        self._due = None
+        for timer in (self._timer, self._aborter):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._aborter = None
+        counts = self.site.connections
+        if self._peer_host is not None:
+            counts[self._peer_host] -= 1
+            if counts[self._peer_host] <= 0:
+                del counts[self._peer_host]
+            self._peer_host = None
+        if self._busy and self.site.on_request is not None:
+            self._observe(200)  # the answer will find nobody: timed as twisted.web did (its default status)
+        self._buf = bytearray()
+
+    # -- flow control: IPushProducer towards the transport ----------------------
+
+    def pauseProducing(self):
+        """The peer does not read our answers: stop reading its requests."""
+        self._write_paused = True
+        self._pause_reading()
+
+    def resumeProducing(self):
+        self._write_paused = False
+        if not self._busy and self._state != _CLOSED:
+            self._resume_reading()
+            self._parse()
+
+    def stopProducing(self):
+        pass
+
+    def _pause_reading(self):
+        if not self._read_paused and not self._gone:
+            self._read_paused = True
+            self.transport.pauseProducing()
+
+    def _resume_reading(self):
+        if self._read_paused and not self._gone:
+            self._read_paused = False
+            self.transport.resumeProducing()
+
+    # -- reading -----------------------------------------------------------------
+
+    def dataReceived(self, data):
+        if self._state == _CLOSED:
+            return
+        if self._uncounted:
+            self._uncounted = False
+            peer = self.getPeer()  # the PROXY header's source by now
+            if self.site.over_cap(getattr(peer, "host", None)):
+                self._close_with(_BUSY)
+                return
+            self._count(peer)
+        self._buf += data
+        if self._busy or self._write_paused:
+            if len(self._buf) > READ_AHEAD:
+                self._pause_reading()
+            return
+        self._parse()
+
+    def _parse(self):
+        """Read whole requests off the buffer while none is being answered."""
+        if self._parsing:
+            return  # an answer written from inside the loop: the loop goes on
+        self._parsing = True
+        try:
+            while self._buf and not self._busy and not self._write_paused and self._state != _CLOSED:
+                if self._state == _HEAD:
+                    if not self._read_head():
+                        return
+                elif self._state == _LENGTH:
+                    if not self._read_length():
+                        return
+                elif not self._read_chunked():
+                    return
+        except BadRequest:
+            self._close_with(_BAD_REQUEST)
+        except TooLarge:
+            self._refuse_body()
+        finally:
+            self._parsing = False
+
+    def _read_head(self):
+        buf = self._buf
+        if buf[:2] == b"\r\n":  # one empty line before a request is tolerated
+            del buf[:2]
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > MAX_HEAD + 3:  # (the head and three bytes of its end)
+                raise BadRequest("head too long")
+            return False
+        if end > MAX_HEAD:
+            raise BadRequest("head too long")
+        request, length = parse_head(bytes(buf[:end]))
+        del buf[:end + 4]
+        limit = self.site.max_body
+        if length is not None and length > limit:
+            self._request = request
+            raise TooLarge()
+        expect = request.headers.get(b"expect")
+        if expect is not None and not request.http10 and expect.lower() == b"100-continue" and length != 0:
+            self.transport.write(_CONTINUE)
+        self._request = request
+        if length is None:
+            self._state, self._parts, self._total, self._chunk_state, self._trailer = _CHUNKED, [], 0, 0, 0
+        elif length:
+            self._state, self._left = _LENGTH, length
+        else:
+            self._whole()
+        return True
+
+    def _read_length(self):
+        buf, left = self._buf, self._left
+        if len(buf) < left:
+            return False
+        self._request.body = bytes(buf[:left])
+        del buf[:left]
+        self._whole()
+        return True
+
+    def _read_chunked(self):
+        buf = self._buf
+        while buf:
+            state = self._chunk_state
+            if state == 0:  # chunk-size [; extensions] CRLF
+                eol = buf.find(b"\r\n", 0, MAX_CHUNK_LINE + 2)
+                if eol < 0:
+                    if len(buf) > MAX_CHUNK_LINE:
+                        raise BadRequest("chunk size line too long")
+                    return False
+                match = _CHUNK_LINE.match(bytes(buf[:eol]))
+                if match is None:
+                    raise BadRequest("chunk size")
+                del buf[:eol + 2]
+                size = int(match.group(1), 16)
+                self._total += size
+                if self._total > self.site.max_body:
+                    raise TooLarge()
+                self._left = size
+                self._chunk_state = 1 if size else 3
+            elif state == 1:  # chunk data, taken as it comes
+                take = min(self._left, len(buf))
+                self._parts.append(bytes(buf[:take]))
+                del buf[:take]
+                self._left -= take
+                if self._left:
+                    return False
+                self._chunk_state = 2
+            elif state == 2:  # the CRLF after the data
+                if len(buf) < 2:
+                    return False
+                if buf[:2] != b"\r\n":
+                    raise BadRequest("chunk data not followed by CRLF")
+                del buf[:2]
+                self._chunk_state = 0
+            else:  # trailer lines up to an empty one: read and dropped
+                eol = buf.find(b"\r\n")
+                if eol < 0:
+                    if self._trailer + len(buf) > MAX_HEAD:
+                        raise BadRequest("trailers too long")
+                    return False
+                self._trailer += eol + 2
+                if self._trailer > MAX_HEAD:
+                    raise BadRequest("trailers too long")
+                line = bytes(buf[:eol])
+                del buf[:eol + 2]
+                if not line:
+                    self._request.body = b"".join(self._parts)
+                    self._parts = None
+                    self._whole()
+                    return True
+                if _HEADER_LINE.match(line) is None or b"\x00" in line or b"\r" in line or b"\n" in line:
+                    raise BadRequest("trailer line")
+        return False
+
+    def _whole(self):
+        """The request in hand is whole: the server's turn."""
+        request, self._request = self._request, None
+        self._state = _HEAD
+        self._due = None  # the deadline stops with the request in
+        self._busy = True
+        if self.site.on_request is not None:
+            self._started = self.site.reactor.seconds()
+        try:
+            self.site.resource.handle(request, self)
+        except Exception:  # a plain 500, as twisted.web answers a resource that raised
+            fail_answer(self, request, Failure())
+
+    # -- writing -------------------------------------------------------------------
+
+    def answer(self, request, data):
+        """Write the answer to the request in hand (ignored once the peer is gone)."""
+        if self._gone or not self._busy:
+            return
+        self._busy = False
+        self.transport.write(data)
+        if not request.keep_alive:
+            self._state = _CLOSED
+            self._lose()
+        else:
+            self._arm()  # the next request has the same time to arrive whole
+        if self.site.on_request is not None:
+            self._observe(int(data[9:12]))
+        if self._state != _CLOSED and not self._write_paused:
+            self._resume_reading()
+            if self._buf:
+                self._parse()
+
+    def _observe(self, code):
+        site = self.site
+        site.on_request(site.listener_name, code, site.reactor.seconds() - self._started)
+
+    def _close_with(self, data):
+        self._state = _CLOSED
+        self._busy = False
+        self._due = None
+        self.transport.write(data)
+        self._lose()
+
+    def _refuse_body(self):
+        limit = self.site.max_body
+        self._request = None
+        self._parts = None
+        body = b"request body exceeds the limit of %d bytes\n" % (limit,)
+        self._close_with(
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        log.warn("refused oversized request body (limit {limit} bytes) from {peer}", limit=limit,
+                 peer=self._safe_peer())
+
+    def _safe_peer(self):
+        try:
+            return self.peer_text()
+        except Exception:
+            return "?"
+
+    def _lose(self, after=ABORT_AFTER):
+        """Close once the answer is out; a peer that does not read it cannot keep the socket."""
+        self._buf = bytearray()
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        if self._aborter is None and not self._gone:
+            self._aborter = self.site.reactor.callLater(after, self._abort)
+
+    def _abort(self):
+        self._aborter = None
+        if not self._gone:
+            self.transport.abortConnection()
+
+    # -- read deadline ---------------------------------------------------------------
+
+    def _arm(self):
+        limit = self.site.read_timeout or self.site.timeOut
+        if limit and self._due is None:
+            self._due = self.site.reactor.seconds() + limit
+            if self._timer is None:
+                self._timer = self.site.reactor.callLater(limit, self._check)
+
+    def _check(self):
+        self._timer = None
+        due = self._due
+        if due is None or self._gone:
+            return
+        left = due - self.site.reactor.seconds()
+        if left > 0:  # armed again since the timer was set: wait for the rest
+            self._timer = self.site.reactor.callLater(left, self._check)
+            return
+        self._due = None
+        log.info("closed a connection from {peer}: no whole request within {limit} s",
+                 peer=self._peer_host, limit=self.site.read_timeout or self.site.timeOut)
+        self._state = _CLOSED
+        self.transport.write(_TIMEOUT)
+        self._buf = bytearray()
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        if not self._gone:
+            self._aborter = self.site.reactor.callLater(5, self._abort)
+
+
+class DMSite(protocol.Factory):
+    """The DM-2 listener's factory: connections of :class:`DMChannel`, capped per address."""
+
+    noisy = False
+    timeOut = 60 * 60 * 12  # the deadline of a listener without ``read_timeout`` (twisted.web's idle time)
+    read_timeout = None
+    max_connections_per_peer = None
+    max_body = 65536
+    #: the listener speaks the PROXY protocol (``haproxy:`` endpoint): the
+    #: cap is applied to the header's source once it is read
+    proxied = False
+    listener_name = "dm"
+    on_request = None  # (listener, status, seconds) per answered request (tap.instrument)
+
+    def __init__(self, resource, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.resource = resource
+        self.reactor = reactor
+        self.connections = Counter()  # open connections by peer address
+        self.refused = 0
+        self.date = _Date(reactor)
+
+    def over_cap(self, host):
+        """Whether one more connection from ``host`` is over the cap (then counted as refused)."""
+        cap = self.max_connections_per_peer
+        if not (cap and host is not None and self.connections[host] >= cap):
+            return False
+        self.refused += 1
+        if self.refused == 1 or self.refused % 1000 == 0:
+            log.warn(
+                "refused a connection from {peer}: {cap} already open ({refused} refused so far)",
+                peer=host,
+                cap=cap,
+                refused=self.refused,
+            )
+        return True
+
+    def buildProtocol(self, addr):
+        if not self.proxied and self.over_cap(getattr(addr, "host", None)):
+            busy = _Busy()
+            busy.factory = self
+            return busy
+        channel = DMChannel(self)
+        channel.factory = self
+        return channel
+
+
+def fail_answer(channel, request, failure):
+    """A plain 500 for an answer that failed or could not be written (logged)."""
+    log.failure("DM request failed", failure)
+    channel.answer(request, response(500, b"text/plain; charset=utf-8", b"internal error\n", channel.site.date(),
+                                     http10=request.http10, close=not request.keep_alive,
+                                     head_only=request.method == b"HEAD"))
+
+
+def when_answered(result, channel, request, write):
+    """Write ``result`` (a reply, or a Deferred of one) with ``write(channel, request, reply)``."""
+    if isinstance(result, defer.Deferred):
+        result.addCallback(lambda reply: write(channel, request, reply))
+        result.addErrback(lambda failure: fail_answer(channel, request, failure))
+        return
+    try:
+        write(channel, request, result)
+    except Exception:
+        fail_answer(channel, request, Failure())

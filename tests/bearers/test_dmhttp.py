@@ -1,0 +1,432 @@
+"""The DM-2 listener's own HTTP/1.1 server (dmhttp) under hostile and unusual
+input: framing, limits, pipelining, 100-continue, HTTP/1.0, flow control;
+in memory on StringTransport and Clock."""
+
+from types import SimpleNamespace
+
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from dmgateway.bearers import dmhttp
+from dmgateway.bearers.http import dm_site
+from dmgateway.dispatch import DMReply
+from tests.bearers.test_http import FakeDispatcher, post
+
+LISTENER = SimpleNamespace(endpoint="tcp:8080", read_timeout=30, max_connections_per_peer=1000, max_elements=100,
+                           max_commands=5, max_items=7)
+HEAD = b"POST /dm HTTP/1.1\r\nHost: gw\r\nContent-Type: application/vnd.syncml.dm+xml\r\n"
+
+
+class KwDispatcher(FakeDispatcher):
+    def handle_dm(self, body, **kwargs):
+        self.calls.append(dict(body=body, **kwargs))
+        return defer.succeed(self.reply)
+
+
+class QueueDispatcher(FakeDispatcher):
+    """Answers each request with its own Deferred, fired by the test."""
+
+    def __init__(self):
+        super().__init__()
+        self.waiting = []
+
+    def handle_dm(self, body, **kwargs):
+        self.calls.append(dict(body=body, **kwargs))
+        d = defer.Deferred()
+        self.waiting.append((body, d))
+        return d
+
+    def answer_next(self):
+        body, d = self.waiting.pop(0)
+        d.callback(DMReply(200, "application/vnd.syncml.dm+xml", b"re:" + body, {}))
+
+
+class Base(SynchronousTestCase):
+    max_body = 1024
+
+    def setUp(self):
+        self.clock = Clock()
+        self.dispatcher = KwDispatcher()
+        self.site = dm_site(self.dispatcher, "/dm", self.max_body, reactor=self.clock, listener=LISTENER)
+        self.observed = []
+        self.site.on_request = lambda *args: self.observed.append(args)
+
+    def connect(self):
+        address = IPv4Address("TCP", "127.0.0.1", 40000)
+        protocol = self.site.buildProtocol(address)
+        transport = StringTransport(peerAddress=address)
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def send(self, raw, bytewise=False):
+        protocol, transport = self.connect()
+        if bytewise:
+            for i in range(len(raw)):
+                protocol.dataReceived(raw[i:i + 1])
+        else:
+            protocol.dataReceived(raw)
+        return protocol, transport
+
+    def assertBadRequest(self, raw):
+        _protocol, transport = self.send(raw)
+        out = transport.value()
+        self.assertTrue(out.startswith(b"HTTP/1.1 400 "), out)
+        self.assertEqual(out.count(b"HTTP/1.1 "), 1, out)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.dispatcher.calls, [])
+        self.assertEqual(self.observed, [])
+
+
+class MalformedTests(Base):
+    def test_request_lines(self):
+        for line in (b"POST /dm HTTP/2.0", b"POST /dm HTTP/1.2", b"POST  /dm HTTP/1.1", b"POST /dm",
+                     b"POST /dm HTTP/1.1 extra", b"P(ST /dm HTTP/1.1", b"POST /d\x7fm HTTP/1.1", b"\x16\x03\x01",
+                     b"POST /dm http/1.1", b""):
+            self.assertBadRequest(line + b"\r\nHost: gw\r\nContent-Length: 0\r\n\r\n")
+
+    def test_bare_lf_and_nul(self):
+        self.assertBadRequest(b"POST /dm HTTP/1.1\nHost: gw\nContent-Length: 0\n\n\r\n\r\n")
+        self.assertBadRequest(HEAD + b"X-A: a\nb\r\nContent-Length: 0\r\n\r\n")
+        self.assertBadRequest(HEAD + b"X-A: a\rb\r\nContent-Length: 0\r\n\r\n")
+        self.assertBadRequest(HEAD + b"X-A: a\x00b\r\nContent-Length: 0\r\n\r\n")
+
+    def test_header_lines(self):
+        for line in (b"Content-Length : 0", b"No colon", b" folded: line", b"\tX-A: b", b": empty name",
+                     b"X A: b", b"X-\xe9: b"):
+            self.assertBadRequest(HEAD + line + b"\r\nContent-Length: 0\r\n\r\n")
+
+    def test_folded_continuation_is_refused(self):
+        self.assertBadRequest(HEAD + b"X-A: one\r\n two\r\nContent-Length: 0\r\n\r\n")
+
+    def test_bad_content_lengths(self):
+        for value in (b"abc", b"-1", b"+5", b"0x10", b"1,1", b"1 1", b"\xd9\xa1", b""):
+            self.assertBadRequest(HEAD + b"Content-Length: " + value + b"\r\n\r\n")
+
+    def test_two_content_lengths_even_equal(self):
+        self.assertBadRequest(HEAD + b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc")
+
+    def test_content_length_and_chunked(self):
+        self.assertBadRequest(HEAD + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        self.assertBadRequest(HEAD + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+
+    def test_other_transfer_codings(self):
+        for coding in (b"gzip", b"gzip, chunked", b"chunked, chunked", b"xchunked"):
+            self.assertBadRequest(HEAD + b"Transfer-Encoding: " + coding + b"\r\n\r\n0\r\n\r\n")
+        self.assertBadRequest(HEAD + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+
+    def test_chunked_in_http10(self):
+        self.assertBadRequest(b"POST /dm HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+
+    def test_bad_chunk_sizes(self):
+        for size in (b"zz", b"-1", b"+5", b"0x5", b" 5", b"5 5", b"1" * 17, b"", b"5;a\x00b", b"5\x0bx"):
+            self.assertBadRequest(HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + size + b"\r\nhello\r\n0\r\n\r\n")
+
+    def test_chunk_size_line_too_long(self):
+        raw = HEAD + b"Transfer-Encoding: chunked\r\n\r\n5;" + b"e" * 2000
+        self.assertBadRequest(raw)
+
+    def test_chunk_data_longer_than_announced(self):
+        self.assertBadRequest(HEAD + b"Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n")
+
+    def test_trailer_flood(self):
+        raw = HEAD + b"Transfer-Encoding: chunked\r\n\r\n0\r\n" + b"X-T: " + b"t" * 20000
+        self.assertBadRequest(raw)
+        many = b"".join(b"X-T%d: %s\r\n" % (i, b"t" * 100) for i in range(200))
+        self.assertBadRequest(HEAD + b"Transfer-Encoding: chunked\r\n\r\n0\r\n" + many + b"\r\n")
+
+
+class HeaderLimitTests(Base):
+    def test_header_flood_is_refused(self):
+        headers = b"".join(b"X-H%d: v\r\n" % (i,) for i in range(dmhttp.MAX_HEADERS))
+        self.assertBadRequest(HEAD + headers + b"Content-Length: 0\r\n\r\n")
+
+    def test_many_headers_within_the_limit_are_served(self):
+        headers = b"".join(b"X-H%d: v\r\n" % (i,) for i in range(dmhttp.MAX_HEADERS - 3))
+        _protocol, transport = self.send(HEAD + headers + b"Content-Length: 0\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "), transport.value())
+
+    def test_huge_header_line_is_refused_before_it_ends(self):
+        protocol, transport = self.connect()
+        protocol.dataReceived(HEAD + b"X-Big: ")
+        for _ in range(20):
+            protocol.dataReceived(b"b" * 1000)
+            if transport.disconnecting:
+                break
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 400 "), transport.value())
+        self.assertLessEqual(len(protocol._buf), 0)
+
+    def test_head_over_the_limit_in_one_segment(self):
+        self.assertBadRequest(HEAD + b"X-Big: " + b"b" * dmhttp.MAX_HEAD + b"\r\nContent-Length: 0\r\n\r\n")
+
+    def test_huge_request_line(self):
+        self.assertBadRequest(b"POST /" + b"d" * 20000 + b" HTTP/1.1\r\n\r\n")
+
+    def test_more_data_after_a_400_is_ignored(self):
+        protocol, transport = self.send(b"BAD\r\n\r\n")
+        protocol.dataReceived(post())
+        self.assertEqual(transport.value().count(b"HTTP/1.1 "), 1)
+        self.assertEqual(self.dispatcher.calls, [])
+
+
+class ChunkedTests(Base):
+    def chunked(self, *chunks, trailers=b""):
+        body = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(c), c) for c in chunks)
+        return HEAD + b"Transfer-Encoding: Chunked\r\n\r\n" + body + b"0\r\n" + trailers + b"\r\n"
+
+    def test_chunked_body_with_extensions_and_trailers(self):
+        raw = self.chunked(b"<Sync", b"ML/>", trailers=b"X-Trailer: 1\r\n")
+        for bytewise in (False, True):
+            _protocol, transport = self.send(raw, bytewise=bytewise)
+            self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "), transport.value())
+            self.assertEqual(self.dispatcher.calls[-1]["body"], b"<SyncML/>")
+        self.assertEqual(len(self.dispatcher.calls), 2)
+
+    def test_chunked_body_at_the_limit(self):
+        raw = self.chunked(b"a" * 1000, b"b" * 24)
+        _protocol, transport = self.send(raw)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "), transport.value())
+
+    def test_chunked_body_over_the_limit_is_413_before_its_data(self):
+        raw = HEAD + b"Transfer-Encoding: chunked\r\n\r\n400\r\n" + b"a" * 1024 + b"\r\n1\r\n"
+        _protocol, transport = self.send(raw)
+        out = transport.value()
+        self.assertTrue(out.startswith(b"HTTP/1.1 413 "), out)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.dispatcher.calls, [])
+
+    def test_a_huge_chunk_size_is_413(self):
+        _protocol, transport = self.send(HEAD + b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 413 "), transport.value())
+
+    def test_empty_chunked_body(self):
+        _protocol, transport = self.send(self.chunked())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "), transport.value())
+        self.assertEqual(self.dispatcher.calls[0]["body"], b"")
+
+
+class LengthTests(Base):
+    def test_oversized_content_length_is_413_logged_and_not_read(self):
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        _protocol, transport = self.send(HEAD + b"Content-Length: 1025\r\nExpect: 100-continue\r\n\r\n")
+        out = transport.value()
+        self.assertTrue(out.startswith(b"HTTP/1.1 413 "), out)  # no 100 Continue before it
+        self.assertIn(b"Connection: close", out)
+        self.assertTrue(transport.disconnecting)
+        refused = [e for e in events if "refused oversized request body" in e.get("log_format", "")]
+        self.assertEqual(len(refused), 1)
+        self.assertEqual(refused[0]["peer"], "127.0.0.1:40000")
+        self.assertEqual(self.observed, [])
+
+    def test_a_body_in_many_pieces(self):
+        body = b"<" + b"x" * 1022 + b">"
+        _protocol, transport = self.send(post(body=body), bytewise=True)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+        self.assertEqual(self.dispatcher.calls[0]["body"], body)
+
+    def test_post_without_a_body(self):
+        _protocol, transport = self.send(HEAD + b"\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "))
+        self.assertEqual(self.dispatcher.calls[0]["body"], b"")
+
+    def test_one_empty_line_before_a_request_is_eaten(self):
+        _protocol, transport = self.send(b"\r\n" + post())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "), transport.value())
+
+
+class ContinueTests(Base):
+    def test_100_continue_before_the_body(self):
+        protocol, transport = self.send(HEAD + b"Content-Length: 9\r\nExpect: 100-Continue\r\n\r\n")
+        self.assertEqual(transport.value(), b"HTTP/1.1 100 Continue\r\n\r\n")
+        protocol.dataReceived(b"<SyncML/>")
+        self.assertTrue(transport.value().split(b"\r\n\r\n", 1)[1].startswith(b"HTTP/1.1 200 "))
+
+    def test_no_100_continue_for_http10_or_without_a_body(self):
+        _protocol, transport = self.send(HEAD + b"Content-Length: 0\r\nExpect: 100-continue\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "), transport.value())
+        _protocol, transport = self.send(b"POST /dm HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n")
+        self.assertEqual(transport.value(), b"")
+
+    def test_100_continue_for_a_pipelined_request_only_after_the_answer_before_it(self):
+        dispatcher = QueueDispatcher()
+        self.site.resource.__init__(dispatcher, "/dm")
+        protocol, transport = self.send(post() + HEAD + b"Content-Length: 9\r\nExpect: 100-continue\r\n\r\n")
+        self.assertEqual(transport.value(), b"")
+        dispatcher.answer_next()
+        out = transport.value()
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 "), out)
+        self.assertTrue(out.endswith(b"HTTP/1.1 100 Continue\r\n\r\n"), out)
+
+
+class PersistenceTests(Base):
+    def test_http10_is_answered_in_kind_and_closed(self):
+        protocol, transport = self.send(post().replace(b"HTTP/1.1", b"HTTP/1.0") + post())
+        out = transport.value()
+        self.assertTrue(out.startswith(b"HTTP/1.0 200 "), out)
+        self.assertEqual(out.count(b" 200 OK"), 1)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(self.dispatcher.calls), 1)
+
+    def test_connection_close(self):
+        _protocol, transport = self.send(post(extra=b"Connection: Keep-Alive, Close\r\n") + post())
+        out = transport.value()
+        self.assertIn(b"Connection: close\r\n", out)
+        self.assertEqual(out.count(b"HTTP/1.1 200 "), 1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_keep_alive_by_default(self):
+        _protocol, transport = self.send(post() + post())
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 "), 2)
+        self.assertFalse(transport.disconnecting)
+
+    def test_head_has_no_body(self):
+        _protocol, transport = self.send(b"HEAD /dm HTTP/1.1\r\nHost: gw\r\n\r\n" + post())
+        out = transport.value()
+        first, second = out.split(b"HTTP/1.1 200 ")
+        self.assertTrue(first.startswith(b"HTTP/1.1 405 "), out)
+        self.assertTrue(first.endswith(b"\r\n\r\n"), out)  # Content-Length of the text, no text
+        self.assertIn(b"Allow: POST", first)
+
+
+class PipeliningTests(Base):
+    def setUp(self):
+        super().setUp()
+        self.dispatcher = QueueDispatcher()
+        self.site.resource.__init__(self.dispatcher, "/dm")
+
+    def test_answers_go_out_in_order_one_request_at_a_time(self):
+        raw = post(body=b"one") + post(path=b"/other") + post(body=b"three")
+        _protocol, transport = self.send(raw)
+        self.assertEqual([c["body"] for c in self.dispatcher.calls], [b"one"])  # the next waits its turn
+        self.dispatcher.answer_next()
+        out = transport.value()
+        self.assertEqual(out.count(b"HTTP/1.1 "), 2, out)  # the 404 right after the first answer
+        self.assertTrue(out.split(b"HTTP/1.1 ")[2].startswith(b"404 "), out)
+        self.assertEqual([c["body"] for c in self.dispatcher.calls], [b"one", b"three"])
+        self.dispatcher.answer_next()
+        out = transport.value()
+        self.assertTrue(out.endswith(b"re:three"), out)
+        self.assertLess(out.index(b"re:one"), out.index(b"re:three"))
+
+    def test_synchronous_answers_to_many_pipelined_requests(self):
+        self.site.resource.__init__(KwDispatcher(), "/dm")
+        _protocol, transport = self.send(post() * 500)
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 "), 500)
+
+    def test_reading_stops_while_busy_once_enough_is_buffered(self):
+        protocol, transport = self.send(post())
+        protocol.dataReceived(b"x" * 1000)
+        self.assertEqual(transport.producerState, "producing")
+        protocol.dataReceived(b"x" * dmhttp.READ_AHEAD)
+        self.assertEqual(transport.producerState, "paused")
+        self.dispatcher.answer_next()  # then the buffered garbage is a bad request
+        self.assertIn(b"HTTP/1.1 400 ", transport.value())
+
+    def test_nothing_is_read_while_the_peer_does_not_read_answers(self):
+        self.site.resource.__init__(KwDispatcher(), "/dm")
+        protocol, transport = self.connect()
+        protocol.pauseProducing()  # the transport's write buffer is full
+        self.assertEqual(transport.producerState, "paused")
+        protocol.dataReceived(post() + post())
+        self.assertEqual(transport.value(), b"")
+        protocol.resumeProducing()
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(transport.value().count(b"HTTP/1.1 200 "), 2)
+
+    def test_peer_gone_while_busy(self):
+        protocol, transport = self.send(post() + post())
+        protocol.connectionLost(None)
+        self.dispatcher.answer_next()
+        self.assertEqual(transport.value(), b"")
+        self.assertEqual(len(self.dispatcher.calls), 1)
+        self.assertEqual([(listener, status) for listener, status, _s in self.observed], [("dm", 200)])
+
+
+class DeadlineTests(Base):
+    def test_trickled_chunked_body_is_cut_at_the_deadline(self):
+        protocol, transport = self.send(HEAD + b"Transfer-Encoding: chunked\r\n\r\n")
+        for _ in range(29):
+            protocol.dataReceived(b"1\r\na\r\n")
+            self.clock.advance(1)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(1)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "), transport.value())
+        self.assertEqual(self.dispatcher.calls, [])
+
+    def test_empty_lines_do_not_hold_a_connection(self):
+        protocol, transport = self.connect()
+        for _ in range(30):
+            protocol.dataReceived(b"\r\n")
+            self.clock.advance(1)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 "), transport.value())
+
+    def test_a_peer_that_does_not_read_its_408_is_cut_off(self):
+        protocol, transport = self.connect()
+        self.clock.advance(30)
+        self.assertTrue(transport.disconnecting)
+        self.clock.advance(5)
+        self.assertTrue(transport.disconnected)
+
+
+class AnswerTests(Base):
+    def test_token_from_the_query(self):
+        for target, token in ((b"/dm?s=a%2Fb+c", "a/b c"), (b"/dm?x=1&s=t&s=u", "t"), (b"/dm?s", ""),
+                              (b"/dm?x=1", None), (b"/dm", None), (b"/dm?%73=v", "v")):
+            self.send(post(path=target))
+            self.assertEqual(self.dispatcher.calls[-1]["token"], token, target)
+
+    def test_metrics_per_answered_request(self):
+        self.send(post() + post(path=b"/x") + post(ctype=b"text/html"))
+        self.assertEqual([(listener, status) for listener, status, _s in self.observed],
+                         [("dm", 200), ("dm", 404), ("dm", 415)])
+
+    def test_reply_header_values_cannot_inject_headers(self):
+        self.dispatcher.reply = DMReply(200, "application/vnd.syncml.dm+xml", b"<SyncML/>",
+                                        {"x-syncml-hmac": "mac=1\r\nSet-Cookie: a=b"})
+        _protocol, transport = self.send(post())
+        out = transport.value()
+        self.assertIn(b"X-Syncml-Hmac: mac=1 Set-Cookie: a=b\r\n", out)
+        self.assertNotIn(b"\r\nSet-Cookie", out)
+
+    def test_answer_layout(self):
+        _protocol, transport = self.send(post())
+        head, body = transport.value().split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
+        self.assertEqual(lines[0], b"HTTP/1.1 200 OK")
+        names = [line.split(b":")[0] for line in lines[1:]]
+        self.assertEqual(names, [b"Date", b"Content-Type", b"Cache-Control", b"Content-Length"])
+        self.assertIn(b"Content-Length: %d" % (len(body),), lines)
+        self.assertEqual(body, b"<SyncML/>")
+
+
+class ParseHeadTests(SynchronousTestCase):
+    """The pure part: bytes of a head -> request and framing, or BadRequest."""
+
+    def test_framing(self):
+        request, length = dmhttp.parse_head(b"POST /dm?s=1 HTTP/1.1\r\nContent-Length: 12\r\nX-A:  b \t")
+        self.assertEqual((request.method, request.path, length), (b"POST", b"/dm", 12))
+        self.assertEqual(request.headers[b"x-a"], b"b")
+        self.assertTrue(request.keep_alive)
+        request, length = dmhttp.parse_head(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: identity")
+        self.assertEqual(length, 0)
+        request, length = dmhttp.parse_head(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: CHUNKED")
+        self.assertIsNone(length)
+        request, _length = dmhttp.parse_head(b"POST /dm HTTP/1.0\r\nConnection: keep-alive")
+        self.assertFalse(request.keep_alive)
+
+    def test_random_bytes_raise_only_bad_request(self):
+        import random
+
+        rng = random.Random(7)
+        alphabet = b"POST /dm HTTP/1.1\r\n:;, \t\x00Content-Length0123456789chunked"
+        for _ in range(3000):
+            head = bytes(rng.choice(alphabet) for _ in range(rng.randrange(80)))
+            try:
+                dmhttp.parse_head(head)
+            except dmhttp.BadRequest:
+                pass
