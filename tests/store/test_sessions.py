@@ -157,6 +157,26 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual(again.counts(), {"sessions_ended": 0, "jobs_failed": 0, "jobs_queued": 0})
 
 
+    async def test_session_reads_are_the_device_and_its_pending_jobs(self):
+        store = await self.open()
+        self.assertEqual(await store.session_reads("IMEI:404"), (None, []))
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        await store.update_device("IMEI:1", devinfo={"Man": "m", "Mod": "x"})
+        self.assertEqual(await store.session_reads("IMEI:1"), (await store.get_device("IMEI:1"), []))
+        for job_id, device_id in (("a", "IMEI:1"), ("b", "IMEI:2"), ("c", "IMEI:1"), ("d", "IMEI:1"),
+                                  ("e", "IMEI:1"), ("f", "IMEI:1")):
+            await store.create_job(job_id, device_id, GET, atomic=job_id == "f", ui_mode=2)
+        await store.update_job("a", state="running")
+        await store.update_job("c", state="notified")
+        await store.update_job("e", state="done", results=[{"op": "Get", "status": 200}])
+        device, jobs = await store.session_reads("IMEI:1")
+        self.assertEqual(device, await store.get_device("IMEI:1"))
+        self.assertEqual(jobs, await store.pending_jobs("IMEI:1"))
+        self.assertEqual([(job.job_id, job.state, job.atomic) for job in jobs],
+                         [("c", "notified", False), ("d", "queued", False), ("f", "queued", True)])
+
+
 class SQLiteSessionTests(OnSQLite, SessionTestsMixin, TestCase):
     pass
 
