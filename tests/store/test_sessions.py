@@ -5,6 +5,7 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
+from dmgateway.store.migrations import load_migrations
 from tests.store.support import START, OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
@@ -175,6 +176,24 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual(jobs, await store.pending_jobs("IMEI:1"))
         self.assertEqual([(job.job_id, job.state, job.atomic) for job in jobs],
                          [("c", "notified", False), ("d", "queued", False), ("f", "queued", True)])
+
+
+    async def test_live_sessions_survive_the_migration_to_a_keyed_table(self):
+        store = await self.open(migrations=[m for m in load_migrations() if m.version < 9])
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        one = await store.start_session("s1", "IMEI:1", "node-a", START, job_ids=["j1"])
+        two = await store.start_session("s2", "IMEI:2", "node-b", START + 1)
+        self.assertEqual(await store.migrate(), [m.version for m in load_migrations() if m.version >= 9])
+        self.assertEqual(await store.live_sessions(), [one, two])
+        self.assertEqual(await store.live_sessions(node="node-b"), [two])
+        with self.assertRaises(Conflict):
+            await store.start_session("s1", "IMEI:2", "node-a", START)
+        with self.assertRaises(NotFound):
+            await store.start_session("s3", "IMEI:404", "node-a", START)
+        self.assertTrue(await store.delete_device("IMEI:1"))  # its session goes with it
+        self.assertEqual(await store.live_sessions(), [two])
+        self.assertEqual(await store.end_session("s2", START + 2), two)
 
 
 class SQLiteSessionTests(OnSQLite, SessionTestsMixin, TestCase):
