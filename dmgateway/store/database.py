@@ -40,7 +40,8 @@ class Engine(Protocol):
     <dmgateway.store.postgres.PostgresEngine>}).
 
     @ivar name: C{"sqlite"} or C{"postgresql"}.
-    @ivar column_types: the types that fill the migrations' placeholders.
+    @ivar column_types: the types (and the C{keyed} table option) that fill
+        the migrations' placeholders.
     @ivar description: where the data lives, without any password.
     @ivar returning: whether statements may end in C{RETURNING}.
     """

@@ -69,9 +69,9 @@ def builder(cls: type) -> Callable[[dict], Any]:
     """
     C{cls(**values)} for a dataclass given every one of its fields: the
     values are set at once instead of one C{object.__setattr__} each (what
-    a frozen dataclass's C{__init__} does), the most of a row's cost.  A
-    class with C{__post_init__} or without an instance C{__dict__} is built
-    by its C{__init__}.
+    a frozen dataclass's C{__init__} does: a quarter of a device row's
+    cost, read at every session).  A class with C{__post_init__} or without
+    an instance C{__dict__} is built by its C{__init__}.
     """
     if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
         return lambda values: cls(**values)

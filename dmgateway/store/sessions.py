@@ -94,23 +94,16 @@ class SessionStore(Database):
         job_ids = list(job_ids)
         for job_id in job_ids:
             check_text(job_id, "job id")
-        row = {
-            "session_id": token,
-            "device_id": device_id,
-            "node": node,
-            "token": token,
-            "job_ids": dump_json(job_ids, "job ids"),
-            "started": now,
-            "last_activity": last_activity,
-        }
+        stored = dump_json(job_ids, "job ids")
         # one statement: inserted only for an existing device and a free token
         inserted = txn.execute(self._insert_session_sql, (
-            token, node, token, row["job_ids"], now, last_activity, device_id,
+            token, node, token, stored, now, last_activity, device_id,
         ))
         if not inserted:
             self._device_exists_txn(txn, device_id)
             raise Conflict(f"session {token!r} already exists")
-        return session_from_row(row)
+        return Session(token=token, device_id=device_id, node=node, job_ids=job_ids, started=now,
+                       last_activity=last_activity)
 
     @functools.cached_property
     def _insert_session_sql(self) -> str:

@@ -3,12 +3,13 @@ Live sessions in fewer b-trees: every DM session inserts its row at its
 first message and deletes it at its last, and each b-tree the row lives in
 is one more page written at each of those commits.
 
-On SQLite the table is keyed by C{session_id} itself (C{WITHOUT ROWID}, the
-C{"{keyed}"} placeholder; nothing on PostgreSQL) instead of a rowid table with
-a separate unique index, and the index on C{node} goes: only recovery at a
-process's start asks for one node's sessions, and the table holds live
-sessions only.  The index on C{device_id} stays: deleting a device finds
-its sessions by it (the foreign key's cascade).
+On SQLite the table is rebuilt keyed by C{session_id} itself (C{WITHOUT
+ROWID}, the C{"{keyed}"} table option; PostgreSQL rebuilds it as it was)
+instead of a rowid table with a separate unique index.  The index on
+C{node} goes on both: only recovery at a process's start asks for one
+node's sessions, and the table holds live sessions only.  The index on
+C{device_id} stays: deleting a device finds its sessions by it (the
+foreign key's cascade).
 """
 
 _COLUMNS = "session_id, device_id, node, token, job_ids, started, last_activity"
