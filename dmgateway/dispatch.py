@@ -317,7 +317,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             self._refusing_busy = True
             return self._plain_reply(msg, encoding, 503)
         self._refusing_busy = False
-        device, jobs = await self.store.batch().get_device(device_id).pending_jobs(device_id).commit(short=True)
+        device, jobs = await self.store.session_reads(device_id)
         refusal = self._refusal(device, device_id, peer_host(peer), peer, now)
         if refusal is not None:
             return self._plain_reply(msg, encoding, refusal)
@@ -467,7 +467,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         await self._cancel_left_at_session_end(live.device_id)
         if self.outbox is None:
             return
-        device, jobs = await self.store.batch().get_device(live.device_id).pending_jobs(live.device_id).commit(short=True)
+        device, jobs = await self.store.session_reads(live.device_id)
         if device is None:
             return
         for job in jobs:

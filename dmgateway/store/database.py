@@ -24,7 +24,7 @@ from .migrations import Migration, load_migrations
 from .model import SchemaTooNew, StoreClosed, StoreError
 from .values import marks
 
-__all__ = ["Database", "Engine", "Txn", "Batch", "BUSY", "PendingSeq"]
+__all__ = ["Database", "Engine", "Txn", "Batch", "BUSY"]
 
 log = Logger()
 
@@ -40,7 +40,8 @@ class Engine(Protocol):
     <dmgateway.store.postgres.PostgresEngine>}).
 
     @ivar name: C{"sqlite"} or C{"postgresql"}.
-    @ivar column_types: the types that fill the migrations' placeholders.
+    @ivar column_types: the types (and the C{keyed} table option) that fill
+        the migrations' placeholders.
     @ivar description: where the data lives, without any password.
     @ivar returning: whether statements may end in C{RETURNING}.
     """
@@ -101,7 +102,8 @@ class Txn:
     def __init__(self, cursor: Any, engine: Engine):
         self.cursor = cursor
         self._engine = engine
-        #: events appended but not yet written (see L{Database._batch_txn}),
+        #: events appended but not yet written (a short batch's, see
+        #: L{EventStore._batch_txn<dmgateway.store.events.EventStore._batch_txn>}),
         #: or L{None} when every event is written at once
         self.pending_events: Optional[list] = None
 
@@ -283,21 +285,12 @@ class Database:
         return Batch.for_store(type(self))(self)
 
     def _batch_txn(self, txn: Txn, work: list, short: bool = False) -> list:
-        if not short:
-            return [func(txn, *args) for _desc, func, args in work]
-        # A session's batch: its events are numbered and written together
-        # at its end (one counter update, one insert); none of its calls
-        # reads the event log.
-        txn.pending_events = []
-        results = [func(txn, *args) for _desc, func, args in work]
-        if txn.pending_events:
-            self._write_events_txn(txn)
-        txn.pending_events = None
-        return [r.value if type(r) is PendingSeq else r for r in results]
-
-    def _write_events_txn(self, txn: Txn) -> None:
-        """Write C{txn.pending_events} (L{dmgateway.store.events.EventStore})."""
-        raise NotImplementedError
+        """
+        A L{Batch}'s calls in C{txn}, in order; their results.  C{short}
+        marks a DM session's batch (L{dmgateway.store.events.EventStore}
+        writes its events together at its end).
+        """
+        return [func(txn, *args) for _desc, func, args in work]
 
     def _interact(self, cursor: Any, func, args: tuple) -> Any:
         self.database_engine.begin_txn(cursor)
@@ -416,15 +409,6 @@ class Database:
     def _schema_version_txn(self, txn: Txn) -> int:
         row = txn.fetchone("SELECT MAX(version) AS v FROM schema_version")
         return row["v"] or 0
-
-
-class PendingSeq:
-    """The number of an event a short batch writes at its end (filled in then)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value: Optional[int] = None
 
 
 class _Recording:

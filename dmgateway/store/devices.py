@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from .database import Database
 from .migrations.v006_inventory import inventory_columns
 from .model import AUTH_TYPES, ClientAuth, Device, NotFound, ServerAuth
-from .rows import columns, dump_json, json_column, row_converter
+from .rows import builder, columns, dump_json, json_column, row_converter
 from .values import check_instance, check_int, check_nonce, check_text, check_time, marks
 
 __all__ = ["DeviceStore", "device_from_row"]
@@ -44,24 +44,27 @@ def _check_auth(auth: Any, kind: type, side: str) -> None:
         raise ValueError(f"{side}_auth: type {auth.type} needs user_hash")
 
 
+_client_auth = builder(ClientAuth)
+_server_auth = builder(ServerAuth)
+
 device_from_row = row_converter(
     Device,
     client_auth=columns(
-        lambda row: ClientAuth(
-            type=row["client_auth_type"],
-            name=row["client_auth_name"],
-            user_hash=row["client_user_hash"],
-            nonce=bytes(row["client_nonce"]),
-        )
+        lambda row: _client_auth({
+            "type": row["client_auth_type"],
+            "name": row["client_auth_name"],
+            "user_hash": row["client_user_hash"],
+            "nonce": bytes(row["client_nonce"]),
+        })
     ),
     server_auth=columns(
-        lambda row: ServerAuth(
-            type=row["server_auth_type"],
-            name=row["server_auth_name"],
-            user_hash=row["server_user_hash"],
-            secret=row["server_secret"],
-            nonce=bytes(row["server_nonce"]),
-        )
+        lambda row: _server_auth({
+            "type": row["server_auth_type"],
+            "name": row["server_auth_name"],
+            "user_hash": row["server_user_hash"],
+            "secret": row["server_secret"],
+            "nonce": bytes(row["server_nonce"]),
+        })
     ),
     devinfo=json_column("devinfo"),
     last_session=json_column("last_session"),

@@ -12,12 +12,12 @@ from typing import Optional
 
 from twisted.internet.defer import Deferred
 
-from .database import Database, PendingSeq
+from .database import Database, Txn
 from .model import EVENT_FIELDS
 from .rows import dump_json, load_json
 from .values import check_instance, check_int, check_text, check_time
 
-__all__ = ["EventStore", "event_from_row", "cursor_name"]
+__all__ = ["EventStore", "PendingSeq", "event_from_row", "cursor_name"]
 
 
 def event_from_row(row: dict) -> dict:
@@ -42,8 +42,32 @@ def cursor_name(name: str) -> str:
 _EVENTS_PER_INSERT = 100
 
 
+class PendingSeq:
+    """The number of an event a short batch writes at its end (filled in then)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: Optional[int] = None
+
+
 class EventStore(Database):
     """The event log and its cursors (see the module docstring)."""
+
+    def _batch_txn(self, txn: Txn, work: list, short: bool = False) -> list:
+        """
+        A session's (short) batch numbers and writes its events together at
+        its end (one counter update, one insert): none of its calls reads
+        the event log, and the numbers they return are filled in then.
+        """
+        if not short:
+            return super()._batch_txn(txn, work)
+        txn.pending_events = []
+        results = super()._batch_txn(txn, work)
+        if txn.pending_events:
+            self._write_events_txn(txn)
+        txn.pending_events = None
+        return [r.value if type(r) is PendingSeq else r for r in results]
 
     def append_event(
         self, type: str, device_id: Optional[str], time: float, payload: Optional[dict] = None

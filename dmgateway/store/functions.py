@@ -296,10 +296,16 @@ class FunctionQueries:
         return self._get_operation_txn(txn, op.op_id)
 
     def _function_job_finished_txn(self, txn, now, job_id, state, results):
-        row = txn.fetchone("SELECT * FROM operations WHERE op_id = ?", (job_id,))
+        # One query for the operation whose job this is and the one it reads
+        # back for (most jobs are neither): every job of a session asks.
+        rows = txn.fetchall("SELECT * FROM operations WHERE op_id = ? OR readback_job_id = ?", (job_id, job_id))
+        if not rows:
+            return None
+        readers = [r for r in rows if r["readback_job_id"] == job_id]
+        row = next((r for r in rows if r["op_id"] == job_id), None)
         if row is None:
             # the second job of a wipe (see _wipe_list_read_txn), or its list read again
-            row = txn.fetchone("SELECT * FROM operations WHERE readback_job_id = ? AND state = 'pending'", (job_id,))
+            row = next((r for r in readers if r["state"] == "pending"), None)
         if row is not None and row["state"] == "pending" and _reads_wipe_list(_operation(row)):
             return self._wipe_list_read_txn(txn, now, _operation(row), state, results)
         if row is not None and row["state"] == "pending" and row["action"] == "inventory":
@@ -324,10 +330,9 @@ class FunctionQueries:
                      % (status,)} if status is not None else {"code": "not_started",
                                                               "message": "the operation's commands did not run"}
             return self._settle_txn(txn, now, op, "failed", outcome={"exec_status": status}, error=error)
-        row = txn.fetchone("SELECT * FROM operations WHERE readback_job_id = ?", (job_id,))
-        if row is None:
+        if not readers:
             return None
-        op = _operation(row)
+        op = _operation(readers[0])
         values = _readback_values(results)
         if op.state != "verifying":
             # a failed or expired operation: the values only inform

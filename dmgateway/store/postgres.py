@@ -99,6 +99,8 @@ class PostgresEngine:
         "json": "TEXT",
         # Keys sort bytewise, as on SQLite, whatever the database's locale.
         "key": 'TEXT COLLATE "C"',
+        # (every table is a heap beside its indexes)
+        "keyed": "",
     }
 
     def __init__(self, conninfo: str, pool_min: int, pool_max: int, extra: dict, description: str):

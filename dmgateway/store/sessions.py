@@ -8,6 +8,7 @@ method runs its C{_..._txn} (just below it) in one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Iterable, Optional
 
@@ -16,7 +17,9 @@ from twisted.internet.defer import Deferred
 from dmgateway.jobstates import job_event
 
 from .database import Database
-from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Recovery, Session
+from .devices import device_from_row
+from .jobs import job_from_row
+from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Device, Job, Recovery, Session
 from .rows import columns, dump_json, json_column, row_converter
 from .values import check_text, check_time, marks
 
@@ -27,8 +30,34 @@ session_from_row = row_converter(
 )
 
 
+# a job's columns beside its device's in one row (see SessionStore.session_reads)
+_JOB_COLUMNS = tuple((f"job_{field.name}", field.name) for field in dataclasses.fields(Job))
+_SESSION_READS_SQL = (
+    "SELECT d.*, " + ", ".join(f"j.{column} AS {alias}" for alias, column in _JOB_COLUMNS)
+    + " FROM devices d LEFT JOIN jobs j ON j.device_id = d.device_id AND j.state IN "
+    + marks(len(PENDING_JOB_STATES)) + " WHERE d.device_id = ? ORDER BY j.seq"
+)
+
+
 class SessionStore(Database):
     """The live sessions (see the module docstring)."""
+
+    def session_reads(self, device_id: str) -> Deferred:
+        """
+        What a DM session of C{device_id} starts from, in one query of a
+        short transaction: fire with its L{Device} (or L{None}) and its
+        pending jobs (L{pending_jobs}, oldest first).
+        """
+        return self.run_interaction("session_reads", self._session_reads_txn, device_id, short=True)
+
+    def _session_reads_txn(self, txn, device_id) -> tuple[Optional[Device], list[Job]]:
+        rows = txn.fetchall(_SESSION_READS_SQL, (*PENDING_JOB_STATES, device_id))
+        if not rows:
+            return None, []
+        device = device_from_row(rows[0])
+        if rows[0]["job_job_id"] is None:
+            return device, []
+        return device, [job_from_row({name: row[alias] for alias, name in _JOB_COLUMNS}) for row in rows]
 
     def start_session(
         self,
@@ -65,23 +94,16 @@ class SessionStore(Database):
         job_ids = list(job_ids)
         for job_id in job_ids:
             check_text(job_id, "job id")
-        row = {
-            "session_id": token,
-            "device_id": device_id,
-            "node": node,
-            "token": token,
-            "job_ids": dump_json(job_ids, "job ids"),
-            "started": now,
-            "last_activity": last_activity,
-        }
+        stored = dump_json(job_ids, "job ids")
         # one statement: inserted only for an existing device and a free token
         inserted = txn.execute(self._insert_session_sql, (
-            token, node, token, row["job_ids"], now, last_activity, device_id,
+            token, node, token, stored, now, last_activity, device_id,
         ))
         if not inserted:
             self._device_exists_txn(txn, device_id)
             raise Conflict(f"session {token!r} already exists")
-        return session_from_row(row)
+        return Session(token=token, device_id=device_id, node=node, job_ids=job_ids, started=now,
+                       last_activity=last_activity)
 
     @functools.cached_property
     def _insert_session_sql(self) -> str:

@@ -366,6 +366,8 @@ class SQLiteEngine:
         "blob": "BLOB",
         "json": "TEXT",
         "key": "TEXT",
+        # a table stored in the b-tree of its primary key (no rowid)
+        "keyed": " WITHOUT ROWID",
     }
 
     def __init__(

@@ -7,7 +7,7 @@ from typing import Optional
 import pytest
 
 from dmgateway.store import StoreError
-from dmgateway.store.rows import columns, dump_json, json_column, load_json, row_converter
+from dmgateway.store.rows import builder, columns, dump_json, json_column, load_json, row_converter
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,27 @@ def test_load_json_of_text_and_of_bytes():
     for bad in ("", "\ufeff{}", "{} x", b"{"):
         with pytest.raises(StoreError, match="stored x is not valid JSON"):
             load_json(bad, "x")
+
+
+def test_a_builder_makes_what_the_constructor_makes():
+    values = {"name": "a", "flag": True, "doc": {"k": 1}, "both": (1, 2), "extra": "x"}
+    built = builder(Pair)(values)
+    assert built == Pair(**values) and repr(built) == repr(Pair(**values))
+    with pytest.raises(AttributeError):
+        built.name = "b"  # still frozen
+
+    @dataclass(frozen=True)
+    class Checked:
+        value: int
+
+        def __post_init__(self):
+            if self.value < 0:
+                raise ValueError("negative")
+
+    @dataclass(frozen=True, slots=True)
+    class Slotted:
+        value: int
+
+    with pytest.raises(ValueError):
+        builder(Checked)({"value": -1})  # (its __init__ runs)
+    assert builder(Slotted)({"value": 3}) == Slotted(3)

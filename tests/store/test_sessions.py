@@ -5,6 +5,7 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
+from dmgateway.store.migrations import load_migrations
 from tests.store.support import START, OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
@@ -155,6 +156,44 @@ class SessionTestsMixin(StoreCase):
         again = await store.recover("node-a", START + 60)
         self.assertEqual(again, Recovery(node="node-a"))
         self.assertEqual(again.counts(), {"sessions_ended": 0, "jobs_failed": 0, "jobs_queued": 0})
+
+
+    async def test_session_reads_are_the_device_and_its_pending_jobs(self):
+        store = await self.open()
+        self.assertEqual(await store.session_reads("IMEI:404"), (None, []))
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        await store.update_device("IMEI:1", devinfo={"Man": "m", "Mod": "x"})
+        self.assertEqual(await store.session_reads("IMEI:1"), (await store.get_device("IMEI:1"), []))
+        for job_id, device_id in (("a", "IMEI:1"), ("b", "IMEI:2"), ("c", "IMEI:1"), ("d", "IMEI:1"),
+                                  ("e", "IMEI:1"), ("f", "IMEI:1")):
+            await store.create_job(job_id, device_id, GET, atomic=job_id == "f", ui_mode=2)
+        await store.update_job("a", state="running")
+        await store.update_job("c", state="notified")
+        await store.update_job("e", state="done", results=[{"op": "Get", "status": 200}])
+        device, jobs = await store.session_reads("IMEI:1")
+        self.assertEqual(device, await store.get_device("IMEI:1"))
+        self.assertEqual(jobs, await store.pending_jobs("IMEI:1"))
+        self.assertEqual([(job.job_id, job.state, job.atomic) for job in jobs],
+                         [("c", "notified", False), ("d", "queued", False), ("f", "queued", True)])
+
+
+    async def test_live_sessions_survive_the_migration_to_a_keyed_table(self):
+        store = await self.open(migrations=[m for m in load_migrations() if m.version < 9])
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        one = await store.start_session("s1", "IMEI:1", "node-a", START, job_ids=["j1"])
+        two = await store.start_session("s2", "IMEI:2", "node-b", START + 1)
+        self.assertEqual(await store.migrate(), [m.version for m in load_migrations() if m.version >= 9])
+        self.assertEqual(await store.live_sessions(), [one, two])
+        self.assertEqual(await store.live_sessions(node="node-b"), [two])
+        with self.assertRaises(Conflict):
+            await store.start_session("s1", "IMEI:2", "node-a", START)
+        with self.assertRaises(NotFound):
+            await store.start_session("s3", "IMEI:404", "node-a", START)
+        self.assertTrue(await store.delete_device("IMEI:1"))  # its session goes with it
+        self.assertEqual(await store.live_sessions(), [two])
+        self.assertEqual(await store.end_session("s2", START + 2), two)
 
 
 class SQLiteSessionTests(OnSQLite, SessionTestsMixin, TestCase):

@@ -4,10 +4,12 @@ Numbered schema migrations.
 Each module here named C{vNNN_name.py} is one migration: C{STATEMENTS}, a
 list of SQL statements written once for both engines with column-type
 placeholders ("{pk}", "{bigint}", "{float}", "{blob}", "{json}", "{key}")
-that the engine fills in, and optionally C{migrate(txn)} for data
-changes, run after the statements in the same transaction.  The store
-applies the missing ones in order at start and records each in
-C{schema_version}.  Never edit a released migration: add the next number.
+and a table option ("{keyed}" after a table's closing parenthesis: stored
+by its primary key where the engine can) that the engine fills in, and
+optionally C{migrate(txn)} for data changes, run after the statements in
+the same transaction.  The store applies the missing ones in order at
+start and records each in C{schema_version}.  Never edit a released
+migration: add the next number.
 """
 
 from __future__ import annotations
