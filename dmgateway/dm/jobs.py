@@ -7,6 +7,7 @@ the device answered for every job command.
 """
 
 import copy
+import weakref
 
 from ..codec import syncml as sm
 from . import status as st
@@ -62,16 +63,24 @@ class Unit:
     ``indexes`` are the job commands it carries.  ``outgoing`` is set while
     its data goes out as a large object; ``state`` is "queued" (not yet
     fully sent), "sent" or "dropped" (decided locally, never sent).
+
+    Its :class:`JobRun` is held by a weak reference: the job holds its
+    units, and a cycle between them would outlive the session until the
+    cyclic garbage collector found it (every session would leave one).
     """
 
     def __init__(self, job, indexes, template):
-        self.job = job
+        self._job = weakref.ref(job)
         self.indexes = indexes
         self.template = template
         self.outgoing = None
         self.state = "queued"
         self.deferrals = 0  # messages in a row that had no room for it
         self.container_status = None  # the device's Status for an Atomic/Sequence
+
+    @property
+    def job(self):
+        return self._job()
 
     @property
     def atomic(self):
