@@ -10,6 +10,8 @@ engine, store, encode, logging.  Run it on a quiet machine::
     .venv/bin/python bench/inproc.py [--sessions 1000] [--encoding xml,wbxml]
         [--trace]        # also count SQL statements per session
         [--profile F]    # cProfile the measured sessions into F
+        [--log twistd|json|text]  # the log observer: twistd's own text one
+                                  # (default), or dmgateway.logs' (systemd unit)
 
 It prints CPU (all threads, /proc) per session in ms, the reactor thread's
 share, and with ``--trace`` the statements per session.
@@ -109,8 +111,13 @@ async def main(reactor, args):
         daemon.stop()
     os.chdir(workdir)  # the store path in the config is relative to it, as for the daemon
     config = load_config(daemon.conf)
-    log_file = open(os.path.join(workdir, "inproc.log"), "a")
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(log_file)], redirectStandardIO=False)
+    if args.log == "twistd":  # what twistd writes without --logger
+        observer = textFileLogObserver(open(os.path.join(workdir, "inproc.log"), "a"))
+    else:  # --logger=dmgateway.logs.json_observer (the systemd unit), or text_observer
+        from dmgateway.logs import LogFile
+
+        observer = LogFile(os.path.join(workdir, "inproc.log"), args.log).observer
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     service = GatewayService(config, reactor=reactor, config_dir=daemon.conf)
     service.startService()
     await service.ready
@@ -157,4 +164,5 @@ if __name__ == "__main__":
     parser.add_argument("--encoding", default="xml,wbxml")
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--profile")
+    parser.add_argument("--log", choices=("twistd", "json", "text"), default="twistd")
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, parser.parse_args())))

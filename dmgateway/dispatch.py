@@ -200,7 +200,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         else:  # uncontended (nearly always): taken at once, without a Deferred to await
             lock.locked = True
         try:
-            reply = await self._in_session(msg, encoding, body, hmac_header, token, peer)
+            reply = await self._in_session(msg, encoding, body, hmac_header, token, peer, host)
             if self.outage.active:
                 self._schedule_repair(0)
             return reply
@@ -211,9 +211,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             if not lock.locked and not lock.waiting and device_id not in self._by_device:
                 self._locks.pop(device_id, None)
 
-    async def _in_session(self, msg, encoding, body, hmac_header, token, peer):
+    async def _in_session(self, msg, encoding, body, hmac_header, token, peer, host):
         device_id = msg.hdr.source.loc_uri
-        host = peer_host(peer)
         live = self._by_device.get(device_id)
         if live is not None:
             verdict = self._continues(live, msg, token, body, hmac_header)
@@ -242,7 +241,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             if self.draining:
                 log.info("session refused while draining: {device_id} ({peer})", device_id=device_id, peer=peer)
                 return self._plain_reply(msg, encoding, 503)
-            live = await self._open(msg, encoding, peer)
+            live = await self._open(msg, encoding, peer, host)
             if isinstance(live, DMReply):
                 return live
             live.first_digest = digest = _digest(body)
@@ -258,7 +257,9 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         live.messages += 1
         if self.functions is not None:
             await self.functions.before_message(live, msg)
-        outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header)
+        # (package 1 was hashed already, to know it again: not twice)
+        digest = live.first_digest if live.messages == 1 and live.first_digest else None
+        outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header, digest=digest)
         ended = outcome.finished or live.engine.finished
         just_authenticated = not live.authenticated and any(
             isinstance(effect, fx.Authenticated) for effect in outcome.effects)
@@ -305,7 +306,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         reply = status_only_reply(msg, code, server_uri=self.config.gateway.public_url)
         return DMReply(200, media_type_for(encoding), encode_message(reply, encoding))
 
-    async def _open(self, msg, encoding, peer):
+    async def _open(self, msg, encoding, peer, host):
         device_id = msg.hdr.source.loc_uri
         now = self.clock.seconds()
         # only sessions whose device authenticated take a place: a stranger's
@@ -318,7 +319,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             return self._plain_reply(msg, encoding, 503)
         self._refusing_busy = False
         device, jobs = await self.store.session_reads(device_id)
-        refusal = self._refusal(device, device_id, peer_host(peer), peer, now)
+        refusal = self._refusal(device, device_id, host, peer, now)
         if refusal is not None:
             return self._plain_reply(msg, encoding, refusal)
         # 128 random bits: the RespURI is the session's key; its "NODE~" prefix lets
@@ -360,7 +361,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             media_type=media_type_for(encoding),
             started=now,
             auth_failures=device.auth_failures,
-            host=peer_host(peer),
+            host=host,
         )
         self._by_token[token] = live
         self._by_device[device_id] = live

@@ -103,7 +103,7 @@ class SessionGuard:
         if self._credentials_ok(state, msg, body, hmac_header):
             # the new session takes the jobs left: no wake-up for them
             await self._abort(live, "superseded", "a new session from the device replaced this one", wake=False)
-            fresh = await self._open(msg, encoding, peer)
+            fresh = await self._open(msg, encoding, peer, host)
             if isinstance(fresh, DMReply):
                 return fresh
             fresh.first_digest = _digest(body)

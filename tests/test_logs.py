@@ -144,3 +144,52 @@ def test_text_lines_cannot_be_forged_by_a_line_break_in_a_field():
     assert "session refused: unknown device IMEI:1" in lines[0]
     assert all(line.startswith("\t") for line in lines[1:]), lines
     assert "\r" not in stream.getvalue()
+
+
+# -- the observers' own formatting: the same text as twisted's, sooner ------------------
+
+FORMATS = [
+    ("session {session_id} of {device_id} ended: {outcome} ({messages} messages)",
+     dict(session_id="1A2", device_id="IMEI:{1}", outcome="completed", messages=2)),
+    ("{called()} {text!r} {number:>5} {seq[0]} {value.real} {{literal}}",
+     dict(called=lambda: "called", text="x", number=3, seq=[9], value=1.5)),
+    ("{width_from_a_field:{width}}", dict(width_from_a_field=3, width=5)),
+    ("a missing {field}", {}),
+    ("{value.method()}", dict(value=1)),
+    ("unbalanced {", {}),
+    (b"bytes {value}", dict(value=1)),
+    (None, {}),
+    ("", {}),
+]
+
+
+@pytest.mark.parametrize("fmt, fields", FORMATS)
+def test_event_message_is_twisteds_text(fmt, fields):
+    from twisted.logger import formatEvent
+
+    event = dict(fields, log_format=fmt, log_time=1796486400.25, log_namespace="dmgateway.test")
+    assert logs.event_message(event) == formatEvent(event)
+
+
+@pytest.mark.parametrize("fmt, fields", FORMATS)
+def test_text_observer_writes_what_event_as_text_gives(fmt, fields):
+    from twisted.logger import eventAsText
+
+    event = dict(fields, log_format=fmt, log_time=1796486400.25, log_namespace="dmgateway.test")
+    stream = io.StringIO()
+    logs.TextObserver(stream)(event)
+    assert stream.getvalue() == eventAsText(event, includeSystem=False) + "\n"
+
+
+@pytest.mark.parametrize("when", [1796486400.0, 1796486400.5, 1796486400.9999994, 1796486400.9999996, 0.0, None])
+def test_seconds_cache_is_twisteds_format_time(when):
+    from twisted.logger import formatTime
+
+    cache = logs._SecondsCache()
+    assert cache(when) == formatTime(when)
+    assert cache(when) == formatTime(when)  # the cached text
+
+
+def test_json_time_has_microseconds_in_utc():
+    assert logs._iso_time(1796486400.123456) == "2026-12-05T16:00:00.123456Z"
+    assert logs._iso_time(0.0) == "1970-01-01T00:00:00.000000Z"

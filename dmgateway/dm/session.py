@@ -65,6 +65,7 @@ class _Turn:
 
     msg: sm.SyncML
     body: bytes
+    digest: Optional[bytes]  # of body (None: not computed yet)
     effects: List[Effect] = field(default_factory=list)
     hdr_status: Optional[sm.Status] = None
     next_alert: bool = False  # the reply asks for the client's next message (1222)
@@ -163,8 +164,11 @@ class ServerSession(ClientCommands, ServerCommands):
         effects = self._end_effects(reason_code, message, _JOB_ERRORS.get(reason_code, reason_code))
         return effects
 
-    def handle(self, msg, *, body, hmac_header=None):
-        """The reply to one client message and the effects it has."""
+    def handle(self, msg, *, body, hmac_header=None, digest=None):
+        """The reply to one client message and the effects it has.
+
+        ``digest`` is the SHA-256 of ``body``, if the caller has it already.
+        """
         if self.finished:
             raise SessionError("the session is over")
         if not isinstance(msg, sm.SyncML):
@@ -174,7 +178,7 @@ class ServerSession(ClientCommands, ServerCommands):
         if last is not None and last[0] == hdr.msg_id and last[1] == _digest(body):
             cached = self._last[2]  # the client did not get our reply: send it again
             return Outcome(cached.reply, cached.hmac_header, [], cached.finished, cached.body)
-        turn = _Turn(msg, body)
+        turn = _Turn(msg, body, digest)
         if msg.unknown:  # kept out of the model by the codec: said once per message
             turn.effects.append(InputIgnored("elements not understood, ignored: %s" % (
                 ", ".join(msg.unknown),)))
@@ -340,7 +344,8 @@ class ServerSession(ClientCommands, ServerCommands):
         result = Outcome(reply, signature, turn.effects, self.finished, body)
         # a digest, not the body: a session waiting for its device (after a
         # 401, say) must not hold a message of up to max_body bytes
-        self._last = (turn.msg.hdr.msg_id, _digest(turn.body), result)
+        digest = turn.digest if turn.digest is not None else _digest(turn.body)
+        self._last = (turn.msg.hdr.msg_id, digest, result)
         return result
 
     def _end_effects(self, outcome, reason, job_code):

@@ -119,6 +119,7 @@ class ServerAuth:
         self.failures = 0
         self._unpersisted = False
         self._challenges_told = set()  # schemes of device challenges we cannot answer
+        self._cred = None  # (server nonce, the Cred made with it): a digest per nonce, not per message
 
     @property
     def signs(self):
@@ -130,8 +131,10 @@ class ServerAuth:
             return None, self.device.server.name
         if self.accepted:
             return None, None
-        cred = server_cred(self.device.server, self.device.server_nonce)
-        return cred, self.device.server.name if self.scheme == "md5" else None
+        nonce = self.device.server_nonce
+        if self._cred is None or self._cred[0] != nonce:
+            self._cred = (nonce, server_cred(self.device.server, nonce))
+        return self._cred[1], self.device.server.name if self.scheme == "md5" else None
 
     def sign(self, body):
         return server_hmac_header(self.device.server, self.device.server_nonce, body)
