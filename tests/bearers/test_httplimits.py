@@ -2,7 +2,6 @@
 deadline, the per-address connection cap, the pre-authentication counts
 handed to the dispatcher; a real HTTPChannel on StringTransport and Clock."""
 
-import os
 import shutil
 import tempfile
 from types import SimpleNamespace
@@ -267,8 +266,8 @@ class HttpsListenerTests(SynchronousTestCase):
     def https(self, endpoint):
         from tests.interop.test_https import make_certificate
 
-        directory = tempfile.mkdtemp(prefix="dmgw-https-")
-        self.addCleanup(shutil.rmtree, directory, True)
+        directory = tempfile.mkdtemp()  # (not mktemp(): that is under the working directory)
+        self.addCleanup(shutil.rmtree, directory)
         key_path, cert_path = make_certificate(directory)
         return SimpleNamespace(endpoint=endpoint % (key_path, cert_path), min_tls="1.2", client_ca="",
                                ciphers="ECDHE+AESGCM", backlog=50, **{k: v for k, v in vars(LISTENER).items()
