@@ -14,7 +14,8 @@ running total passes the limit: an oversized body is never buffered.
 from twisted.internet import endpoints
 from twisted.logger import Logger
 
-from dmgateway.bearers.dmhttp import DMSite, header_name, header_value, response, when_answered
+from dmgateway.bearers.dmhttp import DMSite, when_answered
+from dmgateway.bearers.http1 import header_name, header_value, response
 from dmgateway.bearers.httplimits import MessageLimits
 from dmgateway.endpoints import split_endpoint
 

@@ -11,7 +11,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from dmgateway.bearers import dmhttp
+from dmgateway.bearers import dmhttp, http1
 from dmgateway.bearers.http import dm_site
 from dmgateway.dispatch import DMReply
 from tests.bearers.test_http import FakeDispatcher, post
@@ -141,11 +141,11 @@ class MalformedTests(Base):
 
 class HeaderLimitTests(Base):
     def test_header_flood_is_refused(self):
-        headers = b"".join(b"X-H%d: v\r\n" % (i,) for i in range(dmhttp.MAX_HEADERS))
+        headers = b"".join(b"X-H%d: v\r\n" % (i,) for i in range(http1.MAX_HEADERS))
         self.assertBadRequest(HEAD + headers + b"Content-Length: 0\r\n\r\n")
 
     def test_many_headers_within_the_limit_are_served(self):
-        headers = b"".join(b"X-H%d: v\r\n" % (i,) for i in range(dmhttp.MAX_HEADERS - 3))
+        headers = b"".join(b"X-H%d: v\r\n" % (i,) for i in range(http1.MAX_HEADERS - 3))
         _protocol, transport = self.send(HEAD + headers + b"Content-Length: 0\r\n\r\n")
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 "), transport.value())
 
@@ -160,7 +160,7 @@ class HeaderLimitTests(Base):
         self.assertLessEqual(len(protocol._buf), 0)
 
     def test_head_over_the_limit_in_one_segment(self):
-        self.assertBadRequest(HEAD + b"X-Big: " + b"b" * dmhttp.MAX_HEAD + b"\r\nContent-Length: 0\r\n\r\n")
+        self.assertBadRequest(HEAD + b"X-Big: " + b"b" * http1.MAX_HEAD + b"\r\nContent-Length: 0\r\n\r\n")
 
     def test_huge_request_line(self):
         self.assertBadRequest(b"POST /" + b"d" * 20000 + b" HTTP/1.1\r\n\r\n")
@@ -408,15 +408,15 @@ class ParseHeadTests(SynchronousTestCase):
     """The pure part: bytes of a head -> request and framing, or BadRequest."""
 
     def test_framing(self):
-        request, length = dmhttp.parse_head(b"POST /dm?s=1 HTTP/1.1\r\nContent-Length: 12\r\nX-A:  b \t")
+        request, length = http1.parse_head(b"POST /dm?s=1 HTTP/1.1\r\nContent-Length: 12\r\nX-A:  b \t")
         self.assertEqual((request.method, request.path, length), (b"POST", b"/dm", 12))
         self.assertEqual(request.headers[b"x-a"], b"b")
         self.assertTrue(request.keep_alive)
-        request, length = dmhttp.parse_head(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: identity")
+        request, length = http1.parse_head(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: identity")
         self.assertEqual(length, 0)
-        request, length = dmhttp.parse_head(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: CHUNKED")
+        request, length = http1.parse_head(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: CHUNKED")
         self.assertIsNone(length)
-        request, _length = dmhttp.parse_head(b"POST /dm HTTP/1.0\r\nConnection: keep-alive")
+        request, _length = http1.parse_head(b"POST /dm HTTP/1.0\r\nConnection: keep-alive")
         self.assertFalse(request.keep_alive)
 
     def test_random_bytes_raise_only_bad_request(self):
@@ -427,6 +427,6 @@ class ParseHeadTests(SynchronousTestCase):
         for _ in range(3000):
             head = bytes(rng.choice(alphabet) for _ in range(rng.randrange(80)))
             try:
-                dmhttp.parse_head(head)
-            except dmhttp.BadRequest:
+                http1.parse_head(head)
+            except http1.BadRequest:
                 pass

@@ -1,0 +1,157 @@
+"""HTTP/1.x on the wire for the DM-2 listener: reading a request head, writing an answer.
+
+Pure functions and small classes, no I/O: :mod:`.dmhttp` drives them from
+its connection protocol.  The limits are at least twisted.web's (see
+:mod:`.dmhttp` for what is enforced and why).
+"""
+
+import re
+from urllib.parse import unquote_to_bytes
+
+from twisted.web.http import RESPONSES, datetimeToString
+
+#: bytes of request line plus headers (twisted.web: 16384)
+MAX_HEAD = 16384
+#: header lines in one request (twisted.web: 500)
+MAX_HEADERS = 100
+#: bytes of one chunk-size line with its extensions (twisted.web: 1024)
+MAX_CHUNK_LINE = 1024
+
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e]+) HTTP/1\.([01])\Z")
+HEADER_LINE = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*(.*?)[ \t]*\Z", re.S)
+_TOKEN = re.compile(_TCHAR + rb"+\Z")
+CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?\Z")
+
+
+class BadRequest(Exception):
+    """The bytes are not an HTTP/1.x request this server takes (answered 400)."""
+
+
+class TooLarge(Exception):
+    """The body is larger than ``max_body`` (answered 413)."""
+
+
+class Request:
+    """One request as read off the wire: what the DM resource needs of it."""
+
+    __slots__ = ("method", "target", "http10", "headers", "body", "keep_alive")
+
+    def __init__(self, method, target, http10, headers):
+        self.method = method
+        self.target = target
+        self.http10 = http10
+        self.headers = headers  # lower-case name -> value (the last one of a name)
+        self.body = b""
+        connection = headers.get(b"connection")
+        self.keep_alive = not http10 and not (connection and b"close" in _tokens(connection))
+
+    @property
+    def path(self):
+        return self.target.split(b"?", 1)[0]
+
+    def query_value(self, name):
+        """The first value of query parameter ``name`` (bytes, unquoted), None without one."""
+        target = self.target
+        mark = target.find(b"?")
+        if mark < 0:
+            return None
+        for part in target[mark + 1:].split(b"&"):
+            key, eq, value = part.partition(b"=")
+            if b"%" in key or b"+" in key:
+                key = unquote_to_bytes(key.replace(b"+", b" "))
+            if key == name:
+                if b"%" in value or b"+" in value:
+                    value = unquote_to_bytes(value.replace(b"+", b" "))
+                return value
+        return None
+
+
+def _tokens(value):
+    return [t.strip(b" \t").lower() for t in value.split(b",")]
+
+
+def parse_head(head):
+    """``Request`` of the bytes before the empty line (CRLF line ends), or ``BadRequest``.
+
+    The body framing is read from the headers: ``(request, length)`` where
+    ``length`` is the ``Content-Length`` (0 without one) or None for chunked.
+    """
+    lines = head.split(b"\r\n")
+    if b"\x00" in head or head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        raise BadRequest("NUL or bare CR/LF")
+    if len(lines) - 1 > MAX_HEADERS:
+        raise BadRequest("too many headers")
+    match = _REQUEST_LINE.match(lines[0])
+    if match is None:
+        raise BadRequest("request line")
+    method, target, minor = match.groups()
+    headers = {}
+    length = 0
+    framed = False
+    for line in lines[1:]:
+        header = HEADER_LINE.match(line)
+        if header is None:
+            raise BadRequest("header line")  # also a folded (obsolete) line
+        name, value = header.groups()
+        name = name.lower()
+        if name == b"content-length":
+            if framed or not value.isdigit():
+                raise BadRequest("Content-Length")
+            framed, length = True, int(value)
+        elif name == b"transfer-encoding":
+            coding = value.lower()
+            if coding == b"identity":
+                continue
+            if framed or coding != b"chunked" or minor == b"0":
+                raise BadRequest("Transfer-Encoding")
+            framed, length = True, None
+        headers[name] = value
+    return Request(method, target, minor == b"0", headers), length
+
+
+class DateHeader:
+    """The ``Date`` header's value, made once a second."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.second = None
+        self.text = b""
+
+    def __call__(self):
+        second = int(self.clock.seconds())
+        if second != self.second:
+            self.second, self.text = second, datetimeToString(second)
+        return self.text
+
+
+_NAMES = {}  # header name (str) -> canonical bytes, for the few names replies carry
+
+
+def header_name(name):
+    """``x-syncml-hmac`` -> ``X-Syncml-Hmac`` (as twisted.web writes names); a non-token is a ValueError."""
+    canonical = _NAMES.get(name)
+    if canonical is None:
+        raw = name.encode("ascii")
+        if _TOKEN.match(raw) is None:
+            raise ValueError("not a header name: %r" % (name,))
+        canonical = b"-".join(part.capitalize() for part in raw.split(b"-"))
+        if len(_NAMES) < 256:
+            _NAMES[name] = canonical
+    return canonical
+
+
+def header_value(value, encoding="utf-8"):
+    """The bytes of a header value; CR and LF become spaces (never a header injection)."""
+    raw = value.encode(encoding)
+    if b"\r" in raw or b"\n" in raw:
+        raw = raw.replace(b"\r\n", b" ").replace(b"\r", b" ").replace(b"\n", b" ")
+    return raw
+
+
+def response(code, content_type, body, date, extra=b"", http10=False, close=False, head_only=False):
+    """The bytes of one whole answer."""
+    reason = RESPONSES.get(code, b"Unknown Status")
+    return b"%s %d %s\r\nDate: %s\r\nContent-Type: %s\r\n%s%sContent-Length: %d\r\n\r\n%s" % (
+        b"HTTP/1.0" if http10 else b"HTTP/1.1", code, reason, date, content_type, extra,
+        b"Connection: close\r\n" if close and not http10 else b"", len(body), b"" if head_only else body)
