@@ -21,6 +21,7 @@ TLS link between the two servers and are never logged.
 
 import os
 import re
+from xml.parsers import expat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -129,6 +130,41 @@ def schema():
     return _SCHEMA
 
 
+_VOCABULARY = None  # every name the schema declares (elements, attributes, types)
+
+
+def _vocabulary():
+    global _VOCABULARY
+    if _VOCABULARY is None:
+        with open(_SCHEMA_PATH, encoding="utf-8") as f:
+            _VOCABULARY = frozenset(re.findall(r'name="([^"]+)"', f.read()))
+    return _VOCABULARY
+
+
+def _check_names(body):
+    """Refuse a message naming an element or attribute the schema does not know.
+
+    libxml2 keeps every name it has parsed for the life of the process: a
+    peer inventing names would grow our memory with each message.  This
+    first pass runs on expat, whose names die with its parser, so only the
+    schema's own (finite) names ever reach lxml.
+    """
+    known = _vocabulary()
+    parser = expat.ParserCreate(namespace_separator=" ")
+
+    def start(name, attrs):
+        for qualified in (name, *attrs):
+            uri, _, local = qualified.rpartition(" ")
+            if local not in known or uri not in ("", NAMESPACE):
+                raise MessageError("does not match delegation schema 1: unknown name %r" % (local[:64],))
+
+    parser.StartElementHandler = start
+    try:
+        parser.Parse(bytes(body), True)
+    except expat.ExpatError as e:
+        raise MessageError("not well-formed XML: %s" % (e,)) from None
+
+
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
                           dtd_validation=False, huge_tree=False, remove_comments=True)
 
@@ -141,6 +177,7 @@ def parse(body):
         raise MessageError("message larger than %d bytes" % (MAX_SIZE,))
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise MessageError("DTDs and entities are not allowed")
+    _check_names(body)
     try:
         root = etree.fromstring(bytes(body), _PARSER)
     except etree.XMLSyntaxError as e:

@@ -97,3 +97,19 @@ def test_delegated_acl():
         "Add=dms-a+dms-b&Delete=dms-a+dms-b&Exec=dms-a+dms-b&Get=*&Replace=dms-a+dms-b"
     assert delegated_acl("", "dms-a", "dms-b", "full").count("dms-b") == 5
     assert delegated_acl("not an acl", "dms-a", "dms-b", "full").count("dms-b") == 5
+
+
+def test_names_outside_the_schema_never_reach_lxml(monkeypatch):
+    # libxml2 keeps every name it parses for good: invented names are refused
+    # by the expat pre-pass, before lxml could keep them
+    def no_lxml(*args, **kwargs):
+        raise AssertionError("lxml parsed a document with unknown names")
+
+    monkeypatch.setattr(m.etree, "fromstring", no_lxml)
+    for body in (
+        b"<DelegationRequest xmlns='urn:dmgateway:delegation:1' version='1.0'><Invented1/></DelegationRequest>",
+        b"<DelegationRequest xmlns='urn:dmgateway:delegation:1' version='1.0' invented2='x'/>",
+        b"<DelegationRequest xmlns='urn:other' version='1.0'/>",
+    ):
+        with pytest.raises(m.MessageError, match="unknown name"):
+            m.parse(body)
