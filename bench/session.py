@@ -25,7 +25,7 @@ transaction (WAL, synchronous=normal, as the gateway's store) and encoding
 the gateway's two replies.  The gateway's CPU over the floor is what the
 daemon adds (HTTP, store round trips, the session engine, logging).
 
-    .venv/bin/python bench/session.py [--devices 100] [--concurrency 1,16] [--runs 3]
+    .venv/bin/python bench/session.py [--devices 100] [--concurrency 1,16] [--runs 3] [--logger twistd]
 """
 
 import argparse
@@ -239,9 +239,11 @@ async def main(args):
     cells = [(encoding, c) for encoding in ("xml", "wbxml") for c in concurrencies]
     workdir = tempfile.mkdtemp(prefix="dmgw-bench-")
     daemon = Daemon(workdir)
+    if args.logger != "twistd":
+        daemon.twistd_options = ["--logger=" + args.logger]
     if args.profile:
         # cProfile sees the reactor thread only; store calls on the pool show as waits.
-        daemon.twistd_options = ["--profile=" + os.path.abspath(args.profile), "--profiler=cprofile", "--savestats"]
+        daemon.twistd_options += ["--profile=" + os.path.abspath(args.profile), "--profiler=cprofile", "--savestats"]
     daemon.start()
     port = free_port()
     echo = subprocess.Popen([sys.executable, "-c", ECHO, str(port)], stdout=subprocess.PIPE)
@@ -298,6 +300,10 @@ if __name__ == "__main__":
     parser.add_argument("--devices", type=int, default=100, help="sessions per cell and run")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated concurrencies")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--logger", default="dmgateway.logs.json_observer",
+        help="twistd --logger the daemon runs with: by default the shipped systemd unit's "
+             "(conf/dmgateway.service); 'twistd' for twistd's own text observer")
     parser.add_argument("--profile", help="write the daemon's cProfile stats to this file (CPU figures then mean little)")
     options = parser.parse_args()
     task.react(lambda _reactor: defer.ensureDeferred(main(options)))
