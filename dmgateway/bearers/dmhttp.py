@@ -34,7 +34,6 @@ protocol) and the request-metrics hook work as they did with
 :class:`~dmgateway.bearers.httplimits.GuardedChannel`.
 """
 
-from collections import Counter
 
 from twisted.internet import defer, interfaces, protocol
 from twisted.logger import Logger
@@ -51,7 +50,7 @@ from dmgateway.bearers.http1 import (
     parse_head,
     response,
 )
-from dmgateway.bearers.httplimits import _BUSY, _Busy, _canned
+from dmgateway.bearers.httplimits import _BUSY, PeerCap, _canned
 
 log = Logger(namespace="dmgateway.http")
 
@@ -425,17 +424,13 @@ class DMChannel(protocol.Protocol):
             self._aborter = self.site.reactor.callLater(5, self._abort)
 
 
-class DMSite(protocol.Factory):
+class DMSite(PeerCap, protocol.Factory):
     """The DM-2 listener's factory: connections of :class:`DMChannel`, capped per address."""
 
     noisy = False
     timeOut = 60 * 60 * 12  # the deadline of a listener without ``read_timeout`` (twisted.web's idle time)
     read_timeout = None
-    max_connections_per_peer = None
     max_body = 65536
-    #: the listener speaks the PROXY protocol (``haproxy:`` endpoint): the
-    #: cap is applied to the header's source once it is read
-    proxied = False
     listener_name = "dm"
     on_request = None  # (listener, status, seconds) per answered request (tap.instrument)
 
@@ -444,29 +439,12 @@ class DMSite(protocol.Factory):
             from twisted.internet import reactor
         self.resource = resource
         self.reactor = reactor
-        self.connections = Counter()  # open connections by peer address
-        self.refused = 0
+        PeerCap.__init__(self)
         self.date = DateHeader(reactor)
 
-    def over_cap(self, host):
-        """Whether one more connection from ``host`` is over the cap (then counted as refused)."""
-        cap = self.max_connections_per_peer
-        if not (cap and host is not None and self.connections[host] >= cap):
-            return False
-        self.refused += 1
-        if self.refused == 1 or self.refused % 1000 == 0:
-            log.warn(
-                "refused a connection from {peer}: {cap} already open ({refused} refused so far)",
-                peer=host,
-                cap=cap,
-                refused=self.refused,
-            )
-        return True
-
     def buildProtocol(self, addr):
-        if not self.proxied and self.over_cap(getattr(addr, "host", None)):
-            busy = _Busy()
-            busy.factory = self
+        busy = self.busy(addr)
+        if busy is not None:
             return busy
         channel = DMChannel(self)
         channel.factory = self

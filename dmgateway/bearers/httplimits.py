@@ -189,23 +189,22 @@ class _Busy(protocol.Protocol):
         self.transport.loseConnection()
 
 
-class PeerCappedSite(server.Site):
-    """A ``Site`` of :class:`GuardedChannel` with a per-address connection cap."""
+class PeerCap:
+    """The per-address connection cap of a listening factory.
 
-    read_timeout = None
+    The factory keeps ``connections`` (open connections by address, counted
+    by its protocol) and sets ``max_connections_per_peer`` (None: no cap).
+    """
+
     max_connections_per_peer = None
     #: the listener speaks the PROXY protocol (``haproxy:`` endpoint): the
     #: address a connection is accepted from is the proxy's, so the cap is
-    #: applied to the header's source once it is read (GuardedChannel)
+    #: applied to the header's source once it is read (by the protocol)
     proxied = False
 
-    def __init__(self, resource, **kwargs):
-        super().__init__(resource, **kwargs)
+    def __init__(self):
         self.connections = Counter()  # open connections by peer address
         self.refused = 0
-
-    def protocol(self):
-        return http._GenericHTTPChannelProtocol(GuardedChannel())
 
     def over_cap(self, host):
         """Whether one more connection from ``host`` is over the cap (then counted as refused)."""
@@ -222,9 +221,26 @@ class PeerCappedSite(server.Site):
             )
         return True
 
+    def busy(self, addr):
+        """A protocol answering 503 when a connection from ``addr`` is over the cap, else None."""
+        if self.proxied or not self.over_cap(getattr(addr, "host", None)):
+            return None
+        busy = _Busy()
+        busy.factory = self
+        return busy
+
+
+class PeerCappedSite(PeerCap, server.Site):
+    """A ``Site`` of :class:`GuardedChannel` with a per-address connection cap."""
+
+    read_timeout = None
+
+    def __init__(self, resource, **kwargs):
+        server.Site.__init__(self, resource, **kwargs)
+        PeerCap.__init__(self)
+
+    def protocol(self):
+        return http._GenericHTTPChannelProtocol(GuardedChannel())
+
     def buildProtocol(self, addr):
-        if not self.proxied and self.over_cap(getattr(addr, "host", None)):
-            busy = _Busy()
-            busy.factory = self
-            return busy
-        return super().buildProtocol(addr)
+        return self.busy(addr) or super().buildProtocol(addr)
