@@ -34,7 +34,6 @@ protocol) and the request-metrics hook work as they did with
 :class:`~dmgateway.bearers.httplimits.GuardedChannel`.
 """
 
-
 from twisted.internet import defer, interfaces, protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure

@@ -6,6 +6,7 @@ the caller), the REST API over urllib, and a synchronous loop that runs a
 :class:`dmgateway.client.ClientSession` over real HTTP.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -27,6 +28,39 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def haproxy(config_text, workdir, listen=None):
+    """Debian ``haproxy`` running ``config_text`` (its log in ``workdir``), stopped on exit.
+
+    With ``listen`` (its front port), waits until HAProxy accepts there.
+    """
+    config = os.path.join(str(workdir), "haproxy.cfg")
+    with open(config, "w") as f:
+        f.write(config_text)
+    log_path = os.path.join(str(workdir), "haproxy.log")
+    with open(log_path, "wb") as log:
+        proxy = subprocess.Popen(["haproxy", "-db", "-f", config], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 10
+            while listen is not None:
+                try:
+                    socket.create_connection(("127.0.0.1", listen), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proxy.poll() is not None:
+                        with open(log_path) as f:
+                            raise RuntimeError("haproxy did not start: %s" % (f.read(),)) from None
+                    time.sleep(0.05)
+            yield proxy
+        finally:
+            proxy.terminate()
+            try:
+                proxy.wait(10)
+            except subprocess.TimeoutExpired:
+                proxy.kill()
+                proxy.wait(5)
 
 
 class Daemon:

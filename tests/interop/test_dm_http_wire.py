@@ -9,14 +9,13 @@ SyncML message: missing SyncHdr": that text says the body arrived whole.
 import os
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.interop.daemon import ROOT, Daemon, free_port
+from tests.interop.daemon import ROOT, Daemon, free_port, haproxy
 from tests.interop.test_https import client_context, make_certificate
 from tests.interop.test_proxy_protocol import HAPROXY
 
@@ -249,29 +248,10 @@ def proxied_https(tmp_path):
     gw._write_config()
     gw.start()
     listen = free_port()
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(HAPROXY.format(listen=listen, gateway=https_port))
-    log = open(tmp_path / "haproxy.log", "wb")
-    proxy = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", listen), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proxy.poll() is not None:
-                    raise RuntimeError("haproxy did not start: %s" % ((tmp_path / "haproxy.log").read_text(),))
-                time.sleep(0.05)
-        yield gw, listen
+        with haproxy(HAPROXY.format(listen=listen, gateway=https_port), tmp_path, listen):
+            yield gw, listen
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(10)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait(5)
-        log.close()
         gw.stop()
 
 

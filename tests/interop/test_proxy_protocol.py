@@ -9,12 +9,11 @@ Debian ``haproxy`` forwards TCP with ``send-proxy`` to the daemon's
 import os
 import shutil
 import socket
-import subprocess
 import time
 
 import pytest
 
-from tests.interop.daemon import Daemon, free_port
+from tests.interop.daemon import Daemon, free_port, haproxy
 
 HAPROXY = """global
     maxconn 100
@@ -41,29 +40,10 @@ def proxied_gateway(tmp_path):
                 "max_connections_per_peer = 1\n" % (daemon.http_port,))
     daemon.start()
     listen = free_port()
-    config = tmp_path / "haproxy.cfg"
-    config.write_text(HAPROXY.format(listen=listen, gateway=daemon.http_port))
-    log = open(tmp_path / "haproxy.log", "wb")
-    proxy = subprocess.Popen(["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", listen), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proxy.poll() is not None:
-                    raise RuntimeError("haproxy did not start: %s" % ((tmp_path / "haproxy.log").read_text(),))
-                time.sleep(0.05)
-        yield daemon, listen
+        with haproxy(HAPROXY.format(listen=listen, gateway=daemon.http_port), tmp_path, listen):
+            yield daemon, listen
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(10)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            proxy.wait(5)
-        log.close()
         daemon.stop()
 
 

@@ -14,22 +14,18 @@
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
-import urllib.parse
 from collections import Counter
 from contextlib import ExitStack
 
-import pytest
 from twisted.internet import defer, protocol, reactor, task
 from twisted.trial.unittest import SkipTest, TestCase
 from twisted.web import resource, server
-from zope.interface import implementer
 
 from dmgateway.client import fleet, sim
 from dmgateway.notify import sms
-from tests.interop.daemon import ROOT, Daemon, free_port
+from tests.interop.daemon import ROOT, Daemon, free_port, haproxy
 from tests.interop.test_smpp_simulator import SCRIPT, ensure_package
 from tests.pgharness import PostgresServer, PostgresUnavailable, require_postgres
 
@@ -176,22 +172,9 @@ class ScaleOutTests(TestCase):
         return nodes
 
     def start_haproxy(self, port, nodes):
-        path = os.path.join(self.workdir, "haproxy.cfg")
-        with open(path, "w") as f:
-            f.write(haproxy_config(port, nodes))
-        log = open(os.path.join(self.workdir, "haproxy.log"), "wb")
-        self.addCleanup(log.close)
-        proxy = subprocess.Popen(["haproxy", "-db", "-f", path], stdout=log, stderr=subprocess.STDOUT)
-
-        def stop_proxy():
-            proxy.terminate()
-            try:
-                proxy.wait(10)
-            except subprocess.TimeoutExpired:
-                proxy.kill()
-                proxy.wait(5)
-
-        self.addCleanup(stop_proxy)
+        running = haproxy(haproxy_config(port, nodes), self.workdir)
+        proxy = running.__enter__()
+        self.addCleanup(running.__exit__, None, None, None)
         return proxy
 
     @defer.inlineCallbacks
