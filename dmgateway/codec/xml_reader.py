@@ -417,7 +417,8 @@ def _single_byte(info):
     single = _SINGLE_BYTE.get(info.name)
     if single is None:  # one entry per codec Python has: bounded
         try:
-            single = len(bytes(range(256)).decode(info.name, "replace")) == 256
+            # each byte one character, escapes included (ISO-2022, HZ are stateful: not single-byte)
+            single = all(len(probe.decode(info.name, "replace")) == len(probe) for probe in _PROBES)
         except (UnicodeError, LookupError, ValueError):
             single = False
         _SINGLE_BYTE[info.name] = single
@@ -425,6 +426,7 @@ def _single_byte(info):
 
 
 _SINGLE_BYTE = {}
+_PROBES = (bytes(range(256)), b"\x1b$B$\"\x1b(B", b"~{VP~}")
 
 
 def _decode(data, encoding):
