@@ -77,7 +77,7 @@ class DMChannel(protocol.Protocol):
     _state = _HEAD
     _request = None  # the request whose body is being read
     _left = 0  # body bytes still to read (Content-Length) or of the current chunk
-    _parts = None  # the body read so far (chunked)
+    _parts = None  # the body read so far (chunked): one bytearray, not one object per (1-byte) chunk
     _total = 0  # chunked body bytes so far
     _chunk_state = 0  # 0: size line, 1: data, 2: CRLF after data, 3: trailers
     _trailer = 0  # trailer bytes so far
@@ -248,7 +248,7 @@ class DMChannel(protocol.Protocol):
             self.transport.write(_CONTINUE)
         self._request = request
         if length is None:
-            self._state, self._parts, self._total, self._chunk_state, self._trailer = _CHUNKED, [], 0, 0, 0
+            self._state, self._parts, self._total, self._chunk_state, self._trailer = _CHUNKED, bytearray(), 0, 0, 0
         elif length:
             self._state, self._left = _LENGTH, length
         else:
@@ -286,7 +286,7 @@ class DMChannel(protocol.Protocol):
                 self._chunk_state = 1 if size else 3
             elif state == 1:  # chunk data, taken as it comes
                 take = min(self._left, len(buf))
-                self._parts.append(bytes(buf[:take]))
+                self._parts += buf[:take]
                 del buf[:take]
                 self._left -= take
                 if self._left:
@@ -311,7 +311,7 @@ class DMChannel(protocol.Protocol):
                 line = bytes(buf[:eol])
                 del buf[:eol + 2]
                 if not line:
-                    self._request.body = b"".join(self._parts)
+                    self._request.body = bytes(self._parts)
                     self._parts = None
                     self._whole()
                     return True

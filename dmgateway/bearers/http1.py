@@ -19,7 +19,8 @@ MAX_CHUNK_LINE = 1024
 
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 _REQUEST_LINE = re.compile(rb"(" + _TCHAR + rb"+) ([\x21-\x7e]+) HTTP/1\.([01])\Z")
-HEADER_LINE = re.compile(rb"(" + _TCHAR + rb"+):[ \t]*(.*?)[ \t]*\Z", re.S)
+# the value is stripped of blanks by the caller: a lazy ``(.*?)[ \t]*\Z`` is quadratic in a run of blanks
+HEADER_LINE = re.compile(rb"(" + _TCHAR + rb"+):(.*)\Z", re.S)
 _TOKEN = re.compile(_TCHAR + rb"+\Z")
 CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?\Z")
 
@@ -94,11 +95,12 @@ def parse_head(head):
         if header is None:
             raise BadRequest("header line")  # also a folded (obsolete) line
         name, value = header.groups()
-        name = name.lower()
+        name, value = name.lower(), value.strip(b" \t")
         if name == b"content-length":
             if framed or not value.isdigit():
                 raise BadRequest("Content-Length")
-            framed, length = True, int(value)
+            digits = value.lstrip(b"0") or b"0"  # int() refuses over 4300 digits: any length past 18 is too large
+            framed, length = True, int(digits) if len(digits) <= 18 else 1 << 63
         elif name == b"transfer-encoding":
             coding = value.lower()
             if coding == b"identity":

@@ -33,6 +33,9 @@ text), comments and processing instructions (dropped).
 """
 
 import codecs
+import encodings
+import encodings.aliases
+import pkgutil
 import re
 from pyexpat import ExpatError, ParserCreate, XML_PARAM_ENTITY_PARSING_NEVER
 
@@ -373,6 +376,8 @@ def _transcoded(data):
     name = declared.group(1).decode("ascii").lower().replace("-", "_")
     if name in ("utf_8", "utf8", "iso_8859_1", "latin1", "us_ascii", "ascii"):
         return data, None
+    if not _known_codec(name):  # never asked of codecs.lookup (expat would ask it too)
+        raise XMLCodecError("not well-formed XML: unknown encoding %r" % (name[:40],))
     try:
         info = codecs.lookup(name)
     except LookupError:
@@ -382,6 +387,20 @@ def _transcoded(data):
     if _single_byte(info):
         return data, None  # expat maps single-byte sets itself
     return _decode(data, info.name)
+
+
+# the names the standard library's codecs are found under.  Python's encodings
+# package caches every name it was asked about, misses included, for the life of
+# the process: a declared name reaches codecs.lookup only if it is one of these,
+# spelled without stray punctuation (so its spellings are few)
+_CODEC_NAMES = frozenset(encodings.aliases.aliases) | frozenset(
+    module.name for module in pkgutil.iter_modules(encodings.__path__))
+
+
+def _known_codec(name):
+    """Whether ``name`` (lower case, ``_`` for ``-``) names a standard codec in a canonical spelling."""
+    norm = encodings.normalize_encoding(name)
+    return norm == name and (norm in _CODEC_NAMES or norm.replace(".", "_") in _CODEC_NAMES)
 
 
 # documents in UTF-32 and UTF-16, by their byte order mark or their '<?'
@@ -398,7 +417,8 @@ def _single_byte(info):
     single = _SINGLE_BYTE.get(info.name)
     if single is None:  # one entry per codec Python has: bounded
         try:
-            single = len(bytes(range(256)).decode(info.name, "replace")) == 256
+            # each byte one character, escapes included (ISO-2022, HZ are stateful: not single-byte)
+            single = all(len(probe.decode(info.name, "replace")) == len(probe) for probe in _PROBES)
         except (UnicodeError, LookupError, ValueError):
             single = False
         _SINGLE_BYTE[info.name] = single
@@ -406,6 +426,7 @@ def _single_byte(info):
 
 
 _SINGLE_BYTE = {}
+_PROBES = (bytes(range(256)), b"\x1b$B$\"\x1b(B", b"~{VP~}")
 
 
 def _decode(data, encoding):

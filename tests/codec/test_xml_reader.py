@@ -296,3 +296,30 @@ def test_process_wide_caches_stay_small():
     assert all(len(name) <= xml_reader._MAX_NAME_CHARS for name in xml_reader._NAMES)
     assert len(xml_reader._URIS) <= 256
     assert all(len(uri) <= xml_reader._MAX_NAME_CHARS for uri in xml_reader._URIS)
+
+
+def test_declared_encoding_names_do_not_grow_memory():
+    # Python's encodings package caches every name it is asked about, misses
+    # included, for the life of the process: a peer's made-up names (or
+    # variants of a real one) must never reach codecs.lookup
+    import encodings
+
+    before = len(encodings._cache)
+    for n in range(1, 50):
+        for name in (b"x%d%s" % (n, b"a" * 1000), b"cp1252" + b"-" * n, b"latin" + b"_" * (n + 1) + b"1"):
+            with pytest.raises(XMLCodecError, match="unknown encoding") as caught:
+                xml.parse(b'<?xml version="1.0" encoding="%s"?><SyncML/>' % (name,))
+            assert len(str(caught.value)) < 200
+    assert len(encodings._cache) - before < 5
+    assert xml.parse(b'<?xml version="1.0" encoding="Windows-1252"?><SyncML>\x80</SyncML>').text == "\u20ac"
+    assert xml.parse(b'<?xml version="1.0" encoding="Shift_JIS"?><SyncML>\x82\xa0</SyncML>').text == "\u3042"
+
+
+def test_stateful_encodings_are_decoded_by_python():
+    # ISO-2022-JP and HZ decode 256 single bytes to 256 characters, yet they
+    # are not single-byte sets: expat's byte-by-byte map read their escapes
+    # as characters and refused documents libxml2 read
+    for name, codec, text in (("ISO-2022-JP", "iso2022_jp", "\u3042"), ("HZ-GB-2312", "hz", "\u4e2d")):
+        data = ('<?xml version="1.0" encoding="%s"?><SyncML>%s</SyncML>' % (name, text)).encode(codec)
+        assert xml.parse(data).text == text
+        same(data)
