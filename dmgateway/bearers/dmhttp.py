@@ -49,7 +49,7 @@ from dmgateway.bearers.http1 import (
     parse_head,
     response,
 )
-from dmgateway.bearers.httplimits import _BUSY, PeerCap, _canned
+from dmgateway.bearers.httplimits import _BUSY, KnownAddresses, PeerCap, _canned
 
 log = Logger(namespace="dmgateway.http")
 
@@ -66,7 +66,7 @@ _TIMEOUT = _canned(408, b"Request Timeout", "request not received in time")
 _HEAD, _LENGTH, _CHUNKED, _CLOSED = range(4)
 
 
-class DMChannel(protocol.Protocol):
+class DMChannel(KnownAddresses, protocol.Protocol):
     """One connection of the DM-2 listener: reads requests, answers them in order.
 
     The read deadline is one timer per connection, not one per request:
@@ -92,9 +92,6 @@ class DMChannel(protocol.Protocol):
     _peer_host = None
     _uncounted = False
     _gone = False
-    _host = None
-    _peer = None
-    _peer_text = None
 
     def __init__(self, site):
         self.site = site
@@ -119,27 +116,6 @@ class DMChannel(protocol.Protocol):
         self._peer_host = getattr(peer, "host", None)
         if self._peer_host is not None:
             self.site.connections[self._peer_host] += 1
-
-    def getHost(self):
-        host = self._host
-        if host is None:
-            host = self._host = self.transport.getHost()
-        return host
-
-    def getPeer(self):
-        peer = self._peer
-        if peer is None:
-            peer = self._peer = self.transport.getPeer()
-        return peer
-
-    def peer_text(self):
-        """``host:port`` of the client, for logs (made once per connection)."""
-        text = self._peer_text
-        if text is None:
-            address = self.getPeer()
-            host, port = getattr(address, "host", address), getattr(address, "port", None)
-            text = self._peer_text = "%s:%s" % (host, port) if port is not None else str(host)
-        return text
 
     def connectionLost(self, reason=None):
         self._gone = True

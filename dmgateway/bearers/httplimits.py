@@ -38,7 +38,41 @@ def _canned(code, reason, text, extra=b""):
     ) + body
 
 
-class GuardedChannel(http.HTTPChannel):
+class KnownAddresses:
+    """A connection's addresses, read from the transport once.
+
+    The addresses of a connection do not change once its first bytes are in
+    (a PROXY header is read before any request): each request reads them
+    from here, not with a system call of its own.
+    """
+
+    _host = None
+    _peer = None
+    _peer_text = None
+
+    def getHost(self):
+        host = self._host
+        if host is None:
+            host = self._host = self.transport.getHost()
+        return host
+
+    def getPeer(self):
+        peer = self._peer
+        if peer is None:
+            peer = self._peer = self.transport.getPeer()
+        return peer
+
+    def peer_text(self):
+        """``host:port`` of the client, for logs (made once per connection)."""
+        text = self._peer_text
+        if text is None:
+            address = self.getPeer()
+            host, port = getattr(address, "host", address), getattr(address, "port", None)
+            text = self._peer_text = "%s:%s" % (host, port) if port is not None else str(host)
+        return text
+
+
+class GuardedChannel(KnownAddresses, http.HTTPChannel):
     """An HTTP/1.1 channel with a total deadline for reading each request.
 
     The deadline is one timer per connection, not one per request: between
@@ -53,9 +87,6 @@ class GuardedChannel(http.HTTPChannel):
     _peer_host = None
     _uncounted = False  # a PROXY-protocol connection not yet counted by its device's address
     _gone = False
-    _host = None
-    _peer = None
-    _peer_text = None
 
     def connectionMade(self):
         super().connectionMade()
@@ -84,31 +115,6 @@ class GuardedChannel(http.HTTPChannel):
                 return
             self._count(peer)
         super().dataReceived(data)
-
-    # The addresses of a connection do not change once its first bytes are in
-    # (a PROXY header is read before any request): each request reads them
-    # from here, not with a system call of its own.
-
-    def getHost(self):
-        host = self._host
-        if host is None:
-            host = self._host = self.transport.getHost()
-        return host
-
-    def getPeer(self):
-        peer = self._peer
-        if peer is None:
-            peer = self._peer = self.transport.getPeer()
-        return peer
-
-    def peer_text(self):
-        """``host:port`` of the client, for logs (made once per connection)."""
-        text = self._peer_text
-        if text is None:
-            address = self.getPeer()
-            host, port = getattr(address, "host", address), getattr(address, "port", None)
-            text = self._peer_text = "%s:%s" % (host, port) if port is not None else str(host)
-        return text
 
     def _arm(self):
         limit = getattr(self.site, "read_timeout", None)
