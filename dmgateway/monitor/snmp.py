@@ -186,7 +186,11 @@ class GatewayMib:
         return answer
 
     def write_variables(self, *var_binds, **context):
-        raise NotImplementedError("the dmgateway MIB is read-only")
+        """The MIB is read-only: a SET is answered notWritable for its first variable."""
+        from pysnmp.smi import error
+
+        name = var_binds[0][0] if var_binds else None
+        raise error.NotWritableError(name=name, idx=0)
 
 
 # -- the agent ---------------------------------------------------------------------
@@ -255,7 +259,9 @@ class SnmpAgent(service.Service):
         snmp_context.unregister_context_name(b"")
         snmp_context.register_context_name(b"", mib)
         snmp_context.register_context_name(CONTEXT.encode("ascii"), mib)
-        for responder in (cmdrsp.GetCommandResponder, cmdrsp.NextCommandResponder, cmdrsp.BulkCommandResponder):
+        # SET too, so that a manager trying one hears notWritable instead of nothing
+        for responder in (cmdrsp.GetCommandResponder, cmdrsp.NextCommandResponder, cmdrsp.BulkCommandResponder,
+                          cmdrsp.SetCommandResponder):
             responder(snmp, snmp_context)
         for interval, call in ((self.refresh_interval, self.refresh), (self.poll_interval, self.poll)):
             loop = task.LoopingCall(call)

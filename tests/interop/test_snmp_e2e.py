@@ -240,3 +240,23 @@ def test_snmpv3_config_problems_are_named(tmp_path):
     assert result.returncode == 2
     assert "v3_auth_key_file" in result.stderr and "shorter than 8" in result.stderr
     assert "v3_priv_key_file" in result.stderr and "needed with v3_user" in result.stderr
+
+
+def test_snmpset_is_refused_as_not_writable(tmp_path):
+    # the MIB is read-only: a SET gets an SNMP error answer at once (not a
+    # timeout, not a crash), and the agent keeps answering GETs
+    port = free_udp_port()
+    gw = Daemon(tmp_path, extra_ini={"snmp.ini": snmp_ini(port)})
+    gw.start()
+    try:
+        result = subprocess.run(
+            ["snmpset", "-v2c", "-c", COMMUNITY, "-t", "2", "-r", "0", *MIB, "127.0.0.1:%d" % port,
+             "DMGATEWAY-MIB::dmgwBearerName.1", "s", "x"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode != 0
+        assert "notWritable" in result.stderr, result.stderr
+        status, after = snmp("snmpget", port, "DMGATEWAY-MIB::dmgwSessionsStarted.0")
+        assert status == 0 and after == {"DMGATEWAY-MIB::dmgwSessionsStarted.0": "0"}
+    finally:
+        gw.stop()
