@@ -255,6 +255,7 @@ async def main(args):
         total = args.devices * len(cells) * args.runs
         print("provisioning %d devices with one job each ..." % (total,))
         provision(daemon, total)
+        print("measuring ...", flush=True)
         results = {cell: [] for cell in cells}
         floors = {}
         next_device = 0
