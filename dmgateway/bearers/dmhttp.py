@@ -5,7 +5,8 @@ twisted.web builds a dozen objects per request (Request, Headers, a body
 file, a transfer decoder, a producer dance per request) for that.  This
 module reads a request with a few ``find`` calls and two regular
 expressions, hands the body to the dispatcher and writes the answer with one
-``write``.  What it enforces is at least what twisted.web's ``HTTPChannel``
+``send`` on the socket when it can (:func:`send_now`: no round of the
+reactor per answer), through the transport otherwise.  What it enforces is at least what twisted.web's ``HTTPChannel``
 enforces, and stricter where that is cheap:
 
 * request line ``METHOD SP target SP HTTP/1.0|1.1`` (method a token, target
@@ -34,8 +35,9 @@ protocol) and the request-metrics hook work as they did with
 :class:`~dmgateway.bearers.httplimits.GuardedChannel`.
 """
 
-from twisted.internet import defer, interfaces, protocol
+from twisted.internet import defer, interfaces, protocol, tcp
 from twisted.logger import Logger
+from twisted.protocols.haproxy._wrapper import HAProxyProtocolWrapper
 from twisted.python.failure import Failure
 
 from dmgateway.bearers.http1 import (
@@ -64,6 +66,35 @@ _TIMEOUT = _canned(408, b"Request Timeout", "request not received in time")
 
 # reading states
 _HEAD, _LENGTH, _CHUNKED, _CLOSED = range(4)
+
+
+def send_now(transport, data):
+    """Write ``data`` to ``transport``, straight to its socket when that is safe.
+
+    ``transport.write`` only buffers: the reactor then watches the socket
+    for writing (one ``epoll_ctl``), sends on its next turn and stops
+    watching (another).  When the transport is a plain TCP connection
+    (not TLS; through a PROXY-protocol wrapper is fine, it only relays),
+    still open and with nothing buffered, the bytes are sent here with one
+    ``send`` and only what the kernel did not take is written through the
+    transport, so order, flow control and closing work as before.  A
+    socket error is left to the transport too: it meets it again on its
+    own send and loses the connection as it always did.
+    """
+    target = transport
+    if type(target) is HAProxyProtocolWrapper:
+        target = target.transport
+    if (type(target) is not tcp.Server or target.TLS or not target.connected or target.disconnecting
+            or target._aborting or target._writeDisconnected or target._writeDisconnecting
+            or target.dataBuffer or target._tempDataBuffer or target.producerPaused):
+        transport.write(data)
+        return
+    try:
+        sent = target.socket.send(data)
+    except OSError:  # EAGAIN, EINTR, or a real error the transport will meet and report
+        sent = 0
+    if sent < len(data):
+        transport.write(data[sent:] if sent else data)
 
 
 class DMChannel(KnownAddresses, protocol.Protocol):
@@ -315,7 +346,7 @@ class DMChannel(KnownAddresses, protocol.Protocol):
         if self._gone or not self._busy:
             return
         self._busy = False
-        self.transport.write(data)
+        send_now(self.transport, data)
         if not request.keep_alive:
             self._state = _CLOSED
             self._lose()

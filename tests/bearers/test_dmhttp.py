@@ -1,14 +1,20 @@
 """The DM-2 listener's own HTTP/1.1 server (dmhttp) under hostile and unusual
 input: framing, limits, pipelining, 100-continue, HTTP/1.0, flow control;
-in memory on StringTransport and Clock."""
+in memory on StringTransport and Clock; the direct write of answers on real
+loopback sockets driven by hand (no reactor runs, no time passes)."""
 
+import shutil
+import socket
+import ssl as ssl_module
+import tempfile
 from types import SimpleNamespace
 
-from twisted.internet import defer
+from twisted.internet import defer, error, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from dmgateway.bearers import dmhttp, http1
@@ -467,3 +473,247 @@ class ParseHeadTests(SynchronousTestCase):
                 http1.parse_head(head)
             except http1.BadRequest:
                 pass
+
+
+class Loopback:
+    """A real TCP connection on 127.0.0.1 whose server side is Twisted's own
+    ``tcp.Server`` on a ``MemoryReactor``: the test turns the reactor's
+    crank (``doRead``/``doWrite``) itself, so what reaches the socket and
+    what waits for the reactor can both be seen."""
+
+    def __init__(self, case, protocol, buffer_size=None):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        self.peer = socket.socket()
+        if buffer_size:  # small kernel buffers: a large answer cannot go out in one send
+            self.peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+        self.peer.connect(listener.getsockname())
+        sock, client = listener.accept()
+        listener.close()
+        if buffer_size:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_size)
+        sock.setblocking(False)
+        self.peer.setblocking(False)
+        self.reactor = MemoryReactor()
+        self.transport = tcp.Server(sock, protocol, client, None, 1, self.reactor)
+        protocol.makeConnection(self.transport)
+        self.lost = []
+        case.addCleanup(self.close)
+
+    def close(self):
+        self.peer.close()
+        if hasattr(self.transport, "socket"):
+            self.transport.socket.close()
+
+    def waiting(self):
+        """Whether the transport waits for the reactor to write for it."""
+        return self.transport in self.reactor.getWriters()
+
+    def read(self):
+        """The server's side of the exchange: what the socket holds, handed to the protocol."""
+        why = self.transport.doRead()
+        if why:
+            self.transport.connectionLost(Failure(why))
+
+    def received(self, until_closed=False):
+        """What the peer receives while the reactor writes what the transport holds."""
+        got = bytearray()
+        for _ in range(100000):
+            if self.waiting():
+                why = self.transport.doWrite()
+                if why:
+                    self.lost.append(why)
+                    self.transport.connectionLost(Failure(why))
+            try:
+                chunk = self.peer.recv(1 << 20)
+            except BlockingIOError:
+                if not self.waiting() and not until_closed:
+                    return bytes(got)
+                continue
+            if not chunk:
+                return bytes(got)
+            got += chunk
+        raise AssertionError("the exchange did not end")
+
+
+class LargeReplyDispatcher(FakeDispatcher):
+    """Answers each request with a large body of one repeated byte, the next byte each time."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def handle_dm(self, body, **kwargs):
+        self.calls.append(dict(body=body, **kwargs))
+        fill = b"%c" % (ord("a") + len(self.calls) - 1,)
+        return defer.succeed(DMReply(200, "application/vnd.syncml.dm+xml", fill * self.size, {}))
+
+
+def tls_read(client):
+    """The application bytes a TLS client (``SSLObject``) has in hand."""
+    data = b""
+    for _ in range(5):  # a session ticket read is a read that returns nothing yet
+        try:
+            data += client.read(65536)
+        except ssl_module.SSLWantReadError:
+            pass
+    return data
+
+
+class DirectWriteTests(Base):
+    """An answer goes straight to the socket when the transport holds nothing;
+    what the kernel does not take, and any other transport, go the usual way."""
+
+    def channel(self, buffer_size=None):
+        protocol = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        return protocol, Loopback(self, protocol, buffer_size)
+
+    def test_an_answer_goes_out_without_the_reactor(self):
+        _protocol, wire = self.channel()
+        wire.peer.sendall(post() + post())
+        wire.read()
+        self.assertFalse(wire.waiting())  # nothing left for the reactor: no epoll registration
+        out = wire.peer.recv(65536)
+        self.assertEqual(out.count(b"HTTP/1.1 200 OK\r\n"), 2, out)
+        self.assertEqual(len(self.dispatcher.calls), 2)
+        self.assertFalse(wire.transport.disconnecting)
+
+    def test_a_partial_send_leaves_the_rest_to_the_transport_in_order(self):
+        _protocol, wire = self.channel(buffer_size=4096)
+        data = bytes(range(256)) * 8192  # 2 MiB: more than the kernel takes at once
+        dmhttp.send_now(wire.transport, data)
+        self.assertTrue(wire.waiting())
+        self.assertLess(wire.transport._tempDataLen, len(data))  # a part went out at once
+        self.assertEqual(wire.received(), data)
+        self.assertFalse(wire.waiting())
+
+    def test_a_full_socket_leaves_it_all_to_the_transport(self):
+        _protocol, wire = self.channel(buffer_size=4096)
+        filled = bytearray()
+        try:
+            while True:
+                filled += b"f" * wire.transport.socket.send(b"f" * 65536)
+        except BlockingIOError:
+            pass
+        dmhttp.send_now(wire.transport, b"the answer")
+        self.assertEqual(wire.transport._tempDataBuffer, [b"the answer"])
+        self.assertTrue(wire.waiting())
+        self.assertEqual(wire.received(), bytes(filled) + b"the answer")
+
+    def test_a_socket_error_is_met_by_the_transport_as_before(self):
+        _protocol, wire = self.channel()
+        wire.transport.socket.shutdown(socket.SHUT_WR)  # any send now fails (EPIPE)
+        dmhttp.send_now(wire.transport, b"the answer")
+        self.assertEqual(wire.transport._tempDataBuffer, [b"the answer"])
+        self.assertTrue(wire.waiting())
+        wire.received()
+        self.assertEqual(len(wire.lost), 1)
+        self.assertIsInstance(wire.lost[0], error.ConnectionLost)
+        self.assertTrue(wire.transport.disconnected)
+
+    def test_nothing_jumps_ahead_of_bytes_the_transport_holds(self):
+        _protocol, wire = self.channel()
+        wire.transport.write(b"first ")
+        dmhttp.send_now(wire.transport, b"second")
+        self.assertEqual(wire.transport._tempDataBuffer, [b"first ", b"second"])
+        self.assertEqual(wire.received(), b"first second")
+
+    def test_a_closing_transport_is_left_alone(self):
+        _protocol, wire = self.channel()
+        wire.transport.loseConnection()
+        dmhttp.send_now(wire.transport, b"late")
+        self.assertEqual(wire.transport._tempDataBuffer, [b"late"])  # the transport's, as before
+        self.assertEqual(wire.received(until_closed=True), b"late")  # out, then closed
+        self.assertTrue(wire.transport.disconnected)
+
+    def test_connection_close_still_closes_once_the_answer_is_out(self):
+        self.site.resource.__init__(LargeReplyDispatcher(1 << 20), "/dm")
+        _protocol, wire = self.channel(buffer_size=4096)
+        wire.peer.sendall(post(extra=b"Connection: close\r\n") + post())
+        wire.read()
+        self.assertTrue(wire.transport.disconnecting)
+        out = wire.received(until_closed=True)
+        head, body = out.split(b"\r\n\r\n", 1)
+        self.assertIn(b"Connection: close", head)
+        self.assertEqual(body, b"a" * (1 << 20))  # all of it, then the end of the stream
+        self.assertTrue(wire.transport.disconnected)
+        self.assertEqual(len(self.site.resource.dispatcher.calls), 1)
+
+    def test_a_small_answer_with_connection_close(self):
+        _protocol, wire = self.channel()
+        wire.peer.sendall(post(extra=b"Connection: close\r\n"))
+        wire.read()
+        out = wire.received(until_closed=True)
+        self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
+        self.assertTrue(out.endswith(b"\r\n\r\n<SyncML/>"), out)
+        self.assertTrue(wire.transport.disconnected)
+
+    def test_pipelined_requests_are_answered_in_order_through_partial_sends(self):
+        self.site.resource.__init__(LargeReplyDispatcher(300000), "/dm")
+        _protocol, wire = self.channel(buffer_size=4096)
+        wire.peer.sendall(post(extra=b"Expect: 100-continue\r\n") + post() + post())
+        wire.read()
+        out = wire.received()
+        self.assertTrue(out.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"), out[:80])
+        bodies = [part.split(b"\r\n\r\n", 1)[1] for part in out.split(b"HTTP/1.1 200 OK\r\n")[1:]]
+        self.assertEqual(bodies, [b"a" * 300000, b"b" * 300000, b"c" * 300000])
+
+    def test_through_the_proxy_protocol_wrapper(self):
+        from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
+
+        self.site.proxied = True
+        wrapping = HAProxyWrappingFactory(self.site)
+        wrapper = wrapping.buildProtocol(IPv4Address("TCP", "127.0.0.9", 40000))
+        wire = Loopback(self, wrapper)
+        wire.peer.sendall(b"PROXY TCP4 10.1.2.3 127.0.0.1 5555 8080\r\n" + post())
+        wire.read()
+        self.assertFalse(wire.waiting())
+        self.assertTrue(wire.peer.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertEqual(self.dispatcher.calls[0]["peer"], "10.1.2.3:5555")
+
+    def test_tls_is_written_through_the_tls_layer(self):
+        from twisted.internet import ssl
+        from twisted.protocols.tls import TLSMemoryBIOFactory
+
+        from tests.interop.test_https import make_certificate
+
+        directory = tempfile.mkdtemp()  # (not mktemp(): that is under the working directory)
+        self.addCleanup(shutil.rmtree, directory)
+        key_path, cert_path = make_certificate(directory)
+        with open(key_path, "rb") as key, open(cert_path, "rb") as cert:
+            options = ssl.PrivateCertificate.loadPEM(cert.read() + key.read()).options()
+        tls = TLSMemoryBIOFactory(options, False, self.site, clock=self.clock).buildProtocol(
+            IPv4Address("TCP", "127.0.0.1", 1))
+        wire = Loopback(self, tls)
+        context = ssl_module.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl_module.CERT_NONE
+        incoming, outgoing = ssl_module.MemoryBIO(), ssl_module.MemoryBIO()
+        client = context.wrap_bio(incoming, outgoing)
+        seen = bytearray()  # every byte the server puts on the wire
+
+        def exchange():
+            wire.peer.sendall(outgoing.read())
+            wire.read()
+            self.clock.advance(0)  # (the TLS layer gathers small writes for a turn of the reactor)
+            out = wire.received()
+            seen.extend(out)
+            incoming.write(out)
+
+        for _ in range(10):
+            try:
+                client.do_handshake()
+                break
+            except ssl_module.SSLWantReadError:
+                exchange()
+        exchange()  # the client's Finished, and the server's session tickets
+        client.write(post(body=b"<SyncML>secret</SyncML>"))
+        wire.peer.sendall(outgoing.read())
+        wire.read()
+        self.assertEqual(len(self.dispatcher.calls), 1)  # answered, yet nothing on the wire: TLS has it
+        self.assertEqual(wire.received(), b"")
+        exchange()
+        self.assertNotIn(b"HTTP/1.1", seen)
+        answer = tls_read(client)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer)
+        self.assertTrue(answer.endswith(b"\r\n\r\n<SyncML/>"), answer)
