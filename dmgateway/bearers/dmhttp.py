@@ -51,7 +51,7 @@ from dmgateway.bearers.http1 import (
     parse_head,
     response,
 )
-from dmgateway.bearers.httplimits import _BUSY, KnownAddresses, PeerCap, _canned
+from dmgateway.bearers.httplimits import _BUSY, KnownAddresses, PeerCap, ReadDeadline, _canned
 
 log = Logger(namespace="dmgateway.http")
 
@@ -97,12 +97,11 @@ def send_now(transport, data):
         transport.write(data[sent:] if sent else data)
 
 
-class DMChannel(KnownAddresses, protocol.Protocol):
+class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
     """One connection of the DM-2 listener: reads requests, answers them in order.
 
-    The read deadline is one timer per connection, not one per request:
-    between requests it is only moved (``_due``), and a timer that comes due
-    early waits again for the rest.
+    The read deadline (:class:`~dmgateway.bearers.httplimits.ReadDeadline`)
+    is one timer per connection, not one per request.
     """
 
     _state = _HEAD
@@ -117,12 +116,9 @@ class DMChannel(KnownAddresses, protocol.Protocol):
     _parsing = False
     _read_paused = False
     _write_paused = False
-    _timer = None
-    _due = None
     _aborter = None
     _peer_host = None
     _uncounted = False
-    _gone = False
 
     def __init__(self, site):
         self.site = site
@@ -151,11 +147,10 @@ class DMChannel(KnownAddresses, protocol.Protocol):
     def connectionLost(self, reason=None):
         self._gone = True
         self._state = _CLOSED
-        self._due = None
-        for timer in (self._timer, self._aborter):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self._timer = self._aborter = None
+        self._end_deadline()
+        if self._aborter is not None and self._aborter.active():
+            self._aborter.cancel()
+        self._aborter = None
         counts = self.site.connections
         if self._peer_host is not None:
             counts[self._peer_host] -= 1
@@ -400,27 +395,14 @@ class DMChannel(KnownAddresses, protocol.Protocol):
         if not self._gone:
             self.transport.abortConnection()
 
-    # -- read deadline ---------------------------------------------------------------
+    # -- read deadline (ReadDeadline) -------------------------------------------------
 
-    def _arm(self):
-        limit = self.site.read_timeout or self.site.timeOut
-        if limit and self._due is None:
-            self._due = self.site.reactor.seconds() + limit
-            if self._timer is None:
-                self._timer = self.site.reactor.callLater(limit, self._check)
+    def _read_limit(self):
+        return self.site.read_timeout or self.site.timeOut
 
-    def _check(self):
-        self._timer = None
-        due = self._due
-        if due is None or self._gone:
-            return
-        left = due - self.site.reactor.seconds()
-        if left > 0:  # armed again since the timer was set: wait for the rest
-            self._timer = self.site.reactor.callLater(left, self._check)
-            return
-        self._due = None
+    def _too_slow(self, limit):
         log.info("closed a connection from {peer}: no whole request within {limit} s",
-                 peer=self._peer_host, limit=self.site.read_timeout or self.site.timeOut)
+                 peer=self._peer_host, limit=limit)
         self._state = _CLOSED
         self.transport.write(_TIMEOUT)
         self._buf = bytearray()

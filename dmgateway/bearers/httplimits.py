@@ -72,21 +72,57 @@ class KnownAddresses:
         return text
 
 
-class GuardedChannel(KnownAddresses, http.HTTPChannel):
-    """An HTTP/1.1 channel with a total deadline for reading each request.
+class ReadDeadline:
+    """A total deadline for a connection's next request to arrive whole.
 
-    The deadline is one timer per connection, not one per request: between
-    requests it is only moved (``_due``), and a timer that comes due early
+    One timer per connection, not one per request: between requests the
+    deadline is only moved (``_due``), and a timer that comes due early
     waits again for the rest, so a request costs no timer of its own.
+    The channel provides ``site.reactor``, ``_read_limit()`` (seconds, or
+    None/0 for no deadline) and ``_too_slow(limit)``; it calls ``_arm()``
+    when a request may start, sets ``_due = None`` once one is whole and
+    calls ``_end_deadline()`` when the connection is gone.
     """
 
     _timer = None  # the connection's DelayedCall (None: none pending)
     _due = None  # when the request being read must be whole (None: none is)
-    _limit = None
+    _gone = False
+
+    def _arm(self):
+        limit = self._read_limit()
+        if limit and self._due is None:
+            clock = self.site.reactor
+            self._due = clock.seconds() + limit
+            if self._timer is None:
+                self._timer = clock.callLater(limit, self._check)
+
+    def _check(self):
+        self._timer = None
+        due = self._due
+        if due is None or self._gone:
+            return
+        clock = self.site.reactor
+        left = due - clock.seconds()
+        if left > 0:  # armed again since the timer was set: wait for the rest
+            self._timer = clock.callLater(left, self._check)
+            return
+        self._due = None
+        self._too_slow(self._read_limit())
+
+    def _end_deadline(self):
+        self._due = None
+        timer, self._timer = self._timer, None
+        if timer is not None and timer.active():
+            timer.cancel()
+
+
+class GuardedChannel(ReadDeadline, KnownAddresses, http.HTTPChannel):
+    """An HTTP/1.1 channel with a total deadline for reading each request
+    (:class:`ReadDeadline`, ``site.read_timeout``)."""
+
     _aborter = None
     _peer_host = None
     _uncounted = False  # a PROXY-protocol connection not yet counted by its device's address
-    _gone = False
 
     def connectionMade(self):
         super().connectionMade()
@@ -116,30 +152,11 @@ class GuardedChannel(KnownAddresses, http.HTTPChannel):
             self._count(peer)
         super().dataReceived(data)
 
-    def _arm(self):
-        limit = getattr(self.site, "read_timeout", None)
-        if limit and self._due is None:
-            self._limit = limit
-            self._due = self.site.reactor.seconds() + limit
-            if self._timer is None:
-                self._timer = self.callLater(limit, self._check)
-
-    def _disarm(self):
-        self._due = None  # the timer, if it comes, finds nothing due
-
-    def _check(self):
-        self._timer = None
-        due = self._due
-        if due is None or self._gone:
-            return
-        left = due - self.site.reactor.seconds()
-        if left > 0:  # armed again since the timer was set: wait for the rest
-            self._timer = self.callLater(left, self._check)
-            return
-        self._too_slow(self._limit)
+    def _read_limit(self):
+        return getattr(self.site, "read_timeout", None)
 
     def allContentReceived(self):
-        self._disarm()  # the request is in: the server's turn
+        self._due = None  # the request is in: the server's turn
         super().allContentReceived()
 
     def requestDone(self, request):
@@ -148,9 +165,6 @@ class GuardedChannel(KnownAddresses, http.HTTPChannel):
             self._arm()  # the next request has the same time to arrive whole
 
     def _too_slow(self, limit):
-        self._due = None
-        if self._gone:
-            return
         log.info(
             "closed a connection from {peer}: no whole request within {limit} s",
             peer=self._peer_host,
@@ -168,11 +182,7 @@ class GuardedChannel(KnownAddresses, http.HTTPChannel):
 
     def connectionLost(self, reason):
         self._gone = True
-        self._due = None
-        if self._timer is not None:
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
+        self._end_deadline()
         if self._aborter is not None and self._aborter.active():
             self._aborter.cancel()
         counts = getattr(self.site, "connections", None)
