@@ -68,6 +68,13 @@ _TIMEOUT = _canned(408, b"Request Timeout", "request not received in time")
 _HEAD, _LENGTH, _CHUNKED, _CLOSED = range(4)
 
 
+def _socket_of(transport):
+    """The ``tcp.Server`` under ``transport`` when bytes may go to its socket directly, else None."""
+    if type(transport) is HAProxyProtocolWrapper:
+        transport = transport.transport
+    return transport if type(transport) is tcp.Server else None
+
+
 def send_now(transport, data):
     """Write ``data`` to ``transport``, straight to its socket when that is safe.
 
@@ -81,10 +88,8 @@ def send_now(transport, data):
     socket error is left to the transport too: it meets it again on its
     own send and loses the connection as it always did.
     """
-    target = transport
-    if type(target) is HAProxyProtocolWrapper:
-        target = target.transport
-    if (type(target) is not tcp.Server or target.TLS or not target.connected or target.disconnecting
+    target = _socket_of(transport)
+    if (target is None or target.TLS or not target.connected or target.disconnecting
             or target._aborting or target._writeDisconnected or target._writeDisconnecting
             or target.dataBuffer or target._tempDataBuffer or target.producerPaused):
         transport.write(data)
@@ -119,6 +124,7 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
     _aborter = None
     _peer_host = None
     _uncounted = False
+    _out = None  # bytes written this turn of the reactor, sent at its end (plain TCP only)
 
     def __init__(self, site):
         self.site = site
@@ -147,6 +153,7 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
     def connectionLost(self, reason=None):
         self._gone = True
         self._state = _CLOSED
+        self._out = None
         self._end_deadline()
         if self._aborter is not None and self._aborter.active():
             self._aborter.cancel()
@@ -247,7 +254,7 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
             raise TooLarge()
         expect = request.headers.get(b"expect")
         if expect is not None and not request.http10 and expect.lower() == b"100-continue" and length != 0:
-            self.transport.write(_CONTINUE)
+            self._write(_CONTINUE)
         self._request = request
         if length is None:
             self._state, self._parts, self._total, self._chunk_state, self._trailer = _CHUNKED, bytearray(), 0, 0, 0
@@ -341,7 +348,7 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
         if self._gone or not self._busy:
             return
         self._busy = False
-        send_now(self.transport, data)
+        self._write(data)
         if not request.keep_alive:
             self._state = _CLOSED
             self._lose()
@@ -362,7 +369,7 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
         self._state = _CLOSED
         self._busy = False
         self._due = None
-        self.transport.write(data)
+        self._write(data)
         self._lose()
 
     def _refuse_body(self):
@@ -382,8 +389,32 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
         except Exception:
             return "?"
 
+    def _write(self, data):
+        """Write ``data`` in order after what this channel wrote before.
+
+        On plain TCP the bytes written in one turn of the reactor are sent
+        at its end (:meth:`DMSite.flush`), all answers of the turn one after
+        the other with :func:`send_now`: no reactor round per answer, and
+        the peers are woken once per turn, as when the reactor wrote them.
+        """
+        out = self._out
+        if out is not None:
+            out.append(data)
+        elif _socket_of(self.transport) is not None:
+            self._out = [data]
+            self.site.outbox(self)
+        else:
+            self.transport.write(data)
+
+    def _send(self):
+        """What this channel wrote in the turn goes out now."""
+        out, self._out = self._out, None
+        if out:
+            send_now(self.transport, out[0] if len(out) == 1 else b"".join(out))
+
     def _lose(self, after=ABORT_AFTER):
         """Close once the answer is out; a peer that does not read it cannot keep the socket."""
+        self._send()
         self._buf = bytearray()
         self.transport.unregisterProducer()
         self.transport.loseConnection()
@@ -404,12 +435,8 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
         log.info("closed a connection from {peer}: no whole request within {limit} s",
                  peer=self._peer_host, limit=limit)
         self._state = _CLOSED
-        self.transport.write(_TIMEOUT)
-        self._buf = bytearray()
-        self.transport.unregisterProducer()
-        self.transport.loseConnection()
-        if not self._gone:
-            self._aborter = self.site.reactor.callLater(5, self._abort)
+        self._write(_TIMEOUT)
+        self._lose(5)
 
 
 class DMSite(PeerCap, protocol.Factory):
@@ -429,6 +456,20 @@ class DMSite(PeerCap, protocol.Factory):
         self.reactor = reactor
         PeerCap.__init__(self)
         self.date = DateHeader(reactor)
+        self._outbox = []
+        self._flush_call = None
+
+    def outbox(self, channel):
+        """Send what ``channel`` writes in this turn of the reactor at its end."""
+        self._outbox.append(channel)
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self.flush)
+
+    def flush(self):
+        self._flush_call = None
+        channels, self._outbox = self._outbox, []
+        for channel in channels:
+            channel._send()
 
     def buildProtocol(self, addr):
         busy = self.busy(addr)

@@ -481,7 +481,8 @@ class Loopback:
     crank (``doRead``/``doWrite``) itself, so what reaches the socket and
     what waits for the reactor can both be seen."""
 
-    def __init__(self, case, protocol, buffer_size=None):
+    def __init__(self, case, protocol, buffer_size=None, clock=None):
+        self.clock = clock  # the site's: answers of a turn of the reactor go out at its end
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
@@ -515,6 +516,8 @@ class Loopback:
         why = self.transport.doRead()
         if why:
             self.transport.connectionLost(Failure(why))
+        if self.clock is not None:
+            self.clock.advance(0)  # the end of the turn
 
     def received(self, until_closed=False):
         """What the peer receives while the reactor writes what the transport holds."""
@@ -567,7 +570,7 @@ class DirectWriteTests(Base):
 
     def channel(self, buffer_size=None):
         protocol = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        return protocol, Loopback(self, protocol, buffer_size)
+        return protocol, Loopback(self, protocol, buffer_size, self.clock)
 
     def test_an_answer_goes_out_without_the_reactor(self):
         _protocol, wire = self.channel()
@@ -578,6 +581,22 @@ class DirectWriteTests(Base):
         self.assertEqual(out.count(b"HTTP/1.1 200 OK\r\n"), 2, out)
         self.assertEqual(len(self.dispatcher.calls), 2)
         self.assertFalse(wire.transport.disconnecting)
+
+    def test_the_answers_of_a_turn_of_the_reactor_go_out_at_its_end(self):
+        wires = []
+        for _ in range(2):
+            protocol = self.site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+            wires.append(Loopback(self, protocol))  # (no clock: the turn ends below)
+        for wire in wires:
+            wire.peer.sendall(post())
+            wire.read()
+        for wire in wires:
+            self.assertRaises(BlockingIOError, wire.peer.recv, 65536)
+            self.assertFalse(wire.waiting())
+        self.clock.advance(0)
+        for wire in wires:
+            self.assertTrue(wire.peer.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n"))
+            self.assertFalse(wire.waiting())
 
     def test_a_partial_send_leaves_the_rest_to_the_transport_in_order(self):
         _protocol, wire = self.channel(buffer_size=4096)
@@ -665,7 +684,7 @@ class DirectWriteTests(Base):
         self.site.proxied = True
         wrapping = HAProxyWrappingFactory(self.site)
         wrapper = wrapping.buildProtocol(IPv4Address("TCP", "127.0.0.9", 40000))
-        wire = Loopback(self, wrapper)
+        wire = Loopback(self, wrapper, clock=self.clock)
         wire.peer.sendall(b"PROXY TCP4 10.1.2.3 127.0.0.1 5555 8080\r\n" + post())
         wire.read()
         self.assertFalse(wire.waiting())
