@@ -377,11 +377,12 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
         self._request = None
         self._parts = None
         body = b"request body exceeds the limit of %d bytes\n" % (limit,)
+        # logged before the answer: a closing answer leaves at once (_lose sends it)
+        log.warn("refused oversized request body (limit {limit} bytes) from {peer}", limit=limit,
+                 peer=self._safe_peer())
         self._close_with(
             b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
-        log.warn("refused oversized request body (limit {limit} bytes) from {peer}", limit=limit,
-                 peer=self._safe_peer())
 
     def _safe_peer(self):
         try:
