@@ -54,6 +54,9 @@ class LiveSession:
     authenticated: bool = False  # the device proved itself in this session
     pending_jobs: list = field(default_factory=list)  # ids of the jobs it was opened with
     announced: bool = False  # the other nodes were told this session authenticated
+    # the device's DevInfo and other reported nodes as the store holds them (not written again unchanged)
+    devinfo: dict = None
+    reported: dict = None
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
