@@ -101,7 +101,7 @@ class Txn:
     placeholders (translated for the engine), rows as dicts.
     """
 
-    __slots__ = ("cursor", "_engine", "_sql", "pending_events")
+    __slots__ = ("cursor", "_engine", "_sql", "pending_events", "plain_jobs")
 
     def __init__(self, cursor: Any, engine: Engine):
         self.cursor = cursor
@@ -112,6 +112,10 @@ class Txn:
         #: L{EventStore._batch_txn<dmgateway.store.events.EventStore._batch_txn>}),
         #: or L{None} when every event is written at once
         self.pending_events: Optional[list] = None
+        #: in a short batch, the jobs this transaction changed that are
+        #: plain (see L{JobStore._transition_job_txn
+        #: <dmgateway.store.jobs.JobStore._transition_job_txn>}), or L{None}
+        self.plain_jobs: Optional[set] = None
 
     def execute(self, sql: str, args: Iterable = ()) -> int:
         """Run one statement; return the number of rows it changed."""
