@@ -78,6 +78,20 @@ node_layout(PyObject *cls, NodeLayout *layout)
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
+/* The names of one document: expat name bytes -> the tuple _NAMES holds for
+ * them, so that a name met again is not decoded and looked up again.  Only
+ * tuples _NAMES holds are kept (nothing is ever removed from _NAMES), so what
+ * is found here is what names.get(name) answers. */
+#define NAME_SLOTS 64       /* a power of 2 */
+#define NAME_ENTRIES 48     /* at most this many held: probes stay short */
+#define NAME_BYTES 64       /* longer names are looked up each time */
+
+typedef struct {
+    PyObject *found;        /* strong; NULL: a free slot */
+    size_t len;
+    char bytes[NAME_BYTES];
+} NameEntry;
+
 typedef struct {
     XML_Parser parser;
     int bail;                 /* given up: the pure builder reads the document */
@@ -89,7 +103,65 @@ typedef struct {
     Py_ssize_t depth, depth_limit, room;
     char *text;               /* character data since the last element event */
     size_t text_len, text_cap;
+    int held;                 /* entries of seen */
+    NameEntry seen[NAME_SLOTS];
 } Builder;
+
+static size_t
+name_slot(const char *s, size_t len)
+{
+    size_t h = 2166136261u;  /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    }
+    return h & (NAME_SLOTS - 1);
+}
+
+/* The tuple names.get(name) or _resolve(name) answers (a new reference), or NULL */
+static PyObject *
+found_name(Builder *b, const char *name)
+{
+    size_t len = strlen(name), slot = 0;
+    if (len < NAME_BYTES) {
+        slot = name_slot(name, len);
+        for (NameEntry *e = &b->seen[slot]; e->found != NULL;
+                slot = (slot + 1) & (NAME_SLOTS - 1), e = &b->seen[slot]) {
+            if (e->len == len && memcmp(e->bytes, name, len) == 0) {
+                Py_INCREF(e->found);
+                return e->found;
+            }
+        }
+    }
+    PyObject *key_name = PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, "strict");
+    if (key_name == NULL) {
+        return NULL;
+    }
+    PyObject *found = PyDict_GetItemWithError(b->names, key_name);  /* borrowed */
+    if (found != NULL) {
+        Py_INCREF(found);
+    }
+    else if (!PyErr_Occurred()) {
+        found = PyObject_CallOneArg(b->resolve, key_name);
+        /* kept below only if _resolve held it in _NAMES */
+        if (found != NULL && PyDict_GetItemWithError(b->names, key_name) != found) {
+            if (PyErr_Occurred()) {
+                Py_CLEAR(found);
+            }
+            Py_DECREF(key_name);
+            return found;
+        }
+    }
+    Py_DECREF(key_name);
+    if (found != NULL && len < NAME_BYTES && b->held < NAME_ENTRIES) {
+        NameEntry *e = &b->seen[slot];  /* the free slot the probe stopped at */
+        Py_INCREF(found);
+        e->found = found;
+        e->len = len;
+        memcpy(e->bytes, name, len);
+        b->held++;
+    }
+    return found;
+}
 
 static void
 give_up(Builder *b)
@@ -213,20 +285,7 @@ on_start(void *data, const XML_Char *name, const XML_Char **atts)
     if (b->bail) {
         return;
     }
-    /* names.get(name) or _resolve(name) */
-    PyObject *key_name = decoded(name);
-    if (key_name == NULL) {
-        give_up(b);
-        return;
-    }
-    PyObject *found = PyDict_GetItemWithError(b->names, key_name);
-    if (found != NULL) {
-        Py_INCREF(found);
-    }
-    else if (!PyErr_Occurred()) {
-        found = PyObject_CallOneArg(b->resolve, key_name);
-    }
-    Py_DECREF(key_name);
+    PyObject *found = found_name(b, name);  /* names.get(name) or _resolve(name) */
     if (found == NULL) {
         give_up(b);
         return;
@@ -515,6 +574,8 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     b.parser = parser;
     XML_SetUserData(parser, &b);
+    /* pyexpat's salt (expat would draw its own from the system's entropy) */
+    XML_SetHashSalt(parser, (unsigned long)_Py_HashSecret.expat.hashsalt);
     XML_SetParamEntityParsing(parser, XML_PARAM_ENTITY_PARSING_NEVER);
     XML_SetXmlDeclHandler(parser, on_xml_decl);
     XML_SetStartNamespaceDeclHandler(parser, on_namespace);
@@ -541,6 +602,9 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     XML_ParserFree(parser);
     PyMem_Free(b.text);
     Py_XDECREF(b.intern);
+    for (int i = 0; i < NAME_SLOTS; i++) {
+        Py_XDECREF(b.seen[i].found);
+    }
     if (!ok || b.bail || b.root == NULL || b.depth != 0 || b.text_len != 0) {
         PyErr_Clear();
         Py_XDECREF(b.root);

@@ -317,3 +317,28 @@ def test_declared_namespaces_are_handed_back():
     assert declared == {"p": "urn:p", None: None}
     with pytest.raises(CodecError, match="is not a URI"):
         xml_reader.read(b'<SyncML xmlns:p="bad uri"/>', 20, None)
+
+
+def test_references_are_given_back():
+    # every path of the C builder, the trees it gives up on included, returns
+    # the references it took: the shared names, keys and constants are held
+    # exactly as often before and after a few thousand builds
+    documents = [p.read_bytes() for p in FIXTURES[:10]] + [d for d in HOSTILE + MORE_HOSTILE
+                                                           if len(d) < 10_000]
+    limits = [{}, {"max_elements": 3}, {"max_depth": 2}, {"max_depth": 0}]
+
+    def run():
+        for data in documents:
+            for limit in limits:
+                try:
+                    c_alone(data, **limit)
+                except CodecError:
+                    pass
+
+    run()  # the caches filled
+    shared = [NS_SYNCML, xml_reader.ROOT_KEYS, xml_reader._resolve, xml_reader._attrs]
+    shared += [item for found in list(xml_reader._NAMES.values()) for item in (found, *found)]
+    before = [sys.getrefcount(item) for item in shared]
+    for _ in range(20):
+        run()
+    assert [sys.getrefcount(item) for item in shared] == before
