@@ -342,3 +342,17 @@ def test_references_are_given_back():
     for _ in range(20):
         run()
     assert [sys.getrefcount(item) for item in shared] == before
+
+
+def test_only_pyexpats_expat_release_is_used(monkeypatch):
+    # the extension links the system's libexpat: another release than the one
+    # pyexpat carries (or other features) could read a document differently
+    assert xml_reader._load_c_build() is _xml_speedups.build or xml_reader._AMPLIFICATION
+    monkeypatch.setattr(xml_reader.pyexpat, "EXPAT_VERSION", "expat_0.0.0")
+    assert xml_reader._load_c_build() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(xml_reader.pyexpat, "features", [("XML_DTD", 0)])
+    assert xml_reader._load_c_build() is None
+    monkeypatch.undo()
+    monkeypatch.setenv("DMGW_PURE_XML", "1")
+    assert xml_reader._load_c_build() is None
