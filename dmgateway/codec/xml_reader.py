@@ -199,9 +199,11 @@ def _load_c_build():
 
     It links the system's libexpat; pyexpat may carry its own copy.  Only the
     same release with the same features parses the same, so only then is it used.
-    Nor where Python sets the amplification limits (3.13+): it does not set them.
+    Nor where Python sets the amplification limits (3.13+): it does not set
+    them; nor should Node have other slots than the five it sets.
     """
-    if os.environ.get("DMGW_PURE_XML", "") not in ("", "0") or _AMPLIFICATION:
+    if (os.environ.get("DMGW_PURE_XML", "") not in ("", "0") or _AMPLIFICATION
+            or _new_node is not object.__new__):
         return None
     try:
         from . import _xml_speedups
