@@ -206,13 +206,12 @@ def _load_c_build():
             or _new_node is not object.__new__):
         return None
     try:
-        from . import _xml_speedups
+        from ._xml_speedups import build, expat_features, expat_version
     except ImportError:  # not built: the pure builder alone
         return None
-    if (_xml_speedups.expat_version() != pyexpat.EXPAT_VERSION
-            or _xml_speedups.expat_features() != pyexpat.features):
+    if expat_version() != pyexpat.EXPAT_VERSION or expat_features() != pyexpat.features:
         return None
-    return _xml_speedups.build
+    return build
 
 
 _c_build = _load_c_build()
