@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONF   ?= conf
 # Debian packages the test suite drives (real peers), see README "Tests".
-TEST_DEBS = libwbxml2-utils postgresql sip-tester snmp snmptrapd openssl chromium haproxy
+TEST_DEBS = libwbxml2-utils libexpat1-dev postgresql sip-tester snmp snmptrapd openssl chromium haproxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test test-deps check-config bench clean

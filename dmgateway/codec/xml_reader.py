@@ -26,6 +26,10 @@ The builder stops at the first finding of the last group (or at the element
 limit) and a second pass, which only counts, decides which of the three
 groups the document falls in; accepted documents are read once.
 
+The optional C accelerator (``_xml_speedups.c``) runs the building pass
+with C callbacks and answers None for anything but a document the builder
+accepts; the builder then reads the document (see :func:`read`).
+
 Accepted as devices send it: a BOM, an XML declaration, UTF-8, UTF-16,
 UTF-32 and any other encoding declared that Python knows, namespace URIs in
 any letter case or none at all (keys from :func:`key_for_uri`), CDATA (read as
@@ -35,8 +39,10 @@ text), comments and processing instructions (dropped).
 import codecs
 import encodings
 import encodings.aliases
+import os
 import pkgutil
 import re
+import pyexpat
 from pyexpat import ExpatError, ParserCreate, XML_PARAM_ENTITY_PARSING_NEVER
 
 from .element import NS_DMDDF, NS_METINF, NS_PROV, NS_SYNCML, Node
@@ -188,6 +194,29 @@ _AMPLIFICATION = [(name, value) for name, value in (
 ) if hasattr(ParserCreate(), name)]
 
 
+def _load_c_build():
+    """The C builder, or None: not built, DMGW_PURE_XML=1, or expat not pyexpat's.
+
+    It links the system's libexpat; pyexpat may carry its own copy.  Only the
+    same release with the same features parses the same, so only then is it used.
+    Nor where Python sets the amplification limits (3.13+): it does not set
+    them; nor should Node have other slots than the five it sets.
+    """
+    if (os.environ.get("DMGW_PURE_XML", "") not in ("", "0") or _AMPLIFICATION
+            or _new_node is not object.__new__):
+        return None
+    try:
+        from ._xml_speedups import build, expat_features, expat_version
+    except ImportError:  # not built: the pure builder alone
+        return None
+    if expat_version() != pyexpat.EXPAT_VERSION or expat_features() != pyexpat.features:
+        return None
+    return build
+
+
+_c_build = _load_c_build()
+
+
 def _parser(encoding, namespaces=_namespace):
     parser = ParserCreate(encoding, "}")
     parser.SetParamEntityParsing(XML_PARAM_ENTITY_PARSING_NEVER)
@@ -306,10 +335,15 @@ def _build(data, encoding, max_depth, max_elements):
         _run(parser, data)
     finally:
         parser.StartElementHandler = None  # start_root, if no element was met
+    _check_declared(declared)
+    return stack[0]
+
+
+def _check_declared(declared):
+    """Refuse the first bad namespace URI of ``declared`` (prefix -> URI, all the document's)."""
     for uri in declared.values():
         if uri and uri not in _URIS:
             _check_uri(uri)
-    return stack[0]
 
 
 def _count(data, encoding):
@@ -345,6 +379,13 @@ def _count(data, encoding):
 def read(data, max_depth, max_elements):
     """The :class:`Node` tree of XML document ``data`` (bytes, size already checked)."""
     data, encoding = _transcoded(data)
+    if _c_build is not None:
+        declared = {}
+        root = _c_build(data, encoding, min(max_depth, HARD_MAX_DEPTH), max_elements, declared,
+                        Node, _NAMES, _resolve, _attrs, ROOT_KEYS, NS_SYNCML)
+        if root is not None:  # what _build returns; None for anything else (_build decides)
+            _check_declared(declared)
+            return root
     try:
         return _build(data, encoding, max_depth, max_elements)
     except _Finding as finding:

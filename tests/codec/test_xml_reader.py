@@ -24,6 +24,22 @@ HYPOTHESIS = settings(max_examples=300, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+@pytest.fixture(params=["c", "pure"], autouse=True)
+def xml_impl(request, monkeypatch):
+    """Every test here runs with the optional C builder and with the pure one
+    alone (the C run skips, saying why, where the extension was not built);
+    child processes inherit the choice through DMGW_PURE_XML."""
+    if request.param == "c":
+        if xml_reader._c_build is None:
+            pytest.skip("dmgateway.codec._xml_speedups is not in use (not built: no C compiler or no "
+                        "libexpat headers at install time; or DMGW_PURE_XML=1)")
+        monkeypatch.setenv("DMGW_PURE_XML", "0")
+    else:
+        monkeypatch.setattr(xml_reader, "_c_build", None)
+        monkeypatch.setenv("DMGW_PURE_XML", "1")
+    return request.param
+
+
 def outcome(parse, data, **limits):
     """``("tree", node)`` or ``("refused", error class)``: what both readers must agree on."""
     try:
