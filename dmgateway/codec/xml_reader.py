@@ -64,6 +64,12 @@ _WHITESPACE = " \t\r\n"
 # RFC 3986 URI reference: its characters, %XX escapes, one fragment
 _URI = re.compile(r"(?:[A-Za-z0-9\-._~:/?@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
                   r"(?:#(?:[A-Za-z0-9\-._~:/?@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)?\Z")
+# a ':' in the first segment is a scheme's end, and a scheme has its own syntax;
+# an authority is [userinfo@]host[:port], the port one or more digits (libxml2's reading)
+_FIRST_SEGMENT_COLON = re.compile(r"[^/?#]*:")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//([^/?#]*)")
+_HOST_PORT = re.compile(r"(?:[^@]*@)?[^:@]*(?::[0-9]+)?\Z")
 
 # the encoding an XML declaration names (ASCII-compatible documents only)
 _DECLARED = re.compile(
@@ -174,11 +180,19 @@ def _namespace(_prefix, uri):
         _check_uri(uri)
 
 
+def _uri_parts_valid(uri):
+    """The scheme and the authority's port of URI reference C{uri} (characters already checked)."""
+    if _FIRST_SEGMENT_COLON.match(uri) and not _SCHEME.match(uri):
+        return False
+    authority = _AUTHORITY.match(uri)
+    return not authority or _HOST_PORT.match(authority.group(1)) is not None
+
+
 def _check_uri(uri):
     """Refuse a namespace URI libxml2 refused; hold it (a few hundred at most) if small."""
     if not uri:
         return  # xmlns="": no namespace
-    if not _URI.match(uri):
+    if not _URI.match(uri) or not _uri_parts_valid(uri):
         raise XMLCodecError("not well-formed XML: namespace %r is not a URI" % (uri[:200],))
     if len(uri) <= _MAX_NAME_CHARS and len(_URIS) < 256:
         _URIS.add(uri)
