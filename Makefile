@@ -6,14 +6,14 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 CONF   ?= conf
 # Debian packages the test suite drives (real peers), see README "Tests".
-TEST_DEBS = libwbxml2-utils postgresql sip-tester snmp snmptrapd openssl chromium haproxy
+TEST_DEBS = libwbxml2-utils libexpat1-dev postgresql sip-tester snmp snmptrapd openssl chromium haproxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test test-deps check-config bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt dmgateway/codec/_wbxml_speedups.c
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt dmgateway/codec/_wbxml_speedups.c dmgateway/codec/_xml_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]' --config-settings editable_mode=compat

@@ -1,8 +1,9 @@
-"""Only the optional C accelerator of the WBXML reader; the rest is in setup.cfg.
+"""Only the optional C accelerators of the WBXML and XML readers; the rest is in setup.cfg.
 
-``optional=True``: where it cannot be compiled (no compiler, no Python
-headers) the install goes on without it and the pure-Python reader, the
-reference, does all the work.
+``optional=True``: where one cannot be compiled (no compiler, no Python
+headers, for the XML one no libexpat headers: Debian's libexpat1-dev) the
+install goes on without it and the pure-Python reader, the reference, does
+all the work.
 """
 
 from setuptools import Extension, setup
@@ -10,4 +11,6 @@ from setuptools import Extension, setup
 setup(ext_modules=[
     Extension("dmgateway.codec._wbxml_speedups", ["dmgateway/codec/_wbxml_speedups.c"],
               optional=True),
+    Extension("dmgateway.codec._xml_speedups", ["dmgateway/codec/_xml_speedups.c"],
+              libraries=["expat"], optional=True),
 ])

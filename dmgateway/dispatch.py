@@ -362,6 +362,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             started=now,
             auth_failures=device.auth_failures,
             host=host,
+            devinfo=device.devinfo,
+            reported=device.reported,
         )
         self._by_token[token] = live
         self._by_device[device_id] = live

@@ -31,6 +31,7 @@ class SessionEffects:
         # The device row's changes of this message, written in ONE update
         # (before anything that reads the row, and at the end).
         device = {}
+        stored = {}  # what the store holds once the batch is committed (see DevInfoReceived)
         # A new session's row is inserted once, with the jobs it started in
         # this message (no separate update of its job ids).
         starting = live.unrecorded
@@ -51,10 +52,12 @@ class SessionEffects:
 
         for effect in effects:
             if isinstance(effect, fx.DevInfoReceived):
-                if effect.values:
-                    device["devinfo"] = effect.values
-                if effect.reported:
-                    device["reported"] = effect.reported
+                # what the store already holds is not written again (a device's
+                # DevInfo rarely changes: its inventory index stays as it is)
+                if effect.values and effect.values != live.devinfo:
+                    device["devinfo"] = stored["devinfo"] = effect.values
+                if effect.reported and effect.reported != live.reported:
+                    device["reported"] = stored["reported"] = effect.reported
             elif isinstance(effect, fx.DeviceChallenged):
                 challenge = {"scheme": effect.scheme, "status": effect.status, "time": iso_time(now)}
                 device["device_challenge"] = challenge
@@ -144,6 +147,8 @@ class SessionEffects:
         record_start()
         write_device()
         results = await batch.commit(short=True)
+        for name, value in stored.items():
+            setattr(live, name, value)
         if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):
             # a session of this device on another node is superseded (only by one that authenticated)
             live.announced = True

@@ -3,6 +3,7 @@ its effects and the cluster hooks: the live-session record, the DM reply,
 and the conversions from store rows to session-engine inputs.  (The JSON
 views of the REST API are in :mod:`dmgateway.api.views`.)"""
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -54,6 +55,9 @@ class LiveSession:
     authenticated: bool = False  # the device proved itself in this session
     pending_jobs: list = field(default_factory=list)  # ids of the jobs it was opened with
     announced: bool = False  # the other nodes were told this session authenticated
+    # the device's DevInfo and other reported nodes as the store holds them (not written again unchanged)
+    devinfo: dict = None
+    reported: dict = None
 
 
 MEDIA_TYPES = {"xml": "application/vnd.syncml.dm+xml; charset=utf-8", "wbxml": "application/vnd.syncml.dm+wbxml"}
@@ -66,12 +70,29 @@ def media_type_for(encoding):
 def iso_time(seconds):
     """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds.
 
-    (The fields formatted by hand: ``strftime`` costs as much again, a few
-    times per session; the text is the same for every year from 1000.)
+    (What ``datetime.fromtimestamp`` gives, the date and time formatted by
+    hand once per second -- ``strftime`` costs as much again, a few times
+    per session -- and the milliseconds per call, rounded as datetime rounds;
+    the text is the same for every year from 1000.  ``dmgateway.logs``
+    stamps its lines the same way: this module may not import it.)
     """
-    s = datetime.fromtimestamp(seconds, tz=timezone.utc)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
-        s.year, s.month, s.day, s.hour, s.minute, s.second, s.microsecond // 1000)
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1e6)  # half to even, as datetime
+    if micros >= 1000000:
+        whole += 1.0
+        micros -= 1000000
+    elif micros < 0:
+        whole -= 1.0
+        micros += 1000000
+    cached = _iso_second
+    if cached[0] != whole:
+        s = datetime.fromtimestamp(whole, tz=timezone.utc)
+        cached = (whole, "%04d-%02d-%02dT%02d:%02d:%02d." % (s.year, s.month, s.day, s.hour, s.minute, s.second))
+        _iso_second[:] = cached
+    return "%s%03dZ" % (cached[1], micros // 1000)
+
+
+_iso_second = [None, None]  # (the last whole second formatted, its text up to the ".")
 
 
 def starts_session(msg):

@@ -22,12 +22,15 @@ is one flat object per line, what log collectors ingest as it is::
 
 import datetime
 import json
+import math
 import sys
 
+from zope.interface import implementer
 from twisted.logger import (
-    FilteringLogObserver,
+    ILogObserver,
     LogLevel,
     LogLevelFilterPredicate,
+    PredicateResult,
     eventAsText,
     formatEvent,
     formatTime,
@@ -39,6 +42,8 @@ from dmgateway.redact import is_secret_name
 # One level for every observer this module makes (set from [logging] level).
 _predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
 _installed = []
+#: LogLevel -> whether ``_predicate`` lets an event of that level through
+_passes = {each: not each < LogLevel.info for each in LogLevel.iterconstants()}
 _debug = False  # whether [logging] level is debug (read on hot paths: a plain global)
 
 
@@ -49,6 +54,8 @@ def set_level(level_name):
     level = LogLevel.levelWithName(level_name)
     _predicate.setLogLevelForNamespace(None, level)
     _debug = level is LogLevel.debug
+    _passes.clear()
+    _passes.update({each: not each < level for each in LogLevel.iterconstants()})
     return old.name
 
 
@@ -63,15 +70,54 @@ def debug_enabled():
 
 
 def _level_filtered(observer):
-    return FilteringLogObserver(observer, [_predicate])
+    return _LevelFiltered(observer)
+
+
+@implementer(ILogObserver)
+class _LevelFiltered:
+    """``FilteringLogObserver(observer, [_predicate])``, the same events let
+    through, without its generic machinery (a list of predicates, each
+    result compared with constants): the level of an event is looked up in
+    :data:`_passes`, what ``_predicate`` answers for each level (all
+    namespaces share one level: :func:`set_level` is the only setter)."""
+
+    def __init__(self, observer):
+        self._observer = observer
+
+    def __call__(self, event):
+        level = event.get("log_level")
+        passes = _passes.get(level)
+        if passes is None:  # no level, or not a LogLevel: the predicate decides
+            passes = _predicate(event) is not PredicateResult.no
+        elif not event.get("log_namespace"):
+            passes = False
+        if passes:
+            if "log_trace" in event:
+                event["log_trace"].append((self, self._observer))
+            self._observer(event)
 
 
 def _iso_time(seconds):
-    """``%Y-%m-%dT%H:%M:%S.%fZ`` in UTC, the fields formatted by hand
-    (``strftime`` costs as much again, once per log line)."""
-    s = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
-        s.year, s.month, s.day, s.hour, s.minute, s.second, s.microsecond)
+    """``%Y-%m-%dT%H:%M:%S.%fZ`` in UTC, what ``datetime.fromtimestamp``
+    gives, its date and time formatted once per second (a busy gateway
+    writes many lines in each): only the microseconds are formatted per line."""
+    fraction, whole = math.modf(seconds)
+    micros = round(fraction * 1e6)  # as datetime rounds: half to even
+    if micros >= 1000000:
+        whole += 1.0
+        micros -= 1000000
+    elif micros < 0:
+        whole -= 1.0
+        micros += 1000000
+    cached = _iso_second
+    if cached[0] != whole:
+        s = datetime.datetime.fromtimestamp(whole, datetime.timezone.utc)
+        cached = (whole, "%04d-%02d-%02dT%02d:%02d:%02d." % (s.year, s.month, s.day, s.hour, s.minute, s.second))
+        _iso_second[:] = cached
+    return "%s%06dZ" % (cached[1], micros)
+
+
+_iso_second = [None, None]  # (the last whole second formatted, its text up to the ".")
 
 
 class _Fields(dict):
@@ -98,6 +144,10 @@ def event_message(event):
     """
     fmt = event.get("log_format")
     if type(fmt) is str and "log_flattened" not in event:
+        try:
+            return fmt.format_map(event)  # a field called, "{name()}", is a missing key here
+        except Exception:
+            pass
         try:
             return fmt.format_map(_Fields(event))
         except Exception:
@@ -186,19 +236,86 @@ def _field_kind(key):
 
 
 class FlatJsonObserver:
-    """Writes each event as one flat JSON object and a newline."""
+    """Writes each event as one flat JSON object and a newline.
+
+    The line is :func:`flat_event` as ``json.dumps(..., ensure_ascii=False,
+    default=str)`` writes it, the same text, put together here: each field's
+    ``"name": `` once per name, text values escaped by the json module's own
+    C function, numbers as it writes them, anything else through its encoder.
+    """
 
     def __init__(self, stream):
         self.stream = stream
 
     def __call__(self, event):
         try:
-            line = json.dumps(flat_event(event), ensure_ascii=False, default=str)
+            line = _json_line(event)
         except (TypeError, ValueError):
             line = json.dumps({"time": _iso_time(event.get("log_time") or 0.0), "level": "error",
                                "logger": "dmgateway.logs", "message": "unserialisable log event"})
         self.stream.write(line + "\n")
         self.stream.flush()
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)  # what json.dumps(...) above makes
+_encode_text = json.encoder.encode_basestring  # how it writes a str
+#: ``("name": , secret)`` of each field name seen, ``("", False)`` for one
+#: never written (the map stops growing at 1000 names, like _FIELD_KINDS);
+#: the first four of every line are never taken from the event's fields
+_HEADS = dict.fromkeys(("time", "level", "logger", "message"), ("", False))
+
+
+def _head(key):
+    kind = _FIELD_KINDS.get(key)
+    if kind is None:
+        kind = _field_kind(key)
+    entry = ("", False) if kind is _SKIP else ('"%s": ' % (_encode_text(key)[1:-1],), kind is _SECRET)
+    if len(_HEADS) < 1000:
+        _HEADS[key] = entry
+    return entry
+
+
+def _json(value):
+    return _encode_text(value) if value.__class__ is str else _ENCODER.encode(value)
+
+
+def _json_line(event):
+    """``json.dumps(flat_event(event), ensure_ascii=False, default=str)``, sooner."""
+    if "log_failure" in event or not all(key.__class__ is str for key in event):
+        return _ENCODER.encode(flat_event(event))  # rare: the generic way
+    level = event.get("log_level")
+    parts = ['{"time": "%s", "level": %s, "logger": %s, "message": %s' % (
+        _iso_time(event.get("log_time") or 0.0),
+        _json(level.name) if level is not None else '"info"',
+        _json(event.get("log_namespace") or "-"),
+        _json(event_message(event)),
+    )]
+    add = parts.append
+    heads = _HEADS
+    for key, value in event.items():
+        entry = heads.get(key)
+        if entry is None:
+            entry = _head(key)
+        head, secret = entry
+        if not head:
+            continue
+        if secret:
+            add(head + '"[redacted]"')
+            continue
+        kind = value.__class__
+        if kind is str:
+            add(head + _encode_text(value))
+        elif kind is int:
+            add(head + int.__repr__(value))
+        elif value is None:
+            add(head + "null")
+        elif value is True:
+            add(head + "true")
+        elif value is False:
+            add(head + "false")
+        else:
+            add(head + _ENCODER.encode(_plain(value)))
+    return ", ".join(parts) + "}"
 
 
 class TextObserver:

@@ -93,6 +93,36 @@ class DispatcherTests(TestCase):
         self.assertEqual(session.outcome, "completed", session.log)
         self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "done")
 
+    async def test_devinfo_is_written_only_when_it_changed(self):
+        written = []
+        update = self.store._update_device_fields_txn
+
+        def spy(txn, now, device_id, changes):
+            written.append(sorted(changes))
+            return update(txn, now, device_id, changes)
+
+        self.store._update_device_fields_txn = spy
+        acc = account()
+        session = await self.drive(self.session(acc))
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertIn("devinfo", written[0])
+        reported = (await self.store.get_device(DEVICE)).devinfo
+        self.assertEqual(reported["DevId"], DEVICE)
+        # the next session reports the same DevInfo: its nonce is written, the DevInfo is not
+        del written[:]
+        session = await self.drive(self.session(acc))
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertEqual([c for c in written if "devinfo" in c], [])
+        self.assertIn("client_nonce", written[0])
+        self.assertEqual((await self.store.get_device(DEVICE)).devinfo, reported)
+        # a DevInfo the store holds differently is written again
+        await self.store.set_devinfo(DEVICE, dict(reported, Mod="older"))
+        del written[:]
+        session = await self.drive(self.session(acc))
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertIn("devinfo", written[0])
+        self.assertEqual((await self.store.get_device(DEVICE)).devinfo, reported)
+
     async def test_the_session_start_line_is_made_only_at_debug_level(self):
         from twisted.logger import capturedLogs
 

@@ -193,3 +193,54 @@ def test_seconds_cache_is_twisteds_format_time(when):
 def test_json_time_has_microseconds_in_utc():
     assert logs._iso_time(1796486400.123456) == "2026-12-05T16:00:00.123456Z"
     assert logs._iso_time(0.0) == "1970-01-01T00:00:00.000000Z"
+
+
+# -- the JSON line put together by hand: json.dumps's very text ------------------------
+
+_ODD = object()
+
+
+@pytest.mark.parametrize("fields", [
+    dict(session_id="1A2", device_id="IMEI:\u00e9\u2028\"\\\n\x00", messages=2, jobs=0, ok=True, no=False, none=None),
+    dict(ratio=1.5, nan=float("nan"), inf=float("-inf"), big=10 ** 30, seq=[1, b"\xff", (2, None)],
+         mapping={1: "x", "y": [_ODD]}, raw=b"\xff", peer=_ODD),
+    dict(password="hunter2", api_token=b"t0k", time="not the time", level="x", logger="y", message="z",
+         format="skipped", log_extra="skipped"),
+    dict(text="\ud800 lone surrogate", flag=__import__("enum").IntEnum("E", "A").A),
+    {},
+])
+@pytest.mark.parametrize("namespace", ["dmgateway.dispatch", None, "", 3])
+def test_json_line_is_json_dumps_of_the_flat_event(fields, namespace):
+    from twisted.logger import LogLevel
+
+    event = dict(fields, log_format="session {session_id!r:>3}" if "session_id" in fields else "x {0}",
+                 log_time=1796486400.123456, log_namespace=namespace, log_level=LogLevel.warn)
+    expected = json.dumps(logs.flat_event(event), ensure_ascii=False, default=str)
+    assert logs._json_line(event) == expected
+    event.pop("log_level")
+    assert logs._json_line(event) == json.dumps(logs.flat_event(event), ensure_ascii=False, default=str)
+
+
+@pytest.mark.parametrize("level", ["debug", "info", "warn", "error", "critical"])
+def test_level_filter_lets_through_what_twisteds_predicate_does(level):
+    from twisted.logger import LogLevel, LogLevelFilterPredicate, PredicateResult
+
+    logs.set_level(level)
+    predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.levelWithName(level))
+    seen = []
+    observer = logs._level_filtered(seen.append)
+    events = [{"log_level": lvl, "log_namespace": ns} for lvl in list(LogLevel.iterconstants()) + [None]
+              for ns in ("dmgateway.x", "", None)]
+    for event in events:
+        observer(event)
+    assert seen == [event for event in events if predicate(event) is not PredicateResult.no]
+
+
+@pytest.mark.parametrize("when", [1796486400.9999994, 1796486400.9999996, 1796486400.0000005, 1796486400.0000015,
+                                  -0.5, -1e-7, -0.9999999, 2.0000025, 1796486399.999999, 4102444800.5])
+def test_json_time_is_what_datetime_gives(when):
+    s = datetime.datetime.fromtimestamp(when, datetime.timezone.utc)
+    expected = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+        s.year, s.month, s.day, s.hour, s.minute, s.second, s.microsecond)
+    assert logs._iso_time(when) == expected
+    assert logs._iso_time(when) == expected  # the second's text cached

@@ -69,19 +69,28 @@ def decode_message(body, content_type=None, *, max_elements=None):
     if not body:
         raise CodecError("empty message body", offset=0)
     encoding = encoding_for_content_type(content_type) or sniff_encoding(body)
-    if encoding == WBXML:
-        from .wbxml import decode
-    else:
-        from .xml import decode
-    return decode(body, max_elements=max_elements), encoding
+    decode = _CODECS.get(encoding) or _codec(encoding)
+    return decode[0](body, max_elements=max_elements), encoding
 
 
 def encode_message(msg, encoding):
     """The bytes of ``msg`` in ``encoding`` ("xml" or "wbxml")."""
+    codec = _CODECS.get(encoding)
+    if codec is None:
+        if encoding != WBXML and encoding != XML:
+            raise ValueError("unknown encoding %r" % (encoding,))
+        codec = _codec(encoding)
+    return codec[1](msg)
+
+
+# encoding -> (decode, encode), imported on first use (the codecs import this package)
+_CODECS = {}
+
+
+def _codec(encoding):
     if encoding == WBXML:
-        from .wbxml import encode
-    elif encoding == XML:
-        from .xml import encode
+        from .wbxml import decode, encode
     else:
-        raise ValueError("unknown encoding %r" % (encoding,))
-    return encode(msg)
+        from .xml import decode, encode
+    codec = _CODECS[WBXML if encoding == WBXML else XML] = (decode, encode)
+    return codec

@@ -387,6 +387,39 @@ def node_to_item(node, path="Item", inherited_format=None):
 
 
 def _node_to_item(node, path, inherited_format, strays):
+    target = source = meta = data_node = None
+    more_data = False
+    for child in node.children:  # the usual Item: Target, Source, Meta, Data, MoreData once each
+        name = child.name
+        if name == "Data" and data_node is None:
+            data_node = child
+        elif name == "Meta" and meta is None:
+            meta = child
+        elif name == "Source" and source is None:
+            source = child
+        elif name == "Target" and target is None:
+            target = child
+        elif name == "MoreData" and not more_data:
+            more_data = True
+        else:
+            return _node_to_item_any(node, path, inherited_format, strays)
+    # (what _node_to_item_any does for it, in the same order: the same first error)
+    if meta is not None:
+        meta = _node_to_meta(meta, (path, "Meta"), strays)
+    data = None if data_node is None else _item_data(data_node, (path, "Data"))
+    if data is not None and not isinstance(data, Node):
+        fmt = meta.format if meta is not None and meta.format else inherited_format
+        data = _settle_data(data, fmt)
+    return Item(
+        target=None if target is None else _node_to_locref(target, (path, "Target"), strays),
+        source=None if source is None else _node_to_locref(source, (path, "Source"), strays),
+        meta=meta,
+        data=data,
+        more_data=more_data,
+    )
+
+
+def _node_to_item_any(node, path, inherited_format, strays):
     children = node.children
     c = _index(children)
     _check(c, children, _KNOWN_CHILDREN["Item"], strays)
@@ -429,6 +462,32 @@ def node_to_meta(node, path="Meta"):
 
 def _node_to_meta(node, path, _strays):
     # Meta is a leaf for unknown_elements: its extras are kept, not listed
+    meta = Meta()
+    fields = meta.__dict__
+    for child in node.children:  # the usual Meta: each field once, as plain text
+        spec = _META_BY_NAME.get(child.name)
+        text = child.text
+        if spec is None or text.__class__ is not str or child.children:
+            break
+        attr, is_int = spec
+        if fields[attr] is not None:
+            break  # a second copy: the first counts
+        text = text.strip(XML_WHITESPACE)
+        if is_int:
+            if not _DIGITS.match(text):
+                break
+            text = int(text)
+        fields[attr] = text
+    else:
+        return meta
+    return _node_to_meta_any(node, path)
+
+
+#: element name -> (Meta field, whether an int) for the Meta fields but EMI
+_META_BY_NAME = {name: (attr, is_int) for name, attr, is_int in META_FIELDS}
+
+
+def _node_to_meta_any(node, path):
     children = node.children
     c = _index(children)
     meta = Meta()

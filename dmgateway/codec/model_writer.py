@@ -61,6 +61,7 @@ class Dialect:
         self.data_bytes = data_bytes
         self.meta_switch = meta_switch
         self.close_piece = close_piece
+        self.known = {name: {} for name in _KNOWN_NAMES if name in self.leaf}
 
 
 #: element names of the SyncML namespace the fast path writes
@@ -115,12 +116,25 @@ def _value(out, dialect, name, value):
     if value.__class__ is not str:
         raise Unhandled(name)
     if value:
-        before, after = dialect.leaf[name]
-        out.append(before)
-        out.append(dialect.text(value))
-        out.append(after)
+        known = dialect.known.get(name)
+        piece = known.get(value) if known is not None else None
+        if piece is None:
+            before, after = dialect.leaf[name]
+            piece = before + dialect.text(value) + after
+            if len(value) <= _KNOWN_LENGTH and name in _KNOWN_NAMES and len(known) < _KNOWN_COUNT:
+                known[value] = piece
+        out.append(piece)
     else:
         out.append(dialect.empty[name])
+
+
+#: the elements whose values repeat from message to message (versions, command
+#: names, references): each short value's whole element is kept once written,
+#: at most _KNOWN_COUNT values per element
+_KNOWN_NAMES = frozenset(("VerDTD", "VerProto", "MsgID", "CmdID", "MsgRef", "CmdRef", "Cmd", "SessionID",
+                          "TargetRef", "SourceRef", "LocURI", "LocName"))
+_KNOWN_LENGTH = 64
+_KNOWN_COUNT = 256
 
 
 def _optional(out, dialect, name, value):

@@ -26,6 +26,10 @@ The builder stops at the first finding of the last group (or at the element
 limit) and a second pass, which only counts, decides which of the three
 groups the document falls in; accepted documents are read once.
 
+The optional C accelerator (``_xml_speedups.c``) runs the building pass
+with C callbacks and answers None for anything but a document the builder
+accepts; the builder then reads the document (see :func:`read`).
+
 Accepted as devices send it: a BOM, an XML declaration, UTF-8, UTF-16,
 UTF-32 and any other encoding declared that Python knows, namespace URIs in
 any letter case or none at all (keys from :func:`key_for_uri`), CDATA (read as
@@ -35,8 +39,10 @@ text), comments and processing instructions (dropped).
 import codecs
 import encodings
 import encodings.aliases
+import os
 import pkgutil
 import re
+import pyexpat
 from pyexpat import ExpatError, ParserCreate, XML_PARAM_ENTITY_PARSING_NEVER
 
 from .element import NS_DMDDF, NS_METINF, NS_PROV, NS_SYNCML, Node
@@ -58,6 +64,12 @@ _WHITESPACE = " \t\r\n"
 # RFC 3986 URI reference: its characters, %XX escapes, one fragment
 _URI = re.compile(r"(?:[A-Za-z0-9\-._~:/?@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
                   r"(?:#(?:[A-Za-z0-9\-._~:/?@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)?\Z")
+# a ':' in the first segment is a scheme's end, and a scheme has its own syntax;
+# an authority is [userinfo@]host[:port], the port one or more digits (libxml2's reading)
+_FIRST_SEGMENT_COLON = re.compile(r"[^/?#]*:")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_AUTHORITY = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.\-]*:)?//([^/?#]*)")
+_HOST_PORT = re.compile(r"(?:[^@]*@)?[^:@]*(?::[0-9]+)?\Z")
 
 # the encoding an XML declaration names (ASCII-compatible documents only)
 _DECLARED = re.compile(
@@ -168,11 +180,19 @@ def _namespace(_prefix, uri):
         _check_uri(uri)
 
 
+def _uri_parts_valid(uri):
+    """The scheme and the authority's port of URI reference C{uri} (characters already checked)."""
+    if _FIRST_SEGMENT_COLON.match(uri) and not _SCHEME.match(uri):
+        return False
+    authority = _AUTHORITY.match(uri)
+    return not authority or _HOST_PORT.match(authority.group(1)) is not None
+
+
 def _check_uri(uri):
     """Refuse a namespace URI libxml2 refused; hold it (a few hundred at most) if small."""
     if not uri:
         return  # xmlns="": no namespace
-    if not _URI.match(uri):
+    if not _URI.match(uri) or not _uri_parts_valid(uri):
         raise XMLCodecError("not well-formed XML: namespace %r is not a URI" % (uri[:200],))
     if len(uri) <= _MAX_NAME_CHARS and len(_URIS) < 256:
         _URIS.add(uri)
@@ -186,6 +206,29 @@ _AMPLIFICATION = [(name, value) for name, value in (
     ("SetBillionLaughsAttackProtectionMaximumAmplification", 10.0),
     ("SetBillionLaughsAttackProtectionActivationThreshold", 1 << 20),
 ) if hasattr(ParserCreate(), name)]
+
+
+def _load_c_build():
+    """The C builder, or None: not built, DMGW_PURE_XML=1, or expat not pyexpat's.
+
+    It links the system's libexpat; pyexpat may carry its own copy.  Only the
+    same release with the same features parses the same, so only then is it used.
+    Nor where Python sets the amplification limits (3.13+): it does not set
+    them; nor should Node have other slots than the five it sets.
+    """
+    if (os.environ.get("DMGW_PURE_XML", "") not in ("", "0") or _AMPLIFICATION
+            or _new_node is not object.__new__):
+        return None
+    try:
+        from ._xml_speedups import build, expat_features, expat_version
+    except ImportError:  # not built: the pure builder alone
+        return None
+    if expat_version() != pyexpat.EXPAT_VERSION or expat_features() != pyexpat.features:
+        return None
+    return build
+
+
+_c_build = _load_c_build()
 
 
 def _parser(encoding, namespaces=_namespace):
@@ -306,10 +349,15 @@ def _build(data, encoding, max_depth, max_elements):
         _run(parser, data)
     finally:
         parser.StartElementHandler = None  # start_root, if no element was met
+    _check_declared(declared)
+    return stack[0]
+
+
+def _check_declared(declared):
+    """Refuse the first bad namespace URI of ``declared`` (prefix -> URI, all the document's)."""
     for uri in declared.values():
         if uri and uri not in _URIS:
             _check_uri(uri)
-    return stack[0]
 
 
 def _count(data, encoding):
@@ -345,6 +393,13 @@ def _count(data, encoding):
 def read(data, max_depth, max_elements):
     """The :class:`Node` tree of XML document ``data`` (bytes, size already checked)."""
     data, encoding = _transcoded(data)
+    if _c_build is not None:
+        declared = {}
+        root = _c_build(data, encoding, min(max_depth, HARD_MAX_DEPTH), max_elements, declared,
+                        Node, _NAMES, _resolve, _attrs, ROOT_KEYS, NS_SYNCML)
+        if root is not None:  # what _build returns; None for anything else (_build decides)
+            _check_declared(declared)
+            return root
     try:
         return _build(data, encoding, max_depth, max_elements)
     except _Finding as finding:

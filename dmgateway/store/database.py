@@ -80,15 +80,19 @@ def _check_args(args: tuple) -> None:
     # Both engines must accept exactly the same values: PostgreSQL text
     # cannot hold NUL and neither engine can store lone surrogates.
     for arg in args:
-        if type(arg) is str or isinstance(arg, str):
-            if "\x00" in arg:
-                raise ValueError("text values cannot contain NUL characters")
-            if arg.isascii():
-                continue  # (ASCII text is valid Unicode)
-            try:
-                arg.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("text values must be valid Unicode") from None
+        if type(arg) is str:
+            if arg.isascii():  # (ASCII text is valid Unicode)
+                if "\x00" in arg:
+                    raise ValueError("text values cannot contain NUL characters")
+                continue
+        elif not isinstance(arg, str):
+            continue  # (numbers, bytes, None: the common case after text)
+        if "\x00" in arg:
+            raise ValueError("text values cannot contain NUL characters")
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text values must be valid Unicode") from None
 
 
 class Txn:
@@ -97,15 +101,21 @@ class Txn:
     placeholders (translated for the engine), rows as dicts.
     """
 
-    __slots__ = ("cursor", "_engine", "pending_events")
+    __slots__ = ("cursor", "_engine", "_sql", "pending_events", "plain_jobs")
 
     def __init__(self, cursor: Any, engine: Engine):
         self.cursor = cursor
         self._engine = engine
+        # (None: the engine takes C{?} placeholders as they are)
+        self._sql = None if getattr(engine, "native_placeholders", False) else engine.sql
         #: events appended but not yet written (a short batch's, see
         #: L{EventStore._batch_txn<dmgateway.store.events.EventStore._batch_txn>}),
         #: or L{None} when every event is written at once
         self.pending_events: Optional[list] = None
+        #: in a short batch, the jobs this transaction changed that are
+        #: plain (see L{JobStore._transition_job_txn
+        #: <dmgateway.store.jobs.JobStore._transition_job_txn>}), or L{None}
+        self.plain_jobs: Optional[set] = None
 
     def execute(self, sql: str, args: Iterable = ()) -> int:
         """Run one statement; return the number of rows it changed."""
@@ -113,7 +123,7 @@ class Txn:
             args = tuple(args)
         _check_args(args)
         cursor = self.cursor
-        cursor.execute(self._engine.sql(sql), args)
+        cursor.execute(sql if self._sql is None else self._sql(sql), args)
         return cursor.rowcount
 
     def fetchall(self, sql: str, args: Iterable = ()) -> list[dict]:

@@ -63,10 +63,12 @@ class EventStore(Database):
         if not short:
             return super()._batch_txn(txn, work)
         txn.pending_events = []
+        txn.plain_jobs = set()
         results = super()._batch_txn(txn, work)
         if txn.pending_events:
             self._write_events_txn(txn)
         txn.pending_events = None
+        txn.plain_jobs = None
         return [r.value if type(r) is PendingSeq else r for r in results]
 
     def append_event(

@@ -296,6 +296,8 @@ class FunctionQueries:
         return self._get_operation_txn(txn, op.op_id)
 
     def _function_job_finished_txn(self, txn, now, job_id, state, results):
+        if txn.plain_jobs is not None and job_id in txn.plain_jobs:
+            return None  # the batch just ended a plain job: no operation has it (migration 011)
         # One query for the operation whose job this is and the one it reads
         # back for (most jobs are neither): every job of a session asks.
         rows = txn.fetchall("SELECT * FROM operations WHERE op_id = ? OR readback_job_id = ?", (job_id, job_id))

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Optional
 
 from twisted.internet.defer import Deferred
 
-from dmgateway.jobstates import check_job
+from dmgateway.jobstates import FINAL_JOB_STATES, check_job
 
 from .database import Database
 from .model import JOB_STATES, NOTIFY_MODES, PENDING_JOB_STATES, Conflict, Job, NotFound
@@ -61,12 +61,16 @@ class JobStore(Database):
         """
         return self.run_interaction(
             "create_job", self._create_job_txn, self._now() if now is None else now,
-            job_id, device_id, commands, atomic, notify, ui_mode,
+            job_id, device_id, commands, atomic, notify, ui_mode, True,
         )
 
     def _create_job_txn(
-        self, txn, now, job_id, device_id, commands, atomic, notify, ui_mode
+        self, txn, now, job_id, device_id, commands, atomic, notify, ui_mode, plain=False
     ) -> Job:
+        """
+        @param plain: no device-function operation starts or reads back
+            through this job (see migration 011): L{create_job}'s jobs.
+        """
         check_text(job_id, "job_id", empty=False)
         check_text(device_id, "device_id", empty=False)
         check_instance(commands, list, "commands")
@@ -88,6 +92,7 @@ class JobStore(Database):
             "results": "[]",
             "created": now,
             "updated": now,
+            "plain": 1 if plain else 0,
         }
         seq = txn.insert_row("jobs", row, "seq")
         return job_from_row(dict(row, seq=seq, error=None))
@@ -183,7 +188,7 @@ class JobStore(Database):
         )
 
     def _update_job_txn(
-        self, txn, now, job_id, state, results, error, expect_state
+        self, txn, now, job_id, state, results, error, expect_state, returning=""
     ) -> bool:
         values: dict[str, Any] = {}
         if state is not None:
@@ -199,7 +204,15 @@ class JobStore(Database):
             return txn.execute(_update_sql(tuple(values), 0), (*values.values(), job_id)) == 1
         expected = check_states(expect_state, JOB_STATES, "expect_state")
         sql = _update_sql(tuple(values), len(expected))
-        return txn.execute(sql, (*values.values(), job_id, *expected)) == 1
+        if not returning:
+            return txn.execute(sql, (*values.values(), job_id, *expected)) == 1
+        txn.execute(sql + returning, (*values.values(), job_id, *expected))
+        rows = txn.cursor.fetchall()
+        if not rows:
+            return False
+        if rows[0][0]:
+            txn.plain_jobs.add(job_id)
+        return True
 
     def transition_job(
         self,
@@ -232,7 +245,11 @@ class JobStore(Database):
     ) -> bool:
         for old in expect:
             check_job(old, state)
-        changed = self._update_job_txn(txn, now, job_id, state, results, error, expect)
+        if txn.plain_jobs is not None and state in FINAL_JOB_STATES and self.database_engine.returning:
+            # (a session's batch ending a job: whether it is plain, for function_job_finished)
+            changed = self._update_job_txn(txn, now, job_id, state, results, error, expect, " RETURNING plain")
+        else:
+            changed = self._update_job_txn(txn, now, job_id, state, results, error, expect)
         if changed and event is not None:
             self._append_event_txn(txn, "job", device_id, now, event)
         return changed

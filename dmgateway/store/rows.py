@@ -23,9 +23,25 @@ from .model import StoreError
 __all__ = ["dump_json", "load_json", "json_column", "columns", "row_converter", "builder"]
 
 
-# what json.dumps(value, allow_nan=False, separators=(",", ":")) would
-# build for every call
-_ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+# What json.dumps(value, allow_nan=False, separators=(",", ":")) builds at
+# every call (a JSONEncoder, then a C encoder), built once: without the
+# check for circular references (its dict of markers would be shared by the
+# reactor and pool threads), a circular value meets the recursion limit
+# instead, and is refused all the same (see dump_json).
+_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+try:
+    from json.encoder import c_make_encoder as _c_make_encoder
+except ImportError:  # (a Python without the C accelerator)
+    _c_make_encoder = None
+if _c_make_encoder is None:
+    _ENCODE = json.JSONEncoder(allow_nan=False, separators=(",", ":"), check_circular=False).encode
+else:
+    _CHUNKS = _c_make_encoder(
+        None, _JSON.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+
+    def _ENCODE(value: Any, _chunks=_CHUNKS, _join="".join) -> str:
+        return _join(_chunks(value, 0))
 # what json.loads(text) uses for text
 _DECODE = json.JSONDecoder().decode
 
@@ -36,6 +52,8 @@ def dump_json(value: Any, what: str) -> str:
         return _ENCODE(value)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{what} is not JSON-serialisable: {e}") from None
+    except RecursionError:
+        raise ValueError(f"{what} is not JSON-serialisable: circular or nested too deeply") from None
 
 
 def load_json(text: Optional[str], what: str) -> Any:

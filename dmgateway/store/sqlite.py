@@ -452,6 +452,9 @@ class SQLiteEngine:
             cp_name="dmgateway-store-sqlite",
         )
 
+    #: L{sql} changes nothing: a L{Txn<dmgateway.store.database.Txn>} skips it
+    native_placeholders = True
+
     def sql(self, sql: str) -> str:
         """SQLite takes C{?} placeholders as they are."""
         return sql

@@ -498,3 +498,57 @@ def test_reader_lists_what_a_container_cannot_hold():
     assert node_to_message(message_node(atomic)).unknown == ["SyncML/SyncBody/Atomic/Foo"]
     atomic.children[1] = value("Meta", None)
     assert node_to_message(message_node(atomic)).unknown == []
+
+
+# -- the reader's fast paths (the usual Item, the usual Meta) read what the general ones do --
+
+_LEAF_TEXT = st.one_of(st.none(), st.sampled_from(["chr", " bin ", "b64", "12", "0", "", " 7 ", "x1", "AAEC"]),
+                       st.binary(max_size=3), st.text(max_size=3))
+
+
+@st.composite
+def _leaf(draw, names, ns=NS_SYNCML):
+    node = Node(draw(st.sampled_from(names)), ns, None, draw(_LEAF_TEXT))
+    if draw(st.integers(0, 9)) == 0:  # element content where a value is expected
+        node.children = [Node("LocURI", NS_SYNCML, None, "x")]
+    return node
+
+
+_META_CHILD_NAMES = ["Format", "Type", "Mark", "Size", "Version", "NextNonce", "MaxMsgSize", "MaxObjSize",
+                     "EMI", "Anchor"]
+_META_NODE = st.lists(_leaf(_META_CHILD_NAMES, NS_METINF), max_size=5).map(
+    lambda children: Node("Meta", NS_SYNCML, children))
+_LOCREF_NODE = st.builds(lambda name, children: Node(name, NS_SYNCML, children),
+                         st.sampled_from(["Target", "Source"]),
+                         st.lists(_leaf(["LocURI", "LocName", "Filter"]), min_size=0, max_size=2))
+_ITEM_CHILD = st.one_of(_META_NODE, _LOCREF_NODE, _leaf(["Data", "MoreData", "Type", "SourceParent", "Bogus"]))
+
+
+def _read(read, *args):
+    strays = []
+    try:
+        return read(*args, strays), bool(strays)
+    except ModelError as e:
+        return ("error", str(e), e.path), None
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ITEM_CHILD, max_size=6), st.sampled_from([None, "bin", "chr"]))
+def test_reader_item_fast_path_is_the_general_one(children, inherited):
+    from dmgateway.codec import mapping_reader as reader
+
+    node = Node("Item", NS_SYNCML, children)
+    path = ("SyncML", ("Item", 1))
+    assert _read(reader._node_to_item, node, path, inherited) == _read(
+        reader._node_to_item_any, node, path, inherited)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(_META_NODE)
+def test_reader_meta_fast_path_is_the_general_one(node):
+    from dmgateway.codec import mapping_reader as reader
+
+    def general(node, path, strays):
+        return reader._node_to_meta_any(node, path)
+
+    assert _read(reader._node_to_meta, node, "Meta") == _read(general, node, "Meta")

@@ -104,6 +104,7 @@ class StoreCase:
                 return translate(text)
 
             engine.sql = sql
+            engine.native_placeholders = False  # (so that every statement goes through sql)
         if getattr(self, "short", False):
             run = store.run_interaction
             store.run_interaction = lambda desc, func, *args, short=True: run(desc, func, *args, short=True)

@@ -50,6 +50,53 @@ class FunctionTestsMixin(StoreCase):
         events = [e for e in await store.events_after(0) if e["type"] == "function"]
         self.assertEqual([e["state"] for e in events], ["awaiting_device", "verifying", "done"])
 
+    async def test_a_session_batch_looks_up_operations_only_for_jobs_that_may_have_one(self):
+        from dmgateway.jobstates import change_job
+        from dmgateway.store import database
+
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        statements = []
+        execute = database.Txn.execute
+
+        def traced(txn, sql, args=()):
+            statements.append(sql)
+            return execute(txn, sql, args)
+
+        self.patch(database.Txn, "execute", traced)
+
+        async def finish(job_id, results, now):
+            del statements[:]
+            batch = store.batch()
+            change_job(batch, job_id, "running", device_id="IMEI:1", now=now)
+            change_job(batch, job_id, "done", device_id="IMEI:1", now=now, expect="running", results=results)
+            batch.function_job_finished(job_id, "done", results, now)
+            changed, _, op = await batch.commit(short=True)
+            self.assertTrue(changed)
+            return op, [sql for sql in statements if "operations" in sql]
+
+        # a plain job (create_job): no operation to look for, where the engine says RETURNING
+        await store.create_job("plain1", "IMEI:1", [{"op": "Get", "target": "./DevDetail/SwV"}])
+        op, queries = await finish("plain1", [{"op": "Get", "status": 200}], START)
+        self.assertIsNone(op)
+        self.assertEqual(len(queries), 0 if store.database_engine.returning else 1)
+        # an operation's job and its read-back are looked up and settle as before
+        await self.operation(store)
+        op, queries = await finish("job1", exec_results(202), START + 1)
+        self.assertEqual((op.state, len(queries) > 0), ("awaiting_device", True))
+        readback = ("readback", "rb1", op.readback)
+        await store.function_alert("IMEI:1", fumo_alert("jjob1"), START + 50, readback)
+        results = [{"op": "Get", "target": "./FUMO/fw1/State", "status": 200, "data": "100"},
+                   {"op": "Get", "target": "./DevDetail/FwV", "status": 200, "data": "2.0"}]
+        op, queries = await finish("rb1", results, START + 51)
+        self.assertEqual((op.state, op.outcome["verified"]), ("done", True))
+        # an old gateway's job (no plain flag written: the column's default) is looked up too
+        await store.run_interaction("old", lambda txn: txn.execute(
+            "INSERT INTO jobs (job_id, device_id, state, commands, atomic, notify, ui_mode, results,"
+            " created, updated) VALUES ('old1', 'IMEI:1', 'queued', '[]', 0, 'none', 0, '[]', 1, 1)"))
+        op, queries = await finish("old1", [], START + 60)
+        self.assertEqual((op, len(queries)), (None, 1))
+
     async def test_wrong_fwv_after_success_fails_the_operation(self):
         store = await self.open()
         await add_device(store, "IMEI:1")

@@ -72,6 +72,29 @@ class InventoryTestsMixin(StoreCase):
         await store.set_last_session("IMEI:1", None)
         self.assertEqual(await self.ids(store, never_seen=False), ["IMEI:2"])
 
+    async def test_inventory_indexes_hold_only_devices_with_a_value(self):
+        # (migration 010: a never-seen device's first session adds an entry
+        # instead of also moving one out of a long run of NULLs)
+        store = await self.fleet()
+        if self.engine == "sqlite":
+            sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name LIKE 'devices_%'"
+            column = "sql"
+        else:
+            sql = "SELECT indexname AS name, indexdef FROM pg_indexes WHERE indexname LIKE 'devices_%'"
+            column = "indexdef"
+        rows = await store.run_interaction("indexes", lambda txn: txn.fetchall(sql))
+        definitions = {row["name"]: " ".join(row[column].split()) for row in rows}
+        self.assertIn("WHERE devinfo_man IS NOT NULL", definitions["devices_man_mod"].replace("(", "").replace(")", ""))
+        self.assertIn("WHERE last_session_at IS NOT NULL",
+                      definitions["devices_last_session"].replace("(", "").replace(")", ""))
+        # the filters on them answer as before (test_filters), and with no value at all
+        await store.set_devinfo("IMEI:4", None)
+        self.assertEqual(await self.ids(store, man="Other"), [])
+        await store.set_last_session("IMEI:2", None)
+        self.assertEqual(await self.ids(store, never_seen=False), ["IMEI:1"])
+        self.assertEqual(await self.ids(store, session_after=START), ["IMEI:1"])
+        self.assertEqual(len(await self.ids(store, never_seen=True)), 6)
+
     async def test_cancel_job(self):
         store = await self.fleet()
         await store.create_job("j1", "IMEI:1", GET)

@@ -1,0 +1,358 @@
+"""The optional C accelerator of the XML reader against the pure builder.
+
+Differential: on valid messages, on every fixture, on hostile, mutated and
+random documents, ``xml_reader.read`` answers the same with the accelerator
+as without it (the same tree -- the same name and namespace-key objects from
+the reader's caches, the same text and attributes -- or the same error with
+the same text and path), and the C function itself answers either the tree
+the pure builder answers or None (the pure builder then reads the document):
+never a tree for a document the pure builder refuses.  It reads the common
+documents itself (it is not a path never taken), and the process-wide caches
+stay bounded with it.
+"""
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from dmgateway.codec import xml, xml_reader
+from dmgateway.codec.element import NS_SYNCML, Node
+from dmgateway.codec.errors import CodecError
+from dmgateway.codec.mapping import message_to_node
+from tests.codec import lxml_reference
+from tests.codec.strategies import messages
+from tests.codec.test_xml_reader import FIXTURES, HOSTILE, _documents, _mutations
+
+try:
+    from dmgateway.codec import _xml_speedups
+except ImportError:  # not built (no compiler or no libexpat headers at install time)
+    _xml_speedups = None
+
+pytestmark = pytest.mark.skipif(
+    _xml_speedups is None, reason="dmgateway.codec._xml_speedups is not built (no C compiler or "
+                                  "no libexpat headers at install time): only the pure reader is in use")
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+HYPOTHESIS = settings(max_examples=400, deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def shape(node):
+    """A tree as a flat pre-order list of plain data (text type, attrs None or
+    dict, whether the name and key are the objects the name cache holds);
+    without recursion, for deep trees."""
+    cached = {id(found[0]) for found in xml_reader._NAMES.values()}
+    cached_keys = {id(found[1]) for found in xml_reader._NAMES.values()}
+    flat, work = [], [node]
+    while work:
+        node = work.pop()
+        flat.append((node.__class__, node.name, node.ns, node.text.__class__, node.text,
+                     node.attrs.__class__, node.attrs, len(node.children), node.children.__class__,
+                     id(node.name) in cached, id(node.ns) in cached_keys or node.ns is NS_SYNCML))
+        work.extend(reversed(node.children))
+    return flat
+
+
+def outcome(data, c, **limits):
+    """What ``read`` answers, with (``c``) or without the accelerator."""
+    saved = xml_reader._c_build
+    xml_reader._c_build = _xml_speedups.build if c else None
+    try:
+        return "tree", shape(xml_reader.read(data, limits.get("max_depth", 20),
+                                             limits.get("max_elements")))
+    except CodecError as e:
+        return "error", e.__class__, str(e), e.path, e.offset
+    finally:
+        xml_reader._c_build = saved
+
+
+def c_alone(data, max_depth=20, max_elements=None):
+    """The C function on its own: a root Node or None."""
+    data, encoding = xml_reader._transcoded(data)
+    declared = {}
+    root = _xml_speedups.build(data, encoding, min(max_depth, xml_reader.HARD_MAX_DEPTH),
+                               max_elements, declared, Node, xml_reader._NAMES, xml_reader._resolve,
+                               xml_reader._attrs, xml_reader.ROOT_KEYS, NS_SYNCML)
+    return root, declared
+
+
+def assert_same(data, **limits):
+    """Both paths answer alike; the C function alone answers None or the pure tree."""
+    pure = outcome(data, False, **limits)
+    assert outcome(data, True, **limits) == pure, data[:300]
+    try:
+        root, declared = c_alone(data, **limits)
+    except CodecError:  # from _transcoded, before any parse: both paths raise it
+        assert pure[0] == "error"
+        return pure, None
+    if root is not None:  # then read() checks the URIs declared, as _build does
+        try:
+            xml_reader._check_declared(declared)
+        except CodecError as e:
+            assert pure == ("error", e.__class__, str(e), e.path, e.offset), data[:300]
+        else:
+            assert pure == ("tree", shape(root)), data[:300]
+    return pure, root
+
+
+def test_module_is_in_use():
+    assert xml_reader._c_build is not None or os.environ.get("DMGW_PURE_XML", "") not in ("", "0")
+    assert _xml_speedups.expat_version() == xml_reader.pyexpat.EXPAT_VERSION
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=lambda p: str(p.relative_to(ROOT / "tests")))
+def test_every_fixture_reads_the_same(path):
+    data = path.read_bytes()
+    pure, root = assert_same(data)
+    assert pure[0] == "tree"
+    if b"<!DOCTYPE" not in data or b"[" not in data.split(b"<!DOCTYPE", 1)[1].split(b">", 1)[0]:
+        assert root is not None, "the C builder gave up on an accepted fixture"
+    count = len(pure[1])
+    for limit in (0, 1, count // 2, count - 2, count - 1, count, count + 1):
+        assert_same(data, max_elements=limit)
+    for depth in (0, 1, 3, 4, 256, 10_000):
+        assert_same(data, max_depth=depth)
+    text = data.decode("utf-8")
+    if text.startswith("<?xml"):
+        text = text[text.index("?>") + 2:]
+    for encoding in ("utf-16", "utf-16-be", "utf-32", "iso-8859-1", "windows-1252", "shift_jis",
+                     "us-ascii"):
+        try:
+            encoded = ('<?xml version="1.0" encoding="%s"?>' % (encoding,) + text).encode(encoding)
+        except UnicodeEncodeError:
+            continue
+        assert assert_same(encoded)[0] == pure
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(messages(), st.sampled_from([None, 0, 5, 20, 60]), st.sampled_from([1, 3, 6, 20]))
+def test_generated_messages_read_the_same(msg, limit, depth):
+    data = xml.serialize(message_to_node(msg))
+    pure, root = assert_same(data)
+    assert pure[0] == "tree" and root is not None
+    assert_same(data, max_elements=limit, max_depth=depth)
+    # and the lxml oracle agrees with what the C path reads
+    assert lxml_reference.parse(data) == xml.parse(data)
+
+
+MORE_HOSTILE = [
+    b'<?xml version="1.0"?>\n<!DOCTYPE SyncML PUBLIC "-//SYNCML//DTD SyncML 1.2//EN" "x"><SyncML><a>1</a></SyncML>',
+    b'<?xml version="1.0" encoding="UTF-8" standalone="no"?><SyncML/>',
+    b"<?xml version='1.0' encoding='utf-8'?><SyncML/>",
+    b'<?xml version="1.x"?><SyncML/>',
+    b'<?xml version="10"?><SyncML/>',
+    b"<SyncML>" + b"<a>x</a>" * 5000 + b"</SyncML>",
+    b"<SyncML>" + b"&amp;" * 100_000 + b"</SyncML>",
+    b"<SyncML><a>" + b"x\r\n" * 300_000 + b"</a></SyncML>",
+    b"<SyncML><a>" + b"\xc3\xa9" * 600_000 + b"</a></SyncML>",
+    b"<SyncML><a><![CDATA[" + b"]" * 2_000_000 + b"]]></a></SyncML>",
+    b"<SyncML>" + b" " * 2_100_000 + b"<a/></SyncML>",
+    b"<SyncML>" + b"<a>" * 255 + b"</a>" * 255 + b"</SyncML>",
+    b"<SyncML>" + b"<a>" * 256 + b"</a>" * 256 + b"</SyncML>",
+    b"<a>" * 256 + b"x" + b"</a>" * 256,
+    b"<a>" * 256 + b"<b/>" + b"</a>" * 256,
+    b'<SyncML xmlns:a="urn:a" xmlns:a2="u v"><a:x/></SyncML>',
+    b'<SyncML xmlns="urn:one"><a xmlns="urn:two"/><b xmlns="bad uri"/></SyncML>',
+    b'<SyncML xmlns:p="urn:p"><p:a p:x="1" y="2" z="&lt;"/><b y="3"/></SyncML>',
+    b'<SyncML xmlns:p="bad uri x"><a p:x="1"/></SyncML>',
+    b'<x:SyncML xmlns:x="syncml:dmddf1.2"><MgmtTree/></x:SyncML>',
+    b'<MgmtTree xmlns="syncml:dmddf1.2"><Node><NodeName>a</NodeName></Node></MgmtTree>',
+    b"<SyncML><a>t</a>\n<b> </b>\t<c/>x</SyncML>",
+    b"<SyncML><a>t<!--c--></a> <!--d--> <b><?p?>u</b></SyncML>",
+    b"<SyncML><a>&#x20;&#x9;</a><b>&#xa;<c/></b></SyncML>",
+    b"<SyncML><a>&#x41;<c/></a></SyncML>",
+    b"<SyncML></SyncML>",
+    b"<SyncML><a></a><a/></SyncML>",
+    b"<SyncML>" + b"<" + b"n" * 200 + b"/>" + b"<" + b"n" * 200 + b"/></SyncML>",
+    b"<SyncML>" + b"<n" + b"\xc3\xa9" * 25_001 + b"/></SyncML>",
+    b'<SyncML xmlns="' + b"u" * 300 + b'"><a/><a/></SyncML>',
+    b"\xfe\xff\x00<\x00S\x00/\x00>",
+    b"\xff\xfe<\x00S\x00/\x00>\x00",
+    b'<?xml version="1.0" encoding="utf-16"?><SyncML/>',
+    b'<?xml version="1.0" encoding="koi8-r"?><SyncML>\xc1</SyncML>',
+    b'<?xml version="1.0" encoding="iso-8859-15"?><SyncML>\xa4</SyncML>',
+    b'<?xml version="1.0" encoding="US-ASCII"?><SyncML>\x80</SyncML>',
+    b'<?xml version="1.0" encoding="ISO-8859-1"?><SyncML a="\xe9">\xe9</SyncML>',
+    b"<SyncML>\xf4\x90\x80\x80</SyncML>",
+    b"<SyncML>\xc0\x80</SyncML>",
+    b"<SyncML>\xe0\x80\x80</SyncML>",
+    b"<SyncML><a>\xed\x9f\xbf</a></SyncML>",
+    b"<SyncML/>   \n",
+    b"<SyncML/><!--x--><?p?>",
+    b"<SyncML/>x",
+    b"<SyncML><a/></SyncML><b/>",
+    b'<!DOCTYPE SyncML SYSTEM "x"><SyncML>&amp;&e;</SyncML>',
+    b'<!DOCTYPE SyncML SYSTEM "x" [<!ENTITY % e "x">]><SyncML/>',
+    b'<!DOCTYPE SyncML [<!ENTITY a "&b;"><!ENTITY b "x">]><SyncML>&a;</SyncML>',
+    b'<!DOCTYPE SyncML [%e;]><SyncML/>',
+]
+
+
+@pytest.mark.parametrize("data", HOSTILE + MORE_HOSTILE, ids=lambda d: repr(d[:40]))
+def test_hostile_documents_read_the_same(data):
+    for limits in ({}, {"max_elements": 0}, {"max_elements": 1}, {"max_elements": 3},
+                   {"max_depth": 0}, {"max_depth": 2}, {"max_elements": 3, "max_depth": 2}):
+        assert_same(data, **limits)
+
+
+@HYPOTHESIS
+@given(_mutations(), st.sampled_from([None, 1, 5, 40]), st.sampled_from([1, 3, 64]))
+@example(b"<SyncML><a>" + b"<b>" * 70 + b"x" + b"</b>" * 70 + b"</a>junk" + b"<c/>" * 60, 50, 64)
+def test_mutated_documents_read_the_same(data, limit, depth):
+    assert_same(data, max_elements=limit, max_depth=depth)
+
+
+@HYPOTHESIS
+@given(_documents(), st.sampled_from([None, 0, 1, 5, 20]), st.integers(0, 8))
+def test_small_documents_read_the_same(data, limit, depth):
+    assert_same(data, max_elements=limit, max_depth=depth)
+
+
+def _dm_documents():
+    """SyncML-like documents from pieces: namespaces, prefixes, attributes,
+    declarations, encodings, characters expat takes and refuses."""
+    names = st.sampled_from(["SyncML", "SyncHdr", "Item", "Data", "LocURI", "Meta", "MgmtTree",
+                             "Node", "a", "p:a", "q:b", "x" * 130, "\u00e9l", "wap-provisioningdoc"])
+    uris = st.sampled_from(["SYNCML:SYNCML1.2", "syncml:metinf", "syncml:dmddf1.2", "urn:x", "",
+                            "bad uri", "http://x/%zz", "u" * 200, "\u00e9"])
+    texts = st.sampled_from(["", " ", "x", " \r\n\t", "&amp;", "&lt;x&gt;", "&#65;", "&#0;",
+                             "<![CDATA[ ]]>", "<![CDATA[x<y]]>", "<!--c-->", "<?pi x?>", "&e;",
+                             "\u20ac", "\x01", "\ufffe", "\U0001F600", "]]>", "y" * 3000])
+    attrs = st.lists(st.tuples(st.sampled_from(["a", "b", "p:a", "q:c", "xmlns", "xmlns:p",
+                                                "xmlns:q", "xml:lang"]), uris), max_size=3)
+    element = st.tuples(names, attrs, texts)
+
+    def render(parts, prolog, encoding):
+        out = [prolog]
+        stack = []
+        for (name, pairs, text), close in parts:
+            if close and stack:
+                out.append("</%s>" % (stack.pop(),))
+            out.append("<%s%s>%s" % (name, "".join(' %s="%s"' % pair for pair in pairs), text))
+            stack.append(name)
+        while stack:
+            out.append("</%s>" % (stack.pop(),))
+        document = "".join(out)
+        try:
+            return document.encode(encoding)
+        except UnicodeEncodeError:
+            return document.encode("utf-8")
+
+    prologs = st.sampled_from(["", '<?xml version="1.0"?>', '<?xml version="1.1" encoding="utf-8"?>',
+                               '<?xml version="2.0"?>', '<!DOCTYPE SyncML SYSTEM "x">',
+                               "<!DOCTYPE SyncML [<!ENTITY e 'v'>]>", '<?xml version="1.0" '
+                               'encoding="ISO-8859-1"?>', '<?xml version="1.0" encoding="utf-16"?>',
+                               "\ufeff"])
+    return st.builds(render, st.lists(st.tuples(element, st.booleans()), min_size=1, max_size=12),
+                     prologs, st.sampled_from(["utf-8", "utf-16", "latin-1", "utf-32"]))
+
+
+@HYPOTHESIS
+@given(_dm_documents(), st.sampled_from([None, 2, 8]), st.sampled_from([2, 5, 64]))
+def test_built_documents_read_the_same(data, limit, depth):
+    assert_same(data, max_elements=limit, max_depth=depth)
+
+
+@HYPOTHESIS
+@given(st.binary(max_size=200).map(lambda tail: b"<SyncML>" + tail))
+def test_random_bytes_read_the_same(data):
+    assert_same(data)
+
+
+def test_seeded_mutation_fuzz():
+    # thousands of byte-level mutations of the fixtures, reproducible
+    rng = random.Random(16)
+    sources = [p.read_bytes() for p in FIXTURES]
+    pieces = [b"<", b">", b"/", b"&", b";", b"]]>", b"<![CDATA[", b"<!--", b"-->", b"<?", b"?>",
+              b'"', b"=", b":", b"xmlns:p='urn:p'", b" ", b"\x00", b"\xc3", b"\xe9", b"<a>", b"</a>"]
+    trees = 0
+    for _ in range(int(os.environ.get("DMGW_XML_FUZZ", "3000"))):
+        data = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 6)):
+            at = rng.randrange(len(data) + 1)
+            op = rng.random()
+            if op < 0.4:
+                data[at:at] = rng.choice(pieces)
+            elif op < 0.7:
+                del data[at:at + rng.randint(1, 12)]
+            elif data:
+                data[min(at, len(data) - 1)] = rng.randrange(256)
+        pure, _ = assert_same(bytes(data), max_elements=rng.choice([None, 10, 100]),
+                              max_depth=rng.choice([4, 20]))
+        trees += pure[0] == "tree"
+    assert trees > 0
+
+
+def test_pure_path_can_be_forced():
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from dmgateway.codec import xml_reader\n"
+              "print(xml_reader._c_build is None)" % (str(ROOT),))
+    for value, pure in (("1", "True"), ("0", "False"), ("", "False")):
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              env={**os.environ, "DMGW_PURE_XML": value}, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == pure
+
+
+def test_caches_stay_bounded_through_the_c_path():
+    for n in range(30):
+        root, _ = c_alone(b'<SyncML xmlns="urn:%d%s">%s</SyncML>' % (
+            n, b"u" * 100, b"".join(b"<x%d_%d/>" % (n, i) for i in range(400))))
+        assert root is not None
+    assert len(xml_reader._NAMES) <= xml_reader._MAX_NAMES
+    assert all(len(name) <= xml_reader._MAX_NAME_CHARS for name in xml_reader._NAMES)
+    assert len(xml_reader._URIS) <= 256
+
+
+def test_declared_namespaces_are_handed_back():
+    root, declared = c_alone(b'<p:SyncML xmlns:p="urn:p" xmlns="urn:d"><a xmlns=""/></p:SyncML>')
+    assert root is not None
+    assert declared == {"p": "urn:p", None: None}
+    with pytest.raises(CodecError, match="is not a URI"):
+        xml_reader.read(b'<SyncML xmlns:p="bad uri"/>', 20, None)
+
+
+def test_references_are_given_back():
+    # every path of the C builder, the trees it gives up on included, returns
+    # the references it took: the shared names, keys and constants are held
+    # exactly as often before and after a few thousand builds
+    documents = [p.read_bytes() for p in FIXTURES[:10]] + [d for d in HOSTILE + MORE_HOSTILE
+                                                           if len(d) < 10_000]
+    limits = [{}, {"max_elements": 3}, {"max_depth": 2}, {"max_depth": 0}]
+
+    def run():
+        for data in documents:
+            for limit in limits:
+                try:
+                    c_alone(data, **limit)
+                except CodecError:
+                    pass
+
+    run()  # the caches filled
+    shared = [NS_SYNCML, xml_reader.ROOT_KEYS, xml_reader._resolve, xml_reader._attrs]
+    shared += [item for found in list(xml_reader._NAMES.values()) for item in (found, *found)]
+    before = [sys.getrefcount(item) for item in shared]
+    for _ in range(20):
+        run()
+    assert [sys.getrefcount(item) for item in shared] == before
+
+
+def test_only_pyexpats_expat_release_is_used(monkeypatch):
+    # the extension links the system's libexpat: another release than the one
+    # pyexpat carries (or other features) could read a document differently
+    assert xml_reader._load_c_build() is _xml_speedups.build or xml_reader._AMPLIFICATION
+    monkeypatch.setattr(xml_reader.pyexpat, "EXPAT_VERSION", "expat_0.0.0")
+    assert xml_reader._load_c_build() is None
+    monkeypatch.undo()
+    monkeypatch.setattr(xml_reader.pyexpat, "features", [("XML_DTD", 0)])
+    assert xml_reader._load_c_build() is None
+    monkeypatch.undo()
+    monkeypatch.setenv("DMGW_PURE_XML", "1")
+    assert xml_reader._load_c_build() is None
