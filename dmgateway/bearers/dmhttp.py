@@ -66,6 +66,9 @@ _TIMEOUT = _canned(408, b"Request Timeout", "request not received in time")
 
 # reading states
 _HEAD, _LENGTH, _CHUNKED, _CLOSED = range(4)
+#: the most bytes a channel holds for the end of a turn (a transport's bufferSize):
+#: more are sent at once, so a peer that does not read pauses the channel as before
+_HOLD = 65536
 
 
 def _socket_of(transport):
@@ -125,6 +128,7 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
     _peer_host = None
     _uncounted = False
     _out = None  # bytes written this turn of the reactor, sent at its end (plain TCP only)
+    _held = 0  # how many bytes _out holds
 
     def __init__(self, site):
         self.site = site
@@ -401,11 +405,16 @@ class DMChannel(ReadDeadline, KnownAddresses, protocol.Protocol):
         out = self._out
         if out is not None:
             out.append(data)
+            self._held += len(data)
         elif _socket_of(self.transport) is not None:
             self._out = [data]
+            self._held = len(data)
             self.site.outbox(self)
         else:
             self.transport.write(data)
+            return
+        if self._held > _HOLD:  # a transport's buffer full: out now, so it can pause this channel
+            self._send()
 
     def _send(self):
         """What this channel wrote in the turn goes out now."""

@@ -678,6 +678,25 @@ class DirectWriteTests(Base):
         bodies = [part.split(b"\r\n\r\n", 1)[1] for part in out.split(b"HTTP/1.1 200 OK\r\n")[1:]]
         self.assertEqual(bodies, [b"a" * 300000, b"b" * 300000, b"c" * 300000])
 
+    def test_a_peer_that_does_not_read_cannot_make_one_turn_hold_many_answers(self):
+        # pipelined requests answered at once, by a peer that reads nothing: the
+        # answers held for the end of the turn reach the transport once they fill
+        # its buffer, so it pauses the channel as when each answer was written at once
+        class Same(LargeReplyDispatcher):
+            def handle_dm(self, body, **kwargs):
+                self.calls.append(body)
+                return defer.succeed(DMReply(200, "application/vnd.syncml.dm+xml", b"x" * self.size, {}))
+
+        self.site.resource.__init__(Same(16384), "/dm")
+        _protocol, wire = self.channel(buffer_size=4096)
+        wire.peer.sendall(post() * 300)  # ~40 KiB of requests, ~5 MiB of answers
+        wire.read()
+        calls = len(self.site.resource.dispatcher.calls)
+        self.assertLess(calls, 20)
+        held = wire.transport._tempDataLen + len(wire.transport.dataBuffer)
+        self.assertLess(held, 2 * wire.transport.bufferSize)
+        self.assertTrue(wire.transport.producerPaused)
+
     def test_through_the_proxy_protocol_wrapper(self):
         from twisted.protocols.haproxy._wrapper import HAProxyWrappingFactory
 
