@@ -3,14 +3,13 @@ its effects and the cluster hooks: the live-session record, the DM reply,
 and the conversions from store rows to session-engine inputs.  (The JSON
 views of the REST API are in :mod:`dmgateway.api.views`.)"""
 
-import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from dmgateway.auth.verify import AuthAccount
 from dmgateway.codec.syncml import ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED, Alert
 from dmgateway.dm import effects as fx
 from dmgateway.dm.session import ServerSession
+from dmgateway.utctime import utc_parts
 
 
 @dataclass
@@ -68,31 +67,10 @@ def media_type_for(encoding):
 
 
 def iso_time(seconds):
-    """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds.
-
-    (What ``datetime.fromtimestamp`` gives, the date and time formatted by
-    hand once per second -- ``strftime`` costs as much again, a few times
-    per session -- and the milliseconds per call, rounded as datetime rounds;
-    the text is the same for every year from 1000.  ``dmgateway.logs``
-    stamps its lines the same way: this module may not import it.)
-    """
-    fraction, whole = math.modf(seconds)
-    micros = round(fraction * 1e6)  # half to even, as datetime
-    if micros >= 1000000:
-        whole += 1.0
-        micros -= 1000000
-    elif micros < 0:
-        whole -= 1.0
-        micros += 1000000
-    cached = _iso_second
-    if cached[0] != whole:
-        s = datetime.fromtimestamp(whole, tz=timezone.utc)
-        cached = (whole, "%04d-%02d-%02dT%02d:%02d:%02d." % (s.year, s.month, s.day, s.hour, s.minute, s.second))
-        _iso_second[:] = cached
-    return "%s%03dZ" % (cached[1], micros // 1000)
-
-
-_iso_second = [None, None]  # (the last whole second formatted, its text up to the ".")
+    """Epoch seconds as an ISO 8601 UTC timestamp with milliseconds
+    (what ``datetime.fromtimestamp`` gives, see L{dmgateway.utctime})."""
+    text, micros = utc_parts(seconds)
+    return "%s%03dZ" % (text, micros // 1000)
 
 
 def starts_session(msg):

@@ -20,9 +20,7 @@ is one flat object per line, what log collectors ingest as it is::
 ``[logging] level`` applies to both, and SIGHUP applies a changed level.
 """
 
-import datetime
 import json
-import math
 import sys
 
 from zope.interface import implementer
@@ -38,6 +36,7 @@ from twisted.logger import (
 )
 
 from dmgateway.redact import is_secret_name
+from dmgateway.utctime import utc_parts
 
 # One level for every observer this module makes (set from [logging] level).
 _predicate = LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)
@@ -99,25 +98,9 @@ class _LevelFiltered:
 
 def _iso_time(seconds):
     """``%Y-%m-%dT%H:%M:%S.%fZ`` in UTC, what ``datetime.fromtimestamp``
-    gives, its date and time formatted once per second (a busy gateway
-    writes many lines in each): only the microseconds are formatted per line."""
-    fraction, whole = math.modf(seconds)
-    micros = round(fraction * 1e6)  # as datetime rounds: half to even
-    if micros >= 1000000:
-        whole += 1.0
-        micros -= 1000000
-    elif micros < 0:
-        whole -= 1.0
-        micros += 1000000
-    cached = _iso_second
-    if cached[0] != whole:
-        s = datetime.datetime.fromtimestamp(whole, datetime.timezone.utc)
-        cached = (whole, "%04d-%02d-%02dT%02d:%02d:%02d." % (s.year, s.month, s.day, s.hour, s.minute, s.second))
-        _iso_second[:] = cached
-    return "%s%06dZ" % (cached[1], micros)
-
-
-_iso_second = [None, None]  # (the last whole second formatted, its text up to the ".")
+    gives (see L{dmgateway.utctime})."""
+    text, micros = utc_parts(seconds)
+    return "%s%06dZ" % (text, micros)
 
 
 class _Fields(dict):

@@ -34,49 +34,7 @@
 #define HARD_MAX_DEPTH 256
 #define CHUNK (1 << 20)  /* pyexpat's MAX_CHUNK_SIZE: Parse() feeds expat this much at a time */
 
-/* Node slot offsets, found from the class's member descriptors */
-typedef struct {
-    PyTypeObject *type;
-    Py_ssize_t name, ns, children, text, attrs;
-} NodeLayout;
-
-static int
-slot_offset(PyTypeObject *type, const char *slot, Py_ssize_t *offset)
-{
-    PyObject *descr = PyDict_GetItemString(type->tp_dict, slot);  /* borrowed */
-    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-        return -1;
-    }
-    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-    if (member->type != T_OBJECT_EX || member->offset < (Py_ssize_t)sizeof(PyObject)
-            || member->offset > type->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
-        return -1;
-    }
-    *offset = member->offset;
-    return 0;
-}
-
-static int
-node_layout(PyObject *cls, NodeLayout *layout)
-{
-    if (!PyType_Check(cls)) {
-        return -1;
-    }
-    PyTypeObject *type = (PyTypeObject *)cls;
-    if (type->tp_dict == NULL || type->tp_alloc == NULL) {
-        return -1;
-    }
-    layout->type = type;
-    if (slot_offset(type, "name", &layout->name) || slot_offset(type, "ns", &layout->ns)
-            || slot_offset(type, "children", &layout->children)
-            || slot_offset(type, "text", &layout->text)
-            || slot_offset(type, "attrs", &layout->attrs)) {
-        return -1;
-    }
-    return 0;
-}
-
-#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+#include "_node_layout.h"
 
 /* The names of one document: expat name bytes -> the tuple _NAMES holds for
  * them, so that a name met again is not decoded and looked up again.  Only

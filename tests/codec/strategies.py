@@ -368,3 +368,15 @@ def messages(binary_data: bool = False):
         body=st.lists(commands(binary_data), max_size=5),
         final=st.booleans(),
     )
+
+
+def reencoded(data, encodings):
+    """C{data} (a UTF-8 document) declared and encoded in each of C{encodings} that can carry it."""
+    text = data.decode("utf-8")
+    if text.startswith("<?xml"):
+        text = text[text.index("?>") + 2:]
+    for encoding in encodings:
+        try:
+            yield ('<?xml version="1.0" encoding="%s"?>' % (encoding,) + text).encode(encoding)
+        except UnicodeEncodeError:
+            continue
