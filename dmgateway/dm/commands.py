@@ -251,7 +251,9 @@ def devinfo_key(item):
     """``"Man"`` for an Item whose Source (or Target) is ``./DevInfo/Man``; else None."""
     ref = item.source or item.target
     uri = ref.loc_uri if ref is not None else ""
-    for prefix in ("./DevInfo/", "DevInfo/", "/DevInfo/"):
+    if uri.startswith("./DevInfo/"):  # (what devices send: one test, not three)
+        return uri[10:] or None
+    for prefix in ("DevInfo/", "/DevInfo/"):
         if uri.startswith(prefix) and len(uri) > len(prefix):
             return uri[len(prefix):]
     return None
@@ -275,7 +277,7 @@ def reported_key(item):
 
 def reported_text(data):
     """A reported value as stored: text without the XML whitespace around it."""
-    text, _ = item_text(data)
+    text = data if data.__class__ is str else item_text(data)[0]
     if text is None:
         return None
     return text.strip(" \t\r\n")[:MAX_REPORTED_TEXT]

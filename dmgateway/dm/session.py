@@ -199,8 +199,9 @@ class ServerSession(ClientCommands, ServerCommands):
             return self._auth_failed(turn, check)
         turn.effects.extend(self._server_auth.on_device_authenticated())
 
-        if any(isinstance(c, sm.Alert) and c.data == sm.ALERT_SESSION_ABORT for c in msg.body):
-            return self._client_abort(turn)
+        for cmd in msg.body:
+            if cmd.__class__ is sm.Alert and cmd.data == sm.ALERT_SESSION_ABORT:
+                return self._client_abort(turn)
         if self._state == INIT:
             problem = self._package1_problem(msg)
             if problem is not None:
