@@ -250,7 +250,10 @@ def results_answer(results, data=None):
 def devinfo_key(item):
     """``"Man"`` for an Item whose Source (or Target) is ``./DevInfo/Man``; else None."""
     ref = item.source or item.target
-    uri = ref.loc_uri if ref is not None else ""
+    return _devinfo_name(ref.loc_uri if ref is not None else "")
+
+
+def _devinfo_name(uri):
     if uri.startswith("./DevInfo/"):  # (what devices send: one test, not three)
         return uri[10:] or None
     for prefix in ("DevInfo/", "/DevInfo/"):
@@ -265,11 +268,11 @@ MAX_REPORTED_TEXT = 4096  # characters of each
 
 def reported_key(item):
     """``"Man"`` for ./DevInfo/Man, the node's URI for any other node, None without one."""
-    key = devinfo_key(item)
-    if key is not None:
-        return key
     ref = item.source or item.target
     uri = ref.loc_uri if ref is not None else ""
+    key = _devinfo_name(uri)
+    if key is not None:
+        return key
     if not uri:
         return None
     return uri if uri.startswith("./") else "./" + uri.lstrip("/")

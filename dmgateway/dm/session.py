@@ -57,6 +57,7 @@ _MAX_STALLS = 3  # messages in a row that could not pay off the Statuses owed
 
 # job error code for each way a session can end early
 _JOB_ERRORS = {"aborted": "session_aborted", "timeout": "session_timeout"}
+_NO_META = sm.Meta()  # (compared with, never sent: nothing changes it)
 
 
 @dataclass
@@ -337,7 +338,7 @@ class ServerSession(ClientCommands, ServerCommands):
             self._msg_size_announced = True
         if reply.hdr.meta is not None and reply.hdr.meta.max_obj_size is not None:
             self._obj_size_announced = True
-        if reply.hdr.meta is not None and reply.hdr.meta == sm.Meta():
+        if reply.hdr.meta is not None and reply.hdr.meta == _NO_META:
             reply.hdr.meta = None  # everything in it went out before
         body = self._encode(reply) if self._encode is not None else None
         signature = self._server_auth.sign(body) if self._server_auth.signs else None
