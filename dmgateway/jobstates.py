@@ -133,7 +133,8 @@ def _check(kind, old, new):
 
 def check_job(old, new):
     """Raise :class:`RefusedTransition` unless a job may go from ``old`` to ``new``."""
-    _check("job", old, new)
+    if new not in JOB_TRANSITIONS.get(old, ()):  # (a transition the table has: nothing to check)
+        _check("job", old, new)
 
 
 def check_notification(old, new):
