@@ -344,6 +344,9 @@ class ServerSession(ClientCommands, ServerCommands):
         signature = self._server_auth.sign(body) if self._server_auth.signs else None
         self._sent_order.append(builder.msg_id)
         result = Outcome(reply, signature, turn.effects, self.finished, body)
+        if self.finished:  # handle() takes no message any more: none to answer again
+            self._last = None
+            return result
         # a digest, not the body: a session waiting for its device (after a
         # 401, say) must not hold a message of up to max_body bytes
         digest = turn.digest if turn.digest is not None else _digest(turn.body)
