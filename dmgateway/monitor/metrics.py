@@ -20,8 +20,6 @@ SMPP link names from the configuration; never device ids.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.internet import defer, task
@@ -32,26 +30,6 @@ log = Logger()
 SESSION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 REFRESH_INTERVAL = 15.0
-
-
-def _observer(histogram):
-    """``histogram.observe`` (of a histogram without labels, or a labelled
-    child), sooner: prometheus-client checks the labels and walks the bounds
-    one by one at every call; here the bucket is found by bisection.  The
-    same values change, each under its own lock as before."""
-    bounds = getattr(histogram, "_upper_bounds", None)
-    buckets = getattr(histogram, "_buckets", None)
-    total = getattr(histogram, "_sum", None)
-    if not bounds or buckets is None or total is None or len(buckets) != len(bounds):
-        return histogram.observe
-    last = bounds[-1]  # +Inf: only NaN is above it (counted in the sum alone, as observe does)
-
-    def observe(amount):
-        total.inc(amount)
-        if amount <= last:
-            buckets[bisect_left(bounds, amount)].inc(1)
-
-    return observe
 
 
 def _status_label(code):
@@ -86,9 +64,8 @@ class GatewayMetrics:
         self.store_errors = Counter(
             "dmgw_store_errors", "store transactions that failed", registry=self.registry,
         )
-        self._observe_store = _observer(self.store_latency)
-        self._sessions = {}  # outcome -> session_duration child's observe
-        self._latency = {}  # listener -> http_latency child's observe
+        self._sessions = {}  # outcome -> session_duration child
+        self._latency = {}  # listener -> http_latency child
         self._api = {}  # status label -> api_requests child
         self.snapshot = None
         self.registry.register(_StateCollector(self))
@@ -101,16 +78,16 @@ class GatewayMetrics:
     # session.  Their label values are bounded (outcomes, listeners, statuses).
 
     def session_ended(self, outcome, seconds):
-        observe = self._sessions.get(outcome)
-        if observe is None:
-            observe = self._sessions[outcome] = _observer(self.session_duration.labels(outcome=outcome))
-        observe(max(seconds, 0.0))
+        child = self._sessions.get(outcome)
+        if child is None:
+            child = self._sessions[outcome] = self.session_duration.labels(outcome=outcome)
+        child.observe(max(seconds, 0.0))
 
     def http_request(self, listener, status, seconds):
-        observe = self._latency.get(listener)
-        if observe is None:
-            observe = self._latency[listener] = _observer(self.http_latency.labels(listener=listener))
-        observe(max(seconds, 0.0))
+        child = self._latency.get(listener)
+        if child is None:
+            child = self._latency[listener] = self.http_latency.labels(listener=listener)
+        child.observe(max(seconds, 0.0))
         if listener == "api":
             label = _status_label(status)
             counter = self._api.get(label)
@@ -119,7 +96,7 @@ class GatewayMetrics:
             counter.inc()
 
     def store_transaction(self, seconds, failed):
-        self._observe_store(max(seconds, 0.0))
+        self.store_latency.observe(max(seconds, 0.0))
         if failed:
             self.store_errors.inc()
 
