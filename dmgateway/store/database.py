@@ -12,7 +12,7 @@ the areas of the store (L{dmgateway.store.base}) build on this class.
 
 from __future__ import annotations
 
-from types import MethodType
+from operator import attrgetter
 from typing import Any, Iterable, Optional, Protocol, Sequence
 
 from twisted.internet import defer
@@ -422,28 +422,68 @@ class Database:
 
 
 class _Recording:
-    """Stands in for the store while a L{Batch} records its method calls."""
+    """
+    Stands in for the store while a L{Batch} records its method calls.
 
-    def __init__(self, store: "Database", work: list):
+    One per store (L{_recording_of}): each recorder points it at its
+    batch's list of work before the call (recording is synchronous, so
+    batches recorded in turns do not mix).  What the store's methods ask
+    of it is the store's own, asked at each use (a method replaced on the
+    store is seen at once): through a property per attribute of the
+    store's class (L{_recording_type}), else through C{__getattr__}.
+    """
+
+    __slots__ = ("_store", "_work")
+
+    def __init__(self, store: "Database"):
         self._store = store
-        self._work = work
+        self._work: list = []
 
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self._store, name)
-        if isinstance(value, MethodType):
-            # (the store's methods, asked again by the batch's next calls)
-            self.__dict__[name] = value
-        return value
+        # (the store's instance attributes: its engine, clock...)
+        return getattr(self._store, name)
 
     def run_interaction(self, desc: str, func, *args: Any, short: bool = False) -> None:
         self._work.append((desc, func, args))
+
+
+def _recording_type(store_type: type) -> type:
+    """
+    The L{_Recording} subclass for stores of C{store_type}: each attribute
+    of the class is a property reading the store's (a lookup through
+    C{__getattr__} first fails, raising and catching an C{AttributeError}:
+    a tenth of a batch's recording).
+    """
+    kind = _RECORDING_TYPES.get(store_type)
+    if kind is None:
+        own = set(dir(_Recording))
+        namespace: dict[str, Any] = {"__slots__": ()}
+        for name in dir(store_type):
+            if name not in own:
+                namespace[name] = property(attrgetter("_store." + name))
+        kind = type(f"{store_type.__name__}Recording", (_Recording,), namespace)
+        _RECORDING_TYPES[store_type] = kind
+    return kind
+
+
+_RECORDING_TYPES: dict[type, type] = {}
+
+
+def _recording_of(store: "Database") -> _Recording:
+    """The store's L{_Recording}, made at its first batch."""
+    recording = store.__dict__.get("_batch_recording")
+    if recording is None:
+        recording = store.__dict__["_batch_recording"] = _recording_type(type(store))(store)
+    return recording
 
 
 def _recorder(method: Any) -> Any:
     """A L{Batch} method recording C{method}'s transaction instead of running it."""
 
     def record(self: "Batch", *args: Any, **kwargs: Any) -> "Batch":
-        method(self._recording, *args, **kwargs)
+        recording = self._recording
+        recording._work = self._work
+        method(recording, *args, **kwargs)
         return self
 
     record.__name__ = method.__name__
@@ -467,7 +507,7 @@ class Batch:
     def __init__(self, store: "Database"):
         self._store = store
         self._work: list = []
-        self._recording = _Recording(store, self._work)
+        self._recording = _recording_of(store)
 
     @staticmethod
     def for_store(store_type: type) -> type:
@@ -498,7 +538,6 @@ class Batch:
         """
         work = self._work
         self._work = []
-        self._recording = _Recording(self._store, self._work)
         if not work:
             return defer.succeed([])
         desc = "batch of " + ", ".join([d for d, _f, _a in work])

@@ -259,6 +259,29 @@ class BatchTestsMixin(StoreCase):
             with self.assertRaises(AttributeError, msg=name):
                 getattr(store.batch(), name)
 
+    async def test_batches_record_interleaved_and_see_the_stores_methods_as_they_are(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        first, second = store.batch(), store.batch()
+        first.set_devinfo("IMEI:1", {"Man": "A"})
+        second.get_device("IMEI:1")
+        first.get_device("IMEI:1")
+        self.assertEqual((len(first), len(second)), (2, 1))
+        self.assertEqual((await first.commit())[1].devinfo, {"Man": "A"})
+        # a transaction function replaced on the store after a batch is
+        # what the next batch records
+        seen = []
+        real = store._set_devinfo_txn
+
+        def spy(txn, now, device_id, devinfo):
+            seen.append(devinfo)
+            return real(txn, now, device_id, devinfo)
+
+        store._set_devinfo_txn = spy
+        await store.batch().set_devinfo("IMEI:1", {"Man": "B"}).commit()
+        self.assertEqual(seen, [{"Man": "B"}])
+        self.assertEqual((await second.commit())[0].devinfo, {"Man": "B"})
+
 
 class SQLiteLifecycleTests(OnSQLite, LifecycleTestsMixin, TestCase):
     pass
