@@ -10,7 +10,7 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("dmgateway.codec._wbxml_speedups", ["dmgateway/codec/_wbxml_speedups.c"],
-              depends=["dmgateway/codec/_node_layout.h"], optional=True),
+              depends=["dmgateway/codec/_node_layout.h", "dmgateway/codec/_model_mapping.h"], optional=True),
     Extension("dmgateway.codec._xml_speedups", ["dmgateway/codec/_xml_speedups.c"],
               depends=["dmgateway/codec/_node_layout.h"], libraries=["expat"], optional=True),
 ])

@@ -1,0 +1,845 @@
+/* Optional C fast path of the node -> model mapping (mapping_reader.py).
+ *
+ * mapping_reader.node_to_message is the reference.  map_message reads only
+ * the common shapes of a DM message -- SyncHdr, Status, Results, Alert and
+ * the item commands (Add, Replace, Delete, Copy, Get, Exec), each child a
+ * known element met once (TargetRef, SourceRef and Item any number of
+ * times), values as plain text, Meta with the fields the model has, Items
+ * with Target, Source, Meta, Data and MoreData -- and builds the very same
+ * model objects (fields set in the order their dataclass __init__ sets
+ * them).  For anything else (an unknown or repeated element, element
+ * content where a value is expected, OPAQUE values, a missing required
+ * element, a number that is not one, Atomic, Sequence, unknown commands,
+ * embedded markup in Data, a Data Format other than chr or b64 with text,
+ * any error) it answers None and the pure reader maps the tree again,
+ * answering (or raising) exactly as always.  What it maps has no element the
+ * model has no place for, so the message's ``unknown`` is [].
+ *
+ * Included by _wbxml_speedups.c (after _node_layout.h); setup_mapping must
+ * be called once with the classes before map_message answers anything but
+ * None.
+ */
+#ifndef DMGW_MODEL_MAPPING_H
+#define DMGW_MODEL_MAPPING_H
+
+#include <stdint.h>
+
+/* element codes; 0 is any other name */
+enum {
+    E_OTHER, E_SyncHdr, E_SyncBody, E_VerDTD, E_VerProto, E_SessionID, E_MsgID, E_Target,
+    E_Source, E_LocURI, E_LocName, E_RespURI, E_NoResp, E_Cred, E_Meta, E_Data, E_Final,
+    E_CmdID, E_MsgRef, E_CmdRef, E_Cmd, E_TargetRef, E_SourceRef, E_Chal, E_Item, E_MoreData,
+    E_Correlator, E_Status, E_Results, E_Alert, E_Add, E_Replace, E_Delete, E_Copy, E_Get,
+    E_Exec, E_Format, E_Type, E_Mark, E_Size, E_Version, E_NextNonce, E_MaxMsgSize,
+    E_MaxObjSize, E_COUNT
+};
+
+static const char *const element_names[E_COUNT] = {
+    NULL, "SyncHdr", "SyncBody", "VerDTD", "VerProto", "SessionID", "MsgID", "Target",
+    "Source", "LocURI", "LocName", "RespURI", "NoResp", "Cred", "Meta", "Data", "Final",
+    "CmdID", "MsgRef", "CmdRef", "Cmd", "TargetRef", "SourceRef", "Chal", "Item", "MoreData",
+    "Correlator", "Status", "Results", "Alert", "Add", "Replace", "Delete", "Copy", "Get",
+    "Exec", "Format", "Type", "Mark", "Size", "Version", "NextNonce", "MaxMsgSize",
+    "MaxObjSize",
+};
+
+#define BIT(code) ((uint64_t)1 << (code))
+
+/* the model classes, and the fields each one's __init__ sets, in order */
+enum {
+    C_SyncML, C_SyncHdr, C_LocRef, C_Cred, C_Chal, C_Meta, C_Item, C_Status, C_Results,
+    C_Alert, C_Add, C_Replace, C_Delete, C_Copy, C_Get, C_Exec, C_COUNT
+};
+
+static const char *const class_fields[C_COUNT] = {
+    "hdr body final unknown",
+    "session_id msg_id target source ver_dtd ver_proto resp_uri no_resp cred meta",
+    "loc_uri loc_name",
+    "meta data",
+    "meta",
+    "type format mark size next_nonce max_msg_size max_obj_size version emi extra",
+    "target source meta data more_data",
+    "cmd_id msg_ref cmd_ref cmd target_refs source_refs cred chal data items",
+    "cmd_id msg_ref cmd_ref meta target_refs source_refs items",
+    "cmd_id no_resp cred data correlator items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items correlator",
+};
+
+#define MAX_FIELDS 10
+
+typedef struct {
+    int ready;
+    NodeLayout layout;
+    PyObject *codes;                       /* element name -> code (int) */
+    PyObject *root_name;                   /* "SyncML" */
+    PyObject *cls[C_COUNT];
+    PyObject *fields[C_COUNT];             /* tuple of interned field names */
+    PyObject *settle;                      /* mapping_reader._settle_data */
+    PyObject *chr, *b64, *sync_hdr, *zero; /* "chr", "b64", "SyncHdr", "0" */
+} MapState;
+
+static MapState M;
+
+/* a Meta's fields by element code: index in class_fields[C_Meta], whether an int */
+static int
+meta_field(int code, int *is_int)
+{
+    *is_int = 0;
+    switch (code) {
+    case E_Type: return 0;
+    case E_Format: return 1;
+    case E_Mark: return 2;
+    case E_Size: *is_int = 1; return 3;
+    case E_NextNonce: return 4;
+    case E_MaxMsgSize: *is_int = 1; return 5;
+    case E_MaxObjSize: *is_int = 1; return 6;
+    case E_Version: return 7;
+    default: return -1;
+    }
+}
+
+/* A new model object of class ``which`` with its fields set to ``values``
+ * (borrowed, in field order), as its __init__ would. */
+static PyObject *
+make(int which, PyObject *const *values)
+{
+    PyTypeObject *type = (PyTypeObject *)M.cls[which];
+    PyObject *obj = type->tp_alloc(type, 0);
+    if (obj == NULL) {
+        return NULL;
+    }
+    PyObject *names = M.fields[which];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (PyObject_SetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* The code of a Node's name, 0 for another name, -1 for anything but a Node named by a str */
+static int
+code_of(PyObject *node)
+{
+    if (!Py_IS_TYPE(node, M.layout.type)) {
+        return -1;
+    }
+    PyObject *name = SLOT(node, M.layout.name);
+    if (!PyUnicode_CheckExact(name)) {
+        return -1;
+    }
+    PyObject *code = PyDict_GetItemWithError(M.codes, name);  /* borrowed */
+    if (code == NULL) {
+        return PyErr_Occurred() ? -1 : E_OTHER;
+    }
+    return (int)PyLong_AsLong(code);
+}
+
+static PyObject *
+children_of(PyObject *node)
+{
+    PyObject *children = SLOT(node, M.layout.children);
+    return PyList_CheckExact(children) ? children : NULL;
+}
+
+/* The children of ``node`` by code into ``one`` (borrowed; zeroed here): each
+ * code in ``allowed``, once unless in ``many``.  -1: another shape. */
+static int
+scan(PyObject *node, uint64_t allowed, uint64_t many, PyObject **one, uint64_t *seen_out)
+{
+    PyObject *children = children_of(node);
+    if (children == NULL) {
+        return -1;
+    }
+    memset(one, 0, sizeof(PyObject *) * E_COUNT);
+    uint64_t seen = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        int code = code_of(child);
+        if (code <= 0 || !(allowed & BIT(code))) {
+            return -1;
+        }
+        if (seen & BIT(code)) {
+            if (!(many & BIT(code))) {
+                return -1;
+            }
+            continue;
+        }
+        seen |= BIT(code);
+        one[code] = child;
+    }
+    if (seen_out != NULL) {
+        *seen_out = seen;
+    }
+    return 0;
+}
+
+static int
+is_ws(Py_UCS4 c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The text of a leaf with surrounding XML whitespace stripped (a new
+ * reference), "" without text; NULL for element content or OPAQUE. */
+static PyObject *
+value(PyObject *node)
+{
+    PyObject *children = children_of(node);
+    if (children == NULL || PyList_GET_SIZE(children) != 0) {
+        return NULL;
+    }
+    PyObject *text = SLOT(node, M.layout.text);
+    if (text == Py_None) {
+        return PyUnicode_New(0, 0);
+    }
+    if (!PyUnicode_CheckExact(text) || PyUnicode_READY(text) < 0) {
+        return NULL;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text), start = 0, end = len;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    while (start < end && is_ws(PyUnicode_READ(kind, data, start))) {
+        start++;
+    }
+    while (end > start && is_ws(PyUnicode_READ(kind, data, end - 1))) {
+        end--;
+    }
+    if (start == 0 && end == len) {
+        Py_INCREF(text);
+        return text;
+    }
+    return PyUnicode_Substring(text, start, end);
+}
+
+/* value(node) or None for a NULL node; NULL: another shape */
+static PyObject *
+optional_value(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    return value(node);
+}
+
+/* The int of a leaf holding 1 to 20 ASCII digits (after stripping); NULL otherwise */
+static PyObject *
+number(PyObject *node)
+{
+    PyObject *text = value(node);
+    if (text == NULL) {
+        return NULL;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    PyObject *result = NULL;
+    if (len >= 1 && len <= 20 && PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+        Py_ssize_t i = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == len) {
+            result = PyLong_FromUnicodeObject(text, 10);
+        }
+    }
+    Py_DECREF(text);
+    return result;
+}
+
+/* The values of every child of ``node`` with code ``code``, in order (a new list) */
+static PyObject *
+values_of(PyObject *node, int code)
+{
+    PyObject *children = children_of(node), *list = PyList_New(0);
+    if (children == NULL || list == NULL) {
+        Py_XDECREF(list);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        if (code_of(child) != code) {
+            continue;
+        }
+        PyObject *text = value(child);
+        if (text == NULL || PyList_Append(list, text) < 0) {
+            Py_XDECREF(text);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(text);
+    }
+    return list;
+}
+
+static PyObject *
+map_meta(PyObject *node)
+{
+    PyObject *children = children_of(node);
+    if (children == NULL) {
+        return NULL;
+    }
+    PyObject *values[MAX_FIELDS] = {NULL};
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        int is_int, at = meta_field(code_of(child), &is_int);
+        if (at < 0 || values[at] != NULL || !PyUnicode_CheckExact(SLOT(child, M.layout.text))) {
+            goto done;
+        }
+        values[at] = is_int ? number(child) : value(child);
+        if (values[at] == NULL) {
+            goto done;
+        }
+    }
+    for (int i = 0; i < 8; i++) {
+        if (values[i] == NULL) {
+            Py_INCREF(Py_None);
+            values[i] = Py_None;
+        }
+    }
+    if ((values[8] = PyList_New(0)) == NULL || (values[9] = PyList_New(0)) == NULL) {
+        goto done;
+    }
+    result = make(C_Meta, values);
+done:
+    for (int i = 0; i < MAX_FIELDS; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+/* map_meta(node), or None for a NULL node */
+static PyObject *
+optional_meta(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    return map_meta(node);
+}
+
+static PyObject *
+map_locref(PyObject *node)
+{
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_LocURI) | BIT(E_LocName), 0, one, NULL) < 0 || one[E_LocURI] == NULL) {
+        return NULL;
+    }
+    PyObject *values[2] = {value(one[E_LocURI]), NULL};
+    PyObject *result = NULL;
+    if (values[0] != NULL && (values[1] = optional_value(one[E_LocName])) != NULL) {
+        result = make(C_LocRef, values);
+    }
+    Py_XDECREF(values[0]);
+    Py_XDECREF(values[1]);
+    return result;
+}
+
+static PyObject *
+optional_locref(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    return map_locref(node);
+}
+
+static PyObject *
+optional_cred(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_Meta) | BIT(E_Data), 0, one, NULL) < 0) {
+        return NULL;
+    }
+    PyObject *values[2] = {optional_meta(one[E_Meta]), NULL};
+    PyObject *result = NULL;
+    if (values[0] == NULL) {
+        return NULL;
+    }
+    if (one[E_Data] == NULL) {
+        values[1] = PyUnicode_New(0, 0);
+    }
+    else {
+        values[1] = value(one[E_Data]);  /* "" either way when empty */
+    }
+    if (values[1] != NULL) {
+        result = make(C_Cred, values);
+    }
+    Py_DECREF(values[0]);
+    Py_XDECREF(values[1]);
+    return result;
+}
+
+static PyObject *
+optional_chal(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_Meta), 0, one, NULL) < 0) {
+        return NULL;
+    }
+    PyObject *meta = one[E_Meta] != NULL ? map_meta(one[E_Meta]) : NULL;
+    if (one[E_Meta] == NULL) {  /* Chal(meta=Meta()) */
+        PyObject *values[MAX_FIELDS] = {Py_None, Py_None, Py_None, Py_None, Py_None, Py_None,
+                                        Py_None, Py_None, PyList_New(0), PyList_New(0)};
+        if (values[8] != NULL && values[9] != NULL) {
+            meta = make(C_Meta, values);
+        }
+        Py_XDECREF(values[8]);
+        Py_XDECREF(values[9]);
+    }
+    if (meta == NULL) {
+        return NULL;
+    }
+    PyObject *result = make(C_Chal, &meta);
+    Py_DECREF(meta);
+    return result;
+}
+
+/* Item data by its Format (_settle_data): str data with no Format, or chr or
+ * b64, is kept as is; anything else is _settle_data's to judge */
+static PyObject *
+settled(PyObject *data, PyObject *fmt)
+{
+    if (PyUnicode_CheckExact(data) && (fmt == Py_None || PyUnicode_GET_LENGTH(data) == 0
+            || (PyUnicode_CheckExact(fmt) && (PyUnicode_Compare(fmt, M.chr) == 0
+                                             || PyUnicode_Compare(fmt, M.b64) == 0)))) {
+        Py_INCREF(data);
+        return data;
+    }
+    return PyObject_CallFunctionObjArgs(M.settle, data, fmt, NULL);
+}
+
+static PyObject *
+map_item(PyObject *node, PyObject *inherited)
+{
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_Target) | BIT(E_Source) | BIT(E_Meta) | BIT(E_Data) | BIT(E_MoreData),
+             0, one, NULL) < 0) {
+        return NULL;
+    }
+    PyObject *values[5] = {NULL};
+    PyObject *result = NULL;
+    if ((values[0] = optional_locref(one[E_Target])) == NULL
+            || (values[1] = optional_locref(one[E_Source])) == NULL
+            || (values[2] = optional_meta(one[E_Meta])) == NULL) {
+        goto done;
+    }
+    PyObject *data_node = one[E_Data];
+    if (data_node == NULL) {
+        Py_INCREF(Py_None);
+        values[3] = Py_None;
+    }
+    else {
+        PyObject *children = children_of(data_node);
+        if (children == NULL || PyList_GET_SIZE(children) != 0) {
+            goto done;  /* embedded markup */
+        }
+        PyObject *text = SLOT(data_node, M.layout.text);
+        PyObject *data = text == Py_None ? PyUnicode_New(0, 0) : (Py_INCREF(text), text);
+        if (data == NULL) {
+            goto done;
+        }
+        PyObject *fmt = inherited;
+        if (values[2] != Py_None) {
+            PyObject *own = PyObject_GetAttr(values[2], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
+            if (own == NULL) {
+                Py_DECREF(data);
+                goto done;
+            }
+            int truth = PyObject_IsTrue(own);
+            Py_DECREF(own);  /* still held by the Meta */
+            if (truth < 0) {
+                Py_DECREF(data);
+                goto done;
+            }
+            if (truth) {
+                fmt = own;
+            }
+        }
+        values[3] = settled(data, fmt);
+        Py_DECREF(data);
+        if (values[3] == NULL) {
+            goto done;
+        }
+    }
+    values[4] = one[E_MoreData] != NULL ? Py_True : Py_False;
+    Py_INCREF(values[4]);
+    result = make(C_Item, values);
+done:
+    for (int i = 0; i < 5; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+/* The Items among the children of ``node`` (a new list) */
+static PyObject *
+map_items(PyObject *node, PyObject *inherited)
+{
+    PyObject *children = children_of(node), *list = PyList_New(0);
+    if (children == NULL || list == NULL) {
+        Py_XDECREF(list);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        if (code_of(child) != E_Item) {
+            continue;
+        }
+        PyObject *item = map_item(child, inherited);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return list;
+}
+
+static PyObject *
+map_command(PyObject *node, int code)
+{
+    PyObject *one[E_COUNT];
+    PyObject *values[MAX_FIELDS] = {NULL};
+    PyObject *result = NULL;
+    int which, n = 0;
+    uint64_t common = BIT(E_CmdID) | BIT(E_Item);
+    switch (code) {
+    case E_Status:
+        if (scan(node, common | BIT(E_MsgRef) | BIT(E_CmdRef) | BIT(E_Cmd) | BIT(E_TargetRef)
+                 | BIT(E_SourceRef) | BIT(E_Cred) | BIT(E_Chal) | BIT(E_Data),
+                 BIT(E_TargetRef) | BIT(E_SourceRef) | BIT(E_Item), one, NULL) < 0
+                || one[E_CmdID] == NULL || one[E_Data] == NULL) {
+            return NULL;
+        }
+        which = C_Status;
+        n = 10;
+        if ((values[0] = value(one[E_CmdID])) == NULL
+                || (values[1] = optional_value(one[E_MsgRef])) == NULL) {
+            goto done;
+        }
+        if (one[E_Cmd] == NULL) {
+            values[3] = PyUnicode_New(0, 0);
+        }
+        else {
+            values[3] = value(one[E_Cmd]);  /* "" either way when empty */
+        }
+        if (values[3] == NULL) {
+            goto done;
+        }
+        if (one[E_CmdRef] != NULL) {
+            values[2] = value(one[E_CmdRef]);
+        }
+        else if (PyUnicode_Compare(values[3], M.sync_hdr) == 0) {
+            values[2] = M.zero;  /* the SyncHdr's Status without CmdRef */
+            Py_INCREF(values[2]);
+        }
+        if (values[2] == NULL
+                || (values[4] = values_of(node, E_TargetRef)) == NULL
+                || (values[5] = values_of(node, E_SourceRef)) == NULL
+                || (values[6] = optional_cred(one[E_Cred])) == NULL
+                || (values[7] = optional_chal(one[E_Chal])) == NULL
+                || (values[8] = number(one[E_Data])) == NULL
+                || (values[9] = map_items(node, Py_None)) == NULL) {
+            goto done;
+        }
+        break;
+    case E_Results:
+        if (scan(node, common | BIT(E_MsgRef) | BIT(E_CmdRef) | BIT(E_Meta) | BIT(E_TargetRef)
+                 | BIT(E_SourceRef), BIT(E_TargetRef) | BIT(E_SourceRef) | BIT(E_Item),
+                 one, NULL) < 0
+                || one[E_CmdID] == NULL || one[E_CmdRef] == NULL) {
+            return NULL;
+        }
+        which = C_Results;
+        n = 7;
+        if ((values[0] = value(one[E_CmdID])) == NULL
+                || (values[1] = optional_value(one[E_MsgRef])) == NULL
+                || (values[2] = value(one[E_CmdRef])) == NULL
+                || (values[3] = optional_meta(one[E_Meta])) == NULL
+                || (values[4] = values_of(node, E_TargetRef)) == NULL
+                || (values[5] = values_of(node, E_SourceRef)) == NULL) {
+            goto done;
+        }
+        {
+            PyObject *inherited = Py_None;
+            if (values[3] != Py_None) {
+                inherited = PyObject_GetAttr(values[3], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
+                if (inherited == NULL) {
+                    goto done;
+                }
+                Py_DECREF(inherited);  /* held by the Meta */
+            }
+            if ((values[6] = map_items(node, inherited)) == NULL) {
+                goto done;
+            }
+        }
+        break;
+    case E_Alert:
+        if (scan(node, common | BIT(E_NoResp) | BIT(E_Cred) | BIT(E_Data) | BIT(E_Correlator),
+                 BIT(E_Item), one, NULL) < 0 || one[E_CmdID] == NULL) {
+            return NULL;
+        }
+        which = C_Alert;
+        n = 6;
+        if ((values[0] = value(one[E_CmdID])) == NULL) {
+            goto done;
+        }
+        values[1] = one[E_NoResp] != NULL ? Py_True : Py_False;
+        Py_INCREF(values[1]);
+        if ((values[2] = optional_cred(one[E_Cred])) == NULL) {
+            goto done;
+        }
+        if (one[E_Data] == NULL) {
+            Py_INCREF(Py_None);
+            values[3] = Py_None;
+        }
+        else if ((values[3] = number(one[E_Data])) == NULL) {
+            goto done;
+        }
+        if ((values[4] = optional_value(one[E_Correlator])) == NULL
+                || (values[5] = map_items(node, Py_None)) == NULL) {
+            goto done;
+        }
+        break;
+    case E_Add: case E_Replace: case E_Delete: case E_Copy: case E_Get: case E_Exec:
+        if (scan(node, common | BIT(E_NoResp) | BIT(E_Cred) | BIT(E_Meta)
+                 | (code == E_Exec ? BIT(E_Correlator) : 0), BIT(E_Item), one, NULL) < 0
+                || one[E_CmdID] == NULL) {
+            return NULL;
+        }
+        which = C_Add + (code - E_Add);
+        n = code == E_Exec ? 6 : 5;
+        if ((values[0] = value(one[E_CmdID])) == NULL) {
+            goto done;
+        }
+        values[1] = one[E_NoResp] != NULL ? Py_True : Py_False;
+        Py_INCREF(values[1]);
+        if ((values[2] = optional_cred(one[E_Cred])) == NULL
+                || (values[3] = optional_meta(one[E_Meta])) == NULL) {
+            goto done;
+        }
+        {
+            PyObject *inherited = Py_None;
+            if (values[3] != Py_None) {
+                inherited = PyObject_GetAttr(values[3], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
+                if (inherited == NULL) {
+                    goto done;
+                }
+                Py_DECREF(inherited);  /* held by the Meta */
+            }
+            if ((values[4] = map_items(node, inherited)) == NULL) {
+                goto done;
+            }
+        }
+        if (code == E_Exec && (values[5] = optional_value(one[E_Correlator])) == NULL) {
+            goto done;
+        }
+        break;
+    default:
+        return NULL;
+    }
+    result = make(which, values);
+done:
+    for (int i = 0; i < n; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+static PyObject *
+map_hdr(PyObject *node)
+{
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_VerDTD) | BIT(E_VerProto) | BIT(E_SessionID) | BIT(E_MsgID)
+             | BIT(E_Target) | BIT(E_Source) | BIT(E_RespURI) | BIT(E_NoResp) | BIT(E_Cred)
+             | BIT(E_Meta), 0, one, NULL) < 0
+            || one[E_VerDTD] == NULL || one[E_VerProto] == NULL || one[E_SessionID] == NULL
+            || one[E_MsgID] == NULL || one[E_Target] == NULL || one[E_Source] == NULL) {
+        return NULL;
+    }
+    PyObject *values[10] = {NULL};
+    PyObject *result = NULL;
+    if ((values[0] = value(one[E_SessionID])) != NULL
+            && (values[1] = value(one[E_MsgID])) != NULL
+            && (values[2] = map_locref(one[E_Target])) != NULL
+            && (values[3] = map_locref(one[E_Source])) != NULL
+            && (values[4] = value(one[E_VerDTD])) != NULL
+            && (values[5] = value(one[E_VerProto])) != NULL
+            && (values[6] = optional_value(one[E_RespURI])) != NULL
+            && (values[7] = one[E_NoResp] != NULL ? Py_True : Py_False, Py_INCREF(values[7]), 1)
+            && (values[8] = optional_cred(one[E_Cred])) != NULL
+            && (values[9] = optional_meta(one[E_Meta])) != NULL) {
+        result = make(C_SyncHdr, values);
+    }
+    for (int i = 0; i < 10; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+static PyObject *
+map_body(PyObject *node, int *final)
+{
+    PyObject *children = children_of(node), *list = PyList_New(0);
+    if (children == NULL || list == NULL) {
+        Py_XDECREF(list);
+        return NULL;
+    }
+    *final = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        int code = code_of(child);
+        if (code == E_Final) {
+            *final = 1;
+            continue;
+        }
+        PyObject *command = code > 0 ? map_command(child, code) : NULL;
+        if (command == NULL || PyList_Append(list, command) < 0) {
+            Py_XDECREF(command);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(command);
+    }
+    return list;
+}
+
+/* map_message(root): the SyncML model of a common message, or None */
+static PyObject *
+map_message(PyObject *module, PyObject *root)
+{
+    (void)module;
+    PyObject *one[E_COUNT];
+    PyObject *values[4] = {NULL};
+    PyObject *result = NULL;
+    uint64_t seen;
+    int final;
+    if (!M.ready || !Py_IS_TYPE(root, M.layout.type)
+            || !PyUnicode_CheckExact(SLOT(root, M.layout.name))
+            || PyUnicode_Compare(SLOT(root, M.layout.name), M.root_name) != 0
+            || scan(root, BIT(E_SyncHdr) | BIT(E_SyncBody), 0, one, &seen) < 0
+            || one[E_SyncHdr] == NULL || one[E_SyncBody] == NULL) {
+        goto done;
+    }
+    if ((values[0] = map_hdr(one[E_SyncHdr])) == NULL
+            || (values[1] = map_body(one[E_SyncBody], &final)) == NULL) {
+        goto done;
+    }
+    values[2] = final ? Py_True : Py_False;
+    Py_INCREF(values[2]);
+    if ((values[3] = PyList_New(0)) == NULL) {
+        goto done;
+    }
+    result = make(C_SyncML, values);
+done:
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(values[i]);
+    }
+    if (result == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+/* setup_mapping(node_cls, classes, settle): classes is a tuple of the model
+ * classes in C_* order.  False (and map_message answers None) unless every
+ * class is a plain type whose dataclass fields are the ones expected. */
+static PyObject *
+setup_mapping(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *node_cls, *classes, *settle;
+    if (!PyArg_ParseTuple(args, "OO!O", &node_cls, &PyTuple_Type, &classes, &settle)) {
+        return NULL;
+    }
+    M.ready = 0;
+    if (node_layout(node_cls, &M.layout) < 0 || PyTuple_GET_SIZE(classes) != C_COUNT) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *codes = PyDict_New();
+    if (codes == NULL) {
+        return NULL;
+    }
+    for (int code = 1; code < E_COUNT; code++) {
+        PyObject *name = PyUnicode_InternFromString(element_names[code]);
+        PyObject *number = PyLong_FromLong(code);
+        int failed = name == NULL || number == NULL || PyDict_SetItem(codes, name, number) < 0;
+        Py_XDECREF(name);
+        Py_XDECREF(number);
+        if (failed) {
+            Py_DECREF(codes);
+            return NULL;
+        }
+    }
+    Py_XSETREF(M.codes, codes);
+    for (int which = 0; which < C_COUNT; which++) {
+        PyObject *cls = PyTuple_GET_ITEM(classes, which);
+        if (!PyType_Check(cls)) {
+            Py_RETURN_FALSE;
+        }
+        PyObject *spelled = PyUnicode_FromString(class_fields[which]);
+        PyObject *names = spelled ? PyUnicode_Split(spelled, NULL, -1) : NULL;
+        Py_XDECREF(spelled);
+        PyObject *fields = names ? PySequence_Tuple(names) : NULL;
+        Py_XDECREF(names);
+        if (fields == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
+            PyUnicode_InternInPlace(&PyTuple_GET_ITEM(fields, i));
+        }
+        Py_INCREF(cls);
+        Py_XSETREF(M.cls[which], cls);
+        Py_XSETREF(M.fields[which], fields);
+    }
+    Py_INCREF(settle);
+    Py_XSETREF(M.settle, settle);
+    if ((M.root_name == NULL && (M.root_name = PyUnicode_InternFromString("SyncML")) == NULL)
+            || (M.chr == NULL && (M.chr = PyUnicode_InternFromString("chr")) == NULL)
+            || (M.b64 == NULL && (M.b64 = PyUnicode_InternFromString("b64")) == NULL)
+            || (M.sync_hdr == NULL && (M.sync_hdr = PyUnicode_InternFromString("SyncHdr")) == NULL)
+            || (M.zero == NULL && (M.zero = PyUnicode_InternFromString("0")) == NULL)) {
+        return NULL;
+    }
+    M.ready = 1;
+    Py_RETURN_TRUE;
+}
+
+/* the field names map_message sets for each class, in C_* order (to check against the model) */
+static PyObject *
+mapping_fields(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *out = PyTuple_New(C_COUNT);
+    for (int which = 0; out != NULL && which < C_COUNT; which++) {
+        PyObject *spelled = PyUnicode_FromString(class_fields[which]);
+        PyObject *names = spelled ? PyUnicode_Split(spelled, NULL, -1) : NULL;
+        Py_XDECREF(spelled);
+        PyObject *fields = names ? PySequence_Tuple(names) : NULL;
+        Py_XDECREF(names);
+        if (fields == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, which, fields);
+    }
+    return out;
+}
+
+#endif

@@ -1,0 +1,214 @@
+"""The optional C fast path of the node -> model mapping against the pure reader.
+
+Differential: on valid messages (drawn, the corpus, both wire forms) and on
+trees bent out of shape (elements dropped, repeated, renamed, unknown ones
+added, values turned into element content, OPAQUE, nothing), ``map_message``
+answers either None or the very model the pure reader builds (same classes,
+same field values of the same types, fields in the same order), and
+``node_to_message`` answers the same with it as without it: the same model,
+with the same ``unknown`` list, or the same error with the same path.
+"""
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from dmgateway.codec import mapping, mapping_reader, wbxml, xml
+from dmgateway.codec.element import Node
+from dmgateway.codec.errors import CodecError
+from dmgateway.codec.wbxml_pages import SYNCML12
+from tests.codec.conftest import speedups
+from tests.codec.strategies import messages
+
+SPEEDUPS = speedups()
+pytestmark = pytest.mark.skipif(
+    SPEEDUPS is None or mapping_reader._c_map is None,
+    reason="dmgateway.codec._wbxml_speedups is not built (no C compiler at install time) "
+           "or DMGW_PURE_MAPPING=1: only the pure mapping is in use")
+
+CORPUS = sorted((Path(__file__).parent.parent / "fixtures" / "dm").glob("*.xml"))
+
+
+def plain(value):
+    """A model as plain data: classes, field names in order, value types."""
+    if isinstance(value, list):
+        return ["list", [plain(item) for item in value]]
+    if isinstance(value, Node):
+        return ["node", value.name, value.ns, value.text, [plain(c) for c in value.children]]
+    if hasattr(value, "__dict__"):
+        return [value.__class__.__name__, [(k, plain(v)) for k, v in vars(value).items()]]
+    return [value.__class__.__name__, value]
+
+
+def pure_outcome(node):
+    saved = mapping_reader._c_map
+    mapping_reader._c_map = None
+    try:
+        return outcome(node)
+    finally:
+        mapping_reader._c_map = saved
+
+
+def outcome(node):
+    try:
+        msg = mapping_reader.node_to_message(node)
+    except CodecError as e:
+        return "error", e.__class__, str(e), getattr(e, "path", None)
+    return "model", plain(msg), msg.unknown
+
+
+def assert_same(node):
+    """map_message answers None or the pure model; node_to_message the same either way."""
+    expected = pure_outcome(node)
+    mapped = SPEEDUPS.map_message(node)
+    if mapped is not None:
+        assert expected[0] == "model"
+        assert plain(mapped) == expected[1]
+        assert mapped.unknown == [] == expected[2]
+    assert outcome(node) == expected
+    return mapped
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(binary_data=True))
+def test_drawn_messages_map_the_same(msg):
+    assert_same(mapping.message_to_node(msg))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(binary_data=True))
+def test_drawn_messages_read_from_wbxml_map_the_same(msg):
+    assert_same(wbxml.decode_node(wbxml.encode(msg), SYNCML12))
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_the_corpus_maps_the_same(path):
+    root = xml.parse(path.read_bytes())
+    assert_same(root)
+    msg = mapping_reader.node_to_message(root)
+    assert_same(wbxml.decode_node(wbxml.encode(msg), SYNCML12))
+
+
+SESSION = (
+    b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>'
+    b'<SessionID>1A7A</SessionID><MsgID>2</MsgID><Target><LocURI>http://gw/dm?s=x</LocURI>'
+    b'</Target><Source><LocURI>IMEI:350000000000000</LocURI><LocName>dev0</LocName></Source>'
+    b'<Cred><Meta><Format xmlns="syncml:metinf">b64</Format><Type xmlns="syncml:metinf">'
+    b'syncml:auth-md5</Type></Meta><Data>8xzRxgHFm8iQscOkxh5dfQ==</Data></Cred>'
+    b'<Meta><MaxMsgSize xmlns="syncml:metinf">1048576</MaxMsgSize></Meta></SyncHdr><SyncBody>'
+    b'<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd>'
+    b'<TargetRef>IMEI:350000000000000</TargetRef><SourceRef>http://gw/dm</SourceRef><Chal><Meta>'
+    b'<Format xmlns="syncml:metinf">b64</Format><Type xmlns="syncml:metinf">syncml:auth-md5'
+    b'</Type><NextNonce xmlns="syncml:metinf">SvJMOs6G+ct6IqB1giwakQ==</NextNonce></Meta></Chal>'
+    b'<Data>212</Data></Status><Status><CmdID>2</CmdID><MsgRef>1</MsgRef><CmdRef>4</CmdRef>'
+    b'<Cmd>Get</Cmd><TargetRef>./DevDetail/SwV</TargetRef><Data>200</Data></Status>'
+    b'<Alert><CmdID>3</CmdID><Data>1201</Data></Alert>'
+    b'<Results><CmdID>4</CmdID><MsgRef>1</MsgRef><CmdRef>4</CmdRef><Item><Source><LocURI>'
+    b'./DevDetail/SwV</LocURI></Source><Meta><Format xmlns="syncml:metinf">chr</Format><Type '
+    b'xmlns="syncml:metinf">text/plain</Type></Meta><Data>1.0</Data></Item></Results>'
+    b'<Replace><CmdID>5</CmdID><Item><Source><LocURI>./DevInfo/Man</LocURI></Source>'
+    b'<Data>dmgateway</Data><MoreData/></Item></Replace><Final/></SyncBody></SyncML>'
+)
+
+
+def test_the_messages_of_a_session_are_mapped_in_c():
+    root = xml.parse(SESSION)
+    assert assert_same(root) is not None
+    assert assert_same(wbxml.decode_node(wbxml.encode(xml.decode(SESSION)), SYNCML12)) is not None
+
+
+# -- trees bent out of shape -----------------------------------------------------
+
+
+def walk(node):
+    yield node
+    for child in node.children:
+        yield from walk(child)
+
+
+def copy(node):
+    return Node(node.name, node.ns, [copy(c) for c in node.children], node.text, node.attrs)
+
+
+def bends(root):
+    """Copies of ``root`` each bent at one element in one way."""
+    count = sum(1 for _ in walk(root))
+    for at in range(count):
+        for how in range(9):
+            tree = copy(root)
+            node = list(walk(tree))[at]
+            if how == 0 and node.children:  # drop the first child
+                del node.children[0]
+            elif how == 1 and node.children:  # repeat the last child
+                node.children.append(copy(node.children[-1]))
+            elif how == 2:  # an unknown child
+                node.children.append(Node("Bogus", node.ns, None, "x"))
+            elif how == 3 and not node.children:  # a value holding an element
+                node.children.append(Node("LocURI", node.ns, None, "x"))
+                node.text = None
+            elif how == 4 and not node.children:  # OPAQUE
+                node.text = (node.text or "").encode("utf-8") + b"\xff"
+            elif how == 5 and not node.children:  # no text
+                node.text = None
+            elif how == 6 and not node.children:  # text that is not a number, whitespace
+                node.text = " \t%s x\r\n" % (node.text,)
+            elif how == 7:  # renamed
+                node.name = {"Status": "Results", "Results": "Status", "Get": "Sequence",
+                             "Format": "EMI", "Data": "Type"}.get(node.name, "Atomic")
+            elif how == 8 and not node.children:  # surrounding whitespace
+                node.text = "\n  %s\t" % (node.text or "",)
+            else:
+                continue
+            yield tree
+
+
+@pytest.mark.parametrize("path", CORPUS[:12] + [None], ids=lambda p: p.name if p else "session")
+def test_bent_trees_map_the_same(path):
+    root = xml.parse(path.read_bytes() if path else SESSION)
+    for tree in bends(root):
+        assert_same(tree)
+
+
+def test_formats_and_data_map_the_same():
+    rng = random.Random(7)
+    for fmt in (None, "", "chr", "b64", "bin", " BIN ", "int", "xml", "node"):
+        for data in ("", "aGVsbG8=", " aGVs bG8= ", "not base64!", b"", b"\x00\x01", b"\xff",
+                     "caf\u00e9".encode("utf-8")):
+            for where in ("item", "command"):
+                root = xml.parse(SESSION)
+                replace = [n for n in walk(root) if n.name == "Replace"][0]
+                item = replace.children[1]
+                item.children[1].text = data
+                if fmt is not None:
+                    meta = Node("Meta", "SyncML", [Node("Format", "MetInf", None, fmt)])
+                    if where == "item":
+                        item.children.insert(1, meta)
+                    else:
+                        replace.children.insert(1, meta)
+                assert_same(root)
+                rng.shuffle(item.children)
+                assert_same(root)
+
+
+def test_not_a_tree_maps_the_same():
+    for value in (None, "SyncML", Node("SyncML"), Node("Other"), Node(1)):
+        if isinstance(value, Node):
+            assert_same(value)
+        else:
+            assert SPEEDUPS.map_message(value) is None
+
+
+def test_dmgw_pure_mapping_keeps_the_accelerator_unused():
+    code = "from dmgateway.codec import mapping_reader as m; print(m._c_map is None)"
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    env = dict(os.environ, PYTHONPATH=root)
+    for value, expected in (("1", "True"), ("0", "False"), ("", "False")):
+        env["DMGW_PURE_MAPPING"] = value
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        assert out == expected, value
