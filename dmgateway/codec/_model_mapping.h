@@ -81,6 +81,7 @@ typedef struct {
     PyObject *fields[C_COUNT];             /* tuple of interned field names */
     PyObject *settle;                      /* mapping_reader._settle_data */
     PyObject *chr, *b64, *sync_hdr, *zero; /* "chr", "b64", "SyncHdr", "0" */
+    PyObject *no_args;                     /* () */
 } MapState;
 
 static MapState M;
@@ -109,7 +110,7 @@ static PyObject *
 make(int which, PyObject *const *values)
 {
     PyTypeObject *type = (PyTypeObject *)M.cls[which];
-    PyObject *obj = type->tp_alloc(type, 0);
+    PyObject *obj = type->tp_new(type, M.no_args, NULL);  /* object.__new__: no __init__ */
     if (obj == NULL) {
         return NULL;
     }
@@ -789,7 +790,7 @@ setup_mapping(PyObject *module, PyObject *args)
     Py_XSETREF(M.codes, codes);
     for (int which = 0; which < C_COUNT; which++) {
         PyObject *cls = PyTuple_GET_ITEM(classes, which);
-        if (!PyType_Check(cls)) {
+        if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new) {
             Py_RETURN_FALSE;
         }
         PyObject *spelled = PyUnicode_FromString(class_fields[which]);
@@ -813,7 +814,8 @@ setup_mapping(PyObject *module, PyObject *args)
             || (M.chr == NULL && (M.chr = PyUnicode_InternFromString("chr")) == NULL)
             || (M.b64 == NULL && (M.b64 = PyUnicode_InternFromString("b64")) == NULL)
             || (M.sync_hdr == NULL && (M.sync_hdr = PyUnicode_InternFromString("SyncHdr")) == NULL)
-            || (M.zero == NULL && (M.zero = PyUnicode_InternFromString("0")) == NULL)) {
+            || (M.zero == NULL && (M.zero = PyUnicode_InternFromString("0")) == NULL)
+            || (M.no_args == NULL && (M.no_args = PyTuple_New(0)) == NULL)) {
         return NULL;
     }
     M.ready = 1;

@@ -568,13 +568,13 @@ def _rekey(node, old, new):
 # The optional C accelerator (``_model_mapping.h``, built into
 # ``_wbxml_speedups``) maps the common shapes of a message to the same model
 # and answers None for anything else, which this module then maps (or refuses)
-# as always.  DMGW_PURE_MAPPING=1 keeps it unused.
+# as always.  DMGW_PURE_MODEL=1 keeps it unused.
 _MAPPED_CLASSES = (SyncML, SyncHdr, LocRef, Cred, Chal, Meta, Item, Status, Results, Alert,
                    Add, Replace, Delete, Copy, Get, Exec)
 
 
 def _load_c_map():
-    if os.environ.get("DMGW_PURE_MAPPING", "") not in ("", "0"):
+    if os.environ.get("DMGW_PURE_MODEL", "") not in ("", "0"):
         return None
     try:
         from ._wbxml_speedups import map_message, mapping_fields, setup_mapping

@@ -29,7 +29,7 @@ SPEEDUPS = speedups()
 pytestmark = pytest.mark.skipif(
     SPEEDUPS is None or mapping_reader._c_map is None,
     reason="dmgateway.codec._wbxml_speedups is not built (no C compiler at install time) "
-           "or DMGW_PURE_MAPPING=1: only the pure mapping is in use")
+           "or DMGW_PURE_MODEL=1: only the pure mapping is in use")
 
 CORPUS = sorted((Path(__file__).parent.parent / "fixtures" / "dm").glob("*.xml"))
 
@@ -208,7 +208,7 @@ def test_dmgw_pure_mapping_keeps_the_accelerator_unused():
     root = str(Path(__file__).resolve().parent.parent.parent)
     env = dict(os.environ, PYTHONPATH=root)
     for value, expected in (("1", "True"), ("0", "False"), ("", "False")):
-        env["DMGW_PURE_MAPPING"] = value
+        env["DMGW_PURE_MODEL"] = value
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
                              capture_output=True, text=True).stdout.strip()
         assert out == expected, value
