@@ -86,6 +86,8 @@ typedef struct {
 
 static MapState M;
 
+static int setup_names(void);
+
 /* a Meta's fields by element code: index in class_fields[C_Meta], whether an int */
 static int
 meta_field(int code, int *is_int)
@@ -818,6 +820,9 @@ setup_mapping(PyObject *module, PyObject *args)
             || (M.no_args == NULL && (M.no_args = PyTuple_New(0)) == NULL)) {
         return NULL;
     }
+    if (setup_names() < 0) {
+        return NULL;
+    }
     M.ready = 1;
     Py_RETURN_TRUE;
 }
@@ -842,6 +847,586 @@ mapping_fields(PyObject *module, PyObject *unused)
         PyTuple_SET_ITEM(out, which, fields);
     }
     return out;
+}
+
+
+/* -- the model -> pieces writer (model_writer.write) -------------------------
+ *
+ * write_model(msg, tables) appends the same fragments as model_writer.write
+ * (a value element's start, text and end as three pieces where write may
+ * join them in one: the same string once joined) and answers (pieces, ends),
+ * ends being where a Meta with children ended (None for XML), or None for
+ * anything write alone handles or refuses: a class other than the model's
+ * own (Atomic and Sequence included), a value of another type, a name
+ * without fragments, a text the dialect's text function refuses, Meta
+ * extras, embedded markup, lists that are not lists.  ``tables`` is
+ * Dialect.c_tables.
+ */
+
+typedef struct {
+    PyObject *out, *ends;
+    PyObject *root_open, *open, *close, *empty, *leaf, *meta_open, *meta_empty, *meta_leaf;
+    PyObject *text, *data_bytes;
+} Writer;
+
+/* interned names: elements (element_names) and model fields */
+enum {
+    A_hdr, A_body, A_final, A_session_id, A_msg_id, A_target, A_source, A_ver_dtd, A_ver_proto,
+    A_resp_uri, A_no_resp, A_cred, A_meta, A_loc_uri, A_loc_name, A_data, A_type, A_format,
+    A_mark, A_size, A_next_nonce, A_max_msg_size, A_max_obj_size, A_version, A_emi, A_extra,
+    A_more_data, A_cmd_id, A_msg_ref, A_cmd_ref, A_cmd, A_target_refs, A_source_refs, A_chal,
+    A_items, A_correlator, A_COUNT
+};
+static const char *const attr_names[A_COUNT] = {
+    "hdr", "body", "final", "session_id", "msg_id", "target", "source", "ver_dtd", "ver_proto",
+    "resp_uri", "no_resp", "cred", "meta", "loc_uri", "loc_name", "data", "type", "format",
+    "mark", "size", "next_nonce", "max_msg_size", "max_obj_size", "version", "emi", "extra",
+    "more_data", "cmd_id", "msg_ref", "cmd_ref", "cmd", "target_refs", "source_refs", "chal",
+    "items", "correlator",
+};
+static PyObject *A[A_COUNT];
+static PyObject *N[E_COUNT];   /* element names */
+static PyObject *N_SyncML, *N_EMI;
+
+static int
+setup_names(void)
+{
+    for (int i = 0; i < A_COUNT; i++) {
+        if (A[i] == NULL && (A[i] = PyUnicode_InternFromString(attr_names[i])) == NULL) {
+            return -1;
+        }
+    }
+    for (int i = 1; i < E_COUNT; i++) {
+        if (N[i] == NULL && (N[i] = PyUnicode_InternFromString(element_names[i])) == NULL) {
+            return -1;
+        }
+    }
+    if ((N_SyncML == NULL && (N_SyncML = PyUnicode_InternFromString("SyncML")) == NULL)
+            || (N_EMI == NULL && (N_EMI = PyUnicode_InternFromString("EMI")) == NULL)) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+add(Writer *w, PyObject *piece)
+{
+    return PyList_Append(w->out, piece);
+}
+
+/* table[name] appended; -1 if it has none */
+static int
+add_from(Writer *w, PyObject *table, PyObject *name)
+{
+    PyObject *piece = PyDict_GetItemWithError(table, name);  /* borrowed */
+    return piece == NULL ? -1 : add(w, piece);
+}
+
+/* the attribute, a new reference (NULL: none) */
+static PyObject *
+attr(PyObject *obj, int which)
+{
+    return PyObject_GetAttr(obj, A[which]);
+}
+
+/* a non-empty text as the dialect writes it: plain printable ASCII without
+ * & < > as it is, anything else through the dialect's text function */
+static PyObject *
+text_piece(Writer *w, PyObject *text)
+{
+    if (PyUnicode_IS_ASCII(text)) {
+        const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+        while (i < n && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '&' && s[i] != '<' && s[i] != '>') {
+            i++;
+        }
+        if (i == n) {
+            Py_INCREF(text);
+            return text;
+        }
+    }
+    return PyObject_CallOneArg(w->text, text);
+}
+
+/* before + text + after from leaf[name], or empty[name] for "" */
+static int
+leaf(Writer *w, PyObject *leaves, PyObject *empties, PyObject *name, PyObject *text)
+{
+    if (PyUnicode_GET_LENGTH(text) == 0) {
+        return add_from(w, empties, name);
+    }
+    PyObject *pair = PyDict_GetItemWithError(leaves, name);  /* borrowed */
+    if (pair == NULL || !PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        return -1;
+    }
+    PyObject *piece = text_piece(w, text);
+    if (piece == NULL) {
+        return -1;
+    }
+    int failed = add(w, PyTuple_GET_ITEM(pair, 0)) < 0 || add(w, piece) < 0
+        || add(w, PyTuple_GET_ITEM(pair, 1)) < 0;
+    Py_DECREF(piece);
+    return failed ? -1 : 0;
+}
+
+/* _value: a required text element */
+static int
+w_value(Writer *w, int code, PyObject *value)
+{
+    if (value == NULL || !PyUnicode_CheckExact(value)) {
+        return -1;
+    }
+    return leaf(w, w->leaf, w->empty, N[code], value);
+}
+
+/* _value of attribute ``which`` of ``obj``; None skipped if ``optional`` */
+static int
+w_attr_value(Writer *w, int code, PyObject *obj, int which, int optional)
+{
+    PyObject *value = attr(obj, which);
+    if (value == NULL) {
+        return -1;
+    }
+    int result = optional && value == Py_None ? 0 : w_value(w, code, value);
+    Py_DECREF(value);
+    return result;
+}
+
+/* a non-negative exact int as str, a new reference */
+static PyObject *
+int_text(PyObject *value)
+{
+    if (!PyLong_CheckExact(value) || _PyLong_Sign(value) < 0) {
+        return NULL;
+    }
+    return PyObject_Str(value);
+}
+
+static int
+w_int(Writer *w, int code, PyObject *value)
+{
+    PyObject *text = int_text(value);
+    if (text == NULL) {
+        return -1;
+    }
+    PyObject *pair = PyDict_GetItemWithError(w->leaf, N[code]);
+    int failed = pair == NULL || !PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2
+        || add(w, PyTuple_GET_ITEM(pair, 0)) < 0 || add(w, text) < 0
+        || add(w, PyTuple_GET_ITEM(pair, 1)) < 0;
+    Py_DECREF(text);
+    return failed ? -1 : 0;
+}
+
+/* attribute ``which`` is true; -1 on error */
+static int
+attr_true(PyObject *obj, int which)
+{
+    PyObject *value = attr(obj, which);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+static int
+w_locref(Writer *w, int code, PyObject *ref)
+{
+    if (!Py_IS_TYPE(ref, (PyTypeObject *)M.cls[C_LocRef])) {
+        return -1;
+    }
+    if (add_from(w, w->open, N[code]) < 0 || w_attr_value(w, E_LocURI, ref, A_loc_uri, 0) < 0
+            || w_attr_value(w, E_LocName, ref, A_loc_name, 1) < 0) {
+        return -1;
+    }
+    return add_from(w, w->close, N[code]);
+}
+
+static int
+w_meta(Writer *w, PyObject *meta)
+{
+    static const int fields[8] = {A_format, A_type, A_mark, A_size, A_version, A_next_nonce,
+                                  A_max_msg_size, A_max_obj_size};
+    static const int codes[8] = {E_Format, E_Type, E_Mark, E_Size, E_Version, E_NextNonce,
+                                 E_MaxMsgSize, E_MaxObjSize};
+    static const int ints[8] = {0, 0, 0, 1, 0, 0, 1, 1};
+    if (!Py_IS_TYPE(meta, (PyTypeObject *)M.cls[C_Meta]) || attr_true(meta, A_extra) != 0) {
+        return -1;
+    }
+    Py_ssize_t start = PyList_GET_SIZE(w->out);
+    if (add(w, w->meta_open) < 0) {
+        return -1;
+    }
+    for (int i = 0; i < 8; i++) {
+        PyObject *value = attr(meta, fields[i]);
+        if (value == NULL) {
+            return -1;
+        }
+        if (value == Py_None) {
+            Py_DECREF(value);
+            continue;
+        }
+        PyObject *text = ints[i] ? int_text(value)
+            : PyUnicode_CheckExact(value) ? (Py_INCREF(value), value) : NULL;
+        Py_DECREF(value);
+        if (text == NULL) {
+            return -1;
+        }
+        int failed = leaf(w, w->meta_leaf, w->meta_empty, N[codes[i]], text);
+        Py_DECREF(text);
+        if (failed) {
+            return -1;
+        }
+    }
+    PyObject *emi = attr(meta, A_emi);
+    if (emi == NULL) {
+        return -1;
+    }
+    if (!PyList_CheckExact(emi)) {
+        Py_DECREF(emi);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(emi); i++) {
+        PyObject *value = PyList_GET_ITEM(emi, i);
+        if (!PyUnicode_CheckExact(value) || leaf(w, w->meta_leaf, w->meta_empty, N_EMI, value) < 0) {
+            Py_DECREF(emi);
+            return -1;
+        }
+    }
+    Py_DECREF(emi);
+    if (PyList_GET_SIZE(w->out) == start + 1) {
+        PyObject *piece = PyDict_GetItemWithError(w->empty, N[E_Meta]);
+        if (piece == NULL) {
+            return -1;
+        }
+        Py_INCREF(piece);
+        return PyList_SetItem(w->out, start, piece);
+    }
+    if (add_from(w, w->close, N[E_Meta]) < 0) {
+        return -1;
+    }
+    if (w->ends != Py_None) {
+        PyObject *end = PyLong_FromSsize_t(PyList_GET_SIZE(w->out));
+        int failed = end == NULL || PyList_Append(w->ends, end) < 0;
+        Py_XDECREF(end);
+        return failed ? -1 : 0;
+    }
+    return 0;
+}
+
+/* attribute ``which`` written by ``write`` unless None */
+static int
+w_optional(Writer *w, PyObject *obj, int which, int (*write)(Writer *, PyObject *))
+{
+    PyObject *value = attr(obj, which);
+    if (value == NULL) {
+        return -1;
+    }
+    int result = value == Py_None ? 0 : write(w, value);
+    Py_DECREF(value);
+    return result;
+}
+
+static int
+w_cred(Writer *w, PyObject *cred)
+{
+    if (!Py_IS_TYPE(cred, (PyTypeObject *)M.cls[C_Cred])) {
+        return -1;
+    }
+    if (add_from(w, w->open, N[E_Cred]) < 0 || w_optional(w, cred, A_meta, w_meta) < 0
+            || w_attr_value(w, E_Data, cred, A_data, 0) < 0) {
+        return -1;
+    }
+    return add_from(w, w->close, N[E_Cred]);
+}
+
+static int
+w_target(Writer *w, PyObject *ref)
+{
+    return w_locref(w, E_Target, ref);
+}
+
+static int
+w_source(Writer *w, PyObject *ref)
+{
+    return w_locref(w, E_Source, ref);
+}
+
+static int
+w_items(Writer *w, PyObject *obj)
+{
+    PyObject *items = attr(obj, A_items);
+    if (items == NULL) {
+        return -1;
+    }
+    int failed = !PyList_CheckExact(items);
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!Py_IS_TYPE(item, (PyTypeObject *)M.cls[C_Item])) {
+            failed = 1;
+            break;
+        }
+        Py_ssize_t start = PyList_GET_SIZE(w->out);
+        if (add_from(w, w->open, N[E_Item]) < 0 || w_optional(w, item, A_target, w_target) < 0
+                || w_optional(w, item, A_source, w_source) < 0
+                || w_optional(w, item, A_meta, w_meta) < 0) {
+            failed = 1;
+            break;
+        }
+        PyObject *data = attr(item, A_data);
+        if (data == NULL) {
+            failed = 1;
+            break;
+        }
+        if (PyUnicode_CheckExact(data)) {
+            failed = w_value(w, E_Data, data) < 0;
+        }
+        else if (PyBytes_CheckExact(data)) {
+            PyObject *done = PyObject_CallFunctionObjArgs(w->data_bytes, w->out, data, NULL);
+            failed = done == NULL;
+            Py_XDECREF(done);
+        }
+        else if (data != Py_None) {
+            failed = 1;  /* embedded markup, or a type write refuses */
+        }
+        Py_DECREF(data);
+        if (failed) {
+            break;
+        }
+        int more = attr_true(item, A_more_data);
+        if (more < 0 || (more && add_from(w, w->empty, N[E_MoreData]) < 0)) {
+            failed = 1;
+            break;
+        }
+        if (PyList_GET_SIZE(w->out) == start + 1) {
+            PyObject *piece = PyDict_GetItemWithError(w->empty, N[E_Item]);
+            if (piece == NULL) {
+                failed = 1;
+                break;
+            }
+            Py_INCREF(piece);
+            failed = PyList_SetItem(w->out, start, piece) < 0;
+        }
+        else {
+            failed = add_from(w, w->close, N[E_Item]) < 0;
+        }
+    }
+    Py_DECREF(items);
+    return failed ? -1 : 0;
+}
+
+/* each str of list attribute ``which`` as element ``code`` */
+static int
+w_values(Writer *w, int code, PyObject *obj, int which)
+{
+    PyObject *values = attr(obj, which);
+    if (values == NULL) {
+        return -1;
+    }
+    int failed = !PyList_CheckExact(values);
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(values); i++) {
+        failed = w_value(w, code, PyList_GET_ITEM(values, i)) < 0;
+    }
+    Py_DECREF(values);
+    return failed ? -1 : 0;
+}
+
+static int
+w_no_resp(Writer *w, PyObject *obj)
+{
+    int truth = attr_true(obj, A_no_resp);
+    return truth < 0 ? -1 : truth ? add_from(w, w->empty, N[E_NoResp]) : 0;
+}
+
+static int
+w_chal(Writer *w, PyObject *chal)
+{
+    if (!Py_IS_TYPE(chal, (PyTypeObject *)M.cls[C_Chal])) {
+        return -1;
+    }
+    PyObject *meta = attr(chal, A_meta);
+    if (meta == NULL) {
+        return -1;
+    }
+    int failed = add_from(w, w->open, N[E_Chal]) < 0 || w_meta(w, meta) < 0
+        || add_from(w, w->close, N[E_Chal]) < 0;
+    Py_DECREF(meta);
+    return failed ? -1 : 0;
+}
+
+static int
+w_command(Writer *w, PyObject *cmd)
+{
+    PyTypeObject *type = Py_TYPE(cmd);
+    int which = -1;
+    for (int c = C_Status; c < C_COUNT; c++) {
+        if (type == (PyTypeObject *)M.cls[c]) {
+            which = c;
+            break;
+        }
+    }
+    if (which < 0) {
+        return -1;  /* Atomic, Sequence, UnknownCommand, a subclass: write's */
+    }
+    int code = which == C_Status ? E_Status : which == C_Results ? E_Results
+        : which == C_Alert ? E_Alert : E_Add + (which - C_Add);
+    if (add_from(w, w->open, N[code]) < 0 || w_attr_value(w, E_CmdID, cmd, A_cmd_id, 0) < 0) {
+        return -1;
+    }
+    switch (which) {
+    case C_Status: {
+        if (w_attr_value(w, E_MsgRef, cmd, A_msg_ref, 1) < 0
+                || w_attr_value(w, E_CmdRef, cmd, A_cmd_ref, 0) < 0
+                || w_attr_value(w, E_Cmd, cmd, A_cmd, 0) < 0
+                || w_values(w, E_TargetRef, cmd, A_target_refs) < 0
+                || w_values(w, E_SourceRef, cmd, A_source_refs) < 0
+                || w_optional(w, cmd, A_cred, w_cred) < 0
+                || w_optional(w, cmd, A_chal, w_chal) < 0) {
+            return -1;
+        }
+        PyObject *data = attr(cmd, A_data);
+        int failed = data == NULL || w_int(w, E_Data, data) < 0;
+        Py_XDECREF(data);
+        if (failed || w_items(w, cmd) < 0) {
+            return -1;
+        }
+        break;
+    }
+    case C_Results:
+        if (w_attr_value(w, E_MsgRef, cmd, A_msg_ref, 1) < 0
+                || w_attr_value(w, E_CmdRef, cmd, A_cmd_ref, 0) < 0
+                || w_optional(w, cmd, A_meta, w_meta) < 0
+                || w_values(w, E_TargetRef, cmd, A_target_refs) < 0
+                || w_values(w, E_SourceRef, cmd, A_source_refs) < 0
+                || w_items(w, cmd) < 0) {
+            return -1;
+        }
+        break;
+    case C_Alert: {
+        if (w_no_resp(w, cmd) < 0 || w_optional(w, cmd, A_cred, w_cred) < 0) {
+            return -1;
+        }
+        PyObject *data = attr(cmd, A_data);
+        int failed = data == NULL || (data != Py_None && w_int(w, E_Data, data) < 0);
+        Py_XDECREF(data);
+        if (failed || w_attr_value(w, E_Correlator, cmd, A_correlator, 1) < 0
+                || w_items(w, cmd) < 0) {
+            return -1;
+        }
+        break;
+    }
+    default:
+        if (w_no_resp(w, cmd) < 0 || w_optional(w, cmd, A_cred, w_cred) < 0
+                || w_optional(w, cmd, A_meta, w_meta) < 0
+                || (which == C_Exec && w_attr_value(w, E_Correlator, cmd, A_correlator, 1) < 0)
+                || w_items(w, cmd) < 0) {
+            return -1;
+        }
+    }
+    return add_from(w, w->close, N[code]);
+}
+
+static int
+w_hdr(Writer *w, PyObject *hdr)
+{
+    if (!Py_IS_TYPE(hdr, (PyTypeObject *)M.cls[C_SyncHdr])) {
+        return -1;
+    }
+    PyObject *target = NULL, *source = NULL;
+    int failed = add_from(w, w->open, N[E_SyncHdr]) < 0
+        || w_attr_value(w, E_VerDTD, hdr, A_ver_dtd, 0) < 0
+        || w_attr_value(w, E_VerProto, hdr, A_ver_proto, 0) < 0
+        || w_attr_value(w, E_SessionID, hdr, A_session_id, 0) < 0
+        || w_attr_value(w, E_MsgID, hdr, A_msg_id, 0) < 0
+        || (target = attr(hdr, A_target)) == NULL || w_locref(w, E_Target, target) < 0
+        || (source = attr(hdr, A_source)) == NULL || w_locref(w, E_Source, source) < 0
+        || w_attr_value(w, E_RespURI, hdr, A_resp_uri, 1) < 0
+        || w_no_resp(w, hdr) < 0
+        || w_optional(w, hdr, A_cred, w_cred) < 0
+        || w_optional(w, hdr, A_meta, w_meta) < 0
+        || add_from(w, w->close, N[E_SyncHdr]) < 0;
+    Py_XDECREF(target);
+    Py_XDECREF(source);
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+write_model(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *msg, *tables, *meta_switch;
+    Writer w = {NULL};
+    if (!PyArg_ParseTuple(args, "OO!", &msg, &PyTuple_Type, &tables)) {
+        return NULL;
+    }
+    if (!M.ready || PyTuple_GET_SIZE(tables) != 11
+            || !Py_IS_TYPE(msg, (PyTypeObject *)M.cls[C_SyncML])) {
+        Py_RETURN_NONE;
+    }
+    w.root_open = PyTuple_GET_ITEM(tables, 0);
+    w.open = PyTuple_GET_ITEM(tables, 1);
+    w.close = PyTuple_GET_ITEM(tables, 2);
+    w.empty = PyTuple_GET_ITEM(tables, 3);
+    w.leaf = PyTuple_GET_ITEM(tables, 4);
+    w.meta_open = PyTuple_GET_ITEM(tables, 5);
+    w.meta_empty = PyTuple_GET_ITEM(tables, 6);
+    w.meta_leaf = PyTuple_GET_ITEM(tables, 7);
+    w.text = PyTuple_GET_ITEM(tables, 8);
+    w.data_bytes = PyTuple_GET_ITEM(tables, 9);
+    meta_switch = PyTuple_GET_ITEM(tables, 10);
+    if (!PyDict_Check(w.open) || !PyDict_Check(w.close) || !PyDict_Check(w.empty)
+            || !PyDict_Check(w.leaf) || !PyDict_Check(w.meta_empty) || !PyDict_Check(w.meta_leaf)) {
+        Py_RETURN_NONE;
+    }
+    w.out = PyList_New(0);
+    w.ends = PyObject_IsTrue(meta_switch) ? PyList_New(0) : (Py_INCREF(Py_None), Py_None);
+    PyObject *hdr = NULL, *body = NULL, *result = NULL;
+    if (w.out == NULL || w.ends == NULL || add(&w, w.root_open) < 0
+            || (hdr = attr(msg, A_hdr)) == NULL || w_hdr(&w, hdr) < 0) {
+        goto done;
+    }
+    Py_ssize_t open_at = PyList_GET_SIZE(w.out);
+    if (add_from(&w, w.open, N[E_SyncBody]) < 0 || (body = attr(msg, A_body)) == NULL
+            || !PyList_CheckExact(body)) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(body); i++) {
+        if (w_command(&w, PyList_GET_ITEM(body, i)) < 0) {
+            goto done;
+        }
+    }
+    int final = attr_true(msg, A_final);
+    if (final < 0 || (final && add_from(&w, w.empty, N[E_Final]) < 0)) {
+        goto done;
+    }
+    if (PyList_GET_SIZE(w.out) == open_at + 1) {
+        PyObject *piece = PyDict_GetItemWithError(w.empty, N[E_SyncBody]);
+        if (piece == NULL) {
+            goto done;
+        }
+        Py_INCREF(piece);
+        if (PyList_SetItem(w.out, open_at, piece) < 0) {
+            goto done;
+        }
+    }
+    else if (add_from(&w, w.close, N[E_SyncBody]) < 0) {
+        goto done;
+    }
+    if (add_from(&w, w.close, N_SyncML) < 0) {
+        goto done;
+    }
+    result = PyTuple_Pack(2, w.out, w.ends);
+done:
+    Py_XDECREF(hdr);
+    Py_XDECREF(body);
+    Py_XDECREF(w.out);
+    Py_XDECREF(w.ends);
+    if (result == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
 }
 
 #endif

@@ -581,6 +581,8 @@ static PyMethodDef methods[] = {
      "The SyncML model of a common message's Node tree; None for anything else."},
     {"setup_mapping", setup_mapping, METH_VARARGS,
      "Give map_message the Node class, the model classes and _settle_data."},
+    {"write_model", write_model, METH_VARARGS,
+     "The pieces of a common message written from the model; None for anything else."},
     {"mapping_fields", mapping_fields, METH_NOARGS,
      "The fields map_message sets for each model class."},
     {NULL, NULL, 0, NULL},

@@ -1,4 +1,5 @@
-"""The optional C fast path of the node -> model mapping against the pure reader.
+"""The optional C fast paths of the node -> model mapping and of the model
+writer against the pure reader and writer.
 
 Differential: on valid messages (drawn, the corpus, both wire forms) and on
 trees bent out of shape (elements dropped, repeated, renamed, unknown ones
@@ -7,8 +8,13 @@ answers either None or the very model the pure reader builds (same classes,
 same field values of the same types, fields in the same order), and
 ``node_to_message`` answers the same with it as without it: the same model,
 with the same ``unknown`` list, or the same error with the same path.
+Likewise ``write_model`` answers None or the pieces ``model_writer.write``
+writes (the same string once joined) for drawn, corpus and bent models (a
+field of any model object set to an odd value), and ``xml.encode`` and
+``wbxml.encode`` answer the same bytes or error with it as without it.
 """
 
+import copy as copying
 import os
 import random
 import subprocess
@@ -18,10 +24,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from dmgateway.codec import mapping, mapping_reader, wbxml, xml
+from dmgateway.codec import mapping, mapping_reader, model_writer, syncml, wbxml, xml
 from dmgateway.codec.element import Node
 from dmgateway.codec.errors import CodecError
-from dmgateway.codec.wbxml_pages import SYNCML12
+from dmgateway.codec.wbxml_pages import SYNCML11, SYNCML12
+from dmgateway.codec.wbxml_writer import syncml_dialect
 from tests.codec.conftest import speedups
 from tests.codec.strategies import messages
 
@@ -212,3 +219,130 @@ def test_dmgw_pure_mapping_keeps_the_accelerator_unused():
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
                              capture_output=True, text=True).stdout.strip()
         assert out == expected, value
+
+
+# -- the writer: model -> pieces -----------------------------------------------------
+
+
+DIALECTS = [xml._DIALECTS[False], xml._DIALECTS[True], syncml_dialect(SYNCML12),
+            syncml_dialect(SYNCML11)]
+
+
+def written(msg, dialect, c):
+    """What model_writer.write answers (joined), with (``c``) or without the accelerator."""
+    saved = model_writer._c_write
+    model_writer._c_write = SPEEDUPS.write_model if c else None
+    try:
+        return "str", "".join(model_writer.write(msg, dialect))
+    except Exception as e:  # Unhandled, or what a bent model makes the pure writer raise
+        return "error", e.__class__
+    finally:
+        model_writer._c_write = saved
+
+
+def encoded(msg, c):
+    """What xml.encode and wbxml.encode answer, with or without the accelerator."""
+    saved = model_writer._c_write
+    model_writer._c_write = SPEEDUPS.write_model if c else None
+    try:
+        answers = []
+        for encode in (xml.encode, wbxml.encode):
+            try:
+                answers.append(("bytes", encode(msg)))
+            except Exception as e:
+                answers.append(("error", e.__class__, str(e)))
+        return answers
+    finally:
+        model_writer._c_write = saved
+
+
+def assert_same_written(msg):
+    """write_model answers None or the pure pieces (joined); write and encode the same either way."""
+    pieces = []
+    for dialect in DIALECTS:
+        pure = written(msg, dialect, False)
+        got = SPEEDUPS.write_model(msg, dialect.c_tables)
+        if got is not None:
+            out, ends = got
+            if ends:
+                model_writer._switch_back(out, ends, dialect.close_piece, dialect.meta_switch)
+            assert ("str", "".join(out)) == pure
+            pieces.append(out)
+        assert written(msg, dialect, True) == pure
+    assert encoded(msg, True) == encoded(msg, False)
+    return pieces
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(binary_data=True))
+def test_drawn_messages_are_written_the_same(msg):
+    assert_same_written(msg)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_the_corpus_is_written_the_same(path):
+    assert_same_written(xml.decode(path.read_bytes()))
+
+
+def test_the_messages_of_a_session_are_written_in_c():
+    assert len(assert_same_written(xml.decode(SESSION))) == len(DIALECTS)
+
+
+def models(msg):
+    """Every model object of ``msg`` (not embedded markup), the message first."""
+    work = [msg]
+    while work:
+        obj = work.pop()
+        yield obj
+        for value in vars(obj).values():
+            if isinstance(value, list):
+                work.extend(v for v in value if hasattr(v, "__dict__") and not isinstance(v, Node))
+            elif hasattr(value, "__dict__") and not isinstance(value, Node):
+                work.append(value)
+
+
+BENT_VALUES = (None, "", "x", "a&b<c>", "caf\u00e9", "\ud800", "nul\x00", "\r\n", "\x01",
+               -1, 0, 7, 2 ** 70, True, b"\xff\x00", [], ["x"], ("x",), Node("MgmtTree"), 1.5)
+
+
+def bent_models(msg):
+    """Copies of ``msg`` with one field of one model object set to one odd value."""
+    count = sum(1 for _ in models(msg))
+    for at in range(count):
+        names = list(vars(list(models(msg))[at]))
+        for name in names:
+            for value in BENT_VALUES:
+                bent = copying.deepcopy(msg)
+                setattr(list(models(bent))[at], name, value)
+                yield bent
+
+
+def test_bent_models_are_written_the_same():
+    msg = xml.decode(SESSION)
+    for bent in bent_models(msg):
+        assert_same_written(bent)
+
+
+def test_other_commands_and_classes_are_written_the_same():
+    msg = xml.decode(SESSION)
+    extra = [
+        syncml.Atomic(cmd_id="9", commands=[syncml.Get(cmd_id="10")]),
+        syncml.Sequence(cmd_id="9", no_resp=True),
+        syncml.UnknownCommand(cmd_id="9", name="Sync", node=Node("Sync")),
+        syncml.Exec(cmd_id="9", correlator="c1", items=[syncml.Item(data="x", more_data=True)]),
+        syncml.Alert(cmd_id="9", data=1226, correlator="c",
+                     items=[syncml.Item(meta=syncml.Meta(emi=["a", ""], extra=[]))]),
+        syncml.Add(cmd_id="9", meta=syncml.Meta(extra=[Node("Anchor", "MetInf")])),
+        syncml.Status(cmd_id="9", cmd_ref="1", cmd="Get", chal=syncml.Chal(meta=syncml.Meta())),
+        syncml.Status(cmd_id="9", cmd_ref="1", cmd="Get", chal=syncml.Chal(meta=None)),
+        syncml.Item(),
+    ]
+    for cmd in extra:
+        msg.body.append(cmd)
+        assert_same_written(msg)
+        msg.body.pop()
+    msg.body = tuple(msg.body)
+    assert_same_written(msg)
+    msg.body = []
+    msg.final = False
+    assert_same_written(msg)
