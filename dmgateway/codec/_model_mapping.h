@@ -1,7 +1,9 @@
-/* Optional C fast path of the node -> model mapping (mapping_reader.py).
+/* Optional C fast paths between Node trees, the SyncML model and the writer's
+ * pieces: map_message (node -> model, below) and write_model (model -> the
+ * pieces of model_writer.write, further down).
  *
- * mapping_reader.node_to_message is the reference.  map_message reads only
- * the common shapes of a DM message -- SyncHdr, Status, Results, Alert and
+ * mapping_reader.node_to_message is the reference of map_message, which
+ * reads only the common shapes of a DM message -- SyncHdr, Status, Results, Alert and
  * the item commands (Add, Replace, Delete, Copy, Get, Exec), each child a
  * known element met once (TargetRef, SourceRef and Item any number of
  * times), values as plain text, Meta with the fields the model has, Items
@@ -16,8 +18,8 @@
  * model has no place for, so the message's ``unknown`` is [].
  *
  * Included by _wbxml_speedups.c (after _node_layout.h); setup_mapping must
- * be called once with the classes before map_message answers anything but
- * None.
+ * be called once with the classes (mapping_reader does) before map_message
+ * or write_model answers anything but None.
  */
 #ifndef DMGW_MODEL_MAPPING_H
 #define DMGW_MODEL_MAPPING_H

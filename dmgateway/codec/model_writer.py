@@ -17,6 +17,9 @@ text the wire format must refuse or escape specially, embedded markup
 for) raises :class:`Unhandled`, and the codec writes that message through
 the reference path, which gives the same bytes or the same error with its
 element path.
+
+The common messages are written by an optional C accelerator into the same
+pieces (see :func:`_load_c_write`); it leaves anything else to this module.
 """
 
 import base64
@@ -394,7 +397,10 @@ def _xml_data_bytes(out, data):
 def _load_c_write():
     if mapping_reader._c_map is None:  # not built, not set up, or DMGW_PURE_MODEL=1
         return None
-    from ._wbxml_speedups import write_model
+    try:
+        from ._wbxml_speedups import write_model
+    except ImportError:  # built before it had one
+        return None
     return write_model
 
 

@@ -210,11 +210,12 @@ def test_not_a_tree_maps_the_same():
             assert SPEEDUPS.map_message(value) is None
 
 
-def test_dmgw_pure_mapping_keeps_the_accelerator_unused():
-    code = "from dmgateway.codec import mapping_reader as m; print(m._c_map is None)"
+def test_dmgw_pure_model_keeps_the_accelerators_unused():
+    code = ("from dmgateway.codec import mapping_reader as m, model_writer as w; "
+            "print(m._c_map is None, w._c_write is None)")
     root = str(Path(__file__).resolve().parent.parent.parent)
     env = dict(os.environ, PYTHONPATH=root)
-    for value, expected in (("1", "True"), ("0", "False"), ("", "False")):
+    for value, expected in (("1", "True True"), ("0", "False False"), ("", "False False")):
         env["DMGW_PURE_MODEL"] = value
         out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
                              capture_output=True, text=True).stdout.strip()
