@@ -1091,7 +1091,8 @@ w_meta(Writer *w, PyObject *meta)
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(emi); i++) {
         PyObject *value = PyList_GET_ITEM(emi, i);
-        if (!PyUnicode_CheckExact(value) || leaf(w, w->meta_leaf, w->meta_empty, N_EMI, value) < 0) {
+        if (!PyUnicode_CheckExact(value)
+                || leaf(w, w->meta_leaf, w->meta_empty, N_EMI, value) < 0) {
             Py_DECREF(emi);
             return -1;
         }

@@ -210,6 +210,16 @@ def test_not_a_tree_maps_the_same():
             assert SPEEDUPS.map_message(value) is None
 
 
+def test_a_model_it_was_not_written_for_is_left_to_the_pure_reader(monkeypatch):
+    classes = mapping_reader._MAPPED_CLASSES
+    monkeypatch.setattr(mapping_reader, "_MAPPED_CLASSES", (syncml.SyncHdr,) + classes[1:])
+    assert mapping_reader._load_c_map() is None  # fields other than SyncML's
+    monkeypatch.setattr(mapping_reader, "_MAPPED_CLASSES", classes[:-1] + (syncml.Atomic,))
+    assert mapping_reader._load_c_map() is None
+    monkeypatch.undo()
+    assert mapping_reader._load_c_map() is SPEEDUPS.map_message
+
+
 def test_dmgw_pure_model_keeps_the_accelerators_unused():
     code = ("from dmgateway.codec import mapping_reader as m, model_writer as w; "
             "print(m._c_map is None, w._c_write is None)")
@@ -258,7 +268,8 @@ def encoded(msg, c):
 
 
 def assert_same_written(msg):
-    """write_model answers None or the pure pieces (joined); write and encode the same either way."""
+    """write_model answers None or the pure pieces (joined); write and encode
+    answer the same either way."""
     pieces = []
     for dialect in DIALECTS:
         pure = written(msg, dialect, False)
