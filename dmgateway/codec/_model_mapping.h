@@ -4,14 +4,16 @@
  *
  * mapping_reader.node_to_message is the reference of map_message, which
  * reads only the common shapes of a DM message -- SyncHdr, Status, Results, Alert and
- * the item commands (Add, Replace, Delete, Copy, Get, Exec), each child a
+ * the item commands (Add, Replace, Delete, Copy, Get, Exec), Atomic and
+ * Sequence holding these, each child a
  * known element met once (TargetRef, SourceRef and Item any number of
  * times), values as plain text, Meta with the fields the model has, Items
  * with Target, Source, Meta, Data and MoreData -- and builds the very same
  * model objects (fields set in the order their dataclass __init__ sets
  * them).  For anything else (an unknown or repeated element, element
  * content where a value is expected, OPAQUE values, a missing required
- * element, a number that is not one, Atomic, Sequence, unknown commands,
+ * element, a number that is not one, unknown commands, Atomic and
+ * Sequence nested deeper than MAX_NESTING,
  * embedded markup in Data, a Data Format other than chr or b64 with text,
  * any error) it answers None and the pure reader maps the tree again,
  * answering (or raising) exactly as always.  What it maps has no element the
@@ -33,7 +35,7 @@ enum {
     E_CmdID, E_MsgRef, E_CmdRef, E_Cmd, E_TargetRef, E_SourceRef, E_Chal, E_Item, E_MoreData,
     E_Correlator, E_Status, E_Results, E_Alert, E_Add, E_Replace, E_Delete, E_Copy, E_Get,
     E_Exec, E_Format, E_Type, E_Mark, E_Size, E_Version, E_NextNonce, E_MaxMsgSize,
-    E_MaxObjSize, E_COUNT
+    E_MaxObjSize, E_Atomic, E_Sequence, E_COUNT
 };
 
 static const char *const element_names[E_COUNT] = {
@@ -42,15 +44,19 @@ static const char *const element_names[E_COUNT] = {
     "CmdID", "MsgRef", "CmdRef", "Cmd", "TargetRef", "SourceRef", "Chal", "Item", "MoreData",
     "Correlator", "Status", "Results", "Alert", "Add", "Replace", "Delete", "Copy", "Get",
     "Exec", "Format", "Type", "Mark", "Size", "Version", "NextNonce", "MaxMsgSize",
-    "MaxObjSize",
+    "MaxObjSize", "Atomic", "Sequence",
 };
 
 #define BIT(code) ((uint64_t)1 << (code))
+#define COMMANDS (BIT(E_Status) | BIT(E_Results) | BIT(E_Alert) | BIT(E_Add) | BIT(E_Replace) \
+                  | BIT(E_Delete) | BIT(E_Copy) | BIT(E_Get) | BIT(E_Exec) | BIT(E_Atomic) \
+                  | BIT(E_Sequence))
+#define MAX_NESTING 16  /* Atomic and Sequence deeper than this: the pure reader's and writer's */
 
 /* the model classes, and the fields each one's __init__ sets, in order */
 enum {
     C_SyncML, C_SyncHdr, C_LocRef, C_Cred, C_Chal, C_Meta, C_Item, C_Status, C_Results,
-    C_Alert, C_Add, C_Replace, C_Delete, C_Copy, C_Get, C_Exec, C_COUNT
+    C_Alert, C_Add, C_Replace, C_Delete, C_Copy, C_Get, C_Exec, C_Atomic, C_Sequence, C_COUNT
 };
 
 static const char *const class_fields[C_COUNT] = {
@@ -70,6 +76,14 @@ static const char *const class_fields[C_COUNT] = {
     "cmd_id no_resp cred meta items",
     "cmd_id no_resp cred meta items",
     "cmd_id no_resp cred meta items correlator",
+    "cmd_id no_resp meta commands",
+    "cmd_id no_resp meta commands",
+};
+
+/* the element of each command class (C_Status on) */
+static const int class_element[C_COUNT] = {
+    0, 0, 0, 0, 0, 0, 0, E_Status, E_Results, E_Alert, E_Add, E_Replace, E_Delete, E_Copy, E_Get,
+    E_Exec, E_Atomic, E_Sequence,
 };
 
 #define MAX_FIELDS 10
@@ -514,8 +528,10 @@ map_items(PyObject *node, PyObject *inherited)
     return list;
 }
 
+static PyObject *map_commands(PyObject *node, uint64_t skip, int depth, int *final);
+
 static PyObject *
-map_command(PyObject *node, int code)
+map_command(PyObject *node, int code, int depth)
 {
     PyObject *one[E_COUNT];
     PyObject *values[MAX_FIELDS] = {NULL};
@@ -654,6 +670,27 @@ map_command(PyObject *node, int code)
             goto done;
         }
         break;
+    case E_Atomic: case E_Sequence:
+        /* the pure reader skips every CmdID, NoResp and Meta among the commands */
+        if (depth >= MAX_NESTING
+                || scan(node, BIT(E_CmdID) | BIT(E_NoResp) | BIT(E_Meta) | COMMANDS, COMMANDS, one,
+                        NULL) < 0
+                || one[E_CmdID] == NULL) {
+            return NULL;
+        }
+        which = code == E_Atomic ? C_Atomic : C_Sequence;
+        n = 4;
+        if ((values[0] = value(one[E_CmdID])) == NULL) {
+            goto done;
+        }
+        values[1] = one[E_NoResp] != NULL ? Py_True : Py_False;
+        Py_INCREF(values[1]);
+        if ((values[2] = optional_meta(one[E_Meta])) == NULL
+                || (values[3] = map_commands(node, BIT(E_CmdID) | BIT(E_NoResp) | BIT(E_Meta),
+                                             depth + 1, NULL)) == NULL) {
+            goto done;
+        }
+        break;
     default:
         return NULL;
     }
@@ -696,23 +733,26 @@ map_hdr(PyObject *node)
     return result;
 }
 
+/* The commands among the children of ``node`` (a new list), those with a
+ * code in ``skip`` left out; with ``final``, whether one was Final. */
 static PyObject *
-map_body(PyObject *node, int *final)
+map_commands(PyObject *node, uint64_t skip, int depth, int *final)
 {
     PyObject *children = children_of(node), *list = PyList_New(0);
     if (children == NULL || list == NULL) {
         Py_XDECREF(list);
         return NULL;
     }
-    *final = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
         PyObject *child = PyList_GET_ITEM(children, i);
         int code = code_of(child);
-        if (code == E_Final) {
-            *final = 1;
+        if (code > 0 && (skip & BIT(code))) {
+            if (final != NULL && code == E_Final) {
+                *final = 1;
+            }
             continue;
         }
-        PyObject *command = code > 0 ? map_command(child, code) : NULL;
+        PyObject *command = code > 0 ? map_command(child, code, depth) : NULL;
         if (command == NULL || PyList_Append(list, command) < 0) {
             Py_XDECREF(command);
             Py_DECREF(list);
@@ -732,7 +772,7 @@ map_message(PyObject *module, PyObject *root)
     PyObject *values[4] = {NULL};
     PyObject *result = NULL;
     uint64_t seen;
-    int final;
+    int final = 0;
     if (!M.ready || !Py_IS_TYPE(root, M.layout.type)
             || !PyUnicode_CheckExact(SLOT(root, M.layout.name))
             || PyUnicode_Compare(SLOT(root, M.layout.name), M.root_name) != 0
@@ -741,7 +781,7 @@ map_message(PyObject *module, PyObject *root)
         goto done;
     }
     if ((values[0] = map_hdr(one[E_SyncHdr])) == NULL
-            || (values[1] = map_body(one[E_SyncBody], &final)) == NULL) {
+            || (values[1] = map_commands(one[E_SyncBody], BIT(E_Final), 0, &final)) == NULL) {
         goto done;
     }
     values[2] = final ? Py_True : Py_False;
@@ -859,9 +899,10 @@ mapping_fields(PyObject *module, PyObject *unused)
  * join them in one: the same string once joined) and answers (pieces, ends),
  * ends being where a Meta with children ended (None for XML), or None for
  * anything write alone handles or refuses: a class other than the model's
- * own (Atomic and Sequence included), a value of another type, a name
+ * own, a value of another type, a name
  * without fragments, a text the dialect's text function refuses, Meta
- * extras, embedded markup, lists that are not lists.  ``tables`` is
+ * extras, embedded markup, lists that are not lists, Atomic and Sequence
+ * nested deeper than MAX_NESTING.  ``tables`` is
  * Dialect.c_tables.
  */
 
@@ -877,14 +918,14 @@ enum {
     A_resp_uri, A_no_resp, A_cred, A_meta, A_loc_uri, A_loc_name, A_data, A_type, A_format,
     A_mark, A_size, A_next_nonce, A_max_msg_size, A_max_obj_size, A_version, A_emi, A_extra,
     A_more_data, A_cmd_id, A_msg_ref, A_cmd_ref, A_cmd, A_target_refs, A_source_refs, A_chal,
-    A_items, A_correlator, A_COUNT
+    A_items, A_correlator, A_commands, A_COUNT
 };
 static const char *const attr_names[A_COUNT] = {
     "hdr", "body", "final", "session_id", "msg_id", "target", "source", "ver_dtd", "ver_proto",
     "resp_uri", "no_resp", "cred", "meta", "loc_uri", "loc_name", "data", "type", "format",
     "mark", "size", "next_nonce", "max_msg_size", "max_obj_size", "version", "emi", "extra",
     "more_data", "cmd_id", "msg_ref", "cmd_ref", "cmd", "target_refs", "source_refs", "chal",
-    "items", "correlator",
+    "items", "correlator", "commands",
 };
 static PyObject *A[A_COUNT];
 static PyObject *N[E_COUNT];   /* element names */
@@ -1258,8 +1299,10 @@ w_chal(Writer *w, PyObject *chal)
     return failed ? -1 : 0;
 }
 
+static int w_commands(Writer *w, PyObject *obj, int which, int depth);
+
 static int
-w_command(Writer *w, PyObject *cmd)
+w_command(Writer *w, PyObject *cmd, int depth)
 {
     PyTypeObject *type = Py_TYPE(cmd);
     int which = -1;
@@ -1269,11 +1312,10 @@ w_command(Writer *w, PyObject *cmd)
             break;
         }
     }
-    if (which < 0) {
-        return -1;  /* Atomic, Sequence, UnknownCommand, a subclass: write's */
+    if (which < 0 || depth >= MAX_NESTING) {
+        return -1;  /* UnknownCommand, a subclass, not a command: write's */
     }
-    int code = which == C_Status ? E_Status : which == C_Results ? E_Results
-        : which == C_Alert ? E_Alert : E_Add + (which - C_Add);
+    int code = class_element[which];
     if (add_from(w, w->open, N[code]) < 0 || w_attr_value(w, E_CmdID, cmd, A_cmd_id, 0) < 0) {
         return -1;
     }
@@ -1319,6 +1361,12 @@ w_command(Writer *w, PyObject *cmd)
         }
         break;
     }
+    case C_Atomic: case C_Sequence:
+        if (w_no_resp(w, cmd) < 0 || w_optional(w, cmd, A_meta, w_meta) < 0
+                || w_commands(w, cmd, A_commands, depth + 1) < 0) {
+            return -1;
+        }
+        break;
     default:
         if (w_no_resp(w, cmd) < 0 || w_optional(w, cmd, A_cred, w_cred) < 0
                 || w_optional(w, cmd, A_meta, w_meta) < 0
@@ -1328,6 +1376,22 @@ w_command(Writer *w, PyObject *cmd)
         }
     }
     return add_from(w, w->close, N[code]);
+}
+
+/* the commands of list attribute ``which`` of ``obj`` */
+static int
+w_commands(Writer *w, PyObject *obj, int which, int depth)
+{
+    PyObject *commands = attr(obj, which);
+    if (commands == NULL) {
+        return -1;
+    }
+    int failed = !PyList_CheckExact(commands);
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(commands); i++) {
+        failed = w_command(w, PyList_GET_ITEM(commands, i), depth) < 0;
+    }
+    Py_DECREF(commands);
+    return failed ? -1 : 0;
 }
 
 static int
@@ -1384,20 +1448,14 @@ write_model(PyObject *module, PyObject *args)
     }
     w.out = PyList_New(0);
     w.ends = PyObject_IsTrue(meta_switch) ? PyList_New(0) : (Py_INCREF(Py_None), Py_None);
-    PyObject *hdr = NULL, *body = NULL, *result = NULL;
+    PyObject *hdr = NULL, *result = NULL;
     if (w.out == NULL || w.ends == NULL || add(&w, w.root_open) < 0
             || (hdr = attr(msg, A_hdr)) == NULL || w_hdr(&w, hdr) < 0) {
         goto done;
     }
     Py_ssize_t open_at = PyList_GET_SIZE(w.out);
-    if (add_from(&w, w.open, N[E_SyncBody]) < 0 || (body = attr(msg, A_body)) == NULL
-            || !PyList_CheckExact(body)) {
+    if (add_from(&w, w.open, N[E_SyncBody]) < 0 || w_commands(&w, msg, A_body, 0) < 0) {
         goto done;
-    }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(body); i++) {
-        if (w_command(&w, PyList_GET_ITEM(body, i)) < 0) {
-            goto done;
-        }
     }
     int final = attr_true(msg, A_final);
     if (final < 0 || (final && add_from(&w, w.empty, N[E_Final]) < 0)) {
@@ -1422,7 +1480,6 @@ write_model(PyObject *module, PyObject *args)
     result = PyTuple_Pack(2, w.out, w.ends);
 done:
     Py_XDECREF(hdr);
-    Py_XDECREF(body);
     Py_XDECREF(w.out);
     Py_XDECREF(w.ends);
     if (result == NULL) {

@@ -570,7 +570,7 @@ def _rekey(node, old, new):
 # and answers None for anything else, which this module then maps (or refuses)
 # as always.  DMGW_PURE_MODEL=1 keeps it unused.
 _MAPPED_CLASSES = (SyncML, SyncHdr, LocRef, Cred, Chal, Meta, Item, Status, Results, Alert,
-                   Add, Replace, Delete, Copy, Get, Exec)
+                   Add, Replace, Delete, Copy, Get, Exec, Atomic, Sequence)
 
 
 def _load_c_map():

@@ -214,8 +214,9 @@ def test_a_model_it_was_not_written_for_is_left_to_the_pure_reader(monkeypatch):
     classes = mapping_reader._MAPPED_CLASSES
     monkeypatch.setattr(mapping_reader, "_MAPPED_CLASSES", (syncml.SyncHdr,) + classes[1:])
     assert mapping_reader._load_c_map() is None  # fields other than SyncML's
-    monkeypatch.setattr(mapping_reader, "_MAPPED_CLASSES", classes[:-1] + (syncml.Atomic,))
-    assert mapping_reader._load_c_map() is None
+    monkeypatch.setattr(mapping_reader, "_MAPPED_CLASSES",
+                        tuple(syncml.Get if cls is syncml.Exec else cls for cls in classes))
+    assert mapping_reader._load_c_map() is None  # no correlator
     monkeypatch.undo()
     assert mapping_reader._load_c_map() is SPEEDUPS.map_message
 
@@ -358,3 +359,26 @@ def test_other_commands_and_classes_are_written_the_same():
     msg.body = []
     msg.final = False
     assert_same_written(msg)
+
+
+def test_atomic_and_sequence_map_and_are_written_the_same():
+    msg = xml.decode(SESSION)
+    inner = [cmd for cmd in msg.body if not isinstance(cmd, syncml.Status)]
+    msg.body.append(syncml.Atomic(cmd_id="20", no_resp=True, meta=syncml.Meta(type="t"),
+                                  commands=[syncml.Sequence(cmd_id="21", commands=inner)]))
+    root = mapping.message_to_node(msg)
+    assert assert_same(root) is not None
+    assert assert_same_written(msg)
+    for tree in bends(root):
+        assert_same(tree)
+    atomic = [n for n in root.children[1].children if n.name == "Atomic"][0]
+    for name in ("CmdID", "NoResp", "Meta"):  # read once, skipped among the commands
+        atomic.children.append(Node(name, "SyncML", None, "9"))
+        assert_same(root)
+    for depth in (15, 16, 17, 40):  # nested deeper than the C paths go: the pure ones
+        cmd = syncml.Get(cmd_id="1")
+        for level in range(depth):
+            cmd = syncml.Sequence(cmd_id=str(level), commands=[cmd])
+        deep = syncml.SyncML(hdr=msg.hdr, body=[cmd], final=True)
+        assert_same(mapping.message_to_node(deep))
+        assert_same_written(deep)
