@@ -81,16 +81,27 @@ class DMResource:
 
 #: headers the bearer writes itself (framing, caching); a reply's own are dropped
 _FRAMING = frozenset(("content-length", "transfer-encoding", "connection", "date", "cache-control"))
+_NO_STORE = b"Cache-Control: no-store\r\n"
+#: a reply's content type -> its header value (the dispatcher answers with a few; made once each)
+_CONTENT_TYPES = {}
 
 
 def _reply(channel, request, reply):
-    extra = [b"Cache-Control: no-store\r\n"]
-    for name, value in reply.headers.items():
-        if name.lower() in _FRAMING:
-            continue
-        extra.append(b"%s: %s\r\n" % (header_name(name), header_value(value)))
-    channel.answer(request, response(reply.code, header_value(reply.content_type, "ascii"),
-                                     reply.body, channel.site.date(), b"".join(extra), request.http10,
+    if reply.headers:
+        extra = [_NO_STORE]
+        for name, value in reply.headers.items():
+            if name.lower() in _FRAMING:
+                continue
+            extra.append(b"%s: %s\r\n" % (header_name(name), header_value(value)))
+        extra = b"".join(extra)
+    else:
+        extra = _NO_STORE
+    ctype = _CONTENT_TYPES.get(reply.content_type)
+    if ctype is None:
+        ctype = header_value(reply.content_type, "ascii")
+        if len(_CONTENT_TYPES) < 64:
+            _CONTENT_TYPES[reply.content_type] = ctype
+    channel.answer(request, response(reply.code, ctype, reply.body, channel.site.date(), extra, request.http10,
                                      not request.keep_alive))
 
 

@@ -45,7 +45,8 @@ class Request:
         self.headers = headers  # lower-case name -> value (the last one of a name)
         self.body = b""
         connection = headers.get(b"connection")
-        self.keep_alive = not http10 and not (connection and b"close" in _tokens(connection))
+        self.keep_alive = not http10 and not (
+            connection is not None and b"close" in connection.lower() and b"close" in _tokens(connection))
 
     @property
     def path(self):

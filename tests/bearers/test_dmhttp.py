@@ -436,6 +436,32 @@ class AnswerTests(Base):
         self.assertIn(b"X-Syncml-Hmac: mac=1 Set-Cookie: a=b\r\n", out)
         self.assertNotIn(b"\r\nSet-Cookie", out)
 
+    def test_each_reply_has_its_content_type_and_headers(self):
+        replies = [DMReply(200, "application/vnd.syncml.dm+wbxml", b"\x02", {}),
+                   DMReply(200, "application/vnd.syncml.dm+xml; charset=utf-8", b"<SyncML/>", {"X-Syncml-Hmac": "m"}),
+                   DMReply(200, "application/vnd.syncml.dm+wbxml", b"\x03", {"Content-Length": "1", "x-a": "b"})]
+        heads = []
+        for reply in replies * 2:  # (the second time with every content type made before)
+            self.dispatcher.reply = reply
+            _protocol, transport = self.send(post())
+            heads.append(transport.value().split(b"\r\n\r\n", 1)[0].split(b"\r\n")[2:])
+        expected = [
+            [b"Content-Type: application/vnd.syncml.dm+wbxml", b"Cache-Control: no-store", b"Content-Length: 1"],
+            [b"Content-Type: application/vnd.syncml.dm+xml; charset=utf-8", b"Cache-Control: no-store",
+             b"X-Syncml-Hmac: m", b"Content-Length: 9"],
+            [b"Content-Type: application/vnd.syncml.dm+wbxml", b"Cache-Control: no-store", b"X-A: b",
+             b"Content-Length: 1"],
+        ]
+        self.assertEqual(heads, expected * 2)
+
+    def test_a_content_type_cannot_inject_headers_the_second_time_either(self):
+        self.dispatcher.reply = DMReply(200, "text/plain\r\nSet-Cookie: a=b", b"x", {})
+        for _ in range(2):
+            _protocol, transport = self.send(post())
+            out = transport.value()
+            self.assertIn(b"Content-Type: text/plain Set-Cookie: a=b\r\n", out)
+            self.assertNotIn(b"\r\nSet-Cookie", out)
+
     def test_answer_layout(self):
         _protocol, transport = self.send(post())
         head, body = transport.value().split(b"\r\n\r\n", 1)
@@ -461,6 +487,15 @@ class ParseHeadTests(SynchronousTestCase):
         self.assertIsNone(length)
         request, _length = http1.parse_head(b"POST /dm HTTP/1.0\r\nConnection: keep-alive")
         self.assertFalse(request.keep_alive)
+
+    def test_connection_close_is_a_token(self):
+        for value, keep_alive in ((b"keep-alive", True), (b"close", False), (b"Keep-Alive, CLOSE", False),
+                                  (b"upgrade ,\tclose ", False), (b"closed", True), (b"x-close, enclose", True),
+                                  (b"", True)):
+            request, _length = http1.parse_head(b"POST /dm HTTP/1.1\r\nConnection: " + value)
+            self.assertEqual(request.keep_alive, keep_alive, value)
+        request, _length = http1.parse_head(b"POST /dm HTTP/1.1\r\nHost: gw")
+        self.assertTrue(request.keep_alive)
 
     def test_random_bytes_raise_only_bad_request(self):
         import random
