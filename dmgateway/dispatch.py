@@ -22,7 +22,6 @@ from typing import Any, Optional
 from urllib.parse import quote_plus, urlencode
 
 from twisted.internet import defer
-from twisted.logger import Logger
 
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.cluster.hooks import ClusterHooks
@@ -39,7 +38,7 @@ from dmgateway.eventlog import EventLog
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.jobstates import change_job
 from dmgateway.live import DMReply, LiveSession, device_state, job_spec, media_type_for, starts_session
-from dmgateway.logs import debug_enabled
+from dmgateway.logs import Logger, debug_enabled
 from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -261,8 +260,12 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         digest = live.first_digest if live.messages == 1 and live.first_digest else None
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header, digest=digest)
         ended = outcome.finished or live.engine.finished
-        just_authenticated = not live.authenticated and any(
-            isinstance(effect, fx.Authenticated) for effect in outcome.effects)
+        just_authenticated = False
+        if not live.authenticated:
+            for effect in outcome.effects:
+                if effect.__class__ is fx.Authenticated:
+                    just_authenticated = True
+                    break
         if just_authenticated and self._by_token.get(live.token) is live:
             live.authenticated = True
             self._authenticated_live += 1
@@ -410,7 +413,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                                           self.node + "~")
         _url, prefix, head = cached
         if token.startswith(head):
-            return prefix + quote_plus(token[len(head):])
+            secret = token[len(head):]
+            if secret.isascii() and secret.isalnum():  # (hex, as made here: nothing to quote)
+                return prefix + secret
+            return prefix + quote_plus(secret)
         return url + ("&" if "?" in url else "?") + urlencode({"s": token})
 
     def _arm_timer(self, live):

@@ -8,12 +8,11 @@ failures and lockouts, job states and results, events, the end of a
 session and its summary.  Then it wakes the readers of the event log.
 """
 
-from twisted.logger import Logger
-
 from dmgateway.cluster.signals import SESSIONS
 from dmgateway.dm import effects as fx
 from dmgateway.jobstates import change_job
 from dmgateway.live import iso_time
+from dmgateway.logs import Logger
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -51,30 +50,31 @@ class SessionEffects:
                 starting = False
 
         for effect in effects:
-            if isinstance(effect, fx.DevInfoReceived):
+            kind = effect.__class__  # (the effects are final classes: no subclass to test for)
+            if kind is fx.DevInfoReceived:
                 # what the store already holds is not written again (a device's
                 # DevInfo rarely changes: its inventory index stays as it is)
                 if effect.values and effect.values != live.devinfo:
                     device["devinfo"] = stored["devinfo"] = effect.values
                 if effect.reported and effect.reported != live.reported:
                     device["reported"] = stored["reported"] = effect.reported
-            elif isinstance(effect, fx.DeviceChallenged):
+            elif kind is fx.DeviceChallenged:
                 challenge = {"scheme": effect.scheme, "status": effect.status, "time": iso_time(now)}
                 device["device_challenge"] = challenge
                 batch.append_event("device_challenge", device_id, now,
                                    {"scheme": effect.scheme, "status": effect.status})
                 events += 1
-            elif isinstance(effect, fx.NoncesChanged):
+            elif kind is fx.NoncesChanged:
                 if effect.client_nonce is not None:
                     device["client_nonce"] = effect.client_nonce
                 if effect.server_nonce is not None:
                     device["server_nonce"] = effect.server_nonce
-            elif isinstance(effect, fx.Authenticated):
+            elif kind is fx.Authenticated:
                 self.guard.auth_succeeded(device_id, live.host)
                 if live.auth_failures:
                     device["reset_auth_failures"] = True
                     live.auth_failures = 0
-            elif isinstance(effect, fx.AuthFailed):
+            elif kind is fx.AuthFailed:
                 if not live.count_failures:
                     continue
                 self.stats["auth_failures"] += 1
@@ -88,14 +88,14 @@ class SessionEffects:
                     max_failures=self.config.auth.device_max_failures,
                     lockout=self.config.auth.lockout,
                 )
-            elif isinstance(effect, fx.JobStarted):
+            elif kind is fx.JobStarted:
                 live.job_ids.append(effect.job_id)
                 change_job(batch, effect.job_id, "running", device_id=device_id, now=now)
                 if starting:
                     touched = now
                 else:
                     batch.touch_session(live.token, now, job_ids=live.job_ids)
-            elif isinstance(effect, fx.JobFinished):
+            elif kind is fx.JobFinished:
                 self.jobs_finished[effect.state] += 1
                 self._cancel_at_end.discard(effect.job_id)  # nothing left to cancel
                 change_job(batch, effect.job_id, effect.state, device_id=device_id, now=now, expect="running",
@@ -103,15 +103,15 @@ class SessionEffects:
                 events += 1
                 if self.functions is not None:
                     batch.function_job_finished(effect.job_id, effect.state, effect.results, now)
-            elif isinstance(effect, fx.EventRaised):
+            elif kind is fx.EventRaised:
                 batch.append_event(effect.type, device_id, now, dict(effect.payload))
                 events += 1
                 if self.functions is not None and effect.type == "generic_alert":
                     readback = self.functions.readback_for(live, effect.payload)
                     batch.function_alert(device_id, dict(effect.payload), now, readback)
-            elif isinstance(effect, fx.InputIgnored):
+            elif kind is fx.InputIgnored:
                 log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
-            elif isinstance(effect, fx.SessionEnded):
+            elif kind is fx.SessionEnded:
                 self.sessions_ended[effect.outcome] += 1
                 if self.instruments is not None:
                     self.instruments.session_ended(effect.outcome, now - live.started)

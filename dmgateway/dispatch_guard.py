@@ -22,7 +22,6 @@ import hashlib
 import hmac
 
 from twisted.internet import defer
-from twisted.logger import Logger
 
 from dmgateway.auth.verify import verify_client
 from dmgateway.codec import encode_message
@@ -31,6 +30,7 @@ from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
 from dmgateway.live import DMReply, LiveSession, device_state, media_type_for, starts_session
+from dmgateway.logs import Logger
 from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")

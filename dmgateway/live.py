@@ -75,10 +75,13 @@ def iso_time(seconds):
 
 def starts_session(msg):
     """Whether ``msg`` opens a session (an Alert 1200 or 1201)."""
-    return any(
-        isinstance(cmd, Alert) and cmd.data in (ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED)
-        for cmd in msg.body
-    )
+    for cmd in msg.body:
+        if cmd.__class__ is Alert and cmd.data in _SESSION_STARTS:
+            return True
+    return False
+
+
+_SESSION_STARTS = (ALERT_CLIENT_INITIATED, ALERT_SERVER_INITIATED)
 
 
 def device_state(device):

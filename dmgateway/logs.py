@@ -22,11 +22,13 @@ is one flat object per line, what log collectors ingest as it is::
 
 import json
 import sys
+from time import time
 
 from zope.interface import implementer
 from twisted.logger import (
     ILogObserver,
     LogLevel,
+    Logger as _TwistedLogger,
     LogLevelFilterPredicate,
     PredicateResult,
     eventAsText,
@@ -66,6 +68,39 @@ def debug_enabled():
     line would cost its formatting, a write and a flush each time.
     """
     return _debug
+
+
+_LEVELS = frozenset(LogLevel.iterconstants())
+
+
+class Logger(_TwistedLogger):
+    """twisted's ``Logger``, the same events, sooner: ``emit`` looks the
+    level up in a set (twisted's lists and sorts LogLevel's constants for
+    every event), and ``info``/``warn`` build their event at once.  A level
+    that is not a LogLevel is left to twisted, which reports it."""
+
+    def emit(self, level, format=None, **kwargs):
+        if level not in _LEVELS:
+            return _TwistedLogger.emit(self, level, format, **kwargs)
+        kwargs.update(log_logger=self, log_level=level, log_namespace=self.namespace,
+                      log_source=self.source, log_format=format, log_time=time())
+        if "log_trace" in kwargs:
+            kwargs["log_trace"].append((self, self.observer))
+        self.observer(kwargs)
+
+    def info(self, format=None, **kwargs):
+        kwargs.update(log_logger=self, log_level=LogLevel.info, log_namespace=self.namespace,
+                      log_source=self.source, log_format=format, log_time=time())
+        if "log_trace" in kwargs:
+            kwargs["log_trace"].append((self, self.observer))
+        self.observer(kwargs)
+
+    def warn(self, format=None, **kwargs):
+        kwargs.update(log_logger=self, log_level=LogLevel.warn, log_namespace=self.namespace,
+                      log_source=self.source, log_format=format, log_time=time())
+        if "log_trace" in kwargs:
+            kwargs["log_trace"].append((self, self.observer))
+        self.observer(kwargs)
 
 
 def _level_filtered(observer):
@@ -262,9 +297,34 @@ def _json(value):
     return _encode_text(value) if value.__class__ is str else _ENCODER.encode(value)
 
 
+#: the field names of an event, in order -> ``[(name, "name": , secret)]``
+#: of those its line writes, or None for an event written the generic way
+#: (a failure, a name that is not text): one per log call of the gateway,
+#: the map stops growing at 1000 like _HEADS
+_PLANS = {}
+
+
+def _plan(keys):
+    if "log_failure" in keys or not all(key.__class__ is str for key in keys):
+        plan = None
+    else:
+        plan = []
+        for key in keys:
+            head, secret = _HEADS.get(key) or _head(key)
+            if head:
+                plan.append((key, head, secret))
+    if len(_PLANS) < 1000:
+        _PLANS[keys] = plan
+    return plan
+
+
 def _json_line(event):
     """``json.dumps(flat_event(event), ensure_ascii=False, default=str)``, sooner."""
-    if "log_failure" in event or not all(key.__class__ is str for key in event):
+    keys = tuple(event)
+    plan = _PLANS.get(keys, _plan)
+    if plan is _plan:
+        plan = _plan(keys)
+    if plan is None:
         return _ENCODER.encode(flat_event(event))  # rare: the generic way
     level = event.get("log_level")
     parts = ['{"time": "%s", "level": %s, "logger": %s, "message": %s' % (
@@ -274,17 +334,11 @@ def _json_line(event):
         _json(event_message(event)),
     )]
     add = parts.append
-    heads = _HEADS
-    for key, value in event.items():
-        entry = heads.get(key)
-        if entry is None:
-            entry = _head(key)
-        head, secret = entry
-        if not head:
-            continue
+    for key, head, secret in plan:
         if secret:
             add(head + '"[redacted]"')
             continue
+        value = event[key]
         kind = value.__class__
         if kind is str:
             add(head + _encode_text(value))

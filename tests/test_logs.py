@@ -244,3 +244,59 @@ def test_json_time_is_what_datetime_gives(when):
         s.year, s.month, s.day, s.hour, s.minute, s.second, s.microsecond)
     assert logs._iso_time(when) == expected
     assert logs._iso_time(when) == expected  # the second's text cached
+
+
+def _captured(logger_class, call):
+    events = []
+    log = logger_class(namespace="dmgateway.test", observer=events.append)
+    call(log)
+    return log, events
+
+
+@pytest.mark.parametrize("call", [
+    lambda log: log.info("session {session_id} ended", session_id="1A2", jobs=1),
+    lambda log: log.warn("locked out {peer}", peer="10.0.0.1"),
+    lambda log: log.error("store down: {reason}", reason="x"),
+    lambda log: log.debug("quiet"),
+    lambda log: log.info(),
+    lambda log: log.info("traced", log_trace=[]),
+])
+def test_logger_events_are_twisteds(call):
+    ours, mine = _captured(logs.Logger, call)
+    theirs, twisteds = _captured(Logger, call)
+    assert len(mine) == len(twisteds) == 1
+    (event,), (expected,) = mine, twisteds
+    assert list(event) == list(expected)  # the same fields, in the same order
+    assert event["log_logger"] is ours and expected["log_logger"] is theirs
+    assert abs(event.pop("log_time") - expected.pop("log_time")) < 5
+    if "log_trace" in event:
+        assert event.pop("log_trace") == [(ours, ours.observer)]
+        assert expected.pop("log_trace") == [(theirs, theirs.observer)]
+    assert {k: v for k, v in event.items() if k != "log_logger"} == \
+        {k: v for k, v in expected.items() if k != "log_logger"}
+
+
+def test_logger_leaves_a_bad_level_to_twisted():
+    events = []
+    log = logs.Logger(namespace="dmgateway.test", observer=events.append)
+    log.emit("loud", "not a level")
+    (event,) = events
+    assert event["log_level"].name == "critical" and event["invalidLevel"] == "loud"
+
+
+def test_json_lines_of_one_call_site_reuse_their_plan():
+    from twisted.logger import LogLevel
+
+    def event(**fields):
+        return dict(fields, log_format="{a}", log_time=1796486400.5, log_namespace="dmgateway.x",
+                    log_level=LogLevel.info)
+
+    for fields in (dict(a=1, password="p"), dict(a="two", password=None), dict(a=[3], password=b"q")):
+        assert logs._json_line(event(**fields)) == json.dumps(logs.flat_event(event(**fields)),
+                                                              ensure_ascii=False, default=str)
+    odd = event(a=1, password="p")
+    odd[7] = "a name that is no text"  # the generic way, which cannot write it either
+    with pytest.raises(AttributeError):
+        logs.flat_event(odd)
+    with pytest.raises(AttributeError):
+        logs._json_line(odd)

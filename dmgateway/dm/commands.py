@@ -250,8 +250,13 @@ def results_answer(results, data=None):
 def devinfo_key(item):
     """``"Man"`` for an Item whose Source (or Target) is ``./DevInfo/Man``; else None."""
     ref = item.source or item.target
-    uri = ref.loc_uri if ref is not None else ""
-    for prefix in ("./DevInfo/", "DevInfo/", "/DevInfo/"):
+    return _devinfo_name(ref.loc_uri if ref is not None else "")
+
+
+def _devinfo_name(uri):
+    if uri.startswith("./DevInfo/"):  # (what devices send: one test, not three)
+        return uri[10:] or None
+    for prefix in ("DevInfo/", "/DevInfo/"):
         if uri.startswith(prefix) and len(uri) > len(prefix):
             return uri[len(prefix):]
     return None
@@ -263,11 +268,11 @@ MAX_REPORTED_TEXT = 4096  # characters of each
 
 def reported_key(item):
     """``"Man"`` for ./DevInfo/Man, the node's URI for any other node, None without one."""
-    key = devinfo_key(item)
-    if key is not None:
-        return key
     ref = item.source or item.target
     uri = ref.loc_uri if ref is not None else ""
+    key = _devinfo_name(uri)
+    if key is not None:
+        return key
     if not uri:
         return None
     return uri if uri.startswith("./") else "./" + uri.lstrip("/")
@@ -275,7 +280,7 @@ def reported_key(item):
 
 def reported_text(data):
     """A reported value as stored: text without the XML whitespace around it."""
-    text, _ = item_text(data)
+    text = data if data.__class__ is str else item_text(data)[0]
     if text is None:
         return None
     return text.strip(" \t\r\n")[:MAX_REPORTED_TEXT]

@@ -91,18 +91,19 @@ class ClientCommands:
     # -- client commands -------------------------------------------------
 
     def _take(self, cmd, turn):
-        if isinstance(cmd, sm.Status):
+        kind = cmd.__class__  # (these model classes have no subclasses)
+        if kind is sm.Status:
             self._take_status(cmd, turn)
-        elif isinstance(cmd, sm.Results):
+        elif kind is sm.Results:
             self._take_results(cmd, turn)
         elif not cmd.cmd_id:
             turn.effects.append(InputIgnored("%s without CmdID" % (command_name(cmd),)))
             self._owe(cmd, st.BAD_REQUEST, turn)
-        elif isinstance(cmd, sm.Alert):
+        elif kind is sm.Alert:
             self._owe(cmd, self._take_alert(cmd, turn), turn)
-        elif isinstance(cmd, sm.Replace):
+        elif kind is sm.Replace:
             self._owe(cmd, self._take_replace(cmd, turn), turn)
-        elif isinstance(cmd, sm.UnknownCommand):
+        elif kind is sm.UnknownCommand:
             self._owe(cmd, st.OPTIONAL_FEATURE_NOT_SUPPORTED, turn)
         else:
             self._refuse(cmd, turn)  # management commands are not for clients to send
@@ -258,10 +259,13 @@ class ClientCommands:
                 values[keys[-1]] = reported_text(chunk.data)
         else:
             values[keys[-1]] = reported_text(last.data)
-        devinfo = {name: text for name, text in values.items()
-                   if text is not None and not name.startswith("./")}
-        reported = {uri: text for uri, text in values.items()
-                    if text is not None and uri.startswith("./")}
+        devinfo, reported = {}, {}  # ./DevInfo/X is named X; any other node by its URI
+        for name, text in values.items():
+            if text is not None:
+                if name.startswith("./"):
+                    reported[name] = text
+                else:
+                    devinfo[name] = text
         if len(reported) > MAX_REPORTED:
             turn.effects.append(InputIgnored("%d reported nodes; the first %d kept" % (
                 len(reported), MAX_REPORTED)))

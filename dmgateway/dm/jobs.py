@@ -224,7 +224,10 @@ class JobRun:
     # -- completion ------------------------------------------------------
 
     def all_sent(self):
-        return all(unit.state != "queued" for unit in self.units)
+        for unit in self.units:
+            if unit.state == "queued":
+                return False
+        return True
 
     def settled(self):
         """Every command has its final answer: the job can finish now."""

@@ -175,6 +175,8 @@ class MessageBuilder:
 
     def commands(self):
         """The body, then the trailer numbered after it (copies: the caller's stay as they are)."""
+        if not self.trailer:  # (the server's messages have none)
+            return self.body[:]
         return self.body + self._numbered_trailer(_next_free(self.body))
 
     def build(self, final):
@@ -191,7 +193,8 @@ class MessageBuilder:
     def _fits(self, body, hdr=None):
         if self.limit is None:
             return True
-        body = body + self._numbered_trailer(_next_free(body))
+        if self.trailer:
+            body = body + self._numbered_trailer(_next_free(body))
         return self.measure(SyncML(hdr=hdr or self.hdr, body=body, final=True)) <= self.limit
 
     def _numbered_trailer(self, first):

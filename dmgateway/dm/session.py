@@ -57,6 +57,7 @@ _MAX_STALLS = 3  # messages in a row that could not pay off the Statuses owed
 
 # job error code for each way a session can end early
 _JOB_ERRORS = {"aborted": "session_aborted", "timeout": "session_timeout"}
+_NO_META = sm.Meta()  # (compared with, never sent: nothing changes it)
 
 
 @dataclass
@@ -199,8 +200,9 @@ class ServerSession(ClientCommands, ServerCommands):
             return self._auth_failed(turn, check)
         turn.effects.extend(self._server_auth.on_device_authenticated())
 
-        if any(isinstance(c, sm.Alert) and c.data == sm.ALERT_SESSION_ABORT for c in msg.body):
-            return self._client_abort(turn)
+        for cmd in msg.body:
+            if cmd.__class__ is sm.Alert and cmd.data == sm.ALERT_SESSION_ABORT:
+                return self._client_abort(turn)
         if self._state == INIT:
             problem = self._package1_problem(msg)
             if problem is not None:
@@ -336,12 +338,15 @@ class ServerSession(ClientCommands, ServerCommands):
             self._msg_size_announced = True
         if reply.hdr.meta is not None and reply.hdr.meta.max_obj_size is not None:
             self._obj_size_announced = True
-        if reply.hdr.meta is not None and reply.hdr.meta == sm.Meta():
+        if reply.hdr.meta is not None and reply.hdr.meta == _NO_META:
             reply.hdr.meta = None  # everything in it went out before
         body = self._encode(reply) if self._encode is not None else None
         signature = self._server_auth.sign(body) if self._server_auth.signs else None
         self._sent_order.append(builder.msg_id)
         result = Outcome(reply, signature, turn.effects, self.finished, body)
+        if self.finished:  # handle() takes no message any more: none to answer again
+            self._last = None
+            return result
         # a digest, not the body: a session waiting for its device (after a
         # 401, say) must not hold a message of up to max_body bytes
         digest = turn.digest if turn.digest is not None else _digest(turn.body)

@@ -190,6 +190,33 @@ def test_b64_tolerant_accepts_extra_padding_and_spaces():
     assert b64decode_tolerant("") == b""
 
 
+@given(st.binary(max_size=40), st.sampled_from(["", " ", "\n", "="]), st.integers(0, 8))
+def test_b64_tolerant_decodes_canonical_text_as_the_tolerant_steps_do(raw, extra, where):
+    text = base64.b64encode(raw).decode("ascii")
+    assert b64decode_tolerant(text) == raw
+    varied = text[:where] + extra + text[where:]
+    try:
+        expected = base64.b64decode(varied.replace(" ", "").replace("\n", "").rstrip("=")
+                                    + "=" * (-len(varied.replace(" ", "").replace("\n", "").rstrip("=")) % 4),
+                                    validate=True)
+    except ValueError:
+        expected = None
+    try:
+        got = b64decode_tolerant(varied)
+    except AuthError:
+        got = None
+    assert got == expected
+
+
+@pytest.mark.parametrize("text", ["A", "AB=C", "AQID=", "AQ==AQ==", "AQI", "AQ", "é", "AQ\x00D"])
+def test_b64_tolerant_refuses_or_repairs_odd_text(text):
+    try:
+        got = b64decode_tolerant(text)
+    except AuthError:
+        got = "refused"
+    assert got == {"AQID=": b"\x01\x02\x03", "AQI": b"\x01\x02", "AQ": b"\x01"}.get(text, "refused")
+
+
 # -- x-syncml-hmac header ----------------------------------------------------
 
 
