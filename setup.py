@@ -1,4 +1,5 @@
-"""Only the optional C accelerators of the WBXML and XML readers; the rest is in setup.cfg.
+"""Only the optional C accelerators of the WBXML and XML readers (the WBXML one also
+maps messages between trees and the model); the rest is in setup.cfg.
 
 ``optional=True``: where one cannot be compiled (no compiler, no Python
 headers, for the XML one no libexpat headers: Debian's libexpat1-dev) the
@@ -10,7 +11,8 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("dmgateway.codec._wbxml_speedups", ["dmgateway/codec/_wbxml_speedups.c"],
-              depends=["dmgateway/codec/_node_layout.h"], optional=True),
+              depends=["dmgateway/codec/_node_layout.h", "dmgateway/codec/_model_mapping.h"],
+              optional=True),
     Extension("dmgateway.codec._xml_speedups", ["dmgateway/codec/_xml_speedups.c"],
               depends=["dmgateway/codec/_node_layout.h"], libraries=["expat"], optional=True),
 ])

@@ -24,6 +24,7 @@
 #define T_OPAQUE 0xC3
 
 #include "_node_layout.h"
+#include "_model_mapping.h"
 
 /* A new Node with its five slots set; steals a reference to ``text``. */
 static PyObject *
@@ -576,6 +577,14 @@ static PyMethodDef methods[] = {
      "Read a WBXML body's common subset into Nodes; None for anything else."},
     {"encode_body", encode_body, METH_VARARGS,
      "Write a Node tree's common subset as a WBXML body; None for anything else."},
+    {"map_message", map_message, METH_O,
+     "The SyncML model of a common message's Node tree; None for anything else."},
+    {"setup_mapping", setup_mapping, METH_VARARGS,
+     "Give map_message the Node class, the model classes and _settle_data."},
+    {"write_model", write_model, METH_VARARGS,
+     "The pieces of a common message written from the model; None for anything else."},
+    {"mapping_fields", mapping_fields, METH_NOARGS,
+     "The fields map_message sets for each model class."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -14,25 +14,37 @@ session to log once) and unknown commands kept as
 :class:`~.syncml.UnknownCommand`.  Anything structurally
 wrong raises :class:`~.errors.ModelError` naming the element path, e.g.
 ``SyncML/SyncBody/Replace[2]/Item[1]``.
+
+The common shapes of a message (what devices and the gateway send in nearly
+every exchange) are mapped by an optional C accelerator (``_model_mapping.h``)
+into the very same model; it answers None for anything else and this module
+maps the tree as always (see :func:`_load_c_map`).
 """
 
 import base64
 import binascii
+import dataclasses
+import os
 import re
 
 from .element import NS_DMDDF, NS_METINF, NS_SYNCML, Node
 from .errors import NOT_XML_TEXT, ModelError
 from .syncml import (
+    Add,
     Alert,
     Atomic,
     Chal,
     Container,
+    Copy,
     Cred,
+    Delete,
     Exec,
+    Get,
     Item,
     LocRef,
     Meta,
     META_FIELDS,
+    Replace,
     Results,
     Sequence,
     Status,
@@ -145,6 +157,10 @@ _NOT_XML = re.compile(NOT_XML_TEXT)
 
 def node_to_message(node):
     """The :class:`SyncML` model of a ``<SyncML>`` element tree."""
+    if _c_map is not None:  # the common shapes, mapped in C (None: any other)
+        msg = _c_map(node)
+        if msg is not None:
+            return msg
     if not isinstance(node, Node):
         raise ModelError("not an element tree")
     if node.name != "SyncML":
@@ -547,3 +563,33 @@ def _rekey(node, old, new):
     copy = Node(node.name, new, None, node.text, node.attrs)
     copy.children = [_rekey(child, old, new) for child in node.children]
     return copy
+
+
+# The optional C accelerator (``_model_mapping.h``, built into
+# ``_wbxml_speedups``) maps the common shapes of a message to the same model
+# and answers None for anything else, which this module then maps (or refuses)
+# as always.  DMGW_PURE_MODEL=1 keeps it unused.
+_MAPPED_CLASSES = (SyncML, SyncHdr, LocRef, Cred, Chal, Meta, Item, Status, Results, Alert,
+                   Add, Replace, Delete, Copy, Get, Exec, Atomic, Sequence)
+
+
+def _load_c_map():
+    if os.environ.get("DMGW_PURE_MODEL", "") not in ("", "0"):
+        return None
+    try:
+        from ._wbxml_speedups import map_message, mapping_fields, setup_mapping
+    except ImportError:  # not built: the pure reader alone
+        return None
+    # only for the model it was written for: plain dataclasses with these fields
+    for cls, names in zip(_MAPPED_CLASSES, mapping_fields()):
+        if (not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__")
+                or tuple(f.name for f in dataclasses.fields(cls)) != names
+                or not all(f.init for f in dataclasses.fields(cls))
+                or getattr(cls, "__slots__", None) is not None):
+            return None
+    if not setup_mapping(Node, _MAPPED_CLASSES, _settle_data):
+        return None
+    return map_message
+
+
+_c_map = _load_c_map()

@@ -17,10 +17,14 @@ text the wire format must refuse or escape specially, embedded markup
 for) raises :class:`Unhandled`, and the codec writes that message through
 the reference path, which gives the same bytes or the same error with its
 element path.
+
+The common messages are written by an optional C accelerator into the same
+pieces (see :func:`_load_c_write`); it leaves anything else to this module.
 """
 
 import base64
 
+from . import mapping_reader
 from .syncml import (
     Add, Alert, Atomic, Chal, Copy, Cred, Delete, Exec, Get, Item, LocRef, Meta, META_FIELDS,
     Replace, Results, Sequence, Status, SyncHdr, SyncML,
@@ -62,6 +66,9 @@ class Dialect:
         self.meta_switch = meta_switch
         self.close_piece = close_piece
         self.known = {name: {} for name in _KNOWN_NAMES if name in self.leaf}
+        # what the C writer reads (see _c_write)
+        self.c_tables = (root_open, self.open, self.close, self.empty, self.leaf, self.meta_open,
+                         self.meta_empty, self.meta_leaf, text, data_bytes, meta_switch)
 
 
 #: element names of the SyncML namespace the fast path writes
@@ -78,6 +85,13 @@ METINF_NAMES = tuple(name for name, _, _ in META_FIELDS) + ("EMI",)
 
 def write(msg, dialect):
     """The body pieces of ``msg`` (a list of ``str``), or :class:`Unhandled`."""
+    if _c_write is not None:  # the common messages, written in C (None: any other)
+        written = _c_write(msg, dialect.c_tables)
+        if written is not None:
+            out, ends = written
+            if ends:
+                _switch_back(out, ends, dialect.close_piece, dialect.meta_switch)
+            return out
     if msg.__class__ is not SyncML:
         raise Unhandled("SyncML")
     out = []
@@ -372,3 +386,22 @@ def _xml_data_bytes(out, data):
         out.append("<Data>%s</Data>" % (base64.b64encode(data).decode("ascii"),))
     else:
         out.append("<Data/>")
+
+
+# The optional C accelerator (``_model_mapping.h``, built into
+# ``_wbxml_speedups``, set up with the model classes by :mod:`.mapping_reader`)
+# writes the same pieces for the common messages (a value element's start,
+# text and end may be three pieces where this module joins them: the same
+# string once joined) and answers None for anything else, which this module
+# then writes or refuses as always.  DMGW_PURE_MODEL=1 keeps it unused.
+def _load_c_write():
+    if mapping_reader._c_map is None:  # not built, not set up, or DMGW_PURE_MODEL=1
+        return None
+    try:
+        from ._wbxml_speedups import write_model
+    except ImportError:  # built before it had one
+        return None
+    return write_model
+
+
+_c_write = _load_c_write()

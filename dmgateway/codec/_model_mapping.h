@@ -1,0 +1,1492 @@
+/* Optional C fast paths between Node trees, the SyncML model and the writer's
+ * pieces: map_message (node -> model, below) and write_model (model -> the
+ * pieces of model_writer.write, further down).
+ *
+ * mapping_reader.node_to_message is the reference of map_message, which
+ * reads only the common shapes of a DM message -- SyncHdr, Status, Results, Alert and
+ * the item commands (Add, Replace, Delete, Copy, Get, Exec), Atomic and
+ * Sequence holding these, each child a
+ * known element met once (TargetRef, SourceRef and Item any number of
+ * times), values as plain text, Meta with the fields the model has, Items
+ * with Target, Source, Meta, Data and MoreData -- and builds the very same
+ * model objects (fields set in the order their dataclass __init__ sets
+ * them).  For anything else (an unknown or repeated element, element
+ * content where a value is expected, OPAQUE values, a missing required
+ * element, a number that is not one, unknown commands, Atomic and
+ * Sequence nested deeper than MAX_NESTING,
+ * embedded markup in Data, a Data Format other than chr or b64 with text,
+ * any error) it answers None and the pure reader maps the tree again,
+ * answering (or raising) exactly as always.  What it maps has no element the
+ * model has no place for, so the message's ``unknown`` is [].
+ *
+ * Included by _wbxml_speedups.c (after _node_layout.h); setup_mapping must
+ * be called once with the classes (mapping_reader does) before map_message
+ * or write_model answers anything but None.
+ */
+#ifndef DMGW_MODEL_MAPPING_H
+#define DMGW_MODEL_MAPPING_H
+
+#include <stdint.h>
+
+/* element codes; 0 is any other name */
+enum {
+    E_OTHER, E_SyncHdr, E_SyncBody, E_VerDTD, E_VerProto, E_SessionID, E_MsgID, E_Target,
+    E_Source, E_LocURI, E_LocName, E_RespURI, E_NoResp, E_Cred, E_Meta, E_Data, E_Final,
+    E_CmdID, E_MsgRef, E_CmdRef, E_Cmd, E_TargetRef, E_SourceRef, E_Chal, E_Item, E_MoreData,
+    E_Correlator, E_Status, E_Results, E_Alert, E_Add, E_Replace, E_Delete, E_Copy, E_Get,
+    E_Exec, E_Format, E_Type, E_Mark, E_Size, E_Version, E_NextNonce, E_MaxMsgSize,
+    E_MaxObjSize, E_Atomic, E_Sequence, E_COUNT
+};
+
+static const char *const element_names[E_COUNT] = {
+    NULL, "SyncHdr", "SyncBody", "VerDTD", "VerProto", "SessionID", "MsgID", "Target",
+    "Source", "LocURI", "LocName", "RespURI", "NoResp", "Cred", "Meta", "Data", "Final",
+    "CmdID", "MsgRef", "CmdRef", "Cmd", "TargetRef", "SourceRef", "Chal", "Item", "MoreData",
+    "Correlator", "Status", "Results", "Alert", "Add", "Replace", "Delete", "Copy", "Get",
+    "Exec", "Format", "Type", "Mark", "Size", "Version", "NextNonce", "MaxMsgSize",
+    "MaxObjSize", "Atomic", "Sequence",
+};
+
+#define BIT(code) ((uint64_t)1 << (code))
+#define COMMANDS (BIT(E_Status) | BIT(E_Results) | BIT(E_Alert) | BIT(E_Add) | BIT(E_Replace) \
+                  | BIT(E_Delete) | BIT(E_Copy) | BIT(E_Get) | BIT(E_Exec) | BIT(E_Atomic) \
+                  | BIT(E_Sequence))
+#define MAX_NESTING 16  /* Atomic and Sequence deeper than this: the pure reader's and writer's */
+
+/* the model classes, and the fields each one's __init__ sets, in order */
+enum {
+    C_SyncML, C_SyncHdr, C_LocRef, C_Cred, C_Chal, C_Meta, C_Item, C_Status, C_Results,
+    C_Alert, C_Add, C_Replace, C_Delete, C_Copy, C_Get, C_Exec, C_Atomic, C_Sequence, C_COUNT
+};
+
+static const char *const class_fields[C_COUNT] = {
+    "hdr body final unknown",
+    "session_id msg_id target source ver_dtd ver_proto resp_uri no_resp cred meta",
+    "loc_uri loc_name",
+    "meta data",
+    "meta",
+    "type format mark size next_nonce max_msg_size max_obj_size version emi extra",
+    "target source meta data more_data",
+    "cmd_id msg_ref cmd_ref cmd target_refs source_refs cred chal data items",
+    "cmd_id msg_ref cmd_ref meta target_refs source_refs items",
+    "cmd_id no_resp cred data correlator items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items",
+    "cmd_id no_resp cred meta items correlator",
+    "cmd_id no_resp meta commands",
+    "cmd_id no_resp meta commands",
+};
+
+/* the element of each command class (C_Status on) */
+static const int class_element[C_COUNT] = {
+    0, 0, 0, 0, 0, 0, 0, E_Status, E_Results, E_Alert, E_Add, E_Replace, E_Delete, E_Copy, E_Get,
+    E_Exec, E_Atomic, E_Sequence,
+};
+
+#define MAX_FIELDS 10
+
+typedef struct {
+    int ready;
+    NodeLayout layout;
+    PyObject *codes;                       /* element name -> code (int) */
+    PyObject *root_name;                   /* "SyncML" */
+    PyObject *cls[C_COUNT];
+    PyObject *fields[C_COUNT];             /* tuple of interned field names */
+    PyObject *settle;                      /* mapping_reader._settle_data */
+    PyObject *chr, *b64, *sync_hdr, *zero; /* "chr", "b64", "SyncHdr", "0" */
+    PyObject *no_args;                     /* () */
+} MapState;
+
+static MapState M;
+
+static int setup_names(void);
+
+/* a Meta's fields by element code: index in class_fields[C_Meta], whether an int */
+static int
+meta_field(int code, int *is_int)
+{
+    *is_int = 0;
+    switch (code) {
+    case E_Type: return 0;
+    case E_Format: return 1;
+    case E_Mark: return 2;
+    case E_Size: *is_int = 1; return 3;
+    case E_NextNonce: return 4;
+    case E_MaxMsgSize: *is_int = 1; return 5;
+    case E_MaxObjSize: *is_int = 1; return 6;
+    case E_Version: return 7;
+    default: return -1;
+    }
+}
+
+/* A new model object of class ``which`` with its fields set to ``values``
+ * (borrowed, in field order), as its __init__ would. */
+static PyObject *
+make(int which, PyObject *const *values)
+{
+    PyTypeObject *type = (PyTypeObject *)M.cls[which];
+    PyObject *obj = type->tp_new(type, M.no_args, NULL);  /* object.__new__: no __init__ */
+    if (obj == NULL) {
+        return NULL;
+    }
+    PyObject *names = M.fields[which];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (PyObject_SetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* The code of a Node's name, 0 for another name, -1 for anything but a Node named by a str */
+static int
+code_of(PyObject *node)
+{
+    if (!Py_IS_TYPE(node, M.layout.type)) {
+        return -1;
+    }
+    PyObject *name = SLOT(node, M.layout.name);
+    if (!PyUnicode_CheckExact(name)) {
+        return -1;
+    }
+    PyObject *code = PyDict_GetItemWithError(M.codes, name);  /* borrowed */
+    if (code == NULL) {
+        return PyErr_Occurred() ? -1 : E_OTHER;
+    }
+    return (int)PyLong_AsLong(code);
+}
+
+static PyObject *
+children_of(PyObject *node)
+{
+    PyObject *children = SLOT(node, M.layout.children);
+    return PyList_CheckExact(children) ? children : NULL;
+}
+
+/* The children of ``node`` by code into ``one`` (borrowed; zeroed here): each
+ * code in ``allowed``, once unless in ``many``.  -1: another shape. */
+static int
+scan(PyObject *node, uint64_t allowed, uint64_t many, PyObject **one, uint64_t *seen_out)
+{
+    PyObject *children = children_of(node);
+    if (children == NULL) {
+        return -1;
+    }
+    memset(one, 0, sizeof(PyObject *) * E_COUNT);
+    uint64_t seen = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        int code = code_of(child);
+        if (code <= 0 || !(allowed & BIT(code))) {
+            return -1;
+        }
+        if (seen & BIT(code)) {
+            if (!(many & BIT(code))) {
+                return -1;
+            }
+            continue;
+        }
+        seen |= BIT(code);
+        one[code] = child;
+    }
+    if (seen_out != NULL) {
+        *seen_out = seen;
+    }
+    return 0;
+}
+
+static int
+is_ws(Py_UCS4 c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The text of a leaf with surrounding XML whitespace stripped (a new
+ * reference), "" without text; NULL for element content or OPAQUE. */
+static PyObject *
+value(PyObject *node)
+{
+    PyObject *children = children_of(node);
+    if (children == NULL || PyList_GET_SIZE(children) != 0) {
+        return NULL;
+    }
+    PyObject *text = SLOT(node, M.layout.text);
+    if (text == Py_None) {
+        return PyUnicode_New(0, 0);
+    }
+    if (!PyUnicode_CheckExact(text) || PyUnicode_READY(text) < 0) {
+        return NULL;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text), start = 0, end = len;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    while (start < end && is_ws(PyUnicode_READ(kind, data, start))) {
+        start++;
+    }
+    while (end > start && is_ws(PyUnicode_READ(kind, data, end - 1))) {
+        end--;
+    }
+    if (start == 0 && end == len) {
+        Py_INCREF(text);
+        return text;
+    }
+    return PyUnicode_Substring(text, start, end);
+}
+
+/* value(node) or None for a NULL node; NULL: another shape */
+static PyObject *
+optional_value(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    return value(node);
+}
+
+/* The int of a leaf holding 1 to 20 ASCII digits (after stripping); NULL otherwise */
+static PyObject *
+number(PyObject *node)
+{
+    PyObject *text = value(node);
+    if (text == NULL) {
+        return NULL;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    PyObject *result = NULL;
+    if (len >= 1 && len <= 20 && PyUnicode_KIND(text) == PyUnicode_1BYTE_KIND) {
+        const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+        Py_ssize_t i = 0;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == len) {
+            result = PyLong_FromUnicodeObject(text, 10);
+        }
+    }
+    Py_DECREF(text);
+    return result;
+}
+
+/* The values of every child of ``node`` with code ``code``, in order (a new list) */
+static PyObject *
+values_of(PyObject *node, int code)
+{
+    PyObject *children = children_of(node), *list = PyList_New(0);
+    if (children == NULL || list == NULL) {
+        Py_XDECREF(list);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        if (code_of(child) != code) {
+            continue;
+        }
+        PyObject *text = value(child);
+        if (text == NULL || PyList_Append(list, text) < 0) {
+            Py_XDECREF(text);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(text);
+    }
+    return list;
+}
+
+static PyObject *
+map_meta(PyObject *node)
+{
+    PyObject *children = children_of(node);
+    if (children == NULL) {
+        return NULL;
+    }
+    PyObject *values[MAX_FIELDS] = {NULL};
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        int is_int, at = meta_field(code_of(child), &is_int);
+        if (at < 0 || values[at] != NULL || !PyUnicode_CheckExact(SLOT(child, M.layout.text))) {
+            goto done;
+        }
+        values[at] = is_int ? number(child) : value(child);
+        if (values[at] == NULL) {
+            goto done;
+        }
+    }
+    for (int i = 0; i < 8; i++) {
+        if (values[i] == NULL) {
+            Py_INCREF(Py_None);
+            values[i] = Py_None;
+        }
+    }
+    if ((values[8] = PyList_New(0)) == NULL || (values[9] = PyList_New(0)) == NULL) {
+        goto done;
+    }
+    result = make(C_Meta, values);
+done:
+    for (int i = 0; i < MAX_FIELDS; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+/* map_meta(node), or None for a NULL node */
+static PyObject *
+optional_meta(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    return map_meta(node);
+}
+
+static PyObject *
+map_locref(PyObject *node)
+{
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_LocURI) | BIT(E_LocName), 0, one, NULL) < 0 || one[E_LocURI] == NULL) {
+        return NULL;
+    }
+    PyObject *values[2] = {value(one[E_LocURI]), NULL};
+    PyObject *result = NULL;
+    if (values[0] != NULL && (values[1] = optional_value(one[E_LocName])) != NULL) {
+        result = make(C_LocRef, values);
+    }
+    Py_XDECREF(values[0]);
+    Py_XDECREF(values[1]);
+    return result;
+}
+
+static PyObject *
+optional_locref(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    return map_locref(node);
+}
+
+static PyObject *
+optional_cred(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_Meta) | BIT(E_Data), 0, one, NULL) < 0) {
+        return NULL;
+    }
+    PyObject *values[2] = {optional_meta(one[E_Meta]), NULL};
+    PyObject *result = NULL;
+    if (values[0] == NULL) {
+        return NULL;
+    }
+    if (one[E_Data] == NULL) {
+        values[1] = PyUnicode_New(0, 0);
+    }
+    else {
+        values[1] = value(one[E_Data]);  /* "" either way when empty */
+    }
+    if (values[1] != NULL) {
+        result = make(C_Cred, values);
+    }
+    Py_DECREF(values[0]);
+    Py_XDECREF(values[1]);
+    return result;
+}
+
+static PyObject *
+optional_chal(PyObject *node)
+{
+    if (node == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_Meta), 0, one, NULL) < 0) {
+        return NULL;
+    }
+    PyObject *meta = one[E_Meta] != NULL ? map_meta(one[E_Meta]) : NULL;
+    if (one[E_Meta] == NULL) {  /* Chal(meta=Meta()) */
+        PyObject *values[MAX_FIELDS] = {Py_None, Py_None, Py_None, Py_None, Py_None, Py_None,
+                                        Py_None, Py_None, PyList_New(0), PyList_New(0)};
+        if (values[8] != NULL && values[9] != NULL) {
+            meta = make(C_Meta, values);
+        }
+        Py_XDECREF(values[8]);
+        Py_XDECREF(values[9]);
+    }
+    if (meta == NULL) {
+        return NULL;
+    }
+    PyObject *result = make(C_Chal, &meta);
+    Py_DECREF(meta);
+    return result;
+}
+
+/* Item data by its Format (_settle_data): str data with no Format, or chr or
+ * b64, is kept as is; anything else is _settle_data's to judge */
+static PyObject *
+settled(PyObject *data, PyObject *fmt)
+{
+    if (PyUnicode_CheckExact(data) && (fmt == Py_None || PyUnicode_GET_LENGTH(data) == 0
+            || (PyUnicode_CheckExact(fmt) && (PyUnicode_Compare(fmt, M.chr) == 0
+                                             || PyUnicode_Compare(fmt, M.b64) == 0)))) {
+        Py_INCREF(data);
+        return data;
+    }
+    return PyObject_CallFunctionObjArgs(M.settle, data, fmt, NULL);
+}
+
+static PyObject *
+map_item(PyObject *node, PyObject *inherited)
+{
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_Target) | BIT(E_Source) | BIT(E_Meta) | BIT(E_Data) | BIT(E_MoreData),
+             0, one, NULL) < 0) {
+        return NULL;
+    }
+    PyObject *values[5] = {NULL};
+    PyObject *result = NULL;
+    if ((values[0] = optional_locref(one[E_Target])) == NULL
+            || (values[1] = optional_locref(one[E_Source])) == NULL
+            || (values[2] = optional_meta(one[E_Meta])) == NULL) {
+        goto done;
+    }
+    PyObject *data_node = one[E_Data];
+    if (data_node == NULL) {
+        Py_INCREF(Py_None);
+        values[3] = Py_None;
+    }
+    else {
+        PyObject *children = children_of(data_node);
+        if (children == NULL || PyList_GET_SIZE(children) != 0) {
+            goto done;  /* embedded markup */
+        }
+        PyObject *text = SLOT(data_node, M.layout.text);
+        PyObject *data = text == Py_None ? PyUnicode_New(0, 0) : (Py_INCREF(text), text);
+        if (data == NULL) {
+            goto done;
+        }
+        PyObject *fmt = inherited;
+        if (values[2] != Py_None) {
+            PyObject *own = PyObject_GetAttr(values[2], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
+            if (own == NULL) {
+                Py_DECREF(data);
+                goto done;
+            }
+            int truth = PyObject_IsTrue(own);
+            Py_DECREF(own);  /* still held by the Meta */
+            if (truth < 0) {
+                Py_DECREF(data);
+                goto done;
+            }
+            if (truth) {
+                fmt = own;
+            }
+        }
+        values[3] = settled(data, fmt);
+        Py_DECREF(data);
+        if (values[3] == NULL) {
+            goto done;
+        }
+    }
+    values[4] = one[E_MoreData] != NULL ? Py_True : Py_False;
+    Py_INCREF(values[4]);
+    result = make(C_Item, values);
+done:
+    for (int i = 0; i < 5; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+/* The Items among the children of ``node`` (a new list) */
+static PyObject *
+map_items(PyObject *node, PyObject *inherited)
+{
+    PyObject *children = children_of(node), *list = PyList_New(0);
+    if (children == NULL || list == NULL) {
+        Py_XDECREF(list);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        if (code_of(child) != E_Item) {
+            continue;
+        }
+        PyObject *item = map_item(child, inherited);
+        if (item == NULL || PyList_Append(list, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return list;
+}
+
+static PyObject *map_commands(PyObject *node, uint64_t skip, int depth, int *final);
+
+static PyObject *
+map_command(PyObject *node, int code, int depth)
+{
+    PyObject *one[E_COUNT];
+    PyObject *values[MAX_FIELDS] = {NULL};
+    PyObject *result = NULL;
+    int which, n = 0;
+    uint64_t common = BIT(E_CmdID) | BIT(E_Item);
+    switch (code) {
+    case E_Status:
+        if (scan(node, common | BIT(E_MsgRef) | BIT(E_CmdRef) | BIT(E_Cmd) | BIT(E_TargetRef)
+                 | BIT(E_SourceRef) | BIT(E_Cred) | BIT(E_Chal) | BIT(E_Data),
+                 BIT(E_TargetRef) | BIT(E_SourceRef) | BIT(E_Item), one, NULL) < 0
+                || one[E_CmdID] == NULL || one[E_Data] == NULL) {
+            return NULL;
+        }
+        which = C_Status;
+        n = 10;
+        if ((values[0] = value(one[E_CmdID])) == NULL
+                || (values[1] = optional_value(one[E_MsgRef])) == NULL) {
+            goto done;
+        }
+        if (one[E_Cmd] == NULL) {
+            values[3] = PyUnicode_New(0, 0);
+        }
+        else {
+            values[3] = value(one[E_Cmd]);  /* "" either way when empty */
+        }
+        if (values[3] == NULL) {
+            goto done;
+        }
+        if (one[E_CmdRef] != NULL) {
+            values[2] = value(one[E_CmdRef]);
+        }
+        else if (PyUnicode_Compare(values[3], M.sync_hdr) == 0) {
+            values[2] = M.zero;  /* the SyncHdr's Status without CmdRef */
+            Py_INCREF(values[2]);
+        }
+        if (values[2] == NULL
+                || (values[4] = values_of(node, E_TargetRef)) == NULL
+                || (values[5] = values_of(node, E_SourceRef)) == NULL
+                || (values[6] = optional_cred(one[E_Cred])) == NULL
+                || (values[7] = optional_chal(one[E_Chal])) == NULL
+                || (values[8] = number(one[E_Data])) == NULL
+                || (values[9] = map_items(node, Py_None)) == NULL) {
+            goto done;
+        }
+        break;
+    case E_Results:
+        if (scan(node, common | BIT(E_MsgRef) | BIT(E_CmdRef) | BIT(E_Meta) | BIT(E_TargetRef)
+                 | BIT(E_SourceRef), BIT(E_TargetRef) | BIT(E_SourceRef) | BIT(E_Item),
+                 one, NULL) < 0
+                || one[E_CmdID] == NULL || one[E_CmdRef] == NULL) {
+            return NULL;
+        }
+        which = C_Results;
+        n = 7;
+        if ((values[0] = value(one[E_CmdID])) == NULL
+                || (values[1] = optional_value(one[E_MsgRef])) == NULL
+                || (values[2] = value(one[E_CmdRef])) == NULL
+                || (values[3] = optional_meta(one[E_Meta])) == NULL
+                || (values[4] = values_of(node, E_TargetRef)) == NULL
+                || (values[5] = values_of(node, E_SourceRef)) == NULL) {
+            goto done;
+        }
+        {
+            PyObject *inherited = Py_None;
+            if (values[3] != Py_None) {
+                inherited = PyObject_GetAttr(values[3], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
+                if (inherited == NULL) {
+                    goto done;
+                }
+                Py_DECREF(inherited);  /* held by the Meta */
+            }
+            if ((values[6] = map_items(node, inherited)) == NULL) {
+                goto done;
+            }
+        }
+        break;
+    case E_Alert:
+        if (scan(node, common | BIT(E_NoResp) | BIT(E_Cred) | BIT(E_Data) | BIT(E_Correlator),
+                 BIT(E_Item), one, NULL) < 0 || one[E_CmdID] == NULL) {
+            return NULL;
+        }
+        which = C_Alert;
+        n = 6;
+        if ((values[0] = value(one[E_CmdID])) == NULL) {
+            goto done;
+        }
+        values[1] = one[E_NoResp] != NULL ? Py_True : Py_False;
+        Py_INCREF(values[1]);
+        if ((values[2] = optional_cred(one[E_Cred])) == NULL) {
+            goto done;
+        }
+        if (one[E_Data] == NULL) {
+            Py_INCREF(Py_None);
+            values[3] = Py_None;
+        }
+        else if ((values[3] = number(one[E_Data])) == NULL) {
+            goto done;
+        }
+        if ((values[4] = optional_value(one[E_Correlator])) == NULL
+                || (values[5] = map_items(node, Py_None)) == NULL) {
+            goto done;
+        }
+        break;
+    case E_Add: case E_Replace: case E_Delete: case E_Copy: case E_Get: case E_Exec:
+        if (scan(node, common | BIT(E_NoResp) | BIT(E_Cred) | BIT(E_Meta)
+                 | (code == E_Exec ? BIT(E_Correlator) : 0), BIT(E_Item), one, NULL) < 0
+                || one[E_CmdID] == NULL) {
+            return NULL;
+        }
+        which = C_Add + (code - E_Add);
+        n = code == E_Exec ? 6 : 5;
+        if ((values[0] = value(one[E_CmdID])) == NULL) {
+            goto done;
+        }
+        values[1] = one[E_NoResp] != NULL ? Py_True : Py_False;
+        Py_INCREF(values[1]);
+        if ((values[2] = optional_cred(one[E_Cred])) == NULL
+                || (values[3] = optional_meta(one[E_Meta])) == NULL) {
+            goto done;
+        }
+        {
+            PyObject *inherited = Py_None;
+            if (values[3] != Py_None) {
+                inherited = PyObject_GetAttr(values[3], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
+                if (inherited == NULL) {
+                    goto done;
+                }
+                Py_DECREF(inherited);  /* held by the Meta */
+            }
+            if ((values[4] = map_items(node, inherited)) == NULL) {
+                goto done;
+            }
+        }
+        if (code == E_Exec && (values[5] = optional_value(one[E_Correlator])) == NULL) {
+            goto done;
+        }
+        break;
+    case E_Atomic: case E_Sequence:
+        /* the pure reader skips every CmdID, NoResp and Meta among the commands */
+        if (depth >= MAX_NESTING
+                || scan(node, BIT(E_CmdID) | BIT(E_NoResp) | BIT(E_Meta) | COMMANDS, COMMANDS, one,
+                        NULL) < 0
+                || one[E_CmdID] == NULL) {
+            return NULL;
+        }
+        which = code == E_Atomic ? C_Atomic : C_Sequence;
+        n = 4;
+        if ((values[0] = value(one[E_CmdID])) == NULL) {
+            goto done;
+        }
+        values[1] = one[E_NoResp] != NULL ? Py_True : Py_False;
+        Py_INCREF(values[1]);
+        if ((values[2] = optional_meta(one[E_Meta])) == NULL
+                || (values[3] = map_commands(node, BIT(E_CmdID) | BIT(E_NoResp) | BIT(E_Meta),
+                                             depth + 1, NULL)) == NULL) {
+            goto done;
+        }
+        break;
+    default:
+        return NULL;
+    }
+    result = make(which, values);
+done:
+    for (int i = 0; i < n; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+static PyObject *
+map_hdr(PyObject *node)
+{
+    PyObject *one[E_COUNT];
+    if (scan(node, BIT(E_VerDTD) | BIT(E_VerProto) | BIT(E_SessionID) | BIT(E_MsgID)
+             | BIT(E_Target) | BIT(E_Source) | BIT(E_RespURI) | BIT(E_NoResp) | BIT(E_Cred)
+             | BIT(E_Meta), 0, one, NULL) < 0
+            || one[E_VerDTD] == NULL || one[E_VerProto] == NULL || one[E_SessionID] == NULL
+            || one[E_MsgID] == NULL || one[E_Target] == NULL || one[E_Source] == NULL) {
+        return NULL;
+    }
+    PyObject *values[10] = {NULL};
+    PyObject *result = NULL;
+    if ((values[0] = value(one[E_SessionID])) != NULL
+            && (values[1] = value(one[E_MsgID])) != NULL
+            && (values[2] = map_locref(one[E_Target])) != NULL
+            && (values[3] = map_locref(one[E_Source])) != NULL
+            && (values[4] = value(one[E_VerDTD])) != NULL
+            && (values[5] = value(one[E_VerProto])) != NULL
+            && (values[6] = optional_value(one[E_RespURI])) != NULL
+            && (values[7] = one[E_NoResp] != NULL ? Py_True : Py_False, Py_INCREF(values[7]), 1)
+            && (values[8] = optional_cred(one[E_Cred])) != NULL
+            && (values[9] = optional_meta(one[E_Meta])) != NULL) {
+        result = make(C_SyncHdr, values);
+    }
+    for (int i = 0; i < 10; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return result;
+}
+
+/* The commands among the children of ``node`` (a new list), those with a
+ * code in ``skip`` left out; with ``final``, whether one was Final. */
+static PyObject *
+map_commands(PyObject *node, uint64_t skip, int depth, int *final)
+{
+    PyObject *children = children_of(node), *list = PyList_New(0);
+    if (children == NULL || list == NULL) {
+        Py_XDECREF(list);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
+        PyObject *child = PyList_GET_ITEM(children, i);
+        int code = code_of(child);
+        if (code > 0 && (skip & BIT(code))) {
+            if (final != NULL && code == E_Final) {
+                *final = 1;
+            }
+            continue;
+        }
+        PyObject *command = code > 0 ? map_command(child, code, depth) : NULL;
+        if (command == NULL || PyList_Append(list, command) < 0) {
+            Py_XDECREF(command);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(command);
+    }
+    return list;
+}
+
+/* map_message(root): the SyncML model of a common message, or None */
+static PyObject *
+map_message(PyObject *module, PyObject *root)
+{
+    (void)module;
+    PyObject *one[E_COUNT];
+    PyObject *values[4] = {NULL};
+    PyObject *result = NULL;
+    uint64_t seen;
+    int final = 0;
+    if (!M.ready || !Py_IS_TYPE(root, M.layout.type)
+            || !PyUnicode_CheckExact(SLOT(root, M.layout.name))
+            || PyUnicode_Compare(SLOT(root, M.layout.name), M.root_name) != 0
+            || scan(root, BIT(E_SyncHdr) | BIT(E_SyncBody), 0, one, &seen) < 0
+            || one[E_SyncHdr] == NULL || one[E_SyncBody] == NULL) {
+        goto done;
+    }
+    if ((values[0] = map_hdr(one[E_SyncHdr])) == NULL
+            || (values[1] = map_commands(one[E_SyncBody], BIT(E_Final), 0, &final)) == NULL) {
+        goto done;
+    }
+    values[2] = final ? Py_True : Py_False;
+    Py_INCREF(values[2]);
+    if ((values[3] = PyList_New(0)) == NULL) {
+        goto done;
+    }
+    result = make(C_SyncML, values);
+done:
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(values[i]);
+    }
+    if (result == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+/* setup_mapping(node_cls, classes, settle): classes is a tuple of the model
+ * classes in C_* order.  False (and map_message answers None) unless every
+ * class is a plain type whose dataclass fields are the ones expected. */
+static PyObject *
+setup_mapping(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *node_cls, *classes, *settle;
+    if (!PyArg_ParseTuple(args, "OO!O", &node_cls, &PyTuple_Type, &classes, &settle)) {
+        return NULL;
+    }
+    M.ready = 0;
+    if (node_layout(node_cls, &M.layout) < 0 || PyTuple_GET_SIZE(classes) != C_COUNT) {
+        Py_RETURN_FALSE;
+    }
+    PyObject *codes = PyDict_New();
+    if (codes == NULL) {
+        return NULL;
+    }
+    for (int code = 1; code < E_COUNT; code++) {
+        PyObject *name = PyUnicode_InternFromString(element_names[code]);
+        PyObject *number = PyLong_FromLong(code);
+        int failed = name == NULL || number == NULL || PyDict_SetItem(codes, name, number) < 0;
+        Py_XDECREF(name);
+        Py_XDECREF(number);
+        if (failed) {
+            Py_DECREF(codes);
+            return NULL;
+        }
+    }
+    Py_XSETREF(M.codes, codes);
+    for (int which = 0; which < C_COUNT; which++) {
+        PyObject *cls = PyTuple_GET_ITEM(classes, which);
+        if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new) {
+            Py_RETURN_FALSE;
+        }
+        PyObject *spelled = PyUnicode_FromString(class_fields[which]);
+        PyObject *names = spelled ? PyUnicode_Split(spelled, NULL, -1) : NULL;
+        Py_XDECREF(spelled);
+        PyObject *fields = names ? PySequence_Tuple(names) : NULL;
+        Py_XDECREF(names);
+        if (fields == NULL) {
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(fields); i++) {
+            PyUnicode_InternInPlace(&PyTuple_GET_ITEM(fields, i));
+        }
+        Py_INCREF(cls);
+        Py_XSETREF(M.cls[which], cls);
+        Py_XSETREF(M.fields[which], fields);
+    }
+    Py_INCREF(settle);
+    Py_XSETREF(M.settle, settle);
+    if ((M.root_name == NULL && (M.root_name = PyUnicode_InternFromString("SyncML")) == NULL)
+            || (M.chr == NULL && (M.chr = PyUnicode_InternFromString("chr")) == NULL)
+            || (M.b64 == NULL && (M.b64 = PyUnicode_InternFromString("b64")) == NULL)
+            || (M.sync_hdr == NULL && (M.sync_hdr = PyUnicode_InternFromString("SyncHdr")) == NULL)
+            || (M.zero == NULL && (M.zero = PyUnicode_InternFromString("0")) == NULL)
+            || (M.no_args == NULL && (M.no_args = PyTuple_New(0)) == NULL)) {
+        return NULL;
+    }
+    if (setup_names() < 0) {
+        return NULL;
+    }
+    M.ready = 1;
+    Py_RETURN_TRUE;
+}
+
+/* the field names map_message sets for each class, in C_* order (to check against the model) */
+static PyObject *
+mapping_fields(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    PyObject *out = PyTuple_New(C_COUNT);
+    for (int which = 0; out != NULL && which < C_COUNT; which++) {
+        PyObject *spelled = PyUnicode_FromString(class_fields[which]);
+        PyObject *names = spelled ? PyUnicode_Split(spelled, NULL, -1) : NULL;
+        Py_XDECREF(spelled);
+        PyObject *fields = names ? PySequence_Tuple(names) : NULL;
+        Py_XDECREF(names);
+        if (fields == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, which, fields);
+    }
+    return out;
+}
+
+
+/* -- the model -> pieces writer (model_writer.write) -------------------------
+ *
+ * write_model(msg, tables) appends the same fragments as model_writer.write
+ * (a value element's start, text and end as three pieces where write may
+ * join them in one: the same string once joined) and answers (pieces, ends),
+ * ends being where a Meta with children ended (None for XML), or None for
+ * anything write alone handles or refuses: a class other than the model's
+ * own, a value of another type, a name
+ * without fragments, a text the dialect's text function refuses, Meta
+ * extras, embedded markup, lists that are not lists, Atomic and Sequence
+ * nested deeper than MAX_NESTING.  ``tables`` is
+ * Dialect.c_tables.
+ */
+
+typedef struct {
+    PyObject *out, *ends;
+    PyObject *root_open, *open, *close, *empty, *leaf, *meta_open, *meta_empty, *meta_leaf;
+    PyObject *text, *data_bytes;
+} Writer;
+
+/* interned names: elements (element_names) and model fields */
+enum {
+    A_hdr, A_body, A_final, A_session_id, A_msg_id, A_target, A_source, A_ver_dtd, A_ver_proto,
+    A_resp_uri, A_no_resp, A_cred, A_meta, A_loc_uri, A_loc_name, A_data, A_type, A_format,
+    A_mark, A_size, A_next_nonce, A_max_msg_size, A_max_obj_size, A_version, A_emi, A_extra,
+    A_more_data, A_cmd_id, A_msg_ref, A_cmd_ref, A_cmd, A_target_refs, A_source_refs, A_chal,
+    A_items, A_correlator, A_commands, A_COUNT
+};
+static const char *const attr_names[A_COUNT] = {
+    "hdr", "body", "final", "session_id", "msg_id", "target", "source", "ver_dtd", "ver_proto",
+    "resp_uri", "no_resp", "cred", "meta", "loc_uri", "loc_name", "data", "type", "format",
+    "mark", "size", "next_nonce", "max_msg_size", "max_obj_size", "version", "emi", "extra",
+    "more_data", "cmd_id", "msg_ref", "cmd_ref", "cmd", "target_refs", "source_refs", "chal",
+    "items", "correlator", "commands",
+};
+static PyObject *A[A_COUNT];
+static PyObject *N[E_COUNT];   /* element names */
+static PyObject *N_SyncML, *N_EMI;
+
+static int
+setup_names(void)
+{
+    for (int i = 0; i < A_COUNT; i++) {
+        if (A[i] == NULL && (A[i] = PyUnicode_InternFromString(attr_names[i])) == NULL) {
+            return -1;
+        }
+    }
+    for (int i = 1; i < E_COUNT; i++) {
+        if (N[i] == NULL && (N[i] = PyUnicode_InternFromString(element_names[i])) == NULL) {
+            return -1;
+        }
+    }
+    if ((N_SyncML == NULL && (N_SyncML = PyUnicode_InternFromString("SyncML")) == NULL)
+            || (N_EMI == NULL && (N_EMI = PyUnicode_InternFromString("EMI")) == NULL)) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+add(Writer *w, PyObject *piece)
+{
+    return PyList_Append(w->out, piece);
+}
+
+/* table[name] appended; -1 if it has none */
+static int
+add_from(Writer *w, PyObject *table, PyObject *name)
+{
+    PyObject *piece = PyDict_GetItemWithError(table, name);  /* borrowed */
+    return piece == NULL ? -1 : add(w, piece);
+}
+
+/* the attribute, a new reference (NULL: none) */
+static PyObject *
+attr(PyObject *obj, int which)
+{
+    return PyObject_GetAttr(obj, A[which]);
+}
+
+/* a non-empty text as the dialect writes it: plain printable ASCII without
+ * & < > as it is, anything else through the dialect's text function */
+static PyObject *
+text_piece(Writer *w, PyObject *text)
+{
+    if (PyUnicode_IS_ASCII(text)) {
+        const Py_UCS1 *s = PyUnicode_1BYTE_DATA(text);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(text), i = 0;
+        while (i < n && s[i] >= 0x20 && s[i] < 0x7f && s[i] != '&' && s[i] != '<' && s[i] != '>') {
+            i++;
+        }
+        if (i == n) {
+            Py_INCREF(text);
+            return text;
+        }
+    }
+    return PyObject_CallOneArg(w->text, text);
+}
+
+/* before + text + after from leaf[name], or empty[name] for "" */
+static int
+leaf(Writer *w, PyObject *leaves, PyObject *empties, PyObject *name, PyObject *text)
+{
+    if (PyUnicode_GET_LENGTH(text) == 0) {
+        return add_from(w, empties, name);
+    }
+    PyObject *pair = PyDict_GetItemWithError(leaves, name);  /* borrowed */
+    if (pair == NULL || !PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        return -1;
+    }
+    PyObject *piece = text_piece(w, text);
+    if (piece == NULL) {
+        return -1;
+    }
+    int failed = add(w, PyTuple_GET_ITEM(pair, 0)) < 0 || add(w, piece) < 0
+        || add(w, PyTuple_GET_ITEM(pair, 1)) < 0;
+    Py_DECREF(piece);
+    return failed ? -1 : 0;
+}
+
+/* _value: a required text element */
+static int
+w_value(Writer *w, int code, PyObject *value)
+{
+    if (value == NULL || !PyUnicode_CheckExact(value)) {
+        return -1;
+    }
+    return leaf(w, w->leaf, w->empty, N[code], value);
+}
+
+/* _value of attribute ``which`` of ``obj``; None skipped if ``optional`` */
+static int
+w_attr_value(Writer *w, int code, PyObject *obj, int which, int optional)
+{
+    PyObject *value = attr(obj, which);
+    if (value == NULL) {
+        return -1;
+    }
+    int result = optional && value == Py_None ? 0 : w_value(w, code, value);
+    Py_DECREF(value);
+    return result;
+}
+
+/* a non-negative exact int as str, a new reference */
+static PyObject *
+int_text(PyObject *value)
+{
+    if (!PyLong_CheckExact(value) || _PyLong_Sign(value) < 0) {
+        return NULL;
+    }
+    return PyObject_Str(value);
+}
+
+static int
+w_int(Writer *w, int code, PyObject *value)
+{
+    PyObject *text = int_text(value);
+    if (text == NULL) {
+        return -1;
+    }
+    PyObject *pair = PyDict_GetItemWithError(w->leaf, N[code]);
+    int failed = pair == NULL || !PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2
+        || add(w, PyTuple_GET_ITEM(pair, 0)) < 0 || add(w, text) < 0
+        || add(w, PyTuple_GET_ITEM(pair, 1)) < 0;
+    Py_DECREF(text);
+    return failed ? -1 : 0;
+}
+
+/* attribute ``which`` is true; -1 on error */
+static int
+attr_true(PyObject *obj, int which)
+{
+    PyObject *value = attr(obj, which);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+static int
+w_locref(Writer *w, int code, PyObject *ref)
+{
+    if (!Py_IS_TYPE(ref, (PyTypeObject *)M.cls[C_LocRef])) {
+        return -1;
+    }
+    if (add_from(w, w->open, N[code]) < 0 || w_attr_value(w, E_LocURI, ref, A_loc_uri, 0) < 0
+            || w_attr_value(w, E_LocName, ref, A_loc_name, 1) < 0) {
+        return -1;
+    }
+    return add_from(w, w->close, N[code]);
+}
+
+static int
+w_meta(Writer *w, PyObject *meta)
+{
+    static const int fields[8] = {A_format, A_type, A_mark, A_size, A_version, A_next_nonce,
+                                  A_max_msg_size, A_max_obj_size};
+    static const int codes[8] = {E_Format, E_Type, E_Mark, E_Size, E_Version, E_NextNonce,
+                                 E_MaxMsgSize, E_MaxObjSize};
+    static const int ints[8] = {0, 0, 0, 1, 0, 0, 1, 1};
+    if (!Py_IS_TYPE(meta, (PyTypeObject *)M.cls[C_Meta]) || attr_true(meta, A_extra) != 0) {
+        return -1;
+    }
+    Py_ssize_t start = PyList_GET_SIZE(w->out);
+    if (add(w, w->meta_open) < 0) {
+        return -1;
+    }
+    for (int i = 0; i < 8; i++) {
+        PyObject *value = attr(meta, fields[i]);
+        if (value == NULL) {
+            return -1;
+        }
+        if (value == Py_None) {
+            Py_DECREF(value);
+            continue;
+        }
+        PyObject *text = ints[i] ? int_text(value)
+            : PyUnicode_CheckExact(value) ? (Py_INCREF(value), value) : NULL;
+        Py_DECREF(value);
+        if (text == NULL) {
+            return -1;
+        }
+        int failed = leaf(w, w->meta_leaf, w->meta_empty, N[codes[i]], text);
+        Py_DECREF(text);
+        if (failed) {
+            return -1;
+        }
+    }
+    PyObject *emi = attr(meta, A_emi);
+    if (emi == NULL) {
+        return -1;
+    }
+    if (!PyList_CheckExact(emi)) {
+        Py_DECREF(emi);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(emi); i++) {
+        PyObject *value = PyList_GET_ITEM(emi, i);
+        if (!PyUnicode_CheckExact(value)
+                || leaf(w, w->meta_leaf, w->meta_empty, N_EMI, value) < 0) {
+            Py_DECREF(emi);
+            return -1;
+        }
+    }
+    Py_DECREF(emi);
+    if (PyList_GET_SIZE(w->out) == start + 1) {
+        PyObject *piece = PyDict_GetItemWithError(w->empty, N[E_Meta]);
+        if (piece == NULL) {
+            return -1;
+        }
+        Py_INCREF(piece);
+        return PyList_SetItem(w->out, start, piece);
+    }
+    if (add_from(w, w->close, N[E_Meta]) < 0) {
+        return -1;
+    }
+    if (w->ends != Py_None) {
+        PyObject *end = PyLong_FromSsize_t(PyList_GET_SIZE(w->out));
+        int failed = end == NULL || PyList_Append(w->ends, end) < 0;
+        Py_XDECREF(end);
+        return failed ? -1 : 0;
+    }
+    return 0;
+}
+
+/* attribute ``which`` written by ``write`` unless None */
+static int
+w_optional(Writer *w, PyObject *obj, int which, int (*write)(Writer *, PyObject *))
+{
+    PyObject *value = attr(obj, which);
+    if (value == NULL) {
+        return -1;
+    }
+    int result = value == Py_None ? 0 : write(w, value);
+    Py_DECREF(value);
+    return result;
+}
+
+static int
+w_cred(Writer *w, PyObject *cred)
+{
+    if (!Py_IS_TYPE(cred, (PyTypeObject *)M.cls[C_Cred])) {
+        return -1;
+    }
+    if (add_from(w, w->open, N[E_Cred]) < 0 || w_optional(w, cred, A_meta, w_meta) < 0
+            || w_attr_value(w, E_Data, cred, A_data, 0) < 0) {
+        return -1;
+    }
+    return add_from(w, w->close, N[E_Cred]);
+}
+
+static int
+w_target(Writer *w, PyObject *ref)
+{
+    return w_locref(w, E_Target, ref);
+}
+
+static int
+w_source(Writer *w, PyObject *ref)
+{
+    return w_locref(w, E_Source, ref);
+}
+
+static int
+w_items(Writer *w, PyObject *obj)
+{
+    PyObject *items = attr(obj, A_items);
+    if (items == NULL) {
+        return -1;
+    }
+    int failed = !PyList_CheckExact(items);
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (!Py_IS_TYPE(item, (PyTypeObject *)M.cls[C_Item])) {
+            failed = 1;
+            break;
+        }
+        Py_ssize_t start = PyList_GET_SIZE(w->out);
+        if (add_from(w, w->open, N[E_Item]) < 0 || w_optional(w, item, A_target, w_target) < 0
+                || w_optional(w, item, A_source, w_source) < 0
+                || w_optional(w, item, A_meta, w_meta) < 0) {
+            failed = 1;
+            break;
+        }
+        PyObject *data = attr(item, A_data);
+        if (data == NULL) {
+            failed = 1;
+            break;
+        }
+        if (PyUnicode_CheckExact(data)) {
+            failed = w_value(w, E_Data, data) < 0;
+        }
+        else if (PyBytes_CheckExact(data)) {
+            PyObject *done = PyObject_CallFunctionObjArgs(w->data_bytes, w->out, data, NULL);
+            failed = done == NULL;
+            Py_XDECREF(done);
+        }
+        else if (data != Py_None) {
+            failed = 1;  /* embedded markup, or a type write refuses */
+        }
+        Py_DECREF(data);
+        if (failed) {
+            break;
+        }
+        int more = attr_true(item, A_more_data);
+        if (more < 0 || (more && add_from(w, w->empty, N[E_MoreData]) < 0)) {
+            failed = 1;
+            break;
+        }
+        if (PyList_GET_SIZE(w->out) == start + 1) {
+            PyObject *piece = PyDict_GetItemWithError(w->empty, N[E_Item]);
+            if (piece == NULL) {
+                failed = 1;
+                break;
+            }
+            Py_INCREF(piece);
+            failed = PyList_SetItem(w->out, start, piece) < 0;
+        }
+        else {
+            failed = add_from(w, w->close, N[E_Item]) < 0;
+        }
+    }
+    Py_DECREF(items);
+    return failed ? -1 : 0;
+}
+
+/* each str of list attribute ``which`` as element ``code`` */
+static int
+w_values(Writer *w, int code, PyObject *obj, int which)
+{
+    PyObject *values = attr(obj, which);
+    if (values == NULL) {
+        return -1;
+    }
+    int failed = !PyList_CheckExact(values);
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(values); i++) {
+        failed = w_value(w, code, PyList_GET_ITEM(values, i)) < 0;
+    }
+    Py_DECREF(values);
+    return failed ? -1 : 0;
+}
+
+static int
+w_no_resp(Writer *w, PyObject *obj)
+{
+    int truth = attr_true(obj, A_no_resp);
+    return truth < 0 ? -1 : truth ? add_from(w, w->empty, N[E_NoResp]) : 0;
+}
+
+static int
+w_chal(Writer *w, PyObject *chal)
+{
+    if (!Py_IS_TYPE(chal, (PyTypeObject *)M.cls[C_Chal])) {
+        return -1;
+    }
+    PyObject *meta = attr(chal, A_meta);
+    if (meta == NULL) {
+        return -1;
+    }
+    int failed = add_from(w, w->open, N[E_Chal]) < 0 || w_meta(w, meta) < 0
+        || add_from(w, w->close, N[E_Chal]) < 0;
+    Py_DECREF(meta);
+    return failed ? -1 : 0;
+}
+
+static int w_commands(Writer *w, PyObject *obj, int which, int depth);
+
+static int
+w_command(Writer *w, PyObject *cmd, int depth)
+{
+    PyTypeObject *type = Py_TYPE(cmd);
+    int which = -1;
+    for (int c = C_Status; c < C_COUNT; c++) {
+        if (type == (PyTypeObject *)M.cls[c]) {
+            which = c;
+            break;
+        }
+    }
+    if (which < 0 || depth >= MAX_NESTING) {
+        return -1;  /* UnknownCommand, a subclass, not a command: write's */
+    }
+    int code = class_element[which];
+    if (add_from(w, w->open, N[code]) < 0 || w_attr_value(w, E_CmdID, cmd, A_cmd_id, 0) < 0) {
+        return -1;
+    }
+    switch (which) {
+    case C_Status: {
+        if (w_attr_value(w, E_MsgRef, cmd, A_msg_ref, 1) < 0
+                || w_attr_value(w, E_CmdRef, cmd, A_cmd_ref, 0) < 0
+                || w_attr_value(w, E_Cmd, cmd, A_cmd, 0) < 0
+                || w_values(w, E_TargetRef, cmd, A_target_refs) < 0
+                || w_values(w, E_SourceRef, cmd, A_source_refs) < 0
+                || w_optional(w, cmd, A_cred, w_cred) < 0
+                || w_optional(w, cmd, A_chal, w_chal) < 0) {
+            return -1;
+        }
+        PyObject *data = attr(cmd, A_data);
+        int failed = data == NULL || w_int(w, E_Data, data) < 0;
+        Py_XDECREF(data);
+        if (failed || w_items(w, cmd) < 0) {
+            return -1;
+        }
+        break;
+    }
+    case C_Results:
+        if (w_attr_value(w, E_MsgRef, cmd, A_msg_ref, 1) < 0
+                || w_attr_value(w, E_CmdRef, cmd, A_cmd_ref, 0) < 0
+                || w_optional(w, cmd, A_meta, w_meta) < 0
+                || w_values(w, E_TargetRef, cmd, A_target_refs) < 0
+                || w_values(w, E_SourceRef, cmd, A_source_refs) < 0
+                || w_items(w, cmd) < 0) {
+            return -1;
+        }
+        break;
+    case C_Alert: {
+        if (w_no_resp(w, cmd) < 0 || w_optional(w, cmd, A_cred, w_cred) < 0) {
+            return -1;
+        }
+        PyObject *data = attr(cmd, A_data);
+        int failed = data == NULL || (data != Py_None && w_int(w, E_Data, data) < 0);
+        Py_XDECREF(data);
+        if (failed || w_attr_value(w, E_Correlator, cmd, A_correlator, 1) < 0
+                || w_items(w, cmd) < 0) {
+            return -1;
+        }
+        break;
+    }
+    case C_Atomic: case C_Sequence:
+        if (w_no_resp(w, cmd) < 0 || w_optional(w, cmd, A_meta, w_meta) < 0
+                || w_commands(w, cmd, A_commands, depth + 1) < 0) {
+            return -1;
+        }
+        break;
+    default:
+        if (w_no_resp(w, cmd) < 0 || w_optional(w, cmd, A_cred, w_cred) < 0
+                || w_optional(w, cmd, A_meta, w_meta) < 0
+                || (which == C_Exec && w_attr_value(w, E_Correlator, cmd, A_correlator, 1) < 0)
+                || w_items(w, cmd) < 0) {
+            return -1;
+        }
+    }
+    return add_from(w, w->close, N[code]);
+}
+
+/* the commands of list attribute ``which`` of ``obj`` */
+static int
+w_commands(Writer *w, PyObject *obj, int which, int depth)
+{
+    PyObject *commands = attr(obj, which);
+    if (commands == NULL) {
+        return -1;
+    }
+    int failed = !PyList_CheckExact(commands);
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(commands); i++) {
+        failed = w_command(w, PyList_GET_ITEM(commands, i), depth) < 0;
+    }
+    Py_DECREF(commands);
+    return failed ? -1 : 0;
+}
+
+static int
+w_hdr(Writer *w, PyObject *hdr)
+{
+    if (!Py_IS_TYPE(hdr, (PyTypeObject *)M.cls[C_SyncHdr])) {
+        return -1;
+    }
+    PyObject *target = NULL, *source = NULL;
+    int failed = add_from(w, w->open, N[E_SyncHdr]) < 0
+        || w_attr_value(w, E_VerDTD, hdr, A_ver_dtd, 0) < 0
+        || w_attr_value(w, E_VerProto, hdr, A_ver_proto, 0) < 0
+        || w_attr_value(w, E_SessionID, hdr, A_session_id, 0) < 0
+        || w_attr_value(w, E_MsgID, hdr, A_msg_id, 0) < 0
+        || (target = attr(hdr, A_target)) == NULL || w_locref(w, E_Target, target) < 0
+        || (source = attr(hdr, A_source)) == NULL || w_locref(w, E_Source, source) < 0
+        || w_attr_value(w, E_RespURI, hdr, A_resp_uri, 1) < 0
+        || w_no_resp(w, hdr) < 0
+        || w_optional(w, hdr, A_cred, w_cred) < 0
+        || w_optional(w, hdr, A_meta, w_meta) < 0
+        || add_from(w, w->close, N[E_SyncHdr]) < 0;
+    Py_XDECREF(target);
+    Py_XDECREF(source);
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+write_model(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *msg, *tables, *meta_switch;
+    Writer w = {NULL};
+    if (!PyArg_ParseTuple(args, "OO!", &msg, &PyTuple_Type, &tables)) {
+        return NULL;
+    }
+    if (!M.ready || PyTuple_GET_SIZE(tables) != 11
+            || !Py_IS_TYPE(msg, (PyTypeObject *)M.cls[C_SyncML])) {
+        Py_RETURN_NONE;
+    }
+    w.root_open = PyTuple_GET_ITEM(tables, 0);
+    w.open = PyTuple_GET_ITEM(tables, 1);
+    w.close = PyTuple_GET_ITEM(tables, 2);
+    w.empty = PyTuple_GET_ITEM(tables, 3);
+    w.leaf = PyTuple_GET_ITEM(tables, 4);
+    w.meta_open = PyTuple_GET_ITEM(tables, 5);
+    w.meta_empty = PyTuple_GET_ITEM(tables, 6);
+    w.meta_leaf = PyTuple_GET_ITEM(tables, 7);
+    w.text = PyTuple_GET_ITEM(tables, 8);
+    w.data_bytes = PyTuple_GET_ITEM(tables, 9);
+    meta_switch = PyTuple_GET_ITEM(tables, 10);
+    if (!PyDict_Check(w.open) || !PyDict_Check(w.close) || !PyDict_Check(w.empty)
+            || !PyDict_Check(w.leaf) || !PyDict_Check(w.meta_empty) || !PyDict_Check(w.meta_leaf)) {
+        Py_RETURN_NONE;
+    }
+    w.out = PyList_New(0);
+    w.ends = PyObject_IsTrue(meta_switch) ? PyList_New(0) : (Py_INCREF(Py_None), Py_None);
+    PyObject *hdr = NULL, *result = NULL;
+    if (w.out == NULL || w.ends == NULL || add(&w, w.root_open) < 0
+            || (hdr = attr(msg, A_hdr)) == NULL || w_hdr(&w, hdr) < 0) {
+        goto done;
+    }
+    Py_ssize_t open_at = PyList_GET_SIZE(w.out);
+    if (add_from(&w, w.open, N[E_SyncBody]) < 0 || w_commands(&w, msg, A_body, 0) < 0) {
+        goto done;
+    }
+    int final = attr_true(msg, A_final);
+    if (final < 0 || (final && add_from(&w, w.empty, N[E_Final]) < 0)) {
+        goto done;
+    }
+    if (PyList_GET_SIZE(w.out) == open_at + 1) {
+        PyObject *piece = PyDict_GetItemWithError(w.empty, N[E_SyncBody]);
+        if (piece == NULL) {
+            goto done;
+        }
+        Py_INCREF(piece);
+        if (PyList_SetItem(w.out, open_at, piece) < 0) {
+            goto done;
+        }
+    }
+    else if (add_from(&w, w.close, N[E_SyncBody]) < 0) {
+        goto done;
+    }
+    if (add_from(&w, w.close, N_SyncML) < 0) {
+        goto done;
+    }
+    result = PyTuple_Pack(2, w.out, w.ends);
+done:
+    Py_XDECREF(hdr);
+    Py_XDECREF(w.out);
+    Py_XDECREF(w.ends);
+    if (result == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
+#endif

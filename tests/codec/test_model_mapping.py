@@ -1,0 +1,384 @@
+"""The optional C fast paths of the node -> model mapping and of the model
+writer against the pure reader and writer.
+
+Differential: on valid messages (drawn, the corpus, both wire forms) and on
+trees bent out of shape (elements dropped, repeated, renamed, unknown ones
+added, values turned into element content, OPAQUE, nothing), ``map_message``
+answers either None or the very model the pure reader builds (same classes,
+same field values of the same types, fields in the same order), and
+``node_to_message`` answers the same with it as without it: the same model,
+with the same ``unknown`` list, or the same error with the same path.
+Likewise ``write_model`` answers None or the pieces ``model_writer.write``
+writes (the same string once joined) for drawn, corpus and bent models (a
+field of any model object set to an odd value), and ``xml.encode`` and
+``wbxml.encode`` answer the same bytes or error with it as without it.
+"""
+
+import copy as copying
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from dmgateway.codec import mapping, mapping_reader, model_writer, syncml, wbxml, xml
+from dmgateway.codec.element import Node
+from dmgateway.codec.errors import CodecError
+from dmgateway.codec.wbxml_pages import SYNCML11, SYNCML12
+from dmgateway.codec.wbxml_writer import syncml_dialect
+from tests.codec.conftest import speedups
+from tests.codec.strategies import messages
+
+SPEEDUPS = speedups()
+pytestmark = pytest.mark.skipif(
+    SPEEDUPS is None or mapping_reader._c_map is None,
+    reason="dmgateway.codec._wbxml_speedups is not built (no C compiler at install time) "
+           "or DMGW_PURE_MODEL=1: only the pure mapping is in use")
+
+CORPUS = sorted((Path(__file__).parent.parent / "fixtures" / "dm").glob("*.xml"))
+
+
+def plain(value):
+    """A model as plain data: classes, field names in order, value types."""
+    if isinstance(value, list):
+        return ["list", [plain(item) for item in value]]
+    if isinstance(value, Node):
+        return ["node", value.name, value.ns, value.text, [plain(c) for c in value.children]]
+    if hasattr(value, "__dict__"):
+        return [value.__class__.__name__, [(k, plain(v)) for k, v in vars(value).items()]]
+    return [value.__class__.__name__, value]
+
+
+def pure_outcome(node):
+    saved = mapping_reader._c_map
+    mapping_reader._c_map = None
+    try:
+        return outcome(node)
+    finally:
+        mapping_reader._c_map = saved
+
+
+def outcome(node):
+    try:
+        msg = mapping_reader.node_to_message(node)
+    except CodecError as e:
+        return "error", e.__class__, str(e), getattr(e, "path", None)
+    return "model", plain(msg), msg.unknown
+
+
+def assert_same(node):
+    """map_message answers None or the pure model; node_to_message the same either way."""
+    expected = pure_outcome(node)
+    mapped = SPEEDUPS.map_message(node)
+    if mapped is not None:
+        assert expected[0] == "model"
+        assert plain(mapped) == expected[1]
+        assert mapped.unknown == [] == expected[2]
+    assert outcome(node) == expected
+    return mapped
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(binary_data=True))
+def test_drawn_messages_map_the_same(msg):
+    assert_same(mapping.message_to_node(msg))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(binary_data=True))
+def test_drawn_messages_read_from_wbxml_map_the_same(msg):
+    assert_same(wbxml.decode_node(wbxml.encode(msg), SYNCML12))
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_the_corpus_maps_the_same(path):
+    root = xml.parse(path.read_bytes())
+    assert_same(root)
+    msg = mapping_reader.node_to_message(root)
+    assert_same(wbxml.decode_node(wbxml.encode(msg), SYNCML12))
+
+
+SESSION = (
+    b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD><VerProto>DM/1.2</VerProto>'
+    b'<SessionID>1A7A</SessionID><MsgID>2</MsgID><Target><LocURI>http://gw/dm?s=x</LocURI>'
+    b'</Target><Source><LocURI>IMEI:350000000000000</LocURI><LocName>dev0</LocName></Source>'
+    b'<Cred><Meta><Format xmlns="syncml:metinf">b64</Format><Type xmlns="syncml:metinf">'
+    b'syncml:auth-md5</Type></Meta><Data>8xzRxgHFm8iQscOkxh5dfQ==</Data></Cred>'
+    b'<Meta><MaxMsgSize xmlns="syncml:metinf">1048576</MaxMsgSize></Meta></SyncHdr><SyncBody>'
+    b'<Status><CmdID>1</CmdID><MsgRef>1</MsgRef><CmdRef>0</CmdRef><Cmd>SyncHdr</Cmd>'
+    b'<TargetRef>IMEI:350000000000000</TargetRef><SourceRef>http://gw/dm</SourceRef><Chal><Meta>'
+    b'<Format xmlns="syncml:metinf">b64</Format><Type xmlns="syncml:metinf">syncml:auth-md5'
+    b'</Type><NextNonce xmlns="syncml:metinf">SvJMOs6G+ct6IqB1giwakQ==</NextNonce></Meta></Chal>'
+    b'<Data>212</Data></Status><Status><CmdID>2</CmdID><MsgRef>1</MsgRef><CmdRef>4</CmdRef>'
+    b'<Cmd>Get</Cmd><TargetRef>./DevDetail/SwV</TargetRef><Data>200</Data></Status>'
+    b'<Alert><CmdID>3</CmdID><Data>1201</Data></Alert>'
+    b'<Results><CmdID>4</CmdID><MsgRef>1</MsgRef><CmdRef>4</CmdRef><Item><Source><LocURI>'
+    b'./DevDetail/SwV</LocURI></Source><Meta><Format xmlns="syncml:metinf">chr</Format><Type '
+    b'xmlns="syncml:metinf">text/plain</Type></Meta><Data>1.0</Data></Item></Results>'
+    b'<Replace><CmdID>5</CmdID><Item><Source><LocURI>./DevInfo/Man</LocURI></Source>'
+    b'<Data>dmgateway</Data><MoreData/></Item></Replace><Final/></SyncBody></SyncML>'
+)
+
+
+def test_the_messages_of_a_session_are_mapped_in_c():
+    root = xml.parse(SESSION)
+    assert assert_same(root) is not None
+    assert assert_same(wbxml.decode_node(wbxml.encode(xml.decode(SESSION)), SYNCML12)) is not None
+
+
+# -- trees bent out of shape -----------------------------------------------------
+
+
+def walk(node):
+    yield node
+    for child in node.children:
+        yield from walk(child)
+
+
+def copy(node):
+    return Node(node.name, node.ns, [copy(c) for c in node.children], node.text, node.attrs)
+
+
+def bends(root):
+    """Copies of ``root`` each bent at one element in one way."""
+    count = sum(1 for _ in walk(root))
+    for at in range(count):
+        for how in range(9):
+            tree = copy(root)
+            node = list(walk(tree))[at]
+            if how == 0 and node.children:  # drop the first child
+                del node.children[0]
+            elif how == 1 and node.children:  # repeat the last child
+                node.children.append(copy(node.children[-1]))
+            elif how == 2:  # an unknown child
+                node.children.append(Node("Bogus", node.ns, None, "x"))
+            elif how == 3 and not node.children:  # a value holding an element
+                node.children.append(Node("LocURI", node.ns, None, "x"))
+                node.text = None
+            elif how == 4 and not node.children:  # OPAQUE
+                node.text = (node.text or "").encode("utf-8") + b"\xff"
+            elif how == 5 and not node.children:  # no text
+                node.text = None
+            elif how == 6 and not node.children:  # text that is not a number, whitespace
+                node.text = " \t%s x\r\n" % (node.text,)
+            elif how == 7:  # renamed
+                node.name = {"Status": "Results", "Results": "Status", "Get": "Sequence",
+                             "Format": "EMI", "Data": "Type"}.get(node.name, "Atomic")
+            elif how == 8 and not node.children:  # surrounding whitespace
+                node.text = "\n  %s\t" % (node.text or "",)
+            else:
+                continue
+            yield tree
+
+
+@pytest.mark.parametrize("path", CORPUS[:12] + [None], ids=lambda p: p.name if p else "session")
+def test_bent_trees_map_the_same(path):
+    root = xml.parse(path.read_bytes() if path else SESSION)
+    for tree in bends(root):
+        assert_same(tree)
+
+
+def test_formats_and_data_map_the_same():
+    rng = random.Random(7)
+    for fmt in (None, "", "chr", "b64", "bin", " BIN ", "int", "xml", "node"):
+        for data in ("", "aGVsbG8=", " aGVs bG8= ", "not base64!", b"", b"\x00\x01", b"\xff",
+                     "caf\u00e9".encode("utf-8")):
+            for where in ("item", "command"):
+                root = xml.parse(SESSION)
+                replace = [n for n in walk(root) if n.name == "Replace"][0]
+                item = replace.children[1]
+                item.children[1].text = data
+                if fmt is not None:
+                    meta = Node("Meta", "SyncML", [Node("Format", "MetInf", None, fmt)])
+                    if where == "item":
+                        item.children.insert(1, meta)
+                    else:
+                        replace.children.insert(1, meta)
+                assert_same(root)
+                rng.shuffle(item.children)
+                assert_same(root)
+
+
+def test_not_a_tree_maps_the_same():
+    for value in (None, "SyncML", Node("SyncML"), Node("Other"), Node(1)):
+        if isinstance(value, Node):
+            assert_same(value)
+        else:
+            assert SPEEDUPS.map_message(value) is None
+
+
+def test_a_model_it_was_not_written_for_is_left_to_the_pure_reader(monkeypatch):
+    classes = mapping_reader._MAPPED_CLASSES
+    monkeypatch.setattr(mapping_reader, "_MAPPED_CLASSES", (syncml.SyncHdr,) + classes[1:])
+    assert mapping_reader._load_c_map() is None  # fields other than SyncML's
+    monkeypatch.setattr(mapping_reader, "_MAPPED_CLASSES",
+                        tuple(syncml.Get if cls is syncml.Exec else cls for cls in classes))
+    assert mapping_reader._load_c_map() is None  # no correlator
+    monkeypatch.undo()
+    assert mapping_reader._load_c_map() is SPEEDUPS.map_message
+
+
+def test_dmgw_pure_model_keeps_the_accelerators_unused():
+    code = ("from dmgateway.codec import mapping_reader as m, model_writer as w; "
+            "print(m._c_map is None, w._c_write is None)")
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    env = dict(os.environ, PYTHONPATH=root)
+    for value, expected in (("1", "True True"), ("0", "False False"), ("", "False False")):
+        env["DMGW_PURE_MODEL"] = value
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        assert out == expected, value
+
+
+# -- the writer: model -> pieces -----------------------------------------------------
+
+
+DIALECTS = [xml._DIALECTS[False], xml._DIALECTS[True], syncml_dialect(SYNCML12),
+            syncml_dialect(SYNCML11)]
+
+
+def written(msg, dialect, c):
+    """What model_writer.write answers (joined), with (``c``) or without the accelerator."""
+    saved = model_writer._c_write
+    model_writer._c_write = SPEEDUPS.write_model if c else None
+    try:
+        return "str", "".join(model_writer.write(msg, dialect))
+    except Exception as e:  # Unhandled, or what a bent model makes the pure writer raise
+        return "error", e.__class__
+    finally:
+        model_writer._c_write = saved
+
+
+def encoded(msg, c):
+    """What xml.encode and wbxml.encode answer, with or without the accelerator."""
+    saved = model_writer._c_write
+    model_writer._c_write = SPEEDUPS.write_model if c else None
+    try:
+        answers = []
+        for encode in (xml.encode, wbxml.encode):
+            try:
+                answers.append(("bytes", encode(msg)))
+            except Exception as e:
+                answers.append(("error", e.__class__, str(e)))
+        return answers
+    finally:
+        model_writer._c_write = saved
+
+
+def assert_same_written(msg):
+    """write_model answers None or the pure pieces (joined); write and encode
+    answer the same either way."""
+    pieces = []
+    for dialect in DIALECTS:
+        pure = written(msg, dialect, False)
+        got = SPEEDUPS.write_model(msg, dialect.c_tables)
+        if got is not None:
+            out, ends = got
+            if ends:
+                model_writer._switch_back(out, ends, dialect.close_piece, dialect.meta_switch)
+            assert ("str", "".join(out)) == pure
+            pieces.append(out)
+        assert written(msg, dialect, True) == pure
+    assert encoded(msg, True) == encoded(msg, False)
+    return pieces
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages(binary_data=True))
+def test_drawn_messages_are_written_the_same(msg):
+    assert_same_written(msg)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_the_corpus_is_written_the_same(path):
+    assert_same_written(xml.decode(path.read_bytes()))
+
+
+def test_the_messages_of_a_session_are_written_in_c():
+    assert len(assert_same_written(xml.decode(SESSION))) == len(DIALECTS)
+
+
+def models(msg):
+    """Every model object of ``msg`` (not embedded markup), the message first."""
+    work = [msg]
+    while work:
+        obj = work.pop()
+        yield obj
+        for value in vars(obj).values():
+            if isinstance(value, list):
+                work.extend(v for v in value if hasattr(v, "__dict__") and not isinstance(v, Node))
+            elif hasattr(value, "__dict__") and not isinstance(value, Node):
+                work.append(value)
+
+
+BENT_VALUES = (None, "", "x", "a&b<c>", "caf\u00e9", "\ud800", "nul\x00", "\r\n", "\x01",
+               -1, 0, 7, 2 ** 70, True, b"\xff\x00", [], ["x"], ("x",), Node("MgmtTree"), 1.5)
+
+
+def bent_models(msg):
+    """Copies of ``msg`` with one field of one model object set to one odd value."""
+    count = sum(1 for _ in models(msg))
+    for at in range(count):
+        names = list(vars(list(models(msg))[at]))
+        for name in names:
+            for value in BENT_VALUES:
+                bent = copying.deepcopy(msg)
+                setattr(list(models(bent))[at], name, value)
+                yield bent
+
+
+def test_bent_models_are_written_the_same():
+    msg = xml.decode(SESSION)
+    for bent in bent_models(msg):
+        assert_same_written(bent)
+
+
+def test_other_commands_and_classes_are_written_the_same():
+    msg = xml.decode(SESSION)
+    extra = [
+        syncml.Atomic(cmd_id="9", commands=[syncml.Get(cmd_id="10")]),
+        syncml.Sequence(cmd_id="9", no_resp=True),
+        syncml.UnknownCommand(cmd_id="9", name="Sync", node=Node("Sync")),
+        syncml.Exec(cmd_id="9", correlator="c1", items=[syncml.Item(data="x", more_data=True)]),
+        syncml.Alert(cmd_id="9", data=1226, correlator="c",
+                     items=[syncml.Item(meta=syncml.Meta(emi=["a", ""], extra=[]))]),
+        syncml.Add(cmd_id="9", meta=syncml.Meta(extra=[Node("Anchor", "MetInf")])),
+        syncml.Status(cmd_id="9", cmd_ref="1", cmd="Get", chal=syncml.Chal(meta=syncml.Meta())),
+        syncml.Status(cmd_id="9", cmd_ref="1", cmd="Get", chal=syncml.Chal(meta=None)),
+        syncml.Item(),
+    ]
+    for cmd in extra:
+        msg.body.append(cmd)
+        assert_same_written(msg)
+        msg.body.pop()
+    msg.body = tuple(msg.body)
+    assert_same_written(msg)
+    msg.body = []
+    msg.final = False
+    assert_same_written(msg)
+
+
+def test_atomic_and_sequence_map_and_are_written_the_same():
+    msg = xml.decode(SESSION)
+    inner = [cmd for cmd in msg.body if not isinstance(cmd, syncml.Status)]
+    msg.body.append(syncml.Atomic(cmd_id="20", no_resp=True, meta=syncml.Meta(type="t"),
+                                  commands=[syncml.Sequence(cmd_id="21", commands=inner)]))
+    root = mapping.message_to_node(msg)
+    assert assert_same(root) is not None
+    assert assert_same_written(msg)
+    for tree in bends(root):
+        assert_same(tree)
+    atomic = [n for n in root.children[1].children if n.name == "Atomic"][0]
+    for name in ("CmdID", "NoResp", "Meta"):  # read once, skipped among the commands
+        atomic.children.append(Node(name, "SyncML", None, "9"))
+        assert_same(root)
+    for depth in (15, 16, 17, 40):  # nested deeper than the C paths go: the pure ones
+        cmd = syncml.Get(cmd_id="1")
+        for level in range(depth):
+            cmd = syncml.Sequence(cmd_id=str(level), commands=[cmd])
+        deep = syncml.SyncML(hdr=msg.hdr, body=[cmd], final=True)
+        assert_same(mapping.message_to_node(deep))
+        assert_same_written(deep)
