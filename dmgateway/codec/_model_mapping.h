@@ -1039,7 +1039,12 @@ w_attr_value(Writer *w, int code, PyObject *obj, int which, int optional)
 static PyObject *
 int_text(PyObject *value)
 {
-    if (!PyLong_CheckExact(value) || _PyLong_Sign(value) < 0) {
+    if (!PyLong_CheckExact(value)) {
+        return NULL;
+    }
+    int overflow;
+    long long small = PyLong_AsLongLongAndOverflow(value, &overflow);  /* sets no error for an int */
+    if (overflow < 0 || (overflow == 0 && small < 0)) {
         return NULL;
     }
     return PyObject_Str(value);
