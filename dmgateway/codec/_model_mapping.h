@@ -98,6 +98,11 @@ typedef struct {
     PyObject *settle;                      /* mapping_reader._settle_data */
     PyObject *chr, *b64, *sync_hdr, *zero; /* "chr", "b64", "SyncHdr", "0" */
     PyObject *no_args;                     /* () */
+    PyObject *node_cls;                    /* layout.type, held */
+    PyObject *init[C_COUNT];               /* each class's __init__ at setup (held) */
+    PyObject *name[C_COUNT];               /* each command class's NAME at setup (held) */
+    unsigned int tag[C_COUNT];             /* tp_version_tag when last seen unchanged */
+    PyObject *init_str, *name_str;         /* "__init__", "NAME" */
 } MapState;
 
 static MapState M;
@@ -120,6 +125,58 @@ meta_field(int code, int *is_int)
     case E_Version: return 7;
     default: return -1;
     }
+}
+
+/* Whether class ``which`` is still the class setup_mapping checked, in what
+ * the C paths rely on: object's __new__ and attribute access, the same
+ * __init__ (the dataclass's: map_message stands for it) and, for a command,
+ * the same NAME (the pure writer's element name). */
+static int
+class_intact(int which)
+{
+    PyTypeObject *type = (PyTypeObject *)M.cls[which];
+    if (type->tp_new != PyBaseObject_Type.tp_new || type->tp_getattro != PyObject_GenericGetAttr
+            || type->tp_setattro != PyObject_GenericSetAttr || type->tp_dict == NULL) {
+        return 0;
+    }
+    PyObject *init = PyDict_GetItemWithError(type->tp_dict, M.init_str);  /* borrowed */
+    if (init != M.init[which]) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (which >= C_Status) {
+        PyObject *name = PyDict_GetItemWithError(type->tp_dict, M.name_str);
+        if (name != M.name[which]) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Whether no model class was changed (monkeypatched) since setup_mapping in
+ * a way that makes the C paths answer otherwise than the pure ones: if one
+ * was, both answer None until it is put back.  A class's version tag changes
+ * with any change to it (or to a base), so an unchanged one is checked by
+ * one comparison. */
+static int
+classes_unchanged(void)
+{
+    for (int which = 0; which < C_COUNT; which++) {
+        PyTypeObject *type = (PyTypeObject *)M.cls[which];
+        int valid = type->tp_version_tag != 0;
+#ifdef Py_TPFLAGS_VALID_VERSION_TAG
+        valid = valid && (type->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG);
+#endif
+        if (valid && type->tp_version_tag == M.tag[which]) {
+            continue;
+        }
+        if (!class_intact(which)) {
+            return 0;
+        }
+        M.tag[which] = valid ? type->tp_version_tag : 0;
+    }
+    return 1;
 }
 
 /* A new model object of class ``which`` with its fields set to ``values``
@@ -149,8 +206,8 @@ code_of(PyObject *node)
     if (!Py_IS_TYPE(node, M.layout.type)) {
         return -1;
     }
-    PyObject *name = SLOT(node, M.layout.name);
-    if (!PyUnicode_CheckExact(name)) {
+    PyObject *name = SLOT(node, M.layout.name);  /* NULL: deleted */
+    if (name == NULL || !PyUnicode_CheckExact(name)) {
         return -1;
     }
     PyObject *code = PyDict_GetItemWithError(M.codes, name);  /* borrowed */
@@ -163,8 +220,8 @@ code_of(PyObject *node)
 static PyObject *
 children_of(PyObject *node)
 {
-    PyObject *children = SLOT(node, M.layout.children);
-    return PyList_CheckExact(children) ? children : NULL;
+    PyObject *children = SLOT(node, M.layout.children);  /* NULL: deleted */
+    return children != NULL && PyList_CheckExact(children) ? children : NULL;
 }
 
 /* The children of ``node`` by code into ``one`` (borrowed; zeroed here): each
@@ -218,7 +275,7 @@ value(PyObject *node)
     if (text == Py_None) {
         return PyUnicode_New(0, 0);
     }
-    if (!PyUnicode_CheckExact(text) || PyUnicode_READY(text) < 0) {
+    if (text == NULL || !PyUnicode_CheckExact(text) || PyUnicode_READY(text) < 0) {
         return NULL;
     }
     Py_ssize_t len = PyUnicode_GET_LENGTH(text), start = 0, end = len;
@@ -308,7 +365,8 @@ map_meta(PyObject *node)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
         PyObject *child = PyList_GET_ITEM(children, i);
         int is_int, at = meta_field(code_of(child), &is_int);
-        if (at < 0 || values[at] != NULL || !PyUnicode_CheckExact(SLOT(child, M.layout.text))) {
+        PyObject *text = at < 0 ? NULL : SLOT(child, M.layout.text);
+        if (text == NULL || values[at] != NULL || !PyUnicode_CheckExact(text)) {
             goto done;
         }
         values[at] = is_int ? number(child) : value(child);
@@ -466,28 +524,34 @@ map_item(PyObject *node, PyObject *inherited)
             goto done;  /* embedded markup */
         }
         PyObject *text = SLOT(data_node, M.layout.text);
+        if (text == NULL) {
+            goto done;
+        }
         PyObject *data = text == Py_None ? PyUnicode_New(0, 0) : (Py_INCREF(text), text);
         if (data == NULL) {
             goto done;
         }
         PyObject *fmt = inherited;
+        Py_INCREF(fmt);
         if (values[2] != Py_None) {
+            /* held here: a Meta's format need not be held by the Meta (a property) */
             PyObject *own = PyObject_GetAttr(values[2], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
-            if (own == NULL) {
-                Py_DECREF(data);
-                goto done;
-            }
-            int truth = PyObject_IsTrue(own);
-            Py_DECREF(own);  /* still held by the Meta */
+            int truth = own == NULL ? -1 : PyObject_IsTrue(own);
             if (truth < 0) {
+                Py_XDECREF(own);
+                Py_DECREF(fmt);
                 Py_DECREF(data);
                 goto done;
             }
             if (truth) {
-                fmt = own;
+                Py_SETREF(fmt, own);
+            }
+            else {
+                Py_DECREF(own);
             }
         }
         values[3] = settled(data, fmt);
+        Py_DECREF(fmt);
         Py_DECREF(data);
         if (values[3] == NULL) {
             goto done;
@@ -526,6 +590,23 @@ map_items(PyObject *node, PyObject *inherited)
         Py_DECREF(item);
     }
     return list;
+}
+
+/* map_items(node, the Format of the command's Meta ``meta``, or None) */
+static PyObject *
+map_items_of(PyObject *node, PyObject *meta)
+{
+    if (meta == Py_None) {
+        return map_items(node, Py_None);
+    }
+    /* held here: a Meta's format need not be held by the Meta (a property) */
+    PyObject *inherited = PyObject_GetAttr(meta, PyTuple_GET_ITEM(M.fields[C_Meta], 1));
+    if (inherited == NULL) {
+        return NULL;
+    }
+    PyObject *items = map_items(node, inherited);
+    Py_DECREF(inherited);
+    return items;
 }
 
 static PyObject *map_commands(PyObject *node, uint64_t skip, int depth, int *final);
@@ -595,18 +676,8 @@ map_command(PyObject *node, int code, int depth)
                 || (values[5] = values_of(node, E_SourceRef)) == NULL) {
             goto done;
         }
-        {
-            PyObject *inherited = Py_None;
-            if (values[3] != Py_None) {
-                inherited = PyObject_GetAttr(values[3], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
-                if (inherited == NULL) {
-                    goto done;
-                }
-                Py_DECREF(inherited);  /* held by the Meta */
-            }
-            if ((values[6] = map_items(node, inherited)) == NULL) {
-                goto done;
-            }
+        if ((values[6] = map_items_of(node, values[3])) == NULL) {
+            goto done;
         }
         break;
     case E_Alert:
@@ -653,18 +724,8 @@ map_command(PyObject *node, int code, int depth)
                 || (values[3] = optional_meta(one[E_Meta])) == NULL) {
             goto done;
         }
-        {
-            PyObject *inherited = Py_None;
-            if (values[3] != Py_None) {
-                inherited = PyObject_GetAttr(values[3], PyTuple_GET_ITEM(M.fields[C_Meta], 1));
-                if (inherited == NULL) {
-                    goto done;
-                }
-                Py_DECREF(inherited);  /* held by the Meta */
-            }
-            if ((values[4] = map_items(node, inherited)) == NULL) {
-                goto done;
-            }
+        if ((values[4] = map_items_of(node, values[3])) == NULL) {
+            goto done;
         }
         if (code == E_Exec && (values[5] = optional_value(one[E_Correlator])) == NULL) {
             goto done;
@@ -773,8 +834,7 @@ map_message(PyObject *module, PyObject *root)
     PyObject *result = NULL;
     uint64_t seen;
     int final = 0;
-    if (!M.ready || !Py_IS_TYPE(root, M.layout.type)
-            || !PyUnicode_CheckExact(SLOT(root, M.layout.name))
+    if (!M.ready || !classes_unchanged() || code_of(root) < 0
             || PyUnicode_Compare(SLOT(root, M.layout.name), M.root_name) != 0
             || scan(root, BIT(E_SyncHdr) | BIT(E_SyncBody), 0, one, &seen) < 0
             || one[E_SyncHdr] == NULL || one[E_SyncBody] == NULL) {
@@ -816,6 +876,12 @@ setup_mapping(PyObject *module, PyObject *args)
     if (node_layout(node_cls, &M.layout) < 0 || PyTuple_GET_SIZE(classes) != C_COUNT) {
         Py_RETURN_FALSE;
     }
+    Py_INCREF(node_cls);  /* layout.type: a class freed while in use would be read by its slots */
+    Py_XSETREF(M.node_cls, node_cls);
+    if ((M.init_str == NULL && (M.init_str = PyUnicode_InternFromString("__init__")) == NULL)
+            || (M.name_str == NULL && (M.name_str = PyUnicode_InternFromString("NAME")) == NULL)) {
+        return NULL;
+    }
     PyObject *codes = PyDict_New();
     if (codes == NULL) {
         return NULL;
@@ -851,6 +917,18 @@ setup_mapping(PyObject *module, PyObject *args)
         Py_INCREF(cls);
         Py_XSETREF(M.cls[which], cls);
         Py_XSETREF(M.fields[which], fields);
+        PyObject *dict = ((PyTypeObject *)cls)->tp_dict;
+        PyObject *init = dict ? PyDict_GetItemWithError(dict, M.init_str) : NULL;
+        PyObject *name = dict && which >= C_Status ? PyDict_GetItemWithError(dict, M.name_str)
+                                                   : NULL;
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_XINCREF(init);
+        Py_XSETREF(M.init[which], init);
+        Py_XINCREF(name);
+        Py_XSETREF(M.name[which], name);
+        M.tag[which] = 0;
     }
     Py_INCREF(settle);
     Py_XSETREF(M.settle, settle);
@@ -1202,6 +1280,51 @@ w_source(Writer *w, PyObject *ref)
     return w_locref(w, E_Source, ref);
 }
 
+/* one Item of w_items (held by the caller) */
+static int
+w_item(Writer *w, PyObject *item)
+{
+    Py_ssize_t start = PyList_GET_SIZE(w->out);
+    if (add_from(w, w->open, N[E_Item]) < 0 || w_optional(w, item, A_target, w_target) < 0
+            || w_optional(w, item, A_source, w_source) < 0
+            || w_optional(w, item, A_meta, w_meta) < 0) {
+        return -1;
+    }
+    PyObject *data = attr(item, A_data);
+    if (data == NULL) {
+        return -1;
+    }
+    int failed = 0;
+    if (PyUnicode_CheckExact(data)) {
+        failed = w_value(w, E_Data, data) < 0;
+    }
+    else if (PyBytes_CheckExact(data)) {
+        PyObject *done = PyObject_CallFunctionObjArgs(w->data_bytes, w->out, data, NULL);
+        failed = done == NULL;
+        Py_XDECREF(done);
+    }
+    else if (data != Py_None) {
+        failed = 1;  /* embedded markup, or a type write refuses */
+    }
+    Py_DECREF(data);
+    if (failed) {
+        return -1;
+    }
+    int more = attr_true(item, A_more_data);
+    if (more < 0 || (more && add_from(w, w->empty, N[E_MoreData]) < 0)) {
+        return -1;
+    }
+    if (PyList_GET_SIZE(w->out) == start + 1) {
+        PyObject *piece = PyDict_GetItemWithError(w->empty, N[E_Item]);
+        if (piece == NULL) {
+            return -1;
+        }
+        Py_INCREF(piece);
+        return PyList_SetItem(w->out, start, piece);
+    }
+    return add_from(w, w->close, N[E_Item]);
+}
+
 static int
 w_items(Writer *w, PyObject *obj)
 {
@@ -1216,50 +1339,9 @@ w_items(Writer *w, PyObject *obj)
             failed = 1;
             break;
         }
-        Py_ssize_t start = PyList_GET_SIZE(w->out);
-        if (add_from(w, w->open, N[E_Item]) < 0 || w_optional(w, item, A_target, w_target) < 0
-                || w_optional(w, item, A_source, w_source) < 0
-                || w_optional(w, item, A_meta, w_meta) < 0) {
-            failed = 1;
-            break;
-        }
-        PyObject *data = attr(item, A_data);
-        if (data == NULL) {
-            failed = 1;
-            break;
-        }
-        if (PyUnicode_CheckExact(data)) {
-            failed = w_value(w, E_Data, data) < 0;
-        }
-        else if (PyBytes_CheckExact(data)) {
-            PyObject *done = PyObject_CallFunctionObjArgs(w->data_bytes, w->out, data, NULL);
-            failed = done == NULL;
-            Py_XDECREF(done);
-        }
-        else if (data != Py_None) {
-            failed = 1;  /* embedded markup, or a type write refuses */
-        }
-        Py_DECREF(data);
-        if (failed) {
-            break;
-        }
-        int more = attr_true(item, A_more_data);
-        if (more < 0 || (more && add_from(w, w->empty, N[E_MoreData]) < 0)) {
-            failed = 1;
-            break;
-        }
-        if (PyList_GET_SIZE(w->out) == start + 1) {
-            PyObject *piece = PyDict_GetItemWithError(w->empty, N[E_Item]);
-            if (piece == NULL) {
-                failed = 1;
-                break;
-            }
-            Py_INCREF(piece);
-            failed = PyList_SetItem(w->out, start, piece) < 0;
-        }
-        else {
-            failed = add_from(w, w->close, N[E_Item]) < 0;
-        }
+        Py_INCREF(item);  /* held: reading its attributes may run code (a property) */
+        failed = w_item(w, item) < 0;
+        Py_DECREF(item);
     }
     Py_DECREF(items);
     return failed ? -1 : 0;
@@ -1393,7 +1475,10 @@ w_commands(Writer *w, PyObject *obj, int which, int depth)
     }
     int failed = !PyList_CheckExact(commands);
     for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(commands); i++) {
-        failed = w_command(w, PyList_GET_ITEM(commands, i), depth) < 0;
+        PyObject *cmd = PyList_GET_ITEM(commands, i);
+        Py_INCREF(cmd);  /* held: reading its attributes may run code (a property) */
+        failed = w_command(w, cmd, depth) < 0;
+        Py_DECREF(cmd);
     }
     Py_DECREF(commands);
     return failed ? -1 : 0;
@@ -1433,7 +1518,7 @@ write_model(PyObject *module, PyObject *args)
         return NULL;
     }
     if (!M.ready || PyTuple_GET_SIZE(tables) != 11
-            || !Py_IS_TYPE(msg, (PyTypeObject *)M.cls[C_SyncML])) {
+            || !Py_IS_TYPE(msg, (PyTypeObject *)M.cls[C_SyncML]) || !classes_unchanged()) {
         Py_RETURN_NONE;
     }
     w.root_open = PyTuple_GET_ITEM(tables, 0);
@@ -1451,10 +1536,11 @@ write_model(PyObject *module, PyObject *args)
             || !PyDict_Check(w.leaf) || !PyDict_Check(w.meta_empty) || !PyDict_Check(w.meta_leaf)) {
         Py_RETURN_NONE;
     }
+    int switches = PyObject_IsTrue(meta_switch);
     w.out = PyList_New(0);
-    w.ends = PyObject_IsTrue(meta_switch) ? PyList_New(0) : (Py_INCREF(Py_None), Py_None);
+    w.ends = switches > 0 ? PyList_New(0) : (Py_INCREF(Py_None), Py_None);
     PyObject *hdr = NULL, *result = NULL;
-    if (w.out == NULL || w.ends == NULL || add(&w, w.root_open) < 0
+    if (switches < 0 || w.out == NULL || w.ends == NULL || add(&w, w.root_open) < 0
             || (hdr = attr(msg, A_hdr)) == NULL || w_hdr(&w, hdr) < 0) {
         goto done;
     }
