@@ -76,27 +76,13 @@ _LEVELS = frozenset(LogLevel.iterconstants())
 class Logger(_TwistedLogger):
     """twisted's ``Logger``, the same events, sooner: ``emit`` looks the
     level up in a set (twisted's lists and sorts LogLevel's constants for
-    every event), and ``info``/``warn`` build their event at once.  A level
-    that is not a LogLevel is left to twisted, which reports it."""
+    every event).  A level that is not a LogLevel is left to twisted, which
+    reports it."""
 
     def emit(self, level, format=None, **kwargs):
         if level not in _LEVELS:
             return _TwistedLogger.emit(self, level, format, **kwargs)
         kwargs.update(log_logger=self, log_level=level, log_namespace=self.namespace,
-                      log_source=self.source, log_format=format, log_time=time())
-        if "log_trace" in kwargs:
-            kwargs["log_trace"].append((self, self.observer))
-        self.observer(kwargs)
-
-    def info(self, format=None, **kwargs):
-        kwargs.update(log_logger=self, log_level=LogLevel.info, log_namespace=self.namespace,
-                      log_source=self.source, log_format=format, log_time=time())
-        if "log_trace" in kwargs:
-            kwargs["log_trace"].append((self, self.observer))
-        self.observer(kwargs)
-
-    def warn(self, format=None, **kwargs):
-        kwargs.update(log_logger=self, log_level=LogLevel.warn, log_namespace=self.namespace,
                       log_source=self.source, log_format=format, log_time=time())
         if "log_trace" in kwargs:
             kwargs["log_trace"].append((self, self.observer))

@@ -4,10 +4,28 @@ pytest.mark.usefixtures("wbxml_impl")`` run once with each; the C run
 skips, saying why, where the extension was not built."""
 
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from dmgateway.codec import wbxml_reader, wbxml_writer
+
+
+def printed_with_switch(code, variable, values):
+    """What C{python -c code} prints (stripped) in a fresh interpreter with
+    the environment variable C{variable} set to each of C{values}, in order:
+    the C{DMGW_PURE_*} switches are read at import time."""
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    env = dict(os.environ, PYTHONPATH=root)
+    printed = []
+    for value in values:
+        env[variable] = value
+        printed.append(subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
+                                      capture_output=True, text=True, timeout=60).stdout.strip())
+    return printed
 
 
 def speedups():

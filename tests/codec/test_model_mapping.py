@@ -15,10 +15,7 @@ field of any model object set to an odd value), and ``xml.encode`` and
 """
 
 import copy as copying
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +26,7 @@ from dmgateway.codec.element import Node
 from dmgateway.codec.errors import CodecError
 from dmgateway.codec.wbxml_pages import SYNCML11, SYNCML12
 from dmgateway.codec.wbxml_writer import syncml_dialect
-from tests.codec.conftest import speedups
+from tests.codec.conftest import printed_with_switch, speedups
 from tests.codec.strategies import messages
 
 SPEEDUPS = speedups()
@@ -224,13 +221,8 @@ def test_a_model_it_was_not_written_for_is_left_to_the_pure_reader(monkeypatch):
 def test_dmgw_pure_model_keeps_the_accelerators_unused():
     code = ("from dmgateway.codec import mapping_reader as m, model_writer as w; "
             "print(m._c_map is None, w._c_write is None)")
-    root = str(Path(__file__).resolve().parent.parent.parent)
-    env = dict(os.environ, PYTHONPATH=root)
-    for value, expected in (("1", "True True"), ("0", "False False"), ("", "False False")):
-        env["DMGW_PURE_MODEL"] = value
-        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
-                             capture_output=True, text=True).stdout.strip()
-        assert out == expected, value
+    assert printed_with_switch(code, "DMGW_PURE_MODEL", ("1", "0", "")) == [
+        "True True", "False False", "False False"]
 
 
 # -- the writer: model -> pieces -----------------------------------------------------

@@ -10,9 +10,6 @@ past a limit.  Likewise ``encode_node`` writes the same bytes, or raises the
 same error, with or without it, on valid and on malformed trees.
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +21,7 @@ from dmgateway.codec.element import NS_DMDDF, NS_METINF, NS_SYNCML, Node
 from dmgateway.codec.errors import CodecError
 from dmgateway.codec.wbxml_pages import DMDDF12, PROV10, SYNCML11, SYNCML12
 from dmgateway.codec.wbxml_tables import K_END, K_OPAQUE, K_STR_I, K_SWITCH, compiled
-from tests.codec.conftest import speedups
+from tests.codec.conftest import printed_with_switch, speedups
 from tests.codec.strategies import messages
 from tests.codec.wbxml_vectors import DDF_EXAMPLE, DM_WORKED_EXAMPLE, LIBWBXML_DM_TNDS
 
@@ -230,13 +227,7 @@ def test_a_memoryview_or_bytearray_reads_the_same():
 
 def test_dmgw_pure_wbxml_keeps_the_accelerator_unused():
     code = "from dmgateway.codec import wbxml_reader as r; print(r._c_decode_body is None)"
-    root = str(Path(__file__).resolve().parent.parent.parent)
-    env = dict(os.environ, PYTHONPATH=root)
-    for value, expected in (("1", "True"), ("0", "False"), ("", "False")):
-        env["DMGW_PURE_WBXML"] = value
-        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
-                             capture_output=True, text=True).stdout.strip()
-        assert out == expected, value
+    assert printed_with_switch(code, "DMGW_PURE_WBXML", ("1", "0", "")) == ["True", "False", "False"]
 
 
 # -- the writer -----------------------------------------------------------------
