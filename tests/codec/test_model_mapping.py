@@ -15,7 +15,10 @@ field of any model object set to an odd value), and ``xml.encode`` and
 """
 
 import copy as copying
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
