@@ -294,14 +294,15 @@ value(PyObject *node)
     return PyUnicode_Substring(text, start, end);
 }
 
-/* value(node) or None for a NULL node; NULL: another shape */
+/* map(node), or None for a NULL node (an element that is absent); NULL:
+ * another shape */
 static PyObject *
-optional_value(PyObject *node)
+optional(PyObject *(*map)(PyObject *), PyObject *node)
 {
     if (node == NULL) {
         Py_RETURN_NONE;
     }
-    return value(node);
+    return map(node);
 }
 
 /* The int of a leaf holding 1 to 20 ASCII digits (after stripping); NULL otherwise */
@@ -391,16 +392,6 @@ done:
     return result;
 }
 
-/* map_meta(node), or None for a NULL node */
-static PyObject *
-optional_meta(PyObject *node)
-{
-    if (node == NULL) {
-        Py_RETURN_NONE;
-    }
-    return map_meta(node);
-}
-
 static PyObject *
 map_locref(PyObject *node)
 {
@@ -410,21 +401,12 @@ map_locref(PyObject *node)
     }
     PyObject *values[2] = {value(one[E_LocURI]), NULL};
     PyObject *result = NULL;
-    if (values[0] != NULL && (values[1] = optional_value(one[E_LocName])) != NULL) {
+    if (values[0] != NULL && (values[1] = optional(value, one[E_LocName])) != NULL) {
         result = make(C_LocRef, values);
     }
     Py_XDECREF(values[0]);
     Py_XDECREF(values[1]);
     return result;
-}
-
-static PyObject *
-optional_locref(PyObject *node)
-{
-    if (node == NULL) {
-        Py_RETURN_NONE;
-    }
-    return map_locref(node);
 }
 
 static PyObject *
@@ -437,7 +419,7 @@ optional_cred(PyObject *node)
     if (scan(node, BIT(E_Meta) | BIT(E_Data), 0, one, NULL) < 0) {
         return NULL;
     }
-    PyObject *values[2] = {optional_meta(one[E_Meta]), NULL};
+    PyObject *values[2] = {optional(map_meta, one[E_Meta]), NULL};
     PyObject *result = NULL;
     if (values[0] == NULL) {
         return NULL;
@@ -508,9 +490,9 @@ map_item(PyObject *node, PyObject *inherited)
     }
     PyObject *values[5] = {NULL};
     PyObject *result = NULL;
-    if ((values[0] = optional_locref(one[E_Target])) == NULL
-            || (values[1] = optional_locref(one[E_Source])) == NULL
-            || (values[2] = optional_meta(one[E_Meta])) == NULL) {
+    if ((values[0] = optional(map_locref, one[E_Target])) == NULL
+            || (values[1] = optional(map_locref, one[E_Source])) == NULL
+            || (values[2] = optional(map_meta, one[E_Meta])) == NULL) {
         goto done;
     }
     PyObject *data_node = one[E_Data];
@@ -630,7 +612,7 @@ map_command(PyObject *node, int code, int depth)
         which = C_Status;
         n = 10;
         if ((values[0] = value(one[E_CmdID])) == NULL
-                || (values[1] = optional_value(one[E_MsgRef])) == NULL) {
+                || (values[1] = optional(value, one[E_MsgRef])) == NULL) {
             goto done;
         }
         if (one[E_Cmd] == NULL) {
@@ -669,9 +651,9 @@ map_command(PyObject *node, int code, int depth)
         which = C_Results;
         n = 7;
         if ((values[0] = value(one[E_CmdID])) == NULL
-                || (values[1] = optional_value(one[E_MsgRef])) == NULL
+                || (values[1] = optional(value, one[E_MsgRef])) == NULL
                 || (values[2] = value(one[E_CmdRef])) == NULL
-                || (values[3] = optional_meta(one[E_Meta])) == NULL
+                || (values[3] = optional(map_meta, one[E_Meta])) == NULL
                 || (values[4] = values_of(node, E_TargetRef)) == NULL
                 || (values[5] = values_of(node, E_SourceRef)) == NULL) {
             goto done;
@@ -702,7 +684,7 @@ map_command(PyObject *node, int code, int depth)
         else if ((values[3] = number(one[E_Data])) == NULL) {
             goto done;
         }
-        if ((values[4] = optional_value(one[E_Correlator])) == NULL
+        if ((values[4] = optional(value, one[E_Correlator])) == NULL
                 || (values[5] = map_items(node, Py_None)) == NULL) {
             goto done;
         }
@@ -721,13 +703,13 @@ map_command(PyObject *node, int code, int depth)
         values[1] = one[E_NoResp] != NULL ? Py_True : Py_False;
         Py_INCREF(values[1]);
         if ((values[2] = optional_cred(one[E_Cred])) == NULL
-                || (values[3] = optional_meta(one[E_Meta])) == NULL) {
+                || (values[3] = optional(map_meta, one[E_Meta])) == NULL) {
             goto done;
         }
         if ((values[4] = map_items_of(node, values[3])) == NULL) {
             goto done;
         }
-        if (code == E_Exec && (values[5] = optional_value(one[E_Correlator])) == NULL) {
+        if (code == E_Exec && (values[5] = optional(value, one[E_Correlator])) == NULL) {
             goto done;
         }
         break;
@@ -746,7 +728,7 @@ map_command(PyObject *node, int code, int depth)
         }
         values[1] = one[E_NoResp] != NULL ? Py_True : Py_False;
         Py_INCREF(values[1]);
-        if ((values[2] = optional_meta(one[E_Meta])) == NULL
+        if ((values[2] = optional(map_meta, one[E_Meta])) == NULL
                 || (values[3] = map_commands(node, BIT(E_CmdID) | BIT(E_NoResp) | BIT(E_Meta),
                                              depth + 1, NULL)) == NULL) {
             goto done;
@@ -782,10 +764,10 @@ map_hdr(PyObject *node)
             && (values[3] = map_locref(one[E_Source])) != NULL
             && (values[4] = value(one[E_VerDTD])) != NULL
             && (values[5] = value(one[E_VerProto])) != NULL
-            && (values[6] = optional_value(one[E_RespURI])) != NULL
+            && (values[6] = optional(value, one[E_RespURI])) != NULL
             && (values[7] = one[E_NoResp] != NULL ? Py_True : Py_False, Py_INCREF(values[7]), 1)
             && (values[8] = optional_cred(one[E_Cred])) != NULL
-            && (values[9] = optional_meta(one[E_Meta])) != NULL) {
+            && (values[9] = optional(map_meta, one[E_Meta])) != NULL) {
         result = make(C_SyncHdr, values);
     }
     for (int i = 0; i < 10; i++) {
