@@ -195,6 +195,36 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual(await store.live_sessions(), [two])
         self.assertEqual(await store.end_session("s2", START + 2), two)
 
+    async def test_sessions_have_no_device_index_and_still_go_with_their_device(self):
+        # (migration 012: one b-tree written per session start and end, not two)
+        store = await self.open(migrations=[m for m in load_migrations() if m.version < 12])
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        one = await store.start_session("s1", "IMEI:1", "node-a", START, job_ids=["j1"])
+        two = await store.start_session("s2", "IMEI:2", "node-b", START + 1)
+        self.assertEqual(await self.session_indexes(store), ["sessions_device"])
+        self.assertEqual(await store.migrate(), [m.version for m in load_migrations() if m.version >= 12])
+        self.assertEqual(await self.session_indexes(store), [])
+        self.assertEqual(await store.live_sessions(), [one, two])
+        self.assertEqual(await store.live_sessions(device_id="IMEI:2"), [two])
+        three = await store.start_session("s3", "IMEI:1", "node-b", START + 2)
+        self.assertTrue(await store.delete_device("IMEI:1"))  # its sessions go with it
+        self.assertEqual(await store.live_sessions(), [two])
+        self.assertIsNone(await store.get_session(three.token))
+        self.assertEqual(await store.end_session("s2", START + 3), two)
+        self.assertEqual(await store.live_sessions(), [])
+
+    async def session_indexes(self, store):
+        """The names of the indexes on C{sessions} other than its primary key's."""
+        if self.engine == "sqlite":
+            sql = ("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'"
+                   " AND sql IS NOT NULL ORDER BY name")
+        else:
+            sql = ("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'sessions'"
+                   " AND indexname <> 'sessions_keyed_pkey' AND indexname NOT LIKE '%pkey' ORDER BY indexname")
+        rows = await store.run_interaction("indexes", lambda txn: txn.fetchall(sql))
+        return [row["name"] for row in rows]
+
 
 class SQLiteSessionTests(OnSQLite, SessionTestsMixin, TestCase):
     pass
