@@ -63,6 +63,39 @@ class SQLiteOnlyTests(OnSQLite, StoreCase, TestCase):
         settings = await store.run_interaction("pragmas", _memory_pragmas)
         self.assertEqual(settings, {"cache_size": -4096, "mmap_size": 0})
 
+    async def test_a_new_file_gets_the_page_size_and_an_old_one_keeps_its_own(self):
+        from dmgateway.store.sqlite import PAGE_SIZE
+
+        self.assertNotEqual(PAGE_SIZE, 4096)
+        store = await self.open()
+        self.assertEqual(await _page_size(store), PAGE_SIZE)
+        # a store file made before (SQLite's default page, WAL) migrates, serves
+        # sessions on the reactor connection and reopens with its page as it is
+        path = self.tmp_path / "old.db"
+        old = sqlite3.connect(str(path), isolation_level=None)
+        old.execute("PRAGMA page_size = 4096")
+        old.execute("PRAGMA journal_mode = WAL")
+        old.execute("CREATE TABLE before_us (x)")
+        old.close()
+        for _ in range(2):
+            store = await open_store(f"sqlite:{path}", clock=self.clock)
+            self.addCleanup(store.close)
+            self.assertEqual(await _page_size(store), 4096)
+            if await store.get_device("IMEI:1") is None:
+                await add_device(store, "IMEI:1")
+            device, jobs = await store.session_reads("IMEI:1")
+            self.assertEqual((device.device_id, jobs), ("IMEI:1", []))
+            batch = store.batch()
+            batch.start_session("s1", "IMEI:1", "node-a", 1.0)
+            batch.end_session("s1", 2.0, "completed")
+            await batch.commit(short=True)
+            self.assertEqual((await store.get_device("IMEI:1")).last_session["outcome"], "completed")
+            await store.close()
+        checked = sqlite3.connect(str(path))
+        self.addCleanup(checked.close)
+        self.assertEqual(checked.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
+        self.assertEqual(checked.execute("PRAGMA page_size").fetchone(), (4096,))
+
     async def test_opening_waits_for_another_writer_instead_of_failing(self):
         # A second process opening the file while another one writes (two
         # daemons, or dmgw beside the daemon, starting at once): SQLite answers
@@ -102,6 +135,11 @@ class SQLiteOnlyTests(OnSQLite, StoreCase, TestCase):
         self.assertEqual(sorted(seqs), list(range(1, 21)))
         self.assertEqual(len(await second.events_after(0, limit=100)), 20)
         self.assertTrue(os.path.exists(self.uri[len("sqlite:"):] + "-wal"))
+
+
+async def _page_size(store):
+    row = await store.run_interaction("page_size", lambda txn: txn.fetchone("PRAGMA page_size"))
+    return list(row.values())[0]
 
 
 def _connection_pragmas(connection):
