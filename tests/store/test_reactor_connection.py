@@ -254,6 +254,8 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         store._direct.checkpoint = checkpoint
         for n in range(7):
             self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+            # (reads add nothing to the WAL: they do not count)
+            self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, f"c{n}", short=True)), 1)
         await store.run_interaction("drain", _counter, "c0")
         self.assertEqual(checkpoints, [True, True])
 
