@@ -24,13 +24,19 @@ from .migrations import Migration, load_migrations
 from .model import SchemaTooNew, StoreClosed, StoreError
 from .values import marks
 
-__all__ = ["Database", "Engine", "Txn", "Batch", "BUSY"]
+__all__ = ["Database", "Engine", "Txn", "Batch", "BUSY", "SINGLE"]
 
 log = Logger()
 
 #: What a reactor connection's C{run} answers when the database was locked:
 #: the transaction was rolled back and goes to the pool instead.
 BUSY = object()
+
+#: C{run_interaction(..., short=SINGLE)}: a short transaction of ONE
+#: statement (a read), which a reactor connection runs without C{BEGIN}
+#: and C{COMMIT} (see L{ReactorConnection.run
+#: <dmgateway.store.sqlite.ReactorConnection.run>}).
+SINGLE = "single"
 
 
 class Engine(Protocol):
@@ -215,12 +221,13 @@ class Database:
             has nothing queued or running (so transactions still run in
             the order they were asked for), and on the pool when the
             database is locked.  The caller sees no difference but speed.
+            L{SINGLE}: such a transaction of one statement.
         """
         if self._closed:
             return defer.fail(StoreClosed(f"store is closed ({desc})"))
         started = None if self.on_transaction is None else self._clock.seconds()
         if short and self._direct is not None and not self._on_pool and not self._in_direct:
-            d = self._run_direct(func, args, started)
+            d = self._run_direct(func, args, started, short is not SINGLE)
             if d is not None:
                 return d
         d = self._pool.runInteraction(self._interact, func, args)
@@ -232,7 +239,7 @@ class Database:
         d.addErrback(self._failed)
         return d
 
-    def _run_direct(self, func, args: tuple, started: Optional[float]) -> Optional[Deferred]:
+    def _run_direct(self, func, args: tuple, started: Optional[float], begin: bool) -> Optional[Deferred]:
         """
         The transaction on the reactor connection, fired; L{None} if it
         must go to the pool.  What the pool's callbacks do (L{_timed},
@@ -241,7 +248,7 @@ class Database:
         """
         self._in_direct = True
         try:
-            result = self._direct.run(self._interact_begun, func, args)
+            result = self._direct.run(self._interact_begun, func, args, begin=begin)
         except BaseException:
             self._in_direct = False
             failure = Failure()

@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred
 
 from dmgateway.jobstates import job_event
 
-from .database import Database
+from .database import SINGLE, Database
 from .devices import device_from_row
 from .jobs import job_from_row
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Device, Job, Recovery, Session
@@ -44,11 +44,12 @@ class SessionStore(Database):
 
     def session_reads(self, device_id: str) -> Deferred:
         """
-        What a DM session of C{device_id} starts from, in one query of a
-        short transaction: fire with its L{Device} (or L{None}) and its
-        pending jobs (L{pending_jobs}, oldest first).
+        What a DM session of C{device_id} starts from, in one query (a
+        short transaction of that statement alone): fire with its
+        L{Device} (or L{None}) and its pending jobs (L{pending_jobs},
+        oldest first).
         """
-        return self.run_interaction("session_reads", self._session_reads_txn, device_id, short=True)
+        return self.run_interaction("session_reads", self._session_reads_txn, device_id, short=SINGLE)
 
     def _session_reads_txn(self, txn, device_id) -> tuple[Optional[Device], list[Job]]:
         rows = txn.fetchall(_SESSION_READS_SQL, (*PENDING_JOB_STATES, device_id))

@@ -295,12 +295,16 @@ class ReactorConnection:
             raise
         return connection
 
-    def run(self, interaction: Any, *args: Any) -> Any:
+    def run(self, interaction: Any, *args: Any, begin: bool = True) -> Any:
         """
         C{interaction(cursor, *args)} in one transaction (begun here),
         committed on return and rolled back on an exception (raised, as
         the pool's would be); L{BUSY} if the database was locked, rolled
         back too.
+
+        @param begin: C{False} for an interaction of ONE statement, which
+            then runs on its own (atomic, as every statement SQLite runs
+            outside a transaction), without C{BEGIN} and C{COMMIT}.
         """
         try:
             if self._connection is None:
@@ -316,10 +320,12 @@ class ReactorConnection:
         try:
             # Deferred: a read takes no lock, a write takes it at its first
             # change (or meets BUSY, as BEGIN IMMEDIATE would).
-            cursor.execute("BEGIN")
+            if begin:
+                cursor.execute("BEGIN")
             result = interaction(cursor, *args)
             cursor.close()
-            connection.commit()
+            if begin:
+                connection.commit()
         except sqlite3.OperationalError as e:
             self._rollback(cursor)
             if not _is_busy(e):

@@ -59,6 +59,38 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         # committed: the pool's connection sees it
         self.assertEqual(await store.run_interaction("read", _counter, "a"), 1)
 
+    async def test_session_reads_run_alone_without_a_transaction(self):
+        # (short=SINGLE: one statement needs no BEGIN and COMMIT of its own)
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        job = await store.create_job("j1", "IMEI:1", [{"op": "Get", "target": "./DevInfo/Mod"}])
+        self.successResultOf(store.run_interaction("warm", _counter, "x", short=True))
+        statements = []
+        store._direct._connection.set_trace_callback(statements.append)
+        device, jobs = self.successResultOf(store.session_reads("IMEI:1"))
+        self.assertEqual((device.device_id, jobs), ("IMEI:1", [job]))
+        self.assertEqual(len(statements), 1)
+        self.assertTrue(statements[0].startswith("SELECT d.*"), statements[0])
+        self.assertEqual(self.successResultOf(store.session_reads("IMEI:404")), (None, []))
+        # another connection's write lock does not stop a read (WAL)
+        other = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE jobs SET state = 'notified'")
+        self.assertEqual(self.successResultOf(store.session_reads("IMEI:1"))[1], [job])
+        other.execute("COMMIT")
+        self.assertEqual(self.successResultOf(store.session_reads("IMEI:1"))[1][0].state, "notified")
+        self.assertEqual(store._direct.fallbacks, 0)
+        # no transaction is left open on the connection
+        self.assertFalse(store._direct._connection.in_transaction)
+        # behind the pool's work it runs on the pool, in its turn
+        release, running = self.hold_pool(store)
+        queued = store.session_reads("IMEI:1")
+        self.assertNoResult(queued)
+        release.set()
+        await running
+        self.assertEqual((await queued)[0], device)
+
     async def test_reactor_connection_never_waits(self):
         store = await self.open()
         timeout = self.successResultOf(store.run_interaction("pragma", _busy_timeout, short=True))
