@@ -90,6 +90,16 @@ def test_load_json_of_text_and_of_bytes():
             load_json(bad, "x")
 
 
+def test_load_json_reads_what_json_loads_reads():
+    # (a compact value is read by the scanner alone, anything else as before)
+    for text in ('{"a":[1,2.5,null,true],"b":"\\u00e9x"}', "[]", "0", '"s"', "NaN", "-Infinity", " [1]", "[1] ",
+                 "\n{}\t", '{"a": {"b": [{}]}}', "1e400"):
+        assert repr(load_json(text, "x")) == repr(json.loads(text))  # (repr: NaN is not NaN)
+    for bad in ("[1] [2]", "[1,]", "{'a': 1}", "[", "tru", " ", "1 2"):
+        with pytest.raises(StoreError, match="stored x is not valid JSON"):
+            load_json(bad, "x")
+
+
 def test_a_builder_makes_what_the_constructor_makes():
     values = {"name": "a", "flag": True, "doc": {"k": 1}, "both": (1, 2), "extra": "x"}
     built = builder(Pair)(values)
