@@ -238,8 +238,9 @@ class JobRun:
                 continue
             if unit.atomic and unit.container_status is None:
                 return False
-            if not all(self.commands[index].settled() for index in unit.indexes):
-                return False
+            for index in unit.indexes:
+                if not self.commands[index].settled():
+                    return False
         return True
 
     def finish(self):

@@ -86,8 +86,10 @@ class ServerCommands:
         """Place units of the open package; then whole following jobs that fit."""
         while True:
             if not self._queue:
-                job = next((job for job in self._jobs if job.state == QUEUED), None)
-                if job is None:
+                for job in self._jobs:  # the first job not started yet
+                    if job.state == QUEUED:
+                        break
+                else:
                     return
                 if not self._package_has_commands:
                     self._start(job, turn)
