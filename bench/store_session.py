@@ -14,6 +14,7 @@ per session in microseconds, per run and the median of the runs.
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -102,6 +103,7 @@ async def main(reactor, args):
         print("median %.1f us CPU/session" % statistics.median(figures))
     finally:
         await store.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
