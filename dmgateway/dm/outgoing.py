@@ -24,6 +24,8 @@ __all__ = ["MAX_DEFERRALS", "Sent", "ServerCommands"]
 # a command that fits a plain continuation message waits for one while other
 # content fills the messages; this many in a row is a loop guard, not a rule
 MAX_DEFERRALS = 10
+# the most units measured together for one message (each is rendered first)
+_RUN = 32
 
 
 @dataclass
@@ -84,6 +86,7 @@ class ServerCommands:
 
     def _fill(self, builder, turn):
         """Place units of the open package; then whole following jobs that fit."""
+        runs = builder.limit is not None  # (unlimited: nothing is measured anyway)
         while True:
             if not self._queue:
                 for job in self._jobs:  # the first job not started yet
@@ -96,8 +99,15 @@ class ServerCommands:
                 elif not self._try_whole_job(builder, job, turn):
                     return
                 continue
+            run = "short"
+            if runs and len(self._queue) > 1:
+                run = self._place_run(builder)
+                if run == "whole":
+                    continue
+                if run == "error":  # one by one from here, as before
+                    runs = False
             unit = self._queue[0]
-            placed = self._place(builder, unit)
+            placed = self._place(builder, unit, misfit=run == "misfit")
             if placed == "placed":
                 self._queue.popleft()
             else:
@@ -110,28 +120,54 @@ class ServerCommands:
         turn.effects.append(JobStarted(job.job_id))
 
     def _try_whole_job(self, builder, job, turn):
-        mark, placed = builder.mark(), []
+        """All of ``job``'s units in this message, or none (then False)."""
         for unit in job.units:
             if self._too_large_for_client(unit) is not None:
-                builder.rollback(mark)
                 return False
-            cmd = unit.render()
-            try:
-                fits = builder.try_add(cmd)
-            except ValueError:
-                fits = False
-            if not fits:
-                builder.rollback(mark)
-                return False
-            placed.append((unit, cmd))
+        cmds = [unit.render() for unit in job.units]
+        try:
+            fits = builder.try_add_all(cmds)  # one measure: a message grows with each command
+        except ValueError:
+            fits = False
+        if not fits:
+            return False
         job.state = RUNNING
         turn.effects.append(JobStarted(job.job_id))
-        for unit, cmd in placed:
+        for unit, cmd in zip(job.units, cmds):
             self._record(builder, unit, cmd)
         return True
 
-    def _place(self, builder, unit):
-        """Put ``unit`` (or its next chunk) in the message: "placed", "partial" or "full"."""
+    def _place_run(self, builder):
+        """Place the plain units at the front of the queue (whole commands,
+        none over the device's MaxObjSize) that fit, as :meth:`_place` one by
+        one would, with fewer measures.  Returns "whole" (the run is placed),
+        "misfit" (the unit now first was measured not to fit after those
+        placed), "error" (an encoder error: nothing placed, :meth:`_place`
+        judges each unit then) or "short" (a run of fewer than two units:
+        nothing done)."""
+        units, cmds = [], []
+        for unit in self._queue:
+            if unit.outgoing is not None or len(units) == _RUN or self._too_large_for_client(unit) is not None:
+                break
+            units.append(unit)
+            cmds.append(unit.render())
+        if len(units) < 2:
+            return "short"
+        try:
+            count = builder.add_fitting_prefix(cmds)
+        except ValueError:
+            return "error"
+        for unit, cmd in zip(units[:count], cmds[:count]):
+            self._record(builder, unit, cmd)
+            self._queue.popleft()
+        return "whole" if count == len(units) else "misfit"
+
+    def _place(self, builder, unit, misfit=False):
+        """Put ``unit`` (or its next chunk) in the message: "placed", "partial" or "full".
+
+        ``misfit``: the whole command was just measured not to fit (by
+        :meth:`_place_run`): try_add would say so again.
+        """
         job = unit.job
         problem = self._too_large_for_client(unit)
         if problem is not None:
@@ -140,7 +176,7 @@ class ServerCommands:
         if unit.outgoing is None:
             cmd = unit.render()
             try:
-                if builder.try_add(cmd):
+                if not misfit and builder.try_add(cmd):
                     self._record(builder, unit, cmd)
                     return "placed"
             except ValueError as error:

@@ -7,9 +7,16 @@ when the message is closed with or without Final.  CmdIDs are numbered per
 message, nested commands included (dm-protocol §3.3).  The server's session
 engine and the client library (:mod:`dmgateway.client.packer`) both fill
 their messages with it.
+
+Given ``encode``, the builder measures by encoding and keeps the bytes of
+the last message it measured: :meth:`encoded` hands them back when the
+message finally sent is that very one (the server's last message of a
+package, whose last measure was taken with Final, is the common case), so
+the reply is not encoded once more.
 """
 
 from dataclasses import replace
+from operator import is_
 
 from ..codec.syncml import Container, SyncML
 
@@ -35,12 +42,20 @@ class MessageBuilder:
     others go through :meth:`try_add`.  ``trailer`` commands (the client's
     Alert 1222) end the message: room is kept for them in every measure and
     :meth:`commands` appends them, numbered after the body.
+
+    With ``encode(msg) -> bytes`` (then ``measure`` may be None), measures
+    are ``len(encode(msg))`` and the bytes of the last stay for
+    :meth:`encoded`; whoever changes a command or the header in place after
+    it was measured (not through this builder) must call :meth:`forget`.
     """
 
-    def __init__(self, hdr, measure, limit, trailer=()):
+    def __init__(self, hdr, measure, limit, trailer=(), encode=None):
         self.hdr = hdr
         self.msg_id = hdr.msg_id
-        self.measure = measure
+        self.measure = measure if encode is None else self._encode_measure
+        self.encode = encode
+        self._measured = None  # (SyncML, bytes) of the last measure, with encode
+        self._sized = None  # (body, size) of the last measure under self.hdr: for guesses only
         self.limit = limit
         self.trailer = list(trailer)
         self.body = []
@@ -118,6 +133,88 @@ class MessageBuilder:
             count += 1
         return count
 
+    def try_add_all(self, cmds):
+        """Append all of ``cmds`` if the message still fits with them; say whether it did.
+
+        What ``all(try_add(cmd) for cmd in cmds)`` decides, with one measure
+        (a message only grows as commands are appended), except that nothing
+        is appended when they do not all fit.  An encoder error propagates
+        with nothing appended.
+        """
+        if not cmds:
+            return True
+        after = self._next_id
+        for cmd in cmds:
+            after = number(cmd, after)
+        if not self._fits(self.body + cmds):
+            return False
+        self._next_id = after
+        self.body.extend(cmds)
+        self.optional += len(cmds)
+        return True
+
+    def add_fitting_prefix(self, cmds):
+        """Append the longest prefix of ``cmds`` that fits; return its length.
+
+        What ``try_add`` one by one until the first refusal appends (ids
+        included), with fewer measures: one when all fit; else an
+        interpolation search between a prefix that fits and one that does
+        not (sizes grow with the prefix).  The commands left out are
+        numbered after the prefix (to be discarded).  An encoder error
+        propagates with nothing appended.
+        """
+        if not cmds:
+            return 0
+        after, ends = self._next_id, []
+        for cmd in cmds:
+            after = number(cmd, after)
+            ends.append(after)
+        count = len(cmds)
+        if self.limit is not None:
+            count = self._longest_prefix(cmds)
+        if count:
+            self._next_id = ends[count - 1]
+            self.body.extend(cmds[:count])
+            self.optional += count
+        return count
+
+    def _longest_prefix(self, cmds):
+        """The largest ``n`` for which ``body + cmds[:n]`` fits (0: none).
+
+        Sizes grow with ``n``; the search keeps ``low`` (fits, or 0) and
+        ``high`` (does not fit; len + 1 at first) and guesses where the limit
+        falls from the sizes measured, as if the commands were of like
+        sizes: the guesses only choose what is measured, never the answer.
+        """
+        base = self._known_size()
+        if base is None:
+            base = self._size(self.body)
+        low, low_size, high, high_size = 0, base, len(cmds) + 1, None
+        while high - low > 1:
+            if high_size is not None:  # between two measures
+                guess = low + (self.limit - low_size) * (high - low) // max(high_size - low_size, 1)
+            elif low == 0:  # the first: one command, as try_add
+                guess = 1
+            else:  # on from the sizes so far
+                guess = low + (self.limit - low_size) * low // max(low_size - base, 1)
+            guess = min(max(guess, low + 1), high - 1)
+            size = self._size(self.body + cmds[:guess])
+            if size <= self.limit:
+                low, low_size = guess, size
+            else:
+                high, high_size = guess, size
+        return low
+
+    def _known_size(self):
+        """The size of the body as it is, if the last measure was of it (an estimate:
+        a command changed in place since is not seen)."""
+        sized = self._sized
+        if sized is not None:
+            body, size = sized
+            if len(body) == len(self.body) and all(map(is_, body, self.body)):
+                return size
+        return None
+
     def fits(self, cmd):
         """Whether the message would still fit with ``cmd`` appended (nothing is appended)."""
         if self.limit is None:
@@ -182,6 +279,27 @@ class MessageBuilder:
     def build(self, final):
         return SyncML(hdr=self.hdr, body=self.commands(), final=final)
 
+    def encoded(self, msg):
+        """``encode(msg)``: the bytes of the last measure when ``msg`` is the
+        message measured (the same header and command objects, Final the
+        same), else a fresh encode."""
+        measured = self._measured
+        if measured is not None:
+            last, data = measured
+            if (last.hdr is msg.hdr and last.final == msg.final and len(last.body) == len(msg.body)
+                    and all(map(is_, last.body, msg.body))):
+                return data
+        return self.encode(msg)
+
+    def forget(self):
+        """Drop the bytes kept from the last measure (something measured changed in place)."""
+        self._measured = None
+
+    def _encode_measure(self, msg):
+        data = self.encode(msg)
+        self._measured = (msg, data)
+        return len(data)
+
     def size(self, final=True):
         return self.measure(self.build(final))
 
@@ -193,9 +311,17 @@ class MessageBuilder:
     def _fits(self, body, hdr=None):
         if self.limit is None:
             return True
+        return self._size(body, hdr) <= self.limit
+
+    def _size(self, body, hdr=None):
+        """The size of the message of ``body`` (and the trailer) with Final."""
+        measured = body
         if self.trailer:
             body = body + self._numbered_trailer(_next_free(body))
-        return self.measure(SyncML(hdr=hdr or self.hdr, body=body, final=True)) <= self.limit
+        size = self.measure(SyncML(hdr=hdr or self.hdr, body=body, final=True))
+        if hdr is None:
+            self._sized = (measured, size)
+        return size
 
     def _numbered_trailer(self, first):
         trailer = []
