@@ -1,0 +1,138 @@
+"""dm.packaging: the shortcuts that measure less decide as try_add one by one does."""
+
+import random
+
+import pytest
+
+from dmgateway.codec import syncml as sm
+from dmgateway.codec import wbxml, xml
+from dmgateway.dm.packaging import MessageBuilder
+
+
+def hdr():
+    return sm.SyncHdr(session_id="1", msg_id="3", target=sm.LocRef("dev"), source=sm.LocRef("srv"))
+
+
+def _commands(rng, count):
+    """Commands of unlike sizes, some with a MetInf Meta (a WBXML page switch), one Atomic."""
+    cmds = []
+    for n in range(count):
+        kind = rng.randrange(4)
+        target = sm.LocRef("./N/%d/%s" % (n, "x" * rng.randrange(40)))
+        if kind == 0:
+            cmds.append(sm.Get(items=[sm.Item(target=target)]))
+        elif kind == 1:
+            cmds.append(sm.Replace(items=[sm.Item(target=target, data="v" * rng.randrange(300),
+                                                  meta=sm.Meta(format="chr", type="text/plain"))]))
+        elif kind == 2:
+            cmds.append(sm.Delete(items=[sm.Item(target=target)]))
+        else:
+            cmds.append(sm.Atomic(commands=[sm.Add(items=[sm.Item(target=target, data="a")]),
+                                            sm.Delete(items=[sm.Item(target=target)])]))
+    return cmds
+
+
+def _state(builder, cmds, codec):
+    return codec.encode(builder.build(True)), builder.optional, builder.mark(), [c.cmd_id for c in cmds]
+
+
+def _builders(codec, limit, trailer):
+    calls = []
+    made = []
+    for _ in range(2):
+        builder = MessageBuilder(hdr(), lambda m: calls.append(1) or len(codec.encode(m)), limit,
+                                 [sm.Alert(data=1222)] if trailer else ())
+        builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr", data=200))
+        made.append(builder)
+    return made, calls
+
+
+@pytest.mark.parametrize("codec", [xml, wbxml], ids=["xml", "wbxml"])
+def test_add_fitting_prefix_is_try_add_one_by_one(codec):
+    rng = random.Random(16)
+    for _ in range(60):
+        count = rng.randrange(1, 20)
+        seed = rng.random()
+        for limit in (None, rng.randrange(150, 5000)):
+            for trailer in (False, True):
+                (one, batch), calls = _builders(codec, limit, trailer)
+                if rng.randrange(2):  # a body of known size, as after take_fitting
+                    one.try_add(sm.Status(cmd_ref="1", cmd="Alert", data=200))
+                    batch.try_add(sm.Status(cmd_ref="1", cmd="Alert", data=200))
+                first, second = _commands(random.Random(seed), count), _commands(random.Random(seed), count)
+                placed = 0
+                while placed < count and one.try_add(first[placed]):
+                    placed += 1
+                del calls[:]
+                assert batch.add_fitting_prefix(second) == placed, (limit, count)
+                assert _state(one, first[:placed], codec) == _state(batch, second[:placed], codec)
+                if limit is not None:
+                    assert len(calls) <= max(placed + 2, 2 + 2 * count.bit_length())
+
+
+def test_add_fitting_prefix_measures_twice_when_all_fit():
+    calls = []
+    builder = MessageBuilder(hdr(), lambda m: calls.append(1) or len(xml.encode(m)), 10 ** 6)
+    assert builder.try_add(sm.Status(cmd_ref="0", cmd="SyncHdr", data=200))  # the body's size known
+    del calls[:]
+    cmds = [sm.Get(items=[sm.Item(target=sm.LocRef("./N/%d" % n))]) for n in range(20)]
+    assert builder.add_fitting_prefix(cmds) == 20 and len(calls) == 2  # one, then all
+    assert [c.cmd_id for c in builder.body] == [str(n) for n in range(1, 22)]
+
+
+def test_add_fitting_prefix_lets_an_encoder_error_out_with_nothing_added():
+    builder = MessageBuilder(hdr(), lambda m: len(xml.encode(m)), 10 ** 6)
+    bad = sm.Status(cmd_ref="1", cmd="Get", data="not an int")
+    with pytest.raises(ValueError):
+        builder.add_fitting_prefix([sm.Get(items=[sm.Item(target=sm.LocRef("./A"))]), bad])
+    assert builder.body == [] and builder.optional == 0 and builder.mark() == (0, 0, 1)
+
+
+@pytest.mark.parametrize("codec", [xml, wbxml], ids=["xml", "wbxml"])
+def test_try_add_all_decides_as_one_by_one(codec):
+    rng = random.Random(7)
+    for _ in range(80):
+        count = rng.randrange(0, 8)
+        seed = rng.random()
+        limit = rng.randrange(150, 3000)
+        (one, batch), calls = _builders(codec, limit, rng.randrange(2))
+        first, second = _commands(random.Random(seed), count), _commands(random.Random(seed), count)
+        mark = one.mark()
+        fits = all(one.try_add(cmd) for cmd in first)
+        if not fits:
+            one.rollback(mark)
+        before = len(calls)
+        assert batch.try_add_all(second) == fits
+        assert len(calls) - before <= 1
+        assert codec.encode(one.build(True)) == codec.encode(batch.build(True))
+        assert one.mark() == batch.mark()
+
+
+@pytest.mark.parametrize("codec", [xml, wbxml], ids=["xml", "wbxml"])
+def test_encoded_is_the_last_measure_only_for_the_very_message(codec):
+    encodes = []
+
+    def encode(msg):
+        encodes.append(msg)
+        return codec.encode(msg)
+
+    builder = MessageBuilder(hdr(), None, 10 ** 6, encode=encode)
+    status = builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr", data=200, chal=sm.Chal(
+        sm.Meta(type="syncml:auth-md5", format="b64", next_nonce="bm9uY2U="))))
+    assert builder.try_add(sm.Get(items=[sm.Item(target=sm.LocRef("./A"))]))
+    assert len(encodes) == 1
+    final = builder.build(True)
+    assert builder.encoded(final) == codec.encode(final) and len(encodes) == 1  # kept
+    not_final = builder.build(False)
+    assert builder.encoded(not_final) == codec.encode(not_final) and len(encodes) == 2  # Final differs
+    assert builder.size(False) == len(codec.encode(not_final))  # measured without Final: kept
+    assert builder.encoded(builder.build(False)) == codec.encode(not_final) and len(encodes) == 3
+    other = builder.build(True)
+    other.body = other.body[:1]
+    assert builder.encoded(other) == codec.encode(other) and len(encodes) == 4  # other commands
+    assert builder.size(True) and len(encodes) == 5
+    status.chal = None  # changed in place: the caller says so
+    builder.forget()
+    final = builder.build(True)
+    assert builder.encoded(final) == codec.encode(final) and len(encodes) == 6
+    assert b"bm9uY2U" not in builder.encoded(final)
