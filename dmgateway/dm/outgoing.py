@@ -24,8 +24,8 @@ __all__ = ["MAX_DEFERRALS", "Sent", "ServerCommands"]
 # a command that fits a plain continuation message waits for one while other
 # content fills the messages; this many in a row is a loop guard, not a rule
 MAX_DEFERRALS = 10
-# the most units measured together for one message (each is rendered first)
-_RUN = 32
+# the most units placed by one search (rendered as the search goes)
+_RUN = 128
 
 
 @dataclass
@@ -85,8 +85,20 @@ class ServerCommands:
             self._client_max_obj_size = meta.max_obj_size
 
     def _fill(self, builder, turn):
-        """Place units of the open package; then whole following jobs that fit."""
-        runs = builder.limit is not None  # (unlimited: nothing is measured anyway)
+        """Place units of the open package; then whole following jobs that fit.
+
+        Runs of units go through :meth:`_place_run` unless our last message
+        held a single command from here: one a message, the search only
+        adds its own cost to what one by one measures.
+        """
+        runs = builder.limit is not None and self._last_fill != 1  # (unlimited: nothing is measured)
+        start = builder.optional
+        try:
+            self._fill_units(builder, turn, runs)
+        finally:
+            self._last_fill = builder.optional - start
+
+    def _fill_units(self, builder, turn, runs):
         while True:
             if not self._queue:
                 for job in self._jobs:  # the first job not started yet
@@ -143,24 +155,29 @@ class ServerCommands:
         one would, with fewer measures.  Returns "whole" (the run is placed),
         "misfit" (the unit now first was measured not to fit after those
         placed), "error" (an encoder error: nothing placed, :meth:`_place`
-        judges each unit then) or "short" (a run of fewer than two units:
-        nothing done)."""
-        units, cmds = [], []
-        for unit in self._queue:
-            if unit.outgoing is not None or len(units) == _RUN or self._too_large_for_client(unit) is not None:
-                break
+        judges each unit then) or "short" (the first unit is not plain:
+        nothing done).  Units are rendered only as far as the search needs."""
+        queue, units = self._queue, []
+
+        def make(index):
+            if index >= len(queue):
+                return None
+            unit = queue[index]
+            if unit.outgoing is not None or self._too_large_for_client(unit) is not None:
+                return None
             units.append(unit)
-            cmds.append(unit.render())
-        if len(units) < 2:
-            return "short"
+            return unit.render()
+
         try:
-            count = builder.add_fitting_prefix(cmds)
+            count, misfit = builder.add_fitting_prefix(make, _RUN)
         except ValueError:
             return "error"
-        for unit, cmd in zip(units[:count], cmds[:count]):
+        if not units:
+            return "short"
+        for unit, cmd in zip(units, builder.body[len(builder.body) - count:]):
             self._record(builder, unit, cmd)
-            self._queue.popleft()
-        return "whole" if count == len(units) else "misfit"
+            queue.popleft()
+        return "misfit" if misfit else "whole"
 
     def _place(self, builder, unit, misfit=False):
         """Put ``unit`` (or its next chunk) in the message: "placed", "partial" or "full".
@@ -174,20 +191,21 @@ class ServerCommands:
             job.fail_unit(unit, "too_large", problem, status=st.TOO_LARGE)
             return "placed"
         if unit.outgoing is None:
-            cmd = unit.render()
-            try:
-                if not misfit and builder.try_add(cmd):
-                    self._record(builder, unit, cmd)
+            if not misfit:
+                cmd = unit.render()
+                try:
+                    if builder.try_add(cmd):
+                        self._record(builder, unit, cmd)
+                        return "placed"
+                except ValueError as error:
+                    job.fail_unit(unit, "bad_command", "cannot encode %s: %s" % (cmd.NAME, error))
                     return "placed"
-            except ValueError as error:
-                job.fail_unit(unit, "bad_command", "cannot encode %s: %s" % (cmd.NAME, error))
-                return "placed"
             alone = self._fits_later(builder, unit.render())
             if unit.data_item() is None or unit.atomic:
                 if alone and unit.deferrals < MAX_DEFERRALS:
                     return "full"
                 job.fail_unit(unit, "too_large", "%s does not fit in a message of %s bytes" % (
-                    cmd.NAME, self._max_msg_size))
+                    unit.template.NAME, self._max_msg_size))
                 return "placed"
             if alone and unit.deferrals < MAX_DEFERRALS:
                 return "full"  # it fits whole in the next message: no need to chunk

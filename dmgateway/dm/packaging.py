@@ -153,57 +153,75 @@ class MessageBuilder:
         self.optional += len(cmds)
         return True
 
-    def add_fitting_prefix(self, cmds):
-        """Append the longest prefix of ``cmds`` that fits; return its length.
+    def add_fitting_prefix(self, make, most):
+        """Append the longest run of commands ``make(0)``, ``make(1)``, ...
+        (at most ``most``) that fits; return (how many, whether the next
+        was measured not to fit after them).
 
-        What ``try_add`` one by one until the first refusal appends (ids
-        included), with fewer measures: one when all fit; else an
-        interpolation search between a prefix that fits and one that does
-        not (sizes grow with the prefix).  The commands left out are
-        numbered after the prefix (to be discarded).  An encoder error
-        propagates with nothing appended.
+        ``make(i)`` gives the i-th command, or None where the run ends; it
+        is asked in order, once for each, and only as far as the search
+        needs.  What ``try_add`` one by one until the first refusal appends
+        (ids included), with fewer measures: an interpolation search between
+        a prefix that fits and one that does not (sizes grow with the
+        prefix), two measures when all fit.  The commands made and left out
+        are numbered after those appended (to be discarded).  An encoder
+        error propagates with nothing appended.
         """
-        if not cmds:
-            return 0
-        after, ends = self._next_id, []
-        for cmd in cmds:
-            after = number(cmd, after)
-            ends.append(after)
-        count = len(cmds)
-        if self.limit is not None:
-            count = self._longest_prefix(cmds)
+        made, ends = [], []
+
+        def prefix(length):  # the first ``length`` commands, or all the run has
+            while len(made) < length:
+                cmd = make(len(made))
+                if cmd is None:
+                    break
+                ends.append(number(cmd, ends[-1] if ends else self._next_id))
+                made.append(cmd)
+            return made[:length]
+
+        if self.limit is None:
+            count, misfit = len(prefix(most)), False
+        else:
+            count, misfit = self._longest_prefix(prefix, most)
         if count:
             self._next_id = ends[count - 1]
-            self.body.extend(cmds[:count])
+            self.body.extend(made[:count])
             self.optional += count
-        return count
+        return count, misfit
 
-    def _longest_prefix(self, cmds):
-        """The largest ``n`` for which ``body + cmds[:n]`` fits (0: none).
+    def _longest_prefix(self, prefix, most):
+        """The largest ``n`` for which ``body + prefix(n)`` fits (0: none), and
+        whether ``n + 1`` commands were measured not to fit.
 
         Sizes grow with ``n``; the search keeps ``low`` (fits, or 0) and
-        ``high`` (does not fit; len + 1 at first) and guesses where the limit
-        falls from the sizes measured, as if the commands were of like
-        sizes: the guesses only choose what is measured, never the answer.
+        ``high`` (does not fit, or is past the run's end) and guesses where
+        the limit falls from the sizes measured, as if the commands were of
+        like sizes: the guesses only choose what is measured, never the
+        answer.
         """
-        base = self._known_size()
-        if base is None:
-            base = self._size(self.body)
-        low, low_size, high, high_size = 0, base, len(cmds) + 1, None
+        base = self._known_size()  # the size of the body alone, wanted for guesses only
+        low, low_size, high, high_size = 0, base, most + 1, None
         while high - low > 1:
-            if high_size is not None:  # between two measures
-                guess = low + (self.limit - low_size) * (high - low) // max(high_size - low_size, 1)
-            elif low == 0:  # the first: one command, as try_add
+            if low == 0:  # the first: one command, as try_add
                 guess = 1
+            elif high_size is not None:  # between two measures
+                guess = low + (self.limit - low_size) * (high - low) // max(high_size - low_size, 1)
             else:  # on from the sizes so far
+                if base is None:
+                    base = self._size(self.body)
                 guess = low + (self.limit - low_size) * low // max(low_size - base, 1)
             guess = min(max(guess, low + 1), high - 1)
-            size = self._size(self.body + cmds[:guess])
+            cmds = prefix(guess)
+            if len(cmds) < guess:  # the run ends before: all of it, if more than low
+                high, high_size = len(cmds) + 1, None
+                if high - low <= 1:
+                    break
+                guess = len(cmds)
+            size = self._size(self.body + cmds)
             if size <= self.limit:
                 low, low_size = guess, size
             else:
                 high, high_size = guess, size
-        return low
+        return low, high_size is not None
 
     def _known_size(self):
         """The size of the body as it is, if the last measure was of it (an estimate:

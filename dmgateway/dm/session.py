@@ -134,6 +134,7 @@ class ServerSession(ClientCommands, ServerCommands):
         self._msg_size_announced = accept_msg_size is None  # our MaxMsgSize went out once
         self._obj_size_announced = False  # and our MaxObjSize (both hold for the session)
         self._owed_before, self._stalls = 0, 0  # Statuses still owed after our last message
+        self._last_fill = None  # how many commands our last message took from _fill
         self.finished = False
 
     # -- public ----------------------------------------------------------

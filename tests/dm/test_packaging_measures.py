@@ -64,7 +64,14 @@ def test_add_fitting_prefix_is_try_add_one_by_one(codec):
                 while placed < count and one.try_add(first[placed]):
                     placed += 1
                 del calls[:]
-                assert batch.add_fitting_prefix(second) == placed, (limit, count)
+                made = []
+
+                def make(index):
+                    made.append(index)
+                    return second[index] if index < count else None
+                assert batch.add_fitting_prefix(make, count + rng.randrange(3)) == (
+                    placed, limit is not None and placed < count), (limit, count)
+                assert made == list(range(len(made)))  # in order, once each
                 assert _state(one, first[:placed], codec) == _state(batch, second[:placed], codec)
                 if limit is not None:
                     assert len(calls) <= max(placed + 2, 2 + 2 * count.bit_length())
@@ -76,7 +83,8 @@ def test_add_fitting_prefix_measures_twice_when_all_fit():
     assert builder.try_add(sm.Status(cmd_ref="0", cmd="SyncHdr", data=200))  # the body's size known
     del calls[:]
     cmds = [sm.Get(items=[sm.Item(target=sm.LocRef("./N/%d" % n))]) for n in range(20)]
-    assert builder.add_fitting_prefix(cmds) == 20 and len(calls) == 2  # one, then all
+    assert builder.add_fitting_prefix(cmds.__getitem__, 20) == (20, False)
+    assert len(calls) == 2  # one, then all
     assert [c.cmd_id for c in builder.body] == [str(n) for n in range(1, 22)]
 
 
@@ -84,7 +92,7 @@ def test_add_fitting_prefix_lets_an_encoder_error_out_with_nothing_added():
     builder = MessageBuilder(hdr(), lambda m: len(xml.encode(m)), 10 ** 6)
     bad = sm.Status(cmd_ref="1", cmd="Get", data="not an int")
     with pytest.raises(ValueError):
-        builder.add_fitting_prefix([sm.Get(items=[sm.Item(target=sm.LocRef("./A"))]), bad])
+        builder.add_fitting_prefix([sm.Get(items=[sm.Item(target=sm.LocRef("./A"))]), bad].__getitem__, 2)
     assert builder.body == [] and builder.optional == 0 and builder.mark() == (0, 0, 1)
 
 
