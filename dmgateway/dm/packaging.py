@@ -22,6 +22,10 @@ from ..codec.syncml import Container, SyncML
 
 __all__ = ["MessageBuilder", "number"]
 
+# fit_largest's search guesses freely this many times (counting the two
+# first sizes), then halves after each guess that did not halve the span
+_GUESSES = 5
+
 
 def number(cmd, first):
     """Give ``cmd`` (and the commands inside it) CmdIDs from ``first``; return the next free id."""
@@ -256,29 +260,67 @@ class MessageBuilder:
 
         ``make(n)`` builds a fresh command (a chunk of ``n`` units).  Returns
         ``(n, cmd)`` after appending ``cmd``, or ``(0, None)`` if not even
-        ``make(1)`` fits.  Binary search: a logarithmic number of measures.
+        ``make(1)`` fits.  ``make(maximum)`` is measured first; then a search
+        between a length that fits and one that does not, guessing where the
+        limit falls as if the size grew evenly with ``n`` (a chunk's does,
+        nearly) and halving when a guess gained little: a few measures
+        where a binary search takes a logarithmic number.  Below
+        ``maximum`` the size grows with ``n`` (every such chunk has
+        MoreData), so the answer is the binary search's.
         """
         if maximum < 1:
             return 0, None
         start = self._next_id
-        if self.limit is None or self._fits_made(make, maximum, start):
+        made = {}  # length -> the command measured for it
+        if self.limit is None:
             best = maximum
         else:
-            low, high = 0, maximum - 1  # low always fits (0 = nothing), maximum never does
-            while low < high:
-                middle = (low + high + 1) // 2
-                if self._fits_made(make, middle, start):
-                    low = middle
-                else:
-                    high = middle - 1
-            best = low
+            high_size = self._made_size(make, maximum, start, made)
+            if high_size <= self.limit:
+                best = maximum
+            else:
+                best = self._largest_length(make, maximum, high_size, start, made)
         if best == 0:
             return 0, None
-        cmd = make(best)
+        cmd = made.get(best)
+        if cmd is None:
+            cmd = make(best)
         self._next_id = number(cmd, start)
         self.body.append(cmd)
         self.optional += 1
         return best, cmd
+
+    def _largest_length(self, make, high, high_size, start, made):
+        """The largest ``n`` < ``high`` for which ``make(n)`` fits (0: none), ``high``
+        measured not to fit (``high_size``).
+
+        Each guess is where the line through the last two sizes measured
+        meets the limit (the first line starts at the body alone); after a
+        few guesses, halving, so that the search ends whatever the sizes.
+        """
+        low, low_size = 0, self._known_size()
+        if low_size is None:
+            low_size = self._size(self.body)
+        points = [(0, low_size), (high, high_size)]
+        halve = False
+        while high - low > 1:
+            (n1, s1), (n2, s2) = points[-2:]
+            if halve or s1 == s2:
+                guess = (low + high) // 2
+            else:
+                guess = n1 + (self.limit - s1) * (n2 - n1) // (s2 - s1)
+                guess = min(max(guess, low + 1), high - 1)
+            span = high - low
+            size = self._made_size(make, guess, start, made)
+            points.append((guess, size))
+            if size <= self.limit:
+                low = guess
+            else:
+                high = guess
+            # a guess that did not halve the span is followed by halving,
+            # past the first few (near the limit a guess is off by a unit or two)
+            halve = not halve and len(points) > _GUESSES and (high - low) * 2 > span
+        return low
 
     def mark(self):
         """A point to :meth:`rollback` to (used to try a whole job at once)."""
@@ -321,10 +363,10 @@ class MessageBuilder:
     def size(self, final=True):
         return self.measure(self.build(final))
 
-    def _fits_made(self, make, length, start):
-        cmd = make(length)
+    def _made_size(self, make, length, start, made):
+        cmd = made[length] = make(length)
         number(cmd, start)
-        return self._fits(self.body + [cmd])
+        return self._size(self.body + [cmd])
 
     def _fits(self, body, hdr=None):
         if self.limit is None:

@@ -6,7 +6,7 @@ import pytest
 
 from dmgateway.codec import syncml as sm
 from dmgateway.codec import wbxml, xml
-from dmgateway.dm.packaging import MessageBuilder
+from dmgateway.dm.packaging import MessageBuilder, number
 
 
 def hdr():
@@ -144,3 +144,78 @@ def test_encoded_is_the_last_measure_only_for_the_very_message(codec):
     final = builder.build(True)
     assert builder.encoded(final) == codec.encode(final) and len(encodes) == 6
     assert b"bm9uY2U" not in builder.encoded(final)
+
+
+def _binary_fit_largest(builder, make, maximum, codec):
+    """fit_largest as it was: make(maximum), then a binary search below."""
+    def fits(length):
+        cmd = make(length)
+        number(cmd, builder._next_id)
+        return len(codec.encode(sm.SyncML(hdr=builder.hdr, body=builder.body + [cmd], final=True))) <= builder.limit
+    if fits(maximum):
+        return maximum
+    low, high = 0, maximum - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _chunk_maker(data, first):
+    remaining = len(data)
+
+    def make(length):
+        meta = sm.Meta(format="chr" if isinstance(data, str) else "b64", type="text/plain",
+                       size=remaining if first else None)
+        return sm.Replace(items=[sm.Item(target=sm.LocRef("./Vendor/Blob"), data=data[:length],
+                                         meta=meta, more_data=length < remaining)])
+    return make
+
+
+@pytest.mark.parametrize("codec", [xml, wbxml], ids=["xml", "wbxml"])
+def test_fit_largest_finds_what_the_binary_search_found(codec):
+    rng = random.Random(3)
+    alphabet = "abcdefghij<&>\"' é€\U0001F600\n"
+    for _ in range(150):
+        length = rng.randrange(1, 9000)
+        if rng.randrange(3):
+            data = "".join(rng.choice(alphabet[:rng.randrange(1, len(alphabet))]) for _ in range(length))
+        else:
+            data = bytes(rng.randrange(256) for _ in range(length))
+        limit = rng.randrange(200, 9000)
+        make = _chunk_maker(data, rng.randrange(2))
+        maximum = min(len(data), limit) if rng.randrange(2) else len(data)
+        builder = MessageBuilder(hdr(), lambda m: len(codec.encode(m)), limit)
+        builder.add(sm.Status(cmd_ref="0", cmd="SyncHdr", data=200))
+        if rng.randrange(2):
+            builder.try_add(sm.Status(cmd_ref="1", cmd="Alert", data=200))
+        expected = _binary_fit_largest(builder, make, maximum, codec)
+        before = builder.mark()
+        length_found, cmd = builder.fit_largest(make, maximum)
+        assert length_found == expected, (limit, len(data), maximum)
+        if expected:
+            assert cmd is builder.body[-1] and cmd.items[0].data == data[:expected]
+            assert builder.mark() == (before[0] + 1, before[1] + 1, before[2] + 1)
+            assert codec.encode(builder.build(True)) == codec.encode(
+                sm.SyncML(hdr=builder.hdr, body=builder.body[:-1] + [number_copy(make(expected), before[2])],
+                          final=True))
+        else:
+            assert cmd is None and builder.mark() == before
+
+
+def number_copy(cmd, first):
+    number(cmd, first)
+    return cmd
+
+
+def test_fit_largest_measures_a_few_times():
+    calls = []
+    builder = MessageBuilder(hdr(), lambda m: calls.append(1) or len(xml.encode(m)), 4096)
+    builder.try_add(sm.Status(cmd_ref="0", cmd="SyncHdr", data=200))
+    del calls[:]
+    data = "x" * 100000
+    length, cmd = builder.fit_largest(_chunk_maker(data, True), 4096)
+    assert 3000 < length < 4096 and len(calls) <= 5  # the binary search took 12
