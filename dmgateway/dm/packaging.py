@@ -353,7 +353,7 @@ class MessageBuilder:
 
     def forget(self):
         """Drop the bytes kept from the last measure (something measured changed in place)."""
-        self._measured = None
+        self._measured = self._sized = None
 
     def _encode_measure(self, msg):
         data = self.encode(msg)
