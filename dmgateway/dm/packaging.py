@@ -56,7 +56,7 @@ class MessageBuilder:
     def __init__(self, hdr, measure, limit, trailer=(), encode=None):
         self.hdr = hdr
         self.msg_id = hdr.msg_id
-        self.measure = measure if encode is None else self._encode_measure
+        self.measure = measure  # (not a bound method of ours: a cycle would keep every builder for the GC)
         self.encode = encode
         self._measured = None  # (SyncML, bytes) of the last measure, with encode
         self._sized = None  # (body, size) of the last measure under self.hdr: for guesses only
@@ -355,13 +355,15 @@ class MessageBuilder:
         """Drop the bytes kept from the last measure (something measured changed in place)."""
         self._measured = self._sized = None
 
-    def _encode_measure(self, msg):
+    def _measure(self, msg):
+        if self.encode is None:
+            return self.measure(msg)
         data = self.encode(msg)
         self._measured = (msg, data)
         return len(data)
 
     def size(self, final=True):
-        return self.measure(self.build(final))
+        return self._measure(self.build(final))
 
     def _made_size(self, make, length, start, made):
         cmd = made[length] = make(length)
@@ -378,7 +380,7 @@ class MessageBuilder:
         measured = body
         if self.trailer:
             body = body + self._numbered_trailer(_next_free(body))
-        size = self.measure(SyncML(hdr=hdr or self.hdr, body=body, final=True))
+        size = self._measure(SyncML(hdr=hdr or self.hdr, body=body, final=True))
         if hdr is None:
             self._sized = (measured, size)
         return size
