@@ -12,6 +12,9 @@ engine, store, encode, logging.  Run it on a quiet machine::
         [--profile F]    # cProfile the measured sessions into F
         [--log twistd|json|text]  # the log observer: twistd's own text one
                                   # (default), or dmgateway.logs' (systemd unit)
+        [--max-msg-size N]  # the client announces MaxMsgSize N in its SyncHdr
+                            # Meta, as real devices do (the server then
+                            # measures every reply it fills)
 
 It prints CPU (all threads, /proc) per session in ms, the reactor thread's
 share, and with ``--trace`` the statements per session.
@@ -55,10 +58,10 @@ def _header(headers, wanted):
 CLIENT_CPU = [0.0]  # thread CPU seconds spent in the client's own code, subtracted
 
 
-async def one_session(dispatcher, acc, encoding):
+async def one_session(dispatcher, acc, encoding, max_msg_size=None):
     clock = time.thread_time
     started = clock()
-    session = ClientSession(acc, random_bytes=os.urandom, encoding=encoding)
+    session = ClientSession(acc, random_bytes=os.urandom, encoding=encoding, max_msg_size=max_msg_size)
     request = session.start()
     CLIENT_CPU[0] += clock() - started
     while request is not None:
@@ -133,7 +136,7 @@ async def main(reactor, args):
             accounts = [account(daemon, k) for k in range(n, n + args.sessions)]
             n += args.sessions
             for acc in accounts[:20]:  # warm up caches and code paths
-                await one_session(dispatcher, acc, encoding)
+                await one_session(dispatcher, acc, encoding, args.max_msg_size)
             accounts = accounts[20:]
             profiler = cProfile.Profile() if args.profile else None
             statements = counter[0] if counter else 0
@@ -142,7 +145,7 @@ async def main(reactor, args):
             if profiler:
                 profiler.enable()
             for acc in accounts:
-                await one_session(dispatcher, acc, encoding)
+                await one_session(dispatcher, acc, encoding, args.max_msg_size)
             if profiler:
                 profiler.disable()
                 profiler.dump_stats("%s.%s" % (args.profile, encoding))
@@ -165,4 +168,5 @@ if __name__ == "__main__":
     parser.add_argument("--trace", action="store_true")
     parser.add_argument("--profile")
     parser.add_argument("--log", choices=("twistd", "json", "text"), default="twistd")
+    parser.add_argument("--max-msg-size", type=int, help="the MaxMsgSize the client announces (default: none)")
     task.react(lambda reactor: defer.ensureDeferred(main(reactor, parser.parse_args())))

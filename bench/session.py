@@ -26,6 +26,7 @@ the gateway's two replies.  The gateway's CPU over the floor is what the
 daemon adds (HTTP, store round trips, the session engine, logging).
 
     .venv/bin/python bench/session.py [--devices 100] [--concurrency 1,16] [--runs 3] [--logger twistd]
+        [--max-msg-size N]  # the clients announce MaxMsgSize N, as real devices do
 """
 
 import argparse
@@ -146,9 +147,10 @@ class Recorder:
         return session
 
 
-async def run_gateway(daemon, encoding, devices, concurrency, recorder, agent):
+async def run_gateway(daemon, encoding, devices, concurrency, recorder, agent, max_msg_size=None):
     sessions = [
-        recorder.wrap(ClientSession(account(daemon, n), random_bytes=os.urandom, encoding=encoding))
+        recorder.wrap(ClientSession(account(daemon, n), random_bytes=os.urandom, encoding=encoding,
+                                    max_msg_size=max_msg_size))
         for n in devices
     ]
     done = []
@@ -264,7 +266,8 @@ async def main(args):
                 devices = range(next_device, next_device + args.devices)
                 next_device += args.devices
                 recorder = Recorder()
-                gateway = await run_gateway(daemon, encoding, devices, concurrency, recorder, agent)
+                gateway = await run_gateway(daemon, encoding, devices, concurrency, recorder, agent,
+                                            args.max_msg_size)
                 baseline, echo_ms = await run_echo(echo, port, recorder.requests, concurrency, agent)
                 gateway_ms, client_ms, reactor_ms = recorder.cpu
                 results[encoding, concurrency].append((gateway_ms, echo_ms, gateway, baseline, client_ms, reactor_ms))
@@ -305,6 +308,7 @@ if __name__ == "__main__":
         "--logger", default="dmgateway.logs.json_observer",
         help="twistd --logger the daemon runs with: by default the shipped systemd unit's "
              "(conf/dmgateway.service); 'twistd' for twistd's own text observer")
+    parser.add_argument("--max-msg-size", type=int, help="the MaxMsgSize the clients announce (default: none)")
     parser.add_argument("--profile", help="write the daemon's cProfile stats to this file (CPU figures then mean little)")
     options = parser.parse_args()
     task.react(lambda _reactor: defer.ensureDeferred(main(options)))

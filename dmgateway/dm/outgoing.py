@@ -24,6 +24,8 @@ __all__ = ["MAX_DEFERRALS", "Sent", "ServerCommands"]
 # a command that fits a plain continuation message waits for one while other
 # content fills the messages; this many in a row is a loop guard, not a rule
 MAX_DEFERRALS = 10
+# the most units placed by one search (rendered as the search goes)
+_RUN = 128
 
 
 @dataclass
@@ -83,7 +85,20 @@ class ServerCommands:
             self._client_max_obj_size = meta.max_obj_size
 
     def _fill(self, builder, turn):
-        """Place units of the open package; then whole following jobs that fit."""
+        """Place units of the open package; then whole following jobs that fit.
+
+        Runs of units go through :meth:`_place_run` unless our last message
+        held a single command from here: one a message, the search only
+        adds its own cost to what one by one measures.
+        """
+        runs = builder.limit is not None and self._last_fill != 1  # (unlimited: nothing is measured)
+        start = builder.optional
+        try:
+            self._fill_units(builder, turn, runs)
+        finally:
+            self._last_fill = builder.optional - start
+
+    def _fill_units(self, builder, turn, runs):
         while True:
             if not self._queue:
                 for job in self._jobs:  # the first job not started yet
@@ -96,8 +111,15 @@ class ServerCommands:
                 elif not self._try_whole_job(builder, job, turn):
                     return
                 continue
+            run = "short"
+            if runs and len(self._queue) > 1:
+                run = self._place_run(builder)
+                if run == "whole":
+                    continue
+                if run == "error":  # one by one from here, as before
+                    runs = False
             unit = self._queue[0]
-            placed = self._place(builder, unit)
+            placed = self._place(builder, unit, misfit=run == "misfit")
             if placed == "placed":
                 self._queue.popleft()
             else:
@@ -110,48 +132,80 @@ class ServerCommands:
         turn.effects.append(JobStarted(job.job_id))
 
     def _try_whole_job(self, builder, job, turn):
-        mark, placed = builder.mark(), []
+        """All of ``job``'s units in this message, or none (then False)."""
         for unit in job.units:
             if self._too_large_for_client(unit) is not None:
-                builder.rollback(mark)
                 return False
-            cmd = unit.render()
-            try:
-                fits = builder.try_add(cmd)
-            except ValueError:
-                fits = False
-            if not fits:
-                builder.rollback(mark)
-                return False
-            placed.append((unit, cmd))
+        cmds = [unit.render() for unit in job.units]
+        try:
+            fits = builder.try_add_all(cmds)  # one measure: a message grows with each command
+        except ValueError:
+            fits = False
+        if not fits:
+            return False
         job.state = RUNNING
         turn.effects.append(JobStarted(job.job_id))
-        for unit, cmd in placed:
+        for unit, cmd in zip(job.units, cmds):
             self._record(builder, unit, cmd)
         return True
 
-    def _place(self, builder, unit):
-        """Put ``unit`` (or its next chunk) in the message: "placed", "partial" or "full"."""
+    def _place_run(self, builder):
+        """Place the plain units at the front of the queue (whole commands,
+        none over the device's MaxObjSize) that fit, as :meth:`_place` one by
+        one would, with fewer measures.  Returns "whole" (the run is placed),
+        "misfit" (the unit now first was measured not to fit after those
+        placed), "error" (an encoder error: nothing placed, :meth:`_place`
+        judges each unit then) or "short" (the first unit is not plain:
+        nothing done).  Units are rendered only as far as the search needs."""
+        queue, units = self._queue, []
+
+        def make(index):
+            if index >= len(queue):
+                return None
+            unit = queue[index]
+            if unit.outgoing is not None or self._too_large_for_client(unit) is not None:
+                return None
+            units.append(unit)
+            return unit.render()
+
+        try:
+            count, misfit = builder.add_fitting_prefix(make, _RUN)
+        except ValueError:
+            return "error"
+        if not units:
+            return "short"
+        for unit, cmd in zip(units, builder.body[len(builder.body) - count:]):
+            self._record(builder, unit, cmd)
+            queue.popleft()
+        return "misfit" if misfit else "whole"
+
+    def _place(self, builder, unit, misfit=False):
+        """Put ``unit`` (or its next chunk) in the message: "placed", "partial" or "full".
+
+        ``misfit``: the whole command was just measured not to fit (by
+        :meth:`_place_run`): try_add would say so again.
+        """
         job = unit.job
         problem = self._too_large_for_client(unit)
         if problem is not None:
             job.fail_unit(unit, "too_large", problem, status=st.TOO_LARGE)
             return "placed"
         if unit.outgoing is None:
-            cmd = unit.render()
-            try:
-                if builder.try_add(cmd):
-                    self._record(builder, unit, cmd)
+            if not misfit:
+                cmd = unit.render()
+                try:
+                    if builder.try_add(cmd):
+                        self._record(builder, unit, cmd)
+                        return "placed"
+                except ValueError as error:
+                    job.fail_unit(unit, "bad_command", "cannot encode %s: %s" % (cmd.NAME, error))
                     return "placed"
-            except ValueError as error:
-                job.fail_unit(unit, "bad_command", "cannot encode %s: %s" % (cmd.NAME, error))
-                return "placed"
             alone = self._fits_later(builder, unit.render())
             if unit.data_item() is None or unit.atomic:
                 if alone and unit.deferrals < MAX_DEFERRALS:
                     return "full"
                 job.fail_unit(unit, "too_large", "%s does not fit in a message of %s bytes" % (
-                    cmd.NAME, self._max_msg_size))
+                    unit.template.NAME, self._max_msg_size))
                 return "placed"
             if alone and unit.deferrals < MAX_DEFERRALS:
                 return "full"  # it fits whole in the next message: no need to chunk

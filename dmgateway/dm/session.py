@@ -89,10 +89,14 @@ class ServerSession(ClientCommands, ServerCommands):
         issue; ``accept_hex_mac`` also takes a device HMAC written as base64
         of the hex digest (``[auth]`` keys of the same names).
         """
+        # measured by encoding (``measure`` not given): each reply's builder
+        # keeps the bytes of its last measure, often the very reply sent
+        self._builder_encode = None
         if measure is None:
             if encode is None:
                 raise SessionError("a session needs measure or encode")
             measure = lambda msg: len(encode(msg))  # noqa: E731
+            self._builder_encode = encode
         self.device = device
         self.server_uri = server_uri
         self.resp_uri = resp_uri
@@ -130,6 +134,7 @@ class ServerSession(ClientCommands, ServerCommands):
         self._msg_size_announced = accept_msg_size is None  # our MaxMsgSize went out once
         self._obj_size_announced = False  # and our MaxObjSize (both hold for the session)
         self._owed_before, self._stalls = 0, 0  # Statuses still owed after our last message
+        self._last_fill = None  # how many commands our last message took from _fill
         self.finished = False
 
     # -- public ----------------------------------------------------------
@@ -238,7 +243,8 @@ class ServerSession(ClientCommands, ServerCommands):
 
     def _compose(self, turn, *, commands, final=None, end=None):
         """Build the reply: SyncHdr Status, owed Statuses, alerts, then commands."""
-        builder = MessageBuilder(self._reply_hdr(), self._measure, self._max_msg_size)
+        builder = MessageBuilder(self._reply_hdr(), self._measure, self._max_msg_size,
+                                 encode=self._builder_encode)
         status = turn.hdr_status
         if self._deferred_chal is not None and status.chal is None and status.data == st.AUTHENTICATED:
             status.chal, self._deferred_chal = self._deferred_chal, None
@@ -308,10 +314,12 @@ class ServerSession(ClientCommands, ServerCommands):
             return
         if status.chal is not None and status.data == st.AUTHENTICATED and builder.size(final) > builder.limit:
             self._deferred_chal, status.chal = status.chal, None
+            builder.forget()
         meta = builder.hdr.meta
         for attr in ("max_msg_size", "max_obj_size"):
             if meta is not None and getattr(meta, attr) is not None and builder.size(final) > builder.limit:
                 setattr(meta, attr, None)  # announced in the next message instead
+                builder.forget()
 
     def _shed_header(self, builder):
         """Move a 212's next-session Chal and our MaxMsgSize and MaxObjSize out
@@ -324,6 +332,8 @@ class ServerSession(ClientCommands, ServerCommands):
             if meta is not None and getattr(meta, attr) is not None:
                 setattr(meta, attr, None)
                 moved = True
+        if moved:
+            builder.forget()
         return moved
 
     def _emit(self, builder, final, turn, end):
@@ -340,7 +350,11 @@ class ServerSession(ClientCommands, ServerCommands):
             self._obj_size_announced = True
         if reply.hdr.meta is not None and reply.hdr.meta == _NO_META:
             reply.hdr.meta = None  # everything in it went out before
-        body = self._encode(reply) if self._encode is not None else None
+            builder.forget()
+        if builder.encode is not None:  # the bytes of the last measure, when it was of this reply
+            body = builder.encoded(reply)
+        else:
+            body = self._encode(reply) if self._encode is not None else None
         signature = self._server_auth.sign(body) if self._server_auth.signs else None
         self._sent_order.append(builder.msg_id)
         result = Outcome(reply, signature, turn.effects, self.finished, body)
