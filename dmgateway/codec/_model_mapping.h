@@ -354,6 +354,15 @@ values_of(PyObject *node, int code)
     return list;
 }
 
+/* Drop the references in values[0..n) (slots never filled are NULL). */
+static void
+release_all(PyObject **values, int n)
+{
+    for (int i = 0; i < n; i++) {
+        Py_XDECREF(values[i]);
+    }
+}
+
 static PyObject *
 map_meta(PyObject *node)
 {
@@ -386,9 +395,7 @@ map_meta(PyObject *node)
     }
     result = make(C_Meta, values);
 done:
-    for (int i = 0; i < MAX_FIELDS; i++) {
-        Py_XDECREF(values[i]);
-    }
+    release_all(values, MAX_FIELDS);
     return result;
 }
 
@@ -543,9 +550,7 @@ map_item(PyObject *node, PyObject *inherited)
     Py_INCREF(values[4]);
     result = make(C_Item, values);
 done:
-    for (int i = 0; i < 5; i++) {
-        Py_XDECREF(values[i]);
-    }
+    release_all(values, 5);
     return result;
 }
 
@@ -739,9 +744,7 @@ map_command(PyObject *node, int code, int depth)
     }
     result = make(which, values);
 done:
-    for (int i = 0; i < n; i++) {
-        Py_XDECREF(values[i]);
-    }
+    release_all(values, n);
     return result;
 }
 
@@ -833,9 +836,7 @@ map_message(PyObject *module, PyObject *root)
     }
     result = make(C_SyncML, values);
 done:
-    for (int i = 0; i < 4; i++) {
-        Py_XDECREF(values[i]);
-    }
+    release_all(values, 4);
     if (result == NULL) {
         PyErr_Clear();
         Py_RETURN_NONE;
