@@ -204,7 +204,7 @@ class InventoryQueries(Database):
         jobs = [job_from_row(row) for row in rows]
         self._cancel_jobs_txn(txn, now, jobs)
         if purge_history:
-            txn.execute("DELETE FROM events WHERE device_id = ?", (device_id,))
+            self._delete_events_txn(txn, "device_id = ?", (device_id,))
         else:
             self._append_event_txn(txn, "device", device_id, now,
                                    {"action": "deleted", "jobs_cancelled": len(jobs)})

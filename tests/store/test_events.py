@@ -88,6 +88,37 @@ class EventTestsMixin(StoreCase):
         self.assertEqual(await store.last_event_seq(), 3)
         self.assertEqual(await store.append_event("tick", None, 40.0), 4)
 
+    async def test_pruning_the_newest_events_keeps_numbering(self):
+        store = await self.open()
+        for t in (10.0, 20.0, 30.0):
+            await store.append_event("tick", None, t)
+        self.assertEqual(await store.prune_events(100.0), 3)
+        self.assertEqual(await store.events_after(0), [])
+        self.assertEqual(await store.last_event_seq(), 3)
+        self.assertEqual(await store.append_event("tick", None, 40.0), 4)
+        # (and in a short batch, as a DM session writes its events)
+        await store.prune_events(100.0)
+        batch = store.batch()
+        batch.append_event("tick", None, 50.0)
+        batch.append_event("tick", None, 51.0)
+        self.assertEqual(await batch.commit(short=True), [5, 6])
+        self.assertEqual(await store.last_event_seq(), 6)
+        await store.prune_events(100.0)
+        self.assertEqual(await store.prune_events(100.0), 0)
+        self.assertEqual(await store.last_event_seq(), 6)
+        self.assertEqual(await store.append_event("tick", None, 60.0), 7)
+
+    async def test_purged_history_keeps_numbering(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        await store.append_event("session", "IMEI:2", 10.0)
+        last = await store.append_event("session", "IMEI:1", 11.0)
+        await store.remove_device("IMEI:1", True)
+        self.assertEqual([e["device_id"] for e in await store.events_after(0)], ["IMEI:2"])
+        self.assertEqual(await store.last_event_seq(), last)
+        self.assertEqual(await store.append_event("session", "IMEI:2", 12.0), last + 1)
+
 
 class DeviceEventsMixin(StoreCase):
     async def test_newest_first_by_type_and_before(self):

@@ -149,6 +149,27 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         self.assertEqual(await store.run_interaction("read", _counter, "a"), 1)
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 3)
 
+    async def test_an_event_number_read_before_another_write_is_not_used(self):
+        # (SQLite numbers events from the log's highest: a short transaction
+        # that read it, then meets a newer commit of another connection at
+        # its first write, is rolled back and numbered again on the pool)
+        store = await self.open()
+        await store.append_event("tick", None, 1.0)
+        other = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.addCleanup(other.close)
+        runs = []
+
+        def append_after_a_read(txn):
+            runs.append(store._last_event_seq_txn(txn))
+            if len(runs) == 1:
+                other.execute("INSERT INTO events (seq, type, time, payload) VALUES (2, 'other', 2.0, '{}')")
+            return store._append_event_txn(txn, "tick", None, 3.0, {})
+
+        seq = await store.run_interaction("append", append_after_a_read, short=True)
+        self.assertEqual((runs, seq), ([1, 2], 3))
+        self.assertEqual(store._direct.fallbacks, 1)
+        self.assertEqual([e["type"] for e in await store.events_after(0)], ["tick", "other", "tick"])
+
     async def test_lock_of_another_process_sends_the_work_to_the_pool(self):
         store = await self.open()
         await store.run_interaction("warm", _counter, "x", short=True)
