@@ -49,7 +49,8 @@ class Engine(Protocol):
     @ivar column_types: the types (and the C{keyed} table option) that fill
         the migrations' placeholders.
     @ivar description: where the data lives, without any password.
-    @ivar returning: whether statements may end in C{RETURNING}.
+    @ivar returning: whether the store ends statements in C{RETURNING} (to
+        save a round trip; else it reads the rows back).
     """
 
     name: str

@@ -245,11 +245,16 @@ class JobStore(Database):
     ) -> bool:
         for old in expect:
             check_job(old, state)
-        if txn.plain_jobs is not None and state in FINAL_JOB_STATES and self.database_engine.returning:
-            # (a session's batch ending a job: whether it is plain, for function_job_finished)
+        # (a session's batch ending a job learns whether it is plain, for function_job_finished)
+        ending = txn.plain_jobs is not None and state in FINAL_JOB_STATES
+        if ending and self.database_engine.returning:
             changed = self._update_job_txn(txn, now, job_id, state, results, error, expect, " RETURNING plain")
         else:
             changed = self._update_job_txn(txn, now, job_id, state, results, error, expect)
+            if changed and ending:
+                txn.execute("SELECT plain FROM jobs WHERE job_id = ?", (job_id,))
+                if txn.cursor.fetchone()[0]:
+                    txn.plain_jobs.add(job_id)
         if changed and event is not None:
             self._append_event_txn(txn, "job", device_id, now, event)
         return changed
