@@ -266,7 +266,12 @@ class ReactorConnection:
     C{checkpoint_every} transactions that changed rows L{checkpoint_due}
     hands a passive checkpoint to the pool's thread (a read adds nothing
     to the WAL: counting it too checkpointed a third more often, each
-    time with a hop to the pool's thread and back).
+    time with a hop to the pool's thread and back).  Until that checkpoint
+    is done, L{run} answers L{BUSY} at once, so the transactions asked for
+    meanwhile queue behind it on the pool: a frame written during the
+    checkpoint would stay after the checkpointed ones, and the WAL only
+    starts again from its beginning when all of it was checkpointed (it
+    grew by every session's frames, without bound, under a steady load).
 
     @ivar fallbacks: transactions answered L{BUSY} so far.
     """
@@ -283,6 +288,7 @@ class ReactorConnection:
         self._setup = setup
         self._connection: Optional[sqlite3.Connection] = None
         self._since_checkpoint = 0
+        self._checkpointing = False
         self.fallbacks = 0
 
     def _connect(self) -> sqlite3.Connection:
@@ -306,6 +312,8 @@ class ReactorConnection:
             then runs on its own (atomic, as every statement SQLite runs
             outside a transaction), without C{BEGIN} and C{COMMIT}.
         """
+        if self._checkpointing:
+            return BUSY
         try:
             if self._connection is None:
                 self._connection = self._connect()
@@ -354,12 +362,15 @@ class ReactorConnection:
         if self._since_checkpoint < self.checkpoint_every:
             return False
         self._since_checkpoint = 0
+        self._checkpointing = True
         return True
 
-    @staticmethod
-    def checkpoint(connection: Any) -> None:
+    def checkpoint(self, connection: Any) -> None:
         """A passive WAL checkpoint: for the pool's thread (C{runWithConnection})."""
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            self._checkpointing = False
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -5,6 +5,7 @@ thread, never waiting for a lock (the pool takes over), in the order they
 were asked for, with the same errors as on the pool.
 """
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +26,10 @@ def _insert_counter(txn, name, value=1):
 def _counter(txn, name):
     row = txn.fetchone("SELECT value FROM counters WHERE name = ?", (name,))
     return None if row is None else row["value"]
+
+
+def _page_size(txn):
+    return txn.fetchone("PRAGMA page_size")
 
 
 def _busy_timeout(txn):
@@ -306,11 +311,43 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
 
         store._direct.checkpoint = checkpoint
         for n in range(7):
-            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+            await store.run_interaction("insert", _insert_counter, f"c{n}", short=True)
             # (reads add nothing to the WAL: they do not count)
-            self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, f"c{n}", short=True)), 1)
+            self.assertEqual(await store.run_interaction("read", _counter, f"c{n}", short=True), 1)
         await store.run_interaction("drain", _counter, "c0")
         self.assertEqual(checkpoints, [True, True])
+
+    async def test_short_transactions_wait_for_the_checkpoint_on_the_pool(self):
+        # While the pool checkpoints, the reactor connection writes nothing:
+        # a frame added meanwhile would stay after the checkpointed ones, and
+        # the WAL would never start again from its beginning (it grew by
+        # every session's frames, without bound, under a steady load).
+        store = await self.open()
+        store._direct.checkpoint_every = 2
+        for n in range(2):
+            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+        queued = store.run_interaction("insert", _insert_counter, "after", short=True)
+        read = store.run_interaction("read", _counter, "c1", short=True)
+        self.assertEqual((await queued, await read), ("after", 1))
+        self.assertEqual(store._direct.fallbacks, 0)
+        # the checkpoint done, the reactor connection runs them again
+        self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, "after", short=True)), 1)
+
+    async def test_the_wal_starts_again_after_each_checkpoint(self):
+        store = await self.open()
+        store._direct.checkpoint_every = 4
+        wal = self.path + "-wal"
+        sizes = []
+        for n in range(60):
+            # (a row of some 1500 bytes: a frame or more per transaction)
+            await store.run_interaction("insert", _insert_counter, f"{n:04d}" + "x" * 1500, short=True)
+            sizes.append(os.path.getsize(wal))
+        await store.run_interaction("drain", _counter, "c0")
+        # 60 transactions of a frame or more each: the file grew by 60
+        # frames or more if the WAL never restarted; by none here (it holds
+        # the schema's frames already, more than 4 transactions' worth)
+        frame = 24 + list((await store.run_interaction("page", _page_size)).values())[0]
+        self.assertLess(max(sizes) - sizes[0], 20 * frame, sizes)
 
     async def test_inline_0_keeps_every_transaction_on_the_pool(self):
         self.uri += "?inline=0"
