@@ -124,6 +124,11 @@ class Txn:
         #: <dmgateway.store.jobs.JobStore._transition_job_txn>}), or L{None}
         self.plain_jobs: Optional[set] = None
 
+    @property
+    def engine(self) -> str:
+        """C{"sqlite"} or C{"postgresql"}: for a migration's C{migrate(txn)}, which has no store."""
+        return self._engine.name
+
     def execute(self, sql: str, args: Iterable = ()) -> int:
         """Run one statement; return the number of rows it changed."""
         if type(args) is not tuple:

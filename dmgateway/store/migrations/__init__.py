@@ -6,7 +6,8 @@ list of SQL statements written once for both engines with column-type
 placeholders ("{pk}", "{bigint}", "{float}", "{blob}", "{json}", "{key}")
 and a table option ("{keyed}" after a table's closing parenthesis: stored
 by its primary key where the engine can) that the engine fills in, and
-optionally C{migrate(txn)} for data changes, run after the statements in
+optionally C{migrate(txn)} for data changes (or a change one engine
+makes its own way: C{txn.engine} names it), run after the statements in
 the same transaction.  The store applies the missing ones in order at
 start and records each in C{schema_version}.  Never edit a released
 migration: add the next number.
