@@ -190,16 +190,7 @@ class JobStore(Database):
     def _update_job_txn(
         self, txn, now, job_id, state, results, error, expect_state, returning=""
     ) -> bool:
-        values: dict[str, Any] = {}
-        if state is not None:
-            values["state"] = check_state(state, JOB_STATES, "state")
-        if results is not None:
-            check_instance(results, list, "results")
-            values["results"] = dump_json(results, "results")
-        if error is not None:
-            check_instance(error, dict, "error")
-            values["error"] = dump_json(error, "error")
-        values["updated"] = now
+        values = _job_values(now, state, results, error)
         if expect_state is None:
             return txn.execute(_update_sql(tuple(values), 0), (*values.values(), job_id)) == 1
         expected = check_states(expect_state, JOB_STATES, "expect_state")
@@ -247,21 +238,59 @@ class JobStore(Database):
             check_job(old, state)
         # (a session's batch ending a job learns whether it is plain, for function_job_finished)
         ending = txn.plain_jobs is not None and state in FINAL_JOB_STATES
-        if ending and self.database_engine.returning:
+        if not ending:
+            changed = self._update_job_txn(txn, now, job_id, state, results, error, expect)
+        elif self.database_engine.returning:
             changed = self._update_job_txn(txn, now, job_id, state, results, error, expect, " RETURNING plain")
         else:
-            changed = self._update_job_txn(txn, now, job_id, state, results, error, expect)
-            if changed and ending:
-                txn.execute("SELECT plain FROM jobs WHERE job_id = ?", (job_id,))
-                if txn.cursor.fetchone()[0]:
-                    txn.plain_jobs.add(job_id)
+            changed = self._end_job_txn(txn, now, job_id, state, results, error, expect)
         if changed and event is not None:
             self._append_event_txn(txn, "job", device_id, now, event)
         return changed
 
+    def _end_job_txn(self, txn, now, job_id, state, results, error, expect) -> bool:
+        """
+        L{_transition_job_txn}'s compare-and-set ending a job in a
+        session's batch, without C{RETURNING}: whether it changed the job,
+        which is in C{txn.plain_jobs} after it if plain.
+
+        The UPDATE of a plain job (the API's, most of them) is tried first,
+        then, if it changed no row, the ordinary one: which of them changed
+        the row says whether the job is plain, without reading it back.  A
+        job that is not plain, or that the compare-and-set refuses, costs
+        one UPDATE more, that changes nothing.
+        """
+        values = _job_values(now, state, results, error)
+        expected = check_states(expect, JOB_STATES, "expect_state")
+        args = (*values.values(), job_id, *expected)
+        if txn.execute(_update_sql(tuple(values), len(expected), True), args) == 1:
+            txn.plain_jobs.add(job_id)
+            return True
+        return txn.execute(_update_sql(tuple(values), len(expected)), args) == 1
+
+
+def _job_values(now: float, state, results, error) -> dict[str, Any]:
+    """The columns an update of a job writes (C{None}: left as it is), checked."""
+    values: dict[str, Any] = {}
+    if state is not None:
+        values["state"] = check_state(state, JOB_STATES, "state")
+    if results is not None:
+        check_instance(results, list, "results")
+        values["results"] = dump_json(results, "results")
+    if error is not None:
+        check_instance(error, dict, "error")
+        values["error"] = dump_json(error, "error")
+    values["updated"] = now
+    return values
+
 
 @functools.lru_cache(maxsize=64)
-def _update_sql(columns: tuple, expected: int) -> str:
-    """C{UPDATE jobs} of C{columns} (L{JobStore._update_job_txn}'s own), checking C{expected} states."""
+def _update_sql(columns: tuple, expected: int, plain: bool = False) -> str:
+    """
+    C{UPDATE jobs} of C{columns} (L{JobStore._update_job_txn}'s own),
+    checking C{expected} states, and of a plain job only if C{plain}.
+    """
     sql = f"UPDATE jobs SET {', '.join(f'{c} = ?' for c in columns)} WHERE job_id = ?"
-    return sql + f" AND state IN {marks(expected)}" if expected else sql
+    if expected:
+        sql += f" AND state IN {marks(expected)}"
+    return sql + " AND plain = 1" if plain else sql

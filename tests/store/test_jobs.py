@@ -7,7 +7,8 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway import jobstates as js
-from dmgateway.store import Conflict, NotFound
+from dmgateway.functions import build_operation
+from dmgateway.store import Conflict, NotFound, database
 from tests.store.support import START, OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
@@ -220,6 +221,51 @@ class TransitionTestsMixin(StoreCase):
         self.assertEqual((await self.store.get_job("j1")).state, "queued")
         self.assertEqual(await self.job_events(), [])
 
+    async def test_a_session_batch_ends_plain_and_other_jobs_alike(self):
+        # (on SQLite, without RETURNING, the UPDATE of a plain job is tried
+        # first and the ordinary one after it: which one changed the row says
+        # whether the job is plain, and the job is not read back)
+        statements = []
+        execute = database.Txn.execute
+
+        def traced(txn, sql, args=()):
+            statements.append((sql, tuple(args)))
+            return execute(txn, sql, args)
+
+        now = self.clock.seconds()
+        device = TRANSITION_DEVICE
+        op = build_operation("fumo", None, {"package_url": "http://127.0.0.1:8080/fw/abc?t=tok"}, "jop1")
+        await self.store.create_operation("op1", device, op, timeout=3600, expect_fwv="2.0")
+        await self.store.create_job("j2", device, commands=[{"op": "Get", "target": "./DevInfo/Mod"}])
+        for job_id in ("j1", "op1"):
+            self.assertTrue(await js.change_job(self.store, job_id, "running", device_id=device, now=now))
+        get = [{"op": "Get", "target": "./DevInfo/Mod", "status": 200, "data": "dmgw-sim"}]
+        exec_202 = [{"op": "Replace", "target": "./FUMO/fw1/DownloadAndUpdate/PkgURL", "status": 200},
+                    {"op": "Exec", "target": "./FUMO/fw1/DownloadAndUpdate", "status": 202}]
+        self.patch(database.Txn, "execute", traced)
+        batch = self.store.batch()
+        js.change_job(batch, "j1", "done", device_id=device, now=now + 1, expect="running", results=get)
+        js.change_job(batch, "op1", "done", device_id=device, now=now + 1, expect="running", results=exec_202)
+        # (refused: j2, plain, is still queued; op1 is done by now)
+        js.change_job(batch, "j2", "done", device_id=device, now=now + 1, expect="running", results=get)
+        js.change_job(batch, "op1", "failed", device_id=device, now=now + 1, expect="running",
+                      error={"code": "late"})
+        for job_id, results in (("j1", get), ("op1", exec_202), ("j2", get)):
+            batch.function_job_finished(job_id, "done", results, now + 1)
+        ended = await batch.commit(short=True)
+        self.assertEqual(ended[:4], [True, True, False, False])
+        self.assertEqual((ended[4], ended[6]), (None, None))
+        self.assertEqual((ended[5].op_id, ended[5].state, ended[5].deadline), ("op1", "awaiting_device", now + 3601))
+        # the plain job ended is not looked for among the operations (j2, not
+        # ended, is: its batch did not learn it is plain); no job is read back
+        self.assertEqual([args[0] for sql, args in statements if "OR readback_job_id" in sql], ["op1", "j2"])
+        self.assertEqual([sql for sql, _args in statements if "FROM jobs" in sql], [])
+        jobs = {job.job_id: job for job in await self.store.list_jobs(device)}
+        self.assertEqual({job_id: (job.state, job.results, job.error, job.updated) for job_id, job in jobs.items()},
+                         {"j1": ("done", get, None, now + 1), "op1": ("done", exec_202, None, now + 1),
+                          "j2": ("queued", [], None, now)})
+        self.assertEqual([(e["job_id"], e["state"]) for e in await self.job_events()], [("j1", "done"), ("op1", "done")])
+        self.assertEqual((await self.store.get_operation("op1")).state, "awaiting_device")
 
 class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
     pass
