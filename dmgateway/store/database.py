@@ -263,8 +263,9 @@ class Database:
                 return defer.fail(failure)
         else:
             self._in_direct = False
-            if self._direct.checkpoint_due():
-                self._checkpoint()
+            checkpoint = self._direct.checkpoint_due()
+            if checkpoint:
+                self._checkpoint(checkpoint)
             if result is BUSY:
                 return None
             if started is not None:
@@ -287,11 +288,19 @@ class Database:
         except Exception:
             log.failure("store transaction observer failed")
 
-    def _checkpoint(self) -> None:
-        d = self._pool.runWithConnection(self._direct.checkpoint)
-        d.addErrback(lambda failure: log.failure("WAL checkpoint failed", failure))
+    def _checkpoint(self, number: int) -> None:
+        direct = self._direct
+        d = self._pool.runWithConnection(direct.checkpoint, number)
+        d.addErrback(self._checkpoint_failed, direct, number)
         self._pending.add(d)
         d.addBoth(self._settled_background, d)
+
+    @staticmethod
+    def _checkpoint_failed(failure: Failure, direct: Any, number: int) -> None:
+        # (the pool may fail before it runs the checkpoint, which then
+        # cannot end the reactor connection's wait for it itself)
+        direct.checkpoint_failed(number)
+        log.failure("WAL checkpoint failed", failure)
 
     def batch(self) -> "Batch":
         """

@@ -15,6 +15,8 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import Conflict, StoreClosed, StoreError, StoreUnavailable, open_store
+from dmgateway.store.database import BUSY
+from dmgateway.store.sqlite import ReactorConnection
 from tests.store.support import OnSQLite, StoreCase, add_device
 
 
@@ -305,9 +307,9 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         checkpoints = []
         real = store._direct.checkpoint
 
-        def checkpoint(connection):
+        def checkpoint(connection, number):
             checkpoints.append(threading.current_thread() is not threading.main_thread())
-            real(connection)
+            real(connection, number)
 
         store._direct.checkpoint = checkpoint
         for n in range(7):
@@ -348,6 +350,63 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         # the schema's frames already, more than 4 transactions' worth)
         frame = 24 + list((await store.run_interaction("page", _page_size)).values())[0]
         self.assertLess(max(sizes) - sizes[0], 20 * frame, sizes)
+
+    async def test_a_checkpoint_the_pool_never_ran_does_not_keep_the_work_off(self):
+        # The pool failed before it ran the checkpoint (it could not
+        # connect): its errback ends the reactor connection's wait, or
+        # every short transaction would have gone to the pool from then on.
+        store = await self.open()
+        store._direct.checkpoint_every = 2
+        self.successResultOf(store.run_interaction("warm", _counter, "x", short=True))
+
+        def unreachable(func, *args):
+            return defer.fail(sqlite3.OperationalError("unable to open database file"))
+
+        store._pool.runWithConnection = unreachable
+        for n in range(2):
+            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        for n in range(2, 4):
+            # at once, in this thread: nothing waits on the pool
+            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, "c3", short=True)), 1)
+        self.assertEqual(store._direct.fallbacks, 0)
+
+    async def test_a_failed_checkpoint_does_not_keep_the_work_off(self):
+        # (the checkpoint ran and failed: its end in the pool's thread lets
+        # the reactor connection write again)
+        store = await self.open()
+        store._direct.checkpoint_every = 2
+        real = store._direct.checkpoint
+
+        class Broken:
+            def execute(self, sql):
+                raise sqlite3.OperationalError("disk I/O error")
+
+        store._direct.checkpoint = lambda connection, number: real(Broken(), number)
+        for n in range(2):
+            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+        await store.run_interaction("drain", _counter, "c0")
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        self.successResultOf(store.run_interaction("insert", _insert_counter, "after", short=True))
+        self.assertEqual(store._direct.fallbacks, 0)
+
+    def test_a_late_errback_ends_no_later_checkpoint(self):
+        # (a checkpoint that ran and failed is ended by the pool's thread,
+        # then by its errback: the errback must not end a later one's wait)
+        direct = ReactorConnection(str(self.tmp_path / "late.db"), lambda connection: None)
+        self.addCleanup(direct.close)
+        direct.checkpoint_every = 1
+        direct._since_checkpoint = 1
+        first = direct.checkpoint_due()
+        direct._ended(first)  # (in the pool's thread: it ran, and failed)
+        direct._since_checkpoint = 1
+        second = direct.checkpoint_due()
+        direct.checkpoint_failed(first)  # (the first one's errback, late)
+        self.assertIs(direct.run(lambda cursor: None), BUSY)
+        direct.checkpoint_failed(second)
+        self.assertIsNone(direct.run(lambda cursor: None))
 
     async def test_inline_0_keeps_every_transaction_on_the_pool(self):
         self.uri += "?inline=0"
