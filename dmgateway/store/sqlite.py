@@ -266,16 +266,20 @@ class ReactorConnection:
     C{checkpoint_every} transactions that changed rows L{checkpoint_due}
     hands a passive checkpoint to the pool's thread (a read adds nothing
     to the WAL: counting it too checkpointed a third more often, each
-    time with a hop to the pool's thread and back).  Until that checkpoint
-    is done, L{run} answers L{BUSY} at once, so the transactions asked for
-    meanwhile queue behind it on the pool: a frame written during the
-    checkpoint would stay after the checkpointed ones, and the WAL only
-    starts again from its beginning when all of it was checkpointed (it
-    grew by every session's frames, without bound, under a steady load).
-    The pool's thread ends that wait when the checkpoint ran, even if it
-    failed; when the pool fails before it runs it (it cannot connect, it
-    was stopped), L{checkpoint_failed} ends it in the calling thread, or
-    every short transaction would go to the pool from then on.
+    time with a hop to the pool's thread and back).  Nothing is written
+    through this connection until that checkpoint is done: a frame written
+    during the checkpoint would stay after the checkpointed ones, and the
+    WAL only starts again from its beginning when all of it was
+    checkpointed (it grew by every session's frames, without bound, under
+    a steady load).  The store has the transactions asked for meanwhile
+    wait for the checkpoint as for the pool's work (see
+    L{Database.run_interaction
+    <dmgateway.store.database.Database.run_interaction>}), and L{run}
+    answers L{BUSY} at once until it is done.  The pool's thread ends that
+    wait when the checkpoint ran, even if it failed; when the pool fails
+    before it runs it (it cannot connect, it was stopped),
+    L{checkpoint_failed} ends it in the calling thread, or every short
+    transaction would go to the pool from then on.
 
     @ivar fallbacks: transactions answered L{BUSY} so far.
     """
