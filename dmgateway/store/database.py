@@ -12,6 +12,7 @@ the areas of the store (L{dmgateway.store.base}) build on this class.
 
 from __future__ import annotations
 
+from collections import deque
 from operator import attrgetter
 from typing import Any, Iterable, Optional, Protocol, Sequence
 
@@ -188,7 +189,11 @@ class Database:
         self._closed = False
         self._pending: set[Deferred] = set()
         self._direct = database_engine.reactor_connection()
-        self._on_pool = 0  # transactions queued on or running in the pool
+        # transactions (and a WAL checkpoint) queued on or running in the pool
+        self._on_pool = 0
+        # with a reactor connection: transactions asked while the pool was
+        # busy, not yet run (see L{_wait})
+        self._waiting: deque = deque()
         self._in_direct = False
         #: C{on_transaction(seconds, failed)} after every transaction (metrics)
         self.on_transaction = None
@@ -223,19 +228,26 @@ class Database:
         @param desc: what the work is, for error messages.
         @param short: a transaction of a few indexed statements (a DM
             session's reads and writes): on an engine with a reactor
-            connection it runs at once in the calling thread when the pool
-            has nothing queued or running (so transactions still run in
-            the order they were asked for), and on the pool when the
-            database is locked.  The caller sees no difference but speed.
-            L{SINGLE}: such a transaction of one statement.
+            connection it runs in the calling thread, at once when the
+            pool has nothing queued or running, else as soon as the pool
+            has drained (so transactions still run in the order they were
+            asked for), and on the pool when the database is locked.  The
+            caller sees no difference but speed.  L{SINGLE}: such a
+            transaction of one statement.
         """
         if self._closed:
             return defer.fail(StoreClosed(f"store is closed ({desc})"))
         started = None if self.on_transaction is None else self._clock.seconds()
-        if short and self._direct is not None and not self._on_pool and not self._in_direct:
-            d = self._run_direct(func, args, started, short is not SINGLE)
-            if d is not None:
-                return d
+        if self._direct is not None:
+            if self._waiting or (short and self._on_pool and not self._in_direct):
+                return self._wait(func, args, started, short)
+            if short and not self._on_pool and not self._in_direct:
+                d = self._run_direct(func, args, started, short is not SINGLE)
+                if d is not None:
+                    return d
+        return self._run_on_pool(func, args, started)
+
+    def _run_on_pool(self, func, args: tuple, started: Optional[float]) -> Deferred:
         d = self._pool.runInteraction(self._interact, func, args)
         self._on_pool += 1
         self._pending.add(d)
@@ -243,7 +255,45 @@ class Database:
         if started is not None:
             d.addBoth(self._timed, started)
         d.addErrback(self._failed)
+        if self._direct is not None:
+            d.addBoth(self._drain)
         return d
+
+    def _wait(self, func, args: tuple, started: Optional[float], short: Any) -> Deferred:
+        """
+        A transaction asked while the pool is busy (or others wait before
+        it), kept here until the pool has drained: then L{_drain} runs it
+        on the reactor connection if it is short.  Queued on the pool
+        instead, a short transaction kept the next ones off the reactor
+        connection too, and under a steady load every DM session's
+        transactions went on hopping to the pool's thread and back (more
+        CPU than their SQL) until a lull.  A long one waits here only
+        behind short ones, to keep the order.
+        """
+        d: Deferred = Deferred()
+        self._waiting.append((d, func, args, started, short))
+        self._pending.add(d)
+        d.addBoth(self._settled_background, d)
+        return d
+
+    def _drain(self, result: Any) -> Any:
+        """
+        After a transaction on the pool: while the pool is idle, run the
+        transactions that wait (L{_wait}), in order, the short ones on the
+        reactor connection (on the pool if the database is locked); a long
+        one goes to the pool, and so do those right behind it that are
+        long too.
+        """
+        waiting = self._waiting
+        while waiting and not self._in_direct and (not self._on_pool or not waiting[0][4]):
+            d, func, args, started, short = waiting.popleft()
+            done = None
+            if short and not self._on_pool:
+                done = self._run_direct(func, args, started, short is not SINGLE)
+            if done is None:
+                done = self._run_on_pool(func, args, started)
+            done.chainDeferred(d)
+        return result
 
     def _run_direct(self, func, args: tuple, started: Optional[float], begin: bool) -> Optional[Deferred]:
         """
@@ -268,8 +318,9 @@ class Database:
                 return defer.fail(failure)
         else:
             self._in_direct = False
-            if self._direct.checkpoint_due():
-                self._checkpoint()
+            checkpoint = self._direct.checkpoint_due()
+            if checkpoint:
+                self._checkpoint(checkpoint)
             if result is BUSY:
                 return None
             if started is not None:
@@ -292,11 +343,25 @@ class Database:
         except Exception:
             log.failure("store transaction observer failed")
 
-    def _checkpoint(self) -> None:
-        d = self._pool.runWithConnection(self._direct.checkpoint)
-        d.addErrback(lambda failure: log.failure("WAL checkpoint failed", failure))
+    def _checkpoint(self, number: int) -> None:
+        # (the transactions asked meanwhile wait for its end as for a
+        # transaction on the pool: the reactor connection writes nothing
+        # while it runs, see L{ReactorConnection
+        # <dmgateway.store.sqlite.ReactorConnection>})
+        direct = self._direct
+        d = self._pool.runWithConnection(direct.checkpoint, number)
+        self._on_pool += 1
         self._pending.add(d)
-        d.addBoth(self._settled_background, d)
+        d.addErrback(self._checkpoint_failed, direct, number)
+        d.addBoth(self._settled, d)
+        d.addBoth(self._drain)
+
+    @staticmethod
+    def _checkpoint_failed(failure: Failure, direct: Any, number: int) -> None:
+        # (the pool may fail before it runs the checkpoint, which then
+        # cannot end the reactor connection's wait for it itself)
+        direct.checkpoint_failed(number)
+        log.failure("WAL checkpoint failed", failure)
 
     def batch(self) -> "Batch":
         """

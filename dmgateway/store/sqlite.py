@@ -266,12 +266,20 @@ class ReactorConnection:
     C{checkpoint_every} transactions that changed rows L{checkpoint_due}
     hands a passive checkpoint to the pool's thread (a read adds nothing
     to the WAL: counting it too checkpointed a third more often, each
-    time with a hop to the pool's thread and back).  Until that checkpoint
-    is done, L{run} answers L{BUSY} at once, so the transactions asked for
-    meanwhile queue behind it on the pool: a frame written during the
-    checkpoint would stay after the checkpointed ones, and the WAL only
-    starts again from its beginning when all of it was checkpointed (it
-    grew by every session's frames, without bound, under a steady load).
+    time with a hop to the pool's thread and back).  Nothing is written
+    through this connection until that checkpoint is done: a frame written
+    during the checkpoint would stay after the checkpointed ones, and the
+    WAL only starts again from its beginning when all of it was
+    checkpointed (it grew by every session's frames, without bound, under
+    a steady load).  The store has the transactions asked for meanwhile
+    wait for the checkpoint as for the pool's work (see
+    L{Database.run_interaction
+    <dmgateway.store.database.Database.run_interaction>}), and L{run}
+    answers L{BUSY} at once until it is done.  The pool's thread ends that
+    wait when the checkpoint ran, even if it failed; when the pool fails
+    before it runs it (it cannot connect, it was stopped),
+    L{checkpoint_failed} ends it in the calling thread, or every short
+    transaction would go to the pool from then on.
 
     @ivar fallbacks: transactions answered L{BUSY} so far.
     """
@@ -288,7 +296,10 @@ class ReactorConnection:
         self._setup = setup
         self._connection: Optional[sqlite3.Connection] = None
         self._since_checkpoint = 0
-        self._checkpointing = False
+        # the number of the checkpoint handed to the pool and not yet ended
+        # (0: none), so a late errback cannot end a later one's wait
+        self._checkpointing = 0
+        self._checkpoints = 0
         self.fallbacks = 0
 
     def _connect(self) -> sqlite3.Connection:
@@ -357,20 +368,42 @@ class ReactorConnection:
             # a connection that cannot roll back is not used again
             self.close()
 
-    def checkpoint_due(self) -> bool:
-        """Whether the pool should checkpoint the WAL now (see L{checkpoint})."""
+    def checkpoint_due(self) -> int:
+        """
+        Whether the pool should checkpoint the WAL now: the number to give
+        L{checkpoint} (and L{checkpoint_failed}), or 0.  Until it ends,
+        L{run} answers L{BUSY}.
+        """
         if self._since_checkpoint < self.checkpoint_every:
-            return False
+            return 0
         self._since_checkpoint = 0
-        self._checkpointing = True
-        return True
+        self._checkpoints += 1
+        self._checkpointing = self._checkpoints
+        return self._checkpoints
 
-    def checkpoint(self, connection: Any) -> None:
-        """A passive WAL checkpoint: for the pool's thread (C{runWithConnection})."""
+    def checkpoint(self, connection: Any, number: int) -> None:
+        """
+        A passive WAL checkpoint: for the pool's thread
+        (C{runWithConnection}).  Its end, even by an error, lets L{run}
+        write again.
+        """
         try:
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         finally:
-            self._checkpointing = False
+            self._ended(number)
+
+    def checkpoint_failed(self, number: int) -> None:
+        """
+        Checkpoint C{number} failed, perhaps before the pool ran it (for
+        the calling thread, from the pool's errback): L{run} writes again.
+        """
+        self._ended(number)
+
+    def _ended(self, number: int) -> None:
+        # (a checkpoint that ran and failed is ended twice: by the pool's
+        # thread, then by the errback, which must not end a later one)
+        if self._checkpointing == number:
+            self._checkpointing = 0
 
     def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -15,6 +15,8 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import Conflict, StoreClosed, StoreError, StoreUnavailable, open_store
+from dmgateway.store.database import BUSY
+from dmgateway.store.sqlite import ReactorConnection
 from tests.store.support import OnSQLite, StoreCase, add_device
 
 
@@ -26,6 +28,12 @@ def _insert_counter(txn, name, value=1):
 def _counter(txn, name):
     row = txn.fetchone("SELECT value FROM counters WHERE name = ?", (name,))
     return None if row is None else row["value"]
+
+
+def _step(txn, ran, name):
+    """Insert C{name}; note it in C{ran}, with whether it ran in this thread."""
+    ran.append((name, threading.current_thread() is threading.main_thread()))
+    return _insert_counter(txn, name)
 
 
 def _page_size(txn):
@@ -88,7 +96,7 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         self.assertEqual(store._direct.fallbacks, 0)
         # no transaction is left open on the connection
         self.assertFalse(store._direct._connection.in_transaction)
-        # behind the pool's work it runs on the pool, in its turn
+        # behind the pool's work it waits for its turn
         release, running = self.hold_pool(store)
         queued = store.session_reads("IMEI:1")
         self.assertNoResult(queued)
@@ -218,7 +226,7 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         second = store.run_interaction("step", step, 2, short=True)
         self.assertNoResult(first)
         self.assertNoResult(second)
-        self.assertEqual(store._direct.fallbacks, 0)  # queued for order, not locked out
+        self.assertEqual(store._direct.fallbacks, 0)  # waiting for order, not locked out
         release.set()
         await running
         self.assertEqual(await defer.gatherResults([first, second]), ["step1", "step2"])
@@ -305,9 +313,9 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         checkpoints = []
         real = store._direct.checkpoint
 
-        def checkpoint(connection):
+        def checkpoint(connection, number):
             checkpoints.append(threading.current_thread() is not threading.main_thread())
-            real(connection)
+            real(connection, number)
 
         store._direct.checkpoint = checkpoint
         for n in range(7):
@@ -317,21 +325,112 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         await store.run_interaction("drain", _counter, "c0")
         self.assertEqual(checkpoints, [True, True])
 
-    async def test_short_transactions_wait_for_the_checkpoint_on_the_pool(self):
+    async def test_short_transactions_wait_for_the_checkpoint(self):
         # While the pool checkpoints, the reactor connection writes nothing:
         # a frame added meanwhile would stay after the checkpointed ones, and
         # the WAL would never start again from its beginning (it grew by
         # every session's frames, without bound, under a steady load).
         store = await self.open()
         store._direct.checkpoint_every = 2
+        real = store._direct.checkpoint
+        release = threading.Event()
+        started = threading.Event()
+
+        def held_checkpoint(connection, number):
+            started.set()
+            release.wait(30)
+            real(connection, number)
+
+        store._direct.checkpoint = held_checkpoint
+        self.addCleanup(release.set)
         for n in range(2):
             self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
-        queued = store.run_interaction("insert", _insert_counter, "after", short=True)
+        started.wait(30)
+        ran = []
+        queued = store.run_interaction("insert", _step, ran, "after", short=True)
         read = store.run_interaction("read", _counter, "c1", short=True)
+        self.assertNoResult(queued)
+        self.assertNoResult(read)
+        self.assertEqual(ran, [])
+        release.set()
         self.assertEqual((await queued, await read), ("after", 1))
+        # (then in this thread, on the reactor connection)
+        self.assertEqual(ran, [("after", True)])
         self.assertEqual(store._direct.fallbacks, 0)
-        # the checkpoint done, the reactor connection runs them again
+        # the checkpoint done, the reactor connection runs them at once again
         self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, "after", short=True)), 1)
+
+    async def test_short_transactions_behind_the_pool_come_back_to_the_reactor_connection(self):
+        # Two sessions, each asking its next transaction when the last one
+        # answers, start while the pool is busy.  Queued on the pool, each
+        # one found the other's there and went to the pool too, and so on
+        # for as long as the load lasted; they wait for the pool to drain
+        # instead, then all run on the reactor connection, in order.
+        store = await self.open()
+        ran = []
+
+        def session(name, steps):
+            def step(n):
+                d = store.run_interaction("step", _step, ran, f"{name}{n}", short=True)
+                if n + 1 < steps:
+                    d.addCallback(lambda _: step(n + 1))
+                return d
+
+            return step(0)
+
+        release, running = self.hold_pool(store)
+        sessions = [session("a", 5), session("b", 5)]
+        self.assertEqual(ran, [])
+        release.set()
+        await running
+        self.assertEqual(await defer.gatherResults(sessions), ["a4", "b4"])
+        self.assertEqual(
+            ran, [(f"{name}{n}", True) for n in range(5) for name in "ab"],
+        )
+        self.assertEqual(store._direct.fallbacks, 0)
+
+    async def test_a_long_transaction_keeps_its_turn_behind_waiting_ones(self):
+        store = await self.open()
+        ran = []
+        release, running = self.hold_pool(store)
+        first = store.run_interaction("step", _step, ran, "first", short=True)
+        long = store.run_interaction("long", _step, ran, "long")
+        longer = store.run_interaction("long", _step, ran, "longer")
+        last = store.run_interaction("step", _step, ran, "last", short=True)
+        release.set()
+        await defer.gatherResults([running, first, long, longer, last])
+        self.assertEqual(
+            ran, [("first", True), ("long", False), ("longer", False), ("last", True)],
+        )
+
+    async def test_a_waiting_transaction_that_meets_a_lock_goes_to_the_pool(self):
+        store = await self.open()
+        other = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.addCleanup(other.close)
+        ran = []
+
+        def locked_out(txn, name):
+            if not ran:
+                # (another process takes the write lock first)
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("INSERT INTO counters (name, value) VALUES ('other', 7)")
+            return _step(txn, ran, name)
+
+        release, running = self.hold_pool(store)
+        first = store.run_interaction("step", locked_out, "first", short=True)
+        second = store.run_interaction("step", _step, ran, "second", short=True)
+        release.set()
+        await running
+        # the lock stopped the first one: it waits on the pool, the second
+        # one behind it
+        self.assertEqual(ran, [("first", True)])
+        self.assertEqual(store._direct.fallbacks, 1)
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        other.execute("COMMIT")
+        self.assertEqual(await defer.gatherResults([first, second]), ["first", "second"])
+        self.assertEqual(ran, [("first", True), ("first", False), ("second", True)])
+        self.assertEqual(await store.run_interaction("read", _counter, "other", short=True), 7)
 
     async def test_the_wal_starts_again_after_each_checkpoint(self):
         store = await self.open()
@@ -348,6 +447,63 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         # the schema's frames already, more than 4 transactions' worth)
         frame = 24 + list((await store.run_interaction("page", _page_size)).values())[0]
         self.assertLess(max(sizes) - sizes[0], 20 * frame, sizes)
+
+    async def test_a_checkpoint_the_pool_never_ran_does_not_keep_the_work_off(self):
+        # The pool failed before it ran the checkpoint (it could not
+        # connect): its errback ends the reactor connection's wait, or
+        # every short transaction would have gone to the pool from then on.
+        store = await self.open()
+        store._direct.checkpoint_every = 2
+        self.successResultOf(store.run_interaction("warm", _counter, "x", short=True))
+
+        def unreachable(func, *args):
+            return defer.fail(sqlite3.OperationalError("unable to open database file"))
+
+        store._pool.runWithConnection = unreachable
+        for n in range(2):
+            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        for n in range(2, 4):
+            # at once, in this thread: nothing waits on the pool
+            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        self.assertEqual(self.successResultOf(store.run_interaction("read", _counter, "c3", short=True)), 1)
+        self.assertEqual(store._direct.fallbacks, 0)
+
+    async def test_a_failed_checkpoint_does_not_keep_the_work_off(self):
+        # (the checkpoint ran and failed: its end in the pool's thread lets
+        # the reactor connection write again)
+        store = await self.open()
+        store._direct.checkpoint_every = 2
+        real = store._direct.checkpoint
+
+        class Broken:
+            def execute(self, sql):
+                raise sqlite3.OperationalError("disk I/O error")
+
+        store._direct.checkpoint = lambda connection, number: real(Broken(), number)
+        for n in range(2):
+            self.successResultOf(store.run_interaction("insert", _insert_counter, f"c{n}", short=True))
+        await store.run_interaction("drain", _counter, "c0")
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 1)
+        self.successResultOf(store.run_interaction("insert", _insert_counter, "after", short=True))
+        self.assertEqual(store._direct.fallbacks, 0)
+
+    def test_a_late_errback_ends_no_later_checkpoint(self):
+        # (a checkpoint that ran and failed is ended by the pool's thread,
+        # then by its errback: the errback must not end a later one's wait)
+        direct = ReactorConnection(str(self.tmp_path / "late.db"), lambda connection: None)
+        self.addCleanup(direct.close)
+        direct.checkpoint_every = 1
+        direct._since_checkpoint = 1
+        first = direct.checkpoint_due()
+        direct._ended(first)  # (in the pool's thread: it ran, and failed)
+        direct._since_checkpoint = 1
+        second = direct.checkpoint_due()
+        direct.checkpoint_failed(first)  # (the first one's errback, late)
+        self.assertIs(direct.run(lambda cursor: None), BUSY)
+        direct.checkpoint_failed(second)
+        self.assertIsNone(direct.run(lambda cursor: None))
 
     async def test_inline_0_keeps_every_transaction_on_the_pool(self):
         self.uri += "?inline=0"
