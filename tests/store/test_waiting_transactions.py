@@ -68,6 +68,51 @@ class WaitingTransactionTests(OnSQLite, StoreCase, TestCase):
         self.addCleanup(other.close)
         return other
 
+    async def test_answers_come_in_the_order_asked(self):
+        # (as they did when everything behind the pool's work queued on the
+        # pool: a caller of the pool is answered before those behind it)
+        store = await self.open_with_log()
+        ran = []
+        answered = []
+        release, running = self.hold_pool(store)
+        running.addCallback(answered.append)
+        store.run_interaction("a", _log, ran, "a", short=True).addCallback(answered.append)
+        store.run_interaction("b", _log, ran, "b").addCallback(answered.append)
+        last = store.run_interaction("c", _log, ran, "c", short=True)
+        last.addCallback(answered.append)
+        release.set()
+        await last
+        self.assertEqual(answered, ["held", "a", "b", "c"])
+        self.assertEqual(ran, [("a", True), ("b", False), ("c", True)])
+
+    async def test_a_caller_that_gives_up_on_the_pool_lets_no_one_jump_ahead(self):
+        # (a long-poll whose client went away cancels its Deferred: the
+        # transaction still runs on the pool, what is asked after it still
+        # sees its effects, and close() still waits for it)
+        store = await self.open_with_log()
+        ran = []
+        release = threading.Event()
+        started = threading.Event()
+
+        def held(txn):
+            started.set()
+            release.wait(30)
+            return _log(txn, ran, "held")
+
+        running = store.run_interaction("held", held)
+        self.addCleanup(release.set)
+        started.wait(30)
+        running.cancel()
+        self.failureResultOf(running, defer.CancelledError)
+        read = store.run_interaction("read", _logged, short=SINGLE)
+        self.assertNoResult(read)
+        closing = store.close()
+        self.assertNoResult(closing)
+        release.set()
+        self.assertEqual(await read, ["held"])
+        await closing
+        self.assertIsNone(store._direct)
+
     async def test_a_caller_that_raises_keeps_no_one_else_waiting(self):
         # (the callers' callbacks run inside the drain, one after another)
         store = await self.open_with_log()
