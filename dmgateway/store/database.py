@@ -255,9 +255,15 @@ class Database:
         if started is not None:
             d.addBoth(self._timed, started)
         d.addErrback(self._failed)
-        if self._direct is not None:
-            d.addBoth(self._drain)
-        return d
+        if self._direct is None:
+            return d
+        # Its caller is answered before the transactions that waited behind
+        # it run (L{_drain}): answers come in the order asked, as when they
+        # all queued on the pool.
+        answer: Deferred = Deferred()
+        d.chainDeferred(answer)
+        d.addBoth(self._drain)
+        return answer
 
     def _wait(self, func, args: tuple, started: Optional[float], short: Any) -> Deferred:
         """
@@ -278,11 +284,11 @@ class Database:
 
     def _drain(self, result: Any) -> Any:
         """
-        After a transaction on the pool: while the pool is idle, run the
-        transactions that wait (L{_wait}), in order, the short ones on the
-        reactor connection (on the pool if the database is locked); a long
-        one goes to the pool, and so do those right behind it that are
-        long too.
+        After a transaction on the pool, its caller answered: while the
+        pool is idle, run the transactions that wait (L{_wait}), in order,
+        the short ones on the reactor connection (on the pool if the
+        database is locked); a long one goes to the pool, and so do those
+        right behind it that are long too.
         """
         waiting = self._waiting
         while waiting and not self._in_direct and (not self._on_pool or not waiting[0][4]):
