@@ -655,6 +655,9 @@ quick_read(Builder *b, const char *s, size_t size)
         }
         p++;  /* '<' */
         if (p < end && *p == '/') {  /* an end tag: the open element's name, S?, '>' */
+            if (depth == 0) {  /* before the root: no element is open */
+                return QUICK_LEFT;
+            }
             QuickOpen *top = &open[depth - 1];
             p++;
             if ((size_t)(end - p) < top->name_len || memcmp(p, top->name, top->name_len) != 0) {
@@ -826,6 +829,7 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     b.default_ns = args[10];
 
     const char *s = PyBytes_AS_STRING(data);
+    Py_ssize_t room = b.room;  /* the elements the quick reader counted are counted again */
     if (encoding_name == NULL || strcmp(encoding_name, "utf-8") == 0) {
         if (quick_read(&b, s, (size_t)size) == QUICK_DONE) {
             return finish(&b, 1);
@@ -835,6 +839,7 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_CLEAR(b.root);
         b.depth = 0;
         b.text_len = 0;
+        b.room = room;
     }
 
     XML_Parser parser = XML_ParserCreateNS(encoding_name, '}');

@@ -381,6 +381,8 @@ QUICK_EDGES = [
     b"<SyncML><a>x</a><a>y<b/></a></SyncML>", b"<SyncML></SyncML>", b"<SyncML/ >", b"< SyncML/>",
     b"<MgmtTree><Node/></MgmtTree>", b"<wap-provisioningdoc/>", b"<SyncML><!--c--></SyncML>",
     b"<SyncML><a><![CDATA[x]]></a></SyncML>", b"<SyncML><?p x?></SyncML>",
+    # an end tag before any element is open
+    b"</SyncML>", b"</a>", b" \n</a>", b"</", b'<?xml version="1.0"?></SyncML>',
 ]
 
 
@@ -420,3 +422,12 @@ def test_quick_reader_reads_client_messages():
             b'<Data>a &amp; b</Data></Alert><Final/></SyncBody></SyncML>')
     pure, root = assert_same(data)
     assert pure[0] == "tree" and root is not None
+
+
+def test_a_document_left_late_keeps_its_element_budget():
+    # the quick reader counts the elements it reads before it meets a comment;
+    # expat then reads the document again with the whole budget, not what was left
+    data = b"<SyncML>" + b"<a/>" * 10 + b"<!--c--></SyncML>"
+    assert c_alone(data, max_elements=11)[0] is not None
+    assert c_alone(data, max_elements=10)[0] is None  # past the limit: the pure path says why
+    assert_same(data, max_elements=11)
