@@ -19,6 +19,14 @@
  * exactly as always.  So this module only ever returns a tree the pure
  * builder returns too.
  *
+ * Before expat, a quick reader (quick_read, below) tries the document: the
+ * strict subset of XML that DM clients send (ASCII, plain names, default
+ * namespaces only, no declarations or other markup) it reads itself, calling
+ * the same handlers with what expat would hand them, at a fraction of expat's
+ * cost (its tokenizer, hashing and accounting were over half of a message's
+ * decoding); anything else it leaves before the end, and expat reads the
+ * document from the start.
+ *
  * Nesting is held in a fixed array: the limit is at most 256 (HARD_MAX_DEPTH),
  * checked before each push.  Text is gathered in one heap buffer, as
  * pyexpat's buffer_text does (a run of text between two element events
@@ -126,7 +134,9 @@ give_up(Builder *b)
 {
     if (!b->bail) {
         b->bail = 1;
-        XML_StopParser(b->parser, XML_FALSE);
+        if (b->parser != NULL) {  /* NULL while the quick reader runs */
+            XML_StopParser(b->parser, XML_FALSE);
+        }
     }
     PyErr_Clear();
 }
@@ -477,6 +487,298 @@ on_skipped_entity(void *data, const XML_Char *name, int is_parameter_entity)
     give_up(data);
 }
 
+/* The root the builder holds (ok: the document was read to its end), or None;
+ * frees what the builder holds */
+static PyObject *
+finish(Builder *b, int ok)
+{
+    PyMem_Free(b->text);
+    Py_XDECREF(b->intern);
+    for (int i = 0; i < NAME_SLOTS; i++) {
+        Py_XDECREF(b->seen[i].found);
+    }
+    if (!ok || b->bail || b->root == NULL || b->depth != 0 || b->text_len != 0) {
+        PyErr_Clear();
+        Py_XDECREF(b->root);
+        Py_RETURN_NONE;
+    }
+    return b->root;
+}
+
+/* The quick reader: the common documents without expat.
+ *
+ * It reads a strict subset of XML -- ASCII only; no CR or other control
+ * character but tab and LF; names of [A-Za-z_][A-Za-z0-9._-]* not starting
+ * with "xml"; no attribute but one "xmlns" per element, its value plain
+ * (no reference, whitespace other than space, '}' or URI of the W3C); text
+ * with the five predefined entity references and no "]]>"; no comment,
+ * processing instruction, CDATA or DOCTYPE; at most one of three exact XML
+ * declarations -- and calls the handlers above with what expat, parsing
+ * with namespaces, would hand them for such a document, in the same order:
+ * on_namespace then on_start for an element declaring xmlns, on_text for
+ * each run of text (the references replaced), on_end.  Everything else,
+ * or anything it is unsure of, it leaves (QUICK_LEFT) before the end of the
+ * document, and expat reads the document from the start.  Every document it
+ * reads to the end is well-formed for expat and reads the same. */
+#define QUICK_DONE 1
+#define QUICK_LEFT 0
+#define QUICK_NAME 256   /* longer names: expat */
+#define QUICK_EXPANDED 1024
+
+typedef struct {
+    const char *name, *uri;
+    size_t name_len, uri_len;
+} QuickOpen;
+
+static const char *const quick_declarations[] = {
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+    "<?xml version=\"1.0\" encoding=\"utf-8\"?>",
+    "<?xml version=\"1.0\"?>",
+};
+
+static int
+quick_name_start(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+
+static int
+quick_name_char(unsigned char c)
+{
+    return quick_name_start(c) || (c >= '0' && c <= '9') || c == '.' || c == '-';
+}
+
+static int
+quick_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n';
+}
+
+/* the length of the name at s (0: not one the quick reader takes) */
+static size_t
+quick_name(const char *s, const char *end)
+{
+    const char *p = s;
+    if (p >= end || !quick_name_start((unsigned char)*p)) {
+        return 0;
+    }
+    while (p < end && quick_name_char((unsigned char)*p)) {
+        p++;
+    }
+    size_t n = (size_t)(p - s);
+    if (n > QUICK_NAME || (n >= 3 && (s[0] | 0x20) == 'x' && (s[1] | 0x20) == 'm'
+                                    && (s[2] | 0x20) == 'l')) {
+        return 0;
+    }
+    return n;
+}
+
+/* the text from s to '<' (or end) handed to on_text; NULL to leave */
+static const char *
+quick_text(Builder *b, const char *s, const char *end)
+{
+    const char *run = s, *p = s;
+    while (p < end && *p != '<') {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 0x80 || (c < 0x20 && c != '\t' && c != '\n')) {
+            return NULL;
+        }
+        if (c == '>' && p - s >= 2 && p[-1] == ']' && p[-2] == ']') {
+            return NULL;
+        }
+        if (c != '&') {
+            p++;
+            continue;
+        }
+        static const struct { const char *ref; char c; } refs[] = {
+            {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''},
+        };
+        size_t i = 0, len = 0;
+        for (; i < sizeof(refs) / sizeof(refs[0]); i++) {
+            len = strlen(refs[i].ref);
+            if ((size_t)(end - p) >= len && memcmp(p, refs[i].ref, len) == 0) {
+                break;
+            }
+        }
+        if (i == sizeof(refs) / sizeof(refs[0])) {
+            return NULL;
+        }
+        if (p > run) {
+            on_text(b, run, (int)(p - run));
+        }
+        on_text(b, &refs[i].c, 1);
+        p += len;
+        run = p;
+    }
+    if (p > run) {
+        on_text(b, run, (int)(p - run));
+    }
+    return p;
+}
+
+static int
+quick_read(Builder *b, const char *s, size_t size)
+{
+    const char *p = s, *end = s + size;
+    QuickOpen open[HARD_MAX_DEPTH + 1];
+    size_t depth = 0;
+    int seen_root = 0;
+    char expanded[QUICK_EXPANDED];
+    const XML_Char *no_attributes[1] = {NULL};
+
+    for (size_t i = 0; i < sizeof(quick_declarations) / sizeof(quick_declarations[0]); i++) {
+        size_t len = strlen(quick_declarations[i]);
+        if (size >= len && memcmp(s, quick_declarations[i], len) == 0) {
+            p += len;
+            break;
+        }
+    }
+    while (p < end) {
+        if (b->bail) {
+            return QUICK_DONE;  /* the handlers gave up: None whoever reads on */
+        }
+        if (depth == 0) {  /* before or after the root: whitespace only */
+            if (quick_space((unsigned char)*p)) {
+                p++;
+                continue;
+            }
+            if (*p != '<' || seen_root) {
+                return QUICK_LEFT;
+            }
+        }
+        else if (*p != '<') {
+            p = quick_text(b, p, end);
+            if (p == NULL) {
+                return QUICK_LEFT;
+            }
+            continue;
+        }
+        p++;  /* '<' */
+        if (p < end && *p == '/') {  /* an end tag: the open element's name, S?, '>' */
+            if (depth == 0) {  /* before the root: no element is open */
+                return QUICK_LEFT;
+            }
+            QuickOpen *top = &open[depth - 1];
+            p++;
+            if ((size_t)(end - p) < top->name_len || memcmp(p, top->name, top->name_len) != 0) {
+                return QUICK_LEFT;
+            }
+            p += top->name_len;
+            while (p < end && quick_space((unsigned char)*p)) {
+                p++;
+            }
+            if (p >= end || *p != '>') {
+                return QUICK_LEFT;
+            }
+            p++;
+            on_end(b, NULL);
+            depth--;
+            continue;
+        }
+        size_t name_len = quick_name(p, end);
+        if (name_len == 0 || depth >= HARD_MAX_DEPTH) {
+            return QUICK_LEFT;
+        }
+        QuickOpen *top = &open[depth];
+        top->name = p;
+        top->name_len = name_len;
+        top->uri = depth ? open[depth - 1].uri : "";
+        top->uri_len = depth ? open[depth - 1].uri_len : 0;
+        p += name_len;
+        const char *uri = NULL;
+        size_t uri_len = 0;
+        if (p < end && quick_space((unsigned char)*p)) {
+            while (p < end && quick_space((unsigned char)*p)) {
+                p++;
+            }
+            if ((size_t)(end - p) >= 5 && memcmp(p, "xmlns", 5) == 0) {
+                p += 5;
+                while (p < end && quick_space((unsigned char)*p)) {
+                    p++;
+                }
+                if (p >= end || *p != '=') {
+                    return QUICK_LEFT;
+                }
+                p++;
+                while (p < end && quick_space((unsigned char)*p)) {
+                    p++;
+                }
+                if (p >= end || (*p != '"' && *p != '\'')) {
+                    return QUICK_LEFT;
+                }
+                char quote = *p++;
+                uri = p;
+                while (p < end && *p != quote) {
+                    unsigned char c = (unsigned char)*p;
+                    if (c < 0x20 || c >= 0x80 || c == '&' || c == '<' || c == '}') {
+                        return QUICK_LEFT;
+                    }
+                    p++;
+                }
+                if (p >= end) {
+                    return QUICK_LEFT;
+                }
+                uri_len = (size_t)(p - uri);
+                p++;
+                if (uri_len >= 18 && memcmp(uri, "http://www.w3.org/", 18) == 0) {
+                    return QUICK_LEFT;  /* the reserved namespaces: expat's answer */
+                }
+                while (p < end && quick_space((unsigned char)*p)) {
+                    p++;
+                }
+            }
+        }
+        int empty = 0;
+        if (p < end && *p == '/') {
+            empty = 1;
+            p++;
+        }
+        if (p >= end || *p != '>') {
+            return QUICK_LEFT;
+        }
+        p++;
+        if (uri != NULL) {
+            top->uri = uri;
+            top->uri_len = uri_len;
+            /* expat hands the declaration over first, its URI as the document
+             * spells it; a null pointer for xmlns="" (no default namespace) */
+            char value[QUICK_EXPANDED];
+            if (uri_len >= sizeof(value)) {
+                return QUICK_LEFT;
+            }
+            memcpy(value, uri, uri_len);
+            value[uri_len] = '\0';
+            on_namespace(b, NULL, uri_len ? value : NULL);
+            if (b->bail) {
+                return QUICK_DONE;
+            }
+        }
+        /* the name as expat's namespace processing hands it over: "URI}local" or "local" */
+        size_t at = 0;
+        if (top->uri_len + 1 + name_len + 1 > sizeof(expanded)) {
+            return QUICK_LEFT;
+        }
+        if (top->uri_len > 0) {
+            memcpy(expanded, top->uri, top->uri_len);
+            at = top->uri_len;
+            expanded[at++] = '}';
+        }
+        memcpy(expanded + at, top->name, name_len);
+        expanded[at + name_len] = '\0';
+        on_start(b, expanded, no_attributes);
+        seen_root = 1;
+        depth++;
+        if (empty && !b->bail) {
+            on_end(b, NULL);
+            depth--;
+        }
+    }
+    if (depth != 0 || !seen_root) {
+        return QUICK_LEFT;
+    }
+    return QUICK_DONE;
+}
+
 /* build(data, encoding, depth_limit, max_elements, declared, Node, names,
  *       resolve, attrs, root_keys, default_ns) -> root Node, or None: the pure
  * builder reads the document */
@@ -526,6 +828,20 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     b.root_keys = args[9];
     b.default_ns = args[10];
 
+    const char *s = PyBytes_AS_STRING(data);
+    Py_ssize_t room = b.room;  /* the elements the quick reader counted are counted again */
+    if (encoding_name == NULL || strcmp(encoding_name, "utf-8") == 0) {
+        if (quick_read(&b, s, (size_t)size) == QUICK_DONE) {
+            return finish(&b, 1);
+        }
+        /* left: expat reads the document from the start, into a fresh builder */
+        PyDict_Clear(b.declared);
+        Py_CLEAR(b.root);
+        b.depth = 0;
+        b.text_len = 0;
+        b.room = room;
+    }
+
     XML_Parser parser = XML_ParserCreateNS(encoding_name, '}');
     if (parser == NULL) {
         return PyErr_NoMemory();
@@ -546,7 +862,6 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     XML_SetCharacterDataHandler(parser, on_text);
     XML_SetSkippedEntityHandler(parser, on_skipped_entity);
 
-    const char *s = PyBytes_AS_STRING(data);
     Py_ssize_t left = size;
     int ok = 1;
     while (ok && left > CHUNK) {
@@ -558,17 +873,8 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         ok = XML_Parse(parser, s, (int)left, 1) == XML_STATUS_OK;
     }
     XML_ParserFree(parser);
-    PyMem_Free(b.text);
-    Py_XDECREF(b.intern);
-    for (int i = 0; i < NAME_SLOTS; i++) {
-        Py_XDECREF(b.seen[i].found);
-    }
-    if (!ok || b.bail || b.root == NULL || b.depth != 0 || b.text_len != 0) {
-        PyErr_Clear();
-        Py_XDECREF(b.root);
-        Py_RETURN_NONE;
-    }
-    return b.root;
+    b.parser = NULL;
+    return finish(&b, ok);
 }
 
 static PyObject *

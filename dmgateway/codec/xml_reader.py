@@ -27,8 +27,10 @@ limit) and a second pass, which only counts, decides which of the three
 groups the document falls in; accepted documents are read once.
 
 The optional C accelerator (``_xml_speedups.c``) runs the building pass
-with C callbacks and answers None for anything but a document the builder
-accepts; the builder then reads the document (see :func:`read`).
+with C callbacks (the common documents, a strict subset of XML, without even
+expat: its own reader hands the callbacks the same events) and answers None
+for anything but a document the builder accepts; the builder then reads the
+document (see :func:`read`).
 
 Accepted as devices send it: a BOM, an XML declaration, UTF-8, UTF-16,
 UTF-32 and any other encoding declared that Python knows, namespace URIs in

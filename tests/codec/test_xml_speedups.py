@@ -350,3 +350,84 @@ def test_only_pyexpats_expat_release_is_used(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("DMGW_PURE_XML", "1")
     assert xml_reader._load_c_build() is None
+
+
+# -- the quick reader (the common documents read without expat) ------------------------
+
+QUICK_EDGES = [
+    b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD></SyncHdr></SyncML>',
+    b'<?xml version="1.0" encoding="UTF-8"?><SyncML><a>x</a></SyncML>',
+    b'<?xml version="1.0" encoding="utf-8"?>\n<SyncML>\n <a>x</a>\n</SyncML>\n',
+    b'<?xml version="1.0"?><SyncML/>', b'<?xml version="1.0" ?><SyncML/>',
+    b' <?xml version="1.0"?><SyncML/>', b"\n\t <SyncML/> \n", b"<SyncML/><a/>", b"<SyncML/>x",
+    b"<SyncML><a>x &amp; y &lt;&gt;&quot;&apos;</a></SyncML>", b"<SyncML><a>&#65;</a></SyncML>",
+    b"<SyncML><a>&amp</a></SyncML>", b"<SyncML><a>&e;</a></SyncML>", b"<SyncML><a>]]></a></SyncML>",
+    b"<SyncML><a>]]</a><b>]></b><c>] ]></c></SyncML>", b"<SyncML><a>a\rb</a></SyncML>",
+    b"<SyncML><a>a\x01b</a></SyncML>", b"<SyncML><a>\xc3\xa9</a></SyncML>",
+    b"<SyncML><a>\t\n</a><b> </b></SyncML>", b"<SyncML> x <a/></SyncML>", b"<SyncML><a/> x </SyncML>",
+    b"<SyncML><a></b></SyncML>", b"<SyncML><a></a ></SyncML>", b"<SyncML><a></a\n\t></SyncML>",
+    b"<SyncML><ab></a></SyncML>", b"<SyncML><a></ab></SyncML>", b"<SyncML><a>", b"<SyncML><a/",
+    b'<SyncML xmlns="syncml:metinf"><a xmlns="">x</a><b xmlns=\'urn:b\'><c/></b></SyncML>',
+    b'<SyncML xmlns = "urn:a" ><a xmlns="urn:a"/></SyncML>', b'<SyncML xmlns="urn:a"xmlns="b"/>',
+    b'<SyncML xmlns="urn:a" xmlns="urn:b"/>', b'<SyncML xmlns="urn:a" a="1"/>', b'<SyncML a="1"/>',
+    b'<SyncML xmlns="urn:}a"/>', b'<SyncML xmlns="http://www.w3.org/XML/1998/namespace"/>',
+    b'<SyncML xmlns="http://www.w3.org/2000/xmlns/"/>', b'<SyncML xmlns="bad uri"/>',
+    b'<SyncML xmlns="a&amp;b"/>', b'<SyncML xmlns="a\tb"/>', b'<SyncML xmlns="a<b"/>',
+    b'<SyncML xmlns="a>b"/>', b'<SyncML xmlns="x"', b'<SyncML xmlns/>', b'<SyncML xmlns="x/>',
+    b"<xml/>", b"<XMLa/>", b"<SyncML><xmlns/></SyncML>", b"<p:SyncML xmlns:p='urn:p'/>",
+    b"<SyncML><a.b-c_1/><_a/></SyncML>", b"<SyncML><1a/></SyncML>", b"<SyncML><-a/></SyncML>",
+    b"<SyncML>" + b"<a>" * 300 + b"</a>" * 300 + b"</SyncML>",
+    b"<SyncML><" + b"n" * 300 + b"/></SyncML>", b'<SyncML xmlns="' + b"u" * 1100 + b'"/>',
+    b"<SyncML><a>x</a><a>y<b/></a></SyncML>", b"<SyncML></SyncML>", b"<SyncML/ >", b"< SyncML/>",
+    b"<MgmtTree><Node/></MgmtTree>", b"<wap-provisioningdoc/>", b"<SyncML><!--c--></SyncML>",
+    b"<SyncML><a><![CDATA[x]]></a></SyncML>", b"<SyncML><?p x?></SyncML>",
+    # an end tag before any element is open
+    b"</SyncML>", b"</a>", b" \n</a>", b"</", b'<?xml version="1.0"?></SyncML>',
+]
+
+
+@pytest.mark.parametrize("data", QUICK_EDGES)
+@pytest.mark.parametrize("limits", [{}, {"max_elements": 1}, {"max_elements": 2}, {"max_depth": 1}])
+def test_quick_reader_edges_read_the_same(data, limits):
+    assert_same(data, **limits)
+
+
+def _quick_documents():
+    """Documents of the quick reader's subset and just past its edges."""
+    tokens = st.sampled_from([
+        b"<a>", b"</a>", b"<b>", b"</b>", b"<a/>", b"<b />", b"x", b" ", b"\n", b"\t", b"&amp;", b"&lt;",
+        b"&x;", b"]]>", b"]", b">", b"<", b"&", b"\r", b"\xc3\xa9", b'<a xmlns="urn:a">',
+        b"<b xmlns=''>", b'<a xmlns="syncml:metinf">', b'<a xmlns="a}b">', b"</a >", b"<a/ >",
+        b"<a x='1'>", b"<p:a>", b"</SyncML>", b"<!--c-->"])
+    return st.lists(tokens, max_size=25).map(lambda parts: b"<SyncML>" + b"".join(parts) + b"</SyncML>")
+
+
+@HYPOTHESIS
+@given(_quick_documents(), st.sampled_from([None, 1, 4]), st.sampled_from([1, 3, 64]))
+def test_quick_documents_read_the_same(data, limit, depth):
+    assert_same(data, max_elements=limit, max_depth=depth)
+
+
+def test_quick_reader_hands_declarations_back():
+    # as expat does: the last default namespace declared, None for xmlns=""
+    assert c_alone(b'<SyncML xmlns="urn:d"><a xmlns=""/></SyncML>')[1] == {None: None}
+    assert c_alone(b'<SyncML xmlns=""><a xmlns="urn:d"/></SyncML>')[1] == {None: "urn:d"}
+    assert c_alone(b'<SyncML/>')[1] == {}
+
+
+def test_quick_reader_reads_client_messages():
+    # what the client library sends: a tree, the same as the pure builder's
+    data = (b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD></SyncHdr><SyncBody>'
+            b'<Alert><CmdID>1</CmdID><Meta><Format xmlns="syncml:metinf">chr</Format></Meta>'
+            b'<Data>a &amp; b</Data></Alert><Final/></SyncBody></SyncML>')
+    pure, root = assert_same(data)
+    assert pure[0] == "tree" and root is not None
+
+
+def test_a_document_left_late_keeps_its_element_budget():
+    # the quick reader counts the elements it reads before it meets a comment;
+    # expat then reads the document again with the whole budget, not what was left
+    data = b"<SyncML>" + b"<a/>" * 10 + b"<!--c--></SyncML>"
+    assert c_alone(data, max_elements=11)[0] is not None
+    assert c_alone(data, max_elements=10)[0] is None  # past the limit: the pure path says why
+    assert_same(data, max_elements=11)
