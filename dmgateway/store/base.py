@@ -38,8 +38,9 @@ arguments.
 
 from __future__ import annotations
 
+from .batch import Batch
 from .campaigns import CampaignQueries
-from .database import Batch, Database, Txn
+from .database import Database, Txn
 from .devices import DeviceStore
 from .events import EventStore
 from .firmware import FirmwareQueries

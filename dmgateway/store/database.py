@@ -1,8 +1,8 @@
 """
 The database under the store: one transaction as the C{_..._txn}
 functions see it (L{Txn}), the interaction runner with its error
-translation and metrics hook, L{Batch}es of calls in one transaction, and
-the migrations.
+translation and metrics hook (L{Batch}es of calls in one transaction are
+recorded by L{dmgateway.store.batch}), and the migrations.
 
 What differs between SQLite and PostgreSQL is an engine object
 (L{dmgateway.store.sqlite.SQLiteEngine},
@@ -13,7 +13,6 @@ the areas of the store (L{dmgateway.store.base}) build on this class.
 from __future__ import annotations
 
 from collections import deque
-from operator import attrgetter
 from typing import Any, Iterable, Optional, Protocol, Sequence
 
 from twisted.internet import defer
@@ -21,11 +20,12 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from .batch import Batch
 from .migrations import Migration, load_migrations
 from .model import SchemaTooNew, StoreClosed, StoreError
 from .values import marks
 
-__all__ = ["Database", "Engine", "Txn", "Batch", "BUSY", "SINGLE"]
+__all__ = ["Database", "Engine", "Txn", "BUSY", "SINGLE"]
 
 log = Logger()
 
@@ -369,7 +369,7 @@ class Database:
         direct.checkpoint_failed(number)
         log.failure("WAL checkpoint failed", failure)
 
-    def batch(self) -> "Batch":
+    def batch(self) -> Batch:
         """
         Several calls in ONE transaction: call the store's methods on the
         returned L{Batch} (they are recorded, not run), then C{commit()}
@@ -503,129 +503,3 @@ class Database:
     def _schema_version_txn(self, txn: Txn) -> int:
         row = txn.fetchone("SELECT MAX(version) AS v FROM schema_version")
         return row["v"] or 0
-
-
-class _Recording:
-    """
-    Stands in for the store while a L{Batch} records its method calls.
-
-    One per store (L{_recording_of}): each recorder points it at its
-    batch's list of work before the call (recording is synchronous, so
-    batches recorded in turns do not mix).  What the store's methods ask
-    of it is the store's own, asked at each use (a method replaced on the
-    store is seen at once): through a property per attribute of the
-    store's class (L{_recording_type}), else through C{__getattr__}.
-    """
-
-    __slots__ = ("_store", "_work")
-
-    def __init__(self, store: "Database"):
-        self._store = store
-        self._work: list = []
-
-    def __getattr__(self, name: str) -> Any:
-        # (the store's instance attributes: its engine, clock...)
-        return getattr(self._store, name)
-
-    def run_interaction(self, desc: str, func, *args: Any, short: bool = False) -> None:
-        self._work.append((desc, func, args))
-
-
-def _recording_type(store_type: type) -> type:
-    """
-    The L{_Recording} subclass for stores of C{store_type}: each attribute
-    of the class is a property reading the store's (a lookup through
-    C{__getattr__} first fails, raising and catching an C{AttributeError}:
-    a tenth of a batch's recording).
-    """
-    kind = _RECORDING_TYPES.get(store_type)
-    if kind is None:
-        own = set(dir(_Recording))
-        namespace: dict[str, Any] = {"__slots__": ()}
-        for name in dir(store_type):
-            if name not in own:
-                namespace[name] = property(attrgetter("_store." + name))
-        kind = type(f"{store_type.__name__}Recording", (_Recording,), namespace)
-        _RECORDING_TYPES[store_type] = kind
-    return kind
-
-
-_RECORDING_TYPES: dict[type, type] = {}
-
-
-def _recording_of(store: "Database") -> _Recording:
-    """The store's L{_Recording}, made at its first batch."""
-    recording = store.__dict__.get("_batch_recording")
-    if recording is None:
-        recording = store.__dict__["_batch_recording"] = _recording_type(type(store))(store)
-    return recording
-
-
-def _recorder(method: Any) -> Any:
-    """A L{Batch} method recording C{method}'s transaction instead of running it."""
-
-    def record(self: "Batch", *args: Any, **kwargs: Any) -> "Batch":
-        recording = self._recording
-        recording._work = self._work
-        method(recording, *args, **kwargs)
-        return self
-
-    record.__name__ = method.__name__
-    return record
-
-
-class Batch:
-    """
-    Calls recorded for one transaction (see L{Store.batch}).  Each store
-    method called on it returns the batch, so calls can be chained.
-
-    A method's recorder is made when it is first called on a batch of
-    that kind of store, then kept on the class L{for_store} made for it.
-    """
-
-    __slots__ = ("_store", "_work", "_recording")
-
-    #: the store class this batch class records calls of (see L{for_store})
-    _store_type: Optional[type] = None
-
-    def __init__(self, store: "Database"):
-        self._store = store
-        self._work: list = []
-        self._recording = _recording_of(store)
-
-    @staticmethod
-    def for_store(store_type: type) -> type:
-        """The L{Batch} subclass that keeps the recorders of C{store_type}'s methods."""
-        kind = _BATCH_TYPES.get(store_type)
-        if kind is None:
-            kind = type(f"{store_type.__name__}Batch", (Batch,), {"__slots__": (), "_store_type": store_type})
-            _BATCH_TYPES[store_type] = kind
-        return kind
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(type(self._store), name, None)
-        if name.startswith("_") or not callable(method) or name in ("batch", "close", "migrate"):
-            raise AttributeError(f"{name!r} cannot be batched")
-        record = _recorder(method)
-        if type(self)._store_type is type(self._store):
-            setattr(type(self), name, record)
-        return record.__get__(self)
-
-    def __len__(self) -> int:
-        return len(self._work)
-
-    def commit(self, *, short: bool = False) -> Deferred:
-        """
-        Run the recorded calls in one transaction; fire with their results.
-
-        @param short: see L{Database.run_interaction}: a DM session's batch.
-        """
-        work = self._work
-        self._work = []
-        if not work:
-            return defer.succeed([])
-        desc = "batch of " + ", ".join([d for d, _f, _a in work])
-        return self._store.run_interaction(desc, self._store._batch_txn, work, short, short=short)
-
-
-_BATCH_TYPES: dict[type, type] = {}
