@@ -1,18 +1,18 @@
 """
 A store's calls recorded for one transaction: L{Batch} (see
 L{Database.batch <dmgateway.store.database.Database.batch>}).
+
+The store is typed C{Any} here: L{dmgateway.store.database} imports this
+module, and the package has no import cycle (tests/test_architecture.py).
 """
 
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-
-if TYPE_CHECKING:
-    from .database import Database
 
 __all__ = ["Batch"]
 
@@ -31,7 +31,7 @@ class _Recording:
 
     __slots__ = ("_store", "_work")
 
-    def __init__(self, store: "Database"):
+    def __init__(self, store: Any):
         self._store = store
         self._work: list = []
 
@@ -65,7 +65,7 @@ def _recording_type(store_type: type) -> type:
 _RECORDING_TYPES: dict[type, type] = {}
 
 
-def _recording_of(store: "Database") -> _Recording:
+def _recording_of(store: Any) -> _Recording:
     """The store's L{_Recording}, made at its first batch."""
     recording = store.__dict__.get("_batch_recording")
     if recording is None:
@@ -100,7 +100,7 @@ class Batch:
     #: the store class this batch class records calls of (see L{for_store})
     _store_type: Optional[type] = None
 
-    def __init__(self, store: "Database"):
+    def __init__(self, store: Any):
         self._store = store
         self._work: list = []
         self._recording = _recording_of(store)
