@@ -13,6 +13,7 @@ A suite is written once as a mixin and made concrete per engine:
 import base64
 import hashlib
 import sqlite3
+import threading
 
 import pytest
 from twisted.internet import task
@@ -109,6 +110,25 @@ class StoreCase:
             run = store.run_interaction
             store.run_interaction = lambda desc, func, *args, short=True: run(desc, func, *args, short=True)
         return store
+
+    def hold_pool(self, store, work=lambda txn: "held"):
+        """
+        A transaction on the store's pool that starts, waits until the
+        returned event is set, then returns C{work(txn)}: C{(release, its
+        Deferred)}, once it has started.
+        """
+        release = threading.Event()
+        started = threading.Event()
+
+        def held(txn):
+            started.set()
+            release.wait(30)
+            return work(txn)
+
+        running = store.run_interaction("held", held)
+        self.addCleanup(release.set)
+        started.wait(30)
+        return release, running
 
 
 def user_hash(name: str, secret: str) -> str:

@@ -50,19 +50,8 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         return self.uri[len("sqlite:"):]
 
     def hold_pool(self, store):
-        """A long transaction on the pool that runs until the returned event is set."""
-        release = threading.Event()
-        started = threading.Event()
-
-        def held(txn):
-            started.set()
-            release.wait(30)
-            return _insert_counter(txn, "held")
-
-        running = store.run_interaction("held", held)
-        self.addCleanup(release.set)
-        started.wait(30)
-        return release, running
+        """A long transaction on the pool, inserting the counter "held" once released."""
+        return super().hold_pool(store, lambda txn: _insert_counter(txn, "held"))
 
     async def test_short_transaction_answers_at_once(self):
         store = await self.open()

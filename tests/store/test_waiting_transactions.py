@@ -48,21 +48,6 @@ class WaitingTransactionTests(OnSQLite, StoreCase, TestCase):
         )
         return store
 
-    def hold_pool(self, store):
-        """A transaction on the pool that runs until the returned event is set."""
-        release = threading.Event()
-        started = threading.Event()
-
-        def held(txn):
-            started.set()
-            release.wait(30)
-            return "held"
-
-        running = store.run_interaction("held", held)
-        self.addCleanup(release.set)
-        started.wait(30)
-        return release, running
-
     def other_connection(self):
         other = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self.addCleanup(other.close)
@@ -91,17 +76,7 @@ class WaitingTransactionTests(OnSQLite, StoreCase, TestCase):
         # sees its effects, and close() still waits for it)
         store = await self.open_with_log()
         ran = []
-        release = threading.Event()
-        started = threading.Event()
-
-        def held(txn):
-            started.set()
-            release.wait(30)
-            return _log(txn, ran, "held")
-
-        running = store.run_interaction("held", held)
-        self.addCleanup(release.set)
-        started.wait(30)
+        release, running = self.hold_pool(store, lambda txn: _log(txn, ran, "held"))
         running.cancel()
         self.failureResultOf(running, defer.CancelledError)
         read = store.run_interaction("read", _logged, short=SINGLE)
