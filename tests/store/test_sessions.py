@@ -4,7 +4,7 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 
 from twisted.trial.unittest import TestCase
 
-from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
+from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery, database
 from dmgateway.store.migrations import load_migrations
 from tests.store.support import START, OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
@@ -93,6 +93,34 @@ class SessionTestsMixin(StoreCase):
             (await store.get_device("IMEI:1")).last_session,
             {"id": "s2", "started": START + 30, "ended": START + 30, "outcome": "aborted"},
         )
+
+    async def test_drop_session_removes_it_without_reading_it(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.set_last_session("IMEI:1", {"session_id": "s0", "outcome": "ok"})
+        await store.create_job("j1", "IMEI:1", GET)
+        await store.start_session("s1", "IMEI:1", "node-a", START, job_ids=["j1"])
+        kept = await store.start_session("s2", "IMEI:1", "node-b", START + 1)
+        statements = []
+        execute = database.Txn.execute
+
+        def traced(txn, sql, args=()):
+            statements.append(sql)
+            return execute(txn, sql, args)
+
+        self.patch(database.Txn, "execute", traced)
+        self.assertTrue(await store.drop_session("s1"))
+        self.assertEqual(statements, ["DELETE FROM sessions WHERE session_id = ?"])
+        self.assertFalse(await store.drop_session("s1"))
+        self.assertEqual(await store.live_sessions(), [kept])
+        # the caller's summary and the jobs stay as they were
+        self.assertEqual((await store.get_device("IMEI:1")).last_session, {"session_id": "s0", "outcome": "ok"})
+        self.assertEqual((await store.get_job("j1")).state, "queued")
+        batch = store.batch()
+        batch.drop_session("s2")
+        batch.drop_session("s404")
+        self.assertEqual(await batch.commit(short=True), [True, False])
+        self.assertEqual(await store.live_sessions(), [])
 
     async def test_live_sessions_filters(self):
         store = await self.open()
