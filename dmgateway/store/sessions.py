@@ -18,7 +18,7 @@ from dmgateway.jobstates import job_event
 
 from .database import SINGLE, Database
 from .devices import device_from_row
-from .jobs import job_from_row
+from .jobs import joined_job_from_row
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Device, Job, Recovery, Session
 from .rows import columns, dump_json, json_column, row_converter
 from .values import check_text, check_time, marks
@@ -58,7 +58,7 @@ class SessionStore(Database):
         device = device_from_row(rows[0])
         if rows[0]["job_job_id"] is None:
             return device, []
-        return device, [job_from_row({name: row[alias] for alias, name in _JOB_COLUMNS}) for row in rows]
+        return device, [joined_job_from_row(row) for row in rows]
 
     def start_session(
         self,
