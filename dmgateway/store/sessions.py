@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from dmgateway.jobstates import job_event
 
 from .database import SINGLE, Database
-from .devices import device_from_row
+from .devices import DEVICE_COLUMNS, device_from_row
 from .jobs import joined_job_from_row
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Device, Job, Recovery, Session
 from .rows import columns, dump_json, json_column, row_converter
@@ -33,7 +33,8 @@ session_from_row = row_converter(
 # a job's columns beside its device's in one row (see SessionStore.session_reads)
 _JOB_COLUMNS = tuple((f"job_{field.name}", field.name) for field in dataclasses.fields(Job))
 _SESSION_READS_SQL = (
-    "SELECT d.*, " + ", ".join(f"j.{column} AS {alias}" for alias, column in _JOB_COLUMNS)
+    "SELECT " + ", ".join(f"d.{column}" for column in DEVICE_COLUMNS) + ", "
+    + ", ".join(f"j.{column} AS {alias}" for alias, column in _JOB_COLUMNS)
     + " FROM devices d LEFT JOIN jobs j ON j.device_id = d.device_id AND j.state IN "
     + marks(len(PENDING_JOB_STATES)) + " WHERE d.device_id = ? ORDER BY j.seq"
 )

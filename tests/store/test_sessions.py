@@ -205,6 +205,27 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual([(job.job_id, job.state, job.atomic) for job in jobs],
                          [("c", "notified", False), ("d", "queued", False), ("f", "queued", True)])
 
+    async def test_session_reads_fetch_no_inventory_column(self):
+        # (a DM session reads its device in every first message: only what a Device holds)
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.update_device("IMEI:1", devinfo={"Man": "m", "Mod": "x", "FwV": "1"},
+                                  last_session={"ended": "2026-01-02T03:04:05Z"})
+        await store.create_job("a", "IMEI:1", GET)
+        statements = []
+        execute = database.Txn.execute
+
+        def traced(txn, sql, args=()):
+            statements.append(sql)
+            return execute(txn, sql, args)
+
+        self.patch(database.Txn, "execute", traced)
+        device, jobs = await store.session_reads("IMEI:1")
+        self.assertEqual(len(statements), 1)
+        for column in ("devinfo_man", "devinfo_mod", "devinfo_fwv", "last_session_at", "d.*"):
+            self.assertNotIn(column, statements[0])
+        self.assertEqual((device, jobs), (await store.get_device("IMEI:1"), await store.pending_jobs("IMEI:1")))
+
 
     async def test_live_sessions_survive_the_migration_to_a_keyed_table(self):
         store = await self.open(migrations=[m for m in load_migrations() if m.version < 9])
