@@ -20,7 +20,7 @@ from .database import SINGLE, Database
 from .devices import DEVICE_COLUMNS, device_from_row
 from .jobs import joined_job_from_row
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Device, Job, Recovery, Session
-from .rows import columns, dump_json, json_column, row_converter
+from .rows import builder, columns, dump_json, json_column, row_converter
 from .values import check_text, check_time, marks
 
 __all__ = ["SessionStore", "session_from_row"]
@@ -29,6 +29,10 @@ session_from_row = row_converter(
     Session, token=columns(lambda row: row["session_id"]), job_ids=json_column("session job ids")
 )
 
+
+# (a Session made as its row converter makes it, without its frozen __init__'s
+# object.__setattr__ per field: DM sessions start one each)
+_session = builder(Session)
 
 # a job's columns beside its device's in one row (see SessionStore.session_reads)
 _JOB_COLUMNS = tuple((f"job_{field.name}", field.name) for field in dataclasses.fields(Job))
@@ -104,8 +108,8 @@ class SessionStore(Database):
         if not inserted:
             self._device_exists_txn(txn, device_id)
             raise Conflict(f"session {token!r} already exists")
-        return Session(token=token, device_id=device_id, node=node, job_ids=job_ids, started=now,
-                       last_activity=last_activity)
+        return _session({"token": token, "device_id": device_id, "node": node, "job_ids": job_ids,
+                         "started": now, "last_activity": last_activity})
 
     @functools.cached_property
     def _insert_session_sql(self) -> str:
