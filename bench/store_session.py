@@ -3,7 +3,7 @@
 The calls the dispatcher makes for a session of two messages with one Get
 job (``session_reads``; a short batch of ``change_job(running)``,
 ``start_session``, ``update_device``; a short batch of ``change_job(done)``
-with results, ``function_job_finished``, ``end_session``, ``append_event``,
+with results, ``function_job_finished``, ``drop_session``, ``append_event``,
 ``update_device``), with the same arguments, straight on the store: no
 codec, no engine, no HTTP.  Devices and jobs are created beforehand, one
 job per device, each device used once.  Printed: CPU (``time.process_time``)
@@ -67,7 +67,7 @@ async def session(store, dev, job, now):
     batch = store.batch()
     change_job(batch, job, "done", device_id=dev, now=now, expect="running", results=RESULTS, error=None)
     batch.function_job_finished(job, "done", RESULTS, now)
-    batch.end_session(token, now)
+    batch.drop_session(token)
     batch.append_event("session", dev, now, summary)
     batch.update_device(dev, server_nonce=os.urandom(16), last_session=summary)
     results = await batch.commit(short=True)

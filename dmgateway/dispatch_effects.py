@@ -125,7 +125,7 @@ class SessionEffects:
                     "jobs": list(live.job_ids),
                 }
                 record_start()
-                batch.end_session(live.token, now)
+                batch.drop_session(live.token)  # (the summary is written below, with the device)
                 if live.authenticated:
                     # the device's own sessions only: a stranger's wrong
                     # credentials must not make it look seen (inventory filters)

@@ -20,7 +20,7 @@ from .model import AUTH_TYPES, ClientAuth, Device, NotFound, ServerAuth
 from .rows import builder, columns, dump_json, json_column, row_converter
 from .values import check_instance, check_int, check_nonce, check_text, check_time, marks
 
-__all__ = ["DeviceStore", "device_from_row"]
+__all__ = ["DeviceStore", "device_from_row", "DEVICE_COLUMNS"]
 
 
 def _check_auth(auth: Any, kind: type, side: str) -> None:
@@ -70,6 +70,19 @@ device_from_row = row_converter(
     last_session=json_column("last_session"),
     reported=json_column("reported"),
     device_challenge=json_column("device_challenge"),
+)
+
+
+#: the columns L{device_from_row} reads (not the inventory's, see
+#: L{dmgateway.store.migrations.v006_inventory}): what a query that only
+#: makes a L{Device} selects (each column is one more value made and named
+#: in every row it fetches)
+DEVICE_COLUMNS = (
+    "device_id", "server_id", "msisdn", "sip_uri", "imsi",
+    "client_auth_type", "client_auth_name", "client_user_hash", "client_nonce",
+    "server_auth_type", "server_auth_name", "server_user_hash", "server_secret", "server_nonce",
+    "devinfo", "last_session", "auth_failures", "locked_until", "created", "updated",
+    "reported", "device_challenge",
 )
 
 

@@ -53,6 +53,10 @@ _SQLITE_RAISE_FLOOR = (
 )
 
 
+# (the fields an event's payload may not set, as a set made once)
+_FIXED_FIELDS = frozenset(EVENT_FIELDS)
+
+
 class PendingSeq:
     """The number of an event a short batch writes at its end (filled in then)."""
 
@@ -104,9 +108,8 @@ class EventStore(Database):
         check_text(device_id, "device_id", optional=True)
         check_time(time, "time")
         check_instance(payload, dict, "payload")
-        clash = set(payload) & set(EVENT_FIELDS)
-        if clash:
-            raise ValueError(f"event payload may not set {sorted(clash)}")
+        if not _FIXED_FIELDS.isdisjoint(payload):
+            raise ValueError(f"event payload may not set {sorted(_FIXED_FIELDS.intersection(payload))}")
         body = dump_json(payload, "event payload")
         if txn.pending_events is not None:
             pending = PendingSeq()

@@ -21,15 +21,19 @@ from .model import JOB_STATES, NOTIFY_MODES, PENDING_JOB_STATES, Conflict, Job, 
 from .rows import dump_json, json_column, row_converter
 from .values import check_instance, check_int, check_state, check_states, check_text, marks
 
-__all__ = ["JobStore", "job_from_row"]
+__all__ = ["JobStore", "job_from_row", "joined_job_from_row"]
 
-job_from_row = row_converter(
-    Job,
-    commands=json_column("job commands"),
-    atomic=bool,
-    results=json_column("job results"),
-    error=json_column("job error"),
-)
+_DECODERS = {
+    "commands": json_column("job commands"),
+    "atomic": bool,
+    "results": json_column("job results"),
+    "error": json_column("job error"),
+}
+job_from_row = row_converter(Job, **_DECODERS)
+#: a job's columns in a row joined to another table's, each named C{job_}
+#: and the column's name (see L{SessionStore.session_reads
+#: <dmgateway.store.sessions.SessionStore.session_reads>})
+joined_job_from_row = row_converter(Job, prefix="job_", **_DECODERS)
 
 
 class JobStore(Database):

@@ -89,7 +89,9 @@ def load_json(text: Optional[str], what: str) -> Any:
 
 def json_column(what: str) -> Callable[[Optional[str]], Any]:
     """A decoder of a JSON column; C{what} names it in errors."""
-    return lambda text: load_json(text, what)
+    decode = lambda text: load_json(text, what)  # noqa: E731
+    decode.json_what = what  # (what a row converter calls load_json with itself, see _compile)
+    return decode
 
 
 class columns:
@@ -122,10 +124,12 @@ def builder(cls: type) -> Callable[[dict], Any]:
     return build
 
 
-def row_converter(cls: type, **decoders: Any) -> Callable[[dict], Any]:
+def row_converter(cls: type, *, prefix: str = "", **decoders: Any) -> Callable[[dict], Any]:
     """
     A function from a row (a dict by column name) to a C{cls} instance.
 
+    @param prefix: what the name of each field's column starts with (a
+        joined row's columns of a second table, e.g. C{"job_"}).
     @param decoders: by field name: a callable applied to the column's
         value, or a L{columns} given the whole row.
     """
@@ -138,38 +142,62 @@ def row_converter(cls: type, **decoders: Any) -> Callable[[dict], Any]:
             field.default is not dataclasses.MISSING
             or field.default_factory is not dataclasses.MISSING
         )
-        plan.append((field.name, decoders.get(field.name), optional))
-    # The usual row has every column: its plain columns are copied at
-    # once, then the decoded ones filled in field order.
-    needed = frozenset(name for name, decode, _ in plan if not isinstance(decode, columns))
-    plain = tuple(name for name, decode, _ in plan if decode is None)
-    decoded = tuple(
-        (name, decode.build if isinstance(decode, columns) else decode, isinstance(decode, columns))
-        for name, decode, _ in plan
-        if decode is not None
-    )
-
+        plan.append((field.name, prefix + field.name, decoders.get(field.name), optional))
     build = builder(cls)
+    # The usual row has every column: converted by one generated
+    # expression (see _compile); a row that lacks one, field by field.
+    whole_row = _compile(cls.__name__, plan, build)
 
     def convert(row: dict) -> Any:
-        if needed <= row.keys():
-            values = {name: row[name] for name in plain}
-            for name, decode, whole in decoded:
-                values[name] = decode(row) if whole else decode(row[name])
-            return build(values)
+        try:
+            return whole_row(row)
+        except KeyError:
+            pass
         values = {}
-        for name, decode, optional in plan:
+        for name, column, decode, optional in plan:
             if isinstance(decode, columns):
                 values[name] = decode.build(row)
                 continue
-            if name not in row:
+            if column not in row:
                 if optional:
                     continue
-                raise StoreError(f"{cls.__name__} row lacks column {name!r}")
-            value = row[name]
+                raise StoreError(f"{cls.__name__} row lacks column {column!r}")
+            value = row[column]
             values[name] = value if decode is None else decode(value)
         return cls(**values)
 
     convert.__name__ = f"{cls.__name__.lower()}_from_row"
     convert.__doc__ = f"The L{{{cls.__name__}}} of one row."
     return convert
+
+
+def _compile(name: str, plan: list, build: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    """
+    The conversion of a row with every column, as the code a hand-written
+    converter would be: one dict display in field order (its values are
+    computed in that order: the first bad column in field order is the
+    one an error tells), a JSON column's C{None} tested in place and
+    anything else decoded by a direct call.  A generic loop over the
+    fields (a comprehension, a loop of decoders, the lambda of each JSON
+    column) cost twice as much for a device's row, read at every DM
+    session.  A missing column raises C{KeyError}.
+    """
+    namespace: dict[str, Any] = {"_build": build, "_load": load_json}
+    items = []
+    for index, (field, column, decode, _optional) in enumerate(plan):
+        value = f"row[{column!r}]"
+        what = getattr(decode, "json_what", None)
+        if decode is None:
+            items.append(f"{field!r}: {value}")
+        elif isinstance(decode, columns):
+            namespace[f"_d{index}"] = decode.build
+            items.append(f"{field!r}: _d{index}(row)")
+        elif what is not None:
+            namespace[f"_w{index}"] = what
+            items.append(f"{field!r}: None if (v{index} := {value}) is None else _load(v{index}, _w{index})")
+        else:
+            namespace[f"_d{index}"] = decode
+            items.append(f"{field!r}: _d{index}({value})")
+    source = "def convert(row):\n    return _build({\n        " + ",\n        ".join(items) + ",\n    })\n"
+    exec(compile(source, f"<row converter of {name}>", "exec"), namespace)
+    return namespace["convert"]

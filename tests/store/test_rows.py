@@ -122,3 +122,15 @@ def test_a_builder_makes_what_the_constructor_makes():
     with pytest.raises(ValueError):
         builder(Checked)({"value": -1})  # (its __init__ runs)
     assert builder(Slotted)({"value": 3}) == Slotted(3)
+
+
+def test_a_prefix_names_the_columns_of_a_joined_row():
+    joined = row_converter(
+        Pair, prefix="p_", flag=bool, doc=json_column("pair doc"),
+        both=columns(lambda row: (row["p_left"], row["p_right"])),
+    )
+    row = {"name": "device's", "p_name": "a", "p_flag": 1, "p_doc": None, "p_left": 1, "p_right": 2}
+    assert joined(row) == Pair("a", True, None, (1, 2))
+    assert joined(dict(row, p_extra="x")).extra == "x"
+    with pytest.raises(StoreError, match="lacks column 'p_flag'"):
+        joined({"name": "a", "flag": 1, "p_name": "a", "p_doc": None, "p_left": 1, "p_right": 2})

@@ -4,7 +4,7 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 
 from twisted.trial.unittest import TestCase
 
-from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
+from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery, database
 from dmgateway.store.migrations import load_migrations
 from tests.store.support import START, OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
 
@@ -94,6 +94,34 @@ class SessionTestsMixin(StoreCase):
             {"id": "s2", "started": START + 30, "ended": START + 30, "outcome": "aborted"},
         )
 
+    async def test_drop_session_removes_it_without_reading_it(self):
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.set_last_session("IMEI:1", {"session_id": "s0", "outcome": "ok"})
+        await store.create_job("j1", "IMEI:1", GET)
+        await store.start_session("s1", "IMEI:1", "node-a", START, job_ids=["j1"])
+        kept = await store.start_session("s2", "IMEI:1", "node-b", START + 1)
+        statements = []
+        execute = database.Txn.execute
+
+        def traced(txn, sql, args=()):
+            statements.append(sql)
+            return execute(txn, sql, args)
+
+        self.patch(database.Txn, "execute", traced)
+        self.assertTrue(await store.drop_session("s1"))
+        self.assertEqual(statements, ["DELETE FROM sessions WHERE session_id = ?"])
+        self.assertFalse(await store.drop_session("s1"))
+        self.assertEqual(await store.live_sessions(), [kept])
+        # the caller's summary and the jobs stay as they were
+        self.assertEqual((await store.get_device("IMEI:1")).last_session, {"session_id": "s0", "outcome": "ok"})
+        self.assertEqual((await store.get_job("j1")).state, "queued")
+        batch = store.batch()
+        batch.drop_session("s2")
+        batch.drop_session("s404")
+        self.assertEqual(await batch.commit(short=True), [True, False])
+        self.assertEqual(await store.live_sessions(), [])
+
     async def test_live_sessions_filters(self):
         store = await self.open()
         await add_device(store, "IMEI:1")
@@ -176,6 +204,27 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual(jobs, await store.pending_jobs("IMEI:1"))
         self.assertEqual([(job.job_id, job.state, job.atomic) for job in jobs],
                          [("c", "notified", False), ("d", "queued", False), ("f", "queued", True)])
+
+    async def test_session_reads_fetch_no_inventory_column(self):
+        # (a DM session reads its device in every first message: only what a Device holds)
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.update_device("IMEI:1", devinfo={"Man": "m", "Mod": "x", "FwV": "1"},
+                                  last_session={"ended": "2026-01-02T03:04:05Z"})
+        await store.create_job("a", "IMEI:1", GET)
+        statements = []
+        execute = database.Txn.execute
+
+        def traced(txn, sql, args=()):
+            statements.append(sql)
+            return execute(txn, sql, args)
+
+        self.patch(database.Txn, "execute", traced)
+        device, jobs = await store.session_reads("IMEI:1")
+        self.assertEqual(len(statements), 1)
+        for column in ("devinfo_man", "devinfo_mod", "devinfo_fwv", "last_session_at", "d.*"):
+            self.assertNotIn(column, statements[0])
+        self.assertEqual((device, jobs), (await store.get_device("IMEI:1"), await store.pending_jobs("IMEI:1")))
 
 
     async def test_live_sessions_survive_the_migration_to_a_keyed_table(self):
