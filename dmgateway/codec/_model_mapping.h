@@ -103,11 +103,17 @@ typedef struct {
     PyObject *name[C_COUNT];               /* each command class's NAME at setup (held) */
     unsigned int tag[C_COUNT];             /* tp_version_tag when last seen unchanged */
     PyObject *init_str, *name_str;         /* "__init__", "NAME" */
+    /* where each field lives when the class keeps it in a slot (0: set and
+     * read through the attribute protocol), and the member descriptor that
+     * says so (held: class_intact checks the class still resolves to it) */
+    Py_ssize_t offset[C_COUNT][MAX_FIELDS];
+    PyObject *member[C_COUNT][MAX_FIELDS];
 } MapState;
 
 static MapState M;
 
 static int setup_names(void);
+static void setup_attr_slots(void);
 
 /* a Meta's fields by element code: index in class_fields[C_Meta], whether an int */
 static int
@@ -151,7 +157,39 @@ class_intact(int which)
             return 0;
         }
     }
+    /* a slot written and read by offset: still the member it was (not, say,
+     * a property put over it) */
+    PyObject *names = M.fields[which];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (M.member[which][i] != NULL
+                && _PyType_Lookup(type, PyTuple_GET_ITEM(names, i)) != M.member[which][i]) {
+            return 0;
+        }
+    }
     return 1;
+}
+
+/* The offset of slot ``name`` in instances of ``type`` and its member
+ * descriptor (borrowed), or 0 and NULL when ``name`` is not a plain object
+ * slot of the type's own layout. */
+static Py_ssize_t
+field_slot(PyTypeObject *type, PyObject *name, PyObject **member)
+{
+    PyObject *descr = _PyType_Lookup(type, name);  /* borrowed; no error set */
+    *member = NULL;
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)
+            || ((PyDescrObject *)descr)->d_type == NULL
+            || !PyType_IsSubtype(type, ((PyDescrObject *)descr)->d_type)) {
+        return 0;
+    }
+    PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
+    if (def->type != T_OBJECT_EX || (def->flags & READONLY)
+            || def->offset < (Py_ssize_t)sizeof(PyObject)
+            || def->offset > type->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
+        return 0;
+    }
+    *member = descr;
+    return def->offset;
 }
 
 /* Whether no model class was changed (monkeypatched) since setup_mapping in
@@ -191,7 +229,12 @@ make(int which, PyObject *const *values)
     }
     PyObject *names = M.fields[which];
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        if (PyObject_SetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+        Py_ssize_t offset = M.offset[which][i];
+        if (offset != 0 && values[i] != NULL) {  /* a fresh object: the slot is empty */
+            Py_INCREF(values[i]);
+            SLOT(obj, offset) = values[i];
+        }
+        else if (PyObject_SetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
             Py_DECREF(obj);
             return NULL;
         }
@@ -907,6 +950,13 @@ setup_mapping(PyObject *module, PyObject *args)
         if (PyErr_Occurred()) {
             return NULL;
         }
+        for (Py_ssize_t i = 0; i < MAX_FIELDS; i++) {
+            PyObject *member = NULL;
+            M.offset[which][i] = i < PyTuple_GET_SIZE(fields)
+                ? field_slot((PyTypeObject *)cls, PyTuple_GET_ITEM(fields, i), &member) : 0;
+            Py_XINCREF(member);
+            Py_XSETREF(M.member[which][i], member);
+        }
         Py_XINCREF(init);
         Py_XSETREF(M.init[which], init);
         Py_XINCREF(name);
@@ -926,6 +976,7 @@ setup_mapping(PyObject *module, PyObject *args)
     if (setup_names() < 0) {
         return NULL;
     }
+    setup_attr_slots();
     M.ready = 1;
     Py_RETURN_TRUE;
 }
@@ -1026,10 +1077,43 @@ add_from(Writer *w, PyObject *table, PyObject *name)
     return piece == NULL ? -1 : add(w, piece);
 }
 
-/* the attribute, a new reference (NULL: none) */
+/* where field A[which] of each model class lives when it is a slot (0: read
+ * through the attribute protocol); set by setup_attr_slots */
+static Py_ssize_t attr_offset[C_COUNT][A_COUNT];
+
+static void
+setup_attr_slots(void)
+{
+    for (int which = 0; which < C_COUNT; which++) {
+        PyObject *names = M.fields[which];
+        for (int a = 0; a < A_COUNT; a++) {
+            attr_offset[which][a] = 0;
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+                if (PyTuple_GET_ITEM(names, i) == A[a]) {  /* both interned */
+                    attr_offset[which][a] = M.offset[which][i];
+                }
+            }
+        }
+    }
+}
+
+/* the attribute, a new reference (NULL: none); a model object's field from
+ * its slot (write_model checked its class is as set up), else by getattr */
 static PyObject *
 attr(PyObject *obj, int which)
 {
+    PyTypeObject *type = Py_TYPE(obj);
+    for (int c = 0; c < C_COUNT; c++) {
+        if (type == (PyTypeObject *)M.cls[c]) {
+            Py_ssize_t offset = attr_offset[c][which];
+            PyObject *value = offset != 0 ? SLOT(obj, offset) : NULL;
+            if (value != NULL) {
+                Py_INCREF(value);
+                return value;
+            }
+            break;
+        }
+    }
     return PyObject_GetAttr(obj, A[which]);
 }
 

@@ -15,6 +15,7 @@ field of any model object set to an odd value), and ``xml.encode`` and
 """
 
 import copy as copying
+import dataclasses
 import os
 import random
 import subprocess
@@ -47,9 +48,21 @@ def plain(value):
         return ["list", [plain(item) for item in value]]
     if isinstance(value, Node):
         return ["node", value.name, value.ns, value.text, [plain(c) for c in value.children]]
-    if hasattr(value, "__dict__"):
-        return [value.__class__.__name__, [(k, plain(v)) for k, v in vars(value).items()]]
+    if is_model(value):
+        return [value.__class__.__name__, [(k, plain(v)) for k, v in fields_of(value).items()]]
     return [value.__class__.__name__, value]
+
+
+_UNSET = ["unset"]
+
+
+def is_model(value):
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def fields_of(obj):
+    """The fields of a model object by name, in order (C{_UNSET} for a slot never set)."""
+    return {f.name: getattr(obj, f.name, _UNSET) for f in dataclasses.fields(obj)}
 
 
 def pure_outcome(node):
@@ -302,10 +315,10 @@ def models(msg):
     while work:
         obj = work.pop()
         yield obj
-        for value in vars(obj).values():
+        for value in fields_of(obj).values():
             if isinstance(value, list):
-                work.extend(v for v in value if hasattr(v, "__dict__") and not isinstance(v, Node))
-            elif hasattr(value, "__dict__") and not isinstance(value, Node):
+                work.extend(v for v in value if is_model(v))
+            elif is_model(value):
                 work.append(value)
 
 
@@ -317,7 +330,7 @@ def bent_models(msg):
     """Copies of ``msg`` with one field of one model object set to one odd value."""
     count = sum(1 for _ in models(msg))
     for at in range(count):
-        names = list(vars(list(models(msg))[at]))
+        names = list(fields_of(list(models(msg))[at]))
         for name in names:
             for value in BENT_VALUES:
                 bent = copying.deepcopy(msg)
@@ -427,12 +440,14 @@ def test_a_format_is_held_while_the_data_is_settled(monkeypatch):
         seen.append(any(fmt is dead for dead in graveyard))
         return mapping_reader._settle_data(data, fmt)
 
+    formats = {}  # id(meta) -> format: the model keeps its fields in slots, no __dict__
+
     def get(meta):
-        value = meta.__dict__.get("_format")
+        value = formats.get(id(meta))
         return None if value is None else Format(value)
 
     def put(meta, value):
-        meta.__dict__["_format"] = value
+        formats[id(meta)] = value
 
     monkeypatch.setattr(syncml.Meta, "format", property(get, put))
     assert SPEEDUPS.setup_mapping(Node, mapping_reader._MAPPED_CLASSES, settle)
