@@ -242,6 +242,25 @@ make(int which, PyObject *const *values)
     return obj;
 }
 
+/* The codes of the element names seen last, by the name object: both
+ * readers give each element a name object shared by every element so named
+ * (the WBXML tag tables' strings, the XML reader's name table), so a known
+ * name is nearly always the object met before.  Each entry holds its name:
+ * a name freed could not leave its address to another string. */
+#define CODE_SLOTS 128
+static struct {
+    PyObject *name;
+    int code;
+} code_cache[CODE_SLOTS];
+
+static void
+clear_code_cache(void)
+{
+    for (int slot = 0; slot < CODE_SLOTS; slot++) {
+        Py_CLEAR(code_cache[slot].name);
+    }
+}
+
 /* The code of a Node's name, 0 for another name, -1 for anything but a Node named by a str */
 static int
 code_of(PyObject *node)
@@ -253,11 +272,19 @@ code_of(PyObject *node)
     if (name == NULL || !PyUnicode_CheckExact(name)) {
         return -1;
     }
-    PyObject *code = PyDict_GetItemWithError(M.codes, name);  /* borrowed */
-    if (code == NULL) {
-        return PyErr_Occurred() ? -1 : E_OTHER;
+    size_t slot = ((uintptr_t)name >> 4) & (CODE_SLOTS - 1);
+    if (code_cache[slot].name == name) {
+        return code_cache[slot].code;
     }
-    return (int)PyLong_AsLong(code);
+    PyObject *found = PyDict_GetItemWithError(M.codes, name);  /* borrowed */
+    if (found == NULL) {
+        return PyErr_Occurred() ? -1 : E_OTHER;  /* other names are not kept */
+    }
+    int code = (int)PyLong_AsLong(found);
+    Py_INCREF(name);
+    Py_XSETREF(code_cache[slot].name, name);  /* (a str: freeing one runs no code) */
+    code_cache[slot].code = code;
+    return code;
 }
 
 static PyObject *
@@ -924,6 +951,7 @@ setup_mapping(PyObject *module, PyObject *args)
         }
     }
     Py_XSETREF(M.codes, codes);
+    clear_code_cache();
     for (int which = 0; which < C_COUNT; which++) {
         PyObject *cls = PyTuple_GET_ITEM(classes, which);
         if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new) {
