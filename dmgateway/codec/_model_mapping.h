@@ -103,11 +103,17 @@ typedef struct {
     PyObject *name[C_COUNT];               /* each command class's NAME at setup (held) */
     unsigned int tag[C_COUNT];             /* tp_version_tag when last seen unchanged */
     PyObject *init_str, *name_str;         /* "__init__", "NAME" */
+    /* where each field lives when the class keeps it in a slot (0: set and
+     * read through the attribute protocol), and the member descriptor that
+     * says so (held: class_intact checks the class still resolves to it) */
+    Py_ssize_t offset[C_COUNT][MAX_FIELDS];
+    PyObject *member[C_COUNT][MAX_FIELDS];
 } MapState;
 
 static MapState M;
 
 static int setup_names(void);
+static void setup_attr_slots(void);
 
 /* a Meta's fields by element code: index in class_fields[C_Meta], whether an int */
 static int
@@ -151,7 +157,39 @@ class_intact(int which)
             return 0;
         }
     }
+    /* a slot written and read by offset: still the member it was (not, say,
+     * a property put over it) */
+    PyObject *names = M.fields[which];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (M.member[which][i] != NULL
+                && _PyType_Lookup(type, PyTuple_GET_ITEM(names, i)) != M.member[which][i]) {
+            return 0;
+        }
+    }
     return 1;
+}
+
+/* The offset of slot ``name`` in instances of ``type`` and its member
+ * descriptor (borrowed), or 0 and NULL when ``name`` is not a plain object
+ * slot of the type's own layout. */
+static Py_ssize_t
+field_slot(PyTypeObject *type, PyObject *name, PyObject **member)
+{
+    PyObject *descr = _PyType_Lookup(type, name);  /* borrowed; no error set */
+    *member = NULL;
+    if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)
+            || ((PyDescrObject *)descr)->d_type == NULL
+            || !PyType_IsSubtype(type, ((PyDescrObject *)descr)->d_type)) {
+        return 0;
+    }
+    PyMemberDef *def = ((PyMemberDescrObject *)descr)->d_member;
+    if (def->type != T_OBJECT_EX || (def->flags & READONLY)
+            || def->offset < (Py_ssize_t)sizeof(PyObject)
+            || def->offset > type->tp_basicsize - (Py_ssize_t)sizeof(PyObject *)) {
+        return 0;
+    }
+    *member = descr;
+    return def->offset;
 }
 
 /* Whether no model class was changed (monkeypatched) since setup_mapping in
@@ -191,12 +229,36 @@ make(int which, PyObject *const *values)
     }
     PyObject *names = M.fields[which];
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        if (PyObject_SetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
+        Py_ssize_t offset = M.offset[which][i];
+        if (offset != 0 && values[i] != NULL) {  /* a fresh object: the slot is empty */
+            Py_INCREF(values[i]);
+            SLOT(obj, offset) = values[i];
+        }
+        else if (PyObject_SetAttr(obj, PyTuple_GET_ITEM(names, i), values[i]) < 0) {
             Py_DECREF(obj);
             return NULL;
         }
     }
     return obj;
+}
+
+/* The codes of the element names seen last, by the name object: both
+ * readers give each element a name object shared by every element so named
+ * (the WBXML tag tables' strings, the XML reader's name table), so a known
+ * name is nearly always the object met before.  Each entry holds its name:
+ * a name freed could not leave its address to another string. */
+#define CODE_SLOTS 128
+static struct {
+    PyObject *name;
+    int code;
+} code_cache[CODE_SLOTS];
+
+static void
+clear_code_cache(void)
+{
+    for (int slot = 0; slot < CODE_SLOTS; slot++) {
+        Py_CLEAR(code_cache[slot].name);
+    }
 }
 
 /* The code of a Node's name, 0 for another name, -1 for anything but a Node named by a str */
@@ -210,11 +272,19 @@ code_of(PyObject *node)
     if (name == NULL || !PyUnicode_CheckExact(name)) {
         return -1;
     }
-    PyObject *code = PyDict_GetItemWithError(M.codes, name);  /* borrowed */
-    if (code == NULL) {
-        return PyErr_Occurred() ? -1 : E_OTHER;
+    size_t slot = ((uintptr_t)name >> 4) & (CODE_SLOTS - 1);
+    if (code_cache[slot].name == name) {
+        return code_cache[slot].code;
     }
-    return (int)PyLong_AsLong(code);
+    PyObject *found = PyDict_GetItemWithError(M.codes, name);  /* borrowed */
+    if (found == NULL) {
+        return PyErr_Occurred() ? -1 : E_OTHER;  /* other names are not kept */
+    }
+    int code = (int)PyLong_AsLong(found);
+    Py_INCREF(name);
+    Py_XSETREF(code_cache[slot].name, name);  /* (a str: freeing one runs no code) */
+    code_cache[slot].code = code;
+    return code;
 }
 
 static PyObject *
@@ -881,6 +951,7 @@ setup_mapping(PyObject *module, PyObject *args)
         }
     }
     Py_XSETREF(M.codes, codes);
+    clear_code_cache();
     for (int which = 0; which < C_COUNT; which++) {
         PyObject *cls = PyTuple_GET_ITEM(classes, which);
         if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_new != PyBaseObject_Type.tp_new) {
@@ -907,6 +978,13 @@ setup_mapping(PyObject *module, PyObject *args)
         if (PyErr_Occurred()) {
             return NULL;
         }
+        for (Py_ssize_t i = 0; i < MAX_FIELDS; i++) {
+            PyObject *member = NULL;
+            M.offset[which][i] = i < PyTuple_GET_SIZE(fields)
+                ? field_slot((PyTypeObject *)cls, PyTuple_GET_ITEM(fields, i), &member) : 0;
+            Py_XINCREF(member);
+            Py_XSETREF(M.member[which][i], member);
+        }
         Py_XINCREF(init);
         Py_XSETREF(M.init[which], init);
         Py_XINCREF(name);
@@ -926,6 +1004,7 @@ setup_mapping(PyObject *module, PyObject *args)
     if (setup_names() < 0) {
         return NULL;
     }
+    setup_attr_slots();
     M.ready = 1;
     Py_RETURN_TRUE;
 }
@@ -1026,10 +1105,43 @@ add_from(Writer *w, PyObject *table, PyObject *name)
     return piece == NULL ? -1 : add(w, piece);
 }
 
-/* the attribute, a new reference (NULL: none) */
+/* where field A[which] of each model class lives when it is a slot (0: read
+ * through the attribute protocol); set by setup_attr_slots */
+static Py_ssize_t attr_offset[C_COUNT][A_COUNT];
+
+static void
+setup_attr_slots(void)
+{
+    for (int which = 0; which < C_COUNT; which++) {
+        PyObject *names = M.fields[which];
+        for (int a = 0; a < A_COUNT; a++) {
+            attr_offset[which][a] = 0;
+            for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+                if (PyTuple_GET_ITEM(names, i) == A[a]) {  /* both interned */
+                    attr_offset[which][a] = M.offset[which][i];
+                }
+            }
+        }
+    }
+}
+
+/* the attribute, a new reference (NULL: none); a model object's field from
+ * its slot (write_model checked its class is as set up), else by getattr */
 static PyObject *
 attr(PyObject *obj, int which)
 {
+    PyTypeObject *type = Py_TYPE(obj);
+    for (int c = 0; c < C_COUNT; c++) {
+        if (type == (PyTypeObject *)M.cls[c]) {
+            Py_ssize_t offset = attr_offset[c][which];
+            PyObject *value = offset != 0 ? SLOT(obj, offset) : NULL;
+            if (value != NULL) {
+                Py_INCREF(value);
+                return value;
+            }
+            break;
+        }
+    }
     return PyObject_GetAttr(obj, A[which]);
 }
 

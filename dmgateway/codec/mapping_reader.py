@@ -478,15 +478,14 @@ def node_to_meta(node, path="Meta"):
 
 def _node_to_meta(node, path, _strays):
     # Meta is a leaf for unknown_elements: its extras are kept, not listed
-    meta = Meta()
-    fields = meta.__dict__
+    fields = {}
     for child in node.children:  # the usual Meta: each field once, as plain text
         spec = _META_BY_NAME.get(child.name)
         text = child.text
         if spec is None or text.__class__ is not str or child.children:
             break
         attr, is_int = spec
-        if fields[attr] is not None:
+        if attr in fields:
             break  # a second copy: the first counts
         text = text.strip(XML_WHITESPACE)
         if is_int:
@@ -495,7 +494,7 @@ def _node_to_meta(node, path, _strays):
             text = int(text)
         fields[attr] = text
     else:
-        return meta
+        return Meta(**fields)
     return _node_to_meta_any(node, path)
 
 
@@ -584,8 +583,7 @@ def _load_c_map():
     for cls, names in zip(_MAPPED_CLASSES, mapping_fields()):
         if (not dataclasses.is_dataclass(cls) or hasattr(cls, "__post_init__")
                 or tuple(f.name for f in dataclasses.fields(cls)) != names
-                or not all(f.init for f in dataclasses.fields(cls))
-                or getattr(cls, "__slots__", None) is not None):
+                or not all(f.init for f in dataclasses.fields(cls))):
             return None
     if not setup_mapping(Node, _MAPPED_CLASSES, _settle_data):
         return None

@@ -15,10 +15,37 @@ metinf sizes are ``int``.
 An empty ``<Data/>`` is ``""``.
 """
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from typing import List, Optional, Union
 
 from .element import Node
+
+
+def _model(cls):
+    """A model class: a dataclass whose fields are slots, with a quick ``copy.copy``.
+
+    Slots, not an instance ``__dict__``: the C mapping (``_model_mapping.h``)
+    fills and reads them by offset, a fraction of what setting attributes
+    one by one cost per decoded message.  A class with slots has no
+    ``__dict__`` to copy, and ``copy.copy`` would go through the pickle
+    protocol, so each class gets a ``__copy__`` that copies its fields
+    (a subclass defined elsewhere copies the usual way).
+    """
+    cls = dataclass(slots=True)(cls)
+    names = tuple(f.name for f in fields(cls))
+    # one assignment per field, as dataclass writes its __init__
+    source = "def __copy__(self):\n" \
+             "    if self.__class__ is not cls:\n" \
+             "        return reconstruct(self, None, *self.__reduce_ex__(4))\n" \
+             "    new = new_object(cls)\n" \
+             + "".join("    new.%s = self.%s\n" % (name, name) for name in names) \
+             + "    return new\n"
+    scope = {"cls": cls, "new_object": object.__new__, "reconstruct": copy._reconstruct}
+    exec(source, scope)
+    scope["__copy__"].__qualname__ = cls.__qualname__ + ".__copy__"
+    cls.__copy__ = scope["__copy__"]
+    return cls
 
 VERDTD_1_1 = "1.1"
 VERDTD_1_2 = "1.2"
@@ -41,7 +68,7 @@ ALERT_NO_END_OF_DATA = 1225
 ALERT_GENERIC = 1226
 
 
-@dataclass
+@_model
 class Meta:
     """``<Meta>`` with its ``syncml:metinf`` children."""
 
@@ -72,7 +99,7 @@ META_FIELDS = (
 )
 
 
-@dataclass
+@_model
 class LocRef:
     """``<Target>`` / ``<Source>``: a LocURI and optional LocName."""
 
@@ -80,18 +107,18 @@ class LocRef:
     loc_name: Optional[str] = None
 
 
-@dataclass
+@_model
 class Cred:
     meta: Optional[Meta] = None
     data: str = ""
 
 
-@dataclass
+@_model
 class Chal:
     meta: Meta = field(default_factory=Meta)
 
 
-@dataclass
+@_model
 class Item:
     target: Optional[LocRef] = None
     source: Optional[LocRef] = None
@@ -100,7 +127,7 @@ class Item:
     more_data: bool = False
 
 
-@dataclass
+@_model
 class Command:
     """Base of every SyncBody child.  ``NAME`` is the element name."""
 
@@ -108,7 +135,7 @@ class Command:
     cmd_id: str = ""
 
 
-@dataclass
+@_model
 class ItemCommand(Command):
     no_resp: bool = False
     cred: Optional[Cred] = None  # never allowed in DM; read so it can be refused
@@ -116,38 +143,38 @@ class ItemCommand(Command):
     items: List[Item] = field(default_factory=list)
 
 
-@dataclass
+@_model
 class Add(ItemCommand):
     NAME = "Add"
 
 
-@dataclass
+@_model
 class Replace(ItemCommand):
     NAME = "Replace"
 
 
-@dataclass
+@_model
 class Delete(ItemCommand):
     NAME = "Delete"
 
 
-@dataclass
+@_model
 class Copy(ItemCommand):
     NAME = "Copy"
 
 
-@dataclass
+@_model
 class Get(ItemCommand):
     NAME = "Get"
 
 
-@dataclass
+@_model
 class Exec(ItemCommand):
     NAME = "Exec"
     correlator: Optional[str] = None
 
 
-@dataclass
+@_model
 class Alert(Command):
     NAME = "Alert"
     no_resp: bool = False
@@ -157,24 +184,24 @@ class Alert(Command):
     items: List[Item] = field(default_factory=list)
 
 
-@dataclass
+@_model
 class Container(Command):
     no_resp: bool = False
     meta: Optional[Meta] = None
     commands: List[Command] = field(default_factory=list)
 
 
-@dataclass
+@_model
 class Atomic(Container):
     NAME = "Atomic"
 
 
-@dataclass
+@_model
 class Sequence(Container):
     NAME = "Sequence"
 
 
-@dataclass
+@_model
 class Status(Command):
     NAME = "Status"
     msg_ref: Optional[str] = None
@@ -188,7 +215,7 @@ class Status(Command):
     items: List[Item] = field(default_factory=list)
 
 
-@dataclass
+@_model
 class Results(Command):
     NAME = "Results"
     msg_ref: Optional[str] = None
@@ -199,7 +226,7 @@ class Results(Command):
     items: List[Item] = field(default_factory=list)
 
 
-@dataclass
+@_model
 class UnknownCommand(Command):
     """A SyncBody child DM does not use (Sync, Map, Put, Search ...).
 
@@ -217,7 +244,7 @@ COMMAND_CLASSES = {
 }
 
 
-@dataclass
+@_model
 class SyncHdr:
     session_id: str = "1"
     msg_id: str = "1"
@@ -231,7 +258,7 @@ class SyncHdr:
     meta: Optional[Meta] = None
 
 
-@dataclass
+@_model
 class SyncML:
     hdr: SyncHdr = field(default_factory=SyncHdr)
     body: List[Command] = field(default_factory=list)
