@@ -116,8 +116,9 @@ class ClientCommands:
                     self._refuse(inner, turn)
 
     def _owe(self, cmd, code, turn):
-        self._statuses.append(sm.Status(
-            msg_ref=turn.msg.hdr.msg_id, cmd_ref=cmd.cmd_id or "", cmd=command_name(cmd), data=code,
+        name = cmd.NAME if cmd.__class__ is not sm.UnknownCommand else command_name(cmd)
+        self._statuses.append(sm.Status(  # (positional, see ServerCommands._reply_hdr)
+            "", turn.msg.hdr.msg_id, cmd.cmd_id or "", name, [], [], None, None, code, [],
         ))
 
     def _find(self, msg_ref, cmd_ref):

@@ -337,7 +337,7 @@ class MessageBuilder:
         return self.body + self._numbered_trailer(_next_free(self.body))
 
     def build(self, final):
-        return SyncML(hdr=self.hdr, body=self.commands(), final=final)
+        return SyncML(self.hdr, self.commands(), final)  # (positional: hdr, body, final)
 
     def encoded(self, msg):
         """``encode(msg)``: the bytes of the last measure when ``msg`` is the
