@@ -80,7 +80,7 @@ class MessageBuilder:
         """
         start = self._next_id
         after = number(cmd, start)
-        if not self._fits(self.body + [cmd]):
+        if self.limit is not None and not self._fits(self.body + [cmd]):
             number(cmd, start)  # leave the ids as they would have been; harmless
             return False
         self._next_id = after
@@ -100,6 +100,14 @@ class MessageBuilder:
         When they do not, the rest go one by one as before, but the last is
         not measured again.
         """
+        if self.limit is None:  # (nothing is measured: all of them)
+            for cmd in queue:
+                self._next_id = number(cmd, self._next_id)
+            count = len(queue)
+            self.body.extend(queue)
+            self.optional += count
+            del queue[:]
+            return count
         if not queue or not self.try_add(queue[0]):
             return 0
         queue.pop(0)
