@@ -36,11 +36,6 @@ class ClientCheck:
     exhausted: bool = False  # too many failures: end the session
 
 
-# the verdict on every message after a 212 (basic, md5, none): shared, as
-# nothing changes a verdict (its effects are a tuple)
-_STILL_AUTHENTICATED = ClientCheck(True, st.OK, None, ())
-
-
 class ClientAuth:
     """Is the device who it claims to be?
 
@@ -67,7 +62,7 @@ class ClientAuth:
 
     def check(self, hdr, body, hmac_header):
         if self.authenticated and self.scheme != "hmac":
-            return _STILL_AUTHENTICATED
+            return ClientCheck(True, st.OK, None)
         verdict = verify_client(
             self.device.client,
             self.device.client_nonce,
