@@ -279,7 +279,7 @@ def server_cred(account: AuthAccount, nonce: bytes | None) -> Cred | None:
         data = basic_value(account.name, account.secret)
     else:
         raise AuthError("unknown authentication scheme")
-    return Cred(meta=Meta(type=SCHEME_TO_TYPE[scheme], format=FORMAT_B64), data=data)
+    return Cred(Meta(SCHEME_TO_TYPE[scheme], FORMAT_B64), data)  # (positional: Meta(type, format), Cred(meta, data))
 
 
 def server_hmac_header(account: AuthAccount, nonce: bytes, body: bytes) -> str:
@@ -304,10 +304,10 @@ def challenge(scheme: str, next_nonce: bytes | None) -> Chal:
     key = (scheme or "").strip().lower()
     if key not in SCHEME_TO_TYPE:
         raise AuthError("cannot challenge for scheme %r" % (scheme,))
-    meta = Meta(type=SCHEME_TO_TYPE[key], format=FORMAT_B64)
+    meta = Meta(SCHEME_TO_TYPE[key], FORMAT_B64)  # (positional, a keyword call costs more: type, format)
     if key != "basic" and next_nonce is not None:
         meta.next_nonce = encode_nonce(next_nonce)
-    return Chal(meta=meta)
+    return Chal(meta)
 
 
 def parse_challenge(chal: Chal) -> tuple[str | None, bytes | None]:

@@ -264,12 +264,15 @@ def _devinfo_name(uri):
 
 MAX_REPORTED = 32  # nodes other than DevInfo kept from one client Replace
 MAX_REPORTED_TEXT = 4096  # characters of each
+XML_SPACE = " \t\r\n"  # around a value: pretty-printing, not the value
 
 
 def reported_key(item):
     """``"Man"`` for ./DevInfo/Man, the node's URI for any other node, None without one."""
     ref = item.source or item.target
     uri = ref.loc_uri if ref is not None else ""
+    if uri.startswith("./DevInfo/") and len(uri) > 10:  # what devices send: as _devinfo_name, at once
+        return uri[10:]
     key = _devinfo_name(uri)
     if key is not None:
         return key
@@ -283,7 +286,7 @@ def reported_text(data):
     text = data if data.__class__ is str else item_text(data)[0]
     if text is None:
         return None
-    return text.strip(" \t\r\n")[:MAX_REPORTED_TEXT]
+    return text.strip(XML_SPACE)[:MAX_REPORTED_TEXT]
 
 
 EVENT_TYPES = {

@@ -14,7 +14,8 @@ from typing import Optional
 from ..codec import syncml as sm
 from . import status as st
 from .commands import (
-    EVENT_TYPES, MAX_REPORTED, event_payload, reported_key, reported_text, results_answer,
+    EVENT_TYPES, MAX_REPORTED, MAX_REPORTED_TEXT, XML_SPACE, event_payload, reported_key, reported_text,
+    results_answer,
 )
 from .effects import DevInfoReceived, EventRaised, InputIgnored
 from .jobs import FINISHED
@@ -60,8 +61,8 @@ class ClientCommands:
 
     def _take_server_verdicts(self, turn):
         """Read the device's Status for our SyncHdr(s); True if we must give up."""
-        for status in turn.msg.commands(sm.Status):
-            if not is_hdr_status(status):
+        for status in turn.msg.body:
+            if status.__class__ is not sm.Status or not is_hdr_status(status):
                 continue
             msg_ref = status.msg_ref or (self._sent_order[-1] if self._sent_order else None)
             if msg_ref not in self._sent_order:
@@ -116,8 +117,9 @@ class ClientCommands:
                     self._refuse(inner, turn)
 
     def _owe(self, cmd, code, turn):
-        self._statuses.append(sm.Status(
-            msg_ref=turn.msg.hdr.msg_id, cmd_ref=cmd.cmd_id or "", cmd=command_name(cmd), data=code,
+        name = cmd.NAME if cmd.__class__ is not sm.UnknownCommand else command_name(cmd)
+        self._statuses.append(sm.Status(  # (positional, see ServerCommands._reply_hdr)
+            "", turn.msg.hdr.msg_id, cmd.cmd_id or "", name, [], [], None, None, code, [],
         ))
 
     def _find(self, msg_ref, cmd_ref):
@@ -145,9 +147,9 @@ class ClientCommands:
             return
         sent.answered = True
         unit = sent.unit
-        if unit is None or unit.job.state == FINISHED:
+        job = unit.job if unit is not None else None  # (a weak reference: looked up once)
+        if job is None or job.state == FINISHED:
             return  # our own alert, or too late to matter
-        job = unit.job
         if sent.chunk:
             if status.data == st.CHUNK_ACCEPTED:
                 return
@@ -182,14 +184,14 @@ class ClientCommands:
         if self._reassembler.is_refused(key) and results.items:  # the rest of a refused object
             self._owe(results, self._reassembler.feed(key, results.items[-1]).status, turn)
             return
-        command = None
+        command = job = None
         if sent is not None and sent.unit is not None and sent.index is not None:
-            command = sent.unit.job.commands[sent.index]
-        if command is None or command.op != "Get" or sent.unit.job.state == FINISHED:
+            job = sent.unit.job  # (a weak reference: looked up once)
+            command = job.commands[sent.index]
+        if command is None or command.op != "Get" or job.state == FINISHED:
             turn.effects.append(InputIgnored("Results for no pending Get (%s/%s)" % (
                 results.msg_ref, results.cmd_ref)))
             return
-        job = sent.unit.job
         self._check_interrupt(key, turn)
         last = results.items[-1] if results.items else None
         chunked = last is not None and (last.more_data or self._reassembler.is_open(key))
@@ -249,7 +251,9 @@ class ClientCommands:
         self._check_interrupt(key, turn)
         values, code = {}, st.OK
         for item, name in zip(replace.items[:-1], keys):
-            values[name] = reported_text(item.data)
+            data = item.data  # (text, what devices send: reported_text without a call)
+            values[name] = data.strip(XML_SPACE)[:MAX_REPORTED_TEXT] if data.__class__ is str \
+                else reported_text(data)
         if last.more_data or self._reassembler.is_open(key):
             chunk = self._reassembler.feed(key, last, _size_of(last, replace.meta))
             code = chunk.status

@@ -57,23 +57,21 @@ class ServerCommands:
         meta = None
         if max_msg_size is not None or max_obj_size is not None:
             meta = sm.Meta(max_msg_size=max_msg_size, max_obj_size=max_obj_size)
+        # (positional: a keyword call costs more than the rest of the header;
+        # the field order is checked by tests/dm/test_model_order.py)
         return sm.SyncHdr(
-            session_id=self._session_id,
-            msg_id=str(self._msg_id),
-            target=sm.LocRef(self.device.device_id),
-            source=sm.LocRef(self.server_uri, loc_name),
-            ver_dtd=ver_dtd,
-            ver_proto=ver_proto,
-            resp_uri=self.resp_uri,
-            cred=cred,
-            meta=meta,
+            self._session_id, str(self._msg_id),
+            sm.LocRef(self.device.device_id), sm.LocRef(self.server_uri, loc_name),
+            ver_dtd, ver_proto, self.resp_uri, False, cred, meta,
         )
 
     def _hdr_status(self, hdr, code, chal):
-        return sm.Status(
-            msg_ref=hdr.msg_id, cmd_ref="0", cmd="SyncHdr",
-            target_refs=[loc_uri(hdr.target) or ""], source_refs=[loc_uri(hdr.source) or ""],
-            chal=chal, data=code,
+        target, source = hdr.target, hdr.source
+        return sm.Status(  # (positional, see _reply_hdr) CmdID set by the builder
+            "", hdr.msg_id, "0", "SyncHdr",
+            [(target.loc_uri or "") if target is not None else ""],
+            [(source.loc_uri or "") if source is not None else ""],
+            None, chal, code, [],
         )
 
     def _remember_limits(self, meta):

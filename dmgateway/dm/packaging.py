@@ -80,7 +80,7 @@ class MessageBuilder:
         """
         start = self._next_id
         after = number(cmd, start)
-        if not self._fits(self.body + [cmd]):
+        if self.limit is not None and not self._fits(self.body + [cmd]):
             number(cmd, start)  # leave the ids as they would have been; harmless
             return False
         self._next_id = after
@@ -100,6 +100,14 @@ class MessageBuilder:
         When they do not, the rest go one by one as before, but the last is
         not measured again.
         """
+        if self.limit is None:  # (nothing is measured: all of them)
+            for cmd in queue:
+                self._next_id = number(cmd, self._next_id)
+            count = len(queue)
+            self.body.extend(queue)
+            self.optional += count
+            del queue[:]
+            return count
         if not queue or not self.try_add(queue[0]):
             return 0
         queue.pop(0)
@@ -337,7 +345,7 @@ class MessageBuilder:
         return self.body + self._numbered_trailer(_next_free(self.body))
 
     def build(self, final):
-        return SyncML(hdr=self.hdr, body=self.commands(), final=final)
+        return SyncML(self.hdr, self.commands(), final)  # (positional: hdr, body, final)
 
     def encoded(self, msg):
         """``encode(msg)``: the bytes of the last measure when ``msg`` is the

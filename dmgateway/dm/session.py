@@ -52,6 +52,8 @@ __all__ = ["ServerSession"]
 INIT, SENDING, WAITING, ENDED = "init", "sending", "waiting", "ended"
 
 _VER_PROTO = re.compile(r"DM/1\.[0-9]+\Z", re.IGNORECASE)  # DM/1.1, 1.2, 1.3 (1.3 unconfirmed)
+# what devices write, taken without the regex (a match costs more than the rest of the check)
+_VER_PROTO_USUAL = (sm.VERPROTO_DM_1_2, sm.VERPROTO_DM_1_1, sm.VERPROTO_DM_1_3)
 _VER_DTD = ("1.1", "1.2")
 _MAX_STALLS = 3  # messages in a row that could not pay off the Statuses owed
 
@@ -243,8 +245,8 @@ class ServerSession(ClientCommands, ServerCommands):
 
     def _compose(self, turn, *, commands, final=None, end=None):
         """Build the reply: SyncHdr Status, owed Statuses, alerts, then commands."""
-        builder = MessageBuilder(self._reply_hdr(), self._measure, self._max_msg_size,
-                                 encode=self._builder_encode)
+        builder = MessageBuilder(self._reply_hdr(), self._measure, self._max_msg_size, (),
+                                 self._builder_encode)
         status = turn.hdr_status
         if self._deferred_chal is not None and status.chal is None and status.data == st.AUTHENTICATED:
             status.chal, self._deferred_chal = self._deferred_chal, None
@@ -267,8 +269,9 @@ class ServerSession(ClientCommands, ServerCommands):
             self._sent[(builder.msg_id, alert.cmd_id)] = Sent(None)
         while self._alerts and builder.try_add(self._alerts[0]):
             self._sent[(builder.msg_id, self._alerts.pop(0).cmd_id)] = Sent(None)
-        owed = bool(self._statuses or self._alerts)
-        if end is None and self._stalled(len(self._statuses) + len(self._alerts)):
+        owed = len(self._statuses) + len(self._alerts)
+        # (nothing owed now nor after our last message: _stalled would change nothing)
+        if end is None and (owed or self._owed_before) and self._stalled(owed):
             reason = "the device's MaxMsgSize %s cannot carry the Statuses owed besides the " \
                      "message header (RespURI, Source)" % (self._max_msg_size,)
             for job in self._jobs:
@@ -287,7 +290,8 @@ class ServerSession(ClientCommands, ServerCommands):
                 self._state = WAITING
             else:
                 self._state = SENDING
-        self._defer_chal_if_too_large(builder, final, end)
+        if not final and end is None and builder.limit is not None:
+            self._defer_chal_if_too_large(builder)
         return self._emit(builder, final, turn, end)
 
     def _stalled(self, owed):
@@ -303,15 +307,13 @@ class ServerSession(ClientCommands, ServerCommands):
         self._owed_before = owed
         return self._stalls >= _MAX_STALLS
 
-    def _defer_chal_if_too_large(self, builder, final, end):
+    def _defer_chal_if_too_large(self, builder):
         """Move the next-session NextNonce of a 212, then our own MaxMsgSize,
         to our next message when this one would otherwise exceed the client's
         MaxMsgSize (a first reply with Cred, RespURI and Chal can, at 1 KiB in
         XML).  Never from a last message, never for HMAC (whose Chal belongs
         to every message)."""
-        status = builder.body[0]
-        if final or end is not None or builder.limit is None:
-            return
+        status, final = builder.body[0], False
         if status.chal is not None and status.data == st.AUTHENTICATED and builder.size(final) > builder.limit:
             self._deferred_chal, status.chal = status.chal, None
             builder.forget()
@@ -344,13 +346,15 @@ class ServerSession(ClientCommands, ServerCommands):
             outcome, reason = end
             turn.effects.extend(self._end_effects(outcome, reason, _JOB_ERRORS.get(outcome, outcome)))
         reply = builder.build(final)
-        if reply.hdr.meta is not None and reply.hdr.meta.max_msg_size is not None:
-            self._msg_size_announced = True
-        if reply.hdr.meta is not None and reply.hdr.meta.max_obj_size is not None:
-            self._obj_size_announced = True
-        if reply.hdr.meta is not None and reply.hdr.meta == _NO_META:
-            reply.hdr.meta = None  # everything in it went out before
-            builder.forget()
+        meta = reply.hdr.meta
+        if meta is not None:
+            if meta.max_msg_size is not None:
+                self._msg_size_announced = True
+            if meta.max_obj_size is not None:
+                self._obj_size_announced = True
+            if meta.max_msg_size is None and meta.max_obj_size is None and meta == _NO_META:
+                reply.hdr.meta = None  # everything in it went out before
+                builder.forget()
         if builder.encode is not None:  # the bytes of the last measure, when it was of this reply
             body = builder.encoded(reply)
         else:
@@ -425,7 +429,7 @@ class ServerSession(ClientCommands, ServerCommands):
     def _version_problem(self, hdr):
         if hdr.ver_dtd not in _VER_DTD:
             return st.DTD_VERSION_NOT_SUPPORTED, "unsupported VerDTD %r" % (hdr.ver_dtd,)
-        if not _VER_PROTO.match(hdr.ver_proto or ""):
+        if hdr.ver_proto not in _VER_PROTO_USUAL and not _VER_PROTO.match(hdr.ver_proto or ""):
             return st.PROTOCOL_VERSION_NOT_SUPPORTED, "unsupported VerProto %r" % (hdr.ver_proto,)
         return None
 

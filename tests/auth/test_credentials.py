@@ -1,7 +1,9 @@
 """Tests for dmgateway.auth.credentials: formulas and the x-syncml-hmac header."""
 
 import base64
+import binascii
 import hashlib
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -357,3 +359,43 @@ def test_constant_time_equal():
     assert not constant_time_equal("abc", "abd")
     assert not constant_time_equal(b"abc", b"abcd")
     assert constant_time_equal("jürgen", "jürgen".encode())
+
+
+# the decoding b64decode_tolerant had before its strict fast path: a regex
+# for canonical text, then whitespace removed and padding restored
+_CANONICAL = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def _reference_b64decode(text):
+    if _CANONICAL.fullmatch(text):
+        return binascii.a2b_base64(text)
+    compact = re.sub(r"[ \t\r\n\f\v]+", "", text)
+    if not re.fullmatch(r"[A-Za-z0-9+/]*=*", compact):
+        raise AuthError("not base64 text")
+    compact = compact.rstrip("=")
+    if len(compact) % 4 == 1:
+        raise AuthError("truncated base64 text")
+    try:
+        return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise AuthError("not base64 text") from None
+
+
+def _outcome(decode, text):
+    try:
+        return decode(text)
+    except AuthError:
+        return AuthError
+
+
+@given(st.text(alphabet="AQIDaz09+/= \t\n-.\u00e9", max_size=14))
+@settings(max_examples=3000)
+def test_b64decode_tolerant_decodes_as_the_reference(text):
+    assert _outcome(b64decode_tolerant, text) == _outcome(_reference_b64decode, text)
+
+
+@given(st.binary(max_size=12), st.integers(min_value=0, max_value=20), st.sampled_from("A=/ \u00e9"))
+def test_b64decode_tolerant_decodes_altered_base64_as_the_reference(data, where, char):
+    text = base64.b64encode(data).decode("ascii")
+    for altered in (text, text[:where] + char + text[where + 1:], text[:where] + char + text[where:]):
+        assert _outcome(b64decode_tolerant, altered) == _outcome(_reference_b64decode, altered)

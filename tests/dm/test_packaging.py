@@ -189,3 +189,17 @@ def test_take_fitting_keeps_the_error_of_the_command_that_has_it():
         raise AssertionError("the bad Status was written")
     # as try_add one by one: the first went in, the bad one and the rest still owed
     assert [c.cmd_ref for c in builder.body] == ["0"] and len(queue) == 2
+
+
+def test_unlimited_take_fitting_moves_all_numbered_as_one_by_one_without_measuring():
+    calls = []
+    builder = MessageBuilder(hdr(), lambda msg: calls.append(msg) or 10 ** 9, None)
+    builder.add(sm.Status(msg_ref="1"))
+    queue = [get(n) for n in range(4)] + [sm.Atomic(commands=[sm.Add(), sm.Delete()])]
+    moved = list(queue)
+    assert builder.take_fitting(queue) == 5 and queue == [] and calls == []
+    assert builder.body[1:] == moved and builder.optional == 5
+    assert [c.cmd_id for c in builder.body] == ["1", "2", "3", "4", "5", "6"]
+    assert [c.cmd_id for c in moved[-1].commands] == ["7", "8"]
+    assert builder.try_add(get(9)) and builder.body[-1].cmd_id == "9"
+    assert builder.take_fitting([]) == 0

@@ -320,3 +320,26 @@ def test_chal_nonce_text_matches_device_state():
     client = Client(session, secret="x")
     status = hdr_status(client.send(client.package1()).reply)
     assert status.chal.meta.next_nonce == encode_nonce(device.client_nonce)
+
+
+def test_a_212_in_one_session_leaks_nothing_into_another():
+    # a later message of an authenticated session gets 200 without a check;
+    # another device's session still checks its credentials
+    first_device, other_device = make_device(), make_device()
+    first = Client(make_session(first_device, [JOB]))
+    out = first.send(first.package1())
+    assert hdr_status(out.reply).data == 212
+    out = first.send(first.answer(out.reply), final=False)  # a later message: the shared verdict
+    assert hdr_status(out.reply).data == 200 and hdr_status(out.reply).chal is None
+    assert not of_type(out.effects, Authenticated) and not of_type(out.effects, NoncesChanged)
+
+    stranger = Client(make_session(other_device, [JOB]), secret="not-the-secret")
+    out = stranger.send(stranger.package1())
+    status = hdr_status(out.reply)
+    assert status.data == 401 and status.chal is not None
+    assert of_type(out.effects, AuthFailed) == [AuthFailed(401, "bad digest")]
+    assert not server_commands(out.reply)
+
+    out = first.send([], final=False)  # the first session goes on as before
+    assert hdr_status(out.reply).data == 200 and hdr_status(out.reply).chal is None
+    assert not of_type(out.effects, AuthFailed)
