@@ -76,17 +76,41 @@ _LEVELS = frozenset(LogLevel.iterconstants())
 class Logger(_TwistedLogger):
     """twisted's ``Logger``, the same events, sooner: ``emit`` looks the
     level up in a set (twisted's lists and sorts LogLevel's constants for
-    every event).  A level that is not a LogLevel is left to twisted, which
-    reports it."""
+    every event), and ``debug`` ... ``critical`` hand their fields to it as
+    the dict they came in (twisted's pass them on as ``**kwargs``, a second
+    dict built per event) and add the ``log_*`` keys one by one.  A level
+    that is not a LogLevel is left to twisted, which reports it."""
 
     def emit(self, level, format=None, **kwargs):
+        self._emit(level, format, kwargs)
+
+    def _emit(self, level, format, fields):
         if level not in _LEVELS:
-            return _TwistedLogger.emit(self, level, format, **kwargs)
-        kwargs.update(log_logger=self, log_level=level, log_namespace=self.namespace,
-                      log_source=self.source, log_format=format, log_time=time())
-        if "log_trace" in kwargs:
-            kwargs["log_trace"].append((self, self.observer))
-        self.observer(kwargs)
+            return _TwistedLogger.emit(self, level, format, **fields)
+        fields["log_logger"] = self
+        fields["log_level"] = level
+        fields["log_namespace"] = self.namespace
+        fields["log_source"] = self.source
+        fields["log_format"] = format
+        fields["log_time"] = time()
+        if "log_trace" in fields:
+            fields["log_trace"].append((self, self.observer))
+        self.observer(fields)
+
+    def debug(self, format=None, **kwargs):
+        self._emit(LogLevel.debug, format, kwargs)
+
+    def info(self, format=None, **kwargs):
+        self._emit(LogLevel.info, format, kwargs)
+
+    def warn(self, format=None, **kwargs):
+        self._emit(LogLevel.warn, format, kwargs)
+
+    def error(self, format=None, **kwargs):
+        self._emit(LogLevel.error, format, kwargs)
+
+    def critical(self, format=None, **kwargs):
+        self._emit(LogLevel.critical, format, kwargs)
 
 
 def _level_filtered(observer):

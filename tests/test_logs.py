@@ -300,3 +300,28 @@ def test_json_lines_of_one_call_site_reuse_their_plan():
         logs.flat_event(odd)
     with pytest.raises(AttributeError):
         logs._json_line(odd)
+
+
+@pytest.mark.parametrize("method", ["debug", "info", "warn", "error", "critical"])
+def test_the_gateways_logger_makes_twisteds_events(method):
+    """Each level method hands on the fields it was given plus the same log_* keys, in twisted's order."""
+    ours, theirs = [], []
+    fields = dict(session_id="1", device_id="IMEI:1", messages=2, log_trace=None)
+    for logger_class, events in ((logs.Logger, ours), (Logger, theirs)):
+        logger = logger_class(namespace="dmgateway.test", observer=events.append)
+        getattr(logger, method)("session {session_id} of {device_id}", **{k: v for k, v in fields.items()
+                                                                             if k != "log_trace"})
+        logger.emit(getattr(logs.LogLevel, method), "x {messages}", messages=3)
+    assert len(ours) == len(theirs) == 2
+    for mine, twisteds in zip(ours, theirs):
+        assert list(mine) == list(twisteds)
+        for key in mine:
+            if key not in ("log_logger", "log_time"):
+                assert mine[key] == twisteds[key], key
+        assert logs.event_message(mine) == logs.event_message(twisteds)
+
+
+def test_a_level_that_is_not_a_loglevel_is_left_to_twisted():
+    events = []
+    logs.Logger(namespace="dmgateway.test", observer=events.append).emit("loud", "x")
+    assert events[0]["log_level"] is logs.LogLevel.critical and events[0]["invalidLevel"] == "loud"  # twisted reports it

@@ -20,7 +20,10 @@ SMPP link names from the configuration; never device ids.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client.values import MutexValue
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -30,6 +33,32 @@ log = Logger()
 SESSION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 REFRESH_INTERVAL = 15.0
+
+
+def _observer(histogram):
+    """``histogram.observe`` (an unlabelled histogram or a labelled child) for
+    the reactor thread: the same sum and bucket counts, sooner.
+
+    prometheus-client's ``observe`` walks the bounds in Python and takes a
+    lock twice (the sum, the bucket): some 10k instructions, for every HTTP
+    request and store transaction.  Here the bucket is found by bisection
+    and both values are added to without the lock: every observation is made
+    in the reactor thread (the only writer), and a scrape in another thread
+    reads each value whole either way (under the GIL), one at a time as
+    before.  In prometheus-client's multiprocess mode (values in shared
+    files) its own ``observe`` is used.
+    """
+    total, buckets, bounds = histogram._sum, histogram._buckets, tuple(histogram._upper_bounds)
+    if type(total) is not MutexValue or any(type(bucket) is not MutexValue for bucket in buckets):
+        return histogram.observe
+
+    def observe(amount):
+        total._value += amount
+        index = bisect_left(bounds, amount)  # the first bound >= amount (the last is +Inf)
+        if amount <= bounds[index]:  # (not so only for NaN, counted in no bucket, as prometheus-client does)
+            buckets[index]._value += 1
+
+    return observe
 
 
 def _status_label(code):
@@ -64,8 +93,9 @@ class GatewayMetrics:
         self.store_errors = Counter(
             "dmgw_store_errors", "store transactions that failed", registry=self.registry,
         )
-        self._sessions = {}  # outcome -> session_duration child
-        self._latency = {}  # listener -> http_latency child
+        self._sessions = {}  # outcome -> session_duration child's observe
+        self._latency = {}  # listener -> http_latency child's observe
+        self._store_observe = _observer(self.store_latency)
         self._api = {}  # status label -> api_requests child
         self.snapshot = None
         self.registry.register(_StateCollector(self))
@@ -73,21 +103,22 @@ class GatewayMetrics:
 
     # -- observations --------------------------------------------------------------
 
-    # The labelled children are kept once made: ``labels()`` takes a lock and
-    # builds its key on every call, and these run for every request and
-    # session.  Their label values are bounded (outcomes, listeners, statuses).
+    # The labelled children are kept once made (their observe, see
+    # _observer): ``labels()`` takes a lock and builds its key on every call,
+    # and these run for every request and session.  Their label values are
+    # bounded (outcomes, listeners, statuses).
 
     def session_ended(self, outcome, seconds):
-        child = self._sessions.get(outcome)
-        if child is None:
-            child = self._sessions[outcome] = self.session_duration.labels(outcome=outcome)
-        child.observe(max(seconds, 0.0))
+        observe = self._sessions.get(outcome)
+        if observe is None:
+            observe = self._sessions[outcome] = _observer(self.session_duration.labels(outcome=outcome))
+        observe(max(seconds, 0.0))
 
     def http_request(self, listener, status, seconds):
-        child = self._latency.get(listener)
-        if child is None:
-            child = self._latency[listener] = self.http_latency.labels(listener=listener)
-        child.observe(max(seconds, 0.0))
+        observe = self._latency.get(listener)
+        if observe is None:
+            observe = self._latency[listener] = _observer(self.http_latency.labels(listener=listener))
+        observe(max(seconds, 0.0))
         if listener == "api":
             label = _status_label(status)
             counter = self._api.get(label)
@@ -96,7 +127,7 @@ class GatewayMetrics:
             counter.inc()
 
     def store_transaction(self, seconds, failed):
-        self.store_latency.observe(max(seconds, 0.0))
+        self._store_observe(max(seconds, 0.0))
         if failed:
             self.store_errors.inc()
 

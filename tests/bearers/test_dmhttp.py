@@ -3,12 +3,15 @@ input: framing, limits, pipelining, 100-continue, HTTP/1.0, flow control;
 in memory on StringTransport and Clock; the direct write of answers on real
 loopback sockets driven by hand (no reactor runs, no time passes)."""
 
+import re
 import shutil
 import socket
 import ssl as ssl_module
 import tempfile
 from types import SimpleNamespace
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer, error, tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -508,6 +511,110 @@ class ParseHeadTests(SynchronousTestCase):
                 http1.parse_head(head)
             except http1.BadRequest:
                 pass
+
+
+# What parse_head read with regular expressions before it read with split and
+# translate: the reference its lines must agree with, byte for byte.
+_REF_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_REF_REQUEST_LINE = re.compile(rb"(" + _REF_TCHAR + rb"+) ([\x21-\x7e]+) HTTP/1\.([01])\Z")
+_REF_HEADER_LINE = re.compile(rb"(" + _REF_TCHAR + rb"+):(.*)\Z", re.S)
+
+
+def reference_head(head):
+    """``(method, target, http10, headers, length)`` of ``head`` as the regular expressions read it, or None."""
+    lines = head.split(b"\r\n")
+    if b"\x00" in head or head.count(b"\n") != len(lines) - 1 or head.count(b"\r") != len(lines) - 1:
+        return None
+    if len(lines) - 1 > http1.MAX_HEADERS:
+        return None
+    match = _REF_REQUEST_LINE.match(lines[0])
+    if match is None:
+        return None
+    method, target, minor = match.groups()
+    headers, length, framed = {}, 0, False
+    for line in lines[1:]:
+        header = _REF_HEADER_LINE.match(line)
+        if header is None:
+            return None
+        name, value = header.groups()
+        name, value = name.lower(), value.strip(b" \t")
+        if name == b"content-length":
+            if framed or not value.isdigit():
+                return None
+            digits = value.lstrip(b"0") or b"0"
+            framed, length = True, int(digits) if len(digits) <= 18 else 1 << 63
+        elif name == b"transfer-encoding":
+            coding = value.lower()
+            if coding == b"identity":
+                continue
+            if framed or coding != b"chunked" or minor == b"0":
+                return None
+            framed, length = True, None
+        headers[name] = value
+    return method, target, minor == b"0", headers, length
+
+
+def parsed_head(head):
+    try:
+        request, length = http1.parse_head(head)
+    except http1.BadRequest:
+        return None
+    return request.method, request.target, request.http10, request.headers, length
+
+
+# heads near the valid ones: each part of a line good, or one byte or piece off
+_BYTES = [bytes([b]) for b in range(256)]
+_METHODS = st.sampled_from([b"POST", b"GET", b"P(ST", b"", b"!#$%&'*+-.^_`|~"]) | st.sampled_from(_BYTES)
+_TARGETS = st.sampled_from([b"/dm", b"/dm?s=a~1&b=%41", b"", b"/d m"]) | st.sampled_from(_BYTES).map(
+    lambda b: b"/d" + b)
+_VERSION = st.sampled_from([b"HTTP/1.1", b"HTTP/1.0", b"HTTP/1.2", b"http/1.1", b"HTTP/1.1 ", b"HTTP/1.", b""])
+_SPACES = st.sampled_from([b" ", b" ", b" ", b"  ", b"\t", b""])
+_REQUEST_LINES = st.tuples(_METHODS, _SPACES, _TARGETS, _SPACES, _VERSION).map(b"".join)
+_NAMES = st.sampled_from([b"Host", b"X-A", b"Content-Length", b"content-LENGTH", b"Transfer-Encoding",
+                          b"Connection", b"", b"X A", b" X"]) | st.sampled_from(_BYTES).map(lambda b: b"X" + b)
+_COLONS = st.sampled_from([b":", b": ", b":\t", b"::", b" :", b""])
+_VALUES = st.sampled_from([b"gw", b"12", b"012", b"0x1", b"1 2", b"", b"chunked", b"CHUNKED", b"identity",
+                           b"gzip, chunked", b"close", b"a:b", b" \t12 \t"]) | st.sampled_from(_BYTES).map(
+    lambda b: b"v" + b)
+_HEADER_LINES = st.tuples(_NAMES, _COLONS, _VALUES).map(b"".join)
+
+
+class ParseHeadReferenceTests(SynchronousTestCase):
+    """parse_head reads what the regular expressions read, and refuses what they refuse."""
+
+    @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(_REQUEST_LINES, st.lists(_HEADER_LINES, max_size=5))
+    def test_lines_of_pieces(self, request_line, header_lines):
+        head = b"\r\n".join([request_line] + header_lines)
+        self.assertEqual(parsed_head(head), reference_head(head))
+
+    @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=120))
+    def test_any_bytes(self, head):
+        self.assertEqual(parsed_head(head), reference_head(head))
+
+    def test_each_byte_in_each_place(self):
+        base = [b"POST", b" ", b"/dm?s=1", b" ", b"HTTP/1.1", b"\r\n", b"Host", b":", b" gw", b"\r\n",
+                b"Content-Length", b": ", b"5"]
+        for where in range(len(base) + 1):
+            for byte in _BYTES:
+                head = b"".join(base[:where]) + byte + b"".join(base[where:])
+                self.assertEqual(parsed_head(head), reference_head(head), head)
+
+    def test_a_known_name_alone_is_still_a_bad_line(self):
+        for name in (b"Host", b"X-Once-Seen"):
+            self.assertIsNotNone(parsed_head(b"POST /dm HTTP/1.1\r\n" + name + b": gw"))
+            self.assertIsNone(parsed_head(b"POST /dm HTTP/1.1\r\n" + name), name)
+            self.assertIsNone(reference_head(b"POST /dm HTTP/1.1\r\n" + name), name)
+
+    def test_the_common_heads_are_read(self):
+        head = (b"POST /dm?s=n~0a HTTP/1.1\r\nContent-Type: application/vnd.syncml.dm+wbxml\r\n"
+                b"Accept: application/vnd.syncml.dm+wbxml\r\nContent-Length: 412\r\nHost: 127.0.0.1:40123")
+        self.assertIsNotNone(reference_head(head))
+        self.assertEqual(parsed_head(head), reference_head(head))
+        for bad in (b"POST /dm HTTP/1.1\r\nX\x00: a", b"POST /dm HTTP/1.1\r\nX: a\rb", b"POST /dm HTTP/1.1\nX: a",
+                    b"POST /dm  HTTP/1.1", b"POST /dm HTTP/1.1 ", b" POST /dm HTTP/1.1", b"POST /dm HTTP/1.1\r\n:a"):
+            self.assertIsNone(parsed_head(bad), bad)
 
 
 class Loopback:

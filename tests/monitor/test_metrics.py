@@ -1,0 +1,78 @@
+"""GatewayMetrics' own observe: the same histograms as prometheus-client's ``observe``."""
+
+import math
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from dmgateway.monitor import metrics
+from dmgateway.monitor.metrics import LATENCY_BUCKETS, SESSION_BUCKETS, GatewayMetrics
+
+# on each bound, between bounds, past the last one, zero and below
+AMOUNTS = [0.0, -1.0, 1e-9, 0.001, 0.0010001, 0.0025, 0.004, 0.1, 0.25, 1, 2.5, 9.99, 10, 10.01, 299, 300, 600,
+           601, 1e9, math.inf]
+
+
+def samples(registry, name):
+    return sorted((s.name, tuple(sorted(s.labels.items())), s.value)
+                  for family in registry.collect() if family.name == name for s in family.samples
+                  if not s.name.endswith("_created"))
+
+
+class ObserveTests(SynchronousTestCase):
+    def setUp(self):
+        self.metrics = GatewayMetrics(None, Clock(), process=False)
+        self.reference = CollectorRegistry()
+        self.sessions = Histogram("dmgw_session_duration_seconds", "x", ["outcome"], buckets=SESSION_BUCKETS,
+                                  registry=self.reference)
+        self.latency = Histogram("dmgw_http_request_duration_seconds", "x", ["listener"], buckets=LATENCY_BUCKETS,
+                                 registry=self.reference)
+        self.store = Histogram("dmgw_store_transaction_duration_seconds", "x", buckets=LATENCY_BUCKETS,
+                               registry=self.reference)
+
+    def test_the_same_counts_and_sums_as_prometheus_observe(self):
+        for amount in AMOUNTS:
+            for outcome in ("completed", "auth_failed"):
+                self.metrics.session_ended(outcome, amount)
+                self.sessions.labels(outcome=outcome).observe(max(amount, 0.0))
+            for listener in ("dm", "api"):
+                self.metrics.http_request(listener, 200, amount)
+                self.latency.labels(listener=listener).observe(max(amount, 0.0))
+            self.metrics.store_transaction(amount, False)
+            self.store.observe(max(amount, 0.0))
+        for name in ("dmgw_session_duration_seconds", "dmgw_http_request_duration_seconds",
+                     "dmgw_store_transaction_duration_seconds"):
+            ours = samples(self.metrics.registry, name)
+            self.assertEqual(ours, samples(self.reference, name), name)
+            self.assertTrue(any(value for _name, _labels, value in ours))
+
+    def test_nan_counts_in_no_bucket_as_with_prometheus(self):
+        for observe in (metrics._observer(self.store), self.store.observe):
+            observe(math.nan)
+            observe(0.004)
+        buckets = [value for name, labels, value in samples(self.reference, "dmgw_store_transaction_duration_seconds")
+                   if name.endswith("_bucket")]
+        buckets.sort()
+        self.assertEqual(buckets, [0.0] * 2 + [2.0] * 12)  # (0.001, 0.0025: 0; 0.005 up to +Inf: 2)
+
+    def test_multiprocess_values_keep_prometheus_observe(self):
+        class SharedValue:  # what prometheus-client's multiprocess mode puts in a histogram
+            pass
+
+        self.store._sum = SharedValue()
+        self.assertEqual(metrics._observer(self.store), self.store.observe)
+
+    def test_the_exposition_is_unchanged(self):
+        self.metrics.store_transaction(0.004, False)
+        self.metrics.http_request("dm", 200, 0.02)
+        self.store.observe(0.004)
+        self.latency.labels(listener="dm").observe(0.02)
+        ours = [line for line in generate_latest(self.metrics.registry).decode().splitlines()
+                if line.startswith(("dmgw_store_transaction_duration_seconds_", "dmgw_http_request"))
+                and "_created" not in line]
+        theirs = [line for line in generate_latest(self.reference).decode().splitlines()
+                  if line.startswith(("dmgw_store_transaction_duration_seconds_", "dmgw_http_request"))
+                  and "_created" not in line]
+        self.assertTrue(ours)
+        self.assertEqual(ours, theirs)
