@@ -8,8 +8,8 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
-from dmgateway.store import database
 from tests.fixtures import ACCOUNT, DEVICE
+from tests.store.support import record_statements
 from tests.support import start_dispatcher
 from tests.test_dispatch import GET_SWV, account
 
@@ -36,14 +36,7 @@ class SessionStatementTests(TestCase):
 
     async def test_a_session_never_reads_its_own_row_back(self):
         created = await self.handlers.create_job(DEVICE, GET_SWV)
-        statements = []
-        execute = database.Txn.execute
-
-        def traced(txn, sql, args=()):
-            statements.append(sql)
-            return execute(txn, sql, args)
-
-        self.patch(database.Txn, "execute", traced)
+        statements = record_statements(self)
         session = await self.drive(ClientSession(account(), random_bytes=os.urandom))
         self.assertEqual(session.outcome, "completed", session.log)
         on_sessions = [sql.split(" WHERE")[0] for sql in statements if " sessions" in sql]

@@ -155,3 +155,21 @@ async def add_device(store, device_id="IMEI:350000000000001", **kwargs):
     )
     fields.update(kwargs)
     return await store.put_device(device_id, **fields)
+
+
+def record_statements(case):
+    """
+    The SQL of every statement the stores run from now on, in order: a list
+    that ``Txn.execute`` (patched on ``case`` until it ends) appends to.
+    """
+    from dmgateway.store import database
+
+    statements = []
+    execute = database.Txn.execute
+
+    def traced(txn, sql, args=()):
+        statements.append(sql)
+        return execute(txn, sql, args)
+
+    case.patch(database.Txn, "execute", traced)
+    return statements

@@ -8,7 +8,7 @@ for another device's Correlator does (nothing).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.functions import build_operation
-from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device, record_statements
 
 URL = "http://127.0.0.1:8080/fw/abc?t=tok"
 
@@ -52,18 +52,10 @@ class FunctionTestsMixin(StoreCase):
 
     async def test_a_session_batch_looks_up_operations_only_for_jobs_that_may_have_one(self):
         from dmgateway.jobstates import change_job
-        from dmgateway.store import database
 
         store = await self.open()
         await add_device(store, "IMEI:1")
-        statements = []
-        execute = database.Txn.execute
-
-        def traced(txn, sql, args=()):
-            statements.append(sql)
-            return execute(txn, sql, args)
-
-        self.patch(database.Txn, "execute", traced)
+        statements = record_statements(self)
 
         async def finish(job_id, results, now):
             del statements[:]

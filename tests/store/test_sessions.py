@@ -4,9 +4,11 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 
 from twisted.trial.unittest import TestCase
 
-from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery, database
+from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
 from dmgateway.store.migrations import load_migrations
-from tests.store.support import START, OnInlineSQLite, OnOldSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import (
+    START, OnInlineSQLite, OnOldSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, record_statements,
+)
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
 
@@ -101,14 +103,7 @@ class SessionTestsMixin(StoreCase):
         await store.create_job("j1", "IMEI:1", GET)
         await store.start_session("s1", "IMEI:1", "node-a", START, job_ids=["j1"])
         kept = await store.start_session("s2", "IMEI:1", "node-b", START + 1)
-        statements = []
-        execute = database.Txn.execute
-
-        def traced(txn, sql, args=()):
-            statements.append(sql)
-            return execute(txn, sql, args)
-
-        self.patch(database.Txn, "execute", traced)
+        statements = record_statements(self)
         self.assertTrue(await store.drop_session("s1"))
         self.assertEqual(statements, ["DELETE FROM sessions WHERE session_id = ?"])
         self.assertFalse(await store.drop_session("s1"))
@@ -212,14 +207,7 @@ class SessionTestsMixin(StoreCase):
         await store.update_device("IMEI:1", devinfo={"Man": "m", "Mod": "x", "FwV": "1"},
                                   last_session={"ended": "2026-01-02T03:04:05Z"})
         await store.create_job("a", "IMEI:1", GET)
-        statements = []
-        execute = database.Txn.execute
-
-        def traced(txn, sql, args=()):
-            statements.append(sql)
-            return execute(txn, sql, args)
-
-        self.patch(database.Txn, "execute", traced)
+        statements = record_statements(self)
         device, jobs = await store.session_reads("IMEI:1")
         self.assertEqual(len(statements), 1)
         for column in ("devinfo_man", "devinfo_mod", "devinfo_fwv", "last_session_at", "d.*"):
