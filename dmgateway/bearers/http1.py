@@ -120,7 +120,9 @@ def parse_head(head):
             if not colon or not name or name.translate(None, _TCHARS):
                 raise BadRequest("header line")  # also a folded (obsolete) line
             lower = name.lower()
-            if len(_LOWER) < 512:
+            if len(name) <= _LOWER_NAME:
+                if len(_LOWER) >= _LOWER_SIZE:
+                    _LOWER.clear()  # (a peer's inventions filled it: the names in use come back)
                 _LOWER[name] = lower
         name, value = lower, value.strip(b" \t")
         if name == b"content-length":
@@ -140,8 +142,13 @@ def parse_head(head):
 
 
 #: header names met (tokens) -> their lower case: devices send the same few
-#: names in every request (bounded: a peer's inventions cannot grow it)
+#: names in every request.  Bounded: a peer's inventions cannot grow it past
+#: _LOWER_SIZE names (it is emptied then, not frozen with them: the names in
+#: use would never be cached again), nor keep a long name (up to MAX_HEAD
+#: bytes each) alive
 _LOWER = {}
+_LOWER_SIZE = 512
+_LOWER_NAME = 64
 
 
 class DateHeader:

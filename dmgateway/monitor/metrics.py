@@ -23,7 +23,10 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.values import MutexValue
+try:
+    from prometheus_client.values import MutexValue
+except ImportError:  # (another layout: see _observer)
+    MutexValue = None
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -46,10 +49,18 @@ def _observer(histogram):
     in the reactor thread (the only writer), and a scrape in another thread
     reads each value whole either way (under the GIL), one at a time as
     before.  In prometheus-client's multiprocess mode (values in shared
-    files) its own ``observe`` is used.
+    files), or in a version whose histogram is not laid out as this one
+    reads it (``setup.cfg`` takes any from 0.20), its own ``observe`` is
+    used: checked here, once per histogram, not met at an observation (an
+    error in every session's end).
     """
-    total, buckets, bounds = histogram._sum, histogram._buckets, tuple(histogram._upper_bounds)
-    if type(total) is not MutexValue or any(type(bucket) is not MutexValue for bucket in buckets):
+    try:
+        total, buckets, bounds = histogram._sum, histogram._buckets, tuple(histogram._upper_bounds)
+    except AttributeError:
+        return histogram.observe
+    if (len(buckets) != len(bounds) or not bounds or bounds[-1] != float("inf")
+            or any(type(value) is not MutexValue or type(getattr(value, "_value", None)) is not float
+                   for value in (total, *buckets))):
         return histogram.observe
 
     def observe(amount):

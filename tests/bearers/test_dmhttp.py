@@ -607,6 +607,21 @@ class ParseHeadReferenceTests(SynchronousTestCase):
             self.assertIsNone(parsed_head(b"POST /dm HTTP/1.1\r\n" + name), name)
             self.assertIsNone(reference_head(b"POST /dm HTTP/1.1\r\n" + name), name)
 
+    def test_a_peer_cannot_fill_the_name_cache(self):
+        saved = dict(http1._LOWER)
+        self.addCleanup(lambda: (http1._LOWER.clear(), http1._LOWER.update(saved)))
+        http1._LOWER.clear()
+        # a peer's invented names: a long one, then more than the cache holds
+        long_name = b"X" * 8000
+        self.assertIsNotNone(parsed_head(b"POST /dm HTTP/1.1\r\n" + long_name + b": a"))
+        self.assertNotIn(long_name, http1._LOWER)
+        for n in range(512 + 10):
+            parsed_head(b"POST /dm HTTP/1.1\r\nX-Invented-%d: a" % n)
+        self.assertLessEqual(len(http1._LOWER), 512)
+        # a name in use met afterwards is still cached (and read the same)
+        self.assertEqual(parsed_head(b"POST /dm HTTP/1.1\r\nX-Syncml-Hmac: a")[3], {b"x-syncml-hmac": b"a"})
+        self.assertEqual(http1._LOWER.get(b"X-Syncml-Hmac"), b"x-syncml-hmac")
+
     def test_the_common_heads_are_read(self):
         head = (b"POST /dm?s=n~0a HTTP/1.1\r\nContent-Type: application/vnd.syncml.dm+wbxml\r\n"
                 b"Accept: application/vnd.syncml.dm+wbxml\r\nContent-Length: 412\r\nHost: 127.0.0.1:40123")

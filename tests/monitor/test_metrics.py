@@ -4,6 +4,7 @@ import math
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from twisted.internet.task import Clock
+from twisted.python import threadable
 from twisted.trial.unittest import SynchronousTestCase
 
 from dmgateway.monitor import metrics
@@ -22,6 +23,10 @@ def samples(registry, name):
 
 class ObserveTests(SynchronousTestCase):
     def setUp(self):
+        # this thread as the reactor's, as once a reactor has run: a scrape in
+        # any other waits for the reactor (blockingCallFromThread), and with no
+        # test run before that ran one, the exposition test never ended
+        self.patch(threadable, "ioThread", threadable.getThreadID())
         self.metrics = GatewayMetrics(None, Clock(), process=False)
         self.reference = CollectorRegistry()
         self.sessions = Histogram("dmgw_session_duration_seconds", "x", ["outcome"], buckets=SESSION_BUCKETS,
@@ -62,6 +67,24 @@ class ObserveTests(SynchronousTestCase):
 
         self.store._sum = SharedValue()
         self.assertEqual(metrics._observer(self.store), self.store.observe)
+
+    def test_another_histogram_layout_keeps_prometheus_observe(self):
+        # setup.cfg takes any prometheus-client from 0.20: a version whose
+        # histogram is laid out otherwise must get its own observe, not an
+        # AttributeError or IndexError at each observation (every session's end)
+        def without(name, inner=None):
+            histogram = Histogram("h", "x", buckets=LATENCY_BUCKETS, registry=CollectorRegistry())
+            if inner is None:
+                delattr(histogram, name)
+            else:
+                delattr(getattr(histogram, name)[0] if name == "_buckets" else getattr(histogram, name), inner)
+            return histogram
+
+        for histogram in (without("_sum", "_value"), without("_buckets", "_value"), without("_upper_bounds")):
+            self.assertEqual(metrics._observer(histogram), histogram.observe)
+        histogram = Histogram("h", "x", buckets=LATENCY_BUCKETS, registry=CollectorRegistry())
+        histogram._buckets = histogram._buckets[:-1]
+        self.assertEqual(metrics._observer(histogram), histogram.observe)
 
     def test_the_exposition_is_unchanged(self):
         self.metrics.store_transaction(0.004, False)

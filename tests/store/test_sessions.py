@@ -5,6 +5,7 @@ Live sessions and recovery on every engine (L{dmgateway.store.sessions}).
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import INTERRUPTED, Conflict, NotFound, Recovery
+from dmgateway.store.devices import DEVICE_COLUMNS, device_from_row
 from dmgateway.store.migrations import load_migrations
 from tests.store.support import (
     START, OnInlineSQLite, OnOldSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, record_statements,
@@ -214,6 +215,30 @@ class SessionTestsMixin(StoreCase):
             self.assertNotIn(column, statements[0])
         self.assertEqual((device, jobs), (await store.get_device("IMEI:1"), await store.pending_jobs("IMEI:1")))
 
+
+    async def test_session_reads_select_every_column_a_device_is_made_of(self):
+        # session_reads names the columns it selects (DEVICE_COLUMNS): a Device
+        # field whose column is missing there would not fail, it would come out
+        # as its default in every DM session (reported, device_challenge, or a
+        # field added later with a default)
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.update_device("IMEI:1", devinfo={"Man": "m"}, last_session={"outcome": "ok"},
+                                  reported={"./Ext/A": "1"}, device_challenge={"type": "md5", "nonce": "bg=="})
+        row = await store.run_interaction(
+            "test", lambda txn: txn.fetchone("SELECT * FROM devices WHERE device_id = ?", ("IMEI:1",)))
+        read = set()
+
+        class Recorded(dict):
+            def __getitem__(self, column):
+                read.add(column)
+                return dict.__getitem__(self, column)
+
+        device = device_from_row(Recorded(row))
+        self.assertEqual(sorted(read - set(DEVICE_COLUMNS)), [])
+        self.assertEqual((await store.session_reads("IMEI:1"))[0], device)
+        self.assertEqual((device.reported, device.device_challenge),
+                         ({"./Ext/A": "1"}, {"type": "md5", "nonce": "bg=="}))
 
     async def test_live_sessions_survive_the_migration_to_a_keyed_table(self):
         store = await self.open(migrations=[m for m in load_migrations() if m.version < 9])
