@@ -271,8 +271,6 @@ def reported_key(item):
     """``"Man"`` for ./DevInfo/Man, the node's URI for any other node, None without one."""
     ref = item.source or item.target
     uri = ref.loc_uri if ref is not None else ""
-    if uri.startswith("./DevInfo/") and len(uri) > 10:  # what devices send: as _devinfo_name, at once
-        return uri[10:]
     key = _devinfo_name(uri)
     if key is not None:
         return key

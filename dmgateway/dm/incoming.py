@@ -14,8 +14,7 @@ from typing import Optional
 from ..codec import syncml as sm
 from . import status as st
 from .commands import (
-    EVENT_TYPES, MAX_REPORTED, MAX_REPORTED_TEXT, XML_SPACE, event_payload, reported_key, reported_text,
-    results_answer,
+    EVENT_TYPES, MAX_REPORTED, event_payload, reported_key, reported_text, results_answer,
 )
 from .effects import DevInfoReceived, EventRaised, InputIgnored
 from .jobs import FINISHED
@@ -117,9 +116,8 @@ class ClientCommands:
                     self._refuse(inner, turn)
 
     def _owe(self, cmd, code, turn):
-        name = cmd.NAME if cmd.__class__ is not sm.UnknownCommand else command_name(cmd)
         self._statuses.append(sm.Status(  # (positional, see ServerCommands._reply_hdr)
-            "", turn.msg.hdr.msg_id, cmd.cmd_id or "", name, [], [], None, None, code, [],
+            "", turn.msg.hdr.msg_id, cmd.cmd_id or "", command_name(cmd), [], [], None, None, code, [],
         ))
 
     def _find(self, msg_ref, cmd_ref):
@@ -251,9 +249,7 @@ class ClientCommands:
         self._check_interrupt(key, turn)
         values, code = {}, st.OK
         for item, name in zip(replace.items[:-1], keys):
-            data = item.data  # (text, what devices send: reported_text without a call)
-            values[name] = data.strip(XML_SPACE)[:MAX_REPORTED_TEXT] if data.__class__ is str \
-                else reported_text(data)
+            values[name] = reported_text(item.data)
         if last.more_data or self._reassembler.is_open(key):
             chunk = self._reassembler.feed(key, last, _size_of(last, replace.meta))
             code = chunk.status

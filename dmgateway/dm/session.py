@@ -311,15 +311,16 @@ class ServerSession(ClientCommands, ServerCommands):
         """Move the next-session NextNonce of a 212, then our own MaxMsgSize,
         to our next message when this one would otherwise exceed the client's
         MaxMsgSize (a first reply with Cred, RespURI and Chal can, at 1 KiB in
-        XML).  Never from a last message, never for HMAC (whose Chal belongs
-        to every message)."""
-        status, final = builder.body[0], False
-        if status.chal is not None and status.data == st.AUTHENTICATED and builder.size(final) > builder.limit:
+        XML).  Never from a last message (the caller asks only for one that
+        is not, under a limit), never for HMAC (whose Chal belongs to every
+        message)."""
+        status = builder.body[0]
+        if status.chal is not None and status.data == st.AUTHENTICATED and builder.size(False) > builder.limit:
             self._deferred_chal, status.chal = status.chal, None
             builder.forget()
         meta = builder.hdr.meta
         for attr in ("max_msg_size", "max_obj_size"):
-            if meta is not None and getattr(meta, attr) is not None and builder.size(final) > builder.limit:
+            if meta is not None and getattr(meta, attr) is not None and builder.size(False) > builder.limit:
                 setattr(meta, attr, None)  # announced in the next message instead
                 builder.forget()
 
