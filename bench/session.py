@@ -211,10 +211,10 @@ async def run_echo(echo, port, recorded, concurrency, agent):
     return len(recorded) / elapsed, (cpu_seconds(echo.pid) - cpu) / len(recorded) * 1000
 
 
-def start_echo(prefix=()):
+def start_echo(prefix=(), env=None):
     """(process, port) of the bare echo, serving; ``prefix`` runs it under a tool (valgrind ...)."""
     port = free_port()
-    echo = subprocess.Popen([*prefix, sys.executable, "-c", ECHO, str(port)], stdout=subprocess.PIPE)
+    echo = subprocess.Popen([*prefix, sys.executable, "-c", ECHO, str(port)], stdout=subprocess.PIPE, env=env)
     if echo.stdout.readline() != b"ready\n":
         raise RuntimeError("the echo did not start: exit status %s" % (echo.wait(),))
     return echo, port
