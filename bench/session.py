@@ -18,6 +18,11 @@ client (building messages, MD5) is the bottleneck and hides the gateway's
 cost; and on a machine shared with other work, wall-clock rates mean
 little while CPU per operation stays true.  Each cell (encoding x
 concurrency) runs ``--runs`` times on fresh devices; medians are printed.
+The gateway's CPU split between user and system time (the kernel's share:
+loopback TCP, SQLite's writes, epoll) is printed too, summed over the runs
+from /proc/PID/stat's 10 ms ticks, and only where 30 ticks or more accrued.
+bench/instructions.py counts the user-space part in instructions, which
+repeat where these times do not.
 
 The floor line is the CPU, in this process, of the least work a session
 needs: decoding its two requests, MD5 both ways, one SQLite write
@@ -51,6 +56,8 @@ from dmgateway.client.http import post_message, run_session  # noqa: E402
 from dmgateway.client.session import Request  # noqa: E402
 from dmgateway.codec import decode_message, encode_message  # noqa: E402
 from tests.interop.daemon import Daemon, free_port  # noqa: E402
+
+SPLIT_TICKS = 30  # the least clock ticks a user/system share is printed from (each run reads +-1 tick)
 
 ECHO = """
 import sys
@@ -112,9 +119,14 @@ def cpu_seconds(pid, threads=False):
                 main = ns
         return (total / 1e9, main / 1e9) if threads else total / 1e9
     except (OSError, ValueError, IndexError):
-        with open("/proc/%d/stat" % (pid,)) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_ticks(pid)) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid):
+    """(user, system) clock ticks a process has used, all its threads, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % (pid,)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
 
 
 class Recorder:
@@ -124,6 +136,7 @@ class Recorder:
         self.requests = []
         self.replies = []
         self.cpu = (0.0, 0.0)
+        self.ticks = (0, 0)  # the daemon's (user, system) clock ticks over the sessions
 
     def wrap(self, session):
         start, receive = session.start, session.receive
@@ -164,9 +177,12 @@ async def run_gateway(daemon, encoding, devices, concurrency, recorder, agent, m
     queue = list(sessions)
     started, own_cpu = time.perf_counter(), time.process_time()
     daemon_cpu, daemon_main = cpu_seconds(daemon.process.pid, threads=True)
+    user, system = cpu_ticks(daemon.process.pid)
     await defer.gatherResults([defer.ensureDeferred(worker(queue)) for _ in range(concurrency)])
     elapsed = time.perf_counter() - started
     total, main = cpu_seconds(daemon.process.pid, threads=True)
+    user_after, system_after = cpu_ticks(daemon.process.pid)
+    recorder.ticks = (user_after - user, system_after - system)
     recorder.cpu = (
         (total - daemon_cpu) / len(sessions) * 1000,
         (time.process_time() - own_cpu) / len(sessions) * 1000,
@@ -193,6 +209,15 @@ async def run_echo(echo, port, recorded, concurrency, agent):
     await defer.gatherResults([defer.ensureDeferred(worker(queue)) for _ in range(concurrency)])
     elapsed = time.perf_counter() - started
     return len(recorded) / elapsed, (cpu_seconds(echo.pid) - cpu) / len(recorded) * 1000
+
+
+def start_echo(prefix=(), env=None):
+    """(process, port) of the bare echo, serving; ``prefix`` runs it under a tool (valgrind ...)."""
+    port = free_port()
+    echo = subprocess.Popen([*prefix, sys.executable, "-c", ECHO, str(port)], stdout=subprocess.PIPE, env=env)
+    if echo.stdout.readline() != b"ready\n":
+        raise RuntimeError("the echo did not start: exit status %s" % (echo.wait(),))
+    return echo, port
 
 
 def floor_ms(recorder, encoding, workdir, rounds=300):
@@ -247,9 +272,7 @@ async def main(args):
         # cProfile sees the reactor thread only; store calls on the pool show as waits.
         daemon.twistd_options += ["--profile=" + os.path.abspath(args.profile), "--profiler=cprofile", "--savestats"]
     daemon.start()
-    port = free_port()
-    echo = subprocess.Popen([sys.executable, "-c", ECHO, str(port)], stdout=subprocess.PIPE)
-    echo.stdout.readline()
+    echo, port = start_echo()
     pool = HTTPConnectionPool(reactor)
     pool.maxPersistentPerHost = max(concurrencies)
     agent = Agent(reactor, pool=pool)
@@ -260,6 +283,7 @@ async def main(args):
         print("measuring ...", flush=True)
         results = {cell: [] for cell in cells}
         floors = {}
+        ticks = {cell: [0, 0] for cell in cells}
         next_device = 0
         for _run in range(args.runs):
             for encoding, concurrency in cells:
@@ -271,6 +295,7 @@ async def main(args):
                 baseline, echo_ms = await run_echo(echo, port, recorder.requests, concurrency, agent)
                 gateway_ms, client_ms, reactor_ms = recorder.cpu
                 results[encoding, concurrency].append((gateway_ms, echo_ms, gateway, baseline, client_ms, reactor_ms))
+                ticks[encoding, concurrency] = [t + n for t, n in zip(ticks[encoding, concurrency], recorder.ticks)]
                 if concurrency == concurrencies[0]:
                     floors.setdefault(encoding, []).append(floor_ms(recorder, encoding, workdir))
         print(
@@ -287,6 +312,19 @@ async def main(args):
                 % (encoding, concurrency, gateway_ms, reactor_ms, 1000 / gateway_ms, echo_ms, echo_ms / gateway_ms,
                    gateway, baseline, gateway / baseline, client_ms)
             )
+        tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+        for (encoding, concurrency), (user, system) in ticks.items():
+            # /proc/PID/stat counts in ticks of 10 ms: a split of fewer than ~30 would be noise
+            if user + system >= SPLIT_TICKS:
+                sessions = args.devices * args.runs
+                print(
+                    "%-5s c=%-3d gateway CPU split: user %.2f + system %.2f ms/session, system %.0f%% "
+                    "(%d ticks over all runs)"
+                    % (encoding, concurrency, user * tick_ms / sessions, system * tick_ms / sessions,
+                       100 * system / (user + system), user + system)
+                )
+            else:
+                print("%-5s c=%-3d gateway CPU split: too few ticks (%d)" % (encoding, concurrency, user + system))
         for encoding, values in floors.items():
             print(
                 "floor %-5s %.2f ms/session in-process (decode 2 requests, MD5 both ways, "

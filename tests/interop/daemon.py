@@ -84,6 +84,8 @@ class Daemon:
         self.log_path = os.path.join(self.workdir, "daemon.log")
         self.process = None
         self.twistd_options = []
+        self.command_prefix = []  # runs the daemon under a tool: e.g. ["valgrind", "--tool=callgrind"]
+        self.start_timeout = START_TIMEOUT
         self.env = {}  # more environment variables for the process
         self._write_config()
 
@@ -112,6 +114,7 @@ class Daemon:
 
     def command(self):
         return [
+            *self.command_prefix,
             sys.executable,
             "-c",
             "from twisted.scripts.twistd import run; run()",
@@ -131,7 +134,7 @@ class Daemon:
         self.process = subprocess.Popen(
             self.command(), cwd=self.workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError("daemon exited with %s:\n%s" % (self.process.returncode, self.log()))
@@ -140,7 +143,7 @@ class Daemon:
                 return self
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError("daemon did not start in %ss:\n%s" % (START_TIMEOUT, self.log()))
+        raise RuntimeError("daemon did not start in %ss:\n%s" % (self.start_timeout, self.log()))
 
     def log(self):
         with open(self.log_path, "rb") as f:
