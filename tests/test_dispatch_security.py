@@ -289,9 +289,11 @@ class PreAuthLimitTests(TestCase):
         first = session.start().body
         flood = first.replace(b"<Final/>", b"<Replace><CmdID>99</CmdID>" + b"<Item/>" * 148000 + b"</Replace><Final/>")
         self.assertGreater(len(flood), 1_000_000)
-        started = time.perf_counter()
+        # (CPU, not wall-clock, time: the bound is on the work done before
+        # the refusal, which a loaded machine's waits would only blur)
+        started = time.process_time()
         reply = await self.dispatcher.handle_dm(flood, encoding="xml", peer="127.0.0.2:1", limits=limits)
-        self.assertLess(time.perf_counter() - started, 0.5)
+        self.assertLess(time.process_time() - started, 0.5)
         self.assertEqual(reply.code, 413)
         self.assertIn(b"elements", reply.body)
         items = first.replace(b"<Final/>", b"<Replace><CmdID>99</CmdID>" + b"<Item/>" * 1001 + b"</Replace><Final/>")
