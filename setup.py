@@ -1,5 +1,6 @@
 """Only the optional C accelerators of the WBXML and XML readers (the WBXML one also
-maps messages between trees and the model); the rest is in setup.cfg.
+maps messages between trees and the model) and of the DM listener's HTTP request-head
+reader; the rest is in setup.cfg.
 
 ``optional=True``: where one cannot be compiled (no compiler, no Python
 headers, for the XML one no libexpat headers: Debian's libexpat1-dev) the
@@ -15,4 +16,5 @@ setup(ext_modules=[
               optional=True),
     Extension("dmgateway.codec._xml_speedups", ["dmgateway/codec/_xml_speedups.c"],
               depends=["dmgateway/codec/_node_layout.h"], libraries=["expat"], optional=True),
+    Extension("dmgateway.bearers._http1_speedups", ["dmgateway/bearers/_http1_speedups.c"], optional=True),
 ])

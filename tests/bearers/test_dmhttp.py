@@ -8,6 +8,7 @@ import shutil
 import socket
 import ssl as ssl_module
 import tempfile
+import unittest
 from types import SimpleNamespace
 
 from hypothesis import HealthCheck, given, settings
@@ -479,25 +480,27 @@ class AnswerTests(Base):
 class ParseHeadTests(SynchronousTestCase):
     """The pure part: bytes of a head -> request and framing, or BadRequest."""
 
+    parse = staticmethod(http1.parse_head_pure)
+
     def test_framing(self):
-        request, length = http1.parse_head(b"POST /dm?s=1 HTTP/1.1\r\nContent-Length: 12\r\nX-A:  b \t")
+        request, length = self.parse(b"POST /dm?s=1 HTTP/1.1\r\nContent-Length: 12\r\nX-A:  b \t")
         self.assertEqual((request.method, request.path, length), (b"POST", b"/dm", 12))
         self.assertEqual(request.headers[b"x-a"], b"b")
         self.assertTrue(request.keep_alive)
-        request, length = http1.parse_head(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: identity")
+        request, length = self.parse(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: identity")
         self.assertEqual(length, 0)
-        request, length = http1.parse_head(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: CHUNKED")
+        request, length = self.parse(b"POST /dm HTTP/1.1\r\nTransfer-Encoding: CHUNKED")
         self.assertIsNone(length)
-        request, _length = http1.parse_head(b"POST /dm HTTP/1.0\r\nConnection: keep-alive")
+        request, _length = self.parse(b"POST /dm HTTP/1.0\r\nConnection: keep-alive")
         self.assertFalse(request.keep_alive)
 
     def test_connection_close_is_a_token(self):
         for value, keep_alive in ((b"keep-alive", True), (b"close", False), (b"Keep-Alive, CLOSE", False),
                                   (b"upgrade ,\tclose ", False), (b"closed", True), (b"x-close, enclose", True),
                                   (b"", True)):
-            request, _length = http1.parse_head(b"POST /dm HTTP/1.1\r\nConnection: " + value)
+            request, _length = self.parse(b"POST /dm HTTP/1.1\r\nConnection: " + value)
             self.assertEqual(request.keep_alive, keep_alive, value)
-        request, _length = http1.parse_head(b"POST /dm HTTP/1.1\r\nHost: gw")
+        request, _length = self.parse(b"POST /dm HTTP/1.1\r\nHost: gw")
         self.assertTrue(request.keep_alive)
 
     def test_random_bytes_raise_only_bad_request(self):
@@ -508,9 +511,16 @@ class ParseHeadTests(SynchronousTestCase):
         for _ in range(3000):
             head = bytes(rng.choice(alphabet) for _ in range(rng.randrange(80)))
             try:
-                http1.parse_head(head)
+                self.parse(head)
             except http1.BadRequest:
                 pass
+
+
+@unittest.skipIf(http1._c_parse_head is None, "dmgateway.bearers._http1_speedups is not built")
+class ParseHeadCTests(ParseHeadTests):
+    """The same, read by the C accelerator."""
+
+    parse = staticmethod(http1.parse_head_c)
 
 
 # What parse_head read with regular expressions before it read with split and
@@ -554,9 +564,9 @@ def reference_head(head):
     return method, target, minor == b"0", headers, length
 
 
-def parsed_head(head):
+def parsed_head(head, parse=http1.parse_head_pure):
     try:
-        request, length = http1.parse_head(head)
+        request, length = parse(head)
     except http1.BadRequest:
         return None
     return request.method, request.target, request.http10, request.headers, length
@@ -582,16 +592,18 @@ _HEADER_LINES = st.tuples(_NAMES, _COLONS, _VALUES).map(b"".join)
 class ParseHeadReferenceTests(SynchronousTestCase):
     """parse_head reads what the regular expressions read, and refuses what they refuse."""
 
+    parse = staticmethod(http1.parse_head_pure)
+
     @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
     @given(_REQUEST_LINES, st.lists(_HEADER_LINES, max_size=5))
     def test_lines_of_pieces(self, request_line, header_lines):
         head = b"\r\n".join([request_line] + header_lines)
-        self.assertEqual(parsed_head(head), reference_head(head))
+        self.assertEqual(parsed_head(head, self.parse), reference_head(head))
 
     @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.binary(max_size=120))
     def test_any_bytes(self, head):
-        self.assertEqual(parsed_head(head), reference_head(head))
+        self.assertEqual(parsed_head(head, self.parse), reference_head(head))
 
     def test_each_byte_in_each_place(self):
         base = [b"POST", b" ", b"/dm?s=1", b" ", b"HTTP/1.1", b"\r\n", b"Host", b":", b" gw", b"\r\n",
@@ -599,12 +611,12 @@ class ParseHeadReferenceTests(SynchronousTestCase):
         for where in range(len(base) + 1):
             for byte in _BYTES:
                 head = b"".join(base[:where]) + byte + b"".join(base[where:])
-                self.assertEqual(parsed_head(head), reference_head(head), head)
+                self.assertEqual(parsed_head(head, self.parse), reference_head(head), head)
 
     def test_a_known_name_alone_is_still_a_bad_line(self):
         for name in (b"Host", b"X-Once-Seen"):
-            self.assertIsNotNone(parsed_head(b"POST /dm HTTP/1.1\r\n" + name + b": gw"))
-            self.assertIsNone(parsed_head(b"POST /dm HTTP/1.1\r\n" + name), name)
+            self.assertIsNotNone(parsed_head(b"POST /dm HTTP/1.1\r\n" + name + b": gw", self.parse))
+            self.assertIsNone(parsed_head(b"POST /dm HTTP/1.1\r\n" + name, self.parse), name)
             self.assertIsNone(reference_head(b"POST /dm HTTP/1.1\r\n" + name), name)
 
     def test_a_peer_cannot_fill_the_name_cache(self):
@@ -626,10 +638,18 @@ class ParseHeadReferenceTests(SynchronousTestCase):
         head = (b"POST /dm?s=n~0a HTTP/1.1\r\nContent-Type: application/vnd.syncml.dm+wbxml\r\n"
                 b"Accept: application/vnd.syncml.dm+wbxml\r\nContent-Length: 412\r\nHost: 127.0.0.1:40123")
         self.assertIsNotNone(reference_head(head))
-        self.assertEqual(parsed_head(head), reference_head(head))
+        self.assertEqual(parsed_head(head, self.parse), reference_head(head))
         for bad in (b"POST /dm HTTP/1.1\r\nX\x00: a", b"POST /dm HTTP/1.1\r\nX: a\rb", b"POST /dm HTTP/1.1\nX: a",
                     b"POST /dm  HTTP/1.1", b"POST /dm HTTP/1.1 ", b" POST /dm HTTP/1.1", b"POST /dm HTTP/1.1\r\n:a"):
-            self.assertIsNone(parsed_head(bad), bad)
+            self.assertIsNone(parsed_head(bad, self.parse), bad)
+
+
+@unittest.skipIf(http1._c_parse_head is None, "dmgateway.bearers._http1_speedups is not built")
+class ParseHeadReferenceCTests(ParseHeadReferenceTests):
+    """The same, read by the C accelerator (which keeps no name cache)."""
+
+    parse = staticmethod(http1.parse_head_c)
+    test_a_peer_cannot_fill_the_name_cache = None
 
 
 class Loopback:
