@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt dmgateway/codec/_wbxml_speedups.c dmgateway/codec/_xml_speedups.c dmgateway/codec/_node_layout.h dmgateway/codec/_model_mapping.h
+$(VENV)/.installed: setup.cfg setup.py pyproject.toml constraints.txt dmgateway/codec/_wbxml_speedups.c dmgateway/codec/_xml_speedups.c dmgateway/codec/_node_layout.h dmgateway/codec/_model_mapping.h dmgateway/bearers/_http1_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]' --config-settings editable_mode=compat
