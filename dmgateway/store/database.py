@@ -139,12 +139,22 @@ class Txn:
         cursor.execute(sql if self._sql is None else self._sql(sql), args)
         return cursor.rowcount
 
-    def fetchall(self, sql: str, args: Iterable = ()) -> list[dict]:
-        """Run a query; return every row as a dict keyed by column name."""
+    def fetchall(self, sql: str, args: Iterable = (), names: Optional[tuple] = None) -> list[dict]:
+        """
+        Run a query; return every row as a dict keyed by column name.
+
+        @param names: the query's column names, in order, when its SQL names
+            every one (no C{*}): the dicts' keys are then these strings, whose
+            hashes are known, instead of the new strings of the cursor's
+            description (hashed at every row's dict, then compared at every
+            key a row converter reads).
+        """
         self.execute(sql, args)
         cursor = self.cursor
-        names = [column[0] for column in cursor.description]
+        if names is None:
+            names = [column[0] for column in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
+
 
     def fetchone(self, sql: str, args: Iterable = ()) -> Optional[dict]:
         """Run a query; return its first row as a dict, or L{None}."""
