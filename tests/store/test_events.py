@@ -149,16 +149,6 @@ class EventTestsMixin(StoreCase):
             "SELECT payload FROM events WHERE device_id = ? ORDER BY seq", ("IMEI:2",)))
         self.assertEqual({row["payload"] for row in rows}, {dump_json(summary, "")})
 
-    async def test_a_session_batch_writes_many_events(self):
-        # (a short batch's events go in INSERTs of at most 100 rows each)
-        store = await self.open()
-        batch = store.batch()
-        for n in range(205):
-            batch.append_event("tick", None, float(n), {"n": n})
-        self.assertEqual(await batch.commit(short=True), list(range(1, 206)))
-        events = await store.events_after(0, limit=300)
-        self.assertEqual([(e["seq"], e["time"], e["n"]) for e in events], [(n + 1, float(n), n) for n in range(205)])
-
     async def test_purged_history_keeps_numbering(self):
         store = await self.open()
         await add_device(store, "IMEI:1")
