@@ -137,10 +137,8 @@ class Batch:
         self._work = []
         if not work:
             return defer.succeed([])
-        store = self._store
-        # (what the transaction is only tells a closed store's error)
-        desc = "batch of " + ", ".join([d for d, _f, _a in work]) if store.closed else "batch"
-        return store.run_interaction(desc, store._batch_txn, work, short, short=short)
+        desc = "batch of " + ", ".join([d for d, _f, _a in work])
+        return self._store.run_interaction(desc, self._store._batch_txn, work, short, short=short)
 
 
 _BATCH_TYPES: dict[type, type] = {}

@@ -40,12 +40,6 @@ def cursor_name(name: str) -> str:
 # engine's limit on one statement's parameters (PostgreSQL 65,535; SQLite
 # 32,766, or 999 before 3.32), however many events one message raises.
 _EVENTS_PER_INSERT = 100
-# ...their INSERT by number of rows, made once: an SQL text built at each
-# call is hashed and compared in full to find its statement in the cache
-_INSERT_EVENTS = [""] + [
-    "INSERT INTO events (seq, type, device_id, time, payload) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
-    for rows in range(1, _EVENTS_PER_INSERT + 1)
-]
 
 
 # SQLite: the last event number handed out, and the counter raised to it
@@ -165,7 +159,11 @@ class EventStore(Database):
             for seq, (number, *fields) in enumerate(chunk, first + start):
                 number.value = seq
                 rows.extend((seq, *fields))
-            txn.execute(_INSERT_EVENTS[len(chunk)], rows)
+            txn.execute(
+                "INSERT INTO events (seq, type, device_id, time, payload) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?)"] * len(chunk)),
+                rows,
+            )
 
     def events_after(self, seq: int, limit: int = 100) -> Deferred:
         """
