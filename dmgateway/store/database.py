@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from .batch import Batch
 from .migrations import Migration, load_migrations
 from .model import SchemaTooNew, StoreClosed, StoreError
+from .rows import dump_json
 from .values import marks
 
 __all__ = ["Database", "Engine", "Txn", "BUSY", "SINGLE"]
@@ -109,7 +110,7 @@ class Txn:
     placeholders (translated for the engine), rows as dicts.
     """
 
-    __slots__ = ("cursor", "_engine", "_sql", "pending_events", "plain_jobs")
+    __slots__ = ("cursor", "_engine", "_sql", "pending_events", "plain_jobs", "json_texts")
 
     def __init__(self, cursor: Any, engine: Engine):
         self.cursor = cursor
@@ -124,6 +125,9 @@ class Txn:
         #: plain (see L{JobStore._transition_job_txn
         #: <dmgateway.store.jobs.JobStore._transition_job_txn>}), or L{None}
         self.plain_jobs: Optional[set] = None
+        #: in a short batch, the JSON text of the values L{dump_json} wrote,
+        #: by id (with the value, which keeps its id), or L{None}
+        self.json_texts: Optional[dict] = None
 
     @property
     def engine(self) -> str:
@@ -139,11 +143,38 @@ class Txn:
         cursor.execute(sql if self._sql is None else self._sql(sql), args)
         return cursor.rowcount
 
-    def fetchall(self, sql: str, args: Iterable = ()) -> list[dict]:
-        """Run a query; return every row as a dict keyed by column name."""
+    def dump_json(self, value: Any, what: str) -> str:
+        """
+        L{dump_json<dmgateway.store.rows.dump_json>}: in a short batch, a
+        value this transaction already wrote (the same object, unchanged
+        since: its calls do not change their arguments) is encoded once,
+        e.g. a DM session's summary, its event's payload and its device's
+        last session.
+        """
+        texts = self.json_texts
+        if texts is None:
+            return dump_json(value, what)
+        kept = texts.get(id(value))
+        if kept is not None:
+            return kept[1]
+        text = dump_json(value, what)
+        texts[id(value)] = (value, text)
+        return text
+
+    def fetchall(self, sql: str, args: Iterable = (), names: Optional[tuple] = None) -> list[dict]:
+        """
+        Run a query; return every row as a dict keyed by column name.
+
+        @param names: the query's column names, in order, when its SQL names
+            every one (no C{*}): the dicts' keys are then these strings, whose
+            hashes are known, instead of the new strings of the cursor's
+            description (hashed at every row's dict, then compared at every
+            key a row converter reads).
+        """
         self.execute(sql, args)
         cursor = self.cursor
-        names = [column[0] for column in cursor.description]
+        if names is None:
+            names = [column[0] for column in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def fetchone(self, sql: str, args: Iterable = ()) -> Optional[dict]:

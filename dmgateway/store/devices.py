@@ -86,45 +86,46 @@ DEVICE_COLUMNS = (
 )
 
 
-def _client_nonce_columns(nonce: Any) -> dict:
+def _client_nonce_columns(nonce: Any, _encode: Any = None) -> dict:
     check_nonce(nonce, "client_nonce")
     return {"client_nonce": bytes(nonce)}
 
 
-def _server_nonce_columns(nonce: Any) -> dict:
+def _server_nonce_columns(nonce: Any, _encode: Any = None) -> dict:
     check_nonce(nonce, "server_nonce")
     return {"server_nonce": bytes(nonce)}
 
 
-def _devinfo_columns(devinfo: Optional[dict]) -> dict:
+def _devinfo_columns(devinfo: Optional[dict], encode: Any = dump_json) -> dict:
     check_instance(devinfo, dict, "devinfo", optional=True)
-    value = None if devinfo is None else dump_json(devinfo, "devinfo")
+    value = None if devinfo is None else encode(devinfo, "devinfo")
     return {"devinfo": value, **inventory_columns(devinfo, None)}
 
 
-def _reported_columns(reported: Optional[dict]) -> dict:
+def _reported_columns(reported: Optional[dict], encode: Any = dump_json) -> dict:
     check_instance(reported, dict, "reported", optional=True)
-    return {"reported": None if reported is None else dump_json(reported, "reported")}
+    return {"reported": None if reported is None else encode(reported, "reported")}
 
 
-def _challenge_columns(challenge: Optional[dict]) -> dict:
+def _challenge_columns(challenge: Optional[dict], encode: Any = dump_json) -> dict:
     check_instance(challenge, dict, "device challenge", optional=True)
-    value = None if challenge is None else dump_json(challenge, "device challenge")
+    value = None if challenge is None else encode(challenge, "device challenge")
     return {"device_challenge": value}
 
 
-def _last_session_columns(session: Optional[dict]) -> dict:
+def _last_session_columns(session: Optional[dict], encode: Any = dump_json) -> dict:
     check_instance(session, dict, "last session", optional=True)
-    value = None if session is None else dump_json(session, "last session")
+    value = None if session is None else encode(session, "last session")
     at = inventory_columns(None, session).get("last_session_at") if session is not None else None
     return {"last_session": value, "last_session_at": at}
 
 
-def _reset_failure_columns(_reset: bool) -> dict:
+def _reset_failure_columns(_reset: bool, _encode: Any = None) -> dict:
     return {"auth_failures": 0, "locked_until": None}
 
 
-# update_device's fields: the columns each one writes
+# update_device's fields: the columns each one writes, C{build(value, encode)}
+# (C{encode}: the transaction's L{Txn.dump_json<dmgateway.store.database.Txn.dump_json>})
 _FIELD_COLUMNS = {
     "client_nonce": _client_nonce_columns,
     "server_nonce": _server_nonce_columns,
@@ -345,7 +346,7 @@ class DeviceStore(Database):
                 if value:
                     values.update(build(value))
             elif value is not None or field not in ("client_nonce", "server_nonce"):
-                values.update(build(value))
+                values.update(build(value, txn.dump_json))
         return self._update_device_txn(txn, now, device_id, values)
 
     def record_auth_failure(

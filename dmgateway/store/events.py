@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 
 from .database import Database, Txn
 from .model import EVENT_FIELDS
-from .rows import dump_json, load_json
+from .rows import load_json
 from .values import check_instance, check_int, check_text, check_time
 
 __all__ = ["EventStore", "PendingSeq", "event_from_row", "cursor_name"]
@@ -79,11 +79,13 @@ class EventStore(Database):
             return super()._batch_txn(txn, work)
         txn.pending_events = []
         txn.plain_jobs = set()
+        txn.json_texts = {}
         results = super()._batch_txn(txn, work)
         if txn.pending_events:
             self._write_events_txn(txn)
         txn.pending_events = None
         txn.plain_jobs = None
+        txn.json_texts = None
         return [r.value if type(r) is PendingSeq else r for r in results]
 
     def append_event(
@@ -110,7 +112,7 @@ class EventStore(Database):
         check_instance(payload, dict, "payload")
         if not _FIXED_FIELDS.isdisjoint(payload):
             raise ValueError(f"event payload may not set {sorted(_FIXED_FIELDS.intersection(payload))}")
-        body = dump_json(payload, "event payload")
+        body = txn.dump_json(payload, "event payload")
         if txn.pending_events is not None:
             pending = PendingSeq()
             txn.pending_events.append((pending, type, device_id, time, body))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 from typing import Iterable, Optional
 
 from twisted.internet.defer import Deferred
@@ -42,6 +43,8 @@ _SESSION_READS_SQL = (
     + " FROM devices d LEFT JOIN jobs j ON j.device_id = d.device_id AND j.state IN "
     + marks(len(PENDING_JOB_STATES)) + " WHERE d.device_id = ? ORDER BY j.seq"
 )
+# ...its column names (the row converters' own strings: a key they read is found by identity)
+_SESSION_READS_NAMES = tuple(sys.intern(name) for name in (*DEVICE_COLUMNS, *(alias for alias, _ in _JOB_COLUMNS)))
 
 
 class SessionStore(Database):
@@ -57,7 +60,7 @@ class SessionStore(Database):
         return self.run_interaction("session_reads", self._session_reads_txn, device_id, short=SINGLE)
 
     def _session_reads_txn(self, txn, device_id) -> tuple[Optional[Device], list[Job]]:
-        rows = txn.fetchall(_SESSION_READS_SQL, (*PENDING_JOB_STATES, device_id))
+        rows = txn.fetchall(_SESSION_READS_SQL, (*PENDING_JOB_STATES, device_id), _SESSION_READS_NAMES)
         if not rows:
             return None, []
         device = device_from_row(rows[0])

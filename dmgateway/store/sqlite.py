@@ -342,9 +342,11 @@ class ReactorConnection:
             if begin:
                 cursor.execute("BEGIN")
             result = interaction(cursor, *args)
+            if begin and connection.in_transaction:
+                # (a statement from the cursor's cache: Connection.commit
+                # prepares and finalizes its COMMIT at every call)
+                cursor.execute("COMMIT")
             cursor.close()
-            if begin:
-                connection.commit()
         except sqlite3.OperationalError as e:
             self._rollback(cursor)
             if not _is_busy(e):

@@ -108,6 +108,47 @@ class EventTestsMixin(StoreCase):
         self.assertEqual(await store.last_event_seq(), 6)
         self.assertEqual(await store.append_event("tick", None, 60.0), 7)
 
+    async def test_a_session_batch_encodes_a_value_it_writes_twice_once(self):
+        # (a DM session's summary is its session event's payload and its
+        # device's last session: the same text as written alone, encoded once)
+        from dmgateway.store import database
+
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await add_device(store, "IMEI:2")
+        summary = {"session_id": "1", "ended": "2026-12-06T05:01:42.847Z", "outcome": "completed", "jobs": ["j"]}
+        alone = [await store.append_event("session", "IMEI:1", 10.0, summary),
+                 await store.update_device("IMEI:1", last_session=summary)]
+        encoded = []
+        dump_json = database.dump_json
+        self.patch(database, "dump_json", lambda value, what: encoded.append(what) or dump_json(value, what))
+        batch = store.batch()
+        batch.append_event("session", "IMEI:2", 10.0, summary)
+        batch.update_device("IMEI:2", last_session=summary, devinfo={"Man": "m"})
+        batched = await batch.commit(short=True)
+        self.assertEqual((alone[1], batched[1]), (True, True))
+        self.assertEqual(encoded, ["event payload", "devinfo"])
+        events = await store.events_after(0)
+        self.assertEqual([dict(e, device_id=None, seq=None) for e in events[-2:]],
+                         [dict(e, device_id=None, seq=None) for e in events[-2:][:1]] * 2)
+        devices = [await store.get_device(device_id) for device_id in ("IMEI:1", "IMEI:2")]
+        self.assertEqual([d.last_session for d in devices], [summary, summary])
+        # ...and what it cannot encode is refused as before, naming the first use
+        batch = store.batch()
+        batch.append_event("session", "IMEI:2", 11.0, {"bad": {1.5j}})
+        with self.assertRaisesRegex(ValueError, "event payload is not JSON-serialisable"):
+            await batch.commit(short=True)
+        # (a long batch encodes every value)
+        del encoded[:]
+        batch = store.batch()
+        batch.append_event("session", "IMEI:2", 12.0, summary)
+        batch.update_device("IMEI:2", last_session=summary)
+        await batch.commit()
+        self.assertEqual(encoded, ["event payload", "last session"])
+        rows = await store.run_interaction("test", lambda txn: txn.fetchall(
+            "SELECT payload FROM events WHERE device_id = ? ORDER BY seq", ("IMEI:2",)))
+        self.assertEqual({row["payload"] for row in rows}, {dump_json(summary, "")})
+
     async def test_purged_history_keeps_numbering(self):
         store = await self.open()
         await add_device(store, "IMEI:1")

@@ -61,6 +61,27 @@ class ReactorConnectionTests(OnSQLite, StoreCase, TestCase):
         # committed: the pool's connection sees it
         self.assertEqual(await store.run_interaction("read", _counter, "a"), 1)
 
+    async def test_a_transaction_ends_in_its_own_commit_statement(self):
+        # (the cursor's cached COMMIT, not Connection.commit's statement
+        # prepared anew; and, as that did, none once the transaction ended)
+        store = await self.open()
+        self.successResultOf(store.run_interaction("warm", _counter, "x", short=True))
+        statements = []
+        store._direct._connection.set_trace_callback(statements.append)
+        self.assertEqual(self.successResultOf(store.run_interaction("insert", _insert_counter, "a", short=True)), "a")
+        self.assertEqual(statements, ["BEGIN", "INSERT INTO counters (name, value) VALUES ('a', 1)", "COMMIT"])
+
+        def ended(txn):
+            _insert_counter(txn, "b")
+            txn.execute("COMMIT")
+            return "b"
+
+        del statements[:]
+        self.assertEqual(self.successResultOf(store.run_interaction("ended", ended, short=True)), "b")
+        self.assertEqual(statements[-1], "COMMIT")
+        self.assertEqual(statements.count("COMMIT"), 1)
+        self.assertEqual([await store.run_interaction("read", _counter, name) for name in "ab"], [1, 1])
+
     async def test_session_reads_run_alone_without_a_transaction(self):
         # (short=SINGLE: one statement needs no BEGIN and COMMIT of its own)
         store = await self.open()

@@ -240,6 +240,24 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual((device.reported, device.device_challenge),
                          ({"./Ext/A": "1"}, {"type": "md5", "nonce": "bg=="}))
 
+    async def test_session_reads_names_are_the_engines_own(self):
+        # (session_reads keys its row by the names it knows its SQL gives:
+        # they must be the ones the engine's cursor describes, in order)
+        from dmgateway.store.sessions import _SESSION_READS_NAMES, _SESSION_READS_SQL
+        from dmgateway.store.model import PENDING_JOB_STATES
+
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("a", "IMEI:1", GET)
+
+        def described(txn):
+            txn.execute(_SESSION_READS_SQL, (*PENDING_JOB_STATES, "IMEI:1"))
+            names = tuple(column[0] for column in txn.cursor.description)
+            txn.cursor.fetchall()
+            return names
+
+        self.assertEqual(await store.run_interaction("test", described), _SESSION_READS_NAMES)
+
     async def test_live_sessions_survive_the_migration_to_a_keyed_table(self):
         store = await self.open(migrations=[m for m in load_migrations() if m.version < 9])
         await add_device(store, "IMEI:1")
