@@ -27,14 +27,28 @@ DevInfo and the last session's time hold every device, as in a fleet in
 service.
 
 Each run measures the daemon's ``cache_size``/``mmap_size`` defaults and
-SQLite's own (2000 KiB of cache, no mmap); printed: median gateway CPU per
-session for each store, with the process's minor page faults per session
-(pages of the file read for the first time through the memory map), and
-the median of the runs' ratios large/small for each setting (each run
-measures both stores back to back).  Gateway CPU differs by a few percent
-between runs on a busy machine: for a change's effect, count instructions
-too (valgrind --tool=callgrind, the difference between runs of 100 and
-200 sessions).
+SQLite's own (2000 KiB of cache, no mmap).  Within a run both stores are
+open side by side and their sessions alternate in blocks of ``--block``
+(small, large, large, small, ...), so the machine's drifting speed falls
+on both alike; each block ends once the store's thread has done what it
+still had to (a WAL checkpoint), which is counted.  Printed, for each
+setting: the median gateway CPU per session of each store's blocks, with
+the process's minor page faults per session (pages of the file read for
+the first time through the memory map), and the ratio large/small: the
+median of the pairs' ratios (each pair: the two blocks side by side) with
+a 95% interval of that median (order statistics, distribution-free), and
+the ratio of the totals.
+
+``--instructions`` counts instead of timing, deterministically: the script
+runs itself under valgrind's callgrind (``--dump-before=getppid``, which
+it calls only before and after each store's sessions), one store after
+the other, ``--sessions`` sessions each (100 take some 8 minutes), and
+prints the instructions per session of each store: the whole process (the
+gateway, the client library's identical work, the store's thread) and
+SQLite's work in it (the SQLite library's, C library calls included),
+with their differences large - small.  The whole process's count moves by
+some 30k per session between runs (Python's garbage collections); SQLite's
+is steady to a few hundred.
 
 ``--keep DIR`` keeps the filled stores in DIR and reuses them (filling a
 million devices takes some seconds; with ``--fleet used`` a minute): a file
@@ -42,16 +56,22 @@ is named by its fleet, its device count and the schema version it was
 filled at, so one filled before a new migration is not reused.
 
     .venv/bin/python bench/store_scale.py [--large 1000000] [--sessions 400] [--runs 9]
-        [--fleet new|used] [--keep DIR]
+        [--block 20] [--fleet new|used] [--keep DIR]
+    .venv/bin/python bench/store_scale.py --instructions --sessions 100 [--fleet new|used] [--keep DIR]
 """
 
 import argparse
+import gc
+import json
+import math
 import os
 import random
+import re
 import resource
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,32 +134,6 @@ def restore(pristine, path):
     shutil.copyfile(pristine, path)
 
 
-def minor_faults():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
-async def cpu_per_session(path, options, devices):
-    """
-    Jobs for C{devices}, the store reopened cold, their sessions: gateway
-    ms of CPU per session, and the process's minor page faults per session.
-    """
-    setup = Gateway()
-    await setup.start([], 0, "sqlite:" + path + options)
-    for device in devices:
-        await setup.handlers.create_job(device, JOB)
-    await setup.store.close()
-    gateway = Gateway()
-    await gateway.start([], 0, "sqlite:" + path + options)
-    await gateway.session(devices[0])  # warm-up, not counted: the schema read, first statements prepared
-    gateway.cpu = 0.0
-    faults = minor_faults()
-    for device in devices[1:]:
-        await gateway.session(device)
-    faults = minor_faults() - faults
-    await gateway.store.close()
-    return gateway.cpu / (len(devices) - 1) * 1000.0, faults / (len(devices) - 1)
-
-
 async def filled(directory, size, fleet):
     """The path of a filled store of C{size} devices in C{directory}, filled now unless there."""
     version = load_migrations()[-1].version
@@ -154,6 +148,205 @@ async def filled(directory, size, fleet):
     return path
 
 
+def minor_faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+async def opened_cold(path, options, devices):
+    """
+    Jobs for C{devices}, the store reopened cold: its gateway, after one
+    warm-up session (not counted: the schema read, the first statements
+    prepared) of C{devices[0]}.
+    """
+    setup = Gateway()
+    await setup.start([], 0, "sqlite:" + path + options)
+    for device in devices:
+        await setup.handlers.create_job(device, JOB)
+    await setup.store.close()
+    gateway = Gateway()
+    await gateway.start([], 0, "sqlite:" + path + options)
+    await gateway.session(devices[0])
+    await settled(gateway)
+    return gateway
+
+
+async def settled(gateway):
+    """
+    Once the store's thread has nothing left to do (a WAL checkpoint it
+    was handed): a transaction of nothing, which queues behind it.
+    """
+    await gateway.store.run_interaction("settle", lambda txn: None)
+
+
+async def block(gateway, devices):
+    """
+    The sessions of C{devices}: seconds of gateway CPU (the C{handle_dm}
+    calls, then what the store's thread still had to do after the last,
+    a checkpoint) and the process's minor page faults.
+    """
+    cpu, faults = gateway.cpu, minor_faults()
+    for device in devices:
+        await gateway.session(device)
+    started = time.process_time()
+    await settled(gateway)
+    return gateway.cpu - cpu + time.process_time() - started, minor_faults() - faults
+
+
+def median_interval(values, confidence=0.95):
+    """
+    The median of C{values} and a distribution-free interval around it
+    that holds the population's median with C{confidence}: order
+    statistics chosen by the binomial distribution (n >= 6 for 95%).
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    tail, low = 0.0, 0
+    while True:
+        tail += math.comb(n, low) / 2 ** n
+        if tail > (1 - confidence) / 2:
+            break
+        low += 1
+    if low == 0:
+        return statistics.median(ordered), ordered[0], ordered[-1]
+    return statistics.median(ordered), ordered[low - 1], ordered[n - low]
+
+
+async def interleaved(args, pristine, paths, rng):
+    """
+    The timed measurement: per run and cache setting, both stores open
+    side by side, their sessions in alternating blocks (small, large,
+    large, small, ...), so the machine's drifting speed falls on both.
+    """
+    sizes = (args.small, args.large)
+    pairs = max(1, args.sessions // args.block)
+    per_block = {(name, size): [] for name in SETTINGS for size in sizes}
+    faults = {(name, size): [] for name in SETTINGS for size in sizes}
+    ratios = {name: [] for name in SETTINGS}
+    totals = {(name, size): 0.0 for name in SETTINGS for size in sizes}
+    for _run in range(args.runs):
+        for name, options in SETTINGS.items():
+            gateways, queues = {}, {}
+            for size in sizes:
+                devices = [device_id(n) for n in rng.sample(range(size), pairs * args.block + 1)]
+                restore(pristine[size], paths[size])
+                gateways[size] = await opened_cold(paths[size], options, devices)
+                queues[size] = devices[1:]
+            for pair in range(pairs):
+                spent = {}
+                for size in sizes if pair % 2 == 0 else sizes[::-1]:
+                    chosen = queues[size][pair * args.block:(pair + 1) * args.block]
+                    cpu, faulted = await block(gateways[size], chosen)
+                    spent[size] = cpu
+                    totals[name, size] += cpu
+                    per_block[name, size].append(cpu / args.block * 1000.0)
+                    faults[name, size].append(faulted / args.block)
+                ratios[name].append(spent[args.large] / spent[args.small])
+            for gateway in gateways.values():
+                await gateway.store.close()
+    print("gateway CPU per session (handle_dm and the store thread's leftovers; %d runs of %d pairs of blocks"
+          " of %d sessions, ABBA, on random devices of the %s fleet; medians over blocks; minor page faults"
+          " per session):" % (args.runs, pairs, args.block, args.fleet))
+    for name in SETTINGS:
+        small, large = (statistics.median(per_block[name, size]) for size in sizes)
+        small_faults, large_faults = (statistics.median(faults[name, size]) for size in sizes)
+        ratio, low, high = median_interval(ratios[name])
+        print("  %-44s %d: %.3f ms (%.1f faults)   %d: %.3f ms (%.1f faults)"
+              % (name, args.small, small, small_faults, args.large, large, large_faults))
+        print("  %-44s ratio %d/%d: median of %d pairs %.3f, 95%% interval %.3f-%.3f; of the totals %.3f"
+              % ("", args.large, args.small, len(ratios[name]), ratio, low, high,
+                 totals[name, args.large] / totals[name, args.small]))
+
+
+# The instruction count: this script again under callgrind, dumping its
+# counters at each os.getppid() (called nowhere else), so each store's
+# sessions are one dump of their own.
+UNDER_CALLGRIND = "DMGW_STORE_SCALE_CALLGRIND"
+MARK = "getppid"
+
+
+def callgrind_costs(path):
+    """
+    From a callgrind dump (C{--compress-strings=no}): its total
+    instructions, and those of SQLite's work: the calls of Python's
+    C{_sqlite3} module into the SQLite library, inclusive (its b-trees,
+    page cache and WAL, with the C library's memcmp, memcpy and malloc
+    that it calls).
+    """
+    total = sqlite = 0
+    caller = callee = None
+    call = False
+    with open(path) as dump:
+        for line in dump:
+            if line.startswith("summary:"):
+                total = int(line.split()[1])
+            elif line.startswith("ob="):
+                caller = line[3:].strip()
+            elif line.startswith("cob="):
+                callee = line[4:].strip()
+            elif line.startswith("calls="):
+                call = True  # the next line is the call's inclusive cost
+            elif call:
+                call = False
+                if "/_sqlite3." in (caller or "") and "/libsqlite3." in (callee or ""):
+                    sqlite += int(line.split()[1])
+                callee = None
+    return total, sqlite
+
+
+async def counted(args, pristine, paths, rng):
+    """
+    Under callgrind: per cache setting and store, the sessions of
+    C{--sessions} devices between two marks (the dumps the parent reads).
+    """
+    sizes = (args.small, args.large)
+    labels = []
+    for name, options in SETTINGS.items():
+        for size in sizes:
+            devices = [device_id(n) for n in rng.sample(range(size), args.sessions + 1)]
+            restore(pristine[size], paths[size])
+            gateway = await opened_cold(paths[size], options, devices)
+            gc.collect()  # (the same start for both: no full collection of the other's garbage)
+            os.getppid()
+            await block(gateway, devices[1:])
+            os.getppid()
+            labels.append((name, size))
+            await gateway.store.close()
+    with open(os.path.join(os.environ[UNDER_CALLGRIND], "labels.json"), "w") as f:
+        json.dump(labels, f)
+
+
+def instructions(args, keep):
+    """
+    Run this script under callgrind with the same arguments, and print
+    the instructions per session of each store (the whole process: the
+    gateway, the client library's identical work, the store's thread)
+    and how many of them SQLite's own.
+    """
+    with tempfile.TemporaryDirectory(prefix="store_scale-cg-", dir=args.dir) as directory:
+        command = ["valgrind", "--tool=callgrind", "--dump-before=" + MARK, "--compress-strings=no",
+                   "--callgrind-out-file=" + os.path.join(directory, "cg.out"),
+                   sys.executable, os.path.abspath(__file__)] + sys.argv[1:] + ["--keep", keep]
+        print(" ".join(command[:4]) + " ...", flush=True)
+        subprocess.run(command, check=True, env=dict(os.environ, **{UNDER_CALLGRIND: directory}),
+                       stderr=subprocess.DEVNULL)
+        with open(os.path.join(directory, "labels.json")) as f:
+            labels = [tuple(label) for label in json.load(f)]
+        dumps = sorted((name for name in os.listdir(directory) if re.fullmatch(r"cg\.out\.\d+", name)),
+                       key=lambda name: int(name.rsplit(".", 1)[1]))
+        # dump 1: start-up to the first mark; then: sessions, between, sessions...
+        measured = dumps[1::2]
+        assert len(measured) >= len(labels), (dumps, labels)
+        costs = {label: callgrind_costs(os.path.join(directory, dump)) for label, dump in zip(labels, measured)}
+    print("instructions per session (callgrind; %d sessions on random devices of the %s fleet;"
+          " the whole process, and SQLite's work in it):" % (args.sessions, args.fleet))
+    for name in SETTINGS:
+        (small, small_own), (large, large_own) = (costs[name, size] for size in (args.small, args.large))
+        n = args.sessions
+        print("  %-44s %d: %.0f (%.0f)   %d: %.0f (%.0f)   %d - %d: %+.0f (%+.0f), ratio %.4f"
+              % (name, args.small, small / n, small_own / n, args.large, large / n, large_own / n,
+                 args.large, args.small, (large - small) / n, (large_own - small_own) / n, large / small))
+
+
 async def main(args):
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="store_scale-", dir=args.dir) as directory:
@@ -163,26 +356,12 @@ async def main(args):
         keep = args.keep or directory
         os.makedirs(keep, exist_ok=True)
         pristine = {size: await filled(keep, size, args.fleet) for size in sizes}
-        cpu = {(name, size): [] for name in SETTINGS for size in sizes}
-        faults = {(name, size): [] for name in SETTINGS for size in sizes}
-        ratios = {name: [] for name in SETTINGS}
-        for run in range(args.runs):
-            for name, options in SETTINGS.items():
-                for size in sizes if run % 2 == 0 else sizes[::-1]:
-                    devices = [device_id(n) for n in rng.sample(range(size), args.sessions + 1)]
-                    restore(pristine[size], paths[size])
-                    ms, faulted = await cpu_per_session(paths[size], options, devices)
-                    cpu[name, size].append(ms)
-                    faults[name, size].append(faulted)
-                ratios[name].append(cpu[name, args.large][-1] / cpu[name, args.small][-1])
-    print("gateway CPU per session (handle_dm only, %d runs of %d sessions on random devices of the %s fleet;"
-          " medians; minor page faults per session):" % (args.runs, args.sessions, args.fleet))
-    for name in SETTINGS:
-        small, large = (statistics.median(cpu[name, size]) for size in sizes)
-        small_faults, large_faults = (statistics.median(faults[name, size]) for size in sizes)
-        print("  %-44s %d: %.3f ms (%.1f faults)   %d: %.3f ms (%.1f faults)   ratio %d/%d %.3f"
-              % (name, args.small, small, small_faults, args.large, large, large_faults,
-                 args.large, args.small, statistics.median(ratios[name])))
+        if os.environ.get(UNDER_CALLGRIND):
+            await counted(args, pristine, paths, rng)
+        elif args.instructions:
+            instructions(args, keep)
+        else:
+            await interleaved(args, pristine, paths, rng)
 
 
 if __name__ == "__main__":
@@ -191,6 +370,10 @@ if __name__ == "__main__":
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--sessions", type=int, default=400)
     parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--block", type=int, default=20,
+                        help="sessions in a block: the stores' blocks alternate, small large large small...")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions under callgrind instead (--sessions of each store, once)")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--dir", default=None, help="where the database files go (default: the temp directory)")
     parser.add_argument("--fleet", choices=("new", "used"), default="new",
