@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sqlite3
 import sys
 from typing import Iterable, Optional
 
@@ -45,6 +46,12 @@ _SESSION_READS_SQL = (
 )
 # ...its column names (the row converters' own strings: a key they read is found by identity)
 _SESSION_READS_NAMES = tuple(sys.intern(name) for name in (*DEVICE_COLUMNS, *(alias for alias, _ in _JOB_COLUMNS)))
+
+
+_INSERT_SESSION_SQLITE = (
+    "INSERT INTO sessions (session_id, device_id, node, token, job_ids, started, last_activity)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING"
+)
 
 
 class SessionStore(Database):
@@ -104,10 +111,22 @@ class SessionStore(Database):
         for job_id in job_ids:
             check_text(job_id, "job id")
         stored = dump_json(job_ids, "job ids")
-        # one statement: inserted only for an existing device and a free token
-        inserted = txn.execute(self._insert_session_sql, (
-            token, node, token, stored, now, last_activity, device_id,
-        ))
+        if self.database_engine.name == "sqlite":
+            # The foreign key finds the device (an INSERT ... SELECT FROM
+            # devices would find it twice): a missing one fails only this
+            # statement, and SQLite's transaction goes on.
+            try:
+                inserted = txn.execute(_INSERT_SESSION_SQLITE, (
+                    token, device_id, node, token, stored, now, last_activity,
+                ))
+            except sqlite3.IntegrityError:
+                self._device_exists_txn(txn, device_id)
+                raise
+        else:
+            # one statement: inserted only for an existing device and a free token
+            inserted = txn.execute(self._insert_session_sql, (
+                token, node, token, stored, now, last_activity, device_id,
+            ))
         if not inserted:
             self._device_exists_txn(txn, device_id)
             raise Conflict(f"session {token!r} already exists")

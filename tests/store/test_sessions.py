@@ -75,6 +75,35 @@ class SessionTestsMixin(StoreCase):
         with self.assertRaises(TypeError):
             await store.start_session("s4", "IMEI:1", "node-a", "yesterday")
 
+    async def test_start_on_a_missing_device_in_a_batch_leaves_nothing(self):
+        # (on SQLite the device is found by the sessions table's foreign key: the
+        # failed INSERT is the statement's alone, and the batch still rolls back whole)
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.start_session("s0", "IMEI:1", "node-a", START)
+        batch = store.batch()
+        batch.set_devinfo("IMEI:1", {"Man": "Y"})
+        batch.start_session("s1", "IMEI:404", "node-a", START)
+        with self.assertRaises(NotFound):
+            await batch.commit(short=True)
+        self.assertIsNone((await store.get_device("IMEI:1")).devinfo)
+        self.assertEqual([s.token for s in await store.live_sessions()], ["s0"])
+        # the store goes on: the same token for a device that exists
+        batch = store.batch()
+        batch.start_session("s1", "IMEI:1", "node-b", START + 1, job_ids=["j1"])
+        batch.set_devinfo("IMEI:1", {"Man": "Z"})
+        (started, changed) = await batch.commit(short=True)
+        self.assertEqual((started.token, started.device_id, started.node, started.job_ids, changed),
+                         ("s1", "IMEI:1", "node-b", ["j1"], True))
+        self.assertEqual(await store.get_session("s1"), started)
+        self.assertEqual((await store.get_device("IMEI:1")).devinfo, {"Man": "Z"})
+        # a taken token on a device that exists is a conflict, on one that does not, not found
+        with self.assertRaises(Conflict):
+            await store.start_session("s1", "IMEI:1", "node-c", START)
+        with self.assertRaises(NotFound):
+            await store.start_session("s9", "IMEI:405", "node-c", START)
+        self.assertEqual(await store.get_session("s1"), started)
+
     async def test_clock_defaults_and_ending_without_outcome(self):
         store = await self.open()
         await add_device(store, "IMEI:1")
