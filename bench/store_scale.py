@@ -34,7 +34,9 @@ on both alike; each block ends once the store's thread has done what it
 still had to (a WAL checkpoint), which is counted.  Printed, for each
 setting: the median gateway CPU per session of each store's blocks, with
 the process's minor page faults per session (pages of the file read for
-the first time through the memory map), and the ratio large/small: the
+the first time through the memory map) and its system CPU per session
+(the kernel's share of the whole process's: faults, the WAL's writes, the
+checkpoints'), and the ratio large/small: the
 median of the pairs' ratios (each pair: the two blocks side by side) with
 a 95% interval of that median (order statistics, distribution-free), and
 the ratio of the totals.
@@ -152,6 +154,10 @@ def minor_faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def system_time():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 async def opened_cold(path, options, devices):
     """
     Jobs for C{devices}, the store reopened cold: its gateway, after one
@@ -182,14 +188,17 @@ async def block(gateway, devices):
     """
     The sessions of C{devices}: seconds of gateway CPU (the C{handle_dm}
     calls, then what the store's thread still had to do after the last,
-    a checkpoint) and the process's minor page faults.
+    a checkpoint), the process's minor page faults and its seconds of
+    system CPU (the kernel's: page faults, the WAL's writes, the
+    checkpoints' reads and writes; the client's work is user CPU).
     """
-    cpu, faults = gateway.cpu, minor_faults()
+    cpu, faults, system = gateway.cpu, minor_faults(), system_time()
     for device in devices:
         await gateway.session(device)
     started = time.process_time()
     await settled(gateway)
-    return gateway.cpu - cpu + time.process_time() - started, minor_faults() - faults
+    return (gateway.cpu - cpu + time.process_time() - started, minor_faults() - faults,
+            system_time() - system)
 
 
 def median_interval(values, confidence=0.95):
@@ -221,6 +230,7 @@ async def interleaved(args, pristine, paths, rng):
     pairs = max(1, args.sessions // args.block)
     per_block = {(name, size): [] for name in SETTINGS for size in sizes}
     faults = {(name, size): [] for name in SETTINGS for size in sizes}
+    system = {(name, size): 0.0 for name in SETTINGS for size in sizes}
     ratios = {name: [] for name in SETTINGS}
     totals = {(name, size): 0.0 for name in SETTINGS for size in sizes}
     for _run in range(args.runs):
@@ -235,7 +245,8 @@ async def interleaved(args, pristine, paths, rng):
                 spent = {}
                 for size in sizes if pair % 2 == 0 else sizes[::-1]:
                     chosen = queues[size][pair * args.block:(pair + 1) * args.block]
-                    cpu, faulted = await block(gateways[size], chosen)
+                    cpu, faulted, kernel = await block(gateways[size], chosen)
+                    system[name, size] += kernel
                     spent[size] = cpu
                     totals[name, size] += cpu
                     per_block[name, size].append(cpu / args.block * 1000.0)
@@ -245,13 +256,14 @@ async def interleaved(args, pristine, paths, rng):
                 await gateway.store.close()
     print("gateway CPU per session (handle_dm and the store thread's leftovers; %d runs of %d pairs of blocks"
           " of %d sessions, ABBA, on random devices of the %s fleet; medians over blocks; minor page faults"
-          " per session):" % (args.runs, pairs, args.block, args.fleet))
+          " and the process's system CPU per session):" % (args.runs, pairs, args.block, args.fleet))
     for name in SETTINGS:
         small, large = (statistics.median(per_block[name, size]) for size in sizes)
         small_faults, large_faults = (statistics.median(faults[name, size]) for size in sizes)
         ratio, low, high = median_interval(ratios[name])
-        print("  %-44s %d: %.3f ms (%.1f faults)   %d: %.3f ms (%.1f faults)"
-              % (name, args.small, small, small_faults, args.large, large, large_faults))
+        small_system, large_system = (system[name, size] / args.runs / pairs / args.block * 1000.0 for size in sizes)
+        print("  %-44s %d: %.3f ms (%.1f faults, %.3f ms system)   %d: %.3f ms (%.1f faults, %.3f ms system)"
+              % (name, args.small, small, small_faults, small_system, args.large, large, large_faults, large_system))
         print("  %-44s ratio %d/%d: median of %d pairs %.3f, 95%% interval %.3f-%.3f; of the totals %.3f"
               % ("", args.large, args.small, len(ratios[name]), ratio, low, high,
                  totals[name, args.large] / totals[name, args.small]))
