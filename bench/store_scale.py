@@ -48,9 +48,10 @@ the other, ``--sessions`` sessions each (100 take some 8 minutes), and
 prints the instructions per session of each store: the whole process (the
 gateway, the client library's identical work, the store's thread) and
 SQLite's work in it (the SQLite library's, C library calls included),
-with their differences large - small.  The whole process's count moves by
-some 30k per session between runs (Python's garbage collections); SQLite's
-is steady to a few hundred.
+with their differences large - small.  Compare SQLite's: it repeats to 1-2k
+per session between runs of 20 sessions, where the whole process's
+difference carries the order (the first store measured warms up Python's
+caches for the second: -150k per session with 20 sessions).
 
 ``--keep DIR`` keeps the filled stores in DIR and reuses them (filling a
 million devices takes some seconds; with ``--fleet used`` a minute): a file
