@@ -5,11 +5,12 @@ its connection protocol.  The limits are at least twisted.web's (see
 :mod:`.dmhttp` for what is enforced and why).
 """
 
-import os
 import re
 from urllib.parse import unquote_to_bytes
 
 from twisted.web.http import RESPONSES, datetimeToString
+
+from ..speedups import optional_accelerator
 
 #: bytes of request line plus headers (twisted.web: 16384)
 MAX_HEAD = 16384
@@ -146,13 +147,7 @@ def parse_head_pure(head):
 # The optional C accelerator (built from _http1_speedups.c when a compiler is at
 # hand) reads a head in one pass, as parse_head_pure does in some forty Python
 # operations (~30k instructions a request).  DMGW_PURE_HTTP=1 keeps it unused.
-if os.environ.get("DMGW_PURE_HTTP", "") in ("", "0"):
-    try:
-        from ._http1_speedups import parse_head as _c_parse_head
-    except ImportError:  # not built: the pure reader alone
-        _c_parse_head = None
-else:
-    _c_parse_head = None
+_c_parse_head = optional_accelerator("dmgateway.bearers._http1_speedups", "parse_head", "DMGW_PURE_HTTP")
 
 
 def parse_head_c(head):

@@ -16,10 +16,10 @@ vocabulary are shared with the writer (:mod:`.wbxml_tables`).
 """
 
 import functools
-import os
 import re
 from collections import namedtuple
 
+from ..speedups import optional_accelerator
 from .element import Node
 from .errors import NOT_XML_TEXT, LimitExceeded, WBXMLCodecError
 from .wbxml_pages import (
@@ -36,13 +36,7 @@ from .wbxml_tables import (
 # at hand) reads the common subset of a body; it answers None for anything
 # else, and this module's reader, the reference, reads the document again.
 # DMGW_PURE_WBXML=1 keeps it unused.
-if os.environ.get("DMGW_PURE_WBXML", "") in ("", "0"):
-    try:
-        from ._wbxml_speedups import decode_body as _c_decode_body
-    except ImportError:  # not built: the pure reader alone
-        _c_decode_body = None
-else:
-    _c_decode_body = None
+_c_decode_body = optional_accelerator("dmgateway.codec._wbxml_speedups", "decode_body", "DMGW_PURE_WBXML")
 
 __all__ = ["DEFAULT_MAX_SIZE", "Header", "read_header", "decode_node"]
 

@@ -7,8 +7,8 @@ tables compiled once per vocabulary are shared with the reader
 """
 
 import functools
-import os
 
+from ..speedups import optional_accelerator
 from .element import NS_METINF, NS_SYNCML, Node
 from .errors import WBXMLCodecError
 from .model_writer import METINF_NAMES, SYNCML_NAMES, Dialect, Unhandled, Tags
@@ -20,13 +20,7 @@ from .wbxml_tables import DEFAULT_MAX_DEPTH, STR_I_PIECE, compiled, piece
 # every tag, no attributes); it answers None for anything else and this
 # module's writer, the reference, writes (or refuses) the tree as always.
 # DMGW_PURE_WBXML=1 keeps it unused.
-if os.environ.get("DMGW_PURE_WBXML", "") in ("", "0"):
-    try:
-        from ._wbxml_speedups import encode_body as _c_encode_body
-    except ImportError:  # not built: the pure writer alone
-        _c_encode_body = None
-else:
-    _c_encode_body = None
+_c_encode_body = optional_accelerator("dmgateway.codec._wbxml_speedups", "encode_body", "DMGW_PURE_WBXML")
 
 #
 # The body is built as a list of ``str`` pieces and encoded to UTF-8 once: a
