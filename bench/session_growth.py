@@ -58,10 +58,12 @@ def account_spec():
     }
 
 
-def client_account(device):
+def client_account(device, nonces=(b"", b"")):
+    """The device's account: ``nonces`` (client, server) as a device that had a session keeps them."""
+    client_nonce, server_nonce = nonces
     return Account(device_id=device, server_id=SERVER_ID, server_url="http://127.0.0.1:8080/dm",
-                   client=Credentials("md5", "dev", "dev-secret"),
-                   server=Credentials("md5", SERVER_ID, "srv-secret"))
+                   client=Credentials("md5", "dev", "dev-secret", client_nonce),
+                   server=Credentials("md5", SERVER_ID, "srv-secret", server_nonce))
 
 
 class Gateway:
@@ -94,8 +96,8 @@ class Gateway:
             raise RuntimeError("HTTP %d: %r" % (reply.code, reply.body[:200]))
         return reply
 
-    async def session(self, device, stop_after=None):
-        session = ClientSession(client_account(device), random_bytes=os.urandom)
+    async def session(self, device, stop_after=None, nonces=(b"", b"")):
+        session = ClientSession(client_account(device, nonces), random_bytes=os.urandom)
         request = session.start()
         messages = 0
         while request is not None:

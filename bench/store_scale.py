@@ -172,9 +172,25 @@ async def opened_cold(path, options, devices):
     await setup.store.close()
     gateway = Gateway()
     await gateway.start([], 0, "sqlite:" + path + options)
-    await gateway.session(devices[0])
+    gateway.nonces = stored_nonces(path, devices[-1])
+    await gateway.session(devices[0], nonces=gateway.nonces)
     await settled(gateway)
     return gateway
+
+
+def stored_nonces(path, device):
+    """
+    (client, server) nonces the filled store holds for C{device}, which
+    every copied device shares: a C{used} fleet's devices know them from
+    their last session (without them, each session began with a failed
+    authentication and a challenge, a message more).
+    """
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute("SELECT client_nonce, server_nonce FROM devices WHERE device_id = ?", (device,)).fetchone()
+    finally:
+        db.close()
+    return tuple(bytes(nonce or b"") for nonce in row)
 
 
 async def settled(gateway):
@@ -195,7 +211,7 @@ async def block(gateway, devices):
     """
     cpu, faults, system = gateway.cpu, minor_faults(), system_time()
     for device in devices:
-        await gateway.session(device)
+        await gateway.session(device, nonces=gateway.nonces)
     started = time.process_time()
     await settled(gateway)
     return (gateway.cpu - cpu + time.process_time() - started, minor_faults() - faults,
