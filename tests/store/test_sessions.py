@@ -104,6 +104,27 @@ class SessionTestsMixin(StoreCase):
             await store.start_session("s9", "IMEI:405", "node-c", START)
         self.assertEqual(await store.get_session("s1"), started)
 
+    async def test_start_on_a_deleted_then_recreated_device(self):
+        # (the foreign key's cascade takes the old device's session; the new
+        # device is found by the key as any other, in a batch with its deletion too)
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.start_session("s1", "IMEI:1", "node-a", START)
+        await store.delete_device("IMEI:1")
+        with self.assertRaises(NotFound):
+            await store.start_session("s2", "IMEI:1", "node-a", START)
+        self.assertEqual(await store.live_sessions(), [])
+        await add_device(store, "IMEI:1")
+        started = await store.start_session("s1", "IMEI:1", "node-b", START + 1)
+        self.assertEqual([s.token for s in await store.live_sessions()], ["s1"])
+        batch = store.batch()
+        batch.delete_device("IMEI:1")
+        batch.start_session("s3", "IMEI:1", "node-b", START + 2)
+        with self.assertRaises(NotFound):
+            await batch.commit(short=True)
+        self.assertEqual(await store.get_session("s1"), started)
+        self.assertEqual([s.token for s in await store.live_sessions()], ["s1"])
+
     async def test_clock_defaults_and_ending_without_outcome(self):
         store = await self.open()
         await add_device(store, "IMEI:1")
