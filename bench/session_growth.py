@@ -67,6 +67,9 @@ def client_account(device, nonces=(b"", b"")):
 
 
 class Gateway:
+    #: (client, server) nonces its devices know, as after a session (none: never connected)
+    nonces = (b"", b"")
+
     async def start(self, devices, jobs, uri="sqlite::memory:?inline=1"):
         from twisted.internet import reactor
 
@@ -96,8 +99,8 @@ class Gateway:
             raise RuntimeError("HTTP %d: %r" % (reply.code, reply.body[:200]))
         return reply
 
-    async def session(self, device, stop_after=None, nonces=(b"", b"")):
-        session = ClientSession(client_account(device, nonces), random_bytes=os.urandom)
+    async def session(self, device, stop_after=None):
+        session = ClientSession(client_account(device, self.nonces), random_bytes=os.urandom)
         request = session.start()
         messages = 0
         while request is not None:

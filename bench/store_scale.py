@@ -173,7 +173,7 @@ async def opened_cold(path, options, devices):
     gateway = Gateway()
     await gateway.start([], 0, "sqlite:" + path + options)
     gateway.nonces = stored_nonces(path, devices[-1])
-    await gateway.session(devices[0], nonces=gateway.nonces)
+    await gateway.session(devices[0])
     await settled(gateway)
     return gateway
 
@@ -211,7 +211,7 @@ async def block(gateway, devices):
     """
     cpu, faults, system = gateway.cpu, minor_faults(), system_time()
     for device in devices:
-        await gateway.session(device, nonces=gateway.nonces)
+        await gateway.session(device)
     started = time.process_time()
     await settled(gateway)
     return (gateway.cpu - cpu + time.process_time() - started, minor_faults() - faults,
