@@ -44,12 +44,23 @@ ratio need not equal the CPU ratio (it reads higher here), and a saving
 in instructions is a saving in user-space CPU only roughly: it complements
 bench/session.py's CPU ratio, it does not replace it.
 
+``--cache-sim`` also has callgrind simulate the caches (L1 32 KiB each,
+the last level as one core's private L2: this machine's size, read from
+sysfs, unless given) and prints L1 and L2 misses per session for both
+processes: where the time goes that the instructions do not show.  An L2
+miss waits for the shared L3 or memory, tens to hundreds of cycles: the
+gateway touches more distinct code and data per session than the echo
+(its Python functions' bytecode and objects, SQLite's pages, the codec),
+and does so once per message, so it misses far more often per
+instruction.  About 3x slower than counting instructions alone.
+
 Time: 6 to 11 minutes with the defaults on 2 shared cores, by their load
 (start-up under valgrind and provisioning the 880 devices 2-3 minutes,
 the idle count 30 s, then 1-2 minutes a cell).
 
     .venv/bin/python bench/instructions.py [--sessions 200] [--warmup 20] [--idle 30] [--concurrency 1,16]
         [--encodings xml,wbxml] [--logger twistd] [--keep DIR]  # DIR keeps the dumps, for callgrind_annotate
+        [--cache-sim [L2_BYTES]]  # also L1/L2 misses per session (simulated)
 """
 
 import argparse
@@ -75,16 +86,40 @@ START_TIMEOUT = 600.0  # seconds: Python and Twisted start ~50x slower under val
 SAME_HASHES = {"PYTHONHASHSEED": "0"}
 
 
-def callgrind_prefix(out_file):
-    """The command line that runs a process under callgrind, counting nothing until told to."""
-    return [
+def core_l2_bytes(sysfs="/sys/devices/system/cpu/cpu0/cache"):
+    """This machine's per-core L2 size in bytes (sysfs), or 512 KiB if it says none."""
+    for index in sorted(glob.glob(os.path.join(sysfs, "index*"))):
+        try:
+            with open(os.path.join(index, "level")) as level, open(os.path.join(index, "size")) as size:
+                if level.read().strip() == "2":
+                    text = size.read().strip()
+                    return int(text[:-1]) * {"K": 1024, "M": 1024 * 1024}[text[-1]]
+        except (OSError, ValueError, KeyError):
+            continue
+    return 512 * 1024
+
+
+#: the L2 simulated with --cache-sim unless given
+CORE_L2_BYTES = core_l2_bytes()
+
+
+def callgrind_prefix(out_file, l2_bytes=None):
+    """The command line that runs a process under callgrind, counting nothing until told to.
+
+    ``l2_bytes``: also simulate the caches, the last level as a core's
+    private L2 of that size (8-way, 64-byte lines), L1 as 32 KiB each.
+    """
+    command = [
         "valgrind", "--tool=callgrind", "--instr-atstart=no", "--quiet",
         "--callgrind-out-file=" + out_file,
     ]
+    if l2_bytes:
+        command += ["--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=%d,8,64" % (l2_bytes,)]
+    return command
 
 
-def callgrind_totals(text):
-    """Instructions (``Ir``) a callgrind dump counted: its ``totals:`` line, else its ``summary:``."""
+def callgrind_events(text):
+    """{event: count} of a callgrind dump: its ``totals:`` line, else its ``summary:``; ``Ir`` always there."""
     events, counts = None, {}
     for line in text.splitlines():
         key, colon, value = line.partition(":")
@@ -97,7 +132,16 @@ def callgrind_totals(text):
     if events is None or "Ir" not in events or not counts:
         raise ValueError("not a callgrind dump with Ir totals")
     figures = counts.get("totals", counts.get("summary"))
-    return int(figures[events.index("Ir")])
+    return {event: int(figure) for event, figure in zip(events, figures)}
+
+
+def callgrind_totals(text):
+    """Instructions (``Ir``) a callgrind dump counted."""
+    return callgrind_events(text)["Ir"]
+
+
+#: the cache simulation's misses, summed: (name, events)
+MISSES = (("L1 misses", ("I1mr", "D1mr", "D1mw")), ("L2 misses", ("ILmr", "DLmr", "DLmw")))
 
 
 class Counted:
@@ -121,7 +165,7 @@ class Counted:
         self._since = time.monotonic()
 
     def stop_counting(self):
-        """(instructions, seconds) since start_counting; the dump zeroes the counters."""
+        """({event: count}, seconds) since start_counting; the dump zeroes the counters."""
         seconds = time.monotonic() - self._since
         self.control("--instr=off")
         before = set(glob.glob(self.out_file + ".*"))
@@ -130,7 +174,7 @@ class Counted:
         if len(dumps) != 1:
             raise RuntimeError("expected one new callgrind dump of %s, found %s" % (self.name, sorted(dumps)))
         with open(dumps.pop()) as f:
-            return callgrind_totals(f.read()), seconds
+            return callgrind_events(f.read()), seconds
 
 
 async def idle_rates(counters, seconds):
@@ -144,7 +188,15 @@ async def idle_rates(counters, seconds):
     for counter in counters:
         counter.start_counting()
     await task.deferLater(reactor, seconds, lambda: None)
-    return [instructions / elapsed for instructions, elapsed in (counter.stop_counting() for counter in counters)]
+    return [
+        {event: count / elapsed for event, count in counts.items()}
+        for counts, elapsed in (counter.stop_counting() for counter in counters)
+    ]
+
+
+def busy(counts, seconds, idle):
+    """{event: count} of a cell, the idle processes' rate for its ``seconds`` taken out."""
+    return {event: count - idle.get(event, 0.0) * seconds for event, count in counts.items()}
 
 
 async def measure_cell(daemon, gateway, echo, echo_counter, echo_port, encoding, concurrency, warm, counted, agent):
@@ -174,7 +226,7 @@ async def main(args):
     if args.logger != "twistd":
         daemon.twistd_options = ["--logger=" + args.logger]
     gateway = Counted("gateway", os.path.join(workdir, "gateway.callgrind"))
-    daemon.command_prefix = callgrind_prefix(gateway.out_file)
+    daemon.command_prefix = callgrind_prefix(gateway.out_file, args.cache_sim)
     daemon.start_timeout = START_TIMEOUT
     daemon.env.update(SAME_HASHES)
     echo = None
@@ -186,7 +238,8 @@ async def main(args):
         print("starting the daemon and the echo under callgrind ...", flush=True)
         daemon.start()
         gateway.pid = daemon.process.pid
-        echo, echo_port = start_echo(callgrind_prefix(echo_counter.out_file), dict(os.environ, **SAME_HASHES))
+        echo, echo_port = start_echo(callgrind_prefix(echo_counter.out_file, args.cache_sim),
+                                     dict(os.environ, **SAME_HASHES))
         echo_counter.pid = echo.pid
         per_cell = args.warmup + args.sessions
         print("provisioning %d devices with one job each ..." % (per_cell * len(cells),), flush=True)
@@ -205,18 +258,27 @@ async def main(args):
         print(
             "instructions (callgrind Ir, user space, all threads) per session: %d counted sessions per cell, "
             "all completed, after %d uncounted (2 HTTP exchanges, MD5 both ways, one Get); idle work taken out: "
-            "gateway %.0fk/s, echo %.0fk/s" % (args.sessions, args.warmup, idle[0] / 1e3, idle[1] / 1e3)
+            "gateway %.0fk/s, echo %.0fk/s" % (args.sessions, args.warmup, idle[0]["Ir"] / 1e3, idle[1]["Ir"] / 1e3)
         )
         for (encoding, concurrency), counts in results.items():
-            (gateway_ir, gateway_s), (echo_ir, echo_s), requests = counts
-            gateway_busy = gateway_ir - idle[0] * gateway_s
-            echo_busy = echo_ir - idle[1] * echo_s
+            (gateway_counts, gateway_s), (echo_counts, echo_s), requests = counts
+            gateway_busy = busy(gateway_counts, gateway_s, idle[0])
+            echo_busy = busy(echo_counts, echo_s, idle[1])
             print(
                 "%-5s c=%-3d gateway %6.3fM/session (idle %.1f%% out)  bare echo %6.3fM/session's %d requests  "
                 "instruction ratio %.3f"
-                % (encoding, concurrency, gateway_busy / args.sessions / 1e6, 100 * (1 - gateway_busy / gateway_ir),
-                   echo_busy / args.sessions / 1e6, requests // args.sessions, echo_busy / gateway_busy)
+                % (encoding, concurrency, gateway_busy["Ir"] / args.sessions / 1e6,
+                   100 * (1 - gateway_busy["Ir"] / gateway_counts["Ir"]),
+                   echo_busy["Ir"] / args.sessions / 1e6, requests // args.sessions,
+                   echo_busy["Ir"] / gateway_busy["Ir"])
             )
+            if args.cache_sim:
+                for name, events in MISSES:
+                    gateway_misses = sum(gateway_busy[event] for event in events) / args.sessions
+                    echo_misses = sum(echo_busy[event] for event in events) / args.sessions
+                    print("%-5s c=%-3d   %s (simulated) gateway %6.1fk/session  bare echo %6.1fk  ratio %.3f"
+                          % (encoding, concurrency, name, gateway_misses / 1e3, echo_misses / 1e3,
+                             echo_misses / gateway_misses))
         print("took %.0f s" % (time.monotonic() - started,))
     finally:
         await pool.closeCachedConnections()
@@ -242,6 +304,10 @@ if __name__ == "__main__":
         "--logger", default="dmgateway.logs.json_observer",
         help="twistd --logger the daemon runs with: by default the shipped systemd unit's; "
              "'twistd' for twistd's own text observer")
+    parser.add_argument(
+        "--cache-sim", nargs="?", type=int, const=CORE_L2_BYTES, default=None, metavar="L2_BYTES",
+        help="also simulate the caches and print L1 and L2 misses per session (L2: a core's private "
+             "cache, %d bytes unless given; about 3x slower)" % (CORE_L2_BYTES,))
     parser.add_argument("--keep", metavar="DIR", help="work in DIR and keep it: the callgrind dumps, the daemon's log")
     options = parser.parse_args()
     task.react(lambda _reactor: defer.ensureDeferred(main(options)))

@@ -26,6 +26,13 @@ had one), so the rows keep their size and the partial indexes on the
 DevInfo and the last session's time hold every device, as in a fleet in
 service.
 
+``--warm`` reads every page of each opened store once, through each of
+its connections, before its sessions (``PRAGMA quick_check``): a daemon
+that has served its whole fleet for a while, whose sessions no longer meet
+a page of the file for the first time.  Without it (the default) the 1M
+store's sessions nearly all do, where the 1k store's pages are all met in
+its first few blocks: the cold start of a large fleet, not its steady state.
+
 Each run measures the daemon's ``cache_size``/``mmap_size`` defaults and
 SQLite's own (2000 KiB of cache, no mmap).  Within a run both stores are
 open side by side and their sessions alternate in blocks of ``--block``
@@ -36,7 +43,10 @@ setting: the median gateway CPU per session of each store's blocks, with
 the process's minor page faults per session (pages of the file read for
 the first time through the memory map) and its system CPU per session
 (the kernel's share of the whole process's: faults, the WAL's writes, the
-checkpoints'), and the ratio large/small: the
+checkpoints'), with its read and write system calls per session (pages
+read past the memory map into the page cache, the WAL's frames, the
+checkpoints' reads of the WAL and writes of the file: /proc/self/io), and
+the ratio large/small: the
 median of the pairs' ratios (each pair: the two blocks side by side) with
 a 95% interval of that median (order statistics, distribution-free), and
 the ratio of the totals.
@@ -59,7 +69,7 @@ is named by its fleet, its device count and the schema version it was
 filled at, so one filled before a new migration is not reused.
 
     .venv/bin/python bench/store_scale.py [--large 1000000] [--sessions 400] [--runs 9]
-        [--block 20] [--fleet new|used] [--keep DIR]
+        [--block 20] [--fleet new|used] [--keep DIR] [--warm]
     .venv/bin/python bench/store_scale.py --instructions --sessions 100 [--fleet new|used] [--keep DIR]
 """
 
@@ -159,6 +169,22 @@ def system_time():
     return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
+def io_calls():
+    """
+    (read, write) system calls this process has made so far (Linux's
+    /proc/self/io: pread64 and pwrite64 count there), or (0, 0).
+    """
+    counts = {}
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                counts[key] = int(value)
+    except OSError:
+        pass
+    return counts.get("syscr", 0), counts.get("syscw", 0)
+
+
 async def opened_cold(path, options, devices):
     """
     Jobs for C{devices}, the store reopened cold: its gateway, after one
@@ -193,6 +219,24 @@ def stored_nonces(path, device):
     return tuple(bytes(nonce or b"") for nonce in row)
 
 
+def _read_every_page(txn):
+    rows = txn.fetchall("PRAGMA quick_check")
+    if not rows or list(rows[0].values()) != ["ok"]:
+        raise RuntimeError("the store failed its check: %r" % (rows[:3],))
+
+
+async def warmed(gateway):
+    """
+    Every page of C{gateway}'s store read once through each of its
+    connections (the reactor thread's, then the pool's): the state of a
+    daemon that has served its whole fleet for a while, where a session
+    no longer meets a page of the file for the first time (a page fault
+    through the memory map, or a read into the page cache).
+    """
+    await gateway.store.run_interaction("warm", _read_every_page, short=True)
+    await gateway.store.run_interaction("warm", _read_every_page)
+
+
 async def settled(gateway):
     """
     Once the store's thread has nothing left to do (a WAL checkpoint it
@@ -205,17 +249,20 @@ async def block(gateway, devices):
     """
     The sessions of C{devices}: seconds of gateway CPU (the C{handle_dm}
     calls, then what the store's thread still had to do after the last,
-    a checkpoint), the process's minor page faults and its seconds of
+    a checkpoint), the process's minor page faults, its seconds of
     system CPU (the kernel's: page faults, the WAL's writes, the
-    checkpoints' reads and writes; the client's work is user CPU).
+    checkpoints' reads and writes; the client's work is user CPU) and
+    its read and write system calls (pages read past the memory map, the
+    WAL's frames, a checkpoint's reads of the WAL and writes of the file).
     """
-    cpu, faults, system = gateway.cpu, minor_faults(), system_time()
+    cpu, faults, system, (reads, writes) = gateway.cpu, minor_faults(), system_time(), io_calls()
     for device in devices:
         await gateway.session(device)
     started = time.process_time()
     await settled(gateway)
+    reads_after, writes_after = io_calls()
     return (gateway.cpu - cpu + time.process_time() - started, minor_faults() - faults,
-            system_time() - system)
+            system_time() - system, reads_after - reads, writes_after - writes)
 
 
 def median_interval(values, confidence=0.95):
@@ -248,6 +295,7 @@ async def interleaved(args, pristine, paths, rng):
     per_block = {(name, size): [] for name in SETTINGS for size in sizes}
     faults = {(name, size): [] for name in SETTINGS for size in sizes}
     system = {(name, size): 0.0 for name in SETTINGS for size in sizes}
+    calls = {(name, size): [0, 0] for name in SETTINGS for size in sizes}
     ratios = {name: [] for name in SETTINGS}
     totals = {(name, size): 0.0 for name in SETTINGS for size in sizes}
     for _run in range(args.runs):
@@ -257,13 +305,17 @@ async def interleaved(args, pristine, paths, rng):
                 devices = [device_id(n) for n in rng.sample(range(size), pairs * args.block + 1)]
                 restore(pristine[size], paths[size])
                 gateways[size] = await opened_cold(paths[size], options, devices)
+                if args.warm:
+                    await warmed(gateways[size])
                 queues[size] = devices[1:]
             for pair in range(pairs):
                 spent = {}
                 for size in sizes if pair % 2 == 0 else sizes[::-1]:
                     chosen = queues[size][pair * args.block:(pair + 1) * args.block]
-                    cpu, faulted, kernel = await block(gateways[size], chosen)
+                    cpu, faulted, kernel, reads, writes = await block(gateways[size], chosen)
                     system[name, size] += kernel
+                    calls[name, size][0] += reads
+                    calls[name, size][1] += writes
                     spent[size] = cpu
                     totals[name, size] += cpu
                     per_block[name, size].append(cpu / args.block * 1000.0)
@@ -272,18 +324,26 @@ async def interleaved(args, pristine, paths, rng):
             for gateway in gateways.values():
                 await gateway.store.close()
     print("gateway CPU per session (handle_dm and the store thread's leftovers; %d runs of %d pairs of blocks"
-          " of %d sessions, ABBA, on random devices of the %s fleet; medians over blocks; minor page faults"
-          " and the process's system CPU per session):" % (args.runs, pairs, args.block, args.fleet))
+          " of %d sessions, ABBA, on random devices of the %s fleet, %s; medians over blocks; minor page faults,"
+          " the process's system CPU and its read/write system calls per session):"
+          % (args.runs, pairs, args.block, args.fleet, STATES[args.warm]))
     for name in SETTINGS:
         small, large = (statistics.median(per_block[name, size]) for size in sizes)
         small_faults, large_faults = (statistics.median(faults[name, size]) for size in sizes)
         ratio, low, high = median_interval(ratios[name])
-        small_system, large_system = (system[name, size] / args.runs / pairs / args.block * 1000.0 for size in sizes)
-        print("  %-44s %d: %.3f ms (%.1f faults, %.3f ms system)   %d: %.3f ms (%.1f faults, %.3f ms system)"
-              % (name, args.small, small, small_faults, small_system, args.large, large, large_faults, large_system))
+        sessions = args.runs * pairs * args.block
+        small_system, large_system = (system[name, size] / sessions * 1000.0 for size in sizes)
+        small_io, large_io = ("%.1f/%.1f" % tuple(n / sessions for n in calls[name, size]) for size in sizes)
+        print("  %-44s %d: %.3f ms (%.1f faults, %.3f ms system, %s io)   %d: %.3f ms (%.1f faults, %.3f ms system,"
+              " %s io)" % (name, args.small, small, small_faults, small_system, small_io, args.large, large,
+                           large_faults, large_system, large_io))
         print("  %-44s ratio %d/%d: median of %d pairs %.3f, 95%% interval %.3f-%.3f; of the totals %.3f"
               % ("", args.large, args.small, len(ratios[name]), ratio, low, high,
                  totals[name, args.large] / totals[name, args.small]))
+
+
+#: --warm or not, as printed
+STATES = {False: "the store just opened", True: "every page of the store read once first (--warm)"}
 
 
 # The instruction count: this script again under callgrind, dumping its
@@ -334,6 +394,8 @@ async def counted(args, pristine, paths, rng):
             devices = [device_id(n) for n in rng.sample(range(size), args.sessions + 1)]
             restore(pristine[size], paths[size])
             gateway = await opened_cold(paths[size], options, devices)
+            if args.warm:
+                await warmed(gateway)
             gc.collect()  # (the same start for both: no full collection of the other's garbage)
             os.getppid()
             await block(gateway, devices[1:])
@@ -366,8 +428,8 @@ def instructions(args, keep):
         measured = dumps[1::2]
         assert len(measured) >= len(labels), (dumps, labels)
         costs = {label: callgrind_costs(os.path.join(directory, dump)) for label, dump in zip(labels, measured)}
-    print("instructions per session (callgrind; %d sessions on random devices of the %s fleet;"
-          " the whole process, and SQLite's work in it):" % (args.sessions, args.fleet))
+    print("instructions per session (callgrind; %d sessions on random devices of the %s fleet, %s;"
+          " the whole process, and SQLite's work in it):" % (args.sessions, args.fleet, STATES[args.warm]))
     for name in SETTINGS:
         (small, small_own), (large, large_own) = (costs[name, size] for size in (args.small, args.large))
         n = args.sessions
@@ -405,6 +467,9 @@ if __name__ == "__main__":
                         help="count instructions under callgrind instead (--sessions of each store, once)")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--dir", default=None, help="where the database files go (default: the temp directory)")
+    parser.add_argument("--warm", action="store_true",
+                        help="read every page of each store through its connections before its sessions: "
+                             "a daemon that has served its whole fleet for a while (default: just opened)")
     parser.add_argument("--fleet", choices=("new", "used"), default="new",
                         help="devices never connected (each session its device's first) or each after one session")
     parser.add_argument("--keep", default=None, metavar="DIR",

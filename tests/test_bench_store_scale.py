@@ -1,0 +1,49 @@
+"""bench/store_scale.py's system-call counts and warm-up (the timed runs themselves are not run here)."""
+
+import os
+import sqlite3
+
+import pytest
+
+from bench.store_scale import _read_every_page, io_calls
+
+
+def test_io_calls_count_this_process_s_reads_and_writes(tmp_path):
+    path = tmp_path / "f"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        reads, writes = io_calls()
+        for offset in range(0, 4096 * 3, 4096):
+            os.pwrite(fd, b"x" * 2048, offset)
+        os.pread(fd, 2048, 0)
+        reads_after, writes_after = io_calls()
+    finally:
+        os.close(fd)
+    assert writes_after - writes >= 3
+    assert reads_after - reads >= 1
+
+
+class _Txn:
+    def __init__(self, connection):
+        self.connection = connection
+
+    def fetchall(self, sql):
+        cursor = self.connection.execute(sql)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def test_the_warm_up_reads_the_whole_file_and_refuses_a_damaged_one(tmp_path):
+    connection = sqlite3.connect(tmp_path / "s.sqlite")
+    connection.execute("CREATE TABLE t (x)")
+    connection.executemany("INSERT INTO t VALUES (?)", [(n,) for n in range(100)])
+    connection.commit()
+    _read_every_page(_Txn(connection))  # "ok": no exception
+
+    class Damaged(_Txn):
+        def fetchall(self, sql):
+            return [{"quick_check": "*** in database main *** Page 3 is never used"}]
+
+    with pytest.raises(RuntimeError, match="Page 3"):
+        _read_every_page(Damaged(connection))
+    connection.close()
