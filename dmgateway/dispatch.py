@@ -26,6 +26,7 @@ from twisted.internet import defer
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.cluster.hooks import ClusterHooks
 from dmgateway.cluster.signals import JOBS
+from dmgateway.deadlines import SessionDeadlines
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
@@ -86,6 +87,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self._by_device = {}
         self._authenticated_live = 0  # live sessions whose device authenticated
         self._locks = {}
+        self.deadlines = SessionDeadlines(clock, self._expire)  # every live session's session_timeout
         self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
         self._refusing_busy = False  # [gateway] max_sessions reached (logged once)
         self.sessions_ended = Counter()  # by outcome
@@ -122,6 +124,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             lock.release()
         for live in list(self._by_token.values()):
             await self._abort(live, "shutdown", "gateway shutting down")
+        self.deadlines.stop()
         if self._repairs:
             try:
                 await self._repair()
@@ -420,10 +423,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         return url + ("&" if "?" in url else "?") + urlencode({"s": token})
 
     def _arm_timer(self, live):
-        if live.timer is not None and live.timer.active():
-            live.timer.reset(self.config.gateway.session_timeout)
-        else:
-            live.timer = self.clock.callLater(self.config.gateway.session_timeout, self._expire, live)
+        self.deadlines.arm(live, self.config.gateway.session_timeout)
 
     def _expire(self, live):
         lock = self._locks.setdefault(live.device_id, defer.DeferredLock())
@@ -488,8 +488,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 await self.outbox.job_created(job, device)
 
     def _forget(self, live):
-        if live.timer is not None and live.timer.active():
-            live.timer.cancel()
+        self.deadlines.cancel(live)
         if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = live.first_digest
