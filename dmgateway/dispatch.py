@@ -15,7 +15,6 @@ is served by :mod:`dmgateway.handlers`, which call the public methods
 here (live sessions, wake-ups); this module imports neither it nor the API.
 """
 
-import os
 import types
 from collections import Counter, OrderedDict
 from typing import Any, Optional
@@ -23,6 +22,7 @@ from urllib.parse import quote_plus, urlencode
 
 from twisted.internet import defer
 
+from dmgateway.auth.randompool import random_bytes as system_random_bytes
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.cluster.hooks import ClusterHooks
 from dmgateway.cluster.signals import JOBS
@@ -57,9 +57,12 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
     of its own if not given); ``outbox`` (the wake-up outbox),
     ``functions`` (device functions), ``instruments`` (metrics) and
     ``signals`` (cluster) are set by whoever starts it, when they exist.
+    ``random_bytes(n)`` makes the nonces (by default the process's
+    :mod:`~dmgateway.auth.randompool`, kernel CSPRNG bytes).
     """
 
-    def __init__(self, store, config, clock, random_bytes=os.urandom, events: Optional[EventLog] = None) -> None:
+    def __init__(self, store, config, clock, random_bytes=system_random_bytes,
+                 events: Optional[EventLog] = None) -> None:
         self.store = store
         self.events = events if events is not None else EventLog(store, clock)
         self.config = config
@@ -330,7 +333,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             return self._plain_reply(msg, encoding, refusal)
         # 128 random bits: the RespURI is the session's key; its "NODE~" prefix lets
         # a load balancer route the session's later packages to this process
-        token = session_token(self.node, os.urandom(16).hex())
+        # (never from the injected random_bytes: tests make those repeatable)
+        token = session_token(self.node, system_random_bytes(16).hex())
         resp_uri = self._resp_uri(token)
 
         def encode(message):
