@@ -15,7 +15,6 @@ is served by :mod:`dmgateway.handlers`, which call the public methods
 here (live sessions, wake-ups); this module imports neither it nor the API.
 """
 
-import os
 import types
 from collections import Counter, OrderedDict
 from typing import Any, Optional
@@ -23,9 +22,11 @@ from urllib.parse import quote_plus, urlencode
 
 from twisted.internet import defer
 
+from dmgateway.auth.randompool import random_bytes as system_random_bytes
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.cluster.hooks import ClusterHooks
 from dmgateway.cluster.signals import JOBS
+from dmgateway.deadlines import SessionDeadlines
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.dm import effects as fx
@@ -56,9 +57,12 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
     of its own if not given); ``outbox`` (the wake-up outbox),
     ``functions`` (device functions), ``instruments`` (metrics) and
     ``signals`` (cluster) are set by whoever starts it, when they exist.
+    ``random_bytes(n)`` makes the nonces (by default the process's
+    :mod:`~dmgateway.auth.randompool`, kernel CSPRNG bytes).
     """
 
-    def __init__(self, store, config, clock, random_bytes=os.urandom, events: Optional[EventLog] = None) -> None:
+    def __init__(self, store, config, clock, random_bytes=system_random_bytes,
+                 events: Optional[EventLog] = None) -> None:
         self.store = store
         self.events = events if events is not None else EventLog(store, clock)
         self.config = config
@@ -86,6 +90,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self._by_device = {}
         self._authenticated_live = 0  # live sessions whose device authenticated
         self._locks = {}
+        self.deadlines = SessionDeadlines(clock, self._expire)  # every live session's session_timeout
         self.stats = {"sessions_started": 0, "messages": 0, "bad_requests": 0, "auth_failures": 0}
         self._refusing_busy = False  # [gateway] max_sessions reached (logged once)
         self.sessions_ended = Counter()  # by outcome
@@ -122,6 +127,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             lock.release()
         for live in list(self._by_token.values()):
             await self._abort(live, "shutdown", "gateway shutting down")
+        self.deadlines.stop()
         if self._repairs:
             try:
                 await self._repair()
@@ -327,7 +333,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             return self._plain_reply(msg, encoding, refusal)
         # 128 random bits: the RespURI is the session's key; its "NODE~" prefix lets
         # a load balancer route the session's later packages to this process
-        token = session_token(self.node, os.urandom(16).hex())
+        # (never from the injected random_bytes: tests make those repeatable)
+        token = session_token(self.node, system_random_bytes(16).hex())
         resp_uri = self._resp_uri(token)
 
         def encode(message):
@@ -420,10 +427,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         return url + ("&" if "?" in url else "?") + urlencode({"s": token})
 
     def _arm_timer(self, live):
-        if live.timer is not None and live.timer.active():
-            live.timer.reset(self.config.gateway.session_timeout)
-        else:
-            live.timer = self.clock.callLater(self.config.gateway.session_timeout, self._expire, live)
+        self.deadlines.arm(live, self.config.gateway.session_timeout)
 
     def _expire(self, live):
         lock = self._locks.setdefault(live.device_id, defer.DeferredLock())
@@ -488,8 +492,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 await self.outbox.job_created(job, device)
 
     def _forget(self, live):
-        if live.timer is not None and live.timer.active():
-            live.timer.cancel()
+        self.deadlines.cancel(live)
         if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = live.first_digest

@@ -42,7 +42,7 @@ class LiveSession:
     media_type: str
     started: float
     messages: int = 0
-    timer: object = None
+    timer: object = None  # its current deadline (a dmgateway.deadlines.Deadline), None if none is set
     unrecorded: bool = False  # the store has no row for this session yet
     auth_failures: int = 0  # the device's failure count as the store has it
     job_ids: list = field(default_factory=list)

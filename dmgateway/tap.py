@@ -381,7 +381,8 @@ class GatewayService(service.MultiService):
             log.info("no notification bearer enabled: jobs wait for devices to connect")
             return
         self.outbox = NotificationOutbox(
-            self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.events.announce, os.urandom
+            self.store, cfg, reactor, bearers, self.dispatcher.is_live, self.events.announce,
+            self.dispatcher.random_bytes,  # (the process's pool of kernel CSPRNG bytes)
         )
         self.dispatcher.outbox = self.outbox
         self.outbox.runs_timers = self.cluster.timers_held
