@@ -24,7 +24,7 @@ from ..functions import FunctionError, build_operation, correlator_for
 from ..functions.rollout import in_window, policy_from_json, starts_allowed, wave_of, wave_verdict
 from .database import Database
 from .inventory import DeviceFilter
-from .jobs import job_from_row
+from .jobs import NOT_RUNNING, job_from_row
 from .model import NotFound
 from .rows import dump_json, json_column, load_json, row_converter
 
@@ -225,10 +225,11 @@ class CampaignQueries(Database):
         return self.run_interaction("unnotified_function_jobs", self._unnotified_function_jobs_txn)
 
     def _unnotified_function_jobs_txn(self, txn):
+        # (the index's condition repeated: the queued jobs are in jobs_state_seq)
         rows = txn.fetchall(
             "SELECT j.* FROM jobs j JOIN operations o ON o.op_id = j.job_id"
             " OR (o.state = 'pending' AND o.readback_job_id = j.job_id) WHERE j.state = 'queued'"
-            " AND j.notify <> 'none' AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.job_id)"
+            f" AND j.{NOT_RUNNING} AND j.notify <> 'none' AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = j.job_id)"
             " ORDER BY j.seq"
         )
         return [job_from_row(row) for row in rows]

@@ -15,7 +15,7 @@ from dmgateway.jobstates import job_event
 
 from .database import Database
 from .devices import device_from_row
-from .jobs import job_from_row
+from .jobs import NOT_RUNNING, job_from_row
 from .model import PENDING_JOB_STATES, NotFound
 from .values import check_int, check_text
 
@@ -144,7 +144,7 @@ class InventoryQueries(Database):
                 " WHERE state IN ('queued', 'sent') GROUP BY bearer, state"
             )
         }
-        jobs = {row["state"]: row["n"] for row in txn.fetchall("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}
+        jobs = self._count_jobs_txn(txn)
         locked = txn.fetchone("SELECT COUNT(*) AS n FROM devices WHERE locked_until > ?", (now,))["n"]
         last = self._last_event_seq_txn(txn)
         behind = 0
@@ -152,6 +152,21 @@ class InventoryQueries(Database):
             behind = max(behind, last - self._get_cursor_txn(txn, name))
         pending = txn.fetchone("SELECT COUNT(*) AS n FROM deliveries WHERE state = 'pending'")["n"]
         return {"outbox": outbox, "jobs": jobs, "locked": locked, "webhook_backlog": behind + pending}
+
+    def _count_jobs_txn(self, txn) -> dict:
+        """
+        Jobs by state (the states that have some): those not running from
+        C{jobs_state_seq}, which leaves the running ones out (migration
+        014), and the running ones as all jobs less those.
+        """
+        jobs = {
+            row["state"]: row["n"]
+            for row in txn.fetchall(f"SELECT state, COUNT(*) AS n FROM jobs WHERE {NOT_RUNNING} GROUP BY state")
+        }
+        running = txn.fetchone("SELECT COUNT(*) AS n FROM jobs")["n"] - sum(jobs.values())
+        if running:
+            jobs["running"] = running
+        return jobs
 
     def _find_devices_txn(self, txn, now, where: DeviceFilter, limit, after):
         check_int(limit, "limit", 1)

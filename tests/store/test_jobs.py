@@ -158,6 +158,25 @@ class JobTestsMixin(StoreCase):
         with self.assertRaises(ValueError):
             await store.jobs_in_state([])
 
+    async def test_monitor_counts_jobs_by_state(self):
+        # running jobs are not in jobs_state_seq (migration 014): they are
+        # counted as all jobs less the others, and a state without jobs is left out
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        for job_id, state in [("a", None), ("b", "running"), ("c", "running"), ("d", "done"), ("e", "failed")]:
+            await store.create_job(job_id, "IMEI:1", GET)
+            if state is not None:
+                await store.update_job(job_id, state=state)
+        grouped = await store.run_interaction(
+            "grouped", lambda txn: {r["state"]: r["n"] for r in txn.fetchall(
+                "SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")})
+        counted = (await store.monitor_snapshot(START))["jobs"]
+        self.assertEqual(counted, {"queued": 1, "running": 2, "done": 1, "failed": 1})
+        self.assertEqual(counted, grouped)
+        for job_id in "bc":
+            await store.update_job(job_id, state="done")
+        self.assertEqual((await store.monitor_snapshot(START))["jobs"], {"queued": 1, "done": 3, "failed": 1})
+
 
 TRANSITION_DEVICE = "IMEI:350000000000009"
 
@@ -269,6 +288,53 @@ class TransitionTestsMixin(StoreCase):
 
 class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
     pass
+
+
+class SQLiteJobIndexTests(OnSQLite, StoreCase, TestCase):
+    async def test_running_jobs_leave_jobs_state_seq(self):
+        # a session moves its job to running and out again without writing
+        # the index (migration 014), which still serves the other states
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("a", "IMEI:1", GET)
+        await store.create_job("b", "IMEI:1", GET)
+        await store.update_job("a", state="running")
+        indexed = await store.run_interaction("indexed", lambda txn: txn.fetchall(
+            "SELECT state FROM jobs INDEXED BY jobs_state_seq WHERE state <> 'running'"))
+        self.assertEqual(indexed, [{"state": "queued"}])
+        self.assertEqual([j.job_id for j in await store.jobs_in_state("queued")], ["b"])
+
+    async def test_queries_by_state_use_jobs_state_seq(self):
+        # the store's own SQL, as it runs: each query for states other than
+        # running repeats the index's condition, which the planner needs
+        store = await self.open()
+        queries = []
+        fetchall = database.Txn.fetchall
+
+        def recording(txn, sql, args=(), names=None):
+            if "FROM jobs" in sql and "state" in sql:
+                queries.append((sql, tuple(args)))
+            return fetchall(txn, sql, args, names)
+
+        self.patch(database.Txn, "fetchall", recording)
+        await store.jobs_in_state(["notified"], limit=10)
+        await store.jobs_in_state(["queued", "notified"])
+        await store.unnotified_function_jobs()
+        await store.monitor_snapshot(START)
+        self.patch(database.Txn, "fetchall", fetchall)
+        self.assertEqual(len(queries), 4, queries)
+
+        def plans_txn(txn):
+            return [
+                " | ".join(row["detail"] for row in txn.fetchall("EXPLAIN QUERY PLAN " + sql, args))
+                for sql, args in queries
+            ]
+
+        plans = await store.run_interaction("plans", plans_txn)
+        self.assertEqual(len(plans), 4)
+        for plan in plans:
+            self.assertIn("jobs_state_seq", plan)
+            self.assertNotIn("SCAN j ", plan + " ")
 
 
 class SQLiteInlineJobTests(OnInlineSQLite, JobTestsMixin, TestCase):
