@@ -45,7 +45,8 @@ the first time through the memory map) and its system CPU per session
 (the kernel's share of the whole process's: faults, the WAL's writes, the
 checkpoints'), with its read and write system calls per session (pages
 read past the memory map into the page cache, the WAL's frames, the
-checkpoints' reads of the WAL and writes of the file: /proc/self/io), and
+checkpoints' reads of the WAL and writes of the file, and the reactor's
+waker pipe: /proc/self/io), and
 the ratio large/small: the
 median of the pairs' ratios (each pair: the two blocks side by side) with
 a 95% interval of that median (order statistics, distribution-free), and
@@ -169,20 +170,30 @@ def system_time():
     return resource.getrusage(resource.RUSAGE_SELF).ru_stime
 
 
+_io = {"fd": None, "samples": 0}  # /proc/self/io, kept open, and how often io_calls has read it
+
+
 def io_calls():
     """
     (read, write) system calls this process has made so far (Linux's
-    /proc/self/io: pread64 and pwrite64 count there), or (0, 0).
+    /proc/self/io: pread64 and pwrite64 count there, and so do the
+    reactor's waker pipe, a write and a read per transaction the pool's
+    thread hands back), less this function's own reads of the file (one
+    each, counted from the next), or (0, 0).
     """
-    counts = {}
     try:
-        with open("/proc/self/io") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                counts[key] = int(value)
+        if _io["fd"] is None:
+            _io["fd"] = os.open("/proc/self/io", os.O_RDONLY)
+        text = os.pread(_io["fd"], 4096, 0).decode()  # (one read: the file is ~100 bytes)
     except OSError:
-        pass
-    return counts.get("syscr", 0), counts.get("syscw", 0)
+        return 0, 0
+    counts = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        counts[key] = int(value)
+    own = _io["samples"]
+    _io["samples"] += 1
+    return counts.get("syscr", 0) - own, counts.get("syscw", 0)
 
 
 async def opened_cold(path, options, devices):
@@ -253,7 +264,8 @@ async def block(gateway, devices):
     system CPU (the kernel's: page faults, the WAL's writes, the
     checkpoints' reads and writes; the client's work is user CPU) and
     its read and write system calls (pages read past the memory map, the
-    WAL's frames, a checkpoint's reads of the WAL and writes of the file).
+    WAL's frames, a checkpoint's reads of the WAL and writes of the file,
+    the reactor's waker pipe).
     """
     cpu, faults, system, (reads, writes) = gateway.cpu, minor_faults(), system_time(), io_calls()
     for device in devices:

@@ -89,6 +89,13 @@ class Cancelled:
     notifications: int
 
 
+# jobs by state but running (from jobs_state_seq), and all jobs (state NULL)
+_COUNT_JOBS_SQL = (
+    f"SELECT state, COUNT(*) AS n FROM jobs WHERE {NOT_RUNNING} GROUP BY state"
+    " UNION ALL SELECT NULL AS state, COUNT(*) AS n FROM jobs"
+)
+
+
 class InventoryQueries(Database):
     """The C{_..._txn} functions of the inventory and their public calls."""
 
@@ -157,13 +164,13 @@ class InventoryQueries(Database):
         """
         Jobs by state (the states that have some): those not running from
         C{jobs_state_seq}, which leaves the running ones out (migration
-        014), and the running ones as all jobs less those.
+        014), and the running ones as all jobs less those.  One statement,
+        so both counts are of the same moment (PostgreSQL reads each
+        statement of a transaction at its own: a job created in between
+        would be counted running).
         """
-        jobs = {
-            row["state"]: row["n"]
-            for row in txn.fetchall(f"SELECT state, COUNT(*) AS n FROM jobs WHERE {NOT_RUNNING} GROUP BY state")
-        }
-        running = txn.fetchone("SELECT COUNT(*) AS n FROM jobs")["n"] - sum(jobs.values())
+        jobs = {row["state"]: row["n"] for row in txn.fetchall(_COUNT_JOBS_SQL)}
+        running = jobs.pop(None) - sum(jobs.values())
         if running:
             jobs["running"] = running
         return jobs

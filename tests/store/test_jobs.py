@@ -3,6 +3,7 @@ Jobs on every engine: creation, paging, pending jobs, compare-and-set,
 state transitions with their events (L{dmgateway.store.jobs}).
 """
 
+import psycopg
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
@@ -342,7 +343,35 @@ class SQLiteInlineJobTests(OnInlineSQLite, JobTestsMixin, TestCase):
 
 
 class PostgresJobTests(OnPostgres, JobTestsMixin, TestCase):
-    pass
+    async def test_monitor_counts_jobs_in_one_snapshot(self):
+        # PostgreSQL reads each statement of a transaction at its own moment
+        # (read committed): jobs another process creates (or deletes, with
+        # their device) while the monitor counts must not show up as running
+        # ones, as "all jobs less the others" in two statements had it
+        store = await self.open()
+        await add_device(store, "IMEI:1")
+        await store.create_job("a", "IMEI:1", GET)
+        await store.update_job("a", state="running")
+        await store.create_job("b", "IMEI:1", GET)
+        fetchall = database.Txn.fetchall
+        other_writes = []
+
+        def racing(txn, sql, args=(), names=None):
+            rows = fetchall(txn, sql, args, names)
+            if "FROM jobs" in sql and not other_writes:
+                with psycopg.connect(self.uri, autocommit=True) as other:
+                    for job_id in ("c", "d", "e"):
+                        other.execute(
+                            "INSERT INTO jobs (job_id, device_id, state, commands, atomic, notify, ui_mode,"
+                            " results, created, updated) VALUES (%s, 'IMEI:1', 'queued', '[]', 0, 'none', 0,"
+                            " '[]', 0, 0)", (job_id,))
+                    other_writes.append(job_id)
+            return rows
+
+        self.patch(database.Txn, "fetchall", racing)
+        counted = (await store.monitor_snapshot(START))["jobs"]
+        self.assertEqual(other_writes, ["e"])
+        self.assertIn(counted, ({"queued": 1, "running": 1}, {"queued": 4, "running": 1}))
 
 
 class SQLiteTransitionTests(OnSQLite, TransitionTestsMixin, TestCase):
