@@ -26,9 +26,9 @@ from dmgateway.auth.randompool import random_bytes as system_random_bytes
 from dmgateway.auth.ratelimit import FailureLimiter
 from dmgateway.cluster.hooks import ClusterHooks
 from dmgateway.cluster.signals import JOBS
-from dmgateway.deadlines import SessionDeadlines
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
+from dmgateway.deadlines import SessionDeadlines
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
