@@ -10,7 +10,7 @@ session and its summary.  Then it wakes the readers of the event log.
 
 from dmgateway.cluster.signals import SESSIONS
 from dmgateway.dm import effects as fx
-from dmgateway.jobstates import change_job
+from dmgateway.jobstates import change_job, start_jobs
 from dmgateway.live import iso_time
 from dmgateway.logs import Logger
 
@@ -49,8 +49,27 @@ class SessionEffects:
                                     job_ids=list(live.job_ids), last_activity=touched)
                 starting = False
 
+        # The jobs started by the effects just read, moved to running in ONE
+        # update (and the session's row touched once), before any other effect.
+        started = []
+
+        def write_started():
+            nonlocal touched
+            start_jobs(batch, started, now=now)
+            started.clear()
+            if starting:
+                touched = now
+            else:
+                batch.touch_session(live.token, now, job_ids=live.job_ids)
+
         for effect in effects:
             kind = effect.__class__  # (the effects are final classes: no subclass to test for)
+            if kind is fx.JobStarted:
+                live.job_ids.append(effect.job_id)
+                started.append(effect.job_id)
+                continue
+            if started:
+                write_started()
             if kind is fx.DevInfoReceived:
                 # what the store already holds is not written again (a device's
                 # DevInfo rarely changes: its inventory index stays as it is)
@@ -88,13 +107,6 @@ class SessionEffects:
                     max_failures=self.config.auth.device_max_failures,
                     lockout=self.config.auth.lockout,
                 )
-            elif kind is fx.JobStarted:
-                live.job_ids.append(effect.job_id)
-                change_job(batch, effect.job_id, "running", device_id=device_id, now=now)
-                if starting:
-                    touched = now
-                else:
-                    batch.touch_session(live.token, now, job_ids=live.job_ids)
             elif kind is fx.JobFinished:
                 self.jobs_finished[effect.state] += 1
                 self._cancel_at_end.discard(effect.job_id)  # nothing left to cancel
@@ -144,6 +156,8 @@ class SessionEffects:
                     messages=live.messages,
                     jobs=len(live.job_ids),
                 )
+        if started:
+            write_started()
         record_start()
         write_device()
         results = await batch.commit(short=True)

@@ -44,6 +44,7 @@ __all__ = [
     "check_operation",
     "job_event",
     "change_job",
+    "start_jobs",
     "change_notification",
 ]
 
@@ -195,6 +196,15 @@ def change_job(batch, job_id, new_state, *, device_id, now, expect=None, error=N
         job_id, new_state, expect=expect, device_id=device_id, now=now, error=error, results=results,
         event=job_event(job_id, new_state, error) if new_state in FINAL_JOB_STATES else None,
     )
+
+
+def start_jobs(batch, job_ids, *, now):
+    """Move jobs to ``running``, each only from a state the table allows it from, in one statement.
+
+    ``batch`` as for :func:`change_job`; the result is how many of the jobs
+    changed.  ``running`` has no ``job`` event.
+    """
+    return batch.start_jobs(job_ids, expect=sources("job", "running"), now=now)
 
 
 def change_notification(batch, notification_id, new_state, *, expect=None, **fields):

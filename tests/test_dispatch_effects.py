@@ -51,3 +51,38 @@ class SessionStatementTests(TestCase):
         events = await self.store.events_after(0)
         self.assertEqual([event["type"] for event in events][-2:], ["job", "session"])
         self.assertEqual(events[-1]["jobs"], [created["id"]])
+
+    async def test_a_message_starts_all_its_jobs_in_one_statement(self):
+        ids = [(await self.handlers.create_job(DEVICE, GET_SWV))["id"] for _ in range(3)]
+        statements = record_statements(self)
+        session = await self.drive(ClientSession(account(), random_bytes=os.urandom))
+        self.assertEqual(session.outcome, "completed", session.log)
+        starts = [sql for sql in statements if "SET state = 'running'" in sql]
+        self.assertEqual(len(starts), 1, starts)
+        self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids], ["done"] * 3)
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], ids)
+
+    async def test_jobs_started_in_later_messages_are_recorded_on_the_session(self):
+        # a small MaxMsgSize: the jobs go out over several messages, each
+        # message's starts in one statement and the session's row touched once
+        ids = []
+        for n in range(3):
+            add = {"commands": [{"op": "Add", "target": "./Vendor/Blob%d" % n, "data": "x" * 700,
+                                 "format": "chr"}], "notify": "none"}
+            ids.append((await self.handlers.create_job(DEVICE, add))["id"])
+        statements = record_statements(self)
+        touched = []
+        touch = self.store._touch_session_txn
+
+        def recorded(txn, token, now, job_ids):
+            touched.append(list(job_ids))
+            return touch(txn, token, now, job_ids)
+
+        self.patch(self.store, "_touch_session_txn", recorded)
+        session = await self.drive(ClientSession(account(), random_bytes=os.urandom, max_msg_size=1400))
+        self.assertEqual(session.outcome, "completed", session.log)
+        starts = [sql for sql in statements if "SET state = 'running'" in sql]
+        self.assertEqual(len(starts), 3, starts)
+        self.assertEqual(touched, [ids[:2], ids], touched)
+        self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids], ["done"] * 3)
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], ids)

@@ -98,6 +98,10 @@ class Recording:
         self.calls.append(("update_notification", args, kwargs))
         return self
 
+    def start_jobs(self, *args, **kwargs):
+        self.calls.append(("start_jobs", args, kwargs))
+        return self
+
 
 class ChangeTests(SynchronousTestCase):
     def test_change_job_expects_every_state_the_table_allows_by_default(self):
@@ -125,6 +129,11 @@ class ChangeTests(SynchronousTestCase):
         with self.assertRaises(js.RefusedTransition):
             js.change_job(batch, "j1", "queued", device_id="d", now=1.0, expect="done")
         self.assertEqual(batch.calls, [])
+
+    def test_start_jobs_expects_every_state_running_may_follow(self):
+        batch = Recording()
+        self.assertIs(js.start_jobs(batch, ["j1", "j2"], now=5.0), batch)
+        self.assertEqual(batch.calls, [("start_jobs", (["j1", "j2"],), {"expect": ("queued", "notified"), "now": 5.0})])
 
     def test_change_notification_is_a_compare_and_set(self):
         batch = Recording()

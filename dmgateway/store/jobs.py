@@ -19,9 +19,13 @@ from dmgateway.jobstates import FINAL_JOB_STATES, check_job
 from .database import Database
 from .model import JOB_STATES, NOTIFY_MODES, PENDING_JOB_STATES, Conflict, Job, NotFound
 from .rows import dump_json, json_column, row_converter
-from .values import check_instance, check_int, check_state, check_states, check_text, marks
+from .values import check_instance, check_int, check_state, check_states, check_text, check_time, marks
 
 __all__ = ["JobStore", "job_from_row", "joined_job_from_row"]
+
+# job ids per UPDATE of L{JobStore.start_jobs} (each a bound parameter: well
+# below the 999 an SQLite built before 3.32 allows in one statement)
+_START_CHUNK = 400
 
 _DECODERS = {
     "commands": json_column("job commands"),
@@ -257,6 +261,39 @@ class JobStore(Database):
             changed = self._end_job_txn(txn, now, job_id, state, results, error, expect)
         if changed and event is not None:
             self._append_event_txn(txn, "job", device_id, now, event)
+        return changed
+
+    def start_jobs(self, job_ids: Iterable[str], *, expect: Iterable[str], now: Optional[float] = None) -> Deferred:
+        """
+        Compare-and-set several jobs to C{running} in one transaction, with
+        one C{UPDATE} for them all (a DM message starts every job it
+        carries: one statement, not one per job); call it through
+        L{dmgateway.jobstates.start_jobs}, which owns the allowed
+        transitions.  C{running} has no C{job} event.
+
+        @param expect: the states a job must be in to change.
+        @return: fires with how many of the jobs were changed.
+        """
+        return self.run_interaction(
+            "start_jobs", self._start_jobs_txn, self._now() if now is None else now,
+            tuple(job_ids), tuple(expect),
+        )
+
+    def _start_jobs_txn(self, txn, now, job_ids, expect) -> int:
+        expected = check_states(expect, JOB_STATES, "expect_state")
+        for old in expected:
+            check_job(old, "running")
+        check_time(now, "now")
+        changed = 0
+        for first in range(0, len(job_ids), _START_CHUNK):
+            chunk = job_ids[first:first + _START_CHUNK]
+            for job_id in chunk:
+                check_text(job_id, "job_id")
+            changed += txn.execute(
+                f"UPDATE jobs SET state = 'running', updated = ? WHERE job_id IN {marks(len(chunk))}"
+                f" AND state IN {marks(len(expected))}",
+                (now, *chunk, *expected),
+            )
         return changed
 
     def _end_job_txn(self, txn, now, job_id, state, results, error, expect) -> bool:

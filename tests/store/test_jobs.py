@@ -287,6 +287,52 @@ class TransitionTestsMixin(StoreCase):
         self.assertEqual([(e["job_id"], e["state"]) for e in await self.job_events()], [("j1", "done"), ("op1", "done")])
         self.assertEqual((await self.store.get_operation("op1")).state, "awaiting_device")
 
+    async def test_start_jobs_moves_only_the_pending_ones_in_one_statement(self):
+        statements = []
+        execute = database.Txn.execute
+
+        def traced(txn, sql, args=()):
+            statements.append(sql)
+            return execute(txn, sql, args)
+
+        device, now = TRANSITION_DEVICE, self.clock.seconds()
+        for job_id in ("j2", "j3", "j4"):
+            await self.store.create_job(job_id, device, commands=GET)
+        self.assertTrue(await js.change_job(self.store, "j3", "failed", device_id=device, now=now,
+                                            error={"code": "cancelled"}))
+        self.assertTrue(await js.change_job(self.store, "j4", "notified", device_id=device, now=now))
+        self.patch(database.Txn, "execute", traced)
+        batch = self.store.batch()
+        js.start_jobs(batch, ["j1", "j3", "j4", "nope"], now=now + 1)
+        js.change_job(batch, "j1", "done", device_id=device, now=now + 2, expect="running", results=[])
+        # (j3 has failed: a compare-and-set leaves it; j2 was not asked for)
+        self.assertEqual(await batch.commit(short=True), [2, True])
+        self.assertEqual(len([sql for sql in statements if "state = 'running'" in sql]), 1)
+        jobs = {job.job_id: (job.state, job.updated) for job in await self.store.list_jobs(device)}
+        self.assertEqual(jobs, {"j1": ("done", now + 2), "j2": ("queued", now), "j3": ("failed", now),
+                                "j4": ("running", now + 1)})
+        # running has no job event: j3's failure and j1's end only
+        self.assertEqual([(e["job_id"], e["state"]) for e in await self.job_events()],
+                         [("j3", "failed"), ("j1", "done")])
+
+    async def test_start_jobs_refusals_and_large_sets(self):
+        device, now = TRANSITION_DEVICE, self.clock.seconds()
+        with self.assertRaises(js.RefusedTransition):
+            await self.store.start_jobs(["j1"], expect=("done",), now=now)
+        with self.assertRaises(ValueError):
+            await self.store.start_jobs(["j1"], expect=("paused",), now=now)
+        with self.assertRaises(TypeError):
+            await self.store.start_jobs([7], expect=("queued",), now=now)
+        self.assertEqual(await self.store.start_jobs([], expect=("queued",), now=now), 0)
+        self.assertEqual((await self.store.get_job("j1")).state, "queued")
+        # more ids than one statement takes (jobs.py's _START_CHUNK): every one is moved
+        ids = ["k%04d" % n for n in range(1000)]
+        for job_id in ids[:3] + ids[-3:]:
+            await self.store.create_job(job_id, device, commands=GET)
+        self.assertEqual(await self.store.start_jobs(["j1", *ids], expect=("queued",), now=now), 7)
+        self.assertEqual({job.state for job in await self.store.list_jobs(device)}, {"running"})
+
+
 class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
     pass
 
