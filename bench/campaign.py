@@ -24,7 +24,6 @@ scheduler's own ceiling, and memory per device in a running campaign.
 import argparse
 import os
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +31,7 @@ sys.path.insert(0, ROOT)
 
 from twisted.internet import defer, reactor, task, threads  # noqa: E402
 
+from bench.scratch import scratch_dir  # noqa: E402
 from dmgateway.client import fleet, sim  # noqa: E402
 from dmgateway.client.functions import DeviceFunctions  # noqa: E402
 from dmgateway.store import open_store  # noqa: E402
@@ -51,7 +51,7 @@ def rss_kib(pid):
 
 
 async def scheduler_ceiling(count):
-    workdir = tempfile.mkdtemp(prefix="dmgw-bench-")
+    workdir = scratch_dir("dmgw-bench-")
     store = await open_store("sqlite:%s/store.db" % (workdir,), reactor=reactor)
     try:
         for n in range(count):
@@ -79,7 +79,7 @@ async def real_daemon(count, rates):
 
     smsc = NodeSMSC()
     await smsc.start()
-    workdir = tempfile.mkdtemp(prefix="dmgw-bench-")
+    workdir = scratch_dir("dmgw-bench-")
     gw = Daemon(workdir, gateway_extra=NOTIFY_FAST, extra_ini={
         "functions.ini": "[functions]\ncampaign_interval = 1\n", "smpp.ini": smpp_ini(smsc.port)})
     gw.start()

@@ -22,7 +22,6 @@ import importlib.util
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +30,7 @@ sys.path.insert(0, ROOT)
 from twisted.internet import defer, reactor, task  # noqa: E402
 from twisted.web.client import Agent  # noqa: E402
 
+from bench.scratch import scratch_dir  # noqa: E402
 from dmgateway.client import fleet, sim  # noqa: E402
 from dmgateway.client.http import post_message  # noqa: E402
 from dmgateway.client.session import Request  # noqa: E402
@@ -196,7 +196,7 @@ async def main(args):
     echo.stdout.readline()
     try:
         if "sqlite" in args.stores:
-            daemon = Daemon(tempfile.mkdtemp(prefix="dmgw-fleet-"))
+            daemon = Daemon(scratch_dir("dmgw-fleet-"))
             daemon.start()
             try:
                 await measure_store("SQLite", daemon, args, echo, port)
@@ -207,7 +207,7 @@ async def main(args):
 
             try:
                 with PostgresServer.start() as server:
-                    daemon = Daemon(tempfile.mkdtemp(prefix="dmgw-fleet-pg-"),
+                    daemon = Daemon(scratch_dir("dmgw-fleet-pg-"),
                                     store=server.create_database())
                     daemon.start()
                     try:

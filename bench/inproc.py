@@ -24,7 +24,6 @@ import argparse
 import cProfile
 import os
 import sys
-import tempfile
 import time
 import urllib.parse
 
@@ -34,6 +33,7 @@ sys.path.insert(0, ROOT)
 from twisted.internet import defer, task  # noqa: E402
 from twisted.logger import globalLogBeginner, textFileLogObserver  # noqa: E402
 
+from bench.scratch import scratch_dir  # noqa: E402
 from bench.session import account, cpu_seconds, provision  # noqa: E402
 from dmgateway.client import ClientSession  # noqa: E402
 from dmgateway.config import load_config  # noqa: E402
@@ -102,7 +102,7 @@ def count_statements(store):
 
 
 async def main(reactor, args):
-    workdir = tempfile.mkdtemp(prefix="dmgw-inproc-")
+    workdir = scratch_dir("dmgw-inproc-")
     encodings = args.encoding.split(",")
     total = args.sessions * len(encodings)
     daemon = Daemon(workdir)

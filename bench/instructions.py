@@ -242,8 +242,8 @@ async def main(args):
                                      dict(os.environ, **SAME_HASHES))
         echo_counter.pid = echo.pid
         per_cell = args.warmup + args.sessions
-        print("provisioning %d devices with one job each ..." % (per_cell * len(cells),), flush=True)
-        provision(daemon, per_cell * len(cells))
+        print("provisioning %d devices with %d job(s) each ..." % (per_cell * len(cells), args.jobs), flush=True)
+        provision(daemon, per_cell * len(cells), args.jobs)
         print("measuring the idle processes for %g s (%.0f s so far) ..." % (args.idle, time.monotonic() - started),
               flush=True)
         idle = await idle_rates([gateway, echo_counter], args.idle)
@@ -257,8 +257,10 @@ async def main(args):
                 daemon, gateway, echo, echo_counter, echo_port, encoding, concurrency, warm, counted, agent)
         print(
             "instructions (callgrind Ir, user space, all threads) per session: %d counted sessions per cell, "
-            "all completed, after %d uncounted (2 HTTP exchanges, MD5 both ways, one Get); idle work taken out: "
-            "gateway %.0fk/s, echo %.0fk/s" % (args.sessions, args.warmup, idle[0]["Ir"] / 1e3, idle[1]["Ir"] / 1e3)
+            "all completed, after %d uncounted (2 HTTP exchanges, MD5 both ways, %s); idle work taken out: "
+            "gateway %.0fk/s, echo %.0fk/s" % (args.sessions, args.warmup,
+                                               "one Get" if args.jobs == 1 else "%d jobs of one Get" % args.jobs,
+                                               idle[0]["Ir"] / 1e3, idle[1]["Ir"] / 1e3)
         )
         for (encoding, concurrency), counts in results.items():
             (gateway_counts, gateway_s), (echo_counts, echo_s), requests = counts
@@ -298,6 +300,9 @@ if __name__ == "__main__":
     parser.add_argument("--warmup", type=int, default=20, help="uncounted sessions per cell before them")
     parser.add_argument("--idle", type=float, default=30.0,
                         help="seconds the idle processes are counted for, to take their timers' work out")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="jobs (one Get each) per device: run with 1 and with N, the gateway's difference"
+                             " over N - 1 is its cost per extra job in a session")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated concurrencies")
     parser.add_argument("--encodings", default="xml,wbxml", help="comma-separated: xml, wbxml")
     parser.add_argument(

@@ -40,7 +40,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +48,7 @@ sys.path.insert(0, ROOT)
 from twisted.internet import defer, reactor, task  # noqa: E402
 from twisted.web.client import Agent, HTTPConnectionPool  # noqa: E402
 
+from bench.scratch import scratch_dir  # noqa: E402
 from dmgateway.auth.credentials import constant_time_equal, md5_value, user_hash  # noqa: E402
 from dmgateway.client import ClientSession  # noqa: E402
 from dmgateway.client.account import Account, Credentials  # noqa: E402
@@ -86,7 +86,8 @@ def account(daemon, n):
     )
 
 
-def provision(daemon, count):
+def provision(daemon, count, jobs=1):
+    """Devices 0 to ``count`` - 1 (see :func:`account`), each with ``jobs`` jobs of one Get."""
     for n in range(count):
         acc = account(daemon, n)
         daemon.put_device(
@@ -97,7 +98,8 @@ def provision(daemon, count):
                 "server_auth": {"type": "md5", "name": acc.server.name, "secret": acc.server.secret},
             },
         )
-        daemon.create_job(acc.device_id, {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"})
+        for _ in range(jobs):
+            daemon.create_job(acc.device_id, {"commands": [{"op": "Get", "target": "./DevDetail/SwV"}], "notify": "none"})
 
 
 def cpu_seconds(pid, threads=False):
@@ -264,7 +266,7 @@ def _content_type(headers):
 async def main(args):
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     cells = [(encoding, c) for encoding in ("xml", "wbxml") for c in concurrencies]
-    workdir = tempfile.mkdtemp(prefix="dmgw-bench-")
+    workdir = scratch_dir("dmgw-bench-")
     daemon = Daemon(workdir)
     if args.logger != "twistd":
         daemon.twistd_options = ["--logger=" + args.logger]

@@ -6,11 +6,17 @@ so a message's store work is counted with it), the devices played by the
 client library; the garbage collector tuned as the serving daemon tunes it
 (``dmgateway.daemon.tune_gc``).
 
-1. **Extra job.**  Sessions of devices with 1 job and with ``--jobs`` jobs
-   (one Get each) run to their end; only the gateway's side is timed (CPU of
-   the ``Dispatcher.handle_dm`` calls, ``time.process_time``), the client's
-   work is not.  Reported: gateway CPU per session for each, and per extra
-   job: (many - one) / (jobs - 1).
+1. **Extra job.**  One gateway serves devices with 1 job and devices with
+   ``--jobs`` jobs (one Get each), provisioned in the same store, their
+   sessions interleaved (one of each, then the other way round: ABBA), after
+   ``--warmup`` uncounted sessions of each kind; only the gateway's side is
+   timed (CPU of the ``Dispatcher.handle_dm`` calls, ``time.process_time``),
+   the client's work is not.  Each block of ``--block`` pairs gives a cost
+   per extra job, (many - one) / (jobs - 1); reported: gateway CPU per
+   session of each kind and the median of the blocks' costs, with their
+   quartiles.  Interleaved, both kinds meet the same machine: run one after
+   the other (as this bench first did), the 1-job figure alone moved by up
+   to 50% between runs and the difference of the two by as much as itself.
 
 2. **Memory per live session.**  ``--hold`` devices open a session and stop
    after package 2, so the dispatcher holds them; ``tracemalloc`` counts what
@@ -18,7 +24,8 @@ client library; the garbage collector tuned as the serving daemon tunes it
    (RSS growth in bench/fleet.py undercounts: the daemon reuses the memory
    its earlier sessions freed.)
 
-    .venv/bin/python bench/session_growth.py [--sessions 300] [--jobs 6] [--hold 1000]
+    .venv/bin/python bench/session_growth.py [--sessions 300] [--jobs 6] [--runs 3]
+        [--warmup 20] [--block 20] [--hold 1000]
 """
 
 import argparse
@@ -70,7 +77,8 @@ class Gateway:
     #: (client, server) nonces its devices know, as after a session (none: never connected)
     nonces = (b"", b"")
 
-    async def start(self, devices, jobs, uri="sqlite::memory:?inline=1"):
+    async def start(self, devices, jobs, uri="sqlite::memory:?inline=1", more=()):
+        """Serve ``devices`` with ``jobs`` jobs each, and each (devices, jobs) of ``more``."""
         from twisted.internet import reactor
 
         self.store = await open_store(uri, reactor=reactor)
@@ -79,10 +87,11 @@ class Gateway:
         self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=3600), clock=self.clock)
         self.handlers = Handlers(self.dispatcher)
         await self.dispatcher.start()
-        for device in devices:
-            await self.handlers.put_device(device, account_spec())
-            for _ in range(jobs):
-                await self.handlers.create_job(device, JOB)
+        for group, count in ((devices, jobs), *more):
+            for device in group:
+                await self.handlers.put_device(device, account_spec())
+                for _ in range(count):
+                    await self.handlers.create_job(device, JOB)
         # the collector as the serving daemon sets it once started (as
         # bench/inproc.py): with CPython's defaults, collections that walk
         # the whole process fell inside the timed calls, more often the more
@@ -114,14 +123,39 @@ class Gateway:
         return session
 
 
-async def cpu_per_session(count, jobs, offset):
-    devices = [device_id(offset + n) for n in range(count)]
+async def extra_job_cost(count, jobs, warmup, block):
+    """
+    One gateway's CPU per session of its 1-job and ``jobs``-job devices,
+    interleaved (see the module docstring): (one, many, the cost per extra
+    job of each block of ``block`` pairs), in ms.
+    """
+    ones = [device_id(n) for n in range(warmup + count)]
+    manys = [device_id(100_000 + n) for n in range(warmup + count)]
     gateway = Gateway()
-    await gateway.start(devices, jobs)
-    for device in devices:
+    await gateway.start(ones, 1, more=[(manys, jobs)])
+    for one, many in zip(ones[:warmup], manys[:warmup]):
+        await gateway.session(one)
+        await gateway.session(many)
+    spent = {1: 0.0, jobs: 0.0}
+    blocks = []
+
+    async def timed(device, kind):
+        before = gateway.cpu
         await gateway.session(device)
+        spent[kind] += gateway.cpu - before
+        return gateway.cpu - before
+
+    extra = 0.0
+    for n, (one, many) in enumerate(zip(ones[warmup:], manys[warmup:])):
+        order = ((one, 1), (many, jobs)) if n % 2 == 0 else ((many, jobs), (one, 1))
+        for device, kind in order:
+            cost = await timed(device, kind)
+            extra += cost if kind == jobs else -cost
+        if (n + 1) % block == 0:
+            blocks.append(extra / block / (jobs - 1) * 1000.0)
+            extra = 0.0
     await gateway.store.close()
-    return gateway.cpu / count * 1000.0
+    return spent[1] / count * 1000.0, spent[jobs] / count * 1000.0, blocks
 
 
 async def memory_per_session(count):
@@ -145,16 +179,19 @@ async def memory_per_session(count):
 
 
 async def main(args):
-    rows = []
+    ones, manys, blocks = [], [], []
     for _ in range(args.runs):
-        one = await cpu_per_session(args.sessions, 1, 0)
-        many = await cpu_per_session(args.sessions, args.jobs, 100_000)
-        rows.append((one, many))
-    one = statistics.median(r[0] for r in rows)
-    many = statistics.median(r[1] for r in rows)
-    print("gateway CPU per session (handle_dm only, median of %d runs of %d sessions):" % (args.runs, args.sessions))
-    print("  1 job  %.3f ms   %d jobs %.3f ms   per extra job %.3f ms"
-          % (one, args.jobs, many, (many - one) / (args.jobs - 1)))
+        one, many, costs = await extra_job_cost(args.sessions, args.jobs, args.warmup, args.block)
+        ones.append(one)
+        manys.append(many)
+        blocks.extend(costs)
+    quartiles = statistics.quantiles(blocks, n=4) if len(blocks) > 1 else blocks * 3
+    print("gateway CPU per session (handle_dm only; %d runs of %d sessions of each kind, interleaved):"
+          % (args.runs, args.sessions))
+    print("  1 job  %.3f ms   %d jobs %.3f ms   per extra job %.3f ms (median of %d blocks of %d pairs;"
+          " quartiles %.3f-%.3f)" % (statistics.median(ones), args.jobs, statistics.median(manys),
+                                     statistics.median(blocks), len(blocks), args.block,
+                                     quartiles[0], quartiles[2]))
     live, grown = await memory_per_session(args.hold)
     print("memory per live session (tracemalloc, %d sessions held after package 2, %d live): %.1f KiB"
           % (args.hold, live, grown / args.hold / 1024.0))
@@ -166,5 +203,7 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=6)
     parser.add_argument("--hold", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=20, help="uncounted sessions of each kind first")
+    parser.add_argument("--block", type=int, default=20, help="pairs of sessions per cost per extra job")
     args = parser.parse_args()
     task.react(lambda reactor: defer.ensureDeferred(main(args)))

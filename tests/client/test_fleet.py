@@ -5,6 +5,7 @@ and talk to it over real HTTP on the real reactor.
 """
 
 import io
+import shutil
 import tempfile
 import urllib.parse
 from types import SimpleNamespace
@@ -230,12 +231,16 @@ class DaemonFleetTests(TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.daemon = Daemon(tempfile.mkdtemp(prefix="dmgw-fleet-"))
+        cls.workdir = tempfile.mkdtemp(prefix="dmgw-fleet-")
+        cls.daemon = Daemon(cls.workdir)
         cls.daemon.start()
 
     @classmethod
     def tearDownClass(cls):
-        cls.daemon.stop()
+        try:
+            cls.daemon.stop()
+        finally:
+            shutil.rmtree(cls.workdir, ignore_errors=True)
 
     def devices(self, count, start, **options):
         return list(sim.pattern_devices(count, start=start, server_name=SERVER_ID, **options))
