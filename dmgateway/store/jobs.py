@@ -290,9 +290,7 @@ class JobStore(Database):
             for job_id in chunk:
                 check_text(job_id, "job_id")
             changed += txn.execute(
-                f"UPDATE jobs SET state = 'running', updated = ? WHERE job_id IN {marks(len(chunk))}"
-                f" AND state IN {marks(len(expected))}",
-                (now, *chunk, *expected),
+                _start_sql(len(chunk), len(expected), self.engine == "postgresql"), (now, *chunk, *expected)
             )
         return changed
 
@@ -330,6 +328,24 @@ def _job_values(now: float, state, results, error) -> dict[str, Any]:
         values["error"] = dump_json(error, "error")
     values["updated"] = now
     return values
+
+
+@functools.lru_cache(maxsize=64)
+def _start_sql(jobs: int, expected: int, lock_in_seq_order: bool) -> str:
+    """
+    L{JobStore._start_jobs_txn}'s C{UPDATE} of C{jobs} jobs, each in one of
+    C{expected} states.  C{lock_in_seq_order} (PostgreSQL): their rows are
+    locked in C{seq} order first, the order in which C{remove_device} and
+    C{expire_operations} move a device's pending jobs one by one.  In the
+    order a plan meets them (by job id, or by state then C{seq}) the
+    statement and one of those could each hold a row the other waits for:
+    a deadlock, which PostgreSQL ends by failing one of them (a DM message
+    so failed is answered as if the store were down).
+    """
+    where = f"job_id IN {marks(jobs)} AND state IN {marks(expected)}"
+    if lock_in_seq_order:
+        where = f"job_id IN (SELECT job_id FROM jobs WHERE {where} ORDER BY seq FOR UPDATE)"
+    return f"UPDATE jobs SET state = 'running', updated = ? WHERE {where}"
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,7 +4,7 @@ state transitions with their events (L{dmgateway.store.jobs}).
 """
 
 import psycopg
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task, threads
 from twisted.trial.unittest import TestCase
 
 from dmgateway import jobstates as js
@@ -429,7 +429,55 @@ class SQLiteInlineTransitionTests(OnInlineSQLite, TransitionTestsMixin, TestCase
 
 
 class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
-    pass
+    async def test_start_jobs_takes_rows_in_the_order_other_writers_do(self):
+        # remove_device (and expire_operations) move a device's pending jobs
+        # one by one in seq order; start_jobs must lock them in that order
+        # too, or each can hold a row the other waits for: PostgreSQL aborts
+        # one (a deadlock), and the DM message fails as if the store were down.
+        # Here the ids sort against seq (j1, then j0), and with many pending
+        # jobs elsewhere the planner finds the two by job id.
+        await self.store.create_job("j0", TRANSITION_DEVICE, commands=GET)
+        await add_device(self.store, "IMEI:2")
+        with psycopg.connect(self.uri, autocommit=True) as admin:
+            admin.execute("INSERT INTO jobs (job_id, device_id, state, commands, atomic, notify, ui_mode, results,"
+                          " created, updated) SELECT 'x' || n, 'IMEI:2', 'queued', '[]', 0, 'none', 0, '[]', 0, 0"
+                          " FROM generate_series(1, 20000) AS n")
+            admin.execute("ANALYZE jobs")
+        with psycopg.connect(self.uri) as other:
+            other.execute("UPDATE jobs SET state = 'failed' WHERE job_id = 'j1'")  # remove_device's first
+            starting = js.start_jobs(self.store, ["j1", "j0"], now=self.clock.seconds())
+            for _ in range(500):
+                if other.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                    break
+                await task.deferLater(reactor, 0.01, lambda: None)
+            else:
+                self.fail("start_jobs never waited for the other writer's row lock")
+            # (the other writer's next job: it must not wait for start_jobs)
+            await threads.deferToThread(other.execute, "UPDATE jobs SET state = 'failed' WHERE job_id = 'j0'")
+            other.commit()
+        self.assertEqual(await starting, 0)
+        self.assertEqual({job.job_id: job.state for job in await self.store.list_jobs(TRANSITION_DEVICE)},
+                         {"j0": "failed", "j1": "failed"})
+
+    async def test_start_jobs_starts_a_job_another_writer_notified_meanwhile(self):
+        # (the rows are locked first, then updated: the update must see the
+        # version it waited for, still one of the states a start expects)
+        await self.store.create_job("j0", TRANSITION_DEVICE, commands=GET)
+        now = self.clock.seconds() + 5
+        with psycopg.connect(self.uri) as other:
+            other.execute("UPDATE jobs SET state = 'notified' WHERE job_id = 'j1'")
+            starting = js.start_jobs(self.store, ["j1", "j0"], now=now)
+            for _ in range(500):
+                if other.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                    break
+                await task.deferLater(reactor, 0.01, lambda: None)
+            else:
+                self.fail("start_jobs never waited for the other writer's row lock")
+            other.commit()
+        self.assertEqual(await starting, 2)
+        jobs = await self.store.list_jobs(TRANSITION_DEVICE)
+        self.assertEqual({job.job_id: (job.state, job.updated) for job in jobs},
+                         {"j0": ("running", now), "j1": ("running", now)})
 
 
 class SQLiteReactorJobTests(OnReactorSQLite, JobTestsMixin, TestCase):
