@@ -271,12 +271,13 @@ class JobStore(Database):
         L{dmgateway.jobstates.start_jobs}, which owns the allowed
         transitions.  C{running} has no C{job} event.
 
+        @param job_ids: the jobs' ids (one id: that job).
         @param expect: the states a job must be in to change.
         @return: fires with how many of the jobs were changed.
         """
         return self.run_interaction(
             "start_jobs", self._start_jobs_txn, self._now() if now is None else now,
-            tuple(job_ids), tuple(expect),
+            (job_ids,) if isinstance(job_ids, str) else tuple(job_ids), tuple(expect),
         )
 
     def _start_jobs_txn(self, txn, now, job_ids, expect) -> int:

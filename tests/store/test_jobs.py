@@ -332,6 +332,14 @@ class TransitionTestsMixin(StoreCase):
         self.assertEqual(await self.store.start_jobs(["j1", *ids], expect=("queued",), now=now), 7)
         self.assertEqual({job.state for job in await self.store.list_jobs(device)}, {"running"})
 
+    async def test_start_jobs_takes_one_id_as_one_job(self):
+        # (as expect does, and not as its characters: jobs "j" and "1")
+        for job_id in ("j", "1"):
+            await self.store.create_job(job_id, TRANSITION_DEVICE, commands=GET)
+        self.assertEqual(await self.store.start_jobs("j1", expect=("queued",), now=self.clock.seconds()), 1)
+        jobs = {job.job_id: job.state for job in await self.store.list_jobs(TRANSITION_DEVICE)}
+        self.assertEqual(jobs, {"j1": "running", "j": "queued", "1": "queued"})
+
 
 class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
     pass
