@@ -178,6 +178,16 @@ async def memory_per_session(count):
     return live, grown
 
 
+def spread(costs):
+    """The median of ``costs`` and their lower and upper quartiles, within
+    them (statistics.quantiles' default method reaches past the data when
+    there are few points: 0.75 and 2.25 for 1 and 2)."""
+    if len(costs) == 1:
+        return costs[0], costs[0], costs[0]
+    low, _, high = statistics.quantiles(costs, n=4, method="inclusive")
+    return statistics.median(costs), low, high
+
+
 async def main(args):
     ones, manys, blocks = [], [], []
     for _ in range(args.runs):
@@ -185,25 +195,39 @@ async def main(args):
         ones.append(one)
         manys.append(many)
         blocks.extend(costs)
-    quartiles = statistics.quantiles(blocks, n=4) if len(blocks) > 1 else blocks * 3
+    median, low, high = spread(blocks)
     print("gateway CPU per session (handle_dm only; %d runs of %d sessions of each kind, interleaved):"
           % (args.runs, args.sessions))
     print("  1 job  %.3f ms   %d jobs %.3f ms   per extra job %.3f ms (median of %d blocks of %d pairs;"
           " quartiles %.3f-%.3f)" % (statistics.median(ones), args.jobs, statistics.median(manys),
-                                     statistics.median(blocks), len(blocks), args.block,
-                                     quartiles[0], quartiles[2]))
+                                     median, len(blocks), args.block, low, high))
     live, grown = await memory_per_session(args.hold)
     print("memory per live session (tracemalloc, %d sessions held after package 2, %d live): %.1f KiB"
           % (args.hold, live, grown / args.hold / 1024.0))
 
 
-if __name__ == "__main__":
+def arguments(argv=None):
+    """The command line's arguments, refused (before any session) when they cannot give a figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=300)
+    parser.add_argument("--sessions", type=int, default=300, help="sessions of each kind per run")
     parser.add_argument("--jobs", type=int, default=6)
     parser.add_argument("--hold", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=20, help="uncounted sessions of each kind first")
-    parser.add_argument("--block", type=int, default=20, help="pairs of sessions per cost per extra job")
-    args = parser.parse_args()
-    task.react(lambda reactor: defer.ensureDeferred(main(args)))
+    parser.add_argument("--block", type=int, default=20,
+                        help="pairs of sessions per cost per extra job: even (as many one-many pairs as"
+                             " many-one), at most --sessions; the pairs after the last whole block count"
+                             " in the sessions' figures only")
+    args = parser.parse_args(argv)
+    if args.jobs < 2:
+        parser.error("--jobs must be at least 2 (the cost of an extra job)")
+    if min(args.sessions, args.runs, args.hold) < 1 or args.warmup < 0:
+        parser.error("--sessions, --runs and --hold must be at least 1, --warmup at least 0")
+    if args.block < 2 or args.block % 2 or args.block > args.sessions:
+        parser.error("--block must be even, from 2 to --sessions (%d)" % (args.sessions,))
+    return args
+
+
+if __name__ == "__main__":
+    options = arguments()
+    task.react(lambda reactor: defer.ensureDeferred(main(options)))
