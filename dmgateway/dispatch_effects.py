@@ -10,7 +10,7 @@ session and its summary.  Then it wakes the readers of the event log.
 
 from dmgateway.cluster.signals import SESSIONS
 from dmgateway.dm import effects as fx
-from dmgateway.jobstates import change_job, start_jobs
+from dmgateway.jobstates import PENDING_JOB_STATES, change_job, start_jobs
 from dmgateway.live import iso_time
 from dmgateway.logs import Logger
 
@@ -110,7 +110,11 @@ class SessionEffects:
             elif kind is fx.JobFinished:
                 self.jobs_finished[effect.state] += 1
                 self._cancel_at_end.discard(effect.job_id)  # nothing left to cancel
-                change_job(batch, effect.job_id, effect.state, device_id=device_id, now=now, expect="running",
+                # (a job this session never started fails from where it waits:
+                # abandoned while queued, when the device can take no command)
+                started_here = effect.job_id in live.job_ids or effect.state != "failed"
+                change_job(batch, effect.job_id, effect.state, device_id=device_id, now=now,
+                           expect="running" if started_here else PENDING_JOB_STATES,
                            results=effect.results, error=effect.error)
                 events += 1
                 if self.functions is not None:

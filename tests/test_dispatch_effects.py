@@ -86,3 +86,32 @@ class SessionStatementTests(TestCase):
         self.assertEqual(touched, [ids[:2], ids], touched)
         self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids], ["done"] * 3)
         self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], ids)
+
+
+class AbandonedJobTests(TestCase):
+    """A session that cannot carry any command (the device's MaxMsgSize too
+    small for the header and the Statuses owed) fails the jobs it never
+    started, as the engine says, instead of leaving them queued for the next
+    session to fail the same way."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        # a 100-character public URL: at 1 KiB the header and the RespURI leave no room
+        yield start_dispatcher(self, DEVICE, ACCOUNT, public_url="https://dm.example.com/" + "x" * 77)
+
+    async def test_jobs_never_started_fail_with_the_session(self):
+        mixed = [{"op": "Replace", "target": "./Vendor/S%02d" % n, "data": "v" * 150} for n in range(15)]
+        ids = [(await self.handlers.create_job(DEVICE, {"commands": mixed, "notify": "none"}))["id"],
+               (await self.handlers.create_job(DEVICE, GET_SWV))["id"]]
+        session = await SessionStatementTests.drive(self, ClientSession(account(), random_bytes=os.urandom,
+                                                                         max_msg_size=1024))
+        self.assertEqual(session.outcome, "completed", session.log)
+        summary = (await self.store.get_device(DEVICE)).last_session
+        self.assertEqual((summary["outcome"], summary["jobs"]), ("max_msg_size_too_small", []))
+        for job_id in ids:
+            job = await self.handlers.get_job(job_id)
+            self.assertEqual((job["state"], job["error"]["code"]), ("failed", "max_msg_size_too_small"), job)
+        events = [(e["job_id"], e["state"]) for e in await self.store.events_after(0) if e["type"] == "job"]
+        self.assertEqual(events, [(ids[0], "failed"), (ids[1], "failed")])
