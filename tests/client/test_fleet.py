@@ -233,7 +233,11 @@ class DaemonFleetTests(TestCase):
     def setUpClass(cls):
         cls.workdir = tempfile.mkdtemp(prefix="dmgw-fleet-")
         cls.daemon = Daemon(cls.workdir)
-        cls.daemon.start()
+        try:
+            cls.daemon.start()
+        except BaseException:  # (no tearDownClass then)
+            shutil.rmtree(cls.workdir, ignore_errors=True)
+            raise
 
     @classmethod
     def tearDownClass(cls):
