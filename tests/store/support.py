@@ -173,3 +173,19 @@ def record_statements(case):
 
     case.patch(database.Txn, "execute", traced)
     return statements
+
+
+async def until_a_lock_waits(connection, what):
+    """
+    Poll PostgreSQL (through C{connection}, a psycopg connection) until some
+    transaction waits for a lock (C{pg_locks}, not granted); fail the test
+    after five seconds (an C{AssertionError}, as C{TestCase.fail}) saying
+    C{what} never waited.
+    """
+    from twisted.internet import reactor
+
+    for _ in range(500):
+        if connection.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+            return
+        await task.deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError(f"{what} never waited for the other writer's row lock")

@@ -4,13 +4,15 @@ state transitions with their events (L{dmgateway.store.jobs}).
 """
 
 import psycopg
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
 from dmgateway import jobstates as js
 from dmgateway.functions import build_operation
 from dmgateway.store import Conflict, NotFound, database
-from tests.store.support import START, OnInlineSQLite, OnReactorSQLite, OnPostgres, OnSQLite, StoreCase, add_device
+from tests.store.support import (
+    START, OnInlineSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, until_a_lock_waits,
+)
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
 
@@ -454,12 +456,7 @@ class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
         with psycopg.connect(self.uri) as other:
             other.execute("UPDATE jobs SET state = 'failed' WHERE job_id = 'j1'")  # remove_device's first
             starting = js.start_jobs(self.store, ["j1", "j0"], now=self.clock.seconds())
-            for _ in range(500):
-                if other.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
-                    break
-                await task.deferLater(reactor, 0.01, lambda: None)
-            else:
-                self.fail("start_jobs never waited for the other writer's row lock")
+            await until_a_lock_waits(other, "start_jobs")
             # (the other writer's next job: it must not wait for start_jobs)
             await threads.deferToThread(other.execute, "UPDATE jobs SET state = 'failed' WHERE job_id = 'j0'")
             other.commit()
@@ -475,12 +472,7 @@ class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
         with psycopg.connect(self.uri) as other:
             other.execute("UPDATE jobs SET state = 'notified' WHERE job_id = 'j1'")
             starting = js.start_jobs(self.store, ["j1", "j0"], now=now)
-            for _ in range(500):
-                if other.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
-                    break
-                await task.deferLater(reactor, 0.01, lambda: None)
-            else:
-                self.fail("start_jobs never waited for the other writer's row lock")
+            await until_a_lock_waits(other, "start_jobs")
             other.commit()
         self.assertEqual(await starting, 2)
         jobs = await self.store.list_jobs(TRANSITION_DEVICE)

@@ -17,7 +17,7 @@ from dmgateway.store.postgres import (
     parse_postgres_uri,
     redact_uri,
 )
-from tests.store.support import OnPostgres, StoreCase, add_device
+from tests.store.support import OnPostgres, StoreCase, add_device, until_a_lock_waits
 
 
 class URITests(SynchronousTestCase):
@@ -164,12 +164,7 @@ class PostgresOnlyTests(OnPostgres, StoreCase, TestCase):
         with psycopg.connect(self.uri) as other:
             other.execute("UPDATE jobs SET state = 'running' WHERE job_id = 'j1'")  # not committed yet
             cancelling = store.cancel_job("j1")
-            for _ in range(500):
-                if other.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
-                    break
-                await task.deferLater(reactor, 0.01, lambda: None)
-            else:
-                self.fail("the cancel never waited for the other process's row lock")
+            await until_a_lock_waits(other, "the cancel")
             other.commit()
         result = await cancelling
         self.assertEqual((result.cancelled, result.state, result.notifications), (False, "running", 0))
