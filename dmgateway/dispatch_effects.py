@@ -112,9 +112,9 @@ class SessionEffects:
                 self._cancel_at_end.discard(effect.job_id)  # nothing left to cancel
                 # (a job this session never started fails from where it waits:
                 # abandoned while queued, when the device can take no command)
-                started_here = effect.job_id in live.job_ids or effect.state != "failed"
+                from_running = effect.job_id in live.job_ids or effect.state != "failed"
                 change_job(batch, effect.job_id, effect.state, device_id=device_id, now=now,
-                           expect="running" if started_here else PENDING_JOB_STATES,
+                           expect="running" if from_running else PENDING_JOB_STATES,
                            results=effect.results, error=effect.error)
                 events += 1
                 if self.functions is not None:
