@@ -6,8 +6,8 @@ Fewer index pages written per DM session.
   it into that part of the index at its first message and out of it at
   its last: two pages written (and checkpointed) per session for a state
   only the monitor's count asks for, all jobs at once (it counts them as
-  all jobs less the others, see L{InventoryStore._monitor_snapshot_txn
-  <dmgateway.store.inventory.InventoryStore._monitor_snapshot_txn>}).
+  all jobs less the others, see L{InventoryQueries._count_jobs_txn
+  <dmgateway.store.inventory.InventoryQueries._count_jobs_txn>}).
   A query for other states repeats the index's condition word for word
   (L{NOT_RUNNING<dmgateway.store.jobs.NOT_RUNNING>}), so both engines see
   that the index holds what it asks for (C{jobs_in_state}, the queued
