@@ -53,10 +53,16 @@ class Engine(Protocol):
     @ivar description: where the data lives, without any password.
     @ivar returning: whether the store ends statements in C{RETURNING} (to
         save a round trip; else it reads the rows back).
+    @ivar attempts: how many times a transaction runs at most when the
+        database rolls it back for losing to a concurrent one; above 1, the
+        engine's C{transact} runs the pool's transactions.
+    @ivar retries: how many transactions ran again so far (for metrics).
     """
 
     name: str
     returning: bool
+    attempts: int
+    retries: int
     column_types: dict[str, str]
     description: str
 
@@ -71,6 +77,14 @@ class Engine(Protocol):
 
     def sql(self, sql: str) -> str:
         """Translate C{?} placeholders into the engine's parameter style."""
+
+    def transact(self, connection: Any, interact: Any, desc: str, func: Any, args: tuple) -> Any:
+        """
+        In the pool's thread, with C{attempts} above 1: C{interact(cursor,
+        func, args)} in one transaction, committed; run again while it loses
+        to concurrent ones (see L{PostgresEngine.transact
+        <dmgateway.store.postgres.PostgresEngine.transact>}).
+        """
 
     def begin_txn(self, cursor: Any) -> None:
         """Start the transaction an interaction runs in (if the engine needs it)."""
@@ -254,9 +268,13 @@ class Database:
         rollback on exception) and fire with its result.
 
         C{txn} is a L{Txn}.  This is how every method below works; call it
-        directly only for one-off maintenance and tests.
+        directly only for one-off maintenance and tests.  C{func} may run
+        more than once (the database rolled it back: see L{Engine.attempts}):
+        it changes nothing but its C{txn}, and leaves its caller's state
+        to the callbacks.
 
-        @param desc: what the work is, for error messages.
+        @param desc: what the work is, for error messages (and the log line
+            of a transaction run again).
         @param short: a transaction of a few indexed statements (a DM
             session's reads and writes): on an engine with a reactor
             connection it runs in the calling thread, at once when the
@@ -271,15 +289,19 @@ class Database:
         started = None if self.on_transaction is None else self._clock.seconds()
         if self._direct is not None:
             if self._waiting or (short and self._on_pool and not self._in_direct):
-                return self._wait(func, args, started, short)
+                return self._wait(desc, func, args, started, short)
             if short and not self._on_pool and not self._in_direct:
                 d = self._run_direct(func, args, started, short is not SINGLE)
                 if d is not None:
                     return d
-        return self._run_on_pool(func, args, started)
+        return self._run_on_pool(desc, func, args, started)
 
-    def _run_on_pool(self, func, args: tuple, started: Optional[float]) -> Deferred:
-        d = self._pool.runInteraction(self._interact, func, args)
+    def _run_on_pool(self, desc: str, func, args: tuple, started: Optional[float]) -> Deferred:
+        engine = self.database_engine
+        if engine.attempts > 1:
+            d = self._pool.runWithConnection(engine.transact, self._interact, desc, func, args)
+        else:
+            d = self._pool.runInteraction(self._interact, func, args)
         self._on_pool += 1
         self._pending.add(d)
         d.addBoth(self._settled, d)
@@ -296,7 +318,7 @@ class Database:
         d.addBoth(self._drain)
         return answer
 
-    def _wait(self, func, args: tuple, started: Optional[float], short: Any) -> Deferred:
+    def _wait(self, desc: str, func, args: tuple, started: Optional[float], short: Any) -> Deferred:
         """
         A transaction asked while the pool is busy (or others wait before
         it), kept here until the pool has drained: then L{_drain} runs it
@@ -308,7 +330,7 @@ class Database:
         behind short ones, to keep the order.
         """
         d: Deferred = Deferred()
-        self._waiting.append((d, func, args, started, short))
+        self._waiting.append((d, desc, func, args, started, short))
         self._pending.add(d)
         d.addBoth(self._settled_background, d)
         return d
@@ -322,13 +344,13 @@ class Database:
         right behind it that are long too.
         """
         waiting = self._waiting
-        while waiting and not self._in_direct and (not self._on_pool or not waiting[0][4]):
-            d, func, args, started, short = waiting.popleft()
+        while waiting and not self._in_direct and (not self._on_pool or not waiting[0][5]):
+            d, desc, func, args, started, short = waiting.popleft()
             done = None
             if short and not self._on_pool:
                 done = self._run_direct(func, args, started, short is not SINGLE)
             if done is None:
-                done = self._run_on_pool(func, args, started)
+                done = self._run_on_pool(desc, func, args, started)
             done.chainDeferred(d)
         return result
 

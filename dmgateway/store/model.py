@@ -23,6 +23,7 @@ __all__ = [
     "StoreError",
     "StoreClosed",
     "StoreUnavailable",
+    "StoreContention",
     "NotFound",
     "Conflict",
     "SchemaTooNew",
@@ -71,6 +72,15 @@ class StoreUnavailable(StoreError):
     The database cannot be reached or cannot write just now (connection
     lost, server restarting, disk full, file read-only): worth retrying
     later, not a fault of the request.
+    """
+
+
+class StoreContention(StoreError):
+    """
+    The transaction lost to concurrent ones (a deadlock, a serialization
+    failure) every time it ran, and was rolled back each time: nothing of it
+    was written.  Not an outage: the database works, and the same request
+    may well succeed when asked again.
     """
 
 

@@ -4,24 +4,46 @@ The PostgreSQL engine: for several gateway processes sharing one database.
 psycopg (version 3) through adbapi; the pool size comes from the URI's
 C{pool_min}/C{pool_max} query parameters (or L{open_store} arguments).
 Migrations take a transaction-level advisory lock so that processes
-starting together apply each migration once.
+starting together apply each migration once.  A transaction the server
+rolls back because it lost to a concurrent one (a deadlock, a
+serialization failure) is run again (L{PostgresEngine.transact}).
 """
 
 from __future__ import annotations
 
 import functools
+import random
+import threading
+import time
 from typing import Any, Optional
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from twisted.enterprise import adbapi
+from twisted.logger import Logger
 
 from ..redact import redact_uri
-from .model import Conflict, StoreError, StoreUnavailable
+from .model import Conflict, StoreContention, StoreError, StoreUnavailable
 
 # SQLSTATE classes of an unreachable or restarting server: connection
 # exceptions, insufficient resources, operator intervention (shutdown).
 _UNAVAILABLE_STATES = ("08", "53", "57P")
+
+#: SQLSTATEs of a transaction the server rolled back because it lost to a
+#: concurrent one: serialization_failure, deadlock_detected.  psycopg makes
+#: them OperationalErrors, as it does a lost connection; they are not one:
+#: the database works, and the transaction is to be run again.
+CONTENTION_STATES = ("40001", "40P01")
+
+#: How many times a transaction runs at most while it loses (see
+#: L{PostgresEngine.transact}).
+ATTEMPTS = 3
+
+#: The longest pause, in seconds, before a transaction's second run (twice
+#: that before its third).
+BACK_OFF = 0.02
+
+log = Logger()
 
 __all__ = ["PostgresEngine", "parse_postgres_uri", "redact_uri", "MIGRATION_LOCK"]
 
@@ -109,6 +131,12 @@ class PostgresEngine:
         self.pool_max = pool_max
         self.extra = extra
         self.description = description
+        #: transactions run again after losing to concurrent ones (for metrics)
+        self.retries = 0
+        self._retries_lock = threading.Lock()
+        # (replaced by tests)
+        self._sleep = time.sleep
+        self._random = random.random
 
     @classmethod
     def from_uri(
@@ -134,6 +162,52 @@ class PostgresEngine:
             cp_name="dmgateway-store-postgresql",
             **self.extra,
         )
+
+    #: how many times a transaction runs at most (see L{transact})
+    attempts = ATTEMPTS
+
+    def transact(self, connection: Any, interact: Any, desc: str, func: Any, args: tuple) -> Any:
+        """
+        For the pool's thread (C{runWithConnection}): C{interact(cursor,
+        func, args)} in one transaction, committed.
+
+        A transaction the server rolled back because it lost to a concurrent
+        one (L{CONTENTION_STATES}; at any statement or at its commit) is
+        rolled back here and run again from its start, up to L{attempts}
+        times in all, each time after a pause of up to L{BACK_OFF} seconds
+        (doubled every time) drawn at random, so that the transactions that
+        collided do not meet again in step.  What the transaction functions
+        change is their L{Txn<dmgateway.store.database.Txn>}'s only, which
+        each run has afresh.  The pause holds this thread of the pool (its
+        connection idle), never the reactor: a deadlock is rare, and the
+        server already took its C{deadlock_timeout} (1 s by default) to find
+        it; through the reactor, the run again would also have to be kept
+        in the store's order and in what L{close
+        <dmgateway.store.database.Database.close>} waits for.  The last
+        run's error is raised (L{translate_error} makes it a
+        L{StoreContention}).
+        """
+        attempt = 1
+        while True:
+            try:
+                with connection.cursor() as cursor:
+                    result = interact(cursor, func, args)
+                connection.commit()
+                return result
+            except psycopg.Error as e:
+                if attempt >= self.attempts or getattr(e, "sqlstate", None) not in CONTENTION_STATES:
+                    raise
+                error = e
+            connection.rollback()
+            with self._retries_lock:
+                self.retries += 1
+            log.warn(
+                "store transaction {desc} lost to a concurrent one ({error}): running it again, "
+                "attempt {attempt} of {attempts}",
+                desc=desc, error=type(error).__name__, attempt=attempt + 1, attempts=self.attempts,
+            )
+            self._sleep(self._random() * BACK_OFF * 2 ** (attempt - 1))
+            attempt += 1
 
     def sql(self, sql: str) -> str:
         """C{?} placeholders become psycopg's C{%s}."""
@@ -162,7 +236,9 @@ class PostgresEngine:
         message = getattr(diag, "message_primary", None) or str(error).split("\n", 1)[0]
         sqlstate = getattr(error, "sqlstate", None)
         kind = Conflict if isinstance(error, psycopg.IntegrityError) else StoreError
-        if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)) or (
+        if sqlstate in CONTENTION_STATES:
+            kind = StoreContention
+        elif isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)) or (
             sqlstate or ""
         ).startswith(_UNAVAILABLE_STATES):
             kind = StoreUnavailable

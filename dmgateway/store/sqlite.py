@@ -524,6 +524,13 @@ class SQLiteEngine:
     #: L{sql} changes nothing: a L{Txn<dmgateway.store.database.Txn>} skips it
     native_placeholders = True
 
+    #: a transaction runs once: SQLite rolls none back for losing to another
+    #: (C{BEGIN IMMEDIATE} queues the pool's writers for up to the busy
+    #: timeout; a reactor connection's transaction that meets a lock is
+    #: rolled back and goes to the pool, which is its second run)
+    attempts = 1
+    retries = 0
+
     def sql(self, sql: str) -> str:
         """SQLite takes C{?} placeholders as they are."""
         return sql
