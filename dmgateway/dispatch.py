@@ -34,13 +34,12 @@ from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import bad_request_reply, status_only_reply
 from dmgateway.dispatch_effects import SessionEffects
-from dmgateway.dispatch_guard import SessionGuard, _check_counts, _digest
+from dmgateway.dispatch_guard import WRITE_LATER, SessionGuard, _check_counts, _digest
 from dmgateway.eventlog import EventLog
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
 from dmgateway.jobstates import change_job
 from dmgateway.live import DMReply, LiveSession, device_state, job_spec, media_type_for, starts_session
 from dmgateway.logs import Logger, debug_enabled
-from dmgateway.store.model import StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -131,8 +130,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         if self._repairs:
             try:
                 await self._repair()
-            except StoreUnavailable:
-                log.warn("store still unavailable at shutdown: {count} aborted sessions left "
+            except WRITE_LATER:
+                log.warn("store still failing at shutdown: {count} aborted sessions left "
                          "for the next start to settle", count=len(self._repairs))
         self.events.stop()
 
@@ -209,8 +208,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             if self.outage.active:
                 self._schedule_repair(0)
             return reply
-        except StoreUnavailable as e:
-            return self._store_down(device_id, e)
+        except WRITE_LATER as e:
+            return self._store_failed_dm(msg, encoding, e)
         finally:
             lock.release()
             if not lock.locked and not lock.waiting and device_id not in self._by_device:
@@ -281,11 +280,11 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             self._forget(live)
         try:
             await self._apply(live, outcome.effects)
-        except StoreUnavailable:
+        except WRITE_LATER as e:
             if ended:
                 self._repairs.append((live, outcome.effects))
             else:
-                self._abort_unrecorded(live, "the store is unavailable")
+                self._abort_unrecorded(live, e)
             raise
         if just_authenticated and self.outbox is not None and live.pending_jobs:
             await self.outbox.session_started(live.device_id, live.pending_jobs)
@@ -450,16 +449,15 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             )
             try:
                 await self._abort(live, "session_timeout", "the device stopped answering")
-            except StoreUnavailable as e:
-                self.outage.failed(e)
-                self._schedule_repair()
+            except WRITE_LATER as e:
+                self._write_later(e)
 
     async def _abort(self, live, code, message, wake=True):
         effects = live.engine.abort(code, message)
         self._forget(live)
         try:
             await self._apply(live, effects)
-        except StoreUnavailable:
+        except WRITE_LATER:
             self._repairs.append((live, effects))
             raise
         if wake:

@@ -16,6 +16,11 @@ sessions, store and effects).  The rules:
 * A store outage answers 503 with Retry-After; the sessions it interrupts
   are ended at once and written when the store is back (probed every
   ``[gateway] store_retry_after`` seconds).
+* A store transaction that kept losing to concurrent ones (a PostgreSQL
+  deadlock or serialization failure, run again by the store and lost every
+  time) is no outage: the message gets a SyncML 503 (in HTTP 200), its
+  session ends, and what the session did is written at once after the
+  answer (as after an outage, if the store still refuses it).
 """
 
 import hashlib
@@ -31,13 +36,20 @@ from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
 from dmgateway.live import DMReply, LiveSession, device_state, media_type_for, starts_session
 from dmgateway.logs import Logger
-from dmgateway.store.model import StoreUnavailable
+from dmgateway.store.model import StoreContention, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
+
+#: The store's failures after which what a session did is kept (the
+#: dispatcher's ``_repairs``) and written once the store takes it: it is
+#: unavailable (an outage), or the transaction kept losing to concurrent ones.
+WRITE_LATER = (StoreUnavailable, StoreContention)
 
 
 class SessionGuard:
     """Dispatcher methods guarding sessions and the store (see the module docstring)."""
+
+    _repairing = False  # a _repair runs (a second one would write its first effects twice)
 
     def _continues(self, live, msg, token, body, hmac_header):
         """Whether ``msg`` continues ``live``: "continue", "take_over" or "refuse".
@@ -163,13 +175,36 @@ class SessionGuard:
         self._schedule_repair()
         return self.outage.retry_after
 
+    def _store_failed_dm(self, msg, encoding, error):
+        """The answer to a DM message the store failed with ``error`` (one of WRITE_LATER)."""
+        device_id = msg.hdr.source.loc_uri
+        if isinstance(error, StoreUnavailable):
+            return self._store_down(device_id, error)
+        # the database works: no outage, a plain SyncML refusal the device may try again
+        log.warn("DM message from {device_id} refused (SyncML 503): {error}", device_id=device_id,
+                 error=str(error))
+        live = self._by_device.get(device_id)
+        if live is not None:
+            self._abort_unrecorded(live, error)
+        self._write_later(error)
+        return self._plain_reply(msg, encoding, 503)
+
+    def _write_later(self, error):
+        """What sessions did waits in ``_repairs`` after ``error``: during an
+        outage until the probe finds the store back, else written at once."""
+        if isinstance(error, StoreUnavailable):
+            self.outage.failed(error)
+            self._schedule_repair()
+        else:
+            self._schedule_repair(0)
+
     def _store_down(self, device_id, error):
         """HTTP 503 for a DM message the store failed; the device's session is aborted."""
         if error is not None:
             self.outage.failed(error)
         live = self._by_device.get(device_id)
         if live is not None:
-            self._abort_unrecorded(live, "the store is unavailable")
+            self._abort_unrecorded(live, error)
         self._schedule_repair()
         return DMReply(
             503,
@@ -178,8 +213,13 @@ class SessionGuard:
             {"retry-after": "%d" % (self.outage.retry_after,)},
         )
 
-    def _abort_unrecorded(self, live, message):
-        """End ``live`` now; its store rows are settled once the store is back."""
+    def _abort_unrecorded(self, live, error):
+        """End ``live`` now, the store having failed with ``error``; its store
+        rows are settled once the store takes them."""
+        if isinstance(error, StoreContention):
+            message = "the store's transaction kept losing to concurrent ones"
+        else:
+            message = "the store is unavailable"
         effects = live.engine.abort("store_unavailable", message)
         self._forget(live)
         self._repairs.append((live, effects))
@@ -194,15 +234,23 @@ class SessionGuard:
         )
 
     def _run_repair(self):
+        if self._repairing:
+            return  # (the one running writes what was added meanwhile too)
+        self._repairing = True
         d = defer.ensureDeferred(self._repair())
 
         def failed(failure):
-            failure.trap(StoreUnavailable)
-            self.outage.failed(failure.value)
+            self._repairing = False
+            failure.trap(*WRITE_LATER)
+            if failure.check(StoreUnavailable):
+                self.outage.failed(failure.value)
             self._schedule_repair()
 
-        d.addErrback(failed)
+        d.addCallbacks(self._repaired, failed)
         d.addErrback(lambda f: log.failure("settling sessions after a store outage failed", f))
+
+    def _repaired(self, _):
+        self._repairing = False
 
     async def _repair(self):
         """Write what sessions aborted during an outage left (their jobs fail with a reason)."""

@@ -138,11 +138,13 @@ class SecurityTests(DispatcherHarness):
 
 
 class FailingStore:
-    """The real store, failing as an unreachable database while ``down``."""
+    """The real store, failing as an unreachable database while ``down``
+    (with ``error()``: another failure)."""
 
     def __init__(self, store):
         self._store = store
         self.down = False
+        self.error = lambda: StoreUnavailable("OperationalError: database or disk is full")
 
     def __getattr__(self, name):
         attr = getattr(self._store, name)
@@ -153,7 +155,7 @@ class FailingStore:
 
         def call(*args, **kwargs):
             if self.down:
-                return defer.fail(StoreUnavailable("OperationalError: database or disk is full"))
+                return defer.fail(self.error())
             return attr(*args, **kwargs)
 
         return call
@@ -169,7 +171,7 @@ class _FailingBatch:
         if name == "commit":
             def commit(**kwargs):
                 if self._owner.down:
-                    return defer.fail(StoreUnavailable("OperationalError: database or disk is full"))
+                    return defer.fail(self._owner.error())
                 return method(**kwargs)
             return commit
 
