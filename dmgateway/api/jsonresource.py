@@ -26,7 +26,7 @@ from twisted.web.server import NOT_DONE_YET
 from dmgateway.api import validation
 from dmgateway.api.service import ServiceUnavailable, UnknownDevice, UnknownJob
 from dmgateway.api.validation import ValidationError
-from dmgateway.store.model import StoreUnavailable
+from dmgateway.store.model import StoreContention, StoreUnavailable
 
 JSON_TYPE = b"application/json; charset=utf-8"
 MAX_SEQ = 2**63 - 1
@@ -112,6 +112,15 @@ class _Exchange:
             error = ApiError(
                 503, "store_unavailable", "the store is unavailable; try again later",
                 {b"Retry-After": b"%d" % (retry_after,)},
+            )
+        elif isinstance(error, StoreContention):
+            # the database works (no outage): its transaction kept losing to
+            # concurrent ones; the request may well succeed when asked again
+            log.info("API request {method} {path} refused (503): {error}", error=str(error),
+                     method=self.request.method.decode("latin-1"), path=self.request.path.decode("latin-1"))
+            error = ApiError(
+                503, "store_unavailable", "the store is busy with concurrent changes; try again",
+                {b"Retry-After": b"1"},
             )
         elif isinstance(error, ServiceUnavailable):
             error = ApiError(

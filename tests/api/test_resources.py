@@ -543,6 +543,20 @@ class ServiceErrorTests(ApiTestCase):
             self.assertNotIn(b"disk", response.raw)
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    def test_store_contention_is_503_without_an_outage(self):
+        # (a PostgreSQL transaction that lost to concurrent ones every time
+        # the store ran it: the database works, no outage is noted)
+        from dmgateway.store.model import StoreContention
+
+        noted = []
+        self.service.store_failed = noted.append
+        self.service.failure = StoreContention("DeadlockDetected: deadlock detected", "40P01")
+        response = self.call("POST", f"{DEVICE_PATH}/jobs", JOB)
+        error = self.assertError(response, 503, "store_unavailable")
+        self.assertEqual(error["message"], "the store is busy with concurrent changes; try again")
+        self.assertEqual(response.header("retry-after"), "1")
+        self.assertEqual((noted, self.flushLoggedErrors()), ([], []))
+
     def test_clear_lockouts(self):
         self.put_device()
         response = self.call("DELETE", f"{DEVICE_PATH}/lockouts")
