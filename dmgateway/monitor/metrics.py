@@ -5,7 +5,8 @@ One :class:`GatewayMetrics` per process, on its own registry:
 
 * histograms observed as things happen: DM session duration (by outcome),
   HTTP request latency (by listener), store transaction latency;
-* counters: API requests by status, store errors;
+* counters: API requests by status, store errors, store transactions run
+  again (read from the store at scrape time);
 * read at scrape time from the dispatcher, the outbox and the SMPP links:
   sessions, auth failures, jobs finished, notifications by bearer and
   outcome, SMPP link up/down and window use;
@@ -197,6 +198,14 @@ class _StateCollector:
         state = GaugeMetricFamily("dmgw_up", "1 while the gateway serves (0 starting or draining)")
         state.add_metric([], 1 if getattr(gateway, "state", "") == "ready" else 0)
         yield state
+        store = getattr(gateway, "store", None)
+        if store is not None:
+            retried = CounterMetricFamily(
+                "dmgw_store_retries",
+                "store transactions run again after losing to concurrent ones (deadlock, serialization failure)",
+            )
+            retried.add_metric([], store.database_engine.retries)
+            yield retried
         if dispatcher is not None:
             yield from _dispatcher_metrics(dispatcher)
             outbox = getattr(dispatcher, "outbox", None)

@@ -99,3 +99,22 @@ class ObserveTests(SynchronousTestCase):
                   and "_created" not in line]
         self.assertTrue(ours)
         self.assertEqual(ours, theirs)
+
+
+class StoreRetriesTests(SynchronousTestCase):
+    def setUp(self):
+        self.patch(threadable, "ioThread", threadable.getThreadID())  # (see ObserveTests)
+
+    def test_transactions_run_again_are_counted(self):
+        from types import SimpleNamespace
+
+        engine = SimpleNamespace(retries=0)
+        gateway = SimpleNamespace(store=SimpleNamespace(database_engine=engine), state="ready")
+        registry = GatewayMetrics(gateway, Clock(), process=False).registry
+        self.assertEqual(samples(registry, "dmgw_store_retries"), [("dmgw_store_retries_total", (), 0.0)])
+        engine.retries = 3
+        self.assertEqual(samples(registry, "dmgw_store_retries"), [("dmgw_store_retries_total", (), 3.0)])
+
+    def test_no_store_yet_no_count(self):
+        registry = GatewayMetrics(None, Clock(), process=False).registry
+        self.assertEqual(samples(registry, "dmgw_store_retries"), [])
