@@ -127,9 +127,9 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         for live in list(self._by_token.values()):
             await self._abort(live, "shutdown", "gateway shutting down")
         self.deadlines.stop()
-        if self._repairs:
+        if self._repairs or self._repairing is not None:
             try:
-                await self._repair()
+                await self._last_repair()
             except WRITE_LATER:
                 log.warn("store still failing at shutdown: {count} aborted sessions left "
                          "for the next start to settle", count=len(self._repairs))

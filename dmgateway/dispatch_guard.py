@@ -49,7 +49,9 @@ WRITE_LATER = (StoreUnavailable, StoreContention)
 class SessionGuard:
     """Dispatcher methods guarding sessions and the store (see the module docstring)."""
 
-    _repairing = False  # a _repair runs (a second one would write its first effects twice)
+    #: the Deferred of the _repair running (a second one would write its
+    #: first effects twice), else None
+    _repairing = None
 
     def _continues(self, live, msg, token, body, hmac_header):
         """Whether ``msg`` continues ``live``: "continue", "take_over" or "refuse".
@@ -225,6 +227,8 @@ class SessionGuard:
         self._repairs.append((live, effects))
 
     def _schedule_repair(self, delay=None):
+        if self._stopping:
+            return  # (stop() writes what is left itself)
         if self._probe is not None and self._probe.active():
             if delay == 0:
                 self._probe.reset(0)
@@ -234,13 +238,12 @@ class SessionGuard:
         )
 
     def _run_repair(self):
-        if self._repairing:
+        if self._repairing is not None:
             return  # (the one running writes what was added meanwhile too)
-        self._repairing = True
-        d = defer.ensureDeferred(self._repair())
+        d = self._repairing = defer.ensureDeferred(self._repair())
 
         def failed(failure):
-            self._repairing = False
+            self._repairing = None
             failure.trap(*WRITE_LATER)
             if failure.check(StoreUnavailable):
                 self.outage.failed(failure.value)
@@ -250,7 +253,14 @@ class SessionGuard:
         d.addErrback(lambda f: log.failure("settling sessions after a store outage failed", f))
 
     def _repaired(self, _):
-        self._repairing = False
+        self._repairing = None
+
+    async def _last_repair(self):
+        """At stop: the repair running has ended, and what is left is written."""
+        if self._repairing is not None:
+            await self._repairing  # (fires with None, whatever became of it)
+        if self._repairs:
+            await self._repair()
 
     async def _repair(self):
         """Write what sessions aborted during an outage left (their jobs fail with a reason)."""

@@ -13,7 +13,7 @@ from dmgateway.client import ClientSession
 from dmgateway.codec import xml
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
-from dmgateway.store import StoreContention, open_store
+from dmgateway.store import StoreContention, StoreUnavailable, open_store
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config
 from tests.test_dispatch import GET_SWV, account
@@ -161,3 +161,43 @@ class ContentionTests(TestCase):
         self.assertEqual(len(sessions), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
         self.assert_no_outage()
+
+    async def test_a_stop_during_a_repair_writes_each_session_once(self):
+        # A repair waits for the store when the gateway stops: the stop's
+        # own last repair must wait for it, not write its effects again.
+        _session, request = await self.session_past_package_2()
+        self.store.down = True
+        self.assert_syncml_503(await self.send(request))
+        self.store.down = False
+        self.held.held = defer.Deferred()
+        self.clock.advance(0)  # the repair starts and waits in the store
+        self.assertEqual(len(self.dispatcher._repairs), 1)
+        stopping = defer.ensureDeferred(self.dispatcher.stop())
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        await stopping
+        self.assertEqual(self.dispatcher._repairs, [])
+        self.assertEqual(await self.job_state(), "done")
+        sessions = [e for e in await self.store.events_after(0, 100) if e["type"] == "session"]
+        self.assertEqual(len(sessions), 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    async def test_a_repair_failing_during_a_stop_arms_no_probe(self):
+        # (a probe armed after the stop ran once the store was closed)
+        _session, request = await self.session_past_package_2()
+        self.store.down = True
+        self.assert_syncml_503(await self.send(request))
+        self.store.down = False
+        self.held.held = defer.Deferred()
+        self.clock.advance(0)  # the repair starts and waits in the store
+        stopping = defer.ensureDeferred(self.dispatcher.stop())
+        held, self.held.held = self.held.held, None
+        self.store.down = True
+        self.store.error = lambda: StoreUnavailable("OperationalError: the connection is closed")
+        held.errback(self.store.error())
+        await stopping
+        self.assertEqual(len(self.dispatcher._repairs), 1)  # for the next start to settle
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        [line] = [e for e in self.logged if "left for the next start" in e.get("log_format", "")]
+        self.assertEqual(line["count"], 1)
+        self.assertEqual(self.flushLoggedErrors(), [])
