@@ -17,6 +17,7 @@ here (live sessions, wake-ups); this module imports neither it nor the API.
 
 import types
 from collections import Counter, OrderedDict
+from contextlib import suppress
 from typing import Any, Optional
 from urllib.parse import quote_plus, urlencode
 
@@ -125,7 +126,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             await lock.acquire()  # a message in flight (even a session opening) is done
             lock.release()
         for live in list(self._by_token.values()):
-            await self._abort(live, "shutdown", "gateway shutting down")
+            with suppress(*WRITE_LATER):  # (kept in _repairs: written below, or at the next start)
+                await self._abort(live, "shutdown", "gateway shutting down")
         self.deadlines.stop()
         if self._repairs or self._repairing is not None:
             try:

@@ -201,3 +201,14 @@ class ContentionTests(TestCase):
         [line] = [e for e in self.logged if "left for the next start" in e.get("log_format", "")]
         self.assertEqual(line["count"], 1)
         self.assertEqual(self.flushLoggedErrors(), [])
+
+    async def test_a_stop_whose_session_end_loses_still_stops(self):
+        # (the sessions after it were left open, and the store was never closed)
+        await self.session_past_package_2()
+        self.store.down = True
+        await self.dispatcher.stop()
+        self.assertEqual((self.dispatcher._by_device, len(self.dispatcher._repairs)), ({}, 1))
+        [line] = [e for e in self.logged if "left for the next start" in e.get("log_format", "")]
+        self.assertEqual(line["count"], 1)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.flushLoggedErrors(), [])
