@@ -18,6 +18,7 @@ from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
 from dmgateway.jobstates import change_job, start_jobs
 from tests.fixtures import ACCOUNT, DEVICE
+from dmgateway.store import StoreUnavailable
 from tests.store.support import OnPostgres, StoreCase, add_device
 from tests.support import gateway_config
 from tests.test_dispatch import GET_SWV, account
@@ -149,3 +150,33 @@ class LosingAtTheLastStatementTests(_Replays, TestCase):
 
 class LosingAtCommitTests(_Replays, TestCase):
     trigger = _AT_COMMIT
+
+
+class LostDuringThePauseTests(OnPostgres, StoreCase, TestCase):
+    async def test_a_connection_lost_before_the_run_again_is_unavailable_and_the_pool_recovers(self):
+        store = await self.open(pool_min=1, pool_max=1)
+        await add_device(store, DEVICE)
+        with psycopg.connect(self.uri, autocommit=True) as admin:
+            admin.execute(_LOSE_FIRST_RUN)
+            admin.execute(_AT_LAST_STATEMENT)
+        engine = store.database_engine
+        pids = []
+
+        def killed_meanwhile(seconds):
+            # (in the pool's thread, between the runs: the server ends the backend)
+            with psycopg.connect(self.uri, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pids[0],))
+                while admin.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = %s",
+                                    (pids[0],)).fetchone()[0]:
+                    pass
+
+        engine._sleep = killed_meanwhile
+        pids.append(await store.run_interaction(
+            "pid", lambda txn: txn.fetchone("SELECT pg_backend_pid() AS pid")["pid"]))
+        with self.assertRaises(StoreUnavailable):
+            await store.append_event("lost", DEVICE, self.clock.seconds())
+        self.flushLoggedErrors()
+        # the pool connects again: the next transaction works, and runs again if it loses
+        engine._sleep = lambda seconds: None
+        seq = await store.append_event("kept", DEVICE, self.clock.seconds())
+        self.assertEqual([(e["type"], e["seq"]) for e in await store.events_after(0)], [("kept", seq)])
