@@ -33,7 +33,7 @@ from dmgateway.jobstates import change_job, change_notification
 from dmgateway.notify.package0 import NotificationError, ServerCredential
 from dmgateway.notify.trigger import build_trigger, push_message
 from dmgateway.outbox import decisions as decide
-from dmgateway.store.model import StoreUnavailable
+from dmgateway.store.model import StoreContention, StoreUnavailable
 
 log = Logger(namespace="dmgateway.notify")
 
@@ -143,7 +143,13 @@ class NotificationOutbox:
         return d.addBoth(done)
 
     def _store_failed(self, failure):
-        """A store outage: one line, not a traceback every pass; passes go on."""
+        """A store outage: one line, not a traceback every pass; passes go on.
+        A transaction that kept losing to concurrent ones is no outage: one
+        line, and the next pass tries again."""
+        if failure.check(StoreContention):
+            log.warn("notification pass stopped short: {error}; the next pass tries again",
+                     error=str(failure.value))
+            return
         failure.trap(StoreUnavailable)
         if not self._store_down:
             self._store_down = True

@@ -221,6 +221,32 @@ class OutboxTests(TestCase):
         self.assertEqual(sum("available again" in f for f in formats), 1)
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    async def test_store_contention_is_one_line_not_a_traceback_nor_an_outage(self):
+        # (a PostgreSQL transaction that lost to concurrent ones every time
+        # the store ran it: the next pass tries again)
+        from twisted.logger import globalLogPublisher
+
+        from dmgateway.store.model import StoreContention
+
+        logged = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
+        real = self.store.due_notifications
+
+        def losing(*args, **kwargs):
+            return defer.fail(StoreContention("DeadlockDetected: deadlock detected", "40P01"))
+
+        self.store.due_notifications = losing
+        await self.outbox.tick()
+        self.store.due_notifications = real
+        await self.outbox.tick()
+        self.assertEqual(self.flushLoggedErrors(), [])
+        lines = [e for e in logged if "next pass tries again" in e.get("log_format", "")]
+        self.assertEqual([(e["log_level"].name, e["error"]) for e in lines],
+                         [("warn", "DeadlockDetected: deadlock detected")])
+        formats = [e.get("log_format", "") for e in logged]
+        self.assertFalse(any("unavailable" in f or "available again" in f for f in formats))
+
     async def test_temporary_failures_back_off_then_succeed(self):
         self.sip.script = [("retry", "throttled"), ("retry", "throttled")]
         created = await self.handlers.create_job(DEVICE, JOB)
