@@ -201,8 +201,9 @@ def change_job(batch, job_id, new_state, *, device_id, now, expect=None, error=N
 def start_jobs(batch, job_ids, *, now):
     """Move jobs to ``running``, each only from a state the table allows it from, in one statement.
 
-    ``batch`` as for :func:`change_job`; the result is how many of the jobs
-    changed.  ``running`` has no ``job`` event.
+    ``batch`` as for :func:`change_job`; the result is the ids of the jobs
+    started (those running after it, in the order given).  ``running`` has
+    no ``job`` event.
     """
     return batch.start_jobs(job_ids, expect=sources("job", "running"), now=now)
 

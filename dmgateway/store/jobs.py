@@ -273,14 +273,17 @@ class JobStore(Database):
 
         @param job_ids: the jobs' ids (one id: that job).
         @param expect: the states a job must be in to change.
-        @return: fires with how many of the jobs were changed.
+        @return: fires with the ids of the jobs started, in the order given
+            (a tuple): those the store holds as C{running} after it.  When
+            the update changed as many rows as there are ids (every job
+            started: the common case) nothing is read back.
         """
         return self.run_interaction(
             "start_jobs", self._start_jobs_txn, self._now() if now is None else now,
             (job_ids,) if isinstance(job_ids, str) else tuple(job_ids), tuple(expect),
         )
 
-    def _start_jobs_txn(self, txn, now, job_ids, expect) -> int:
+    def _start_jobs_txn(self, txn, now, job_ids, expect) -> tuple:
         expected = check_states(expect, JOB_STATES, "expect_state")
         for old in expected:
             check_job(old, "running")
@@ -293,7 +296,17 @@ class JobStore(Database):
             changed += txn.execute(
                 _start_sql(len(chunk), len(expected), self.engine == "postgresql"), (now, *chunk, *expected)
             )
-        return changed
+        if changed == len(job_ids):
+            return job_ids
+        # some were not in a state a start expects (cancelled, expired, their
+        # device removed; or running already, which counts as started): which
+        running = set()
+        for first in range(0, len(job_ids), _START_CHUNK):
+            chunk = job_ids[first:first + _START_CHUNK]
+            rows = txn.fetchall(f"SELECT job_id FROM jobs WHERE job_id IN {marks(len(chunk))} AND state = 'running'",
+                                chunk)
+            running.update(row["job_id"] for row in rows)
+        return tuple(job_id for job_id in job_ids if job_id in running)
 
     def _end_job_txn(self, txn, now, job_id, state, results, error, expect) -> bool:
         """

@@ -308,8 +308,10 @@ class TransitionTestsMixin(StoreCase):
         js.start_jobs(batch, ["j1", "j3", "j4", "nope"], now=now + 1)
         js.change_job(batch, "j1", "done", device_id=device, now=now + 2, expect="running", results=[])
         # (j3 has failed: a compare-and-set leaves it; j2 was not asked for)
-        self.assertEqual(await batch.commit(short=True), [2, True])
-        self.assertEqual(len([sql for sql in statements if "state = 'running'" in sql]), 1)
+        self.assertEqual(await batch.commit(short=True), [("j1", "j4"), True])
+        # one update for all, and, as it missed some, one query for which it started
+        self.assertEqual(len([sql for sql in statements if sql.startswith("UPDATE jobs SET state = 'running'")]), 1)
+        self.assertEqual(len([sql for sql in statements if sql.startswith("SELECT job_id FROM jobs")]), 1)
         jobs = {job.job_id: (job.state, job.updated) for job in await self.store.list_jobs(device)}
         self.assertEqual(jobs, {"j1": ("done", now + 2), "j2": ("queued", now), "j3": ("failed", now),
                                 "j4": ("running", now + 1)})
@@ -325,22 +327,46 @@ class TransitionTestsMixin(StoreCase):
             await self.store.start_jobs(["j1"], expect=("paused",), now=now)
         with self.assertRaises(TypeError):
             await self.store.start_jobs([7], expect=("queued",), now=now)
-        self.assertEqual(await self.store.start_jobs([], expect=("queued",), now=now), 0)
+        self.assertEqual(await self.store.start_jobs([], expect=("queued",), now=now), ())
         self.assertEqual((await self.store.get_job("j1")).state, "queued")
         # more ids than one statement takes (jobs.py's _START_CHUNK): every one is moved
         ids = ["k%04d" % n for n in range(1000)]
         for job_id in ids[:3] + ids[-3:]:
             await self.store.create_job(job_id, device, commands=GET)
-        self.assertEqual(await self.store.start_jobs(["j1", *ids], expect=("queued",), now=now), 7)
+        self.assertEqual(await self.store.start_jobs(["j1", *ids], expect=("queued",), now=now),
+                         ("j1", *ids[:3], *ids[-3:]))
         self.assertEqual({job.state for job in await self.store.list_jobs(device)}, {"running"})
 
     async def test_start_jobs_takes_one_id_as_one_job(self):
         # (as expect does, and not as its characters: jobs "j" and "1")
         for job_id in ("j", "1"):
             await self.store.create_job(job_id, TRANSITION_DEVICE, commands=GET)
-        self.assertEqual(await self.store.start_jobs("j1", expect=("queued",), now=self.clock.seconds()), 1)
+        self.assertEqual(await self.store.start_jobs("j1", expect=("queued",), now=self.clock.seconds()), ("j1",))
         jobs = {job.job_id: job.state for job in await self.store.list_jobs(TRANSITION_DEVICE)}
         self.assertEqual(jobs, {"j1": "running", "j": "queued", "1": "queued"})
+
+    async def test_start_jobs_reads_back_only_when_some_did_not_start(self):
+        statements = []
+        execute = database.Txn.execute
+
+        def traced(txn, sql, args=()):
+            statements.append(sql)
+            return execute(txn, sql, args)
+
+        device, now = TRANSITION_DEVICE, self.clock.seconds()
+        for job_id in ("j2", "j3", "j4"):
+            await self.store.create_job(job_id, device, commands=GET)
+        self.patch(database.Txn, "execute", traced)
+        # every one started (the common case): the update alone
+        self.assertEqual(await js.start_jobs(self.store, ["j2", "j1"], now=now), ("j2", "j1"))
+        self.assertEqual([sql.split(" ")[0] for sql in statements], ["UPDATE"])
+        # one running already counts as started; one cancelled meanwhile does not
+        self.assertTrue(await js.change_job(self.store, "j4", "failed", device_id=device, now=now,
+                                            error={"code": "cancelled"}))
+        del statements[:]
+        self.assertEqual(await js.start_jobs(self.store, ["j4", "j3", "j1"], now=now + 1), ("j3", "j1"))
+        self.assertEqual([sql.split(" ")[0] for sql in statements], ["UPDATE", "SELECT"])
+        self.assertEqual((await self.store.get_job("j4")).state, "failed")
 
 
 class SQLiteJobTests(OnSQLite, JobTestsMixin, TestCase):
@@ -460,7 +486,7 @@ class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
             # (the other writer's next job: it must not wait for start_jobs)
             await threads.deferToThread(other.execute, "UPDATE jobs SET state = 'failed' WHERE job_id = 'j0'")
             other.commit()
-        self.assertEqual(await starting, 0)
+        self.assertEqual(await starting, ())
         self.assertEqual({job.job_id: job.state for job in await self.store.list_jobs(TRANSITION_DEVICE)},
                          {"j0": "failed", "j1": "failed"})
 
@@ -474,7 +500,7 @@ class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
             starting = js.start_jobs(self.store, ["j1", "j0"], now=now)
             await until_a_lock_waits(other, "start_jobs")
             other.commit()
-        self.assertEqual(await starting, 2)
+        self.assertEqual(await starting, ("j1", "j0"))
         jobs = await self.store.list_jobs(TRANSITION_DEVICE)
         self.assertEqual({job.job_id: (job.state, job.updated) for job in jobs},
                          {"j0": ("running", now), "j1": ("running", now)})
