@@ -38,7 +38,6 @@ from dmgateway.dispatch_effects import SessionEffects
 from dmgateway.dispatch_guard import WRITE_LATER, SessionGuard, _check_counts, _digest
 from dmgateway.eventlog import EventLog
 from dmgateway.guard import PeerLockouts, StoreOutage, peer_host
-from dmgateway.jobstates import change_job
 from dmgateway.live import DMReply, LiveSession, device_state, job_spec, media_type_for, starts_session
 from dmgateway.logs import Logger, debug_enabled
 
@@ -281,13 +280,15 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             # be handed to an engine that is over
             self._forget(live)
         try:
-            await self._apply(live, outcome.effects)
+            unstarted = await self._apply(live, outcome.effects)
         except WRITE_LATER as e:
             if ended:
                 self._repairs.append((live, outcome.effects))
             else:
                 self._abort_unrecorded(live, e)
             raise
+        if unstarted:  # (before the reply is encoded, below)
+            outcome = self._withdraw(live, outcome, unstarted)
         if just_authenticated and self.outbox is not None and live.pending_jobs:
             await self.outbox.session_started(live.device_id, live.pending_jobs)
         reply_body = outcome.body if outcome.body is not None else encode_message(outcome.reply, live.encoding)
@@ -537,31 +538,6 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         live = self._by_device.get(device_id)
         if live is not None:
             await self._abort(live, outcome, reason, wake=False)
-
-    def cancel_at_session_end(self, job: Any) -> bool:
-        """Cancel ``job`` when its device's live session ends, here or (a job
-        already sent) on another node; False if it has none."""
-        if job.device_id not in self._by_device:
-            return self._cancel_elsewhere(job)
-        self._cancel_at_end.add(job.job_id)
-        return True
-
-    async def _cancel_left_at_session_end(self, device_id):
-        """Cancel the jobs asked to be cancelled that a session ended without finishing."""
-        if not self._cancel_at_end:
-            return
-        jobs = await self.store.run_interaction(
-            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), device_id
-        )
-        for job in jobs:
-            if job.job_id in self._cancel_at_end:
-                self._cancel_at_end.discard(job.job_id)
-                if job.state == "running":  # back to waiting, so the cancel below takes it
-                    await change_job(self.store, job.job_id, "queued", device_id=device_id,
-                                     now=self.clock.seconds(), expect="running")
-                result = await self.store.cancel_job(job.job_id)
-                if result.cancelled:
-                    self.events.announce()
 
 
 def run_now(coro):

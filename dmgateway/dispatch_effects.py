@@ -13,6 +13,7 @@ from dmgateway.dm import effects as fx
 from dmgateway.jobstates import PENDING_JOB_STATES, change_job, start_jobs
 from dmgateway.live import iso_time
 from dmgateway.logs import Logger
+from dmgateway.store.model import StoreContention, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -21,7 +22,25 @@ class SessionEffects:
     """Dispatcher methods performing a session's effects (see the module docstring)."""
 
     async def _apply(self, live, effects):
-        """Perform ``effects`` in ONE store transaction, then wake event readers."""
+        """Perform ``effects`` in ONE store transaction, then wake event
+        readers; return the ids of the jobs they started that the store did not.
+
+        What they change in ``live`` and in the dispatcher's counters follows
+        what the store committed, so effects applied again after a store
+        outage (the repairs of :mod:`dmgateway.dispatch_guard`) count once.
+        A job the store did not start (cancelled, expired or its device
+        removed after the session read it) is not the session's: the caller
+        takes its commands out of the reply (:meth:`_withdraw`), its end is
+        neither written nor counted, and the session does not list it.
+        """
+        if len(effects) > 1 and effects[-1].__class__ is fx.SessionEnded and _starts_a_job(effects):
+            # (rare) jobs started in the message that ends the session, each
+            # of their commands dropped unsent: their starts are committed
+            # first, so that the session's summary lists only those started
+            return await self._apply_batch(live, effects[:-1]) + await self._apply_batch(live, effects[-1:])
+        return await self._apply_batch(live, effects)
+
+    async def _apply_batch(self, live, effects):
         now = self.clock.seconds()
         device_id = live.device_id
         batch = self.store.batch()
@@ -34,8 +53,10 @@ class SessionEffects:
         # A new session's row is inserted once, with the jobs it started in
         # this message (no separate update of its job ids).
         starting = live.unrecorded
-        live.unrecorded = False
         touched = None
+        ends = []  # (index in the batch, state) of each job's end
+        outcome = None  # the session's, when it ends
+        reset_failures = False
 
         def write_device():
             if device:
@@ -46,26 +67,30 @@ class SessionEffects:
             nonlocal starting
             if starting:
                 batch.start_session(live.token, device_id, self.node, started=live.started,
-                                    job_ids=list(live.job_ids), last_activity=touched)
+                                    job_ids=list(listed), last_activity=touched)
                 starting = False
 
         # The jobs started by the effects just read, moved to running in ONE
         # update (and the session's row touched once), before any other effect.
         started = []
+        starts = []  # (index in the batch, ids) of each of those updates
+        listed = live.job_ids  # the jobs of the session's row: those started, and this batch's
 
         def write_started():
-            nonlocal touched
-            start_jobs(batch, started, now=now)
+            nonlocal touched, listed
+            ids = tuple(started)
             started.clear()
+            starts.append((len(batch), ids))
+            start_jobs(batch, ids, now=now)
+            listed = listed + [job_id for job_id in ids if job_id not in listed]
             if starting:
                 touched = now
             else:
-                batch.touch_session(live.token, now, job_ids=live.job_ids)
+                batch.touch_session(live.token, now, job_ids=listed)
 
         for effect in effects:
             kind = effect.__class__  # (the effects are final classes: no subclass to test for)
             if kind is fx.JobStarted:
-                live.job_ids.append(effect.job_id)
                 started.append(effect.job_id)
                 continue
             if started:
@@ -91,13 +116,10 @@ class SessionEffects:
             elif kind is fx.Authenticated:
                 self.guard.auth_succeeded(device_id, live.host)
                 if live.auth_failures:
-                    device["reset_auth_failures"] = True
-                    live.auth_failures = 0
+                    device["reset_auth_failures"] = reset_failures = True
             elif kind is fx.AuthFailed:
                 if not live.count_failures:
                     continue
-                self.stats["auth_failures"] += 1
-                live.auth_failures += 1
                 write_device()
                 failures.append((len(batch), effect))
                 batch.get_device(device_id)  # before: to tell a new device-wide lockout
@@ -108,12 +130,15 @@ class SessionEffects:
                     lockout=self.config.auth.lockout,
                 )
             elif kind is fx.JobFinished:
-                self.jobs_finished[effect.state] += 1
-                self._cancel_at_end.discard(effect.job_id)  # nothing left to cancel
+                job_id = effect.job_id
+                self._cancel_at_end.discard(job_id)  # nothing left to cancel
+                if job_id not in listed and live.unstarted and job_id in live.unstarted:
+                    continue  # the store never started it: it is not this session's to end
                 # (a job this session never started fails from where it waits:
                 # abandoned while queued, when the device can take no command)
-                from_running = effect.job_id in live.job_ids or effect.state != "failed"
-                change_job(batch, effect.job_id, effect.state, device_id=device_id, now=now,
+                from_running = job_id in listed or effect.state != "failed"
+                ends.append((len(batch), effect.state))
+                change_job(batch, job_id, effect.state, device_id=device_id, now=now,
                            expect="running" if from_running else PENDING_JOB_STATES,
                            results=effect.results, error=effect.error)
                 events += 1
@@ -128,9 +153,7 @@ class SessionEffects:
             elif kind is fx.InputIgnored:
                 log.info("ignored input from {device_id}: {reason}", device_id=device_id, reason=effect.reason)
             elif kind is fx.SessionEnded:
-                self.sessions_ended[effect.outcome] += 1
-                if self.instruments is not None:
-                    self.instruments.session_ended(effect.outcome, now - live.started)
+                outcome = effect.outcome
                 summary = {
                     "session_id": live.syncml_session_id,
                     "started": iso_time(live.started),
@@ -138,7 +161,7 @@ class SessionEffects:
                     "outcome": effect.outcome,
                     "reason": effect.reason,
                     "messages": live.messages,
-                    "jobs": list(live.job_ids),
+                    "jobs": list(listed),
                 }
                 record_start()
                 batch.drop_session(live.token)  # (the summary is written below, with the device)
@@ -158,13 +181,42 @@ class SessionEffects:
                     encoding=live.encoding,
                     host=live.host,
                     messages=live.messages,
-                    jobs=len(live.job_ids),
+                    jobs=len(listed),
                 )
         if started:
             write_started()
         record_start()
         write_device()
-        results = await batch.commit(short=True)
+        try:
+            results = await batch.commit(short=True)
+        except (StoreUnavailable, StoreContention):
+            # none of it happened: the jobs it started are not the session's
+            # (an abort's effects must not end them) unless applied again
+            if starts:
+                live.unstarted = set(live.unstarted or ()).union(*(ids for _index, ids in starts))
+            raise
+        live.unrecorded = False
+        unstarted = []
+        for index, ids in starts:
+            taken = results[index]
+            for job_id in taken:
+                if job_id not in live.job_ids:
+                    live.job_ids.append(job_id)
+            if len(taken) != len(ids):
+                unstarted.extend(job_id for job_id in ids if job_id not in taken)
+        if live.unstarted and starts:
+            live.unstarted.difference_update(live.job_ids)
+        if unstarted:  # (the session's row lists them until its next write: no harm, see store.recover)
+            live.unstarted = set(live.unstarted or ()).union(unstarted)
+        for index, state in ends:
+            if results[index]:  # (not a job ended outside the session meanwhile)
+                self.jobs_finished[state] += 1
+        if outcome is not None:
+            self.sessions_ended[outcome] += 1
+            if self.instruments is not None:
+                self.instruments.session_ended(outcome, now - live.started)
+        if reset_failures:
+            live.auth_failures = 0
         for name, value in stored.items():
             setattr(live, name, value)
         if self.signals is not None and not live.announced and any(isinstance(e, fx.Authenticated) for e in effects):
@@ -172,6 +224,8 @@ class SessionEffects:
             live.announced = True
             self.signals.send(SESSIONS, "%s\n%s" % (device_id, live.token))
         for index, effect in failures:
+            self.stats["auth_failures"] += 1
+            live.auth_failures += 1
             before, device = results[index], results[index + 1]
             log.warn(
                 "authentication failed for {device_id} from {host}: {status} {reason}",
@@ -198,8 +252,61 @@ class SessionEffects:
                 events += 1
         if events:
             self.events.appended()
+        return unstarted
+
+    def _withdraw(self, live, outcome, job_ids):
+        """``outcome`` without the commands of ``job_ids``, jobs it started
+        that the store did not start: they ended outside the session after
+        it read them (a cancel through another process, their operation's
+        expiry), and are never sent."""
+        for job_id in job_ids:
+            log.info("job {job_id} of {device_id} ended before its session sent it: not sent",
+                     job_id=job_id, device_id=live.device_id)
+        amended = live.engine.withdraw(job_ids)
+        return outcome if amended is None else amended
 
     async def _fail_job(self, job_id, device_id, code, message):
         error = {"code": code, "message": message}
         if await change_job(self.store, job_id, "failed", device_id=device_id, now=self.clock.seconds(), error=error):
             self.events.announce()
+
+    # -- cancels of jobs a live session holds ----------------------------------------
+
+    def cancel_at_session_end(self, job) -> bool:
+        """Cancel ``job`` when its device's live session ends, here or (a job
+        already sent) on another node; False if it has none, or if the
+        session here has not sent it yet: then it never will (the session
+        drops it), and the caller cancels it now."""
+        live = self._by_device.get(job.device_id)
+        if live is None:
+            return self._cancel_elsewhere(job)
+        if live.engine.drop_job(job.job_id):
+            log.info("job {job_id} of {device_id} cancelled in its session before it was sent",
+                     job_id=job.job_id, device_id=job.device_id)
+            return False
+        self._cancel_at_end.add(job.job_id)
+        return True
+
+    async def _cancel_left_at_session_end(self, device_id):
+        """Cancel the jobs asked to be cancelled that a session ended without finishing."""
+        if not self._cancel_at_end:
+            return
+        jobs = await self.store.run_interaction(
+            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), device_id
+        )
+        for job in jobs:
+            if job.job_id in self._cancel_at_end:
+                self._cancel_at_end.discard(job.job_id)
+                if job.state == "running":  # back to waiting, so the cancel below takes it
+                    await change_job(self.store, job.job_id, "queued", device_id=device_id,
+                                     now=self.clock.seconds(), expect="running")
+                result = await self.store.cancel_job(job.job_id)
+                if result.cancelled:
+                    self.events.announce()
+
+
+def _starts_a_job(effects):
+    for effect in effects:
+        if effect.__class__ is fx.JobStarted:
+            return True
+    return False

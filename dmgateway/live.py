@@ -45,7 +45,8 @@ class LiveSession:
     timer: object = None  # its current deadline (a dmgateway.deadlines.Deadline), None if none is set
     unrecorded: bool = False  # the store has no row for this session yet
     auth_failures: int = 0  # the device's failure count as the store has it
-    job_ids: list = field(default_factory=list)
+    job_ids: list = field(default_factory=list)  # the jobs the store started for it, in that order
+    unstarted: set = None  # jobs its engine started that the store did not (see SessionEffects._apply)
     host: str = None  # the peer address that opened it (lockouts are per address)
     first_digest: bytes = b""  # digest of package 1 as received, to know a retransmission
     count_failures: bool = True  # False for a retransmitted package 1

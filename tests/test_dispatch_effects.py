@@ -1,6 +1,7 @@
 """What a DM session's effects cost the store (L{dmgateway.dispatch_effects}):
 the statements of a whole session with one job, on the dispatcher with the
-real session engine and a real (in-memory SQLite) store."""
+real session engine and a real (in-memory SQLite) store; and what the
+session holds when the store fails or ends a job under it."""
 
 import os
 
@@ -8,6 +9,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
+from dmgateway.store import StoreUnavailable
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.store.support import record_statements
 from tests.support import start_dispatcher
@@ -115,3 +117,224 @@ class AbandonedJobTests(TestCase):
             self.assertEqual((job["state"], job["error"]["code"]), ("failed", "max_msg_size_too_small"), job)
         events = [(e["job_id"], e["state"]) for e in await self.store.events_after(0) if e["type"] == "job"]
         self.assertEqual(events, [(ids[0], "failed"), (ids[1], "failed")])
+
+
+class _FlakyCommits:
+    """The real store, each of whose batches fails as an unreachable database
+    when the next entry of ``plan`` (one a commit, True: fail) says so."""
+
+    def __init__(self, store):
+        self._store = store
+        self.plan = []
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name == "batch":
+            return lambda: _FlakyBatch(self, attr())
+        return attr
+
+
+class _FlakyBatch:
+    def __init__(self, owner, batch):
+        self._owner = owner
+        self._batch = batch
+
+    def __getattr__(self, name):
+        method = getattr(self._batch, name)
+        if name == "commit":
+            def commit(**kwargs):
+                if self._owner.plan and self._owner.plan.pop(0):
+                    return defer.fail(StoreUnavailable("OperationalError: database or disk is full"))
+                return method(**kwargs)
+            return commit
+
+        def record(*args, **kwargs):
+            method(*args, **kwargs)
+            return self
+
+        return record
+
+    def __len__(self):
+        return len(self._batch)
+
+
+def _record_session_rows(case):
+    """The job ids each write of a session's row gave it, in order."""
+    written = []
+    for name in ("_start_session_txn", "_touch_session_txn"):
+        real = getattr(case.store, name)
+
+        def recorded(txn, *args, _real=real, _name=name):
+            job_ids = args[3] if _name == "_start_session_txn" else args[2]
+            written.append(list(job_ids) if job_ids is not None else None)
+            return _real(txn, *args)
+
+        case.patch(case.store, name, recorded)
+    return written
+
+
+class OutageTwiceTests(TestCase):
+    """Effects written again after a store outage (the dispatcher's repairs)
+    leave the session's jobs and counters as written once."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
+        self.flaky = self.dispatcher.store = _FlakyCommits(self.store)
+
+    async def outage(self, jobs, plan, **client_options):
+        """Package 1 with ``plan`` for the commits; the live session, once the store is back."""
+        ids = [(await self.handlers.create_job(DEVICE, {"commands": job, "notify": "none"}))["id"] for job in jobs]
+        self.flaky.plan = list(plan)
+        session = ClientSession(await self.account(), random_bytes=os.urandom, **client_options)
+        reply = await self.dispatcher.handle_dm(session.start().body, encoding="xml")
+        self.assertEqual(reply.code, 503)
+        [(live, _effects)] = self.dispatcher._repairs
+        for _ in range(len(plan) + 1):
+            self.clock.advance(60)  # the probe writes what the session left, when the store is back
+        self.assertEqual(self.dispatcher._repairs, [])
+        return ids, live
+
+    async def account(self):
+        """The device's account with the nonces the store holds (those of its last session)."""
+        acc = account()
+        device = await self.store.get_device(DEVICE)
+        acc.client.nonce, acc.server.nonce = device.client_auth.nonce, device.server_auth.nonce
+        return acc
+
+    async def summaries(self):
+        events = await self.store.events_after(0)
+        return ([e["jobs"] for e in events if e["type"] == "session"],
+                [(e["job_id"], e["state"]) for e in events if e["type"] == "job"])
+
+    async def test_jobs_started_in_the_last_message_are_listed_once(self):
+        # two jobs whose data exceed the device's MaxObjSize: started, failed
+        # unsent, and the session ends in the same message (its summary
+        # written after their starts, in a transaction of its own)
+        big = [{"op": "Add", "target": "./Vendor/Big", "data": "x" * 500, "format": "chr"}]
+        for plan in ([True], [True, True, True], [False, True], [False, True, False, True]):
+            self.dispatcher.jobs_finished.clear()
+            self.dispatcher.sessions_ended.clear()
+            rows = _record_session_rows(self)
+            before = len(await self.store.events_after(0))
+            ids, live = await self.outage([big, big], plan, max_obj_size=100)
+            self.assertEqual(live.job_ids, ids, plan)
+            self.assertTrue(rows, plan)
+            for listed in rows:
+                self.assertEqual(listed, ids, plan)
+            events = (await self.store.events_after(0))[before:]
+            self.assertEqual([e["jobs"] for e in events if e["type"] == "session"], [ids], plan)
+            self.assertEqual([(e["job_id"], e["state"]) for e in events if e["type"] == "job"],
+                             [(ids[0], "failed"), (ids[1], "failed")], plan)
+            self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], ids, plan)
+            self.assertEqual(self.dispatcher.jobs_finished, {"failed": 2}, plan)
+            self.assertEqual(self.dispatcher.sessions_ended, {"completed": 1}, plan)
+            for job_id in ids:
+                job = await self.handlers.get_job(job_id)
+                self.assertEqual((job["state"], job["error"]["code"]), ("failed", "too_large"), plan)
+
+    async def test_jobs_of_a_message_the_store_failed_are_not_the_sessions(self):
+        # package 1's effects start two jobs, then the store fails: the reply
+        # (with their commands) is never sent, the session is aborted, and
+        # they wait for the next session, neither listed nor counted
+        rows = _record_session_rows(self)
+        ids, live = await self.outage([GET_SWV["commands"], GET_SWV["commands"]], [True])
+        self.assertEqual(live.job_ids, [])
+        sessions, jobs = await self.summaries()
+        self.assertEqual((sessions, jobs), ([[]], []))
+        self.assertEqual(rows, [[]])  # (the row written with the abort, then dropped)
+        self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids], ["queued"] * 2)
+        self.assertEqual(self.dispatcher.jobs_finished, {})
+        self.assertEqual(self.dispatcher.sessions_ended, {"store_unavailable": 1})
+        # and the next session runs them
+        session = await SessionStatementTests.drive(self, ClientSession(await self.account(), random_bytes=os.urandom))
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids], ["done"] * 2)
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})
+
+
+class EndedUnderItsSessionTests(TestCase):
+    """A job that ends in the store (cancelled, expired, its device removed)
+    after its session read it, before the message that would start it, is
+    not sent, not counted and not listed; the session's other jobs run."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
+
+    async def run_with_one_cancelled(self, cancel):
+        ids = []
+        for n in range(3):
+            add = {"commands": [{"op": "Add", "target": "./Vendor/Blob%d" % n, "data": "x" * 700,
+                                 "format": "chr"}], "notify": "none"}
+            ids.append((await self.handlers.create_job(DEVICE, add))["id"])
+        rows = _record_session_rows(self)
+        # a small MaxMsgSize: one job a message
+        session = ClientSession(account(), random_bytes=os.urandom, max_msg_size=1400)
+        request = session.start()
+        reply = await self.dispatcher.handle_dm(request.body, encoding="xml")
+        self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids],
+                         ["running", "queued", "queued"])
+        await cancel(ids[1])  # held by the session, not sent yet
+        while request is not None:
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+            if request is not None:
+                token = request.url.split("?s=", 1)[1]
+                reply = await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
+                self.assertEqual(reply.code, 200, reply.body)
+        self.assertEqual(session.outcome, "completed", session.log)
+        executed = [uri for _cmd, uri, _status in session.executed]  # (each chunk of a large object)
+        self.assertEqual(list(dict.fromkeys(executed)), ["./Vendor/Blob0", "./Vendor/Blob2"])
+        states = [await self.handlers.get_job(job_id) for job_id in ids]
+        self.assertEqual([job["state"] for job in states], ["done", "failed", "done"])
+        self.assertEqual(states[1]["error"]["code"], "cancelled")
+        events = await self.store.events_after(0)
+        self.assertEqual([(e["job_id"], e["state"]) for e in events if e["type"] == "job"],
+                         [(ids[1], "failed"), (ids[0], "done"), (ids[2], "done")])
+        self.assertEqual([e["jobs"] for e in events if e["type"] == "session"], [[ids[0], ids[2]]])
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})
+        return ids, rows
+
+    async def test_a_job_cancelled_in_the_store_is_not_sent(self):
+        # (through the store, as another process, an expiry or a device's removal does)
+        async def cancel(job_id):
+            self.assertTrue((await self.store.cancel_job(job_id)).cancelled)
+
+        ids, rows = await self.run_with_one_cancelled(cancel)
+        # its start was written with the message that would have sent it: the
+        # session's row listed it until its next write
+        self.assertEqual(rows, [[ids[0]], [ids[0], ids[1]], [ids[0], ids[2]]])
+
+    async def test_a_job_cancelled_through_the_api_leaves_its_session_at_once(self):
+        async def cancel(job_id):
+            answer = await self.handlers.cancel_job(job_id)
+            self.assertEqual(answer, {"id": job_id, "state": "failed", "cancelled": True})
+
+        ids, rows = await self.run_with_one_cancelled(cancel)
+        self.assertEqual(rows, [[ids[0]], [ids[0], ids[2]]])
+
+    async def test_a_job_cancelled_as_its_message_is_written_is_taken_out_of_it(self):
+        # the cancel lands just before the start of three jobs sent in one
+        # message: the reply goes without the middle one, renumbered
+        ids = [(await self.handlers.create_job(DEVICE, {"commands": [{"op": "Get", "target": target}],
+                                                         "notify": "none"}))["id"]
+               for target in ("./DevDetail/SwV", "./DevInfo/Man", "./DevInfo/Mod")]
+        start = self.store._start_jobs_txn
+
+        def cancelled_first(txn, now, job_ids, expect):
+            if ids[1] in job_ids:
+                self.store._cancel_job_txn(txn, now, ids[1])
+            return start(txn, now, job_ids, expect)
+
+        self.patch(self.store, "_start_jobs_txn", cancelled_first)
+        session = await SessionStatementTests.drive(self, ClientSession(account(), random_bytes=os.urandom))
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertEqual([uri for _cmd, uri, _status in session.executed], ["./DevDetail/SwV", "./DevInfo/Mod"])
+        self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids],
+                         ["done", "failed", "done"])
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], [ids[0], ids[2]])
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})

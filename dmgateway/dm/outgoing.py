@@ -91,6 +91,7 @@ class ServerCommands:
         """
         runs = builder.limit is not None and self._last_fill != 1  # (unlimited: nothing is measured)
         start = builder.optional
+        self._package_had = self._package_has_commands
         try:
             self._fill_units(builder, turn, runs)
         finally:

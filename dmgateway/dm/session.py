@@ -44,7 +44,7 @@ from .incoming import SESSION_ALERTS, ClientCommands, is_hdr_status
 from .jobs import QUEUED, RUNNING, JobRun
 from .largeobject import Reassembler
 from .outgoing import Sent, ServerCommands
-from .packaging import MessageBuilder
+from .packaging import MessageBuilder, number
 from .sessionauth import ClientAuth, ServerAuth
 
 __all__ = ["ServerSession"]
@@ -131,6 +131,7 @@ class ServerSession(ClientCommands, ServerCommands):
         self._max_msg_size = default_max_msg_size
         self._client_max_obj_size = None
         self._package_has_commands = False
+        self._package_had = False  # whether it had, before our last message was filled (for withdraw)
         self._last = None  # (client MsgID, body digest, Outcome) for retransmissions
         self._deferred_chal = None  # a 212's Chal that did not fit, for our next message
         self._msg_size_announced = accept_msg_size is None  # our MaxMsgSize went out once
@@ -160,6 +161,58 @@ class ServerSession(ClientCommands, ServerCommands):
                 self._jobs.remove(run)
                 return True
         return False
+
+    def withdraw(self, job_ids):
+        """Forget the jobs ``job_ids`` that the last reply started, and take
+        their commands out of it: the caller could not start them (they
+        ended outside the session after it read them, a cancel, say).
+
+        No effect of theirs follows.  Returns the reply without their
+        commands (an :class:`Outcome` with no effects, encoded and signed
+        again; the other commands renumbered from 1, their answers still
+        correlated), or None when it carried none of them.  Only the reply
+        not sent yet may be changed: the caller asks before sending it.
+        """
+        gone = [job for job in self._jobs if job.job_id in job_ids]
+        if not gone:
+            return None
+        units = {unit for job in gone for unit in job.units}
+        self._jobs = [job for job in self._jobs if job not in gone]
+        if self._queue:  # what was left of them for the package's next messages
+            self._queue = deque(unit for unit in self._queue if unit not in units)
+        if self._last is None:  # the session ended: its last reply carries no job command
+            return None
+        client_msg_id, digest, last = self._last
+        reply = last.reply
+        msg_id = reply.hdr.msg_id
+        dropped = set()
+        for key, sent in list(self._sent.items()):
+            if key[0] == msg_id and sent.unit in units:
+                dropped.add(key[1])
+                del self._sent[key]
+        if not dropped:
+            return None
+        reply.body = [cmd for cmd in reply.body if cmd.cmd_id not in dropped]
+        carries = any(sent.unit is not None for key, sent in self._sent.items() if key[0] == msg_id)
+        self._package_has_commands = self._package_had or carries
+        if not carries and reply.final:
+            # a last message without commands would end the session for the
+            # device: it asks for the next one instead, which the rest fills
+            reply.final = False
+            self._state = SENDING
+        numbered = [(cmd, cmd.cmd_id) for top in reply.body for cmd in _nested(top)]
+        answers = {old: self._sent.pop((msg_id, old)) for _cmd, old in numbered if (msg_id, old) in self._sent}
+        next_id = 1
+        for top in reply.body:
+            next_id = number(top, next_id)
+        for cmd, old in numbered:
+            if old in answers:
+                self._sent[(msg_id, cmd.cmd_id)] = answers[old]
+        body = self._encode(reply) if self._encode is not None else None
+        signature = self._server_auth.sign(body) if self._server_auth.signs else None
+        result = Outcome(reply, signature, [], self.finished, body)
+        self._last = (client_msg_id, digest, result)
+        return result
 
     def abort(self, reason_code, message):
         """End the session from outside (timeout, superseded, shutdown).
@@ -445,6 +498,14 @@ class ServerSession(ClientCommands, ServerCommands):
         if not self._pkg1_fresh and starts:
             return "Alert %d repeated within package 1" % (starts[0].data,)
         return None
+
+
+def _nested(cmd):
+    """``cmd`` and the commands inside it (a container's), in message order."""
+    yield cmd
+    if isinstance(cmd, sm.Container):
+        for inner in cmd.commands:
+            yield from _nested(inner)
 
 
 def _digest(body):

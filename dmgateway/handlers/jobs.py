@@ -2,8 +2,9 @@
 
 A job is written to the store here; the dispatcher then hands it to the
 device's live session or has the device woken up (``job_created``).  A job
-whose session has it already is cancelled when that session ends: commands
-already sent cannot be called back.
+whose session has sent it already is cancelled when that session ends:
+commands already sent cannot be called back.  One the session holds but has
+not sent is dropped from it and cancelled at once.
 """
 
 import uuid
@@ -118,7 +119,7 @@ class JobHandlers:
         if job is None:
             raise UnknownJob(job_id)
         if job.state in ("queued", "notified", "running") and self.dispatcher.cancel_at_session_end(job):
-            # its session has it: commands already sent cannot be called
+            # its session has sent it: commands already sent cannot be called
             # back; what is left of it is cancelled when the session ends
             return {"id": job_id, "state": job.state, "cancelled": False, "cancel": "at_session_end"}
         try:

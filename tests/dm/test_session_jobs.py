@@ -3,6 +3,7 @@
 import pytest
 
 from dmgateway.codec import syncml as sm
+from dmgateway.codec import xml
 from dmgateway.dm.effects import EventRaised, JobFinished, JobSpec, JobStarted
 
 from .client import Client, make_session, server_commands, status_for
@@ -284,3 +285,53 @@ def test_duplicate_status_is_ignored():
 def test_job_started_once_per_job():
     _, out = run([JobSpec("j", [{"op": "Delete", "target": "./X"}])])
     assert not of_type(out.effects, JobStarted)
+
+
+def test_a_withdrawn_job_leaves_the_reply_and_the_session():
+    # (the dispatcher could not start "b": it ended in the store after the session read it)
+    jobs = [JobSpec(name, [{"op": "Get", "target": "./" + name}]) for name in ("a", "b", "c")]
+    session = make_session(jobs=jobs)
+    client = Client(session)
+    first = client.send(client.package1())
+    assert [effect.job_id for effect in of_type(first.effects, JobStarted)] == ["a", "b", "c"]
+    amended = session.withdraw({"b"})
+    assert amended.effects == [] and amended.finished is False
+    assert [cmd.items[0].target.loc_uri for cmd in server_commands(amended.reply)] == ["./a", "./c"]
+    # the reply's commands numbered from 1 again, and its bytes those of the reply amended
+    assert [cmd.cmd_id for cmd in amended.reply.body] == [str(n) for n in range(1, len(amended.reply.body) + 1)]
+    assert amended.body == xml.encode(amended.reply)
+    assert session.withdraw({"b"}) is None  # forgotten already
+    assert session.waiting_jobs() == []
+    out = client.send(client.answer(amended.reply, tree={"./a": "1", "./c": "3"}))
+    finished = of_type(out.effects, JobFinished)
+    assert [(f.job_id, f.state, f.results[0]["data"]) for f in finished] == [("a", "done", "1"), ("c", "done", "3")]
+    assert out.finished or out.reply.final
+
+
+def test_a_withdrawn_job_spanning_messages_leaves_them_all():
+    # a small MaxMsgSize: "big"'s commands go over several messages; withdrawn
+    # from the first, none of them follows, and the next job runs
+    big = JobSpec("big", [{"op": "Replace", "target": "./Vendor/N%d" % n, "data": "v" * 300} for n in range(6)])
+    after = JobSpec("after", [{"op": "Get", "target": "./after"}])
+    session = make_session(jobs=[big, after])
+    client = Client(session, max_msg_size=2500)
+
+    def answer(reply):
+        if reply.final:
+            return client.send(client.answer(reply, tree={"./after": "x"}))
+        # the device asks for the rest of our package
+        return client.send(client.answer(reply, extra=[sm.Alert(data=sm.ALERT_NEXT_MESSAGE)]), final=False)
+
+    out = client.send(client.package1())
+    assert [effect.job_id for effect in of_type(out.effects, JobStarted)] == ["big"]
+    assert not out.reply.final and len(server_commands(out.reply)) == 2  # of 6
+    out = session.withdraw(["big"])
+    assert [cmd for cmd in server_commands(out.reply) if cmd.NAME == "Replace"] == []
+    sent, finished = [], []
+    while not out.finished:
+        out = answer(out.reply)
+        sent += [cmd.items[0].target.loc_uri for cmd in server_commands(out.reply) if cmd.NAME != "Alert"]
+        finished += of_type(out.effects, JobFinished)
+        assert len(client.replies) < 10, "the session does not end"
+    assert sent == ["./after"]
+    assert [(f.job_id, f.state) for f in finished] == [("after", "done")]
