@@ -114,7 +114,8 @@ class ApiHandlers(Protocol):
     def cancel_job(self, job_id: str) -> Deferred[dict[str, Any]]:
         """
         Cancel a queued or notified job now (``{"id", "state", "cancelled"}``),
-        or a job in a live session when that session ends (``"cancel":
+        also one a live session holds but has not sent, or a job a live
+        session has sent when that session ends (``"cancel":
         "at_session_end"``).  Fails with :class:`UnknownJob`.
         """
 
