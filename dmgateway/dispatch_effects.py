@@ -36,8 +36,12 @@ class SessionEffects:
         if len(effects) > 1 and effects[-1].__class__ is fx.SessionEnded and _starts_a_job(effects):
             # (rare) jobs started in the message that ends the session, each
             # of their commands dropped unsent: their starts are committed
-            # first, so that the session's summary lists only those started
-            return await self._apply_batch(live, effects[:-1]) + await self._apply_batch(live, effects[-1:])
+            # first, so that the session's summary lists only those started;
+            # once written, they leave ``effects``: what is applied again
+            # after the end's transaction failed (a repair) is only the end
+            unstarted = await self._apply_batch(live, effects[:-1])
+            del effects[:-1]
+            return unstarted + await self._apply_batch(live, effects)
         return await self._apply_batch(live, effects)
 
     async def _apply_batch(self, live, effects):

@@ -338,3 +338,30 @@ class EndedUnderItsSessionTests(TestCase):
                          ["done", "failed", "done"])
         self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], [ids[0], ids[2]])
         self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})
+
+
+class SplitOutageTests(TestCase):
+    """The message that starts jobs and ends its session is written in two
+    transactions: when only the second fails, the repair writes only it."""
+
+    timeout = 60
+    setUp = OutageTwiceTests.setUp
+    account = OutageTwiceTests.account
+
+    async def test_what_the_first_transaction_wrote_is_not_written_again(self):
+        from dmgateway.client.account import GenericAlert
+
+        big = [{"op": "Add", "target": "./Vendor/Big", "data": "x" * 500, "format": "chr"}]
+        alert = GenericAlert(type="org.example.report", format="chr", data="hello", source="./Vendor/R")
+        ids = [(await self.handlers.create_job(DEVICE, {"commands": big, "notify": "none"}))["id"]]
+        self.flaky.plan = [False, True]  # its starts and the rest committed, its end not
+        session = ClientSession(await self.account(), random_bytes=os.urandom, max_obj_size=100)
+        reply = await self.dispatcher.handle_dm(session.start(generic_alerts=[alert]).body, encoding="xml")
+        self.assertEqual(reply.code, 503)
+        self.clock.advance(60)
+        self.assertEqual(self.dispatcher._repairs, [])
+        events = await self.store.events_after(0)
+        self.assertEqual([e["type"] for e in events], ["generic_alert", "job", "session"])
+        self.assertEqual([e["jobs"] for e in events if e["type"] == "session"], [ids])
+        self.assertEqual(self.dispatcher.jobs_finished, {"failed": 1})
+        self.assertEqual(self.dispatcher.sessions_ended, {"completed": 1})
