@@ -95,7 +95,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self.sessions_ended = Counter()  # by outcome
         self.jobs_finished = Counter()  # by state
         self.draining = False  # SIGTERM: live sessions finish, no new one opens
-        self._cancel_at_end = set()  # job ids cancelled while their session runs
+        self._cancel_at_end = {}  # job id -> device id: jobs cancelled while their session runs
         self.instruments = None  # GatewayMetrics, when /metrics is on
         self.signals = None  # cross-process signals, when [gateway] cluster is on
 

@@ -135,7 +135,7 @@ class SessionEffects:
                 )
             elif kind is fx.JobFinished:
                 job_id = effect.job_id
-                self._cancel_at_end.discard(job_id)  # nothing left to cancel
+                self._cancel_at_end.pop(job_id, None)  # nothing left to cancel
                 if job_id not in listed and live.unstarted and job_id in live.unstarted:
                     continue  # the store never started it: it is not this session's to end
                 # (a job this session never started fails from where it waits:
@@ -288,19 +288,24 @@ class SessionEffects:
             log.info("job {job_id} of {device_id} cancelled in its session before it was sent",
                      job_id=job.job_id, device_id=job.device_id)
             return False
-        self._cancel_at_end.add(job.job_id)
+        self._cancel_at_end[job.job_id] = job.device_id
         return True
 
     async def _cancel_left_at_session_end(self, device_id):
-        """Cancel the jobs asked to be cancelled that a session ended without finishing."""
-        if not self._cancel_at_end:
+        """Cancel the jobs asked to be cancelled that a session ended without
+        finishing.  Those of the device are forgotten here, cancelled or not:
+        one that ended meanwhile (its end written while its cancel was asked)
+        must not stay, making every later session's end query the store."""
+        asked = {job_id for job_id, device in self._cancel_at_end.items() if device == device_id}
+        if not asked:
             return
+        for job_id in asked:
+            del self._cancel_at_end[job_id]
         jobs = await self.store.run_interaction(
             "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), device_id
         )
         for job in jobs:
-            if job.job_id in self._cancel_at_end:
-                self._cancel_at_end.discard(job.job_id)
+            if job.job_id in asked:
                 if job.state == "running":  # back to waiting, so the cancel below takes it
                     await change_job(self.store, job.job_id, "queued", device_id=device_id,
                                      now=self.clock.seconds(), expect="running")

@@ -184,7 +184,7 @@ class DispatcherTests(TestCase):
                                   "cancel": "at_session_end"})
         self.clock.advance(61)  # the device went away: its session times out
         self.assertEqual((await self.handlers.get_job(created["id"]))["state"], "failed")
-        self.assertEqual(self.dispatcher._cancel_at_end, set())  # nothing left to cancel
+        self.assertEqual(self.dispatcher._cancel_at_end, {})  # nothing left to cancel
 
     async def test_a_job_cancelled_in_a_superseded_session_is_run_by_neither(self):
         await self.handlers.create_job(DEVICE, GET_SWV)
@@ -200,7 +200,7 @@ class DispatcherTests(TestCase):
         self.assertEqual((fresh.outcome, fresh.executed), ("completed", []))
         job = await self.handlers.get_job(joined["id"])
         self.assertEqual((job["state"], job["error"]["code"]), ("failed", "cancelled"))
-        self.assertEqual(self.dispatcher._cancel_at_end, set())
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
 
     async def test_cancels_and_deletes_are_announced_to_the_other_processes(self):
         told = []

@@ -139,3 +139,75 @@ _variants("the_only_job_leaves_a_message_without_commands")
 _variants("a_large_object_withdrawn_at_its_first_chunk")
 _variants("a_large_object_after_a_withdrawn_job")
 _variants("a_retransmission_gets_the_amended_reply")
+
+
+class CancelWhileWrittenTests(TestCase):
+    """A cancel through the API while the message that starts the next job
+    is being written (the engine has started it, the store not yet)."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
+
+    async def test_cancels_between_read_and_commit(self):
+        blob = {"commands": [{"op": "Add", "target": "./Vendor/B%d", "data": "x" * 700, "format": "chr"}],
+                "notify": "none"}
+        ids = []
+        for n in range(3):
+            job = {"commands": [dict(blob["commands"][0], target="./Vendor/B%d" % n)], "notify": "none"}
+            ids.append((await self.handlers.create_job(DEVICE, job))["id"])
+        held = []
+
+        class Gated:  # the store's batch, its commit held when asked
+            def __init__(self, batch):
+                self._batch = batch
+
+            def __getattr__(self, name):
+                return getattr(self._batch, name)
+
+            def __len__(self):
+                return len(self._batch)
+
+            def commit(self, **kwargs):
+                if held and held[0] is None:
+                    gate = held[0] = defer.Deferred()
+                    gate.addCallback(lambda _: self._batch.commit(**kwargs))
+                    return gate
+                return self._batch.commit(**kwargs)
+
+        real_batch = self.store.batch
+        self.patch(self.store, "batch", lambda: Gated(real_batch()))
+        session = ClientSession(account(), random_bytes=os.urandom, max_msg_size=1400)  # one job a message
+        request = session.start()
+        live = None
+        while True:  # up to the message whose reply starts ids[1], its commit held
+            held[:] = [None]
+            pending = defer.ensureDeferred(WithdrawOnTheWireTests.post(self, request, "xml"))
+            self.assertIsNotNone(held[0])
+            live = live or self.dispatcher._by_device[DEVICE]
+            if ids[1] not in live.engine.waiting_jobs():
+                break
+            held.pop().callback(None)
+            reply = await pending
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        self.assertEqual(live.engine.waiting_jobs(), [ids[2]])  # ids[1] started by the engine, not the store
+        self.assertEqual((await self.handlers.get_job(ids[1]))["state"], "queued")
+        answers = [await self.handlers.cancel_job(job_id) for job_id in ids]
+        self.assertEqual([a.get("cancel") for a in answers], ["at_session_end", "at_session_end", None])
+        self.assertEqual(answers[2]["state"], "failed")
+        gate = held.pop()
+        gate.callback(None)
+        reply = await pending
+        while request is not None:
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+            if request is not None:
+                reply = await WithdrawOnTheWireTests.post(self, request, "xml")
+        self.assertEqual(session.outcome, "completed", session.log)
+        executed = list(dict.fromkeys(uri for _cmd, uri, _status in session.executed))
+        self.assertEqual(executed, ["./Vendor/B0", "./Vendor/B1"])
+        states = [(await self.handlers.get_job(job_id))["state"] for job_id in ids]
+        self.assertEqual(states, ["done", "done", "failed"])
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})
+        self.assertEqual(self.dispatcher._cancel_at_end, {})  # (ids[0] ended before its cancel was asked)

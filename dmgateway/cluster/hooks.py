@@ -67,7 +67,7 @@ class ClusterHooks:
         pending = {job.job_id for job in await self.store.pending_jobs(live.device_id)}
         for job_id in waiting:
             if job_id not in pending and live.engine.drop_job(job_id):
-                self._cancel_at_end.discard(job_id)  # nothing left to cancel
+                self._cancel_at_end.pop(job_id, None)  # nothing left to cancel
                 log.info("job {job_id} of {device_id} ended on another node: not sent",
                          job_id=job_id, device_id=live.device_id)
 
@@ -85,7 +85,7 @@ class ClusterHooks:
         is in session here, cancel JOB when that session ends."""
         device_id, _, job_id = payload.partition("\n")
         if device_id in self._by_device:
-            self._cancel_at_end.add(job_id)
+            self._cancel_at_end[job_id] = device_id
 
     def _session_signalled(self, payload):
         """``DEVICE\\nTOKEN`` authenticated: a session of DEVICE here under another token ends."""

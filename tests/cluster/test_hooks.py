@@ -130,10 +130,10 @@ class TwoNodesTests(TestCase):
         answer = await self.handlers["b"].cancel_job(created["id"])  # b has no session of it
         self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
                                   "cancel": "at_session_end"})
-        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]})
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: DEVICE})
         self.clock.advance(61)  # the device went away: its session on a times out
         self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "failed")
-        self.assertEqual(self.nodes["a"]._cancel_at_end, set())  # nothing left to cancel
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {})  # nothing left to cancel
 
     async def test_an_event_on_b_wakes_a_long_poll_on_a(self):
         after = await self.store.last_event_seq()
