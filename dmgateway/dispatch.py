@@ -285,7 +285,12 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             if ended:
                 self._repairs.append((live, outcome.effects))
             else:
-                self._abort_unrecorded(live, e)
+                # the jobs the device finished in this message, started by the
+                # store before: their ends are written with the abort (else
+                # they would stay running, with no session to end them)
+                ended_here = [effect for effect in outcome.effects
+                              if effect.__class__ is fx.JobFinished and effect.job_id in live.job_ids]
+                self._abort_unrecorded(live, e, ended_here)
             raise
         if unstarted:  # (before the reply is encoded, below)
             outcome = self._withdraw(live, outcome, unstarted)

@@ -215,14 +215,15 @@ class SessionGuard:
             {"retry-after": "%d" % (self.outage.retry_after,)},
         )
 
-    def _abort_unrecorded(self, live, error):
+    def _abort_unrecorded(self, live, error, ended=()):
         """End ``live`` now, the store having failed with ``error``; its store
-        rows are settled once the store takes them."""
+        rows are settled once the store takes them, with the ends of the jobs
+        ``ended`` (JobFinished effects of the message the store failed)."""
         if isinstance(error, StoreContention):
             message = "the store's transaction kept losing to concurrent ones"
         else:
             message = "the store is unavailable"
-        effects = live.engine.abort("store_unavailable", message)
+        effects = [*ended, *live.engine.abort("store_unavailable", message)]
         self._forget(live)
         self._repairs.append((live, effects))
 

@@ -365,3 +365,37 @@ class SplitOutageTests(TestCase):
         self.assertEqual([e["jobs"] for e in events if e["type"] == "session"], [ids])
         self.assertEqual(self.dispatcher.jobs_finished, {"failed": 1})
         self.assertEqual(self.dispatcher.sessions_ended, {"completed": 1})
+
+
+class FailedMessageTests(TestCase):
+    """A message the store fails (its session aborted, not ended by it): the
+    jobs the device finished in it end with what it said, not left running."""
+
+    timeout = 60
+    setUp = OutageTwiceTests.setUp
+
+    async def test_a_job_answered_in_the_failed_message_is_not_left_running(self):
+        ids = []
+        for n in range(2):
+            add = {"commands": [{"op": "Add", "target": "./Vendor/Blob%d" % n, "data": "x" * 700,
+                                 "format": "chr"}], "notify": "none"}
+            ids.append((await self.handlers.create_job(DEVICE, add))["id"])
+        session = ClientSession(account(), random_bytes=os.urandom, max_msg_size=1400)  # one job a message
+        request, armed = session.start(), False
+        while True:
+            token = request.url.split("?s=", 1)[1] if "?s=" in request.url else None
+            live = self.dispatcher._by_device.get(DEVICE)
+            if session.executed and live.engine.waiting_jobs() == [ids[1]] and b"<Final/>" in request.body:
+                self.flaky.plan, armed = [True], True  # the message answering ids[0] (and starting ids[1])
+            reply = await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
+            if armed:
+                break
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        self.assertEqual(reply.code, 503)
+        self.clock.advance(60)
+        self.assertEqual(self.dispatcher._repairs, [])
+        done, waiting = [await self.handlers.get_job(job_id) for job_id in ids]
+        self.assertEqual((done["state"], [r["status"] for r in done["results"]]), ("done", [200]))
+        self.assertEqual(waiting["state"], "queued")  # never sent: the next session's
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 1})
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], [ids[0]])
