@@ -14,6 +14,7 @@ from tests.fixtures import ACCOUNT, DEVICE
 from tests.store.support import record_statements
 from tests.support import start_dispatcher
 from tests.test_dispatch import GET_SWV, account
+from tests.test_dispatch_security import FailingBatch
 
 
 class SessionStatementTests(TestCase):
@@ -130,32 +131,13 @@ class _FlakyCommits:
     def __getattr__(self, name):
         attr = getattr(self._store, name)
         if name == "batch":
-            return lambda: _FlakyBatch(self, attr())
+            return lambda: FailingBatch(attr(), self._next_failure)
         return attr
 
-
-class _FlakyBatch:
-    def __init__(self, owner, batch):
-        self._owner = owner
-        self._batch = batch
-
-    def __getattr__(self, name):
-        method = getattr(self._batch, name)
-        if name == "commit":
-            def commit(**kwargs):
-                if self._owner.plan and self._owner.plan.pop(0):
-                    return defer.fail(StoreUnavailable("OperationalError: database or disk is full"))
-                return method(**kwargs)
-            return commit
-
-        def record(*args, **kwargs):
-            method(*args, **kwargs)
-            return self
-
-        return record
-
-    def __len__(self):
-        return len(self._batch)
+    def _next_failure(self):
+        if self.plan and self.plan.pop(0):
+            return StoreUnavailable("OperationalError: database or disk is full")
+        return None
 
 
 def _record_session_rows(case):

@@ -149,7 +149,7 @@ class FailingStore:
     def __getattr__(self, name):
         attr = getattr(self._store, name)
         if name == "batch":
-            return lambda: _FailingBatch(self, attr())
+            return lambda: FailingBatch(attr(), lambda: self.error() if self.down else None)
         if not callable(attr):
             return attr
 
@@ -161,17 +161,20 @@ class FailingStore:
         return call
 
 
-class _FailingBatch:
-    def __init__(self, owner, batch):
-        self._owner = owner
+class FailingBatch:
+    """A store batch whose commit fails with what ``failure()`` returns (None: it commits)."""
+
+    def __init__(self, batch, failure):
         self._batch = batch
+        self._failure = failure
 
     def __getattr__(self, name):
         method = getattr(self._batch, name)
         if name == "commit":
             def commit(**kwargs):
-                if self._owner.down:
-                    return defer.fail(self._owner.error())
+                error = self._failure()
+                if error is not None:
+                    return defer.fail(error)
                 return method(**kwargs)
             return commit
 
