@@ -33,7 +33,8 @@ class SessionEffects:
         takes its commands out of the reply (:meth:`_withdraw`), its end is
         neither written nor counted, and the session does not list it.
         """
-        if len(effects) > 1 and effects[-1].__class__ is fx.SessionEnded and _starts_a_job(effects):
+        if len(effects) > 1 and effects[-1].__class__ is fx.SessionEnded and any(
+                effect.__class__ is fx.JobStarted for effect in effects):
             # (rare) jobs started in the message that ends the session, each
             # of their commands dropped unsent: their starts are committed
             # first, so that the session's summary lists only those started;
@@ -312,10 +313,3 @@ class SessionEffects:
                 result = await self.store.cancel_job(job.job_id)
                 if result.cancelled:
                     self.events.announce()
-
-
-def _starts_a_job(effects):
-    for effect in effects:
-        if effect.__class__ is fx.JobStarted:
-            return True
-    return False
