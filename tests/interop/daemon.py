@@ -9,10 +9,12 @@ the caller), the REST API over urllib, and a synchronous loop that runs a
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -22,6 +24,20 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 START_TIMEOUT = 30.0
 # SIGTERM lets live DM sessions finish for up to [gateway] drain_timeout (default 20 s)
 # before the daemon stops cleanly: wait longer than that before SIGKILL.
+
+
+def dies_with_its_starter():
+    """The prefix that makes a command get SIGTERM when the test run that
+    started it dies: a run killed (a timeout, kill -9) runs no cleanup, and
+    its daemons would live on, serving and logging for nobody.
+
+    The kernel sends it when the *thread* that started the command ends,
+    so only a command started from the main thread gets it (one started
+    from a pool thread would die with that thread).
+    """
+    if threading.current_thread() is threading.main_thread() and shutil.which("setpriv"):
+        return ["setpriv", "--pdeathsig", "TERM"]
+    return []
 
 
 def free_port():
@@ -41,7 +57,8 @@ def haproxy(config_text, workdir, listen=None):
         f.write(config_text)
     log_path = os.path.join(str(workdir), "haproxy.log")
     with open(log_path, "wb") as log:
-        proxy = subprocess.Popen(["haproxy", "-db", "-f", config], stdout=log, stderr=subprocess.STDOUT)
+        proxy = subprocess.Popen([*dies_with_its_starter(), "haproxy", "-db", "-f", config],
+                                 stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 10
             while listen is not None:
@@ -132,7 +149,8 @@ class Daemon:
         self._log = open(self.log_path, "ab")
         offset = len(self.log())
         self.process = subprocess.Popen(
-            self.command(), cwd=self.workdir, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            [*dies_with_its_starter(), *self.command()], cwd=self.workdir, env=env, stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
