@@ -11,7 +11,8 @@ from dmgateway import jobstates as js
 from dmgateway.functions import build_operation
 from dmgateway.store import Conflict, NotFound, database
 from tests.store.support import (
-    START, OnInlineSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, until_a_lock_waits,
+    START, OnInlineSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, record_statements,
+    until_a_lock_waits,
 )
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
@@ -290,20 +291,13 @@ class TransitionTestsMixin(StoreCase):
         self.assertEqual((await self.store.get_operation("op1")).state, "awaiting_device")
 
     async def test_start_jobs_moves_only_the_pending_ones_in_one_statement(self):
-        statements = []
-        execute = database.Txn.execute
-
-        def traced(txn, sql, args=()):
-            statements.append(sql)
-            return execute(txn, sql, args)
-
         device, now = TRANSITION_DEVICE, self.clock.seconds()
         for job_id in ("j2", "j3", "j4"):
             await self.store.create_job(job_id, device, commands=GET)
         self.assertTrue(await js.change_job(self.store, "j3", "failed", device_id=device, now=now,
                                             error={"code": "cancelled"}))
         self.assertTrue(await js.change_job(self.store, "j4", "notified", device_id=device, now=now))
-        self.patch(database.Txn, "execute", traced)
+        statements = record_statements(self)
         batch = self.store.batch()
         js.start_jobs(batch, ["j1", "j3", "j4", "nope"], now=now + 1)
         js.change_job(batch, "j1", "done", device_id=device, now=now + 2, expect="running", results=[])
@@ -346,17 +340,10 @@ class TransitionTestsMixin(StoreCase):
         self.assertEqual(jobs, {"j1": "running", "j": "queued", "1": "queued"})
 
     async def test_start_jobs_reads_back_only_when_some_did_not_start(self):
-        statements = []
-        execute = database.Txn.execute
-
-        def traced(txn, sql, args=()):
-            statements.append(sql)
-            return execute(txn, sql, args)
-
         device, now = TRANSITION_DEVICE, self.clock.seconds()
         for job_id in ("j2", "j3", "j4"):
             await self.store.create_job(job_id, device, commands=GET)
-        self.patch(database.Txn, "execute", traced)
+        statements = record_statements(self)
         # every one started (the common case): the update alone
         self.assertEqual(await js.start_jobs(self.store, ["j2", "j1"], now=now), ("j2", "j1"))
         self.assertEqual([sql.split(" ")[0] for sql in statements], ["UPDATE"])
