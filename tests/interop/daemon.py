@@ -9,35 +9,21 @@ the caller), the REST API over urllib, and a synchronous loop that runs a
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
+from tests.lifetime import dies_with_its_starter
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 START_TIMEOUT = 30.0
 # SIGTERM lets live DM sessions finish for up to [gateway] drain_timeout (default 20 s)
 # before the daemon stops cleanly: wait longer than that before SIGKILL.
-
-
-def dies_with_its_starter():
-    """The prefix that makes a command get SIGTERM when the test run that
-    started it dies: a run killed (a timeout, kill -9) runs no cleanup, and
-    its daemons would live on, serving and logging for nobody.
-
-    The kernel sends it when the *thread* that started the command ends,
-    so only a command started from the main thread gets it (one started
-    from a pool thread would die with that thread).
-    """
-    if threading.current_thread() is threading.main_thread() and shutil.which("setpriv"):
-        return ["setpriv", "--pdeathsig", "TERM"]
-    return []
 
 
 def free_port():

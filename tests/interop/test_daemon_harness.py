@@ -11,15 +11,7 @@ import time
 import pytest
 
 from tests.interop.daemon import ROOT
-
-
-def _state(pid):
-    """The process's state letter (``Z``: a zombie), or None once it is gone."""
-    try:
-        with open("/proc/%d/stat" % (pid,)) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return None
+from tests.lifetime import running
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="util-linux setpriv is not installed")
@@ -40,17 +32,17 @@ def test_a_daemon_dies_with_the_run_that_started_it(tmp_path):
     pid = None
     try:
         pid = int(run.stdout.readline())
-        assert _state(pid) not in (None, "Z"), "the daemon did not start"
+        assert running(pid), "the daemon did not start"
         run.kill()
         run.wait(10)
         deadline = time.monotonic() + 20
-        while _state(pid) not in (None, "Z") and time.monotonic() < deadline:
+        while running(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _state(pid) in (None, "Z"), "the daemon outlived the run that started it"
+        assert not running(pid), "the daemon outlived the run that started it"
         with open(os.path.join(str(tmp_path), "daemon.log")) as f:
             assert "Received SIGTERM" in f.read()
     finally:
         run.kill()
         run.wait(10)
-        if pid is not None and _state(pid) not in (None, "Z"):
+        if pid is not None and running(pid):
             os.kill(pid, signal.SIGKILL)  # (what the test found: not left behind)
