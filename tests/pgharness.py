@@ -13,8 +13,12 @@ The server runs from a fresh temporary data directory on 127.0.0.1 with a
 free port and its socket directory inside the temporary directory, with
 durability switched off (tests do not need it).  initdb refuses to run as
 root, so when the test run is root the server runs as an unprivileged user
-(C{postgres} from the Debian package, or C{DMGW_PG_USER}) through C{runuser}
-or C{setpriv}.  Everything is stopped and removed on exit, also on failure.
+(C{postgres} from the Debian package, or C{DMGW_PG_USER}) through C{setpriv}.
+Everything is stopped and removed on exit, also on failure.
+
+The server is the test run's child (not a daemon): when the run is killed
+(a timeout, kill -9) and runs no cleanup, the server gets SIGINT and stops
+(see L{dies_with_its_starter}); the directory stays.
 
 Binaries are found in C{DMGW_PG_BIN} (a directory), then on C{PATH}, then in
 C{/usr/lib/postgresql/*/bin} (newest first).  When none are found,
@@ -29,13 +33,17 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote, unquote, urlsplit
+
+from tests.lifetime import dies_with_its_starter
 
 __all__ = [
     "PostgresUnavailable",
@@ -46,6 +54,9 @@ __all__ = [
 
 SUPERUSER = "dmgw"
 DEFAULT_RUN_AS = "postgres"
+TIMEOUT = 60.0  # to start or to stop (pg_ctl's default)
+# how each mode of pg_ctl stop asks the server to stop
+SHUTDOWN = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
 
 class PostgresUnavailable(Exception):
@@ -64,7 +75,7 @@ def _version_key(path: str) -> tuple:
 
 def find_binaries() -> tuple[str, str]:
     """
-    Return the paths of C{initdb} and C{pg_ctl}, from the same directory.
+    Return the paths of C{initdb} and C{postgres}, from the same directory.
 
     @raise PostgresUnavailable: no directory holds both.
     """
@@ -73,20 +84,20 @@ def find_binaries() -> tuple[str, str]:
     if env:
         candidates.append(env)
     else:
-        found = shutil.which("pg_ctl")
+        found = shutil.which("postgres")
         if found:
             candidates.append(os.path.dirname(os.path.realpath(found)))
-        pattern = "/usr/lib/postgresql/*/bin/pg_ctl"
+        pattern = "/usr/lib/postgresql/*/bin/postgres"
         for path in sorted(glob.glob(pattern), key=_version_key, reverse=True):
             candidates.append(os.path.dirname(path))
     for directory in candidates:
         initdb = os.path.join(directory, "initdb")
-        pg_ctl = os.path.join(directory, "pg_ctl")
-        if os.access(initdb, os.X_OK) and os.access(pg_ctl, os.X_OK):
-            return initdb, pg_ctl
+        postgres = os.path.join(directory, "postgres")
+        if os.access(initdb, os.X_OK) and os.access(postgres, os.X_OK):
+            return initdb, postgres
     where = f"DMGW_PG_BIN={env}" if env else "PATH or /usr/lib/postgresql/*/bin"
     raise PostgresUnavailable(
-        f"PostgreSQL binaries (initdb, pg_ctl) not found in {where}; "
+        f"PostgreSQL binaries (initdb, postgres) not found in {where}; "
         "install Debian's 'postgresql' package or set DMGW_PG_BIN"
     )
 
@@ -98,15 +109,15 @@ def _free_port() -> int:
 
 
 def _privilege_drop(user: str) -> list[str]:
-    """The command prefix that runs a program as C{user} (we are root)."""
-    runuser = shutil.which("runuser")
-    if runuser:
-        return [runuser, "-u", user, "--"]
+    """
+    The command prefix that runs a program as C{user} (we are root), in
+    the same process: the server stays our child (C{runuser} would fork).
+    """
     setpriv = shutil.which("setpriv")
     if setpriv:
         return [setpriv, f"--reuid={user}", f"--regid={user}", "--init-groups"]
     raise PostgresUnavailable(
-        "running as root but neither runuser nor setpriv is available "
+        "running as root but setpriv (util-linux) is not available "
         "to start PostgreSQL as an unprivileged user"
     )
 
@@ -118,17 +129,19 @@ class PostgresServer:
     @ivar host: always C{127.0.0.1}.
     @ivar port: the TCP port it listens on.
     @ivar base_dir: the temporary directory holding data, socket and log.
+    @ivar process: the running (or last) server process, our child.
     """
 
     host = "127.0.0.1"
 
-    def __init__(self, base_dir: Path, pg_ctl: str, prefix: list[str], port: int):
+    def __init__(self, base_dir: Path, postgres: str, prefix: list[str], port: int):
         self.base_dir = base_dir
         self.data_dir = base_dir / "data"
         self.socket_dir = base_dir / "sock"
         self.log_file = base_dir / "postgres.log"
         self.port = port
-        self._pg_ctl = pg_ctl
+        self.process: subprocess.Popen | None = None
+        self._postgres = postgres
         self._prefix = prefix
         self._names = itertools.count(1)
         self._shared: str | None = None
@@ -140,10 +153,10 @@ class PostgresServer:
         Initialise, start, yield, then stop and remove a server.
 
         @raise PostgresUnavailable: no binaries, or no way to drop root.
-        @raise RuntimeError: initdb or pg_ctl failed (the log is in the
+        @raise RuntimeError: initdb or the server failed (the log is in the
             message).
         """
-        initdb, pg_ctl = find_binaries()
+        initdb, postgres = find_binaries()
         prefix: list[str] = []
         owner = None
         if os.geteuid() == 0:
@@ -163,14 +176,14 @@ class PostgresServer:
             if owner is not None:
                 for path in (base, base / "sock"):
                     os.chown(path, owner.pw_uid, owner.pw_gid)
-            server = cls(base, pg_ctl, prefix, 0)
+            server = cls(base, postgres, prefix, 0)
             server._initdb(initdb)
             server._start_server()
             yield server
         finally:
             try:
                 if server is not None:
-                    server._stop()
+                    server.stop_server("immediate")
             finally:
                 shutil.rmtree(base, ignore_errors=True)
 
@@ -185,11 +198,13 @@ class PostgresServer:
         )
         if result.returncode != 0:
             output = result.stdout.decode("utf-8", "replace")
-            if self.log_file.exists():
-                output += "\n--- server log ---\n" + self.log_file.read_text(
-                    "utf-8", "replace"
-                )
-            raise RuntimeError(f"{what} failed ({result.returncode}):\n{output}")
+            raise RuntimeError(f"{what} failed ({result.returncode}):\n{output}{self._log()}")
+
+    def _log(self, tail: int = 8000) -> str:
+        """The end of the server's log, to explain a failure."""
+        if not self.log_file.exists():
+            return ""
+        return "\n--- server log ---\n" + self.log_file.read_text("utf-8", "replace")[-tail:]
 
     def _initdb(self, initdb: str) -> None:
         self._run(
@@ -218,49 +233,71 @@ class PostgresServer:
         assert last_error is not None
         raise last_error
 
-    def _stop(self) -> None:
-        if (self.data_dir / "postmaster.pid").exists():
-            self._run(
-                [self._pg_ctl, "stop", "-D", str(self.data_dir), "-m", "immediate", "-w"],
-                "pg_ctl stop",
-            )
-
     def stop_server(self, mode: str = "fast") -> None:
         """
         Stop the server as an operator restart would (C{fast}: sessions are
         cut, committed work kept) or as a crash would (C{immediate}: with
         this harness's durability switched off, recent commits may be lost).
+        The modes are pg_ctl's; a server that does not stop in time is killed.
         """
-        self._run(
-            [self._pg_ctl, "stop", "-D", str(self.data_dir), "-m", mode, "-w"],
-            f"pg_ctl stop -m {mode}",
-        )
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(SHUTDOWN[mode])
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise RuntimeError(
+                f"postgres did not stop in {TIMEOUT:.0f} s ({mode}), killed:{self._log()}"
+            ) from None
 
     def start_again(self) -> None:
         """Start the stopped server again on the same port, with its data."""
         self._pg_start()
 
     def _pg_start(self) -> None:
-        options = " ".join(
-            [
-                "-c listen_addresses=127.0.0.1",
-                f"-c port={self.port}",
-                f"-c unix_socket_directories='{self.socket_dir}'",
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
-                "-c max_connections=50",
-            ]
-        )
-        self._run(
-            [
-                self._pg_ctl, "start",
-                "-D", str(self.data_dir),
-                "-l", str(self.log_file),
-                "-o", options,
-                "-w", "-t", "60",
-            ],
-            "pg_ctl start",
+        settings = [
+            "listen_addresses=127.0.0.1",
+            f"port={self.port}",
+            f"unix_socket_directories={self.socket_dir}",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+            "max_connections=50",
+        ]
+        # the privilege drop goes first: a change of user clears the death
+        # signal.  INT: a fast shutdown, which does not wait for clients.
+        command = [*self._prefix, *dies_with_its_starter("INT"), self._postgres]
+        command += ["-D", str(self.data_dir)]
+        for setting in settings:
+            command += ["-c", setting]
+        with open(self.log_file, "ab") as log:
+            # its own session, as under pg_ctl: a Ctrl-C is for the test run
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.base_dir, start_new_session=True,
+            )
+        deadline = time.monotonic() + TIMEOUT
+        while not self._ready():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres failed ({self.process.returncode}):{self._log()}")
+            if time.monotonic() > deadline:
+                self.process.kill()
+                self.process.wait()
+                raise RuntimeError(f"postgres not ready in {TIMEOUT:.0f} s, killed:{self._log()}")
+            time.sleep(0.05)
+
+    def _ready(self) -> bool:
+        """Whether our server says it accepts connections, as pg_ctl -w reads it."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            return False
+        # line 1: the postmaster's pid (setpriv execs it: ours); line 8: its status
+        return (
+            len(lines) >= 8 and lines[0] == str(self.process.pid) and lines[7].strip() == "ready"
         )
 
     def uri(self, database: str = "postgres") -> str:

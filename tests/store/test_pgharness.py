@@ -1,10 +1,17 @@
 """The throw-away PostgreSQL harness (tests/pgharness.py)."""
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
+import textwrap
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,9 +37,9 @@ def test_env_directory_without_binaries(tmp_path, monkeypatch):
 
 def test_env_directory_wins(tmp_path, monkeypatch):
     _executable(tmp_path / "initdb")
-    _executable(tmp_path / "pg_ctl")
+    _executable(tmp_path / "postgres")
     monkeypatch.setenv("DMGW_PG_BIN", str(tmp_path))
-    assert find_binaries() == (str(tmp_path / "initdb"), str(tmp_path / "pg_ctl"))
+    assert find_binaries() == (str(tmp_path / "initdb"), str(tmp_path / "postgres"))
 
 
 @pytest.mark.parametrize(
@@ -72,10 +79,12 @@ def shared_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def test_failed_start_cleans_up(shared_dir, monkeypatch):
-    # Binaries that fail: the error carries their output and nothing stays.
-    for name in ("initdb", "pg_ctl"):
-        (shared_dir / name).write_text("#!/bin/sh\necho broken-on-purpose\nexit 3\n")
+@pytest.mark.parametrize("initdb_exit", [3, 0])
+def test_failed_start_cleans_up(shared_dir, monkeypatch, initdb_exit):
+    # Binaries that fail (initdb, or the server after it): the error carries
+    # their output (the server's: its log) and nothing stays.
+    for name, code in (("initdb", initdb_exit), ("postgres", 3)):
+        (shared_dir / name).write_text(f"#!/bin/sh\necho broken-on-purpose\nexit {code}\n")
         (shared_dir / name).chmod(0o755)
     monkeypatch.setenv("DMGW_PG_BIN", str(shared_dir))
     temp = tempfile.gettempdir()
@@ -85,3 +94,75 @@ def test_failed_start_cleans_up(shared_dir, monkeypatch):
             pass
     after = set(os.listdir(temp))
     assert not {n for n in after - before if n.startswith("dmgw-pg-")}
+
+
+ROOT = str(Path(__file__).resolve().parents[2])
+PR_SET_CHILD_SUBREAPER = 36
+
+
+@contextmanager
+def adopting_orphans():
+    """This process adopts the orphans of its descendants in the block, to
+    collect (waitpid) a killed run's server: the kernel would hand it to
+    PID 1, which some containers' PID 1 never collects (a zombie stays)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    if prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        pytest.skip("prctl(PR_SET_CHILD_SUBREAPER): %s" % (os.strerror(ctypes.get_errno()),))
+    try:
+        yield
+    finally:
+        prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def ended(pid, timeout):
+    """Whether our child ``pid`` ends within ``timeout`` seconds (collected if so)."""
+    deadline = time.monotonic() + timeout
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="util-linux setpriv is not installed")
+def test_a_killed_run_leaves_no_server(postgresql_server):
+    # A run killed with SIGKILL runs no cleanup: its server must stop by
+    # itself.
+    starter = textwrap.dedent(
+        """
+        import sys, time
+        sys.path.insert(0, %r)
+        from tests.pgharness import PostgresServer
+        with PostgresServer.start() as server:
+            postmaster = (server.data_dir / "postmaster.pid").read_text().split()[0]
+            print(postmaster, server.port, server.base_dir, flush=True)
+            time.sleep(120)
+        """
+        % (ROOT,)
+    )
+    with adopting_orphans():
+        run = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+        pid = base = None
+        try:
+            started = run.stdout.readline().split()
+            assert started, "the run did not start a server"
+            pid, port, base = int(started[0]), int(started[1]), started[2]
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            run.kill()
+            run.wait(10)
+            assert ended(pid, 15), "the server outlived the run that started it"
+            pid = None
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            with open(os.path.join(base, "postgres.log")) as log:
+                assert "received fast shutdown request" in log.read()
+        finally:
+            run.kill()
+            run.wait(10)
+            if pid is not None:  # (what the test found: not left behind)
+                os.kill(pid, signal.SIGQUIT)
+                if not ended(pid, 10):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            if base is not None:
+                shutil.rmtree(base, ignore_errors=True)
