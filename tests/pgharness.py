@@ -18,7 +18,7 @@ Everything is stopped and removed on exit, also on failure.
 
 The server is the test run's child (not a daemon): when the run is killed
 (a timeout, kill -9) and runs no cleanup, the server gets SIGINT and stops
-(see L{dies_with_its_starter}); the directory stays.
+(see L{dies_with_its_starter}); the next start removes the directory left.
 
 Binaries are found in C{DMGW_PG_BIN} (a directory), then on C{PATH}, then in
 C{/usr/lib/postgresql/*/bin} (newest first).  When none are found,
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import quote, unquote, urlsplit
 
-from tests.lifetime import dies_with_its_starter
+from tests.lifetime import dies_with_its_starter, running
 
 __all__ = [
     "PostgresUnavailable",
@@ -122,6 +122,37 @@ def _privilege_drop(user: str) -> list[str]:
     )
 
 
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def _remove_dirs_of_dead_runs() -> None:
+    """
+    Remove the directories left by runs that were killed (and could not):
+    those whose C{owner} file names a process of our PID namespace that
+    has ended, and whose server has ended too.  A directory without an
+    C{owner} file (being made, or by an older harness) is left alone.
+    """
+    namespace = _pid_namespace()
+    if namespace is None:  # no /proc: nothing tells a dead run
+        return
+    for base in glob.glob(os.path.join(tempfile.gettempdir(), "dmgw-pg-*")):
+        try:
+            owner, owner_namespace = Path(base, "owner").read_text().split()
+            try:
+                postmaster = Path(base, "data", "postmaster.pid").read_text().split()[0]
+            except FileNotFoundError:  # it stopped cleanly
+                postmaster = owner
+            pids = (int(owner), int(postmaster))
+        except (OSError, ValueError, IndexError):
+            continue
+        if owner_namespace == namespace and not any(running(pid) for pid in pids):
+            shutil.rmtree(base, ignore_errors=True)
+
+
 class PostgresServer:
     """
     A running temporary server; use L{start} to get one.
@@ -169,9 +200,11 @@ class PostgresServer:
                     "PostgreSQL as (set DMGW_PG_USER)"
                 ) from None
             prefix = _privilege_drop(user)
+        _remove_dirs_of_dead_runs()
         base = Path(tempfile.mkdtemp(prefix="dmgw-pg-"))
         server = None
         try:
+            (base / "owner").write_text(f"{os.getpid()} {_pid_namespace()}\n")
             (base / "sock").mkdir()
             if owner is not None:
                 for path in (base, base / "sock"):

@@ -19,6 +19,7 @@ import pytest
 from tests.pgharness import (
     PostgresServer,
     PostgresUnavailable,
+    _remove_dirs_of_dead_runs,
     find_binaries,
     require_postgres,
 )
@@ -127,7 +128,7 @@ def ended(pid, timeout):
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="util-linux setpriv is not installed")
 def test_a_killed_run_leaves_no_server(postgresql_server):
     # A run killed with SIGKILL runs no cleanup: its server must stop by
-    # itself.
+    # itself, and the next start removes the directory it left.
     starter = textwrap.dedent(
         """
         import sys, time
@@ -154,8 +155,12 @@ def test_a_killed_run_leaves_no_server(postgresql_server):
             pid = None
             with pytest.raises(OSError):
                 socket.create_connection(("127.0.0.1", port), timeout=5).close()
-            with open(os.path.join(base, "postgres.log")) as log:
+            with open(os.path.join(base, "postgres.log")) as log:  # left: for the next start
                 assert "received fast shutdown request" in log.read()
+            with PostgresServer.start():
+                assert not os.path.exists(base), "the next start left the dead run's directory"
+                assert postgresql_server.base_dir.is_dir()  # a live run's: kept, serving
+                postgresql_server.drop_schema(postgresql_server.create_schema())
         finally:
             run.kill()
             run.wait(10)
@@ -166,3 +171,32 @@ def test_a_killed_run_leaves_no_server(postgresql_server):
                     os.waitpid(pid, 0)
             if base is not None:
                 shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/ns/pid"), reason="no /proc")
+def test_only_the_directories_of_dead_runs_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    namespace = os.readlink("/proc/self/ns/pid")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    dead, alive = ended.pid, os.getpid()
+
+    def left(name, owner=None, postmaster=None, owner_namespace=namespace):
+        base = tmp_path / ("dmgw-pg-" + name)
+        (base / "data").mkdir(parents=True)
+        if owner is not None:
+            (base / "owner").write_text(f"{owner} {owner_namespace}\n")
+        if postmaster is not None:
+            (base / "data" / "postmaster.pid").write_text(f"{postmaster}\n{base}/data\n")
+        return base
+
+    removed = [left("stopped", dead), left("killed", dead, postmaster=dead)]
+    kept = [
+        left("live", alive),
+        left("serving", dead, postmaster=alive),  # a server started off the main thread
+        left("unowned"),  # being made, or by an older harness
+        left("elsewhere", dead, owner_namespace="pid:[1]"),  # its pids are not ours to read
+    ]
+    _remove_dirs_of_dead_runs()
+    assert [base.exists() for base in removed] == [False, False]
+    assert [base.exists() for base in kept] == [True, True, True, True]
