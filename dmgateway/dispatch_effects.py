@@ -10,6 +10,7 @@ session and its summary.  Then it wakes the readers of the event log.
 
 from dmgateway.cluster.signals import SESSIONS
 from dmgateway.dm import effects as fx
+from dmgateway.dm.session import DROPPED, NOT_HELD
 from dmgateway.jobstates import PENDING_JOB_STATES, change_job, start_jobs
 from dmgateway.live import iso_time
 from dmgateway.logs import Logger
@@ -278,18 +279,33 @@ class SessionEffects:
     # -- cancels of jobs a live session holds ----------------------------------------
 
     def cancel_at_session_end(self, job) -> bool:
-        """Cancel ``job`` when its device's live session ends, here or (a job
-        already sent) on another node; False if it has none, or if the
-        session here has not sent it yet: then it never will (the session
-        drops it), and the caller cancels it now."""
+        """Cancel ``job`` when the live session that sent it ends, here or on
+        another node; False when no session sent it, and the caller cancels
+        it now.
+
+        A session here that holds it but has not sent it drops it: it never
+        will.  One that does not hold it (the job was queued after it read
+        its jobs, through another process, say) does not send it either: if
+        it reads it later, the store does not start a cancelled job and the
+        reply goes without it (:meth:`_withdraw`).  A job ``running`` that
+        the session here does not hold was sent by a session elsewhere (on
+        another node, or one here whose end is not written yet): it is
+        cancelled at the end of that session (signalled to the other nodes)
+        or of this one, whichever ends first.
+        """
         live = self._by_device.get(job.device_id)
-        if live is None:
-            return self._cancel_elsewhere(job)
-        if live.engine.drop_job(job.job_id):
+        held = live.engine.drop_job(job.job_id) if live is not None else NOT_HELD
+        if held == DROPPED:
             log.info("job {job_id} of {device_id} cancelled in its session before it was sent",
                      job_id=job.job_id, device_id=job.device_id)
             return False
-        self._cancel_at_end[job.job_id] = job.device_id
+        if held == NOT_HELD:
+            if job.state != "running":
+                return False  # no session sent it, and none will
+            if not self._cancel_elsewhere(job) and live is None:
+                return False
+        if live is not None:
+            self._cancel_at_end[job.job_id] = job.device_id
         return True
 
     async def _cancel_left_at_session_end(self, device_id):

@@ -9,6 +9,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
+from dmgateway.store import StoreUnavailable
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import start_dispatcher
 from tests.test_dispatch import account
@@ -211,3 +212,168 @@ class CancelWhileWrittenTests(TestCase):
         self.assertEqual(states, ["done", "done", "failed"])
         self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})
         self.assertEqual(self.dispatcher._cancel_at_end, {})  # (ids[0] ended before its cancel was asked)
+
+
+def blob(n):
+    """A job of one Add of 700 bytes: with the device's MaxMsgSize of 1400, one job a message."""
+    return {"commands": [{"op": "Add", "target": "./Vendor/B%d" % n, "data": "x" * 700, "format": "chr"}],
+            "notify": "none"}
+
+
+def held_once(case, name, when=lambda *args: True):
+    """Patch the store's ``name`` so that its first call ``when(*args)``
+    allows is made at once but answers only when the Deferred appended to
+    the list returned is fired (a read in flight while other work commits)."""
+    real = getattr(case.store, name)
+    gates = []
+
+    def held(*args, **kwargs):
+        d = real(*args, **kwargs)
+        if not gates and when(*args):
+            gate = defer.Deferred()
+            gates.append(gate)
+            d.addCallback(lambda value: gate.addCallback(lambda _: value))
+        return d
+
+    case.patch(case.store, name, held)
+    return gates
+
+
+class CancelNotSentTests(TestCase):
+    """A cancel through the API of a job of a device in session here that no
+    session has sent: cancelled at once (200), whether the session held it
+    (it drops it), never read it, or reads it after the cancel; never sent.
+    A job sent is cancelled at the end of its session (202)."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
+
+    async def open_session(self, *jobs):
+        """A session whose package 2 sent the first of ``jobs`` (API bodies),
+        one job a message: (session, its ids, package 2, the live session)."""
+        ids = [(await self.handlers.create_job(DEVICE, job))["id"] for job in jobs]
+        session = ClientSession(account(), random_bytes=os.urandom, max_msg_size=1400)
+        reply = await WithdrawOnTheWireTests.post(self, session.start(), "xml")
+        self.assertEqual((await self.handlers.get_job(ids[0]))["state"], "running")
+        return session, ids, reply, self.dispatcher._by_device[DEVICE]
+
+    async def next_message(self, session, reply):
+        request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        return request and await WithdrawOnTheWireTests.post(self, request, "xml")
+
+    async def advance(self, session, reply, until):
+        """Messages of the session until ``until()`` holds: the last reply."""
+        while not until():
+            reply = await self.next_message(session, reply)
+            self.assertIsNotNone(reply, "the session ended first")
+        return reply
+
+    async def finish(self, session, reply):
+        """Run the session to its end: the targets the device was sent."""
+        while reply is not None:
+            reply = await self.next_message(session, reply)
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertNotIn(DEVICE, self.dispatcher._by_device)
+        return list(dict.fromkeys(uri for _cmd, uri, _status in session.executed))
+
+    async def queued_elsewhere(self, target="./DevInfo/Mod"):
+        """A job queued in the store as another process does: not handed to the session here."""
+        job_id = "elsewhere-" + target.rsplit("/", 1)[-1]
+        await self.store.create_job(job_id, DEVICE, [{"op": "Get", "target": target}], notify="none",
+                                    now=self.clock.seconds())
+        return job_id
+
+    async def assertCancelled(self, job_id):
+        job = await self.handlers.get_job(job_id)
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "cancelled"))
+
+    def cancelled_now(self, job_id):
+        return {"id": job_id, "state": "failed", "cancelled": True}
+
+    async def test_a_job_the_session_never_read_is_cancelled_at_once(self):
+        session, ids, reply, live = await self.open_session(GET)
+        other = await self.queued_elsewhere()
+        # (before: 202 at_session_end, though the session had nothing of it)
+        self.assertEqual(await self.handlers.cancel_job(other), self.cancelled_now(other))
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+        await self.dispatcher._hand_over_jobs(live)  # the session reads its jobs after the cancel
+        self.assertEqual(live.engine.waiting_jobs(), [])
+        self.assertEqual(await self.finish(session, reply), ["./DevInfo/Man"])
+        await self.assertCancelled(other)
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 1})
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], ids)
+
+    async def test_a_job_read_while_its_cancel_commits_is_not_sent(self):
+        # the session's read of its jobs (a hand-over: another process
+        # queued one) answers after the cancel committed: the session takes
+        # the job, the store does not start it, and its reply goes without it
+        session, ids, reply, live = await self.open_session(GET)
+        other = await self.queued_elsewhere()
+        gates = held_once(self, "pending_jobs")
+        reading = defer.ensureDeferred(self.dispatcher._hand_over_jobs(live))
+        self.assertEqual(len(gates), 1)
+        self.assertEqual(await self.handlers.cancel_job(other), self.cancelled_now(other))
+        gates[0].callback(None)
+        await reading
+        self.assertEqual(live.engine.waiting_jobs(), [other])  # read before the cancel
+        self.assertEqual(await self.finish(session, reply), ["./DevInfo/Man"])
+        await self.assertCancelled(other)
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 1})
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], ids)
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    async def test_a_job_read_by_a_session_opening_while_its_cancel_commits_is_not_sent(self):
+        # package 1's read of the device and its jobs answers after the
+        # cancel committed (no session was live to drop the job): the job is
+        # in the session's engine, not started by the store, never sent
+        created = (await self.handlers.create_job(DEVICE, GET))["id"]
+        gates = held_once(self, "session_reads")
+        session = ClientSession(account(), random_bytes=os.urandom)
+        opening = defer.ensureDeferred(WithdrawOnTheWireTests.post(self, session.start(), "xml"))
+        self.assertEqual((len(gates), self.dispatcher._by_device), (1, {}))
+        self.assertEqual(await self.handlers.cancel_job(created), self.cancelled_now(created))
+        gates[0].callback(None)
+        reply = await opening
+        self.assertEqual(await self.finish(session, reply), [])
+        await self.assertCancelled(created)
+        self.assertEqual(self.dispatcher.jobs_finished, {})
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], [])
+
+    async def test_a_cancel_the_store_failed_after_the_drop_cancels_when_asked_again(self):
+        session, ids, reply, live = await self.open_session(blob(0), blob(1), blob(2))
+        self.assertEqual(live.engine.waiting_jobs(), ids[1:])
+        real = self.store.cancel_job
+        self.patch(self.store, "cancel_job",
+                   lambda job_id: defer.fail(StoreUnavailable("OperationalError: database is locked")))
+        await self.assertFailure(self.handlers.cancel_job(ids[1]), StoreUnavailable)  # (503)
+        self.patch(self.store, "cancel_job", real)
+        # dropped from the session, still queued in the store
+        self.assertEqual(live.engine.waiting_jobs(), [ids[2]])
+        self.assertEqual((await self.handlers.get_job(ids[1]))["state"], "queued")
+        # a read of the device's jobs (another process queued one) does not bring it back
+        await self.dispatcher._hand_over_jobs(live)
+        self.assertEqual(live.engine.waiting_jobs(), [ids[2]])
+        reply = await self.advance(session, reply, lambda: not live.engine.waiting_jobs())  # ids[2] sent
+        # asked again: cancelled at once (before: 202, cancelled at the session's end)
+        self.assertEqual(await self.handlers.cancel_job(ids[1]), self.cancelled_now(ids[1]))
+        self.assertEqual(await self.finish(session, reply), ["./Vendor/B0", "./Vendor/B2"])
+        await self.assertCancelled(ids[1])
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    async def test_a_running_job_the_session_does_not_hold_is_cancelled_at_its_end(self):
+        # running, but not in this session: started by a session whose end
+        # is not written yet (the store failing when it ended), say
+        session, ids, reply, live = await self.open_session(GET)
+        other = await self.queued_elsewhere()
+        self.assertEqual(await self.store.start_jobs([other], expect=("queued",), now=self.clock.seconds()),
+                         (other,))
+        answer = await self.handlers.cancel_job(other)
+        self.assertEqual(answer, {"id": other, "state": "running", "cancelled": False, "cancel": "at_session_end"})
+        self.assertEqual(self.dispatcher._cancel_at_end, {other: DEVICE})
+        self.assertEqual(await self.finish(session, reply), ["./DevInfo/Man"])
+        await self.assertCancelled(other)
+        self.assertEqual(self.dispatcher._cancel_at_end, {})

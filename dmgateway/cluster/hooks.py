@@ -6,12 +6,20 @@ dispatcher stays about one process:
 * events appended by another process wake this process's long-polls and
   webhook sender;
 * a job queued through another process for a device in session *here* joins
-  that session (:meth:`ServerSession.add_job` ignores one it already has);
+  that session (:meth:`ServerSession.add_job` ignores one it already has,
+  and one it dropped);
 * a job a live session here holds but has not started, ended by another
   process meanwhile (cancelled, its device deleted), is dropped from the
   session before its next message (:meth:`ClusterHooks._drop_jobs_ended_elsewhere`);
   one it already sent, cancelled through another process, is cancelled at
-  the session's end, as a cancel through this process is;
+  the session's end, as a cancel through this process is.  A cancel
+  through a process where the device has no session (or one that does not
+  hold the job) cancels a job not sent (``queued``, ``notified``) at once,
+  whichever node's session holds it: that session does not start it (the
+  store refuses, see :meth:`SessionEffects.cancel_at_session_end`).  A job
+  sent (``running``) is cancelled when a session of its device live when
+  the cancel is signalled ends, on whichever node: the one that sent it (or
+  a newer one that superseded it, if that ends first);
 * a device that authenticated a new session on another process supersedes
   its session here, as a second package 1 does within one process (only an
   authenticated one: issue 10's rule).
@@ -21,6 +29,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from dmgateway.cluster.signals import CANCELS, EVENTS, JOBS, SESSIONS
+from dmgateway.dm.session import DROPPED
 from dmgateway.live import job_spec
 
 log = Logger(namespace="dmgateway.dispatch")
@@ -53,9 +62,9 @@ class ClusterHooks:
         for job in jobs:
             if self._by_device.get(live.device_id) is not live or live.engine.finished:
                 return  # the session ended meanwhile: its end looks for pending jobs
-            live.engine.add_job(job_spec(job))
-            log.info("job {job_id} handed to the live session of {device_id}",
-                     job_id=job.job_id, device_id=live.device_id)
+            if live.engine.add_job(job_spec(job)):  # (not one it has, or dropped: cancelled)
+                log.info("job {job_id} handed to the live session of {device_id}",
+                         job_id=job.job_id, device_id=live.device_id)
 
     async def _drop_jobs_ended_elsewhere(self, live):
         """Before ``live``'s engine composes its next message: drop the jobs it
@@ -66,7 +75,7 @@ class ClusterHooks:
             return
         pending = {job.job_id for job in await self.store.pending_jobs(live.device_id)}
         for job_id in waiting:
-            if job_id not in pending and live.engine.drop_job(job_id):
+            if job_id not in pending and live.engine.drop_job(job_id) == DROPPED:
                 self._cancel_at_end.pop(job_id, None)  # nothing left to cancel
                 log.info("job {job_id} of {device_id} ended on another node: not sent",
                          job_id=job_id, device_id=live.device_id)

@@ -47,9 +47,14 @@ from .outgoing import Sent, ServerCommands
 from .packaging import MessageBuilder, number
 from .sessionauth import ClientAuth, ServerAuth
 
-__all__ = ["ServerSession"]
+__all__ = ["DROPPED", "NOT_HELD", "STARTED", "ServerSession"]
 
 INIT, SENDING, WAITING, ENDED = "init", "sending", "waiting", "ended"
+
+# what ServerSession.drop_job found: the job was dropped (not started), had
+# started (its commands are out, or in the reply being written), or the
+# session does not hold it (never had it, or forgot it)
+DROPPED, STARTED, NOT_HELD = "dropped", "started", "not held"
 
 _VER_PROTO = re.compile(r"DM/1\.[0-9]+\Z", re.IGNORECASE)  # DM/1.1, 1.2, 1.3 (1.3 unconfirmed)
 # what devices write, taken without the regex (a match costs more than the rest of the check)
@@ -76,6 +81,8 @@ class _Turn:
 
 class ServerSession(ClientCommands, ServerCommands):
     """One device's DM session.  See the module docstring for the states."""
+
+    _forgotten = ()  # ids of the jobs dropped or withdrawn (a set once there is one)
 
     def __init__(self, device, jobs, *, server_uri, resp_uri, measure=None, random_bytes,
                  max_obj_size=4 * 1024 * 1024, default_max_msg_size=None,
@@ -143,31 +150,49 @@ class ServerSession(ClientCommands, ServerCommands):
     # -- public ----------------------------------------------------------
 
     def add_job(self, job):
-        """Queue a job created while the session is live (sent in a later package)."""
+        """Queue a job created while the session is live (sent in a later
+        package); False if the session has it already (it was queued when the
+        session opened) or forgot it (:meth:`drop_job`, :meth:`withdraw`)."""
         if self.finished:
             raise SessionError("the session is over")
-        if any(run.job_id == job.job_id for run in self._jobs):
-            return  # the session already has it (it was queued when the session opened)
+        if job.job_id in self._forgotten or any(run.job_id == job.job_id for run in self._jobs):
+            return False
         self._jobs.append(JobRun(job))
+        return True
 
     def waiting_jobs(self):
         """The ids of the jobs not started yet, in sending order."""
         return [run.job_id for run in self._jobs if run.state == QUEUED]
 
     def drop_job(self, job_id):
-        """Forget a job not started yet (it ended outside the session); False if it started."""
+        """Forget the job ``job_id`` if it has not started (it ended, or is
+        being cancelled, outside the session): :data:`DROPPED`.  Else
+        :data:`STARTED` (its commands are out, or in the reply being
+        written: they cannot be called back), or :data:`NOT_HELD` (the
+        session never had it, or forgot it already).  A job forgotten is
+        not taken again (:meth:`add_job`): a store read made before it
+        ended does not bring it back."""
         for run in self._jobs:
-            if run.job_id == job_id and run.state == QUEUED:
+            if run.job_id == job_id:
+                if run.state != QUEUED:
+                    return STARTED
                 self._jobs.remove(run)
-                return True
-        return False
+                self._forget_jobs((job_id,))
+                return DROPPED
+        return NOT_HELD
+
+    def _forget_jobs(self, job_ids):
+        if not self._forgotten:
+            self._forgotten = set()
+        self._forgotten.update(job_ids)
 
     def withdraw(self, job_ids):
         """Forget the jobs ``job_ids`` that the last reply started, and take
         their commands out of it: the caller could not start them (they
         ended outside the session after it read them, a cancel, say).
 
-        No effect of theirs follows.  Returns the reply without their
+        No effect of theirs follows, nor are they taken again
+        (:meth:`add_job`).  Returns the reply without their
         commands (an :class:`Outcome` with no effects, encoded and signed
         again; the other commands renumbered from 1, their answers still
         correlated), or None when it carried none of them.  Only the reply
@@ -178,6 +203,7 @@ class ServerSession(ClientCommands, ServerCommands):
             return None
         units = {unit for job in gone for unit in job.units}
         self._jobs = [job for job in self._jobs if job not in gone]
+        self._forget_jobs(job.job_id for job in gone)
         if self._queue:  # what was left of them for the package's next messages
             self._queue = deque(unit for unit in self._queue if unit not in units)
         if self._last is None:  # the session ended: its last reply carries no job command

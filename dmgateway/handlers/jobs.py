@@ -3,8 +3,9 @@
 A job is written to the store here; the dispatcher then hands it to the
 device's live session or has the device woken up (``job_created``).  A job
 whose session has sent it already is cancelled when that session ends:
-commands already sent cannot be called back.  One the session holds but has
-not sent is dropped from it and cancelled at once.
+commands already sent cannot be called back.  One no session has sent is
+cancelled at once: a live session that holds it drops it, and one that
+reads it later does not start it (the store refuses a cancelled job).
 """
 
 import uuid
@@ -111,7 +112,11 @@ class JobHandlers:
         return [job_view(job, ()) for job in jobs]
 
     def cancel_job(self, job_id: str) -> "defer.Deferred[Dict[str, Any]]":
-        """Cancel the job now, or when its device's live session ends."""
+        """Cancel the job now, or when the live session that sent it ends
+        (see :meth:`~dmgateway.dispatch.Dispatcher.cancel_at_session_end`).
+
+        A store failure after a live session dropped the job leaves it
+        queued, never sent by that session: the call again cancels it."""
         return defer.ensureDeferred(self._cancel_job(job_id))
 
     async def _cancel_job(self, job_id):

@@ -135,6 +135,81 @@ class TwoNodesTests(TestCase):
         self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "failed")
         self.assertEqual(self.nodes["a"]._cancel_at_end, {})  # nothing left to cancel
 
+    async def finish(self, node, session, reply):
+        request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        while request is not None:
+            reply = await self.exchange(node, request)
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        self.assertEqual(session.outcome, "completed", session.log)
+        return [uri for _cmd, uri, _status in session.executed]
+
+    async def until(self, condition):
+        for _ in range(200):  # (the store's transactions run in threads)
+            if condition():
+                return
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.fail("condition never met")
+
+    async def test_a_job_queued_on_b_cancelled_on_a_while_a_reads_it_is_not_sent(self):
+        a = self.nodes["a"]
+        sent = await self.handlers["a"].create_job(DEVICE, GET_SWV)
+        session = self.session()
+        reply = await self.exchange(a, session.start())  # the first job goes out
+        live = a._by_device[DEVICE]
+        read, gates = [], []
+        real = self.store.pending_jobs
+
+        def pending_jobs(device_id):  # the first read answers once the gate opens
+            d = real(device_id)
+            if not gates:
+                gates.append(defer.Deferred())
+
+                def held(jobs):
+                    read.append([job.job_id for job in jobs])
+                    return gates[0].addCallback(lambda _: jobs)
+
+                d.addCallback(held)
+            return d
+
+        self.patch(self.store, "pending_jobs", pending_jobs)
+        queued = await self.handlers["b"].create_job(DEVICE, {"commands": [{"op": "Get", "target": "./DevInfo/Man"}],
+                                                              "notify": "none"})
+        await self.until(lambda: read)  # b's signal: a's session read the job, its answer held
+        self.assertEqual(read, [[queued["id"]]])
+        self.assertEqual(live.engine.waiting_jobs(), [])
+        # a's session does not hold it: cancelled at once (before: 202 at_session_end)
+        answer = await self.handlers["a"].cancel_job(queued["id"])
+        self.assertEqual(answer, {"id": queued["id"], "state": "failed", "cancelled": True})
+        gates[0].callback(None)
+        await self.until(lambda: live.engine.waiting_jobs())
+        self.assertEqual(live.engine.waiting_jobs(), [queued["id"]])  # read before the cancel: taken
+        # dropped before the next message (no longer pending): never sent
+        self.assertEqual(await self.finish(a, session, reply), ["./DevDetail/SwV"])
+        self.assertEqual((await self.handlers["a"].get_job(sent["id"]))["state"], "done")
+        job = await self.handlers["a"].get_job(queued["id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "cancelled"))
+        self.assertEqual((a._cancel_at_end, self.nodes["b"]._cancel_at_end), ({}, {}))
+
+    async def test_a_job_sent_on_a_cancelled_on_b_in_a_session_without_it_waits_for_a_session_end(self):
+        created = await self.handlers["a"].create_job(DEVICE, GET_SWV)
+        session = self.session()
+        reply = await self.exchange(self.nodes["a"], session.start())  # the job went out
+        forger = self.session(account(secret="wrong"))
+        self.assertEqual((await self.exchange(self.nodes["b"], forger.start())).code, 200)
+        self.assertIn(DEVICE, self.nodes["b"]._by_device)  # a session of the device on b, without the job
+        answer = await self.handlers["b"].cancel_job(created["id"])
+        self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        # a, whose session sent it, is told too (before: b only)
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: DEVICE})
+        self.assertEqual(self.nodes["b"]._cancel_at_end, {created["id"]: DEVICE})
+        self.assertEqual(await self.finish(self.nodes["a"], session, reply), ["./DevDetail/SwV"])
+        self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "done")
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {})  # nothing left to cancel
+        self.clock.advance(61)  # the stranger's session on b times out
+        await self.until(lambda: not self.nodes["b"]._cancel_at_end)
+        self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "done")
+
     async def test_an_event_on_b_wakes_a_long_poll_on_a(self):
         after = await self.store.last_event_seq()
         waiting = self.handlers["a"].wait_events(after, 10, 30)

@@ -18,6 +18,7 @@ from dmgateway.dm.effects import (
     SessionEnded,
     SessionError,
 )
+from dmgateway.dm.session import DROPPED, NOT_HELD, STARTED
 
 from .client import (
     DEVICE_ID,
@@ -243,14 +244,21 @@ def test_client_abort_fails_running_jobs():
 
 
 def test_a_job_dropped_before_it_starts_is_not_sent():
-    session = make_session(jobs=[EXAMPLE_JOB, JobSpec("later", [{"op": "Get", "target": "./Z"}])])
+    later = JobSpec("later", [{"op": "Get", "target": "./Z"}])
+    session = make_session(jobs=[EXAMPLE_JOB, later])
     assert session.waiting_jobs() == ["job-1", "later"]
-    assert session.drop_job("later")  # ended outside the session (cancelled on another node)
+    assert session.drop_job("later") == DROPPED  # ended outside the session (cancelled on another node)
+    assert session.drop_job("later") == NOT_HELD  # (asked again: the session has it no more)
+    assert session.add_job(later) is False  # read again from a store read made before it ended
+    assert session.drop_job("never-read") == NOT_HELD
     client = Client(session)
     out = client.send(client.package1())
     assert [e.job_id for e in of_type(out.effects, JobStarted)] == ["job-1"]
     assert session.waiting_jobs() == []
-    assert not session.drop_job("job-1")  # started: its commands are out
+    assert session.drop_job("job-1") == STARTED  # its commands are out
+    assert session.add_job(EXAMPLE_JOB) is False  # (one it has)
+    assert session.add_job(JobSpec("new", [{"op": "Get", "target": "./N"}])) is True
+    assert session.drop_job("job-1") == STARTED  # (not forgotten: still the session's)
 
 
 def test_abort_from_the_dispatcher():

@@ -301,6 +301,7 @@ def test_a_withdrawn_job_leaves_the_reply_and_the_session():
     assert [cmd.cmd_id for cmd in amended.reply.body] == [str(n) for n in range(1, len(amended.reply.body) + 1)]
     assert amended.body == xml.encode(amended.reply)
     assert session.withdraw({"b"}) is None  # forgotten already
+    assert session.add_job(jobs[1]) is False  # and not taken again
     assert session.waiting_jobs() == []
     out = client.send(client.answer(amended.reply, tree={"./a": "1", "./c": "3"}))
     finished = of_type(out.effects, JobFinished)
