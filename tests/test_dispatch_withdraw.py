@@ -377,3 +377,19 @@ class CancelNotSentTests(TestCase):
         self.assertEqual(await self.finish(session, reply), ["./DevInfo/Man"])
         await self.assertCancelled(other)
         self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    async def test_the_answer_202_says_the_state_once_the_cancel_is_asked(self):
+        # the session ends the job between the cancel's read of it and its answer
+        session, ids, reply, live = await self.open_session(blob(0), blob(1))
+        gates = held_once(self, "get_job", lambda job_id: job_id == ids[0])
+        cancelling = self.handlers.cancel_job(ids[0])  # read: running
+        self.assertEqual(len(gates), 1)
+        reply = await self.advance(session, reply, lambda: not live.engine.waiting_jobs())  # ids[1] sent
+        self.assertEqual([(await self.store.get_job(job_id)).state for job_id in ids], ["done", "running"])
+        gates[0].callback(None)
+        # (before: "running", the state read when the request came)
+        self.assertEqual(await cancelling, {"id": ids[0], "state": "done", "cancelled": False,
+                                            "cancel": "at_session_end"})
+        self.assertEqual(await self.finish(session, reply), ["./Vendor/B0", "./Vendor/B1"])
+        self.assertEqual([(await self.store.get_job(job_id)).state for job_id in ids], ["done", "done"])
+        self.assertEqual(self.dispatcher._cancel_at_end, {})

@@ -125,7 +125,12 @@ class JobHandlers:
             raise UnknownJob(job_id)
         if job.state in ("queued", "notified", "running") and self.dispatcher.cancel_at_session_end(job):
             # its session has sent it: commands already sent cannot be called
-            # back; what is left of it is cancelled when the session ends
+            # back; what is left of it is cancelled when the session ends.
+            # The state said is the one once that is asked (the session may
+            # have ended the job since the read above)
+            job = await self.store.get_job(job_id)
+            if job is None:  # (removed with its device meanwhile)
+                raise UnknownJob(job_id)
             return {"id": job_id, "state": job.state, "cancelled": False, "cancel": "at_session_end"}
         try:
             result = await self.store.cancel_job(job_id)
