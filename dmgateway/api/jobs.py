@@ -119,8 +119,8 @@ class Job(JsonResource):
 class JobCancel(JsonResource):
     """
     ``/api/v1/jobs/{job_id}/cancel``: cancel a queued or notified job now
-    (also one a live session holds but has not sent), a job a live session
-    has sent when that session ends.
+    (also one a live session holds but has not sent, or has not read), a
+    job a live session has sent when that session ends.
     """
 
     methods = {b"POST": "post"}

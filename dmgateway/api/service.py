@@ -114,9 +114,10 @@ class ApiHandlers(Protocol):
     def cancel_job(self, job_id: str) -> Deferred[dict[str, Any]]:
         """
         Cancel a queued or notified job now (``{"id", "state", "cancelled"}``),
-        also one a live session holds but has not sent, or a job a live
-        session has sent when that session ends (``"cancel":
-        "at_session_end"``).  Fails with :class:`UnknownJob`.
+        also one a live session holds but has not sent (or has not read), or
+        a job a live session has sent when that session ends (``"cancel":
+        "at_session_end"``, with the job's state once that was asked).
+        Fails with :class:`UnknownJob`.
         """
 
     def list_jobs(

@@ -6,10 +6,23 @@ docs/openapi.yaml by ApiTestCase.call.
 
 from __future__ import annotations
 
+import os
+from urllib.parse import quote
+
+from twisted.internet import defer
+from twisted.trial.unittest import TestCase
+
+from dmgateway.api.resources import build_site
+from dmgateway.client import ClientSession
+from dmgateway.store import StoreUnavailable
 from dmgateway.store.inventory import DeviceFilter
-from tests.api.test_resources import ACCOUNT, DEVICE_PATH, JOB, ApiTestCase
+from tests.api.test_resources import ACCOUNT, DEVICE_PATH, JOB, TOKEN, ApiTestCase
+from tests.fixtures import ACCOUNT as SESSION_ACCOUNT
 from tests.fixtures import API_DEVICE as DEVICE
+from tests.fixtures import DEVICE as SESSION_DEVICE
 from tests.openapi_check import checked
+from tests.support import start_dispatcher
+from tests.test_dispatch import account
 
 
 class DeviceListTests(ApiTestCase):
@@ -99,3 +112,54 @@ class CancelJobTests(ApiTestCase):
 def test_answers_were_checked_against_the_document():
     # the tests above ran through ApiTestCase.call, which validates each answer
     assert checked["count"] > 0
+
+
+class CancelInASessionTests(TestCase):
+    """``POST /api/v1/jobs/{id}/cancel`` over the real handlers, dispatcher
+    and store (SQLite, inline), for a device in a DM session."""
+
+    timeout = 60
+    call = ApiTestCase.call
+    open = ApiTestCase.open
+    assertError = ApiTestCase.assertError
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield start_dispatcher(self, SESSION_DEVICE, SESSION_ACCOUNT)
+        self.site = build_site(self.handlers, TOKEN, reactor=self.clock)
+
+    async def test_a_store_failure_after_the_drop_is_503_and_the_retry_200(self):
+        path = "/api/v1/devices/%s/jobs" % quote(SESSION_DEVICE, safe="")
+        sent = self.call("POST", path, dict(JOB, notify="none")).json["id"]
+        session = ClientSession(account(), random_bytes=os.urandom)
+        reply = await self.dispatcher.handle_dm(session.start().body, encoding="xml")  # sends it
+        held = self.call("POST", path, dict(JOB, notify="none")).json["id"]  # joins the session
+        live = self.dispatcher._by_device[SESSION_DEVICE]
+        self.assertEqual(live.engine.waiting_jobs(), [held])
+        real = self.store.cancel_job
+        self.patch(self.store, "cancel_job", lambda job_id: defer.fail(StoreUnavailable("disk I/O error")))
+        self.assertError(self.call("POST", f"/api/v1/jobs/{held}/cancel"), 503, "store_unavailable")
+        self.patch(self.store, "cancel_job", real)
+        self.assertEqual(live.engine.waiting_jobs(), [])  # dropped: the session never sends it
+        # (before: 202 at_session_end, the job cancelled when the session ended)
+        response = self.call("POST", f"/api/v1/jobs/{held}/cancel")
+        self.assertEqual((response.status, response.json), (200, {"id": held, "state": "failed", "cancelled": True}))
+        request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        while request is not None:
+            token = request.url.split("?s=", 1)[1]
+            reply = await self.dispatcher.handle_dm(request.body, encoding="xml", token=token)
+            request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertEqual([uri for _cmd, uri, _status in session.executed], ["./DevDetail/SwV"])
+        states = [self.call("GET", f"/api/v1/jobs/{job_id}").json for job_id in (sent, held)]
+        self.assertEqual([(job["state"], job.get("error", {}).get("code")) for job in states],
+                         [("done", None), ("failed", "cancelled")])
+
+    async def test_a_job_sent_is_202_with_its_state(self):
+        path = "/api/v1/devices/%s/jobs" % quote(SESSION_DEVICE, safe="")
+        sent = self.call("POST", path, dict(JOB, notify="none")).json["id"]
+        await self.dispatcher.handle_dm(ClientSession(account(), random_bytes=os.urandom).start().body,
+                                        encoding="xml")
+        response = self.call("POST", f"/api/v1/jobs/{sent}/cancel")
+        self.assertEqual((response.status, response.json),
+                         (202, {"id": sent, "state": "running", "cancelled": False, "cancel": "at_session_end"}))
