@@ -291,7 +291,9 @@ class SessionEffects:
         the session here does not hold was sent by a session elsewhere (on
         another node, or one here whose end is not written yet): it is
         cancelled at the end of that session (signalled to the other nodes)
-        or of this one, whichever ends first.
+        or of this one, whichever ends first: this one only if its device
+        authenticated (a stranger's package 1 for the device, wrong
+        credentials, must not cut short a job the device's own session runs).
         """
         live = self._by_device.get(job.device_id)
         held = live.engine.drop_job(job.job_id) if live is not None else NOT_HELD
@@ -302,6 +304,8 @@ class SessionEffects:
         if held == NOT_HELD:
             if job.state != "running":
                 return False  # no session sent it, and none will
+            if live is not None and not live.authenticated:
+                live = None
             if not self._cancel_elsewhere(job) and live is None:
                 return False
         if live is not None:

@@ -91,9 +91,11 @@ class ClusterHooks:
 
     def _cancel_signalled(self, payload):
         """``DEVICE\\nJOB`` was cancelled through another process: if DEVICE
-        is in session here, cancel JOB when that session ends."""
+        is in session here, one in which it authenticated (not a stranger's
+        package 1), cancel JOB when that session ends."""
         device_id, _, job_id = payload.partition("\n")
-        if device_id in self._by_device:
+        live = self._by_device.get(device_id)
+        if live is not None and live.authenticated:
             self._cancel_at_end[job_id] = device_id
 
     def _session_signalled(self, payload):

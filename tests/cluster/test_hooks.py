@@ -202,13 +202,39 @@ class TwoNodesTests(TestCase):
                                   "cancel": "at_session_end"})
         # a, whose session sent it, is told too (before: b only)
         self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: DEVICE})
-        self.assertEqual(self.nodes["b"]._cancel_at_end, {created["id"]: DEVICE})
+        # b's is a stranger's session: its end does not cancel the job (see below)
+        self.assertEqual(self.nodes["b"]._cancel_at_end, {})
         self.assertEqual(await self.finish(self.nodes["a"], session, reply), ["./DevDetail/SwV"])
         self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "done")
         self.assertEqual(self.nodes["a"]._cancel_at_end, {})  # nothing left to cancel
         self.clock.advance(61)  # the stranger's session on b times out
         await self.until(lambda: not self.nodes["b"]._cancel_at_end)
         self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "done")
+
+    async def test_a_strangers_session_ending_does_not_cancel_a_job_sent_elsewhere(self):
+        # a job of several messages (a large object), sent by the device's session on a
+        created = await self.handlers["a"].create_job(DEVICE, {"notify": "none", "commands": [
+            {"op": "Add", "target": "./Vendor/Big", "data": "b" * 5000, "format": "chr"}]})
+        session = ClientSession(account(), random_bytes=os.urandom, max_msg_size=1500)
+        reply = await self.exchange(self.nodes["a"], session.start())  # t=0: its first chunk
+        self.clock.advance(10)
+        forger = self.session(account(secret="wrong"))
+        self.assertEqual((await self.exchange(self.nodes["b"], forger.start())).code, 200)
+        self.assertIn(DEVICE, self.nodes["b"]._by_device)  # a stranger's session, on b
+        answer = await self.handlers["b"].cancel_job(created["id"])
+        self.assertEqual((answer["state"], answer["cancel"]), ("running", "at_session_end"))
+        self.clock.advance(45)
+        request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
+        reply = await self.exchange(self.nodes["a"], request)  # t=55: the next chunk
+        self.clock.advance(20)  # t=75: the stranger's session timed out (t=70), not the device's
+        self.assertNotIn(DEVICE, self.nodes["b"]._by_device)
+        await self.until(lambda: not self.nodes["b"]._cancel_at_end)
+        # (before: b cancelled it as the stranger's session ended: the device's
+        # results were thrown away, the job failed "cancelled")
+        self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "running")
+        self.assertEqual(set(await self.finish(self.nodes["a"], session, reply)), {"./Vendor/Big"})
+        self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "done")
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {})
 
     async def test_an_event_on_b_wakes_a_long_poll_on_a(self):
         after = await self.store.last_event_seq()
