@@ -124,20 +124,30 @@ class JobHandlers:
         if job is None:
             raise UnknownJob(job_id)
         if job.state in ("queued", "notified", "running") and self.dispatcher.cancel_at_session_end(job):
-            # its session has sent it: commands already sent cannot be called
-            # back; what is left of it is cancelled when the session ends.
-            # The state said is the one once that is asked (the session may
-            # have ended the job since the read above)
-            job = await self.store.get_job(job_id)
-            if job is None:  # (removed with its device meanwhile)
-                raise UnknownJob(job_id)
-            return {"id": job_id, "state": job.state, "cancelled": False, "cancel": "at_session_end"}
+            return await self._cancelled_at_session_end(job_id)
         try:
             result = await self.store.cancel_job(job_id)
         except NotFound:
             raise UnknownJob(job_id)
+        if not result.cancelled and result.state == "running":
+            # a session started it after the read above (on another node, or
+            # one whose copy was read before: a stranger's here, say): it is
+            # not finished, but cancelled when that session ends
+            job = await self.store.get_job(job_id)
+            if job is not None and job.state == "running" and self.dispatcher.cancel_at_session_end(job):
+                return await self._cancelled_at_session_end(job_id)
         if result.cancelled:
             self.events.announce()
             log.info("job {job_id} of {device_id} cancelled ({count} wake-ups stopped)",
                      job_id=job_id, device_id=result.device_id, count=result.notifications)
         return {"id": job_id, "state": result.state, "cancelled": result.cancelled}
+
+    async def _cancelled_at_session_end(self, job_id):
+        """The answer to a cancel left to the end of the session that sent the
+        job: commands already sent cannot be called back; what is left of it
+        is cancelled when the session ends.  The state said is the one once
+        that is asked (the session may have ended the job since it was read)."""
+        job = await self.store.get_job(job_id)
+        if job is None:  # (removed with its device meanwhile)
+            raise UnknownJob(job_id)
+        return {"id": job_id, "state": job.state, "cancelled": False, "cancel": "at_session_end"}

@@ -211,6 +211,31 @@ class TwoNodesTests(TestCase):
         await self.until(lambda: not self.nodes["b"]._cancel_at_end)
         self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "done")
 
+    async def test_a_job_started_on_a_between_the_read_and_the_cancel_on_b_is_cancelled_at_its_end(self):
+        created = await self.handlers["a"].create_job(DEVICE, GET_SWV)
+        session = self.session()
+        replies = []
+        real = self.store.cancel_job
+
+        async def device_calls_first(job_id):
+            # b read the job queued and found no session holding it; the
+            # device's session on a starts it before b's cancel is written
+            replies.append(await self.exchange(self.nodes["a"], session.start()))
+            self.assertEqual((await self.handlers["a"].get_job(job_id))["state"], "running")
+            return await real(job_id)
+
+        self.patch(self.store, "cancel_job", lambda job_id: defer.ensureDeferred(device_calls_first(job_id)))
+        answer = await self.handlers["b"].cancel_job(created["id"])
+        # (before: {"state": "running", "cancelled": False}, a 409 job_finished,
+        # and nothing cancelled)
+        self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: DEVICE})
+        self.clock.advance(61)  # the device went away: what is left of the job is cancelled
+        job = await self.handlers["a"].get_job(created["id"])
+        self.assertEqual(job["state"], "failed")
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {})
+
     async def test_a_strangers_session_ending_does_not_cancel_a_job_sent_elsewhere(self):
         # a job of several messages (a large object), sent by the device's session on a
         created = await self.handlers["a"].create_job(DEVICE, {"notify": "none", "commands": [
