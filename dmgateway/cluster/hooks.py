@@ -18,8 +18,10 @@ dispatcher stays about one process:
   whichever node's session holds it: that session does not start it (the
   store refuses, see :meth:`SessionEffects.cancel_at_session_end`).  A job
   sent (``running``) is cancelled when a session of its device live when
-  the cancel is signalled ends, on whichever node: the one that sent it (or
-  a newer one that superseded it, if that ends first);
+  the cancel is signalled, one in which the device authenticated, ends, on
+  whichever node: the one that sent it (or a newer one that superseded it,
+  if that ends first), never a stranger's (a package 1 with wrong
+  credentials);
 * a device that authenticated a new session on another process supersedes
   its session here, as a second package 1 does within one process (only an
   authenticated one: issue 10's rule).
