@@ -327,9 +327,8 @@ class SessionEffects:
         )
         for job in jobs:
             if job.job_id in asked:
-                if job.state == "running":  # back to waiting, so the cancel below takes it
-                    await change_job(self.store, job.job_id, "queued", device_id=device_id,
-                                     now=self.clock.seconds(), expect="running")
-                result = await self.store.cancel_job(job.job_id)
+                # (a running job in the same write: a new session of the
+                # device cannot start it between two)
+                result = await self.store.cancel_job(job.job_id, running=job.state == "running")
                 if result.cancelled:
                     self.events.announce()

@@ -378,6 +378,30 @@ class CancelNotSentTests(TestCase):
         await self.assertCancelled(other)
         self.assertEqual(self.dispatcher._cancel_at_end, {})
 
+    async def test_a_running_job_is_cancelled_at_the_sessions_end_in_one_write(self):
+        # the cancel at the session's end leaves no moment when the store
+        # holds the job as waiting: a new session of the device (its
+        # package 1 right after) cannot start it in between (before:
+        # running, then queued, then cancelled, in two writes)
+        session, ids, reply, live = await self.open_session(GET)
+        other = await self.queued_elsewhere()
+        await self.store.start_jobs([other], expect=("queued",), now=self.clock.seconds())
+        self.assertEqual((await self.handlers.cancel_job(other))["cancel"], "at_session_end")
+        cancel_job = self.store.cancel_job
+        seen = []  # the job's state as the cancel's write begins: what a new session would meet
+
+        async def cancel_job_seen(job_id, **kwargs):
+            seen.append((await self.store.get_job(job_id)).state)
+            return await cancel_job(job_id, **kwargs)
+
+        self.patch(self.store, "cancel_job", cancel_job_seen)
+        self.assertEqual(await self.finish(session, reply), ["./DevInfo/Man"])
+        self.assertEqual(seen, ["running"])  # (not "queued": a new session's start takes none)
+        await self.assertCancelled(other)
+        states = [event["state"] for event in await self.store.events_after(0, 1000)
+                  if event["type"] == "job" and event["job_id"] == other]
+        self.assertEqual(states, ["failed"])
+
     async def test_the_answer_202_says_the_state_once_the_cancel_is_asked(self):
         # the session ends the job between the cancel's read of it and its answer
         session, ids, reply, live = await self.open_session(blob(0), blob(1))

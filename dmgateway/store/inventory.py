@@ -121,14 +121,17 @@ class InventoryQueries(Database):
             "remove_device", self._remove_device_txn, self._now(), device_id, purge_history
         )
 
-    def cancel_job(self, job_id: str):
+    def cancel_job(self, job_id: str, running: bool = False):
         """
         Cancel a queued or notified job now: state C{failed} with error
         C{cancelled}; its queued notifications fail.  Fire with a
         L{Cancelled} (C{cancelled} false when the job was in another state),
-        or raise L{NotFound}.
+        or raise L{NotFound}.  With C{running}, a running job too: the
+        session that sent it has ended, and what it did not do is cancelled
+        in the same write (no session can take it in between).
         """
-        return self.run_interaction("cancel_job", self._cancel_job_txn, self._now(), job_id)
+        states = CANCELLABLE + ("running",) if running else CANCELLABLE
+        return self.run_interaction("cancel_job", self._cancel_job_txn, self._now(), job_id, states)
 
     def monitor_snapshot(self, now: float, webhook_cursors=()):
         """
@@ -186,13 +189,13 @@ class InventoryQueries(Database):
         rows = txn.fetchall(f"SELECT * FROM devices {clause}ORDER BY device_id LIMIT ?", (*args, limit))
         return [device_from_row(row) for row in rows]
 
-    def _cancel_jobs_txn(self, txn, now, jobs) -> tuple[list, int]:
+    def _cancel_jobs_txn(self, txn, now, jobs, states=CANCELLABLE) -> tuple[list, int]:
         """Cancel C{jobs} (each with its C{job} event) and fail their queued notifications;
         return the jobs cancelled and how many notifications were stopped.  A job
-        another process moved on meanwhile (to C{running}) is left as it is."""
+        another process moved on meanwhile (out of C{states}) is left as it is."""
         cancelled, stopped = [], 0
         for job in jobs:
-            if not self._transition_job_txn(txn, now, job.job_id, job.device_id, CANCELLABLE, "failed",
+            if not self._transition_job_txn(txn, now, job.job_id, job.device_id, states, "failed",
                                             CANCELLED, None, job_event(job.job_id, "failed", CANCELLED)):
                 continue
             cancelled.append(job)
@@ -203,14 +206,14 @@ class InventoryQueries(Database):
             )
         return cancelled, stopped
 
-    def _cancel_job_txn(self, txn, now, job_id) -> Cancelled:
+    def _cancel_job_txn(self, txn, now, job_id, states=CANCELLABLE) -> Cancelled:
         row = txn.fetchone("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
         if row is None:
             raise NotFound(f"no job {job_id!r}")
         job = job_from_row(row)
-        if job.state not in CANCELLABLE:
+        if job.state not in states:
             return Cancelled(job_id, job.device_id, job.state, False, 0)
-        cancelled, stopped = self._cancel_jobs_txn(txn, now, [job])
+        cancelled, stopped = self._cancel_jobs_txn(txn, now, [job], states)
         if not cancelled:  # another process took it between our read and our write
             state = txn.fetchone("SELECT state FROM jobs WHERE job_id = ?", (job_id,))["state"]
             return Cancelled(job_id, job.device_id, state, False, 0)

@@ -112,6 +112,21 @@ class InventoryTestsMixin(StoreCase):
         with self.assertRaises(NotFound):
             await store.cancel_job("nope")
 
+    async def test_cancel_job_running_only_when_asked(self):
+        # a running job is cancelled only by its session's end (running=True),
+        # straight from running: no write in between shows it waiting
+        store = await self.fleet()
+        await store.create_job("j1", "IMEI:1", GET)
+        self.assertEqual(await store.start_jobs(["j1"], expect=("queued",)), ("j1",))
+        refused = await store.cancel_job("j1")
+        self.assertEqual((refused.cancelled, refused.state), (False, "running"))
+        result = await store.cancel_job("j1", running=True)
+        self.assertEqual((result.cancelled, result.state), (True, "failed"))
+        job = await store.get_job("j1")
+        self.assertEqual((job.state, job.error["code"]), ("failed", "cancelled"))
+        events = await store.events_after(0)
+        self.assertEqual([(e["job_id"], e["state"], e["error"]) for e in events], [("j1", "failed", "cancelled")])
+
     async def test_remove_device_keeps_or_purges_history(self):
         store = await self.fleet()
         await store.create_job("j1", "IMEI:1", GET)
