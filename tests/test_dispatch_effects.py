@@ -15,6 +15,7 @@ from tests.store.support import record_statements
 from tests.support import start_dispatcher
 from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_security import FailingBatch
+from tests.test_dispatch_withdraw import blob
 
 
 class SessionStatementTests(TestCase):
@@ -70,9 +71,7 @@ class SessionStatementTests(TestCase):
         # message's starts in one statement and the session's row touched once
         ids = []
         for n in range(3):
-            add = {"commands": [{"op": "Add", "target": "./Vendor/Blob%d" % n, "data": "x" * 700,
-                                 "format": "chr"}], "notify": "none"}
-            ids.append((await self.handlers.create_job(DEVICE, add))["id"])
+            ids.append((await self.handlers.create_job(DEVICE, blob(n, "./Vendor/Blob%d")))["id"])
         statements = record_statements(self)
         touched = []
         touch = self.store._touch_session_txn
@@ -251,9 +250,7 @@ class EndedUnderItsSessionTests(TestCase):
     async def run_with_one_cancelled(self, cancel):
         ids = []
         for n in range(3):
-            add = {"commands": [{"op": "Add", "target": "./Vendor/Blob%d" % n, "data": "x" * 700,
-                                 "format": "chr"}], "notify": "none"}
-            ids.append((await self.handlers.create_job(DEVICE, add))["id"])
+            ids.append((await self.handlers.create_job(DEVICE, blob(n, "./Vendor/Blob%d")))["id"])
         rows = _record_session_rows(self)
         # a small MaxMsgSize: one job a message
         session = ClientSession(account(), random_bytes=os.urandom, max_msg_size=1400)
@@ -359,9 +356,7 @@ class FailedMessageTests(TestCase):
     async def test_a_job_answered_in_the_failed_message_is_not_left_running(self):
         ids = []
         for n in range(2):
-            add = {"commands": [{"op": "Add", "target": "./Vendor/Blob%d" % n, "data": "x" * 700,
-                                 "format": "chr"}], "notify": "none"}
-            ids.append((await self.handlers.create_job(DEVICE, add))["id"])
+            ids.append((await self.handlers.create_job(DEVICE, blob(n, "./Vendor/Blob%d")))["id"])
         session = ClientSession(account(), random_bytes=os.urandom, max_msg_size=1400)  # one job a message
         request, armed = session.start(), False
         while True:

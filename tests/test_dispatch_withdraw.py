@@ -14,6 +14,14 @@ from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import start_dispatcher
 from tests.test_dispatch import account
 
+
+def blob(n, target="./Vendor/B%d"):
+    """A job of one Add of 700 bytes to ``target % n``: with the device's
+    MaxMsgSize of 1400, one job a message."""
+    return {"commands": [{"op": "Add", "target": target % n, "data": "x" * 700, "format": "chr"}],
+            "notify": "none"}
+
+
 GET = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
 ATOMIC = {"atomic": True, "notify": "none", "commands": [
     {"op": "Add", "target": "./Vendor/A1", "data": "1", "format": "chr"},
@@ -153,12 +161,9 @@ class CancelWhileWrittenTests(TestCase):
         yield start_dispatcher(self, DEVICE, ACCOUNT)
 
     async def test_cancels_between_read_and_commit(self):
-        blob = {"commands": [{"op": "Add", "target": "./Vendor/B%d", "data": "x" * 700, "format": "chr"}],
-                "notify": "none"}
         ids = []
         for n in range(3):
-            job = {"commands": [dict(blob["commands"][0], target="./Vendor/B%d" % n)], "notify": "none"}
-            ids.append((await self.handlers.create_job(DEVICE, job))["id"])
+            ids.append((await self.handlers.create_job(DEVICE, blob(n)))["id"])
         held = []
 
         class Gated:  # the store's batch, its commit held when asked
@@ -212,12 +217,6 @@ class CancelWhileWrittenTests(TestCase):
         self.assertEqual(states, ["done", "done", "failed"])
         self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})
         self.assertEqual(self.dispatcher._cancel_at_end, {})  # (ids[0] ended before its cancel was asked)
-
-
-def blob(n):
-    """A job of one Add of 700 bytes: with the device's MaxMsgSize of 1400, one job a message."""
-    return {"commands": [{"op": "Add", "target": "./Vendor/B%d" % n, "data": "x" * 700, "format": "chr"}],
-            "notify": "none"}
 
 
 def held_once(case, name, when=lambda *args: True):
