@@ -294,6 +294,8 @@ class SessionEffects:
         or of this one, whichever ends first: this one only if its device
         authenticated (a stranger's package 1 for the device, wrong
         credentials, must not cut short a job the device's own session runs).
+        A cancel belongs to one session: only that session's end applies
+        it, not another's of the same device.
         """
         live = self._by_device.get(job.device_id)
         held = live.engine.drop_job(job.job_id) if live is not None else NOT_HELD
@@ -309,21 +311,23 @@ class SessionEffects:
             if not self._cancel_elsewhere(job) and live is None:
                 return False
         if live is not None:
-            self._cancel_at_end[job.job_id] = job.device_id
+            self._cancel_at_end[job.job_id] = live
         return True
 
-    async def _cancel_left_at_session_end(self, device_id):
-        """Cancel the jobs asked to be cancelled that a session ended without
-        finishing.  Those of the device are forgotten here, cancelled or not:
-        one that ended meanwhile (its end written while its cancel was asked)
-        must not stay, making every later session's end query the store."""
-        asked = {job_id for job_id, device in self._cancel_at_end.items() if device == device_id}
+    async def _cancel_left_at_session_end(self, live):
+        """Cancel the jobs asked to be cancelled at the end of ``live`` that it
+        ended without finishing.  They are forgotten here, cancelled or
+        not: one that ended meanwhile (its end written while its cancel was
+        asked) must not stay, making every later session's end query the
+        store.  Those asked at the end of another session of the device (a
+        newer one, live) wait for that one's end."""
+        asked = {job_id for job_id, session in self._cancel_at_end.items() if session is live}
         if not asked:
             return
         for job_id in asked:
             del self._cancel_at_end[job_id]
         jobs = await self.store.run_interaction(
-            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), device_id
+            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), live.device_id
         )
         for job in jobs:
             if job.job_id in asked:

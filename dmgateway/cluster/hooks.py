@@ -98,7 +98,7 @@ class ClusterHooks:
         device_id, _, job_id = payload.partition("\n")
         live = self._by_device.get(device_id)
         if live is not None and live.authenticated:
-            self._cancel_at_end[job_id] = device_id
+            self._cancel_at_end[job_id] = live
 
     def _session_signalled(self, payload):
         """``DEVICE\\nTOKEN`` authenticated: a session of DEVICE here under another token ends."""
