@@ -96,8 +96,9 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self.jobs_finished = Counter()  # by state
         self.draining = False  # SIGTERM: live sessions finish, no new one opens
         # job id -> the LiveSession at whose end what is left of it is cancelled
-        # (a job sent, cancelled while that session runs)
+        # (a job sent, cancelled while that session runs or its end is written)
         self._cancel_at_end = {}
+        self._ending = {}  # token -> a session over here whose end the store has not taken yet
         self.instruments = None  # GatewayMetrics, when /metrics is on
         self.signals = None  # cross-process signals, when [gateway] cluster is on
 
@@ -500,7 +501,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 await self.outbox.job_created(job, device)
 
     def _forget(self, live):
+        """``live`` is over: no message reaches it now; its end is written next
+        (until then, a cancel of a job it sent is left to that end)."""
         self.deadlines.cancel(live)
+        self._ending[live.token] = live
         if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = live.first_digest

@@ -1,7 +1,9 @@
 """A cancel left to the end of a session belongs to that session, not to
 its device: an older session of the device whose end is written late (a
 repair after the store failed) does not apply the cancels of the session
-live now."""
+live now; and a job whose session's end is being written (or waits for
+the store) is cancelled at that end (202), not refused as finished (409).
+A stranger's package 1 for the device gains no say in either."""
 
 import os
 
@@ -17,6 +19,7 @@ from tests.support import gateway_config
 from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_contention import _contention
 from tests.test_dispatch_security import FailingStore, HeldStore
+from tests.test_dispatch_withdraw import held_once
 
 GET_MAN = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
 
@@ -122,3 +125,181 @@ class CancelAtSessionEndTests(TestCase):
         self.assertEqual(await self.state(second), ("done", None))
         self.assertEqual(self.dispatcher.jobs_finished, {"done": 2})
         self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    # -- 2. a cancel while the end of the session that sent the job is written ------
+
+    async def test_a_cancel_while_the_sessions_end_is_written_is_left_to_that_end(self):
+        _session, request = await self.device_session()
+        self.held.held = defer.Deferred()  # the store takes the end's write, but has not committed it
+        ending = defer.ensureDeferred(self.send(request))  # the results: the session's last message
+        self.assertNotIn(DEVICE, self.dispatcher._by_device)
+        self.assertEqual(await self.state(self.job), ("running", None))
+        answer = await self.handlers.cancel_job(self.job)
+        # (before: {"state": "running", "cancelled": False}, a 409 job_finished
+        # for a job that had not finished)
+        self.assertEqual(answer, {"id": self.job, "state": "running", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        self.assertEqual((await ending).code, 200)
+        # the end finished the job (the device's results): nothing was left to cancel
+        self.assertEqual(await self.state(self.job), ("done", None))
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+        self.assertEqual(self.dispatcher._ending, {})
+        # asked again, once the end is written: finished (409)
+        self.assertEqual(await self.handlers.cancel_job(self.job),
+                         {"id": self.job, "state": "done", "cancelled": False})
+
+    async def test_a_cancel_read_before_the_end_but_asked_after_it_finds_the_job_finished(self):
+        # the end, which finishes the job, is written between the cancel's
+        # read of the job (running) and its question: the job is finished (409)
+        _session, request = await self.device_session()
+        self.held.held = defer.Deferred()
+        ending = defer.ensureDeferred(self.send(request))
+        gates = held_once(self, "get_job", lambda job_id: job_id == self.job)
+        cancelling = self.handlers.cancel_job(self.job)  # reads "running", answered later
+        self.assertEqual(len(gates), 1)
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        self.assertEqual((await ending).code, 200)
+        self.assertEqual(self.dispatcher._ending, {})
+        gates[0].callback(None)
+        self.assertEqual(await cancelling, {"id": self.job, "state": "done", "cancelled": False})
+        self.assertEqual(await self.state(self.job), ("done", None))
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    async def test_a_cancel_while_the_sessions_end_waits_for_a_repair_is_left_to_that_end(self):
+        old = await self.end_written_later()
+        answer = await self.handlers.cancel_job(self.job)
+        # (before: a 409 job_finished, the job running)
+        self.assertEqual(answer, {"id": self.job, "state": "running", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
+        self.clock.advance(0)  # the repair writes the end: the job's results
+        self.assertEqual(await self.state(self.job), ("done", None))
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+
+    async def test_a_job_of_an_ending_session_the_new_session_holds_is_the_new_sessions(self):
+        # the old session's end waits; the new session holds (and sent) a
+        # job of its own: its cancel is the new session's, not the old one's
+        await self.end_written_later()
+        second = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
+        session, request = await self.device_session()
+        live = self.dispatcher._by_device[DEVICE]
+        self.assertEqual((await self.handlers.cancel_job(second))["cancel"], "at_session_end")
+        self.assertEqual((await self.handlers.cancel_job(self.job))["cancel"], "at_session_end")
+        old = self.dispatcher._repairs[0][0]
+        self.assertEqual(self.dispatcher._cancel_at_end, {second: live, self.job: old})
+        self.clock.advance(0)
+        self.assertEqual(self.dispatcher._cancel_at_end, {second: live})
+        await self.finish(session, request)
+        self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
+                         [("done", None), ("done", None)])
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    # -- a stranger's package 1 has no say ------------------------------------------------
+
+    async def test_a_strangers_session_while_an_end_waits_neither_takes_nor_applies_its_cancel(self):
+        old = await self.end_written_later()
+        stranger, request = await self.strangers_session()
+        answer = await self.handlers.cancel_job(self.job)
+        # the job's own session's (before: a 409 job_finished: the stranger's
+        # session was live, the device's not)
+        self.assertEqual(answer["cancel"], "at_session_end")
+        self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
+        await self.end_strangers_session(stranger, request)
+        self.assertEqual(await self.state(self.job), ("running", None))  # not cancelled by its end
+        self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
+        self.clock.advance(0)
+        self.assertEqual(await self.state(self.job), ("done", None))
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+
+    async def test_a_strangers_session_ending_does_not_apply_the_devices_cancels(self):
+        # two sessions of the device whose ends wait for the store: the
+        # older sent self.job, the newer the second job; self.job's cancel
+        # is asked while the newer runs.  A stranger's session ending
+        # meanwhile is neither's: it cancels nothing (before: it cancelled
+        # self.job, whose results the older session's end then lost)
+        old = await self.end_written_later()
+        self.store.down = True
+        self.clock.advance(0)  # its repair loses again: next try at the probe
+        self.store.down = False
+        second = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
+        _session, request = await self.device_session()
+        self.assertEqual((await self.handlers.cancel_job(self.job))["cancel"], "at_session_end")
+        self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
+        self.store.down = True
+        self.assertIn(b"<Data>503</Data>", (await self.send(request)).body)  # its results wait too
+        self.store.down = False
+        self.assertEqual(len(self.dispatcher._repairs), 2)
+        stranger, request = await self.strangers_session()
+        await self.end_strangers_session(stranger, request)
+        self.assertEqual(await self.state(self.job), ("running", None))
+        self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
+        self.clock.advance(self.dispatcher.outage.retry_after)  # both ends written
+        self.assertEqual(self.dispatcher._repairs, [])
+        self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
+                         [("done", None), ("done", None)])
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+
+    async def test_a_job_sent_by_an_ending_session_waits_for_that_end_not_the_next_sessions(self):
+        # (before: the session live when the cancel came cancelled it at its
+        # end, before the end of the session that sent it wrote its results)
+        old = await self.end_written_later()
+        self.store.down = True
+        self.clock.advance(0)  # its repair loses again: next try at the probe
+        self.store.down = False
+        second = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
+        session, request = await self.device_session()
+        self.assertEqual((await self.handlers.cancel_job(self.job))["cancel"], "at_session_end")
+        self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
+        await self.finish(session, request)
+        self.assertEqual(await self.state(self.job), ("running", None))
+        self.clock.advance(self.dispatcher.outage.retry_after)
+        self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
+                         [("done", None), ("done", None)])
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+
+    # -- a cancel signalled by another node (CANCELS) ----------------------------------
+
+    def signalled(self, job_id):
+        """Another node cancelled ``job_id`` (running, none of its sessions sent it)."""
+        self.dispatcher._cancel_signalled("%s\n%s" % (DEVICE, job_id))
+
+    async def test_a_cancel_signalled_for_a_job_an_ending_session_sent_waits_for_that_end(self):
+        # (before: the device's live session took it, and its end cancelled
+        # the job before the end of the session that sent it wrote its results)
+        old = await self.end_written_later()
+        self.store.down = True
+        self.clock.advance(0)  # its repair loses again: next try at the probe
+        self.store.down = False
+        second = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
+        session, request = await self.device_session()
+        self.signalled(self.job)
+        self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
+        await self.finish(session, request)
+        self.assertEqual(await self.state(self.job), ("running", None))
+        self.clock.advance(self.dispatcher.outage.retry_after)
+        self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
+                         [("done", None), ("done", None)])
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+
+    async def test_a_cancel_signalled_while_a_strangers_session_is_live_is_the_ending_sessions(self):
+        old = await self.end_written_later()
+        stranger, request = await self.strangers_session()
+        self.signalled(self.job)
+        self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
+        await self.end_strangers_session(stranger, request)
+        self.assertEqual(await self.state(self.job), ("running", None))
+        self.clock.advance(0)
+        self.assertEqual(await self.state(self.job), ("done", None))
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    async def test_a_cancel_signalled_with_only_a_strangers_session_here_is_not_taken(self):
+        # a job running that no session here sent (sent on another node)
+        await self.store.start_jobs([self.job], expect=("queued",), now=self.clock.seconds())
+        stranger, request = await self.strangers_session()
+        self.signalled(self.job)
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+        await self.end_strangers_session(stranger, request)
+        self.assertEqual(await self.state(self.job), ("running", None))
