@@ -95,7 +95,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self.sessions_ended = Counter()  # by outcome
         self.jobs_finished = Counter()  # by state
         self.draining = False  # SIGTERM: live sessions finish, no new one opens
-        self._cancel_at_end = {}  # job id -> device id: jobs cancelled while their session runs
+        # job id -> the LiveSession at whose end what is left of it is cancelled
+        # (a job sent, cancelled while that session runs or its end is written)
+        self._cancel_at_end = {}
+        self._ending = {}  # token -> a session over here whose end the store has not taken yet
         self.instruments = None  # GatewayMetrics, when /metrics is on
         self.signals = None  # cross-process signals, when [gateway] cluster is on
 
@@ -471,7 +474,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         if wake:
             await self._wake_for_jobs_left(live)
         else:  # its jobs left go to a new session (or away with the device): not those cancelled
-            await self._cancel_left_at_session_end(live.device_id)
+            await self._cancel_left_at_session_end(live)
 
     async def _wake_for_jobs_left(self, live):
         """Notify again for the jobs a session ended without starting.
@@ -483,7 +486,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         (the outbox leaves such a job to the session).  Without this it
         would wait for the device to call by itself.
         """
-        await self._cancel_left_at_session_end(live.device_id)
+        await self._cancel_left_at_session_end(live)
         if self.outbox is None:
             return
         device, jobs = await self.store.session_reads(live.device_id)
@@ -498,7 +501,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 await self.outbox.job_created(job, device)
 
     def _forget(self, live):
+        """``live`` is over: no message reaches it now; its end is written next
+        (until then, a cancel of a job it sent is left to that end)."""
         self.deadlines.cancel(live)
+        self._ending[live.token] = live
         if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = live.first_digest

@@ -218,6 +218,8 @@ class SessionEffects:
             if results[index]:  # (not a job ended outside the session meanwhile)
                 self.jobs_finished[state] += 1
         if outcome is not None:
+            # its end is written: a cancel of a job it sent finds that job ended
+            self._ending.pop(live.token, None)
             self.sessions_ended[outcome] += 1
             if self.instruments is not None:
                 self.instruments.session_ended(outcome, now - live.started)
@@ -279,7 +281,7 @@ class SessionEffects:
     # -- cancels of jobs a live session holds ----------------------------------------
 
     def cancel_at_session_end(self, job) -> bool:
-        """Cancel ``job`` when the live session that sent it ends, here or on
+        """Cancel ``job`` when the session that sent it ends, here or on
         another node; False when no session sent it, and the caller cancels
         it now.
 
@@ -287,13 +289,18 @@ class SessionEffects:
         will.  One that does not hold it (the job was queued after it read
         its jobs, through another process, say) does not send it either: if
         it reads it later, the store does not start a cancelled job and the
-        reply goes without it (:meth:`_withdraw`).  A job ``running`` that
-        the session here does not hold was sent by a session elsewhere (on
-        another node, or one here whose end is not written yet): it is
-        cancelled at the end of that session (signalled to the other nodes)
-        or of this one, whichever ends first: this one only if its device
-        authenticated (a stranger's package 1 for the device, wrong
-        credentials, must not cut short a job the device's own session runs).
+        reply goes without it (:meth:`_withdraw`).  A job ``running`` sent by
+        a session here that is over but whose end the store has not taken
+        yet (being written, or waiting for a repair) is cancelled at that
+        end (which ends the job itself, as a session's end does every job it
+        sent: nothing may be left to cancel).  Another job ``running`` that
+        the live session here does not hold was sent by a session elsewhere
+        (on another node, say): it is cancelled at the end of that session
+        (signalled to the other nodes) or of this one, whichever ends first:
+        this one only if its device authenticated (a stranger's package 1
+        for the device, wrong credentials, must not cut short a job the
+        device's own session runs).  A cancel belongs to one session: only
+        that session's end applies it, not another's of the same device.
         """
         live = self._by_device.get(job.device_id)
         held = live.engine.drop_job(job.job_id) if live is not None else NOT_HELD
@@ -304,26 +311,41 @@ class SessionEffects:
         if held == NOT_HELD:
             if job.state != "running":
                 return False  # no session sent it, and none will
-            if live is not None and not live.authenticated:
-                live = None
-            if not self._cancel_elsewhere(job) and live is None:
-                return False
+            ending = self._ending_session_that_sent(job.device_id, job.job_id)
+            if ending is not None:
+                live = ending
+            else:
+                if live is not None and not live.authenticated:
+                    live = None
+                if not self._cancel_elsewhere(job) and live is None:
+                    return False
         if live is not None:
-            self._cancel_at_end[job.job_id] = job.device_id
+            self._cancel_at_end[job.job_id] = live
         return True
 
-    async def _cancel_left_at_session_end(self, device_id):
-        """Cancel the jobs asked to be cancelled that a session ended without
-        finishing.  Those of the device are forgotten here, cancelled or not:
-        one that ended meanwhile (its end written while its cancel was asked)
-        must not stay, making every later session's end query the store."""
-        asked = {job_id for job_id, device in self._cancel_at_end.items() if device == device_id}
+    def _ending_session_that_sent(self, device_id, job_id):
+        """The session of ``device_id`` here that the store started ``job_id``
+        for, over, its end not written yet (None if there is none).  (Only a
+        session whose device authenticated starts jobs.)"""
+        for live in self._ending.values():
+            if live.device_id == device_id and job_id in live.job_ids:
+                return live
+        return None
+
+    async def _cancel_left_at_session_end(self, live):
+        """Cancel the jobs asked to be cancelled at the end of ``live`` that it
+        ended without finishing.  They are forgotten here, cancelled or
+        not: one that ended meanwhile (its end written while its cancel was
+        asked) must not stay, making every later session's end query the
+        store.  Those asked at the end of another session of the device (a
+        newer one, live) wait for that one's end."""
+        asked = {job_id for job_id, session in self._cancel_at_end.items() if session is live}
         if not asked:
             return
         for job_id in asked:
             del self._cancel_at_end[job_id]
         jobs = await self.store.run_interaction(
-            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), device_id
+            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), live.device_id
         )
         for job in jobs:
             if job.job_id in asked:

@@ -372,7 +372,7 @@ class CancelNotSentTests(TestCase):
                          (other,))
         answer = await self.handlers.cancel_job(other)
         self.assertEqual(answer, {"id": other, "state": "running", "cancelled": False, "cancel": "at_session_end"})
-        self.assertEqual(self.dispatcher._cancel_at_end, {other: DEVICE})
+        self.assertEqual(self.dispatcher._cancel_at_end, {other: live})
         self.assertEqual(await self.finish(session, reply), ["./DevInfo/Man"])
         await self.assertCancelled(other)
         self.assertEqual(self.dispatcher._cancel_at_end, {})

@@ -21,7 +21,8 @@ dispatcher stays about one process:
   the cancel is signalled, one in which the device authenticated, ends, on
   whichever node: the one that sent it (or a newer one that superseded it,
   if that ends first), never a stranger's (a package 1 with wrong
-  credentials);
+  credentials).  A session here that sent it and is over, its end not
+  written yet, keeps it: its end, not a newer session's, applies the cancel;
 * a device that authenticated a new session on another process supersedes
   its session here, as a second package 1 does within one process (only an
   authenticated one: issue 10's rule).
@@ -92,13 +93,16 @@ class ClusterHooks:
         return True
 
     def _cancel_signalled(self, payload):
-        """``DEVICE\\nJOB`` was cancelled through another process: if DEVICE
-        is in session here, one in which it authenticated (not a stranger's
-        package 1), cancel JOB when that session ends."""
+        """``DEVICE\\nJOB`` was cancelled through another process: cancel JOB
+        when the session here that sent it ends (over, its end not written
+        yet), else when DEVICE's session here ends, one in which it
+        authenticated (not a stranger's package 1)."""
         device_id, _, job_id = payload.partition("\n")
-        live = self._by_device.get(device_id)
+        live = self._ending_session_that_sent(device_id, job_id)
+        if live is None:
+            live = self._by_device.get(device_id)
         if live is not None and live.authenticated:
-            self._cancel_at_end[job_id] = device_id
+            self._cancel_at_end[job_id] = live
 
     def _session_signalled(self, payload):
         """``DEVICE\\nTOKEN`` authenticated: a session of DEVICE here under another token ends."""

@@ -130,7 +130,7 @@ class TwoNodesTests(TestCase):
         answer = await self.handlers["b"].cancel_job(created["id"])  # b has no session of it
         self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
                                   "cancel": "at_session_end"})
-        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: DEVICE})
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: self.nodes["a"]._by_device[DEVICE]})
         self.clock.advance(61)  # the device went away: its session on a times out
         self.assertEqual((await self.handlers["a"].get_job(created["id"]))["state"], "failed")
         self.assertEqual(self.nodes["a"]._cancel_at_end, {})  # nothing left to cancel
@@ -201,7 +201,7 @@ class TwoNodesTests(TestCase):
         self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
                                   "cancel": "at_session_end"})
         # a, whose session sent it, is told too (before: b only)
-        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: DEVICE})
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: self.nodes["a"]._by_device[DEVICE]})
         # b's is a stranger's session: its end does not cancel the job (see below)
         self.assertEqual(self.nodes["b"]._cancel_at_end, {})
         self.assertEqual(await self.finish(self.nodes["a"], session, reply), ["./DevDetail/SwV"])
@@ -230,7 +230,7 @@ class TwoNodesTests(TestCase):
         # and nothing cancelled)
         self.assertEqual(answer, {"id": created["id"], "state": "running", "cancelled": False,
                                   "cancel": "at_session_end"})
-        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: DEVICE})
+        self.assertEqual(self.nodes["a"]._cancel_at_end, {created["id"]: self.nodes["a"]._by_device[DEVICE]})
         self.clock.advance(61)  # the device went away: what is left of the job is cancelled
         job = await self.handlers["a"].get_job(created["id"])
         self.assertEqual(job["state"], "failed")
