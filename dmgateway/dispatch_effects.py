@@ -137,9 +137,11 @@ class SessionEffects:
                 )
             elif kind is fx.JobFinished:
                 job_id = effect.job_id
-                self._cancel_at_end.pop(job_id, None)  # nothing left to cancel
                 if job_id not in listed and live.unstarted and job_id in live.unstarted:
-                    continue  # the store never started it: it is not this session's to end
+                    # the store never started it: it is not this session's to
+                    # end (a cancel asked meanwhile is left to the session's end)
+                    continue
+                self._cancel_at_end.pop(job_id, None)  # nothing left to cancel
                 # (a job this session never started fails from where it waits:
                 # abandoned while queued, when the device can take no command)
                 from_running = job_id in listed or effect.state != "failed"

@@ -303,3 +303,57 @@ class CancelAtSessionEndTests(TestCase):
         self.assertEqual(self.dispatcher._cancel_at_end, {})
         await self.end_strangers_session(stranger, request)
         self.assertEqual(await self.state(self.job), ("running", None))
+
+
+class CancelWhileTheStartIsWrittenTests(TestCase):
+    """A cancel asked while the message that starts the job is written (202,
+    state ``queued``), when that write then fails: the store never started
+    the job, and the session's end, written by the repair, must still cancel
+    it (else the next session of the device runs a job answered cancelled)."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
+        self.addCleanup(real.close)
+        # the commit waits while .held is unfired, THEN meets the failure
+        # (CancelAtSessionEndTests's store decides the failure before it waits)
+        self.failing = FailingStore(real)
+        self.failing.error = _contention
+        self.store = self.held = HeldStore(self.failing)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        self.job = (yield self.handlers.create_job(DEVICE, GET_SWV))["id"]
+
+    send = CancelAtSessionEndTests.send
+    state = CancelAtSessionEndTests.state
+    device_session = CancelAtSessionEndTests.device_session
+    finish = CancelAtSessionEndTests.finish
+
+    async def test_a_cancel_while_the_start_is_written_survives_the_writes_failure(self):
+        acc = account()
+        session = ClientSession(acc, random_bytes=os.urandom)
+        self.held.held = defer.Deferred()  # package 1's write (the job's start) waits
+        opening = defer.ensureDeferred(self.send(session.start()))
+        answer = await self.handlers.cancel_job(self.job)
+        self.assertEqual(answer, {"id": self.job, "state": "queued", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        self.failing.down = True  # the write loses to concurrent ones: nothing started
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        self.assertIn(b"<Data>503</Data>", (await opening).body)
+        self.failing.down = False
+        self.clock.advance(0)  # the repair writes the session's end
+        self.assertEqual(self.dispatcher._repairs, [])
+        # (before: ("queued", None): the repair's end forgot the cancel of a
+        # job it skipped as never started, and the next session ran it)
+        self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+        _session, request = await self.device_session()
+        self.assertIsNone(request)  # nothing to send: the session ends at package 2
+        self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
