@@ -36,7 +36,7 @@ from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
 from dmgateway.live import DMReply, LiveSession, device_state, media_type_for, starts_session
 from dmgateway.logs import Logger
-from dmgateway.store.model import StoreContention, StoreUnavailable
+from dmgateway.store.model import NotFound, StoreContention, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -269,7 +269,13 @@ class SessionGuard:
             await self.store.last_event_seq()  # is it back?
         while self._repairs:
             live, effects = self._repairs[0]
-            await self._apply(live, effects)
+            try:
+                await self._apply(live, effects)
+            except NotFound:
+                # its device was deleted meanwhile, with its sessions and jobs:
+                # nothing to write, now or at any later try
+                log.info("session {session_id} of {device_id}: not settled, the device was deleted",
+                         session_id=live.syncml_session_id, device_id=live.device_id)
             self._repairs.pop(0)
             await self._wake_for_jobs_left(live)
         self.outage.ended()

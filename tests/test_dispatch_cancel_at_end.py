@@ -20,6 +20,7 @@ from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_contention import _contention
 from tests.test_dispatch_security import FailingStore, HeldStore
 from tests.test_dispatch_withdraw import held_once
+from dmgateway.store.model import StoreUnavailable
 
 GET_MAN = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
 
@@ -305,22 +306,20 @@ class CancelAtSessionEndTests(TestCase):
         self.assertEqual(await self.state(self.job), ("running", None))
 
 
-class CancelWhileTheStartIsWrittenTests(TestCase):
-    """A cancel asked while the message that starts the job is written (202,
-    state ``queued``), when that write then fails: the store never started
-    the job, and the session's end, written by the repair, must still cancel
-    it (else the next session of the device runs a job answered cancelled)."""
+class HeldThenFailing(TestCase):
+    """A dispatcher whose store's batch commits wait while ``self.held.held``
+    is unfired, THEN meet the failure ``self.failing`` is set to (the store of
+    CancelAtSessionEndTests decides the failure before the commit waits)."""
 
     timeout = 60
+    error = staticmethod(_contention)
 
     @defer.inlineCallbacks
     def setUp(self):
         real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(real.close)
-        # the commit waits while .held is unfired, THEN meets the failure
-        # (CancelAtSessionEndTests's store decides the failure before it waits)
         self.failing = FailingStore(real)
-        self.failing.error = _contention
+        self.failing.error = self.error
         self.store = self.held = HeldStore(self.failing)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
@@ -334,6 +333,13 @@ class CancelWhileTheStartIsWrittenTests(TestCase):
     state = CancelAtSessionEndTests.state
     device_session = CancelAtSessionEndTests.device_session
     finish = CancelAtSessionEndTests.finish
+
+
+class CancelWhileTheStartIsWrittenTests(HeldThenFailing):
+    """A cancel asked while the message that starts the job is written (202,
+    state ``queued``), when that write then fails: the store never started
+    the job, and the session's end, written by the repair, must still cancel
+    it (else the next session of the device runs a job answered cancelled)."""
 
     async def test_a_cancel_while_the_start_is_written_survives_the_writes_failure(self):
         acc = account()
@@ -357,3 +363,33 @@ class CancelWhileTheStartIsWrittenTests(TestCase):
         _session, request = await self.device_session()
         self.assertIsNone(request)  # nothing to send: the session ends at package 2
         self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
+
+
+class DeviceDeletedWhileAnEndWaitsTests(HeldThenFailing):
+    """A device deleted while the end of its session waits for the store (a
+    repair): the store holds nothing of it any more, and the repair has
+    nothing to write; it must not stop the repairs (nor keep the outage on)."""
+
+    error = staticmethod(lambda: StoreUnavailable("OperationalError: the database is gone"))
+
+    async def test_a_device_deleted_while_its_first_messages_write_waits_for_a_repair(self):
+        session = ClientSession(account(), random_bytes=os.urandom)
+        self.held.held = defer.Deferred()  # package 1's write (the session's row, the job's start)
+        opening = defer.ensureDeferred(self.send(session.start()))
+        self.failing.down = True  # an outage: it fails, the session's end waits for the probe
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        self.assertEqual((await opening).code, 503)
+        self.failing.down = False  # back, before the probe
+        self.assertTrue(self.dispatcher.outage.active)
+        await self.handlers.delete_device(DEVICE, False)
+        self.clock.advance(self.dispatcher.outage.retry_after)  # the probe: the repair
+        # (before: the repair raised NotFound for the session's row, at every
+        # try: the outage never ended, every new session got 503)
+        self.assertEqual(self.dispatcher._repairs, [])
+        self.assertFalse(self.dispatcher.outage.active)
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+        await self.handlers.put_device(DEVICE, ACCOUNT)  # the device, back (a new account)
+        _session, request = await self.device_session()  # (before: 503, the store "unavailable")
+        self.assertIsNone(request)  # no job: over at package 2
+        self.assertEqual(self.dispatcher.sessions_ended["completed"], 1)
