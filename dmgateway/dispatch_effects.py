@@ -344,19 +344,27 @@ class SessionEffects:
         not: one that ended meanwhile (its end written while its cancel was
         asked) must not stay, making every later session's end query the
         store.  Those asked at the end of another session of the device (a
-        newer one, live) wait for that one's end."""
+        newer one, live) wait for that one's end.  A store failure leaves
+        them to a repair."""
         asked = {job_id for job_id, session in self._cancel_at_end.items() if session is live}
         if not asked:
             return
+        try:
+            jobs = await self.store.run_interaction(
+                "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), live.device_id
+            )
+            for job in jobs:
+                if job.job_id in asked:
+                    # (a running job in the same write: a new session of the
+                    # device cannot start it between two)
+                    result = await self.store.cancel_job(job.job_id, running=job.state == "running")
+                    if result.cancelled:
+                        self.events.announce()
+        except (StoreUnavailable, StoreContention):
+            # its end is written: a repair (with nothing more to write) cancels them
+            if not any(session is live for session, _effects in self._repairs):
+                self._repairs.append((live, []))
+            raise
         for job_id in asked:
-            del self._cancel_at_end[job_id]
-        jobs = await self.store.run_interaction(
-            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), live.device_id
-        )
-        for job in jobs:
-            if job.job_id in asked:
-                # (a running job in the same write: a new session of the
-                # device cannot start it between two)
-                result = await self.store.cancel_job(job.job_id, running=job.state == "running")
-                if result.cancelled:
-                    self.events.announce()
+            if self._cancel_at_end.get(job_id) is live:
+                del self._cancel_at_end[job_id]

@@ -365,6 +365,57 @@ class CancelWhileTheStartIsWrittenTests(HeldThenFailing):
         self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
 
 
+    async def test_a_cancel_left_to_a_repaired_end_survives_a_failure_after_that_end(self):
+        # as above, and the store fails again once the repair has written the
+        # end, as it looks for the jobs to cancel: the next try cancels them
+        session = ClientSession(account(), random_bytes=os.urandom)
+        self.held.held = defer.Deferred()
+        opening = defer.ensureDeferred(self.send(session.start()))
+        self.assertEqual((await self.handlers.cancel_job(self.job))["cancel"], "at_session_end")
+        self.failing.down = True
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        self.assertIn(b"<Data>503</Data>", (await opening).body)
+        self.failing.down = False
+        self.fail_once("jobs_to_cancel")
+        self.clock.advance(0)  # the repair writes the end, then fails
+        self.assertTrue(self.dispatcher.outage.active)
+        self.clock.advance(self.dispatcher.outage.retry_after)  # the probe: the store is back
+        self.assertFalse(self.dispatcher.outage.active)
+        # (before: ("queued", None), the cancel forgotten before the store answered)
+        self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
+        self.assertEqual((self.dispatcher._repairs, self.dispatcher._cancel_at_end, self.dispatcher._ending),
+                         ([], {}, {}))
+
+
+    def fail_once(self, desc):
+        """The store's next call ``desc`` fails (an outage), the others not."""
+        real = self.store.run_interaction
+
+        def once_down(what, *args, **kwargs):
+            if what == desc:
+                self.store.run_interaction = real
+                return defer.fail(StoreUnavailable("OperationalError: gone again"))
+            return real(what, *args, **kwargs)
+
+        self.store.run_interaction = once_down
+
+    async def test_a_cancel_left_to_a_timed_out_sessions_end_survives_a_failure_after_that_end(self):
+        # a job running that no session here sent (its session's end was
+        # lost, say): cancelled at the end of the device's session here
+        _session, _request = await self.device_session()
+        other = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
+        await self.store.start_jobs([other], expect=("queued", "notified"), now=self.clock.seconds())
+        self.assertEqual((await self.handlers.cancel_job(other))["cancel"], "at_session_end")
+        self.fail_once("jobs_to_cancel")
+        self.clock.advance(61)  # the session times out; its end is written, then the store fails
+        self.assertTrue(self.dispatcher.outage.active)
+        self.clock.advance(self.dispatcher.outage.retry_after)
+        # (before: ("running", None) for good: the cancel was forgotten)
+        self.assertEqual(await self.state(other), ("failed", "cancelled"))
+        self.assertEqual((self.dispatcher._repairs, self.dispatcher._cancel_at_end, self.dispatcher._ending),
+                         ([], {}, {}))
+
 class DeviceDeletedWhileAnEndWaitsTests(HeldThenFailing):
     """A device deleted while the end of its session waits for the store (a
     repair): the store holds nothing of it any more, and the repair has
