@@ -14,7 +14,7 @@ from dmgateway.dm.session import DROPPED, NOT_HELD
 from dmgateway.jobstates import PENDING_JOB_STATES, change_job, start_jobs
 from dmgateway.live import iso_time
 from dmgateway.logs import Logger
-from dmgateway.store.model import NotFound, StoreContention, StoreUnavailable
+from dmgateway.store.model import StoreContention, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -203,8 +203,8 @@ class SessionEffects:
             if starts:
                 live.unstarted = set(live.unstarted or ()).union(*(ids for _index, ids in starts))
             raise
-        except NotFound:
-            if outcome is not None:  # its device was deleted: its end is never written
+        except Exception:
+            if outcome is not None:  # (its device deleted, say): its end is never written
                 self._ending.pop(live.token, None)
             raise
         live.unrecorded = False

@@ -20,7 +20,7 @@ from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_contention import _contention
 from tests.test_dispatch_security import FailingStore, HeldStore
 from tests.test_dispatch_withdraw import held_once
-from dmgateway.store.model import StoreUnavailable
+from dmgateway.store.model import Conflict, StoreUnavailable
 
 GET_MAN = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
 
@@ -443,4 +443,86 @@ class DeviceDeletedWhileAnEndWaitsTests(HeldThenFailing):
         await self.handlers.put_device(DEVICE, ACCOUNT)  # the device, back (a new account)
         _session, request = await self.device_session()  # (before: 503, the store "unavailable")
         self.assertIsNone(request)  # no job: over at package 2
+        self.assertEqual(self.dispatcher.sessions_ended["completed"], 1)
+
+
+class CommittedButReportedFailedStore:
+    """The real store, whose next batch commit (once ``lie`` is set) is
+    committed, then reported failed: a connection lost during COMMIT."""
+
+    def __init__(self, store):
+        self._store = store
+        self.lie = False
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name != "batch":
+            return attr
+        owner = self
+
+        def batch():
+            real = attr()
+
+            class Batch:
+                def __getattr__(self, method):
+                    if method == "commit":
+                        async def commit(**kwargs):
+                            result = await real.commit(**kwargs)
+                            if owner.lie:
+                                owner.lie = False
+                                raise StoreUnavailable("OperationalError: connection lost during COMMIT")
+                            return result
+                        return lambda **kwargs: defer.ensureDeferred(commit(**kwargs))
+                    recorded = getattr(real, method)
+
+                    def record(*args, **kwargs):
+                        recorded(*args, **kwargs)
+                        return self
+                    return record
+
+                def __len__(self):
+                    return len(real)
+
+            return Batch()
+
+        return batch
+
+
+class RepairRefusedForGoodTests(TestCase):
+    """A repair the store refuses for good (not unavailable) is dropped: it
+    must not stop the repairs behind it, nor keep the outage on for good."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
+        self.addCleanup(real.close)
+        self.store = CommittedButReportedFailedStore(real)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        self.job = (yield self.handlers.create_job(DEVICE, GET_SWV))["id"]
+
+    send = CancelAtSessionEndTests.send
+    state = CancelAtSessionEndTests.state
+    device_session = CancelAtSessionEndTests.device_session
+
+    async def test_a_first_message_committed_but_reported_failed(self):
+        self.store.lie = True
+        reply = await self.send(ClientSession(account(), random_bytes=os.urandom).start())
+        self.assertEqual(reply.code, 503)  # the device is told to come back
+        self.assertEqual(await self.state(self.job), ("running", None))  # (committed)
+        self.clock.advance(self.dispatcher.outage.retry_after)  # the probe: the repair
+        # the session's row exists: its insert, again, is refused (Conflict);
+        # (before: at every try, for good: the outage never ended, every new
+        # session got 503 until the gateway restarted)
+        self.assertEqual(len(self.flushLoggedErrors(Conflict)), 1)
+        self.assertFalse(self.dispatcher.outage.active)
+        self.assertEqual((self.dispatcher._repairs, self.dispatcher._ending), ([], {}))
+        _session, request = await self.device_session()  # the device again: a session (not 503)
+        self.assertIsNone(request)  # (nothing pending: over at package 2)
         self.assertEqual(self.dispatcher.sessions_ended["completed"], 1)
