@@ -269,25 +269,26 @@ class SessionGuard:
             await self.store.last_event_seq()  # is it back?
         while self._repairs:
             live, effects = self._repairs[0]
-            if effects:
-                try:
-                    await self._apply(live, effects)
-                except WRITE_LATER:
-                    raise
-                except NotFound:
-                    # its device was deleted meanwhile, with its sessions and jobs:
-                    # nothing to write, now or at any later try
-                    log.info("session {session_id} of {device_id}: not settled, the device was deleted",
-                             session_id=live.syncml_session_id, device_id=live.device_id)
-                except Exception:
-                    # refused for good (its first write committed after all,
-                    # reported failed: its row exists): tried again, it would
-                    # stop every repair behind it, and the outage would never end
-                    log.failure("session {session_id} of {device_id}: its end could not be written, dropped",
-                                session_id=live.syncml_session_id, device_id=live.device_id)
-                # written: if what follows fails, the next try does only that
-                self._repairs[0] = (live, [])
-            await self._wake_for_jobs_left(live)
+            try:
+                if effects:
+                    try:
+                        await self._apply(live, effects)
+                    except NotFound:
+                        # its device was deleted meanwhile, with its sessions and
+                        # jobs: nothing to write, now or at any later try
+                        log.info("session {session_id} of {device_id}: not settled, the device was deleted",
+                                 session_id=live.syncml_session_id, device_id=live.device_id)
+                    # written: if what follows fails, the next try does only that
+                    self._repairs[0] = (live, [])
+                await self._wake_for_jobs_left(live)
+            except WRITE_LATER:
+                raise
+            except Exception:
+                # refused for good (its first write committed after all, but
+                # was reported failed: its row exists, say): tried again, it
+                # would stop every repair behind it, and the outage would never end
+                log.failure("session {session_id} of {device_id}: not settled, dropped",
+                            session_id=live.syncml_session_id, device_id=live.device_id)
             self._repairs.pop(0)
         self.outage.ended()
 
