@@ -278,17 +278,25 @@ class SessionGuard:
                         # jobs: nothing to write, now or at any later try
                         log.info("session {session_id} of {device_id}: not settled, the device was deleted",
                                  session_id=live.syncml_session_id, device_id=live.device_id)
-                    # written: if what follows fails, the next try does only that
+                    except WRITE_LATER:
+                        raise
+                    except Exception:
+                        # refused for good (its first write committed after all,
+                        # but was reported failed: its row exists, say): tried
+                        # again, it would stop every repair behind it, and the
+                        # outage would never end.  (Its cancels are still made.)
+                        log.failure("session {session_id} of {device_id}: its end not written, dropped",
+                                    session_id=live.syncml_session_id, device_id=live.device_id)
+                    # written (or never): if what follows fails, the next try does only that
                     self._repairs[0] = (live, [])
                 await self._wake_for_jobs_left(live)
             except WRITE_LATER:
                 raise
-            except Exception:
-                # refused for good (its first write committed after all, but
-                # was reported failed: its row exists, say): tried again, it
-                # would stop every repair behind it, and the outage would never end
-                log.failure("session {session_id} of {device_id}: not settled, dropped",
+            except Exception:  # (as above: not for good)
+                log.failure("session {session_id} of {device_id}: what follows its end failed, dropped",
                             session_id=live.syncml_session_id, device_id=live.device_id)
+                for job_id in [job_id for job_id, session in self._cancel_at_end.items() if session is live]:
+                    del self._cancel_at_end[job_id]
             self._repairs.pop(0)
         self.outage.ended()
 

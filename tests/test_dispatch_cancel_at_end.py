@@ -453,6 +453,7 @@ class CommittedButReportedFailedStore:
     def __init__(self, store):
         self._store = store
         self.lie = False
+        self.meanwhile = lambda: None  # called once it committed, before the failure
 
     def __getattr__(self, name):
         attr = getattr(self._store, name)
@@ -470,6 +471,7 @@ class CommittedButReportedFailedStore:
                             result = await real.commit(**kwargs)
                             if owner.lie:
                                 owner.lie = False
+                                owner.meanwhile()
                                 raise StoreUnavailable("OperationalError: connection lost during COMMIT")
                             return result
                         return lambda **kwargs: defer.ensureDeferred(commit(**kwargs))
@@ -526,3 +528,15 @@ class RepairRefusedForGoodTests(TestCase):
         _session, request = await self.device_session()  # the device again: a session (not 503)
         self.assertIsNone(request)  # (nothing pending: over at package 2)
         self.assertEqual(self.dispatcher.sessions_ended["completed"], 1)
+
+    async def test_a_cancel_asked_while_such_a_write_is_made_is_still_made(self):
+        answers = []
+        self.store.meanwhile = lambda: answers.append(self.handlers.cancel_job(self.job))
+        self.store.lie = True
+        self.assertEqual((await self.send(ClientSession(account(), random_bytes=os.urandom).start())).code, 503)
+        self.assertEqual((await answers[0])["cancel"], "at_session_end")
+        self.clock.advance(self.dispatcher.outage.retry_after)
+        self.assertEqual(len(self.flushLoggedErrors(Conflict)), 1)
+        self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
+        self.assertEqual((self.dispatcher._repairs, self.dispatcher._cancel_at_end, self.dispatcher._ending),
+                         ([], {}, {}))
