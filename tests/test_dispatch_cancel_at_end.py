@@ -20,7 +20,7 @@ from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_contention import _contention
 from tests.test_dispatch_security import FailingStore, HeldStore
 from tests.test_dispatch_withdraw import held_once
-from dmgateway.store.model import Conflict, StoreUnavailable
+from dmgateway.store.model import Conflict, StoreContention, StoreUnavailable
 
 GET_MAN = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
 
@@ -197,6 +197,21 @@ class CancelAtSessionEndTests(TestCase):
         self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
                          [("done", None), ("done", None)])
         self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    async def test_a_delete_whose_sessions_end_meets_contention_leaves_that_end_to_a_repair(self):
+        _session, _request = await self.device_session()
+        self.store.down = True
+        with self.assertRaises(StoreContention):  # (the API answers 503: try again)
+            await self.handlers.delete_device(DEVICE, False)
+        self.store.down = False
+        answer = await self.handlers.cancel_job(self.job)
+        self.assertEqual(answer["cancel"], "at_session_end")
+        self.clock.advance(0)
+        # (before: no repair was scheduled: the end waited for the next
+        # store failure elsewhere, the job running, its cancel not made)
+        self.assertEqual(self.dispatcher._repairs, [])
+        self.assertEqual(await self.state(self.job), ("failed", "device_deleted"))
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
 
     # -- a stranger's package 1 has no say ------------------------------------------------
 
