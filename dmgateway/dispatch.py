@@ -548,7 +548,11 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         """End the device's live session now, if it has one (its jobs left get no wake-up)."""
         live = self._by_device.get(device_id)
         if live is not None:
-            await self._abort(live, outcome, reason, wake=False)
+            try:
+                await self._abort(live, outcome, reason, wake=False)
+            except WRITE_LATER as e:
+                self._write_later(e)  # (its end, kept in _repairs, is written once the store takes it)
+                raise
 
 
 def run_now(coro):

@@ -137,9 +137,11 @@ class SessionEffects:
                 )
             elif kind is fx.JobFinished:
                 job_id = effect.job_id
-                self._cancel_at_end.pop(job_id, None)  # nothing left to cancel
                 if job_id not in listed and live.unstarted and job_id in live.unstarted:
-                    continue  # the store never started it: it is not this session's to end
+                    # the store never started it: it is not this session's to
+                    # end (a cancel asked meanwhile is left to the session's end)
+                    continue
+                self._cancel_at_end.pop(job_id, None)  # nothing left to cancel
                 # (a job this session never started fails from where it waits:
                 # abandoned while queued, when the device can take no command)
                 from_running = job_id in listed or effect.state != "failed"
@@ -200,6 +202,10 @@ class SessionEffects:
             # (an abort's effects must not end them) unless applied again
             if starts:
                 live.unstarted = set(live.unstarted or ()).union(*(ids for _index, ids in starts))
+            raise
+        except Exception:
+            if outcome is not None:  # (its device deleted, say): its end is never written
+                self._ending.pop(live.token, None)
             raise
         live.unrecorded = False
         unstarted = []
@@ -338,19 +344,27 @@ class SessionEffects:
         not: one that ended meanwhile (its end written while its cancel was
         asked) must not stay, making every later session's end query the
         store.  Those asked at the end of another session of the device (a
-        newer one, live) wait for that one's end."""
+        newer one, live) wait for that one's end.  A store failure leaves
+        them to a repair."""
         asked = {job_id for job_id, session in self._cancel_at_end.items() if session is live}
         if not asked:
             return
+        try:
+            jobs = await self.store.run_interaction(
+                "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), live.device_id
+            )
+            for job in jobs:
+                if job.job_id in asked:
+                    # (a running job in the same write: a new session of the
+                    # device cannot start it between two)
+                    result = await self.store.cancel_job(job.job_id, running=job.state == "running")
+                    if result.cancelled:
+                        self.events.announce()
+        except (StoreUnavailable, StoreContention):
+            # its end is written: a repair (with nothing more to write) cancels them
+            if not any(session is live for session, _effects in self._repairs):
+                self._repairs.append((live, []))
+            raise
         for job_id in asked:
-            del self._cancel_at_end[job_id]
-        jobs = await self.store.run_interaction(
-            "jobs_to_cancel", self.store._jobs_in_state_txn, ("queued", "notified", "running"), live.device_id
-        )
-        for job in jobs:
-            if job.job_id in asked:
-                # (a running job in the same write: a new session of the
-                # device cannot start it between two)
-                result = await self.store.cancel_job(job.job_id, running=job.state == "running")
-                if result.cancelled:
-                    self.events.announce()
+            if self._cancel_at_end.get(job_id) is live:
+                del self._cancel_at_end[job_id]

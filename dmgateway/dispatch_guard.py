@@ -36,7 +36,7 @@ from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
 from dmgateway.live import DMReply, LiveSession, device_state, media_type_for, starts_session
 from dmgateway.logs import Logger
-from dmgateway.store.model import StoreContention, StoreUnavailable
+from dmgateway.store.model import NotFound, StoreClosed, StoreContention, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -264,14 +264,43 @@ class SessionGuard:
             await self._repair()
 
     async def _repair(self):
-        """Write what sessions aborted during an outage left (their jobs fail with a reason)."""
+        """Write what sessions aborted during an outage left (their jobs fail
+        with a reason), then what follows each end (cancels left to it,
+        wake-ups).  One the store refuses for good (not a failure of the
+        store: its device deleted meanwhile, say) is dropped, not retried."""
         if not self._repairs:
             await self.store.last_event_seq()  # is it back?
         while self._repairs:
             live, effects = self._repairs[0]
-            await self._apply(live, effects)
+            try:
+                if effects:
+                    try:
+                        await self._apply(live, effects)
+                    except NotFound:
+                        # its device was deleted meanwhile, with its sessions and
+                        # jobs: nothing to write, now or at any later try
+                        log.info("session {session_id} of {device_id}: not settled, the device was deleted",
+                                 session_id=live.syncml_session_id, device_id=live.device_id)
+                    except (*WRITE_LATER, StoreClosed):
+                        raise
+                    except Exception:
+                        # refused for good (its first write committed after all,
+                        # but was reported failed: its row exists, say): tried
+                        # again, it would stop every repair behind it, and the
+                        # outage would never end.  (Its cancels are still made.)
+                        log.failure("session {session_id} of {device_id}: its end not written, dropped",
+                                    session_id=live.syncml_session_id, device_id=live.device_id)
+                    # written (or never): if what follows fails, the next try does only that
+                    self._repairs[0] = (live, [])
+                await self._wake_for_jobs_left(live)
+            except (*WRITE_LATER, StoreClosed):
+                raise
+            except Exception:  # (as above: not for good)
+                log.failure("session {session_id} of {device_id}: what follows its end failed, dropped",
+                            session_id=live.syncml_session_id, device_id=live.device_id)
+                for job_id in [job_id for job_id, session in self._cancel_at_end.items() if session is live]:
+                    del self._cancel_at_end[job_id]
             self._repairs.pop(0)
-            await self._wake_for_jobs_left(live)
         self.outage.ended()
 
 

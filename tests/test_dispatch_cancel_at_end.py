@@ -20,6 +20,7 @@ from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_contention import _contention
 from tests.test_dispatch_security import FailingStore, HeldStore
 from tests.test_dispatch_withdraw import held_once
+from dmgateway.store.model import Conflict, StoreContention, StoreUnavailable
 
 GET_MAN = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
 
@@ -197,6 +198,21 @@ class CancelAtSessionEndTests(TestCase):
                          [("done", None), ("done", None)])
         self.assertEqual(self.dispatcher._cancel_at_end, {})
 
+    async def test_a_delete_whose_sessions_end_meets_contention_leaves_that_end_to_a_repair(self):
+        _session, _request = await self.device_session()
+        self.store.down = True
+        with self.assertRaises(StoreContention):  # (the API answers 503: try again)
+            await self.handlers.delete_device(DEVICE, False)
+        self.store.down = False
+        answer = await self.handlers.cancel_job(self.job)
+        self.assertEqual(answer["cancel"], "at_session_end")
+        self.clock.advance(0)
+        # (before: no repair was scheduled: the end waited for the next
+        # store failure elsewhere, the job running, its cancel not made)
+        self.assertEqual(self.dispatcher._repairs, [])
+        self.assertEqual(await self.state(self.job), ("failed", "device_deleted"))
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+
     # -- a stranger's package 1 has no say ------------------------------------------------
 
     async def test_a_strangers_session_while_an_end_waits_neither_takes_nor_applies_its_cancel(self):
@@ -303,3 +319,239 @@ class CancelAtSessionEndTests(TestCase):
         self.assertEqual(self.dispatcher._cancel_at_end, {})
         await self.end_strangers_session(stranger, request)
         self.assertEqual(await self.state(self.job), ("running", None))
+
+
+class HeldThenFailing(TestCase):
+    """A dispatcher whose store's batch commits wait while ``self.held.held``
+    is unfired, THEN meet the failure ``self.failing`` is set to (the store of
+    CancelAtSessionEndTests decides the failure before the commit waits)."""
+
+    timeout = 60
+    error = staticmethod(_contention)
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
+        self.addCleanup(real.close)
+        self.failing = FailingStore(real)
+        self.failing.error = self.error
+        self.store = self.held = HeldStore(self.failing)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        self.job = (yield self.handlers.create_job(DEVICE, GET_SWV))["id"]
+
+    send = CancelAtSessionEndTests.send
+    state = CancelAtSessionEndTests.state
+    device_session = CancelAtSessionEndTests.device_session
+    finish = CancelAtSessionEndTests.finish
+
+
+class CancelWhileTheStartIsWrittenTests(HeldThenFailing):
+    """A cancel asked while the message that starts the job is written (202,
+    state ``queued``), when that write then fails: the store never started
+    the job, and the session's end, written by the repair, must still cancel
+    it (else the next session of the device runs a job answered cancelled)."""
+
+    async def test_a_cancel_while_the_start_is_written_survives_the_writes_failure(self):
+        acc = account()
+        session = ClientSession(acc, random_bytes=os.urandom)
+        self.held.held = defer.Deferred()  # package 1's write (the job's start) waits
+        opening = defer.ensureDeferred(self.send(session.start()))
+        answer = await self.handlers.cancel_job(self.job)
+        self.assertEqual(answer, {"id": self.job, "state": "queued", "cancelled": False,
+                                  "cancel": "at_session_end"})
+        self.failing.down = True  # the write loses to concurrent ones: nothing started
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        self.assertIn(b"<Data>503</Data>", (await opening).body)
+        self.failing.down = False
+        self.clock.advance(0)  # the repair writes the session's end
+        self.assertEqual(self.dispatcher._repairs, [])
+        # (before: ("queued", None): the repair's end forgot the cancel of a
+        # job it skipped as never started, and the next session ran it)
+        self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+        _session, request = await self.device_session()
+        self.assertIsNone(request)  # nothing to send: the session ends at package 2
+        self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
+
+
+    async def test_a_cancel_left_to_a_repaired_end_survives_a_failure_after_that_end(self):
+        # as above, and the store fails again once the repair has written the
+        # end, as it looks for the jobs to cancel: the next try cancels them
+        session = ClientSession(account(), random_bytes=os.urandom)
+        self.held.held = defer.Deferred()
+        opening = defer.ensureDeferred(self.send(session.start()))
+        self.assertEqual((await self.handlers.cancel_job(self.job))["cancel"], "at_session_end")
+        self.failing.down = True
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        self.assertIn(b"<Data>503</Data>", (await opening).body)
+        self.failing.down = False
+        self.fail_once("jobs_to_cancel")
+        self.clock.advance(0)  # the repair writes the end, then fails
+        self.assertTrue(self.dispatcher.outage.active)
+        self.clock.advance(self.dispatcher.outage.retry_after)  # the probe: the store is back
+        self.assertFalse(self.dispatcher.outage.active)
+        # (before: ("queued", None), the cancel forgotten before the store answered)
+        self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
+        self.assertEqual((self.dispatcher._repairs, self.dispatcher._cancel_at_end, self.dispatcher._ending),
+                         ([], {}, {}))
+
+
+    def fail_once(self, desc):
+        """The store's next call ``desc`` fails (an outage), the others not."""
+        real = self.store.run_interaction
+
+        def once_down(what, *args, **kwargs):
+            if what == desc:
+                self.store.run_interaction = real
+                return defer.fail(StoreUnavailable("OperationalError: gone again"))
+            return real(what, *args, **kwargs)
+
+        self.store.run_interaction = once_down
+
+    async def test_a_cancel_left_to_a_timed_out_sessions_end_survives_a_failure_after_that_end(self):
+        # a job running that no session here sent (its session's end was
+        # lost, say): cancelled at the end of the device's session here
+        _session, _request = await self.device_session()
+        other = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
+        await self.store.start_jobs([other], expect=("queued", "notified"), now=self.clock.seconds())
+        self.assertEqual((await self.handlers.cancel_job(other))["cancel"], "at_session_end")
+        self.fail_once("jobs_to_cancel")
+        self.clock.advance(61)  # the session times out; its end is written, then the store fails
+        self.assertTrue(self.dispatcher.outage.active)
+        self.clock.advance(self.dispatcher.outage.retry_after)
+        # (before: ("running", None) for good: the cancel was forgotten)
+        self.assertEqual(await self.state(other), ("failed", "cancelled"))
+        self.assertEqual((self.dispatcher._repairs, self.dispatcher._cancel_at_end, self.dispatcher._ending),
+                         ([], {}, {}))
+
+class DeviceDeletedWhileAnEndWaitsTests(HeldThenFailing):
+    """A device deleted while the end of its session waits for the store (a
+    repair): the store holds nothing of it any more, and the repair has
+    nothing to write; it must not stop the repairs (nor keep the outage on)."""
+
+    error = staticmethod(lambda: StoreUnavailable("OperationalError: the database is gone"))
+
+    async def test_a_device_deleted_while_its_first_messages_write_waits_for_a_repair(self):
+        session = ClientSession(account(), random_bytes=os.urandom)
+        self.held.held = defer.Deferred()  # package 1's write (the session's row, the job's start)
+        opening = defer.ensureDeferred(self.send(session.start()))
+        self.failing.down = True  # an outage: it fails, the session's end waits for the probe
+        held, self.held.held = self.held.held, None
+        held.callback(None)
+        self.assertEqual((await opening).code, 503)
+        self.failing.down = False  # back, before the probe
+        self.assertTrue(self.dispatcher.outage.active)
+        await self.handlers.delete_device(DEVICE, False)
+        self.clock.advance(self.dispatcher.outage.retry_after)  # the probe: the repair
+        # (before: the repair raised NotFound for the session's row, at every
+        # try: the outage never ended, every new session got 503)
+        self.assertEqual(self.dispatcher._repairs, [])
+        self.assertFalse(self.dispatcher.outage.active)
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+        await self.handlers.put_device(DEVICE, ACCOUNT)  # the device, back (a new account)
+        _session, request = await self.device_session()  # (before: 503, the store "unavailable")
+        self.assertIsNone(request)  # no job: over at package 2
+        self.assertEqual(self.dispatcher.sessions_ended["completed"], 1)
+
+
+class CommittedButReportedFailedStore:
+    """The real store, whose next batch commit (once ``lie`` is set) is
+    committed, then reported failed: a connection lost during COMMIT."""
+
+    def __init__(self, store):
+        self._store = store
+        self.lie = False
+        self.meanwhile = lambda: None  # called once it committed, before the failure
+
+    def __getattr__(self, name):
+        attr = getattr(self._store, name)
+        if name != "batch":
+            return attr
+        owner = self
+
+        def batch():
+            real = attr()
+
+            class Batch:
+                def __getattr__(self, method):
+                    if method == "commit":
+                        async def commit(**kwargs):
+                            result = await real.commit(**kwargs)
+                            if owner.lie:
+                                owner.lie = False
+                                owner.meanwhile()
+                                raise StoreUnavailable("OperationalError: connection lost during COMMIT")
+                            return result
+                        return lambda **kwargs: defer.ensureDeferred(commit(**kwargs))
+                    recorded = getattr(real, method)
+
+                    def record(*args, **kwargs):
+                        recorded(*args, **kwargs)
+                        return self
+                    return record
+
+                def __len__(self):
+                    return len(real)
+
+            return Batch()
+
+        return batch
+
+
+class RepairRefusedForGoodTests(TestCase):
+    """A repair the store refuses for good (not unavailable) is dropped: it
+    must not stop the repairs behind it, nor keep the outage on for good."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
+        self.addCleanup(real.close)
+        self.store = CommittedButReportedFailedStore(real)
+        self.clock = task.Clock()
+        self.clock.advance(1_700_000_000)
+        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
+        self.handlers = Handlers(self.dispatcher)
+        yield defer.ensureDeferred(self.dispatcher.start())
+        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        self.job = (yield self.handlers.create_job(DEVICE, GET_SWV))["id"]
+
+    send = CancelAtSessionEndTests.send
+    state = CancelAtSessionEndTests.state
+    device_session = CancelAtSessionEndTests.device_session
+
+    async def test_a_first_message_committed_but_reported_failed(self):
+        self.store.lie = True
+        reply = await self.send(ClientSession(account(), random_bytes=os.urandom).start())
+        self.assertEqual(reply.code, 503)  # the device is told to come back
+        self.assertEqual(await self.state(self.job), ("running", None))  # (committed)
+        self.clock.advance(self.dispatcher.outage.retry_after)  # the probe: the repair
+        # the session's row exists: its insert, again, is refused (Conflict);
+        # (before: at every try, for good: the outage never ended, every new
+        # session got 503 until the gateway restarted)
+        self.assertEqual(len(self.flushLoggedErrors(Conflict)), 1)
+        self.assertFalse(self.dispatcher.outage.active)
+        self.assertEqual((self.dispatcher._repairs, self.dispatcher._ending), ([], {}))
+        _session, request = await self.device_session()  # the device again: a session (not 503)
+        self.assertIsNone(request)  # (nothing pending: over at package 2)
+        self.assertEqual(self.dispatcher.sessions_ended["completed"], 1)
+
+    async def test_a_cancel_asked_while_such_a_write_is_made_is_still_made(self):
+        answers = []
+        self.store.meanwhile = lambda: answers.append(self.handlers.cancel_job(self.job))
+        self.store.lie = True
+        self.assertEqual((await self.send(ClientSession(account(), random_bytes=os.urandom).start())).code, 503)
+        self.assertEqual((await answers[0])["cancel"], "at_session_end")
+        self.clock.advance(self.dispatcher.outage.retry_after)
+        self.assertEqual(len(self.flushLoggedErrors(Conflict)), 1)
+        self.assertEqual(await self.state(self.job), ("failed", "cancelled"))
+        self.assertEqual((self.dispatcher._repairs, self.dispatcher._cancel_at_end, self.dispatcher._ending),
+                         ([], {}, {}))
