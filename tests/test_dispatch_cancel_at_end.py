@@ -14,27 +14,32 @@ from dmgateway.client import ClientSession
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
 from dmgateway.store import open_store
+from dmgateway.store.model import Conflict, StoreContention, StoreUnavailable
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config
 from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_contention import _contention
-from tests.test_dispatch_security import FailingStore, HeldStore
+from tests.test_dispatch_security import CommitWrapped, FailingStore, HeldStore
 from tests.test_dispatch_withdraw import held_once
-from dmgateway.store.model import Conflict, StoreContention, StoreUnavailable
 
 GET_MAN = {"commands": [{"op": "Get", "target": "./DevInfo/Man"}], "notify": "none"}
 
 
-class CancelAtSessionEndTests(TestCase):
+class GatewayCase(TestCase):
+    """A dispatcher on an in-memory store as :meth:`wrap` wraps it, the
+    device provisioned with one job (``self.job``), a clock of its own."""
+
     timeout = 60
+
+    def wrap(self, real):
+        """The store the dispatcher gets, around the real one."""
+        raise NotImplementedError
 
     @defer.inlineCallbacks
     def setUp(self):
         real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
         self.addCleanup(real.close)
-        self.held = HeldStore(real)  # batch commits wait while .held is unfired
-        self.store = FailingStore(self.held)  # everything fails while .down
-        self.store.error = _contention  # (no outage: a new session may open while a repair waits)
+        self.store = self.wrap(real)
         self.clock = task.Clock()
         self.clock.advance(1_700_000_000)
         self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
@@ -69,6 +74,14 @@ class CancelAtSessionEndTests(TestCase):
             request = session.receive(reply.body, {"content-type": reply.content_type, **reply.headers})
         self.assertEqual(session.outcome, "completed", session.log)
 
+
+class CancelAtSessionEndTests(GatewayCase):
+    def wrap(self, real):
+        self.held = HeldStore(real)  # batch commits wait while .held is unfired
+        store = FailingStore(self.held)  # everything fails while .down
+        store.error = _contention  # (no outage: a new session may open while a repair waits)
+        return store
+
     async def end_written_later(self):
         """The device's session sends self.job; the message with its results
         (the session's last) meets contention: the session is over here, its
@@ -82,6 +95,27 @@ class CancelAtSessionEndTests(TestCase):
         self.assertNotIn(DEVICE, self.dispatcher._by_device)
         self.assertEqual(len(self.dispatcher._repairs), 1)
         return self.dispatcher._repairs[0][0]
+
+    async def new_session_while_an_end_waits(self):
+        """The device's session that sent self.job is over, its end waiting
+        for the probe (a repair that lost twice); a new session of the device
+        sends a second job: (the old session, the second job, the new
+        session, its next request)."""
+        old = await self.end_written_later()
+        self.store.down = True
+        self.clock.advance(0)  # its repair loses again: next try at the probe
+        self.store.down = False
+        second = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
+        session, request = await self.device_session()
+        return old, second, session, request
+
+    async def both_ends_written(self, second):
+        """The probe writes what waits: self.job and ``second`` end done, nothing left here."""
+        self.clock.advance(self.dispatcher.outage.retry_after)
+        self.assertEqual(self.dispatcher._repairs, [])
+        self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
+                         [("done", None), ("done", None)])
+        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
 
     async def strangers_session(self):
         """A stranger's package 1 for the device (wrong secret, another
@@ -236,12 +270,7 @@ class CancelAtSessionEndTests(TestCase):
         # is asked while the newer runs.  A stranger's session ending
         # meanwhile is neither's: it cancels nothing (before: it cancelled
         # self.job, whose results the older session's end then lost)
-        old = await self.end_written_later()
-        self.store.down = True
-        self.clock.advance(0)  # its repair loses again: next try at the probe
-        self.store.down = False
-        second = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
-        _session, request = await self.device_session()
+        old, second, _session, request = await self.new_session_while_an_end_waits()
         self.assertEqual((await self.handlers.cancel_job(self.job))["cancel"], "at_session_end")
         self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
         self.store.down = True
@@ -252,29 +281,17 @@ class CancelAtSessionEndTests(TestCase):
         await self.end_strangers_session(stranger, request)
         self.assertEqual(await self.state(self.job), ("running", None))
         self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
-        self.clock.advance(self.dispatcher.outage.retry_after)  # both ends written
-        self.assertEqual(self.dispatcher._repairs, [])
-        self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
-                         [("done", None), ("done", None)])
-        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+        await self.both_ends_written(second)
 
     async def test_a_job_sent_by_an_ending_session_waits_for_that_end_not_the_next_sessions(self):
         # (before: the session live when the cancel came cancelled it at its
         # end, before the end of the session that sent it wrote its results)
-        old = await self.end_written_later()
-        self.store.down = True
-        self.clock.advance(0)  # its repair loses again: next try at the probe
-        self.store.down = False
-        second = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
-        session, request = await self.device_session()
+        old, second, session, request = await self.new_session_while_an_end_waits()
         self.assertEqual((await self.handlers.cancel_job(self.job))["cancel"], "at_session_end")
         self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
         await self.finish(session, request)
         self.assertEqual(await self.state(self.job), ("running", None))
-        self.clock.advance(self.dispatcher.outage.retry_after)
-        self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
-                         [("done", None), ("done", None)])
-        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+        await self.both_ends_written(second)
 
     # -- a cancel signalled by another node (CANCELS) ----------------------------------
 
@@ -285,20 +302,12 @@ class CancelAtSessionEndTests(TestCase):
     async def test_a_cancel_signalled_for_a_job_an_ending_session_sent_waits_for_that_end(self):
         # (before: the device's live session took it, and its end cancelled
         # the job before the end of the session that sent it wrote its results)
-        old = await self.end_written_later()
-        self.store.down = True
-        self.clock.advance(0)  # its repair loses again: next try at the probe
-        self.store.down = False
-        second = (await self.handlers.create_job(DEVICE, GET_MAN))["id"]
-        session, request = await self.device_session()
+        old, second, session, request = await self.new_session_while_an_end_waits()
         self.signalled(self.job)
         self.assertEqual(self.dispatcher._cancel_at_end, {self.job: old})
         await self.finish(session, request)
         self.assertEqual(await self.state(self.job), ("running", None))
-        self.clock.advance(self.dispatcher.outage.retry_after)
-        self.assertEqual([await self.state(job_id) for job_id in (self.job, second)],
-                         [("done", None), ("done", None)])
-        self.assertEqual((self.dispatcher._cancel_at_end, self.dispatcher._ending), ({}, {}))
+        await self.both_ends_written(second)
 
     async def test_a_cancel_signalled_while_a_strangers_session_is_live_is_the_ending_sessions(self):
         old = await self.end_written_later()
@@ -321,33 +330,18 @@ class CancelAtSessionEndTests(TestCase):
         self.assertEqual(await self.state(self.job), ("running", None))
 
 
-class HeldThenFailing(TestCase):
+class HeldThenFailing(GatewayCase):
     """A dispatcher whose store's batch commits wait while ``self.held.held``
     is unfired, THEN meet the failure ``self.failing`` is set to (the store of
     CancelAtSessionEndTests decides the failure before the commit waits)."""
 
-    timeout = 60
     error = staticmethod(_contention)
 
-    @defer.inlineCallbacks
-    def setUp(self):
-        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(real.close)
+    def wrap(self, real):
         self.failing = FailingStore(real)
         self.failing.error = self.error
-        self.store = self.held = HeldStore(self.failing)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
-        self.job = (yield self.handlers.create_job(DEVICE, GET_SWV))["id"]
-
-    send = CancelAtSessionEndTests.send
-    state = CancelAtSessionEndTests.state
-    device_session = CancelAtSessionEndTests.device_session
-    finish = CancelAtSessionEndTests.finish
+        self.held = HeldStore(self.failing)
+        return self.held
 
 
 class CancelWhileTheStartIsWrittenTests(HeldThenFailing):
@@ -461,72 +455,30 @@ class DeviceDeletedWhileAnEndWaitsTests(HeldThenFailing):
         self.assertEqual(self.dispatcher.sessions_ended["completed"], 1)
 
 
-class CommittedButReportedFailedStore:
+class CommittedButReportedFailedStore(CommitWrapped):
     """The real store, whose next batch commit (once ``lie`` is set) is
     committed, then reported failed: a connection lost during COMMIT."""
 
     def __init__(self, store):
-        self._store = store
+        super().__init__(store)
         self.lie = False
         self.meanwhile = lambda: None  # called once it committed, before the failure
 
-    def __getattr__(self, name):
-        attr = getattr(self._store, name)
-        if name != "batch":
-            return attr
-        owner = self
-
-        def batch():
-            real = attr()
-
-            class Batch:
-                def __getattr__(self, method):
-                    if method == "commit":
-                        async def commit(**kwargs):
-                            result = await real.commit(**kwargs)
-                            if owner.lie:
-                                owner.lie = False
-                                owner.meanwhile()
-                                raise StoreUnavailable("OperationalError: connection lost during COMMIT")
-                            return result
-                        return lambda **kwargs: defer.ensureDeferred(commit(**kwargs))
-                    recorded = getattr(real, method)
-
-                    def record(*args, **kwargs):
-                        recorded(*args, **kwargs)
-                        return self
-                    return record
-
-                def __len__(self):
-                    return len(real)
-
-            return Batch()
-
-        return batch
+    async def commit_batch(self, batch, **kwargs):
+        result = await batch.commit(**kwargs)
+        if self.lie:
+            self.lie = False
+            self.meanwhile()
+            raise StoreUnavailable("OperationalError: connection lost during COMMIT")
+        return result
 
 
-class RepairRefusedForGoodTests(TestCase):
+class RepairRefusedForGoodTests(GatewayCase):
     """A repair the store refuses for good (not unavailable) is dropped: it
     must not stop the repairs behind it, nor keep the outage on for good."""
 
-    timeout = 60
-
-    @defer.inlineCallbacks
-    def setUp(self):
-        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(real.close)
-        self.store = CommittedButReportedFailedStore(real)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
-        self.job = (yield self.handlers.create_job(DEVICE, GET_SWV))["id"]
-
-    send = CancelAtSessionEndTests.send
-    state = CancelAtSessionEndTests.state
-    device_session = CancelAtSessionEndTests.device_session
+    def wrap(self, real):
+        return CommittedButReportedFailedStore(real)
 
     async def test_a_first_message_committed_but_reported_failed(self):
         self.store.lie = True

@@ -321,30 +321,29 @@ class PreAuthLimitTests(TestCase):
         self.assertEqual(reply.code, 200)
 
 
-class HeldStore:
-    """The real store, whose batch commits wait while ``held`` is unfired."""
+class CommitWrapped:
+    """The real store, whose batches' commits go through
+    ``self.commit_batch(batch, **kwargs)`` (a subclass says what it does)."""
 
     def __init__(self, store):
         self._store = store
-        self.held = None
+
+    async def commit_batch(self, batch, **kwargs):
+        return await batch.commit(**kwargs)
 
     def __getattr__(self, name):
         attr = getattr(self._store, name)
         if name != "batch":
             return attr
+        owner = self
 
         def batch():
             real = attr()
-            owner = self
 
-            class Held:
+            class Batch:
                 def __getattr__(self, method):
                     if method == "commit":
-                        async def commit(**kwargs):
-                            if owner.held is not None:
-                                await owner.held
-                            return await real.commit(**kwargs)
-                        return lambda **kwargs: defer.ensureDeferred(commit(**kwargs))
+                        return lambda **kwargs: defer.ensureDeferred(owner.commit_batch(real, **kwargs))
                     recorded = getattr(real, method)
 
                     def record(*args, **kwargs):
@@ -355,9 +354,22 @@ class HeldStore:
                 def __len__(self):
                     return len(real)
 
-            return Held()
+            return Batch()
 
         return batch
+
+
+class HeldStore(CommitWrapped):
+    """The real store, whose batch commits wait while ``held`` is unfired."""
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.held = None
+
+    async def commit_batch(self, batch, **kwargs):
+        if self.held is not None:
+            await self.held
+        return await batch.commit(**kwargs)
 
 
 class CleanStopTests(TestCase):
