@@ -267,7 +267,9 @@ class SessionGuard:
         """Write what sessions aborted during an outage left (their jobs fail
         with a reason), then what follows each end (cancels left to it,
         wake-ups).  One the store refuses for good (not a failure of the
-        store: its device deleted meanwhile, say) is dropped, not retried."""
+        store: its device deleted meanwhile, say) is not retried: its
+        session is settled in the store (:meth:`_settle_unwritten`), or left
+        alone when its device is gone."""
         if not self._repairs:
             await self.store.last_event_seq()  # is it back?
         while self._repairs:
@@ -287,9 +289,11 @@ class SessionGuard:
                         # refused for good (its first write committed after all,
                         # but was reported failed: its row exists, say): tried
                         # again, it would stop every repair behind it, and the
-                        # outage would never end.  (Its cancels are still made.)
-                        log.failure("session {session_id} of {device_id}: its end not written, dropped",
+                        # outage would never end.  Its cancels are still made,
+                        # then the store ends what the write left live.
+                        log.failure("session {session_id} of {device_id}: its end not written, settled",
                                     session_id=live.syncml_session_id, device_id=live.device_id)
+                        await self._settle_unwritten(live)
                     # written (or never): if what follows fails, the next try does only that
                     self._repairs[0] = (live, [])
                 await self._wake_for_jobs_left(live)
@@ -302,6 +306,17 @@ class SessionGuard:
                     del self._cancel_at_end[job_id]
             self._repairs.pop(0)
         self.outage.ended()
+
+    async def _settle_unwritten(self, live):
+        """End ``live`` in the store after its end was refused for good: its
+        cancels made, its row removed and its jobs still running failed
+        (what the gateway's next start would do with them, else)."""
+        await self._cancel_left_at_session_end(live)
+        failed = await self.store.settle_session(live.token, self.clock.seconds(), "store_unavailable",
+                                                 {"code": "store_unavailable",
+                                                  "message": "the session's end could not be written"})
+        if failed:
+            self.events.announce()
 
 
 def _check_counts(msg, limits):

@@ -492,6 +492,12 @@ class RepairRefusedForGoodTests(GatewayCase):
         self.assertEqual(len(self.flushLoggedErrors(Conflict)), 1)
         self.assertFalse(self.dispatcher.outage.active)
         self.assertEqual((self.dispatcher._repairs, self.dispatcher._ending), ([], {}))
+        # what the write left live is settled: the job failed as the session's
+        # abort would have failed it, the session's row gone (before: the job
+        # running and the row live until the gateway's next start)
+        self.assertEqual(await self.state(self.job), ("failed", "store_unavailable"))
+        self.assertEqual(await self.store.live_sessions(device_id=DEVICE), [])
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["outcome"], "store_unavailable")
         _session, request = await self.device_session()  # the device again: a session (not 503)
         self.assertIsNone(request)  # (nothing pending: over at package 2)
         self.assertEqual(self.dispatcher.sessions_ended["completed"], 1)

@@ -274,13 +274,7 @@ class SessionStore(Database):
         failed: list[str] = []
         devices: list[str] = []
         for session in sessions:
-            for job_id in session.job_ids:
-                if self._transition_job_txn(
-                    txn, now, job_id, session.device_id, ("running",), "failed", INTERRUPTED, None,
-                    job_event(job_id, "failed", INTERRUPTED),
-                ):
-                    failed.append(job_id)
-            self._close_session_txn(txn, session, now, "interrupted")
+            failed += self._fail_session_txn(txn, session, now, "interrupted", INTERRUPTED)
             if session.device_id not in devices:
                 devices.append(session.device_id)
         queued = 0
@@ -298,6 +292,37 @@ class SessionStore(Database):
             devices=tuple(devices),
             queued_jobs=queued,
         )
+
+    def settle_session(self, token: str, now: float, outcome: str, error: dict) -> Deferred:
+        """
+        End live session C{token} with C{outcome} where its process could
+        not write its end (see L{Dispatcher._repair
+        <dmgateway.dispatch_guard.SessionGuard._repair>}): each of its jobs
+        still C{running} becomes C{failed} with C{error} and its C{job}
+        event, in the same transaction, as L{recover} does for a dead node's.
+
+        @return: fires with the ids of the jobs failed (none, and nothing
+            done, when the session is not live).
+        """
+        return self.run_interaction("settle_session", self._settle_session_txn, token, now, outcome, error)
+
+    def _settle_session_txn(self, txn, token, now, outcome, error) -> list[str]:
+        check_text(outcome, "outcome", empty=False)
+        check_time(now, "now")
+        session = self._get_session_txn(txn, token)
+        return [] if session is None else self._fail_session_txn(txn, session, now, outcome, error)
+
+    def _fail_session_txn(self, txn, session: Session, now, outcome, error) -> list[str]:
+        """End ``session``, its jobs still running failed with ``error``: their ids."""
+        failed = []
+        for job_id in session.job_ids:
+            if self._transition_job_txn(
+                txn, now, job_id, session.device_id, ("running",), "failed", error, None,
+                job_event(job_id, "failed", error),
+            ):
+                failed.append(job_id)
+        self._close_session_txn(txn, session, now, outcome)
+        return failed
 
     def _close_session_txn(self, txn, session: Session, now, outcome) -> None:
         txn.execute("DELETE FROM sessions WHERE session_id = ?", (session.token,))

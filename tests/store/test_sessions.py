@@ -232,6 +232,34 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual(again.counts(), {"sessions_ended": 0, "jobs_failed": 0, "jobs_queued": 0})
 
 
+    async def test_settle_session_ends_one_session_and_fails_its_running_jobs(self):
+        store = await self.open()
+        await add_device(store, "D1")
+        for job_id in ("j1", "j2", "j3"):
+            await store.create_job(job_id, "D1", GET)
+        await store.update_job("j1", state="running")
+        await store.update_job("j2", state="done", results=[{"status": 200}])
+        await store.update_job("j3", state="running")
+        await store.start_session("s1", "D1", "node-a", START + 1, job_ids=["j1", "j2"])
+        await store.start_session("s2", "D1", "node-a", START + 2, job_ids=["j3"])
+        error = {"code": "store_unavailable", "message": "the session's end could not be written"}
+        events = await store.last_event_seq()
+
+        self.assertEqual(await store.settle_session("s1", START + 50, "store_unavailable", error), ["j1"])
+        j1 = await store.get_job("j1")
+        self.assertEqual((j1.state, j1.error, j1.updated), ("failed", error, START + 50))
+        self.assertEqual([(await store.get_job(j)).state for j in ("j2", "j3")], ["done", "running"])
+        self.assertEqual(await store.last_event_seq(), events + 1)  # j1's job event
+        self.assertEqual([s.token for s in await store.live_sessions()], ["s2"])  # the other one stays
+        self.assertEqual(
+            (await store.get_device("D1")).last_session,
+            {"id": "s1", "started": START + 1, "ended": START + 50, "outcome": "store_unavailable"},
+        )
+        # not live (settled already, or never written): nothing done
+        self.assertEqual(await store.settle_session("s1", START + 60, "store_unavailable", error), [])
+        self.assertEqual(await store.settle_session("nope", START + 60, "store_unavailable", error), [])
+        self.assertEqual(await store.last_event_seq(), events + 1)
+
     async def test_session_reads_are_the_device_and_its_pending_jobs(self):
         store = await self.open()
         self.assertEqual(await store.session_reads("IMEI:404"), (None, []))
