@@ -40,12 +40,14 @@ def open_test_store(case, uri="sqlite::memory:?inline=1"):
     return defer.ensureDeferred(start())
 
 
-def start_dispatcher(case, device_id, account, store_uri="sqlite::memory:?inline=1", **gateway):
+def start_dispatcher(case, device_id, account, store_uri="sqlite::memory:?inline=1", wrap=None, **gateway):
     """A started :class:`Dispatcher` on an SQLite store (in memory unless
     ``store_uri`` says otherwise), on a
     ``task.Clock`` at 1,700,000,000 s, with ``device_id``'s account put:
     sets ``case.store``, ``case.clock``, ``case.dispatcher`` and ``case.handlers`` and cleans
-    the store up with the test.  Fires when ready."""
+    the store up with the test.  ``wrap``, if given, makes the store the
+    dispatcher gets (and ``case.store``) from the real one: a test's
+    failing or held store around it.  Fires when ready."""
     from twisted.internet import defer
 
     from dmgateway.dispatch import Dispatcher
@@ -55,6 +57,8 @@ def start_dispatcher(case, device_id, account, store_uri="sqlite::memory:?inline
 
     async def start():
         await open_test_store(case, store_uri)
+        if wrap is not None:
+            case.store = wrap(case.store)
         case.dispatcher = Dispatcher(case.store, gateway_config(**gateway), clock=case.clock)
         case.handlers = Handlers(case.dispatcher)
         await case.dispatcher.start()

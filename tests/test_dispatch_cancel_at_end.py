@@ -7,16 +7,13 @@ A stranger's package 1 for the device gains no say in either."""
 
 import os
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
-from dmgateway.dispatch import Dispatcher
-from dmgateway.handlers import Handlers
-from dmgateway.store import open_store
 from dmgateway.store.model import Conflict, StoreContention, StoreUnavailable
 from tests.fixtures import ACCOUNT, DEVICE
-from tests.support import gateway_config
+from tests.support import start_dispatcher
 from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_contention import _contention
 from tests.test_dispatch_security import CommitWrapped, FailingStore, HeldStore
@@ -37,15 +34,7 @@ class GatewayCase(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(real.close)
-        self.store = self.wrap(real)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT, wrap=self.wrap)
         self.job = (yield self.handlers.create_job(DEVICE, GET_SWV))["id"]
 
     async def send(self, request, peer="127.0.0.1:4000"):

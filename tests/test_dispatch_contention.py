@@ -5,17 +5,15 @@ session ends, and what it did is written at once, not at the outage probe."""
 
 import os
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
 from dmgateway.codec import xml
-from dmgateway.dispatch import Dispatcher
-from dmgateway.handlers import Handlers
-from dmgateway.store import StoreContention, StoreUnavailable, open_store
+from dmgateway.store import StoreContention, StoreUnavailable
 from tests.fixtures import ACCOUNT, DEVICE
-from tests.support import gateway_config
+from tests.support import start_dispatcher
 from tests.test_dispatch import GET_SWV, account
 from tests.test_dispatch_security import FailingStore, HeldStore
 
@@ -29,21 +27,17 @@ class ContentionTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(real.close)
-        self.held = HeldStore(real)
-        self.store = FailingStore(self.held)
-        self.store.error = _contention
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT, wrap=self.wrap)
         self.job = yield self.handlers.create_job(DEVICE, GET_SWV)
         self.logged = []
         globalLogPublisher.addObserver(self.logged.append)
         self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
+
+    def wrap(self, real):
+        self.held = HeldStore(real)
+        store = FailingStore(self.held)
+        store.error = _contention
+        return store
 
     async def send(self, request, token=None):
         if token is None and "?s=" in request.url:

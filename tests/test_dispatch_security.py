@@ -4,15 +4,13 @@ retransmitted package 1, a store outage in the middle of sessions."""
 
 import os
 
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
-from dmgateway.dispatch import Dispatcher
-from dmgateway.handlers import Handlers
-from dmgateway.store import StoreUnavailable, open_store
+from dmgateway.store import StoreUnavailable
 from tests.fixtures import ACCOUNT, DEVICE
-from tests.support import gateway_config, start_dispatcher
+from tests.support import start_dispatcher
 from tests.test_dispatch import GET_SWV, account
 
 
@@ -193,15 +191,7 @@ class OutageTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(real.close)
-        self.store = FailingStore(real)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT, wrap=FailingStore)
         self.job = yield self.handlers.create_job(DEVICE, GET_SWV)
 
     async def test_outage_answers_503_aborts_the_session_and_recovers(self):
@@ -377,16 +367,12 @@ class CleanStopTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.real = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(self.real.close)
-        self.store = HeldStore(self.real)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT, wrap=self.held)
         self.job = yield self.handlers.create_job(DEVICE, GET_SWV)
+
+    def held(self, real):
+        self.real = real  # (read after the stop: what the next start finds)
+        return HeldStore(real)
 
     async def test_stop_waits_for_a_session_opening_and_ends_it(self):
         self.store.held = defer.Deferred()
@@ -417,14 +403,7 @@ class ReadOnlySqliteTests(TestCase):
 
     @defer.inlineCallbacks
     def setUp(self):
-        self.store = yield open_store("sqlite::memory:?inline=1", reactor=reactor)
-        self.addCleanup(self.store.close)
-        self.clock = task.Clock()
-        self.clock.advance(1_700_000_000)
-        self.dispatcher = Dispatcher(self.store, gateway_config(session_timeout=60), clock=self.clock)
-        self.handlers = Handlers(self.dispatcher)
-        yield defer.ensureDeferred(self.dispatcher.start())
-        yield self.handlers.put_device(DEVICE, ACCOUNT)
+        yield start_dispatcher(self, DEVICE, ACCOUNT)
         self.job = yield self.handlers.create_job(DEVICE, GET_SWV)
 
     def read_only(self, on):
