@@ -338,6 +338,10 @@ class SessionEffects:
                 return live
         return None
 
+    def _cancels_left_to(self, live):
+        """The ids of the jobs whose cancel waits for the end of ``live``."""
+        return [job_id for job_id, session in self._cancel_at_end.items() if session is live]
+
     async def _cancel_left_at_session_end(self, live):
         """Cancel the jobs asked to be cancelled at the end of ``live`` that it
         ended without finishing.  They are forgotten here, cancelled or
@@ -346,7 +350,7 @@ class SessionEffects:
         store.  Those asked at the end of another session of the device (a
         newer one, live) wait for that one's end.  A store failure leaves
         them to a repair."""
-        asked = {job_id for job_id, session in self._cancel_at_end.items() if session is live}
+        asked = set(self._cancels_left_to(live))
         if not asked:
             return
         try:

@@ -302,7 +302,7 @@ class SessionGuard:
             except Exception:  # (as above: not for good)
                 log.failure("session {session_id} of {device_id}: what follows its end failed, dropped",
                             session_id=live.syncml_session_id, device_id=live.device_id)
-                for job_id in [job_id for job_id, session in self._cancel_at_end.items() if session is live]:
+                for job_id in self._cancels_left_to(live):
                     del self._cancel_at_end[job_id]
             self._repairs.pop(0)
         self.outage.ended()
