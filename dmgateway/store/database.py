@@ -34,9 +34,10 @@ log = Logger()
 #: the transaction was rolled back and goes to the pool instead.
 BUSY = object()
 
-#: C{run_interaction(..., short=SINGLE)}: a short transaction of ONE
-#: statement (a read), which a reactor connection runs without C{BEGIN}
-#: and C{COMMIT} (see L{ReactorConnection.run
+#: C{run_interaction(..., short=SINGLE)}: a short transaction of reads
+#: that each stand alone (ONE statement, or a second one that needs no
+#: snapshot in common with the first), which a reactor connection runs
+#: without C{BEGIN} and C{COMMIT} (see L{ReactorConnection.run
 #: <dmgateway.store.sqlite.ReactorConnection.run>}).
 SINGLE = "single"
 
@@ -282,7 +283,7 @@ class Database:
             has drained (so transactions still run in the order they were
             asked for), and on the pool when the database is locked.  The
             caller sees no difference but speed.  L{SINGLE}: such a
-            transaction of one statement.
+            transaction of reads that each stand alone.
         """
         if self._closed:
             return defer.fail(StoreClosed(f"store is closed ({desc})"))

@@ -20,7 +20,7 @@ from dmgateway.jobstates import job_event
 
 from .database import SINGLE, Database
 from .devices import DEVICE_COLUMNS, device_from_row
-from .jobs import joined_job_from_row
+from .jobs import job_from_row, joined_job_from_row
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Device, Job, Recovery, Session
 from .rows import builder, columns, dump_json, json_column, row_converter
 from .values import check_text, check_time, marks
@@ -38,14 +38,25 @@ _session = builder(Session)
 
 # a job's columns beside its device's in one row (see SessionStore.session_reads)
 _JOB_COLUMNS = tuple((f"job_{field.name}", field.name) for field in dataclasses.fields(Job))
+_PENDING = marks(len(PENDING_JOB_STATES))
+# The device with its first two pending jobs (one row each): the rest, if
+# there may be more, are read by _MORE_JOBS_SQL, by their own columns
+# alone.  Every column a row carries costs its fetch (which releases and
+# takes the GIL) and its key in the row's dict: the device's again in
+# every job's row was a third of an extra job's store reads.
 _SESSION_READS_SQL = (
     "SELECT " + ", ".join(f"d.{column}" for column in DEVICE_COLUMNS) + ", "
     + ", ".join(f"j.{column} AS {alias}" for alias, column in _JOB_COLUMNS)
-    + " FROM devices d LEFT JOIN jobs j ON j.device_id = d.device_id AND j.state IN "
-    + marks(len(PENDING_JOB_STATES)) + " WHERE d.device_id = ? ORDER BY j.seq"
+    + " FROM devices d LEFT JOIN jobs j ON j.device_id = d.device_id AND j.state IN " + _PENDING
+    + " WHERE d.device_id = ? ORDER BY j.seq LIMIT 2"
 )
 # ...its column names (the row converters' own strings: a key they read is found by identity)
 _SESSION_READS_NAMES = tuple(sys.intern(name) for name in (*DEVICE_COLUMNS, *(alias for alias, _ in _JOB_COLUMNS)))
+_MORE_JOBS_SQL = (
+    "SELECT " + ", ".join(column for _, column in _JOB_COLUMNS)
+    + " FROM jobs WHERE device_id = ? AND state IN " + _PENDING + " AND seq > ? ORDER BY seq"
+)
+_MORE_JOBS_NAMES = tuple(sys.intern(column) for _, column in _JOB_COLUMNS)
 
 
 _INSERT_SESSION_SQLITE = (
@@ -59,10 +70,15 @@ class SessionStore(Database):
 
     def session_reads(self, device_id: str) -> Deferred:
         """
-        What a DM session of C{device_id} starts from, in one query (a
-        short transaction of that statement alone): fire with its
+        What a DM session of C{device_id} starts from: fire with its
         L{Device} (or L{None}) and its pending jobs (L{pending_jobs},
-        oldest first).
+        oldest first).  One query when the device has one pending job or
+        none (the usual session), run alone (no transaction of its own);
+        a second one for the jobs after the first two when it has two or
+        more.  A job that stops being pending between the two is not
+        read, and one created between them is: each is pending when read,
+        which is all a session needs (it starts them with a
+        compare-and-set).
         """
         return self.run_interaction("session_reads", self._session_reads_txn, device_id, short=SINGLE)
 
@@ -73,7 +89,11 @@ class SessionStore(Database):
         device = device_from_row(rows[0])
         if rows[0]["job_job_id"] is None:
             return device, []
-        return device, [joined_job_from_row(row) for row in rows]
+        jobs = [joined_job_from_row(row) for row in rows]
+        if len(rows) == 2:
+            more = txn.fetchall(_MORE_JOBS_SQL, (device_id, *PENDING_JOB_STATES, jobs[1].seq), _MORE_JOBS_NAMES)
+            jobs.extend(job_from_row(job) for job in more)
+        return device, jobs
 
     def start_session(
         self,

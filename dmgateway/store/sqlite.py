@@ -319,9 +319,11 @@ class ReactorConnection:
         the pool's would be); L{BUSY} if the database was locked, rolled
         back too.
 
-        @param begin: C{False} for an interaction of ONE statement, which
-            then runs on its own (atomic, as every statement SQLite runs
-            outside a transaction), without C{BEGIN} and C{COMMIT}.
+        @param begin: C{False} for an interaction of reads that each stand
+            alone (ONE statement, or a second that needs no snapshot in
+            common with the first), each run on its own (atomic, as every
+            statement SQLite runs outside a transaction), without C{BEGIN}
+            and C{COMMIT}.
         """
         if self._checkpointing:
             return BUSY

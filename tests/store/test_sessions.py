@@ -273,11 +273,31 @@ class SessionTestsMixin(StoreCase):
         await store.update_job("a", state="running")
         await store.update_job("c", state="notified")
         await store.update_job("e", state="done", results=[{"op": "Get", "status": 200}])
+        statements = record_statements(self)
         device, jobs = await store.session_reads("IMEI:1")
+        read = list(statements)
         self.assertEqual(device, await store.get_device("IMEI:1"))
         self.assertEqual(jobs, await store.pending_jobs("IMEI:1"))
         self.assertEqual([(job.job_id, job.state, job.atomic) for job in jobs],
                          [("c", "notified", False), ("d", "queued", False), ("f", "queued", True)])
+        # the device with its first two jobs; the jobs after them by
+        # themselves, without the device's columns again
+        self.assertEqual(len(read), 2)
+        self.assertNotIn("server_id", read[1])
+        # one pending job, or none: one statement
+        # two: maybe more, asked (none)
+        await store.update_job("c", state="running")
+        del statements[:]
+        self.assertEqual([job.job_id for job in (await store.session_reads("IMEI:1"))[1]], ["d", "f"])
+        self.assertEqual(len(statements), 2)
+        await store.update_job("d", state="running")
+        del statements[:]
+        self.assertEqual([job.job_id for job in (await store.session_reads("IMEI:1"))[1]], ["f"])
+        self.assertEqual(len(statements), 1)
+        await store.update_job("f", state="running")
+        del statements[:]
+        self.assertEqual((await store.session_reads("IMEI:1"))[1], [])
+        self.assertEqual(len(statements), 1)
 
     async def test_session_reads_fetch_no_inventory_column(self):
         # (a DM session reads its device in every first message: only what a Device holds)
@@ -319,22 +339,33 @@ class SessionTestsMixin(StoreCase):
                          ({"./Ext/A": "1"}, {"type": "md5", "nonce": "bg=="}))
 
     async def test_session_reads_names_are_the_engines_own(self):
-        # (session_reads keys its row by the names it knows its SQL gives:
+        # (session_reads keys its rows by the names it knows its SQL gives:
         # they must be the ones the engine's cursor describes, in order)
-        from dmgateway.store.sessions import _SESSION_READS_NAMES, _SESSION_READS_SQL
+        from dmgateway.store.sessions import (
+            _MORE_JOBS_NAMES, _MORE_JOBS_SQL, _SESSION_READS_NAMES, _SESSION_READS_SQL,
+        )
         from dmgateway.store.model import PENDING_JOB_STATES
 
         store = await self.open()
         await add_device(store, "IMEI:1")
         await store.create_job("a", "IMEI:1", GET)
+        await store.create_job("b", "IMEI:1", GET)
 
-        def described(txn):
-            txn.execute(_SESSION_READS_SQL, (*PENDING_JOB_STATES, "IMEI:1"))
+        def described(txn, sql, args):
+            txn.execute(sql, args)
             names = tuple(column[0] for column in txn.cursor.description)
-            txn.cursor.fetchall()
-            return names
+            rows = txn.cursor.fetchall()
+            return names, len(rows)
 
-        self.assertEqual(await store.run_interaction("test", described), _SESSION_READS_NAMES)
+        pending = PENDING_JOB_STATES
+        self.assertEqual(
+            await store.run_interaction("test", described, _SESSION_READS_SQL, (*pending, "IMEI:1")),
+            (_SESSION_READS_NAMES, 2),
+        )
+        self.assertEqual(
+            await store.run_interaction("test", described, _MORE_JOBS_SQL, ("IMEI:1", *pending, 0)),
+            (_MORE_JOBS_NAMES, 2),
+        )
 
     async def test_live_sessions_survive_the_migration_to_a_keyed_table(self):
         store = await self.open(migrations=[m for m in load_migrations() if m.version < 9])
