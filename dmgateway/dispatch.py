@@ -284,10 +284,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             self._forget(live)
         try:
             unstarted = await self._apply(live, outcome.effects)
-        except WRITE_LATER as e:
+        except Exception as e:
             if ended:
-                self._repairs.append((live, outcome.effects))
-            else:
+                self._end_unwritten(live, outcome.effects, e)
+            elif isinstance(e, WRITE_LATER):
                 # the jobs the device finished in this message, started by the
                 # store before: their ends are written with the abort (else
                 # they would stay running, with no session to end them)
@@ -468,8 +468,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self._forget(live)
         try:
             await self._apply(live, effects)
-        except WRITE_LATER:
-            self._repairs.append((live, effects))
+        except Exception as e:
+            self._end_unwritten(live, effects, e)
             raise
         if wake:
             await self._wake_for_jobs_left(live)
