@@ -98,7 +98,9 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         # job id -> the LiveSession at whose end what is left of it is cancelled
         # (a job sent, cancelled while that session runs or its end is written)
         self._cancel_at_end = {}
-        self._ending = {}  # token -> a session over here whose end the store has not taken yet
+        # device id -> {token: a session of it over here whose end the store has
+        # not taken yet} (a cancel looks at its device's only: many wait in an outage)
+        self._ending = {}
         self.instruments = None  # GatewayMetrics, when /metrics is on
         self.signals = None  # cross-process signals, when [gateway] cluster is on
 
@@ -504,7 +506,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         """``live`` is over: no message reaches it now; its end is written next
         (until then, a cancel of a job it sent is left to that end)."""
         self.deadlines.cancel(live)
-        self._ending[live.token] = live
+        self._ending.setdefault(live.device_id, {})[live.token] = live
         if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = live.first_digest

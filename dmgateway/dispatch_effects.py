@@ -223,7 +223,7 @@ class SessionEffects:
                 self.jobs_finished[state] += 1
         if outcome is not None:
             # its end is written: a cancel of a job it sent finds that job ended
-            self._ending.pop(live.token, None)
+            self._end_taken(live)
             self.sessions_ended[outcome] += 1
             if self.instruments is not None:
                 self.instruments.session_ended(outcome, now - live.started)
@@ -331,10 +331,18 @@ class SessionEffects:
         """The session of ``device_id`` here that the store started ``job_id``
         for, over, its end not written yet (None if there is none).  (Only a
         session whose device authenticated starts jobs.)"""
-        for live in self._ending.values():
-            if live.device_id == device_id and job_id in live.job_ids:
+        for live in self._ending.get(device_id, {}).values():
+            if job_id in live.job_ids:
                 return live
         return None
+
+    def _end_taken(self, live):
+        """``live``'s end is written (or given up): no cancel waits for it any more."""
+        ending = self._ending.get(live.device_id)
+        if ending is not None:
+            ending.pop(live.token, None)
+            if not ending:
+                del self._ending[live.device_id]
 
     def _cancels_left_to(self, live):
         """The ids of the jobs whose cancel waits for the end of ``live``."""

@@ -315,7 +315,7 @@ class SessionGuard:
                     # written (or never): if what follows fails, the next try does only that;
                     # a cancel asked from now on has no end to wait for (one the store took
                     # has left _ending already)
-                    self._ending.pop(live.token, None)
+                    self._end_taken(live)
                     self._repairs[0] = (live, [])
                 await self._wake_for_jobs_left(live)
             except (*WRITE_LATER, StoreClosed):
