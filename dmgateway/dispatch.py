@@ -98,7 +98,9 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         # job id -> the LiveSession at whose end what is left of it is cancelled
         # (a job sent, cancelled while that session runs or its end is written)
         self._cancel_at_end = {}
-        self._ending = {}  # token -> a session over here whose end the store has not taken yet
+        # device id -> {token: a session of it over here whose end the store has
+        # not taken yet} (a cancel looks at its device's only: many wait in an outage)
+        self._ending = {}
         self.instruments = None  # GatewayMetrics, when /metrics is on
         self.signals = None  # cross-process signals, when [gateway] cluster is on
 
@@ -284,10 +286,10 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             self._forget(live)
         try:
             unstarted = await self._apply(live, outcome.effects)
-        except WRITE_LATER as e:
+        except Exception as e:
             if ended:
-                self._repairs.append((live, outcome.effects))
-            else:
+                self._end_unwritten(live, outcome.effects, e)
+            elif isinstance(e, WRITE_LATER):
                 # the jobs the device finished in this message, started by the
                 # store before: their ends are written with the abort (else
                 # they would stay running, with no session to end them)
@@ -468,8 +470,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self._forget(live)
         try:
             await self._apply(live, effects)
-        except WRITE_LATER:
-            self._repairs.append((live, effects))
+        except Exception as e:
+            self._end_unwritten(live, effects, e)
             raise
         if wake:
             await self._wake_for_jobs_left(live)
@@ -504,7 +506,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         """``live`` is over: no message reaches it now; its end is written next
         (until then, a cancel of a job it sent is left to that end)."""
         self.deadlines.cancel(live)
-        self._ending[live.token] = live
+        self._ending.setdefault(live.device_id, {})[live.token] = live
         if live.first_digest:
             self._first_bodies.pop(live.device_id, None)
             self._first_bodies[live.device_id] = live.first_digest

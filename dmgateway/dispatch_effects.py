@@ -60,7 +60,7 @@ class SessionEffects:
         # this message (no separate update of its job ids).
         starting = live.unrecorded
         touched = None
-        ends = []  # (index in the batch, state) of each job's end
+        ends = []  # (index in the batch, job id, state) of each job's end
         outcome = None  # the session's, when it ends
         reset_failures = False
 
@@ -141,11 +141,10 @@ class SessionEffects:
                     # the store never started it: it is not this session's to
                     # end (a cancel asked meanwhile is left to the session's end)
                     continue
-                self._cancel_at_end.pop(job_id, None)  # nothing left to cancel
                 # (a job this session never started fails from where it waits:
                 # abandoned while queued, when the device can take no command)
                 from_running = job_id in listed or effect.state != "failed"
-                ends.append((len(batch), effect.state))
+                ends.append((len(batch), job_id, effect.state))
                 change_job(batch, job_id, effect.state, device_id=device_id, now=now,
                            expect="running" if from_running else PENDING_JOB_STATES,
                            results=effect.results, error=effect.error)
@@ -203,10 +202,6 @@ class SessionEffects:
             if starts:
                 live.unstarted = set(live.unstarted or ()).union(*(ids for _index, ids in starts))
             raise
-        except Exception:
-            if outcome is not None:  # (its device deleted, say): its end is never written
-                self._ending.pop(live.token, None)
-            raise
         live.unrecorded = False
         unstarted = []
         for index, ids in starts:
@@ -220,12 +215,15 @@ class SessionEffects:
             live.unstarted.difference_update(live.job_ids)
         if unstarted:  # (the session's row lists them until its next write: no harm, see store.recover)
             live.unstarted = set(live.unstarted or ()).union(unstarted)
-        for index, state in ends:
+        for index, job_id, state in ends:
+            # nothing left to cancel (only once written: a cancel of a job
+            # whose end the store refused is made at the session's end)
+            self._cancel_at_end.pop(job_id, None)
             if results[index]:  # (not a job ended outside the session meanwhile)
                 self.jobs_finished[state] += 1
         if outcome is not None:
             # its end is written: a cancel of a job it sent finds that job ended
-            self._ending.pop(live.token, None)
+            self._end_taken(live)
             self.sessions_ended[outcome] += 1
             if self.instruments is not None:
                 self.instruments.session_ended(outcome, now - live.started)
@@ -333,10 +331,18 @@ class SessionEffects:
         """The session of ``device_id`` here that the store started ``job_id``
         for, over, its end not written yet (None if there is none).  (Only a
         session whose device authenticated starts jobs.)"""
-        for live in self._ending.values():
-            if live.device_id == device_id and job_id in live.job_ids:
+        for live in self._ending.get(device_id, {}).values():
+            if job_id in live.job_ids:
                 return live
         return None
+
+    def _end_taken(self, live):
+        """``live``'s end is written (or given up): no cancel waits for it any more."""
+        ending = self._ending.get(live.device_id)
+        if ending is not None:
+            ending.pop(live.token, None)
+            if not ending:
+                del self._ending[live.device_id]
 
     def _cancels_left_to(self, live):
         """The ids of the jobs whose cancel waits for the end of ``live``."""

@@ -227,6 +227,24 @@ class SessionGuard:
         self._forget(live)
         self._repairs.append((live, effects))
 
+    def _end_unwritten(self, live, effects, error):
+        """The store did not write ``live``'s end, ``effects``, failing with
+        ``error``: it waits in ``_repairs``, and the session in ``_ending``
+        (a cancel of a job it sent is still left to that end).
+
+        A failure of the store (WRITE_LATER): the caller schedules the
+        repair.  Any other error (its device deleted meanwhile, NotFound
+        for a session whose row was never written; a conflict; a bug)
+        gets a repair at once: the write is tried once more, and if refused
+        again it is settled as :meth:`_repair` settles an end refused for
+        good (the cancels left to it made, or dropped with the device's
+        jobs; what is left live of it ended in the store).  Else those
+        cancels would stay here for good, and the jobs still running until
+        the gateway's next start."""
+        self._repairs.append((live, effects))
+        if not isinstance(error, WRITE_LATER):
+            self._schedule_repair(0)
+
     def _schedule_repair(self, delay=None):
         if self._stopping:
             return  # (stop() writes what is left itself)
@@ -265,8 +283,8 @@ class SessionGuard:
 
     async def _repair(self):
         """Write what sessions aborted during an outage left (their jobs fail
-        with a reason), then what follows each end (cancels left to it,
-        wake-ups).  One the store refuses for good (not a failure of the
+        with a reason), and the ends the store refused (:meth:`_end_unwritten`),
+        then what follows each end (cancels left to it, wake-ups).  One the store refuses for good (not a failure of the
         store: its device deleted meanwhile, say) is not retried: its
         session is settled in the store (:meth:`_settle_unwritten`), or left
         alone when its device is gone."""
@@ -294,7 +312,10 @@ class SessionGuard:
                         log.failure("session {session_id} of {device_id}: its end not written, settled",
                                     session_id=live.syncml_session_id, device_id=live.device_id)
                         await self._settle_unwritten(live)
-                    # written (or never): if what follows fails, the next try does only that
+                    # written (or never): if what follows fails, the next try does only that;
+                    # a cancel asked from now on has no end to wait for (one the store took
+                    # has left _ending already)
+                    self._end_taken(live)
                     self._repairs[0] = (live, [])
                 await self._wake_for_jobs_left(live)
             except (*WRITE_LATER, StoreClosed):
