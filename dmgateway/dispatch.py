@@ -546,15 +546,12 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             # authenticated may never go on
             await self.outbox.job_created(job, device)
 
-    async def end_session(self, device_id: str, outcome: str, reason: str) -> None:
-        """End the device's live session now, if it has one (its jobs left get no wake-up)."""
-        live = self._by_device.get(device_id)
-        if live is not None:
-            try:
-                await self._abort(live, outcome, reason, wake=False)
-            except WRITE_LATER as e:
-                self._write_later(e)  # (its end, kept in _repairs, is written once the store takes it)
-                raise
+    async def end_session(self, device_id: str, outcome: str, reason: str, then: Any = None) -> Any:
+        """End the device's live session, if it has one (its jobs left get no
+        wake-up), once the message of the device being handled is answered;
+        then ``await then()``, if given, before the device's next message is
+        handled: its value (see :meth:`_device_quiet`)."""
+        return await self._device_quiet(device_id, lambda: self._end_quietly(device_id, outcome, reason, then))
 
 
 def run_now(coro):

@@ -171,6 +171,33 @@ class SessionGuard:
             return 401
         return None
 
+    async def _device_quiet(self, device_id, work):
+        """``await work()`` holding the device's lock: after the message of the
+        device being handled (its writes done: package 1's row is in the
+        store, or the session is over), before its next one.  (Its end
+        written while package 1's write is in flight would insert the
+        session's row a second time: a Conflict.)"""
+        lock = self._locks.get(device_id)
+        if lock is None:
+            lock = self._locks[device_id] = defer.DeferredLock()
+        await lock.acquire()
+        try:
+            return await work()
+        finally:
+            lock.release()
+            self._drop_lock(device_id, lock)
+
+    async def _end_quietly(self, device_id, outcome, reason, then):
+        """:meth:`~dmgateway.dispatch.Dispatcher.end_session`, the device's lock held."""
+        live = self._by_device.get(device_id)
+        if live is not None:
+            try:
+                await self._abort(live, outcome, reason, wake=False)
+            except WRITE_LATER as e:
+                self._write_later(e)  # (its end, kept in _repairs, is written once the store takes it)
+                raise
+        return await then() if then is not None else None
+
     def store_failed(self, error: Exception) -> float:
         """The API met a store outage: note it, probe until it ends; the Retry-After."""
         self.outage.failed(error)

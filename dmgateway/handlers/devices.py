@@ -169,9 +169,12 @@ class DeviceHandlers:
         return defer.ensureDeferred(self._delete_device(device_id, purge_history))
 
     async def _delete_device(self, device_id, purge_history):
-        await self.dispatcher.end_session(device_id, "device_deleted", "the device account was deleted")
         try:
-            cancelled = await self.store.remove_device(device_id, purge_history)
+            # removed before the device's next message is handled: no session
+            # opens between its session's end and its removal
+            cancelled = await self.dispatcher.end_session(
+                device_id, "device_deleted", "the device account was deleted",
+                then=lambda: self.store.remove_device(device_id, purge_history))
         except NotFound:
             raise UnknownDevice(device_id)
         keys = self.device_psk
