@@ -323,6 +323,7 @@ class SessionGuard:
             except Exception:  # (as above: not for good)
                 log.failure("session {session_id} of {device_id}: what follows its end failed, dropped",
                             session_id=live.syncml_session_id, device_id=live.device_id)
+                self._end_taken(live)  # (given up: no cancel waits for it)
                 for job_id in self._cancels_left_to(live):
                     del self._cancel_at_end[job_id]
             self._repairs.pop(0)

@@ -128,3 +128,42 @@ class EndRefusedTests(GatewayCase):
         self.assert_nothing_left()
         self.assertEqual([await self.state(job_id) for job_id in (self.job, other)],
                          [("done", None), ("failed", "cancelled")])
+
+    async def test_a_stop_goes_on_past_an_end_refused(self):
+        # a session whose end the store refuses (not a failure of the
+        # store) at the stop: the stop goes on, and that end is settled
+        # by the last repair (before: stop() failed with Conflict, before
+        # the last repair and the event log's stop, and the gateway never
+        # closed its store)
+        other, _request = await self.session_with_cancels()
+        self.store.refuse = _conflict
+        await self.dispatcher.stop()
+        self.assertEqual(len(self.flushLoggedErrors(Conflict)), 2)  # (the stop's abort, the last repair)
+        self.assert_nothing_left()
+        self.assertEqual([await self.state(job_id) for job_id in (self.job, other)],
+                         [("failed", "cancelled"), ("failed", "cancelled")])
+        self.assertEqual(await self.store.live_sessions(device_id=DEVICE), [])
+
+    async def test_an_end_whose_settling_fails_is_not_kept(self):
+        # the end refused twice, and its settling fails too (a job to
+        # cancel deleted meanwhile, with its device, by another process):
+        # the session is given up, and no cancel waits for its end
+        other, request = await self.session_with_cancels()
+        self.store.refuse = _conflict
+        with self.assertRaises(Conflict):
+            await self.send(request)
+
+        def gone(job_id, running=False):
+            raise NotFound("no job %r" % (job_id,))
+
+        self.store.cancel_job = gone
+        self.clock.advance(0)  # a repair: refused again; settling it fails
+        self.assertEqual(len(self.flushLoggedErrors(Conflict, NotFound)), 2)
+        del self.store.cancel_job
+        # (before: the session kept in _ending for good, and a later cancel
+        # of a job it sent left to that end, which never comes: answered
+        # at_session_end, and kept here for good)
+        self.assert_nothing_left()
+        answer = await self.handlers.cancel_job(self.job)
+        self.assertEqual(answer, {"id": self.job, "state": "running", "cancelled": False})
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
