@@ -5,12 +5,13 @@ The end goes to a repair at once, which writes it if it can, else settles
 it as a repair refused for good does (the cancels made, or dropped with
 the device's jobs)."""
 
+import dataclasses
 import os
 
 from twisted.internet import defer
 
 from dmgateway.client import ClientSession
-from dmgateway.store.model import Conflict, NotFound
+from dmgateway.store.model import Conflict, NotFound, StoreContention
 from tests.fixtures import DEVICE
 from tests.test_dispatch import account
 from tests.test_dispatch_cancel_at_end import GET_MAN, GatewayCase
@@ -167,3 +168,33 @@ class EndRefusedTests(GatewayCase):
         answer = await self.handlers.cancel_job(self.job)
         self.assertEqual(answer, {"id": self.job, "state": "running", "cancelled": False})
         self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    async def test_an_end_written_is_not_written_again(self):
+        # a stranger's session (wrong secret) ends with the failure that
+        # locks the device out: the batch with its end commits, then the
+        # lockout's event loses to concurrent transactions.  The end is
+        # written: the repair does only what follows it (before: the whole
+        # end again, a second failure counted, a second session event)
+        config = self.dispatcher.config
+        self.dispatcher.config = dataclasses.replace(config, auth=dataclasses.replace(config.auth,
+                                                                                       device_max_failures=3))
+        real = self.store.append_event
+
+        async def contended(type, *args, **kwargs):
+            if type == "lockout":
+                raise StoreContention("could not serialize access")
+            return await real(type, *args, **kwargs)
+
+        self.store.append_event = contended
+        seq = await self.store.last_event_seq()
+        stranger = ClientSession(account(secret="wrong"), random_bytes=os.urandom)
+        request = stranger.start()
+        while request is not None:
+            reply = await self.send(request, peer="127.0.0.2:5000")
+            request = stranger.receive(reply.body, {"content-type": reply.content_type})
+        self.assertIn(b"<Data>503</Data>", reply.body)  # (the last message's answer)
+        self.clock.advance(0)  # the repair
+        self.assert_nothing_left()
+        self.assertEqual((await self.store.get_device(DEVICE)).auth_failures, 3)
+        events = [event["type"] for event in await self.store.events_after(seq, 100)]
+        self.assertEqual(events.count("session"), 1)
