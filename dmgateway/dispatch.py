@@ -17,7 +17,6 @@ here (live sessions, wake-ups); this module imports neither it nor the API.
 
 import types
 from collections import Counter, OrderedDict
-from contextlib import suppress
 from typing import Any, Optional
 from urllib.parse import quote_plus, urlencode
 
@@ -130,8 +129,13 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             await lock.acquire()  # a message in flight (even a session opening) is done
             lock.release()
         for live in list(self._by_token.values()):
-            with suppress(*WRITE_LATER):  # (kept in _repairs: written below, or at the next start)
+            try:
                 await self._abort(live, "shutdown", "gateway shutting down")
+            except WRITE_LATER:
+                pass  # (kept in _repairs: written below, or at the next start)
+            except Exception:  # (an end refused for good, in _repairs too: settled below)
+                log.failure("session {session_id} of {device_id}: its end at the stop refused",
+                            session_id=live.syncml_session_id, device_id=live.device_id)
         self.deadlines.stop()
         if self._repairs or self._repairing is not None:
             try:

@@ -267,7 +267,11 @@ class SessionGuard:
         good (the cancels left to it made, or dropped with the device's
         jobs; what is left live of it ended in the store).  Else those
         cancels would stay here for good, and the jobs still running until
-        the gateway's next start."""
+        the gateway's next start.  An end the store took, ``error`` raised
+        after its batch committed (a lockout's event, say), is not written
+        again: the repair does only what follows it."""
+        if live.token not in self._ending.get(live.device_id, ()):
+            effects = []
         self._repairs.append((live, effects))
         if not isinstance(error, WRITE_LATER):
             self._schedule_repair(0)
@@ -350,6 +354,7 @@ class SessionGuard:
             except Exception:  # (as above: not for good)
                 log.failure("session {session_id} of {device_id}: what follows its end failed, dropped",
                             session_id=live.syncml_session_id, device_id=live.device_id)
+                self._end_taken(live)  # (given up: no cancel waits for it)
                 for job_id in self._cancels_left_to(live):
                     del self._cancel_at_end[job_id]
             self._repairs.pop(0)

@@ -5,12 +5,13 @@ The end goes to a repair at once, which writes it if it can, else settles
 it as a repair refused for good does (the cancels made, or dropped with
 the device's jobs)."""
 
+import dataclasses
 import os
 
 from twisted.internet import defer
 
 from dmgateway.client import ClientSession
-from dmgateway.store.model import Conflict, NotFound
+from dmgateway.store.model import Conflict, NotFound, StoreContention
 from tests.fixtures import DEVICE
 from tests.test_dispatch import account
 from tests.test_dispatch_cancel_at_end import GET_MAN, GatewayCase
@@ -128,3 +129,72 @@ class EndRefusedTests(GatewayCase):
         self.assert_nothing_left()
         self.assertEqual([await self.state(job_id) for job_id in (self.job, other)],
                          [("done", None), ("failed", "cancelled")])
+
+    async def test_a_stop_goes_on_past_an_end_refused(self):
+        # a session whose end the store refuses (not a failure of the
+        # store) at the stop: the stop goes on, and that end is settled
+        # by the last repair (before: stop() failed with Conflict, before
+        # the last repair and the event log's stop, and the gateway never
+        # closed its store)
+        other, _request = await self.session_with_cancels()
+        self.store.refuse = _conflict
+        await self.dispatcher.stop()
+        self.assertEqual(len(self.flushLoggedErrors(Conflict)), 2)  # (the stop's abort, the last repair)
+        self.assert_nothing_left()
+        self.assertEqual([await self.state(job_id) for job_id in (self.job, other)],
+                         [("failed", "cancelled"), ("failed", "cancelled")])
+        self.assertEqual(await self.store.live_sessions(device_id=DEVICE), [])
+
+    async def test_an_end_whose_settling_fails_is_not_kept(self):
+        # the end refused twice, and its settling fails too (a job to
+        # cancel deleted meanwhile, with its device, by another process):
+        # the session is given up, and no cancel waits for its end
+        other, request = await self.session_with_cancels()
+        self.store.refuse = _conflict
+        with self.assertRaises(Conflict):
+            await self.send(request)
+
+        def gone(job_id, running=False):
+            raise NotFound("no job %r" % (job_id,))
+
+        self.store.cancel_job = gone
+        self.clock.advance(0)  # a repair: refused again; settling it fails
+        self.assertEqual(len(self.flushLoggedErrors(Conflict, NotFound)), 2)
+        del self.store.cancel_job
+        # (before: the session kept in _ending for good, and a later cancel
+        # of a job it sent left to that end, which never comes: answered
+        # at_session_end, and kept here for good)
+        self.assert_nothing_left()
+        answer = await self.handlers.cancel_job(self.job)
+        self.assertEqual(answer, {"id": self.job, "state": "running", "cancelled": False})
+        self.assertEqual(self.dispatcher._cancel_at_end, {})
+
+    async def test_an_end_written_is_not_written_again(self):
+        # a stranger's session (wrong secret) ends with the failure that
+        # locks the device out: the batch with its end commits, then the
+        # lockout's event loses to concurrent transactions.  The end is
+        # written: the repair does only what follows it (before: the whole
+        # end again, a second failure counted, a second session event)
+        config = self.dispatcher.config
+        self.dispatcher.config = dataclasses.replace(config, auth=dataclasses.replace(config.auth,
+                                                                                       device_max_failures=3))
+        real = self.store.append_event
+
+        async def contended(type, *args, **kwargs):
+            if type == "lockout":
+                raise StoreContention("could not serialize access")
+            return await real(type, *args, **kwargs)
+
+        self.store.append_event = contended
+        seq = await self.store.last_event_seq()
+        stranger = ClientSession(account(secret="wrong"), random_bytes=os.urandom)
+        request = stranger.start()
+        while request is not None:
+            reply = await self.send(request, peer="127.0.0.2:5000")
+            request = stranger.receive(reply.body, {"content-type": reply.content_type})
+        self.assertIn(b"<Data>503</Data>", reply.body)  # (the last message's answer)
+        self.clock.advance(0)  # the repair
+        self.assert_nothing_left()
+        self.assertEqual((await self.store.get_device(DEVICE)).auth_failures, 3)
+        events = [event["type"] for event in await self.store.events_after(seq, 100)]
+        self.assertEqual(events.count("session"), 1)

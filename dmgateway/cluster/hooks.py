@@ -34,6 +34,7 @@ from twisted.logger import Logger
 from dmgateway.cluster.signals import CANCELS, EVENTS, JOBS, SESSIONS
 from dmgateway.dm.session import DROPPED
 from dmgateway.live import job_spec
+from dmgateway.store.model import StoreContention, StoreUnavailable
 
 log = Logger(namespace="dmgateway.dispatch")
 
@@ -120,5 +121,9 @@ class ClusterHooks:
             return
         log.info("session {session_id} of {device_id} superseded by its session on node {node}",
                  session_id=live.syncml_session_id, device_id=live.device_id, node=token.partition("~")[0])
-        await self._abort(live, "superseded", "a new session from the device on another node replaced this one",
-                          wake=False)
+        try:
+            await self._abort(live, "superseded", "a new session from the device on another node replaced this one",
+                              wake=False)
+        except (StoreUnavailable, StoreContention) as e:
+            self._write_later(e)  # (its end waits in _repairs: a repair writes it once the store takes it)
+            raise

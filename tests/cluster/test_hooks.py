@@ -15,9 +15,11 @@ from dmgateway.client import ClientSession
 from dmgateway.cluster.signals import LocalSignals
 from dmgateway.dispatch import Dispatcher
 from dmgateway.handlers import Handlers
+from dmgateway.store.model import StoreUnavailable
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.support import gateway_config, open_test_store
 from tests.test_dispatch import GET_SWV, account
+from tests.test_dispatch_security import FailingStore
 
 
 class TwoNodesTests(TestCase):
@@ -267,3 +269,29 @@ class TwoNodesTests(TestCase):
         await self.nodes["b"].events.append("session", DEVICE, {"outcome": "x"})
         events = await waiting
         self.assertEqual([e["outcome"] for e in events], ["x"])
+
+    async def test_a_session_superseded_during_an_outage_is_ended_when_the_store_is_back(self):
+        # node a's store fails as node b's authenticated package 1 supersedes
+        # a's session: its end waits for a repair, scheduled by the outage
+        # (before: kept in a's _repairs with no repair to come, until some
+        # other store failure there, or the stop)
+        a = self.nodes["a"]
+        a.store = failing = FailingStore(self.store)
+        created = await self.handlers["a"].create_job(DEVICE, GET_SWV)
+        stale = await self.drive(a, self.session(), stop_after=1)
+        acc = account()
+        acc.client.nonce = stale.account.client.nonce
+        acc.server.nonce = stale.account.server.nonce
+        failing.down = True
+        fresh = await self.drive(self.nodes["b"], self.session(acc))
+        self.assertEqual(fresh.outcome, "completed", fresh.log)
+        self.assertNotIn(DEVICE, a._by_device)
+        self.assertTrue(a.outage.active)
+        self.assertEqual(len(self.flushLoggedErrors(StoreUnavailable)), 1)  # ("not superseded")
+        failing.down = False
+        self.clock.advance(a.outage.retry_after)
+        await a._repairing  # (on the store's threads)
+        self.assertEqual((a._repairs, a._ending), ([], {}))
+        job = await self.handlers["b"].get_job(created["id"])
+        self.assertEqual((job["state"], job["error"]["code"]), ("failed", "superseded"))
+        self.assertEqual(await self.store.live_sessions(device_id=DEVICE), [])
