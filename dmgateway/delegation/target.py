@@ -6,8 +6,9 @@ gateway does not manage yet is accepted with fresh device accounts (created
 in the store at once); ``device-ready`` makes the delegation ``contacting``
 and queues a first job per device; once every device has run it, the
 delegation is ``active`` and the peer is told ``completed`` (or ``failed``);
-``revoked``/``failed`` delete the accounts again.  Notifications for the
-delegating side (``completed``, ``failed``) are taken here too.
+``revoked``/``failed`` delete the accounts again, as an operator's ``DELETE``
+of each device does.  Notifications for the delegating side (``completed``,
+``failed``) are taken here too.
 """
 
 import uuid
@@ -134,8 +135,7 @@ class TargetSide:
         else:  # revoked | failed
             if doc["state"] in ("revoked", "failed"):
                 return m.Response(tid, True)
-            for dev_id in doc["devices"]:
-                await self.store.delete_device(dev_id)
+            await self._delete_accounts(doc)
             doc["state"] = note.state
             self._step(doc, note.state, "%s by %s%s; device accounts removed"
                        % (note.state, peer.server_id, reason))
@@ -164,8 +164,7 @@ class TargetSide:
         if "failed" in steps:
             doc["state"] = "failed"
             self._step(doc, "failed", doc["error"]["message"])
-            for dev_id in doc["devices"]:
-                await self.store.delete_device(dev_id)
+            await self._delete_accounts(doc)
             await self._save(doc)
             await self._notify(doc, "failed", m.Reason(doc["error"]["code"],
                                                         doc["error"]["message"]))
@@ -174,6 +173,20 @@ class TargetSide:
             self._step(doc, "active", "managing the devices")
             await self._save(doc)
             await self._notify(doc, "completed")
+
+    async def _delete_accounts(self, doc):
+        """Delete the delegation's device accounts as an operator's ``DELETE``
+        does: a live session ended (the device's next message refused), the
+        pending jobs cancelled, each with its event, the TLS-PSK key forgotten;
+        the device's events kept (the audit trail).  A device deleted already
+        (by an operator, or a notice taken twice) is no error."""
+        for dev_id in doc["devices"]:
+            try:
+                await self.handlers.delete_device(dev_id, False)
+            except Exception:
+                # the API's UnknownDevice (a layer above this one) if it was gone
+                if await self.store.get_device(dev_id) is not None:
+                    raise
 
 
 def _rejected(tid, code, text):
