@@ -29,6 +29,7 @@ from dmgateway.cluster.signals import JOBS
 from dmgateway.codec import CONTENT_TYPES, decode_message, encode_message, sniff_encoding
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from dmgateway.deadlines import SessionDeadlines
+from dmgateway.devicelock import DeviceLock
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.dm.session import ServerSession
@@ -208,7 +209,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         device_id = msg.hdr.source.loc_uri
         lock = self._locks.get(device_id)
         if lock is None:
-            lock = self._locks[device_id] = defer.DeferredLock()
+            lock = self._locks[device_id] = DeviceLock()
         if lock.locked:
             await lock.acquire()
         else:  # uncontended (nearly always): taken at once, without a Deferred to await
@@ -446,7 +447,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self.deadlines.arm(live, self.config.gateway.session_timeout)
 
     def _expire(self, live):
-        lock = self._locks.setdefault(live.device_id, defer.DeferredLock())
+        lock = self._locks.setdefault(live.device_id, DeviceLock())
         d = lock.run(lambda: defer.ensureDeferred(self._expire_locked(live)))
         d.addErrback(lambda f: log.failure("session timeout handling failed", f))
         d.addCallback(lambda _: self._drop_lock(live.device_id, lock))

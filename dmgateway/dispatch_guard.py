@@ -31,6 +31,7 @@ from twisted.internet import defer
 from dmgateway.auth.verify import verify_client
 from dmgateway.codec import encode_message
 from dmgateway.codec.errors import LimitExceeded
+from dmgateway.devicelock import DeviceLock
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
@@ -179,7 +180,7 @@ class SessionGuard:
         session's row a second time: a Conflict.)"""
         lock = self._locks.get(device_id)
         if lock is None:
-            lock = self._locks[device_id] = defer.DeferredLock()
+            lock = self._locks[device_id] = DeviceLock()
         await lock.acquire()
         try:
             return await work()

@@ -164,6 +164,37 @@ class DeleteWhilePackage1IsWrittenTests(GatewayCase):
         self.clock.advance(self.dispatcher.outage.retry_after)  # the repair: its device is gone, nothing to write
         await self.assert_device_gone()
 
+    async def test_a_flood_of_the_devices_messages_neither_starves_nor_wedges_the_delete(self):
+        # hundreds of messages naming the device (anyone may send them: the
+        # lock is taken before authentication) queued behind package 1's
+        # write, before and after the DELETE: the DELETE waits only for
+        # those before it (first come, first served), those after are
+        # refused (no device).  (Before: their hand-over of the lock nested
+        # a frame per message, a RecursionError left the lock held for good:
+        # the DELETE never answered, nor the messages, nor would stop().)
+        _session, opening, _live = await self.package_1_held(secret="wrong")
+        handled = []
+        in_session, end_quietly = self.dispatcher._in_session, self.dispatcher._end_quietly
+        self.dispatcher._in_session = lambda *a: handled.append("message") or in_session(*a)
+        self.dispatcher._end_quietly = lambda *a: handled.append("DELETE") or end_quietly(*a)
+
+        def messages(count):
+            return [defer.ensureDeferred(self.send(ClientSession(account("wrong"), random_bytes=os.urandom).start()))
+                    for _ in range(count)]
+
+        before = messages(250)
+        connection = self.delete()
+        after = messages(250)
+        self.release()
+        self.assertEqual(self.answered(connection).status, 200)
+        self.assertEqual(handled, ["message"] * 250 + ["DELETE"] + ["message"] * 250)
+        self.assertEqual((await opening).code, 200)
+        for reply in before + after:
+            self.assertEqual((await reply).code, 200)
+        for reply in after:
+            self.assertIn(b"<Data>401</Data>", (await reply).body)  # (an unknown device)
+        await self.assert_device_gone()
+
     # -- the session's timeout, a job's cancel -----------------------------------------
 
     async def test_timeout_while_package_1_is_written(self):

@@ -16,6 +16,7 @@ import uuid
 from twisted.logger import Logger
 
 from dmgateway.delegation import messages as m
+from dmgateway.store.model import StoreClosed, StoreContention, StoreUnavailable
 
 __all__ = ["CONTACT_URI", "TargetSide"]
 
@@ -179,10 +180,15 @@ class TargetSide:
         does: a live session ended (the device's next message refused), the
         pending jobs cancelled, each with its event, the TLS-PSK key forgotten;
         the device's events kept (the audit trail).  A device deleted already
-        (by an operator, or a notice taken twice) is no error."""
+        (by an operator, or a notice taken twice) is no error; a failure of
+        the store is, the device deleted or not: a DELETE that failed after
+        the removal (the TLS-PSK key not forgotten yet) is asked again (the
+        peer's notice again, the next check), and forgets the key."""
         for dev_id in doc["devices"]:
             try:
                 await self.handlers.delete_device(dev_id, False)
+            except (StoreUnavailable, StoreContention, StoreClosed):
+                raise
             except Exception:
                 # the API's UnknownDevice (a layer above this one) if it was gone
                 if await self.store.get_device(dev_id) is not None:

@@ -176,6 +176,10 @@ class DeviceHandlers:
                 device_id, "device_deleted", "the device account was deleted",
                 then=lambda: self.store.remove_device(device_id, purge_history))
         except NotFound:
+            keys = self.device_psk
+            if keys is not None and keys.identity_of(device_id) is not None:
+                # a DELETE that failed after the removal, asked again: its key still opened the listener
+                await keys.remove(device_id)
             raise UnknownDevice(device_id)
         keys = self.device_psk
         if keys is not None:

@@ -145,6 +145,27 @@ class AccountsDeletedTests(TargetCase):
         self.assertEqual((await self.target_record(view))["state"], "contacting")  # not revoked
         self.assertIsNotNone(await self.b.store.get_device(DEVICE))
 
+    async def test_a_key_left_by_a_store_failure_is_not_taken_for_a_device_gone(self):
+        """The store failed the PSK key's removal after the account's: the
+        notice fails (A sends it again), and then the key goes too (before: the
+        failure swallowed, the device being gone, and the key kept for good)."""
+        keys = self.b.handlers.device_psk = DevicePskKeys(self.b.store, self.clock)
+        await keys.load()
+        view = await self.contacting()
+        await keys.set(DEVICE, "dev-psk", PSK)
+        remove = keys.remove
+        keys.remove = lambda device_id: defer.fail(StoreUnavailable("database down"))
+        note = m.Notification(view["transaction_id"], "dms-a", "revoked")
+        with self.assertRaises(StoreUnavailable):
+            await self.b.flow.receive(SimpleNamespace(server_id="dms-a"), note)
+        self.assertEqual((await self.target_record(view))["state"], "contacting")  # not revoked
+        self.assertEqual(keys.key_for_identity("dev-psk"), PSK)
+        keys.remove = remove
+        self.assertTrue((await self.b.flow.receive(SimpleNamespace(server_id="dms-a"), note)).accepted)
+        self.assertEqual((await self.target_record(view))["state"], "revoked")
+        self.assertIsNone(keys.key_for_identity("dev-psk"))
+        self.assertEqual(await DevicePskKeys(self.b.store, self.clock).load(), 0)
+
     # -- the device's first job failed -------------------------------------------------
 
     async def test_a_failed_first_job_ends_the_devices_live_session(self):

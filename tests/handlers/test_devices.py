@@ -61,3 +61,25 @@ class DeletedDevicePskTests(TestCase):
         other = {"identity": "dev-1", "key": bytes.fromhex("ffeeddccbbaa99887766554433221100")}
         yield self.handlers.put_device("IMEI:350000000000099", dict(ACCOUNT, psk=other))
         self.assertEqual(keys.key_for_identity("dev-1"), bytes.fromhex("ffeeddccbbaa99887766554433221100"))
+
+    @defer.inlineCallbacks
+    def test_a_delete_asked_again_forgets_the_key_its_failure_left(self):
+        """The store failed the key's removal after the account's: the DELETE
+        failed (503), and asked again it is 404 (the account is gone) but
+        forgets the key too (before: it opened the listener for good)."""
+        from dmgateway.api.service import UnknownDevice
+        from dmgateway.store.devicepsk import DevicePskKeys
+        from dmgateway.store.model import StoreUnavailable
+
+        keys = self.handlers.device_psk
+        remove = keys.remove
+        keys.remove = lambda device_id: defer.fail(StoreUnavailable("database down"))
+        with self.assertRaises(StoreUnavailable):
+            yield self.handlers.delete_device(DEVICE, False)
+        self.assertIsNone((yield self.store.get_device(DEVICE)))
+        self.assertIsNotNone(keys.key_for_identity("dev-1"))  # (the outage's doing)
+        keys.remove = remove
+        with self.assertRaises(UnknownDevice):
+            yield self.handlers.delete_device(DEVICE, False)
+        self.assertIsNone(keys.key_for_identity("dev-1"))
+        self.assertEqual((yield DevicePskKeys(self.store, task.Clock()).load()), 0)
