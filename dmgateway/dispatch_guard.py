@@ -315,8 +315,9 @@ class SessionGuard:
 
     async def _repair(self):
         """Write what sessions aborted during an outage left (their jobs fail
-        with a reason), and the ends the store refused (:meth:`_end_unwritten`),
-        then what follows each end (cancels left to it, wake-ups).  One the store refuses for good (not a failure of the
+        with a reason), and the ends the store refused
+        (:meth:`_end_unwritten`), then what follows each end (cancels left
+        to it, wake-ups).  One the store refuses for good (not a failure of the
         store: its device deleted meanwhile, say) is not retried: its
         session is settled in the store (:meth:`_settle_unwritten`), or left
         alone when its device is gone."""
