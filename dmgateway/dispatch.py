@@ -447,10 +447,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         self.deadlines.arm(live, self.config.gateway.session_timeout)
 
     def _expire(self, live):
-        lock = self._locks.setdefault(live.device_id, DeviceLock())
-        d = lock.run(lambda: defer.ensureDeferred(self._expire_locked(live)))
+        d = defer.ensureDeferred(self._device_quiet(live.device_id, lambda: self._expire_locked(live)))
         d.addErrback(lambda f: log.failure("session timeout handling failed", f))
-        d.addCallback(lambda _: self._drop_lock(live.device_id, lock))
 
     def _drop_lock(self, device_id, lock):
         """Forget ``lock`` once nobody holds or waits for it and no session is live."""

@@ -173,11 +173,13 @@ class SessionGuard:
         return None
 
     async def _device_quiet(self, device_id, work):
-        """``await work()`` holding the device's lock: after the message of the
-        device being handled (its writes done: package 1's row is in the
-        store, or the session is over), before its next one.  (Its end
-        written while package 1's write is in flight would insert the
-        session's row a second time: a Conflict.)"""
+        """``await work()`` holding the device's lock, as its DM messages are
+        handled: after the message of the device being handled (its writes
+        done: package 1's row is in the store, or the session is over),
+        before its next one.  What ends a session from outside runs so (its
+        timeout, a DELETE, its device's newer session on another node): its
+        end written while package 1's write is in flight would insert the
+        session's row a second time (a Conflict)."""
         lock = self._locks.get(device_id)
         if lock is None:
             lock = self._locks[device_id] = DeviceLock()

@@ -32,7 +32,6 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from dmgateway.cluster.signals import CANCELS, EVENTS, JOBS, SESSIONS
-from dmgateway.devicelock import DeviceLock
 from dmgateway.dm.session import DROPPED
 from dmgateway.live import job_spec
 from dmgateway.store.model import StoreContention, StoreUnavailable
@@ -112,10 +111,8 @@ class ClusterHooks:
         live = self._by_device.get(device_id)
         if live is None or live.token == token:
             return
-        lock = self._locks.setdefault(device_id, DeviceLock())
-        d = lock.run(lambda: defer.ensureDeferred(self._superseded_elsewhere(live, token)))
+        d = defer.ensureDeferred(self._device_quiet(device_id, lambda: self._superseded_elsewhere(live, token)))
         d.addErrback(lambda f: log.failure("session of {device_id} not superseded", f, device_id=device_id))
-        d.addCallback(lambda _: self._drop_lock(device_id, lock))
 
     async def _superseded_elsewhere(self, live, token):
         if self._by_token.get(live.token) is not live:
