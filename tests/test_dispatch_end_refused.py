@@ -67,6 +67,13 @@ class EndRefusedTests(GatewayCase):
         self.assertEqual((self.dispatcher._repairs, self.dispatcher._cancel_at_end, self.dispatcher._ending),
                          ([], {}, {}))
 
+    async def assert_settled_cancelled(self, other):
+        """Nothing left here, both jobs cancelled and no session of the device live in the store."""
+        self.assert_nothing_left()
+        self.assertEqual([await self.state(job_id) for job_id in (self.job, other)],
+                         [("failed", "cancelled"), ("failed", "cancelled")])
+        self.assertEqual(await self.store.live_sessions(device_id=DEVICE), [])
+
     async def test_the_device_removed_elsewhere_while_package_1_is_written(self):
         # another process deletes the device while the session's first write
         # (its row, self.job's start) waits: that write fails (NotFound), the
@@ -97,13 +104,10 @@ class EndRefusedTests(GatewayCase):
             await self.send(request)
         self.clock.advance(0)  # a repair: refused again, the session settled
         self.assertEqual(len(self.flushLoggedErrors(Conflict)), 1)  # (the repair's)
-        self.assert_nothing_left()
         # self.job's results were never written: what is left of both is
         # cancelled (before: both running until the gateway's next start,
         # other's cancel here for good)
-        self.assertEqual([await self.state(job_id) for job_id in (self.job, other)],
-                         [("failed", "cancelled"), ("failed", "cancelled")])
-        self.assertEqual(await self.store.live_sessions(device_id=DEVICE), [])
+        await self.assert_settled_cancelled(other)
 
     async def test_a_timeout_refused_for_good_still_makes_its_cancels(self):
         other, _request = await self.session_with_cancels()
@@ -111,10 +115,7 @@ class EndRefusedTests(GatewayCase):
         self.clock.advance(61)  # the session times out, its end refused
         self.clock.advance(0)
         self.assertEqual(len(self.flushLoggedErrors(Conflict)), 2)  # (the timeout's handling, the repair)
-        self.assert_nothing_left()
-        self.assertEqual([await self.state(job_id) for job_id in (self.job, other)],
-                         [("failed", "cancelled"), ("failed", "cancelled")])
-        self.assertEqual(await self.store.live_sessions(device_id=DEVICE), [])
+        await self.assert_settled_cancelled(other)
 
     async def test_an_end_refused_once_is_written_by_a_repair(self):
         other, request = await self.session_with_cancels()
@@ -140,10 +141,7 @@ class EndRefusedTests(GatewayCase):
         self.store.refuse = _conflict
         await self.dispatcher.stop()
         self.assertEqual(len(self.flushLoggedErrors(Conflict)), 2)  # (the stop's abort, the last repair)
-        self.assert_nothing_left()
-        self.assertEqual([await self.state(job_id) for job_id in (self.job, other)],
-                         [("failed", "cancelled"), ("failed", "cancelled")])
-        self.assertEqual(await self.store.live_sessions(device_id=DEVICE), [])
+        await self.assert_settled_cancelled(other)
 
     async def test_an_end_whose_settling_fails_is_not_kept(self):
         # the end refused twice, and its settling fails too (a job to
