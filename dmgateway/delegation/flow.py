@@ -445,13 +445,11 @@ class DelegationService(TargetSide):
                 raise ValueError("peer %r is no longer configured" % (doc["peer"],))
             answer = await self.send(peer, note)
         except Exception as e:
-            retry = doc.get("unsent") is not None and doc["unsent"][0] == state
-            doc["unsent"] = [state, reason.code if reason else None, reason.text if reason else ""]
-            if not retry:  # one history entry per notice, not per attempt
-                self._step(doc, "notify-failed", "%s not delivered to %s (retried every %gs): %s"
-                           % (state, doc["peer"], self.config.delegation.check_interval,
-                              _short(e)))
-            await self._save(doc)
+            await self._keep_unsent(doc, state, reason, _short(e))
+            return None
+        if not answer.accepted and answer.reason is not None and answer.reason.code == "unavailable":
+            # the peer could not handle it now ("retry later"): as if undelivered
+            await self._keep_unsent(doc, state, reason, "refused: unavailable: %s" % (answer.reason.text,))
             return None
         doc.pop("unsent", None)
         if answer.accepted:
@@ -462,6 +460,15 @@ class DelegationService(TargetSide):
                        % (state, doc["peer"], why.code, why.text))
         await self._save(doc)
         return answer
+
+    async def _keep_unsent(self, doc, state, reason, why):
+        """Keep notice ``state`` to send again every ``check_interval`` (see :meth:`_advance_one`)."""
+        retry = doc.get("unsent") is not None and doc["unsent"][0] == state
+        doc["unsent"] = [state, reason.code if reason else None, reason.text if reason else ""]
+        if not retry:  # one history entry per notice, not per attempt
+            self._step(doc, "notify-failed", "%s not delivered to %s (retried every %gs): %s"
+                       % (state, doc["peer"], self.config.delegation.check_interval, why))
+        await self._save(doc)
 
     # -- helpers --------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class Side:
                                       self.send)
         self.other = None
         self.fail_sends = 0  # the next N sends fail as if the peer were unreachable
+        self.unavailable = 0  # the next N sends are answered as the peer's bearer does when its store fails
         self.sent = []
 
     async def send(self, peer, message):
@@ -56,6 +57,10 @@ class Side:
         if self.fail_sends:
             self.fail_sends -= 1
             raise ConnectionRefusedError("peer down")
+        if self.unavailable:
+            self.unavailable -= 1
+            return m.Response(message.transaction_id, False,
+                              m.Reason("unavailable", "the message could not be handled now; retry later"))
         # through the wire format both ways, as over HTTPS
         received = m.parse(m.serialize(message))
         answer = await self.other.flow.receive(SimpleNamespace(server_id=peer_id(self)), received)
@@ -220,6 +225,38 @@ class FlowTests(FlowCase):
         record = await self.b.flow.records.find("target", "dms-a", view["transaction_id"])
         self.assertNotIn("unsent", record)
         self.assertEqual((await self.a.flow.get(view["id"]))["state"], "active")
+
+    async def test_notice_answered_unavailable_is_retried(self):
+        # "unavailable" means retry later (docs/delegation.md): kept unsent, as undelivered
+        view = await self.delegate()
+        self.b.unavailable = 2
+        await self.session(self.b, self.account_b())  # the completion is answered unavailable
+        await self.b.flow._advance_all()  # and again
+        record = await self.b.flow.records.find("target", "dms-a", view["transaction_id"])
+        self.assertEqual(record["unsent"][0], "completed")
+        failed = [h for h in record["history"] if h["step"] == "notify-failed"]
+        self.assertEqual(len(failed), 1)
+        self.assertIn("unavailable", failed[0]["detail"])
+        self.assertEqual((await self.a.flow.get(view["id"]))["state"], "device-ready")
+        await self.b.flow._advance_all()  # accepted now
+        record = await self.b.flow.records.find("target", "dms-a", view["transaction_id"])
+        self.assertNotIn("unsent", record)
+        self.assertEqual((await self.a.flow.get(view["id"]))["state"], "active")
+        self.assertEqual(len(self.b.sent), 3)
+
+    async def test_notice_refused_otherwise_is_not_retried(self):
+        view = await self.delegate()
+        await self.session(self.b, self.account_b())
+        record = await self.b.flow.records.find("target", "dms-a", view["transaction_id"])
+        sent = len(self.b.sent)
+        # a refusal that is not "unavailable" is final: nothing kept to send again
+        answer = await self.b.flow._notify(record, "completed")
+        self.assertFalse(answer.accepted)
+        self.assertNotEqual(answer.reason.code, "unavailable")
+        record = await self.b.flow.records.find("target", "dms-a", view["transaction_id"])
+        self.assertNotIn("unsent", record)
+        await self.b.flow._advance_all()
+        self.assertEqual(len(self.b.sent), sent + 1)
 
     async def test_end_time_revokes(self):
         view = await self.delegate(dict(PARTIAL, until_epoch=self.clock.seconds() + 100))
