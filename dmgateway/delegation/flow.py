@@ -329,7 +329,7 @@ class DelegationService(TargetSide):
             changed = True
             if job.state != "done":
                 error = (job.error or {}).get("message") or "job %s" % (job.state,)
-                self._device_failed(doc, dev_id, step, job, error)
+                self._device_failed(doc, dev_id, step, job.job_id, error)
             elif step["step"] == "read_acl":
                 await self._grant(doc, dev_id, step, job)
             elif step["step"] == "grant":
@@ -362,7 +362,7 @@ class DelegationService(TargetSide):
             return
         await self._save(doc)
 
-    def _device_failed(self, doc, dev_id, step, job, error):
+    def _device_failed(self, doc, dev_id, step, job_id, error):
         phase = step["step"]
         step["step"] = "failed"
         step.pop("pending", None)
@@ -370,14 +370,14 @@ class DelegationService(TargetSide):
         if doc["error"] is None:
             doc["error"] = {"code": "device_refused",
                             "message": "%s: %s failed: %s" % (dev_id, phase, error)}
-        self._step(doc, "failed", "%s job %s: %s" % (phase, job.job_id, error), dev_id)
+        self._step(doc, "failed", "%s job %s: %s" % (phase, job_id, error), dev_id)
 
     async def _grant(self, doc, dev_id, step, job):
         saved = {}
         for uri, result in zip(doc["subtrees"], job.results):
             status = result.get("status")
             if status != 200:
-                self._device_failed(doc, dev_id, step, job, "%s: status %s (the device "
+                self._device_failed(doc, dev_id, step, job.job_id, "%s: status %s (the device "
                                     "has no such subtree or refuses to show its ACL)"
                                     % (uri, status))
                 return

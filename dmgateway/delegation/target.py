@@ -148,8 +148,12 @@ class TargetSide:
         for dev_id, step in doc["device_steps"].items():
             if step["step"] != "contact":
                 continue
-            job = await self.store.get_job(step["jobs"][-1])
-            if job is None or job.state not in ("done", "failed", "expired"):
+            job_id = step["jobs"][-1]
+            job = await self.store.get_job(job_id)
+            if job is None:  # gone with its device: an operator here deleted it
+                self._device_failed(doc, dev_id, step, job_id, "the device was deleted")
+                continue
+            if job.state not in ("done", "failed", "expired"):
                 continue
             status = (job.results or [{}])[0].get("status") if job.results else None
             if job.state == "done" and status == 200:
@@ -157,7 +161,7 @@ class TargetSide:
                 self._step(doc, "managed", "the device ran our first job", dev_id)
             else:
                 error = (job.error or {}).get("message") or "status %s" % (status,)
-                self._device_failed(doc, dev_id, step, job, error)
+                self._device_failed(doc, dev_id, step, job_id, error)
         steps = [s["step"] for s in doc["device_steps"].values()]
         if "contact" in steps:
             await self._save(doc)

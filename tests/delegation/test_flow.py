@@ -258,6 +258,28 @@ class FlowTests(FlowCase):
         await self.b.flow._advance_all()
         self.assertEqual(len(self.b.sent), sent + 1)
 
+    async def test_device_deleted_on_the_target_while_contacting(self):
+        await self.check_deleted_while_contacting(purge_history=False)
+
+    async def test_device_purged_on_the_target_while_contacting(self):
+        await self.check_deleted_while_contacting(purge_history=True)
+
+    async def check_deleted_while_contacting(self, purge_history):
+        view = await self.delegate()
+        record = await self.b.flow.records.find("target", "dms-a", view["transaction_id"])
+        self.assertEqual(record["state"], "contacting")
+        await self.b.handlers.delete_device(DEVICE, purge_history)  # B's operator
+        await self.b.flow._advance_all()
+        record = await self.b.flow.records.find("target", "dms-a", view["transaction_id"])
+        self.assertEqual(record["state"], "failed")
+        self.assertEqual(record["device_steps"][DEVICE]["step"], "failed")
+        self.assertIn("the device was deleted", record["error"]["message"])
+        self.assertEqual(self.b.sent[-1].state, "failed")
+        # A takes its grant back from the device, then fails the delegation
+        self.assertEqual((await self.a.flow.get(view["id"]))["state"], "revoking")
+        await self.session(self.a, self.account_a)
+        self.assertEqual((await self.a.flow.get(view["id"]))["state"], "failed")
+
     async def test_end_time_revokes(self):
         view = await self.delegate(dict(PARTIAL, until_epoch=self.clock.seconds() + 100))
         await self.session(self.b, self.account_b())
