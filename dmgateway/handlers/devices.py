@@ -159,6 +159,18 @@ class DeviceHandlers:
         # one more than asked says whether there is a next page
         return self.store.find_devices(where, limit + 1, after).addCallback(page)
 
+    def _remove(self, device_id, purge_history):
+        d = self.store.remove_device(device_id, purge_history)
+        if self.device_psk is not None:
+            # its TLS-PSK key, whose row went with the account, opens the
+            # HTTPS listener no more: forgotten as soon as that is committed
+            d.addCallback(self._forget_key, device_id)
+        return d
+
+    def _forget_key(self, cancelled, device_id):
+        self.device_psk.forget(device_id)
+        return cancelled
+
     def inventory_view(self, device: Any, view: Dict[str, Any]) -> Dict[str, Any]:
         """The device view and whether it is locked out now."""
         view["locked_out"] = device.locked(self.clock.seconds())
@@ -174,17 +186,9 @@ class DeviceHandlers:
             # opens between its session's end and its removal
             cancelled = await self.dispatcher.end_session(
                 device_id, "device_deleted", "the device account was deleted",
-                then=lambda: self.store.remove_device(device_id, purge_history))
+                then=lambda: self._remove(device_id, purge_history))
         except NotFound:
-            keys = self.device_psk
-            if keys is not None and keys.identity_of(device_id) is not None:
-                # a DELETE that failed after the removal, asked again: its key still opened the listener
-                await keys.remove(device_id)
             raise UnknownDevice(device_id)
-        keys = self.device_psk
-        if keys is not None:
-            # its TLS-PSK key must not open the HTTPS listener any more
-            await keys.remove(device_id)
         if not purge_history:
             self.events.announce()
         log.info(

@@ -54,17 +54,12 @@ class DevicePskKeys:
         self._keys[identity] = key
         self._identity[device_id] = identity
 
-    @defer.inlineCallbacks
-    def remove(self, device_id):
-        """Forget the device's identity and key (its account is deleted)."""
-        yield self.store.run_interaction("remove_device_psk", self._remove_txn, device_id)
+    def forget(self, device_id):
+        """Forget the device's identity and key: its account is deleted, and its
+        row with it (the store's ``remove_device``, one transaction)."""
         identity = self._identity.pop(device_id, None)
         if identity is not None:
             self._keys.pop(identity, None)
-
-    @staticmethod
-    def _remove_txn(txn, device_id):
-        txn.execute("DELETE FROM device_psk WHERE device_id = ?", (device_id,))
 
     @staticmethod
     def _set_txn(txn, device_id, identity, key_hex, now):

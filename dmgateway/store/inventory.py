@@ -114,8 +114,10 @@ class InventoryQueries(Database):
         """
         Delete a device: its pending jobs are cancelled first (one C{job}
         event each, unless the history is purged), then the account with its
-        jobs, sessions and notifications.  With C{purge_history} its events
-        go too.  Fire with the cancelled job ids, or raise L{NotFound}.
+        jobs, sessions, notifications and TLS-PSK key (table C{device_psk},
+        kept in memory by L{DevicePskKeys<dmgateway.store.devicepsk.DevicePskKeys>},
+        which forgets it once this is committed).  With C{purge_history} its
+        events go too.  Fire with the cancelled job ids, or raise L{NotFound}.
         """
         return self.run_interaction(
             "remove_device", self._remove_device_txn, self._now(), device_id, purge_history
@@ -233,5 +235,7 @@ class InventoryQueries(Database):
         else:
             self._append_event_txn(txn, "device", device_id, now,
                                    {"action": "deleted", "jobs_cancelled": len(jobs)})
+        # (no foreign key: the key goes in the same transaction as the account)
+        txn.execute("DELETE FROM device_psk WHERE device_id = ?", (device_id,))
         txn.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
         return [job.job_id for job in jobs]

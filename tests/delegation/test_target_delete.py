@@ -145,22 +145,29 @@ class AccountsDeletedTests(TargetCase):
         self.assertEqual((await self.target_record(view))["state"], "contacting")  # not revoked
         self.assertIsNotNone(await self.b.store.get_device(DEVICE))
 
-    async def test_a_key_left_by_a_store_failure_is_not_taken_for_a_device_gone(self):
-        """The store failed the PSK key's removal after the account's: the
-        notice fails (A sends it again), and then the key goes too (before: the
-        failure swallowed, the device being gone, and the key kept for good)."""
+    async def test_a_store_failure_keeps_the_account_and_its_key(self):
+        """The store fails the removal after its last statement: the notice
+        fails (A sends it again), the account and its key both stay; then both
+        go (the key's row in the account's transaction)."""
         keys = self.b.handlers.device_psk = DevicePskKeys(self.b.store, self.clock)
         await keys.load()
         view = await self.contacting()
         await keys.set(DEVICE, "dev-psk", PSK)
-        remove = keys.remove
-        keys.remove = lambda device_id: defer.fail(StoreUnavailable("database down"))
+        remove_txn = self.b.store._remove_device_txn
+
+        def fails_at_the_end(txn, *args):
+            remove_txn(txn, *args)
+            raise StoreUnavailable("database down")
+
+        self.b.store._remove_device_txn = fails_at_the_end
         note = m.Notification(view["transaction_id"], "dms-a", "revoked")
         with self.assertRaises(StoreUnavailable):
             await self.b.flow.receive(SimpleNamespace(server_id="dms-a"), note)
         self.assertEqual((await self.target_record(view))["state"], "contacting")  # not revoked
+        self.assertIsNotNone(await self.b.store.get_device(DEVICE))
         self.assertEqual(keys.key_for_identity("dev-psk"), PSK)
-        keys.remove = remove
+        self.assertEqual(await DevicePskKeys(self.b.store, self.clock).load(), 1)
+        self.b.store._remove_device_txn = remove_txn
         self.assertTrue((await self.b.flow.receive(SimpleNamespace(server_id="dms-a"), note)).accepted)
         self.assertEqual((await self.target_record(view))["state"], "revoked")
         self.assertIsNone(keys.key_for_identity("dev-psk"))

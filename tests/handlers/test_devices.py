@@ -63,23 +63,29 @@ class DeletedDevicePskTests(TestCase):
         self.assertEqual(keys.key_for_identity("dev-1"), bytes.fromhex("ffeeddccbbaa99887766554433221100"))
 
     @defer.inlineCallbacks
-    def test_a_delete_asked_again_forgets_the_key_its_failure_left(self):
-        """The store failed the key's removal after the account's: the DELETE
-        failed (503), and asked again it is 404 (the account is gone) but
-        forgets the key too (before: it opened the listener for good)."""
-        from dmgateway.api.service import UnknownDevice
+    def test_the_account_and_its_key_go_in_one_transaction(self):
+        """The store fails the removal after its last statement: the account
+        and its key both stay (before: the key was removed in a transaction of
+        its own, after the account's, and a failure there left it opening the
+        listener); asked again, both go."""
         from dmgateway.store.devicepsk import DevicePskKeys
         from dmgateway.store.model import StoreUnavailable
 
         keys = self.handlers.device_psk
-        remove = keys.remove
-        keys.remove = lambda device_id: defer.fail(StoreUnavailable("database down"))
+        remove_txn = self.store._remove_device_txn
+
+        def fails_at_the_end(txn, *args):
+            remove_txn(txn, *args)
+            raise StoreUnavailable("database down")
+
+        self.store._remove_device_txn = fails_at_the_end
         with self.assertRaises(StoreUnavailable):
             yield self.handlers.delete_device(DEVICE, False)
+        self.assertIsNotNone((yield self.store.get_device(DEVICE)))
+        self.assertIsNotNone(keys.key_for_identity("dev-1"))
+        self.assertEqual((yield DevicePskKeys(self.store, task.Clock()).load()), 1)
+        self.store._remove_device_txn = remove_txn
+        yield self.handlers.delete_device(DEVICE, False)
         self.assertIsNone((yield self.store.get_device(DEVICE)))
-        self.assertIsNotNone(keys.key_for_identity("dev-1"))  # (the outage's doing)
-        keys.remove = remove
-        with self.assertRaises(UnknownDevice):
-            yield self.handlers.delete_device(DEVICE, False)
         self.assertIsNone(keys.key_for_identity("dev-1"))
         self.assertEqual((yield DevicePskKeys(self.store, task.Clock()).load()), 0)

@@ -4,9 +4,11 @@ device list, migration 006's columns kept up to date, deleting a device
 with or without its history, cancelling a job.
 """
 
+from twisted.internet import task
 from twisted.trial.unittest import TestCase
 
 from dmgateway.store import NotFound
+from dmgateway.store.devicepsk import DevicePskKeys
 from dmgateway.store.inventory import DeviceFilter
 from dmgateway.store.migrations.v006_inventory import inventory_columns
 from tests.store.support import START, OnInlineSQLite, OnPostgres, OnSQLite, StoreCase, add_device
@@ -145,6 +147,22 @@ class InventoryTestsMixin(StoreCase):
         self.assertNotIn("IMEI:4", [e["device_id"] for e in await store.events_after(0)])
         with self.assertRaises(NotFound):
             await store.remove_device("IMEI:4", True)
+
+    async def test_remove_device_removes_its_psk_key_with_it(self):
+        from dmgateway.store.devicepsk import DevicePskKeys
+
+        from twisted.internet import task
+
+        store = await self.fleet()
+        keys = DevicePskKeys(store, task.Clock())
+        await keys.set("IMEI:1", "psk-1", b"\x01" * 16)
+        await keys.set("IMEI:2", "psk-2", b"\x02" * 16)
+        await store.remove_device("IMEI:1", False)
+        # the row went in the account's transaction: a restart loads the other key only
+        reloaded = DevicePskKeys(store, None)
+        self.assertEqual(await reloaded.load(), 1)
+        self.assertIsNone(reloaded.key_for_identity("psk-1"))
+        self.assertEqual(reloaded.key_for_identity("psk-2"), b"\x02" * 16)
 
 
 class SQLiteInventoryTests(OnSQLite, InventoryTestsMixin, TestCase):
