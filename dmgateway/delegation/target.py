@@ -185,9 +185,7 @@ class TargetSide:
         pending jobs cancelled, each with its event, the TLS-PSK key forgotten;
         the device's events kept (the audit trail).  A device deleted already
         (by an operator, or a notice taken twice) is no error; a failure of
-        the store is, the device deleted or not: a DELETE that failed after
-        the removal (the TLS-PSK key not forgotten yet) is asked again (the
-        peer's notice again, the next check), and forgets the key."""
+        the store is (the peer's notice fails, and is sent again)."""
         for dev_id in doc["devices"]:
             try:
                 await self.handlers.delete_device(dev_id, False)
