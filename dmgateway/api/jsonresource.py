@@ -26,7 +26,7 @@ from twisted.web.server import NOT_DONE_YET
 from dmgateway.api import validation
 from dmgateway.api.service import ServiceUnavailable, UnknownDevice, UnknownJob
 from dmgateway.api.validation import ValidationError
-from dmgateway.store.model import StoreContention, StoreUnavailable
+from dmgateway.store.model import StoreClosed, StoreContention, StoreUnavailable
 
 JSON_TYPE = b"application/json; charset=utf-8"
 MAX_SEQ = 2**63 - 1
@@ -121,6 +121,12 @@ class _Exchange:
             error = ApiError(
                 503, "store_unavailable", "the store is busy with concurrent changes; try again",
                 {b"Retry-After": b"1"},
+            )
+        elif isinstance(error, StoreClosed):
+            # the gateway is stopping (its store closed under a request in flight)
+            error = ApiError(
+                503, "service_unavailable", "the gateway is stopping; try again",
+                {b"Retry-After": b"5"},
             )
         elif isinstance(error, ServiceUnavailable):
             error = ApiError(

@@ -557,6 +557,17 @@ class ServiceErrorTests(ApiTestCase):
         self.assertEqual(response.header("retry-after"), "1")
         self.assertEqual((noted, self.flushLoggedErrors()), ([], []))
 
+    def test_a_store_closed_under_a_request_is_503(self):
+        # (a request in flight when the gateway stops: not an internal error)
+        from dmgateway.store.model import StoreClosed
+
+        self.service.failure = StoreClosed("the store is closed")
+        response = self.call("DELETE", DEVICE_PATH)
+        error = self.assertError(response, 503, "service_unavailable")
+        self.assertEqual(error["message"], "the gateway is stopping; try again")
+        self.assertEqual(response.header("retry-after"), "5")
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_clear_lockouts(self):
         self.put_device()
         response = self.call("DELETE", f"{DEVICE_PATH}/lockouts")
