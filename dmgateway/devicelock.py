@@ -41,3 +41,8 @@ class DeviceLock(defer.DeferredLock):
                     self.waiting.pop(0).callback(self)
         finally:
             self._handing = False
+
+
+class DeviceBusy(Exception):
+    """The device's lock was not had within the time given: one of its
+    messages is still being handled (its write waits on the database)."""

@@ -549,12 +549,14 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             # authenticated may never go on
             await self.outbox.job_created(job, device)
 
-    async def end_session(self, device_id: str, outcome: str, reason: str, then: Any = None) -> Any:
+    async def end_session(self, device_id: str, outcome: str, reason: str, then: Any = None,
+                          wait: Optional[float] = None) -> Any:
         """End the device's live session, if it has one (its jobs left get no
         wake-up), once the message of the device being handled is answered;
         then ``await then()``, if given, before the device's next message is
-        handled: its value (see :meth:`_device_quiet`)."""
-        return await self._device_quiet(device_id, lambda: self._end_quietly(device_id, outcome, reason, then))
+        handled: its value (see :meth:`_device_quiet`, and its ``wait``)."""
+        return await self._device_quiet(device_id, lambda: self._end_quietly(device_id, outcome, reason, then),
+                                        wait)
 
 
 def run_now(coro):

@@ -31,7 +31,7 @@ from twisted.internet import defer
 from dmgateway.auth.verify import verify_client
 from dmgateway.codec import encode_message
 from dmgateway.codec.errors import LimitExceeded
-from dmgateway.devicelock import DeviceLock
+from dmgateway.devicelock import DeviceBusy, DeviceLock
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
 from dmgateway.guard import peer_host
@@ -172,18 +172,27 @@ class SessionGuard:
             return 401
         return None
 
-    async def _device_quiet(self, device_id, work):
+    async def _device_quiet(self, device_id, work, wait=None):
         """``await work()`` holding the device's lock, as its DM messages are
         handled: after the message of the device being handled (its writes
         done: package 1's row is in the store, or the session is over),
         before its next one.  What ends a session from outside runs so (its
         timeout, a DELETE, its device's newer session on another node): its
         end written while package 1's write is in flight would insert the
-        session's row a second time (a Conflict)."""
+        session's row a second time (a Conflict).  ``wait``: seconds to wait
+        for the lock at most (None: as long as it takes), then
+        :class:`~dmgateway.devicelock.DeviceBusy` and nothing done."""
         lock = self._locks.get(device_id)
         if lock is None:
             lock = self._locks[device_id] = DeviceLock()
-        await lock.acquire()
+        acquired = lock.acquire()
+        if wait is not None:
+            acquired.addTimeout(wait, self.clock)  # (its waiter leaves the queue)
+        try:
+            await acquired
+        except defer.TimeoutError:
+            self._drop_lock(device_id, lock)
+            raise DeviceBusy(device_id) from None
         try:
             return await work()
         finally:

@@ -124,6 +124,32 @@ class DeleteWhilePackage1IsWrittenTests(GatewayCase):
         self.assertEqual(self.answered(connection).status, 200)
         await self.assert_device_gone()
 
+    async def test_a_delete_waits_for_a_hung_write_at_most_delete_wait(self):
+        # package 1's write hangs (a row lock in the database, say): the
+        # DELETE is answered 503 after DELETE_WAIT, nothing deleted, and the
+        # device's message is not disturbed; asked again later, it deletes
+        from dmgateway.handlers.devices import DELETE_WAIT
+
+        _session, opening, live = await self.package_1_held()
+        connection = self.delete()
+        self.clock.advance(DELETE_WAIT - 1)
+        self.assertIsNone(connection.response)
+        self.clock.advance(1)
+        response = self.answered(connection)
+        self.assertEqual((response.status, response.json["error"]["code"]), (503, "service_unavailable"),
+                         response.raw)
+        self.assertIn("nothing was deleted: try again", response.json["error"]["message"])
+        lock = self.dispatcher._locks[DEVICE]
+        self.assertEqual((lock.locked, lock.waiting), (True, []))  # (the message's, no waiter left)
+        self.release()
+        self.assertEqual((await opening).code, 200)
+        self.assertIsNotNone(await self.store.get_device(DEVICE))
+        self.assertIs(self.dispatcher._by_device[DEVICE], live)
+        again = self.delete()
+        self.assertEqual(self.answered(again).status, 200)
+        self.clock.advance(0)
+        await self.assert_device_gone()
+
     async def test_a_new_package_1_during_the_delete_waits_for_it(self):
         # the DELETE's own writes held: a package 1 of the device coming now
         # waits for the device to be gone (no session opens for a device

@@ -13,15 +13,20 @@ from typing import Any, Dict, Optional
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from dmgateway.api.service import UnknownDevice
+from dmgateway.api.service import ServiceUnavailable, UnknownDevice
 from dmgateway.api.validation import ValidationError
 from dmgateway.api.views import bootstrap_view, device_view
 from dmgateway.auth.credentials import user_hash
 from dmgateway.auth.nonce import decode_nonce
+from dmgateway.devicelock import DeviceBusy
 from dmgateway.live import iso_time
 from dmgateway.store.model import ClientAuth, NotFound, ServerAuth
 
 log = Logger(namespace="dmgateway.handlers")
+
+#: seconds a DELETE of a device waits for the message of it being handled
+#: (its lock): past them it is answered 503 and nothing is deleted
+DELETE_WAIT = 30.0
 
 #: the newest bootstrap pushes the device view lists
 BOOTSTRAPS_SHOWN = 10
@@ -186,9 +191,12 @@ class DeviceHandlers:
             # opens between its session's end and its removal
             cancelled = await self.dispatcher.end_session(
                 device_id, "device_deleted", "the device account was deleted",
-                then=lambda: self._remove(device_id, purge_history))
+                then=lambda: self._remove(device_id, purge_history), wait=DELETE_WAIT)
         except NotFound:
             raise UnknownDevice(device_id)
+        except DeviceBusy:
+            raise ServiceUnavailable("a message of the device is still being handled (its write waits "
+                                     "on the store); nothing was deleted: try again") from None
         if not purge_history:
             self.events.announce()
         log.info(
