@@ -29,7 +29,9 @@ class DevicePskKeys:
 
     @staticmethod
     def _load_txn(txn):
-        return txn.fetchall("SELECT device_id, identity, psk_key FROM device_psk")
+        # (a device's: a row an older version left behind its deleted device opens nothing)
+        return txn.fetchall("SELECT p.device_id AS device_id, p.identity AS identity, p.psk_key AS psk_key"
+                            " FROM device_psk p JOIN devices d ON d.device_id = p.device_id")
 
     def _loaded(self, rows):
         for row in rows:

@@ -164,6 +164,21 @@ class InventoryTestsMixin(StoreCase):
         self.assertIsNone(reloaded.key_for_identity("psk-1"))
         self.assertEqual(reloaded.key_for_identity("psk-2"), b"\x02" * 16)
 
+    async def test_a_psk_key_left_behind_its_deleted_device_is_not_loaded(self):
+        # (a row an older version's failed DELETE left: its key opens nothing)
+        store = await self.fleet()
+        await DevicePskKeys(store, task.Clock()).set("IMEI:1", "psk-1", b"\x01" * 16)
+
+        def orphan(txn):
+            txn.execute("INSERT INTO device_psk (device_id, identity, psk_key, updated) VALUES (?, ?, ?, ?)",
+                        ("IMEI:gone", "psk-gone", "02" * 16, START))
+
+        await store.run_interaction("orphan", orphan)
+        reloaded = DevicePskKeys(store, task.Clock())
+        self.assertEqual(await reloaded.load(), 1)
+        self.assertIsNone(reloaded.key_for_identity("psk-gone"))
+        self.assertEqual(reloaded.key_for_identity("psk-1"), b"\x01" * 16)
+
 
 class SQLiteInventoryTests(OnSQLite, InventoryTestsMixin, TestCase):
     pass
