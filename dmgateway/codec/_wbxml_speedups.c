@@ -59,10 +59,12 @@ new_node(const NodeLayout *layout, PyObject *name, PyObject *ns, PyObject *text)
 /* Text XML can carry, in valid UTF-8 (the strict decoder checks the rest):
  * no C0 control but TAB, LF, CR, and no U+FFFE / U+FFFF (EF BF BE/BF). */
 static int
-xml_text_ok(const unsigned char *s, Py_ssize_t n)
+xml_text_ok(const unsigned char *s, Py_ssize_t n, int *ascii)
 {
+    unsigned char high = 0;  /* (any byte from 0x80: not ASCII) */
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = s[i];
+        high |= c;
         if (c < 0x20) {
             if (c != 0x09 && c != 0x0A && c != 0x0D) {
                 return 0;
@@ -72,6 +74,7 @@ xml_text_ok(const unsigned char *s, Py_ssize_t n)
             return 0;
         }
     }
+    *ascii = high < 0x80;
     return 1;
 }
 
@@ -224,11 +227,20 @@ decode_body(PyObject *module, PyObject *args)
             if (code == k_str_i) {
                 const unsigned char *s = data + pos + 1;
                 const unsigned char *nul = memchr(s, 0, (size_t)(end - pos - 1));
-                if (nul == NULL || !xml_text_ok(s, nul - s)) {
+                int ascii;
+                if (nul == NULL || !xml_text_ok(s, nul - s, &ascii)) {
                     failed = 1;
                     break;
                 }
-                text = PyUnicode_DecodeUTF8((const char *)s, nul - s, NULL);
+                if (ascii && nul - s > 1) {  /* what the decoder makes of ASCII, without its checks */
+                    text = PyUnicode_New(nul - s, 127);
+                    if (text != NULL) {
+                        memcpy(PyUnicode_1BYTE_DATA(text), s, (size_t)(nul - s));
+                    }
+                }
+                else {  /* (no or one character: the decoder's shared str) */
+                    text = PyUnicode_DecodeUTF8((const char *)s, nul - s, NULL);
+                }
                 if (text == NULL) {
                     if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
                         failed = -1;

@@ -142,6 +142,13 @@ HOSTILE = {
     "tab, lf, cr": doc(leaf(b"\ta\nb\rc")),
     "non-ascii": doc(leaf("h\u00e9llo \u4e16\U0001F600".encode("utf-8"))),
     "empty text": doc(leaf(b"")),
+    # inline strings: ASCII (made without the decoder from two characters), one character, DEL, high bytes
+    "one ascii character": doc(leaf(b"a")),
+    "ascii text": doc(leaf(b"./DevDetail/SwV")),
+    "ascii with del": doc(leaf(b"a\x7fb")),
+    "ascii then one high byte": doc(leaf(b"abc\xc3\xa9")),
+    "a high byte alone": doc(leaf(b"\x80")),
+    "a lone continuation byte after ascii": doc(leaf(b"abc\x80")),
     "empty opaque": doc(bytes([0x40 | LOCURI, 0xC3, 0x00, 0x01])),
 }
 
