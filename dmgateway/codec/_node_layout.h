@@ -12,9 +12,9 @@ typedef struct {
 } NodeLayout;
 
 static int
-slot_offset(PyTypeObject *type, const char *slot, Py_ssize_t *offset)
+slot_offset(PyTypeObject *type, PyObject *slot, Py_ssize_t *offset)
 {
-    PyObject *descr = PyDict_GetItemString(type->tp_dict, slot);  /* borrowed */
+    PyObject *descr = PyDict_GetItemWithError(type->tp_dict, slot);  /* borrowed */
     if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
         return -1;
     }
@@ -27,9 +27,15 @@ slot_offset(PyTypeObject *type, const char *slot, Py_ssize_t *offset)
     return 0;
 }
 
+/* The slot offsets of Node class cls, read from its member descriptors at
+ * each call (the slot names are made once: a str made from a C string at each
+ * call, and hashed, cost more than the rest of a small document's reading);
+ * -1, no error set, for a class that is not laid out so */
 static int
 node_layout(PyObject *cls, NodeLayout *layout)
 {
+    static PyObject *slots[5];  /* "name", "ns", "children", "text", "attrs", interned */
+    static const char *const spelled[5] = {"name", "ns", "children", "text", "attrs"};
     if (!PyType_Check(cls)) {
         return -1;
     }
@@ -37,11 +43,18 @@ node_layout(PyObject *cls, NodeLayout *layout)
     if (type->tp_dict == NULL || type->tp_alloc == NULL) {
         return -1;
     }
+    for (int i = 0; i < 5; i++) {
+        if (slots[i] == NULL && (slots[i] = PyUnicode_InternFromString(spelled[i])) == NULL) {
+            PyErr_Clear();
+            return -1;
+        }
+    }
     layout->type = type;
-    if (slot_offset(type, "name", &layout->name) || slot_offset(type, "ns", &layout->ns)
-            || slot_offset(type, "children", &layout->children)
-            || slot_offset(type, "text", &layout->text)
-            || slot_offset(type, "attrs", &layout->attrs)) {
+    if (slot_offset(type, slots[0], &layout->name) || slot_offset(type, slots[1], &layout->ns)
+            || slot_offset(type, slots[2], &layout->children)
+            || slot_offset(type, slots[3], &layout->text)
+            || slot_offset(type, slots[4], &layout->attrs)) {
+        PyErr_Clear();
         return -1;
     }
     return 0;

@@ -6,8 +6,9 @@
  * same handlers set, the same settings, the data fed in pyexpat's 1 MiB
  * chunks -- but with C handlers for the start and end of an element and for
  * character data, and it builds the same Node objects: names and namespace
- * keys from the caller's _NAMES (or its _resolve), attributes from its
- * _attrs, the root from the Node class itself.
+ * keys from the caller's _NAMES (or its _resolve; the tuples found are kept
+ * for the next documents, see find_name), attributes from its _attrs, every
+ * node as the pure builder leaves it (children [], text None or a str).
  *
  * Everything the pure builder raises for, or stops at, makes this one give up
  * at once (XML_StopParser) and answer None: not well-formed XML, an XML
@@ -44,90 +45,187 @@
 
 #include "_node_layout.h"
 
-/* The names of one document: expat name bytes -> the tuple _NAMES holds for
- * them, so that a name met again is not decoded and looked up again.  Only
- * tuples _NAMES holds are kept (nothing is ever removed from _NAMES), so what
- * is found here is what names.get(name) answers. */
-#define NAME_SLOTS 64       /* a power of 2 */
-#define NAME_ENTRIES 48     /* at most this many held: probes stay short */
+#define QUICK_EXPANDED 1024  /* the quick reader's longest "URI}local" + 1 */
+
+/* The names met before, process-wide: expat name bytes ("URI}local" or
+ * "local") -> the (local, key) tuple the caller's _NAMES holds for them, so
+ * that a name met again is neither decoded into a str, nor hashed, nor looked
+ * up again.  Only tuples _NAMES holds are kept, and nothing is ever removed
+ * from _NAMES or replaced in it, so what is found here is what names.get(name)
+ * answers; the table describes one names dict, the last one handed over.
+ * Bounded: a name is looked for in NAME_PROBES slots from its hash's, and a
+ * name not found takes the first free one of them or else the first (names a
+ * peer makes up push others out: they are looked up again, no more). */
+#define NAME_SLOTS 512      /* a power of 2 */
+#define NAME_PROBES 4
 #define NAME_BYTES 64       /* longer names are looked up each time */
 
 typedef struct {
     PyObject *found;        /* strong; NULL: a free slot */
-    size_t len;
+    PyObject *local, *key;  /* found's items; key NULL where false (the parent's is inherited) */
+    uint32_t hash, len;
     char bytes[NAME_BYTES];
 } NameEntry;
+
+static NameEntry known[NAME_SLOTS];
+static PyObject *known_names;  /* strong: the names dict the entries come from */
+
+/* What names.get(name) or _resolve(name) answered for one name */
+typedef struct {
+    PyObject *found;        /* a new reference */
+    PyObject *local, *key;  /* borrowed from found; key NULL where false */
+} Name;
+
+#define FNV_BASIS 2166136261u
+#define FNV_PRIME 16777619u
+
+static uint32_t
+fnv(uint32_t h, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        h = (h ^ (unsigned char)s[i]) * FNV_PRIME;
+    }
+    return h;
+}
+
+/* The hash of an expat name from the hash of its "URI}" (0 without one) and
+ * that of its local part (after the last '}'): the quick reader hashes the
+ * URI once where it is declared, and the local name as it reads it */
+static uint32_t
+name_hash(uint32_t prefix, uint32_t local)
+{
+    return (local ^ prefix) * FNV_PRIME;
+}
+
+static uint32_t
+prefix_hash(const char *uri, size_t uri_len)
+{
+    return uri_len ? fnv(fnv(FNV_BASIS, uri, uri_len), "}", 1) : 0;
+}
+
+static void
+use_names(PyObject *names)
+{
+    if (names == known_names) {
+        return;
+    }
+    for (int i = 0; i < NAME_SLOTS; i++) {
+        Py_CLEAR(known[i].found);
+    }
+    Py_INCREF(names);
+    Py_XSETREF(known_names, names);
+}
+
+static int
+same_name(const char *held, const char *uri, size_t uri_len, const char *local, size_t local_len)
+{
+    if (uri_len) {
+        if (memcmp(held, uri, uri_len) != 0 || held[uri_len] != '}') {
+            return 0;
+        }
+        held += uri_len + 1;
+    }
+    return memcmp(held, local, local_len) == 0;
+}
+
+/* Into *out, what names.get(name) or _resolve(name) answers for the expat
+ * name uri + "}" + local (local alone where uri_len is 0, and then shorter
+ * than QUICK_EXPANDED), of hash name_hash(...); -1 where that is not a
+ * 2-tuple or an error is raised */
+static int
+find_name(PyObject *names, PyObject *resolve, uint32_t hash, const char *uri, size_t uri_len,
+          const char *local, size_t local_len, Name *out)
+{
+    size_t len = uri_len ? uri_len + 1 + local_len : local_len;
+    int held = len < NAME_BYTES && names == known_names;
+    size_t slot = hash & (NAME_SLOTS - 1);
+    for (int i = 0; held && i < NAME_PROBES; i++, slot = (slot + 1) & (NAME_SLOTS - 1)) {
+        NameEntry *e = &known[slot];
+        if (e->found == NULL) {
+            break;
+        }
+        if (e->hash == hash && e->len == len && same_name(e->bytes, uri, uri_len, local, local_len)) {
+            out->found = Py_NewRef(e->found);
+            out->local = e->local;
+            out->key = e->key;
+            return 0;
+        }
+    }
+    const char *name = local;
+    char expanded[QUICK_EXPANDED];
+    if (uri_len) {
+        if (len >= sizeof(expanded)) {
+            PyErr_SetString(PyExc_ValueError, "name too long");
+            return -1;
+        }
+        memcpy(expanded, uri, uri_len);
+        expanded[uri_len] = '}';
+        memcpy(expanded + uri_len + 1, local, local_len);
+        name = expanded;
+    }
+    PyObject *key_name = PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, "strict");
+    if (key_name == NULL) {
+        return -1;
+    }
+    PyObject *found = PyDict_GetItemWithError(names, key_name);  /* borrowed */
+    if (found != NULL) {
+        Py_INCREF(found);
+    }
+    else if (!PyErr_Occurred()) {
+        found = PyObject_CallOneArg(resolve, key_name);
+        /* kept below only if _resolve held it in _NAMES */
+        if (found != NULL && PyDict_GetItemWithError(names, key_name) != found) {
+            held = 0;
+            if (PyErr_Occurred()) {
+                Py_CLEAR(found);
+            }
+        }
+    }
+    Py_DECREF(key_name);
+    if (found == NULL) {
+        return -1;
+    }
+    int true_key;
+    if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 2
+            || (true_key = PyObject_IsTrue(PyTuple_GET_ITEM(found, 1))) < 0) {
+        Py_DECREF(found);
+        return -1;
+    }
+    out->found = found;
+    out->local = PyTuple_GET_ITEM(found, 0);
+    out->key = true_key ? PyTuple_GET_ITEM(found, 1) : NULL;
+    if (held && names == known_names) {  /* (_resolve may have run a build of other names) */
+        NameEntry *e = &known[hash & (NAME_SLOTS - 1)];
+        for (int i = 0; i < NAME_PROBES; i++) {
+            NameEntry *free = &known[(hash + i) & (NAME_SLOTS - 1)];
+            if (free->found == NULL) {
+                e = free;
+                break;
+            }
+        }
+        Py_XSETREF(e->found, Py_NewRef(found));
+        e->local = out->local;
+        e->key = out->key;
+        e->hash = hash;
+        e->len = (uint32_t)len;
+        memcpy(e->bytes, name, len);
+    }
+    return 0;
+}
 
 typedef struct {
     XML_Parser parser;
     int bail;                 /* given up: the pure builder reads the document */
+    int ascii;                /* the quick reader runs: text is ASCII */
     NodeLayout layout;
-    PyObject *node_cls, *names, *resolve, *attrs_fn, *root_keys, *default_ns, *declared;
+    PyObject *names, *resolve, *attrs_fn, *root_keys, *default_ns, *declared;
     PyObject *intern;         /* attribute names: one str per name and document, as pyexpat's */
     PyObject *root;           /* owned */
     PyObject *stack[HARD_MAX_DEPTH + 1];  /* open elements, borrowed (held by root) */
     Py_ssize_t depth, depth_limit, room;
     char *text;               /* character data since the last element event */
     size_t text_len, text_cap;
-    int held;                 /* entries of seen */
-    NameEntry seen[NAME_SLOTS];
 } Builder;
-
-static size_t
-name_slot(const char *s, size_t len)
-{
-    size_t h = 2166136261u;  /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    }
-    return h & (NAME_SLOTS - 1);
-}
-
-/* The tuple names.get(name) or _resolve(name) answers (a new reference), or NULL */
-static PyObject *
-found_name(Builder *b, const char *name)
-{
-    size_t len = strlen(name), slot = 0;
-    if (len < NAME_BYTES) {
-        slot = name_slot(name, len);
-        for (NameEntry *e = &b->seen[slot]; e->found != NULL;
-                slot = (slot + 1) & (NAME_SLOTS - 1), e = &b->seen[slot]) {
-            if (e->len == len && memcmp(e->bytes, name, len) == 0) {
-                Py_INCREF(e->found);
-                return e->found;
-            }
-        }
-    }
-    PyObject *key_name = PyUnicode_DecodeUTF8(name, (Py_ssize_t)len, "strict");
-    if (key_name == NULL) {
-        return NULL;
-    }
-    PyObject *found = PyDict_GetItemWithError(b->names, key_name);  /* borrowed */
-    if (found != NULL) {
-        Py_INCREF(found);
-    }
-    else if (!PyErr_Occurred()) {
-        found = PyObject_CallOneArg(b->resolve, key_name);
-        /* kept below only if _resolve held it in _NAMES */
-        if (found != NULL && PyDict_GetItemWithError(b->names, key_name) != found) {
-            if (PyErr_Occurred()) {
-                Py_CLEAR(found);
-            }
-            Py_DECREF(key_name);
-            return found;
-        }
-    }
-    Py_DECREF(key_name);
-    if (found != NULL && len < NAME_BYTES && b->held < NAME_ENTRIES) {
-        NameEntry *e = &b->seen[slot];  /* the free slot the probe stopped at */
-        Py_INCREF(found);
-        e->found = found;
-        e->len = len;
-        memcpy(e->bytes, name, len);
-        b->held++;
-    }
-    return found;
-}
 
 static void
 give_up(Builder *b)
@@ -177,7 +275,16 @@ flush_text(Builder *b, int at_end)
         }
         return;
     }
-    PyObject *text = PyUnicode_DecodeUTF8(b->text, (Py_ssize_t)n, "strict");
+    PyObject *text;
+    if (b->ascii && n > 1) {  /* what the decoder makes of ASCII, without its checks */
+        text = PyUnicode_New((Py_ssize_t)n, 127);
+        if (text != NULL) {
+            memcpy(PyUnicode_1BYTE_DATA(text), b->text, n);
+        }
+    }
+    else {  /* (one ASCII character: the decoder's shared str) */
+        text = PyUnicode_DecodeUTF8(b->text, (Py_ssize_t)n, "strict");
+    }
     if (text == NULL) {
         give_up(b);
         return;
@@ -242,6 +349,84 @@ attributes(Builder *b, const XML_Char **atts)
     return plain;
 }
 
+/* A Node as the pure builder makes it (children [], text None); steals attrs */
+static PyObject *
+new_node(const NodeLayout *layout, PyObject *name, PyObject *ns, PyObject *attrs)
+{
+    PyObject *children = PyList_New(0);
+    PyObject *node = children ? layout->type->tp_alloc(layout->type, 0) : NULL;
+    if (node == NULL) {
+        Py_XDECREF(children);
+        Py_DECREF(attrs);
+        return NULL;
+    }
+    SLOT(node, layout->name) = Py_NewRef(name);
+    SLOT(node, layout->ns) = Py_NewRef(ns);
+    SLOT(node, layout->children) = children;
+    SLOT(node, layout->text) = Py_NewRef(Py_None);
+    SLOT(node, layout->attrs) = attrs;
+    return node;
+}
+
+/* The start of an element named name (its reference is used up), after
+ * the text before it is flushed */
+static void
+start_element(Builder *b, Name *name, const XML_Char **atts)
+{
+    PyObject *ns = name->key;
+    if (b->depth == 0) {
+        /* Node(local, key or ROOT_KEYS.get(local, NS_SYNCML), None, None, attrs) */
+        if (b->root != NULL) {  /* a second root: expat refuses it first */
+            Py_DECREF(name->found);
+            give_up(b);
+            return;
+        }
+        if (ns == NULL) {
+            ns = PyDict_GetItemWithError(b->root_keys, name->local);
+            if (ns == NULL) {
+                if (PyErr_Occurred()) {
+                    Py_DECREF(name->found);
+                    give_up(b);
+                    return;
+                }
+                ns = b->default_ns;
+            }
+        }
+    }
+    else if (ns == NULL) {
+        ns = SLOT(b->stack[b->depth - 1], b->layout.ns);
+    }
+    Py_INCREF(ns);
+    PyObject *attrs = attributes(b, atts);
+    PyObject *node = attrs ? new_node(&b->layout, name->local, ns, attrs) : NULL;
+    Py_DECREF(ns);
+    Py_DECREF(name->found);
+    if (node == NULL) {
+        give_up(b);
+        return;
+    }
+    if (b->depth == 0) {
+        b->root = node;
+        b->stack[0] = node;
+        b->depth = 1;
+        if (b->depth_limit < 1 || b->room == 0) {  /* a finding, or past the limit */
+            give_up(b);
+        }
+        return;
+    }
+    int appended = PyList_Append(SLOT(b->stack[b->depth - 1], b->layout.children), node);
+    Py_DECREF(node);  /* held by its parent */
+    if (appended < 0 || b->depth + 1 > b->depth_limit) {
+        give_up(b);
+        return;
+    }
+    b->stack[b->depth++] = node;
+    b->room -= 1;
+    if (b->room == 0) {
+        give_up(b);
+    }
+}
+
 static void XMLCALL
 on_start(void *data, const XML_Char *name, const XML_Char **atts)
 {
@@ -253,105 +438,17 @@ on_start(void *data, const XML_Char *name, const XML_Char **atts)
     if (b->bail) {
         return;
     }
-    PyObject *found = found_name(b, name);  /* names.get(name) or _resolve(name) */
-    if (found == NULL) {
+    size_t len = strlen(name), at = len;
+    while (at > 0 && name[at - 1] != '}') {
+        at--;
+    }
+    uint32_t hash = name_hash(at ? fnv(FNV_BASIS, name, at) : 0, fnv(FNV_BASIS, name + at, len - at));
+    Name found;  /* names.get(name) or _resolve(name) */
+    if (find_name(b->names, b->resolve, hash, NULL, 0, name, len, &found) < 0) {
         give_up(b);
         return;
     }
-    if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 2) {
-        Py_DECREF(found);
-        give_up(b);
-        return;
-    }
-    PyObject *local = PyTuple_GET_ITEM(found, 0), *key = PyTuple_GET_ITEM(found, 1);
-    int has_key = PyObject_IsTrue(key);
-    if (has_key < 0) {
-        Py_DECREF(found);
-        give_up(b);
-        return;
-    }
-
-    if (b->depth == 0) {
-        /* Node(local, key or ROOT_KEYS.get(local, NS_SYNCML), None, None, attrs) */
-        PyObject *ns = key;
-        if (b->root != NULL) {  /* a second root: expat refuses it first */
-            Py_DECREF(found);
-            give_up(b);
-            return;
-        }
-        if (!has_key) {
-            ns = PyDict_GetItemWithError(b->root_keys, local);
-            if (ns == NULL) {
-                if (PyErr_Occurred()) {
-                    Py_DECREF(found);
-                    give_up(b);
-                    return;
-                }
-                ns = b->default_ns;
-            }
-        }
-        Py_INCREF(ns);
-        PyObject *attrs = attributes(b, atts);
-        PyObject *node = NULL;
-        if (attrs != NULL) {
-            node = PyObject_CallFunctionObjArgs(b->node_cls, local, ns, Py_None, Py_None, attrs,
-                                                NULL);
-            Py_DECREF(attrs);
-        }
-        Py_DECREF(ns);
-        Py_DECREF(found);
-        if (node == NULL || !Py_IS_TYPE(node, b->layout.type)
-                || !PyList_CheckExact(SLOT(node, b->layout.children))) {
-            Py_XDECREF(node);
-            give_up(b);
-            return;
-        }
-        b->root = node;
-        b->stack[0] = node;
-        b->depth = 1;
-        if (b->depth_limit < 1 || b->room == 0) {  /* a finding, or past the limit */
-            give_up(b);
-        }
-        return;
-    }
-
-    PyObject *parent = b->stack[b->depth - 1];
-    PyObject *attrs = attributes(b, atts);
-    if (attrs == NULL) {
-        Py_DECREF(found);
-        give_up(b);
-        return;
-    }
-    PyObject *children = PyList_New(0);
-    PyObject *node = children ? b->layout.type->tp_alloc(b->layout.type, 0) : NULL;
-    if (node == NULL) {
-        Py_XDECREF(children);
-        Py_DECREF(attrs);
-        Py_DECREF(found);
-        give_up(b);
-        return;
-    }
-    PyObject *ns = has_key ? key : SLOT(parent, b->layout.ns);
-    Py_INCREF(local);
-    SLOT(node, b->layout.name) = local;
-    Py_INCREF(ns);
-    SLOT(node, b->layout.ns) = ns;
-    SLOT(node, b->layout.children) = children;
-    Py_INCREF(Py_None);
-    SLOT(node, b->layout.text) = Py_None;
-    SLOT(node, b->layout.attrs) = attrs;
-    Py_DECREF(found);
-    int appended = PyList_Append(SLOT(parent, b->layout.children), node);
-    Py_DECREF(node);  /* held by its parent */
-    if (appended < 0 || b->depth + 1 > b->depth_limit) {
-        give_up(b);
-        return;
-    }
-    b->stack[b->depth++] = node;
-    b->room -= 1;
-    if (b->room == 0) {
-        give_up(b);
-    }
+    start_element(b, &found, atts);
 }
 
 static void XMLCALL
@@ -494,9 +591,6 @@ finish(Builder *b, int ok)
 {
     PyMem_Free(b->text);
     Py_XDECREF(b->intern);
-    for (int i = 0; i < NAME_SLOTS; i++) {
-        Py_XDECREF(b->seen[i].found);
-    }
     if (!ok || b->bail || b->root == NULL || b->depth != 0 || b->text_len != 0) {
         PyErr_Clear();
         Py_XDECREF(b->root);
@@ -515,19 +609,21 @@ finish(Builder *b, int ok)
  * processing instruction, CDATA or DOCTYPE; at most one of three exact XML
  * declarations -- and calls the handlers above with what expat, parsing
  * with namespaces, would hand them for such a document, in the same order:
- * on_namespace then on_start for an element declaring xmlns, on_text for
- * each run of text (the references replaced), on_end.  Everything else,
- * or anything it is unsure of, it leaves (QUICK_LEFT) before the end of the
- * document, and expat reads the document from the start.  Every document it
- * reads to the end is well-formed for expat and reads the same. */
+ * on_start (quick_start: the name's hash and parts at hand, not joined) for
+ * each element, on_text for each run of text (the references replaced),
+ * on_end; and, once the document is read, what on_namespace would have left
+ * in declared (the last default namespace).  Everything else, or anything
+ * it is unsure of, it leaves (QUICK_LEFT) before the end of the document,
+ * and expat reads the document from the start.  Every document it reads to
+ * the end is well-formed for expat and reads the same. */
 #define QUICK_DONE 1
 #define QUICK_LEFT 0
 #define QUICK_NAME 256   /* longer names: expat */
-#define QUICK_EXPANDED 1024
 
 typedef struct {
     const char *name, *uri;
     size_t name_len, uri_len;
+    uint32_t prefix;     /* prefix_hash(uri, uri_len) */
 } QuickOpen;
 
 static const char *const quick_declarations[] = {
@@ -536,33 +632,62 @@ static const char *const quick_declarations[] = {
     "<?xml version=\"1.0\"?>",
 };
 
-static int
-quick_name_start(unsigned char c)
+/* what each byte may be to the quick reader */
+#define Q_NAME_START 1   /* [A-Za-z_] */
+#define Q_NAME 2         /* [A-Za-z0-9._-] */
+#define Q_SPACE 4        /* space, tab, LF */
+#define Q_TEXT 8         /* text as it is: tab, LF, ASCII from space, but '&', '<', ']' */
+#define Q_URI 16         /* in a namespace URI: ASCII from space, but '&', '<', '}' */
+static unsigned char quick_class[256];
+
+static void
+quick_classes(void)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    for (int c = 0; c < 256; c++) {
+        unsigned char k = 0;
+        int letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+        if (letter) {
+            k |= Q_NAME_START | Q_NAME;
+        }
+        if ((c >= '0' && c <= '9') || c == '.' || c == '-') {
+            k |= Q_NAME;
+        }
+        if (c == ' ' || c == '\t' || c == '\n') {
+            k |= Q_SPACE;
+        }
+        if (((c >= 0x20 && c < 0x80) || c == '\t' || c == '\n') && c != '&' && c != '<' && c != ']') {
+            k |= Q_TEXT;
+        }
+        if (c >= 0x20 && c < 0x80 && c != '&' && c != '<' && c != '}') {
+            k |= Q_URI;
+        }
+        quick_class[c] = k;
+    }
 }
 
-static int
-quick_name_char(unsigned char c)
+#define QUICK_IS(c, class) (quick_class[(unsigned char)(c)] & (class))
+
+static const char *
+quick_spaces(const char *p, const char *end)
 {
-    return quick_name_start(c) || (c >= '0' && c <= '9') || c == '.' || c == '-';
+    while (p < end && QUICK_IS(*p, Q_SPACE)) {
+        p++;
+    }
+    return p;
 }
 
-static int
-quick_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n';
-}
-
-/* the length of the name at s (0: not one the quick reader takes) */
+/* the length of the name at s (0: not one the quick reader takes), its
+ * bytes' FNV-1a hash into *hash */
 static size_t
-quick_name(const char *s, const char *end)
+quick_name(const char *s, const char *end, uint32_t *hash)
 {
     const char *p = s;
-    if (p >= end || !quick_name_start((unsigned char)*p)) {
+    if (p >= end || !QUICK_IS(*p, Q_NAME_START)) {
         return 0;
     }
-    while (p < end && quick_name_char((unsigned char)*p)) {
+    uint32_t h = FNV_BASIS;
+    while (p < end && QUICK_IS(*p, Q_NAME)) {
+        h = (h ^ (unsigned char)*p) * FNV_PRIME;
         p++;
     }
     size_t n = (size_t)(p - s);
@@ -570,6 +695,7 @@ quick_name(const char *s, const char *end)
                                     && (s[2] | 0x20) == 'l')) {
         return 0;
     }
+    *hash = h;
     return n;
 }
 
@@ -578,17 +704,23 @@ static const char *
 quick_text(Builder *b, const char *s, const char *end)
 {
     const char *run = s, *p = s;
-    while (p < end && *p != '<') {
-        unsigned char c = (unsigned char)*p;
-        if (c >= 0x80 || (c < 0x20 && c != '\t' && c != '\n')) {
-            return NULL;
-        }
-        if (c == '>' && p - s >= 2 && p[-1] == ']' && p[-2] == ']') {
-            return NULL;
-        }
-        if (c != '&') {
+    while (p < end) {
+        if (QUICK_IS(*p, Q_TEXT)) {
             p++;
             continue;
+        }
+        if (*p == '<') {
+            break;
+        }
+        if (*p == ']') {
+            if (end - p >= 3 && p[1] == ']' && p[2] == '>') {
+                return NULL;
+            }
+            p++;
+            continue;
+        }
+        if (*p != '&') {  /* not ASCII, or a control */
+            return NULL;
         }
         static const struct { const char *ref; char c; } refs[] = {
             {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''},
@@ -616,6 +748,54 @@ quick_text(Builder *b, const char *s, const char *end)
     return p;
 }
 
+/* on_start for the quick reader, which has the name's parts and hash at hand */
+static void
+quick_start(Builder *b, const QuickOpen *open, uint32_t local_hash)
+{
+    static const XML_Char *no_attributes[1] = {NULL};
+    if (b->bail) {
+        return;
+    }
+    flush_text(b, 0);
+    if (b->bail) {
+        return;
+    }
+    Name found;  /* names.get(name) or _resolve(name) */
+    if (find_name(b->names, b->resolve, name_hash(open->prefix, local_hash), open->uri,
+                  open->uri_len, open->name, open->name_len, &found) < 0) {
+        give_up(b);
+        return;
+    }
+    start_element(b, &found, no_attributes);
+}
+
+/* declared[None] = the default namespace last declared (its URI as the
+ * document spells it, None for xmlns=""), as on_namespace would have set it
+ * for each */
+static void
+quick_declared(Builder *b, const char *uri, size_t uri_len)
+{
+    static PyObject *last;  /* the str of the URI declared last time (the caller hashes it) */
+    PyObject *value;
+    if (uri_len == 0) {
+        value = Py_NewRef(Py_None);
+    }
+    else if (last != NULL && (size_t)PyUnicode_GET_LENGTH(last) == uri_len
+             && memcmp(PyUnicode_1BYTE_DATA(last), uri, uri_len) == 0) {  /* ASCII, as uri */
+        value = Py_NewRef(last);
+    }
+    else {
+        value = PyUnicode_DecodeUTF8(uri, (Py_ssize_t)uri_len, "strict");
+        if (value != NULL) {
+            Py_XSETREF(last, Py_NewRef(value));
+        }
+    }
+    if (value == NULL || PyDict_SetItem(b->declared, Py_None, value) < 0) {
+        give_up(b);
+    }
+    Py_XDECREF(value);
+}
+
 static int
 quick_read(Builder *b, const char *s, size_t size)
 {
@@ -623,8 +803,8 @@ quick_read(Builder *b, const char *s, size_t size)
     QuickOpen open[HARD_MAX_DEPTH + 1];
     size_t depth = 0;
     int seen_root = 0;
-    char expanded[QUICK_EXPANDED];
-    const XML_Char *no_attributes[1] = {NULL};
+    const char *declared = NULL;  /* the last default namespace declared, if any */
+    size_t declared_len = 0;
 
     for (size_t i = 0; i < sizeof(quick_declarations) / sizeof(quick_declarations[0]); i++) {
         size_t len = strlen(quick_declarations[i]);
@@ -638,7 +818,7 @@ quick_read(Builder *b, const char *s, size_t size)
             return QUICK_DONE;  /* the handlers gave up: None whoever reads on */
         }
         if (depth == 0) {  /* before or after the root: whitespace only */
-            if (quick_space((unsigned char)*p)) {
+            if (QUICK_IS(*p, Q_SPACE)) {
                 p++;
                 continue;
             }
@@ -663,10 +843,7 @@ quick_read(Builder *b, const char *s, size_t size)
             if ((size_t)(end - p) < top->name_len || memcmp(p, top->name, top->name_len) != 0) {
                 return QUICK_LEFT;
             }
-            p += top->name_len;
-            while (p < end && quick_space((unsigned char)*p)) {
-                p++;
-            }
+            p = quick_spaces(p + top->name_len, end);
             if (p >= end || *p != '>') {
                 return QUICK_LEFT;
             }
@@ -675,42 +852,42 @@ quick_read(Builder *b, const char *s, size_t size)
             depth--;
             continue;
         }
-        size_t name_len = quick_name(p, end);
+        uint32_t local_hash;
+        size_t name_len = quick_name(p, end, &local_hash);
         if (name_len == 0 || depth >= HARD_MAX_DEPTH) {
             return QUICK_LEFT;
         }
         QuickOpen *top = &open[depth];
         top->name = p;
         top->name_len = name_len;
-        top->uri = depth ? open[depth - 1].uri : "";
-        top->uri_len = depth ? open[depth - 1].uri_len : 0;
+        if (depth) {
+            top->uri = open[depth - 1].uri;
+            top->uri_len = open[depth - 1].uri_len;
+            top->prefix = open[depth - 1].prefix;
+        }
+        else {
+            top->uri = "";
+            top->uri_len = 0;
+            top->prefix = 0;
+        }
         p += name_len;
         const char *uri = NULL;
         size_t uri_len = 0;
-        if (p < end && quick_space((unsigned char)*p)) {
-            while (p < end && quick_space((unsigned char)*p)) {
-                p++;
-            }
+        if (p < end && QUICK_IS(*p, Q_SPACE)) {
+            p = quick_spaces(p, end);
             if ((size_t)(end - p) >= 5 && memcmp(p, "xmlns", 5) == 0) {
-                p += 5;
-                while (p < end && quick_space((unsigned char)*p)) {
-                    p++;
-                }
+                p = quick_spaces(p + 5, end);
                 if (p >= end || *p != '=') {
                     return QUICK_LEFT;
                 }
-                p++;
-                while (p < end && quick_space((unsigned char)*p)) {
-                    p++;
-                }
+                p = quick_spaces(p + 1, end);
                 if (p >= end || (*p != '"' && *p != '\'')) {
                     return QUICK_LEFT;
                 }
                 char quote = *p++;
                 uri = p;
                 while (p < end && *p != quote) {
-                    unsigned char c = (unsigned char)*p;
-                    if (c < 0x20 || c >= 0x80 || c == '&' || c == '<' || c == '}') {
+                    if (!QUICK_IS(*p, Q_URI)) {
                         return QUICK_LEFT;
                     }
                     p++;
@@ -723,9 +900,7 @@ quick_read(Builder *b, const char *s, size_t size)
                 if (uri_len >= 18 && memcmp(uri, "http://www.w3.org/", 18) == 0) {
                     return QUICK_LEFT;  /* the reserved namespaces: expat's answer */
                 }
-                while (p < end && quick_space((unsigned char)*p)) {
-                    p++;
-                }
+                p = quick_spaces(p, end);
             }
         }
         int empty = 0;
@@ -738,34 +913,20 @@ quick_read(Builder *b, const char *s, size_t size)
         }
         p++;
         if (uri != NULL) {
-            top->uri = uri;
-            top->uri_len = uri_len;
-            /* expat hands the declaration over first, its URI as the document
-             * spells it; a null pointer for xmlns="" (no default namespace) */
-            char value[QUICK_EXPANDED];
-            if (uri_len >= sizeof(value)) {
+            if (uri_len >= QUICK_EXPANDED) {
                 return QUICK_LEFT;
             }
-            memcpy(value, uri, uri_len);
-            value[uri_len] = '\0';
-            on_namespace(b, NULL, uri_len ? value : NULL);
-            if (b->bail) {
-                return QUICK_DONE;
-            }
+            top->uri = uri;
+            top->uri_len = uri_len;
+            top->prefix = prefix_hash(uri, uri_len);
+            declared = uri;  /* (expat hands each declaration over before the element) */
+            declared_len = uri_len;
         }
         /* the name as expat's namespace processing hands it over: "URI}local" or "local" */
-        size_t at = 0;
-        if (top->uri_len + 1 + name_len + 1 > sizeof(expanded)) {
+        if (top->uri_len + 1 + name_len + 1 > QUICK_EXPANDED) {
             return QUICK_LEFT;
         }
-        if (top->uri_len > 0) {
-            memcpy(expanded, top->uri, top->uri_len);
-            at = top->uri_len;
-            expanded[at++] = '}';
-        }
-        memcpy(expanded + at, top->name, name_len);
-        expanded[at + name_len] = '\0';
-        on_start(b, expanded, no_attributes);
+        quick_start(b, top, local_hash);
         seen_root = 1;
         depth++;
         if (empty && !b->bail) {
@@ -775,6 +936,9 @@ quick_read(Builder *b, const char *s, size_t size)
     }
     if (depth != 0 || !seen_root) {
         return QUICK_LEFT;
+    }
+    if (declared != NULL && !b->bail) {
+        quick_declared(b, declared, declared_len);
     }
     return QUICK_DONE;
 }
@@ -821,16 +985,17 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     b.declared = args[4];
-    b.node_cls = args[5];
     b.names = args[6];
     b.resolve = args[7];
     b.attrs_fn = args[8];
     b.root_keys = args[9];
     b.default_ns = args[10];
+    use_names(b.names);
 
     const char *s = PyBytes_AS_STRING(data);
     Py_ssize_t room = b.room;  /* the elements the quick reader counted are counted again */
     if (encoding_name == NULL || strcmp(encoding_name, "utf-8") == 0) {
+        b.ascii = 1;
         if (quick_read(&b, s, (size_t)size) == QUICK_DONE) {
             return finish(&b, 1);
         }
@@ -840,6 +1005,7 @@ build(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         b.depth = 0;
         b.text_len = 0;
         b.room = room;
+        b.ascii = 0;
     }
 
     XML_Parser parser = XML_ParserCreateNS(encoding_name, '}');
@@ -925,5 +1091,6 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__xml_speedups(void)
 {
+    quick_classes();
     return PyModule_Create(&module_def);
 }

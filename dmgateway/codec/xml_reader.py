@@ -423,6 +423,16 @@ def _transcoded(data):
     so is UTF-16, whose declaration libxml2 never held against a document.
     A document that declares no encoding is UTF-8, however it begins.
     """
+    if data[:1] == b"<":  # what clients send: the answer _searched gives, without its searches
+        if data[1:2].isalpha():  # an element first: no BOM, no declaration
+            return data, "utf-8"
+        if data.startswith(_UTF8_DECLARATIONS):
+            return data, None
+    return _searched(data)
+
+
+def _searched(data):
+    """What :func:`_transcoded` answers, from the BOM or the declaration."""
     if data.startswith(_UNICODE_PREFIXES):
         for prefix, encoding in _UNICODE:
             if data.startswith(prefix):
@@ -468,6 +478,9 @@ _UNICODE = [
     (b"<\x00?\x00", "utf-16-le"), (b"\x00<\x00?", "utf-16-be"),
 ]
 _UNICODE_PREFIXES = tuple(prefix for prefix, _ in _UNICODE)
+# declarations _DECLARED reads as UTF-8 that expat reads itself
+_UTF8_DECLARATIONS = (b'<?xml version="1.0" encoding="UTF-8"?>',
+                      b'<?xml version="1.0" encoding="utf-8"?>')
 
 
 def _single_byte(info):

@@ -206,6 +206,44 @@ def test_python_encoding_names_are_read():
     assert xml.parse(data).text == "\xe9"
 
 
+def _transcoding(data):
+    try:
+        return xml_reader._transcoded(data)
+    except CodecError as e:
+        return e.__class__, str(e)
+
+
+def _searching(data):
+    try:
+        return xml_reader._searched(data)
+    except CodecError as e:
+        return e.__class__, str(e)
+
+
+_BEGINNINGS = [b"<SyncML/>", b"<a", b"<", b"<?", b"<?xml", b"<\x00?\x00", b"<\x00\x00\x00", b"<1/>",
+               b"<_a/>", b"<:a/>", b"<\xc3\xa9/>", b"<!--c--><a/>", b"<!DOCTYPE a><a/>",
+               b'<?xml version="1.0" encoding="UTF-8"?><a/>', b'<?xml version="1.0" encoding="utf-8"?>',
+               b'<?xml version="1.0" encoding="UTF-8" ?>', b'<?xml version="1.0" encoding="UTF-16"?>',
+               b"<?xml version='1.0' encoding='UTF-8'?>", b'<?xml version="1.0" encoding="latin-1"?>',
+               b'<?xml version="1.0"?>', b'\xef\xbb\xbf<?xml version="1.0" encoding="UTF-8"?>',
+               b"\xff\xfe<\x00", b"\xfe\xff\x00<", b"\x00<\x00?", b" <a/>", b""]
+
+
+@pytest.mark.parametrize("data", _BEGINNINGS)
+def test_transcoding_answers_as_the_searches(data):
+    # the common beginnings answered first: what the searches answer
+    for tail in (b"", b"<a/>", b"\x00" * 8):
+        assert _transcoding(data + tail) == _searching(data + tail)
+
+
+@HYPOTHESIS
+@given(st.sampled_from(_BEGINNINGS), st.binary(max_size=12), st.binary(max_size=40))
+def test_transcoding_answers_as_the_searches_on_any_bytes(beginning, middle, tail):
+    for data in (beginning + middle + tail, beginning[:2] + middle + tail, middle + beginning + tail,
+                 b"<" + middle + tail):
+        assert _transcoding(data) == _searching(data)
+
+
 def _mutations():
     sources = st.sampled_from([p.read_bytes() for p in FIXTURES])
     tokens = st.sampled_from([

@@ -431,3 +431,147 @@ def test_a_document_left_late_keeps_its_element_budget():
     assert c_alone(data, max_elements=11)[0] is not None
     assert c_alone(data, max_elements=10)[0] is None  # past the limit: the pure path says why
     assert_same(data, max_elements=11)
+
+
+# -- what the C builder keeps between documents, and its cheaper constructors ------------
+
+
+def _c_with_names(data, names, resolve):
+    """The C function with a names dict (and a _resolve filling it) of the caller's own."""
+    data, encoding = xml_reader._transcoded(data)
+    return _xml_speedups.build(data, encoding, 20, None, {}, Node, names, resolve,
+                               xml_reader._attrs, xml_reader.ROOT_KEYS, NS_SYNCML)
+
+
+def _flat(node):
+    return [(n.name, n.ns, n.text, n.attrs, len(n.children)) for n in _walk(node)]
+
+
+def _walk(node):
+    work = [node]
+    while work:
+        node = work.pop()
+        yield node
+        work.extend(reversed(node.children))
+
+
+def test_names_are_the_held_ones_across_documents_and_paths():
+    # the same names met by the quick reader, then by expat (a comment sends
+    # the document there), then by the quick reader again: each time the very
+    # tuple items _NAMES holds, whichever path met them first
+    quick = (b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD></SyncHdr>'
+             b'<SyncBody><Meta><Type xmlns="syncml:metinf">t</Type></Meta></SyncBody></SyncML>')
+    via_expat = quick.replace(b"<SyncBody>", b"<SyncBody><!--c-->")
+    for data in (quick, via_expat, quick, via_expat):
+        pure, root = assert_same(data)
+        assert root is not None
+        for node in _walk(root):
+            expat_name = ("syncml:metinf}" if node.name == "Type" else "SYNCML:SYNCML1.2}") + node.name
+            local, key = xml_reader._NAMES[expat_name]
+            assert node.name is local and node.ns is key
+
+
+def test_many_names_push_each_other_out_and_still_read_the_same():
+    # more names than the C table holds, several documents over: every tree
+    # as the pure builder's, the names those _NAMES holds (or made again)
+    for round_ in range(3):
+        names = b"".join(b"<n%d_%d/><m%d/>" % (round_, i, i) for i in range(700))
+        data = b'<SyncML xmlns="urn:t%d">%s</SyncML>' % (round_, names)
+        pure, root = assert_same(data)
+        assert root is not None and len(root.children) == 1400
+    assert_same(b"<SyncML>" + b"".join(b"<m%d>x</m%d>" % (i, i) for i in range(700)) + b"</SyncML>")
+
+
+def test_long_names_are_looked_up_each_time():
+    # names of 63, 64 and 65 bytes ("URI}local" counted), held or not
+    for n in (46, 47, 48, 60, 200):
+        local = b"a" * n
+        data = b'<SyncML xmlns="SYNCML:SYNCML1.2"><%s>x</%s><%s/></SyncML>' % (local, local, local)
+        for _ in range(2):
+            pure, root = assert_same(data)
+            assert root is not None and [c.name for c in root.children] == [local.decode()] * 2
+
+
+def test_another_names_dict_is_answered_from_it():
+    # the table describes one names dict: another's names are its own, and
+    # _NAMES' are found again afterwards
+    data = (b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncHdr><VerDTD>1.2</VerDTD></SyncHdr>'
+            b'<ab xmlns="syncml:metinf"/></SyncML>')
+    xml_reader.read(data, 20, None)  # the table filled from _NAMES
+    own = {}
+
+    def resolve(name):
+        found = (name.rsplit("}", 1)[-1], "K" if "}" in name else None)  # new strs
+        own[name] = found
+        return found
+
+    for _ in range(2):
+        root = _c_with_names(data, own, resolve)
+        assert root is not None
+        for node in _walk(root):
+            held = [found for found in own.values() if found[0] is node.name]
+            assert held and node.ns == ("K" if held[0][1] else root.ns)
+            assert node.name is not xml_reader._NAMES.get("SYNCML:SYNCML1.2}" + node.name, (None,))[0]
+    assert _flat(root) == [("SyncML", "K", None, None, 2), ("SyncHdr", "K", None, None, 1),
+                           ("VerDTD", "K", "1.2", None, 0), ("ab", "K", None, None, 0)]
+    pure, root = assert_same(data)
+    assert root.name is xml_reader._NAMES["SYNCML:SYNCML1.2}SyncML"][0]
+
+
+def test_a_resolve_that_does_not_hold_its_answer_is_asked_each_time():
+    asked = []
+
+    def resolve(name):
+        asked.append(name)
+        return (name, None)
+
+    data = b"<SyncML><a/><a/><b/></SyncML>"
+    for _ in range(2):
+        root = _c_with_names(data, {}, resolve)
+        assert _flat(root) == [("SyncML", NS_SYNCML, None, None, 3), ("a", NS_SYNCML, None, None, 0),
+                               ("a", NS_SYNCML, None, None, 0), ("b", NS_SYNCML, None, None, 0)]
+    assert asked == ["SyncML", "a", "a", "b"] * 2
+
+
+def test_a_resolve_answer_that_is_not_a_pair_gives_up():
+    for answer in ((), ("a",), ("a", None, 1), ["a", None], "ab"):
+        assert _c_with_names(b"<SyncML><a/></SyncML>", {}, lambda name, answer=answer: answer) is None
+
+
+@pytest.mark.parametrize("text", [
+    b"x", b"xy", b" ", b"  ", b"\t\n", b"&amp;", b"&lt;&gt;", b"a&amp;b", b"&quot;&apos;x", b"1.2",
+    b"x" * 5000, b"\x7f", b"~}{|", b"]", b"]]", b"] ]>", b"\xc3\xa9", b"a\xe2\x82\xacb", b"<![CDATA[x]]>",
+    b"<![CDATA[\xc3\xa9]]>", b"&#65;", b"&#xe9;", b"a\rb", b" x ",
+])
+def test_text_reads_the_same(text):
+    # ASCII text the quick reader made into a str without the decoder, and
+    # every other text through it: equal, of the same kind, one ASCII
+    # character the shared str
+    data = b'<SyncML xmlns="SYNCML:SYNCML1.2"><a>%s</a><b>%s<!--c--></b></SyncML>' % (text, text)
+    for document in (data, data.replace(b"<!--c-->", b"")):
+        pure, root = assert_same(document)
+        assert root is not None
+        for node in root.children:
+            if node.text is not None and len(node.text) == 1 and node.text.isascii():
+                assert node.text is chr(ord(node.text))
+            if node.text is not None:
+                assert node.text.isascii() == all(ord(c) < 128 for c in node.text)
+
+
+@pytest.mark.parametrize("declared", [
+    [b"SYNCML:SYNCML1.2"], [b"urn:a", b"urn:b"], [b"urn:b", b"urn:a"], [b"urn:a", b""], [b"", b"urn:a"],
+    [b"urn:a", b"urn:ab"], [b"urn:ab", b"urn:a"], [b"bad uri"], [b"urn:a", b"bad uri"],
+])
+def test_the_last_default_namespace_is_handed_back(declared):
+    # in sequence, so that the URI the C builder last made a str of is met again
+    children = b"".join(b'<a xmlns="%s"/>' % (uri,) for uri in declared[1:])
+    data = b'<SyncML xmlns="%s">%s</SyncML>' % (declared[0], children)
+    for _ in range(2):
+        assert_same(data)
+        root, got = c_alone(data)
+        if b"bad uri" in declared:  # _resolve refuses the name: the pure path says why
+            assert root is None
+            continue
+        assert root is not None
+        last = declared[-1].decode()
+        assert got == {None: last or None}
