@@ -13,9 +13,12 @@ from dmgateway import jobstates as js
 from dmgateway.functions import build_operation
 from dmgateway.store import database
 from dmgateway.store import jobs as jobs_module
+from tests import test_dispatch_effects as dispatch_effects
+from tests.fixtures import ACCOUNT
 from tests.store.support import (
     OnInlineSQLite, OnOldSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, until_a_lock_waits,
 )
+from tests.support import start_dispatcher
 
 DEVICE = "IMEI:350000000000017"
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
@@ -261,3 +264,22 @@ class PostgresJobEndsTests(OnPostgres, JobEndsTestsMixin, TestCase):
         self.assertEqual(await self.jobs(), {"j0": ("done", GOT, None, self.now + 1),
                                              "j1": ("failed", [], {"code": "x"}, self.now + 1)})
 
+
+class PostgresSessionEndsTests(OnPostgres, TestCase):
+    """A DM session's jobs end in one statement on PostgreSQL (the
+    dispatcher's tests, tests/test_dispatch_effects.py, run on SQLite)."""
+
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def setUp(self):
+        yield start_dispatcher(self, dispatch_effects.DEVICE, ACCOUNT, store_uri=self.uri)
+
+    _dispatched = dispatch_effects.SessionStatementTests
+    drive = _dispatched.drive
+    six_jobs_ended = _dispatched.six_jobs_ended
+    test_a_message_ends_all_its_jobs_in_one_write = _dispatched.test_a_message_ends_all_its_jobs_in_one_write
+    test_a_job_ended_meanwhile_is_not_counted_nor_ended_again = \
+        _dispatched.test_a_job_ended_meanwhile_is_not_counted_nor_ended_again
+    test_ends_are_written_in_their_order_among_other_effects = \
+        _dispatched.test_ends_are_written_in_their_order_among_other_effects
