@@ -11,7 +11,7 @@ session and its summary.  Then it wakes the readers of the event log.
 from dmgateway.cluster.signals import SESSIONS
 from dmgateway.dm import effects as fx
 from dmgateway.dm.session import DROPPED, NOT_HELD
-from dmgateway.jobstates import PENDING_JOB_STATES, change_job, start_jobs
+from dmgateway.jobstates import PENDING_JOB_STATES, change_job, end_jobs, start_jobs
 from dmgateway.live import iso_time
 from dmgateway.logs import Logger
 from dmgateway.store.model import StoreContention, StoreUnavailable
@@ -60,7 +60,6 @@ class SessionEffects:
         # this message (no separate update of its job ids).
         starting = live.unrecorded
         touched = None
-        ends = []  # (index in the batch, job id, state) of each job's end
         outcome = None  # the session's, when it ends
         reset_failures = False
 
@@ -94,13 +93,53 @@ class SessionEffects:
             else:
                 batch.touch_session(live.token, now, job_ids=listed)
 
+        # The ends of the jobs whose results the effects just read, written
+        # by ONE store call (one statement on PostgreSQL; then each job's
+        # operation moved), before any other effect: (job id, state,
+        # expected states, results, error) each.
+        ending = []
+        # (index in the batch, place in its result or None when one job's, job id, state) of each job's end
+        ends = []
+
+        def write_ends():
+            index = len(batch)
+            if len(ending) == 1:  # (one job: the call for one, cheaper by a few frames)
+                job_id, state, expect, results, error = ending[0]
+                change_job(batch, job_id, state, device_id=device_id, now=now, expect=expect, results=results,
+                           error=error)
+                ends.append((index, None, job_id, state))
+            else:
+                end_jobs(batch, ending, device_id=device_id, now=now)
+                ends.extend([(index, place, end[0], end[1]) for place, end in enumerate(ending)])
+            if self.functions is not None:
+                for job_id, state, _expect, results, _error in ending:
+                    batch.function_job_finished(job_id, state, results, now)
+            ending.clear()
+
         for effect in effects:
             kind = effect.__class__  # (the effects are final classes: no subclass to test for)
             if kind is fx.JobStarted:
+                if ending:
+                    write_ends()
                 started.append(effect.job_id)
                 continue
             if started:
                 write_started()
+            if kind is fx.JobFinished:
+                job_id = effect.job_id
+                if job_id not in listed and live.unstarted and job_id in live.unstarted:
+                    # the store never started it: it is not this session's to
+                    # end (a cancel asked meanwhile is left to the session's end)
+                    continue
+                # (a job this session never started fails from where it waits:
+                # abandoned while queued, when the device can take no command)
+                from_running = job_id in listed or effect.state != "failed"
+                ending.append((job_id, effect.state, "running" if from_running else PENDING_JOB_STATES,
+                               effect.results, effect.error))
+                events += 1
+                continue
+            if ending:
+                write_ends()
             if kind is fx.DevInfoReceived:
                 # what the store already holds is not written again (a device's
                 # DevInfo rarely changes: its inventory index stays as it is)
@@ -135,22 +174,6 @@ class SessionEffects:
                     max_failures=self.config.auth.device_max_failures,
                     lockout=self.config.auth.lockout,
                 )
-            elif kind is fx.JobFinished:
-                job_id = effect.job_id
-                if job_id not in listed and live.unstarted and job_id in live.unstarted:
-                    # the store never started it: it is not this session's to
-                    # end (a cancel asked meanwhile is left to the session's end)
-                    continue
-                # (a job this session never started fails from where it waits:
-                # abandoned while queued, when the device can take no command)
-                from_running = job_id in listed or effect.state != "failed"
-                ends.append((len(batch), job_id, effect.state))
-                change_job(batch, job_id, effect.state, device_id=device_id, now=now,
-                           expect="running" if from_running else PENDING_JOB_STATES,
-                           results=effect.results, error=effect.error)
-                events += 1
-                if self.functions is not None:
-                    batch.function_job_finished(effect.job_id, effect.state, effect.results, now)
             elif kind is fx.EventRaised:
                 batch.append_event(effect.type, device_id, now, dict(effect.payload))
                 events += 1
@@ -190,6 +213,8 @@ class SessionEffects:
                     messages=live.messages,
                     jobs=len(listed),
                 )
+        if ending:
+            write_ends()
         if started:
             write_started()
         record_start()
@@ -215,11 +240,11 @@ class SessionEffects:
             live.unstarted.difference_update(live.job_ids)
         if unstarted:  # (the session's row lists them until its next write: no harm, see store.recover)
             live.unstarted = set(live.unstarted or ()).union(unstarted)
-        for index, job_id, state in ends:
+        for index, place, job_id, state in ends:
             # nothing left to cancel (only once written: a cancel of a job
             # whose end the store refused is made at the session's end)
             self._cancel_at_end.pop(job_id, None)
-            if results[index]:  # (not a job ended outside the session meanwhile)
+            if results[index] if place is None else results[index][place]:  # (not one ended meanwhile)
                 self.jobs_finished[state] += 1
         if outcome is not None:
             # its end is written: a cancel of a job it sent finds that job ended

@@ -17,7 +17,9 @@ verifying -> done``, ending ``failed`` or ``expired``.
 
 :func:`change_job` is the one way a job changes state: it records, in the
 store batch it is given, a compare-and-set on the job's old state (so two
-processes cannot both move it) together with the job's event.  A job's end
+processes cannot both move it) together with the job's event
+(:func:`start_jobs` and :func:`end_jobs` do the same for several jobs at
+once, in one store call).  A job's end
 (``done``, ``failed``, ``expired``) appends a ``job`` event; its way there
 does not (the ``notification`` and ``session`` events tell it).  The store's
 own transactions (recovery, cancel, operation expiry) use :func:`job_event`
@@ -45,6 +47,7 @@ __all__ = [
     "job_event",
     "change_job",
     "start_jobs",
+    "end_jobs",
     "change_notification",
 ]
 
@@ -206,6 +209,29 @@ def start_jobs(batch, job_ids, *, now):
     no ``job`` event.
     """
     return batch.start_jobs(job_ids, expect=sources("job", "running"), now=now)
+
+
+def end_jobs(batch, ends, *, device_id, now):
+    """End several jobs of ``device_id``, each as :func:`change_job` would, in one store call.
+
+    ``ends`` holds per job ``(job_id, new_state, expect, results, error)``:
+    ``new_state`` an end (``done``, ``failed``, ``expired``), ``expect``,
+    ``results`` and ``error`` as :func:`change_job` takes them.  Each is its
+    own compare-and-set, with its own ``job`` event appended only if it
+    happens.  ``batch`` as for :func:`change_job`; the result is whether
+    each job changed, in the order given (a tuple).  On PostgreSQL one
+    statement ends them all (see the store's ``end_jobs``).
+
+    :raise RefusedTransition: an ``expect`` names a state its ``new_state`` may not follow.
+    :raise ValueError: a ``new_state`` is not an end.
+    """
+    checked = []
+    for job_id, new_state, expect, results, error in ends:
+        if new_state not in FINAL_JOB_STATES:
+            raise ValueError("%r is not the end of a job" % (new_state,))
+        checked.append((job_id, new_state, _expected("job", new_state, expect), results, error,
+                        job_event(job_id, new_state, error)))
+    return batch.end_jobs(checked, device_id=device_id, now=now)
 
 
 def change_notification(batch, notification_id, new_state, *, expect=None, **fields):

@@ -9,6 +9,7 @@ from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
 from dmgateway.client import ClientSession
+from dmgateway.dm import effects as fx
 from dmgateway.store import StoreUnavailable
 from tests.fixtures import ACCOUNT, DEVICE
 from tests.store.support import record_statements
@@ -65,6 +66,98 @@ class SessionStatementTests(TestCase):
         self.assertEqual(len(starts), 1, starts)
         self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids], ["done"] * 3)
         self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], ids)
+
+    async def six_jobs_ended(self, outside=lambda txn, now, ids: None):
+        """A session of six jobs, ``outside`` ending some in the store first
+        (as another process would) in the transaction that writes their ends;
+        return their ids and the updates of jobs in that write (one write for
+        all six)."""
+        ids = [(await self.handlers.create_job(DEVICE, GET_SWV))["id"] for _ in range(6)]
+        statements = record_statements(self)
+        ends = []
+        end = self.store._end_jobs_txn
+
+        def ended_first(txn, now, device_id, ending):
+            self.assertEqual([end[0] for end in ending], ids)
+            self.assertEqual(ends, [])
+            outside(txn, now, ids)
+            first = len(statements)
+            try:
+                return end(txn, now, device_id, ending)
+            finally:
+                ends.extend(sql for sql in statements[first:] if "UPDATE jobs" in sql)
+
+        self.patch(self.store, "_end_jobs_txn", ended_first)
+        session = await self.drive(ClientSession(account(), random_bytes=os.urandom))
+        self.assertEqual(session.outcome, "completed", session.log)
+        self.assertEqual((await self.store.get_device(DEVICE)).last_session["jobs"], ids)
+        return ids, ends
+
+    async def test_a_message_ends_all_its_jobs_in_one_write(self):
+        # (one statement on PostgreSQL: tests/store/test_job_ends.py; on
+        # SQLite, without RETURNING, each job's own UPDATE by its key)
+        ids, ends = await self.six_jobs_ended()
+        self.assertEqual(len(ends), 1 if self.store.database_engine.returning else 6, ends)
+        self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids], ["done"] * 6)
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 6})
+        events = await self.store.events_after(0)
+        self.assertEqual([(e["type"], e.get("job_id"), e.get("state")) for e in events][-7:],
+                         [("job", job_id, "done") for job_id in ids] + [("session", None, None)])
+
+    async def test_a_job_ended_meanwhile_is_not_counted_nor_ended_again(self):
+        def cancelled(txn, now, ids):
+            self.store._cancel_job_txn(txn, now, ids[2], ("running",))
+
+        ids, ends = await self.six_jobs_ended(cancelled)
+        # (SQLite: the refused job's UPDATE of a plain job, then the ordinary one)
+        self.assertEqual(len(ends), 1 if self.store.database_engine.returning else 7, ends)
+        self.assertEqual([(await self.handlers.get_job(job_id))["state"] for job_id in ids],
+                         ["done", "done", "failed", "done", "done", "done"])
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 5})
+        events = [(e["type"], e.get("job_id"), e.get("state")) for e in await self.store.events_after(0)]
+        self.assertEqual(events[-7:], [("job", ids[2], "failed")] + [("job", job_id, "done") for job_id in ids
+                                                                     if job_id != ids[2]] + [("session", None, None)])
+
+    async def test_ends_are_written_in_their_order_among_other_effects(self):
+        # the ends read together go in one call; any other effect (an alert's
+        # event, a start) is written after the ends before it and before those
+        # after it, so that the batch keeps the effects' order
+        ids = [(await self.handlers.create_job(DEVICE, GET_SWV))["id"] for _ in range(4)]
+        session = ClientSession(account(), random_bytes=os.urandom)
+        reply = await self.dispatcher.handle_dm(session.start().body, encoding="xml")
+        self.assertEqual(reply.code, 200, reply.body)
+        live = self.dispatcher._by_device[DEVICE]
+        self.assertEqual(live.job_ids, ids)
+        calls = []
+        inside = []
+        end_jobs, transition_job = self.store._end_jobs_txn, self.store._transition_job_txn
+
+        def ended(txn, now, device_id, ends):
+            calls.append([end[0] for end in ends])
+            inside.append(True)
+            try:
+                return end_jobs(txn, now, device_id, ends)
+            finally:
+                inside.pop()
+
+        def moved(txn, now, job_id, *args):
+            if not inside:
+                calls.append(job_id)
+            return transition_job(txn, now, job_id, *args)
+
+        self.patch(self.store, "_end_jobs_txn", ended)
+        self.patch(self.store, "_transition_job_txn", moved)
+        got = [{"op": "Get", "target": "./DevDetail/SwV", "status": 200, "data": "1.0"}]
+        await self.dispatcher._apply(live, [
+            fx.JobFinished(ids[0], "done", got), fx.JobFinished(ids[1], "done", got),
+            fx.EventRaised("client_event", {"data": "x"}),
+            fx.JobFinished(ids[2], "done", got),  # (alone: the call for one job)
+            fx.JobStarted(ids[3]),
+        ])
+        self.assertEqual(calls, [[ids[0], ids[1]], ids[2]])
+        self.assertEqual(self.dispatcher.jobs_finished, {"done": 3})
+        events = [(e["type"], e.get("job_id")) for e in await self.store.events_after(0)]
+        self.assertEqual(events[-4:], [("job", ids[0]), ("job", ids[1]), ("client_event", None), ("job", ids[2])])
 
     async def test_jobs_started_in_later_messages_are_recorded_on_the_session(self):
         # a small MaxMsgSize: the jobs go out over several messages, each

@@ -27,6 +27,12 @@ __all__ = ["JobStore", "job_from_row", "joined_job_from_row"]
 # below the 999 an SQLite built before 3.32 allows in one statement)
 _START_CHUNK = 400
 
+# jobs per UPDATE of L{JobStore.end_jobs} (PostgreSQL's, see there): 4
+# bound parameters each and one per state it may end from (at most 3:
+# queued, notified, running), a statement of bounded size however many
+# jobs one message ends
+_END_CHUNK = 100
+
 _DECODERS = {
     "commands": json_column("job commands"),
     "atomic": bool,
@@ -308,6 +314,72 @@ class JobStore(Database):
             running.update(row["job_id"] for row in rows)
         return tuple(job_id for job_id in job_ids if job_id in running)
 
+    def end_jobs(self, ends: Iterable[tuple], *, device_id: Optional[str], now: Optional[float] = None) -> Deferred:
+        """
+        Compare-and-set several jobs to their ends, each appending its
+        C{job} event if it changed, in one transaction; call it through
+        L{dmgateway.jobstates.end_jobs}, which owns the allowed transitions
+        and the events' shape.  On an engine that ends statements in
+        C{RETURNING} (PostgreSQL: a round trip each) one C{UPDATE} ends
+        them all; on SQLite each job's own C{UPDATE} by its key costs less
+        than any one statement for several (see L{_end_jobs_txn}).
+
+        @param ends: per job C{(job_id, state, expect, results, error,
+            event)}, as L{transition_job} takes them: its own states to
+            change from, its own end, results and error (L{None}: the
+            column is left as it is) and event (L{None}: none).
+        @return: fires with whether each job was changed (and its event
+            appended), in the order given (a tuple of bools).
+        """
+        return self.run_interaction(
+            "end_jobs", self._end_jobs_txn, self._now() if now is None else now, device_id, tuple(ends),
+        )
+
+    def _end_jobs_txn(self, txn, now, device_id, ends) -> tuple:
+        if len(ends) == 1 or not self.database_engine.returning or len({end[0] for end in ends}) < len(ends):
+            # One job; SQLite (without RETURNING, the batch could learn which
+            # jobs changed only by reading them first; and there, ending six
+            # jobs by key costs 181k instructions, one UPDATE ... FROM
+            # (VALUES ...) 214k, with RETURNING 279k, a CASE per column
+            # 216k); or a job asked twice (the first end wins): one by one.
+            changed = []
+            for job_id, state, expect, results, error, event in ends:
+                check_text(job_id, "job_id", empty=False)
+                changed.append(
+                    self._transition_job_txn(txn, now, job_id, device_id, expect, state, error, results, event)
+                )
+            return tuple(changed)
+        check_time(now, "now")
+        width = 1
+        checked = []
+        for job_id, state, expect, results, error, event in ends:
+            check_text(job_id, "job_id", empty=False)
+            expected = check_states(expect, JOB_STATES, "expect_state")
+            for old in expected:
+                check_job(old, state)
+            values = _job_values(now, state, results, error)
+            checked.append((job_id, state, values.get("results"), values.get("error"), expected, event))
+            width = max(width, len(expected))
+        changed: set = set()
+        plain: set = set()
+        for first in range(0, len(checked), _END_CHUNK):
+            chunk = checked[first:first + _END_CHUNK]
+            args = []
+            for job_id, state, results, error, expected, _event in chunk:
+                args += (job_id, state, results, error, *expected, *(None,) * (width - len(expected)))
+            args.append(now)
+            txn.execute(_end_sql(len(chunk), width, self.engine == "postgresql"), args)
+            for job_id, is_plain in txn.cursor.fetchall():
+                changed.add(job_id)
+                if is_plain:
+                    plain.add(job_id)
+        if txn.plain_jobs is not None:
+            txn.plain_jobs.update(plain)
+        for job_id, _state, _results, _error, _expected, event in checked:
+            if event is not None and job_id in changed:
+                self._append_event_txn(txn, "job", device_id, now, event)
+        return tuple([end[0] in changed for end in checked])
+
     def _end_job_txn(self, txn, now, job_id, state, results, error, expect) -> bool:
         """
         L{_transition_job_txn}'s compare-and-set ending a job in a
@@ -360,6 +432,33 @@ def _start_sql(jobs: int, expected: int, lock_in_seq_order: bool) -> str:
     if lock_in_seq_order:
         where = f"job_id IN (SELECT job_id FROM jobs WHERE {where} ORDER BY seq FOR UPDATE)"
     return f"UPDATE jobs SET state = 'running', updated = ? WHERE {where}"
+
+
+@functools.lru_cache(maxsize=64)
+def _end_sql(jobs: int, expected: int, lock_in_seq_order: bool) -> str:
+    """
+    L{JobStore._end_jobs_txn}'s C{UPDATE} of C{jobs} jobs, returning the
+    id and C{plain} of each it changed.  Each row of its C{VALUES} is a
+    job's id, end, results and error (L{None}: left as they are) and the
+    C{expected} states it may end from (padded with L{None}); then comes
+    the time.  Each placeholder is cast to text: PostgreSQL cannot tell
+    the type of a C{VALUES} column of parameters alone (a C{NULL} one in
+    particular).  C{lock_in_seq_order} as for L{_start_sql} (every job
+    given is locked, also one that will not change: it has ended, and
+    ended jobs are written again only by the deletion of their device).
+    """
+    states = [f"expect{n}" for n in range(expected)]
+    row = "(" + ", ".join(["CAST(? AS TEXT)"] * (4 + expected)) + ")"
+    where = f"jobs.job_id = ends.job_id AND jobs.state IN ({', '.join('ends.' + s for s in states)})"
+    if lock_in_seq_order:
+        where += " AND jobs.job_id IN (SELECT job_id FROM jobs WHERE job_id IN (SELECT job_id FROM ends)" \
+                 " ORDER BY seq FOR UPDATE)"
+    return (
+        f"WITH ends (job_id, state, results, error, {', '.join(states)}) AS (VALUES {', '.join([row] * jobs)})"
+        " UPDATE jobs SET state = ends.state, results = coalesce(ends.results, jobs.results),"
+        f" error = coalesce(ends.error, jobs.error), updated = ? FROM ends WHERE {where}"
+        " RETURNING jobs.job_id, jobs.plain"
+    )
 
 
 @functools.lru_cache(maxsize=64)
