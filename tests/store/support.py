@@ -189,3 +189,17 @@ async def until_a_lock_waits(connection, what):
             return
         await task.deferLater(reactor, 0.01, lambda: None)
     raise AssertionError(f"{what} never waited for the other writer's row lock")
+
+
+def fill_other_jobs(uri: str, device_id: str, state: str, count: int = 20000) -> None:
+    """Insert ``count`` jobs of ``device_id`` in ``state`` into the PostgreSQL
+    store at ``uri`` and analyse the table: with that many jobs elsewhere the
+    planner finds a message's few jobs by their ids (the order a deadlock
+    between row locks taken in different orders needs)."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as admin:
+        admin.execute("INSERT INTO jobs (job_id, device_id, state, commands, atomic, notify, ui_mode, results,"
+                      " created, updated) SELECT 'x' || n, %s, %s, '[]', 0, 'none', 0, '[]', 0, 0"
+                      " FROM generate_series(1, %s) AS n", (device_id, state, count))
+        admin.execute("ANALYZE jobs")

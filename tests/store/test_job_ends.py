@@ -16,7 +16,8 @@ from dmgateway.store import jobs as jobs_module
 from tests import test_dispatch_effects as dispatch_effects
 from tests.fixtures import ACCOUNT
 from tests.store.support import (
-    OnInlineSQLite, OnOldSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, until_a_lock_waits,
+    OnInlineSQLite, OnOldSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, fill_other_jobs,
+    until_a_lock_waits,
 )
 from tests.support import start_dispatcher
 
@@ -230,11 +231,7 @@ class PostgresJobEndsTests(OnPostgres, JobEndsTestsMixin, TestCase):
         # the ends are given against seq (j0 after j1), as a message may.
         await self.running("j1", "j0")
         await add_device(self.store, "IMEI:2")
-        with psycopg.connect(self.uri, autocommit=True) as admin:
-            admin.execute("INSERT INTO jobs (job_id, device_id, state, commands, atomic, notify, ui_mode, results,"
-                          " created, updated) SELECT 'x' || n, 'IMEI:2', 'running', '[]', 0, 'none', 0, '[]', 0, 0"
-                          " FROM generate_series(1, 20000) AS n")
-            admin.execute("ANALYZE jobs")
+        fill_other_jobs(self.uri, "IMEI:2", "running")
         retries = self.store.database_engine.retries
         with psycopg.connect(self.uri) as other:
             other.execute("UPDATE jobs SET state = 'failed' WHERE job_id = 'j1'")  # remove_device's first

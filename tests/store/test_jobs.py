@@ -11,8 +11,8 @@ from dmgateway import jobstates as js
 from dmgateway.functions import build_operation
 from dmgateway.store import Conflict, NotFound, database
 from tests.store.support import (
-    START, OnInlineSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, record_statements,
-    until_a_lock_waits,
+    START, OnInlineSQLite, OnPostgres, OnReactorSQLite, OnSQLite, StoreCase, add_device, fill_other_jobs,
+    record_statements, until_a_lock_waits,
 )
 
 GET = [{"op": "Get", "target": "./DevInfo/Mod"}]
@@ -461,11 +461,7 @@ class PostgresTransitionTests(OnPostgres, TransitionTestsMixin, TestCase):
         # jobs elsewhere the planner finds the two by job id.
         await self.store.create_job("j0", TRANSITION_DEVICE, commands=GET)
         await add_device(self.store, "IMEI:2")
-        with psycopg.connect(self.uri, autocommit=True) as admin:
-            admin.execute("INSERT INTO jobs (job_id, device_id, state, commands, atomic, notify, ui_mode, results,"
-                          " created, updated) SELECT 'x' || n, 'IMEI:2', 'queued', '[]', 0, 'none', 0, '[]', 0, 0"
-                          " FROM generate_series(1, 20000) AS n")
-            admin.execute("ANALYZE jobs")
+        fill_other_jobs(self.uri, "IMEI:2", "queued")
         with psycopg.connect(self.uri) as other:
             other.execute("UPDATE jobs SET state = 'failed' WHERE job_id = 'j1'")  # remove_device's first
             starting = js.start_jobs(self.store, ["j1", "j0"], now=self.clock.seconds())
