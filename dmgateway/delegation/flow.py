@@ -370,7 +370,8 @@ class DelegationService(TargetSide):
         if doc["error"] is None:
             doc["error"] = {"code": "device_refused",
                             "message": "%s: %s failed: %s" % (dev_id, phase, error)}
-        self._step(doc, "failed", "%s job %s: %s" % (phase, job_id, error), dev_id)
+        self._step(doc, "failed", "%s job %s: %s" % (phase, job_id, error) if job_id is not None
+                   else "%s: %s" % (phase, error), dev_id)
 
     async def _grant(self, doc, dev_id, step, job):
         saved = {}

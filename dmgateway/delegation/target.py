@@ -125,14 +125,8 @@ class TargetSide:
         elif note.state == "device-ready":
             if doc["state"] != "accepted":
                 return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
+            await self._queue_contacts(doc)
             doc["state"] = "contacting"
-            for dev_id in doc["devices"]:
-                job = await self.handlers.create_job(dev_id, {
-                    "commands": [{"op": "Get", "target": CONTACT_URI}],
-                    "atomic": False, "notify": "auto", "ui_mode": 0})
-                doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}
-                self._step(doc, "contact", "job %s: first session with the device" % (job["id"],),
-                           dev_id)
         else:  # revoked | failed
             if doc["state"] in ("revoked", "failed"):
                 return m.Response(tid, True)
@@ -142,6 +136,34 @@ class TargetSide:
                        % (note.state, peer.server_id, reason))
         await self._save(doc)
         return m.Response(tid, True)
+
+    async def _queue_contacts(self, doc):
+        """A first job per device, each kept in the record as soon as it is
+        queued: the notice sent again after a failure here (answered
+        ``unavailable``) queues the rest, not a second job for a device.  A
+        device an operator deleted here meanwhile is failed (see
+        :meth:`_contacted`)."""
+        for dev_id in doc["devices"]:
+            if dev_id in doc["device_steps"]:
+                continue  # queued by this notice before, which failed on a later device
+            try:
+                job = await self.handlers.create_job(dev_id, {
+                    "commands": [{"op": "Get", "target": CONTACT_URI}],
+                    "atomic": False, "notify": "auto", "ui_mode": 0})
+            except (StoreUnavailable, StoreContention, StoreClosed):
+                raise
+            except Exception:
+                # the API's UnknownDevice (a layer above this one) if it was deleted
+                if await self.store.get_device(dev_id) is not None:
+                    raise
+                doc["device_steps"][dev_id] = {"step": "contact", "jobs": []}
+                self._device_failed(doc, dev_id, doc["device_steps"][dev_id], None,
+                                    "the device was deleted")
+            else:
+                doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}
+                self._step(doc, "contact", "job %s: first session with the device" % (job["id"],),
+                           dev_id)
+            await self._save(doc)
 
     async def _contacted(self, doc):
         """The target: once every device ran its first job for us, report to the peer."""
