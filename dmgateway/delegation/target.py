@@ -63,17 +63,23 @@ class TargetSide:
             return _rejected(tid, "invalid_message", "a device is listed twice")
         now = self.clock.seconds()
         accounts = []
-        for device in request.devices:
-            client = m.Auth("md5", "dev-" + self.random_bytes(6).hex(), self.random_bytes(16).hex())
-            server = m.Auth("md5", self.own_id, self.random_bytes(16).hex())
-            await self.handlers.put_device(device.dev_id, {
-                "server_id": self.own_id,
-                "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
-                "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
-                "msisdn": device.msisdn or None,
-                "sip_uri": device.sip_uri or None,
-            })
-            accounts.append(m.Account(device.dev_id, self.own_id, self.public_url, client, server))
+        try:
+            for device in request.devices:
+                client = m.Auth("md5", "dev-" + self.random_bytes(6).hex(), self.random_bytes(16).hex())
+                server = m.Auth("md5", self.own_id, self.random_bytes(16).hex())
+                await self.handlers.put_device(device.dev_id, {
+                    "server_id": self.own_id,
+                    "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
+                    "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
+                    "msisdn": device.msisdn or None,
+                    "sip_uri": device.sip_uri or None,
+                })
+                accounts.append(m.Account(device.dev_id, self.own_id, self.public_url, client, server))
+        except Exception:
+            # answered "unavailable", the peer's delegation is rejected: the
+            # accounts made for it go (kept, they refused the devices later)
+            await self._undo_accounts([a.dev_id for a in accounts])
+            raise
         doc = {
             "id": uuid.uuid4().hex, "role": "target", "peer": peer.server_id,
             "transaction_id": tid, "state": "accepted",
@@ -106,6 +112,14 @@ class TargetSide:
             return _rejected(tid, "unknown_transaction", "no such delegation with this peer")
         return await self._with_record(
             doc["id"], lambda fresh: self._take_notification(fresh, peer, note))
+
+    async def _undo_accounts(self, device_ids):
+        for dev_id in device_ids:
+            try:
+                await self.handlers.delete_device(dev_id, False)
+            except Exception:
+                log.failure("the account of {device_id} made for a delegation request that "
+                            "failed stays: delete it", device_id=dev_id)
 
     async def _take_notification(self, doc, peer, note):
         tid = note.transaction_id

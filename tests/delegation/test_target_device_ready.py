@@ -26,6 +26,12 @@ class FailingJobStore:
     def __getattr__(self, name):
         return getattr(self._store, name)
 
+    def put_device(self, device_id, **kwargs):
+        if device_id == self.fail_for:
+            self.fail_for = None
+            raise StoreUnavailable("store down")
+        return self._store.put_device(device_id, **kwargs)
+
     def create_job(self, job_id, device_id, **kwargs):
         if device_id == self.fail_for:
             self.fail_for = None
@@ -86,3 +92,15 @@ class DeviceReadyTests(FlowCase):
         self.assertEqual(record["state"], "contacting")
         self.assertEqual([s["step"] for s in record["device_steps"].values()], ["contact"] * 3)
         self.assertEqual(self.b.dispatcher._locks, {})
+
+    async def test_a_request_failing_half_way_leaves_no_account(self):
+        # answered "unavailable", A's delegation is rejected: the accounts
+        # created before the failure went (before: they stayed, with no
+        # delegation, and B refused the devices as "already managed here")
+        self.b.store.fail_for = DEVICES[1]
+        with self.assertRaises(StoreUnavailable):
+            await self.accepted()
+        for dev_id in DEVICES:
+            self.assertIsNone(await self.b.store.get_device(dev_id))
+        self.assertEqual(self.b.dispatcher._locks, {})
+        await self.accepted("t-2")  # the operator creates the delegation again
