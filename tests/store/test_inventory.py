@@ -236,7 +236,36 @@ class SQLiteInlineInventoryTests(OnInlineSQLite, InventoryTestsMixin, TestCase):
 
 
 class PostgresInventoryTests(OnPostgres, InventoryTestsMixin, TestCase):
-    pass
+    async def test_a_key_written_while_its_device_is_removed_goes_with_it(self):
+        # two transactions at once: the key's, holding the device's row, and
+        # the removal, which waits for it and then sees its row (with the key
+        # deleted before the account, the removal missed the uncommitted row:
+        # the deleted device's key stayed)
+        import threading
+
+        from twisted.internet import defer, reactor
+
+        store = await self.open(pool_min=2, pool_max=2)
+        await add_device(store, "IMEI:1")
+        wrote, commit = threading.Event(), threading.Event()
+
+        def set_key(txn):
+            DevicePskKeys._set_txn(txn, "IMEI:1", "psk-race", "01" * 16, START)
+            wrote.set()
+            commit.wait(10)
+
+        def remove(txn, *args):
+            wrote.wait(10)
+            return store._remove_device_txn(txn, *args)
+
+        keyed = store.run_interaction("set_device_psk", set_key)
+        removed = store.run_interaction("remove_device", remove, START, "IMEI:1", False)
+        await task.deferLater(reactor, 0.5, lambda: None)  # the removal waits on the row now
+        commit.set()
+        await defer.gatherResults([keyed, removed], consumeErrors=True)
+        rows = await store.run_interaction(
+            "rows", lambda txn: txn.fetchall("SELECT device_id FROM device_psk"))
+        self.assertEqual(rows, [])
 
 
 def test_inventory_columns_of_odd_input():
