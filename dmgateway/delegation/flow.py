@@ -51,6 +51,7 @@ from dmgateway.delegation import messages as m
 from dmgateway.delegation.grants import account_dict, account_name, grant_commands
 from dmgateway.delegation.target import TargetSide
 from dmgateway.store.delegations import DelegationRecords
+from dmgateway.store.model import StoreClosed, StoreContention, StoreUnavailable
 
 __all__ = ["DelegationError", "DelegationService", "delegation_view"]
 
@@ -324,7 +325,11 @@ class DelegationService(TargetSide):
             if step["step"] in ("granted", "restored", "failed"):
                 continue
             job = await self.store.get_job(step["jobs"][-1])
-            if job is None or job.state not in ("done", "failed", "expired"):
+            if job is None:  # gone with its device: an operator here deleted it
+                changed = True
+                self._device_failed(doc, dev_id, step, step["jobs"][-1], "the device was deleted")
+                continue
+            if job.state not in ("done", "failed", "expired"):
                 continue
             changed = True
             if job.state != "done":
@@ -370,7 +375,8 @@ class DelegationService(TargetSide):
         if doc["error"] is None:
             doc["error"] = {"code": "device_refused",
                             "message": "%s: %s failed: %s" % (dev_id, phase, error)}
-        self._step(doc, "failed", "%s job %s: %s" % (phase, job_id, error), dev_id)
+        self._step(doc, "failed", "%s job %s: %s" % (phase, job_id, error) if job_id is not None
+                   else "%s: %s" % (phase, error), dev_id)
 
     async def _grant(self, doc, dev_id, step, job):
         saved = {}
@@ -429,8 +435,18 @@ class DelegationService(TargetSide):
             commands = [{"op": "Replace", "target": uri + "?prop=ACL", "data": acl}
                         for uri, acl in step["saved_acls"].items()]
             commands.append({"op": "Delete", "target": "./DMAcc/" + step["account"]["name"]})
-            job = await self.handlers.create_job(dev_id, {
-                "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
+            try:
+                job = await self.handlers.create_job(dev_id, {
+                    "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
+            except (StoreUnavailable, StoreContention, StoreClosed):
+                raise
+            except Exception:
+                # the API's UnknownDevice if an operator here deleted it: nothing
+                # to restore (raising, the next try queued the others' again)
+                if await self.store.get_device(dev_id) is not None:
+                    raise
+                self._device_failed(doc, dev_id, step, None, "the device was deleted")
+                continue
             step["step"] = "restore"
             step["jobs"].append(job["id"])
             self._step(doc, "restore", "Atomic job %s restores the ACLs and removes %s's "

@@ -63,17 +63,23 @@ class TargetSide:
             return _rejected(tid, "invalid_message", "a device is listed twice")
         now = self.clock.seconds()
         accounts = []
-        for device in request.devices:
-            client = m.Auth("md5", "dev-" + self.random_bytes(6).hex(), self.random_bytes(16).hex())
-            server = m.Auth("md5", self.own_id, self.random_bytes(16).hex())
-            await self.handlers.put_device(device.dev_id, {
-                "server_id": self.own_id,
-                "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
-                "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
-                "msisdn": device.msisdn or None,
-                "sip_uri": device.sip_uri or None,
-            })
-            accounts.append(m.Account(device.dev_id, self.own_id, self.public_url, client, server))
+        try:
+            for device in request.devices:
+                client = m.Auth("md5", "dev-" + self.random_bytes(6).hex(), self.random_bytes(16).hex())
+                server = m.Auth("md5", self.own_id, self.random_bytes(16).hex())
+                await self.handlers.put_device(device.dev_id, {
+                    "server_id": self.own_id,
+                    "client_auth": {"type": client.type, "name": client.name, "secret": client.secret},
+                    "server_auth": {"type": server.type, "name": server.name, "secret": server.secret},
+                    "msisdn": device.msisdn or None,
+                    "sip_uri": device.sip_uri or None,
+                })
+                accounts.append(m.Account(device.dev_id, self.own_id, self.public_url, client, server))
+        except Exception:
+            # answered "unavailable", the peer's delegation is rejected: the
+            # accounts made for it go (kept, they refused the devices later)
+            await self._undo_accounts([a.dev_id for a in accounts])
+            raise
         doc = {
             "id": uuid.uuid4().hex, "role": "target", "peer": peer.server_id,
             "transaction_id": tid, "state": "accepted",
@@ -107,6 +113,14 @@ class TargetSide:
         return await self._with_record(
             doc["id"], lambda fresh: self._take_notification(fresh, peer, note))
 
+    async def _undo_accounts(self, device_ids):
+        for dev_id in device_ids:
+            try:
+                await self.handlers.delete_device(dev_id, False)
+            except Exception:
+                log.failure("the account of {device_id} made for a delegation request that "
+                            "failed stays: delete it", device_id=dev_id)
+
     async def _take_notification(self, doc, peer, note):
         tid = note.transaction_id
         reason = " (%s: %s)" % (note.reason.code, note.reason.text) if note.reason else ""
@@ -125,14 +139,8 @@ class TargetSide:
         elif note.state == "device-ready":
             if doc["state"] != "accepted":
                 return _rejected(tid, "out_of_order", "delegation is %s" % (doc["state"],))
+            await self._queue_contacts(doc)
             doc["state"] = "contacting"
-            for dev_id in doc["devices"]:
-                job = await self.handlers.create_job(dev_id, {
-                    "commands": [{"op": "Get", "target": CONTACT_URI}],
-                    "atomic": False, "notify": "auto", "ui_mode": 0})
-                doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}
-                self._step(doc, "contact", "job %s: first session with the device" % (job["id"],),
-                           dev_id)
         else:  # revoked | failed
             if doc["state"] in ("revoked", "failed"):
                 return m.Response(tid, True)
@@ -142,6 +150,34 @@ class TargetSide:
                        % (note.state, peer.server_id, reason))
         await self._save(doc)
         return m.Response(tid, True)
+
+    async def _queue_contacts(self, doc):
+        """A first job per device, each kept in the record as soon as it is
+        queued: the notice sent again after a failure here (answered
+        ``unavailable``) queues the rest, not a second job for a device.  A
+        device an operator deleted here meanwhile is failed (see
+        :meth:`_contacted`)."""
+        for dev_id in doc["devices"]:
+            if dev_id in doc["device_steps"]:
+                continue  # queued by this notice before, which failed on a later device
+            try:
+                job = await self.handlers.create_job(dev_id, {
+                    "commands": [{"op": "Get", "target": CONTACT_URI}],
+                    "atomic": False, "notify": "auto", "ui_mode": 0})
+            except (StoreUnavailable, StoreContention, StoreClosed):
+                raise
+            except Exception:
+                # the API's UnknownDevice (a layer above this one) if it was deleted
+                if await self.store.get_device(dev_id) is not None:
+                    raise
+                doc["device_steps"][dev_id] = {"step": "contact", "jobs": []}
+                self._device_failed(doc, dev_id, doc["device_steps"][dev_id], None,
+                                    "the device was deleted")
+            else:
+                doc["device_steps"][dev_id] = {"step": "contact", "jobs": [job["id"]]}
+                self._step(doc, "contact", "job %s: first session with the device" % (job["id"],),
+                           dev_id)
+            await self._save(doc)
 
     async def _contacted(self, doc):
         """The target: once every device ran its first job for us, report to the peer."""

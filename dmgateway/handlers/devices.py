@@ -93,6 +93,8 @@ class DeviceHandlers:
             raise ValidationError("invalid_device", "psk: this gateway keeps no PSK keys")
 
         def taken(failure):
+            if failure.check(NotFound):  # a DELETE removed it after its account was written
+                raise UnknownDevice(device_id)
             failure.trap(PskIdentityTaken)
             raise ValidationError("invalid_device", "psk.identity is used by another device")
 

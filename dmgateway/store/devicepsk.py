@@ -9,6 +9,8 @@ except to OpenSSL.
 
 from twisted.internet import defer
 
+from dmgateway.store.model import NotFound
+
 __all__ = ["DevicePskKeys", "PskIdentityTaken"]
 
 
@@ -48,6 +50,7 @@ class DevicePskKeys:
 
     @defer.inlineCallbacks
     def set(self, device_id, identity, key):
+        """Keep ``identity`` and ``key`` for ``device_id``; ``NotFound`` if there is no such device."""
         yield self.store.run_interaction("set_device_psk", self._set_txn, device_id, identity,
                                          key.hex(), self.clock.seconds())
         old = self._identity.get(device_id)
@@ -65,9 +68,18 @@ class DevicePskKeys:
 
     @staticmethod
     def _set_txn(txn, device_id, identity, key_hex, now):
-        row = txn.fetchone("SELECT device_id FROM device_psk WHERE identity = ?", (identity,))
+        # the device's row held (a DELETE of it in flight waits, or is seen
+        # here): no key is written behind a device removed meanwhile
+        if not txn.execute("UPDATE devices SET updated = updated WHERE device_id = ?", (device_id,)):
+            raise NotFound("no device %r" % (device_id,))
+        row = txn.fetchone("SELECT p.device_id AS device_id, d.device_id AS live FROM device_psk p"
+                           " LEFT JOIN devices d ON d.device_id = p.device_id WHERE p.identity = ?",
+                           (identity,))
         if row is not None and row["device_id"] != device_id:
-            raise PskIdentityTaken(identity)
+            if row["live"] is not None:
+                raise PskIdentityTaken(identity)
+            # left behind its deleted device by an older version: it holds nothing
+            txn.execute("DELETE FROM device_psk WHERE device_id = ?", (row["device_id"],))
         changed = txn.execute("UPDATE device_psk SET identity = ?, psk_key = ?, updated = ? "
                               "WHERE device_id = ?", (identity, key_hex, now, device_id))
         if not changed:

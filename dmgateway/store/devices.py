@@ -207,6 +207,9 @@ class DeviceStore(Database):
             tuple(row.values()),
         )
         if inserted:
+            # a TLS-PSK key an older version left behind a deleted device of
+            # this id is not this new account's (DevicePskKeys would load it)
+            txn.execute("DELETE FROM device_psk WHERE device_id = ?", (device_id,))
             return True
         if client_auth.nonce is not None:
             common["client_nonce"] = bytes(client_auth.nonce)

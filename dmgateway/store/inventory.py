@@ -235,7 +235,8 @@ class InventoryQueries(Database):
         else:
             self._append_event_txn(txn, "device", device_id, now,
                                    {"action": "deleted", "jobs_cancelled": len(jobs)})
-        # (no foreign key: the key goes in the same transaction as the account)
-        txn.execute("DELETE FROM device_psk WHERE device_id = ?", (device_id,))
+        # (no foreign key: the key goes in the same transaction as the account,
+        # after it: a key's write holding the device's row is waited for, and seen)
         txn.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+        txn.execute("DELETE FROM device_psk WHERE device_id = ?", (device_id,))
         return [job.job_id for job in jobs]

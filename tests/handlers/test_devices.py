@@ -89,3 +89,32 @@ class DeletedDevicePskTests(TestCase):
         self.assertIsNone((yield self.store.get_device(DEVICE)))
         self.assertIsNone(keys.key_for_identity("dev-1"))
         self.assertEqual((yield DevicePskKeys(self.store, task.Clock()).load()), 0)
+
+    @defer.inlineCallbacks
+    def test_a_put_whose_device_a_delete_removes_meanwhile_writes_no_key(self):
+        """The DELETE commits between the PUT's account and its key: the PUT
+        answers unknown_device and the deleted device's key opens nothing
+        (before: the key was written behind the removal, in memory and in a
+        row no DELETE would remove any more)."""
+        from dmgateway.api.service import UnknownDevice
+
+        other = "IMEI:350000000000099"
+        put_device = self.store.put_device
+
+        @defer.inlineCallbacks
+        def deleted_meanwhile(device_id, **kwargs):
+            created = yield put_device(device_id, **kwargs)
+            yield self.handlers.delete_device(device_id, False)  # an operator's DELETE
+            return created
+
+        self.store.put_device = deleted_meanwhile
+        psk = {"identity": "dev-2", "key": bytes.fromhex("ffeeddccbbaa99887766554433221100")}
+        with self.assertRaises(UnknownDevice):
+            yield self.handlers.put_device(other, dict(ACCOUNT, psk=psk))
+        self.store.put_device = put_device
+        keys = self.handlers.device_psk
+        self.assertIsNone(keys.key_for_identity("dev-2"))
+        self.assertIsNone(keys.identity_of(other))
+        rows = yield self.store.run_interaction(
+            "rows", lambda txn: txn.fetchall("SELECT device_id FROM device_psk"))
+        self.assertEqual([r["device_id"] for r in rows], [DEVICE])

@@ -179,6 +179,53 @@ class InventoryTestsMixin(StoreCase):
         self.assertIsNone(reloaded.key_for_identity("psk-gone"))
         self.assertEqual(reloaded.key_for_identity("psk-1"), b"\x01" * 16)
 
+    async def orphan_psk_row(self, store, device_id, identity):
+        """A row an older version's failed DELETE left behind its deleted device."""
+
+        def orphan(txn):
+            txn.execute("INSERT INTO device_psk (device_id, identity, psk_key, updated) VALUES (?, ?, ?, ?)",
+                        (device_id, identity, "02" * 16, START))
+
+        await store.run_interaction("orphan", orphan)
+
+    async def test_a_device_created_again_does_not_inherit_a_key_left_behind(self):
+        # (the JOIN of the load matched the old row again once the id was reused)
+        store = await self.fleet()
+        await self.orphan_psk_row(store, "IMEI:gone", "psk-gone")
+        await add_device(store, "IMEI:gone")  # a new account, no TLS-PSK key
+        reloaded = DevicePskKeys(store, task.Clock())
+        self.assertEqual(await reloaded.load(), 0)
+        self.assertIsNone(reloaded.key_for_identity("psk-gone"))
+        self.assertIsNone(reloaded.identity_of("IMEI:gone"))
+
+    async def test_an_identity_left_behind_its_deleted_device_is_free(self):
+        store = await self.fleet()
+        await self.orphan_psk_row(store, "IMEI:gone", "psk-gone")
+        keys = DevicePskKeys(store, task.Clock())
+        await keys.set("IMEI:1", "psk-gone", b"\x01" * 16)  # was PskIdentityTaken for good
+        reloaded = DevicePskKeys(store, task.Clock())
+        self.assertEqual(await reloaded.load(), 1)
+        self.assertEqual(reloaded.identity_of("IMEI:1"), "psk-gone")
+
+    async def test_no_key_is_written_for_a_device_there_is_not(self):
+        # (a PUT whose device a DELETE removed between its account's transaction and its key's)
+        store = await self.fleet()
+        keys = DevicePskKeys(store, task.Clock())
+        await keys.set("IMEI:1", "psk-1", b"\x01" * 16)
+        await store.remove_device("IMEI:1", False)
+        keys.forget("IMEI:1")  # (as the DELETE does once that is committed)
+        with self.assertRaises(NotFound):
+            await keys.set("IMEI:1", "psk-1", b"\x01" * 16)
+        with self.assertRaises(NotFound):
+            await keys.set("IMEI:none", "psk-9", b"\x09" * 16)
+        self.assertIsNone(keys.key_for_identity("psk-1"))
+        self.assertIsNone(keys.key_for_identity("psk-9"))
+
+        def count(txn):
+            return txn.fetchone("SELECT COUNT(*) AS n FROM device_psk")["n"]
+
+        self.assertEqual(await store.run_interaction("count", count), 0)
+
 
 class SQLiteInventoryTests(OnSQLite, InventoryTestsMixin, TestCase):
     pass
@@ -189,7 +236,36 @@ class SQLiteInlineInventoryTests(OnInlineSQLite, InventoryTestsMixin, TestCase):
 
 
 class PostgresInventoryTests(OnPostgres, InventoryTestsMixin, TestCase):
-    pass
+    async def test_a_key_written_while_its_device_is_removed_goes_with_it(self):
+        # two transactions at once: the key's, holding the device's row, and
+        # the removal, which waits for it and then sees its row (with the key
+        # deleted before the account, the removal missed the uncommitted row:
+        # the deleted device's key stayed)
+        import threading
+
+        from twisted.internet import defer, reactor
+
+        store = await self.open(pool_min=2, pool_max=2)
+        await add_device(store, "IMEI:1")
+        wrote, commit = threading.Event(), threading.Event()
+
+        def set_key(txn):
+            DevicePskKeys._set_txn(txn, "IMEI:1", "psk-race", "01" * 16, START)
+            wrote.set()
+            commit.wait(10)
+
+        def remove(txn, *args):
+            wrote.wait(10)
+            return store._remove_device_txn(txn, *args)
+
+        keyed = store.run_interaction("set_device_psk", set_key)
+        removed = store.run_interaction("remove_device", remove, START, "IMEI:1", False)
+        await task.deferLater(reactor, 0.5, lambda: None)  # the removal waits on the row now
+        commit.set()
+        await defer.gatherResults([keyed, removed], consumeErrors=True)
+        rows = await store.run_interaction(
+            "rows", lambda txn: txn.fetchall("SELECT device_id FROM device_psk"))
+        self.assertEqual(rows, [])
 
 
 def test_inventory_columns_of_odd_input():
