@@ -139,6 +139,7 @@ class DeleteWhilePackage1IsWrittenTests(GatewayCase):
         self.assertEqual((response.status, response.json["error"]["code"]), (503, "service_unavailable"),
                          response.raw)
         self.assertIn("nothing was deleted: try again", response.json["error"]["message"])
+        self.assertEqual(response.header("retry-after"), "%d" % (DELETE_WAIT,))
         lock = self.dispatcher._locks[DEVICE]
         self.assertEqual((lock.locked, lock.waiting), (True, []))  # (the message's, no waiter left)
         self.release()

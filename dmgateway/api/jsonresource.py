@@ -129,8 +129,10 @@ class _Exchange:
                 {b"Retry-After": b"5"},
             )
         elif isinstance(error, ServiceUnavailable):
+            retry_after = getattr(error, "retry_after", None)
             error = ApiError(
-                503, "service_unavailable", str(error) or "service unavailable"
+                503, "service_unavailable", str(error) or "service unavailable",
+                {} if retry_after is None else {b"Retry-After": b"%d" % (retry_after,)},
             )
         elif not isinstance(error, ApiError):
             log.failure(

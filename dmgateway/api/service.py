@@ -9,7 +9,7 @@ HTTP; the handlers own every representation they return (built with
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 from twisted.internet.defer import Deferred
 
@@ -30,8 +30,13 @@ class ServiceUnavailable(Exception):
     """
     The service cannot answer now, e.g. the store is down (HTTP 503
     ``service_unavailable``).  The message is shown to the API client:
-    keep secrets out of it.
+    keep secrets out of it.  ``retry_after`` (seconds), if given, is the
+    answer's ``Retry-After``.
     """
+
+    def __init__(self, message: str = "", retry_after: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BootstrapRefused(Exception):

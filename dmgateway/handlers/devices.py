@@ -198,7 +198,8 @@ class DeviceHandlers:
             raise UnknownDevice(device_id)
         except DeviceBusy:
             raise ServiceUnavailable("a message of the device is still being handled (its write waits "
-                                     "on the store); nothing was deleted: try again") from None
+                                     "on the store); nothing was deleted: try again",
+                                     retry_after=int(DELETE_WAIT)) from None
         if not purge_history:
             self.events.announce()
         log.info(
