@@ -321,6 +321,10 @@ class DelegationService(TargetSide):
 
     async def _advance(self, doc):
         changed = False
+        if doc["state"] == "revoking" and any(s["step"] in ("granted", "grant")
+                                              for s in doc["device_steps"].values()):
+            await self._restore_devices(doc)  # (a revocation a store failure cut short)
+            changed = True
         for dev_id, step in doc["device_steps"].items():
             if step["step"] in ("granted", "restored", "failed"):
                 continue
@@ -429,6 +433,11 @@ class DelegationService(TargetSide):
         await self._save(doc)
 
     async def _restore_devices(self, doc):
+        """Queue the restore job of each device granted (or being granted),
+        the record saved after each: a store failure part way leaves it
+        ``revoking`` with the rest still to queue, which :meth:`_advance`
+        resumes (before: nothing was saved, and the next try queued the
+        first devices' jobs again)."""
         for dev_id, step in doc["device_steps"].items():
             if step["step"] not in ("granted", "grant"):
                 continue
@@ -446,11 +455,12 @@ class DelegationService(TargetSide):
                 if await self.store.get_device(dev_id) is not None:
                     raise
                 self._device_failed(doc, dev_id, step, None, "the device was deleted")
-                continue
-            step["step"] = "restore"
-            step["jobs"].append(job["id"])
-            self._step(doc, "restore", "Atomic job %s restores the ACLs and removes %s's "
-                       "account" % (job["id"], doc["peer"]), dev_id)
+            else:
+                step["step"] = "restore"
+                step["jobs"].append(job["id"])
+                self._step(doc, "restore", "Atomic job %s restores the ACLs and removes %s's "
+                           "account" % (job["id"], doc["peer"]), dev_id)
+            await self._save(doc)
 
     async def _notify(self, doc, state, reason=None):
         """Tell the peer ``state``; undelivered, it is retried every ``check_interval``."""

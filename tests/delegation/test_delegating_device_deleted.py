@@ -68,3 +68,39 @@ class DeviceDeletedOnATests(FlowCase):
         self.assertEqual(doc["device_steps"][OTHER]["step"], "failed")
         self.assertIn("the device was deleted", doc["device_steps"][OTHER]["error"])
         self.assertEqual(self.a.sent[-1].state, "failed")
+
+    async def test_a_revocation_cut_short_by_the_store_is_resumed(self):
+        # the store fails queuing OTHER's restore job: DEVICE's stays queued
+        # and recorded, and the next check queues OTHER's only (before:
+        # nothing saved, and each new try queued DEVICE's again)
+        from twisted.internet import defer
+
+        from dmgateway.store.model import StoreUnavailable
+
+        await self.granted()
+        real = self.a.handlers.create_job
+
+        def down_for_other(device_id, spec):
+            if device_id == OTHER:
+                return defer.fail(StoreUnavailable("database down"))
+            return real(device_id, spec)
+
+        self.a.handlers.create_job = down_for_other
+        with self.assertRaises(StoreUnavailable):
+            await self.a.flow.revoke("d-1")
+        doc = await self.a.flow.records.get("d-1")
+        self.assertEqual((doc["state"], doc["device_steps"][DEVICE]["step"], doc["device_steps"][OTHER]["step"]),
+                         ("revoking", "restore", "granted"))
+        await self.a.flow._advance_all()  # still down: nothing more queued for DEVICE
+        self.flushLoggedErrors(StoreUnavailable)
+        self.a.handlers.create_job = real
+        await self.a.flow._advance_all()
+        self.assertEqual((len(await self.restore_jobs(DEVICE)), len(await self.restore_jobs(OTHER))), (1, 1))
+        doc = await self.a.flow.records.get("d-1")
+        self.assertEqual(doc["device_steps"][OTHER]["step"], "restore")
+        for dev_id in (DEVICE, OTHER):
+            await self.a.store.update_job((await self.restore_jobs(dev_id))[0].job_id, state="done", results=[])
+        await self.a.flow._advance_all()
+        self.assertEqual((await self.a.flow.records.get("d-1"))["state"], "revoked")
+        self.assertEqual(self.a.sent[-1].state, "revoked")
+
