@@ -51,7 +51,6 @@ from dmgateway.delegation import messages as m
 from dmgateway.delegation.grants import account_dict, account_name, grant_commands
 from dmgateway.delegation.target import TargetSide
 from dmgateway.store.delegations import DelegationRecords
-from dmgateway.store.model import StoreClosed, StoreContention, StoreUnavailable
 
 __all__ = ["DelegationError", "DelegationService", "delegation_view"]
 
@@ -447,12 +446,9 @@ class DelegationService(TargetSide):
             try:
                 job = await self.handlers.create_job(dev_id, {
                     "commands": commands, "atomic": True, "notify": "auto", "ui_mode": 0})
-            except (StoreUnavailable, StoreContention, StoreClosed):
-                raise
-            except Exception:
-                # the API's UnknownDevice if an operator here deleted it: nothing
-                # to restore (raising, the next try queued the others' again)
-                if await self.store.get_device(dev_id) is not None:
+            except Exception as error:
+                # deleted here: nothing to restore (raising, the next try queued the others' again)
+                if not await self._device_gone(dev_id, error):
                     raise
                 self._device_failed(doc, dev_id, step, None, "the device was deleted")
             else:

@@ -164,11 +164,8 @@ class TargetSide:
                 job = await self.handlers.create_job(dev_id, {
                     "commands": [{"op": "Get", "target": CONTACT_URI}],
                     "atomic": False, "notify": "auto", "ui_mode": 0})
-            except (StoreUnavailable, StoreContention, StoreClosed):
-                raise
-            except Exception:
-                # the API's UnknownDevice (a layer above this one) if it was deleted
-                if await self.store.get_device(dev_id) is not None:
+            except Exception as error:
+                if not await self._device_gone(dev_id, error):
                     raise
                 doc["device_steps"][dev_id] = {"step": "contact", "jobs": []}
                 self._device_failed(doc, dev_id, doc["device_steps"][dev_id], None,
@@ -225,12 +222,18 @@ class TargetSide:
         for dev_id in doc["devices"]:
             try:
                 await self.handlers.delete_device(dev_id, False)
-            except (StoreUnavailable, StoreContention, StoreClosed):
-                raise
-            except Exception:
-                # the API's UnknownDevice (a layer above this one) if it was gone
-                if await self.store.get_device(dev_id) is not None:
+            except Exception as error:
+                if not await self._device_gone(dev_id, error):
                     raise
+
+
+    async def _device_gone(self, dev_id, error):
+        """Whether ``error``, raised by the handlers for ``dev_id``, says only
+        that the device is gone (the API's UnknownDevice, a layer above this
+        one: an operator here deleted it).  A store failure never does."""
+        if isinstance(error, (StoreUnavailable, StoreContention, StoreClosed)):
+            return False
+        return await self.store.get_device(dev_id) is None
 
 
 def _rejected(tid, code, text):
