@@ -215,7 +215,9 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         else:  # uncontended (nearly always): taken at once, without a Deferred to await
             lock.locked = True
         try:
-            reply = await self._in_session(msg, encoding, body, hmac_header, token, peer, host)
+            reply = self._in_session(msg, encoding, body, hmac_header, token, peer, host)
+            if reply.__class__ is not DMReply:
+                reply = await reply
             if self.outage.active:
                 self._schedule_repair(0)
             return reply
@@ -226,43 +228,50 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
             if not lock.locked and not lock.waiting and device_id not in self._by_device:
                 self._locks.pop(device_id, None)
 
-    async def _in_session(self, msg, encoding, body, hmac_header, token, peer, host):
+    def _in_session(self, msg, encoding, body, hmac_header, token, peer, host):
+        """The reply to ``msg``, the device's lock held: a :class:`DMReply`, or
+        the coroutine that makes it (awaited by the caller: no coroutine of
+        its own in between, for a message that continues its session)."""
         device_id = msg.hdr.source.loc_uri
         live = self._by_device.get(device_id)
-        if live is not None:
-            verdict = self._continues(live, msg, token, body, hmac_header)
-            if verdict == "take_over":
-                # a package 1 for a device in session: it may replace the
-                # session only once it authenticates (a device that restarted)
-                return await self._take_over(live, msg, encoding, body, hmac_header, peer)
-            if verdict == "refuse":
-                # neither the session's RespURI nor the device's credentials:
-                # it must not touch the session (nor learn its token)
-                log.info("message from {device_id} for a session not its own ({peer})",
-                         device_id=device_id, peer=peer)
-                self._guessed(host, peer)
-                return self._plain_reply(msg, encoding, 403)
-        else:
-            if self.outage.active:
-                return self._store_down(device_id, None)
-            if not starts_session(msg):
-                log.info(
-                    "message for no live session from {device_id} ({peer})",
-                    device_id=device_id,
-                    peer=peer,
-                )
-                self._guessed(host, peer)
-                return self._plain_reply(msg, encoding, 403)
-            if self.draining:
-                log.info("session refused while draining: {device_id} ({peer})", device_id=device_id, peer=peer)
-                return self._plain_reply(msg, encoding, 503)
-            live = await self._open(msg, encoding, peer, host)
-            if isinstance(live, DMReply):
-                return live
-            live.first_digest = digest = _digest(body)
-            # the package 1 of a session that just ended, again: its digest is
-            # stale by now, but that is a retransmission, not a guess
-            live.count_failures = self._first_bodies.get(device_id) != digest
+        if live is None:
+            return self._start(msg, encoding, body, hmac_header, peer, host, device_id)
+        verdict = self._continues(live, msg, token, body, hmac_header)
+        if verdict == "take_over":
+            # a package 1 for a device in session: it may replace the
+            # session only once it authenticates (a device that restarted)
+            return self._take_over(live, msg, encoding, body, hmac_header, peer)
+        if verdict == "refuse":
+            # neither the session's RespURI nor the device's credentials:
+            # it must not touch the session (nor learn its token)
+            log.info("message from {device_id} for a session not its own ({peer})",
+                     device_id=device_id, peer=peer)
+            self._guessed(host, peer)
+            return self._plain_reply(msg, encoding, 403)
+        return self._take(live, msg, body, hmac_header)
+
+    async def _start(self, msg, encoding, body, hmac_header, peer, host, device_id):
+        """``msg`` for a device in no session here: open one, if it may, and take it in."""
+        if self.outage.active:
+            return self._store_down(device_id, None)
+        if not starts_session(msg):
+            log.info(
+                "message for no live session from {device_id} ({peer})",
+                device_id=device_id,
+                peer=peer,
+            )
+            self._guessed(host, peer)
+            return self._plain_reply(msg, encoding, 403)
+        if self.draining:
+            log.info("session refused while draining: {device_id} ({peer})", device_id=device_id, peer=peer)
+            return self._plain_reply(msg, encoding, 503)
+        live = await self._open(msg, encoding, peer, host)
+        if isinstance(live, DMReply):
+            return live
+        live.first_digest = digest = _digest(body)
+        # the package 1 of a session that just ended, again: its digest is
+        # stale by now, but that is a retransmission, not a guess
+        live.count_failures = self._first_bodies.get(device_id) != digest
         return await self._take(live, msg, body, hmac_header)
 
     async def _take(self, live, msg, body, hmac_header):
@@ -311,7 +320,8 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         if outcome.hmac_header:
             headers["x-syncml-hmac"] = outcome.hmac_header
         if ended:
-            await self._wake_for_jobs_left(live)
+            if self._cancel_at_end or self.outbox is not None:  # (else nothing follows its end)
+                await self._wake_for_jobs_left(live)
         else:
             self._arm_timer(live)
         return DMReply(200, live.media_type, reply_body, headers)

@@ -22,9 +22,10 @@ log = Logger(namespace="dmgateway.dispatch")
 class SessionEffects:
     """Dispatcher methods performing a session's effects (see the module docstring)."""
 
-    async def _apply(self, live, effects):
+    def _apply(self, live, effects):
         """Perform ``effects`` in ONE store transaction, then wake event
-        readers; return the ids of the jobs they started that the store did not.
+        readers; (an awaitable of) the ids of the jobs they started that the
+        store did not.
 
         What they change in ``live`` and in the dispatcher's counters follows
         what the store committed, so effects applied again after a store
@@ -36,15 +37,18 @@ class SessionEffects:
         """
         if len(effects) > 1 and effects[-1].__class__ is fx.SessionEnded and any(
                 effect.__class__ is fx.JobStarted for effect in effects):
-            # (rare) jobs started in the message that ends the session, each
-            # of their commands dropped unsent: their starts are committed
-            # first, so that the session's summary lists only those started;
-            # once written, they leave ``effects``: what is applied again
-            # after the end's transaction failed (a repair) is only the end
-            unstarted = await self._apply_batch(live, effects[:-1])
-            del effects[:-1]
-            return unstarted + await self._apply_batch(live, effects)
-        return await self._apply_batch(live, effects)
+            return self._apply_starts_first(live, effects)
+        return self._apply_batch(live, effects)  # (its coroutine: awaited by the caller, no frame between)
+
+    async def _apply_starts_first(self, live, effects):
+        # (rare) jobs started in the message that ends the session, each
+        # of their commands dropped unsent: their starts are committed
+        # first, so that the session's summary lists only those started;
+        # once written, they leave ``effects``: what is applied again
+        # after the end's transaction failed (a repair) is only the end
+        unstarted = await self._apply_batch(live, effects[:-1])
+        del effects[:-1]
+        return unstarted + await self._apply_batch(live, effects)
 
     async def _apply_batch(self, live, effects):
         now = self.clock.seconds()
