@@ -65,6 +65,8 @@ class EventLog:
 
     def appended(self) -> None:
         """Events were appended (by a store batch, another service or process): wake the readers here."""
+        if not self._listeners:
+            return  # (nobody reads: most sessions' events, with no webhook and no long-poll)
         listeners = list(self._listeners)
         self._listeners = [entry for entry in listeners if not entry.once]
         for entry in listeners:
