@@ -25,6 +25,7 @@
 
 #include "_node_layout.h"
 #include "_model_mapping.h"
+#include "_xml_tree.h"
 
 /* A new Node with its five slots set; steals a reference to ``text``. */
 static PyObject *
@@ -589,6 +590,8 @@ static PyMethodDef methods[] = {
      "Read a WBXML body's common subset into Nodes; None for anything else."},
     {"encode_body", encode_body, METH_VARARGS,
      "Write a Node tree's common subset as a WBXML body; None for anything else."},
+    {"decode_xml", (PyCFunction)(void (*)(void))decode_xml, METH_FASTCALL,
+     "The SyncML model of a common XML message, read without Nodes; None for anything else."},
     {"map_message", map_message, METH_O,
      "The SyncML model of a common message's Node tree; None for anything else."},
     {"setup_mapping", setup_mapping, METH_VARARGS,
@@ -609,5 +612,6 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__wbxml_speedups(void)
 {
+    xt_setup();
     return PyModule_Create(&module_def);
 }
