@@ -264,14 +264,10 @@ clear_code_cache(void)
     }
 }
 
-/* The code of a Node's name, 0 for another name, -1 for anything but a Node named by a str */
+/* The code of element name ``name``, 0 for another name, -1 for anything but a str */
 static int
-code_of(PyObject *node)
+name_code(PyObject *name)
 {
-    if (!Py_IS_TYPE(node, M.layout.type)) {
-        return -1;
-    }
-    PyObject *name = SLOT(node, M.layout.name);  /* NULL: deleted */
     if (name == NULL || !PyUnicode_CheckExact(name)) {
         return -1;
     }
@@ -288,6 +284,16 @@ code_of(PyObject *node)
     Py_XSETREF(code_cache[slot].name, name);  /* (a str: freeing one runs no code) */
     code_cache[slot].code = code;
     return code;
+}
+
+/* The code of a Node's name, 0 for another name, -1 for anything but a Node named by a str */
+static int
+code_of(PyObject *node)
+{
+    if (!Py_IS_TYPE(node, M.layout.type)) {
+        return -1;
+    }
+    return name_code(SLOT(node, M.layout.name));  /* NULL: deleted */
 }
 
 #define MAX_TREE_DEPTH 64  /* deeper Node trees: the pure reader (no message maps so deep) */

@@ -1,5 +1,6 @@
-"""The C reader of common XML messages straight to the model (``decode_xml``,
-``_xml_tree.h``) against the XML reader and the pure mapping.
+"""The C readers of common messages straight to the model, without Nodes
+(``decode_xml``, ``_xml_tree.h``; ``decode_model``, WBXML) against the XML
+and WBXML readers and the pure mapping.
 
 Differential: on messages (the corpus, drawn ones, the client's, each bent
 byte by byte: cut short, characters changed, markup inserted) ``decode_xml``
@@ -8,6 +9,8 @@ answers None or the very model the XML reader and the pure mapping build
 None; and ``xml.decode`` answers the same model or raises the same error
 with it as without it.  Hostile input (deep nesting, long names, bad UTF-8,
 entities, limits) gets None from it, and the same errors from ``xml.decode``.
+Likewise ``wbxml.decode`` with and without ``decode_model`` (messages cut
+short, bytes changed, limits).
 """
 
 import random
@@ -16,7 +19,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from dmgateway.codec import mapping_reader, xml, xml_reader
+from dmgateway.codec import mapping_reader, wbxml, wbxml_reader, xml, xml_reader
 from dmgateway.codec.errors import CodecError, LimitExceeded
 from tests.codec.conftest import speedups
 from tests.codec.strategies import messages
@@ -169,4 +172,99 @@ def test_switches_turn_it_off():
 
     code = "from dmgateway.codec import xml; print(xml._c_decode is None)"
     assert printed_with_switch(code, "DMGW_PURE_XML", ("1", "0", "")) == ["True", "False", "False"]
+    assert printed_with_switch(code, "DMGW_PURE_MODEL", ("1", "")) == ["True", "False"]
+
+
+# -- WBXML ---------------------------------------------------------------------------
+
+
+def wbxml_outcome(data, **limits):
+    try:
+        msg = wbxml.decode(data, **limits)
+    except CodecError as e:
+        return "error", e.__class__, str(e), getattr(e, "offset", None)
+    return "model", plain(msg), msg.unknown
+
+
+def wbxml_pure_outcome(data, **limits):
+    saved = wbxml._c_decode_model, wbxml_reader._c_decode_body, mapping_reader._c_map
+    wbxml._c_decode_model = wbxml_reader._c_decode_body = mapping_reader._c_map = None
+    try:
+        return wbxml_outcome(data, **limits)
+    finally:
+        wbxml._c_decode_model, wbxml_reader._c_decode_body, mapping_reader._c_map = saved
+
+
+def assert_same_wbxml(data, max_depth=wbxml.DEFAULT_MAX_DEPTH, max_elements=None):
+    """wbxml._read_model answers None or the pure model; wbxml.decode the same either way."""
+    expected = wbxml_pure_outcome(data, max_depth=max_depth, max_elements=max_elements)
+    mapped = wbxml._read_model(data, max_depth, max_elements) if b"\xc3" not in data else None
+    if mapped is not None:
+        assert expected[0] == "model"
+        assert plain(mapped) == expected[1]
+        assert mapped.unknown == [] == expected[2]
+    assert wbxml_outcome(data, max_depth=max_depth, max_elements=max_elements) == expected
+    return mapped
+
+
+needs_wbxml = pytest.mark.skipif(wbxml._c_decode_model is None,
+                                 reason="decode_model not built, or DMGW_PURE_WBXML=1 or DMGW_PURE_MODEL=1")
+
+
+@needs_wbxml
+def test_client_messages_are_read_in_c_from_wbxml():
+    for data in CLIENT:
+        assert assert_same_wbxml(wbxml.encode(xml.decode(data))) is not None
+
+
+@needs_wbxml
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_corpus_reads_the_same_from_wbxml(path):
+    try:
+        data = wbxml.encode(xml.decode(path.read_bytes()))
+    except CodecError:
+        return
+    assert_same_wbxml(data)
+
+
+@needs_wbxml
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages())
+def test_drawn_messages_read_the_same_from_wbxml(msg):
+    assert_same_wbxml(wbxml.encode(msg))
+
+
+@needs_wbxml
+@pytest.mark.parametrize("index", range(len(CLIENT)))
+def test_bent_wbxml_messages_read_the_same(index):
+    data = wbxml.encode(xml.decode(CLIENT[index]))
+    rng = random.Random(index)
+    for at in sorted(set(rng.randrange(len(data) + 1) for _ in range(80)) | {0, 4, len(data) - 1}):
+        assert_same_wbxml(data[:at])
+        assert_same_wbxml(data[:at] + data[at + 1:])
+        for byte in rng.sample(range(256), 6):
+            assert_same_wbxml(data[:at] + bytes((byte,)) + data[at + 1:])
+            assert_same_wbxml(data[:at] + bytes((byte,)) + data[at:])
+
+
+@needs_wbxml
+def test_wbxml_limits_read_the_same():
+    data = wbxml.encode(xml.decode(CLIENT[0]))
+    elements = CLIENT[0].count(b"<") - CLIENT[0].count(b"</")
+    for max_elements in (None, 0, 1, elements - 1, elements, elements + 1):
+        assert_same_wbxml(data, max_elements=max_elements)
+    for max_depth in (0, 1, 5, 6, 7, 64):
+        assert_same_wbxml(data, max_depth=max_depth)
+    assert wbxml._read_model(data, 10 ** 30, None) is None  # (decode_body raises OverflowError)
+    assert wbxml._read_model(data, 64, elements) is not None
+    assert wbxml._read_model(data, 64, elements - 1) is None
+    with pytest.raises(LimitExceeded):
+        wbxml.decode(data, max_elements=elements - 1)
+
+
+def test_wbxml_switches_turn_it_off():
+    from tests.codec.conftest import printed_with_switch
+
+    code = "from dmgateway.codec import wbxml; print(wbxml._c_decode_model is None)"
+    assert printed_with_switch(code, "DMGW_PURE_WBXML", ("1", "0", "")) == ["True", "False", "False"]
     assert printed_with_switch(code, "DMGW_PURE_MODEL", ("1", "")) == ["True", "False"]
