@@ -1,4 +1,4 @@
-/* Optional C fast paths between Node trees, the SyncML model and the writer's
+/* Optional C fast paths between element trees, the SyncML model and the writer's
  * pieces: map_message (node -> model, below) and write_model (model -> the
  * pieces of model_writer.write, further down).
  *
@@ -19,9 +19,14 @@
  * answering (or raising) exactly as always.  What it maps has no element the
  * model has no place for, so the message's ``unknown`` is [].
  *
+ * The mapping (map_tree) reads a Tree of structs (_message_tree.h):
+ * map_message flattens a Node tree into one, and the C readers of common
+ * messages (decode_xml in _xml_tree.h, decode_model for WBXML) read the wire
+ * into one, so that no Node is made for a message they read.
+ *
  * Included by _wbxml_speedups.c (after _node_layout.h); setup_mapping must
- * be called once with the classes (mapping_reader does) before map_message
- * or write_model answers anything but None.
+ * be called once with the classes (mapping_reader does) before map_message,
+ * decode_xml, decode_model or write_model answers anything but None.
  */
 #ifndef DMGW_MODEL_MAPPING_H
 #define DMGW_MODEL_MAPPING_H

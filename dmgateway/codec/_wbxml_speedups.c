@@ -9,6 +9,10 @@
  * truncated input) it returns None before any unbounded work, and the pure
  * reader reads the document again and answers (or raises) exactly as always.
  *
+ * decode_model reads the same subset into a struct tree (_message_tree.h)
+ * and maps it to the model without Nodes; decode_xml (_xml_tree.h) does so
+ * for XML.
+ *
  * Every read is bounds-checked against the document length; nesting is held
  * in a heap array bounded by max_depth; the element count by max_elements.
  */

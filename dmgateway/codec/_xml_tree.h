@@ -29,6 +29,15 @@
 /* codes of the known names by length: xt_by_len[len] lists them, 0-ended */
 static signed char xt_by_len[XT_NAME_MAX + 1][E_COUNT];
 
+/* what each byte may be */
+#define XT_NAME 1       /* [A-Za-z0-9._-] */
+#define XT_SPACE 2      /* space, tab, LF */
+#define XT_TEXT 4       /* text as it is: tab, LF, ASCII from space, but '&', '<', ']' */
+#define XT_URI 8        /* in an xmlns value: [A-Za-z0-9.] */
+static unsigned char xt_class[256];
+
+#define XT_IS(c, class) (xt_class[(unsigned char)(c)] & (class))
+
 static void
 xt_setup(void)
 {
@@ -38,6 +47,23 @@ xt_setup(void)
         if (len <= XT_NAME_MAX) {
             xt_by_len[len][used[len]++] = (signed char)code;
         }
+    }
+    for (int c = 0; c < 256; c++) {
+        int alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        unsigned char k = 0;
+        if (alnum || c == '_' || c == '.' || c == '-') {
+            k |= XT_NAME;
+        }
+        if (c == ' ' || c == '\t' || c == '\n') {
+            k |= XT_SPACE;
+        }
+        if (((c >= 0x20 && c < 0x80) || c == '\t' || c == '\n') && c != '&' && c != '<' && c != ']') {
+            k |= XT_TEXT;
+        }
+        if (alnum || c == '.') {
+            k |= XT_URI;
+        }
+        xt_class[c] = k;
     }
 }
 
@@ -49,41 +75,21 @@ xt_code(const char *s, size_t len)
         return 0;
     }
     for (const signed char *code = xt_by_len[len]; *code; code++) {
-        if (memcmp(element_names[(int)*code], s, len) == 0) {
+        const char *known = element_names[(int)*code];
+        if (known[0] == s[0] && memcmp(known, s, len) == 0) {
             return *code;
         }
     }
     return 0;
 }
 
-static int
-xt_name_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'
-           || c == '.' || c == '-';
-}
-
-static int
-xt_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n';
-}
-
 static const char *
 xt_spaces(const char *p, const char *end)
 {
-    while (p < end && xt_space(*p)) {
+    while (p < end && XT_IS(*p, XT_SPACE)) {
         p++;
     }
     return p;
-}
-
-/* text as it is: tab, LF, ASCII from space, but '&', '<', ']' */
-static int
-xt_text_char(char c)
-{
-    unsigned char u = (unsigned char)c;
-    return (u >= 0x20 && u < 0x80 && c != '&' && c != '<' && c != ']') || c == '\t' || c == '\n';
 }
 
 /* an xmlns value the XML reader accepts as a URI: "syncml:" (any case) then
@@ -104,9 +110,7 @@ xt_uri_ok(const char *uri, size_t len)
         }
     }
     for (size_t i = 7; i < len; i++) {
-        char c = uri[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-              || c == '.')) {
+        if (!XT_IS(uri[i], XT_URI)) {
             return 0;
         }
     }
@@ -117,7 +121,7 @@ static int
 xt_blank(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (!xt_space(s[i])) {
+        if (!XT_IS(s[i], XT_SPACE)) {
             return 0;
         }
     }
@@ -155,7 +159,7 @@ xt_read(Tree *t, const char *s, size_t size, char *chars, Py_ssize_t depth_limit
     }
     while (p < end) {
         if (depth == 0) {  /* before or after the root: whitespace only */
-            if (xt_space(*p)) {
+            if (XT_IS(*p, XT_SPACE)) {
                 p++;
                 continue;
             }
@@ -165,8 +169,13 @@ xt_read(Tree *t, const char *s, size_t size, char *chars, Py_ssize_t depth_limit
         }
         else if (*p != '<') {  /* text, its references replaced */
             while (p < end && *p != '<') {
-                if (xt_text_char(*p)) {
-                    chars[text_len++] = *p++;
+                const char *run = p;
+                while (p < end && XT_IS(*p, XT_TEXT)) {
+                    p++;
+                }
+                if (p > run) {
+                    memcpy(chars + text_len, run, (size_t)(p - run));
+                    text_len += (size_t)(p - run);
                     continue;
                 }
                 if (*p == ']') {
@@ -232,7 +241,7 @@ xt_read(Tree *t, const char *s, size_t size, char *chars, Py_ssize_t depth_limit
         }
         /* a start tag: a known name, S? (xmlns="URI" S?)?, '/'?, '>' */
         const char *name = p;
-        while (p < end && xt_name_char(*p)) {
+        while (p < end && XT_IS(*p, XT_NAME)) {
             p++;
         }
         size_t name_len = (size_t)(p - name);
@@ -241,7 +250,7 @@ xt_read(Tree *t, const char *s, size_t size, char *chars, Py_ssize_t depth_limit
                        : code == 0) {
             return 0;
         }
-        if (p < end && xt_space(*p)) {
+        if (p < end && XT_IS(*p, XT_SPACE)) {
             p = xt_spaces(p, end);
             if ((size_t)(end - p) >= 5 && memcmp(p, "xmlns", 5) == 0) {
                 p = xt_spaces(p + 5, end);

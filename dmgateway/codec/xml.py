@@ -13,7 +13,8 @@ in any letter case or none at all, CDATA, arbitrary indentation.
 base64.
 
 :func:`decode` and :func:`encode` go all the way between bytes and the
-:class:`~.syncml.SyncML` model; :func:`encode` writes a message straight from
+:class:`~.syncml.SyncML` model (:func:`decode` reads the common messages
+straight to the model in C where that is built, without a node tree); :func:`encode` writes a message straight from
 the model (:mod:`.model_writer`, the same bytes as :func:`serialize` of its
 tree) and leaves embedded markup and refusals to the tree.  Every failure is an
 :class:`~.errors.XMLCodecError` or :class:`~.errors.ModelError`.
