@@ -12,7 +12,8 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("dmgateway.codec._wbxml_speedups", ["dmgateway/codec/_wbxml_speedups.c"],
-              depends=["dmgateway/codec/_node_layout.h", "dmgateway/codec/_model_mapping.h"],
+              depends=["dmgateway/codec/_node_layout.h", "dmgateway/codec/_model_mapping.h",
+                       "dmgateway/codec/_message_tree.h", "dmgateway/codec/_xml_tree.h"],
               optional=True),
     Extension("dmgateway.codec._xml_speedups", ["dmgateway/codec/_xml_speedups.c"],
               depends=["dmgateway/codec/_node_layout.h"], libraries=["expat"], optional=True),

@@ -1,4 +1,4 @@
-/* Optional C fast paths between Node trees, the SyncML model and the writer's
+/* Optional C fast paths between element trees, the SyncML model and the writer's
  * pieces: map_message (node -> model, below) and write_model (model -> the
  * pieces of model_writer.write, further down).
  *
@@ -19,14 +19,22 @@
  * answering (or raising) exactly as always.  What it maps has no element the
  * model has no place for, so the message's ``unknown`` is [].
  *
+ * The mapping (map_tree) reads a Tree of structs (_message_tree.h):
+ * map_message flattens a Node tree into one, and the C readers of common
+ * messages (decode_xml in _xml_tree.h, decode_model for WBXML) read the wire
+ * into one, so that no Node is made for a message they read.
+ *
  * Included by _wbxml_speedups.c (after _node_layout.h); setup_mapping must
- * be called once with the classes (mapping_reader does) before map_message
- * or write_model answers anything but None.
+ * be called once with the classes (mapping_reader does) before map_message,
+ * decode_xml, decode_model or write_model answers anything but None.
  */
 #ifndef DMGW_MODEL_MAPPING_H
 #define DMGW_MODEL_MAPPING_H
 
 #include <stdint.h>
+#include <string.h>
+
+#include "_message_tree.h"
 
 /* element codes; 0 is any other name */
 enum {
@@ -261,14 +269,10 @@ clear_code_cache(void)
     }
 }
 
-/* The code of a Node's name, 0 for another name, -1 for anything but a Node named by a str */
+/* The code of element name ``name``, 0 for another name, -1 for anything but a str */
 static int
-code_of(PyObject *node)
+name_code(PyObject *name)
 {
-    if (!Py_IS_TYPE(node, M.layout.type)) {
-        return -1;
-    }
-    PyObject *name = SLOT(node, M.layout.name);  /* NULL: deleted */
     if (name == NULL || !PyUnicode_CheckExact(name)) {
         return -1;
     }
@@ -287,27 +291,68 @@ code_of(PyObject *node)
     return code;
 }
 
-static PyObject *
-children_of(PyObject *node)
-{
-    PyObject *children = SLOT(node, M.layout.children);  /* NULL: deleted */
-    return children != NULL && PyList_CheckExact(children) ? children : NULL;
-}
-
-/* The children of ``node`` by code into ``one`` (borrowed; zeroed here): each
- * code in ``allowed``, once unless in ``many``.  -1: another shape. */
+/* The code of a Node's name, 0 for another name, -1 for anything but a Node named by a str */
 static int
-scan(PyObject *node, uint64_t allowed, uint64_t many, PyObject **one, uint64_t *seen_out)
+code_of(PyObject *node)
 {
-    PyObject *children = children_of(node);
-    if (children == NULL) {
+    if (!Py_IS_TYPE(node, M.layout.type)) {
         return -1;
     }
-    memset(one, 0, sizeof(PyObject *) * E_COUNT);
+    return name_code(SLOT(node, M.layout.name));  /* NULL: deleted */
+}
+
+#define MAX_TREE_DEPTH 64  /* deeper Node trees: the pure reader (no message maps so deep) */
+
+/* Into t, the tree of Node ``root`` (each text held); -1 where an element is
+ * not a Node named by a str with a list of children, or deeper than
+ * MAX_TREE_DEPTH, or memory ran out.  No Python code runs meanwhile. */
+static int
+tree_of_nodes(Tree *t, PyObject *root)
+{
+    struct { PyObject *children; Py_ssize_t next, at; } open[MAX_TREE_DEPTH];
+    int depth = 0;
+    PyObject *node = root;
+    Py_ssize_t parent = -1;
+    for (;;) {
+        int code = code_of(node);
+        PyObject *children = code < 0 ? NULL : SLOT(node, M.layout.children);
+        Py_ssize_t at;
+        if (children == NULL || !PyList_CheckExact(children) || depth == MAX_TREE_DEPTH
+                || (at = tree_add(t, code, parent)) < 0) {
+            return -1;
+        }
+        PyObject *text = SLOT(node, M.layout.text);
+        if (text == NULL) {
+            t->nodes[at].len = -1;
+        }
+        else if (text != Py_None) {
+            t->nodes[at].text = Py_NewRef(text);
+        }
+        open[depth].children = children;
+        open[depth].next = 0;
+        open[depth].at = at;
+        depth++;
+        /* the next element: the first child not yet met of the deepest open one */
+        while (depth > 0 && open[depth - 1].next >= PyList_GET_SIZE(open[depth - 1].children)) {
+            depth--;
+        }
+        if (depth == 0) {
+            return 0;
+        }
+        node = PyList_GET_ITEM(open[depth - 1].children, open[depth - 1].next++);
+        parent = open[depth - 1].at;
+    }
+}
+
+/* The children of ``node`` by code into ``one`` (zeroed here): each code in
+ * ``allowed``, once unless in ``many``.  -1: another shape. */
+static int
+scan(const TNode *node, uint64_t allowed, uint64_t many, const TNode **one, uint64_t *seen_out)
+{
+    memset(one, 0, sizeof(const TNode *) * E_COUNT);
     uint64_t seen = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
-        PyObject *child = PyList_GET_ITEM(children, i);
-        int code = code_of(child);
+    for (const TNode *child = node->child; child != NULL; child = child->next) {
+        int code = child->code;
         if (code <= 0 || !(allowed & BIT(code))) {
             return -1;
         }
@@ -332,20 +377,45 @@ is_ws(Py_UCS4 c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* The str of ASCII bytes s[0..n) */
+static PyObject *
+ascii_str(const char *s, Py_ssize_t n)
+{
+    PyObject *str = PyUnicode_New(n, 127);
+    if (str != NULL && n > 0) {
+        memcpy(PyUnicode_1BYTE_DATA(str), s, (size_t)n);
+    }
+    return str;
+}
+
+/* Whether a leaf's text is a str (not None, not OPAQUE bytes) */
+static int
+has_str_text(const TNode *node)
+{
+    return node->text != NULL ? PyUnicode_CheckExact(node->text) : node->chars != NULL;
+}
+
 /* The text of a leaf with surrounding XML whitespace stripped (a new
  * reference), "" without text; NULL for element content or OPAQUE. */
 static PyObject *
-value(PyObject *node)
+value(const TNode *node)
 {
-    PyObject *children = children_of(node);
-    if (children == NULL || PyList_GET_SIZE(children) != 0) {
+    if (node->count != 0 || node->len < 0) {
         return NULL;
     }
-    PyObject *text = SLOT(node, M.layout.text);
-    if (text == Py_None) {
-        return PyUnicode_New(0, 0);
+    PyObject *text = node->text;
+    if (text == NULL) {
+        const char *s = node->chars;
+        Py_ssize_t start = 0, end = s != NULL ? node->len : 0;
+        while (start < end && is_ws((unsigned char)s[start])) {
+            start++;
+        }
+        while (end > start && is_ws((unsigned char)s[end - 1])) {
+            end--;
+        }
+        return ascii_str(s + start, end - start);
     }
-    if (text == NULL || !PyUnicode_CheckExact(text) || PyUnicode_READY(text) < 0) {
+    if (!PyUnicode_CheckExact(text) || PyUnicode_READY(text) < 0) {
         return NULL;
     }
     Py_ssize_t len = PyUnicode_GET_LENGTH(text), start = 0, end = len;
@@ -364,10 +434,24 @@ value(PyObject *node)
     return PyUnicode_Substring(text, start, end);
 }
 
+/* The text of a leaf as it is (a new reference): "" without text, the str or
+ * OPAQUE bytes it holds; NULL for element content. */
+static PyObject *
+raw_text(const TNode *node)
+{
+    if (node->count != 0 || node->len < 0) {
+        return NULL;
+    }
+    if (node->text != NULL) {
+        return Py_NewRef(node->text);
+    }
+    return ascii_str(node->chars, node->chars != NULL ? node->len : 0);
+}
+
 /* map(node), or None for a NULL node (an element that is absent); NULL:
  * another shape */
 static PyObject *
-optional(PyObject *(*map)(PyObject *), PyObject *node)
+optional(PyObject *(*map)(const TNode *), const TNode *node)
 {
     if (node == NULL) {
         Py_RETURN_NONE;
@@ -377,7 +461,7 @@ optional(PyObject *(*map)(PyObject *), PyObject *node)
 
 /* The int of a leaf holding 1 to 20 ASCII digits (after stripping); NULL otherwise */
 static PyObject *
-number(PyObject *node)
+number(const TNode *node)
 {
     PyObject *text = value(node);
     if (text == NULL) {
@@ -401,16 +485,14 @@ number(PyObject *node)
 
 /* The values of every child of ``node`` with code ``code``, in order (a new list) */
 static PyObject *
-values_of(PyObject *node, int code)
+values_of(const TNode *node, int code)
 {
-    PyObject *children = children_of(node), *list = PyList_New(0);
-    if (children == NULL || list == NULL) {
-        Py_XDECREF(list);
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
-        PyObject *child = PyList_GET_ITEM(children, i);
-        if (code_of(child) != code) {
+    for (const TNode *child = node->child; child != NULL; child = child->next) {
+        if (child->code != code) {
             continue;
         }
         PyObject *text = value(child);
@@ -434,19 +516,13 @@ release_all(PyObject **values, int n)
 }
 
 static PyObject *
-map_meta(PyObject *node)
+map_meta(const TNode *node)
 {
-    PyObject *children = children_of(node);
-    if (children == NULL) {
-        return NULL;
-    }
     PyObject *values[MAX_FIELDS] = {NULL};
     PyObject *result = NULL;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
-        PyObject *child = PyList_GET_ITEM(children, i);
-        int is_int, at = meta_field(code_of(child), &is_int);
-        PyObject *text = at < 0 ? NULL : SLOT(child, M.layout.text);
-        if (text == NULL || values[at] != NULL || !PyUnicode_CheckExact(text)) {
+    for (const TNode *child = node->child; child != NULL; child = child->next) {
+        int is_int, at = meta_field(child->code, &is_int);
+        if (at < 0 || values[at] != NULL || !has_str_text(child)) {
             goto done;
         }
         values[at] = is_int ? number(child) : value(child);
@@ -470,9 +546,9 @@ done:
 }
 
 static PyObject *
-map_locref(PyObject *node)
+map_locref(const TNode *node)
 {
-    PyObject *one[E_COUNT];
+    const TNode *one[E_COUNT];
     if (scan(node, BIT(E_LocURI) | BIT(E_LocName), 0, one, NULL) < 0 || one[E_LocURI] == NULL) {
         return NULL;
     }
@@ -487,12 +563,12 @@ map_locref(PyObject *node)
 }
 
 static PyObject *
-optional_cred(PyObject *node)
+optional_cred(const TNode *node)
 {
     if (node == NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *one[E_COUNT];
+    const TNode *one[E_COUNT];
     if (scan(node, BIT(E_Meta) | BIT(E_Data), 0, one, NULL) < 0) {
         return NULL;
     }
@@ -516,12 +592,12 @@ optional_cred(PyObject *node)
 }
 
 static PyObject *
-optional_chal(PyObject *node)
+optional_chal(const TNode *node)
 {
     if (node == NULL) {
         Py_RETURN_NONE;
     }
-    PyObject *one[E_COUNT];
+    const TNode *one[E_COUNT];
     if (scan(node, BIT(E_Meta), 0, one, NULL) < 0) {
         return NULL;
     }
@@ -558,9 +634,9 @@ settled(PyObject *data, PyObject *fmt)
 }
 
 static PyObject *
-map_item(PyObject *node, PyObject *inherited)
+map_item(const TNode *node, PyObject *inherited)
 {
-    PyObject *one[E_COUNT];
+    const TNode *one[E_COUNT];
     if (scan(node, BIT(E_Target) | BIT(E_Source) | BIT(E_Meta) | BIT(E_Data) | BIT(E_MoreData),
              0, one, NULL) < 0) {
         return NULL;
@@ -572,21 +648,13 @@ map_item(PyObject *node, PyObject *inherited)
             || (values[2] = optional(map_meta, one[E_Meta])) == NULL) {
         goto done;
     }
-    PyObject *data_node = one[E_Data];
+    const TNode *data_node = one[E_Data];
     if (data_node == NULL) {
         Py_INCREF(Py_None);
         values[3] = Py_None;
     }
     else {
-        PyObject *children = children_of(data_node);
-        if (children == NULL || PyList_GET_SIZE(children) != 0) {
-            goto done;  /* embedded markup */
-        }
-        PyObject *text = SLOT(data_node, M.layout.text);
-        if (text == NULL) {
-            goto done;
-        }
-        PyObject *data = text == Py_None ? PyUnicode_New(0, 0) : (Py_INCREF(text), text);
+        PyObject *data = raw_text(data_node);  /* NULL: embedded markup */
         if (data == NULL) {
             goto done;
         }
@@ -626,16 +694,14 @@ done:
 
 /* The Items among the children of ``node`` (a new list) */
 static PyObject *
-map_items(PyObject *node, PyObject *inherited)
+map_items(const TNode *node, PyObject *inherited)
 {
-    PyObject *children = children_of(node), *list = PyList_New(0);
-    if (children == NULL || list == NULL) {
-        Py_XDECREF(list);
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
-        PyObject *child = PyList_GET_ITEM(children, i);
-        if (code_of(child) != E_Item) {
+    for (const TNode *child = node->child; child != NULL; child = child->next) {
+        if (child->code != E_Item) {
             continue;
         }
         PyObject *item = map_item(child, inherited);
@@ -651,7 +717,7 @@ map_items(PyObject *node, PyObject *inherited)
 
 /* map_items(node, the Format of the command's Meta ``meta``, or None) */
 static PyObject *
-map_items_of(PyObject *node, PyObject *meta)
+map_items_of(const TNode *node, PyObject *meta)
 {
     if (meta == Py_None) {
         return map_items(node, Py_None);
@@ -666,12 +732,12 @@ map_items_of(PyObject *node, PyObject *meta)
     return items;
 }
 
-static PyObject *map_commands(PyObject *node, uint64_t skip, int depth, int *final);
+static PyObject *map_commands(const TNode *node, uint64_t skip, int depth, int *final);
 
 static PyObject *
-map_command(PyObject *node, int code, int depth)
+map_command(const TNode *node, int code, int depth)
 {
-    PyObject *one[E_COUNT];
+    const TNode *one[E_COUNT];
     PyObject *values[MAX_FIELDS] = {NULL};
     PyObject *result = NULL;
     int which, n = 0;
@@ -819,9 +885,9 @@ done:
 }
 
 static PyObject *
-map_hdr(PyObject *node)
+map_hdr(const TNode *node)
 {
-    PyObject *one[E_COUNT];
+    const TNode *one[E_COUNT];
     if (scan(node, BIT(E_VerDTD) | BIT(E_VerProto) | BIT(E_SessionID) | BIT(E_MsgID)
              | BIT(E_Target) | BIT(E_Source) | BIT(E_RespURI) | BIT(E_NoResp) | BIT(E_Cred)
              | BIT(E_Meta), 0, one, NULL) < 0
@@ -852,16 +918,14 @@ map_hdr(PyObject *node)
 /* The commands among the children of ``node`` (a new list), those with a
  * code in ``skip`` left out; with ``final``, whether one was Final. */
 static PyObject *
-map_commands(PyObject *node, uint64_t skip, int depth, int *final)
+map_commands(const TNode *node, uint64_t skip, int depth, int *final)
 {
-    PyObject *children = children_of(node), *list = PyList_New(0);
-    if (children == NULL || list == NULL) {
-        Py_XDECREF(list);
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(children); i++) {
-        PyObject *child = PyList_GET_ITEM(children, i);
-        int code = code_of(child);
+    for (const TNode *child = node->child; child != NULL; child = child->next) {
+        int code = child->code;
         if (code > 0 && (skip & BIT(code))) {
             if (final != NULL && code == E_Final) {
                 *final = 1;
@@ -879,18 +943,17 @@ map_commands(PyObject *node, uint64_t skip, int depth, int *final)
     return list;
 }
 
-/* map_message(root): the SyncML model of a common message, or None */
+/* The SyncML model of the tree of a <SyncML> element, root; NULL (an error
+ * may be set) for another shape */
 static PyObject *
-map_message(PyObject *module, PyObject *root)
+map_tree(const TNode *root)
 {
-    (void)module;
-    PyObject *one[E_COUNT];
+    const TNode *one[E_COUNT];
     PyObject *values[4] = {NULL};
     PyObject *result = NULL;
     uint64_t seen;
     int final = 0;
-    if (!M.ready || !classes_unchanged() || code_of(root) < 0
-            || PyUnicode_Compare(SLOT(root, M.layout.name), M.root_name) != 0
+    if (!M.ready || !classes_unchanged()
             || scan(root, BIT(E_SyncHdr) | BIT(E_SyncBody), 0, one, &seen) < 0
             || one[E_SyncHdr] == NULL || one[E_SyncBody] == NULL) {
         goto done;
@@ -907,6 +970,23 @@ map_message(PyObject *module, PyObject *root)
     result = make(C_SyncML, values);
 done:
     release_all(values, 4);
+    return result;
+}
+
+/* map_message(root): the SyncML model of a common message's Node tree, or None */
+static PyObject *
+map_message(PyObject *module, PyObject *root)
+{
+    (void)module;
+    PyObject *result = NULL;
+    Tree tree;
+    tree_init(&tree);
+    if (M.ready && code_of(root) >= 0
+            && PyUnicode_Compare(SLOT(root, M.layout.name), M.root_name) == 0
+            && tree_of_nodes(&tree, root) == 0) {
+        result = map_tree(tree_root(&tree));
+    }
+    tree_free(&tree);
     if (result == NULL) {
         PyErr_Clear();
         Py_RETURN_NONE;

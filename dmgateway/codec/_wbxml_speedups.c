@@ -9,6 +9,10 @@
  * truncated input) it returns None before any unbounded work, and the pure
  * reader reads the document again and answers (or raises) exactly as always.
  *
+ * decode_model reads the same subset into a struct tree (_message_tree.h)
+ * and maps it to the model without Nodes; decode_xml (_xml_tree.h) does so
+ * for XML.
+ *
  * Every read is bounds-checked against the document length; nesting is held
  * in a heap array bounded by max_depth; the element count by max_elements.
  */
@@ -25,6 +29,7 @@
 
 #include "_node_layout.h"
 #include "_model_mapping.h"
+#include "_xml_tree.h"
 
 /* A new Node with its five slots set; steals a reference to ``text``. */
 static PyObject *
@@ -307,6 +312,202 @@ decode_body(PyObject *module, PyObject *args)
     return root;
 }
 
+/* decode_model(data, pos, tag_pages, max_depth, max_elements, k_end, k_str_i,
+ *              k_switch, k_opaque) -> the SyncML model, or None
+ *
+ * wbxml.decode's fast path: the body decode_body reads (the same subset, the
+ * same limits and refusals), read into a Tree (_message_tree.h) instead of
+ * Nodes and mapped by map_tree: ASCII text stays in ``data`` until the model
+ * keeps it.  A root other than SyncML, a name map_tree does not know, or a
+ * message it does not map answers None too, and the caller reads the message
+ * into Nodes as always. */
+static PyObject *
+decode_model(PyObject *module, PyObject *args)
+{
+    Py_ssize_t pos;
+    PyObject *data_obj, *tag_pages, *max_depth_obj, *max_elements_obj;
+    long k_end, k_str_i, k_switch, k_opaque;
+    (void)module;
+    if (!PyArg_ParseTuple(args, "O!nO!OOllll", &PyBytes_Type, &data_obj, &pos, &PyList_Type,
+                          &tag_pages, &max_depth_obj, &max_elements_obj,
+                          &k_end, &k_str_i, &k_switch, &k_opaque)) {
+        return NULL;
+    }
+    Py_ssize_t max_depth = PyLong_Check(max_depth_obj) ? PyLong_AsSsize_t(max_depth_obj) : -1;
+    if (max_depth < 0) {  /* not an int, negative, or too large for C: the pure reader judges */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t max_elements = -1;  /* -1: no limit */
+    if (max_elements_obj != Py_None) {
+        max_elements = PyLong_AsSsize_t(max_elements_obj);
+        if (max_elements < 0) {  /* negative, or too large for C: the pure reader judges */
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    }
+    if (!M.ready || PyList_GET_SIZE(tag_pages) != 256 || pos < 0) {
+        Py_RETURN_NONE;
+    }
+    const unsigned char *data = (const unsigned char *)PyBytes_AS_STRING(data_obj);
+    const Py_ssize_t end = PyBytes_GET_SIZE(data_obj);
+    PyObject *tags = PyList_GET_ITEM(tag_pages, 0);
+    Tree tree;
+    tree_init(&tree);
+    Py_ssize_t cur = -1;       /* the open element */
+    Py_ssize_t *stack = NULL;  /* the elements open above it */
+    Py_ssize_t depth = 0, cap = 0, count = 0;
+    int failed = 0;
+
+    while (1) {
+        if (pos >= end || !PyList_Check(tags) || PyList_GET_SIZE(tags) != 256) {
+            failed = 1;
+            break;
+        }
+        unsigned char b = data[pos];
+        PyObject *entry = PyList_GET_ITEM(tags, b);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3) {
+            failed = 1;
+            break;
+        }
+        long code = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
+        if (code == -1 && PyErr_Occurred()) {
+            failed = 1;
+            break;
+        }
+        if (code == 0 || code == 0x40) {  /* an element: empty, or with content */
+            PyObject *name = PyTuple_GET_ITEM(entry, 0);
+            pos++;
+            count++;
+            TNode *parent = cur < 0 ? NULL : &tree.nodes[cur];
+            if ((max_elements >= 0 && count > max_elements)
+                    || (code == 0x40 && (cur < 0 ? 0 : depth + 1) >= max_depth)
+                    || (parent != NULL && (parent->chars != NULL || parent->text != NULL))) {
+                failed = 1;  /* a limit, or text and elements mixed: the pure reader says */
+                break;
+            }
+            int element = name_code(name);
+            if (cur < 0 ? element < 0 || PyUnicode_Compare(name, M.root_name) != 0
+                        : element <= 0) {
+                failed = 1;  /* a message map_tree does not map */
+                break;
+            }
+            Py_ssize_t at = tree_add(&tree, element, cur);
+            if (at < 0) {
+                failed = 1;
+                break;
+            }
+            if (code == 0x40) {
+                if (cur >= 0) {
+                    if (depth == cap) {
+                        Py_ssize_t more = cap ? cap * 2 : 32;
+                        Py_ssize_t *grown = PyMem_Realloc(stack, (size_t)more * sizeof(Py_ssize_t));
+                        if (grown == NULL) {
+                            failed = 1;
+                            break;
+                        }
+                        stack = grown;
+                        cap = more;
+                    }
+                    stack[depth++] = cur;
+                }
+                cur = at;
+            }
+            else if (cur < 0) {
+                break;  /* an empty root element: the whole document */
+            }
+            continue;
+        }
+        if (code == k_end) {
+            if (cur < 0) {
+                failed = 1;
+                break;
+            }
+            pos++;
+            TNode *node = &tree.nodes[cur];
+            if (node->chars != NULL && node->len == 0) {
+                node->chars = NULL;  /* an empty string: no text */
+            }
+            if (depth == 0) {
+                break;  /* the root element closed */
+            }
+            cur = stack[--depth];
+            continue;
+        }
+        if (code == k_str_i || code == k_opaque) {
+            TNode *node = cur < 0 ? NULL : &tree.nodes[cur];
+            if (node == NULL || node->chars != NULL || node->text != NULL || node->count != 0) {
+                failed = 1;  /* outside the root, or a second piece, or mixed content */
+                break;
+            }
+            if (code == k_str_i) {
+                const unsigned char *s = data + pos + 1;
+                const unsigned char *nul = memchr(s, 0, (size_t)(end - pos - 1));
+                int ascii;
+                if (nul == NULL || !xml_text_ok(s, nul - s, &ascii)) {
+                    failed = 1;
+                    break;
+                }
+                if (ascii) {  /* kept as bytes of data until the model keeps it */
+                    node->chars = (const char *)s;
+                    node->len = nul - s;
+                }
+                else if ((node->text = PyUnicode_DecodeUTF8((const char *)s, nul - s, NULL)) == NULL) {
+                    failed = 1;
+                    break;
+                }
+                pos = (nul - data) + 1;
+            }
+            else {  /* OPAQUE: mb_u_int32 length, then the bytes */
+                Py_ssize_t p = pos + 1;
+                unsigned long long value = 0;
+                int done = 0;
+                for (int i = 0; i < 5 && p < end; i++) {
+                    unsigned char c = data[p++];
+                    value = (value << 7) | (c & 0x7F);
+                    if (c < 0x80) {
+                        done = 1;
+                        break;
+                    }
+                }
+                if (!done || value > 0xFFFFFFFFULL || (unsigned long long)(end - p) < value) {
+                    failed = 1;
+                    break;
+                }
+                node->text = PyBytes_FromStringAndSize((const char *)data + p, (Py_ssize_t)value);
+                if (node->text == NULL) {
+                    failed = 1;
+                    break;
+                }
+                pos = p + (Py_ssize_t)value;
+            }
+            continue;
+        }
+        if (code == k_switch) {
+            if (pos + 1 >= end) {
+                failed = 1;
+                break;
+            }
+            tags = PyList_GET_ITEM(tag_pages, data[pos + 1]);
+            pos += 2;
+            continue;
+        }
+        failed = 1;  /* attributes, LITERAL, STR_T, ENTITY, PI, extensions, unknown tags */
+        break;
+    }
+    PyMem_Free(stack);
+    PyObject *result = NULL;
+    if (!failed && pos == end) {  /* (something after the root: PIs, or an error) */
+        result = map_tree(tree_root(&tree));
+    }
+    tree_free(&tree);
+    if (result == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return result;
+}
+
 
 /* ------------------------------------------------------------------------
  * The writer's element loop (wbxml_writer._write_children, common subset)
@@ -587,8 +788,12 @@ encode_body(PyObject *module, PyObject *args)
 static PyMethodDef methods[] = {
     {"decode_body", decode_body, METH_VARARGS,
      "Read a WBXML body's common subset into Nodes; None for anything else."},
+    {"decode_model", decode_model, METH_VARARGS,
+     "The SyncML model of a common WBXML message's body, read without Nodes; None for anything else."},
     {"encode_body", encode_body, METH_VARARGS,
      "Write a Node tree's common subset as a WBXML body; None for anything else."},
+    {"decode_xml", (PyCFunction)(void (*)(void))decode_xml, METH_FASTCALL,
+     "The SyncML model of a common XML message, read without Nodes; None for anything else."},
     {"map_message", map_message, METH_O,
      "The SyncML model of a common message's Node tree; None for anything else."},
     {"setup_mapping", setup_mapping, METH_VARARGS,
@@ -609,5 +814,6 @@ static struct PyModuleDef module_def = {
 PyMODINIT_FUNC
 PyInit__wbxml_speedups(void)
 {
+    xt_setup();
     return PyModule_Create(&module_def);
 }

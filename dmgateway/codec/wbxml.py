@@ -17,12 +17,14 @@ what the tree path writes); :func:`decode_tnds` and :func:`encode_tnds`
 stand-alone DDF/TNDS documents.
 """
 
+from ..speedups import optional_accelerator
+from . import mapping_reader
 from .element import NS_DMDDF, NS_SYNCML
-from .errors import LimitExceeded
+from .errors import LimitExceeded, WBXMLCodecError
 from .mapping import message_to_node, node_to_message
 from .wbxml_pages import DMDDF12, OPAQUE, SYNCML11, SYNCML12
-from .wbxml_reader import DEFAULT_MAX_SIZE, Header, decode_node, read_header
-from .wbxml_tables import DEFAULT_MAX_DEPTH
+from .wbxml_reader import C_CHARSETS, DEFAULT_MAX_SIZE, Header, decode_node, read_header
+from .wbxml_tables import DEFAULT_MAX_DEPTH, K_END, K_OPAQUE, K_STR_I, K_SWITCH, compiled
 from .wbxml_writer import encode_mb_uint, encode_message_body, encode_node
 
 __all__ = [
@@ -52,6 +54,11 @@ def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE, max_
     ``...dmtnds+wbxml`` of that Item reads as ``...dmtnds+xml``: the model
     is the same whichever encoding carried it.
     """
+    if (_c_decode_model is not None and data.__class__ is bytes and len(data) <= max_size
+            and _OPAQUE not in data):
+        msg = _read_model(data, max_depth, max_elements)  # the common messages, without Nodes
+        if msg is not None:
+            return msg
     root = decode_node(data, SYNCML12, max_depth=max_depth, max_size=max_size, max_elements=max_elements)
     if _OPAQUE not in (data if data.__class__ is bytes else bytes(data)):
         pass  # no OPAQUE, so no embedded document: nothing to walk
@@ -77,6 +84,31 @@ def decode(data, *, max_depth=DEFAULT_MAX_DEPTH, max_size=DEFAULT_MAX_SIZE, max_
 
 
 _OPAQUE = bytes((OPAQUE,))
+
+
+def _read_model(data, max_depth, max_elements):
+    """The model of a common message (bytes without OPAQUE) read by the C
+    reader straight to the model, or None: :func:`decode_node` and the
+    mapping then read it as always (and raise what they raise)."""
+    try:
+        header = read_header(data)
+    except WBXMLCodecError:
+        return None
+    if header.charset not in C_CHARSETS:
+        return None
+    return _c_decode_model(data, header.body_offset, compiled(SYNCML12).tag_pages, max_depth,
+                           max_elements, K_END, K_STR_I, K_SWITCH, K_OPAQUE)
+
+
+def _load_c_decode_model():
+    """``_wbxml_speedups.decode_model``, or None: not built, DMGW_PURE_WBXML=1,
+    or the C mapping it ends with is not in use (DMGW_PURE_MODEL=1)."""
+    if mapping_reader._c_map is None:
+        return None
+    return optional_accelerator("dmgateway.codec._wbxml_speedups", "decode_model", "DMGW_PURE_WBXML")
+
+
+_c_decode_model = _load_c_decode_model()
 
 
 def _count_elements(node):

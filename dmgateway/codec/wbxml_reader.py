@@ -203,7 +203,7 @@ def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=
             if vocabulary is None:
                 raise _error("unknown document type (public id 0x%X%s)" % (
                     header.public_id, ", %r" % (header.fpi,) if header.fpi else ""), 1)
-        if _c_decode_body is not None and header.charset in _C_CHARSETS:
+        if _c_decode_body is not None and header.charset in C_CHARSETS:
             root = _c_decode_body(data, header.body_offset, compiled(vocabulary).tag_pages, Node,
                                   max_depth, max_elements, K_END, K_STR_I, K_SWITCH, K_OPAQUE)
             if root is not None:
@@ -215,7 +215,7 @@ def decode_node(data, vocabulary=None, *, max_depth=DEFAULT_MAX_DEPTH, max_size=
 
 
 _NOT_XML = re.compile(NOT_XML_TEXT)
-_C_CHARSETS = frozenset(charset for charset, name in _CHARSETS.items() if name == "utf-8")
+C_CHARSETS = frozenset(charset for charset, name in _CHARSETS.items() if name == "utf-8")
 
 
 def _illegal(char, offset):

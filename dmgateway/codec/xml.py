@@ -13,16 +13,19 @@ in any letter case or none at all, CDATA, arbitrary indentation.
 base64.
 
 :func:`decode` and :func:`encode` go all the way between bytes and the
-:class:`~.syncml.SyncML` model; :func:`encode` writes a message straight from
+:class:`~.syncml.SyncML` model (:func:`decode` reads the common messages
+straight to the model in C where that is built, without a node tree); :func:`encode` writes a message straight from
 the model (:mod:`.model_writer`, the same bytes as :func:`serialize` of its
 tree) and leaves embedded markup and refusals to the tree.  Every failure is an
 :class:`~.errors.XMLCodecError` or :class:`~.errors.ModelError`.
 """
 
 import base64
+import os
 import re
 
 from .element import NS_DMDDF, NS_METINF, NS_PROV, NS_SYNCML, Node
+from . import mapping_reader
 from .errors import XMLCodecError
 from .mapping import message_to_node, node_to_message
 from .model_writer import Unhandled, xml_dialect
@@ -91,7 +94,28 @@ def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH, max_elements=None):
 
 def decode(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH, max_elements=None):
     """The :class:`~.syncml.SyncML` model of an XML DM message."""
+    if _c_decode is not None and data.__class__ is bytes and len(data) <= max_size:
+        msg = _c_decode(data, max_depth, max_elements)  # the common messages, without Nodes
+        if msg is not None:
+            return msg
     return node_to_message(parse(data, max_size=max_size, max_depth=max_depth, max_elements=max_elements))
+
+
+def _load_c_decode():
+    """The C reader of the common messages straight to the model (``_xml_tree.h``,
+    built into ``_wbxml_speedups``), or None: not built, or the C mapping is
+    not in use (DMGW_PURE_MODEL=1), or DMGW_PURE_XML=1.  It answers None for
+    anything else, which :func:`parse` and the mapping then read as always."""
+    if os.environ.get("DMGW_PURE_XML", "") not in ("", "0") or mapping_reader._c_map is None:
+        return None
+    try:
+        from ._wbxml_speedups import decode_xml
+    except ImportError:  # pragma: no cover (built with the mapping it needs)
+        return None
+    return decode_xml
+
+
+_c_decode = _load_c_decode()
 
 
 # -- writing --------------------------------------------------------------
