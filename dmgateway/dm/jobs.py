@@ -16,7 +16,6 @@ from .effects import JobFinished
 from .largeobject import OutgoingObject
 
 QUEUED, RUNNING, FINISHED = "queued", "running", "finished"
-_CONTAINERS = (sm.Atomic, sm.Sequence)
 
 
 class CommandState:
@@ -184,15 +183,18 @@ class JobRun:
         else:
             # a Sequence is one unit; its inner commands are job commands of
             # their own (one result each, in order)
-            flat, self.units = [], []
+            self.commands, self.units = [], []
             for cmd_spec, cmd in zip(spec.commands, built):
-                inner = cmd_spec["commands"] if isinstance(cmd, sm.Sequence) else [cmd_spec]
-                self.units.append(Unit(self, list(range(len(flat), len(flat) + len(inner))), cmd))
-                flat.extend(inner)
-            self.commands = [CommandState(cmd) for cmd in flat]
+                first = len(self.commands)
+                if cmd.__class__ is sm.Sequence:
+                    for inner in cmd_spec["commands"]:
+                        self.commands.append(CommandState(inner))
+                else:
+                    self.commands.append(CommandState(cmd_spec))
+                self.units.append(Unit(self, list(range(first, len(self.commands))), cmd))
         # the units whose Status the device may give for several commands
         # (an Atomic or a Sequence): most jobs have none
-        self._containers = [unit for unit in self.units if unit.template.__class__ in _CONTAINERS]
+        self._containers = [unit for unit in self.units if unit.atomic]
         self.atomic_status = None
         self.error = None  # a local failure: {"code", "message"}
         self.state = QUEUED

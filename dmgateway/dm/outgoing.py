@@ -132,9 +132,10 @@ class ServerCommands:
 
     def _try_whole_job(self, builder, job, turn):
         """All of ``job``'s units in this message, or none (then False)."""
-        for unit in job.units:
-            if self._too_large_for_client(unit) is not None:
-                return False
+        if self._client_max_obj_size:  # (_too_large_for_client answers None without it)
+            for unit in job.units:
+                if self._too_large_for_client(unit) is not None:
+                    return False
         cmds = [unit.render() for unit in job.units]
         try:
             fits = builder.try_add_all(cmds)  # one measure: a message grows with each command
