@@ -28,7 +28,7 @@ MAX_DEFERRALS = 10
 _RUN = 128
 
 
-@dataclass
+@dataclass(slots=True)  # (one or more per job: no instance dict)
 class Sent:
     """One command we sent, by (our MsgID, its CmdID)."""
 

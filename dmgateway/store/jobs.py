@@ -298,7 +298,8 @@ class JobStore(Database):
         for first in range(0, len(job_ids), _START_CHUNK):
             chunk = job_ids[first:first + _START_CHUNK]
             for job_id in chunk:
-                check_text(job_id, "job_id")
+                if job_id.__class__ is not str:  # (check_text, called only to raise)
+                    check_text(job_id, "job_id")
             changed += txn.execute(
                 _start_sql(len(chunk), len(expected), self.engine == "postgresql"), (now, *chunk, *expected)
             )
@@ -347,7 +348,8 @@ class JobStore(Database):
             # job's checks once, then _end_job_txn, without _transition_job_txn)
             direct = txn.plain_jobs is not None and not self.database_engine.returning
             for job_id, state, expect, results, error, event in ends:
-                check_text(job_id, "job_id", empty=False)
+                if job_id.__class__ is not str or not job_id:  # (check_text, called only to raise)
+                    check_text(job_id, "job_id", empty=False)
                 if not direct or state not in FINAL_JOB_STATES:
                     changed.append(
                         self._transition_job_txn(txn, now, job_id, device_id, expect, state, error, results, event)
