@@ -141,7 +141,8 @@ def build_job_commands(commands, atomic):
     """
     if not isinstance(commands, list) or not commands:
         raise ValueError("a job needs at least one command")
-    built = [build_command(spec) for spec in commands]
+    # (one command, most jobs: without a comprehension's frame)
+    built = [build_command(commands[0])] if len(commands) == 1 else [build_command(spec) for spec in commands]
     if not atomic:
         return built
     for cmd in built:

@@ -177,24 +177,26 @@ class JobRun:
         self.spec = spec
         self.job_id = spec.job_id
         built = build_job_commands(spec.commands, spec.atomic)  # ValueError for a bad job
+        # _containers: the units whose Status the device may give for several
+        # commands (an Atomic or a Sequence); most jobs have none
         if spec.atomic:
             self.commands = [CommandState(cmd) for cmd in spec.commands]
-            self.units = [Unit(self, list(range(len(self.commands))), built[0])]
+            self.units = self._containers = [Unit(self, list(range(len(self.commands))), built[0])]
         else:
             # a Sequence is one unit; its inner commands are job commands of
             # their own (one result each, in order)
-            self.commands, self.units = [], []
+            self.commands, self.units, self._containers = [], [], []
             for cmd_spec, cmd in zip(spec.commands, built):
                 first = len(self.commands)
                 if cmd.__class__ is sm.Sequence:
                     for inner in cmd_spec["commands"]:
                         self.commands.append(CommandState(inner))
+                    unit = Unit(self, list(range(first, len(self.commands))), cmd)
+                    self._containers.append(unit)
                 else:
                     self.commands.append(CommandState(cmd_spec))
-                self.units.append(Unit(self, list(range(first, len(self.commands))), cmd))
-        # the units whose Status the device may give for several commands
-        # (an Atomic or a Sequence): most jobs have none
-        self._containers = [unit for unit in self.units if unit.atomic]
+                    unit = Unit(self, [first], cmd)
+                self.units.append(unit)
         self.atomic_status = None
         self.error = None  # a local failure: {"code", "message"}
         self.state = QUEUED
@@ -258,7 +260,9 @@ class JobRun:
         self.state = FINISHED
         if self._containers:
             self._complete_from_containers()
-        results = [command.result() for command in self.commands]
+        commands = self.commands
+        # (one command, most jobs: without a comprehension's frame)
+        results = [commands[0].result()] if len(commands) == 1 else [command.result() for command in commands]
         error = self.error or self._command_error()
         return JobFinished(self.job_id, "failed" if error else "done", results, error)
 

@@ -136,7 +136,9 @@ class ServerCommands:
             for unit in job.units:
                 if self._too_large_for_client(unit) is not None:
                     return False
-        cmds = [unit.render() for unit in job.units]
+        units = job.units
+        # (one unit, most jobs: without a comprehension's frame)
+        cmds = [units[0].render()] if len(units) == 1 else [unit.render() for unit in units]
         try:
             fits = builder.try_add_all(cmds)  # one measure: a message grows with each command
         except ValueError:
