@@ -229,6 +229,10 @@ def end_jobs(batch, ends, *, device_id, now):
     for job_id, new_state, expect, results, error in ends:
         if new_state not in FINAL_JOB_STATES:
             raise ValueError("%r is not the end of a job" % (new_state,))
+        # (one old state the table allows and no error, a session's usual end: _expected and job_event, inline)
+        if error is None and expect.__class__ is str and new_state in JOB_TRANSITIONS.get(expect, ()):
+            checked.append((job_id, new_state, (expect,), results, None, {"job_id": job_id, "state": new_state}))
+            continue
         checked.append((job_id, new_state, _expected("job", new_state, expect), results, error,
                         job_event(job_id, new_state, error)))
     return batch.end_jobs(checked, device_id=device_id, now=now)

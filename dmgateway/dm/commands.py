@@ -73,6 +73,12 @@ def build_command(spec):
     if not isinstance(spec, dict):
         raise ValueError("a job command must be a dict")
     op = spec.get("op")
+    plain = _PLAIN_OPS.get(op)
+    if plain is not None and len(spec) == 2:  # (Get or Delete of a target alone: most jobs)
+        target = spec.get("target")
+        if target.__class__ is str:
+            # (positional: Item's target, Get's and Delete's items, as tests/dm/test_model_order.py pins them)
+            return plain("", False, None, None, [sm.Item(sm.LocRef(target))])
     if op == "Sequence":
         inner = spec.get("commands")
         if not isinstance(inner, list) or not inner:
@@ -135,7 +141,8 @@ def build_job_commands(commands, atomic):
     """
     if not isinstance(commands, list) or not commands:
         raise ValueError("a job needs at least one command")
-    built = [build_command(spec) for spec in commands]
+    # (one command, most jobs: without a comprehension's frame)
+    built = [build_command(commands[0])] if len(commands) == 1 else [build_command(spec) for spec in commands]
     if not atomic:
         return built
     for cmd in built:
@@ -229,6 +236,18 @@ def results_answer(results, data=None):
     ``data`` replaces the last Item's data (a reassembled large object).
     """
     items = results.items
+    if len(items) == 1 and data is None:  # (one Item of text: most Results, without the calls below)
+        item = items[0]
+        text = item.data
+        if text.__class__ is str:
+            fmt = mime_type = None
+            for meta in (results.meta, item.meta):  # (effective_meta, inline)
+                if meta is not None:
+                    fmt = meta.format or fmt
+                    mime_type = meta.type or mime_type
+            if (fmt or "chr") in _TRIMMED_FORMATS:
+                text = text.strip(" \t\r\n")
+            return {"data": text, "format": fmt, "type": mime_type}
     answers = []
     for index, item in enumerate(items):
         fmt, mime_type = effective_meta(item, results.meta)

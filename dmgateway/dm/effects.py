@@ -43,6 +43,8 @@ class JobSpec:
 class Effect:
     """Base class of everything the dispatcher is asked to do."""
 
+    __slots__ = ()  # (a subclass with slots has no instance dict either)
+
 
 @dataclass
 class DevInfoReceived(Effect):
@@ -80,12 +82,12 @@ class Authenticated(Effect):
     scheme: str
 
 
-@dataclass
+@dataclass(slots=True)  # (one or two per job: no instance dict)
 class JobStarted(Effect):
     job_id: str
 
 
-@dataclass
+@dataclass(slots=True)  # (one or two per job: no instance dict)
 class JobFinished(Effect):
     job_id: str
     state: str  # "done" | "failed"

@@ -61,7 +61,8 @@ class ClientCommands:
     def _take_server_verdicts(self, turn):
         """Read the device's Status for our SyncHdr(s); True if we must give up."""
         for status in turn.msg.body:
-            if status.__class__ is not sm.Status or not is_hdr_status(status):
+            # (is_hdr_status, inline: every Status of a message comes by)
+            if status.__class__ is not sm.Status or status.cmd_ref != "0" and status.cmd != "SyncHdr":
                 continue
             msg_ref = status.msg_ref or (self._sent_order[-1] if self._sent_order else None)
             if msg_ref not in self._sent_order:
@@ -131,9 +132,13 @@ class ClientCommands:
         return None, None
 
     def _take_status(self, status, turn):
-        if is_hdr_status(status):
+        if status.cmd_ref == "0" or status.cmd == "SyncHdr":  # (is_hdr_status, inline: one per job)
             return  # read by _take_server_verdicts
-        msg_ref, sent = self._find(status.msg_ref, status.cmd_ref)
+        msg_ref = status.msg_ref
+        if msg_ref:  # (_find's first case, inline)
+            sent = self._sent.get((msg_ref, status.cmd_ref))
+        else:
+            msg_ref, sent = self._find(msg_ref, status.cmd_ref)
         if msg_ref in self._rejected:
             return  # the device refused that message; it is being sent again
         if sent is None:
@@ -145,7 +150,7 @@ class ClientCommands:
             return
         sent.answered = True
         unit = sent.unit
-        job = unit.job if unit is not None else None  # (a weak reference: looked up once)
+        job = unit._job() if unit is not None else None  # (Unit.job: a weak reference, looked up once)
         if job is None or job.state == FINISHED:
             return  # our own alert, or too late to matter
         if sent.chunk:
@@ -177,22 +182,30 @@ class ClientCommands:
             job.set_status(sent.index, status)
 
     def _take_results(self, results, turn):
-        msg_ref, sent = self._find(results.msg_ref, results.cmd_ref)
+        msg_ref = results.msg_ref
+        if msg_ref:  # (_find's first case, inline: one per Get)
+            sent = self._sent.get((msg_ref, results.cmd_ref))
+        else:
+            msg_ref, sent = self._find(msg_ref, results.cmd_ref)
         key = ("Results", msg_ref, results.cmd_ref)
-        if self._reassembler.is_refused(key) and results.items:  # the rest of a refused object
-            self._owe(results, self._reassembler.feed(key, results.items[-1]).status, turn)
+        reassembler = self._reassembler
+        # (no large object open nor refused, the common case: none of the checks below can hold)
+        quiet = reassembler.pending is None and not reassembler.refused
+        if not quiet and reassembler.is_refused(key) and results.items:  # the rest of a refused object
+            self._owe(results, reassembler.feed(key, results.items[-1]).status, turn)
             return
         command = job = None
         if sent is not None and sent.unit is not None and sent.index is not None:
-            job = sent.unit.job  # (a weak reference: looked up once)
+            job = sent.unit._job()  # (Unit.job: a weak reference, looked up once)
             command = job.commands[sent.index]
         if command is None or command.op != "Get" or job.state == FINISHED:
             turn.effects.append(InputIgnored("Results for no pending Get (%s/%s)" % (
                 results.msg_ref, results.cmd_ref)))
             return
-        self._check_interrupt(key, turn)
+        if not quiet:
+            self._check_interrupt(key, turn)
         last = results.items[-1] if results.items else None
-        chunked = last is not None and (last.more_data or self._reassembler.is_open(key))
+        chunked = last is not None and (last.more_data or not quiet and reassembler.is_open(key))
         if not chunked:
             if not job.set_results(sent.index, results_answer(results)):
                 turn.effects.append(InputIgnored("second Results for %s" % (command.label,)))

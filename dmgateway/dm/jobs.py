@@ -21,12 +21,15 @@ QUEUED, RUNNING, FINISHED = "queued", "running", "finished"
 class CommandState:
     """One job command and what became of it."""
 
+    __slots__ = ("spec", "op", "target", "status", "answer", "results_pending")
+
     def __init__(self, spec):
         self.spec = spec
         self.op = spec.get("op")
         self.target = spec.get("target")
         self.status = None  # final status code, from the device or decided locally
-        self.answer = None  # {"data", "format", "type"[, "items"]} from Results / alert Status
+        # {"data", "format", "type"[, "items"]} (in that order) from Results / alert Status
+        self.answer = None
         self.results_pending = False  # an incoming chunked Results is being reassembled
 
     @property
@@ -36,18 +39,12 @@ class CommandState:
         return "%s %s" % (self.op, self.target)
 
     def result(self):
-        answer = self.answer or {}
-        result = {
-            "op": self.op,
-            "target": self.target,
-            "status": self.status,
-            "data": answer.get("data"),
-            "format": answer.get("format"),
-            "type": answer.get("type"),
-        }
-        if "items" in answer:
-            result["items"] = answer["items"]
-        return result
+        answer = self.answer
+        if answer is None:
+            return {"op": self.op, "target": self.target, "status": self.status,
+                    "data": None, "format": None, "type": None}
+        # (the answer's keys are data, format, type and items, in that order)
+        return {"op": self.op, "target": self.target, "status": self.status, **answer}
 
     def needs_results(self):
         """A successful Get is not settled before its Results arrive."""
@@ -69,22 +66,23 @@ class Unit:
     cyclic garbage collector found it (every session would leave one).
     """
 
+    __slots__ = ("_job", "indexes", "template", "atomic", "outgoing", "state", "deferrals",
+                 "container_status", "_rendered")
+
     def __init__(self, job, indexes, template):
         self._job = weakref.ref(job)
         self.indexes = indexes
         self.template = template
+        self.atomic = isinstance(template, sm.Container)  # an Atomic or a Sequence
         self.outgoing = None
         self.state = "queued"
         self.deferrals = 0  # messages in a row that had no room for it
         self.container_status = None  # the device's Status for an Atomic/Sequence
+        self._rendered = False  # the template went out as rendered once
 
     @property
     def job(self):
         return self._job()
-
-    @property
-    def atomic(self):
-        return isinstance(self.template, sm.Container)
 
     def data_item(self):
         """The Item whose data may be chunked (Add/Replace), or None."""
@@ -107,7 +105,13 @@ class Unit:
         ]
 
     def render(self):
-        """A fresh copy of the command to number and send."""
+        """The command to number and send: the template itself the first time
+        (numbering changes only its CmdID, which the template does not use),
+        then a fresh copy each time (one it was sent as may still be in a
+        reply kept for a retransmission)."""
+        if not self._rendered:
+            self._rendered = True
+            return self.template
         return _fresh(self.template)
 
     def start_chunks(self):
@@ -120,7 +124,7 @@ class Unit:
         Meta/Size; all but the last have MoreData (dm-protocol §8).
         """
         outgoing = self.outgoing
-        cmd = self.render()
+        cmd = _fresh(self.template)  # (never the template: a chunk changes its Item)
         item = cmd.items[0]
         item.data = outgoing.piece(length)
         item.more_data = length < outgoing.remaining
@@ -173,18 +177,26 @@ class JobRun:
         self.spec = spec
         self.job_id = spec.job_id
         built = build_job_commands(spec.commands, spec.atomic)  # ValueError for a bad job
+        # _containers: the units whose Status the device may give for several
+        # commands (an Atomic or a Sequence); most jobs have none
         if spec.atomic:
             self.commands = [CommandState(cmd) for cmd in spec.commands]
-            self.units = [Unit(self, list(range(len(self.commands))), built[0])]
+            self.units = self._containers = [Unit(self, list(range(len(self.commands))), built[0])]
         else:
             # a Sequence is one unit; its inner commands are job commands of
             # their own (one result each, in order)
-            flat, self.units = [], []
+            self.commands, self.units, self._containers = [], [], []
             for cmd_spec, cmd in zip(spec.commands, built):
-                inner = cmd_spec["commands"] if isinstance(cmd, sm.Sequence) else [cmd_spec]
-                self.units.append(Unit(self, list(range(len(flat), len(flat) + len(inner))), cmd))
-                flat.extend(inner)
-            self.commands = [CommandState(cmd) for cmd in flat]
+                first = len(self.commands)
+                if cmd.__class__ is sm.Sequence:
+                    for inner in cmd_spec["commands"]:
+                        self.commands.append(CommandState(inner))
+                    unit = Unit(self, list(range(first, len(self.commands))), cmd)
+                    self._containers.append(unit)
+                else:
+                    self.commands.append(CommandState(cmd_spec))
+                    unit = Unit(self, [first], cmd)
+                self.units.append(unit)
         self.atomic_status = None
         self.error = None  # a local failure: {"code", "message"}
         self.state = QUEUED
@@ -197,11 +209,10 @@ class JobRun:
         if command.status is not None:
             return False
         command.status = status.data
-        code = command.spec.get("alert")
-        if command.op == "Alert" and code in (
-            sm.ALERT_TEXT_INPUT, sm.ALERT_SINGLE_CHOICE, sm.ALERT_MULTIPLE_CHOICE
-        ):
-            command.answer = {"data": alert_answer(code, status), "format": None, "type": None}
+        if command.op == "Alert":
+            code = command.spec.get("alert")
+            if code in (sm.ALERT_TEXT_INPUT, sm.ALERT_SINGLE_CHOICE, sm.ALERT_MULTIPLE_CHOICE):
+                command.answer = {"data": alert_answer(code, status), "format": None, "type": None}
         return True
 
     def set_results(self, index, answer):
@@ -231,21 +242,33 @@ class JobRun:
 
     def settled(self):
         """Every command has its final answer: the job can finish now."""
-        if not self.all_sent():
-            return False
+        commands = self.commands
         for unit in self.units:
-            if unit.state == "dropped":
+            state = unit.state
+            if state == "dropped":
                 continue
-            if unit.atomic and unit.container_status is None:
+            if state == "queued" or unit.atomic and unit.container_status is None:
                 return False
             for index in unit.indexes:
-                if not self.commands[index].settled():
+                command = commands[index]
+                if command.status is None or not command.settled():  # (no Status yet: most asked)
                     return False
         return True
 
     def finish(self):
         """The JobFinished for what is known now (missing answers count as failures)."""
         self.state = FINISHED
+        if self._containers:
+            self._complete_from_containers()
+        commands = self.commands
+        # (one command, most jobs: without a comprehension's frame)
+        results = [commands[0].result()] if len(commands) == 1 else [command.result() for command in commands]
+        error = self.error or self._command_error()
+        return JobFinished(self.job_id, "failed" if error else "done", results, error)
+
+    def _complete_from_containers(self):
+        """Give the commands the device answered only through their Atomic or
+        Sequence that container's Status."""
         if self.spec.atomic and self.atomic_status is not None:
             for command in self.commands:
                 if command.status is None:  # the device only answered for the Atomic
@@ -254,9 +277,6 @@ class JobRun:
             for index in unit.indexes:
                 if self.commands[index].status is None:  # only the Sequence was answered
                     self.commands[index].status = unit.container_status
-        results = [command.result() for command in self.commands]
-        error = self.error or self._command_error()
-        return JobFinished(self.job_id, "failed" if error else "done", results, error)
 
     def abandon(self, code, message):
         """The JobFinished of a job cut short by the end of the session."""
@@ -266,20 +286,25 @@ class JobRun:
 
     def _sequences(self):
         """The Sequence units the device answered."""
-        return [unit for unit in self.units if isinstance(unit.template, sm.Sequence)
+        return [unit for unit in self._containers if isinstance(unit.template, sm.Sequence)
                 and unit.container_status is not None]
 
     def _command_error(self):
         problems = []
-        if self.spec.atomic and self.atomic_status is not None and not st.is_success(
-            self.atomic_status
-        ):
-            problems.append("Atomic: %s" % (st.describe(self.atomic_status),))
-        for unit in self._sequences():
-            if not st.is_success(unit.container_status):
-                problems.append("Sequence: %s" % (st.describe(unit.container_status),))
+        if self._containers:
+            if self.spec.atomic and self.atomic_status is not None and not st.is_success(
+                self.atomic_status
+            ):
+                problems.append("Atomic: %s" % (st.describe(self.atomic_status),))
+            for unit in self._sequences():
+                if not st.is_success(unit.container_status):
+                    problems.append("Sequence: %s" % (st.describe(unit.container_status),))
         for command in self.commands:
-            if command.status is None:
+            status = command.status
+            if (status.__class__ is int and 200 <= status <= 212 and not command.results_pending
+                    and (command.answer is not None or command.op != "Get")):
+                continue  # (a success with all its answers, the usual case: the tests below, inline)
+            if status is None:
                 problems.append("%s: no status from the device" % (command.label,))
             elif not st.is_success(command.status):
                 problems.append("%s: %s" % (command.label, st.describe(command.status)))

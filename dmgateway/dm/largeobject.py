@@ -88,13 +88,13 @@ class Reassembler:
     def __init__(self, max_obj_size):
         self.max_obj_size = max_obj_size
         self.pending = None  # IncomingObject or None
-        self._refused = set()
+        self.refused = set()  # keys of refused objects whose last chunk is still to come
 
     def is_refused(self, key):
-        return key in self._refused
+        return key in self.refused
 
     def is_open(self, key):
-        return (self.pending is not None and self.pending.key == key) or key in self._refused
+        return (self.pending is not None and self.pending.key == key) or key in self.refused
 
     def feed(self, key, item, size=None):
         """Take one chunk: ``item`` (``more_data`` set on all but the last).
@@ -103,9 +103,9 @@ class Reassembler:
         resolves Item over command Meta).  The caller interrupts another
         open object first (:meth:`interrupt`).
         """
-        if key in self._refused:
+        if key in self.refused:
             if not item.more_data:
-                self._refused.discard(key)
+                self.refused.discard(key)
             return Chunk(st.TOO_LARGE)
         obj = self.pending
         if obj is None or obj.key != key:
@@ -130,7 +130,7 @@ class Reassembler:
     def _refuse(self, key, item):
         self.pending = None
         if item.more_data:
-            self._refused.add(key)
+            self.refused.add(key)
         return Chunk(st.TOO_LARGE)
 
     def interrupt(self):

@@ -28,7 +28,7 @@ MAX_DEFERRALS = 10
 _RUN = 128
 
 
-@dataclass
+@dataclass(slots=True)  # (one or more per job: no instance dict)
 class Sent:
     """One command we sent, by (our MsgID, its CmdID)."""
 
@@ -132,10 +132,13 @@ class ServerCommands:
 
     def _try_whole_job(self, builder, job, turn):
         """All of ``job``'s units in this message, or none (then False)."""
-        for unit in job.units:
-            if self._too_large_for_client(unit) is not None:
-                return False
-        cmds = [unit.render() for unit in job.units]
+        if self._client_max_obj_size:  # (_too_large_for_client answers None without it)
+            for unit in job.units:
+                if self._too_large_for_client(unit) is not None:
+                    return False
+        units = job.units
+        # (one unit, most jobs: without a comprehension's frame)
+        cmds = [units[0].render()] if len(units) == 1 else [unit.render() for unit in units]
         try:
             fits = builder.try_add_all(cmds)  # one measure: a message grows with each command
         except ValueError:

@@ -158,7 +158,7 @@ class MessageBuilder:
         after = self._next_id
         for cmd in cmds:
             after = number(cmd, after)
-        if not self._fits(self.body + cmds):
+        if self.limit is not None and not self._fits(self.body + cmds):  # (unlimited: nothing to measure)
             return False
         self._next_id = after
         self.body.extend(cmds)

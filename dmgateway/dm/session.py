@@ -296,7 +296,13 @@ class ServerSession(ClientCommands, ServerCommands):
             self._pkg1_fresh = False
         gave_up = self._take_server_verdicts(turn)
         for cmd in msg.body:
-            self._take(cmd, turn)
+            kind = cmd.__class__  # (_take's first two cases, inline: each job's answers)
+            if kind is sm.Status:
+                self._take_status(cmd, turn)
+            elif kind is sm.Results:
+                self._take_results(cmd, turn)
+            else:
+                self._take(cmd, turn)
         if gave_up:
             reason = "the device rejected our credentials %d times" % (self._server_auth.failures,)
             return self._compose(turn, commands=False, end=("server_auth_rejected", reason))

@@ -298,7 +298,8 @@ class JobStore(Database):
         for first in range(0, len(job_ids), _START_CHUNK):
             chunk = job_ids[first:first + _START_CHUNK]
             for job_id in chunk:
-                check_text(job_id, "job_id")
+                if job_id.__class__ is not str:  # (check_text, called only to raise)
+                    check_text(job_id, "job_id")
             changed += txn.execute(
                 _start_sql(len(chunk), len(expected), self.engine == "postgresql"), (now, *chunk, *expected)
             )
@@ -343,11 +344,24 @@ class JobStore(Database):
             # (VALUES ...) 214k, with RETURNING 279k, a CASE per column
             # 216k); or a job asked twice (the first end wins): one by one.
             changed = []
+            # (a session's batch on an engine without RETURNING, SQLite: each
+            # job's checks once, then _end_job_txn, without _transition_job_txn)
+            direct = txn.plain_jobs is not None and not self.database_engine.returning
             for job_id, state, expect, results, error, event in ends:
-                check_text(job_id, "job_id", empty=False)
-                changed.append(
-                    self._transition_job_txn(txn, now, job_id, device_id, expect, state, error, results, event)
-                )
+                if job_id.__class__ is not str or not job_id:  # (check_text, called only to raise)
+                    check_text(job_id, "job_id", empty=False)
+                if not direct or state not in FINAL_JOB_STATES:
+                    changed.append(
+                        self._transition_job_txn(txn, now, job_id, device_id, expect, state, error, results, event)
+                    )
+                    continue
+                expected = check_states(expect, JOB_STATES, "expect_state")
+                for old in expected:
+                    check_job(old, state)
+                ended = self._end_job_txn(txn, now, job_id, state, results, error, expected)
+                if ended and event is not None:
+                    self._append_event_txn(txn, "job", device_id, now, event)
+                changed.append(ended)
             return tuple(changed)
         check_time(now, "now")
         width = 1
@@ -393,7 +407,8 @@ class JobStore(Database):
         one UPDATE more, that changes nothing.
         """
         values = _job_values(now, state, results, error)
-        expected = check_states(expect, JOB_STATES, "expect_state")
+        # (a tuple of states both callers passed through check_job first: not checked again)
+        expected = expect if expect.__class__ is tuple and expect else check_states(expect, JOB_STATES, "expect_state")
         args = (*values.values(), job_id, *expected)
         if txn.execute(_update_sql(tuple(values), len(expected), True), args) == 1:
             txn.plain_jobs.add(job_id)
@@ -405,9 +420,12 @@ def _job_values(now: float, state, results, error) -> dict[str, Any]:
     """The columns an update of a job writes (C{None}: left as it is), checked."""
     values: dict[str, Any] = {}
     if state is not None:
-        values["state"] = check_state(state, JOB_STATES, "state")
+        # (a str of JOB_STATES, the usual case, passes check_state: not called)
+        values["state"] = state if state.__class__ is str and state in JOB_STATES else \
+            check_state(state, JOB_STATES, "state")
     if results is not None:
-        check_instance(results, list, "results")
+        if results.__class__ is not list:
+            check_instance(results, list, "results")
         values["results"] = dump_json(results, "results")
     if error is not None:
         check_instance(error, dict, "error")

@@ -79,18 +79,23 @@ def test_unit_chunks_repeat_meta_and_size_only_first():
 
 
 def test_rendered_commands_are_independent_of_the_template():
-    # rendering copies only what numbering and chunking change
+    # the first render is the template (numbering changes only its CmdID);
+    # later ones copy only what numbering and chunking change
     from dmgateway.dm.packaging import number
 
     job = JobRun(JobSpec("a", [{"op": "Replace", "target": "./A", "data": "1", "type": "text/plain"},
                                {"op": "Delete", "target": "./B"}], atomic=True))
     unit = job.units[0]
+    first = unit.render()
+    assert first is unit.template
+    number(first, 1)
     before = repr(unit.template)
-    first, second = unit.render(), unit.render()
-    number(first, 5)
-    first.commands[0].items[0].data = "changed"
-    first.commands[0].items[0].more_data = True
-    assert first.cmd_id == "5"
-    assert [c.cmd_id for c in first.commands] == ["6", "7"]
-    assert repr(unit.template) == before and repr(second) == before
-    assert second.commands[0].items[0].data == "1"
+    second, third = unit.render(), unit.render()
+    assert second is not unit.template and third is not second
+    number(second, 5)
+    second.commands[0].items[0].data = "changed"
+    second.commands[0].items[0].more_data = True
+    assert second.cmd_id == "5"
+    assert [c.cmd_id for c in second.commands] == ["6", "7"]
+    assert repr(unit.template) == before and repr(third) == before
+    assert third.commands[0].items[0].data == "1"

@@ -26,3 +26,11 @@ def test_message_meta_cred_and_chal_lead_with_the_fields_passed():
     assert _names(sm.Meta)[:2] == ["type", "format"]
     assert _names(sm.Cred) == ["meta", "data"]
     assert _names(sm.Chal) == ["meta"]
+
+
+def test_item_and_plain_commands_lead_with_the_fields_passed():
+    # dmgateway.dm.commands.build_command: Item(LocRef(target)), Get/Delete("", False, None, None, items)
+    assert _names(sm.Item)[0] == "target"
+    assert _names(sm.LocRef)[0] == "loc_uri"
+    for cls in (sm.Get, sm.Delete):
+        assert _names(cls) == ["cmd_id", "no_resp", "cred", "meta", "items"]
