@@ -162,7 +162,12 @@ class Txn:
         """Run one statement; return the number of rows it changed."""
         if type(args) is not tuple:
             args = tuple(args)
-        _check_args(args)
+        for arg in args:  # (L{_check_args}' common case in place: ASCII text, numbers, bytes, None)
+            if type(arg) is str:
+                if not arg.isascii() or "\x00" in arg:
+                    _check_args((arg,))
+            elif isinstance(arg, str):
+                _check_args((arg,))
         cursor = self.cursor
         cursor.execute(sql if self._sql is None else self._sql(sql), args)
         return cursor.rowcount
