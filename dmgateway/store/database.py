@@ -119,6 +119,11 @@ def _check_args(args: tuple) -> None:
             raise ValueError("text values must be valid Unicode") from None
 
 
+def placeholders(engine: Any) -> Any:
+    """What a L{Txn} of C{engine} translates its SQL with: L{None} if nothing."""
+    return None if getattr(engine, "native_placeholders", False) else engine.sql
+
+
 class Txn:
     """
     One transaction as the C{_..._txn} functions see it: SQL with C{?}
@@ -127,11 +132,15 @@ class Txn:
 
     __slots__ = ("cursor", "_engine", "_sql", "pending_events", "plain_jobs", "json_texts")
 
-    def __init__(self, cursor: Any, engine: Engine):
+    def __init__(self, cursor: Any, engine: Engine, sql: Any = None):
+        """
+        @param sql: the engine's translation of C{?} placeholders
+            (L{Engine.sql}), or L{None} when it takes them as they are
+            (see L{placeholders}).
+        """
         self.cursor = cursor
         self._engine = engine
-        # (None: the engine takes C{?} placeholders as they are)
-        self._sql = None if getattr(engine, "native_placeholders", False) else engine.sql
+        self._sql = sql
         #: events appended but not yet written (a short batch's, see
         #: L{EventStore._batch_txn<dmgateway.store.events.EventStore._batch_txn>}),
         #: or L{None} when every event is written at once
@@ -153,7 +162,12 @@ class Txn:
         """Run one statement; return the number of rows it changed."""
         if type(args) is not tuple:
             args = tuple(args)
-        _check_args(args)
+        for arg in args:  # (L{_check_args}' common case in place: ASCII text, numbers, bytes, None)
+            if type(arg) is str:
+                if not arg.isascii() or "\x00" in arg:
+                    _check_args((arg,))
+            elif isinstance(arg, str):
+                _check_args((arg,))
         cursor = self.cursor
         cursor.execute(sql if self._sql is None else self._sql(sql), args)
         return cursor.rowcount
@@ -223,6 +237,10 @@ class Database:
     @ivar description: where the data lives, without any password.
     """
 
+    #: while a L{Batch} records a call of the store's, the list its
+    #: C{run_interaction} appends the transaction to instead of running it
+    _batch_work: Optional[list] = None
+
     def __init__(self, database_engine: Engine, pool: Any, clock: Any):
         """
         @param pool: the engine's connection pool (an C{adbapi.ConnectionPool}).
@@ -235,6 +253,7 @@ class Database:
         self._closed = False
         self._pending: set[Deferred] = set()
         self._direct = database_engine.reactor_connection()
+        self._sql = placeholders(database_engine)
         # transactions (and a WAL checkpoint) queued on or running in the pool
         self._on_pool = 0
         # with a reactor connection: transactions asked while the pool was
@@ -285,6 +304,10 @@ class Database:
             caller sees no difference but speed.  L{SINGLE}: such a
             transaction of reads that each stand alone.
         """
+        work = self._batch_work
+        if work is not None:  # (a L{Batch} records the call: see L{batch})
+            work.append((desc, func, args))
+            return None
         if self._closed:
             return defer.fail(StoreClosed(f"store is closed ({desc})"))
         started = None if self.on_transaction is None else self._clock.seconds()
@@ -362,9 +385,10 @@ class Database:
         L{_failed}) is done here at once, in the same order: the
         transaction is timed, then its error translated.
         """
+        direct = self._direct
         self._in_direct = True
         try:
-            result = self._direct.run(self._interact_begun, func, args, begin=begin)
+            result = direct.run(func, args, begin)
         except BaseException:
             self._in_direct = False
             failure = Failure()
@@ -378,9 +402,8 @@ class Database:
                 return defer.fail(failure)
         else:
             self._in_direct = False
-            checkpoint = self._direct.checkpoint_due()
-            if checkpoint:
-                self._checkpoint(checkpoint)
+            if direct.due:
+                self._checkpoint(direct.checkpoint_due())
             if result is BUSY:
                 return None
             if started is not None:
@@ -442,10 +465,7 @@ class Database:
 
     def _interact(self, cursor: Any, func, args: tuple) -> Any:
         self.database_engine.begin_txn(cursor)
-        return func(Txn(cursor, self.database_engine), *args)
-
-    def _interact_begun(self, cursor: Any, func, args: tuple) -> Any:
-        return func(Txn(cursor, self.database_engine), *args)
+        return func(Txn(cursor, self.database_engine, self._sql), *args)
 
     def _failed(self, failure):
         error = failure.value

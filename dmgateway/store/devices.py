@@ -86,46 +86,58 @@ DEVICE_COLUMNS = (
 )
 
 
-def _client_nonce_columns(nonce: Any, _encode: Any = None) -> dict:
+# update_device's fields: each writes its columns into C{values} (a dict by
+# column name), C{build(values, value, encode)} (C{encode}: the
+# transaction's L{Txn.dump_json<dmgateway.store.database.Txn.dump_json>})
+
+
+def _client_nonce_columns(values: dict, nonce: Any, _encode: Any = None) -> dict:
     check_nonce(nonce, "client_nonce")
-    return {"client_nonce": bytes(nonce)}
+    values["client_nonce"] = bytes(nonce)
+    return values
 
 
-def _server_nonce_columns(nonce: Any, _encode: Any = None) -> dict:
+def _server_nonce_columns(values: dict, nonce: Any, _encode: Any = None) -> dict:
     check_nonce(nonce, "server_nonce")
-    return {"server_nonce": bytes(nonce)}
+    values["server_nonce"] = bytes(nonce)
+    return values
 
 
-def _devinfo_columns(devinfo: Optional[dict], encode: Any = dump_json) -> dict:
+def _devinfo_columns(values: dict, devinfo: Optional[dict], encode: Any = dump_json) -> dict:
     check_instance(devinfo, dict, "devinfo", optional=True)
-    value = None if devinfo is None else encode(devinfo, "devinfo")
-    return {"devinfo": value, **inventory_columns(devinfo, None)}
+    values["devinfo"] = None if devinfo is None else encode(devinfo, "devinfo")
+    values.update(inventory_columns(devinfo, None))
+    return values
 
 
-def _reported_columns(reported: Optional[dict], encode: Any = dump_json) -> dict:
+def _reported_columns(values: dict, reported: Optional[dict], encode: Any = dump_json) -> dict:
     check_instance(reported, dict, "reported", optional=True)
-    return {"reported": None if reported is None else encode(reported, "reported")}
+    values["reported"] = None if reported is None else encode(reported, "reported")
+    return values
 
 
-def _challenge_columns(challenge: Optional[dict], encode: Any = dump_json) -> dict:
+def _challenge_columns(values: dict, challenge: Optional[dict], encode: Any = dump_json) -> dict:
     check_instance(challenge, dict, "device challenge", optional=True)
-    value = None if challenge is None else encode(challenge, "device challenge")
-    return {"device_challenge": value}
+    values["device_challenge"] = None if challenge is None else encode(challenge, "device challenge")
+    return values
 
 
-def _last_session_columns(session: Optional[dict], encode: Any = dump_json) -> dict:
+def _last_session_columns(values: dict, session: Optional[dict], encode: Any = dump_json) -> dict:
     check_instance(session, dict, "last session", optional=True)
-    value = None if session is None else encode(session, "last session")
-    at = inventory_columns(None, session).get("last_session_at") if session is not None else None
-    return {"last_session": value, "last_session_at": at}
+    if session is None:
+        values["last_session"] = values["last_session_at"] = None
+    else:
+        values["last_session"] = encode(session, "last session")
+        values["last_session_at"] = inventory_columns(None, session)["last_session_at"]
+    return values
 
 
-def _reset_failure_columns(_reset: bool, _encode: Any = None) -> dict:
-    return {"auth_failures": 0, "locked_until": None}
+def _reset_failure_columns(values: dict, _reset: bool = True, _encode: Any = None) -> dict:
+    values["auth_failures"] = 0
+    values["locked_until"] = None
+    return values
 
 
-# update_device's fields: the columns each one writes, C{build(value, encode)}
-# (C{encode}: the transaction's L{Txn.dump_json<dmgateway.store.database.Txn.dump_json>})
 _FIELD_COLUMNS = {
     "client_nonce": _client_nonce_columns,
     "server_nonce": _server_nonce_columns,
@@ -135,6 +147,8 @@ _FIELD_COLUMNS = {
     "last_session": _last_session_columns,
     "reset_auth_failures": _reset_failure_columns,
 }
+# (the fields whose None leaves the column as it is)
+_KEPT_IF_NONE = frozenset(("client_nonce", "server_nonce"))
 
 
 class DeviceStore(Database):
@@ -277,9 +291,9 @@ class DeviceStore(Database):
     def _set_nonces_txn(self, txn, now, device_id, client_nonce, server_nonce) -> bool:
         values = {}
         if client_nonce is not None:
-            values.update(_client_nonce_columns(client_nonce))
+            _client_nonce_columns(values, client_nonce)
         if server_nonce is not None:
-            values.update(_server_nonce_columns(server_nonce))
+            _server_nonce_columns(values, server_nonce)
         return self._update_device_txn(txn, now, device_id, values)
 
     def set_devinfo(self, device_id: str, devinfo: Optional[dict]) -> Deferred:
@@ -289,7 +303,7 @@ class DeviceStore(Database):
         )
 
     def _set_devinfo_txn(self, txn, now, device_id, devinfo) -> bool:
-        return self._update_device_txn(txn, now, device_id, _devinfo_columns(devinfo))
+        return self._update_device_txn(txn, now, device_id, _devinfo_columns({}, devinfo))
 
     def set_reported(self, device_id: str, reported: Optional[dict]) -> Deferred:
         """Store the other nodes the device reported with its DevInfo (a JSON
@@ -299,7 +313,7 @@ class DeviceStore(Database):
         )
 
     def _set_reported_txn(self, txn, now, device_id, reported) -> bool:
-        return self._update_device_txn(txn, now, device_id, _reported_columns(reported))
+        return self._update_device_txn(txn, now, device_id, _reported_columns({}, reported))
 
     def set_device_challenge(self, device_id: str, challenge: Optional[dict]) -> Deferred:
         """Store the last challenge of the device that we could not answer
@@ -310,7 +324,7 @@ class DeviceStore(Database):
         )
 
     def _set_device_challenge_txn(self, txn, now, device_id, challenge) -> bool:
-        return self._update_device_txn(txn, now, device_id, _challenge_columns(challenge))
+        return self._update_device_txn(txn, now, device_id, _challenge_columns({}, challenge))
 
     def set_last_session(self, device_id: str, session: Optional[dict]) -> Deferred:
         """
@@ -323,7 +337,7 @@ class DeviceStore(Database):
         )
 
     def _set_last_session_txn(self, txn, now, device_id, session) -> bool:
-        return self._update_device_txn(txn, now, device_id, _last_session_columns(session))
+        return self._update_device_txn(txn, now, device_id, _last_session_columns({}, session))
 
     def update_device(self, device_id: str, **changes: Any) -> Deferred:
         """
@@ -340,6 +354,7 @@ class DeviceStore(Database):
 
     def _update_device_fields_txn(self, txn, now, device_id, changes: dict) -> bool:
         values: dict = {}
+        encode = txn.dump_json
         for field, value in changes.items():
             build = _FIELD_COLUMNS.get(field)
             if build is None:
@@ -347,9 +362,9 @@ class DeviceStore(Database):
             if field == "reset_auth_failures":
                 check_instance(value, bool, "reset_auth_failures")
                 if value:
-                    values.update(build(value))
-            elif value is not None or field not in ("client_nonce", "server_nonce"):
-                values.update(build(value, txn.dump_json))
+                    build(values)
+            elif value is not None or field not in _KEPT_IF_NONE:
+                build(values, value, encode)
         return self._update_device_txn(txn, now, device_id, values)
 
     def record_auth_failure(
@@ -392,14 +407,15 @@ class DeviceStore(Database):
         )
 
     def _reset_auth_failures_txn(self, txn, now, device_id) -> bool:
-        return self._update_device_txn(txn, now, device_id, _reset_failure_columns(True))
+        return self._update_device_txn(txn, now, device_id, _reset_failure_columns({}))
 
     def _device_exists_txn(self, txn, device_id: str) -> None:
         if txn.fetchone("SELECT 1 AS one FROM devices WHERE device_id = ?", (device_id,)) is None:
             raise NotFound(f"no device {device_id!r}")
 
     def _update_device_txn(self, txn, now, device_id, values: dict) -> bool:
-        values = dict(values, updated=now)
+        # (C{values} is the caller's own dict, made for this update)
+        values["updated"] = now
         return txn.execute(_update_sql(tuple(values)), (*values.values(), device_id)) == 1
 
 

@@ -76,17 +76,18 @@ class EventStore(Database):
         the event log, and the numbers they return are filled in then.
         """
         if not short:
-            return super()._batch_txn(txn, work)
-        txn.pending_events = []
+            return [func(txn, *args) for _desc, func, args in work]
+        txn.pending_events = pending = []
         txn.plain_jobs = set()
         txn.json_texts = {}
-        results = super()._batch_txn(txn, work)
-        if txn.pending_events:
+        results = [func(txn, *args) for _desc, func, args in work]
+        if pending:
             self._write_events_txn(txn)
+            results = [r.value if type(r) is PendingSeq else r for r in results]
         txn.pending_events = None
         txn.plain_jobs = None
         txn.json_texts = None
-        return [r.value if type(r) is PendingSeq else r for r in results]
+        return results
 
     def append_event(
         self, type: str, device_id: Optional[str], time: float, payload: Optional[dict] = None

@@ -34,7 +34,7 @@ from twisted.enterprise import adbapi
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 
-from .database import BUSY
+from .database import BUSY, Txn
 from .model import Conflict, StoreError, StoreUnavailable
 
 # OperationalErrors that say the database cannot be used now, not that the
@@ -288,12 +288,16 @@ class ReactorConnection:
     # SQLite's own automatic checkpoint (1000 pages) apart.
     checkpoint_every = 200
 
-    def __init__(self, path: str, setup: Any):
+    def __init__(self, path: str, setup: Any, engine: Any = None):
         """
         @param setup: C{setup(connection)} with the busy timeout 0.
+        @param engine: the L{SQLiteEngine}, which the L{Txn}s of L{run} name.
         """
         self._path = path
         self._setup = setup
+        self._engine = engine
+        #: whether L{checkpoint_due} has a checkpoint for the pool
+        self.due = False
         self._connection: Optional[sqlite3.Connection] = None
         self._since_checkpoint = 0
         # the number of the checkpoint handed to the pool and not yet ended
@@ -312,14 +316,14 @@ class ReactorConnection:
             raise
         return connection
 
-    def run(self, interaction: Any, *args: Any, begin: bool = True) -> Any:
+    def run(self, func: Any, args: tuple = (), begin: bool = True) -> Any:
         """
-        C{interaction(cursor, *args)} in one transaction (begun here),
-        committed on return and rolled back on an exception (raised, as
-        the pool's would be); L{BUSY} if the database was locked, rolled
-        back too.
+        C{func(txn, *args)} in one transaction (begun here), with C{txn} a
+        L{Txn} on this connection, committed on return and rolled back on
+        an exception (raised, as the pool's would be); L{BUSY} if the
+        database was locked, rolled back too.
 
-        @param begin: C{False} for an interaction of reads that each stand
+        @param begin: C{False} for a C{func} of reads that each stand
             alone (ONE statement, or a second that needs no snapshot in
             common with the first), each run on its own (atomic, as every
             statement SQLite runs outside a transaction), without C{BEGIN}
@@ -327,15 +331,15 @@ class ReactorConnection:
         """
         if self._checkpointing:
             return BUSY
-        try:
-            if self._connection is None:
-                self._connection = self._connect()
-        except sqlite3.OperationalError as e:
-            if not _is_busy(e):
-                raise
-            self.fallbacks += 1
-            return BUSY
         connection = self._connection
+        if connection is None:
+            try:
+                connection = self._connection = self._connect()
+            except sqlite3.OperationalError as e:
+                if not _is_busy(e):
+                    raise
+                self.fallbacks += 1
+                return BUSY
         changes = connection.total_changes
         cursor = connection.cursor()
         try:
@@ -343,7 +347,7 @@ class ReactorConnection:
             # change (or meets BUSY, as BEGIN IMMEDIATE would).
             if begin:
                 cursor.execute("BEGIN")
-            result = interaction(cursor, *args)
+            result = func(Txn(cursor, self._engine), *args)
             if begin and connection.in_transaction:
                 # (a statement from the cursor's cache: Connection.commit
                 # prepares and finalizes its COMMIT at every call)
@@ -362,6 +366,8 @@ class ReactorConnection:
             raise
         if connection.total_changes != changes:
             self._since_checkpoint += 1
+            if self._since_checkpoint >= self.checkpoint_every:
+                self.due = True
         return result
 
     def _rollback(self, cursor: sqlite3.Cursor) -> None:
@@ -378,6 +384,7 @@ class ReactorConnection:
         L{checkpoint} (and L{checkpoint_failed}), or 0.  Until it ends,
         L{run} answers L{BUSY}.
         """
+        self.due = False
         if self._since_checkpoint < self.checkpoint_every:
             return 0
         self._since_checkpoint = 0
@@ -487,7 +494,7 @@ class SQLiteEngine:
         setup = functools.partial(
             _setup_connection, 0, self.synchronous, self.cache_size, self.mmap_size
         )
-        return ReactorConnection(self.path, setup)
+        return ReactorConnection(self.path, setup, self)
 
     def connection_pool(self, reactor: Any) -> Any:
         """
