@@ -53,6 +53,11 @@ def parse(data, *, max_size=MAX_SIZE, max_depth=MAX_DEPTH, max_elements=None):
         root = etree.fromstring(data, _PARSERS.parser)
     except (etree.LxmlError, ValueError, LookupError) as e:
         raise XMLCodecError("not well-formed XML: %s" % (e,)) from None
+    # lxml raises for a parse only by its last message: an unbound prefix
+    # followed by a mere warning (a relative namespace URI) went through
+    for entry in _PARSERS.parser.error_log:
+        if entry.type_name == "NS_ERR_UNDEFINED_NAMESPACE":
+            raise XMLCodecError("not well-formed XML: %s" % (entry.message,))
     dtd = root.getroottree().docinfo.internalDTD
     if dtd is not None and (any(True for _ in dtd.iterentities())
                             or any(True for _ in dtd.iterelements())):

@@ -272,6 +272,9 @@ def _mutations():
 @HYPOTHESIS
 @given(_mutations(), st.sampled_from([None, 5, 40]), st.sampled_from([3, 64]))
 @example(b"<SyncML><a>" + b"<b>" * 70 + b"x" + b"</b>" * 70 + b"</a>junk" + b"<c/>" * 60, 50, 64)
+# (an unbound prefix, then a relative namespace URI: lxml only warned of the last)
+@example(b'<SyncML xmlns="SYNCML:SYNCML1.2"><SyncBody><p:q/><Format xmlns="syncmmetinf">chr</Format>'
+         b'</SyncBody></SyncML>', None, 64)
 def test_mutated_documents_read_the_same(data, limit, depth):
     same(data, max_elements=limit, max_depth=depth)
 
