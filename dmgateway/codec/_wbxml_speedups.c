@@ -32,6 +32,25 @@
 #include "_xml_tree.h"
 
 /* A new Node with its five slots set; steals a reference to ``text``. */
+/* An OPAQUE's length (a WBXML mb_u_int32 of at most 32 bits) read at *p,
+ * which moves past it: -1 if it is malformed or longer than the bytes left. */
+static Py_ssize_t
+opaque_length(const unsigned char *data, Py_ssize_t *p, Py_ssize_t end)
+{
+    unsigned long long value = 0;
+    for (int i = 0; i < 5 && *p < end; i++) {
+        unsigned char c = data[(*p)++];
+        value = (value << 7) | (c & 0x7F);
+        if (c < 0x80) {
+            if (value > 0xFFFFFFFFULL || (unsigned long long)(end - *p) < value) {
+                return -1;
+            }
+            return (Py_ssize_t)value;
+        }
+    }
+    return -1;
+}
+
 static PyObject *
 new_node(const NodeLayout *layout, PyObject *name, PyObject *ns, PyObject *text)
 {
@@ -259,26 +278,17 @@ decode_body(PyObject *module, PyObject *args)
             }
             else {  /* OPAQUE: mb_u_int32 length, then the bytes */
                 Py_ssize_t p = pos + 1;
-                unsigned long long value = 0;
-                int done = 0;
-                for (int i = 0; i < 5 && p < end; i++) {
-                    unsigned char c = data[p++];
-                    value = (value << 7) | (c & 0x7F);
-                    if (c < 0x80) {
-                        done = 1;
-                        break;
-                    }
-                }
-                if (!done || value > 0xFFFFFFFFULL || (unsigned long long)(end - p) < value) {
+                Py_ssize_t value = opaque_length(data, &p, end);
+                if (value < 0) {
                     failed = 1;
                     break;
                 }
-                text = PyBytes_FromStringAndSize((const char *)data + p, (Py_ssize_t)value);
+                text = PyBytes_FromStringAndSize((const char *)data + p, value);
                 if (text == NULL) {
                     failed = -1;
                     break;
                 }
-                pos = p + (Py_ssize_t)value;
+                pos = p + value;
             }
             PyObject *old = SLOT(cur, layout.text);
             SLOT(cur, layout.text) = text;
@@ -460,26 +470,17 @@ decode_model(PyObject *module, PyObject *args)
             }
             else {  /* OPAQUE: mb_u_int32 length, then the bytes */
                 Py_ssize_t p = pos + 1;
-                unsigned long long value = 0;
-                int done = 0;
-                for (int i = 0; i < 5 && p < end; i++) {
-                    unsigned char c = data[p++];
-                    value = (value << 7) | (c & 0x7F);
-                    if (c < 0x80) {
-                        done = 1;
-                        break;
-                    }
-                }
-                if (!done || value > 0xFFFFFFFFULL || (unsigned long long)(end - p) < value) {
+                Py_ssize_t value = opaque_length(data, &p, end);
+                if (value < 0) {
                     failed = 1;
                     break;
                 }
-                node->text = PyBytes_FromStringAndSize((const char *)data + p, (Py_ssize_t)value);
+                node->text = PyBytes_FromStringAndSize((const char *)data + p, value);
                 if (node->text == NULL) {
                     failed = 1;
                     break;
                 }
-                pos = p + (Py_ssize_t)value;
+                pos = p + value;
             }
             continue;
         }
