@@ -32,6 +32,7 @@ from dmgateway.deadlines import SessionDeadlines
 from dmgateway.devicelock import DeviceLock
 from dmgateway.dm import effects as fx
 from dmgateway.dm.effects import SessionError
+from dmgateway.dm.jobs import why_refused
 from dmgateway.dm.session import ServerSession
 from dmgateway.dm.replies import bad_request_reply, status_only_reply
 from dmgateway.dispatch_effects import SessionEffects
@@ -376,7 +377,7 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
                 # rare): fail that one, run the others
                 runnable = []
                 for spec in specs:
-                    problem = _unsendable(spec)
+                    problem = why_refused(spec)
                     if problem is None:
                         runnable.append(spec)
                     else:
@@ -592,14 +593,3 @@ def _resumed(coro):
     re-enters the ``await`` of the Deferred it waits for, which yields that
     Deferred again until it has fired."""
     return (yield from coro)
-
-
-def _unsendable(spec):
-    """Why the session engine refuses a job (None if it takes it)."""
-    from dmgateway.dm.jobs import JobRun
-
-    try:
-        JobRun(spec)
-    except ValueError as e:
-        return str(e)
-    return None

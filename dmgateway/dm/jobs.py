@@ -313,3 +313,12 @@ class JobRun:
         if not problems:
             return None
         return {"code": "command_failed", "message": "; ".join(problems)}
+
+
+def why_refused(spec):
+    """Why the session engine refuses job ``spec`` (None if it takes it)."""
+    try:
+        JobRun(spec)
+    except ValueError as e:
+        return str(e)
+    return None
