@@ -124,6 +124,29 @@ stack_push(Stack *st, PyObject *node)
     return 0;
 }
 
+/* The token ``b`` in the code page ``tags`` (one of ``tag_pages``' tables
+ * of 256 ``(name, ns, code)`` tuples): 0 with *entry and *code set, or -1
+ * when the table is not of that shape (the pure reader judges). */
+static int
+tag_entry(PyObject *tags, unsigned char b, PyObject **entry, long *code)
+{
+    if (!PyList_Check(tags) || PyList_GET_SIZE(tags) != 256) {
+        return -1;
+    }
+    PyObject *item = PyList_GET_ITEM(tags, b);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+        return -1;
+    }
+    long value = PyLong_AsLong(PyTuple_GET_ITEM(item, 2));
+    if (value == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    *entry = item;
+    *code = value;
+    return 0;
+}
+
 /* decode_body(data, pos, tag_pages, node_cls, max_depth, max_elements, k_end, k_str_i,
  *             k_switch, k_opaque) -> Node or None
  *
@@ -168,19 +191,9 @@ decode_body(PyObject *module, PyObject *args)
     int failed = 0;            /* 1: fall back to the pure reader; -1: a Python error */
 
     while (1) {
-        if (pos >= end || !PyList_Check(tags) || PyList_GET_SIZE(tags) != 256) {
-            failed = 1;
-            break;
-        }
-        unsigned char b = data[pos];
-        PyObject *entry = PyList_GET_ITEM(tags, b);
-        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3) {
-            failed = 1;
-            break;
-        }
-        long code = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
-        if (code == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
+        PyObject *entry;
+        long code;
+        if (pos >= end || tag_entry(tags, data[pos], &entry, &code) < 0) {
             failed = 1;
             break;
         }
@@ -370,18 +383,9 @@ decode_model(PyObject *module, PyObject *args)
     int failed = 0;
 
     while (1) {
-        if (pos >= end || !PyList_Check(tags) || PyList_GET_SIZE(tags) != 256) {
-            failed = 1;
-            break;
-        }
-        unsigned char b = data[pos];
-        PyObject *entry = PyList_GET_ITEM(tags, b);
-        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3) {
-            failed = 1;
-            break;
-        }
-        long code = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
-        if (code == -1 && PyErr_Occurred()) {
+        PyObject *entry;
+        long code;
+        if (pos >= end || tag_entry(tags, data[pos], &entry, &code) < 0) {
             failed = 1;
             break;
         }

@@ -373,3 +373,23 @@ def test_damaged_message_trees_write_or_fail_the_same(msg, draw):
     else:
         node.children.append(draw.draw(st.sampled_from([Node("LocURI", text="x"), "junk", None])))
     assert_same_bytes(root)
+
+
+def test_a_code_page_of_another_shape_is_left_to_the_pure_reader():
+    """Both C readers answer None, with no Python error left set, when an
+    entry of a code page is not a (name, ns, int) tuple or a page is not a
+    list of 256: the token lookup they share judges the table, not the
+    bytes."""
+    data = doc(leaf())
+    header = wbxml_reader.read_header(data)
+    for bad in ((None, None, "not an int"), ("Source",), None):
+        page = list(compiled(SYNCML12).tag_pages[0])
+        page[0x40 | SYNCML] = bad
+        pages = [page] + list(compiled(SYNCML12).tag_pages[1:])
+        assert SPEEDUPS.decode_body(data, header.body_offset, pages, Node, 100, None,
+                                    K_END, K_STR_I, K_SWITCH, K_OPAQUE) is None
+        assert SPEEDUPS.decode_model(data, header.body_offset, pages, 100, None,
+                                     K_END, K_STR_I, K_SWITCH, K_OPAQUE) is None
+    short = [list(compiled(SYNCML12).tag_pages[0])[:255]] + list(compiled(SYNCML12).tag_pages[1:])
+    assert SPEEDUPS.decode_model(data, header.body_offset, short, 100, None,
+                                 K_END, K_STR_I, K_SWITCH, K_OPAQUE) is None
