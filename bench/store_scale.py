@@ -64,13 +64,21 @@ per session between runs of 20 sessions, where the whole process's
 difference carries the order (the first store measured warms up Python's
 caches for the second: -150k per session with 20 sessions).
 
+``--setting NAME=QUERY`` (repeatable) measures these store URI options
+instead of the two settings above (QUERY as after the URI's ``?``; empty
+for the daemon's defaults), e.g. ``--setting "map 256 MiB=mmap_size=268435456"
+--setting "defaults="``; ``checkpoint_every=N`` in QUERY sets the number of
+writing transactions between the WAL checkpoints instead (not a store
+option; the sessions alternate in blocks, so a checkpoint every more than
+a block falls in some blocks only: compare the means, which count it).
+
 ``--keep DIR`` keeps the filled stores in DIR and reuses them (filling a
 million devices takes some seconds; with ``--fleet used`` a minute): a file
 is named by its fleet, its device count and the schema version it was
 filled at, so one filled before a new migration is not reused.
 
     .venv/bin/python bench/store_scale.py [--large 1000000] [--sessions 400] [--runs 9]
-        [--block 20] [--fleet new|used] [--keep DIR] [--warm]
+        [--block 20] [--fleet new|used] [--keep DIR] [--warm] [--setting NAME=QUERY ...]
     .venv/bin/python bench/store_scale.py --instructions --sessions 100 [--fleet new|used] [--keep DIR]
 """
 
@@ -97,7 +105,7 @@ from twisted.internet import defer, task  # noqa: E402
 
 from bench.session_growth import JOB, Gateway, account_spec, device_id  # noqa: E402
 from dmgateway.store.migrations import load_migrations  # noqa: E402
-from dmgateway.store.sqlite import CACHE_SIZE_KIB, MMAP_SIZE  # noqa: E402
+from dmgateway.store.sqlite import CACHE_SIZE_KIB, MMAP_SIZE, ReactorConnection  # noqa: E402
 
 SETTINGS = {
     "daemon defaults (cache %d MiB, mmap %d MiB)" % (CACHE_SIZE_KIB // 1024, MMAP_SIZE >> 20): "",
@@ -296,6 +304,27 @@ def median_interval(values, confidence=0.95):
     return statistics.median(ordered), ordered[low - 1], ordered[n - low]
 
 
+#: the store's own interval between WAL checkpoints, in writing transactions
+CHECKPOINT_EVERY = ReactorConnection.checkpoint_every
+
+
+def checkpoint_option(options):
+    """
+    C{options} without a C{checkpoint_every=N} (the bench's own option,
+    not the store's), which sets L{ReactorConnection.checkpoint_every} for
+    the stores opened next (the store's own interval when not given).
+    """
+    every, kept = CHECKPOINT_EVERY, []
+    for part in filter(None, options.lstrip("?").split("&")):
+        key, _, value = part.partition("=")
+        if key == "checkpoint_every":
+            every = int(value)
+        else:
+            kept.append(part)
+    ReactorConnection.checkpoint_every = every
+    return "?" + "&".join(kept) if kept else ""
+
+
 async def interleaved(args, pristine, paths, rng):
     """
     The timed measurement: per run and cache setting, both stores open
@@ -312,6 +341,7 @@ async def interleaved(args, pristine, paths, rng):
     totals = {(name, size): 0.0 for name in SETTINGS for size in sizes}
     for _run in range(args.runs):
         for name, options in SETTINGS.items():
+            options = checkpoint_option(options)
             gateways, queues = {}, {}
             for size in sizes:
                 devices = [device_id(n) for n in rng.sample(range(size), pairs * args.block + 1)]
@@ -350,8 +380,10 @@ async def interleaved(args, pristine, paths, rng):
               " %s io)" % (name, args.small, small, small_faults, small_system, small_io, args.large, large,
                            large_faults, large_system, large_io))
         print("  %-44s ratio %d/%d: median of %d pairs %.3f, 95%% interval %.3f-%.3f; of the totals %.3f"
+              " (means per session, checkpoints in: %.3f ms, %.3f ms)"
               % ("", args.large, args.small, len(ratios[name]), ratio, low, high,
-                 totals[name, args.large] / totals[name, args.small]))
+                 totals[name, args.large] / totals[name, args.small],
+                 *(totals[name, size] / sessions * 1000.0 for size in sizes)))
 
 
 #: --warm or not, as printed
@@ -402,6 +434,7 @@ async def counted(args, pristine, paths, rng):
     sizes = (args.small, args.large)
     labels = []
     for name, options in SETTINGS.items():
+        options = checkpoint_option(options)
         for size in sizes:
             devices = [device_id(n) for n in rng.sample(range(size), args.sessions + 1)]
             restore(pristine[size], paths[size])
@@ -484,7 +517,15 @@ if __name__ == "__main__":
                              "a daemon that has served its whole fleet for a while (default: just opened)")
     parser.add_argument("--fleet", choices=("new", "used"), default="new",
                         help="devices never connected (each session its device's first) or each after one session")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=QUERY",
+                        help="measure these store URI options instead of the two default settings (repeatable;"
+                             " QUERY as after the URI's ?, empty for the daemon's defaults)")
     parser.add_argument("--keep", default=None, metavar="DIR",
                         help="keep the filled stores in DIR and reuse them (named by fleet, size and schema version)")
     args = parser.parse_args()
+    if args.setting:
+        SETTINGS.clear()
+        for given in args.setting:
+            name, _, query = given.partition("=")
+            SETTINGS[name] = "?" + query if query else ""
     task.react(lambda reactor: defer.ensureDeferred(main(args)))

@@ -53,3 +53,19 @@ def test_the_warm_up_reads_the_whole_file_and_refuses_a_damaged_one(tmp_path):
     with pytest.raises(RuntimeError, match="Page 3"):
         _read_every_page(Damaged(connection))
     connection.close()
+
+
+def test_checkpoint_every_is_the_bench_s_own_option_and_the_store_s_interval_comes_back():
+    from bench.store_scale import CHECKPOINT_EVERY, checkpoint_option
+    from dmgateway.store.sqlite import ReactorConnection
+
+    try:
+        assert checkpoint_option("?mmap_size=0&checkpoint_every=800&cache_size=2000") == "?mmap_size=0&cache_size=2000"
+        assert ReactorConnection.checkpoint_every == 800
+        assert checkpoint_option("?checkpoint_every=50") == ""
+        assert ReactorConnection.checkpoint_every == 50
+        # a setting without it measures the store's own interval again
+        assert checkpoint_option("") == ""
+        assert ReactorConnection.checkpoint_every == CHECKPOINT_EVERY
+    finally:
+        ReactorConnection.checkpoint_every = CHECKPOINT_EVERY

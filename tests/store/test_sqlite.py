@@ -168,7 +168,7 @@ def test_cache_and_mmap_options():
     from dmgateway.store.sqlite import CACHE_SIZE_KIB, MMAP_SIZE, parse_sqlite_uri, sqlite_cache_size, sqlite_mmap_size
 
     assert sqlite_cache_size("sqlite:var/x.db") == CACHE_SIZE_KIB == 64 * 1024
-    assert sqlite_mmap_size("sqlite:var/x.db") == MMAP_SIZE == 256 * 1024 * 1024
+    assert sqlite_mmap_size("sqlite:var/x.db") == MMAP_SIZE == 2 * 1024 * 1024 * 1024 - 64 * 1024
     uri = "sqlite:var/x.db?synchronous=full&cache_size=2000&mmap_size=0"
     assert (sqlite_cache_size(uri), sqlite_mmap_size(uri), parse_sqlite_uri(uri)) == (2000, 0, "var/x.db")
     for bad in ("cache_size=0", "cache_size=-2000", "cache_size=64MiB", "cache_size=", "mmap_size=-1",
