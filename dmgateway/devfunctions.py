@@ -202,13 +202,23 @@ class FunctionService:
 
     # -- session hooks (called by the dispatcher) ---------------------------------
 
-    async def before_message(self, live, msg):
+    def before_message(self, live, msg):
         """
         Give the session the read-back of every open operation this message
         completes, and the update job a device's FUMO request asks for (both
         only held by the session: they are recorded when the engine reports
         the alert, that is once the device has authenticated).
+
+        Both come in Generic Alerts: a message without one (nearly every
+        message) answers None at once, with no coroutine; else the
+        awaitable that does it.
         """
+        for cmd in msg.body:
+            if isinstance(cmd, sm.Alert) and cmd.data == sm.ALERT_GENERIC:
+                return self._before_message(live, msg)
+        return None
+
+    async def _before_message(self, live, msg):
         if message_requests(msg) and live.function_request is None:
             await self._prepare_update(live)
         correlators = message_correlators(msg)

@@ -280,8 +280,9 @@ class Dispatcher(SessionGuard, SessionEffects, ClusterHooks):
         if self.signals is not None and live.messages:
             await self._drop_jobs_ended_elsewhere(live)
         live.messages += 1
-        if self.functions is not None:
-            await self.functions.before_message(live, msg)
+        preparing = self.functions.before_message(live, msg) if self.functions is not None else None
+        if preparing is not None:  # (None, nearly always: the message needs nothing prepared)
+            await preparing
         # (package 1 was hashed already, to know it again: not twice)
         digest = live.first_digest if live.messages == 1 and live.first_digest else None
         outcome = live.engine.handle(msg, body=body, hmac_header=hmac_header, digest=digest)

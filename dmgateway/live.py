@@ -98,4 +98,7 @@ def device_state(device):
 
 
 def job_spec(job):
-    return fx.JobSpec(job_id=job.job_id, commands=list(job.commands), atomic=job.atomic)
+    """The engine's input for stored ``job``.  Its commands are shared, not
+    copied: the engine only reads them (it builds its SyncML commands from
+    them), and a stored job's list is its own, decoded from its row."""
+    return fx.JobSpec(job.job_id, job.commands, job.atomic)

@@ -192,12 +192,14 @@ class GatewayService(service.MultiService):
         self.events = EventLog(self.store, self.reactor)
         self.dispatcher = Dispatcher(self.store, cfg, clock=self.reactor, events=self.events)
         self.handlers = Handlers(self.dispatcher)
-        self.store.on_transaction = self._store_transaction
+        self.store.on_transaction = self._store_transaction  # (counts store_errors)
         if cfg.metrics.enabled and cfg.api.enabled:
             from dmgateway.monitor.metrics import GatewayMetrics
 
             self.metrics = GatewayMetrics(self, self.reactor)
             self.dispatcher.instruments = self.metrics
+            # (which counts store_errors too: no call in between, every transaction)
+            self.store.on_transaction = self.metrics.store_transaction
         await self._join_cluster()
         await self.dispatcher.start()
         from dmgateway.store.devicepsk import DevicePskKeys
@@ -255,8 +257,6 @@ class GatewayService(service.MultiService):
     def _store_transaction(self, seconds, failed):
         if failed:
             self.store_errors += 1
-        if self.metrics is not None:
-            self.metrics.store_transaction(seconds, failed)
 
     def _listeners(self):
         from dmgateway.api.site import api_site

@@ -371,6 +371,22 @@ class FunctionFlowTests(TestCase):
         op = await self.service.get_operation(view["id"])
         self.assertEqual(op["state"], "awaiting_device")
 
+    async def test_only_a_message_with_a_generic_alert_is_prepared_for(self):
+        # (nearly every message has none: before_message answers None at
+        # once, no coroutine; one with a Generic Alert gets what prepares it)
+        from types import SimpleNamespace
+
+        from dmgateway.codec import syncml as sm
+
+        live = SimpleNamespace(device_id=DEVICE, function_request=None, function_readbacks={})
+        plain = SimpleNamespace(body=[sm.Alert(data=sm.ALERT_CLIENT_INITIATED), sm.Replace(), sm.Status()])
+        self.assertIsNone(self.service.before_message(live, plain))
+        unknown = sm.Alert(data=sm.ALERT_GENERIC, correlator="notours", items=[sm.Item()])
+        preparing = self.service.before_message(live, SimpleNamespace(body=[sm.Replace(), unknown]))
+        self.assertIsNotNone(preparing)
+        self.assertIsNone(await preparing)  # (no operation of the device has that Correlator)
+        self.assertEqual(live.function_readbacks, {})
+
     async def test_bad_requests(self):
         for request in ({"function": "fumo"}, {"function": "x"}, [], {"function": "fumo", "package_url": URL,
                                                                       "timeout": True}):

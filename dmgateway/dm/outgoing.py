@@ -26,6 +26,8 @@ __all__ = ["MAX_DEFERRALS", "Sent", "ServerCommands"]
 MAX_DEFERRALS = 10
 # the most units placed by one search (rendered as the search goes)
 _RUN = 128
+# the most whole jobs measured together (see ServerCommands._try_whole_jobs)
+_WHOLE_JOBS = 16
 
 
 @dataclass(slots=True)  # (one or more per job: no instance dict)
@@ -98,6 +100,7 @@ class ServerCommands:
             self._last_fill = builder.optional - start
 
     def _fill_units(self, builder, turn, runs):
+        together = builder.limit is not None  # (unlimited: nothing is measured, nothing to save)
         while True:
             if not self._queue:
                 for job in self._jobs:  # the first job not started yet
@@ -107,8 +110,12 @@ class ServerCommands:
                     return
                 if not self._package_has_commands:
                     self._start(job, turn)
-                elif not self._try_whole_job(builder, job, turn):
-                    return
+                elif together and self._try_whole_jobs(builder, job, turn):
+                    pass
+                else:
+                    together = False  # (they did not all fit: job by job from here)
+                    if not self._try_whole_job(builder, job, turn):
+                        return
                 continue
             run = "short"
             if runs and len(self._queue) > 1:
@@ -129,6 +136,38 @@ class ServerCommands:
         job.state = RUNNING
         self._queue.extend(job.units)
         turn.effects.append(JobStarted(job.job_id))
+
+    def _try_whole_jobs(self, builder, first, turn):
+        """Every queued job from ``first`` on, whole, in this message with ONE
+        measure, when there are several and they all fit (a few small jobs,
+        the usual case), as :meth:`_try_whole_job` job by job would place
+        them: a message only grows as commands are appended, so when all
+        fit each job would have.  Else nothing is placed (False), and the
+        caller goes job by job (those rendered here render again, fresh).
+        At most :data:`_WHOLE_JOBS` jobs at once: a backlog too large for
+        the message costs one measure more, of that many jobs."""
+        jobs = self._jobs
+        waiting = [job for job in jobs[jobs.index(first):] if job.state == QUEUED][:_WHOLE_JOBS]
+        if len(waiting) < 2:
+            return False
+        if self._client_max_obj_size:  # (_too_large_for_client answers None without it)
+            for job in waiting:
+                for unit in job.units:
+                    if self._too_large_for_client(unit) is not None:
+                        return False
+        cmds = [unit.render() for job in waiting for unit in job.units]
+        try:
+            if not builder.try_add_all(cmds):
+                return False
+        except ValueError:
+            return False
+        placed = iter(cmds)
+        for job in waiting:
+            job.state = RUNNING
+            turn.effects.append(JobStarted(job.job_id))
+            for unit in job.units:
+                self._record(builder, unit, next(placed))
+        return True
 
     def _try_whole_job(self, builder, job, turn):
         """All of ``job``'s units in this message, or none (then False)."""

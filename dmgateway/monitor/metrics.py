@@ -139,9 +139,12 @@ class GatewayMetrics:
             counter.inc()
 
     def store_transaction(self, seconds, failed):
+        """The store's observer (``on_transaction``): also counts the
+        gateway's ``store_errors`` (SNMP's), with no call in between."""
         self._store_observe(max(seconds, 0.0))
         if failed:
             self.store_errors.inc()
+            self.gateway.store_errors += 1
 
     # -- the store snapshot ------------------------------------------------------------
 

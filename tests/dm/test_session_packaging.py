@@ -443,3 +443,55 @@ def test_no_room_for_a_chunk_fails_the_command_clearly():
     [finished] = of_type([e for o in outcomes for e in o.effects], JobFinished)
     assert finished.state == "failed" and finished.error["code"] == "max_msg_size_too_small"
     assert "MaxMsgSize 1024 leaves no room for data" in finished.error["message"]
+
+
+def _placed(monkeypatch, max_msg_size, together, encoding):
+    """Which jobs each reply started and the commands it carried, with the
+    whole following jobs measured together or (``together`` False) one by one."""
+    from dmgateway.dm.outgoing import ServerCommands
+
+    if not together:
+        monkeypatch.setattr(ServerCommands, "_try_whole_jobs", lambda self, builder, first, turn: False)
+    codec = xml if encoding == "xml" else wbxml
+    jobs = [JobSpec("j%d" % n, [{"op": "Get", "target": "./A/%d/%s" % (n, "x" * (n * 7 % 40))}
+                                for _ in range(1 + n % 3)]) for n in range(24)]
+    session = make_session(jobs=jobs, encode=codec.encode, measure=None)  # (measured by encoding, as the gateway)
+    client = Client(session, max_msg_size=max_msg_size, codec=codec)
+    outcomes = drive(client, client.send(client.package1()))
+    monkeypatch.undo()
+    return [([e.job_id for e in of_type(o.effects, JobStarted)],
+             [(cmd.NAME, cmd.cmd_id, [item.target.loc_uri for item in getattr(cmd, "items", []) if item.target])
+              for cmd in o.reply.body], o.body) for o in outcomes]
+
+
+@pytest.mark.parametrize("encoding", ["xml", "wbxml"])
+@pytest.mark.parametrize("max_msg_size", [1100, 1500, 2200, 3000, 5000, 20000])
+def test_whole_jobs_measured_together_go_where_one_by_one_puts_them(monkeypatch, max_msg_size, encoding):
+    # (the same replies, byte for byte, whether the whole jobs that follow
+    # are measured together, as they are, or job by job)
+    together = _placed(monkeypatch, max_msg_size, True, encoding)
+    assert together == _placed(monkeypatch, max_msg_size, False, encoding)
+    assert sum(len(started) for started, _cmds, _body in together) == 24
+
+
+def test_whole_jobs_that_all_fit_are_measured_once(monkeypatch):
+    from dmgateway.dm.outgoing import ServerCommands
+    from dmgateway.dm.packaging import MessageBuilder
+
+    def measures(together):
+        measured = []
+        size = MessageBuilder._size
+        monkeypatch.setattr(MessageBuilder, "_size", lambda self, body, hdr=None: measured.append(len(body)) or
+                            size(self, body, hdr))
+        if not together:
+            monkeypatch.setattr(ServerCommands, "_try_whole_jobs", lambda self, builder, first, turn: False)
+        jobs = [JobSpec("j%d" % n, [{"op": "Get", "target": "./A/%d" % n}]) for n in range(6)]
+        client = Client(make_session(jobs=jobs, measure=None), max_msg_size=20000)
+        out = client.send(client.package1())
+        monkeypatch.undo()
+        assert [e.job_id for e in of_type(out.effects, JobStarted)] == ["j%d" % n for n in range(6)]
+        assert measured[-1] == len(out.reply.body)  # (the reply is the last message measured: not encoded again)
+        return len(measured)
+
+    # the five jobs after the first: one measure, not one each
+    assert measures(True) == measures(False) - 4

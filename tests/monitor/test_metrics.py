@@ -118,3 +118,24 @@ class StoreRetriesTests(SynchronousTestCase):
     def test_no_store_yet_no_count(self):
         registry = GatewayMetrics(None, Clock(), process=False).registry
         self.assertEqual(samples(registry, "dmgw_store_retries"), [])
+
+
+class StoreObserverTests(SynchronousTestCase):
+    """GatewayMetrics.store_transaction is the store's observer itself: it
+    counts the gateway's store_errors (what SNMP reports) with its own."""
+
+    def setUp(self):
+        self.patch(threadable, "ioThread", threadable.getThreadID())  # (see ObserveTests)
+
+    def test_failed_transactions_are_counted_on_the_gateway_too(self):
+        from types import SimpleNamespace
+
+        gateway = SimpleNamespace(store=None, store_errors=0)
+        observer = GatewayMetrics(gateway, Clock(), process=False)
+        observer.store_transaction(0.002, False)
+        observer.store_transaction(0.003, True)
+        self.assertEqual(gateway.store_errors, 1)
+        self.assertEqual(samples(observer.registry, "dmgw_store_errors"), [("dmgw_store_errors_total", (), 1.0)])
+        self.assertEqual([value for name, _labels, value in
+                          samples(observer.registry, "dmgw_store_transaction_duration_seconds")
+                          if name.endswith("_count")], [2.0])
