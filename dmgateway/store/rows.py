@@ -123,10 +123,11 @@ class nested:
             raise TypeError(f"nested {cls.__name__} needs a column for each of its fields, no other")
         self.build = builder(cls)
         #: (field, column, decoder or None), in the order of C{cls}'s fields
-        self.fields = tuple(
-            (name, *(spec if isinstance(spec, tuple) else (spec, None)))
-            for name, spec in ((f.name, fields[f.name]) for f in dataclasses.fields(cls))
-        )
+        self.fields: tuple = ()
+        for field in dataclasses.fields(cls):
+            spec = fields[field.name]
+            column, decode = spec if isinstance(spec, tuple) else (spec, None)
+            self.fields += ((field.name, column, decode),)
 
 
 def builder(cls: type) -> Callable[[dict], Any]:
@@ -268,8 +269,8 @@ def _compile(
         elif isinstance(decode, nested):
             namespace[f"_n{index}"] = decode.build
             inner = ", ".join(
-                item(key, value_of(source), convert, f"{index}_{n}")
-                for n, (key, source, convert) in enumerate(decode.fields)
+                item(key, value_of(source), inner_decode, f"{index}_{n}")
+                for n, (key, source, inner_decode) in enumerate(decode.fields)
             )
             items.append(f"{field!r}: _n{index}({{{inner}}})")
         else:

@@ -55,7 +55,8 @@ _MORE_JOBS_SQL = (
 )
 # Their rows are read as the cursor gives them (tuples), each column by its
 # position: a dict per row by column name, then a lookup of every column
-# in it, was a tenth of a session's reads.
+# in it, was an eighth of these reads (191.6k instructions for a device
+# with one job, 166.1k without).
 _SESSION_READS_ORDER = (*DEVICE_COLUMNS, *(alias for alias, _ in _JOB_COLUMNS))
 _device_of_row = row_converter(Device, order=_SESSION_READS_ORDER, **DEVICE_DECODERS)
 _joined_job_of_row = row_converter(Job, prefix="job_", order=_SESSION_READS_ORDER, **JOB_DECODERS)
