@@ -190,21 +190,21 @@ class Txn:
         texts[id(value)] = (value, text)
         return text
 
-    def fetchall(self, sql: str, args: Iterable = (), names: Optional[tuple] = None) -> list[dict]:
-        """
-        Run a query; return every row as a dict keyed by column name.
-
-        @param names: the query's column names, in order, when its SQL names
-            every one (no C{*}): the dicts' keys are then these strings, whose
-            hashes are known, instead of the new strings of the cursor's
-            description (hashed at every row's dict, then compared at every
-            key a row converter reads).
-        """
+    def fetchall(self, sql: str, args: Iterable = ()) -> list[dict]:
+        """Run a query; return every row as a dict keyed by column name."""
         self.execute(sql, args)
         cursor = self.cursor
-        if names is None:
-            names = [column[0] for column in cursor.description]
+        names = [column[0] for column in cursor.description]
         return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def fetchrows(self, sql: str, args: Iterable = ()) -> list[tuple]:
+        """
+        Run a query; return its rows as the cursor gives them: tuples of
+        its columns in order (for a converter of rows by position, see
+        L{row_converter<dmgateway.store.rows.row_converter>}).
+        """
+        self.execute(sql, args)
+        return self.cursor.fetchall()
 
     def fetchone(self, sql: str, args: Iterable = ()) -> Optional[dict]:
         """Run a query; return its first row as a dict, or L{None}."""

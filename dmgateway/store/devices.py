@@ -17,10 +17,10 @@ from twisted.internet.defer import Deferred
 from .database import Database
 from .migrations.v006_inventory import inventory_columns
 from .model import AUTH_TYPES, ClientAuth, Device, NotFound, ServerAuth
-from .rows import builder, columns, dump_json, json_column, row_converter
+from .rows import dump_json, json_column, nested, row_converter
 from .values import check_instance, check_int, check_nonce, check_text, check_time, marks
 
-__all__ = ["DeviceStore", "device_from_row", "DEVICE_COLUMNS"]
+__all__ = ["DeviceStore", "device_from_row", "DEVICE_COLUMNS", "DEVICE_DECODERS"]
 
 
 def _check_auth(auth: Any, kind: type, side: str) -> None:
@@ -44,33 +44,23 @@ def _check_auth(auth: Any, kind: type, side: str) -> None:
         raise ValueError(f"{side}_auth: type {auth.type} needs user_hash")
 
 
-_client_auth = builder(ClientAuth)
-_server_auth = builder(ServerAuth)
-
-device_from_row = row_converter(
-    Device,
-    client_auth=columns(
-        lambda row: _client_auth({
-            "type": row["client_auth_type"],
-            "name": row["client_auth_name"],
-            "user_hash": row["client_user_hash"],
-            "nonce": bytes(row["client_nonce"]),
-        })
+#: how L{device_from_row} makes a L{Device}'s fields of its columns (for
+#: another converter of its rows, e.g. by position)
+DEVICE_DECODERS = {
+    "client_auth": nested(
+        ClientAuth, type="client_auth_type", name="client_auth_name",
+        user_hash="client_user_hash", nonce=("client_nonce", bytes),
     ),
-    server_auth=columns(
-        lambda row: _server_auth({
-            "type": row["server_auth_type"],
-            "name": row["server_auth_name"],
-            "user_hash": row["server_user_hash"],
-            "secret": row["server_secret"],
-            "nonce": bytes(row["server_nonce"]),
-        })
+    "server_auth": nested(
+        ServerAuth, type="server_auth_type", name="server_auth_name",
+        user_hash="server_user_hash", secret="server_secret", nonce=("server_nonce", bytes),
     ),
-    devinfo=json_column("devinfo"),
-    last_session=json_column("last_session"),
-    reported=json_column("reported"),
-    device_challenge=json_column("device_challenge"),
-)
+    "devinfo": json_column("devinfo"),
+    "last_session": json_column("last_session"),
+    "reported": json_column("reported"),
+    "device_challenge": json_column("device_challenge"),
+}
+device_from_row = row_converter(Device, **DEVICE_DECODERS)
 
 
 #: the columns L{device_from_row} reads (not the inventory's, see

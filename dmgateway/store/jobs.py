@@ -21,7 +21,7 @@ from .model import JOB_STATES, NOTIFY_MODES, PENDING_JOB_STATES, Conflict, Job, 
 from .rows import dump_json, json_column, row_converter
 from .values import check_instance, check_int, check_state, check_states, check_text, check_time, marks
 
-__all__ = ["JobStore", "job_from_row", "joined_job_from_row"]
+__all__ = ["JobStore", "job_from_row", "JOB_DECODERS"]
 
 # job ids per UPDATE of L{JobStore.start_jobs} (each a bound parameter: well
 # below the 999 an SQLite built before 3.32 allows in one statement)
@@ -33,17 +33,15 @@ _START_CHUNK = 400
 # jobs one message ends
 _END_CHUNK = 100
 
-_DECODERS = {
+#: how L{job_from_row} makes a L{Job}'s fields of its columns (for another
+#: converter of its rows, e.g. by position)
+JOB_DECODERS = {
     "commands": json_column("job commands"),
     "atomic": bool,
     "results": json_column("job results"),
     "error": json_column("job error"),
 }
-job_from_row = row_converter(Job, **_DECODERS)
-#: a job's columns in a row joined to another table's, each named C{job_}
-#: and the column's name (see L{SessionStore.session_reads
-#: <dmgateway.store.sessions.SessionStore.session_reads>})
-joined_job_from_row = row_converter(Job, prefix="job_", **_DECODERS)
+job_from_row = row_converter(Job, **JOB_DECODERS)
 
 #: the condition of the index C{jobs_state_seq} (migration 014), word for
 #: word: a query that repeats it shows both engines that the index holds

@@ -8,8 +8,12 @@ name; only a column that needs decoding names a decoder:
     job_from_row = row_converter(Job, commands=json_column("job commands"), atomic=bool)
 
 A field with a default whose column the row lacks keeps its default.  A
-field built from several columns takes a L{columns} decoder, which is
+field that is a dataclass made of other columns takes a L{nested}; any
+other field built from several columns, a L{columns} decoder, which is
 given the whole row.
+
+A converter given the C{order} of a query's columns converts its rows as
+the cursor returns them (tuples), by position: no dict per row.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Callable, Optional
 
 from .model import StoreError
 
-__all__ = ["dump_json", "load_json", "json_column", "columns", "row_converter", "builder"]
+__all__ = ["dump_json", "load_json", "json_column", "columns", "nested", "row_converter", "builder"]
 
 
 # What json.dumps(value, allow_nan=False, separators=(",", ":")) builds at
@@ -104,6 +108,28 @@ class columns:
         self.build = build
 
 
+class nested:
+    """
+    A field that is a dataclass C{cls} made of other columns of the row,
+    each named by its field (every field of C{cls}), with its decoder as
+    a pair where it needs one::
+
+        client_auth=nested(ClientAuth, type="client_auth_type", nonce=("client_nonce", bytes))
+    """
+
+    def __init__(self, cls: type, **fields: Any):
+        missing = {f.name for f in dataclasses.fields(cls)} - set(fields)
+        if missing or len(fields) != len(dataclasses.fields(cls)):
+            raise TypeError(f"nested {cls.__name__} needs a column for each of its fields, no other")
+        self.build = builder(cls)
+        #: (field, column, decoder or None), in the order of C{cls}'s fields
+        self.fields: tuple = ()
+        for field in dataclasses.fields(cls):
+            spec = fields[field.name]
+            column, decode = spec if isinstance(spec, tuple) else (spec, None)
+            self.fields += ((field.name, column, decode),)
+
+
 def builder(cls: type) -> Callable[[dict], Any]:
     """
     C{cls(**values)} for a dataclass given every one of its fields: the
@@ -124,14 +150,20 @@ def builder(cls: type) -> Callable[[dict], Any]:
     return build
 
 
-def row_converter(cls: type, *, prefix: str = "", **decoders: Any) -> Callable[[dict], Any]:
+def row_converter(
+    cls: type, *, prefix: str = "", order: Optional[tuple] = None, **decoders: Any
+) -> Callable[[Any], Any]:
     """
     A function from a row (a dict by column name) to a C{cls} instance.
 
     @param prefix: what the name of each field's column starts with (a
         joined row's columns of a second table, e.g. C{"job_"}).
+    @param order: the names of a query's columns, in order: the function
+        then converts its rows as the cursor gives them (tuples), taking
+        each column by its position.  Every column the fields are made of
+        must be there; no L{columns} decoder (which reads a dict).
     @param decoders: by field name: a callable applied to the column's
-        value, or a L{columns} given the whole row.
+        value, a L{nested} dataclass, or a L{columns} given the whole row.
     """
     unknown = set(decoders) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
@@ -144,6 +176,11 @@ def row_converter(cls: type, *, prefix: str = "", **decoders: Any) -> Callable[[
         )
         plan.append((field.name, prefix + field.name, decoders.get(field.name), optional))
     build = builder(cls)
+    if order is not None:
+        convert = _compile(cls.__name__, plan, build, _positions(cls.__name__, plan, order))
+        convert.__name__ = f"{cls.__name__.lower()}_from_tuple"
+        convert.__doc__ = f"The L{{{cls.__name__}}} of one row, a tuple of columns {order}."
+        return convert
     # The usual row has every column: converted by one generated
     # expression (see _compile); a row that lacks one, field by field.
     whole_row = _compile(cls.__name__, plan, build)
@@ -158,6 +195,17 @@ def row_converter(cls: type, *, prefix: str = "", **decoders: Any) -> Callable[[
             if isinstance(decode, columns):
                 values[name] = decode.build(row)
                 continue
+            if isinstance(decode, nested):
+                lacking = [inner for _, inner, _ in decode.fields if inner not in row]
+                if not lacking:
+                    values[name] = decode.build({
+                        field: row[inner] if inner_decode is None else inner_decode(row[inner])
+                        for field, inner, inner_decode in decode.fields
+                    })
+                    continue
+                if optional:
+                    continue
+                raise StoreError(f"{cls.__name__} row lacks column {lacking[0]!r}")
             if column not in row:
                 if optional:
                     continue
@@ -171,7 +219,22 @@ def row_converter(cls: type, *, prefix: str = "", **decoders: Any) -> Callable[[
     return convert
 
 
-def _compile(name: str, plan: list, build: Callable[[dict], Any]) -> Callable[[dict], Any]:
+def _positions(name: str, plan: list, order: tuple) -> dict[str, int]:
+    """Where each column of C{plan} is in a row of columns C{order} (see L{row_converter})."""
+    wanted = []
+    for _field, column, decode, _optional in plan:
+        if isinstance(decode, columns):
+            raise TypeError(f"{name}: a converter of rows by position takes no columns decoder")
+        wanted += [inner for _, inner, _ in decode.fields] if isinstance(decode, nested) else [column]
+    lacking = [column for column in wanted if column not in order]
+    if lacking:
+        raise TypeError(f"{name}: the columns {lacking} are not in the order given")
+    return {column: order.index(column) for column in wanted}
+
+
+def _compile(
+    name: str, plan: list, build: Callable[[dict], Any], positions: Optional[dict] = None
+) -> Callable[[Any], Any]:
     """
     The conversion of a row with every column, as the code a hand-written
     converter would be: one dict display in field order (its values are
@@ -180,24 +243,38 @@ def _compile(name: str, plan: list, build: Callable[[dict], Any]) -> Callable[[d
     anything else decoded by a direct call.  A generic loop over the
     fields (a comprehension, a loop of decoders, the lambda of each JSON
     column) cost twice as much for a device's row, read at every DM
-    session.  A missing column raises C{KeyError}.
+    session.  A missing column raises C{KeyError}.  With C{positions}
+    (by column), the row is a tuple read by position.
     """
     namespace: dict[str, Any] = {"_build": build, "_load": load_json}
-    items = []
-    for index, (field, column, decode, _optional) in enumerate(plan):
-        value = f"row[{column!r}]"
+
+    def value_of(column: str) -> str:
+        return f"row[{column!r}]" if positions is None else f"row[{positions[column]}]"
+
+    def item(key: str, value: str, decode: Any, tag: str) -> str:
         what = getattr(decode, "json_what", None)
         if decode is None:
-            items.append(f"{field!r}: {value}")
-        elif isinstance(decode, columns):
+            return f"{key!r}: {value}"
+        if what is not None:
+            namespace[f"_w{tag}"] = what
+            return f"{key!r}: None if (v{tag} := {value}) is None else _load(v{tag}, _w{tag})"
+        namespace[f"_d{tag}"] = decode
+        return f"{key!r}: _d{tag}({value})"
+
+    items = []
+    for index, (field, column, decode, _optional) in enumerate(plan):
+        if isinstance(decode, columns):
             namespace[f"_d{index}"] = decode.build
             items.append(f"{field!r}: _d{index}(row)")
-        elif what is not None:
-            namespace[f"_w{index}"] = what
-            items.append(f"{field!r}: None if (v{index} := {value}) is None else _load(v{index}, _w{index})")
+        elif isinstance(decode, nested):
+            namespace[f"_n{index}"] = decode.build
+            inner = ", ".join(
+                item(key, value_of(source), inner_decode, f"{index}_{n}")
+                for n, (key, source, inner_decode) in enumerate(decode.fields)
+            )
+            items.append(f"{field!r}: _n{index}({{{inner}}})")
         else:
-            namespace[f"_d{index}"] = decode
-            items.append(f"{field!r}: _d{index}({value})")
+            items.append(item(field, value_of(column), decode, str(index)))
     source = "def convert(row):\n    return _build({\n        " + ",\n        ".join(items) + ",\n    })\n"
     exec(compile(source, f"<row converter of {name}>", "exec"), namespace)
     return namespace["convert"]

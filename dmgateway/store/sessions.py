@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sqlite3
-import sys
 from typing import Iterable, Optional
 
 from twisted.internet.defer import Deferred
@@ -19,8 +18,8 @@ from twisted.internet.defer import Deferred
 from dmgateway.jobstates import job_event
 
 from .database import SINGLE, Database
-from .devices import DEVICE_COLUMNS, device_from_row
-from .jobs import job_from_row, joined_job_from_row
+from .devices import DEVICE_COLUMNS, DEVICE_DECODERS
+from .jobs import JOB_DECODERS
 from .model import INTERRUPTED, PENDING_JOB_STATES, Conflict, Device, Job, Recovery, Session
 from .rows import builder, columns, dump_json, json_column, row_converter
 from .values import check_text, check_time, marks
@@ -50,13 +49,20 @@ _SESSION_READS_SQL = (
     + " FROM devices d LEFT JOIN jobs j ON j.device_id = d.device_id AND j.state IN " + _PENDING
     + " WHERE d.device_id = ? ORDER BY j.seq LIMIT 2"
 )
-# ...its column names (the row converters' own strings: a key they read is found by identity)
-_SESSION_READS_NAMES = tuple(sys.intern(name) for name in (*DEVICE_COLUMNS, *(alias for alias, _ in _JOB_COLUMNS)))
 _MORE_JOBS_SQL = (
     "SELECT " + ", ".join(column for _, column in _JOB_COLUMNS)
     + " FROM jobs WHERE device_id = ? AND state IN " + _PENDING + " AND seq > ? ORDER BY seq"
 )
-_MORE_JOBS_NAMES = tuple(sys.intern(column) for _, column in _JOB_COLUMNS)
+# Their rows are read as the cursor gives them (tuples), each column by its
+# position: a dict per row by column name, then a lookup of every column
+# in it, was an eighth of these reads (191.6k instructions for a device
+# with one job, 166.1k without).
+_SESSION_READS_ORDER = (*DEVICE_COLUMNS, *(alias for alias, _ in _JOB_COLUMNS))
+_device_of_row = row_converter(Device, order=_SESSION_READS_ORDER, **DEVICE_DECODERS)
+_joined_job_of_row = row_converter(Job, prefix="job_", order=_SESSION_READS_ORDER, **JOB_DECODERS)
+_JOINED_JOB_ID = _SESSION_READS_ORDER.index("job_job_id")
+_MORE_JOBS_ORDER = tuple(column for _, column in _JOB_COLUMNS)
+_job_of_row = row_converter(Job, order=_MORE_JOBS_ORDER, **JOB_DECODERS)
 
 
 _INSERT_SESSION_SQLITE = (
@@ -83,16 +89,16 @@ class SessionStore(Database):
         return self.run_interaction("session_reads", self._session_reads_txn, device_id, short=SINGLE)
 
     def _session_reads_txn(self, txn, device_id) -> tuple[Optional[Device], list[Job]]:
-        rows = txn.fetchall(_SESSION_READS_SQL, (*PENDING_JOB_STATES, device_id), _SESSION_READS_NAMES)
+        rows = txn.fetchrows(_SESSION_READS_SQL, (*PENDING_JOB_STATES, device_id))
         if not rows:
             return None, []
-        device = device_from_row(rows[0])
-        if rows[0]["job_job_id"] is None:
+        device = _device_of_row(rows[0])
+        if rows[0][_JOINED_JOB_ID] is None:
             return device, []
-        jobs = [joined_job_from_row(row) for row in rows]
+        jobs = [_joined_job_of_row(row) for row in rows]
         if len(rows) == 2:
-            more = txn.fetchall(_MORE_JOBS_SQL, (device_id, *PENDING_JOB_STATES, jobs[1].seq), _MORE_JOBS_NAMES)
-            jobs.extend(job_from_row(job) for job in more)
+            more = txn.fetchrows(_MORE_JOBS_SQL, (device_id, *PENDING_JOB_STATES, jobs[1].seq))
+            jobs.extend(_job_of_row(job) for job in more)
         return device, jobs
 
     def start_session(

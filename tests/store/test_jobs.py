@@ -381,10 +381,10 @@ class SQLiteJobIndexTests(OnSQLite, StoreCase, TestCase):
         queries = []
         fetchall = database.Txn.fetchall
 
-        def recording(txn, sql, args=(), names=None):
+        def recording(txn, sql, args=()):
             if "FROM jobs" in sql and "state" in sql:
                 queries.append((sql, tuple(args)))
-            return fetchall(txn, sql, args, names)
+            return fetchall(txn, sql, args)
 
         self.patch(database.Txn, "fetchall", recording)
         await store.jobs_in_state(["notified"], limit=10)
@@ -425,8 +425,8 @@ class PostgresJobTests(OnPostgres, JobTestsMixin, TestCase):
         fetchall = database.Txn.fetchall
         other_writes = []
 
-        def racing(txn, sql, args=(), names=None):
-            rows = fetchall(txn, sql, args, names)
+        def racing(txn, sql, args=()):
+            rows = fetchall(txn, sql, args)
             if "FROM jobs" in sql and not other_writes:
                 with psycopg.connect(self.uri, autocommit=True) as other:
                     for job_id in ("c", "d", "e"):

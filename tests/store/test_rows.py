@@ -7,7 +7,7 @@ from typing import Optional
 import pytest
 
 from dmgateway.store import StoreError
-from dmgateway.store.rows import builder, columns, dump_json, json_column, load_json, row_converter
+from dmgateway.store.rows import builder, columns, dump_json, json_column, load_json, nested, row_converter
 
 
 @dataclass(frozen=True)
@@ -134,3 +134,67 @@ def test_a_prefix_names_the_columns_of_a_joined_row():
     assert joined(dict(row, p_extra="x")).extra == "x"
     with pytest.raises(StoreError, match="lacks column 'p_flag'"):
         joined({"name": "a", "flag": 1, "p_name": "a", "p_doc": None, "p_left": 1, "p_right": 2})
+
+
+@dataclass(frozen=True)
+class Auth:
+    kind: str
+    key: bytes
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    auth: Auth
+    doc: Optional[dict]
+    extra: Optional[str] = "default"
+
+
+ACCOUNT_DECODERS = {
+    "auth": nested(Auth, kind="auth_kind", key=("auth_key", bytes)),
+    "doc": json_column("account doc"),
+}
+ACCOUNT_ROW = {"name": "a", "auth_kind": "md5", "auth_key": bytearray(b"k"), "doc": '{"k":1}', "extra": "x"}
+ACCOUNT = Account("a", Auth("md5", b"k"), {"k": 1}, "x")
+
+
+def test_a_nested_dataclass_is_made_of_its_columns():
+    convert = row_converter(Account, **ACCOUNT_DECODERS)
+    account = convert(ACCOUNT_ROW)
+    assert account == ACCOUNT and type(account.auth.key) is bytes
+    # a row without some column: field by field, as any other field
+    lacking = dict(ACCOUNT_ROW)
+    del lacking["extra"]
+    assert convert(lacking) == Account("a", Auth("md5", b"k"), {"k": 1})
+    del lacking["auth_key"]
+    with pytest.raises(StoreError, match="lacks column 'auth_key'"):
+        convert(lacking)
+
+
+def test_a_nested_dataclass_names_a_column_for_each_field():
+    with pytest.raises(TypeError, match="a column for each of its fields"):
+        nested(Auth, kind="auth_kind")
+    with pytest.raises(TypeError, match="a column for each of its fields"):
+        nested(Auth, kind="auth_kind", key="auth_key", other="x")
+
+
+def test_rows_by_position_convert_as_rows_by_name():
+    order = ("other", "doc", "extra", "auth_key", "name", "auth_kind")
+    convert = row_converter(Account, order=order, **ACCOUNT_DECODERS)
+    assert convert(tuple(ACCOUNT_ROW.get(column, "?") for column in order)) == ACCOUNT
+    assert convert(("?", None, None, b"", "b", "none")) == Account("b", Auth("none", b""), None, None)
+    with pytest.raises(StoreError, match="account doc"):
+        convert(("?", "{", None, b"", "b", "none"))
+    # (with a prefix, as a joined row's)
+    joined = row_converter(Pair, prefix="p_", order=("name", "p_name", "p_flag", "p_doc", "p_both", "p_extra"),
+                           flag=bool, doc=json_column("pair doc"))
+    assert joined(("device's", "a", 1, None, (1, 2), "x")) == Pair("a", True, None, (1, 2), "x")
+
+
+def test_rows_by_position_have_every_column_of_the_fields():
+    # (a field with a default too: its column missing from a query would
+    # make it its default in every row, silently)
+    with pytest.raises(TypeError, match=r"\['extra'\] are not in the order"):
+        row_converter(Account, order=("name", "auth_kind", "auth_key", "doc"), **ACCOUNT_DECODERS)
+    with pytest.raises(TypeError, match="no columns decoder"):
+        row_converter(Pair, order=("name", "flag", "doc", "extra"), both=columns(lambda row: ()))

@@ -338,11 +338,12 @@ class SessionTestsMixin(StoreCase):
         self.assertEqual((device.reported, device.device_challenge),
                          ({"./Ext/A": "1"}, {"type": "md5", "nonce": "bg=="}))
 
-    async def test_session_reads_names_are_the_engines_own(self):
-        # (session_reads keys its rows by the names it knows its SQL gives:
-        # they must be the ones the engine's cursor describes, in order)
+    async def test_session_reads_columns_are_in_the_order_known(self):
+        # (session_reads reads its rows' columns by their positions in the
+        # order it knows its SQL gives: the engine's cursor must describe
+        # the same, in the same order)
         from dmgateway.store.sessions import (
-            _MORE_JOBS_NAMES, _MORE_JOBS_SQL, _SESSION_READS_NAMES, _SESSION_READS_SQL,
+            _MORE_JOBS_ORDER, _MORE_JOBS_SQL, _SESSION_READS_ORDER, _SESSION_READS_SQL,
         )
         from dmgateway.store.model import PENDING_JOB_STATES
 
@@ -360,11 +361,11 @@ class SessionTestsMixin(StoreCase):
         pending = PENDING_JOB_STATES
         self.assertEqual(
             await store.run_interaction("test", described, _SESSION_READS_SQL, (*pending, "IMEI:1")),
-            (_SESSION_READS_NAMES, 2),
+            (_SESSION_READS_ORDER, 2),
         )
         self.assertEqual(
             await store.run_interaction("test", described, _MORE_JOBS_SQL, ("IMEI:1", *pending, 0)),
-            (_MORE_JOBS_NAMES, 2),
+            (_MORE_JOBS_ORDER, 2),
         )
 
     async def test_live_sessions_survive_the_migration_to_a_keyed_table(self):

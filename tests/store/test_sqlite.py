@@ -187,3 +187,17 @@ def test_synchronous_option():
 
     with pytest.raises(ValueError):
         sqlite_synchronous("sqlite:var/x.db?sync=off")
+
+
+def test_none_and_bytes_are_bound_as_they_are_without_an_adapter_lookup():
+    # (the store registers them as what they are: found in the registry,
+    # they skip sqlite3's protocol lookups; bound as before)
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    nonce = b"\x00\xffn"
+    assert sqlite3.adapters[(bytes, sqlite3.PrepareProtocol)](nonce) is nonce
+    connection = sqlite3.connect(":memory:")
+    try:
+        row = connection.execute("SELECT ?, typeof(?), ?, typeof(?)", (None, None, nonce, nonce)).fetchone()
+    finally:
+        connection.close()
+    assert row == (None, "null", nonce, "blob")
