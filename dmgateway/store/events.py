@@ -8,6 +8,8 @@ method runs its C{_..._txn} (just below it) in one transaction.
 
 from __future__ import annotations
 
+import json
+from math import isfinite
 from typing import Optional
 
 from twisted.internet.defer import Deferred
@@ -55,6 +57,12 @@ _SQLITE_RAISE_FLOOR = (
 
 # (the fields an event's payload may not set, as a set made once)
 _FIXED_FIELDS = frozenset(EVENT_FIELDS)
+
+# the payload of a job's usual end, {"job_id": ..., "state": ...} (what
+# jobstates.end_jobs builds), and its text as dump_json writes it
+_JOB_EVENT_KEYS = ("job_id", "state")
+_JOB_EVENT_JSON = '{"job_id":%s,"state":%s}'
+_ascii = json.encoder.encode_basestring_ascii
 
 
 class PendingSeq:
@@ -124,6 +132,29 @@ class EventStore(Database):
             (seq, type, device_id, time, body),
         )
         return seq
+
+    def _append_job_event_txn(self, txn, device_id, time, payload):
+        """
+        L{_append_event_txn} of the C{job} event of a job a session's batch
+        ends (L{JobStore._end_jobs_txn
+        <dmgateway.store.jobs.JobStore._end_jobs_txn>}): the same event, the
+        same text.  Its usual payload, C{{"job_id": ..., "state": ...}} as
+        L{dmgateway.jobstates.end_jobs} builds it, of two texts, for a device
+        id and a finite time, is written in without the checks and the JSON
+        encoder (a job's end in every session); anything else takes the
+        checked way.
+        """
+        pending = txn.pending_events
+        if (
+            pending is not None and payload.__class__ is dict and device_id.__class__ is str
+            and time.__class__ is float and isfinite(time) and tuple(payload) == _JOB_EVENT_KEYS
+        ):
+            job_id, state = payload.values()
+            if job_id.__class__ is str and state.__class__ is str:
+                number = PendingSeq()
+                pending.append((number, "job", device_id, time, _JOB_EVENT_JSON % (_ascii(job_id), _ascii(state))))
+                return number
+        return self._append_event_txn(txn, "job", device_id, time, payload)
 
     def _count_events_txn(self, txn, count: int) -> int:
         """

@@ -360,7 +360,7 @@ class JobStore(Database):
                     check_job(old, state)
                 ended = self._end_job_txn(txn, now, job_id, state, results, error, expected)
                 if ended and event is not None:
-                    self._append_event_txn(txn, "job", device_id, now, event)
+                    self._append_job_event_txn(txn, device_id, now, event)
                 changed.append(ended)
             return tuple(changed)
         check_time(now, "now")
