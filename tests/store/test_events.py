@@ -52,7 +52,20 @@ class EventTestsMixin(StoreCase):
             await store.append_event("session", "IMEI:1", 1.0, ["x"])
         with self.assertRaises(ValueError):
             await store.append_event("", "IMEI:1", 1.0, {})
+        for type_, device_id, time, payload, error in [
+            (b"session", "IMEI:1", 1.0, {}, TypeError), (None, "IMEI:1", 1.0, {}, TypeError),
+            ("session", b"IMEI:1", 1.0, {}, TypeError), ("session", "IMEI:1", "1.0", {}, TypeError),
+            ("session", "IMEI:1", True, {}, TypeError), ("session", "IMEI:1", float("inf"), {}, ValueError),
+            ("session", "IMEI:1", float("nan"), {}, ValueError), ("session", "IMEI:1", 1.0, "{}", TypeError),
+        ]:
+            with self.assertRaises(error):
+                await store.append_event(type_, device_id, time, payload)
         self.assertEqual(await store.last_event_seq(), 0)
+        # (what the checks let through: subclasses of str and dict, a whole number of seconds)
+        text, mapping = type("Text", (str,), {}), type("Mapping", (dict,), {})
+        self.assertEqual(await store.append_event(text("session"), text("IMEI:1"), 2, mapping(a=1)), 1)
+        (event,) = await store.events_after(0)
+        self.assertEqual(event, {"seq": 1, "type": "session", "device_id": "IMEI:1", "time": 2, "a": 1})
 
     async def test_consumer_cursors(self):
         store = await self.open()
