@@ -140,14 +140,15 @@ class EventStore(Database):
 
     def _append_job_event_txn(self, txn, device_id, time, payload):
         """
-        L{_append_event_txn} of the C{job} event of a job a session's batch
-        ends (L{JobStore._end_jobs_txn
-        <dmgateway.store.jobs.JobStore._end_jobs_txn>}): the same event, the
-        same text.  Its usual payload, C{{"job_id": ..., "state": ...}} as
-        L{dmgateway.jobstates.end_jobs} builds it, of two texts, for a device
-        id and a finite time, is written in without the checks and the JSON
-        encoder (a job's end in every session); anything else takes the
-        checked way.
+        L{_append_event_txn} of the C{job} event of a job's end
+        (L{JobStore._transition_job_txn
+        <dmgateway.store.jobs.JobStore._transition_job_txn>},
+        L{JobStore._end_jobs_txn <dmgateway.store.jobs.JobStore._end_jobs_txn>}):
+        the same event, the same text.  In a session's batch (a job's end in
+        every session) its usual payload, C{{"job_id": ..., "state": ...}} as
+        L{dmgateway.jobstates} builds it, of two texts, for a text device id
+        and a finite float time, is written in without the checks and the JSON
+        encoder; anything else takes the checked way.
         """
         pending = txn.pending_events
         if (
