@@ -22,6 +22,8 @@ is one flat object per line, what log collectors ingest as it is::
 
 import json
 import sys
+from _string import formatter_field_name_split as _field_name_split, formatter_parser as _formatter_parser
+from operator import itemgetter
 from time import time
 
 from zope.interface import implementer
@@ -267,9 +269,11 @@ class FlatJsonObserver:
     """Writes each event as one flat JSON object and a newline.
 
     The line is :func:`flat_event` as ``json.dumps(..., ensure_ascii=False,
-    default=str)`` writes it, the same text, put together here: each field's
-    ``"name": `` once per name, text values escaped by the json module's own
-    C function, numbers as it writes them, anything else through its encoder.
+    default=str)`` writes it, the same text, put together here: the fixed
+    parts of one log call's line (names, level, logger) written once, its
+    message rendered from the values the line writes, text values escaped
+    by the json module's own C function, numbers as it writes them, anything
+    else through its encoder (see :data:`_PLANS`).
     """
 
     def __init__(self, stream):
@@ -307,62 +311,118 @@ def _json(value):
     return _encode_text(value) if value.__class__ is str else _ENCODER.encode(value)
 
 
-#: the field names of an event, in order -> ``[(name, "name": , secret)]``
-#: of those its line writes, or None for an event written the generic way
-#: (a failure, a name that is not text): one per log call of the gateway,
-#: the map stops growing at 1000 like _HEADS
+def _json_other(value):
+    """How the line writes a field value of any other class (a float, a list, bytes ...)."""
+    return _ENCODER.encode(_plain(value))
+
+
+#: how the line writes a field value, by its exact class (what
+#: ``json.dumps`` writes for it); any other class: :func:`_json_other`
+_VALUE_TEXT = {
+    str: _encode_text,
+    int: int.__repr__,
+    bool: {True: "true", False: "false"}.__getitem__,
+    type(None): {None: "null"}.__getitem__,
+}
+
+
+#: ``(field names of an event, its log_format, log_level, log_namespace)``
+#: -> the plan of its line, ``(fetch, count, template, message)``, or None
+#: for an event written the generic way (a failure, a name that is not
+#: text): one per log call of the gateway, the map stops growing at 1000
+#: like _HEADS.  ``fetch(event)`` gives the values of the ``count`` fields
+#: the line writes (an ``operator.itemgetter``); ``template`` is the line
+#: with ``%s%06d`` for the time (what :func:`_iso_time` writes), a ``%s``
+#: for the message and one for each of those values (the rest: names,
+#: level, logger and redacted values, written in once);
+#: ``message`` is the log_format with each field made the position of its
+#: value (``"{3}"``), for ``str.format``, or None (the message is then
+#: :func:`event_message`'s)
 _PLANS = {}
 
 
-def _plan(keys):
-    if "log_failure" in keys or not all(key.__class__ is str for key in keys):
+def _message_template(fmt, positions):
+    """``fmt`` for ``str.format(*values)``: each field named by its value's
+    position; None if a field is not one of them (or not a plain name)."""
+    if fmt.__class__ is not str:
+        return None
+    parts = []
+    try:
+        for literal, name, spec, conversion in _formatter_parser(fmt):
+            parts.append(literal.replace("{", "{{").replace("}", "}}"))
+            if name is None:
+                continue
+            first, _rest = _field_name_split(name)
+            if first.__class__ is not str or not first or first not in positions or "{" in spec:
+                return None
+            parts.append("{%d%s%s%s}" % (positions[first], name[len(first):],
+                                         "" if conversion is None else "!" + conversion, spec and ":" + spec))
+    except ValueError:  # (a format that does not parse: format_map raises, event_message decides)
+        return None
+    return "".join(parts)
+
+
+def _plan(key):
+    keys, fmt, level, namespace = key
+    if "log_failure" in keys or not all(name.__class__ is str for name in keys):
         plan = None
     else:
-        plan = []
-        for key in keys:
-            head, secret = _HEADS.get(key) or _head(key)
-            if head:
-                plan.append((key, head, secret))
+        fetched = []
+        template = ['{"time": "%%s%%06dZ", "level": %s, "logger": %s, "message": %%s' % (
+            (_json(level.name) if level is not None else '"info"').replace("%", "%%"),
+            _json(namespace or "-").replace("%", "%%"),
+        )]
+        for name in keys:
+            head, secret = _HEADS.get(name) or _head(name)
+            if not head:
+                continue
+            head = head.replace("%", "%%")
+            if secret:
+                template.append(head + '"[redacted]"')
+            else:
+                template.append(head + "%s")
+                fetched.append(name)
+        count = len(fetched)
+        message = None
+        if "log_flattened" not in keys:
+            message = _message_template(fmt, {name: i for i, name in enumerate(fetched)})
+        plan = (itemgetter(*fetched) if fetched else None, count, ", ".join(template) + "}", message)
     if len(_PLANS) < 1000:
-        _PLANS[keys] = plan
+        _PLANS[key] = plan
     return plan
 
 
 def _json_line(event):
     """``json.dumps(flat_event(event), ensure_ascii=False, default=str)``, sooner."""
-    keys = tuple(event)
-    plan = _PLANS.get(keys, _plan)
-    if plan is _plan:
-        plan = _plan(keys)
+    key = (tuple(event), event.get("log_format"), event.get("log_level"), event.get("log_namespace"))
+    try:
+        plan = _PLANS[key]
+    except KeyError:
+        plan = _plan(key)
+    except TypeError:  # (a format, level or namespace that does not hash)
+        plan = None
     if plan is None:
         return _ENCODER.encode(flat_event(event))  # rare: the generic way
-    level = event.get("log_level")
-    parts = ['{"time": "%s", "level": %s, "logger": %s, "message": %s' % (
-        _iso_time(event.get("log_time") or 0.0),
-        _json(level.name) if level is not None else '"info"',
-        _json(event.get("log_namespace") or "-"),
-        _json(event_message(event)),
-    )]
-    add = parts.append
-    for key, head, secret in plan:
-        if secret:
-            add(head + '"[redacted]"')
-            continue
-        value = event[key]
-        kind = value.__class__
-        if kind is str:
-            add(head + _encode_text(value))
-        elif kind is int:
-            add(head + int.__repr__(value))
-        elif value is None:
-            add(head + "null")
-        elif value is True:
-            add(head + "true")
-        elif value is False:
-            add(head + "false")
-        else:
-            add(head + _ENCODER.encode(_plain(value)))
-    return ", ".join(parts) + "}"
+    fetch, count, template, message = plan
+    if count > 1:
+        values = fetch(event)
+    elif count:
+        values = (fetch(event),)
+    else:
+        values = ()
+    if message is not None:
+        try:
+            message = message.format(*values)
+        except Exception:  # (what format_map would raise too: event_message decides)
+            message = event_message(event)
+    else:
+        message = event_message(event)
+    texts = _VALUE_TEXT
+    return template % (
+        *utc_parts(event.get("log_time") or 0.0),  # (what _iso_time writes)
+        _json(message),
+        *[texts.get(value.__class__, _json_other)(value) for value in values],
+    )
 
 
 class TextObserver:

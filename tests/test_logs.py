@@ -325,3 +325,34 @@ def test_a_level_that_is_not_a_loglevel_is_left_to_twisted():
     events = []
     logs.Logger(namespace="dmgateway.test", observer=events.append).emit("loud", "x")
     assert events[0]["log_level"] is logs.LogLevel.critical and events[0]["invalidLevel"] == "loud"  # twisted reports it
+
+
+@pytest.mark.parametrize("fmt", [
+    "session {session_id} of {device_id}: {jobs} jobs, {ok} {none}",
+    "{session_id!r:>12} {jobs:04d} {ratio:.2f} {seq[1]} {ok!s}",
+    "{{literal}} 100% {session_id} {{{jobs}}}",
+    "secret {password}",          # a redacted field: the message is twisted's (it holds the value)
+    "{log_namespace} {log_time}",  # fields the line does not write
+    "{} {0} {missing}",            # what format_map cannot render: twisted's text
+    "{session_id:{jobs}}",         # a nested field in a spec
+    "{session_id.upper}",          # an attribute (format_map's text)
+    "{jobs:x!}",                   # a bad spec: format_map raises
+    "{unclosed",
+    None,
+    b"bytes {jobs}",
+])
+@pytest.mark.parametrize("namespace", ["dmgateway.100%", "dmgateway.x"])
+def test_json_line_message_from_the_planned_values_is_format_maps(fmt, namespace):
+    """A call site's line renders its message from the values it writes; the
+    text is what json.dumps writes for the flat event, whatever the format."""
+    from twisted.logger import LogLevel
+
+    for fields in (dict(session_id="1A\u00e9\"%s", device_id="IMEI:1", jobs=3, ok=True, none=None,
+                        ratio=0.5, seq=[1, 2], password="hunter2", **{"odd%name": "%d"}),
+                   dict(session_id=7, device_id=None, jobs=-1, ok=False, none="x", ratio=2,
+                        seq=("a", "b"), password=b"p", **{"odd%name": 1.5})):
+        event = dict(fields, log_format=fmt, log_time=1796486400.000001, log_namespace=namespace,
+                     log_level=LogLevel.info)
+        for _ in range(2):  # the plan made, then the plan reused
+            assert logs._json_line(event) == json.dumps(logs.flat_event(event), ensure_ascii=False, default=str)
+        assert json.loads(logs._json_line(event))["password"] == "[redacted]"

@@ -8,6 +8,8 @@ method runs its C{_..._txn} (just below it) in one transaction.
 
 from __future__ import annotations
 
+import json
+from math import isfinite
 from typing import Optional
 
 from twisted.internet.defer import Deferred
@@ -55,6 +57,12 @@ _SQLITE_RAISE_FLOOR = (
 
 # (the fields an event's payload may not set, as a set made once)
 _FIXED_FIELDS = frozenset(EVENT_FIELDS)
+
+# the payload of a job's usual end, {"job_id": ..., "state": ...} (what
+# jobstates.end_jobs builds), and its text as dump_json writes it
+_JOB_EVENT_KEYS = ("job_id", "state")
+_JOB_EVENT_JSON = '{"job_id":%s,"state":%s}'
+_ascii = json.encoder.encode_basestring_ascii
 
 
 class PendingSeq:
@@ -107,10 +115,15 @@ class EventStore(Database):
         )
 
     def _append_event_txn(self, txn, type, device_id, time, payload) -> int:
-        check_text(type, "event type", empty=False)
-        check_text(device_id, "device_id", optional=True)
-        check_time(time, "time")
-        check_instance(payload, dict, "payload")
+        # (the usual classes pass the checks: each is called only for another)
+        if type.__class__ is not str or not type:
+            check_text(type, "event type", empty=False)
+        if device_id is not None and device_id.__class__ is not str:
+            check_text(device_id, "device_id", optional=True)
+        if time.__class__ is not float or not isfinite(time):
+            check_time(time, "time")
+        if payload.__class__ is not dict:
+            check_instance(payload, dict, "payload")
         if not _FIXED_FIELDS.isdisjoint(payload):
             raise ValueError(f"event payload may not set {sorted(_FIXED_FIELDS.intersection(payload))}")
         body = txn.dump_json(payload, "event payload")
@@ -124,6 +137,30 @@ class EventStore(Database):
             (seq, type, device_id, time, body),
         )
         return seq
+
+    def _append_job_event_txn(self, txn, device_id, time, payload):
+        """
+        L{_append_event_txn} of the C{job} event of a job's end
+        (L{JobStore._transition_job_txn
+        <dmgateway.store.jobs.JobStore._transition_job_txn>},
+        L{JobStore._end_jobs_txn <dmgateway.store.jobs.JobStore._end_jobs_txn>}):
+        the same event, the same text.  In a session's batch (a job's end in
+        every session) its usual payload, C{{"job_id": ..., "state": ...}} as
+        L{dmgateway.jobstates} builds it, of two texts, for a text device id
+        and a finite float time, is written in without the checks and the JSON
+        encoder; anything else takes the checked way.
+        """
+        pending = txn.pending_events
+        if (
+            pending is not None and payload.__class__ is dict and device_id.__class__ is str
+            and time.__class__ is float and isfinite(time) and tuple(payload) == _JOB_EVENT_KEYS
+        ):
+            job_id, state = payload.values()
+            if job_id.__class__ is str and state.__class__ is str:
+                number = PendingSeq()
+                pending.append((number, "job", device_id, time, _JOB_EVENT_JSON % (_ascii(job_id), _ascii(state))))
+                return number
+        return self._append_event_txn(txn, "job", device_id, time, payload)
 
     def _count_events_txn(self, txn, count: int) -> int:
         """

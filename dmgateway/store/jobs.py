@@ -264,7 +264,7 @@ class JobStore(Database):
         else:
             changed = self._end_job_txn(txn, now, job_id, state, results, error, expect)
         if changed and event is not None:
-            self._append_event_txn(txn, "job", device_id, now, event)
+            self._append_job_event_txn(txn, device_id, now, event)
         return changed
 
     def start_jobs(self, job_ids: Iterable[str], *, expect: Iterable[str], now: Optional[float] = None) -> Deferred:
@@ -358,7 +358,7 @@ class JobStore(Database):
                     check_job(old, state)
                 ended = self._end_job_txn(txn, now, job_id, state, results, error, expected)
                 if ended and event is not None:
-                    self._append_event_txn(txn, "job", device_id, now, event)
+                    self._append_job_event_txn(txn, device_id, now, event)
                 changed.append(ended)
             return tuple(changed)
         check_time(now, "now")

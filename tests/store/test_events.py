@@ -52,7 +52,20 @@ class EventTestsMixin(StoreCase):
             await store.append_event("session", "IMEI:1", 1.0, ["x"])
         with self.assertRaises(ValueError):
             await store.append_event("", "IMEI:1", 1.0, {})
+        for type_, device_id, time, payload, error in [
+            (b"session", "IMEI:1", 1.0, {}, TypeError), (None, "IMEI:1", 1.0, {}, TypeError),
+            ("session", b"IMEI:1", 1.0, {}, TypeError), ("session", "IMEI:1", "1.0", {}, TypeError),
+            ("session", "IMEI:1", True, {}, TypeError), ("session", "IMEI:1", float("inf"), {}, ValueError),
+            ("session", "IMEI:1", float("nan"), {}, ValueError), ("session", "IMEI:1", 1.0, "{}", TypeError),
+        ]:
+            with self.assertRaises(error):
+                await store.append_event(type_, device_id, time, payload)
         self.assertEqual(await store.last_event_seq(), 0)
+        # (what the checks let through: subclasses of str and dict, a whole number of seconds)
+        text, mapping = type("Text", (str,), {}), type("Mapping", (dict,), {})
+        self.assertEqual(await store.append_event(text("session"), text("IMEI:1"), 2, mapping(a=1)), 1)
+        (event,) = await store.events_after(0)
+        self.assertEqual(event, {"seq": 1, "type": "session", "device_id": "IMEI:1", "time": 2, "a": 1})
 
     async def test_consumer_cursors(self):
         store = await self.open()
@@ -148,6 +161,39 @@ class EventTestsMixin(StoreCase):
         rows = await store.run_interaction("test", lambda txn: txn.fetchall(
             "SELECT payload FROM events WHERE device_id = ? ORDER BY seq", ("IMEI:2",)))
         self.assertEqual({row["payload"] for row in rows}, {dump_json(summary, "")})
+
+    async def test_a_jobs_end_in_a_session_batch_is_the_checked_event(self):
+        # (the job event a session's batch appends for a job it ends skips the
+        # checks and the encoder for its usual payload: the same rows, the
+        # same text; any other payload, device id or time takes the checked way)
+        from dmgateway.store.rows import dump_json
+
+        store = await self.open()
+        appends = [
+            ("IMEI:1", 10.25, {"job_id": "0123456789abcdef0123456789abcdef", "state": "done"}),
+            ("IMEI:1", 10.5, {"job_id": "j\u00e9\"\\\n\U0001f600", "state": "failed"}),
+            ("IMEI:1", 10.5, {"job_id": "j3", "state": "failed", "error": "E"}),
+            ("IMEI:1", 10.5, {"state": "done", "job_id": "j4"}),
+            ("IMEI:1", 10.5, {"job_id": 5, "state": "done"}),
+            (None, 11, {"job_id": "j6", "state": "expired"}),
+        ]
+        work = [("end", store._append_job_event_txn, append) for append in appends]
+        seqs = await store.run_interaction("test", store._batch_txn, work, True, short=True)
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(appends))))
+        rows = await store.run_interaction("test", lambda txn: txn.fetchall(
+            "SELECT type, device_id, time, payload FROM events ORDER BY seq"))
+        self.assertEqual(rows, [{"type": "job", "device_id": device_id, "time": time,
+                                 "payload": dump_json(payload, "")} for device_id, time, payload in appends])
+        for device_id, time, payload, error in [
+            (5, 1.0, {"job_id": "j", "state": "done"}, TypeError),
+            ("IMEI:1", float("nan"), {"job_id": "j", "state": "done"}, ValueError),
+            ("IMEI:1", 1.0, {"job_id": "j", "state": "done", "seq": 1}, ValueError),
+            ("IMEI:1", 1.0, ["job_id", "state"], TypeError),
+        ]:
+            work = [("end", store._append_job_event_txn, (device_id, time, payload))]
+            with self.assertRaises(error):
+                await store.run_interaction("test", store._batch_txn, work, True, short=True)
+        self.assertEqual(len(await store.events_after(0)), len(appends))
 
     async def test_purged_history_keeps_numbering(self):
         store = await self.open()
