@@ -148,46 +148,36 @@ class ServerCommands:
         the message costs one measure more, of that many jobs."""
         jobs = self._jobs
         waiting = [job for job in jobs[jobs.index(first):] if job.state == QUEUED][:_WHOLE_JOBS]
-        if len(waiting) < 2:
-            return False
-        if self._client_max_obj_size:  # (_too_large_for_client answers None without it)
-            for job in waiting:
-                for unit in job.units:
-                    if self._too_large_for_client(unit) is not None:
-                        return False
-        cmds = [unit.render() for job in waiting for unit in job.units]
-        try:
-            if not builder.try_add_all(cmds):
-                return False
-        except ValueError:
-            return False
-        placed = iter(cmds)
-        for job in waiting:
-            job.state = RUNNING
-            turn.effects.append(JobStarted(job.job_id))
-            for unit in job.units:
-                self._record(builder, unit, next(placed))
-        return True
+        return len(waiting) > 1 and self._place_whole(builder, waiting, turn)
 
     def _try_whole_job(self, builder, job, turn):
         """All of ``job``'s units in this message, or none (then False)."""
+        return self._place_whole(builder, (job,), turn)
+
+    def _place_whole(self, builder, jobs, turn):
+        """All units of every one of ``jobs`` in this message, measured once,
+        or none (then False)."""
         if self._client_max_obj_size:  # (_too_large_for_client answers None without it)
+            for job in jobs:
+                for unit in job.units:
+                    if self._too_large_for_client(unit) is not None:
+                        return False
+        cmds = []
+        for job in jobs:
             for unit in job.units:
-                if self._too_large_for_client(unit) is not None:
-                    return False
-        units = job.units
-        # (one unit, most jobs: without a comprehension's frame)
-        cmds = [units[0].render()] if len(units) == 1 else [unit.render() for unit in units]
+                cmds.append(unit.render())
         try:
             fits = builder.try_add_all(cmds)  # one measure: a message grows with each command
         except ValueError:
             fits = False
         if not fits:
             return False
-        job.state = RUNNING
-        turn.effects.append(JobStarted(job.job_id))
-        for unit, cmd in zip(job.units, cmds):
-            self._record(builder, unit, cmd)
+        placed = iter(cmds)
+        for job in jobs:
+            job.state = RUNNING
+            turn.effects.append(JobStarted(job.job_id))
+            for unit in job.units:
+                self._record(builder, unit, next(placed))
         return True
 
     def _place_run(self, builder):
