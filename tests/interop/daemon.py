@@ -26,10 +26,21 @@ START_TIMEOUT = 30.0
 # before the daemon stops cleanly: wait longer than that before SIGKILL.
 
 
+# the ports free_port handed out in this process: the kernel may give a
+# closed probe's port again at once, and two listeners of one daemon (or of
+# two daemons started together) then clash ("port N is also used by ...")
+_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out before in this run."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @contextlib.contextmanager
